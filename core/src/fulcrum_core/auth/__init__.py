@@ -1,0 +1,1 @@
+"""Identity: access tokens, authentication middleware, scope guards."""

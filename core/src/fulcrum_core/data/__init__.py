@@ -1,0 +1,1 @@
+"""Data: database access, the bank data provider, plugin storage, consents."""

@@ -1,0 +1,1 @@
+"""Calling plugins: per-plugin isolation, deadlines, validation, contexts."""

@@ -1,0 +1,1 @@
+"""The transaction pipeline: validate, check, journal, execute, reconcile."""

@@ -1,0 +1,1 @@
+"""The Fulcrum marketplace registry."""

@@ -1,0 +1,1 @@
+"""Registry models: one module per table group, all on ``RegistryBase.metadata``."""

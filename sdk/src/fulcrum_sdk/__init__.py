@@ -1,0 +1,50 @@
+"""The Fulcrum plugin SDK: hook specs, typed models, scopes, manifest, request context, test harness."""
+
+from fulcrum_sdk.context import Customer, PluginContext, ScopedData
+from fulcrum_sdk.errors import (
+    FulcrumError,
+    LimitExceeded,
+    ManifestError,
+    ScopeDenied,
+    StorageError,
+    StorageUnavailable,
+    TransactionRefused,
+)
+from fulcrum_sdk.hookspecs import hookimpl
+from fulcrum_sdk.models import (
+    Action,
+    FeedItem,
+    LocalizedText,
+    SearchHit,
+    SlotOffer,
+    Targeting,
+    TransactionRequest,
+    TransactionResult,
+    TransactionType,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Action",
+    "Customer",
+    "FeedItem",
+    "FulcrumError",
+    "LimitExceeded",
+    "LocalizedText",
+    "ManifestError",
+    "PluginContext",
+    "ScopeDenied",
+    "ScopedData",
+    "SearchHit",
+    "SlotOffer",
+    "StorageError",
+    "StorageUnavailable",
+    "Targeting",
+    "TransactionRefused",
+    "TransactionRequest",
+    "TransactionResult",
+    "TransactionType",
+    "__version__",
+    "hookimpl",
+]

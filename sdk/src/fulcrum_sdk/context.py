@@ -1,0 +1,129 @@
+"""The context a hook receives: who the customer is, and data guarded by the plugin's scopes.
+
+Every :class:`ScopedData` accessor checks the scope first and raises
+:class:`~fulcrum_sdk.errors.ScopeDenied` naming it; for partner plugins a customer-data scope also
+needs the customer's live consent. The host builds one context per plugin per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TypeVar
+
+import msgspec
+
+from fulcrum_sdk.data import Accounts, City, DataProvider, Holdings, PensionAccounts, Profile, RiskProfile
+from fulcrum_sdk.errors import ScopeDenied
+from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES
+from fulcrum_sdk.storage import PluginStorage
+
+__all__ = ["Customer", "PluginContext", "ScopedData"]
+
+_T = TypeVar("_T")
+
+
+class Customer(msgspec.Struct, frozen=True, kw_only=True):
+    """The customer in front of the app. ``id`` is pairwise-pseudonymous for partner plugins."""
+
+    id: str
+    segment: str
+    branch: str
+    locale: str = "zh-CN"
+
+
+class ScopedData:
+    """Customer data for one plugin and one request, behind scope (and consent) checks.
+
+    Each accessor fetches at most once per context; a missing record is ``None``.
+    """
+
+    __slots__ = ("_cache", "_consent_required", "_consented", "_customer_ref", "_granted", "_plugin_id",
+                 "_provider")
+
+    def __init__(
+        self,
+        *,
+        plugin_id: str,
+        provider: DataProvider,
+        customer_ref: str,
+        granted: frozenset[str],
+        consent_required: bool = False,
+        consented: frozenset[str] = frozenset(),
+    ) -> None:
+        self._plugin_id = plugin_id
+        self._provider = provider
+        self._customer_ref = customer_ref
+        self._granted = granted
+        self._consent_required = consent_required
+        self._consented = consented
+        self._cache: dict[str, object] = {}
+
+    def allows(self, scope: str) -> bool:
+        """True when an accessor guarded by ``scope`` would succeed (no exception needed)."""
+        if scope not in self._granted:
+            return False
+        return not (self._consent_required and scope in CUSTOMER_DATA_SCOPES and scope not in self._consented)
+
+    def require(self, scope: str) -> None:
+        """Raise :class:`ScopeDenied` unless ``scope`` is usable now."""
+        if scope not in self._granted:
+            raise ScopeDenied(scope, plugin_id=self._plugin_id, reason="not granted")
+        if self._consent_required and scope in CUSTOMER_DATA_SCOPES and scope not in self._consented:
+            raise ScopeDenied(scope, plugin_id=self._plugin_id, reason="no live consent")
+
+    def _get(self, scope: str, name: str, fetch: Callable[[str], _T | None]) -> _T | None:
+        self.require(scope)
+        if name not in self._cache:
+            self._cache[name] = fetch(self._customer_ref)
+        return self._cache[name]  # type: ignore[return-value]
+
+    def profile(self) -> Profile | None:
+        """Segment, branch and locale. Scope ``profile:basic``."""
+        return self._get("profile:basic", "profile", self._provider.profile)
+
+    def risk(self) -> RiskProfile | None:
+        """Risk tolerance C1–C5 and its expiry. Scope ``profile:risk``."""
+        return self._get("profile:risk", "risk", self._provider.risk)
+
+    def accounts(self) -> Accounts | None:
+        """Balances and monthly cash flow. Scope ``accounts:read``."""
+        return self._get("accounts:read", "accounts", self._provider.accounts)
+
+    def holdings(self) -> Holdings | None:
+        """Wealth, fund, insurance and deposit positions. Scope ``holdings:read``."""
+        return self._get("holdings:read", "holdings", self._provider.holdings)
+
+    def pension(self) -> PensionAccounts | None:
+        """Social security, housing fund and personal pension. Scope ``pension:read``."""
+        return self._get("pension:read", "pension", self._provider.pension)
+
+    def city(self) -> City | None:
+        """The customer's city. Scope ``location:city``."""
+        return self._get("location:city", "city", self._provider.city)
+
+
+class PluginContext(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a hook may use for one customer request.
+
+    ``scopes`` is what the platform granted this plugin (not what it asked for); ``settings`` are the
+    plugin's settings from branch configuration, with secret references already resolved.
+    """
+
+    plugin_id: str
+    customer: Customer
+    scopes: frozenset[str]
+    data: ScopedData
+    storage: PluginStorage
+    now: datetime
+    settings: Mapping[str, str] = {}
+    request_id: str = ""
+
+    @property
+    def locale(self) -> str:
+        """The customer's display locale (``zh-CN`` or ``en``)."""
+        return self.customer.locale
+
+    def has_scope(self, scope: str) -> bool:
+        """True when the plugin was granted ``scope`` (placement scopes included)."""
+        return scope in self.scopes

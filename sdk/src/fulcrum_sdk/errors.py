@@ -1,0 +1,92 @@
+"""The SDK's error tree: what a plugin may raise and what the host raises at a plugin.
+
+    FulcrumError
+    ├── ScopeDenied          a context accessor was called without the scope (or the customer's consent)
+    ├── ManifestError        fulcrum-plugin.toml is missing or invalid (names the file, key and problem)
+    ├── TransactionRefused   a plugin refuses a transaction for a business reason (code + localized text)
+    └── StorageError
+        ├── LimitExceeded    an atomic counter update would cross its bound
+        └── StorageUnavailable   the platform store could not be reached
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fulcrum_sdk.models import LocalizedText
+
+__all__ = [
+    "FulcrumError",
+    "LimitExceeded",
+    "ManifestError",
+    "ScopeDenied",
+    "StorageError",
+    "StorageUnavailable",
+    "TransactionRefused",
+]
+
+
+class FulcrumError(Exception):
+    """Base of every error the SDK defines."""
+
+
+class ScopeDenied(FulcrumError):
+    """A plugin asked for data or a placement its grant (or the customer's consent) does not cover."""
+
+    def __init__(self, scope: str, *, plugin_id: str, reason: str = "not granted") -> None:
+        self.scope = scope
+        self.plugin_id = plugin_id
+        self.reason = reason
+        super().__init__(
+            f"plugin {plugin_id!r} may not use scope {scope!r}: {reason}; "
+            f"request it in fulcrum-plugin.toml and have it granted"
+            + (" and consented to by the customer" if reason == "no live consent" else "")
+        )
+
+
+class ManifestError(FulcrumError):
+    """fulcrum-plugin.toml could not be read or does not validate."""
+
+    def __init__(self, file: str, key: str | None, problem: str) -> None:
+        self.file = file
+        self.key = key
+        self.problem = problem
+        where = f"{file}: {key}" if key else file
+        super().__init__(f"{where}: {problem}")
+
+
+class TransactionRefused(FulcrumError):
+    """Raised by ``execute_transaction`` to refuse for a business reason the customer can act on.
+
+    ``code`` is a stable machine-readable id (``pension.annual_cap_exceeded``); ``message`` says what is
+    wrong and what to do, in zh-CN and en; ``field`` names the offending parameter when there is one.
+    """
+
+    def __init__(self, code: str, message: LocalizedText, *, field: str | None = None) -> None:
+        self.code = code
+        self.message = message
+        self.field = field
+        super().__init__(f"{code}: {message.en or message.zh_CN}")
+
+
+class StorageError(FulcrumError):
+    """The plugin storage facility failed."""
+
+
+class LimitExceeded(StorageError):
+    """An atomic counter update was refused because it would cross ``lower`` or ``upper``."""
+
+    def __init__(self, key: str, current: int, delta: int, lower: int | None, upper: int | None) -> None:
+        self.key = key
+        self.current = current
+        self.delta = delta
+        self.lower = lower
+        self.upper = upper
+        super().__init__(
+            f"counter {key!r} is {current}; adding {delta} would leave [{lower}, {upper}]"
+        )
+
+
+class StorageUnavailable(StorageError):
+    """The platform store could not be reached; the call may be retried."""

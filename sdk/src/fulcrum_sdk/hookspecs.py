@@ -1,0 +1,133 @@
+"""The hook specifications: the whole contract between the Fulcrum host and a plugin.
+
+Every spec's docstring has the same shape: **When** it is called, **Arguments**, **Returns** (and what
+``None`` means), **Combined** (how results from several plugins meet), **Async** (whether the
+implementation may be ``async def``) and **Failure** (what the host does when the plugin raises or is
+slow). Implement a hook with the :data:`hookimpl` marker; the function name must match the spec's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from fulcrum_sdk.context import PluginContext
+    from fulcrum_sdk.models import FeedItem, SearchHit, SlotOffer, TransactionRequest, TransactionResult, TransactionType
+
+__all__ = [
+    "HOOK_NAMES",
+    "PROJECT_NAME",
+    "REQUEST_HOOKS",
+    "home_slot_offers",
+    "feed_items",
+    "hookimpl",
+    "hookspec",
+    "register_transaction_types",
+    "execute_transaction",
+    "search",
+]
+
+PROJECT_NAME = "fulcrum"
+"""The pluggy project name, and the entry-point group plugins are published under."""
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+"""Mark a plugin function as the implementation of the hook of the same name."""
+
+
+# --- startup -------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
+    """Declare the transaction types this plugin owns.
+
+    **When**: once per host start, after the plugin is loaded and its release approved.
+    **Arguments**: ``register`` — call it once per :class:`~fulcrum_sdk.models.TransactionType`.
+    **Returns**: nothing.
+    **Combined**: every type key must be unique across plugins; a duplicate key quarantines the
+    later plugin's type with a log line naming both plugins.
+    **Async**: no; this runs at startup and must not do I/O.
+    **Failure**: an exception quarantines the plugin's transaction types; its other hooks still run.
+    """
+
+
+# --- per request: the home page, search and feeds ------------------------------------------------
+
+
+@hookspec
+def home_slot_offers(ctx: PluginContext) -> list[SlotOffer] | Awaitable[list[SlotOffer] | None] | None:
+    """Offer candidate items for the home page's slots.
+
+    **When**: on every ``GET /v1/home`` for a customer for whom the plugin is enabled.
+    **Arguments**: ``ctx`` — the customer and the plugin's scoped data and storage.
+    **Returns**: a list of :class:`~fulcrum_sdk.models.SlotOffer`; ``None`` or ``[]`` offers nothing.
+    Offers for a slot the plugin holds no ``slot:`` scope for are dropped.
+    **Combined**: the host filters by validity window and targeting, ranks by priority, and keeps at
+    most the slot's capacity (and a per-plugin share); popups are frequency-capped per customer.
+    **Async**: yes, ``async def`` may be used.
+    **Failure**: raising, returning another shape or missing the deadline (150 ms by default) drops
+    this plugin's offers from the response, which still succeeds and lists the plugin as degraded.
+    """
+
+
+@hookspec
+def search(ctx: PluginContext, query: str) -> list[SearchHit] | Awaitable[list[SearchHit] | None] | None:
+    """Contribute results to the app's search box.
+
+    **When**: on every ``GET /v1/search`` for a plugin holding ``search:contribute``.
+    **Arguments**: ``ctx`` — as for :func:`home_slot_offers`; ``query`` — the customer's text,
+    stripped, 1–100 characters.
+    **Returns**: a list of :class:`~fulcrum_sdk.models.SearchHit`; ``None`` or ``[]`` for no match.
+    **Combined**: hits from all plugins are merged and ranked by relevance with a stable tie-break,
+    then paginated by the host.
+    **Async**: yes.
+    **Failure**: as for :func:`home_slot_offers`, with the search deadline (300 ms by default).
+    """
+
+
+@hookspec
+def feed_items(ctx: PluginContext, column: str) -> list[FeedItem] | Awaitable[list[FeedItem] | None] | None:
+    """Contribute cards to one content feed column.
+
+    **When**: on every ``GET /v1/feeds/{column}`` for a plugin holding ``feed:contribute``.
+    **Arguments**: ``ctx`` — as for :func:`home_slot_offers`; ``column`` — the column id
+    (``wealth``, ``education``, ``retirement``, ``life``).
+    **Returns**: a list of :class:`~fulcrum_sdk.models.FeedItem` for that column; ``None`` or ``[]``
+    when the plugin has nothing for it. Items for another column are dropped.
+    **Combined**: merged, ordered by priority then recency, paginated with an opaque cursor.
+    **Async**: yes.
+    **Failure**: as for :func:`home_slot_offers`, with the feed deadline (300 ms by default).
+    """
+
+
+# --- transactions --------------------------------------------------------------------------------
+
+
+@hookspec
+def execute_transaction(
+    ctx: PluginContext, request: TransactionRequest
+) -> TransactionResult | Awaitable[TransactionResult]:
+    """Carry out a transaction of a type this plugin registered.
+
+    **When**: on ``POST /v1/transactions``, only on the plugin that owns ``request.type``, after the
+    host validated the parameters, checked scopes, suitability and limits, and journaled the request.
+    **Arguments**: ``ctx`` — as above; ``request`` — the journal id, the decoded parameters, the
+    amount in fen and the idempotency key (use it to make the plugin's own side effects idempotent).
+    **Returns**: a :class:`~fulcrum_sdk.models.TransactionResult`. Raise
+    :class:`~fulcrum_sdk.errors.TransactionRefused` to refuse with a code and a message for the customer.
+    **Combined**: never; exactly one plugin owns a type.
+    **Async**: yes.
+    **Failure**: any other exception records the transaction as ``failed``; missing the deadline
+    (5 s by default) records it as ``unknown`` for reconciliation.
+    """
+
+
+REQUEST_HOOKS: tuple[str, ...] = ("home_slot_offers", "search", "feed_items", "execute_transaction")
+"""Hooks called on a request path, through the host's dispatcher."""
+
+HOOK_NAMES: tuple[str, ...] = ("register_transaction_types", *REQUEST_HOOKS)
+"""Every hook a plugin may implement."""

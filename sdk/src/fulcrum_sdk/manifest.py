@@ -1,0 +1,200 @@
+"""``fulcrum-plugin.toml``: the manifest every plugin ships inside its package, and its loaders.
+
+The manifest is read without importing the plugin — from an installed distribution or straight out
+of a wheel file — so the host and the registry can judge a plugin before running any of its code.
+Its version is the distribution's version. Errors name the file, the key and the problem.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import importlib.metadata
+import importlib.util
+import re
+import zipfile
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+from fulcrum_sdk.errors import ManifestError
+from fulcrum_sdk.hookspecs import HOOK_NAMES, PROJECT_NAME
+from fulcrum_sdk.models import SLOT_IDS, LocalizedText
+from fulcrum_sdk.scopes import PLUGIN_GRANTABLE_KINDS, SCOPES, slot_scope
+
+__all__ = [
+    "MANIFEST_FILE",
+    "Manifest",
+    "ManifestProblem",
+    "Owner",
+    "ScopeRequests",
+    "manifest_from_distribution",
+    "manifest_from_wheel",
+    "parse_manifest",
+    "semantic_problems",
+]
+
+MANIFEST_FILE = "fulcrum-plugin.toml"
+
+PluginId = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$")]
+PublisherId = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$")]
+_Specifier = Annotated[
+    str, msgspec.Meta(pattern=r"^\s*(~=|==|!=|<=|>=|<|>)\s*[0-9][0-9a-z.*+!-]*(\s*,\s*(~=|==|!=|<=|>=|<|>)\s*[0-9][0-9a-z.*+!-]*)*\s*$")
+]
+_Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=300)]
+
+
+class Owner(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Who to call about the plugin."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    email: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
+class ScopeRequests(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Scopes the plugin asks for, each with the reason a reviewer and the customer will read."""
+
+    required: dict[str, _Reason] = {}
+    optional: dict[str, _Reason] = {}
+
+    @property
+    def all(self) -> frozenset[str]:
+        """Required and optional scope names together."""
+        return frozenset(self.required) | frozenset(self.optional)
+
+
+class Manifest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The validated content of ``fulcrum-plugin.toml`` plus the distribution's version."""
+
+    id: PluginId
+    name: LocalizedText
+    description: LocalizedText
+    publisher: PublisherId
+    kind: Literal["department", "branch", "partner"]
+    placement: Literal["in_process", "remote"] = "in_process"
+    sdk: _Specifier
+    hooks: tuple[str, ...]
+    slots: tuple[str, ...] = ()
+    transaction_types: tuple[str, ...] = ()
+    scopes: ScopeRequests = ScopeRequests()
+    owner: Owner
+    version: str | None = None
+
+
+class ManifestProblem(msgspec.Struct, frozen=True):
+    """One semantic problem: the key it concerns and what is wrong."""
+
+    key: str
+    problem: str
+
+
+def _key_from_validation(message: str) -> tuple[str | None, str]:
+    """Split msgspec's ``"... - at `$.scopes.required`"`` into (``scopes.required``, problem)."""
+    match = re.search(r" - at `\$\.?(.*)`$", message)
+    path = match.group(1) if match else ""
+    problem = message[: match.start()] if match else message
+    missing = re.match(r"Object missing required field `([^`]+)`", problem)
+    if missing:
+        path = f"{path}.{missing.group(1)}" if path else missing.group(1)
+        problem = "required key is missing"
+    key = path.replace("[...]", ".*").replace("[", ".").replace("]", "")
+    return key or None, problem
+
+
+def parse_manifest(content: bytes | str, *, file: str, version: str | None = None) -> Manifest:
+    """Decode and validate manifest text; ``version`` (the distribution's) fills or must equal ``version``."""
+    try:
+        manifest = msgspec.toml.decode(content, type=Manifest)
+    except msgspec.ValidationError as exc:
+        key, problem = _key_from_validation(str(exc))
+        raise ManifestError(file, key, problem) from None
+    except msgspec.DecodeError as exc:
+        raise ManifestError(file, None, f"not valid TOML: {exc}") from None
+    if version is not None:
+        if manifest.version is not None and manifest.version != version:
+            raise ManifestError(
+                file, "version", f"says {manifest.version!r} but the distribution's version is {version!r}"
+            )
+        manifest = msgspec.structs.replace(manifest, version=version)
+    return manifest
+
+
+def semantic_problems(manifest: Manifest) -> list[ManifestProblem]:
+    """What a well-formed manifest gets wrong about the platform: unknown scopes, slots, hooks."""
+    problems: list[ManifestProblem] = []
+    for section, names in (("required", manifest.scopes.required), ("optional", manifest.scopes.optional)):
+        for name in names:
+            if name not in SCOPES:
+                problems.append(ManifestProblem(f"scopes.{section}.{name}", "unknown scope"))
+            elif SCOPES[name].kind not in PLUGIN_GRANTABLE_KINDS:
+                problems.append(
+                    ManifestProblem(f"scopes.{section}.{name}", f"{SCOPES[name].kind} scopes cannot be granted to plugins")
+                )
+    for i, slot in enumerate(manifest.slots):
+        if slot not in SLOT_IDS:
+            problems.append(ManifestProblem(f"slots.{i}", f"unknown slot {slot!r}; known: {', '.join(SLOT_IDS)}"))
+        elif slot_scope(slot) not in manifest.scopes.all:
+            problems.append(ManifestProblem(f"slots.{i}", f"slot {slot!r} needs scope {slot_scope(slot)!r}"))
+    for i, hook in enumerate(manifest.hooks):
+        if hook not in HOOK_NAMES:
+            problems.append(ManifestProblem(f"hooks.{i}", f"unknown hook {hook!r}; known: {', '.join(HOOK_NAMES)}"))
+    if manifest.transaction_types:
+        if "transactions:write" not in manifest.scopes.all:
+            problems.append(ManifestProblem("transaction_types", "transaction types need scope 'transactions:write'"))
+        if "execute_transaction" not in manifest.hooks:
+            problems.append(ManifestProblem("transaction_types", "transaction types need hook 'execute_transaction'"))
+    if "home_slot_offers" in manifest.hooks and not manifest.slots:
+        problems.append(ManifestProblem("slots", "hook 'home_slot_offers' is implemented but no slot is declared"))
+    return problems
+
+
+def _entry_point_modules(dist: importlib.metadata.Distribution) -> list[str]:
+    return [ep.module for ep in dist.entry_points if ep.group == PROJECT_NAME]
+
+
+def manifest_from_distribution(dist: importlib.metadata.Distribution) -> Manifest:
+    """Read the manifest of an installed distribution without importing its code.
+
+    Looks in the distribution's RECORD first; for editable installs (no package files in RECORD)
+    it locates the entry point's top-level package with ``importlib.util.find_spec``, which finds a
+    top-level package without executing it.
+    """
+    name = dist.metadata["Name"]
+    for file in dist.files or ():
+        if file.name == MANIFEST_FILE and ".dist-info" not in str(file):
+            return parse_manifest(file.read_binary(), file=f"{name}:{file}", version=dist.version)
+    for module in _entry_point_modules(dist):
+        spec = importlib.util.find_spec(module.split(".", 1)[0])
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            path = Path(location) / MANIFEST_FILE
+            if path.is_file():
+                return parse_manifest(path.read_bytes(), file=str(path), version=dist.version)
+    raise ManifestError(f"{name}", None, f"no {MANIFEST_FILE} found in the distribution's package")
+
+
+def _wheel_version(zf: zipfile.ZipFile, file: str) -> str:
+    metadata = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+    if len(metadata) != 1:
+        raise ManifestError(file, None, "not a wheel: expected exactly one *.dist-info/METADATA")
+    version = email.parser.BytesParser().parsebytes(zf.read(metadata[0])).get("Version")
+    if not version:
+        raise ManifestError(file, None, "the wheel's METADATA has no Version")
+    return str(version)
+
+
+def manifest_from_wheel(path: str | Path) -> Manifest:
+    """Read the manifest out of a wheel file, never importing or unpacking the plugin."""
+    file = str(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            candidates = [
+                n for n in zf.namelist() if n.endswith("/" + MANIFEST_FILE) and n.count("/") == 1
+            ]
+            if len(candidates) != 1:
+                raise ManifestError(
+                    file, None, f"expected exactly one <package>/{MANIFEST_FILE} in the wheel, found {len(candidates)}"
+                )
+            version = _wheel_version(zf, file)
+            return parse_manifest(zf.read(candidates[0]), file=f"{file}!{candidates[0]}", version=version)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ManifestError(file, None, f"cannot read the wheel: {exc}") from None

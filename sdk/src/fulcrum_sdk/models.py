@@ -1,0 +1,173 @@
+"""What hooks return and what the host hands to them: frozen msgspec Structs.
+
+Money is always integer fen (1/100 CNY). Display text is :class:`LocalizedText` with ``zh-CN``
+required. A field added in a later SDK version always gets a default, so older plugins keep working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+__all__ = [
+    "FEED_COLUMNS",
+    "SLOT_IDS",
+    "Action",
+    "Fen",
+    "FeedItem",
+    "LocalizedText",
+    "RiskLevel",
+    "RiskTolerance",
+    "SearchHit",
+    "SlotOffer",
+    "Targeting",
+    "TransactionRequest",
+    "TransactionResult",
+    "TransactionType",
+    "risk_allows",
+]
+
+Fen = Annotated[int, msgspec.Meta(ge=0, description="An amount of CNY in fen (1/100 yuan).")]
+"""A non-negative amount of money in fen."""
+
+RiskLevel = Literal["R1", "R2", "R3", "R4", "R5"]
+"""A product's risk level, R1 (lowest) to R5 (highest)."""
+
+RiskTolerance = Literal["C1", "C2", "C3", "C4", "C5"]
+"""A customer's assessed risk tolerance, C1 (conservative) to C5 (aggressive)."""
+
+SLOT_IDS: tuple[str, ...] = ("home.banner/v1", "home.kingkong/v1", "home.popup/v1", "home.notice/v1")
+"""The slot ids the SDK knows; a deployment's inventory (capacities, caps) is configuration."""
+
+FEED_COLUMNS: tuple[str, ...] = ("wealth", "education", "retirement", "life")
+"""Feed columns: 财富 wealth, 投教 investor education, 养老 retirement, 生活 life and merchants."""
+
+_Key = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+_Text = Annotated[str, msgspec.Meta(min_length=1, max_length=400)]
+_Uri = Annotated[str, msgspec.Meta(pattern=r"^(fulcrum|https)://\S+$", max_length=2048)]
+
+
+def risk_allows(tolerance: RiskTolerance, level: RiskLevel) -> bool:
+    """Suitability: a C-n customer may buy products up to R-n (C3 → R1–R3)."""
+    return int(level[1]) <= int(tolerance[1])
+
+
+class LocalizedText(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Display text: ``zh-CN`` is required, ``en`` optional."""
+
+    zh_CN: _Text = msgspec.field(name="zh-CN")
+    en: _Text | None = None
+
+    def get(self, locale: str) -> str:
+        """The text for ``locale``, falling back to zh-CN."""
+        if locale.startswith("en") and self.en:
+            return self.en
+        return self.zh_CN
+
+
+class Action(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What the app does when the customer taps an item: open a deep link or an https page."""
+
+    uri: _Uri
+
+
+class Targeting(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Who an item is for; an empty or missing set means "everyone". The host applies it."""
+
+    segments: frozenset[str] = frozenset()
+    branches: frozenset[str] = frozenset()
+    locales: frozenset[str] = frozenset()
+
+    def matches(self, *, segment: str, branch: str, locale: str) -> bool:
+        """True when every non-empty criterion admits the customer."""
+        return (
+            (not self.segments or segment in self.segments)
+            and (not self.branches or branch in self.branches)
+            and (not self.locales or locale in self.locales)
+        )
+
+
+class SlotOffer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A candidate item for one home-page slot; the host ranks, filters and caps the candidates."""
+
+    slot: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_.]*/v[0-9]+$")]
+    key: _Key
+    title: LocalizedText
+    subtitle: LocalizedText | None = None
+    image: _Uri | None = None
+    action: Action
+    priority: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 100
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    targeting: Targeting | None = None
+
+
+class SearchHit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One search result; ``relevance`` (0–1) is the plugin's own judgement of the match."""
+
+    key: _Key
+    kind: Literal["function", "product", "article", "merchant", "service"]
+    title: LocalizedText
+    subtitle: LocalizedText | None = None
+    action: Action
+    relevance: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.5
+
+
+class FeedItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One card in a content feed column."""
+
+    key: _Key
+    column: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+    kind: Literal["article", "video", "live", "product", "offer"]
+    title: LocalizedText
+    summary: LocalizedText | None = None
+    image: _Uri | None = None
+    action: Action
+    published_at: datetime
+    priority: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 100
+    targeting: Targeting | None = None
+
+
+class TransactionType(msgspec.Struct, frozen=True, kw_only=True):
+    """A transaction a plugin owns, declared once at startup through ``register_transaction_types``.
+
+    ``params`` is a msgspec Struct type: the host decodes and validates the request body's
+    ``params`` with it (constraints and ``__post_init__`` included) before anything is journaled.
+    ``risk_level`` is the product risk when it is fixed; ``risk_of`` computes it from the decoded
+    parameters when it depends on the product chosen. Either one makes the host's suitability check
+    apply. ``amount_field`` names the parameter holding the amount in fen, for the host's limits.
+    """
+
+    key: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")]
+    name: LocalizedText
+    description: LocalizedText | None = None
+    params: type[msgspec.Struct]
+    required_scopes: frozenset[str] = frozenset({"transactions:write"})
+    risk_level: RiskLevel | None = None
+    risk_of: Callable[[Any], RiskLevel | None] | None = None
+    amount_field: str | None = "amount_fen"
+
+
+class TransactionRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A journaled transaction handed to its owning plugin's ``execute_transaction``."""
+
+    id: str
+    type: str
+    params: Any
+    idempotency_key: str
+    amount_fen: int | None = None
+    risk_level: RiskLevel | None = None
+    created_at: datetime
+
+
+class TransactionResult(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What ``execute_transaction`` returns; a refusal is better raised as ``TransactionRefused``."""
+
+    status: Literal["succeeded", "failed"]
+    reference: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    code: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    message: LocalizedText | None = None
+    data: dict[str, str | int | bool] = {}

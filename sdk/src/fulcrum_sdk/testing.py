@@ -1,0 +1,174 @@
+"""A public harness for plugin authors: run one plugin's hooks with a synthetic customer and a chosen
+scope grant — no server, no database.
+
+    from fulcrum_sdk.testing import PluginHarness
+    import my_plugin
+
+    h = PluginHarness(my_plugin, persona="affluent")
+    offers = h.home_slot_offers()
+
+Results are validated exactly as the host validates them (an invalid result raises
+:class:`~fulcrum_sdk._validate.ResultError`), and offers for slots the plugin holds no scope for are
+dropped, as the host drops them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import msgspec
+import pluggy
+
+from fulcrum_sdk import hookspecs
+from fulcrum_sdk._personas import PERSONAS
+from fulcrum_sdk._validate import ResultError, check_list, check_transaction_result
+from fulcrum_sdk.context import Customer, PluginContext, ScopedData
+from fulcrum_sdk.data import CustomerRecord, DataProvider, StaticDataProvider
+from fulcrum_sdk.errors import ScopeDenied
+from fulcrum_sdk.manifest import MANIFEST_FILE, Manifest, parse_manifest
+from fulcrum_sdk.models import FeedItem, SearchHit, SlotOffer, TransactionRequest, TransactionResult, TransactionType
+from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES, slot_scope
+from fulcrum_sdk.storage import MemoryStorage, PluginStorage
+
+__all__ = ["PERSONAS", "PluginHarness", "ResultError", "load_manifest_beside", "make_plugin_manager"]
+
+
+def make_plugin_manager() -> pluggy.PluginManager:
+    """A plugin manager with the Fulcrum hook specs added and nothing registered."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def load_manifest_beside(plugin: ModuleType) -> Manifest:
+    """The ``fulcrum-plugin.toml`` in the plugin module's own package directory."""
+    path = Path(inspect.getfile(plugin)).parent / MANIFEST_FILE
+    return parse_manifest(path.read_bytes(), file=str(path))
+
+
+def _run(value: Any) -> Any:
+    return asyncio.run(value) if inspect.isawaitable(value) else value  # type: ignore[arg-type]
+
+
+class PluginHarness:
+    """Runs one plugin's hooks the way the host would, for one synthetic customer.
+
+    ``scopes`` defaults to the manifest's required scopes (what an approval usually grants). For a
+    ``partner`` plugin, customer-data scopes also need consent: ``consented`` defaults to all of them;
+    pass ``consented=()`` to test a customer who has not consented.
+    """
+
+    def __init__(
+        self,
+        plugin: object,
+        *,
+        manifest: Manifest | None = None,
+        persona: str | CustomerRecord = "young_professional",
+        scopes: Iterable[str] | None = None,
+        consented: Iterable[str] | None = None,
+        provider: DataProvider | None = None,
+        storage: PluginStorage | None = None,
+        settings: Mapping[str, str] | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        if manifest is None:
+            if not isinstance(plugin, ModuleType):
+                raise TypeError("pass manifest= when the plugin is not a module beside its fulcrum-plugin.toml")
+            manifest = load_manifest_beside(plugin)
+        self.manifest = manifest
+        self.record = PERSONAS[persona] if isinstance(persona, str) else persona
+        self.scopes = frozenset(manifest.scopes.required if scopes is None else scopes)
+        self.partner = manifest.kind == "partner"
+        self.consented = frozenset(CUSTOMER_DATA_SCOPES if consented is None else consented)
+        self.provider = provider or StaticDataProvider({self.record.id: self.record})
+        self.storage: PluginStorage = storage if storage is not None else MemoryStorage()
+        self.settings = dict(settings or {})
+        self.now = now or datetime.now(UTC)
+        self.pm = make_plugin_manager()
+        self.pm.register(plugin, name=manifest.id)
+        self.pm.check_pending()
+        self._types: dict[str, TransactionType] | None = None
+
+    # --- context ---------------------------------------------------------------------------------
+
+    def context(self) -> PluginContext:
+        """A fresh context for the customer, as the host builds one per request."""
+        profile = self.record.profile
+        customer_id = f"pairwise-{self.manifest.id}-{self.record.id}" if self.partner else self.record.id
+        return PluginContext(
+            plugin_id=self.manifest.id,
+            customer=Customer(id=customer_id, segment=profile.segment, branch=profile.branch, locale=profile.locale),
+            scopes=self.scopes,
+            data=ScopedData(
+                plugin_id=self.manifest.id, provider=self.provider, customer_ref=self.record.id,
+                granted=self.scopes, consent_required=self.partner, consented=self.consented,
+            ),
+            storage=self.storage,
+            now=self.now,
+            settings=self.settings,
+            request_id=uuid.uuid4().hex,
+        )
+
+    def _call(self, hook: str, **kwargs: Any) -> Any:
+        results = getattr(self.pm.hook, hook)(**kwargs)
+        return _run(results[0]) if results else None
+
+    # --- hooks -----------------------------------------------------------------------------------
+
+    def home_slot_offers(self) -> list[SlotOffer]:
+        """Validated offers, without those for slots the plugin holds no placement scope for."""
+        offers: list[SlotOffer] = check_list("home_slot_offers", self._call("home_slot_offers", ctx=self.context()))
+        return [o for o in offers if slot_scope(o.slot) in self.scopes]
+
+    def search(self, query: str) -> list[SearchHit]:
+        """Validated hits for ``query``; empty when the plugin lacks ``search:contribute``."""
+        if "search:contribute" not in self.scopes:
+            return []
+        return check_list("search", self._call("search", ctx=self.context(), query=query))
+
+    def feed_items(self, column: str) -> list[FeedItem]:
+        """Validated items for ``column``; empty without ``feed:contribute``; other columns dropped."""
+        if "feed:contribute" not in self.scopes:
+            return []
+        items: list[FeedItem] = check_list("feed_items", self._call("feed_items", ctx=self.context(), column=column))
+        return [i for i in items if i.column == column]
+
+    def transaction_types(self) -> dict[str, TransactionType]:
+        """The types the plugin registers, by key."""
+        if self._types is None:
+            found: dict[str, TransactionType] = {}
+
+            def register(tx_type: TransactionType) -> None:
+                if tx_type.key in found:
+                    raise ValueError(f"transaction type {tx_type.key!r} registered twice")
+                found[tx_type.key] = tx_type
+
+            self.pm.hook.register_transaction_types(register=register)
+            self._types = found
+        return self._types
+
+    def execute(
+        self, type_key: str, params: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> TransactionResult:
+        """Decode ``params`` with the type's schema (raising ``msgspec.ValidationError`` on bad input),
+        check its scopes, and call ``execute_transaction``; ``TransactionRefused`` propagates."""
+        tx_type = self.transaction_types()[type_key]
+        for scope in tx_type.required_scopes:
+            if scope not in self.scopes:
+                raise ScopeDenied(scope, plugin_id=self.manifest.id)
+        decoded = msgspec.convert(dict(params), tx_type.params)
+        amount = getattr(decoded, tx_type.amount_field, None) if tx_type.amount_field else None
+        risk = tx_type.risk_of(decoded) if tx_type.risk_of else tx_type.risk_level
+        request = TransactionRequest(
+            id=uuid.uuid4().hex, type=type_key, params=decoded,
+            idempotency_key=idempotency_key or uuid.uuid4().hex,
+            amount_fen=amount if isinstance(amount, int) else None, risk_level=risk, created_at=self.now,
+        )
+        return check_transaction_result(self._call("execute_transaction", ctx=self.context(), request=request))
