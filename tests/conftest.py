@@ -1,11 +1,79 @@
-"""Fixtures shared by every test package."""
+"""Fixtures shared by every test package.
+
+Database fixtures (function-scoped; each test gets its own empty database):
+
+- ``database_url`` — parametrized over ``sqlite`` (a file under ``tmp_path``) and ``postgres`` (a fresh
+  schema on ``FULCRUM_TEST_POSTGRES_URL``, dropped afterwards; skipped when the variable is unset).
+- ``sqlite_url`` / ``postgres_url`` — one backend only.
+- ``db`` — a :class:`fulcrum_core.data.db.Database` on ``database_url``, migrated to head.
+"""
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import pytest
+
+if TYPE_CHECKING:
+    from fulcrum_core.data.db import Database
+
+POSTGRES_ENV = "FULCRUM_TEST_POSTGRES_URL"
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     """Async tests run on asyncio, the loop the host runs on in production."""
     return "asyncio"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A URL for an empty SQLite database file in the test's temporary directory."""
+    return f"sqlite:///{tmp_path / 'fulcrum-test.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL whose connections use a fresh, empty PostgreSQL schema, dropped after the test."""
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_ENV} is not set; PostgreSQL tests need a server")
+    from fulcrum_core.data.db import normalize_url
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalize_url(base))
+    try:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        url = make_url(normalize_url(base)).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """An empty database on each supported backend in turn (SQLite, then PostgreSQL)."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """The platform database on ``database_url``, migrated to head, disposed after the test."""
+    from fulcrum_core.data.db import Database
+
+    database = Database(database_url)
+    database.upgrade()
+    try:
+        yield database
+    finally:
+        database.dispose()

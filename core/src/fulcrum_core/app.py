@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from litestar import Litestar
+from fulcrum_sdk.data import DataProvider
+from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
@@ -20,7 +21,6 @@ from fulcrum_core.plugins import get_plugin_manager
 from fulcrum_core.runtime import Runtime
 from fulcrum_core.settings import Settings
 from fulcrum_core.transactions.service import TransactionService
-from fulcrum_sdk.data import DataProvider
 
 __all__ = ["build_runtime", "create_app"]
 
@@ -44,8 +44,14 @@ def build_runtime(
         settings=settings, db=db, plugins=plugins, dispatcher=dispatcher, contexts=contexts, provider=data
     )
     return Runtime(
-        settings=settings, db=db, provider=data, plugins=plugins, dispatcher=dispatcher, contexts=contexts,
-        tokens=tokens, transactions=transactions,
+        settings=settings,
+        db=db,
+        provider=data,
+        plugins=plugins,
+        dispatcher=dispatcher,
+        contexts=contexts,
+        tokens=tokens,
+        transactions=transactions,
     )
 
 
@@ -57,9 +63,16 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, debug: boo
         middleware=[auth_middleware()],
         plugins=[problem_details_plugin()],
         openapi_config=OpenAPIConfig(
-            title="Fulcrum", version="0.1.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]
+            title="Fulcrum",
+            version="0.1.0",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+            # The schema routes are public; every other route declares its scopes (auth/guards.py).
+            openapi_router=Router(
+                "/schema", route_handlers=[], include_in_schema=False, opt={"public": True}
+            ),
         ),
-        on_shutdown=[rt.db.dispose],
+        on_shutdown=[rt.dispatcher.close, rt.db.dispose],
         debug=debug,
     )
     app.state.runtime = rt

@@ -17,7 +17,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException, ProblemDetailsPlugin
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
 
 __all__ = [
     "BadRequest",
@@ -92,8 +96,16 @@ class ServiceUnavailable(CoreError):
     default_code = "unavailable"
 
 
-_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
-           422: "Unprocessable Content", 503: "Service Unavailable"}
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+    422: "Unprocessable Content",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 
 
 def _to_problem(exc: CoreError) -> ProblemDetailsException:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from fulcrum_sdk.data import DataProvider
     from litestar.connection import ASGIConnection
 
     from fulcrum_core.auth.tokens import TokenService
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
     from fulcrum_core.plugins import PluginSet
     from fulcrum_core.settings import Settings
     from fulcrum_core.transactions.service import TransactionService
-    from fulcrum_sdk.data import DataProvider
 
 __all__ = ["Runtime", "runtime_of"]
 

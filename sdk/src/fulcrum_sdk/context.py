@@ -38,8 +38,15 @@ class ScopedData:
     Each accessor fetches at most once per context; a missing record is ``None``.
     """
 
-    __slots__ = ("_cache", "_consent_required", "_consented", "_customer_ref", "_granted", "_plugin_id",
-                 "_provider")
+    __slots__ = (
+        "_cache",
+        "_consent_required",
+        "_consented",
+        "_customer_ref",
+        "_granted",
+        "_plugin_id",
+        "_provider",
+    )
 
     def __init__(
         self,

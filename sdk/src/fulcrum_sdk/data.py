@@ -79,7 +79,13 @@ class Holding(msgspec.Struct, frozen=True, kw_only=True):
     name: LocalizedText
     issuer: str
     product_type: Literal[
-        "money_market_fund", "wealth_product", "bond_fund", "equity_fund", "stock", "insurance", "time_deposit"
+        "money_market_fund",
+        "wealth_product",
+        "bond_fund",
+        "equity_fund",
+        "stock",
+        "insurance",
+        "time_deposit",
     ]
     asset_class: AssetClass
     risk_level: RiskLevel

@@ -1,12 +1,12 @@
 """The SDK's error tree: what a plugin may raise and what the host raises at a plugin.
 
-    FulcrumError
-    ├── ScopeDenied          a context accessor was called without the scope (or the customer's consent)
-    ├── ManifestError        fulcrum-plugin.toml is missing or invalid (names the file, key and problem)
-    ├── TransactionRefused   a plugin refuses a transaction for a business reason (code + localized text)
-    └── StorageError
-        ├── LimitExceeded    an atomic counter update would cross its bound
-        └── StorageUnavailable   the platform store could not be reached
+FulcrumError
+├── ScopeDenied          a context accessor was called without the scope (or the customer's consent)
+├── ManifestError        fulcrum-plugin.toml is missing or invalid (names the file, key and problem)
+├── TransactionRefused   a plugin refuses a transaction for a business reason (code + localized text)
+└── StorageError
+    ├── LimitExceeded    an atomic counter update would cross its bound
+    └── StorageUnavailable   the platform store could not be reached
 """
 
 from __future__ import annotations
@@ -83,9 +83,7 @@ class LimitExceeded(StorageError):
         self.delta = delta
         self.lower = lower
         self.upper = upper
-        super().__init__(
-            f"counter {key!r} is {current}; adding {delta} would leave [{lower}, {upper}]"
-        )
+        super().__init__(f"counter {key!r} is {current}; adding {delta} would leave [{lower}, {upper}]")
 
 
 class StorageUnavailable(StorageError):

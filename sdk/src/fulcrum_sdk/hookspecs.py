@@ -15,18 +15,25 @@ import pluggy
 
 if TYPE_CHECKING:
     from fulcrum_sdk.context import PluginContext
-    from fulcrum_sdk.models import FeedItem, SearchHit, SlotOffer, TransactionRequest, TransactionResult, TransactionType
+    from fulcrum_sdk.models import (
+        FeedItem,
+        SearchHit,
+        SlotOffer,
+        TransactionRequest,
+        TransactionResult,
+        TransactionType,
+    )
 
 __all__ = [
     "HOOK_NAMES",
     "PROJECT_NAME",
     "REQUEST_HOOKS",
-    "home_slot_offers",
+    "execute_transaction",
     "feed_items",
+    "home_slot_offers",
     "hookimpl",
     "hookspec",
     "register_transaction_types",
-    "execute_transaction",
     "search",
 ]
 

@@ -39,7 +39,10 @@ MANIFEST_FILE = "fulcrum-plugin.toml"
 PluginId = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$")]
 PublisherId = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$")]
 _Specifier = Annotated[
-    str, msgspec.Meta(pattern=r"^\s*(~=|==|!=|<=|>=|<|>)\s*[0-9][0-9a-z.*+!-]*(\s*,\s*(~=|==|!=|<=|>=|<|>)\s*[0-9][0-9a-z.*+!-]*)*\s*$")
+    str,
+    msgspec.Meta(
+        pattern=r"^\s*(~=|==|!=|<=|>=|<|>)\s*[0-9][0-9a-z.*+!-]*(\s*,\s*(~=|==|!=|<=|>=|<|>)\s*[0-9][0-9a-z.*+!-]*)*\s*$"
+    ),
 ]
 _Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=300)]
 
@@ -128,23 +131,35 @@ def semantic_problems(manifest: Manifest) -> list[ManifestProblem]:
                 problems.append(ManifestProblem(f"scopes.{section}.{name}", "unknown scope"))
             elif SCOPES[name].kind not in PLUGIN_GRANTABLE_KINDS:
                 problems.append(
-                    ManifestProblem(f"scopes.{section}.{name}", f"{SCOPES[name].kind} scopes cannot be granted to plugins")
+                    ManifestProblem(
+                        f"scopes.{section}.{name}", f"{SCOPES[name].kind} scopes cannot be granted to plugins"
+                    )
                 )
     for i, slot in enumerate(manifest.slots):
         if slot not in SLOT_IDS:
-            problems.append(ManifestProblem(f"slots.{i}", f"unknown slot {slot!r}; known: {', '.join(SLOT_IDS)}"))
+            problems.append(
+                ManifestProblem(f"slots.{i}", f"unknown slot {slot!r}; known: {', '.join(SLOT_IDS)}")
+            )
         elif slot_scope(slot) not in manifest.scopes.all:
             problems.append(ManifestProblem(f"slots.{i}", f"slot {slot!r} needs scope {slot_scope(slot)!r}"))
     for i, hook in enumerate(manifest.hooks):
         if hook not in HOOK_NAMES:
-            problems.append(ManifestProblem(f"hooks.{i}", f"unknown hook {hook!r}; known: {', '.join(HOOK_NAMES)}"))
+            problems.append(
+                ManifestProblem(f"hooks.{i}", f"unknown hook {hook!r}; known: {', '.join(HOOK_NAMES)}")
+            )
     if manifest.transaction_types:
         if "transactions:write" not in manifest.scopes.all:
-            problems.append(ManifestProblem("transaction_types", "transaction types need scope 'transactions:write'"))
+            problems.append(
+                ManifestProblem("transaction_types", "transaction types need scope 'transactions:write'")
+            )
         if "execute_transaction" not in manifest.hooks:
-            problems.append(ManifestProblem("transaction_types", "transaction types need hook 'execute_transaction'"))
+            problems.append(
+                ManifestProblem("transaction_types", "transaction types need hook 'execute_transaction'")
+            )
     if "home_slot_offers" in manifest.hooks and not manifest.slots:
-        problems.append(ManifestProblem("slots", "hook 'home_slot_offers' is implemented but no slot is declared"))
+        problems.append(
+            ManifestProblem("slots", "hook 'home_slot_offers' is implemented but no slot is declared")
+        )
     return problems
 
 
@@ -187,12 +202,12 @@ def manifest_from_wheel(path: str | Path) -> Manifest:
     file = str(path)
     try:
         with zipfile.ZipFile(path) as zf:
-            candidates = [
-                n for n in zf.namelist() if n.endswith("/" + MANIFEST_FILE) and n.count("/") == 1
-            ]
+            candidates = [n for n in zf.namelist() if n.endswith("/" + MANIFEST_FILE) and n.count("/") == 1]
             if len(candidates) != 1:
                 raise ManifestError(
-                    file, None, f"expected exactly one <package>/{MANIFEST_FILE} in the wheel, found {len(candidates)}"
+                    file,
+                    None,
+                    f"expected exactly one <package>/{MANIFEST_FILE} in the wheel, found {len(candidates)}",
                 )
             version = _wheel_version(zf, file)
             return parse_manifest(zf.read(candidates[0]), file=f"{file}!{candidates[0]}", version=version)

@@ -16,8 +16,8 @@ __all__ = [
     "FEED_COLUMNS",
     "SLOT_IDS",
     "Action",
-    "Fen",
     "FeedItem",
+    "Fen",
     "LocalizedText",
     "RiskLevel",
     "RiskTolerance",
@@ -58,7 +58,7 @@ def risk_allows(tolerance: RiskTolerance, level: RiskLevel) -> bool:
 class LocalizedText(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Display text: ``zh-CN`` is required, ``en`` optional."""
 
-    zh_CN: _Text = msgspec.field(name="zh-CN")
+    zh_CN: _Text = msgspec.field(name="zh-CN")  # noqa: N815 - mirrors the wire name
     en: _Text | None = None
 
     def get(self, locale: str) -> str:

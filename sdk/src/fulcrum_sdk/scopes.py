@@ -58,11 +58,35 @@ SCOPES: dict[str, Scope] = {
     for s in (
         _s("profile:basic", "customer_data", _L, "客户分层、所属分行与语言", "segment, branch and language"),
         _s("profile:risk", "customer_data", _M, "风险承受能力评估结果（C1–C5）", "risk tolerance (C1–C5)"),
-        _s("accounts:read", "customer_data", _H, "账户余额与月均收支", "account balances and monthly cash flow"),
-        _s("holdings:read", "customer_data", _H, "持有的理财、基金与存款产品", "wealth, fund and deposit holdings"),
-        _s("pension:read", "customer_data", _H, "社保、公积金与个人养老金账户", "social security, housing fund, personal pension"),
+        _s(
+            "accounts:read",
+            "customer_data",
+            _H,
+            "账户余额与月均收支",
+            "account balances and monthly cash flow",
+        ),
+        _s(
+            "holdings:read",
+            "customer_data",
+            _H,
+            "持有的理财、基金与存款产品",
+            "wealth, fund and deposit holdings",
+        ),
+        _s(
+            "pension:read",
+            "customer_data",
+            _H,
+            "社保、公积金与个人养老金账户",
+            "social security, housing fund, personal pension",
+        ),
         _s("location:city", "customer_data", _L, "所在城市", "city of residence"),
-        _s("transactions:write", "action", _H, "代您发起交易（需您确认）", "start transactions on your behalf"),
+        _s(
+            "transactions:write",
+            "action",
+            _H,
+            "代您发起交易（需您确认）",
+            "start transactions on your behalf",
+        ),
         _s("push:send", "action", _M, "向您推送消息", "send you push messages"),
         _s("slot:home.banner", "placement", _L, "首页轮播广告位", "home page banner carousel"),
         _s("slot:home.kingkong", "placement", _L, "首页金刚位", "home page icon grid"),
@@ -85,7 +109,9 @@ SCOPES: dict[str, Scope] = {
 
 PLUGIN_GRANTABLE_KINDS: frozenset[str] = frozenset({"customer_data", "placement", "action"})
 
-APP_SCOPES: frozenset[str] = frozenset(n for n, s in SCOPES.items() if s.kind == "app") | {"transactions:write"}
+APP_SCOPES: frozenset[str] = frozenset(n for n, s in SCOPES.items() if s.kind == "app") | {
+    "transactions:write"
+}
 """What the mobile app's customer token carries by default."""
 
 CUSTOMER_DATA_SCOPES: frozenset[str] = frozenset(n for n, s in SCOPES.items() if s.kind == "customer_data")

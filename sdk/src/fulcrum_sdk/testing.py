@@ -33,7 +33,14 @@ from fulcrum_sdk.context import Customer, PluginContext, ScopedData
 from fulcrum_sdk.data import CustomerRecord, DataProvider, StaticDataProvider
 from fulcrum_sdk.errors import ScopeDenied
 from fulcrum_sdk.manifest import MANIFEST_FILE, Manifest, parse_manifest
-from fulcrum_sdk.models import FeedItem, SearchHit, SlotOffer, TransactionRequest, TransactionResult, TransactionType
+from fulcrum_sdk.models import (
+    FeedItem,
+    SearchHit,
+    SlotOffer,
+    TransactionRequest,
+    TransactionResult,
+    TransactionType,
+)
 from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES, slot_scope
 from fulcrum_sdk.storage import MemoryStorage, PluginStorage
 
@@ -80,7 +87,9 @@ class PluginHarness:
     ) -> None:
         if manifest is None:
             if not isinstance(plugin, ModuleType):
-                raise TypeError("pass manifest= when the plugin is not a module beside its fulcrum-plugin.toml")
+                raise TypeError(
+                    "pass manifest= when the plugin is not a module beside its fulcrum-plugin.toml"
+                )
             manifest = load_manifest_beside(plugin)
         self.manifest = manifest
         self.record = PERSONAS[persona] if isinstance(persona, str) else persona
@@ -104,11 +113,17 @@ class PluginHarness:
         customer_id = f"pairwise-{self.manifest.id}-{self.record.id}" if self.partner else self.record.id
         return PluginContext(
             plugin_id=self.manifest.id,
-            customer=Customer(id=customer_id, segment=profile.segment, branch=profile.branch, locale=profile.locale),
+            customer=Customer(
+                id=customer_id, segment=profile.segment, branch=profile.branch, locale=profile.locale
+            ),
             scopes=self.scopes,
             data=ScopedData(
-                plugin_id=self.manifest.id, provider=self.provider, customer_ref=self.record.id,
-                granted=self.scopes, consent_required=self.partner, consented=self.consented,
+                plugin_id=self.manifest.id,
+                provider=self.provider,
+                customer_ref=self.record.id,
+                granted=self.scopes,
+                consent_required=self.partner,
+                consented=self.consented,
             ),
             storage=self.storage,
             now=self.now,
@@ -124,7 +139,9 @@ class PluginHarness:
 
     def home_slot_offers(self) -> list[SlotOffer]:
         """Validated offers, without those for slots the plugin holds no placement scope for."""
-        offers: list[SlotOffer] = check_list("home_slot_offers", self._call("home_slot_offers", ctx=self.context()))
+        offers: list[SlotOffer] = check_list(
+            "home_slot_offers", self._call("home_slot_offers", ctx=self.context())
+        )
         return [o for o in offers if slot_scope(o.slot) in self.scopes]
 
     def search(self, query: str) -> list[SearchHit]:
@@ -137,7 +154,9 @@ class PluginHarness:
         """Validated items for ``column``; empty without ``feed:contribute``; other columns dropped."""
         if "feed:contribute" not in self.scopes:
             return []
-        items: list[FeedItem] = check_list("feed_items", self._call("feed_items", ctx=self.context(), column=column))
+        items: list[FeedItem] = check_list(
+            "feed_items", self._call("feed_items", ctx=self.context(), column=column)
+        )
         return [i for i in items if i.column == column]
 
     def transaction_types(self) -> dict[str, TransactionType]:
@@ -167,8 +186,14 @@ class PluginHarness:
         amount = getattr(decoded, tx_type.amount_field, None) if tx_type.amount_field else None
         risk = tx_type.risk_of(decoded) if tx_type.risk_of else tx_type.risk_level
         request = TransactionRequest(
-            id=uuid.uuid4().hex, type=type_key, params=decoded,
+            id=uuid.uuid4().hex,
+            type=type_key,
+            params=decoded,
             idempotency_key=idempotency_key or uuid.uuid4().hex,
-            amount_fen=amount if isinstance(amount, int) else None, risk_level=risk, created_at=self.now,
+            amount_fen=amount if isinstance(amount, int) else None,
+            risk_level=risk,
+            created_at=self.now,
         )
-        return check_transaction_result(self._call("execute_transaction", ctx=self.context(), request=request))
+        return check_transaction_result(
+            self._call("execute_transaction", ctx=self.context(), request=request)
+        )

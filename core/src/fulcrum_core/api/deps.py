@@ -1,0 +1,52 @@
+"""What the app-facing handlers share: who the customer is, the request id, and plugin contexts."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import anyio.to_thread
+from fulcrum_sdk.context import PluginContext
+from litestar import Request
+
+from fulcrum_core.auth.principal import Principal
+from fulcrum_core.dispatch.context import RequestContexts
+from fulcrum_core.errors import Forbidden
+from fulcrum_core.plugins import LoadedPlugin
+from fulcrum_core.runtime import runtime_of
+
+__all__ = ["current_customer", "plugin_calls", "request_id_of"]
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def current_customer(request: Request[Any, Any, Any]) -> str:
+    """The bank's customer number behind the request's token; 403 for non-customer tokens or unknown ones."""
+    principal = request.user
+    if not isinstance(principal, Principal) or principal.kind != "customer":
+        raise Forbidden("this route is for customer tokens only", code="customer.required")
+    if runtime_of(request).provider.profile(principal.sub) is None:
+        raise Forbidden("the bank has no customer profile for this token's subject", code="customer.unknown")
+    return principal.sub
+
+
+def request_id_of(request: Request[Any, Any, Any]) -> str:
+    """The request's id: one set by middleware, a well-formed ``X-Request-ID`` header, or a new one."""
+    found = getattr(request.state, "request_id", None)
+    if isinstance(found, str) and found:
+        return found
+    header = request.headers.get("x-request-id", "")
+    request_id = header if _REQUEST_ID.match(header) else uuid.uuid4().hex
+    request.state.request_id = request_id
+    return request_id
+
+
+async def plugin_calls(
+    contexts: RequestContexts, plugins: Sequence[LoadedPlugin]
+) -> list[tuple[LoadedPlugin, PluginContext]]:
+    """Each plugin with its context; when consents must be read (partners), that happens in a thread."""
+    if contexts.needs_io(plugins):
+        await anyio.to_thread.run_sync(contexts.consents)
+    return [(plugin, contexts.for_plugin(plugin)) for plugin in plugins]

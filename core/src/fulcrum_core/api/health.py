@@ -1,0 +1,62 @@
+"""``/healthz`` (the process answers) and ``/readyz`` (the database answers and plugins are loaded)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import anyio
+import anyio.to_thread
+import msgspec
+from litestar import Request, get
+from sqlalchemy import text
+
+from fulcrum_core.errors import ServiceUnavailable
+from fulcrum_core.runtime import Runtime, runtime_of
+
+__all__ = ["READY_DB_TIMEOUT_S", "ROUTES", "Health", "healthz", "readyz"]
+
+log = logging.getLogger("fulcrum.api")
+
+READY_DB_TIMEOUT_S = 2.0
+"""How long ``/readyz`` waits for ``SELECT 1`` before calling the database unavailable."""
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True):
+    """A probe's answer."""
+
+    status: Literal["ok", "ready"]
+
+
+def _ping(runtime: Runtime) -> None:
+    with runtime.db.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+@get("/healthz", opt={"public": True}, tags=["operations"], summary="Liveness")
+async def healthz() -> Health:
+    """200 whenever the process can answer at all."""
+    return Health(status="ok")
+
+
+@get("/readyz", opt={"public": True}, tags=["operations"], summary="Readiness")
+async def readyz(request: Request[Any, Any, Any]) -> Health:
+    """200 when the database answers ``SELECT 1`` and plugin loading finished; 503 listing reasons."""
+    runtime = runtime_of(request)
+    reasons: list[str] = []
+    if not getattr(runtime.plugins, "ready", False):
+        reasons.append("plugins: loading has not finished")
+    try:
+        with anyio.fail_after(READY_DB_TIMEOUT_S):
+            await anyio.to_thread.run_sync(_ping, runtime, abandon_on_cancel=True)
+    except TimeoutError:
+        reasons.append(f"database: no answer to SELECT 1 within {READY_DB_TIMEOUT_S:g} s")
+    except Exception as exc:
+        log.warning("readiness: database check failed: %s", exc)
+        reasons.append(f"database: {type(exc).__name__}")
+    if reasons:
+        raise ServiceUnavailable("not ready: " + "; ".join(reasons), code="not-ready", reasons=reasons)
+    return Health(status="ready")
+
+
+ROUTES: list[Any] = [healthz, readyz]

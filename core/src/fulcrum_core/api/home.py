@@ -1,0 +1,75 @@
+"""``GET /v1/home``: every slot of the inventory, filled from the plugins' offers."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio.to_thread
+import msgspec
+from fulcrum_sdk.scopes import slot_scope
+from litestar import Request, get
+
+from fulcrum_core.api.deps import current_customer, plugin_calls, request_id_of
+from fulcrum_core.assembly.common import DegradedPlugin, public_degraded
+from fulcrum_core.assembly.home import HomeItem, apply_frequency_caps, assemble_home, capped_slots
+from fulcrum_core.data.impressions import ImpressionStore
+from fulcrum_core.runtime import Runtime, runtime_of
+
+__all__ = ["ROUTES", "HomeResponse", "home"]
+
+log = logging.getLogger("fulcrum.api")
+
+
+class HomeResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """The home page: items per slot id (every slot present), plugins left out, the request id."""
+
+    slots: dict[str, list[HomeItem]]
+    degraded: list[DegradedPlugin]
+    request_id: str
+
+
+def _cap_and_record(
+    runtime: Runtime, customer_ref: str, slots: dict[str, list[HomeItem]], now: datetime
+) -> dict[str, list[HomeItem]]:
+    """Apply per-customer frequency caps and record what capped slots show (runs in a worker thread)."""
+    capped = {s: c for s, c in capped_slots(runtime.settings.slots).items() if slots.get(s)}
+    if not capped:
+        return slots
+    store = ImpressionStore(runtime.db)
+    try:
+        shown = {s: store.count_since(customer_ref, s, now - timedelta(hours=c.frequency_window_hours))
+                 for s, c in capped.items()}
+        slots = apply_frequency_caps(slots, shown, runtime.settings.slots)
+        for slot in capped:
+            for item in slots[slot]:
+                store.record(customer_ref, slot, item.plugin, item.key, now)
+    except Exception:
+        # Without the impression store a cap cannot be honoured: show nothing in capped slots.
+        log.exception("impression store unavailable; capped slots left empty")
+        slots = {**slots, **{s: [] for s in capped}}
+    return slots
+
+
+@get("/v1/home", opt={"scopes": ["home:read"]}, tags=["app"], summary="The customer's home page")
+async def home(request: Request[Any, Any, Any]) -> HomeResponse:
+    """Items for every home-page slot, ranked, capped and filtered for this customer."""
+    runtime = runtime_of(request)
+    customer_ref = current_customer(request)
+    contexts = runtime.contexts.for_request(customer_ref, request_id=request_id_of(request))
+    inventory = runtime.settings.slots
+    placements = frozenset(slot_scope(slot) for slot in inventory)
+    plugins = [p for p in runtime.plugins.enabled_for("home_slot_offers") if p.granted & placements]
+    gathered = await runtime.dispatcher.call_many("home_slot_offers", await plugin_calls(contexts, plugins))
+    slots = assemble_home(
+        gathered.results, inventory=inventory, granted={p.id: p.granted for p in plugins},
+        customer=contexts.customer, now=contexts.now,
+    )
+    if any(slots.get(slot) for slot in capped_slots(inventory)):
+        slots = await anyio.to_thread.run_sync(_cap_and_record, runtime, customer_ref, slots, contexts.now)
+    degraded = public_degraded(gathered.degraded)
+    return HomeResponse(slots=slots, degraded=degraded, request_id=contexts.request_id)
+
+
+ROUTES: list[Any] = [home]

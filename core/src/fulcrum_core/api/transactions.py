@@ -1,0 +1,99 @@
+"""``/v1/transaction-types`` and ``/v1/transactions``: the HTTP face of the transaction pipeline.
+
+The pipeline itself (and every status code it answers) is
+:class:`fulcrum_core.transactions.service.TransactionService`; these handlers only pass the customer,
+the ``Idempotency-Key`` header and the raw body along, and add ``Location`` and
+``Idempotent-Replayed`` headers to what comes back.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, HeaderParameter, JSONBody, SkipValidation
+
+from fulcrum_core.api.deps import current_customer
+from fulcrum_core.runtime import runtime_of
+from fulcrum_core.transactions.checks import IDEMPOTENCY_HEADER
+from fulcrum_core.transactions.models import (
+    PROBLEM_MEDIA_TYPE,
+    TransactionBody,
+    TransactionProblem,
+    TransactionTypeList,
+    TransactionView,
+)
+
+__all__ = ["ROUTES", "get_transaction", "list_transaction_types", "submit_transaction"]
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def _problem(description: str) -> ResponseSpec:
+    return ResponseSpec(
+        data_container=TransactionProblem, description=description, media_type=PROBLEM_MEDIA_TYPE,
+        generate_examples=False,
+    )
+
+
+@get(
+    "/v1/transaction-types", opt={"scopes": ["transactions:read"]}, tags=["transactions"],
+    summary="Transaction types the customer can submit", sync_to_thread=True,
+)
+def list_transaction_types(request: Request[Any, Any, Any]) -> TransactionTypeList:
+    """Each type with its owning plugin, risk level, suitability for this customer and params schema."""
+    return runtime_of(request).transactions.types_for(current_customer(request))
+
+
+@post(
+    "/v1/transactions", opt={"scopes": ["transactions:write"]}, tags=["transactions"],
+    summary="Submit a transaction (idempotent per Idempotency-Key)",
+    status_code=201,
+    responses={
+        202: ResponseSpec(
+            data_container=TransactionView, generate_examples=False,
+            description="The outcome is unknown (the plugin missed its deadline); it will be reconciled",
+        ),
+        409: ResponseSpec(data_container=None, description="A request with this key is still in flight"),
+        422: _problem("Refused: by the plugin, suitability, limits, or a key reused with another body"),
+        502: _problem("The owning plugin failed; nothing was carried out"),
+        503: _problem("The owning plugin is temporarily unavailable; nothing was carried out"),
+    },
+)
+async def submit_transaction(
+    request: Request[Any, Any, Any],
+    data: JSONBody[SkipValidation[TransactionBody]],
+    idempotency_key: Annotated[
+        str | None,
+        HeaderParameter(
+            name=IDEMPOTENCY_HEADER, required=False,
+            description="Unique per transaction; resend the same value (and body) to retry safely.",
+        ),
+    ] = None,
+) -> Response[TransactionView]:
+    """Validate, check, journal and execute one transaction; a retry with the same key replays."""
+    runtime = runtime_of(request)
+    customer_ref = current_customer(request)
+    # ``data`` only documents the body: the service validates the raw bytes itself, so every
+    # problem names its field the same way, and hashes them for idempotency.
+    outcome = await runtime.transactions.submit(customer_ref, idempotency_key, await request.body())
+    headers = {"Location": f"/v1/transactions/{outcome.transaction_id}"}
+    if outcome.replayed:
+        headers[REPLAYED_HEADER] = "true"
+    return Response(
+        content=outcome.body,  # type: ignore[arg-type]
+        status_code=outcome.status_code, media_type=outcome.media_type, headers=headers,
+    )
+
+
+@get(
+    "/v1/transactions/{tx_id:str}", opt={"scopes": ["transactions:read"]}, tags=["transactions"],
+    summary="One of the customer's transactions", sync_to_thread=True,
+)
+def get_transaction(request: Request[Any, Any, Any], tx_id: FromPath[str]) -> TransactionView:
+    """The transaction's status and result; another customer's id is 404, like an unknown one."""
+    return runtime_of(request).transactions.get(current_customer(request), tx_id)
+
+
+ROUTES: list[Any] = [list_transaction_types, submit_transaction, get_transaction]

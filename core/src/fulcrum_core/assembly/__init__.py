@@ -1,0 +1,1 @@
+"""Assembling responses from plugin contributions: pure functions, no HTTP and no database."""

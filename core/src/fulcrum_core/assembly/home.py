@@ -1,0 +1,107 @@
+"""The home page: choose, for every slot of the inventory, which offered items the customer sees.
+
+Rules, in order: a slot outside the inventory, or one the offering plugin holds no ``slot:`` scope
+for, is ignored; an offer outside its validity window or not targeted at the customer is dropped;
+duplicates (same plugin and key in a slot) keep the first; the rest are ranked by priority (highest
+first), ties broken by plugin id then key so the order is stable; each plugin keeps at most the slot's
+``per_plugin`` items and the slot at most its ``capacity``. Frequency caps (popups) are applied
+afterwards by :func:`apply_frequency_caps` with counts the caller reads from the impression store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import msgspec
+from fulcrum_sdk.context import Customer
+from fulcrum_sdk.models import Action, LocalizedText, SlotOffer
+from fulcrum_sdk.scopes import slot_scope
+
+from fulcrum_core.assembly.common import as_utc, targets
+from fulcrum_core.settings import SlotConfig
+
+__all__ = ["HomeItem", "apply_frequency_caps", "assemble_home", "capped_slots", "is_live"]
+
+
+class HomeItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One item shown in a home-page slot, with the plugin that offered it."""
+
+    plugin: str
+    key: str
+    title: LocalizedText
+    subtitle: LocalizedText | None = None
+    image: str | None = None
+    action: Action
+
+
+def is_live(offer: SlotOffer, now: datetime) -> bool:
+    """True when ``now`` is inside the offer's validity window (``valid_until`` is exclusive)."""
+    if offer.valid_from is not None and as_utc(offer.valid_from) > now:
+        return False
+    return offer.valid_until is None or now < as_utc(offer.valid_until)
+
+
+def _item(plugin: str, offer: SlotOffer) -> HomeItem:
+    return HomeItem(
+        plugin=plugin, key=offer.key, title=offer.title, subtitle=offer.subtitle, image=offer.image,
+        action=offer.action,
+    )
+
+
+def assemble_home(
+    offers: Mapping[str, Sequence[SlotOffer]],
+    *,
+    inventory: Mapping[str, SlotConfig],
+    granted: Mapping[str, frozenset[str]],
+    customer: Customer,
+    now: datetime,
+) -> dict[str, list[HomeItem]]:
+    """Every inventory slot (possibly empty) with its chosen items, from offers by plugin id."""
+    now = as_utc(now)
+    candidates: dict[str, list[tuple[int, str, str, SlotOffer]]] = {slot: [] for slot in inventory}
+    seen: set[tuple[str, str, str]] = set()
+    for plugin, plugin_offers in offers.items():
+        scopes = granted.get(plugin, frozenset())
+        for offer in plugin_offers:
+            if offer.slot not in candidates or slot_scope(offer.slot) not in scopes:
+                continue
+            if not is_live(offer, now) or not targets(offer.targeting, customer):
+                continue
+            if (offer.slot, plugin, offer.key) in seen:
+                continue
+            seen.add((offer.slot, plugin, offer.key))
+            candidates[offer.slot].append((-offer.priority, plugin, offer.key, offer))
+    chosen: dict[str, list[HomeItem]] = {}
+    for slot, ranked in candidates.items():
+        config = inventory[slot]
+        ranked.sort(key=lambda c: c[:3])
+        per_plugin: dict[str, int] = {}
+        items: list[HomeItem] = []
+        for _, plugin, _, offer in ranked:
+            if len(items) == config.capacity:
+                break
+            if per_plugin.get(plugin, 0) < config.per_plugin:
+                per_plugin[plugin] = per_plugin.get(plugin, 0) + 1
+                items.append(_item(plugin, offer))
+        chosen[slot] = items
+    return chosen
+
+
+def capped_slots(inventory: Mapping[str, SlotConfig]) -> dict[str, SlotConfig]:
+    """The slots with a per-customer frequency cap."""
+    return {slot: config for slot, config in inventory.items() if config.frequency_cap is not None}
+
+
+def apply_frequency_caps(
+    slots: Mapping[str, list[HomeItem]],
+    shown: Mapping[str, int],
+    inventory: Mapping[str, SlotConfig],
+) -> dict[str, list[HomeItem]]:
+    """Trim each capped slot to what its cap still allows, given ``shown`` (impressions in the window)."""
+    out = dict(slots)
+    for slot, config in capped_slots(inventory).items():
+        if slot in out and config.frequency_cap is not None:
+            room = max(0, config.frequency_cap - shown.get(slot, 0))
+            out[slot] = out[slot][:room]
+    return out

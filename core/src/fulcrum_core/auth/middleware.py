@@ -1,0 +1,72 @@
+"""The authentication middleware: a Bearer access token on every non-public route, then its scopes.
+
+For each request to a handler not marked ``opt={"public": True}``:
+
+1. read ``Authorization: Bearer <jwt>`` and verify it with ``runtime_of(connection).tokens`` for the
+   audience ``settings.audience`` (401 problem + RFC 6750 challenge on any failure);
+2. check the route's declared scopes (``guards.check_route_access``: 403 when one is missing or the
+   route declares nothing).
+
+On success ``request.user`` is the ``Principal`` and ``request.auth`` the ``AccessTokenClaims``.
+
+Audience: one audience, ``settings.audience``, for the whole HTTP API; customer, staff and client
+tokens are told apart by their kind claim and, above all, by scopes: staff scopes are only ever issued
+in staff tokens (``TokenService.issue``), so a customer token can never pass a staff route.
+OPTIONS requests are not authenticated (litestar's default; its generated handlers only list methods).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
+
+from fulcrum_core.auth.guards import PUBLIC_OPT, check_route_access
+from fulcrum_core.errors import Unauthorized
+from fulcrum_core.runtime import runtime_of
+
+__all__ = ["BearerAuthenticationMiddleware", "auth_middleware", "bearer_token"]
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer …`` header value; ``""`` when absent or another scheme."""
+    if not authorization:
+        return ""
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return ""
+    return token.strip()
+
+
+def _challenge(error: Unauthorized) -> str:
+    """The RFC 6750 ``WWW-Authenticate`` value; no error code when no token was sent (§3.1)."""
+    if error.code == "token.missing":
+        return 'Bearer realm="fulcrum"'
+    # error_description must be printable ASCII without quotes or backslashes (RFC 6750 §3).
+    description = "".join(c for c in error.detail if " " <= c <= "~" and c not in '"\\')
+    return f'Bearer realm="fulcrum", error="invalid_token", error_description="{description}"'
+
+
+class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
+    """Verifies the Bearer token and the route's scope declaration (see the module docstring)."""
+
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        """The principal and claims of a valid token that holds the route's scopes; raises otherwise."""
+        runtime = runtime_of(connection)
+        token = bearer_token(connection.headers.get("authorization"))
+        try:
+            verified = runtime.tokens.verify_token(token, audience=runtime.settings.audience)
+        except Unauthorized as exc:
+            challenge = {"WWW-Authenticate": _challenge(exc)}
+            raise Unauthorized(exc.detail, code=exc.code, headers=challenge) from None
+        handler = connection.scope.get("route_handler")
+        check_route_access(verified.principal, handler.opt if handler is not None else {})
+        return AuthenticationResult(user=verified.principal, auth=verified.claims)
+
+
+def auth_middleware() -> DefineMiddleware:
+    """The middleware for ``Litestar(middleware=[...])``: handlers with ``opt["public"]`` skip it."""
+    return DefineMiddleware(BearerAuthenticationMiddleware, exclude_from_auth_key=PUBLIC_OPT)

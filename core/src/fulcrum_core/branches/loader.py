@@ -1,0 +1,173 @@
+"""Reading branch files: TOML text → typed ``HqFile`` / ``BranchFile`` plus every problem found.
+
+msgspec stops at the first validation error of a value, so each plugin entry (and each pin and
+setting inside it) is converted on its own: one pass reports every bad entry, each with its key
+path. The partly parsed file is still returned so ``validate`` can add what it finds.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+from fulcrum_sdk.models import LocalizedText
+
+from fulcrum_core.branches.model import (
+    BRANCH_CODE_PATTERN,
+    HQ_FILE,
+    PLUGIN_ID_PATTERN,
+    BranchFile,
+    BranchPluginEntry,
+    HqFile,
+    HqPluginEntry,
+    SettingValue,
+)
+from fulcrum_core.branches.problems import BranchProblem, toml_key
+
+__all__ = ["branch_code_of", "parse_branch", "parse_hq", "read_directory"]
+
+_E = TypeVar("_E", bound=BranchPluginEntry)
+_AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`$")
+_MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
+_TOP_KEYS = ("name", "plugins")
+
+
+def branch_code_of(path: str | Path) -> str | None:
+    """The branch code a file name stands for (``0755.toml`` → ``0755``); None for ``hq.toml``.
+
+    Raises ``ValueError`` with the reason when the name is neither.
+    """
+    name = Path(path).name
+    if name == HQ_FILE:
+        return None
+    stem, dot, ext = name.rpartition(".")
+    if not dot or ext != "toml" or not BRANCH_CODE_PATTERN.match(stem) or stem == "hq":
+        raise ValueError(
+            "a branch file is named <code>.toml with a code of lowercase letters, digits and '-' "
+            "(e.g. 0755.toml); the HQ file is hq.toml"
+        )
+    return stem
+
+
+def _field_problem(
+    file: str, prefix: tuple[str, ...], exc: msgspec.ValidationError, allowed: tuple[str, ...]
+) -> BranchProblem:
+    """Turn msgspec's message into (key path, problem) under ``prefix``."""
+    message = str(exc)
+    match = _AT.search(message)
+    path = match["path"] if match else ""
+    problem = message[: match.start()] if match else message
+    # Inside an entry msgspec's paths are bare field names and [indices]: keep them as written.
+    key = ".".join(k for k in (toml_key(*prefix), path) if k)
+    if unknown := _UNKNOWN.match(problem):
+        key = ".".join(k for k in (key, toml_key(unknown["name"])) if k)
+        problem = f"unknown key; expected one of: {', '.join(allowed)}"
+        if unknown["name"] == "mandatory" and "mandatory" not in allowed:
+            problem = f"only {HQ_FILE} can make a plugin mandatory"
+    elif missing := _MISSING.match(problem):
+        key = ".".join(k for k in (key, toml_key(missing["name"])) if k)
+        problem = "required key is missing"
+    return BranchProblem(file, key, problem)
+
+
+def _items(
+    file: str, prefix: tuple[str, ...], raw: object, value_type: Any, problems: list[BranchProblem]
+) -> dict[str, Any]:
+    """Convert each item of a table on its own so every bad item is reported with its key."""
+    if not isinstance(raw, dict):
+        problems.append(BranchProblem(file, toml_key(*prefix), f"expected a table, got {type(raw).__name__}"))
+        return {}
+    good: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            good[key] = msgspec.convert(value, value_type)
+        except msgspec.ValidationError as exc:
+            problems.append(_field_problem(file, (*prefix, key), exc, ()))
+    return good
+
+
+def _entry(
+    file: str, plugin_id: str, raw: object, entry_type: type[_E], problems: list[BranchProblem]
+) -> _E | None:
+    prefix = ("plugins", plugin_id)
+    if not PLUGIN_ID_PATTERN.match(plugin_id):
+        problem = "not a plugin id (lowercase letters, digits and '-')"
+        problems.append(BranchProblem(file, toml_key(*prefix), problem))
+        return None
+    if not isinstance(raw, dict):
+        problems.append(BranchProblem(file, toml_key(*prefix), f"expected a table, got {type(raw).__name__}"))
+        return None
+    data = dict(raw)
+    if "pin" in data:
+        data["pin"] = _items(file, (*prefix, "pin"), data["pin"], int, problems)
+    if "settings" in data:
+        data["settings"] = _items(file, (*prefix, "settings"), data["settings"], SettingValue, problems)
+    try:
+        return msgspec.convert(data, entry_type)
+    except msgspec.ValidationError as exc:
+        problems.append(_field_problem(file, prefix, exc, entry_type.__struct_fields__))
+        return None
+
+
+def _parse(
+    content: bytes, file: str, entry_type: type[_E]
+) -> tuple[dict[str, Any] | None, list[BranchProblem]]:
+    """The top-level fields (``name`` converted, ``plugins`` as typed entries) and the problems."""
+    problems: list[BranchProblem] = []
+    try:
+        raw = msgspec.toml.decode(content)
+    except msgspec.DecodeError as exc:
+        return None, [BranchProblem(file, "", f"not valid TOML: {exc}")]
+    if not isinstance(raw, dict):  # pragma: no cover - TOML documents are always tables
+        return None, [BranchProblem(file, "", "expected a TOML table")]
+    fields: dict[str, Any] = {}
+    expected = f"unknown key; expected one of: {', '.join(_TOP_KEYS)}"
+    problems += [BranchProblem(file, toml_key(key), expected) for key in raw if key not in _TOP_KEYS]
+    if "name" in raw:
+        try:
+            fields["name"] = msgspec.convert(raw["name"], LocalizedText)
+        except msgspec.ValidationError as exc:
+            problems.append(_field_problem(file, ("name",), exc, ("zh-CN", "en")))
+    plugins = raw.get("plugins", {})
+    if not isinstance(plugins, dict):
+        problems.append(BranchProblem(file, "plugins", f"expected a table, got {type(plugins).__name__}"))
+        plugins = {}
+    entries = {}
+    for plugin_id, entry_raw in plugins.items():
+        entry = _entry(file, plugin_id, entry_raw, entry_type, problems)
+        if entry is not None:
+            entries[plugin_id] = entry
+    fields["plugins"] = entries
+    return fields, problems
+
+
+def parse_hq(content: bytes, file: str) -> tuple[HqFile | None, list[BranchProblem]]:
+    """Parse ``hq.toml``; None only when the text is not TOML at all."""
+    fields, problems = _parse(content, file, HqPluginEntry)
+    return (HqFile(**fields) if fields is not None else None), problems
+
+
+def parse_branch(content: bytes, file: str) -> tuple[BranchFile | None, list[BranchProblem]]:
+    """Parse a branch file; None only when the text is not TOML at all."""
+    fields, problems = _parse(content, file, BranchPluginEntry)
+    return (BranchFile(**fields) if fields is not None else None), problems
+
+
+def read_directory(directory: Path) -> tuple[dict[str, bytes | None], list[BranchProblem]]:
+    """Every ``*.toml`` file in ``directory`` by name; an unreadable file maps to None plus a problem.
+
+    Raises ``OSError`` when the directory itself cannot be listed, so a caller can tell "the files
+    are gone" from "the disk hiccupped".
+    """
+    files: dict[str, bytes | None] = {}
+    problems: list[BranchProblem] = []
+    for path in sorted(p for p in directory.iterdir() if p.suffix == ".toml" and not p.name.startswith(".")):
+        try:
+            files[path.name] = path.read_bytes()
+        except OSError as exc:
+            files[path.name] = None
+            problems.append(BranchProblem(str(path), "", f"cannot read: {exc.strerror or exc}"))
+    return files, problems

@@ -1,0 +1,282 @@
+"""``BranchConfigStore``: loads the branch directory, keeps the last good configuration, hot-reloads.
+
+Each refresh reads every file and asks the registry what is approved; when nothing changed it stops
+there. Otherwise it parses and validates everything and swaps in a new immutable state in one
+assignment, so readers on other threads see either the old state or the new one, never a mix.
+
+What an invalid edit does:
+
+- a broken ``hq.toml`` keeps the last good HQ file in force (branch edits still apply on top of it);
+- a broken branch file keeps that branch's last good file when it still fits the HQ file and the
+  approved set, else the branch's last effective configuration; a branch never loaded successfully
+  gets HQ's configuration only;
+- a deleted branch file is a valid edit: the branch falls back to HQ's configuration;
+- every problem stays in ``errors()`` (for ``/readyz``) and is logged once when it appears.
+
+Resolved setting values (secrets included) are held apart from the effective configuration, which is
+what staff views are built from, so no view can show them by accident.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from fulcrum_core.branches.layering import EffectiveConfig, layer
+from fulcrum_core.branches.loader import branch_code_of, parse_branch, parse_hq, read_directory
+from fulcrum_core.branches.model import HQ_FILE, ApprovedPlugin, BranchFile, HqFile
+from fulcrum_core.branches.problems import BranchProblem, toml_key
+from fulcrum_core.branches.secrets import SecretUnavailableError, resolve
+from fulcrum_core.branches.validate import SlotInventory, validate_branch, validate_hq
+from fulcrum_core.branches.watcher import Poller
+
+__all__ = ["ApprovedProvider", "BranchConfigStore"]
+
+ApprovedProvider = Callable[[], Mapping[str, ApprovedPlugin]]
+"""Returns what the registry approved; called on every poll, so it should read a cached snapshot."""
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class _State:
+    hq: HqFile = field(default_factory=HqFile)
+    branch_files: Mapping[str, BranchFile] = field(default_factory=dict)
+    configs: Mapping[str, EffectiveConfig] = field(default_factory=dict)
+    # (branch code, plugin id) → resolved settings; "" as the code holds HQ-only settings.
+    settings: Mapping[tuple[str, str], Mapping[str, str]] = field(default_factory=dict)
+    problems: tuple[BranchProblem, ...] = ()
+    # HQ-only configurations for branches without a file, built on first use.
+    hq_only: dict[str, EffectiveConfig] = field(default_factory=dict)
+
+
+class BranchConfigStore:
+    """The effective branch configuration of one worker, reloaded when files or approvals change."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        approved_provider: ApprovedProvider,
+        inventory: SlotInventory,
+        *,
+        environ: Mapping[str, str] | None = None,
+        poll_interval: float = 1.0,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self._dir = Path(directory)
+        self._approved = approved_provider
+        self._inventory = dict(inventory)
+        self._environ = environ
+        self._log = logger or logging.getLogger("fulcrum.branches")
+        self._lock = threading.Lock()
+        self._state = _State()
+        self._fingerprint: object = None
+        self._source_problem: BranchProblem | None = None
+        self._generation = 0
+        self._poller = Poller(
+            self.refresh, interval=poll_interval, name="fulcrum-branch-reload", logger=self._log
+        )
+
+    # -- reading (any thread, per request) ------------------------------------------------------
+
+    @property
+    def generation(self) -> int:
+        """How many configurations have been applied; 0 before the first ``refresh()``."""
+        return self._generation
+
+    def effective(self, branch_code: str) -> EffectiveConfig:
+        """The effective configuration of ``branch_code``; HQ's alone when the branch has no file."""
+        state = self._state
+        config = state.configs.get(branch_code)
+        if config is None:
+            config = state.hq_only.get(branch_code)
+            if config is None:
+                config = state.hq_only.setdefault(branch_code, layer(branch_code, state.hq, None))
+        return config
+
+    def branches(self) -> tuple[str, ...]:
+        """Codes of the branches that have a file, sorted."""
+        return tuple(sorted(self._state.configs))
+
+    def settings_for(self, branch_code: str, plugin_id: str) -> Mapping[str, str]:
+        """The plugin's resolved settings for this branch (secrets resolved): for its context only."""
+        settings = self._state.settings
+        found = settings.get((branch_code, plugin_id))
+        if found is None and branch_code not in self._state.configs:
+            found = settings.get(("", plugin_id))
+        return found if found is not None else _EMPTY
+
+    def errors(self) -> list[BranchProblem]:
+        """Every current problem: invalid files, unresolvable secrets, an unreachable registry."""
+        problems = list(self._state.problems)
+        if self._source_problem is not None:
+            problems.append(self._source_problem)
+        return problems
+
+    # -- reloading --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load now, then poll for changes every ``poll_interval`` seconds on a background thread."""
+        self.refresh()
+        self._poller.start()
+
+    def stop(self) -> None:
+        """Stop polling (the current configuration keeps serving)."""
+        self._poller.stop()
+
+    def refresh(self) -> bool:
+        """Reload if the files or the approved set changed; True when a new state was applied."""
+        with self._lock:
+            try:
+                files, read_problems = read_directory(self._dir)
+                approved = dict(self._approved())
+            except Exception as exc:  # the directory or the registry is unreachable: keep serving
+                self._report_source_problem(exc)
+                return False
+            self._report_source_problem(None)
+            fingerprint = (tuple(files.items()), approved)
+            if fingerprint == self._fingerprint:
+                return False
+            previous = self._state
+            self._state = self._build(files, read_problems, approved, previous)
+            self._fingerprint = fingerprint
+            self._generation += 1
+            self._announce(previous, self._state)
+            return True
+
+    def _report_source_problem(self, exc: Exception | None) -> None:
+        if exc is None:
+            if self._source_problem is not None:
+                self._log.info("branch configuration sources reachable again")
+            self._source_problem = None
+            return
+        problem = BranchProblem(str(self._dir), "", f"cannot reload: {type(exc).__name__}: {exc}")
+        if problem != self._source_problem:
+            self._log.warning("%s; the last good branch configuration keeps serving", problem.line)
+        self._source_problem = problem
+
+    def _display(self, name: str) -> str:
+        return str(self._dir / name)
+
+    def _build(
+        self,
+        files: Mapping[str, bytes | None],
+        read_problems: list[BranchProblem],
+        approved: Mapping[str, ApprovedPlugin],
+        previous: _State,
+    ) -> _State:
+        problems = list(read_problems)
+        hq = self._load_hq(files, approved, previous, problems)
+        branch_files: dict[str, BranchFile] = {}
+        configs: dict[str, EffectiveConfig] = {}
+        for name, content in files.items():
+            if name == HQ_FILE:
+                continue
+            try:
+                code = branch_code_of(name)
+            except ValueError as exc:
+                problems.append(BranchProblem(self._display(name), "", str(exc)))
+                continue
+            if code is None:  # pragma: no cover - only hq.toml has no code, and it was skipped
+                continue
+            good = self._load_branch(code, name, content, hq, approved, previous, problems)
+            if good is not None:
+                branch_files[code] = good
+                configs[code] = layer(code, hq, good)
+            elif code in previous.configs:
+                configs[code] = previous.configs[code]
+            else:
+                configs[code] = layer(code, hq, None)
+        settings = self._resolve_all(hq, configs, problems)
+        return _State(
+            hq=hq, branch_files=branch_files, configs=configs, settings=settings, problems=tuple(problems)
+        )
+
+    def _load_hq(
+        self,
+        files: Mapping[str, bytes | None],
+        approved: Mapping[str, ApprovedPlugin],
+        previous: _State,
+        problems: list[BranchProblem],
+    ) -> HqFile:
+        if HQ_FILE not in files:
+            return HqFile()  # no HQ file: nothing is platform-wide
+        content = files[HQ_FILE]
+        if content is None:
+            return previous.hq
+        display = self._display(HQ_FILE)
+        parsed, found = parse_hq(content, display)
+        if parsed is not None:
+            found += validate_hq(parsed, file=display, approved=approved, inventory=self._inventory)
+        problems += found
+        return parsed if parsed is not None and not found else previous.hq
+
+    def _load_branch(
+        self,
+        code: str,
+        name: str,
+        content: bytes | None,
+        hq: HqFile,
+        approved: Mapping[str, ApprovedPlugin],
+        previous: _State,
+        problems: list[BranchProblem],
+    ) -> BranchFile | None:
+        """The branch file to apply: the new one if valid, else the last good one if it still fits."""
+        display = self._display(name)
+        if content is not None:
+            parsed, found = parse_branch(content, display)
+            if parsed is not None:
+                found += validate_branch(
+                    code, parsed, file=display, hq=hq, approved=approved, inventory=self._inventory
+                )
+            problems += found
+            if parsed is not None and not found:
+                return parsed
+        last = previous.branch_files.get(code)
+        if last is not None and not validate_branch(
+            code, last, file=display, hq=hq, approved=approved, inventory=self._inventory
+        ):
+            return last
+        return None
+
+    def _resolve_all(
+        self, hq: HqFile, configs: Mapping[str, EffectiveConfig], problems: list[BranchProblem]
+    ) -> dict[tuple[str, str], Mapping[str, str]]:
+        """Resolve every enabled plugin's settings once; an unresolvable one is left out and reported."""
+        environ = os.environ if self._environ is None else self._environ
+        out: dict[tuple[str, str], Mapping[str, str]] = {}
+        targets = [("", layer("", hq, None)), *configs.items()]
+        for code, config in targets:
+            for pid in config.enabled_ids:
+                plugin = config.plugins[pid]
+                resolved: dict[str, str] = {}
+                for key, value in plugin.settings.items():
+                    try:
+                        resolved[key] = resolve(value, environ=environ, base_dir=self._dir)
+                    except SecretUnavailableError as exc:
+                        source = plugin.setting_sources[key]
+                        file = self._display(HQ_FILE if source == "hq" else f"{code}.toml")
+                        problem = BranchProblem(file, toml_key("plugins", pid, "settings", key), str(exc))
+                        if problem not in problems:
+                            problems.append(problem)
+                out[(code, pid)] = MappingProxyType(resolved)
+        return out
+
+    def _announce(self, previous: _State, current: _State) -> None:
+        """Log the reload, and each problem once, when it first appears."""
+        old = set(previous.problems)
+        for problem in current.problems:
+            if problem not in old:
+                self._log.warning("%s", problem.line)
+        self._log.info(
+            "branch configuration %d applied: %d branch file(s), %d problem(s)%s",
+            self._generation,
+            len(current.configs),
+            len(current.problems),
+            "; the last good configuration keeps serving where files are invalid" if current.problems else "",
+        )

@@ -1,0 +1,190 @@
+"""Validation of parsed branch files against what the registry approved and the slot inventory.
+
+Every problem is reported, each with the file, the TOML key path and what is wrong:
+unknown plugin, not approved, a version range matching no approved release, rollout out of range,
+unknown or unoffered slot, pin position out of range or taken, literal secret, a ``branch``-kind
+plugin enabled by anyone but its publishing branch, a mandatory plugin switched off or overridden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from msgspec import UNSET
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion
+
+from fulcrum_core.branches.layering import EffectiveConfig, layer
+from fulcrum_core.branches.model import (
+    HQ_FILE,
+    ApprovedPlugin,
+    BranchFile,
+    BranchPluginEntry,
+    HqFile,
+    branch_publisher,
+)
+from fulcrum_core.branches.problems import BranchProblem, toml_key
+from fulcrum_core.branches.secrets import reference_problem
+
+__all__ = ["SlotInventory", "validate_branch", "validate_hq"]
+
+SlotInventory = Mapping[str, int]
+"""The platform's slots: id → capacity (``{"home.banner/v1": 5, ...}``)."""
+
+_LISTED = 8  # how many known names a "did you mean" list shows
+
+
+def _names(names: Iterable[str]) -> str:
+    items = sorted(names)
+    more = f", … ({len(items) - _LISTED} more)" if len(items) > _LISTED else ""
+    return ", ".join(items[:_LISTED]) + more if items else "none"
+
+
+def _matching(spec: SpecifierSet, versions: tuple[str, ...]) -> list[str]:
+    out = []
+    for version in versions:
+        try:
+            if spec.contains(version, prereleases=True):
+                out.append(version)
+        except InvalidVersion:
+            continue
+    return out
+
+
+def _entry_problems(
+    file: str,
+    plugin_id: str,
+    entry: BranchPluginEntry,
+    approved: Mapping[str, ApprovedPlugin],
+    inventory: SlotInventory,
+) -> list[BranchProblem]:
+    """Problems of one entry that need no other file: registry, ranges, slots, secrets."""
+    out: list[BranchProblem] = []
+
+    def add(problem: str, *key: str) -> None:
+        out.append(BranchProblem(file, toml_key("plugins", plugin_id, *key), problem))
+
+    known = approved.get(plugin_id)
+    if known is None:
+        add(f"unknown plugin {plugin_id!r}; known plugins: {_names(approved)}")
+    elif not known.versions:
+        add(f"plugin {plugin_id!r} has no approved release")
+    if isinstance(entry.version, str):
+        try:
+            spec = SpecifierSet(entry.version)
+        except InvalidSpecifier:
+            add(f"{entry.version!r} is not a PEP 440 version range (e.g. \">=1.2,<2\")", "version")
+        else:
+            if known is not None and known.versions and not _matching(spec, known.versions):
+                add(
+                    f"{entry.version!r} matches no approved release (approved: {_names(known.versions)})",
+                    "version",
+                )
+    if isinstance(entry.rollout, int) and not 0 <= entry.rollout <= 100:
+        add(f"{entry.rollout} is out of range 0–100", "rollout")
+    if isinstance(entry.allow, tuple):
+        seen: set[str] = set()
+        for customer_id in entry.allow:
+            if customer_id in seen:
+                add(f"customer {customer_id!r} is listed twice", "allow")
+            seen.add(customer_id)
+    for slot, position in entry.pin.items():
+        if slot not in inventory:
+            add(f"unknown slot {slot!r}; slots: {_names(inventory)}", "pin", slot)
+            continue
+        if known is not None and slot not in known.slots:
+            offers = _names(known.slots)
+            add(f"plugin {plugin_id!r} does not offer slot {slot!r} (it offers: {offers})", "pin", slot)
+        if not 1 <= position <= inventory[slot]:
+            add(f"position {position} is out of range 1–{inventory[slot]}", "pin", slot)
+    for key, value in entry.settings.items():
+        problem = reference_problem(key, value)
+        if problem is not None:
+            add(problem, "settings", key)
+    return out
+
+
+def _pin_conflicts(file: str, effective: EffectiveConfig, blame: str) -> list[BranchProblem]:
+    """Two enabled plugins pinned to one position of one slot; reported where ``blame`` set the pin."""
+    out: list[BranchProblem] = []
+    taken: dict[tuple[str, int], str] = {}
+    for pid in effective.enabled_ids:
+        plugin = effective.plugins[pid]
+        for slot, position in sorted(plugin.pin.items()):
+            other = taken.setdefault((slot, position), pid)
+            if other != pid and plugin.pin_sources[slot] == blame:
+                key = toml_key("plugins", pid, "pin", slot)
+                out.append(BranchProblem(file, key, f"position {position} is already pinned by {other!r}"))
+    return out
+
+
+def validate_hq(
+    hq: HqFile, *, file: str, approved: Mapping[str, ApprovedPlugin], inventory: SlotInventory
+) -> list[BranchProblem]:
+    """Every problem of the HQ file on its own."""
+    out: list[BranchProblem] = []
+    for pid, entry in hq.plugins.items():
+        out += _entry_problems(file, pid, entry, approved, inventory)
+        if entry.mandatory and entry.enabled is False:
+            key = toml_key("plugins", pid, "enabled")
+            out.append(BranchProblem(file, key, "a mandatory plugin must be enabled"))
+        known = approved.get(pid)
+        if known is not None and known.kind == "branch" and entry.enabled is not False:
+            out.append(
+                BranchProblem(
+                    file,
+                    toml_key("plugins", pid),
+                    f"{pid!r} is a branch plugin of {known.publisher!r}; only that branch can enable it",
+                )
+            )
+    out += _pin_conflicts(file, layer("hq", hq, None), "hq")
+    return out
+
+
+def validate_branch(
+    code: str,
+    branch: BranchFile,
+    *,
+    file: str,
+    hq: HqFile,
+    approved: Mapping[str, ApprovedPlugin],
+    inventory: SlotInventory,
+) -> list[BranchProblem]:
+    """Every problem of branch ``code``'s file, judged with the HQ file it is layered on."""
+    out: list[BranchProblem] = []
+    effective = layer(code, hq, branch)
+    for pid, entry in branch.plugins.items():
+        out += _entry_problems(file, pid, entry, approved, inventory)
+        hq_entry = hq.plugins.get(pid)
+        if hq_entry is not None and hq_entry.mandatory:
+            if entry.enabled is False:
+                out.append(
+                    BranchProblem(
+                        file, toml_key("plugins", pid, "enabled"),
+                        f"{pid!r} is mandatory in {HQ_FILE} and cannot be switched off",
+                    )
+                )
+            for field in ("version", "rollout", "allow"):
+                if getattr(entry, field) is not UNSET:
+                    out.append(
+                        BranchProblem(
+                            file, toml_key("plugins", pid, field),
+                            f"{pid!r} is mandatory in {HQ_FILE}; a branch may set only pin and settings",
+                        )
+                    )
+        known = approved.get(pid)
+        if (
+            known is not None
+            and known.kind == "branch"
+            and effective.plugins[pid].enabled
+            and known.publisher != branch_publisher(code)
+        ):
+            out.append(
+                BranchProblem(
+                    file, toml_key("plugins", pid),
+                    f"{pid!r} is a branch plugin of {known.publisher!r}; branch {code} cannot enable it",
+                )
+            )
+    out += _pin_conflicts(file, effective, "branch")
+    return out
+

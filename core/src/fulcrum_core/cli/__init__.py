@@ -1,0 +1,35 @@
+"""The ``fulcrum`` command line: one click group, one module per command group."""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    envvar="FULCRUM_CONFIG",
+    help="A TOML settings file (default: FULCRUM_CONFIG).",
+)
+@click.pass_context
+def main(ctx: click.Context, config_file: str | None) -> None:
+    """Fulcrum: the open platform behind the mobile-banking app."""
+    ctx.obj = {"config_file": config_file}
+
+
+def _register() -> None:
+    from fulcrum_core.cli import branch, db, plugin, serve, token
+
+    main.add_command(serve.serve)
+    main.add_command(serve.demo)
+    main.add_command(db.db)
+    main.add_command(token.token)
+    main.add_command(branch.branch)
+    main.add_command(plugin.plugin)
+
+
+_register()

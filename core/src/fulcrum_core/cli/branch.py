@@ -1,0 +1,94 @@
+"""``fulcrum branch check FILE...``: validate branch configuration files and print every problem.
+
+Until the registry is wired in, "approved" means the plugins installed in this environment (their
+manifests, read without importing them) or a TOML export given with ``--approved``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+import click
+import msgspec
+from fulcrum_sdk.errors import ManifestError
+from fulcrum_sdk.hookspecs import PROJECT_NAME
+from fulcrum_sdk.manifest import manifest_from_distribution
+
+from fulcrum_core.branches.check import check_files
+from fulcrum_core.branches.model import ApprovedPlugin
+from fulcrum_core.settings import load_settings
+
+__all__ = ["branch", "installed_plugins"]
+
+
+def installed_plugins() -> tuple[dict[str, ApprovedPlugin], list[str]]:
+    """Plugins installed here (entry-point group ``fulcrum``) as an approved set, plus warnings.
+
+    Each installed version counts as approved; the registry's approved releases will replace this.
+    """
+    approved: dict[str, ApprovedPlugin] = {}
+    warnings: list[str] = []
+    for ep in importlib.metadata.entry_points(group=PROJECT_NAME):
+        if ep.dist is None:
+            warnings.append(f"entry point {ep.name!r} has no distribution; skipped")
+            continue
+        try:
+            manifest = manifest_from_distribution(ep.dist)
+        except ManifestError as exc:
+            warnings.append(f"plugin {ep.name!r} skipped: {exc}")
+            continue
+        approved[manifest.id] = ApprovedPlugin(
+            kind=manifest.kind,
+            publisher=manifest.publisher,
+            versions=(manifest.version or ep.dist.version,),
+            slots=manifest.slots,
+        )
+    return approved, warnings
+
+
+def _load_approved(path: str) -> dict[str, ApprovedPlugin]:
+    try:
+        return msgspec.toml.decode(Path(path).read_bytes(), type=dict[str, ApprovedPlugin])
+    except (OSError, msgspec.DecodeError) as exc:  # ValidationError is a DecodeError
+        raise click.BadParameter(str(exc), param_hint="--approved") from None
+
+
+@click.group()
+def branch() -> None:
+    """Branch plugin configuration (branches/<code>.toml and branches/hq.toml)."""
+
+
+@branch.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--approved", "approved_file", type=click.Path(exists=True, dir_okay=False),
+    help="TOML of approved plugins: [<id>] kind, publisher, versions, slots (default: installed plugins).",
+)
+@click.pass_context
+def check(ctx: click.Context, files: tuple[str, ...], approved_file: str | None) -> None:
+    """Validate FILES against the approved plugins and the slot inventory; exit 1 on any problem.
+
+    A branch file is checked together with the hq.toml beside it.
+    """
+    root = ctx.find_root().obj
+    config_file = root.get("config_file") if isinstance(root, dict) else None
+    try:
+        settings = load_settings(config_file=config_file)
+    except (OSError, msgspec.DecodeError) as exc:
+        raise click.ClickException(f"cannot load settings: {exc}") from None
+    inventory = {slot: config.capacity for slot, config in settings.slots.items()}
+    if approved_file is not None:
+        approved = _load_approved(approved_file)
+    else:
+        approved, warnings = installed_plugins()
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
+    problems = check_files(files, approved=approved, inventory=inventory)
+    for problem in problems:
+        click.echo(problem.line)
+    if problems:
+        bad = len({p.file for p in problems})
+        click.echo(f"{len(problems)} problem(s) in {bad} file(s)", err=True)
+        ctx.exit(1)
+    click.echo(f"ok: {len(files)} file(s) checked")

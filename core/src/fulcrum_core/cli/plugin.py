@@ -1,0 +1,164 @@
+"""``fulcrum plugin new``: bake a new plugin project from the cookiecutter template.
+
+Cookiecutter asks the questions itself (the same ones as ``cookiecutter template/``) and the
+template's ``pre_gen_project`` hook rejects bad answers; this command finds the template, passes
+``--no-input`` and ``--extra-context KEY=VALUE`` through for scripting, and turns cookiecutter's
+exceptions into one-line errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import click
+
+__all__ = ["find_template", "plugin"]
+
+_TEMPLATE_MARKER = Path("template") / "cookiecutter.json"
+
+
+def find_template(start: Path | None = None) -> Path | None:
+    """The ``template/`` directory of the Fulcrum checkout this package runs from, if there is one.
+
+    A wheel install carries no template; then the caller passes ``--template`` (a path, or a git
+    URL with ``--directory template``).
+    """
+    here = (start or Path(__file__)).resolve()
+    for parent in here.parents:
+        if (parent / _TEMPLATE_MARKER).is_file():
+            return parent / "template"
+    return None
+
+
+def _parse_extra(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    """``-x plugin_id=city-coupons -x search=no`` → a dict; refuse items without ``=``."""
+    extra: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE (e.g. plugin_id=city-coupons)", ctx, param)
+        extra[key.strip()] = value
+    return extra
+
+
+def _questions(template: str, directory: str | None) -> list[str] | None:
+    """The question keys of a local template; ``None`` when the template is remote."""
+    root = Path(template) / (directory or "")
+    try:
+        context = json.loads((root / "cookiecutter.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return [key for key in context if not key.startswith("_")]
+
+
+@click.group()
+def plugin() -> None:
+    """Create and check plugin projects."""
+
+
+@plugin.command("new")
+@click.option(
+    "--template", envvar="FULCRUM_TEMPLATE", metavar="PATH|URL",
+    help="The cookiecutter template (default: FULCRUM_TEMPLATE, else template/ of this checkout).",
+)
+@click.option("--directory", metavar="DIR", help="The template's directory inside a repository URL.")
+@click.option(
+    "-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+    show_default=True, help="Where to create the project directory fulcrum-<plugin id>.",
+)
+@click.option("--no-input", is_flag=True, help="Ask nothing: use the defaults and --extra-context.")
+@click.option(
+    "-x", "--extra-context", "extra", multiple=True, metavar="KEY=VALUE", callback=_parse_extra,
+    help="An answer given up front, e.g. -x plugin_id=city-coupons -x search=no; repeat for more.",
+)
+@click.option(
+    "--replay-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Bake again from a project's recorded answers (its .cookiecutter.json).",
+)
+@click.option("--overwrite-if-exists", is_flag=True, help="Write into an existing project directory.")
+def new(
+    template: str | None,
+    directory: str | None,
+    output_dir: Path,
+    no_input: bool,
+    extra: dict[str, str],
+    replay_file: Path | None,
+    overwrite_if_exists: bool,
+) -> None:
+    """Create a plugin project: pyproject, manifest, example hooks, tests and a README."""
+    try:
+        from cookiecutter.exceptions import (
+            CookiecutterException,
+            FailedHookException,
+            OutputDirExistsException,
+            UndefinedVariableInTemplate,
+        )
+        from cookiecutter.main import cookiecutter
+        from jinja2 import TemplateError
+    except ImportError:  # a development tool, not a dependency of the server
+        raise click.ClickException(
+            "fulcrum plugin new needs cookiecutter: install it into this environment "
+            "(uv pip install cookiecutter)"
+        ) from None
+
+    if template is None:
+        found = find_template()
+        if found is None:
+            raise click.UsageError(
+                "no plugin template found next to this installation: pass --template PATH "
+                "(or a git URL with --directory template)"
+            )
+        template = str(found)
+    if replay_file is not None and (extra or no_input):
+        raise click.UsageError(
+            "--replay-file already holds every answer: drop --no-input and --extra-context"
+        )
+    questions = _questions(template, directory)
+    unknown = sorted(set(extra) - set(questions)) if questions is not None else []
+    if unknown:
+        raise click.BadParameter(
+            f"unknown question(s) {', '.join(unknown)}; the template asks: {', '.join(questions or [])}",
+            param_hint="'--extra-context'",
+        )
+    # Cookiecutter logs a traceback when a hook refuses the answers; the hook has already said why.
+    cc_logger = logging.getLogger("cookiecutter")
+    if not cc_logger.handlers:
+        cc_logger.addHandler(logging.NullHandler())
+    try:
+        project = cookiecutter(
+            template,
+            directory=directory,
+            no_input=no_input,
+            extra_context=extra or None,
+            replay=str(replay_file) if replay_file is not None else None,
+            output_dir=str(output_dir),
+            overwrite_if_exists=overwrite_if_exists,
+        )
+    except FailedHookException:
+        raise click.ClickException(
+            "the template refused the answers; fix the problems listed above"
+        ) from None
+    except (UndefinedVariableInTemplate, TemplateError):
+        # Cookiecutter renders answers as Jinja; its own message dumps the whole context.
+        raise click.ClickException(
+            "answers must not contain template syntax such as '{{', '{%' or '{#'"
+        ) from None
+    except OutputDirExistsException as exc:
+        raise click.ClickException(f"{exc}; choose another plugin id or pass --overwrite-if-exists") from None
+    except (CookiecutterException, ValueError) as exc:
+        # ValueError: an answer that is not one of a choice's options, or not yes/no for a flag.
+        raise click.ClickException(str(exc)) from None
+    _print_next_steps(Path(str(project)))
+
+
+def _print_next_steps(project: Path) -> None:
+    answers = json.loads((project / ".cookiecutter.json").read_text(encoding="utf-8"))["cookiecutter"]
+    wheel = f"dist/{answers['__package']}-0.1.0-py3-none-any.whl"
+    click.echo(f"Created {project}")
+    click.echo("Next steps:")
+    click.echo(f"  cd {project.name}")
+    click.echo("  uv sync && uv run pytest")
+    click.echo("  uv build")
+    click.echo(f"  fulcrum registry submit {wheel}")

@@ -1,0 +1,215 @@
+"""``ConsentStore``: a customer's consents for partner plugins, modelled on open-banking consents.
+
+A consent is customer × plugin × scopes × purpose with a status (``awaiting`` → ``authorised`` →
+``revoked``/``expired``) and an expiry. Only ``authorised`` and unexpired consents are *live*; a partner
+plugin's customer-data accessors consult :meth:`ConsentStore.live_scopes` on every request, so a
+revocation takes effect on the next one. The OAuth authorization flow creates consents
+(:meth:`~ConsentStore.request` then :meth:`~ConsentStore.authorise`); the demo seeds them with
+:meth:`~ConsentStore.grant`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+from fulcrum_sdk.scopes import is_known
+from sqlalchemy import select, update
+
+from fulcrum_core.data.db import Database
+from fulcrum_core.data.errors import domain_errors
+from fulcrum_core.data.models.consent import ConsentRow
+from fulcrum_core.data.types import utcnow
+from fulcrum_core.errors import BadRequest, Conflict, NotFound
+
+__all__ = ["ConsentStatus", "ConsentStore", "ConsentView"]
+
+ConsentStatus = Literal["awaiting", "authorised", "revoked", "expired"]
+
+_MAX_PURPOSE = 500
+
+
+class ConsentView(msgspec.Struct, frozen=True, kw_only=True):
+    """A consent as the customer sees it; ``status`` is ``expired`` once ``expires_at`` has passed."""
+
+    id: str
+    plugin_id: str
+    scopes: frozenset[str]
+    purpose: str
+    status: ConsentStatus
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+
+def _effective_status(row: ConsentRow, now: datetime) -> ConsentStatus:
+    if row.status in ("awaiting", "authorised") and row.expires_at <= now:
+        return "expired"
+    return row.status  # type: ignore[return-value]
+
+
+def _view(row: ConsentRow, now: datetime) -> ConsentView:
+    return ConsentView(
+        id=row.id, plugin_id=row.plugin_id, scopes=frozenset(row.scopes.split()), purpose=row.purpose,
+        status=_effective_status(row, now), created_at=row.created_at, expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def _check_scopes(scopes: Iterable[str]) -> str:
+    wanted = sorted(set(scopes))
+    if not wanted:
+        raise BadRequest("a consent needs at least one scope", field="scopes")
+    unknown = [s for s in wanted if not is_known(s)]
+    if unknown:
+        raise BadRequest(f"unknown scope(s): {', '.join(unknown)}", field="scopes")
+    return " ".join(wanted)
+
+
+class ConsentStore:
+    """Reads and writes the ``consents`` table."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def live_scopes(self, customer_ref: str, now: datetime | None = None) -> dict[str, frozenset[str]]:
+        """Plugin id → the scopes the customer has a live (authorised, unexpired) consent for."""
+        at = now or utcnow()
+        stmt = select(ConsentRow.plugin_id, ConsentRow.scopes).where(
+            ConsentRow.customer_ref == customer_ref,
+            ConsentRow.status == "authorised",
+            ConsentRow.expires_at > at,
+        )
+        live: dict[str, set[str]] = {}
+        with domain_errors(), self._db.reader.connect() as conn:  # Core: read on partner requests
+            for plugin_id, scopes in conn.execute(stmt):
+                live.setdefault(plugin_id, set()).update(scopes.split())
+        return {plugin_id: frozenset(scopes) for plugin_id, scopes in live.items()}
+
+    def request(
+        self,
+        customer_ref: str,
+        plugin_id: str,
+        scopes: Iterable[str],
+        purpose: str,
+        expires_at: datetime,
+        *,
+        now: datetime | None = None,
+    ) -> str:
+        """Record a consent ``awaiting`` the customer's decision; returns its id."""
+        return self._insert(customer_ref, plugin_id, scopes, purpose, expires_at, "awaiting", now)
+
+    def grant(
+        self,
+        customer_ref: str,
+        plugin_id: str,
+        scopes: Iterable[str],
+        purpose: str,
+        expires_at: datetime,
+        *,
+        now: datetime | None = None,
+    ) -> str:
+        """Record a consent the customer has given (``authorised``); returns its id."""
+        return self._insert(customer_ref, plugin_id, scopes, purpose, expires_at, "authorised", now)
+
+    def authorise(self, consent_id: str, customer_ref: str, *, now: datetime | None = None) -> ConsentView:
+        """Move an ``awaiting`` consent of this customer to ``authorised`` (409 from any other state)."""
+        return self._transition(consent_id, customer_ref, ("awaiting",), "authorised", now)
+
+    def revoke(self, consent_id: str, customer_ref: str, *, now: datetime | None = None) -> ConsentView:
+        """Revoke the customer's consent; revoking a revoked or expired one changes nothing.
+
+        A consent of another customer is reported as not found, never as forbidden.
+        """
+        return self._transition(consent_id, customer_ref, ("awaiting", "authorised"), "revoked", now)
+
+    def get(self, consent_id: str, customer_ref: str, *, now: datetime | None = None) -> ConsentView:
+        """One of the customer's consents (404 when it is not theirs)."""
+        with self._db.read_session() as session:
+            row = session.get(ConsentRow, consent_id)
+            if row is None or row.customer_ref != customer_ref:
+                raise NotFound(f"no consent {consent_id!r}", field="consent_id")
+            return _view(row, now or utcnow())
+
+    def list(self, customer_ref: str, *, now: datetime | None = None) -> builtins.list[ConsentView]:
+        """Every consent of the customer, newest first, with expiry applied to the status."""
+        at = now or utcnow()
+        stmt = (
+            select(ConsentRow)
+            .where(ConsentRow.customer_ref == customer_ref)
+            .order_by(ConsentRow.created_at.desc(), ConsentRow.id)
+        )
+        with self._db.read_session() as session:
+            return [_view(row, at) for row in session.scalars(stmt)]
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _insert(
+        self,
+        customer_ref: str,
+        plugin_id: str,
+        scopes: Iterable[str],
+        purpose: str,
+        expires_at: datetime,
+        status: ConsentStatus,
+        now: datetime | None,
+    ) -> str:
+        at = now or utcnow()
+        if not customer_ref:
+            raise BadRequest("customer_ref is required", field="customer_ref")
+        if not plugin_id:
+            raise BadRequest("plugin_id is required", field="plugin_id")
+        joined = _check_scopes(scopes)
+        purpose = purpose.strip()
+        if not purpose or len(purpose) > _MAX_PURPOSE:
+            raise BadRequest(f"purpose must be 1–{_MAX_PURPOSE} characters", field="purpose")
+        if expires_at.tzinfo is None:
+            raise BadRequest("expires_at must carry a time zone", field="expires_at")
+        if expires_at <= at:
+            raise BadRequest("expires_at must be in the future", field="expires_at")
+        consent_id = uuid.uuid4().hex
+        with self._db.session() as session:
+            session.add(
+                ConsentRow(
+                    id=consent_id, customer_ref=customer_ref, plugin_id=plugin_id, scopes=joined,
+                    purpose=purpose, status=status, created_at=at, expires_at=expires_at,
+                )
+            )
+        return consent_id
+
+    def _transition(
+        self,
+        consent_id: str,
+        customer_ref: str,
+        allowed_from: tuple[ConsentStatus, ...],
+        to: ConsentStatus,
+        now: datetime | None,
+    ) -> ConsentView:
+        at = now or utcnow()
+        values: dict[str, object] = {"status": to}
+        if to == "revoked":
+            values["revoked_at"] = at
+        with self._db.session() as session:
+            # One conditional UPDATE: a concurrent transition cannot be lost or applied twice.
+            changed = session.execute(
+                update(ConsentRow)
+                .where(
+                    ConsentRow.id == consent_id,
+                    ConsentRow.customer_ref == customer_ref,
+                    ConsentRow.status.in_(allowed_from),
+                    ConsentRow.expires_at > at,
+                )
+                .values(**values)
+                .returning(ConsentRow.id)
+            ).scalar_one_or_none()
+            row = session.get(ConsentRow, consent_id, populate_existing=True)
+            if row is None or row.customer_ref != customer_ref:
+                raise NotFound(f"no consent {consent_id!r}", field="consent_id")
+            view = _view(row, at)
+        if changed is None and to == "authorised":
+            raise Conflict(f"consent {consent_id!r} is {view.status}, not awaiting", code="consent.state")
+        return view

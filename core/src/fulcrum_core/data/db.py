@@ -1,0 +1,180 @@
+"""The host's database: one engine, sessions that commit or roll back, and the packaged migrations.
+
+SQLite (the default) runs in WAL mode with foreign keys on and a busy timeout. SQLAlchemy emits
+``BEGIN`` itself, as the SQLite dialect documentation recommends, so reads inside a transaction are
+repeatable and savepoints work: :meth:`Database.session` begins ``IMMEDIATE`` (it takes the write
+lock up front, so a read-then-write transaction cannot fail half-way on a lock upgrade), and
+:meth:`Database.read_session` begins ``DEFERRED`` so readers never queue behind writers.
+PostgreSQL goes through psycopg 3. Database errors raised inside a session become domain errors
+(:mod:`fulcrum_core.data.errors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from fulcrum_core.data.errors import domain_errors
+
+__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Database", "normalize_url"]
+
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+"""How long a SQLite writer waits for the lock before giving up (and the caller sees a 503)."""
+
+_BEGIN_OPTION = "fulcrum_sqlite_begin"
+_MIGRATION_LOCK = 0x46554C4352554D  # "FULCRUM": the advisory lock key held while migrating
+
+
+def normalize_url(url: str | URL) -> URL:
+    """The SQLAlchemy URL to use: a bare ``postgresql://`` URL is routed to psycopg 3."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _is_memory_sqlite(url: URL) -> bool:
+    return url.database in (None, "", ":memory:") or "mode=memory" in str(url)
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Stop the sqlite3 module from emitting its own BEGIN; the "begin" listener does it.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get(_BEGIN_OPTION, "IMMEDIATE")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
+
+
+class Database:
+    """The platform database at ``url``: engine, sessions, migrations. One per process."""
+
+    def __init__(self, url: str | URL, *, echo: bool = False) -> None:
+        self.url = normalize_url(url)
+        self.dialect = self.url.get_backend_name()
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.dialect == "sqlite":
+            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+            if _is_memory_sqlite(self.url):
+                # One shared connection, or every checkout would see a different empty database.
+                kwargs["poolclass"] = StaticPool
+            elif self.url.database:
+                Path(self.url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        else:
+            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=10)
+            if self.dialect == "postgresql":
+                kwargs["connect_args"] = {"connect_timeout": 5}
+        self.engine: Engine = create_engine(self.url, **kwargs)
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_connect)
+            event.listen(self.engine, "begin", _sqlite_begin)
+        # The same pool; on SQLite its transactions begin DEFERRED (readers do not queue).
+        self.reader: Engine = self.engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
+        self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(bind=self.reader, expire_on_commit=False)
+
+    def __repr__(self) -> str:
+        return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+    # --- units of work ---------------------------------------------------------------------------
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed when the block ends, rolled back if it raises."""
+        with domain_errors(), self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """Like :meth:`session`, for reads: on SQLite it does not take the write lock up front."""
+        with domain_errors(), self._read_sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A Core connection in one write transaction (committed on success, rolled back on error)."""
+        with domain_errors(), self.engine.begin() as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        """Close every pooled connection (at shutdown, or after forking)."""
+        self.engine.dispose()
+
+    # --- migrations ------------------------------------------------------------------------------
+
+    def alembic_config(self) -> Config:
+        """An alembic ``Config`` for the packaged migrations and this database's URL."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(files("fulcrum_core") / "migrations"))
+        cfg.set_main_option("path_separator", "os")
+        cfg.set_main_option("file_template", "%%(rev)s")
+        cfg.set_main_option(
+            "sqlalchemy.url", self.url.render_as_string(hide_password=False).replace("%", "%%")
+        )
+        return cfg
+
+    def heads(self) -> tuple[str, ...]:
+        """The head revision(s) of the packaged migrations (one: the history is linear)."""
+        return tuple(ScriptDirectory.from_config(self.alembic_config()).get_heads())
+
+    def current(self) -> str | None:
+        """The revision the database is at, or ``None`` for an empty database."""
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply the packaged migrations up to ``revision``, in one transaction per run."""
+        cfg = self.alembic_config()
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                # Batch migrations copy tables; foreign keys must be off (it is a no-op inside a
+                # transaction, hence before the first BEGIN) and are checked again afterwards.
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")  # type: ignore[union-attr]
+            try:
+                with conn.begin():
+                    if self.dialect == "postgresql":
+                        # Workers starting together migrate one at a time; the later ones find
+                        # the database already at head. (SQLite's BEGIN IMMEDIATE does the same.)
+                        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, revision)
+                if self.dialect == "sqlite":
+                    problems = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    conn.commit()
+                    if problems:
+                        raise RuntimeError(f"migration left rows breaking foreign keys: {problems[:5]}")
+            finally:
+                if self.dialect == "sqlite":
+                    conn.rollback()
+                    conn.connection.driver_connection.execute("PRAGMA foreign_keys = ON")  # type: ignore[union-attr]
+
+    def check(self) -> None:
+        """Raise ``alembic.util.exc.AutogenerateDiffsDetected`` when models and migrations disagree.
+
+        The database must be at head first (``upgrade()``); alembic compares it with the models.
+        """
+        cfg = self.alembic_config()
+        with self.engine.connect() as conn:
+            cfg.attributes["connection"] = conn
+            command.check(cfg)

@@ -1,0 +1,38 @@
+"""``ImpressionStore``: what each customer was shown in which slot, for per-customer frequency caps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from fulcrum_core.data.db import Database
+from fulcrum_core.data.errors import domain_errors
+from fulcrum_core.data.models.impression import ImpressionRow
+
+__all__ = ["ImpressionStore"]
+
+
+class ImpressionStore:
+    """Reads and writes the ``impressions`` table."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def count_since(self, customer_ref: str, slot: str, since: datetime) -> int:
+        """How many items of ``slot`` the customer was shown at or after ``since``."""
+        stmt = select(func.count()).where(
+            ImpressionRow.customer_ref == customer_ref, ImpressionRow.slot == slot, ImpressionRow.at >= since
+        )
+        # Core, not the ORM: this runs on every home page with a capped slot.
+        with domain_errors(), self._db.reader.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def record(self, customer_ref: str, slot: str, plugin_id: str, offer_key: str, at: datetime) -> None:
+        """Remember that the customer was shown ``offer_key`` of ``plugin_id`` in ``slot`` at ``at``."""
+        with self._db.session() as session:
+            session.add(
+                ImpressionRow(
+                    customer_ref=customer_ref, slot=slot, plugin_id=plugin_id, offer_key=offer_key, at=at
+                )
+            )

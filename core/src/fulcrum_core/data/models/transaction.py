@@ -1,0 +1,45 @@
+"""The ``transactions`` journal: one row per (customer, idempotency key), written before execution."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fulcrum_core.data.base import CoreBase
+from fulcrum_core.data.types import UTCDateTime
+
+__all__ = ["TRANSACTION_STATUSES", "TransactionRow"]
+
+TRANSACTION_STATUSES = ("pending", "succeeded", "failed", "unknown")
+"""``pending`` until the plugin answers; ``unknown`` when it missed its deadline (reconcile it)."""
+
+
+class TransactionRow(CoreBase):
+    """A journaled transaction request, its outcome, and the response replayed for retries."""
+
+    __tablename__ = "transactions"
+    __table_args__ = (
+        UniqueConstraint("customer_ref", "idempotency_key"),
+        CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'unknown')", name="status"),
+        Index("ix_transactions_status_updated_at", "status", "updated_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_ref: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    # sha256 of the canonical request body: a retry must send the same request.
+    request_hash: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(64))
+    plugin_id: Mapped[str] = mapped_column(String(64))
+    params: Mapped[Any] = mapped_column(JSON)
+    amount_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    risk_level: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    result: Mapped[Any | None] = mapped_column(JSON, nullable=True)
+    response_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,171 @@
+"""Building the context each plugin receives for one request: customer, scoped data, storage, time.
+
+The bank's customer number never reaches a partner plugin: partners get a pairwise pseudonymous id
+(HMAC-SHA256 of ``"{plugin_id}:{customer_ref}"`` under a platform secret), their customer-data scopes
+need the customer's live consent, and their view of the customer's segment and branch is blank unless
+``profile:basic`` is both granted and consented. Consents are read at most once per request, and only
+when a partner plugin is about to be called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fulcrum_sdk.context import Customer, PluginContext, ScopedData
+from fulcrum_sdk.data import DataProvider
+from fulcrum_sdk.storage import PluginStorage
+
+from fulcrum_core.data.consents import ConsentStore
+from fulcrum_core.data.db import Database
+from fulcrum_core.data.storage import SqlPluginStorage
+from fulcrum_core.errors import Forbidden
+from fulcrum_core.plugins import LoadedPlugin, PluginSet
+from fulcrum_core.settings import Settings
+
+__all__ = ["PAIRWISE_KEY_FILE", "ContextFactory", "RequestContexts"]
+
+log = logging.getLogger("fulcrum.dispatch")
+
+PAIRWISE_KEY_FILE = "pairwise.key"
+
+
+def _load_or_create_secret(state_dir: Path) -> bytes:
+    """The pairwise secret in ``state_dir``, created once (mode 0600) by whichever worker is first.
+
+    The secret is written to a private temporary file and hard-linked into place, so a concurrent
+    reader sees either no file or the complete secret, and the first worker to link wins.
+    """
+    path = state_dir / PAIRWISE_KEY_FILE
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = state_dir / f".{PAIRWISE_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(secrets.token_hex(32))
+            with contextlib.suppress(FileExistsError):  # another worker linked its secret first
+                os.link(tmp, path)
+        finally:
+            tmp.unlink()
+    secret = path.read_text(encoding="ascii").strip()
+    if not secret:
+        raise RuntimeError(f"{path} is empty; delete it so a new secret is generated")
+    return secret.encode()
+
+
+class ContextFactory:
+    """Makes :class:`RequestContexts`; one per host, shared by every request."""
+
+    def __init__(
+        self, *, settings: Settings, db: Database, provider: DataProvider, plugins: PluginSet
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.provider = provider
+        self.plugins = plugins
+        self._secret: bytes | None = settings.pairwise_secret.encode() if settings.pairwise_secret else None
+        self._lock = threading.Lock()
+        self._storages: dict[str, PluginStorage] = {}
+
+    def for_request(
+        self, customer_ref: str, *, request_id: str, now: datetime | None = None
+    ) -> RequestContexts:
+        """Contexts for one customer request; raises ``Forbidden`` when the bank has no profile for them."""
+        profile = self.provider.profile(customer_ref)
+        if profile is None:
+            raise Forbidden("no customer profile for this token's subject", code="unknown-customer")
+        customer = Customer(
+            id=customer_ref, segment=profile.segment, branch=profile.branch, locale=profile.locale
+        )
+        return RequestContexts(self, customer, request_id=request_id, now=now or datetime.now(UTC))
+
+    def pairwise_id(self, plugin_id: str, customer_ref: str) -> str:
+        """The stable pseudonymous id of ``customer_ref`` as plugin ``plugin_id`` sees it."""
+        message = f"{plugin_id}:{customer_ref}".encode()
+        return hmac.new(self._pairwise_secret(), message, hashlib.sha256).hexdigest()
+
+    def storage(self, plugin_id: str) -> PluginStorage:
+        """The plugin's private storage (one object per plugin, reused across requests)."""
+        storage = self._storages.get(plugin_id)
+        if storage is None:
+            storage = self._storages.setdefault(plugin_id, SqlPluginStorage(self.db, plugin_id))
+        return storage
+
+    def _pairwise_secret(self) -> bytes:
+        if self._secret is None:
+            with self._lock:
+                if self._secret is None:
+                    self._secret = _load_or_create_secret(Path(self.settings.state_dir))
+        return self._secret
+
+
+class RequestContexts:
+    """The contexts of one request: the bank's view of the customer, and one context per plugin."""
+
+    __slots__ = ("_consents", "_contexts", "_factory", "customer", "now", "request_id")
+
+    def __init__(
+        self, factory: ContextFactory, customer: Customer, *, request_id: str, now: datetime
+    ) -> None:
+        self._factory = factory
+        self.customer = customer
+        self.request_id = request_id
+        self.now = now
+        self._consents: dict[str, frozenset[str]] | None = None
+        self._contexts: dict[str, PluginContext] = {}
+
+    @property
+    def customer_ref(self) -> str:
+        """The bank's own customer number (never handed to a partner plugin)."""
+        return self.customer.id
+
+    def needs_io(self, plugins: Iterable[LoadedPlugin]) -> bool:
+        """True when building contexts for ``plugins`` will read consents from the database."""
+        return self._consents is None and any(p.kind == "partner" for p in plugins)
+
+    def consents(self) -> dict[str, frozenset[str]]:
+        """The customer's live consents by plugin id, read once per request (none if the read fails)."""
+        if self._consents is None:
+            try:
+                self._consents = ConsentStore(self._factory.db).live_scopes(self.customer_ref, now=self.now)
+            except Exception:
+                log.exception("could not read consents; partner plugins get no customer data this request")
+                self._consents = {}
+        return self._consents
+
+    def for_plugin(self, plugin: LoadedPlugin) -> PluginContext:
+        """The context ``plugin`` receives in this request (built once, then reused)."""
+        ctx = self._contexts.get(plugin.id)
+        if ctx is None:
+            ctx = self._contexts[plugin.id] = self._build(plugin)
+        return ctx
+
+    def _build(self, plugin: LoadedPlugin) -> PluginContext:
+        factory, customer = self._factory, self.customer
+        partner = plugin.kind == "partner"
+        consented = self.consents().get(plugin.id, frozenset()) if partner else frozenset()
+        data = ScopedData(
+            plugin_id=plugin.id, provider=factory.provider, customer_ref=self.customer_ref,
+            granted=plugin.granted, consent_required=partner, consented=consented,
+        )
+        if partner:
+            basic = data.allows("profile:basic")
+            customer = Customer(
+                id=factory.pairwise_id(plugin.id, self.customer_ref),
+                segment=customer.segment if basic else "", branch=customer.branch if basic else "",
+                locale=customer.locale,
+            )
+        return PluginContext(
+            plugin_id=plugin.id, customer=customer, scopes=plugin.granted, data=data,
+            storage=factory.storage(plugin.id), now=self.now, settings=plugin.settings,
+            request_id=self.request_id,
+        )

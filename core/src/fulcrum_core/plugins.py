@@ -1,0 +1,447 @@
+"""Loading plugins: discover, judge by manifest before import, register, quarantine what is broken.
+
+``get_plugin_manager(settings)`` reads every ``fulcrum`` entry point's ``fulcrum-plugin.toml``
+*before* importing the plugin, registers what passes on a pluggy manager, runs ``check_pending()``,
+and returns a :class:`PluginSet`. A broken plugin — unreadable or invalid manifest, manifest id not
+the entry-point name, incompatible SDK range, import error, unknown or undeclared hook — is
+quarantined with one log line naming the plugin, the cause and the fix; the host keeps starting.
+
+What runs per request is decided at runtime by :meth:`PluginSet.set_policy` (the registry's
+approval, suspension and scope grants): the set swaps one immutable snapshot, so a request sees
+either the old state or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import inspect
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import fulcrum_sdk
+import msgspec
+import pluggy
+from fulcrum_sdk.errors import ManifestError
+from fulcrum_sdk.hookspecs import HOOK_NAMES, PROJECT_NAME
+from fulcrum_sdk.manifest import Manifest, manifest_from_distribution, semantic_problems
+from fulcrum_sdk.models import TransactionType
+from fulcrum_sdk.scopes import PLUGIN_GRANTABLE_KINDS, SCOPES
+from fulcrum_sdk.testing import load_manifest_beside, make_plugin_manager
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from fulcrum_core.settings import Settings
+
+__all__ = ["HookCall", "LoadedPlugin", "PluginPolicy", "PluginSet", "get_plugin_manager"]
+
+log = logging.getLogger("fulcrum.plugins")
+
+
+@dataclass(frozen=True, slots=True)
+class HookCall:
+    """One plugin's implementation of one hook, resolved once at load time for the dispatcher."""
+
+    function: Callable[..., Any]
+    # The hook arguments the implementation declares (pluggy passes only those).
+    argnames: tuple[str, ...]
+    is_async: bool
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LoadedPlugin:
+    """A plugin that passed loading, with its effective grant. Compared and hashed by identity."""
+
+    id: str
+    manifest: Manifest
+    plugin: object
+    granted: frozenset[str]
+    settings: dict[str, str]
+    hooks: frozenset[str]
+    kind: str
+    impls: Mapping[str, HookCall] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        """The distribution's version ('0' when the plugin was not installed as a distribution)."""
+        return self.manifest.version or "0"
+
+
+class PluginPolicy(msgspec.Struct, frozen=True):
+    """The registry's decision for one plugin: whether it runs, and the scopes it may use."""
+
+    active: bool
+    granted_scopes: frozenset[str]
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    loaded: dict[str, LoadedPlugin]
+    inactive: dict[str, str]
+    by_hook: dict[str, list[LoadedPlugin]]
+    transaction_types: dict[str, tuple[LoadedPlugin, TransactionType]]
+    all_transaction_types: dict[str, tuple[LoadedPlugin, TransactionType]]
+
+
+class PluginSet:
+    """The loaded plugins and the current, atomically swapped view of which are active.
+
+    ``loaded`` holds every plugin that passed loading (with its current grant), ``quarantined`` maps
+    the id of every broken plugin to the reason, ``skipped`` those switched off in settings.
+    """
+
+    def __init__(
+        self,
+        pm: pluggy.PluginManager,
+        plugins: Iterable[LoadedPlugin],
+        *,
+        quarantined: Mapping[str, str],
+        skipped: Mapping[str, str] | None = None,
+        types: Mapping[str, tuple[str, TransactionType]] | None = None,
+        rejected_types: Mapping[str, str] | None = None,
+        dev_mode: bool = False,
+    ) -> None:
+        self.pm = pm
+        self.quarantined: dict[str, str] = dict(quarantined)
+        self.skipped: dict[str, str] = dict(skipped or {})
+        self.rejected_types: dict[str, str] = dict(rejected_types or {})
+        self._base: dict[str, LoadedPlugin] = {p.id: p for p in plugins}
+        self._types: dict[str, tuple[str, TransactionType]] = dict(types or {})
+        self._dev_mode = dev_mode
+        self._policy: Mapping[str, PluginPolicy] | None = None
+        self._state = self._build(None)
+        self.ready = True
+
+    # --- the current view (read once per request) --------------------------------------------------
+
+    @property
+    def loaded(self) -> dict[str, LoadedPlugin]:
+        """Every loaded plugin by id, with the grant now in force (active or not)."""
+        return self._state.loaded
+
+    @property
+    def inactive(self) -> dict[str, str]:
+        """Loaded plugins that do not run now, with the reason (suspended, not approved, …)."""
+        return self._state.inactive
+
+    @property
+    def transaction_types(self) -> dict[str, tuple[LoadedPlugin, TransactionType]]:
+        """Transaction types of active plugins, by type key."""
+        return self._state.transaction_types
+
+    @property
+    def all_transaction_types(self) -> dict[str, tuple[LoadedPlugin, TransactionType]]:
+        """Transaction types of every loaded plugin, active or not, by type key."""
+        return self._state.all_transaction_types
+
+    @property
+    def policy(self) -> Mapping[str, PluginPolicy] | None:
+        """The policy last set (``None``: no registry, every loaded plugin active)."""
+        return self._policy
+
+    def enabled_for(self, hook: str) -> list[LoadedPlugin]:
+        """Active plugins implementing ``hook``, in id order. Shared: do not mutate the list."""
+        return self._state.by_hook.get(hook, [])
+
+    def is_active(self, plugin_id: str) -> bool:
+        """True when the plugin is loaded and may run now."""
+        return plugin_id in self._state.loaded and plugin_id not in self._state.inactive
+
+    def set_policy(self, policy: Mapping[str, PluginPolicy] | None) -> None:
+        """Switch plugins on/off and narrow grants without restart; affects the next request.
+
+        A plugin's grant becomes the policy's ``granted_scopes`` intersected with its host-level grant
+        (settings can only narrow further). A loaded plugin the policy does not mention is inactive,
+        unless ``dev_mode`` is on. ``None`` removes the policy.
+        """
+        state = self._build(policy)
+        self._policy = dict(policy) if policy is not None else None
+        self._state = state  # one assignment: readers see the old snapshot or the new one
+
+    # --- building a snapshot ---------------------------------------------------------------------------
+
+    def _build(self, policy: Mapping[str, PluginPolicy] | None) -> _Snapshot:
+        loaded: dict[str, LoadedPlugin] = {}
+        inactive: dict[str, str] = {}
+        for pid, base in sorted(self._base.items()):
+            plugin, reason = base, ""
+            if policy is not None:
+                decision = policy.get(pid)
+                if decision is not None:
+                    plugin = _with_grant(base, base.granted & decision.granted_scopes)
+                    if not decision.active:
+                        reason = decision.reason or "switched off in the registry"
+                elif not self._dev_mode:
+                    reason = "not approved in the registry"
+            loaded[pid] = plugin
+            if reason:
+                inactive[pid] = reason
+        by_hook: dict[str, list[LoadedPlugin]] = {h: [] for h in HOOK_NAMES}
+        for pid, plugin in loaded.items():
+            if pid not in inactive:
+                for hook in plugin.hooks:
+                    by_hook.setdefault(hook, []).append(plugin)
+        all_types = {key: (loaded[pid], t) for key, (pid, t) in self._types.items()}
+        active_types = {key: v for key, v in all_types.items() if v[0].id not in inactive}
+        return _Snapshot(loaded, inactive, by_hook, active_types, all_types)
+
+
+def _with_grant(plugin: LoadedPlugin, granted: frozenset[str]) -> LoadedPlugin:
+    if granted == plugin.granted:
+        return plugin
+    return LoadedPlugin(
+        id=plugin.id, manifest=plugin.manifest, plugin=plugin.plugin, granted=granted,
+        settings=plugin.settings, hooks=plugin.hooks, kind=plugin.kind, impls=plugin.impls,
+    )
+
+
+# --- loading ------------------------------------------------------------------------------------------
+
+
+class _RejectedError(Exception):
+    """A plugin failed a loading check: ``cause`` says what, ``fix`` what to do about it."""
+
+    def __init__(self, cause: str, fix: str) -> None:
+        super().__init__(f"{cause}; fix: {fix}")
+
+
+@dataclass
+class _Loader:
+    settings: Settings
+    pm: pluggy.PluginManager = field(default_factory=make_plugin_manager)
+    manifests: dict[str, Manifest] = field(default_factory=dict)
+    quarantined: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def quarantine(self, plugin_id: str, reason: str) -> None:
+        log.error("plugin %r quarantined: %s", plugin_id, reason)
+        self.quarantined[plugin_id] = reason
+
+    def skip_reason(self, plugin_id: str) -> str | None:
+        if plugin_id in self.settings.disabled_plugins:
+            return "listed in settings.disabled_plugins"
+        conf = self.settings.plugins.get(plugin_id)
+        if conf is not None and not conf.enabled:
+            return f"settings.plugins.{plugin_id}.enabled is false"
+        return None
+
+    def admit(self, plugin_id: str, manifest: Manifest, load: Callable[[], object]) -> None:
+        """Check the manifest, then import (``load``) and register; quarantine on any failure."""
+        if plugin_id in self.manifests or plugin_id in self.quarantined:
+            self.quarantine(f"{plugin_id} (duplicate)", f"a second plugin claims id {plugin_id!r}; "
+                            "fix: uninstall one of them or give each its own id")
+            return
+        try:
+            _check_manifest(manifest)
+            obj = load()
+        except _RejectedError as exc:
+            self.quarantine(plugin_id, str(exc))
+            return
+        except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() must not stop the host
+            self.quarantine(plugin_id, f"import failed: {type(exc).__name__}: {exc}; "
+                            "fix: install the plugin's dependencies or correct its code")
+            return
+        try:
+            self.pm.register(obj, name=plugin_id)
+        except (ValueError, pluggy.PluginValidationError) as exc:
+            self.quarantine(plugin_id, f"cannot register: {exc}; fix: match each hookimpl's "
+                            "arguments to the spec in fulcrum_sdk.hookspecs")
+            return
+        self.manifests[plugin_id] = manifest
+
+    def check_pending(self) -> None:
+        """pluggy's ``check_pending()``, unregistering (and quarantining) one offender at a time."""
+        while True:
+            try:
+                self.pm.check_pending()
+                return
+            except pluggy.PluginValidationError as exc:
+                name = self.pm.get_name(exc.plugin) or repr(exc.plugin)
+                self.pm.unregister(exc.plugin)
+                self.manifests.pop(name, None)
+                self.quarantine(name, f"{exc}; fix: rename the function to one of {', '.join(HOOK_NAMES)}")
+
+
+def _check_manifest(manifest: Manifest) -> None:
+    problems = semantic_problems(manifest)
+    if problems:
+        listed = "; ".join(f"{p.key}: {p.problem}" for p in problems)
+        raise _RejectedError(f"fulcrum-plugin.toml is invalid ({listed})", "correct those keys")
+    try:
+        compatible = SpecifierSet(manifest.sdk).contains(fulcrum_sdk.__version__, prereleases=True)
+    except InvalidSpecifier as exc:
+        raise _RejectedError(f"sdk range {manifest.sdk!r} is invalid: {exc}", "use a PEP 440 range") from None
+    if not compatible:
+        raise _RejectedError(
+            f"needs fulcrum-sdk {manifest.sdk} but the host runs {fulcrum_sdk.__version__}",
+            "release a build for this SDK or widen the sdk range in fulcrum-plugin.toml",
+        )
+
+
+def _entry_point_loader(ep: importlib.metadata.EntryPoint, loader: _Loader) -> None:
+    dist = ep.dist
+    if dist is None:
+        loader.quarantine(ep.name, "entry point has no distribution; fix: install the plugin as a package")
+        return
+    try:
+        manifest = manifest_from_distribution(dist)
+    except ManifestError as exc:
+        loader.quarantine(ep.name, f"{exc}; fix: ship a valid fulcrum-plugin.toml inside the package")
+        return
+    if manifest.id != ep.name:
+        loader.quarantine(ep.name, f"manifest id {manifest.id!r} differs from entry-point name {ep.name!r}; "
+                          "fix: make [project.entry-points.fulcrum] use the manifest id as the name")
+        return
+    loader.admit(ep.name, manifest, ep.load)
+
+
+def _extra_manifest(obj: object) -> Manifest:
+    manifest = getattr(obj, "MANIFEST", None)
+    if isinstance(manifest, Manifest):
+        # Struct constructors skip constraint checks; a round trip applies them as the TOML loader does.
+        try:
+            return msgspec.convert(msgspec.to_builtins(manifest), Manifest)
+        except msgspec.ValidationError as exc:
+            raise ManifestError(f"{_extra_name(obj)}.MANIFEST", None, str(exc)) from None
+    if isinstance(obj, ModuleType):
+        return load_manifest_beside(obj)
+    raise ManifestError(repr(obj), "MANIFEST",
+                        "no MANIFEST attribute and not a module beside fulcrum-plugin.toml")
+
+
+def _identity(obj: object) -> object:
+    return obj
+
+
+def _extra_name(obj: object) -> str:
+    return obj.__name__ if isinstance(obj, ModuleType) else type(obj).__name__
+
+
+def _resolve(loader: _Loader, plugin_id: str, manifest: Manifest) -> LoadedPlugin | None:
+    """The plugin's hook implementations and host-level grant; quarantines what does not fit."""
+    obj = loader.pm.get_plugin(plugin_id)
+    impls: dict[str, HookCall] = {}
+    for hook in HOOK_NAMES:
+        for impl in getattr(loader.pm.hook, hook).get_hookimpls():
+            if impl.plugin_name != plugin_id:
+                continue
+            if impl.wrapper or impl.hookwrapper or hook in impls:
+                reason = (f"hook {hook!r} is implemented twice or as a wrapper; "
+                          "fix: implement each hook once, as a plain hookimpl")
+                loader.pm.unregister(name=plugin_id)
+                loader.quarantine(plugin_id, reason)
+                return None
+            fn = impl.function
+            impls[hook] = HookCall(fn, tuple(impl.argnames), inspect.iscoroutinefunction(fn))
+    undeclared = sorted(set(impls) - set(manifest.hooks))
+    if undeclared:
+        loader.pm.unregister(name=plugin_id)
+        listed = ", ".join(undeclared)
+        loader.quarantine(plugin_id, f"implements hooks missing from fulcrum-plugin.toml: {listed}; "
+                          "fix: list them under hooks so reviewers see them")
+        return None
+    for hook in sorted(set(manifest.hooks) - set(impls)):
+        log.warning("plugin %r declares hook %r but does not implement it", plugin_id, hook)
+    conf = loader.settings.plugins.get(plugin_id)
+    requested = manifest.scopes.all
+    granted = requested if conf is None or conf.scopes is None else conf.scopes & requested
+    if conf is not None and conf.scopes is not None and conf.scopes - requested:
+        log.warning("plugin %r: settings grant scopes its manifest does not request, ignored: %s",
+                    plugin_id, ", ".join(sorted(conf.scopes - requested)))
+    granted = frozenset(s for s in granted if s in SCOPES and SCOPES[s].kind in PLUGIN_GRANTABLE_KINDS)
+    return LoadedPlugin(
+        id=plugin_id, manifest=manifest, plugin=obj, granted=granted,
+        settings=dict(conf.settings) if conf is not None else {},
+        hooks=frozenset(impls), kind=manifest.kind, impls=impls,
+    )
+
+
+def _collect_types(
+    plugins: Sequence[LoadedPlugin],
+) -> tuple[dict[str, tuple[str, TransactionType]], dict[str, str]]:
+    """Call each plugin's ``register_transaction_types`` on its own; first registration of a key wins."""
+    types: dict[str, tuple[str, TransactionType]] = {}
+    rejected: dict[str, str] = {}
+
+    def reject(key: str, reason: str) -> None:
+        log.error("transaction type %r rejected: %s", key, reason)
+        rejected[key] = reason
+
+    for plugin in plugins:
+        impl = plugin.impls.get("register_transaction_types")
+        if impl is None:
+            continue
+        found: list[TransactionType] = []
+
+        def register(tx_type: TransactionType, _found: list[TransactionType] = found) -> None:
+            if not isinstance(tx_type, TransactionType):
+                raise TypeError(f"register() takes a TransactionType, got {type(tx_type).__name__}")
+            _found.append(tx_type)
+
+        try:
+            if impl.is_async:
+                raise TypeError("register_transaction_types must be a plain function, not async def")
+            if impl.argnames:
+                impl.function(register=register)
+            else:
+                impl.function()
+        except Exception as exc:
+            reject(f"{plugin.id}:*", f"plugin {plugin.id!r} failed in register_transaction_types: "
+                   f"{type(exc).__name__}: {exc}; fix: register TransactionType objects without doing I/O")
+            continue
+        for tx_type in found:
+            if tx_type.key not in plugin.manifest.transaction_types:
+                reject(f"{plugin.id}:{tx_type.key}", f"plugin {plugin.id!r} registers a type its manifest "
+                       "does not declare; "
+                       "fix: add it to transaction_types in fulcrum-plugin.toml")
+            elif tx_type.key in types:
+                reject(f"{plugin.id}:{tx_type.key}", f"plugin {plugin.id!r} registers {tx_type.key!r}, "
+                       "already "
+                       f"owned by {types[tx_type.key][0]!r}; fix: pick a key in the plugin's own namespace")
+            else:
+                types[tx_type.key] = (plugin.id, tx_type)
+    return types, rejected
+
+
+def get_plugin_manager(
+    settings: Settings, *, extra_plugins: Sequence[object] = (), load_entry_points: bool = True
+) -> PluginSet:
+    """Load the ``fulcrum`` entry points (and ``extra_plugins``, for tests) into a :class:`PluginSet`.
+
+    ``extra_plugins`` are modules or objects carrying a ``MANIFEST`` attribute, or modules beside
+    their ``fulcrum-plugin.toml``. Nothing here raises for a broken plugin: it is quarantined.
+    """
+    loader = _Loader(settings)
+    if load_entry_points:
+        for ep in sorted(importlib.metadata.entry_points(group=PROJECT_NAME), key=lambda e: e.name):
+            reason = loader.skip_reason(ep.name)
+            if reason is not None:
+                loader.skipped[ep.name] = reason
+                continue
+            _entry_point_loader(ep, loader)
+    for obj in extra_plugins:
+        try:
+            manifest = _extra_manifest(obj)
+        except (ManifestError, OSError) as exc:
+            fix = "give the plugin a MANIFEST or a fulcrum-plugin.toml"
+            loader.quarantine(_extra_name(obj), f"{exc}; fix: {fix}")
+            continue
+        reason = loader.skip_reason(manifest.id)
+        if reason is not None:
+            loader.skipped[manifest.id] = reason
+            continue
+        loader.admit(manifest.id, manifest, functools.partial(_identity, obj))
+    loader.check_pending()
+    resolved = (_resolve(loader, pid, manifest) for pid, manifest in sorted(loader.manifests.items()))
+    plugins = [p for p in resolved if p is not None]
+    types, rejected = _collect_types(plugins)
+    for plugin in plugins:
+        log.info("plugin %r %s loaded: hooks %s; granted %s", plugin.id, plugin.version,
+                 ", ".join(sorted(plugin.hooks)) or "-", ", ".join(sorted(plugin.granted)) or "-")
+    return PluginSet(
+        loader.pm, plugins, quarantined=loader.quarantined, skipped=loader.skipped, types=types,
+        rejected_types=rejected, dev_mode=settings.dev_mode,
+    )

@@ -1,0 +1,200 @@
+"""The pipeline's checks before anything is journaled, as pure functions that raise domain errors.
+
+Status codes: a missing or malformed ``Idempotency-Key`` and a body that is not the JSON object
+``{"type": …, "params": {…}}`` are 400; an unknown type, parameters failing the type's schema,
+suitability and limits are 422 (well-formed, but refused). Each problem names its field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import date
+from typing import Any
+
+import msgspec
+from fulcrum_sdk.data import RiskProfile
+from fulcrum_sdk.errors import TransactionRefused
+from fulcrum_sdk.models import LocalizedText, RiskLevel, TransactionType, risk_allows
+
+from fulcrum_core.errors import BadRequest, CoreError, Unprocessable
+from fulcrum_core.transactions.models import TransactionBody
+
+__all__ = [
+    "IDEMPOTENCY_HEADER",
+    "ParsedBody",
+    "PluginFaultError",
+    "amount_of",
+    "check_amount",
+    "check_idempotency_key",
+    "check_suitability",
+    "decode_params",
+    "parse_body",
+    "refusal",
+    "valid_risk_level",
+]
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as header values travel safely
+_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_NAMED = re.compile(r"(?:missing required field|contains unknown field) `(?P<name>[^`]+)`")
+# A params Struct's __post_init__ names the field it refuses by starting its message "amount_fen: …".
+_PREFIXED = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*): ")
+_RISK_LEVELS = frozenset({"R1", "R2", "R3", "R4", "R5"})
+
+
+class PluginFaultError(CoreError):
+    """The owning plugin's own code failed while the host checked a request (nothing was journaled)."""
+
+    status = 502
+    default_code = "transaction.plugin_error"
+
+
+class ParsedBody(msgspec.Struct, frozen=True):
+    """A decoded body and the sha256 of its canonical form (sorted keys, no whitespace)."""
+
+    body: TransactionBody
+    request_hash: str
+
+
+def check_idempotency_key(key: str | None) -> str:
+    """The key, or 400 naming the header when it is missing or not 1–255 visible ASCII characters."""
+    if key is None or key == "":
+        raise BadRequest(
+            f"the {IDEMPOTENCY_HEADER} header is required: send a unique value per transaction and "
+            "the same value when retrying it",
+            code="idempotency.key_missing", field=IDEMPOTENCY_HEADER,
+        )
+    if not _KEY.match(key):
+        raise BadRequest(
+            f"the {IDEMPOTENCY_HEADER} header must be 1–255 visible ASCII characters",
+            code="idempotency.key_invalid", field=IDEMPOTENCY_HEADER,
+        )
+    return key
+
+
+def _field_of(exc: msgspec.ValidationError, prefix: str, fields: frozenset[str] = frozenset()) -> str:
+    """The dotted field an error is about: msgspec's ``$.a.b`` path, plus the field it names.
+
+    ``fields`` are the top-level field names of the Struct decoded: a ``__post_init__`` message
+    starting with one of them (``"amount_fen: …"``) is taken to be about that field.
+    """
+    message = str(exc)
+    match = _PATH.search(message)
+    path = match.group("path") if match else ""
+    named = _NAMED.search(message)
+    prefixed = _PREFIXED.match(message)
+    if named:
+        path += "." + named.group("name")
+    elif not path and prefixed and prefixed.group("name") in fields:
+        path = "." + prefixed.group("name")
+    return (prefix + path).lstrip(".") or "body"
+
+
+def parse_body(raw: bytes) -> ParsedBody:
+    """Decode the request body; 400 naming the field when it is not ``{"type": …, "params": {…}}``."""
+    try:
+        data = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}", code="body.malformed", field="body") from None
+    try:
+        body = msgspec.convert(data, TransactionBody)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"invalid body: {exc}", code="body.invalid", field=_field_of(exc, "")) from None
+    canonical = msgspec.json.encode({"type": body.type, "params": body.params}, order="sorted")
+    return ParsedBody(body=body, request_hash=hashlib.sha256(canonical).hexdigest())
+
+
+def decode_params(tx_type: TransactionType, params: dict[str, Any], *, plugin_id: str = "") -> Any:
+    """``params`` decoded with the type's Struct; 422 naming ``params.<field>`` when they fail it.
+
+    The Struct's ``__post_init__`` may refuse with ``ValueError("<field>: why")`` or with
+    ``TransactionRefused`` (its code, message and field are kept); any other exception there is a
+    fault in the plugin (502), never blamed on the client.
+    """
+    try:
+        return msgspec.convert(params, tx_type.params)
+    except msgspec.ValidationError as exc:
+        fields = frozenset(f.encode_name for f in msgspec.structs.fields(tx_type.params))
+        raise Unprocessable(
+            f"invalid parameters for {tx_type.key}: {exc}", code="transaction.invalid_params",
+            field=_field_of(exc, "params", fields),
+        ) from None
+    except TransactionRefused as exc:
+        raise refusal(exc) from None
+    except Exception as exc:
+        raise PluginFaultError(
+            f"plugin {plugin_id!r} failed while checking the parameters of {tx_type.key}: "
+            f"{type(exc).__name__}", plugin=plugin_id,
+        ) from None
+
+
+def refusal(exc: TransactionRefused) -> Unprocessable:
+    """A plugin's refusal before journaling, as a 422 with its code, field and localized message."""
+    return Unprocessable(
+        exc.message.zh_CN, code=exc.code, field=f"params.{exc.field}" if exc.field else "params",
+        message=msgspec.to_builtins(exc.message),
+    )
+
+
+def amount_of(tx_type: TransactionType, params: Any) -> int | None:
+    """The amount in fen named by the type's ``amount_field``, when the parameters carry one."""
+    if not tx_type.amount_field:
+        return None
+    amount = getattr(params, tx_type.amount_field, None)
+    return amount if isinstance(amount, int) and not isinstance(amount, bool) else None
+
+
+def check_amount(tx_type: TransactionType, amount_fen: int | None, max_fen: int) -> None:
+    """422 ``limits.*`` when the amount is negative or above the platform's single-transaction limit."""
+    if amount_fen is None:
+        return
+    field = f"params.{tx_type.amount_field}"
+    if amount_fen < 0:
+        raise Unprocessable("the amount must not be negative", code="limits.negative_amount", field=field)
+    if amount_fen > max_fen:
+        raise Unprocessable(
+            f"the amount {amount_fen} fen is above the single-transaction limit of {max_fen} fen",
+            code="limits.max_amount", field=field, limit_fen=max_fen,
+        )
+
+
+def valid_risk_level(value: object) -> RiskLevel | None:
+    """``value`` when it is a risk level R1–R5 or ``None``; otherwise raise ``TypeError``."""
+    if value is None or value in _RISK_LEVELS:
+        return value  # type: ignore[return-value]
+    raise TypeError(f"a risk level must be one of R1–R5 or None, got {value!r}")
+
+
+def _refuse(code: str, zh: str, en: str, **extra: Any) -> Unprocessable:
+    message = LocalizedText(zh_CN=zh, en=en)
+    return Unprocessable(zh, code=code, message=msgspec.to_builtins(message), **extra)
+
+
+def check_suitability(risk: RiskLevel | None, profile: RiskProfile | None, today: date) -> None:
+    """Refuse (422 ``suitability.*``) a product above the customer's tolerance, or any product above R1
+    when the customer's assessment is missing or expired. ``risk=None`` means no suitability rule."""
+    if risk is None or risk == "R1":
+        return
+    if profile is None:
+        raise _refuse(
+            "suitability.assessment_missing",
+            f"该产品风险等级为{risk}，请先完成风险承受能力评估。",
+            f"This product is rated {risk}; complete the risk tolerance questionnaire first.",
+            risk_level=risk,
+        )
+    if profile.is_expired(today):
+        raise _refuse(
+            "suitability.assessment_expired",
+            f"您的风险承受能力评估已于{profile.expires_on.isoformat()}过期，请重新评估后再购买{risk}级产品。",
+            f"Your risk assessment expired on {profile.expires_on.isoformat()}; "
+            f"redo it before buying {risk} products.",
+            risk_level=risk, expired_on=profile.expires_on.isoformat(),
+        )
+    if not risk_allows(profile.tolerance, risk):
+        raise _refuse(
+            "suitability.risk_too_high",
+            f"该产品风险等级{risk}高于您的风险承受能力{profile.tolerance}，不能购买。",
+            f"This product is rated {risk}, above your risk tolerance {profile.tolerance}.",
+            risk_level=risk, risk_tolerance=profile.tolerance,
+        )

@@ -1,0 +1,115 @@
+"""The transaction journal: insert-first under a unique (customer, idempotency key), then finish.
+
+``insert_pending`` is one ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` committed on its own: of
+any number of concurrent requests with the same key exactly one gets its row in, and only that one
+goes on to call the plugin. The others read the winner's row and replay it (or get 409 while it is
+still pending).
+"""
+
+from __future__ import annotations
+
+import builtins
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, select, update
+
+from fulcrum_core.data._upsert import insert_for
+from fulcrum_core.data.db import Database
+from fulcrum_core.data.models.transaction import TransactionRow
+from fulcrum_core.data.types import utcnow
+
+__all__ = ["Journal"]
+
+_TABLE = cast(Table, TransactionRow.__table__)
+
+
+class Journal:
+    """Reads and writes the ``transactions`` table."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def find(self, customer_ref: str, idempotency_key: str) -> TransactionRow | None:
+        """The customer's row for ``idempotency_key``, if any."""
+        stmt = select(TransactionRow).where(
+            TransactionRow.customer_ref == customer_ref, TransactionRow.idempotency_key == idempotency_key
+        )
+        with self._db.read_session() as session:
+            return session.scalars(stmt).one_or_none()
+
+    def get(self, tx_id: str) -> TransactionRow | None:
+        """The row with id ``tx_id``, if any."""
+        with self._db.read_session() as session:
+            return session.get(TransactionRow, tx_id)
+
+    def insert_pending(self, row: TransactionRow) -> bool:
+        """Commit ``row`` as ``pending``; ``False`` when the customer already used its key."""
+        values = {c.key: getattr(row, c.key) for c in TransactionRow.__mapper__.column_attrs}
+        values["status"] = "pending"
+        stmt = (
+            insert_for(self._db.dialect, _TABLE)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[_TABLE.c.customer_ref, _TABLE.c.idempotency_key])
+            .returning(_TABLE.c.id)
+        )
+        with self._db.begin() as conn:
+            return conn.execute(stmt).scalar_one_or_none() is not None
+
+    def finish(
+        self,
+        tx_id: str,
+        *,
+        status: str,
+        result: Any | None,
+        response_status: int,
+        response_body: str,
+        now: datetime | None = None,
+    ) -> bool:
+        """Record the outcome of a pending (or reconciled-as-unknown) row; ``False`` if already final."""
+        stmt = (
+            update(TransactionRow)
+            .where(TransactionRow.id == tx_id, TransactionRow.status.in_(("pending", "unknown")))
+            .values(
+                status=status, result=result, response_status=response_status, response_body=response_body,
+                updated_at=now or utcnow(),
+            )
+            .returning(TransactionRow.id)
+        )
+        with self._db.session() as session:
+            return session.execute(stmt).scalar_one_or_none() is not None
+
+    def pending_before(self, cutoff: datetime, *, limit: int = 500) -> builtins.list[TransactionRow]:
+        """Rows still ``pending`` that were last touched before ``cutoff``, oldest first."""
+        stmt = (
+            select(TransactionRow)
+            .where(TransactionRow.status == "pending", TransactionRow.updated_at < cutoff)
+            .order_by(TransactionRow.updated_at, TransactionRow.id)
+            .limit(limit)
+        )
+        with self._db.read_session() as session:
+            return list(session.scalars(stmt))
+
+    def mark_unknown(self, tx_id: str, *, response_status: int, response_body: str, now: datetime) -> bool:
+        """Move a ``pending`` row to ``unknown`` with its replayable response; ``False`` if it moved on."""
+        stmt = (
+            update(TransactionRow)
+            .where(TransactionRow.id == tx_id, TransactionRow.status == "pending")
+            .values(
+                status="unknown", response_status=response_status, response_body=response_body, updated_at=now
+            )
+            .returning(TransactionRow.id)
+        )
+        with self._db.session() as session:
+            return session.execute(stmt).scalar_one_or_none() is not None
+
+    def by_status(self, status: str, *, limit: int = 500) -> builtins.list[TransactionRow]:
+        """Rows in ``status``, oldest first (for reconciliation and operations)."""
+        stmt = (
+            select(TransactionRow)
+            .where(TransactionRow.status == status)
+            .order_by(TransactionRow.created_at, TransactionRow.id)
+            .limit(limit)
+        )
+        with self._db.read_session() as session:
+            return list(session.scalars(stmt))

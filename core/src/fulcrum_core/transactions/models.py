@@ -1,0 +1,113 @@
+"""What the transaction API reads and writes: msgspec Structs, so the OpenAPI schema is exact."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from fulcrum_sdk.models import LocalizedText, RiskLevel
+
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "Suitability",
+    "TransactionBody",
+    "TransactionOutcome",
+    "TransactionProblem",
+    "TransactionResultView",
+    "TransactionStatus",
+    "TransactionTypeList",
+    "TransactionTypeView",
+    "TransactionView",
+]
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+TransactionStatus = Literal["pending", "succeeded", "failed", "unknown"]
+
+Suitability = Literal["ok", "risk_too_high", "assessment_expired", "assessment_missing", "depends_on_params"]
+"""Whether the customer may use a type, as far as the host can tell before seeing parameters."""
+
+
+class TransactionBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The body of ``POST /v1/transactions``: which type, and its parameters."""
+
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    params: dict[str, Any] = {}
+
+
+class TransactionResultView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What the owning plugin reported: its reference, or a refusal code and message."""
+
+    reference: str | None = None
+    code: str | None = None
+    message: LocalizedText | None = None
+    data: dict[str, str | int | bool] = {}
+
+
+class TransactionView(msgspec.Struct, frozen=True, kw_only=True):
+    """A journaled transaction as its customer sees it."""
+
+    id: str
+    type: str
+    plugin: str
+    status: TransactionStatus
+    amount_fen: int | None
+    risk_level: RiskLevel | None
+    created_at: datetime
+    updated_at: datetime
+    result: TransactionResultView | None = None
+
+
+class TransactionProblem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """RFC 9457 problem details for a journaled transaction that did not succeed.
+
+    ``transaction`` is the journal entry, so a client can show or look up what happened.
+    """
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    transaction: TransactionView
+    field: str | None = None
+    message: LocalizedText | None = None
+
+
+class TransactionTypeView(msgspec.Struct, frozen=True, kw_only=True):
+    """One transaction type the customer can submit, with the JSON schema of its ``params``."""
+
+    key: str
+    name: LocalizedText
+    description: LocalizedText | None
+    plugin: str
+    risk_level: RiskLevel | None
+    suitability: Suitability
+    params_schema: dict[str, Any]
+
+
+class TransactionTypeList(msgspec.Struct, frozen=True, kw_only=True):
+    """The body of ``GET /v1/transaction-types``."""
+
+    items: list[TransactionTypeView]
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionOutcome:
+    """What ``POST /v1/transactions`` answers: the status code and body, and whether it is a replay."""
+
+    status_code: int
+    body: TransactionView | TransactionProblem
+    replayed: bool = False
+
+    @property
+    def media_type(self) -> str:
+        """``application/problem+json`` for a problem, else ``application/json``."""
+        return PROBLEM_MEDIA_TYPE if isinstance(self.body, TransactionProblem) else "application/json"
+
+    @property
+    def transaction_id(self) -> str:
+        """The journal id the outcome is about."""
+        return self.body.id if isinstance(self.body, TransactionView) else self.body.transaction.id

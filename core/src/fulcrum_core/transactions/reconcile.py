@@ -1,0 +1,37 @@
+"""Reconciliation: find transactions whose outcome the host does not know, and say so durably.
+
+A row stays ``pending`` only while a request waits on its plugin; one still ``pending`` long after
+the deadline belongs to a worker that died mid-call. ``reconcile`` marks such rows ``unknown``, with
+the 202 response a retry of the same request will now replay (instead of 409 forever), and lists
+every ``unknown`` row for operations to settle with the owning department or partner.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import msgspec
+
+from fulcrum_core.transactions.journal import Journal
+from fulcrum_core.transactions.models import TransactionView
+from fulcrum_core.transactions.render import encode_body, view_of
+
+__all__ = ["ReconcileReport", "reconcile"]
+
+
+class ReconcileReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What one reconciliation run did and what is left to settle."""
+
+    marked_unknown: list[str]
+    unknown: list[TransactionView]
+
+
+def reconcile(journal: Journal, *, older_than: timedelta, now: datetime, limit: int = 500) -> ReconcileReport:
+    """Mark rows ``pending`` for longer than ``older_than`` as ``unknown``; report all ``unknown`` rows."""
+    marked: list[str] = []
+    for row in journal.pending_before(now - older_than, limit=limit):
+        view = msgspec.structs.replace(view_of(row), status="unknown", updated_at=now)
+        if journal.mark_unknown(row.id, response_status=202, response_body=encode_body(view), now=now):
+            marked.append(row.id)
+    unknown = [view_of(row) for row in journal.by_status("unknown", limit=limit)]
+    return ReconcileReport(marked_unknown=marked, unknown=unknown)

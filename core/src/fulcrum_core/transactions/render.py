@@ -1,0 +1,63 @@
+"""Turning journal rows into responses, and stored responses back into the same responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from fulcrum_sdk.models import LocalizedText, TransactionResult
+
+from fulcrum_core.data.models.transaction import TransactionRow
+from fulcrum_core.errors import PROBLEM_BASE
+from fulcrum_core.transactions.models import (
+    TransactionOutcome,
+    TransactionProblem,
+    TransactionResultView,
+    TransactionView,
+)
+
+__all__ = ["encode_body", "outcome_problem", "replay", "result_json", "view_of"]
+
+_TITLES = {422: "Unprocessable Content", 502: "Bad Gateway", 503: "Service Unavailable"}
+
+
+def result_json(result: TransactionResult | None) -> dict[str, Any] | None:
+    """A plugin's result as JSON for the journal's ``result`` column."""
+    return None if result is None else msgspec.to_builtins(result)
+
+
+def view_of(row: TransactionRow) -> TransactionView:
+    """The customer's view of a journal row."""
+    result = None if row.result is None else msgspec.convert(row.result, TransactionResultView)
+    return TransactionView(
+        id=row.id, type=row.type, plugin=row.plugin_id, status=row.status,  # type: ignore[arg-type]
+        amount_fen=row.amount_fen, risk_level=row.risk_level,  # type: ignore[arg-type]
+        created_at=row.created_at, updated_at=row.updated_at, result=result,
+    )
+
+
+def outcome_problem(
+    status: int, code: str, detail: str, view: TransactionView, *,
+    message: LocalizedText | None = None, field: str | None = None,
+) -> TransactionProblem:
+    """Problem details for a journaled transaction that did not succeed."""
+    return TransactionProblem(
+        type=PROBLEM_BASE + code, title=_TITLES.get(status, "Error"), status=status, detail=detail, code=code,
+        transaction=view, field=field, message=message,
+    )
+
+
+def encode_body(body: TransactionView | TransactionProblem) -> str:
+    """The exact JSON text stored for replay."""
+    return msgspec.json.encode(body).decode()
+
+
+def replay(row: TransactionRow) -> TransactionOutcome:
+    """The stored response of a finished row, marked as a replay."""
+    if row.response_status is None or row.response_body is None:
+        raise ValueError(f"transaction {row.id} has no stored response yet")
+    body_type: type[TransactionView | TransactionProblem] = (
+        TransactionProblem if row.response_status >= 400 else TransactionView
+    )
+    body = msgspec.json.decode(row.response_body, type=body_type)
+    return TransactionOutcome(status_code=row.response_status, body=body, replayed=True)

@@ -1,0 +1,368 @@
+"""``TransactionService``: the transaction pipeline from request body to journaled outcome.
+
+    Idempotency-Key present?                    400 idempotency.key_missing (names the header)
+    body is {"type": …, "params": {…}}?          400 body.* (names the field)
+    key used before by this customer?           same body → stored response, replayed
+                                                other body → 422 idempotency.mismatch
+                                                still pending → 409 idempotency.in_flight
+    type known?                                 422 transaction.unknown_type
+    params pass the type's msgspec schema?      422 transaction.invalid_params (names params.<field>)
+    owning plugin active, holds its scopes?     403 transaction.plugin_inactive / plugin_scope_missing
+    suitability: product risk vs tolerance      422 suitability.risk_too_high / assessment_expired /
+                                                    assessment_missing
+    limits: amount ≤ max_transaction_fen        422 limits.max_amount
+    journal row ``pending`` COMMITTED           (insert-first; a concurrent duplicate loses here)
+    execute_transaction under the deadline:
+      result succeeded                          201 succeeded
+      result failed / TransactionRefused        422 failed   (the plugin's code and message)
+      plugin raised                             502 failed   (transaction.plugin_error)
+      breaker or bulkhead refused the call      503 failed   (transaction.plugin_unavailable)
+      deadline missed, or the result was not
+      a valid TransactionResult                 202 unknown  (the plugin may have acted: reconcile)
+
+Nothing before the journal row has side effects, so a refusal there is not stored and a retry is
+judged afresh. Everything after it is stored and replayed byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any, Protocol
+
+import msgspec
+from fulcrum_sdk._validate import ResultError, check_transaction_result
+from fulcrum_sdk.context import PluginContext
+from fulcrum_sdk.data import DataProvider
+from fulcrum_sdk.errors import TransactionRefused
+from fulcrum_sdk.models import (
+    LocalizedText,
+    RiskLevel,
+    TransactionRequest,
+    TransactionResult,
+    TransactionType,
+)
+
+from fulcrum_core.data.db import Database
+from fulcrum_core.data.models.transaction import TransactionRow
+from fulcrum_core.data.types import utcnow
+from fulcrum_core.dispatch.results import PluginCallError
+from fulcrum_core.errors import Conflict, Forbidden, NotFound, Unprocessable
+from fulcrum_core.settings import Settings
+from fulcrum_core.transactions import checks
+from fulcrum_core.transactions.checks import PluginFaultError
+from fulcrum_core.transactions.journal import Journal
+from fulcrum_core.transactions.models import (
+    Suitability,
+    TransactionOutcome,
+    TransactionResultView,
+    TransactionTypeList,
+    TransactionTypeView,
+    TransactionView,
+)
+from fulcrum_core.transactions.reconcile import ReconcileReport, reconcile
+from fulcrum_core.transactions.render import encode_body, outcome_problem, replay, result_json, view_of
+
+__all__ = ["BANK_TIMEZONE", "PluginFaultError", "TransactionService"]
+
+log = logging.getLogger("fulcrum.transactions")
+
+BANK_TIMEZONE = timezone(timedelta(hours=8), "CST")
+"""The bank's calendar (China Standard Time, no daylight saving): an assessment expires by its date."""
+
+
+# --- what the service needs from its collaborators (the real ones live in plugins / dispatch) -----
+
+
+class _Plugin(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def granted(self) -> frozenset[str]: ...
+
+
+class _Plugins(Protocol):
+    @property
+    def transaction_types(self) -> Mapping[str, tuple[Any, TransactionType]]: ...
+    @property
+    def all_transaction_types(self) -> Mapping[str, tuple[Any, TransactionType]]: ...
+
+
+class _RequestContexts(Protocol):
+    def for_plugin(self, plugin: Any) -> PluginContext: ...
+
+
+class _Contexts(Protocol):
+    def for_request(self, customer_ref: str, *, request_id: str, now: datetime | None = None) -> Any: ...
+
+
+class _Dispatcher(Protocol):
+    async def call_one(
+        self, plugin: Any, hook: str, ctx: PluginContext, *, deadline_ms: int, **kwargs: Any
+    ) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Everything decided before the journal row is written."""
+
+    tx_id: str
+    now: datetime
+    plugin: Any
+    tx_type: TransactionType
+    params: Any
+    params_json: dict[str, Any]
+    amount_fen: int | None
+    risk_level: RiskLevel | None
+    ctx: PluginContext
+
+
+class TransactionService:
+    """Validates, journals, executes and replays transactions; one per host."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        plugins: _Plugins,
+        dispatcher: _Dispatcher,
+        contexts: _Contexts,
+        provider: DataProvider,
+    ) -> None:
+        self._settings = settings
+        self._db = db
+        self._plugins = plugins
+        self._dispatcher = dispatcher
+        self._contexts = contexts
+        self._provider = provider
+        self.journal = Journal(db)
+        self._schemas: dict[str, dict[str, Any]] = {}
+
+    # --- POST /v1/transactions -------------------------------------------------------------------
+
+    async def submit(self, customer_ref: str, idempotency_key: str | None, body: bytes) -> TransactionOutcome:
+        """Run the pipeline for one request; raises a ``CoreError`` for a refusal before journaling."""
+        key = checks.check_idempotency_key(idempotency_key)
+        parsed = checks.parse_body(body)
+        existing = await asyncio.to_thread(self.journal.find, customer_ref, key)
+        if existing is not None:
+            return self._replay(existing, parsed.request_hash)
+        plan = await asyncio.to_thread(self._plan, customer_ref, parsed.body)
+        row = TransactionRow(
+            id=plan.tx_id, customer_ref=customer_ref, idempotency_key=key, request_hash=parsed.request_hash,
+            type=plan.tx_type.key, plugin_id=plan.plugin.id, params=plan.params_json,
+            amount_fen=plan.amount_fen, risk_level=plan.risk_level, status="pending",
+            created_at=plan.now, updated_at=plan.now,
+        )
+        if not await asyncio.to_thread(self.journal.insert_pending, row):
+            # A concurrent request with the same key got its row in first.
+            winner = await asyncio.to_thread(self.journal.find, customer_ref, key)
+            if winner is None:  # pragma: no cover - the unique row cannot vanish
+                raise Conflict("the transaction is being processed; retry shortly",
+                               code="idempotency.in_flight")
+            return self._replay(winner, parsed.request_hash)
+        # The plugin call and the journal update run to the end even if the client goes away.
+        return await asyncio.shield(self._execute(plan, row, key))
+
+    def _replay(self, row: TransactionRow, request_hash: str) -> TransactionOutcome:
+        if row.request_hash != request_hash:
+            raise Unprocessable(
+                f"this {checks.IDEMPOTENCY_HEADER} was already used for a different request; "
+                "use a new key for a new transaction",
+                code="idempotency.mismatch", field=checks.IDEMPOTENCY_HEADER, transaction_id=row.id,
+            )
+        if row.status == "pending" or row.response_status is None:
+            raise Conflict(
+                "a request with this idempotency key is still being processed; retry shortly",
+                code="idempotency.in_flight", field=checks.IDEMPOTENCY_HEADER, transaction_id=row.id,
+                headers={"Retry-After": "1"},
+            )
+        return replay(row)
+
+    def _plan(self, customer_ref: str, body: Any) -> _Plan:
+        entry = self._plugins.all_transaction_types.get(body.type)
+        if entry is None:
+            raise Unprocessable(
+                f"unknown transaction type {body.type!r}; GET /v1/transaction-types lists them",
+                code="transaction.unknown_type", field="type",
+            )
+        plugin, tx_type = entry
+        params = checks.decode_params(tx_type, body.params, plugin_id=plugin.id)
+        active = self._plugins.transaction_types.get(body.type)
+        if active is None:
+            raise Forbidden(
+                f"transaction type {body.type!r} is not available: its plugin {plugin.id!r} is not enabled",
+                code="transaction.plugin_inactive", field="type",
+            )
+        plugin = active[0]  # the current grant, not the one at load time
+        missing = sorted((tx_type.required_scopes | {"transactions:write"}) - plugin.granted)
+        if missing:
+            raise Forbidden(
+                f"plugin {plugin.id!r} is not granted {', '.join(missing)}, which {body.type!r} requires",
+                code="transaction.plugin_scope_missing", field="type", missing_scopes=missing,
+            )
+        risk = self._risk_of(plugin.id, tx_type, params)
+        checks.check_suitability(risk, self._provider.risk(customer_ref), self._today())
+        amount = checks.amount_of(tx_type, params)
+        checks.check_amount(tx_type, amount, self._settings.max_transaction_fen)
+        tx_id = uuid.uuid4().hex
+        now = utcnow()
+        ctx = self._contexts.for_request(customer_ref, request_id=tx_id, now=now).for_plugin(plugin)
+        return _Plan(
+            tx_id=tx_id, now=now, plugin=plugin, tx_type=tx_type, params=params,
+            params_json=msgspec.to_builtins(params), amount_fen=amount, risk_level=risk, ctx=ctx,
+        )
+
+    @staticmethod
+    def _risk_of(plugin_id: str, tx_type: TransactionType, params: Any) -> RiskLevel | None:
+        if tx_type.risk_of is None:
+            return tx_type.risk_level
+        try:
+            return checks.valid_risk_level(tx_type.risk_of(params))
+        except TransactionRefused as exc:
+            raise checks.refusal(exc) from None
+        except Exception as exc:
+            log.warning("plugin %r: risk_of for %r failed: %r", plugin_id, tx_type.key, exc)
+            raise PluginFaultError(
+                f"plugin {plugin_id!r} could not rate the product risk of this {tx_type.key} request",
+                plugin=plugin_id,
+            ) from None
+
+    @staticmethod
+    def _today() -> date:
+        return datetime.now(BANK_TIMEZONE).date()
+
+    async def _execute(self, plan: _Plan, row: TransactionRow, key: str) -> TransactionOutcome:
+        request = TransactionRequest(
+            id=plan.tx_id, type=plan.tx_type.key, params=plan.params, idempotency_key=key,
+            amount_fen=plan.amount_fen, risk_level=plan.risk_level, created_at=plan.now,
+        )
+        result: TransactionResult | None = None
+        problem: tuple[int, str, str, LocalizedText | None, str | None] | None = None
+        status = "unknown"
+        try:
+            raw = await self._dispatcher.call_one(
+                plan.plugin, "execute_transaction", plan.ctx,
+                deadline_ms=self._settings.deadlines.execute_transaction, request=request,
+            )
+            result = check_transaction_result(raw)
+            status = result.status
+            if result.status == "failed":
+                message = result.message or _FAILED
+                problem = (422, result.code or "transaction.failed", message.zh_CN, message, None)
+        except TransactionRefused as exc:
+            status = "failed"
+            result = TransactionResult(status="failed", code=exc.code, message=exc.message)
+            field = f"params.{exc.field}" if exc.field else None
+            problem = (422, exc.code, exc.message.zh_CN, exc.message, field)
+        except PluginCallError as exc:
+            log.warning("transaction %s: %s", plan.tx_id, exc)
+            if exc.kind == "error":
+                status = "failed"
+                problem = (502, "transaction.plugin_error", f"plugin {exc.plugin!r} failed: the transaction "
+                           "was not carried out", _PLUGIN_FAILED, None)
+            elif exc.kind == "rejected":
+                status = "failed"
+                problem = (503, "transaction.plugin_unavailable", f"plugin {exc.plugin!r} is temporarily "
+                           "unavailable: the transaction was not carried out", _PLUGIN_UNAVAILABLE, None)
+        except ResultError as exc:
+            log.warning("transaction %s: plugin %r returned an invalid result: %s",
+                        plan.tx_id, plan.plugin.id, exc)
+        except Exception:
+            log.exception("transaction %s: unexpected error while executing; recorded as unknown", plan.tx_id)
+        now = utcnow()
+        stored = result_json(result)
+        view = msgspec.structs.replace(
+            view_of(row), status=status, updated_at=now,
+            result=None if stored is None else msgspec.convert(stored, TransactionResultView),
+        )
+        outcome = self._outcome(status, view, problem)
+        await asyncio.to_thread(
+            self.journal.finish, plan.tx_id, status=status, result=stored,
+            response_status=outcome.status_code, response_body=encode_body(outcome.body), now=now,
+        )
+        return outcome
+
+    @staticmethod
+    def _outcome(
+        status: str, view: TransactionView,
+        problem: tuple[int, str, str, LocalizedText | None, str | None] | None,
+    ) -> TransactionOutcome:
+        if problem is not None:
+            code_status, code, detail, message, field = problem
+            return TransactionOutcome(
+                code_status, outcome_problem(code_status, code, detail, view, message=message, field=field)
+            )
+        return TransactionOutcome(201 if status == "succeeded" else 202, view)
+
+    # --- GET /v1/transactions/{id} ---------------------------------------------------------------
+
+    def get(self, customer_ref: str, tx_id: str) -> TransactionView:
+        """The customer's transaction; 404 for an unknown id and for another customer's alike."""
+        row = self.journal.get(tx_id) if len(tx_id) <= 64 else None
+        if row is None or row.customer_ref != customer_ref:
+            raise NotFound(f"no transaction {tx_id!r}", code="transaction.not_found", field="id")
+        return view_of(row)
+
+    # --- GET /v1/transaction-types ---------------------------------------------------------------
+
+    def types_for(self, customer_ref: str) -> TransactionTypeList:
+        """The types the customer can submit now, with each one's suitability for them."""
+        risk = self._provider.risk(customer_ref)
+        items = []
+        for key, (plugin, tx_type) in sorted(self._plugins.transaction_types.items()):
+            if (tx_type.required_scopes | {"transactions:write"}) - plugin.granted:
+                continue
+            items.append(
+                TransactionTypeView(
+                    key=key, name=tx_type.name, description=tx_type.description, plugin=plugin.id,
+                    risk_level=tx_type.risk_level, suitability=self._suitability(tx_type, risk),
+                    params_schema=self._schema(tx_type),
+                )
+            )
+        return TransactionTypeList(items=items)
+
+    def _suitability(self, tx_type: TransactionType, risk: Any) -> Suitability:
+        if tx_type.risk_of is not None:
+            return "depends_on_params"
+        try:
+            checks.check_suitability(tx_type.risk_level, risk, self._today())
+        except Unprocessable as exc:
+            return exc.code.removeprefix("suitability.")  # type: ignore[return-value]
+        return "ok"
+
+    def _schema(self, tx_type: TransactionType) -> dict[str, Any]:
+        schema = self._schemas.get(tx_type.key)
+        if schema is None:
+            schema = self._schemas[tx_type.key] = msgspec.json.schema(tx_type.params)
+        return schema
+
+    # --- reconciliation --------------------------------------------------------------------------
+
+    def reconcile_unknown(
+        self, *, older_than: timedelta | None = None, now: datetime | None = None
+    ) -> ReconcileReport:
+        """Mark rows left ``pending`` (a worker died mid-call) as ``unknown`` and list every unknown row.
+
+        ``older_than`` defaults to twice the execute deadline plus a minute: no live request can
+        still be waiting on such a row.
+        """
+        deadline_ms = self._settings.deadlines.execute_transaction
+        grace = older_than or timedelta(milliseconds=2 * deadline_ms, minutes=1)
+        return reconcile(self.journal, older_than=grace, now=now or datetime.now(UTC))
+
+
+_FAILED = LocalizedText(zh_CN="交易未能完成。", en="The transaction failed.")
+_PLUGIN_FAILED = LocalizedText(
+    zh_CN="服务暂时出现问题，交易未执行，请稍后重试。",
+    en="The service had a problem; the transaction was not carried out. Try again later.",
+)
+_PLUGIN_UNAVAILABLE = LocalizedText(
+    zh_CN="服务繁忙，交易未执行，请稍后重试。",
+    en="The service is busy; the transaction was not carried out. Try again later.",
+)

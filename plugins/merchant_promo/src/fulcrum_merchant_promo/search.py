@@ -1,0 +1,42 @@
+"""Search hits: the customer's local deals, by merchant name, category or discount."""
+
+from __future__ import annotations
+
+from fulcrum_sdk import Action, PluginContext, SearchHit, hookimpl
+
+from fulcrum_merchant_promo._match import relevance
+from fulcrum_merchant_promo.availability import local_coupons
+from fulcrum_merchant_promo.catalogue import CATEGORY_NAMES
+
+__all__ = ["search"]
+
+_GENERAL = ("优惠", "优惠券", "商户", "coupon", "deals")
+
+
+@hookimpl
+def search(ctx: PluginContext, query: str) -> list[SearchHit]:
+    """Local redeemable coupons whose merchant, category or title matches ``query``."""
+    hits = []
+    for coupon in local_coupons(ctx):
+        category = CATEGORY_NAMES[coupon.category]
+        terms = (
+            coupon.merchant.zh_CN,
+            coupon.merchant.en or "",
+            category.zh_CN,
+            category.en or "",
+            coupon.category,
+            coupon.title.zh_CN,
+        )
+        score = relevance(query, terms) or 0.6 * relevance(query, _GENERAL)
+        if score:
+            hits.append(
+                SearchHit(
+                    key=f"coupon-{coupon.id}",
+                    kind="merchant",
+                    title=coupon.headline,
+                    subtitle=category,
+                    action=Action(uri=coupon.uri),
+                    relevance=score,
+                )
+            )
+    return hits

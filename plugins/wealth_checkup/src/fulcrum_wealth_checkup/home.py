@@ -1,0 +1,134 @@
+"""Home-page offers: a kingkong entry, a banner with the score, and a popup only when it matters.
+
+The popup appears when the score dropped since the customer's last visit or a product above their
+risk tolerance appeared. What was last seen is kept in the plugin's storage, never in memory.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+from fulcrum_sdk import Action, LocalizedText, PluginContext, SlotOffer, hookimpl
+
+from fulcrum_wealth_checkup._report import assess
+from fulcrum_wealth_checkup.scoring import CheckUp
+
+__all__ = ["REPORT_URI", "Seen", "home_slot_offers", "notable_change"]
+
+REPORT_URI = "fulcrum://wealth-checkup/report"
+
+Change = Literal["dropped", "mismatch"]
+
+
+class Seen(msgspec.Struct, frozen=True):
+    """What the customer was last shown, as kept in storage."""
+
+    score: int
+    mismatched: tuple[str, ...] = ()
+
+
+def _memory_key(ctx: PluginContext) -> str:
+    return f"last-checkup:{ctx.customer.id}"
+
+
+def _recall(ctx: PluginContext) -> Seen | None:
+    """The remembered state; ``None`` when there is none or it is not a valid ``Seen`` (replaced then)."""
+    try:
+        return msgspec.convert(ctx.storage.get(_memory_key(ctx)), Seen | None)
+    except msgspec.ValidationError:
+        return None
+
+
+def notable_change(ctx: PluginContext, report: CheckUp) -> tuple[Change | None, int | None]:
+    """Compare with what the customer saw last time, remember the new state, and say what changed.
+
+    Returns the change (``None`` when nothing worth a popup) and the previous score. A mismatch on
+    the first visit counts as new: the customer has not been told about it before.
+    """
+    before = _recall(ctx)
+    now = Seen(score=report.score, mismatched=tuple(sorted(report.mismatched)))
+    if before != now:
+        ctx.storage.put(_memory_key(ctx), msgspec.to_builtins(now))
+    if before is None:
+        return ("mismatch" if now.mismatched else None), None
+    if set(now.mismatched) - set(before.mismatched):
+        return "mismatch", before.score
+    if report.score < before.score:
+        return "dropped", before.score
+    return None, before.score
+
+
+def _kingkong() -> SlotOffer:
+    return SlotOffer(
+        slot="home.kingkong/v1",
+        key="wealth-checkup-entry",
+        title=LocalizedText(zh_CN="财富体检", en="Wealth check-up"),
+        action=Action(uri=REPORT_URI),
+        priority=300,
+    )
+
+
+def _banner(report: CheckUp | None) -> SlotOffer:
+    if report is None:
+        return SlotOffer(
+            slot="home.banner/v1",
+            key="wealth-checkup-banner",
+            title=LocalizedText(zh_CN="免费做一次财富体检", en="Get a free wealth check-up"),
+            subtitle=LocalizedText(
+                zh_CN="看看您的资产配置是否合理", en="See whether your money is well allocated"
+            ),
+            action=Action(uri=REPORT_URI),
+            priority=100,
+        )
+    weakest = report.weakest
+    return SlotOffer(
+        slot="home.banner/v1",
+        key="wealth-checkup-banner",
+        title=LocalizedText(zh_CN="查看您的财富体检报告", en="See your wealth check-up report"),
+        subtitle=LocalizedText(
+            zh_CN=f"健康分 {report.score} 分 · 最需关注：{weakest.title.zh_CN}",
+            en=f"Score {report.score} · Needs attention: {weakest.title.en}",
+        ),
+        action=Action(uri=REPORT_URI),
+        priority=200
+        + (100 - report.score) * 3,  # the weaker the score, the stronger the claim on the carousel
+    )
+
+
+def _popup(report: CheckUp, change: Change, previous: int | None) -> SlotOffer:
+    if change == "mismatch":
+        part = next(p for p in report.parts if p.key == "suitability")
+        title = LocalizedText(
+            zh_CN="发现持仓超出您的风险承受能力", en="A holding is above your risk tolerance"
+        )
+    else:
+        part = report.weakest
+        title = LocalizedText(
+            zh_CN=f"您的财富健康分从 {previous} 分降至 {report.score} 分",
+            en=f"Your wealth score fell from {previous} to {report.score}",
+        )
+    return SlotOffer(
+        slot="home.popup/v1",
+        key=f"wealth-checkup-{change}",
+        title=title,
+        subtitle=part.finding,
+        action=Action(uri=f"{REPORT_URI}?part={part.key}"),
+        priority=900,
+    )
+
+
+@hookimpl
+def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
+    """The entry, the score banner and, when something got worse, one popup."""
+    report = assess(ctx)
+    offers: list[SlotOffer] = []
+    if ctx.has_scope("slot:home.kingkong"):
+        offers.append(_kingkong())
+    if ctx.has_scope("slot:home.banner"):
+        offers.append(_banner(report))
+    if report is not None:
+        change, previous = notable_change(ctx, report)
+        if change is not None and ctx.has_scope("slot:home.popup"):
+            offers.append(_popup(report, change, previous))
+    return offers

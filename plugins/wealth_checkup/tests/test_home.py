@@ -1,0 +1,101 @@
+"""Home offers: the entry, the score banner, and a popup only when the score drops or a mismatch appears."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fulcrum_sdk import SlotOffer
+from fulcrum_sdk.storage import MemoryStorage
+from fulcrum_sdk.testing import PERSONAS, PluginHarness
+
+MakeHarness = Callable[..., PluginHarness]
+
+PLACEMENTS = {"slot:home.banner", "slot:home.kingkong", "slot:home.popup"}
+DATA = {"profile:risk", "holdings:read", "accounts:read"}
+
+
+def _slots(offers: list[SlotOffer]) -> list[str]:
+    return [o.slot for o in offers]
+
+
+def test_entry_and_banner_show_the_score(make_harness: MakeHarness) -> None:
+    """The banner title invites to the report and its subtitle carries the score and weakest part."""
+    offers = make_harness("young_family").home_slot_offers()
+    assert _slots(offers) == ["home.kingkong/v1", "home.banner/v1"]
+    banner = offers[1]
+    assert banner.title.zh_CN == "查看您的财富体检报告"
+    assert banner.subtitle is not None
+    assert "84 分" in banner.subtitle.zh_CN
+    assert "资产配置" in banner.subtitle.zh_CN
+    assert banner.action.uri == "fulcrum://wealth-checkup/report"
+
+
+def test_a_weaker_score_claims_the_banner_more_strongly(make_harness: MakeHarness) -> None:
+    """Banner priority rises as the score falls."""
+    weak = make_harness("affluent").home_slot_offers()[1]
+    strong = make_harness("young_family").home_slot_offers()[1]
+    assert weak.priority > strong.priority
+
+
+def test_first_visit_with_a_mismatch_shows_a_popup_once(make_harness: MakeHarness) -> None:
+    """A product above tolerance not yet told to the customer pops up; the next visit does not repeat it."""
+    harness = make_harness("affluent")
+    first = harness.home_slot_offers()
+    assert _slots(first)[-1] == "home.popup/v1"
+    assert first[-1].title.zh_CN == "发现持仓超出您的风险承受能力"
+    assert "home.popup/v1" not in _slots(harness.home_slot_offers())
+
+
+def test_first_visit_without_a_mismatch_has_no_popup(make_harness: MakeHarness) -> None:
+    """Nothing got worse for a first-time customer without mismatches, so no popup."""
+    assert "home.popup/v1" not in _slots(make_harness("young_family").home_slot_offers())
+
+
+def test_a_dropped_score_shows_a_popup(make_harness: MakeHarness, storage: MemoryStorage) -> None:
+    """When the last remembered score was higher, the popup names both scores."""
+    storage.put(f"last-checkup:{PERSONAS['young_family'].id}", {"score": 90, "mismatched": []})
+    offers = make_harness("young_family").home_slot_offers()
+    popup = offers[-1]
+    assert popup.slot == "home.popup/v1"
+    assert popup.title.zh_CN == "您的财富健康分从 90 分降至 84 分"
+    assert storage.get(f"last-checkup:{PERSONAS['young_family'].id}") == {"score": 84, "mismatched": []}
+
+
+def test_a_risen_score_has_no_popup(make_harness: MakeHarness, storage: MemoryStorage) -> None:
+    """An improvement is not worth interrupting the customer."""
+    storage.put(f"last-checkup:{PERSONAS['young_family'].id}", {"score": 70, "mismatched": []})
+    assert "home.popup/v1" not in _slots(make_harness("young_family").home_slot_offers())
+
+
+def test_garbage_in_storage_is_treated_as_no_memory(
+    make_harness: MakeHarness, storage: MemoryStorage
+) -> None:
+    """A malformed remembered state never breaks the home page; it is replaced."""
+    for garbage in (["not", "a", "dict"], {"score": "high"}, {"score": 50, "mismatched": 5}):
+        storage.put(f"last-checkup:{PERSONAS['affluent'].id}", garbage)
+        assert make_harness("affluent").home_slot_offers()[-1].slot == "home.popup/v1"
+    assert storage.get(f"last-checkup:{PERSONAS['affluent'].id}") == {"score": 48, "mismatched": ["STK-TECH"]}
+
+
+def test_without_the_popup_scope_no_popup_but_memory_is_kept(
+    make_harness: MakeHarness, storage: MemoryStorage
+) -> None:
+    """A plugin not granted the popup never offers one; it still remembers what the customer was shown."""
+    offers = make_harness("affluent", scopes=(DATA | PLACEMENTS) - {"slot:home.popup"}).home_slot_offers()
+    assert "home.popup/v1" not in _slots(offers)
+    assert storage.get(f"last-checkup:{PERSONAS['affluent'].id}") is not None
+
+
+def test_without_holdings_a_generic_banner_and_no_data_kept(
+    make_harness: MakeHarness, storage: MemoryStorage
+) -> None:
+    """Without ``holdings:read`` there is no score: a generic invitation, no popup, nothing stored."""
+    offers = make_harness("affluent", scopes=PLACEMENTS | {"profile:risk"}).home_slot_offers()
+    assert _slots(offers) == ["home.kingkong/v1", "home.banner/v1"]
+    assert offers[1].title.zh_CN == "免费做一次财富体检"
+    assert storage.get(f"last-checkup:{PERSONAS['affluent'].id}") is None
+
+
+def test_offers_vanish_without_slot_scopes(make_harness: MakeHarness) -> None:
+    """With data scopes but no placement scopes the plugin offers nothing."""
+    assert make_harness("affluent", scopes=DATA).home_slot_offers() == []

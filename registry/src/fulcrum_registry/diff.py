@@ -1,0 +1,58 @@
+"""What changed between a release and the previous approved one: the risk a reviewer must see first."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from fulcrum_sdk.manifest import Manifest
+
+from fulcrum_registry.schemas import ReleaseDiff
+from fulcrum_registry.workflow import high_sensitivity
+
+__all__ = ["diff_manifests"]
+
+
+def _added(new: Iterable[str], old: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(new) - set(old)))
+
+
+def diff_manifests(
+    *,
+    release_id: int,
+    manifest: Manifest,
+    version: str,
+    baseline_id: int | None = None,
+    baseline: Manifest | None = None,
+    baseline_version: str | None = None,
+    baseline_granted: frozenset[str] | None = None,
+) -> ReleaseDiff:
+    """Compare ``manifest`` with ``baseline`` (None: no earlier approved release, everything is new).
+
+    Scopes are compared with what the baseline was granted, falling back to what it requested.
+    """
+    requested = manifest.scopes.all
+    before_scopes = (
+        (baseline_granted if baseline_granted is not None else baseline.scopes.all)
+        if baseline
+        else frozenset()
+    )
+    added_scopes = _added(requested, before_scopes)
+    return ReleaseDiff(
+        release_id=release_id,
+        version=version,
+        baseline_release_id=baseline_id if baseline else None,
+        baseline_version=baseline_version if baseline else None,
+        added_scopes=added_scopes,
+        added_high_sensitivity_scopes=tuple(sorted(high_sensitivity(added_scopes))),
+        removed_scopes=_added(before_scopes, requested),
+        added_slots=_added(manifest.slots, baseline.slots if baseline else ()),
+        removed_slots=_added(baseline.slots if baseline else (), manifest.slots),
+        added_transaction_types=_added(
+            manifest.transaction_types, baseline.transaction_types if baseline else ()
+        ),
+        removed_transaction_types=_added(
+            baseline.transaction_types if baseline else (), manifest.transaction_types
+        ),
+        added_hooks=_added(manifest.hooks, baseline.hooks if baseline else ()),
+        removed_hooks=_added(baseline.hooks if baseline else (), manifest.hooks),
+    )

@@ -1,0 +1,106 @@
+"""Read-side queries the service runs inside its sessions: releases, the review diff, the live policy."""
+
+from __future__ import annotations
+
+from packaging.version import Version
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
+
+from fulcrum_registry._reads import load_manifest, release_reads
+from fulcrum_registry.diff import diff_manifests
+from fulcrum_registry.errors import InvalidInput, NotFound
+from fulcrum_registry.models import Release, ScopeGrant
+from fulcrum_registry.schemas import ActiveRelease, Page, ReleaseDiff, ReleaseQuery, ReleaseRead
+from fulcrum_registry.workflow import ReleaseState
+
+__all__ = ["EVER_APPROVED", "active_policy", "list_releases", "release_diff", "release_row"]
+
+EVER_APPROVED = (ReleaseState.APPROVED.value, ReleaseState.SUSPENDED.value, ReleaseState.RETIRED.value)
+"""States only an approved release can reach: the candidates for a diff's baseline."""
+
+
+def release_row(session: Session, release_id: int, *, lock: bool = False) -> Release:
+    """The release row (``FOR UPDATE`` when ``lock``), or ``NotFound``."""
+    row = session.get(Release, release_id, with_for_update=lock)
+    if row is None:
+        raise NotFound("release", release_id)
+    return row
+
+
+def list_releases(session: Session, q: ReleaseQuery) -> Page[ReleaseRead]:
+    """Releases matching ``q``, oldest first, keyset-paginated on the release id."""
+    conditions: list[ColumnElement[bool]] = []
+    if q.plugin:
+        conditions.append(Release.plugin_id == q.plugin)
+    if q.publisher:
+        conditions.append(Release.publisher_id == q.publisher)
+    if q.state:
+        conditions.append(Release.state == q.state)
+    total = session.scalar(select(func.count(Release.id)).where(*conditions)) or 0
+    if q.cursor:
+        conditions.append(Release.id > int(q.cursor))
+    rows = list(session.scalars(select(Release).where(*conditions).order_by(Release.id).limit(q.limit + 1)))
+    more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    return Page(
+        items=tuple(release_reads(session, rows)), next_cursor=str(rows[-1].id) if more else None, total=total
+    )
+
+
+def release_diff(session: Session, release_id: int) -> ReleaseDiff:
+    """The diff of a release against the newest lower version of its plugin that was ever approved."""
+    row = release_row(session, release_id)
+    manifest = load_manifest(row)
+    if manifest is None:
+        raise InvalidInput("release", f"release {row.id} has no readable manifest to compare")
+    candidates = (
+        session.scalars(
+            select(Release).where(
+                Release.plugin_id == row.plugin_id, Release.id != row.id, Release.state.in_(EVER_APPROVED)
+            )
+        ).all()
+        if row.plugin_id
+        else []
+    )
+    older = [c for c in candidates if Version(c.version) < Version(row.version)]
+    base = max(older, key=lambda c: Version(c.version), default=None)
+    if base is None:
+        return diff_manifests(release_id=row.id, manifest=manifest, version=row.version)
+    granted = session.scalars(
+        select(ScopeGrant.scope).where(ScopeGrant.release_id == base.id, ScopeGrant.granted.is_(True))
+    )
+    return diff_manifests(
+        release_id=row.id,
+        manifest=manifest,
+        version=row.version,
+        baseline_id=base.id,
+        baseline=load_manifest(base),
+        baseline_version=base.version,
+        baseline_granted=frozenset(granted),
+    )
+
+
+def active_policy(session: Session) -> dict[str, dict[str, ActiveRelease]]:
+    """Plugin id → version → approved (not suspended) release with its granted scopes; two queries."""
+    approved = ReleaseState.APPROVED.value
+    rows = session.execute(
+        select(Release.id, Release.plugin_id, Release.version).where(Release.state == approved)
+    ).all()
+    scopes: dict[int, set[str]] = {}
+    for release_id, scope in session.execute(
+        select(ScopeGrant.release_id, ScopeGrant.scope)
+        .join(Release, Release.id == ScopeGrant.release_id)
+        .where(Release.state == approved, ScopeGrant.granted.is_(True))
+    ):
+        scopes.setdefault(release_id, set()).add(scope)
+    policy: dict[str, dict[str, ActiveRelease]] = {}
+    for release_id, plugin_id, version in rows:
+        if plugin_id is None:  # pragma: no cover - an approved release always has a plugin
+            continue
+        policy.setdefault(plugin_id, {})[version] = ActiveRelease(
+            release_id=release_id,
+            plugin_id=plugin_id,
+            version=version,
+            granted_scopes=frozenset(scopes.get(release_id, ())),
+        )
+    return policy

@@ -1,0 +1,229 @@
+"""What the registry service accepts and returns: frozen msgspec Structs, never ORM rows.
+
+The HTTP API decodes request bodies into the ``New*``/``*Query`` structs and encodes these read
+structs as responses, so the same validation applies whether a call comes over HTTP, from the CLI or
+from a test.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Generic, Literal, TypeVar
+
+import msgspec
+from fulcrum_sdk.manifest import Manifest
+
+from fulcrum_registry.checks import CheckResult
+from fulcrum_registry.errors import InvalidInput
+
+__all__ = [
+    "ActiveRelease",
+    "ArtifactRef",
+    "CatalogueQuery",
+    "NewPublisher",
+    "Page",
+    "PluginSummary",
+    "PublisherRead",
+    "ReleaseBrief",
+    "ReleaseDiff",
+    "ReleaseQuery",
+    "ReleaseRead",
+    "ReviewRead",
+    "ScopeRequest",
+    "validated",
+]
+
+T = TypeVar("T")
+
+Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$")]
+PublisherKind = Literal["department", "branch", "partner"]
+StateName = Literal["submitted", "checks_failed", "in_review", "approved", "rejected", "suspended", "retired"]
+Limit = Annotated[int, msgspec.Meta(ge=1, le=100)]
+
+
+def validated(kind: type[T], data: object) -> T:
+    """``data`` converted to ``kind`` with every constraint checked; a failure names the field."""
+    try:
+        return msgspec.convert(data, kind)
+    except msgspec.ValidationError as exc:
+        match = re.search(r" - at `\$\.?(.*)`$", str(exc))
+        path = match.group(1) if match else ""
+        problem = str(exc)[: match.start()] if match else str(exc)
+        named = re.match(r"Object (missing required|contains unknown) field `([^`]+)`", problem)
+        if named:
+            path = f"{path}.{named.group(2)}" if path else named.group(2)
+            problem = "required" if named.group(1) == "missing required" else "unknown field"
+        raise InvalidInput(path or "body", problem) from None
+
+
+class NewPublisher(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A publisher to create."""
+
+    id: Slug
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    name_en: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    kind: PublisherKind
+    contact: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)]
+    verified: bool = False
+
+
+class PublisherRead(msgspec.Struct, frozen=True, kw_only=True):
+    """A publisher as stored."""
+
+    id: str
+    name: str
+    name_en: str | None
+    kind: str
+    verified: bool
+    contact: str
+    created_at: datetime
+
+
+class ArtifactRef(msgspec.Struct, frozen=True, kw_only=True):
+    """The stored wheel of a release."""
+
+    sha256: str
+    size: int
+    filename: str
+
+
+class ScopeRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """The scopes a release asks for."""
+
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+
+
+class ReviewRead(msgspec.Struct, frozen=True, kw_only=True):
+    """One reviewer's decision."""
+
+    reviewer: str
+    decision: Literal["approve", "reject"]
+    reasons: tuple[str, ...]
+    checklist: dict[str, bool]
+    granted: tuple[str, ...] | None
+    at: datetime
+
+
+class ReleaseRead(msgspec.Struct, frozen=True, kw_only=True):
+    """A release with its checks, reviews and grant, as a reviewer or publisher sees it."""
+
+    id: int
+    plugin_id: str | None
+    publisher_id: str
+    version: str
+    state: StateName
+    artifact: ArtifactRef
+    submitted_by: str
+    submitted_at: datetime
+    updated_at: datetime
+    checks: tuple[CheckResult, ...]
+    failed_checks: tuple[str, ...]
+    requested: ScopeRequest
+    granted_scopes: tuple[str, ...] | None  # None until the release is approved
+    approvals_needed: int
+    approvals: tuple[str, ...]  # reviewers who approved so far
+    reviews: tuple[ReviewRead, ...]
+    manifest: Manifest | None
+
+
+class ReleaseBrief(msgspec.Struct, frozen=True, kw_only=True):
+    """A release in one line."""
+
+    id: int
+    version: str
+    state: StateName
+
+
+class PluginSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """A catalogue entry: the plugin, its publisher, its newest release and its approved versions."""
+
+    id: str
+    name: str
+    name_en: str | None
+    publisher_id: str
+    kind: str
+    latest: ReleaseBrief | None
+    approved_versions: tuple[str, ...]
+
+
+class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
+    """One page of a listing; pass ``next_cursor`` back as ``cursor`` for the next (None: last page)."""
+
+    items: tuple[T, ...]
+    next_cursor: str | None
+    total: int
+
+
+class CatalogueQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Catalogue filters (all optional, combined with AND) and the page wanted.
+
+    ``text`` matches the plugin id or name; ``scope`` finds plugins holding or asking for a scope in a
+    live release; ``state`` finds plugins having some release in that state.
+    """
+
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+    publisher: Slug | None = None
+    kind: PublisherKind | None = None
+    scope: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    state: StateName | None = None
+    cursor: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+    limit: Limit = 20
+
+
+class ReleaseQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Release listing filters, oldest first (the review queue order)."""
+
+    plugin: Slug | None = None
+    publisher: Slug | None = None
+    state: StateName | None = None
+    cursor: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,12}$")] | None = None
+    limit: Limit = 20
+
+
+class ReleaseDiff(msgspec.Struct, frozen=True, kw_only=True):
+    """What a release asks for that the previous approved release of its plugin did not (and vice versa).
+
+    Scopes are compared with what the baseline was *granted*, so a scope a reviewer withheld before
+    shows up again as added. Without a baseline everything the release asks for is added.
+    """
+
+    release_id: int
+    version: str
+    baseline_release_id: int | None
+    baseline_version: str | None
+    added_scopes: tuple[str, ...]
+    added_high_sensitivity_scopes: tuple[str, ...]
+    removed_scopes: tuple[str, ...]
+    added_slots: tuple[str, ...]
+    removed_slots: tuple[str, ...]
+    added_transaction_types: tuple[str, ...]
+    removed_transaction_types: tuple[str, ...]
+    added_hooks: tuple[str, ...]
+    removed_hooks: tuple[str, ...]
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing was added or removed."""
+        return not any(
+            (
+                self.added_scopes,
+                self.removed_scopes,
+                self.added_slots,
+                self.removed_slots,
+                self.added_transaction_types,
+                self.removed_transaction_types,
+                self.added_hooks,
+                self.removed_hooks,
+            )
+        )
+
+
+class ActiveRelease(msgspec.Struct, frozen=True, kw_only=True):
+    """An approved, not suspended release: the host may run this version with exactly these scopes."""
+
+    release_id: int
+    plugin_id: str
+    version: str
+    granted_scopes: frozenset[str]

@@ -1,0 +1,14 @@
+"""Who this plugin is: its id, its display name and the deep link into it, shared by every hook."""
+
+from __future__ import annotations
+
+from fulcrum_sdk import Action, LocalizedText
+
+__all__ = ["ENTRY", "NAME", "PLUGIN_ID"]
+
+PLUGIN_ID = "{{ cookiecutter.plugin_id }}"
+NAME = LocalizedText(
+    zh_CN="{{ cookiecutter.plugin_name }}",
+    en={% if cookiecutter.plugin_name_en %}"{{ cookiecutter.plugin_name_en }}"{% else %}None{% endif %},
+)
+ENTRY = Action(uri=f"fulcrum://plugins/{PLUGIN_ID}")

@@ -1,0 +1,35 @@
+"""The service plans customers can find and order: an example catalogue, to replace with yours.
+
+Prices are integer fen (分), never floats; stock is the most that may ever be sold of a plan.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from fulcrum_sdk import LocalizedText as T
+
+__all__ = ["PLANS", "Plan", "yuan"]
+
+
+class Plan(msgspec.Struct, frozen=True, kw_only=True):
+    """A service plan: its name, its price in fen and its stock."""
+
+    id: str
+    name: T
+    price_fen: int
+    stock: int
+
+
+PLANS: dict[str, Plan] = {
+    p.id: p
+    for p in (
+        Plan(id="starter", name=T(zh_CN="入门套餐", en="Starter plan"), price_fen=990, stock=1000),
+        Plan(id="family", name=T(zh_CN="家庭套餐", en="Family plan"), price_fen=2990, stock=200),
+    )
+}
+
+
+def yuan(fen: int) -> str:
+    """Display an amount in fen as ``¥1,234.56``, with integer arithmetic only."""
+    whole, cents = divmod(fen, 100)
+    return f"¥{whole:,}.{cents:02d}"

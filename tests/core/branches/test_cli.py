@@ -1,0 +1,188 @@
+"""``fulcrum branch check``: every problem printed as a line, exit 1 on any, 0 when clean."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from fulcrum_core.cli.branch import branch, installed_plugins
+
+Write = Callable[[str, str], Path]
+Run = Callable[..., Result]
+
+APPROVED_TOML = """
+[wealth-checkup]
+kind = "department"
+publisher = "wealth-dept"
+versions = ["1.0.0"]
+slots = ["home.banner/v1", "home.kingkong/v1"]
+
+[pension]
+kind = "department"
+publisher = "pension-dept"
+versions = ["0.3.0"]
+slots = ["home.kingkong/v1", "home.notice/v1"]
+
+[merchant-promo]
+kind = "partner"
+publisher = "citylife"
+versions = ["0.1.0"]
+slots = ["home.banner/v1"]
+"""
+
+
+@pytest.fixture
+def approved_file(tmp_path: Path) -> Path:
+    """An exported approved set, as ``--approved`` takes it."""
+    path = tmp_path / "approved.toml"
+    path.write_text(APPROVED_TOML, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def run(approved_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Run:
+    """Invoke ``branch check`` with ``--approved`` and default settings; returns the click Result."""
+    monkeypatch.delenv("FULCRUM_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    def _run(*files: str | Path, approved: bool = True) -> Result:
+        args = ["check", *(str(f) for f in files)]
+        if approved:
+            args += ["--approved", str(approved_file)]
+        return CliRunner().invoke(branch, args)
+
+    return _run
+
+
+def test_clean_files_exit_zero(run: Run, write: Write, hq_text: str) -> None:
+    """Valid HQ and branch files pass with exit code 0."""
+    hq = write("hq.toml", hq_text.replace('api_token = "$env:PROMO_TOKEN", ', ""))
+    branch_file = write("0755.toml", "[plugins.merchant-promo]\nenabled = true\nrollout = 100\n")
+    result = run(hq, branch_file)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "ok: 2 file(s) checked\n"
+
+
+def test_every_problem_is_printed_and_exit_is_one(run: Run, write: Write, hq_text: str) -> None:
+    """Each problem is one line naming file and key; a summary goes to stderr; exit code 1."""
+    write("hq.toml", hq_text)
+    path = write("0755.toml", '[plugins.merchant-promo]\nrollout = 130\nsettings = { token = "abc" }\n')
+    result = run(path)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"{path}: plugins.merchant-promo.rollout: 130 is out of range 0–100",
+        f"{path}: plugins.merchant-promo.settings.token: holds a literal secret; "
+        'use a reference: "$env:NAME" or "$file:PATH"',
+    ]
+    assert result.stderr == "2 problem(s) in 1 file(s)\n"
+
+
+def test_branch_file_is_checked_against_the_hq_file_beside_it(run: Run, write: Write, hq_text: str) -> None:
+    """Checking a branch file alone still catches switching off what the sibling hq.toml makes mandatory."""
+    write("hq.toml", hq_text)
+    path = write("028.toml", "[plugins.wealth-checkup]\nenabled = false\n")
+    result = run(path)
+    assert result.exit_code == 1
+    assert "plugins.wealth-checkup.enabled: 'wealth-checkup' is mandatory in hq.toml" in result.stdout
+
+
+def test_problems_of_the_sibling_hq_file_are_reported(run: Run, write: Write) -> None:
+    """A broken hq.toml next to the checked file is reported too: the pair is what will run."""
+    hq = write("hq.toml", "[plugins.pension]\nrollout = 101\n")
+    path = write("0755.toml", "")
+    result = run(path)
+    assert result.exit_code == 1
+    assert result.stdout == f"{hq}: plugins.pension.rollout: 101 is out of range 0–100\n"
+
+
+def test_unknown_plugin_and_not_toml(run: Run, write: Write) -> None:
+    """Files in several states: an unknown plugin, a TOML syntax error, a badly named file."""
+    a = write("0755.toml", "[plugins.ghost]\n")
+    b = write("021.toml", "[plugins\n")
+    c = write("Shanghai.toml", "")
+    result = run(a, b, c)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{a}: plugins.ghost: unknown plugin 'ghost'")
+    assert lines[1].startswith(f"{b}: not valid TOML")
+    assert lines[2].startswith(f"{c}: a branch file is named <code>.toml")
+    assert result.stderr == "3 problem(s) in 3 file(s)\n"
+
+
+def test_missing_file_is_a_usage_error(run: Run) -> None:
+    """A path that does not exist is refused by the command line itself (exit 2)."""
+    result = run("nope/0755.toml")
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr
+
+
+def test_no_files_is_a_usage_error(run: Run) -> None:
+    """At least one file is required."""
+    assert run().exit_code == 2
+
+
+def test_bad_approved_file_is_a_usage_error(run: Run, write: Write, tmp_path: Path) -> None:
+    """An ``--approved`` file that does not describe approved plugins is refused with exit 2."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[pension]\nkind = "charity"\npublisher = "x"\n', encoding="utf-8")
+    path = write("0755.toml", "")
+    result = CliRunner().invoke(branch, ["check", str(path), "--approved", str(bad)])
+    assert result.exit_code == 2
+    assert "--approved" in result.stderr
+    assert "kind" in result.stderr
+
+
+def _fake_plugin(site: Path, package: str, dist: str, manifest: str) -> None:
+    """Lay out an installed distribution with a ``fulcrum`` entry point and a manifest in its RECORD."""
+    (site / package).mkdir(parents=True)
+    (site / package / "__init__.py").write_text("", encoding="utf-8")
+    (site / package / "fulcrum-plugin.toml").write_text(manifest, encoding="utf-8")
+    info = site / f"{package}-1.2.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.0\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text(f"[fulcrum]\n{dist} = {package}\n", encoding="utf-8")
+    (info / "RECORD").write_text(
+        f"{package}/__init__.py,,\n{package}/fulcrum-plugin.toml,,\n", encoding="utf-8"
+    )
+
+
+MANIFEST = """
+id = "fake-local"
+name = { "zh-CN" = "本地服务" }
+description = { "zh-CN" = "测试用的分行插件" }
+publisher = "branch-0755"
+kind = "branch"
+sdk = ">=0.1"
+hooks = ["home_slot_offers"]
+slots = ["home.kingkong/v1"]
+owner = { name = "Shenzhen team", email = "team@example.com" }
+[scopes.required]
+"slot:home.kingkong" = "shows a local entry"
+"""
+
+
+def test_installed_plugins_are_the_default_approved_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write: Write
+) -> None:
+    """Without ``--approved``, installed plugins are the approved set; a broken manifest is a warning."""
+    site = tmp_path / "site"
+    _fake_plugin(site, "fake_local", "fake-local", MANIFEST)
+    _fake_plugin(site, "fake_broken", "fake-broken", 'name = "no id"\n')
+    monkeypatch.syspath_prepend(str(site))
+    approved, warnings = installed_plugins()
+    assert approved["fake-local"].kind == "branch"
+    assert approved["fake-local"].versions == ("1.2.0",)
+    assert any(w.startswith("plugin 'fake-broken' skipped:") for w in warnings)
+
+    monkeypatch.delenv("FULCRUM_CONFIG", raising=False)
+    ours = write("0755.toml", "[plugins.fake-local]\nenabled = true\n")
+    theirs = write("021.toml", "[plugins.fake-local]\nenabled = true\n")
+    result = CliRunner().invoke(branch, ["check", str(ours), str(theirs)])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"{theirs}: plugins.fake-local: 'fake-local' is a branch plugin of 'branch-0755'; "
+        "branch 021 cannot enable it"
+    ]
+    assert "warning: plugin 'fake-broken' skipped" in result.stderr

@@ -1,0 +1,121 @@
+"""Parsing branch files: every malformed entry is reported with its file and key path."""
+
+from __future__ import annotations
+
+import pytest
+from fulcrum_core.branches import branch_code_of, parse_branch, parse_hq
+from msgspec import UNSET
+
+F = "branches/0755.toml"
+
+
+def _lines(text: str, *, hq: bool = False) -> list[str]:
+    parse = parse_hq if hq else parse_branch
+    _, problems = parse(text.encode(), "branches/hq.toml" if hq else F)
+    return [p.line for p in problems]
+
+
+def test_a_good_file_parses_into_typed_entries() -> None:
+    """A valid file yields typed entries, with unset fields left UNSET for layering."""
+    parsed, problems = parse_branch(
+        b'name = { "zh-CN" = "\xe6\xb7\xb1\xe5\x9c\xb3\xe5\x88\x86\xe8\xa1\x8c" }\n'
+        b'[plugins.merchant-promo]\nrollout = 30\npin = { "home.banner/v1" = 2 }\nallow = ["c1"]\n',
+        F,
+    )
+    assert problems == []
+    assert parsed is not None
+    entry = parsed.plugins["merchant-promo"]
+    assert (entry.rollout, entry.pin, entry.allow, entry.enabled) == (
+        30,
+        {"home.banner/v1": 2},
+        ("c1",),
+        UNSET,
+    )
+    assert parsed.name is not None
+    assert parsed.name.zh_CN == "深圳分行"
+
+
+def test_invalid_toml_names_the_file() -> None:
+    """Text that is not TOML is one problem naming the file and the parser's position."""
+    (line,) = _lines("[plugins.x\nenabled = true")
+    assert line.startswith(f"{F}: not valid TOML:")
+
+
+def test_duplicate_keys_are_refused() -> None:
+    """A plugin configured twice in one file is a TOML error, not a silent override."""
+    (line,) = _lines("[plugins.pension]\nenabled = true\n[plugins.pension]\nenabled = false\n")
+    assert "not valid TOML" in line
+
+
+def test_wrong_types_are_reported_with_key_paths() -> None:
+    """A wrong type names the exact key inside the plugin entry."""
+    assert _lines('[plugins.merchant-promo]\nrollout = "30"\n') == [
+        f"{F}: plugins.merchant-promo.rollout: Expected `int`, got `str`"
+    ]
+
+
+def test_every_bad_entry_is_reported_not_just_the_first() -> None:
+    """Problems in several entries (and several settings of one entry) are all reported."""
+    lines = _lines(
+        "[plugins.a-plugin]\nenabled = 1\n"
+        '[plugins.b-plugin]\nsettings = { ratio = 0.5, limit = [1], ok = "x" }\n'
+        '[plugins.c-plugin]\npin = { "home.banner/v1" = "two" }\n'
+    )
+    assert lines == [
+        f"{F}: plugins.a-plugin.enabled: Expected `bool`, got `int`",
+        f"{F}: plugins.b-plugin.settings.ratio: Expected `bool | int | str`, got `float`",
+        f"{F}: plugins.b-plugin.settings.limit: Expected `bool | int | str`, got `array`",
+        f'{F}: plugins.c-plugin.pin."home.banner/v1": Expected `int`, got `str`',
+    ]
+
+
+def test_unknown_keys_are_named() -> None:
+    """Unknown top-level and per-plugin keys are reported with the keys that are allowed."""
+    lines = _lines("colour = 1\n[plugins.pension]\nrolout = 30\n")
+    assert lines[0] == f"{F}: colour: unknown key; expected one of: name, plugins"
+    assert lines[1].startswith(
+        f"{F}: plugins.pension.rolout: unknown key; expected one of: enabled, version, rollout"
+    )
+
+
+def test_mandatory_belongs_to_hq_only() -> None:
+    """A branch file cannot declare a plugin mandatory; the message says where it belongs."""
+    assert _lines("[plugins.pension]\nmandatory = true\n") == [
+        f"{F}: plugins.pension.mandatory: only hq.toml can make a plugin mandatory"
+    ]
+    assert _lines("[plugins.pension]\nmandatory = true\n", hq=True) == []
+
+
+def test_bad_plugin_ids_and_non_table_entries() -> None:
+    """A plugin id that cannot exist, or an entry that is not a table, is reported by key."""
+    lines = _lines('plugins = { "Bad_Id" = {}, pension = 3 }\n')
+    assert lines == [
+        f"{F}: plugins.Bad_Id: not a plugin id (lowercase letters, digits and '-')",
+        f"{F}: plugins.pension: expected a table, got int",
+    ]
+
+
+def test_name_needs_chinese_text() -> None:
+    """The branch's display name requires zh-CN."""
+    assert _lines('name = { en = "Shenzhen" }\n') == [f"{F}: name.zh-CN: required key is missing"]
+
+
+def test_allow_list_entries_are_checked_by_index() -> None:
+    """An empty customer id in an allow-list is reported at its index."""
+    (line,) = _lines('[plugins.pension]\nallow = ["c1", ""]\n')
+    assert line.startswith(f"{F}: plugins.pension.allow[1]: Expected `str` of length >= 1")
+
+
+@pytest.mark.parametrize(
+    ("name", "code"), [("0755.toml", "0755"), ("hq.toml", None), ("sz-pilot.toml", "sz-pilot")]
+)
+def test_branch_code_from_file_name(name: str, code: str | None) -> None:
+    """The branch code is the file name's stem; hq.toml is the HQ file."""
+    assert branch_code_of(f"some/dir/{name}") == code
+
+
+@pytest.mark.parametrize("name", ["0755.json", "Shenzhen.toml", "hq.branch.toml", "-x.toml", ".toml"])
+def test_bad_file_names_are_refused(name: str) -> None:
+    """A file name that is neither hq.toml nor <code>.toml is refused with the naming rule."""
+    with pytest.raises(ValueError, match=r"<code>\.toml"):
+        branch_code_of(name)

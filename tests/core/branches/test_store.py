@@ -1,0 +1,293 @@
+"""The store: loads the directory, hot-reloads edits, keeps the last good configuration."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import msgspec
+import pytest
+from fulcrum_core.branches import ApprovedPlugin, BranchConfigStore
+from fulcrum_core.branches.watcher import Poller
+
+Write = Callable[[str, str], Path]
+MakeStore = Callable[..., BranchConfigStore]
+
+PROMO_0755 = (
+    '[plugins.merchant-promo]\nenabled = true\nrollout = {rollout}\npin = {{ "home.banner/v1" = 2 }}\n'
+)
+
+
+@pytest.fixture
+def make_store(branch_dir: Path, approved: dict[str, ApprovedPlugin], inventory: dict[str, int]) -> MakeStore:
+    """Build a store over ``branch_dir`` (approved set and environment overridable)."""
+
+    def _make(
+        provider: Callable[[], Mapping[str, ApprovedPlugin]] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> BranchConfigStore:
+        return BranchConfigStore(
+            branch_dir,
+            provider or (lambda: approved),
+            inventory,
+            environ={"PROMO_TOKEN": "tok-SECRET-123"} if environ is None else environ,
+        )
+
+    return _make
+
+
+@pytest.fixture
+def loaded(write: Write, hq_text: str, make_store: MakeStore) -> BranchConfigStore:
+    """A store over hq.toml, 0755.toml (promo at 100 %) and 028.toml (pension off), refreshed once."""
+    write("hq.toml", hq_text)
+    write("0755.toml", PROMO_0755.format(rollout=100))
+    write("028.toml", "[plugins.pension]\nenabled = false\n")
+    store = make_store()
+    assert store.refresh()
+    assert store.errors() == []
+    return store
+
+
+def test_loads_every_branch(loaded: BranchConfigStore) -> None:
+    """Each branch file yields its own effective configuration on top of HQ."""
+    assert loaded.branches() == ("028", "0755")
+    assert loaded.effective("0755").enabled_ids == ("merchant-promo", "pension", "wealth-checkup")
+    assert loaded.effective("028").enabled_ids == ("wealth-checkup",)
+    assert loaded.generation == 1
+
+
+def test_unchanged_files_are_not_recomputed(loaded: BranchConfigStore) -> None:
+    """A refresh with nothing changed returns False and keeps the very same objects."""
+    before = loaded.effective("0755")
+    assert loaded.refresh() is False
+    assert loaded.effective("0755") is before
+    assert loaded.generation == 1
+
+
+def test_branch_without_a_file_gets_hq_only_once(loaded: BranchConfigStore) -> None:
+    """A branch with no file gets HQ's configuration, computed once and then reused."""
+    config = loaded.effective("0571")
+    assert config.branch == "0571"
+    assert config.enabled_ids == ("pension", "wealth-checkup")
+    assert loaded.effective("0571") is config
+
+
+def test_an_edit_is_applied_on_refresh(loaded: BranchConfigStore, write: Write) -> None:
+    """Hot reload: a changed rollout takes effect on the next refresh, without a restart."""
+    write("0755.toml", PROMO_0755.format(rollout=30))
+    assert loaded.refresh()
+    assert loaded.effective("0755").plugins["merchant-promo"].rollout == 30
+    assert loaded.generation == 2
+
+
+def test_broken_branch_edit_keeps_the_last_good_config(
+    loaded: BranchConfigStore, write: Write, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An invalid edit never replaces a valid file: the old config serves; the error is listed and logged."""
+    good = loaded.effective("0755")
+    caplog.set_level(logging.INFO, logger="fulcrum.branches")
+    path = write("0755.toml", PROMO_0755.format(rollout=130))
+    assert loaded.refresh()
+    assert loaded.effective("0755").digest == good.digest
+    expected = f"{path}: plugins.merchant-promo.rollout: 130 is out of range 0–100"
+    assert [p.line for p in loaded.errors()] == [expected]
+    assert expected in caplog.messages
+    write("0755.toml", PROMO_0755.format(rollout=50))
+    assert loaded.refresh()
+    assert loaded.errors() == []
+    assert loaded.effective("0755").plugins["merchant-promo"].rollout == 50
+
+
+def test_half_written_file_keeps_the_last_good_config(loaded: BranchConfigStore, write: Write) -> None:
+    """A file caught mid-write (not TOML yet) is just another invalid edit."""
+    good = loaded.effective("0755")
+    write("0755.toml", '[plugins.merchant-promo]\nenabled = true\npin = { "home.ban')
+    loaded.refresh()
+    assert loaded.effective("0755") == good
+    assert "not valid TOML" in loaded.errors()[0].problem
+
+
+def test_broken_hq_edit_keeps_hq_but_branch_edits_still_apply(
+    loaded: BranchConfigStore, write: Write
+) -> None:
+    """A broken hq.toml keeps the last good HQ in force; a valid branch edit still applies on top of it."""
+    write("hq.toml", "[plugins.pension]\nrollout = 500\n")
+    write("0755.toml", PROMO_0755.format(rollout=40))
+    assert loaded.refresh()
+    assert [p.key for p in loaded.errors()] == ["plugins.pension.rollout"]
+    config = loaded.effective("0755")
+    assert config.enabled_ids == ("merchant-promo", "pension", "wealth-checkup")
+    assert config.plugins["wealth-checkup"].mandatory
+    assert config.plugins["merchant-promo"].rollout == 40
+
+
+def test_first_load_of_a_broken_branch_falls_back_to_hq(
+    write: Write, hq_text: str, make_store: MakeStore
+) -> None:
+    """A branch whose file was never valid gets HQ's configuration, and the error is listed."""
+    write("hq.toml", hq_text)
+    write("021.toml", "[plugins.wealth-checkup]\nenabled = false\n")
+    store = make_store()
+    store.refresh()
+    assert store.effective("021").enabled_ids == ("pension", "wealth-checkup")
+    assert [p.key for p in store.errors()] == ["plugins.wealth-checkup.enabled"]
+
+
+def test_deleting_a_branch_file_falls_back_to_hq(loaded: BranchConfigStore, branch_dir: Path) -> None:
+    """Removing a branch file is a valid edit: the branch then gets HQ's configuration."""
+    (branch_dir / "028.toml").unlink()
+    assert loaded.refresh()
+    assert loaded.branches() == ("0755",)
+    assert loaded.effective("028").enabled_ids == ("pension", "wealth-checkup")
+
+
+def test_badly_named_file_is_reported_and_ignored(loaded: BranchConfigStore, write: Write) -> None:
+    """A file that is not <code>.toml is reported, and the others keep working."""
+    write("Shenzhen.toml", "")
+    assert loaded.refresh()
+    assert loaded.errors()[0].file.endswith("Shenzhen.toml")
+    assert loaded.branches() == ("028", "0755")
+
+
+def test_approval_withdrawn_keeps_last_good_and_reports(
+    write: Write, hq_text: str, make_store: MakeStore, approved: dict[str, ApprovedPlugin]
+) -> None:
+    """When the registry withdraws an enabled plugin, the file turns invalid: reported, last good kept."""
+    current = dict(approved)
+    write("hq.toml", hq_text)
+    write("0755.toml", PROMO_0755.format(rollout=100))
+    store = make_store(provider=lambda: current)
+    store.refresh()
+    current["merchant-promo"] = msgspec.structs.replace(approved["merchant-promo"], versions=())
+    assert store.refresh()
+    assert "merchant-promo" in store.effective("0755").enabled_ids
+    problems = {(p.file.rsplit("/", 1)[-1], p.key, p.problem) for p in store.errors()}
+    assert (
+        "0755.toml",
+        "plugins.merchant-promo",
+        "plugin 'merchant-promo' has no approved release",
+    ) in problems
+
+
+def test_unreachable_registry_keeps_serving(
+    loaded: BranchConfigStore, approved: dict[str, ApprovedPlugin]
+) -> None:
+    """If the approved set cannot be read, nothing changes and the error is listed until it recovers."""
+    failing = {"on": True}
+
+    def provider() -> Mapping[str, ApprovedPlugin]:
+        if failing["on"]:
+            raise ConnectionError("registry down")
+        return approved
+
+    loaded._approved = provider  # swap the source of an already loaded store
+    assert loaded.refresh() is False
+    assert loaded.effective("0755").enabled_ids == ("merchant-promo", "pension", "wealth-checkup")
+    assert loaded.errors()[0].problem == "cannot reload: ConnectionError: registry down"
+    failing["on"] = False
+    loaded.refresh()
+    assert loaded.errors() == []
+
+
+def test_missing_directory_is_an_error_not_a_crash(
+    tmp_path: Path, approved: dict[str, ApprovedPlugin]
+) -> None:
+    """A store over a directory that does not exist serves nothing and says why."""
+    store = BranchConfigStore(tmp_path / "nowhere", lambda: approved, {})
+    assert store.refresh() is False
+    assert store.effective("0755").enabled_ids == ()
+    assert "cannot reload: FileNotFoundError" in store.errors()[0].problem
+
+
+def test_settings_are_resolved_for_the_plugin_only(
+    write: Write, hq_text: str, make_store: MakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The plugin's settings carry the resolved secret; errors, logs and the staff view never do."""
+    caplog.set_level(logging.DEBUG, logger="fulcrum.branches")
+    write("hq.toml", hq_text)
+    write("0755.toml", "[plugins.merchant-promo]\nenabled = true\n")
+    store = make_store()
+    store.refresh()
+    assert store.settings_for("0755", "merchant-promo") == {"api_token": "tok-SECRET-123", "city_list": "all"}
+    assert store.settings_for("0755", "pension") == {}
+    view = msgspec.json.encode(store.effective("0755").redacted()).decode()
+    assert "$env:PROMO_TOKEN" in view
+    assert "tok-SECRET-123" not in view
+    assert not any("tok-SECRET-123" in record.getMessage() for record in caplog.records)
+
+
+def test_unresolvable_secret_is_reported_and_left_out(
+    write: Write, hq_text: str, make_store: MakeStore
+) -> None:
+    """A reference to an unset variable is listed as a problem of the file that set it; the key is omitted."""
+    write("hq.toml", hq_text)
+    write("0755.toml", "[plugins.merchant-promo]\nenabled = true\n")
+    store = make_store(environ={})
+    store.refresh()
+    assert store.settings_for("0755", "merchant-promo") == {"city_list": "all"}
+    assert [p.line.rsplit("/", 1)[-1] for p in store.errors()] == [
+        "hq.toml: plugins.merchant-promo.settings.api_token: $env:PROMO_TOKEN is not set"
+    ]
+
+
+def test_background_poll_picks_up_an_edit(
+    write: Write,
+    hq_text: str,
+    approved: dict[str, ApprovedPlugin],
+    branch_dir: Path,
+    inventory: dict[str, int],
+) -> None:
+    """With ``start()``, an edit is applied by the poller thread; ``stop()`` ends the thread."""
+    calls = threading.Semaphore(0)
+
+    def provider() -> Mapping[str, ApprovedPlugin]:
+        calls.release()
+        return approved
+
+    write("hq.toml", hq_text)
+    write("0755.toml", PROMO_0755.format(rollout=10))
+    store = BranchConfigStore(
+        branch_dir, provider, inventory, poll_interval=0.01, environ={"PROMO_TOKEN": "x"}
+    )
+    store.start()
+    try:
+        assert store.effective("0755").plugins["merchant-promo"].rollout == 10
+        write("0755.toml", PROMO_0755.format(rollout=20))
+        while calls.acquire(blocking=False):  # forget polls that may have begun before the edit
+            pass
+        # Three polls after the edit: the second read the new file, the third began after it finished.
+        for _ in range(3):
+            assert calls.acquire(timeout=10)
+        assert store.effective("0755").plugins["merchant-promo"].rollout == 20
+    finally:
+        store.stop()
+    assert not store._poller.running
+
+
+def test_poller_survives_a_failing_poll() -> None:
+    """A poll that raises is logged and the next poll still runs."""
+    ran = threading.Event()
+    count = {"n": 0}
+
+    def poll() -> None:
+        count["n"] += 1
+        if count["n"] == 1:
+            raise RuntimeError("boom")
+        ran.set()
+
+    poller = Poller(poll, interval=0.01, name="test-poller", logger=logging.getLogger("test"))
+    poller.start()
+    poller.start()  # idempotent
+    try:
+        assert ran.wait(timeout=10)
+    finally:
+        poller.stop()
+    assert not poller.running
+
+
+def test_poller_refuses_a_non_positive_interval() -> None:
+    """A zero interval would spin; it is refused up front."""
+    with pytest.raises(ValueError, match="interval must be positive"):
+        Poller(lambda: None, interval=0, name="x", logger=logging.getLogger("test"))

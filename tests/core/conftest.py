@@ -1,0 +1,304 @@
+"""Fixtures for the host's tests: settings in a temporary directory, test plugins, contexts and an app.
+
+Fixtures (all function-scoped):
+
+- ``settings`` — ``Settings`` with ``state_dir`` and a SQLite file under ``tmp_path`` and a fixed
+  pairwise secret; tests derive variants with ``msgspec.structs.replace``.
+- ``kit`` — a :class:`PluginKit`: build plugins (objects carrying a ``MANIFEST`` and hookimpls),
+  offers, hits, feed items and plugin contexts without any database.
+- ``release`` — a ``threading.Event`` set at teardown; test plugins that hang in a worker thread wait
+  on it, so no thread outlives the test.
+- ``make_app`` — builds the real app (``create_app``) around a runtime with exactly the plugins given,
+  the SDK's synthetic personas as customers and a migrated SQLite database; returns an
+  :class:`AppHarness` with a litestar ``TestClient`` and a token helper.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from fulcrum_core.settings import Settings
+from fulcrum_sdk import hookimpl
+from fulcrum_sdk.context import Customer, PluginContext, ScopedData
+from fulcrum_sdk.data import StaticDataProvider
+from fulcrum_sdk.manifest import Manifest
+from fulcrum_sdk.models import Action, FeedItem, LocalizedText, SearchHit, SlotOffer, Targeting
+from fulcrum_sdk.storage import MemoryStorage
+from fulcrum_sdk.testing import PERSONAS
+
+PLACEMENTS = (
+    "slot:home.banner",
+    "slot:home.kingkong",
+    "slot:home.popup",
+    "slot:home.notice",
+    "search:contribute",
+    "feed:contribute",
+)
+ALL_SLOTS = ("home.banner/v1", "home.kingkong/v1", "home.popup/v1", "home.notice/v1")
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings whose every file lives under the test's temporary directory."""
+    return Settings(
+        state_dir=str(tmp_path / "state"),
+        database_url=f"sqlite:///{tmp_path / 'fulcrum.db'}",
+        pairwise_secret="test-pairwise-secret",
+    )
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    """An event set when the test ends: hanging sync test plugins wait on it instead of forever."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+class TestPlugin:
+    """A plugin object built by :meth:`PluginKit.plugin`: hookimpls as attributes plus ``MANIFEST``."""
+
+    __test__ = False  # not a test class, despite the name
+
+    MANIFEST: Manifest
+
+    def __init__(self, manifest: Manifest, impls: dict[str, Callable[..., Any]]) -> None:
+        self.MANIFEST = manifest
+        for name, fn in impls.items():
+            setattr(self, name, hookimpl(fn))
+
+
+class PluginKit:
+    """Builders for test plugins, their results and their contexts."""
+
+    now = NOW
+
+    def manifest(
+        self,
+        plugin_id: str,
+        *,
+        hooks: Sequence[str],
+        kind: str = "department",
+        scopes: Sequence[str] | None = None,
+        optional: Sequence[str] = (),
+        slots: Sequence[str] | None = None,
+        transaction_types: Sequence[str] = (),
+        sdk: str = ">=0.1,<1",
+    ) -> Manifest:
+        """A valid manifest; by default it requests every placement scope and ``profile:basic``."""
+        required = list(scopes) if scopes is not None else ["profile:basic", *PLACEMENTS]
+        if transaction_types and "transactions:write" not in required:
+            required.append("transactions:write")
+        if slots is None:
+            slots = (
+                [s for s in ALL_SLOTS if "slot:" + s.split("/")[0] in required]
+                if "home_slot_offers" in hooks
+                else []
+            )
+        return msgspec.convert(
+            {
+                "id": plugin_id,
+                "name": {"zh-CN": f"测试插件 {plugin_id}", "en": f"Test plugin {plugin_id}"},
+                "description": {"zh-CN": "用于测试的插件", "en": "A plugin for tests"},
+                "publisher": "test-bank",
+                "kind": kind,
+                "sdk": sdk,
+                "hooks": list(hooks),
+                "slots": list(slots),
+                "transaction_types": list(transaction_types),
+                "scopes": {
+                    "required": dict.fromkeys(required, "needed for the test"),
+                    "optional": dict.fromkeys(optional, "optional for the test"),
+                },
+                "owner": {"name": "Test Team", "email": "test@example.com"},
+                "version": "1.0.0",
+            },
+            Manifest,
+        )
+
+    def plugin(
+        self,
+        plugin_id: str,
+        *,
+        kind: str = "department",
+        scopes: Sequence[str] | None = None,
+        optional: Sequence[str] = (),
+        transaction_types: Sequence[str] = (),
+        **impls: Callable[..., Any],
+    ) -> TestPlugin:
+        """A plugin with the given hook implementations (``search=lambda ctx, query: [...]``)."""
+        manifest = self.manifest(
+            plugin_id,
+            hooks=list(impls),
+            kind=kind,
+            scopes=scopes,
+            optional=optional,
+            transaction_types=transaction_types,
+        )
+        return TestPlugin(manifest, impls)
+
+    @staticmethod
+    def text(zh: str, en: str | None = None) -> LocalizedText:
+        """Localized text."""
+        return LocalizedText(zh_CN=zh, en=en)
+
+    def offer(self, slot: str, key: str, *, priority: int = 100, **extra: Any) -> SlotOffer:
+        """A valid slot offer (``slot`` may be given without ``/v1``)."""
+        slot = slot if "/" in slot else f"{slot}/v1"
+        return SlotOffer(
+            slot=slot,
+            key=key,
+            title=self.text(f"标题 {key}", f"Title {key}"),
+            action=Action(uri=f"fulcrum://open/{key}"),
+            priority=priority,
+            **extra,
+        )
+
+    def hit(self, key: str, *, relevance: float = 0.5, kind: str = "function") -> SearchHit:
+        """A valid search hit."""
+        return SearchHit(
+            key=key,
+            kind=kind,
+            title=self.text(f"结果 {key}"),  # type: ignore[arg-type]
+            action=Action(uri=f"fulcrum://open/{key}"),
+            relevance=relevance,
+        )
+
+    def item(
+        self,
+        column: str,
+        key: str,
+        *,
+        priority: int = 100,
+        published: datetime | None = None,
+        targeting: Targeting | None = None,
+    ) -> FeedItem:
+        """A valid feed item."""
+        return FeedItem(
+            key=key,
+            column=column,
+            kind="article",
+            title=self.text(f"文章 {key}"),
+            action=Action(uri=f"https://example.com/{key}"),
+            published_at=published or NOW,
+            priority=priority,
+            targeting=targeting,
+        )
+
+    def customer(self, persona: str = "young_professional") -> Customer:
+        """The bank's view of one of the SDK's synthetic personas."""
+        record = PERSONAS[persona]
+        return Customer(
+            id=record.id,
+            segment=record.profile.segment,
+            branch=record.profile.branch,
+            locale=record.profile.locale,
+        )
+
+    def context(
+        self, plugin: Any, *, granted: Sequence[str] | None = None, persona: str = "young_professional"
+    ) -> PluginContext:
+        """A context for ``plugin`` (a ``LoadedPlugin``) over the persona, with in-memory storage."""
+        record = PERSONAS[persona]
+        scopes = frozenset(plugin.granted if granted is None else granted)
+        return PluginContext(
+            plugin_id=plugin.id,
+            customer=self.customer(persona),
+            scopes=scopes,
+            data=ScopedData(
+                plugin_id=plugin.id,
+                provider=StaticDataProvider({record.id: record}),
+                customer_ref=record.id,
+                granted=scopes,
+            ),
+            storage=MemoryStorage(),
+            now=NOW,
+            request_id="test-request",
+        )
+
+
+@pytest.fixture
+def kit() -> PluginKit:
+    """Builders for test plugins, results and contexts."""
+    return PluginKit()
+
+
+class AppHarness:
+    """An app built around chosen plugins: ``client`` (a litestar TestClient), ``runtime`` and tokens."""
+
+    def __init__(self, client: Any, runtime: Any) -> None:
+        self.client = client
+        self.runtime = runtime
+
+    def token(
+        self,
+        sub: str = "synthetic-young-professional",
+        scopes: Sequence[str] | None = None,
+        *,
+        kind: str = "customer",
+    ) -> str:
+        """A signed access token for ``sub`` (default scopes: the app's customer scopes)."""
+        from fulcrum_sdk.scopes import APP_SCOPES
+
+        issued: str = self.runtime.tokens.issue(sub, APP_SCOPES if scopes is None else scopes, kind=kind)
+        return issued
+
+    def get(self, path: str, *, token: str | None = None, **kwargs: Any) -> Any:
+        """GET ``path`` with ``Authorization: Bearer`` (a customer token unless one is given)."""
+        headers = {"Authorization": f"Bearer {token or self.token()}", **kwargs.pop("headers", {})}
+        return self.client.get(path, headers=headers, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session; tests copy it instead of migrating again."""
+    from fulcrum_core.data.db import Database
+
+    path = tmp_path_factory.mktemp("template") / "fulcrum.db"
+    db = Database(f"sqlite:///{path}")
+    db.upgrade()
+    db.dispose()
+    return path
+
+
+@pytest.fixture
+def make_app(
+    settings: Settings, migrated_sqlite: Path, tmp_path: Path
+) -> Iterator[Callable[..., AppHarness]]:
+    """Build the real app around exactly the plugins given (no entry points); closed at teardown.
+
+    Keyword arguments replace settings fields (``deadlines=Deadlines(...)``); the database is a copy
+    of the session's migrated SQLite file unless another database URL is configured.
+    """
+    from fulcrum_core.app import build_runtime, create_app
+    from litestar.testing import TestClient
+
+    clients: list[Any] = []
+
+    def build(*plugins: object, settings_: Settings | None = None, **overrides: Any) -> AppHarness:
+        conf = settings_ or settings
+        if overrides:
+            conf = msgspec.structs.replace(conf, **overrides)
+        provider = StaticDataProvider({r.id: r for r in PERSONAS.values()})
+        runtime = build_runtime(conf, provider=provider, extra_plugins=plugins, load_entry_points=False)
+        db_file = tmp_path / "fulcrum.db"
+        if conf.database_url == f"sqlite:///{db_file}" and not db_file.exists():
+            shutil.copyfile(migrated_sqlite, db_file)
+        else:
+            runtime.db.upgrade()
+        client = TestClient(create_app(conf, runtime=runtime))
+        client.__enter__()
+        clients.append(client)
+        return AppHarness(client, runtime)
+
+    yield build
+    for client in clients:
+        client.__exit__(None, None, None)

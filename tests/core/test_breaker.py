@@ -1,0 +1,540 @@
+"""The circuit breaker's state machine, driven on a virtual clock: every transition, no sleeps."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import msgspec
+import pytest
+from fulcrum_core.dispatch.breaker import (
+    BreakerConfig,
+    BreakerState,
+    CircuitBreaker,
+    StateTransition,
+)
+from fulcrum_core.dispatch.clock import MONOTONIC, Clock, MonotonicClock, VirtualClock
+
+CLOSED, OPEN, HALF_OPEN, FORCED_OPEN = (
+    BreakerState.CLOSED,
+    BreakerState.OPEN,
+    BreakerState.HALF_OPEN,
+    BreakerState.FORCED_OPEN,
+)
+FAST = 0.01  # well under the slow-call duration below
+SLOW = 0.5  # over it
+
+SMALL = BreakerConfig(
+    sliding_window_size=10,
+    minimum_number_of_calls=10,
+    failure_rate_threshold=50.0,
+    slow_call_rate_threshold=50.0,
+    slow_call_duration_s=0.15,
+    wait_duration_in_open_state_s=30.0,
+    permitted_calls_in_half_open=3,
+    max_wait_in_half_open_s=60.0,
+)
+
+
+class Recorder:
+    """A transition listener that keeps every event it is handed."""
+
+    def __init__(self) -> None:
+        self.events: list[StateTransition] = []
+
+    def __call__(self, event: StateTransition) -> None:
+        self.events.append(event)
+
+    @property
+    def path(self) -> list[tuple[BreakerState, BreakerState]]:
+        return [(e.from_state, e.to_state) for e in self.events]
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    """A clock that moves only when a test advances it."""
+    return VirtualClock(start=1000.0)
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    """Collects the breaker's transitions."""
+    return Recorder()
+
+
+@pytest.fixture
+def breaker(clock: VirtualClock, recorder: Recorder) -> CircuitBreaker:
+    """A breaker with a 10-call window, 50 % thresholds, 30 s open and 3 probes."""
+    return CircuitBreaker("demo:home_slot_offers", SMALL, clock=clock, listeners=[recorder])
+
+
+def call(breaker: CircuitBreaker, *, ok: bool = True, duration: float = FAST) -> bool:
+    """Run one call through the breaker's protocol; False when the breaker rejected it."""
+    if not breaker.try_acquire():
+        return False
+    if ok:
+        breaker.on_success(duration)
+    else:
+        breaker.on_error(duration)
+    return True
+
+
+def trip(breaker: CircuitBreaker) -> None:
+    """Open a CLOSED breaker with a window full of failures."""
+    for _ in range(SMALL.sliding_window_size):
+        call(breaker, ok=False)
+    assert breaker.state is OPEN
+
+
+def to_half_open(breaker: CircuitBreaker, clock: VirtualClock) -> None:
+    """Open the breaker, let the wait pass, and take the first probe (left in flight)."""
+    trip(breaker)
+    clock.advance(SMALL.wait_duration_in_open_state_s)
+    assert breaker.try_acquire()
+    assert breaker.state is HALF_OPEN
+
+
+# ---- CLOSED ---------------------------------------------------------------------------------------
+
+
+def test_new_breaker_is_closed_and_permits_calls(breaker: CircuitBreaker, recorder: Recorder) -> None:
+    """A fresh breaker is CLOSED, lets every call through and reports no transition."""
+    assert breaker.state is CLOSED
+    assert all(call(breaker) for _ in range(100))
+    assert recorder.events == []
+
+
+def test_closed_opens_when_failure_rate_reaches_threshold(
+    breaker: CircuitBreaker, recorder: Recorder
+) -> None:
+    """Five failures in ten calls (50 %, equal to the threshold) opens the breaker on the tenth."""
+    for _ in range(5):
+        call(breaker)
+    for _ in range(4):
+        call(breaker, ok=False)
+    assert breaker.state is CLOSED
+    call(breaker, ok=False)
+    assert breaker.state is OPEN
+    assert recorder.path == [(CLOSED, OPEN)]
+
+
+def test_closed_stays_closed_just_under_failure_threshold(breaker: CircuitBreaker) -> None:
+    """Four failures in ten calls (40 %) leaves the breaker CLOSED."""
+    for i in range(10):
+        call(breaker, ok=i % 5 not in (0, 1))
+    assert breaker.state is CLOSED
+    assert breaker.snapshot().failure_rate == 40.0
+
+
+def test_closed_opens_when_slow_call_rate_reaches_threshold(
+    breaker: CircuitBreaker, recorder: Recorder
+) -> None:
+    """Calls that succeed but take longer than the slow duration open the breaker by slow-call rate."""
+    for _ in range(5):
+        call(breaker, duration=FAST)
+    for _ in range(4):
+        call(breaker, duration=SLOW)
+    assert breaker.state is CLOSED
+    call(breaker, duration=SLOW)
+    assert breaker.state is OPEN
+    snap = breaker.snapshot()
+    assert (snap.failed_calls, snap.slow_calls) == (0, 5)
+    assert recorder.path == [(CLOSED, OPEN)]
+
+
+def test_slow_failures_count_as_failed_and_slow(breaker: CircuitBreaker) -> None:
+    """An error slower than the threshold adds to both the failure and the slow-call counts."""
+    call(breaker, ok=False, duration=SLOW)
+    snap = breaker.snapshot()
+    assert (snap.buffered_calls, snap.failed_calls, snap.slow_calls) == (1, 1, 1)
+
+
+def test_call_exactly_at_slow_duration_is_not_slow(breaker: CircuitBreaker) -> None:
+    """Only a call strictly longer than ``slow_call_duration_s`` is slow, as in resilience4j."""
+    call(breaker, duration=SMALL.slow_call_duration_s)
+    call(breaker, duration=math.nextafter(SMALL.slow_call_duration_s, 1.0))
+    assert breaker.snapshot().slow_calls == 1
+
+
+def test_no_decision_below_minimum_number_of_calls(clock: VirtualClock, recorder: Recorder) -> None:
+    """Nine failures out of nine do not open a breaker whose minimum is ten; the tenth does."""
+    config = msgspec.structs.replace(SMALL, sliding_window_size=20, minimum_number_of_calls=10)
+    breaker = CircuitBreaker("p:h", config, clock=clock, listeners=[recorder])
+    for _ in range(9):
+        call(breaker, ok=False, duration=SLOW)
+    assert breaker.state is CLOSED
+    snap = breaker.snapshot()
+    assert (snap.failure_rate, snap.slow_call_rate) == (None, None)
+    assert recorder.events == []
+    call(breaker, ok=False)
+    assert breaker.state is OPEN
+
+
+def test_good_call_reaching_the_minimum_still_judges_earlier_failures(breaker: CircuitBreaker) -> None:
+    """Nine failures then a success (90 %) open the breaker when the tenth call reaches the minimum."""
+    for _ in range(9):
+        call(breaker, ok=False)
+    call(breaker)
+    assert breaker.state is OPEN
+
+
+def test_full_window_is_rejudged_when_a_slow_call_replaces_a_failure(breaker: CircuitBreaker) -> None:
+    """A slow success pushing out a failure lowers the failure rate but can still trip the slow rate."""
+    for _ in range(4):
+        call(breaker, ok=False)
+    for _ in range(4):
+        call(breaker, duration=SLOW)
+    call(breaker)
+    call(breaker)
+    assert breaker.state is CLOSED  # 40 % failed, 40 % slow
+    call(breaker, duration=SLOW)  # pushes out the oldest failure: 30 % failed, 50 % slow
+    assert breaker.state is OPEN
+
+
+def test_minimum_larger_than_window_acts_as_window_size(clock: VirtualClock) -> None:
+    """A minimum above the window size is clamped to it, so a full window of failures still opens."""
+    config = msgspec.structs.replace(SMALL, sliding_window_size=4, minimum_number_of_calls=100)
+    breaker = CircuitBreaker("p:h", config, clock=clock)
+    for _ in range(4):
+        call(breaker, ok=False)
+    assert breaker.state is OPEN
+
+
+def test_window_forgets_calls_older_than_its_size(breaker: CircuitBreaker) -> None:
+    """Only the last N calls count: old failures slide out, and new ones are judged on their own."""
+    for _ in range(4):
+        call(breaker, ok=False, duration=SLOW)
+    for _ in range(16):
+        call(breaker)
+    snap = breaker.snapshot()
+    assert (snap.buffered_calls, snap.failed_calls, snap.slow_calls) == (10, 0, 0)
+    for _ in range(4):
+        call(breaker, ok=False)
+    assert breaker.state is CLOSED  # 4 of the last 10; the 4 older failures are forgotten
+    call(breaker, ok=False)
+    assert breaker.state is OPEN
+
+
+# ---- OPEN -----------------------------------------------------------------------------------------
+
+
+def test_open_rejects_until_the_wait_has_passed(breaker: CircuitBreaker, clock: VirtualClock) -> None:
+    """While OPEN every call is rejected and counted, right up to the end of the wait."""
+    trip(breaker)
+    clock.advance(SMALL.wait_duration_in_open_state_s - 0.001)
+    assert [breaker.try_acquire() for _ in range(5)] == [False] * 5
+    assert breaker.state is OPEN
+    assert breaker.snapshot().not_permitted_calls == 5
+
+
+def test_open_turns_half_open_after_the_wait(
+    breaker: CircuitBreaker, clock: VirtualClock, recorder: Recorder
+) -> None:
+    """The first call after the wait is admitted as a probe and the breaker is HALF_OPEN."""
+    trip(breaker)
+    opened_at = clock.monotonic()
+    clock.advance(SMALL.wait_duration_in_open_state_s)
+    assert breaker.try_acquire()
+    assert breaker.state is HALF_OPEN
+    assert recorder.path == [(CLOSED, OPEN), (OPEN, HALF_OPEN)]
+    assert [e.at for e in recorder.events] == [opened_at, opened_at + SMALL.wait_duration_in_open_state_s]
+
+
+def test_results_of_calls_admitted_before_opening_are_ignored(
+    breaker: CircuitBreaker, clock: VirtualClock
+) -> None:
+    """Stragglers finishing while OPEN neither change the state nor count as probes later."""
+    for _ in range(3):
+        assert breaker.try_acquire()  # in flight while the breaker trips
+    trip(breaker)
+    for _ in range(3):
+        breaker.on_success(FAST)
+    assert breaker.state is OPEN
+    clock.advance(SMALL.wait_duration_in_open_state_s)
+    assert [breaker.try_acquire() for _ in range(4)] == [True, True, True, False]
+
+
+# ---- HALF_OPEN ------------------------------------------------------------------------------------
+
+
+def test_half_open_limits_probes_in_flight(breaker: CircuitBreaker, clock: VirtualClock) -> None:
+    """HALF_OPEN admits exactly the permitted number of probes and rejects the rest while they run."""
+    to_half_open(breaker, clock)
+    assert [breaker.try_acquire() for _ in range(4)] == [True, True, False, False]
+    assert breaker.state is HALF_OPEN
+    assert breaker.snapshot().not_permitted_calls == 2
+
+
+def test_half_open_closes_when_probes_succeed(
+    breaker: CircuitBreaker, clock: VirtualClock, recorder: Recorder
+) -> None:
+    """Three good probes close the breaker with an empty window."""
+    to_half_open(breaker, clock)
+    assert breaker.try_acquire()
+    assert breaker.try_acquire()
+    breaker.on_success(FAST)
+    breaker.on_success(FAST)
+    assert breaker.state is HALF_OPEN  # the decision waits for every probe
+    breaker.on_success(FAST)
+    assert breaker.state is CLOSED
+    assert breaker.snapshot().buffered_calls == 0
+    assert recorder.path == [(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, CLOSED)]
+
+
+def test_half_open_closes_when_probe_rates_are_under_thresholds(
+    breaker: CircuitBreaker, clock: VirtualClock
+) -> None:
+    """One failed probe of three (33 %) is under the 50 % threshold, so the breaker closes."""
+    to_half_open(breaker, clock)
+    breaker.try_acquire()
+    breaker.try_acquire()
+    breaker.on_error(FAST)
+    breaker.on_success(FAST)
+    breaker.on_success(FAST)
+    assert breaker.state is CLOSED
+
+
+@pytest.mark.parametrize(
+    ("ok", "duration"),
+    [pytest.param(False, FAST, id="failing-probes"), pytest.param(True, SLOW, id="slow-probes")],
+)
+def test_half_open_reopens_when_probes_are_bad(
+    breaker: CircuitBreaker, clock: VirtualClock, recorder: Recorder, ok: bool, duration: float
+) -> None:
+    """Two bad probes of three reopen the breaker, and the open wait starts again from then."""
+    to_half_open(breaker, clock)
+    breaker.try_acquire()
+    breaker.try_acquire()
+    breaker.on_success(FAST)
+    for _ in range(2):
+        if ok:
+            breaker.on_success(duration)
+        else:
+            breaker.on_error(duration)
+    assert breaker.state is OPEN
+    assert recorder.path == [(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, OPEN)]
+    clock.advance(SMALL.wait_duration_in_open_state_s - 0.001)
+    assert not breaker.try_acquire()
+    clock.advance(0.001)
+    assert breaker.try_acquire()
+    assert breaker.state is HALF_OPEN
+
+
+def test_release_gives_a_probe_back(breaker: CircuitBreaker, clock: VirtualClock) -> None:
+    """A probe that never ran returns its permission, so another probe may take it."""
+    to_half_open(breaker, clock)
+    assert breaker.try_acquire()
+    assert breaker.try_acquire()
+    assert not breaker.try_acquire()
+    breaker.release()
+    assert breaker.try_acquire()
+    for _ in range(3):
+        breaker.on_success(FAST)
+    assert breaker.state is CLOSED
+
+
+def test_release_outside_half_open_changes_nothing(breaker: CircuitBreaker) -> None:
+    """Releasing a CLOSED-state permission records no call and leaves the state alone."""
+    assert breaker.try_acquire()
+    breaker.release()
+    assert breaker.state is CLOSED
+    assert breaker.snapshot().buffered_calls == 0
+
+
+def test_half_open_ignores_results_that_are_not_probes(breaker: CircuitBreaker, clock: VirtualClock) -> None:
+    """Extra results while HALF_OPEN, beyond the probes in flight, cannot decide the state."""
+    to_half_open(breaker, clock)
+    breaker.on_error(FAST)  # the one probe in flight
+    for _ in range(5):
+        breaker.on_error(FAST)  # not probes
+    assert breaker.state is HALF_OPEN
+    assert breaker.try_acquire()
+    assert breaker.try_acquire()
+    breaker.on_success(FAST)
+    breaker.on_success(FAST)
+    assert breaker.state is CLOSED
+
+
+def test_half_open_reopens_when_probes_never_report(
+    breaker: CircuitBreaker, clock: VirtualClock, recorder: Recorder
+) -> None:
+    """Probes lost for longer than ``max_wait_in_half_open_s`` reopen the breaker instead of wedging it."""
+    to_half_open(breaker, clock)
+    breaker.try_acquire()
+    breaker.try_acquire()
+    clock.advance(SMALL.max_wait_in_half_open_s - 0.001)
+    assert not breaker.try_acquire()
+    assert breaker.state is HALF_OPEN
+    clock.advance(0.001)
+    assert not breaker.try_acquire()
+    assert breaker.state is OPEN
+    assert recorder.path[-1] == (HALF_OPEN, OPEN)
+
+
+def test_half_open_waits_forever_when_max_wait_is_zero(clock: VirtualClock) -> None:
+    """With ``max_wait_in_half_open_s=0`` the breaker waits for its probes however long they take."""
+    config = msgspec.structs.replace(SMALL, max_wait_in_half_open_s=0.0)
+    breaker = CircuitBreaker("p:h", config, clock=clock)
+    to_half_open(breaker, clock)
+    breaker.try_acquire()
+    breaker.try_acquire()
+    clock.advance(1e9)
+    assert not breaker.try_acquire()
+    assert breaker.state is HALF_OPEN
+
+
+# ---- listeners ------------------------------------------------------------------------------------
+
+
+def test_listener_sees_each_transition_once(
+    breaker: CircuitBreaker, clock: VirtualClock, recorder: Recorder
+) -> None:
+    """A full cycle reports each transition exactly once, named for the breaker, in order."""
+    late = Recorder()
+    breaker.add_listener(late)
+    to_half_open(breaker, clock)
+    breaker.on_error(FAST)
+    breaker.try_acquire()
+    breaker.try_acquire()
+    breaker.on_error(FAST)
+    breaker.on_error(FAST)
+    clock.advance(SMALL.wait_duration_in_open_state_s)
+    for _ in range(10):
+        call(breaker)
+    expected = [(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, CLOSED)]
+    assert recorder.path == expected
+    assert late.path == expected
+    assert {e.breaker for e in recorder.events} == {"demo:home_slot_offers"}
+
+
+def test_raising_listener_does_not_break_the_breaker(
+    clock: VirtualClock, recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A listener that raises is logged; the transition happens and later listeners still run."""
+
+    def broken(event: StateTransition) -> None:
+        raise RuntimeError("metrics backend down")
+
+    breaker = CircuitBreaker("p:h", SMALL, clock=clock, listeners=[broken, recorder])
+    with caplog.at_level(logging.ERROR, logger="fulcrum_core.dispatch.breaker"):
+        trip(breaker)
+    assert breaker.state is OPEN
+    assert recorder.path == [(CLOSED, OPEN)]
+    assert any("listener" in r.getMessage() for r in caplog.records)
+
+
+# ---- kill switch and reset ------------------------------------------------------------------------
+
+
+def test_forced_open_rejects_everything_until_reset(
+    breaker: CircuitBreaker, clock: VirtualClock, recorder: Recorder
+) -> None:
+    """FORCED_OPEN rejects calls regardless of time, ignores results, and reset() closes it."""
+    breaker.force_open()
+    breaker.force_open()
+    clock.advance(1e9)
+    assert not breaker.try_acquire()
+    breaker.on_success(FAST)
+    assert breaker.state is FORCED_OPEN
+    breaker.reset()
+    assert breaker.state is CLOSED
+    assert breaker.try_acquire()
+    assert recorder.path == [(CLOSED, FORCED_OPEN), (FORCED_OPEN, CLOSED)]
+
+
+def test_reset_from_open_closes_with_an_empty_window(breaker: CircuitBreaker, recorder: Recorder) -> None:
+    """reset() on an OPEN breaker closes it at once and forgets the failures that opened it."""
+    trip(breaker)
+    breaker.reset()
+    assert breaker.state is CLOSED
+    assert breaker.snapshot().buffered_calls == 0
+    for _ in range(9):
+        call(breaker, ok=False)
+    assert breaker.state is CLOSED
+
+
+def test_reset_when_closed_clears_the_window_without_an_event(
+    breaker: CircuitBreaker, recorder: Recorder
+) -> None:
+    """reset() on a CLOSED breaker empties its window and reports no transition."""
+    for _ in range(9):
+        call(breaker, ok=False)
+    breaker.reset()
+    call(breaker, ok=False)
+    assert breaker.state is CLOSED
+    assert breaker.snapshot().buffered_calls == 1
+    assert recorder.events == []
+
+
+# ---- configuration --------------------------------------------------------------------------------
+
+
+def test_default_config_matches_the_documented_defaults() -> None:
+    """Defaults: 20-call window, minimum 10, 50 % / 50 %, 30 s open, 3 probes."""
+    cfg = BreakerConfig()
+    assert (cfg.sliding_window_size, cfg.minimum_number_of_calls) == (20, 10)
+    assert (cfg.failure_rate_threshold, cfg.slow_call_rate_threshold) == (50.0, 50.0)
+    assert (cfg.wait_duration_in_open_state_s, cfg.permitted_calls_in_half_open) == (30.0, 3)
+
+
+def test_for_deadline_sets_the_slow_call_duration() -> None:
+    """for_deadline() returns a copy whose slow-call duration is the hook's deadline."""
+    cfg = BreakerConfig().for_deadline(5.0)
+    assert cfg.slow_call_duration_s == 5.0
+    assert cfg.sliding_window_size == BreakerConfig().sliding_window_size
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("sliding_window_size", 0),
+        ("minimum_number_of_calls", 0),
+        ("permitted_calls_in_half_open", 0),
+        ("failure_rate_threshold", 0.0),
+        ("failure_rate_threshold", 100.5),
+        ("slow_call_rate_threshold", -1.0),
+        ("slow_call_rate_threshold", math.nan),
+        ("slow_call_duration_s", 0.0),
+        ("slow_call_duration_s", math.nan),
+        ("wait_duration_in_open_state_s", -1.0),
+        ("max_wait_in_half_open_s", -0.5),
+    ],
+)
+def test_bad_config_is_refused_naming_the_field(field: str, value: float) -> None:
+    """An out-of-range setting fails construction and decoding with an error naming the field."""
+    with pytest.raises(ValueError, match=field):
+        BreakerConfig(**{field: value})  # type: ignore[arg-type]
+    with pytest.raises(msgspec.ValidationError, match=field):
+        msgspec.convert({field: value}, BreakerConfig)
+
+
+def test_unknown_config_key_is_refused() -> None:
+    """A misspelled key in a breaker config is an error, not silently ignored."""
+    with pytest.raises(msgspec.ValidationError, match="window_size"):
+        msgspec.convert({"window_size": 5}, BreakerConfig)
+
+
+# ---- clocks ---------------------------------------------------------------------------------------
+
+
+def test_virtual_clock_moves_only_when_advanced() -> None:
+    """VirtualClock reads the same until advanced, and refuses to go backwards."""
+    clock = VirtualClock(5.0)
+    assert clock.monotonic() == clock.monotonic() == 5.0
+    assert clock.advance(2.5) == 7.5
+    with pytest.raises(ValueError, match="backwards"):
+        clock.advance(-1.0)
+    assert clock.monotonic() == 7.5
+
+
+def test_monotonic_clock_is_a_clock_and_the_default() -> None:
+    """The production clock satisfies the Clock protocol and drives a breaker by default."""
+    assert isinstance(MONOTONIC, MonotonicClock)
+    assert isinstance(MONOTONIC, Clock)
+    assert isinstance(VirtualClock(), Clock)
+    first = MONOTONIC.monotonic()
+    assert MONOTONIC.monotonic() >= first
+    breaker = CircuitBreaker("p:h")
+    assert breaker.try_acquire()
+    breaker.on_success(0.0)
+    assert breaker.state is CLOSED

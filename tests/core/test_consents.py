@@ -1,0 +1,113 @@
+"""``ConsentStore``: only authorised, unexpired consents are live; revocation and expiry take effect."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fulcrum_core.data.consents import ConsentStore
+from fulcrum_core.data.db import Database
+from fulcrum_core.errors import BadRequest, Conflict, NotFound
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+LATER = NOW + timedelta(days=30)
+SCOPES = frozenset({"location:city", "profile:basic"})
+
+
+@pytest.fixture
+def store(db: Database) -> ConsentStore:
+    """A consent store on a migrated database."""
+    return ConsentStore(db)
+
+
+def test_granted_consent_is_live(store: ConsentStore) -> None:
+    """An authorised consent gives its plugin exactly its scopes."""
+    store.grant("c-1", "merchant-promo", SCOPES, "本地优惠", LATER, now=NOW)
+    assert store.live_scopes("c-1", now=NOW) == {"merchant-promo": SCOPES}
+    assert store.live_scopes("c-2", now=NOW) == {}
+
+
+def test_consents_for_one_plugin_combine(store: ConsentStore) -> None:
+    """Two live consents for the same plugin give the union of their scopes."""
+    store.grant("c-1", "p", {"location:city"}, "a", LATER, now=NOW)
+    store.grant("c-1", "p", {"holdings:read"}, "b", LATER, now=NOW)
+    assert store.live_scopes("c-1", now=NOW) == {"p": frozenset({"location:city", "holdings:read"})}
+
+
+def test_expired_consent_is_not_live(store: ConsentStore) -> None:
+    """Past its expiry a consent gives nothing and lists as ``expired``."""
+    consent_id = store.grant("c-1", "p", SCOPES, "x", NOW + timedelta(hours=1), now=NOW)
+    after = NOW + timedelta(hours=2)
+    assert store.live_scopes("c-1", now=after) == {}
+    [view] = store.list("c-1", now=after)
+    assert (view.id, view.status) == (consent_id, "expired")
+
+
+def test_revoked_consent_is_not_live_on_the_next_read(store: ConsentStore) -> None:
+    """Revoking takes effect immediately and records when."""
+    consent_id = store.grant("c-1", "p", SCOPES, "x", LATER, now=NOW)
+    view = store.revoke(consent_id, "c-1", now=NOW + timedelta(minutes=1))
+    assert view.status == "revoked"
+    assert view.revoked_at == NOW + timedelta(minutes=1)
+    assert store.live_scopes("c-1", now=NOW + timedelta(minutes=2)) == {}
+
+
+def test_revoking_twice_changes_nothing(store: ConsentStore) -> None:
+    """A second revoke keeps the first revocation time."""
+    consent_id = store.grant("c-1", "p", SCOPES, "x", LATER, now=NOW)
+    first = store.revoke(consent_id, "c-1", now=NOW)
+    second = store.revoke(consent_id, "c-1", now=NOW + timedelta(hours=1))
+    assert second.revoked_at == first.revoked_at
+
+
+def test_another_customers_consent_is_not_found(store: ConsentStore) -> None:
+    """A customer cannot see or revoke someone else's consent: it is reported as not found."""
+    consent_id = store.grant("c-1", "p", SCOPES, "x", LATER, now=NOW)
+    with pytest.raises(NotFound):
+        store.revoke(consent_id, "c-2", now=NOW)
+    with pytest.raises(NotFound):
+        store.get(consent_id, "c-2")
+    with pytest.raises(NotFound):
+        store.revoke("no-such-id", "c-1", now=NOW)
+    assert store.live_scopes("c-1", now=NOW) == {"p": SCOPES}
+
+
+def test_awaiting_consent_becomes_live_only_when_authorised(store: ConsentStore) -> None:
+    """A requested consent gives nothing until the customer authorises it; authorising twice is 409."""
+    consent_id = store.request("c-1", "p", SCOPES, "x", LATER, now=NOW)
+    assert store.live_scopes("c-1", now=NOW) == {}
+    assert store.get(consent_id, "c-1", now=NOW).status == "awaiting"
+    assert store.authorise(consent_id, "c-1", now=NOW).status == "authorised"
+    assert store.live_scopes("c-1", now=NOW) == {"p": SCOPES}
+    with pytest.raises(Conflict):
+        store.authorise(consent_id, "c-1", now=NOW)
+
+
+def test_list_is_newest_first(store: ConsentStore) -> None:
+    """The customer's consents are listed newest first."""
+    old = store.grant("c-1", "a", SCOPES, "x", LATER, now=NOW)
+    new = store.grant("c-1", "b", SCOPES, "x", LATER, now=NOW + timedelta(minutes=1))
+    assert [v.id for v in store.list("c-1", now=NOW)] == [new, old]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"scopes": set()}, "scopes"),
+        ({"scopes": {"no:such"}}, "scopes"),
+        ({"purpose": "  "}, "purpose"),
+        ({"purpose": "x" * 501}, "purpose"),
+        ({"expires_at": NOW - timedelta(seconds=1)}, "expires_at"),
+        ({"expires_at": datetime(2027, 1, 1)}, "expires_at"),  # noqa: DTZ001
+        ({"customer_ref": ""}, "customer_ref"),
+        ({"plugin_id": ""}, "plugin_id"),
+    ],
+)
+def test_bad_consents_are_refused_naming_the_field(store: ConsentStore, kwargs: dict, field: str) -> None:  # type: ignore[type-arg]
+    """Invalid input is a 400 naming the field, and nothing is written."""
+    args = {"customer_ref": "c-1", "plugin_id": "p", "scopes": SCOPES, "purpose": "x", "expires_at": LATER}
+    args.update(kwargs)
+    with pytest.raises(BadRequest) as info:
+        store.grant(**args, now=NOW)
+    assert info.value.field == field
+    assert store.list("c-1", now=NOW) == []

@@ -1,0 +1,65 @@
+"""``fulcrum db reconcile`` and the revision naming behind ``fulcrum db revision``."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+
+from click.testing import CliRunner
+from fulcrum_core.cli import main
+from fulcrum_core.cli.db import _next_revision_id
+from fulcrum_core.data.db import Database
+from fulcrum_core.data.models import TransactionRow
+from fulcrum_core.data.types import utcnow
+
+
+def _config(tmp_path: Path) -> tuple[Path, str]:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    config = tmp_path / "fulcrum.toml"
+    config.write_text(f'database_url = "{url}"\n', encoding="utf-8")
+    return config, url
+
+
+def test_reconcile_marks_stale_pending_rows_and_lists_unknown(tmp_path: Path) -> None:
+    """A pending row older than ``--older-than`` is marked unknown and reported; fresh ones are left alone."""
+    config, url = _config(tmp_path)
+    db = Database(url)
+    db.upgrade()
+    now = utcnow()
+    with db.session() as session:
+        for tx_id, age in (("stale", timedelta(minutes=10)), ("fresh", timedelta(seconds=1))):
+            session.add(TransactionRow(
+                id=tx_id, customer_ref="c-1", idempotency_key=tx_id, request_hash="0" * 64, type="t.x",
+                plugin_id="p", params={}, amount_fen=100, risk_level=None, status="pending",
+                created_at=now - age, updated_at=now - age,
+            ))
+    db.dispose()
+    args = ["--config", str(config), "db", "reconcile", "--older-than", "60", "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["marked_unknown"] == ["stale"]
+    assert [v["id"] for v in report["unknown"]] == ["stale"]
+    text = CliRunner().invoke(main, ["--config", str(config), "db", "reconcile"])
+    assert text.exit_code == 0, text.output
+    assert "marked unknown: 0; unknown in total: 1" in text.output
+    assert "stale" in text.output
+
+
+def test_reconcile_refuses_a_bad_grace_period(tmp_path: Path) -> None:
+    """``--older-than 0`` is a usage error, not a sweep of every in-flight transaction."""
+    config, _ = _config(tmp_path)
+    result = CliRunner().invoke(main, ["--config", str(config), "db", "reconcile", "--older-than", "0"])
+    assert result.exit_code == 2
+
+
+def test_new_revision_ids_are_dated_numbered_and_slugged() -> None:
+    """A new revision id is today's date, the next free number, and a slug of the message."""
+    db = Database("sqlite://")
+    try:
+        rev = _next_revision_id(db, "Add coupon ledger (v2)!")
+    finally:
+        db.dispose()
+    assert re.fullmatch(r"\d{8}_\d{2}_add_coupon_ledger_v2", rev), rev

@@ -1,0 +1,426 @@
+"""The dispatcher: every request hook with good, raising, hanging, wrong-shaped and huge plugins."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import pytest
+from fulcrum_core.dispatch.dispatcher import Dispatcher, PluginCallError
+from fulcrum_core.dispatch.results import Outcome
+from fulcrum_core.plugins import LoadedPlugin, get_plugin_manager
+from fulcrum_core.settings import Deadlines, Settings
+from fulcrum_sdk.errors import TransactionRefused
+from fulcrum_sdk.models import LocalizedText, SearchHit, TransactionResult
+
+pytestmark = pytest.mark.anyio
+
+DEADLINE_MS = 300
+HOOK_ARGS: dict[str, dict[str, Any]] = {
+    "home_slot_offers": {},
+    "search": {"query": "养老"},
+    "feed_items": {"column": "wealth"},
+}
+
+
+@pytest.fixture
+def fast(settings: Settings) -> Settings:
+    """Settings with short deadlines, so tests with hanging plugins stay quick."""
+    return msgspec.structs.replace(
+        settings,
+        deadlines=Deadlines(home_slot_offers=DEADLINE_MS, search=DEADLINE_MS, feed_items=DEADLINE_MS),
+    )
+
+
+@pytest.fixture
+def dispatcher(fast: Settings) -> Any:
+    """A dispatcher on the fast settings, closed after the test."""
+    d = Dispatcher(fast)
+    yield d
+    d.close()
+
+
+def _loaded(settings: Settings, *plugins: object) -> list[LoadedPlugin]:
+    loaded = get_plugin_manager(settings, extra_plugins=plugins, load_entry_points=False)
+    assert loaded.quarantined == {}
+    return list(loaded.loaded.values())
+
+
+def _good_result(kit: Any, hook: str) -> list[Any]:
+    if hook == "home_slot_offers":
+        return [kit.offer("home.banner", "b1")]
+    if hook == "search":
+        return [kit.hit("h1")]
+    return [kit.item("wealth", "f1")]
+
+
+def _impl(hook: str, body: Callable[..., Any]) -> Callable[..., Any]:
+    """A hookimpl for ``hook`` with the spec's argument names, delegating to ``body(ctx)``."""
+    if hook == "home_slot_offers":
+        return lambda ctx: body(ctx)
+    if hook == "search":
+        return lambda ctx, query: body(ctx)
+    return lambda ctx, column: body(ctx)
+
+
+def _async_impl(hook: str, body: Callable[..., Any]) -> Callable[..., Any]:
+    if hook == "home_slot_offers":
+
+        async def offers(ctx: Any) -> Any:
+            return await body(ctx)
+
+        return offers
+    if hook == "search":
+
+        async def search(ctx: Any, query: str) -> Any:
+            return await body(ctx)
+
+        return search
+
+    async def items(ctx: Any, column: str) -> Any:
+        return await body(ctx)
+
+    return items
+
+
+async def _run(dispatcher: Dispatcher, kit: Any, hook: str, plugins: list[LoadedPlugin]) -> Any:
+    return await dispatcher.call_many(hook, [(p, kit.context(p)) for p in plugins], **HOOK_ARGS[hook])
+
+
+HOOKS = pytest.mark.parametrize("hook", list(HOOK_ARGS))
+
+
+@HOOKS
+async def test_good_sync_and_async_plugins_contribute(
+    hook: str, fast: Settings, dispatcher: Any, kit: Any
+) -> None:
+    """Sync (in a thread) and async plugins both contribute validated results, nothing degraded."""
+
+    async def async_body(ctx: Any) -> Any:
+        await asyncio.sleep(0)
+        return _good_result(kit, hook)
+
+    plugins = _loaded(
+        fast,
+        kit.plugin("sync-one", **{hook: _impl(hook, lambda ctx: _good_result(kit, hook))}),
+        kit.plugin("async-one", **{hook: _async_impl(hook, async_body)}),
+    )
+    gathered = await _run(dispatcher, kit, hook, plugins)
+    assert gathered.degraded == []
+    assert set(gathered.results) == {"sync-one", "async-one"}
+    assert gathered.results["sync-one"] == _good_result(kit, hook)
+
+
+@HOOKS
+async def test_raising_plugins_are_degraded_others_kept(
+    hook: str, fast: Settings, dispatcher: Any, kit: Any
+) -> None:
+    """A plugin raising (sync or async) is listed as degraded with reason 'error'; the good one stays."""
+
+    def boom(ctx: Any) -> Any:
+        raise ZeroDivisionError("plugin bug")
+
+    async def aboom(ctx: Any) -> Any:
+        raise KeyError("async bug")
+
+    plugins = _loaded(
+        fast,
+        kit.plugin("good", **{hook: _impl(hook, lambda ctx: _good_result(kit, hook))}),
+        kit.plugin("sync-raises", **{hook: _impl(hook, boom)}),
+        kit.plugin("async-raises", **{hook: _async_impl(hook, aboom)}),
+    )
+    gathered = await _run(dispatcher, kit, hook, plugins)
+    assert set(gathered.results) == {"good"}
+    reasons = {d.plugin: (d.reason, d.detail) for d in gathered.degraded}
+    assert reasons["sync-raises"] == ("error", "ZeroDivisionError: plugin bug")
+    assert reasons["async-raises"][0] == "error"
+    assert all(d.hook == hook for d in gathered.degraded)
+
+
+@HOOKS
+async def test_hanging_plugins_time_out_without_being_waited_for(
+    hook: str, fast: Settings, dispatcher: Any, kit: Any, release: threading.Event
+) -> None:
+    """A sync plugin blocked forever and an async one sleeping forever are dropped at the deadline.
+
+    The sync plugin waits on an event set only after the test: had the dispatcher waited for the
+    thread, this test would never finish.
+    """
+
+    async def sleeps(ctx: Any) -> Any:
+        await asyncio.sleep(3600)
+
+    plugins = _loaded(
+        fast,
+        kit.plugin("good", **{hook: _impl(hook, lambda ctx: _good_result(kit, hook))}),
+        kit.plugin("sync-hangs", **{hook: _impl(hook, lambda ctx: release.wait())}),
+        kit.plugin("async-hangs", **{hook: _async_impl(hook, sleeps)}),
+    )
+    gathered = await _run(dispatcher, kit, hook, plugins)
+    assert set(gathered.results) == {"good"}
+    assert {(d.plugin, d.reason) for d in gathered.degraded} == {
+        ("sync-hangs", "timeout"),
+        ("async-hangs", "timeout"),
+    }
+    assert not release.is_set()
+
+
+async def test_async_plugin_swallowing_cancellation_is_not_awaited(
+    fast: Settings, dispatcher: Any, kit: Any
+) -> None:
+    """An async plugin that ignores cancellation still costs only the deadline."""
+    gate = asyncio.Event()
+
+    async def stubborn(ctx: Any, query: str) -> Any:
+        while not gate.is_set():
+            try:
+                await gate.wait()
+            except asyncio.CancelledError:
+                continue
+        return []
+
+    plugins = _loaded(fast, kit.plugin("stubborn", search=stubborn))
+    gathered = await _run(dispatcher, kit, "search", plugins)
+    assert [(d.plugin, d.reason) for d in gathered.degraded] == [("stubborn", "timeout")]
+    gate.set()
+
+
+WRONG_SHAPES: dict[str, Callable[[Any], Any]] = {
+    "a dict": lambda kit: {"items": []},
+    "a string": lambda kit: "nothing",
+    "another hook's type": lambda kit: [kit.hit("x")],
+    "a plain dict item": lambda kit: [{"key": "x"}],
+}
+
+
+@HOOKS
+@pytest.mark.parametrize("shape", list(WRONG_SHAPES))
+async def test_wrong_shapes_are_invalid(
+    hook: str, shape: str, fast: Settings, dispatcher: Any, kit: Any
+) -> None:
+    """Returning anything but a list of the hook's struct drops the plugin with reason 'invalid'."""
+    value = WRONG_SHAPES[shape](kit)
+    if hook == "search" and shape == "another hook's type":
+        value = [kit.offer("home.banner", "x")]
+    plugins = _loaded(fast, kit.plugin("shapeless", **{hook: _impl(hook, lambda ctx: value)}))
+    gathered = await _run(dispatcher, kit, hook, plugins)
+    assert gathered.results == {}
+    assert [(d.plugin, d.reason) for d in gathered.degraded] == [("shapeless", "invalid")]
+
+
+@HOOKS
+async def test_huge_payloads_are_invalid(hook: str, fast: Settings, dispatcher: Any, kit: Any) -> None:
+    """More than 50 items, or text beyond its limit, is refused as invalid."""
+    many = _good_result(kit, hook) * 51
+    long_title = [msgspec.structs.replace(_good_result(kit, hook)[0], title=LocalizedText(zh_CN="长" * 5000))]
+    plugins = _loaded(
+        fast,
+        kit.plugin("too-many", **{hook: _impl(hook, lambda ctx: many)}),
+        kit.plugin("too-long", **{hook: _impl(hook, lambda ctx: long_title)}),
+    )
+    gathered = await _run(dispatcher, kit, hook, plugins)
+    assert gathered.results == {}
+    details = {d.plugin: d for d in gathered.degraded}
+    assert details["too-many"].reason == "invalid"
+    assert "at most 50" in details["too-many"].detail
+    assert details["too-long"].reason == "invalid"
+
+
+async def test_struct_violating_constraints_is_invalid(fast: Settings, dispatcher: Any, kit: Any) -> None:
+    """A struct built with an out-of-range field (constructors do not check) is caught by validation."""
+    bad = msgspec.structs.replace(kit.hit("h"), relevance=7.5)
+    plugins = _loaded(fast, kit.plugin("cheat", search=lambda ctx, query: [bad]))
+    gathered = await _run(dispatcher, kit, "search", plugins)
+    assert [(d.plugin, d.reason) for d in gathered.degraded] == [("cheat", "invalid")]
+
+
+async def test_none_means_nothing_and_partial_signatures_work(
+    fast: Settings, dispatcher: Any, kit: Any
+) -> None:
+    """Returning None contributes an empty list; an impl taking only ctx still gets called."""
+    plugins = _loaded(
+        fast,
+        kit.plugin("quiet", search=lambda ctx, query: None),
+        kit.plugin("ctx-only", search=lambda ctx: [kit.hit("c")]),
+    )
+    gathered = await _run(dispatcher, kit, "search", plugins)
+    assert gathered.degraded == []
+    assert gathered.results == {"quiet": [], "ctx-only": [kit.hit("c")]}
+
+
+async def test_sync_impl_returning_a_coroutine_is_invalid(fast: Settings, dispatcher: Any, kit: Any) -> None:
+    """A plain function returning a coroutine is told to be declared async (and the coroutine closed)."""
+
+    async def later() -> list[Any]:
+        return []
+
+    plugins = _loaded(fast, kit.plugin("confused", search=lambda ctx, query: later()))
+    gathered = await _run(dispatcher, kit, "search", plugins)
+    assert gathered.degraded[0].reason == "invalid"
+    assert "async def" in gathered.degraded[0].detail
+
+
+async def test_scope_denied_inside_a_hook_degrades_only_that_plugin(
+    fast: Settings, dispatcher: Any, kit: Any
+) -> None:
+    """A plugin reading data it was not granted is degraded naming the scope; a granted one is fine."""
+
+    def nosy(ctx: Any, query: str) -> list[SearchHit]:
+        ctx.data.holdings()
+        return [kit.hit("n")]
+
+    def polite(ctx: Any, query: str) -> list[SearchHit]:
+        assert ctx.data.profile() is not None
+        return [kit.hit("p")]
+
+    plugins = _loaded(fast, kit.plugin("nosy", search=nosy), kit.plugin("polite", search=polite))
+    gathered = await _run(dispatcher, kit, "search", plugins)
+    assert set(gathered.results) == {"polite"}
+    [degraded] = gathered.degraded
+    assert degraded.plugin == "nosy"
+    assert degraded.reason == "error"
+    assert "ScopeDenied" in degraded.detail
+    assert "holdings:read" in degraded.detail
+
+
+async def test_stats_record_every_outcome(fast: Settings, dispatcher: Any, kit: Any) -> None:
+    """Each call is counted per plugin and hook with its outcome and last problem."""
+
+    def boom(ctx: Any, query: str) -> Any:
+        raise RuntimeError("down")
+
+    plugins = _loaded(fast, kit.plugin("good", search=lambda ctx, query: []), kit.plugin("bad", search=boom))
+    await _run(dispatcher, kit, "search", plugins)
+    await _run(dispatcher, kit, "search", plugins)
+    stats = {(s.plugin, s.hook): s for s in dispatcher.stats.snapshot()}
+    assert stats[("good", "search")].calls == 2
+    assert stats[("good", "search")].ok == 2
+    assert stats[("bad", "search")].error == 2
+    assert stats[("bad", "search")].last_problem == "error: RuntimeError: down"
+
+
+class _Refuser:
+    """A guard refusing one plugin, remembering what it was told."""
+
+    def __init__(self, refuse: str) -> None:
+        self.refuse = refuse
+        self.records: list[tuple[str, Outcome]] = []
+
+    def admit(self, plugin: str, hook: str) -> str | None:
+        return "breaker open" if plugin == self.refuse else None
+
+    def record(self, plugin: str, hook: str, outcome: Outcome, seconds: float) -> None:
+        self.records.append((plugin, outcome))
+
+
+async def test_guard_refusal_degrades_without_calling(fast: Settings, kit: Any) -> None:
+    """A guard refusing a plugin keeps it from running; it is listed as 'rejected'."""
+    called: list[str] = []
+    guard = _Refuser("blocked")
+    dispatcher = Dispatcher(fast, guards=[guard])
+    plugins = _loaded(
+        fast,
+        kit.plugin("blocked", search=lambda ctx, query: called.append("blocked")),
+        kit.plugin("open", search=lambda ctx, query: []),
+    )
+    gathered = await _run(dispatcher, kit, "search", plugins)
+    dispatcher.close()
+    assert called == []
+    assert [(d.plugin, d.reason, d.detail) for d in gathered.degraded] == [
+        ("blocked", "rejected", "breaker open")
+    ]
+    assert sorted(guard.records) == [("blocked", "rejected"), ("open", "ok")]
+
+
+# --- call_one ------------------------------------------------------------------------------------------
+
+
+def _tx_plugin(kit: Any, fast: Settings, impl: Callable[..., Any]) -> LoadedPlugin:
+    return _loaded(fast, kit.plugin("payer", execute_transaction=impl))[0]
+
+
+async def test_call_one_returns_the_validated_result(fast: Settings, dispatcher: Any, kit: Any) -> None:
+    """call_one returns what the plugin returned, validated."""
+    plugin = _tx_plugin(kit, fast, lambda ctx, request: TransactionResult(status="succeeded", reference="r1"))
+    result = await dispatcher.call_one(
+        plugin, "execute_transaction", kit.context(plugin), deadline_ms=500, request=None
+    )
+    assert result == TransactionResult(status="succeeded", reference="r1")
+
+
+async def test_call_one_reraises_transaction_refused(fast: Settings, dispatcher: Any, kit: Any) -> None:
+    """A business refusal passes through unchanged, for the transaction service to report."""
+
+    async def refuse(ctx: Any, request: Any) -> Any:
+        raise TransactionRefused("pension.cap", LocalizedText(zh_CN="超出年度上限"), field="amount_fen")
+
+    plugin = _tx_plugin(kit, fast, refuse)
+    with pytest.raises(TransactionRefused) as info:
+        await dispatcher.call_one(
+            plugin, "execute_transaction", kit.context(plugin), deadline_ms=500, request=None
+        )
+    assert info.value.code == "pension.cap"
+
+
+@pytest.mark.parametrize(
+    ("kind", "impl"),
+    [
+        ("error", lambda ctx, request: 1 / 0),
+        ("invalid", lambda ctx, request: {"status": "succeeded"}),
+    ],
+)
+async def test_call_one_raises_plugin_call_error(
+    kind: str, impl: Callable[..., Any], fast: Settings, dispatcher: Any, kit: Any
+) -> None:
+    """Errors and wrong shapes become PluginCallError naming plugin, hook and kind."""
+    plugin = _tx_plugin(kit, fast, impl)
+    with pytest.raises(PluginCallError) as info:
+        await dispatcher.call_one(
+            plugin, "execute_transaction", kit.context(plugin), deadline_ms=500, request=None
+        )
+    assert (info.value.plugin, info.value.hook, info.value.kind) == ("payer", "execute_transaction", kind)
+
+
+async def test_call_one_times_out_without_waiting(
+    fast: Settings, dispatcher: Any, kit: Any, release: threading.Event
+) -> None:
+    """A transaction plugin that never returns is a 'timeout' after deadline_ms, the thread abandoned."""
+    plugin = _tx_plugin(kit, fast, lambda ctx, request: release.wait())
+    with pytest.raises(PluginCallError) as info:
+        await dispatcher.call_one(
+            plugin, "execute_transaction", kit.context(plugin), deadline_ms=50, request=None
+        )
+    assert info.value.kind == "timeout"
+
+
+async def test_call_one_on_a_plugin_without_the_hook(fast: Settings, dispatcher: Any, kit: Any) -> None:
+    """Calling a hook the plugin does not implement is an error, not a crash."""
+    plugin = _loaded(fast, kit.plugin("searcher", search=lambda ctx, query: []))[0]
+    with pytest.raises(PluginCallError, match="does not implement"):
+        await dispatcher.call_one(
+            plugin, "execute_transaction", kit.context(plugin), deadline_ms=50, request=None
+        )
+
+
+async def test_empty_call_list_returns_nothing(dispatcher: Any) -> None:
+    """No plugins: an empty result, no waiting."""
+    gathered = await dispatcher.call_many("search", [], query="x")
+    assert gathered.results == {}
+    assert gathered.degraded == []
+
+
+async def test_transaction_refused_outside_transactions_is_an_error(
+    fast: Settings, dispatcher: Any, kit: Any
+) -> None:
+    """A refusal raised from a list hook is just an error there, counted as one."""
+
+    def refuse(ctx: Any, query: str) -> Any:
+        raise TransactionRefused("x.y", LocalizedText(zh_CN="不行"))
+
+    plugins = _loaded(fast, kit.plugin("odd", search=refuse))
+    gathered = await _run(dispatcher, kit, "search", plugins)
+    assert [(d.plugin, d.reason) for d in gathered.degraded] == [("odd", "error")]
+    assert dispatcher.stats.snapshot()[0].error == 1

@@ -1,0 +1,159 @@
+"""Per-request plugin contexts: customer view, pairwise ids, consent for partners, storage, time.
+
+The database is the shared ``db`` fixture: SQLite, and PostgreSQL when it is configured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from fulcrum_core.data.consents import ConsentStore
+from fulcrum_core.data.storage import SqlPluginStorage
+from fulcrum_core.dispatch.context import PAIRWISE_KEY_FILE, ContextFactory
+from fulcrum_core.errors import Forbidden
+from fulcrum_core.plugins import PluginSet, get_plugin_manager
+from fulcrum_core.settings import Settings
+from fulcrum_sdk.data import StaticDataProvider
+from fulcrum_sdk.errors import ScopeDenied
+from fulcrum_sdk.testing import PERSONAS
+
+CUSTOMER = "synthetic-affluent"
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def plugins(settings: Settings, kit: Any) -> PluginSet:
+    """One department plugin and one partner plugin asking for profile and holdings."""
+    scopes = ["profile:basic", "holdings:read", "search:contribute"]
+    return get_plugin_manager(
+        settings,
+        load_entry_points=False,
+        extra_plugins=[
+            kit.plugin("dept", scopes=scopes, search=lambda ctx, query: []),
+            kit.plugin("partner", kind="partner", scopes=scopes, search=lambda ctx, query: []),
+        ],
+    )
+
+
+def _factory(settings: Settings, db: Any, plugins: PluginSet) -> ContextFactory:
+    provider = StaticDataProvider({r.id: r for r in PERSONAS.values()})
+    return ContextFactory(settings=settings, db=db, provider=provider, plugins=plugins)
+
+
+def test_department_plugin_sees_the_bank_customer(settings: Settings, db: Any, plugins: PluginSet) -> None:
+    """A department plugin's context carries the customer number, its grant, storage and request time."""
+    contexts = _factory(settings, db, plugins).for_request(CUSTOMER, request_id="r-1", now=NOW)
+    assert contexts.customer.id == CUSTOMER
+    assert contexts.customer.segment == "affluent"
+    ctx = contexts.for_plugin(plugins.loaded["dept"])
+    assert ctx.customer == contexts.customer
+    assert ctx.scopes == plugins.loaded["dept"].granted
+    assert ctx.now == NOW
+    assert ctx.request_id == "r-1"
+    assert isinstance(ctx.storage, SqlPluginStorage)
+    assert ctx.storage.plugin_id == "dept"
+    assert ctx.data.holdings() is not None
+    with pytest.raises(ScopeDenied, match="pension:read"):
+        ctx.data.pension()
+    assert contexts.for_plugin(plugins.loaded["dept"]) is ctx  # built once per request
+
+
+def test_partner_gets_a_pairwise_id_and_needs_consent(
+    settings: Settings, db: Any, plugins: PluginSet
+) -> None:
+    """A partner sees an HMAC pairwise id, no segment/branch and no data without live consent."""
+    contexts = _factory(settings, db, plugins).for_request(CUSTOMER, request_id="r-1", now=NOW)
+    ctx = contexts.for_plugin(plugins.loaded["partner"])
+    expected = hmac.new(b"test-pairwise-secret", f"partner:{CUSTOMER}".encode(), hashlib.sha256).hexdigest()
+    assert ctx.customer.id == expected
+    assert CUSTOMER not in ctx.customer.id
+    assert (ctx.customer.segment, ctx.customer.branch) == ("", "")
+    with pytest.raises(ScopeDenied, match="no live consent"):
+        ctx.data.holdings()
+    assert ctx.has_scope("search:contribute")  # placement scopes need no consent
+
+
+def test_partner_with_live_consent_reads_consented_scopes_only(
+    settings: Settings, db: Any, plugins: PluginSet
+) -> None:
+    """A live consent unlocks exactly the consented scopes and the customer's segment and branch."""
+    ConsentStore(db).grant(
+        CUSTOMER, "partner", ["profile:basic"], "个性化推荐", NOW + timedelta(days=30), now=NOW
+    )
+    contexts = _factory(settings, db, plugins).for_request(CUSTOMER, request_id="r-1", now=NOW)
+    ctx = contexts.for_plugin(plugins.loaded["partner"])
+    assert ctx.customer.segment == "affluent"
+    assert ctx.customer.branch == "0755"
+    assert ctx.data.profile() is not None
+    with pytest.raises(ScopeDenied, match="holdings:read"):
+        ctx.data.holdings()
+
+
+def test_consents_are_read_once_and_only_for_partners(
+    settings: Settings, db: Any, plugins: PluginSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The consent table is read lazily: not for department plugins, once for any number of partners."""
+    reads: list[str] = []
+    monkeypatch.setattr(ConsentStore, "live_scopes", lambda self, ref, now=None: reads.append(ref) or {})
+    contexts = _factory(settings, db, plugins).for_request(CUSTOMER, request_id="r-1", now=NOW)
+    assert not contexts.needs_io([plugins.loaded["dept"]])
+    contexts.for_plugin(plugins.loaded["dept"])
+    assert reads == []
+    assert contexts.needs_io([plugins.loaded["dept"], plugins.loaded["partner"]])
+    contexts.for_plugin(plugins.loaded["partner"])
+    contexts.consents()
+    assert reads == [CUSTOMER]
+    assert not contexts.needs_io([plugins.loaded["partner"]])
+
+
+def test_failed_consent_read_fails_closed(
+    settings: Settings, db: Any, plugins: PluginSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When consents cannot be read, a partner gets no customer data (and the request goes on)."""
+
+    def down(self: Any, ref: str, now: Any = None) -> Any:
+        raise ConnectionError("database away")
+
+    monkeypatch.setattr(ConsentStore, "live_scopes", down)
+    ctx = (
+        _factory(settings, db, plugins)
+        .for_request(CUSTOMER, request_id="r")
+        .for_plugin(plugins.loaded["partner"])
+    )
+    assert not ctx.data.allows("profile:basic")
+
+
+def test_unknown_customer_is_forbidden(settings: Settings, db: Any, plugins: PluginSet) -> None:
+    """A subject the bank has no profile for cannot get contexts."""
+    with pytest.raises(Forbidden):
+        _factory(settings, db, plugins).for_request("nobody", request_id="r")
+
+
+def test_pairwise_secret_is_generated_once_with_private_permissions(
+    settings: Settings, db: Any, plugins: PluginSet
+) -> None:
+    """Without a configured secret one is created in state_dir (0600) and reused by later factories."""
+    conf = msgspec.structs.replace(settings, pairwise_secret=None)
+    first = _factory(conf, db, plugins).pairwise_id("partner", CUSTOMER)
+    key = Path(conf.state_dir) / PAIRWISE_KEY_FILE
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    assert _factory(conf, db, plugins).pairwise_id("partner", CUSTOMER) == first
+    assert _factory(conf, db, plugins).pairwise_id("other", CUSTOMER) != first
+    assert [p.name for p in key.parent.iterdir()] == [PAIRWISE_KEY_FILE]  # no temporary file left
+
+
+def test_empty_pairwise_key_file_is_refused(settings: Settings, db: Any, plugins: PluginSet) -> None:
+    """An empty key file is an operator error named with its path, never a silent empty secret."""
+    conf = msgspec.structs.replace(settings, pairwise_secret=None)
+    Path(conf.state_dir).mkdir(parents=True)
+    (Path(conf.state_dir) / PAIRWISE_KEY_FILE).write_text("")
+    with pytest.raises(RuntimeError, match=PAIRWISE_KEY_FILE):
+        _factory(conf, db, plugins).pairwise_id("partner", CUSTOMER)

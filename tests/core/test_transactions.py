@@ -1,0 +1,582 @@
+"""The transaction pipeline, step by step, through ``TransactionService`` with the real plugin set,
+dispatcher and contexts (no HTTP): each refusal, idempotency, suitability, limits and plugin failures."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+import msgspec
+import pytest
+from fulcrum_core.data.db import Database
+from fulcrum_core.data.models import TransactionRow
+from fulcrum_core.data.types import utcnow
+from fulcrum_core.dispatch.context import ContextFactory
+from fulcrum_core.dispatch.dispatcher import Dispatcher
+from fulcrum_core.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from fulcrum_core.plugins import PluginPolicy, get_plugin_manager
+from fulcrum_core.settings import Deadlines, Settings
+from fulcrum_core.transactions.models import TransactionProblem, TransactionView
+from fulcrum_core.transactions.service import PluginFaultError, TransactionService
+from fulcrum_sdk.data import CustomerRecord, Profile, RiskProfile, StaticDataProvider
+from fulcrum_sdk.errors import TransactionRefused
+from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionResult, TransactionType
+from fulcrum_sdk.testing import PERSONAS
+from sqlalchemy import func, select
+
+pytestmark = pytest.mark.anyio
+
+C3 = PERSONAS["young_professional"].id  # tolerance C3, assessment valid
+C1_EXPIRED = PERSONAS["retiree"].id  # tolerance C1, assessment expired 2025-12-31
+NO_RISK = "c-no-assessment"
+RISK = {"SAFE": "R1", "MID": "R3", "HOT": "R5", "STEP": "R1"}
+
+
+class BuyParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Parameters of the test type ``shop.buy``."""
+
+    product: str
+    amount_fen: Annotated[int, msgspec.Meta(gt=0)]
+    mode: str = "ok"
+
+    def __post_init__(self) -> None:
+        if self.product == "CLOSED":
+            raise TransactionRefused("shop.closed", LocalizedText(zh_CN="暂停申购", en="Closed"),
+                                     field="product")
+        if self.product == "BUG":
+            raise KeyError("a bug in the plugin")
+        if self.product not in RISK:
+            raise ValueError(f"unknown product {self.product!r}")
+        if self.product == "STEP" and self.amount_fen % 100:
+            raise ValueError("amount_fen: buy in whole yuan (multiples of 100 fen)")
+
+
+@dataclass
+class Shop:
+    """A test plugin owning ``shop.buy``; ``mode`` picks how ``execute_transaction`` behaves."""
+
+    release: threading.Event
+    calls: list[TransactionRequest] = field(default_factory=list)
+    entered: threading.Event = field(default_factory=threading.Event)
+    risk_of: Callable[[Any], Any] = lambda p: RISK[p.product]
+
+    def register(self, register: Callable[[TransactionType], None]) -> None:
+        register(TransactionType(
+            key="shop.buy", name=LocalizedText(zh_CN="购买", en="Buy"), params=BuyParams,
+            risk_of=lambda params: self.risk_of(params),
+        ))
+        register(TransactionType(
+            key="shop.note", name=LocalizedText(zh_CN="备注", en="Note"), params=NoteParams,
+            amount_field=None,
+        ))
+
+    def execute(self, ctx: Any, request: TransactionRequest) -> Any:
+        self.calls.append(request)
+        self.entered.set()
+        mode = getattr(request.params, "mode", "ok")
+        if mode == "refuse":
+            raise TransactionRefused("shop.sold_out", LocalizedText(zh_CN="已售罄", en="Sold out"),
+                                     field="product")
+        if mode == "fail":
+            return TransactionResult(status="failed", code="shop.declined",
+                                     message=LocalizedText(zh_CN="被拒绝", en="Declined"))
+        if mode == "boom":
+            raise RuntimeError("database of the partner is down")
+        if mode == "hang":
+            self.release.wait(30)
+        if mode == "garbage":
+            return {"status": "succeeded"}
+        return TransactionResult(status="succeeded", reference=f"ref-{request.id[:8]}", data={"units": 1})
+
+
+class NoteParams(msgspec.Struct, frozen=True):
+    """Parameters of ``shop.note``: no amount, no product risk."""
+
+    text: str
+
+
+@pytest.fixture
+def shop(release: threading.Event) -> Shop:
+    """The test plugin's behaviour and call log."""
+    return Shop(release=release)
+
+
+@pytest.fixture
+def provider() -> StaticDataProvider:
+    """The SDK personas plus a customer who never took the risk questionnaire."""
+    records = {r.id: r for r in PERSONAS.values()}
+    records[NO_RISK] = CustomerRecord(id=NO_RISK, name="No Assessment", persona="young_professional",
+                                      profile=Profile(segment="mass", branch="021"))
+    return StaticDataProvider(records)
+
+
+@pytest.fixture
+def make_service(
+    db: Database, settings: Settings, kit: Any, shop: Shop, provider: StaticDataProvider
+) -> Iterator[Callable[..., TransactionService]]:
+    """Build a service around the shop plugin on the parametrized database; dispatchers closed after."""
+    dispatchers: list[Dispatcher] = []
+
+    def build(**overrides: Any) -> TransactionService:
+        conf = msgspec.structs.replace(settings, **overrides) if overrides else settings
+        def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
+            shop.register(register)
+
+        def execute_transaction(ctx: Any, request: TransactionRequest) -> Any:
+            return shop.execute(ctx, request)
+
+        plugin = kit.plugin("shop", transaction_types=["shop.buy", "shop.note"],
+                            register_transaction_types=register_transaction_types,
+                            execute_transaction=execute_transaction)
+        plugins = get_plugin_manager(conf, extra_plugins=[plugin], load_entry_points=False)
+        assert set(plugins.transaction_types) == {"shop.buy", "shop.note"}, plugins.quarantined
+        dispatcher = Dispatcher(conf)
+        dispatchers.append(dispatcher)
+        contexts = ContextFactory(settings=conf, db=db, provider=provider, plugins=plugins)
+        return TransactionService(settings=conf, db=db, plugins=plugins, dispatcher=dispatcher,
+                                  contexts=contexts, provider=provider)
+
+    yield build
+    for d in dispatchers:
+        d.close()
+
+
+@pytest.fixture
+def service(make_service: Callable[..., TransactionService]) -> TransactionService:
+    """A service with default settings."""
+    return make_service()
+
+
+def body(product: str = "MID", amount: int = 10_000, mode: str = "ok", **extra: Any) -> bytes:
+    """A request body for ``shop.buy``."""
+    return msgspec.json.encode({"type": "shop.buy", "params": {"product": product, "amount_fen": amount,
+                                                                "mode": mode, **extra}})
+
+
+def rows(db: Database) -> list[TransactionRow]:
+    """Every journal row."""
+    with db.read_session() as session:
+        return list(session.scalars(select(TransactionRow)))
+
+
+# --- success and replay ------------------------------------------------------------------------------
+
+
+async def test_success_is_journaled_and_answered_201(
+    service: TransactionService, shop: Shop, db: Database
+) -> None:
+    """A valid request runs the plugin once, answers 201 and leaves a ``succeeded`` row."""
+    outcome = await service.submit(C3, "k-1", body())
+    assert outcome.status_code == 201
+    assert not outcome.replayed
+    assert isinstance(outcome.body, TransactionView)
+    assert outcome.body.status == "succeeded"
+    assert outcome.body.amount_fen == 10_000
+    assert outcome.body.risk_level == "R3"
+    assert outcome.body.result is not None
+    assert outcome.body.result.reference
+    [request] = shop.calls
+    assert isinstance(request.params, BuyParams)
+    assert (request.idempotency_key, request.amount_fen, request.risk_level) == ("k-1", 10_000, "R3")
+    [row] = rows(db)
+    assert (row.status, row.customer_ref, row.plugin_id) == ("succeeded", C3, "shop")
+    assert row.response_status == 201
+    assert row.params == {"product": "MID", "amount_fen": 10_000, "mode": "ok"}
+
+
+async def test_same_key_same_body_replays_the_stored_response(
+    service: TransactionService, shop: Shop
+) -> None:
+    """A retry gets the same status and body, marked as a replay, without calling the plugin again."""
+    first = await service.submit(C3, "k-1", body())
+    again = await service.submit(C3, "k-1", body())
+    assert again.replayed
+    assert again.status_code == first.status_code
+    assert msgspec.json.encode(again.body) == msgspec.json.encode(first.body)
+    assert len(shop.calls) == 1
+
+
+async def test_replay_ignores_key_order_and_whitespace(service: TransactionService, shop: Shop) -> None:
+    """The request hash is over the canonical body: the same JSON written differently is the same request."""
+    compact = b'{"type":"shop.buy","params":{"product":"MID","amount_fen":5,"mode":"ok"}}'
+    await service.submit(C3, "k-1", compact)
+    again = await service.submit(
+        C3, "k-1", b'{ "params": {"mode": "ok", "amount_fen": 5, "product": "MID"},\n "type": "shop.buy" }'
+    )
+    assert again.replayed
+    assert len(shop.calls) == 1
+
+
+async def test_same_key_different_body_is_422(service: TransactionService, shop: Shop) -> None:
+    """Reusing a key for another request is refused, naming the header."""
+    await service.submit(C3, "k-1", body(amount=100))
+    with pytest.raises(Unprocessable) as info:
+        await service.submit(C3, "k-1", body(amount=200))
+    assert info.value.code == "idempotency.mismatch"
+    assert info.value.field == "Idempotency-Key"
+    assert len(shop.calls) == 1
+
+
+async def test_keys_belong_to_one_customer(service: TransactionService, shop: Shop) -> None:
+    """Two customers may use the same key: each gets their own transaction."""
+    a = await service.submit(C3, "same", body(product="SAFE"))
+    b = await service.submit(PERSONAS["affluent"].id, "same", body(product="SAFE"))
+    assert a.transaction_id != b.transaction_id
+    assert len(shop.calls) == 2
+
+
+async def test_in_flight_duplicate_is_409(make_service: Callable[..., TransactionService], shop: Shop,
+                                          release: threading.Event) -> None:
+    """While the first request still waits on the plugin, a duplicate gets 409 and no second call."""
+    service = make_service()
+    first = asyncio.ensure_future(service.submit(C3, "k-1", body(mode="hang")))
+    assert await asyncio.to_thread(shop.entered.wait, 30)  # the first request is inside the plugin now
+    with pytest.raises(Conflict) as info:
+        await service.submit(C3, "k-1", body(mode="hang"))
+    assert info.value.code == "idempotency.in_flight"
+    release.set()
+    outcome = await first
+    assert outcome.status_code == 201
+    assert len(shop.calls) == 1
+
+
+# --- refusals before the journal ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", [None, ""])
+async def test_missing_key_is_400_naming_the_header(
+    service: TransactionService, db: Database, key: str | None
+) -> None:
+    """No Idempotency-Key: 400 naming it, nothing journaled, nothing executed."""
+    with pytest.raises(BadRequest) as info:
+        await service.submit(C3, key, body())
+    assert info.value.field == "Idempotency-Key"
+    assert rows(db) == []
+
+
+async def test_malformed_key_is_400(service: TransactionService) -> None:
+    """A key with spaces or over 255 characters is refused."""
+    for key in ("has space", "x" * 256, "中文"):
+        with pytest.raises(BadRequest) as info:
+            await service.submit(C3, key, body())
+        assert info.value.field == "Idempotency-Key"
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b"not json", "body"),
+        (b"[]", "body"),
+        (b'{"params": {}}', "type"),
+        (b'{"type": 7}', "type"),
+        (b'{"type": ""}', "type"),
+        (b'{"type": "shop.buy", "params": []}', "params"),
+        (b'{"type": "shop.buy", "extra": 1}', "extra"),
+    ],
+)
+async def test_bad_body_is_400_naming_the_field(
+    service: TransactionService, db: Database, raw: bytes, field: str
+) -> None:
+    """A body that is not ``{"type": str, "params": {...}}`` is a 400 naming the offending field."""
+    with pytest.raises(BadRequest) as info:
+        await service.submit(C3, "k-1", raw)
+    assert info.value.field == field
+    assert rows(db) == []
+
+
+async def test_unknown_type_is_422(service: TransactionService) -> None:
+    """A type no plugin registered is refused, naming ``type``."""
+    with pytest.raises(Unprocessable) as info:
+        await service.submit(C3, "k-1", b'{"type": "shop.nothing", "params": {}}')
+    assert (info.value.code, info.value.field) == ("transaction.unknown_type", "type")
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"product": "MID"}, "params.amount_fen"),  # missing
+        ({"product": "MID", "amount_fen": "100"}, "params.amount_fen"),
+        ({"product": "MID", "amount_fen": 0}, "params.amount_fen"),
+        ({"product": "MID", "amount_fen": 1.5}, "params.amount_fen"),
+        ({"product": "NOPE", "amount_fen": 100}, "params"),  # __post_init__ refuses it
+        ({"product": "STEP", "amount_fen": 150}, "params.amount_fen"),  # ... naming the field
+        ({"product": "MID", "amount_fen": 100, "colour": "red"}, "params.colour"),
+    ],
+)
+async def test_params_failing_the_schema_are_422_naming_the_field(
+    service: TransactionService, shop: Shop, db: Database, params: dict[str, Any], field: str
+) -> None:
+    """Parameters are decoded with the type's Struct; a failure names ``params.<field>``."""
+    raw = msgspec.json.encode({"type": "shop.buy", "params": params})
+    with pytest.raises(Unprocessable) as info:
+        await service.submit(C3, "k-1", raw)
+    assert info.value.code == "transaction.invalid_params"
+    assert info.value.field == field
+    assert shop.calls == []
+    assert rows(db) == []
+
+
+async def test_params_refused_by_the_plugin_keep_its_code(service: TransactionService, shop: Shop) -> None:
+    """A ``TransactionRefused`` from the params Struct is a 422 with the plugin's code and field."""
+    with pytest.raises(Unprocessable) as info:
+        await service.submit(C3, "k-1", body(product="CLOSED"))
+    assert (info.value.code, info.value.field) == ("shop.closed", "params.product")
+    assert info.value.extra["message"] == {"zh-CN": "暂停申购", "en": "Closed"}
+    assert shop.calls == []
+
+
+async def test_params_struct_crash_is_a_plugin_fault_not_a_client_error(
+    service: TransactionService, db: Database
+) -> None:
+    """Any other exception in the params Struct is the plugin's fault: 502 naming it, nothing journaled."""
+    with pytest.raises(PluginFaultError) as info:
+        await service.submit(C3, "k-1", body(product="BUG"))
+    assert info.value.status == 502
+    assert "'shop'" in info.value.detail
+    assert "a bug in the plugin" not in info.value.detail
+    assert rows(db) == []
+
+
+async def test_inactive_plugin_is_403(service: TransactionService, shop: Shop) -> None:
+    """A type whose plugin the registry switched off cannot be submitted."""
+    service._plugins.set_policy({"shop": PluginPolicy(active=False, granted_scopes=frozenset())})  # type: ignore[attr-defined]
+    with pytest.raises(Forbidden) as info:
+        await service.submit(C3, "k-1", body())
+    assert info.value.code == "transaction.plugin_inactive"
+    assert shop.calls == []
+
+
+async def test_plugin_without_transactions_write_is_403(service: TransactionService, shop: Shop) -> None:
+    """A plugin whose grant lost ``transactions:write`` cannot execute, and the scope is named."""
+    service._plugins.set_policy(  # type: ignore[attr-defined]
+        {"shop": PluginPolicy(active=True, granted_scopes=frozenset({"profile:basic"}))}
+    )
+    with pytest.raises(Forbidden) as info:
+        await service.submit(C3, "k-1", body())
+    assert info.value.code == "transaction.plugin_scope_missing"
+    assert info.value.extra["missing_scopes"] == ["transactions:write"]
+    assert shop.calls == []
+
+
+async def test_unknown_customer_is_403(service: TransactionService, db: Database) -> None:
+    """A token subject the bank has no profile for cannot transact."""
+    with pytest.raises(Forbidden):
+        await service.submit("nobody", "k-1", body(product="SAFE"))
+    assert rows(db) == []
+
+
+# --- suitability and limits ----------------------------------------------------------------------------
+
+
+async def test_product_above_tolerance_is_refused(
+    service: TransactionService, shop: Shop, db: Database
+) -> None:
+    """A C3 customer cannot buy an R5 product: 422 ``suitability.risk_too_high`` before any plugin call."""
+    with pytest.raises(Unprocessable) as info:
+        await service.submit(C3, "k-1", body(product="HOT"))
+    assert info.value.code == "suitability.risk_too_high"
+    assert info.value.extra["message"]["zh-CN"]
+    assert info.value.extra["message"]["en"]
+    assert shop.calls == []
+    assert rows(db) == []
+
+
+async def test_product_at_tolerance_is_allowed(service: TransactionService) -> None:
+    """C3 may buy R3."""
+    assert (await service.submit(C3, "k-1", body(product="MID"))).status_code == 201
+
+
+async def test_expired_assessment_blocks_anything_above_r1(service: TransactionService, shop: Shop) -> None:
+    """An expired questionnaire refuses R2+ products but still allows R1."""
+    with pytest.raises(Unprocessable) as info:
+        await service.submit(C1_EXPIRED, "k-1", body(product="MID"))
+    assert info.value.code == "suitability.assessment_expired"
+    assert (await service.submit(C1_EXPIRED, "k-2", body(product="SAFE"))).status_code == 201
+
+
+async def test_missing_assessment_blocks_anything_above_r1(service: TransactionService) -> None:
+    """No questionnaire at all: R3 is refused, R1 is allowed."""
+    with pytest.raises(Unprocessable) as info:
+        await service.submit(NO_RISK, "k-1", body(product="MID"))
+    assert info.value.code == "suitability.assessment_missing"
+    assert (await service.submit(NO_RISK, "k-2", body(product="SAFE"))).status_code == 201
+
+
+async def test_types_without_risk_skip_suitability(service: TransactionService) -> None:
+    """A type declaring no product risk (a note) is not a sale: no questionnaire needed."""
+    outcome = await service.submit(NO_RISK, "k-1", b'{"type": "shop.note", "params": {"text": "hi"}}')
+    assert outcome.status_code == 201
+    assert isinstance(outcome.body, TransactionView)
+    assert (outcome.body.amount_fen, outcome.body.risk_level) == (None, None)
+
+
+async def test_amount_above_the_platform_limit_is_refused(make_service: Callable[..., TransactionService],
+                                                          shop: Shop) -> None:
+    """``amount_fen`` above ``max_transaction_fen`` is 422 ``limits.max_amount`` naming the field."""
+    service = make_service(max_transaction_fen=1_000)
+    with pytest.raises(Unprocessable) as info:
+        await service.submit(C3, "k-1", body(amount=1_001))
+    assert (info.value.code, info.value.field) == ("limits.max_amount", "params.amount_fen")
+    assert (await service.submit(C3, "k-2", body(amount=1_000))).status_code == 201
+    assert len(shop.calls) == 1
+
+
+async def test_risk_of_refusal_and_crash(service: TransactionService, shop: Shop, db: Database) -> None:
+    """``risk_of`` may refuse (422 with its code) or crash (502, plugin named); neither is journaled."""
+    def refusing(_: Any) -> Any:
+        raise TransactionRefused("shop.delisted", LocalizedText(zh_CN="已下架"), field="product")
+
+    shop.risk_of = refusing
+    with pytest.raises(Unprocessable) as refused:
+        await service.submit(C3, "k-1", body())
+    assert (refused.value.code, refused.value.field) == ("shop.delisted", "params.product")
+    shop.risk_of = lambda _: 1 / 0
+    with pytest.raises(PluginFaultError) as crashed:
+        await service.submit(C3, "k-2", body())
+    assert crashed.value.status == 502
+    shop.risk_of = lambda _: "R9"
+    with pytest.raises(PluginFaultError):
+        await service.submit(C3, "k-3", body())
+    assert rows(db) == []
+    assert shop.calls == []
+
+
+# --- execution outcomes --------------------------------------------------------------------------------
+
+
+async def test_plugin_refusal_is_a_failed_422_with_its_code(
+    service: TransactionService, db: Database
+) -> None:
+    """``TransactionRefused`` records ``failed`` and answers 422 problem details with the plugin's words."""
+    outcome = await service.submit(C3, "k-1", body(mode="refuse"))
+    assert outcome.status_code == 422
+    assert outcome.media_type == "application/problem+json"
+    problem = outcome.body
+    assert isinstance(problem, TransactionProblem)
+    assert (problem.code, problem.field, problem.status) == ("shop.sold_out", "params.product", 422)
+    assert problem.message == LocalizedText(zh_CN="已售罄", en="Sold out")
+    assert problem.transaction.status == "failed"
+    [row] = rows(db)
+    assert row.status == "failed"
+    assert row.result["code"] == "shop.sold_out"
+
+
+async def test_failed_result_is_a_failed_422(service: TransactionService) -> None:
+    """A ``failed`` TransactionResult is answered like a refusal, with the result's code."""
+    outcome = await service.submit(C3, "k-1", body(mode="fail"))
+    assert outcome.status_code == 422
+    assert isinstance(outcome.body, TransactionProblem)
+    assert outcome.body.code == "shop.declined"
+
+
+async def test_failed_outcomes_replay_too(service: TransactionService, shop: Shop) -> None:
+    """A refused transaction's answer is stored: a retry gets the same 422, no second call."""
+    first = await service.submit(C3, "k-1", body(mode="refuse"))
+    again = await service.submit(C3, "k-1", body(mode="refuse"))
+    assert again.replayed
+    assert again.status_code == 422
+    assert msgspec.json.encode(again.body) == msgspec.json.encode(first.body)
+    assert len(shop.calls) == 1
+
+
+async def test_plugin_crash_is_a_failed_502(service: TransactionService, db: Database) -> None:
+    """A plugin that raises: ``failed``, 502 problem naming the plugin, nothing leaked from its error."""
+    outcome = await service.submit(C3, "k-1", body(mode="boom"))
+    assert outcome.status_code == 502
+    assert isinstance(outcome.body, TransactionProblem)
+    assert outcome.body.code == "transaction.plugin_error"
+    assert "shop" in outcome.body.detail
+    assert "partner is down" not in msgspec.json.encode(outcome.body).decode()
+    assert rows(db)[0].status == "failed"
+
+
+async def test_timeout_is_unknown_202(make_service: Callable[..., TransactionService], db: Database,
+                                      release: threading.Event) -> None:
+    """A plugin missing its deadline leaves the outcome ``unknown``: 202, row kept for reconciliation."""
+    service = make_service(deadlines=Deadlines(execute_transaction=50))
+    outcome = await service.submit(C3, "k-1", body(mode="hang"))
+    release.set()
+    assert outcome.status_code == 202
+    assert isinstance(outcome.body, TransactionView)
+    assert outcome.body.status == "unknown"
+    [row] = rows(db)
+    assert row.status == "unknown"
+    replayed = await service.submit(C3, "k-1", body(mode="hang"))
+    assert replayed.replayed
+    assert replayed.status_code == 202
+
+
+async def test_garbage_result_is_unknown(service: TransactionService, db: Database) -> None:
+    """A plugin returning something other than a TransactionResult may have acted: ``unknown``."""
+    outcome = await service.submit(C3, "k-1", body(mode="garbage"))
+    assert outcome.status_code == 202
+    assert rows(db)[0].status == "unknown"
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+
+async def test_get_returns_own_transaction_and_404_for_others(service: TransactionService) -> None:
+    """A customer reads their transaction; another customer's id is indistinguishable from a missing one."""
+    outcome = await service.submit(C3, "k-1", body())
+    view = service.get(C3, outcome.transaction_id)
+    assert view.status == "succeeded"
+    others = ((PERSONAS["affluent"].id, outcome.transaction_id), (C3, "missing"), (C3, "x" * 500))
+    for customer, tx_id in others:
+        with pytest.raises(NotFound) as info:
+            service.get(customer, tx_id)
+        assert info.value.detail == f"no transaction {tx_id!r}"
+
+
+def test_types_for_lists_schema_and_suitability(service: TransactionService) -> None:
+    """Types carry the owning plugin, the params JSON schema and whether the customer may use them."""
+    listing = service.types_for(C3)
+    by_key = {t.key: t for t in listing.items}
+    assert set(by_key) == {"shop.buy", "shop.note"}
+    buy = by_key["shop.buy"]
+    assert buy.plugin == "shop"
+    assert buy.suitability == "depends_on_params"
+    schema = msgspec.json.encode(buy.params_schema).decode()
+    assert "amount_fen" in schema
+    assert "product" in schema
+    assert by_key["shop.note"].suitability == "ok"
+
+
+def test_types_for_hides_types_of_inactive_plugins(service: TransactionService) -> None:
+    """A switched-off plugin's types disappear from the listing on the next call."""
+    service._plugins.set_policy({"shop": PluginPolicy(active=False, granted_scopes=frozenset())})  # type: ignore[attr-defined]
+    assert service.types_for(C3).items == []
+
+
+# --- reconciliation ------------------------------------------------------------------------------------
+
+
+async def test_reconcile_marks_abandoned_pending_rows_unknown(
+    service: TransactionService, db: Database
+) -> None:
+    """A row left ``pending`` by a dead worker becomes ``unknown``, is listed, and replays as 202."""
+    long_ago = utcnow() - timedelta(hours=1)
+    with db.session() as session:
+        session.add(TransactionRow(
+            id="abandoned", customer_ref=C3, idempotency_key="k-dead", request_hash="0" * 64, type="shop.buy",
+            plugin_id="shop", params={}, amount_fen=1, risk_level="R1", status="pending",
+            created_at=long_ago, updated_at=long_ago,
+        ))
+    fresh = await service.submit(C3, "k-live", body())
+    report = service.reconcile_unknown()
+    assert report.marked_unknown == ["abandoned"]
+    assert [v.id for v in report.unknown] == ["abandoned"]
+    assert service.get(C3, fresh.transaction_id).status == "succeeded"
+    with db.read_session() as session:
+        assert session.scalar(select(func.count()).where(TransactionRow.status == "pending")) == 0
+    assert service.reconcile_unknown().marked_unknown == []
+
+
+def test_bank_calendar_decides_expiry(service: TransactionService) -> None:
+    """Expiry is judged on the bank's (UTC+8) calendar date."""
+    profile = RiskProfile(tolerance="C3", assessed_on=date(2024, 1, 1), expires_on=service._today())
+    assert not profile.is_expired(service._today())

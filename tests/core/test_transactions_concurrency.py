@@ -1,0 +1,129 @@
+"""Idempotency under real concurrency: 20 simultaneous duplicates → one journal row, one execution."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+import msgspec
+import pytest
+from fulcrum_core.data.db import Database
+from fulcrum_core.data.models import TransactionRow
+from fulcrum_core.dispatch.context import ContextFactory
+from fulcrum_core.dispatch.dispatcher import Dispatcher
+from fulcrum_core.errors import Conflict
+from fulcrum_core.plugins import get_plugin_manager
+from fulcrum_core.settings import Settings
+from fulcrum_core.transactions.models import TransactionOutcome
+from fulcrum_core.transactions.service import TransactionService
+from fulcrum_sdk.data import StaticDataProvider
+from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionResult, TransactionType
+from fulcrum_sdk.testing import PERSONAS
+from sqlalchemy import func, select
+
+DUPLICATES = 20
+CUSTOMER = PERSONAS["young_professional"].id
+
+
+class PayParams(msgspec.Struct, frozen=True):
+    """Parameters of ``race.pay``."""
+
+    amount_fen: Annotated[int, msgspec.Meta(gt=0)]
+
+
+@pytest.fixture
+def race_service(
+    db: Database, settings: Settings, kit: Any
+) -> Iterator[tuple[TransactionService, list[TransactionRequest]]]:
+    """A service whose plugin records every ``execute_transaction`` call."""
+    calls: list[TransactionRequest] = []
+    lock = threading.Lock()
+
+    def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
+        register(TransactionType(key="race.pay", name=LocalizedText(zh_CN="付款"), params=PayParams))
+
+    def execute_transaction(ctx: Any, request: TransactionRequest) -> TransactionResult:
+        with lock:
+            calls.append(request)
+        return TransactionResult(status="succeeded", reference=request.id)
+
+    plugin = kit.plugin("race", transaction_types=["race.pay"],
+                        register_transaction_types=register_transaction_types,
+                        execute_transaction=execute_transaction)
+    plugins = get_plugin_manager(settings, extra_plugins=[plugin], load_entry_points=False)
+    provider = StaticDataProvider({r.id: r for r in PERSONAS.values()})
+    dispatcher = Dispatcher(settings)
+    contexts = ContextFactory(settings=settings, db=db, provider=provider, plugins=plugins)
+    service = TransactionService(settings=settings, db=db, plugins=plugins, dispatcher=dispatcher,
+                                 contexts=contexts, provider=provider)
+    yield service, calls
+    dispatcher.close()
+
+
+def test_twenty_concurrent_duplicates_execute_once(
+    race_service: tuple[TransactionService, list[TransactionRequest]], db: Database
+) -> None:
+    """20 threads, each on its own event loop, submit the same key at the same instant.
+
+    Every one of them passes the "key unused?" read before any inserts (a barrier holds them at the
+    insert), so the database's unique constraint alone decides: exactly one row, one plugin call;
+    the others get 409 while it runs or a replay of its 201.
+    """
+    service, calls = race_service
+    barrier = threading.Barrier(DUPLICATES)
+    insert = service.journal.insert_pending
+
+    def insert_together(row: TransactionRow) -> bool:
+        barrier.wait(timeout=30)
+        return insert(row)
+
+    service.journal.insert_pending = insert_together  # type: ignore[method-assign]
+    body = b'{"type": "race.pay", "params": {"amount_fen": 5000}}'
+    outcomes: list[TransactionOutcome | BaseException] = [Conflict("unset")] * DUPLICATES
+
+    def submit(i: int) -> None:
+        try:
+            outcomes[i] = asyncio.run(service.submit(CUSTOMER, "same-key", body))
+        except BaseException as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(DUPLICATES)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    assert len(calls) == 1
+    with db.read_session() as session:
+        assert session.scalar(select(func.count()).select_from(TransactionRow)) == 1
+    fresh = [o for o in outcomes if isinstance(o, TransactionOutcome) and not o.replayed]
+    replays = [o for o in outcomes if isinstance(o, TransactionOutcome) and o.replayed]
+    in_flight = [o for o in outcomes if isinstance(o, Conflict)]
+    assert len(fresh) == 1
+    assert fresh[0].status_code == 201
+    assert len(replays) + len(in_flight) == DUPLICATES - 1, outcomes
+    assert all(r.status_code == 201 and r.transaction_id == fresh[0].transaction_id for r in replays)
+    assert all(c.code == "idempotency.in_flight" for c in in_flight)
+    # After the dust settles every retry is a replay of the one outcome.
+    again = asyncio.run(service.submit(CUSTOMER, "same-key", body))
+    assert again.replayed
+    assert again.transaction_id == fresh[0].transaction_id
+    assert len(calls) == 1
+
+
+def test_twenty_concurrent_distinct_keys_all_execute(
+    race_service: tuple[TransactionService, list[TransactionRequest]], db: Database
+) -> None:
+    """The unique constraint is per key: 20 different keys at once make 20 rows and 20 calls."""
+    service, calls = race_service
+
+    async def all_at_once() -> list[TransactionOutcome]:
+        body = b'{"type": "race.pay", "params": {"amount_fen": 100}}'
+        return list(await asyncio.gather(*(service.submit(CUSTOMER, f"key-{i}", body) for i in range(20))))
+
+    outcomes = asyncio.run(all_at_once())
+    assert [o.status_code for o in outcomes] == [201] * 20
+    assert len(calls) == 20
+    assert len({o.transaction_id for o in outcomes}) == 20

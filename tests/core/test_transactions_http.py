@@ -1,0 +1,193 @@
+"""The transaction API end to end through the real app: HTTP → pipeline → database → HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import msgspec
+import pytest
+from fulcrum_sdk.errors import TransactionRefused
+from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionResult, TransactionType
+from fulcrum_sdk.testing import PERSONAS
+
+C3 = PERSONAS["young_professional"].id
+OTHER = PERSONAS["affluent"].id
+
+
+class OrderParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Parameters of ``fund.order``."""
+
+    fund: str
+    amount_fen: Annotated[int, msgspec.Meta(gt=0)]
+
+
+def _fund_plugin(kit: Any) -> Any:
+    def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
+        register(TransactionType(
+            key="fund.order", name=LocalizedText(zh_CN="基金申购", en="Fund order"),
+            description=LocalizedText(zh_CN="申购一只基金"), params=OrderParams,
+            risk_of=lambda p: "R5" if p.fund == "HOT" else "R2",
+        ))
+
+    def execute_transaction(ctx: Any, request: TransactionRequest) -> TransactionResult:
+        if request.params.fund == "GONE":
+            raise TransactionRefused("fund.closed", LocalizedText(zh_CN="基金已暂停申购", en="Fund closed"),
+                                     field="fund")
+        return TransactionResult(status="succeeded", reference=f"ORD-{request.id[:6]}")
+
+    return kit.plugin("funds", transaction_types=["fund.order"],
+                      register_transaction_types=register_transaction_types,
+                      execute_transaction=execute_transaction)
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Any], kit: Any) -> Any:
+    """The real app with one fund-ordering plugin."""
+    return make_app(_fund_plugin(kit))
+
+
+def _post(app: Any, payload: Any, *, key: str | None = "k-1", token: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token or app.token(C3)}"}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    content = payload if isinstance(payload, bytes) else msgspec.json.encode(payload)
+    return app.client.post("/v1/transactions", content=content,
+                           headers={**headers, "Content-Type": "application/json"})
+
+
+ORDER = {"type": "fund.order", "params": {"fund": "SAFE", "amount_fen": 100_000}}
+
+
+def test_submit_then_read_back(app: Any) -> None:
+    """201 with the view and a Location; GET of that location shows the same transaction."""
+    created = _post(app, ORDER)
+    assert created.status_code == 201, created.text
+    view = created.json()
+    assert view["status"] == "succeeded"
+    assert view["plugin"] == "funds"
+    assert view["amount_fen"] == 100_000
+    assert created.headers["location"] == f"/v1/transactions/{view['id']}"
+    assert "idempotent-replayed" not in created.headers
+    read = app.get(created.headers["location"], token=app.token(C3))
+    assert read.status_code == 200
+    assert read.json() == view
+
+
+def test_retry_replays_byte_for_byte(app: Any) -> None:
+    """The same key and body: the same status and body, with ``Idempotent-Replayed: true``."""
+    first = _post(app, ORDER)
+    again = _post(app, ORDER)
+    assert again.status_code == first.status_code == 201
+    assert again.content == first.content
+    assert again.headers["idempotent-replayed"] == "true"
+
+
+def test_missing_key_is_a_problem_naming_the_header(app: Any) -> None:
+    """No Idempotency-Key: 400 problem details whose ``field`` is the header."""
+    response = _post(app, ORDER, key=None)
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["field"] == "Idempotency-Key"
+    assert problem["code"] == "idempotency.key_missing"
+
+
+def test_reused_key_with_another_body_is_422(app: Any) -> None:
+    """A key reused for a different request is refused."""
+    _post(app, ORDER)
+    response = _post(app, {"type": "fund.order", "params": {"fund": "SAFE", "amount_fen": 1}})
+    assert response.status_code == 422
+    assert response.json()["code"] == "idempotency.mismatch"
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        (b"{not json", 400),
+        (b"", 400),
+        ({"type": "fund.order", "params": {}, "extra": 1}, 400),
+        ({"params": {}}, 400),
+        ({"type": "fund.nothing", "params": {}}, 422),
+        ({"type": "fund.order", "params": {"fund": "SAFE", "amount_fen": -5}}, 422),
+    ],
+)
+def test_bad_requests_are_4xx_problems_never_500(app: Any, payload: Any, status: int) -> None:
+    """Malformed JSON, a missing type, an unknown type and bad params: 4xx problem details."""
+    response = _post(app, payload)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_body_errors_name_the_field(app: Any) -> None:
+    """A body missing ``type`` or with a stray member names that member, like every other problem."""
+    missing = _post(app, {"params": {}})
+    assert (missing.status_code, missing.json()["field"]) == (400, "type")
+    stray = _post(app, {"type": "fund.order", "params": {}, "colour": "red"})
+    assert (stray.status_code, stray.json()["field"]) == (400, "colour")
+
+
+def test_params_error_names_the_field(app: Any) -> None:
+    """A parameter failing the type's schema is named as ``params.<field>``."""
+    response = _post(app, {"type": "fund.order", "params": {"fund": "SAFE", "amount_fen": "lots"}})
+    assert response.status_code == 422
+    assert response.json()["field"] == "params.amount_fen"
+
+
+def test_suitability_refusal_over_http(app: Any) -> None:
+    """An R5 fund for a C3 customer: 422 ``suitability.risk_too_high`` with a zh-CN message."""
+    response = _post(app, {"type": "fund.order", "params": {"fund": "HOT", "amount_fen": 100}})
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["code"] == "suitability.risk_too_high"
+    assert problem["message"]["zh-CN"]
+
+
+def test_plugin_refusal_over_http(app: Any) -> None:
+    """The plugin's refusal: 422 problem with its code, field, message and the failed transaction."""
+    response = _post(app, {"type": "fund.order", "params": {"fund": "GONE", "amount_fen": 100}})
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert (problem["code"], problem["field"]) == ("fund.closed", "params.fund")
+    assert problem["message"] == {"zh-CN": "基金已暂停申购", "en": "Fund closed"}
+    assert problem["transaction"]["status"] == "failed"
+
+
+def test_another_customers_transaction_is_404(app: Any) -> None:
+    """Reading someone else's transaction looks exactly like reading a missing one."""
+    tx_id = _post(app, ORDER).json()["id"]
+    theirs = app.get(f"/v1/transactions/{tx_id}", token=app.token(OTHER))
+    missing = app.get("/v1/transactions/does-not-exist", token=app.token(OTHER))
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.json()["code"] == missing.json()["code"]
+
+
+def test_scopes_are_enforced(app: Any) -> None:
+    """Submitting needs ``transactions:write``; reading needs ``transactions:read``."""
+    read_only = app.token(C3, ["transactions:read"])
+    assert _post(app, ORDER, token=read_only).status_code == 403
+    write_only = app.token(C3, ["transactions:write"])
+    assert app.get("/v1/transaction-types", token=write_only).status_code == 403
+    assert app.client.post("/v1/transactions", content=b"{}").status_code == 401
+
+
+def test_transaction_types_listing(app: Any) -> None:
+    """``GET /v1/transaction-types`` lists each type with owner, suitability and params schema."""
+    response = app.get("/v1/transaction-types", token=app.token(C3))
+    assert response.status_code == 200
+    [item] = response.json()["items"]
+    assert item["key"] == "fund.order"
+    assert item["plugin"] == "funds"
+    assert item["name"]["zh-CN"] == "基金申购"
+    assert item["suitability"] == "depends_on_params"
+    assert "amount_fen" in msgspec.json.encode(item["params_schema"]).decode()
+
+
+def test_openapi_documents_the_transaction_routes(app: Any) -> None:
+    """The schema at /schema describes the body, the header and the problem responses."""
+    schema = app.client.get("/schema/openapi.json").json()
+    post = schema["paths"]["/v1/transactions"]["post"]
+    assert any(p["name"] == "Idempotency-Key" for p in post["parameters"])
+    assert {"201", "202", "422"} <= set(post["responses"])
+    assert "/v1/transactions/{tx_id}" in schema["paths"]

@@ -1,0 +1,70 @@
+"""Fixtures for the end-to-end tests: the real app, the three scenario plugins from their entry points,
+the demo bank's seeded customers and consents, and a migrated SQLite database per test.
+
+The plugins read the time from ``ctx.now``; the ``demo`` fixture pins it to a fixed instant (late
+November in China: year-end pension reminders on, the seeded coupons valid) so what each customer
+sees does not depend on the day the tests run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from fulcrum_core.app import build_runtime, create_app
+from fulcrum_core.demo import prepare_demo
+from fulcrum_core.runtime import Runtime
+from fulcrum_core.settings import Settings
+from fulcrum_sdk.scopes import APP_SCOPES
+from litestar.testing import TestClient
+
+NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
+"""14:00 on Saturday 28 November 2026 in China."""
+
+
+class Demo:
+    """The running demo: an HTTP client, the host's runtime, and per-customer requests."""
+
+    def __init__(self, client: TestClient[Any], runtime: Runtime) -> None:
+        self.client = client
+        self.runtime = runtime
+
+    def headers(self, customer: str, **extra: str) -> dict[str, str]:
+        """``Authorization`` for ``customer`` with the app's customer scopes, plus ``extra`` headers."""
+        return {"Authorization": f"Bearer {self.runtime.tokens.issue(customer, APP_SCOPES)}", **extra}
+
+    def get(self, customer: str, path: str, **params: Any) -> Any:
+        """GET ``path`` as ``customer``; asserts 200 and returns the decoded body."""
+        response = self.client.get(path, params=params, headers=self.headers(customer))
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def transact(self, customer: str, type_: str, params: dict[str, Any], *, key: str) -> Any:
+        """POST a transaction as ``customer`` with idempotency key ``key``; returns the response."""
+        body = msgspec.json.encode({"type": type_, "params": params})
+        headers = self.headers(customer, **{"Idempotency-Key": key, "Content-Type": "application/json"})
+        return self.client.post("/v1/transactions", content=body, headers=headers)
+
+
+@pytest.fixture
+def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
+    """The demo as ``fulcrum demo`` prepares it: migrated database, seeded consents, installed plugins."""
+    settings = Settings(
+        state_dir=str(tmp_path / "state"),
+        database_url=f"sqlite:///{tmp_path / 'fulcrum.db'}",
+        pairwise_secret="e2e-pairwise-secret",
+    )
+    prepare_demo(settings)
+    runtime = build_runtime(settings)  # the demo provider and every installed plugin's entry point
+    for_request = runtime.contexts.for_request
+
+    def pinned(customer_ref: str, *, request_id: str, now: datetime | None = None) -> Any:
+        return for_request(customer_ref, request_id=request_id, now=NOW)
+
+    monkeypatch.setattr(runtime.contexts, "for_request", pinned)
+    with TestClient(create_app(settings, runtime=runtime)) as client:
+        yield Demo(client, runtime)

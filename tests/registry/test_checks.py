@@ -1,0 +1,382 @@
+"""The automated checks, run as the conformance kit runs them: on a wheel file, with no database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fulcrum_registry.checks import CHECKS, CheckContext, CheckResult, PriorRelease, check_wheel
+
+OWNER = CheckContext(publisher_id="pension-dept", publisher_kind="department", sdk_version="0.1.0")
+
+STABLE_IDS = (
+    "wheel.well_formed",
+    "manifest.present_and_valid",
+    "manifest.version_matches_wheel",
+    "release.version_newer",
+    "publisher.owns_plugin",
+    "manifest.scopes_known",
+    "manifest.slots_known",
+    "manifest.hooks_known",
+    "sdk.range_satisfiable",
+    "entry_point.matches_id",
+)
+
+Wheels = Callable[..., Path]
+Manifest = Callable[..., dict[str, Any]]
+
+
+def by_id(results: tuple[CheckResult, ...]) -> dict[str, CheckResult]:
+    """Results keyed by check id."""
+    return {r.id: r for r in results}
+
+
+def failed(results: tuple[CheckResult, ...]) -> set[str]:
+    """The ids of the checks that failed."""
+    return {r.id for r in results if r.status == "failed"}
+
+
+def test_check_ids_are_stable() -> None:
+    """The check ids, and their order, are a published contract."""
+    assert tuple(CHECKS) == STABLE_IDS
+    assert all(spec.fix and spec.passed and spec.failed for spec in CHECKS.values())
+
+
+def test_a_good_wheel_passes_every_check(wheels: Wheels) -> None:
+    """A correct wheel passes all ten checks with the stable success messages."""
+    results = check_wheel(wheels(), OWNER)
+    assert [r.id for r in results] == list(STABLE_IDS)
+    assert all(r.passed for r in results), [r for r in results if not r.passed]
+    assert by_id(results)["wheel.well_formed"].message == CHECKS["wheel.well_formed"].passed
+
+
+def test_garbage_is_not_a_wheel_and_nothing_else_runs(tmp_path: Path) -> None:
+    """Bytes that are not a zip fail well-formedness; every other check is skipped, not failed."""
+    path = tmp_path / "fulcrum_demo-1.0.0-py3-none-any.whl"
+    path.write_bytes(b"this is not a zip archive")
+    results = check_wheel(path, OWNER)
+    assert failed(results) == {"wheel.well_formed"}
+    assert {r.status for r in results if r.id != "wheel.well_formed"} == {"skipped"}
+    assert by_id(results)["wheel.well_formed"].fix == CHECKS["wheel.well_formed"].fix
+
+
+def _corrupt(name: str, data: bytes) -> Callable[[dict[str, bytes]], None]:
+    def tamper(files: dict[str, bytes]) -> None:
+        files[name] = data
+
+    return tamper
+
+
+def _edit_record(old: str, new: str) -> Callable[[dict[str, bytes]], None]:
+    def tamper(files: dict[str, bytes]) -> None:
+        key = "fulcrum_demo-1.0.0.dist-info/RECORD"
+        files[key] = files[key].replace(old.encode(), new.encode())
+
+    return tamper
+
+
+def _drop_record_line(prefix: str) -> Callable[[dict[str, bytes]], None]:
+    def tamper(files: dict[str, bytes]) -> None:
+        key = "fulcrum_demo-1.0.0.dist-info/RECORD"
+        lines = [ln for ln in files[key].decode().splitlines() if not ln.startswith(prefix)]
+        files[key] = ("\n".join(lines) + "\n").encode()
+
+    return tamper
+
+
+@pytest.mark.parametrize(
+    ("knobs", "detail"),
+    [
+        (
+            {"tamper": _corrupt("fulcrum_demo/plugin.py", b"import os  # swapped after RECORD\n")},
+            "does not match its RECORD hash",
+        ),
+        ({"tamper": _edit_record("sha256=", "md5=")}, "sha256 or stronger"),
+        ({"tamper": _corrupt("fulcrum_demo/extra.py", b"x = 1\n")}, "not in RECORD"),
+        (
+            {"tamper": _drop_record_line("fulcrum_demo/__init__.py")},
+            "fulcrum_demo/__init__.py is in the wheel but not in RECORD",
+        ),
+        ({"tamper": _corrupt("../evil.py", b"boom")}, "unsafe path"),
+        ({"omit": ("WHEEL",)}, "WHEEL is missing"),
+        ({"omit": ("METADATA",)}, "METADATA is missing"),
+        ({"omit": ("RECORD",)}, "RECORD is missing"),
+        ({"extra_files": {"other-1.0.dist-info/METADATA": b"Name: other\n"}}, "exactly one *.dist-info"),
+        (
+            {"tamper": _corrupt("fulcrum_demo-1.0.0.dist-info/METADATA", b"Name: evil\nVersion: 1.0.0\n")},
+            "METADATA names 'evil' but the filename says 'fulcrum-demo'",
+        ),
+        (
+            {"tamper": _corrupt("fulcrum_demo-1.0.0.dist-info/WHEEL", b"Wheel-Version: 2.0\n")},
+            "Wheel-Version 1.x",
+        ),
+    ],
+    ids=[
+        "record-hash",
+        "weak-hash",
+        "unlisted-file",
+        "unrecorded-file",
+        "unsafe-path",
+        "no-wheel",
+        "no-metadata",
+        "no-record",
+        "two-dist-infos",
+        "metadata-name",
+        "wheel-version",
+    ],
+)
+def test_malformed_wheels_fail_well_formed(wheels: Wheels, knobs: dict[str, Any], detail: str) -> None:
+    """Each way a wheel can be broken fails wheel.well_formed with a detail naming the file."""
+    result = by_id(check_wheel(wheels(**knobs), OWNER))["wheel.well_formed"]
+    assert result.status == "failed"
+    assert result.message == CHECKS["wheel.well_formed"].failed
+    assert any(detail in d for d in result.details), result.details
+
+
+def test_record_size_mismatch_is_caught(wheels: Wheels) -> None:
+    """A RECORD line whose size is wrong fails even when the hash is right."""
+
+    def tamper(files: dict[str, bytes]) -> None:
+        key = "fulcrum_demo-1.0.0.dist-info/RECORD"
+        lines = files[key].decode().splitlines()
+        lines = [
+            ln.rsplit(",", 1)[0] + ",999" if ln.startswith("fulcrum_demo/plugin.py") else ln for ln in lines
+        ]
+        files[key] = ("\n".join(lines) + "\n").encode()
+
+    result = by_id(check_wheel(wheels(tamper=tamper), OWNER))["wheel.well_formed"]
+    assert any("does not match RECORD size 999" in d for d in result.details)
+
+
+def test_record_listing_a_missing_file_is_caught(wheels: Wheels) -> None:
+    """RECORD naming a file the archive lacks fails well-formedness."""
+
+    def tamper(files: dict[str, bytes]) -> None:
+        del files["fulcrum_demo/__init__.py"]
+
+    result = by_id(check_wheel(wheels(tamper=tamper), OWNER))["wheel.well_formed"]
+    assert any("does not contain it" in d for d in result.details)
+
+
+def test_missing_manifest_fails_and_skips_what_depends_on_it(wheels: Wheels) -> None:
+    """No fulcrum-plugin.toml: present_and_valid fails; manifest-based checks are skipped."""
+    results = check_wheel(wheels(manifest=None), OWNER)
+    assert failed(results) == {"manifest.present_and_valid"}
+    skipped = {r.id for r in results if r.status == "skipped"}
+    assert skipped == set(STABLE_IDS) - {
+        "wheel.well_formed",
+        "manifest.present_and_valid",
+        "release.version_newer",
+    }
+    assert by_id(results)["manifest.version_matches_wheel"].message.startswith("not run:")
+
+
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [
+        ('id = "demo"\n[broken', "not valid TOML"),
+        ('id = "demo"\n', "required"),
+        (None, "kind"),
+    ],
+    ids=["bad-toml", "missing-keys", "bad-kind"],
+)
+def test_invalid_manifest_fails_naming_the_key(
+    wheels: Wheels, manifest: Manifest, text: str | None, detail: str
+) -> None:
+    """An unreadable or invalid manifest fails present_and_valid, and the detail says where."""
+    body = text if text is not None else manifest(kind="bank")
+    result = by_id(check_wheel(wheels(manifest=body), OWNER))["manifest.present_and_valid"]
+    assert result.status == "failed"
+    assert detail in result.details[0]
+
+
+def test_manifest_version_that_differs_from_the_wheel_fails_only_that_check(
+    wheels: Wheels, manifest: Manifest
+) -> None:
+    """A manifest claiming 9.9.9 inside a 1.0.0 wheel fails version_matches_wheel and nothing else."""
+    results = check_wheel(wheels(manifest=manifest(version="9.9.9")), OWNER)
+    assert failed(results) == {"manifest.version_matches_wheel"}
+    assert "fulcrum-plugin.toml says 9.9.9" in by_id(results)["manifest.version_matches_wheel"].details[0]
+
+
+def test_metadata_version_that_differs_from_the_filename_fails(wheels: Wheels) -> None:
+    """METADATA saying 1.0.1 in a file named 1.0.0 fails version_matches_wheel."""
+    results = check_wheel(wheels(metadata_version="1.0.1"), OWNER)
+    assert "manifest.version_matches_wheel" in failed(results)
+
+
+@pytest.mark.parametrize(
+    ("prior", "ok"),
+    [
+        ((PriorRelease("1.0.0", "approved"),), False),
+        ((PriorRelease("1.2.0", "rejected"),), False),
+        ((PriorRelease("0.9.0", "approved"), PriorRelease("1.0.0", "retired")), False),
+        ((PriorRelease("1.0.0", "checks_failed"),), True),
+        ((PriorRelease("0.9.0", "approved"), PriorRelease("1.0.0rc1", "in_review")), True),
+        ((), True),
+    ],
+    ids=["same", "older-than-rejected", "same-as-retired", "failed-checks-ignored", "newer-than-rc", "first"],
+)
+def test_version_must_be_newer_than_every_earlier_release(
+    wheels: Wheels, prior: tuple[PriorRelease, ...], ok: bool
+) -> None:
+    """1.0.0 passes only when no earlier release (other than a checks_failed one) is as new."""
+    ctx = CheckContext(
+        publisher_id="pension-dept", publisher_kind="department", prior_releases=prior, sdk_version="0.1.0"
+    )
+    result = by_id(check_wheel(wheels(), ctx))["release.version_newer"]
+    assert result.passed is ok
+    if not ok:
+        assert result.details
+        assert "is not older" in result.details[0]
+
+
+@pytest.mark.parametrize(
+    ("ctx", "detail"),
+    [
+        (CheckContext(publisher_id="fund-partner"), "the submitter is 'fund-partner'"),
+        (
+            CheckContext(publisher_id="pension-dept", plugin_owner="sz-branch"),
+            "belongs to publisher 'sz-branch'",
+        ),
+        (CheckContext(publisher_id="pension-dept", publisher_kind="partner"), "the publisher is a 'partner'"),
+    ],
+    ids=["foreign-manifest", "foreign-plugin-id", "kind-escalation"],
+)
+def test_publisher_must_own_the_plugin(wheels: Wheels, ctx: CheckContext, detail: str) -> None:
+    """A foreign publisher, a taken plugin id or a kind the publisher is not all fail owns_plugin."""
+    result = by_id(check_wheel(wheels(), ctx))["publisher.owns_plugin"]
+    assert result.status == "failed"
+    assert any(detail in d for d in result.details), result.details
+
+
+def test_ownership_is_skipped_without_a_publisher(wheels: Wheels) -> None:
+    """The conformance kit may not know the publisher: the check is skipped, not passed."""
+    result = by_id(check_wheel(wheels(), CheckContext(sdk_version="0.1.0")))["publisher.owns_plugin"]
+    assert result.status == "skipped"
+    assert not result.passed
+
+
+@pytest.mark.parametrize(
+    ("overrides", "check", "detail"),
+    [
+        (
+            {"scopes": {"required": {"slot:home.notice": "notices", "accounts:write": "move money"}}},
+            "manifest.scopes_known",
+            "scopes.required.accounts:write: unknown scope",
+        ),
+        (
+            {
+                "scopes": {
+                    "required": {"slot:home.notice": "notices"},
+                    "optional": {"registry:review": "approve myself"},
+                }
+            },
+            "manifest.scopes_known",
+            "staff scopes cannot be granted",
+        ),
+        (
+            {"transaction_types": ["demo.buy"], "hooks": ["home_slot_offers", "execute_transaction"]},
+            "manifest.scopes_known",
+            "transactions:write",
+        ),
+        ({"slots": ["home.footer/v1"]}, "manifest.slots_known", "unknown slot 'home.footer/v1'"),
+        (
+            {"slots": ["home.notice/v1", "home.banner/v1"]},
+            "manifest.slots_known",
+            "needs scope 'slot:home.banner'",
+        ),
+        ({"slots": []}, "manifest.slots_known", "no slot is declared"),
+        ({"hooks": ["home_slot_offer"]}, "manifest.hooks_known", "unknown hook 'home_slot_offer'"),
+        (
+            {
+                "transaction_types": ["demo.buy"],
+                "scopes": {"required": {"slot:home.notice": "notices", "transactions:write": "buy products"}},
+            },
+            "manifest.hooks_known",
+            "execute_transaction",
+        ),
+    ],
+    ids=[
+        "unknown-scope",
+        "staff-scope",
+        "tx-without-scope",
+        "unknown-slot",
+        "slot-without-scope",
+        "offers-without-slot",
+        "unknown-hook",
+        "tx-without-hook",
+    ],
+)
+def test_semantic_problems_fail_the_right_check(
+    wheels: Wheels, manifest: Manifest, overrides: dict[str, Any], check: str, detail: str
+) -> None:
+    """Each semantic problem the SDK finds fails exactly the check that owns it."""
+    results = check_wheel(wheels(manifest=manifest(**overrides)), OWNER)
+    assert failed(results) == {check}
+    assert any(detail in d for d in by_id(results)[check].details), by_id(results)[check].details
+
+
+@pytest.mark.parametrize(
+    ("sdk", "ok"), [(">=2", False), ("<0.1", False), ("~=0.1", True), (">=0.1.0,<0.2", True)]
+)
+def test_sdk_range_must_include_the_platform_version(
+    wheels: Wheels, manifest: Manifest, sdk: str, ok: bool
+) -> None:
+    """The manifest's SDK range is checked against the platform's fulcrum-sdk version."""
+    result = by_id(check_wheel(wheels(manifest=manifest(sdk=sdk)), OWNER))["sdk.range_satisfiable"]
+    assert result.passed is ok
+    if not ok:
+        assert "excludes 0.1.0" in result.details[0]
+
+
+def test_sdk_range_defaults_to_the_installed_sdk(wheels: Wheels, manifest: Manifest) -> None:
+    """Without an explicit version the installed fulcrum-sdk is the platform's."""
+    ctx = CheckContext(publisher_id="pension-dept", publisher_kind="department")
+    assert (
+        by_id(check_wheel(wheels(manifest=manifest(sdk=">=1000")), ctx))["sdk.range_satisfiable"].status
+        == "failed"
+    )
+    assert by_id(check_wheel(wheels(), ctx))["sdk.range_satisfiable"].passed
+
+
+@pytest.mark.parametrize(
+    ("entry_points", "found"),
+    [
+        (None, "none"),
+        ("[console_scripts]\ndemo = fulcrum_demo:main\n", "none"),
+        ("[fulcrum]\ndemo-plugin = fulcrum_demo.plugin\n", "demo-plugin"),
+        ("[fulcrum]\ndemo = fulcrum_demo.plugin\nother = fulcrum_demo.other\n", "demo, other"),
+    ],
+    ids=["no-file", "other-group", "wrong-name", "two-entries"],
+)
+def test_entry_point_must_be_exactly_the_plugin_id(
+    wheels: Wheels, entry_points: str | None, found: str
+) -> None:
+    """The `fulcrum` group must hold exactly one entry point named after the plugin id."""
+    result = by_id(check_wheel(wheels(entry_points=entry_points), OWNER))["entry_point.matches_id"]
+    assert result.status == "failed"
+    assert result.details == (f"expected exactly 'demo', found: {found}",)
+
+
+def test_every_failure_is_listed_not_just_the_first(wheels: Wheels, manifest: Manifest) -> None:
+    """A wheel wrong in several ways reports all of them at once."""
+    bad = manifest(hooks=["nope"], sdk=">=5", slots=["home.footer/v1"], publisher="fund-partner")
+    results = check_wheel(wheels(manifest=bad, entry_points=None), OWNER)
+    assert failed(results) == {
+        "publisher.owns_plugin",
+        "manifest.slots_known",
+        "manifest.hooks_known",
+        "sdk.range_satisfiable",
+        "entry_point.matches_id",
+    }
+
+
+def test_record_is_still_verified_when_a_required_file_is_missing(wheels: Wheels) -> None:
+    """A missing WHEEL does not hide a RECORD mismatch: both are listed."""
+    tamper = _corrupt("fulcrum_demo/plugin.py", b"changed")
+    details = by_id(check_wheel(wheels(omit=("WHEEL",), tamper=tamper), OWNER))["wheel.well_formed"].details
+    assert any("WHEEL is missing" in d for d in details)
+    assert any("does not match its RECORD hash" in d for d in details)

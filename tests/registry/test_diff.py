@@ -1,0 +1,104 @@
+"""The review diff: what a release asks for that the previous approved release did not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fulcrum_registry import InvalidInput, NotFound, RegistryService
+
+Submit = Callable[..., Any]
+Approve = Callable[..., Any]
+Manifest = Callable[..., dict[str, Any]]
+
+V2 = {
+    "hooks": ["home_slot_offers", "execute_transaction"],
+    "slots": ["home.notice/v1", "home.banner/v1"],
+    "transaction_types": ["demo.subscribe"],
+    "scopes": {
+        "required": {
+            "slot:home.notice": "notices",
+            "slot:home.banner": "banner",
+            "transactions:write": "subscribe to products",
+        },
+        "optional": {"holdings:read": "tailor offers"},
+    },
+}
+
+
+def test_first_release_shows_everything_as_new(registry: RegistryService, submit: Submit) -> None:
+    """Without an approved predecessor the whole request is new."""
+    diff = registry.diff(submit().id)
+    assert diff.baseline_release_id is None
+    assert diff.added_scopes == ("slot:home.notice",)
+    assert diff.added_slots == ("home.notice/v1",)
+    assert diff.added_hooks == ("home_slot_offers",)
+
+
+def test_diff_against_the_previous_approved_release(
+    registry: RegistryService, submit: Submit, approve: Approve, manifest: Manifest
+) -> None:
+    """New scopes, slots, transaction types and hooks are listed; high-sensitivity additions flagged."""
+    v1 = submit().id
+    approve(v1)
+    v2 = submit(version="2.0.0", manifest=manifest(**V2)).id
+    diff = registry.diff(v2)
+    assert (diff.baseline_release_id, diff.baseline_version) == (v1, "1.0.0")
+    assert diff.added_scopes == ("holdings:read", "slot:home.banner", "transactions:write")
+    assert diff.added_high_sensitivity_scopes == ("holdings:read", "transactions:write")
+    assert diff.added_slots == ("home.banner/v1",)
+    assert diff.added_transaction_types == ("demo.subscribe",)
+    assert diff.added_hooks == ("execute_transaction",)
+    assert diff.removed_scopes == diff.removed_slots == diff.removed_hooks == ()
+    assert not diff.is_empty
+
+
+def test_a_withheld_scope_asked_for_again_is_new(
+    registry: RegistryService, submit: Submit, approve: Approve, manifest: Manifest
+) -> None:
+    """A scope the reviewer withheld last time shows up as added when requested again."""
+    body = manifest(
+        scopes={"required": {"slot:home.notice": "notices"}, "optional": {"location:city": "local"}}
+    )
+    v1 = submit(manifest=body).id
+    approve(v1, grant=["slot:home.notice"])
+    v2 = submit(version="1.1.0", manifest=body).id
+    assert registry.diff(v2).added_scopes == ("location:city",)
+
+
+def test_unapproved_releases_are_not_a_baseline(
+    registry: RegistryService, submit: Submit, approve: Approve, manifest: Manifest
+) -> None:
+    """Rejected releases are skipped when looking for the baseline."""
+    v1 = submit().id
+    approve(v1)
+    v15 = submit(version="1.5.0", manifest=manifest(**V2)).id
+    registry.reject(v15, reviewer="bob", reasons=["too much"])
+    v2 = submit(version="2.0.0").id
+    diff = registry.diff(v2)
+    assert diff.baseline_release_id == v1
+    assert diff.is_empty
+
+
+def test_removed_capabilities_are_listed(
+    registry: RegistryService, submit: Submit, approve: Approve, manifest: Manifest
+) -> None:
+    """What the new release no longer asks for is listed as removed."""
+    v1 = submit(manifest=manifest(**V2)).id
+    approve(v1, "bob")
+    approve(v1, "carol")  # holdings:read and transactions:write need a second approver
+    diff = registry.diff(submit(version="2.0.0").id)
+    assert diff.removed_scopes == ("holdings:read", "slot:home.banner", "transactions:write")
+    assert diff.removed_transaction_types == ("demo.subscribe",)
+
+
+def test_diff_needs_a_manifest(registry: RegistryService) -> None:
+    """A release with no readable manifest cannot be diffed; an unknown one is not found."""
+    bad = registry.submit(
+        b"junk", filename="x-1.0.0-py3-none-any.whl", publisher_id="pension-dept", submitted_by="a"
+    )
+    with pytest.raises(InvalidInput):
+        registry.diff(bad.id)
+    with pytest.raises(NotFound):
+        registry.diff(999)

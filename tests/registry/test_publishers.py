@@ -1,0 +1,74 @@
+"""Publishers: created once, validated, verified by the platform team, audited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fulcrum_registry import AlreadyExists, InvalidInput, NewPublisher, NotFound, RegistryService
+
+
+def test_create_and_read(registry: RegistryService) -> None:
+    """A created publisher reads back with what was given, unverified by default."""
+    made = registry.create_publisher(
+        NewPublisher(
+            id="cd-branch", name="成都分行", name_en="Chengdu branch", kind="branch", contact="ops@cd.example"
+        ),
+        actor="platform",
+    )
+    assert made.verified is False
+    assert registry.get_publisher("cd-branch") == made
+    assert [p.id for p in registry.list_publishers()] == [
+        "cd-branch",
+        "fund-partner",
+        "pension-dept",
+        "sz-branch",
+    ]
+
+
+def test_duplicate_id_is_a_conflict(registry: RegistryService) -> None:
+    """The same id twice raises AlreadyExists and changes nothing."""
+    before = registry.policy_version()
+    with pytest.raises(AlreadyExists):
+        registry.create_publisher(
+            {"id": "pension-dept", "name": "x", "kind": "department", "contact": "a@b.c"}, actor="platform"
+        )
+    assert registry.policy_version() == before
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"id": "Bad Id", "name": "x", "kind": "branch", "contact": "a@b.c"}, "id"),
+        ({"id": "ok-id", "name": "", "kind": "branch", "contact": "a@b.c"}, "name"),
+        ({"id": "ok-id", "name": "x", "kind": "bank", "contact": "a@b.c"}, "kind"),
+        ({"id": "ok-id", "name": "x", "kind": "branch", "contact": "nobody"}, "contact"),
+        ({"id": "ok-id", "name": "x", "kind": "branch"}, "contact"),
+    ],
+)
+def test_invalid_publishers_name_the_field(
+    registry: RegistryService, data: dict[str, Any], field: str
+) -> None:
+    """Each malformed field is refused by name, whether given as a dict or as an unchecked struct."""
+    with pytest.raises(InvalidInput) as caught:
+        registry.create_publisher(data, actor="platform")
+    assert caught.value.field == field
+
+
+def test_unchecked_struct_is_validated_too(registry: RegistryService) -> None:
+    """A NewPublisher built in Python (msgspec does not check constraints on __init__) is still checked."""
+    with pytest.raises(InvalidInput) as caught:
+        registry.create_publisher(NewPublisher(id="x y", name="n", kind="branch", contact="a@b.c"), actor="p")
+    assert caught.value.field == "id"
+
+
+def test_verification_is_audited_once(registry: RegistryService) -> None:
+    """Verifying records one event; verifying again changes nothing."""
+    before = registry.policy_version()
+    assert registry.set_publisher_verified("sz-branch", True, actor="platform").verified is True
+    registry.set_publisher_verified("sz-branch", True, actor="platform")
+    assert registry.policy_version() == before + 1
+    with pytest.raises(NotFound):
+        registry.set_publisher_verified("ghost", True, actor="platform")
+    with pytest.raises(NotFound):
+        registry.get_publisher("ghost")

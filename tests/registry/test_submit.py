@@ -1,0 +1,185 @@
+"""Submitting wheels: artifacts stored, checks run, releases filed, plugin ids claimed, bad input refused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fulcrum_registry import InvalidInput, NotFound, RegistryService
+from fulcrum_registry.models import Plugin, Release
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+Submit = Callable[..., Any]
+Manifest = Callable[..., dict[str, Any]]
+
+
+def count(engine: Engine, model: type[Any]) -> int:
+    """Rows in a table."""
+    with Session(engine) as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_a_good_wheel_goes_to_review(registry: RegistryService, submit: Submit) -> None:
+    """A passing wheel is filed in_review with its artifact, manifest snapshot and requested scopes."""
+    release = submit()
+    assert release.state == "in_review"
+    assert release.failed_checks == ()
+    assert release.plugin_id == "demo"
+    assert release.version == "1.0.0"
+    assert release.requested.required == ("slot:home.notice",)
+    assert release.granted_scopes is None
+    assert release.manifest is not None
+    assert release.manifest.version == "1.0.0"
+    stored = registry.artifact(release.id)
+    assert stored.sha256 == release.artifact.sha256
+    assert stored.path.read_bytes()[:2] == b"PK"
+    actions = [e.action for e in registry.audit_events(subject=f"release:{release.id}")]
+    assert actions == ["release.submitted", "release.pass_checks"]
+
+
+def test_failed_checks_file_the_release_with_every_failure(
+    registry: RegistryService, submit: Submit, manifest: Manifest
+) -> None:
+    """A failing wheel is filed checks_failed listing every failed check, and audited."""
+    release = submit(manifest=manifest(hooks=["nope"], sdk=">=5"))
+    assert release.state == "checks_failed"
+    assert set(release.failed_checks) == {"manifest.hooks_known", "sdk.range_satisfiable"}
+    events = registry.audit_events(subject=f"release:{release.id}")
+    assert events[-1].action == "release.fail_checks"
+    assert set(events[-1].payload["failed"]) == {"manifest.hooks_known", "sdk.range_satisfiable"}
+
+
+def test_first_passing_submission_claims_the_plugin_id(
+    registry: RegistryService, submit: Submit, engine: Engine
+) -> None:
+    """The plugin id belongs to the publisher whose submission first passed ownership."""
+    submit()
+    with Session(engine) as session:
+        plugin = session.get(Plugin, "demo")
+        assert plugin is not None
+        assert plugin.publisher_id == "pension-dept"
+        assert plugin.name == "演示插件"
+
+
+def test_another_publisher_cannot_take_a_claimed_id(submit: Submit, manifest: Manifest) -> None:
+    """A branch submitting a wheel for a department's plugin id fails ownership and is not linked to it."""
+    submit()
+    stolen = submit(
+        publisher="sz-branch", manifest=manifest(publisher="sz-branch", kind="branch"), version="2.0.0"
+    )
+    assert stolen.state == "checks_failed"
+    assert "publisher.owns_plugin" in stolen.failed_checks
+    assert stolen.plugin_id is None
+
+
+def test_a_foreign_manifest_claims_nothing(submit: Submit, engine: Engine) -> None:
+    """A partner uploading a wheel that names a department publisher fails and claims no plugin id."""
+    release = submit(publisher="fund-partner")
+    assert release.state == "checks_failed"
+    assert "publisher.owns_plugin" in release.failed_checks
+    assert count(engine, Plugin) == 0
+
+
+def test_garbage_upload_is_recorded_as_failed(
+    registry: RegistryService, tmp_path: Path, engine: Engine
+) -> None:
+    """Bytes that are not a zip are stored and filed checks_failed, with no plugin."""
+    release = registry.submit(
+        b"not a zip", filename="x-1.0.0-py3-none-any.whl", publisher_id="pension-dept", submitted_by="alice"
+    )
+    assert release.state == "checks_failed"
+    assert release.failed_checks == ("wheel.well_formed",)
+    assert release.plugin_id is None
+    assert release.manifest is None
+
+
+def test_same_bytes_are_stored_once(
+    registry: RegistryService, wheels: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Submitting identical bytes twice keeps one artifact file."""
+    path = wheels()
+    first = registry.submit(
+        path.read_bytes(), filename=path.name, publisher_id="pension-dept", submitted_by="a"
+    )
+    second = registry.submit(
+        path.read_bytes(), filename=path.name, publisher_id="pension-dept", submitted_by="a"
+    )
+    assert first.artifact.sha256 == second.artifact.sha256
+    assert second.state == "checks_failed"  # the same version again
+    assert len(list((tmp_path / "artifacts").rglob("*.whl"))) == 1
+
+
+def test_a_version_may_be_resubmitted_after_failed_checks(submit: Submit, manifest: Manifest) -> None:
+    """Checks_failed releases never reached review, so the fixed wheel may reuse the version."""
+    assert submit(manifest=manifest(hooks=["nope"])).state == "checks_failed"
+    again = submit()
+    assert again.state == "in_review"
+    assert again.version == "1.0.0"
+
+
+def test_a_rejected_version_is_never_reused(registry: RegistryService, submit: Submit) -> None:
+    """After a rejection the same version fails release.version_newer."""
+    first = submit()
+    registry.reject(first.id, reviewer="bob", reasons=["文案误导 / misleading text"])
+    again = submit()
+    assert again.state == "checks_failed"
+    assert again.failed_checks == ("release.version_newer",)
+
+
+def test_older_version_fails_version_newer(submit: Submit) -> None:
+    """0.9.0 after 1.0.0 fails release.version_newer."""
+    submit()
+    older = submit(version="0.9.0")
+    assert older.failed_checks == ("release.version_newer",)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"filename": "demo.zip"}, "filename"),
+        ({"filename": "../x-1.0.0-py3-none-any.whl"}, "filename"),
+        ({"filename": f"x-1.{'1' * 70}-py3-none-any.whl"}, "filename"),
+        ({"wheel": b""}, "wheel"),
+        ({"submitted_by": "  "}, "submitted_by"),
+    ],
+    ids=["not-a-wheel-name", "path-in-name", "version-too-long", "empty", "no-submitter"],
+)
+def test_bad_uploads_are_refused_without_a_trace(
+    registry: RegistryService, engine: Engine, tmp_path: Path, kwargs: dict[str, Any], field: str
+) -> None:
+    """Malformed uploads raise InvalidInput naming the field and store nothing."""
+    args: dict[str, Any] = {
+        "wheel": b"PK..",
+        "filename": "x-1.0.0-py3-none-any.whl",
+        "publisher_id": "pension-dept",
+        "submitted_by": "alice",
+    } | kwargs
+    wheel = args.pop("wheel")
+    with pytest.raises(InvalidInput) as caught:
+        registry.submit(wheel, **args)
+    assert caught.value.field == field
+    assert count(engine, Release) == 0
+    assert not (tmp_path / "artifacts").exists()
+
+
+def test_oversized_upload_is_refused(engine: Engine, tmp_path: Path, clock: Any) -> None:
+    """An upload over the size limit is refused before it is stored."""
+    from sqlalchemy.orm import sessionmaker
+
+    small = RegistryService(sessionmaker(engine), tmp_path / "a", clock, max_artifact_bytes=10)
+    with pytest.raises(InvalidInput) as caught:
+        small.submit(b"x" * 11, filename="x-1.0.0-py3-none-any.whl", publisher_id="p", submitted_by="a")
+    assert caught.value.field == "wheel"
+
+
+def test_unknown_publisher_is_not_found(
+    registry: RegistryService, wheels: Callable[..., Path], engine: Engine
+) -> None:
+    """Submitting for a publisher that does not exist raises NotFound and files nothing."""
+    path = wheels()
+    with pytest.raises(NotFound):
+        registry.submit(path.read_bytes(), filename=path.name, publisher_id="ghost", submitted_by="a")
+    assert count(engine, Release) == 0

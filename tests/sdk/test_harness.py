@@ -1,0 +1,193 @@
+"""The public test harness: runs one plugin's hooks like the host, with no server and no database."""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from fulcrum_sdk import hookimpl
+from fulcrum_sdk.errors import ScopeDenied, TransactionRefused
+from fulcrum_sdk.manifest import Manifest
+from fulcrum_sdk.models import (
+    Action,
+    FeedItem,
+    LocalizedText,
+    SearchHit,
+    SlotOffer,
+    TransactionResult,
+    TransactionType,
+)
+from fulcrum_sdk.testing import PERSONAS, PluginHarness, ResultError
+
+T = LocalizedText(zh_CN="测试")
+GO = Action(uri="fulcrum://demo")
+
+
+def _manifest(
+    kind: str = "department",
+    required: tuple[str, ...] = (
+        "slot:home.banner",
+        "search:contribute",
+        "feed:contribute",
+        "holdings:read",
+        "transactions:write",
+    ),
+) -> Manifest:
+    return msgspec.convert(
+        {
+            "id": "demo-plugin",
+            "publisher": "test-bank",
+            "kind": kind,
+            "sdk": ">=0.1,<1",
+            "hooks": [
+                "home_slot_offers",
+                "search",
+                "feed_items",
+                "register_transaction_types",
+                "execute_transaction",
+            ],
+            "slots": ["home.banner/v1"],
+            "transaction_types": ["demo.buy"],
+            "name": {"zh-CN": "演示"},
+            "description": {"zh-CN": "演示插件"},
+            "owner": {"name": "Demo", "email": "demo@example.com"},
+            "scopes": {"required": dict.fromkeys(required, "needed by the demo")},
+        },
+        Manifest,
+    )
+
+
+class BuyParams(msgspec.Struct, frozen=True):
+    """Parameters of the demo purchase."""
+
+    product: str
+    amount_fen: int
+
+
+class Demo:
+    """A plugin touching every hook; it reads holdings to prove scoped data reaches it."""
+
+    @hookimpl
+    def home_slot_offers(self, ctx: Any) -> list[SlotOffer]:
+        return [
+            SlotOffer(slot="home.banner/v1", key="b", title=T, action=GO),
+            SlotOffer(slot="home.popup/v1", key="p", title=T, action=GO),
+        ]
+
+    @hookimpl
+    async def search(self, ctx: Any, query: str) -> list[SearchHit]:
+        return [SearchHit(key="q", kind="product", title=LocalizedText(zh_CN=query), action=GO)]
+
+    @hookimpl
+    def feed_items(self, ctx: Any, column: str) -> list[FeedItem]:
+        return [
+            FeedItem(key=c, column=c, kind="article", title=T, action=GO, published_at=ctx.now)
+            for c in ("wealth", "life")
+        ]
+
+    @hookimpl
+    def register_transaction_types(self, register: Any) -> None:
+        register(TransactionType(key="demo.buy", name=T, params=BuyParams, risk_level="R2"))
+
+    @hookimpl
+    def execute_transaction(self, ctx: Any, request: Any) -> TransactionResult:
+        if request.params.amount_fen > 1_000_000:
+            raise TransactionRefused("demo.too_much", LocalizedText(zh_CN="金额过大"), field="amount_fen")
+        holdings = ctx.data.holdings()
+        return TransactionResult(
+            status="succeeded", reference=f"{request.params.product}:{len(holdings.items)}"
+        )
+
+
+def test_hooks_run_and_results_are_filtered_like_the_host() -> None:
+    """Offers for ungranted slots and feed items of other columns are dropped; async hooks are awaited."""
+    harness = PluginHarness(Demo(), manifest=_manifest(), persona="affluent")
+    assert [o.key for o in harness.home_slot_offers()] == ["b"]
+    assert [h.title.zh_CN for h in harness.search("基金")] == ["基金"]
+    assert [i.key for i in harness.feed_items("life")] == ["life"]
+
+
+def test_missing_placement_scopes_mean_no_results() -> None:
+    """Without search:contribute or feed:contribute the harness returns nothing, as the host would."""
+    harness = PluginHarness(Demo(), manifest=_manifest(), scopes=["slot:home.banner"])
+    assert harness.search("x") == []
+    assert harness.feed_items("wealth") == []
+
+
+def test_transactions_decode_params_and_check_scopes() -> None:
+    """execute() decodes parameters with the type's schema, checks scopes and calls the plugin."""
+    harness = PluginHarness(Demo(), manifest=_manifest(), persona="affluent")
+    assert set(harness.transaction_types()) == {"demo.buy"}
+    result = harness.execute("demo.buy", {"product": "WP-1", "amount_fen": 100})
+    assert result.reference == f"WP-1:{len(PERSONAS['affluent'].holdings.items)}"  # type: ignore[union-attr]
+    with pytest.raises(msgspec.ValidationError):
+        harness.execute("demo.buy", {"product": "WP-1", "amount_fen": "lots"})
+    with pytest.raises(TransactionRefused):
+        harness.execute("demo.buy", {"product": "WP-1", "amount_fen": 9_000_000})
+    without_write = PluginHarness(Demo(), manifest=_manifest(), scopes=["holdings:read"])
+    with pytest.raises(ScopeDenied, match="transactions:write"):
+        without_write.execute("demo.buy", {"product": "WP-1", "amount_fen": 100})
+
+
+def test_partner_needs_consent_in_the_harness_too() -> None:
+    """A partner plugin gets a pairwise id and, with consented=(), no customer data."""
+    harness = PluginHarness(Demo(), manifest=_manifest(kind="partner"), consented=())
+    assert harness.context().customer.id != harness.record.id
+    with pytest.raises(ScopeDenied, match="no live consent"):
+        harness.execute("demo.buy", {"product": "WP-1", "amount_fen": 100})
+
+
+def test_invalid_results_raise_result_error() -> None:
+    """A hook returning the wrong shape fails in the harness exactly as the host would drop it."""
+
+    class Sloppy:
+        @hookimpl
+        def search(self, ctx: Any, query: str) -> Any:
+            return {"key": "not a list"}
+
+    manifest = msgspec.structs.replace(_manifest(), hooks=("search",), slots=(), transaction_types=())
+    with pytest.raises(ResultError, match="must return a list"):
+        PluginHarness(Sloppy(), manifest=manifest).search("x")
+
+
+def test_objects_need_an_explicit_manifest() -> None:
+    """Passing a non-module plugin without manifest= is a TypeError telling what to do."""
+    with pytest.raises(TypeError, match="manifest="):
+        PluginHarness(Demo())
+
+
+def test_module_beside_its_manifest_loads_it(tmp_path: Path) -> None:
+    """A plugin module is paired with the fulcrum-plugin.toml in its package directory."""
+    (tmp_path / "fulcrum-plugin.toml").write_text(
+        """
+id = "beside-demo"
+publisher = "test-bank"
+kind = "department"
+sdk = ">=0.1,<1"
+hooks = ["search"]
+name = { "zh-CN" = "旁边" }
+description = { "zh-CN" = "与清单同目录的模块" }
+owner = { name = "Demo", email = "demo@example.com" }
+scopes.required = { "search:contribute" = "answers searches" }
+""",
+        encoding="utf-8",
+    )
+    module = types.ModuleType("beside_demo")
+    module.__file__ = str(tmp_path / "__init__.py")
+    module.search = hookimpl(lambda ctx, query: [SearchHit(key="m", kind="service", title=T, action=GO)])  # type: ignore[attr-defined]
+    assert [h.key for h in PluginHarness(module).search("x")] == ["m"]
+
+
+def test_unknown_hook_fails_at_construction() -> None:
+    """A misspelled hook is caught when the harness is built (check_pending), like the host does."""
+
+    class Typo:
+        @hookimpl
+        def serch(self, ctx: Any, query: str) -> list[Any]:
+            return []
+
+    with pytest.raises(Exception, match="serch"):
+        PluginHarness(Typo(), manifest=_manifest())

@@ -1,0 +1,273 @@
+"""Manifest model and loaders: installed distributions, editable installs and wheels, never importing."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fulcrum_sdk.errors import ManifestError
+from fulcrum_sdk.manifest import (
+    Manifest,
+    manifest_from_distribution,
+    manifest_from_wheel,
+    parse_manifest,
+    semantic_problems,
+)
+
+GOOD = """
+id = "demo-plugin"
+publisher = "test-bank"
+kind = "branch"
+sdk = ">=0.1,<1"
+hooks = ["home_slot_offers", "search"]
+slots = ["home.banner/v1"]
+name = { "zh-CN" = "演示插件", en = "Demo plugin" }
+description = { "zh-CN" = "用于测试", en = "For tests" }
+owner = { name = "Demo Team", email = "demo@example.com" }
+
+[scopes.required]
+"slot:home.banner" = "shows a banner on the home page"
+"search:contribute" = "answers searches"
+
+[scopes.optional]
+"location:city" = "localises offers by city"
+"""
+
+BOOM = "raise RuntimeError('the plugin must not be imported to read its manifest')\n"
+
+
+def _replace(text: str, old: str, new: str) -> str:
+    assert old in text
+    return text.replace(old, new)
+
+
+def test_parse_valid_manifest_fills_the_version() -> None:
+    """A valid manifest decodes; the distribution's version fills ``version``."""
+    manifest = parse_manifest(GOOD, file="fulcrum-plugin.toml", version="2.0.1")
+    assert manifest.id == "demo-plugin"
+    assert manifest.version == "2.0.1"
+    assert manifest.scopes.all == frozenset({"slot:home.banner", "search:contribute", "location:city"})
+    assert semantic_problems(manifest) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "problem"),
+    [
+        (
+            _replace(GOOD, 'owner = { name = "Demo Team", email = "demo@example.com" }', ""),
+            "owner",
+            "required key is missing",
+        ),
+        (_replace(GOOD, 'kind = "branch"', 'kind = "alien"'), "kind", "Invalid enum value 'alien'"),
+        (
+            _replace(GOOD, '"search:contribute" = "answers searches"', '"search:contribute" = "x"'),
+            "scopes.required",
+            "length >= 3",
+        ),
+        (_replace(GOOD, 'id = "demo-plugin"', 'id = "Demo Plugin!"'), "id", "regex"),
+        ('homepage = "https://example.com"\n' + GOOD, None, "homepage"),
+    ],
+)
+def test_invalid_manifest_names_file_key_and_problem(text: str, key: str | None, problem: str) -> None:
+    """Validation errors carry the file, the offending key and what is wrong with it."""
+    with pytest.raises(ManifestError) as info:
+        parse_manifest(text, file="pkg/fulcrum-plugin.toml")
+    err = info.value
+    assert err.file == "pkg/fulcrum-plugin.toml"
+    if key is not None:
+        assert err.key is not None
+        assert err.key.startswith(key)
+    assert problem in str(err)
+    assert str(err).startswith("pkg/fulcrum-plugin.toml")
+
+
+def test_not_toml_is_reported_with_the_file() -> None:
+    """Text that is not TOML names the file and says so."""
+    with pytest.raises(ManifestError, match=r"^a\.toml: not valid TOML"):
+        parse_manifest("id = = 1", file="a.toml")
+
+
+def test_version_mismatch_is_refused() -> None:
+    """A manifest stating a version other than the distribution's is an error on key ``version``."""
+    with pytest.raises(ManifestError) as info:
+        parse_manifest('version = "9.9.9"\n' + GOOD, file="m.toml", version="1.0.0")
+    assert info.value.key == "version"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        (
+            '"search:contribute" = "answers searches"',
+            '"mind:read" = "reads minds"',
+            "scopes.required.mind:read",
+        ),
+        (
+            '"search:contribute" = "answers searches"',
+            '"platform:read" = "peeks at ops"',
+            "scopes.required.platform:read",
+        ),
+        ('slots = ["home.banner/v1"]', 'slots = ["home.banner/v1", "home.footer/v1"]', "slots.1"),
+        ('slots = ["home.banner/v1"]', 'slots = ["home.banner/v1", "home.popup/v1"]', "slots.1"),
+        ('hooks = ["home_slot_offers", "search"]', 'hooks = ["home_slot_offers", "serch"]', "hooks.1"),
+        ('slots = ["home.banner/v1"]', "slots = []", "slots"),
+        (
+            'slots = ["home.banner/v1"]',
+            'slots = ["home.banner/v1"]\ntransaction_types = ["demo.buy"]',
+            "transaction_types",
+        ),
+    ],
+)
+def test_semantic_problems_name_the_key(old: str, new: str, key: str) -> None:
+    """Unknown or ungrantable scopes, unknown slots and hooks, and missing companions are each named."""
+    manifest = parse_manifest(_replace(GOOD, old, new), file="m.toml")
+    assert key in [p.key for p in semantic_problems(manifest)]
+
+
+# --- loaders ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A directory on sys.path for fake installed distributions; their modules are forgotten after."""
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    before = set(sys.modules)
+    yield root
+    for name in set(sys.modules) - before:
+        sys.modules.pop(name, None)
+
+
+def _dist(
+    root: Path, package: str, *, manifest: str | None, record_package: bool, version: str = "1.4.0"
+) -> str:
+    pkg = root / package
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(BOOM)
+    if manifest is not None:
+        (pkg / "fulcrum-plugin.toml").write_text(manifest, encoding="utf-8")
+    info = root / f"{package}-{version}.dist-info"
+    info.mkdir()
+    dist_name = package.replace("_", "-")
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[fulcrum]\ndemo-plugin = {package}\n")
+    files = [f"{info.name}/METADATA", f"{info.name}/entry_points.txt", f"{info.name}/RECORD"]
+    if record_package:
+        files += [f"{package}/__init__.py", f"{package}/fulcrum-plugin.toml"]
+    (info / "RECORD").write_text("".join(f"{f},,\n" for f in files))
+    importlib.invalidate_caches()
+    return dist_name
+
+
+def test_installed_distribution_manifest_is_read_without_import(site: Path) -> None:
+    """A regular install (package files in RECORD) yields the manifest with the distribution's version."""
+    name = _dist(site, "sdk_installed_demo", manifest=GOOD, record_package=True)
+    manifest = manifest_from_distribution(importlib.metadata.distribution(name))
+    assert isinstance(manifest, Manifest)
+    assert (manifest.id, manifest.version) == ("demo-plugin", "1.4.0")
+    assert "sdk_installed_demo" not in sys.modules
+
+
+def test_editable_install_manifest_is_found_beside_the_package(site: Path) -> None:
+    """An editable install (no package files in RECORD) is resolved through the entry point's package."""
+    name = _dist(site, "sdk_editable_demo", manifest=GOOD, record_package=False)
+    manifest = manifest_from_distribution(importlib.metadata.distribution(name))
+    assert manifest.version == "1.4.0"
+    assert "sdk_editable_demo" not in sys.modules
+
+
+def test_distribution_without_manifest_names_the_distribution(site: Path) -> None:
+    """A distribution shipping no manifest is an error naming it."""
+    name = _dist(site, "sdk_bare_demo", manifest=None, record_package=False)
+    with pytest.raises(ManifestError, match=r"sdk-bare-demo.*no fulcrum-plugin\.toml"):
+        manifest_from_distribution(importlib.metadata.distribution(name))
+
+
+def test_invalid_manifest_in_a_distribution_names_the_file_and_key(site: Path) -> None:
+    """A bad manifest inside an installed distribution names the distribution's file and the key."""
+    name = _dist(
+        site, "sdk_badkey_demo", manifest=_replace(GOOD, 'kind = "branch"', "kind = 3"), record_package=True
+    )
+    with pytest.raises(ManifestError) as info:
+        manifest_from_distribution(importlib.metadata.distribution(name))
+    assert "fulcrum-plugin.toml" in info.value.file
+    assert info.value.key == "kind"
+
+
+def _wheel(path: Path, members: dict[str, str]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, text in members.items():
+            zf.writestr(name, text)
+    return path
+
+
+_METADATA = "Metadata-Version: 2.1\nName: demo-plugin\nVersion: 3.1.4\n"
+
+
+def test_wheel_manifest_is_read_without_unpacking(tmp_path: Path) -> None:
+    """The manifest comes out of the wheel with the version from its METADATA."""
+    wheel = _wheel(
+        tmp_path / "demo_plugin-3.1.4-py3-none-any.whl",
+        {
+            "demo_plugin/__init__.py": BOOM,
+            "demo_plugin/fulcrum-plugin.toml": GOOD,
+            "demo_plugin-3.1.4.dist-info/METADATA": _METADATA,
+        },
+    )
+    manifest = manifest_from_wheel(wheel)
+    assert (manifest.id, manifest.version) == ("demo-plugin", "3.1.4")
+
+
+@pytest.mark.parametrize(
+    ("members", "problem"),
+    [
+        ({"demo_plugin/__init__.py": BOOM, "demo_plugin-3.1.4.dist-info/METADATA": _METADATA}, "found 0"),
+        (
+            {
+                "a/fulcrum-plugin.toml": GOOD,
+                "b/fulcrum-plugin.toml": GOOD,
+                "demo_plugin-3.1.4.dist-info/METADATA": _METADATA,
+            },
+            "found 2",
+        ),
+        ({"demo_plugin/fulcrum-plugin.toml": GOOD}, "METADATA"),
+        ({"demo_plugin/fulcrum-plugin.toml": GOOD, "x-1.dist-info/METADATA": "Name: x\n"}, "no Version"),
+    ],
+)
+def test_malformed_wheels_are_explained(tmp_path: Path, members: dict[str, str], problem: str) -> None:
+    """Wheels without exactly one manifest, or without usable METADATA, are errors naming the wheel."""
+    wheel = _wheel(tmp_path / "demo.whl", members)
+    with pytest.raises(ManifestError, match=problem) as info:
+        manifest_from_wheel(wheel)
+    assert info.value.file == str(wheel)
+
+
+def test_invalid_manifest_in_a_wheel_names_member_and_key(tmp_path: Path) -> None:
+    """A bad manifest in a wheel is reported as wheel!member with the key."""
+    wheel = _wheel(
+        tmp_path / "demo.whl",
+        {
+            "demo_plugin/fulcrum-plugin.toml": _replace(
+                GOOD, 'publisher = "test-bank"', 'publisher = "Test Bank"'
+            ),
+            "demo_plugin-3.1.4.dist-info/METADATA": _METADATA,
+        },
+    )
+    with pytest.raises(ManifestError) as info:
+        manifest_from_wheel(wheel)
+    assert info.value.file.endswith("demo.whl!demo_plugin/fulcrum-plugin.toml")
+    assert info.value.key == "publisher"
+
+
+def test_not_a_wheel_at_all(tmp_path: Path) -> None:
+    """A file that is not a zip archive is reported as unreadable."""
+    bogus = tmp_path / "bogus.whl"
+    bogus.write_bytes(b"definitely not a zip")
+    with pytest.raises(ManifestError, match="cannot read the wheel"):
+        manifest_from_wheel(bogus)

@@ -1,0 +1,120 @@
+"""ScopedData: every accessor checks the grant, and for partners the customer's live consent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fulcrum_sdk.context import ScopedData
+from fulcrum_sdk.data import StaticDataProvider
+from fulcrum_sdk.errors import ScopeDenied
+from fulcrum_sdk.testing import PERSONAS
+
+RECORD = PERSONAS["affluent"]
+ACCESSORS = {
+    "profile": "profile:basic",
+    "risk": "profile:risk",
+    "accounts": "accounts:read",
+    "holdings": "holdings:read",
+    "pension": "pension:read",
+    "city": "location:city",
+}
+
+
+class _CountingProvider(StaticDataProvider):
+    """Counts calls per method, to prove each accessor fetches at most once."""
+
+    def __init__(self) -> None:
+        super().__init__({RECORD.id: RECORD})
+        self.calls: list[str] = []
+
+    def holdings(self, customer_id: str) -> Any:
+        self.calls.append("holdings")
+        return super().holdings(customer_id)
+
+
+def _data(
+    granted: set[str],
+    *,
+    partner: bool = False,
+    consented: set[str] | frozenset[str] = frozenset(),
+    provider: Any = None,
+) -> ScopedData:
+    return ScopedData(
+        plugin_id="demo",
+        provider=provider or StaticDataProvider({RECORD.id: RECORD}),
+        customer_ref=RECORD.id,
+        granted=frozenset(granted),
+        consent_required=partner,
+        consented=frozenset(consented),
+    )
+
+
+@pytest.mark.parametrize(("accessor", "scope"), list(ACCESSORS.items()))
+def test_each_accessor_needs_its_scope(accessor: str, scope: str) -> None:
+    """Without the scope the accessor raises ScopeDenied naming it; with it, the data comes back."""
+    with pytest.raises(ScopeDenied) as info:
+        getattr(_data(set(ACCESSORS.values()) - {scope}), accessor)()
+    assert info.value.scope == scope
+    assert info.value.plugin_id == "demo"
+    assert scope in str(info.value)
+    assert getattr(_data({scope}), accessor)() == getattr(RECORD, accessor)
+
+
+def test_partner_needs_consent_for_customer_data() -> None:
+    """A partner granted a customer-data scope still needs the customer's consent to use it."""
+    data = _data({"holdings:read", "slot:home.banner"}, partner=True)
+    with pytest.raises(ScopeDenied) as info:
+        data.holdings()
+    assert info.value.reason == "no live consent"
+    assert "consented to by the customer" in str(info.value)
+    assert not data.allows("holdings:read")
+    assert data.allows("slot:home.banner")  # placement scopes are not customer data
+
+
+def test_partner_with_consent_reads_only_consented_scopes() -> None:
+    """Consent unlocks exactly the consented scopes, never an ungranted one."""
+    data = _data(
+        {"holdings:read", "profile:basic"}, partner=True, consented={"holdings:read", "pension:read"}
+    )
+    assert data.holdings() == RECORD.holdings
+    with pytest.raises(ScopeDenied, match="profile:basic"):
+        data.profile()
+    with pytest.raises(ScopeDenied, match="not granted"):
+        data.pension()
+
+
+def test_department_plugins_need_no_consent() -> None:
+    """Consent applies only when consent_required is set (partner plugins)."""
+    assert _data({"holdings:read"}).holdings() == RECORD.holdings
+
+
+def test_accessors_fetch_at_most_once_per_context() -> None:
+    """Repeated calls reuse the first answer instead of asking the bank's systems again."""
+    provider = _CountingProvider()
+    data = _data({"holdings:read"}, provider=provider)
+    assert data.holdings() is data.holdings()
+    assert provider.calls == ["holdings"]
+
+
+def test_unknown_customer_yields_none() -> None:
+    """A customer the provider does not know gives None, not an error."""
+    data = ScopedData(
+        plugin_id="demo",
+        provider=StaticDataProvider({}),
+        customer_ref="ghost",
+        granted=frozenset({"profile:basic"}),
+    )
+    assert data.profile() is None
+
+
+def test_require_and_allows_agree() -> None:
+    """allows() is True exactly when require() does not raise."""
+    data = _data({"profile:basic", "holdings:read"}, partner=True, consented={"profile:basic"})
+    for scope in [*ACCESSORS.values(), "slot:home.popup"]:
+        try:
+            data.require(scope)
+            raised = False
+        except ScopeDenied:
+            raised = True
+        assert data.allows(scope) is not raised, scope
