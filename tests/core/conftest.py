@@ -47,11 +47,12 @@ NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Settings whose every file lives under the test's temporary directory."""
+    """Settings whose every file lives under the test's temporary directory (no branch layer)."""
     return Settings(
         state_dir=str(tmp_path / "state"),
         database_url=f"sqlite:///{tmp_path / 'fulcrum.db'}",
         pairwise_secret="test-pairwise-secret",
+        branches_dir=str(tmp_path / "no-branches"),  # not the repository's branches/ in the cwd
     )
 
 

@@ -17,9 +17,13 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute, WebSocketRoute
 from litestar.testing import TestClient
 
-# The only routes anyone may call without a token. Issue 5 adds the OAuth metadata and JWKS here.
-PUBLIC_PATHS = {"/healthz", "/readyz"}
-PUBLIC_PREFIXES = ("/schema",)
+# The only routes anyone may call without a token: health, the OAuth metadata and JWKS, and the OAuth
+# protocol endpoints, which authenticate the client (secret, private_key_jwt or PKCE) and the customer
+# themselves instead of taking a bearer token.
+PUBLIC_PATHS = {"/healthz", "/readyz", "/.well-known/oauth-authorization-server", "/oauth/jwks"}
+OAUTH_PROTOCOL_PATHS = {"/oauth/authorize", "/oauth/token", "/oauth/revoke", "/oauth/introspect"}
+# The registry's PEP 503 index serves approved wheels to installers (argued in api/registry_index.py).
+PUBLIC_PREFIXES = ("/schema", "/registry/simple", "/registry/files/")
 
 _SAMPLES = {"int": "1", "float": "1.5", "uuid": str(uuid.uuid4()), "date": "2025-01-01",
             "datetime": "2025-01-01T00:00:00", "path": "x", "str": "x", "decimal": "1"}
@@ -79,9 +83,10 @@ def test_every_route_declares_public_or_known_scopes(app: Litestar) -> None:
 
 
 def test_only_the_expected_routes_are_public(app: Litestar) -> None:
-    """Public routes are health, readiness and the OpenAPI schema, nothing else."""
+    """Public routes are health, readiness, the schema, the OAuth metadata, JWKS and protocol endpoints."""
     public = {path for path, _, handler in _handlers(app) if is_public(handler.opt)}
-    unexpected = sorted(p for p in public if p not in PUBLIC_PATHS and not p.startswith(PUBLIC_PREFIXES))
+    allowed = PUBLIC_PATHS | OAUTH_PROTOCOL_PATHS
+    unexpected = sorted(p for p in public if p not in allowed and not p.startswith(PUBLIC_PREFIXES))
     assert not unexpected, f"routes public by mistake: {unexpected}"
     assert public >= PUBLIC_PATHS
 

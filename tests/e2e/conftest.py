@@ -57,6 +57,8 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
         state_dir=str(tmp_path / "state"),
         database_url=f"sqlite:///{tmp_path / 'fulcrum.db'}",
         pairwise_secret="e2e-pairwise-secret",
+        # Every approved plugin on for everyone; the shipped branches/ are exercised in test_branches.py.
+        branches_dir=str(tmp_path / "no-branches"),
     )
     prepare_demo(settings)
     runtime = build_runtime(settings)  # the demo provider and every installed plugin's entry point

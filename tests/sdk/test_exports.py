@@ -8,16 +8,30 @@ import fulcrum_sdk
 import pytest
 
 PUBLIC_MODULES = [
+    "conformance",
     "context",
     "data",
     "errors",
     "hookspecs",
+    "idempotency",
+    "localtime",
     "manifest",
+    "matching",
     "models",
+    "money",
+    "pytest_plugin",
     "scopes",
     "storage",
     "testing",
 ]
+
+
+def test_public_modules_list_is_complete() -> None:
+    """Every module of the SDK without a leading underscore is in ``PUBLIC_MODULES`` (and so tested)."""
+    import pkgutil
+
+    found = sorted(m.name for m in pkgutil.iter_modules(fulcrum_sdk.__path__) if not m.name.startswith("_"))
+    assert found == sorted(PUBLIC_MODULES)
 
 
 def test_top_level_all_is_exactly_the_public_api() -> None:
@@ -45,6 +59,7 @@ def test_top_level_all_is_exactly_the_public_api() -> None:
             "TransactionType",
             "__version__",
             "hookimpl",
+            "nonblocking",
         ]
     )
     assert len(set(fulcrum_sdk.__all__)) == len(fulcrum_sdk.__all__)

@@ -45,6 +45,7 @@ def test_the_file_set_is_exactly_the_projects_shape(baked: Any) -> None:
         f"src/{pkg}/{MANIFEST_FILE}",
         f"src/{pkg}/py.typed",
         "tests/test_package.py",
+        "tests/test_conformance.py",
     }
     for question, (module, test) in HOOK_FILES.items():
         if baked.chose(question):

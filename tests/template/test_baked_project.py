@@ -82,6 +82,7 @@ def test_the_baked_projects_own_tests_pass_in_its_own_environment(
     assert re.fullmatch(r"\d+ passed in [0-9.]+s", summary), summary
     collected = _run(python, "-m", "pytest", "--collect-only", "-q", cwd=project).stdout
     assert "tests/test_package.py::test_entry_point_loads_the_plugin_module" in collected
+    assert "tests/test_conformance.py::test_the_plugin_passes_the_conformance_kit" in collected
 
 
 @pytest.mark.parametrize("answers", REPRESENTATIVE)

@@ -12,12 +12,20 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from fulcrum_core.api import routers
 from fulcrum_core.auth.middleware import auth_middleware
 from fulcrum_core.auth.tokens import TokenService
+from fulcrum_core.branches.host import (
+    approved_from_plugins,
+    attach_branches,
+    branch_store_of,
+    open_branch_store,
+)
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.provider import DemoDataProvider
 from fulcrum_core.dispatch.context import ContextFactory
 from fulcrum_core.dispatch.dispatcher import Dispatcher
 from fulcrum_core.errors import problem_details_plugin
+from fulcrum_core.observability import setup as observability
 from fulcrum_core.plugins import get_plugin_manager
+from fulcrum_core.registry_host import attach_registry, registry_of
 from fulcrum_core.runtime import Runtime
 from fulcrum_core.settings import Settings
 from fulcrum_core.transactions.service import TransactionService
@@ -31,19 +39,23 @@ def build_runtime(
     provider: DataProvider | None = None,
     extra_plugins: Sequence[object] = (),
     load_entry_points: bool = True,
+    obey_registry: bool | None = None,
 ) -> Runtime:
     """Build the host's parts. Tests pass ``extra_plugins`` (modules or objects with hookimpls and a
-    ``MANIFEST`` attribute) and ``load_entry_points=False`` to run exactly the plugins they choose."""
+    ``MANIFEST`` attribute) and ``load_entry_points=False`` to run exactly the plugins they choose.
+
+    ``obey_registry`` (default: when entry points are loaded) runs only registry-approved releases."""
     db = Database(settings.resolved_database_url())
     data = provider if provider is not None else DemoDataProvider.from_seed()
     plugins = get_plugin_manager(settings, extra_plugins=extra_plugins, load_entry_points=load_entry_points)
     dispatcher = Dispatcher(settings)
-    contexts = ContextFactory(settings=settings, db=db, provider=data, plugins=plugins)
+    branches = open_branch_store(settings, approved_from_plugins(plugins, dev_mode=settings.dev_mode))
+    contexts = ContextFactory(settings=settings, db=db, provider=data, plugins=plugins, branches=branches)
     tokens = TokenService.from_settings(settings)
     transactions = TransactionService(
         settings=settings, db=db, plugins=plugins, dispatcher=dispatcher, contexts=contexts, provider=data
     )
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         db=db,
         provider=data,
@@ -53,15 +65,26 @@ def build_runtime(
         tokens=tokens,
         transactions=transactions,
     )
+    attach_registry(runtime, obey=load_entry_points if obey_registry is None else obey_registry)
+    attach_branches(runtime, branches)
+    observability.attach_metrics(runtime)
+    return runtime
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None, debug: bool = False) -> Litestar:
     """The litestar app for ``settings``; pass a prebuilt ``runtime`` to control its parts."""
     rt = runtime if runtime is not None else build_runtime(settings)
+    registry = registry_of(rt)
+    branch_store = branch_store_of(rt)
     app = Litestar(
         route_handlers=list(routers()),
-        middleware=[auth_middleware()],
+        middleware=[
+            *observability.middleware_before_auth(rt),
+            auth_middleware(),
+            *observability.middleware_after_auth(rt),
+        ],
         plugins=[problem_details_plugin()],
+        before_send=observability.before_send(),
         openapi_config=OpenAPIConfig(
             title="Fulcrum",
             version="0.1.0",
@@ -72,7 +95,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, debug: boo
                 "/schema", route_handlers=[], include_in_schema=False, opt={"public": True}
             ),
         ),
-        on_shutdown=[rt.dispatcher.close, rt.db.dispose],
+        on_startup=[registry.start, *([branch_store.start] if branch_store else [])],
+        on_shutdown=[registry.stop, *([branch_store.stop] if branch_store else []), rt.dispatcher.close,
+                     rt.db.dispose, *observability.shutdown_hooks(rt)],
         debug=debug,
     )
     app.state.runtime = rt

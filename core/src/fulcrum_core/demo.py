@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.provider import DemoDataProvider
+from fulcrum_core.registry_host.demo import seed_registry
+from fulcrum_core.registry_host.host import open_registry
 from fulcrum_core.settings import Settings
 
 __all__ = ["prepare_demo"]
@@ -18,7 +21,8 @@ _CONSENTING_BRANCHES = ("0755", "021")
 
 
 def prepare_demo(settings: Settings) -> str:
-    """Upgrade the database and seed demo consents; safe to run again. Returns a short report."""
+    """Upgrade the database, seed demo consents and approve the demo plugins through the registry;
+    safe to run again. Returns a short report."""
     db = Database(settings.resolved_database_url())
     try:
         db.upgrade()
@@ -38,9 +42,11 @@ def prepare_demo(settings: Settings) -> str:
                         expires_at=now + timedelta(days=365),
                     )
                     seeded += 1
+        registry = seed_registry(open_registry(settings, db), Path(settings.state_dir) / "demo-wheels")
         return (
             f"Database ready at {settings.resolved_database_url()}\n"
-            f"{len(provider.customers())} demo customers; {seeded} new merchant-promo consents"
+            f"{len(provider.customers())} demo customers; {seeded} new merchant-promo consents\n"
+            "Registry: " + "; ".join(registry)
         )
     finally:
         db.dispose()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import (
     ProblemDetailsConfig,
     ProblemDetailsException,
@@ -97,6 +98,10 @@ class ServiceUnavailable(CoreError):
 
 
 _TITLES = {
+    405: "Method Not Allowed",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    429: "Too Many Requests",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -123,11 +128,80 @@ def _to_problem(exc: CoreError) -> ProblemDetailsException:
     )
 
 
+def _field_error(item: Any) -> tuple[str, str]:
+    """(field, message) from one entry of litestar's validation ``extra`` list."""
+    if not isinstance(item, dict):
+        return "body", str(item)
+    key = str(item.get("key") or item.get("source") or "body")
+    message = str(item.get("message") or "is invalid")
+    if item.get("source") == "body" and key == "data":
+        # litestar reports a missing or unreadable body as a KeyError on its internal name.
+        return "body", "a JSON request body is required"
+    return key, message
+
+
+def _validation_to_problem(exc: ValidationException) -> ProblemDetailsException:
+    """Litestar's own parameter/body validation, in the same shape as ``CoreError`` problems."""
+    items = exc.extra if isinstance(exc.extra, list) else []
+    errors = [dict(zip(("field", "message"), _field_error(i), strict=True)) for i in items]
+    if errors:
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        field = errors[0]["field"]
+    else:
+        detail = str(exc.detail) if exc.detail and exc.detail != "Bad Request" else "the request is malformed"
+        field = "body"
+    extra: dict[str, Any] = {"code": "invalid-input", "field": field}
+    if errors:
+        extra["errors"] = errors
+    return ProblemDetailsException(
+        status_code=exc.status_code,
+        type_=PROBLEM_BASE + "invalid-input",
+        title=_TITLES.get(exc.status_code, "Bad Request"),
+        detail=detail,
+        headers=exc.headers,
+        extra=extra,
+    )
+
+
+_HTTP_CODES = {
+    400: "invalid-input",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "too-large",
+    415: "unsupported-media-type",
+    429: "rate-limited",
+}
+
+
+def _http_to_problem(exc: HTTPException) -> ProblemDetailsException:
+    """Litestar's other HTTP errors (malformed JSON, unknown route, wrong method) in the same shape."""
+    code = _HTTP_CODES.get(exc.status_code, "http-error")
+    extra: dict[str, Any] = {"code": code}
+    if exc.status_code == 400:
+        extra["field"] = "body"
+    if isinstance(exc.extra, dict):
+        extra.update(exc.extra)
+    return ProblemDetailsException(
+        status_code=exc.status_code,
+        type_=PROBLEM_BASE + code,
+        title=_TITLES.get(exc.status_code, "Error"),
+        detail=str(exc.detail),
+        headers=exc.headers,
+        extra=extra,
+    )
+
+
 def problem_details_plugin() -> ProblemDetailsPlugin:
     """Litestar plugin mapping every ``CoreError`` and ``HTTPException`` to problem details."""
     return ProblemDetailsPlugin(
         ProblemDetailsConfig(
             enable_for_all_http_exceptions=True,
-            exception_to_problem_detail_map={CoreError: _to_problem},
+            exception_to_problem_detail_map={
+                CoreError: _to_problem,
+                ValidationException: _validation_to_problem,
+                HTTPException: _http_to_problem,
+            },
         )
     )

@@ -12,8 +12,20 @@ from pathlib import Path
 from typing import Annotated
 
 import msgspec
+from fulcrum_sdk.models import Action, LocalizedText, SlotOffer
 
-__all__ = ["Deadlines", "PluginSettings", "Settings", "SlotConfig", "default_slots", "load_settings"]
+from fulcrum_core.dispatch.breaker import BreakerConfig
+
+__all__ = [
+    "Deadlines",
+    "PluginSettings",
+    "RateLimit",
+    "Settings",
+    "SlotConfig",
+    "default_home_content",
+    "default_slots",
+    "load_settings",
+]
 
 
 class SlotConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -45,6 +57,25 @@ class Deadlines(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     execute_transaction: Annotated[int, msgspec.Meta(ge=1)] = 5000
 
 
+class RateLimit(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Per-client request limit on ``/v1``: at most ``requests`` per fixed window of ``window_seconds``."""
+
+    enabled: bool = True
+    requests: Annotated[int, msgspec.Meta(ge=1)] = 600
+    window_seconds: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 60
+
+
+def default_home_content() -> tuple[SlotOffer, ...]:
+    """Platform content shown in a home slot that is left empty because a plugin was left out."""
+    return (
+        SlotOffer(
+            slot="home.notice/v1", key="platform-welcome", priority=0,
+            title=LocalizedText(zh_CN="更多服务请前往“全部功能”", en="More services under All functions"),
+            action=Action(uri="fulcrum://open/all-functions"),
+        ),
+    )
+
+
 class PluginSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Host-level settings for one installed plugin (until the registry and branch files decide)."""
 
@@ -67,6 +98,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     issuer: str = "http://127.0.0.1:8000"
     audience: str = "fulcrum-app"
     access_token_ttl_seconds: Annotated[int, msgspec.Meta(ge=30, le=300)] = 300
+    # The OAuth server's development login (choose a demo customer on the consent page); a bank
+    # plugs its own customer authentication instead. Also on when ``dev_mode`` is.
+    oauth_dev_login: bool = False
+    # Redirect URIs of the mobile app's public client ``fulcrum-app`` (exact strings).
+    oauth_app_redirect_uris: tuple[str, ...] = ("fulcrum-app://oauth/callback", "http://127.0.0.1:8765/callback")
     # A secret for pairwise customer ids of partner plugins; None → generated into state_dir.
     pairwise_secret: str | None = None
     # Development mode: installed plugins unknown to the registry run (with a warning).
@@ -82,6 +118,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Redis URL for shared rate-limit and breaker state; None → per-worker memory.
     redis_url: str | None = None
     log_level: str = "INFO"
+    # Resilience: every plugin × hook gets a circuit breaker (slow calls = over the hook's deadline)
+    # and a bulkhead of at most this many calls in flight; /v1/home answers within its budget.
+    breaker: BreakerConfig = BreakerConfig()
+    bulkhead_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 32
+    home_budget_ms: Annotated[int, msgspec.Meta(ge=1)] = 400
+    # Shown in an empty home slot when a plugin was left out of the response.
+    home_defaults: tuple[SlotOffer, ...] = msgspec.field(default_factory=default_home_content)
+    rate_limit: RateLimit = RateLimit()
+    # Structured JSON log lines (with the request id) on stderr; off → the logging setup is untouched.
+    log_json: bool = False
+    # Registry: where submitted wheels are stored (None → ``state_dir/artifacts``), and how often each
+    # worker polls the registry's policy version (suspensions take effect within about this long).
+    registry_artifacts_dir: str | None = None
+    registry_poll_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 2.0
+    # Branch configuration (hq.toml + <code>.toml), relative to the working directory; a missing
+    # directory means no branch layer: every installed, approved plugin is on for every customer.
+    branches_dir: str = "branches"
+    # How often each worker re-reads the branch directory (edits apply within about this long).
+    branches_poll_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 2.0
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file in ``state_dir``."""
@@ -100,8 +155,14 @@ _ENV_FIELDS = {
     "FULCRUM_AUDIENCE": "audience",
     "FULCRUM_PAIRWISE_SECRET": "pairwise_secret",
     "FULCRUM_DEV_MODE": "dev_mode",
+    "FULCRUM_OAUTH_DEV_LOGIN": "oauth_dev_login",
     "FULCRUM_REDIS_URL": "redis_url",
     "FULCRUM_LOG_LEVEL": "log_level",
+    "FULCRUM_LOG_JSON": "log_json",
+    "FULCRUM_REGISTRY_ARTIFACTS_DIR": "registry_artifacts_dir",
+    "FULCRUM_REGISTRY_POLL_SECONDS": "registry_poll_seconds",
+    "FULCRUM_BRANCHES_DIR": "branches_dir",
+    "FULCRUM_BRANCHES_POLL_SECONDS": "branches_poll_seconds",
 }
 
 

@@ -10,7 +10,7 @@ from fulcrum_sdk.errors import (
     StorageUnavailable,
     TransactionRefused,
 )
-from fulcrum_sdk.hookspecs import hookimpl
+from fulcrum_sdk.hookspecs import hookimpl, nonblocking
 from fulcrum_sdk.models import (
     Action,
     FeedItem,
@@ -47,4 +47,5 @@ __all__ = [
     "TransactionType",
     "__version__",
     "hookimpl",
+    "nonblocking",
 ]

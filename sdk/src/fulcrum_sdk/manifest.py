@@ -79,7 +79,8 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     hooks: tuple[str, ...]
     slots: tuple[str, ...] = ()
     transaction_types: tuple[str, ...] = ()
-    scopes: ScopeRequests = ScopeRequests()
+    # A factory, not a shared instance: OpenAPI generators compare defaults by hash.
+    scopes: ScopeRequests = msgspec.field(default_factory=ScopeRequests)
     owner: Owner
     version: str | None = None
 

@@ -11,7 +11,20 @@ __all__ = ["routers"]
 
 def routers() -> Sequence[ControllerRouterHandler]:
     """Every route handler of the app, in one list (imported lazily: no import-time wiring)."""
-    from fulcrum_core.api import feeds, health, home, plugins, search, transactions
+    from fulcrum_core.api import (
+        admin,
+        consents,
+        feeds,
+        health,
+        home,
+        metrics,
+        oauth,
+        plugins,
+        registry,
+        registry_index,
+        search,
+        transactions,
+    )
 
     return [
         *health.ROUTES,
@@ -20,4 +33,10 @@ def routers() -> Sequence[ControllerRouterHandler]:
         *feeds.ROUTES,
         *plugins.ROUTES,
         *transactions.ROUTES,
+        *admin.ROUTES,
+        *oauth.ROUTES,
+        *consents.ROUTES,
+        *metrics.ROUTES,
+        *registry.ROUTES,
+        *registry_index.ROUTES,
     ]

@@ -46,7 +46,13 @@ def request_id_of(request: Request[Any, Any, Any]) -> str:
 async def plugin_calls(
     contexts: RequestContexts, plugins: Sequence[LoadedPlugin]
 ) -> list[tuple[LoadedPlugin, PluginContext]]:
-    """Each plugin with its context; when consents must be read (partners), that happens in a thread."""
+    """Each plugin this customer gets, with its context.
+
+    The customer's branch configuration picks the plugins first (on for the branch x rollout or
+    allow-list x version range; precomputed per change, so this is a lookup and a hash or two);
+    when consents must be read (partners), that happens in a thread.
+    """
+    plugins = contexts.select(plugins)
     if contexts.needs_io(plugins):
         await anyio.to_thread.run_sync(contexts.consents)
     return [(plugin, contexts.for_plugin(plugin)) for plugin in plugins]

@@ -1,4 +1,9 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (the database answers and plugins are loaded)."""
+"""``/healthz`` (the process answers) and ``/readyz`` (the database answers and plugins are loaded).
+
+Branch configuration problems (an invalid edit, an unresolvable secret reference) are reported by
+``/readyz`` under ``warnings`` but do not fail readiness: the worker keeps serving the last good
+configuration, so taking it out of the load balancer would only turn a config typo into an outage.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import msgspec
 from litestar import Request, get
 from sqlalchemy import text
 
+from fulcrum_core.branches.host import branch_store_of
 from fulcrum_core.errors import ServiceUnavailable
 from fulcrum_core.runtime import Runtime, runtime_of
 
@@ -22,10 +28,12 @@ READY_DB_TIMEOUT_S = 2.0
 """How long ``/readyz`` waits for ``SELECT 1`` before calling the database unavailable."""
 
 
-class Health(msgspec.Struct, frozen=True, kw_only=True):
-    """A probe's answer."""
+class Health(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A probe's answer; ``warnings`` appears only when there are some."""
 
     status: Literal["ok", "ready"]
+    # Problems that do not stop the worker serving, e.g. a branch file the last reload refused.
+    warnings: list[str] = []
 
 
 def _ping(runtime: Runtime) -> None:
@@ -41,7 +49,10 @@ async def healthz() -> Health:
 
 @get("/readyz", opt={"public": True}, tags=["operations"], summary="Readiness")
 async def readyz(request: Request[Any, Any, Any]) -> Health:
-    """200 when the database answers ``SELECT 1`` and plugin loading finished; 503 listing reasons."""
+    """200 when the database answers ``SELECT 1`` and plugin loading finished; 503 listing reasons.
+
+    A 200 lists in ``warnings`` what serves but needs attention (branch configuration problems).
+    """
     runtime = runtime_of(request)
     reasons: list[str] = []
     if not getattr(runtime.plugins, "ready", False):
@@ -56,7 +67,9 @@ async def readyz(request: Request[Any, Any, Any]) -> Health:
         reasons.append(f"database: {type(exc).__name__}")
     if reasons:
         raise ServiceUnavailable("not ready: " + "; ".join(reasons), code="not-ready", reasons=reasons)
-    return Health(status="ready")
+    store = branch_store_of(runtime)
+    warnings = [f"branches: {problem.line}" for problem in store.errors()] if store is not None else []
+    return Health(status="ready", warnings=warnings)
 
 
 ROUTES: list[Any] = [healthz, readyz]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from litestar import Request, get
 
 from fulcrum_core.api.deps import current_customer, plugin_calls, request_id_of
 from fulcrum_core.assembly.common import DegradedPlugin, public_degraded
+from fulcrum_core.assembly.defaults import fill_empty_slots
 from fulcrum_core.assembly.home import HomeItem, apply_frequency_caps, assemble_home, capped_slots
 from fulcrum_core.data.impressions import ImpressionStore
 from fulcrum_core.runtime import Runtime, runtime_of
@@ -56,16 +58,25 @@ def _cap_and_record(
 async def home(request: Request[Any, Any, Any]) -> HomeResponse:
     """Items for every home-page slot, ranked, capped and filtered for this customer."""
     runtime = runtime_of(request)
+    budget_end = asyncio.get_running_loop().time() + runtime.settings.home_budget_ms / 1000
     customer_ref = current_customer(request)
     contexts = runtime.contexts.for_request(customer_ref, request_id=request_id_of(request))
     inventory = runtime.settings.slots
     placements = frozenset(slot_scope(slot) for slot in inventory)
     plugins = [p for p in runtime.plugins.enabled_for("home_slot_offers") if p.granted & placements]
-    gathered = await runtime.dispatcher.call_many("home_slot_offers", await plugin_calls(contexts, plugins))
+    calls = await plugin_calls(contexts, plugins)
+    # The overall budget caps the plugins' deadline: a slow consent read leaves them less time.
+    left_ms = (budget_end - asyncio.get_running_loop().time()) * 1000
+    gathered = await runtime.dispatcher.call_many("home_slot_offers", calls, deadline_ms=left_ms)
     slots = assemble_home(
         gathered.results, inventory=inventory, granted={p.id: p.granted for p in plugins},
-        customer=contexts.customer, now=contexts.now,
+        customer=contexts.customer, now=contexts.now, pins=contexts.pins(gathered.results),
     )
+    if gathered.degraded:
+        slots = fill_empty_slots(
+            slots, runtime.settings.home_defaults, inventory=inventory, customer=contexts.customer,
+            now=contexts.now,
+        )
     if any(slots.get(slot) for slot in capped_slots(inventory)):
         slots = await anyio.to_thread.run_sync(_cap_and_record, runtime, customer_ref, slots, contexts.now)
     degraded = public_degraded(gathered.degraded)

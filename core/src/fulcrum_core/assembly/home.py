@@ -4,7 +4,9 @@ Rules, in order: a slot outside the inventory, or one the offering plugin holds 
 for, is ignored; an offer outside its validity window or not targeted at the customer is dropped;
 duplicates (same plugin and key in a slot) keep the first; the rest are ranked by priority (highest
 first), ties broken by plugin id then key so the order is stable; each plugin keeps at most the slot's
-``per_plugin`` items and the slot at most its ``capacity``. Frequency caps (popups) are applied
+``per_plugin`` items and the slot at most its ``capacity``. A branch may pin a plugin to a position
+(``pins``): that plugin's best offer in the slot is kept whatever its rank and placed at that 1-based
+position (or last, when the slot has fewer items). Frequency caps (popups) are applied
 afterwards by :func:`apply_frequency_caps` with counts the caller reads from the impression store.
 """
 
@@ -56,8 +58,12 @@ def assemble_home(
     granted: Mapping[str, frozenset[str]],
     customer: Customer,
     now: datetime,
+    pins: Mapping[str, Mapping[str, int]] | None = None,
 ) -> dict[str, list[HomeItem]]:
-    """Every inventory slot (possibly empty) with its chosen items, from offers by plugin id."""
+    """Every inventory slot (possibly empty) with its chosen items, from offers by plugin id.
+
+    ``pins`` maps slot id → plugin id → 1-based position (the customer's branch configuration).
+    """
     now = as_utc(now)
     candidates: dict[str, list[tuple[int, str, str, SlotOffer]]] = {slot: [] for slot in inventory}
     seen: set[tuple[str, str, str]] = set()
@@ -74,18 +80,34 @@ def assemble_home(
             candidates[offer.slot].append((-offer.priority, plugin, offer.key, offer))
     chosen: dict[str, list[HomeItem]] = {}
     for slot, ranked in candidates.items():
-        config = inventory[slot]
         ranked.sort(key=lambda c: c[:3])
-        per_plugin: dict[str, int] = {}
-        items: list[HomeItem] = []
-        for _, plugin, _, offer in ranked:
-            if len(items) == config.capacity:
-                break
-            if per_plugin.get(plugin, 0) < config.per_plugin:
-                per_plugin[plugin] = per_plugin.get(plugin, 0) + 1
-                items.append(_item(plugin, offer))
-        chosen[slot] = items
+        chosen[slot] = _fill(ranked, inventory[slot], (pins or {}).get(slot, {}))
     return chosen
+
+
+def _fill(
+    ranked: Sequence[tuple[int, str, str, SlotOffer]], config: SlotConfig, pinned: Mapping[str, int]
+) -> list[HomeItem]:
+    """One slot's items: pinned plugins' best offers reserved first, the rest by rank, pins inserted."""
+    per_plugin: dict[str, int] = {}
+    reserved: list[tuple[int, str, HomeItem]] = []
+    taken: set[tuple[str, str]] = set()
+    for _, plugin, key, offer in ranked:
+        if plugin in pinned and plugin not in per_plugin and len(reserved) < config.capacity:
+            per_plugin[plugin] = 1
+            reserved.append((pinned[plugin], plugin, _item(plugin, offer)))
+            taken.add((plugin, key))
+    items: list[HomeItem] = []
+    room = config.capacity - len(reserved)
+    for _, plugin, key, offer in ranked:
+        if len(items) >= room:
+            break
+        if (plugin, key) not in taken and per_plugin.get(plugin, 0) < config.per_plugin:
+            per_plugin[plugin] = per_plugin.get(plugin, 0) + 1
+            items.append(_item(plugin, offer))
+    for position, _, item in sorted(reserved, key=lambda r: r[:2]):
+        items.insert(position - 1, item)  # past the end inserts last
+    return items
 
 
 def capped_slots(inventory: Mapping[str, SlotConfig]) -> dict[str, SlotConfig]:

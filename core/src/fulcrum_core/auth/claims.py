@@ -8,7 +8,7 @@ import msgspec
 
 from fulcrum_core.auth.principal import PrincipalKind
 
-__all__ = ["ACCESS_TOKEN_TYPES", "KIND_CLAIM", "TOKEN_TYPE", "AccessTokenClaims"]
+__all__ = ["ACCESS_TOKEN_TYPES", "KIND_CLAIM", "PUBLISHER_CLAIM", "TOKEN_TYPE", "AccessTokenClaims"]
 
 TOKEN_TYPE: Final = "at+jwt"  # noqa: S105 - a media type, not a secret
 """The ``typ`` header we write (RFC 9068 §2.1)."""
@@ -19,9 +19,16 @@ ACCESS_TOKEN_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
 KIND_CLAIM: Final = "fulcrum_kind"
 """Our private claim naming the principal kind (customer, staff or client)."""
 
+PUBLISHER_CLAIM: Final = "fulcrum_publisher"
+"""Our private claim naming the registry publisher a ``registry:publish`` staff token acts for."""
+
 
 class AccessTokenClaims(
-    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, rename={"kind": KIND_CLAIM}
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    omit_defaults=True,
+    rename={"kind": KIND_CLAIM, "publisher": PUBLISHER_CLAIM},
 ):
     """The payload of an access token; ``request.auth`` on every authenticated request."""
 
@@ -36,6 +43,8 @@ class AccessTokenClaims(
     scope: str
     kind: PrincipalKind
     nbf: int | None = None
+    # The registry publisher this staff token publishes for (``registry:publish`` acts for it only).
+    publisher: str | None = None
 
     @property
     def scopes(self) -> frozenset[str]:

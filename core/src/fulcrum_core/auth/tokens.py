@@ -113,8 +113,10 @@ class TokenService:
         client_id: str = "fulcrum-dev",
         audience: str | None = None,
         ttl_seconds: int | None = None,
+        publisher: str | None = None,
     ) -> str:
-        """A signed access token for ``sub`` carrying ``scopes``.
+        """A signed access token for ``sub`` carrying ``scopes`` (``publisher``: the registry publisher
+        a staff token publishes for, in the ``fulcrum_publisher`` claim).
 
         Raises ``ValueError`` for an empty subject or client id, an unknown kind or scope, a staff
         scope in a non-staff token, or a lifetime outside 1..``max_ttl_seconds``.
@@ -132,6 +134,8 @@ class TokenService:
                 raise ValueError(f"unknown scope {name!r}")
             if scope.kind == "staff" and kind != "staff":
                 raise ValueError(f"scope {name!r} is for staff tokens only, not {kind} tokens")
+        if publisher is not None and (kind != "staff" or not publisher):
+            raise ValueError("a publisher claim is for staff tokens only and must not be empty")
         ttl = self.max_ttl_seconds if ttl_seconds is None else ttl_seconds
         if not 1 <= ttl <= self.max_ttl_seconds:
             raise ValueError(f"ttl_seconds must be between 1 and {self.max_ttl_seconds}, not {ttl}")
@@ -147,6 +151,7 @@ class TokenService:
             client_id=client_id,
             scope=" ".join(granted),
             kind=kind,
+            publisher=publisher,
         )
         key = self.keys.signing_key()
         alg = str(key.alg)

@@ -47,6 +47,16 @@ def _specifier(text: str) -> SpecifierSet | None:
         return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _allows(spec_text: str, version: str) -> bool:
+    """Whether ``version`` is in ``spec_text``; cached because it is asked per request and plugin."""
+    spec = _specifier(spec_text)
+    try:
+        return spec is not None and spec.contains(Version(version), prereleases=True)
+    except InvalidVersion:
+        return False
+
+
 class Sourced(msgspec.Struct, Generic[_T], frozen=True):
     """A value and where it came from, for the admin view."""
 
@@ -98,13 +108,7 @@ class EffectivePlugin(msgspec.Struct, frozen=True, kw_only=True):
 
     def allows_version(self, version: str) -> bool:
         """True when ``version`` satisfies the effective range (always, when no range is set)."""
-        if not self.version:
-            return True
-        spec = _specifier(self.version)
-        try:
-            return spec is not None and spec.contains(Version(version), prereleases=True)
-        except InvalidVersion:
-            return False
+        return not self.version or _allows(self.version, version)
 
     def redacted(self) -> RedactedPlugin:
         """The staff view of this plugin, secrets shown as their reference or ``***``."""

@@ -30,6 +30,12 @@ def _register() -> None:
     main.add_command(token.token)
     main.add_command(branch.branch)
     main.add_command(plugin.plugin)
+    from fulcrum_core.cli import registry
+
+    main.add_command(registry.registry)
+    from fulcrum_core.cli import dev
+
+    main.add_command(dev.dev)
 
 
 _register()

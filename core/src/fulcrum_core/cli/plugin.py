@@ -1,4 +1,5 @@
-"""``fulcrum plugin new``: bake a new plugin project from the cookiecutter template.
+"""``fulcrum plugin new`` bakes a plugin project from the template; ``fulcrum plugin check`` runs the
+conformance kit on one.
 
 Cookiecutter asks the questions itself (the same ones as ``cookiecutter template/``) and the
 template's ``pre_gen_project`` hook rejects bad answers; this command finds the template, passes
@@ -13,8 +14,11 @@ import logging
 from pathlib import Path
 
 import click
+import msgspec
 
-__all__ = ["find_template", "plugin"]
+from fulcrum_core.settings import load_settings
+
+__all__ = ["check", "find_template", "plugin"]
 
 _TEMPLATE_MARKER = Path("template") / "cookiecutter.json"
 
@@ -162,3 +166,29 @@ def _print_next_steps(project: Path) -> None:
     click.echo("  uv sync && uv run pytest")
     click.echo("  uv build")
     click.echo(f"  fulcrum registry submit {wheel}")
+
+
+@plugin.command("check")
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def check(ctx: click.Context, path: Path, as_json: bool) -> None:
+    """Build PATH's wheel and run the registry's submission checks and the hook checks on it.
+
+    Every hook is called for every demo persona within the deadlines in settings; exit status 1
+    when any check fails.
+    """
+    from fulcrum_core.conformance import KitError, render_json, render_text, run_kit
+
+    config_file = (ctx.find_root().obj or {}).get("config_file")
+    try:
+        settings = load_settings(config_file=config_file)
+    except (msgspec.ValidationError, msgspec.DecodeError, OSError) as exc:
+        raise click.ClickException(f"cannot load settings: {exc}") from exc
+    try:
+        report = run_kit(path, deadlines=msgspec.structs.asdict(settings.deadlines))
+    except KitError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(render_json(report) if as_json else render_text(report))
+    if not report.passed:
+        ctx.exit(1)

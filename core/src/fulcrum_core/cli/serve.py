@@ -49,6 +49,8 @@ def demo(ctx: click.Context, host: str, port: int, no_serve: bool) -> None:
         return
     from fulcrum_core.demo import prepare_demo
 
+    # The demo has no bank login behind it: the OAuth consent page offers the seeded customers instead.
+    os.environ.setdefault("FULCRUM_OAUTH_DEV_LOGIN", "1")
     settings = load_settings(config_file=ctx.obj["config_file"])
     report = prepare_demo(settings)
     click.echo(report)

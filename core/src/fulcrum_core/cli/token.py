@@ -44,6 +44,10 @@ def _scopes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
     help="Lifetime in seconds (default and maximum: access_token_ttl_seconds).",
 )
 @click.option("--client-id", default="fulcrum-dev", show_default=True, help="The client_id claim.")
+@click.option(
+    "--publisher", metavar="ID", default=None,
+    help="Staff only: the registry publisher this token publishes for (with --scope registry:publish).",
+)
 @click.pass_context
 def issue(
     ctx: click.Context,
@@ -52,10 +56,13 @@ def issue(
     scopes: tuple[str, ...],
     ttl: int | None,
     client_id: str,
+    publisher: str | None,
 ) -> None:
     """Print a signed access token for a customer or a staff member."""
     if (customer is None) == (staff is None):
         raise click.UsageError("give exactly one of --customer ID or --staff SUBJECT")
+    if publisher is not None and staff is None:
+        raise click.UsageError("--publisher goes with --staff SUBJECT")
     if staff is not None and not scopes:
         raise click.UsageError("a staff token needs at least one --scope (e.g. --scope platform:read)")
     config_file = (ctx.find_root().obj or {}).get("config_file")
@@ -74,7 +81,9 @@ def issue(
             granted = scopes or tuple(sorted(APP_SCOPES))
             jwt = service.issue(customer, granted, kind="customer", client_id=client_id, ttl_seconds=ttl)
         else:
-            jwt = service.issue(str(staff), scopes, kind="staff", client_id=client_id, ttl_seconds=ttl)
+            jwt = service.issue(
+                str(staff), scopes, kind="staff", client_id=client_id, ttl_seconds=ttl, publisher=publisher
+            )
     except ValueError as exc:  # e.g. a staff scope asked for a customer token
         raise click.UsageError(str(exc)) from exc
     click.echo(jwt)

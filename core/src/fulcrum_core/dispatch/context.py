@@ -5,6 +5,9 @@ The bank's customer number never reaches a partner plugin: partners get a pairwi
 need the customer's live consent, and their view of the customer's segment and branch is blank unless
 ``profile:basic`` is both granted and consented. Consents are read at most once per request, and only
 when a partner plugin is about to be called.
+
+With a branch layer, the customer's branch configuration also decides which plugins run for them
+(``RequestContexts.select``) and adds its resolved settings to each plugin's ``ctx.settings``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from fulcrum_sdk.context import Customer, PluginContext, ScopedData
 from fulcrum_sdk.data import DataProvider
 from fulcrum_sdk.storage import PluginStorage
 
+from fulcrum_core.branches.gate import BranchSource, CustomerBranchView
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.storage import SqlPluginStorage
@@ -66,12 +70,20 @@ class ContextFactory:
     """Makes :class:`RequestContexts`; one per host, shared by every request."""
 
     def __init__(
-        self, *, settings: Settings, db: Database, provider: DataProvider, plugins: PluginSet
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        provider: DataProvider,
+        plugins: PluginSet,
+        branches: BranchSource | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.provider = provider
         self.plugins = plugins
+        # The branch layer (``None``: no branch directory, every active plugin runs for everyone).
+        self.branches = branches
         self._secret: bytes | None = settings.pairwise_secret.encode() if settings.pairwise_secret else None
         self._lock = threading.Lock()
         self._storages: dict[str, PluginStorage] = {}
@@ -111,7 +123,7 @@ class ContextFactory:
 class RequestContexts:
     """The contexts of one request: the bank's view of the customer, and one context per plugin."""
 
-    __slots__ = ("_consents", "_contexts", "_factory", "customer", "now", "request_id")
+    __slots__ = ("_branch", "_consents", "_contexts", "_factory", "customer", "now", "request_id")
 
     def __init__(
         self, factory: ContextFactory, customer: Customer, *, request_id: str, now: datetime
@@ -122,6 +134,39 @@ class RequestContexts:
         self.now = now
         self._consents: dict[str, frozenset[str]] | None = None
         self._contexts: dict[str, PluginContext] = {}
+        self._branch: CustomerBranchView | None = None
+
+    @property
+    def branch_view(self) -> CustomerBranchView | None:
+        """The branch layer for this customer (built on first use); ``None`` without a branch layer."""
+        source = self._factory.branches
+        if self._branch is None and source is not None:
+            self._branch = CustomerBranchView(source, self.customer.branch, self.customer_ref)
+        return self._branch
+
+    def allows(self, plugin: LoadedPlugin) -> bool:
+        """True when the branch configuration runs ``plugin`` for this customer (always, without one)."""
+        view = self.branch_view
+        return view is None or view.allows(plugin.id, plugin.version)
+
+    def select(self, plugins: Iterable[LoadedPlugin]) -> list[LoadedPlugin]:
+        """Those of ``plugins`` this customer gets: branch on-switch x rollout x version range."""
+        view = self.branch_view
+        if view is None:
+            return list(plugins)
+        return [p for p in plugins if view.allows(p.id, p.version)]
+
+    def pins(self, plugin_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        """Slot id -> plugin id -> pinned 1-based position, from the customer's branch configuration."""
+        view = self.branch_view
+        return {} if view is None else view.pins(plugin_ids)
+
+    def _settings(self, plugin: LoadedPlugin) -> Mapping[str, str]:
+        view = self.branch_view
+        layered = view.settings(plugin.id) if view is not None else None
+        if not layered:
+            return plugin.settings
+        return {**plugin.settings, **layered}  # the branch files override host-level settings
 
     @property
     def customer_ref(self) -> str:
@@ -166,6 +211,6 @@ class RequestContexts:
             )
         return PluginContext(
             plugin_id=plugin.id, customer=customer, scopes=plugin.granted, data=data,
-            storage=factory.storage(plugin.id), now=self.now, settings=plugin.settings,
+            storage=factory.storage(plugin.id), now=self.now, settings=self._settings(plugin),
             request_id=self.request_id,
         )

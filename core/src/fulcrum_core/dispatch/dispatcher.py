@@ -1,48 +1,67 @@
 """The dispatcher: calls each plugin's hookimpl on its own, under a deadline, and validates the result.
 
 pluggy's multicall stops at the first exception and knows no deadline, so the host never uses it on
-a request path. Here every plugin is started at once — ``async def`` impls as tasks, plain functions
-in a worker thread — and one ``asyncio.wait`` with the hook's deadline collects them. A plugin that
-raises, misses the deadline or returns the wrong shape loses its contribution and is listed in
-``Gathered.degraded``; the others are unaffected. Nothing waits on a late plugin: a late task is
-cancelled and a late thread abandoned, so a call never takes longer than its deadline.
+a request path. Each plugin × hook has a circuit breaker and a bulkhead (``resilience.py``); a call
+they refuse is ``rejected`` at once. An admitted call starts the cheapest way that still keeps the
+page safe (the fast path, measured in ``bench/``):
 
-Seams for the resilience work: :class:`CallGuard` objects are asked before each call (a breaker or a
-bulkhead may refuse it) and told how it ended; ``_start`` is the one place that decides how a hookimpl
-runs, so a fast path for plugins that never wait can be added there without touching the callers.
+- an ``async def`` impl is started eagerly (``eager.py``): its coroutine runs inline until it first
+  suspends; one that returns without waiting costs a function call, and only one that actually
+  waits becomes a task under the deadline;
+- a plain impl declared :func:`fulcrum_sdk.nonblocking` is called inline; if it overruns the
+  deadline its result is dropped and the breaker is told of a timeout, so it is soon skipped;
+- any other plain impl runs in a worker thread; its bulkhead place is held until the thread ends,
+  so a hanging plugin can tie up at most ``bulkhead_size`` threads. Its duration, as the breaker
+  sees it, starts when a thread picks it up; a call still queued at the deadline is left out of the
+  page but not held against the plugin (the host's congestion is not the plugin's fault).
+
+One ``asyncio.wait`` with what is left of the deadline collects the calls that suspended. A plugin
+that raises, misses the deadline or returns the wrong shape loses its contribution and is listed in
+``Gathered.degraded``; the others are unaffected. Nothing waits on a late plugin: a late task is
+cancelled and a late thread abandoned. :class:`CallGuard` objects (extra policies) are asked after
+the breaker and bulkhead, and a :class:`CallObserver` (metrics) is told every outcome.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import contextvars
+import functools
 import inspect
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn, Protocol
 
 from fulcrum_sdk._validate import LIST_RESULT_TYPES, ResultError, check_list, check_transaction_result
 from fulcrum_sdk.context import PluginContext
 from fulcrum_sdk.errors import TransactionRefused
+from fulcrum_sdk.hookspecs import NONBLOCKING_ATTR
 
+from fulcrum_core.dispatch.clock import MONOTONIC, Clock
+from fulcrum_core.dispatch.eager import resume
+from fulcrum_core.dispatch.resilience import Guard, Guards
 from fulcrum_core.dispatch.results import Degraded, DegradedReason, Gathered, Outcome, PluginCallError
 from fulcrum_core.dispatch.stats import CallStats
 from fulcrum_core.plugins import HookCall, LoadedPlugin
 from fulcrum_core.settings import Settings
 
-__all__ = ["CallGuard", "Degraded", "Dispatcher", "Gathered", "PluginCallError"]
+__all__ = ["CallGuard", "CallObserver", "Degraded", "Dispatcher", "Gathered", "PluginCallError"]
 
 log = logging.getLogger("fulcrum.dispatch")
 
 _DETAIL_MAX = 300
+_BREAKER_OPEN = "circuit breaker open"
 
 
 class CallGuard(Protocol):
-    """Consulted around every plugin call (circuit breakers, bulkheads, metrics)."""
+    """Consulted around every plugin call, after the breaker and bulkhead (extra policies)."""
 
     def admit(self, plugin: str, hook: str) -> str | None:
-        """``None`` to let the call run, or the reason it is refused (e.g. ``breaker open``)."""
+        """``None`` to let the call run, or the reason it is refused."""
         ...
 
     def record(self, plugin: str, hook: str, outcome: Outcome, seconds: float) -> None:
@@ -51,15 +70,29 @@ class CallGuard(Protocol):
         ...
 
 
+class CallObserver(Protocol):
+    """Told how every call ended (metrics): ``outcome`` is an :data:`Outcome` or ``breaker_open``."""
+
+    def observe(self, plugin: str, hook: str, outcome: str, seconds: float) -> None:
+        """Count one call; ``seconds`` is 0 for a call that never ran."""
+        ...
+
+
 class _Call:
-    """One plugin call in flight: its future and when it ended (loop time)."""
+    """One plugin call that suspended: its future, its guard, and when it started and ended."""
 
-    __slots__ = ("ended", "future", "plugin")
+    __slots__ = ("began", "ended", "future", "guard", "plugin", "started")
 
-    def __init__(self, plugin: LoadedPlugin, future: asyncio.Future[Any]) -> None:
+    def __init__(
+        self, plugin: LoadedPlugin, guard: Guard, future: asyncio.Future[Any], started: float
+    ) -> None:
         self.plugin = plugin
+        self.guard = guard
         self.future = future
+        self.started = started
         self.ended = 0.0
+        # Thread calls only: [when the worker thread began running it], 0.0 while still queued.
+        self.began: list[float] | None = None
         future.add_done_callback(self._stamp)
 
     def _stamp(self, future: asyncio.Future[Any]) -> None:
@@ -78,7 +111,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _validate(hook: str, value: Any) -> Any:
-    if inspect.isawaitable(value):
+    if value.__class__ is not list and inspect.isawaitable(value):  # a list is the common case
         if inspect.iscoroutine(value):
             value.close()
         raise ResultError(f"{hook} returned an awaitable from a plain function; declare it `async def`")
@@ -98,11 +131,17 @@ class Dispatcher:
         *,
         stats: CallStats | None = None,
         guards: Sequence[CallGuard] = (),
+        observer: CallObserver | None = None,
+        clock: Clock = MONOTONIC,
         max_threads: int = 64,
     ) -> None:
         self.settings = settings
         self.stats = stats if stats is not None else CallStats()
         self.guards: list[CallGuard] = list(guards)
+        self.observer = observer
+        self.resilience = Guards(
+            settings.breaker, lambda hook: self.deadline_ms(hook) / 1000, settings.bulkhead_size, clock=clock
+        )
         self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="fulcrum-plugin")
 
     def deadline_ms(self, hook: str) -> int:
@@ -117,34 +156,56 @@ class Dispatcher:
     # --- public calls ------------------------------------------------------------------------------
 
     async def call_many(
-        self, hook: str, calls: Sequence[tuple[LoadedPlugin, PluginContext]], **kwargs: Any
+        self,
+        hook: str,
+        calls: Sequence[tuple[LoadedPlugin, PluginContext]],
+        *,
+        deadline_ms: float | None = None,
+        **kwargs: Any,
     ) -> Gathered:
-        """Call ``hook`` on every plugin in ``calls`` with its own context; never raises for a plugin."""
+        """Call ``hook`` on every plugin in ``calls`` with its own context; never raises for a plugin.
+
+        ``deadline_ms`` shortens the wait (never lengthens it), for a caller with an overall budget.
+        Plugins are still judged by the hook's own deadline: an inline call is late only past it, and
+        a call cut short by the caller's budget is left out without counting against its breaker.
+        """
         gathered = Gathered()
-        deadline_ms = self.deadline_ms(hook)
+        hook_s = limit_s = self.deadline_ms(hook) / 1000
+        if deadline_ms is not None:
+            limit_s = max(0.0, min(hook_s, deadline_ms / 1000))
+        blame = limit_s >= hook_s
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        running: list[_Call] = []
+        now = loop.time
+        started = now()
+        suspended: list[_Call] = []
+        results, degraded = gathered.results, gathered.degraded
         for plugin, ctx in calls:
             impl = plugin.impls.get(hook)
             if impl is None:
                 continue
-            refused = self._admit(plugin.id, hook)
+            guard = self.resilience.get(plugin.id, hook)
+            refused = self._admit(plugin.id, hook, guard)
             if refused is not None:
-                gathered.degraded.append(
-                    Degraded(plugin=plugin.id, hook=hook, reason="rejected", detail=refused)
-                )
+                degraded.append(Degraded(plugin=plugin.id, hook=hook, reason="rejected", detail=refused))
                 continue
-            running.append(self._start(loop, plugin, impl, ctx, kwargs))
-        if running:
-            await asyncio.wait([c.future for c in running], timeout=deadline_ms / 1000)
-        for call in running:
+            call = self._start(loop, plugin, guard, impl, ctx, kwargs)
+            if isinstance(call, _Call):
+                suspended.append(call)
+                continue
+            value, exc, t0 = call
             try:
-                gathered.results[call.plugin.id] = self._settle(call, hook, started, deadline_ms)
-            except PluginCallError as exc:
-                gathered.degraded.append(
-                    Degraded(plugin=exc.plugin, hook=hook, reason=exc.kind, detail=exc.detail)
-                )
+                results[plugin.id] = self._conclude(plugin.id, hook, guard, value, exc, now() - t0, hook_s)
+            except PluginCallError as err:
+                degraded.append(Degraded(plugin=err.plugin, hook=hook, reason=err.kind, detail=err.detail))
+        if suspended:
+            await asyncio.wait([c.future for c in suspended], timeout=max(0.0, started + limit_s - now()))
+            for call in suspended:
+                try:
+                    results[call.plugin.id] = self._settle(call, hook, limit_s, blame=blame)
+                except PluginCallError as err:
+                    degraded.append(
+                        Degraded(plugin=err.plugin, hook=hook, reason=err.kind, detail=err.detail)
+                    )
         return gathered
 
     async def call_one(
@@ -158,24 +219,43 @@ class Dispatcher:
         impl = plugin.impls.get(hook)
         if impl is None:
             raise PluginCallError(plugin.id, hook, "error", f"the plugin does not implement {hook}")
-        refused = self._admit(plugin.id, hook)
+        guard = self.resilience.get(plugin.id, hook)
+        refused = self._admit(plugin.id, hook, guard)
         if refused is not None:
             raise PluginCallError(plugin.id, hook, "rejected", refused)
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        call = self._start(loop, plugin, impl, ctx, kwargs)
-        await asyncio.wait([call.future], timeout=deadline_ms / 1000)
-        return self._settle(call, hook, started, deadline_ms)
+        limit_s = deadline_ms / 1000
+        call = self._start(loop, plugin, guard, impl, ctx, kwargs)
+        if isinstance(call, _Call):
+            await asyncio.wait([call.future], timeout=limit_s)
+            return self._settle(call, hook, limit_s)
+        value, exc, t0 = call
+        return self._conclude(plugin.id, hook, guard, value, exc, loop.time() - t0, limit_s)
+
+    def breaker_open(self, plugin: str, hook: str) -> bool:
+        """True when ``plugin``'s breaker for ``hook`` refuses calls now (open or forced open)."""
+        return self.resilience.get(plugin, hook).breaker.state in ("open", "forced_open")
 
     # --- mechanics ---------------------------------------------------------------------------------
 
-    def _admit(self, plugin: str, hook: str) -> str | None:
-        for i, guard in enumerate(self.guards):
-            reason = guard.admit(plugin, hook)
+    def _admit(self, plugin: str, hook: str, guard: Guard) -> str | None:
+        reason = guard.admit()
+        if reason is not None:
+            self.stats.record(plugin, hook, "rejected", 0.0, reason)
+            if self.observer is not None:
+                outcome = "breaker_open" if reason == _BREAKER_OPEN else "rejected"
+                self.observer.observe(plugin, hook, outcome, 0.0)
+            return reason
+        for i, extra in enumerate(self.guards):
+            reason = extra.admit(plugin, hook)
             if reason is not None:
                 for asked in self.guards[: i + 1]:
                     asked.record(plugin, hook, "rejected", 0.0)
+                guard.breaker.release()
+                guard.bulkhead.leave()
                 self.stats.record(plugin, hook, "rejected", 0.0, reason)
+                if self.observer is not None:
+                    self.observer.observe(plugin, hook, "rejected", 0.0)
                 return reason
         return None
 
@@ -183,54 +263,149 @@ class Dispatcher:
         self,
         loop: asyncio.AbstractEventLoop,
         plugin: LoadedPlugin,
+        guard: Guard,
         impl: HookCall,
         ctx: PluginContext,
         kwargs: dict[str, Any],
-    ) -> _Call:
+    ) -> _Call | tuple[Any, BaseException | None, float]:
+        """Start one call: ``(value, exception, start time)`` when it finished inline, else a ``_Call``."""
         args = {name: ctx if name == "ctx" else kwargs[name] for name in impl.argnames}
-        future: asyncio.Future[Any]
+        started = loop.time()
+        function = impl.function
         if impl.is_async:
             try:
-                future = loop.create_task(impl.function(**args))
-            except Exception as exc:  # raised before the first await
-                future = loop.create_future()
-                future.set_exception(exc)
-        else:
-            run = contextvars.copy_context().run
-            future = loop.run_in_executor(self._executor, lambda: run(impl.function, **args))
-        return _Call(plugin, future)
+                coro = function(**args)
+                first = coro.send(None)
+            except StopIteration as stop:
+                guard.bulkhead.leave()
+                return stop.value, None, started
+            except (Exception, asyncio.CancelledError) as exc:
+                guard.bulkhead.leave()
+                return None, exc, started
+            task = loop.create_task(resume(coro, first))
+            task.add_done_callback(lambda _: guard.bulkhead.leave())
+            return _Call(plugin, guard, task, started)
+        if getattr(function, NONBLOCKING_ATTR, False):
+            try:
+                value = function(**args)
+            except Exception as exc:
+                return None, exc, started
+            finally:
+                guard.bulkhead.leave()
+            return value, None, started
+        run = contextvars.copy_context().run
+        began = [0.0]
+        try:
+            inner = self._executor.submit(run, _timed, began, functools.partial(function, **args))
+        except RuntimeError as exc:  # the executor was shut down: the host is stopping
+            guard.bulkhead.leave()
+            return None, exc, started
+        inner.add_done_callback(_leave_from_thread(loop, guard))
+        call = _Call(plugin, guard, asyncio.wrap_future(inner, loop=loop), started)
+        call.began = began
+        return call
 
-    def _settle(self, call: _Call, hook: str, started: float, deadline_ms: int) -> Any:
-        """The call's validated result, or :class:`PluginCallError`; records the outcome either way."""
-        future, pid = call.future, call.plugin.id
+    def _conclude(
+        self,
+        pid: str,
+        hook: str,
+        guard: Guard,
+        value: Any,
+        exc: BaseException | None,
+        elapsed: float,
+        limit_s: float,
+    ) -> Any:
+        """The validated result of a call that finished (inline or not); records the outcome."""
+        if isinstance(exc, TransactionRefused) and hook == "execute_transaction":
+            self._record(pid, hook, guard, "ok", elapsed)
+            raise exc
+        if exc is not None:
+            if not isinstance(exc, Exception | asyncio.CancelledError):
+                raise exc  # KeyboardInterrupt, SystemExit: not the plugin's to swallow
+            self._fail(pid, hook, guard, "error", elapsed, _describe(exc))
+        if elapsed > limit_s:
+            # Only an inline call can finish late: it ran to the end because nothing can stop it.
+            self._fail(pid, hook, guard, "timeout", elapsed, f"ran {elapsed * 1000:.0f} ms inline, "
+                       f"over the {limit_s * 1000:.0f} ms deadline; its result was dropped")
+        try:
+            result = _validate(hook, value)
+        except ResultError as err:
+            self._fail(pid, hook, guard, "invalid", elapsed, str(err)[:_DETAIL_MAX])
+        self._record(pid, hook, guard, "ok", elapsed)
+        return result
+
+    def _settle(self, call: _Call, hook: str, limit_s: float, *, blame: bool = True) -> Any:
+        """The validated result of a call that suspended, or :class:`PluginCallError`."""
+        future, pid, guard = call.future, call.plugin.id, call.guard
+        began = call.began
         if not future.done():
             future.cancel()  # a task gets CancelledError; a thread is abandoned, its result ignored
             future.add_done_callback(_consume)
-            self._fail(pid, hook, "timeout", deadline_ms / 1000, f"no answer within {deadline_ms} ms")
-        elapsed = max(0.0, (call.ended or future.get_loop().time()) - started)
+            if began is not None and began[0] == 0.0:
+                # Still queued for a worker thread: the host is congested, the plugin never ran.
+                # The page still leaves it out, but its breaker is not charged for our queue.
+                self._fail(pid, hook, guard, "timeout", limit_s, "not started within the deadline "
+                           f"({limit_s * 1000:.0f} ms): every worker thread was busy", blame=False)
+            self._fail(
+                pid, hook, guard, "timeout", limit_s, f"no answer within {limit_s * 1000:.0f} ms", blame=blame
+            )
+        # A thread call's own duration starts when a worker thread picked it up, not at submission.
+        elapsed = max(0.0, call.ended - (began[0] if began is not None and began[0] else call.started))
         if future.cancelled():
-            self._fail(pid, hook, "error", elapsed, "the call was cancelled")
+            self._fail(pid, hook, guard, "error", elapsed, "the call was cancelled")
         exc = future.exception()
-        if isinstance(exc, TransactionRefused) and hook == "execute_transaction":
-            self._record(pid, hook, "ok", elapsed)
-            raise exc
-        if exc is not None:
-            if not isinstance(exc, Exception):
-                raise exc  # KeyboardInterrupt, SystemExit: not the plugin's to swallow
-            self._fail(pid, hook, "error", elapsed, _describe(exc))
-        try:
-            value = _validate(hook, future.result())
-        except ResultError as err:
-            self._fail(pid, hook, "invalid", elapsed, str(err)[:_DETAIL_MAX])
-        self._record(pid, hook, "ok", elapsed)
-        return value
+        return self._conclude(pid, hook, guard, None if exc else future.result(), exc, elapsed, float("inf"))
 
-    def _fail(self, plugin: str, hook: str, kind: DegradedReason, seconds: float, detail: str) -> NoReturn:
-        self._record(plugin, hook, kind, seconds, detail)
+    def _fail(
+        self,
+        plugin: str,
+        hook: str,
+        guard: Guard,
+        kind: DegradedReason,
+        seconds: float,
+        detail: str,
+        *,
+        blame: bool = True,
+    ) -> NoReturn:
+        self._record(plugin, hook, guard, kind, seconds, detail, blame=blame)
         log.warning("plugin %r left out of %s (%s): %s", plugin, hook, kind, detail)
         raise PluginCallError(plugin, hook, kind, detail)
 
-    def _record(self, plugin: str, hook: str, outcome: Outcome, seconds: float, detail: str = "") -> None:
+    def _record(
+        self,
+        plugin: str,
+        hook: str,
+        guard: Guard,
+        outcome: Outcome,
+        seconds: float,
+        detail: str = "",
+        *,
+        blame: bool = True,
+    ) -> None:
+        if not blame:
+            guard.breaker.release()
+        elif outcome == "ok":
+            guard.breaker.on_success(seconds)
+        else:
+            guard.breaker.on_error(seconds)
         self.stats.record(plugin, hook, outcome, seconds, detail)
-        for guard in self.guards:
-            guard.record(plugin, hook, outcome, seconds)
+        for extra in self.guards:
+            extra.record(plugin, hook, outcome, seconds)
+        if self.observer is not None:
+            self.observer.observe(plugin, hook, outcome, seconds)
+
+
+def _timed(began: list[float], call: Callable[[], Any]) -> Any:
+    """Run ``call`` in a worker thread, noting when it started (loop clock: ``time.monotonic``)."""
+    began[0] = time.monotonic()
+    return call()
+
+
+def _leave_from_thread(loop: asyncio.AbstractEventLoop, guard: Guard) -> Callable[[Any], None]:
+    """A done-callback for a worker thread's future: free the bulkhead place on the loop's thread."""
+
+    def leave(_: concurrent.futures.Future[Any]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to free
+            loop.call_soon_threadsafe(guard.bulkhead.leave)
+
+    return leave

@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from fulcrum_sdk.data import RiskProfile
 from fulcrum_sdk.errors import TransactionRefused
 from fulcrum_sdk.models import LocalizedText, RiskLevel, TransactionType, risk_allows
 
-from fulcrum_core.errors import BadRequest, CoreError, Unprocessable
+from fulcrum_core.errors import BadRequest, CoreError, Forbidden, Unprocessable
 from fulcrum_core.transactions.models import TransactionBody
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "PluginFaultError",
     "amount_of",
     "check_amount",
+    "check_enabled_for_customer",
     "check_idempotency_key",
     "check_suitability",
     "decode_params",
@@ -156,6 +157,24 @@ def check_amount(tx_type: TransactionType, amount_fen: int | None, max_fen: int)
         raise Unprocessable(
             f"the amount {amount_fen} fen is above the single-transaction limit of {max_fen} fen",
             code="limits.max_amount", field=field, limit_fen=max_fen,
+        )
+
+
+class _CustomerGate(Protocol):
+    def allows(self, plugin: Any) -> bool: ...
+
+
+def check_enabled_for_customer(contexts: _CustomerGate, plugin: Any, type_key: str) -> None:
+    """403 when the customer's branch configuration does not run the plugin owning ``type_key``.
+
+    Branch switch, rollout and version range apply to transactions exactly as to the home page, so a
+    customer cannot reach a plugin their branch has not given them by posting its type directly.
+    """
+    if not contexts.allows(plugin):
+        raise Forbidden(
+            f"transaction type {type_key!r} is not available to this customer: its plugin "
+            f"{plugin.id!r} is not enabled for the customer's branch",
+            code="transaction.plugin_not_enabled", field="type",
         )
 
 

@@ -206,13 +206,15 @@ class TransactionService:
                 f"plugin {plugin.id!r} is not granted {', '.join(missing)}, which {body.type!r} requires",
                 code="transaction.plugin_scope_missing", field="type", missing_scopes=missing,
             )
+        tx_id = uuid.uuid4().hex
+        now = utcnow()
+        contexts = self._contexts.for_request(customer_ref, request_id=tx_id, now=now)
+        checks.check_enabled_for_customer(contexts, plugin, body.type)
         risk = self._risk_of(plugin.id, tx_type, params)
         checks.check_suitability(risk, self._provider.risk(customer_ref), self._today())
         amount = checks.amount_of(tx_type, params)
         checks.check_amount(tx_type, amount, self._settings.max_transaction_fen)
-        tx_id = uuid.uuid4().hex
-        now = utcnow()
-        ctx = self._contexts.for_request(customer_ref, request_id=tx_id, now=now).for_plugin(plugin)
+        ctx = contexts.for_plugin(plugin)
         return _Plan(
             tx_id=tx_id, now=now, plugin=plugin, tx_type=tx_type, params=params,
             params_json=msgspec.to_builtins(params), amount_fen=amount, risk_level=risk, ctx=ctx,
@@ -314,9 +316,12 @@ class TransactionService:
     def types_for(self, customer_ref: str) -> TransactionTypeList:
         """The types the customer can submit now, with each one's suitability for them."""
         risk = self._provider.risk(customer_ref)
+        contexts = self._contexts.for_request(customer_ref, request_id="transaction-types")
         items = []
         for key, (plugin, tx_type) in sorted(self._plugins.transaction_types.items()):
             if (tx_type.required_scopes | {"transactions:write"}) - plugin.granted:
+                continue
+            if not contexts.allows(plugin):  # not given to this customer by their branch
                 continue
             items.append(
                 TransactionTypeView(

@@ -12,9 +12,9 @@ from typing import Literal
 
 from fulcrum_sdk import PluginContext
 from fulcrum_sdk.data import City
+from fulcrum_sdk.localtime import aware
 from fulcrum_sdk.storage import PluginStorage
 
-from fulcrum_merchant_promo._clock import aware
 from fulcrum_merchant_promo.catalogue import Coupon, coupons
 
 __all__ = ["Status", "customer_city", "customer_key", "local_coupons", "remaining", "status", "stock_key"]

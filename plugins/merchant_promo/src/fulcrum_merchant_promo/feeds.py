@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fulcrum_sdk import Action, FeedItem, LocalizedText, PluginContext, hookimpl
+from fulcrum_sdk.money import yuan
 
-from fulcrum_merchant_promo._money import yuan
 from fulcrum_merchant_promo._ranking import priority, segment_of
 from fulcrum_merchant_promo.availability import local_coupons, remaining
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fulcrum_sdk import Action, LocalizedText, PluginContext, SlotOffer, hookimpl
+from fulcrum_sdk.localtime import local_date
 
-from fulcrum_merchant_promo._clock import local_date
 from fulcrum_merchant_promo._ranking import priority, segment_of
 from fulcrum_merchant_promo.availability import local_coupons, remaining
 from fulcrum_merchant_promo.catalogue import CITY_NAMES

@@ -22,9 +22,9 @@ from fulcrum_sdk import (
     TransactionType,
     hookimpl,
 )
+from fulcrum_sdk.idempotency import run_once
+from fulcrum_sdk.localtime import local_date
 
-from fulcrum_merchant_promo._clock import local_date
-from fulcrum_merchant_promo._once import run_once
 from fulcrum_merchant_promo.availability import customer_city, customer_key, status, stock_key
 from fulcrum_merchant_promo.catalogue import CITY_NAMES, Coupon, by_id
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fulcrum_sdk import Action, PluginContext, SearchHit, hookimpl
+from fulcrum_sdk.matching import relevance
 
-from fulcrum_merchant_promo._match import relevance
 from fulcrum_merchant_promo.availability import local_coupons
 from fulcrum_merchant_promo.catalogue import CATEGORY_NAMES
 

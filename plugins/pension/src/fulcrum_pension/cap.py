@@ -10,8 +10,7 @@ from __future__ import annotations
 import msgspec
 from fulcrum_sdk import PluginContext
 from fulcrum_sdk.data import PersonalPension
-
-from fulcrum_pension._clock import local_date
+from fulcrum_sdk.localtime import local_date
 
 __all__ = ["ANNUAL_CAP_FEN", "Room", "counter_key", "room"]
 

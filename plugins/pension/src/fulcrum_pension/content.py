@@ -6,8 +6,7 @@ from datetime import datetime
 
 import msgspec
 from fulcrum_sdk import LocalizedText as T
-
-from fulcrum_pension._clock import CHINA_TZ
+from fulcrum_sdk.localtime import CHINA_TZ
 
 __all__ = ["ARTICLES", "Article"]
 

@@ -21,9 +21,9 @@ from fulcrum_sdk import (
     TransactionType,
     hookimpl,
 )
+from fulcrum_sdk.idempotency import run_once
+from fulcrum_sdk.money import yuan
 
-from fulcrum_pension._money import yuan
-from fulcrum_pension._once import run_once
 from fulcrum_pension.cap import ANNUAL_CAP_FEN, counter_key, room
 
 __all__ = [

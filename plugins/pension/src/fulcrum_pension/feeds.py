@@ -7,10 +7,10 @@ it every customer sees the same, generic order.
 from __future__ import annotations
 
 from fulcrum_sdk import Action, FeedItem, LocalizedText, PluginContext, hookimpl
+from fulcrum_sdk.localtime import local_date
+from fulcrum_sdk.money import yuan
 
 from fulcrum_pension._accounts import Snapshot, snapshot
-from fulcrum_pension._clock import local_date
-from fulcrum_pension._money import yuan
 from fulcrum_pension.content import ARTICLES
 from fulcrum_pension.home import OVERVIEW_URI
 from fulcrum_pension.projection import project

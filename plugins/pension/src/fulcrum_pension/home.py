@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import datetime, time
 
 from fulcrum_sdk import Action, LocalizedText, PluginContext, SlotOffer, hookimpl
+from fulcrum_sdk.localtime import CHINA_TZ, local_date
+from fulcrum_sdk.money import yuan
 
 from fulcrum_pension._accounts import snapshot
-from fulcrum_pension._clock import CHINA_TZ, local_date
-from fulcrum_pension._money import yuan
 
 __all__ = ["CONTRIBUTE_URI", "NOTICE_FROM_MONTH", "OVERVIEW_URI", "home_slot_offers"]
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 import msgspec
 from fulcrum_sdk import LocalizedText
 from fulcrum_sdk.data import PensionAccounts
-
-from fulcrum_pension._money import yuan
+from fulcrum_sdk.money import yuan
 
 __all__ = ["Assumptions", "Projection", "project"]
 

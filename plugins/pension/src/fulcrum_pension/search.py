@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fulcrum_sdk import Action, LocalizedText, PluginContext, SearchHit, hookimpl
+from fulcrum_sdk.matching import relevance
+from fulcrum_sdk.money import yuan
 
 from fulcrum_pension._accounts import Snapshot, snapshot
-from fulcrum_pension._match import relevance
-from fulcrum_pension._money import yuan
 from fulcrum_pension.content import ARTICLES
 from fulcrum_pension.home import CONTRIBUTE_URI, OVERVIEW_URI
 

@@ -15,8 +15,7 @@ import msgspec
 from fulcrum_sdk import LocalizedText as T
 from fulcrum_sdk.data import AssetClass, Holding, RiskProfile
 from fulcrum_sdk.models import RiskTolerance, risk_allows
-
-from fulcrum_wealth_checkup._money import yuan
+from fulcrum_sdk.money import yuan
 
 __all__ = [
     "ASSET_CLASSES",

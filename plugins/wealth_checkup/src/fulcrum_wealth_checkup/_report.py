@@ -8,8 +8,8 @@ Every hook that shows a score goes through here, so the scope rules live in one 
 from __future__ import annotations
 
 from fulcrum_sdk import PluginContext
+from fulcrum_sdk.localtime import local_date
 
-from fulcrum_wealth_checkup._clock import local_date
 from fulcrum_wealth_checkup.scoring import CheckUp, check_up
 
 __all__ = ["assess"]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fulcrum_sdk import PluginContext
+from fulcrum_sdk.localtime import local_date
 from fulcrum_sdk.models import risk_allows
 
-from fulcrum_wealth_checkup._clock import local_date
 from fulcrum_wealth_checkup.catalogue import Product, products
 
 __all__ = ["on_shelf"]

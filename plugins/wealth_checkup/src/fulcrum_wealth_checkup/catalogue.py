@@ -17,8 +17,7 @@ import msgspec
 from fulcrum_sdk import LocalizedText
 from fulcrum_sdk.data import AssetClass
 from fulcrum_sdk.models import RiskLevel
-
-from fulcrum_wealth_checkup._money import yuan
+from fulcrum_sdk.money import yuan
 
 __all__ = ["Product", "product", "products"]
 

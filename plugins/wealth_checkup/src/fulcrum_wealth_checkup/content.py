@@ -6,8 +6,8 @@ from datetime import datetime
 
 import msgspec
 from fulcrum_sdk import LocalizedText as T
+from fulcrum_sdk.localtime import CHINA_TZ
 
-from fulcrum_wealth_checkup._clock import CHINA_TZ
 from fulcrum_wealth_checkup.scoring import PartKey
 
 __all__ = ["ARTICLES", "Article"]

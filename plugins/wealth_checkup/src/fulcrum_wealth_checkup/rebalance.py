@@ -20,11 +20,11 @@ from fulcrum_sdk import (
     TransactionType,
     hookimpl,
 )
+from fulcrum_sdk.idempotency import run_once
+from fulcrum_sdk.localtime import local_date
 from fulcrum_sdk.models import RiskLevel, risk_allows
+from fulcrum_sdk.money import yuan
 
-from fulcrum_wealth_checkup._clock import local_date
-from fulcrum_wealth_checkup._money import yuan
-from fulcrum_wealth_checkup._once import run_once
 from fulcrum_wealth_checkup.catalogue import Product, product, products
 
 __all__ = ["REBALANCE_ORDER", "RebalanceOrder", "execute_transaction", "register_transaction_types"]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fulcrum_sdk import Action, LocalizedText, PluginContext, SearchHit, hookimpl
+from fulcrum_sdk.matching import relevance
 
-from fulcrum_wealth_checkup._match import relevance
 from fulcrum_wealth_checkup._report import assess
 from fulcrum_wealth_checkup._shelf import on_shelf
 from fulcrum_wealth_checkup.content import ARTICLES

@@ -5,7 +5,21 @@ from __future__ import annotations
 
 from fulcrum_core.data.models.consent import ConsentRow
 from fulcrum_core.data.models.impression import ImpressionRow
+from fulcrum_core.data.models.oauth_client import OAuthClientRow
+from fulcrum_core.data.models.oauth_code import OAuthCodeRow
+from fulcrum_core.data.models.oauth_refresh_token import OAuthRefreshTokenRow
+from fulcrum_core.data.models.oauth_token_family import OAuthTokenFamilyRow
 from fulcrum_core.data.models.plugin_storage import PluginCounterRow, PluginDocumentRow
 from fulcrum_core.data.models.transaction import TransactionRow
 
-__all__ = ["ConsentRow", "ImpressionRow", "PluginCounterRow", "PluginDocumentRow", "TransactionRow"]
+__all__ = [
+    "ConsentRow",
+    "ImpressionRow",
+    "OAuthClientRow",
+    "OAuthCodeRow",
+    "OAuthRefreshTokenRow",
+    "OAuthTokenFamilyRow",
+    "PluginCounterRow",
+    "PluginDocumentRow",
+    "TransactionRow",
+]

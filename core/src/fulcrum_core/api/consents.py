@@ -1,0 +1,57 @@
+"""``/v1/consents``: the customer's consents for partner plugins, listed and revoked.
+
+Revoking takes effect on the customer's next request: plugin contexts read live consents per request.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, delete, get
+from litestar.params import Parameter
+
+from fulcrum_core.api.deps import current_customer
+from fulcrum_core.data.consents import ConsentStore, ConsentView
+from fulcrum_core.runtime import runtime_of
+
+__all__ = ["ROUTES", "ConsentList", "list_consents", "revoke_consent"]
+
+
+class ConsentList(msgspec.Struct, frozen=True, kw_only=True):
+    """The customer's consents, newest first."""
+
+    consents: list[ConsentView]
+
+
+@get(
+    "/v1/consents",
+    opt={"scopes": ["consents:read"]},
+    tags=["consents"],
+    summary="Your consents",
+    sync_to_thread=True,
+)
+def list_consents(request: Request[Any, Any, Any]) -> ConsentList:
+    """Every consent the customer has given, with its status (expired ones included)."""
+    customer_ref = current_customer(request)
+    return ConsentList(consents=ConsentStore(runtime_of(request).db).list(customer_ref))
+
+
+@delete(
+    "/v1/consents/{consent_id:str}",
+    opt={"scopes": ["consents:write"]},
+    tags=["consents"],
+    summary="Revoke a consent",
+    status_code=200,
+    sync_to_thread=True,
+)
+def revoke_consent(
+    request: Request[Any, Any, Any],
+    consent_id: Annotated[str, Parameter(max_length=64, description="The consent's id")],
+) -> ConsentView:
+    """Revoke one of the customer's consents; another customer's consent is reported as not found."""
+    customer_ref = current_customer(request)
+    return ConsentStore(runtime_of(request).db).revoke(consent_id, customer_ref)
+
+
+ROUTES: list[Any] = [list_consents, revoke_consent]

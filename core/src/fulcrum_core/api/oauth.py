@@ -1,0 +1,181 @@
+"""The OAuth endpoints: authorize, token, revoke, introspect, metadata (RFC 8414) and the JWKS.
+
+They are ``public`` for the bearer-token middleware: the client authenticates to authlib (secret,
+``private_key_jwt`` or PKCE for the public app) and the customer on the consent page. Each handler
+reads the request, runs authlib in a worker thread and returns its answer unchanged; OAuth errors
+are OAuth error JSON (RFC 6749 §5.2), not problem details, as OAuth clients expect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio.to_thread
+from authlib.oauth2.rfc6749 import OAuth2Error
+from litestar import Request, Response, get, post
+
+from fulcrum_core.data.consents import ConsentStore
+from fulcrum_core.errors import BadRequest, Forbidden
+from fulcrum_core.oauth.adapter import OAuthResponse, RequestSnapshot, snapshot, to_litestar
+from fulcrum_core.oauth.authorize import ConsentPrompt, decide, prepare
+from fulcrum_core.oauth.consent_page import render_consent_page
+from fulcrum_core.oauth.metadata import server_metadata
+from fulcrum_core.oauth.server import oauth_server
+from fulcrum_core.runtime import Runtime, runtime_of
+
+__all__ = [
+    "ROUTES",
+    "authorize_decision",
+    "authorize_page",
+    "introspect",
+    "jwks",
+    "metadata",
+    "revoke",
+    "token",
+]
+
+_PUBLIC = {"public": True}
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _guarded(call: Callable[[], OAuthResponse]) -> OAuthResponse:
+    """Run an authlib call; an error raised outside authlib's own handling (e.g. plain HTTP) → its JSON."""
+    try:
+        return call()
+    except OAuth2Error as error:
+        status, body, headers = error()
+        return OAuthResponse(status=400 if status == 302 else status, body=body, headers=list(headers))
+
+
+async def _in_thread(call: Callable[[], OAuthResponse]) -> Response[bytes]:
+    return to_litestar(await anyio.to_thread.run_sync(_guarded, call))
+
+
+def _dev_login_enabled(runtime: Runtime) -> bool:
+    return runtime.settings.oauth_dev_login or runtime.settings.dev_mode
+
+
+def _demo_customers(runtime: Runtime) -> list[tuple[str, str]]:
+    """(customer number, label) of the demo customers the development login offers."""
+    listing = getattr(runtime.provider, "customers", None)
+    if not callable(listing):
+        return []
+    out = []
+    for record in listing():
+        profile = record.profile
+        out.append((record.id, f"{record.id} · {profile.segment} · {profile.branch}"))
+    return out
+
+
+@get("/oauth/authorize", opt=_PUBLIC, tags=["oauth"], summary="Authorization endpoint: the consent page")
+async def authorize_page(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Validate the authorization request and show the consent page (or answer with the OAuth error)."""
+    runtime = runtime_of(request)
+    snap = await snapshot(request, base_url=runtime.settings.issuer)
+    result = await anyio.to_thread.run_sync(_guarded_prepare, runtime, snap)
+    if isinstance(result, OAuthResponse):
+        return to_litestar(result)
+    if not _dev_login_enabled(runtime):
+        raise Forbidden(
+            "no customer login is configured; enable the development login (oauth_dev_login) in a demo",
+            code="oauth.no_login",
+        )
+    customers = await anyio.to_thread.run_sync(_demo_customers, runtime)
+    page = render_consent_page(result, action="/oauth/authorize", customers=customers)
+    return Response(content=page, media_type="text/html; charset=utf-8", headers=_NO_STORE)
+
+
+def _guarded_prepare(runtime: Runtime, snap: RequestSnapshot) -> ConsentPrompt | OAuthResponse:
+    try:
+        result: ConsentPrompt | OAuthResponse = prepare(oauth_server(runtime), snap)
+    except OAuth2Error as error:
+        _status, body, headers = error()
+        return OAuthResponse(status=400, body=body, headers=list(headers))
+    return result
+
+
+@post("/oauth/authorize", opt=_PUBLIC, tags=["oauth"], summary="The customer's decision on the consent page")
+async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Issue a code (``decision=allow``) or ``access_denied`` (``decision=deny``) to the redirect URI."""
+    runtime = runtime_of(request)
+    if not _dev_login_enabled(runtime):
+        raise Forbidden("no customer login is configured", code="oauth.no_login")
+    snap = await snapshot(request, base_url=runtime.settings.issuer)
+    form = dict(snap.form)
+    decision = form.get("decision")
+    if decision not in ("allow", "deny"):
+        raise BadRequest("decision must be 'allow' or 'deny'", field="decision")
+    customer_ref: str | None = None
+    if decision == "allow":
+        customer_ref = form.get("customer", "")
+        if not customer_ref or runtime.provider.profile(customer_ref) is None:
+            raise BadRequest("choose a known demo customer", field="customer")
+    consents = ConsentStore(runtime.db)
+
+    def call() -> OAuthResponse:
+        return decide(
+            oauth_server(runtime),
+            snap,
+            customer_ref=customer_ref,
+            consents=consents,
+            pairwise_id=runtime.contexts.pairwise_id,
+        )
+
+    return await _in_thread(call)
+
+
+@post("/oauth/token", opt=_PUBLIC, tags=["oauth"], summary="Token endpoint", status_code=200)
+async def token(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Exchange a code, a refresh token or client credentials for tokens."""
+    runtime = runtime_of(request)
+    snap = await snapshot(request, base_url=runtime.settings.issuer)
+    return await _in_thread(lambda: oauth_server(runtime).create_token_response(request=snap))
+
+
+@post("/oauth/revoke", opt=_PUBLIC, tags=["oauth"], summary="Token revocation (RFC 7009)", status_code=200)
+async def revoke(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Revoke a refresh token (and its family); unknown tokens are answered 200 as RFC 7009 requires."""
+    runtime = runtime_of(request)
+    snap = await snapshot(request, base_url=runtime.settings.issuer)
+    return await _in_thread(lambda: oauth_server(runtime).create_endpoint_response("revocation", snap))
+
+
+@post(
+    "/oauth/introspect",
+    opt=_PUBLIC,
+    tags=["oauth"],
+    summary="Token introspection (RFC 7662)",
+    status_code=200,
+)
+async def introspect(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Whether a token is active, and what it grants, for a confidential client."""
+    runtime = runtime_of(request)
+    snap = await snapshot(request, base_url=runtime.settings.issuer)
+    return await _in_thread(lambda: oauth_server(runtime).create_endpoint_response("introspection", snap))
+
+
+@get(
+    "/.well-known/oauth-authorization-server",
+    opt=_PUBLIC,
+    tags=["oauth"],
+    summary="Server metadata (RFC 8414)",
+)
+async def metadata(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Endpoints, grants, PKCE methods and scopes of this authorization server."""
+    return server_metadata(runtime_of(request).settings.issuer.rstrip("/"))
+
+
+@get(
+    "/oauth/jwks",
+    opt=_PUBLIC,
+    tags=["oauth"],
+    summary="The token signing keys (JWK Set)",
+    sync_to_thread=True,
+)
+def jwks(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The public half of every signing key; resource servers verify access tokens with these."""
+    return runtime_of(request).tokens.keys.public_jwks()
+
+
+ROUTES: list[Any] = [authorize_page, authorize_decision, token, revoke, introspect, metadata, jwks]

@@ -1,0 +1,327 @@
+"""``/registry/v1/...``: publishers submit wheels, the platform team reviews, suspends and audits.
+
+Handlers only check who acts (``registry_access``) and pass the call to ``RegistryService``; every
+rule (checks, four eyes, grants, transitions) lives in the registry library, and its errors become
+problem details in ``registry_errors``. The acting person is always the token's subject.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fulcrum_registry import InvalidInput, NewPublisher, PublisherRead, RegistryService, ReleaseRead
+from fulcrum_registry.service import DEFAULT_MAX_ARTIFACT_BYTES
+from litestar import Request, Router, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromQuery, JSONBody, PathParameter, QueryParameter
+
+from fulcrum_core.api.registry_access import (
+    PUBLISH,
+    REVIEW,
+    acting_publisher,
+    is_reviewer,
+    own_publisher,
+    staff_guard,
+)
+from fulcrum_core.api.registry_errors import registry_errors, translate
+from fulcrum_core.api.registry_models import (
+    AuditHead,
+    AuditList,
+    AuditVerdict,
+    PluginList,
+    PublisherList,
+    ReasonBody,
+    ReleaseList,
+    ReleaseView,
+    ReviewBody,
+    WheelUpload,
+)
+from fulcrum_core.errors import Forbidden
+from fulcrum_core.registry_host import registry_of
+from fulcrum_core.runtime import runtime_of
+
+__all__ = ["ROUTES"]
+
+_ANY_STAFF: dict[str, Any] = {"scopes": []}
+_REVIEW: dict[str, Any] = {"scopes": [REVIEW]}
+_PUBLISH: dict[str, Any] = {"scopes": [PUBLISH]}
+_UPLOAD_LIMIT = DEFAULT_MAX_ARTIFACT_BYTES + 1024 * 1024  # the wheel plus the multipart framing
+_MAX_ID = 2**31 - 1  # ids are 32-bit integers on every backend; larger ones cannot exist
+ReleaseId = Annotated[int, PathParameter(ge=1, le=_MAX_ID)]
+Cursor = Annotated[str | None, QueryParameter(max_length=100)]
+Limit = Annotated[int, QueryParameter(ge=1, le=100)]
+
+
+def _service(request: Request[Any, Any, Any]) -> RegistryService:
+    return registry_of(runtime_of(request)).service
+
+
+def _actor(request: Request[Any, Any, Any]) -> str:
+    return str(request.user.sub)
+
+
+def _check_visible(request: Request[Any, Any, Any], release: ReleaseRead) -> None:
+    """Reviewers see every release; a publisher only its own."""
+    if not is_reviewer(request) and release.publisher_id != own_publisher(request):
+        raise Forbidden(f"release {release.id} belongs to another publisher", code="registry.other-publisher")
+
+
+def _filters(query: dict[str, Any]) -> dict[str, Any]:
+    """The filters given, refusing NUL characters (PostgreSQL cannot compare text holding them)."""
+    for name, value in query.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise translate(InvalidInput(name, "must not contain NUL characters"))
+    return {k: v for k, v in query.items() if v is not None}
+
+
+def _view(service: RegistryService, release: ReleaseRead) -> ReleaseView:
+    try:
+        diff = service.diff(release.id)
+    except InvalidInput:  # a release whose checks failed may have no manifest to compare
+        diff = None
+    return ReleaseView(release=release, diff=diff)
+
+
+# -- publishers ------------------------------------------------------------------------------------
+
+
+@get("/publishers", opt=_ANY_STAFF, sync_to_thread=True, summary="List publishers")
+def list_publishers(request: Request[Any, Any, Any]) -> PublisherList:
+    """Every publisher, by id."""
+    with registry_errors():
+        return PublisherList(items=_service(request).list_publishers())
+
+
+@post("/publishers", opt=_REVIEW, sync_to_thread=True, summary="Create a publisher")
+def create_publisher(request: Request[Any, Any, Any], data: JSONBody[NewPublisher]) -> PublisherRead:
+    """Create a publisher (platform team only); 409 when the id is taken."""
+    with registry_errors():
+        return _service(request).create_publisher(data, actor=_actor(request))
+
+
+# -- catalogue -------------------------------------------------------------------------------------
+
+
+@get("/plugins", opt=_ANY_STAFF, sync_to_thread=True, summary="Search the plugin catalogue")
+def catalogue(
+    request: Request[Any, Any, Any],
+    text: Annotated[str | None, QueryParameter(name="q", max_length=100)] = None,
+    publisher: FromQuery[str | None] = None,
+    kind: FromQuery[str | None] = None,
+    scope_name: Annotated[str | None, QueryParameter(name="scope")] = None,
+    release_state: Annotated[str | None, QueryParameter(name="state")] = None,
+    cursor: Cursor = None,
+    limit: Limit = 20,
+) -> PluginList:
+    """Plugins matching every filter given (``q`` matches id or name), a page at a time."""
+    query = {
+        "text": text,
+        "publisher": publisher,
+        "kind": kind,
+        "scope": scope_name,
+        "state": release_state,
+        "cursor": cursor,
+        "limit": limit,
+    }
+    with registry_errors():
+        page = _service(request).catalogue(_filters(query))
+    return PluginList(items=list(page.items), next_cursor=page.next_cursor, total=page.total)
+
+
+# -- releases --------------------------------------------------------------------------------------
+
+
+@post(
+    "/releases",
+    opt=_PUBLISH,
+    sync_to_thread=True,
+    status_code=201,
+    request_max_body_size=_UPLOAD_LIMIT,
+    summary="Submit a wheel",
+)
+def submit_release(
+    request: Request[Any, Any, Any],
+    data: Annotated[WheelUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
+) -> ReleaseView:
+    """Store the wheel, run every check; the release is ``in_review`` or ``checks_failed`` (both 201)."""
+    publisher = acting_publisher(request, data.publisher or None)
+    if not data.wheel.filename:
+        raise translate(InvalidInput("wheel", "the upload has no file name"))
+    wheel = data.wheel.file.read()
+    service = _service(request)
+    with registry_errors():
+        release = service.submit(
+            wheel, filename=data.wheel.filename, publisher_id=publisher, submitted_by=_actor(request)
+        )
+        return _view(service, release)
+
+
+@get("/releases", opt=_ANY_STAFF, sync_to_thread=True, summary="List releases (the review queue)")
+def list_releases(
+    request: Request[Any, Any, Any],
+    plugin: FromQuery[str | None] = None,
+    publisher: FromQuery[str | None] = None,
+    release_state: Annotated[str | None, QueryParameter(name="state")] = None,
+    cursor: Cursor = None,
+    limit: Limit = 20,
+) -> ReleaseList:
+    """Releases oldest first; a publisher's token sees only that publisher's releases."""
+    if not is_reviewer(request):
+        publisher = acting_publisher(request, publisher)
+    query = {
+        "plugin": plugin,
+        "publisher": publisher,
+        "state": release_state,
+        "cursor": cursor,
+        "limit": limit,
+    }
+    with registry_errors():
+        page = _service(request).list_releases(_filters(query))
+    return ReleaseList(items=list(page.items), next_cursor=page.next_cursor, total=page.total)
+
+
+@get("/releases/{release_id:int}", opt=_ANY_STAFF, sync_to_thread=True, summary="One release")
+def get_release(request: Request[Any, Any, Any], release_id: ReleaseId) -> ReleaseView:
+    """The release with its checks, reviews, grant and the diff against the previous approved one."""
+    service = _service(request)
+    with registry_errors():
+        release = service.get_release(release_id)
+        _check_visible(request, release)
+        return _view(service, release)
+
+
+@post(
+    "/releases/{release_id:int}/review",
+    opt=_REVIEW,
+    sync_to_thread=True,
+    status_code=200,
+    summary="Approve or reject",
+)
+def review_release(
+    request: Request[Any, Any, Any], release_id: ReleaseId, data: JSONBody[ReviewBody]
+) -> ReleaseView:
+    """Record a decision; approval may grant fewer (optional) scopes; 403 for one's own submission."""
+    service = _service(request)
+    with registry_errors():
+        if data.decision == "approve":
+            release = service.approve(
+                release_id,
+                reviewer=_actor(request),
+                checklist=data.checklist,
+                reasons=data.reasons,
+                grant=data.grant,
+            )
+        else:
+            if data.grant is not None:
+                raise InvalidInput("grant", "only an approval grants scopes")
+            release = service.reject(
+                release_id, reviewer=_actor(request), reasons=data.reasons, checklist=data.checklist
+            )
+        return _view(service, release)
+
+
+def _move(request: Request[Any, Any, Any], release_id: int, action: str, reason: str) -> ReleaseView:
+    service = _service(request)
+    with registry_errors():
+        release = getattr(service, action)(release_id, actor=_actor(request), reason=reason)
+        return _view(service, release)
+
+
+@post(
+    "/releases/{release_id:int}/suspend",
+    opt=_REVIEW,
+    sync_to_thread=True,
+    status_code=200,
+    summary="Suspend a release (kill switch)",
+)
+def suspend_release(
+    request: Request[Any, Any, Any], release_id: ReleaseId, data: JSONBody[ReasonBody]
+) -> ReleaseView:
+    """Approved → suspended; every running host stops the plugin on its next policy poll."""
+    return _move(request, release_id, "suspend", data.reason)
+
+
+@post(
+    "/releases/{release_id:int}/resume",
+    opt=_REVIEW,
+    sync_to_thread=True,
+    status_code=200,
+    summary="Resume a suspended release",
+)
+def resume_release(
+    request: Request[Any, Any, Any], release_id: ReleaseId, data: JSONBody[ReasonBody]
+) -> ReleaseView:
+    """Suspended → approved, with the grant it had."""
+    return _move(request, release_id, "resume", data.reason)
+
+
+@post(
+    "/releases/{release_id:int}/retire",
+    opt=_REVIEW,
+    sync_to_thread=True,
+    status_code=200,
+    summary="Retire a release",
+)
+def retire_release(
+    request: Request[Any, Any, Any], release_id: ReleaseId, data: JSONBody[ReasonBody]
+) -> ReleaseView:
+    """Approved or suspended → retired, for good."""
+    return _move(request, release_id, "retire", data.reason)
+
+
+# -- audit -----------------------------------------------------------------------------------------
+
+
+@get("/audit", opt=_REVIEW, sync_to_thread=True, summary="Audit events")
+def audit_events(
+    request: Request[Any, Any, Any],
+    after: Annotated[int, QueryParameter(ge=0, le=_MAX_ID)] = 0,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    subject: Annotated[str | None, QueryParameter(max_length=200)] = None,
+) -> AuditList:
+    """Events after ``after`` in order, and the chain's head."""
+    service = _service(request)
+    with registry_errors():
+        items = service.audit_events(
+            after=after, limit=limit, subject=_filters({"subject": subject}).get("subject")
+        )
+        seq, digest = service.audit_head()
+    return AuditList(items=items, head=AuditHead(seq=seq, hash=digest))
+
+
+@get("/audit/verify", opt=_REVIEW, sync_to_thread=True, summary="Verify the audit chain")
+def verify_audit(request: Request[Any, Any, Any]) -> AuditVerdict:
+    """Walk the whole chain; ``ok`` false names the first broken row."""
+    service = _service(request)
+    with registry_errors():
+        broken = service.verify_audit_chain()
+        seq, digest = service.audit_head()
+    return AuditVerdict(
+        ok=broken is None,
+        broken_seq=broken.seq if broken else None,
+        reason=broken.reason if broken else None,
+        head=AuditHead(seq=seq, hash=digest),
+    )
+
+
+ROUTES: list[Any] = [
+    Router(
+        "/registry/v1",
+        route_handlers=[
+            list_publishers,
+            create_publisher,
+            catalogue,
+            submit_release,
+            list_releases,
+            get_release,
+            review_release,
+            suspend_release,
+            resume_release,
+            retire_release,
+            audit_events,
+            verify_audit,
+        ],
+        guards=[staff_guard],
+        tags=["registry"],
+    )
+]

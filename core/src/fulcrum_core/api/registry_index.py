@@ -1,0 +1,129 @@
+"""A PEP 503 simple package index of the approved plugin wheels: ``pip``/``uv`` install from it.
+
+``/registry/simple/`` lists projects, ``/registry/simple/{project}/`` their files (each link with a
+``#sha256=`` fragment, which installers verify), ``/registry/files/{sha256}/{filename}`` the bytes.
+Only releases that are approved and not suspended appear, so nothing unapproved can be installed
+from here; a suspended release disappears from the index on its next request.
+
+Access: these routes are public. Installers speak HTTP Basic at best, never our Bearer tokens, and a
+deployment pipeline installing approved plugins is exactly the audience. What is served is code
+that is already approved to run on the bank's hosts (no customer data, no secrets: settings come by
+reference), the index is meant for the internal network like the rest of the staff API, and what an
+attacker would want — unapproved or suspended code, reviews, the audit log — is not served here.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Annotated, Any
+
+from fulcrum_registry import RegistryService, ReleaseRead
+from litestar import Request, Response, get
+from litestar.params import FromPath, PathParameter
+from litestar.response import File
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+
+from fulcrum_core.api.registry_errors import registry_errors
+from fulcrum_core.errors import NotFound
+from fulcrum_core.registry_host import registry_of
+from fulcrum_core.runtime import runtime_of
+
+__all__ = ["ROUTES", "approved_files"]
+
+_PUBLIC: dict[str, Any] = {"public": True}
+_HTML = "text/html; charset=utf-8"
+
+
+def _project(release: ReleaseRead) -> str | None:
+    try:
+        return str(canonicalize_name(parse_wheel_filename(release.artifact.filename)[0]))
+    except InvalidWheelFilename:
+        return None
+
+
+def approved_files(service: RegistryService) -> dict[str, list[ReleaseRead]]:
+    """Normalised project name → its approved, not suspended releases (oldest first)."""
+    projects: dict[str, list[ReleaseRead]] = {}
+    cursor: str | None = None
+    while True:
+        query: dict[str, Any] = {"state": "approved", "limit": 100}
+        if cursor:
+            query["cursor"] = cursor
+        page = service.list_releases(query)
+        for release in page.items:
+            name = _project(release)
+            if name is not None:
+                projects.setdefault(name, []).append(release)
+        cursor = page.next_cursor
+        if cursor is None:
+            return projects
+
+
+def _page(title: str, links: list[str]) -> Response[str]:
+    body = "\n".join(links)
+    html = (
+        f'<!DOCTYPE html>\n<html><head><meta name="pypi:repository-version" content="1.0">'
+        f"<title>{escape(title)}</title></head>\n<body>\n{body}\n</body></html>\n"
+    )
+    return Response(html, media_type=_HTML)
+
+
+def _files(request: Request[Any, Any, Any]) -> dict[str, list[ReleaseRead]]:
+    with registry_errors():
+        return approved_files(registry_of(runtime_of(request)).service)
+
+
+@get("/registry/simple", opt=_PUBLIC, sync_to_thread=True, tags=["registry"], summary="PEP 503 project list")
+def simple_index(request: Request[Any, Any, Any]) -> Response[str]:
+    """Every project with at least one approved, not suspended release."""
+    names = sorted(_files(request))
+    return _page("Fulcrum approved plugins", [f'<a href="{escape(n)}/">{escape(n)}</a>' for n in names])
+
+
+@get(
+    "/registry/simple/{project:str}",
+    opt=_PUBLIC,
+    sync_to_thread=True,
+    tags=["registry"],
+    summary="PEP 503 project page",
+)
+def simple_project(request: Request[Any, Any, Any], project: FromPath[str]) -> Response[str]:
+    """The approved wheels of one project, each linked with its SHA-256."""
+    releases = _files(request).get(str(canonicalize_name(project)))
+    if not releases:
+        raise NotFound(f"no approved releases of {project!r}", code="registry.not-found", field="project")
+    links = [
+        f'<a href="/registry/files/{r.artifact.sha256}/{escape(r.artifact.filename)}'
+        f'#sha256={r.artifact.sha256}">{escape(r.artifact.filename)}</a>'
+        for r in releases
+    ]
+    return _page(f"Links for {project}", links)
+
+
+@get(
+    "/registry/files/{sha256:str}/{filename:str}",
+    opt=_PUBLIC,
+    sync_to_thread=True,
+    tags=["registry"],
+    summary="An approved wheel",
+)
+def download(
+    request: Request[Any, Any, Any],
+    sha256: Annotated[str, PathParameter(pattern=r"^[0-9a-f]{64}$")],
+    filename: FromPath[str],
+) -> File:
+    """The wheel's bytes, only while a release with exactly this file is approved and not suspended."""
+    service = registry_of(runtime_of(request)).service
+    live = any(
+        r.artifact.sha256 == sha256 and r.artifact.filename == filename
+        for releases in _files(request).values()
+        for r in releases
+    )
+    if not live:
+        raise NotFound("no approved release serves this file", code="registry.not-found", field="sha256")
+    with registry_errors():
+        stored = service.artifacts.get(sha256)
+    return File(stored.path, filename=filename, media_type="application/octet-stream")
+
+
+ROUTES: list[Any] = [simple_index, simple_project, download]

@@ -1,0 +1,102 @@
+"""Request and response bodies of the registry API (the service's own structs travel inside them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import msgspec
+from fulcrum_registry import PluginSummary, PublisherRead, ReleaseDiff, ReleaseRead
+from fulcrum_registry.audit import AuditEntry
+from litestar.datastructures import UploadFile
+
+__all__ = [
+    "AuditHead",
+    "AuditList",
+    "AuditVerdict",
+    "PluginList",
+    "PublisherList",
+    "ReasonBody",
+    "ReleaseList",
+    "ReleaseView",
+    "ReviewBody",
+    "WheelUpload",
+]
+
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+
+
+@dataclass
+class WheelUpload:
+    """``multipart/form-data``: the wheel file, and the publisher (default: the token's publisher)."""
+
+    wheel: UploadFile
+    publisher: str | None = None
+
+
+class ReviewBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A reviewer's decision: approve (checklist confirmed, optional narrower grant) or reject (reasons)."""
+
+    decision: Literal["approve", "reject"]
+    reasons: list[Reason] = msgspec.field(default_factory=list)
+    checklist: dict[str, bool] = msgspec.field(default_factory=dict)
+    # Approve only: the scopes granted (default: all requested); optional scopes may be left out.
+    grant: list[str] | None = None
+
+
+class ReasonBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Why a release is suspended, resumed or retired (kept in the audit log)."""
+
+    reason: Reason
+
+
+class ReleaseView(msgspec.Struct, frozen=True, kw_only=True):
+    """A release, and what it asks for beyond the previous approved release (None: no manifest)."""
+
+    release: ReleaseRead
+    diff: ReleaseDiff | None
+
+
+class ReleaseList(msgspec.Struct, frozen=True, kw_only=True):
+    """A page of releases, oldest first; pass ``next_cursor`` as ``cursor`` for the next page."""
+
+    items: list[ReleaseRead]
+    next_cursor: str | None
+    total: int
+
+
+class PluginList(msgspec.Struct, frozen=True, kw_only=True):
+    """A page of the catalogue, by plugin id."""
+
+    items: list[PluginSummary]
+    next_cursor: str | None
+    total: int
+
+
+class PublisherList(msgspec.Struct, frozen=True, kw_only=True):
+    """Every publisher."""
+
+    items: list[PublisherRead]
+
+
+class AuditHead(msgspec.Struct, frozen=True, kw_only=True):
+    """The newest audit row: record it elsewhere to detect a truncated tail later."""
+
+    seq: int
+    hash: str
+
+
+class AuditList(msgspec.Struct, frozen=True, kw_only=True):
+    """Audit events after ``after``, in order."""
+
+    items: list[AuditEntry]
+    head: AuditHead
+
+
+class AuditVerdict(msgspec.Struct, frozen=True, kw_only=True):
+    """The result of walking the whole chain: ``ok``, or the first broken row and why."""
+
+    ok: bool
+    broken_seq: int | None
+    reason: str | None
+    head: AuditHead

@@ -1,0 +1,96 @@
+"""Wiring the branch layer into the host: the approved set it validates against, and the store itself.
+
+The approved set is a callable so either source serves: the registry's approved releases when the
+host has them, or (as ``fulcrum branch check`` does) the plugins installed here. The default,
+:func:`approved_from_plugins`, reads the host's :class:`~fulcrum_core.plugins.PluginSet`: with no
+registry policy every loaded plugin counts as approved at its installed version; once the registry
+sets a policy, only the plugins it lets run do (in development mode, also those it does not know).
+A suspended plugin therefore makes the branch files naming it invalid: the last good configuration
+keeps serving and ``/readyz`` says why. Quarantined plugins are unknown.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fulcrum_core.branches.model import ApprovedPlugin
+from fulcrum_core.branches.store import ApprovedProvider, BranchConfigStore
+from fulcrum_core.plugins import LoadedPlugin, PluginPolicy, PluginSet
+from fulcrum_core.settings import Settings
+
+if TYPE_CHECKING:
+    from fulcrum_core.runtime import Runtime
+
+__all__ = ["approved_from_plugins", "attach_branches", "branch_store_of", "open_branch_store"]
+
+log = logging.getLogger("fulcrum.branches")
+_EXTRA = "branches"
+
+
+def _approved(plugin: LoadedPlugin, *, approved: bool) -> ApprovedPlugin:
+    manifest = plugin.manifest
+    return ApprovedPlugin(
+        kind=manifest.kind,
+        publisher=manifest.publisher,
+        versions=(plugin.version,) if approved else (),
+        slots=tuple(manifest.slots),
+    )
+
+
+def _is_approved(policy: Mapping[str, PluginPolicy] | None, plugin_id: str, dev_mode: bool) -> bool:
+    if policy is None:
+        return True
+    decision = policy.get(plugin_id)
+    return decision.active if decision is not None else dev_mode
+
+
+def approved_from_plugins(plugins: PluginSet, *, dev_mode: bool = False) -> ApprovedProvider:
+    """A provider of the approved set read from ``plugins``, rebuilt only when its snapshot changes."""
+    cache: list[tuple[object, Mapping[str, ApprovedPlugin]]] = []
+
+    def provide() -> Mapping[str, ApprovedPlugin]:
+        loaded, policy = plugins.loaded, plugins.policy
+        if cache and cache[0][0] is loaded:
+            return cache[0][1]
+        out = {
+            pid: _approved(p, approved=_is_approved(policy, pid, dev_mode))
+            for pid, p in loaded.items()
+        }
+        cache[:] = [(loaded, out)]
+        return out
+
+    return provide
+
+
+def open_branch_store(settings: Settings, approved: ApprovedProvider) -> BranchConfigStore | None:
+    """The loaded store over ``settings.branches_dir``; None (no branch layer) when there is no directory.
+
+    The first load happens here, so a host serves its branch configuration from the first request
+    even before its lifespan starts the reload poller.
+    """
+    directory = Path(settings.branches_dir)
+    if not directory.is_dir():
+        log.info("no branch directory at %s: every approved plugin is on for every customer", directory)
+        return None
+    store = BranchConfigStore(
+        directory,
+        approved,
+        {slot: config.capacity for slot, config in settings.slots.items()},
+        poll_interval=settings.branches_poll_seconds,
+    )
+    store.refresh()
+    return store
+
+
+def attach_branches(runtime: Runtime, store: BranchConfigStore | None) -> None:
+    """Keep ``store`` in ``runtime.extras`` for the admin and readiness routes."""
+    runtime.extras[_EXTRA] = store
+
+
+def branch_store_of(runtime: Runtime) -> BranchConfigStore | None:
+    """The runtime's branch store; None when the host runs without a branch layer."""
+    store = runtime.extras.get(_EXTRA)
+    return store if isinstance(store, BranchConfigStore) else None

@@ -1,0 +1,103 @@
+"""``fulcrum dev [PATH]``: run a local host with the plugin under development, reloading on change.
+
+The host runs in development mode on a throwaway SQLite state directory with the demo customers,
+loads only the plugin in PATH (from its working copy), prints a customer token, and shows each hook
+call of the plugin with its latency and any scope denial.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import click
+import msgspec
+import uvicorn
+from fulcrum_sdk.scopes import APP_SCOPES
+
+from fulcrum_core.auth.tokens import TokenService
+from fulcrum_core.data.provider import DemoDataProvider
+from fulcrum_core.devhost import DevError, find_dev_plugin, prepare_state
+from fulcrum_core.devhost.asgi import PACKAGE_ENV, SOURCE_ENV
+from fulcrum_core.settings import load_settings
+
+__all__ = ["dev"]
+
+DEFAULT_CUSTOMER = "c-0755-001"
+
+
+@click.command()
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--customer",
+    default=DEFAULT_CUSTOMER,
+    show_default=True,
+    metavar="ID",
+    help="The demo customer the printed token is for (see `fulcrum demo customers`).",
+)
+@click.option("--no-reload", is_flag=True, help="Do not restart when the plugin's code changes.")
+@click.pass_context
+def dev(ctx: click.Context, path: Path, port: int, customer: str, no_reload: bool) -> None:
+    """Serve the plugin project in PATH on 127.0.0.1 with demo customers; show each hook call."""
+    try:
+        plugin = find_dev_plugin(path)
+    except DevError as exc:
+        raise click.ClickException(str(exc)) from None
+    record = DemoDataProvider.from_seed().customer(customer)
+    if record is None:
+        raise click.BadParameter(
+            f"no demo customer {customer!r}; list them with `fulcrum demo customers`",
+            ctx,
+            param_hint="--customer",
+        )
+    state = Path(tempfile.mkdtemp(prefix="fulcrum-dev-"))
+    try:
+        env = {
+            "FULCRUM_STATE_DIR": str(state),
+            "FULCRUM_DATABASE_URL": f"sqlite:///{state / 'fulcrum.db'}",
+            "FULCRUM_DEV_MODE": "true",
+            # No branch layer: the plugin runs for every demo customer, whatever branches/ says.
+            "FULCRUM_BRANCHES_DIR": str(state / "no-branches"),
+            SOURCE_ENV: str(plugin.source_root),
+            PACKAGE_ENV: plugin.package,
+        }
+        os.environ.update(env)  # the server process (and each reload) builds its settings from these
+        config_file = (ctx.find_root().obj or {}).get("config_file")
+        if config_file:
+            os.environ["FULCRUM_CONFIG"] = config_file
+        try:
+            settings = load_settings(dev_mode=True)
+        except (msgspec.ValidationError, msgspec.DecodeError, OSError) as exc:
+            raise click.ClickException(f"cannot load settings: {exc}") from exc
+        consented = prepare_state(settings, plugin.manifest, customer)
+        token = TokenService.from_settings(settings).issue(customer, sorted(APP_SCOPES), kind="customer")
+        base = f"http://127.0.0.1:{port}"
+        click.echo(f"Plugin {plugin.manifest.id} from {plugin.package_dir} (development mode)")
+        click.echo(f"State (deleted on exit): {state}")
+        click.echo(
+            f"Customer: {customer} {record.name} (persona {record.persona}, branch {record.profile.branch})"
+        )
+        if consented:
+            click.echo(f"Consent recorded for: {', '.join(sorted(consented))}")
+        click.echo(f"Token: {token}")
+        click.echo(f'Try: curl -H "Authorization: Bearer $TOKEN" {base}/v1/home')
+        click.echo(
+            f"A new token (they last {settings.access_token_ttl_seconds} s): "
+            f"FULCRUM_STATE_DIR={state} fulcrum token issue --customer {customer}"
+        )
+        click.echo("Each hook call of the plugin is shown below as [hook] plugin hook outcome latency.")
+        uvicorn.run(
+            "fulcrum_core.devhost.asgi:dev_app_factory",
+            factory=True,
+            host="127.0.0.1",
+            port=port,
+            reload=not no_reload,
+            reload_dirs=[str(plugin.package_dir)] if not no_reload else None,
+            log_level="info",
+            access_log=False,
+        )
+    finally:
+        shutil.rmtree(state, ignore_errors=True)

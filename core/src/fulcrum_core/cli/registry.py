@@ -1,0 +1,361 @@
+"""``fulcrum registry``: publishers, submit, list, show, review, approve, reject, suspend, resume, audit.
+
+The commands talk to the registry's database directly through ``RegistryService`` (the settings'
+``database_url`` and ``registry_artifacts_dir``), not to the HTTP API: they work offline, on a host
+where the server is not running, and in scripts that prepare an environment. Whoever can run them
+already holds the database credentials, which is more than any token grants, so there is no token
+to check; ``--as NAME`` says who acts, and every change is recorded under that name in the audit
+chain. The registry's own rules still apply (four eyes, two approvers, legal transitions). People
+without database access use the HTTP API with a staff token instead.
+
+Output is for people by default; ``--json`` prints the service's structs as JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import msgspec
+from fulcrum_registry import REVIEW_CHECKLIST, RegistryError, RegistryService, ReleaseDiff, ReleaseRead
+
+from fulcrum_core.data.db import Database
+from fulcrum_core.registry_host.host import open_registry
+from fulcrum_core.settings import load_settings
+
+__all__ = ["registry"]
+
+T = TypeVar("T")
+
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+_actor_option = click.option("--as", "actor", required=True, metavar="NAME", help="Who acts (audited).")
+
+
+@contextmanager
+def _service(ctx: click.Context) -> Iterator[RegistryService]:
+    config_file = (ctx.find_root().obj or {}).get("config_file")
+    try:
+        settings = load_settings(config_file=config_file)
+    except (msgspec.ValidationError, msgspec.DecodeError, OSError) as exc:
+        raise click.ClickException(f"cannot load settings: {exc}") from exc
+    db = Database(settings.resolved_database_url())
+    try:
+        yield open_registry(settings, db)
+    except RegistryError as exc:
+        raise click.ClickException(exc.detail) from exc
+    finally:
+        db.dispose()
+
+
+def _emit(value: Any, as_json: bool, text: Callable[[], str]) -> None:
+    if as_json:
+        click.echo(msgspec.json.format(msgspec.json.encode(value), indent=2))
+    else:
+        click.echo(text())
+
+
+def _diff_text(diff: ReleaseDiff | None) -> list[str]:
+    if diff is None:
+        return ["diff: (no manifest to compare)"]
+    base = (
+        f"{diff.baseline_version} (release {diff.baseline_release_id})" if diff.baseline_version else "none"
+    )
+    lines = [f"diff against the previous approved release: {base}"]
+    for label, items in (
+        ("new scopes", diff.added_scopes),
+        ("new HIGH-sensitivity scopes", diff.added_high_sensitivity_scopes),
+        ("dropped scopes", diff.removed_scopes),
+        ("new slots", diff.added_slots),
+        ("new transaction types", diff.added_transaction_types),
+        ("new hooks", diff.added_hooks),
+    ):
+        if items:
+            lines.append(f"  {label}: {', '.join(items)}")
+    if diff.is_empty:
+        lines.append("  nothing added or removed")
+    return lines
+
+
+def _release_text(release: ReleaseRead, diff: ReleaseDiff | None = None, *, full: bool = False) -> str:
+    head = (
+        f"release {release.id}: {release.plugin_id or '?'} {release.version} [{release.state}] "
+        f"publisher {release.publisher_id}, submitted by {release.submitted_by}"
+    )
+    if not full:
+        return head
+    lines = [head, f"artifact {release.artifact.filename} sha256={release.artifact.sha256}"]
+    lines.append("checks:")
+    for check in release.checks:
+        lines.append(f"  {check.status:<7} {check.id}")
+        lines += [f"          {detail}" for detail in getattr(check, "details", ())]
+    lines.append(
+        f"requested: required {', '.join(release.requested.required) or '-'}; "
+        f"optional {', '.join(release.requested.optional) or '-'}"
+    )
+    if release.granted_scopes is not None:
+        lines.append(f"granted: {', '.join(release.granted_scopes) or '-'}")
+    lines.append(f"approvals: {', '.join(release.approvals) or 'none'} of {release.approvals_needed} needed")
+    for review in release.reviews:
+        lines.append(f"  {review.reviewer} {review.decision}: {'; '.join(review.reasons) or '-'}")
+    if diff is not None or release.manifest is not None:
+        lines += _diff_text(diff)
+    return "\n".join(lines)
+
+
+def _diff_or_none(service: RegistryService, release_id: int) -> ReleaseDiff | None:
+    try:
+        return service.diff(release_id)
+    except RegistryError:
+        return None
+
+
+@click.group()
+def registry() -> None:
+    """The plugin registry, straight on the database (see ``--help`` of each command)."""
+
+
+def _verified(flag: bool) -> str:
+    return "verified" if flag else "unverified"
+
+
+@registry.command()
+@_json_option
+@click.pass_context
+def publishers(ctx: click.Context, as_json: bool) -> None:
+    """List the publishers."""
+    with _service(ctx) as service:
+        found = service.list_publishers()
+    _emit(
+        found,
+        as_json,
+        lambda: (
+            "\n".join(
+                f"{p.id:<20} {p.kind:<10} {_verified(p.verified):<10} {p.name}  <{p.contact}>" for p in found
+            )
+            or "no publishers"
+        ),
+    )
+
+
+@registry.command("add-publisher")
+@click.argument("publisher_id", metavar="ID")
+@click.option("--name", required=True, help="Display name (zh-CN).")
+@click.option("--name-en", default=None, help="English display name.")
+@click.option("--kind", type=click.Choice(["department", "branch", "partner"]), required=True)
+@click.option("--contact", required=True, help="An e-mail address that reaches the owner.")
+@click.option("--verified", is_flag=True, help="The platform team checked who they are.")
+@_actor_option
+@_json_option
+@click.pass_context
+def add_publisher(
+    ctx: click.Context,
+    publisher_id: str,
+    name: str,
+    name_en: str | None,
+    kind: str,
+    contact: str,
+    verified: bool,
+    actor: str,
+    as_json: bool,
+) -> None:
+    """Create a publisher (the platform team's job)."""
+    new = {
+        "id": publisher_id,
+        "name": name,
+        "name_en": name_en,
+        "kind": kind,
+        "contact": contact,
+        "verified": verified,
+    }
+    with _service(ctx) as service:
+        created = service.create_publisher({k: v for k, v in new.items() if v is not None}, actor=actor)
+    _emit(created, as_json, lambda: f"publisher {created.id} created ({created.kind})")
+
+
+@registry.command()
+@click.argument("wheel", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--publisher", required=True, metavar="ID", help="The publisher submitting it.")
+@_actor_option
+@_json_option
+@click.pass_context
+def submit(ctx: click.Context, wheel: Path, publisher: str, actor: str, as_json: bool) -> None:
+    """Submit a built wheel: store it, run every check, file it for review."""
+    with _service(ctx) as service:
+        release = service.submit(
+            wheel.read_bytes(), filename=wheel.name, publisher_id=publisher, submitted_by=actor
+        )
+        diff = _diff_or_none(service, release.id)
+    _emit(release, as_json, lambda: _release_text(release, diff, full=True))
+    if release.state == "checks_failed":
+        ctx.exit(1)
+
+
+@registry.command("list")
+@click.option("--state", default=None, help="Only releases in this state.")
+@click.option("--plugin", default=None, metavar="ID")
+@click.option("--publisher", default=None, metavar="ID")
+@click.option("--limit", type=click.IntRange(1, 100), default=50, show_default=True)
+@_json_option
+@click.pass_context
+def list_(
+    ctx: click.Context,
+    state: str | None,
+    plugin: str | None,
+    publisher: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List releases, oldest first (the review queue with --state in_review)."""
+    query = {k: v for k, v in {"state": state, "plugin": plugin, "publisher": publisher}.items() if v}
+    with _service(ctx) as service:
+        page = service.list_releases({**query, "limit": limit})
+    _emit(page, as_json, lambda: "\n".join(_release_text(r) for r in page.items) or "no releases")
+
+
+@registry.command()
+@click.argument("release_id", type=int)
+@_json_option
+@click.pass_context
+def show(ctx: click.Context, release_id: int, as_json: bool) -> None:
+    """A release with its checks, reviews, grant and diff."""
+    with _service(ctx) as service:
+        release = service.get_release(release_id)
+        diff = _diff_or_none(service, release_id)
+    _emit({"release": release, "diff": diff}, as_json, lambda: _release_text(release, diff, full=True))
+
+
+@registry.command()
+@click.argument("release_id", type=int)
+@_json_option
+@click.pass_context
+def review(ctx: click.Context, release_id: int, as_json: bool) -> None:
+    """What a reviewer needs: the release, what it adds since the last approval, and the checklist."""
+    with _service(ctx) as service:
+        release = service.get_release(release_id)
+        diff = _diff_or_none(service, release_id)
+
+    def text() -> str:
+        items = [f"  [ ] {key}: {label}" for key, label in REVIEW_CHECKLIST.items()]
+        return "\n".join([_release_text(release, diff, full=True), "checklist (approve --confirm):", *items])
+
+    _emit({"release": release, "diff": diff, "checklist": dict(REVIEW_CHECKLIST)}, as_json, text)
+
+
+@registry.command()
+@click.argument("release_id", type=int)
+@_actor_option
+@click.option(
+    "--grant",
+    "grants",
+    multiple=True,
+    metavar="SCOPE",
+    help="Grant only these scopes (repeat); default: everything requested.",
+)
+@click.option("--reason", "reasons", multiple=True, help="A note for the record (repeatable).")
+@click.option("--confirm", is_flag=True, help="Confirm every checklist item (see `review ID`).")
+@_json_option
+@click.pass_context
+def approve(
+    ctx: click.Context,
+    release_id: int,
+    actor: str,
+    grants: tuple[str, ...],
+    reasons: tuple[str, ...],
+    confirm: bool,
+    as_json: bool,
+) -> None:
+    """Approve a release in review (a second reviewer is needed for high-sensitivity scopes)."""
+    if not confirm:
+        raise click.UsageError("approving confirms the review checklist: pass --confirm after `review ID`")
+    with _service(ctx) as service:
+        release = service.approve(
+            release_id,
+            reviewer=actor,
+            checklist=dict.fromkeys(REVIEW_CHECKLIST, True),
+            reasons=reasons,
+            grant=list(grants) if grants else None,
+        )
+    _emit(release, as_json, lambda: _release_text(release, full=True))
+
+
+@registry.command()
+@click.argument("release_id", type=int)
+@_actor_option
+@click.option("--reason", "reasons", multiple=True, required=True, help="Why (repeatable; at least one).")
+@_json_option
+@click.pass_context
+def reject(ctx: click.Context, release_id: int, actor: str, reasons: tuple[str, ...], as_json: bool) -> None:
+    """Reject a release in review, with reasons the publisher can act on."""
+    with _service(ctx) as service:
+        release = service.reject(release_id, reviewer=actor, reasons=reasons)
+    _emit(release, as_json, lambda: _release_text(release))
+
+
+def _transition(name: str, doc: str) -> click.Command:
+    @click.argument("release_id", type=int)
+    @_actor_option
+    @click.option("--reason", required=True, help="Why (kept in the audit log).")
+    @_json_option
+    @click.pass_context
+    def command(ctx: click.Context, release_id: int, actor: str, reason: str, as_json: bool) -> None:
+        with _service(ctx) as service:
+            release = getattr(service, name)(release_id, actor=actor, reason=reason)
+        _emit(release, as_json, lambda: _release_text(release))
+
+    command.__doc__ = doc
+    return registry.command(name)(command)
+
+
+_transition("suspend", "Kill switch: approved → suspended (running hosts stop it within seconds).")
+_transition("resume", "Suspended → approved, with the grant it had.")
+_transition("retire", "Approved or suspended → retired, for good.")
+
+
+@registry.group(invoke_without_command=True)
+@click.option("--after", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option("--subject", default=None, help="Only events about this subject (e.g. release:3).")
+@_json_option
+@click.pass_context
+def audit(ctx: click.Context, after: int, limit: int, subject: str | None, as_json: bool) -> None:
+    """Print audit events; ``audit verify`` checks the whole hash chain."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with _service(ctx) as service:
+        events = service.audit_events(after=after, limit=limit, subject=subject)
+    _emit(
+        events,
+        as_json,
+        lambda: (
+            "\n".join(
+                f"{e.seq:>6} {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<16} {e.action:<20} {e.subject}"
+                for e in events
+            )
+            or "no events"
+        ),
+    )
+
+
+@audit.command()
+@_json_option
+@click.pass_context
+def verify(ctx: click.Context, as_json: bool) -> None:
+    """Walk the audit chain; exit 1 and name the first broken row when it does not hold."""
+    with _service(ctx) as service:
+        broken = service.verify_audit_chain()
+        seq, digest = service.audit_head()
+    verdict = {"ok": broken is None, "broken": broken, "head": {"seq": seq, "hash": digest}}
+    _emit(
+        verdict,
+        as_json,
+        lambda: (
+            f"audit chain intact: {seq} events, head {digest}"
+            if broken is None
+            else f"audit chain BROKEN at row {broken.seq}: {broken.reason}"
+        ),
+    )
+    if broken is not None:
+        ctx.exit(1)

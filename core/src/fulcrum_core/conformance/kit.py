@@ -1,0 +1,161 @@
+"""Run the conformance kit on a plugin project: build its wheel, check it, and call its hooks.
+
+The wheel checks are :func:`fulcrum_registry.checks.check_wheel` — the very functions the registry
+runs on submission — with no database: no earlier releases, and the submitter taken to be the
+manifest's own publisher. The hook checks are :func:`fulcrum_sdk.conformance.run_conformance`, run in
+a fresh interpreter on the unpacked wheel, so the plugin runs from the artifact the registry will
+receive and a plugin that hangs or crashes cannot take the command with it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+from fulcrum_registry.checks import CheckContext, CheckResult, check_wheel
+from fulcrum_sdk.conformance import DEFAULT_DEADLINES_MS, ConformanceResult
+from fulcrum_sdk.errors import ManifestError
+from fulcrum_sdk.manifest import Manifest, manifest_from_wheel
+
+from fulcrum_core.conformance.build import BuildError, build_wheel, unpack_wheel
+
+__all__ = ["KitCheck", "KitError", "KitReport", "run_kit"]
+
+Status = Literal["passed", "failed", "skipped"]
+_GATES = ("wheel.well_formed", "manifest.present_and_valid", "entry_point.matches_id")
+
+
+class KitError(Exception):
+    """The kit could not run at all (no project, no uv, the build failed); the message says why."""
+
+
+class KitCheck(msgspec.Struct, frozen=True, kw_only=True):
+    """One check of the kit: ``source`` is ``registry`` (submission checks) or ``hooks`` (behaviour)."""
+
+    source: Literal["registry", "hooks"]
+    id: str
+    status: Status
+    message: str
+    fix: str | None = None
+    details: tuple[str, ...] = ()
+
+
+class KitReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``fulcrum plugin check`` found: the wheel it built and every check in order."""
+
+    project: str
+    wheel: str
+    plugin_id: str | None
+    checks: tuple[KitCheck, ...]
+
+    @property
+    def passed(self) -> bool:
+        """True when no check failed (skipped checks do not fail the kit)."""
+        return all(c.status != "failed" for c in self.checks)
+
+
+def _kit_check(source: Literal["registry", "hooks"], r: CheckResult | ConformanceResult) -> KitCheck:
+    return KitCheck(source=source, id=r.id, status=r.status, message=r.message, fix=r.fix, details=r.details)
+
+
+def _hooks_failed(check_id: str, message: str, fix: str, details: list[str]) -> KitCheck:
+    return KitCheck(
+        source="hooks", id=check_id, status="failed", message=message, fix=fix, details=tuple(details)
+    )
+
+
+def _run_hooks(
+    manifest: Manifest, site: Path, deadlines: Mapping[str, int], timeout_s: float
+) -> tuple[KitCheck, ...]:
+    command = [sys.executable, "-m", "fulcrum_sdk.conformance", manifest.id, "--path", str(site)]
+    command += [f"--deadline={hook}={ms}" for hook, ms in sorted(deadlines.items())]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    try:
+        ran = subprocess.run(  # noqa: S603 - this interpreter running the SDK's own module
+            command, env=env, capture_output=True, timeout=timeout_s, check=False, cwd=site
+        )
+    except subprocess.TimeoutExpired:
+        return (
+            _hooks_failed(
+                "plugin.loads",
+                f"the hook checks did not finish within {timeout_s:.0f} s",
+                "make sure importing the plugin and each hook call return promptly",
+                [],
+            ),
+        )
+    if ran.returncode != 0:
+        tail = ran.stderr.decode(errors="replace").strip().splitlines()[-8:]
+        return (
+            _hooks_failed(
+                "plugin.loads",
+                "the plugin could not be imported and called from its wheel",
+                "depend on fulcrum-sdk only (or vendor what you need) and make importing the package "
+                "free of side effects; the details show the error",
+                tail,
+            ),
+        )
+    results = msgspec.json.decode(ran.stdout, type=tuple[ConformanceResult, ...])
+    loads = KitCheck(
+        source="hooks",
+        id="plugin.loads",
+        status="passed",
+        message="the plugin imports from its wheel through its entry point",
+    )
+    return (loads, *(_kit_check("hooks", r) for r in results))
+
+
+def run_kit(
+    project: str | Path,
+    *,
+    deadlines: Mapping[str, int] | None = None,
+    timeout_s: float = 300,
+) -> KitReport:
+    """Build ``project`` (a plugin project directory) and run every check; raises :class:`KitError`
+    only when the kit cannot run — a failing plugin is a report with failed checks."""
+    root = Path(project).resolve()
+    if not root.is_dir():
+        raise KitError(f"{project} is not a directory: pass the plugin project's directory")
+    with tempfile.TemporaryDirectory(prefix="fulcrum-check-") as tmp:
+        try:
+            wheel = build_wheel(root, Path(tmp) / "dist", timeout_s=timeout_s)
+        except BuildError as exc:
+            raise KitError(str(exc)) from None
+        try:
+            manifest: Manifest | None = manifest_from_wheel(wheel)
+        except ManifestError:
+            manifest = None  # the registry's checks say what is wrong with it
+        context = (
+            CheckContext(publisher_id=manifest.publisher, publisher_kind=manifest.kind)
+            if manifest is not None
+            else CheckContext()
+        )
+        registry = tuple(_kit_check("registry", r) for r in check_wheel(wheel, context))
+        gates_failed = [c.id for c in registry if c.id in _GATES and c.status != "passed"]
+        if manifest is None or gates_failed:
+            why = "the wheel failed " + (", ".join(gates_failed) or "manifest.present_and_valid")
+            hooks: tuple[KitCheck, ...] = (
+                KitCheck(
+                    source="hooks",
+                    id="plugin.loads",
+                    status="skipped",
+                    message=f"not run: {why}",
+                    details=(why,),
+                ),
+            )
+        else:
+            site = unpack_wheel(wheel, Path(tmp) / "site")
+            limits = {**DEFAULT_DEADLINES_MS, **(deadlines or {})}
+            hooks = _run_hooks(manifest, site, limits, timeout_s)
+        return KitReport(
+            project=str(root),
+            wheel=wheel.name,
+            plugin_id=manifest.id if manifest else None,
+            checks=registry + hooks,
+        )

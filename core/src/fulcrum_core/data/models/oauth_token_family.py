@@ -1,0 +1,28 @@
+"""The ``oauth_token_families`` table: one row per authorization, the lock and kill switch of its tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fulcrum_core.data.base import CoreBase
+from fulcrum_core.data.types import UTCDateTime
+
+__all__ = ["OAuthTokenFamilyRow"]
+
+
+class OAuthTokenFamilyRow(CoreBase):
+    """A refresh-token family, started by a code. Once ``revoked_at`` is set no token joins it again.
+
+    Issuing into a family locks its row first, and revoking updates it first, so a token issued
+    concurrently with a revocation is either revoked with the rest or refused.
+    """
+
+    __tablename__ = "oauth_token_families"
+
+    family_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -1,0 +1,94 @@
+"""The breaker and bulkhead of every plugin × hook, made on first use from settings.
+
+Each hook's breaker counts a call slower than the hook's deadline as slow
+(:meth:`BreakerConfig.for_deadline`); each bulkhead holds ``settings.bulkhead_size`` calls. Breaker
+state changes go to the listeners (metrics, logs). Like the breaker and bulkhead themselves, this
+belongs to one event loop and is used from its thread only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from fulcrum_core.dispatch.breaker import BreakerConfig, BreakerSnapshot, CircuitBreaker, StateTransition
+from fulcrum_core.dispatch.bulkhead import Bulkhead
+from fulcrum_core.dispatch.clock import MONOTONIC, Clock
+
+__all__ = ["Guard", "Guards"]
+
+log = logging.getLogger("fulcrum.dispatch")
+
+
+class Guard:
+    """The breaker and bulkhead of one plugin × hook."""
+
+    __slots__ = ("breaker", "bulkhead", "hook", "plugin")
+
+    def __init__(self, plugin: str, hook: str, breaker: CircuitBreaker, bulkhead: Bulkhead) -> None:
+        self.plugin = plugin
+        self.hook = hook
+        self.breaker = breaker
+        self.bulkhead = bulkhead
+
+    def admit(self) -> str | None:
+        """``None`` when the call may run (a bulkhead place is then taken), else why not."""
+        if not self.breaker.try_acquire():
+            return "circuit breaker open"
+        if not self.bulkhead.try_enter():
+            self.breaker.release()
+            return f"bulkhead full ({self.bulkhead.max_concurrent} calls in flight)"
+        return None
+
+
+def _log_transition(event: StateTransition) -> None:
+    log.warning("breaker %s: %s → %s", event.breaker, event.from_state, event.to_state)
+
+
+class Guards:
+    """Every ``Guard``, by (plugin id, hook)."""
+
+    def __init__(
+        self,
+        config: BreakerConfig,
+        deadline_s: Callable[[str], float],
+        bulkhead_size: int,
+        *,
+        clock: Clock = MONOTONIC,
+        listeners: Iterable[Callable[[StateTransition], None]] = (),
+    ) -> None:
+        self._config = config
+        self._deadline_s = deadline_s
+        self._bulkhead_size = bulkhead_size
+        # Breakers made from now on read this clock (tests swap in a VirtualClock before the first call).
+        self.clock = clock
+        self._listeners = [_log_transition, *listeners]
+        self._by_key: dict[tuple[str, str], Guard] = {}
+
+    def get(self, plugin: str, hook: str) -> Guard:
+        """The guard of ``plugin`` × ``hook`` (made on first use)."""
+        guard = self._by_key.get((plugin, hook))
+        if guard is None:
+            name = f"{plugin}:{hook}"
+            breaker = CircuitBreaker(
+                name, self._config.for_deadline(self._deadline_s(hook)), clock=self.clock,
+                listeners=self._listeners,
+            )
+            guard = self._by_key[(plugin, hook)] = Guard(
+                plugin, hook, breaker, Bulkhead(self._bulkhead_size, name=name)
+            )
+        return guard
+
+    def add_listener(self, listener: Callable[[StateTransition], None]) -> None:
+        """Tell ``listener`` about every later breaker transition, of existing and future breakers."""
+        self._listeners.append(listener)
+        for guard in self._by_key.values():
+            guard.breaker.add_listener(listener)
+
+    def snapshot(self) -> list[BreakerSnapshot]:
+        """Every breaker's state, sorted by name."""
+        return sorted((g.breaker.snapshot() for g in self._by_key.values()), key=lambda s: s.name)
+
+    def all(self) -> list[Guard]:
+        """Every guard made so far."""
+        return list(self._by_key.values())

@@ -1,0 +1,159 @@
+"""The litestar side of authlib: requests in, responses out, with no framework object crossing over.
+
+Handlers read the request (an ``await``) into an immutable :class:`RequestSnapshot`, hand it to the
+synchronous authlib server in a worker thread, and turn the :class:`OAuthResponse` it returns into a
+litestar ``Response``. authlib never touches litestar, and the event loop never runs authlib.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
+from litestar import Request, Response
+
+__all__ = ["Headers", "OAuthResponse", "RequestSnapshot", "SnapshotRequest", "snapshot", "to_litestar"]
+
+_FORM = "application/x-www-form-urlencoded"
+_MAX_BODY = 64 * 1024
+
+
+class Headers(dict[str, str]):
+    """Request headers with case-insensitive lookup (authlib asks for ``Authorization``)."""
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__((k.lower(), v) for k, v in items)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key.lower() if isinstance(key, str) else key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+
+@dataclass(frozen=True)
+class RequestSnapshot:
+    """What authlib needs of an HTTP request: method, URL, headers and the decoded parameters."""
+
+    method: str
+    url: str
+    headers: Headers
+    query: tuple[tuple[str, str], ...]
+    form: tuple[tuple[str, str], ...]
+
+
+async def snapshot(request: Request[Any, Any, Any], *, base_url: str | None = None) -> RequestSnapshot:
+    """Read ``request`` once; form bodies are parsed keeping repeated keys (authlib refuses those).
+
+    ``base_url`` (the issuer) replaces the scheme and host the request arrived with: behind a
+    TLS-terminating proxy the server sees ``http``, while authlib rightly insists on ``https``.
+    """
+    body = b""
+    if request.method == "POST":
+        body = await request.body()
+    form: list[tuple[str, str]] = []
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if body and content_type == _FORM and len(body) <= _MAX_BODY:
+        form = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+    raw_query = request.scope.get("query_string", b"").decode("latin-1")
+    query = parse_qsl(raw_query, keep_blank_values=True)
+    url = str(request.url)
+    if base_url is not None:
+        url = base_url.rstrip("/") + request.url.path + (f"?{raw_query}" if raw_query else "")
+    return RequestSnapshot(
+        method=request.method,
+        url=url,
+        headers=Headers(request.headers.items()),
+        query=tuple(query),
+        form=tuple(form),
+    )
+
+
+class _Params(dict[str, str]):
+    """A read-only view of the first value of each parameter (what authlib's ``.get`` expects)."""
+
+    @classmethod
+    def of(cls, pairs: tuple[tuple[str, str], ...]) -> _Params:
+        params = cls()
+        for key, value in pairs:
+            params.setdefault(key, value)
+        return params
+
+
+class _Payload(OAuth2Payload):  # type: ignore[misc]
+    def __init__(self, snap: RequestSnapshot) -> None:
+        # Like a web form's ``values``: query then body, the body winning on a clash.
+        self._data = {**_Params.of(snap.query), **_Params.of(snap.form)}
+        self._datalist: defaultdict[str, list[str]] = defaultdict(list)
+        for key, value in (*snap.query, *snap.form):
+            self._datalist[key].append(value)
+
+    @property
+    def data(self) -> dict[str, str]:
+        return self._data
+
+    @property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        return self._datalist
+
+
+class SnapshotRequest(OAuth2Request):  # type: ignore[misc]
+    """authlib's ``OAuth2Request`` over a :class:`RequestSnapshot`."""
+
+    def __init__(self, snap: RequestSnapshot) -> None:
+        super().__init__(method=snap.method, uri=snap.url, headers=snap.headers)
+        self.snapshot = snap
+        self.payload = _Payload(snap)
+        self._args = _Params.of(snap.query)
+        self._form = _Params.of(snap.form)
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._args
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+
+@dataclass
+class OAuthResponse:
+    """authlib's ``(status, body, headers)``; ``location`` is what the RFC 9207 extension rewrites."""
+
+    status: int
+    body: Any
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def location(self) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == "location":
+                return value
+        return None
+
+    @location.setter
+    def location(self, value: str) -> None:
+        self.headers = [(k, v) for k, v in self.headers if k.lower() != "location"] + [("Location", value)]
+
+
+def to_litestar(response: OAuthResponse) -> Response[bytes]:
+    """The litestar response for an authlib answer; JSON bodies stay byte-for-byte what authlib built."""
+    headers = dict(response.headers)
+    body = response.body
+    if isinstance(body, dict):
+        content = json.dumps(body).encode()
+        headers.setdefault("Content-Type", "application/json")
+    elif isinstance(body, str):
+        content = body.encode()
+    else:
+        content = body or b""
+    media_type = headers.pop("Content-Type", None) or headers.pop("content-type", None) or "text/plain"
+    return Response(content=content, status_code=response.status, headers=headers, media_type=media_type)

@@ -1,0 +1,114 @@
+"""The authorization endpoint's two steps, synchronous (they run in a worker thread).
+
+``prepare`` validates the request and returns what the consent page shows, or the OAuth error to
+answer. ``decide`` re-validates, records the consent a partner plugin needs, and issues the code
+(or ``access_denied``). Errors go back to the client's redirect URI only once that URI is known to
+be registered; before that they are shown to the user, never redirected (RFC 6749 §4.1.2.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Final
+
+import msgspec
+from authlib.oauth2.rfc6749 import OAuth2Error
+from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES
+
+from fulcrum_core.data.consents import ConsentStore
+from fulcrum_core.data.types import utcnow
+from fulcrum_core.oauth.adapter import OAuthResponse, RequestSnapshot, SnapshotRequest
+from fulcrum_core.oauth.clients import OAuthClient
+from fulcrum_core.oauth.grants import ResourceOwner
+from fulcrum_core.oauth.server import FulcrumAuthorizationServer
+
+__all__ = ["CONSENT_TTL", "ConsentPrompt", "decide", "prepare"]
+
+CONSENT_TTL: Final = timedelta(days=180)
+"""How long a consent given through the authorization flow lasts."""
+
+ROUND_TRIP: Final = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+)
+"""The authorization request's parameters, carried through the consent form unchanged."""
+
+
+class ConsentPrompt(msgspec.Struct, frozen=True, kw_only=True):
+    """What the consent page shows: the client, the scopes it asks for and the parameters to resubmit."""
+
+    client: OAuthClient
+    scopes: tuple[str, ...]
+    params: dict[str, str]
+
+
+def _validated(server: FulcrumAuthorizationServer, snap: RequestSnapshot) -> tuple[SnapshotRequest, Any]:
+    request = SnapshotRequest(snap)
+    grant = server.get_consent_grant(request=request, end_user=None)
+    return request, grant
+
+
+def _error(server: FulcrumAuthorizationServer, request: SnapshotRequest, error: OAuth2Error) -> OAuthResponse:
+    if error.redirect_uri is None:
+        # The redirect URI is unknown or unregistered: answer the user agent directly.
+        status, body, headers = error()
+        return OAuthResponse(status=400 if status == 302 else status, body=body, headers=list(headers))
+    return server.error_response(request, error)
+
+
+def prepare(server: FulcrumAuthorizationServer, snap: RequestSnapshot) -> ConsentPrompt | OAuthResponse:
+    """Validate an authorization request: the consent prompt, or the OAuth error response."""
+    request = SnapshotRequest(snap)
+    try:
+        request, grant = _validated(server, snap)
+    except OAuth2Error as error:
+        return _error(server, request, error)
+    params = {k: request.payload.data[k] for k in ROUND_TRIP if request.payload.data.get(k)}
+    return ConsentPrompt(client=grant.client, scopes=tuple(request.scope.split()), params=params)
+
+
+def decide(
+    server: FulcrumAuthorizationServer,
+    snap: RequestSnapshot,
+    *,
+    customer_ref: str | None,
+    consents: ConsentStore,
+    pairwise_id: Callable[[str, str], str],
+) -> OAuthResponse:
+    """The customer's answer: ``customer_ref`` allowed the request, or ``None`` refused it."""
+    request = SnapshotRequest(snap)
+    try:
+        request, grant = _validated(server, snap)
+    except OAuth2Error as error:
+        return _error(server, request, error)
+    client: OAuthClient = grant.client
+    owner: ResourceOwner | None = None
+    if customer_ref is not None:
+        owner = ResourceOwner(customer_ref, "customer")
+        if client.kind == "plugin" and client.plugin_id is not None:
+            data_scopes = sorted(set(request.scope.split()) & CUSTOMER_DATA_SCOPES)
+            if data_scopes:
+                # The new consent supersedes older live ones, so one DELETE really ends the access.
+                for earlier in consents.list(customer_ref):
+                    if earlier.plugin_id == client.plugin_id and earlier.status in ("awaiting", "authorised"):
+                        consents.revoke(earlier.id, customer_ref)
+                consents.grant(
+                    customer_ref,
+                    client.plugin_id,
+                    data_scopes,
+                    purpose=f"授权{client.name_zh}使用所选数据 / allow {client.name_en or client.client_id}",
+                    expires_at=utcnow() + CONSENT_TTL,
+                )
+            if client.is_partner:
+                # Partners never learn the bank's customer number.
+                owner = ResourceOwner(pairwise_id(client.plugin_id, customer_ref), "customer")
+    response: OAuthResponse = server.create_authorization_response(
+        request=request, grant_user=owner, grant=grant
+    )
+    return response

@@ -1,0 +1,57 @@
+"""The consent page: who asks, for which scopes and what each means, in zh-CN and en.
+
+It carries a development login (pick a demo customer), shown only when the host enables it and
+marked as such on the page; a bank replaces it with its own customer authentication.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from html import escape
+from importlib.resources import files
+from string import Template
+
+from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES, SCOPES
+
+from fulcrum_core.oauth.authorize import ConsentPrompt
+
+__all__ = ["render_consent_page"]
+
+
+def _template() -> Template:
+    return Template((files("fulcrum_core.oauth") / "templates" / "consent.html").read_text(encoding="utf-8"))
+
+
+def render_consent_page(prompt: ConsentPrompt, *, action: str, customers: Iterable[tuple[str, str]]) -> str:
+    """The HTML page for ``prompt``; ``customers`` are (customer number, label) pairs to choose from."""
+    items = []
+    for name in prompt.scopes:
+        scope = SCOPES[name]
+        items.append(
+            f"<li><code>{escape(name)}</code> — {escape(scope.description.zh_CN)} "
+            f'<span class="en">{escape(scope.description.en or "")}</span></li>'
+        )
+    partner_note = ""
+    if prompt.client.is_partner and set(prompt.scopes) & CUSTOMER_DATA_SCOPES:
+        partner_note = (
+            "<p>这是第三方合作方。同意后将创建一项授权，您可随时在“授权管理”中撤销。"
+            '<span class="en">This is a third-party partner. Allowing creates a consent you can revoke '
+            "at any time.</span></p>"
+        )
+    hidden = "\n".join(
+        f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in prompt.params.items()
+    )
+    options = "\n".join(f'<option value="{escape(ref)}">{escape(label)}</option>' for ref, label in customers)
+    # Without a customer list (a data provider that cannot enumerate), the customer number is typed in.
+    field = (
+        f'<select name="customer">\n{options}\n</select>' if options else '<input name="customer" required>'
+    )
+    return _template().substitute(
+        client_zh=escape(prompt.client.name_zh),
+        client_en=escape(prompt.client.name_en or prompt.client.client_id),
+        scope_items="\n".join(items),
+        partner_note=partner_note,
+        action=escape(action),
+        hidden=hidden,
+        customer_field=field,
+    )

@@ -1,0 +1,145 @@
+"""The grants the server offers, as authlib grant subclasses; implicit and password are absent.
+
+- Authorization code with PKCE: ``S256`` only, and required for every client, public or not
+  (authlib's default accepts ``plain`` and requires PKCE only from public clients).
+- Refresh token: every use rotates the token; reusing a rotated one revokes its family.
+- Client credentials: for plugin backends and staff tools, never beyond the client's scopes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import msgspec
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, InvalidScopeError, grants
+from authlib.oauth2.rfc7636 import CodeChallenge
+
+from fulcrum_core.oauth.codes import AuthorizationCode
+
+if TYPE_CHECKING:
+    from fulcrum_core.oauth.server import FulcrumAuthorizationServer
+
+__all__ = [
+    "TOKEN_AUTH_METHODS",
+    "AuthorizationCodeGrant",
+    "ClientCredentialsGrant",
+    "RefreshTokenGrant",
+    "ResourceOwner",
+    "S256CodeChallenge",
+]
+
+TOKEN_AUTH_METHODS: list[str] = ["client_secret_basic", "private_key_jwt", "none"]
+"""How clients authenticate at the token, revocation and introspection endpoints."""
+
+
+class ResourceOwner(msgspec.Struct, frozen=True):
+    """Whose data a token is for: a customer number (or a partner's pairwise id) and the token kind."""
+
+    sub: str
+    kind: str
+
+
+class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
+    """PKCE with ``S256`` only, required from every client at both endpoints."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD: ClassVar[list[str]] = ["S256"]
+    CODE_CHALLENGE_METHODS: ClassVar[dict[str, Any]] = {"S256": CodeChallenge.CODE_CHALLENGE_METHODS["S256"]}
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE is required: send 'code_challenge' with method S256")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("'code_challenge_method' must be S256 ('plain' is not accepted)")
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def validate_code_verifier(self, grant: Any, result: Any) -> None:
+        code: AuthorizationCode = grant.request.authorization_code
+        verifier = grant.request.form.get("code_verifier")
+        if not code.code_challenge and verifier:
+            raise InvalidRequestError("the authorization request had no 'code_challenge' for this verifier")
+        if not verifier:
+            raise InvalidRequestError("Missing 'code_verifier'")
+        super().validate_code_verifier(grant, result)
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+    """Authorization code: codes saved hashed for 60 seconds and redeemed exactly once."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = TOKEN_AUTH_METHODS
+    server: FulcrumAuthorizationServer
+
+    def save_authorization_code(self, code: str, request: Any) -> None:
+        owner: ResourceOwner = request.user
+        self.server.codes.save(
+            code,
+            client_id=request.client.client_id,
+            subject=owner.sub,
+            subject_kind=owner.kind,
+            redirect_uri=request.payload.redirect_uri,
+            scope=request.scope,
+            code_challenge=request.payload.data.get("code_challenge", ""),
+            code_challenge_method=request.payload.data.get("code_challenge_method", ""),
+        )
+
+    def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
+        return self.server.codes.redeem(code, client.client_id)
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        """Nothing to do: redemption already marked the code used (keeping it detects replays)."""
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> ResourceOwner:
+        return ResourceOwner(authorization_code.subject, authorization_code.subject_kind)
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
+    """Refresh token with rotation: the presented token is spent, a new one of the family returned."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = TOKEN_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+    server: FulcrumAuthorizationServer
+
+    def _validate_request_token(self, client: Any) -> Any:
+        presented = self.request.form.get("refresh_token")
+        if not presented:
+            raise InvalidRequestError("Missing 'refresh_token' in request.")
+        # Check the scope before spending the token: an escalation attempt leaves it usable.
+        known = self.server.refresh_tokens.find(presented)
+        if known is None or not known.check_client(client) or known.is_revoked() or known.is_expired():
+            return self._spend(presented, client)
+        self._validate_token_scope(known)
+        return self._spend(presented, client)
+
+    def _spend(self, presented: str, client: Any) -> Any:
+        token = self.server.refresh_tokens.rotate(presented)
+        if token is None or not token.check_client(client):
+            raise InvalidGrantError("the refresh token is invalid, expired, revoked or was already used")
+        return token
+
+    def authenticate_refresh_token(self, refresh_token: str) -> Any:  # pragma: no cover - see above
+        return self.server.refresh_tokens.rotate(refresh_token)
+
+    def authenticate_user(self, refresh_token: Any) -> ResourceOwner:
+        return ResourceOwner(refresh_token.subject, refresh_token.subject_kind)
+
+    def revoke_old_credential(self, refresh_token: Any) -> None:
+        """Nothing to do: ``rotate`` already spent it."""
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
+    """Client credentials for confidential clients, refused beyond the client's granted scopes."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic", "private_key_jwt"]
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        allowed = self.request.client.get_allowed_scope(self.request.payload.scope)
+        if allowed is None:
+            raise InvalidScopeError("the requested scope is beyond what this client was granted")
+        self.request.scope = allowed
+
+    def create_token_response(self) -> tuple[int, Any, Any]:
+        token = self.generate_token(scope=self.request.scope, include_refresh_token=False)
+        self.save_token(token)
+        return 200, token, self.TOKEN_RESPONSE_HEADER

@@ -1,0 +1,38 @@
+"""Authorization server metadata (RFC 8414), checked with authlib's own validator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+from fulcrum_sdk.scopes import SCOPES
+
+__all__ = ["server_metadata"]
+
+
+def server_metadata(issuer: str) -> dict[str, Any]:
+    """The metadata document for ``issuer`` (no trailing slash); raises ``ValueError`` if invalid."""
+    auth_methods = ["client_secret_basic", "private_key_jwt", "none"]
+    metadata = AuthorizationServerMetadata(
+        issuer=issuer,
+        authorization_endpoint=f"{issuer}/oauth/authorize",
+        token_endpoint=f"{issuer}/oauth/token",
+        jwks_uri=f"{issuer}/oauth/jwks",
+        revocation_endpoint=f"{issuer}/oauth/revoke",
+        introspection_endpoint=f"{issuer}/oauth/introspect",
+        scopes_supported=sorted(SCOPES),
+        response_types_supported=["code"],
+        response_modes_supported=["query"],
+        grant_types_supported=["authorization_code", "refresh_token", "client_credentials"],
+        token_endpoint_auth_methods_supported=auth_methods,
+        token_endpoint_auth_signing_alg_values_supported=["ES256", "RS256"],
+        revocation_endpoint_auth_methods_supported=auth_methods,
+        revocation_endpoint_auth_signing_alg_values_supported=["ES256", "RS256"],
+        introspection_endpoint_auth_methods_supported=["client_secret_basic", "private_key_jwt"],
+        introspection_endpoint_auth_signing_alg_values_supported=["ES256", "RS256"],
+        code_challenge_methods_supported=["S256"],
+        authorization_response_iss_parameter_supported=True,
+        ui_locales_supported=["zh-CN", "en"],
+    )
+    metadata.validate()
+    return dict(metadata)

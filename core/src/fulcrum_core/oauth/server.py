@@ -1,0 +1,220 @@
+"""``FulcrumAuthorizationServer``: authlib's ``AuthorizationServer`` over our stores and signer.
+
+Access tokens come from the host's one :class:`~fulcrum_core.auth.tokens.TokenService` (RFC 9068
+JWTs, five minutes at most), so the resource server verifies them like any other token. Each
+``Runtime`` gets one server, built on first use by :func:`oauth_server`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Final
+
+from authlib.oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError, OAuth2Error
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc9207 import IssuerParameter
+from fulcrum_sdk.scopes import APP_SCOPES, SCOPES
+from joserfc.jwk import KeySet
+
+from fulcrum_core.auth.principal import PrincipalKind
+from fulcrum_core.auth.tokens import TokenService
+from fulcrum_core.data.db import Database
+from fulcrum_core.oauth.adapter import OAuthResponse, RequestSnapshot, SnapshotRequest
+from fulcrum_core.oauth.clients import ClientStore, OAuthClient
+from fulcrum_core.oauth.codes import CodeStore
+from fulcrum_core.oauth.endpoints import FulcrumIntrospectionEndpoint, FulcrumRevocationEndpoint
+from fulcrum_core.oauth.grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    RefreshTokenGrant,
+    ResourceOwner,
+    S256CodeChallenge,
+)
+from fulcrum_core.oauth.refresh import FamilyRevoked, RefreshTokenStore
+from fulcrum_core.runtime import Runtime
+
+__all__ = ["APP_CLIENT_ID", "TOKEN_PATH", "FulcrumAuthorizationServer", "ensure_app_client", "oauth_server"]
+
+TOKEN_PATH: Final = "/oauth/token"  # noqa: S105 - a URL path, not a secret
+APP_CLIENT_ID: Final = "fulcrum-app"
+"""The mobile app's public client."""
+_EXTRA_KEY: Final = "oauth_server"
+_BUILD_LOCK = threading.Lock()
+_KINDS: Final[dict[str, PrincipalKind]] = {"customer": "customer", "staff": "staff", "client": "client"}
+
+
+class _Issuer(IssuerParameter):  # type: ignore[misc]
+    """RFC 9207: ``iss`` in every authorization response, errors included."""
+
+    def __init__(self, issuer: str) -> None:
+        self._issuer = issuer
+
+    def get_issuer(self) -> str:
+        return self._issuer
+
+
+class _PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
+    """``private_key_jwt`` (RFC 7523 §2.2): partner backends sign an assertion with their own key.
+
+    Assertion ids are remembered until they expire, per worker; a replay to another worker within
+    the assertion's lifetime (``leeway`` plus its ``exp``) is not caught.
+    """
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self, issuer: str) -> None:
+        super().__init__(validate_jti=True, leeway=30)
+        self._audiences = [issuer + TOKEN_PATH, issuer]
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def get_audiences(self) -> list[str]:
+        return self._audiences
+
+    def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
+        now = time.time()
+        expires = float(claims.get("exp", now)) + 60
+        with self._lock:
+            self._seen = {k: v for k, v in self._seen.items() if v > now}
+            key = f"{claims.get('sub')}:{jti}"
+            if key in self._seen:
+                return False
+            self._seen[key] = expires
+        return True
+
+    def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
+        if not client.jwks or not client.jwks.get("keys"):
+            raise InvalidClientError(description="the client has no registered keys")
+        return KeySet.import_key_set(client.jwks)  # type: ignore[arg-type]
+
+
+class FulcrumAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
+    """authlib's server bound to the host's database and token signer."""
+
+    def __init__(self, db: Database, tokens: TokenService, *, issuer: str) -> None:
+        super().__init__(scopes_supported=sorted(SCOPES))
+        self.db = db
+        self.tokens = tokens
+        self.issuer = issuer
+        self.clients = ClientStore(db)
+        self.refresh_tokens = RefreshTokenStore(db)
+        self.codes = CodeStore(db, self.refresh_tokens)
+        self.register_token_generator("default", self._generate)
+        self.register_client_auth_method("private_key_jwt", _PrivateKeyJWT(issuer))
+        self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
+        self.register_grant(RefreshTokenGrant)
+        self.register_grant(ClientCredentialsGrant)
+        self.register_endpoint(FulcrumRevocationEndpoint)
+        self.register_endpoint(FulcrumIntrospectionEndpoint)
+        self.register_extension(_Issuer(issuer))
+
+    # -- authlib's framework hooks --------------------------------------------------------------
+
+    def query_client(self, client_id: str) -> OAuthClient | None:
+        client = self.clients.get(client_id)
+        return client if client is not None and client.active else None
+
+    def create_oauth2_request(self, request: Any) -> SnapshotRequest:
+        if isinstance(request, SnapshotRequest):
+            return request
+        if isinstance(request, RequestSnapshot):
+            return SnapshotRequest(request)
+        raise TypeError(f"expected a RequestSnapshot, not {type(request).__name__}")
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> OAuthResponse:
+        return OAuthResponse(status=status, body=body, headers=list(headers or []))
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """No signals: audit of OAuth events is not wired yet."""
+
+    # -- tokens ---------------------------------------------------------------------------------
+
+    def _generate(
+        self,
+        grant_type: str,
+        client: OAuthClient,
+        user: ResourceOwner | None = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        scopes = (scope or "").split()
+        if user is not None:
+            sub, kind = user.sub, _KINDS[user.kind]
+        else:
+            sub, kind = client.client_id, ("staff" if client.kind == "staff" else "client")
+        ttl = self.tokens.max_ttl_seconds
+        token: dict[str, Any] = {
+            "token_type": "Bearer",
+            "access_token": self.tokens.issue(sub, scopes, kind=kind, client_id=client.client_id),
+            "expires_in": ttl,
+            "scope": " ".join(sorted(set(scopes))),
+        }
+        if include_refresh_token and user is not None:
+            token["refresh_token"] = None  # filled by save_token, which knows the family
+        return token
+
+    def save_token(self, token: dict[str, Any], request: Any) -> None:
+        if "refresh_token" not in token:
+            return
+        family = None
+        if request.refresh_token is not None:
+            family = request.refresh_token.family_id
+        elif request.authorization_code is not None:
+            family = request.authorization_code.family_id
+        owner: ResourceOwner = request.user
+        try:
+            token["refresh_token"] = self.refresh_tokens.issue(
+                family_id=family,
+                client_id=request.client.client_id,
+                subject=owner.sub,
+                subject_kind=owner.kind,
+                scope=token["scope"],
+            )
+        except FamilyRevoked as exc:
+            # Revoked while this request ran (a replayed code or refresh token): no tokens at all.
+            raise InvalidGrantError("this authorization was revoked") from exc
+
+    # -- helpers for the handlers -----------------------------------------------------------------
+
+    def error_response(self, request: SnapshotRequest, error: OAuth2Error) -> OAuthResponse:
+        """authlib's error answer, with ``iss`` added when it redirects (RFC 9207 §2)."""
+        response: OAuthResponse = self.handle_error_response(request, error)
+        if response.location:
+            from authlib.common.urls import add_params_to_uri
+
+            response.location = add_params_to_uri(response.location, {"iss": self.issuer})
+        return response
+
+
+def ensure_app_client(clients: ClientStore, redirect_uris: tuple[str, ...]) -> None:
+    """Register the mobile app's public client (authorization code + refresh, the app scopes) if absent."""
+    if clients.get(APP_CLIENT_ID) is None:
+        clients.register(
+            APP_CLIENT_ID,
+            kind="app",
+            name_zh="手机银行",
+            name_en="Mobile banking app",
+            auth_method="none",
+            grant_types=["authorization_code", "refresh_token"],
+            scopes=APP_SCOPES,
+            redirect_uris=redirect_uris,
+        )
+
+
+def oauth_server(runtime: Runtime) -> FulcrumAuthorizationServer:
+    """The runtime's authorization server, built once (thread-safe) on first use."""
+    server = runtime.extras.get(_EXTRA_KEY)
+    if server is None:
+        with _BUILD_LOCK:
+            server = runtime.extras.get(_EXTRA_KEY)
+            if server is None:
+                server = FulcrumAuthorizationServer(
+                    runtime.db, runtime.tokens, issuer=runtime.settings.issuer.rstrip("/")
+                )
+                ensure_app_client(server.clients, runtime.settings.oauth_app_redirect_uris)
+                runtime.extras[_EXTRA_KEY] = server
+    assert isinstance(server, FulcrumAuthorizationServer)  # noqa: S101 - only this function stores it
+    return server

@@ -1,0 +1,124 @@
+"""Prometheus metrics of one app, in its own registry: plugin call latency, outcomes, breaker states.
+
+Each app owns a ``CollectorRegistry`` (never the process-global one), so tests and several apps in
+one process do not share counters. The dispatcher reports every call through :meth:`observe`, on
+the event loop's thread only; the counts are kept in plain lists and turned into metric families
+when ``/metrics`` is scraped. prometheus_client's own ``Histogram`` takes a lock and walks its
+buckets in Python on every observation, which measured as the largest part of the dispatcher's
+per-call cost (``bench/README.md``); a single-threaded bisect into a list does the same job for
+a fraction of it. Breaker states are read from the dispatcher's guards at scrape time, so a
+breaker that has not changed for hours still shows.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from fulcrum_core.dispatch.breaker import BreakerSnapshot, BreakerState
+
+__all__ = ["CALL_BUCKETS", "CONTENT_TYPE", "Metrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""The Prometheus text exposition format."""
+
+CALL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""Latency bucket upper bounds in seconds, with edges at the default deadlines (150 ms, 300 ms, 5 s)."""
+
+_UNTIMED = frozenset({"rejected", "breaker_open"})
+
+
+class _Latency:
+    """One plugin × hook histogram: per-bucket counts (the last is +Inf) and the sum."""
+
+    __slots__ = ("buckets", "total")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(CALL_BUCKETS) + 1)
+        self.total = 0.0
+
+
+class _CallCollector(Collector):
+    """``fulcrum_plugin_call_seconds`` and ``fulcrum_plugin_calls_total`` from a :class:`Metrics`."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        latency = HistogramMetricFamily(
+            "fulcrum_plugin_call_seconds",
+            "Duration of plugin hook calls that ran, by plugin and hook.",
+            labels=["plugin", "hook"],
+        )
+        for (plugin, hook), series in sorted(self._metrics.latency.items()):
+            running, cumulative = 0, []
+            for bound, count in zip((*CALL_BUCKETS, float("inf")), series.buckets, strict=True):
+                running += count
+                cumulative.append((_bound(bound), float(running)))
+            latency.add_metric([plugin, hook], cumulative, sum_value=series.total)
+        yield latency
+        calls = CounterMetricFamily(
+            "fulcrum_plugin_calls",
+            "Plugin hook calls by outcome: ok, error, timeout, invalid, rejected, breaker_open.",
+            labels=["plugin", "hook", "outcome"],
+        )
+        for key, count in sorted(self._metrics.outcomes.items()):
+            calls.add_metric(list(key), float(count))
+        yield calls
+
+
+def _bound(value: float) -> str:
+    return "+Inf" if value == float("inf") else repr(value)
+
+
+class _BreakerCollector(Collector):
+    """``fulcrum_breaker_state{plugin,hook,state}``: 1 for each breaker's current state, 0 otherwise."""
+
+    def __init__(self, source: Callable[[], Iterable[BreakerSnapshot]]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "fulcrum_breaker_state",
+            "Circuit breaker state per plugin and hook (1 = the current state).",
+            labels=["plugin", "hook", "state"],
+        )
+        for snap in self._source():
+            plugin, _, hook = snap.name.partition(":")
+            for state in BreakerState:
+                family.add_metric([plugin, hook, state.value], 1.0 if snap.state is state else 0.0)
+        yield family
+
+
+class Metrics:
+    """The app's metrics; ``observe`` is the dispatcher's ``CallObserver``, ``render()`` the scrape body."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.latency: dict[tuple[str, str], _Latency] = {}
+        self.outcomes: dict[tuple[str, str, str], int] = {}
+        self.registry.register(_CallCollector(self))
+
+    def watch_breakers(self, source: Callable[[], Iterable[BreakerSnapshot]]) -> None:
+        """Export the breakers ``source`` returns at every scrape."""
+        self.registry.register(_BreakerCollector(source))
+
+    def observe(self, plugin: str, hook: str, outcome: str, seconds: float) -> None:
+        """Count one plugin call and, when it ran, its duration (call from the event loop's thread)."""
+        key = (plugin, hook, outcome)
+        self.outcomes[key] = self.outcomes.get(key, 0) + 1
+        if outcome in _UNTIMED:
+            return
+        series = self.latency.get((plugin, hook))
+        if series is None:
+            series = self.latency[(plugin, hook)] = _Latency()
+        series.buckets[bisect_left(CALL_BUCKETS, seconds)] += 1  # bucket i holds (bound[i-1], bound[i]]
+        series.total += seconds
+
+    def render(self) -> bytes:
+        """Every metric in the Prometheus text format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,140 @@
+"""Per-client rate limiting on ``/v1``: a fixed window per client, 429 with ``Retry-After`` when full.
+
+A client is the token's ``client_id`` plus its subject (one customer on one app install), read from
+the principal the authentication middleware put in ``scope["user"]``; unauthenticated requests
+never get here. Counts live in Redis when ``settings.redis_url`` is set, so every worker shares one
+count (``INCR`` + ``EXPIRE`` in one transaction: atomic across workers), and in this worker's
+memory otherwise. Windows are numbered from the epoch in wall-clock seconds, so workers agree.
+
+Litestar's own ``RateLimitMiddleware`` is not used: it reads, appends to and rewrites a JSON list
+of timestamps per request (not atomic across workers, and O(limit) per request) and sends no
+``Retry-After``.
+
+If Redis cannot be reached the request is let through (and logged): a limiter outage must not
+take the app down with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from litestar.enums import ScopeType
+from litestar.exceptions import TooManyRequestsException
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from fulcrum_core.settings import RateLimit
+
+__all__ = ["Counter", "MemoryCounter", "RateLimitMiddleware", "RedisCounter", "client_key"]
+
+log = logging.getLogger("fulcrum.ratelimit")
+
+PREFIX = "/v1/"
+
+
+class Counter(Protocol):
+    """Counts hits of a key in numbered windows."""
+
+    async def hit(self, key: str, window: int, ttl_s: int) -> int:
+        """Add one hit to ``key`` in window number ``window`` and return the window's count."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class MemoryCounter:
+    """This worker's counts; only the current window of each key is kept."""
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self._counts: dict[str, tuple[int, int]] = {}
+        self._max_keys = max_keys
+
+    async def hit(self, key: str, window: int, ttl_s: int) -> int:
+        """Count one hit (a key's count restarts when its window number changes)."""
+        current = self._counts.get(key)
+        count = current[1] + 1 if current is not None and current[0] == window else 1
+        if current is None and len(self._counts) >= self._max_keys:
+            self._counts = {k: v for k, v in self._counts.items() if v[0] == window}
+        self._counts[key] = (window, count)
+        return count
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+class RedisCounter:
+    """Counts shared by every worker, in Redis (``redis.asyncio``)."""
+
+    def __init__(self, url: str, *, prefix: str = "fulcrum:ratelimit:") -> None:
+        import redis.asyncio
+
+        self._redis: Any = redis.asyncio.Redis.from_url(url, socket_timeout=0.05, socket_connect_timeout=0.2)
+        self._prefix = prefix
+
+    async def hit(self, key: str, window: int, ttl_s: int) -> int:
+        """``INCR`` the window's key and set its expiry, in one ``MULTI``."""
+        name = f"{self._prefix}{key}:{window}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(name)
+            pipe.expire(name, ttl_s)
+            count, _ = await pipe.execute()
+        return int(count)
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._redis.aclose()
+
+
+def client_key(scope: Scope) -> str | None:
+    """Who is calling: ``client_id/sub`` of the authenticated principal (None when there is none)."""
+    user = scope.get("user")
+    sub = getattr(user, "sub", None)
+    if not isinstance(sub, str):
+        return None
+    return f"{getattr(user, 'client_id', '')}/{sub}"
+
+
+class RateLimitMiddleware:
+    """ASGI middleware counting each client's ``/v1`` requests (see the module docstring)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        config: RateLimit,
+        counter: Counter,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.counter = counter
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse the request with 429 when its client's window is full; otherwise pass it on."""
+        if self.config.enabled and scope["type"] == ScopeType.HTTP and scope["path"].startswith(PREFIX):
+            key = client_key(scope)
+            if key is not None:
+                await self._check(key)
+        await self.app(scope, receive, send)
+
+    async def _check(self, key: str) -> None:
+        size = self.config.window_seconds
+        now = self.clock()
+        window = int(now // size)
+        try:
+            count = await self.counter.hit(key, window, size + 1)
+        except Exception:
+            log.exception("rate limit store unavailable; request let through")
+            return
+        if count > self.config.requests:
+            retry_after = max(1, math.ceil((window + 1) * size - now))
+            raise TooManyRequestsException(
+                detail=f"more than {self.config.requests} requests in {size} s; retry after {retry_after} s",
+                headers={"Retry-After": str(retry_after)},
+            )

@@ -1,0 +1,74 @@
+"""Wiring observability into a host: metrics on the dispatcher, and the app's extra middleware.
+
+``attach_metrics(runtime)`` runs in ``build_runtime``; ``middleware_before_auth(settings)`` and
+``middleware_after_auth(runtime)`` give ``create_app`` its request-id and rate-limit layers;
+``shutdown_hooks(runtime)`` what must be closed when the app stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from litestar import Litestar
+from litestar.middleware import DefineMiddleware
+
+from fulcrum_core.observability.logging import RequestIdMiddleware, configure_logging, echo_request_id
+from fulcrum_core.observability.metrics import Metrics
+from fulcrum_core.observability.ratelimit import Counter, MemoryCounter, RateLimitMiddleware, RedisCounter
+from fulcrum_core.runtime import Runtime
+
+__all__ = [
+    "attach_metrics",
+    "before_send",
+    "metrics_of",
+    "middleware_after_auth",
+    "middleware_before_auth",
+    "shutdown_hooks",
+]
+
+_METRICS = "metrics"
+_COUNTER = "ratelimit_counter"
+
+
+def attach_metrics(runtime: Runtime) -> Metrics:
+    """Give the runtime its own metrics and make the dispatcher report to them."""
+    metrics = Metrics()
+    runtime.dispatcher.observer = metrics
+    metrics.watch_breakers(runtime.dispatcher.resilience.snapshot)
+    runtime.extras[_METRICS] = metrics
+    return metrics
+
+
+def metrics_of(app: Litestar) -> Metrics:
+    """The metrics of ``app`` (attached when the runtime was built)."""
+    metrics: Metrics = app.state.runtime.extras[_METRICS]
+    return metrics
+
+
+def middleware_before_auth(runtime: Runtime) -> list[Any]:
+    """The request-id layer (outermost, so even a 401 carries an id); sets up JSON logs if asked."""
+    if runtime.settings.log_json:
+        configure_logging(runtime.settings.log_level)
+    return [RequestIdMiddleware]
+
+
+def middleware_after_auth(runtime: Runtime) -> list[Any]:
+    """The rate limit (it needs the authenticated client), on Redis when configured."""
+    settings = runtime.settings
+    if not settings.rate_limit.enabled:
+        return []
+    counter: Counter = RedisCounter(settings.redis_url) if settings.redis_url else MemoryCounter()
+    runtime.extras[_COUNTER] = counter
+    return [DefineMiddleware(RateLimitMiddleware, config=settings.rate_limit, counter=counter)]
+
+
+def before_send() -> list[Any]:
+    """``before_send`` hooks for ``create_app``: the request id echoed in every response."""
+    return [echo_request_id]
+
+
+def shutdown_hooks(runtime: Runtime) -> list[Callable[[], Any]]:
+    """What to close when the app stops (the rate limiter's connections)."""
+    counter: Counter | None = runtime.extras.get(_COUNTER)
+    return [counter.close] if counter is not None else []

@@ -1,0 +1,50 @@
+"""The registry's decision for each installed plugin, as the ``PluginPolicy`` the plugin set applies.
+
+A plugin runs only when the exact version installed here is an approved, not suspended release, and
+then with the scopes the reviewers *granted* (never merely those requested). A plugin the registry
+knows but whose installed version is not live gets an inactive entry with the reason, so even
+development mode cannot run a suspended or rejected release. A plugin the registry has never heard of
+is left out: the plugin set runs it only in development mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from fulcrum_registry import ActiveRelease
+
+from fulcrum_core.plugins import PluginPolicy
+
+__all__ = ["plugin_policy"]
+
+
+def plugin_policy(
+    installed: Mapping[str, str],
+    active: Mapping[str, Mapping[str, ActiveRelease]],
+    states: Iterable[tuple[str, str, str]],
+) -> dict[str, PluginPolicy]:
+    """One policy per installed plugin the registry knows.
+
+    ``installed`` maps plugin id → installed version; ``active`` is ``RegistryService.active_policy()``;
+    ``states`` are ``(plugin id, version, state)`` of the registry's releases of installed plugins.
+    """
+    known: dict[str, dict[str, str]] = {}
+    for plugin_id, version, release_state in states:
+        known.setdefault(plugin_id, {})[version] = release_state
+    policy: dict[str, PluginPolicy] = {}
+    for plugin_id, version in sorted(installed.items()):
+        live = active.get(plugin_id, {})
+        release = live.get(version)
+        if release is not None:
+            policy[plugin_id] = PluginPolicy(active=True, granted_scopes=release.granted_scopes)
+            continue
+        if plugin_id not in known and plugin_id not in active:
+            continue  # unknown to the registry: the plugin set decides (development mode only)
+        state = known.get(plugin_id, {}).get(version)
+        approved = ", ".join(sorted(live)) or "none"
+        if state is None:
+            reason = f"installed version {version} was never submitted to the registry (approved: {approved})"
+        else:
+            reason = f"installed version {version} is {state} in the registry (approved: {approved})"
+        policy[plugin_id] = PluginPolicy(active=False, granted_scopes=frozenset(), reason=reason)
+    return policy

@@ -1,0 +1,116 @@
+"""``PolicyWatcher``: keep the running host's plugin policy in step with the registry, without restart.
+
+At startup, and then every ``registry_poll_seconds``, the watcher reads ``policy_version()`` (one
+indexed query). Only when that number moved does it read the approved releases and swap the plugin
+set's policy. Database calls run in a worker thread so the event loop keeps serving. Until the first
+successful read the host runs nothing (``fail closed``); after that, a failed read keeps the last
+policy in force (a registry outage must not switch every plugin off) and is retried on the next tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+import anyio.to_thread
+from fulcrum_registry import RegistryError, RegistryService
+from fulcrum_registry.models import Release
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from fulcrum_core.data.db import Database
+from fulcrum_core.errors import CoreError
+from fulcrum_core.plugins import PluginSet
+from fulcrum_core.registry_host.policy import plugin_policy
+
+__all__ = ["PolicyWatcher"]
+
+log = logging.getLogger("fulcrum.registry")
+
+
+class PolicyWatcher:
+    """Polls the registry and applies its policy to ``plugins``; one per worker."""
+
+    def __init__(
+        self,
+        service: RegistryService,
+        db: Database,
+        plugins: PluginSet,
+        *,
+        poll_seconds: float,
+        dev_mode: bool = False,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.service = service
+        self.db = db
+        self.plugins = plugins
+        self.poll_seconds = poll_seconds
+        self.dev_mode = dev_mode
+        self.version: int | None = None  # the policy version now applied; None before the first read
+        self._sleep = sleep
+        self._task: asyncio.Task[None] | None = None
+        self._warned: set[str] = set()
+        plugins.set_policy({})  # fail closed until the first read (dev mode still runs unknown plugins)
+
+    def _states(self, plugin_ids: list[str]) -> list[tuple[str, str, str]]:
+        if not plugin_ids:
+            return []
+        with self.db.read_session() as session:
+            rows = session.execute(
+                select(Release.plugin_id, Release.version, Release.state).where(
+                    Release.plugin_id.in_(plugin_ids)
+                )
+            )
+            return [(str(p), str(v), str(s)) for p, v, s in rows]
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Apply the registry's policy if its version moved (or ``force``); True when it was applied."""
+        version = self.service.policy_version()
+        if version == self.version and not force:
+            return False
+        installed = {pid: plugin.version for pid, plugin in self.plugins.loaded.items()}
+        active = self.service.active_policy()
+        policy = plugin_policy(installed, active, self._states(sorted(installed)))
+        self.plugins.set_policy(policy)
+        self.version = version
+        self._warn_unknown(installed, policy)
+        running = sorted(pid for pid in installed if self.plugins.is_active(pid))
+        log.info("registry policy %d applied: running %s", version, ", ".join(running) or "no plugins")
+        return True
+
+    def _warn_unknown(self, installed: Mapping[str, str], policy: Mapping[str, object]) -> None:
+        for pid in sorted(set(installed) - set(policy) - self._warned):
+            self._warned.add(pid)
+            if self.dev_mode:
+                log.warning("plugin %r is unknown to the registry; it runs only because dev_mode is on", pid)
+            else:
+                log.warning("plugin %r is installed but unknown to the registry; it does not run", pid)
+
+    async def poll_once(self) -> bool:
+        """One refresh in a worker thread; a failure is logged and leaves the current policy in force."""
+        try:
+            return await anyio.to_thread.run_sync(self.refresh)
+        except (RegistryError, CoreError, SQLAlchemyError, OSError) as exc:
+            log.error("cannot read the registry policy (keeping the current one): %s", exc)
+            return False
+
+    async def _run(self) -> None:
+        while True:
+            await self._sleep(self.poll_seconds)
+            await self.poll_once()
+
+    async def start(self) -> None:
+        """Read the policy once, then poll in the background (an app's ``on_startup``)."""
+        await self.poll_once()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="fulcrum-registry-watcher")
+
+    async def stop(self) -> None:
+        """Stop polling (an app's ``on_shutdown``)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,49 @@
+"""Run ``execute_transaction``'s side effects at most once per customer and idempotency key.
+
+The host already answers a repeated request from its journal; this guards the plugin's own state
+when the host calls ``execute_transaction`` again for the same key (reconciliation, a retried
+worker). The first result is stored and replayed. A claim counter bounded at 1 makes two
+concurrent attempts impossible: the loser is refused instead of applying the change twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import msgspec
+
+from fulcrum_sdk.context import PluginContext
+from fulcrum_sdk.errors import LimitExceeded, TransactionRefused
+from fulcrum_sdk.models import LocalizedText, TransactionResult
+
+__all__ = ["run_once"]
+
+
+def run_once(
+    ctx: PluginContext, idempotency_key: str, action: Callable[[], TransactionResult], *, code_prefix: str
+) -> TransactionResult:
+    """Return the stored result for this key, or run ``action`` (which must itself be all-or-nothing)."""
+    digest = hashlib.sha256(f"{ctx.customer.id}\x00{idempotency_key}".encode()).hexdigest()
+    result_key, claim_key = f"tx:{digest}", f"tx-claim:{digest}"
+    stored = ctx.storage.get(result_key)
+    if stored is not None:
+        return msgspec.convert(stored, TransactionResult)
+    try:
+        ctx.storage.add(claim_key, 1, upper=1)
+    except LimitExceeded:
+        raise TransactionRefused(
+            f"{code_prefix}.request_in_progress",
+            LocalizedText(
+                zh_CN="该请求正在处理中，请稍后查看交易结果，无需重复提交。",
+                en="This request is already being processed; check its result shortly "
+                "instead of resubmitting.",
+            ),
+        ) from None
+    try:
+        result = action()
+    except BaseException:
+        ctx.storage.add(claim_key, -1, lower=0)  # nothing was applied: let a retry try again
+        raise
+    ctx.storage.put(result_key, msgspec.to_builtins(result))
+    return result

@@ -1,0 +1,409 @@
+"""The kit's hook checks: every persona, every grant, deadlines, valid data and scopes not requested."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import types
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import msgspec
+import pytest
+from fulcrum_sdk import hookimpl
+from fulcrum_sdk.conformance import ConformanceResult, format_results, run_conformance
+from fulcrum_sdk.errors import TransactionRefused
+from fulcrum_sdk.manifest import Manifest
+from fulcrum_sdk.models import (
+    Action,
+    LocalizedText,
+    SlotOffer,
+    TransactionRequest,
+    TransactionResult,
+    TransactionType,
+)
+from fulcrum_sdk.pytest_plugin import _run as run_fixture
+from fulcrum_sdk.testing import PERSONAS
+
+# Tests that expect a pass use deadlines no busy machine misses; the deadline tests set their own.
+RELAXED = {"home_slot_offers": 10_000, "search": 10_000, "feed_items": 10_000, "execute_transaction": 10_000}
+T = LocalizedText(zh_CN="探针")
+GO = Action(uri="fulcrum://probe")
+
+
+def make_manifest(
+    *,
+    hooks: Iterable[str] = ("home_slot_offers",),
+    required: Iterable[str] = ("slot:home.banner",),
+    optional: Iterable[str] = (),
+    kind: str = "department",
+    transaction_types: Iterable[str] = (),
+) -> Manifest:
+    """A valid manifest for a test plugin ``kit-probe`` with the given hooks and scopes."""
+    raw: dict[str, Any] = {
+        "id": "kit-probe",
+        "publisher": "test-bank",
+        "kind": kind,
+        "sdk": ">=0.1,<1",
+        "hooks": list(hooks),
+        "slots": ["home.banner/v1"],
+        "transaction_types": list(transaction_types),
+        "name": {"zh-CN": "探针"},
+        "description": {"zh-CN": "一致性测试插件"},
+        "owner": {"name": "Test", "email": "test@example.com"},
+        "scopes": {
+            "required": dict.fromkeys(required, "needed by the test"),
+            "optional": dict.fromkeys(optional, "nice to have"),
+        },
+    }
+    return msgspec.convert(raw, Manifest)
+
+
+def plugin_with(**hooks: Callable[..., Any]) -> types.SimpleNamespace:
+    """A plugin object carrying the given functions as hookimpls."""
+    return types.SimpleNamespace(**{name: hookimpl(fn) for name, fn in hooks.items()})
+
+
+def by_id(results: Iterable[ConformanceResult]) -> dict[str, ConformanceResult]:
+    """Results keyed by check id."""
+    return {r.id: r for r in results}
+
+
+def banner(ctx: Any) -> list[SlotOffer]:
+    """A well-behaved home hook."""
+    return [SlotOffer(slot="home.banner/v1", key="b", title=T, action=GO)]
+
+
+def test_a_well_behaved_plugin_passes_every_check() -> None:
+    """A plugin returning a valid banner passes; hooks it does not implement are skipped, not failed."""
+    results = by_id(
+        run_conformance(plugin_with(home_slot_offers=banner), manifest=make_manifest(), deadlines=RELAXED)
+    )
+    assert results["hook.home_slot_offers"].status == "passed"
+    assert results["hook.search"].status == "skipped"
+    assert {r.status for r in results.values()} <= {"passed", "skipped"}
+
+
+def test_every_persona_is_called() -> None:
+    """The hook is called once per persona for the one grant a department plugin without options has."""
+    seen: list[str] = []
+
+    def home(ctx: Any) -> list[SlotOffer]:
+        seen.append(ctx.customer.id)
+        return []
+
+    run_conformance(plugin_with(home_slot_offers=home), manifest=make_manifest(), deadlines=RELAXED)
+    assert sorted(seen) == sorted(p.id for p in PERSONAS.values())
+
+
+def test_a_hook_that_raises_fails_naming_the_persona() -> None:
+    """An exception in one persona's call fails the hook's check, naming the persona and the error."""
+
+    def home(ctx: Any) -> list[SlotOffer]:
+        if ctx.customer.id == PERSONAS["retiree"].id:
+            raise KeyError("no retiree offers")
+        return banner(ctx)
+
+    result = by_id(
+        run_conformance(plugin_with(home_slot_offers=home), manifest=make_manifest(), deadlines=RELAXED)
+    )
+    check = result["hook.home_slot_offers"]
+    assert check.status == "failed"
+    assert len(check.details) == 1
+    assert "persona retiree" in check.details[0]
+    assert "KeyError" in check.details[0]
+    assert check.fix
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [{"slot": "home.banner/v1"}, "offers", [SlotOffer(slot="home.banner/v1", key="", title=T, action=GO)]],
+    ids=["dict", "string", "invalid-struct"],
+)
+def test_garbage_results_fail_validation(garbage: Any) -> None:
+    """A dict, a string or a Struct breaking its constraints is reported as invalid data."""
+    plugin = plugin_with(home_slot_offers=lambda ctx: garbage)
+    check = by_id(run_conformance(plugin, manifest=make_manifest(), deadlines=RELAXED))[
+        "hook.home_slot_offers"
+    ]
+    assert check.status == "failed"
+    assert "ResultError" in check.details[0]
+
+
+def test_a_scope_not_requested_is_a_finding_naming_it() -> None:
+    """Reading holdings without requesting ``holdings:read`` fails scopes.only_requested, naming the scope."""
+
+    def home(ctx: Any) -> list[SlotOffer]:
+        ctx.data.holdings()
+        return banner(ctx)
+
+    results = by_id(
+        run_conformance(plugin_with(home_slot_offers=home), manifest=make_manifest(), deadlines=RELAXED)
+    )
+    check = results["scopes.only_requested"]
+    assert check.status == "failed"
+    assert check.details[0].startswith("holdings:read: ")
+    assert "[scopes.required]" in (check.fix or "")
+    assert results["hook.home_slot_offers"].status == "passed"  # the denial is reported once, as a scope
+
+
+def test_an_optional_scope_used_without_asking_is_a_finding() -> None:
+    """Reading the optional city without ``ctx.data.allows`` fails when the grant lacks it."""
+
+    def home(ctx: Any) -> list[SlotOffer]:
+        ctx.data.city()
+        return banner(ctx)
+
+    manifest = make_manifest(optional=("location:city",))
+    results = by_id(run_conformance(plugin_with(home_slot_offers=home), manifest=manifest, deadlines=RELAXED))
+    assert results["scopes.only_requested"].status == "passed"
+    check = results["scopes.optional_guarded"]
+    assert check.status == "failed"
+    assert check.details[0].startswith("location:city: ")
+    assert "not granted" in check.details[0]
+
+
+def test_a_partner_without_consent_must_not_raise() -> None:
+    """A partner using a required data scope without checking consent is told to check allows()."""
+
+    def home(ctx: Any) -> list[SlotOffer]:
+        ctx.data.profile()
+        return banner(ctx)
+
+    manifest = make_manifest(kind="partner", required=("slot:home.banner", "profile:basic"))
+    check = by_id(run_conformance(plugin_with(home_slot_offers=home), manifest=manifest, deadlines=RELAXED))[
+        "scopes.optional_guarded"
+    ]
+    assert check.status == "failed"
+    assert "no customer consent" in check.details[0]
+    assert "no live consent" in check.details[0]
+
+
+def test_a_partner_checking_consent_passes() -> None:
+    """The same partner asking ``allows`` first passes every grant, consent or not."""
+
+    def home(ctx: Any) -> list[SlotOffer]:
+        if ctx.data.allows("profile:basic"):
+            ctx.data.profile()
+        return banner(ctx)
+
+    manifest = make_manifest(kind="partner", required=("slot:home.banner", "profile:basic"))
+    results = run_conformance(plugin_with(home_slot_offers=home), manifest=manifest, deadlines=RELAXED)
+    assert {r.status for r in results} <= {"passed", "skipped"}, format_results(results)
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    """An event a hanging test plugin waits on; set afterwards so no thread outlives the test."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+def test_a_hanging_plugin_fails_the_deadline_once(release: threading.Event) -> None:
+    """A plain hook that blocks is abandoned at its deadline, retried once, and then not called again."""
+    calls: list[int] = []
+
+    def home(ctx: Any) -> list[SlotOffer]:
+        calls.append(1)
+        release.wait(30)
+        return []
+
+    results = by_id(
+        run_conformance(
+            plugin_with(home_slot_offers=home), manifest=make_manifest(), deadlines={"home_slot_offers": 20}
+        )
+    )
+    check = results["hooks.within_deadline"]
+    assert check.status == "failed"
+    assert check.details == (
+        "home, persona affluent, required scopes: no answer within 20 ms, "
+        "then no answer within 20 ms on a retry; later calls skipped",
+    )
+    assert calls == [1, 1]
+
+
+def test_a_hanging_async_plugin_fails_the_deadline(release: threading.Event) -> None:
+    """An ``async def`` hook that never returns is reported like a blocking one."""
+
+    async def home(ctx: Any) -> list[SlotOffer]:
+        await asyncio.to_thread(release.wait, 30)
+        return []
+
+    results = by_id(
+        run_conformance(
+            plugin_with(home_slot_offers=home), manifest=make_manifest(), deadlines={"home_slot_offers": 20}
+        )
+    )
+    assert results["hooks.within_deadline"].status == "failed"
+
+
+def test_undeclared_and_missing_hooks_are_named() -> None:
+    """A hook implemented but not listed, and one listed but not implemented, both fail the match check."""
+    plugin = plugin_with(home_slot_offers=banner, search=lambda ctx, query: [])
+    manifest = make_manifest(hooks=("home_slot_offers", "feed_items"), required=("slot:home.banner",))
+    check = by_id(run_conformance(plugin, manifest=manifest, deadlines=RELAXED))["hooks.match_manifest"]
+    assert check.status == "failed"
+    assert check.details == (
+        "implements search but fulcrum-plugin.toml does not list it",
+        "lists feed_items but does not implement it",
+    )
+
+
+class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Sample transaction parameters."""
+
+    amount_fen: int
+
+
+def _tx_plugin(execute: Callable[..., Any], register_key: str = "probe.buy") -> types.SimpleNamespace:
+    def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
+        register(TransactionType(key=register_key, name=T, params=Params, amount_field="amount_fen"))
+
+    return plugin_with(register_transaction_types=register_transaction_types, execute_transaction=execute)
+
+
+def _tx_manifest() -> Manifest:
+    return make_manifest(
+        hooks=("register_transaction_types", "execute_transaction"),
+        required=("transactions:write",),
+        transaction_types=("probe.buy",),
+    )
+
+
+def test_transactions_are_called_only_with_sample_parameters() -> None:
+    """Without samples execute_transaction is skipped (with how to run it); with them, it is called."""
+
+    def execute(ctx: Any, request: TransactionRequest) -> TransactionResult:
+        return TransactionResult(status="succeeded", reference="r-1")
+
+    plugin = _tx_plugin(execute)
+    skipped = by_id(run_conformance(plugin, manifest=_tx_manifest(), deadlines=RELAXED))[
+        "hook.execute_transaction"
+    ]
+    assert skipped.status == "skipped"
+    assert "transactions=" in skipped.message
+    ran = by_id(
+        run_conformance(
+            plugin,
+            manifest=_tx_manifest(),
+            transactions={"probe.buy": {"amount_fen": 100}},
+            deadlines=RELAXED,
+        )
+    )
+    assert ran["hook.execute_transaction"].status == "passed"
+    assert ran["hook.register_transaction_types"].status == "passed"
+
+
+def test_a_business_refusal_is_a_valid_answer() -> None:
+    """``TransactionRefused`` is how a plugin says no; it does not fail the kit."""
+
+    def execute(ctx: Any, request: TransactionRequest) -> TransactionResult:
+        raise TransactionRefused("probe.closed", LocalizedText(zh_CN="已关闭"))
+
+    results = by_id(
+        run_conformance(
+            _tx_plugin(execute),
+            manifest=_tx_manifest(),
+            transactions={"probe.buy": {"amount_fen": 1}},
+            deadlines=RELAXED,
+        )
+    )
+    assert results["hook.execute_transaction"].status == "passed"
+
+
+def test_bad_sample_parameters_fail_the_transaction_check() -> None:
+    """Samples the type's schema refuses are reported, not swallowed."""
+    plugin = _tx_plugin(lambda ctx, request: TransactionResult(status="succeeded", reference="r"))
+    check = by_id(
+        run_conformance(
+            plugin,
+            manifest=_tx_manifest(),
+            transactions={"probe.buy": {"amount_fen": "lots"}},
+            deadlines=RELAXED,
+        )
+    )["hook.execute_transaction"]
+    assert check.status == "failed"
+    assert "ValidationError" in check.details[0]
+
+
+def test_a_type_registered_but_not_declared_fails() -> None:
+    """Registering a key missing from transaction_types (and not the declared one) is named."""
+    plugin = _tx_plugin(lambda ctx, request: None, register_key="probe.other")
+    check = by_id(run_conformance(plugin, manifest=_tx_manifest(), deadlines=RELAXED))[
+        "hook.register_transaction_types"
+    ]
+    assert check.status == "failed"
+    assert check.details == (
+        "registers 'probe.other', not listed in transaction_types",
+        "lists 'probe.buy' in transaction_types but never registers it",
+    )
+
+
+def test_the_fixture_fails_the_test_with_each_failure_and_its_fix() -> None:
+    """The pytest fixture turns failed checks into one test failure listing ids, details and fixes."""
+    plugin = plugin_with(home_slot_offers=lambda ctx: "offers")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        run_fixture(plugin, manifest=make_manifest())
+    text = str(failed.value)
+    assert "FAIL  hook.home_slot_offers" in text
+    assert "fix: " in text
+    assert "PASS" not in text
+
+
+def test_the_fixture_returns_the_results_of_a_passing_plugin() -> None:
+    """For a conforming plugin the fixture returns every result and does not fail."""
+    results = run_fixture(plugin_with(home_slot_offers=banner), manifest=make_manifest(), deadlines=RELAXED)
+    assert "hook.home_slot_offers" in by_id(results)
+
+
+def test_the_fixture_is_registered_with_pytest(request: pytest.FixtureRequest) -> None:
+    """The SDK's pytest11 entry point makes ``fulcrum_conformance`` available to any test."""
+    runner = request.getfixturevalue("fulcrum_conformance")
+    assert runner is run_fixture
+
+
+def test_a_call_slow_once_is_retried_before_it_is_reported(release: threading.Event) -> None:
+    """A call that blocks past the deadline once and is fast on its retry is not reported."""
+    blocked: list[int] = []
+
+    def home(ctx: Any) -> list[SlotOffer]:
+        if not blocked:
+            blocked.append(1)
+            release.wait(0.2)  # late, but it does answer
+        return []
+
+    results = by_id(
+        run_conformance(
+            plugin_with(home_slot_offers=home),
+            manifest=make_manifest(),
+            deadlines={"home_slot_offers": 50},
+            personas=["affluent"],
+        )
+    )
+    assert results["hooks.within_deadline"].status == "passed"
+    assert blocked == [1]
+
+
+def test_a_call_slow_twice_is_reported_with_both_latencies(release: threading.Event) -> None:
+    """A call that misses the deadline, then times out on its retry, is reported once with both facts."""
+    calls: list[int] = []
+
+    def home(ctx: Any) -> list[SlotOffer]:
+        calls.append(1)
+        release.wait(0.2 if len(calls) == 1 else 30)
+        return []
+
+    check = by_id(
+        run_conformance(
+            plugin_with(home_slot_offers=home),
+            manifest=make_manifest(),
+            deadlines={"home_slot_offers": 50},
+            personas=["affluent"],
+        )
+    )["hooks.within_deadline"]
+    assert check.status == "failed"
+    assert len(check.details) == 1
+    assert check.details[0].endswith(
+        "no answer within 50 ms, then no answer within 50 ms on a retry; later calls skipped"
+    )

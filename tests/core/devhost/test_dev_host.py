@@ -1,0 +1,281 @@
+"""``fulcrum dev``: the plugin under development served locally, each hook call shown, reload on change."""
+
+from __future__ import annotations
+
+import io
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from fulcrum_core.cli import main
+from fulcrum_core.devhost import DevError, EchoStats, find_dev_plugin
+from fulcrum_core.devhost.echo import describe_call
+
+ROOT = Path(__file__).resolve().parents[3]
+FULCRUM = Path(sys.executable).parent / "fulcrum"
+DENIED = (
+    "ScopeDenied: plugin 'kit-probe' may not use scope 'holdings:read': not granted; "
+    "request it in fulcrum-plugin.toml and have it granted"
+)
+
+MANIFEST = """\
+id = "kit-probe"
+publisher = "test-bank"
+kind = "department"
+sdk = ">=0.1,<1"
+hooks = ["home_slot_offers"]
+slots = ["home.kingkong/v1"]
+
+[name]
+"zh-CN" = "探针"
+
+[description]
+"zh-CN" = "开发主机测试插件"
+
+[scopes.required]
+"slot:home.kingkong" = "首页入口 / a home entry"
+
+[owner]
+name = "Test"
+email = "test@example.com"
+"""
+
+HOME = """\
+from fulcrum_sdk import Action, LocalizedText, SlotOffer, hookimpl
+
+
+@hookimpl
+def home_slot_offers(ctx):
+    {peek}
+    return [SlotOffer(slot="home.kingkong/v1", key="entry", title=LocalizedText(zh_CN="探针"),
+                      action=Action(uri="fulcrum://probe"))]
+"""
+
+
+def write_project(root: Path, *, peek: str = "pass") -> Path:
+    """A plugin project ``kit-probe`` in src layout; ``peek`` is a statement run before offering."""
+    package = root / "src" / "fulcrum_kit_probe"
+    package.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text('[project]\nname = "fulcrum-kit-probe"\nversion = "0.1.0"\n')
+    (package / "fulcrum-plugin.toml").write_text(MANIFEST, encoding="utf-8")
+    (package / "__init__.py").write_text(HOME.format(peek=peek), encoding="utf-8")
+    return root
+
+
+# --- the pieces --------------------------------------------------------------------------------------
+
+
+def test_a_scope_denial_is_shown_with_the_scope_and_why() -> None:
+    """The dispatcher's ScopeDenied detail becomes ``scope denied: <scope> (<reason>)``."""
+    line = describe_call("kit-probe", "home_slot_offers", "error", 0.0012, DENIED)
+    assert line == "[hook] kit-probe home_slot_offers error 1.2 ms  scope denied: holdings:read (not granted)"
+
+
+def test_other_failures_show_their_detail() -> None:
+    """A timeout or a crash shows the dispatcher's own detail after the latency."""
+    line = describe_call("kit-probe", "search", "timeout", 0.3, "no answer within 300 ms")
+    assert line == "[hook] kit-probe search timeout 300.0 ms  no answer within 300 ms"
+
+
+def test_echo_stats_print_only_the_watched_plugin_and_still_count() -> None:
+    """Calls of other plugins are counted but not printed; the watched plugin's are both."""
+    out = io.StringIO()
+    stats = EchoStats("kit-probe", out)
+    stats.record("kit-probe", "home_slot_offers", "ok", 0.002)
+    stats.record("pension", "home_slot_offers", "ok", 0.001)
+    assert out.getvalue() == "[hook] kit-probe home_slot_offers ok 2.0 ms\n"
+    assert {(s.plugin, s.calls) for s in stats.snapshot()} == {("kit-probe", 1), ("pension", 1)}
+
+
+def test_the_project_is_found_without_importing_it(tmp_path: Path) -> None:
+    """``src/<package>/fulcrum-plugin.toml`` gives the import root, package and manifest."""
+    found = find_dev_plugin(write_project(tmp_path / "p", peek="raise SystemExit('imported!')"))
+    assert found.package == "fulcrum_kit_probe"
+    assert found.source_root == (tmp_path / "p" / "src").resolve()
+    assert found.manifest.id == "kit-probe"
+
+
+def test_a_directory_without_a_plugin_is_refused(tmp_path: Path) -> None:
+    """No manifest, several packages, or an invalid manifest: a DevError that says what to pass."""
+    with pytest.raises(DevError, match=r"no fulcrum-plugin\.toml"):
+        find_dev_plugin(tmp_path)
+    with pytest.raises(DevError, match="not a directory"):
+        find_dev_plugin(tmp_path / "missing")
+    project = write_project(tmp_path / "p")
+    (project / "src" / "fulcrum_kit_probe" / "fulcrum-plugin.toml").write_text("id = 3\n", encoding="utf-8")
+    with pytest.raises(DevError, match=r"fulcrum-plugin\.toml"):
+        find_dev_plugin(project)
+    write_project(tmp_path / "two")
+    second = tmp_path / "two" / "src" / "fulcrum_other"
+    second.mkdir()
+    (second / "fulcrum-plugin.toml").write_text(MANIFEST, encoding="utf-8")
+    with pytest.raises(DevError, match="several plugin packages"):
+        find_dev_plugin(tmp_path / "two")
+
+
+def test_the_command_refuses_an_unknown_customer(tmp_path: Path) -> None:
+    """``--customer`` must be a demo customer; the error names the option and how to list them."""
+    ran = CliRunner().invoke(main, ["dev", str(write_project(tmp_path / "p")), "--customer", "nobody"])
+    assert ran.exit_code == 2
+    assert "--customer" in ran.output
+    assert "fulcrum demo customers" in ran.output
+
+
+def test_the_command_refuses_a_directory_without_a_plugin(tmp_path: Path) -> None:
+    """A wrong PATH is one line and exit 1, before anything is served."""
+    ran = CliRunner().invoke(main, ["dev", str(tmp_path)])
+    assert ran.exit_code == 1
+    assert "no fulcrum-plugin.toml" in ran.output
+
+
+# --- the running host --------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Terminal:
+    """The dev host's output lines, read in a thread so waiting for one is bounded."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str] = queue.Queue()
+        assert proc.stdout is not None
+        self._stream = proc.stdout
+        self._thread = threading.Thread(target=self._pump, args=(self._stream,), daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """After the process ended: let the reader reach the end of output, then close the pipe."""
+        self._thread.join(timeout=10)
+        self._stream.close()
+
+    def _pump(self, stream: io.TextIOBase) -> None:
+        for line in stream:
+            self._queue.put(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        """The first new line matching ``pattern``; fails with everything seen after ``timeout`` s."""
+        limit = time.monotonic() + timeout
+        while time.monotonic() < limit:
+            try:
+                line = self._queue.get(timeout=max(0.0, limit - time.monotonic()))
+            except queue.Empty:
+                break
+            self.lines.append(line)
+            found = re.search(pattern, line)
+            if found:
+                return found
+        pytest.fail(f"no line matching {pattern!r} within {timeout} s:\n" + "\n".join(self.lines))
+
+
+@pytest.fixture
+def dev_host(tmp_path: Path) -> Iterator[tuple[Terminal, str, Path, Callable[[], int]]]:
+    """``fulcrum dev`` on a probe plugin that reads holdings it never requested, on a free port."""
+    project = write_project(tmp_path / "probe", peek="ctx.data.holdings()")
+    port = _free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [str(FULCRUM), "dev", str(project), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,  # the reloader and its server process stop together
+    )
+    terminal = Terminal(proc)
+
+    def stop() -> int:
+        """Ctrl-C the dev host (as a developer would) and wait for it; idempotent."""
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+            terminal.close()
+        return proc.returncode
+
+    try:
+        yield terminal, f"http://127.0.0.1:{port}", project, stop
+    finally:
+        stop()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FULCRUM.exists(), reason="the fulcrum command is not installed in this environment")
+def test_the_dev_host_serves_the_plugin_and_shows_each_call(
+    dev_host: tuple[Terminal, str, Path, Callable[[], int]],
+) -> None:
+    """Token → /v1/home; each call shows with latency and scope denial; edits reload; Ctrl-C cleans up."""
+    terminal, base, project, stop = dev_host
+    state = Path(terminal.wait_for(r"^State \(deleted on exit\): (.+)$").group(1))
+    token = terminal.wait_for(r"^Token: (\S+)$").group(1)
+    terminal.wait_for(r"Application startup complete")
+    home = httpx.get(f"{base}/v1/home", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert home.status_code == 200, home.text
+    assert home.json()["slots"]["home.kingkong/v1"] == []
+    assert [d["plugin"] for d in home.json()["degraded"]] == ["kit-probe"]
+    denied = terminal.wait_for(
+        r"^\[hook\] kit-probe home_slot_offers error ([0-9.]+) ms  scope denied: (.+)$"
+    )
+    assert denied.group(2) == "holdings:read (not granted)"
+
+    (project / "src" / "fulcrum_kit_probe" / "__init__.py").write_text(
+        HOME.format(peek="pass"), encoding="utf-8"
+    )
+    terminal.wait_for(r"Application startup complete")
+    fixed = httpx.get(f"{base}/v1/home", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert fixed.status_code == 200, fixed.text
+    assert [o["key"] for o in fixed.json()["slots"]["home.kingkong/v1"]] == ["entry"]
+    terminal.wait_for(r"^\[hook\] kit-probe home_slot_offers ok [0-9.]+ ms$")
+    assert state.is_dir()
+    stop()
+    assert not state.exists()  # the throwaway state goes with the host
+
+
+def test_an_unauthenticated_call_is_refused_by_the_dev_host_too(tmp_path: Path) -> None:
+    """Sanity of the wiring without a server: the dev app factory builds a host that loads the plugin."""
+    project = write_project(tmp_path / "p")
+    env = {
+        "FULCRUM_STATE_DIR": str(tmp_path / "state"),
+        "FULCRUM_DATABASE_URL": f"sqlite:///{tmp_path / 'state' / 'db.sqlite'}",
+        "FULCRUM_BRANCHES_DIR": str(tmp_path / "none"),
+        "FULCRUM_DEV_SOURCE": str(project / "src"),
+        "FULCRUM_DEV_PACKAGE": "fulcrum_kit_probe",
+    }
+    code = textwrap.dedent("""\
+        from litestar.testing import TestClient
+        from fulcrum_core.devhost.asgi import dev_app_factory
+        app = dev_app_factory()
+        rt = app.state.runtime
+        print(sorted(rt.plugins.loaded), type(rt.dispatcher.stats).__name__, rt.settings.dev_mode)
+    """)
+    ran = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip().splitlines()[-1] == "['kit-probe'] EchoStats True"

@@ -1,0 +1,174 @@
+"""Consents as a resource: created by the authorization flow, listed and revoked by the customer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import pytest
+from fulcrum_core.data.consents import ConsentStore
+from fulcrum_core.data.models.oauth_code import OAuthCodeRow
+from fulcrum_core.data.types import utcnow
+from fulcrum_core.oauth.clients import hash_secret
+from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, sync_plugin_clients
+from fulcrum_sdk.errors import ScopeDenied
+from joserfc.jwk import ECKey
+
+from .conftest import CUSTOMER, ISSUER, REDIRECT, pkce_pair, submit_consent
+
+PARTNER = "fund-partner"
+SCOPES = ["holdings:read", "slot:home.notice"]
+
+
+def _partner_plugin(kit: Any) -> Any:
+    """A partner plugin whose notice says whether it could read the customer's holdings."""
+
+    def home_slot_offers(ctx: Any) -> list[Any]:
+        try:
+            ctx.data.holdings()
+        except ScopeDenied:
+            return [kit.offer("home.notice", "denied")]
+        return [kit.offer("home.notice", "allowed")]
+
+    return kit.plugin(PARTNER, kind="partner", scopes=SCOPES, home_slot_offers=home_slot_offers)
+
+
+def _notice(app: Any) -> list[str]:
+    r = app.get("/v1/home")
+    assert r.status_code == 200, r.text
+    return [item["key"] for item in r.json()["slots"]["home.notice/v1"] if item["plugin"] == PARTNER]
+
+
+def _authorize_url(scope: str) -> str:
+    return "/oauth/authorize?" + urlencode(
+        {
+            "response_type": "code",
+            "client_id": f"plugin-{PARTNER}",
+            "redirect_uri": REDIRECT,
+            "scope": scope,
+            "state": "p",
+            "code_challenge": pkce_pair()[1],
+            "code_challenge_method": "S256",
+        }
+    )
+
+
+@pytest.fixture
+def partner_app(make_app: Callable[..., Any], kit: Any) -> Any:
+    """The app with the partner plugin loaded, its OAuth client registered, and the dev login on."""
+    app = make_app(_partner_plugin(kit), oauth_dev_login=True)
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    sync_plugin_clients(
+        app.runtime.db,
+        {
+            PARTNER: PluginClientPolicy(
+                "partner",
+                frozenset(SCOPES),
+                True,
+                jwks={"keys": [key.as_dict(private=False)]},
+                redirect_uris=(REDIRECT,),
+            )
+        },
+    )
+    return app
+
+
+@pytest.fixture
+async def partner_browser(partner_app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The customer's user agent on ``partner_app``."""
+    transport = httpx.ASGITransport(app=partner_app.client.app)
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as c:
+        yield c
+
+
+@pytest.mark.anyio
+async def test_partner_needs_consent_and_loses_it_on_delete(partner_app: Any, partner_browser: Any) -> None:
+    """No consent: ScopeDenied; consent through /oauth/authorize: holdings; DELETE: denied again."""
+    assert _notice(partner_app) == ["denied"]
+
+    page = await partner_browser.get(_authorize_url("holdings:read"))
+    assert page.status_code == 200
+    assert "持有的理财、基金与存款产品" in page.text
+    assert "wealth, fund and deposit holdings" in page.text
+    assert "开发登录" in page.text  # the development login is labelled as such
+    redirect = await submit_consent(partner_browser, _authorize_url("holdings:read"))
+    code = parse_qs(urlsplit(redirect.headers["location"]).query)["code"][0]
+    assert _notice(partner_app) == ["allowed"]
+
+    with partner_app.runtime.db.read_session() as session:
+        row = session.get(OAuthCodeRow, hash_secret(code))
+        assert row is not None
+        # The partner's tokens name the customer by a pairwise id, never the customer number.
+        assert row.subject == partner_app.runtime.contexts.pairwise_id(PARTNER, CUSTOMER) != CUSTOMER
+
+    listed = partner_app.get("/v1/consents").json()["consents"]
+    assert [(c["plugin_id"], c["scopes"], c["status"]) for c in listed] == [
+        (PARTNER, ["holdings:read"], "authorised")
+    ]
+    token = partner_app.token()
+    deleted = partner_app.client.delete(
+        f"/v1/consents/{listed[0]['id']}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert deleted.status_code == 200
+    assert deleted.json()["status"] == "revoked"
+    assert _notice(partner_app) == ["denied"]
+
+
+def test_delete_unknown_or_foreign_consent_is_404(partner_app: Any) -> None:
+    """A consent id that is not the caller's is not found (never forbidden, never revealed)."""
+    foreign = ConsentStore(partner_app.runtime.db).grant(
+        "synthetic-retiree", PARTNER, ["holdings:read"], "test", utcnow() + timedelta(days=1)
+    )
+    headers = {"Authorization": f"Bearer {partner_app.token()}"}
+    for consent_id in (foreign, "nope"):
+        r = partner_app.client.delete(f"/v1/consents/{consent_id}", headers=headers)
+        assert r.status_code == 404
+        assert r.json()["field"] == "consent_id"
+
+
+@pytest.mark.parametrize(("method", "scope"), [("GET", "consents:write"), ("DELETE", "consents:read")])
+def test_consent_routes_need_their_scope(partner_app: Any, method: str, scope: str) -> None:
+    """Listing needs consents:read and revoking consents:write: 403 naming the missing scope."""
+    token = partner_app.token(scopes=[scope])
+    path = "/v1/consents" if method == "GET" else "/v1/consents/x"
+    r = partner_app.client.request(method, path, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 403
+    assert r.json()["missing_scopes"] == ["consents:read" if method == "GET" else "consents:write"]
+
+
+def test_staff_token_cannot_list_consents(partner_app: Any) -> None:
+    """Consents are the customer's: a client token with the scope is refused 403 customer.required."""
+    token = partner_app.token("plugin-x", ["consents:read"], kind="client")
+    r = partner_app.get("/v1/consents", token=token)
+    assert r.status_code == 403
+    assert r.json()["code"] == "customer.required"
+
+
+@pytest.mark.anyio
+async def test_denied_consent_creates_nothing(partner_app: Any, partner_browser: Any) -> None:
+    """Refusing on the consent page creates no consent; the plugin stays denied."""
+    r = await submit_consent(partner_browser, _authorize_url("holdings:read"), decision="deny")
+    assert parse_qs(urlsplit(r.headers["location"]).query)["error"] == ["access_denied"]
+    assert partner_app.get("/v1/consents").json()["consents"] == []
+    assert _notice(partner_app) == ["denied"]
+
+
+@pytest.mark.anyio
+async def test_authorizing_again_supersedes_the_earlier_consent(
+    partner_app: Any, partner_browser: Any
+) -> None:
+    """A second authorization replaces the first consent, so a single DELETE ends the partner's access."""
+    for _ in range(2):
+        assert (await submit_consent(partner_browser, _authorize_url("holdings:read"))).status_code == 302
+    listed = partner_app.get("/v1/consents").json()["consents"]
+    assert sorted(c["status"] for c in listed) == ["authorised", "revoked"]
+    live = next(c for c in listed if c["status"] == "authorised")
+    token = partner_app.token()
+    deleted = partner_app.client.delete(
+        f"/v1/consents/{live['id']}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert deleted.status_code == 200
+    assert _notice(partner_app) == ["denied"]

@@ -1,0 +1,297 @@
+"""Each way a client can get the protocol wrong is refused with the exact OAuth error."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import pytest
+from fulcrum_core.data.models.oauth_code import OAuthCodeRow
+from fulcrum_core.data.types import utcnow
+from fulcrum_core.oauth.clients import hash_secret
+from fulcrum_core.oauth.server import oauth_server
+from sqlalchemy import update
+
+from .conftest import CUSTOMER, ISSUER, REDIRECT, pkce_pair
+
+pytestmark = pytest.mark.anyio
+
+
+def _authorize_url(**overrides: str | None) -> str:
+    params = {
+        "response_type": "code",
+        "client_id": "fulcrum-app",
+        "redirect_uri": REDIRECT,
+        "scope": "home:read",
+        "state": "s-1",
+        "code_challenge": pkce_pair()[1],
+        "code_challenge_method": "S256",
+    }
+    params.update(overrides)
+    return "/oauth/authorize?" + urlencode({k: v for k, v in params.items() if v is not None})
+
+
+def _redirect_query(response: httpx.Response) -> dict[str, list[str]]:
+    assert response.status_code == 302, response.text
+    location = response.headers["location"]
+    assert location.startswith(REDIRECT + "?")
+    return parse_qs(urlsplit(location).query)
+
+
+async def _code(
+    consent: Callable[..., Awaitable[httpx.Response]], challenge: str, scope: str = "home:read"
+) -> str:
+    query = _redirect_query(await consent(_authorize_url(code_challenge=challenge, scope=scope)))
+    return query["code"][0]
+
+
+async def _redeem(browser: httpx.AsyncClient, code: str, verifier: str | None) -> httpx.Response:
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "client_id": "fulcrum-app",
+    }
+    if verifier is not None:
+        data["code_verifier"] = verifier
+    return await browser.post("/oauth/token", data=data)
+
+
+def _error(response: httpx.Response, status: int = 400) -> str:
+    assert response.status_code == status, response.text
+    error: str = response.json()["error"]
+    return error
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        "http://evil.example/callback",
+        "http://127.0.0.1:8765/call",
+        REDIRECT + "/",
+        REDIRECT + "x",
+        REDIRECT.upper(),
+    ],
+    ids=["unregistered", "prefix", "trailing-slash", "extended", "case"],
+)
+async def test_redirect_uri_must_match_exactly(browser: httpx.AsyncClient, redirect_uri: str) -> None:
+    """A redirect URI that is not one registered string is refused on the page, never redirected to."""
+    r = await browser.get(_authorize_url(redirect_uri=redirect_uri))
+    assert _error(r) == "invalid_request"
+    assert "location" not in r.headers
+
+
+async def test_missing_redirect_uri_is_refused(browser: httpx.AsyncClient) -> None:
+    """No redirect URI means no default one: the request is refused without a redirect."""
+    r = await browser.get(_authorize_url(redirect_uri=None))
+    assert _error(r) == "invalid_request"
+
+
+async def test_unknown_client_is_refused(browser: httpx.AsyncClient) -> None:
+    """An unregistered client id is ``invalid_client`` and nothing is redirected."""
+    r = await browser.get(_authorize_url(client_id="nobody"))
+    assert _error(r) == "invalid_client"
+    assert "location" not in r.headers
+
+
+@pytest.mark.parametrize(
+    ("overrides", "why"),
+    [
+        ({"code_challenge": None, "code_challenge_method": None}, "missing"),
+        ({"code_challenge_method": "plain"}, "plain"),
+        ({"code_challenge_method": None}, "method defaults to plain"),
+    ],
+    ids=["missing", "plain", "no-method"],
+)
+async def test_pkce_s256_is_required(
+    browser: httpx.AsyncClient, overrides: dict[str, str | None], why: str
+) -> None:
+    """Without an S256 challenge the client is sent back ``invalid_request`` (with state and iss)."""
+    query = _redirect_query(await browser.get(_authorize_url(**overrides)))
+    assert query["error"] == ["invalid_request"], why
+    assert query["state"] == ["s-1"]
+    assert query["iss"] == [ISSUER]
+
+
+async def test_implicit_grant_is_unsupported(browser: httpx.AsyncClient) -> None:
+    """``response_type=token`` (implicit) is ``unsupported_response_type``."""
+    query = _redirect_query(await browser.get(_authorize_url(response_type="token")))
+    assert query["error"] == ["unsupported_response_type"]
+
+
+async def test_password_grant_is_unsupported(browser: httpx.AsyncClient) -> None:
+    """The resource owner password grant does not exist here."""
+    r = await browser.post(
+        "/oauth/token",
+        data={
+            "grant_type": "password",
+            "username": CUSTOMER,
+            "password": "x",
+            "client_id": "fulcrum-app",
+        },
+    )
+    assert _error(r) == "unsupported_grant_type"
+
+
+async def test_denied_consent_redirects_access_denied(
+    consent: Callable[..., Awaitable[httpx.Response]],
+) -> None:
+    """Refusing on the consent page sends ``access_denied`` with state and iss."""
+    query = _redirect_query(await consent(_authorize_url(), decision="deny"))
+    assert query["error"] == ["access_denied"]
+    assert query["iss"] == [ISSUER]
+
+
+async def test_wrong_verifier(
+    browser: httpx.AsyncClient, consent: Callable[..., Awaitable[httpx.Response]]
+) -> None:
+    """A verifier that does not hash to the challenge is ``invalid_grant``."""
+    _, challenge = pkce_pair()
+    code = await _code(consent, challenge)
+    assert _error(await _redeem(browser, code, pkce_pair()[0])) == "invalid_grant"
+
+
+async def test_missing_verifier(
+    browser: httpx.AsyncClient, consent: Callable[..., Awaitable[httpx.Response]]
+) -> None:
+    """Redeeming without a verifier is ``invalid_request``."""
+    code = await _code(consent, pkce_pair()[1])
+    assert _error(await _redeem(browser, code, None)) == "invalid_request"
+
+
+async def test_verifier_without_challenge(oauth_app: Any, browser: httpx.AsyncClient) -> None:
+    """A verifier for a code issued without a challenge is ``invalid_request`` (RFC 9700 §4.8)."""
+    server = oauth_server(oauth_app.runtime)
+    server.codes.save(
+        "legacy-code",
+        client_id="fulcrum-app",
+        subject=CUSTOMER,
+        subject_kind="customer",
+        redirect_uri=REDIRECT,
+        scope="home:read",
+        code_challenge="",
+        code_challenge_method="",
+    )
+    assert _error(await _redeem(browser, "legacy-code", pkce_pair()[0])) == "invalid_request"
+
+
+async def test_code_reuse_is_refused_and_revokes_the_family(
+    browser: httpx.AsyncClient, consent: Callable[..., Awaitable[httpx.Response]]
+) -> None:
+    """A code redeemed twice is ``invalid_grant``, and the refresh token of the first use dies too."""
+    verifier, challenge = pkce_pair()
+    code = await _code(consent, challenge)
+    first = await _redeem(browser, code, verifier)
+    assert first.status_code == 200
+    assert _error(await _redeem(browser, code, verifier)) == "invalid_grant"
+    refresh = await browser.post(
+        "/oauth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": first.json()["refresh_token"],
+            "client_id": "fulcrum-app",
+        },
+    )
+    assert _error(refresh) == "invalid_grant"
+
+
+async def test_expired_code(
+    oauth_app: Any, browser: httpx.AsyncClient, consent: Callable[..., Awaitable[httpx.Response]]
+) -> None:
+    """A code older than 60 seconds is ``invalid_grant``."""
+    verifier, challenge = pkce_pair()
+    code = await _code(consent, challenge)
+    with oauth_app.runtime.db.session() as session:
+        session.execute(
+            update(OAuthCodeRow)
+            .where(OAuthCodeRow.code_hash == hash_secret(code))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    assert _error(await _redeem(browser, code, verifier)) == "invalid_grant"
+
+
+async def test_code_lives_at_most_sixty_seconds(
+    oauth_app: Any, consent: Callable[..., Awaitable[httpx.Response]]
+) -> None:
+    """The stored expiry of a fresh code is no more than 60 seconds away."""
+    code = await _code(consent, pkce_pair()[1])
+    with oauth_app.runtime.db.read_session() as session:
+        row = session.get(OAuthCodeRow, hash_secret(code))
+        assert row is not None
+        assert row.expires_at - utcnow() <= timedelta(seconds=60)
+
+
+async def _tokens(
+    browser: httpx.AsyncClient, consent: Callable[..., Awaitable[httpx.Response]], scope: str
+) -> Any:
+    verifier, challenge = pkce_pair()
+    r = await _redeem(browser, await _code(consent, challenge, scope), verifier)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def _refresh(browser: httpx.AsyncClient, token: str, **extra: str) -> httpx.Response:
+    return await browser.post(
+        "/oauth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": token,
+            "client_id": "fulcrum-app",
+            **extra,
+        },
+    )
+
+
+async def test_scope_escalation_on_refresh(
+    browser: httpx.AsyncClient, consent: Callable[..., Awaitable[httpx.Response]]
+) -> None:
+    """Asking a refresh for more than the original grant is ``invalid_scope``; narrowing is fine."""
+    tokens = await _tokens(browser, consent, "home:read search:read")
+    escalated = await _refresh(browser, tokens["refresh_token"], scope="home:read transactions:write")
+    assert _error(escalated) == "invalid_scope"
+    narrowed = await _refresh(browser, tokens["refresh_token"], scope="home:read")
+    assert narrowed.status_code == 200
+    assert narrowed.json()["scope"] == "home:read"
+
+
+async def test_refresh_reuse_revokes_the_family(
+    browser: httpx.AsyncClient, consent: Callable[..., Awaitable[httpx.Response]]
+) -> None:
+    """Replaying a rotated refresh token is ``invalid_grant`` and kills the token it was rotated into."""
+    tokens = await _tokens(browser, consent, "home:read")
+    rotated = await _refresh(browser, tokens["refresh_token"])
+    assert rotated.status_code == 200
+    assert _error(await _refresh(browser, tokens["refresh_token"])) == "invalid_grant"
+    assert _error(await _refresh(browser, rotated.json()["refresh_token"])) == "invalid_grant"
+
+
+async def test_revoked_refresh_token(
+    browser: httpx.AsyncClient, consent: Callable[..., Awaitable[httpx.Response]]
+) -> None:
+    """After RFC 7009 revocation the refresh token is ``invalid_grant``; revoking twice is still 200."""
+    tokens = await _tokens(browser, consent, "home:read")
+    data = {"token": tokens["refresh_token"], "token_type_hint": "refresh_token", "client_id": "fulcrum-app"}
+    assert (await browser.post("/oauth/revoke", data=data)).status_code == 200
+    assert (await browser.post("/oauth/revoke", data=data)).status_code == 200
+    assert _error(await _refresh(browser, tokens["refresh_token"])) == "invalid_grant"
+
+
+async def test_another_clients_refresh_token(
+    oauth_app: Any, browser: httpx.AsyncClient, consent: Callable[..., Awaitable[httpx.Response]]
+) -> None:
+    """A refresh token presented by another client is ``invalid_grant``."""
+    server = oauth_server(oauth_app.runtime)
+    server.clients.register(
+        "other-app",
+        kind="app",
+        name_zh="其他应用",
+        auth_method="none",
+        grant_types=["authorization_code", "refresh_token"],
+        scopes=["home:read"],
+        redirect_uris=[REDIRECT],
+    )
+    tokens = await _tokens(browser, consent, "home:read")
+    assert _error(await _refresh(browser, tokens["refresh_token"], client_id="other-app")) == "invalid_grant"

@@ -1,0 +1,159 @@
+"""Plugin clients: created, narrowed and disabled from the registry's policy; client credentials."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from authlib.deprecate import AuthlibDeprecationWarning
+from authlib.integrations.base_client import OAuthError
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
+from fulcrum_core.data.db import Database
+from fulcrum_core.errors import BadRequest
+from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, plugin_client_id, sync_plugin_clients
+from fulcrum_core.oauth.server import oauth_server
+from joserfc.jwk import ECKey
+
+from .conftest import ISSUER
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+TOKEN_URL = f"{ISSUER}/oauth/token"
+INTERNAL = PluginClientPolicy("department", frozenset({"slot:home.banner", "profile:basic"}), True)
+
+
+def _db(app: Any) -> Database:
+    db: Database = app.runtime.db
+    return db
+
+
+def _secret_client(app: Any, client_id: str, secret: str) -> AsyncOAuth2Client:
+    return AsyncOAuth2Client(
+        client_id=client_id,
+        client_secret=secret,
+        base_url=ISSUER,
+        transport=httpx.ASGITransport(app=app.client.app),
+    )
+
+
+@pytest.mark.anyio
+async def test_internal_plugin_gets_exactly_its_scopes(oauth_app: Any) -> None:
+    """A department plugin's backend gets a token with its granted scopes, and not one more."""
+    changes = sync_plugin_clients(_db(oauth_app), {"wealth": INTERNAL})
+    assert [(c.action, c.client_id) for c in changes] == [("created", "plugin-wealth")]
+    secret = changes[0].secret
+    assert secret
+    async with _secret_client(oauth_app, "plugin-wealth", secret) as client:
+        token = await client.fetch_token(TOKEN_URL, grant_type="client_credentials")
+        assert set(token["scope"].split()) == INTERNAL.scopes
+        assert "refresh_token" not in token
+        principal = oauth_app.runtime.tokens.verify(token["access_token"])
+        assert (principal.kind, principal.sub) == ("client", "plugin-wealth")
+        with pytest.raises(OAuthError) as beyond:
+            await client.fetch_token(TOKEN_URL, grant_type="client_credentials", scope="holdings:read")
+        assert beyond.value.error == "invalid_scope"
+
+
+@pytest.mark.anyio
+async def test_wrong_secret_is_invalid_client(oauth_app: Any) -> None:
+    """A wrong client secret is ``invalid_client``."""
+    sync_plugin_clients(_db(oauth_app), {"wealth": INTERNAL})
+    async with _secret_client(oauth_app, "plugin-wealth", "not-the-secret") as client:
+        with pytest.raises(OAuthError) as refused:
+            await client.fetch_token(TOKEN_URL, grant_type="client_credentials")
+    assert refused.value.error == "invalid_client"
+
+
+@pytest.mark.anyio
+async def test_suspension_disables_and_narrowing_shrinks(oauth_app: Any) -> None:
+    """Narrowing drops a scope from new tokens; suspending makes the client unable to authenticate."""
+    db = _db(oauth_app)
+    secret = sync_plugin_clients(db, {"wealth": INTERNAL})[0].secret
+    assert secret
+    narrowed = INTERNAL._replace(scopes=frozenset({"slot:home.banner"}))
+    assert sync_plugin_clients(db, {"wealth": narrowed})[0].action == "updated"
+    assert sync_plugin_clients(db, {"wealth": narrowed})[0].action == "unchanged"
+    async with _secret_client(oauth_app, "plugin-wealth", secret) as client:
+        token = await client.fetch_token(TOKEN_URL, grant_type="client_credentials")
+        assert token["scope"] == "slot:home.banner"
+        assert sync_plugin_clients(db, {"wealth": narrowed._replace(active=False)})[0].action == "disabled"
+        with pytest.raises(OAuthError) as refused:
+            await client.fetch_token(TOKEN_URL, grant_type="client_credentials")
+    assert refused.value.error == "invalid_client"
+
+
+def test_complete_policy_disables_absent_plugins(oauth_app: Any) -> None:
+    """With ``complete=True`` a plugin missing from the policy has its client disabled."""
+    db = _db(oauth_app)
+    sync_plugin_clients(db, {"wealth": INTERNAL, "pension": INTERNAL})
+    changes = sync_plugin_clients(db, {"wealth": INTERNAL}, complete=True)
+    assert ("pension", "disabled") in [(c.plugin_id, c.action) for c in changes]
+    assert oauth_server(oauth_app.runtime).query_client(plugin_client_id("pension")) is None
+
+
+@pytest.mark.parametrize("scope", ["home:read", "registry:review", "no-such-scope"])
+def test_ungrantable_scopes_are_refused(oauth_app: Any, scope: str) -> None:
+    """App, staff and unknown scopes cannot be granted to a plugin client; nothing is written."""
+    with pytest.raises(BadRequest) as refused:
+        sync_plugin_clients(_db(oauth_app), {"bad": INTERNAL._replace(scopes=frozenset({scope}))})
+    assert refused.value.field == "scopes"
+    assert oauth_server(oauth_app.runtime).clients.get(plugin_client_id("bad")) is None
+
+
+@pytest.mark.anyio
+async def test_partner_authenticates_with_private_key_jwt(oauth_app: Any) -> None:
+    """A partner signs a client assertion with its key; another key, or no key registered, is refused."""
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    policy = PluginClientPolicy(
+        "partner",
+        frozenset({"holdings:read", "slot:home.banner"}),
+        True,
+        jwks={"keys": [key.as_dict(private=False)]},
+    )
+    changes = sync_plugin_clients(_db(oauth_app), {"fund": policy})
+    assert changes[0].secret is None
+
+    def client_with(signing_key: ECKey) -> AsyncOAuth2Client:
+        client = AsyncOAuth2Client(
+            client_id="plugin-fund",
+            client_secret=signing_key,
+            token_endpoint_auth_method="private_key_jwt",
+            base_url=ISSUER,
+            transport=httpx.ASGITransport(app=oauth_app.client.app),
+        )
+        client.register_client_auth_method(PrivateKeyJWT(TOKEN_URL, alg="ES256"))
+        return client
+
+    async with client_with(key) as client:
+        token = await client.fetch_token(TOKEN_URL, grant_type="client_credentials", scope="slot:home.banner")
+        assert token["scope"] == "slot:home.banner"
+    async with client_with(ECKey.generate_key("P-256", auto_kid=True)) as attacker:
+        with pytest.raises(OAuthError) as refused:
+            await attacker.fetch_token(TOKEN_URL, grant_type="client_credentials")
+        assert refused.value.error == "invalid_client"
+
+
+def test_partner_without_keys_is_created_disabled(oauth_app: Any) -> None:
+    """A partner approved before registering its keys exists but cannot authenticate yet."""
+    policy = PluginClientPolicy("partner", frozenset({"slot:home.banner"}), True)
+    sync_plugin_clients(_db(oauth_app), {"fund": policy})
+    client = oauth_server(oauth_app.runtime).clients.get("plugin-fund")
+    assert client is not None
+    assert not client.active
+    assert client.auth_method == "private_key_jwt"
+
+
+@pytest.mark.anyio
+async def test_public_client_cannot_use_client_credentials(
+    oauth_app: Any, oauth_client: Callable[..., AsyncOAuth2Client]
+) -> None:
+    """The mobile app (a public client) cannot get tokens with client credentials."""
+    client = oauth_client(oauth_app.client.app)
+    with pytest.raises(OAuthError) as refused:
+        await client.fetch_token(TOKEN_URL, grant_type="client_credentials")
+    assert refused.value.error in {"invalid_client", "unauthorized_client"}

@@ -1,0 +1,288 @@
+"""``/registry/v1``: publishing, review, the kill switch and audit over HTTP, and every error status."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import CHECKLIST
+
+BASE = "/registry/v1"
+PUBLISHER = {"id": "test-bank", "name": "测试银行", "kind": "department", "contact": "ops@bank.example"}
+
+
+class Api:
+    """An app with the registry and staff tokens: rita and rob review, paul publishes for test-bank."""
+
+    def __init__(self, harness: Any, staff: Callable[..., str]) -> None:
+        self.client = harness.client
+        self.runtime = harness.runtime
+        rt = harness.runtime
+        self.rita = staff(rt, "rita", "registry:review")
+        self.rob = staff(rt, "rob", "registry:review")
+        self.paul = staff(rt, "paul", "registry:publish", publisher="test-bank")
+        self.olga = staff(rt, "olga", "registry:publish", publisher="other-bank")
+        self.nobody = staff(rt, "nemo", "registry:publish")  # publishes for no one
+
+    def call(self, method: str, path: str, token: str | None, **kwargs: Any) -> Any:
+        headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **kwargs.pop("headers", {})}
+        return self.client.request(method, BASE + path, headers=headers, **kwargs)
+
+    def submit(self, wheel: Path, token: str | None = None, **form: str) -> Any:
+        files = {"wheel": (wheel.name, wheel.read_bytes(), "application/octet-stream")}
+        return self.call("POST", "/releases", token or self.paul, files=files, data=form)
+
+    def approve(self, release_id: int, token: str, **extra: Any) -> Any:
+        body = {"decision": "approve", "checklist": CHECKLIST, **extra}
+        return self.call("POST", f"/releases/{release_id}/review", token, json=body)
+
+
+@pytest.fixture
+def api(make_app: Callable[..., Any], staff: Callable[..., str]) -> Api:
+    """The registry API with the test-bank publisher created."""
+    api = Api(make_app(), staff)
+    assert api.call("POST", "/publishers", api.rita, json=PUBLISHER).status_code == 201
+    return api
+
+
+@pytest.fixture
+def manifest(kit: Any) -> Any:
+    """A plugin asking for a low-sensitivity placement plus two optional scopes."""
+    return kit.manifest(
+        "notices",
+        hooks=["home_slot_offers"],
+        scopes=["slot:home.notice"],
+        optional=["location:city", "profile:basic"],
+    )
+
+
+def _problem(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+def test_submit_review_and_catalogue(api: Api, manifest: Any, wheel_for: Callable[..., Path]) -> None:
+    """A publisher submits; the release shows checks and diff; a reviewer approves; the catalogue lists it."""
+    submitted = api.submit(wheel_for(manifest))
+    assert submitted.status_code == 201, submitted.text
+    release = submitted.json()["release"]
+    assert release["state"] == "in_review"
+    assert release["submitted_by"] == "paul"
+    assert {c["id"] for c in release["checks"]} >= {"wheel.well_formed", "entry_point.matches_id"}
+    assert submitted.json()["diff"]["added_scopes"] == ["location:city", "profile:basic", "slot:home.notice"]
+
+    shown = api.call("GET", f"/releases/{release['id']}", api.rita).json()
+    assert shown["release"]["approvals_needed"] == 1
+    approved = api.approve(release["id"], api.rita, grant=["slot:home.notice"], reasons=["looks fine"])
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["release"]["state"] == "approved"
+    assert approved.json()["release"]["granted_scopes"] == ["slot:home.notice"]
+
+    catalogue = api.call("GET", "/plugins", api.paul, params={"q": "notices", "kind": "department"}).json()
+    assert [(p["id"], p["approved_versions"]) for p in catalogue["items"]] == [("notices", ["1.0.0"])]
+    assert api.call("GET", "/plugins", api.rita, params={"state": "rejected"}).json()["total"] == 0
+    listed = api.call("GET", "/releases", api.rita, params={"state": "approved", "limit": 1}).json()
+    assert listed["total"] == 1
+    assert listed["next_cursor"] is None
+    assert [p["id"] for p in api.call("GET", "/publishers", api.paul).json()["items"]] == ["test-bank"]
+
+
+def test_the_catalogue_pages(api: Api, kit: Any, wheel_for: Callable[..., Path]) -> None:
+    """Three plugins, two per page: the cursor leads to the last one and then stops."""
+    for name in ("p-a", "p-b", "p-c"):
+        api.submit(wheel_for(kit.manifest(name, hooks=["home_slot_offers"], scopes=["slot:home.notice"])))
+    first = api.call("GET", "/plugins", api.rita, params={"limit": 2}).json()
+    assert [p["id"] for p in first["items"]] == ["p-a", "p-b"]
+    assert first["total"] == 3
+    second = api.call("GET", "/plugins", api.rita, params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    assert [p["id"] for p in second["items"]] == ["p-c"]
+    assert second["next_cursor"] is None
+
+
+def test_four_eyes_over_http(
+    api: Api, manifest: Any, wheel_for: Callable[..., Path], staff: Callable[..., str]
+) -> None:
+    """Someone holding both scopes cannot approve their own submission (403 four-eyes)."""
+    both = staff(api.runtime, "bea", "registry:publish", "registry:review", publisher="test-bank")
+    release = api.submit(wheel_for(manifest), both).json()["release"]
+    _problem(api.approve(release["id"], both), 403, "registry.four-eyes")
+    assert api.approve(release["id"], api.rita).json()["release"]["state"] == "approved"
+
+
+def test_high_sensitivity_needs_two_distinct_approvers(
+    api: Api, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """Asking for pension:read needs two reviewers; the same one twice is refused; grants intersect."""
+    manifest = kit.manifest(
+        "pensions",
+        hooks=["home_slot_offers"],
+        scopes=["slot:home.notice"],
+        optional=["pension:read", "profile:basic"],
+    )
+    release = api.submit(wheel_for(manifest)).json()["release"]
+    assert release["approvals_needed"] == 2
+    first = api.approve(release["id"], api.rita, grant=["slot:home.notice", "pension:read"]).json()["release"]
+    assert first["state"] == "in_review"
+    assert first["approvals"] == ["rita"]
+    _problem(api.approve(release["id"], api.rita), 403, "registry.four-eyes")
+    second = api.approve(release["id"], api.rob).json()["release"]
+    assert second["state"] == "approved"
+    assert second["granted_scopes"] == ["pension:read", "slot:home.notice"]
+
+
+def test_kill_switch_and_audit(api: Api, manifest: Any, wheel_for: Callable[..., Path]) -> None:
+    """Suspend, resume and retire move the release; each is audited and the chain verifies."""
+    release_id = api.submit(wheel_for(manifest)).json()["release"]["id"]
+    api.approve(release_id, api.rita)
+    for action, state in (("suspend", "suspended"), ("resume", "approved"), ("retire", "retired")):
+        moved = api.call(
+            "POST", f"/releases/{release_id}/{action}", api.rob, json={"reason": f"{action} drill"}
+        )
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["release"]["state"] == state
+    events = api.call("GET", "/audit", api.rita, params={"subject": f"release:{release_id}"}).json()
+    actions = [e["action"] for e in events["items"]]
+    assert actions[-3:] == ["release.suspend", "release.resume", "release.retire"]
+    assert events["head"]["seq"] >= events["items"][-1]["seq"]
+    verdict = api.call("GET", "/audit/verify", api.rita).json()
+    assert verdict["ok"] is True
+    assert verdict["broken_seq"] is None
+
+
+def test_a_failed_submission_lists_every_failed_check(api: Api) -> None:
+    """Garbage named like a wheel is stored as checks_failed (201), with no diff to show."""
+    tmp = api.runtime.settings.state_dir
+    path = Path(tmp) / "fulcrum_junk-1.0.0-py3-none-any.whl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not a zip")
+    response = api.submit(path)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["release"]["state"] == "checks_failed"
+    assert "wheel.well_formed" in body["release"]["failed_checks"]
+    assert body["diff"] is None
+
+
+# -- error statuses -----------------------------------------------------------------------------
+
+
+def test_401_without_a_token(api: Api) -> None:
+    """No token: 401 with a Bearer challenge."""
+    response = api.call("GET", "/releases", None)
+    _problem(response, 401, "token.missing")
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_403_for_the_wrong_kind_of_caller(api: Api, manifest: Any, wheel_for: Callable[..., Path]) -> None:
+    """Customers, publish-only tokens on review routes, and tokens for another publisher are refused."""
+    from fulcrum_sdk.scopes import APP_SCOPES
+
+    customer = api.runtime.tokens.issue("synthetic-young-professional", APP_SCOPES)
+    _problem(api.call("GET", "/plugins", customer), 403, "staff.required")
+    _problem(
+        api.call("POST", "/publishers", api.paul, json={**PUBLISHER, "id": "x-bank"}),
+        403,
+        "scope.insufficient",
+    )
+    _problem(
+        api.submit(wheel_for(manifest), api.olga, publisher="test-bank"), 403, "registry.other-publisher"
+    )
+    _problem(api.submit(wheel_for(manifest), api.nobody), 403, "registry.publisher-missing")
+    _problem(api.submit(wheel_for(manifest), api.rita), 403, "scope.insufficient")
+    release_id = api.submit(wheel_for(manifest)).json()["release"]["id"]
+    _problem(api.call("GET", f"/releases/{release_id}", api.olga), 403, "registry.other-publisher")
+    _problem(
+        api.call("GET", "/releases", api.olga, params={"publisher": "test-bank"}),
+        403,
+        "registry.other-publisher",
+    )
+    assert api.call("GET", "/releases", api.olga).json()["total"] == 0
+    _problem(api.call("POST", f"/releases/{release_id}/suspend", api.paul, json={"reason": "x"}), 403)
+
+
+def test_404_for_unknown_ids(
+    api: Api, manifest: Any, wheel_for: Callable[..., Path], staff: Callable[..., str]
+) -> None:
+    """An unknown release is 404; so is submitting for a publisher that does not exist."""
+    _problem(api.call("GET", "/releases/999", api.rita), 404, "registry.not-found")
+    _problem(
+        api.call("POST", "/releases/999/suspend", api.rita, json={"reason": "x"}), 404, "registry.not-found"
+    )
+    ghost = staff(api.runtime, "gus", "registry:publish", publisher="ghost-bank")
+    _problem(api.submit(wheel_for(manifest), ghost), 404, "registry.not-found")
+
+
+def test_409_carries_the_current_state(api: Api, manifest: Any, wheel_for: Callable[..., Path]) -> None:
+    """Suspending a release in review is 409 with its state and the allowed actions; a taken id is 409."""
+    release_id = api.submit(wheel_for(manifest)).json()["release"]["id"]
+    body = _problem(
+        api.call("POST", f"/releases/{release_id}/suspend", api.rita, json={"reason": "x"}),
+        409,
+        "registry.illegal-transition",
+    )
+    assert body["state"] == "in_review"
+    assert body["allowed"] == ["approve", "reject"]
+    api.approve(release_id, api.rita)
+    again = _problem(api.approve(release_id, api.rob), 409, "registry.illegal-transition")
+    assert again["state"] == "approved"
+    _problem(api.call("POST", "/publishers", api.rita, json=PUBLISHER), 409, "registry.already-exists")
+
+
+def test_422_names_the_field(api: Api, manifest: Any, wheel_for: Callable[..., Path]) -> None:
+    """Refused review input is 422 naming the field: reasons, grant, checklist item, bad filters."""
+    release_id = api.submit(wheel_for(manifest)).json()["release"]["id"]
+    review = f"/releases/{release_id}/review"
+    assert (
+        _problem(api.call("POST", review, api.rita, json={"decision": "reject"}), 422)["field"] == "reasons"
+    )
+    bad_grant = api.approve(release_id, api.rita, grant=["pension:read"])
+    assert _problem(bad_grant, 422)["field"] == "grant"
+    unchecked = api.call("POST", review, api.rita, json={"decision": "approve", "checklist": {}})
+    assert _problem(unchecked, 422)["field"].startswith("checklist.")
+    grant_on_reject = api.call(
+        "POST", review, api.rita, json={"decision": "reject", "reasons": ["no"], "grant": []}
+    )
+    assert _problem(grant_on_reject, 422)["field"] == "grant"
+    assert _problem(api.call("GET", "/plugins", api.rita, params={"kind": "alien"}), 422)["field"] == "kind"
+    not_a_wheel = Path(api.runtime.settings.state_dir) / "notes.txt"
+    not_a_wheel.write_text("hello")
+    assert _problem(api.submit(not_a_wheel), 422)["field"] == "filename"
+    assert api.call("GET", f"/releases/{release_id}", api.rita).json()["release"]["state"] == "in_review"
+
+
+def test_400_for_malformed_requests(api: Api) -> None:
+    """Unparseable JSON, a missing field, a bad query type and an upload without a file are 400."""
+    garbage = api.call(
+        "POST",
+        "/releases/1/review",
+        api.rita,
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    assert garbage.status_code == 400
+    _problem(api.call("POST", "/releases/1/review", api.rita, json={"checklist": {}}), 400)
+    _problem(api.call("GET", "/plugins", api.rita, params={"limit": "many"}), 400)
+    _problem(api.call("GET", "/plugins", api.rita, params={"limit": 0}), 400)
+    _problem(api.call("POST", "/releases", api.paul, files={"other": ("x", b"y")}), 400)
+
+
+def test_out_of_range_ids_are_400(api: Api) -> None:
+    """Release ids and audit positions beyond 32 bits are refused as bad input, not looked up."""
+    _problem(api.call("GET", f"/releases/{2**63}", api.rita), 400)
+    _problem(api.call("GET", "/releases/0", api.rita), 400)
+    _problem(api.call("GET", "/audit", api.rita, params={"after": 2**40}), 400)
+
+
+def test_nul_characters_in_filters_are_422(api: Api) -> None:
+    """A NUL character in a search filter is refused naming the filter (no database can compare it)."""
+    assert _problem(api.call("GET", "/plugins", api.rita, params={"q": "a\x00b"}), 422)["field"] == "text"
+    assert (
+        _problem(api.call("GET", "/audit", api.rita, params={"subject": "\x00"}), 422)["field"] == "subject"
+    )

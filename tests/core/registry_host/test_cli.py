@@ -1,0 +1,171 @@
+"""``fulcrum registry``: the whole workflow on the database from the command line, and its refusals."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from click.testing import CliRunner, Result
+from fulcrum_core.cli import main
+from fulcrum_core.data.db import Database
+from fulcrum_core.registry_host.host import open_registry
+from fulcrum_core.settings import Settings, load_settings
+
+
+@pytest.fixture
+def config(tmp_path: Path, migrated_sqlite: Path) -> Path:
+    """A settings file on a migrated SQLite copy, with test-bank as a publisher."""
+    db_file = tmp_path / "cli.db"
+    db_file.write_bytes(migrated_sqlite.read_bytes())
+    path = tmp_path / "fulcrum.toml"
+    path.write_text(f'database_url = "sqlite:///{db_file}"\nstate_dir = "{tmp_path / "state"}"\n')
+    settings = load_settings(config_file=path, environ={})
+    db = Database(settings.resolved_database_url())
+    open_registry(settings, db).create_publisher(
+        {"id": "test-bank", "name": "测试银行", "kind": "department", "contact": "ops@bank.example"},
+        actor="t",
+    )
+    db.dispose()
+    return path
+
+
+def run(config: Path, *args: str) -> Result:
+    """Invoke ``fulcrum --config CONFIG ARGS``."""
+    return CliRunner().invoke(
+        main, ["--config", str(config), "registry", *args], env={"FULCRUM_CONFIG": None}
+    )
+
+
+def test_submit_review_approve_suspend_and_audit(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """Submit prints the checks; review shows the diff and checklist; approve, suspend and audit verify."""
+    manifest = kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+    submitted = run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
+    assert submitted.exit_code == 0, submitted.output
+    assert "[in_review]" in submitted.output
+    assert "passed  entry_point.matches_id" in submitted.output
+    review = run(config, "review", "1")
+    assert "new scopes: slot:home.notice" in review.output
+    assert "[ ] data_minimised" in review.output
+    assert run(config, "approve", "1", "--as", "bob", "--confirm").exit_code == 0
+    listed = json.loads(run(config, "list", "--state", "approved", "--json").output)
+    assert [r["plugin_id"] for r in listed["items"]] == ["notices"]
+    suspended = run(config, "suspend", "1", "--as", "carol", "--reason", "drill")
+    assert "[suspended]" in suspended.output
+    shown = json.loads(run(config, "show", "1", "--json").output)
+    assert shown["release"]["state"] == "suspended"
+    audit = run(config, "audit", "--subject", "release:1")
+    assert "release.suspend" in audit.output
+    verified = run(config, "audit", "verify")
+    assert verified.exit_code == 0
+    assert "intact" in verified.output
+
+
+def test_refusals_exit_non_zero_with_the_reason(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """Approving without --confirm, one's own release, an illegal move or an unknown id all fail clearly."""
+    manifest = kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+    run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
+    unconfirmed = run(config, "approve", "1", "--as", "bob")
+    assert unconfirmed.exit_code == 2
+    assert "--confirm" in unconfirmed.output
+    own = run(config, "approve", "1", "--as", "alice", "--confirm")
+    assert own.exit_code == 1
+    assert "cannot review it" in own.output
+    illegal = run(config, "resume", "1", "--as", "bob", "--reason", "x")
+    assert illegal.exit_code == 1
+    assert "'in_review'" in illegal.output
+    assert "no release 99" in run(config, "show", "99").output
+    bad = Path(str(config)).parent / "fulcrum_bad-1.0.0-py3-none-any.whl"
+    bad.write_bytes(b"junk")
+    failed = run(config, "submit", str(bad), "--publisher", "test-bank", "--as", "alice")
+    assert failed.exit_code == 1
+    assert "failed  wheel.well_formed" in failed.output
+
+
+def test_verify_names_the_first_tampered_row(config: Path) -> None:
+    """A changed audit row makes ``audit verify`` exit 1 and name that row."""
+    settings = load_settings(config_file=config, environ={})
+    db = Database(settings.resolved_database_url())
+    with db.begin() as conn:
+        conn.exec_driver_sql("UPDATE registry_audit SET actor = 'mallory' WHERE seq = 1")
+    db.dispose()
+    result = run(config, "audit", "verify", "--json")
+    assert result.exit_code == 1
+    assert msgspec.json.decode(result.output)["broken"]["seq"] == 1
+
+
+def test_token_issue_names_the_publisher(tmp_path: Path) -> None:
+    """``token issue --staff --publisher`` puts the publisher claim in the token; customers get none."""
+    from fulcrum_core.auth.tokens import TokenService
+
+    env = {"FULCRUM_STATE_DIR": str(tmp_path / "state"), "FULCRUM_CONFIG": None}
+    minted = CliRunner().invoke(
+        main,
+        ["token", "issue", "--staff", "paul", "--scope", "registry:publish", "--publisher", "test-bank"],
+        env=env,
+    )
+    assert minted.exit_code == 0, minted.output
+    service = TokenService.from_settings(Settings(state_dir=str(tmp_path / "state")))
+    assert service.verify_token(minted.output.strip()).claims.publisher == "test-bank"
+    refused = CliRunner().invoke(main, ["token", "issue", "--customer", "c-1", "--publisher", "x"], env=env)
+    assert refused.exit_code == 2
+    assert "--publisher goes with --staff" in refused.output
+
+
+def test_publishers_are_added_and_listed(config: Path) -> None:
+    """``add-publisher`` creates one (audited under --as); a taken id or a bad contact is refused."""
+    added = run(
+        config,
+        "add-publisher",
+        "sz-branch",
+        "--name",
+        "深圳分行",
+        "--kind",
+        "branch",
+        "--contact",
+        "it@sz.bank.example",
+        "--verified",
+        "--as",
+        "platform",
+    )
+    assert added.exit_code == 0, added.output
+    listed = run(config, "publishers")
+    assert "sz-branch" in listed.output
+    assert "verified" in listed.output
+    again = run(
+        config,
+        "add-publisher",
+        "sz-branch",
+        "--name",
+        "x",
+        "--kind",
+        "branch",
+        "--contact",
+        "a@b.example",
+        "--as",
+        "platform",
+    )
+    assert again.exit_code == 1
+    assert "exists already" in again.output
+    bad = run(
+        config,
+        "add-publisher",
+        "x-bank",
+        "--name",
+        "x",
+        "--kind",
+        "branch",
+        "--contact",
+        "nope",
+        "--as",
+        "platform",
+    )
+    assert bad.exit_code == 1
+    assert "contact" in bad.output

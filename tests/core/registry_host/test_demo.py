@@ -1,0 +1,41 @@
+"""Demo seeding goes through submit → checks → two reviewers, once, and leaves the host out of dev mode."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from fulcrum_core.data.db import Database
+from fulcrum_core.demo import prepare_demo
+from fulcrum_core.registry_host.demo import DEMO_REVIEWERS, DEMO_SUBMITTER
+from fulcrum_core.registry_host.host import open_registry
+from fulcrum_core.settings import Settings
+
+pytestmark = pytest.mark.skipif(shutil.which("uv") is None, reason="building the demo wheels needs uv")
+
+
+def test_the_demo_plugins_are_approved_through_review_once(tmp_path: Path) -> None:
+    """Each demo plugin is one approved release, submitted by the demo publisher and approved by two
+    distinct reviewers; a second run adds nothing."""
+    settings = Settings(state_dir=str(tmp_path / "state"), database_url=f"sqlite:///{tmp_path / 'demo.db'}")
+    report = prepare_demo(settings)
+    assert "release 1 approved" in report
+    db = Database(settings.resolved_database_url())
+    try:
+        service = open_registry(settings, db)
+        releases = service.list_releases({"limit": 100}).items
+        assert sorted(r.plugin_id or "" for r in releases) == ["merchant-promo", "pension", "wealth-checkup"]
+        for release in releases:
+            assert release.state == "approved", release.failed_checks
+            assert release.submitted_by == DEMO_SUBMITTER
+            assert set(release.approvals) <= set(DEMO_REVIEWERS)
+            assert release.granted_scopes is not None
+        assert any(len(r.approvals) == 2 for r in releases)  # high-sensitivity scopes: two reviewers
+        events = service.policy_version()
+        prepare_demo(settings)
+        assert service.policy_version() == events
+        assert len(service.list_releases({"limit": 100}).items) == 3
+        assert service.verify_audit_chain() is None
+    finally:
+        db.dispose()

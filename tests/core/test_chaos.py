@@ -1,0 +1,191 @@
+"""Chaos through HTTP: plugins that raise, hang, return garbage or huge payloads never break /v1/home."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+from fulcrum_core.dispatch.breaker import BreakerConfig
+from fulcrum_core.dispatch.clock import VirtualClock
+from fulcrum_core.settings import Deadlines
+from fulcrum_sdk import nonblocking
+from fulcrum_sdk.models import LocalizedText
+from msgspec.structs import replace
+
+FAST = Deadlines(home_slot_offers=100)
+DEFAULT_NOTICE = ("platform", "platform-welcome")
+
+
+def _keys(body: dict[str, Any], slot: str) -> list[tuple[str, str]]:
+    return [(i["plugin"], i["key"]) for i in body["slots"][slot]]
+
+
+def _degraded(body: dict[str, Any]) -> dict[str, str]:
+    return {d["plugin"]: d["reason"] for d in body["degraded"]}
+
+
+def test_each_failure_degrades_only_its_plugin(make_app: Any, kit: Any, release: threading.Event) -> None:
+    """Raise, hang (sync and async), garbage and huge payloads: 200, good items kept, the rest degraded."""
+
+    async def hangs_async(ctx: Any) -> Any:
+        await asyncio.sleep(3600)
+
+    def raises(ctx: Any) -> Any:
+        raise RuntimeError("plugin bug")
+
+    async def good_async(ctx: Any) -> Any:
+        await asyncio.sleep(0)
+        return [kit.offer("home.kingkong", "k-async")]
+
+    huge_title = LocalizedText(zh_CN="长" * 100_000)
+    app = make_app(
+        kit.plugin("good", home_slot_offers=nonblocking(lambda ctx: [kit.offer("home.banner", "b1")])),
+        kit.plugin("good-async", home_slot_offers=good_async),
+        kit.plugin("raises", home_slot_offers=raises),
+        kit.plugin("hangs-sync", home_slot_offers=lambda ctx: release.wait()),
+        kit.plugin("hangs-async", home_slot_offers=hangs_async),
+        kit.plugin("garbage", home_slot_offers=lambda ctx: {"banner": "not a list"}),
+        kit.plugin("huge-list", home_slot_offers=lambda ctx: [kit.offer("home.banner", "x")] * 10_000),
+        kit.plugin(
+            "huge-text",
+            home_slot_offers=lambda ctx: [replace(kit.offer("home.banner", "t"), title=huge_title)],
+        ),
+        deadlines=FAST,
+    )
+    response = app.get("/v1/home")
+    assert not release.is_set()  # answered while the sync plugin is still blocked
+    assert response.status_code == 200
+    body = response.json()
+    assert _keys(body, "home.banner/v1") == [("good", "b1")]
+    assert _keys(body, "home.kingkong/v1") == [("good-async", "k-async")]
+    assert _degraded(body) == {
+        "raises": "error",
+        "hangs-sync": "timeout",
+        "hangs-async": "timeout",
+        "garbage": "invalid",
+        "huge-list": "invalid",
+        "huge-text": "invalid",
+    }
+    assert _keys(body, "home.notice/v1") == [DEFAULT_NOTICE]  # platform content fills the empty slot
+    assert "plugin bug" not in response.text
+
+
+def test_page_answers_within_budget_when_every_plugin_hangs(
+    make_app: Any, kit: Any, release: threading.Event
+) -> None:
+    """With every plugin hanging and long deadlines, the overall budget still ends the wait."""
+
+    async def hangs_async(ctx: Any) -> Any:
+        await asyncio.sleep(3600)
+
+    app = make_app(
+        kit.plugin("hangs-sync", home_slot_offers=lambda ctx: release.wait()),
+        kit.plugin("hangs-async", home_slot_offers=hangs_async),
+        deadlines=Deadlines(home_slot_offers=60_000),
+        home_budget_ms=100,
+    )
+    response = app.get("/v1/home")
+    assert not release.is_set()
+    assert response.status_code == 200
+    body = response.json()
+    assert _degraded(body) == {"hangs-sync": "timeout", "hangs-async": "timeout"}
+    assert _keys(body, "home.notice/v1") == [DEFAULT_NOTICE]
+    assert all(not items for slot, items in body["slots"].items() if slot != "home.notice/v1")
+
+
+def test_no_default_content_when_nothing_was_left_out(make_app: Any, kit: Any) -> None:
+    """Platform content appears only in a degraded page; a healthy page shows exactly the plugins' items."""
+    app = make_app(kit.plugin("good", home_slot_offers=lambda ctx: [kit.offer("home.banner", "b1")]))
+    body = app.get("/v1/home").json()
+    assert body["degraded"] == []
+    assert body["slots"]["home.notice/v1"] == []
+
+
+def test_slow_only_sometimes_is_degraded_only_when_slow(make_app: Any, kit: Any) -> None:
+    """A plugin slow on every other call loses only those calls; the page is 200 each time."""
+    calls = [0]
+
+    async def flaky(ctx: Any) -> Any:
+        calls[0] += 1
+        if calls[0] % 2 == 0:
+            await asyncio.sleep(3600)
+        return [kit.offer("home.banner", f"b{calls[0]}")]
+
+    app = make_app(kit.plugin("flaky", home_slot_offers=flaky), deadlines=FAST)
+    seen = []
+    for _ in range(4):
+        response = app.get("/v1/home")
+        assert response.status_code == 200
+        seen.append(_degraded(response.json()).get("flaky", "ok"))
+    assert seen == ["ok", "timeout", "ok", "timeout"]
+
+
+def test_breaker_opens_and_later_closes(make_app: Any, kit: Any) -> None:
+    """Failures open the breaker (the plugin is not called); after the open period a good probe closes it."""
+    state = {"broken": True, "calls": 0}
+
+    def sometimes_broken(ctx: Any) -> Any:
+        state["calls"] += 1
+        if state["broken"]:
+            raise RuntimeError("down")
+        return [kit.offer("home.banner", "back")]
+
+    config = BreakerConfig(
+        sliding_window_size=4, minimum_number_of_calls=4, wait_duration_in_open_state_s=30,
+        permitted_calls_in_half_open=1,
+    )
+    app = make_app(kit.plugin("wobbly", home_slot_offers=sometimes_broken), breaker=config)
+    clock = VirtualClock()
+    app.runtime.dispatcher.resilience.clock = clock
+    for _ in range(4):
+        assert _degraded(app.get("/v1/home").json()) == {"wobbly": "error"}
+    assert app.runtime.dispatcher.breaker_open("wobbly", "home_slot_offers")
+
+    response = app.get("/v1/home")
+    assert response.status_code == 200
+    assert _degraded(response.json()) == {"wobbly": "rejected"}
+    assert state["calls"] == 4  # not called while open
+
+    state["broken"] = False
+    clock.advance(30)
+    body = app.get("/v1/home").json()  # the half-open probe succeeds
+    assert _keys(body, "home.banner/v1") == [("wobbly", "back")]
+    assert not app.runtime.dispatcher.breaker_open("wobbly", "home_slot_offers")
+    assert app.get("/v1/home").json()["degraded"] == []
+
+
+def test_nonblocking_plugin_that_overruns_is_dropped_then_skipped(make_app: Any, kit: Any) -> None:
+    """A plugin declared nonblocking that blocks past the deadline loses its result and trips its breaker."""
+    calls = [0]
+
+    @nonblocking
+    def liar(ctx: Any) -> Any:
+        calls[0] += 1
+        time.sleep(0.03)  # breaks its promise: blocks the loop for longer than the 10 ms deadline
+        return [kit.offer("home.banner", "late")]
+
+    config = BreakerConfig(sliding_window_size=2, minimum_number_of_calls=2)
+    app = make_app(
+        kit.plugin("liar", home_slot_offers=liar), deadlines=Deadlines(home_slot_offers=10), breaker=config
+    )
+    reasons = [_degraded(app.get("/v1/home").json()).get("liar") for _ in range(3)]
+    assert reasons == ["timeout", "timeout", "rejected"]
+    assert calls[0] == 2
+
+
+def test_bulkhead_caps_threads_held_by_a_hanging_plugin(
+    make_app: Any, kit: Any, release: threading.Event
+) -> None:
+    """A sync plugin stuck in its thread keeps its bulkhead place; the next call is rejected, not started."""
+    started = [0]
+
+    def stuck(ctx: Any) -> Any:
+        started[0] += 1
+        release.wait()
+
+    app = make_app(kit.plugin("stuck", home_slot_offers=stuck), deadlines=FAST, bulkhead_size=1)
+    assert _degraded(app.get("/v1/home").json()) == {"stuck": "timeout"}
+    assert _degraded(app.get("/v1/home").json()) == {"stuck": "rejected"}
+    assert started[0] == 1

@@ -1,0 +1,282 @@
+"""The dispatcher's fast path and guards: eager coroutines, inline nonblocking impls, breaker, bulkhead."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import msgspec
+import pytest
+from fulcrum_core.dispatch.breaker import BreakerConfig
+from fulcrum_core.dispatch.clock import VirtualClock
+from fulcrum_core.dispatch.dispatcher import Dispatcher, PluginCallError
+from fulcrum_core.plugins import LoadedPlugin, get_plugin_manager
+from fulcrum_core.settings import Deadlines, Settings
+from fulcrum_sdk import nonblocking
+from fulcrum_sdk.hookspecs import is_nonblocking
+from fulcrum_sdk.models import TransactionResult
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def fast(settings: Settings) -> Settings:
+    """Short deadlines and a breaker that judges after two calls."""
+    return msgspec.structs.replace(
+        settings,
+        deadlines=Deadlines(search=100, execute_transaction=100),
+        breaker=BreakerConfig(
+            sliding_window_size=2, minimum_number_of_calls=2, permitted_calls_in_half_open=1,
+            wait_duration_in_open_state_s=10,
+        ),
+    )
+
+
+def _loaded(settings: Settings, *plugins: object) -> list[LoadedPlugin]:
+    loaded = get_plugin_manager(settings, extra_plugins=plugins, load_entry_points=False)
+    assert loaded.quarantined == {}
+    return list(loaded.loaded.values())
+
+
+class _Observer:
+    """Remembers every (plugin, outcome) it is told."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def observe(self, plugin: str, hook: str, outcome: str, seconds: float) -> None:
+        self.seen.append((plugin, outcome))
+
+
+async def _search(dispatcher: Dispatcher, kit: Any, plugins: list[LoadedPlugin]) -> Any:
+    return await dispatcher.call_many("search", [(p, kit.context(p)) for p in plugins], query="q")
+
+
+def test_nonblocking_marks_the_function_and_returns_it() -> None:
+    """The marker returns the same function, now recognised as nonblocking."""
+
+    def impl(ctx: Any) -> None:
+        return None
+
+    assert nonblocking(impl) is impl
+    assert is_nonblocking(impl)
+    assert not is_nonblocking(lambda ctx: None)
+
+
+async def test_coroutine_that_never_waits_runs_in_the_callers_task(fast: Settings, kit: Any) -> None:
+    """An async impl returning without suspending runs inline (no task); one that waits gets its own task."""
+    caller = asyncio.current_task()
+    tasks: dict[str, Any] = {}
+
+    async def eager(ctx: Any, query: str) -> Any:
+        tasks["eager"] = asyncio.current_task()
+        return [kit.hit("e")]
+
+    async def waits(ctx: Any, query: str) -> Any:
+        await asyncio.sleep(0)
+        tasks["waits"] = asyncio.current_task()
+        return [kit.hit("w")]
+
+    dispatcher = Dispatcher(fast)
+    gathered = await _search(dispatcher, kit, _loaded(fast, kit.plugin("eager", search=eager),
+                                                       kit.plugin("waits", search=waits)))
+    dispatcher.close()
+    assert gathered.degraded == []
+    assert set(gathered.results) == {"eager", "waits"}
+    assert tasks["eager"] is caller
+    assert tasks["waits"] is not caller
+
+
+async def test_nonblocking_sync_runs_on_the_loop_thread_others_in_workers(fast: Settings, kit: Any) -> None:
+    """A declared nonblocking impl runs in the event loop's thread; an undeclared one in a worker thread."""
+    threads: dict[str, int] = {}
+
+    @nonblocking
+    def inline(ctx: Any, query: str) -> Any:
+        threads["inline"] = threading.get_ident()
+        return []
+
+    def threaded(ctx: Any, query: str) -> Any:
+        threads["threaded"] = threading.get_ident()
+        return []
+
+    dispatcher = Dispatcher(fast)
+    await _search(dispatcher, kit, _loaded(fast, kit.plugin("inline", search=inline),
+                                           kit.plugin("threaded", search=threaded)))
+    dispatcher.close()
+    assert threads["inline"] == threading.get_ident()
+    assert threads["threaded"] != threading.get_ident()
+
+
+async def test_suspended_coroutine_is_cancelled_at_the_deadline(fast: Settings, kit: Any) -> None:
+    """A coroutine that suspends past the deadline is cancelled (CancelledError delivered to it)."""
+    cancelled = asyncio.Event()
+
+    async def sleeper(ctx: Any, query: str) -> Any:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    dispatcher = Dispatcher(fast)
+    gathered = await _search(dispatcher, kit, _loaded(fast, kit.plugin("sleeper", search=sleeper)))
+    await asyncio.wait_for(cancelled.wait(), 5)
+    dispatcher.close()
+    assert [(d.plugin, d.reason) for d in gathered.degraded] == [("sleeper", "timeout")]
+
+
+async def test_errors_before_and_after_the_first_await_are_errors(fast: Settings, kit: Any) -> None:
+    """An async impl raising before it waits (inline) or after (in its task) is degraded as 'error'."""
+
+    async def early(ctx: Any, query: str) -> Any:
+        raise ValueError("early")
+
+    async def late(ctx: Any, query: str) -> Any:
+        await asyncio.sleep(0)
+        raise ValueError("late")
+
+    dispatcher = Dispatcher(fast)
+    gathered = await _search(dispatcher, kit, _loaded(fast, kit.plugin("early", search=early),
+                                                       kit.plugin("late", search=late)))
+    dispatcher.close()
+    assert {(d.plugin, d.reason, d.detail) for d in gathered.degraded} == {
+        ("early", "error", "ValueError: early"),
+        ("late", "error", "ValueError: late"),
+    }
+
+
+async def test_breaker_opens_rejects_and_closes_on_a_virtual_clock(fast: Settings, kit: Any) -> None:
+    """Two failures open the breaker; calls are then refused; after the wait a good probe closes it."""
+    healthy = [False]
+
+    @nonblocking
+    def wobbly(ctx: Any, query: str) -> Any:
+        if not healthy[0]:
+            raise RuntimeError("down")
+        return [kit.hit("ok")]
+
+    clock = VirtualClock()
+    observer = _Observer()
+    dispatcher = Dispatcher(fast, clock=clock, observer=observer)
+    plugins = _loaded(fast, kit.plugin("wobbly", search=wobbly))
+    for _ in range(2):
+        await _search(dispatcher, kit, plugins)
+    assert dispatcher.breaker_open("wobbly", "search")
+    refused = await _search(dispatcher, kit, plugins)
+    assert [(d.reason, d.detail) for d in refused.degraded] == [("rejected", "circuit breaker open")]
+    assert observer.seen[-1] == ("wobbly", "breaker_open")
+
+    healthy[0] = True
+    clock.advance(10)
+    probe = await _search(dispatcher, kit, plugins)
+    dispatcher.close()
+    assert probe.degraded == []
+    assert not dispatcher.breaker_open("wobbly", "search")
+    outcomes = [outcome for _, outcome in observer.seen]
+    assert outcomes == ["error", "error", "breaker_open", "ok"]
+
+
+async def test_bulkhead_place_is_held_until_the_thread_ends(
+    fast: Settings, kit: Any, release: threading.Event
+) -> None:
+    """A timed-out thread keeps its bulkhead place until it returns, then the place is free again."""
+    conf = msgspec.structs.replace(fast, bulkhead_size=1, breaker=BreakerConfig(minimum_number_of_calls=100))
+    done = threading.Event()
+
+    def stuck(ctx: Any, query: str) -> Any:
+        release.wait()
+        done.set()
+        return []
+
+    dispatcher = Dispatcher(conf)
+    plugins = _loaded(conf, kit.plugin("stuck", search=stuck))
+    first = await _search(dispatcher, kit, plugins)
+    second = await _search(dispatcher, kit, plugins)
+    assert [d.reason for d in first.degraded] == ["timeout"]
+    assert [d.reason for d in second.degraded] == ["rejected"]
+    assert "bulkhead full" in second.degraded[0].detail
+    release.set()
+    await asyncio.to_thread(done.wait, 5)
+    guard = dispatcher.resilience.get("stuck", "search")
+    for _ in range(100):  # the place is given back through the loop; let it run
+        if guard.bulkhead.active == 0:
+            break
+        await asyncio.sleep(0)
+    dispatcher.close()
+    assert guard.bulkhead.active == 0
+
+
+async def test_call_one_uses_the_fast_path_and_the_breaker(fast: Settings, kit: Any) -> None:
+    """call_one returns an eager coroutine's result, and refuses once the plugin's breaker is open."""
+    results = iter([RuntimeError("a"), RuntimeError("b")])
+
+    async def pay(ctx: Any, request: Any) -> Any:
+        raise next(results)
+
+    async def good(ctx: Any, request: Any) -> Any:
+        return TransactionResult(status="succeeded", reference="r")
+
+    dispatcher = Dispatcher(fast)
+    [payer] = _loaded(fast, kit.plugin("payer", execute_transaction=pay, transaction_types=["t"]))
+    [fine] = _loaded(fast, kit.plugin("fine", execute_transaction=good, transaction_types=["t"]))
+    ctx = kit.context(fine)
+    ok = await dispatcher.call_one(fine, "execute_transaction", ctx, deadline_ms=100, request=None)
+    assert ok == TransactionResult(status="succeeded", reference="r")
+    for _ in range(2):
+        with pytest.raises(PluginCallError):
+            await dispatcher.call_one(payer, "execute_transaction", ctx, deadline_ms=100, request=None)
+    with pytest.raises(PluginCallError) as info:
+        await dispatcher.call_one(payer, "execute_transaction", ctx, deadline_ms=100, request=None)
+    dispatcher.close()
+    assert info.value.kind == "rejected"
+
+
+async def test_call_queued_for_a_thread_is_left_out_but_not_blamed(
+    settings: Settings, kit: Any, release: threading.Event
+) -> None:
+    """With every worker thread busy, a queued plugin times out without its breaker counting it."""
+    conf = msgspec.structs.replace(
+        settings, deadlines=Deadlines(search=50),
+        breaker=BreakerConfig(sliding_window_size=1, minimum_number_of_calls=1),
+    )
+    dispatcher = Dispatcher(conf, max_threads=1)
+    plugins = _loaded(
+        conf,
+        kit.plugin("a-stuck", search=lambda ctx, query: release.wait()),
+        kit.plugin("b-queued", search=lambda ctx, query: []),
+    )
+    gathered = await _search(dispatcher, kit, plugins)
+    dispatcher.close()
+    details = {d.plugin: (d.reason, d.detail) for d in gathered.degraded}
+    assert details["a-stuck"][0] == "timeout"
+    assert details["b-queued"][0] == "timeout"
+    assert "not started" in details["b-queued"][1]
+    assert dispatcher.breaker_open("a-stuck", "search")
+    assert not dispatcher.breaker_open("b-queued", "search")
+
+
+async def test_callers_budget_cuts_the_wait_without_blaming_plugins(
+    fast: Settings, kit: Any, release: threading.Event
+) -> None:
+    """A budget shorter than the deadline ends the wait early; inline results are kept, breakers uncharged."""
+
+    async def slow(ctx: Any, query: str) -> Any:
+        await asyncio.sleep(3600)
+
+    @nonblocking
+    def quick(ctx: Any, query: str) -> Any:
+        return [kit.hit("q")]
+
+    one_call = BreakerConfig(sliding_window_size=1, minimum_number_of_calls=1)
+    conf = msgspec.structs.replace(fast, breaker=one_call)
+    dispatcher = Dispatcher(conf)
+    plugins = _loaded(conf, kit.plugin("quick", search=quick), kit.plugin("slow", search=slow))
+    gathered = await dispatcher.call_many(
+        "search", [(p, kit.context(p)) for p in plugins], deadline_ms=0, query="q"
+    )
+    dispatcher.close()
+    assert gathered.results == {"quick": [kit.hit("q")]}
+    assert [(d.plugin, d.reason) for d in gathered.degraded] == [("slow", "timeout")]
+    assert not dispatcher.breaker_open("slow", "search")

@@ -1,0 +1,73 @@
+"""Every client mistake becomes an RFC 9457 problem that names the field, whoever detected it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Any]) -> Any:
+    """The real app with no plugins: the error paths need none."""
+    return make_app()
+
+
+def test_bad_query_parameter_names_the_parameter(app: Any) -> None:
+    """A page that is not an integer is a 400 naming ``page``, in our problem shape."""
+    response = app.get("/v1/search?q=x&page=abc")
+    body = response.json()
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert (body["code"], body["field"]) == ("invalid-input", "page")
+    assert body["detail"].startswith("page: ")
+    assert body["type"].endswith("/invalid-input")
+
+
+def test_out_of_range_parameter_names_the_parameter(app: Any) -> None:
+    """A feed limit below 1 is a 400 naming ``limit`` with the constraint."""
+    response = app.get("/v1/feeds/wealth?limit=0")
+    assert response.status_code == 400
+    assert response.json()["field"] == "limit"
+    assert ">= 1" in response.json()["detail"]
+
+
+def test_missing_transaction_body_names_the_body(app: Any) -> None:
+    """An empty POST body is a 400 that says a JSON body is required, not an internal key name."""
+    response = app.client.post(
+        "/v1/transactions",
+        content=b"",
+        headers={"Authorization": f"Bearer {app.token()}", "Idempotency-Key": "k"},
+    )
+    body = response.json()
+    assert response.status_code == 400
+    assert body["field"] == "body"
+    assert "JSON request body is required" in body["detail"]
+
+
+def test_malformed_json_is_a_problem_naming_the_body(app: Any) -> None:
+    """Malformed JSON is a 400 problem with ``field: body`` and the parser's message."""
+    response = app.client.post(
+        "/v1/transactions",
+        content=b"{bad",
+        headers={
+            "Authorization": f"Bearer {app.token()}",
+            "Idempotency-Key": "k",
+            "content-type": "application/json",
+        },
+    )
+    body = response.json()
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert (body["code"], body["field"]) == ("invalid-input", "body")
+
+
+def test_unknown_route_is_a_not_found_problem(app: Any) -> None:
+    """An unknown path is a 404 problem with a stable code, not an HTML page."""
+    response = app.get("/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert response.json()["code"] == "not-found"

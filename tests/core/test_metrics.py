@@ -1,0 +1,81 @@
+"""``/metrics``: per-plugin latency histograms, outcome counters and breaker states, for staff only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fulcrum_core.dispatch.breaker import BreakerConfig
+from fulcrum_core.observability.metrics import Metrics
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _staff(app: Any) -> str:
+    token: str = app.runtime.tokens.issue("ops", ["platform:read"], kind="staff")
+    return token
+
+
+def test_metrics_count_outcomes_and_latency_per_plugin(make_app: Any, kit: Any) -> None:
+    """After one page: ok and error counted per plugin, a latency observation for each, breakers closed."""
+
+    def boom(ctx: Any) -> Any:
+        raise RuntimeError("down")
+
+    app = make_app(
+        kit.plugin("good", home_slot_offers=lambda ctx: [kit.offer("home.banner", "b")]),
+        kit.plugin("bad", home_slot_offers=boom),
+    )
+    assert app.get("/v1/home").status_code == 200
+    response = app.get("/metrics", token=_staff(app))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = _samples(response.text)
+    hook = ("hook", "home_slot_offers")
+    calls = "fulcrum_plugin_calls_total"
+    assert samples[(calls, frozenset({("plugin", "good"), hook, ("outcome", "ok")}))] == 1
+    assert samples[(calls, frozenset({("plugin", "bad"), hook, ("outcome", "error")}))] == 1
+    assert samples[("fulcrum_plugin_call_seconds_count", frozenset({("plugin", "good"), hook}))] == 1
+    closed = frozenset({("plugin", "bad"), hook, ("state", "closed")})
+    assert samples[("fulcrum_breaker_state", closed)] == 1
+
+
+def test_breaker_open_is_its_own_outcome_and_state(make_app: Any, kit: Any) -> None:
+    """A refused call counts as breaker_open (no latency), and the state gauge shows the breaker open."""
+
+    def boom(ctx: Any) -> Any:
+        raise RuntimeError("down")
+
+    config = BreakerConfig(sliding_window_size=1, minimum_number_of_calls=1)
+    app = make_app(kit.plugin("bad", home_slot_offers=boom), breaker=config)
+    app.get("/v1/home")
+    app.get("/v1/home")
+    samples = _samples(app.get("/metrics", token=_staff(app)).text)
+    labels = {("plugin", "bad"), ("hook", "home_slot_offers")}
+    assert samples[("fulcrum_plugin_calls_total", frozenset({*labels, ("outcome", "breaker_open")}))] == 1
+    assert samples[("fulcrum_plugin_call_seconds_count", frozenset(labels))] == 1
+    assert samples[("fulcrum_breaker_state", frozenset({*labels, ("state", "open")}))] == 1
+    assert samples[("fulcrum_breaker_state", frozenset({*labels, ("state", "closed")}))] == 0
+
+
+@pytest.mark.parametrize(("who", "status"), [("customer", 403), ("nobody", 401)])
+def test_metrics_need_platform_read(make_app: Any, who: str, status: int) -> None:
+    """A customer token is refused (403) and so is a request without a token (401)."""
+    app = make_app()
+    response = app.get("/metrics") if who == "customer" else app.client.get("/metrics")
+    assert response.status_code == status
+
+
+def test_each_app_has_its_own_registry() -> None:
+    """Two Metrics objects never share counters (no process-global registry)."""
+    one, two = Metrics(), Metrics()
+    one.observe("p", "search", "ok", 0.01)
+    assert b'fulcrum_plugin_calls_total{hook="search",outcome="ok",plugin="p"} 1.0' in one.render()
+    assert b"fulcrum_plugin_calls_total{" not in two.render()

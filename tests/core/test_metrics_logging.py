@@ -1,0 +1,116 @@
+"""Structured logs: JSON lines, and the request id on every line written while serving a request."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fulcrum_core.observability.logging import (
+    REQUEST_ID,
+    JsonFormatter,
+    RequestIdFilter,
+    configure_logging,
+    new_request_id,
+)
+
+
+class _Collect(logging.Handler):
+    """Keeps records, after the request-id filter has annotated them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+        self.addFilter(RequestIdFilter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def dispatch_log() -> Iterator[_Collect]:
+    """Records of the ``fulcrum.dispatch`` logger during the test."""
+    handler = _Collect()
+    logger = logging.getLogger("fulcrum.dispatch")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+
+
+@pytest.mark.parametrize(
+    ("header", "kept"), [("abc-123", True), ("", False), ("bad id!", False), ("x" * 65, False)]
+)
+def test_request_id_header_is_kept_only_when_well_formed(header: str, kept: bool) -> None:
+    """A well-formed id is used as is; anything else is replaced by a fresh 32-hex id."""
+    got = new_request_id(header)
+    assert (got == header) is kept
+    if not kept:
+        assert len(got) == 32
+        assert int(got, 16) >= 0
+
+
+def test_json_line_carries_the_request_id() -> None:
+    """A record formatted inside a request is one JSON object naming the level, logger and request id."""
+    token = REQUEST_ID.set("req-7")
+    try:
+        record = logging.LogRecord("fulcrum.test", logging.WARNING, __file__, 1, "hello %s", ("world",), None)
+        RequestIdFilter().filter(record)
+    finally:
+        REQUEST_ID.reset(token)
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "hello world"
+    assert line["level"] == "warning"
+    assert line["logger"] == "fulcrum.test"
+    assert line["request_id"] == "req-7"
+
+
+def test_json_line_includes_the_exception() -> None:
+    """An exception's traceback travels inside the JSON line, keeping it one line."""
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    text = JsonFormatter().format(record)
+    assert "\n" not in text
+    assert "ValueError: bad" in json.loads(text)["exception"]
+
+
+def test_configure_logging_installs_one_handler() -> None:
+    """Calling configure_logging twice leaves a single JSON handler on the root logger."""
+    root = logging.getLogger()
+    level = root.level
+    try:
+        configure_logging("warning")
+        configure_logging("info")
+        ours = [h for h in root.handlers if h.get_name() == "fulcrum-json"]
+        assert len(ours) == 1
+        assert isinstance(ours[0].formatter, JsonFormatter)
+    finally:
+        for h in [h for h in root.handlers if h.get_name() == "fulcrum-json"]:
+            root.removeHandler(h)
+        root.setLevel(level)
+
+
+def test_plugin_failure_log_names_the_request(make_app: Any, kit: Any, dispatch_log: _Collect) -> None:
+    """The dispatcher's line about a failed plugin carries the id the client sent, echoed in the response."""
+
+    def boom(ctx: Any) -> Any:
+        raise RuntimeError("down")
+
+    app = make_app(kit.plugin("bad", home_slot_offers=boom))
+    response = app.get("/v1/home", headers={"X-Request-ID": "trace-42"})
+    assert response.headers["x-request-id"] == "trace-42"
+    assert response.json()["request_id"] == "trace-42"
+    [record] = [r for r in dispatch_log.records if "bad" in r.getMessage()]
+    assert record.request_id == "trace-42"  # type: ignore[attr-defined]
+
+
+def test_even_a_401_carries_a_request_id(make_app: Any) -> None:
+    """The id is assigned before authentication, so refusals can be traced too."""
+    response = make_app().client.get("/v1/home")
+    assert response.status_code == 401
+    assert len(response.headers["x-request-id"]) == 32

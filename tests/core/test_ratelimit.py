@@ -1,0 +1,113 @@
+"""Per-client rate limits on /v1: 429 with Retry-After, per client, shared through Redis when configured."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+import pytest
+from fulcrum_core.observability.ratelimit import MemoryCounter, RedisCounter
+from fulcrum_core.settings import RateLimit
+
+REDIS_ENV = "FULCRUM_TEST_REDIS_URL"
+TWO_PER_MINUTE = RateLimit(requests=2, window_seconds=60)
+
+
+def test_client_over_its_limit_gets_429_with_retry_after(make_app: Any) -> None:
+    """The third request in a window is refused as a problem with a Retry-After within the window."""
+    app = make_app(rate_limit=TWO_PER_MINUTE)
+    token = app.token()
+    assert [app.get("/v1/home", token=token).status_code for _ in range(2)] == [200, 200]
+    refused = app.get("/v1/home", token=token)
+    assert refused.status_code == 429
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.json()["status"] == 429
+
+
+def test_limits_are_per_client(make_app: Any) -> None:
+    """One customer exhausting their limit does not affect another."""
+    app = make_app(rate_limit=TWO_PER_MINUTE)
+    first = app.token("synthetic-young-professional")
+    for _ in range(3):
+        app.get("/v1/home", token=first)
+    other = app.token("synthetic-retiree")
+    assert app.get("/v1/home", token=other).status_code == 200
+
+
+def test_routes_outside_v1_are_not_limited(make_app: Any) -> None:
+    """Health checks and the like are never counted."""
+    app = make_app(rate_limit=RateLimit(requests=1, window_seconds=60))
+    assert [app.client.get("/healthz").status_code for _ in range(3)] == [200, 200, 200]
+
+
+def test_disabled_limit_never_refuses(make_app: Any) -> None:
+    """With the limit switched off, any number of requests passes."""
+    app = make_app(rate_limit=RateLimit(enabled=False, requests=1))
+    token = app.token()
+    assert {app.get("/v1/home", token=token).status_code for _ in range(3)} == {200}
+
+
+@pytest.mark.anyio
+async def test_memory_counter_restarts_each_window() -> None:
+    """Counts grow within a window and start again at 1 in the next one."""
+    counter = MemoryCounter()
+    assert [await counter.hit("c", 10, 61) for _ in range(3)] == [1, 2, 3]
+    assert await counter.hit("c", 11, 61) == 1
+    assert await counter.hit("other", 11, 61) == 1
+
+
+@pytest.mark.anyio
+async def test_memory_counter_drops_old_windows_when_full() -> None:
+    """At its key cap the counter forgets keys from past windows instead of growing forever."""
+    counter = MemoryCounter(max_keys=2)
+    await counter.hit("a", 1, 61)
+    await counter.hit("b", 1, 61)
+    assert await counter.hit("c", 2, 61) == 1
+    assert await counter.hit("a", 2, 61) == 1
+
+
+def test_unreachable_redis_lets_requests_through(make_app: Any) -> None:
+    """A limiter outage is logged, not turned into failed requests."""
+    app = make_app(rate_limit=RateLimit(requests=1), redis_url="redis://127.0.0.1:9/0")
+    token = app.token()
+    assert [app.get("/v1/home", token=token).status_code for _ in range(2)] == [200, 200]
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis server of the test environment (skipped when none is configured)."""
+    url = os.environ.get(REDIS_ENV)
+    if not url:
+        pytest.skip(f"{REDIS_ENV} is not set; Redis tests need a server")
+    return url
+
+
+@pytest.mark.anyio
+async def test_redis_counter_is_shared_between_workers(redis_url: str) -> None:
+    """Two counters (two workers) on one Redis add up to one count per window."""
+    prefix = f"fulcrum-test:{uuid.uuid4().hex}:"
+    one, two = RedisCounter(redis_url, prefix=prefix), RedisCounter(redis_url, prefix=prefix)
+    try:
+        assert await one.hit("client", 5, 61) == 1
+        assert await two.hit("client", 5, 61) == 2
+        assert await one.hit("client", 6, 61) == 1
+    finally:
+        await one.close()
+        await two.close()
+
+
+def test_two_apps_on_one_redis_share_the_limit(make_app: Any, redis_url: str) -> None:
+    """A client's requests to two workers count against one limit."""
+    limit = RateLimit(requests=2, window_seconds=3600)
+    sub = "synthetic-young-professional"
+    one = make_app(rate_limit=limit, redis_url=redis_url)
+    two = make_app(rate_limit=limit, redis_url=redis_url)
+    # Each test run counts under a fresh client id so earlier runs' keys do not interfere.
+    client = f"test-{uuid.uuid4().hex}"
+    token_one = one.runtime.tokens.issue(sub, ["home:read"], kind="customer", client_id=client)
+    token_two = two.runtime.tokens.issue(sub, ["home:read"], kind="customer", client_id=client)
+    assert one.get("/v1/home", token=token_one).status_code == 200
+    assert two.get("/v1/home", token=token_two).status_code == 200
+    assert one.get("/v1/home", token=token_one).status_code == 429

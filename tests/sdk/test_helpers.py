@@ -1,0 +1,105 @@
+"""The small SDK helpers plugins share: money display, China local time, search matching, run-once."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime
+
+import pytest
+from fulcrum_sdk import LocalizedText, TransactionRefused, TransactionResult
+from fulcrum_sdk.idempotency import run_once
+from fulcrum_sdk.localtime import local_date
+from fulcrum_sdk.manifest import parse_manifest
+from fulcrum_sdk.matching import relevance
+from fulcrum_sdk.money import yuan
+from fulcrum_sdk.storage import MemoryStorage
+from fulcrum_sdk.testing import PluginHarness
+
+MANIFEST = parse_manifest(
+    b"""
+id = "helpers"
+publisher = "example-dept"
+kind = "department"
+sdk = ">=0.1"
+hooks = []
+name = { "zh-CN" = "helpers" }
+description = { "zh-CN" = "helpers" }
+owner = { name = "n", email = "n@example.com" }
+""",
+    file="helpers.toml",
+)
+
+
+@pytest.mark.parametrize(
+    ("fen", "shown"),
+    [(0, "¥0.00"), (5, "¥0.05"), (123456, "¥1,234.56"), (-100, "-¥1.00"), (10**11, "¥1,000,000,000.00")],
+)
+def test_yuan_formats_fen_exactly(fen: int, shown: str) -> None:
+    """Integer fen are shown as yuan with thousands separators and two decimals, never through a float."""
+    assert yuan(fen) == shown
+
+
+def test_local_date_is_china_time() -> None:
+    """16:30 UTC on 31 December is already 1 January in China."""
+    assert local_date(datetime(2026, 12, 31, 16, 30, tzinfo=UTC)) == date(2027, 1, 1)
+    naive = datetime(2026, 12, 31, 15, 59)  # noqa: DTZ001 - a naive moment is taken as UTC
+    assert local_date(naive) == date(2026, 12, 31)
+
+
+@pytest.mark.parametrize(
+    ("query", "score"),
+    [("养老", 1.0), ("个人养老金怎么缴", 0.9), ("养", 0.0), ("养老金", 0.9), ("基金", 0.0)],
+)
+def test_relevance_grades_matches(query: str, score: float) -> None:
+    """Exact term 1.0, query containing a term 0.9, term containing a 2+ character query 0.7, else 0."""
+    assert relevance(query, ["养老", "个人养老"]) == score
+
+
+def _ok() -> TransactionResult:
+    return TransactionResult(status="succeeded", reference="r-1")
+
+
+def test_run_once_replays_the_first_result() -> None:
+    """A second call with the same key returns the stored result without running the action again."""
+    ctx = PluginHarness(object(), manifest=MANIFEST).context()
+    calls: list[int] = []
+
+    def action() -> TransactionResult:
+        calls.append(1)
+        return _ok()
+
+    assert run_once(ctx, "k", action, code_prefix="x") == run_once(ctx, "k", action, code_prefix="x")
+    assert calls == [1]
+
+
+def test_run_once_releases_the_claim_when_the_action_fails() -> None:
+    """An action that raises leaves nothing claimed, so a retry may run it."""
+    ctx = PluginHarness(object(), manifest=MANIFEST).context()
+
+    def refuse() -> TransactionResult:
+        raise TransactionRefused("x.no", LocalizedText(zh_CN="不行"))
+
+    with pytest.raises(TransactionRefused):
+        run_once(ctx, "k", refuse, code_prefix="x")
+    assert run_once(ctx, "k", _ok, code_prefix="x").reference == "r-1"
+
+
+def test_run_once_refuses_a_concurrent_duplicate() -> None:
+    """While the first attempt runs, a second one with the same key is refused as in progress."""
+    storage = MemoryStorage()
+    ctx = PluginHarness(object(), manifest=MANIFEST, storage=storage).context()
+    started, finish = threading.Event(), threading.Event()
+
+    def slow() -> TransactionResult:
+        started.set()
+        finish.wait(5)
+        return _ok()
+
+    worker = threading.Thread(target=run_once, args=(ctx, "k", slow), kwargs={"code_prefix": "x"})
+    worker.start()
+    started.wait(5)
+    with pytest.raises(TransactionRefused) as refused:
+        run_once(ctx, "k", _ok, code_prefix="x")
+    finish.set()
+    worker.join(5)
+    assert refused.value.code == "x.request_in_progress"

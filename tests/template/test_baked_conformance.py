@@ -1,0 +1,64 @@
+"""The conformance kit on baked projects: every hook combination passes, in process and from its wheel."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from fulcrum_core.cli import main
+from fulcrum_sdk.conformance import format_results, run_conformance
+
+# Deadlines no busy machine misses: these tests are about behaviour; deadline misses are tested apart.
+RELAXED = {"home_slot_offers": 10_000, "search": 10_000, "feed_items": 10_000, "execute_transaction": 10_000}
+
+
+def _samples(baked: Any, module: ModuleType) -> dict[str, dict[str, Any]]:
+    """Sample order parameters for a project with transactions: one starter plan at its price."""
+    if not baked.chose("transactions"):
+        return {}
+    plans = module.plans.PLANS  # the package imports orders, which imports plans
+    return {
+        f"{baked.package.removeprefix('fulcrum_')}.order": {
+            "plan_id": "starter",
+            "amount_fen": plans["starter"].price_fen,
+        }
+    }
+
+
+def test_every_combination_passes_the_hook_checks(baked: Any, baked_module: ModuleType) -> None:
+    """Each chosen hook returns valid data for every persona and grant, within deadlines, in scope."""
+    results = run_conformance(baked_module, transactions=_samples(baked, baked_module), deadlines=RELAXED)
+    assert all(r.status != "failed" for r in results), format_results(results)
+    statuses = {r.id: r.status for r in results}
+    for question, hook in (
+        ("home_slots", "home_slot_offers"),
+        ("search", "search"),
+        ("feed", "feed_items"),
+        ("transactions", "execute_transaction"),
+    ):
+        assert statuses[f"hook.{hook}"] == ("passed" if baked.chose(question) else "skipped")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not on PATH; the kit builds the wheel with it")
+def test_fulcrum_plugin_check_passes_on_a_baked_project(bake: Any, tmp_path: Path) -> None:
+    """``fulcrum plugin check`` on a freshly baked partner project with every hook exits 0."""
+    result = bake(
+        plugin_name="城市优惠",
+        plugin_name_en="City Coupons",
+        publisher_id="meituan-local",
+        publisher_kind="partner",
+    )
+    assert result.exit_code == 0, result.exception
+    config = tmp_path / "fulcrum.toml"
+    config.write_text("[deadlines]\n" + "".join(f"{k} = {v}\n" for k, v in RELAXED.items()), encoding="utf-8")
+    ran = CliRunner().invoke(
+        main, ["plugin", "check", str(result.project_path)], env={"FULCRUM_CONFIG": str(config)}
+    )
+    assert ran.exit_code == 0, ran.output
+    assert "FAIL" not in ran.output
+    assert "PASS  scopes.only_requested" in ran.output
