@@ -73,8 +73,32 @@ def test_suspension_takes_effect_without_restart(
     app.service.suspend(ids[0], actor="carol", reason="incident 42")
     _wait_until(lambda: _keys(app.home()) == [])
     assert "suspended" in app.runtime.plugins.inactive["notices"]
+    assert not _client(app, "notices").active  # its backend's OAuth client is disabled too
     app.service.resume(ids[0], actor="carol", reason="fixed")
     _wait_until(lambda: _keys(app.home()) == ["notices-n1"])
+    assert _client(app, "notices").active
+
+
+def _client(app: Any, plugin_id: str) -> Any:
+    from fulcrum_core.oauth.clients import ClientStore
+    from fulcrum_core.oauth.plugin_clients import plugin_client_id
+
+    client = ClientStore(app.runtime.db).get(plugin_client_id(plugin_id))
+    assert client is not None, f"no OAuth client for {plugin_id}"
+    return client
+
+
+def test_an_approved_plugin_gets_a_client_with_exactly_its_grant(
+    obeying_app: Callable[..., ObeyingApp], kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """Approval creates the plugin's confidential OAuth client holding the granted scopes, not the requested."""
+    seen: list[frozenset[str]] = []
+    plugin = _notice_plugin(kit, seen)
+    grant = ["slot:home.notice", "profile:basic"]
+    obeying = obeying_app(plugin, before=lambda s: _approve(s, wheel_for(plugin.MANIFEST), grant=grant))
+    client = _client(obeying, "notices")
+    assert client.active
+    assert client.scopes == frozenset(grant)
 
 
 def test_a_narrower_grant_reaches_the_plugin_context(

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fulcrum_core.data.db import Database
 from fulcrum_core.errors import CoreError
+from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, sync_plugin_clients
 from fulcrum_core.plugins import PluginSet
 from fulcrum_core.registry_host.policy import plugin_policy
 
@@ -73,12 +74,30 @@ class PolicyWatcher:
         installed = {pid: plugin.version for pid, plugin in self.plugins.loaded.items()}
         active = self.service.active_policy()
         policy = plugin_policy(installed, active, self._states(sorted(installed)))
+        # Credentials first: a suspended plugin's backend loses its client before its hooks stop.
+        self._sync_clients(active)
         self.plugins.set_policy(policy)
         self.version = version
         self._warn_unknown(installed, policy)
         running = sorted(pid for pid in installed if self.plugins.is_active(pid))
         log.info("registry policy %d applied: running %s", version, ", ".join(running) or "no plugins")
         return True
+
+    def _sync_clients(self, active: Mapping[str, Mapping[str, object]]) -> None:
+        """Each approved plugin's OAuth client holds exactly its granted scopes; others are disabled.
+
+        Only installed plugins are known by kind here; a failure is logged and never stops the policy.
+        """
+        clients: dict[str, PluginClientPolicy] = {}
+        for pid, plugin in self.plugins.loaded.items():
+            release = active.get(pid, {}).get(plugin.version)
+            if release is not None:
+                scopes = frozenset(getattr(release, "granted_scopes", frozenset()))
+                clients[pid] = PluginClientPolicy(kind=plugin.kind, scopes=scopes, active=True)
+        try:
+            sync_plugin_clients(self.db, clients, complete=True)
+        except (CoreError, SQLAlchemyError, ValueError) as exc:
+            log.error("cannot bring plugin OAuth clients in step with the registry: %s", exc)
 
     def _warn_unknown(self, installed: Mapping[str, str], policy: Mapping[str, object]) -> None:
         for pid in sorted(set(installed) - set(policy) - self._warned):
