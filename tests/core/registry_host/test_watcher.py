@@ -91,7 +91,7 @@ def _client(app: Any, plugin_id: str) -> Any:
 def test_an_approved_plugin_gets_a_client_with_exactly_its_grant(
     obeying_app: Callable[..., ObeyingApp], kit: Any, wheel_for: Callable[..., Path]
 ) -> None:
-    """Approval creates the plugin's confidential OAuth client holding the granted scopes, not the requested."""
+    """Approval creates the plugin's OAuth client holding the granted scopes, not the requested ones."""
     seen: list[frozenset[str]] = []
     plugin = _notice_plugin(kit, seen)
     grant = ["slot:home.notice", "profile:basic"]

@@ -93,7 +93,8 @@ class PolicyWatcher:
             release = active.get(pid, {}).get(plugin.version)
             if release is not None:
                 scopes = frozenset(getattr(release, "granted_scopes", frozenset()))
-                clients[pid] = PluginClientPolicy(kind=plugin.kind, scopes=scopes, active=True)
+                kind = plugin.manifest.kind  # the Literal the manifest validated, not the loader's str
+                clients[pid] = PluginClientPolicy(kind=kind, scopes=scopes, active=True)
         try:
             sync_plugin_clients(self.db, clients, complete=True)
         except (CoreError, SQLAlchemyError, ValueError) as exc:
