@@ -18,7 +18,7 @@ import pytest
 from fulcrum_core.app import build_runtime, create_app
 from fulcrum_core.demo import prepare_demo
 from fulcrum_core.runtime import Runtime
-from fulcrum_core.settings import Settings
+from fulcrum_core.settings import Deadlines, Settings
 from fulcrum_sdk.scopes import APP_SCOPES
 from litestar.testing import TestClient
 
@@ -59,6 +59,10 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
         pairwise_secret="e2e-pairwise-secret",
         # Every approved plugin on for everyone; the shipped branches/ are exercised in test_branches.py.
         branches_dir=str(tmp_path / "no-branches"),
+        # What is under test is what each customer sees, not latency: on a loaded CI machine the
+        # default 150 ms deadline would drop plugins at random. Timing lives in tests/core/test_chaos.py.
+        deadlines=Deadlines(home_slot_offers=10_000, search=10_000, feed_items=10_000),
+        home_budget_ms=20_000,
     )
     prepare_demo(settings)
     runtime = build_runtime(settings)  # the demo provider and every installed plugin's entry point

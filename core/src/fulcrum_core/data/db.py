@@ -11,6 +11,7 @@ PostgreSQL goes through psycopg 3. Database errors raised inside a session becom
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
@@ -143,8 +144,30 @@ class Database:
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        """On a SQLite file, one migrating process at a time (a lock file beside the database).
+
+        SQLite can answer "database is locked" at once, without waiting, when connections open and
+        upgrade their locks together; workers starting at the same moment queue here instead.
+        """
+        path = self.engine.url.database
+        if self.dialect != "sqlite" or _is_memory_sqlite(self.engine.url) or not path:
+            yield
+            return
+        with open(f"{path}.migrate-lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def upgrade(self, revision: str = "head") -> None:
         """Apply the packaged migrations up to ``revision``, in one transaction per run."""
+        with self._migration_lock():
+            self._upgrade(revision)
+
+    def _upgrade(self, revision: str) -> None:
         cfg = self.alembic_config()
         with self.engine.connect() as conn:
             if self.dialect == "sqlite":
