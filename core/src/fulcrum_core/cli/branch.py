@@ -1,7 +1,8 @@
 """``fulcrum branch check FILE...``: validate branch configuration files and print every problem.
 
-Until the registry is wired in, "approved" means the plugins installed in this environment (their
-manifests, read without importing them) or a TOML export given with ``--approved``.
+"Approved" means the registry's approved, not suspended releases in the configured database; where
+that database holds none (a fresh checkout), the plugins installed in this environment (their
+manifests, read without importing them) with a warning; or a TOML export given with ``--approved``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from fulcrum_sdk.manifest import manifest_from_distribution
 
 from fulcrum_core.branches.check import check_files
 from fulcrum_core.branches.model import ApprovedPlugin
-from fulcrum_core.settings import load_settings
+from fulcrum_core.settings import Settings, load_settings
 
-__all__ = ["branch", "installed_plugins"]
+__all__ = ["branch", "installed_plugins", "registry_plugins"]
 
 
 def installed_plugins() -> tuple[dict[str, ApprovedPlugin], list[str]]:
@@ -47,6 +48,37 @@ def installed_plugins() -> tuple[dict[str, ApprovedPlugin], list[str]]:
     return approved, warnings
 
 
+def registry_plugins(settings: Settings) -> dict[str, ApprovedPlugin] | None:
+    """The registry's approved releases as an approved set; ``None`` when it has none to offer."""
+    from fulcrum_registry import RegistryError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from fulcrum_core.data.db import Database
+    from fulcrum_core.errors import CoreError
+    from fulcrum_core.registry_host.host import open_registry
+
+    db = Database(settings.resolved_database_url())
+    try:
+        service = open_registry(settings, db)
+        approved: dict[str, ApprovedPlugin] = {}
+        for plugin_id, versions in service.active_policy().items():
+            newest = max(versions.values(), key=lambda r: r.release_id)
+            manifest = service.get_release(newest.release_id).manifest
+            if manifest is None:
+                continue
+            approved[plugin_id] = ApprovedPlugin(
+                kind=manifest.kind,
+                publisher=manifest.publisher,
+                versions=tuple(sorted(versions)),
+                slots=manifest.slots,
+            )
+        return approved or None
+    except (RegistryError, CoreError, SQLAlchemyError):
+        return None  # no database yet, or not migrated: nothing approved to read
+    finally:
+        db.dispose()
+
+
 def _load_approved(path: str) -> dict[str, ApprovedPlugin]:
     try:
         return msgspec.toml.decode(Path(path).read_bytes(), type=dict[str, ApprovedPlugin])
@@ -62,8 +94,10 @@ def branch() -> None:
 @branch.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option(
-    "--approved", "approved_file", type=click.Path(exists=True, dir_okay=False),
-    help="TOML of approved plugins: [<id>] kind, publisher, versions, slots (default: installed plugins).",
+    "--approved",
+    "approved_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TOML of approved plugins: [<id>] kind, publisher, versions, slots (default: the registry).",
 )
 @click.pass_context
 def check(ctx: click.Context, files: tuple[str, ...], approved_file: str | None) -> None:
@@ -81,9 +115,17 @@ def check(ctx: click.Context, files: tuple[str, ...], approved_file: str | None)
     if approved_file is not None:
         approved = _load_approved(approved_file)
     else:
-        approved, warnings = installed_plugins()
-        for warning in warnings:
-            click.echo(f"warning: {warning}", err=True)
+        from_registry = registry_plugins(settings)
+        if from_registry is not None:
+            approved = from_registry
+        else:
+            click.echo(
+                "warning: the registry has no approved releases here; checking against installed plugins",
+                err=True,
+            )
+            approved, warnings = installed_plugins()
+            for warning in warnings:
+                click.echo(f"warning: {warning}", err=True)
     problems = check_files(files, approved=approved, inventory=inventory)
     for problem in problems:
         click.echo(problem.line)

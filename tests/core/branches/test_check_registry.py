@@ -1,0 +1,62 @@
+"""``fulcrum branch check`` judges files against the registry's approved releases when it has any."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fulcrum_core.cli import main
+from fulcrum_core.data.db import Database
+from fulcrum_core.demo import prepare_demo
+from fulcrum_core.registry_host.host import open_registry
+from fulcrum_core.settings import Settings
+
+REPO_BRANCHES = Path(__file__).resolve().parents[3] / "branches"
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Settings through the environment, as the CLI reads them: a database under the test's directory."""
+    values = {
+        "FULCRUM_STATE_DIR": str(tmp_path / "state"),
+        "FULCRUM_DATABASE_URL": f"sqlite:///{tmp_path / 'f.db'}",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def _check(*files: Path) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["branch", "check", *map(str, files)])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_without_approved_releases_it_falls_back_to_installed_plugins_and_says_so(
+    env: dict[str, str],
+) -> None:
+    """An empty (even unmigrated) database is no error: installed plugins stand in, with a warning."""
+    code, out, err = _check(REPO_BRANCHES / "hq.toml", REPO_BRANCHES / "0755.toml")
+    assert code == 0, out + err
+    assert "registry has no approved releases" in err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("uv") is None, reason="seeding the demo registry builds wheels with uv")
+def test_a_suspended_release_makes_the_file_that_enables_it_invalid(env: dict[str, str]) -> None:
+    """With the demo's approvals the shipped files pass; suspend merchant-promo and 0755.toml fails."""
+    settings = Settings(state_dir=env["FULCRUM_STATE_DIR"], database_url=env["FULCRUM_DATABASE_URL"])
+    prepare_demo(settings)
+    code, out, err = _check(REPO_BRANCHES / "hq.toml", REPO_BRANCHES / "0755.toml")
+    assert (code, err) == (0, ""), out + err
+    db = Database(settings.resolved_database_url())
+    try:
+        service = open_registry(settings, db)
+        release = service.active_policy()["merchant-promo"]["0.1.0"]
+        service.suspend(release.release_id, actor="carol", reason="incident")
+    finally:
+        db.dispose()
+    code, out, _ = _check(REPO_BRANCHES / "hq.toml", REPO_BRANCHES / "0755.toml")
+    assert code == 1
+    assert "0755.toml: plugins.merchant-promo" in out
