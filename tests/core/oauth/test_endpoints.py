@@ -16,7 +16,7 @@ from fulcrum_core.oauth.server import oauth_server
 from joserfc import jws
 from joserfc.jwk import ECKey
 
-from .conftest import ISSUER, REDIRECT, pkce_pair
+from .conftest import ISSUER, REDIRECT, form_fields, pkce_pair
 
 
 def test_metadata_describes_the_server(oauth_app: Any) -> None:
@@ -151,6 +151,8 @@ async def test_bad_decision_and_unknown_customer(oauth_app: Any, browser: httpx.
         "code_challenge": pkce_pair()[1],
         "code_challenge_method": "S256",
     }
+    page = await browser.get("/oauth/authorize", params=base)
+    base = form_fields(page.text)  # the same request, with the form's CSRF token
     r = await browser.post("/oauth/authorize", data={**base, "decision": "maybe"})
     assert r.status_code == 400
     assert r.json()["field"] == "decision"

@@ -17,9 +17,10 @@ from litestar import Request, Response, get, post
 
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.errors import BadRequest, Forbidden
+from fulcrum_core.oauth import consent_csrf
 from fulcrum_core.oauth.adapter import OAuthResponse, RequestSnapshot, snapshot, to_litestar
-from fulcrum_core.oauth.authorize import ConsentPrompt, decide, prepare
-from fulcrum_core.oauth.consent_page import render_consent_page
+from fulcrum_core.oauth.authorize import ConsentPrompt, decide, prepare, round_trip_params
+from fulcrum_core.oauth.consent_page import CONSENT_PAGE_HEADERS, render_consent_page
 from fulcrum_core.oauth.metadata import server_metadata
 from fulcrum_core.oauth.server import oauth_server
 from fulcrum_core.runtime import Runtime, runtime_of
@@ -36,7 +37,6 @@ __all__ = [
 ]
 
 _PUBLIC = {"public": True}
-_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def _guarded(call: Callable[[], OAuthResponse]) -> OAuthResponse:
@@ -82,8 +82,23 @@ async def authorize_page(request: Request[Any, Any, Any]) -> Response[Any]:
             code="oauth.no_login",
         )
     customers = await anyio.to_thread.run_sync(_demo_customers, runtime)
-    page = render_consent_page(result, action="/oauth/authorize", customers=customers)
-    return Response(content=page, media_type="text/html; charset=utf-8", headers=_NO_STORE)
+    issuer = runtime.settings.issuer
+    cookie = consent_csrf.cookie_name(issuer)
+    # Keep the browser's secret if it has one, so two open consent tabs both stay valid.
+    secret = consent_csrf.usable_secret(request.cookies.get(cookie)) or consent_csrf.new_secret()
+    page = render_consent_page(
+        result,
+        action="/oauth/authorize",
+        customers=customers,
+        csrf_token=consent_csrf.form_token(secret, result.params),
+    )
+    response: Response[Any] = Response(
+        content=page, media_type="text/html; charset=utf-8", headers=CONSENT_PAGE_HEADERS
+    )
+    response.set_cookie(
+        cookie, secret, path="/", secure=cookie.startswith("__Host-"), httponly=True, samesite="lax"
+    )
+    return response
 
 
 def _guarded_prepare(runtime: Runtime, snap: RequestSnapshot) -> ConsentPrompt | OAuthResponse:
@@ -103,6 +118,14 @@ async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
         raise Forbidden("no customer login is configured", code="oauth.no_login")
     snap = await snapshot(request, base_url=runtime.settings.issuer)
     form = dict(snap.form)
+    secret = request.cookies.get(consent_csrf.cookie_name(runtime.settings.issuer))
+    if not consent_csrf.verify(secret, form.get(consent_csrf.FIELD), round_trip_params(snap)):
+        # A forged or stale form: refused before anything is decided, never redirected with a code.
+        raise Forbidden(
+            "the consent form's CSRF token is missing or wrong; open the consent page again",
+            code="oauth.csrf",
+            field=consent_csrf.FIELD,
+        )
     decision = form.get("decision")
     if decision not in ("allow", "deny"):
         raise BadRequest("decision must be 'allow' or 'deny'", field="decision")

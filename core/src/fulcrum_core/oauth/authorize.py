@@ -23,7 +23,7 @@ from fulcrum_core.oauth.clients import OAuthClient
 from fulcrum_core.oauth.grants import ResourceOwner
 from fulcrum_core.oauth.server import FulcrumAuthorizationServer
 
-__all__ = ["CONSENT_TTL", "ConsentPrompt", "decide", "prepare"]
+__all__ = ["CONSENT_TTL", "ConsentPrompt", "decide", "prepare", "round_trip_params"]
 
 CONSENT_TTL: Final = timedelta(days=180)
 """How long a consent given through the authorization flow lasts."""
@@ -48,6 +48,12 @@ class ConsentPrompt(msgspec.Struct, frozen=True, kw_only=True):
     params: dict[str, str]
 
 
+def round_trip_params(snap: RequestSnapshot) -> dict[str, str]:
+    """The authorization request's parameters in ``snap`` (what the consent form resubmits)."""
+    data = SnapshotRequest(snap).payload.data
+    return {k: data[k] for k in ROUND_TRIP if data.get(k)}
+
+
 def _validated(server: FulcrumAuthorizationServer, snap: RequestSnapshot) -> tuple[SnapshotRequest, Any]:
     request = SnapshotRequest(snap)
     grant = server.get_consent_grant(request=request, end_user=None)
@@ -69,8 +75,9 @@ def prepare(server: FulcrumAuthorizationServer, snap: RequestSnapshot) -> Consen
         request, grant = _validated(server, snap)
     except OAuth2Error as error:
         return _error(server, request, error)
-    params = {k: request.payload.data[k] for k in ROUND_TRIP if request.payload.data.get(k)}
-    return ConsentPrompt(client=grant.client, scopes=tuple(request.scope.split()), params=params)
+    return ConsentPrompt(
+        client=grant.client, scopes=tuple(request.scope.split()), params=round_trip_params(snap)
+    )
 
 
 def decide(

@@ -1,7 +1,8 @@
 """The consent page: who asks, for which scopes and what each means, in zh-CN and en.
 
 It carries a development login (pick a demo customer), shown only when the host enables it and
-marked as such on the page; a bank replaces it with its own customer authentication.
+marked as such on the page; a bank replaces it with its own customer authentication. The form
+carries a CSRF token (see :mod:`fulcrum_core.oauth.consent_csrf`) and the page refuses to be framed.
 """
 
 from __future__ import annotations
@@ -10,20 +11,38 @@ from collections.abc import Iterable
 from html import escape
 from importlib.resources import files
 from string import Template
+from typing import Final
 
 from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES, SCOPES
 
 from fulcrum_core.oauth.authorize import ConsentPrompt
+from fulcrum_core.oauth.consent_csrf import FIELD
 
-__all__ = ["render_consent_page"]
+__all__ = ["CONSENT_PAGE_HEADERS", "render_consent_page"]
+
+CONSENT_PAGE_HEADERS: Final = {
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    # No framing (clickjacking), nothing loaded but the page's own inline style.
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
+    "frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+"""Response headers of the consent page."""
 
 
 def _template() -> Template:
     return Template((files("fulcrum_core.oauth") / "templates" / "consent.html").read_text(encoding="utf-8"))
 
 
-def render_consent_page(prompt: ConsentPrompt, *, action: str, customers: Iterable[tuple[str, str]]) -> str:
-    """The HTML page for ``prompt``; ``customers`` are (customer number, label) pairs to choose from."""
+def render_consent_page(
+    prompt: ConsentPrompt, *, action: str, customers: Iterable[tuple[str, str]], csrf_token: str
+) -> str:
+    """The HTML page for ``prompt``; ``customers`` are (customer number, label) pairs to choose from.
+
+    ``csrf_token`` is the form token for ``prompt.params`` (``consent_csrf.form_token``).
+    """
     items = []
     for name in prompt.scopes:
         scope = SCOPES[name]
@@ -39,7 +58,8 @@ def render_consent_page(prompt: ConsentPrompt, *, action: str, customers: Iterab
             "at any time.</span></p>"
         )
     hidden = "\n".join(
-        f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in prompt.params.items()
+        f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">'
+        for k, v in (*prompt.params.items(), (FIELD, csrf_token))
     )
     options = "\n".join(f'<option value="{escape(ref)}">{escape(label)}</option>' for ref, label in customers)
     # Without a customer list (a data provider that cannot enumerate), the customer number is typed in.
