@@ -191,3 +191,10 @@ def test_sqlite_writers_wait_for_each_other_instead_of_failing(sqlite_url: str) 
             assert len(session.scalars(select(ConsentRow)).all()) == 8
     finally:
         db.dispose()
+
+
+def test_an_unsupported_database_is_refused_with_the_setting_named() -> None:
+    """A MySQL URL is refused at construction, naming the setting, with the password hidden."""
+    with pytest.raises(ValueError, match="FULCRUM_DATABASE_URL") as refused:
+        Database("mysql://user:secret@127.0.0.1/app")
+    assert "secret" not in str(refused.value)

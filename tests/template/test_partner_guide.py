@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from click.testing import CliRunner
 from fulcrum_core.cli import main
@@ -27,7 +28,7 @@ def _lines(kind: str) -> list[str]:
 
 def test_the_guide_has_only_known_kinds_of_blocks() -> None:
     """Every shell block is run in order (``sh``), against a registry (``sh registry``) or checked apart."""
-    assert {info for info, _ in BLOCKS} == {"sh", "sh serve", "sh registry", "sh demo"}
+    assert {info for info, _ in BLOCKS} == {"sh", "sh serve", "sh registry", "sh branches", "sh demo"}
 
 
 @pytest.mark.slow
@@ -125,6 +126,31 @@ def test_the_registry_steps_approve_the_release_and_it_shows_on_home(bake: Any, 
     assert ran.returncode == 0, ran.stdout[-4000:] + ran.stderr[-4000:]
     assert "release 1: city-coupons 0.1.0 [in_review]" in ran.stdout
     assert "release 1: city-coupons 0.1.0 [approved]" in ran.stdout, ran.stdout[-3000:]
+
+    # The demo's registry also holds the first-party releases; then the guide's branch step runs
+    # against a copy of the repository's branch files and must pass `fulcrum branch check`.
+    from fulcrum_core.registry_host.demo import seed_registry
+
+    db = Database(settings.resolved_database_url())
+    try:
+        seed_registry(open_registry(settings, db), tmp_path / "wheels")
+    finally:
+        db.dispose()
+    work = tmp_path / "work"
+    shutil.copytree(ROOT / "branches", work / "branches")
+    branch_script = "set -euo pipefail\n" + "\n".join(_lines("sh branches")) + "\n"
+    branched = subprocess.run(
+        [bash, "-c", branch_script],
+        cwd=work,
+        env={**env, "UV_PROJECT": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert branched.returncode == 0, branched.stdout + branched.stderr
+    assert "ok: 4 file(s) checked" in branched.stdout
+    settings = msgspec.structs.replace(settings, branches_dir=str(work / "branches"))
 
     # The host, with the wheel installed (unpacked on sys.path), obeys the registry and serves the plugin.
     wheel = project / "dist" / "fulcrum_city_coupons-0.1.0-py3-none-any.whl"

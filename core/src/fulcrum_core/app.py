@@ -96,9 +96,23 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, debug: boo
             ),
         ),
         on_startup=[registry.start, *([branch_store.start] if branch_store else [])],
-        on_shutdown=[registry.stop, *([branch_store.stop] if branch_store else []), rt.dispatcher.close,
-                     rt.db.dispose, *observability.shutdown_hooks(rt)],
+        on_shutdown=[
+            registry.stop,
+            *([branch_store.stop] if branch_store else []),
+            rt.dispatcher.close,
+            rt.db.dispose,
+            *observability.shutdown_hooks(rt),
+        ],
         debug=debug,
     )
     app.state.runtime = rt
+    _refuse_loose_public_flags(app)
     return app
+
+
+def _refuse_loose_public_flags(app: Litestar) -> None:
+    """``opt["public"]`` skips authentication when merely truthy: only the literal ``True`` may say so."""
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if "public" in handler.opt and handler.opt["public"] is not True:
+                raise ValueError(f"route {route.path}: opt['public'] must be True or absent")

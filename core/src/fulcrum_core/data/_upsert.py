@@ -16,4 +16,5 @@ def insert_for(dialect: str, table: Table) -> Any:
         return postgresql.insert(table)
     if dialect == "sqlite":
         return sqlite.insert(table)
-    raise NotImplementedError(f"the host supports SQLite and PostgreSQL, not {dialect!r}")
+    # Database() refuses other URLs up front; reaching this is a programming error.
+    raise ValueError(f"the host supports SQLite and PostgreSQL, not {dialect!r}")

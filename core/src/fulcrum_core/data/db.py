@@ -74,6 +74,11 @@ class Database:
     def __init__(self, url: str | URL, *, echo: bool = False) -> None:
         self.url = normalize_url(url)
         self.dialect = self.url.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ValueError(
+                f"database URL {self.url.render_as_string(hide_password=True)!r}: "
+                "the host runs on SQLite or PostgreSQL (FULCRUM_DATABASE_URL)"
+            )
         kwargs: dict[str, Any] = {"echo": echo}
         if self.dialect == "sqlite":
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}

@@ -64,12 +64,14 @@ def check_idempotency_key(key: str | None) -> str:
         raise BadRequest(
             f"the {IDEMPOTENCY_HEADER} header is required: send a unique value per transaction and "
             "the same value when retrying it",
-            code="idempotency.key_missing", field=IDEMPOTENCY_HEADER,
+            code="idempotency.key_missing",
+            field=IDEMPOTENCY_HEADER,
         )
     if not _KEY.match(key):
         raise BadRequest(
             f"the {IDEMPOTENCY_HEADER} header must be 1–255 visible ASCII characters",
-            code="idempotency.key_invalid", field=IDEMPOTENCY_HEADER,
+            code="idempotency.key_invalid",
+            field=IDEMPOTENCY_HEADER,
         )
     return key
 
@@ -118,7 +120,8 @@ def decode_params(tx_type: TransactionType, params: dict[str, Any], *, plugin_id
     except msgspec.ValidationError as exc:
         fields = frozenset(f.encode_name for f in msgspec.structs.fields(tx_type.params))
         raise Unprocessable(
-            f"invalid parameters for {tx_type.key}: {exc}", code="transaction.invalid_params",
+            f"invalid parameters for {tx_type.key}: {exc}",
+            code="transaction.invalid_params",
             field=_field_of(exc, "params", fields),
         ) from None
     except TransactionRefused as exc:
@@ -126,14 +129,17 @@ def decode_params(tx_type: TransactionType, params: dict[str, Any], *, plugin_id
     except Exception as exc:
         raise PluginFaultError(
             f"plugin {plugin_id!r} failed while checking the parameters of {tx_type.key}: "
-            f"{type(exc).__name__}", plugin=plugin_id,
+            f"{type(exc).__name__}",
+            plugin=plugin_id,
         ) from None
 
 
 def refusal(exc: TransactionRefused) -> Unprocessable:
     """A plugin's refusal before journaling, as a 422 with its code, field and localized message."""
     return Unprocessable(
-        exc.message.zh_CN, code=exc.code, field=f"params.{exc.field}" if exc.field else "params",
+        exc.message.zh_CN,
+        code=exc.code,
+        field=f"params.{exc.field}" if exc.field else "params",
         message=msgspec.to_builtins(exc.message),
     )
 
@@ -143,7 +149,16 @@ def amount_of(tx_type: TransactionType, params: Any) -> int | None:
     if not tx_type.amount_field:
         return None
     amount = getattr(params, tx_type.amount_field, None)
-    return amount if isinstance(amount, int) and not isinstance(amount, bool) else None
+    if amount is None:
+        return None  # this type (or this request) carries no amount
+    if isinstance(amount, int) and not isinstance(amount, bool):
+        return amount
+    # An amount that is not whole fen would slip past the limits: refuse it (fail closed).
+    raise Unprocessable(
+        f"{tx_type.amount_field} must be a whole number of fen",
+        code="limits.amount_not_fen",
+        field=f"params.{tx_type.amount_field}",
+    )
 
 
 def check_amount(tx_type: TransactionType, amount_fen: int | None, max_fen: int) -> None:
@@ -156,7 +171,9 @@ def check_amount(tx_type: TransactionType, amount_fen: int | None, max_fen: int)
     if amount_fen > max_fen:
         raise Unprocessable(
             f"the amount {amount_fen} fen is above the single-transaction limit of {max_fen} fen",
-            code="limits.max_amount", field=field, limit_fen=max_fen,
+            code="limits.max_amount",
+            field=field,
+            limit_fen=max_fen,
         )
 
 
@@ -174,7 +191,8 @@ def check_enabled_for_customer(contexts: _CustomerGate, plugin: Any, type_key: s
         raise Forbidden(
             f"transaction type {type_key!r} is not available to this customer: its plugin "
             f"{plugin.id!r} is not enabled for the customer's branch",
-            code="transaction.plugin_not_enabled", field="type",
+            code="transaction.plugin_not_enabled",
+            field="type",
         )
 
 
@@ -208,12 +226,14 @@ def check_suitability(risk: RiskLevel | None, profile: RiskProfile | None, today
             f"您的风险承受能力评估已于{profile.expires_on.isoformat()}过期，请重新评估后再购买{risk}级产品。",
             f"Your risk assessment expired on {profile.expires_on.isoformat()}; "
             f"redo it before buying {risk} products.",
-            risk_level=risk, expired_on=profile.expires_on.isoformat(),
+            risk_level=risk,
+            expired_on=profile.expires_on.isoformat(),
         )
     if not risk_allows(profile.tolerance, risk):
         raise _refuse(
             "suitability.risk_too_high",
             f"该产品风险等级{risk}高于您的风险承受能力{profile.tolerance}，不能购买。",
             f"This product is rated {risk}, above your risk tolerance {profile.tolerance}.",
-            risk_level=risk, risk_tolerance=profile.tolerance,
+            risk_level=risk,
+            risk_tolerance=profile.tolerance,
         )

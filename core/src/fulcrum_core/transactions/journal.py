@@ -71,7 +71,10 @@ class Journal:
             update(TransactionRow)
             .where(TransactionRow.id == tx_id, TransactionRow.status.in_(("pending", "unknown")))
             .values(
-                status=status, result=result, response_status=response_status, response_body=response_body,
+                status=status,
+                result=result,
+                response_status=response_status,
+                response_body=response_body,
                 updated_at=now or utcnow(),
             )
             .returning(TransactionRow.id)

@@ -30,20 +30,37 @@ def view_of(row: TransactionRow) -> TransactionView:
     """The customer's view of a journal row."""
     result = None if row.result is None else msgspec.convert(row.result, TransactionResultView)
     return TransactionView(
-        id=row.id, type=row.type, plugin=row.plugin_id, status=row.status,  # type: ignore[arg-type]
-        amount_fen=row.amount_fen, risk_level=row.risk_level,  # type: ignore[arg-type]
-        created_at=row.created_at, updated_at=row.updated_at, result=result,
+        id=row.id,
+        type=row.type,
+        plugin=row.plugin_id,
+        status=row.status,  # type: ignore[arg-type]
+        amount_fen=row.amount_fen,
+        risk_level=row.risk_level,  # type: ignore[arg-type]
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        result=result,
     )
 
 
 def outcome_problem(
-    status: int, code: str, detail: str, view: TransactionView, *,
-    message: LocalizedText | None = None, field: str | None = None,
+    status: int,
+    code: str,
+    detail: str,
+    view: TransactionView,
+    *,
+    message: LocalizedText | None = None,
+    field: str | None = None,
 ) -> TransactionProblem:
     """Problem details for a journaled transaction that did not succeed."""
     return TransactionProblem(
-        type=PROBLEM_BASE + code, title=_TITLES.get(status, "Error"), status=status, detail=detail, code=code,
-        transaction=view, field=field, message=message,
+        type=PROBLEM_BASE + code,
+        title=_TITLES.get(status, "Error"),
+        status=status,
+        detail=detail,
+        code=code,
+        transaction=view,
+        field=field,
+        message=message,
     )
 
 

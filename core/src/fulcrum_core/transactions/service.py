@@ -154,17 +154,26 @@ class TransactionService:
             return self._replay(existing, parsed.request_hash)
         plan = await asyncio.to_thread(self._plan, customer_ref, parsed.body)
         row = TransactionRow(
-            id=plan.tx_id, customer_ref=customer_ref, idempotency_key=key, request_hash=parsed.request_hash,
-            type=plan.tx_type.key, plugin_id=plan.plugin.id, params=plan.params_json,
-            amount_fen=plan.amount_fen, risk_level=plan.risk_level, status="pending",
-            created_at=plan.now, updated_at=plan.now,
+            id=plan.tx_id,
+            customer_ref=customer_ref,
+            idempotency_key=key,
+            request_hash=parsed.request_hash,
+            type=plan.tx_type.key,
+            plugin_id=plan.plugin.id,
+            params=plan.params_json,
+            amount_fen=plan.amount_fen,
+            risk_level=plan.risk_level,
+            status="pending",
+            created_at=plan.now,
+            updated_at=plan.now,
         )
         if not await asyncio.to_thread(self.journal.insert_pending, row):
             # A concurrent request with the same key got its row in first.
             winner = await asyncio.to_thread(self.journal.find, customer_ref, key)
             if winner is None:  # pragma: no cover - the unique row cannot vanish
-                raise Conflict("the transaction is being processed; retry shortly",
-                               code="idempotency.in_flight")
+                raise Conflict(
+                    "the transaction is being processed; retry shortly", code="idempotency.in_flight"
+                )
             return self._replay(winner, parsed.request_hash)
         # The plugin call and the journal update run to the end even if the client goes away.
         return await asyncio.shield(self._execute(plan, row, key))
@@ -174,12 +183,16 @@ class TransactionService:
             raise Unprocessable(
                 f"this {checks.IDEMPOTENCY_HEADER} was already used for a different request; "
                 "use a new key for a new transaction",
-                code="idempotency.mismatch", field=checks.IDEMPOTENCY_HEADER, transaction_id=row.id,
+                code="idempotency.mismatch",
+                field=checks.IDEMPOTENCY_HEADER,
+                transaction_id=row.id,
             )
         if row.status == "pending" or row.response_status is None:
             raise Conflict(
                 "a request with this idempotency key is still being processed; retry shortly",
-                code="idempotency.in_flight", field=checks.IDEMPOTENCY_HEADER, transaction_id=row.id,
+                code="idempotency.in_flight",
+                field=checks.IDEMPOTENCY_HEADER,
+                transaction_id=row.id,
                 headers={"Retry-After": "1"},
             )
         return replay(row)
@@ -189,22 +202,28 @@ class TransactionService:
         if entry is None:
             raise Unprocessable(
                 f"unknown transaction type {body.type!r}; GET /v1/transaction-types lists them",
-                code="transaction.unknown_type", field="type",
+                code="transaction.unknown_type",
+                field="type",
             )
         plugin, tx_type = entry
-        params = checks.decode_params(tx_type, body.params, plugin_id=plugin.id)
+        # The kill switch first: a suspended or unapproved plugin's code (its params Struct's
+        # validation, its risk_of) never runs on a customer's request.
         active = self._plugins.transaction_types.get(body.type)
         if active is None:
             raise Forbidden(
                 f"transaction type {body.type!r} is not available: its plugin {plugin.id!r} is not enabled",
-                code="transaction.plugin_inactive", field="type",
+                code="transaction.plugin_inactive",
+                field="type",
             )
         plugin = active[0]  # the current grant, not the one at load time
+        params = checks.decode_params(tx_type, body.params, plugin_id=plugin.id)
         missing = sorted((tx_type.required_scopes | {"transactions:write"}) - plugin.granted)
         if missing:
             raise Forbidden(
                 f"plugin {plugin.id!r} is not granted {', '.join(missing)}, which {body.type!r} requires",
-                code="transaction.plugin_scope_missing", field="type", missing_scopes=missing,
+                code="transaction.plugin_scope_missing",
+                field="type",
+                missing_scopes=missing,
             )
         tx_id = uuid.uuid4().hex
         now = utcnow()
@@ -216,8 +235,15 @@ class TransactionService:
         checks.check_amount(tx_type, amount, self._settings.max_transaction_fen)
         ctx = contexts.for_plugin(plugin)
         return _Plan(
-            tx_id=tx_id, now=now, plugin=plugin, tx_type=tx_type, params=params,
-            params_json=msgspec.to_builtins(params), amount_fen=amount, risk_level=risk, ctx=ctx,
+            tx_id=tx_id,
+            now=now,
+            plugin=plugin,
+            tx_type=tx_type,
+            params=params,
+            params_json=msgspec.to_builtins(params),
+            amount_fen=amount,
+            risk_level=risk,
+            ctx=ctx,
         )
 
     @staticmethod
@@ -225,7 +251,12 @@ class TransactionService:
         if tx_type.risk_of is None:
             return tx_type.risk_level
         try:
-            return checks.valid_risk_level(tx_type.risk_of(params))
+            level = checks.valid_risk_level(tx_type.risk_of(params)) or tx_type.risk_level
+            if level is None:
+                # A type that rates its products must rate this one: no level must never mean
+                # "no suitability check".
+                raise ValueError("risk_of returned no risk level and the type declares none")
+            return level
         except TransactionRefused as exc:
             raise checks.refusal(exc) from None
         except Exception as exc:
@@ -241,16 +272,24 @@ class TransactionService:
 
     async def _execute(self, plan: _Plan, row: TransactionRow, key: str) -> TransactionOutcome:
         request = TransactionRequest(
-            id=plan.tx_id, type=plan.tx_type.key, params=plan.params, idempotency_key=key,
-            amount_fen=plan.amount_fen, risk_level=plan.risk_level, created_at=plan.now,
+            id=plan.tx_id,
+            type=plan.tx_type.key,
+            params=plan.params,
+            idempotency_key=key,
+            amount_fen=plan.amount_fen,
+            risk_level=plan.risk_level,
+            created_at=plan.now,
         )
         result: TransactionResult | None = None
         problem: tuple[int, str, str, LocalizedText | None, str | None] | None = None
         status = "unknown"
         try:
             raw = await self._dispatcher.call_one(
-                plan.plugin, "execute_transaction", plan.ctx,
-                deadline_ms=self._settings.deadlines.execute_transaction, request=request,
+                plan.plugin,
+                "execute_transaction",
+                plan.ctx,
+                deadline_ms=self._settings.deadlines.execute_transaction,
+                request=request,
             )
             result = check_transaction_result(raw)
             status = result.status
@@ -266,33 +305,52 @@ class TransactionService:
             log.warning("transaction %s: %s", plan.tx_id, exc)
             if exc.kind == "error":
                 status = "failed"
-                problem = (502, "transaction.plugin_error", f"plugin {exc.plugin!r} failed: the transaction "
-                           "was not carried out", _PLUGIN_FAILED, None)
+                problem = (
+                    502,
+                    "transaction.plugin_error",
+                    f"plugin {exc.plugin!r} failed: the transaction was not carried out",
+                    _PLUGIN_FAILED,
+                    None,
+                )
             elif exc.kind == "rejected":
                 status = "failed"
-                problem = (503, "transaction.plugin_unavailable", f"plugin {exc.plugin!r} is temporarily "
-                           "unavailable: the transaction was not carried out", _PLUGIN_UNAVAILABLE, None)
+                problem = (
+                    503,
+                    "transaction.plugin_unavailable",
+                    f"plugin {exc.plugin!r} is temporarily unavailable: the transaction was not carried out",
+                    _PLUGIN_UNAVAILABLE,
+                    None,
+                )
         except ResultError as exc:
-            log.warning("transaction %s: plugin %r returned an invalid result: %s",
-                        plan.tx_id, plan.plugin.id, exc)
+            log.warning(
+                "transaction %s: plugin %r returned an invalid result: %s", plan.tx_id, plan.plugin.id, exc
+            )
         except Exception:
             log.exception("transaction %s: unexpected error while executing; recorded as unknown", plan.tx_id)
         now = utcnow()
         stored = result_json(result)
         view = msgspec.structs.replace(
-            view_of(row), status=status, updated_at=now,
+            view_of(row),
+            status=status,
+            updated_at=now,
             result=None if stored is None else msgspec.convert(stored, TransactionResultView),
         )
         outcome = self._outcome(status, view, problem)
         await asyncio.to_thread(
-            self.journal.finish, plan.tx_id, status=status, result=stored,
-            response_status=outcome.status_code, response_body=encode_body(outcome.body), now=now,
+            self.journal.finish,
+            plan.tx_id,
+            status=status,
+            result=stored,
+            response_status=outcome.status_code,
+            response_body=encode_body(outcome.body),
+            now=now,
         )
         return outcome
 
     @staticmethod
     def _outcome(
-        status: str, view: TransactionView,
+        status: str,
+        view: TransactionView,
         problem: tuple[int, str, str, LocalizedText | None, str | None] | None,
     ) -> TransactionOutcome:
         if problem is not None:
@@ -325,8 +383,12 @@ class TransactionService:
                 continue
             items.append(
                 TransactionTypeView(
-                    key=key, name=tx_type.name, description=tx_type.description, plugin=plugin.id,
-                    risk_level=tx_type.risk_level, suitability=self._suitability(tx_type, risk),
+                    key=key,
+                    name=tx_type.name,
+                    description=tx_type.description,
+                    plugin=plugin.id,
+                    risk_level=tx_type.risk_level,
+                    suitability=self._suitability(tx_type, risk),
                     params_schema=self._schema(tx_type),
                 )
             )
