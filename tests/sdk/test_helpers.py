@@ -103,3 +103,24 @@ def test_run_once_refuses_a_concurrent_duplicate() -> None:
     finish.set()
     worker.join(5)
     assert refused.value.code == "x.request_in_progress"
+
+
+def test_packaging_problems_names_each_mismatch() -> None:
+    """A module whose exports and hooks disagree with its manifest, checked against another
+    distribution, gets one problem per mismatch; a correct plugin gets none."""
+    import types
+
+    import fulcrum_pension
+    from fulcrum_sdk.testing import packaging_problems
+
+    assert packaging_problems(fulcrum_pension, "fulcrum-pension") == []
+    problems = packaging_problems(fulcrum_pension, "fulcrum-wealth-checkup")
+    assert problems == ["the installed manifest's id is 'wealth-checkup', not 'pension'"]
+
+    fake = types.ModuleType("fulcrum_pension_fake")
+    fake.__file__ = fulcrum_pension.__file__  # the same manifest beside it, but no hooks
+    fake.__all__ = ["home_slot_offers"]  # type: ignore[attr-defined]
+    problems = packaging_problems(fake, "fulcrum-pension")
+    assert any(p.startswith("entry point 'pension' loads") for p in problems)
+    assert any(p.startswith("manifest hooks") for p in problems)
+    assert any(p.startswith("__all__ is") for p in problems)

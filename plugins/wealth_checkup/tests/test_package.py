@@ -9,41 +9,16 @@ from pathlib import Path
 
 import fulcrum_wealth_checkup
 import pytest
-from fulcrum_sdk.manifest import manifest_from_distribution, manifest_from_wheel, semantic_problems
-from fulcrum_sdk.testing import PluginHarness, load_manifest_beside
+from fulcrum_sdk.manifest import manifest_from_wheel
+from fulcrum_sdk.testing import packaging_problems
 
 PLUGIN_ID = "wealth-checkup"
 DIST = "fulcrum-wealth-checkup"
 
 
-def test_entry_point_loads_the_plugin_module() -> None:
-    """The ``fulcrum`` entry point named by the plugin id loads this package."""
-    (ep,) = [ep for ep in importlib.metadata.entry_points(group="fulcrum") if ep.name == PLUGIN_ID]
-    assert ep.load() is fulcrum_wealth_checkup
-
-
-def test_manifest_is_valid_and_matches_the_distribution() -> None:
-    """The installed distribution's manifest parses, has no semantic problems and carries its version."""
-    manifest = manifest_from_distribution(importlib.metadata.distribution(DIST))
-    assert manifest.id == PLUGIN_ID
-    assert manifest.version == importlib.metadata.version(DIST)
-    assert semantic_problems(manifest) == []
-
-
-def test_manifest_lists_exactly_the_hooks_implemented() -> None:
-    """Every hook the manifest declares is implemented, and every implemented hook is declared."""
-    manifest = load_manifest_beside(fulcrum_wealth_checkup)
-    harness = PluginHarness(fulcrum_wealth_checkup)
-    implemented = {caller.name for caller in harness.pm.get_hookcallers(fulcrum_wealth_checkup) or ()}
-    assert implemented == set(manifest.hooks)
-    assert set(harness.transaction_types()) == set(manifest.transaction_types)
-
-
-def test_public_names_are_the_hooks() -> None:
-    """The package exports its hook implementations and nothing else."""
-    assert sorted(fulcrum_wealth_checkup.__all__) == sorted(
-        load_manifest_beside(fulcrum_wealth_checkup).hooks
-    )
+def test_packaged_like_any_third_party_plugin() -> None:
+    """Entry point, installed manifest, declared hooks and exports agree (the SDK's packaging check)."""
+    assert packaging_problems(fulcrum_wealth_checkup, DIST) == []
 
 
 @pytest.mark.slow

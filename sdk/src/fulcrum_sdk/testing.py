@@ -15,6 +15,7 @@ dropped, as the host drops them.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import inspect
 import uuid
 from collections.abc import Iterable, Mapping
@@ -32,7 +33,13 @@ from fulcrum_sdk._validate import ResultError, check_list, check_transaction_res
 from fulcrum_sdk.context import Customer, PluginContext, ScopedData
 from fulcrum_sdk.data import CustomerRecord, DataProvider, StaticDataProvider
 from fulcrum_sdk.errors import ScopeDenied
-from fulcrum_sdk.manifest import MANIFEST_FILE, Manifest, parse_manifest
+from fulcrum_sdk.manifest import (
+    MANIFEST_FILE,
+    Manifest,
+    manifest_from_distribution,
+    parse_manifest,
+    semantic_problems,
+)
 from fulcrum_sdk.models import (
     FeedItem,
     SearchHit,
@@ -44,7 +51,14 @@ from fulcrum_sdk.models import (
 from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES, slot_scope
 from fulcrum_sdk.storage import MemoryStorage, PluginStorage
 
-__all__ = ["PERSONAS", "PluginHarness", "ResultError", "load_manifest_beside", "make_plugin_manager"]
+__all__ = [
+    "PERSONAS",
+    "PluginHarness",
+    "ResultError",
+    "load_manifest_beside",
+    "make_plugin_manager",
+    "packaging_problems",
+]
 
 
 def make_plugin_manager() -> pluggy.PluginManager:
@@ -197,3 +211,43 @@ class PluginHarness:
         return check_transaction_result(
             self._call("execute_transaction", ctx=self.context(), request=request)
         )
+
+
+def packaging_problems(plugin: ModuleType, distribution: str) -> list[str]:
+    """What is wrong with how ``plugin`` is packaged as ``distribution``; ``[]`` when nothing is.
+
+    Checks what the host relies on before it runs a plugin: the ``fulcrum`` entry point named by the
+    plugin id loads this module; the installed distribution's manifest parses, has no semantic
+    problems and carries the distribution's version; the manifest declares exactly the hooks and
+    transaction types the module implements; the module exports its hooks and nothing else.
+    """
+    manifest = load_manifest_beside(plugin)
+    problems: list[str] = []
+    points = [
+        ep for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME) if ep.name == manifest.id
+    ]
+    if len(points) != 1:
+        problems.append(
+            f"expected one {hookspecs.PROJECT_NAME!r} entry point named {manifest.id!r}, found {len(points)}"
+        )
+    elif points[0].load() is not plugin:
+        problems.append(f"entry point {manifest.id!r} loads {points[0].value!r}, not {plugin.__name__!r}")
+    installed = manifest_from_distribution(importlib.metadata.distribution(distribution))
+    if installed.id != manifest.id:
+        problems.append(f"the installed manifest's id is {installed.id!r}, not {manifest.id!r}")
+    problems += [f"manifest {p.key}: {p.problem}" for p in semantic_problems(installed)]
+    harness = PluginHarness(plugin, manifest=manifest)
+    implemented = {caller.name for caller in harness.pm.get_hookcallers(plugin) or ()}
+    if implemented != set(manifest.hooks):
+        problems.append(
+            f"manifest hooks {sorted(manifest.hooks)} but the module implements {sorted(implemented)}"
+        )
+    if set(harness.transaction_types()) != set(manifest.transaction_types):
+        problems.append(
+            f"manifest transaction_types {sorted(manifest.transaction_types)} but the module registers "
+            f"{sorted(harness.transaction_types())}"
+        )
+    exported = sorted(getattr(plugin, "__all__", ()))
+    if exported != sorted(manifest.hooks):
+        problems.append(f"__all__ is {exported}; export the hooks and nothing else")
+    return problems
