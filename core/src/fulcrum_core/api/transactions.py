@@ -31,6 +31,7 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 def _problem(description: str) -> ResponseSpec:
+    """An error response of ``POST /v1/transactions``: always ``TransactionProblem`` (see its docstring)."""
     return ResponseSpec(
         data_container=TransactionProblem, description=description, media_type=PROBLEM_MEDIA_TYPE,
         generate_examples=False,
@@ -55,10 +56,16 @@ def list_transaction_types(request: Request[Any, Any, Any]) -> TransactionTypeLi
             data_container=TransactionView, generate_examples=False,
             description="The outcome is unknown (the plugin missed its deadline); it will be reconciled",
         ),
-        409: ResponseSpec(data_container=None, description="A request with this key is still in flight"),
-        422: _problem("Refused: by the plugin, suitability, limits, or a key reused with another body"),
-        502: _problem("The owning plugin failed; nothing was carried out"),
-        503: _problem("The owning plugin is temporarily unavailable; nothing was carried out"),
+        409: _problem("A request with this key is still in flight (`transaction_id`); retry after a second"),
+        422: _problem(
+            "Refused: an unknown type or invalid params, suitability, limits or a key reused with "
+            "another body (before journaling, no `transaction`), or by the plugin (with `transaction`)"
+        ),
+        502: _problem("The owning plugin failed; nothing was carried out (`transaction` once journaled)"),
+        503: _problem(
+            "The owning plugin or the database is temporarily unavailable; nothing was carried out "
+            "(`transaction` once journaled)"
+        ),
     },
 )
 async def submit_transaction(

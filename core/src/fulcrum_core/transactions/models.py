@@ -61,9 +61,12 @@ class TransactionView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TransactionProblem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """RFC 9457 problem details for a journaled transaction that did not succeed.
+    """RFC 9457 problem details: the one shape of every 422, 502 and 503 of ``POST /v1/transactions``.
 
-    ``transaction`` is the journal entry, so a client can show or look up what happened.
+    ``transaction`` is the journal entry when the request got that far (the plugin was called and
+    refused or failed), so a client can show or look up what happened; a refusal before journaling
+    (unknown type, invalid params, suitability, limits, a reused key) has none. One schema with an
+    optional member, not a union, so generated clients get a single error type to decode.
     """
 
     type: str
@@ -71,9 +74,11 @@ class TransactionProblem(msgspec.Struct, frozen=True, kw_only=True, omit_default
     status: int
     detail: str
     code: str
-    transaction: TransactionView
+    transaction: TransactionView | None = None
     field: str | None = None
     message: LocalizedText | None = None
+    # ``idempotency.mismatch``: the transaction the reused Idempotency-Key belongs to.
+    transaction_id: str | None = None
 
 
 class TransactionTypeView(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,5 +114,8 @@ class TransactionOutcome:
 
     @property
     def transaction_id(self) -> str:
-        """The journal id the outcome is about."""
-        return self.body.id if isinstance(self.body, TransactionView) else self.body.transaction.id
+        """The journal id the outcome is about (an outcome's problem always carries its transaction)."""
+        view = self.body if isinstance(self.body, TransactionView) else self.body.transaction
+        if view is None:
+            raise ValueError("a transaction outcome's problem must carry its journal entry")
+        return view.id
