@@ -123,6 +123,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     breaker: BreakerConfig = BreakerConfig()
     bulkhead_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 32
     home_budget_ms: Annotated[int, msgspec.Meta(ge=1)] = 400
+    # How old a plugin storage read in a display hook (home, search, feeds) may be: each worker caches
+    # reads this long; transactions always read the database. 0 turns the cache off.
+    storage_cache_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 1000
+    # How long each worker may reuse a customer's live consents read from the database (0: read on
+    # every partner request). A write in a worker applies there at once; other workers within this.
+    consent_cache_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 1000
     # Shown in an empty home slot when a plugin was left out of the response.
     home_defaults: tuple[SlotOffer, ...] = msgspec.field(default_factory=default_home_content)
     rate_limit: RateLimit = RateLimit()

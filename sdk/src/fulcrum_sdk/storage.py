@@ -1,13 +1,15 @@
 """Durable state for a plugin, kept by the platform and scoped to that plugin alone.
 
 Plugins must not keep state in module globals: workers are many and restart. ``PluginStorage``
-offers JSON documents and atomic bounded counters (stock, redemptions per customer, yearly caps).
-The host backs it with the platform database; :class:`MemoryStorage` backs it in tests.
+offers JSON documents and atomic bounded counters (stock, redemptions per customer, yearly caps),
+each with a plain and an ``async`` form. The host backs it with the platform database;
+:class:`MemoryStorage` backs it in tests.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -18,7 +20,21 @@ __all__ = ["MemoryStorage", "PluginStorage"]
 
 
 class PluginStorage(Protocol):
-    """Key-value storage private to one plugin. Keys are at most 200 characters."""
+    """Key-value storage private to one plugin. Keys are at most 200 characters.
+
+    Every operation has an ``async`` twin (``aget``, ``aput``, ``adelete``, ``acounter``,
+    ``acounters``, ``aadd``) with the same meaning; ``async def`` hooks should use those, so the
+    host can answer a read without a thread.
+
+    **Freshness.** In the display hooks (``home_slot_offers``, ``search``, ``feed_items``) reads may
+    be served from the host's in-process cache and be up to ``storage_cache_ms`` old (1 s by
+    default): good enough to show "12 left", never enough to decide whether one is left. Writes are
+    always durable in the database before they return, and this worker's next read sees them. Reads
+    in ``execute_transaction`` (and anything else on the transaction path) always go to the database.
+    Even a fresh read can be outdated by the time you act on it, so a limit (stock, a per-customer
+    allowance, an annual cap) is enforced only by an atomic bounded :meth:`add`, never by reading a
+    counter and then writing.
+    """
 
     def get(self, key: str) -> Any | None:
         """The JSON value stored at ``key``, or ``None``."""
@@ -36,6 +52,10 @@ class PluginStorage(Protocol):
         """The current value of counter ``key`` (0 when it was never touched)."""
         ...
 
+    def counters(self, keys: Sequence[str]) -> dict[str, int]:
+        """The values of several counters in one read, by key (0 for those never touched)."""
+        ...
+
     def add(self, key: str, delta: int, *, lower: int | None = None, upper: int | None = None) -> int:
         """Atomically add ``delta`` to counter ``key`` and return the new value.
 
@@ -44,9 +64,33 @@ class PluginStorage(Protocol):
         """
         ...
 
+    async def aget(self, key: str) -> Any | None:
+        """:meth:`get` for ``async def`` hooks."""
+        ...
+
+    async def aput(self, key: str, value: Any) -> None:
+        """:meth:`put` for ``async def`` hooks."""
+        ...
+
+    async def adelete(self, key: str) -> None:
+        """:meth:`delete` for ``async def`` hooks."""
+        ...
+
+    async def acounter(self, key: str) -> int:
+        """:meth:`counter` for ``async def`` hooks."""
+        ...
+
+    async def acounters(self, keys: Sequence[str]) -> dict[str, int]:
+        """:meth:`counters` for ``async def`` hooks."""
+        ...
+
+    async def aadd(self, key: str, delta: int, *, lower: int | None = None, upper: int | None = None) -> int:
+        """:meth:`add` for ``async def`` hooks (the same atomic bounds)."""
+        ...
+
 
 class MemoryStorage:
-    """An in-memory :class:`PluginStorage` for tests and the harness; thread-safe."""
+    """An in-memory :class:`PluginStorage` for tests and the harness; thread-safe, always fresh."""
 
     def __init__(self) -> None:
         self._docs: dict[str, bytes] = {}
@@ -54,19 +98,29 @@ class MemoryStorage:
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Any | None:
+        """The JSON value stored at ``key``, or ``None`` (a new object on every call)."""
         raw = self._docs.get(key)
         return None if raw is None else msgspec.json.decode(raw)
 
     def put(self, key: str, value: Any) -> None:
+        """Store a JSON-encodable value at ``key``, replacing any earlier one."""
         self._docs[key] = msgspec.json.encode(value)
 
     def delete(self, key: str) -> None:
+        """Remove ``key``; no error when it is absent."""
         self._docs.pop(key, None)
 
     def counter(self, key: str) -> int:
+        """The current value of counter ``key`` (0 when it was never touched)."""
         return self._counters.get(key, 0)
 
+    def counters(self, keys: Sequence[str]) -> dict[str, int]:
+        """The values of ``keys`` by key (0 for those never touched)."""
+        with self._lock:
+            return {key: self._counters.get(key, 0) for key in keys}
+
     def add(self, key: str, delta: int, *, lower: int | None = None, upper: int | None = None) -> int:
+        """Atomically add ``delta`` to counter ``key``; :class:`LimitExceeded` outside the bounds."""
         with self._lock:
             current = self._counters.get(key, 0)
             new = current + delta
@@ -74,3 +128,27 @@ class MemoryStorage:
                 raise LimitExceeded(key, current, delta, lower, upper)
             self._counters[key] = new
             return new
+
+    async def aget(self, key: str) -> Any | None:
+        """:meth:`get`, without suspending."""
+        return self.get(key)
+
+    async def aput(self, key: str, value: Any) -> None:
+        """:meth:`put`, without suspending."""
+        self.put(key, value)
+
+    async def adelete(self, key: str) -> None:
+        """:meth:`delete`, without suspending."""
+        self.delete(key)
+
+    async def acounter(self, key: str) -> int:
+        """:meth:`counter`, without suspending."""
+        return self.counter(key)
+
+    async def acounters(self, keys: Sequence[str]) -> dict[str, int]:
+        """:meth:`counters`, without suspending."""
+        return self.counters(keys)
+
+    async def aadd(self, key: str, delta: int, *, lower: int | None = None, upper: int | None = None) -> int:
+        """:meth:`add`, without suspending."""
+        return self.add(key, delta, lower=lower, upper=upper)

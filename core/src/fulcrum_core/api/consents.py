@@ -1,6 +1,7 @@
 """``/v1/consents``: the customer's consents for partner plugins, listed and revoked.
 
-Revoking takes effect on the customer's next request: plugin contexts read live consents per request.
+Revoking takes effect on the customer's next request in the worker that revoked it (its consent cache
+entry is dropped), and within ``consent_cache_ms`` in every other worker.
 """
 
 from __future__ import annotations

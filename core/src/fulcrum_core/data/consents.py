@@ -2,8 +2,11 @@
 
 A consent is customer × plugin × scopes × purpose with a status (``awaiting`` → ``authorised`` →
 ``revoked``/``expired``) and an expiry. Only ``authorised`` and unexpired consents are *live*; a partner
-plugin's customer-data accessors consult :meth:`ConsentStore.live_scopes` on every request, so a
-revocation takes effect on the next one. The OAuth authorization flow creates consents
+plugin's customer-data accessors consult :meth:`ConsentStore.live_scopes` on every request. Each worker
+may answer that from its :class:`~fulcrum_core.data.consent_cache.ConsentCache` for up to
+``consent_cache_ms`` (default 1 s); every write here drops the customer's cached entry in this process
+at once, so a revocation takes effect on the customer's next request served by the same worker, and
+within ``consent_cache_ms`` on every other worker. The OAuth authorization flow creates consents
 (:meth:`~ConsentStore.request` then :meth:`~ConsentStore.authorise`); the demo seeds them with
 :meth:`~ConsentStore.grant`.
 """
@@ -20,6 +23,8 @@ import msgspec
 from fulcrum_sdk.scopes import is_known
 from sqlalchemy import select, update
 
+from fulcrum_core.data import consent_cache
+from fulcrum_core.data.consent_cache import ConsentCache, LiveConsent, scopes_at
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.errors import domain_errors
 from fulcrum_core.data.models.consent import ConsentRow
@@ -71,24 +76,42 @@ def _check_scopes(scopes: Iterable[str]) -> str:
 
 
 class ConsentStore:
-    """Reads and writes the ``consents`` table."""
+    """Reads and writes the ``consents`` table.
 
-    def __init__(self, db: Database) -> None:
+    With a ``cache``, :meth:`live_scopes` answers from it when it can and fills it otherwise. Writes
+    always invalidate the customer in every cache attached to ``db`` (``consent_cache.attach``), so
+    stores built without one (OAuth, demo seeding, tests) still keep the request path's cache honest.
+    """
+
+    def __init__(self, db: Database, *, cache: ConsentCache | None = None) -> None:
         self._db = db
+        self._cache = cache
 
     def live_scopes(self, customer_ref: str, now: datetime | None = None) -> dict[str, frozenset[str]]:
         """Plugin id → the scopes the customer has a live (authorised, unexpired) consent for."""
         at = now or utcnow()
-        stmt = select(ConsentRow.plugin_id, ConsentRow.scopes).where(
+        cache = self._cache
+        if cache is None:
+            return scopes_at(self._live(customer_ref, at), at)
+        hit = cache.get(customer_ref, at)
+        if hit is not None:
+            return hit
+        token = cache.token()
+        found = self._live(customer_ref, at)  # a failed read raises: nothing is cached
+        cache.put(customer_ref, found, at, token)
+        return scopes_at(found, at)
+
+    def _live(self, customer_ref: str, at: datetime) -> builtins.list[LiveConsent]:
+        stmt = select(ConsentRow.plugin_id, ConsentRow.scopes, ConsentRow.expires_at).where(
             ConsentRow.customer_ref == customer_ref,
             ConsentRow.status == "authorised",
             ConsentRow.expires_at > at,
         )
-        live: dict[str, set[str]] = {}
         with domain_errors(), self._db.reader.connect() as conn:  # Core: read on partner requests
-            for plugin_id, scopes in conn.execute(stmt):
-                live.setdefault(plugin_id, set()).update(scopes.split())
-        return {plugin_id: frozenset(scopes) for plugin_id, scopes in live.items()}
+            return [
+                LiveConsent(plugin_id, frozenset(scopes.split()), expires_at)
+                for plugin_id, scopes, expires_at in conn.execute(stmt)
+            ]
 
     def request(
         self,
@@ -172,13 +195,16 @@ class ConsentStore:
         if expires_at <= at:
             raise BadRequest("expires_at must be in the future", field="expires_at")
         consent_id = uuid.uuid4().hex
-        with self._db.session() as session:
-            session.add(
-                ConsentRow(
-                    id=consent_id, customer_ref=customer_ref, plugin_id=plugin_id, scopes=joined,
-                    purpose=purpose, status=status, created_at=at, expires_at=expires_at,
+        try:
+            with self._db.session() as session:
+                session.add(
+                    ConsentRow(
+                        id=consent_id, customer_ref=customer_ref, plugin_id=plugin_id, scopes=joined,
+                        purpose=purpose, status=status, created_at=at, expires_at=expires_at,
+                    )
                 )
-            )
+        finally:
+            consent_cache.invalidate(self._db, customer_ref)  # after the commit: see consent_cache
         return consent_id
 
     def _transition(
@@ -193,6 +219,22 @@ class ConsentStore:
         values: dict[str, object] = {"status": to}
         if to == "revoked":
             values["revoked_at"] = at
+        try:
+            view, changed = self._update(consent_id, customer_ref, allowed_from, values, at)
+        finally:
+            consent_cache.invalidate(self._db, customer_ref)  # after the commit: see consent_cache
+        if changed is None and to == "authorised":
+            raise Conflict(f"consent {consent_id!r} is {view.status}, not awaiting", code="consent.state")
+        return view
+
+    def _update(
+        self,
+        consent_id: str,
+        customer_ref: str,
+        allowed_from: tuple[ConsentStatus, ...],
+        values: dict[str, object],
+        at: datetime,
+    ) -> tuple[ConsentView, str | None]:
         with self._db.session() as session:
             # One conditional UPDATE: a concurrent transition cannot be lost or applied twice.
             changed = session.execute(
@@ -210,6 +252,4 @@ class ConsentStore:
             if row is None or row.customer_ref != customer_ref:
                 raise NotFound(f"no consent {consent_id!r}", field="consent_id")
             view = _view(row, at)
-        if changed is None and to == "authorised":
-            raise Conflict(f"consent {consent_id!r} is {view.status}, not awaiting", code="consent.state")
-        return view
+        return view, changed

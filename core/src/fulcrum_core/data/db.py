@@ -5,6 +5,8 @@ SQLite (the default) runs in WAL mode with foreign keys on and a busy timeout. S
 repeatable and savepoints work: :meth:`Database.session` begins ``IMMEDIATE`` (it takes the write
 lock up front, so a read-then-write transaction cannot fail half-way on a lock upgrade), and
 :meth:`Database.read_session` begins ``DEFERRED`` so readers never queue behind writers.
+A lone ``SELECT`` needs no transaction at all: :attr:`Database.single_reads` runs each statement
+in autocommit (no ``BEGIN``/``ROLLBACK`` round trips on either backend).
 PostgreSQL goes through psycopg 3. Database errors raised inside a session become domain errors
 (:mod:`fulcrum_core.data.errors`).
 """
@@ -65,6 +67,8 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin(conn: Connection) -> None:
     mode = conn.get_execution_options().get(_BEGIN_OPTION, "IMMEDIATE")
+    if mode == "NONE":  # single_reads: each statement is its own implicit read transaction
+        return
     conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
 
 
@@ -97,6 +101,15 @@ class Database:
             event.listen(self.engine, "begin", _sqlite_begin)
         # The same pool; on SQLite its transactions begin DEFERRED (readers do not queue).
         self.reader: Engine = self.engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
+        # Still the same pool, for one-statement reads only: no BEGIN, each statement sees the latest
+        # committed state. SQLite's connections are already in autocommit (the "begin" listener is
+        # what emits BEGIN, and it is told not to); psycopg needs the AUTOCOMMIT isolation level
+        # (a client-side flag, reset when the connection returns to the pool).
+        self.single_reads: Engine = (
+            self.engine.execution_options(**{_BEGIN_OPTION: "NONE"})
+            if self.dialect == "sqlite"
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(bind=self.reader, expire_on_commit=False)
 

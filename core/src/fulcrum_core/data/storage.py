@@ -1,16 +1,33 @@
-"""``SqlPluginStorage``: the SDK's ``PluginStorage`` backed by the platform database.
+"""``SqlPluginStorage``: the SDK's ``PluginStorage`` backed by the platform database, with a read cache.
 
-Every operation is one SQL statement in its own short transaction, so it is atomic on SQLite and
+Every write is one SQL statement in its own short transaction, so it is atomic on SQLite and
 PostgreSQL alike: a bounded ``add`` is an ``INSERT … ON CONFLICT DO UPDATE … WHERE <bounds>
 RETURNING`` (or a conditional ``UPDATE … RETURNING`` when a fresh counter would already break a
-bound), never a read followed by a write. Keys live in the plugin's own namespace. Any database
-failure surfaces as :class:`~fulcrum_sdk.errors.StorageUnavailable`.
+bound), never a read followed by a write. A read is one ``SELECT`` without an explicit transaction
+(:attr:`Database.single_reads`); ``counters`` reads many keys in one ``IN`` query. Keys live in the
+plugin's own namespace. Any database failure surfaces as
+:class:`~fulcrum_sdk.errors.StorageUnavailable`.
+
+Each plugin's storage has a per-process :class:`ReadCache` (``storage_cache_ms``; 0 turns it off)
+and two views over it. The *cached* view (display hooks) answers reads from entries younger than
+the TTL; the *fresh* view (the transaction path, :attr:`SqlPluginStorage.fresh`) always reads the
+database and refreshes the cache with what it read. Writes through either view go to the database
+first and then into the cache (``put`` → the new bytes, ``delete`` → absent, ``add`` → the value
+the database returned), so this worker reads its own writes; other workers may see them up to the
+TTL later. The ``async`` methods answer a cache hit without suspending (the dispatcher then runs the
+hook as a plain function call) and run the database call in a worker thread otherwise.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+import threading
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final, TypeVar, cast
 
+import anyio.to_thread
 import msgspec
 from fulcrum_sdk.errors import LimitExceeded
 from sqlalchemy import ColumnElement, Table, delete, literal, select, true, update
@@ -20,11 +37,36 @@ from fulcrum_core.data.db import Database
 from fulcrum_core.data.errors import storage_errors
 from fulcrum_core.data.models.plugin_storage import MAX_KEY_LENGTH, PluginCounterRow, PluginDocumentRow
 from fulcrum_core.data.types import utcnow
+from fulcrum_core.dispatch.clock import MONOTONIC, Clock
 
-__all__ = ["SqlPluginStorage"]
+__all__ = ["DEFAULT_CACHE_ENTRIES", "IN_CHUNK", "ReadCache", "SqlPluginStorage"]
 
 _DOCS = cast(Table, PluginDocumentRow.__table__)
 _COUNTERS = cast(Table, PluginCounterRow.__table__)
+
+DEFAULT_CACHE_ENTRIES: Final = 10_000
+"""Entries (documents + counters) each plugin's read cache holds before it drops the least recent."""
+
+IN_CHUNK: Final = 500
+"""Keys per ``IN (…)`` query in ``counters``; well under SQLite's and psycopg's parameter limits."""
+
+_STRIPES: Final = 64
+
+_DOC: Final = "d"
+_COUNTER: Final = "c"
+
+_Slot = tuple[str, str]  # (kind, key)
+_Value = bytes | int | None  # encoded document, counter, or None: a document known to be absent
+
+_T = TypeVar("_T")
+
+
+class _Miss:
+    __slots__ = ()
+
+
+MISS: Final = _Miss()
+"""What :meth:`ReadCache.lookup` returns when it has no live entry."""
 
 
 def _check_key(key: str) -> str:
@@ -35,65 +77,269 @@ def _check_key(key: str) -> str:
     return key
 
 
+class ReadCache:
+    """A bounded LRU of one plugin's storage reads, each entry good for ``ttl_ms`` after it was learnt.
+
+    Documents are kept encoded (decoded on every read, so a caller mutating what it got cannot change
+    the cache), counters as ints, and a missing document as ``None``. Writes to a key take one of
+    ``_STRIPES`` locks for the duration of the database write, so this process's writes to one key
+    reach the cache in commit order; a stripe's generation (odd while a write is in flight) lets a
+    read that raced a write drop its now-outdated result instead of caching it.
+    """
+
+    __slots__ = ("_clock", "_entries", "_gens", "_lock", "_stripes", "max_entries", "ttl")
+
+    def __init__(
+        self, *, ttl_ms: int, max_entries: int = DEFAULT_CACHE_ENTRIES, clock: Clock = MONOTONIC
+    ) -> None:
+        if ttl_ms <= 0:
+            raise ValueError(f"ttl_ms must be positive, got {ttl_ms}")
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be at least 1, got {max_entries}")
+        self.ttl = ttl_ms / 1000
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[_Slot, tuple[float, _Value]] = OrderedDict()
+        self._lock = threading.Lock()  # guards _entries; never held across I/O
+        self._stripes = tuple(threading.Lock() for _ in range(_STRIPES))
+        self._gens = [0] * _STRIPES
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @staticmethod
+    def _stripe(slot: _Slot) -> int:
+        return zlib.crc32(slot[1].encode()) % _STRIPES
+
+    def lookup(self, slot: _Slot) -> _Value | _Miss:
+        """The live cached value of ``slot``, or :data:`MISS` (absent or older than the TTL)."""
+        with self._lock:
+            entry = self._entries.get(slot)
+            if entry is None:
+                return MISS
+            if entry[0] <= self._clock.monotonic():
+                del self._entries[slot]
+                return MISS
+            self._entries.move_to_end(slot)
+            return entry[1]
+
+    def stamp(self, slot: _Slot) -> int:
+        """Taken before reading ``slot`` from the database; hand it back to :meth:`fill`."""
+        return self._gens[self._stripe(slot)]
+
+    def fill(self, slot: _Slot, value: _Value, stamp: int) -> None:
+        """Cache what the database said, unless a write to the stripe started since ``stamp``."""
+        with self._lock:
+            if stamp % 2 == 0 and self._gens[self._stripe(slot)] == stamp:
+                self._store(slot, value)
+
+    @contextmanager
+    def writing(self, slot: _Slot) -> Iterator[Callable[[_Value], None]]:
+        """Hold ``slot``'s stripe across a database write; call the yielded function with the result.
+
+        If the block raises, or ends without recording a value, the entry is dropped: what the
+        database holds is then unknown here.
+        """
+        index = self._stripe(slot)
+        recorded: list[_Value] = []
+        with self._stripes[index]:
+            self._gens[index] += 1  # odd: a write is in flight, concurrent reads must not fill
+            try:
+                yield recorded.append
+            finally:
+                with self._lock:
+                    if recorded:
+                        self._store(slot, recorded[-1])
+                    else:
+                        self._entries.pop(slot, None)
+                    self._gens[index] += 1
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()
+
+    def _store(self, slot: _Slot, value: _Value) -> None:
+        # Caller holds self._lock.
+        self._entries[slot] = (self._clock.monotonic() + self.ttl, value)
+        self._entries.move_to_end(slot)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+class _Shared:
+    """What both views of one plugin's storage share: the database, the plugin id, the cache."""
+
+    __slots__ = ("cache", "db", "plugin_id")
+
+    def __init__(self, db: Database, plugin_id: str, cache: ReadCache | None) -> None:
+        self.db = db
+        self.plugin_id = plugin_id
+        self.cache = cache
+
+
 class SqlPluginStorage:
-    """Key-value documents and atomic bounded counters private to the plugin ``plugin_id``."""
+    """Key-value documents and atomic bounded counters private to the plugin ``plugin_id``.
 
-    __slots__ = ("_db", "plugin_id")
+    Built as the cached view; :attr:`fresh` is the view for the transaction path, and :attr:`cached`
+    leads back. With ``cache_ms`` 0 (the constructor's default) both views read the database.
+    """
 
-    def __init__(self, db: Database, plugin_id: str) -> None:
+    __slots__ = ("_fresh", "_other", "_shared", "plugin_id")
+
+    _other: SqlPluginStorage
+
+    def __init__(
+        self,
+        db: Database,
+        plugin_id: str,
+        *,
+        cache_ms: int = 0,
+        max_entries: int = DEFAULT_CACHE_ENTRIES,
+        clock: Clock = MONOTONIC,
+    ) -> None:
         if not plugin_id:
             raise ValueError("plugin_id must be non-empty")
-        self._db = db
+        if cache_ms < 0:
+            raise ValueError(f"cache_ms must be 0 (off) or positive, got {cache_ms}")
+        cache = ReadCache(ttl_ms=cache_ms, max_entries=max_entries, clock=clock) if cache_ms else None
+        self._shared = _Shared(db, plugin_id, cache)
         self.plugin_id = plugin_id
+        self._fresh = False
+        fresh = object.__new__(SqlPluginStorage)
+        fresh._shared, fresh.plugin_id, fresh._fresh, fresh._other = self._shared, plugin_id, True, self
+        self._other = fresh
 
     def __repr__(self) -> str:
-        return f"SqlPluginStorage(plugin_id={self.plugin_id!r})"
+        view = "fresh" if self._fresh else "cached"
+        return f"SqlPluginStorage(plugin_id={self.plugin_id!r}, view={view})"
+
+    @property
+    def fresh(self) -> SqlPluginStorage:
+        """The view whose reads always go to the database (for the transaction path)."""
+        return self if self._fresh else self._other
+
+    @property
+    def cached(self) -> SqlPluginStorage:
+        """The view whose reads may come from the cache, up to its TTL old (for display hooks)."""
+        return self._other if self._fresh else self
+
+    @property
+    def is_fresh(self) -> bool:
+        """True for the view that never answers a read from the cache."""
+        return self._fresh
+
+    @property
+    def cache(self) -> ReadCache | None:
+        """The read cache both views share; ``None`` when caching is off."""
+        return self._shared.cache
+
+    def _hit(self, slot: _Slot) -> _Value | _Miss:
+        cache = self._shared.cache
+        if self._fresh or cache is None:
+            return MISS
+        return cache.lookup(slot)
 
     # --- documents -------------------------------------------------------------------------------
 
     def get(self, key: str) -> Any | None:
-        """The JSON value stored at ``key``, or ``None``."""
+        """The JSON value stored at ``key``, or ``None`` (a new object on every call)."""
         _check_key(key)
-        stmt = select(_DOCS.c.value).where(_DOCS.c.plugin_id == self.plugin_id, _DOCS.c.key == key)
-        with storage_errors(self.plugin_id), self._db.reader.connect() as conn:
-            raw = conn.execute(stmt).scalar_one_or_none()
-        return None if raw is None else msgspec.json.decode(raw)
+        raw = self._hit((_DOC, key))
+        if isinstance(raw, _Miss):
+            raw = self._read_doc(key)
+        return None if raw is None else msgspec.json.decode(cast(bytes, raw))
+
+    def _read_doc(self, key: str) -> bytes | None:
+        shared, slot = self._shared, (_DOC, key)
+        stamp = shared.cache.stamp(slot) if shared.cache is not None else 0
+        stmt = select(_DOCS.c.value).where(_DOCS.c.plugin_id == shared.plugin_id, _DOCS.c.key == key)
+        with storage_errors(shared.plugin_id), shared.db.single_reads.connect() as conn:
+            value = conn.execute(stmt).scalar_one_or_none()
+        raw = None if value is None else str(value).encode()
+        if shared.cache is not None:
+            shared.cache.fill(slot, raw, stamp)
+        return raw
 
     def put(self, key: str, value: Any) -> None:
         """Store a JSON-encodable value at ``key``, replacing any earlier one."""
         _check_key(key)
         try:
-            encoded = msgspec.json.encode(value).decode()
+            raw = msgspec.json.encode(value)
         except (TypeError, msgspec.EncodeError) as exc:
             raise TypeError(f"value for storage key {key!r} is not JSON-encodable: {exc}") from None
-        now = utcnow()
-        stmt = insert_for(self._db.dialect, _DOCS).values(
-            plugin_id=self.plugin_id, key=key, value=encoded, updated_at=now
+        shared, encoded, now = self._shared, raw.decode(), utcnow()
+        stmt = insert_for(shared.db.dialect, _DOCS).values(
+            plugin_id=shared.plugin_id, key=key, value=encoded, updated_at=now
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=[_DOCS.c.plugin_id, _DOCS.c.key], set_={"value": encoded, "updated_at": now}
         )
-        with storage_errors(self.plugin_id), self._db.engine.begin() as conn:
-            conn.execute(stmt)
+        with self._writing((_DOC, key)) as record:
+            with storage_errors(shared.plugin_id), shared.db.engine.begin() as conn:
+                conn.execute(stmt)
+            record(raw)
 
     def delete(self, key: str) -> None:
         """Remove ``key``; no error when it is absent."""
         _check_key(key)
-        stmt = delete(_DOCS).where(_DOCS.c.plugin_id == self.plugin_id, _DOCS.c.key == key)
-        with storage_errors(self.plugin_id), self._db.engine.begin() as conn:
-            conn.execute(stmt)
+        shared = self._shared
+        stmt = delete(_DOCS).where(_DOCS.c.plugin_id == shared.plugin_id, _DOCS.c.key == key)
+        with self._writing((_DOC, key)) as record:
+            with storage_errors(shared.plugin_id), shared.db.engine.begin() as conn:
+                conn.execute(stmt)
+            record(None)
+
+    @contextmanager
+    def _writing(self, slot: _Slot) -> Iterator[Callable[[_Value], None]]:
+        cache = self._shared.cache
+        if cache is None:
+            yield lambda _value: None
+        else:
+            with cache.writing(slot) as record:
+                yield record
 
     # --- counters --------------------------------------------------------------------------------
 
     def counter(self, key: str) -> int:
         """The current value of counter ``key`` (0 when it was never touched)."""
-        _check_key(key)
-        stmt = select(_COUNTERS.c.value).where(
-            _COUNTERS.c.plugin_id == self.plugin_id, _COUNTERS.c.key == key
-        )
-        with storage_errors(self.plugin_id), self._db.reader.connect() as conn:
-            value = conn.execute(stmt).scalar_one_or_none()
-        return int(value or 0)
+        return self.counters([key])[key]
+
+    def counters(self, keys: Sequence[str]) -> dict[str, int]:
+        """The values of ``keys`` by key (0 for those never touched): cached ones, then one query."""
+        if isinstance(keys, str):
+            raise TypeError("counters takes a sequence of keys, not one string")
+        found: dict[str, int] = {}
+        missing: list[str] = []
+        for key in keys:
+            _check_key(key)
+            value = self._hit((_COUNTER, key))
+            if isinstance(value, _Miss):
+                missing.append(key)
+            else:
+                found[key] = cast(int, value)
+        if missing:
+            found.update(self._read_counters(missing))
+        return {key: found[key] for key in keys}
+
+    def _read_counters(self, keys: Sequence[str]) -> dict[str, int]:
+        shared, cache = self._shared, self._shared.cache
+        unique = list(dict.fromkeys(keys))
+        stamps = [cache.stamp((_COUNTER, k)) for k in unique] if cache is not None else []
+        values = dict.fromkeys(unique, 0)
+        col, key_col = _COUNTERS.c.value, _COUNTERS.c.key
+        with storage_errors(shared.plugin_id), shared.db.single_reads.connect() as conn:
+            for start in range(0, len(unique), IN_CHUNK):
+                chunk = unique[start : start + IN_CHUNK]
+                stmt = select(key_col, col).where(
+                    _COUNTERS.c.plugin_id == shared.plugin_id, key_col.in_(chunk)
+                )
+                for key, value in conn.execute(stmt):
+                    values[key] = int(value)
+        if cache is not None:
+            for key, stamp in zip(unique, stamps, strict=True):
+                cache.fill((_COUNTER, key), values[key], stamp)
+        return values
 
     def add(self, key: str, delta: int, *, lower: int | None = None, upper: int | None = None) -> int:
         """Atomically add ``delta`` to counter ``key`` and return the new value.
@@ -106,6 +352,7 @@ class SqlPluginStorage:
             raise TypeError(f"delta must be an int, got {type(delta).__name__}")
         if lower is not None and upper is not None and lower > upper:
             raise ValueError(f"lower bound {lower} is above upper bound {upper}")
+        shared = self._shared
         col = _COUNTERS.c.value
         within: ColumnElement[bool] = true()
         if lower is not None:
@@ -114,32 +361,96 @@ class SqlPluginStorage:
             within = within & (col + delta <= upper)
         fresh_ok = (lower is None or delta >= lower) and (upper is None or delta <= upper)
         now = utcnow()
-        with storage_errors(self.plugin_id), self._db.engine.begin() as conn:
-            if fresh_ok:
-                # A missing counter starts at 0, and 0 + delta is within bounds: insert it, or
-                # update the existing row only where the bounds still hold.
-                stmt = (
-                    insert_for(self._db.dialect, _COUNTERS)
-                    .values(plugin_id=self.plugin_id, key=key, value=delta, updated_at=now)
-                    .on_conflict_do_update(
-                        index_elements=[_COUNTERS.c.plugin_id, _COUNTERS.c.key],
-                        set_={"value": col + literal(delta), "updated_at": now},
-                        where=within,
+        if fresh_ok:
+            # A missing counter starts at 0, and 0 + delta is within bounds: insert it, or
+            # update the existing row only where the bounds still hold.
+            stmt: Any = (
+                insert_for(shared.db.dialect, _COUNTERS)
+                .values(plugin_id=shared.plugin_id, key=key, value=delta, updated_at=now)
+                .on_conflict_do_update(
+                    index_elements=[_COUNTERS.c.plugin_id, _COUNTERS.c.key],
+                    set_={"value": col + literal(delta), "updated_at": now},
+                    where=within,
+                )
+                .returning(col)
+            )
+        else:
+            # A missing counter would break a bound: only an existing row may move.
+            stmt = (
+                update(_COUNTERS)
+                .where(_COUNTERS.c.plugin_id == shared.plugin_id, _COUNTERS.c.key == key, within)
+                .values(value=col + delta, updated_at=now)
+                .returning(col)
+            )
+        with self._writing((_COUNTER, key)) as record:
+            current = 0
+            with storage_errors(shared.plugin_id), shared.db.engine.begin() as conn:
+                new = conn.execute(stmt).scalar_one_or_none()
+                if new is None:
+                    current = int(
+                        conn.execute(
+                            select(col).where(
+                                _COUNTERS.c.plugin_id == shared.plugin_id, _COUNTERS.c.key == key
+                            )
+                        ).scalar_one_or_none()
+                        or 0
                     )
-                    .returning(col)
-                )
-            else:
-                # A missing counter would break a bound: only an existing row may move.
-                stmt = (
-                    update(_COUNTERS)
-                    .where(_COUNTERS.c.plugin_id == self.plugin_id, _COUNTERS.c.key == key, within)
-                    .values(value=col + delta, updated_at=now)
-                    .returning(col)
-                )
-            new = conn.execute(stmt).scalar_one_or_none()
             if new is None:
-                current = conn.execute(
-                    select(col).where(_COUNTERS.c.plugin_id == self.plugin_id, _COUNTERS.c.key == key)
-                ).scalar_one_or_none()
-                raise LimitExceeded(key, int(current or 0), delta, lower, upper)
+                record(current)  # nothing changed, and the same transaction just read the value
+                raise LimitExceeded(key, current, delta, lower, upper)
+            record(int(new))
         return int(new)
+
+    # --- async -----------------------------------------------------------------------------------
+    # A hit returns before the first ``await``, so the coroutine completes on its first ``send``.
+
+    async def aget(self, key: str) -> Any | None:
+        """:meth:`get`; a cache hit completes without suspending."""
+        _check_key(key)
+        raw = self._hit((_DOC, key))
+        if isinstance(raw, _Miss):
+            raw = await _in_thread(self._read_doc, key, abandon=True)
+        return None if raw is None else msgspec.json.decode(cast(bytes, raw))
+
+    async def aput(self, key: str, value: Any) -> None:
+        """:meth:`put`, in a worker thread."""
+        await _in_thread(lambda: self.put(key, value))
+
+    async def adelete(self, key: str) -> None:
+        """:meth:`delete`, in a worker thread."""
+        await _in_thread(self.delete, key)
+
+    async def acounter(self, key: str) -> int:
+        """:meth:`counter`; a cache hit completes without suspending."""
+        return (await self.acounters([key]))[key]
+
+    async def acounters(self, keys: Sequence[str]) -> dict[str, int]:
+        """:meth:`counters`; when every key is cached it completes without suspending."""
+        if isinstance(keys, str):
+            raise TypeError("acounters takes a sequence of keys, not one string")
+        found: dict[str, int] = {}
+        missing: list[str] = []
+        for key in keys:
+            _check_key(key)
+            value = self._hit((_COUNTER, key))
+            if isinstance(value, _Miss):
+                missing.append(key)
+            else:
+                found[key] = cast(int, value)
+        if missing:
+            found.update(await _in_thread(self._read_counters, missing, abandon=True))
+        return {key: found[key] for key in keys}
+
+    async def aadd(self, key: str, delta: int, *, lower: int | None = None, upper: int | None = None) -> int:
+        """:meth:`add`, in a worker thread."""
+        return await _in_thread(lambda: self.add(key, delta, lower=lower, upper=upper))
+
+
+async def _in_thread(fn: Callable[..., _T], *args: Any, abandon: bool = False) -> _T:
+    """Run a blocking storage call in a worker thread.
+
+    A read may be abandoned when its caller is cancelled (the dispatcher's deadline): its result,
+    still cached when it arrives, is no longer needed. A write is never abandoned, so the cache is
+    updated after the database even when the hook that asked for it has given up.
+    """
+    return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=abandon)

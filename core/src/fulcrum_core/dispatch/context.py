@@ -28,6 +28,7 @@ from fulcrum_sdk.data import DataProvider
 from fulcrum_sdk.storage import PluginStorage
 
 from fulcrum_core.branches.gate import BranchSource, CustomerBranchView
+from fulcrum_core.data.consent_cache import ConsentCache, attach
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.storage import SqlPluginStorage
@@ -40,6 +41,8 @@ __all__ = ["PAIRWISE_KEY_FILE", "ContextFactory", "RequestContexts"]
 log = logging.getLogger("fulcrum.dispatch")
 
 PAIRWISE_KEY_FILE = "pairwise.key"
+
+_NONE: frozenset[str] = frozenset()
 
 
 def _load_or_create_secret(state_dir: Path) -> bytes:
@@ -87,6 +90,8 @@ class ContextFactory:
         self._secret: bytes | None = settings.pairwise_secret.encode() if settings.pairwise_secret else None
         self._lock = threading.Lock()
         self._storages: dict[str, PluginStorage] = {}
+        # Live consents per customer, shared by this host's requests; ConsentStore writes invalidate it.
+        self.consent_cache = attach(db, ConsentCache(settings.consent_cache_ms))
 
     def for_request(
         self, customer_ref: str, *, request_id: str, now: datetime | None = None
@@ -105,11 +110,19 @@ class ContextFactory:
         message = f"{plugin_id}:{customer_ref}".encode()
         return hmac.new(self._pairwise_secret(), message, hashlib.sha256).hexdigest()
 
-    def storage(self, plugin_id: str) -> PluginStorage:
-        """The plugin's private storage (one object per plugin, reused across requests)."""
+    def storage(self, plugin_id: str, *, fresh: bool = False) -> PluginStorage:
+        """The plugin's private storage (one per plugin, reused across requests, with one read cache).
+
+        The default view may answer reads from the cache (up to ``storage_cache_ms`` old: display
+        hooks); ``fresh=True`` gives the view the transaction path uses, whose reads hit the database.
+        """
         storage = self._storages.get(plugin_id)
         if storage is None:
-            storage = self._storages.setdefault(plugin_id, SqlPluginStorage(self.db, plugin_id))
+            storage = self._storages.setdefault(
+                plugin_id, SqlPluginStorage(self.db, plugin_id, cache_ms=self.settings.storage_cache_ms)
+            )
+        if fresh and isinstance(storage, SqlPluginStorage):
+            return storage.fresh
         return storage
 
     def _pairwise_secret(self) -> bytes:
@@ -174,14 +187,22 @@ class RequestContexts:
         return self.customer.id
 
     def needs_io(self, plugins: Iterable[LoadedPlugin]) -> bool:
-        """True when building contexts for ``plugins`` will read consents from the database."""
-        return self._consents is None and any(p.kind == "partner" for p in plugins)
+        """True when building contexts for ``plugins`` will read consents from the database.
+
+        A fresh entry in the worker's consent cache is taken for this request here, so no read follows.
+        """
+        if self._consents is not None or not any(p.kind == "partner" for p in plugins):
+            return False
+        self._consents = self._factory.consent_cache.get(self.customer_ref, self.now)
+        return self._consents is None
 
     def consents(self) -> dict[str, frozenset[str]]:
-        """The customer's live consents by plugin id, read once per request (none if the read fails)."""
+        """The customer's live consents by plugin id, once per request: from the worker's cache or the
+        database (none if the read fails; a failed read is not cached)."""
         if self._consents is None:
+            store = ConsentStore(self._factory.db, cache=self._factory.consent_cache)
             try:
-                self._consents = ConsentStore(self._factory.db).live_scopes(self.customer_ref, now=self.now)
+                self._consents = store.live_scopes(self.customer_ref, now=self.now)
             except Exception:
                 log.exception("could not read consents; partner plugins get no customer data this request")
                 self._consents = {}
@@ -197,9 +218,9 @@ class RequestContexts:
     def _build(self, plugin: LoadedPlugin) -> PluginContext:
         factory, customer = self._factory, self.customer
         partner = plugin.kind == "partner"
-        consented = self.consents().get(plugin.id, frozenset()) if partner else frozenset()
+        consented = self.consents().get(plugin.id, _NONE) if partner else _NONE
         data = ScopedData(
-            plugin_id=plugin.id, provider=factory.provider, customer_ref=self.customer_ref,
+            plugin_id=plugin.id, provider=factory.provider, customer_ref=customer.id,
             granted=plugin.granted, consent_required=partner, consented=consented,
         )
         if partner:
@@ -211,6 +232,7 @@ class RequestContexts:
             )
         return PluginContext(
             plugin_id=plugin.id, customer=customer, scopes=plugin.granted, data=data,
-            storage=factory.storage(plugin.id), now=self.now, settings=self._settings(plugin),
+            storage=factory.storage(plugin.id), now=self.now,
+            settings=plugin.settings if factory.branches is None else self._settings(plugin),
             request_id=self.request_id,
         )

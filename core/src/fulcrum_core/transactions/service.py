@@ -46,6 +46,7 @@ from fulcrum_sdk.models import (
     TransactionResult,
     TransactionType,
 )
+from fulcrum_sdk.storage import PluginStorage
 
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.models.transaction import TransactionRow
@@ -98,6 +99,7 @@ class _RequestContexts(Protocol):
 
 class _Contexts(Protocol):
     def for_request(self, customer_ref: str, *, request_id: str, now: datetime | None = None) -> Any: ...
+    def storage(self, plugin_id: str, *, fresh: bool = False) -> PluginStorage: ...
 
 
 class _Dispatcher(Protocol):
@@ -233,7 +235,10 @@ class TransactionService:
         checks.check_suitability(risk, self._provider.risk(customer_ref), self._today())
         amount = checks.amount_of(tx_type, params)
         checks.check_amount(tx_type, amount, self._settings.max_transaction_fen)
-        ctx = contexts.for_plugin(plugin)
+        # The transaction path reads storage fresh, never from the display hooks' cache.
+        ctx = msgspec.structs.replace(
+            contexts.for_plugin(plugin), storage=self._contexts.storage(plugin.id, fresh=True)
+        )
         return _Plan(
             tx_id=tx_id,
             now=now,

@@ -6,24 +6,23 @@ from fulcrum_sdk import Action, FeedItem, LocalizedText, PluginContext, hookimpl
 from fulcrum_sdk.money import yuan
 
 from fulcrum_merchant_promo._ranking import priority, segment_of
-from fulcrum_merchant_promo.availability import local_coupons, remaining
+from fulcrum_merchant_promo.availability import local_offers
 
 __all__ = ["feed_items"]
 
 
 @hookimpl
-def feed_items(ctx: PluginContext, column: str) -> list[FeedItem] | None:
+async def feed_items(ctx: PluginContext, column: str) -> list[FeedItem] | None:
     """Offer cards for ``life``; ``None`` for other columns."""
     if column != "life":
         return None
     segment = segment_of(ctx)
     items = []
-    for coupon in local_coupons(ctx):
+    for coupon, left in await local_offers(ctx):
         if coupon.min_spend_fen:
             spend = (f"满 {yuan(coupon.min_spend_fen)} 可用", f"on spend of {yuan(coupon.min_spend_fen)}")
         else:
             spend = ("无门槛", "no minimum spend")
-        left = remaining(ctx.storage, coupon)
         items.append(
             FeedItem(
                 key=f"coupon-{coupon.id}",

@@ -6,25 +6,22 @@ from fulcrum_sdk import Action, LocalizedText, PluginContext, SlotOffer, hookimp
 from fulcrum_sdk.localtime import local_date
 
 from fulcrum_merchant_promo._ranking import priority, segment_of
-from fulcrum_merchant_promo.availability import local_coupons, remaining
+from fulcrum_merchant_promo.availability import local_offers
 from fulcrum_merchant_promo.catalogue import CITY_NAMES
 
 __all__ = ["home_slot_offers"]
 
 
 @hookimpl
-def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
-    """One banner per featured, redeemable coupon in the customer's city."""
+async def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
+    """One banner per featured, redeemable coupon in the customer's city (stock from one read)."""
     if not ctx.has_scope("slot:home.banner"):
         return []
     segment = segment_of(ctx)
     offers = []
-    for coupon in local_coupons(ctx):
-        if not coupon.featured:
-            continue
+    for coupon, left in await local_offers(ctx, featured_only=True):
         city = CITY_NAMES.get(coupon.city, LocalizedText(zh_CN=coupon.city))
         until = local_date(coupon.valid_until).isoformat()
-        left = remaining(ctx.storage, coupon)
         offers.append(
             SlotOffer(
                 slot="home.banner/v1",

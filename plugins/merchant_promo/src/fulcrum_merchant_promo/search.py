@@ -5,7 +5,7 @@ from __future__ import annotations
 from fulcrum_sdk import Action, PluginContext, SearchHit, hookimpl
 from fulcrum_sdk.matching import relevance
 
-from fulcrum_merchant_promo.availability import local_coupons
+from fulcrum_merchant_promo.availability import local_offers
 from fulcrum_merchant_promo.catalogue import CATEGORY_NAMES
 
 __all__ = ["search"]
@@ -14,10 +14,10 @@ _GENERAL = ("优惠", "优惠券", "商户", "coupon", "deals")
 
 
 @hookimpl
-def search(ctx: PluginContext, query: str) -> list[SearchHit]:
+async def search(ctx: PluginContext, query: str) -> list[SearchHit]:
     """Local redeemable coupons whose merchant, category or title matches ``query``."""
     hits = []
-    for coupon in local_coupons(ctx):
+    for coupon, _left in await local_offers(ctx):
         category = CATEGORY_NAMES[coupon.category]
         terms = (
             coupon.merchant.zh_CN,

@@ -1,4 +1,4 @@
-"""The customer's pension accounts and cap room, fetched through the scoped data facade."""
+"""The customer's pension accounts and cap room for the display hooks (scoped data + cached storage)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import msgspec
 from fulcrum_sdk import PluginContext
 from fulcrum_sdk.data import PensionAccounts
 
-from fulcrum_pension.cap import Room, room
+from fulcrum_pension.cap import Room, aroom
 
 __all__ = ["Snapshot", "snapshot"]
 
@@ -18,7 +18,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     room: Room | None
 
 
-def snapshot(ctx: PluginContext) -> Snapshot | None:
+async def snapshot(ctx: PluginContext) -> Snapshot | None:
     """The accounts and cap room, or ``None`` without ``pension:read`` or without a pension record."""
     if not ctx.data.allows("pension:read"):
         return None
@@ -26,4 +26,4 @@ def snapshot(ctx: PluginContext) -> Snapshot | None:
     if pension is None:
         return None
     pp = pension.personal_pension
-    return Snapshot(pension=pension, room=room(ctx, pp) if pp is not None and pp.opened else None)
+    return Snapshot(pension=pension, room=await aroom(ctx, pp) if pp is not None and pp.opened else None)

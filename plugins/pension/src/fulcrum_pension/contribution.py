@@ -85,7 +85,7 @@ def _contribute(ctx: PluginContext, request: TransactionRequest, amount: int) ->
     before = room(ctx, account)
     try:
         # The bound is what the provider leaves of the cap; the counter holds this plugin's share.
-        ctx.storage.add(
+        recorded = ctx.storage.add(
             counter_key(ctx.customer.id, before.year), amount, upper=ANNUAL_CAP_FEN - before.provider_fen
         )
     except LimitExceeded as exc:
@@ -105,7 +105,7 @@ def _contribute(ctx: PluginContext, request: TransactionRequest, amount: int) ->
             f"{yuan(amount)} would pass the annual cap: {yuan(left)} is left for {before.year} "
             f"(cap ¥12,000.00); contribute at most {yuan(left)}.",
         ) from None
-    after = room(ctx, account)
+    after = msgspec.structs.replace(before, recorded_fen=recorded)  # add returned the new total
     return TransactionResult(
         status="succeeded",
         reference=f"PP-{request.id}"[:128],

@@ -75,11 +75,11 @@ def _account_cards(ctx: PluginContext, snap: Snapshot) -> list[FeedItem]:
 
 
 @hookimpl
-def feed_items(ctx: PluginContext, column: str) -> list[FeedItem] | None:
+async def feed_items(ctx: PluginContext, column: str) -> list[FeedItem] | None:
     """Cards for ``retirement``; ``None`` for other columns."""
     if column != "retirement":
         return None
-    snap = snapshot(ctx)
+    snap = await snapshot(ctx)
     items = _account_cards(ctx, snap) if snap is not None else []
     profile = ctx.data.profile() if ctx.data.allows("profile:basic") else None
     segment = profile.segment if profile is not None else None

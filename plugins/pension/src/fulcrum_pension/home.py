@@ -23,9 +23,9 @@ NOTICE_FROM_MONTH = 11
 
 
 @hookimpl
-def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
+async def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
     """The kingkong entry always; the notice only near year end with room left."""
-    snap = snapshot(ctx)
+    snap = await snapshot(ctx)
     offers: list[SlotOffer] = []
     if ctx.has_scope("slot:home.kingkong"):
         subtitle = None

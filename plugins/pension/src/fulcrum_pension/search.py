@@ -46,12 +46,12 @@ def _article_hits(query: str) -> list[SearchHit]:
 
 
 @hookimpl
-def search(ctx: PluginContext, query: str) -> list[SearchHit]:
+async def search(ctx: PluginContext, query: str) -> list[SearchHit]:
     """Hits for contributions, social security, housing fund, planning and articles."""
     hits: list[SearchHit] = []
     snap: Snapshot | None = None
     if score := relevance(query, _PERSONAL):
-        snap = snapshot(ctx)
+        snap = await snapshot(ctx)
         hits.append(
             SearchHit(
                 key="pension-contribute",

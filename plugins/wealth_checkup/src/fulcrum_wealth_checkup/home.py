@@ -1,7 +1,9 @@
 """Home-page offers: a kingkong entry, a banner with the score, and a popup only when it matters.
 
 The popup appears when the score dropped since the customer's last visit or a product above their
-risk tolerance appeared. What was last seen is kept in the plugin's storage, never in memory.
+risk tolerance appeared. What was last seen is kept in the plugin's storage, never in memory; the
+host may answer that read from its cache (up to a second old), so two visits within that second in
+two workers can both show the same popup, which is harmless, and this worker always sees its own write.
 """
 
 from __future__ import annotations
@@ -32,24 +34,24 @@ def _memory_key(ctx: PluginContext) -> str:
     return f"last-checkup:{ctx.customer.id}"
 
 
-def _recall(ctx: PluginContext) -> Seen | None:
+async def _recall(ctx: PluginContext) -> Seen | None:
     """The remembered state; ``None`` when there is none or it is not a valid ``Seen`` (replaced then)."""
     try:
-        return msgspec.convert(ctx.storage.get(_memory_key(ctx)), Seen | None)
+        return msgspec.convert(await ctx.storage.aget(_memory_key(ctx)), Seen | None)
     except msgspec.ValidationError:
         return None
 
 
-def notable_change(ctx: PluginContext, report: CheckUp) -> tuple[Change | None, int | None]:
+async def notable_change(ctx: PluginContext, report: CheckUp) -> tuple[Change | None, int | None]:
     """Compare with what the customer saw last time, remember the new state, and say what changed.
 
     Returns the change (``None`` when nothing worth a popup) and the previous score. A mismatch on
     the first visit counts as new: the customer has not been told about it before.
     """
-    before = _recall(ctx)
+    before = await _recall(ctx)
     now = Seen(score=report.score, mismatched=tuple(sorted(report.mismatched)))
     if before != now:
-        ctx.storage.put(_memory_key(ctx), msgspec.to_builtins(now))
+        await ctx.storage.aput(_memory_key(ctx), msgspec.to_builtins(now))
     if before is None:
         return ("mismatch" if now.mismatched else None), None
     if set(now.mismatched) - set(before.mismatched):
@@ -119,7 +121,7 @@ def _popup(report: CheckUp, change: Change, previous: int | None) -> SlotOffer:
 
 
 @hookimpl
-def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
+async def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
     """The entry, the score banner and, when something got worse, one popup."""
     report = assess(ctx)
     offers: list[SlotOffer] = []
@@ -128,7 +130,7 @@ def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
     if ctx.has_scope("slot:home.banner"):
         offers.append(_banner(report))
     if report is not None:
-        change, previous = notable_change(ctx, report)
+        change, previous = await notable_change(ctx, report)
         if change is not None and ctx.has_scope("slot:home.popup"):
             offers.append(_popup(report, change, previous))
     return offers
