@@ -56,17 +56,26 @@ def _synthetic(index: int) -> object:
     placement = "slot:" + slot.split("/")[0]
     manifest = msgspec.convert(
         {
-            "id": plugin_id, "name": {"zh-CN": f"合成插件 {index}"}, "description": {"zh-CN": "基准测试用"},
-            "publisher": "bench", "kind": "department", "sdk": ">=0.1,<1", "hooks": ["home_slot_offers"],
-            "slots": [slot], "scopes": {"required": {placement: "bench", "profile:basic": "bench"}},
-            "owner": {"name": "Bench", "email": "bench@example.com"}, "version": "1.0.0",
+            "id": plugin_id,
+            "name": {"zh-CN": f"合成插件 {index}"},
+            "description": {"zh-CN": "基准测试用"},
+            "publisher": "bench",
+            "kind": "department",
+            "sdk": ">=0.1,<1",
+            "hooks": ["home_slot_offers"],
+            "slots": [slot],
+            "scopes": {"required": {placement: "bench", "profile:basic": "bench"}},
+            "owner": {"name": "Bench", "email": "bench@example.com"},
+            "version": "1.0.0",
         },
         Manifest,
     )
     offer = SlotOffer(
-        slot=slot, key=f"{plugin_id}-item",
+        slot=slot,
+        key=f"{plugin_id}-item",
         title=LocalizedText(zh_CN=f"合成内容 {index}", en=f"Synthetic {index}"),
-        action=Action(uri=f"fulcrum://open/{plugin_id}"), priority=index,
+        action=Action(uri=f"fulcrum://open/{plugin_id}"),
+        priority=index,
     )
 
     class Plugin:
@@ -116,14 +125,14 @@ def bare_app() -> Any:
 
 
 class Result(msgspec.Struct):
-    """One wrk run; ``full_pages`` is the share of first-party plugin calls that contributed (real app)."""
+    """One wrk run; ``first_party_ok`` is the share of first-party plugin calls that contributed."""
 
     label: str
     rps: float
     p50_ms: float
     p99_ms: float
     errors: int
-    full_pages: float | None = None
+    first_party_ok: float | None = None
 
 
 _CALLS = re.compile(
@@ -131,8 +140,8 @@ _CALLS = re.compile(
 )
 
 
-def _first_party_ok(port: int, staff: str) -> float:
-    """Of the three first-party plugins' calls so far, the share that returned ``ok`` (from /metrics)."""
+def _calls(port: int, staff: str) -> tuple[float, float]:
+    """The three first-party plugins' ``home_slot_offers`` calls so far: (ok, all), from /metrics."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {staff}"}).text
     ok = total = 0.0
     for line in text.splitlines():
@@ -140,7 +149,7 @@ def _first_party_ok(port: int, staff: str) -> float:
         if match and not match.group(2).startswith("synthetic-"):
             total += float(match.group(3))
             ok += float(match.group(3)) if match.group(1) == "ok" else 0.0
-    return ok / total if total else 0.0
+    return ok, total
 
 
 def _free_port() -> int:
@@ -153,15 +162,29 @@ def _free_port() -> int:
 def _serve(factory: str, env: dict[str, str], workers: int = 1) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
     cmd = [
-        sys.executable, "-m", "uvicorn", "--factory", f"home:{factory}", "--app-dir", str(HERE),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--no-access-log", "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        f"home:{factory}",
+        "--app-dir",
+        str(HERE),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
     ]
     proc = subprocess.Popen(cmd, env={**os.environ, **env})  # noqa: S603 - our own argv, no shell
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                time.sleep(workers * 1.5)  # every worker up, and the registry watcher's first poll done
                 return proc, port
         except httpx.HTTPError:
             time.sleep(0.2)
@@ -178,106 +201,183 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    value, unit = match.groups()
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
-def _wrk(label: str, port: int, token: str, seconds: int, connections: int) -> Result:
+_LUA = """
+local tokens = {%s}
+local i = 0
+request = function()
+  i = i %% #tokens + 1
+  return wrk.format("GET", nil, {["Authorization"] = "Bearer " .. tokens[i]})
+end
+"""
+
+
+def _wrk(label: str, port: int, tokens: list[str], seconds: int, connections: int, warm: int = 2) -> Result:
+    """Drive ``/v1/home`` on ``port``, the requests taking turns over ``tokens`` (one customer each)."""
     url = f"http://127.0.0.1:{port}/v1/home"
-    base = ["wrk", "-t1", f"-c{connections}", "--latency", "-H", f"Authorization: Bearer {token}"]
-    subprocess.run([*base, "-d2s", url], check=True, capture_output=True)  # noqa: S603 - warm-up
-    out = subprocess.run(  # noqa: S603 - our own argv, no shell
-        [*base, f"-d{seconds}s", url], check=True, capture_output=True, text=True
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_LUA % ", ".join(f'"{t}"' for t in tokens))
+    try:
+        base = ["wrk", "-t1", f"-c{connections}", "--latency", "-s", script.name]
+        if warm:
+            subprocess.run([*base, f"-d{warm}s", url], check=True, capture_output=True)  # noqa: S603
+        out = subprocess.run(  # noqa: S603 - our own argv, no shell
+            [*base, f"-d{seconds}s", url], check=True, capture_output=True, text=True
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    rps = float(re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return Result(label, rps, p50, p99, int(bad.group(1)) if bad else 0)
 
 
-def _prepare(state_dir: Path, database_url: str | None) -> tuple[dict[str, str], str, str]:
-    """Migrate and seed; the environment for the servers, a customer token and a staff token."""
-    from fulcrum_core.auth.tokens import TokenService
+def _prepare(state_dir: Path, database_url: str | None, *, caches: bool) -> dict[str, str]:
+    """Migrate and seed; the environment for the servers."""
     from fulcrum_core.demo import prepare_demo
     from fulcrum_core.settings import load_settings
-    from fulcrum_sdk.scopes import APP_SCOPES
 
     env = {
-        "FULCRUM_STATE_DIR": str(state_dir), "FULCRUM_DEV_MODE": "true", "FULCRUM_LOG_LEVEL": "WARNING",
+        "FULCRUM_STATE_DIR": str(state_dir),
+        "FULCRUM_DEV_MODE": "true",
+        "FULCRUM_LOG_LEVEL": "WARNING",
         "FULCRUM_CONFIG": str(state_dir / "bench.toml"),
         # No branch layer: every installed plugin (the 27 synthetic ones too) is on for the customer.
         "FULCRUM_BRANCHES_DIR": str(state_dir / "no-branches"),
     }
     # The load generator is one client: lift the per-client limit so it measures the page, not the 429.
-    (state_dir / "bench.toml").write_text("[rate_limit]\nenabled = false\n")
+    config = "[rate_limit]\nenabled = false\n"
+    if not caches:
+        config = "storage_cache_ms = 0\nconsent_cache_ms = 0\n" + config
+    (state_dir / "bench.toml").write_text(config)
     if database_url:
         env["FULCRUM_DATABASE_URL"] = database_url
-    settings = load_settings(environ=env)
-    prepare_demo(settings)
-    tokens = TokenService.from_settings(settings)
-    token = tokens.issue(CUSTOMER, sorted(APP_SCOPES), ttl_seconds=300)
-    return env, token, tokens.issue("bench", ["platform:read"], kind="staff", ttl_seconds=300)
+    prepare_demo(load_settings(environ=env))
+    return env
+
+
+def _tokens(env: dict[str, str], customers: list[str]) -> tuple[list[str], str]:
+    """Fresh customer tokens (they live 5 minutes) and a staff token for /metrics."""
+    from fulcrum_core.auth.tokens import TokenService
+    from fulcrum_core.settings import load_settings
+    from fulcrum_sdk.scopes import APP_SCOPES
+
+    service = TokenService.from_settings(load_settings(environ=env))
+    tokens = [service.issue(c, sorted(APP_SCOPES), ttl_seconds=300) for c in customers]
+    return tokens, service.issue("bench", ["platform:read"], kind="staff", ttl_seconds=300)
+
+
+def _demo_customers(count: int) -> list[str]:
+    from fulcrum_core.data.provider import DemoDataProvider
+
+    everyone = [c.id for c in DemoDataProvider.from_seed().customers()]
+    return [CUSTOMER, *[c for c in everyone if c != CUSTOMER]][:count]
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _print(title: str, rows: list[tuple[str, list[Result], float | None]]) -> None:
+    print(f"\n{title}")
+    print(
+        f"{'server':44s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'vs bare':>8s} {'non-2xx':>8s} "
+        f"{'1st-party ok':>12s}"
+    )
+    for label, runs, ratio in rows:
+        rps = _median([r.rps for r in runs])
+        p50 = _median([r.p50_ms for r in runs])
+        p99 = _median([r.p99_ms for r in runs])
+        errors = sum(r.errors for r in runs)
+        oks = [r.first_party_ok for r in runs if r.first_party_ok is not None]
+        share = f"{_median(oks):12.0%}" if oks else ""
+        shown = f"{ratio:8.2f}" if ratio is not None else ""
+        print(f"{label:44s} {rps:8.0f} {p50:7.2f} {p99:7.2f} {shown:>8s} {errors:8d} {share}")
 
 
 def main() -> None:
-    """Run the benchmark and print a table."""
+    """Run the benchmark and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating real/bare runs; medians reported")
+    parser.add_argument(
+        "--customers", type=int, default=15, help="demo customers the requests take turns over"
+    )
+    parser.add_argument("--cold", action="store_true", help="also run the real app with its read caches off")
     parser.add_argument("--postgres", default=os.environ.get("FULCRUM_BENCH_POSTGRES_URL"))
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is required (apt-get install wrk)")
+    customers = _demo_customers(args.customers)
 
-    results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="fulcrum-bench-") as tmp:
-        state = Path(tmp) / "sqlite"
-        state.mkdir()
-        env, token, staff = _prepare(state, None)
-        real, port = _serve("real_app", env)
-        try:
-            page = httpx.get(f"http://127.0.0.1:{port}/v1/home", headers={"Authorization": f"Bearer {token}"})
-            page.raise_for_status()
-            body = page.content
-            items = sum(len(v) for v in page.json()["slots"].values())
-            print(f"home page: {len(body)} bytes, {items} items, degraded={page.json()['degraded']}")
-            result = _wrk("real app, SQLite, 1 worker", port, token, args.seconds, args.connections)
-            results.append(msgspec.structs.replace(result, full_pages=_first_party_ok(port, staff)))
-        finally:
-            _stop(real)
-        body_file = Path(tmp) / "body.json"
-        body_file.write_bytes(body)
-        bare, port = _serve("bare_app", {"FULCRUM_BENCH_BODY": str(body_file)})
-        try:
-            label = "bare litestar, same bytes, 1 worker"
-            results.append(_wrk(label, port, token, args.seconds, args.connections))
-        finally:
-            _stop(bare)
+        variants = [("real app, SQLite, 1 worker", None, 1, True)]
+        if args.cold:
+            variants.append(("real app, SQLite, 1 worker, caches off", None, 1, False))
         if args.postgres:
-            pg_state = Path(tmp) / "pg"
-            pg_state.mkdir()
-            pg_env, pg_token, pg_staff = _prepare(pg_state, args.postgres)
-            for workers in (1, 2):
-                server, port = _serve("real_app", pg_env, workers)
-                try:
-                    label = f"real app, PostgreSQL, {workers} worker{'s' if workers > 1 else ''}"
-                    result = _wrk(label, port, pg_token, args.seconds, args.connections)
-                    # With 2 workers this is one worker's view (whichever answers the scrape).
-                    ok = _first_party_ok(port, pg_staff)
-                    results.append(msgspec.structs.replace(result, full_pages=ok))
-                finally:
-                    _stop(server)
+            variants += [
+                ("real app, PostgreSQL, 1 worker", args.postgres, 1, True),
+                ("real app, PostgreSQL, 2 workers", args.postgres, 2, True),
+            ]
+        results: dict[str, list[Result]] = {label: [] for label, *_ in variants}
+        bare_runs: list[Result] = []
+        ratios: dict[str, list[float]] = {label: [] for label, *_ in variants}
+        body_file = Path(tmp) / "body.json"
+        for n, (label, url, workers, caches) in enumerate(variants):
+            state = Path(tmp) / f"state-{n}"
+            state.mkdir()
+            env = _prepare(state, url, caches=caches)
+            real, port = _serve("real_app", env, workers)
+            try:
+                tokens, staff = _tokens(env, customers)
+                page = httpx.get(
+                    f"http://127.0.0.1:{port}/v1/home", headers={"Authorization": f"Bearer {tokens[0]}"}
+                )
+                page.raise_for_status()
+                if n == 0:
+                    body_file.write_bytes(page.content)
+                    items = sum(len(v) for v in page.json()["slots"].values())
+                    print(
+                        f"home page of {CUSTOMER}: {len(page.content)} bytes, {items} items, "
+                        f"degraded={page.json()['degraded']}; "
+                        f"requests take turns over {len(customers)} customers"
+                    )
+                    bare, bare_port = _serve("bare_app", {"FULCRUM_BENCH_BODY": str(body_file)})
+                for _ in range(args.rounds):
+                    tokens, staff = _tokens(env, customers)
+                    ok0, all0 = _calls(port, staff)
+                    run = _wrk(label, port, tokens, args.seconds, args.connections)
+                    ok1, all1 = _calls(port, staff)  # with 2 workers: whichever worker answers the scrape
+                    run.first_party_ok = (ok1 - ok0) / (all1 - all0) if all1 > all0 else None
+                    results[label].append(run)
+                    bare_run = _wrk("bare", bare_port, tokens, args.seconds, args.connections)
+                    bare_runs.append(bare_run)
+                    ratios[label].append(run.rps / bare_run.rps)
+            finally:
+                _stop(real)
+        _stop(bare)
 
-    bare_rps = next(r.rps for r in results if r.label.startswith("bare"))
     python = sys.version.split()[0]
-    print(f"\nwrk -t1 -c{args.connections} -d{args.seconds}s, python {python}, {os.cpu_count()} CPUs")
-    widths = {"req/s": 9, "p50 ms": 8, "p99 ms": 8, "vs bare": 8, "non-2xx": 8, "1st-party ok": 12}
-    print(f"{'server':40s} " + " ".join(f"{c:>{w}s}" for c, w in widths.items()))
-    for r in results:
-        ratio = r.rps / bare_rps
-        full = "" if r.full_pages is None else f"{r.full_pages:12.0%}"
-        print(f"{r.label:40s} {r.rps:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {ratio:8.2f} {r.errors:8d} {full}")
+    rows: list[tuple[str, list[Result], float | None]] = [
+        (label, runs, _median(ratios[label])) for label, runs in results.items()
+    ]
+    rows.append(("bare litestar, same bytes, 1 worker", bare_runs, 1.0))
+    _print(
+        f"wrk -t1 -c{args.connections} -d{args.seconds}s x {args.rounds} rounds, each real run followed by a "
+        f"bare run; medians; 'vs bare' is the median of the per-round ratios "
+        f"(python {python}, {os.cpu_count()} CPUs)",
+        rows,
+    )
 
 
 if __name__ == "__main__":

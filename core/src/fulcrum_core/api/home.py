@@ -17,6 +17,7 @@ from fulcrum_core.assembly.common import DegradedPlugin, public_degraded
 from fulcrum_core.assembly.defaults import fill_empty_slots
 from fulcrum_core.assembly.home import HomeItem, apply_frequency_caps, assemble_home, capped_slots
 from fulcrum_core.data.impressions import ImpressionStore
+from fulcrum_core.plugins import LoadedPlugin
 from fulcrum_core.runtime import Runtime, runtime_of
 
 __all__ = ["ROUTES", "HomeResponse", "home"]
@@ -54,6 +55,25 @@ def _cap_and_record(
     return slots
 
 
+def _home_plugins(runtime: Runtime) -> list[LoadedPlugin]:
+    """The active plugins offering home content that hold a placement scope for some inventory slot.
+
+    Worked out once per plugin-set change (the registry watcher swaps the list), not per request.
+    """
+    enabled = runtime.plugins.enabled_for("home_slot_offers")
+    cached = runtime.extras.get(_HOME_PLUGINS)
+    if cached is not None and cached[0] is enabled:
+        chosen: list[LoadedPlugin] = cached[1]
+        return chosen
+    placements = frozenset(slot_scope(slot) for slot in runtime.settings.slots)
+    chosen = [p for p in enabled if p.granted & placements]
+    runtime.extras[_HOME_PLUGINS] = (enabled, chosen)
+    return chosen
+
+
+_HOME_PLUGINS = "home.plugins"
+
+
 @get("/v1/home", opt={"scopes": ["home:read"]}, tags=["app"], summary="The customer's home page")
 async def home(request: Request[Any, Any, Any]) -> HomeResponse:
     """Items for every home-page slot, ranked, capped and filtered for this customer."""
@@ -62,8 +82,7 @@ async def home(request: Request[Any, Any, Any]) -> HomeResponse:
     customer_ref = current_customer(request)
     contexts = runtime.contexts.for_request(customer_ref, request_id=request_id_of(request))
     inventory = runtime.settings.slots
-    placements = frozenset(slot_scope(slot) for slot in inventory)
-    plugins = [p for p in runtime.plugins.enabled_for("home_slot_offers") if p.granted & placements]
+    plugins = _home_plugins(runtime)
     calls = await plugin_calls(contexts, plugins)
     # The overall budget caps the plugins' deadline: a slow consent read leaves them less time.
     left_ms = (budget_end - asyncio.get_running_loop().time()) * 1000

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from operator import itemgetter
 
 import msgspec
 from fulcrum_sdk.context import Customer
@@ -65,24 +66,36 @@ def assemble_home(
     ``pins`` maps slot id → plugin id → 1-based position (the customer's branch configuration).
     """
     now = as_utc(now)
+    # Slot id -> its placement scope, and the ranked candidates of each slot (every slot present).
+    scope_of = {slot: slot_scope(slot) for slot in inventory}
     candidates: dict[str, list[tuple[int, str, str, SlotOffer]]] = {slot: [] for slot in inventory}
     seen: set[tuple[str, str, str]] = set()
     for plugin, plugin_offers in offers.items():
         scopes = granted.get(plugin, frozenset())
         for offer in plugin_offers:
-            if offer.slot not in candidates or slot_scope(offer.slot) not in scopes:
+            slot = offer.slot
+            scope = scope_of.get(slot)
+            if scope is None or scope not in scopes:
                 continue
-            if not is_live(offer, now) or not targets(offer.targeting, customer):
+            if (offer.valid_from is not None or offer.valid_until is not None) and not is_live(offer, now):
                 continue
-            if (offer.slot, plugin, offer.key) in seen:
+            if offer.targeting is not None and not targets(offer.targeting, customer):
                 continue
-            seen.add((offer.slot, plugin, offer.key))
-            candidates[offer.slot].append((-offer.priority, plugin, offer.key, offer))
+            marker = (slot, plugin, offer.key)
+            if marker in seen:
+                continue
+            seen.add(marker)
+            candidates[slot].append((-offer.priority, plugin, offer.key, offer))
     chosen: dict[str, list[HomeItem]] = {}
+    no_pins: Mapping[str, int] = {}
     for slot, ranked in candidates.items():
-        ranked.sort(key=lambda c: c[:3])
-        chosen[slot] = _fill(ranked, inventory[slot], (pins or {}).get(slot, {}))
+        ranked.sort(key=_rank)
+        chosen[slot] = _fill(ranked, inventory[slot], pins.get(slot, no_pins) if pins else no_pins)
     return chosen
+
+
+_rank = itemgetter(0, 1, 2)
+"""Priority (highest first), then plugin id, then key: a stable order that never compares offers."""
 
 
 def _fill(
@@ -92,7 +105,7 @@ def _fill(
     per_plugin: dict[str, int] = {}
     reserved: list[tuple[int, str, HomeItem]] = []
     taken: set[tuple[str, str]] = set()
-    for _, plugin, key, offer in ranked:
+    for _, plugin, key, offer in ranked if pinned else ():
         if plugin in pinned and plugin not in per_plugin and len(reserved) < config.capacity:
             per_plugin[plugin] = 1
             reserved.append((pinned[plugin], plugin, _item(plugin, offer)))

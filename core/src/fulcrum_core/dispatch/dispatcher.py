@@ -55,6 +55,7 @@ log = logging.getLogger("fulcrum.dispatch")
 
 _DETAIL_MAX = 300
 _BREAKER_OPEN = "circuit breaker open"
+_CTX_ONLY = ("ctx",)
 
 
 class CallGuard(Protocol):
@@ -269,12 +270,14 @@ class Dispatcher:
         kwargs: dict[str, Any],
     ) -> _Call | tuple[Any, BaseException | None, float]:
         """Start one call: ``(value, exception, start time)`` when it finished inline, else a ``_Call``."""
-        args = {name: ctx if name == "ctx" else kwargs[name] for name in impl.argnames}
+        # Positionally, in the implementation's own order, as pluggy calls hookimpls.
+        argnames = impl.argnames
+        args = (ctx,) if argnames == _CTX_ONLY else tuple(ctx if n == "ctx" else kwargs[n] for n in argnames)
         started = loop.time()
         function = impl.function
         if impl.is_async:
             try:
-                coro = function(**args)
+                coro = function(*args)
                 first = coro.send(None)
             except StopIteration as stop:
                 guard.bulkhead.leave()
@@ -287,7 +290,7 @@ class Dispatcher:
             return _Call(plugin, guard, task, started)
         if getattr(function, NONBLOCKING_ATTR, False):
             try:
-                value = function(**args)
+                value = function(*args)
             except Exception as exc:
                 return None, exc, started
             finally:
@@ -296,7 +299,7 @@ class Dispatcher:
         run = contextvars.copy_context().run
         began = [0.0]
         try:
-            inner = self._executor.submit(run, _timed, began, functools.partial(function, **args))
+            inner = self._executor.submit(run, _timed, began, functools.partial(function, *args))
         except RuntimeError as exc:  # the executor was shut down: the host is stopping
             guard.bulkhead.leave()
             return None, exc, started

@@ -1,0 +1,64 @@
+"""The result check remembers valid values: equal values skip the round trip, invalid ones never do."""
+
+from __future__ import annotations
+
+import pytest
+from fulcrum_sdk import _validate
+from fulcrum_sdk._validate import ResultError, check_list
+from fulcrum_sdk.models import Action, LocalizedText, SlotOffer, Targeting
+
+
+def _offer(**overrides: object) -> SlotOffer:
+    fields: dict[str, object] = {
+        "slot": "home.banner/v1", "key": "memo-item", "title": LocalizedText(zh_CN="记忆"),
+        "action": Action(uri="fulcrum://open/memo"), "priority": 7,
+    }
+    fields.update(overrides)
+    return SlotOffer(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_memo() -> None:
+    _validate._valid.clear()
+
+
+def test_an_equal_value_gets_the_copy_checked_the_first_time() -> None:
+    first = check_list("home_slot_offers", [_offer()])[0]
+    again = check_list("home_slot_offers", [_offer()])[0]
+    assert again is first
+
+
+def test_an_odd_but_equal_value_is_replaced_by_the_checked_one() -> None:
+    checked = check_list("home_slot_offers", [_offer(priority=1)])[0]
+    odd = _offer(priority=True)  # True == 1, but a bool is not a valid priority
+    result = check_list("home_slot_offers", [odd])[0]
+    assert result is checked
+    assert type(result.priority) is int
+
+
+def test_an_odd_value_never_seen_in_its_valid_form_is_still_refused() -> None:
+    with pytest.raises(ResultError, match="item 0 is invalid"):
+        check_list("home_slot_offers", [_offer(priority=True)])
+
+
+def test_invalid_values_are_not_remembered() -> None:
+    bad = _offer(priority=5000)
+    for _ in range(2):
+        with pytest.raises(ResultError, match="priority"):
+            check_list("home_slot_offers", [bad])
+    assert bad not in _validate._valid.get(SlotOffer, {})
+
+
+def test_an_unhashable_value_is_checked_the_long_way() -> None:
+    odd = _offer(targeting=Targeting(segments=["mass"]))  # type: ignore[arg-type]  # a list, not a set
+    result = check_list("home_slot_offers", [odd])[0]
+    assert result.targeting == Targeting(segments=frozenset({"mass"}))
+    with pytest.raises(ResultError, match="priority"):
+        check_list("home_slot_offers", [_offer(priority=-1, targeting=Targeting(segments=["x"]))])  # type: ignore[arg-type]
+
+
+def test_the_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_validate, "_MEMO_SIZE", 3)
+    for i in range(10):
+        check_list("home_slot_offers", [_offer(key=f"memo-{i}")])
+        assert len(_validate._valid[SlotOffer]) <= 3
