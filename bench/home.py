@@ -161,24 +161,13 @@ def _free_port() -> int:
 
 def _serve(factory: str, env: dict[str, str], workers: int = 1) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        f"home:{factory}",
-        "--app-dir",
-        str(HERE),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    # fulcrum serve's own runner: with several workers it keeps TCP_NODELAY on (uvicorn's does not).
+    code = (
+        "from fulcrum_core.cli.serve import run_server; "
+        f"run_server('home:{factory}', host='127.0.0.1', port={port}, workers={workers}, "
+        f"app_dir={str(HERE)!r}, log_level='warning')"
+    )
+    cmd = [sys.executable, "-c", code]
     proc = subprocess.Popen(cmd, env={**os.environ, **env})  # noqa: S603 - our own argv, no shell
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:

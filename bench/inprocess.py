@@ -1,0 +1,151 @@
+"""Microseconds per ``GET /v1/home`` inside one process, no HTTP server: where the app's own time goes.
+
+The load generator and the HTTP server (uvicorn's h11) cost the same for the real app and the bare
+endpoint, so this measures only what differs: the app. Each variant builds the app as
+``bench/home.py`` does (demo seeded on SQLite, the three first-party plugins approved, 27 synthetic
+ones) and calls it through ASGI directly, one request after another::
+
+    uv run python bench/inprocess.py [--requests 3000] [--variant full] [--profile]
+
+Variants: ``bare`` (the bare endpoint with the same bytes), ``none`` (no plugins: the platform's
+fixed cost), ``synthetic`` (the 27 synthetic plugins only), ``first-party`` (the three only) and
+``full``. ``--profile`` prints a cProfile of the measured requests (inflated, read it for shares).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import home
+
+FIRST_PARTY = ("wealth-checkup", "pension", "merchant-promo")
+VARIANTS = ("bare", "none", "synthetic", "first-party", "full")
+
+Scope = MutableMapping[str, Any]
+
+
+async def _call(app: Any, path: str, token: bytes) -> tuple[int, bytes]:
+    scope: Scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), (b"authorization", b"Bearer " + token)],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000), "state": {},
+    }
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+async def _lifespan(app: Any) -> tuple[Callable[[], Awaitable[None]], asyncio.Task[None]]:
+    inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    started = asyncio.Event()
+
+    async def receive() -> dict[str, str]:
+        return await inbox.get()
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "lifespan.startup.complete":
+            started.set()
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    task = asyncio.create_task(app(scope, receive, send))
+    await inbox.put({"type": "lifespan.startup"})
+    await started.wait()
+
+    async def stop() -> None:
+        await inbox.put({"type": "lifespan.shutdown"})
+        await task
+
+    return stop, task
+
+
+def _app(variant: str, state: Path, body: Path) -> Any:
+    if variant == "bare":
+        os.environ["FULCRUM_BENCH_BODY"] = str(body)
+        return home.bare_app()
+    config = state / "bench.toml"
+    text = "[rate_limit]\nenabled = false\n"
+    if variant in ("none", "synthetic"):
+        text = f"disabled_plugins = {list(FIRST_PARTY)!r}\n".replace("'", '"') + text
+    config.write_text(text)
+    home.SYNTHETIC = 0 if variant in ("none", "first-party") else 27
+    return home.real_app()
+
+
+async def _measure(
+    variant: str, requests: int, profile: bool, state: Path, body: Path, token: bytes
+) -> float:
+    app = _app(variant, state, body)
+    stop = None
+    if variant != "bare":
+        stop, _ = await _lifespan(app)
+        await asyncio.sleep(2.5)  # the registry watcher's first poll applies the approved releases
+    status, page = await _call(app, "/v1/home", token)
+    if status != 200:
+        raise SystemExit(f"{variant}: /v1/home answered {status}: {page[:300]!r}")
+    if variant == "full":
+        body.write_bytes(page)  # noqa: ASYNC240 - once, before anything is measured
+    for _ in range(300):
+        await _call(app, "/v1/home", token)
+    profiler = cProfile.Profile() if profile else None
+    started = time.perf_counter()
+    if profiler:
+        profiler.enable()
+    for _ in range(requests):
+        await _call(app, "/v1/home", token)
+    if profiler:
+        profiler.disable()
+    elapsed = time.perf_counter() - started
+    if profiler:
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+    if stop is not None:
+        await stop()
+    return elapsed / requests * 1e6
+
+
+def main() -> None:
+    """Prepare once, then measure each variant in this process."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--variant", choices=VARIANTS, action="append")
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    variants = args.variant or ["full", "bare", "none", "synthetic", "first-party"]
+    with tempfile.TemporaryDirectory(prefix="fulcrum-inprocess-") as tmp:
+        state = Path(tmp)
+        env = home._prepare(state, None, caches=True)
+        os.environ.update(env)
+        tokens, _ = home._tokens(env, [home.CUSTOMER])
+        body = state / "body.json"
+        if "bare" in variants and "full" not in variants:
+            variants = ["full", *variants]
+        token = tokens[0].encode()
+        results = {}
+        for variant in variants:
+            results[variant] = asyncio.run(_measure(variant, args.requests, args.profile, state, body, token))
+    print(f"\n{args.requests} sequential requests per variant, python {sys.version.split()[0]}")
+    for variant, micros in results.items():
+        print(f"{variant:12s} {micros:8.1f} µs per request")
+
+
+if __name__ == "__main__":
+    main()
