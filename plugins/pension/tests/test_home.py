@@ -65,3 +65,26 @@ def test_without_pension_read_only_a_plain_entry(make_harness: MakeHarness) -> N
 def test_offers_vanish_without_slot_scopes(make_harness: MakeHarness) -> None:
     """With data but no placement scopes the plugin offers nothing."""
     assert make_harness(scopes={"pension:read"}).home_slot_offers() == []
+
+
+def test_the_notice_follows_the_calendar_year_china_time(make_harness: MakeHarness) -> None:
+    """On 1 December 2027 China time the notice is keyed to and expires with 2027, not 2026."""
+    offers = _by_slot(make_harness(now=datetime(2027, 11, 30, 16, 0, tzinfo=UTC)).home_slot_offers())
+    notice = offers["home.notice/v1"]
+    assert notice.key == "pension-year-end-2027"
+    assert notice.valid_until == datetime(2027, 12, 31, 15, 59, 59, tzinfo=UTC)
+    assert offers["home.kingkong/v1"].subtitle is not None
+
+
+def test_the_room_is_formatted_the_same_in_both_offers(make_harness: MakeHarness) -> None:
+    """The entry and the notice name the same remaining room, in Chinese and English."""
+    harness = make_harness()
+    harness.execute(PERSONAL_CONTRIBUTION, {"amount_fen": 123_456})
+    offers = _by_slot(harness.home_slot_offers())
+    entry, notice = offers["home.kingkong/v1"], offers["home.notice/v1"]
+    assert entry.subtitle is not None
+    assert entry.subtitle.zh_CN == "今年还可缴 ¥8,765.44"
+    assert entry.subtitle.en == "¥8,765.44 left this year"
+    assert notice.title.zh_CN.startswith("个人养老金今年还可缴存 ¥8,765.44，")
+    assert notice.title.en is not None
+    assert notice.title.en.startswith("¥8,765.44 of personal pension room left this year")

@@ -9,7 +9,10 @@ redeeming reads fresh and relies on the bounded ``add`` alone to enforce the sto
 
 from __future__ import annotations
 
-from datetime import datetime
+import functools
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Literal, NamedTuple
 
 from fulcrum_sdk import PluginContext
@@ -76,6 +79,27 @@ class LocalOffer(NamedTuple):
     left: int
 
 
+class _Listed(NamedTuple):
+    """A coupon with what the display hooks derive from it on every request, derived once instead."""
+
+    coupon: Coupon
+    opens: datetime
+    """``valid_from`` in UTC: ``ctx.now`` is UTC, and equal tzinfos compare without offset arithmetic."""
+    closes: datetime
+    stock_key: str
+
+
+@functools.cache
+def _by_city() -> Mapping[str, tuple[_Listed, ...]]:
+    """The catalogue's coupons by city code, in catalogue order: derived once from static seed data,
+    so a display hook scans its own city's few coupons rather than the whole catalogue."""
+    grouped: dict[str, list[_Listed]] = {}
+    for c in coupons():
+        listed = _Listed(c, c.valid_from.astimezone(UTC), c.valid_until.astimezone(UTC), stock_key(c))
+        grouped.setdefault(c.city, []).append(listed)
+    return MappingProxyType({city: tuple(cs) for city, cs in grouped.items()})
+
+
 async def local_offers(ctx: PluginContext, *, featured_only: bool = False) -> list[LocalOffer]:
     """Coupons in the customer's city that can be redeemed now; empty when the city is unknown.
 
@@ -84,13 +108,14 @@ async def local_offers(ctx: PluginContext, *, featured_only: bool = False) -> li
     city = customer_city(ctx)
     if city is None:
         return []
-    open_now = [
-        c
-        for c in coupons()
-        if c.city == city.code and (c.featured or not featured_only) and window(c, ctx.now) is None
+    moment = aware(ctx.now)
+    open_now = [  # inside the window: window() would say None
+        listed
+        for listed in _by_city().get(city.code, ())
+        if (listed.coupon.featured or not featured_only) and listed.opens <= moment <= listed.closes
     ]
     if not open_now:
         return []
-    taken = await ctx.storage.acounters([stock_key(c) for c in open_now])
-    offers = (LocalOffer(c, max(0, c.stock - taken[stock_key(c)])) for c in open_now)
+    taken = await ctx.storage.acounters([listed.stock_key for listed in open_now])
+    offers = (LocalOffer(c, max(0, c.stock - taken[key])) for c, _, _, key in open_now)
     return [offer for offer in offers if offer.left > 0]

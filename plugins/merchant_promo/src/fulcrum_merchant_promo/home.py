@@ -2,14 +2,48 @@
 
 from __future__ import annotations
 
+import functools
+from typing import NamedTuple
+
 from fulcrum_sdk import Action, LocalizedText, PluginContext, SlotOffer, hookimpl
 from fulcrum_sdk.localtime import local_date
 
 from fulcrum_merchant_promo._ranking import priority, segment_of
 from fulcrum_merchant_promo.availability import local_offers
-from fulcrum_merchant_promo.catalogue import CITY_NAMES
+from fulcrum_merchant_promo.catalogue import CITY_NAMES, Coupon, coupons
 
 __all__ = ["home_slot_offers"]
+
+
+class _Banner(NamedTuple):
+    """A coupon's banner text around its live stock count, and its other fixed parts."""
+
+    title: LocalizedText
+    zh_before: str
+    zh_after: str
+    en_before: str
+    en_after: str
+    action: Action
+
+
+def _banner_of(coupon: Coupon) -> _Banner:
+    city = CITY_NAMES.get(coupon.city, LocalizedText(zh_CN=coupon.city))
+    until = local_date(coupon.valid_until).isoformat()
+    return _Banner(
+        title=coupon.headline,
+        zh_before=f"仅限{city.zh_CN} · 剩余 ",
+        zh_after=f" 张 · 有效期至 {until}",
+        en_before=f"{city.en or city.zh_CN} only · ",
+        en_after=f" left · until {until}",
+        action=Action(uri=coupon.uri),
+    )
+
+
+@functools.cache
+def _banners() -> dict[str, _Banner]:
+    """Every coupon's fixed banner parts by id: derived once from the static catalogue, so a home
+    page formats only the stock count."""
+    return {c.id: _banner_of(c) for c in coupons()}
 
 
 @hookimpl
@@ -18,20 +52,19 @@ async def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
     if not ctx.has_scope("slot:home.banner"):
         return []
     segment = segment_of(ctx)
+    banners = _banners()
     offers = []
     for coupon, left in await local_offers(ctx, featured_only=True):
-        city = CITY_NAMES.get(coupon.city, LocalizedText(zh_CN=coupon.city))
-        until = local_date(coupon.valid_until).isoformat()
+        b = banners[coupon.id]
         offers.append(
             SlotOffer(
                 slot="home.banner/v1",
                 key=f"coupon-{coupon.id}",
-                title=coupon.headline,
+                title=b.title,
                 subtitle=LocalizedText(
-                    zh_CN=f"仅限{city.zh_CN} · 剩余 {left} 张 · 有效期至 {until}",
-                    en=f"{city.en or city.zh_CN} only · {left} left · until {until}",
+                    zh_CN=f"{b.zh_before}{left}{b.zh_after}", en=f"{b.en_before}{left}{b.en_after}"
                 ),
-                action=Action(uri=coupon.uri),
+                action=b.action,
                 priority=priority(coupon, segment),
                 valid_from=coupon.valid_from,
                 valid_until=coupon.valid_until,

@@ -6,7 +6,8 @@ cap sees a notice: contributions made by 31 December reduce this year's taxable 
 
 from __future__ import annotations
 
-from datetime import datetime, time
+import functools
+from datetime import datetime
 
 from fulcrum_sdk import Action, LocalizedText, PluginContext, SlotOffer, hookimpl
 from fulcrum_sdk.localtime import CHINA_TZ, local_date
@@ -21,52 +22,59 @@ CONTRIBUTE_URI = "fulcrum://pension/personal/contribute"
 NOTICE_FROM_MONTH = 11
 """The year-end reminder runs from 1 November to 31 December, China time."""
 
+_ENTRY_TITLE = LocalizedText(zh_CN="养老", en="Pension")
+_OVERVIEW = Action(uri=OVERVIEW_URI)
+_CONTRIBUTE = Action(uri=CONTRIBUTE_URI)
+_PLAIN_ENTRY = SlotOffer(
+    slot="home.kingkong/v1", key="pension-entry", title=_ENTRY_TITLE, action=_OVERVIEW, priority=250
+)
+# Frozen and never varying, so every request shares them.
+
+
+@functools.lru_cache(maxsize=4)
+def _year_end(year: int) -> datetime:
+    """23:59:59 on 31 December of ``year``, China time: when the notice expires."""
+    return datetime(year, 12, 31, 23, 59, 59, tzinfo=CHINA_TZ)
+
 
 @hookimpl
 async def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
-    """The kingkong entry always; the notice only near year end with room left."""
+    """The kingkong entry always; the notice only near year end with room left.
+
+    The room left is formatted once for both offers, and the calendar is read only for the notice.
+    """
     snap = await snapshot(ctx)
+    left_fen = snap.room.left_fen if snap is not None and snap.room is not None else 0
+    left = yuan(left_fen) if left_fen else ""
     offers: list[SlotOffer] = []
     if ctx.has_scope("slot:home.kingkong"):
-        subtitle = None
-        if snap is not None and snap.room is not None and snap.room.left_fen:
-            subtitle = LocalizedText(
-                zh_CN=f"今年还可缴 {yuan(snap.room.left_fen)}",
-                en=f"{yuan(snap.room.left_fen)} left this year",
-            )
-        offers.append(
-            SlotOffer(
+        if left_fen:
+            entry = SlotOffer(
                 slot="home.kingkong/v1",
                 key="pension-entry",
-                title=LocalizedText(zh_CN="养老", en="Pension"),
-                subtitle=subtitle,
-                action=Action(uri=OVERVIEW_URI),
+                title=_ENTRY_TITLE,
+                subtitle=LocalizedText(zh_CN=f"今年还可缴 {left}", en=f"{left} left this year"),
+                action=_OVERVIEW,
                 priority=250,
             )
-        )
-    today = local_date(ctx.now)
-    if (
-        ctx.has_scope("slot:home.notice")
-        and today.month >= NOTICE_FROM_MONTH
-        and snap is not None
-        and snap.room is not None
-        and snap.room.left_fen > 0
-    ):
-        left = yuan(snap.room.left_fen)
-        offers.append(
-            SlotOffer(
-                slot="home.notice/v1",
-                key=f"pension-year-end-{today.year}",
-                title=LocalizedText(
-                    zh_CN=f"个人养老金今年还可缴存 {left}，12月31日前缴存可抵扣本年度个税",
-                    en=f"{left} of personal pension room left this year; "
-                    "contribute by 31 December to cut this year's tax",
-                ),
-                action=Action(uri=CONTRIBUTE_URI),
-                priority=600,
-                valid_until=datetime.combine(
-                    today.replace(month=12, day=31), time(23, 59, 59), tzinfo=CHINA_TZ
-                ),
+        else:
+            entry = _PLAIN_ENTRY
+        offers.append(entry)
+    if left_fen > 0 and ctx.has_scope("slot:home.notice"):
+        today = local_date(ctx.now)
+        if today.month >= NOTICE_FROM_MONTH:
+            offers.append(
+                SlotOffer(
+                    slot="home.notice/v1",
+                    key=f"pension-year-end-{today.year}",
+                    title=LocalizedText(
+                        zh_CN=f"个人养老金今年还可缴存 {left}，12月31日前缴存可抵扣本年度个税",
+                        en=f"{left} of personal pension room left this year; "
+                        "contribute by 31 December to cut this year's tax",
+                    ),
+                    action=_CONTRIBUTE,
+                    priority=600,
+                    valid_until=_year_end(today.year),
+                )
             )
-        )
     return offers

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from fulcrum_sdk import Action, FeedItem, LocalizedText, PluginContext, hookimpl
 
-from fulcrum_wealth_checkup._report import assess
+from fulcrum_wealth_checkup._report import glance_at
 from fulcrum_wealth_checkup._shelf import on_shelf
 from fulcrum_wealth_checkup.content import ARTICLES
 from fulcrum_wealth_checkup.home import REPORT_URI
-from fulcrum_wealth_checkup.scoring import CheckUp
+from fulcrum_wealth_checkup.scoring import Glance
 
 __all__ = ["feed_items"]
 
 
-def _score_card(ctx: PluginContext, report: CheckUp) -> FeedItem:
+def _score_card(ctx: PluginContext, report: Glance) -> FeedItem:
     return FeedItem(
         key="wealth-checkup-score",
         column="wealth",
@@ -22,14 +22,14 @@ def _score_card(ctx: PluginContext, report: CheckUp) -> FeedItem:
         title=LocalizedText(
             zh_CN=f"您的财富健康分：{report.score} 分", en=f"Your wealth score: {report.score}"
         ),
-        summary=report.weakest.recommendation,
+        summary=report.part(report.weakest).recommendation,
         action=Action(uri=REPORT_URI),
         published_at=ctx.now,
         priority=500,
     )
 
 
-def _wealth(ctx: PluginContext, report: CheckUp | None) -> list[FeedItem]:
+def _wealth(ctx: PluginContext, report: Glance | None) -> list[FeedItem]:
     """The score card, then suitable products; those filling the largest shortfall rank first."""
     wanted = report.shortfall() if report is not None else None
     products = [
@@ -48,8 +48,8 @@ def _wealth(ctx: PluginContext, report: CheckUp | None) -> list[FeedItem]:
     return ([_score_card(ctx, report)] if report is not None else []) + products
 
 
-def _education(report: CheckUp | None) -> list[FeedItem]:
-    weakest = report.weakest.key if report else None
+def _education(report: Glance | None) -> list[FeedItem]:
+    weakest = report.weakest if report else None
     return [
         FeedItem(
             key=f"article-{a.slug}",
@@ -69,7 +69,7 @@ def _education(report: CheckUp | None) -> list[FeedItem]:
 def feed_items(ctx: PluginContext, column: str) -> list[FeedItem] | None:
     """Cards for ``wealth`` and ``education``; ``None`` for any other column."""
     if column == "wealth":
-        return _wealth(ctx, assess(ctx))
+        return _wealth(ctx, glance_at(ctx))
     if column == "education":
-        return _education(assess(ctx))
+        return _education(glance_at(ctx))
     return None

@@ -13,8 +13,8 @@ from typing import Literal
 import msgspec
 from fulcrum_sdk import Action, LocalizedText, PluginContext, SlotOffer, hookimpl
 
-from fulcrum_wealth_checkup._report import assess
-from fulcrum_wealth_checkup.scoring import CheckUp
+from fulcrum_wealth_checkup._report import glance_at
+from fulcrum_wealth_checkup.scoring import PART_TITLES, CheckUp, Glance
 
 __all__ = ["REPORT_URI", "Seen", "home_slot_offers", "notable_change"]
 
@@ -36,13 +36,16 @@ def _memory_key(ctx: PluginContext) -> str:
 
 async def _recall(ctx: PluginContext) -> Seen | None:
     """The remembered state; ``None`` when there is none or it is not a valid ``Seen`` (replaced then)."""
-    try:
-        return msgspec.convert(await ctx.storage.aget(_memory_key(ctx)), Seen | None)
+    raw = await ctx.storage.aget(_memory_key(ctx))
+    if raw is None:
+        return None
+    try:  # to Seen, not Seen | None: msgspec re-plans a union on every call, ten times the cost
+        return msgspec.convert(raw, Seen)
     except msgspec.ValidationError:
         return None
 
 
-async def notable_change(ctx: PluginContext, report: CheckUp) -> tuple[Change | None, int | None]:
+async def notable_change(ctx: PluginContext, report: CheckUp | Glance) -> tuple[Change | None, int | None]:
     """Compare with what the customer saw last time, remember the new state, and say what changed.
 
     Returns the change (``None`` when nothing worth a popup) and the previous score. A mismatch on
@@ -50,8 +53,9 @@ async def notable_change(ctx: PluginContext, report: CheckUp) -> tuple[Change | 
     """
     before = await _recall(ctx)
     now = Seen(score=report.score, mismatched=tuple(sorted(report.mismatched)))
-    if before != now:
-        await ctx.storage.aput(_memory_key(ctx), msgspec.to_builtins(now))
+    if before == now:
+        return None, now.score  # the common case: nothing new and nothing lower
+    await ctx.storage.aput(_memory_key(ctx), msgspec.to_builtins(now))
     if before is None:
         return ("mismatch" if now.mismatched else None), None
     if set(now.mismatched) - set(before.mismatched):
@@ -61,51 +65,53 @@ async def notable_change(ctx: PluginContext, report: CheckUp) -> tuple[Change | 
     return None, before.score
 
 
-def _kingkong() -> SlotOffer:
-    return SlotOffer(
-        slot="home.kingkong/v1",
-        key="wealth-checkup-entry",
-        title=LocalizedText(zh_CN="财富体检", en="Wealth check-up"),
-        action=Action(uri=REPORT_URI),
-        priority=300,
-    )
+_KINGKONG = SlotOffer(
+    slot="home.kingkong/v1",
+    key="wealth-checkup-entry",
+    title=LocalizedText(zh_CN="财富体检", en="Wealth check-up"),
+    action=Action(uri=REPORT_URI),
+    priority=300,
+)
+_INVITATION = SlotOffer(
+    slot="home.banner/v1",
+    key="wealth-checkup-banner",
+    title=LocalizedText(zh_CN="免费做一次财富体检", en="Get a free wealth check-up"),
+    subtitle=LocalizedText(zh_CN="看看您的资产配置是否合理", en="See whether your money is well allocated"),
+    action=Action(uri=REPORT_URI),
+    priority=100,
+)
+_REPORT_TITLE = LocalizedText(zh_CN="查看您的财富体检报告", en="See your wealth check-up report")
+_REPORT_ACTION = Action(uri=REPORT_URI)
+_MISMATCH_TITLE = LocalizedText(
+    zh_CN="发现持仓超出您的风险承受能力", en="A holding is above your risk tolerance"
+)
+# The offers above never vary, and SlotOffer is frozen, so every request shares them.
 
 
-def _banner(report: CheckUp | None) -> SlotOffer:
+def _banner(report: Glance | None) -> SlotOffer:
     if report is None:
-        return SlotOffer(
-            slot="home.banner/v1",
-            key="wealth-checkup-banner",
-            title=LocalizedText(zh_CN="免费做一次财富体检", en="Get a free wealth check-up"),
-            subtitle=LocalizedText(
-                zh_CN="看看您的资产配置是否合理", en="See whether your money is well allocated"
-            ),
-            action=Action(uri=REPORT_URI),
-            priority=100,
-        )
-    weakest = report.weakest
+        return _INVITATION
+    weakest = PART_TITLES[report.weakest]
     return SlotOffer(
         slot="home.banner/v1",
         key="wealth-checkup-banner",
-        title=LocalizedText(zh_CN="查看您的财富体检报告", en="See your wealth check-up report"),
+        title=_REPORT_TITLE,
         subtitle=LocalizedText(
-            zh_CN=f"健康分 {report.score} 分 · 最需关注：{weakest.title.zh_CN}",
-            en=f"Score {report.score} · Needs attention: {weakest.title.en}",
+            zh_CN=f"健康分 {report.score} 分 · 最需关注：{weakest.zh_CN}",
+            en=f"Score {report.score} · Needs attention: {weakest.en}",
         ),
-        action=Action(uri=REPORT_URI),
+        action=_REPORT_ACTION,
         priority=200
         + (100 - report.score) * 3,  # the weaker the score, the stronger the claim on the carousel
     )
 
 
-def _popup(report: CheckUp, change: Change, previous: int | None) -> SlotOffer:
+def _popup(report: Glance, change: Change, previous: int | None) -> SlotOffer:
     if change == "mismatch":
-        part = next(p for p in report.parts if p.key == "suitability")
-        title = LocalizedText(
-            zh_CN="发现持仓超出您的风险承受能力", en="A holding is above your risk tolerance"
-        )
+        part = report.part("suitability")
+        title = _MISMATCH_TITLE
     else:
-        part = report.weakest
+        part = report.part(report.weakest)
         title = LocalizedText(
             zh_CN=f"您的财富健康分从 {previous} 分降至 {report.score} 分",
             en=f"Your wealth score fell from {previous} to {report.score}",
@@ -122,11 +128,14 @@ def _popup(report: CheckUp, change: Change, previous: int | None) -> SlotOffer:
 
 @hookimpl
 async def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
-    """The entry, the score banner and, when something got worse, one popup."""
-    report = assess(ctx)
+    """The entry, the score banner and, when something got worse, one popup.
+
+    Only the score is computed; the one part's text a popup shows is rendered only for a popup.
+    """
+    report = glance_at(ctx)
     offers: list[SlotOffer] = []
     if ctx.has_scope("slot:home.kingkong"):
-        offers.append(_kingkong())
+        offers.append(_KINGKONG)
     if ctx.has_scope("slot:home.banner"):
         offers.append(_banner(report))
     if report is not None:

@@ -21,7 +21,17 @@ from fulcrum_sdk.data import Accounts, AssetClass, Holdings, RiskProfile
 from fulcrum_wealth_checkup import _parts
 from fulcrum_wealth_checkup._parts import ASSET_CLASSES, Facts, PartKey
 
-__all__ = ["PART_TITLES", "WEIGHTS", "CheckUp", "Part", "PartKey", "check_up", "target_mix"]
+__all__ = [
+    "PART_TITLES",
+    "WEIGHTS",
+    "CheckUp",
+    "Glance",
+    "Part",
+    "PartKey",
+    "check_up",
+    "glance",
+    "target_mix",
+]
 
 target_mix = _parts.target_mix
 
@@ -71,9 +81,77 @@ class CheckUp(msgspec.Struct, frozen=True, kw_only=True):
 
     def shortfall(self) -> AssetClass | None:
         """The asset class furthest below its target, or ``None`` when none is below by 5 points."""
-        gaps = {c: self.target_bp[c] - self.mix_bp[c] for c in ASSET_CLASSES}
-        worst = max(ASSET_CLASSES, key=lambda c: gaps[c])
-        return worst if gaps[worst] >= 500 else None
+        return _shortfall(self.mix_bp, self.target_bp)
+
+
+def _shortfall(mix_bp: dict[AssetClass, int], target_bp: dict[AssetClass, int]) -> AssetClass | None:
+    gaps = {c: target_bp[c] - mix_bp[c] for c in ASSET_CLASSES}
+    worst = max(ASSET_CLASSES, key=lambda c: gaps[c])
+    return worst if gaps[worst] >= 500 else None
+
+
+class Glance:
+    """The check-up's numbers without its text: the total, the weakest part and the mismatches.
+
+    The home page and search show only these, and rendering all five parts' text costs several
+    times the arithmetic, so a part's line is rendered only when :meth:`part` asks for it.
+    :meth:`report` renders everything and equals :func:`check_up` for the same inputs.
+    """
+
+    __slots__ = ("_measured", "_mix", "_target", "_total", "mismatched", "score", "weakest")
+
+    def __init__(
+        self,
+        *,
+        measured: dict[PartKey, _parts.Measured],
+        total_fen: int,
+        mix_bp: dict[AssetClass, int],
+        target_bp: dict[AssetClass, int],
+        mismatched: tuple[str, ...],
+    ) -> None:
+        self._measured, self._total, self._mix, self._target = measured, total_fen, mix_bp, target_bp
+        self.mismatched = mismatched
+        """Product ids held above the customer's risk tolerance."""
+        weight = weighted = 0
+        weakest: PartKey = "allocation"
+        low, low_weight = 101, 0
+        for key, (score, _) in measured.items():  # report order: the first of equals wins, as in CheckUp
+            w = WEIGHTS[key]
+            weight += w
+            weighted += score * w
+            if score < low or (score == low and w > low_weight):
+                weakest, low, low_weight = key, score, w
+        self.score: int = (weighted * 2 + weight) // (2 * weight)
+        self.weakest: PartKey = weakest
+        """The part that costs the most: lowest score, the heavier weight on a tie."""
+
+    def part(self, key: PartKey) -> Part:
+        """One part of the report with its text (``KeyError`` for a skipped part)."""
+        line = self._measured[key][1]()
+        return Part(
+            key=key,
+            title=PART_TITLES[key],
+            score=line.score,
+            weight=WEIGHTS[key],
+            finding=line.finding,
+            recommendation=line.recommendation,
+        )
+
+    def shortfall(self) -> AssetClass | None:
+        """As :meth:`CheckUp.shortfall`."""
+        return _shortfall(self._mix, self._target)
+
+    def report(self) -> CheckUp:
+        """The whole report, every part explained."""
+        return CheckUp(
+            score=self.score,
+            parts=tuple(self.part(k) for k in self._measured),
+            skipped=tuple(k for k in WEIGHTS if k not in self._measured),
+            total_assets_fen=self._total,
+            mix_bp=self._mix,
+            target_bp=self._target,
+            mismatched=self.mismatched,
+        )
 
 
 def _facts(holdings: Holdings | None, accounts: Accounts | None) -> Facts:
@@ -98,10 +176,10 @@ def _facts(holdings: Holdings | None, accounts: Accounts | None) -> Facts:
     )
 
 
-def check_up(
+def glance(
     *, holdings: Holdings | None, accounts: Accounts | None, risk: RiskProfile | None, today: date
-) -> CheckUp | None:
-    """Score the customer; ``None`` when there are no assets to assess.
+) -> Glance | None:
+    """Score the customer without rendering any text; ``None`` when there are no assets to assess.
 
     ``accounts`` is ``None`` when the plugin was not granted ``accounts:read``: liquidity and idle
     cash are then skipped, and the allocation counts holdings only.
@@ -112,34 +190,24 @@ def check_up(
     target = target_mix(risk.tolerance if risk else None)
     allocation, mix = _parts.allocation(facts, target)
     suitability, mismatched = _parts.suitability(facts, risk, today)
-    lines: dict[PartKey, _parts.Line] = {
+    measured: dict[PartKey, _parts.Measured] = {
         "allocation": allocation,
         "concentration": _parts.concentration(facts),
     }
-    if facts.monthly_spending_fen is not None:
-        lines["liquidity"] = _parts.liquidity(facts, facts.monthly_spending_fen)
-    lines["suitability"] = suitability
-    if facts.monthly_spending_fen is not None:
-        lines["idle_cash"] = _parts.idle_cash(facts, facts.monthly_spending_fen)
-    parts = tuple(
-        Part(
-            key=k,
-            title=PART_TITLES[k],
-            score=line.score,
-            weight=WEIGHTS[k],
-            finding=line.finding,
-            recommendation=line.recommendation,
-        )
-        for k, line in lines.items()
+    spending = facts.monthly_spending_fen
+    if spending is not None:
+        measured["liquidity"] = _parts.liquidity(facts, spending)
+    measured["suitability"] = suitability
+    if spending is not None:
+        measured["idle_cash"] = _parts.idle_cash(facts, spending)
+    return Glance(
+        measured=measured, total_fen=facts.total_fen, mix_bp=mix, target_bp=target, mismatched=mismatched
     )
-    weight = sum(p.weight for p in parts)
-    score = (sum(p.score * p.weight for p in parts) * 2 + weight) // (2 * weight)
-    return CheckUp(
-        score=score,
-        parts=parts,
-        skipped=tuple(k for k in WEIGHTS if k not in lines),
-        total_assets_fen=facts.total_fen,
-        mix_bp=mix,
-        target_bp=target,
-        mismatched=mismatched,
-    )
+
+
+def check_up(
+    *, holdings: Holdings | None, accounts: Accounts | None, risk: RiskProfile | None, today: date
+) -> CheckUp | None:
+    """The full report with every part explained; ``None`` when there are no assets to assess."""
+    seen = glance(holdings=holdings, accounts=accounts, risk=risk, today=today)
+    return None if seen is None else seen.report()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fulcrum_sdk import Action, LocalizedText, PluginContext, SearchHit, hookimpl
 from fulcrum_sdk.matching import relevance
 
-from fulcrum_wealth_checkup._report import assess
+from fulcrum_wealth_checkup._report import glance_at
 from fulcrum_wealth_checkup._shelf import on_shelf
 from fulcrum_wealth_checkup.content import ARTICLES
 from fulcrum_wealth_checkup.home import REPORT_URI
@@ -17,7 +17,7 @@ _ALLOCATION_TERMS = ("资产配置", "配置", "再平衡", "调仓", "allocatio
 
 
 def _checkup_hit(ctx: PluginContext, score: float) -> SearchHit:
-    report = assess(ctx)
+    report = glance_at(ctx)  # only the score is shown
     if report is not None:
         subtitle = LocalizedText(
             zh_CN=f"您当前的健康分：{report.score} 分", en=f"Your current score: {report.score}"
