@@ -41,5 +41,5 @@ class Runtime:
 
 def runtime_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Runtime:
     """The ``Runtime`` of the app serving ``connection``."""
-    runtime: Runtime = connection.app.state.runtime
+    runtime: Runtime = connection.app.state["runtime"]  # item access: the attribute form is slower
     return runtime

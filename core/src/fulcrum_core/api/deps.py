@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,17 +12,16 @@ from litestar import Request
 from fulcrum_core.auth.principal import Principal
 from fulcrum_core.dispatch.context import RequestContexts
 from fulcrum_core.errors import Forbidden
+from fulcrum_core.observability.logging import new_request_id
 from fulcrum_core.plugins import LoadedPlugin
 from fulcrum_core.runtime import runtime_of
 
 __all__ = ["current_customer", "plugin_calls", "request_id_of"]
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
 
 def current_customer(request: Request[Any, Any, Any]) -> str:
     """The bank's customer number behind the request's token; 403 for non-customer tokens or unknown ones."""
-    principal = request.user
+    principal = request.scope.get("user")  # what ``request.user`` reads, without its property
     if not isinstance(principal, Principal) or principal.kind != "customer":
         raise Forbidden("this route is for customer tokens only", code="customer.required")
     if runtime_of(request).provider.profile(principal.sub) is None:
@@ -33,13 +30,16 @@ def current_customer(request: Request[Any, Any, Any]) -> str:
 
 
 def request_id_of(request: Request[Any, Any, Any]) -> str:
-    """The request's id: one set by middleware, a well-formed ``X-Request-ID`` header, or a new one."""
-    found = getattr(request.state, "request_id", None)
+    """The request's id: one set by middleware, a well-formed ``X-Request-ID`` header, or a new one.
+
+    Reads ``scope["state"]`` directly: ``request.state`` builds a ``State`` wrapper on every access.
+    """
+    state = request.scope.setdefault("state", {})
+    found = state.get("request_id")
     if isinstance(found, str) and found:
         return found
-    header = request.headers.get("x-request-id", "")
-    request_id = header if _REQUEST_ID.match(header) else uuid.uuid4().hex
-    request.state.request_id = request_id
+    request_id = new_request_id(request.headers.get("x-request-id"))
+    state["request_id"] = request_id
     return request_id
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import anyio.to_thread
 import msgspec
 from fulcrum_sdk.scopes import slot_scope
-from litestar import Request, get
+from litestar import MediaType, Request, Response, get
 
 from fulcrum_core.api.deps import current_customer, plugin_calls, request_id_of
 from fulcrum_core.assembly.common import DegradedPlugin, public_degraded
@@ -55,40 +55,41 @@ def _cap_and_record(
     return slots
 
 
-def _home_plugins(runtime: Runtime) -> list[LoadedPlugin]:
-    """The active plugins offering home content that hold a placement scope for some inventory slot.
+def _home_plugins(runtime: Runtime) -> tuple[list[LoadedPlugin], dict[str, frozenset[str]]]:
+    """The active plugins offering home content that hold a placement scope for some inventory slot,
+    and their grants by id.
 
     Worked out once per plugin-set change (the registry watcher swaps the list), not per request.
     """
     enabled = runtime.plugins.enabled_for("home_slot_offers")
     cached = runtime.extras.get(_HOME_PLUGINS)
     if cached is not None and cached[0] is enabled:
-        chosen: list[LoadedPlugin] = cached[1]
-        return chosen
+        return cached[1], cached[2]
     placements = frozenset(slot_scope(slot) for slot in runtime.settings.slots)
     chosen = [p for p in enabled if p.granted & placements]
-    runtime.extras[_HOME_PLUGINS] = (enabled, chosen)
-    return chosen
+    granted = {p.id: p.granted for p in chosen}
+    runtime.extras[_HOME_PLUGINS] = (enabled, chosen, granted)
+    return chosen, granted
 
 
 _HOME_PLUGINS = "home.plugins"
 
 
 @get("/v1/home", opt={"scopes": ["home:read"]}, tags=["app"], summary="The customer's home page")
-async def home(request: Request[Any, Any, Any]) -> HomeResponse:
+async def home(request: Request[Any, Any, Any]) -> Response[HomeResponse]:
     """Items for every home-page slot, ranked, capped and filtered for this customer."""
     runtime = runtime_of(request)
     budget_end = asyncio.get_running_loop().time() + runtime.settings.home_budget_ms / 1000
     customer_ref = current_customer(request)
     contexts = runtime.contexts.for_request(customer_ref, request_id=request_id_of(request))
     inventory = runtime.settings.slots
-    plugins = _home_plugins(runtime)
+    plugins, granted = _home_plugins(runtime)
     calls = await plugin_calls(contexts, plugins)
     # The overall budget caps the plugins' deadline: a slow consent read leaves them less time.
     left_ms = (budget_end - asyncio.get_running_loop().time()) * 1000
     gathered = await runtime.dispatcher.call_many("home_slot_offers", calls, deadline_ms=left_ms)
     slots = assemble_home(
-        gathered.results, inventory=inventory, granted={p.id: p.granted for p in plugins},
+        gathered.results, inventory=inventory, granted=granted,
         customer=contexts.customer, now=contexts.now, pins=contexts.pins(gathered.results),
     )
     if gathered.degraded:
@@ -99,7 +100,13 @@ async def home(request: Request[Any, Any, Any]) -> HomeResponse:
     if any(slots.get(slot) for slot in capped_slots(inventory)):
         slots = await anyio.to_thread.run_sync(_cap_and_record, runtime, customer_ref, slots, contexts.now)
     degraded = public_degraded(gathered.degraded)
-    return HomeResponse(slots=slots, degraded=degraded, request_id=contexts.request_id)
+    page = HomeResponse(slots=slots, degraded=degraded, request_id=contexts.request_id)
+    # Encoded here with a prepared encoder (the page holds only msgspec types); the schema still
+    # documents HomeResponse.
+    return Response(_ENCODE(page), media_type=MediaType.JSON)  # type: ignore[arg-type]
+
+
+_ENCODE = msgspec.json.Encoder().encode
 
 
 ROUTES: list[Any] = [home]

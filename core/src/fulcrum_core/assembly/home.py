@@ -112,11 +112,13 @@ def _fill(
             taken.add((plugin, key))
     items: list[HomeItem] = []
     room = config.capacity - len(reserved)
+    most = config.per_plugin
     for _, plugin, key, offer in ranked:
         if len(items) >= room:
             break
-        if (plugin, key) not in taken and per_plugin.get(plugin, 0) < config.per_plugin:
-            per_plugin[plugin] = per_plugin.get(plugin, 0) + 1
+        count = per_plugin.get(plugin, 0)
+        if count < most and not (taken and (plugin, key) in taken):
+            per_plugin[plugin] = count + 1
             items.append(_item(plugin, offer))
     for position, _, item in sorted(reserved, key=lambda r: r[:2]):
         items.insert(position - 1, item)  # past the end inserts last

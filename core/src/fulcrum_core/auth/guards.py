@@ -17,7 +17,7 @@ from typing import Any, Final
 from fulcrum_core.auth.principal import Principal
 from fulcrum_core.errors import Forbidden
 
-__all__ = ["PUBLIC_OPT", "SCOPES_OPT", "check_route_access", "declared_scopes", "is_public"]
+__all__ = ["PUBLIC_OPT", "SCOPES_OPT", "check_route_access", "check_scopes", "declared_scopes", "is_public"]
 
 PUBLIC_OPT: Final = "public"
 SCOPES_OPT: Final = "scopes"
@@ -38,11 +38,16 @@ def declared_scopes(opt: Mapping[str, Any]) -> frozenset[str] | None:
 
 
 def check_route_access(principal: Principal, opt: Mapping[str, Any]) -> None:
-    """Raise ``Forbidden`` unless ``principal`` holds every scope the route declares.
+    """Raise ``Forbidden`` unless ``principal`` holds every scope the route's ``opt`` declares."""
+    check_scopes(principal, declared_scopes(opt))
+
+
+def check_scopes(principal: Principal, required: frozenset[str] | None) -> None:
+    """Raise ``Forbidden`` unless ``principal`` holds every scope of ``required`` (``None``: the route
+    declared nothing usable, which always fails closed).
 
     The 403 problem lists ``missing_scopes`` and carries an RFC 6750 ``insufficient_scope`` challenge.
     """
-    required = declared_scopes(opt)
     if required is None:
         raise Forbidden(
             "this route declares neither public access nor the scopes it needs; refusing by default",

@@ -47,6 +47,8 @@ SUPPORTED_ALGORITHMS: Final[frozenset[str]] = frozenset({"ES256", "RS256"})
 """Asymmetric algorithms only: a resource server holding a shared secret could mint tokens."""
 
 _RSA_BITS: Final = 2048
+_RECHECK_SECONDS: Final = 1.0
+"""How often a worker looks at the key file for another worker's rotation."""
 
 
 class SigningKeyError(RuntimeError):
@@ -157,10 +159,16 @@ class KeyStore:
 
     @property
     def version(self) -> tuple[int, int, int, int]:
-        """Changes whenever the loaded key set changes; caches of verified tokens key on it."""
-        return self._current().fingerprint
+        """Changes whenever the loaded key set changes; caches of verified tokens key on it.
 
-    def refresh(self, *, max_age: float = 1.0) -> bool:
+        Read on every request (the verified-token cache's hit path), so the once-a-second file check
+        of ``refresh`` is tested inline here instead of through ``_current``."""
+        snap = self._snapshot
+        if snap is None or self._monotonic() - self._checked_at >= _RECHECK_SECONDS:
+            snap = self._current()
+        return snap.fingerprint
+
+    def refresh(self, *, max_age: float = _RECHECK_SECONDS) -> bool:
         """Reload the file if it changed on disk (checked at most every ``max_age`` seconds).
 
         Creates the file when it does not exist. Returns True when a different key set was loaded.

@@ -4,8 +4,8 @@ For each request to a handler not marked ``opt={"public": True}``:
 
 1. read ``Authorization: Bearer <jwt>`` and verify it with ``runtime_of(connection).tokens`` for the
    audience ``settings.audience`` (401 problem + RFC 6750 challenge on any failure);
-2. check the route's declared scopes (``guards.check_route_access``: 403 when one is missing or the
-   route declares nothing).
+2. check the route's declared scopes (``guards.check_scopes``; read from ``opt`` once per handler):
+   403 when one is missing or the route declares nothing.
 
 On success ``request.user`` is the ``Principal`` and ``request.auth`` the ``AccessTokenClaims``.
 
@@ -21,8 +21,9 @@ from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
+from litestar.types import ASGIApp, Scope
 
-from fulcrum_core.auth.guards import PUBLIC_OPT, check_route_access
+from fulcrum_core.auth.guards import PUBLIC_OPT, check_scopes, declared_scopes
 from fulcrum_core.errors import Unauthorized
 from fulcrum_core.runtime import runtime_of
 
@@ -48,23 +49,49 @@ def _challenge(error: Unauthorized) -> str:
     return f'Bearer realm="fulcrum", error="invalid_token", error_description="{description}"'
 
 
+def _authorization(scope: Scope) -> str | None:
+    """The first ``Authorization`` header of the request, read from the raw ASGI headers.
+
+    Cheaper than ``connection.headers`` (which builds a case-insensitive multidict of every header).
+    """
+    for name, value in scope["headers"]:
+        if len(name) == 13 and name.lower() == b"authorization":  # 13 == len(b"authorization")
+            return value.decode("latin-1")
+    return None
+
+
 class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
-    """Verifies the Bearer token and the route's scope declaration (see the module docstring)."""
+    """Verifies the Bearer token and the route's scope declaration (see the module docstring).
+
+    Each handler's declared scopes are read from its ``opt`` once and remembered for this instance
+    (litestar builds one middleware stack per route, so the map holds that route's few handlers).
+    """
+
+    def __init__(self, app: ASGIApp, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._required: dict[object, frozenset[str] | None] = {}
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
         """The principal and claims of a valid token that holds the route's scopes; raises otherwise."""
+        scope = connection.scope
         runtime = runtime_of(connection)
-        token = bearer_token(connection.headers.get("authorization"))
+        token = bearer_token(_authorization(scope))
         try:
             verified = runtime.tokens.verify_token(token, audience=runtime.settings.audience)
         except Unauthorized as exc:
             challenge = {"WWW-Authenticate": _challenge(exc)}
             raise Unauthorized(exc.detail, code=exc.code, headers=challenge) from None
-        handler = connection.scope.get("route_handler")
-        check_route_access(verified.principal, handler.opt if handler is not None else {})
-        return AuthenticationResult(user=verified.principal, auth=verified.claims)
+        handler = scope.get("route_handler")
+        try:
+            required = self._required[handler]
+        except KeyError:
+            required = self._required[handler] = declared_scopes(handler.opt if handler is not None else {})
+        principal = verified.principal
+        if required is None or not required <= principal.scopes:
+            check_scopes(principal, required)
+        return AuthenticationResult(user=principal, auth=verified.claims)
 
 
 def auth_middleware() -> DefineMiddleware:

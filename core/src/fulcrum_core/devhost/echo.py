@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+from collections.abc import Iterable
 from typing import TextIO
 
 from fulcrum_core.dispatch.results import Outcome
@@ -42,6 +43,16 @@ class EchoStats(CallStats):
     def record(self, plugin: str, hook: str, outcome: Outcome, seconds: float, detail: str = "") -> None:
         """Count the call as :class:`CallStats` does; print it when it is the watched plugin's."""
         super().record(plugin, hook, outcome, seconds, detail)
+        self._echo(plugin, hook, outcome, seconds, detail)
+
+    def record_ok(self, hook: str, calls: Iterable[tuple[str, float]]) -> None:
+        """Count the calls as :class:`CallStats` does; print those of the watched plugin."""
+        calls = list(calls)
+        super().record_ok(hook, calls)
+        for plugin, seconds in calls:
+            self._echo(plugin, hook, "ok", seconds, "")
+
+    def _echo(self, plugin: str, hook: str, outcome: Outcome, seconds: float, detail: str) -> None:
         if plugin != self.plugin_id:
             return
         stream = self._stream or sys.stdout

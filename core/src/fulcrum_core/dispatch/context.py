@@ -43,6 +43,7 @@ log = logging.getLogger("fulcrum.dispatch")
 PAIRWISE_KEY_FILE = "pairwise.key"
 
 _NONE: frozenset[str] = frozenset()
+_PAIRWISE_MEMO = 65_536
 
 
 def _load_or_create_secret(state_dir: Path) -> bytes:
@@ -90,6 +91,7 @@ class ContextFactory:
         self._secret: bytes | None = settings.pairwise_secret.encode() if settings.pairwise_secret else None
         self._lock = threading.Lock()
         self._storages: dict[str, PluginStorage] = {}
+        self._pairwise: dict[tuple[str, str], str] = {}
         # Live consents per customer, shared by this host's requests; ConsentStore writes invalidate it.
         self.consent_cache = attach(db, ConsentCache(settings.consent_cache_ms))
 
@@ -106,9 +108,20 @@ class ContextFactory:
         return RequestContexts(self, customer, request_id=request_id, now=now or datetime.now(UTC))
 
     def pairwise_id(self, plugin_id: str, customer_ref: str) -> str:
-        """The stable pseudonymous id of ``customer_ref`` as plugin ``plugin_id`` sees it."""
-        message = f"{plugin_id}:{customer_ref}".encode()
-        return hmac.new(self._pairwise_secret(), message, hashlib.sha256).hexdigest()
+        """The stable pseudonymous id of ``customer_ref`` as plugin ``plugin_id`` sees it.
+
+        Deterministic, so the last ``_PAIRWISE_MEMO`` answers are kept (an HMAC per partner per page
+        otherwise); the memo starts over when full.
+        """
+        key = (plugin_id, customer_ref)
+        known = self._pairwise.get(key)
+        if known is None:
+            message = f"{plugin_id}:{customer_ref}".encode()
+            known = hmac.new(self._pairwise_secret(), message, hashlib.sha256).hexdigest()
+            if len(self._pairwise) >= _PAIRWISE_MEMO:
+                self._pairwise.clear()
+            self._pairwise[key] = known
+        return known
 
     def storage(self, plugin_id: str, *, fresh: bool = False) -> PluginStorage:
         """The plugin's private storage (one per plugin, reused across requests, with one read cache).

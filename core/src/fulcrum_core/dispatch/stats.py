@@ -6,6 +6,7 @@ Recording happens on the event-loop thread, so plain counters suffice.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import get_args
 
 import msgspec
@@ -60,6 +61,18 @@ class CallStats:
             counter.max_s = max(counter.max_s, seconds)
         if outcome != "ok":
             counter.last_problem = f"{outcome}: {detail}" if detail else outcome
+
+    def record_ok(self, hook: str, calls: Iterable[tuple[str, float]]) -> None:
+        """Count calls of ``hook`` that ended ``ok``, as ``(plugin, seconds)``: ``record`` in a batch."""
+        counters = self._counters
+        for plugin, seconds in calls:
+            counter = counters.get((plugin, hook))
+            if counter is None:
+                counter = counters[(plugin, hook)] = _Counter()
+            counter.by_outcome["ok"] += 1
+            counter.total_s += seconds
+            if seconds > counter.max_s:
+                counter.max_s = seconds
 
     def snapshot(self) -> list[HookStat]:
         """Every counter as a struct, sorted by plugin then hook."""

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,6 +39,7 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("fulcrum_request_id", default=No
 
 _WELL_FORMED = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _HANDLER_NAME = "fulcrum-json"
+_ECHO_HEADER = b"x-request-id"
 _encoder = msgspec.json.Encoder()
 
 
@@ -47,18 +47,26 @@ class _Ids:
     """Unique ids without a system call each: a random per-process prefix and a counter.
 
     ``uuid4()`` reads the OS random source on every call, which showed up at ~5 % of the home page's
-    CPU in the profile; ids need to be unique, not unpredictable (they are no secret).
+    CPU in the profile; ids need to be unique, not unpredictable (they are no secret). The prefix is
+    drawn on first use and forgotten in a forked child (``os.register_at_fork``, registered then),
+    so workers forked from one parent never share ids and no request pays for a ``getpid`` call.
     """
 
     def __init__(self) -> None:
         self._prefix = ""
-        self._pid = 0
         self._next = itertools.count()
+        self._watching_forks = False
+
+    def _forget(self) -> None:
+        self._prefix = ""
 
     def new(self) -> str:
-        if not self._prefix or self._pid != os.getpid():  # lazily, and again in a forked worker
-            self._pid = os.getpid()
+        if not self._prefix:
+            if not self._watching_forks and hasattr(os, "register_at_fork"):  # POSIX only
+                os.register_at_fork(after_in_child=self._forget)
+                self._watching_forks = True
             self._prefix = secrets.token_hex(8)
+            self._next = itertools.count()
         return f"{self._prefix}{next(self._next):016x}"
 
 
@@ -139,9 +147,20 @@ async def echo_request_id(message: Message, scope: Scope) -> None:
     """``before_send`` hook: put the request's id in ``X-Request-ID`` of every response.
 
     A hook rather than a send wrapper in the middleware, because error responses (a 401 raised by
-    authentication) are sent by litestar's exception handling outside the middleware stack.
+    authentication) are sent by litestar's exception handling outside the middleware stack. It runs
+    for every message, so it edits the raw header list instead of building ``MutableScopeHeaders``;
+    an ``X-Request-ID`` the handler set is replaced, as ``MutableScopeHeaders[...] =`` would.
     """
-    if message["type"] == "http.response.start":
-        request_id = scope.get("state", {}).get("request_id")
-        if isinstance(request_id, str):
-            MutableScopeHeaders.from_message(message)["x-request-id"] = request_id
+    if message["type"] != "http.response.start":
+        return
+    request_id = scope.get("state", {}).get("request_id")
+    if not isinstance(request_id, str):
+        return
+    headers = message.get("headers")
+    if not isinstance(headers, list):
+        headers = message["headers"] = list(headers or ())
+    for name, _ in headers:
+        if name.lower() == _ECHO_HEADER:
+            headers[:] = [h for h in headers if h[0].lower() != _ECHO_HEADER]
+            break
+    headers.append((_ECHO_HEADER, request_id.encode("latin-1")))

@@ -119,6 +119,18 @@ class Metrics:
         series.buckets[bisect_left(CALL_BUCKETS, seconds)] += 1  # bucket i holds (bound[i-1], bound[i]]
         series.total += seconds
 
+    def observe_ok(self, hook: str, calls: Iterable[tuple[str, float]]) -> None:
+        """Count calls of ``hook`` that ended ``ok``, as ``(plugin, seconds)``: ``observe`` in a batch."""
+        outcomes, latency = self.outcomes, self.latency
+        for plugin, seconds in calls:
+            key = (plugin, hook, "ok")
+            outcomes[key] = outcomes.get(key, 0) + 1
+            series = latency.get((plugin, hook))
+            if series is None:
+                series = latency[(plugin, hook)] = _Latency()
+            series.buckets[bisect_left(CALL_BUCKETS, seconds)] += 1
+            series.total += seconds
+
     def render(self) -> bytes:
         """Every metric in the Prometheus text format."""
         return generate_latest(self.registry)
