@@ -116,7 +116,7 @@ async def _measure(
         profiler.disable()
     elapsed = time.perf_counter() - started
     if profiler:
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(40)
     if stop is not None:
         await stop()
     return elapsed / requests * 1e6
