@@ -99,11 +99,14 @@ def _synthetic(index: int) -> object:
 def real_app() -> Any:
     """The real app from ``FULCRUM_*`` settings with the installed plugins plus the synthetic ones."""
     from fulcrum_core.app import build_runtime, create_app
+    from fulcrum_core.asgi import freeze_startup_heap
     from fulcrum_core.settings import load_settings
 
     settings = load_settings()
     runtime = build_runtime(settings, extra_plugins=[_synthetic(i) for i in range(SYNTHETIC)])
-    return create_app(settings, runtime=runtime)
+    app = create_app(settings, runtime=runtime)
+    freeze_startup_heap()  # as fulcrum serve's app factory does
+    return app
 
 
 def bare_app() -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import anyio.to_thread
 from fulcrum_sdk.context import PluginContext
 from litestar import Request
 
@@ -50,9 +49,10 @@ async def plugin_calls(
 
     The customer's branch configuration picks the plugins first (on for the branch x rollout or
     allow-list x version range; precomputed per change, so this is a lookup and a hash or two);
-    when consents must be read (partners), that happens in a thread.
+    when consents must be read (partners), that happens in a thread, one read shared by concurrent
+    requests for the same customer.
     """
     plugins = contexts.select(plugins)
     if contexts.needs_io(plugins):
-        await anyio.to_thread.run_sync(contexts.consents)
+        await contexts.aconsents()
     return [(plugin, contexts.for_plugin(plugin)) for plugin in plugins]

@@ -6,7 +6,9 @@ plugin's customer-data accessors consult :meth:`ConsentStore.live_scopes` on eve
 may answer that from its :class:`~fulcrum_core.data.consent_cache.ConsentCache` for up to
 ``consent_cache_ms`` (default 1 s); every write here drops the customer's cached entry in this process
 at once, so a revocation takes effect on the customer's next request served by the same worker, and
-within ``consent_cache_ms`` on every other worker. The OAuth authorization flow creates consents
+within ``consent_cache_ms`` on every other worker (:meth:`ConsentStore.alive_scopes`, the request
+path's reader, also shares concurrent misses and refreshes busy entries ahead of their lapse; see
+``consent_cache``). The OAuth authorization flow creates consents
 (:meth:`~ConsentStore.request` then :meth:`~ConsentStore.authorise`); the demo seeds them with
 :meth:`~ConsentStore.grant`.
 """
@@ -19,12 +21,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal
 
+import anyio.to_thread
 import msgspec
 from fulcrum_sdk.scopes import is_known
 from sqlalchemy import select, update
 
 from fulcrum_core.data import consent_cache
-from fulcrum_core.data.consent_cache import ConsentCache, LiveConsent, scopes_at
+from fulcrum_core.data.consent_cache import ConsentCache, LiveConsent, Reader, scopes_at
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.errors import domain_errors
 from fulcrum_core.data.models.consent import ConsentRow
@@ -100,6 +103,26 @@ class ConsentStore:
         found = self._live(customer_ref, at)  # a failed read raises: nothing is cached
         cache.put(customer_ref, found, at, token)
         return scopes_at(found, at)
+
+    async def alive_scopes(
+        self, customer_ref: str, now: datetime | None = None
+    ) -> dict[str, frozenset[str]]:
+        """:meth:`live_scopes` on the event loop: a hit returns without suspending (and may start a
+        background refresh); a miss reads in a worker thread, shared with concurrent misses."""
+        at = now or utcnow()
+        cache = self._cache
+        if cache is None:
+            return scopes_at(await anyio.to_thread.run_sync(self._live, customer_ref, at), at)
+        hit, due = cache.probe(customer_ref, at)
+        if hit is not None:
+            if due:
+                cache.refresh(customer_ref, at, self.reader(customer_ref, at))
+            return hit
+        return await cache.load(customer_ref, at, self.reader(customer_ref, at))
+
+    def reader(self, customer_ref: str, at: datetime) -> Reader:
+        """A blocking read of the customer's live consents at ``at``, for the cache to run in a thread."""
+        return lambda: self._live(customer_ref, at)
 
     def _live(self, customer_ref: str, at: datetime) -> builtins.list[LiveConsent]:
         stmt = select(ConsentRow.plugin_id, ConsentRow.scopes, ConsentRow.expires_at).where(

@@ -16,14 +16,22 @@ first and then into the cache (``put`` → the new bytes, ``delete`` → absent,
 the database returned), so this worker reads its own writes; other workers may see them up to the
 TTL later. The ``async`` methods answer a cache hit without suspending (the dispatcher then runs the
 hook as a plain function call) and run the database call in a worker thread otherwise.
+
+On the cached view's ``async`` reads, two things keep a hot key from ever missing all at once:
+*refresh-ahead* — a hit on an entry past its refresh point (:data:`REFRESH_AFTER`) is still served, and
+starts one background re-read of that key (at most one in flight per key) that replaces the entry
+when it lands, unless a write began meanwhile — and *single-flight* — concurrent misses of one key
+share one database read. Nothing older than the TTL is ever served.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, TypeVar, cast
 
@@ -39,7 +47,16 @@ from fulcrum_core.data.models.plugin_storage import MAX_KEY_LENGTH, PluginCounte
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock
 
-__all__ = ["DEFAULT_CACHE_ENTRIES", "IN_CHUNK", "ReadCache", "SqlPluginStorage"]
+__all__ = [
+    "DEFAULT_CACHE_ENTRIES",
+    "IN_CHUNK",
+    "REFRESH_AFTER",
+    "ReadCache",
+    "SqlPluginStorage",
+    "refresh_fraction",
+]
+
+log = logging.getLogger("fulcrum.storage")
 
 _DOCS = cast(Table, PluginDocumentRow.__table__)
 _COUNTERS = cast(Table, PluginCounterRow.__table__)
@@ -51,6 +68,22 @@ IN_CHUNK: Final = 500
 """Keys per ``IN (…)`` query in ``counters``; well under SQLite's and psycopg's parameter limits."""
 
 _STRIPES: Final = 64
+
+REFRESH_AFTER: Final = (0.6, 0.9)
+"""Bounds of the fraction of the TTL after which an ``async`` hit also starts a re-read of its key.
+
+Each key's point is fixed within them by a hash of the key, so entries filled together (one page's
+keys, every customer's after a restart) are not all re-read in the same instant. With the default
+1 s TTL the re-read (one indexed ``SELECT``, ~1 ms) has 100-400 ms to land, and if it is late the
+misses share it; a hot key costs one read per 600-900 ms.
+"""
+
+
+def refresh_fraction(key: str) -> float:
+    """The fraction of the TTL after which ``key``'s entry is due a refresh (within :data:`REFRESH_AFTER`)."""
+    low, high = REFRESH_AFTER
+    return low + (high - low) * (zlib.crc32(key.encode()) % 1024) / 1024
+
 
 _DOC: Final = "d"
 _COUNTER: Final = "c"
@@ -87,7 +120,16 @@ class ReadCache:
     read that raced a write drop its now-outdated result instead of caching it.
     """
 
-    __slots__ = ("_clock", "_entries", "_gens", "_lock", "_stripes", "max_entries", "ttl")
+    __slots__ = (
+        "_clock",
+        "_entries",
+        "_gens",
+        "_lock",
+        "_stripes",
+        "flights",
+        "max_entries",
+        "ttl",
+    )
 
     def __init__(
         self, *, ttl_ms: int, max_entries: int = DEFAULT_CACHE_ENTRIES, clock: Clock = MONOTONIC
@@ -99,7 +141,10 @@ class ReadCache:
         self.ttl = ttl_ms / 1000
         self.max_entries = max_entries
         self._clock = clock
-        self._entries: OrderedDict[_Slot, tuple[float, _Value]] = OrderedDict()
+        # slot -> (expires at, refresh due at, value), on the clock
+        self._entries: OrderedDict[_Slot, tuple[float, float, _Value]] = OrderedDict()
+        # Reads in flight on an event loop (misses and refreshes); used only from that loop's thread.
+        self.flights = _Flights()
         self._lock = threading.Lock()  # guards _entries; never held across I/O
         self._stripes = tuple(threading.Lock() for _ in range(_STRIPES))
         self._gens = [0] * _STRIPES
@@ -113,25 +158,45 @@ class ReadCache:
 
     def lookup(self, slot: _Slot) -> _Value | _Miss:
         """The live cached value of ``slot``, or :data:`MISS` (absent or older than the TTL)."""
+        return self.probe(slot)[0]
+
+    def probe(self, slot: _Slot) -> tuple[_Value | _Miss, bool]:
+        """:meth:`lookup`, and whether the live entry is past its refresh point (a re-read is due)."""
         with self._lock:
             entry = self._entries.get(slot)
             if entry is None:
-                return MISS
-            if entry[0] <= self._clock.monotonic():
+                return MISS, False
+            now = self._clock.monotonic()
+            if entry[0] <= now:
                 del self._entries[slot]
-                return MISS
+                return MISS, False
             self._entries.move_to_end(slot)
-            return entry[1]
+            return entry[2], entry[1] <= now
+
+    def now(self) -> float:
+        """The cache's clock; read it before a database read and hand it to :meth:`fill` as ``learnt``."""
+        return self._clock.monotonic()
+
+    def hold_off(self, slot: _Slot) -> None:
+        """No more refreshes of ``slot``'s current entry (its refresh failed): it just expires."""
+        with self._lock:
+            entry = self._entries.get(slot)
+            if entry is not None:
+                self._entries[slot] = (entry[0], entry[0], entry[2])
 
     def stamp(self, slot: _Slot) -> int:
         """Taken before reading ``slot`` from the database; hand it back to :meth:`fill`."""
         return self._gens[self._stripe(slot)]
 
-    def fill(self, slot: _Slot, value: _Value, stamp: int) -> None:
-        """Cache what the database said, unless a write to the stripe started since ``stamp``."""
+    def fill(self, slot: _Slot, value: _Value, stamp: int, *, learnt: float | None = None) -> None:
+        """Cache what the database said, unless a write to the stripe started since ``stamp``.
+
+        ``learnt`` (the clock before the read began; default now) starts the entry's TTL, so a
+        slow read is not served for longer than the TTL after it may have been read.
+        """
         with self._lock:
             if stamp % 2 == 0 and self._gens[self._stripe(slot)] == stamp:
-                self._store(slot, value)
+                self._store(slot, value, learnt)
 
     @contextmanager
     def writing(self, slot: _Slot) -> Iterator[Callable[[_Value], None]]:
@@ -159,12 +224,98 @@ class ReadCache:
         with self._lock:
             self._entries.clear()
 
-    def _store(self, slot: _Slot, value: _Value) -> None:
+    def _store(self, slot: _Slot, value: _Value, learnt: float | None = None) -> None:
         # Caller holds self._lock.
-        self._entries[slot] = (self._clock.monotonic() + self.ttl, value)
+        start = self._clock.monotonic() if learnt is None else learnt
+        self._entries[slot] = (start + self.ttl, start + self.ttl * refresh_fraction(slot[1]), value)
         self._entries.move_to_end(slot)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+
+
+_Reading = dict[_Slot, _Value]
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop running this code, or ``None`` (no loop, or another async library)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class _Flights:
+    """One plugin's database reads in flight on the event loop, by slot: misses join them, and a key
+    is refreshed by at most one at a time.
+
+    A flight is an asyncio task running a read in a worker thread; the table holds it (so it is not
+    garbage collected) until it lands. A miss joins a flight only if no write to the slot's stripe
+    began since the flight started (its stamp), so it never gets a read older than a write it saw.
+    Touched only from the loop's thread, so it needs no lock.
+    """
+
+    __slots__ = ("_by_slot",)
+
+    def __init__(self) -> None:
+        self._by_slot: dict[_Slot, tuple[asyncio.Task[_Reading], int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_slot)
+
+    def joinable(
+        self, slot: _Slot, stamp: int, loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Task[_Reading] | None:
+        """The flight reading ``slot`` on ``loop`` that started at generation ``stamp``, if any."""
+        found = self._by_slot.get(slot)
+        if found is None or found[1] != stamp or found[0].done() or found[0].get_loop() is not loop:
+            return None
+        return found[0]
+
+    def pending(self) -> list[asyncio.Task[_Reading]]:
+        """The flights that have not landed yet (each once), e.g. for a test to wait on."""
+        return list({id(task): task for task, _ in self._by_slot.values() if not task.done()}.values())
+
+    def busy(self, slot: _Slot, loop: asyncio.AbstractEventLoop) -> bool:
+        """True while a flight of ``loop`` is reading ``slot``."""
+        found = self._by_slot.get(slot)
+        return found is not None and not found[0].done() and found[0].get_loop() is loop
+
+    def start(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        cache: ReadCache,
+        slots: Sequence[_Slot],
+        read: Callable[[Sequence[_Slot]], _Reading],
+        *,
+        refresh: str | None = None,
+    ) -> asyncio.Task[_Reading]:
+        """Start ``read(slots)`` in a worker thread without waiting for it; ``refresh`` names the
+        plugin when nobody awaits the flight (a refresh), whose failure is then logged."""
+        task = loop.create_task(_in_thread(read, slots))
+        for slot in slots:
+            self._by_slot[slot] = (task, cache.stamp(slot))
+        task.add_done_callback(lambda done: self._landed(done, cache, slots, refresh))
+        return task
+
+    def _landed(
+        self, task: asyncio.Task[_Reading], cache: ReadCache, slots: Sequence[_Slot], refresh: str | None
+    ) -> None:
+        for slot in slots:
+            found = self._by_slot.get(slot)
+            if found is not None and found[0] is task:
+                del self._by_slot[slot]
+        if task.cancelled():
+            return
+        exc = task.exception()  # also marks a miss's failure as retrieved when its waiters gave up
+        if exc is not None and refresh is not None:
+            log.warning(
+                "refreshing %d cached storage key(s) of plugin %r failed; they are served until their TTL",
+                len(slots),
+                refresh,
+                exc_info=exc,
+            )
+            for slot in slots:
+                cache.hold_off(slot)
 
 
 class _Shared:
@@ -253,13 +404,17 @@ class SqlPluginStorage:
     def _read_doc(self, key: str) -> bytes | None:
         shared, slot = self._shared, (_DOC, key)
         stamp = shared.cache.stamp(slot) if shared.cache is not None else 0
+        learnt = shared.cache.now() if shared.cache is not None else 0.0
         stmt = select(_DOCS.c.value).where(_DOCS.c.plugin_id == shared.plugin_id, _DOCS.c.key == key)
         with storage_errors(shared.plugin_id), shared.db.single_reads.connect() as conn:
             value = conn.execute(stmt).scalar_one_or_none()
         raw = None if value is None else str(value).encode()
         if shared.cache is not None:
-            shared.cache.fill(slot, raw, stamp)
+            shared.cache.fill(slot, raw, stamp, learnt=learnt)
         return raw
+
+    def _read_doc_slots(self, slots: Sequence[_Slot]) -> _Reading:
+        return {slot: self._read_doc(slot[1]) for slot in slots}
 
     def put(self, key: str, value: Any) -> None:
         """Store a JSON-encodable value at ``key``, replacing any earlier one."""
@@ -326,6 +481,7 @@ class SqlPluginStorage:
         shared, cache = self._shared, self._shared.cache
         unique = list(dict.fromkeys(keys))
         stamps = [cache.stamp((_COUNTER, k)) for k in unique] if cache is not None else []
+        learnt = cache.now() if cache is not None else 0.0
         values = dict.fromkeys(unique, 0)
         col, key_col = _COUNTERS.c.value, _COUNTERS.c.key
         with storage_errors(shared.plugin_id), shared.db.single_reads.connect() as conn:
@@ -338,8 +494,11 @@ class SqlPluginStorage:
                     values[key] = int(value)
         if cache is not None:
             for key, stamp in zip(unique, stamps, strict=True):
-                cache.fill((_COUNTER, key), values[key], stamp)
+                cache.fill((_COUNTER, key), values[key], stamp, learnt=learnt)
         return values
+
+    def _read_counter_slots(self, slots: Sequence[_Slot]) -> _Reading:
+        return {(_COUNTER, key): value for key, value in self._read_counters([k for _, k in slots]).items()}
 
     def add(self, key: str, delta: int, *, lower: int | None = None, upper: int | None = None) -> int:
         """Atomically add ``delta`` to counter ``key`` and return the new value.
@@ -404,12 +563,54 @@ class SqlPluginStorage:
     # --- async -----------------------------------------------------------------------------------
     # A hit returns before the first ``await``, so the coroutine completes on its first ``send``.
 
+    def _probe(self, slot: _Slot) -> tuple[_Value | _Miss, bool]:
+        cache = self._shared.cache
+        if self._fresh or cache is None:
+            return MISS, False
+        return cache.probe(slot)
+
+    def _refresh(self, slots: Iterable[_Slot], read: Callable[[Sequence[_Slot]], _Reading]) -> None:
+        """Start one background re-read of those ``slots`` not already being read (on a running loop)."""
+        cache, loop = self._shared.cache, _running_loop()
+        if cache is None or loop is None:
+            return  # no loop to run it on (a plain ``send``): the entry simply expires at its TTL
+        idle = [slot for slot in dict.fromkeys(slots) if not cache.flights.busy(slot, loop)]
+        if idle:
+            cache.flights.start(loop, cache, idle, read, refresh=self.plugin_id)
+
+    async def _read_missing(
+        self, slots: Sequence[_Slot], read: Callable[[Sequence[_Slot]], _Reading]
+    ) -> Mapping[_Slot, _Value]:
+        """Read cache misses: the fresh view alone; the cached view joining reads already in flight."""
+        cache, loop = self._shared.cache, _running_loop()
+        if self._fresh or cache is None or loop is None:
+            return await _in_thread(read, slots, abandon=True)
+        flights: list[asyncio.Task[_Reading]] = []
+        alone: list[_Slot] = []
+        for slot in dict.fromkeys(slots):
+            task = cache.flights.joinable(slot, cache.stamp(slot), loop)
+            if task is None:
+                alone.append(slot)
+            elif task not in flights:
+                flights.append(task)
+        if alone:
+            flights.append(cache.flights.start(loop, cache, alone, read))
+        if len(flights) == 1:
+            return await asyncio.shield(flights[0])  # a cancelled caller leaves the read to the others
+        found: dict[_Slot, _Value] = {}
+        for task in flights:
+            found.update(await asyncio.shield(task))
+        return found
+
     async def aget(self, key: str) -> Any | None:
-        """:meth:`get`; a cache hit completes without suspending."""
+        """:meth:`get`; a cache hit completes without suspending (and may start a refresh-ahead)."""
         _check_key(key)
-        raw = self._hit((_DOC, key))
+        slot = (_DOC, key)
+        raw, due = self._probe(slot)
+        if due:
+            self._refresh((slot,), self._read_doc_slots)
         if isinstance(raw, _Miss):
-            raw = await _in_thread(self._read_doc, key, abandon=True)
+            raw = (await self._read_missing((slot,), self._read_doc_slots))[slot]
         return None if raw is None else msgspec.json.decode(cast(bytes, raw))
 
     async def aput(self, key: str, value: Any) -> None:
@@ -429,16 +630,23 @@ class SqlPluginStorage:
         if isinstance(keys, str):
             raise TypeError("acounters takes a sequence of keys, not one string")
         found: dict[str, int] = {}
-        missing: list[str] = []
+        missing: list[_Slot] = []
+        due: list[_Slot] = []
         for key in keys:
             _check_key(key)
-            value = self._hit((_COUNTER, key))
+            slot = (_COUNTER, key)
+            value, stale = self._probe(slot)
             if isinstance(value, _Miss):
-                missing.append(key)
+                missing.append(slot)
             else:
                 found[key] = cast(int, value)
+                if stale:
+                    due.append(slot)
+        if due:
+            self._refresh(due, self._read_counter_slots)
         if missing:
-            found.update(await _in_thread(self._read_counters, missing, abandon=True))
+            read = await self._read_missing(missing, self._read_counter_slots)
+            found.update((slot[1], cast(int, read[slot])) for slot in missing)
         return {key: found[key] for key in keys}
 
     async def aadd(self, key: str, delta: int, *, lower: int | None = None, upper: int | None = None) -> int:

@@ -202,11 +202,17 @@ class RequestContexts:
     def needs_io(self, plugins: Iterable[LoadedPlugin]) -> bool:
         """True when building contexts for ``plugins`` will read consents from the database.
 
-        A fresh entry in the worker's consent cache is taken for this request here, so no read follows.
+        A fresh entry in the worker's consent cache is taken for this request here, so no read follows;
+        when it is past its refresh point (and an event loop runs this), one background re-read of the
+        customer is started too, so the entry is replaced before it lapses.
         """
         if self._consents is not None or not any(p.kind == "partner" for p in plugins):
             return False
-        self._consents = self._factory.consent_cache.get(self.customer_ref, self.now)
+        cache = self._factory.consent_cache
+        self._consents, due = cache.probe(self.customer_ref, self.now)
+        if due:
+            store = ConsentStore(self._factory.db, cache=cache)
+            cache.refresh(self.customer_ref, self.now, store.reader(self.customer_ref, self.now))
         return self._consents is None
 
     def consents(self) -> dict[str, frozenset[str]]:
@@ -216,6 +222,18 @@ class RequestContexts:
             store = ConsentStore(self._factory.db, cache=self._factory.consent_cache)
             try:
                 self._consents = store.live_scopes(self.customer_ref, now=self.now)
+            except Exception:
+                log.exception("could not read consents; partner plugins get no customer data this request")
+                self._consents = {}
+        return self._consents
+
+    async def aconsents(self) -> dict[str, frozenset[str]]:
+        """:meth:`consents` on the event loop: a miss reads in a worker thread, one read shared by
+        this worker's concurrent requests for the same customer (none if it fails; not cached)."""
+        if self._consents is None:
+            store = ConsentStore(self._factory.db, cache=self._factory.consent_cache)
+            try:
+                self._consents = await store.alive_scopes(self.customer_ref, now=self.now)
             except Exception:
                 log.exception("could not read consents; partner plugins get no customer data this request")
                 self._consents = {}

@@ -183,6 +183,7 @@ class Dispatcher:
         # Calls that finished inline, in time and valid: the common case, recorded in one batch below.
         fine: list[tuple[str, float]] = []
         guard_of = self.resilience.get
+        extras = self.guards
         for plugin, ctx in calls:
             impl = plugin.impls.get(hook)
             if impl is None:
@@ -206,6 +207,8 @@ class Dispatcher:
                     pass  # the slow path below says why and records it
                 else:
                     guard.breaker.on_success(elapsed)
+                    for extra in extras:  # told at once: a guard may count calls in flight
+                        extra.record(pid, hook, "ok", elapsed)
                     results[pid] = result
                     fine.append((pid, elapsed))
                     continue
@@ -377,11 +380,9 @@ class Dispatcher:
         return self._conclude(pid, hook, guard, None if exc else future.result(), exc, elapsed, float("inf"))
 
     def _record_fine(self, hook: str, calls: list[tuple[str, float]]) -> None:
-        """Record calls that ended ``ok`` (their breakers were already told), a batch at a time."""
+        """Count calls that ended ``ok`` in the stats and metrics, a batch at a time (their breakers
+        and guards were told as each call ended)."""
         self.stats.record_ok(hook, calls)
-        for extra in self.guards:
-            for plugin, seconds in calls:
-                extra.record(plugin, hook, "ok", seconds)
         observer = self.observer
         if observer is not None:
             observe_ok = getattr(observer, "observe_ok", None)
