@@ -162,34 +162,42 @@ def _free_port() -> int:
         return port
 
 
-def _serve(factory: str, env: dict[str, str], workers: int = 1) -> tuple[subprocess.Popen[bytes], int]:
+def _serve(
+    factory: str, env: dict[str, str], workers: int = 1, processes: int = 1
+) -> tuple[list[subprocess.Popen[bytes]], int]:
+    """Start ``factory`` on a free port through fulcrum serve's own runner: ``workers`` under uvicorn's
+    supervisor (one shared socket), or ``processes`` single-worker servers with ``SO_REUSEPORT``."""
     port = _free_port()
-    # fulcrum serve's own runner: with several workers it keeps TCP_NODELAY on (uvicorn's does not).
+    reuse = processes > 1
     code = (
         "from fulcrum_core.cli.serve import run_server; "
         f"run_server('home:{factory}', host='127.0.0.1', port={port}, workers={workers}, "
-        f"app_dir={str(HERE)!r}, log_level='warning')"
+        f"reuse_port={reuse}, app_dir={str(HERE)!r}, log_level='warning')"
     )
-    cmd = [sys.executable, "-c", code]
-    proc = subprocess.Popen(cmd, env={**os.environ, **env})  # noqa: S603 - our own argv, no shell
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], env={**os.environ, **env})  # noqa: S603 - our argv
+        for _ in range(processes)
+    ]
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < deadline and all(p.poll() is None for p in procs):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                time.sleep(workers * 1.5)  # every worker up, and the registry watcher's first poll done
-                return proc, port
+                time.sleep(max(workers, processes) * 1.5)  # every server up, the registry's first poll done
+                return procs, port
         except httpx.HTTPError:
             time.sleep(0.2)
-    proc.terminate()
+    _stop(procs)
     raise RuntimeError(f"{factory} did not start on port {port}")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _ms(text: str) -> float:
@@ -282,7 +290,7 @@ def _median(values: list[float]) -> float:
 def _print(title: str, rows: list[tuple[str, list[Result], float | None]]) -> None:
     print(f"\n{title}")
     print(
-        f"{'server':44s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'vs bare':>8s} {'non-2xx':>8s} "
+        f"{'server':50s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'vs bare':>8s} {'non-2xx':>8s} "
         f"{'1st-party ok':>12s}"
     )
     for label, runs, ratio in rows:
@@ -293,7 +301,7 @@ def _print(title: str, rows: list[tuple[str, list[Result], float | None]]) -> No
         oks = [r.first_party_ok for r in runs if r.first_party_ok is not None]
         share = f"{_median(oks):12.0%}" if oks else ""
         shown = f"{ratio:8.2f}" if ratio is not None else ""
-        print(f"{label:44s} {rps:8.0f} {p50:7.2f} {p99:7.2f} {shown:>8s} {errors:8d} {share}")
+        print(f"{label:50s} {rps:8.0f} {p50:7.2f} {p99:7.2f} {shown:>8s} {errors:8d} {share}")
 
 
 def main() -> None:
@@ -313,23 +321,25 @@ def main() -> None:
     customers = _demo_customers(args.customers)
 
     with tempfile.TemporaryDirectory(prefix="fulcrum-bench-") as tmp:
-        variants = [("real app, SQLite, 1 worker", None, 1, True)]
+        # (label, database URL, uvicorn workers, separate SO_REUSEPORT processes, caches on)
+        variants = [("real app, SQLite, 1 worker", None, 1, 1, True)]
         if args.cold:
-            variants.append(("real app, SQLite, 1 worker, caches off", None, 1, False))
+            variants.append(("real app, SQLite, 1 worker, caches off", None, 1, 1, False))
         if args.postgres:
             variants += [
-                ("real app, PostgreSQL, 1 worker", args.postgres, 1, True),
-                ("real app, PostgreSQL, 2 workers", args.postgres, 2, True),
+                ("real app, PostgreSQL, 1 worker", args.postgres, 1, 1, True),
+                ("real app, PostgreSQL, 2 workers (shared socket)", args.postgres, 2, 1, True),
+                ("real app, PostgreSQL, 2 processes (SO_REUSEPORT)", args.postgres, 1, 2, True),
             ]
         results: dict[str, list[Result]] = {label: [] for label, *_ in variants}
         bare_runs: list[Result] = []
         ratios: dict[str, list[float]] = {label: [] for label, *_ in variants}
         body_file = Path(tmp) / "body.json"
-        for n, (label, url, workers, caches) in enumerate(variants):
+        for n, (label, url, workers, processes, caches) in enumerate(variants):
             state = Path(tmp) / f"state-{n}"
             state.mkdir()
             env = _prepare(state, url, caches=caches)
-            real, port = _serve("real_app", env, workers)
+            real, port = _serve("real_app", env, workers, processes)
             try:
                 tokens, staff = _tokens(env, customers)
                 page = httpx.get(

@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from fulcrum_core.cli.serve import _TcpConfig
+import pytest
+from click.testing import CliRunner
+from fulcrum_core.cli import main
+from fulcrum_core.cli.serve import _TcpConfig, run_server
 
 
 def _nodelay_of_accepted(listener: socket.socket) -> int:
@@ -49,3 +52,28 @@ def test_a_socket_without_the_protocol_number_would_not_get_it() -> None:
     listener.listen()
     assert listener.proto == 0
     assert _nodelay_of_accepted(listener) == 0
+
+
+def test_reuse_port_sockets_share_a_port_and_each_gets_nodelay() -> None:
+    first = _TcpConfig("fulcrum_core.asgi:app_factory", reuse_port=True, host="127.0.0.1", port=0)
+    a = first.bind_socket()
+    port = a.getsockname()[1]
+    second = _TcpConfig("fulcrum_core.asgi:app_factory", reuse_port=True, host="127.0.0.1", port=port)
+    b = second.bind_socket()  # a second process's socket on the same port: no EADDRINUSE
+    try:
+        assert b.getsockname()[1] == port
+        assert a.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+        a.listen()
+        assert a.proto == socket.IPPROTO_TCP
+        assert _nodelay_of_accepted(a) != 0
+    finally:
+        a.close()
+        b.close()
+
+
+def test_reuse_port_is_one_worker_per_process() -> None:
+    with pytest.raises(ValueError, match="one worker per process"):
+        run_server("fulcrum_core.asgi:app_factory", host="127.0.0.1", port=0, workers=2, reuse_port=True)
+    result = CliRunner().invoke(main, ["serve", "--reuse-port", "--workers", "2"])
+    assert result.exit_code == 2
+    assert "--reuse-port runs one worker per process" in result.output

@@ -16,11 +16,11 @@ from fulcrum_core.settings import load_settings
 __all__ = ["demo", "run_server", "serve"]
 
 
-def _run(host: str, port: int, workers: int, config_file: str | None) -> None:
+def _run(host: str, port: int, workers: int, config_file: str | None, *, reuse_port: bool = False) -> None:
     if config_file:
         os.environ["FULCRUM_CONFIG"] = config_file
     # Workers re-import the factory; settings travel through the environment, read at call time.
-    run_server("fulcrum_core.asgi:app_factory", host=host, port=port, workers=workers)
+    run_server("fulcrum_core.asgi:app_factory", host=host, port=port, workers=workers, reuse_port=reuse_port)
 
 
 class _TcpConfig(uvicorn.Config):
@@ -33,22 +33,60 @@ class _TcpConfig(uvicorn.Config):
     restores what a single worker gets.
     """
 
+    def __init__(self, app: str, *, reuse_port: bool = False, **options: Any) -> None:
+        super().__init__(app, **options)
+        self.reuse_port = reuse_port
+
     def bind_socket(self) -> socket.socket:
+        if self.reuse_port:
+            return _reuse_port_socket(self.host, self.port)
         sock = super().bind_socket()
         if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:
             sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
         return sock
 
 
+def _reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound with ``SO_REUSEPORT``: every process binding the port this way gets its own
+    accept queue, and the kernel spreads new connections over them evenly."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
 def run_server(
-    app: str, *, host: str, port: int, workers: int = 1, app_dir: str | None = None, log_level: str = "info"
+    app: str,
+    *,
+    host: str,
+    port: int,
+    workers: int = 1,
+    reuse_port: bool = False,
+    app_dir: str | None = None,
+    log_level: str = "info",
 ) -> None:
-    """Serve the ASGI factory ``app`` ("module:function") with uvicorn, one process per worker."""
+    """Serve the ASGI factory ``app`` ("module:function") with uvicorn.
+
+    ``workers > 1`` runs uvicorn's supervisor over one shared listening socket. There, asyncio's accept
+    loop takes every pending connection it can in one go, so long-lived keep-alive connections that
+    arrive together can all land on one worker. ``reuse_port`` (one worker per process) binds with
+    ``SO_REUSEPORT`` instead: start one ``fulcrum serve --reuse-port`` per core under the process
+    manager, and the kernel balances connections across them.
+    """
     if app_dir:
         sys.path.insert(0, app_dir)
     options: dict[str, Any] = {
         "factory": True, "host": host, "port": port, "log_level": log_level, "access_log": False,
     }
+    if reuse_port:
+        if workers != 1:
+            raise ValueError("reuse_port runs one worker per process; start several processes instead")
+        config = _TcpConfig(app, reuse_port=True, **options)
+        uvicorn.Server(config).run(sockets=[config.bind_socket()])
+        return
     if workers == 1:
         uvicorn.run(app, **options)
         return
@@ -60,11 +98,17 @@ def run_server(
 @click.option("--host", default=None, help="Interface to bind (default: settings, 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default: settings, 8000).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option(
+    "--reuse-port", is_flag=True,
+    help="Bind with SO_REUSEPORT (one worker): run one such process per core; the kernel balances them.",
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) -> None:
+def serve(ctx: click.Context, host: str | None, port: int | None, workers: int, reuse_port: bool) -> None:
     """Serve the API with the plugins installed in this environment."""
+    if reuse_port and workers != 1:
+        raise click.UsageError("--reuse-port runs one worker per process: start several processes instead")
     settings = load_settings(config_file=ctx.obj["config_file"])
-    _run(host or settings.host, port or settings.port, workers, ctx.obj["config_file"])
+    _run(host or settings.host, port or settings.port, workers, ctx.obj["config_file"], reuse_port=reuse_port)
 
 
 @click.group(invoke_without_command=True)
