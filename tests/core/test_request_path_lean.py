@@ -276,3 +276,13 @@ async def test_redis_hit_counts_sets_expiry_and_survives_a_script_flush(redis_ur
     finally:
         await raw.delete(f"{prefix}app/c-1:7", f"{prefix}app/c-1:8")
         await counter.close()
+
+
+def test_a_client_request_id_with_a_trailing_newline_is_replaced() -> None:
+    from fulcrum_core.observability.logging import new_request_id
+
+    assert new_request_id("abc-1.2_3") == "abc-1.2_3"
+    for bad in ("abc\n", "abc\r\n", "a b", "x" * 65, ""):
+        fresh = new_request_id(bad)
+        assert fresh != bad
+        assert "\n" not in fresh

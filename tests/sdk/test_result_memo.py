@@ -62,3 +62,18 @@ def test_the_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(10):
         check_list("home_slot_offers", [_offer(key=f"memo-{i}")])
         assert len(_validate._valid[SlotOffer]) <= 3
+
+
+def test_an_equal_instant_in_another_timezone_keeps_its_own_offset() -> None:
+    # Equal datetimes in different zones compare (and hash) equal; the page must still show each
+    # value's own offset, never the one an earlier, equal result happened to carry.
+    from datetime import UTC, datetime, timedelta, timezone
+
+    utc = datetime(2026, 11, 28, 0, 0, tzinfo=UTC)
+    china = utc.astimezone(timezone(timedelta(hours=8)))
+    check_list("home_slot_offers", [_offer(valid_until=utc)])
+    result = check_list("home_slot_offers", [_offer(valid_until=china)])[0]
+    assert result.valid_until is not None
+    assert result.valid_until.utcoffset() == timedelta(hours=8)
+    again = check_list("home_slot_offers", [_offer(valid_until=china)])[0]
+    assert again is result  # the memo still answers an equal value with the same offset

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_type_hints
 
 import msgspec
 
@@ -29,6 +29,25 @@ _MEMO_SIZE = 4096
 
 _valid: dict[type[msgspec.Struct], dict[Any, Any]] = {}
 
+_dt_fields: dict[type[msgspec.Struct], tuple[str, ...]] = {}
+
+
+def _mentions_datetime(hint: Any) -> bool:
+    return hint is datetime or any(_mentions_datetime(arg) for arg in get_args(hint))
+
+
+def _memo_key(item: msgspec.Struct, cls: type[msgspec.Struct]) -> Any:
+    """``item`` plus the UTC offsets of its datetime fields: equal instants in other zones compare
+    equal but encode differently, so they must not share a memo entry."""
+    names = _dt_fields.get(cls)
+    if names is None:
+        hints = get_type_hints(cls)
+        names = _dt_fields[cls] = tuple(n for n in cls.__struct_fields__ if _mentions_datetime(hints[n]))
+    if not names:
+        return item
+    values = [getattr(item, name) for name in names]
+    return item, tuple(v.utcoffset() if isinstance(v, datetime) else None for v in values)
+
 
 def _revalidate(item: _S, cls: type[_S]) -> _S:
     """``item`` checked against every constraint of ``cls``; the checked copy is what callers keep.
@@ -42,7 +61,7 @@ def _revalidate(item: _S, cls: type[_S]) -> _S:
     if memo is None:
         memo = _valid.setdefault(cls, {})
     try:
-        known = memo.get(item)
+        known = memo.get(_memo_key(item, cls))
     except TypeError:  # an unhashable field (a list where a tuple belongs): check it the long way
         known = None
         memo = None
@@ -54,7 +73,7 @@ def _revalidate(item: _S, cls: type[_S]) -> _S:
     if memo is not None:
         if len(memo) >= _MEMO_SIZE:
             memo.clear()
-        memo[checked] = checked
+        memo[_memo_key(checked, cls)] = checked
     return checked
 
 

@@ -37,7 +37,7 @@ __all__ = [
 REQUEST_ID: ContextVar[str | None] = ContextVar("fulcrum_request_id", default=None)
 """The id of the request being served in this context, or None outside a request."""
 
-_WELL_FORMED = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_WELL_FORMED = re.compile(r"[A-Za-z0-9._-]{1,64}")  # whole value only (fullmatch: no trailing newline)
 _HANDLER_NAME = "fulcrum-json"
 _ECHO_HEADER = b"x-request-id"
 _encoder = msgspec.json.Encoder()
@@ -75,7 +75,7 @@ _ids = _Ids()
 
 def new_request_id(header: str | None) -> str:
     """``header`` when it is a well-formed id (1–64 of ``A-Za-z0-9._-``), else a new unique 32-hex id."""
-    return header if header and _WELL_FORMED.match(header) else _ids.new()
+    return header if header and _WELL_FORMED.fullmatch(header) else _ids.new()
 
 
 class RequestIdFilter(logging.Filter):
