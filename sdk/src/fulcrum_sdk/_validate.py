@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
+from operator import attrgetter
 from typing import Any, TypeVar, get_args, get_type_hints
 
 import msgspec
@@ -29,23 +31,32 @@ _MEMO_SIZE = 4096
 
 _valid: dict[type[msgspec.Struct], dict[Any, Any]] = {}
 
-_dt_fields: dict[type[msgspec.Struct], tuple[str, ...]] = {}
+_dt_fields: dict[type[msgspec.Struct], Callable[[Any], tuple[Any, ...]] | None] = {}
 
 
 def _mentions_datetime(hint: Any) -> bool:
     return hint is datetime or any(_mentions_datetime(arg) for arg in get_args(hint))
 
 
+def _datetimes_of(cls: type[msgspec.Struct]) -> Callable[[Any], tuple[Any, ...]] | None:
+    """A getter of ``cls``'s datetime fields as a tuple, or ``None`` when it has none (worked out once)."""
+    if cls not in _dt_fields:
+        hints = get_type_hints(cls)
+        names = [n for n in cls.__struct_fields__ if _mentions_datetime(hints[n])]
+        getter = attrgetter(*names) if names else None
+        _dt_fields[cls] = (lambda item: (getter(item),)) if len(names) == 1 and getter else getter
+    return _dt_fields[cls]
+
+
 def _memo_key(item: msgspec.Struct, cls: type[msgspec.Struct]) -> Any:
     """``item`` plus the UTC offsets of its datetime fields: equal instants in other zones compare
     equal but encode differently, so they must not share a memo entry."""
-    names = _dt_fields.get(cls)
-    if names is None:
-        hints = get_type_hints(cls)
-        names = _dt_fields[cls] = tuple(n for n in cls.__struct_fields__ if _mentions_datetime(hints[n]))
-    if not names:
+    datetimes = _datetimes_of(cls)
+    if datetimes is None:
         return item
-    values = [getattr(item, name) for name in names]
+    values = datetimes(item)
+    if not any(values):  # no datetime set (the common case for offers): the item is its own key
+        return item
     return item, tuple(v.utcoffset() if isinstance(v, datetime) else None for v in values)
 
 
