@@ -292,3 +292,33 @@ def test_manifest_attribute_is_validated_like_the_toml(settings: Settings, kit: 
     loaded = _load(settings, plugin)
     assert loaded.loaded == {}
     assert "MANIFEST" in loaded.quarantined["TestPlugin"]
+
+
+class _Transfer(msgspec.Struct, frozen=True):
+    payee: str
+    amount_yuan: int  # the amount under another name than the type's amount_field says
+
+
+def test_a_type_whose_amount_field_is_not_a_parameter_is_rejected(settings: Settings, kit: Any) -> None:
+    """A misnamed amount field would leave the type without any platform limit: it is refused, named."""
+
+    def register(register: Any) -> None:
+        register(TransactionType(key="alpha.transfer", name=LocalizedText(zh_CN="转账"), params=_Transfer))
+        register(TransactionType(
+            key="alpha.note", name=LocalizedText(zh_CN="备注"), params=_Transfer, amount_field=None
+        ))
+        register(TransactionType(
+            key="alpha.pay", name=LocalizedText(zh_CN="付款"), params=_Transfer, amount_field="amount_yuan"
+        ))
+
+    alpha = kit.plugin(
+        "alpha",
+        transaction_types=["alpha.transfer", "alpha.note", "alpha.pay"],
+        register_transaction_types=register,
+        execute_transaction=lambda ctx, request: None,
+    )
+    loaded = _load(settings, alpha)
+    assert sorted(loaded.transaction_types) == ["alpha.note", "alpha.pay"]
+    reason = loaded.rejected_types["alpha:alpha.transfer"]
+    assert "amount_field 'amount_fen' is not a field of _Transfer (fields: payee, amount_yuan)" in reason
+    assert "amount_field=None" in reason

@@ -124,3 +124,32 @@ def test_packaging_problems_names_each_mismatch() -> None:
     assert any(p.startswith("entry point 'pension' loads") for p in problems)
     assert any(p.startswith("manifest hooks") for p in problems)
     assert any(p.startswith("__all__ is") for p in problems)
+
+
+def test_amount_field_problem_names_the_missing_field() -> None:
+    """A type's amount_field must be one of its parameters (or None); otherwise the host's limits miss it."""
+    import msgspec
+    from fulcrum_sdk._validate import amount_field_problem
+    from fulcrum_sdk.models import LocalizedText, TransactionType
+
+    class Pay(msgspec.Struct):
+        amount: int
+
+    def typed(**kwargs: object) -> TransactionType:
+        return TransactionType(key="x.pay", name=LocalizedText(zh_CN="付款"), params=Pay, **kwargs)  # type: ignore[arg-type]
+
+    assert amount_field_problem(typed(amount_field="amount")) is None
+    assert amount_field_problem(typed(amount_field=None)) is None
+    problem = amount_field_problem(typed())  # the default names amount_fen, which Pay lacks
+    assert problem is not None
+    assert problem.startswith("x.pay: amount_field 'amount_fen' is not a field of Pay (fields: amount)")
+
+
+def test_packaging_problems_reports_a_misnamed_amount_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The packaging check asks the same question of every type the module registers."""
+    import fulcrum_pension
+    from fulcrum_sdk import testing
+
+    monkeypatch.setattr(testing, "amount_field_problem", lambda tx_type: f"{tx_type.key}: misnamed")
+    problems = testing.packaging_problems(fulcrum_pension, "fulcrum-pension")
+    assert "pension.personal_contribution: misnamed" in problems

@@ -9,9 +9,11 @@ from typing import Any, TypeVar, get_args, get_type_hints
 
 import msgspec
 
-from fulcrum_sdk.models import FeedItem, SearchHit, SlotOffer, TransactionResult
+from fulcrum_sdk.models import FeedItem, SearchHit, SlotOffer, TransactionResult, TransactionType
 
-__all__ = ["LIST_RESULT_TYPES", "ResultError", "check_list", "check_transaction_result"]
+__all__ = [
+    "LIST_RESULT_TYPES", "ResultError", "amount_field_problem", "check_list", "check_transaction_result",
+]
 
 _S = TypeVar("_S", bound=msgspec.Struct)
 
@@ -127,3 +129,19 @@ def check_transaction_result(value: Any) -> TransactionResult:
         return _revalidate(value, TransactionResult)
     except msgspec.ValidationError as exc:
         raise ResultError(f"execute_transaction result is invalid: {exc}") from None
+
+
+def amount_field_problem(tx_type: TransactionType) -> str | None:
+    """Why ``tx_type``'s ``amount_field`` cannot work, or ``None``.
+
+    The host applies its money limits to the parameter ``amount_field`` names; a name the parameters
+    do not have would silently leave the type without any limit, so such a type is refused.
+    """
+    name = tx_type.amount_field
+    if name is None or name in tx_type.params.__struct_fields__:
+        return None
+    return (
+        f"{tx_type.key}: amount_field {name!r} is not a field of {tx_type.params.__name__} "
+        f"(fields: {', '.join(tx_type.params.__struct_fields__) or 'none'}); fix: name the field that "
+        "holds the amount in fen, or set amount_field=None if the type moves no money"
+    )

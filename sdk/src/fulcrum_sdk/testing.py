@@ -29,7 +29,7 @@ import pluggy
 
 from fulcrum_sdk import hookspecs
 from fulcrum_sdk._personas import PERSONAS
-from fulcrum_sdk._validate import ResultError, check_list, check_transaction_result
+from fulcrum_sdk._validate import ResultError, amount_field_problem, check_list, check_transaction_result
 from fulcrum_sdk.context import Customer, PluginContext, ScopedData
 from fulcrum_sdk.data import CustomerRecord, DataProvider, StaticDataProvider
 from fulcrum_sdk.errors import ScopeDenied
@@ -247,6 +247,10 @@ def packaging_problems(plugin: ModuleType, distribution: str) -> list[str]:
             f"manifest transaction_types {sorted(manifest.transaction_types)} but the module registers "
             f"{sorted(harness.transaction_types())}"
         )
+    for tx_type in harness.transaction_types().values():
+        problem = amount_field_problem(tx_type)
+        if problem is not None:
+            problems.append(problem)
     exported = sorted(getattr(plugin, "__all__", ()))
     if exported != sorted(manifest.hooks):
         problems.append(f"__all__ is {exported}; export the hooks and nothing else")
