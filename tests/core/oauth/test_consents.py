@@ -13,7 +13,8 @@ from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.data.models.oauth_code import OAuthCodeRow
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.oauth.clients import hash_secret
-from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, sync_plugin_clients
+from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, plugin_client_id, sync_plugin_clients
+from fulcrum_core.oauth.refresh import RefreshTokenStore
 from fulcrum_sdk.errors import ScopeDenied
 from joserfc.jwk import ECKey
 
@@ -172,3 +173,41 @@ async def test_authorizing_again_supersedes_the_earlier_consent(
     )
     assert deleted.status_code == 200
     assert _notice(partner_app) == ["denied"]
+
+
+@pytest.mark.anyio
+async def test_revoking_a_consent_revokes_the_partners_refresh_tokens_for_that_customer(
+    partner_app: Any, partner_browser: Any
+) -> None:
+    """DELETE /v1/consents/{id} ends the partner backend's refresh families for this customer only."""
+    await submit_consent(partner_browser, _authorize_url("holdings:read"))
+    runtime = partner_app.runtime
+    store = RefreshTokenStore(runtime.db)
+    client = plugin_client_id(PARTNER)
+
+    def issue(client_id: str, subject: str) -> str:
+        return store.issue(family_id=None, client_id=client_id, subject=subject, subject_kind="customer",
+                           scope="holdings:read")
+
+    ours = issue(client, runtime.contexts.pairwise_id(PARTNER, CUSTOMER))
+    rotated_from = issue(client, runtime.contexts.pairwise_id(PARTNER, CUSTOMER))
+    later = store.rotate(rotated_from)  # a family that has already rotated once goes too
+    assert later is not None
+    someone_else = issue(client, runtime.contexts.pairwise_id(PARTNER, "c-021-001"))
+    the_app = issue("fulcrum-app", CUSTOMER)
+
+    listed = partner_app.get("/v1/consents").json()["consents"]
+    token = partner_app.token()
+    deleted = partner_app.client.delete(
+        f"/v1/consents/{listed[0]['id']}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert deleted.status_code == 200, deleted.text
+
+    def revoked(value: str) -> bool:
+        found = store.find(value)
+        return found is None or found.is_revoked()
+
+    assert revoked(ours)
+    assert store.rotate(rotated_from) is None  # reusing the rotated token finds a revoked family
+    assert not revoked(someone_else)
+    assert not revoked(the_app)

@@ -14,6 +14,8 @@ from litestar.params import Parameter
 
 from fulcrum_core.api.deps import current_customer
 from fulcrum_core.data.consents import ConsentStore, ConsentView
+from fulcrum_core.oauth.plugin_clients import plugin_client_id
+from fulcrum_core.oauth.refresh import RefreshTokenStore
 from fulcrum_core.runtime import runtime_of
 
 __all__ = ["ROUTES", "ConsentList", "list_consents", "revoke_consent"]
@@ -50,9 +52,17 @@ def revoke_consent(
     request: Request[Any, Any, Any],
     consent_id: Annotated[str, Parameter(max_length=64, description="The consent's id")],
 ) -> ConsentView:
-    """Revoke one of the customer's consents; another customer's consent is reported as not found."""
+    """Revoke one of the customer's consents; another customer's consent is reported as not found.
+
+    The plugin's refresh tokens for this customer go with it (the customer number for an internal
+    plugin, the pairwise id for a partner), so its backend cannot mint new access tokens either.
+    """
     customer_ref = current_customer(request)
-    return ConsentStore(runtime_of(request).db).revoke(consent_id, customer_ref)
+    runtime = runtime_of(request)
+    view = ConsentStore(runtime.db).revoke(consent_id, customer_ref)
+    subjects = (customer_ref, runtime.contexts.pairwise_id(view.plugin_id, customer_ref))
+    RefreshTokenStore(runtime.db).revoke_subject(plugin_client_id(view.plugin_id), subjects)
+    return view
 
 
 ROUTES: list[Any] = [list_consents, revoke_consent]

@@ -10,6 +10,7 @@ uses of one token exactly one wins; the other is a reuse.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -188,3 +189,19 @@ class RefreshTokenStore:
                 .where(OAuthRefreshTokenRow.client_id == client_id, OAuthRefreshTokenRow.revoked_at.is_(None))
                 .values(revoked_at=at)
             )
+
+    def revoke_subject(self, client_id: str, subjects: Iterable[str], *, now: datetime | None = None) -> int:
+        """Revoke every family of ``client_id`` that holds tokens for one of ``subjects`` (a customer
+        withdrew the consent behind them); returns how many families were revoked."""
+        wanted = sorted(set(subjects))
+        if not wanted:
+            return 0
+        with self._db.read_session() as session:
+            families = session.scalars(
+                select(OAuthRefreshTokenRow.family_id)
+                .where(OAuthRefreshTokenRow.client_id == client_id, OAuthRefreshTokenRow.subject.in_(wanted))
+                .distinct()
+            ).all()
+        for family_id in families:
+            self.revoke_family(family_id, now=now)
+        return len(families)
