@@ -580,3 +580,27 @@ def test_bank_calendar_decides_expiry(service: TransactionService) -> None:
     """Expiry is judged on the bank's (UTC+8) calendar date."""
     profile = RiskProfile(tolerance="C3", assessed_on=date(2024, 1, 1), expires_on=service._today())
     assert not profile.is_expired(service._today())
+
+
+async def test_a_risk_of_that_hangs_is_cut_off_at_the_deadline_and_nothing_is_journaled(
+    make_service: Callable[..., TransactionService], shop: Shop, db: Database
+) -> None:
+    """Plugin code that runs before journaling (``risk_of``) is held to the transaction deadline: 502
+    naming the plugin, no row, and ``execute_transaction`` never called."""
+    service = make_service(deadlines=msgspec.structs.replace(Settings().deadlines, execute_transaction=200))
+    stuck = threading.Event()
+
+    def hanging(_: Any) -> Any:
+        stuck.set()
+        shop.release.wait(30)
+        return "R1"
+
+    shop.risk_of = hanging
+    with pytest.raises(PluginFaultError) as late:
+        await service.submit(C3, "k-hang", body())
+    assert stuck.is_set()
+    assert late.value.status == 502
+    assert "did not finish checking this shop.buy request within 200 ms" in str(late.value)
+    assert rows(db) == []
+    assert shop.calls == []
+    shop.release.set()  # let the abandoned thread end before the loop's executor shuts down

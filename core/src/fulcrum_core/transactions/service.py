@@ -154,7 +154,7 @@ class TransactionService:
         existing = await asyncio.to_thread(self.journal.find, customer_ref, key)
         if existing is not None:
             return self._replay(existing, parsed.request_hash)
-        plan = await asyncio.to_thread(self._plan, customer_ref, parsed.body)
+        plan = await self._planned(customer_ref, parsed.body)
         row = TransactionRow(
             id=plan.tx_id,
             customer_ref=customer_ref,
@@ -179,6 +179,23 @@ class TransactionService:
             return self._replay(winner, parsed.request_hash)
         # The plugin call and the journal update run to the end even if the client goes away.
         return await asyncio.shield(self._execute(plan, row, key))
+
+    async def _planned(self, customer_ref: str, body: Any) -> _Plan:
+        """``_plan`` in a worker thread, under the transaction deadline: it runs plugin code (the params
+        Struct's ``__post_init__``, ``risk_of``), and a plugin that hangs there must not hold the request.
+        Nothing is journaled yet, so a late plan is simply refused; its thread is abandoned."""
+        deadline_ms = self._settings.deadlines.execute_transaction
+        try:
+            planning = asyncio.to_thread(self._plan, customer_ref, body)
+            return await asyncio.wait_for(planning, deadline_ms / 1000)
+        except TimeoutError:
+            entry = self._plugins.all_transaction_types.get(body.type)
+            plugin = entry[0].id if entry else "?"
+            log.warning("plugin %r: checking a %r request took over %d ms", plugin, body.type, deadline_ms)
+            raise PluginFaultError(
+                f"plugin {plugin!r} did not finish checking this {body.type} request within {deadline_ms} ms",
+                plugin=plugin,
+            ) from None
 
     def _replay(self, row: TransactionRow, request_hash: str) -> TransactionOutcome:
         if row.request_hash != request_hash:
