@@ -604,3 +604,20 @@ async def test_a_risk_of_that_hangs_is_cut_off_at_the_deadline_and_nothing_is_jo
     assert rows(db) == []
     assert shop.calls == []
     shop.release.set()  # let the abandoned thread end before the loop's executor shuts down
+
+
+async def test_plugin_code_before_journaling_runs_in_a_plugin_thread(
+    service: TransactionService, shop: Shop
+) -> None:
+    """``risk_of`` runs in the dispatcher's plugin threads, so a hanging one cannot starve the loop's
+    default executor that the journal reads use."""
+    seen: list[str] = []
+
+    def rating(_: Any) -> Any:
+        seen.append(threading.current_thread().name)
+        return "R1"
+
+    shop.risk_of = rating
+    await service.submit(C3, "k-thread", body())
+    assert len(seen) == 1
+    assert seen[0].startswith("fulcrum-plugin")

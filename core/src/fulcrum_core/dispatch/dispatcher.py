@@ -34,7 +34,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from fulcrum_sdk._validate import LIST_RESULT_TYPES, ResultError, check_list, check_transaction_result
 from fulcrum_sdk.context import PluginContext
@@ -56,6 +56,7 @@ log = logging.getLogger("fulcrum.dispatch")
 _DETAIL_MAX = 300
 _BREAKER_OPEN = "circuit breaker open"
 _CTX_ONLY = ("ctx",)
+_T = TypeVar("_T")
 
 
 class CallGuard(Protocol):
@@ -252,6 +253,14 @@ class Dispatcher:
             return self._settle(call, hook, limit_s)
         value, exc, t0 = call
         return self._conclude(plugin.id, hook, guard, value, exc, loop.time() - t0, limit_s)
+
+    async def in_plugin_thread(self, function: Callable[..., _T], *args: Any) -> _T:
+        """Run host code that calls into a plugin (``risk_of``, a params ``__post_init__``) in the
+        plugin thread pool, never in the loop's default executor, which the host's own database work
+        needs: a plugin hanging there ties up a plugin thread, not the journal."""
+        loop = asyncio.get_running_loop()
+        run = contextvars.copy_context().run
+        return await loop.run_in_executor(self._executor, functools.partial(run, function, *args))
 
     def breaker_open(self, plugin: str, hook: str) -> bool:
         """True when ``plugin``'s breaker for ``hook`` refuses calls now (open or forced open)."""

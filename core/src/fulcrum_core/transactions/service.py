@@ -29,10 +29,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 from fulcrum_sdk._validate import ResultError, check_transaction_result
@@ -97,6 +97,9 @@ class _RequestContexts(Protocol):
     def for_plugin(self, plugin: Any) -> PluginContext: ...
 
 
+_T = TypeVar("_T")
+
+
 class _Contexts(Protocol):
     def for_request(self, customer_ref: str, *, request_id: str, now: datetime | None = None) -> Any: ...
     def storage(self, plugin_id: str, *, fresh: bool = False) -> PluginStorage: ...
@@ -106,6 +109,7 @@ class _Dispatcher(Protocol):
     async def call_one(
         self, plugin: Any, hook: str, ctx: PluginContext, *, deadline_ms: int, **kwargs: Any
     ) -> Any: ...
+    async def in_plugin_thread(self, function: Callable[..., _T], *args: Any) -> _T: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,10 +187,11 @@ class TransactionService:
     async def _planned(self, customer_ref: str, body: Any) -> _Plan:
         """``_plan`` in a worker thread, under the transaction deadline: it runs plugin code (the params
         Struct's ``__post_init__``, ``risk_of``), and a plugin that hangs there must not hold the request.
-        Nothing is journaled yet, so a late plan is simply refused; its thread is abandoned."""
+        Nothing is journaled yet, so a late plan is simply refused; its thread (one of the dispatcher's
+        plugin threads, not the loop's default executor that the journal uses) is abandoned."""
         deadline_ms = self._settings.deadlines.execute_transaction
         try:
-            planning = asyncio.to_thread(self._plan, customer_ref, body)
+            planning = self._dispatcher.in_plugin_thread(self._plan, customer_ref, body)
             return await asyncio.wait_for(planning, deadline_ms / 1000)
         except TimeoutError:
             entry = self._plugins.all_transaction_types.get(body.type)
