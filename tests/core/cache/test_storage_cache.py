@@ -24,22 +24,10 @@ from sqlalchemy import event
 TTL_MS = 1000
 
 
-@pytest.fixture
-def clock() -> VirtualClock:
-    """The cache's clock, moved by hand."""
-    return VirtualClock(100.0)
 
 
-@pytest.fixture
-def storage(db: Database, clock: VirtualClock) -> SqlPluginStorage:
-    """This worker's storage for plugin ``p``, caching reads for one (virtual) second."""
-    return SqlPluginStorage(db, "p", cache_ms=TTL_MS, clock=clock)
 
 
-@pytest.fixture
-def other(db: Database) -> SqlPluginStorage:
-    """Another worker's storage for the same plugin: same database, its own (no) cache."""
-    return SqlPluginStorage(db, "p")
 
 
 @contextmanager

@@ -40,22 +40,10 @@ TTL = TTL_MS / 1000
 IN_WINDOW = TTL * (REFRESH_AFTER[1] + 1) / 2  # past every key's refresh point, before the TTL
 
 
-@pytest.fixture
-def clock() -> VirtualClock:
-    """The cache's clock, moved by hand."""
-    return VirtualClock(100.0)
 
 
-@pytest.fixture
-def storage(db: Database, clock: VirtualClock) -> SqlPluginStorage:
-    """This worker's storage for plugin ``p``, caching reads for one (virtual) second."""
-    return SqlPluginStorage(db, "p", cache_ms=TTL_MS, clock=clock)
 
 
-@pytest.fixture
-def other(db: Database) -> SqlPluginStorage:
-    """Another worker's storage for the same plugin: its writes reach the database, not our cache."""
-    return SqlPluginStorage(db, "p")
 
 
 @contextmanager
@@ -431,10 +419,9 @@ async def test_a_revocation_during_an_in_flight_refresh_wins(
     assert await store.alive_scopes(CUSTOMER, NOW) == {}
 
 
-async def test_concurrent_consent_misses_share_one_read(
-    settings: Settings, db: Database, kit: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Twenty concurrent requests of one customer, each calling a partner: one consents read."""
+@pytest.fixture
+def partner_host(settings: Settings, db: Database, kit: Any) -> tuple[PluginSet, ContextFactory]:
+    """A partner plugin the customer consented to ``profile:basic`` for, and the host's context factory."""
     plugins: PluginSet = get_plugin_manager(
         settings,
         load_entry_points=False,
@@ -443,6 +430,14 @@ async def test_concurrent_consent_misses_share_one_read(
     ConsentStore(db).grant(CUSTOMER, PARTNER, PROFILE, "测试", LATER, now=NOW)
     provider = StaticDataProvider({r.id: r for r in PERSONAS.values()})
     factory = ContextFactory(settings=settings, db=db, provider=provider, plugins=plugins)
+    return plugins, factory
+
+
+async def test_concurrent_consent_misses_share_one_read(
+    partner_host: tuple[PluginSet, ContextFactory], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twenty concurrent requests of one customer, each calling a partner: one consents read."""
+    plugins, factory = partner_host
     reads = _counting(monkeypatch)
     partner = [plugins.loaded[PARTNER]]
     requests = [factory.for_request(CUSTOMER, request_id=f"r-{n}", now=NOW) for n in range(20)]
@@ -452,17 +447,10 @@ async def test_concurrent_consent_misses_share_one_read(
 
 
 async def test_a_shared_consent_read_that_fails_gives_each_request_no_consents(
-    settings: Settings, db: Database, kit: Any, monkeypatch: pytest.MonkeyPatch
+    partner_host: tuple[PluginSet, ContextFactory], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One failed shared read: every sharer gets no consents, nothing is cached, the next request reads."""
-    plugins: PluginSet = get_plugin_manager(
-        settings,
-        load_entry_points=False,
-        extra_plugins=[kit.plugin(PARTNER, kind="partner", scopes=["profile:basic"])],
-    )
-    ConsentStore(db).grant(CUSTOMER, PARTNER, PROFILE, "测试", LATER, now=NOW)
-    provider = StaticDataProvider({r.id: r for r in PERSONAS.values()})
-    factory = ContextFactory(settings=settings, db=db, provider=provider, plugins=plugins)
+    _, factory = partner_host
     attempts: list[str] = []
 
     def down(self: ConsentStore, customer_ref: str, at: datetime) -> list[LiveConsent]:
