@@ -280,3 +280,50 @@ async def test_callers_budget_cuts_the_wait_without_blaming_plugins(
     assert gathered.results == {"quick": [kit.hit("q")]}
     assert [(d.plugin, d.reason) for d in gathered.degraded] == [("slow", "timeout")]
     assert not dispatcher.breaker_open("slow", "search")
+
+
+async def test_inline_calls_take_no_bulkhead_place_and_a_waiting_one_holds_its_place(
+    fast: Settings, kit: Any
+) -> None:
+    """Under a closed breaker an inline call never overlaps another, so it needs no place; a coroutine
+    that suspends takes one for as long as its task runs, and a full bulkhead refuses even inline calls."""
+    conf = msgspec.structs.replace(fast, bulkhead_size=1, deadlines=Deadlines(search=5000))
+    gate = asyncio.Event()
+    waiting = [True]
+
+    async def sometimes_waits(ctx: Any, query: str) -> Any:
+        if waiting[0]:
+            await gate.wait()
+        return [kit.hit("s")]
+
+    @nonblocking
+    def quick(ctx: Any, query: str) -> Any:
+        return [kit.hit("q")]
+
+    dispatcher = Dispatcher(conf)
+    loaded = _loaded(conf, kit.plugin("waiter", search=sometimes_waits), kit.plugin("quick", search=quick))
+    by_id = {p.id: p for p in loaded}
+    waiter, fast_one = [by_id["waiter"]], [by_id["quick"]]
+    waiter_guard = dispatcher.resilience.get("waiter", "search")
+    quick_guard = dispatcher.resilience.get("quick", "search")
+    for _ in range(3):
+        calm = await _search(dispatcher, kit, fast_one)
+        assert calm.degraded == []
+        assert quick_guard.bulkhead.active == 0
+    # A call that waits holds the one place while its task runs.
+    first = asyncio.create_task(_search(dispatcher, kit, waiter))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert waiter_guard.bulkhead.active == 1
+    waiting[0] = False  # this call would now finish inline, but the bulkhead is full
+    refused = await _search(dispatcher, kit, waiter)
+    assert [(d.plugin, d.reason) for d in refused.degraded] == [("waiter", "rejected")]
+    assert "bulkhead full" in refused.degraded[0].detail
+    gate.set()
+    done = await first
+    assert done.degraded == []
+    assert waiter_guard.bulkhead.active == 0
+    inline = await _search(dispatcher, kit, waiter)
+    dispatcher.close()
+    assert inline.degraded == []
+    assert waiter_guard.bulkhead.active == 0

@@ -164,6 +164,18 @@ def test_items_carry_display_fields(kit: Any) -> None:
     )
 
 
+def test_one_offer_shown_by_two_plugins_is_credited_to_each(kit: Any) -> None:
+    """Items are remembered per offer object; the same (shared, validated) offer from two plugins still
+    makes one item per plugin, and a later page gets the same items again."""
+    shared = kit.offer("home.banner", "same")
+    offers = {"a": [shared], "b": [shared]}
+    first = _assemble(kit, offers)["home.banner/v1"]
+    again = _assemble(kit, offers)["home.banner/v1"]
+    assert _keys(first) == [("a", "same"), ("b", "same")]
+    assert [i.plugin for i in again] == ["a", "b"]
+    assert again == first
+
+
 def test_frequency_caps_trim_capped_slots_only(kit: Any) -> None:
     """The popup cap (1 per window) removes the popup once shown; other slots are untouched."""
     inventory = default_slots()

@@ -20,6 +20,7 @@ def _offer(**overrides: object) -> SlotOffer:
 @pytest.fixture(autouse=True)
 def _fresh_memo() -> None:
     _validate._valid.clear()
+    _validate._seen.clear()
 
 
 def test_an_equal_value_gets_the_copy_checked_the_first_time() -> None:
@@ -62,6 +63,30 @@ def test_the_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(10):
         check_list("home_slot_offers", [_offer(key=f"memo-{i}")])
         assert len(_validate._valid[SlotOffer]) <= 3
+        assert len(_validate._seen) <= 3
+
+
+def test_the_same_object_again_is_answered_by_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin returning one prebuilt offer every time gets the checked copy back without a hash."""
+    prebuilt = _offer(priority=True)  # odd but equal to a valid value seen before
+    checked = check_list("home_slot_offers", [_offer(priority=1)])[0]
+    assert check_list("home_slot_offers", [prebuilt])[0] is checked
+
+    def no_hashing(item: object, cls: object) -> object:
+        raise AssertionError("an object seen before was hashed again")
+
+    monkeypatch.setattr(_validate, "_memo_key", no_hashing)
+    again = check_list("home_slot_offers", [prebuilt])[0]
+    assert again is checked
+    assert type(again.priority) is int  # still the checked copy, never the odd original
+
+
+def test_an_object_refused_once_is_refused_every_time() -> None:
+    bad = _offer(priority=True)
+    for _ in range(2):
+        with pytest.raises(ResultError, match="item 0 is invalid"):
+            check_list("home_slot_offers", [bad])
+    assert id(bad) not in _validate._seen
 
 
 def test_an_equal_instant_in_another_timezone_keeps_its_own_offset() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fulcrum_sdk.context import ScopedData
+from fulcrum_sdk.context import CustomerRecords, ScopedData
 from fulcrum_sdk.data import StaticDataProvider
 from fulcrum_sdk.errors import ScopeDenied
 from fulcrum_sdk.testing import PERSONAS
@@ -95,6 +95,24 @@ def test_accessors_fetch_at_most_once_per_context() -> None:
     data = _data({"holdings:read"}, provider=provider)
     assert data.holdings() is data.holdings()
     assert provider.calls == ["holdings"]
+
+
+def test_plugins_in_one_request_share_fetches_but_not_grants() -> None:
+    """Views over one request's records fetch each record once for all plugins, and each view still
+    checks its own plugin's grant and consent: a record another plugin fetched is no loophole."""
+    provider = _CountingProvider()
+    records = CustomerRecords(provider, RECORD.id)
+    reader = ScopedData.over(records, "reader", frozenset({"holdings:read"}), None)
+    other = ScopedData.over(records, "other", frozenset({"holdings:read"}), None)
+    stranger = ScopedData.over(records, "stranger", frozenset({"profile:basic"}), None)
+    partner = ScopedData.over(records, "partner", frozenset({"holdings:read"}), frozenset())
+    assert reader.holdings() is other.holdings() is RECORD.holdings
+    assert provider.calls == ["holdings"]
+    with pytest.raises(ScopeDenied) as denied:
+        stranger.holdings()
+    assert denied.value.plugin_id == "stranger"
+    with pytest.raises(ScopeDenied, match="no live consent"):
+        partner.holdings()
 
 
 def test_unknown_customer_yields_none() -> None:

@@ -27,7 +27,7 @@ import msgspec
 import pluggy
 from fulcrum_sdk._validate import amount_field_problem
 from fulcrum_sdk.errors import ManifestError
-from fulcrum_sdk.hookspecs import HOOK_NAMES, PROJECT_NAME
+from fulcrum_sdk.hookspecs import HOOK_NAMES, NONBLOCKING_ATTR, PROJECT_NAME
 from fulcrum_sdk.manifest import Manifest, manifest_from_distribution, semantic_problems
 from fulcrum_sdk.models import TransactionType
 from fulcrum_sdk.scopes import PLUGIN_GRANTABLE_KINDS, SCOPES
@@ -49,6 +49,8 @@ class HookCall:
     # The hook arguments the implementation declares (pluggy passes only those).
     argnames: tuple[str, ...]
     is_async: bool
+    # A plain function declared ``@nonblocking``: called inline rather than in a worker thread.
+    inline: bool = False
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -336,7 +338,8 @@ def _resolve(loader: _Loader, plugin_id: str, manifest: Manifest) -> LoadedPlugi
                 loader.quarantine(plugin_id, reason)
                 return None
             fn = impl.function
-            impls[hook] = HookCall(fn, tuple(impl.argnames), inspect.iscoroutinefunction(fn))
+            inline = bool(getattr(fn, NONBLOCKING_ATTR, False))
+            impls[hook] = HookCall(fn, tuple(impl.argnames), inspect.iscoroutinefunction(fn), inline)
     undeclared = sorted(set(impls) - set(manifest.hooks))
     if undeclared:
         loader.pm.unregister(name=plugin_id)

@@ -35,6 +35,10 @@ _valid: dict[type[msgspec.Struct], dict[Any, Any]] = {}
 
 _dt_fields: dict[type[msgspec.Struct], Callable[[Any], tuple[Any, ...]] | None] = {}
 
+_seen: dict[int, tuple[Any, Any]] = {}
+"""By ``id``: a result object already checked, and its checked copy (a plugin returning the same
+prebuilt offer every time is answered without hashing it). The object is held, so its id is not reused."""
+
 
 def _mentions_datetime(hint: Any) -> bool:
     return hint is datetime or any(_mentions_datetime(arg) for arg in get_args(hint))
@@ -70,6 +74,9 @@ def _revalidate(item: _S, cls: type[_S]) -> _S:
     seen before is answered from a bounded memo (a hash and an equality test) and the copy checked
     then is returned: an equal-but-odd value (``True`` for ``1``) never reaches the page as itself.
     """
+    seen = _seen.get(id(item))
+    if seen is not None and seen[0] is item:
+        return seen[1]  # type: ignore[no-any-return]
     memo = _valid.get(cls)
     if memo is None:
         memo = _valid.setdefault(cls, {})
@@ -78,16 +85,20 @@ def _revalidate(item: _S, cls: type[_S]) -> _S:
     except TypeError:  # an unhashable field (a list where a tuple belongs): check it the long way
         known = None
         memo = None
-    if known is not None:
-        return known  # type: ignore[no-any-return]
-    checked = msgspec.convert(
-        msgspec.to_builtins(item, builtin_types=(datetime, date)), cls, builtin_types=(datetime, date)
-    )
-    if memo is not None:
+    if known is None:
+        known = msgspec.convert(
+            msgspec.to_builtins(item, builtin_types=(datetime, date)), cls, builtin_types=(datetime, date)
+        )
+        if memo is None:
+            return known
         if len(memo) >= _MEMO_SIZE:
             memo.clear()
-        memo[_memo_key(checked, cls)] = checked
-    return checked
+        memo[_memo_key(known, cls)] = known
+    # Hashable, so every field is immutable: this very object stays valid as long as it lives.
+    if len(_seen) >= _MEMO_SIZE:
+        _seen.clear()
+    _seen[id(item)] = (item, known)
+    return known
 
 
 def check_list(hook: str, value: Any, *, max_items: int = 50) -> list[Any]:

@@ -18,7 +18,7 @@ from fulcrum_sdk.errors import ScopeDenied
 from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES
 from fulcrum_sdk.storage import PluginStorage
 
-__all__ = ["Customer", "PluginContext", "ScopedData"]
+__all__ = ["Customer", "CustomerRecords", "PluginContext", "ScopedData"]
 
 _T = TypeVar("_T")
 
@@ -32,21 +32,35 @@ class Customer(msgspec.Struct, frozen=True, kw_only=True):
     locale: str = "zh-CN"
 
 
+class CustomerRecords:
+    """One request's records of one customer, fetched from the bank at most once each.
+
+    Shared by the :class:`ScopedData` of every plugin in the request: the scope checks stay per
+    plugin, the fetching is not repeated (the records are frozen, so no plugin can change another's).
+    """
+
+    __slots__ = ("_cache", "customer_ref", "provider")
+
+    def __init__(self, provider: DataProvider, customer_ref: str) -> None:
+        self.provider = provider
+        self.customer_ref = customer_ref
+        self._cache: dict[str, object] = {}
+
+    def get(self, name: str, fetch: Callable[[str], _T | None]) -> _T | None:
+        """The record ``name``, fetched with ``fetch(customer_ref)`` on first use."""
+        cache = self._cache
+        if name not in cache:
+            cache[name] = fetch(self.customer_ref)
+        return cache[name]  # type: ignore[return-value]
+
+
 class ScopedData:
     """Customer data for one plugin and one request, behind scope (and consent) checks.
 
-    Each accessor fetches at most once per context; a missing record is ``None``.
+    Each record is fetched at most once per request; a missing record is ``None``.
     """
 
-    __slots__ = (
-        "_cache",
-        "_consent_required",
-        "_consented",
-        "_customer_ref",
-        "_granted",
-        "_plugin_id",
-        "_provider",
-    )
+    __slots__ = ("_consented", "_granted", "_plugin_id", "_records")
 
     def __init__(
         self,
@@ -59,55 +73,70 @@ class ScopedData:
         consented: frozenset[str] = frozenset(),
     ) -> None:
         self._plugin_id = plugin_id
-        self._provider = provider
-        self._customer_ref = customer_ref
         self._granted = granted
-        self._consent_required = consent_required
-        self._consented = consented
-        self._cache: dict[str, object] = {}
+        # None: no consent needed (an internal plugin); else the scopes the customer consented to.
+        self._consented: frozenset[str] | None = consented if consent_required else None
+        self._records = CustomerRecords(provider, customer_ref)
+
+    @classmethod
+    def over(
+        cls,
+        records: CustomerRecords,
+        plugin_id: str,
+        granted: frozenset[str],
+        consented: frozenset[str] | None,
+    ) -> ScopedData:
+        """A plugin's view of ``records`` (the host's per-request constructor); ``consented`` is
+        ``None`` when the plugin needs no consent, else the scopes the customer consented to."""
+        data = cls.__new__(cls)
+        data._plugin_id = plugin_id
+        data._granted = granted
+        data._consented = consented
+        data._records = records
+        return data
 
     def allows(self, scope: str) -> bool:
         """True when an accessor guarded by ``scope`` would succeed (no exception needed)."""
         if scope not in self._granted:
             return False
-        return not (self._consent_required and scope in CUSTOMER_DATA_SCOPES and scope not in self._consented)
+        consented = self._consented
+        return consented is None or scope not in CUSTOMER_DATA_SCOPES or scope in consented
 
     def require(self, scope: str) -> None:
         """Raise :class:`ScopeDenied` unless ``scope`` is usable now."""
         if scope not in self._granted:
             raise ScopeDenied(scope, plugin_id=self._plugin_id, reason="not granted")
-        if self._consent_required and scope in CUSTOMER_DATA_SCOPES and scope not in self._consented:
+        consented = self._consented
+        if consented is not None and scope in CUSTOMER_DATA_SCOPES and scope not in consented:
             raise ScopeDenied(scope, plugin_id=self._plugin_id, reason="no live consent")
 
     def _get(self, scope: str, name: str, fetch: Callable[[str], _T | None]) -> _T | None:
         self.require(scope)
-        if name not in self._cache:
-            self._cache[name] = fetch(self._customer_ref)
-        return self._cache[name]  # type: ignore[return-value]
+        return self._records.get(name, fetch)
 
     def profile(self) -> Profile | None:
         """Segment, branch and locale. Scope ``profile:basic``."""
-        return self._get("profile:basic", "profile", self._provider.profile)
+        return self._get("profile:basic", "profile", self._records.provider.profile)
 
     def risk(self) -> RiskProfile | None:
         """Risk tolerance C1–C5 and its expiry. Scope ``profile:risk``."""
-        return self._get("profile:risk", "risk", self._provider.risk)
+        return self._get("profile:risk", "risk", self._records.provider.risk)
 
     def accounts(self) -> Accounts | None:
         """Balances and monthly cash flow. Scope ``accounts:read``."""
-        return self._get("accounts:read", "accounts", self._provider.accounts)
+        return self._get("accounts:read", "accounts", self._records.provider.accounts)
 
     def holdings(self) -> Holdings | None:
         """Wealth, fund, insurance and deposit positions. Scope ``holdings:read``."""
-        return self._get("holdings:read", "holdings", self._provider.holdings)
+        return self._get("holdings:read", "holdings", self._records.provider.holdings)
 
     def pension(self) -> PensionAccounts | None:
         """Social security, housing fund and personal pension. Scope ``pension:read``."""
-        return self._get("pension:read", "pension", self._provider.pension)
+        return self._get("pension:read", "pension", self._records.provider.pension)
 
     def city(self) -> City | None:
         """The customer's city. Scope ``location:city``."""
-        return self._get("location:city", "city", self._provider.city)
+        return self._get("location:city", "city", self._records.provider.city)
 
 
 class PluginContext(msgspec.Struct, frozen=True, kw_only=True):

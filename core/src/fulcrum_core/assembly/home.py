@@ -46,10 +46,23 @@ def is_live(offer: SlotOffer, now: datetime) -> bool:
 
 
 def _item(plugin: str, offer: SlotOffer) -> HomeItem:
-    return HomeItem(
+    """The page item of ``plugin``'s ``offer``: remembered by the offer's identity (validated offers
+    are shared, immutable copies, so the same offer recurs on every page that shows it)."""
+    known = _items.get(id(offer))
+    if known is not None and known[0] is offer and known[1] == plugin:
+        return known[2]
+    item = HomeItem(
         plugin=plugin, key=offer.key, title=offer.title, subtitle=offer.subtitle, image=offer.image,
         action=offer.action,
     )
+    if len(_items) >= _ITEMS_MAX:
+        _items.clear()
+    _items[id(offer)] = (offer, plugin, item)  # the offer is held, so its id is not reused
+    return item
+
+
+_items: dict[int, tuple[SlotOffer, str, HomeItem]] = {}
+_ITEMS_MAX = 4096
 
 
 def assemble_home(

@@ -260,7 +260,14 @@ class CircuitBreaker:
 
     def on_success(self, duration_s: float) -> None:
         """Record a call that returned normally after ``duration_s`` seconds."""
-        self._record(_SLOW if duration_s > self._slow_s else 0)
+        outcome = _SLOW if duration_s > self._slow_s else 0
+        i = self._idx
+        if self._state is _CLOSED and self._count == self._size and self._buf[i] == outcome:
+            # The steady state: the window is full and the call pushed out ended the same way.
+            i += 1
+            self._idx = 0 if i == self._size else i
+            return
+        self._record(outcome)
 
     def on_error(self, duration_s: float) -> None:
         """Record a call that raised, timed out or returned garbage after ``duration_s`` seconds."""

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fulcrum_sdk.context import Customer, PluginContext, ScopedData
+from fulcrum_sdk.context import Customer, CustomerRecords, PluginContext, ScopedData
 from fulcrum_sdk.data import DataProvider
 from fulcrum_sdk.storage import PluginStorage
 
@@ -149,7 +149,7 @@ class ContextFactory:
 class RequestContexts:
     """The contexts of one request: the bank's view of the customer, and one context per plugin."""
 
-    __slots__ = ("_branch", "_consents", "_contexts", "_factory", "customer", "now", "request_id")
+    __slots__ = ("_branch", "_consents", "_contexts", "_factory", "_records", "customer", "now", "request_id")
 
     def __init__(
         self, factory: ContextFactory, customer: Customer, *, request_id: str, now: datetime
@@ -161,6 +161,8 @@ class RequestContexts:
         self._consents: dict[str, frozenset[str]] | None = None
         self._contexts: dict[str, PluginContext] = {}
         self._branch: CustomerBranchView | None = None
+        # The customer's records, fetched once per request and shared by every plugin's ScopedData.
+        self._records: CustomerRecords | None = None
 
     @property
     def branch_view(self) -> CustomerBranchView | None:
@@ -248,22 +250,24 @@ class RequestContexts:
 
     def _build(self, plugin: LoadedPlugin) -> PluginContext:
         factory, customer = self._factory, self.customer
-        partner = plugin.kind == "partner"
-        consented = self.consents().get(plugin.id, _NONE) if partner else _NONE
-        data = ScopedData(
-            plugin_id=plugin.id, provider=factory.provider, customer_ref=customer.id,
-            granted=plugin.granted, consent_required=partner, consented=consented,
-        )
-        if partner:
+        records = self._records
+        if records is None:
+            records = self._records = CustomerRecords(factory.provider, customer.id)
+        pid = plugin.id
+        if plugin.kind == "partner":
+            consented = self.consents().get(pid, _NONE)
+            data = ScopedData.over(records, pid, plugin.granted, consented)
             basic = data.allows("profile:basic")
             customer = Customer(
-                id=factory.pairwise_id(plugin.id, self.customer_ref),
+                id=factory.pairwise_id(pid, self.customer_ref),
                 segment=customer.segment if basic else "", branch=customer.branch if basic else "",
                 locale=customer.locale,
             )
+        else:
+            data = ScopedData.over(records, pid, plugin.granted, None)
         return PluginContext(
-            plugin_id=plugin.id, customer=customer, scopes=plugin.granted, data=data,
-            storage=factory.storage(plugin.id), now=self.now,
+            plugin_id=pid, customer=customer, scopes=plugin.granted, data=data,
+            storage=factory.storage(pid), now=self.now,
             settings=plugin.settings if factory.branches is None else self._settings(plugin),
             request_id=self.request_id,
         )

@@ -39,7 +39,6 @@ from typing import Any, NoReturn, Protocol, TypeVar
 from fulcrum_sdk._validate import LIST_RESULT_TYPES, ResultError, check_list, check_transaction_result
 from fulcrum_sdk.context import PluginContext
 from fulcrum_sdk.errors import TransactionRefused
-from fulcrum_sdk.hookspecs import NONBLOCKING_ATTR
 
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock
 from fulcrum_core.dispatch.eager import resume
@@ -185,23 +184,49 @@ class Dispatcher:
         fine: list[tuple[str, float]] = []
         guard_of = self.resilience.get
         extras = self.guards
+        checks_list = hook in LIST_RESULT_TYPES
         for plugin, ctx in calls:
             impl = plugin.impls.get(hook)
             if impl is None:
                 continue
             pid = plugin.id
             guard = guard_of(pid, hook)
-            refused = self._admit(pid, hook, guard)
-            if refused is not None:
-                degraded.append(Degraded(plugin=pid, hook=hook, reason="rejected", detail=refused))
-                continue
-            call = self._start(loop, plugin, guard, impl, ctx, kwargs)
-            if call.__class__ is _Call:
-                suspended.append(call)
-                continue
-            value, exc, t0 = call  # type: ignore[misc]
+            if extras or not (impl.is_async or impl.inline) or not guard.free():
+                # The general path: a breaker to ask, a bulkhead place to hold, a thread, extra guards.
+                refused = self._admit(pid, hook, guard)
+                if refused is not None:
+                    degraded.append(Degraded(plugin=pid, hook=hook, reason="rejected", detail=refused))
+                    continue
+                call = self._start(loop, plugin, guard, impl, ctx, kwargs)
+                if call.__class__ is _Call:
+                    suspended.append(call)
+                    continue
+                value, exc, t0 = call  # type: ignore[misc]
+            else:
+                # The fast path: a closed breaker admits without bookkeeping, and a call that ends
+                # inline never overlaps another, so only one that suspends takes a bulkhead place.
+                args = (ctx,) if impl.argnames == _CTX_ONLY else _args(impl.argnames, ctx, kwargs)
+                t0 = now()
+                exc = None
+                if impl.is_async:
+                    try:
+                        coro = impl.function(*args)
+                        first = coro.send(None)
+                    except StopIteration as stop:
+                        value = stop.value
+                    except (Exception, asyncio.CancelledError) as error:
+                        value, exc = None, error
+                    else:
+                        guard.bulkhead.try_enter()  # free() said there is room, and nothing ran since
+                        suspended.append(self._suspend(loop, plugin, guard, coro, first, t0))
+                        continue
+                else:
+                    try:
+                        value = impl.function(*args)
+                    except Exception as error:
+                        value, exc = None, error
             elapsed = now() - t0
-            if exc is None and elapsed <= hook_s and hook in LIST_RESULT_TYPES:
+            if exc is None and elapsed <= hook_s and checks_list:
                 try:
                     result = check_list(hook, value)
                 except ResultError:
@@ -300,8 +325,7 @@ class Dispatcher:
     ) -> _Call | tuple[Any, BaseException | None, float]:
         """Start one call: ``(value, exception, start time)`` when it finished inline, else a ``_Call``."""
         # Positionally, in the implementation's own order, as pluggy calls hookimpls.
-        argnames = impl.argnames
-        args = (ctx,) if argnames == _CTX_ONLY else tuple(ctx if n == "ctx" else kwargs[n] for n in argnames)
+        args = (ctx,) if impl.argnames == _CTX_ONLY else _args(impl.argnames, ctx, kwargs)
         started = loop.time()
         function = impl.function
         if impl.is_async:
@@ -314,10 +338,8 @@ class Dispatcher:
             except (Exception, asyncio.CancelledError) as exc:
                 guard.bulkhead.leave()
                 return None, exc, started
-            task = loop.create_task(resume(coro, first))
-            task.add_done_callback(lambda _: guard.bulkhead.leave())
-            return _Call(plugin, guard, task, started)
-        if getattr(function, NONBLOCKING_ATTR, False):
+            return self._suspend(loop, plugin, guard, coro, first, started)
+        if impl.inline:
             try:
                 value = function(*args)
             except Exception as exc:
@@ -336,6 +358,20 @@ class Dispatcher:
         call = _Call(plugin, guard, asyncio.wrap_future(inner, loop=loop), started)
         call.began = began
         return call
+
+    @staticmethod
+    def _suspend(
+        loop: asyncio.AbstractEventLoop,
+        plugin: LoadedPlugin,
+        guard: Guard,
+        coro: Any,
+        first: Any,
+        started: float,
+    ) -> _Call:
+        """A coroutine that suspended: the rest of it runs in a task, which frees its bulkhead place."""
+        task = loop.create_task(resume(coro, first))
+        task.add_done_callback(lambda _: guard.bulkhead.leave())
+        return _Call(plugin, guard, task, started)
 
     def _conclude(
         self,
@@ -438,6 +474,11 @@ class Dispatcher:
             extra.record(plugin, hook, outcome, seconds)
         if self.observer is not None:
             self.observer.observe(plugin, hook, outcome, seconds)
+
+
+def _args(argnames: tuple[str, ...], ctx: PluginContext, kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """The hook arguments in the implementation's own order, as pluggy passes them (positionally)."""
+    return tuple(ctx if n == "ctx" else kwargs[n] for n in argnames)
 
 
 def _timed(began: list[float], call: Callable[[], Any]) -> Any:

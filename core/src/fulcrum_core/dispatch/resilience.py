@@ -11,13 +11,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from fulcrum_core.dispatch.breaker import BreakerConfig, BreakerSnapshot, CircuitBreaker, StateTransition
+from fulcrum_core.dispatch.breaker import (
+    BreakerConfig,
+    BreakerSnapshot,
+    BreakerState,
+    CircuitBreaker,
+    StateTransition,
+)
 from fulcrum_core.dispatch.bulkhead import Bulkhead
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock
 
 __all__ = ["Guard", "Guards"]
 
 log = logging.getLogger("fulcrum.dispatch")
+
+_CLOSED = BreakerState.CLOSED
 
 
 class Guard:
@@ -30,6 +38,11 @@ class Guard:
         self.hook = hook
         self.breaker = breaker
         self.bulkhead = bulkhead
+
+    def free(self) -> bool:
+        """True when a call may start with no bookkeeping: the breaker is closed (it then admits
+        every call and counts none) and the bulkhead has room."""
+        return self.breaker.state is _CLOSED and self.bulkhead.available > 0
 
     def admit(self) -> str | None:
         """``None`` when the call may run (a bulkhead place is then taken), else why not."""
