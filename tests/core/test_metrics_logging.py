@@ -114,3 +114,36 @@ def test_even_a_401_carries_a_request_id(make_app: Any) -> None:
     response = make_app().client.get("/v1/home")
     assert response.status_code == 401
     assert len(response.headers["x-request-id"]) == 32
+
+
+@pytest.mark.parametrize("token", [None, "not-a-token"])
+def test_the_servers_line_about_a_refusal_names_the_request(make_app: Any, token: str | None) -> None:
+    """A 401 raised by the authentication middleware is answered by litestar's exception handling,
+    outside the request-id middleware; the server's access line, written while the response starts
+    (as uvicorn's is), still carries the request's id."""
+    import asyncio
+
+    app = make_app().client.app
+    seen: dict[str, Any] = {}
+    headers = [(b"host", b"testserver"), (b"x-request-id", b"refused-7")]
+    if token:
+        headers.append((b"authorization", b"Bearer " + token.encode()))
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+        "path": "/v1/home", "raw_path": b"/v1/home", "query_string": b"", "root_path": "", "headers": headers,
+        "client": ("127.0.0.1", 5000), "server": ("testserver", 80), "state": {},
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            seen["status"] = message["status"]
+            seen["request_id"] = REQUEST_ID.get()
+
+    async def serve() -> None:
+        await asyncio.create_task(app(scope, receive, send))  # a task per request, as servers do
+
+    asyncio.run(serve())
+    assert seen == {"status": 401, "request_id": "refused-7"}

@@ -20,6 +20,7 @@ from fulcrum_core.dispatch.dispatcher import Dispatcher
 from fulcrum_core.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from fulcrum_core.plugins import PluginPolicy, get_plugin_manager
 from fulcrum_core.settings import Deadlines, Settings
+from fulcrum_core.transactions.checks import PluginBusyError
 from fulcrum_core.transactions.models import TransactionProblem, TransactionView
 from fulcrum_core.transactions.service import PluginFaultError, TransactionService
 from fulcrum_sdk.data import CustomerRecord, Profile, RiskProfile, StaticDataProvider
@@ -604,6 +605,45 @@ async def test_a_risk_of_that_hangs_is_cut_off_at_the_deadline_and_nothing_is_jo
     assert rows(db) == []
     assert shop.calls == []
     shop.release.set()  # let the abandoned thread end before the loop's executor shuts down
+
+
+async def test_checking_code_that_hangs_holds_the_plugins_bulkhead_and_then_gives_it_back(
+    make_service: Callable[..., TransactionService], shop: Shop, db: Database
+) -> None:
+    """Each thread stuck in a plugin's checking code keeps a place in that plugin's bulkhead after the
+    request gave up on it; a full bulkhead refuses the next request at once (503, Retry-After, nothing
+    journaled, no thread), and the place is free again when the stuck code returns."""
+    service = make_service(
+        bulkhead_size=1, deadlines=msgspec.structs.replace(Settings().deadlines, execute_transaction=200)
+    )
+    entered: list[str] = []
+
+    def hanging(_: Any) -> Any:
+        entered.append(threading.current_thread().name)
+        shop.release.wait(30)
+        return "R1"
+
+    shop.risk_of = hanging
+    with pytest.raises(PluginFaultError):
+        await service.submit(C3, "k-stuck", body())
+    with pytest.raises(PluginBusyError) as busy:
+        await service.submit(C3, "k-busy", body())
+    assert busy.value.status == 503
+    assert busy.value.code == "transaction.plugin_unavailable"
+    assert busy.value.headers == {"Retry-After": "1"}
+    assert "shop" in busy.value.detail
+    assert len(entered) == 1  # the refused request never ran plugin code
+    assert rows(db) == []
+    shop.release.set()
+    guard = service._dispatcher.resilience.get("shop", "execute_transaction")  # type: ignore[attr-defined]
+    for _ in range(200):  # the stuck thread ends and gives its place back through the loop
+        if guard.bulkhead.active == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert guard.bulkhead.active == 0
+    shop.risk_of = lambda _: "R1"
+    outcome = await service.submit(C3, "k-after", body())
+    assert outcome.status_code == 201
 
 
 async def test_plugin_code_before_journaling_runs_in_a_plugin_thread(

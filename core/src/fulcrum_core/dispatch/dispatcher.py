@@ -279,13 +279,33 @@ class Dispatcher:
         value, exc, t0 = call
         return self._conclude(plugin.id, hook, guard, value, exc, loop.time() - t0, limit_s)
 
-    async def in_plugin_thread(self, function: Callable[..., _T], *args: Any) -> _T:
+    async def in_plugin_thread(
+        self, function: Callable[..., _T], *args: Any, plugin: str | None = None, hook: str = ""
+    ) -> _T:
         """Run host code that calls into a plugin (``risk_of``, a params ``__post_init__``) in the
         plugin thread pool, never in the loop's default executor, which the host's own database work
-        needs: a plugin hanging there ties up a plugin thread, not the journal."""
+        needs: a plugin hanging there ties up a plugin thread, not the journal.
+
+        With ``plugin``, the thread holds a place in that plugin's ``hook`` bulkhead until it ends
+        (even after the caller gave up on it), and a full bulkhead raises :class:`PluginCallError`
+        ``rejected`` at once: a plugin that hangs here can tie up at most ``bulkhead_size`` threads.
+        """
         loop = asyncio.get_running_loop()
         run = contextvars.copy_context().run
-        return await loop.run_in_executor(self._executor, functools.partial(run, function, *args))
+        if plugin is None:
+            return await loop.run_in_executor(self._executor, functools.partial(run, function, *args))
+        guard = self.resilience.get(plugin, hook)
+        if not guard.bulkhead.try_enter():
+            detail = f"bulkhead full ({guard.bulkhead.max_concurrent} calls in flight)"
+            self.stats.record(plugin, hook, "rejected", 0.0, detail)
+            raise PluginCallError(plugin, hook, "rejected", detail)
+        try:
+            inner = self._executor.submit(run, function, *args)
+        except RuntimeError:  # the executor was shut down: the host is stopping
+            guard.bulkhead.leave()
+            raise
+        inner.add_done_callback(_leave_from_thread(loop, guard))
+        return await asyncio.wrap_future(inner, loop=loop)
 
     def breaker_open(self, plugin: str, hook: str) -> bool:
         """True when ``plugin``'s breaker for ``hook`` refuses calls now (open or forced open)."""

@@ -156,6 +156,11 @@ async def echo_request_id(message: Message, scope: Scope) -> None:
     request_id = scope.get("state", {}).get("request_id")
     if not isinstance(request_id, str):
         return
+    if REQUEST_ID.get() != request_id:
+        # A refusal raised by middleware (401, 403, 429) is sent by litestar's exception handling,
+        # outside RequestIdMiddleware: set the id again so the server's line about it names it too.
+        # The server runs each request in its own task, so this ends with the request.
+        REQUEST_ID.set(request_id)
     headers = message.get("headers")
     if not isinstance(headers, list):
         headers = message["headers"] = list(headers or ())

@@ -23,6 +23,7 @@ from fulcrum_core.transactions.models import TransactionBody
 __all__ = [
     "IDEMPOTENCY_HEADER",
     "ParsedBody",
+    "PluginBusyError",
     "PluginFaultError",
     "amount_of",
     "check_amount",
@@ -49,6 +50,13 @@ class PluginFaultError(CoreError):
 
     status = 502
     default_code = "transaction.plugin_error"
+
+
+class PluginBusyError(CoreError):
+    """The owning plugin's bulkhead is full of requests still being checked (nothing was journaled)."""
+
+    status = 503
+    default_code = "transaction.plugin_unavailable"
 
 
 class ParsedBody(msgspec.Struct, frozen=True):

@@ -55,7 +55,7 @@ from fulcrum_core.dispatch.results import PluginCallError
 from fulcrum_core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from fulcrum_core.settings import Settings
 from fulcrum_core.transactions import checks
-from fulcrum_core.transactions.checks import PluginFaultError
+from fulcrum_core.transactions.checks import PluginBusyError, PluginFaultError
 from fulcrum_core.transactions.journal import Journal
 from fulcrum_core.transactions.models import (
     Suitability,
@@ -109,7 +109,9 @@ class _Dispatcher(Protocol):
     async def call_one(
         self, plugin: Any, hook: str, ctx: PluginContext, *, deadline_ms: int, **kwargs: Any
     ) -> Any: ...
-    async def in_plugin_thread(self, function: Callable[..., _T], *args: Any) -> _T: ...
+    async def in_plugin_thread(
+        self, function: Callable[..., _T], *args: Any, plugin: str | None = None, hook: str = ""
+    ) -> _T: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,9 +192,22 @@ class TransactionService:
         Nothing is journaled yet, so a late plan is simply refused; its thread (one of the dispatcher's
         plugin threads, not the loop's default executor that the journal uses) is abandoned."""
         deadline_ms = self._settings.deadlines.execute_transaction
+        # The owner's execute_transaction bulkhead caps the threads its checking code can hold.
+        active = self._plugins.transaction_types.get(body.type)
+        owner = active[0].id if active is not None else None
         try:
-            planning = self._dispatcher.in_plugin_thread(self._plan, customer_ref, body)
+            planning = self._dispatcher.in_plugin_thread(
+                self._plan, customer_ref, body, plugin=owner, hook="execute_transaction"
+            )
             return await asyncio.wait_for(planning, deadline_ms / 1000)
+        except PluginCallError as exc:
+            log.warning("plugin %r: a %s request refused unchecked: %s", exc.plugin, body.type, exc.detail)
+            raise PluginBusyError(
+                f"plugin {exc.plugin!r} is temporarily unavailable: too many of its requests are still "
+                "being checked; nothing was carried out",
+                plugin=exc.plugin,
+                headers={"Retry-After": "1"},
+            ) from None
         except TimeoutError:
             entry = self._plugins.all_transaction_types.get(body.type)
             plugin = entry[0].id if entry else "?"
