@@ -24,7 +24,7 @@ MANIFEST = parse_manifest(
 
 
 @hookimpl
-def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
+async def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
     """One icon; the city comes through the scoped data accessor, never straight from the bank."""
     city = ctx.data.city()
     where = city.name if city else LocalizedText(zh_CN="您身边", en="near you")

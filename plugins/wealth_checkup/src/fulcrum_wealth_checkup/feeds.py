@@ -66,7 +66,7 @@ def _education(report: Glance | None) -> list[FeedItem]:
 
 
 @hookimpl
-def feed_items(ctx: PluginContext, column: str) -> list[FeedItem] | None:
+async def feed_items(ctx: PluginContext, column: str) -> list[FeedItem] | None:
     """Cards for ``wealth`` and ``education``; ``None`` for any other column."""
     if column == "wealth":
         return _wealth(ctx, glance_at(ctx))

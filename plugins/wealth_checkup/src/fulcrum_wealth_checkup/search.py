@@ -82,7 +82,7 @@ def _article_hits(query: str) -> list[SearchHit]:
 
 
 @hookimpl
-def search(ctx: PluginContext, query: str) -> list[SearchHit]:
+async def search(ctx: PluginContext, query: str) -> list[SearchHit]:
     """Hits whose names or terms match ``query``; products only from the customer's suitable shelf."""
     hits: list[SearchHit] = []
     if score := relevance(query, _CHECKUP_TERMS):

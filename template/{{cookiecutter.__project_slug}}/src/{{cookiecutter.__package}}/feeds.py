@@ -15,7 +15,7 @@ FEED_COLUMN = "life"
 
 
 @hookimpl
-def feed_items(ctx: PluginContext, column: str) -> list[FeedItem]:
+async def feed_items(ctx: PluginContext, column: str) -> list[FeedItem]:
     """One article for the life column, an empty list for any other column."""
     if column != FEED_COLUMN:
         return []

@@ -1,4 +1,9 @@
-"""Home page: an entry icon in the kingkong grid (金刚位) and a banner (轮播) for every customer."""
+"""Home page: an entry icon in the kingkong grid (金刚位) and a banner (轮播) for every customer.
+
+The display hooks are ``async def`` even when they never wait: the host then runs them as a plain
+function call, with no thread and no task. Await only async APIs in them (``ctx.storage.aget``, an
+async HTTP client); a blocking call would hold up every customer's page on this worker.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ __all__ = ["home_slot_offers"]
 
 
 @hookimpl
-def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
+async def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
     """An entry icon, and a banner that names the customer's city when the plugin may know it.
 
     ``location:city`` is an optional scope (and, for a partner, needs the customer's consent): ask

@@ -17,7 +17,7 @@ def _matches(query: str, text: LocalizedText) -> bool:
 
 
 @hookimpl
-def search(ctx: PluginContext, query: str) -> list[SearchHit]:
+async def search(ctx: PluginContext, query: str) -> list[SearchHit]:
     """The entry for the plugin's name or id (relevance 0.9), then each matching plan (0.7)."""
     hits = []
     if _matches(query, NAME) or query.casefold() == PLUGIN_ID:
