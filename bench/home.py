@@ -5,7 +5,9 @@ One run starts, each in its own uvicorn process on 127.0.0.1 and a free port:
 1. the real app (``create_app``) with the three first-party plugins (approved through the demo
    registry seed) plus 27 synthetic plugins, on SQLite, one worker;
 2. a bare litestar app whose one route returns the real app's home response, precomputed, one worker;
-3. with ``--postgres URL``: the real app on PostgreSQL with one and with two workers.
+3. with ``--postgres URL``: the real app on PostgreSQL with one and with two workers;
+4. with ``--plain``: the floor, the same plugins called in a plain loop with no platform around
+   them (``plain_app``), to show how much of the gap is the plugins' own work and the assembly.
 
 Each is driven by ``wrk`` (``--connections`` connections, ``--seconds`` seconds, after a short
 warm-up) and the script prints requests per second, p50 and p99 latency, and the ratio to the bare
@@ -106,6 +108,50 @@ def real_app() -> Any:
     runtime = build_runtime(settings, extra_plugins=[_synthetic(i) for i in range(SYNTHETIC)])
     app = create_app(settings, runtime=runtime)
     freeze_startup_heap()  # as fulcrum serve's app factory does
+    return app
+
+
+def plain_app() -> Any:
+    """The floor: the same plugins' ``home_slot_offers`` called one after another in a plain loop (what
+    a pluggy multicall does, plus awaiting the ``async def`` ones), for customer ``CUSTOMER``, with one
+    context per plugin built at startup, then assembled and encoded as the real app does. No
+    authentication, request id, branch selection, consent, breaker, bulkhead, deadline, result check or
+    metrics: what serving the page costs with no platform around the plugins at all."""
+    import inspect
+    from datetime import UTC, datetime
+
+    from fulcrum_core.api.home import HomeResponse
+    from fulcrum_core.app import build_runtime
+    from fulcrum_core.asgi import freeze_startup_heap
+    from fulcrum_core.assembly.home import assemble_home
+    from fulcrum_core.settings import load_settings
+
+    settings = load_settings()
+    runtime = build_runtime(settings, extra_plugins=[_synthetic(i) for i in range(SYNTHETIC)])
+    plugins = runtime.plugins.enabled_for("home_slot_offers")
+    contexts = runtime.contexts.for_request(CUSTOMER, request_id="plain", now=datetime.now(UTC))
+    calls = [(p.id, p.impls["home_slot_offers"].function, contexts.for_plugin(p)) for p in plugins]
+    granted = {p.id: p.granted for p in plugins}
+    encode = msgspec.json.Encoder().encode
+
+    @get("/v1/home")
+    async def home() -> Response[bytes]:
+        offers = {}
+        for pid, function, ctx in calls:
+            value = function(ctx)
+            offers[pid] = (await value) if inspect.iscoroutine(value) else value
+        slots = assemble_home(
+            offers, inventory=settings.slots, granted=granted, customer=contexts.customer, now=contexts.now
+        )
+        return Response(encode(HomeResponse(slots=slots, degraded=[], request_id="plain")),
+                        media_type="application/json")
+
+    @get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app = Litestar([home, healthz], openapi_config=None)
+    freeze_startup_heap()
     return app
 
 
@@ -315,6 +361,10 @@ def main() -> None:
     )
     parser.add_argument("--cold", action="store_true", help="also run the real app with its read caches off")
     parser.add_argument("--postgres", default=os.environ.get("FULCRUM_BENCH_POSTGRES_URL"))
+    parser.add_argument(
+        "--plain", action="store_true",
+        help="also run the floor: the same plugins in a plain loop with no platform around them",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is required (apt-get install wrk)")
@@ -333,6 +383,9 @@ def main() -> None:
             ]
         results: dict[str, list[Result]] = {label: [] for label, *_ in variants}
         bare_runs: list[Result] = []
+        plain_runs: list[Result] = []
+        plain_ratios: list[float] = []
+        plain: list[subprocess.Popen[bytes]] = []
         ratios: dict[str, list[float]] = {label: [] for label, *_ in variants}
         body_file = Path(tmp) / "body.json"
         for n, (label, url, workers, processes, caches) in enumerate(variants):
@@ -355,6 +408,8 @@ def main() -> None:
                         f"requests take turns over {len(customers)} customers"
                     )
                     bare, bare_port = _serve("bare_app", {"FULCRUM_BENCH_BODY": str(body_file)})
+                    if args.plain:
+                        plain, plain_port = _serve("plain_app", env)
                 for _ in range(args.rounds):
                     tokens, staff = _tokens(env, customers)
                     ok0, all0 = _calls(port, staff)
@@ -365,14 +420,21 @@ def main() -> None:
                     bare_run = _wrk("bare", bare_port, tokens, args.seconds, args.connections)
                     bare_runs.append(bare_run)
                     ratios[label].append(run.rps / bare_run.rps)
+                    if plain and n == 0:
+                        plain_run = _wrk("plain", plain_port, tokens, args.seconds, args.connections)
+                        plain_runs.append(plain_run)
+                        plain_ratios.append(plain_run.rps / bare_run.rps)
             finally:
                 _stop(real)
         _stop(bare)
+        _stop(plain)
 
     python = sys.version.split()[0]
     rows: list[tuple[str, list[Result], float | None]] = [
         (label, runs, _median(ratios[label])) for label, runs in results.items()
     ]
+    if plain_runs:
+        rows.append(("plain loop, same plugins, no platform, 1 worker", plain_runs, _median(plain_ratios)))
     rows.append(("bare litestar, same bytes, 1 worker", bare_runs, 1.0))
     _print(
         f"wrk -t1 -c{args.connections} -d{args.seconds}s x {args.rounds} rounds, each real run followed by a "

@@ -8,8 +8,10 @@ ones) and calls it through ASGI directly, one request after another::
     uv run python bench/inprocess.py [--requests 3000] [--variant full] [--profile]
 
 Variants: ``bare`` (the bare endpoint with the same bytes), ``none`` (no plugins: the platform's
-fixed cost), ``synthetic`` (the 27 synthetic plugins only), ``first-party`` (the three only) and
-``full``. ``--profile`` prints a cProfile of the measured requests (inflated, read it for shares).
+fixed cost), ``synthetic`` (the 27 synthetic plugins only), ``first-party`` (the three only),
+``full``, and ``plain`` (all 30 called in a plain loop with no platform around them: the floor).
+Each figure is the fastest block of 200 requests (a shared machine's noise only ever adds time).
+``--profile`` prints a cProfile of the measured requests (inflated, read it for shares).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import home
 
 FIRST_PARTY = ("wealth-checkup", "pension", "merchant-promo")
-VARIANTS = ("bare", "none", "synthetic", "first-party", "full")
+VARIANTS = ("bare", "none", "synthetic", "first-party", "full", "plain")
 BLOCK = 200
 
 Scope = MutableMapping[str, Any]
@@ -84,6 +86,9 @@ def _app(variant: str, state: Path, body: Path) -> Any:
     if variant == "bare":
         os.environ["FULCRUM_BENCH_BODY"] = str(body)
         return home.bare_app()
+    if variant == "plain":
+        home.SYNTHETIC = 27
+        return home.plain_app()
     config = state / "bench.toml"
     text = "[rate_limit]\nenabled = false\n"
     if variant in ("none", "synthetic"):
@@ -133,7 +138,7 @@ def main() -> None:
     parser.add_argument("--variant", choices=VARIANTS, action="append")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    variants = args.variant or ["full", "bare", "none", "synthetic", "first-party"]
+    variants = args.variant or ["full", "bare", "none", "synthetic", "first-party", "plain"]
     with tempfile.TemporaryDirectory(prefix="fulcrum-inprocess-") as tmp:
         state = Path(tmp)
         env = home._prepare(state, None, caches=True)
