@@ -257,6 +257,44 @@ async def test_call_queued_for_a_thread_is_left_out_but_not_blamed(
     assert not dispatcher.breaker_open("b-queued", "search")
 
 
+async def test_a_queued_call_given_up_never_runs_and_every_place_comes_back(
+    settings: Settings, kit: Any, release: threading.Event
+) -> None:
+    """A thread call the dispatcher gave up on while it was still queued is withdrawn (it never runs);
+    a running one keeps its place until it returns; then both places are free again."""
+    conf = msgspec.structs.replace(settings, deadlines=Deadlines(search=50))
+    dispatcher = Dispatcher(conf, max_threads=1)
+    ran: list[str] = []
+
+    def queued(ctx: Any, query: str) -> Any:
+        ran.append("queued")
+        return []
+
+    plugins = _loaded(
+        conf,
+        kit.plugin("a-stuck", search=lambda ctx, query: release.wait()),
+        kit.plugin("b-queued", search=queued),
+    )
+    gathered = await _search(dispatcher, kit, plugins)
+    assert {d.plugin for d in gathered.degraded} == {"a-stuck", "b-queued"}
+    stuck = dispatcher.resilience.get("a-stuck", "search").bulkhead
+    withdrawn = dispatcher.resilience.get("b-queued", "search").bulkhead
+    for _ in range(100):
+        if withdrawn.active == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert (stuck.active, withdrawn.active) == (1, 0)
+    release.set()
+    for _ in range(200):
+        if stuck.active == 0:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # room for the withdrawn call to run, were it still queued
+    dispatcher.close()
+    assert stuck.active == 0
+    assert ran == []
+
+
 async def test_callers_budget_cuts_the_wait_without_blaming_plugins(
     fast: Settings, kit: Any, release: threading.Event
 ) -> None:

@@ -304,8 +304,8 @@ class Dispatcher:
         except RuntimeError:  # the executor was shut down: the host is stopping
             guard.bulkhead.leave()
             raise
-        inner.add_done_callback(_leave_from_thread(loop, guard))
-        return await asyncio.wrap_future(inner, loop=loop)
+        result: _T = await _thread_future(loop, guard, inner)
+        return result
 
     def breaker_open(self, plugin: str, hook: str) -> bool:
         """True when ``plugin``'s breaker for ``hook`` refuses calls now (open or forced open)."""
@@ -374,8 +374,7 @@ class Dispatcher:
         except RuntimeError as exc:  # the executor was shut down: the host is stopping
             guard.bulkhead.leave()
             return None, exc, started
-        inner.add_done_callback(_leave_from_thread(loop, guard))
-        call = _Call(plugin, guard, asyncio.wrap_future(inner, loop=loop), started)
+        call = _Call(plugin, guard, _thread_future(loop, guard, inner), started)
         call.began = began
         return call
 
@@ -507,11 +506,40 @@ def _timed(began: list[float], call: Callable[[], Any]) -> Any:
     return call()
 
 
-def _leave_from_thread(loop: asyncio.AbstractEventLoop, guard: Guard) -> Callable[[Any], None]:
-    """A done-callback for a worker thread's future: free the bulkhead place on the loop's thread."""
+def _thread_future(
+    loop: asyncio.AbstractEventLoop, guard: Guard, inner: concurrent.futures.Future[Any]
+) -> asyncio.Future[Any]:
+    """The loop's future of a worker thread's call, which holds a bulkhead place until the thread ends.
 
-    def leave(_: concurrent.futures.Future[Any]) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to free
-            loop.call_soon_threadsafe(guard.bulkhead.leave)
+    What ``asyncio.wrap_future`` does, but the outcome and the freed place reach the loop in one
+    wake-up instead of two. Cancelling the returned future (the caller gave up) cancels a call still
+    queued, so it never runs; a running thread cannot be stopped and keeps its place until it returns.
+    """
+    future = loop.create_future()
 
-    return leave
+    def finished(_: concurrent.futures.Future[Any]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to free or tell
+            loop.call_soon_threadsafe(_hand_over, future, inner, guard)
+
+    def given_up(done: asyncio.Future[Any]) -> None:
+        if done.cancelled():
+            inner.cancel()
+
+    future.add_done_callback(given_up)
+    inner.add_done_callback(finished)
+    return future
+
+
+def _hand_over(future: asyncio.Future[Any], inner: concurrent.futures.Future[Any], guard: Guard) -> None:
+    """On the loop: free the place, and give the thread's outcome to ``future`` unless it was given up."""
+    guard.bulkhead.leave()
+    if future.done():
+        return
+    if inner.cancelled():
+        future.cancel()
+        return
+    exc = inner.exception()
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(inner.result())
