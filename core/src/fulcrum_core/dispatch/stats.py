@@ -49,12 +49,21 @@ class CallStats:
 
     def __init__(self) -> None:
         self._counters: dict[tuple[str, str], _Counter] = {}
+        # The same counters by hook, then plugin: the hot path looks up plain strings, not tuples.
+        self._by_hook: dict[str, dict[str, _Counter]] = {}
+
+    def _counter(self, plugin: str, hook: str) -> _Counter:
+        by_plugin = self._by_hook.get(hook)
+        if by_plugin is None:
+            by_plugin = self._by_hook[hook] = {}
+        counter = by_plugin.get(plugin)
+        if counter is None:
+            counter = by_plugin[plugin] = self._counters[(plugin, hook)] = _Counter()
+        return counter
 
     def record(self, plugin: str, hook: str, outcome: Outcome, seconds: float, detail: str = "") -> None:
         """Count one call; ``detail`` of a failed call is kept as the last problem seen."""
-        counter = self._counters.get((plugin, hook))
-        if counter is None:
-            counter = self._counters[(plugin, hook)] = _Counter()
+        counter = self._counter(plugin, hook)
         counter.by_outcome[outcome] += 1
         if outcome != "rejected":
             counter.total_s += seconds
@@ -64,11 +73,12 @@ class CallStats:
 
     def record_ok(self, hook: str, calls: Iterable[tuple[str, float]]) -> None:
         """Count calls of ``hook`` that ended ``ok``, as ``(plugin, seconds)``: ``record`` in a batch."""
-        counters = self._counters
+        by_plugin = self._by_hook.get(hook) or {}
         for plugin, seconds in calls:
-            counter = counters.get((plugin, hook))
+            counter = by_plugin.get(plugin)
             if counter is None:
-                counter = counters[(plugin, hook)] = _Counter()
+                counter = self._counter(plugin, hook)
+                by_plugin = self._by_hook[hook]
             counter.by_outcome["ok"] += 1
             counter.total_s += seconds
             if seconds > counter.max_s:

@@ -33,13 +33,15 @@ _UNTIMED = frozenset({"rejected", "breaker_open"})
 
 
 class _Latency:
-    """One plugin × hook histogram: per-bucket counts (the last is +Inf) and the sum."""
+    """One plugin × hook histogram: per-bucket counts (the last is +Inf) and the sum, and how many of
+    its calls ended ``ok`` (kept here, next to the histogram, so an ``ok`` call costs one lookup)."""
 
-    __slots__ = ("buckets", "total")
+    __slots__ = ("buckets", "ok", "total")
 
     def __init__(self) -> None:
         self.buckets = [0] * (len(CALL_BUCKETS) + 1)
         self.total = 0.0
+        self.ok = 0
 
 
 class _CallCollector(Collector):
@@ -66,7 +68,7 @@ class _CallCollector(Collector):
             "Plugin hook calls by outcome: ok, error, timeout, invalid, rejected, breaker_open.",
             labels=["plugin", "hook", "outcome"],
         )
-        for key, count in sorted(self._metrics.outcomes.items()):
+        for key, count in sorted(self._metrics.call_counts().items()):
             calls.add_metric(list(key), float(count))
         yield calls
 
@@ -100,8 +102,28 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.latency: dict[tuple[str, str], _Latency] = {}
+        # Outcomes other than ok (ok calls are counted in their _Latency).
         self.outcomes: dict[tuple[str, str, str], int] = {}
+        # The same _Latency objects by hook, then plugin: the hot path looks up plain strings.
+        self._by_hook: dict[str, dict[str, _Latency]] = {}
         self.registry.register(_CallCollector(self))
+
+    def call_counts(self) -> dict[tuple[str, str, str], int]:
+        """Calls by (plugin, hook, outcome), ok included."""
+        counts = dict(self.outcomes)
+        for (plugin, hook), series in self.latency.items():
+            if series.ok:
+                counts[(plugin, hook, "ok")] = series.ok
+        return counts
+
+    def _series(self, plugin: str, hook: str) -> _Latency:
+        by_plugin = self._by_hook.get(hook)
+        if by_plugin is None:
+            by_plugin = self._by_hook[hook] = {}
+        series = by_plugin.get(plugin)
+        if series is None:
+            series = by_plugin[plugin] = self.latency[(plugin, hook)] = _Latency()
+        return series
 
     def watch_breakers(self, source: Callable[[], Iterable[BreakerSnapshot]]) -> None:
         """Export the breakers ``source`` returns at every scrape."""
@@ -109,25 +131,26 @@ class Metrics:
 
     def observe(self, plugin: str, hook: str, outcome: str, seconds: float) -> None:
         """Count one plugin call and, when it ran, its duration (call from the event loop's thread)."""
-        key = (plugin, hook, outcome)
-        self.outcomes[key] = self.outcomes.get(key, 0) + 1
-        if outcome in _UNTIMED:
-            return
-        series = self.latency.get((plugin, hook))
-        if series is None:
-            series = self.latency[(plugin, hook)] = _Latency()
+        if outcome != "ok":
+            key = (plugin, hook, outcome)
+            self.outcomes[key] = self.outcomes.get(key, 0) + 1
+            if outcome in _UNTIMED:
+                return
+        series = self._series(plugin, hook)
+        if outcome == "ok":
+            series.ok += 1
         series.buckets[bisect_left(CALL_BUCKETS, seconds)] += 1  # bucket i holds (bound[i-1], bound[i]]
         series.total += seconds
 
     def observe_ok(self, hook: str, calls: Iterable[tuple[str, float]]) -> None:
         """Count calls of ``hook`` that ended ``ok``, as ``(plugin, seconds)``: ``observe`` in a batch."""
-        outcomes, latency = self.outcomes, self.latency
+        by_plugin = self._by_hook.get(hook) or {}
         for plugin, seconds in calls:
-            key = (plugin, hook, "ok")
-            outcomes[key] = outcomes.get(key, 0) + 1
-            series = latency.get((plugin, hook))
+            series = by_plugin.get(plugin)
             if series is None:
-                series = latency[(plugin, hook)] = _Latency()
+                series = self._series(plugin, hook)
+                by_plugin = self._by_hook[hook]
+            series.ok += 1
             series.buckets[bisect_left(CALL_BUCKETS, seconds)] += 1
             series.total += seconds
 
