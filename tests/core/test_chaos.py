@@ -52,6 +52,13 @@ def test_each_failure_degrades_only_its_plugin(make_app: Any, kit: Any, release:
             "huge-text",
             home_slot_offers=lambda ctx: [replace(kit.offer("home.banner", "t"), title=huge_title)],
         ),
+        # A frozen struct holding an arbitrary object: even turning it into JSON fails.
+        kit.plugin(
+            "odd-field",
+            home_slot_offers=nonblocking(
+                lambda ctx: [replace(kit.offer("home.banner", "o"), title=LocalizedText(zh_CN=object()))]
+            ),
+        ),
         deadlines=FAST,
     )
     response = app.get("/v1/home")
@@ -67,6 +74,7 @@ def test_each_failure_degrades_only_its_plugin(make_app: Any, kit: Any, release:
         "garbage": "invalid",
         "huge-list": "invalid",
         "huge-text": "invalid",
+        "odd-field": "invalid",
     }
     assert _keys(body, "home.notice/v1") == [DEFAULT_NOTICE]  # platform content fills the empty slot
     assert "plugin bug" not in response.text

@@ -365,3 +365,48 @@ async def test_inline_calls_take_no_bulkhead_place_and_a_waiting_one_holds_its_p
     dispatcher.close()
     assert inline.degraded == []
     assert waiter_guard.bulkhead.active == 0
+
+
+async def test_a_thread_plugin_raising_stopiteration_is_an_error_at_once(
+    settings: Settings, kit: Any
+) -> None:
+    """StopIteration cannot travel through a future; the call still ends as this plugin's error,
+    without waiting out the deadline."""
+
+    def stops(ctx: Any, query: str) -> Any:
+        raise StopIteration("odd")
+
+    conf = msgspec.structs.replace(settings, deadlines=Deadlines(search=5000))
+    dispatcher = Dispatcher(conf)
+    plugins = _loaded(conf, kit.plugin("stops", search=stops))
+    started = asyncio.get_running_loop().time()
+    gathered = await _search(dispatcher, kit, plugins)
+    took = asyncio.get_running_loop().time() - started
+    dispatcher.close()
+    assert [(d.plugin, d.reason) for d in gathered.degraded] == [("stops", "error")]
+    assert "StopIteration" in gathered.degraded[0].detail
+    assert took < 2.5
+
+
+async def test_plugin_thread_work_is_refused_when_the_bulkhead_is_full(
+    settings: Settings, release: threading.Event
+) -> None:
+    """Host code run for a plugin holds that plugin's bulkhead place until its thread ends; the next
+    one is refused at once and counted, and naming a plugin without a hook is a programming error."""
+    observer = _Observer()
+    dispatcher = Dispatcher(msgspec.structs.replace(settings, bulkhead_size=1), observer=observer)
+    held = asyncio.ensure_future(dispatcher.in_plugin_thread(release.wait, 5, plugin="p", hook="search"))
+    for _ in range(100):
+        if dispatcher.resilience.get("p", "search").bulkhead.active:
+            break
+        await asyncio.sleep(0.01)
+    with pytest.raises(PluginCallError) as refused:
+        await dispatcher.in_plugin_thread(lambda: None, plugin="p", hook="search")
+    assert refused.value.kind == "rejected"
+    assert observer.seen == [("p", "rejected")]
+    with pytest.raises(TypeError, match="hook"):
+        await dispatcher.in_plugin_thread(lambda: None, plugin="p")
+    release.set()
+    assert await held is True
+    assert await dispatcher.in_plugin_thread(lambda: 7, plugin="p", hook="search") == 7
+    dispatcher.close()

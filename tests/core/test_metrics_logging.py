@@ -142,8 +142,12 @@ def test_the_servers_line_about_a_refusal_names_the_request(make_app: Any, token
             seen["status"] = message["status"]
             seen["request_id"] = REQUEST_ID.get()
 
-    async def serve() -> None:
+    async def serve() -> str | None:
         await asyncio.create_task(app(scope, receive, send))  # a task per request, as servers do
+        assert seen == {"status": 401, "request_id": "refused-7"}
+        seen.clear()
+        await app({**scope, "state": {}}, receive, send)  # in the caller's own task, as in-process clients do
+        return REQUEST_ID.get()
 
-    asyncio.run(serve())
+    assert asyncio.run(serve()) is None  # the id named the refusal, then was undone: nothing leaks
     assert seen == {"status": 401, "request_id": "refused-7"}

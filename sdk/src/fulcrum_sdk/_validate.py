@@ -73,6 +73,9 @@ def _revalidate(item: _S, cls: type[_S]) -> _S:
     about 2 µs an item. Results are frozen structs, and validity depends only on the value, so a value
     seen before is answered from a bounded memo (a hash and an equality test) and the copy checked
     then is returned: an equal-but-odd value (``True`` for ``1``) never reaches the page as itself.
+    A result object seen before is answered by identity: results are frozen, and one changed after it
+    was returned (``msgspec.structs.force_setattr``) is not supported; its checked copy stays the answer.
+    Anything that fails the check, however it fails, is a ``ValidationError``.
     """
     seen = _seen.get(id(item))
     if seen is not None and seen[0] is item:
@@ -82,13 +85,18 @@ def _revalidate(item: _S, cls: type[_S]) -> _S:
         memo = _valid.setdefault(cls, {})
     try:
         known = memo.get(_memo_key(item, cls))
-    except TypeError:  # an unhashable field (a list where a tuple belongs): check it the long way
-        known = None
+    except Exception:  # an unhashable field (a list where a tuple belongs) or a field's own hash
+        known = None  # or equality failing: check it the long way
         memo = None
     if known is None:
-        known = msgspec.convert(
-            msgspec.to_builtins(item, builtin_types=(datetime, date)), cls, builtin_types=(datetime, date)
-        )
+        try:
+            known = msgspec.convert(
+                msgspec.to_builtins(item, builtin_types=(datetime, date)), cls, builtin_types=(datetime, date)
+            )
+        except msgspec.ValidationError:
+            raise
+        except Exception as exc:  # a field holding something no result type allows (an arbitrary object)
+            raise msgspec.ValidationError(f"cannot be checked: {type(exc).__name__}: {exc}") from None
         if memo is None:
             return known
         if len(memo) >= _MEMO_SIZE:

@@ -280,7 +280,7 @@ class Dispatcher:
         return self._conclude(plugin.id, hook, guard, value, exc, loop.time() - t0, limit_s)
 
     async def in_plugin_thread(
-        self, function: Callable[..., _T], *args: Any, plugin: str | None = None, hook: str = ""
+        self, function: Callable[..., _T], *args: Any, plugin: str | None = None, hook: str | None = None
     ) -> _T:
         """Run host code that calls into a plugin (``risk_of``, a params ``__post_init__``) in the
         plugin thread pool, never in the loop's default executor, which the host's own database work
@@ -294,10 +294,14 @@ class Dispatcher:
         run = contextvars.copy_context().run
         if plugin is None:
             return await loop.run_in_executor(self._executor, functools.partial(run, function, *args))
+        if hook is None:
+            raise TypeError("in_plugin_thread: `hook` names the bulkhead and is required with `plugin`")
         guard = self.resilience.get(plugin, hook)
         if not guard.bulkhead.try_enter():
             detail = f"bulkhead full ({guard.bulkhead.max_concurrent} calls in flight)"
             self.stats.record(plugin, hook, "rejected", 0.0, detail)
+            if self.observer is not None:
+                self.observer.observe(plugin, hook, "rejected", 0.0)
             raise PluginCallError(plugin, hook, "rejected", detail)
         try:
             inner = self._executor.submit(run, function, *args)
@@ -418,6 +422,8 @@ class Dispatcher:
             result = _validate(hook, value)
         except ResultError as err:
             self._fail(pid, hook, guard, "invalid", elapsed, str(err)[:_DETAIL_MAX])
+        except Exception as err:  # garbage that even breaks the check: still only this plugin's loss
+            self._fail(pid, hook, guard, "invalid", elapsed, _describe(err))
         self._record(pid, hook, guard, "ok", elapsed)
         return result
 
@@ -539,7 +545,9 @@ def _hand_over(future: asyncio.Future[Any], inner: concurrent.futures.Future[Any
         future.cancel()
         return
     exc = inner.exception()
-    if exc is not None:
+    if isinstance(exc, StopIteration):  # a future cannot hold one: it would end the awaiting coroutine
+        future.set_exception(RuntimeError(f"the plugin raised StopIteration: {exc!r}"))
+    elif exc is not None:
         future.set_exception(exc)
     else:
         future.set_result(inner.result())

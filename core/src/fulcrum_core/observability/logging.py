@@ -10,6 +10,7 @@ the JSON formatter on the root logger, once.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -143,6 +144,10 @@ class RequestIdMiddleware:
             REQUEST_ID.reset(token)
 
 
+_RESTORE = "request_id.restore"
+"""Scope-state key of the token that undoes :func:`echo_request_id` setting the id for a refusal."""
+
+
 async def echo_request_id(message: Message, scope: Scope) -> None:
     """``before_send`` hook: put the request's id in ``X-Request-ID`` of every response.
 
@@ -151,16 +156,22 @@ async def echo_request_id(message: Message, scope: Scope) -> None:
     for every message, so it edits the raw header list instead of building ``MutableScopeHeaders``;
     an ``X-Request-ID`` the handler set is replaced, as ``MutableScopeHeaders[...] =`` would.
     """
+    state = scope.get("state", {})
     if message["type"] != "http.response.start":
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            token = state.pop(_RESTORE, None)
+            if token is not None:
+                with contextlib.suppress(ValueError):  # set in another context: nothing to undo here
+                    REQUEST_ID.reset(token)
         return
-    request_id = scope.get("state", {}).get("request_id")
+    request_id = state.get("request_id")
     if not isinstance(request_id, str):
         return
     if REQUEST_ID.get() != request_id:
         # A refusal raised by middleware (401, 403, 429) is sent by litestar's exception handling,
-        # outside RequestIdMiddleware: set the id again so the server's line about it names it too.
-        # The server runs each request in its own task, so this ends with the request.
-        REQUEST_ID.set(request_id)
+        # outside RequestIdMiddleware: set the id again while the response is sent, so the server's
+        # line about it (written as the response starts) names it too; undone before the last body.
+        state[_RESTORE] = REQUEST_ID.set(request_id)
     headers = message.get("headers")
     if not isinstance(headers, list):
         headers = message["headers"] = list(headers or ())

@@ -110,7 +110,7 @@ class _Dispatcher(Protocol):
         self, plugin: Any, hook: str, ctx: PluginContext, *, deadline_ms: int, **kwargs: Any
     ) -> Any: ...
     async def in_plugin_thread(
-        self, function: Callable[..., _T], *args: Any, plugin: str | None = None, hook: str = ""
+        self, function: Callable[..., _T], *args: Any, plugin: str | None = None, hook: str | None = None
     ) -> _T: ...
 
 
