@@ -217,8 +217,9 @@ class Dispatcher:
                     except (Exception, asyncio.CancelledError) as error:
                         value, exc = None, error
                     else:
-                        guard.bulkhead.try_enter()  # free() said there is room, and nothing ran since
-                        suspended.append(self._suspend(loop, plugin, guard, coro, first, t0))
+                        # free() said there is room, and only the plugin's own first step ran since.
+                        held = guard.bulkhead.try_enter()
+                        suspended.append(self._suspend(loop, plugin, guard, coro, first, t0, held=held))
                         continue
                 else:
                     try:
@@ -390,10 +391,14 @@ class Dispatcher:
         coro: Any,
         first: Any,
         started: float,
+        *,
+        held: bool = True,
     ) -> _Call:
-        """A coroutine that suspended: the rest of it runs in a task, which frees its bulkhead place."""
+        """A coroutine that suspended: the rest of it runs in a task, which frees its bulkhead place
+        (``held``: the call holds one)."""
         task = loop.create_task(resume(coro, first))
-        task.add_done_callback(lambda _: guard.bulkhead.leave())
+        if held:
+            task.add_done_callback(lambda _: guard.bulkhead.leave())
         return _Call(plugin, guard, task, started)
 
     def _conclude(
