@@ -87,9 +87,9 @@ def _post(app: Any, payload: Any, key: str) -> Any:
 
 
 def test_every_error_status_is_one_problem_schema_with_an_optional_transaction(spec: dict[str, Any]) -> None:
-    """409/422/502/503 all point at TransactionProblem, which does not require ``transaction``."""
+    """400/409/422/502/503 all point at TransactionProblem, which does not require ``transaction``."""
     responses = spec["paths"]["/v1/transactions"]["post"]["responses"]
-    for status in ("409", "422", "502", "503"):
+    for status in ("400", "409", "422", "502", "503"):
         assert responses[status]["content"][PROBLEM]["schema"] == {
             "$ref": "#/components/schemas/TransactionProblem"
         }, status
@@ -157,3 +157,23 @@ def test_the_schema_still_rejects_a_problem_missing_its_core_members(spec: dict[
     """Optional ``transaction`` does not make the schema vacuous: a body without ``code`` fails it."""
     with pytest.raises(jsonschema_rs.ValidationError, match="code"):
         _validate(spec, 422, {"type": "x", "title": "t", "status": 422, "detail": "d"})
+
+
+@pytest.mark.parametrize(
+    ("content", "field"), [(b"{not json", "body"), (b'{"params": {}}', "type")]
+)
+def test_an_unreadable_body_is_a_documented_400(
+    app: Any, spec: dict[str, Any], content: bytes, field: str
+) -> None:
+    """Malformed JSON or a body missing ``type``: 400 problem details naming the field, as documented."""
+    headers = {
+        "Authorization": f"Bearer {app.token(C3)}",
+        "Idempotency-Key": f"k-400-{field}",
+        "Content-Type": "application/json",
+    }
+    r = app.client.post("/v1/transactions", content=content, headers=headers)
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"].startswith(PROBLEM)
+    body = r.json()
+    assert body["field"] == field
+    _validate(spec, 400, body)

@@ -10,6 +10,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from fulcrum_core.api import routers
+from fulcrum_core.api.input_problems import document_input_problems
 from fulcrum_core.auth.middleware import auth_middleware
 from fulcrum_core.auth.tokens import TokenService
 from fulcrum_core.branches.host import (
@@ -107,6 +108,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, debug: boo
     )
     app.state.runtime = rt
     _refuse_loose_public_flags(app)
+    document_input_problems(app)
     return app
 
 

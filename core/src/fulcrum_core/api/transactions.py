@@ -56,6 +56,7 @@ def list_transaction_types(request: Request[Any, Any, Any]) -> TransactionTypeLi
             data_container=TransactionView, generate_examples=False,
             description="The outcome is unknown (the plugin missed its deadline); it will be reconciled",
         ),
+        400: _problem("The body or the Idempotency-Key header cannot be read (`field` names it)"),
         409: _problem("A request with this key is still in flight (`transaction_id`); retry after a second"),
         422: _problem(
             "Refused: an unknown type or invalid params, suitability, limits or a key reused with "

@@ -1,0 +1,61 @@
+"""Every documented 400 is the problem details the app really sends, never litestar's own error shape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jsonschema_rs  # schemathesis' own validator
+import pytest
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Any]) -> Any:
+    return make_app()
+
+
+@pytest.fixture
+def spec(app: Any) -> dict[str, Any]:
+    r = app.client.get("/schema/openapi.json")
+    assert r.status_code == 200
+    document: dict[str, Any] = r.json()
+    return document
+
+
+def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, op)
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+        if isinstance(op, dict) and "responses" in op
+    ]
+
+
+def test_every_documented_400_is_problem_details(spec: dict[str, Any]) -> None:
+    """Operations that take input document a 400 as problem+json; those that take none document none."""
+    with_400 = []
+    for path, method, op in _operations(spec):
+        response = op["responses"].get("400")
+        if response is None:
+            continue
+        with_400.append((method, path))
+        assert set(response["content"]) == {PROBLEM}, (method, path)
+    assert ("get", "/v1/search") in with_400
+    assert ("post", "/v1/transactions") in with_400
+    assert ("get", "/v1/home") not in with_400
+    problem = spec["components"]["schemas"]["InputProblem"]
+    assert {"type", "title", "status", "detail", "code"} <= set(problem["required"])
+
+
+@pytest.mark.parametrize("query", ["", "?q=" + "x" * 500])
+def test_a_real_400_matches_the_documented_schema(app: Any, spec: dict[str, Any], query: str) -> None:
+    """A search without ``q``, or with one too long: the response validates against what /schema says."""
+    r = app.client.get(f"/v1/search{query}", headers={"Authorization": f"Bearer {app.token()}"})
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"].startswith(PROBLEM)
+    body = r.json()
+    assert body["field"] == "q"
+    content = spec["paths"]["/v1/search"]["get"]["responses"]["400"]["content"][PROBLEM]
+    jsonschema_rs.Draft202012Validator({**content["schema"], "components": spec["components"]}).validate(body)
