@@ -23,6 +23,7 @@ from fulcrum_core.data.db import Database
 from fulcrum_core.data.provider import DemoDataProvider
 from fulcrum_core.dispatch.context import ContextFactory
 from fulcrum_core.dispatch.dispatcher import Dispatcher
+from fulcrum_core.dispatch.shared import SharedBreakers
 from fulcrum_core.errors import problem_details_plugin
 from fulcrum_core.observability import setup as observability
 from fulcrum_core.plugins import get_plugin_manager
@@ -69,7 +70,15 @@ def build_runtime(
     attach_registry(runtime, obey=load_entry_points if obey_registry is None else obey_registry)
     attach_branches(runtime, branches)
     observability.attach_metrics(runtime)
+    if settings.redis_url:
+        runtime.extras[SHARED_BREAKERS] = SharedBreakers(
+            settings.redis_url, dispatcher.resilience, poll_seconds=settings.breaker_share_seconds
+        )
     return runtime
+
+
+SHARED_BREAKERS = "dispatch.shared_breakers"
+"""``runtime.extras`` key of the :class:`SharedBreakers` (present when Redis is configured)."""
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None, debug: bool = False) -> Litestar:
@@ -77,6 +86,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, debug: boo
     rt = runtime if runtime is not None else build_runtime(settings)
     registry = registry_of(rt)
     branch_store = branch_store_of(rt)
+    shared: SharedBreakers | None = rt.extras.get(SHARED_BREAKERS)
     app = Litestar(
         route_handlers=list(routers()),
         middleware=[
@@ -96,10 +106,15 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, debug: boo
                 "/schema", route_handlers=[], include_in_schema=False, opt={"public": True}
             ),
         ),
-        on_startup=[registry.start, *([branch_store.start] if branch_store else [])],
+        on_startup=[
+            registry.start,
+            *([branch_store.start] if branch_store else []),
+            *([shared.start] if shared else []),
+        ],
         on_shutdown=[
             registry.stop,
             *([branch_store.stop] if branch_store else []),
+            *([shared.stop] if shared else []),
             rt.dispatcher.close,
             rt.db.dispose,
             *observability.shutdown_hooks(rt),

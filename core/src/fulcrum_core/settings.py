@@ -117,6 +117,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_transaction_fen: Annotated[int, msgspec.Meta(ge=1)] = 500_000_000
     # Redis URL for shared rate-limit and breaker state; None → per-worker memory.
     redis_url: str | None = None
+    # With Redis: how often each worker reads the breakers other workers opened (a breaker that opens
+    # in one worker opens, within about this long, in every worker).
+    breaker_share_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
     log_level: str = "INFO"
     # Resilience: every plugin × hook gets a circuit breaker (slow calls = over the hook's deadline)
     # and a bulkhead of at most this many calls in flight; /v1/home answers within its budget.

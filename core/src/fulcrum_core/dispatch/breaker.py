@@ -326,6 +326,16 @@ class CircuitBreaker:
 
     # ---- operator controls ---------------------------------------------------------------------
 
+    def open_for(self, seconds: float) -> bool:
+        """Open a CLOSED breaker now, for ``seconds`` rather than the configured wait: another worker's
+        breaker of the same plugin × hook opened. Then HALF_OPEN probes as usual. True if it opened."""
+        if self._state is not _CLOSED:
+            return False
+        now = self._clock.monotonic()
+        self._transition(_OPEN, now)
+        self._open_until = now + max(0.0, seconds)
+        return True
+
     def force_open(self) -> None:
         """Reject every call until ``reset()``: the kill switch for a suspended plugin."""
         if self._state is not _FORCED_OPEN:

@@ -92,6 +92,11 @@ class Guards:
             )
         return guard
 
+    @property
+    def config(self) -> BreakerConfig:
+        """The breaker rules every guard is made with (before each hook's slow-call threshold)."""
+        return self._config
+
     def add_listener(self, listener: Callable[[StateTransition], None]) -> None:
         """Tell ``listener`` about every later breaker transition, of existing and future breakers."""
         self._listeners.append(listener)

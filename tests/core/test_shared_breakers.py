@@ -1,0 +1,194 @@
+"""Breaker openings shared by workers through Redis: one worker's open breaker opens the others'."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import pytest
+import redis.asyncio
+import redis.exceptions
+from fulcrum_core.dispatch.breaker import BreakerConfig, BreakerState
+from fulcrum_core.dispatch.clock import VirtualClock
+from fulcrum_core.dispatch.dispatcher import Dispatcher
+from fulcrum_core.dispatch.shared import SharedBreakers
+from fulcrum_core.plugins import LoadedPlugin, get_plugin_manager
+from fulcrum_core.settings import Deadlines, Settings
+
+pytestmark = pytest.mark.anyio
+
+REDIS_ENV = "FULCRUM_TEST_REDIS_URL"
+ONE_CALL = BreakerConfig(
+    sliding_window_size=2, minimum_number_of_calls=2, permitted_calls_in_half_open=1,
+    wait_duration_in_open_state_s=30,
+)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get(REDIS_ENV)
+    if not url:
+        pytest.skip(f"{REDIS_ENV} is not set; Redis tests need a server")
+    return url
+
+
+@pytest.fixture
+async def key(redis_url: str) -> AsyncIterator[str]:
+    """A hash of this test's own; deleted afterwards."""
+    name = f"fulcrum-test:breakers:{uuid.uuid4().hex}"
+    yield name
+    client = redis.asyncio.Redis.from_url(redis_url)
+    await client.delete(name)
+    await client.aclose()
+
+
+class _Worker:
+    """One worker: its own dispatcher (breakers on a virtual clock) sharing openings through Redis."""
+
+    def __init__(self, settings: Settings, redis_url: str, key: str, wall: list[float]) -> None:
+        self.clock = VirtualClock()
+        self.dispatcher = Dispatcher(settings, clock=self.clock)
+        self.shared = SharedBreakers(redis_url, self.dispatcher.resilience, key=key, wall=lambda: wall[0])
+
+    async def close(self) -> None:
+        await self.shared.stop()
+        self.dispatcher.close()
+
+
+@pytest.fixture
+def conf(settings: Settings) -> Settings:
+    return msgspec.structs.replace(settings, deadlines=Deadlines(search=100), breaker=ONE_CALL)
+
+
+def _loaded(settings: Settings, *plugins: object) -> list[LoadedPlugin]:
+    return list(get_plugin_manager(settings, extra_plugins=plugins, load_entry_points=False).loaded.values())
+
+
+async def test_a_breaker_opened_in_one_worker_opens_in_the_other(
+    conf: Settings, redis_url: str, key: str, kit: Any
+) -> None:
+    """Worker A learns a plugin fails; worker B, after one read, skips it without calling it; when A's
+    probe passes the entry goes, and B's breaker probes again on its own after the time left."""
+    healthy = [False]
+    calls: list[str] = []
+
+    async def flaky(ctx: Any, query: str) -> Any:
+        calls.append("call")
+        if not healthy[0]:
+            raise RuntimeError("down")
+        return [kit.hit("h")]
+
+    wall = [1_000_000.0]
+    a, b = _Worker(conf, redis_url, key, wall), _Worker(conf, redis_url, key, wall)
+    [plugin] = _loaded(conf, kit.plugin("flaky", search=flaky))
+    call = [(plugin, kit.context(plugin))]
+    try:
+        for _ in range(2):
+            await a.dispatcher.call_many("search", call, query="q")
+        await a.shared.flush()
+        assert a.dispatcher.breaker_open("flaky", "search")
+        assert await b.shared.sync() == ["flaky:search"]
+        calls.clear()
+        skipped = await b.dispatcher.call_many("search", call, query="q")
+        assert [(d.plugin, d.reason) for d in skipped.degraded] == [("flaky", "rejected")]
+        assert calls == []  # B never called the failing plugin
+        assert await b.shared.sync() == []  # already open: nothing to do, nothing published back
+
+        healthy[0] = True
+        a.clock.advance(30)
+        probe = await a.dispatcher.call_many("search", call, query="q")
+        await a.shared.flush()
+        assert probe.degraded == []
+        assert not a.dispatcher.breaker_open("flaky", "search")
+        client = redis.asyncio.Redis.from_url(redis_url)
+        assert await client.hgetall(key) == {}
+        await client.aclose()
+        b.clock.advance(29)  # B took the 30 s A had left when B read it
+        assert b.dispatcher.breaker_open("flaky", "search")
+        b.clock.advance(2)
+        again = await b.dispatcher.call_many("search", call, query="q")
+        assert again.degraded == []
+        assert b.dispatcher.resilience.get("flaky", "search").breaker.state is BreakerState.CLOSED
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_late_reader_opens_only_for_the_time_left(conf: Settings, redis_url: str, key: str) -> None:
+    """A worker reading an opening 25 s after it was written stays open only the 5 s left."""
+    wall = [3_000_000.0]
+    a, b = _Worker(conf, redis_url, key, wall), _Worker(conf, redis_url, key, wall)
+    try:
+        a.dispatcher.resilience.get("slow", "search").breaker.force_open()  # not shared: an operator's switch
+        a.dispatcher.resilience.get("late", "search").breaker.open_for(30)  # published like any opening
+        await a.shared.flush()
+        wall[0] += 25
+        assert await b.shared.sync() == ["late:search"]
+        breaker = b.dispatcher.resilience.get("late", "search").breaker
+        b.clock.advance(4.9)
+        assert breaker.try_acquire() is False
+        b.clock.advance(0.2)
+        assert breaker.try_acquire() is True  # a probe, 5 s after B read it
+        assert not b.dispatcher.breaker_open("slow", "search")
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_expired_and_malformed_entries_are_ignored(conf: Settings, redis_url: str, key: str) -> None:
+    """An opening whose time has passed, a value that is no time, a hook that does not exist: no
+    breaker opens; entries long past their time are deleted."""
+    wall = [2_000_000.0]
+    worker = _Worker(conf, redis_url, key, wall)
+    client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        await client.hset(key, mapping={
+            "p:search": int((wall[0] - 5) * 1000),
+            "old:search": int((wall[0] - 7200) * 1000),
+            "q:search": "soon",
+            "r:no_such_hook": int((wall[0] + 60) * 1000),
+            "nocolon": int((wall[0] + 60) * 1000),
+        })
+        assert await worker.shared.sync() == []
+        assert not worker.dispatcher.breaker_open("p", "search")
+        assert set(await client.hkeys(key)) == {"p:search", "q:search", "r:no_such_hook", "nocolon"}
+    finally:
+        await client.aclose()
+        await worker.close()
+
+
+async def test_redis_down_leaves_each_worker_judging_alone(conf: Settings, kit: Any) -> None:
+    """With Redis unreachable, publishing fails quietly and the worker's own breaker still works."""
+    dispatcher = Dispatcher(conf)
+    shared = SharedBreakers("redis://127.0.0.1:1/0", dispatcher.resilience)
+
+    async def down(ctx: Any, query: str) -> Any:
+        raise RuntimeError("down")
+
+    [plugin] = _loaded(conf, kit.plugin("down", search=down))
+    try:
+        await shared.start()
+        for _ in range(2):
+            await dispatcher.call_many("search", [(plugin, kit.context(plugin))], query="q")
+        await shared.flush()
+        assert dispatcher.breaker_open("down", "search")
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await shared.sync()
+    finally:
+        await shared.stop()
+        dispatcher.close()
+
+
+def test_the_app_shares_breakers_when_redis_is_configured(make_app: Any, redis_url: str) -> None:
+    """With ``redis_url`` the app reads the other workers' openings from startup to shutdown; without
+    it there is nothing to share."""
+    from fulcrum_core.app import SHARED_BREAKERS
+
+    shared = make_app(redis_url=redis_url).runtime.extras[SHARED_BREAKERS]
+    assert isinstance(shared, SharedBreakers)
+    assert shared._task is not None
+    assert not shared._task.done()
+    assert SHARED_BREAKERS not in make_app().runtime.extras
