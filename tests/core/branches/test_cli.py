@@ -176,7 +176,11 @@ def test_installed_plugins_are_the_default_approved_set(
     assert approved["fake-local"].versions == ("1.2.0",)
     assert any(w.startswith("plugin 'fake-broken' skipped:") for w in warnings)
 
-    monkeypatch.delenv("FULCRUM_CONFIG", raising=False)
+    # Default settings, away from any demo database in the working directory (its registry would
+    # answer instead of the installed plugins).
+    for name in ("FULCRUM_CONFIG", "FULCRUM_STATE_DIR", "FULCRUM_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
     ours = write("0755.toml", "[plugins.fake-local]\nenabled = true\n")
     theirs = write("021.toml", "[plugins.fake-local]\nenabled = true\n")
     result = CliRunner().invoke(branch, ["check", str(ours), str(theirs)])
