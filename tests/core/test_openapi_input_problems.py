@@ -44,6 +44,7 @@ def test_every_documented_400_is_problem_details(spec: dict[str, Any]) -> None:
         assert set(response["content"]) == {PROBLEM}, (method, path)
     assert ("get", "/v1/search") in with_400
     assert ("post", "/v1/transactions") in with_400
+    assert ("post", "/oauth/authorize") in with_400  # refuses its form fields itself
     assert ("get", "/v1/home") not in with_400
     problem = spec["components"]["schemas"]["InputProblem"]
     assert {"type", "title", "status", "detail", "code"} <= set(problem["required"])

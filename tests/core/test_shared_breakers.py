@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
@@ -48,10 +48,19 @@ async def key(redis_url: str) -> AsyncIterator[str]:
 class _Worker:
     """One worker: its own dispatcher (breakers on a virtual clock) sharing openings through Redis."""
 
-    def __init__(self, settings: Settings, redis_url: str, key: str, wall: list[float]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        redis_url: str,
+        key: str,
+        wall: list[float],
+        known: Callable[[str], bool] = lambda plugin_id: True,
+    ) -> None:
         self.clock = VirtualClock()
         self.dispatcher = Dispatcher(settings, clock=self.clock)
-        self.shared = SharedBreakers(redis_url, self.dispatcher.resilience, key=key, wall=lambda: wall[0])
+        self.shared = SharedBreakers(
+            redis_url, self.dispatcher.resilience, key=key, wall=lambda: wall[0], known=known
+        )
 
     async def close(self) -> None:
         await self.shared.stop()
@@ -71,7 +80,7 @@ async def test_a_breaker_opened_in_one_worker_opens_in_the_other(
     conf: Settings, redis_url: str, key: str, kit: Any
 ) -> None:
     """Worker A learns a plugin fails; worker B, after one read, skips it without calling it; when A's
-    probe passes the entry goes, and B's breaker probes again on its own after the time left."""
+    probe passes the spent entry goes, and B's breaker probes again on its own after the time left."""
     healthy = [False]
     calls: list[str] = []
 
@@ -99,6 +108,7 @@ async def test_a_breaker_opened_in_one_worker_opens_in_the_other(
 
         healthy[0] = True
         a.clock.advance(30)
+        wall[0] += 30
         probe = await a.dispatcher.call_many("search", call, query="q")
         await a.shared.flush()
         assert probe.degraded == []
@@ -182,13 +192,87 @@ async def test_redis_down_leaves_each_worker_judging_alone(conf: Settings, kit: 
         dispatcher.close()
 
 
+async def test_an_opening_only_moves_later_and_a_close_never_erases_a_newer_one(
+    conf: Settings, redis_url: str, key: str
+) -> None:
+    """Two workers: B's later opening extends A's; A's passed probe, whose own opening has
+    ended, deletes nothing newer; a spent entry is deleted by the next close."""
+    wall = [4_000_000.0]
+    a, b = _Worker(conf, redis_url, key, wall), _Worker(conf, redis_url, key, wall)
+    client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        first = a.dispatcher.resilience.get("p", "search").breaker
+        first.on_error(0.0)
+        first.on_error(0.0)  # A opens: until wall + 30
+        await a.shared.flush()
+        assert await client.hget(key, "p:search") == str(int((wall[0] + 30) * 1000))
+        wall[0] += 10
+        second = b.dispatcher.resilience.get("p", "search").breaker
+        second.on_error(0.0)
+        second.on_error(0.0)  # B opens later: until wall + 40
+        await b.shared.flush()
+        extended = str(int((wall[0] + 30) * 1000))
+        assert await client.hget(key, "p:search") == extended
+        wall[0] -= 5  # a late write of an earlier opening (a slow connection) does not move it back
+        a.dispatcher.resilience.get("p", "search").breaker.reset()
+        first.on_error(0.0)
+        first.on_error(0.0)
+        await a.shared.flush()
+        assert await client.hget(key, "p:search") == extended
+        wall[0] += 30  # A's opening has ended, B's has not: A's probe passes, B's entry stays
+        a.clock.advance(30)
+        assert first.try_acquire() is True
+        first.on_success(0.0)
+        await a.shared.flush()
+        assert await client.hget(key, "p:search") == extended
+        wall[0] += 30  # now B's has ended too: the next close deletes it
+        second_probe = b.dispatcher.resilience.get("p", "search").breaker
+        b.clock.advance(30)
+        assert second_probe.try_acquire() is True
+        second_probe.on_success(0.0)
+        await b.shared.flush()
+        assert await client.hget(key, "p:search") is None
+    finally:
+        await client.aclose()
+        await a.close()
+        await b.close()
+
+
+async def test_what_a_worker_ignores(conf: Settings, redis_url: str, key: str) -> None:
+    """An opening about to end (less left than the hook's deadline), a plugin this worker does not
+    run: no breaker opens and none is made; after stop() nothing is published."""
+    wall = [5_000_000.0]
+    worker = _Worker(conf, redis_url, key, wall, known=lambda plugin_id: plugin_id != "stranger")
+    client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        await client.hset(key, mapping={
+            "ending:search": int((wall[0] + 0.05) * 1000),  # 50 ms left, the search deadline is 100 ms
+            "stranger:search": int((wall[0] + 60) * 1000),
+        })
+        assert await worker.shared.sync() == []
+        assert not worker.dispatcher.breaker_open("ending", "search")
+        assert [g.plugin for g in worker.dispatcher.resilience.all()] == ["ending"]
+        await worker.shared.stop()
+        breaker = worker.dispatcher.resilience.get("after", "search").breaker
+        breaker.on_error(0.0)
+        breaker.on_error(0.0)
+        assert breaker.state is BreakerState.OPEN
+        assert await client.hget(key, "after:search") is None
+    finally:
+        await client.aclose()
+        await worker.close()
+
+
 def test_the_app_shares_breakers_when_redis_is_configured(make_app: Any, redis_url: str) -> None:
     """With ``redis_url`` the app reads the other workers' openings from startup to shutdown; without
-    it there is nothing to share."""
+    it, or in dev mode (a developer's broken build must not open anyone's breakers), nothing is shared."""
     from fulcrum_core.app import SHARED_BREAKERS
 
-    shared = make_app(redis_url=redis_url).runtime.extras[SHARED_BREAKERS]
+    shared = make_app(redis_url=redis_url, redis_prefix=f"fulcrum-test:{uuid.uuid4().hex}:").runtime.extras[
+        SHARED_BREAKERS
+    ]
     assert isinstance(shared, SharedBreakers)
     assert shared._task is not None
     assert not shared._task.done()
     assert SHARED_BREAKERS not in make_app().runtime.extras
+    assert SHARED_BREAKERS not in make_app(redis_url=redis_url, dev_mode=True).runtime.extras

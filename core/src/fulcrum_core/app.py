@@ -70,9 +70,13 @@ def build_runtime(
     attach_registry(runtime, obey=load_entry_points if obey_registry is None else obey_registry)
     attach_branches(runtime, branches)
     observability.attach_metrics(runtime)
-    if settings.redis_url:
+    if settings.redis_url and not settings.dev_mode:  # a developer's plugins never open shared breakers
         runtime.extras[SHARED_BREAKERS] = SharedBreakers(
-            settings.redis_url, dispatcher.resilience, poll_seconds=settings.breaker_share_seconds
+            settings.redis_url,
+            dispatcher.resilience,
+            poll_seconds=settings.breaker_share_seconds,
+            key=f"{settings.redis_prefix}breakers:open",
+            known=lambda plugin_id: plugin_id in plugins.loaded,
         )
     return runtime
 

@@ -117,8 +117,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_transaction_fen: Annotated[int, msgspec.Meta(ge=1)] = 500_000_000
     # Redis URL for shared rate-limit and breaker state; None → per-worker memory.
     redis_url: str | None = None
+    # Every Redis key starts with this: give each environment sharing one Redis its own.
+    redis_prefix: str = "fulcrum:"
     # With Redis: how often each worker reads the breakers other workers opened (a breaker that opens
-    # in one worker opens, within about this long, in every worker).
+    # in one worker opens, within about this long, in every worker). Not shared in dev_mode.
     breaker_share_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
     log_level: str = "INFO"
     # Resilience: every plugin × hook gets a circuit breaker (slow calls = over the hook's deadline)
@@ -166,6 +168,7 @@ _ENV_FIELDS = {
     "FULCRUM_DEV_MODE": "dev_mode",
     "FULCRUM_OAUTH_DEV_LOGIN": "oauth_dev_login",
     "FULCRUM_REDIS_URL": "redis_url",
+    "FULCRUM_REDIS_PREFIX": "redis_prefix",
     "FULCRUM_LOG_LEVEL": "log_level",
     "FULCRUM_LOG_JSON": "log_json",
     "FULCRUM_REGISTRY_ARTIFACTS_DIR": "registry_artifacts_dir",

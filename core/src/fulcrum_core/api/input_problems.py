@@ -4,6 +4,9 @@ Litestar documents a 400 for every operation that takes input, in its own error 
 (``status_code``, ``detail``, ``extra``). This app answers every 400 with RFC 9457 problem details
 (``errors.problem_details_plugin``), so each such operation documents :class:`InputProblem` instead,
 unless the route declares its own 400 (``POST /v1/transactions`` declares ``TransactionProblem``).
+A handler that reads its input from the raw request and refuses it itself declares
+:data:`INPUT_PROBLEM_RESPONSE` (``POST /oauth/authorize``). The OAuth token and authorization
+endpoints answer their protocol errors in RFC 6749's own JSON, which this does not describe.
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 
-__all__ = ["FieldProblem", "InputProblem", "document_input_problems"]
+__all__ = ["INPUT_PROBLEM_RESPONSE", "FieldProblem", "InputProblem", "document_input_problems"]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 # Parameters litestar fills from the connection itself; anything else is input a client can get wrong.
-_NOT_INPUT = frozenset({"request", "state", "scope", "socket", "headers", "cookies", "query", "body"})
+_NOT_INPUT = frozenset({"request", "state", "scope", "socket"})
 
 
 class FieldProblem(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,7 +47,7 @@ class InputProblem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     errors: list[FieldProblem] | None = None
 
 
-_RESPONSE = ResponseSpec(
+INPUT_PROBLEM_RESPONSE = ResponseSpec(
     data_container=InputProblem,
     description="The request is malformed: `field` names the input and `detail` the problem",
     media_type=PROBLEM_MEDIA_TYPE,
@@ -53,6 +56,7 @@ _RESPONSE = ResponseSpec(
 
 
 def _takes_input(path: str, handler: HTTPRouteHandler) -> bool:
+    """Where litestar documents a 400 of its own: a path parameter or any parameter a client sends."""
     if "{" in path:
         return True
     return any(name not in _NOT_INPUT for name in handler.parsed_fn_signature.parameters)
@@ -68,5 +72,5 @@ def document_input_problems(app: Litestar) -> None:
             responses: dict[int, Any] = dict(handler.responses or {})
             if 400 in responses or not _takes_input(route.path, handler):
                 continue
-            responses[400] = _RESPONSE
+            responses[400] = INPUT_PROBLEM_RESPONSE
             handler.responses = responses

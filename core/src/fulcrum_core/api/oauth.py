@@ -15,6 +15,7 @@ import anyio.to_thread
 from authlib.oauth2.rfc6749 import OAuth2Error
 from litestar import Request, Response, get, post
 
+from fulcrum_core.api.input_problems import INPUT_PROBLEM_RESPONSE
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.errors import BadRequest, Forbidden
 from fulcrum_core.oauth import consent_csrf
@@ -110,7 +111,10 @@ def _guarded_prepare(runtime: Runtime, snap: RequestSnapshot) -> ConsentPrompt |
     return result
 
 
-@post("/oauth/authorize", opt=_PUBLIC, tags=["oauth"], summary="The customer's decision on the consent page")
+@post(
+    "/oauth/authorize", opt=_PUBLIC, tags=["oauth"], summary="The customer's decision on the consent page",
+    responses={400: INPUT_PROBLEM_RESPONSE},
+)
 async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
     """Issue a code (``decision=allow``) or ``access_denied`` (``decision=deny``) to the redirect URI."""
     runtime = runtime_of(request)

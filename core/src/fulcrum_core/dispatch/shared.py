@@ -5,8 +5,12 @@ one worker writes ``plugin:hook`` → when it will probe again (milliseconds sin
 one Redis hash; every worker reads that hash every ``breaker_share_seconds`` and opens its own
 closed breaker of that plugin × hook for the time left. The other workers then stop calling a
 failing plugin within a poll instead of each paying ``minimum_number_of_calls`` failures to learn
-it. A breaker whose probes pass (HALF_OPEN → CLOSED) removes the entry; each worker still probes
-on its own. Without Redis, or while it is down, each worker judges alone, as before.
+it. Each worker still probes on its own. An entry only ever moves later (a worker whose probe
+failed extends it; one whose probe passed never erases another's newer opening), entries past
+their time are deleted by whoever sees them, and an entry with less time left than the hook's
+deadline is ignored (opening that briefly would let a call already in flight count as a probe).
+Only plugins this worker runs are acted on. Without Redis, or while it is down, each worker
+judges alone, as before.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio
+from fulcrum_sdk.hookspecs import HOOK_NAMES
 
 from fulcrum_core.dispatch.breaker import BreakerState, StateTransition
 from fulcrum_core.dispatch.resilience import Guards
@@ -29,6 +34,26 @@ log = logging.getLogger("fulcrum.dispatch")
 
 _STALE_S = 3600.0
 """Entries this long past their time are deleted by whichever worker reads them."""
+
+# Set the opening only when it is later than the one stored.
+_PUBLISH = """
+local stored = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
+if stored == nil or stored < tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# Delete the opening only when its time has passed (never another worker's newer one).
+_CLEAR = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+if stored and (tonumber(stored) == nil or tonumber(stored) <= tonumber(ARGV[2])) then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
 
 
 class SharedBreakers:
@@ -42,6 +67,7 @@ class SharedBreakers:
         poll_seconds: float = 1.0,
         key: str = "fulcrum:breakers:open",
         wall: Callable[[], float] = time.time,
+        known: Callable[[str], bool] = lambda plugin_id: True,
     ) -> None:
         self._redis: Any = redis.asyncio.Redis.from_url(
             redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, decode_responses=True
@@ -50,7 +76,11 @@ class SharedBreakers:
         self._poll_s = poll_seconds
         self._key = key
         self._wall = wall
+        self._known = known
+        self._publish: Any = self._redis.register_script(_PUBLISH)
+        self._clear: Any = self._redis.register_script(_CLEAR)
         self._applying = False
+        self._stopped = False
         self._down = False
         self._task: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Task[None]] = set()
@@ -59,14 +89,14 @@ class SharedBreakers:
     # --- publishing --------------------------------------------------------------------------------
 
     def _on_transition(self, event: StateTransition) -> None:
-        if self._applying:
+        if self._applying or self._stopped:
             return  # an opening read from Redis is not published again
+        now = self._wall()
         if event.to_state is BreakerState.OPEN:
-            wait = self._guards.config.wait_duration_in_open_state_s
-            until_ms = int((self._wall() + wait) * 1000)
-            self._write(self._redis.hset(self._key, event.breaker, until_ms))
+            until_ms = int((now + self._guards.config.wait_duration_in_open_state_s) * 1000)
+            self._write(self._publish(keys=[self._key], args=[event.breaker, until_ms]))
         elif event.to_state is BreakerState.CLOSED and event.from_state is BreakerState.HALF_OPEN:
-            self._write(self._redis.hdel(self._key, event.breaker))
+            self._write(self._clear(keys=[self._key], args=[event.breaker, int(now * 1000)]))
 
     def _write(self, command: Awaitable[Any]) -> None:
         try:
@@ -83,7 +113,9 @@ class SharedBreakers:
         try:
             await command
         except Exception as exc:
-            log.warning("could not share a breaker change through Redis: %s", exc)
+            if not self._down:
+                log.warning("shared breaker state unavailable, each worker judges alone: %s", exc)
+            self._down = True
 
     async def flush(self) -> None:
         """Wait for the writes started so far (shutdown, tests)."""
@@ -99,21 +131,23 @@ class SharedBreakers:
         opened: list[str] = []
         stale: list[str] = []
         for name, value in entries.items():
-            plugin, _, hook = name.partition(":")
             try:
                 left = int(value) / 1000 - now
-                guard = self._guards.get(plugin, hook) if plugin and hook else None
-            except (ValueError, AttributeError):  # not a number, or not a hook: not ours to act on
-                continue
+            except ValueError:
+                continue  # not written by a worker: not ours to act on
             if left <= 0:
                 if -left > _STALE_S:
                     stale.append(name)
                 continue
-            if guard is None:
-                continue
+            plugin, _, hook = name.partition(":")
+            if hook not in HOOK_NAMES or not self._known(plugin):
+                continue  # another deployment's plugin, or garbage: no breaker is made for it
+            breaker = self._guards.get(plugin, hook).breaker
+            if left < breaker.config.slow_call_duration_s:
+                continue  # about to end; a call in flight could be taken for a probe
             self._applying = True
             try:
-                if guard.breaker.open_for(left):
+                if breaker.open_for(left):
                     opened.append(name)
             finally:
                 self._applying = False
@@ -145,7 +179,8 @@ class SharedBreakers:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        """Stop reading, finish pending writes, close the connections (app shutdown)."""
+        """Stop reading and publishing, finish pending writes, close the connections (app shutdown)."""
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -58,7 +58,11 @@ def middleware_after_auth(runtime: Runtime) -> list[Any]:
     settings = runtime.settings
     if not settings.rate_limit.enabled:
         return []
-    counter: Counter = RedisCounter(settings.redis_url) if settings.redis_url else MemoryCounter()
+    counter: Counter = (
+        RedisCounter(settings.redis_url, prefix=f"{settings.redis_prefix}ratelimit:")
+        if settings.redis_url
+        else MemoryCounter()
+    )
     runtime.extras[_COUNTER] = counter
     return [DefineMiddleware(RateLimitMiddleware, config=settings.rate_limit, counter=counter)]
 
