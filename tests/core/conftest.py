@@ -15,6 +15,7 @@ Fixtures (all function-scoped):
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -303,3 +304,21 @@ def make_app(
     yield build
     for client in clients:
         client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis server of the test environment (skipped when none is configured)."""
+    url = os.environ.get("FULCRUM_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("FULCRUM_TEST_REDIS_URL is not set; Redis tests need a server")
+    return url
+
+
+@pytest.fixture
+def spec(app: Any) -> dict[str, Any]:
+    """The OpenAPI document served by the module's ``app`` fixture."""
+    r = app.client.get("/schema/openapi.json")
+    assert r.status_code == 200
+    document: dict[str, Any] = r.json()
+    return document

@@ -16,14 +16,6 @@ def app(make_app: Callable[..., Any]) -> Any:
     return make_app()
 
 
-@pytest.fixture
-def spec(app: Any) -> dict[str, Any]:
-    r = app.client.get("/schema/openapi.json")
-    assert r.status_code == 200
-    document: dict[str, Any] = r.json()
-    return document
-
-
 def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     return [
         (path, method, op)

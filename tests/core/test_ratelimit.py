@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from typing import Any
 
@@ -10,7 +9,6 @@ import pytest
 from fulcrum_core.observability.ratelimit import MemoryCounter, RedisCounter
 from fulcrum_core.settings import RateLimit
 
-REDIS_ENV = "FULCRUM_TEST_REDIS_URL"
 TWO_PER_MINUTE = RateLimit(requests=2, window_seconds=60)
 
 
@@ -73,15 +71,6 @@ def test_unreachable_redis_lets_requests_through(make_app: Any) -> None:
     app = make_app(rate_limit=RateLimit(requests=1), redis_url="redis://127.0.0.1:9/0")
     token = app.token()
     assert [app.get("/v1/home", token=token).status_code for _ in range(2)] == [200, 200]
-
-
-@pytest.fixture
-def redis_url() -> str:
-    """The Redis server of the test environment (skipped when none is configured)."""
-    url = os.environ.get(REDIS_ENV)
-    if not url:
-        pytest.skip(f"{REDIS_ENV} is not set; Redis tests need a server")
-    return url
 
 
 @pytest.mark.anyio

@@ -252,15 +252,6 @@ def test_ids_are_unique_in_one_process() -> None:
     assert len({i[:16] for i in ids}) == 1
 
 
-@pytest.fixture
-def redis_url() -> str:
-    """The Redis server of the test environment (skipped when none is configured)."""
-    url = os.environ.get("FULCRUM_TEST_REDIS_URL")
-    if not url:
-        pytest.skip("FULCRUM_TEST_REDIS_URL is not set; Redis tests need a server")
-    return url
-
-
 @pytest.mark.anyio
 async def test_redis_hit_counts_sets_expiry_and_survives_a_script_flush(redis_url: str) -> None:
     """The one-script hit counts up, gives the window's key its TTL, and reloads itself after a flush."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -25,14 +24,6 @@ ONE_CALL = BreakerConfig(
     sliding_window_size=2, minimum_number_of_calls=2, permitted_calls_in_half_open=1,
     wait_duration_in_open_state_s=30,
 )
-
-
-@pytest.fixture
-def redis_url() -> str:
-    url = os.environ.get(REDIS_ENV)
-    if not url:
-        pytest.skip(f"{REDIS_ENV} is not set; Redis tests need a server")
-    return url
 
 
 @pytest.fixture

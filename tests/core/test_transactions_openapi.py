@@ -61,15 +61,6 @@ def app(make_app: Callable[..., Any], kit: Any) -> Any:
     return make_app(_fund_plugin(kit))
 
 
-@pytest.fixture
-def spec(app: Any) -> dict[str, Any]:
-    """The served OpenAPI document."""
-    r = app.client.get("/schema/openapi.json")
-    assert r.status_code == 200
-    document: dict[str, Any] = r.json()
-    return document
-
-
 def _validate(spec: dict[str, Any], status: int, body: Any) -> None:
     """Validate ``body`` against the documented problem schema of ``status`` (refs resolved in ``spec``)."""
     content = spec["paths"]["/v1/transactions"]["post"]["responses"][str(status)]["content"]
