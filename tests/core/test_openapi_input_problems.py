@@ -26,14 +26,18 @@ def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def test_every_documented_400_is_problem_details(spec: dict[str, Any]) -> None:
-    """Operations that take input document a 400 as problem+json; those that take none document none."""
+    """Operations that take input document a 400 as problem+json (the OAuth protocol endpoints in
+    RFC 6749's own JSON); those that take none document none."""
     with_400 = []
+    oauth_protocol = {("get", "/oauth/authorize"), ("post", "/oauth/token"), ("post", "/oauth/revoke"),
+                      ("post", "/oauth/introspect")}
     for path, method, op in _operations(spec):
         response = op["responses"].get("400")
         if response is None:
             continue
         with_400.append((method, path))
-        assert set(response["content"]) == {PROBLEM}, (method, path)
+        expected = {"application/json"} if (method, path) in oauth_protocol else {PROBLEM}
+        assert set(response["content"]) == expected, (method, path)
     assert ("get", "/v1/search") in with_400
     assert ("post", "/v1/transactions") in with_400
     assert ("post", "/oauth/authorize") in with_400  # refuses its form fields itself
@@ -52,3 +56,28 @@ def test_a_real_400_matches_the_documented_schema(app: Any, spec: dict[str, Any]
     assert body["field"] == "q"
     content = spec["paths"]["/v1/search"]["get"]["responses"]["400"]["content"][PROBLEM]
     jsonschema_rs.Draft202012Validator({**content["schema"], "components": spec["components"]}).validate(body)
+
+
+@pytest.mark.parametrize(
+    ("form", "status", "error"),
+    [
+        ({"grant_type": "password", "client_id": "fulcrum-app"}, 400, "unsupported_grant_type"),
+        (
+            {"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"},
+            401,
+            "invalid_client",
+        ),
+    ],
+)
+def test_oauth_errors_match_the_documented_rfc6749_shape(
+    app: Any, spec: dict[str, Any], form: dict[str, str], status: int, error: str
+) -> None:
+    """The token endpoint answers in RFC 6749's own error JSON, and /schema says so for each status."""
+    r = app.client.post("/oauth/token", data=form)
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["error"] == error
+    content = spec["paths"]["/oauth/token"]["post"]["responses"][str(status)]["content"]
+    schema = {**content["application/json"]["schema"], "components": spec["components"]}
+    jsonschema_rs.Draft202012Validator(schema).validate(body)
+    assert {"error"} <= set(spec["components"]["schemas"]["OAuthError"]["required"])

@@ -5,8 +5,8 @@ Litestar documents a 400 for every operation that takes input, in its own error 
 (``errors.problem_details_plugin``), so each such operation documents :class:`InputProblem` instead,
 unless the route declares its own 400 (``POST /v1/transactions`` declares ``TransactionProblem``).
 A handler that reads its input from the raw request and refuses it itself declares
-:data:`INPUT_PROBLEM_RESPONSE` (``POST /oauth/authorize``). The OAuth token and authorization
-endpoints answer their protocol errors in RFC 6749's own JSON, which this does not describe.
+:data:`INPUT_PROBLEM_RESPONSE` (``POST /oauth/authorize``). The OAuth protocol endpoints
+document their errors in RFC 6749's own JSON (``api/oauth.py``, ``OAuthError``).
 """
 
 from __future__ import annotations

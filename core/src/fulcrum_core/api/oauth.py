@@ -12,8 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio.to_thread
+import msgspec
 from authlib.oauth2.rfc6749 import OAuth2Error
 from litestar import Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 
 from fulcrum_core.api.input_problems import INPUT_PROBLEM_RESPONSE
 from fulcrum_core.data.consents import ConsentStore
@@ -28,6 +30,7 @@ from fulcrum_core.runtime import Runtime, runtime_of
 
 __all__ = [
     "ROUTES",
+    "OAuthError",
     "authorize_decision",
     "authorize_page",
     "introspect",
@@ -69,7 +72,29 @@ def _demo_customers(runtime: Runtime) -> list[tuple[str, str]]:
     return out
 
 
-@get("/oauth/authorize", opt=_PUBLIC, tags=["oauth"], summary="Authorization endpoint: the consent page")
+class OAuthError(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """An OAuth endpoint's error in RFC 6749's own shape (section 5.2), which OAuth clients expect,
+    rather than problem details: ``invalid_request``, ``invalid_client``, ``invalid_grant``,
+    ``unsupported_grant_type``, ``invalid_scope``, …"""
+
+    error: str
+    error_description: str | None = None
+    error_uri: str | None = None
+    state: str | None = None
+
+
+def _oauth_error(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=OAuthError, description=description, generate_examples=False)
+
+
+_BAD_REQUEST = _oauth_error("The request is invalid (`error` says how, RFC 6749 section 5.2)")
+_BAD_CLIENT = _oauth_error("Client authentication failed (`invalid_client`)")
+
+
+@get(
+    "/oauth/authorize", opt=_PUBLIC, tags=["oauth"], summary="Authorization endpoint: the consent page",
+    responses={400: _oauth_error("The authorization request is invalid and cannot be redirected")},
+)
 async def authorize_page(request: Request[Any, Any, Any]) -> Response[Any]:
     """Validate the authorization request and show the consent page (or answer with the OAuth error)."""
     runtime = runtime_of(request)
@@ -152,7 +177,10 @@ async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
     return await _in_thread(call)
 
 
-@post("/oauth/token", opt=_PUBLIC, tags=["oauth"], summary="Token endpoint", status_code=200)
+@post(
+    "/oauth/token", opt=_PUBLIC, tags=["oauth"], summary="Token endpoint", status_code=200,
+    responses={400: _BAD_REQUEST, 401: _BAD_CLIENT},
+)
 async def token(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Exchange a code, a refresh token or client credentials for tokens."""
     runtime = runtime_of(request)
@@ -160,7 +188,10 @@ async def token(request: Request[Any, Any, Any]) -> Response[bytes]:
     return await _in_thread(lambda: oauth_server(runtime).create_token_response(request=snap))
 
 
-@post("/oauth/revoke", opt=_PUBLIC, tags=["oauth"], summary="Token revocation (RFC 7009)", status_code=200)
+@post(
+    "/oauth/revoke", opt=_PUBLIC, tags=["oauth"], summary="Token revocation (RFC 7009)", status_code=200,
+    responses={400: _BAD_REQUEST, 401: _BAD_CLIENT},
+)
 async def revoke(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Revoke a refresh token (and its family); unknown tokens are answered 200 as RFC 7009 requires."""
     runtime = runtime_of(request)
@@ -174,6 +205,7 @@ async def revoke(request: Request[Any, Any, Any]) -> Response[bytes]:
     tags=["oauth"],
     summary="Token introspection (RFC 7662)",
     status_code=200,
+    responses={400: _BAD_REQUEST, 401: _BAD_CLIENT},
 )
 async def introspect(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Whether a token is active, and what it grants, for a confidential client."""
