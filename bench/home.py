@@ -23,6 +23,7 @@ functions declared ``@nonblocking``, each offering one item, as cheap plugins do
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -182,6 +183,8 @@ class Result(msgspec.Struct):
     p99_ms: float
     errors: int
     first_party_ok: float | None = None
+    # The servers' CPU time (user + system, every process) per request during the run, in µs.
+    cpu_us: float | None = None
 
 
 _CALLS = re.compile(
@@ -264,8 +267,39 @@ end
 """
 
 
-def _wrk(label: str, port: int, tokens: list[str], seconds: int, connections: int, warm: int = 2) -> Result:
-    """Drive ``/v1/home`` on ``port``, the requests taking turns over ``tokens`` (one customer each)."""
+def _processes(pids: list[int]) -> list[int]:
+    """``pids`` and all their descendants (uvicorn's workers under its supervisor), from ``/proc``."""
+    found, todo = [], list(pids)
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*/children"):
+            todo.extend(int(child) for child in task.read_text().split())
+    return found
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of ``pids`` so far (Linux ``/proc/<pid>/stat``, fields 14 and 15)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def _wrk(
+    label: str,
+    port: int,
+    tokens: list[str],
+    seconds: int,
+    connections: int,
+    warm: int = 2,
+    servers: list[subprocess.Popen[bytes]] | None = None,
+) -> Result:
+    """Drive ``/v1/home`` on ``port``, the requests taking turns over ``tokens`` (one customer each);
+    with ``servers``, also their CPU time per request."""
     url = f"http://127.0.0.1:{port}/v1/home"
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_LUA % ", ".join(f'"{t}"' for t in tokens))
@@ -273,16 +307,21 @@ def _wrk(label: str, port: int, tokens: list[str], seconds: int, connections: in
         base = ["wrk", "-t1", f"-c{connections}", "--latency", "-s", script.name]
         if warm:
             subprocess.run([*base, f"-d{warm}s", url], check=True, capture_output=True)  # noqa: S603
+        pids = _processes([p.pid for p in servers]) if servers else []
+        cpu_before = _cpu_seconds(pids)
         out = subprocess.run(  # noqa: S603 - our own argv, no shell
             [*base, f"-d{seconds}s", url], check=True, capture_output=True, text=True
         ).stdout
+        cpu = _cpu_seconds(pids) - cpu_before
     finally:
         os.unlink(script.name)
     rps = float(re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return Result(label, rps, p50, p99, int(bad.group(1)) if bad else 0)
+    done = int(re.search(r"^\s*(\d+) requests in", out, re.M).group(1))  # type: ignore[union-attr]
+    cpu_us = cpu / done * 1e6 if pids and done else None
+    return Result(label, rps, p50, p99, int(bad.group(1)) if bad else 0, cpu_us=cpu_us)
 
 
 def _prepare(state_dir: Path, database_url: str | None, *, caches: bool) -> dict[str, str]:
@@ -337,7 +376,7 @@ def _print(title: str, rows: list[tuple[str, list[Result], float | None]]) -> No
     print(f"\n{title}")
     print(
         f"{'server':50s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'vs bare':>8s} {'non-2xx':>8s} "
-        f"{'1st-party ok':>12s}"
+        f"{'1st-party ok':>12s} {'cpu µs/req':>10s}"
     )
     for label, runs, ratio in rows:
         rps = _median([r.rps for r in runs])
@@ -347,7 +386,9 @@ def _print(title: str, rows: list[tuple[str, list[Result], float | None]]) -> No
         oks = [r.first_party_ok for r in runs if r.first_party_ok is not None]
         share = f"{_median(oks):12.0%}" if oks else ""
         shown = f"{ratio:8.2f}" if ratio is not None else ""
-        print(f"{label:50s} {rps:8.0f} {p50:7.2f} {p99:7.2f} {shown:>8s} {errors:8d} {share}")
+        cpus = [r.cpu_us for r in runs if r.cpu_us is not None]
+        cpu = f"{_median(cpus):10.0f}" if cpus else ""
+        print(f"{label:50s} {rps:8.0f} {p50:7.2f} {p99:7.2f} {shown:>8s} {errors:8d} {share:>12s} {cpu:>10s}")
 
 
 def main() -> None:
@@ -413,15 +454,17 @@ def main() -> None:
                 for _ in range(args.rounds):
                     tokens, staff = _tokens(env, customers)
                     ok0, all0 = _calls(port, staff)
-                    run = _wrk(label, port, tokens, args.seconds, args.connections)
+                    run = _wrk(label, port, tokens, args.seconds, args.connections, servers=real)
                     ok1, all1 = _calls(port, staff)  # with 2 workers: whichever worker answers the scrape
                     run.first_party_ok = (ok1 - ok0) / (all1 - all0) if all1 > all0 else None
                     results[label].append(run)
-                    bare_run = _wrk("bare", bare_port, tokens, args.seconds, args.connections)
+                    bare_run = _wrk("bare", bare_port, tokens, args.seconds, args.connections, servers=bare)
                     bare_runs.append(bare_run)
                     ratios[label].append(run.rps / bare_run.rps)
                     if plain and n == 0:
-                        plain_run = _wrk("plain", plain_port, tokens, args.seconds, args.connections)
+                        plain_run = _wrk(
+                            "plain", plain_port, tokens, args.seconds, args.connections, servers=plain
+                        )
                         plain_runs.append(plain_run)
                         plain_ratios.append(plain_run.rps / bare_run.rps)
             finally:
