@@ -285,11 +285,13 @@ def make_app(
 
     clients: list[Any] = []
 
-    def build(*plugins: object, settings_: Settings | None = None, **overrides: Any) -> AppHarness:
+    def build(
+        *plugins: object, settings_: Settings | None = None, provider_: Any = None, **overrides: Any
+    ) -> AppHarness:
         conf = settings_ or settings
         if overrides:
             conf = msgspec.structs.replace(conf, **overrides)
-        provider = StaticDataProvider({r.id: r for r in PERSONAS.values()})
+        provider = provider_ or StaticDataProvider({r.id: r for r in PERSONAS.values()})
         runtime = build_runtime(conf, provider=provider, extra_plugins=plugins, load_entry_points=False)
         db_file = tmp_path / "fulcrum.db"
         if conf.database_url == f"sqlite:///{db_file}" and not db_file.exists():

@@ -55,8 +55,8 @@ def branch_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dem
         )
     for_request = runtime.contexts.for_request
 
-    def pinned(customer_ref: str, *, request_id: str, now: datetime | None = None) -> Any:
-        return for_request(customer_ref, request_id=request_id, now=NOW)
+    def pinned(customer_ref: str, *, request_id: str, now: datetime | None = None, **rest: Any) -> Any:
+        return for_request(customer_ref, request_id=request_id, now=NOW, **rest)
 
     monkeypatch.setattr(runtime.contexts, "for_request", pinned)
     with TestClient(create_app(settings, runtime=runtime)) as client:

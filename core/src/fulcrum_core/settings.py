@@ -134,6 +134,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # How long each worker may reuse a customer's live consents read from the database (0: read on
     # every partner request). A write in a worker applies there at once; other workers within this.
     consent_cache_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 1000
+    # With a data provider that does I/O (``blocking = True``): how long a request waits for the
+    # customer's records, read in a worker thread before its plugins run (a late record is unavailable).
+    data_budget_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
     # Shown in an empty home slot when a plugin was left out of the response.
     home_defaults: tuple[SlotOffer, ...] = msgspec.field(default_factory=default_home_content)
     rate_limit: RateLimit = RateLimit()

@@ -7,20 +7,23 @@ needs the customer's live consent. The host builds one context per plugin per re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TypeVar
 
 import msgspec
 
 from fulcrum_sdk.data import Accounts, City, DataProvider, Holdings, PensionAccounts, Profile, RiskProfile
-from fulcrum_sdk.errors import ScopeDenied
+from fulcrum_sdk.errors import DataUnavailable, ScopeDenied
 from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES
 from fulcrum_sdk.storage import PluginStorage
 
-__all__ = ["Customer", "CustomerRecords", "PluginContext", "ScopedData"]
+__all__ = ["RECORD_OF_SCOPE", "Customer", "CustomerRecords", "PluginContext", "ScopedData"]
 
 _T = TypeVar("_T")
+
+_log = logging.getLogger("fulcrum.data")
 
 
 class Customer(msgspec.Struct, frozen=True, kw_only=True):
@@ -32,26 +35,64 @@ class Customer(msgspec.Struct, frozen=True, kw_only=True):
     locale: str = "zh-CN"
 
 
+RECORD_OF_SCOPE: dict[str, str] = {
+    "profile:basic": "profile",
+    "profile:risk": "risk",
+    "accounts:read": "accounts",
+    "holdings:read": "holdings",
+    "pension:read": "pension",
+    "location:city": "city",
+}
+"""Each customer-data scope, and the record (``DataProvider`` method) it opens."""
+
+
 class CustomerRecords:
     """One request's records of one customer, fetched from the bank at most once each.
 
     Shared by the :class:`ScopedData` of every plugin in the request: the scope checks stay per
     plugin, the fetching is not repeated (the records are frozen, so no plugin can change another's).
+    For a provider that does I/O the host calls :meth:`prefetch` in a worker thread and then
+    :meth:`seal`: from then on a record that did not arrive raises :class:`DataUnavailable` instead of
+    being fetched on the caller's thread (the event loop).
     """
 
-    __slots__ = ("_cache", "customer_ref", "provider")
+    __slots__ = ("_cache", "_sealed", "customer_ref", "provider")
 
     def __init__(self, provider: DataProvider, customer_ref: str) -> None:
         self.provider = provider
         self.customer_ref = customer_ref
         self._cache: dict[str, object] = {}
+        self._sealed = False
 
     def get(self, name: str, fetch: Callable[[str], _T | None]) -> _T | None:
         """The record ``name``, fetched with ``fetch(customer_ref)`` on first use."""
         cache = self._cache
         if name not in cache:
+            if self._sealed:
+                raise DataUnavailable(name)
             cache[name] = fetch(self.customer_ref)
         return cache[name]  # type: ignore[return-value]
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        """:meth:`fetch` each of ``names``, one after another (a worker thread's job)."""
+        for name in names:
+            self.fetch(name)
+
+    def fetch(self, name: str) -> None:
+        """Read record ``name`` (see :data:`RECORD_OF_SCOPE`) unless already read or sealed; one that
+        fails is left out, and is unavailable once sealed. Blocks: call it from a worker thread."""
+        if name in self._cache or self._sealed:
+            return
+        try:
+            value = getattr(self.provider, name)(self.customer_ref)
+        except Exception as exc:
+            _log.warning("could not read the customer's %s from the bank: %r", name, exc)
+            return
+        self._cache.setdefault(name, value)
+
+    def seal(self) -> None:
+        """No more fetching: a record not fetched by now raises :class:`DataUnavailable`."""
+        self._sealed = True
 
 
 class ScopedData:

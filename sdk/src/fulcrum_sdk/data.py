@@ -145,6 +145,11 @@ class City(msgspec.Struct, frozen=True, kw_only=True):
 class DataProvider(Protocol):
     """The bank's systems, keyed by the bank's own customer id. Each method returns ``None``
     when the customer has no such data. Implementations must be safe to call from worker threads.
+
+    A provider whose methods do I/O sets a class attribute ``blocking = True``: the host then never
+    calls it on its event loop, but reads each request's records in a worker thread before the
+    plugins run, within a time budget (``DataUnavailable`` for a record that did not arrive).
+    In-memory providers need nothing.
     """
 
     def profile(self, customer_id: str) -> Profile | None: ...

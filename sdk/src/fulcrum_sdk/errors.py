@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from fulcrum_sdk.models import LocalizedText
 
 __all__ = [
+    "DataUnavailable",
     "FulcrumError",
     "LimitExceeded",
     "ManifestError",
@@ -88,3 +89,12 @@ class LimitExceeded(StorageError):
 
 class StorageUnavailable(StorageError):
     """The platform store could not be reached; the call may be retried."""
+
+
+class DataUnavailable(FulcrumError):
+    """The bank's systems did not deliver this record in time for this request; the call may be
+    retried on the next request. Let it propagate: the host leaves the plugin out of the page."""
+
+    def __init__(self, record: str) -> None:
+        self.record = record
+        super().__init__(f"the customer's {record} could not be read in time for this request")

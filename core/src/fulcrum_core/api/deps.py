@@ -5,27 +5,69 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from fulcrum_sdk.context import PluginContext
+from fulcrum_sdk.data import Profile
 from litestar import Request
 
 from fulcrum_core.auth.principal import Principal
 from fulcrum_core.dispatch.context import RequestContexts
-from fulcrum_core.errors import Forbidden
+from fulcrum_core.errors import Forbidden, ServiceUnavailable
 from fulcrum_core.observability.logging import new_request_id
 from fulcrum_core.plugins import LoadedPlugin
 from fulcrum_core.runtime import runtime_of
 
-__all__ = ["current_customer", "plugin_calls", "request_id_of"]
+__all__ = ["current_customer", "customer_contexts", "customer_profile", "plugin_calls", "request_id_of"]
 
 
-def current_customer(request: Request[Any, Any, Any]) -> str:
-    """The bank's customer number behind the request's token; 403 for non-customer tokens or unknown ones."""
+def _customer_sub(request: Request[Any, Any, Any]) -> str:
     principal = request.scope.get("user")  # what ``request.user`` reads, without its property
     if not isinstance(principal, Principal) or principal.kind != "customer":
         raise Forbidden("this route is for customer tokens only", code="customer.required")
-    if runtime_of(request).provider.profile(principal.sub) is None:
-        raise Forbidden("the bank has no customer profile for this token's subject", code="customer.unknown")
     return principal.sub
+
+
+def _known(profile: Profile | None) -> Profile:
+    if profile is None:
+        raise Forbidden("the bank has no customer profile for this token's subject", code="customer.unknown")
+    return profile
+
+
+def current_customer(request: Request[Any, Any, Any]) -> str:
+    """The bank's customer number behind the request's token; 403 for non-customer tokens or unknown ones.
+
+    Asks the bank's data provider: call it from a worker thread (``sync_to_thread`` handlers); async
+    handlers use :func:`customer_profile`.
+    """
+    sub = _customer_sub(request)
+    _known(runtime_of(request).provider.profile(sub))
+    return sub
+
+
+async def customer_profile(request: Request[Any, Any, Any]) -> tuple[str, Profile]:
+    """:func:`current_customer` and the customer's profile, for an async handler: a provider that
+    does I/O is asked from a worker thread within ``data_budget_ms`` (503 when it does not answer),
+    never on the event loop."""
+    sub = _customer_sub(request)
+    runtime = runtime_of(request)
+    provider = runtime.provider
+    if not getattr(provider, "blocking", False):
+        return sub, _known(provider.profile(sub))
+    with anyio.move_on_after(runtime.settings.data_budget_ms / 1000):
+        return sub, _known(await anyio.to_thread.run_sync(provider.profile, sub, abandon_on_cancel=True))
+    raise ServiceUnavailable(
+        "the bank's customer data did not answer in time; retry shortly", code="customer.data_unavailable",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def customer_contexts(request: Request[Any, Any, Any]) -> RequestContexts:
+    """The plugin contexts of the customer behind the request (see :func:`customer_profile`)."""
+    customer_ref, profile = await customer_profile(request)
+    return runtime_of(request).contexts.for_request(
+        customer_ref, request_id=request_id_of(request), profile=profile
+    )
 
 
 def request_id_of(request: Request[Any, Any, Any]) -> str:
@@ -55,4 +97,8 @@ async def plugin_calls(
     plugins = contexts.select(plugins)
     if contexts.needs_io(plugins):
         await contexts.aconsents()
-    return [(plugin, contexts.for_plugin(plugin)) for plugin in plugins]
+    calls = [(plugin, contexts.for_plugin(plugin)) for plugin in plugins]
+    if contexts.provider_blocks:
+        # The bank's records are read here, in a worker thread, never by a plugin on the event loop.
+        await contexts.aprefetch([ctx for _, ctx in calls])
+    return calls

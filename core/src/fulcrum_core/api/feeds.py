@@ -8,7 +8,7 @@ import msgspec
 from litestar import Request, get
 from litestar.params import PathParameter, QueryParameter
 
-from fulcrum_core.api.deps import current_customer, plugin_calls, request_id_of
+from fulcrum_core.api.deps import customer_contexts, plugin_calls
 from fulcrum_core.assembly.common import DegradedPlugin, public_degraded
 from fulcrum_core.assembly.feeds import MAX_LIMIT, FeedCard, decode_cursor, merge_feed, page_feed
 from fulcrum_core.errors import NotFound
@@ -41,8 +41,7 @@ async def feed(
         raise NotFound(f"there is no feed column {column!r}; known: {known}", field="column",
                        code="feed.unknown-column")
     after = decode_cursor(column, cursor) if cursor else None
-    customer_ref = current_customer(request)
-    contexts = runtime.contexts.for_request(customer_ref, request_id=request_id_of(request))
+    contexts = await customer_contexts(request)
     plugins = [p for p in runtime.plugins.enabled_for("feed_items") if "feed:contribute" in p.granted]
     calls = await plugin_calls(contexts, plugins)
     gathered = await runtime.dispatcher.call_many("feed_items", calls, column=column)

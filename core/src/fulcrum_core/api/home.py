@@ -12,7 +12,7 @@ import msgspec
 from fulcrum_sdk.scopes import slot_scope
 from litestar import MediaType, Request, Response, get
 
-from fulcrum_core.api.deps import current_customer, plugin_calls, request_id_of
+from fulcrum_core.api.deps import customer_contexts, plugin_calls
 from fulcrum_core.assembly.common import DegradedPlugin, public_degraded
 from fulcrum_core.assembly.defaults import fill_empty_slots
 from fulcrum_core.assembly.home import HomeItem, apply_frequency_caps, assemble_home, capped_slots
@@ -80,8 +80,7 @@ async def home(request: Request[Any, Any, Any]) -> Response[HomeResponse]:
     """Items for every home-page slot, ranked, capped and filtered for this customer."""
     runtime = runtime_of(request)
     budget_end = asyncio.get_running_loop().time() + runtime.settings.home_budget_ms / 1000
-    customer_ref = current_customer(request)
-    contexts = runtime.contexts.for_request(customer_ref, request_id=request_id_of(request))
+    contexts = await customer_contexts(request)
     inventory = runtime.settings.slots
     plugins, granted = _home_plugins(runtime)
     calls = await plugin_calls(contexts, plugins)
@@ -98,7 +97,9 @@ async def home(request: Request[Any, Any, Any]) -> Response[HomeResponse]:
             now=contexts.now,
         )
     if any(slots.get(slot) for slot in capped_slots(inventory)):
-        slots = await anyio.to_thread.run_sync(_cap_and_record, runtime, customer_ref, slots, contexts.now)
+        slots = await anyio.to_thread.run_sync(
+            _cap_and_record, runtime, contexts.customer_ref, slots, contexts.now
+        )
     degraded = public_degraded(gathered.degraded)
     page = HomeResponse(slots=slots, degraded=degraded, request_id=contexts.request_id)
     # Encoded here with a prepared encoder (the page holds only msgspec types); the schema still

@@ -8,7 +8,7 @@ import msgspec
 from litestar import Request, get
 from litestar.params import QueryParameter
 
-from fulcrum_core.api.deps import current_customer, plugin_calls, request_id_of
+from fulcrum_core.api.deps import customer_contexts, plugin_calls
 from fulcrum_core.assembly.common import DegradedPlugin, public_degraded
 from fulcrum_core.assembly.search import MAX_PAGE_SIZE, SearchItem, normalize_query, paginate, rank_hits
 from fulcrum_core.runtime import runtime_of
@@ -38,8 +38,7 @@ async def search(
     """Merged, ranked search hits; a page past the end is empty."""
     query = normalize_query(q)
     runtime = runtime_of(request)
-    customer_ref = current_customer(request)
-    contexts = runtime.contexts.for_request(customer_ref, request_id=request_id_of(request))
+    contexts = await customer_contexts(request)
     plugins = [p for p in runtime.plugins.enabled_for("search") if "search:contribute" in p.granted]
     calls = await plugin_calls(contexts, plugins)
     gathered = await runtime.dispatcher.call_many("search", calls, query=query)

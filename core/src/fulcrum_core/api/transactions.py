@@ -14,7 +14,7 @@ from litestar import Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody, SkipValidation
 
-from fulcrum_core.api.deps import current_customer
+from fulcrum_core.api.deps import current_customer, customer_profile
 from fulcrum_core.runtime import runtime_of
 from fulcrum_core.transactions.checks import IDEMPOTENCY_HEADER
 from fulcrum_core.transactions.models import (
@@ -82,7 +82,7 @@ async def submit_transaction(
 ) -> Response[TransactionView]:
     """Validate, check, journal and execute one transaction; a retry with the same key replays."""
     runtime = runtime_of(request)
-    customer_ref = current_customer(request)
+    customer_ref, _ = await customer_profile(request)
     # ``data`` only documents the body: the service validates the raw bytes itself, so every
     # problem names its field the same way, and hashes them for idempotency.
     outcome = await runtime.transactions.submit(customer_ref, idempotency_key, await request.body())

@@ -23,8 +23,10 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fulcrum_sdk.context import Customer, CustomerRecords, PluginContext, ScopedData
-from fulcrum_sdk.data import DataProvider
+import anyio
+import anyio.to_thread
+from fulcrum_sdk.context import RECORD_OF_SCOPE, Customer, CustomerRecords, PluginContext, ScopedData
+from fulcrum_sdk.data import DataProvider, Profile
 from fulcrum_sdk.storage import PluginStorage
 
 from fulcrum_core.branches.gate import BranchSource, CustomerBranchView
@@ -96,10 +98,19 @@ class ContextFactory:
         self.consent_cache = attach(db, ConsentCache(settings.consent_cache_ms))
 
     def for_request(
-        self, customer_ref: str, *, request_id: str, now: datetime | None = None
+        self,
+        customer_ref: str,
+        *,
+        request_id: str,
+        now: datetime | None = None,
+        profile: Profile | None = None,
     ) -> RequestContexts:
-        """Contexts for one customer request; raises ``Forbidden`` when the bank has no profile for them."""
-        profile = self.provider.profile(customer_ref)
+        """Contexts for one customer request; raises ``Forbidden`` when the bank has no profile for them.
+
+        ``profile``: the customer's profile when the caller already has it (read off the event loop).
+        """
+        if profile is None:
+            profile = self.provider.profile(customer_ref)
         if profile is None:
             raise Forbidden("no customer profile for this token's subject", code="unknown-customer")
         customer = Customer(
@@ -248,11 +259,45 @@ class RequestContexts:
             ctx = self._contexts[plugin.id] = self._build(plugin)
         return ctx
 
+    @property
+    def records(self) -> CustomerRecords:
+        """The customer's records for this request, shared by every plugin's ``ScopedData``."""
+        if self._records is None:
+            self._records = CustomerRecords(self._factory.provider, self.customer.id)
+        return self._records
+
+    @property
+    def provider_blocks(self) -> bool:
+        """True when the bank's data provider does I/O: its records are read before the plugins run."""
+        return bool(getattr(self._factory.provider, "blocking", False))
+
+    def prefetch(self, contexts: Iterable[PluginContext]) -> None:
+        """Read every record one of ``contexts`` may open, then seal the records (a worker thread's
+        job with a provider that does I/O); the plugins then read memory, never the bank."""
+        names = _records_for(contexts)
+        self.records.prefetch(names)
+        self.records.seal()
+
+    async def aprefetch(self, contexts: Iterable[PluginContext]) -> None:
+        """:meth:`prefetch` in a worker thread, waiting at most ``data_budget_ms``; records that did
+        not arrive by then are unavailable to this request's plugins (``DataUnavailable``)."""
+        budget_s = self._factory.settings.data_budget_ms / 1000
+        names = _records_for(contexts)
+        records = self.records
+
+        async def fetch(name: str) -> None:
+            await anyio.to_thread.run_sync(records.fetch, name, abandon_on_cancel=True)
+
+        if names:
+            with anyio.move_on_after(budget_s):  # each record in its own thread: one slow one delays no other
+                async with anyio.create_task_group() as group:
+                    for name in names:
+                        group.start_soon(fetch, name)
+        records.seal()
+
     def _build(self, plugin: LoadedPlugin) -> PluginContext:
         factory, customer = self._factory, self.customer
-        records = self._records
-        if records is None:
-            records = self._records = CustomerRecords(factory.provider, customer.id)
+        records = self.records
         pid = plugin.id
         if plugin.kind == "partner":
             consented = self.consents().get(pid, _NONE)
@@ -271,3 +316,10 @@ class RequestContexts:
             settings=plugin.settings if factory.branches is None else self._settings(plugin),
             request_id=self.request_id,
         )
+
+
+def _records_for(contexts: Iterable[PluginContext]) -> list[str]:
+    """The records any of ``contexts`` may open (its grant, and for a partner the customer's consent)."""
+    return sorted({
+        record for ctx in contexts for scope, record in RECORD_OF_SCOPE.items() if ctx.data.allows(scope)
+    })

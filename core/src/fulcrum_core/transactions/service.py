@@ -276,6 +276,9 @@ class TransactionService:
         ctx = msgspec.structs.replace(
             contexts.for_plugin(plugin), storage=self._contexts.storage(plugin.id, fresh=True)
         )
+        if contexts.provider_blocks:
+            # Still in a worker thread: the plugin's records are read here, not on the event loop.
+            contexts.prefetch([ctx])
         return _Plan(
             tx_id=tx_id,
             now=now,

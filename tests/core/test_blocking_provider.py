@@ -1,0 +1,186 @@
+"""A data provider that does I/O is never called on the event loop: each request's records are read
+in a worker thread, within ``data_budget_ms``, before its plugins run."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fulcrum_sdk.context import CustomerRecords
+from fulcrum_sdk.data import StaticDataProvider
+from fulcrum_sdk.errors import DataUnavailable
+from fulcrum_sdk.models import TransactionRequest, TransactionResult, TransactionType
+from fulcrum_sdk.testing import PERSONAS
+
+CUSTOMER = PERSONAS["young_professional"].id
+
+
+class _BankSystems(StaticDataProvider):
+    """Answers like the personas, after a network-like pause; notes which thread asked, and for what."""
+
+    blocking = True
+
+    def __init__(self, *, pause_s: float = 0.005, hang: str | None = None) -> None:
+        super().__init__({r.id: r for r in PERSONAS.values()})
+        self.pause_s = pause_s
+        self.hang = hang
+        self.release = threading.Event()
+        self.calls: list[tuple[str, str]] = []
+
+    def _ask(self, what: str) -> None:
+        self.calls.append((what, threading.current_thread().name))
+        if what == self.hang:
+            self.release.wait(10)
+        time.sleep(self.pause_s)
+
+    def profile(self, customer_id: str) -> Any:
+        self._ask("profile")
+        return super().profile(customer_id)
+
+    def holdings(self, customer_id: str) -> Any:
+        self._ask("holdings")
+        return super().holdings(customer_id)
+
+    def risk(self, customer_id: str) -> Any:
+        self._ask("risk")
+        return super().risk(customer_id)
+
+
+LOOP_THREADS: set[str] = set()
+"""Threads the plugins ran on: the event loop's (their async hooks never wait)."""
+
+
+def _reader(kit: Any, plugin_id: str, scope: str, read: Callable[[Any], Any]) -> Any:
+    async def home_slot_offers(ctx: Any) -> Any:
+        LOOP_THREADS.add(threading.current_thread().name)
+        return [kit.offer("home.banner", f"{plugin_id}-{read(ctx) is not None}")]
+
+    return kit.plugin(plugin_id, scopes=[scope, "slot:home.banner"], home_slot_offers=home_slot_offers)
+
+
+def test_records_are_read_off_the_loop_once_per_request(make_app: Callable[..., Any], kit: Any) -> None:
+    """Two plugins reading holdings and one reading the profile: each record is asked for once, from a
+    worker thread, and only the records some plugin may open."""
+    bank = _BankSystems()
+    app = make_app(
+        _reader(kit, "reader-a", "holdings:read", lambda ctx: ctx.data.holdings()),
+        _reader(kit, "reader-b", "holdings:read", lambda ctx: ctx.data.holdings()),
+        _reader(kit, "reader-c", "profile:basic", lambda ctx: ctx.data.profile()),
+        provider_=bank,
+    )
+    token = app.token(CUSTOMER)
+    bank.calls.clear()  # whatever authentication asked
+    r = app.get("/v1/home", token=token)
+    assert r.status_code == 200, r.text
+    assert r.json()["degraded"] == []
+    asked = sorted(what for what, _ in bank.calls)
+    assert asked.count("holdings") == 1
+    assert "risk" not in asked  # no plugin may open it
+    assert LOOP_THREADS
+    assert not {name for _, name in bank.calls} & LOOP_THREADS
+
+
+def test_a_record_that_does_not_arrive_in_time_leaves_out_only_its_readers(
+    make_app: Callable[..., Any], kit: Any
+) -> None:
+    """Holdings hang: the page answers after about the data budget, the plugin reading holdings is left
+    out (DataUnavailable), the one reading the profile is shown."""
+    bank = _BankSystems(hang="holdings")
+    app = make_app(
+        _reader(kit, "needs-holdings", "holdings:read", lambda ctx: ctx.data.holdings()),
+        _reader(kit, "needs-profile", "profile:basic", lambda ctx: ctx.data.profile()),
+        provider_=bank,
+        data_budget_ms=100,
+    )
+    token = app.token(CUSTOMER)
+    try:
+        started = time.monotonic()
+        r = app.get("/v1/home", token=token)
+        took = time.monotonic() - started
+    finally:
+        bank.release.set()
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [(d["plugin"], d["reason"]) for d in body["degraded"]] == [("needs-holdings", "error")]
+    assert [i["plugin"] for i in body["slots"]["home.banner/v1"]] == ["needs-profile"]
+    assert took < 2.0
+
+
+def test_the_transaction_path_reads_records_in_its_worker_thread(
+    make_app: Callable[..., Any], kit: Any
+) -> None:
+    """execute_transaction (async, run on the loop) reads holdings from memory: the bank was asked
+    from the planning thread."""
+    import msgspec
+
+    class Params(msgspec.Struct, frozen=True):
+        amount_fen: int
+
+    seen: list[bool] = []
+    loop: list[str] = []
+
+    def register(register: Callable[[TransactionType], None]) -> None:
+        register(TransactionType(key="t.buy", name=kit.text("买"), params=Params, risk_level="R1",
+                                 amount_field="amount_fen"))
+
+    async def execute(ctx: Any, request: TransactionRequest) -> TransactionResult:
+        loop.append(threading.current_thread().name)
+        seen.append(ctx.data.holdings() is not None)
+        return TransactionResult(status="succeeded", reference="r")
+
+    plugin = kit.plugin("buyer", scopes=["holdings:read"], transaction_types=["t.buy"],
+                        register_transaction_types=register, execute_transaction=execute)
+    bank = _BankSystems()
+    app = make_app(plugin, provider_=bank)
+    token = app.token(CUSTOMER, scopes=["transactions:write"])
+    bank.calls.clear()
+    r = app.client.post(
+        "/v1/transactions", json={"type": "t.buy", "params": {"amount_fen": 100}},
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "k-bank"},
+    )
+    assert r.status_code == 201, r.text
+    assert seen == [True]
+    asked_from = {name for what, name in bank.calls if what == "holdings"}
+    assert asked_from
+    assert not asked_from & set(loop)
+
+
+def test_sealed_records_refuse_what_was_not_read() -> None:
+    """After seal(), a record not prefetched raises DataUnavailable; one whose read failed too."""
+
+    class Flaky(StaticDataProvider):
+        def risk(self, customer_id: str) -> Any:
+            raise OSError("bank down")
+
+    records = CustomerRecords(Flaky({r.id: r for r in PERSONAS.values()}), CUSTOMER)
+    records.prefetch(["profile", "risk"])
+    records.seal()
+    provider = records.provider
+    assert records.get("profile", provider.profile) == PERSONAS["young_professional"].profile
+    for name, fetch in (("risk", provider.risk), ("holdings", provider.holdings)):
+        with pytest.raises(DataUnavailable, match=name):
+            records.get(name, fetch)
+
+
+def test_a_bank_that_does_not_answer_who_the_customer_is_gets_a_503(
+    make_app: Callable[..., Any], kit: Any
+) -> None:
+    """The profile (needed to know the customer at all) hangs: 503 with Retry-After after about the
+    data budget, never a hung event loop."""
+    bank = _BankSystems(hang="profile")
+    app = make_app(_reader(kit, "reader-p", "profile:basic", lambda ctx: ctx.data.profile()),
+                   provider_=bank, data_budget_ms=100)
+    token = app.token(CUSTOMER)
+    try:
+        started = time.monotonic()
+        r = app.get("/v1/home", token=token)
+        took = time.monotonic() - started
+    finally:
+        bank.release.set()
+    assert r.status_code == 503, r.text
+    assert r.json()["code"] == "customer.data_unavailable"
+    assert r.headers["retry-after"] == "1"
+    assert took < 2.0
