@@ -61,6 +61,17 @@ def _reader(kit: Any, plugin_id: str, scope: str, read: Callable[[Any], Any]) ->
     return kit.plugin(plugin_id, scopes=[scope, "slot:home.banner"], home_slot_offers=home_slot_offers)
 
 
+def _timed_home(app: Any, bank: _BankSystems) -> tuple[Any, float]:
+    """GET /v1/home for the persona, and how long it took; the hanging record is let go afterwards."""
+    token = app.token(CUSTOMER)
+    try:
+        started = time.monotonic()
+        response = app.get("/v1/home", token=token)
+        return response, time.monotonic() - started
+    finally:
+        bank.release.set()
+
+
 def test_records_are_read_off_the_loop_once_per_request(make_app: Callable[..., Any], kit: Any) -> None:
     """Two plugins reading holdings and one reading the profile: each record is asked for once, from a
     worker thread, and only the records some plugin may open."""
@@ -95,13 +106,7 @@ def test_a_record_that_does_not_arrive_in_time_leaves_out_only_its_readers(
         provider_=bank,
         data_budget_ms=100,
     )
-    token = app.token(CUSTOMER)
-    try:
-        started = time.monotonic()
-        r = app.get("/v1/home", token=token)
-        took = time.monotonic() - started
-    finally:
-        bank.release.set()
+    r, took = _timed_home(app, bank)
     assert r.status_code == 200, r.text
     body = r.json()
     assert [(d["plugin"], d["reason"]) for d in body["degraded"]] == [("needs-holdings", "error")]
@@ -173,13 +178,7 @@ def test_a_bank_that_does_not_answer_who_the_customer_is_gets_a_503(
     bank = _BankSystems(hang="profile")
     app = make_app(_reader(kit, "reader-p", "profile:basic", lambda ctx: ctx.data.profile()),
                    provider_=bank, data_budget_ms=100)
-    token = app.token(CUSTOMER)
-    try:
-        started = time.monotonic()
-        r = app.get("/v1/home", token=token)
-        took = time.monotonic() - started
-    finally:
-        bank.release.set()
+    r, took = _timed_home(app, bank)
     assert r.status_code == 503, r.text
     assert r.json()["code"] == "customer.data_unavailable"
     assert r.headers["retry-after"] == "1"
