@@ -89,6 +89,7 @@ def test_records_are_read_off_the_loop_once_per_request(make_app: Callable[..., 
     assert r.json()["degraded"] == []
     asked = sorted(what for what, _ in bank.calls)
     assert asked.count("holdings") == 1
+    assert asked.count("profile") == 1  # the one that identified the customer serves the plugin too
     assert "risk" not in asked  # no plugin may open it
     assert LOOP_THREADS
     assert not {name for _, name in bank.calls} & LOOP_THREADS
@@ -112,6 +113,26 @@ def test_a_record_that_does_not_arrive_in_time_leaves_out_only_its_readers(
     assert [(d["plugin"], d["reason"]) for d in body["degraded"]] == [("needs-holdings", "error")]
     assert [i["plugin"] for i in body["slots"]["home.banner/v1"]] == ["needs-profile"]
     assert took < 2.0
+
+
+def test_a_slow_bank_does_not_open_the_plugins_breakers(make_app: Callable[..., Any], kit: Any) -> None:
+    """Page after page without holdings: the plugin is left out each time, but the bank's lateness is
+    not held against it, and the reads left hanging tie up a bounded number of threads."""
+    bank = _BankSystems(hang="holdings")
+    app = make_app(
+        _reader(kit, "needs-holdings", "holdings:read", lambda ctx: ctx.data.holdings()),
+        provider_=bank,
+        data_budget_ms=20,
+    )
+    token = app.token(CUSTOMER)
+    try:
+        pages = [app.get("/v1/home", token=token).json() for _ in range(25)]
+        hung = sum(1 for what, _ in bank.calls if what == "holdings")
+    finally:
+        bank.release.set()
+    assert all([d["reason"] for d in page["degraded"]] == ["error"] for page in pages)
+    assert not app.runtime.dispatcher.breaker_open("needs-holdings", "home_slot_offers")
+    assert hung <= 16  # one per bank-read slot; past that a record is unavailable at once
 
 
 def test_the_transaction_path_reads_records_in_its_worker_thread(
@@ -151,6 +172,45 @@ def test_the_transaction_path_reads_records_in_its_worker_thread(
     asked_from = {name for what, name in bank.calls if what == "holdings"}
     assert asked_from
     assert not asked_from & set(loop)
+
+
+def test_a_transaction_whose_records_the_bank_cannot_give_is_refused_before_journaling(
+    make_app: Callable[..., Any], kit: Any
+) -> None:
+    """The plugin may read holdings and the bank fails them: 503 with Retry-After, no journal row, the
+    plugin never called."""
+    import msgspec
+
+    class Params(msgspec.Struct, frozen=True):
+        amount_fen: int
+
+    called: list[str] = []
+
+    def register(register: Callable[[TransactionType], None]) -> None:
+        register(TransactionType(key="t.buy", name=kit.text("买"), params=Params, risk_level="R1",
+                                 amount_field="amount_fen"))
+
+    async def execute(ctx: Any, request: TransactionRequest) -> TransactionResult:
+        called.append("execute")
+        return TransactionResult(status="succeeded", reference="r")
+
+    class Down(_BankSystems):
+        def holdings(self, customer_id: str) -> Any:
+            raise OSError("bank down")
+
+    plugin = kit.plugin("buyer", scopes=["holdings:read"], transaction_types=["t.buy"],
+                        register_transaction_types=register, execute_transaction=execute)
+    app = make_app(plugin, provider_=Down())
+    token = app.token(CUSTOMER, scopes=["transactions:write", "transactions:read"])
+    r = app.client.post(
+        "/v1/transactions", json={"type": "t.buy", "params": {"amount_fen": 100}},
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "k-down"},
+    )
+    assert r.status_code == 503, r.text
+    assert r.json()["code"] == "transaction.data_unavailable"
+    assert r.headers["retry-after"] == "1"
+    assert called == []
+    assert app.runtime.transactions.journal.find(CUSTOMER, "k-down") is None
 
 
 def test_sealed_records_refuse_what_was_not_read() -> None:

@@ -88,7 +88,16 @@ class CustomerRecords:
         except Exception as exc:
             _log.warning("could not read the customer's %s from the bank: %r", name, exc)
             return
+        if not self._sealed:  # a read that finished after the seal stays out: one answer per request
+            self._cache.setdefault(name, value)
+
+    def put(self, name: str, value: object) -> None:
+        """Record ``name`` read by the host already (the profile that identified the customer)."""
         self._cache.setdefault(name, value)
+
+    def has(self, name: str) -> bool:
+        """True when record ``name`` was read for this request."""
+        return name in self._cache
 
     def seal(self) -> None:
         """No more fetching: a record not fetched by now raises :class:`DataUnavailable`."""

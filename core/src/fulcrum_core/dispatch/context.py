@@ -96,6 +96,9 @@ class ContextFactory:
         self._pairwise: dict[tuple[str, str], str] = {}
         # Live consents per customer, shared by this host's requests; ConsentStore writes invalidate it.
         self.consent_cache = attach(db, ConsentCache(settings.consent_cache_ms))
+        # Reads of a provider that does I/O in flight at once, hung ones included: a bank that hangs
+        # ties up at most this many threads; past it a record is unavailable at once.
+        self.bank_reads = threading.BoundedSemaphore(_BANK_READS)
 
     def for_request(
         self,
@@ -109,6 +112,7 @@ class ContextFactory:
 
         ``profile``: the customer's profile when the caller already has it (read off the event loop).
         """
+        known = profile is not None
         if profile is None:
             profile = self.provider.profile(customer_ref)
         if profile is None:
@@ -116,7 +120,10 @@ class ContextFactory:
         customer = Customer(
             id=customer_ref, segment=profile.segment, branch=profile.branch, locale=profile.locale
         )
-        return RequestContexts(self, customer, request_id=request_id, now=now or datetime.now(UTC))
+        contexts = RequestContexts(self, customer, request_id=request_id, now=now or datetime.now(UTC))
+        if known:
+            contexts.records.put("profile", profile)
+        return contexts
 
     def pairwise_id(self, plugin_id: str, customer_ref: str) -> str:
         """The stable pseudonymous id of ``customer_ref`` as plugin ``plugin_id`` sees it.
@@ -271,12 +278,15 @@ class RequestContexts:
         """True when the bank's data provider does I/O: its records are read before the plugins run."""
         return bool(getattr(self._factory.provider, "blocking", False))
 
-    def prefetch(self, contexts: Iterable[PluginContext]) -> None:
+    def prefetch(self, contexts: Iterable[PluginContext]) -> list[str]:
         """Read every record one of ``contexts`` may open, then seal the records (a worker thread's
-        job with a provider that does I/O); the plugins then read memory, never the bank."""
+        job with a provider that does I/O); the plugins then read memory, never the bank. Returns
+        the records that could not be read."""
         names = _records_for(contexts)
-        self.records.prefetch(names)
-        self.records.seal()
+        records = self.records
+        records.prefetch(names)
+        records.seal()
+        return [name for name in names if not records.has(name)]
 
     async def aprefetch(self, contexts: Iterable[PluginContext]) -> None:
         """:meth:`prefetch` in a worker thread, waiting at most ``data_budget_ms``; records that did
@@ -285,8 +295,18 @@ class RequestContexts:
         names = _records_for(contexts)
         records = self.records
 
+        slots = self._factory.bank_reads
+
+        def bounded(name: str) -> None:
+            if not slots.acquire(blocking=False):
+                return  # every slot is held by a read still waiting for the bank
+            try:
+                records.fetch(name)
+            finally:
+                slots.release()
+
         async def fetch(name: str) -> None:
-            await anyio.to_thread.run_sync(records.fetch, name, abandon_on_cancel=True)
+            await anyio.to_thread.run_sync(bounded, name, abandon_on_cancel=True)
 
         if names:
             with anyio.move_on_after(budget_s):  # each record in its own thread: one slow one delays no other
@@ -316,6 +336,9 @@ class RequestContexts:
             settings=plugin.settings if factory.branches is None else self._settings(plugin),
             request_id=self.request_id,
         )
+
+
+_BANK_READS = 16
 
 
 def _records_for(contexts: Iterable[PluginContext]) -> list[str]:

@@ -38,7 +38,7 @@ from typing import Any, NoReturn, Protocol, TypeVar
 
 from fulcrum_sdk._validate import LIST_RESULT_TYPES, ResultError, check_list, check_transaction_result
 from fulcrum_sdk.context import PluginContext
-from fulcrum_sdk.errors import TransactionRefused
+from fulcrum_sdk.errors import DataUnavailable, TransactionRefused
 
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock
 from fulcrum_core.dispatch.eager import resume
@@ -415,6 +415,9 @@ class Dispatcher:
         if isinstance(exc, TransactionRefused) and hook == "execute_transaction":
             self._record(pid, hook, guard, "ok", elapsed)
             raise exc
+        if isinstance(exc, DataUnavailable):
+            # The bank's systems were late, not the plugin: left out, its breaker not charged.
+            self._fail(pid, hook, guard, "error", elapsed, str(exc), blame=False)
         if exc is not None:
             if not isinstance(exc, Exception | asyncio.CancelledError):
                 raise exc  # KeyboardInterrupt, SystemExit: not the plugin's to swallow

@@ -52,7 +52,7 @@ from fulcrum_core.data.db import Database
 from fulcrum_core.data.models.transaction import TransactionRow
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.dispatch.results import PluginCallError
-from fulcrum_core.errors import Conflict, Forbidden, NotFound, Unprocessable
+from fulcrum_core.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
 from fulcrum_core.settings import Settings
 from fulcrum_core.transactions import checks
 from fulcrum_core.transactions.checks import PluginBusyError, PluginFaultError
@@ -277,8 +277,16 @@ class TransactionService:
             contexts.for_plugin(plugin), storage=self._contexts.storage(plugin.id, fresh=True)
         )
         if contexts.provider_blocks:
-            # Still in a worker thread: the plugin's records are read here, not on the event loop.
-            contexts.prefetch([ctx])
+            # Still in a worker thread: the plugin's records are read here, not on the event loop,
+            # and a record the bank could not give stops the request before anything is journaled.
+            missing = contexts.prefetch([ctx])
+            if missing:
+                raise ServiceUnavailable(
+                    f"the bank's customer data ({', '.join(missing)}) could not be read; nothing was "
+                    "carried out; retry shortly",
+                    code="transaction.data_unavailable",
+                    headers={"Retry-After": "1"},
+                )
         return _Plan(
             tx_id=tx_id,
             now=now,
