@@ -33,6 +33,8 @@ from fulcrum_sdk.errors import StorageUnavailable
 from fulcrum_sdk.testing import PERSONAS
 from sqlalchemy import event
 
+from .conftest import statements
+
 pytestmark = pytest.mark.anyio
 
 TTL_MS = 1000
@@ -44,22 +46,6 @@ IN_WINDOW = TTL * (REFRESH_AFTER[1] + 1) / 2  # past every key's refresh point, 
 
 
 
-
-
-@contextmanager
-def selects(db: Database) -> Iterator[list[str]]:
-    """Record every SELECT sent to ``db`` inside the block."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
 
 
 @contextmanager
@@ -116,7 +102,7 @@ async def test_a_hit_in_the_refresh_window_is_served_and_starts_exactly_one_refr
     other.add("n", 1)  # the database now says 2; the cache still 1
     clock.advance(IN_WINDOW)
     assert storage.cache is not None
-    with selects(db) as seen:
+    with statements(db, only="SELECT") as seen:
         assert hit(storage.acounter("n")) == 1
         assert hit(storage.acounters(["n"])) == {"n": 1}
         assert len(storage.cache.flights.pending()) == 1
@@ -156,15 +142,20 @@ async def test_a_refreshed_entry_lives_a_full_ttl_from_its_refresh(
     assert await storage.aget("doc") == {"v": 3}
 
 
-async def test_nothing_past_the_ttl_is_served_while_a_refresh_is_in_flight(
-    db: Database, storage: SqlPluginStorage, other: SqlPluginStorage, clock: VirtualClock
-) -> None:
-    """The TTL passes while the refresh is held: the next read misses, joins it, and gets its newer value."""
+async def stale_in_window(storage: SqlPluginStorage, other: SqlPluginStorage, clock: VirtualClock) -> None:
+    """This worker caches counter ``n`` = 1, another makes it 2, and the entry enters its refresh window."""
     other.add("n", 1)
     assert await storage.acounter("n") == 1
     other.add("n", 1)
     clock.advance(IN_WINDOW)
-    with selects(db) as seen, held_select(db) as (selected, release):
+
+
+async def test_nothing_past_the_ttl_is_served_while_a_refresh_is_in_flight(
+    db: Database, storage: SqlPluginStorage, other: SqlPluginStorage, clock: VirtualClock
+) -> None:
+    """The TTL passes while the refresh is held: the next read misses, joins it, and gets its newer value."""
+    await stale_in_window(storage, other, clock)
+    with statements(db, only="SELECT") as seen, held_select(db) as (selected, release):
         assert hit(storage.acounter("n")) == 1
         await wait_for(selected)
         clock.advance(TTL)
@@ -180,10 +171,7 @@ async def test_a_write_during_a_refresh_wins(
     db: Database, storage: SqlPluginStorage, other: SqlPluginStorage, clock: VirtualClock
 ) -> None:
     """The refresh read 2 before this worker wrote 12: the write's value stays in the cache."""
-    other.add("n", 1)
-    assert await storage.acounter("n") == 1
-    other.add("n", 1)
-    clock.advance(IN_WINDOW)
+    await stale_in_window(storage, other, clock)
     with held_select(db) as (selected, release):
         assert hit(storage.acounter("n")) == 1
         await wait_for(selected)  # the refresh has read 2 and not yet filled the cache
@@ -246,10 +234,10 @@ async def test_concurrent_misses_of_one_key_share_one_read(
     """Twenty concurrent misses of a counter, then of a document: one SELECT each."""
     other.add("n", 7)
     other.put("doc", {"v": 1})
-    with selects(db) as seen:
+    with statements(db, only="SELECT") as seen:
         assert await asyncio.gather(*(storage.acounter("n") for _ in range(20))) == [7] * 20
     assert len(seen) == 1
-    with selects(db) as seen:
+    with statements(db, only="SELECT") as seen:
         docs = await asyncio.gather(*(storage.aget("doc") for _ in range(20)))
     assert docs == [{"v": 1}] * 20
     assert len(seen) == 1
@@ -262,7 +250,7 @@ async def test_batched_misses_share_per_key_reads(
     """``acounters`` joins reads already in flight key by key, and reads only the keys nobody is reading."""
     other.add("a", 1)
     other.add("c", 3)
-    with selects(db) as seen:
+    with statements(db, only="SELECT") as seen:
         results = await asyncio.gather(
             *(storage.acounters(["a", "b"]) for _ in range(10)), storage.acounters(["b", "c", "c"])
         )
@@ -275,7 +263,7 @@ async def test_the_fresh_view_never_shares_a_read(
 ) -> None:
     """Transactions need a read that began after they asked: five fresh reads, five SELECTs."""
     other.add("n", 1)
-    with selects(db) as seen:
+    with statements(db, only="SELECT") as seen:
         assert await asyncio.gather(*(storage.fresh.acounter("n") for _ in range(5))) == [1] * 5
     assert len(seen) == 5
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Coroutine
 from typing import Any
 
 import pytest
@@ -21,6 +20,8 @@ from fulcrum_sdk.errors import LimitExceeded
 from fulcrum_sdk.storage import PluginStorage
 from sqlalchemy import event
 
+from .conftest import statements
+
 TTL_MS = 1000
 
 
@@ -28,21 +29,6 @@ TTL_MS = 1000
 
 
 
-
-
-@contextmanager
-def statements(db: Database) -> Iterator[list[str]]:
-    """Record every SQL statement sent to ``db`` inside the block."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
 
 
 def first_send(coro: Coroutine[Any, Any, Any]) -> Any:
