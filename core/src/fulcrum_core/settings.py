@@ -134,8 +134,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # How long each worker may reuse a customer's live consents read from the database (0: read on
     # every partner request). A write in a worker applies there at once; other workers within this.
     consent_cache_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 1000
-    # With a data provider that does I/O (``blocking = True``): how long a request waits for the
-    # customer's records, read in a worker thread before its plugins run (a late record is unavailable).
+    # How long a request waits, in all, for what it reads about the customer before its plugins run:
+    # the profile and records of a data provider that does I/O (``blocking = True``, read in worker
+    # threads; a late record is unavailable) and the live consents on a cache miss (late: partners
+    # get no customer data). On /v1/home the page's budget ends it sooner if need be.
     data_budget_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
     # Shown in an empty home slot when a plugin was left out of the response.
     home_defaults: tuple[SlotOffer, ...] = msgspec.field(default_factory=default_home_content)

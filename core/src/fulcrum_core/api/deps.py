@@ -16,9 +16,12 @@ from fulcrum_core.dispatch.context import RequestContexts
 from fulcrum_core.errors import Forbidden, ServiceUnavailable
 from fulcrum_core.observability.logging import new_request_id
 from fulcrum_core.plugins import LoadedPlugin
-from fulcrum_core.runtime import runtime_of
+from fulcrum_core.runtime import Runtime, runtime_of
 
-__all__ = ["current_customer", "customer_contexts", "customer_profile", "plugin_calls", "request_id_of"]
+__all__ = [
+    "current_customer", "customer_contexts", "customer_profile", "data_deadline", "plugin_calls",
+    "request_id_of",
+]
 
 
 def _customer_sub(request: Request[Any, Any, Any]) -> str:
@@ -45,16 +48,18 @@ def current_customer(request: Request[Any, Any, Any]) -> str:
     return sub
 
 
-async def customer_profile(request: Request[Any, Any, Any]) -> tuple[str, Profile]:
+async def customer_profile(
+    request: Request[Any, Any, Any], *, until: float | None = None
+) -> tuple[str, Profile]:
     """:func:`current_customer` and the customer's profile, for an async handler: a provider that
-    does I/O is asked from a worker thread within ``data_budget_ms`` (503 when it does not answer),
-    never on the event loop."""
+    does I/O is asked from a worker thread by ``until`` (the event loop's clock; default
+    ``data_budget_ms`` from now), 503 when it does not answer, never on the event loop."""
     sub = _customer_sub(request)
     runtime = runtime_of(request)
     provider = runtime.provider
     if not getattr(provider, "blocking", False):
         return sub, _known(provider.profile(sub))
-    with anyio.move_on_after(runtime.settings.data_budget_ms / 1000):
+    with anyio.CancelScope(deadline=data_deadline(runtime, until)):
         return sub, _known(await anyio.to_thread.run_sync(provider.profile, sub, abandon_on_cancel=True))
     raise ServiceUnavailable(
         "the bank's customer data did not answer in time; retry shortly", code="customer.data_unavailable",
@@ -62,12 +67,28 @@ async def customer_profile(request: Request[Any, Any, Any]) -> tuple[str, Profil
     )
 
 
-async def customer_contexts(request: Request[Any, Any, Any]) -> RequestContexts:
-    """The plugin contexts of the customer behind the request (see :func:`customer_profile`)."""
-    customer_ref, profile = await customer_profile(request)
-    return runtime_of(request).contexts.for_request(
+def data_deadline(runtime: Runtime, by: float | None = None) -> float:
+    """When the customer's data must have arrived, on the event loop's clock: ``data_budget_ms``
+    from now, or ``by`` when that is sooner (a page's overall budget)."""
+    until = anyio.current_time() + runtime.settings.data_budget_ms / 1000
+    return until if by is None else min(until, by)
+
+
+async def customer_contexts(request: Request[Any, Any, Any], *, by: float | None = None) -> RequestContexts:
+    """The plugin contexts of the customer behind the request (see :func:`customer_profile`).
+
+    Everything the request reads about the customer before its plugins run (profile, consents,
+    records) shares one deadline (:func:`data_deadline`), kept in the contexts for
+    :func:`plugin_calls`: a slow bank or database costs the page that much at most, in all.
+    """
+    runtime = runtime_of(request)
+    until = data_deadline(runtime, by)
+    customer_ref, profile = await customer_profile(request, until=until)
+    contexts = runtime.contexts.for_request(
         customer_ref, request_id=request_id_of(request), profile=profile
     )
+    contexts.data_until = until
+    return contexts
 
 
 def request_id_of(request: Request[Any, Any, Any]) -> str:
@@ -96,9 +117,9 @@ async def plugin_calls(
     """
     plugins = contexts.select(plugins)
     if contexts.needs_io(plugins):
-        await contexts.aconsents()
+        await contexts.aconsents(until=contexts.data_until)
     calls = [(plugin, contexts.for_plugin(plugin)) for plugin in plugins]
     if contexts.provider_blocks:
         # The bank's records are read here, in a worker thread, never by a plugin on the event loop.
-        await contexts.aprefetch([ctx for _, ctx in calls])
+        await contexts.aprefetch([ctx for _, ctx in calls], until=contexts.data_until)
     return calls

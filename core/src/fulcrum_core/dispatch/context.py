@@ -164,10 +164,16 @@ class ContextFactory:
         return self._secret
 
 
+_NO_PARTNER_DATA = "partner plugins get no customer data this request"
+
+
 class RequestContexts:
     """The contexts of one request: the bank's view of the customer, and one context per plugin."""
 
-    __slots__ = ("_branch", "_consents", "_contexts", "_factory", "_records", "customer", "now", "request_id")
+    __slots__ = (
+        "_branch", "_consents", "_contexts", "_factory", "_records",
+        "customer", "data_until", "now", "request_id",
+    )
 
     def __init__(
         self, factory: ContextFactory, customer: Customer, *, request_id: str, now: datetime
@@ -181,6 +187,8 @@ class RequestContexts:
         self._branch: CustomerBranchView | None = None
         # The customer's records, fetched once per request and shared by every plugin's ScopedData.
         self._records: CustomerRecords | None = None
+        # When the customer's data must have arrived (event loop clock); None: data_budget_ms from the read.
+        self.data_until: float | None = None
 
     @property
     def branch_view(self) -> CustomerBranchView | None:
@@ -243,21 +251,36 @@ class RequestContexts:
             try:
                 self._consents = store.live_scopes(self.customer_ref, now=self.now)
             except Exception:
-                log.exception("could not read consents; partner plugins get no customer data this request")
+                log.exception("could not read consents; %s", _NO_PARTNER_DATA)
                 self._consents = {}
         return self._consents
 
-    async def aconsents(self) -> dict[str, frozenset[str]]:
+    async def aconsents(self, *, until: float | None = None) -> dict[str, frozenset[str]]:
         """:meth:`consents` on the event loop: a miss reads in a worker thread, one read shared by
-        this worker's concurrent requests for the same customer (none if it fails; not cached)."""
-        if self._consents is None:
-            store = ConsentStore(self._factory.db, cache=self._factory.consent_cache)
+        this worker's concurrent requests for the same customer (none if it fails; not cached).
+
+        The wait ends at ``until`` (event loop clock; default ``data_budget_ms`` from now): a read
+        still running then goes on for the cache, and this request's partner plugins get no customer
+        data, as when the read fails.
+        """
+        if self._consents is not None:
+            return self._consents
+        store = ConsentStore(self._factory.db, cache=self._factory.consent_cache)
+        found: dict[str, frozenset[str]] = {}
+        with anyio.CancelScope(deadline=self._until(until)) as wait:
             try:
-                self._consents = await store.alive_scopes(self.customer_ref, now=self.now)
+                found = await store.alive_scopes(self.customer_ref, now=self.now)
             except Exception:
-                log.exception("could not read consents; partner plugins get no customer data this request")
-                self._consents = {}
-        return self._consents
+                log.exception("could not read consents; %s", _NO_PARTNER_DATA)
+        if wait.cancelled_caught:
+            log.warning("consents did not arrive in time; %s", _NO_PARTNER_DATA)
+        self._consents = found
+        return found
+
+    def _until(self, until: float | None) -> float:
+        if until is None:
+            until = self.data_until
+        return anyio.current_time() + self._factory.settings.data_budget_ms / 1000 if until is None else until
 
     def for_plugin(self, plugin: LoadedPlugin) -> PluginContext:
         """The context ``plugin`` receives in this request (built once, then reused)."""
@@ -288,10 +311,11 @@ class RequestContexts:
         records.seal()
         return [name for name in names if not records.has(name)]
 
-    async def aprefetch(self, contexts: Iterable[PluginContext]) -> None:
-        """:meth:`prefetch` in a worker thread, waiting at most ``data_budget_ms``; records that did
-        not arrive by then are unavailable to this request's plugins (``DataUnavailable``)."""
-        budget_s = self._factory.settings.data_budget_ms / 1000
+    async def aprefetch(self, contexts: Iterable[PluginContext], *, until: float | None = None) -> None:
+        """:meth:`prefetch` in worker threads, waiting until ``until`` (event loop clock; default
+        ``data_budget_ms`` from now); records that did not arrive by then are unavailable to this
+        request's plugins (``DataUnavailable``)."""
+        deadline = self._until(until)
         names = _records_for(contexts)
         records = self.records
 
@@ -309,7 +333,8 @@ class RequestContexts:
             await anyio.to_thread.run_sync(bounded, name, abandon_on_cancel=True)
 
         if names:
-            with anyio.move_on_after(budget_s):  # each record in its own thread: one slow one delays no other
+            # Each record in its own thread: one slow one delays no other.
+            with anyio.CancelScope(deadline=deadline):
                 async with anyio.create_task_group() as group:
                     for name in names:
                         group.start_soon(fetch, name)
