@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -156,9 +157,19 @@ async def test_bad_decision_and_unknown_customer(oauth_app: Any, browser: httpx.
     r = await browser.post("/oauth/authorize", data={**base, "decision": "maybe"})
     assert r.status_code == 400
     assert r.json()["field"] == "decision"
+    provider = oauth_app.runtime.provider
+    asked_on: list[threading.Thread] = []
+
+    def profile(customer_id: str) -> Any:
+        asked_on.append(threading.current_thread())
+        return type(provider).profile(provider, customer_id)
+
+    provider.profile = profile
     r = await browser.post("/oauth/authorize", data={**base, "decision": "allow", "customer": "nobody"})
     assert r.status_code == 400
     assert r.json()["field"] == "customer"
+    assert asked_on
+    assert threading.current_thread() not in asked_on  # a bank's provider may do I/O: never on the loop
 
 
 @pytest.mark.anyio

@@ -161,11 +161,14 @@ async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
     customer_ref: str | None = None
     if decision == "allow":
         customer_ref = form.get("customer", "")
-        if not customer_ref or runtime.provider.profile(customer_ref) is None:
+        if not customer_ref:
             raise BadRequest("choose a known demo customer", field="customer")
     consents = ConsentStore(runtime.db)
 
     def call() -> OAuthResponse:
+        # In the worker thread: a bank's provider may do I/O to answer.
+        if customer_ref is not None and runtime.provider.profile(customer_ref) is None:
+            raise BadRequest("choose a known demo customer", field="customer")
         return decide(
             oauth_server(runtime),
             snap,
