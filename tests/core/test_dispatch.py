@@ -14,6 +14,7 @@ from fulcrum_core.dispatch.results import Outcome
 from fulcrum_core.plugins import LoadedPlugin, get_plugin_manager
 from fulcrum_core.settings import Deadlines, Settings
 from fulcrum_sdk.errors import TransactionRefused
+from fulcrum_sdk.hookspecs import nonblocking
 from fulcrum_sdk.models import LocalizedText, SearchHit, TransactionResult
 
 pytestmark = pytest.mark.anyio
@@ -424,3 +425,27 @@ async def test_transaction_refused_outside_transactions_is_an_error(
     gathered = await _run(dispatcher, kit, "search", plugins)
     assert [(d.plugin, d.reason) for d in gathered.degraded] == [("odd", "error")]
     assert dispatcher.stats.snapshot()[0].error == 1
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+async def test_a_stopping_signal_raised_by_a_plugin_is_raised_on_and_frees_its_place(
+    stop: type[BaseException], fast: Settings, kit: Any
+) -> None:
+    """KeyboardInterrupt or SystemExit from a plugin's first step is not the plugin's to swallow: it
+    propagates, and the call's bulkhead place is given back on the general path too (a guard is set)."""
+
+    async def first_step(ctx: Any) -> Any:
+        raise stop
+
+    @nonblocking
+    def inline(ctx: Any) -> Any:
+        raise stop
+
+    dispatcher = Dispatcher(fast, guards=[_Refuser("nobody")])
+    for impl in (first_step, inline):
+        plugins = _loaded(fast, kit.plugin("stopper", home_slot_offers=impl))
+        with pytest.raises(stop):
+            await _run(dispatcher, kit, "home_slot_offers", plugins)
+        bulkhead = dispatcher.resilience.get("stopper", "home_slot_offers").bulkhead
+        assert bulkhead.available == bulkhead.max_concurrent
+    dispatcher.close()

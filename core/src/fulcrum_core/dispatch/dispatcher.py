@@ -363,12 +363,19 @@ class Dispatcher:
             except (Exception, asyncio.CancelledError) as exc:
                 guard.bulkhead.leave()
                 return None, exc, started
+            except BaseException:  # KeyboardInterrupt, SystemExit: raised on, its place given back
+                guard.bulkhead.leave()
+                guard.breaker.release()
+                raise
             return self._suspend(loop, plugin, guard, coro, first, started)
         if impl.inline:
             try:
                 value = function(*args)
             except Exception as exc:
                 return None, exc, started
+            except BaseException:
+                guard.breaker.release()
+                raise
             finally:
                 guard.bulkhead.leave()
             return value, None, started
