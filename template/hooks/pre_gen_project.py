@@ -20,7 +20,10 @@ EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+$")
 KINDS = ("department", "branch", "partner")
 HOOK_QUESTIONS = ("home_slots", "search", "feed", "transactions")
 RESERVED_IDS = frozenset(
-    {"core", "sdk", "registry", "fulcrum", "admin", "test", "wealth-checkup", "pension", "merchant-promo"}
+    {
+        "core", "sdk", "registry", "fulcrum", "admin", "test", "platform",
+        "wealth-checkup", "pension", "merchant-promo",
+    }
 )
 # Text lands inside TOML and Python string literals; these characters would need escaping there.
 FORBIDDEN_CHARS = re.compile(r'["\\\x00-\x1f\x7f]')

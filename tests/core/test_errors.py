@@ -71,3 +71,53 @@ def test_unknown_route_is_a_not_found_problem(app: Any) -> None:
     assert response.status_code == 404
     assert response.headers["content-type"].startswith(PROBLEM)
     assert response.json()["code"] == "not-found"
+
+
+@pytest.mark.parametrize("path", ["/v1/transactions", "/registry/v1/publishers"])
+def test_a_body_that_is_not_utf8_is_a_problem_naming_the_body(app: Any, path: str) -> None:
+    """A JSON string holding bytes that are not UTF-8 is a 400 naming the body, not a 500 (msgspec
+    raises UnicodeDecodeError there, which litestar does not expect)."""
+    token = app.token() if path.startswith("/v1") else app.runtime.tokens.issue(
+        "rita", ["registry:review"], kind="staff"
+    )
+    response = app.client.post(
+        path,
+        content=b'{"type": "x", "params": {}, "note": "\xff"}',
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Idempotency-Key": "k",
+            "content-type": "application/json",
+        },
+    )
+    body = response.json()
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert body["field"] == "body"
+    assert "UTF-8" in body["detail"]
+
+
+def test_the_transaction_service_refuses_a_body_that_is_not_utf8() -> None:
+    """The service decodes the raw bytes itself (to hash them): the same mistake is its 400 too."""
+    from fulcrum_core.errors import BadRequest
+    from fulcrum_core.transactions.checks import parse_body
+
+    with pytest.raises(BadRequest) as refused:
+        parse_body(b'{"type": "\xff", "params": {}}')
+    assert (refused.value.code, refused.value.field) == ("body.malformed", "body")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"params": {}}, "type"),
+        ({}, "type"),
+    ],
+)
+def test_a_missing_body_field_is_named(app: Any, body: dict[str, Any], field: str) -> None:
+    """A body without a required field names that field, not the body as a whole."""
+    response = app.client.post(
+        "/v1/transactions", json=body,
+        headers={"Authorization": f"Bearer {app.token()}", "Idempotency-Key": "k"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == field

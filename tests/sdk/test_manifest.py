@@ -92,6 +92,19 @@ def test_not_toml_is_reported_with_the_file() -> None:
         parse_manifest("id = = 1", file="a.toml")
 
 
+def test_bytes_that_are_not_utf8_are_reported_with_the_file() -> None:
+    """A manifest in another encoding is a ManifestError naming the file, not a UnicodeDecodeError."""
+    with pytest.raises(ManifestError, match=r"^a\.toml: not UTF-8 text"):
+        parse_manifest('id = "caf\xe9"'.encode("latin-1"), file="a.toml")
+
+
+def test_the_platform_id_is_reserved() -> None:
+    """``platform`` names the host's own default content on the home page: no plugin may take it."""
+    with pytest.raises(ManifestError) as info:
+        parse_manifest(GOOD.replace('id = "demo-plugin"', 'id = "platform"'), file="m.toml")
+    assert info.value.key == "id"
+
+
 def test_version_mismatch_is_refused() -> None:
     """A manifest stating a version other than the distribution's is an error on key ``version``."""
     with pytest.raises(ManifestError) as info:

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
-from fulcrum_sdk.manifest import PluginId, PublisherId
+from fulcrum_sdk.manifest import RESERVED_PLUGIN_IDS, PluginId, PublisherId
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template"
 PRE_GEN = TEMPLATE / "hooks" / "pre_gen_project.py"
 FIRST_PARTY_IDS = ("wealth-checkup", "pension", "merchant-promo")
-RESERVED = ("core", "sdk", "registry", "fulcrum", "admin", "test", *FIRST_PARTY_IDS)
+RESERVED = ("core", "sdk", "registry", "fulcrum", "admin", "test", "platform", *FIRST_PARTY_IDS)
 NO_HOOKS = {"home_slots": False, "search": False, "feed": False, "transactions": False}
 
 
@@ -148,3 +148,4 @@ def test_every_first_party_plugin_id_is_reserved() -> None:
         project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
         assert set(project["entry-points"]["fulcrum"]) <= reserved, pyproject
     assert set(RESERVED) == reserved
+    assert reserved >= RESERVED_PLUGIN_IDS  # what the manifest refuses, the template refuses first

@@ -11,6 +11,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from fulcrum_core.api import routers
 from fulcrum_core.api.input_problems import document_input_problems
+from fulcrum_core.api.request import FulcrumRequest
 from fulcrum_core.auth.middleware import auth_middleware
 from fulcrum_core.auth.tokens import TokenService
 from fulcrum_core.branches.host import (
@@ -99,6 +100,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, debug: boo
             *observability.middleware_after_auth(rt),
         ],
         plugins=[problem_details_plugin()],
+        request_class=FulcrumRequest,
         before_send=observability.before_send(),
         openapi_config=OpenAPIConfig(
             title="Fulcrum",

@@ -15,6 +15,7 @@ exceptions) into ``application/problem+json`` responses. Nothing else builds err
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from litestar.exceptions import HTTPException, ValidationException
@@ -128,16 +129,25 @@ def _to_problem(exc: CoreError) -> ProblemDetailsException:
     )
 
 
+_MISSING_FIELD = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
+
+
 def _field_error(item: Any) -> tuple[str, str]:
     """(field, message) from one entry of litestar's validation ``extra`` list."""
     if not isinstance(item, dict):
         return "body", str(item)
     key = str(item.get("key") or item.get("source") or "body")
     message = str(item.get("message") or "is invalid")
-    if item.get("source") == "body" and key == "data":
-        # litestar reports a missing or unreadable body as a KeyError on its internal name.
-        return "body", "a JSON request body is required"
-    return key, message
+    if item.get("source") != "body":
+        return key, message
+    if key == "data":  # litestar's internal name for the body itself
+        if message == "'data'":  # its KeyError: no body at all
+            return "body", "a JSON request body is required"
+        key = ""
+    missing = _MISSING_FIELD.match(message)
+    if missing:  # msgspec names the missing field in the message, not in the path
+        return f"{key}.{missing['name']}".lstrip("."), "is required"
+    return key or "body", message
 
 
 def _validation_to_problem(exc: ValidationException) -> ProblemDetailsException:

@@ -24,6 +24,7 @@ from fulcrum_sdk.scopes import PLUGIN_GRANTABLE_KINDS, SCOPES, slot_scope
 
 __all__ = [
     "MANIFEST_FILE",
+    "RESERVED_PLUGIN_IDS",
     "Manifest",
     "ManifestProblem",
     "Owner",
@@ -35,6 +36,9 @@ __all__ = [
 ]
 
 MANIFEST_FILE = "fulcrum-plugin.toml"
+
+RESERVED_PLUGIN_IDS = frozenset({"platform"})
+"""Ids no plugin may take: ``platform`` names the host's own default content on the home page."""
 
 PluginId = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$")]
 PublisherId = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$")]
@@ -114,6 +118,11 @@ def parse_manifest(content: bytes | str, *, file: str, version: str | None = Non
         raise ManifestError(file, key, problem) from None
     except msgspec.DecodeError as exc:
         raise ManifestError(file, None, f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # msgspec raises it for bytes that are not UTF-8
+        raise ManifestError(file, None, f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    if manifest.id in RESERVED_PLUGIN_IDS:
+        reserved = f"{manifest.id!r} is reserved: the host shows its own content under it"
+        raise ManifestError(file, "id", reserved)
     if version is not None:
         if manifest.version is not None and manifest.version != version:
             raise ManifestError(

@@ -41,6 +41,12 @@ def test_invalid_toml_names_the_file() -> None:
     assert line.startswith(f"{F}: not valid TOML:")
 
 
+def test_a_file_that_is_not_utf8_names_the_file() -> None:
+    """A file saved in another encoding (GBK here) is one problem naming the file, never a traceback."""
+    _, problems = parse_branch('name = "深圳分行"\n'.encode("gbk"), F)
+    assert [p.line for p in problems] == [f"{F}: not UTF-8 text: invalid continuation byte at byte 8"]
+
+
 def test_duplicate_keys_are_refused() -> None:
     """A plugin configured twice in one file is a TOML error, not a silent override."""
     (line,) = _lines("[plugins.pension]\nenabled = true\n[plugins.pension]\nenabled = false\n")

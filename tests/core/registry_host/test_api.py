@@ -286,3 +286,25 @@ def test_nul_characters_in_filters_are_422(api: Api) -> None:
     assert (
         _problem(api.call("GET", "/audit", api.rita, params={"subject": "\x00"}), 422)["field"] == "subject"
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/publishers", {"id": "a-b", "kind": "partner", "name": "x"}, "contact"),
+        ("/publishers", {}, "id"),
+        ("/releases/1/suspend", {}, "reason"),
+    ],
+)
+def test_a_missing_field_is_named(api: Api, path: str, body: dict[str, Any], field: str) -> None:
+    """A body without a required field is a 400 naming that field, not one saying the body is missing."""
+    problem = _problem(api.call("POST", path, api.rita, json=body), 400, "invalid-input")
+    assert problem["field"] == field
+    assert problem["detail"] == f"{field}: is required"
+
+
+def test_an_upload_without_the_wheel_names_it(api: Api) -> None:
+    """A multipart submission with the file under another name: 400 naming ``wheel``."""
+    files = {"other": ("a.whl", b"x", "application/octet-stream")}
+    problem = _problem(api.call("POST", "/releases", api.paul, files=files), 400, "invalid-input")
+    assert (problem["field"], problem["detail"]) == ("wheel", "wheel: is required")

@@ -240,7 +240,7 @@ class TokenService:
     def _check_claims(self, payload: bytes, audience: str) -> AccessTokenClaims:
         try:
             raw: Any = msgspec.json.decode(payload)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise _fail("token.malformed", "the token payload is not JSON") from exc
         if not isinstance(raw, dict):
             raise _fail("token.malformed", "the token payload is not a JSON object")

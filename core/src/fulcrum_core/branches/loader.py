@@ -121,6 +121,8 @@ def _parse(
         raw = msgspec.toml.decode(content)
     except msgspec.DecodeError as exc:
         return None, [BranchProblem(file, "", f"not valid TOML: {exc}")]
+    except UnicodeDecodeError as exc:  # msgspec raises it for bytes that are not UTF-8
+        return None, [BranchProblem(file, "", f"not UTF-8 text: {exc.reason} at byte {exc.start}")]
     if not isinstance(raw, dict):  # pragma: no cover - TOML documents are always tables
         return None, [BranchProblem(file, "", "expected a TOML table")]
     fields: dict[str, Any] = {}

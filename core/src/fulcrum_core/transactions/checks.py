@@ -108,6 +108,10 @@ def parse_body(raw: bytes) -> ParsedBody:
         data = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}", code="body.malformed", field="body") from None
+    except UnicodeDecodeError:  # msgspec raises it for a string that is not UTF-8
+        raise BadRequest(
+            "the body is not valid JSON: a string in it is not UTF-8", code="body.malformed", field="body"
+        ) from None
     try:
         body = msgspec.convert(data, TransactionBody)
     except msgspec.ValidationError as exc:
