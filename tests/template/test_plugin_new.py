@@ -11,7 +11,8 @@ from click.testing import CliRunner, Result
 from fulcrum_core.cli import plugin as plugin_cli
 from fulcrum_sdk.manifest import MANIFEST_FILE, parse_manifest, semantic_problems
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "template"
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template"
 New = Callable[..., Result]
 CITY = ["-x", "plugin_name=城市优惠", "-x", "plugin_name_en=City Coupons", "-x", "publisher_id=meituan-local"]
 
@@ -33,7 +34,9 @@ def test_no_input_with_extra_context_creates_the_project(new: New, tmp_path: Pat
     assert result.exit_code == 0, result.output
     project = tmp_path / "fulcrum-city-coupons"
     assert f"Created {project}" in result.output
-    assert "fulcrum registry submit dist/fulcrum_city_coupons-0.1.0-py3-none-any.whl" in result.output
+    wheel = project / "dist" / "fulcrum_city_coupons-0.1.0-py3-none-any.whl"
+    assert f"uv pip install {ROOT / 'sdk'} -e . pytest && uv run --no-sync pytest" in result.output
+    assert f"uv run fulcrum registry submit {wheel} --publisher meituan-local --as " in result.output
     manifest_path = project / "src" / "fulcrum_city_coupons" / MANIFEST_FILE
     manifest = parse_manifest(manifest_path.read_bytes(), file=str(manifest_path))
     assert (manifest.id, manifest.publisher) == ("city-coupons", "meituan-local")

@@ -7,6 +7,7 @@ Precedence: defaults < TOML file (``FULCRUM_CONFIG`` or ``--config``) < environm
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +22,7 @@ __all__ = [
     "PluginSettings",
     "RateLimit",
     "Settings",
+    "SettingsError",
     "SlotConfig",
     "default_home_content",
     "default_slots",
@@ -183,20 +185,52 @@ _ENV_FIELDS = {
 }
 
 
+class SettingsError(ValueError):
+    """Settings that cannot be loaded; the message names the file or variable, the key and the problem."""
+
+
+_AT_KEY = re.compile(r" - at `\$\.(?P<key>[^`.\[]+)(?P<rest>[^`]*)`$")
+
+
 def load_settings(
     *, config_file: str | Path | None = None, environ: Mapping[str, str] | None = None, **overrides: object
 ) -> Settings:
     """Build ``Settings`` from defaults, a TOML file, ``FULCRUM_*`` variables and explicit overrides.
 
-    Raises ``msgspec.ValidationError`` naming the bad key (e.g. ``Expected `int` - at `$.port```).
+    Raises :class:`SettingsError` naming where the bad value came from and its key (e.g.
+    ``FULCRUM_PORT (port): Expected `int`, got `str```), or the file that cannot be read.
     """
     env = os.environ if environ is None else environ
     raw: dict[str, object] = {}
+    came_from: dict[str, str] = {}
     path = config_file or env.get("FULCRUM_CONFIG")
     if path:
-        raw.update(msgspec.toml.decode(Path(path).read_bytes()))
+        raw.update(_read_config(Path(path)))
+        came_from.update(dict.fromkeys(raw, str(path)))
     for var, field in _ENV_FIELDS.items():
         if var in env and env[var] != "":
             raw[field] = env[var]
+            came_from[field] = var
     raw.update({k: v for k, v in overrides.items() if v is not None})
-    return msgspec.convert(raw, Settings, strict=False)
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        at = _AT_KEY.search(message)
+        if at is None:
+            raise SettingsError(f"{path or 'settings'}: {message}") from None
+        key = at["key"] + at["rest"]
+        where = came_from.get(at["key"], "settings")
+        raise SettingsError(f"{where} ({key}): {message[: at.start()]}") from None
+
+
+def _read_config(path: Path) -> dict[str, object]:
+    """The TOML settings file's table; ``SettingsError`` when it cannot be read or is not TOML."""
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"cannot read the settings file {path}: {exc.strerror or exc}") from None
+    try:
+        return msgspec.toml.decode(content)  # type: ignore[no-any-return]
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: not valid TOML: {exc}") from None

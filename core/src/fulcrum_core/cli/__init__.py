@@ -7,7 +7,29 @@ import click
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The top-level group: settings that cannot be loaded and a database that cannot be used are
+    one ``Error:`` line naming the problem, for every command, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from fulcrum_core.settings import SettingsError
+
+        try:
+            return super().invoke(ctx)
+        except SettingsError as exc:
+            raise click.ClickException(f"cannot load settings: {exc}") from None
+        except Exception as exc:
+            from sqlalchemy.exc import OperationalError
+
+            if not isinstance(exc, OperationalError):
+                raise
+            raise click.ClickException(
+                f"the database refused: {exc.orig}. Is FULCRUM_DATABASE_URL right, the server up, and the "
+                "schema migrated (`fulcrum db upgrade`)?"
+            ) from None
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_file",

@@ -18,7 +18,8 @@ from fulcrum_sdk.manifest import manifest_from_distribution
 
 from fulcrum_core.branches.check import check_files
 from fulcrum_core.branches.model import ApprovedPlugin
-from fulcrum_core.settings import Settings, load_settings
+from fulcrum_core.cli._settings import settings_for
+from fulcrum_core.settings import Settings
 
 __all__ = ["branch", "installed_plugins", "registry_plugins"]
 
@@ -105,12 +106,7 @@ def check(ctx: click.Context, files: tuple[str, ...], approved_file: str | None)
 
     A branch file is checked together with the hq.toml beside it.
     """
-    root = ctx.find_root().obj
-    config_file = root.get("config_file") if isinstance(root, dict) else None
-    try:
-        settings = load_settings(config_file=config_file)
-    except (OSError, msgspec.DecodeError) as exc:
-        raise click.ClickException(f"cannot load settings: {exc}") from None
+    settings = settings_for(ctx)
     inventory = {slot: config.capacity for slot, config in settings.slots.items()}
     if approved_file is not None:
         approved = _load_approved(approved_file)

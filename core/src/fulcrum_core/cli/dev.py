@@ -13,15 +13,14 @@ import tempfile
 from pathlib import Path
 
 import click
-import msgspec
 import uvicorn
 from fulcrum_sdk.scopes import APP_SCOPES
 
 from fulcrum_core.auth.tokens import TokenService
+from fulcrum_core.cli._settings import settings_for
 from fulcrum_core.data.provider import DemoDataProvider
 from fulcrum_core.devhost import DevError, find_dev_plugin, prepare_state
 from fulcrum_core.devhost.asgi import PACKAGE_ENV, SOURCE_ENV
-from fulcrum_core.settings import load_settings
 
 __all__ = ["dev"]
 
@@ -68,10 +67,7 @@ def dev(ctx: click.Context, path: Path, port: int, customer: str, no_reload: boo
         config_file = (ctx.find_root().obj or {}).get("config_file")
         if config_file:
             os.environ["FULCRUM_CONFIG"] = config_file
-        try:
-            settings = load_settings(dev_mode=True)
-        except (msgspec.ValidationError, msgspec.DecodeError, OSError) as exc:
-            raise click.ClickException(f"cannot load settings: {exc}") from exc
+        settings = settings_for(ctx, dev_mode=True)
         consented = prepare_state(settings, plugin.manifest, customer)
         token = TokenService.from_settings(settings).issue(customer, sorted(APP_SCOPES), kind="customer")
         base = f"http://127.0.0.1:{port}"

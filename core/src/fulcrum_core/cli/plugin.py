@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 from pathlib import Path
 
 import click
 import msgspec
 
-from fulcrum_core.settings import load_settings
+from fulcrum_core.cli._settings import settings_for
 
 __all__ = ["check", "find_template", "plugin"]
 
@@ -158,14 +159,36 @@ def new(
 
 
 def _print_next_steps(project: Path) -> None:
+    """What to run next, with this checkout's paths: fulcrum-sdk is on no package index, so the project's
+    own environment gets it from the checkout (as docs/partner-guide.md does), and the registry commands
+    run in the checkout, where its database is."""
     answers = json.loads((project / ".cookiecutter.json").read_text(encoding="utf-8"))["cookiecutter"]
-    wheel = f"dist/{answers['__package']}-0.1.0-py3-none-any.whl"
+    wheel = project.absolute() / "dist" / f"{answers['__package']}-0.1.0-py3-none-any.whl"
+    template = find_template()
+    checkout = template.parent if template is not None else None
+    publisher = answers["publisher_id"]
     click.echo(f"Created {project}")
     click.echo("Next steps:")
-    click.echo(f"  cd {project.name}")
-    click.echo("  uv sync && uv run pytest")
+    click.echo(f"  cd {shlex.quote(str(project.absolute()))}")
+    if checkout is not None:
+        sdk = shlex.quote(str(checkout / "sdk"))
+        click.echo(f"  uv venv && uv pip install {sdk} -e . pytest && uv run --no-sync pytest")
+    else:
+        click.echo("  uv sync && uv run pytest    # needs fulcrum-sdk on your package index")
     click.echo("  uv build")
-    click.echo(f"  fulcrum registry submit {wheel}")
+    submitter = answers.get("owner_email") or "you@example.com"
+    submit = (
+        f"fulcrum registry submit {shlex.quote(str(wheel))} "
+        f"--publisher {shlex.quote(publisher)} --as {shlex.quote(submitter)}"
+    )
+    if checkout is not None:
+        click.echo(f"  cd {shlex.quote(str(checkout))} && uv run {submit}")
+    else:
+        click.echo(f"  {submit}")
+    click.echo(
+        f"The registry must know publisher {publisher} first "
+        "(uv run fulcrum registry add-publisher; docs/partner-guide.md, step 6)."
+    )
 
 
 @plugin.command("check")
@@ -180,11 +203,7 @@ def check(ctx: click.Context, path: Path, as_json: bool) -> None:
     """
     from fulcrum_core.conformance import KitError, render_json, render_text, run_kit
 
-    config_file = (ctx.find_root().obj or {}).get("config_file")
-    try:
-        settings = load_settings(config_file=config_file)
-    except (msgspec.ValidationError, msgspec.DecodeError, OSError) as exc:
-        raise click.ClickException(f"cannot load settings: {exc}") from exc
+    settings = settings_for(ctx)
     try:
         report = run_kit(path, deadlines=msgspec.structs.asdict(settings.deadlines))
     except KitError as exc:

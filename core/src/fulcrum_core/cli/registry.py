@@ -22,9 +22,9 @@ import click
 import msgspec
 from fulcrum_registry import REVIEW_CHECKLIST, RegistryError, RegistryService, ReleaseDiff, ReleaseRead
 
+from fulcrum_core.cli._settings import settings_for
 from fulcrum_core.data.db import Database
 from fulcrum_core.registry_host.host import open_registry
-from fulcrum_core.settings import load_settings
 
 __all__ = ["registry"]
 
@@ -36,11 +36,7 @@ _actor_option = click.option("--as", "actor", required=True, metavar="NAME", hel
 
 @contextmanager
 def _service(ctx: click.Context) -> Iterator[RegistryService]:
-    config_file = (ctx.find_root().obj or {}).get("config_file")
-    try:
-        settings = load_settings(config_file=config_file)
-    except (msgspec.ValidationError, msgspec.DecodeError, OSError) as exc:
-        raise click.ClickException(f"cannot load settings: {exc}") from exc
+    settings = settings_for(ctx)
     db = Database(settings.resolved_database_url())
     try:
         yield open_registry(settings, db)

@@ -11,7 +11,7 @@ import click
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from fulcrum_core.settings import load_settings
+from fulcrum_core.cli._settings import settings_for
 
 __all__ = ["demo", "run_server", "serve"]
 
@@ -107,16 +107,16 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int, 
     """Serve the API with the plugins installed in this environment."""
     if reuse_port and workers != 1:
         raise click.UsageError("--reuse-port runs one worker per process: start several processes instead")
-    settings = load_settings(config_file=ctx.obj["config_file"])
+    settings = settings_for(ctx)
     _run(host or settings.host, port or settings.port, workers, ctx.obj["config_file"], reuse_port=reuse_port)
 
 
 @click.group(invoke_without_command=True)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--host", default=None, help="Interface to bind (default: FULCRUM_HOST, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: FULCRUM_PORT, 8000).")
 @click.option("--no-serve", is_flag=True, help="Migrate and seed, then exit.")
 @click.pass_context
-def demo(ctx: click.Context, host: str, port: int, no_serve: bool) -> None:
+def demo(ctx: click.Context, host: str | None, port: int | None, no_serve: bool) -> None:
     """Migrate and seed a local SQLite demo, then serve it with the three plugins on."""
     if ctx.invoked_subcommand is not None:
         return
@@ -124,11 +124,18 @@ def demo(ctx: click.Context, host: str, port: int, no_serve: bool) -> None:
 
     # The demo has no bank login behind it: the OAuth consent page offers the seeded customers instead.
     os.environ.setdefault("FULCRUM_OAUTH_DEV_LOGIN", "1")
-    settings = load_settings(config_file=ctx.obj["config_file"])
+    settings = settings_for(ctx)
     report = prepare_demo(settings)
     click.echo(report)
     if not no_serve:
-        click.echo(f"Serving on http://{host}:{port}  (OpenAPI: http://{host}:{port}/schema)")
+        host, port = host or settings.host, port or settings.port
+        base = f"http://{host}:{port}"
+        click.echo(f"Serving on {base}  (OpenAPI: {base}/schema)")
+        if settings.issuer.rstrip("/") != base:
+            click.echo(
+                f"Note: the OAuth issuer is {settings.issuer}; for OAuth clients of this server set "
+                f"FULCRUM_ISSUER={base} here and for `fulcrum token issue`."
+            )
         _run(host, port, 1, ctx.obj["config_file"])
 
 

@@ -8,11 +8,10 @@ server, which accepts the token as if the OAuth server had issued it.
 from __future__ import annotations
 
 import click
-import msgspec
 from fulcrum_sdk.scopes import APP_SCOPES, SCOPES
 
 from fulcrum_core.auth.tokens import TokenService
-from fulcrum_core.settings import load_settings
+from fulcrum_core.cli._settings import settings_for
 
 __all__ = ["token"]
 
@@ -65,11 +64,7 @@ def issue(
         raise click.UsageError("--publisher goes with --staff SUBJECT")
     if staff is not None and not scopes:
         raise click.UsageError("a staff token needs at least one --scope (e.g. --scope platform:read)")
-    config_file = (ctx.find_root().obj or {}).get("config_file")
-    try:
-        settings = load_settings(config_file=config_file)
-    except (msgspec.ValidationError, msgspec.DecodeError, OSError) as exc:
-        raise click.ClickException(f"cannot load settings: {exc}") from exc
+    settings = settings_for(ctx)
     if ttl is not None and ttl > settings.access_token_ttl_seconds:
         raise click.BadParameter(
             f"{ttl} is above the maximum lifetime of {settings.access_token_ttl_seconds} seconds", ctx,

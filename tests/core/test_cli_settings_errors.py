@@ -1,0 +1,84 @@
+"""Every command meets bad settings and an unusable database with one ``Error:`` line, never a traceback;
+``fulcrum demo`` serves where the settings say."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from fulcrum_core.cli import main, serve
+from fulcrum_core.settings import SettingsError, load_settings
+
+
+def _fails(args: list[str], env: dict[str, str] | None = None) -> str:
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception  # click's clean exit, no traceback
+    assert "Traceback" not in result.output
+    line: str = result.output.strip()
+    assert line.startswith("Error: ")
+    return line
+
+
+def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
+    """--config pointing nowhere names the file."""
+    missing = tmp_path / "nope.toml"
+    line = _fails(["--config", str(missing), "db", "current"])
+    expected = f"cannot read the settings file {missing}: No such file or directory"
+    assert line == f"Error: cannot load settings: {expected}"
+
+
+def test_a_bad_value_in_the_config_file_names_the_file_and_key(tmp_path: Path) -> None:
+    """A wrong type in the TOML file names the file, the key and what was expected."""
+    config = tmp_path / "fulcrum.toml"
+    config.write_text('port = "abc"\n', encoding="utf-8")
+    line = _fails(["--config", str(config), "token", "issue", "--customer", "c-1"])
+    assert line == f"Error: cannot load settings: {config} (port): Expected `int`, got `str`"
+
+
+def test_a_bad_variable_names_the_variable(tmp_path: Path) -> None:
+    """A wrong FULCRUM_* value names the variable and the setting it feeds."""
+    line = _fails(["serve"], env={"FULCRUM_PORT": "abc"})
+    assert line == "Error: cannot load settings: FULCRUM_PORT (port): Expected `int`, got `str`"
+
+
+def test_a_config_file_that_is_not_toml_is_named(tmp_path: Path) -> None:
+    """Text that is not TOML names the file and the parser's complaint."""
+    config = tmp_path / "fulcrum.toml"
+    config.write_text("port = = 1\n", encoding="utf-8")
+    assert _fails(["--config", str(config), "db", "current"]).startswith(
+        f"Error: cannot load settings: {config}: not valid TOML"
+    )
+
+
+def test_nested_keys_are_named_with_their_path(tmp_path: Path) -> None:
+    """A bad value below the top level is named by its dotted path."""
+    config = tmp_path / "fulcrum.toml"
+    config.write_text("[rate_limit]\nrequests = -1\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match=r"\(rate_limit\.requests\): Expected `int` >= 1"):
+        load_settings(config_file=config, environ={})
+
+
+def test_an_unusable_database_is_one_line() -> None:
+    """A database that cannot be opened is one line with a hint, for any command that uses it."""
+    url = "postgresql+psycopg://postgres@127.0.0.1:9/nowhere"  # the discard port: nothing listens
+    line = _fails(["db", "current"], env={"FULCRUM_DATABASE_URL": url})
+    assert line.startswith("Error: the database refused: ")
+    assert "fulcrum db upgrade" in line
+
+
+def test_demo_serves_where_the_settings_say(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FULCRUM_HOST and FULCRUM_PORT place the demo as they place ``serve``; --port still wins."""
+    served: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(serve, "_run", lambda *args, **kwargs: served.append(args[:2]))
+    monkeypatch.setattr("fulcrum_core.demo.prepare_demo", lambda settings: "seeded")
+    monkeypatch.chdir(tmp_path)
+    env = {"FULCRUM_PORT": "8123", "FULCRUM_HOST": "127.0.0.2"}
+    first = CliRunner().invoke(main, ["demo"], env=env)
+    second = CliRunner().invoke(main, ["demo", "--port", "8124"], env=env)
+    assert (first.exit_code, second.exit_code) == (0, 0), first.output + second.output
+    assert served == [("127.0.0.2", 8123), ("127.0.0.2", 8124)]
+    assert "Serving on http://127.0.0.2:8123" in first.output
+    assert "FULCRUM_ISSUER=http://127.0.0.2:8123" in first.output  # the issuer still says 8000
