@@ -115,3 +115,10 @@ def test_orders_need_the_transactions_scope() -> None:
     with pytest.raises(ScopeDenied):
         harness.execute(TYPE, {"plan_id": "starter", "amount_fen": STARTER.price_fen})
 
+
+
+def test_a_wrong_amount_names_its_field() -> None:
+    """The message starts with the field's name, so the host's 422 names ``params.amount_fen``."""
+    harness = PluginHarness(plugin)
+    with pytest.raises(msgspec.ValidationError, match=r"^amount_fen: must be "):
+        harness.execute(TYPE, {"plan_id": "starter", "amount_fen": STARTER.price_fen + 1})

@@ -43,7 +43,8 @@ class OrderParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         # msgspec reports this ValueError as a validation error of the request's parameters.
         expected = PLANS[self.plan_id].price_fen * self.quantity
         if self.amount_fen != expected:
-            raise ValueError(f"amount_fen must be {expected} for {self.quantity} x {self.plan_id}")
+            # "<field>: why" lets the host name the field in its 422 (params.amount_fen).
+            raise ValueError(f"amount_fen: must be {expected} for {self.quantity} x {self.plan_id}")
 
 
 @hookimpl
