@@ -40,15 +40,34 @@ def _timed(call: Callable[[], Any]) -> tuple[Any, float]:
     return result, time.monotonic() - started
 
 
+def _hold(monkeypatch: pytest.MonkeyPatch, cls: type, name: str, gate: threading.Event) -> threading.Event:
+    """Make ``cls.name`` wait for ``gate`` before doing its work; the returned event is set once it did."""
+    original = getattr(cls, name)
+    landed = threading.Event()
+
+    def held(self: Any, *args: Any) -> Any:
+        gate.wait(10)
+        try:
+            return original(self, *args)
+        finally:
+            landed.set()
+
+    monkeypatch.setattr(cls, name, held)
+    return landed
+
+
 def _partner(kit: Any) -> Any:
-    """A partner plugin whose banner says whether the customer's consent reached it."""
+    """A partner plugin whose banner and search hit need the customer's profile (consented)."""
 
     async def home_slot_offers(ctx: Any) -> Any:
-        return [kit.offer("home.banner", f"consented-{ctx.data.allows('profile:basic')}")]
+        return [kit.offer("home.banner", f"segment-{ctx.data.profile().segment}")]
+
+    async def search(ctx: Any, query: str) -> Any:
+        return [kit.hit(f"segment-{ctx.data.profile().segment}")]
 
     return kit.plugin(
-        PARTNER, kind="partner", scopes=["profile:basic", "slot:home.banner"],
-        home_slot_offers=home_slot_offers,
+        PARTNER, kind="partner", scopes=["profile:basic", "slot:home.banner", "search:contribute"],
+        home_slot_offers=home_slot_offers, search=search,
     )
 
 
@@ -56,37 +75,32 @@ def _banner_keys(page: dict[str, Any]) -> list[str]:
     return [item["key"] for item in page["slots"]["home.banner/v1"]]
 
 
-def test_consents_that_do_not_arrive_leave_the_partner_without_data_not_the_page_waiting(
-    make_app: Callable[..., Any], kit: Any, gate: threading.Event, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("path", ["/v1/home", "/v1/search?q=x"])
+def test_consents_that_do_not_arrive_leave_the_partner_out_not_the_page_waiting(
+    make_app: Callable[..., Any], kit: Any, gate: threading.Event, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
-    """The consent read hangs: the page answers after about the data budget, the partner runs without
-    the customer's data, and the read, once it lands, serves the next page from the cache."""
+    """The consent read hangs: the response comes after about the data budget with the partner, which
+    reads consented data, listed as degraded (never served as if the customer had not consented);
+    the read, once it lands, serves the next response from the cache."""
     app = make_app(_partner(kit), data_budget_ms=100, consent_cache_ms=60_000)
     ConsentStore(app.runtime.db).grant(
         CUSTOMER, PARTNER, frozenset({"profile:basic"}), "测试", datetime.now(UTC) + timedelta(days=30)
     )
-    live = ConsentStore._live
-    landed = threading.Event()
-
-    def held(self: ConsentStore, *args: Any) -> Any:
-        gate.wait(10)
-        try:
-            return live(self, *args)
-        finally:
-            landed.set()
-
-    monkeypatch.setattr(ConsentStore, "_live", held)
+    landed = _hold(monkeypatch, ConsentStore, "_live", gate)
     token = app.token(CUSTOMER)
-    page, took = _timed(lambda: app.get("/v1/home", token=token))
+    page, took = _timed(lambda: app.get(path, token=token))
     assert page.status_code == 200, page.text
-    assert _banner_keys(page.json()) == ["consented-False"]
-    assert page.json()["degraded"] == []
+    assert [(d["plugin"], d["reason"]) for d in page.json()["degraded"]] == [(PARTNER, "error")]
     assert took < 2.0  # the read is held for 10 s
+    assert not app.runtime.dispatcher.breaker_open(PARTNER, "home_slot_offers")
 
     gate.set()
     assert landed.wait(5)
     time.sleep(0.05)  # the landed read is stored by the event loop
-    assert _banner_keys(app.get("/v1/home", token=token).json()) == ["consented-True"]
+    again = app.get(path, token=token).json()
+    assert again["degraded"] == []
+    keys = _banner_keys(again) if path == "/v1/home" else [h["key"] for h in again["items"]]
+    assert keys == ["segment-mass"]
 
 
 def test_profile_and_records_share_one_data_deadline(make_app: Callable[..., Any], kit: Any) -> None:
@@ -136,15 +150,6 @@ def test_a_hanging_impression_store_empties_the_capped_slot_and_records_nothing(
     the banner shown; the read, when it lands, records no impression of the popup nobody saw, so the
     next page shows it."""
     count = ImpressionStore.count_since
-    landed = threading.Event()
-
-    def held(self: ImpressionStore, *args: Any) -> int:
-        gate.wait(10)
-        try:
-            return count(self, *args)
-        finally:
-            landed.set()
-
     app = make_app(
         kit.plugin(
             "popper",
@@ -153,7 +158,7 @@ def test_a_hanging_impression_store_empties_the_capped_slot_and_records_nothing(
         home_budget_ms=300,
     )
     token = app.token(CUSTOMER)
-    monkeypatch.setattr(ImpressionStore, "count_since", held)
+    landed = _hold(monkeypatch, ImpressionStore, "count_since", gate)
     page, took = _timed(lambda: app.get("/v1/home", token=token))
     assert page.status_code == 200, page.text
     assert page.json()["slots"]["home.popup/v1"] == []
@@ -191,3 +196,80 @@ def test_a_hanging_impression_store_ties_up_a_bounded_number_of_threads(
     pages = [app.get("/v1/home", token=token) for _ in range(24)]
     assert all(p.status_code == 200 and p.json()["slots"]["home.popup/v1"] == [] for p in pages)
     assert 1 <= len(asked) <= 16
+
+
+def test_a_write_still_running_at_the_budget_shows_the_item_and_is_kept(
+    make_app: Callable[..., Any], kit: Any, gate: threading.Event, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cap's count answers but recording the impression hangs past the budget: the popup is shown
+    (the write is under way), and once the write lands it counts, so the next page holds the popup
+    back. Shown and recorded never disagree."""
+
+    async def popup(ctx: Any) -> Any:
+        return [kit.offer("home.popup", "pop")]
+
+    app = make_app(kit.plugin("popper", home_slot_offers=popup), home_budget_ms=200)
+    token = app.token(CUSTOMER)
+    landed = _hold(monkeypatch, ImpressionStore, "record", gate)
+    page, took = _timed(lambda: app.get("/v1/home", token=token))
+    assert [i["key"] for i in page.json()["slots"]["home.popup/v1"]] == ["pop"]
+    assert took < 2.0
+
+    gate.set()
+    assert landed.wait(5)
+    since = datetime.now(UTC) - timedelta(days=1)
+    assert ImpressionStore(app.runtime.db).count_since(CUSTOMER, "home.popup/v1", since) == 1
+    assert app.get("/v1/home", token=token).json()["slots"]["home.popup/v1"] == []
+
+
+@pytest.mark.parametrize("cache_ms", [0, 60_000])
+def test_hanging_consent_reads_tie_up_a_bounded_number_of_threads(
+    make_app: Callable[..., Any], kit: Any, gate: threading.Event, monkeypatch: pytest.MonkeyPatch,
+    cache_ms: int,
+) -> None:
+    """Pages for many customers while the consent read hangs, with the cache off (every request reads)
+    and on (one read per customer): each page leaves the partner out in time, and at most 16 reads
+    wait on the database; past that a read fails at once."""
+    asked: list[str] = []
+
+    def held(self: ConsentStore, customer_ref: str, at: Any) -> Any:
+        asked.append(customer_ref)
+        gate.wait(10)
+        return []
+
+    monkeypatch.setattr(ConsentStore, "_live", held)
+    app = make_app(_partner(kit), data_budget_ms=20, consent_cache_ms=cache_ms)
+    customers = sorted(PERSONAS)
+    pages = [
+        app.get("/v1/home", token=app.token(PERSONAS[customers[n % len(customers)]].id)) for n in range(24)
+    ]
+    assert all(p.status_code == 200 for p in pages)
+    assert all([d["plugin"] for d in p.json()["degraded"]] == [PARTNER] for p in pages)
+    assert 1 <= len(asked) <= 16
+
+
+def test_hanging_storage_reads_tie_up_a_bounded_number_of_threads(
+    make_app: Callable[..., Any], kit: Any, gate: threading.Event, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin reading its storage while the database hangs: every page is served without it, and at
+    most 32 reads wait on the database (an abandoned read keeps its thread); past that a read is
+    unavailable at once."""
+    from fulcrum_core.data.storage import SqlPluginStorage
+
+    asked: list[str] = []
+
+    def held(self: SqlPluginStorage, key: str) -> Any:
+        asked.append(key)
+        gate.wait(10)
+        return None
+
+    async def reads(ctx: Any) -> Any:
+        return [kit.offer("home.banner", f"seen-{await ctx.storage.aget(ctx.request_id)}")]
+
+    monkeypatch.setattr(SqlPluginStorage, "_read_doc", held)
+    app = make_app(kit.plugin("reader", home_slot_offers=reads), home_budget_ms=60)
+    token = app.token(CUSTOMER)
+    pages = [app.get("/v1/home", token=token) for _ in range(40)]
+    assert all(p.status_code == 200 for p in pages)
+    assert all([d["plugin"] for d in p.json()["degraded"]] == ["reader"] for p in pages)
+    assert 1 <= len(asked) <= 32

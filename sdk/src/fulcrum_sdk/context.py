@@ -110,7 +110,7 @@ class ScopedData:
     Each record is fetched at most once per request; a missing record is ``None``.
     """
 
-    __slots__ = ("_consented", "_granted", "_plugin_id", "_records")
+    __slots__ = ("_consent_unknown", "_consented", "_granted", "_plugin_id", "_records")
 
     def __init__(
         self,
@@ -126,6 +126,7 @@ class ScopedData:
         self._granted = granted
         # None: no consent needed (an internal plugin); else the scopes the customer consented to.
         self._consented: frozenset[str] | None = consented if consent_required else None
+        self._consent_unknown = False
         self._records = CustomerRecords(provider, customer_ref)
 
     @classmethod
@@ -135,13 +136,21 @@ class ScopedData:
         plugin_id: str,
         granted: frozenset[str],
         consented: frozenset[str] | None,
+        *,
+        consent_unknown: bool = False,
     ) -> ScopedData:
         """A plugin's view of ``records`` (the host's per-request constructor); ``consented`` is
-        ``None`` when the plugin needs no consent, else the scopes the customer consented to."""
+        ``None`` when the plugin needs no consent, else the scopes the customer consented to.
+
+        ``consent_unknown``: the customer's consents could not be read for this request; customer
+        data beyond ``consented`` is then not allowed, and reading it raises :class:`DataUnavailable`
+        (the plugin is left out of this response, not blamed) instead of :class:`ScopeDenied`.
+        """
         data = cls.__new__(cls)
         data._plugin_id = plugin_id
         data._granted = granted
         data._consented = consented
+        data._consent_unknown = consent_unknown
         data._records = records
         return data
 
@@ -158,6 +167,8 @@ class ScopedData:
             raise ScopeDenied(scope, plugin_id=self._plugin_id, reason="not granted")
         consented = self._consented
         if consented is not None and scope in CUSTOMER_DATA_SCOPES and scope not in consented:
+            if self._consent_unknown:
+                raise DataUnavailable("consents")
             raise ScopeDenied(scope, plugin_id=self._plugin_id, reason="no live consent")
 
     def _get(self, scope: str, name: str, fetch: Callable[[str], _T | None]) -> _T | None:

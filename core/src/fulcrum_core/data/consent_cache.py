@@ -38,8 +38,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_ENTRIES",
+    "DEFAULT_MAX_READS",
     "REFRESH_AFTER",
     "ConsentCache",
+    "ConsentReadsBusy",
     "LiveConsent",
     "attach",
     "invalidate",
@@ -50,6 +52,11 @@ __all__ = [
 log = logging.getLogger("fulcrum.consents")
 
 DEFAULT_MAX_ENTRIES = 10_000
+DEFAULT_MAX_READS = 16
+
+
+class ConsentReadsBusy(RuntimeError):
+    """Every consent-read place is held by a read still waiting for the database."""
 
 REFRESH_AFTER: Final = (0.6, 0.9)
 """Bounds of the fraction of the lifetime after which a hit on the loop also starts a background re-read.
@@ -105,6 +112,7 @@ class ConsentCache:
         ttl_ms: int,
         *,
         max_entries: int = DEFAULT_MAX_ENTRIES,
+        max_reads: int = DEFAULT_MAX_READS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if ttl_ms < 0:
@@ -120,6 +128,10 @@ class ConsentCache:
         self._epoch = 0
         # Customer -> (read in flight on the event loop, the epoch it started in); loop thread only.
         self._flights: dict[str, tuple[asyncio.Task[Sequence[LiveConsent]], int]] = {}
+        # Reads in worker threads at once, hung ones included: a database that hangs ties up at most
+        # this many threads; past that a read fails at once (the request's consents are then unknown).
+        self._reads = threading.BoundedSemaphore(max_reads)
+        self.max_reads = max_reads
 
     @property
     def enabled(self) -> bool:
@@ -191,7 +203,7 @@ class ConsentCache:
         loop = _running_loop()
         if not self.enabled or loop is None:
             token, learnt = self.token(), self._clock()
-            found = await anyio.to_thread.run_sync(read, abandon_on_cancel=True)
+            found = await anyio.to_thread.run_sync(self._bounded, read, abandon_on_cancel=True)
             self.put(customer_ref, found, now, token, learnt=learnt)
             return scopes_at(found, now)
         flight = self._flights.get(customer_ref)
@@ -234,7 +246,7 @@ class ConsentCache:
         token, learnt = self._epoch, self._clock()
 
         async def run() -> Sequence[LiveConsent]:
-            found = await anyio.to_thread.run_sync(read)
+            found = await anyio.to_thread.run_sync(self._bounded, read)
             self.put(customer_ref, found, now, token, learnt=learnt)
             return found
 
@@ -242,6 +254,15 @@ class ConsentCache:
         self._flights[customer_ref] = (task, token)  # also keeps the task from being collected
         task.add_done_callback(lambda done: self._landed(done, customer_ref, refresh))
         return task
+
+    def _bounded(self, read: Reader) -> Sequence[LiveConsent]:
+        """(worker thread) ``read`` while holding one of ``max_reads`` places; none free: fail at once."""
+        if not self._reads.acquire(blocking=False):
+            raise ConsentReadsBusy(f"{self.max_reads} consent reads are still waiting for the database")
+        try:
+            return read()
+        finally:
+            self._reads.release()
 
     def _landed(self, task: asyncio.Task[Sequence[LiveConsent]], customer_ref: str, refresh: bool) -> None:
         flight = self._flights.get(customer_ref)

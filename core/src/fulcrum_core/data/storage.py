@@ -37,7 +37,7 @@ from typing import Any, Final, TypeVar, cast
 
 import anyio.to_thread
 import msgspec
-from fulcrum_sdk.errors import LimitExceeded
+from fulcrum_sdk.errors import DataUnavailable, LimitExceeded
 from sqlalchemy import ColumnElement, Table, delete, literal, select, true, update
 
 from fulcrum_core.data._upsert import insert_for
@@ -291,7 +291,7 @@ class _Flights:
     ) -> asyncio.Task[_Reading]:
         """Start ``read(slots)`` in a worker thread without waiting for it; ``refresh`` names the
         plugin when nobody awaits the flight (a refresh), whose failure is then logged."""
-        task = loop.create_task(_in_thread(read, slots))
+        task = loop.create_task(_in_thread(_bounded_read, read, slots))
         for slot in slots:
             self._by_slot[slot] = (task, cache.stamp(slot))
         task.add_done_callback(lambda done: self._landed(done, cache, slots, refresh))
@@ -584,7 +584,7 @@ class SqlPluginStorage:
         """Read cache misses: the fresh view alone; the cached view joining reads already in flight."""
         cache, loop = self._shared.cache, _running_loop()
         if self._fresh or cache is None or loop is None:
-            return await _in_thread(read, slots, abandon=True)
+            return await _in_thread(_bounded_read, read, slots, abandon=True)
         flights: list[asyncio.Task[_Reading]] = []
         alone: list[_Slot] = []
         for slot in dict.fromkeys(slots):
@@ -652,6 +652,23 @@ class SqlPluginStorage:
     async def aadd(self, key: str, delta: int, *, lower: int | None = None, upper: int | None = None) -> int:
         """:meth:`add`, in a worker thread."""
         return await _in_thread(lambda: self.add(key, delta, lower=lower, upper=upper))
+
+
+_READ_PLACES = 32
+_READS = threading.BoundedSemaphore(_READ_PLACES)
+"""Storage reads of display hooks in worker threads at once in this process, hung ones included: a
+database that hangs ties up at most this many threads (an abandoned read keeps its thread)."""
+
+
+def _bounded_read(read: Callable[[Sequence[_Slot]], _Reading], slots: Sequence[_Slot]) -> _Reading:
+    """(worker thread) ``read(slots)`` holding a read place; none free: ``DataUnavailable`` at once,
+    which leaves the calling plugin out of this response without charging its breaker."""
+    if not _READS.acquire(blocking=False):
+        raise DataUnavailable("plugin storage")
+    try:
+        return read(slots)
+    finally:
+        _READS.release()
 
 
 async def _in_thread(fn: Callable[..., _T], *args: Any, abandon: bool = False) -> _T:

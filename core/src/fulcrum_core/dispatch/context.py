@@ -35,6 +35,7 @@ from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.storage import SqlPluginStorage
 from fulcrum_core.errors import Forbidden
+from fulcrum_core.observability.throttle import ThrottledWarning
 from fulcrum_core.plugins import LoadedPlugin, PluginSet
 from fulcrum_core.settings import Settings
 
@@ -164,14 +165,18 @@ class ContextFactory:
         return self._secret
 
 
-_NO_PARTNER_DATA = "partner plugins get no customer data this request"
+_CONSENTS_UNKNOWN = ThrottledWarning(
+    log, "a customer's consents are unknown for a request; its partner plugins that read customer data "
+    "are left out",
+)
+"""Once per interval: while the database is slow this hits every partner request."""
 
 
 class RequestContexts:
     """The contexts of one request: the bank's view of the customer, and one context per plugin."""
 
     __slots__ = (
-        "_branch", "_consents", "_contexts", "_factory", "_records",
+        "_branch", "_consents", "_consents_unknown", "_contexts", "_factory", "_records",
         "customer", "data_until", "now", "request_id",
     )
 
@@ -183,6 +188,7 @@ class RequestContexts:
         self.request_id = request_id
         self.now = now
         self._consents: dict[str, frozenset[str]] | None = None
+        self._consents_unknown = False
         self._contexts: dict[str, PluginContext] = {}
         self._branch: CustomerBranchView | None = None
         # The customer's records, fetched once per request and shared by every plugin's ScopedData.
@@ -245,37 +251,41 @@ class RequestContexts:
 
     def consents(self) -> dict[str, frozenset[str]]:
         """The customer's live consents by plugin id, once per request: from the worker's cache or the
-        database (none if the read fails; a failed read is not cached)."""
+        database. A read that fails is not cached, and leaves them unknown for this request (see
+        :meth:`aconsents`)."""
         if self._consents is None:
             store = ConsentStore(self._factory.db, cache=self._factory.consent_cache)
             try:
                 self._consents = store.live_scopes(self.customer_ref, now=self.now)
-            except Exception:
-                log.exception("could not read consents; %s", _NO_PARTNER_DATA)
-                self._consents = {}
-        return self._consents
+            except Exception as exc:
+                self._unknown_consents(f"could not be read ({type(exc).__name__}: {exc})")
+        return self._consents or {}
 
     async def aconsents(self, *, until: float | None = None) -> dict[str, frozenset[str]]:
         """:meth:`consents` on the event loop: a miss reads in a worker thread, one read shared by
         this worker's concurrent requests for the same customer (none if it fails; not cached).
 
-        The wait ends at ``until`` (event loop clock; default ``data_budget_ms`` from now): a read
-        still running then goes on for the cache, and this request's partner plugins get no customer
-        data, as when the read fails.
+        The wait ends at ``until`` (event loop clock; default ``data_budget_ms`` from now); a read
+        still running then goes on for the cache. When the consents did not arrive or the read
+        failed, they are unknown for this request: a partner plugin that reads customer data then
+        gets ``DataUnavailable`` and is left out of the response (listed as degraded, its breaker not
+        charged), never silently served as if the customer had not consented.
         """
         if self._consents is not None:
             return self._consents
         store = ConsentStore(self._factory.db, cache=self._factory.consent_cache)
-        found: dict[str, frozenset[str]] = {}
         with anyio.CancelScope(deadline=self._until(until)) as wait:
             try:
-                found = await store.alive_scopes(self.customer_ref, now=self.now)
-            except Exception:
-                log.exception("could not read consents; %s", _NO_PARTNER_DATA)
+                self._consents = await store.alive_scopes(self.customer_ref, now=self.now)
+            except Exception as exc:
+                self._unknown_consents(f"could not be read ({type(exc).__name__}: {exc})")
         if wait.cancelled_caught:
-            log.warning("consents did not arrive in time; %s", _NO_PARTNER_DATA)
-        self._consents = found
-        return found
+            self._unknown_consents("did not arrive in time")
+        return self._consents or {}
+
+    def _unknown_consents(self, why: str) -> None:
+        self._consents, self._consents_unknown = {}, True
+        _CONSENTS_UNKNOWN(f"they {why}")
 
     def _until(self, until: float | None) -> float:
         if until is None:
@@ -346,7 +356,9 @@ class RequestContexts:
         pid = plugin.id
         if plugin.kind == "partner":
             consented = self.consents().get(pid, _NONE)
-            data = ScopedData.over(records, pid, plugin.granted, consented)
+            data = ScopedData.over(
+                records, pid, plugin.granted, consented, consent_unknown=self._consents_unknown
+            )
             basic = data.allows("profile:basic")
             customer = Customer(
                 id=factory.pairwise_id(pid, self.customer_ref),
