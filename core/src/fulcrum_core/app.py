@@ -11,6 +11,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from fulcrum_core.api import routers
 from fulcrum_core.api.input_problems import document_input_problems
+from fulcrum_core.api.openapi_security import document_security, security_components
 from fulcrum_core.api.request import FulcrumRequest
 from fulcrum_core.auth.middleware import auth_middleware
 from fulcrum_core.auth.tokens import TokenService
@@ -107,6 +108,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, debug: boo
             version="0.1.0",
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
+            components=security_components(settings.issuer),
             # The schema routes are public; every other route declares its scopes (auth/guards.py).
             openapi_router=Router(
                 "/schema", route_handlers=[], include_in_schema=False, opt={"public": True}
@@ -130,6 +132,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, debug: boo
     app.state.runtime = rt
     _refuse_loose_public_flags(app)
     document_input_problems(app)
+    document_security(app)
     return app
 
 
