@@ -85,3 +85,21 @@ def test_feed_without_pension_read_is_articles_only(make_harness: MakeHarness) -
 def test_feed_ignores_other_columns(make_harness: MakeHarness) -> None:
     """Columns the plugin does not serve get nothing."""
     assert make_harness().feed_items("life") == []
+
+
+def test_the_overview_counts_contributions_made_here_in_the_balance(make_harness: MakeHarness) -> None:
+    """After a ¥1,000.00 contribution through the platform, this year's total and the balance both
+    include it: the balance never reads below what was contributed this year."""
+    from fulcrum_pension.contribution import PERSONAL_CONTRIBUTION
+    from fulcrum_sdk.money import yuan
+    from fulcrum_sdk.testing import PERSONAS
+
+    pension = PERSONAS["young_professional"].pension
+    assert pension is not None
+    account = pension.personal_pension
+    assert account is not None
+    harness = make_harness()
+    harness.execute(PERSONAL_CONTRIBUTION, {"amount_fen": 100_000})
+    summary = harness.feed_items("retirement")[0].summary
+    assert summary is not None
+    assert f"个人养老金 {yuan(account.balance_fen + 100_000)}（今年已缴 ¥3,000.00）" in summary.zh_CN

@@ -28,10 +28,11 @@ def _overview(snap: Snapshot) -> LocalizedText:
         zh.append(f"公积金 {yuan(p.housing_fund.balance_fen)}")
         en.append(f"housing fund {yuan(p.housing_fund.balance_fen)}")
     if p.personal_pension and p.personal_pension.opened and snap.room is not None:
-        zh.append(f"个人养老金 {yuan(p.personal_pension.balance_fen)}（今年已缴 {yuan(snap.room.used_fen)}）")
-        en.append(
-            f"personal pension {yuan(p.personal_pension.balance_fen)} ({yuan(snap.room.used_fen)} this year)"
-        )
+        # The contributions made here are in this year's total already; the bank's balance catches up
+        # with them later, so they are added to it too (a balance below this year's total would be wrong).
+        balance = yuan(p.personal_pension.balance_fen + snap.room.recorded_fen)
+        zh.append(f"个人养老金 {balance}（今年已缴 {yuan(snap.room.used_fen)}）")
+        en.append(f"personal pension {balance} ({yuan(snap.room.used_fen)} this year)")
     else:
         zh.append("尚未开立个人养老金账户")
         en.append("no personal pension account yet")
