@@ -129,6 +129,10 @@ def _to_problem(exc: CoreError) -> ProblemDetailsException:
     )
 
 
+_QUERY_NAMES = {"release_state": "state", "scope_name": "scope"}
+"""Query parameters litestar reports by their Python name: it reserves ``state`` and ``scope`` as
+handler parameter names, so the registry's handlers take those filters under these names."""
+
 _MISSING_FIELD = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
 
 
@@ -139,7 +143,7 @@ def _field_error(item: Any) -> tuple[str, str]:
     key = str(item.get("key") or item.get("source") or "body")
     message = str(item.get("message") or "is invalid")
     if item.get("source") != "body":
-        return key, message
+        return _QUERY_NAMES.get(key, key) if item.get("source") == "query" else key, message
     if key == "data":  # litestar's internal name for the body itself
         if message == "'data'":  # its KeyError: no body at all
             return "body", "a JSON request body is required"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fulcrum_registry import InvalidInput, NewPublisher, PublisherRead, RegistryService, ReleaseRead
+from fulcrum_registry.schemas import PublisherKind, StateName
 from fulcrum_registry.service import DEFAULT_MAX_ARTIFACT_BYTES
 from litestar import Request, Router, get, post
 from litestar.enums import RequestEncodingType
@@ -105,17 +106,17 @@ def create_publisher(request: Request[Any, Any, Any], data: JSONBody[NewPublishe
 @get("/plugins", opt=_ANY_STAFF, sync_to_thread=True, summary="Search the plugin catalogue")
 def catalogue(
     request: Request[Any, Any, Any],
-    text: Annotated[str | None, QueryParameter(name="q", max_length=100)] = None,
+    q: Annotated[str | None, QueryParameter(max_length=100)] = None,
     publisher: FromQuery[str | None] = None,
-    kind: FromQuery[str | None] = None,
+    kind: FromQuery[PublisherKind | None] = None,
     scope_name: Annotated[str | None, QueryParameter(name="scope")] = None,
-    release_state: Annotated[str | None, QueryParameter(name="state")] = None,
+    release_state: Annotated[StateName | None, QueryParameter(name="state")] = None,
     cursor: Cursor = None,
     limit: Limit = 20,
 ) -> PluginList:
     """Plugins matching every filter given (``q`` matches id or name), a page at a time."""
     query = {
-        "text": text,
+        "text": q,
         "publisher": publisher,
         "kind": kind,
         "scope": scope_name,
@@ -161,7 +162,7 @@ def list_releases(
     request: Request[Any, Any, Any],
     plugin: FromQuery[str | None] = None,
     publisher: FromQuery[str | None] = None,
-    release_state: Annotated[str | None, QueryParameter(name="state")] = None,
+    release_state: Annotated[StateName | None, QueryParameter(name="state")] = None,
     cursor: Cursor = None,
     limit: Limit = 20,
 ) -> ReleaseList:
