@@ -54,6 +54,9 @@ def settings(tmp_path: Path) -> Settings:
         database_url=f"sqlite:///{tmp_path / 'fulcrum.db'}",
         pairwise_secret="test-pairwise-secret",
         branches_dir=str(tmp_path / "no-branches"),  # not the repository's branches/ in the cwd
+        # A cold consent read on a loaded CI machine can take longer than the default 100 ms, which
+        # would leave partner plugins out at random; the tests of that deadline set their own.
+        data_budget_ms=2_000,
     )
 
 

@@ -63,6 +63,7 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
         # default 150 ms deadline would drop plugins at random. Timing lives in tests/core/test_chaos.py.
         deadlines=Deadlines(home_slot_offers=10_000, search=10_000, feed_items=10_000),
         home_budget_ms=20_000,
+        data_budget_ms=10_000,  # a cold consent read must not leave the partner out at random either
     )
     prepare_demo(settings)
     runtime = build_runtime(settings)  # the demo provider and every installed plugin's entry point

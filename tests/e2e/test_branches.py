@@ -44,6 +44,7 @@ def branch_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dem
         # machine from dropping a slow plugin and passing that off as a branch decision.
         deadlines=Deadlines(home_slot_offers=10_000),
         home_budget_ms=20_000,
+        data_budget_ms=10_000,
     )
     prepare_demo(settings)
     runtime = build_runtime(settings)
