@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
-import json
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,8 @@ from fulcrum_registry import REVIEW_CHECKLIST, RegistryService
 from fulcrum_registry.models import RegistryBase
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import sessionmaker
+
+from tests.tomlish import to_toml
 
 
 def base_manifest(
@@ -43,20 +44,6 @@ def base_manifest(
     }
     manifest.update(copy.deepcopy(overrides))
     return manifest
-
-
-def to_toml(data: Mapping[str, Any], prefix: str = "") -> str:
-    """Minimal TOML for test manifests: JSON strings and arrays are valid TOML values."""
-    lines = [
-        f"{json.dumps(k)} = {json.dumps(v, ensure_ascii=False)}"
-        for k, v in data.items()
-        if not isinstance(v, Mapping)
-    ]
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            name = f"{prefix}{json.dumps(key)}"
-            lines += ["", f"[{name}]", to_toml(value, name + ".")]
-    return "\n".join(lines)
 
 
 def record_line(name: str, data: bytes) -> str:

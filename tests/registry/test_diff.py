@@ -102,3 +102,30 @@ def test_diff_needs_a_manifest(registry: RegistryService) -> None:
         registry.diff(bad.id)
     with pytest.raises(NotFound):
         registry.diff(999)
+
+
+def _key(kid: str) -> dict[str, str]:
+    return {"kty": "EC", "crv": "P-256", "kid": kid, "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}
+
+
+def test_a_partners_new_signing_keys_and_redirect_uris_are_listed(
+    registry: RegistryService, submit: Submit, approve: Approve, manifest: Manifest
+) -> None:
+    """Who may sign for the backend and where its consent flow may return: each change is shown."""
+    def partner(uris: list[str], *kids: str) -> dict[str, Any]:
+        oauth = {"redirect_uris": uris, "jwks": {"keys": [_key(k) for k in kids]}}
+        return manifest(publisher="fund-partner", kind="partner", oauth=oauth)
+
+    v1 = submit(publisher="fund-partner", manifest=partner(["https://fund.example/a"], "k1"))
+    assert v1.state == "in_review", v1.failed_checks
+    approve(v1.id)
+    v2 = submit(
+        version="1.1.0", publisher="fund-partner", manifest=partner(["https://fund.example/b"], "k1", "k2")
+    ).id
+    diff = registry.diff(v2)
+    assert diff.added_key_ids == ("k2",)
+    assert diff.removed_key_ids == ()
+    assert diff.added_redirect_uris == ("https://fund.example/b",)
+    assert diff.removed_redirect_uris == ("https://fund.example/a",)
+    assert not diff.is_empty

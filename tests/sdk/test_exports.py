@@ -19,6 +19,7 @@ PUBLIC_MODULES = [
     "matching",
     "models",
     "money",
+    "oauth_client",
     "pytest_plugin",
     "scopes",
     "storage",

@@ -55,4 +55,19 @@ def diff_manifests(
         ),
         added_hooks=_added(manifest.hooks, baseline.hooks if baseline else ()),
         removed_hooks=_added(baseline.hooks if baseline else (), manifest.hooks),
+        added_redirect_uris=_added(_redirects(manifest), _redirects(baseline)),
+        removed_redirect_uris=_added(_redirects(baseline), _redirects(manifest)),
+        added_key_ids=_added(_key_ids(manifest), _key_ids(baseline)),
+        removed_key_ids=_added(_key_ids(baseline), _key_ids(manifest)),
     )
+
+
+def _redirects(manifest: Manifest | None) -> tuple[str, ...]:
+    return manifest.oauth.redirect_uris if manifest is not None and manifest.oauth is not None else ()
+
+
+def _key_ids(manifest: Manifest | None) -> tuple[str, ...]:
+    """The ``kid`` of each signing key the backend's client would accept (a new one is a new signer)."""
+    if manifest is None or manifest.oauth is None or manifest.oauth.jwks is None:
+        return ()
+    return tuple(str(key.get("kid", "")) for key in manifest.oauth.jwks.keys)

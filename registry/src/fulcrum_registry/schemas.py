@@ -202,6 +202,11 @@ class ReleaseDiff(msgspec.Struct, frozen=True, kw_only=True):
     removed_transaction_types: tuple[str, ...]
     added_hooks: tuple[str, ...]
     removed_hooks: tuple[str, ...]
+    # The backend's OAuth client ([oauth]): where the consent flow may return, and who may sign for it.
+    added_redirect_uris: tuple[str, ...] = ()
+    removed_redirect_uris: tuple[str, ...] = ()
+    added_key_ids: tuple[str, ...] = ()
+    removed_key_ids: tuple[str, ...] = ()
 
     @property
     def is_empty(self) -> bool:
@@ -216,6 +221,10 @@ class ReleaseDiff(msgspec.Struct, frozen=True, kw_only=True):
                 self.removed_transaction_types,
                 self.added_hooks,
                 self.removed_hooks,
+                self.added_redirect_uris,
+                self.removed_redirect_uris,
+                self.added_key_ids,
+                self.removed_key_ids,
             )
         )
 

@@ -20,6 +20,7 @@ import msgspec
 from fulcrum_sdk.errors import ManifestError
 from fulcrum_sdk.hookspecs import HOOK_NAMES, PROJECT_NAME
 from fulcrum_sdk.models import SLOT_IDS, LocalizedText
+from fulcrum_sdk.oauth_client import OAuthClient, oauth_problems
 from fulcrum_sdk.scopes import PLUGIN_GRANTABLE_KINDS, SCOPES, slot_scope
 
 __all__ = [
@@ -86,6 +87,8 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # A factory, not a shared instance: OpenAPI generators compare defaults by hash.
     scopes: ScopeRequests = msgspec.field(default_factory=ScopeRequests)
     owner: Owner
+    # The backend's OAuth client: a partner's signing keys and the flow's redirect URIs (oauth_client.py).
+    oauth: OAuthClient | None = None
     version: str | None = None
 
 
@@ -170,6 +173,8 @@ def semantic_problems(manifest: Manifest) -> list[ManifestProblem]:
         problems.append(
             ManifestProblem("slots", "hook 'home_slot_offers' is implemented but no slot is declared")
         )
+    oauth = oauth_problems(manifest.oauth, kind=manifest.kind)
+    problems += [ManifestProblem(key, problem) for key, problem in oauth]
     return problems
 
 

@@ -105,37 +105,63 @@ def test_ungrantable_scopes_are_refused(oauth_app: Any, scope: str) -> None:
     assert oauth_server(oauth_app.runtime).clients.get(plugin_client_id("bad")) is None
 
 
+def _partner_client(app: Any, signing_key: ECKey) -> AsyncOAuth2Client:
+    """The partner backend ``plugin-fund`` signing its client assertions with ``signing_key``."""
+    client = AsyncOAuth2Client(
+        client_id="plugin-fund",
+        client_secret=signing_key,
+        token_endpoint_auth_method="private_key_jwt",
+        base_url=ISSUER,
+        transport=httpx.ASGITransport(app=app.client.app),
+    )
+    # The kid names the key among those registered (a set holds two while keys rotate).
+    auth = PrivateKeyJWT(TOKEN_URL, alg="ES256", headers={"kid": signing_key.kid})
+    client.register_client_auth_method(auth)
+    return client
+
+
+def _partner(*keys: ECKey) -> PluginClientPolicy:
+    return PluginClientPolicy(
+        "partner",
+        frozenset({"holdings:read", "slot:home.banner"}),
+        True,
+        jwks={"keys": [key.as_dict(private=False) for key in keys]},
+    )
+
+
 @pytest.mark.anyio
 async def test_partner_authenticates_with_private_key_jwt(oauth_app: Any) -> None:
     """A partner signs a client assertion with its key; another key, or no key registered, is refused."""
     key = ECKey.generate_key("P-256", auto_kid=True)
-    policy = PluginClientPolicy(
-        "partner",
-        frozenset({"holdings:read", "slot:home.banner"}),
-        True,
-        jwks={"keys": [key.as_dict(private=False)]},
-    )
-    changes = sync_plugin_clients(_db(oauth_app), {"fund": policy})
+    changes = sync_plugin_clients(_db(oauth_app), {"fund": _partner(key)})
     assert changes[0].secret is None
 
-    def client_with(signing_key: ECKey) -> AsyncOAuth2Client:
-        client = AsyncOAuth2Client(
-            client_id="plugin-fund",
-            client_secret=signing_key,
-            token_endpoint_auth_method="private_key_jwt",
-            base_url=ISSUER,
-            transport=httpx.ASGITransport(app=oauth_app.client.app),
-        )
-        client.register_client_auth_method(PrivateKeyJWT(TOKEN_URL, alg="ES256"))
-        return client
-
-    async with client_with(key) as client:
+    async with _partner_client(oauth_app, key) as client:
         token = await client.fetch_token(TOKEN_URL, grant_type="client_credentials", scope="slot:home.banner")
         assert token["scope"] == "slot:home.banner"
-    async with client_with(ECKey.generate_key("P-256", auto_kid=True)) as attacker:
+    async with _partner_client(oauth_app, ECKey.generate_key("P-256", auto_kid=True)) as attacker:
         with pytest.raises(OAuthError) as refused:
             await attacker.fetch_token(TOKEN_URL, grant_type="client_credentials")
         assert refused.value.error == "invalid_client"
+
+
+@pytest.mark.anyio
+async def test_a_key_dropped_from_the_set_stops_working(oauth_app: Any) -> None:
+    """Key rotation: a release listing the new key beside the old lets both sign; the next one, with
+    the new key alone, refuses the old (the set is replaced, never merged)."""
+    old, new = ECKey.generate_key("P-256", auto_kid=True), ECKey.generate_key("P-256", auto_kid=True)
+    sync_plugin_clients(_db(oauth_app), {"fund": _partner(old)})
+    sync_plugin_clients(_db(oauth_app), {"fund": _partner(old, new)})
+    for key in (old, new):
+        async with _partner_client(oauth_app, key) as client:
+            assert (await client.fetch_token(TOKEN_URL, grant_type="client_credentials"))["access_token"]
+    changes = sync_plugin_clients(_db(oauth_app), {"fund": _partner(new)})
+    assert changes[0].action == "updated"
+    async with _partner_client(oauth_app, old) as retired:
+        with pytest.raises(OAuthError) as refused:
+            await retired.fetch_token(TOKEN_URL, grant_type="client_credentials")
+        assert refused.value.error == "invalid_client"
+    assert sync_plugin_clients(_db(oauth_app), {"fund": _partner(new)})[0].action == "unchanged"
 
 
 def test_partner_without_keys_is_created_disabled(oauth_app: Any) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import shutil
 import zipfile
 from collections.abc import Callable, Iterator
@@ -26,21 +25,9 @@ from fulcrum_sdk.data import StaticDataProvider
 from fulcrum_sdk.manifest import Manifest
 from fulcrum_sdk.testing import PERSONAS
 
+from tests.tomlish import to_toml
+
 CHECKLIST = dict.fromkeys(REVIEW_CHECKLIST, True)
-
-
-def _toml(data: dict[str, Any], prefix: str = "") -> str:
-    """Minimal TOML: JSON strings, numbers and arrays are valid TOML values."""
-    lines = [
-        f"{json.dumps(k)} = {json.dumps(v, ensure_ascii=False)}"
-        for k, v in data.items()
-        if not isinstance(v, dict)
-    ]
-    for key, value in data.items():
-        if isinstance(value, dict):
-            name = f"{prefix}{json.dumps(key)}"
-            lines += ["", f"[{name}]", _toml(value, name + ".")]
-    return "\n".join(lines)
 
 
 def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +47,7 @@ def make_wheel(directory: Path, manifest: Manifest, version: str | None = None) 
     raw = _drop_none(msgspec.to_builtins(msgspec.structs.replace(manifest, version=None)))
     files = {
         f"{package}/__init__.py": b'"""A test plugin."""\n',
-        f"{package}/fulcrum-plugin.toml": _toml(raw).encode(),
+        f"{package}/fulcrum-plugin.toml": to_toml(raw).encode(),
     }
     info = f"{dist}-{version}.dist-info"
     files[f"{info}/METADATA"] = (

@@ -219,3 +219,38 @@ def test_the_watcher_follows_the_registry_on_every_backend(
         assert not runtime.plugins.is_active("notices")
     finally:
         runtime.db.dispose()
+
+
+def test_a_partner_client_gets_the_keys_and_redirect_uris_of_its_approved_manifest(
+    obeying_app: Callable[..., ObeyingApp], kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """The [oauth] table the reviewer approved becomes the partner backend's client: active, signing
+    with private_key_jwt against exactly those keys, returning only to those redirect URIs."""
+    import msgspec
+    from fulcrum_sdk.oauth_client import Jwks, OAuthClient
+    from joserfc.jwk import ECKey
+
+    public = ECKey.generate_key("P-256", auto_kid=True).as_dict(private=False)
+    seen: list[frozenset[str]] = []
+    plugin = _notice_plugin(kit, seen, plugin_id="coupons")
+    oauth = OAuthClient(redirect_uris=("https://coupons.example/cb",), jwks=Jwks(keys=(public,)))
+    plugin.MANIFEST = msgspec.structs.replace(
+        plugin.MANIFEST, kind="partner", publisher="city-coupons", oauth=oauth
+    )
+
+    def approve(service: RegistryService) -> None:
+        service.create_publisher(
+            {"id": "city-coupons", "name": "城市优惠", "kind": "partner", "contact": "ops@coupons.example"},
+            actor="platform",
+        )
+        release = publish(service, wheel_for(plugin.MANIFEST), publisher="city-coupons")
+        assert release.state == "in_review", release.failed_checks
+        service.approve(release.id, reviewer="bob", checklist=CHECKLIST)
+
+    app = obeying_app(plugin, before=approve)
+    client = _client(app, "coupons")
+    assert client.active
+    assert client.auth_method == "private_key_jwt"
+    assert client.jwks == {"keys": [public]}
+    assert client.redirect_uris == ("https://coupons.example/cb",)
+    assert "authorization_code" in client.grant_types

@@ -67,6 +67,10 @@ def _diff_text(diff: ReleaseDiff | None) -> list[str]:
         ("new slots", diff.added_slots),
         ("new transaction types", diff.added_transaction_types),
         ("new hooks", diff.added_hooks),
+        ("new redirect URIs", diff.added_redirect_uris),
+        ("dropped redirect URIs", diff.removed_redirect_uris),
+        ("new signing keys (kid)", diff.added_key_ids),
+        ("dropped signing keys (kid)", diff.removed_key_ids),
     ):
         if items:
             lines.append(f"  {label}: {', '.join(items)}")

@@ -21,7 +21,7 @@ from fulcrum_core.data.models.oauth_client import OAuthClientRow
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.errors import BadRequest, NotFound
 
-__all__ = ["AuthMethod", "ClientKind", "ClientStore", "OAuthClient", "hash_secret"]
+__all__ = ["AuthMethod", "ClientKind", "ClientStore", "OAuthClient", "check_redirect_uris", "hash_secret"]
 
 ClientKind = Literal["app", "staff", "plugin"]
 AuthMethod = Literal["none", "client_secret_basic", "private_key_jwt"]
@@ -114,7 +114,9 @@ def _check_scopes(scopes: Iterable[str]) -> str:
     return " ".join(wanted)
 
 
-def _check_redirect_uris(uris: Iterable[str]) -> str:
+def check_redirect_uris(uris: Iterable[str]) -> str:
+    """The URIs as stored (one per line, duplicates dropped); 400 naming one that is not absolute or
+    has a fragment or spaces."""
     checked = list(dict.fromkeys(uris))
     for uri in checked:
         if not uri or any(c.isspace() for c in uri) or "#" in uri or ":" not in uri:
@@ -183,7 +185,7 @@ class ClientStore:
             auth_method=auth_method,
             secret_hash=hash_secret(secret) if secret else None,
             jwks=msgspec.json.encode(dict(jwks)).decode() if jwks else None,
-            redirect_uris=_check_redirect_uris(redirect_uris),
+            redirect_uris=check_redirect_uris(redirect_uris),
             grant_types=" ".join(grants),
             scopes=_check_scopes(scopes),
             active=True,

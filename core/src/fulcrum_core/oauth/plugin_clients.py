@@ -20,7 +20,7 @@ from fulcrum_core.data.db import Database
 from fulcrum_core.data.models.oauth_client import OAuthClientRow
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.errors import BadRequest
-from fulcrum_core.oauth.clients import ClientStore
+from fulcrum_core.oauth.clients import ClientStore, check_redirect_uris
 from fulcrum_core.oauth.refresh import RefreshTokenStore
 
 __all__ = ["PluginClientChange", "PluginClientPolicy", "plugin_client_id", "sync_plugin_clients"]
@@ -116,17 +116,21 @@ def _sync_one(
             _set_active(db, client_id, active=False, revoke=False)
         return PluginClientChange(plugin_id=plugin_id, client_id=client_id, action="created", secret=secret)
     narrowed = not existing.scopes <= item.scopes
-    same = existing.scopes == item.scopes and existing.active == active
+    same = (
+        existing.scopes == item.scopes and existing.active == active
+        and tuple(existing.redirect_uris) == tuple(item.redirect_uris)
+        and (not partner or existing.jwks == dict(item.jwks or {"keys": []}))
+    )
     with db.session() as session:
         row = session.get(OAuthClientRow, client_id)
         assert row is not None  # noqa: S101 - read just above, clients are never deleted
         row.scopes = " ".join(sorted(item.scopes))
         row.active = active
         row.grant_types = " ".join(sorted(_grant_types(item)))
-        if item.redirect_uris:
-            row.redirect_uris = "\n".join(item.redirect_uris)
-        if partner and item.jwks:
-            row.jwks = msgspec.json.encode(dict(item.jwks)).decode()
+        # Exactly the release's: a redirect URI or a key dropped from the manifest stops working.
+        row.redirect_uris = check_redirect_uris(item.redirect_uris)
+        if partner:
+            row.jwks = msgspec.json.encode(dict(item.jwks or {"keys": []})).decode()
         row.updated_at = utcnow()
     if narrowed or not active:
         _revoke_refresh_tokens(db, client_id)

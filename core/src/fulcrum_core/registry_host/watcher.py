@@ -93,8 +93,16 @@ class PolicyWatcher:
             release = active.get(pid, {}).get(plugin.version)
             if release is not None:
                 scopes = frozenset(getattr(release, "granted_scopes", frozenset()))
-                kind = plugin.manifest.kind  # the Literal the manifest validated, not the loader's str
-                clients[pid] = PluginClientPolicy(kind=kind, scopes=scopes, active=True)
+                manifest = plugin.manifest
+                oauth = manifest.oauth
+                clients[pid] = PluginClientPolicy(
+                    kind=manifest.kind,  # the Literal the manifest validated, not the loader's str
+                    scopes=scopes,
+                    active=True,
+                    # The reviewed release's signing keys and redirect URIs (its manifest's [oauth]).
+                    jwks=oauth.jwks.as_dict() if oauth is not None and oauth.jwks is not None else None,
+                    redirect_uris=oauth.redirect_uris if oauth is not None else (),
+                )
         try:
             sync_plugin_clients(self.db, clients, complete=True)
         except (CoreError, SQLAlchemyError, ValueError) as exc:
