@@ -124,8 +124,25 @@ def test_a_partners_new_signing_keys_and_redirect_uris_are_listed(
         version="1.1.0", publisher="fund-partner", manifest=partner(["https://fund.example/b"], "k1", "k2")
     ).id
     diff = registry.diff(v2)
-    assert diff.added_key_ids == ("k2",)
+    assert [k.split(" ")[0] for k in diff.added_key_ids] == ["k2"]
     assert diff.removed_key_ids == ()
     assert diff.added_redirect_uris == ("https://fund.example/b",)
     assert diff.removed_redirect_uris == ("https://fund.example/a",)
     assert not diff.is_empty
+
+
+def test_new_key_material_under_an_old_kid_is_a_new_signer(
+    registry: RegistryService, submit: Submit, approve: Approve, manifest: Manifest
+) -> None:
+    """The diff compares key thumbprints, not kids: a swapped key under kid k1 is shown."""
+    def partner(key: dict[str, str]) -> dict[str, Any]:
+        return manifest(publisher="fund-partner", kind="partner", oauth={"jwks": {"keys": [key]}})
+
+    v1 = submit(publisher="fund-partner", manifest=partner(_key("k1"))).id
+    approve(v1)
+    swapped = {**_key("k1"), "x": _key("k1")["y"], "y": _key("k1")["x"]}  # not on the curve: checks fail,
+    v2 = submit(version="1.1.0", publisher="fund-partner", manifest=partner(swapped))  # but it is diffed
+    diff = registry.diff(v2.id)
+    assert [k.split(" ")[0] for k in diff.added_key_ids] == ["k1"]
+    assert [k.split(" ")[0] for k in diff.removed_key_ids] == ["k1"]
+    assert diff.added_key_ids != diff.removed_key_ids

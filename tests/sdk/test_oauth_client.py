@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fulcrum_sdk.errors import ManifestError
 from fulcrum_sdk.manifest import parse_manifest, semantic_problems
-from fulcrum_sdk.oauth_client import Jwks, OAuthClient, oauth_problems
+from fulcrum_sdk.oauth_client import Jwks, OAuthClient, key_fingerprint, oauth_problems
 
 BASE = """
 id = "coupons"
@@ -35,7 +35,10 @@ x = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU"
 y = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"
 """
 
-EC = {"kty": "EC", "crv": "P-256", "kid": "a", "x": "f83O", "y": "x_FE"}
+# RFC 7517's example P-256 key (public part).
+X, Y = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"
+EC = {"kty": "EC", "crv": "P-256", "kid": "a", "x": X, "y": Y}
+WEAK_RSA = {"kty": "RSA", "kid": "r", "e": "AQAB", "n": "w" * 86}  # 512 bits
 
 
 def test_a_partner_declares_its_keys_and_redirect_uris() -> None:
@@ -64,6 +67,14 @@ def test_unknown_keys_in_the_table_are_refused() -> None:
         ({k: v for k, v in EC.items() if k != "kid"}, "oauth.jwks.keys.0.kid", "needs a kid"),
         ({k: v for k, v in EC.items() if k != "y"}, "oauth.jwks.keys.0", "needs y"),
         ({**EC, "use": "enc"}, "oauth.jwks.keys.0.use", "use must be 'sig'"),
+        ({**EC, "y": X}, "oauth.jwks.keys.0", "the point is not on P-256"),
+        ({**EC, "crv": "secp256k1"}, "oauth.jwks.keys.0", "use one of P-256, P-384, P-521"),
+        ({"kty": "OKP", "crv": "X25519", "kid": "o", "x": X}, "oauth.jwks.keys.0", "only Ed25519"),
+        (WEAK_RSA, "oauth.jwks.keys.0", "512 bits is too weak"),
+        ({**WEAK_RSA, "n": "w" * 342, "e": "AQ"}, "oauth.jwks.keys.0", "e = 1 is not a usable RSA exponent"),
+        ({**EC, "alg": "HS256"}, "oauth.jwks.keys.0.alg", "'HS256' does not sign with this key; use ES256"),
+        ({**EC, "x5u": "https://evil.example/k"}, "oauth.jwks.keys.0", "unknown members x5u"),
+        ({**EC, "kty": ["EC"]}, "oauth.jwks.keys.0.kty", "must be one of EC, RSA, OKP"),
     ],
 )
 def test_bad_keys_are_named(key: dict[str, Any], where: str, says: str) -> None:
@@ -94,6 +105,13 @@ def test_only_partners_sign_with_keys() -> None:
         "https://*.coupons.example/cb",
         "coupons-app:/cb",
         "/relative/cb",
+        "https://coupons.example/cb x",
+        "https://coupons.example/cb\t",
+        "https://good.example@evil.example/cb",
+        "HTTPS://coupons.example/cb",
+        "https://coupons.example:99999/cb",
+        "https://coupons\u202e.example/cb",
+        "https://ｃoupons.example/cb",
     ],
 )
 def test_redirect_uris_must_be_exact_https_urls(uri: str) -> None:
@@ -115,3 +133,11 @@ def test_the_registry_checks_see_the_tables_problems() -> None:
     """semantic_problems (what `fulcrum plugin check` and the registry's submit checks run) includes them."""
     manifest = parse_manifest(BASE.format(kind="department") + OAUTH, file="m.toml")
     assert [p.key for p in semantic_problems(manifest)] == ["oauth.jwks"]
+
+
+def test_a_key_is_fingerprinted_by_its_material_not_only_its_kid() -> None:
+    """Swapping the key under the same kid changes its fingerprint (what the review diff compares)."""
+    other = {**EC, "x": Y, "y": X}
+    assert key_fingerprint(EC).startswith("a (")
+    assert key_fingerprint(EC) != key_fingerprint(other)
+    assert key_fingerprint(EC) == key_fingerprint({**EC, "use": "sig"})  # thumbprints cover key material only

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from fulcrum_sdk.manifest import Manifest
+from fulcrum_sdk.oauth_client import key_fingerprint
 
 from fulcrum_registry.schemas import ReleaseDiff
 from fulcrum_registry.workflow import high_sensitivity
@@ -67,7 +68,8 @@ def _redirects(manifest: Manifest | None) -> tuple[str, ...]:
 
 
 def _key_ids(manifest: Manifest | None) -> tuple[str, ...]:
-    """The ``kid`` of each signing key the backend's client would accept (a new one is a new signer)."""
+    """Each signing key the backend's client would accept, as ``kid (thumbprint)``: new key material
+    under an old kid is a new signer, and shows as one."""
     if manifest is None or manifest.oauth is None or manifest.oauth.jwks is None:
         return ()
-    return tuple(str(key.get("kid", "")) for key in manifest.oauth.jwks.keys)
+    return tuple(key_fingerprint(key) for key in manifest.oauth.jwks.keys)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+from fulcrum_sdk.oauth_client import OAuthClient
 from packaging.version import Version
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
@@ -84,7 +86,8 @@ def active_policy(session: Session) -> dict[str, dict[str, ActiveRelease]]:
     """Plugin id → version → approved (not suspended) release with its granted scopes; two queries."""
     approved = ReleaseState.APPROVED.value
     rows = session.execute(
-        select(Release.id, Release.plugin_id, Release.version).where(Release.state == approved)
+        select(Release.id, Release.plugin_id, Release.version, Release.manifest)
+        .where(Release.state == approved)
     ).all()
     scopes: dict[int, set[str]] = {}
     for release_id, scope in session.execute(
@@ -94,13 +97,15 @@ def active_policy(session: Session) -> dict[str, dict[str, ActiveRelease]]:
     ):
         scopes.setdefault(release_id, set()).add(scope)
     policy: dict[str, dict[str, ActiveRelease]] = {}
-    for release_id, plugin_id, version in rows:
+    for release_id, plugin_id, version, manifest in rows:
         if plugin_id is None:  # pragma: no cover - an approved release always has a plugin
             continue
+        oauth = (manifest or {}).get("oauth")
         policy.setdefault(plugin_id, {})[version] = ActiveRelease(
             release_id=release_id,
             plugin_id=plugin_id,
             version=version,
             granted_scopes=frozenset(scopes.get(release_id, ())),
+            oauth=msgspec.convert(oauth, OAuthClient) if oauth is not None else None,
         )
     return policy

@@ -13,6 +13,7 @@ from typing import Annotated, Generic, Literal, TypeVar
 
 import msgspec
 from fulcrum_sdk.manifest import Manifest
+from fulcrum_sdk.oauth_client import OAuthClient
 
 from fulcrum_registry.checks import CheckResult
 from fulcrum_registry.errors import InvalidInput
@@ -205,6 +206,7 @@ class ReleaseDiff(msgspec.Struct, frozen=True, kw_only=True):
     # The backend's OAuth client ([oauth]): where the consent flow may return, and who may sign for it.
     added_redirect_uris: tuple[str, ...] = ()
     removed_redirect_uris: tuple[str, ...] = ()
+    # Signing keys as ``kid (RFC 7638 thumbprint)``.
     added_key_ids: tuple[str, ...] = ()
     removed_key_ids: tuple[str, ...] = ()
 
@@ -236,3 +238,5 @@ class ActiveRelease(msgspec.Struct, frozen=True, kw_only=True):
     plugin_id: str
     version: str
     granted_scopes: frozenset[str]
+    # The reviewed manifest's [oauth] table: the backend client's keys and redirect URIs.
+    oauth: OAuthClient | None = None

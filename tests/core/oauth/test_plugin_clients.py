@@ -183,3 +183,34 @@ async def test_public_client_cannot_use_client_credentials(
     with pytest.raises(OAuthError) as refused:
         await client.fetch_token(TOKEN_URL, grant_type="client_credentials")
     assert refused.value.error in {"invalid_client", "unauthorized_client"}
+
+
+def test_one_refused_policy_does_not_hold_back_the_others(oauth_app: Any) -> None:
+    """isolate=True (the watcher): a plugin whose redirect URI is malformed is refused and its client
+    disabled, while a plugin that left the policy (suspended) is still disabled and a good one synced."""
+    db = _db(oauth_app)
+    sync_plugin_clients(db, {"good": INTERNAL, "bad": INTERNAL, "gone": INTERNAL})
+    broken = INTERNAL._replace(redirect_uris=("https://x.example/cb x",))
+    changes = sync_plugin_clients(db, {"good": INTERNAL, "bad": broken}, complete=True, isolate=True)
+    actions = {c.plugin_id: (c.action, c.problem is not None) for c in changes}
+    assert actions == {"gone": ("disabled", False), "bad": ("refused", True), "good": ("unchanged", False)}
+    clients = oauth_server(oauth_app.runtime).clients
+    assert [clients.get(plugin_client_id(p)).active for p in ("good", "bad", "gone")] == [True, False, False]
+    with pytest.raises(BadRequest) as refused:  # without isolate: refused before anything is written
+        sync_plugin_clients(db, {"good": INTERNAL._replace(scopes=frozenset()), "bad": broken})
+    assert refused.value.field == "redirect_uris"
+
+
+@pytest.mark.anyio
+async def test_a_registered_key_that_does_not_import_is_invalid_client_not_a_500(oauth_app: Any) -> None:
+    """A key that reached the client some other way but is not a key (a point off the curve): anyone
+    naming the client gets invalid_client, never a server error."""
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    public = key.as_dict(private=False)
+    broken = {**public, "x": public["y"], "y": public["x"]}
+    policy = PluginClientPolicy("partner", frozenset({"slot:home.banner"}), True, jwks={"keys": [broken]})
+    sync_plugin_clients(_db(oauth_app), {"fund": policy})
+    async with _partner_client(oauth_app, key) as client:
+        with pytest.raises(OAuthError) as refused:
+            await client.fetch_token(TOKEN_URL, grant_type="client_credentials")
+        assert refused.value.error == "invalid_client"

@@ -225,17 +225,22 @@ def test_a_partner_client_gets_the_keys_and_redirect_uris_of_its_approved_manife
     obeying_app: Callable[..., ObeyingApp], kit: Any, wheel_for: Callable[..., Path]
 ) -> None:
     """The [oauth] table the reviewer approved becomes the partner backend's client: active, signing
-    with private_key_jwt against exactly those keys, returning only to those redirect URIs."""
+    with private_key_jwt against exactly those keys, returning only to those redirect URIs. It comes
+    from the registry's snapshot of the approved release, not from the installed files: an installed
+    copy of the same version with other keys does not get them in."""
     import msgspec
     from fulcrum_sdk.oauth_client import Jwks, OAuthClient
     from joserfc.jwk import ECKey
 
-    public = ECKey.generate_key("P-256", auto_kid=True).as_dict(private=False)
+    reviewed, smuggled = (ECKey.generate_key("P-256", auto_kid=True).as_dict(private=False) for _ in range(2))
     seen: list[frozenset[str]] = []
     plugin = _notice_plugin(kit, seen, plugin_id="coupons")
-    oauth = OAuthClient(redirect_uris=("https://coupons.example/cb",), jwks=Jwks(keys=(public,)))
+    approved = msgspec.structs.replace(
+        plugin.MANIFEST, kind="partner", publisher="city-coupons",
+        oauth=OAuthClient(redirect_uris=("https://coupons.example/cb",), jwks=Jwks(keys=(reviewed,))),
+    )
     plugin.MANIFEST = msgspec.structs.replace(
-        plugin.MANIFEST, kind="partner", publisher="city-coupons", oauth=oauth
+        approved, oauth=OAuthClient(redirect_uris=("https://evil.example/cb",), jwks=Jwks(keys=(smuggled,)))
     )
 
     def approve(service: RegistryService) -> None:
@@ -243,7 +248,7 @@ def test_a_partner_client_gets_the_keys_and_redirect_uris_of_its_approved_manife
             {"id": "city-coupons", "name": "城市优惠", "kind": "partner", "contact": "ops@coupons.example"},
             actor="platform",
         )
-        release = publish(service, wheel_for(plugin.MANIFEST), publisher="city-coupons")
+        release = publish(service, wheel_for(approved), publisher="city-coupons")
         assert release.state == "in_review", release.failed_checks
         service.approve(release.id, reviewer="bob", checklist=CHECKLIST)
 
@@ -251,6 +256,6 @@ def test_a_partner_client_gets_the_keys_and_redirect_uris_of_its_approved_manife
     client = _client(app, "coupons")
     assert client.active
     assert client.auth_method == "private_key_jwt"
-    assert client.jwks == {"keys": [public]}
+    assert client.jwks == {"keys": [reviewed]}
     assert client.redirect_uris == ("https://coupons.example/cb",)
     assert "authorization_code" in client.grant_types

@@ -45,9 +45,11 @@ class PluginClientChange(msgspec.Struct, frozen=True, kw_only=True):
 
     plugin_id: str
     client_id: str
-    action: Literal["created", "updated", "disabled", "unchanged"]
+    action: Literal["created", "updated", "disabled", "unchanged", "refused"]
     # A new client's secret (internal plugins only), shown once.
     secret: str | None = None
+    # ``refused``: why the plugin's policy could not be applied (its client is disabled meanwhile).
+    problem: str | None = None
 
 
 def plugin_client_id(plugin_id: str) -> str:
@@ -69,25 +71,40 @@ def _check(plugin_id: str, policy: PluginClientPolicy) -> None:
             raise BadRequest(f"{plugin_id}: scope {scope!r} cannot be granted to a plugin", field="scopes")
     if policy.kind not in ("department", "branch", "partner"):
         raise BadRequest(f"{plugin_id}: unknown plugin kind {policy.kind!r}", field="kind")
+    check_redirect_uris(policy.redirect_uris)
 
 
 def sync_plugin_clients(
-    db: Database, policy: Mapping[str, PluginClientPolicy], *, complete: bool = False
+    db: Database, policy: Mapping[str, PluginClientPolicy], *, complete: bool = False, isolate: bool = False
 ) -> list[PluginClientChange]:
     """Create, narrow, widen or disable each plugin's client to match ``policy`` (plugin id → policy).
 
     With ``complete=True`` the mapping is every approved plugin: clients of plugins missing from it
     are disabled too. Disabling or narrowing a client revokes its refresh tokens. A partner without
-    a JWK Set gets a disabled client until its keys are registered.
+    a JWK Set gets a disabled client until its keys are registered. A policy that cannot be applied
+    (a scope no plugin may hold, a malformed redirect URI) raises ``BadRequest`` before anything is
+    written; with ``isolate=True`` (the registry watcher) it is reported as ``refused`` instead, that
+    plugin's client is disabled, and every other plugin is still brought in step.
     """
-    for plugin_id, item in policy.items():
-        _check(plugin_id, item)
+    if not isolate:
+        for plugin_id, item in policy.items():
+            _check(plugin_id, item)
     store = ClientStore(db)
     changes: list[PluginClientChange] = []
-    for plugin_id, item in sorted(policy.items()):
-        changes.append(_sync_one(db, store, plugin_id, item))
     if complete:
         changes += _disable_absent(db, set(policy))
+    for plugin_id, item in sorted(policy.items()):
+        try:
+            _check(plugin_id, item)
+        except BadRequest as exc:
+            client_id = plugin_client_id(plugin_id)
+            _set_active(db, client_id, active=False, revoke=True)
+            refused = PluginClientChange(
+                plugin_id=plugin_id, client_id=client_id, action="refused", problem=exc.detail
+            )
+            changes.append(refused)
+            continue
+        changes.append(_sync_one(db, store, plugin_id, item))
     return changes
 
 

@@ -87,7 +87,10 @@ class _PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
     def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
         if not client.jwks or not client.jwks.get("keys"):
             raise InvalidClientError(description="the client has no registered keys")
-        return KeySet.import_key_set(client.jwks)  # type: ignore[arg-type]
+        try:
+            return KeySet.import_key_set(client.jwks)  # type: ignore[arg-type]
+        except (ValueError, KeyError, TypeError) as exc:  # a registered key that does not import
+            raise InvalidClientError(description="the client's registered keys are unusable") from exc
 
 
 class FulcrumAuthorizationServer(AuthorizationServer):  # type: ignore[misc]

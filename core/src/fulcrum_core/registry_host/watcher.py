@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import anyio.to_thread
 from fulcrum_registry import RegistryError, RegistryService
 from fulcrum_registry.models import Release
+from packaging.version import Version
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -90,23 +91,30 @@ class PolicyWatcher:
         """
         clients: dict[str, PluginClientPolicy] = {}
         for pid, plugin in self.plugins.loaded.items():
-            release = active.get(pid, {}).get(plugin.version)
+            versions = active.get(pid, {})
+            release = versions.get(plugin.version)
             if release is not None:
                 scopes = frozenset(getattr(release, "granted_scopes", frozenset()))
-                manifest = plugin.manifest
-                oauth = manifest.oauth
+                # The keys and redirect URIs reviewers approved, from the registry's snapshot of the
+                # newest approved version (every host agrees on it during a rolling upgrade), never
+                # from the installed files.
+                newest = max(versions, key=Version)
+                oauth = getattr(versions[newest], "oauth", None)
                 clients[pid] = PluginClientPolicy(
-                    kind=manifest.kind,  # the Literal the manifest validated, not the loader's str
+                    kind=plugin.manifest.kind,  # the Literal the manifest validated, not the loader's str
                     scopes=scopes,
                     active=True,
-                    # The reviewed release's signing keys and redirect URIs (its manifest's [oauth]).
                     jwks=oauth.jwks.as_dict() if oauth is not None and oauth.jwks is not None else None,
                     redirect_uris=oauth.redirect_uris if oauth is not None else (),
                 )
         try:
-            sync_plugin_clients(self.db, clients, complete=True)
+            changes = sync_plugin_clients(self.db, clients, complete=True, isolate=True)
         except (CoreError, SQLAlchemyError, ValueError) as exc:
             log.error("cannot bring plugin OAuth clients in step with the registry: %s", exc)
+            return
+        for change in changes:
+            if change.action == "refused":
+                log.error("plugin %r's OAuth client is disabled: %s", change.plugin_id, change.problem)
 
     def _warn_unknown(self, installed: Mapping[str, str], policy: Mapping[str, object]) -> None:
         for pid in sorted(set(installed) - set(policy) - self._warned):
