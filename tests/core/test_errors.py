@@ -50,19 +50,17 @@ def test_missing_transaction_body_names_the_body(app: Any) -> None:
 
 def test_malformed_json_is_a_problem_naming_the_body(app: Any) -> None:
     """Malformed JSON is a 400 problem with ``field: body`` and the parser's message."""
-    response = app.client.post(
-        "/v1/transactions",
-        content=b"{bad",
-        headers={
-            "Authorization": f"Bearer {app.token()}",
-            "Idempotency-Key": "k",
-            "content-type": "application/json",
-        },
-    )
+    response = _post_json(app, "/v1/transactions", b"{bad", app.token())
     body = response.json()
     assert response.status_code == 400
     assert response.headers["content-type"].startswith(PROBLEM)
     assert (body["code"], body["field"]) == ("invalid-input", "body")
+
+
+def _post_json(app: Any, path: str, content: bytes, token: str) -> Any:
+    """POST ``content`` as JSON with a bearer token (and an Idempotency-Key, which only transactions read)."""
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "k", "content-type": "application/json"}
+    return app.client.post(path, content=content, headers=headers)
 
 
 def test_unknown_route_is_a_not_found_problem(app: Any) -> None:
@@ -80,15 +78,7 @@ def test_a_body_that_is_not_utf8_is_a_problem_naming_the_body(app: Any, path: st
     token = app.token() if path.startswith("/v1") else app.runtime.tokens.issue(
         "rita", ["registry:review"], kind="staff"
     )
-    response = app.client.post(
-        path,
-        content=b'{"type": "x", "params": {}, "note": "\xff"}',
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Idempotency-Key": "k",
-            "content-type": "application/json",
-        },
-    )
+    response = _post_json(app, path, b'{"type": "x", "params": {}, "note": "\xff"}', token)
     body = response.json()
     assert response.status_code == 400, response.text
     assert response.headers["content-type"].startswith(PROBLEM)
