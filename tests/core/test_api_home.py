@@ -34,6 +34,8 @@ def test_home_assembles_every_slot_and_lists_degraded_plugins(make_app: Any, kit
             ],
         ),
         kit.plugin("broken", home_slot_offers=boom),
+        # Its thread must get to raise: on a loaded CI machine the default 150 ms could end it first.
+        deadlines=Deadlines(home_slot_offers=5_000), home_budget_ms=10_000,
     )
     response = app.get("/v1/home")
     assert response.status_code == 200

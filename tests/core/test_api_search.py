@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fulcrum_core.settings import Deadlines
 
 
 def _searcher(kit: Any, plugin_id: str, keys: list[tuple[str, float]], **kwargs: Any) -> Any:
@@ -51,7 +52,9 @@ def test_raising_search_plugin_is_degraded(make_app: Any, kit: Any) -> None:
     def boom(ctx: Any, query: str) -> Any:
         raise ValueError("index offline")
 
-    app = make_app(_searcher(kit, "ok", [("k", 0.3)]), kit.plugin("down", search=boom))
+    app = make_app(  # a deadline its thread cannot miss on a loaded CI machine: the error is under test
+        _searcher(kit, "ok", [("k", 0.3)]), kit.plugin("down", search=boom), deadlines=Deadlines(search=5_000)
+    )
     body = app.get("/v1/search", params={"q": "x"}).json()
     assert [i["key"] for i in body["items"]] == ["k"]
     assert body["degraded"] == [{"plugin": "down", "hook": "search", "reason": "error"}]
