@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from fulcrum_core.data.db import Database, normalize_url
@@ -198,3 +199,45 @@ def test_an_unsupported_database_is_refused_with_the_setting_named() -> None:
     with pytest.raises(ValueError, match="FULCRUM_DATABASE_URL") as refused:
         Database("mysql://user:secret@127.0.0.1/app")
     assert "secret" not in str(refused.value)
+
+
+@pytest.mark.postgres
+def test_a_statement_past_the_timeout_is_cancelled(postgres_url: str) -> None:
+    """statement_timeout_ms: the server cancels a statement that runs longer, so it cannot hold its
+    connection and thread; options the URL already gives (here the test's search_path) are kept.
+    Without it (migrations, the CLI) there is no limit."""
+    from sqlalchemy.exc import OperationalError
+
+    db = Database(postgres_url, statement_timeout_ms=200)
+    plain = Database(postgres_url)
+    try:
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "200ms"
+            assert str(conn.exec_driver_sql("SELECT current_schema()").scalar()).startswith("test_")
+            with pytest.raises(OperationalError, match="statement timeout"):
+                conn.exec_driver_sql("SELECT pg_sleep(2)")
+        with plain.engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "0"
+    finally:
+        db.dispose()
+        plain.dispose()
+
+
+def test_the_serving_host_gets_the_settings_timeout(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """build_runtime hands db_statement_timeout_ms to the host's database."""
+    import msgspec
+    from fulcrum_core import app as app_module
+
+    seen: dict[str, Any] = {}
+    real = app_module.Database
+
+    def recording(url: str, **kwargs: Any) -> Database:
+        seen.update(kwargs)
+        return real(url, **kwargs)
+
+    monkeypatch.setattr(app_module, "Database", recording)
+    runtime = app_module.build_runtime(
+        msgspec.structs.replace(settings, db_statement_timeout_ms=1234), load_entry_points=False
+    )
+    runtime.db.dispose()
+    assert seen == {"statement_timeout_ms": 1234}

@@ -49,7 +49,7 @@ def build_runtime(
     ``MANIFEST`` attribute) and ``load_entry_points=False`` to run exactly the plugins they choose.
 
     ``obey_registry`` (default: when entry points are loaded) runs only registry-approved releases."""
-    db = Database(settings.resolved_database_url())
+    db = Database(settings.resolved_database_url(), statement_timeout_ms=settings.db_statement_timeout_ms)
     data = provider if provider is not None else DemoDataProvider.from_seed()
     plugins = get_plugin_manager(settings, extra_plugins=extra_plugins, load_entry_points=load_entry_points)
     dispatcher = Dispatcher(settings)

@@ -75,7 +75,10 @@ def _sqlite_begin(conn: Connection) -> None:
 class Database:
     """The platform database at ``url``: engine, sessions, migrations. One per process."""
 
-    def __init__(self, url: str | URL, *, echo: bool = False) -> None:
+    def __init__(self, url: str | URL, *, echo: bool = False, statement_timeout_ms: int = 0) -> None:
+        """``statement_timeout_ms`` (PostgreSQL; 0: none): the server cancels a statement that runs
+        longer, so a query stuck behind a lock frees its connection and thread instead of holding them.
+        The serving host sets it; migrations and other CLI work run without one."""
         self.url = normalize_url(url)
         self.dialect = self.url.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
@@ -95,6 +98,11 @@ class Database:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=10)
             if self.dialect == "postgresql":
                 kwargs["connect_args"] = {"connect_timeout": 5}
+                if statement_timeout_ms > 0:  # after any options the URL already gives
+                    given = self.url.query.get("options")
+                    options = [*([given] if isinstance(given, str) else given or ()),
+                               f"-c statement_timeout={int(statement_timeout_ms)}"]
+                    kwargs["connect_args"]["options"] = " ".join(options)
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_connect)
