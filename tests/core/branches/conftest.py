@@ -75,5 +75,5 @@ pin = { "home.kingkong/v1" = 1 }
 
 [plugins.merchant-promo]
 enabled = false
-settings = { api_token = "$env:PROMO_TOKEN", city_list = "all" }
+settings = { api_token = "$env:FULCRUM_SECRET_PROMO_TOKEN", city_list = "all" }
 """

@@ -58,7 +58,7 @@ def run(approved_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 
 def test_clean_files_exit_zero(run: Run, write: Write, hq_text: str) -> None:
     """Valid HQ and branch files pass with exit code 0."""
-    hq = write("hq.toml", hq_text.replace('api_token = "$env:PROMO_TOKEN", ', ""))
+    hq = write("hq.toml", hq_text.replace('api_token = "$env:FULCRUM_SECRET_PROMO_TOKEN", ', ""))
     branch_file = write("0755.toml", "[plugins.merchant-promo]\nenabled = true\nrollout = 100\n")
     result = run(hq, branch_file)
     assert result.exit_code == 0, result.output
@@ -74,7 +74,7 @@ def test_every_problem_is_printed_and_exit_is_one(run: Run, write: Write, hq_tex
     assert result.stdout.splitlines() == [
         f"{path}: plugins.merchant-promo.rollout: 130 is out of range 0–100",
         f"{path}: plugins.merchant-promo.settings.token: holds a literal secret; "
-        'use a reference: "$env:NAME" or "$file:PATH"',
+        'use a reference: "$env:FULCRUM_SECRET_NAME" or "$file:PATH"',
     ]
     assert result.stderr == "2 problem(s) in 1 file(s)\n"
 

@@ -33,7 +33,7 @@ BRANCH_021 = """
 [plugins.beta]
 enabled = true
 pin = { "home.banner/v1" = 1 }
-settings = { api_token = "$env:FULCRUM_TEST_BETA_TOKEN", city = "shanghai" }
+settings = { api_token = "$env:FULCRUM_SECRET_BETA_TOKEN", city = "shanghai" }
 
 [plugins.alpha]
 settings = { greeting = "021-hello" }
@@ -87,7 +87,7 @@ def app(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Any:
     """The real app with alpha, beta and gamma, on the ``branches`` directory (no background polling)."""
-    monkeypatch.setenv("FULCRUM_TEST_BETA_TOKEN", SECRET)
+    monkeypatch.setenv("FULCRUM_SECRET_BETA_TOKEN", SECRET)
     return make_app(*_plugins(kit, recorder), branches_dir=str(branches), branches_poll_seconds=3600)
 
 
@@ -130,7 +130,7 @@ def test_admin_view_shows_provenance_and_redacts_secrets(app: Any) -> None:
     assert response.status_code == 200, response.text
     assert SECRET not in response.text
     plugins = {p["id"]: p for p in response.json()["plugins"]}
-    token_ref = {"value": "$env:FULCRUM_TEST_BETA_TOKEN", "source": "branch"}
+    token_ref = {"value": "$env:FULCRUM_SECRET_BETA_TOKEN", "source": "branch"}
     assert plugins["beta"]["settings"]["api_token"] == token_ref
     assert plugins["beta"]["pin"][BANNER] == {"value": 1, "source": "branch"}
     assert plugins["alpha"]["mandatory"] is True
@@ -177,15 +177,19 @@ def test_broken_edit_keeps_last_good_config_and_shows_in_readyz(
 
 
 def test_unresolvable_secret_is_reported_without_its_value(app: Any, branches: Path) -> None:
-    """A reference to an unset variable: a /readyz warning naming it; the plugin gets no value."""
-    edit = BRANCH_021.replace("FULCRUM_TEST_BETA_TOKEN", "FULCRUM_TEST_UNSET_TOKEN")
+    """An edit pointing the credential at an unset variable: a /readyz warning naming the reference
+    (never a value), and the plugin keeps the credential it had, so the edit cannot leave it without."""
+    edit = BRANCH_021.replace("FULCRUM_SECRET_BETA_TOKEN", "FULCRUM_SECRET_UNSET_TOKEN")
     (branches / "021.toml").write_text(edit, encoding="utf-8")
     store = _store(app)
     assert store.refresh()
-    warnings = app.client.get("/readyz").json()["warnings"]
-    assert any("$env:FULCRUM_TEST_UNSET_TOKEN is not set" in w for w in warnings)
-    assert store.settings_for("021", "beta") == {"city": "shanghai"}
-    assert "beta" in _banner(app, SH)  # the plugin still runs, without the value it cannot have
+    ready = app.client.get("/readyz")
+    warnings = ready.json()["warnings"]
+    assert any("$env:FULCRUM_SECRET_UNSET_TOKEN is not set; the last good value keeps serving" in w
+               for w in warnings)
+    assert SECRET not in ready.text
+    assert store.settings_for("021", "beta") == {"api_token": SECRET, "city": "shanghai"}
+    assert "beta" in _banner(app, SH)
 
 
 def test_rollout_zero_with_allow_list_admits_only_pilots(app: Any, branches: Path) -> None:
@@ -226,7 +230,7 @@ def test_hot_reload_by_the_poller(
     make_app: Callable[..., Any], kit: Any, branches: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With a short poll interval a running app picks up an edit by itself, within a bounded wait."""
-    monkeypatch.setenv("FULCRUM_TEST_BETA_TOKEN", SECRET)
+    monkeypatch.setenv("FULCRUM_SECRET_BETA_TOKEN", SECRET)
     app = make_app(*_plugins(kit, Recorder()), branches_dir=str(branches), branches_poll_seconds=0.02)
     assert "beta" in _banner(app, SH)
     generation = _store(app).generation

@@ -45,7 +45,7 @@ def test_branch_adds_an_approved_plugin(hq: HqFile) -> None:
         "rollout": "branch",
         "allow": "default",
     }
-    assert promo.settings == {"api_token": "$env:PROMO_TOKEN", "city_list": "all"}
+    assert promo.settings == {"api_token": "$env:FULCRUM_SECRET_PROMO_TOKEN", "city_list": "all"}
     assert promo.setting_sources == {"api_token": "hq", "city_list": "hq"}
 
 
@@ -77,7 +77,7 @@ def test_branch_settings_override_hq_by_key(hq: HqFile) -> None:
     """Settings merge key by key: the branch's value wins, HQ's other keys remain."""
     text = '[plugins.merchant-promo]\nsettings = { city_list = "深圳" }\n'
     promo = _effective(hq, text).plugins["merchant-promo"]
-    assert promo.settings == {"api_token": "$env:PROMO_TOKEN", "city_list": "深圳"}
+    assert promo.settings == {"api_token": "$env:FULCRUM_SECRET_PROMO_TOKEN", "city_list": "深圳"}
     assert promo.setting_sources == {"api_token": "hq", "city_list": "branch"}
 
 
@@ -126,7 +126,7 @@ def test_redacted_view_shows_sources_and_hides_secrets(hq: HqFile) -> None:
     assert promo["enabled"] == {"value": True, "source": "branch"}
     assert promo["rollout"] == {"value": 100, "source": "default"}
     assert promo["settings"] == {
-        "api_token": {"value": "$env:PROMO_TOKEN", "source": "hq"},
+        "api_token": {"value": "$env:FULCRUM_SECRET_PROMO_TOKEN", "source": "hq"},
         "city_list": {"value": "深圳", "source": "branch"},
     }
     assert [p["id"] for p in body["plugins"]] == ["merchant-promo", "pension", "wealth-checkup"]

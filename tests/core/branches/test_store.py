@@ -32,7 +32,7 @@ def make_store(branch_dir: Path, approved: dict[str, ApprovedPlugin], inventory:
             branch_dir,
             provider or (lambda: approved),
             inventory,
-            environ={"PROMO_TOKEN": "tok-SECRET-123"} if environ is None else environ,
+            environ={"FULCRUM_SECRET_PROMO_TOKEN": "tok-SECRET-123"} if environ is None else environ,
         )
 
     return _make
@@ -143,6 +143,39 @@ def test_deleting_a_branch_file_falls_back_to_hq(loaded: BranchConfigStore, bran
     assert loaded.effective("028").enabled_ids == ("pension", "wealth-checkup")
 
 
+def test_deleting_hq_keeps_the_last_good_hq_and_says_so(loaded: BranchConfigStore, branch_dir: Path) -> None:
+    """hq.toml vanishing (a bad deploy, a stray rm) does not switch off every mandatory plugin at once:
+    the last good HQ configuration keeps serving and the problem is reported; an empty file clears it."""
+    before = loaded.effective("0755").enabled_ids
+    (branch_dir / "hq.toml").unlink()
+    loaded.refresh()
+    assert loaded.effective("0755").enabled_ids == before == ("merchant-promo", "pension", "wealth-checkup")
+    assert [p.line.rsplit("/", 1)[-1] for p in loaded.errors()] == [
+        "hq.toml: disappeared; the last good HQ configuration keeps serving (an empty hq.toml clears it)"
+    ]
+    (branch_dir / "hq.toml").write_text("", encoding="utf-8")
+    assert loaded.refresh()
+    assert loaded.errors() == []
+    assert loaded.effective("0755").enabled_ids == ("merchant-promo",)
+
+
+def test_a_rotated_file_secret_is_read_again(write: Write, branch_dir: Path, make_store: MakeStore) -> None:
+    """Rewriting a $file: secret changes no branch file; the next refresh still picks it up."""
+    (branch_dir / "secrets").mkdir()
+    token = branch_dir / "secrets" / "promo"
+    token.write_text("v1\n", encoding="utf-8")
+    write("hq.toml", "")
+    settings = 'settings = { api_token = "$file:secrets/promo" }'
+    write("0755.toml", f"[plugins.merchant-promo]\nenabled = true\n{settings}\n")
+    store = make_store()
+    assert store.refresh()
+    assert store.settings_for("0755", "merchant-promo") == {"api_token": "v1"}
+    token.write_text("v2-rotated\n", encoding="utf-8")
+    assert store.refresh()
+    assert store.settings_for("0755", "merchant-promo") == {"api_token": "v2-rotated"}
+    assert not store.refresh()  # nothing changed since
+
+
 def test_badly_named_file_is_reported_and_ignored(loaded: BranchConfigStore, write: Write) -> None:
     """A file that is not <code>.toml is reported, and the others keep working."""
     write("Shenzhen.toml", "")
@@ -213,7 +246,7 @@ def test_settings_are_resolved_for_the_plugin_only(
     assert store.settings_for("0755", "merchant-promo") == {"api_token": "tok-SECRET-123", "city_list": "all"}
     assert store.settings_for("0755", "pension") == {}
     view = msgspec.json.encode(store.effective("0755").redacted()).decode()
-    assert "$env:PROMO_TOKEN" in view
+    assert "$env:FULCRUM_SECRET_PROMO_TOKEN" in view
     assert "tok-SECRET-123" not in view
     assert not any("tok-SECRET-123" in record.getMessage() for record in caplog.records)
 
@@ -228,7 +261,7 @@ def test_unresolvable_secret_is_reported_and_left_out(
     store.refresh()
     assert store.settings_for("0755", "merchant-promo") == {"city_list": "all"}
     assert [p.line.rsplit("/", 1)[-1] for p in store.errors()] == [
-        "hq.toml: plugins.merchant-promo.settings.api_token: $env:PROMO_TOKEN is not set"
+        "hq.toml: plugins.merchant-promo.settings.api_token: $env:FULCRUM_SECRET_PROMO_TOKEN is not set"
     ]
 
 
@@ -249,7 +282,7 @@ def test_background_poll_picks_up_an_edit(
     write("hq.toml", hq_text)
     write("0755.toml", PROMO_0755.format(rollout=10))
     store = BranchConfigStore(
-        branch_dir, provider, inventory, poll_interval=0.01, environ={"PROMO_TOKEN": "x"}
+        branch_dir, provider, inventory, poll_interval=0.01, environ={"FULCRUM_SECRET_PROMO_TOKEN": "x"}
     )
     store.start()
     try:

@@ -11,7 +11,7 @@ F = "branches/0755.toml"
 H = "branches/hq.toml"
 
 Check = Callable[..., list[str]]
-LITERAL = 'holds a literal secret; use a reference: "$env:NAME" or "$file:PATH"'
+LITERAL = 'holds a literal secret; use a reference: "$env:FULCRUM_SECRET_NAME" or "$file:PATH"'
 
 
 @pytest.fixture
@@ -264,4 +264,26 @@ enabled = true
         "plugins.merchant-promo.settings.secret",
         "plugins.wealth-checkup.enabled",
         "plugins.ghost",
+    ]
+
+
+def test_pin_conflict_with_hq_is_found_whichever_plugin_sorts_first(
+    approved: dict[str, ApprovedPlugin], inventory: dict[str, int]
+) -> None:
+    """HQ pins wealth-checkup to banner position 2, the branch pins merchant-promo (which sorts first)
+    there too: still a conflict, blamed on the branch's pin."""
+    hq, problems = parse_hq(
+        b'[plugins.wealth-checkup]\nenabled = true\npin = { "home.banner/v1" = 2 }\n'
+        b'[plugins.merchant-promo]\nenabled = true\n',
+        H,
+    )
+    assert problems == []
+    assert hq is not None
+    branch, problems = parse_branch(b'[plugins.merchant-promo]\npin = { "home.banner/v1" = 2 }\n', F)
+    assert problems == []
+    assert branch is not None
+    found = validate_branch("0755", branch, file=F, hq=hq, approved=approved, inventory=inventory)
+    assert [p.line for p in found] == [
+        f"{F}: plugins.merchant-promo.pin.\"home.banner/v1\": position 2 is already pinned by "
+        "'wealth-checkup'"
     ]

@@ -4,6 +4,11 @@ A setting whose key looks secret (its name contains ``secret``, ``token``, ``pas
 must hold a reference. References are resolved only into the plugin's own settings; every view
 meant for people (the admin endpoint, logs, ``fulcrum branch check``) shows the reference or ``***``.
 The key test is deliberately broad: a false alarm costs a rename, a miss leaks a credential.
+
+A reference reaches only what the operator put there for plugins: ``$env:`` names a variable of the
+``FULCRUM_SECRET_`` namespace (never the host's own configuration, such as its database URL or
+pairwise secret, nor anything else in its environment), and ``$file:`` a file inside the branch
+directory (a relative path, no ``..``, no symbolic link out of it).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import msgspec
 from fulcrum_core.branches.model import SettingValue
 
 __all__ = [
+    "ENV_PREFIX",
     "REDACTED",
     "SecretRef",
     "SecretUnavailableError",
@@ -32,7 +38,9 @@ __all__ = [
 REDACTED = "***"
 _SECRET_WORDS = ("secret", "token", "password", "key")
 _REFERENCE = re.compile(r"^\$(?P<scheme>env|file):(?P<target>.+)$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_PREFIX = "FULCRUM_SECRET_"
+_ENV_NAME = re.compile(r"^FULCRUM_SECRET_[A-Za-z0-9_]+$")
+_FILE_PATH = re.compile(r"^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[^\\\x00]+$")  # relative, no "..", no backslash
 
 
 class SecretRef(msgspec.Struct, frozen=True):
@@ -68,16 +76,19 @@ def parse_reference(value: SettingValue) -> SecretRef | None:
         return None
     target = match["target"]
     if match["scheme"] == "file":
-        return SecretRef("file", target)
+        return SecretRef("file", target) if _FILE_PATH.match(target) else None
     return SecretRef("env", target) if _ENV_NAME.match(target) else None
 
 
 def reference_problem(key: str, value: SettingValue) -> str | None:
     """Why this setting is unacceptable, or None. Never quotes a value that might be a secret."""
     if _is_reference_like(value) and parse_reference(value) is None:
-        return 'is not a valid reference; use "$env:NAME" (letters, digits, _) or "$file:PATH"'
+        return (
+            f'is not a valid reference; use "$env:{ENV_PREFIX}NAME" (letters, digits, _) or "$file:PATH" '
+            "(relative, inside the branch directory)"
+        )
     if looks_secret(key) and parse_reference(value) is None:
-        return 'holds a literal secret; use a reference: "$env:NAME" or "$file:PATH"'
+        return f'holds a literal secret; use a reference: "$env:{ENV_PREFIX}NAME" or "$file:PATH"'
     return None
 
 
@@ -109,7 +120,10 @@ def resolve(value: SettingValue, *, environ: Mapping[str, str], base_dir: Path) 
         if ref.target not in environ:
             raise SecretUnavailableError(f"{ref} is not set")
         return environ[ref.target]
-    path = base_dir / ref.target
+    root = base_dir.resolve()
+    path = (root / ref.target).resolve()
+    if not path.is_relative_to(root):  # a symbolic link out of the branch directory
+        raise SecretUnavailableError(f"{ref} leads out of the branch directory")
     try:
         return path.read_text(encoding="utf-8").rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as exc:

@@ -31,7 +31,7 @@ from fulcrum_core.branches.layering import EffectiveConfig, layer
 from fulcrum_core.branches.loader import branch_code_of, parse_branch, parse_hq, read_directory
 from fulcrum_core.branches.model import HQ_FILE, ApprovedPlugin, BranchFile, HqFile
 from fulcrum_core.branches.problems import BranchProblem, toml_key
-from fulcrum_core.branches.secrets import SecretUnavailableError, resolve
+from fulcrum_core.branches.secrets import SecretUnavailableError, parse_reference, resolve
 from fulcrum_core.branches.validate import SlotInventory, validate_branch, validate_hq
 from fulcrum_core.branches.watcher import Poller
 
@@ -139,7 +139,8 @@ class BranchConfigStore:
                 self._report_source_problem(exc)
                 return False
             self._report_source_problem(None)
-            fingerprint = (tuple(files.items()), approved)
+            # A rotated $file: secret changes no branch file: its file's stamp is part of the state too.
+            fingerprint = (tuple(files.items()), approved, self._secret_stamps(self._state))
             if fingerprint == self._fingerprint:
                 return False
             previous = self._state
@@ -148,6 +149,24 @@ class BranchConfigStore:
             self._generation += 1
             self._announce(previous, self._state)
             return True
+
+    def _secret_stamps(self, state: _State) -> tuple[tuple[str, int, int], ...]:
+        """(path, mtime, size) of every ``$file:`` secret the applied configuration refers to."""
+        targets: set[str] = set()
+        for config in (layer("", state.hq, None), *state.configs.values()):
+            for plugin in config.plugins.values():
+                for value in plugin.settings.values():
+                    ref = parse_reference(value)
+                    if ref is not None and ref.scheme == "file":
+                        targets.add(ref.target)
+        stamps = []
+        for target in sorted(targets):
+            try:
+                stat = (self._dir / target).stat()
+                stamps.append((target, stat.st_mtime_ns, stat.st_size))
+            except OSError:
+                stamps.append((target, -1, -1))
+        return tuple(stamps)
 
     def _report_source_problem(self, exc: Exception | None) -> None:
         if exc is None:
@@ -192,7 +211,7 @@ class BranchConfigStore:
                 configs[code] = previous.configs[code]
             else:
                 configs[code] = layer(code, hq, None)
-        settings = self._resolve_all(hq, configs, problems)
+        settings = self._resolve_all(hq, configs, problems, previous)
         return _State(
             hq=hq, branch_files=branch_files, configs=configs, settings=settings, problems=tuple(problems)
         )
@@ -205,6 +224,14 @@ class BranchConfigStore:
         problems: list[BranchProblem],
     ) -> HqFile:
         if HQ_FILE not in files:
+            if previous.hq != HqFile():
+                # It was there and is gone: switching off every mandatory plugin at once is not a thing
+                # to do by accident. An empty hq.toml says it on purpose.
+                problems.append(BranchProblem(
+                    self._display(HQ_FILE), "",
+                    "disappeared; the last good HQ configuration keeps serving (an empty hq.toml clears it)",
+                ))
+                return previous.hq
             return HqFile()  # no HQ file: nothing is platform-wide
         content = files[HQ_FILE]
         if content is None:
@@ -245,9 +272,15 @@ class BranchConfigStore:
         return None
 
     def _resolve_all(
-        self, hq: HqFile, configs: Mapping[str, EffectiveConfig], problems: list[BranchProblem]
+        self,
+        hq: HqFile,
+        configs: Mapping[str, EffectiveConfig],
+        problems: list[BranchProblem],
+        previous: _State,
     ) -> dict[tuple[str, str], Mapping[str, str]]:
-        """Resolve every enabled plugin's settings once; an unresolvable one is left out and reported."""
+        """Resolve every enabled plugin's settings once. An unresolvable one is reported and keeps the
+        value it resolved to before (an edit pointing a credential at an unset variable must not leave
+        the plugin without one); never resolved before, it is left out."""
         environ = os.environ if self._environ is None else self._environ
         out: dict[tuple[str, str], Mapping[str, str]] = {}
         targets = [("", layer("", hq, None)), *configs.items()]
@@ -261,7 +294,12 @@ class BranchConfigStore:
                     except SecretUnavailableError as exc:
                         source = plugin.setting_sources[key]
                         file = self._display(HQ_FILE if source == "hq" else f"{code}.toml")
-                        problem = BranchProblem(file, toml_key("plugins", pid, "settings", key), str(exc))
+                        last = previous.settings.get((code, pid), {}).get(key)
+                        why = str(exc)
+                        if last is not None:
+                            resolved[key] = last
+                            why += "; the last good value keeps serving"
+                        problem = BranchProblem(file, toml_key("plugins", pid, "settings", key), why)
                         if problem not in problems:
                             problems.append(problem)
                 out[(code, pid)] = MappingProxyType(resolved)

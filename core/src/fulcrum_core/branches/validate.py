@@ -112,9 +112,17 @@ def _pin_conflicts(file: str, effective: EffectiveConfig, blame: str) -> list[Br
         plugin = effective.plugins[pid]
         for slot, position in sorted(plugin.pin.items()):
             other = taken.setdefault((slot, position), pid)
-            if other != pid and plugin.pin_sources[slot] == blame:
-                key = toml_key("plugins", pid, "pin", slot)
-                out.append(BranchProblem(file, key, f"position {position} is already pinned by {other!r}"))
+            if other == pid:
+                continue
+            # Blame the pin this file set, whichever of the two plugins comes first by id.
+            if plugin.pin_sources[slot] == blame:
+                culprit, holder = pid, other
+            elif effective.plugins[other].pin_sources[slot] == blame:
+                culprit, holder = other, pid
+            else:
+                continue
+            key = toml_key("plugins", culprit, "pin", slot)
+            out.append(BranchProblem(file, key, f"position {position} is already pinned by {holder!r}"))
     return out
 
 
