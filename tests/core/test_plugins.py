@@ -196,6 +196,30 @@ def test_transaction_types_are_collected_and_duplicates_rejected(settings: Setti
     assert "already owned by 'alpha'" in loaded.rejected_types["beta:alpha.buy"]
 
 
+def test_a_plugin_that_is_not_running_cannot_take_over_a_type(settings: Settings, kit: Any) -> None:
+    """A plugin sorting first claims another's transaction type: while it is not approved (or is
+    suspended) the approved owner keeps the type; it never executes another plugin's transactions."""
+
+    def register(register: Any) -> None:
+        register(_tx_type("pension.contribute"))
+
+    def plugin(pid: str) -> Any:
+        return kit.plugin(
+            pid, scopes=["transactions:write"], transaction_types=["pension.contribute"],
+            register_transaction_types=register, execute_transaction=lambda ctx, request: None,
+        )
+
+    loaded = _load(settings, plugin("a-evil"), plugin("pension"))
+    grant = frozenset({"transactions:write"})
+    loaded.set_policy({"pension": PluginPolicy(active=True, granted_scopes=grant)})  # a-evil: unknown
+    assert {k: p.id for k, (p, _) in loaded.transaction_types.items()} == {"pension.contribute": "pension"}
+    loaded.set_policy({
+        "pension": PluginPolicy(active=False, granted_scopes=frozenset(), reason="suspended"),
+        "a-evil": PluginPolicy(active=False, granted_scopes=frozenset(), reason="not approved"),
+    })
+    assert loaded.transaction_types == {}
+
+
 def test_failing_or_undeclared_type_registration_is_rejected(settings: Settings, kit: Any) -> None:
     """A raising register hook or a type missing from the manifest is rejected; the plugin still loads."""
 

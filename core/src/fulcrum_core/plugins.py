@@ -103,7 +103,7 @@ class PluginSet:
         *,
         quarantined: Mapping[str, str],
         skipped: Mapping[str, str] | None = None,
-        types: Mapping[str, tuple[str, TransactionType]] | None = None,
+        types: Mapping[str, Sequence[tuple[str, TransactionType]]] | None = None,
         rejected_types: Mapping[str, str] | None = None,
         dev_mode: bool = False,
     ) -> None:
@@ -112,7 +112,10 @@ class PluginSet:
         self.skipped: dict[str, str] = dict(skipped or {})
         self.rejected_types: dict[str, str] = dict(rejected_types or {})
         self._base: dict[str, LoadedPlugin] = {p.id: p for p in plugins}
-        self._types: dict[str, tuple[str, TransactionType]] = dict(types or {})
+        # Type key → every plugin that registered it, by plugin id: the owner is the first one running.
+        self._types: dict[str, tuple[tuple[str, TransactionType], ...]] = {
+            key: tuple(claims) for key, claims in (types or {}).items()
+        }
         self._dev_mode = dev_mode
         self._policy: Mapping[str, PluginPolicy] | None = None
         self._state = self._build(None)
@@ -187,8 +190,16 @@ class PluginSet:
             if pid not in inactive:
                 for hook in plugin.hooks:
                     by_hook.setdefault(hook, []).append(plugin)
-        all_types = {key: (loaded[pid], t) for key, (pid, t) in self._types.items()}
-        active_types = {key: v for key, v in all_types.items() if v[0].id not in inactive}
+        # An inactive plugin (not approved, suspended) never owns a type, so it cannot take over one
+        # that an approved plugin registered too; a type nobody running claims names its first claimant.
+        all_types: dict[str, tuple[LoadedPlugin, TransactionType]] = {}
+        active_types: dict[str, tuple[LoadedPlugin, TransactionType]] = {}
+        for key, claims in self._types.items():
+            running = [(pid, t) for pid, t in claims if pid not in inactive]
+            pid, tx_type = running[0] if running else claims[0]
+            all_types[key] = (loaded[pid], tx_type)
+            if running:
+                active_types[key] = all_types[key]
         return _Snapshot(loaded, inactive, by_hook, active_types, all_types)
 
 
@@ -365,9 +376,10 @@ def _resolve(loader: _Loader, plugin_id: str, manifest: Manifest) -> LoadedPlugi
 
 def _collect_types(
     plugins: Sequence[LoadedPlugin],
-) -> tuple[dict[str, tuple[str, TransactionType]], dict[str, str]]:
-    """Call each plugin's ``register_transaction_types`` on its own; first registration of a key wins."""
-    types: dict[str, tuple[str, TransactionType]] = {}
+) -> tuple[dict[str, list[tuple[str, TransactionType]]], dict[str, str]]:
+    """Call each plugin's ``register_transaction_types`` on its own; every valid claim of a key is
+    kept, in plugin order (the first running claimant owns it), and a second claim is reported."""
+    types: dict[str, list[tuple[str, TransactionType]]] = {}
     rejected: dict[str, str] = {}
 
     def reject(key: str, reason: str) -> None:
@@ -405,10 +417,11 @@ def _collect_types(
                 reject(f"{plugin.id}:{tx_type.key}", f"plugin {plugin.id!r}: {problem}")
             elif tx_type.key in types:
                 reject(f"{plugin.id}:{tx_type.key}", f"plugin {plugin.id!r} registers {tx_type.key!r}, "
-                       "already "
-                       f"owned by {types[tx_type.key][0]!r}; fix: pick a key in the plugin's own namespace")
+                       f"already owned by {types[tx_type.key][0][0]!r} while that one runs; "
+                       "fix: pick a key in the plugin's own namespace")
+                types[tx_type.key].append((plugin.id, tx_type))
             else:
-                types[tx_type.key] = (plugin.id, tx_type)
+                types[tx_type.key] = [(plugin.id, tx_type)]
     return types, rejected
 
 
