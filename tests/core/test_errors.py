@@ -111,3 +111,13 @@ def test_a_missing_body_field_is_named(app: Any, body: dict[str, Any], field: st
     )
     assert response.status_code == 400, response.text
     assert response.json()["field"] == field
+
+
+@pytest.mark.parametrize("depth", [950, 5_000])
+def test_a_body_nested_too_deeply_is_a_problem_naming_the_body(app: Any, depth: int) -> None:
+    """Thousands of nested arrays (a few KB): a 400 naming the body, never a 500 from the parser's
+    recursion limit; a depth the parser takes is refused by the body's own checks."""
+    body = b'{"type": "x", "params": {"x": ' + b"[" * depth + b"]" * depth + b"}}"
+    response = _post_json(app, "/v1/transactions", body, app.token())
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)

@@ -81,3 +81,24 @@ def test_oauth_errors_match_the_documented_rfc6749_shape(
     schema = {**content["application/json"]["schema"], "components": spec["components"]}
     jsonschema_rs.Draft202012Validator(schema).validate(body)
     assert {"error"} <= set(spec["components"]["schemas"]["OAuthError"]["required"])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "documented"),
+    [
+        ("get", "/v1/transactions/nope", "/v1/transactions/{tx_id}"),
+        ("get", "/v1/transactions/a%00b", "/v1/transactions/{tx_id}"),  # never reaches the database
+        ("delete", "/v1/consents/nope", "/v1/consents/{consent_id}"),
+        ("get", "/v1/feeds/nope", "/v1/feeds/{column}"),
+    ],
+)
+def test_a_real_404_matches_the_documented_schema(
+    app: Any, spec: dict[str, Any], method: str, path: str, documented: str
+) -> None:
+    """Unknown ids and columns are 404 problems, and /schema documents that 404 for the operation."""
+    r = app.client.request(method.upper(), path, headers={"Authorization": f"Bearer {app.token()}"})
+    assert r.status_code == 404, r.text
+    assert r.headers["content-type"].startswith(PROBLEM)
+    content = spec["paths"][documented][method]["responses"]["404"]["content"][PROBLEM]
+    schema = {**content["schema"], "components": spec["components"]}
+    jsonschema_rs.Draft202012Validator(schema).validate(r.json())

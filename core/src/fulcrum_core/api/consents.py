@@ -13,6 +13,7 @@ from litestar import Request, delete, get
 from litestar.params import Parameter
 
 from fulcrum_core.api.deps import current_customer
+from fulcrum_core.api.input_problems import NOT_FOUND_RESPONSE
 from fulcrum_core.data.consents import ConsentStore, ConsentView
 from fulcrum_core.oauth.plugin_clients import plugin_client_id
 from fulcrum_core.oauth.refresh import RefreshTokenStore
@@ -46,6 +47,7 @@ def list_consents(request: Request[Any, Any, Any]) -> ConsentList:
     tags=["consents"],
     summary="Revoke a consent",
     status_code=200,
+    responses={404: NOT_FOUND_RESPONSE},
     sync_to_thread=True,
 )
 def revoke_consent(

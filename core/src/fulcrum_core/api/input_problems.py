@@ -18,7 +18,9 @@ from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 
-__all__ = ["INPUT_PROBLEM_RESPONSE", "FieldProblem", "InputProblem", "document_input_problems"]
+__all__ = [
+    "INPUT_PROBLEM_RESPONSE", "NOT_FOUND_RESPONSE", "FieldProblem", "InputProblem", "document_input_problems",
+]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -50,6 +52,15 @@ class InputProblem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
 INPUT_PROBLEM_RESPONSE = ResponseSpec(
     data_container=InputProblem,
     description="The request is malformed: `field` names the input and `detail` the problem",
+    media_type=PROBLEM_MEDIA_TYPE,
+    generate_examples=False,
+)
+
+
+NOT_FOUND_RESPONSE = ResponseSpec(
+    data_container=InputProblem,
+    description="Nothing by that name for this caller (an unknown id and another customer's alike); "
+    "`field` names the path parameter",
     media_type=PROBLEM_MEDIA_TYPE,
     generate_examples=False,
 )

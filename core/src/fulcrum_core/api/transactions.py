@@ -15,6 +15,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody, SkipValidation
 
 from fulcrum_core.api.deps import current_customer, customer_profile
+from fulcrum_core.api.input_problems import NOT_FOUND_RESPONSE
 from fulcrum_core.runtime import runtime_of
 from fulcrum_core.transactions.checks import IDEMPOTENCY_HEADER
 from fulcrum_core.transactions.models import (
@@ -97,7 +98,7 @@ async def submit_transaction(
 
 @get(
     "/v1/transactions/{tx_id:str}", opt={"scopes": ["transactions:read"]}, tags=["transactions"],
-    summary="One of the customer's transactions", sync_to_thread=True,
+    summary="One of the customer's transactions", sync_to_thread=True, responses={404: NOT_FOUND_RESPONSE},
 )
 def get_transaction(request: Request[Any, Any, Any], tx_id: FromPath[str]) -> TransactionView:
     """The transaction's status and result; another customer's id is 404, like an unknown one."""

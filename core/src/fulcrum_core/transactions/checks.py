@@ -112,6 +112,8 @@ def parse_body(raw: bytes) -> ParsedBody:
         raise BadRequest(
             "the body is not valid JSON: a string in it is not UTF-8", code="body.malformed", field="body"
         ) from None
+    except RecursionError:
+        raise BadRequest("the body is nested too deeply", code="body.malformed", field="body") from None
     try:
         body = msgspec.convert(data, TransactionBody)
     except msgspec.ValidationError as exc:

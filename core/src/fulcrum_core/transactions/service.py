@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -71,6 +72,8 @@ from fulcrum_core.transactions.render import encode_body, outcome_problem, repla
 __all__ = ["BANK_TIMEZONE", "PluginFaultError", "TransactionService"]
 
 log = logging.getLogger("fulcrum.transactions")
+_TX_ID = re.compile(r"^[0-9a-f]{32}$")
+"""What a transaction id looks like (``uuid4().hex``)."""
 
 BANK_TIMEZONE = timezone(timedelta(hours=8), "CST")
 """The bank's calendar (China Standard Time, no daylight saving): an assessment expires by its date."""
@@ -417,7 +420,7 @@ class TransactionService:
 
     def get(self, customer_ref: str, tx_id: str) -> TransactionView:
         """The customer's transaction; 404 for an unknown id and for another customer's alike."""
-        row = self.journal.get(tx_id) if len(tx_id) <= 64 else None
+        row = self.journal.get(tx_id) if _TX_ID.match(tx_id) else None  # no query for what no id is
         if row is None or row.customer_ref != customer_ref:
             raise NotFound(f"no transaction {tx_id!r}", code="transaction.not_found", field="id")
         return view_of(row)
