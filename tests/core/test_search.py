@@ -15,9 +15,12 @@ def test_query_is_stripped_and_accepted(raw: str, expected: str) -> None:
     assert normalize_query(raw) == expected
 
 
-@pytest.mark.parametrize("raw", [None, "", "   \t ", "x" * 101, " " + "y" * 101 + " "])
+@pytest.mark.parametrize(
+    "raw",
+    [None, "", "   \t ", "x" * 101, " " + "y" * 101 + " ", "\x00", "\x01\x02", "\u200b", "\u3000\u200b"],
+)
 def test_bad_queries_name_the_q_field(raw: str | None) -> None:
-    """Missing, blank or over-long queries are a 400 naming q."""
+    """Missing, blank, invisible (controls, a zero-width space) or over-long queries are a 400 naming q."""
     with pytest.raises(BadRequest) as info:
         normalize_query(raw)
     assert info.value.field == "q"
@@ -67,3 +70,12 @@ def test_bad_paging_names_the_field(page: int, size: int, field: str) -> None:
     with pytest.raises(BadRequest) as info:
         paginate([], page=page, page_size=size)
     assert info.value.field == field
+
+
+def test_a_query_reaches_plugins_composed_and_without_invisible_characters() -> None:
+    """NFD and NFC spellings of one word become one string, counted in composed characters; a
+    zero-width space inside is dropped and a tab separates words like a space."""
+    decomposed = "e\u0301" * 60  # sixty "é" typed with combining accents: 120 code points
+    assert normalize_query(decomposed) == "\u00e9" * 60
+    assert normalize_query("养\u200b老金") == "养老金"
+    assert normalize_query("fund\tfee") == "fund fee"

@@ -6,6 +6,7 @@ come in the same order and pages never overlap. A plugin's duplicate keys keep t
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -49,9 +50,22 @@ class SearchPage(msgspec.Struct, frozen=True, kw_only=True):
     page_size: int
 
 
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+"""Unicode categories a search never means: controls, format characters, surrogates, unassigned."""
+
+
 def normalize_query(q: str | None) -> str:
-    """The query stripped of surrounding space; ``BadRequest`` naming ``q`` unless 1–100 characters."""
-    query = (q or "").strip()
+    """The query in NFC, without control or invisible format characters (NUL, zero-width space) and
+    surrounding space; ``BadRequest`` naming ``q`` unless 1–100 characters remain.
+
+    NFC first, so one word typed in decomposed or composed form reaches plugins as one string and is
+    counted the same."""
+    composed = unicodedata.normalize("NFC", q or "")
+    query = "".join(
+        " " if unicodedata.category(c) == "Cc" else c  # a tab or newline still separates words
+        for c in composed
+        if unicodedata.category(c) not in _INVISIBLE or unicodedata.category(c) == "Cc"
+    ).strip()
     if not query:
         raise BadRequest("q must not be empty", field="q", code="invalid-query")
     if len(query) > MAX_QUERY_LENGTH:
