@@ -24,7 +24,7 @@ from fulcrum_core.transactions.checks import PluginBusyError
 from fulcrum_core.transactions.models import TransactionProblem, TransactionView
 from fulcrum_core.transactions.service import PluginFaultError, TransactionService
 from fulcrum_sdk.data import CustomerRecord, Profile, RiskProfile, StaticDataProvider
-from fulcrum_sdk.errors import TransactionRefused
+from fulcrum_sdk.errors import OutcomeUnknown, TransactionRefused
 from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionResult, TransactionType
 from fulcrum_sdk.testing import PERSONAS
 from sqlalchemy import func, select
@@ -87,6 +87,8 @@ class Shop:
                                      message=LocalizedText(zh_CN="被拒绝", en="Declined"))
         if mode == "boom":
             raise RuntimeError("database of the partner is down")
+        if mode == "unsure":
+            raise OutcomeUnknown("the partner took the order but its answer timed out")
         if mode == "hang":
             self.release.wait(30)
         if mode == "garbage":
@@ -493,6 +495,22 @@ async def test_plugin_crash_is_a_failed_502(service: TransactionService, db: Dat
     assert "shop" in outcome.body.detail
     assert "partner is down" not in msgspec.json.encode(outcome.body).decode()
     assert rows(db)[0].status == "failed"
+
+
+async def test_a_plugin_unsure_of_its_outcome_is_unknown_202_not_failed(
+    service: TransactionService, db: Database, shop: Shop
+) -> None:
+    """OutcomeUnknown (the action may have gone through): ``unknown``, 202 with the journaled view, row
+    kept for reconciliation, never a ``failed`` the customer would act on."""
+    outcome = await service.submit(C3, "k-1", body(mode="unsure"))
+    assert outcome.status_code == 202
+    assert isinstance(outcome.body, TransactionView)
+    assert outcome.body.status == "unknown"
+    assert rows(db)[0].status == "unknown"
+    again = await service.submit(C3, "k-1", body(mode="unsure"))
+    assert again.replayed
+    assert again.status_code == 202
+    assert len(shop.calls) == 1
 
 
 async def test_timeout_is_unknown_202(make_service: Callable[..., TransactionService], db: Database,

@@ -105,6 +105,30 @@ def test_run_once_refuses_a_concurrent_duplicate() -> None:
     assert refused.value.code == "x.request_in_progress"
 
 
+def test_run_once_says_the_outcome_is_unknown_when_the_result_cannot_be_stored() -> None:
+    """Applied but not remembered: OutcomeUnknown (the host records "unknown", never "failed"), and the
+    claim stays, so a retry is refused as in progress instead of applying the action twice."""
+    from fulcrum_sdk.errors import OutcomeUnknown, StorageUnavailable
+
+    class Flaky(MemoryStorage):
+        def put(self, key: str, value: object) -> None:
+            raise StorageUnavailable("store away")
+
+    ctx = PluginHarness(object(), manifest=MANIFEST, storage=Flaky()).context()
+    applied: list[int] = []
+
+    def action() -> TransactionResult:
+        applied.append(1)
+        return _ok()
+
+    with pytest.raises(OutcomeUnknown, match="applied but could not be stored"):
+        run_once(ctx, "k", action, code_prefix="x")
+    with pytest.raises(TransactionRefused) as retried:
+        run_once(ctx, "k", action, code_prefix="x")
+    assert retried.value.code == "x.request_in_progress"
+    assert applied == [1]
+
+
 def test_packaging_problems_names_each_mismatch() -> None:
     """A module whose exports and hooks disagree with its manifest, checked against another
     distribution, gets one problem per mismatch; a correct plugin gets none."""

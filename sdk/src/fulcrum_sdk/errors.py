@@ -21,6 +21,7 @@ __all__ = [
     "FulcrumError",
     "LimitExceeded",
     "ManifestError",
+    "OutcomeUnknown",
     "ScopeDenied",
     "StorageError",
     "StorageUnavailable",
@@ -98,3 +99,10 @@ class DataUnavailable(FulcrumError):
     def __init__(self, record: str) -> None:
         self.record = record
         super().__init__(f"the customer's {record} could not be read in time for this request")
+
+
+class OutcomeUnknown(FulcrumError):
+    """Raised by ``execute_transaction`` when the action may have been carried out but its result
+    cannot be confirmed now (a partner's system timed out after receiving it, the result could not be
+    stored). The host records the transaction as ``unknown`` (202) for reconciliation, never as
+    ``failed``: a customer must not be told a payment failed when it may have gone through."""

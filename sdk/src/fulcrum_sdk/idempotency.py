@@ -14,7 +14,7 @@ from collections.abc import Callable
 import msgspec
 
 from fulcrum_sdk.context import PluginContext
-from fulcrum_sdk.errors import LimitExceeded, TransactionRefused
+from fulcrum_sdk.errors import LimitExceeded, OutcomeUnknown, TransactionRefused
 from fulcrum_sdk.models import LocalizedText, TransactionResult
 
 __all__ = ["run_once"]
@@ -45,5 +45,10 @@ def run_once(
     except BaseException:
         ctx.storage.add(claim_key, -1, lower=0)  # nothing was applied: let a retry try again
         raise
-    ctx.storage.put(result_key, msgspec.to_builtins(result))
+    try:
+        ctx.storage.put(result_key, msgspec.to_builtins(result))
+    except Exception as exc:
+        # Applied, but not remembered: the claim stays, so no retry applies it again, and the host
+        # records the outcome as unknown rather than telling the customer it failed.
+        raise OutcomeUnknown(f"the result was applied but could not be stored: {type(exc).__name__}") from exc
     return result

@@ -38,7 +38,7 @@ from typing import Any, NoReturn, Protocol, TypeVar
 
 from fulcrum_sdk._validate import LIST_RESULT_TYPES, ResultError, check_list, check_transaction_result
 from fulcrum_sdk.context import PluginContext
-from fulcrum_sdk.errors import DataUnavailable, TransactionRefused
+from fulcrum_sdk.errors import DataUnavailable, OutcomeUnknown, TransactionRefused
 
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock
 from fulcrum_core.dispatch.eager import resume
@@ -262,7 +262,8 @@ class Dispatcher:
         """Call ``hook`` on one plugin and return its validated result.
 
         Raises :class:`PluginCallError` when it raises, misses ``deadline_ms`` or returns the wrong
-        shape; a :class:`~fulcrum_sdk.errors.TransactionRefused` is re-raised as it is.
+        shape; a :class:`~fulcrum_sdk.errors.TransactionRefused` or
+        :class:`~fulcrum_sdk.errors.OutcomeUnknown` is re-raised as it is.
         """
         impl = plugin.impls.get(hook)
         if impl is None:
@@ -421,6 +422,10 @@ class Dispatcher:
         """The validated result of a call that finished (inline or not); records the outcome."""
         if isinstance(exc, TransactionRefused) and hook == "execute_transaction":
             self._record(pid, hook, guard, "ok", elapsed)
+            raise exc
+        if isinstance(exc, OutcomeUnknown) and hook == "execute_transaction":
+            # The plugin knows it may have acted: the caller records "unknown", not a failure.
+            self._record(pid, hook, guard, "error", elapsed, str(exc), blame=False)
             raise exc
         if isinstance(exc, DataUnavailable):
             # The bank's systems were late, not the plugin: left out, its breaker not charged.

@@ -39,7 +39,7 @@ import msgspec
 from fulcrum_sdk._validate import ResultError, check_transaction_result
 from fulcrum_sdk.context import PluginContext
 from fulcrum_sdk.data import DataProvider
-from fulcrum_sdk.errors import TransactionRefused
+from fulcrum_sdk.errors import OutcomeUnknown, TransactionRefused
 from fulcrum_sdk.models import (
     LocalizedText,
     RiskLevel,
@@ -352,6 +352,10 @@ class TransactionService:
             if result.status == "failed":
                 message = result.message or _FAILED
                 problem = (422, result.code or "transaction.failed", message.zh_CN, message, None)
+        except OutcomeUnknown as exc:  # the plugin may have acted: reconciliation settles it
+            log.warning(
+                "transaction %s: plugin %r cannot confirm its outcome: %s", plan.tx_id, plan.plugin.id, exc
+            )
         except TransactionRefused as exc:
             status = "failed"
             result = TransactionResult(status="failed", code=exc.code, message=exc.message)
