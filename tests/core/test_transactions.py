@@ -513,6 +513,37 @@ async def test_a_plugin_unsure_of_its_outcome_is_unknown_202_not_failed(
     assert len(shop.calls) == 1
 
 
+@pytest.mark.parametrize("failures", [1, 99])
+async def test_an_outcome_the_journal_cannot_take_at_once_is_retried_then_unknown(
+    service: TransactionService, db: Database, monkeypatch: pytest.MonkeyPatch, failures: int
+) -> None:
+    """The plugin succeeded but recording it hits a database blip: one blip is retried and the
+    success recorded (201); a database that stays away gets 202 unknown (never a success the journal
+    does not hold), the row left pending for reconciliation."""
+    from fulcrum_core.data.errors import DatabaseUnavailable
+    from fulcrum_core.transactions.journal import Journal
+
+    finish = Journal.finish
+    left = [failures]
+
+    def flaky(self: Journal, *args: Any, **kwargs: Any) -> bool:
+        if left[0] > 0:
+            left[0] -= 1
+            raise DatabaseUnavailable("database away")
+        return finish(self, *args, **kwargs)
+
+    monkeypatch.setattr(Journal, "finish", flaky)
+    outcome = await service.submit(C3, "k-1", body())
+    [row] = rows(db)
+    if failures == 1:
+        assert (outcome.status_code, row.status) == (201, "succeeded")
+    else:
+        assert outcome.status_code == 202
+        assert isinstance(outcome.body, TransactionView)
+        assert outcome.body.status == "unknown"
+        assert row.status == "pending"
+
+
 async def test_timeout_is_unknown_202(make_service: Callable[..., TransactionService], db: Database,
                                       release: threading.Event) -> None:
     """A plugin missing its deadline leaves the outcome ``unknown``: 202, row kept for reconciliation."""

@@ -50,6 +50,7 @@ from fulcrum_sdk.models import (
 from fulcrum_sdk.storage import PluginStorage
 
 from fulcrum_core.data.db import Database
+from fulcrum_core.data.errors import DatabaseUnavailable
 from fulcrum_core.data.models.transaction import TransactionRow
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.dispatch.results import PluginCallError
@@ -73,6 +74,8 @@ __all__ = ["BANK_TIMEZONE", "PluginFaultError", "TransactionService"]
 
 log = logging.getLogger("fulcrum.transactions")
 _TX_ID = re.compile(r"^[0-9a-f]{32}$")
+_FINISH_RETRIES = (0.05, 0.2)
+"""Pauses between attempts to journal an outcome the plugin already gave (a database blip)."""
 """What a transaction id looks like (``uuid4().hex``)."""
 
 BANK_TIMEZONE = timezone(timedelta(hours=8), "CST")
@@ -396,16 +399,28 @@ class TransactionService:
             result=None if stored is None else msgspec.convert(stored, TransactionResultView),
         )
         outcome = self._outcome(status, view, problem)
-        await asyncio.to_thread(
-            self.journal.finish,
-            plan.tx_id,
-            status=status,
-            result=stored,
-            response_status=outcome.status_code,
-            response_body=encode_body(outcome.body),
-            now=now,
-        )
-        return outcome
+        for pause in (*_FINISH_RETRIES, None):
+            try:
+                await asyncio.to_thread(
+                    self.journal.finish,
+                    plan.tx_id,
+                    status=status,
+                    result=stored,
+                    response_status=outcome.status_code,
+                    response_body=encode_body(outcome.body),
+                    now=now,
+                )
+                return outcome
+            except DatabaseUnavailable:
+                if pause is None:
+                    break
+                await asyncio.sleep(pause)
+        # The plugin has answered but the journal cannot say so: what happened is not on record, so
+        # the customer is told "unknown" (never a success the journal does not hold); the row stays
+        # pending, and reconciliation marks it unknown.
+        log.error("transaction %s: outcome %s could not be journaled; answered unknown", plan.tx_id, status)
+        unrecorded = msgspec.structs.replace(view_of(row), status="unknown", updated_at=now)
+        return TransactionOutcome(202, unrecorded)
 
     @staticmethod
     def _outcome(
