@@ -596,6 +596,27 @@ def test_types_for_lists_schema_and_suitability(service: TransactionService) -> 
     assert by_key["shop.note"].suitability == "ok"
 
 
+async def test_a_plugin_suspended_after_the_checks_is_not_called(
+    service: TransactionService, db: Database, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kill switch lands between the checks and the call: the journaled row is failed with 503
+    (nothing carried out) and the plugin is never asked."""
+    journal_pending = service.journal.insert_pending
+
+    def create_then_suspend(*args: Any, **kwargs: Any) -> Any:
+        created = journal_pending(*args, **kwargs)
+        service._plugins.set_policy({"shop": PluginPolicy(active=False, granted_scopes=frozenset())})  # type: ignore[attr-defined]
+        return created
+
+    monkeypatch.setattr(service.journal, "insert_pending", create_then_suspend)
+    outcome = await service.submit(C3, "k-1", body())
+    assert outcome.status_code == 503
+    assert isinstance(outcome.body, TransactionProblem)
+    assert outcome.body.code == "transaction.plugin_unavailable"
+    assert rows(db)[0].status == "failed"
+    assert shop.calls == []
+
+
 def test_types_for_hides_types_of_inactive_plugins(service: TransactionService) -> None:
     """A switched-off plugin's types disappear from the listing on the next call."""
     service._plugins.set_policy({"shop": PluginPolicy(active=False, granted_scopes=frozenset())})  # type: ignore[attr-defined]

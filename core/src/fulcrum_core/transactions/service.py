@@ -97,6 +97,7 @@ class _Plugins(Protocol):
     def transaction_types(self) -> Mapping[str, tuple[Any, TransactionType]]: ...
     @property
     def all_transaction_types(self) -> Mapping[str, tuple[Any, TransactionType]]: ...
+    def is_active(self, plugin_id: str) -> bool: ...
 
 
 class _RequestContexts(Protocol):
@@ -343,6 +344,10 @@ class TransactionService:
         problem: tuple[int, str, str, LocalizedText | None, str | None] | None = None
         status = "unknown"
         try:
+            if not self._plugins.is_active(plan.plugin.id):
+                # Suspended between the checks and now: the kill switch wins over a journaled row.
+                hook = "execute_transaction"
+                raise PluginCallError(plan.plugin.id, hook, "rejected", "suspended meanwhile")
             raw = await self._dispatcher.call_one(
                 plan.plugin,
                 "execute_transaction",
