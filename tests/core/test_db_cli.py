@@ -46,6 +46,15 @@ def test_reconcile_marks_stale_pending_rows_and_lists_unknown(tmp_path: Path) ->
     assert text.exit_code == 0, text.output
     assert "marked unknown: 0; unknown in total: 1" in text.output
     assert "stale" in text.output
+    # --resolve builds the host as `fulcrum serve` does and asks each owner again; plugin "p" is not
+    # installed here, so the row is left unknown (and said so), never failed.
+    state = tmp_path / "state"
+    resolved = CliRunner().invoke(
+        main, ["--config", str(config), "db", "reconcile", "--resolve"], env={"FULCRUM_STATE_DIR": str(state)}
+    )
+    assert resolved.exit_code == 0, resolved.output
+    assert "asked again: stale  unknown" in resolved.output
+    assert "unknown in total: 1" in resolved.output
 
 
 def test_reconcile_refuses_a_bad_grace_period(tmp_path: Path) -> None:

@@ -64,6 +64,7 @@ class Shop:
     calls: list[TransactionRequest] = field(default_factory=list)
     entered: threading.Event = field(default_factory=threading.Event)
     risk_of: Callable[[Any], Any] = lambda p: RISK[p.product]
+    override: str | None = None  # a mode for every call from now on, whatever the params say
 
     def register(self, register: Callable[[TransactionType], None]) -> None:
         register(TransactionType(
@@ -78,7 +79,7 @@ class Shop:
     def execute(self, ctx: Any, request: TransactionRequest) -> Any:
         self.calls.append(request)
         self.entered.set()
-        mode = getattr(request.params, "mode", "ok")
+        mode = self.override or getattr(request.params, "mode", "ok")
         if mode == "refuse":
             raise TransactionRefused("shop.sold_out", LocalizedText(zh_CN="已售罄", en="Sold out"),
                                      field="product")
@@ -89,6 +90,8 @@ class Shop:
             raise RuntimeError("database of the partner is down")
         if mode == "unsure":
             raise OutcomeUnknown("the partner took the order but its answer timed out")
+        if mode == "busy":
+            raise TransactionRefused("shop.request_in_progress", LocalizedText(zh_CN="处理中"))
         if mode == "hang":
             self.release.wait(30)
         if mode == "garbage":
@@ -542,6 +545,36 @@ async def test_an_outcome_the_journal_cannot_take_at_once_is_retried_then_unknow
         assert isinstance(outcome.body, TransactionView)
         assert outcome.body.status == "unknown"
         assert row.status == "pending"
+
+
+async def test_reconciliation_asks_the_plugin_again_and_settles_unknown_rows(
+    make_service: Callable[..., TransactionService], db: Database, release: threading.Event, shop: Shop
+) -> None:
+    """A transaction left unknown by a deadline is asked about again with the same request and key:
+    the plugin's answer is journaled and replayed from then on; a plugin that says its first attempt
+    still holds the key leaves the row unknown rather than failed."""
+    service = make_service(deadlines=Deadlines(execute_transaction=50))
+    assert (await service.submit(C3, "k-1", body(mode="hang"))).status_code == 202
+    release.set()  # the partner answers now
+    [(tx_id, status)] = await service.resolve_unknown()
+    assert status == "succeeded"
+    [row] = rows(db)
+    assert (row.id, row.status) == (tx_id, "succeeded")
+    assert [(r.id, r.idempotency_key) for r in shop.calls] == [(tx_id, "k-1")] * 2  # the same request
+    replayed = await service.submit(C3, "k-1", body(mode="hang"))
+    assert (replayed.replayed, replayed.status_code) == (True, 201)
+
+
+async def test_reconciliation_leaves_a_still_claimed_transaction_unknown(
+    make_service: Callable[..., TransactionService], db: Database, shop: Shop
+) -> None:
+    """The plugin refuses the second ask as still in progress: the row stays unknown, not failed."""
+    service = make_service()
+    outcome = await service.submit(C3, "k-1", body(mode="unsure"))
+    assert outcome.status_code == 202
+    shop.override = "busy"
+    assert await service.resolve_unknown() == [(rows(db)[0].id, "unknown")]
+    assert rows(db)[0].status == "unknown"
 
 
 async def test_timeout_is_unknown_202(make_service: Callable[..., TransactionService], db: Database,

@@ -330,7 +330,11 @@ class TransactionService:
     def _today() -> date:
         return datetime.now(BANK_TIMEZONE).date()
 
-    async def _execute(self, plan: _Plan, row: TransactionRow, key: str) -> TransactionOutcome:
+    async def _execute(
+        self, plan: _Plan, row: TransactionRow, key: str, *, settling: bool = False
+    ) -> TransactionOutcome:
+        """Call the plugin and journal its answer. ``settling`` (reconciliation): a refusal because
+        the first attempt is still claimed leaves the row unknown instead of failing it."""
         request = TransactionRequest(
             id=plan.tx_id,
             type=plan.tx_type.key,
@@ -365,6 +369,8 @@ class TransactionService:
                 "transaction %s: plugin %r cannot confirm its outcome: %s", plan.tx_id, plan.plugin.id, exc
             )
         except TransactionRefused as exc:
+            if settling and exc.code.endswith(".request_in_progress"):
+                return TransactionOutcome(202, view_of(row))  # its first attempt still holds the key
             status = "failed"
             result = TransactionResult(status="failed", code=exc.code, message=exc.message)
             field = f"params.{exc.field}" if exc.field else None
@@ -426,6 +432,52 @@ class TransactionService:
         log.error("transaction %s: outcome %s could not be journaled; answered unknown", plan.tx_id, status)
         unrecorded = msgspec.structs.replace(view_of(row), status="unknown", updated_at=now)
         return TransactionOutcome(202, unrecorded)
+
+    async def resolve_unknown(self, *, limit: int = 100) -> list[tuple[str, str]]:
+        """Ask the owning plugin again about each transaction of unknown outcome, with the same
+        request and idempotency key, and journal what it answers: ``(id, status)`` per row.
+
+        A plugin's ``execute_transaction`` is idempotent per key (``run_once`` replays the stored
+        result), so a second call settles the outcome without applying anything twice. A row stays
+        ``unknown`` while its plugin is not running, cannot decode the row, refuses as still in
+        progress (its first attempt's claim is held) or cannot confirm again.
+        """
+        rows = await asyncio.to_thread(self.journal.by_status, "unknown", limit=limit)
+        settled: list[tuple[str, str]] = []
+        for row in rows:
+            plan = self._replan(row)
+            if plan is None:
+                settled.append((row.id, "unknown"))
+                continue
+            outcome = await self._execute(plan, row, row.idempotency_key, settling=True)
+            body = outcome.body
+            status = body.status if isinstance(body, TransactionView) else (
+                body.transaction.status if body.transaction is not None else "unknown"
+            )
+            settled.append((row.id, status))
+        return settled
+
+    def _replan(self, row: TransactionRow) -> _Plan | None:
+        """The plan of a journaled row, for its running owner; ``None`` when it cannot be rebuilt now."""
+        active = self._plugins.transaction_types.get(row.type)
+        if active is None or active[0].id != row.plugin_id:
+            return None
+        plugin, tx_type = active
+        try:
+            params = msgspec.convert(row.params, tx_type.params)
+            contexts = self._contexts.for_request(row.customer_ref, request_id=row.id, now=row.created_at)
+        except Exception as exc:
+            log.warning("transaction %s cannot be asked about again: %s", row.id, exc)
+            return None
+        ctx = msgspec.structs.replace(
+            contexts.for_plugin(plugin), storage=self._contexts.storage(plugin.id, fresh=True)
+        )
+        return _Plan(
+            tx_id=row.id, now=row.created_at, plugin=plugin, tx_type=tx_type, params=params,
+            params_json=dict(row.params), amount_fen=row.amount_fen,
+            risk_level=row.risk_level,  # type: ignore[arg-type]  # the column holds R1–R5 or NULL
+            ctx=ctx,
+        )
 
     @staticmethod
     def _outcome(
