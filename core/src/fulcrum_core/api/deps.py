@@ -12,15 +12,14 @@ from fulcrum_sdk.data import Profile
 from litestar import Request
 
 from fulcrum_core.auth.principal import Principal
-from fulcrum_core.dispatch.context import RequestContexts
+from fulcrum_core.dispatch.context import RequestContexts, data_deadline
 from fulcrum_core.errors import Forbidden, ServiceUnavailable
 from fulcrum_core.observability.logging import new_request_id
 from fulcrum_core.plugins import LoadedPlugin
-from fulcrum_core.runtime import Runtime, runtime_of
+from fulcrum_core.runtime import runtime_of
 
 __all__ = [
-    "current_customer", "customer_contexts", "customer_profile", "data_deadline", "plugin_calls",
-    "request_id_of",
+    "current_customer", "customer_contexts", "customer_profile", "plugin_calls", "request_id_of",
 ]
 
 
@@ -59,19 +58,12 @@ async def customer_profile(
     provider = runtime.provider
     if not getattr(provider, "blocking", False):
         return sub, _known(provider.profile(sub))
-    with anyio.CancelScope(deadline=data_deadline(runtime, until)):
+    with anyio.CancelScope(deadline=data_deadline(runtime.settings, until)):
         return sub, _known(await anyio.to_thread.run_sync(provider.profile, sub, abandon_on_cancel=True))
     raise ServiceUnavailable(
         "the bank's customer data did not answer in time; retry shortly", code="customer.data_unavailable",
         headers={"Retry-After": "1"},
     )
-
-
-def data_deadline(runtime: Runtime, by: float | None = None) -> float:
-    """When the customer's data must have arrived, on the event loop's clock: ``data_budget_ms``
-    from now, or ``by`` when that is sooner (a page's overall budget)."""
-    until = anyio.current_time() + runtime.settings.data_budget_ms / 1000
-    return until if by is None else min(until, by)
 
 
 async def customer_contexts(request: Request[Any, Any, Any], *, by: float | None = None) -> RequestContexts:
@@ -82,7 +74,7 @@ async def customer_contexts(request: Request[Any, Any, Any], *, by: float | None
     :func:`plugin_calls`: a slow bank or database costs the page that much at most, in all.
     """
     runtime = runtime_of(request)
-    until = data_deadline(runtime, by)
+    until = data_deadline(runtime.settings, by)
     customer_ref, profile = await customer_profile(request, until=until)
     contexts = runtime.contexts.for_request(
         customer_ref, request_id=request_id_of(request), profile=profile

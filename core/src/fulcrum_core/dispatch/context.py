@@ -39,7 +39,7 @@ from fulcrum_core.observability.throttle import ThrottledWarning
 from fulcrum_core.plugins import LoadedPlugin, PluginSet
 from fulcrum_core.settings import Settings
 
-__all__ = ["PAIRWISE_KEY_FILE", "ContextFactory", "RequestContexts"]
+__all__ = ["PAIRWISE_KEY_FILE", "ContextFactory", "RequestContexts", "data_deadline"]
 
 log = logging.getLogger("fulcrum.dispatch")
 
@@ -71,6 +71,13 @@ def _load_or_create_secret(state_dir: Path) -> bytes:
     if not secret:
         raise RuntimeError(f"{path} is empty; delete it so a new secret is generated")
     return secret.encode()
+
+
+def data_deadline(settings: Settings, by: float | None = None) -> float:
+    """When the customer's data must have arrived, on the event loop's clock: ``data_budget_ms``
+    from now, or ``by`` when that is sooner (a page's overall budget)."""
+    until = anyio.current_time() + settings.data_budget_ms / 1000
+    return until if by is None else min(until, by)
 
 
 class ContextFactory:
@@ -288,9 +295,8 @@ class RequestContexts:
         _CONSENTS_UNKNOWN(f"they {why}")
 
     def _until(self, until: float | None) -> float:
-        if until is None:
-            until = self.data_until
-        return anyio.current_time() + self._factory.settings.data_budget_ms / 1000 if until is None else until
+        given = until if until is not None else self.data_until
+        return given if given is not None else data_deadline(self._factory.settings)
 
     def for_plugin(self, plugin: LoadedPlugin) -> PluginContext:
         """The context ``plugin`` receives in this request (built once, then reused)."""
