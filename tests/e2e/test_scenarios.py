@@ -192,3 +192,27 @@ def test_slots_need_placement_scopes(demo: Demo) -> None:
     for slot, items in home["slots"].items():
         for item in items:
             assert slot_scope(slot) in granted[item["plugin"]]
+
+
+def test_the_deep_links_on_each_home_page_open_their_pages(demo: Demo) -> None:
+    """The check-up banner opens the whole report, the pension entry its overview, for each customer:
+    the report's score is the banner's, and the pension overview differs by what each customer holds."""
+    for customer in (SZ, SH, CD):
+        home = demo.get(customer, "/v1/home")
+        banner = next(i for i in home["slots"]["home.banner/v1"] if i["plugin"] == "wealth-checkup")
+        entry = next(i for i in home["slots"]["home.kingkong/v1"] if i["plugin"] == "pension")
+        report = demo.get(customer, "/v1/pages/" + banner["action"]["uri"].removeprefix("fulcrum://"))
+        score = banner["subtitle"]["zh-CN"].split(" 分")[0].removeprefix("健康分 ")
+        assert report["page"]["summary"]["zh-CN"].startswith(f"健康分 {score} 分")
+        assert [s["key"] for s in report["page"]["sections"]][:3] == ["parts", "advice", "mix"]
+        overview = demo.get(customer, "/v1/pages/" + entry["action"]["uri"].removeprefix("fulcrum://"))
+        accounts = {line["label"]["zh-CN"]: line for line in overview["page"]["sections"][0]["lines"]}
+        assert accounts["个人养老金"]["value"] is not None
+        if customer == CD:  # no personal pension account
+            assert accounts["个人养老金"]["value"]["zh-CN"] == "未开立"
+        else:
+            assert accounts["个人养老金"]["action"] == {"uri": "fulcrum://pension/personal/contribute"}
+    sz = demo.get(SZ, "/v1/pages/wealth-checkup/report")["page"]
+    assert "suitability" in {s["key"] for s in sz["sections"]}  # the R4 fund held at C3
+    missing = demo.client.get("/v1/pages/merchant-promo/coupons/SZ-TEA-10", headers=demo.headers(SZ))
+    assert missing.status_code == 404  # merchant-promo draws no pages: the app shows coupons itself

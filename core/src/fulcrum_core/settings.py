@@ -56,6 +56,7 @@ class Deadlines(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     home_slot_offers: Annotated[int, msgspec.Meta(ge=1)] = 150
     search: Annotated[int, msgspec.Meta(ge=1)] = 300
     feed_items: Annotated[int, msgspec.Meta(ge=1)] = 300
+    page: Annotated[int, msgspec.Meta(ge=1)] = 300
     execute_transaction: Annotated[int, msgspec.Meta(ge=1)] = 5000
 
 

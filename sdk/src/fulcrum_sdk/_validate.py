@@ -9,10 +9,11 @@ from typing import Any, TypeVar, get_args, get_type_hints
 
 import msgspec
 
-from fulcrum_sdk.models import FeedItem, SearchHit, SlotOffer, TransactionResult, TransactionType
+from fulcrum_sdk.models import FeedItem, Page, SearchHit, SlotOffer, TransactionResult, TransactionType
 
 __all__ = [
-    "LIST_RESULT_TYPES", "ResultError", "amount_field_problem", "check_list", "check_transaction_result",
+    "LIST_RESULT_TYPES", "ResultError", "amount_field_problem", "check_list", "check_page",
+    "check_transaction_result",
 ]
 
 _S = TypeVar("_S", bound=msgspec.Struct)
@@ -148,6 +149,18 @@ def check_transaction_result(value: Any) -> TransactionResult:
         return _revalidate(value, TransactionResult)
     except msgspec.ValidationError as exc:
         raise ResultError(f"execute_transaction result is invalid: {exc}") from None
+
+
+def check_page(value: Any) -> Page | None:
+    """``value`` as a validated :class:`Page` (``None``: no page there), or raise :class:`ResultError`."""
+    if value is None:
+        return None
+    if type(value) is not Page:
+        raise ResultError(f"page must return Page or None, got {type(value).__name__}")
+    try:
+        return _revalidate(value, Page)
+    except msgspec.ValidationError as exc:
+        raise ResultError(f"page result is invalid: {exc}") from None
 
 
 def amount_field_problem(tx_type: TransactionType) -> str | None:

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import msgspec
 
 from fulcrum_sdk._personas import PERSONAS
-from fulcrum_sdk.errors import ScopeDenied, TransactionRefused
+from fulcrum_sdk.errors import NO_CONSENT, ScopeDenied, TransactionRefused
 from fulcrum_sdk.hookspecs import HOOK_NAMES, PROJECT_NAME
 from fulcrum_sdk.manifest import Manifest, manifest_from_distribution
 from fulcrum_sdk.models import FEED_COLUMNS
@@ -50,6 +50,7 @@ DEFAULT_DEADLINES_MS: dict[str, int] = {
     "home_slot_offers": 150,
     "search": 300,
     "feed_items": 300,
+    "page": 300,
     "execute_transaction": 5000,
     "register_transaction_types": 5000,
 }
@@ -142,6 +143,9 @@ def _calls(
     if "feed_items" in hooks:
         for column in FEED_COLUMNS:
             yield "feed_items", f"feed {column!r}", lambda c=column: harness.feed_items(c)  # type: ignore[misc]
+    if "page" in hooks:
+        for path in _own_paths(harness, hooks):
+            yield "page", f"page {path!r}", lambda p=path: harness.page(p)  # type: ignore[misc]
     if "execute_transaction" in hooks:
         for key, params in transactions.items():
             yield (
@@ -151,6 +155,30 @@ def _calls(
                     lambda k=key, p=params: _execute(harness, k, p)  # type: ignore[misc]
                 ),
             )
+
+
+_NO_SUCH_PAGE = "zzz-no-such-page"
+
+
+def _own_paths(harness: PluginHarness, hooks: frozenset[str]) -> list[str]:
+    """The paths of the deep links into the plugin's own pages that its other hooks hand out (each must
+    open without an error), and one that does not exist (which must answer ``None``, not raise)."""
+    prefix = f"fulcrum://{harness.manifest.id}/"
+    fetches: list[Callable[[], Iterable[Any]]] = []
+    if "home_slot_offers" in hooks:
+        fetches.append(harness.home_slot_offers)
+    if "search" in hooks:
+        fetches.append(lambda: harness.search(harness.manifest.name.zh_CN))
+    if "feed_items" in hooks:
+        fetches += [lambda c=column: harness.feed_items(c) for column in FEED_COLUMNS]  # type: ignore[misc]
+    found = set()
+    for fetch in fetches:
+        try:
+            items = list(fetch())
+        except Exception:  # noqa: S112 - that hook's own check reports it
+            continue
+        found |= {i.action.uri[len(prefix):] for i in items if i.action.uri.startswith(prefix)}
+    return [*sorted(p.split("?", 1)[0] for p in found), _NO_SUCH_PAGE]
 
 
 def _execute(harness: PluginHarness, key: str, params: Mapping[str, Any]) -> Any:
@@ -209,7 +237,10 @@ def _exercise(
                 except _Timeout:
                     first = f"no answer within {deadline_ms} ms"
                 except ScopeDenied as denied:
-                    _note_denial(findings, manifest, denied, where)
+                    # A page may stop at a missing consent: the app then asks the customer for it.
+                    asks_consent = denied.reason == NO_CONSENT and denied.scope in manifest.scopes.all
+                    if not (hook == "page" and asks_consent):
+                        _note_denial(findings, manifest, denied, where)
                     continue
                 except Exception as exc:
                     findings.errors.setdefault(hook, []).append(f"{where}: {type(exc).__name__}: {exc}")
@@ -363,6 +394,7 @@ _HARNESS_CALL = {
     "home_slot_offers": "home_slot_offers()",
     "search": "search(query)",
     "feed_items": "feed_items(column)",
+    "page": "page(path)",
     "execute_transaction": "execute(type_key, params)",
 }
 

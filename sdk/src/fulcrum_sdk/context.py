@@ -15,7 +15,7 @@ from typing import TypeVar
 import msgspec
 
 from fulcrum_sdk.data import Accounts, City, DataProvider, Holdings, PensionAccounts, Profile, RiskProfile
-from fulcrum_sdk.errors import DataUnavailable, ScopeDenied
+from fulcrum_sdk.errors import NO_CONSENT, DataUnavailable, ScopeDenied
 from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES
 from fulcrum_sdk.storage import PluginStorage
 
@@ -169,7 +169,7 @@ class ScopedData:
         if consented is not None and scope in CUSTOMER_DATA_SCOPES and scope not in consented:
             if self._consent_unknown:
                 raise DataUnavailable("consents")
-            raise ScopeDenied(scope, plugin_id=self._plugin_id, reason="no live consent")
+            raise ScopeDenied(scope, plugin_id=self._plugin_id, reason=NO_CONSENT)
 
     def _get(self, scope: str, name: str, fetch: Callable[[str], _T | None]) -> _T | None:
         self.require(scope)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from fulcrum_sdk.models import LocalizedText
 
 __all__ = [
+    "NO_CONSENT",
     "DataUnavailable",
     "FulcrumError",
     "LimitExceeded",
@@ -33,6 +34,10 @@ class FulcrumError(Exception):
     """Base of every error the SDK defines."""
 
 
+NO_CONSENT = "no live consent"
+""":attr:`ScopeDenied.reason` when the scope is granted but the (partner's) customer has not consented."""
+
+
 class ScopeDenied(FulcrumError):
     """A plugin asked for data or a placement its grant (or the customer's consent) does not cover."""
 
@@ -43,7 +48,7 @@ class ScopeDenied(FulcrumError):
         super().__init__(
             f"plugin {plugin_id!r} may not use scope {scope!r}: {reason}; "
             f"request it in fulcrum-plugin.toml and have it granted"
-            + (" and consented to by the customer" if reason == "no live consent" else "")
+            + (" and consented to by the customer" if reason == NO_CONSENT else "")
         )
 
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from fulcrum_sdk.context import PluginContext
     from fulcrum_sdk.models import (
         FeedItem,
+        Page,
         SearchHit,
         SlotOffer,
         TransactionRequest,
@@ -35,6 +36,7 @@ __all__ = [
     "hookspec",
     "is_nonblocking",
     "nonblocking",
+    "page",
     "register_transaction_types",
     "search",
 ]
@@ -135,6 +137,25 @@ def feed_items(ctx: PluginContext, column: str) -> list[FeedItem] | Awaitable[li
     """
 
 
+@hookspec
+def page(ctx: PluginContext, path: str) -> Page | Awaitable[Page | None] | None:
+    """Render one of the plugin's own screens: the one a deep link ``fulcrum://<plugin-id>/<path>`` opens.
+
+    **When**: on ``GET /v1/pages/{plugin}/{path}``, only on that plugin, for a customer for whom it is
+    enabled (the app asks when the customer taps an item whose action is such a deep link).
+    **Arguments**: ``ctx`` — as for :func:`home_slot_offers`; ``path`` — the deep link's path after
+    the plugin id, without a leading slash (``report``, ``products/WM-001``): 1–200 characters of
+    letters, digits and ``- _ . /``, without empty, ``.`` or ``..`` segments.
+    **Returns**: a :class:`~fulcrum_sdk.models.Page`; ``None`` when the plugin has no page at ``path``
+    (the app gets 404 and handles the link natively, if it can).
+    **Combined**: never; the page is the plugin's alone.
+    **Async**: yes.
+    **Failure**: raising, returning another shape or missing the page deadline (300 ms by default)
+    answers 503 ``page.unavailable``; reading customer data the partner's customer has not consented to
+    answers 403 ``consent.required`` naming the scope, so the app can ask for consent.
+    """
+
+
 # --- transactions --------------------------------------------------------------------------------
 
 
@@ -157,7 +178,7 @@ def execute_transaction(
     """
 
 
-REQUEST_HOOKS: tuple[str, ...] = ("home_slot_offers", "search", "feed_items", "execute_transaction")
+REQUEST_HOOKS: tuple[str, ...] = ("home_slot_offers", "search", "feed_items", "page", "execute_transaction")
 """Hooks called on a request path, through the host's dispatcher."""
 
 HOOK_NAMES: tuple[str, ...] = ("register_transaction_types", *REQUEST_HOOKS)

@@ -19,6 +19,9 @@ __all__ = [
     "FeedItem",
     "Fen",
     "LocalizedText",
+    "Page",
+    "PageLine",
+    "PageSection",
     "RiskLevel",
     "RiskTolerance",
     "SearchHit",
@@ -129,6 +132,33 @@ class FeedItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     published_at: datetime
     priority: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 100
     targeting: Targeting | None = None
+
+
+class PageLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A line of a page section: a label, its value (``¥1,234.56``, ``30/100``), why, where a tap goes."""
+
+    label: LocalizedText
+    value: LocalizedText | None = None
+    note: LocalizedText | None = None
+    action: Action | None = None
+
+
+class PageSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A titled block of a page, with an optional summary and up to 50 lines."""
+
+    key: _Key
+    title: LocalizedText
+    summary: LocalizedText | None = None
+    lines: Annotated[tuple[PageLine, ...], msgspec.Meta(max_length=50)] = ()
+
+
+class Page(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A plugin's own screen, opened by one of its deep links (``fulcrum://<plugin>/<path>``): a title, a
+    summary and up to 20 sections. The app renders it natively; the host checks it like any result."""
+
+    title: LocalizedText
+    summary: LocalizedText | None = None
+    sections: Annotated[tuple[PageSection, ...], msgspec.Meta(max_length=20)] = ()
 
 
 class TransactionType(msgspec.Struct, frozen=True, kw_only=True):

@@ -97,6 +97,7 @@ SCOPES: dict[str, Scope] = {
         _s("home:read", "app", _L, "查看首页", "read the home page"),
         _s("search:read", "app", _L, "使用搜索", "use search"),
         _s("feeds:read", "app", _L, "浏览资讯", "read content feeds"),
+        _s("pages:read", "app", _L, "打开服务页面", "open the services' pages"),
         _s("transactions:read", "app", _M, "查看交易记录", "read your transactions"),
         _s("consents:read", "app", _L, "查看授权", "read your consents"),
         _s("consents:write", "app", _M, "管理授权", "manage your consents"),

@@ -29,7 +29,13 @@ import pluggy
 
 from fulcrum_sdk import hookspecs
 from fulcrum_sdk._personas import PERSONAS
-from fulcrum_sdk._validate import ResultError, amount_field_problem, check_list, check_transaction_result
+from fulcrum_sdk._validate import (
+    ResultError,
+    amount_field_problem,
+    check_list,
+    check_page,
+    check_transaction_result,
+)
 from fulcrum_sdk.context import Customer, PluginContext, ScopedData
 from fulcrum_sdk.data import CustomerRecord, DataProvider, StaticDataProvider
 from fulcrum_sdk.errors import ScopeDenied
@@ -42,6 +48,7 @@ from fulcrum_sdk.manifest import (
 )
 from fulcrum_sdk.models import (
     FeedItem,
+    Page,
     SearchHit,
     SlotOffer,
     TransactionRequest,
@@ -172,6 +179,10 @@ class PluginHarness:
             "feed_items", self._call("feed_items", ctx=self.context(), column=column)
         )
         return [i for i in items if i.column == column]
+
+    def page(self, path: str) -> Page | None:
+        """The validated page at ``path`` (what ``fulcrum://<plugin>/<path>`` opens); ``None``: no page."""
+        return check_page(self._call("page", ctx=self.context(), path=path))
 
     def transaction_types(self) -> dict[str, TransactionType]:
         """The types the plugin registers, by key."""

@@ -17,6 +17,8 @@ from fulcrum_sdk.manifest import Manifest
 from fulcrum_sdk.models import (
     Action,
     LocalizedText,
+    Page,
+    PageSection,
     SlotOffer,
     TransactionRequest,
     TransactionResult,
@@ -26,7 +28,7 @@ from fulcrum_sdk.pytest_plugin import _run as run_fixture
 from fulcrum_sdk.testing import PERSONAS
 
 # Tests that expect a pass use deadlines no busy machine misses; the deadline tests set their own.
-RELAXED = {"home_slot_offers": 10_000, "search": 10_000, "feed_items": 10_000, "execute_transaction": 10_000}
+RELAXED = dict.fromkeys(("home_slot_offers", "search", "feed_items", "page", "execute_transaction"), 10_000)
 T = LocalizedText(zh_CN="探针")
 GO = Action(uri="fulcrum://probe")
 
@@ -407,3 +409,62 @@ def test_a_call_slow_twice_is_reported_with_both_latencies(release: threading.Ev
     assert check.details[0].endswith(
         "no answer within 50 ms, then no answer within 50 ms on a retry; later calls skipped"
     )
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+
+def _report(title: str = "报告") -> Page:
+    return Page(title=LocalizedText(zh_CN=title), sections=(PageSection(key="s", title=T),))
+
+
+def test_every_own_deep_link_is_opened_as_a_page() -> None:
+    """The kit opens each ``fulcrum://<id>/<path>`` the plugin hands out (query dropped), and a path
+    that does not exist, for every persona; a valid page or ``None`` passes."""
+    asked: set[str] = set()
+
+    def home(ctx: Any) -> list[SlotOffer]:
+        return [SlotOffer(slot="home.banner/v1", key="b", title=T,
+                          action=Action(uri="fulcrum://kit-probe/report?view=full"))]
+
+    def page(ctx: Any, path: str) -> Page | None:
+        asked.add(path)
+        return _report() if path == "report" else None
+
+    manifest = make_manifest(hooks=("home_slot_offers", "page"))
+    results = by_id(run_conformance(plugin_with(home_slot_offers=home, page=page), manifest=manifest,
+                                    deadlines=RELAXED))
+    assert results["hook.page"].status == "passed", format_results(results.values())
+    assert asked == {"report", "zzz-no-such-page"}
+
+
+def test_a_page_that_breaks_on_its_own_link_fails() -> None:
+    """A deep link the plugin hands out whose page raises (or is invalid) fails ``hook.page``."""
+
+    def home(ctx: Any) -> list[SlotOffer]:
+        return [SlotOffer(slot="home.banner/v1", key="b", title=T, action=Action(uri="fulcrum://kit-probe/report"))]
+
+    def page(ctx: Any, path: str) -> Page | None:
+        if path == "report":
+            raise LookupError("no report template")
+        return None
+
+    manifest = make_manifest(hooks=("home_slot_offers", "page"))
+    check = by_id(run_conformance(plugin_with(home_slot_offers=home, page=page), manifest=manifest,
+                                  deadlines=RELAXED))["hook.page"]
+    assert check.status == "failed"
+    assert "page 'report'" in check.details[0]
+    assert "LookupError" in check.details[0]
+
+
+def test_a_partner_page_may_stop_at_a_missing_consent() -> None:
+    """A page raising ScopeDenied for a requested scope the customer has not consented to is a valid
+    answer (the host asks the customer for consent); a display hook doing the same is not."""
+
+    def page(ctx: Any, path: str) -> Page:
+        ctx.data.profile()
+        return _report()
+
+    manifest = make_manifest(kind="partner", hooks=("page",), required=("profile:basic",))
+    results = run_conformance(plugin_with(page=page), manifest=manifest, deadlines=RELAXED)
+    assert {r.status for r in results} <= {"passed", "skipped"}, format_results(results)

@@ -119,3 +119,21 @@ def test_register_refuses_bad_clients(db: Database) -> None:
     assert store.get("c") is None
     assert store.register("c", auth_method="none", **base) is None  # type: ignore[arg-type]
     assert store.register("c", auth_method="none", **base) is None  # type: ignore[arg-type]  # exists: kept
+
+
+def test_the_app_client_gains_app_scopes_added_by_an_upgrade(db: Database) -> None:
+    """An app client registered before a new app scope existed (``pages:read``) gets it at the next
+    start, keeping what it had; a client that has them all is left as it is."""
+    from fulcrum_core.oauth.server import APP_CLIENT_ID, ensure_app_client
+    from fulcrum_sdk.scopes import APP_SCOPES
+
+    clients = ClientStore(db)
+    old = sorted(APP_SCOPES - {"pages:read"})
+    clients.register(APP_CLIENT_ID, kind="app", name_zh="手机银行", auth_method="none",
+                     grant_types=["authorization_code", "refresh_token"], scopes=old, redirect_uris=["x:/cb"])
+    ensure_app_client(clients, ("x:/cb",))
+    client = clients.get(APP_CLIENT_ID)
+    assert client is not None
+    assert client.scopes == APP_SCOPES
+    assert client.redirect_uris == ("x:/cb",)
+    assert clients.add_scopes(APP_CLIENT_ID, APP_SCOPES) == []

@@ -36,9 +36,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn, Protocol, TypeVar
 
-from fulcrum_sdk._validate import LIST_RESULT_TYPES, ResultError, check_list, check_transaction_result
+from fulcrum_sdk._validate import (
+    LIST_RESULT_TYPES,
+    ResultError,
+    check_list,
+    check_page,
+    check_transaction_result,
+)
 from fulcrum_sdk.context import PluginContext
-from fulcrum_sdk.errors import DataUnavailable, OutcomeUnknown, TransactionRefused
+from fulcrum_sdk.errors import NO_CONSENT, DataUnavailable, OutcomeUnknown, ScopeDenied, TransactionRefused
 
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock
 from fulcrum_core.dispatch.eager import resume
@@ -120,6 +126,8 @@ def _validate(hook: str, value: Any) -> Any:
         return check_list(hook, value)
     if hook == "execute_transaction":
         return check_transaction_result(value)
+    if hook == "page":
+        return check_page(value)
     return value
 
 
@@ -426,6 +434,11 @@ class Dispatcher:
         if isinstance(exc, OutcomeUnknown) and hook == "execute_transaction":
             # The plugin knows it may have acted: the caller records "unknown", not a failure.
             self._record(pid, hook, guard, "error", elapsed, str(exc), blame=False)
+            raise exc
+        if isinstance(exc, ScopeDenied) and exc.reason == NO_CONSENT and hook == "page":
+            # The customer has not consented yet: the page cannot be shown until they do, which the
+            # caller asks for; the plugin did nothing wrong.
+            self._record(pid, hook, guard, "ok", elapsed)
             raise exc
         if isinstance(exc, DataUnavailable):
             # The bank's systems were late, not the plugin: left out, its breaker not charged.

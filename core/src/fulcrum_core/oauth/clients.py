@@ -201,6 +201,19 @@ class ClientStore:
             session.merge(row)
         return secret
 
+    def add_scopes(self, client_id: str, scopes: Iterable[str]) -> list[str]:
+        """Add ``scopes`` to an existing client's allowed scopes; returns the ones that were missing."""
+        with self._db.session() as session:
+            row = session.get(OAuthClientRow, client_id)
+            if row is None:
+                raise NotFound(f"no client {client_id!r}", field="client_id")
+            have = set(row.scopes.split())
+            missing = sorted(set(scopes) - have)
+            if missing:
+                row.scopes = _check_scopes(have | set(missing))
+                row.updated_at = utcnow()
+        return missing
+
     def rotate_secret(self, client_id: str) -> str:
         """A new secret for a secret-based client (the old one stops working at once)."""
         secret = secrets.token_urlsafe(32)

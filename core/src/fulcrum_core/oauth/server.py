@@ -7,6 +7,7 @@ JWTs, five minutes at most), so the resource server verifies them like any other
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any, Final
@@ -36,6 +37,8 @@ from fulcrum_core.oauth.refresh import FamilyRevoked, RefreshTokenStore
 from fulcrum_core.runtime import Runtime
 
 __all__ = ["APP_CLIENT_ID", "TOKEN_PATH", "FulcrumAuthorizationServer", "ensure_app_client", "oauth_server"]
+
+log = logging.getLogger("fulcrum.oauth")
 
 TOKEN_PATH: Final = "/oauth/token"  # noqa: S105 - a URL path, not a secret
 APP_CLIENT_ID: Final = "fulcrum-app"
@@ -193,18 +196,24 @@ class FulcrumAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
 
 def ensure_app_client(clients: ClientStore, redirect_uris: tuple[str, ...]) -> None:
-    """Register the mobile app's public client (authorization code + refresh, the app scopes) if absent."""
-    if clients.get(APP_CLIENT_ID) is None:
-        clients.register(
-            APP_CLIENT_ID,
-            kind="app",
-            name_zh="手机银行",
-            name_en="Mobile banking app",
-            auth_method="none",
-            grant_types=["authorization_code", "refresh_token"],
-            scopes=APP_SCOPES,
-            redirect_uris=redirect_uris,
-        )
+    """Register the mobile app's public client (authorization code + refresh, the app scopes) if absent,
+    and give an existing one any app scope it lacks (one added by an upgrade, such as ``pages:read``)."""
+    existing = clients.get(APP_CLIENT_ID)
+    if existing is not None:
+        added = clients.add_scopes(APP_CLIENT_ID, APP_SCOPES)
+        if added:
+            log.info("the app client may now ask for %s", ", ".join(added))
+        return
+    clients.register(
+        APP_CLIENT_ID,
+        kind="app",
+        name_zh="手机银行",
+        name_en="Mobile banking app",
+        auth_method="none",
+        grant_types=["authorization_code", "refresh_token"],
+        scopes=APP_SCOPES,
+        redirect_uris=redirect_uris,
+    )
 
 
 def oauth_server(runtime: Runtime) -> FulcrumAuthorizationServer:

@@ -8,6 +8,9 @@ beside this file.
 from fulcrum_pension.contribution import execute_transaction, register_transaction_types
 from fulcrum_pension.feeds import feed_items
 from fulcrum_pension.home import home_slot_offers
+from fulcrum_pension.pages import page
 from fulcrum_pension.search import search
 
-__all__ = ["execute_transaction", "feed_items", "home_slot_offers", "register_transaction_types", "search"]
+__all__ = [
+    "execute_transaction", "feed_items", "home_slot_offers", "page", "register_transaction_types", "search",
+]

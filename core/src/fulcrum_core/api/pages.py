@@ -1,0 +1,100 @@
+"""``GET /v1/pages/{plugin}/{path}``: the screen a plugin's deep link ``fulcrum://<plugin>/<path>`` opens.
+
+Only the plugin named in the link is asked, and only when it is on for this customer (branch
+configuration, rollout and approval as everywhere else); it sees its scoped context like in any hook.
+A page is one plugin's answer, so a failure cannot be degraded around: it is a 503 naming the plugin.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import msgspec
+from fulcrum_sdk.errors import ScopeDenied
+from fulcrum_sdk.models import Page
+from litestar import Request, get
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import PathParameter
+
+from fulcrum_core.api.deps import customer_contexts, plugin_calls
+from fulcrum_core.api.input_problems import NOT_FOUND_RESPONSE, PROBLEM_MEDIA_TYPE, InputProblem
+from fulcrum_core.dispatch.results import PluginCallError
+from fulcrum_core.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
+from fulcrum_core.runtime import runtime_of
+
+__all__ = ["PAGE_PATH", "ROUTES", "PageResponse", "page"]
+
+PAGE_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
+"""A page path as plugins' deep links spell it: letters, digits, ``. _ - /``, 1–200 characters."""
+
+_UNAVAILABLE = ResponseSpec(
+    data_container=InputProblem,
+    description="The plugin could not show the page now (it failed, was too slow or is paused); "
+    "`plugin` names it. Retry later; the rest of the app is unaffected",
+    media_type=PROBLEM_MEDIA_TYPE,
+    generate_examples=False,
+)
+
+
+class PageResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """The page, with who drew it and the request id."""
+
+    plugin: str
+    path: str
+    page: Page
+    request_id: str
+
+
+def _page_path(path: str) -> str:
+    """The path without its leading slash, or 400 naming ``path``."""
+    cleaned = path.lstrip("/")
+    if not PAGE_PATH.fullmatch(cleaned) or any(part in ("", ".", "..") for part in cleaned.split("/")):
+        raise BadRequest(
+            "path must be 1–200 characters of letters, digits, '.', '_', '-' and '/', as in the deep link "
+            f"fulcrum://<plugin>/<path>; got {path!r}",
+            field="path", code="page.invalid-path",
+        )
+    return cleaned
+
+
+@get(
+    "/v1/pages/{plugin:str}/{path:path}", opt={"scopes": ["pages:read"]}, tags=["app"],
+    summary="A plugin's page (what its deep link opens)",
+    responses={404: NOT_FOUND_RESPONSE, 503: _UNAVAILABLE},
+)
+async def page(
+    request: Request[Any, Any, Any],
+    plugin: Annotated[str, PathParameter(description="The plugin id, as in fulcrum://<plugin>/<path>.")],
+    path: Annotated[str, PathParameter(description="The deep link's path after the plugin id, e.g. report.")],
+) -> PageResponse:
+    """The page at ``path`` of ``plugin``, drawn for the customer behind the token."""
+    wanted = _page_path(path)
+    runtime = runtime_of(request)
+    found = [p for p in runtime.plugins.enabled_for("page") if p.id == plugin]
+    contexts = await customer_contexts(request)
+    calls = await plugin_calls(contexts, found) if found else []  # [] when it is off for this customer
+    if not calls:
+        raise NotFound(f"there is no plugin {plugin!r} with pages for this customer", field="plugin",
+                       code="page.unknown-plugin")
+    loaded, ctx = calls[0]
+    dispatcher = runtime.dispatcher
+    try:
+        drawn = await dispatcher.call_one(loaded, "page", ctx, deadline_ms=dispatcher.deadline_ms("page"),
+                                          path=wanted)
+    except ScopeDenied as exc:  # only a missing consent comes through: the customer can give it
+        raise Forbidden(
+            f"this page of {plugin!r} needs your consent to {exc.scope!r} first", code="consent.required",
+            plugin=plugin, missing_scopes=[exc.scope],
+        ) from None
+    except PluginCallError as exc:
+        raise ServiceUnavailable(
+            f"{plugin!r} could not show this page now ({exc.kind}); try again later",
+            code="page.unavailable", plugin=plugin, headers={"Retry-After": "1"},
+        ) from None
+    if drawn is None:
+        raise NotFound(f"{plugin!r} has no page {wanted!r}", field="path", code="page.not-found")
+    return PageResponse(plugin=plugin, path=wanted, page=drawn, request_id=contexts.request_id)
+
+
+ROUTES: list[Any] = [page]
