@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import msgspec
@@ -238,3 +239,27 @@ def test_many_mismatches_stay_within_text_limits() -> None:
     finding = next(p.finding for p in report.parts if p.key == "suitability")
     assert "等" in finding.zh_CN
     assert msgspec.convert(msgspec.to_builtins(finding), LocalizedText) == finding
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"cash": 1, "growth": 1, "preservation": 1},  # thirds: 33 + 33 + 33 would show 99 %
+        {"cash": 1, "growth": 7},  # eighths: 13 + 88 would show 101 %
+        {"cash": 1, "growth": 1, "preservation": 6},
+    ],
+)
+def test_the_mix_and_its_shown_shares_add_up_to_the_whole(values: dict[str, int]) -> None:
+    """The mix is a split of the assets: its shares add up to 100 %, in basis points and as shown."""
+    holdings = Holdings(
+        items=tuple(_holding(cls, fen, cls=cls, risk="R1", issuer=cls) for cls, fen in values.items())
+    )
+    report = check_up(holdings=holdings, accounts=None, risk=_risk("C3"), today=TODAY)
+    assert report is not None
+    assert sum(report.mix_bp.values()) == 10_000
+    finding = next(p.finding for p in report.parts if p.key == "allocation")
+    shown_zh = [int(n) for n in re.findall(r" (\d+)%（目标", finding.zh_CN)]
+    shown_en = [int(n) for n in re.findall(r" (\d+)% \(target", finding.en or "")]
+    assert len(shown_zh) == 4
+    assert sum(shown_zh) == 100
+    assert shown_en == shown_zh

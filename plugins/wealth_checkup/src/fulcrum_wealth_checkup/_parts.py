@@ -87,6 +87,25 @@ def _pct(bp: int) -> int:
     return (bp + 50) // 100
 
 
+def _apportion(amounts: list[int], units: int) -> list[int]:
+    """``amounts`` as whole shares of ``units`` that add up to exactly ``units`` (largest remainder).
+
+    Rounding each share on its own can show a mix of 33 % + 33 % + 33 % or 13 % + 13 % + 75 %; a
+    mix is a split of the whole, so the shown shares must add up to it. Ties go to the first.
+    """
+    whole = sum(amounts)
+    if whole <= 0:
+        return [0] * len(amounts)
+    shares, rests = [], []
+    for amount in amounts:
+        share, rest = divmod(amount * units, whole)
+        shares.append(share)
+        rests.append(rest)
+    for i in sorted(range(len(amounts)), key=lambda i: -rests[i])[: units - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
 def _about(fen: int) -> int:
     """An advised amount rounded to the nearest ¥100: advice, not an order, so no false precision."""
     rounded = (fen + 5_000) // 10_000 * 10_000
@@ -110,20 +129,21 @@ def target_mix(tolerance: RiskTolerance | None) -> dict[AssetClass, int]:
 def allocation(facts: Facts, target_bp: dict[AssetClass, int]) -> tuple[Measured, dict[AssetClass, int]]:
     """Score 100 minus the share of assets that would have to move to reach the target mix."""
     total, by_class = facts.total_fen, facts.by_class_fen
-    mix: dict[AssetClass, int] = {}
+    shares = _apportion([by_class.get(c, 0) for c in ASSET_CLASSES], 10_000)
+    mix: dict[AssetClass, int] = dict(zip(ASSET_CLASSES, shares, strict=True))
     moved = 0
     for c in ASSET_CLASSES:  # one plain loop: this runs on every home page
-        mix[c] = share = _bp(by_class.get(c, 0), total)
-        moved += abs(share - target_bp[c])
+        moved += abs(mix[c] - target_bp[c])
     move_bp = moved // 2
     score = _clamp(100 - move_bp / 100)
 
     def explain() -> Line:
+        pct = dict(zip(ASSET_CLASSES, _apportion(shares, 100), strict=True))  # shown shares add up to 100
         shares_zh = "、".join(
-            f"{CLASS_NAMES[c].zh_CN} {_pct(mix[c])}%（目标{_pct(target_bp[c])}%）" for c in ASSET_CLASSES
+            f"{CLASS_NAMES[c].zh_CN} {pct[c]}%（目标{_pct(target_bp[c])}%）" for c in ASSET_CLASSES
         )
         shares_en = ", ".join(
-            f"{CLASS_NAMES[c].en} {_pct(mix[c])}% (target {_pct(target_bp[c])}%)" for c in ASSET_CLASSES
+            f"{CLASS_NAMES[c].en} {pct[c]}% (target {_pct(target_bp[c])}%)" for c in ASSET_CLASSES
         )
         finding = T(
             zh_CN=f"{shares_zh}；约 {_pct(move_bp)}% 的资产需要调整。",
