@@ -89,6 +89,9 @@ def test_a_closed_product_is_refused(make_harness: MakeHarness) -> None:
         _order(make_harness("affluent"), product_id="WM-FIX-365", amount_fen=1_000_000)
     assert (refused.value.code, refused.value.field) == ("wealth.product_closed", "product_id")
     assert "2025-12-31" in refused.value.message.zh_CN
+    assert refused.value.message.en == (
+        "Steady One-year Product stopped selling on 2025-12-31; choose another listed product."
+    )
 
 
 def test_an_expired_assessment_blocks_risky_products(make_harness: MakeHarness) -> None:

@@ -86,7 +86,7 @@ def _check_customer(ctx: PluginContext, chosen: Product) -> None:
         raise _refuse(
             "product_closed",
             f"「{chosen.name.zh_CN}」本期已于{chosen.sale_until}结束募集，请选择其他在售产品。",
-            f"{chosen.name.en} stopped selling on {chosen.sale_until}; choose another listed chosen.",
+            f"{chosen.name.en} stopped selling on {chosen.sale_until}; choose another listed product.",
             "product_id",
         )
     if chosen.risk_level == "R1":
