@@ -145,6 +145,10 @@ def test_expired_assessment_caps_suitability() -> None:
     assert stale is not None
     assert (_part(fresh, "suitability"), _part(stale, "suitability")) == (100, 50)
     assert "过期" in next(p.finding.zh_CN for p in stale.parts if p.key == "suitability")
+    # What an expired assessment blocks is everything above R1 (R2 中低风险 too), in both languages.
+    advice = next(p.recommendation for p in stale.parts if p.key == "suitability")
+    assert "R1以上" in advice.zh_CN
+    assert "above R1" in (advice.en or "")
 
 
 def test_business_owner_has_idle_cash() -> None:

@@ -314,7 +314,7 @@ def suitability(facts: Facts, risk: RiskProfile | None, today: date) -> tuple[Me
         if expired:
             finding_zh += f"风险测评已于{risk.expires_on.isoformat()}过期。"
             finding_en += f" Your risk assessment expired on {risk.expires_on.isoformat()}."
-            advice_zh += "过期期间无法申购中高风险产品，请尽快重新测评。"
+            advice_zh += "过期期间无法申购R1以上的产品，请尽快重新测评。"
             advice_en += " Until you retake it, products above R1 cannot be bought."
         return Line(
             score=score,
