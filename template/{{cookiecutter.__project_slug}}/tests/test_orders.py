@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 from fulcrum_sdk import ScopeDenied, TransactionRefused
+from fulcrum_sdk.errors import OutcomeUnknown
 from fulcrum_sdk.storage import MemoryStorage
 from fulcrum_sdk.testing import PluginHarness
 
@@ -101,11 +102,29 @@ def test_an_order_in_flight_refuses_a_second_attempt() -> None:
         # Re-enter before the first attempt stores its result, as a concurrent worker would.
         with pytest.raises(TransactionRefused) as refused:
             harness.execute(TYPE, params, idempotency_key="key-3")
-        assert refused.value.code == f"{PLUGIN_ID}.in_progress"
+        assert refused.value.code == f"{PLUGIN_ID}.request_in_progress"
         real_put(key, value)
 
     harness.storage.put = put_after_second_attempt  # type: ignore[method-assign]
     harness.execute(TYPE, params, idempotency_key="key-3")
+    assert harness.storage.counter("sold:starter") == 1
+
+
+def test_a_sale_whose_result_cannot_be_stored_is_unknown_and_never_repeated() -> None:
+    """Sold but not remembered: ``OutcomeUnknown`` (the host records the order as unknown, not as
+    failed), and a retry with the same key is refused as in progress instead of selling again."""
+    harness = PluginHarness(plugin)
+    params = {"plan_id": "starter", "amount_fen": STARTER.price_fen}
+
+    def put_fails(key: str, value: Any) -> None:
+        raise OSError("storage went away")
+
+    harness.storage.put = put_fails  # type: ignore[method-assign]
+    with pytest.raises(OutcomeUnknown):
+        harness.execute(TYPE, params, idempotency_key="key-4")
+    with pytest.raises(TransactionRefused) as refused:
+        harness.execute(TYPE, params, idempotency_key="key-4")
+    assert refused.value.code == f"{PLUGIN_ID}.request_in_progress"
     assert harness.storage.counter("sold:starter") == 1
 
 

@@ -8,7 +8,7 @@ from fulcrum_sdk.testing import PluginHarness
 
 import {{ c.__package }} as plugin
 from {{ c.__package }}._about import NAME, PLUGIN_ID
-from {{ c.__package }}.plans import PLANS
+from {{ c.__package }}.plans import PLANS, yuan
 
 
 @pytest.mark.parametrize("query", [NAME.zh_CN, PLUGIN_ID])
@@ -33,3 +33,12 @@ def test_unrelated_queries_find_nothing() -> None:
 def test_no_hits_without_the_search_scope() -> None:
     """Without ``search:contribute`` the plugin contributes nothing to search."""
     assert PluginHarness(plugin, scopes=()).search(NAME.zh_CN) == []
+
+
+@pytest.mark.parametrize(
+    ("fen", "shown"),
+    [(990, "¥9.90"), (0, "¥0.00"), (123_456_789, "¥1,234,567.89"), (-150, "-¥1.50"), (-5, "-¥0.05")],
+)
+def test_prices_are_shown_as_yuan(fen: int, shown: str) -> None:
+    """Amounts in fen display as the app prints them; a negative one (a refund) keeps its sign in front."""
+    assert yuan(fen) == shown

@@ -8,7 +8,6 @@ when the host calls again with the same idempotency key.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Annotated, Literal
 
@@ -23,6 +22,7 @@ from fulcrum_sdk import (
     hookimpl,
 )
 from fulcrum_sdk import LocalizedText as T
+from fulcrum_sdk.idempotency import run_once
 
 from {{ cookiecutter.__package }}._about import NAME, PLUGIN_ID
 from {{ cookiecutter.__package }}.plans import PLANS, Plan
@@ -66,29 +66,20 @@ def register_transaction_types(register: Callable[[TransactionType], None]) -> N
 def execute_transaction(ctx: PluginContext, request: TransactionRequest) -> TransactionResult:
     """Sell ``quantity`` of a plan, at most once per customer and idempotency key.
 
-    When the host calls again with the same key (a retried worker, reconciliation) the stored result
-    is returned and the stock is not taken twice; a claim counter bounded at 1 refuses a concurrent
-    second attempt instead of letting both sell.
+    ``run_once`` returns the stored result when the host calls again with the same key (a retried
+    worker, reconciliation), so the stock is not taken twice; it refuses a concurrent second attempt
+    (``<plugin>.request_in_progress``, which reconciliation recognises) instead of letting both sell;
+    and when the sale went through but its result could not be stored, it raises ``OutcomeUnknown``
+    so the host records the order as unknown rather than telling the customer it failed.
     """
     params: OrderParams = request.params
-    digest = hashlib.sha256(f"{ctx.customer.id}\x00{request.idempotency_key}".encode()).hexdigest()
-    stored = ctx.storage.get(f"order:{digest}")
-    if stored is not None:
-        return msgspec.convert(stored, TransactionResult)
-    try:
-        ctx.storage.add(f"claim:{digest}", 1, upper=1)
-    except LimitExceeded:
-        raise TransactionRefused(
-            f"{PLUGIN_ID}.in_progress",
-            T(zh_CN="该订单正在处理中，请勿重复提交", en="This order is already being processed"),
-        ) from None
-    try:
-        result = _sell(ctx, PLANS[params.plan_id], params.quantity, request.id)
-    except BaseException:
-        ctx.storage.add(f"claim:{digest}", -1, lower=0)  # nothing was sold: a retry may try again
-        raise
-    ctx.storage.put(f"order:{digest}", msgspec.to_builtins(result))
-    return result
+    plan = PLANS[params.plan_id]
+    return run_once(
+        ctx,
+        request.idempotency_key,
+        lambda: _sell(ctx, plan, params.quantity, request.id),
+        code_prefix=PLUGIN_ID,
+    )
 
 
 def _sell(ctx: PluginContext, plan: Plan, quantity: int, request_id: str) -> TransactionResult:

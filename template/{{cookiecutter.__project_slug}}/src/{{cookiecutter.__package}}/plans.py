@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import msgspec
 from fulcrum_sdk import LocalizedText as T
+from fulcrum_sdk.money import yuan  # ¥1,234.56, and -¥12.34 for a negative amount
 
 __all__ = ["PLANS", "Plan", "yuan"]
 
@@ -28,8 +29,3 @@ PLANS: dict[str, Plan] = {
     )
 }
 
-
-def yuan(fen: int) -> str:
-    """Display an amount in fen as ``¥1,234.56``, with integer arithmetic only."""
-    whole, cents = divmod(fen, 100)
-    return f"¥{whole:,}.{cents:02d}"
