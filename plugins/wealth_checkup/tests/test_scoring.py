@@ -267,3 +267,16 @@ def test_the_mix_and_its_shown_shares_add_up_to_the_whole(values: dict[str, int]
     assert len(shown_zh) == 4
     assert sum(shown_zh) == 100
     assert shown_en == shown_zh
+
+
+def test_the_allocation_score_is_100_minus_the_share_it_says_must_move() -> None:
+    """At a half point (26.5 % to move, shown as 27 %) the score is 73, not 74 from rounding to even."""
+    values = {"cash": 1_000, "protection": 2_000, "growth": 5_650, "preservation": 1_350}
+    holdings = Holdings(
+        items=tuple(_holding(cls, fen, cls=cls, risk="R1", issuer=cls) for cls, fen in values.items())
+    )
+    report = check_up(holdings=holdings, accounts=None, risk=_risk("C3"), today=TODAY)
+    assert report is not None
+    allocation = next(p for p in report.parts if p.key == "allocation")
+    assert "约 27% 的资产需要调整" in allocation.finding.zh_CN
+    assert allocation.score == 100 - 27

@@ -135,7 +135,7 @@ def allocation(facts: Facts, target_bp: dict[AssetClass, int]) -> tuple[Measured
     for c in ASSET_CLASSES:  # one plain loop: this runs on every home page
         moved += abs(mix[c] - target_bp[c])
     move_bp = moved // 2
-    score = _clamp(100 - move_bp / 100)
+    score = max(0, 100 - _pct(move_bp))  # exactly what the finding says must move
 
     def explain() -> Line:
         pct = dict(zip(ASSET_CLASSES, _apportion(shares, 100), strict=True))  # shown shares add up to 100
