@@ -242,6 +242,7 @@ def test_many_mismatches_stay_within_text_limits() -> None:
     assert report is not None
     finding = next(p.finding for p in report.parts if p.key == "suitability")
     assert "等" in finding.zh_CN
+    assert "and others" in (finding.en or "")  # the English list is cut short too, and says so
     assert msgspec.convert(msgspec.to_builtins(finding), LocalizedText) == finding
 
 

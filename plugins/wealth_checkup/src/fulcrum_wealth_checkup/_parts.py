@@ -292,7 +292,9 @@ def suitability(facts: Facts, risk: RiskProfile | None, today: date) -> tuple[Me
             names = "、".join(f"{h.name.zh_CN}（{h.risk_level}）" for h in above[:3]) + (
                 "等" if len(above) > 3 else ""
             )
-            names_en = ", ".join(f"{h.name.en or h.name.zh_CN} ({h.risk_level})" for h in above[:3])
+            names_en = ", ".join(f"{h.name.en or h.name.zh_CN} ({h.risk_level})" for h in above[:3]) + (
+                " and others" if len(above) > 3 else ""
+            )
             finding_zh = (
                 f"{len(above)}只产品高于您的风险承受能力（{tolerance}）：{names}，"
                 f"合计 {yuan(value)}，占 {share}%。"
