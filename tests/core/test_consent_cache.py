@@ -326,3 +326,53 @@ def test_revoking_over_http_takes_effect_on_the_next_home_request(
     assert r.json()["status"] == "revoked"
     assert notice() == ["denied"]
     assert reads == [CUSTOMER, CUSTOMER]
+
+
+def test_a_transaction_reads_consents_fresh_even_while_a_revoked_one_is_cached(
+    make_app: Any, kit: Any
+) -> None:
+    """Transactions always read fresh: a consent revoked by another worker (whose write cannot drop this
+    worker's entry) no longer reaches a partner's execute_transaction, however long the cache lives."""
+    import msgspec
+    from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionResult, TransactionType
+
+    class Params(msgspec.Struct, frozen=True):
+        note: str
+
+    def register_transaction_types(register: Any) -> None:
+        register(TransactionType(
+            key="partner.order", name=LocalizedText(zh_CN="下单"), description=LocalizedText(zh_CN="下单"),
+            params=Params, amount_field=None,
+        ))
+
+    def execute_transaction(ctx: Any, request: TransactionRequest) -> TransactionResult:
+        return TransactionResult(status="succeeded", data={"profile": ctx.data.allows("profile:basic")})
+
+    app = make_app(
+        kit.plugin(
+            PARTNER, kind="partner", scopes=["profile:basic"], transaction_types=["partner.order"],
+            register_transaction_types=register_transaction_types, execute_transaction=execute_transaction,
+        ),
+        consent_cache_ms=600_000,
+    )
+
+    def order(key: str) -> bool:
+        r = app.client.post(
+            "/v1/transactions", json={"type": "partner.order", "params": {"note": key}},
+            headers={"Authorization": f"Bearer {app.token()}", "Idempotency-Key": key},
+        )
+        assert r.status_code == 201, r.text
+        return bool(r.json()["result"]["data"]["profile"])
+
+    consent_id = ConsentStore(app.runtime.db).grant(
+        CUSTOMER, PARTNER, PROFILE, "测试", datetime.now(UTC) + timedelta(days=1)
+    )
+    # A display request fills this worker's cache with the live consent.
+    contexts = app.runtime.contexts.for_request(CUSTOMER, request_id="warm")
+    assert contexts.consents() == {PARTNER: PROFILE}
+    assert order("k-1") is True
+
+    other_worker = Database(app.runtime.db.url)  # its writes cannot reach this worker's cache
+    ConsentStore(other_worker).revoke(consent_id, CUSTOMER)
+    assert app.runtime.contexts.consent_cache.get(CUSTOMER, datetime.now(UTC)) == {PARTNER: PROFILE}
+    assert order("k-2") is False

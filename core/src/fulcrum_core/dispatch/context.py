@@ -115,10 +115,13 @@ class ContextFactory:
         request_id: str,
         now: datetime | None = None,
         profile: Profile | None = None,
+        fresh: bool = False,
     ) -> RequestContexts:
         """Contexts for one customer request; raises ``Forbidden`` when the bank has no profile for them.
 
         ``profile``: the customer's profile when the caller already has it (read off the event loop).
+        ``fresh``: read the customer's consents from the database, never from the worker's cache (the
+        transaction path: a consent revoked in another worker must not be honoured there).
         """
         known = profile is not None
         if profile is None:
@@ -128,7 +131,9 @@ class ContextFactory:
         customer = Customer(
             id=customer_ref, segment=profile.segment, branch=profile.branch, locale=profile.locale
         )
-        contexts = RequestContexts(self, customer, request_id=request_id, now=now or datetime.now(UTC))
+        contexts = RequestContexts(
+            self, customer, request_id=request_id, now=now or datetime.now(UTC), fresh=fresh
+        )
         if known:
             contexts.records.put("profile", profile)
         return contexts
@@ -183,14 +188,22 @@ class RequestContexts:
     """The contexts of one request: the bank's view of the customer, and one context per plugin."""
 
     __slots__ = (
-        "_branch", "_consents", "_consents_unknown", "_contexts", "_factory", "_records",
+        "_branch", "_consents", "_consents_unknown", "_contexts", "_factory", "_fresh", "_records",
         "customer", "data_until", "now", "request_id",
     )
 
     def __init__(
-        self, factory: ContextFactory, customer: Customer, *, request_id: str, now: datetime
+        self,
+        factory: ContextFactory,
+        customer: Customer,
+        *,
+        request_id: str,
+        now: datetime,
+        fresh: bool = False,
     ) -> None:
         self._factory = factory
+        # Consents from the database only, never the worker's cache (see ``ContextFactory.for_request``).
+        self._fresh = fresh
         self.customer = customer
         self.request_id = request_id
         self.now = now
@@ -249,6 +262,8 @@ class RequestContexts:
         """
         if self._consents is not None or not any(p.kind == "partner" for p in plugins):
             return False
+        if self._fresh:
+            return True
         cache = self._factory.consent_cache
         self._consents, due = cache.probe(self.customer_ref, self.now)
         if due:
@@ -261,7 +276,7 @@ class RequestContexts:
         database. A read that fails is not cached, and leaves them unknown for this request (see
         :meth:`aconsents`)."""
         if self._consents is None:
-            store = ConsentStore(self._factory.db, cache=self._factory.consent_cache)
+            store = ConsentStore(self._factory.db, cache=self._consent_cache)
             try:
                 self._consents = store.live_scopes(self.customer_ref, now=self.now)
             except Exception as exc:
@@ -280,7 +295,7 @@ class RequestContexts:
         """
         if self._consents is not None:
             return self._consents
-        store = ConsentStore(self._factory.db, cache=self._factory.consent_cache)
+        store = ConsentStore(self._factory.db, cache=self._consent_cache)
         with anyio.CancelScope(deadline=self._until(until)) as wait:
             try:
                 self._consents = await store.alive_scopes(self.customer_ref, now=self.now)
@@ -289,6 +304,10 @@ class RequestContexts:
         if wait.cancelled_caught:
             self._unknown_consents("did not arrive in time")
         return self._consents or {}
+
+    @property
+    def _consent_cache(self) -> ConsentCache | None:
+        return None if self._fresh else self._factory.consent_cache
 
     def _unknown_consents(self, why: str) -> None:
         self._consents, self._consents_unknown = {}, True

@@ -108,7 +108,9 @@ _T = TypeVar("_T")
 
 
 class _Contexts(Protocol):
-    def for_request(self, customer_ref: str, *, request_id: str, now: datetime | None = None) -> Any: ...
+    def for_request(
+        self, customer_ref: str, *, request_id: str, now: datetime | None = None, fresh: bool = False
+    ) -> Any: ...
     def storage(self, plugin_id: str, *, fresh: bool = False) -> PluginStorage: ...
 
 
@@ -273,7 +275,8 @@ class TransactionService:
             )
         tx_id = uuid.uuid4().hex
         now = utcnow()
-        contexts = self._contexts.for_request(customer_ref, request_id=tx_id, now=now)
+        # Consents read fresh too: one revoked in another worker must not reach the plugin.
+        contexts = self._contexts.for_request(customer_ref, request_id=tx_id, now=now, fresh=True)
         checks.check_enabled_for_customer(contexts, plugin, body.type)
         risk = self._risk_of(plugin.id, tx_type, params)
         checks.check_suitability(risk, self._provider.risk(customer_ref), self._today())
@@ -465,7 +468,9 @@ class TransactionService:
         plugin, tx_type = active
         try:
             params = msgspec.convert(row.params, tx_type.params)
-            contexts = self._contexts.for_request(row.customer_ref, request_id=row.id, now=row.created_at)
+            contexts = self._contexts.for_request(
+                row.customer_ref, request_id=row.id, now=row.created_at, fresh=True
+            )
         except Exception as exc:
             log.warning("transaction %s cannot be asked about again: %s", row.id, exc)
             return None
