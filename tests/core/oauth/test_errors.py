@@ -295,3 +295,22 @@ async def test_another_clients_refresh_token(
     )
     tokens = await _tokens(browser, consent, "home:read")
     assert _error(await _refresh(browser, tokens["refresh_token"], client_id="other-app")) == "invalid_grant"
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+@pytest.mark.parametrize(
+    "credentials", [b"\xff\xfe:\xff", b"plugin-x:\xff", b"\xc3(:secret"], ids=["both", "secret", "id"]
+)
+async def test_basic_credentials_that_are_not_utf8_are_invalid_client(
+    browser: httpx.AsyncClient, path: str, credentials: bytes
+) -> None:
+    """HTTP Basic credentials that do not decode as UTF-8 are a failed client authentication (401
+    ``invalid_client``), not a server error."""
+    import base64
+
+    response = await browser.post(
+        path,
+        data={"grant_type": "client_credentials", "token": "t"},
+        headers={"Authorization": "Basic " + base64.b64encode(credentials).decode()},
+    )
+    assert _error(response, 401) == "invalid_client"

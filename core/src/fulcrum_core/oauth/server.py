@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError, OAuth2Error
+from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc9207 import IssuerParameter
 from fulcrum_sdk.scopes import APP_SCOPES, SCOPES
@@ -56,6 +57,16 @@ class _Issuer(IssuerParameter):  # type: ignore[misc]
 
     def get_issuer(self) -> str:
         return self._issuer
+
+
+def _client_secret_basic(query_client: Any, request: Any) -> OAuthClient | None:
+    """authlib's ``client_secret_basic``, where credentials that are not UTF-8 fail authentication
+    (401 ``invalid_client``) instead of escaping as a ``UnicodeDecodeError`` (a 500)."""
+    try:
+        client: OAuthClient | None = authenticate_client_secret_basic(query_client, request)
+    except UnicodeDecodeError:
+        return None
+    return client
 
 
 class _PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
@@ -108,6 +119,7 @@ class FulcrumAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.refresh_tokens = RefreshTokenStore(db)
         self.codes = CodeStore(db, self.refresh_tokens)
         self.register_token_generator("default", self._generate)
+        self.register_client_auth_method("client_secret_basic", _client_secret_basic)
         self.register_client_auth_method("private_key_jwt", _PrivateKeyJWT(issuer))
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
         self.register_grant(RefreshTokenGrant)
