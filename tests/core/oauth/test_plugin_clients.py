@@ -214,3 +214,52 @@ async def test_a_registered_key_that_does_not_import_is_invalid_client_not_a_500
         with pytest.raises(OAuthError) as refused:
             await client.fetch_token(TOKEN_URL, grant_type="client_credentials")
         assert refused.value.error == "invalid_client"
+
+
+def _assertion(key: ECKey, client_id: str, *, lifetime: int = 60) -> str:
+    """A client assertion of ``client_id`` signed with ``key``, expiring ``lifetime`` seconds from now."""
+    import secrets
+    import time
+
+    from joserfc import jwt
+
+    now = int(time.time())
+    claims = {
+        "iss": client_id, "sub": client_id, "aud": TOKEN_URL, "iat": now, "exp": now + lifetime,
+        "jti": secrets.token_urlsafe(8),
+    }
+    return jwt.encode({"alg": "ES256", "kid": key.kid}, claims, key)
+
+
+def _assertion_grant(app: Any, assertion: str, **extra: str) -> httpx.Response:
+    response: httpx.Response = app.client.post("/oauth/token", data={
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion,
+        **extra,
+    })
+    return response
+
+
+def test_a_client_assertion_must_be_short_lived(oauth_app: Any) -> None:
+    """Assertion ids are remembered only in memory until the assertion expires, so one living for a
+    year would be a credential replayable after every restart: more than an hour (authlib's default
+    lifetime) is refused."""
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    sync_plugin_clients(_db(oauth_app), {"fund": _partner(key)})
+    assert _assertion_grant(oauth_app, _assertion(key, "plugin-fund", lifetime=3600)).status_code == 200
+    refused = _assertion_grant(oauth_app, _assertion(key, "plugin-fund", lifetime=365 * 86400))
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"] == "invalid_client"
+
+
+def test_client_id_must_name_the_client_of_the_assertion(oauth_app: Any) -> None:
+    """RFC 7521 section 4.2: a client_id sent with an assertion must identify the asserting client;
+    a mismatch is invalid_client, not a token for the assertion's client."""
+    fund, other = ECKey.generate_key("P-256", auto_kid=True), ECKey.generate_key("P-256", auto_kid=True)
+    sync_plugin_clients(_db(oauth_app), {"fund": _partner(fund), "other": _partner(other)})
+    same = _assertion_grant(oauth_app, _assertion(fund, "plugin-fund"), client_id="plugin-fund")
+    assert same.status_code == 200, same.text
+    mismatch = _assertion_grant(oauth_app, _assertion(fund, "plugin-fund"), client_id="plugin-other")
+    assert mismatch.status_code in (400, 401), mismatch.text
+    assert mismatch.json()["error"] == "invalid_client"

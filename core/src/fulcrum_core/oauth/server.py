@@ -47,6 +47,9 @@ APP_CLIENT_ID: Final = "fulcrum-app"
 _EXTRA_KEY: Final = "oauth_server"
 _BUILD_LOCK = threading.Lock()
 _KINDS: Final[dict[str, PrincipalKind]] = {"customer": "customer", "staff": "staff", "client": "client"}
+MAX_ASSERTION_SECONDS: Final = 3600
+"""How far in the future a client assertion's ``exp`` may lie (RFC 7523 section 3 lets us refuse more);
+an hour is what authlib's ``PrivateKeyJWT`` signs by default."""
 
 
 class _Issuer(IssuerParameter):  # type: ignore[misc]
@@ -73,7 +76,10 @@ class _PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
     """``private_key_jwt`` (RFC 7523 §2.2): partner backends sign an assertion with their own key.
 
     Assertion ids are remembered until they expire, per worker; a replay to another worker within
-    the assertion's lifetime (``leeway`` plus its ``exp``) is not caught.
+    the assertion's lifetime (``leeway`` plus its ``exp``) is not caught. That lifetime is at most
+    ``MAX_ASSERTION_SECONDS``: an assertion expiring later would outlive the memory of its id (a
+    restart) and be a standing credential. A ``client_id`` sent beside the assertion must be its
+    client's (RFC 7521 section 4.2).
     """
 
     CLIENT_AUTH_METHOD = "private_key_jwt"
@@ -83,6 +89,21 @@ class _PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
         self._audiences = [issuer + TOKEN_PATH, issuer]
         self._seen: dict[str, float] = {}
         self._lock = threading.Lock()
+
+    def __call__(self, query_client: Any, request: Any) -> OAuthClient | None:
+        client: OAuthClient | None = super().__call__(query_client, request)
+        named = request.payload.client_id
+        if client is not None and named and named != client.client_id:
+            raise InvalidClientError(description="client_id does not name the client of the client assertion")
+        return client
+
+    def verify_claims(self, claims: Any) -> None:
+        exp = claims.get("exp")
+        if isinstance(exp, int | float) and exp > time.time() + MAX_ASSERTION_SECONDS + self.leeway:
+            raise InvalidClientError(
+                description=f"the client assertion must expire within {MAX_ASSERTION_SECONDS} seconds"
+            )
+        super().verify_claims(claims)
 
     def get_audiences(self) -> list[str]:
         return self._audiences
