@@ -15,6 +15,7 @@ from fulcrum_core.data.types import utcnow
 from fulcrum_core.oauth.clients import hash_secret
 from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, plugin_client_id, sync_plugin_clients
 from fulcrum_core.oauth.refresh import RefreshTokenStore
+from fulcrum_core.oauth.server import oauth_server
 from fulcrum_sdk.errors import ScopeDenied
 from joserfc.jwk import ECKey
 
@@ -211,3 +212,34 @@ async def test_revoking_a_consent_revokes_the_partners_refresh_tokens_for_that_c
     assert store.rotate(rotated_from) is None  # reusing the rotated token finds a revoked family
     assert not revoked(someone_else)
     assert not revoked(the_app)
+
+
+@pytest.mark.anyio
+async def test_a_narrower_authorization_revokes_the_partners_broader_refresh_tokens(
+    partner_app: Any, partner_browser: Any
+) -> None:
+    """Authorizing again supersedes the earlier consent: the refresh families minted under it (which
+    carry its scopes) go too, so the partner cannot keep minting tokens for a scope the customer
+    has just left out."""
+    runtime = partner_app.runtime
+    client = plugin_client_id(PARTNER)
+    wider = oauth_server(runtime).clients.get(client)
+    assert wider is not None
+    policy = PluginClientPolicy(
+        "partner", frozenset({*SCOPES, "pension:read"}), True, jwks=wider.jwks, redirect_uris=(REDIRECT,)
+    )
+    sync_plugin_clients(runtime.db, {PARTNER: policy})
+    first = await submit_consent(partner_browser, _authorize_url("holdings:read pension:read"))
+    assert first.status_code == 302
+    store = RefreshTokenStore(runtime.db)
+    # What the partner's backend holds after redeeming that code.
+    pairwise = runtime.contexts.pairwise_id(PARTNER, CUSTOMER)
+    earlier = store.issue(
+        family_id=None, client_id=client, subject=pairwise, subject_kind="customer",
+        scope="holdings:read pension:read",
+    )
+
+    assert (await submit_consent(partner_browser, _authorize_url("holdings:read"))).status_code == 302
+    live = [c for c in partner_app.get("/v1/consents").json()["consents"] if c["status"] == "authorised"]
+    assert [c["scopes"] for c in live] == [["holdings:read"]]
+    assert store.rotate(earlier) is None

@@ -102,9 +102,15 @@ def decide(
             data_scopes = sorted(set(request.scope.split()) & CUSTOMER_DATA_SCOPES)
             if data_scopes:
                 # The new consent supersedes older live ones, so one DELETE really ends the access.
+                superseded = False
                 for earlier in consents.list(customer_ref):
                     if earlier.plugin_id == client.plugin_id and earlier.status in ("awaiting", "authorised"):
                         consents.revoke(earlier.id, customer_ref)
+                        superseded = True
+                if superseded:
+                    # So do the refresh families minted under them: they carry the scopes given then.
+                    subjects = (customer_ref, pairwise_id(client.plugin_id, customer_ref))
+                    server.refresh_tokens.revoke_subject(client.client_id, subjects)
                 consents.grant(
                     customer_ref,
                     client.plugin_id,
