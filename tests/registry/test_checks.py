@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,32 @@ def test_garbage_is_not_a_wheel_and_nothing_else_runs(tmp_path: Path) -> None:
     assert failed(results) == {"wheel.well_formed"}
     assert {r.status for r in results if r.id != "wheel.well_formed"} == {"skipped"}
     assert by_id(results)["wheel.well_formed"].fix == CHECKS["wheel.well_formed"].fix
+
+
+def _damage(path: Path, member: str, how: str) -> Path:
+    """Damage one member of a built wheel in place: flip a byte of its data, or mark its header."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = next(i for i in zf.infolist() if i.filename.endswith(member))
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    if how == "crc":
+        data[start + info.compress_size // 2] ^= 0xFF
+    elif how == "encrypted":  # general purpose bit 0, in the central directory entry
+        central = data.index(b"PK\x01\x02")
+        while data[central + 46 : central + 46 + len(info.filename)] != info.filename.encode():
+            central = data.index(b"PK\x01\x02", central + 4)
+        data[central + 8] |= 0x01
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("member", ["dist-info/WHEEL", "dist-info/RECORD", "dist-info/METADATA", "plugin.py"])
+@pytest.mark.parametrize("how", ["crc", "encrypted"])
+def test_a_damaged_archive_fails_well_formed(wheels: Wheels, member: str, how: str) -> None:
+    """A member that cannot be read (bad data, encrypted) fails wheel.well_formed; nothing raises."""
+    results = check_wheel(_damage(wheels(), member, how), OWNER)
+    assert failed(results) == {"wheel.well_formed"}
+    assert any("damaged" in d for d in by_id(results)["wheel.well_formed"].details)
 
 
 def _corrupt(name: str, data: bytes) -> Callable[[dict[str, bytes]], None]:

@@ -96,6 +96,20 @@ def test_garbage_upload_is_recorded_as_failed(
     assert release.manifest is None
 
 
+def test_a_wheel_with_a_damaged_member_is_recorded_as_failed(
+    registry: RegistryService, wheels: Callable[..., Path]
+) -> None:
+    """A zip whose member fails its CRC is filed checks_failed like any broken wheel, not an error."""
+    path = wheels()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0xFF  # inside a member's compressed data, before the central directory
+    release = registry.submit(
+        bytes(data), filename=path.name, publisher_id="pension-dept", submitted_by="alice"
+    )
+    assert release.state == "checks_failed"
+    assert release.failed_checks == ("wheel.well_formed",)
+
+
 def test_same_bytes_are_stored_once(
     registry: RegistryService, wheels: Callable[..., Path], tmp_path: Path
 ) -> None:

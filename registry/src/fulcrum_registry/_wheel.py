@@ -15,6 +15,7 @@ import hashlib
 import importlib.metadata
 import io
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 import msgspec
@@ -28,6 +29,16 @@ MAX_UNCOMPRESSED = 256 * 1024 * 1024
 """A wheel that unpacks to more than this is refused before anything is read (zip bombs)."""
 
 _SIGNATURES = ("RECORD.jws", "RECORD.p7s")
+_CORRUPT = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    OSError,
+    UnicodeDecodeError,
+)
+"""What reading a damaged member raises: a bad CRC or stream, an unsupported method, encryption."""
 _ALLOWED_HASHES = frozenset({"sha256", "sha384", "sha512", "blake2b", "sha3_256", "sha3_384", "sha3_512"})
 
 
@@ -192,16 +203,34 @@ def inspect_wheel(path: str | Path, *, filename: str | None = None) -> WheelFact
         problems.append(f"not a wheel filename: {exc}")
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except _CORRUPT as exc:
         problems.append(f"not a zip archive: {exc}")
-        return WheelFacts(
-            path=path,
-            filename=filename,
-            name=name,
-            version=version,
-            problems=tuple(problems),
-            manifest_problem="the artifact is not a readable zip archive",
-        )
+        return _unreadable(path, filename, name, version, problems)
+    try:
+        return _inspect_archive(zf, path, filename, name, version, problems)
+    except _CORRUPT as exc:
+        problems.append(f"the archive is damaged: {exc}")
+        return _unreadable(path, filename, name, version, problems)
+
+
+def _unreadable(
+    path: Path, filename: str, name: str | None, version: str | None, problems: list[str]
+) -> WheelFacts:
+    """The facts of an artifact whose archive cannot be read (every check but the first is skipped)."""
+    return WheelFacts(
+        path=path,
+        filename=filename,
+        name=name,
+        version=version,
+        problems=tuple(problems),
+        manifest_problem="the artifact is not a readable zip archive",
+    )
+
+
+def _inspect_archive(
+    zf: zipfile.ZipFile, path: Path, filename: str, name: str | None, version: str | None, problems: list[str]
+) -> WheelFacts:
+    """``inspect_wheel`` once the archive opened; reading a damaged member raises one of ``_CORRUPT``."""
     metadata_name = metadata_version = None
     entry_points: tuple[EntryPoint, ...] = ()
     with zf:
