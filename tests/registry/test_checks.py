@@ -235,6 +235,25 @@ def test_metadata_version_that_differs_from_the_filename_fails(wheels: Wheels) -
 
 
 @pytest.mark.parametrize(
+    ("knobs", "detail"),
+    [
+        ({"manifest_version": "1.0"}, "fulcrum-plugin.toml says '1.0', METADATA says '1.0.0'"),
+        ({"version": "1.0.0rc1", "metadata_version": "1.0.0-rc1"}, "'1.0.0-rc1' is not normalised"),
+    ],
+    ids=["manifest-spelling", "metadata-spelling"],
+)
+def test_versions_equal_only_under_pep440_fail(
+    wheels: Wheels, manifest: Manifest, knobs: dict[str, str], detail: str
+) -> None:
+    """The host matches and loads a plugin by METADATA's exact version text, so the spellings must agree."""
+    version = knobs.pop("manifest_version", None)
+    body = manifest(version=version) if version else manifest()
+    results = check_wheel(wheels(manifest=body, **knobs), OWNER)
+    assert failed(results) == {"manifest.version_matches_wheel"}
+    assert any(detail in d for d in by_id(results)["manifest.version_matches_wheel"].details)
+
+
+@pytest.mark.parametrize(
     ("prior", "ok"),
     [
         ((PriorRelease("1.0.0", "approved"),), False),

@@ -200,6 +200,19 @@ def _version_matches(facts: WheelFacts, ctx: CheckContext) -> CheckResult:
             problems.append(f"{source} has an invalid version {text!r}")
     if len(set(versions.values())) > 1:
         problems.append(", ".join(f"{source} says {claims[source]}" for source in versions))
+    elif "METADATA" in versions:
+        # The host matches an installed plugin to its release by METADATA's text, and loads a manifest
+        # only if its own ``version`` is that same text: equal under PEP 440 is not enough.
+        written = facts.metadata_version
+        if written != str(versions["METADATA"]):
+            problems.append(
+                f"METADATA's version {written!r} is not normalised (PEP 440: {versions['METADATA']})"
+            )
+        declared = facts.manifest_declared_version
+        if declared is not None and declared != written:
+            problems.append(
+                f"fulcrum-plugin.toml says {declared!r}, METADATA says {written!r}: write it the same"
+            )
     return _verdict("manifest.version_matches_wheel", problems)
 
 
