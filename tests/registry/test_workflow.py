@@ -137,6 +137,24 @@ def test_submitter_cannot_approve_or_reject(
     assert registry.get_release(rid).state == "in_review"
 
 
+def test_four_eyes_sees_one_person_through_case_and_spacing(
+    registry: RegistryService, submit: Submit, approve: Approve, manifest: Manifest
+) -> None:
+    """A name in another case, spacing or Unicode form neither reviews its own release nor approves twice."""
+    rid = submit(by="alice@bank.example").id
+    for alias in ("Alice@Bank.example", "ALICE@BANK.EXAMPLE", "ａｌｉｃｅ@bank.example"):
+        with pytest.raises(FourEyesViolation):
+            approve(rid, alias)
+        with pytest.raises(FourEyesViolation):
+            registry.reject(rid, reviewer=alias, reasons=["withdraw"])
+    high = submit(manifest=manifest(**HIGH), version="1.1.0").id
+    approve(high, "bob smith")
+    with pytest.raises(FourEyesViolation, match="already approved"):
+        approve(high, "Bob  Smith")
+    assert registry.get_release(high).state == "in_review"
+    assert registry.get_release(rid).state == "in_review"
+
+
 def test_high_sensitivity_needs_two_distinct_approvers(
     registry: RegistryService, submit: Submit, approve: Approve, manifest: Manifest
 ) -> None:

@@ -53,6 +53,7 @@ from fulcrum_registry.workflow import (
     check_grant,
     check_reasons,
     next_state,
+    person_key,
 )
 
 __all__ = ["DEFAULT_MAX_ARTIFACT_BYTES", "RegistryService"]
@@ -321,7 +322,7 @@ class RegistryService:
     def _reviewable(self, session: Session, release_id: int, reviewer: str, action: Action) -> Release:
         row = self._release(session, release_id, lock=True)
         next_state(row.id, ReleaseState(row.state), action)  # refuse early with the current state
-        if reviewer == row.submitted_by:
+        if person_key(reviewer) == person_key(row.submitted_by):
             raise FourEyesViolation(f"{reviewer!r} submitted release {row.id} and cannot review it")
         return row
 
@@ -356,7 +357,7 @@ class RegistryService:
                     select(Review).where(Review.release_id == row.id, Review.decision == "approve")
                 )
             )
-            if any(a.reviewer == reviewer for a in approvals):
+            if any(person_key(a.reviewer) == person_key(reviewer) for a in approvals):
                 raise FourEyesViolation(
                     f"{reviewer!r} already approved release {row.id}; another reviewer must"
                 )

@@ -8,6 +8,8 @@
 Decisions recorded here (and why):
 
 * **Four eyes.** Nobody decides on a release they submitted, and each reviewer's approval counts once.
+  People are compared by ``person_key``: ``Alice@Bank.example`` and ``alice@bank.example`` are one
+  person, not a submitter and a distinct reviewer.
 * **Two approvers** are needed when the release *requests* any ``Sensitivity.HIGH`` scope, even if the
   first approver leaves an optional high scope out of the grant: the request itself is the risk a
   second pair of eyes must see.
@@ -22,6 +24,7 @@ Decisions recorded here (and why):
 from __future__ import annotations
 
 import enum
+import unicodedata
 from collections.abc import Iterable, Mapping
 
 from fulcrum_sdk.scopes import SCOPES, Sensitivity
@@ -39,6 +42,7 @@ __all__ = [
     "check_reasons",
     "high_sensitivity",
     "next_state",
+    "person_key",
 ]
 
 
@@ -95,6 +99,11 @@ def next_state(release_id: int, current: ReleaseState, action: Action) -> Releas
         allowed = tuple(a.value for (s, a) in TRANSITIONS if s is current)
         raise IllegalTransition(release_id, action.value, current.value, allowed)
     return target
+
+
+def person_key(name: str) -> str:
+    """Who ``name`` is, for four eyes: compatibility-normalised, case-folded, whitespace collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
 
 
 def high_sensitivity(scopes: Iterable[str]) -> frozenset[str]:
