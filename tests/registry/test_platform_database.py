@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fulcrum_core.data.db import Database
-from fulcrum_registry import REVIEW_CHECKLIST, RegistryService
+from fulcrum_registry import REVIEW_CHECKLIST, InvalidInput, RegistryService
 from fulcrum_registry.models import RegistryBase
 from sqlalchemy import inspect
 from sqlalchemy.orm import sessionmaker
@@ -92,3 +92,28 @@ def test_concurrent_submissions_of_one_version_admit_exactly_one(
     assert states == ["checks_failed", "checks_failed", "checks_failed", "in_review"]
     assert registry.verify_audit_chain() is None
     assert registry.catalogue().total == 1
+
+
+def test_nul_characters_are_refused_naming_the_field_on_every_backend(
+    platform_registry: RegistryService, wheels: Callable[..., Path], manifest: Callable[..., dict[str, Any]]
+) -> None:
+    """PostgreSQL text cannot hold NUL: a publisher field or manifest text with one is refused as input."""
+    registry = platform_registry
+    good = {"id": "pension-dept", "name": "养老金融部", "kind": "department", "contact": "ops@bank.example"}
+    for field, value in (("name", "养老\x00"), ("name_en", "\x00"), ("contact", "ops@bank\x00.example")):
+        with pytest.raises(InvalidInput) as refused:
+            registry.create_publisher({**good, "id": "nul-dept", field: value}, actor="p")
+        assert refused.value.field == field
+    with pytest.raises(InvalidInput) as refused:
+        registry.create_publisher(good, actor="p\x00")
+    assert refused.value.field == "actor"
+    registry.create_publisher(good, actor="p")
+    body = manifest(name={"zh-CN": "演示\x00", "en": "Demo"})
+    path = wheels(manifest=body)
+    release = registry.submit(
+        path.read_bytes(), filename=path.name, publisher_id="pension-dept", submitted_by="alice"
+    )
+    assert release.state == "checks_failed"
+    check = next(c for c in release.checks if c.id == "manifest.present_and_valid")
+    assert check.details == ("name.zh-CN: must not contain NUL characters",)
+    assert registry.verify_audit_chain() is None

@@ -72,3 +72,11 @@ def test_verification_is_audited_once(registry: RegistryService) -> None:
         registry.set_publisher_verified("ghost", True, actor="platform")
     with pytest.raises(NotFound):
         registry.get_publisher("ghost")
+
+
+def test_a_blank_name_is_refused(registry: RegistryService) -> None:
+    """A publisher's name must show something: spaces alone are refused naming the field."""
+    body = {"id": "blank-dept", "name": "   ", "kind": "department", "contact": "ops@bank.example"}
+    with pytest.raises(InvalidInput) as refused:
+        registry.create_publisher(body, actor="platform")
+    assert refused.value.field == "name"

@@ -164,10 +164,32 @@ class _ManifestFacts(msgspec.Struct, frozen=True):
     declared_version: str | None = None
 
 
+def _nul_key(value: object, key: str = "") -> str | None:
+    """The key of the first text holding a NUL character ("" for ``value`` itself), or None."""
+    if isinstance(value, str):
+        return key if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for name, item in items:
+        if isinstance(name, str) and "\x00" in name:
+            return key  # a table's own key: name the table
+        found = _nul_key(item, f"{key}.{name}" if key else str(name))
+        if found is not None:
+            return found
+    return None
+
+
+def _without_nul(facts: _ManifestFacts) -> _ManifestFacts:
+    """Refuse a manifest holding a NUL character: no text column can store it (PostgreSQL refuses)."""
+    key = _nul_key(msgspec.to_builtins(facts.manifest)) if facts.manifest is not None else None
+    if key is None:
+        return facts
+    return _ManifestFacts(None, key or None, "must not contain NUL characters")
+
+
 def _manifest_facts(path: Path) -> _ManifestFacts:
     """The manifest, or where and why it failed; for a version clash, also the version it declares."""
     try:
-        return _ManifestFacts(manifest_from_wheel(path))
+        return _without_nul(_ManifestFacts(manifest_from_wheel(path)))
     except ManifestError as exc:
         failed = _ManifestFacts(None, exc.key, exc.problem)
     if failed.key != "version":
@@ -180,7 +202,7 @@ def _manifest_facts(path: Path) -> _ManifestFacts:
             manifest = parse_manifest(zf.read(inner), file=f"{path.name}!{inner}")
     except (ManifestError, StopIteration, zipfile.BadZipFile, OSError):
         return failed
-    return _ManifestFacts(manifest, declared_version=manifest.version)
+    return _without_nul(_ManifestFacts(manifest, declared_version=manifest.version))
 
 
 def _entry_points(dist: importlib.metadata.Distribution) -> tuple[tuple[EntryPoint, ...], str | None]:

@@ -58,14 +58,20 @@ def validated(kind: type[T], data: object) -> T:
         raise InvalidInput(path or "body", problem) from None
 
 
+# Display text: something besides spaces, and no NUL character (PostgreSQL text cannot hold one).
+DisplayName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")
+]
+
+
 class NewPublisher(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A publisher to create."""
 
     id: Slug
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    name_en: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    name: DisplayName
+    name_en: DisplayName | None = None
     kind: PublisherKind
-    contact: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)]
+    contact: Annotated[str, msgspec.Meta(pattern=r"^[^@\s\x00]+@[^@\s\x00]+$", max_length=320)]
     verified: bool = False
 
 

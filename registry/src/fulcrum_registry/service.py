@@ -68,8 +68,8 @@ def _utcnow() -> datetime:
 
 def _actor(value: str, field: str) -> str:
     text = value.strip()
-    if not text or len(text) > 200:
-        raise InvalidInput(field, "must name who acts (1–200 characters)")
+    if not text or len(text) > 200 or "\x00" in text:
+        raise InvalidInput(field, "must name who acts (1–200 characters, no NUL)")
     return text
 
 
