@@ -450,7 +450,10 @@ class RegistryService:
 
     def _transition(self, release_id: int, action: Action, actor: str, reason: str) -> ReleaseRead:
         actor = _actor(actor, "actor")
-        why = check_reasons([reason], required=True)[0]
+        try:
+            why = check_reasons([reason], required=True)[0]
+        except InvalidInput as exc:  # one reason here: name the argument, not a list item
+            raise InvalidInput("reason", exc.problem) from None
 
         def work(session: Session) -> ReleaseRead:
             row = self._release(session, release_id, lock=True)

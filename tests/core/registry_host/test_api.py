@@ -256,6 +256,17 @@ def test_422_names_the_field(api: Api, manifest: Any, wheel_for: Callable[..., P
     assert api.call("GET", f"/releases/{release_id}", api.rita).json()["release"]["state"] == "in_review"
 
 
+@pytest.mark.parametrize("action", ["suspend", "resume", "retire"])
+def test_a_blank_reason_names_the_reason_field(
+    api: Api, manifest: Any, wheel_for: Callable[..., Path], action: str
+) -> None:
+    """Suspend, resume and retire take one ``reason``: a blank one is a 422 naming ``reason``."""
+    release_id = api.submit(wheel_for(manifest)).json()["release"]["id"]
+    api.approve(release_id, api.rita)
+    path = f"/releases/{release_id}/{action}"
+    assert _problem(api.call("POST", path, api.rita, json={"reason": "   "}), 422)["field"] == "reason"
+
+
 def test_400_for_malformed_requests(api: Api) -> None:
     """Unparseable JSON, a missing field, a bad query type and an upload without a file are 400."""
     garbage = api.call(
