@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from fulcrum_registry.checks import CHECKS, CheckContext, CheckResult, PriorRelease, check_wheel
 
+from tests.tomlish import to_toml
+
 OWNER = CheckContext(publisher_id="pension-dept", publisher_kind="department", sdk_version="0.1.0")
 
 STABLE_IDS = (
@@ -185,6 +187,17 @@ def test_record_listing_a_missing_file_is_caught(wheels: Wheels) -> None:
 
     result = by_id(check_wheel(wheels(tamper=tamper), OWNER))["wheel.well_formed"]
     assert any("does not contain it" in d for d in result.details)
+
+
+def test_a_second_manifest_deeper_in_the_wheel_fails(wheels: Wheels, manifest: Manifest) -> None:
+    """The host reads the first fulcrum-plugin.toml RECORD lists, at any depth: a second one (here
+    claiming more slots) would run instead of the reviewed one, so the wheel is refused."""
+    hidden = to_toml(manifest(slots=["home.notice/v1", "home.banner/v1"])).encode()
+    results = check_wheel(wheels(extra_files={"fulcrum_demo/sub/fulcrum-plugin.toml": hidden}), OWNER)
+    assert failed(results) == {"manifest.present_and_valid"}
+    detail = by_id(results)["manifest.present_and_valid"].details[0]
+    assert "2 fulcrum-plugin.toml files" in detail
+    assert "fulcrum_demo/sub/fulcrum-plugin.toml" in detail
 
 
 def test_missing_manifest_fails_and_skips_what_depends_on_it(wheels: Wheels) -> None:

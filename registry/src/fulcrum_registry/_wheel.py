@@ -256,6 +256,10 @@ def _inspect_archive(
     metadata_name = metadata_version = None
     entry_points: tuple[EntryPoint, ...] = ()
     with zf:
+        # Every manifest the host could read once installed (it takes the first RECORD lists).
+        manifests = [
+            n for n in zf.namelist() if PurePosixPath(n).name == MANIFEST_FILE and ".dist-info" not in n
+        ]
         structure = _structure(zf)
         dist_info = structure.dist_info
         problems += structure.problems
@@ -274,6 +278,11 @@ def _inspect_archive(
     manifest = (
         _manifest_facts(path) if dist_info else _ManifestFacts(problem="no single *.dist-info in the wheel")
     )
+    if manifest.manifest is not None and len(manifests) > 1:
+        manifest = _ManifestFacts(
+            problem=f"the wheel holds {len(manifests)} {MANIFEST_FILE} files ({', '.join(manifests)});"
+            " the host reads whichever it finds first: ship exactly one, in the top-level package"
+        )
     return WheelFacts(
         path=path,
         filename=filename,
