@@ -191,3 +191,36 @@ def test_openapi_documents_the_transaction_routes(app: Any) -> None:
     assert any(p["name"] == "Idempotency-Key" for p in post["parameters"])
     assert {"201", "202", "422"} <= set(post["responses"])
     assert "/v1/transactions/{tx_id}" in schema["paths"]
+
+
+def test_a_plugins_token_may_submit_only_its_own_types(app: Any) -> None:
+    """A token a plugin's client obtained for the customer is refused for another plugin's type (before
+    journaling, even with the key of a journaled one); the owner's token and the app's go through."""
+    runtime = app.runtime
+    mine = runtime.tokens.issue(C3, ["transactions:write"], client_id="plugin-funds")
+    theirs = runtime.tokens.issue(C3, ["transactions:write"], client_id="plugin-coupons")
+    assert _post(app, ORDER, key="app-1").status_code == 201
+    refused = _post(app, ORDER, key="app-1", token=theirs)
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "transaction.not_owner"
+    assert refused.json()["field"] == "type"
+    assert "'funds'" in refused.json()["detail"]
+    assert _post(app, ORDER, key="other-1", token=theirs).status_code == 403
+    assert _post(app, ORDER, key="own-1", token=mine).status_code == 201
+
+
+def test_only_a_plugins_client_is_named_plugin_dash(db: Any) -> None:
+    """The prefix that marks a plugin's token is reserved: no other client, and no plugin's client
+    under another plugin's name, can be registered with it."""
+    from fulcrum_core.errors import BadRequest
+    from fulcrum_core.oauth.clients import ClientStore
+
+    store = ClientStore(db)
+    with pytest.raises(BadRequest) as info:
+        store.register("plugin-funds", kind="staff", name_zh="冒名", auth_method="client_secret_basic",
+                       grant_types=["client_credentials"], scopes=["platform:read"])
+    assert info.value.field == "client_id"
+    with pytest.raises(BadRequest):
+        store.register("plugin-funds", kind="plugin", plugin_id="coupons", name_zh="冒名",
+                       auth_method="client_secret_basic", grant_types=["client_credentials"], scopes=[])
+    assert store.get("plugin-funds") is None

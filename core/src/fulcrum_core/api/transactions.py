@@ -16,6 +16,8 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, SkipValidation
 
 from fulcrum_core.api.deps import current_customer, customer_profile
 from fulcrum_core.api.input_problems import NOT_FOUND_RESPONSE
+from fulcrum_core.auth.principal import Principal
+from fulcrum_core.oauth.clients import PLUGIN_CLIENT_PREFIX
 from fulcrum_core.runtime import runtime_of
 from fulcrum_core.transactions.checks import IDEMPOTENCY_HEADER
 from fulcrum_core.transactions.models import (
@@ -86,7 +88,14 @@ async def submit_transaction(
     customer_ref, _ = await customer_profile(request)
     # ``data`` only documents the body: the service validates the raw bytes itself, so every
     # problem names its field the same way, and hashes them for idempotency.
-    outcome = await runtime.transactions.submit(customer_ref, idempotency_key, await request.body())
+    principal = request.scope.get("user")
+    client_id = principal.client_id if isinstance(principal, Principal) else ""
+    # A plugin's own client may act for the customer only within its plugin's transaction types.
+    prefix = PLUGIN_CLIENT_PREFIX
+    acting = client_id.removeprefix(prefix) if client_id.startswith(prefix) else None
+    outcome = await runtime.transactions.submit(
+        customer_ref, idempotency_key, await request.body(), acting_plugin=acting
+    )
     headers = {"Location": f"/v1/transactions/{outcome.transaction_id}"}
     if outcome.replayed:
         headers[REPLAYED_HEADER] = "true"

@@ -21,7 +21,13 @@ from fulcrum_core.data.models.oauth_client import OAuthClientRow
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.errors import BadRequest, NotFound
 
-__all__ = ["AuthMethod", "ClientKind", "ClientStore", "OAuthClient", "check_redirect_uris", "hash_secret"]
+__all__ = [
+    "PLUGIN_CLIENT_PREFIX", "AuthMethod", "ClientKind", "ClientStore", "OAuthClient", "check_redirect_uris",
+    "hash_secret",
+]
+
+PLUGIN_CLIENT_PREFIX = "plugin-"
+"""Every plugin's client id is this and the plugin id; no other client's id starts so."""
 
 ClientKind = Literal["app", "staff", "plugin"]
 AuthMethod = Literal["none", "client_secret_basic", "private_key_jwt"]
@@ -167,6 +173,14 @@ class ClientStore:
         """
         if not client_id or len(client_id) > 64:
             raise BadRequest("client_id must be 1–64 characters", field="client_id")
+        # A token's client id tells the API which plugin acts (see the transaction route): the prefix
+        # belongs to plugins' clients alone, each under its own plugin's id.
+        if kind == "plugin":
+            misnamed = client_id != PLUGIN_CLIENT_PREFIX + (plugin_id or "")
+        else:
+            misnamed = client_id.startswith(PLUGIN_CLIENT_PREFIX)
+        if misnamed:
+            raise BadRequest("a plugin's client, and only it, is named plugin-<plugin id>", field="client_id")
         if auth_method == "private_key_jwt" and jwks is None:
             raise BadRequest("a private_key_jwt client needs its public JWK Set", field="jwks")
         grants = sorted(set(grant_types))

@@ -20,7 +20,7 @@ from fulcrum_core.data.db import Database
 from fulcrum_core.data.models.oauth_client import OAuthClientRow
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.errors import BadRequest
-from fulcrum_core.oauth.clients import ClientStore, check_redirect_uris
+from fulcrum_core.oauth.clients import PLUGIN_CLIENT_PREFIX, ClientStore, check_redirect_uris
 from fulcrum_core.oauth.refresh import RefreshTokenStore
 
 __all__ = ["PluginClientChange", "PluginClientPolicy", "plugin_client_id", "sync_plugin_clients"]
@@ -54,7 +54,7 @@ class PluginClientChange(msgspec.Struct, frozen=True, kw_only=True):
 
 def plugin_client_id(plugin_id: str) -> str:
     """The client id of a plugin's backend (no colon: it must survive HTTP Basic authentication)."""
-    return f"plugin-{plugin_id}"
+    return PLUGIN_CLIENT_PREFIX + plugin_id
 
 
 def _grant_types(policy: PluginClientPolicy) -> list[str]:

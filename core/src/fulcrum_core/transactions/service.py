@@ -162,10 +162,18 @@ class TransactionService:
 
     # --- POST /v1/transactions -------------------------------------------------------------------
 
-    async def submit(self, customer_ref: str, idempotency_key: str | None, body: bytes) -> TransactionOutcome:
-        """Run the pipeline for one request; raises a ``CoreError`` for a refusal before journaling."""
+    async def submit(
+        self, customer_ref: str, idempotency_key: str | None, body: bytes, *, acting_plugin: str | None = None
+    ) -> TransactionOutcome:
+        """Run the pipeline for one request; raises a ``CoreError`` for a refusal before journaling.
+
+        ``acting_plugin``: the plugin whose OAuth client obtained the token, when one did; it may submit
+        only the types it owns (the mobile app's token may submit any).
+        """
         key = checks.check_idempotency_key(idempotency_key)
         parsed = checks.parse_body(body)
+        if acting_plugin is not None:
+            self._check_owner(acting_plugin, parsed.body.type)
         existing = await asyncio.to_thread(self.journal.find, customer_ref, key)
         if existing is not None:
             return self._replay(existing, parsed.request_hash)
@@ -225,6 +233,18 @@ class TransactionService:
                 f"plugin {plugin!r} did not finish checking this {body.type} request within {deadline_ms} ms",
                 plugin=plugin,
             ) from None
+
+    def _check_owner(self, acting_plugin: str, type_key: str) -> None:
+        """403 when a plugin's token asks for a type another plugin owns (an unknown type is left to
+        the 422 of the pipeline)."""
+        entry = self._plugins.all_transaction_types.get(type_key)
+        if entry is not None and entry[0].id != acting_plugin:
+            raise Forbidden(
+                f"this token was issued to plugin {acting_plugin!r}, which may submit only its own "
+                f"transaction types; {type_key!r} belongs to {entry[0].id!r}",
+                code="transaction.not_owner",
+                field="type",
+            )
 
     def _replay(self, row: TransactionRow, request_hash: str) -> TransactionOutcome:
         if row.request_hash != request_hash:
