@@ -75,3 +75,18 @@ def test_without_the_city_nothing_is_offered(make_harness: MakeHarness) -> None:
     assert harness.home_slot_offers() == []
     assert harness.search("优惠") == []
     assert harness.feed_items("life") == []
+
+
+
+def test_the_banners_exclusive_end_is_the_first_moment_the_coupon_cannot_be_redeemed(
+    make_harness: MakeHarness,
+) -> None:
+    """The host treats ``valid_until`` as exclusive (shown while ``now < valid_until``); the coupon's own
+    end is inclusive. So the banner's end is the first expired moment: shown exactly while redeemable."""
+    assert PANDA is not None
+    last = PANDA.valid_until.astimezone(UTC)
+    offers = make_harness("retiree", now=last).home_slot_offers()
+    end = next(o for o in offers if o.key == "coupon-CD-PANDA-20").valid_until
+    assert end is not None
+    assert window(PANDA, end - TICK) is None
+    assert window(PANDA, end) == "expired"

@@ -28,11 +28,12 @@ def test_kingkong_entry_shows_the_room_left(make_harness: MakeHarness) -> None:
 
 
 def test_year_end_notice_names_the_room_and_expires_with_the_year(make_harness: MakeHarness) -> None:
-    """In late November the notice says what is left and is valid until 31 December 23:59:59 China time."""
+    """In late November the notice says what is left and is valid to the end of 31 December China time
+    (``valid_until`` is exclusive: midnight starting 1 January)."""
     notice = _by_slot(make_harness().home_slot_offers())["home.notice/v1"]
     assert "¥10,000.00" in notice.title.zh_CN
     assert notice.action.uri == "fulcrum://pension/personal/contribute"
-    assert notice.valid_until == datetime(2026, 12, 31, 15, 59, 59, tzinfo=UTC)
+    assert notice.valid_until == datetime(2026, 12, 31, 16, 0, tzinfo=UTC)
 
 
 def test_the_notice_starts_on_the_first_of_november_china_time(make_harness: MakeHarness) -> None:
@@ -72,7 +73,7 @@ def test_the_notice_follows_the_calendar_year_china_time(make_harness: MakeHarne
     offers = _by_slot(make_harness(now=datetime(2027, 11, 30, 16, 0, tzinfo=UTC)).home_slot_offers())
     notice = offers["home.notice/v1"]
     assert notice.key == "pension-year-end-2027"
-    assert notice.valid_until == datetime(2027, 12, 31, 15, 59, 59, tzinfo=UTC)
+    assert notice.valid_until == datetime(2027, 12, 31, 16, 0, tzinfo=UTC)
     assert offers["home.kingkong/v1"].subtitle is not None
 
 

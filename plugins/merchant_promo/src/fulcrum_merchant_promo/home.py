@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from datetime import timedelta
 from typing import NamedTuple
 
 from fulcrum_sdk import Action, LocalizedText, PluginContext, SlotOffer, hookimpl
@@ -12,7 +13,11 @@ from fulcrum_merchant_promo._ranking import priority, segment_of
 from fulcrum_merchant_promo.availability import local_offers
 from fulcrum_merchant_promo.catalogue import CITY_NAMES, Coupon, coupons
 
-__all__ = ["home_slot_offers"]
+__all__ = ["LAST_MOMENT", "home_slot_offers"]
+
+LAST_MOMENT = timedelta(microseconds=1)
+"""A coupon's ``valid_until`` is its last redeemable moment; the host's is exclusive, so a banner's ends
+this much later (shown exactly as long as the coupon can be redeemed)."""
 
 
 class _Banner(NamedTuple):
@@ -67,7 +72,7 @@ async def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
                 action=b.action,
                 priority=priority(coupon, segment),
                 valid_from=coupon.valid_from,
-                valid_until=coupon.valid_until,
+                valid_until=coupon.valid_until + LAST_MOMENT,
             )
         )
     return offers

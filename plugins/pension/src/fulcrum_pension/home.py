@@ -33,8 +33,9 @@ _PLAIN_ENTRY = SlotOffer(
 
 @functools.lru_cache(maxsize=4)
 def _year_end(year: int) -> datetime:
-    """23:59:59 on 31 December of ``year``, China time: when the notice expires."""
-    return datetime(year, 12, 31, 23, 59, 59, tzinfo=CHINA_TZ)
+    """Midnight starting 1 January after ``year``, China time: when the notice expires (the host's
+    ``valid_until`` is exclusive, and a contribution made at 23:59:59.5 on 31 December still counts)."""
+    return datetime(year + 1, 1, 1, tzinfo=CHINA_TZ)
 
 
 @hookimpl
