@@ -284,3 +284,29 @@ def test_not_a_wheel_at_all(tmp_path: Path) -> None:
     bogus.write_bytes(b"definitely not a zip")
     with pytest.raises(ManifestError, match="cannot read the wheel"):
         manifest_from_wheel(bogus)
+
+
+def test_only_the_top_level_packages_manifest_counts(site: Path) -> None:
+    """A manifest deeper in the package, even listed first in RECORD, is never the plugin's: the host
+    reads the one the registry reviewed (``<package>/fulcrum-plugin.toml``)."""
+    name = _dist(site, "sdk_deep_demo", manifest=GOOD, record_package=True)
+    hidden = site / "sdk_deep_demo" / "sub"
+    hidden.mkdir()
+    (hidden / "fulcrum-plugin.toml").write_text(_replace(GOOD, 'kind = "branch"', 'kind = "department"'))
+    record = site / "sdk_deep_demo-1.4.0.dist-info" / "RECORD"
+    record.write_text("sdk_deep_demo/sub/fulcrum-plugin.toml,,\n" + record.read_text())
+    manifest = manifest_from_distribution(importlib.metadata.distribution(name))
+    assert manifest.kind == "branch"
+
+
+def test_two_top_level_manifests_are_refused_naming_both(site: Path) -> None:
+    """A distribution with two top-level packages each carrying a manifest is ambiguous: an error."""
+    name = _dist(site, "sdk_twin_demo", manifest=GOOD, record_package=True)
+    twin = site / "sdk_twin_other"
+    twin.mkdir()
+    (twin / "fulcrum-plugin.toml").write_text(GOOD)
+    record = site / "sdk_twin_demo-1.4.0.dist-info" / "RECORD"
+    record.write_text(record.read_text() + "sdk_twin_other/fulcrum-plugin.toml,,\n")
+    both = r"more than one.*sdk_twin_demo/fulcrum-plugin\.toml.*sdk_twin_other"
+    with pytest.raises(ManifestError, match=both):
+        manifest_from_distribution(importlib.metadata.distribution(name))

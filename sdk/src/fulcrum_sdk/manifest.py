@@ -185,14 +185,20 @@ def _entry_point_modules(dist: importlib.metadata.Distribution) -> list[str]:
 def manifest_from_distribution(dist: importlib.metadata.Distribution) -> Manifest:
     """Read the manifest of an installed distribution without importing its code.
 
-    Looks in the distribution's RECORD first; for editable installs (no package files in RECORD)
-    it locates the entry point's top-level package with ``importlib.util.find_spec``, which finds a
-    top-level package without executing it.
+    Looks in the distribution's RECORD first, for ``<top-level package>/fulcrum-plugin.toml``; for
+    editable installs (no package files in RECORD) it locates the entry point's top-level package
+    with ``importlib.util.find_spec``, which finds a top-level package without executing it.
     """
     name = dist.metadata["Name"]
-    for file in dist.files or ():
-        if file.name == MANIFEST_FILE and ".dist-info" not in str(file):
-            return parse_manifest(file.read_binary(), file=f"{name}:{file}", version=dist.version)
+    # Only a top-level package's manifest, as the registry reviews it: one deeper in a package is
+    # never the plugin's (and a wheel holding two would be refused on submission).
+    found = [f for f in dist.files or () if f.name == MANIFEST_FILE and len(f.parts) == 2
+             and not f.parts[0].endswith(".dist-info")]
+    if len(found) > 1:
+        listed = ", ".join(sorted(str(f) for f in found))
+        raise ManifestError(name, None, f"more than one {MANIFEST_FILE} in the distribution ({listed})")
+    if found:
+        return parse_manifest(found[0].read_binary(), file=f"{name}:{found[0]}", version=dist.version)
     for module in _entry_point_modules(dist):
         spec = importlib.util.find_spec(module.split(".", 1)[0])
         for location in (spec.submodule_search_locations or []) if spec else []:
