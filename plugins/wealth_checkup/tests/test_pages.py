@@ -62,7 +62,7 @@ def test_holdings_above_tolerance_are_listed(make_harness: MakeHarness) -> None:
     mismatches has none."""
     page = make_harness("affluent").page("report")
     assert page is not None
-    assert _section(page, "suitability") == [("STK-TECH", None, "高于您的风险承受能力")]
+    assert _section(page, "suitability") == [("单一科技股", "R5 · ¥1,800,000.00", "高于您的风险承受能力")]
     clean = make_harness("young_family").page("report")
     assert clean is not None
     assert "suitability" not in {s.key for s in clean.sections}

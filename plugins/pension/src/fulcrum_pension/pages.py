@@ -44,13 +44,13 @@ def _accounts(pension: PensionAccounts, room: Room | None) -> PageSection:
         ))
     hf = pension.housing_fund
     if hf is not None:
-        rates = f"{hf.employee_rate_pct}% + {hf.employer_rate_pct}%"
+        you, employer, paid = hf.employee_rate_pct, hf.employer_rate_pct, yuan(hf.contributions_this_year_fen)
         lines.append(PageLine(
             label=T(zh_CN="住房公积金", en="Housing provident fund"),
             value=_money(hf.balance_fen),
             note=T(
-                zh_CN=f"个人与单位各按{rates}缴存；今年已缴{yuan(hf.contributions_this_year_fen)}",
-                en=f"You and your employer pay {rates}; {yuan(hf.contributions_this_year_fen)} this year",
+                zh_CN=f"个人缴存{you}%、单位缴存{employer}%；今年已缴{paid}",
+                en=f"You pay {you}%, your employer {employer}%; {paid} this year",
             ),
         ))
     pp = pension.personal_pension

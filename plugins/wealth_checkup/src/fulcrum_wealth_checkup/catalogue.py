@@ -37,6 +37,11 @@ class Product(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     sale_until: date | None = None
     pitch: LocalizedText
 
+    @property
+    def uri(self) -> str:
+        """The deep link to the product's page."""
+        return f"fulcrum://wealth-checkup/products/{self.id}"
+
     def on_sale(self, today: date) -> bool:
         """True while the product's sale window is open on ``today`` (China date)."""
         return self.sale_until is None or today <= self.sale_until

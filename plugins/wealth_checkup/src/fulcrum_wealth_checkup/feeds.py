@@ -39,7 +39,7 @@ def _wealth(ctx: PluginContext, report: Glance | None) -> list[FeedItem]:
             kind="product",
             title=p.name,
             summary=p.pitch,
-            action=Action(uri=f"fulcrum://wealth-checkup/products/{p.id}"),
+            action=Action(uri=p.uri),
             published_at=ctx.now,
             priority=300 if p.asset_class == wanted else 100,
         )

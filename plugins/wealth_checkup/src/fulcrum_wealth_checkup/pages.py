@@ -4,7 +4,10 @@ the customer may buy it)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fulcrum_sdk import Action, LocalizedText, Page, PageLine, PageSection, PluginContext, hookimpl
+from fulcrum_sdk.data import Holding
 from fulcrum_sdk.localtime import local_date
 from fulcrum_sdk.models import risk_allows
 from fulcrum_sdk.money import yuan
@@ -98,27 +101,30 @@ def _mix(report: CheckUp) -> PageSection:
     )
 
 
-def _mismatched(report: CheckUp) -> PageSection:
+def _mismatched(report: CheckUp, holdings: Sequence[Holding]) -> PageSection:
+    """Each position above the tolerance, by name with its risk level and value (the report keeps ids)."""
     lines = []
-    for product_id in report.mismatched:
-        listed = product(product_id)
-        lines.append(PageLine(
-            label=listed.name if listed else T(zh_CN=product_id, en=product_id),
-            value=_same(listed.risk_level) if listed else None,
-            note=T(zh_CN="高于您的风险承受能力", en="Above your risk tolerance"),
-            action=Action(uri=f"fulcrum://wealth-checkup/products/{product_id}") if listed else None,
-        ))
+    for h in holdings:
+        if h.product_id in report.mismatched:
+            listed = product(h.product_id)
+            lines.append(PageLine(
+                label=h.name,
+                value=_same(f"{h.risk_level} · {yuan(h.market_value_fen)}"),
+                note=T(zh_CN="高于您的风险承受能力", en="Above your risk tolerance"),
+                action=Action(uri=listed.uri) if listed else None,
+            ))
     return PageSection(
         key="suitability", title=T(zh_CN="超出风险承受能力的持仓", en="Holdings above your risk tolerance"),
         lines=tuple(lines),
     )
 
 
-def report_page(report: CheckUp) -> Page:
-    """The whole report: the parts with their findings, what to do, the mix and any mismatches."""
+def report_page(report: CheckUp, holdings: Sequence[Holding] = ()) -> Page:
+    """The whole report: the parts with their findings, what to do, the mix and the ``holdings`` above
+    the customer's tolerance."""
     sections = [_parts(report), _advice(report), _mix(report)]
     if report.mismatched:
-        sections.append(_mismatched(report))
+        sections.append(_mismatched(report, holdings))
     total = yuan(report.total_assets_fen)
     return Page(
         title=_REPORT_TITLE,
@@ -164,7 +170,10 @@ async def page(ctx: PluginContext, path: str) -> Page | None:
     """``report`` and ``products/<id>``; ``None`` for anything else (articles are the app's)."""
     if path == "report":
         report = assess(ctx)
-        return _NO_REPORT if report is None else report_page(report)
+        if report is None:
+            return _NO_REPORT
+        holdings = ctx.data.holdings()  # there is a report, so holdings:read is granted
+        return report_page(report, holdings.items if holdings else ())
     head, _, product_id = path.partition("/")
     if head == "products" and product_id:
         listed = product(product_id)

@@ -57,7 +57,7 @@ def _product_hits(ctx: PluginContext, query: str) -> list[SearchHit]:
             kind="product",
             title=p.name,
             subtitle=p.pitch,
-            action=Action(uri=f"fulcrum://wealth-checkup/products/{p.id}"),
+            action=Action(uri=p.uri),
             relevance=score,
         )
         for p, score in scored
