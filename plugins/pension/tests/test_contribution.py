@@ -12,6 +12,7 @@ import pytest
 from fulcrum_pension.cap import counter_key
 from fulcrum_pension.contribution import PERSONAL_CONTRIBUTION
 from fulcrum_sdk import ScopeDenied, TransactionRefused, TransactionResult
+from fulcrum_sdk.data import CustomerRecord
 from fulcrum_sdk.storage import MemoryStorage
 from fulcrum_sdk.testing import PERSONAS, PluginHarness
 
@@ -153,3 +154,54 @@ def test_contributions_need_pension_read(make_harness: MakeHarness) -> None:
     """Without ``pension:read`` the cap cannot be checked, so the type requires it."""
     with pytest.raises(ScopeDenied, match="pension:read"):
         _pay(make_harness(scopes={"transactions:write"}), 100)
+
+
+def _booked(record: CustomerRecord, amount: int) -> CustomerRecord:
+    """``record`` after the pension account system booked a contribution of ``amount``."""
+    assert record.pension is not None
+    pp = record.pension.personal_pension
+    assert pp is not None
+    paid, balance = pp.contributions_this_year_fen + amount, pp.balance_fen + amount
+    booked = msgspec.structs.replace(pp, balance_fen=balance, contributions_this_year_fen=paid)
+    return msgspec.structs.replace(
+        record, pension=msgspec.structs.replace(record.pension, personal_pension=booked)
+    )
+
+
+def test_a_contribution_the_bank_has_booked_is_not_counted_twice(make_harness: MakeHarness) -> None:
+    """Once the bank's figure includes a contribution made here, the cap, the room and the balance count
+    it once: the customer can still pay in the rest of the cap."""
+    record = PERSONAS["young_professional"]  # 2,000 of the 12,000 booked this year
+    assert make_harness(record).execute(PERSONAL_CONTRIBUTION, {"amount_fen": 500_000}).status == "succeeded"
+    booked = _booked(record, 500_000)
+    harness = make_harness(booked)
+    overview = harness.page("overview")
+    assert overview is not None
+    line = next(ln for ln in overview.sections[0].lines if ln.label.zh_CN == "个人养老金")
+    assert line.value is not None
+    assert line.value.zh_CN == "¥7,000.00"  # 2,000 + 5,000, not 12,000
+    assert line.note is not None
+    assert "已缴¥7,000.00，还可缴¥5,000.00" in line.note.zh_CN
+    result = harness.execute(PERSONAL_CONTRIBUTION, {"amount_fen": 500_000})
+    assert result.status == "succeeded"
+    assert result.data["room_left_fen"] == 0
+
+
+def test_until_the_bank_books_it_a_contribution_counts_from_our_record(make_harness: MakeHarness) -> None:
+    """Before booking, the contribution is in the room and the balance from the plugin's own counter."""
+    harness = make_harness()
+    harness.execute(PERSONAL_CONTRIBUTION, {"amount_fen": 500_000})
+    with pytest.raises(TransactionRefused) as info:
+        harness.execute(PERSONAL_CONTRIBUTION, {"amount_fen": 500_001})
+    assert info.value.code == "pension.annual_cap_exceeded"
+    assert "¥5,000.00" in info.value.message.zh_CN
+
+
+def test_contributions_made_elsewhere_count_once_booked(make_harness: MakeHarness) -> None:
+    """A contribution made through another channel, booked by the bank after ours was, uses up room too."""
+    record = PERSONAS["young_professional"]
+    make_harness(record).execute(PERSONAL_CONTRIBUTION, {"amount_fen": 500_000})
+    elsewhere = _booked(_booked(record, 500_000), 300_000)  # ours booked, then 3,000 at the counter
+    with pytest.raises(TransactionRefused) as info:
+        make_harness(elsewhere).execute(PERSONAL_CONTRIBUTION, {"amount_fen": 300_000})
+    assert "¥2,000.00" in info.value.message.zh_CN

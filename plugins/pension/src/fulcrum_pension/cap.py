@@ -1,20 +1,32 @@
 """The personal pension's annual cap: 12,000 CNY per person per calendar year.
 
-This year's contributions are the provider's figure (what the pension account system reports)
-plus the contributions made through this plugin this year, which live in an atomic storage
-counter so two requests can never both squeeze under the cap. Display hooks read that counter
-with :func:`aroom` (possibly a second old, from the host's cache); the contribution itself reads it
-fresh with :func:`room` and is bounded by the atomic ``add``, never by the read.
+Two sources count against the cap. The provider's figure is what the pension account system has
+booked this year, from every channel; the plugin's storage counter holds what was contributed through
+it this year, atomically bounded so two requests can never both squeeze under the cap. The bank books
+a contribution made here sooner or later, and then it is in both: so the plugin also keeps the
+provider's figure as it was at the year's first contribution here (the *baseline*), and counts
+
+    used = max(provider figure now, baseline + contributed here)
+
+Before the bank books ours, the second term is the larger; once it has, the first (which also has any
+contribution made elsewhere). A contribution made elsewhere while one of ours is still unbooked is
+counted late; the pension account system is the last word on the cap when it books.
+
+Display hooks read both counters with :func:`aroom` (possibly a second old, from the host's cache);
+the contribution itself reads them fresh with :func:`room` and is bounded by the atomic ``add``.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import msgspec
 from fulcrum_sdk import PluginContext
 from fulcrum_sdk.data import PersonalPension
+from fulcrum_sdk.errors import LimitExceeded
 from fulcrum_sdk.localtime import local_date
 
-__all__ = ["ANNUAL_CAP_FEN", "Room", "aroom", "counter_key", "room"]
+__all__ = ["ANNUAL_CAP_FEN", "Room", "aroom", "baseline_key", "counter_key", "keep_baseline", "room"]
 
 ANNUAL_CAP_FEN = 1_200_000
 """12,000 CNY in fen."""
@@ -26,11 +38,20 @@ class Room(msgspec.Struct, frozen=True, kw_only=True):
     year: int
     provider_fen: int
     recorded_fen: int
+    baseline_fen: int | None = None
+    """The provider's figure at the year's first contribution here; ``None`` before one."""
 
     @property
     def used_fen(self) -> int:
-        """Contributions counted against this year's cap."""
-        return self.provider_fen + self.recorded_fen
+        """Contributions counted against this year's cap (see the module's docstring)."""
+        if self.baseline_fen is None:
+            return self.provider_fen + self.recorded_fen
+        return max(self.provider_fen, self.baseline_fen + self.recorded_fen)
+
+    @property
+    def unbooked_fen(self) -> int:
+        """Contributions made here that the provider's figure does not show yet."""
+        return self.used_fen - self.provider_fen
 
     @property
     def left_fen(self) -> int:
@@ -43,15 +64,38 @@ def counter_key(customer_id: str, year: int) -> str:
     return f"contributions:{year}:{customer_id}"
 
 
+def baseline_key(customer_id: str, year: int) -> str:
+    """The storage counter holding the provider's figure at the first contribution of ``year``, plus one
+    (zero means none was made yet, even when the figure was zero)."""
+    return f"baseline:{year}:{customer_id}"
+
+
+def keep_baseline(ctx: PluginContext, account: PersonalPension) -> None:
+    """Record the provider's figure before the year's first contribution here; later calls keep it."""
+    mark = account.contributions_this_year_fen + 1
+    year = local_date(ctx.now).year
+    with contextlib.suppress(LimitExceeded):  # an earlier contribution this year set it
+        ctx.storage.add(baseline_key(ctx.customer.id, year), mark, upper=mark)  # only onto a zero counter
+
+
+def _room(year: int, account: PersonalPension, recorded: int, mark: int) -> Room:
+    return Room(
+        year=year, provider_fen=account.contributions_this_year_fen, recorded_fen=recorded,
+        baseline_fen=mark - 1 if mark else None,
+    )
+
+
 def room(ctx: PluginContext, account: PersonalPension) -> Room:
     """The customer's room under this calendar year's cap (years follow China time)."""
     year = local_date(ctx.now).year
-    recorded = ctx.storage.counter(counter_key(ctx.customer.id, year))
-    return Room(year=year, provider_fen=account.contributions_this_year_fen, recorded_fen=recorded)
+    keys = [counter_key(ctx.customer.id, year), baseline_key(ctx.customer.id, year)]
+    counts = ctx.storage.counters(keys)
+    return _room(year, account, counts[keys[0]], counts[keys[1]])
 
 
 async def aroom(ctx: PluginContext, account: PersonalPension) -> Room:
-    """:func:`room` for the ``async`` display hooks."""
+    """:func:`room` for the ``async`` display hooks (one read for both counters)."""
     year = local_date(ctx.now).year
-    recorded = await ctx.storage.acounter(counter_key(ctx.customer.id, year))
-    return Room(year=year, provider_fen=account.contributions_this_year_fen, recorded_fen=recorded)
+    keys = [counter_key(ctx.customer.id, year), baseline_key(ctx.customer.id, year)]
+    counts = await ctx.storage.acounters(keys)
+    return _room(year, account, counts[keys[0]], counts[keys[1]])

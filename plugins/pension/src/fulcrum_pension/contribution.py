@@ -24,7 +24,7 @@ from fulcrum_sdk import (
 from fulcrum_sdk.idempotency import run_once
 from fulcrum_sdk.money import yuan
 
-from fulcrum_pension.cap import ANNUAL_CAP_FEN, counter_key, room
+from fulcrum_pension.cap import ANNUAL_CAP_FEN, Room, counter_key, keep_baseline, room
 
 __all__ = [
     "PERSONAL_CONTRIBUTION",
@@ -71,6 +71,24 @@ def _refuse(code: str, zh: str, en: str) -> TransactionRefused:
     return TransactionRefused(f"pension.{code}", LocalizedText(zh_CN=zh, en=en), field="amount_fen")
 
 
+def _over_cap(room_now: Room, amount: int) -> TransactionRefused:
+    """The refusal of ``amount`` when ``room_now`` leaves less, naming what is left."""
+    year, left = room_now.year, room_now.left_fen
+    if left == 0:
+        return _refuse(
+            "annual_cap_reached",
+            f"您{year}年的个人养老金缴存额度 ¥12,000.00 已用完，{year + 1}年1月1日起可继续缴存。",
+            f"Your ¥12,000.00 cap for {year} is used up; contributions reopen on 1 January {year + 1}.",
+        )
+    return _refuse(
+        "annual_cap_exceeded",
+        f"本次缴存 {yuan(amount)} 超出年度上限：{year}年还可缴存 {yuan(left)}（上限 ¥12,000.00），"
+        f"请将金额调整为不超过 {yuan(left)}。",
+        f"{yuan(amount)} would pass the annual cap: {yuan(left)} is left for {year} "
+        f"(cap ¥12,000.00); contribute at most {yuan(left)}.",
+    )
+
+
 def _contribute(ctx: PluginContext, request: TransactionRequest, amount: int) -> TransactionResult:
     pension = ctx.data.pension()
     account = pension.personal_pension if pension is not None else None
@@ -82,29 +100,16 @@ def _contribute(ctx: PluginContext, request: TransactionRequest, amount: int) ->
                 en="You have no personal pension account yet; open one on the Pension page first.",
             ),
         )
+    keep_baseline(ctx, account)
     before = room(ctx, account)
+    if amount > before.left_fen:
+        raise _over_cap(before, amount)
     try:
-        # The bound is what the provider leaves of the cap; the counter holds this plugin's share.
-        recorded = ctx.storage.add(
-            counter_key(ctx.customer.id, before.year), amount, upper=ANNUAL_CAP_FEN - before.provider_fen
-        )
-    except LimitExceeded as exc:
-        left = max(0, ANNUAL_CAP_FEN - before.provider_fen - exc.current)
-        if left == 0:
-            raise _refuse(
-                "annual_cap_reached",
-                f"您{before.year}年的个人养老金缴存额度 ¥12,000.00 已用完，"
-                f"{before.year + 1}年1月1日起可继续缴存。",
-                f"Your ¥12,000.00 cap for {before.year} is used up; contributions reopen on 1 January "
-                f"{before.year + 1}.",
-            ) from None
-        raise _refuse(
-            "annual_cap_exceeded",
-            f"本次缴存 {yuan(amount)} 超出年度上限：{before.year}年还可缴存 {yuan(left)}（上限 ¥12,000.00），"
-            f"请将金额调整为不超过 {yuan(left)}。",
-            f"{yuan(amount)} would pass the annual cap: {yuan(left)} is left for {before.year} "
-            f"(cap ¥12,000.00); contribute at most {yuan(left)}.",
-        ) from None
+        # Atomic: the baseline plus everything contributed here stays within the cap, whoever races us.
+        key = counter_key(ctx.customer.id, before.year)
+        recorded = ctx.storage.add(key, amount, upper=ANNUAL_CAP_FEN - (before.baseline_fen or 0))
+    except LimitExceeded as exc:  # another contribution got in since the read
+        raise _over_cap(msgspec.structs.replace(before, recorded_fen=exc.current), amount) from None
     after = msgspec.structs.replace(before, recorded_fen=recorded)  # add returned the new total
     return TransactionResult(
         status="succeeded",

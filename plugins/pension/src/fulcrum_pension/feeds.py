@@ -28,9 +28,9 @@ def _overview(snap: Snapshot) -> LocalizedText:
         zh.append(f"公积金 {yuan(p.housing_fund.balance_fen)}")
         en.append(f"housing fund {yuan(p.housing_fund.balance_fen)}")
     if p.personal_pension and p.personal_pension.opened and snap.room is not None:
-        # The contributions made here are in this year's total already; the bank's balance catches up
-        # with them later, so they are added to it too (a balance below this year's total would be wrong).
-        balance = yuan(p.personal_pension.balance_fen + snap.room.recorded_fen)
+        # Contributions made here count in this year's total at once; the bank's balance shows them once
+        # it books them, so until then they are added to it (never twice: see cap.Room.unbooked_fen).
+        balance = yuan(p.personal_pension.balance_fen + snap.room.unbooked_fen)
         zh.append(f"个人养老金 {balance}（今年已缴 {yuan(snap.room.used_fen)}）")
         en.append(f"personal pension {balance} ({yuan(snap.room.used_fen)} this year)")
     else:

@@ -57,10 +57,9 @@ def _accounts(pension: PensionAccounts, room: Room | None) -> PageSection:
     if pp is not None and pp.opened and room is not None:
         cap, left = yuan(ANNUAL_CAP_FEN), yuan(room.left_fen)
         lines.append(PageLine(
-            # The contributions made here are in this year's total already; the bank's balance catches
-            # up with them later, so they are added to it (as in the feed's card).
+            # The contributions the bank has not booked yet are added to its balance (as in the feed).
             label=T(zh_CN="个人养老金", en="Personal pension"),
-            value=_money(pp.balance_fen + room.recorded_fen),
+            value=_money(pp.balance_fen + room.unbooked_fen),
             note=T(
                 zh_CN=f"{room.year}年已缴{yuan(room.used_fen)}，还可缴{left}（每年上限{cap}，可抵扣个税）",
                 en=f"{yuan(room.used_fen)} paid in {room.year}, {left} left under the {cap} yearly cap "
