@@ -7,7 +7,7 @@ from datetime import date
 
 import msgspec
 from fulcrum_sdk import Page
-from fulcrum_sdk.data import CustomerRecord, RiskProfile
+from fulcrum_sdk.data import CustomerRecord, Holding, Holdings, RiskProfile
 from fulcrum_sdk.testing import PERSONAS, PluginHarness
 from fulcrum_wealth_checkup.scoring import WEIGHTS
 
@@ -58,11 +58,14 @@ def test_the_mix_is_shown_against_the_target_for_each_class(make_harness: MakeHa
 
 
 def test_holdings_above_tolerance_are_listed(make_harness: MakeHarness) -> None:
-    """The affluent persona's R5 stock (C4) is named in a suitability section; a customer without
+    """The affluent persona's R5 stock (C4) is named in a suitability section, by its name and risk
+    level as in the suitability finding, though it is not in the catalogue; a customer without
     mismatches has none."""
     page = make_harness("affluent").page("report")
     assert page is not None
     assert _section(page, "suitability") == [("单一科技股", "R5 · ¥1,800,000.00", "高于您的风险承受能力")]
+    line = next(s for s in page.sections if s.key == "suitability").lines[0]
+    assert line.label.en == "Single tech stock"
     clean = make_harness("young_family").page("report")
     assert clean is not None
     assert "suitability" not in {s.key for s in clean.sections}
@@ -135,3 +138,33 @@ def test_every_product_link_in_the_feed_opens_a_page(make_harness: MakeHarness) 
     assert links
     for uri in links:
         assert harness.page(uri.removeprefix(prefix)) is not None, uri
+
+
+def test_the_shown_mix_adds_up_and_agrees_with_the_allocation_finding(make_harness: MakeHarness) -> None:
+    """A mix of 12.5 % / 12.5 % / 37.5 % / 37.5 % rounded class by class would show 13 + 13 + 38 + 38
+    = 102 %; the page shows the shares the allocation finding shows, which add up to 100 %."""
+    eighth = 1_000_000
+    record = msgspec.structs.replace(
+        PERSONAS["young_family"],
+        accounts=None,
+        holdings=Holdings(items=tuple(
+            msgspec.convert({
+                "product_id": pid, "name": {"zh-CN": pid}, "issuer": "bank", "product_type": ptype,
+                "asset_class": cls, "risk_level": "R1", "market_value_fen": fen,
+            }, Holding)
+            for pid, ptype, cls, fen in (
+                ("A", "money_market_fund", "cash", eighth),
+                ("B", "insurance", "protection", eighth),
+                ("C", "equity_fund", "growth", 3 * eighth),
+                ("D", "time_deposit", "preservation", 3 * eighth),
+            )
+        )),
+    )
+    page = make_harness(record).page("report")
+    assert page is not None
+    shown = [int(v.removeprefix("当前").split("%")[0]) for _, v, _ in _section(page, "mix") if v]
+    assert sum(shown) == 100
+    finding = next(n for label, _, n in _section(page, "parts") if label == "资产配置")
+    assert finding is not None
+    names = ("活钱", "保障", "生钱", "保值")
+    assert all(f"{name} {pct}%" in finding for name, pct in zip(names, shown, strict=True))

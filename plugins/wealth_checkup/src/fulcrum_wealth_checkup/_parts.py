@@ -29,6 +29,7 @@ __all__ = [
     "concentration",
     "idle_cash",
     "liquidity",
+    "shown_mix",
     "suitability",
     "target_mix",
 ]
@@ -106,6 +107,11 @@ def _apportion(amounts: list[int], units: int) -> list[int]:
     return shares
 
 
+def shown_mix(mix_bp: dict[AssetClass, int]) -> dict[AssetClass, int]:
+    """The mix in whole percent as every screen shows it: shares that add up to 100."""
+    return dict(zip(ASSET_CLASSES, _apportion([mix_bp[c] for c in ASSET_CLASSES], 100), strict=True))
+
+
 def _about(fen: int) -> int:
     """An advised amount rounded to the nearest ¥100: advice, not an order, so no false precision."""
     rounded = (fen + 5_000) // 10_000 * 10_000
@@ -138,7 +144,7 @@ def allocation(facts: Facts, target_bp: dict[AssetClass, int]) -> tuple[Measured
     score = max(0, 100 - _pct(move_bp))  # exactly what the finding says must move
 
     def explain() -> Line:
-        pct = dict(zip(ASSET_CLASSES, _apportion(shares, 100), strict=True))  # shown shares add up to 100
+        pct = shown_mix(mix)  # shown shares add up to 100
         shares_zh = "、".join(
             f"{CLASS_NAMES[c].zh_CN} {pct[c]}%（目标{_pct(target_bp[c])}%）" for c in ASSET_CLASSES
         )

@@ -12,7 +12,7 @@ from fulcrum_sdk.localtime import local_date
 from fulcrum_sdk.models import risk_allows
 from fulcrum_sdk.money import yuan
 
-from fulcrum_wealth_checkup._parts import ASSET_CLASSES, CLASS_NAMES
+from fulcrum_wealth_checkup._parts import ASSET_CLASSES, CLASS_NAMES, shown_mix
 from fulcrum_wealth_checkup._report import assess
 from fulcrum_wealth_checkup.catalogue import Product, product
 from fulcrum_wealth_checkup.scoring import PART_TITLES, CheckUp, PartKey
@@ -80,6 +80,7 @@ def _advice(report: CheckUp) -> PageSection:
 
 
 def _mix(report: CheckUp) -> PageSection:
+    now = shown_mix(report.mix_bp)  # the allocation finding's shares, adding up to 100
     return PageSection(
         key="mix",
         title=T(zh_CN="资产配置：当前与目标", en="Your mix against the target"),
@@ -92,8 +93,8 @@ def _mix(report: CheckUp) -> PageSection:
             PageLine(
                 label=CLASS_NAMES[c],
                 value=T(
-                    zh_CN=f"当前{_pct(report.mix_bp[c])} · 目标{_pct(report.target_bp[c])}",
-                    en=f"{_pct(report.mix_bp[c])} now · target {_pct(report.target_bp[c])}",
+                    zh_CN=f"当前{now[c]}% · 目标{_pct(report.target_bp[c])}",
+                    en=f"{now[c]}% now · target {_pct(report.target_bp[c])}",
                 ),
             )
             for c in ASSET_CLASSES
@@ -172,8 +173,8 @@ async def page(ctx: PluginContext, path: str) -> Page | None:
         report = assess(ctx)
         if report is None:
             return _NO_REPORT
-        holdings = ctx.data.holdings()  # there is a report, so holdings:read is granted
-        return report_page(report, holdings.items if holdings else ())
+        held = ctx.data.holdings() if report.mismatched else None  # granted: assess() read it too
+        return report_page(report, held.items if held is not None else ())
     head, _, product_id = path.partition("/")
     if head == "products" and product_id:
         listed = product(product_id)
