@@ -62,3 +62,30 @@ def test_fulcrum_plugin_check_passes_on_a_baked_project(bake: Any, tmp_path: Pat
     assert ran.exit_code == 0, ran.output
     assert "FAIL" not in ran.output
     assert "PASS  scopes.only_requested" in ran.output
+
+
+def test_every_deep_link_a_baked_project_hands_out_is_its_own_page(
+    baked: Any, baked_module: ModuleType
+) -> None:
+    """The app opens ``fulcrum://<plugin>/<path>`` as ``GET /v1/pages/<plugin>/<path>``, and the kit opens
+    exactly those links once the partner adds the guide's ``page`` hook: every link the template hands
+    out has that shape, under the plugin's own id and with a path the host accepts."""
+    from fulcrum_core.api.pages import PAGE_PATH
+    from fulcrum_sdk.models import FEED_COLUMNS
+    from fulcrum_sdk.testing import PluginHarness
+
+    harness = PluginHarness(baked_module)
+    items: list[Any] = []
+    if baked.chose("home_slots"):
+        items += harness.home_slot_offers()
+    if baked.chose("search"):
+        items += harness.search(harness.manifest.name.zh_CN) + harness.search("套餐")
+    if baked.chose("feed"):
+        for column in FEED_COLUMNS:
+            items += harness.feed_items(column)
+    links = {i.action.uri for i in items if i.action.uri.startswith("fulcrum://")}
+    assert links or not (baked.chose("home_slots") or baked.chose("search") or baked.chose("feed"))
+    prefix = f"fulcrum://{baked.plugin_id}/"
+    for link in links:
+        assert link.startswith(prefix), link
+        assert PAGE_PATH.fullmatch(link.removeprefix(prefix)), link

@@ -11,4 +11,6 @@ NAME = LocalizedText(
     zh_CN="{{ cookiecutter.plugin_name }}",
     en={% if cookiecutter.plugin_name_en %}"{{ cookiecutter.plugin_name_en }}"{% else %}None{% endif %},
 )
-ENTRY = Action(uri=f"fulcrum://plugins/{PLUGIN_ID}")
+ENTRY = Action(uri=f"fulcrum://{PLUGIN_ID}/home")
+"""Deep links into the plugin, ``fulcrum://<id>/<path>``, open its ``page`` hook at ``<path>``
+(``GET /v1/pages/<id>/<path>``); without one, the app handles them itself."""

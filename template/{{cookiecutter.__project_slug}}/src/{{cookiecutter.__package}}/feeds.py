@@ -26,7 +26,7 @@ async def feed_items(ctx: PluginContext, column: str) -> list[FeedItem]:
             kind="article",
             title=T(zh_CN=f"三分钟了解{NAME.zh_CN}", en=f"{NAME.get('en')} in three minutes"),
             summary=T(zh_CN="功能介绍与常见问题", en="What it does, and frequent questions"),
-            action=Action(uri=f"fulcrum://plugins/{PLUGIN_ID}/guide"),
+            action=Action(uri=f"fulcrum://{PLUGIN_ID}/guide"),
             published_at=datetime(2025, 1, 1, tzinfo=UTC),
         )
     ]
