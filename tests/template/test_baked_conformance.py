@@ -70,7 +70,7 @@ def test_every_deep_link_a_baked_project_hands_out_is_its_own_page(
     """The app opens ``fulcrum://<plugin>/<path>`` as ``GET /v1/pages/<plugin>/<path>``, and the kit opens
     exactly those links once the partner adds the guide's ``page`` hook: every link the template hands
     out has that shape, under the plugin's own id and with a path the host accepts."""
-    from fulcrum_core.api.pages import PAGE_PATH
+    from fulcrum_sdk._validate import is_page_path
     from fulcrum_sdk.models import FEED_COLUMNS
     from fulcrum_sdk.testing import PluginHarness
 
@@ -88,4 +88,4 @@ def test_every_deep_link_a_baked_project_hands_out_is_its_own_page(
     prefix = f"fulcrum://{baked.plugin_id}/"
     for link in links:
         assert link.startswith(prefix), link
-        assert PAGE_PATH.fullmatch(link.removeprefix(prefix)), link
+        assert is_page_path(link.removeprefix(prefix)), link

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from operator import attrgetter
@@ -12,8 +13,8 @@ import msgspec
 from fulcrum_sdk.models import FeedItem, Page, SearchHit, SlotOffer, TransactionResult, TransactionType
 
 __all__ = [
-    "LIST_RESULT_TYPES", "ResultError", "amount_field_problem", "check_list", "check_page",
-    "check_transaction_result",
+    "LIST_RESULT_TYPES", "PAGE_PATH", "ResultError", "amount_field_problem", "check_list", "check_page",
+    "check_transaction_result", "is_page_path",
 ]
 
 _S = TypeVar("_S", bound=msgspec.Struct)
@@ -149,6 +150,18 @@ def check_transaction_result(value: Any) -> TransactionResult:
         return _revalidate(value, TransactionResult)
     except msgspec.ValidationError as exc:
         raise ResultError(f"execute_transaction result is invalid: {exc}") from None
+
+
+PAGE_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
+"""A page path as plugins' deep links spell it: letters, digits, ``. _ - /``, 1–200 characters."""
+
+
+def is_page_path(path: str) -> bool:
+    """True when the host opens ``fulcrum://<plugin>/<path>`` as the plugin's page at ``path``: it
+    matches :data:`PAGE_PATH` and has no empty, ``.`` or ``..`` segment (else the host answers 400)."""
+    return PAGE_PATH.fullmatch(path) is not None and not any(
+        part in ("", ".", "..") for part in path.split("/")
+    )
 
 
 def check_page(value: Any) -> Page | None:

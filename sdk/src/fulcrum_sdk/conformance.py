@@ -29,6 +29,7 @@ from typing import Any, Literal
 import msgspec
 
 from fulcrum_sdk._personas import PERSONAS
+from fulcrum_sdk._validate import ResultError, is_page_path
 from fulcrum_sdk.errors import NO_CONSENT, ScopeDenied, TransactionRefused
 from fulcrum_sdk.hookspecs import HOOK_NAMES, PROJECT_NAME
 from fulcrum_sdk.manifest import Manifest, manifest_from_distribution
@@ -145,7 +146,7 @@ def _calls(
             yield "feed_items", f"feed {column!r}", lambda c=column: harness.feed_items(c)  # type: ignore[misc]
     if "page" in hooks:
         for path in _own_paths(harness, hooks):
-            yield "page", f"page {path!r}", lambda p=path: harness.page(p)  # type: ignore[misc]
+            yield "page", f"page {path!r}", lambda p=path: _open_page(harness, p)  # type: ignore[misc]
     if "execute_transaction" in hooks:
         for key, params in transactions.items():
             yield (
@@ -178,7 +179,23 @@ def _own_paths(harness: PluginHarness, hooks: frozenset[str]) -> list[str]:
         except Exception:  # noqa: S112 - that hook's own check reports it
             continue
         found |= {i.action.uri[len(prefix):] for i in items if i.action.uri.startswith(prefix)}
-    return [*sorted(p.split("?", 1)[0] for p in found), _NO_SUCH_PAGE]
+    return [*sorted({p.split("?", 1)[0].split("#", 1)[0] for p in found}), _NO_SUCH_PAGE]
+
+
+def _open_page(harness: PluginHarness, path: str) -> Any:
+    """The page at one of the plugin's own deep links (which the host must be able to route), or at
+    the made-up path (which must be ``None``: the app then handles the link itself)."""
+    if not is_page_path(path):
+        raise ResultError(
+            f"the deep link fulcrum://{harness.manifest.id}/{path} cannot be opened: the host answers 400 "
+            "for a path that is not 1–200 characters of letters, digits, '.', '_', '-' and '/' without "
+            "empty, '.' or '..' segments"
+        )
+    found = harness.page(path)
+    if path == _NO_SUCH_PAGE and found is not None:
+        raise ResultError(f"page({path!r}) returned a Page for a path that is not one of the plugin's pages; "
+                          "return None there (the app gets 404 and handles the link itself)")
+    return found
 
 
 def _execute(harness: PluginHarness, key: str, params: Mapping[str, Any]) -> Any:

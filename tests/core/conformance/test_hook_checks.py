@@ -461,10 +461,41 @@ def test_a_partner_page_may_stop_at_a_missing_consent() -> None:
     """A page raising ScopeDenied for a requested scope the customer has not consented to is a valid
     answer (the host asks the customer for consent); a display hook doing the same is not."""
 
-    def page(ctx: Any, path: str) -> Page:
+    def page(ctx: Any, path: str) -> Page | None:
         ctx.data.profile()
-        return _report()
+        return _report() if path == "report" else None
 
     manifest = make_manifest(kind="partner", hooks=("page",), required=("profile:basic",))
     results = run_conformance(plugin_with(page=page), manifest=manifest, deadlines=RELAXED)
     assert {r.status for r in results} <= {"passed", "skipped"}, format_results(results)
+
+
+def test_a_page_at_a_path_that_does_not_exist_fails() -> None:
+    """A plugin drawing a page for every path (so the app never gets its 404 and never handles its own
+    links) fails ``hook.page``: the kit's made-up path must answer ``None``."""
+    manifest = make_manifest(hooks=("page",))
+    check = by_id(run_conformance(plugin_with(page=lambda ctx, path: _report()), manifest=manifest,
+                                  deadlines=RELAXED))["hook.page"]
+    assert check.status == "failed"
+    assert "page 'zzz-no-such-page'" in check.details[0]
+    assert "None" in check.details[0]
+
+
+@pytest.mark.parametrize(
+    "uri", ["fulcrum://kit-probe/报告", "fulcrum://kit-probe/report/", "fulcrum://kit-probe/a/../b"]
+)
+def test_an_own_deep_link_the_host_cannot_open_fails(uri: str) -> None:
+    """A deep link into the plugin whose path ``GET /v1/pages/{plugin}/{path}`` refuses (non-ASCII, an
+    empty or dot segment) fails ``hook.page`` naming it, even when the plugin would draw it."""
+
+    def home(ctx: Any) -> list[SlotOffer]:
+        return [SlotOffer(slot="home.banner/v1", key="b", title=T, action=Action(uri=uri))]
+
+    manifest = make_manifest(hooks=("home_slot_offers", "page"))
+    def page(ctx: Any, path: str) -> Page | None:
+        return None if path == "zzz-no-such-page" else _report()
+
+    check = by_id(run_conformance(plugin_with(home_slot_offers=home, page=page), manifest=manifest,
+                                  deadlines=RELAXED))["hook.page"]
+    assert check.status == "failed"
+    assert any(uri in d for d in check.details), check.details

@@ -7,10 +7,10 @@ A page is one plugin's answer, so a failure cannot be degraded around: it is a 5
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 import msgspec
+from fulcrum_sdk._validate import PAGE_PATH, is_page_path
 from fulcrum_sdk.errors import ScopeDenied
 from fulcrum_sdk.models import Page
 from litestar import Request, get
@@ -24,9 +24,6 @@ from fulcrum_core.errors import BadRequest, Forbidden, NotFound, ServiceUnavaila
 from fulcrum_core.runtime import runtime_of
 
 __all__ = ["PAGE_PATH", "ROUTES", "PageResponse", "page"]
-
-PAGE_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
-"""A page path as plugins' deep links spell it: letters, digits, ``. _ - /``, 1–200 characters."""
 
 _UNAVAILABLE = ResponseSpec(
     data_container=InputProblem,
@@ -49,7 +46,7 @@ class PageResponse(msgspec.Struct, frozen=True, kw_only=True):
 def _page_path(path: str) -> str:
     """The path without its leading slash, or 400 naming ``path``."""
     cleaned = path.lstrip("/")
-    if not PAGE_PATH.fullmatch(cleaned) or any(part in ("", ".", "..") for part in cleaned.split("/")):
+    if not is_page_path(cleaned):
         raise BadRequest(
             "path must be 1–200 characters of letters, digits, '.', '_', '-' and '/', as in the deep link "
             f"fulcrum://<plugin>/<path>; got {path!r}",
