@@ -14,7 +14,8 @@ from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.errors import BadRequest
 from fulcrum_core.plugins import PluginPolicy
 from fulcrum_core.settings import Deadlines
-from fulcrum_sdk import Action, Page, PageLine, PageSection
+from fulcrum_sdk import Action, Page, PageLine, PageSection, ScopeDenied
+from fulcrum_sdk.errors import NO_CONSENT
 
 CUSTOMER = "synthetic-young-professional"
 
@@ -230,3 +231,21 @@ def test_the_page_route_is_documented(make_app: Any, kit: Any) -> None:
     operation = spec["paths"]["/v1/pages/{plugin}/{path}"]["get"]
     assert set(operation["responses"]) >= {"200", "400", "401", "403", "404", "503"}
     assert operation["security"] == [{"oauth2": ["pages:read"]}]
+
+
+
+@pytest.mark.parametrize("scope", ["holdings:read", "location:city", "slot:home.banner"])
+def test_a_consent_error_the_plugin_makes_up_is_its_own_fault(make_app: Any, kit: Any, scope: str) -> None:
+    """A page raising "no live consent" itself for a scope it was not granted (holdings), one the customer
+    did consent to (city) or one that is not customer data gets a 503, never a consent prompt."""
+
+    def page(ctx: Any, path: str) -> Page:
+        raise ScopeDenied(scope, plugin_id="partner", reason=NO_CONSENT)
+
+    granted = ["location:city", "slot:home.banner"]
+    app = make_app(kit.plugin("partner", kind="partner", scopes=granted, page=page))
+    later = datetime.now(UTC) + timedelta(days=30)
+    ConsentStore(app.runtime.db).grant(CUSTOMER, "partner", ["location:city"], "本地优惠", later)
+    response = app.get("/v1/pages/partner/report")
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "page.unavailable"

@@ -11,8 +11,10 @@ from typing import Annotated, Any
 
 import msgspec
 from fulcrum_sdk._validate import PAGE_PATH, is_page_path
+from fulcrum_sdk.context import PluginContext
 from fulcrum_sdk.errors import ScopeDenied
 from fulcrum_sdk.models import Page
+from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES
 from litestar import Request, get
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter
@@ -21,6 +23,7 @@ from fulcrum_core.api.deps import customer_contexts, plugin_calls
 from fulcrum_core.api.input_problems import NOT_FOUND_RESPONSE, PROBLEM_MEDIA_TYPE, InputProblem
 from fulcrum_core.dispatch.results import PluginCallError
 from fulcrum_core.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
+from fulcrum_core.plugins import LoadedPlugin
 from fulcrum_core.runtime import runtime_of
 
 __all__ = ["PAGE_PATH", "ROUTES", "PageResponse", "page"]
@@ -55,6 +58,18 @@ def _page_path(path: str) -> str:
     return cleaned
 
 
+def _consent_missing(ctx: PluginContext, plugin: LoadedPlugin, scope: str) -> bool:
+    """True when ``scope`` is customer data ``plugin`` was granted and this customer has not consented to."""
+    return scope in CUSTOMER_DATA_SCOPES and scope in plugin.granted and not ctx.data.allows(scope)
+
+
+def _unavailable(plugin: str, kind: str) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        f"{plugin!r} could not show this page now ({kind}); try again later",
+        code="page.unavailable", plugin=plugin, headers={"Retry-After": "1"},
+    )
+
+
 @get(
     "/v1/pages/{plugin:str}/{path:path}", opt={"scopes": ["pages:read"]}, tags=["app"],
     summary="A plugin's page (what its deep link opens)",
@@ -79,16 +94,17 @@ async def page(
     try:
         drawn = await dispatcher.call_one(loaded, "page", ctx, deadline_ms=dispatcher.deadline_ms("page"),
                                           path=wanted)
-    except ScopeDenied as exc:  # only a missing consent comes through: the customer can give it
-        raise Forbidden(
-            f"this page of {plugin!r} needs your consent to {exc.scope!r} first", code="consent.required",
-            plugin=plugin, missing_scopes=[exc.scope],
-        ) from None
+    except ScopeDenied as exc:  # only one saying the customer has not consented comes through
+        if _consent_missing(ctx, loaded, exc.scope):
+            raise Forbidden(
+                f"this page of {plugin!r} needs your consent to {exc.scope!r} first",
+                code="consent.required", plugin=plugin, missing_scopes=[exc.scope],
+            ) from None
+        # The plugin raised it for a scope it was not granted, or one the customer did consent to:
+        # its fault, not something the customer can give.
+        raise _unavailable(plugin, "error") from None
     except PluginCallError as exc:
-        raise ServiceUnavailable(
-            f"{plugin!r} could not show this page now ({exc.kind}); try again later",
-            code="page.unavailable", plugin=plugin, headers={"Retry-After": "1"},
-        ) from None
+        raise _unavailable(plugin, exc.kind) from None
     if drawn is None:
         raise NotFound(f"{plugin!r} has no page {wanted!r}", field="path", code="page.not-found")
     return PageResponse(plugin=plugin, path=wanted, page=drawn, request_id=contexts.request_id)
