@@ -151,3 +151,26 @@ def test_the_servers_line_about_a_refusal_names_the_request(make_app: Any, token
 
     assert asyncio.run(serve()) is None  # the id named the refusal, then was undone: nothing leaks
     assert seen == {"status": 401, "request_id": "refused-7"}
+
+
+def test_log_json_survives_the_app_and_names_the_request(
+    make_app: Any, kit: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With ``log_json`` the app's lines reach stderr as JSON with their request id: litestar's own
+    logging setup, run as the app is built, must not replace the JSON handler on the root logger."""
+
+    def boom(ctx: Any) -> Any:
+        raise RuntimeError("down")
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        app = make_app(kit.plugin("bad", home_slot_offers=boom), log_json=True)
+        assert app.get("/v1/home", headers={"X-Request-ID": "trace-43"}).status_code == 200
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if "bad" in line]
+    finally:
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+        root.setLevel(level)
+    assert lines, "no JSON line about the failed plugin on stderr"
+    assert all(line["request_id"] == "trace-43" for line in lines), lines

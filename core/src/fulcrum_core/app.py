@@ -101,6 +101,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, debug: boo
             *observability.middleware_after_auth(rt),
         ],
         plugins=[problem_details_plugin()],
+        logging_config=observability.logging_config(rt),
         request_class=FulcrumRequest,
         before_send=observability.before_send(),
         openapi_config=OpenAPIConfig(

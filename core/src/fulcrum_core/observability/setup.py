@@ -11,7 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from litestar import Litestar
+from litestar.logging.config import BaseLoggingConfig
 from litestar.middleware import DefineMiddleware
+from litestar.types import Empty, EmptyType
 
 from fulcrum_core.observability.logging import RequestIdMiddleware, configure_logging, echo_request_id
 from fulcrum_core.observability.metrics import Metrics
@@ -21,6 +23,7 @@ from fulcrum_core.runtime import Runtime
 __all__ = [
     "attach_metrics",
     "before_send",
+    "logging_config",
     "metrics_of",
     "middleware_after_auth",
     "middleware_before_auth",
@@ -51,6 +54,12 @@ def middleware_before_auth(runtime: Runtime) -> list[Any]:
     if runtime.settings.log_json:
         configure_logging(runtime.settings.log_level)
     return [RequestIdMiddleware]
+
+
+def logging_config(runtime: Runtime) -> BaseLoggingConfig | EmptyType | None:
+    """``create_app``'s ``logging_config``: with ``log_json`` none, since litestar's default setup,
+    run as the app is built, would replace the JSON handler on the root logger; otherwise litestar's."""
+    return None if runtime.settings.log_json else Empty
 
 
 def middleware_after_auth(runtime: Runtime) -> list[Any]:
