@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 from collections.abc import Iterator
 from typing import Any
 
@@ -174,3 +175,26 @@ def test_log_json_survives_the_app_and_names_the_request(
         root.setLevel(level)
     assert lines, "no JSON line about the failed plugin on stderr"
     assert all(line["request_id"] == "trace-43" for line in lines), lines
+
+
+def test_the_servers_own_lines_are_json_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """uvicorn gives its loggers text handlers that do not propagate; with JSON logs its lines
+    (startup, shutdown, an exception in the app) are JSON lines like every other."""
+    import uvicorn.config
+
+    logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)  # as uvicorn sets itself up
+    root = logging.getLogger()
+    level = root.level
+    access = logging.getLogger("uvicorn.access")
+    access.handlers, access.propagate = [], False  # as uvicorn leaves it with access_log=False
+    try:
+        configure_logging("info")
+        logging.getLogger("uvicorn.error").info("Started server process [1]")
+        access.info("GET /v1/home 200")  # stays off
+        err = capsys.readouterr().err
+    finally:
+        for h in [h for h in root.handlers if h.get_name() == "fulcrum-json"]:
+            root.removeHandler(h)
+        root.setLevel(level)
+    [line] = err.splitlines()
+    assert json.loads(line)["message"] == "Started server process [1]"

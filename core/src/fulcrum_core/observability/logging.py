@@ -105,11 +105,23 @@ class JsonFormatter(logging.Formatter):
         return _encoder.encode(line).decode()
 
 
+_SERVER_LOGGERS = ("uvicorn", "uvicorn.error")
+"""The server's loggers, which it gives handlers of its own (plain text) that stop at them. Its access
+log is left as the server set it up (``fulcrum serve`` turns it off)."""
+
+
 def configure_logging(level: str = "INFO") -> logging.Handler:
-    """Send every log line to stderr as JSON with its request id; calling it again replaces the handler."""
+    """Send every log line to stderr as JSON with its request id; calling it again replaces the handler.
+
+    The server's own lines (startup, shutdown, errors) are passed up to the JSON handler as well,
+    instead of being written in the server's text format."""
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
+    for name in _SERVER_LOGGERS:
+        server_logger = logging.getLogger(name)
+        server_logger.handlers.clear()
+        server_logger.propagate = True
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(JsonFormatter())
