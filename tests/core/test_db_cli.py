@@ -72,3 +72,26 @@ def test_new_revision_ids_are_dated_numbered_and_slugged() -> None:
     finally:
         db.dispose()
     assert re.fullmatch(r"\d{8}_\d{2}_add_coupon_ledger_v2", rev), rev
+
+
+def test_a_revision_alembic_does_not_know_is_one_error_line(tmp_path: Path) -> None:
+    """A mistyped --revision, or a database at a revision this host does not ship (a newer release's),
+    is one Error line naming the revision, never alembic's traceback."""
+    config, url = _config(tmp_path)
+    args = ["--config", str(config), "db", "upgrade", "--revision", "nonexistent"]
+    mistyped = CliRunner().invoke(main, args)
+    assert mistyped.exit_code == 1, mistyped.output
+    assert isinstance(mistyped.exception, SystemExit)
+    assert mistyped.output.startswith("Error: "), mistyped.output
+    assert "'nonexistent'" in mistyped.output
+    db = Database(url)
+    db.upgrade()
+    with db.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '29990101_01_future'")
+    db.dispose()
+    for command in ("upgrade", "check"):
+        result = CliRunner().invoke(main, ["--config", str(config), "db", command])
+        assert result.exit_code == 1, result.output
+        assert isinstance(result.exception, SystemExit)
+        assert result.output.startswith("Error: "), result.output
+        assert "'29990101_01_future'" in result.output

@@ -19,8 +19,11 @@ class _Main(click.Group):
         except SettingsError as exc:
             raise click.ClickException(f"cannot load settings: {exc}") from None
         except Exception as exc:
+            from alembic.util import CommandError
             from sqlalchemy.exc import OperationalError
 
+            if isinstance(exc, CommandError):  # e.g. a revision the packaged migrations do not have
+                raise click.ClickException(f"migrations: {exc}") from None
             if not isinstance(exc, OperationalError):
                 raise
             raise click.ClickException(
