@@ -82,3 +82,25 @@ def test_demo_serves_where_the_settings_say(tmp_path: Path, monkeypatch: pytest.
     assert served == [("127.0.0.2", 8123), ("127.0.0.2", 8124)]
     assert "Serving on http://127.0.0.2:8123" in first.output
     assert "FULCRUM_ISSUER=http://127.0.0.2:8123" in first.output  # the issuer still says 8000
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("not-a-url", "not a database URL"),
+        ("mysql://db.example/fulcrum", "the host runs on SQLite or PostgreSQL"),
+    ],
+)
+def test_a_database_url_the_host_cannot_use_is_named(url: str, problem: str) -> None:
+    """A URL that does not parse, or names another database, is the variable's problem, said at once."""
+    line = _fails(["db", "upgrade"], env={"FULCRUM_DATABASE_URL": url})
+    expected = f"Error: cannot load settings: FULCRUM_DATABASE_URL (database_url): {problem}"
+    assert line.startswith(expected), line
+
+
+def test_a_database_url_in_the_config_file_is_named_with_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "fulcrum.toml"
+    config.write_text('database_url = "oracle://db/x"\n', encoding="utf-8")
+    line = _fails(["--config", str(config), "serve"])
+    assert line.startswith(f"Error: cannot load settings: {config} (database_url): "), line
+

@@ -218,7 +218,7 @@ def load_settings(
             came_from[field] = var
     raw.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        return msgspec.convert(raw, Settings, strict=False)
+        settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         message = str(exc)
         at = _AT_KEY.search(message)
@@ -227,6 +227,26 @@ def load_settings(
         key = at["key"] + at["rest"]
         where = came_from.get(at["key"], "settings")
         raise SettingsError(f"{where} ({key}): {message[: at.start()]}") from None
+    if settings.database_url:
+        problem = _database_url_problem(settings.database_url)
+        if problem:
+            raise SettingsError(f"{came_from.get('database_url', 'settings')} (database_url): {problem}")
+    return settings
+
+
+def _database_url_problem(url: str) -> str | None:
+    """Why the host cannot use the database ``url``, or None when it can."""
+    from sqlalchemy.exc import ArgumentError
+
+    from fulcrum_core.data.db import normalize_url
+
+    try:
+        backend = normalize_url(url).get_backend_name()
+    except ArgumentError:
+        return "not a database URL (e.g. postgresql://user@host/db or sqlite:///path/fulcrum.db)"
+    if backend not in ("sqlite", "postgresql"):
+        return f"the host runs on SQLite or PostgreSQL, not {backend!r}"
+    return None
 
 
 def _read_config(path: Path) -> dict[str, object]:
