@@ -104,3 +104,18 @@ def test_a_database_url_in_the_config_file_is_named_with_the_file(tmp_path: Path
     line = _fails(["--config", str(config), "serve"])
     assert line.startswith(f"Error: cannot load settings: {config} (database_url): "), line
 
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+@pytest.mark.parametrize("port", ["0", "70000"])
+def test_a_port_out_of_range_is_a_usage_error(
+    command: str, port: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--port 0 is not quietly replaced by the settings' port, and 70000 is no traceback from bind()."""
+    served: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(serve, "_run", lambda *args, **kwargs: served.append(args[:2]))
+    monkeypatch.setattr("fulcrum_core.demo.prepare_demo", lambda settings: "seeded")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, [command, "--port", port])
+    assert not served
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--port'" in result.output

@@ -96,7 +96,7 @@ def run_server(
 
 @click.command()
 @click.option("--host", default=None, help="Interface to bind (default: settings, 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port (default: settings, 8000).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: settings, 8000).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
 @click.option(
     "--reuse-port", is_flag=True,
@@ -113,7 +113,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int, 
 
 @click.group(invoke_without_command=True)
 @click.option("--host", default=None, help="Interface to bind (default: FULCRUM_HOST, 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port (default: FULCRUM_PORT, 8000).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=None, help="Port (default: FULCRUM_PORT, 8000)."
+)
 @click.option("--no-serve", is_flag=True, help="Migrate and seed, then exit.")
 @click.pass_context
 def demo(ctx: click.Context, host: str | None, port: int | None, no_serve: bool) -> None:
