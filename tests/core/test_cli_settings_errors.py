@@ -119,3 +119,13 @@ def test_a_port_out_of_range_is_a_usage_error(
     assert not served
     assert result.exit_code == 2, result.output
     assert "Invalid value for '--port'" in result.output
+
+
+def test_a_log_level_logging_does_not_know_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FULCRUM_LOG_LEVEL is checked with the other settings, not by the logging module in a worker
+    starting up; any case of a level name is accepted."""
+    monkeypatch.setattr(serve, "_run", lambda *args, **kwargs: None)
+    line = _fails(["serve"], env={"FULCRUM_LOG_LEVEL": "LOUD"})
+    assert line.startswith("Error: cannot load settings: FULCRUM_LOG_LEVEL (log_level): "), line
+    for level in ("debug", "INFO", "Warning", "error", "CRITICAL"):
+        assert load_settings(environ={"FULCRUM_LOG_LEVEL": level}).log_level == level

@@ -125,7 +125,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # With Redis: how often each worker reads the breakers other workers opened (a breaker that opens
     # in one worker opens, within about this long, in every worker). Not shared in dev_mode.
     breaker_share_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
-    log_level: str = "INFO"
+    # The root logger's level with ``log_json`` (a level name, in any case).
+    log_level: Annotated[
+        str, msgspec.Meta(pattern=r"(?i)^(critical|fatal|error|warn|warning|info|debug|notset)$")
+    ] = "INFO"
     # Resilience: every plugin × hook gets a circuit breaker (slow calls = over the hook's deadline)
     # and a bulkhead of at most this many calls in flight; /v1/home answers within its budget.
     breaker: BreakerConfig = BreakerConfig()
