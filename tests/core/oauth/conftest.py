@@ -6,21 +6,33 @@
 - ``consent`` — runs the consent page step: GET the authorization URL, submit the form, return the
   redirect ``Location``.
 - ``pkce`` — a fresh (verifier, S256 challenge) pair.
+- ``served`` — the app under uvicorn on a free loopback port (the development login on); its base URL.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
+import socket
+import threading
+import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from html import unescape
+from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
+import uvicorn
 from authlib.common.security import generate_token
 from authlib.deprecate import AuthlibDeprecationWarning
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from fulcrum_core.app import build_runtime, create_app
+from fulcrum_core.settings import Settings
+from fulcrum_sdk.data import StaticDataProvider
+from fulcrum_sdk.testing import PERSONAS
 
 with warnings.catch_warnings():
     # authlib nudges towards httpx2; the workspace's HTTP client is httpx, which authlib still supports.
@@ -106,3 +118,29 @@ def consent(browser: httpx.AsyncClient) -> Callable[..., Awaitable[httpx.Respons
         return await submit_consent(browser, url, **kwargs)
 
     return run
+
+
+@pytest.fixture
+def served(settings: Settings, migrated_sqlite: Path, tmp_path: Path) -> Iterator[str]:
+    """The app under uvicorn on 127.0.0.1 and a port the OS chose; yields its base URL (the issuer)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    conf = msgspec.structs.replace(settings, issuer=base, oauth_dev_login=True)
+    shutil.copyfile(migrated_sqlite, tmp_path / "fulcrum.db")
+    provider = StaticDataProvider({r.id: r for r in PERSONAS.values()})
+    app = create_app(conf, runtime=build_runtime(conf, provider=provider, load_entry_points=False))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(1000):  # until the server says it is listening (it normally takes milliseconds)
+            if server.started or not thread.is_alive():
+                break
+            time.sleep(0.01)
+        assert server.started, "uvicorn did not start"
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import threading
-import time
 import warnings
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import msgspec
 import pytest
-import uvicorn
 from authlib.deprecate import AuthlibDeprecationWarning
 from authlib.integrations.base_client import OAuthError
-from fulcrum_core.app import build_runtime, create_app
-from fulcrum_core.settings import Settings
-from fulcrum_sdk.data import StaticDataProvider
-from fulcrum_sdk.testing import PERSONAS
 
 from .conftest import CUSTOMER, REDIRECT, form_fields
 
@@ -29,32 +17,6 @@ with warnings.catch_warnings():
     from authlib.integrations.httpx_client import OAuth2Client
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def served(settings: Settings, migrated_sqlite: Path, tmp_path: Path) -> Iterator[str]:
-    """The app under uvicorn on 127.0.0.1 and a port the OS chose; yields its base URL (the issuer)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    conf = msgspec.structs.replace(settings, issuer=base, oauth_dev_login=True)
-    shutil.copyfile(migrated_sqlite, tmp_path / "fulcrum.db")
-    provider = StaticDataProvider({r.id: r for r in PERSONAS.values()})
-    app = create_app(conf, runtime=build_runtime(conf, provider=provider, load_entry_points=False))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(1000):  # until the server says it is listening (it normally takes milliseconds)
-            if server.started or not thread.is_alive():
-                break
-            time.sleep(0.01)
-        assert server.started, "uvicorn did not start"
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def test_flow_against_a_served_app(served: str) -> None:
