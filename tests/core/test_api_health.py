@@ -43,3 +43,39 @@ def test_readyz_is_503_until_plugins_are_loaded(make_app: Any, monkeypatch: pyte
     response = app.client.get("/readyz")
     assert response.status_code == 503
     assert "plugins: loading has not finished" in response.json()["reasons"]
+
+
+def _stamp(app: Any, revision: str | None) -> None:
+    from sqlalchemy import text
+
+    with app.runtime.db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM alembic_version"))
+        if revision is not None:
+            conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:r)"), {"r": revision})
+
+
+def test_readyz_is_503_on_a_database_this_release_has_not_migrated(make_app: Any) -> None:
+    """Never migrated, or at an older revision of this release's history: not ready, saying what to run."""
+    app = make_app()
+    head = app.runtime.db.heads()[0]
+    _stamp(app, None)
+    response = app.client.get("/readyz")
+    assert response.status_code == 503
+    assert "database: not migrated; run fulcrum db upgrade" in response.json()["reasons"]
+    from alembic.script import ScriptDirectory
+
+    older = ScriptDirectory.from_config(app.runtime.db.alembic_config()).get_revision(head).down_revision
+    assert isinstance(older, str)
+    _stamp(app, older)
+    reasons = app.client.get("/readyz").json()["reasons"]
+    assert reasons == [f"database: at revision {older}, this release needs {head}; run fulcrum db upgrade"]
+    _stamp(app, head)
+    assert app.client.get("/readyz").status_code == 200
+
+
+def test_readyz_stays_ready_on_a_database_a_newer_release_migrated(make_app: Any) -> None:
+    """A revision this release does not know is a newer release's: migrations add before they remove,
+    so this worker keeps serving during a rolling deploy."""
+    app = make_app()
+    _stamp(app, "f" * 12)
+    assert app.client.get("/readyz").status_code == 200

@@ -1,4 +1,5 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (the database answers and plugins are loaded).
+"""``/healthz`` (the process answers) and ``/readyz`` (the database answers at this release's schema, and
+plugins are loaded).
 
 Branch configuration problems (an invalid edit, an unresolvable secret reference) are reported by
 ``/readyz`` under ``warnings`` but do not fail readiness: the worker keeps serving the last good
@@ -13,6 +14,8 @@ from typing import Any, Literal
 import anyio
 import anyio.to_thread
 import msgspec
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from litestar import Request, get
 from sqlalchemy import text
 
@@ -27,6 +30,8 @@ log = logging.getLogger("fulcrum.api")
 READY_DB_TIMEOUT_S = 2.0
 """How long ``/readyz`` waits for ``SELECT 1`` before calling the database unavailable."""
 
+_REVISIONS = "health.revisions"
+
 
 class Health(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A probe's answer; ``warnings`` appears only when there are some."""
@@ -36,9 +41,29 @@ class Health(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     warnings: list[str] = []
 
 
-def _ping(runtime: Runtime) -> None:
+def _ping(runtime: Runtime) -> str | None:
+    """Why the database cannot serve this release, or ``None``: it answers, and its schema is this
+    release's head or a revision this release does not know (a newer release migrated it; migrations
+    add before they remove, so a worker of the release before keeps working)."""
     with runtime.db.engine.connect() as conn:
         conn.execute(text("SELECT 1"))
+        current = MigrationContext.configure(conn).get_current_revision()
+    head, known = _revisions(runtime)
+    if current is None:
+        return "database: not migrated; run fulcrum db upgrade"
+    if current != head and current in known:
+        return f"database: at revision {current}, this release needs {head}; run fulcrum db upgrade"
+    return None
+
+
+def _revisions(runtime: Runtime) -> tuple[str, frozenset[str]]:
+    """The packaged migrations' head and every revision they know (read once per runtime)."""
+    found: tuple[str, frozenset[str]] | None = runtime.extras.get(_REVISIONS)
+    if found is None:
+        script = ScriptDirectory.from_config(runtime.db.alembic_config())
+        found = (script.get_current_head() or "", frozenset(r.revision for r in script.walk_revisions()))
+        runtime.extras[_REVISIONS] = found
+    return found
 
 
 @get("/healthz", opt={"public": True}, tags=["operations"], summary="Liveness")
@@ -49,7 +74,8 @@ async def healthz() -> Health:
 
 @get("/readyz", opt={"public": True}, tags=["operations"], summary="Readiness")
 async def readyz(request: Request[Any, Any, Any]) -> Health:
-    """200 when the database answers ``SELECT 1`` and plugin loading finished; 503 listing reasons.
+    """200 when the database answers, is migrated for this release and plugin loading finished; 503
+    listing reasons.
 
     A 200 lists in ``warnings`` what serves but needs attention (branch configuration problems).
     """
@@ -59,7 +85,9 @@ async def readyz(request: Request[Any, Any, Any]) -> Health:
         reasons.append("plugins: loading has not finished")
     try:
         with anyio.fail_after(READY_DB_TIMEOUT_S):
-            await anyio.to_thread.run_sync(_ping, runtime, abandon_on_cancel=True)
+            behind = await anyio.to_thread.run_sync(_ping, runtime, abandon_on_cancel=True)
+        if behind is not None:
+            reasons.append(behind)
     except TimeoutError:
         reasons.append(f"database: no answer to SELECT 1 within {READY_DB_TIMEOUT_S:g} s")
     except Exception as exc:
