@@ -142,14 +142,19 @@ def check_list(hook: str, value: Any, *, max_items: int = 50) -> list[Any]:
     return out
 
 
+def _check_one(hook: str, value: Any, cls: type[_S]) -> _S:
+    """``value`` as a validated ``cls``, the one result ``hook`` returns, or raise :class:`ResultError`."""
+    if type(value) is not cls:
+        raise ResultError(f"{hook} must return {cls.__name__}, got {type(value).__name__}")
+    try:
+        return _revalidate(value, cls)
+    except msgspec.ValidationError as exc:
+        raise ResultError(f"{hook} result is invalid: {exc}") from None
+
+
 def check_transaction_result(value: Any) -> TransactionResult:
     """Return ``value`` as a validated :class:`TransactionResult`, or raise :class:`ResultError`."""
-    if type(value) is not TransactionResult:
-        raise ResultError(f"execute_transaction must return TransactionResult, got {type(value).__name__}")
-    try:
-        return _revalidate(value, TransactionResult)
-    except msgspec.ValidationError as exc:
-        raise ResultError(f"execute_transaction result is invalid: {exc}") from None
+    return _check_one("execute_transaction", value, TransactionResult)
 
 
 PAGE_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
@@ -166,14 +171,7 @@ def is_page_path(path: str) -> bool:
 
 def check_page(value: Any) -> Page | None:
     """``value`` as a validated :class:`Page` (``None``: no page there), or raise :class:`ResultError`."""
-    if value is None:
-        return None
-    if type(value) is not Page:
-        raise ResultError(f"page must return Page or None, got {type(value).__name__}")
-    try:
-        return _revalidate(value, Page)
-    except msgspec.ValidationError as exc:
-        raise ResultError(f"page result is invalid: {exc}") from None
+    return None if value is None else _check_one("page", value, Page)
 
 
 def amount_field_problem(tx_type: TransactionType) -> str | None:
