@@ -122,11 +122,15 @@ def test_a_slow_bank_does_not_open_the_plugins_breakers(make_app: Callable[..., 
     app = make_app(
         _reader(kit, "needs-holdings", "holdings:read", lambda ctx: ctx.data.holdings()),
         provider_=bank,
-        data_budget_ms=20,
+        # Long enough for the profile read in a thread on a busy machine (else a 503, no page), short
+        # enough for 25 pages each waiting it out for the hung holdings.
+        data_budget_ms=150,
     )
     token = app.token(CUSTOMER)
     try:
-        pages = [app.get("/v1/home", token=token).json() for _ in range(25)]
+        responses = [app.get("/v1/home", token=token) for _ in range(25)]
+        assert [r.status_code for r in responses] == [200] * 25, responses[-1].text
+        pages = [r.json() for r in responses]
         hung = sum(1 for what, _ in bank.calls if what == "holdings")
     finally:
         bank.release.set()
