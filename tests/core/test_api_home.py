@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +16,7 @@ from fulcrum_core.settings import Deadlines
 from fulcrum_sdk.scopes import APP_SCOPES
 
 SLOTS = {"home.banner/v1", "home.kingkong/v1", "home.popup/v1", "home.notice/v1"}
+POPUP = "home.popup/v1"
 
 
 def _keys(body: dict[str, Any], slot: str) -> list[tuple[str, str]]:
@@ -121,6 +125,40 @@ def test_impression_store_failure_hides_the_popup_only(
     assert response.status_code == 200
     assert response.json()["slots"]["home.popup/v1"] == []
     assert _keys(response.json(), "home.banner/v1") == [("popper", "b")]
+
+
+def test_two_concurrent_pages_show_a_once_a_day_popup_at_most_once(
+    make_app: Any, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app opens and asks for the home page twice at once: both pages read the cap before either
+    records its impression. The popup is still shown at most once in the window, every impression
+    recorded was shown, and a popup neither page showed is shown by the next one."""
+    count = ImpressionStore.count_since
+    both_read = threading.Barrier(2)
+    reads: list[int] = []
+
+    def read_together(self: ImpressionStore, *args: Any) -> int:
+        reads.append(1)
+        if len(reads) <= 2:  # the two pages' first reads of the cap meet here
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both_read.wait(timeout=2)
+        return count(self, *args)
+
+    app = make_app(
+        kit.plugin("popper", home_slot_offers=lambda ctx: [kit.offer("home.popup", "pop")]),
+        home_budget_ms=10_000,
+    )
+    token = app.token()
+    monkeypatch.setattr(ImpressionStore, "count_since", read_together)
+    with ThreadPoolExecutor(2) as pool:
+        pages = list(pool.map(lambda _: app.get("/v1/home", token=token), range(2)))
+    monkeypatch.setattr(ImpressionStore, "count_since", count)
+    assert all(p.status_code == 200 for p in pages)
+    shown = sum(len(p.json()["slots"]["home.popup/v1"]) for p in pages)
+    since = datetime.now(UTC) - timedelta(days=1)
+    assert shown <= 1
+    assert ImpressionStore(app.runtime.db).count_since("synthetic-young-professional", POPUP, since) == shown
+    assert len(app.get("/v1/home", token=token).json()["slots"]["home.popup/v1"]) == 1 - shown
 
 
 def test_suspended_plugin_disappears_on_the_next_request(make_app: Any, kit: Any) -> None:

@@ -32,3 +32,13 @@ def test_window_boundary_uses_instants_not_wall_clocks(db: Database) -> None:
     store.record("c-1", POPUP, "p", "k", shanghai)
     assert store.count_since("c-1", POPUP, NOW) == 1
     assert store.count_since("c-1", POPUP, NOW + timedelta(microseconds=1)) == 0
+
+
+def test_forget_removes_only_the_impressions_named(db: Database) -> None:
+    """record answers each impression's id; forget removes those and no other."""
+    store = ImpressionStore(db)
+    kept = store.record("c-1", POPUP, "p", "k", NOW)
+    given_back = store.record("c-1", POPUP, "p", "k", NOW)
+    assert kept != given_back
+    store.forget([given_back])
+    assert store.count_since("c-1", POPUP, NOW - timedelta(hours=1)) == 1

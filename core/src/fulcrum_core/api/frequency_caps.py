@@ -6,6 +6,12 @@ that cannot be checked in time is not honoured by guessing: the capped slots go 
 nothing is recorded for them. A record still being written when the budget ends is kept (the items
 are shown: the write is under way). A store that hangs ties up at most ``_THREADS`` threads; past
 that, capped slots go out empty at once.
+
+Two pages for one customer at once (an app that asks twice when it opens, or two workers) may both
+read the count before either records. So once recorded, the count is read again: a slot found over
+its cap gives back the items this page added past it, and their records, so at most the cap is shown
+(both pages may give back: the popup then waits for the next page, never shown twice). Unless the
+page already stopped waiting and showed them: then the records stay, like any write under way.
 """
 
 from __future__ import annotations
@@ -69,13 +75,54 @@ def _count_shown(
         }
 
 
-def _record_shown(runtime: Runtime, customer_ref: str, shown: Slots, now: datetime) -> None:
-    """(worker thread) Remember each item shown in a capped slot."""
+class _Verdict:
+    """Which capped slots went over their cap with this page's records: settled once, either by the
+    record thread (and the page then holds those items back) or by the page giving up waiting first
+    (and the records then stay: the page showed them)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._over: dict[str, int] = {}
+        self._page_gone = False
+
+    def settle(self, over: dict[str, int]) -> bool:
+        """(record thread) Slot id → how many of the page's items to give back; False when too late."""
+        with self._lock:
+            if self._page_gone:
+                return False
+            self._over = over
+            return True
+
+    def close(self) -> dict[str, int]:
+        """(the page) What was settled, if anything; nothing can be settled afterwards."""
+        with self._lock:
+            self._page_gone = True
+            return self._over
+
+
+def _record_shown(
+    runtime: Runtime, customer_ref: str, shown: Slots, capped: dict[str, SlotConfig], now: datetime,
+    verdict: _Verdict,
+) -> None:
+    """(worker thread) Remember each item shown in a capped slot, then count again (see the module)."""
     with _place(runtime):
         store = ImpressionStore(runtime.db)
-        for slot, items in shown.items():
-            for item in items:
-                store.record(customer_ref, slot, item.plugin, item.key, now)
+        recorded = {
+            slot: [store.record(customer_ref, slot, item.plugin, item.key, now) for item in items]
+            for slot, items in shown.items()
+        }
+        try:
+            over: dict[str, int] = {}
+            for slot, ids in recorded.items():
+                config = capped[slot]
+                since = now - timedelta(hours=config.frequency_window_hours)
+                excess = store.count_since(customer_ref, slot, since) - (config.frequency_cap or 0)
+                if excess > 0:
+                    over[slot] = min(excess, len(ids))
+            if over and verdict.settle(over):
+                store.forget([i for slot, n in over.items() for i in recorded[slot][-n:]])
+        except Exception as exc:  # recorded and shown: a cap that cannot be checked again stays as read
+            _UNAVAILABLE(f"{type(exc).__name__}: {exc}")
 
 
 def _without_capped(slots: Slots, runtime: Runtime) -> Slots:
@@ -111,8 +158,9 @@ async def apply_caps(
     shown = {slot: slots[slot] for slot in capped if slots[slot]}
     if not shown:
         return slots
+    verdict = _Verdict()
     write = asyncio.get_running_loop().create_task(
-        anyio.to_thread.run_sync(_record_shown, runtime, customer_ref, shown, now)
+        anyio.to_thread.run_sync(_record_shown, runtime, customer_ref, shown, capped, now, verdict)
     )
     _WRITES.add(write)
     write.add_done_callback(_landed)
@@ -122,4 +170,5 @@ async def apply_caps(
         except Exception as exc:  # not recorded, so not shown: the cap would not know about it
             _UNAVAILABLE(f"{type(exc).__name__}: {exc}")
             return _without_capped(slots, runtime)
-    return slots
+    over = verdict.close()  # what the thread settled, or nothing: the page stopped waiting and shows all
+    return {**slots, **{slot: slots[slot][: len(slots[slot]) - n] for slot, n in over.items()}}

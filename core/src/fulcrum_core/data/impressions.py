@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.errors import domain_errors
@@ -28,11 +29,18 @@ class ImpressionStore:
         with domain_errors(), self._db.reader.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
 
-    def record(self, customer_ref: str, slot: str, plugin_id: str, offer_key: str, at: datetime) -> None:
-        """Remember that the customer was shown ``offer_key`` of ``plugin_id`` in ``slot`` at ``at``."""
+    def record(self, customer_ref: str, slot: str, plugin_id: str, offer_key: str, at: datetime) -> int:
+        """Remember that the customer was shown ``offer_key`` of ``plugin_id`` in ``slot`` at ``at``; the
+        impression's id, for :meth:`forget`."""
         with self._db.session() as session:
-            session.add(
-                ImpressionRow(
-                    customer_ref=customer_ref, slot=slot, plugin_id=plugin_id, offer_key=offer_key, at=at
-                )
+            row = ImpressionRow(
+                customer_ref=customer_ref, slot=slot, plugin_id=plugin_id, offer_key=offer_key, at=at
             )
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def forget(self, ids: Sequence[int]) -> None:
+        """Remove the impressions ``ids`` (recorded for items that were not shown after all)."""
+        with self._db.begin() as conn:
+            conn.execute(delete(ImpressionRow).where(ImpressionRow.id.in_(ids)))
