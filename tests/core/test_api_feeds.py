@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fulcrum_core.data.consents import ConsentStore
+from fulcrum_sdk.models import Targeting
 
 
 def _writer(kit: Any, plugin_id: str, count: int, **kwargs: Any) -> Any:
@@ -38,6 +40,28 @@ def test_walking_the_feed_over_http_visits_every_card_once(make_app: Any, kit: A
         if cursor is None:
             break
     assert len(seen) == 17 == len(set(seen))
+
+
+def test_a_partner_cannot_target_cards_by_profile_data_the_customer_has_not_shared(
+    make_app: Any, kit: Any
+) -> None:
+    """A partner's cards targeted by segment or branch are shown once the customer consented to
+    ``profile:basic``, not before (a tap would tell the partner what the customer did not share)."""
+    items = [
+        kit.item("life", "mass", targeting=Targeting(segments=frozenset({"mass"}))),
+        kit.item("life", "shenzhen", targeting=Targeting(branches=frozenset({"0755"}))),
+        kit.item("life", "everyone"),
+    ]
+    app = make_app(
+        kit.plugin("partner", kind="partner", scopes=["feed:contribute"], optional=["profile:basic"],
+                   feed_items=lambda ctx, column: items),
+        consent_cache_ms=0,
+    )
+    assert [i["key"] for i in app.get("/v1/feeds/life").json()["items"]] == ["everyone"]
+    later = datetime.now(UTC) + timedelta(days=30)
+    consents = ConsentStore(app.runtime.db)
+    consents.grant("synthetic-young-professional", "partner", ["profile:basic"], "排序", later)
+    assert [i["key"] for i in app.get("/v1/feeds/life").json()["items"]] == ["everyone", "mass", "shenzhen"]
 
 
 def test_empty_cursor_means_first_page(make_app: Any, kit: Any) -> None:

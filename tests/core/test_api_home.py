@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.data.impressions import ImpressionStore
 from fulcrum_core.plugins import PluginPolicy
-from fulcrum_core.settings import Deadlines
+from fulcrum_core.settings import Deadlines, SlotConfig
+from fulcrum_sdk.models import Targeting
 from fulcrum_sdk.scopes import APP_SCOPES
 
 SLOTS = {"home.banner/v1", "home.kingkong/v1", "home.popup/v1", "home.notice/v1"}
@@ -179,6 +181,32 @@ def test_partner_plugin_sees_only_a_pairwise_id(make_app: Any, kit: Any) -> None
     assert len(seen) == 1
     assert len(seen[0]) == 64
     assert "synthetic" not in seen[0]
+
+
+def test_a_partner_cannot_target_by_profile_data_the_customer_has_not_shared(make_app: Any, kit: Any) -> None:
+    """Offers a partner targets by segment or branch are shown only once the customer consented to
+    ``profile:basic``: otherwise showing them would tell the partner (through a tap on the offer) what
+    the customer did not share. Untargeted and locale-targeted offers are shown either way."""
+    offers = [
+        kit.offer("home.banner", "mass", targeting=Targeting(segments=frozenset({"mass"}))),
+        kit.offer("home.banner", "shenzhen", targeting=Targeting(branches=frozenset({"0755"}))),
+        kit.offer("home.banner", "chinese", targeting=Targeting(locales=frozenset({"zh-CN"}))),
+        kit.offer("home.banner", "everyone"),
+    ]
+    app = make_app(
+        kit.plugin("partner", kind="partner", scopes=["slot:home.banner"], optional=["profile:basic"],
+                   home_slot_offers=lambda ctx: offers),
+        slots={"home.banner/v1": SlotConfig(capacity=5, per_plugin=5)}, consent_cache_ms=0,
+    )
+    assert _keys(app.get("/v1/home").json(), "home.banner/v1") == [
+        ("partner", "chinese"), ("partner", "everyone"),
+    ]
+    later = datetime.now(UTC) + timedelta(days=30)
+    consents = ConsentStore(app.runtime.db)
+    consents.grant("synthetic-young-professional", "partner", ["profile:basic"], "排序", later)
+    assert _keys(app.get("/v1/home").json(), "home.banner/v1") == [
+        ("partner", "chinese"), ("partner", "everyone"), ("partner", "mass"), ("partner", "shenzhen"),
+    ]
 
 
 def test_request_id_header_is_used_when_well_formed(make_app: Any) -> None:

@@ -49,7 +49,9 @@ async def feed(
     plugins = [p for p in runtime.plugins.enabled_for("feed_items") if "feed:contribute" in p.granted]
     calls = await plugin_calls(contexts, plugins)
     gathered = await runtime.dispatcher.call_many("feed_items", calls, column=column)
-    entries = merge_feed(gathered.results, column=column, customer=contexts.customer)
+    entries = merge_feed(
+        gathered.results, column=column, customer=contexts.customer, seen_as=contexts.customer_seen_by
+    )
     result = page_feed(entries, column=column, after=after, limit=limit)
     return FeedResponse(
         column=column, items=result.items, next_cursor=result.next_cursor,

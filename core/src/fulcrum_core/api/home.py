@@ -62,6 +62,7 @@ async def home(request: Request[Any, Any, Any]) -> Response[HomeResponse]:
     slots = assemble_home(
         gathered.results, inventory=inventory, granted=granted,
         customer=contexts.customer, now=contexts.now, pins=contexts.pins(gathered.results),
+        seen_as=contexts.customer_seen_by,
     )
     if gathered.degraded:
         slots = fill_empty_slots(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import msgspec
@@ -11,7 +11,12 @@ from fulcrum_sdk.models import Targeting
 
 from fulcrum_core.dispatch.results import Degraded, DegradedReason
 
-__all__ = ["DegradedPlugin", "as_utc", "public_degraded", "targets"]
+__all__ = ["DegradedPlugin", "SeenAs", "as_utc", "public_degraded", "targets"]
+
+SeenAs = Callable[[str], Customer]
+"""Plugin id → the customer as that plugin sees it. A plugin's targeting is read against what it may
+see: a partner the customer has not shared their segment or branch with cannot have its items shown
+by them, since a tap on such an item would tell it what the customer did not share."""
 
 
 def as_utc(moment: datetime) -> datetime:

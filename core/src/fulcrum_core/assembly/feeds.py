@@ -19,7 +19,7 @@ import msgspec
 from fulcrum_sdk.context import Customer
 from fulcrum_sdk.models import Action, FeedItem, LocalizedText
 
-from fulcrum_core.assembly.common import as_utc, targets
+from fulcrum_core.assembly.common import SeenAs, as_utc, targets
 from fulcrum_core.errors import BadRequest
 
 __all__ = [
@@ -67,13 +67,15 @@ class _Cursor(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
 
 
 def merge_feed(
-    items: Mapping[str, Sequence[FeedItem]], *, column: str, customer: Customer
+    items: Mapping[str, Sequence[FeedItem]], *, column: str, customer: Customer, seen_as: SeenAs | None = None
 ) -> list[tuple[SortKey, FeedCard]]:
-    """The column's items from every plugin, targeted at the customer, in feed order with sort keys."""
+    """The column's items from every plugin, targeted at the customer (as each plugin sees them:
+    ``seen_as``, default ``customer``), in feed order with sort keys."""
     merged: dict[tuple[str, str], tuple[SortKey, FeedCard]] = {}
     for plugin, plugin_items in items.items():
+        seen = customer if seen_as is None else seen_as(plugin)
         for item in plugin_items:
-            if item.column != column or not targets(item.targeting, customer) or (plugin, item.key) in merged:
+            if item.column != column or not targets(item.targeting, seen) or (plugin, item.key) in merged:
                 continue
             published = as_utc(item.published_at)
             key: SortKey = (-item.priority, -((published - _EPOCH) // _MICRO), plugin, item.key)

@@ -1,7 +1,8 @@
 """The home page: choose, for every slot of the inventory, which offered items the customer sees.
 
 Rules, in order: a slot outside the inventory, or one the offering plugin holds no ``slot:`` scope
-for, is ignored; an offer outside its validity window or not targeted at the customer is dropped;
+for, is ignored; an offer outside its validity window or not targeted at the customer (as the
+offering plugin sees them: ``seen_as``) is dropped;
 duplicates (same plugin and key in a slot) keep the first; the rest are ranked by priority (highest
 first), ties broken by plugin id then key so the order is stable; each plugin keeps at most the slot's
 ``per_plugin`` items and the slot at most its ``capacity``. A branch may pin a plugin to a position
@@ -21,7 +22,7 @@ from fulcrum_sdk.context import Customer
 from fulcrum_sdk.models import Action, LocalizedText, SlotOffer
 from fulcrum_sdk.scopes import slot_scope
 
-from fulcrum_core.assembly.common import as_utc, targets
+from fulcrum_core.assembly.common import SeenAs, as_utc, targets
 from fulcrum_core.settings import SlotConfig
 
 __all__ = ["HomeItem", "apply_frequency_caps", "assemble_home", "capped_slots", "is_live"]
@@ -73,10 +74,12 @@ def assemble_home(
     customer: Customer,
     now: datetime,
     pins: Mapping[str, Mapping[str, int]] | None = None,
+    seen_as: SeenAs | None = None,
 ) -> dict[str, list[HomeItem]]:
     """Every inventory slot (possibly empty) with its chosen items, from offers by plugin id.
 
     ``pins`` maps slot id → plugin id → 1-based position (the customer's branch configuration).
+    ``seen_as`` gives the customer as each plugin sees them, for targeting (default: ``customer``).
     """
     now = as_utc(now)
     # Slot id -> its placement scope, and the ranked candidates of each slot (every slot present).
@@ -92,7 +95,9 @@ def assemble_home(
                 continue
             if (offer.valid_from is not None or offer.valid_until is not None) and not is_live(offer, now):
                 continue
-            if offer.targeting is not None and not targets(offer.targeting, customer):
+            if offer.targeting is not None and not targets(
+                offer.targeting, customer if seen_as is None else seen_as(plugin)
+            ):
                 continue
             marker = (slot, plugin, offer.key)
             if marker in seen:

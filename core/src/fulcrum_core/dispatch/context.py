@@ -324,6 +324,13 @@ class RequestContexts:
             ctx = self._contexts[plugin.id] = self._build(plugin)
         return ctx
 
+    def customer_seen_by(self, plugin_id: str) -> Customer:
+        """The customer as ``plugin_id``'s context in this request shows it (a partner without the
+        customer's consent to ``profile:basic`` sees no segment or branch); the bank's view when the
+        plugin has no context here. What the host reads the plugin's targeting against."""
+        ctx = self._contexts.get(plugin_id)
+        return self.customer if ctx is None else ctx.customer
+
     @property
     def records(self) -> CustomerRecords:
         """The customer's records for this request, shared by every plugin's ``ScopedData``."""
