@@ -247,3 +247,27 @@ def test_a_bank_that_does_not_answer_who_the_customer_is_gets_a_503(
     assert r.json()["code"] == "customer.data_unavailable"
     assert r.headers["retry-after"] == "1"
     assert took < 2.0
+
+
+@pytest.mark.parametrize(("path", "operation"), [
+    ("/v1/home", "/v1/home"), ("/v1/search?q=x", "/v1/search"), ("/v1/feeds/wealth", "/v1/feeds/{column}"),
+])
+def test_the_503_of_a_bank_that_does_not_answer_is_documented(
+    make_app: Callable[..., Any], kit: Any, path: str, operation: str
+) -> None:
+    """The app's reads answer 503 when the bank cannot say who the customer is; /schema says so, and
+    the body is the problem details it documents."""
+    import jsonschema_rs
+
+    bank = _BankSystems(hang="profile")
+    app = make_app(provider_=bank, data_budget_ms=100)
+    try:
+        r = app.get(path, token=app.token(CUSTOMER))
+    finally:
+        bank.release.set()
+    assert r.status_code == 503, r.text
+    spec = app.client.get("/schema/openapi.json").json()
+    documented = spec["paths"][operation]["get"]["responses"]
+    assert "503" in documented, sorted(documented)
+    schema = documented["503"]["content"]["application/problem+json"]["schema"]
+    jsonschema_rs.Draft202012Validator({**schema, "components": spec["components"]}).validate(r.json())

@@ -11,6 +11,7 @@ from litestar import MediaType, Request, Response, get
 
 from fulcrum_core.api.deps import customer_contexts, plugin_calls
 from fulcrum_core.api.frequency_caps import apply_caps
+from fulcrum_core.api.input_problems import DATA_UNAVAILABLE_RESPONSE
 from fulcrum_core.assembly.common import DegradedPlugin, public_degraded
 from fulcrum_core.assembly.defaults import fill_empty_slots
 from fulcrum_core.assembly.home import HomeItem, assemble_home, capped_slots
@@ -47,7 +48,10 @@ def _home_plugins(runtime: Runtime) -> tuple[list[LoadedPlugin], dict[str, froze
 _HOME_PLUGINS = "home.plugins"
 
 
-@get("/v1/home", opt={"scopes": ["home:read"]}, tags=["app"], summary="The customer's home page")
+@get(
+    "/v1/home", opt={"scopes": ["home:read"]}, tags=["app"], summary="The customer's home page",
+    responses={503: DATA_UNAVAILABLE_RESPONSE},
+)
 async def home(request: Request[Any, Any, Any]) -> Response[HomeResponse]:
     """Items for every home-page slot, ranked, capped and filtered for this customer."""
     runtime = runtime_of(request)

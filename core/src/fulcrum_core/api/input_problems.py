@@ -19,7 +19,8 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 
 __all__ = [
-    "INPUT_PROBLEM_RESPONSE", "NOT_FOUND_RESPONSE", "FieldProblem", "InputProblem", "document_input_problems",
+    "DATA_UNAVAILABLE_RESPONSE", "INPUT_PROBLEM_RESPONSE", "NOT_FOUND_RESPONSE", "FieldProblem",
+    "InputProblem", "document_input_problems",
 ]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -52,6 +53,15 @@ class InputProblem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
 INPUT_PROBLEM_RESPONSE = ResponseSpec(
     data_container=InputProblem,
     description="The request is malformed: `field` names the input and `detail` the problem",
+    media_type=PROBLEM_MEDIA_TYPE,
+    generate_examples=False,
+)
+
+
+DATA_UNAVAILABLE_RESPONSE = ResponseSpec(
+    data_container=InputProblem,
+    description="The bank's customer data did not answer in time (`code` customer.data_unavailable); "
+    "retry after `Retry-After` seconds",
     media_type=PROBLEM_MEDIA_TYPE,
     generate_examples=False,
 )

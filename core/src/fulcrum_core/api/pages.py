@@ -31,7 +31,8 @@ __all__ = ["PAGE_PATH", "ROUTES", "PageResponse", "page"]
 _UNAVAILABLE = ResponseSpec(
     data_container=InputProblem,
     description="The plugin could not show the page now (it failed, was too slow or is paused); "
-    "`plugin` names it. Retry later; the rest of the app is unaffected",
+    "`plugin` names it. Retry later; the rest of the app is unaffected. Without `plugin` (`code` "
+    "customer.data_unavailable): the bank's customer data did not answer in time",
     media_type=PROBLEM_MEDIA_TYPE,
     generate_examples=False,
 )

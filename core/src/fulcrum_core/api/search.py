@@ -9,6 +9,7 @@ from litestar import Request, get
 from litestar.params import QueryParameter
 
 from fulcrum_core.api.deps import customer_contexts, plugin_calls
+from fulcrum_core.api.input_problems import DATA_UNAVAILABLE_RESPONSE
 from fulcrum_core.assembly.common import DegradedPlugin, public_degraded
 from fulcrum_core.assembly.search import MAX_PAGE_SIZE, SearchItem, normalize_query, paginate, rank_hits
 from fulcrum_core.runtime import runtime_of
@@ -28,7 +29,10 @@ class SearchResponse(msgspec.Struct, frozen=True, kw_only=True):
     request_id: str
 
 
-@get("/v1/search", opt={"scopes": ["search:read"]}, tags=["app"], summary="Search everything")
+@get(
+    "/v1/search", opt={"scopes": ["search:read"]}, tags=["app"], summary="Search everything",
+    responses={503: DATA_UNAVAILABLE_RESPONSE},
+)
 async def search(
     request: Request[Any, Any, Any],
     q: Annotated[str | None, QueryParameter(description="The search text, 1–100 characters.")] = None,
