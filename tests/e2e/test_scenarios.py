@@ -214,5 +214,11 @@ def test_the_deep_links_on_each_home_page_open_their_pages(demo: Demo) -> None:
             assert accounts["个人养老金"]["action"] == {"uri": "fulcrum://pension/personal/contribute"}
     sz = demo.get(SZ, "/v1/pages/wealth-checkup/report")["page"]
     assert "suitability" in {s["key"] for s in sz["sections"]}  # the R4 fund held at C3
-    missing = demo.client.get("/v1/pages/merchant-promo/coupons/SZ-TEA-10", headers=demo.headers(SZ))
-    assert missing.status_code == 404  # merchant-promo draws no pages: the app shows coupons itself
+    banners = demo.get(SZ, "/v1/home")["slots"]["home.banner/v1"]
+    coupon = next(i for i in banners if i["plugin"] == "merchant-promo")
+    terms = demo.get(SZ, "/v1/pages/" + coupon["action"]["uri"].removeprefix("fulcrum://"))["page"]["sections"][0]
+    status = {line["label"]["zh-CN"]: line["value"]["zh-CN"] for line in terms["lines"]}["状态"]
+    assert status == "可领取"
+    elsewhere = demo.get(CD, "/v1/pages/" + coupon["action"]["uri"].removeprefix("fulcrum://"))["page"]
+    chengdu = {line["label"]["zh-CN"]: line["value"]["zh-CN"] for line in elsewhere["sections"][0]["lines"]}
+    assert chengdu["状态"].startswith("仅限深圳使用")  # no consent to the city: it asks, never guesses
