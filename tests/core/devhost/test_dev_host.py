@@ -279,3 +279,23 @@ def test_an_unauthenticated_call_is_refused_by_the_dev_host_too(tmp_path: Path) 
     )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip().splitlines()[-1] == "['kit-probe'] EchoStats True"
+
+
+def test_the_printed_new_token_command_issues_for_the_hosts_issuer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``FULCRUM_ISSUER`` set (as the OAuth flows need), the hint for a new token keeps that issuer:
+    without it, ``fulcrum token issue`` signs for the default issuer and the host answers 401."""
+    from fulcrum_core.cli import dev as dev_command
+    from fulcrum_core.devhost.asgi import PACKAGE_ENV, SOURCE_ENV
+
+    for name in ("FULCRUM_STATE_DIR", "FULCRUM_DATABASE_URL", "FULCRUM_DEV_MODE", "FULCRUM_BRANCHES_DIR",
+                 "FULCRUM_CONFIG", SOURCE_ENV, PACKAGE_ENV):
+        monkeypatch.delenv(name, raising=False)  # restored after the test: the command sets them
+    monkeypatch.setenv("FULCRUM_ISSUER", "http://127.0.0.1:8931")
+    monkeypatch.setattr(dev_command.uvicorn, "run", lambda *args, **kwargs: None)
+    ran = CliRunner().invoke(main, ["dev", str(write_project(tmp_path / "p")), "--port", "8931"])
+    assert ran.exit_code == 0, ran.output
+    hint = next(line for line in ran.output.splitlines() if line.startswith("A new token"))
+    assert "FULCRUM_ISSUER=http://127.0.0.1:8931 " in hint
+    assert "uv run fulcrum token issue --customer c-0755-001" in hint

@@ -82,7 +82,8 @@ def dev(ctx: click.Context, path: Path, port: int, customer: str, no_reload: boo
         click.echo(f'Try: curl -H "Authorization: Bearer $TOKEN" {base}/v1/home')
         click.echo(
             f"A new token (they last {settings.access_token_ttl_seconds} s): "
-            f"FULCRUM_STATE_DIR={state} fulcrum token issue --customer {customer}"
+            f"FULCRUM_STATE_DIR={state} FULCRUM_ISSUER={settings.issuer} "
+            f"uv run fulcrum token issue --customer {customer}"
         )
         click.echo("Each hook call of the plugin is shown below as [hook] plugin hook outcome latency.")
         uvicorn.run(
