@@ -66,6 +66,23 @@ def test_submit_review_approve_suspend_and_audit(
     assert "intact" in verified.output
 
 
+def test_review_shows_what_the_checklist_asks_about(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """The checklist confirms every scope reason, the display text and the owner: ``review`` prints them."""
+    manifest = kit.manifest(
+        "notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"], optional=["location:city"]
+    )
+    run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
+    review = run(config, "review", "1")
+    assert review.exit_code == 0, review.output
+    assert "name: 测试插件 notices / Test plugin notices" in review.output
+    assert "description: 用于测试的插件 / A plugin for tests" in review.output
+    assert "owner: Test Team <test@example.com>" in review.output
+    assert "  required slot:home.notice: needed for the test" in review.output
+    assert "  optional location:city: optional for the test" in review.output
+
+
 def test_refusals_exit_non_zero_with_the_reason(
     config: Path, kit: Any, wheel_for: Callable[..., Path]
 ) -> None:

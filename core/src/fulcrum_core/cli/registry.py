@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 import click
 import msgspec
 from fulcrum_registry import REVIEW_CHECKLIST, RegistryError, RegistryService, ReleaseDiff, ReleaseRead
+from fulcrum_sdk import LocalizedText
+from fulcrum_sdk.manifest import Manifest
 
 from fulcrum_core.cli._settings import settings_for
 from fulcrum_core.data.db import Database
@@ -103,6 +105,25 @@ def _release_text(release: ReleaseRead, diff: ReleaseDiff | None = None, *, full
     if diff is not None or release.manifest is not None:
         lines += _diff_text(diff)
     return "\n".join(lines)
+
+
+def _manifest_text(manifest: Manifest | None) -> list[str]:
+    """What the checklist asks the reviewer to confirm: the display text, the owner, every scope's reason."""
+    if manifest is None:
+        return []
+
+    def both(text: LocalizedText) -> str:
+        return " / ".join(t for t in (text.zh_CN, text.en) if t)
+
+    lines = [
+        f"name: {both(manifest.name)}",
+        f"description: {both(manifest.description)}",
+        f"owner: {manifest.owner.name} <{manifest.owner.email}>",
+        "scope reasons:",
+    ]
+    for kind, reasons in (("required", manifest.scopes.required), ("optional", manifest.scopes.optional)):
+        lines += [f"  {kind} {scope}: {reason}" for scope, reason in reasons.items()]
+    return lines
 
 
 def _diff_or_none(service: RegistryService, release_id: int) -> ReleaseDiff | None:
@@ -239,7 +260,10 @@ def review(ctx: click.Context, release_id: int, as_json: bool) -> None:
 
     def text() -> str:
         items = [f"  [ ] {key}: {label}" for key, label in REVIEW_CHECKLIST.items()]
-        return "\n".join([_release_text(release, diff, full=True), "checklist (approve --confirm):", *items])
+        return "\n".join([
+            _release_text(release, diff, full=True), *_manifest_text(release.manifest),
+            "checklist (approve --confirm):", *items,
+        ])
 
     _emit({"release": release, "diff": diff, "checklist": dict(REVIEW_CHECKLIST)}, as_json, text)
 
