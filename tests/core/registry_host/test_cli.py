@@ -83,6 +83,16 @@ def test_review_shows_what_the_checklist_asks_about(
     assert "  optional location:city: optional for the test" in review.output
 
 
+def test_approve_prints_the_diff_it_approved(config: Path, kit: Any, wheel_for: Callable[..., Path]) -> None:
+    """The release an approval prints has a manifest: its diff is shown, not "no manifest to compare"."""
+    manifest = kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+    run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
+    approved = run(config, "approve", "1", "--as", "bob", "--confirm")
+    assert approved.exit_code == 0, approved.output
+    assert "no manifest to compare" not in approved.output
+    assert "new scopes: slot:home.notice" in approved.output
+
+
 def test_refusals_exit_non_zero_with_the_reason(
     config: Path, kit: Any, wheel_for: Callable[..., Path]
 ) -> None:

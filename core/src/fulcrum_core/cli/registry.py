@@ -302,7 +302,8 @@ def approve(
             reasons=reasons,
             grant=list(grants) if grants else None,
         )
-    _emit(release, as_json, lambda: _release_text(release, full=True))
+        diff = _diff_or_none(service, release_id)
+    _emit(release, as_json, lambda: _release_text(release, diff, full=True))
 
 
 @registry.command()
