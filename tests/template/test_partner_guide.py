@@ -127,15 +127,8 @@ def test_the_registry_steps_approve_the_release_and_it_shows_on_home(bake: Any, 
     assert "release 1: city-coupons 0.1.0 [in_review]" in ran.stdout
     assert "release 1: city-coupons 0.1.0 [approved]" in ran.stdout, ran.stdout[-3000:]
 
-    # The demo's registry also holds the first-party releases; then the guide's branch step runs
+    # The guide's branch step seeds the demo's first-party releases into this registry, then runs
     # against a copy of the repository's branch files and must pass `fulcrum branch check`.
-    from fulcrum_core.registry_host.demo import seed_registry
-
-    db = Database(settings.resolved_database_url())
-    try:
-        seed_registry(open_registry(settings, db), tmp_path / "wheels")
-    finally:
-        db.dispose()
     work = tmp_path / "work"
     shutil.copytree(ROOT / "branches", work / "branches")
     branch_script = "set -euo pipefail\n" + "\n".join(_lines("sh branches")) + "\n"
