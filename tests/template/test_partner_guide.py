@@ -172,3 +172,34 @@ def test_the_demo_block_installs_the_submitted_wheel_and_starts_the_demo() -> No
     assert demo[0].endswith('dist/fulcrum_city_coupons-0.1.0-py3-none-any.whl"')
     assert demo[1] == "uv run fulcrum demo"
     assert "demo" in main.commands
+
+
+def test_the_page_example_runs_in_the_baked_project(bake: Any) -> None:
+    """"Your own screens": the guide's ``page`` hook, pasted into the project of step 1, opens ``plans``."""
+    import importlib
+
+    from fulcrum_sdk.testing import PluginHarness
+
+    section = GUIDE.split("## Your own screens", 1)[1].split("\n## ", 1)[0]
+    example = re.search(r"^```python\n(.*?)^```", section, flags=re.MULTILINE | re.DOTALL)
+    assert example is not None
+    result = bake(plugin_name="城市优惠", plugin_name_en="City Coupons", publisher_id="city-coupons",
+                  publisher_kind="partner")
+    assert result.exit_code == 0, result.exception
+    package = result.project_path / "src" / "fulcrum_city_coupons"
+    (package / "pages.py").write_text(example.group(1), encoding="utf-8")
+    with (package / "__init__.py").open("a", encoding="utf-8") as init:
+        init.write("from fulcrum_city_coupons.pages import page  # noqa: E402\n")
+    manifest = package / "fulcrum-plugin.toml"
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace('"search",', '"search", "page",', 1))
+    sys.path.insert(0, str(package.parent))
+    try:
+        harness = PluginHarness(importlib.import_module("fulcrum_city_coupons"))
+        page = harness.page("plans")
+        assert harness.page("no-such-page") is None
+    finally:
+        sys.path.remove(str(package.parent))
+        for name in [n for n in sys.modules if n.startswith("fulcrum_city_coupons")]:
+            del sys.modules[name]
+    assert page is not None
+    assert [line.label.en for line in page.sections[0].lines] == ["Starter plan", "Family plan"]
