@@ -357,6 +357,11 @@ def test_ownership_is_skipped_without_a_publisher(wheels: Wheels) -> None:
             "manifest.hooks_known",
             "execute_transaction",
         ),
+        (
+            {"oauth": {"redirect_uris": ["https://plugin.example.com/*"]}},
+            "manifest.present_and_valid",
+            "oauth.redirect_uris.0: 'https://plugin.example.com/*' must be exact: no wildcards",
+        ),
     ],
     ids=[
         "unknown-scope",
@@ -367,6 +372,7 @@ def test_ownership_is_skipped_without_a_publisher(wheels: Wheels) -> None:
         "offers-without-slot",
         "unknown-hook",
         "tx-without-hook",
+        "oauth-wildcard",
     ],
 )
 def test_semantic_problems_fail_the_right_check(

@@ -176,7 +176,7 @@ def _well_formed(facts: WheelFacts, ctx: CheckContext) -> CheckResult:
 
 def _manifest_valid(facts: WheelFacts, ctx: CheckContext) -> CheckResult:
     if facts.manifest is not None:
-        return _result("manifest.present_and_valid", "passed")
+        return _semantic("manifest.present_and_valid")(facts, ctx)
     where = f"{facts.manifest_key}: " if facts.manifest_key else ""
     return _result("manifest.present_and_valid", "failed", [where + (facts.manifest_problem or "unreadable")])
 
@@ -262,6 +262,8 @@ def _owns_plugin(facts: WheelFacts, ctx: CheckContext) -> CheckResult:
 def _problem_check(problem: ManifestProblem) -> str:
     """Which check reports a semantic problem from the SDK, by the manifest key it concerns."""
     top = problem.key.split(".", 1)[0]
+    if top == "oauth":  # the backend client's keys and redirect URIs: no scope, slot or hook is wrong
+        return "manifest.present_and_valid"
     if top == "scopes":
         return "manifest.scopes_known"
     if top == "slots":
