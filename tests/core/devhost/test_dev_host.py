@@ -299,3 +299,42 @@ def test_the_printed_new_token_command_issues_for_the_hosts_issuer(
     hint = next(line for line in ran.output.splitlines() if line.startswith("A new token"))
     assert "FULCRUM_ISSUER=http://127.0.0.1:8931 " in hint
     assert "uv run fulcrum token issue --customer c-0755-001" in hint
+
+
+def test_the_dev_host_registers_the_plugins_oauth_client_from_its_manifest(tmp_path: Path) -> None:
+    """As the real host does for an approved release: ``plugin-<id>`` with the requested scopes and the
+    manifest's ``[oauth]`` keys and redirect URIs, so a partner's backend can try ``private_key_jwt``."""
+    from fulcrum_core.data.db import Database
+    from fulcrum_core.devhost import prepare_client, prepare_state
+    from fulcrum_core.oauth.clients import ClientStore
+    from fulcrum_core.settings import Settings
+
+    key = {
+        "kty": "EC", "crv": "P-256", "kid": "dev-1",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+        "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+    }
+    project = write_project(tmp_path / "p")
+    manifest_file = project / "src" / "fulcrum_kit_probe" / "fulcrum-plugin.toml"
+    manifest_file.write_text(
+        MANIFEST.replace('kind = "department"', 'kind = "partner"')
+        + '\n[oauth]\nredirect_uris = ["http://127.0.0.1:8765/callback"]\n[[oauth.jwks.keys]]\n'
+        + "".join(f'{k} = "{v}"\n' for k, v in key.items()),
+        encoding="utf-8",
+    )
+    manifest = find_dev_plugin(project).manifest
+    settings = Settings(state_dir=str(tmp_path / "state"), database_url=f"sqlite:///{tmp_path / 'dev.db'}")
+    prepare_state(settings, manifest, "c-0755-001")
+    change = prepare_client(settings, manifest)
+    assert change.action == "created"
+    db = Database(settings.resolved_database_url())
+    try:
+        client = ClientStore(db).get("plugin-kit-probe")
+    finally:
+        db.dispose()
+    assert client is not None
+    assert client.active
+    assert client.auth_method == "private_key_jwt"
+    assert client.scopes == {"slot:home.kingkong"}
+    assert client.jwks == {"keys": [key]}
+    assert client.redirect_uris == ("http://127.0.0.1:8765/callback",)

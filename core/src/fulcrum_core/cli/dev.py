@@ -19,8 +19,10 @@ from fulcrum_sdk.scopes import APP_SCOPES
 from fulcrum_core.auth.tokens import TokenService
 from fulcrum_core.cli._settings import settings_for
 from fulcrum_core.data.provider import DemoDataProvider
-from fulcrum_core.devhost import DevError, find_dev_plugin, prepare_state
+from fulcrum_core.devhost import DevError, find_dev_plugin, prepare_client, prepare_state
 from fulcrum_core.devhost.asgi import PACKAGE_ENV, SOURCE_ENV
+from fulcrum_core.devhost.project import DevPlugin
+from fulcrum_core.oauth.plugin_clients import PluginClientChange
 
 __all__ = ["dev"]
 
@@ -69,6 +71,7 @@ def dev(ctx: click.Context, path: Path, port: int, customer: str, no_reload: boo
             os.environ["FULCRUM_CONFIG"] = config_file
         settings = settings_for(ctx, dev_mode=True)
         consented = prepare_state(settings, plugin.manifest, customer)
+        client = prepare_client(settings, plugin.manifest)
         token = TokenService.from_settings(settings).issue(customer, sorted(APP_SCOPES), kind="customer")
         base = f"http://127.0.0.1:{port}"
         click.echo(f"Plugin {plugin.manifest.id} from {plugin.package_dir} (development mode)")
@@ -79,6 +82,9 @@ def dev(ctx: click.Context, path: Path, port: int, customer: str, no_reload: boo
         if consented:
             click.echo(f"Consent recorded for: {', '.join(sorted(consented))}")
         click.echo(f"Token: {token}")
+        click.echo(
+            f"OAuth client {client.client_id} ({settings.issuer}/oauth/token): {_client_text(client, plugin)}"
+        )
         click.echo(f'Try: curl -H "Authorization: Bearer $TOKEN" {base}/v1/home')
         click.echo(
             f"A new token (they last {settings.access_token_ttl_seconds} s): "
@@ -98,3 +104,17 @@ def dev(ctx: click.Context, path: Path, port: int, customer: str, no_reload: boo
         )
     finally:
         shutil.rmtree(state, ignore_errors=True)
+
+
+def _client_text(client: PluginClientChange, plugin: DevPlugin) -> str:
+    """How the plugin's backend authenticates on this host (its manifest's ``[oauth]`` at startup)."""
+    if client.action == "refused":
+        return f"refused: {client.problem}"
+    if client.secret is not None:
+        return f"HTTP Basic with the secret {client.secret}"
+    oauth = plugin.manifest.oauth
+    keys = oauth.jwks.keys if oauth is not None and oauth.jwks is not None else ()
+    kids = [str(key.get("kid")) for key in keys]
+    if not kids:
+        return "cannot authenticate until [oauth] in fulcrum-plugin.toml lists your public key"
+    return f"private_key_jwt with the key(s) {', '.join(kids)} (restart after changing [oauth])"

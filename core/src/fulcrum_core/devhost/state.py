@@ -1,4 +1,5 @@
-"""The development host's throwaway state: a migrated SQLite database and the demo customer's consent."""
+"""The development host's throwaway state: a migrated SQLite database, the demo customer's consent and
+the plugin's OAuth client."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES
 
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.data.db import Database
+from fulcrum_core.oauth.plugin_clients import PluginClientChange, PluginClientPolicy, sync_plugin_clients
 from fulcrum_core.settings import Settings
 
-__all__ = ["prepare_state"]
+__all__ = ["prepare_client", "prepare_state"]
 
 
 def prepare_state(settings: Settings, manifest: Manifest, customer: str) -> frozenset[str]:
@@ -34,5 +36,26 @@ def prepare_state(settings: Settings, manifest: Manifest, customer: str) -> froz
             expires_at=now + timedelta(days=1),
         )
         return scopes
+    finally:
+        db.dispose()
+
+
+def prepare_client(settings: Settings, manifest: Manifest) -> PluginClientChange:
+    """The plugin's OAuth client ``plugin-<id>``, as the real host keeps it for an approved release: the
+    requested scopes (the dev host grants them all), and the ``[oauth]`` keys and redirect URIs of the
+    working copy's manifest. A partner without keys gets a client that cannot authenticate; an internal
+    plugin's generated secret is in the returned change."""
+    oauth = manifest.oauth
+    policy = PluginClientPolicy(
+        kind=manifest.kind,
+        scopes=manifest.scopes.all,
+        active=True,
+        jwks=oauth.jwks.as_dict() if oauth is not None and oauth.jwks is not None else None,
+        redirect_uris=oauth.redirect_uris if oauth is not None else (),
+    )
+    db = Database(settings.resolved_database_url())
+    try:
+        (change,) = sync_plugin_clients(db, {manifest.id: policy}, isolate=True)
+        return change
     finally:
         db.dispose()
