@@ -291,7 +291,9 @@ def test_the_printed_new_token_command_issues_for_the_hosts_issuer(
 
     for name in ("FULCRUM_STATE_DIR", "FULCRUM_DATABASE_URL", "FULCRUM_DEV_MODE", "FULCRUM_BRANCHES_DIR",
                  "FULCRUM_CONFIG", SOURCE_ENV, PACKAGE_ENV):
-        monkeypatch.delenv(name, raising=False)  # restored after the test: the command sets them
+        # The command sets them: setting first makes monkeypatch restore each (absent ones removed).
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     monkeypatch.setenv("FULCRUM_ISSUER", "http://127.0.0.1:8931")
     monkeypatch.setattr(dev_command.uvicorn, "run", lambda *args, **kwargs: None)
     ran = CliRunner().invoke(main, ["dev", str(write_project(tmp_path / "p")), "--port", "8931"])
