@@ -74,6 +74,8 @@ def test_bad_query_is_400_naming_q(make_app: Any, params: dict[str, str]) -> Non
     [
         ({"q": "x", "page": "0"}, "page"),
         ({"q": "x", "page": "abc"}, "page"),
+        ({"q": "x", "page": "1001"}, "page"),
+        ({"q": "x", "page": "99999999999999999999999"}, "page"),
         ({"q": "x", "page_size": "51"}, "page_size"),
         ({"q": "x", "page_size": "0"}, "page_size"),
     ],

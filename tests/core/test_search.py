@@ -63,7 +63,9 @@ def test_page_past_the_end_is_empty(kit: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("page", "size", "field"), [(0, 20, "page"), (-3, 20, "page"), (1, 0, "page_size"), (1, 51, "page_size")]
+    ("page", "size", "field"),
+    [(0, 20, "page"), (-3, 20, "page"), (1001, 20, "page"), (10**30, 20, "page"), (1, 0, "page_size"),
+     (1, 51, "page_size")],
 )
 def test_bad_paging_names_the_field(page: int, size: int, field: str) -> None:
     """Out-of-range page or page_size is a 400 naming the field."""

@@ -11,7 +11,14 @@ from litestar.params import QueryParameter
 from fulcrum_core.api.deps import customer_contexts, plugin_calls
 from fulcrum_core.api.input_problems import DATA_UNAVAILABLE_RESPONSE
 from fulcrum_core.assembly.common import DegradedPlugin, public_degraded
-from fulcrum_core.assembly.search import MAX_PAGE_SIZE, SearchItem, normalize_query, paginate, rank_hits
+from fulcrum_core.assembly.search import (
+    MAX_PAGE,
+    MAX_PAGE_SIZE,
+    SearchItem,
+    normalize_query,
+    paginate,
+    rank_hits,
+)
 from fulcrum_core.runtime import runtime_of
 
 __all__ = ["ROUTES", "SearchResponse", "search"]
@@ -36,7 +43,7 @@ class SearchResponse(msgspec.Struct, frozen=True, kw_only=True):
 async def search(
     request: Request[Any, Any, Any],
     q: Annotated[str | None, QueryParameter(description="The search text, 1–100 characters.")] = None,
-    page: Annotated[int, QueryParameter(ge=1, description="Page number, from 1.")] = 1,
+    page: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description="Page number, from 1.")] = 1,
     page_size: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE, description="Results per page.")] = 20,
 ) -> SearchResponse:
     """Merged, ranked search hits; a page past the end is empty."""

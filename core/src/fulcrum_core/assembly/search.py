@@ -16,6 +16,7 @@ from fulcrum_sdk.models import Action, LocalizedText, SearchHit
 from fulcrum_core.errors import BadRequest
 
 __all__ = [
+    "MAX_PAGE",
     "MAX_PAGE_SIZE",
     "MAX_QUERY_LENGTH",
     "SearchItem",
@@ -27,6 +28,8 @@ __all__ = [
 
 MAX_QUERY_LENGTH = 100
 MAX_PAGE_SIZE = 50
+MAX_PAGE = 1000
+"""Pages past this are refused: every plugin answers at most 50 hits, so no result list reaches it."""
 
 
 class SearchItem(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,8 +96,8 @@ def rank_hits(hits: Mapping[str, Sequence[SearchHit]]) -> list[SearchItem]:
 
 def paginate(items: Sequence[SearchItem], *, page: int, page_size: int) -> SearchPage:
     """Page ``page`` (from 1) of ``page_size`` items; a page past the end is empty, not an error."""
-    if page < 1:
-        raise BadRequest("page must be at least 1", field="page", code="invalid-page")
+    if not 1 <= page <= MAX_PAGE:
+        raise BadRequest(f"page must be between 1 and {MAX_PAGE}", field="page", code="invalid-page")
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise BadRequest(f"page_size must be between 1 and {MAX_PAGE_SIZE}", field="page_size",
                          code="invalid-page")
