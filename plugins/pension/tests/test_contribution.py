@@ -205,3 +205,19 @@ def test_contributions_made_elsewhere_count_once_booked(make_harness: MakeHarnes
     with pytest.raises(TransactionRefused) as info:
         make_harness(elsewhere).execute(PERSONAL_CONTRIBUTION, {"amount_fen": 300_000})
     assert "¥2,000.00" in info.value.message.zh_CN
+
+
+def test_a_contribution_made_here_after_one_elsewhere_was_booked_counts_at_once(
+    make_harness: MakeHarness,
+) -> None:
+    """Ours booked, then 3,000 paid at the counter and booked: 12,000 - 10,000 = 2,000 is left. Paying
+    those 2,000 here uses the cap up before the bank books them; they are not hidden behind the
+    counter's 3,000 (which would leave room for 2,000 more, 14,000 in the year)."""
+    record = PERSONAS["young_professional"]
+    make_harness(record).execute(PERSONAL_CONTRIBUTION, {"amount_fen": 500_000})
+    elsewhere = _booked(_booked(record, 500_000), 300_000)
+    harness = make_harness(elsewhere)
+    assert harness.execute(PERSONAL_CONTRIBUTION, {"amount_fen": 200_000}).data["room_left_fen"] == 0
+    with pytest.raises(TransactionRefused) as info:
+        harness.execute(PERSONAL_CONTRIBUTION, {"amount_fen": 200_000})
+    assert info.value.code == "pension.annual_cap_reached"

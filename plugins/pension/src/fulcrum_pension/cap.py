@@ -9,16 +9,16 @@ provider's figure as it was at the year's first contribution here (the *baseline
     used = max(provider figure now, baseline + contributed here)
 
 Before the bank books ours, the second term is the larger; once it has, the first (which also has any
-contribution made elsewhere). A contribution made elsewhere while one of ours is still unbooked is
-counted late; the pension account system is the last word on the cap when it books.
+contribution made elsewhere). Whenever the first is the larger at a contribution here, the baseline
+moves up to the provider's figure less what was contributed here, so the contribution counts at once
+instead of hiding behind what was paid elsewhere. A contribution made elsewhere while one of ours is
+still unbooked is counted late; the pension account system is the last word on the cap when it books.
 
 Display hooks read both counters with :func:`aroom` (possibly a second old, from the host's cache);
 the contribution itself reads them fresh with :func:`room` and is bounded by the atomic ``add``.
 """
 
 from __future__ import annotations
-
-import contextlib
 
 import msgspec
 from fulcrum_sdk import PluginContext
@@ -70,12 +70,25 @@ def baseline_key(customer_id: str, year: int) -> str:
     return f"baseline:{year}:{customer_id}"
 
 
-def keep_baseline(ctx: PluginContext, account: PersonalPension) -> None:
-    """Record the provider's figure before the year's first contribution here; later calls keep it."""
-    mark = account.contributions_this_year_fen + 1
+def keep_baseline(ctx: PluginContext, account: PersonalPension) -> Room:
+    """Record the provider's figure before the year's first contribution here; before a later one, move
+    the baseline up to the provider's figure less what was contributed here, when the figure has passed
+    baseline + contributed here (see the module): the excess was paid elsewhere and is booked, and a
+    contribution made here next must count at once, not hide behind it until the bank books it.
+
+    Returns :func:`room` with that baseline (the counters read fresh, once)."""
     year = local_date(ctx.now).year
-    with contextlib.suppress(LimitExceeded):  # an earlier contribution this year set it
-        ctx.storage.add(baseline_key(ctx.customer.id, year), mark, upper=mark)  # only onto a zero counter
+    keys = [counter_key(ctx.customer.id, year), baseline_key(ctx.customer.id, year)]
+    counts = ctx.storage.counters(keys)
+    recorded, mark = counts[keys[0]], counts[keys[1]]
+    # Without a baseline yet, counters written before the baseline existed stay on top of the figure.
+    target = account.contributions_this_year_fen + 1 - (recorded if mark else 0)
+    if target > mark:
+        try:
+            mark = ctx.storage.add(keys[1], target - mark, upper=target)
+        except LimitExceeded as exc:  # a concurrent contribution moved it first
+            mark = exc.current
+    return _room(year, account, recorded, mark)
 
 
 def _room(year: int, account: PersonalPension, recorded: int, mark: int) -> Room:

@@ -24,7 +24,7 @@ from fulcrum_sdk import (
 from fulcrum_sdk.idempotency import run_once
 from fulcrum_sdk.money import yuan
 
-from fulcrum_pension.cap import ANNUAL_CAP_FEN, Room, counter_key, keep_baseline, room
+from fulcrum_pension.cap import ANNUAL_CAP_FEN, Room, counter_key, keep_baseline
 
 __all__ = [
     "PERSONAL_CONTRIBUTION",
@@ -100,8 +100,7 @@ def _contribute(ctx: PluginContext, request: TransactionRequest, amount: int) ->
                 en="You have no personal pension account yet; open one on the Pension page first.",
             ),
         )
-    keep_baseline(ctx, account)
-    before = room(ctx, account)
+    before = keep_baseline(ctx, account)
     if amount > before.left_fen:
         raise _over_cap(before, amount)
     try:
