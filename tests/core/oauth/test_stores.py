@@ -137,3 +137,23 @@ def test_the_app_client_gains_app_scopes_added_by_an_upgrade(db: Database) -> No
     assert client.scopes == APP_SCOPES
     assert client.redirect_uris == ("x:/cb",)
     assert clients.add_scopes(APP_CLIENT_ID, APP_SCOPES) == []
+
+
+def test_adding_app_scopes_keeps_a_stored_scope_the_vocabulary_no_longer_has(db: Database) -> None:
+    """A client row written by an older release may name a scope since retired: adding the new app
+    scopes must not fail on it (the authorization server is built with it at start)."""
+    from fulcrum_core.data.models.oauth_client import OAuthClientRow
+
+    clients = ClientStore(db)
+    clients.register("old-app", kind="app", name_zh="旧", auth_method="none",
+                     grant_types=["authorization_code"], scopes=["home:read"], redirect_uris=["x:/cb"])
+    with db.session() as session:
+        row = session.get(OAuthClientRow, "old-app")
+        assert row is not None
+        row.scopes = "home:read retired:scope"
+    assert clients.add_scopes("old-app", ["home:read", "pages:read"]) == ["pages:read"]
+    client = clients.get("old-app")
+    assert client is not None
+    assert client.scopes == {"home:read", "pages:read", "retired:scope"}
+    with pytest.raises(BadRequest):
+        clients.add_scopes("old-app", ["no-such:scope"])

@@ -224,7 +224,8 @@ class ClientStore:
             have = set(row.scopes.split())
             missing = sorted(set(scopes) - have)
             if missing:
-                row.scopes = _check_scopes(have | set(missing))
+                _check_scopes(missing)  # only what is added: a stored scope is left as it is
+                row.scopes = " ".join(sorted(have | set(missing)))
                 row.updated_at = utcnow()
         return missing
 
