@@ -30,7 +30,10 @@ def main() -> None:
             for path in paths:
                 path.unlink()
     if ANSWERS["search"] is not True and ANSWERS["transactions"] is not True:
-        (PACKAGE / "plans.py").unlink()  # only search and orders use the plans
+        (PACKAGE / "plans.py").unlink()  # only search, orders and the pages use the plans
+    if not any(ANSWERS[q] is True for q in ("home_slots", "search", "feed")):
+        for path in (PACKAGE / "pages.py", Path("tests/test_pages.py")):
+            path.unlink()  # no hook hands out a deep link, so there is no page to open
     # Derived ``__`` values are kept: a replay renders none of them. ``_`` keys hold machine paths.
     answers = {k: v for k, v in ANSWERS.items() if k.startswith("__") or not k.startswith("_")}
     Path(".cookiecutter.json").write_text(

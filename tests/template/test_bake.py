@@ -52,6 +52,8 @@ def test_the_file_set_is_exactly_the_projects_shape(baked: Any) -> None:
             expected |= {f"src/{pkg}/{module}", test}
     if baked.chose("search") or baked.chose("transactions"):
         expected.add(f"src/{pkg}/plans.py")
+    if any(baked.chose(q) for q in ("home_slots", "search", "feed")):  # hooks that hand out deep links
+        expected |= {f"src/{pkg}/pages.py", "tests/test_pages.py"}
     assert baked.path.name == f"fulcrum-{baked.plugin_id}"
     assert _files_under(baked.path) == expected
 
@@ -70,6 +72,7 @@ def test_the_manifest_asks_exactly_for_what_the_chosen_hooks_need(baked: Any) ->
         ({"home_slot_offers"} if home else set())
         | ({"search"} if search else set())
         | ({"feed_items"} if feed else set())
+        | ({"page"} if home or search or feed else set())  # what their deep links open
         | ({"register_transaction_types", "execute_transaction"} if tx else set())
     )
     assert set(manifest.slots) == ({"home.banner/v1", "home.kingkong/v1"} if home else set())

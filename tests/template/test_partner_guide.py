@@ -174,8 +174,9 @@ def test_the_demo_block_installs_the_submitted_wheel_and_starts_the_demo() -> No
     assert "demo" in main.commands
 
 
-def test_the_page_example_runs_in_the_baked_project(bake: Any) -> None:
-    """"Your own screens": the guide's ``page`` hook, pasted into the project of step 1, opens ``plans``."""
+def test_the_page_example_is_the_baked_projects_own(bake: Any) -> None:
+    """"Your own screens" shows the ``page`` hook of the project of step 1 as it is baked, and that hook
+    opens the three links the project hands out."""
     import importlib
 
     from fulcrum_sdk.testing import PluginHarness
@@ -187,19 +188,18 @@ def test_the_page_example_runs_in_the_baked_project(bake: Any) -> None:
                   publisher_kind="partner")
     assert result.exit_code == 0, result.exception
     package = result.project_path / "src" / "fulcrum_city_coupons"
-    (package / "pages.py").write_text(example.group(1), encoding="utf-8")
-    with (package / "__init__.py").open("a", encoding="utf-8") as init:
-        init.write("from fulcrum_city_coupons.pages import page  # noqa: E402\n")
-    manifest = package / "fulcrum-plugin.toml"
-    manifest.write_text(manifest.read_text(encoding="utf-8").replace('"search",', '"search", "page",', 1))
+    assert example.group(1) in (package / "pages.py").read_text(encoding="utf-8")
     sys.path.insert(0, str(package.parent))
     try:
         harness = PluginHarness(importlib.import_module("fulcrum_city_coupons"))
-        page = harness.page("plans")
-        assert harness.page("no-such-page") is None
+        pages = {path: harness.page(path) for path in ("home", "guide", "plans/starter", "no-such-page")}
     finally:
         sys.path.remove(str(package.parent))
         for name in [n for n in sys.modules if n.startswith("fulcrum_city_coupons")]:
             del sys.modules[name]
-    assert page is not None
-    assert [line.label.en for line in page.sections[0].lines] == ["Starter plan", "Family plan"]
+    home = pages["home"]
+    assert home is not None
+    assert [line.label.en for line in home.sections[0].lines] == ["Starter plan", "Family plan"]
+    assert pages["guide"] is not None
+    assert pages["plans/starter"] is not None
+    assert pages["no-such-page"] is None

@@ -195,6 +195,11 @@ def _open_page(harness: PluginHarness, path: str) -> Any:
     if path == _NO_SUCH_PAGE and found is not None:
         raise ResultError(f"page({path!r}) returned a Page for a path that is not one of the plugin's pages; "
                           "return None there (the app gets 404 and handles the link itself)")
+    if path != _NO_SUCH_PAGE and found is None and harness.manifest.kind == "partner":
+        raise ResultError(
+            f"the deep link fulcrum://{harness.manifest.id}/{path}, which the plugin hands out, opens no "
+            "page (page returned None): the app has no screen of its own for a partner's link"
+        )
     return found
 
 

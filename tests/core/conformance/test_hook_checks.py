@@ -499,3 +499,23 @@ def test_an_own_deep_link_the_host_cannot_open_fails(uri: str) -> None:
                                   deadlines=RELAXED))["hook.page"]
     assert check.status == "failed"
     assert any(uri in d for d in check.details), check.details
+
+
+def test_a_partners_own_link_must_open_a_page() -> None:
+    """The app has no screens of its own for a partner: a link the partner hands out whose page is
+    ``None`` fails ``hook.page`` (a department's may be one of the app's own screens)."""
+
+    def home(ctx: Any) -> list[SlotOffer]:
+        return [SlotOffer(slot="home.banner/v1", key="b", title=T, action=Action(uri="fulcrum://kit-probe/deals"))]
+
+    def page(ctx: Any, path: str) -> Page | None:
+        return None
+
+    plugin = plugin_with(home_slot_offers=home, page=page)
+    partner = make_manifest(kind="partner", hooks=("home_slot_offers", "page"))
+    check = by_id(run_conformance(plugin, manifest=partner, deadlines=RELAXED))["hook.page"]
+    assert check.status == "failed"
+    assert "fulcrum://kit-probe/deals" in check.details[0]
+    department = make_manifest(hooks=("home_slot_offers", "page"))
+    passed = by_id(run_conformance(plugin, manifest=department, deadlines=RELAXED))["hook.page"]
+    assert passed.status == "passed"

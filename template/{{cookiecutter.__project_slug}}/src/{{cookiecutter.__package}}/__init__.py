@@ -13,6 +13,9 @@ from {{ cookiecutter.__package }}.home import home_slot_offers
 {%- if cookiecutter.transactions %}
 from {{ cookiecutter.__package }}.orders import execute_transaction, register_transaction_types
 {%- endif %}
+{%- if cookiecutter.home_slots or cookiecutter.search or cookiecutter.feed %}
+from {{ cookiecutter.__package }}.pages import page
+{%- endif %}
 {%- if cookiecutter.search %}
 from {{ cookiecutter.__package }}.search import search
 {%- endif %}
@@ -26,6 +29,9 @@ __all__ = [
 {%- endif %}
 {%- if cookiecutter.home_slots %}
     "home_slot_offers",
+{%- endif %}
+{%- if cookiecutter.home_slots or cookiecutter.search or cookiecutter.feed %}
+    "page",
 {%- endif %}
 {%- if cookiecutter.transactions %}
     "register_transaction_types",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fulcrum_sdk import Action, LocalizedText
 
-__all__ = ["ENTRY", "NAME", "PLUGIN_ID"]
+__all__ = ["ENTRY", "GUIDE", "NAME", "PLUGIN_ID"]
 
 PLUGIN_ID = "{{ cookiecutter.plugin_id }}"
 NAME = LocalizedText(
@@ -13,4 +13,5 @@ NAME = LocalizedText(
 )
 ENTRY = Action(uri=f"fulcrum://{PLUGIN_ID}/home")
 """Deep links into the plugin, ``fulcrum://<id>/<path>``, open its ``page`` hook at ``<path>``
-(``GET /v1/pages/<id>/<path>``); without one, the app handles them itself."""
+(``GET /v1/pages/<id>/<path>``, see ``pages.py``): the app has no screens of its own for a plugin."""
+GUIDE = Action(uri=f"fulcrum://{PLUGIN_ID}/guide")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fulcrum_sdk import Action, FeedItem, PluginContext, hookimpl
+from fulcrum_sdk import FeedItem, PluginContext, hookimpl
 from fulcrum_sdk import LocalizedText as T
 
-from {{ cookiecutter.__package }}._about import NAME, PLUGIN_ID
+from {{ cookiecutter.__package }}._about import GUIDE, NAME
 
 __all__ = ["FEED_COLUMN", "feed_items"]
 
@@ -26,7 +26,7 @@ async def feed_items(ctx: PluginContext, column: str) -> list[FeedItem]:
             kind="article",
             title=T(zh_CN=f"三分钟了解{NAME.zh_CN}", en=f"{NAME.get('en')} in three minutes"),
             summary=T(zh_CN="功能介绍与常见问题", en="What it does, and frequent questions"),
-            action=Action(uri=f"fulcrum://{PLUGIN_ID}/guide"),
+            action=GUIDE,
             published_at=datetime(2025, 1, 1, tzinfo=UTC),
         )
     ]

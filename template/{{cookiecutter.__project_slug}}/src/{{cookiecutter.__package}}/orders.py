@@ -84,7 +84,7 @@ def execute_transaction(ctx: PluginContext, request: TransactionRequest) -> Tran
 
 def _sell(ctx: PluginContext, plan: Plan, quantity: int, request_id: str) -> TransactionResult:
     try:
-        ctx.storage.add(f"sold:{plan.id}", quantity, upper=plan.stock)
+        ctx.storage.add(plan.sold_key, quantity, upper=plan.stock)
     except LimitExceeded:
         raise TransactionRefused(
             f"{PLUGIN_ID}.sold_out",

@@ -9,6 +9,8 @@ import msgspec
 from fulcrum_sdk import LocalizedText as T
 from fulcrum_sdk.money import yuan  # ¥1,234.56, and -¥12.34 for a negative amount
 
+from {{ cookiecutter.__package }}._about import PLUGIN_ID
+
 __all__ = ["PLANS", "Plan", "yuan"]
 
 
@@ -19,6 +21,16 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     name: T
     price_fen: int
     stock: int
+
+    @property
+    def uri(self) -> str:
+        """The deep link to the plan's page."""
+        return f"fulcrum://{PLUGIN_ID}/plans/{self.id}"
+
+    @property
+    def sold_key(self) -> str:
+        """The storage counter of how many of the plan were sold (bounded by ``stock``)."""
+        return f"sold:{self.id}"
 
 
 PLANS: dict[str, Plan] = {

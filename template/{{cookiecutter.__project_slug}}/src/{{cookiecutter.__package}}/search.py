@@ -28,7 +28,7 @@ async def search(ctx: PluginContext, query: str) -> list[SearchHit]:
             kind="product",
             title=plan.name,
             subtitle=T(zh_CN=f"{yuan(plan.price_fen)} 起", en=f"from {yuan(plan.price_fen)}"),
-            action=Action(uri=f"fulcrum://{PLUGIN_ID}/plans/{plan.id}"),
+            action=Action(uri=plan.uri),
             relevance=0.7,
         )
         for plan in PLANS.values()
