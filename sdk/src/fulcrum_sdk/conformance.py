@@ -203,6 +203,27 @@ def _open_page(harness: PluginHarness, path: str) -> Any:
     return found
 
 
+def _partner_links_without_pages(
+    plugin: object, manifest: Manifest, hooks: frozenset[str]
+) -> ConformanceResult:
+    """``hook.page`` of a partner without the hook: skipped, unless it hands out links into its own id,
+    which nothing could open (the app has no screens of its own for a partner)."""
+    try:
+        links = _own_paths(PluginHarness(plugin, manifest=manifest), hooks)[:-1]  # not the made-up one
+    except Exception:  # the hooks' own checks report a failing harness
+        links = []
+    if not links:
+        return _skipped("hook.page", "the plugin does not implement page")
+    return _result(
+        "hook.page",
+        [f"fulcrum://{manifest.id}/{path}" for path in links],
+        "",
+        "the plugin hands out deep links into its own id but implements no page hook to open them",
+        "implement `page` (see the partner guide, \"Your own screens\") and list it under hooks, or link "
+        "to an https page instead",
+    )
+
+
 def _execute(harness: PluginHarness, key: str, params: Mapping[str, Any]) -> Any:
     try:
         return harness.execute(key, params)
@@ -358,7 +379,9 @@ def run_conformance(
     results = [_declared(manifest, hooks)]
     for hook in HOOK_NAMES:
         check_id = f"hook.{hook}"
-        if hook not in hooks:
+        if hook == "page" and hook not in hooks and manifest.kind == "partner":
+            results.append(_partner_links_without_pages(plugin, manifest, hooks))
+        elif hook not in hooks:
             results.append(_skipped(check_id, f"the plugin does not implement {hook}"))
         elif hook == "register_transaction_types":
             results.append(_registered_types(plugin, manifest))

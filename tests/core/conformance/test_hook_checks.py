@@ -519,3 +519,18 @@ def test_a_partners_own_link_must_open_a_page() -> None:
     department = make_manifest(hooks=("home_slot_offers", "page"))
     passed = by_id(run_conformance(plugin, manifest=department, deadlines=RELAXED))["hook.page"]
     assert passed.status == "passed"
+
+
+def test_a_partner_handing_out_own_links_without_pages_fails() -> None:
+    """A partner whose hooks hand out ``fulcrum://<its id>/...`` links but that implements no ``page``
+    fails ``hook.page`` naming the links; without such links the check is skipped."""
+
+    def home(ctx: Any) -> list[SlotOffer]:
+        return [SlotOffer(slot="home.banner/v1", key="b", title=T, action=Action(uri="fulcrum://kit-probe/deals"))]
+
+    partner = make_manifest(kind="partner")
+    check = by_id(run_conformance(plugin_with(home_slot_offers=home), manifest=partner, deadlines=RELAXED))
+    assert check["hook.page"].status == "failed"
+    assert check["hook.page"].details == ("fulcrum://kit-probe/deals",)
+    plain = plugin_with(home_slot_offers=banner)  # links to fulcrum://probe, not into its own id
+    assert by_id(run_conformance(plain, manifest=partner, deadlines=RELAXED))["hook.page"].status == "skipped"
