@@ -197,3 +197,47 @@ def test_bulkhead_caps_threads_held_by_a_hanging_plugin(
     assert _degraded(app.get("/v1/home").json()) == {"stuck": "timeout"}
     assert _degraded(app.get("/v1/home").json()) == {"stuck": "rejected"}
     assert started[0] == 1
+
+
+def test_plugin_timeouts_and_context_stay_in_the_plugins_own_task(make_app: Any, kit: Any) -> None:
+    """A coroutine's first step runs eagerly, but as the task that goes on with it: an ``asyncio.timeout``
+    or an anyio cancel scope entered before the first await cancels the plugin, never the request, and a
+    context variable set before the first await can be reset after it (as tracing spans do)."""
+    import contextvars
+
+    import anyio
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("plugin_var", default="")
+
+    async def own_timeout(ctx: Any) -> Any:
+        try:
+            async with asyncio.timeout(0.02):
+                await asyncio.sleep(3600)
+        except TimeoutError:
+            return [kit.offer("home.banner", "own-timeout")]
+
+    async def cancel_scope(ctx: Any) -> Any:
+        with anyio.move_on_after(0.02):
+            await asyncio.sleep(3600)
+        return [kit.offer("home.kingkong", "scope")]
+
+    async def span(ctx: Any) -> Any:
+        token = var.set("span")
+        await asyncio.sleep(0)
+        var.reset(token)
+        return [kit.offer("home.notice", "span")]
+
+    app = make_app(
+        kit.plugin("own-timeout", home_slot_offers=own_timeout),
+        kit.plugin("scope", home_slot_offers=cancel_scope),
+        kit.plugin("span", home_slot_offers=span),
+        deadlines=Deadlines(home_slot_offers=5_000),
+    )
+    for _ in range(2):
+        response = app.get("/v1/home")
+        assert response.status_code == 200
+        body = response.json()
+        assert body["degraded"] == []
+        assert _keys(body, "home.banner/v1") == [("own-timeout", "own-timeout")]
+        assert _keys(body, "home.kingkong/v1") == [("scope", "scope")]
+        assert _keys(body, "home.notice/v1") == [("span", "span")]

@@ -64,28 +64,39 @@ def test_nonblocking_marks_the_function_and_returns_it() -> None:
     assert not is_nonblocking(lambda ctx: None)
 
 
-async def test_coroutine_that_never_waits_runs_in_the_callers_task(fast: Settings, kit: Any) -> None:
-    """An async impl returning without suspending runs inline (no task); one that waits gets its own task."""
+async def test_coroutine_runs_its_first_step_inline_as_its_own_task(fast: Settings, kit: Any) -> None:
+    """An async impl's first step runs inline, before the dispatcher waits for anything, but as the task
+    that goes on with it if it suspends: never as the caller's task (whose cancellation a timeout
+    entered there would trigger)."""
     caller = asyncio.current_task()
     tasks: dict[str, Any] = {}
+    order: list[str] = []
 
     async def eager(ctx: Any, query: str) -> Any:
+        order.append("eager")
         tasks["eager"] = asyncio.current_task()
         return [kit.hit("e")]
 
     async def waits(ctx: Any, query: str) -> Any:
+        tasks["waits before"] = asyncio.current_task()
         await asyncio.sleep(0)
         tasks["waits"] = asyncio.current_task()
         return [kit.hit("w")]
 
+    async def other() -> None:
+        order.append("loop ran")
+
+    asyncio.get_running_loop().create_task(other())
     dispatcher = Dispatcher(fast)
     gathered = await _search(dispatcher, kit, _loaded(fast, kit.plugin("eager", search=eager),
                                                        kit.plugin("waits", search=waits)))
     dispatcher.close()
     assert gathered.degraded == []
     assert set(gathered.results) == {"eager", "waits"}
-    assert tasks["eager"] is caller
-    assert tasks["waits"] is not caller
+    assert order == ["eager", "loop ran"]  # inline: the loop had not run yet
+    assert tasks["eager"] is not caller
+    assert tasks["waits before"] is tasks["waits"] is not caller
+    assert asyncio.current_task() is caller
 
 
 async def test_nonblocking_sync_runs_on_the_loop_thread_others_in_workers(fast: Settings, kit: Any) -> None:

@@ -6,7 +6,8 @@ they refuse is ``rejected`` at once. An admitted call starts the cheapest way th
 page safe (the fast path, measured in ``bench/``):
 
 - an ``async def`` impl is started eagerly (``eager.py``): its coroutine runs inline until it first
-  suspends; one that returns without waiting costs a function call, and only one that actually
+  suspends, as the task that goes on with it if it does (so a timeout it starts cancels it, not the
+  request); one that returns without waiting costs a function call, and only one that actually
   waits becomes a task under the deadline;
 - a plain impl declared :func:`fulcrum_sdk.nonblocking` is called inline; if it overruns the
   deadline its result is dropped and the breaker is told of a timeout, so it is soon skipped;
@@ -47,7 +48,7 @@ from fulcrum_sdk.context import PluginContext
 from fulcrum_sdk.errors import NO_CONSENT, DataUnavailable, OutcomeUnknown, ScopeDenied, TransactionRefused
 
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock
-from fulcrum_core.dispatch.eager import resume
+from fulcrum_core.dispatch.eager import Eager
 from fulcrum_core.dispatch.resilience import Guard, Guards
 from fulcrum_core.dispatch.results import Degraded, DegradedReason, Gathered, Outcome, PluginCallError
 from fulcrum_core.dispatch.stats import CallStats
@@ -193,6 +194,7 @@ class Dispatcher:
         guard_of = self.resilience.get
         extras = self.guards
         checks_list = hook in LIST_RESULT_TYPES
+        eager = Eager(loop)
         for plugin, ctx in calls:
             impl = plugin.impls.get(hook)
             if impl is None:
@@ -205,7 +207,7 @@ class Dispatcher:
                 if refused is not None:
                     degraded.append(Degraded(plugin=pid, hook=hook, reason="rejected", detail=refused))
                     continue
-                call = self._start(loop, plugin, guard, impl, ctx, kwargs)
+                call = self._start(loop, eager, plugin, guard, impl, ctx, kwargs)
                 if call.__class__ is _Call:
                     suspended.append(call)
                     continue
@@ -219,7 +221,7 @@ class Dispatcher:
                 if impl.is_async:
                     try:
                         coro = impl.function(*args)
-                        first = coro.send(None)
+                        first = eager.step(coro)
                     except StopIteration as stop:
                         value = stop.value
                     except (Exception, asyncio.CancelledError) as error:
@@ -227,7 +229,7 @@ class Dispatcher:
                     else:
                         # free() said there is room, and only the plugin's own first step ran since.
                         held = guard.bulkhead.try_enter()
-                        suspended.append(self._suspend(loop, plugin, guard, coro, first, t0, held=held))
+                        suspended.append(self._suspend(plugin, guard, eager.take(coro, first), t0, held=held))
                         continue
                 else:
                     try:
@@ -282,7 +284,7 @@ class Dispatcher:
             raise PluginCallError(plugin.id, hook, "rejected", refused)
         loop = asyncio.get_running_loop()
         limit_s = deadline_ms / 1000
-        call = self._start(loop, plugin, guard, impl, ctx, kwargs)
+        call = self._start(loop, Eager(loop), plugin, guard, impl, ctx, kwargs)
         if isinstance(call, _Call):
             await asyncio.wait([call.future], timeout=limit_s)
             return self._settle(call, hook, limit_s)
@@ -351,6 +353,7 @@ class Dispatcher:
     def _start(
         self,
         loop: asyncio.AbstractEventLoop,
+        eager: Eager,
         plugin: LoadedPlugin,
         guard: Guard,
         impl: HookCall,
@@ -365,7 +368,7 @@ class Dispatcher:
         if impl.is_async:
             try:
                 coro = function(*args)
-                first = coro.send(None)
+                first = eager.step(coro)
             except StopIteration as stop:
                 guard.bulkhead.leave()
                 return stop.value, None, started
@@ -376,7 +379,7 @@ class Dispatcher:
                 guard.bulkhead.leave()
                 guard.breaker.release()
                 raise
-            return self._suspend(loop, plugin, guard, coro, first, started)
+            return self._suspend(plugin, guard, eager.take(coro, first), started)
         if impl.inline:
             try:
                 value = function(*args)
@@ -401,18 +404,10 @@ class Dispatcher:
 
     @staticmethod
     def _suspend(
-        loop: asyncio.AbstractEventLoop,
-        plugin: LoadedPlugin,
-        guard: Guard,
-        coro: Any,
-        first: Any,
-        started: float,
-        *,
-        held: bool = True,
+        plugin: LoadedPlugin, guard: Guard, task: asyncio.Task[Any], started: float, *, held: bool = True
     ) -> _Call:
-        """A coroutine that suspended: the rest of it runs in a task, which frees its bulkhead place
+        """A coroutine that suspended: the rest of it runs in ``task``, which frees its bulkhead place
         (``held``: the call holds one)."""
-        task = loop.create_task(resume(coro, first))
         if held:
             task.add_done_callback(lambda _: guard.bulkhead.leave())
         return _Call(plugin, guard, task, started)

@@ -1,18 +1,29 @@
 """Run a coroutine eagerly: drive it to its first suspension inline, and only then hand it to a task.
 
-Most plugin coroutines never wait (they compute from the context and return), and creating an
-asyncio task plus a timeout for each of them costs more than the plugin's work. ``start`` sends the
-first ``None`` in the caller's stack frame: a coroutine that returns without suspending produces its
-result right there; one that does suspend is resumed inside a task with :func:`resume`, which hands
-the already-yielded future to the task exactly as the coroutine itself would have.
+Most plugin coroutines never wait (they compute from the context and return), and scheduling an
+asyncio task plus a timeout for each of them costs more than the plugin's work. :meth:`Eager.step`
+sends the first ``None`` in the caller's stack frame: a coroutine that returns without suspending
+produces its result right there; one that does suspend goes on in a task with :meth:`Eager.take`,
+which hands it the already-yielded future exactly as the coroutine itself would have.
+
+The first step runs *as* the task that goes on with it, in that task's context (what Python 3.12's
+eager tasks do): code that captures ``asyncio.current_task()`` before its first await, such as
+``asyncio.timeout``, ``asyncio.TaskGroup`` or an anyio cancel scope (httpx), must cancel the plugin,
+never the request that called it, and a context variable set before the first await must be the one
+seen, and reset, after it. So one spare task is made ahead; it stays current while a coroutine takes
+its first step and becomes that coroutine's task if it suspends. A coroutine that returns inline
+leaves the spare to the next one; a spare nobody took ends at its first step.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+from asyncio.tasks import _enter_task, _leave_task  # what the loop itself calls around a task's step
 from collections.abc import Coroutine, Generator
 from typing import Any
 
-__all__ = ["resume"]
+__all__ = ["Eager", "resume"]
 
 
 class _Resume:
@@ -48,3 +59,58 @@ class _Resume:
 async def resume(coro: Coroutine[Any, Any, Any], first: Any) -> Any:
     """The rest of ``coro``, which already yielded ``first`` when it was sent its first ``None``."""
     return await _Resume(coro, first)
+
+
+class _Spare:
+    """A task made ahead, with its context, and what it goes on with once taken (nothing if never)."""
+
+    __slots__ = ("context", "coro", "first", "task")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.coro: Coroutine[Any, Any, Any] | None = None
+        self.first: Any = None
+        self.context = contextvars.copy_context()
+        self.task: asyncio.Task[Any] = loop.create_task(self._run(), context=self.context)
+
+    async def _run(self) -> Any:
+        coro = self.coro
+        if coro is None:
+            return None  # nobody took it
+        first, self.coro, self.first = self.first, None, None
+        return await _Resume(coro, first)
+
+
+class Eager:
+    """First steps of coroutines for one caller (one task), each run as the task that would go on with it."""
+
+    __slots__ = ("_caller", "_loop", "_spare")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._caller = asyncio.current_task(loop)
+        self._spare: _Spare | None = None
+
+    def step(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """``coro.send(None)`` as the spare task and in its context: what it yielded, or StopIteration."""
+        spare = self._spare
+        if spare is None:
+            spare = self._spare = _Spare(self._loop)
+        loop, caller, task = self._loop, self._caller, spare.task
+        if caller is not None:
+            _leave_task(loop, caller)
+        _enter_task(loop, task)
+        try:
+            return spare.context.run(coro.send, None)
+        finally:
+            _leave_task(loop, task)
+            if caller is not None:
+                _enter_task(loop, caller)
+
+    def take(self, coro: Coroutine[Any, Any, Any], first: Any) -> asyncio.Task[Any]:
+        """The task ``coro`` took its first step as, now going on with it (it suspended on ``first``)."""
+        spare = self._spare
+        if spare is None:
+            raise RuntimeError("Eager.take() follows a step() that suspended")
+        self._spare = None
+        spare.coro, spare.first = coro, first
+        return spare.task
