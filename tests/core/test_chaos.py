@@ -241,3 +241,28 @@ def test_plugin_timeouts_and_context_stay_in_the_plugins_own_task(make_app: Any,
         assert _keys(body, "home.banner/v1") == [("own-timeout", "own-timeout")]
         assert _keys(body, "home.kingkong/v1") == [("scope", "scope")]
         assert _keys(body, "home.notice/v1") == [("span", "span")]
+
+
+def test_plugin_raising_cancelled_error_is_only_its_own_loss(
+    make_app: Any, kit: Any, release: threading.Event
+) -> None:
+    """``asyncio.CancelledError`` raised by a plugin's own code (inline, in a thread or in a coroutine) is
+    that plugin's error, like any other exception: the request is not cancelled with it."""
+
+    def cancels(ctx: Any) -> Any:
+        raise asyncio.CancelledError
+
+    async def cancels_async(ctx: Any) -> Any:
+        raise asyncio.CancelledError
+
+    app = make_app(
+        kit.plugin("good", home_slot_offers=nonblocking(lambda ctx: [kit.offer("home.banner", "b1")])),
+        kit.plugin("inline", home_slot_offers=nonblocking(cancels)),
+        kit.plugin("threaded", home_slot_offers=cancels),
+        kit.plugin("coroutine", home_slot_offers=cancels_async),
+    )
+    response = app.get("/v1/home")
+    assert response.status_code == 200
+    body = response.json()
+    assert _keys(body, "home.banner/v1") == [("good", "b1")]
+    assert _degraded(body) == {"inline": "error", "threaded": "error", "coroutine": "error"}

@@ -234,7 +234,7 @@ class Dispatcher:
                 else:
                     try:
                         value = impl.function(*args)
-                    except Exception as error:
+                    except (Exception, asyncio.CancelledError) as error:
                         value, exc = None, error
             elapsed = now() - t0
             if exc is None and elapsed <= hook_s and checks_list:
@@ -383,7 +383,7 @@ class Dispatcher:
         if impl.inline:
             try:
                 value = function(*args)
-            except Exception as exc:
+            except (Exception, asyncio.CancelledError) as exc:
                 return None, exc, started
             except BaseException:
                 guard.breaker.release()
