@@ -421,3 +421,40 @@ async def test_plugin_thread_work_is_refused_when_the_bulkhead_is_full(
     assert await held is True
     assert await dispatcher.in_plugin_thread(lambda: 7, plugin="p", hook="search") == 7
     dispatcher.close()
+
+
+@pytest.mark.parametrize("one", [False, True], ids=["call_many", "call_one"])
+async def test_caller_cancelled_while_waiting_cancels_its_calls_and_frees_the_probe(
+    fast: Settings, kit: Any, one: bool
+) -> None:
+    """A caller cancelled while it waits (an outer timeout, shutdown) cancels the calls it started: the
+    hanging plugin's bulkhead place comes back, and a half-open probe that will never be recorded is
+    given back, so the breaker can probe again instead of rejecting everything until it reopens."""
+    cancelled = asyncio.Event()
+
+    async def hangs(ctx: Any, query: str) -> Any:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    settings = msgspec.structs.replace(fast, deadlines=Deadlines(search=60_000))
+    clock = VirtualClock()
+    dispatcher = Dispatcher(settings, clock=clock)
+    [plugin] = _loaded(settings, kit.plugin("hangs", search=hangs))
+    guard = dispatcher.resilience.get("hangs", "search")
+    guard.breaker.open_for(10)
+    clock.advance(10)  # the next call is the half-open probe
+    if one:
+        waiting = dispatcher.call_one(plugin, "search", kit.context(plugin), deadline_ms=60_000, query="q")
+    else:
+        waiting = _search(dispatcher, kit, [plugin])
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(waiting, 0.05)
+    await asyncio.wait_for(cancelled.wait(), 10)
+    await asyncio.sleep(0)
+    assert guard.bulkhead.active == 0
+    assert guard.breaker.state == "half_open"
+    assert guard.breaker.try_acquire()  # the lost probe was given back
+    dispatcher.close()

@@ -113,6 +113,16 @@ def _consume(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+def _abandon(calls: list[_Call]) -> None:
+    """The caller was cancelled while it waited for ``calls``: cancel them (a task gets CancelledError, a
+    queued thread call never starts, a running thread keeps its place until it ends) and give back
+    their breaker permissions (a half-open probe), recording nothing: no outcome was seen."""
+    for call in calls:
+        call.future.cancel()
+        call.future.add_done_callback(_consume)
+        call.guard.breaker.release()
+
+
 def _describe(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     return text if len(text) <= _DETAIL_MAX else text[: _DETAIL_MAX - 1] + "…"
@@ -256,7 +266,11 @@ class Dispatcher:
         if fine:
             self._record_fine(hook, fine)
         if suspended:
-            await asyncio.wait([c.future for c in suspended], timeout=max(0.0, started + limit_s - now()))
+            try:
+                await asyncio.wait([c.future for c in suspended], timeout=max(0.0, started + limit_s - now()))
+            except asyncio.CancelledError:
+                _abandon(suspended)
+                raise
             for call in suspended:
                 try:
                     results[call.plugin.id] = self._settle(call, hook, limit_s, blame=blame)
@@ -286,7 +300,11 @@ class Dispatcher:
         limit_s = deadline_ms / 1000
         call = self._start(loop, Eager(loop), plugin, guard, impl, ctx, kwargs)
         if isinstance(call, _Call):
-            await asyncio.wait([call.future], timeout=limit_s)
+            try:
+                await asyncio.wait([call.future], timeout=limit_s)
+            except asyncio.CancelledError:
+                _abandon([call])
+                raise
             return self._settle(call, hook, limit_s)
         value, exc, t0 = call
         return self._conclude(plugin.id, hook, guard, value, exc, loop.time() - t0, limit_s)
