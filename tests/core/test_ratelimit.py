@@ -66,11 +66,50 @@ async def test_memory_counter_drops_old_windows_when_full() -> None:
     assert await counter.hit("a", 2, 61) == 1
 
 
-def test_unreachable_redis_lets_requests_through(make_app: Any) -> None:
-    """A limiter outage is logged, not turned into failed requests."""
-    app = make_app(rate_limit=RateLimit(requests=1), redis_url="redis://127.0.0.1:9/0")
+def test_unreachable_redis_counts_in_the_worker(make_app: Any) -> None:
+    """A limiter outage is neither a failed request nor an unlimited client: this worker counts alone."""
+    app = make_app(rate_limit=RateLimit(requests=2), redis_url="redis://127.0.0.1:9/0")
     token = app.token()
-    assert [app.get("/v1/home", token=token).status_code for _ in range(2)] == [200, 200]
+    assert [app.get("/v1/home", token=token).status_code for _ in range(3)] == [200, 200, 429]
+
+
+class _Down:
+    """A shared store that fails every hit, counting how often it was asked."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    async def hit(self, key: str, window: int, ttl_s: int) -> int:
+        self.asked += 1
+        raise ConnectionError("connection refused")
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+@pytest.mark.anyio
+async def test_a_down_store_is_asked_again_only_after_the_backoff() -> None:
+    """After a failure the store is left alone for BACKOFF_S (no connect timeout per request), then
+    tried again; meanwhile the worker's own count refuses past the limit."""
+    from fulcrum_core.observability.ratelimit import BACKOFF_S, RateLimitMiddleware
+    from litestar.exceptions import TooManyRequestsException
+
+    store, now = _Down(), [1000.0]
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    limiter = RateLimitMiddleware(app, config=RateLimit(requests=3, window_seconds=60), counter=store,
+                                  clock=lambda: now[0])
+    for _ in range(3):
+        await limiter._check("client")
+    assert store.asked == 1
+    with pytest.raises(TooManyRequestsException):
+        await limiter._check("client")
+    now[0] += BACKOFF_S + 0.1
+    with pytest.raises(TooManyRequestsException):  # asked again, down again: still this worker's count
+        await limiter._check("client")
+    assert store.asked == 2
 
 
 @pytest.mark.anyio

@@ -10,8 +10,9 @@ Litestar's own ``RateLimitMiddleware`` is not used: it reads, appends to and rew
 of timestamps per request (not atomic across workers, and O(limit) per request) and sends no
 ``Retry-After``.
 
-If Redis cannot be reached the request is let through (and logged): a limiter outage must not
-take the app down with it.
+If Redis cannot be reached, this worker counts in its own memory for ``BACKOFF_S`` before it asks
+Redis again (one warning line per interval): a limiter outage must neither take the app down nor
+make every request wait out a connect timeout, and a client is still limited, by each worker alone.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from litestar.enums import ScopeType
 from litestar.exceptions import TooManyRequestsException
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from fulcrum_core.observability.throttle import ThrottledWarning
 from fulcrum_core.settings import RateLimit
 
 __all__ = ["Counter", "MemoryCounter", "RateLimitMiddleware", "RedisCounter", "client_key"]
@@ -33,6 +35,11 @@ __all__ = ["Counter", "MemoryCounter", "RateLimitMiddleware", "RedisCounter", "c
 log = logging.getLogger("fulcrum.ratelimit")
 
 PREFIX = "/v1/"
+
+BACKOFF_S = 5.0
+"""After Redis failed, how long this worker counts on its own before asking Redis again."""
+
+_UNAVAILABLE = ThrottledWarning(log, "rate limit store unavailable; counting in this worker for a while")
 
 
 class Counter(Protocol):
@@ -121,6 +128,8 @@ class RateLimitMiddleware:
         self.config = config
         self.counter = counter
         self.clock = clock
+        self._local = MemoryCounter()  # while the shared store is down
+        self._shared_again_at = float("-inf")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse the request with 429 when its client's window is full; otherwise pass it on."""
@@ -134,11 +143,15 @@ class RateLimitMiddleware:
         size = self.config.window_seconds
         now = self.clock()
         window = int(now // size)
-        try:
-            count = await self.counter.hit(key, window, size + 1)
-        except Exception:
-            log.exception("rate limit store unavailable; request let through")
-            return
+        if now < self._shared_again_at:
+            count = await self._local.hit(key, window, size + 1)
+        else:
+            try:
+                count = await self.counter.hit(key, window, size + 1)
+            except Exception as exc:
+                self._shared_again_at = now + BACKOFF_S
+                _UNAVAILABLE(f"{type(exc).__name__}: {exc}")
+                count = await self._local.hit(key, window, size + 1)
         if count > self.config.requests:
             retry_after = max(1, math.ceil((window + 1) * size - now))
             raise TooManyRequestsException(
