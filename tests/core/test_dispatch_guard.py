@@ -458,3 +458,27 @@ async def test_caller_cancelled_while_waiting_cancels_its_calls_and_frees_the_pr
     assert guard.breaker.state == "half_open"
     assert guard.breaker.try_acquire()  # the lost probe was given back
     dispatcher.close()
+
+
+async def test_a_call_that_ended_in_the_waits_last_pass_is_timed_not_zero(fast: Settings, kit: Any) -> None:
+    """A suspended call whose future completed in the same loop pass as the wait's timeout has not been
+    stamped yet when it is settled: its duration runs to now, not 0 s (which would hide a slow call)."""
+    from fulcrum_core.dispatch.dispatcher import _Call
+
+    seen: list[tuple[str, float]] = []
+
+    class Timing:
+        def observe(self, plugin: str, hook: str, outcome: str, seconds: float) -> None:
+            seen.append((outcome, seconds))
+
+    (plugin,) = _loaded(fast, kit.plugin("late", search=lambda ctx, query: []))
+    dispatcher = Dispatcher(fast, observer=Timing())
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+    call = _Call(plugin, dispatcher.resilience.get("late", "search"), future, loop.time() - 0.05)
+    future.set_result([])  # done, but its done-callbacks (the end stamp) have not run yet
+    assert call.ended == 0.0
+    dispatcher._settle(call, "search", 1.0)
+    assert len(seen) == 1
+    assert seen[0][0] == "ok"
+    assert seen[0][1] >= 0.05

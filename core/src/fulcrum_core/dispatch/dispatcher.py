@@ -488,8 +488,10 @@ class Dispatcher:
             self._fail(
                 pid, hook, guard, "timeout", limit_s, f"no answer within {limit_s * 1000:.0f} ms", blame=blame
             )
-        # A thread call's own duration starts when a worker thread picked it up, not at submission.
-        elapsed = max(0.0, call.ended - (began[0] if began is not None and began[0] else call.started))
+        # A thread call's own duration starts when a worker thread picked it up, not at submission. A call
+        # that ended in the loop pass that ended the wait has not been stamped yet: it ended just now.
+        ended = call.ended or future.get_loop().time()
+        elapsed = max(0.0, ended - (began[0] if began is not None and began[0] else call.started))
         if future.cancelled():
             self._fail(pid, hook, guard, "error", elapsed, "the call was cancelled")
         exc = future.exception()
