@@ -249,3 +249,33 @@ def test_a_consent_error_the_plugin_makes_up_is_its_own_fault(make_app: Any, kit
     response = app.get("/v1/pages/partner/report")
     assert response.status_code == 503, response.text
     assert response.json()["code"] == "page.unavailable"
+
+
+def test_the_links_query_reaches_the_plugin_read_only(make_app: Any, kit: Any) -> None:
+    """``?part=allocation&x=1`` is handed to the plugin as a read-only mapping (the last of a repeated
+    name wins); a page without query parameters gets an empty one."""
+    seen: list[Any] = []
+
+    def page(ctx: Any, path: str, query: Any) -> Page:
+        seen.append(query)
+        return _page(kit)
+
+    app = make_app(kit.plugin("pager", page=page))
+    assert app.get("/v1/pages/pager/report?part=mix&part=allocation&x=1").status_code == 200
+    assert app.get("/v1/pages/pager/report").status_code == 200
+    assert dict(seen[0]) == {"part": "allocation", "x": "1"}
+    assert dict(seen[1]) == {}
+    with pytest.raises(TypeError):
+        seen[0]["part"] = "changed"
+
+
+@pytest.mark.parametrize(
+    "query", ["bad%20name=1", "a=" + "x" * 201, "a=%01", "&".join(f"k{i}=1" for i in range(21))],
+)
+def test_a_query_the_host_cannot_pass_on_is_400_naming_query(make_app: Any, kit: Any, query: str) -> None:
+    """Odd names, long or unprintable values and too many parameters never reach the plugin."""
+    plugin = _server(kit)
+    response = make_app(plugin).get(f"/v1/pages/pager/report?{query}")
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "query"
+    assert plugin.seen == []

@@ -101,3 +101,17 @@ def test_the_feed_cards_link_to_the_overview(make_harness: MakeHarness) -> None:
     cards = [i for i in harness.feed_items("retirement") if i.key.startswith("pension-")]
     assert len(cards) == 2
     assert {i.action.uri.split("?")[0] for i in cards} == {"fulcrum://pension/overview"}
+
+
+def test_the_projection_cards_link_opens_on_the_projection(make_harness: MakeHarness) -> None:
+    """``overview?view=projection`` (the projection card) puts the projection first; the same sections."""
+    harness = make_harness()
+    card = next(i for i in harness.feed_items("retirement") if i.key == "pension-projection")
+    path, _, query = card.action.uri.removeprefix("fulcrum://pension/").partition("?")
+    view = dict(part.split("=", 1) for part in query.split("&"))
+    page = harness.page(path, view)
+    assert page is not None
+    assert [s.key for s in page.sections] == ["projection", "accounts"]
+    plain = harness.page("overview")
+    assert plain is not None
+    assert [s.key for s in plain.sections] == ["accounts", "projection"]

@@ -168,3 +168,16 @@ def test_the_shown_mix_adds_up_and_agrees_with_the_allocation_finding(make_harne
     assert finding is not None
     names = ("活钱", "保障", "生钱", "保值")
     assert all(f"{name} {pct}%" in finding for name, pct in zip(names, shown, strict=True))
+
+
+def test_a_link_to_a_part_opens_the_report_on_it(make_harness: MakeHarness) -> None:
+    """``report?part=allocation`` (the search hit for 资产配置) opens on the mix; ``suitability`` on the
+    holdings above tolerance; no or another part keeps the parts first. The sections are the same."""
+    harness = make_harness("affluent")
+    pages = {part: harness.page("report", {"part": part} if part else None)
+             for part in ("", "allocation", "suitability", "nonsense")}
+    keys = {part: [s.key for s in page.sections] if page else None for part, page in pages.items()}
+    assert keys[""] == ["parts", "advice", "mix", "suitability"]
+    assert keys["allocation"] == ["mix", "parts", "advice", "suitability"]
+    assert keys["suitability"] == ["suitability", "parts", "advice", "mix"]
+    assert pages["nonsense"] == pages[""]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from operator import attrgetter
 from typing import Any, TypeVar, get_args, get_type_hints
@@ -13,8 +13,9 @@ import msgspec
 from fulcrum_sdk.models import FeedItem, Page, SearchHit, SlotOffer, TransactionResult, TransactionType
 
 __all__ = [
-    "LIST_RESULT_TYPES", "PAGE_PATH", "ResultError", "amount_field_problem", "check_list", "check_page",
-    "check_transaction_result", "is_page_path",
+    "LIST_RESULT_TYPES", "MAX_PAGE_QUERY", "PAGE_PATH", "PAGE_QUERY_KEY", "ResultError",
+    "amount_field_problem", "check_list", "check_page", "check_transaction_result", "is_page_path",
+    "page_query_problem",
 ]
 
 _S = TypeVar("_S", bound=msgspec.Struct)
@@ -159,6 +160,24 @@ def check_transaction_result(value: Any) -> TransactionResult:
 
 PAGE_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
 """A page path as plugins' deep links spell it: letters, digits, ``. _ - /``, 1–200 characters."""
+
+
+PAGE_QUERY_KEY = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+"""A deep link's query parameter name."""
+MAX_PAGE_QUERY = 20
+"""At most this many query parameters, each value at most 200 characters."""
+
+
+def page_query_problem(query: Mapping[str, str]) -> str | None:
+    """Why the host would refuse ``query`` as a deep link's query parameters (a 400), or ``None``."""
+    if len(query) > MAX_PAGE_QUERY:
+        return f"at most {MAX_PAGE_QUERY} query parameters, got {len(query)}"
+    for key, value in query.items():
+        if not PAGE_QUERY_KEY.fullmatch(key):
+            return f"query parameter {key[:40]!r}: names are 1–40 letters, digits, '_', '.' or '-'"
+        if len(value) > 200 or not value.isprintable():
+            return f"query parameter {key!r}: at most 200 printable characters"
+    return None
 
 
 def is_page_path(path: str) -> bool:

@@ -25,11 +25,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 import msgspec
 
 from fulcrum_sdk._personas import PERSONAS
-from fulcrum_sdk._validate import ResultError, is_page_path
+from fulcrum_sdk._validate import ResultError, is_page_path, page_query_problem
 from fulcrum_sdk.errors import NO_CONSENT, ScopeDenied, TransactionRefused
 from fulcrum_sdk.hookspecs import HOOK_NAMES, PROJECT_NAME
 from fulcrum_sdk.manifest import Manifest, manifest_from_distribution
@@ -179,19 +180,24 @@ def _own_paths(harness: PluginHarness, hooks: frozenset[str]) -> list[str]:
         except Exception:  # noqa: S112 - that hook's own check reports it
             continue
         found |= {i.action.uri[len(prefix):] for i in items if i.action.uri.startswith(prefix)}
-    return [*sorted({p.split("?", 1)[0].split("#", 1)[0] for p in found}), _NO_SUCH_PAGE]
+    return [*sorted({link.split("#", 1)[0] for link in found}), _NO_SUCH_PAGE]
 
 
-def _open_page(harness: PluginHarness, path: str) -> Any:
-    """The page at one of the plugin's own deep links (which the host must be able to route), or at
-    the made-up path (which must be ``None``: the app then handles the link itself)."""
+def _open_page(harness: PluginHarness, link: str) -> Any:
+    """The page at one of the plugin's own deep links, ``path[?query]`` (which the host must be able to
+    route), or at the made-up path (which must be ``None``: the app then handles the link itself)."""
+    path, _, raw = link.partition("?")
+    query = dict(parse_qsl(raw, keep_blank_values=True))
+    problem = page_query_problem(query)
+    if problem is not None:
+        raise ResultError(f"the deep link fulcrum://{harness.manifest.id}/{link} cannot be opened: {problem}")
     if not is_page_path(path):
         raise ResultError(
             f"the deep link fulcrum://{harness.manifest.id}/{path} cannot be opened: the host answers 400 "
             "for a path that is not 1–200 characters of letters, digits, '.', '_', '-' and '/' without "
             "empty, '.' or '..' segments"
         )
-    found = harness.page(path)
+    found = harness.page(path, query)
     if path == _NO_SUCH_PAGE and found is not None:
         raise ResultError(f"page({path!r}) returned a Page for a path that is not one of the plugin's pages; "
                           "return None there (the app gets 404 and handles the link itself)")

@@ -8,7 +8,7 @@ slow). Implement a hook with the :data:`hookimpl` marker; the function name must
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 import pluggy
@@ -138,14 +138,16 @@ def feed_items(ctx: PluginContext, column: str) -> list[FeedItem] | Awaitable[li
 
 
 @hookspec
-def page(ctx: PluginContext, path: str) -> Page | Awaitable[Page | None] | None:
+def page(ctx: PluginContext, path: str, query: Mapping[str, str]) -> Page | Awaitable[Page | None] | None:
     """Render one of the plugin's own screens: the one a deep link ``fulcrum://<plugin-id>/<path>`` opens.
 
     **When**: on ``GET /v1/pages/{plugin}/{path}``, only on that plugin, for a customer for whom it is
     enabled (the app asks when the customer taps an item whose action is such a deep link).
     **Arguments**: ``ctx`` — as for :func:`home_slot_offers`; ``path`` — the deep link's path after
     the plugin id, without a leading slash (``report``, ``products/WM-001``): 1–200 characters of
-    letters, digits and ``- _ . /``, without empty, ``.`` or ``..`` segments.
+    letters, digits and ``- _ . /``, without empty, ``.`` or ``..`` segments; ``query`` — the deep
+    link's query parameters (``report?part=allocation`` → ``{"part": "allocation"}``), read-only, empty
+    when there are none (an implementation that needs none may leave ``query`` out of its arguments).
     **Returns**: a :class:`~fulcrum_sdk.models.Page`; ``None`` when the plugin has no page at ``path``
     (the app gets 404 and handles the link natively, if it can).
     **Combined**: never; the page is the plugin's alone.

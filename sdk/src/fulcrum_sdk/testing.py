@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 import msgspec
@@ -180,9 +180,11 @@ class PluginHarness:
         )
         return [i for i in items if i.column == column]
 
-    def page(self, path: str) -> Page | None:
-        """The validated page at ``path`` (what ``fulcrum://<plugin>/<path>`` opens); ``None``: no page."""
-        return check_page(self._call("page", ctx=self.context(), path=path))
+    def page(self, path: str, query: Mapping[str, str] | None = None) -> Page | None:
+        """The validated page at ``path`` with the deep link's ``query`` parameters (what
+        ``fulcrum://<plugin>/<path>?<query>`` opens); ``None``: no page."""
+        params = MappingProxyType(dict(query or {}))
+        return check_page(self._call("page", ctx=self.context(), path=path, query=params))
 
     def transaction_types(self) -> dict[str, TransactionType]:
         """The types the plugin registers, by key."""

@@ -7,10 +7,11 @@ A page is one plugin's answer, so a failure cannot be degraded around: it is a 5
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Annotated, Any
 
 import msgspec
-from fulcrum_sdk._validate import PAGE_PATH, is_page_path
+from fulcrum_sdk._validate import PAGE_PATH, is_page_path, page_query_problem
 from fulcrum_sdk.context import PluginContext
 from fulcrum_sdk.errors import ScopeDenied
 from fulcrum_sdk.models import Page
@@ -47,6 +48,15 @@ class PageResponse(msgspec.Struct, frozen=True, kw_only=True):
     request_id: str
 
 
+def _page_query(request: Request[Any, Any, Any]) -> MappingProxyType[str, str]:
+    """The request's query parameters (the deep link's own, the last of a repeated one), or 400."""
+    query = dict(request.query_params.items())
+    problem = page_query_problem(query)
+    if problem is not None:
+        raise BadRequest(problem, field="query", code="page.invalid-query")
+    return MappingProxyType(query)
+
+
 def _page_path(path: str) -> str:
     """The path without its leading slash, or 400 naming ``path``."""
     cleaned = path.lstrip("/")
@@ -81,8 +91,9 @@ async def page(
     plugin: Annotated[str, PathParameter(description="The plugin id, as in fulcrum://<plugin>/<path>.")],
     path: Annotated[str, PathParameter(description="The deep link's path after the plugin id, e.g. report.")],
 ) -> PageResponse:
-    """The page at ``path`` of ``plugin``, drawn for the customer behind the token."""
-    wanted = _page_path(path)
+    """The page at ``path`` of ``plugin``, drawn for the customer behind the token; the deep link's
+    query parameters (``?part=allocation``) are passed on to the plugin as they are."""
+    wanted, query = _page_path(path), _page_query(request)
     runtime = runtime_of(request)
     found = [p for p in runtime.plugins.enabled_for("page") if p.id == plugin]
     contexts = await customer_contexts(request)
@@ -94,7 +105,7 @@ async def page(
     dispatcher = runtime.dispatcher
     try:
         drawn = await dispatcher.call_one(loaded, "page", ctx, deadline_ms=dispatcher.deadline_ms("page"),
-                                          path=wanted)
+                                          path=wanted, query=query)
     except ScopeDenied as exc:  # only one saying the customer has not consented comes through
         if _consent_missing(ctx, loaded, exc.scope):
             raise Forbidden(

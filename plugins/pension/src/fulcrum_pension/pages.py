@@ -3,6 +3,8 @@ under the personal pension cap, and the retirement projection with the assumptio
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fulcrum_sdk import Action, LocalizedText, Page, PageLine, PageSection, PluginContext, hookimpl
 from fulcrum_sdk.data import PensionAccounts
 from fulcrum_sdk.localtime import local_date
@@ -98,13 +100,14 @@ def _projection(projection: Projection) -> PageSection:
     )
 
 
-def overview(ctx: PluginContext, snap: Snapshot) -> Page:
-    """The accounts, then the projection (none for a customer already at retirement age)."""
+def overview(ctx: PluginContext, snap: Snapshot, *, view: str | None = None) -> Page:
+    """The accounts, then the projection (none for a customer already at retirement age); ``view``
+    ``projection`` (the projection card's link) opens on the projection."""
     contribution = snap.room.used_fen if snap.room is not None else 0
     projection = project(snap.pension, year=local_date(ctx.now).year, personal_contribution_fen=contribution)
     sections = [_accounts(snap.pension, snap.room)]
     if projection is not None:
-        sections.append(_projection(projection))
+        sections.insert(1 if view != "projection" else 0, _projection(projection))
     summary = (
         T(zh_CN="以下为估算，仅供参考，不构成收益承诺。", en="Estimates only, not a promise.")
         if projection is not None else None
@@ -113,9 +116,10 @@ def overview(ctx: PluginContext, snap: Snapshot) -> Page:
 
 
 @hookimpl
-async def page(ctx: PluginContext, path: str) -> Page | None:
-    """``overview``; ``None`` for any other path (articles and the contribution form are the app's)."""
+async def page(ctx: PluginContext, path: str, query: Mapping[str, str]) -> Page | None:
+    """``overview`` (``?view=projection`` opens on the projection); ``None`` for any other path
+    (articles and the contribution form are the app's)."""
     if path != "overview":
         return None
     snap = await snapshot(ctx)
-    return _NOTHING if snap is None else overview(ctx, snap)
+    return _NOTHING if snap is None else overview(ctx, snap, view=query.get("view"))

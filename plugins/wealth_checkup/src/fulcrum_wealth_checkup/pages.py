@@ -4,7 +4,7 @@ the customer may buy it)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from fulcrum_sdk import Action, LocalizedText, Page, PageLine, PageSection, PluginContext, hookimpl
 from fulcrum_sdk.data import Holding
@@ -120,12 +120,18 @@ def _mismatched(report: CheckUp, holdings: Sequence[Holding]) -> PageSection:
     )
 
 
-def report_page(report: CheckUp, holdings: Sequence[Holding] = ()) -> Page:
+_FOCUS: dict[str, str] = {"allocation": "mix", "suitability": "suitability"}
+"""``?part=`` of a link → the section the page opens with (the parts come first otherwise)."""
+
+
+def report_page(report: CheckUp, holdings: Sequence[Holding] = (), *, focus: str | None = None) -> Page:
     """The whole report: the parts with their findings, what to do, the mix and the ``holdings`` above
-    the customer's tolerance."""
+    the customer's tolerance; ``focus`` (a part, from the link) puts the section about it first."""
     sections = [_parts(report), _advice(report), _mix(report)]
     if report.mismatched:
         sections.append(_mismatched(report, holdings))
+    first = _FOCUS.get(focus or "")
+    sections.sort(key=lambda section: section.key != first)  # stable: the rest keep their order
     total = yuan(report.total_assets_fen)
     return Page(
         title=_REPORT_TITLE,
@@ -167,14 +173,15 @@ def product_page(ctx: PluginContext, listed: Product) -> Page:
 
 
 @hookimpl
-async def page(ctx: PluginContext, path: str) -> Page | None:
-    """``report`` and ``products/<id>``; ``None`` for anything else (articles are the app's)."""
+async def page(ctx: PluginContext, path: str, query: Mapping[str, str]) -> Page | None:
+    """``report`` (``?part=allocation`` opens on the mix) and ``products/<id>``; ``None`` for anything
+    else (articles are the app's)."""
     if path == "report":
         report = assess(ctx)
         if report is None:
             return _NO_REPORT
         held = ctx.data.holdings() if report.mismatched else None  # granted: assess() read it too
-        return report_page(report, held.items if held is not None else ())
+        return report_page(report, held.items if held is not None else (), focus=query.get("part"))
     head, _, product_id = path.partition("/")
     if head == "products" and product_id:
         listed = product(product_id)
