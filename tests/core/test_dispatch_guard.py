@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from typing import Any
 
@@ -482,3 +483,45 @@ async def test_a_call_that_ended_in_the_waits_last_pass_is_timed_not_zero(fast: 
     assert len(seen) == 1
     assert seen[0][0] == "ok"
     assert seen[0][1] >= 0.05
+
+
+_TRACE: contextvars.ContextVar[str] = contextvars.ContextVar("_TRACE", default="unset")
+
+
+async def test_what_an_inline_first_step_leaves_behind_never_reaches_the_next_plugin(
+    fast: Settings, kit: Any
+) -> None:
+    """Async impls that return inline share one spare task; one that left that task a cancellation, or
+    set a context variable, hands neither to the next plugin's first step (nor to the caller)."""
+    seen: dict[str, str] = {}
+
+    async def cancels(ctx: Any, query: str) -> Any:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        return [kit.hit("cancels")]
+
+    async def sets(ctx: Any, query: str) -> Any:
+        _TRACE.set("sets")
+        return [kit.hit("sets")]
+
+    async def waits(ctx: Any, query: str) -> Any:
+        seen["waits"] = _TRACE.get()
+        await asyncio.sleep(0)
+        return [kit.hit("waits")]
+
+    async def reads(ctx: Any, query: str) -> Any:
+        seen["reads"] = _TRACE.get()
+        return [kit.hit("reads")]
+
+    dispatcher = Dispatcher(fast)
+    gathered = await _search(dispatcher, kit, _loaded(
+        fast, kit.plugin("cancels", search=cancels), kit.plugin("waits", search=waits),
+        kit.plugin("sets", search=sets), kit.plugin("reads", search=reads),
+    ))
+    dispatcher.close()
+    assert gathered.degraded == []
+    assert set(gathered.results) == {"cancels", "waits", "sets", "reads"}
+    assert seen == {"waits": "unset", "reads": "unset"}
+    assert _TRACE.get() == "unset"
+

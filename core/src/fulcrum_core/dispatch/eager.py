@@ -12,7 +12,8 @@ eager tasks do): code that captures ``asyncio.current_task()`` before its first 
 never the request that called it, and a context variable set before the first await must be the one
 seen, and reset, after it. So one spare task is made ahead; it stays current while a coroutine takes
 its first step and becomes that coroutine's task if it suspends. A coroutine that returns inline
-leaves the spare to the next one; a spare nobody took ends at its first step.
+leaves the spare to the next one, unless it left it a cancellation or changed its context (which the
+next coroutine must not inherit); a spare nobody took ends at its first step.
 """
 
 from __future__ import annotations
@@ -64,12 +65,13 @@ async def resume(coro: Coroutine[Any, Any, Any], first: Any) -> Any:
 class _Spare:
     """A task made ahead, with its context, and what it goes on with once taken (nothing if never)."""
 
-    __slots__ = ("context", "coro", "first", "task")
+    __slots__ = ("clean", "context", "coro", "first", "task")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.coro: Coroutine[Any, Any, Any] | None = None
         self.first: Any = None
         self.context = contextvars.copy_context()
+        self.clean = self.context.copy()  # the same mapping: equal (at once) until a step changes it
         self.task: asyncio.Task[Any] = loop.create_task(self._run(), context=self.context)
 
     async def _run(self) -> Any:
@@ -101,6 +103,12 @@ class Eager:
         _enter_task(loop, task)
         try:
             return spare.context.run(coro.send, None)
+        except BaseException:
+            # It ended inline: a cancellation it left pending on the spare or a context variable it set
+            # would fall to the next coroutine, so that one gets a fresh spare.
+            if task.cancelling() or spare.context != spare.clean:
+                self._spare = None
+            raise
         finally:
             _leave_task(loop, task)
             if caller is not None:
