@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 import threading
 from typing import Any
 
@@ -525,3 +526,56 @@ async def test_what_an_inline_first_step_leaves_behind_never_reaches_the_next_pl
     assert seen == {"waits": "unset", "reads": "unset"}
     assert _TRACE.get() == "unset"
 
+
+def _eager_task_factory(
+    loop: asyncio.AbstractEventLoop, coro: Any, *, context: contextvars.Context | None = None, **kw: Any
+) -> asyncio.Task[Any]:
+    """``asyncio.eager_task_factory`` (3.12+), or on 3.11 what it does: the coroutine takes its first
+    step inside create_task, and the task goes on with the rest of it."""
+    if sys.version_info >= (3, 12):
+        return asyncio.eager_task_factory(loop, coro, context=context, **kw)  # type: ignore[attr-defined,no-any-return]
+    from fulcrum_core.dispatch.eager import resume
+
+    context = context if context is not None else contextvars.copy_context()
+    try:
+        first = context.run(coro.send, None)
+    except StopIteration as stop:
+        return asyncio.Task(_returns(stop.value), loop=loop, context=context, **kw)
+    return asyncio.Task(resume(coro, first), loop=loop, context=context, **kw)
+
+
+async def _returns(value: Any) -> Any:
+    return value
+
+
+async def test_a_loop_with_an_eager_task_factory_still_runs_the_plugins_that_wait(
+    fast: Settings, kit: Any
+) -> None:
+    """Under an eager task factory the spare task starts inside create_task, before a plugin took it;
+    it must still go on with the plugin that suspends (not end at once with ``None``)."""
+
+    async def waits(ctx: Any, query: str) -> Any:
+        await asyncio.sleep(0)
+        return [kit.hit("waits")]
+
+    async def returns(ctx: Any, query: str) -> Any:
+        return [kit.hit("returns")]
+
+    loop = asyncio.get_running_loop()
+    factory = loop.get_task_factory()
+    loop.set_task_factory(_eager_task_factory)
+    try:
+        dispatcher = Dispatcher(fast)
+        [plugin] = _loaded(fast, kit.plugin("waits", search=waits))
+        gathered = await _search(dispatcher, kit, _loaded(
+            fast, kit.plugin("returns", search=returns), kit.plugin("waits", search=waits)
+        ))
+        one = await dispatcher.call_one(plugin, "search", kit.context(plugin), deadline_ms=100, query="q")
+        dispatcher.close()
+    finally:
+        loop.set_task_factory(factory)
+    assert gathered.degraded == []
+    assert {pid: [hit.key for hit in hits] for pid, hits in gathered.results.items()} == {
+        "returns": ["returns"], "waits": ["waits"]
+    }
+    assert [hit.key for hit in one] == ["waits"]

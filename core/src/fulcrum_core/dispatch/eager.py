@@ -65,16 +65,22 @@ async def resume(coro: Coroutine[Any, Any, Any], first: Any) -> Any:
 class _Spare:
     """A task made ahead, with its context, and what it goes on with once taken (nothing if never)."""
 
-    __slots__ = ("clean", "context", "coro", "first", "task")
+    __slots__ = ("clean", "context", "coro", "first", "made", "task")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.coro: Coroutine[Any, Any, Any] | None = None
         self.first: Any = None
         self.context = contextvars.copy_context()
         self.clean = self.context.copy()  # the same mapping: equal (at once) until a step changes it
+        self.made = False
         self.task: asyncio.Task[Any] = loop.create_task(self._run(), context=self.context)
+        self.made = True
 
     async def _run(self) -> Any:
+        if not self.made:
+            # An eager task factory (3.12+) started it inside create_task, before anyone could take it:
+            # it waits for the loop's next pass, as a task made the ordinary way would.
+            await asyncio.sleep(0)
         coro = self.coro
         if coro is None:
             return None  # nobody took it
