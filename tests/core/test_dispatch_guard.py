@@ -579,3 +579,47 @@ async def test_a_loop_with_an_eager_task_factory_still_runs_the_plugins_that_wai
         "returns": ["returns"], "waits": ["waits"]
     }
     assert [hit.key for hit in one] == ["waits"]
+
+
+@pytest.mark.parametrize("one", [False, True], ids=["call_many", "call_one"])
+async def test_caller_cancelled_while_waiting_tells_each_guard_the_call_ended(
+    fast: Settings, kit: Any, one: bool
+) -> None:
+    """A CallGuard is told exactly once per admit how the call ended, also when the caller gave up on
+    it (cancelled while it waited): a guard counting calls in flight gets its place back."""
+    cancelled = asyncio.Event()
+
+    async def hangs(ctx: Any, query: str) -> Any:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    class InFlight:
+        def __init__(self) -> None:
+            self.active = 0
+            self.told: list[str] = []
+
+        def admit(self, plugin: str, hook: str) -> str | None:
+            self.active += 1
+            return None
+
+        def record(self, plugin: str, hook: str, outcome: str, seconds: float) -> None:
+            self.active -= 1
+            self.told.append(outcome)
+
+    settings = msgspec.structs.replace(fast, deadlines=Deadlines(search=60_000))
+    in_flight = InFlight()
+    dispatcher = Dispatcher(settings, guards=[in_flight])
+    [plugin] = _loaded(settings, kit.plugin("hangs", search=hangs))
+    if one:
+        waiting = dispatcher.call_one(plugin, "search", kit.context(plugin), deadline_ms=60_000, query="q")
+    else:
+        waiting = _search(dispatcher, kit, [plugin])
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(waiting, 0.05)
+    await asyncio.wait_for(cancelled.wait(), 10)
+    dispatcher.close()
+    assert in_flight.active == 0
+    assert in_flight.told == ["rejected"]

@@ -74,7 +74,8 @@ class CallGuard(Protocol):
 
     def record(self, plugin: str, hook: str, outcome: Outcome, seconds: float) -> None:
         """Told exactly once per ``admit`` asked of this guard how the call ended and how long it took;
-        ``rejected`` when this or a later guard refused it (so a bulkhead can give its place back)."""
+        ``rejected`` when this or a later guard refused it, or when the caller gave up on it before it
+        ended (so a bulkhead can give its place back)."""
         ...
 
 
@@ -113,14 +114,19 @@ def _consume(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-def _abandon(calls: list[_Call]) -> None:
+def _abandon(calls: list[_Call], hook: str, extras: list[CallGuard]) -> None:
     """The caller was cancelled while it waited for ``calls``: cancel them (a task gets CancelledError, a
     queued thread call never starts, a running thread keeps its place until it ends) and give back
-    their breaker permissions (a half-open probe), recording nothing: no outcome was seen."""
+    their breaker permissions (a half-open probe), recording nothing: no outcome was seen. The extra
+    guards that admitted them are told ``rejected``, as they are told of every call once."""
     for call in calls:
         call.future.cancel()
         call.future.add_done_callback(_consume)
         call.guard.breaker.release()
+        if extras:
+            seconds = call.future.get_loop().time() - call.started
+            for extra in extras:
+                extra.record(call.plugin.id, hook, "rejected", seconds)
 
 
 def _describe(exc: BaseException) -> str:
@@ -269,7 +275,7 @@ class Dispatcher:
             try:
                 await asyncio.wait([c.future for c in suspended], timeout=max(0.0, started + limit_s - now()))
             except asyncio.CancelledError:
-                _abandon(suspended)
+                _abandon(suspended, hook, self.guards)
                 raise
             for call in suspended:
                 try:
@@ -303,7 +309,7 @@ class Dispatcher:
             try:
                 await asyncio.wait([call.future], timeout=limit_s)
             except asyncio.CancelledError:
-                _abandon([call])
+                _abandon([call], hook, self.guards)
                 raise
             return self._settle(call, hook, limit_s)
         value, exc, t0 = call
