@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -49,6 +50,33 @@ class _Observer:
 
     def observe(self, plugin: str, hook: str, outcome: str, seconds: float) -> None:
         self.seen.append((plugin, outcome))
+
+
+def _hangs_until_cancelled(cancelled: asyncio.Event) -> Callable[..., Any]:
+    """A ``search`` hookimpl that waits forever and sets ``cancelled`` when it is cancelled."""
+
+    async def hangs(ctx: Any, query: str) -> Any:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    return hangs
+
+
+async def _cancel_while_waiting(
+    dispatcher: Dispatcher, kit: Any, plugin: LoadedPlugin, cancelled: asyncio.Event, *, one: bool
+) -> None:
+    """Call ``plugin`` (``call_one`` or ``call_many``), cancel the caller while it waits, and wait until
+    the plugin has seen its own cancellation."""
+    if one:
+        waiting = dispatcher.call_one(plugin, "search", kit.context(plugin), deadline_ms=60_000, query="q")
+    else:
+        waiting = _search(dispatcher, kit, [plugin])
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(waiting, 0.05)
+    await asyncio.wait_for(cancelled.wait(), 10)
 
 
 async def _search(dispatcher: Dispatcher, kit: Any, plugins: list[LoadedPlugin]) -> Any:
@@ -126,13 +154,7 @@ async def test_suspended_coroutine_is_cancelled_at_the_deadline(fast: Settings, 
     """A coroutine that suspends past the deadline is cancelled (CancelledError delivered to it)."""
     cancelled = asyncio.Event()
 
-    async def sleeper(ctx: Any, query: str) -> Any:
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
+    sleeper = _hangs_until_cancelled(cancelled)
     dispatcher = Dispatcher(fast)
     gathered = await _search(dispatcher, kit, _loaded(fast, kit.plugin("sleeper", search=sleeper)))
     await asyncio.wait_for(cancelled.wait(), 5)
@@ -434,13 +456,7 @@ async def test_caller_cancelled_while_waiting_cancels_its_calls_and_frees_the_pr
     given back, so the breaker can probe again instead of rejecting everything until it reopens."""
     cancelled = asyncio.Event()
 
-    async def hangs(ctx: Any, query: str) -> Any:
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
+    hangs = _hangs_until_cancelled(cancelled)
     settings = msgspec.structs.replace(fast, deadlines=Deadlines(search=60_000))
     clock = VirtualClock()
     dispatcher = Dispatcher(settings, clock=clock)
@@ -448,13 +464,7 @@ async def test_caller_cancelled_while_waiting_cancels_its_calls_and_frees_the_pr
     guard = dispatcher.resilience.get("hangs", "search")
     guard.breaker.open_for(10)
     clock.advance(10)  # the next call is the half-open probe
-    if one:
-        waiting = dispatcher.call_one(plugin, "search", kit.context(plugin), deadline_ms=60_000, query="q")
-    else:
-        waiting = _search(dispatcher, kit, [plugin])
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(waiting, 0.05)
-    await asyncio.wait_for(cancelled.wait(), 10)
+    await _cancel_while_waiting(dispatcher, kit, plugin, cancelled, one=one)
     await asyncio.sleep(0)
     assert guard.bulkhead.active == 0
     assert guard.breaker.state == "half_open"
@@ -589,13 +599,7 @@ async def test_caller_cancelled_while_waiting_tells_each_guard_the_call_ended(
     it (cancelled while it waited): a guard counting calls in flight gets its place back."""
     cancelled = asyncio.Event()
 
-    async def hangs(ctx: Any, query: str) -> Any:
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
+    hangs = _hangs_until_cancelled(cancelled)
     class InFlight:
         def __init__(self) -> None:
             self.active = 0
@@ -613,13 +617,7 @@ async def test_caller_cancelled_while_waiting_tells_each_guard_the_call_ended(
     in_flight = InFlight()
     dispatcher = Dispatcher(settings, guards=[in_flight])
     [plugin] = _loaded(settings, kit.plugin("hangs", search=hangs))
-    if one:
-        waiting = dispatcher.call_one(plugin, "search", kit.context(plugin), deadline_ms=60_000, query="q")
-    else:
-        waiting = _search(dispatcher, kit, [plugin])
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(waiting, 0.05)
-    await asyncio.wait_for(cancelled.wait(), 10)
+    await _cancel_while_waiting(dispatcher, kit, plugin, cancelled, one=one)
     dispatcher.close()
     assert in_flight.active == 0
     assert in_flight.told == ["rejected"]
