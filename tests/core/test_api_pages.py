@@ -207,6 +207,8 @@ def test_a_partner_page_needs_the_customers_consent(make_app: Any, kit: Any) -> 
     assert refused.json()["code"] == "consent.required"
     assert refused.json()["missing_scopes"] == ["location:city"]
     assert not app.runtime.dispatcher.breaker_open("partner", "page")
+    (stat,) = [s for s in app.runtime.dispatcher.stats.snapshot() if s.plugin == "partner"]
+    assert (stat.ok, stat.error) == (1, 0)  # the plugin did nothing wrong
 
     later = datetime.now(UTC) + timedelta(days=30)
     ConsentStore(app.runtime.db).grant(CUSTOMER, "partner", ["location:city"], "本地优惠", later)
@@ -249,6 +251,8 @@ def test_a_consent_error_the_plugin_makes_up_is_its_own_fault(make_app: Any, kit
     response = app.get("/v1/pages/partner/report")
     assert response.status_code == 503, response.text
     assert response.json()["code"] == "page.unavailable"
+    (stat,) = [s for s in app.runtime.dispatcher.stats.snapshot() if s.plugin == "partner"]
+    assert (stat.ok, stat.error) == (0, 1)  # charged to its breaker like any fault
 
 
 def test_the_links_query_reaches_the_plugin_read_only(make_app: Any, kit: Any) -> None:

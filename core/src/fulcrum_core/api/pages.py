@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 import msgspec
 from fulcrum_sdk._validate import PAGE_PATH, is_page_path, page_query_problem
-from fulcrum_sdk.context import PluginContext
 from fulcrum_sdk.errors import ScopeDenied
 from fulcrum_sdk.models import Page
 from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES
@@ -24,7 +23,6 @@ from fulcrum_core.api.deps import customer_contexts, plugin_calls
 from fulcrum_core.api.input_problems import NOT_FOUND_RESPONSE, PROBLEM_MEDIA_TYPE, InputProblem
 from fulcrum_core.dispatch.results import PluginCallError
 from fulcrum_core.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
-from fulcrum_core.plugins import LoadedPlugin
 from fulcrum_core.runtime import runtime_of
 
 __all__ = ["PAGE_PATH", "ROUTES", "PageResponse", "page"]
@@ -69,11 +67,6 @@ def _page_path(path: str) -> str:
     return cleaned
 
 
-def _consent_missing(ctx: PluginContext, plugin: LoadedPlugin, scope: str) -> bool:
-    """True when ``scope`` is customer data ``plugin`` was granted and this customer has not consented to."""
-    return scope in CUSTOMER_DATA_SCOPES and scope in plugin.granted and not ctx.data.allows(scope)
-
-
 def _unavailable(plugin: str, kind: str) -> ServiceUnavailable:
     return ServiceUnavailable(
         f"{plugin!r} could not show this page now ({kind}); try again later",
@@ -103,18 +96,17 @@ async def page(
                        code="page.unknown-plugin")
     loaded, ctx = calls[0]
     dispatcher = runtime.dispatcher
+    # Granted customer data the customer has not consented to: a page stopping for one of these gets a
+    # consent prompt; a consent error about anything else is the plugin's fault, charged like one.
+    asks = frozenset(s for s in loaded.granted & CUSTOMER_DATA_SCOPES if not ctx.data.allows(s))
     try:
         drawn = await dispatcher.call_one(loaded, "page", ctx, deadline_ms=dispatcher.deadline_ms("page"),
-                                          path=wanted, query=query)
-    except ScopeDenied as exc:  # only one saying the customer has not consented comes through
-        if _consent_missing(ctx, loaded, exc.scope):
-            raise Forbidden(
-                f"this page of {plugin!r} needs your consent to {exc.scope!r} first",
-                code="consent.required", plugin=plugin, missing_scopes=[exc.scope],
-            ) from None
-        # The plugin raised it for a scope it was not granted, or one the customer did consent to:
-        # its fault, not something the customer can give.
-        raise _unavailable(plugin, "error") from None
+                                          asks_consent=asks, path=wanted, query=query)
+    except ScopeDenied as exc:
+        raise Forbidden(
+            f"this page of {plugin!r} needs your consent to {exc.scope!r} first",
+            code="consent.required", plugin=plugin, missing_scopes=[exc.scope],
+        ) from None
     except PluginCallError as exc:
         raise _unavailable(plugin, exc.kind) from None
     if drawn is None:

@@ -287,13 +287,22 @@ class Dispatcher:
         return gathered
 
     async def call_one(
-        self, plugin: LoadedPlugin, hook: str, ctx: PluginContext, *, deadline_ms: int, **kwargs: Any
+        self,
+        plugin: LoadedPlugin,
+        hook: str,
+        ctx: PluginContext,
+        *,
+        deadline_ms: int,
+        asks_consent: frozenset[str] = frozenset(),
+        **kwargs: Any,
     ) -> Any:
         """Call ``hook`` on one plugin and return its validated result.
 
         Raises :class:`PluginCallError` when it raises, misses ``deadline_ms`` or returns the wrong
         shape; a :class:`~fulcrum_sdk.errors.TransactionRefused` or
-        :class:`~fulcrum_sdk.errors.OutcomeUnknown` is re-raised as it is.
+        :class:`~fulcrum_sdk.errors.OutcomeUnknown` is re-raised as it is, and so is a
+        :class:`~fulcrum_sdk.errors.ScopeDenied` for want of consent to one of ``asks_consent`` (the
+        scopes the customer could consent to now: the caller asks them, the plugin is not charged).
         """
         impl = plugin.impls.get(hook)
         if impl is None:
@@ -311,9 +320,11 @@ class Dispatcher:
             except asyncio.CancelledError:
                 _abandon([call], hook, self.guards)
                 raise
-            return self._settle(call, hook, limit_s)
+            return self._settle(call, hook, limit_s, asks_consent=asks_consent)
         value, exc, t0 = call
-        return self._conclude(plugin.id, hook, guard, value, exc, loop.time() - t0, limit_s)
+        return self._conclude(
+            plugin.id, hook, guard, value, exc, loop.time() - t0, limit_s, asks_consent=asks_consent
+        )
 
     async def in_plugin_thread(
         self, function: Callable[..., _T], *args: Any, plugin: str | None = None, hook: str | None = None
@@ -445,6 +456,8 @@ class Dispatcher:
         exc: BaseException | None,
         elapsed: float,
         limit_s: float,
+        *,
+        asks_consent: frozenset[str] = frozenset(),
     ) -> Any:
         """The validated result of a call that finished (inline or not); records the outcome."""
         if isinstance(exc, TransactionRefused) and hook == "execute_transaction":
@@ -454,7 +467,7 @@ class Dispatcher:
             # The plugin knows it may have acted: the caller records "unknown", not a failure.
             self._record(pid, hook, guard, "error", elapsed, str(exc), blame=False)
             raise exc
-        if isinstance(exc, ScopeDenied) and exc.reason == NO_CONSENT and hook == "page":
+        if isinstance(exc, ScopeDenied) and exc.reason == NO_CONSENT and exc.scope in asks_consent:
             # The customer has not consented yet: the page cannot be shown until they do, which the
             # caller asks for; the plugin did nothing wrong.
             self._record(pid, hook, guard, "ok", elapsed)
@@ -479,7 +492,10 @@ class Dispatcher:
         self._record(pid, hook, guard, "ok", elapsed)
         return result
 
-    def _settle(self, call: _Call, hook: str, limit_s: float, *, blame: bool = True) -> Any:
+    def _settle(
+        self, call: _Call, hook: str, limit_s: float, *, blame: bool = True,
+        asks_consent: frozenset[str] = frozenset(),
+    ) -> Any:
         """The validated result of a call that suspended, or :class:`PluginCallError`."""
         future, pid, guard = call.future, call.plugin.id, call.guard
         began = call.began
@@ -501,7 +517,10 @@ class Dispatcher:
         if future.cancelled():
             self._fail(pid, hook, guard, "error", elapsed, "the call was cancelled")
         exc = future.exception()
-        return self._conclude(pid, hook, guard, None if exc else future.result(), exc, elapsed, float("inf"))
+        return self._conclude(
+            pid, hook, guard, None if exc else future.result(), exc, elapsed, float("inf"),
+            asks_consent=asks_consent,
+        )
 
     def _record_fine(self, hook: str, calls: list[tuple[str, float]]) -> None:
         """Count calls that ended ``ok`` in the stats and metrics, a batch at a time (their breakers
