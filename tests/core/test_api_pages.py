@@ -283,3 +283,30 @@ def test_a_query_the_host_cannot_pass_on_is_400_naming_query(make_app: Any, kit:
     assert response.status_code == 400, response.text
     assert response.json()["field"] == "query"
     assert plugin.seen == []
+
+
+def test_a_consent_that_could_not_be_read_is_no_consent_prompt(
+    make_app: Any, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the customer's consents could not be read in time, a page stopping for want of consent to
+    granted customer data is a 503 ``customer.data_unavailable`` (retry), never a prompt to consent to
+    what the customer may well have consented to already, nor charged to the plugin."""
+
+    def page(ctx: Any, path: str) -> Page:
+        if not ctx.data.allows("location:city"):
+            raise ScopeDenied("location:city", plugin_id="partner", reason=NO_CONSENT)
+        return _page(kit)
+
+    app = make_app(kit.plugin("partner", kind="partner", scopes=["location:city"], page=page))
+    later = datetime.now(UTC) + timedelta(days=30)
+    ConsentStore(app.runtime.db).grant(CUSTOMER, "partner", ["location:city"], "本地优惠", later)
+
+    def down(self: ConsentStore, customer_ref: str, at: datetime) -> list[Any]:
+        raise ConnectionError("database away")
+
+    monkeypatch.setattr(ConsentStore, "_live", down)
+    response = app.get("/v1/pages/partner/report")
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "customer.data_unavailable"
+    (stat,) = [s for s in app.runtime.dispatcher.stats.snapshot() if s.plugin == "partner"]
+    assert stat.error == 0  # the bank's consents were late, not the plugin

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 import msgspec
 from fulcrum_sdk._validate import PAGE_PATH, is_page_path, page_query_problem
-from fulcrum_sdk.errors import ScopeDenied
+from fulcrum_sdk.context import PluginContext
+from fulcrum_sdk.errors import DataUnavailable, ScopeDenied
 from fulcrum_sdk.models import Page
 from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES
 from litestar import Request, get
@@ -67,6 +68,18 @@ def _page_path(path: str) -> str:
     return cleaned
 
 
+def _consent_unknown(ctx: PluginContext, scope: str) -> bool:
+    """True when the customer's consent to ``scope`` could not be read for this request (its accessor
+    raises ``DataUnavailable``, not ``ScopeDenied``): the customer may well have consented already."""
+    try:
+        ctx.data.require(scope)
+    except DataUnavailable:
+        return True
+    except ScopeDenied:
+        return False
+    return False
+
+
 def _unavailable(plugin: str, kind: str) -> ServiceUnavailable:
     return ServiceUnavailable(
         f"{plugin!r} could not show this page now ({kind}); try again later",
@@ -96,13 +109,19 @@ async def page(
                        code="page.unknown-plugin")
     loaded, ctx = calls[0]
     dispatcher = runtime.dispatcher
-    # Granted customer data the customer has not consented to: a page stopping for one of these gets a
-    # consent prompt; a consent error about anything else is the plugin's fault, charged like one.
+    # Granted customer data the customer has not consented to (or whose consent could not be read): a
+    # page stopping for one of these gets a consent prompt (or a 503 to retry); a consent error about
+    # anything else is the plugin's fault, charged like one.
     asks = frozenset(s for s in loaded.granted & CUSTOMER_DATA_SCOPES if not ctx.data.allows(s))
     try:
         drawn = await dispatcher.call_one(loaded, "page", ctx, deadline_ms=dispatcher.deadline_ms("page"),
                                           asks_consent=asks, path=wanted, query=query)
     except ScopeDenied as exc:
+        if _consent_unknown(ctx, exc.scope):
+            raise ServiceUnavailable(
+                "the customer's consents could not be read in time; retry shortly",
+                code="customer.data_unavailable", headers={"Retry-After": "1"},
+            ) from None
         raise Forbidden(
             f"this page of {plugin!r} needs your consent to {exc.scope!r} first",
             code="consent.required", plugin=plugin, missing_scopes=[exc.scope],
