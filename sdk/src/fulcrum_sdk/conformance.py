@@ -286,8 +286,12 @@ def _exercise(
                 except _Timeout:
                     first = f"no answer within {deadline_ms} ms"
                 except ScopeDenied as denied:
-                    # A page may stop at a missing consent: the app then asks the customer for it.
-                    asks_consent = denied.reason == NO_CONSENT and denied.scope in manifest.scopes.all
+                    # A page may stop at a missing consent: the app then asks the customer for it. As
+                    # on the host, only for granted customer data the customer has not consented to.
+                    asks_consent = (
+                        denied.reason == NO_CONSENT and denied.scope in harness.scopes & CUSTOMER_DATA_SCOPES
+                        and not harness.context().data.allows(denied.scope)
+                    )
                     if not (hook == "page" and asks_consent):
                         _note_denial(findings, manifest, denied, where)
                     continue

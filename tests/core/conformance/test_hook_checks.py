@@ -12,7 +12,7 @@ import msgspec
 import pytest
 from fulcrum_sdk import hookimpl
 from fulcrum_sdk.conformance import ConformanceResult, format_results, run_conformance
-from fulcrum_sdk.errors import TransactionRefused
+from fulcrum_sdk.errors import NO_CONSENT, ScopeDenied, TransactionRefused
 from fulcrum_sdk.manifest import Manifest
 from fulcrum_sdk.models import (
     Action,
@@ -468,6 +468,21 @@ def test_a_partner_page_may_stop_at_a_missing_consent() -> None:
     manifest = make_manifest(kind="partner", hooks=("page",), required=("profile:basic",))
     results = run_conformance(plugin_with(page=page), manifest=manifest, deadlines=RELAXED)
     assert {r.status for r in results} <= {"passed", "skipped"}, format_results(results)
+
+
+@pytest.mark.parametrize(
+    ("kind", "scope"), [("department", "profile:basic"), ("partner", "slot:home.banner")]
+)
+def test_a_consent_error_the_host_would_not_ask_for_fails(kind: str, scope: str) -> None:
+    """A page raising "no live consent" where the host has no consent to ask for (a department plugin, a
+    scope that is not customer data) fails a check: the host answers 503 and charges the plugin."""
+
+    def page(ctx: Any, path: str) -> Page | None:
+        raise ScopeDenied(scope, plugin_id="kit-probe", reason=NO_CONSENT)
+
+    manifest = make_manifest(kind=kind, hooks=("page",), required=("profile:basic", "slot:home.banner"))
+    results = run_conformance(plugin_with(page=page), manifest=manifest, deadlines=RELAXED)
+    assert any(r.status == "failed" for r in results), format_results(results)
 
 
 def test_a_page_at_a_path_that_does_not_exist_fails() -> None:
