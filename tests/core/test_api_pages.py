@@ -274,7 +274,11 @@ def test_the_links_query_reaches_the_plugin_read_only(make_app: Any, kit: Any) -
 
 
 @pytest.mark.parametrize(
-    "query", ["bad%20name=1", "a=" + "x" * 201, "a=%01", "&".join(f"k{i}=1" for i in range(21))],
+    "query",
+    [
+        "bad%20name=1", "a=" + "x" * 201, "a=%01",
+        "&".join(f"k{i}=1" for i in range(21)), "&".join(["a=1"] * 21),  # 21 names; one name 21 times
+    ],
 )
 def test_a_query_the_host_cannot_pass_on_is_400_naming_query(make_app: Any, kit: Any, query: str) -> None:
     """Odd names, long or unprintable values and too many parameters never reach the plugin."""
