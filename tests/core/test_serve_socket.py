@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from fulcrum_core.cli import main
-from fulcrum_core.cli.serve import _TcpConfig, run_server
+from fulcrum_core.cli import serve as serve_module
+from fulcrum_core.cli.serve import WORKER_HEALTHCHECK_SECONDS, _TcpConfig, run_server
 
 
 def _nodelay_of_accepted(listener: socket.socket) -> int:
@@ -77,3 +81,43 @@ def test_reuse_port_is_one_worker_per_process() -> None:
     result = CliRunner().invoke(main, ["serve", "--reuse-port", "--workers", "2"])
     assert result.exit_code == 2
     assert "--reuse-port runs one worker per process" in result.output
+
+
+def test_workers_get_time_to_start_before_the_supervisor_gives_up_on_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A spawned worker answers the health check only after importing the CLI again; uvicorn's 5 s
+    default killed workers starting on a busy host, over and over."""
+    seen: dict[str, Any] = {}
+
+    class Supervisor:
+        def __init__(self, config: Any, sockets: list[socket.socket]) -> None:
+            seen["timeout"] = config.timeout_worker_healthcheck
+            for sock in sockets:
+                sock.close()
+
+        def run(self) -> None:
+            seen["ran"] = True
+
+    monkeypatch.setattr(serve_module, "Multiprocess", Supervisor)
+    run_server("fulcrum_core.asgi:app_factory", host="127.0.0.1", port=0, workers=2)
+    assert seen == {"timeout": WORKER_HEALTHCHECK_SECONDS, "ran": True}
+    assert WORKER_HEALTHCHECK_SECONDS >= 30
+
+
+def test_the_cli_imports_a_commands_module_only_when_the_command_runs() -> None:
+    """``import fulcrum_core.cli`` (what every spawned worker and every ``fulcrum`` call does first)
+    loads no database, web or OAuth library; the command that runs loads what it needs."""
+    probe = (
+        "import sys, fulcrum_core.cli as cli\n"
+        "heavy = {'sqlalchemy', 'alembic', 'litestar', 'authlib', 'uvicorn'} & set(sys.modules)\n"
+        "print(sorted(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+    runner = CliRunner().invoke(main, ["serve", "--help"])
+    assert runner.exit_code == 0
+    assert "--reuse-port" in runner.output
+    unknown = CliRunner().invoke(main, ["sreve"])
+    assert unknown.exit_code == 2
+    assert "No such command 'sreve'" in unknown.output

@@ -11,10 +11,14 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import click
 import msgspec
 import pytest
 from click.testing import CliRunner
 from fulcrum_core.cli import main
+
+_OUTER_ENV = {"VIRTUAL_ENV", "PYTHONPATH", "UV_PROJECT_ENVIRONMENT"}
+"""This checkout's environment, which a partner's fresh shell would not have."""
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = (ROOT / "docs" / "partner-guide.md").read_text(encoding="utf-8")
@@ -36,7 +40,7 @@ def test_the_guide_has_only_known_kinds_of_blocks() -> None:
 def test_the_guides_commands_run_in_order(tmp_path: Path) -> None:
     """New project → its own tests in its own environment → plugin check → wheel build, all succeed."""
     script = "set -euo pipefail\n" + "\n".join(_lines("sh")) + "\n"
-    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+    env = {k: v for k, v in os.environ.items() if k not in _OUTER_ENV}
     env |= {"WORK": str(tmp_path), "UV_NO_PROGRESS": "1"}
     bash = shutil.which("bash")
     assert bash is not None
@@ -67,7 +71,7 @@ def test_the_served_commands_are_the_ones_the_dev_host_test_runs() -> None:
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+    env = {k: v for k, v in os.environ.items() if k not in _OUTER_ENV}
     return env | {"UV_NO_PROGRESS": "1", "FULCRUM": str(ROOT), **extra}
 
 
@@ -171,7 +175,7 @@ def test_the_demo_block_installs_the_submitted_wheel_and_starts_the_demo() -> No
     assert demo[0].startswith("uv pip install ")
     assert demo[0].endswith('dist/fulcrum_city_coupons-0.1.0-py3-none-any.whl"')
     assert demo[1] == "uv run fulcrum demo"
-    assert "demo" in main.commands
+    assert "demo" in main.list_commands(click.Context(main))
 
 
 def test_the_page_example_is_the_baked_projects_own(bake: Any) -> None:

@@ -1,15 +1,46 @@
-"""The ``fulcrum`` command line: one click group, one module per command group."""
+"""The ``fulcrum`` command line: one click group, one module per command group, each imported when used.
+
+Importing every command's module (SQLAlchemy, alembic, litestar, authlib, ...) took seconds on every
+call, ``fulcrum token issue`` included, and every worker of ``fulcrum serve --workers N`` pays it again
+before it can answer the supervisor's health check (``spawn`` re-imports the ``fulcrum`` script).
+"""
 
 from __future__ import annotations
+
+import importlib
 
 import click
 
 __all__ = ["main"]
 
+_COMMANDS = {
+    "branch": "fulcrum_core.cli.branch:branch",
+    "db": "fulcrum_core.cli.db:db",
+    "demo": "fulcrum_core.cli.serve:demo",
+    "dev": "fulcrum_core.cli.dev:dev",
+    "plugin": "fulcrum_core.cli.plugin:plugin",
+    "registry": "fulcrum_core.cli.registry:registry",
+    "serve": "fulcrum_core.cli.serve:serve",
+    "token": "fulcrum_core.cli.token:token",
+}
+"""Command name → ``module:attribute`` of its click command (click's lazy-loading group recipe)."""
+
 
 class _Main(click.Group):
-    """The top-level group: settings that cannot be loaded and a database that cannot be used are
-    one ``Error:`` line naming the problem, for every command, never a traceback."""
+    """The top-level group: commands load on first use; settings that cannot be loaded and a database
+    that cannot be used are one ``Error:`` line naming the problem, for every command, never a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in _COMMANDS:
+            module, _, attribute = _COMMANDS[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{_COMMANDS[cmd_name]} is not a click command")
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> object:
         from fulcrum_core.settings import SettingsError
@@ -44,23 +75,3 @@ class _Main(click.Group):
 def main(ctx: click.Context, config_file: str | None) -> None:
     """Fulcrum: the open platform behind the mobile-banking app."""
     ctx.obj = {"config_file": config_file}
-
-
-def _register() -> None:
-    from fulcrum_core.cli import branch, db, plugin, serve, token
-
-    main.add_command(serve.serve)
-    main.add_command(serve.demo)
-    main.add_command(db.db)
-    main.add_command(token.token)
-    main.add_command(branch.branch)
-    main.add_command(plugin.plugin)
-    from fulcrum_core.cli import registry
-
-    main.add_command(registry.registry)
-    from fulcrum_core.cli import dev
-
-    main.add_command(dev.dev)
-
-
-_register()

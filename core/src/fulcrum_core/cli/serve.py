@@ -13,7 +13,13 @@ from uvicorn.supervisors import Multiprocess
 
 from fulcrum_core.cli._settings import settings_for
 
-__all__ = ["demo", "run_server", "serve"]
+__all__ = ["WORKER_HEALTHCHECK_SECONDS", "demo", "run_server", "serve"]
+
+WORKER_HEALTHCHECK_SECONDS = 30
+"""How long uvicorn's supervisor waits for a worker to answer its health check before killing it.
+
+A new worker answers only once it has imported the CLI again (``spawn``), which takes seconds; with
+uvicorn's default of 5 s, workers starting on a busy host were killed and restarted forever."""
 
 
 def _run(host: str, port: int, workers: int, config_file: str | None, *, reuse_port: bool = False) -> None:
@@ -90,7 +96,9 @@ def run_server(
     if workers == 1:
         uvicorn.run(app, **options)
         return
-    config = _TcpConfig(app, workers=workers, **options)
+    config = _TcpConfig(
+        app, workers=workers, timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS, **options
+    )
     Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
