@@ -119,6 +119,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, debug: boo
             registry.start,
             *([branch_store.start] if branch_store else []),
             *([shared.start] if shared else []),
+            *observability.startup_hooks(rt),
         ],
         on_shutdown=[
             registry.stop,

@@ -154,6 +154,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     rate_limit: RateLimit = RateLimit()
     # Structured JSON log lines (with the request id) on stderr; off → the logging setup is untouched.
     log_json: bool = False
+    # A directory the workers of one host share for /metrics: each writes its counts there (every
+    # ``metrics_share_seconds`` and at each scrape), and a scrape of any worker reads them all. None →
+    # each worker reports its own; ``fulcrum serve --workers N`` makes a fresh one for its workers.
+    metrics_dir: str | None = None
+    metrics_share_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
     # Registry: where submitted wheels are stored (None → ``state_dir/artifacts``), and how often each
     # worker polls the registry's policy version (suspensions take effect within about this long).
     registry_artifacts_dir: str | None = None
@@ -186,6 +191,7 @@ _ENV_FIELDS = {
     "FULCRUM_REDIS_PREFIX": "redis_prefix",
     "FULCRUM_LOG_LEVEL": "log_level",
     "FULCRUM_LOG_JSON": "log_json",
+    "FULCRUM_METRICS_DIR": "metrics_dir",
     "FULCRUM_REGISTRY_ARTIFACTS_DIR": "registry_artifacts_dir",
     "FULCRUM_REGISTRY_POLL_SECONDS": "registry_poll_seconds",
     "FULCRUM_BRANCHES_DIR": "branches_dir",

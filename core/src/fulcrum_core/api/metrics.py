@@ -12,7 +12,7 @@ from typing import Any
 from litestar import Request, Response, get
 
 from fulcrum_core.observability.metrics import CONTENT_TYPE
-from fulcrum_core.observability.setup import metrics_of
+from fulcrum_core.observability.setup import scrape
 
 __all__ = ["ROUTES", "metrics"]
 
@@ -23,7 +23,7 @@ __all__ = ["ROUTES", "metrics"]
 )
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Plugin call latency histograms, outcome counters and breaker states, in the text format."""
-    return Response(metrics_of(request.app).render(), media_type=CONTENT_TYPE)
+    return Response(scrape(request.app), media_type=CONTENT_TYPE)
 
 
 ROUTES: list[Any] = [metrics]

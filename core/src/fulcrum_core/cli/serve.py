@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
 import sys
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -22,11 +26,33 @@ A new worker answers only once it has imported the CLI again (``spawn``), which 
 uvicorn's default of 5 s, workers starting on a busy host were killed and restarted forever."""
 
 
-def _run(host: str, port: int, workers: int, config_file: str | None, *, reuse_port: bool = False) -> None:
+def _run(
+    host: str, port: int, workers: int, config_file: str | None, *, reuse_port: bool = False,
+    metrics_dir: str | None = None,
+) -> None:
     if config_file:
         os.environ["FULCRUM_CONFIG"] = config_file
     # Workers re-import the factory; settings travel through the environment, read at call time.
-    run_server("fulcrum_core.asgi:app_factory", host=host, port=port, workers=workers, reuse_port=reuse_port)
+    with _shared_metrics(workers, metrics_dir):
+        run_server(
+            "fulcrum_core.asgi:app_factory", host=host, port=port, workers=workers, reuse_port=reuse_port
+        )
+
+
+@contextlib.contextmanager
+def _shared_metrics(workers: int, metrics_dir: str | None) -> Iterator[None]:
+    """Several workers and no ``metrics_dir``: give them a fresh one, so a scrape of any worker reports
+    them all (``observability/shared_metrics.py``), and remove it when they stop."""
+    if workers == 1 or metrics_dir:
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="fulcrum-metrics-")
+    os.environ["FULCRUM_METRICS_DIR"] = directory
+    try:
+        yield
+    finally:
+        del os.environ["FULCRUM_METRICS_DIR"]
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 class _TcpConfig(uvicorn.Config):
@@ -116,7 +142,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int, 
     if reuse_port and workers != 1:
         raise click.UsageError("--reuse-port runs one worker per process: start several processes instead")
     settings = settings_for(ctx)
-    _run(host or settings.host, port or settings.port, workers, ctx.obj["config_file"], reuse_port=reuse_port)
+    _run(
+        host or settings.host, port or settings.port, workers, ctx.obj["config_file"], reuse_port=reuse_port,
+        metrics_dir=settings.metrics_dir,
+    )
 
 
 @click.group(invoke_without_command=True)

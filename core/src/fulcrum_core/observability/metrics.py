@@ -21,13 +21,20 @@ from prometheus_client.registry import Collector
 
 from fulcrum_core.dispatch.breaker import BreakerSnapshot, BreakerState
 
-__all__ = ["CALL_BUCKETS", "CONTENT_TYPE", "Metrics"]
+__all__ = ["BREAKER_HELP", "CALLS_HELP", "CALL_BUCKETS", "CONTENT_TYPE", "LATENCY_HELP", "Metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The Prometheus text exposition format."""
 
 CALL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Latency bucket upper bounds in seconds, with edges at the default deadlines (150 ms, 300 ms, 5 s)."""
+
+LATENCY_HELP = "Duration of plugin hook calls that ran, by plugin and hook."
+CALLS_HELP = "Plugin hook calls by outcome: ok, error, timeout, invalid, rejected, breaker_open."
+BREAKER_HELP = (
+    "Circuit breaker state per plugin and hook: how many workers' breakers are in that state"
+    " (one worker: 1 for its current state, 0 otherwise)."
+)
 
 _UNTIMED = frozenset({"rejected", "breaker_open"})
 
@@ -53,7 +60,7 @@ class _CallCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         latency = HistogramMetricFamily(
             "fulcrum_plugin_call_seconds",
-            "Duration of plugin hook calls that ran, by plugin and hook.",
+            LATENCY_HELP,
             labels=["plugin", "hook"],
         )
         for (plugin, hook), series in sorted(self._metrics.latency.items()):
@@ -65,7 +72,7 @@ class _CallCollector(Collector):
         yield latency
         calls = CounterMetricFamily(
             "fulcrum_plugin_calls",
-            "Plugin hook calls by outcome: ok, error, timeout, invalid, rejected, breaker_open.",
+            CALLS_HELP,
             labels=["plugin", "hook", "outcome"],
         )
         for key, count in sorted(self._metrics.call_counts().items()):
@@ -86,7 +93,7 @@ class _BreakerCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
             "fulcrum_breaker_state",
-            "Circuit breaker state per plugin and hook (1 = the current state).",
+            BREAKER_HELP,
             labels=["plugin", "hook", "state"],
         )
         for snap in self._source():

@@ -2,7 +2,8 @@
 
 ``attach_metrics(runtime)`` runs in ``build_runtime``; ``middleware_before_auth(settings)`` and
 ``middleware_after_auth(runtime)`` give ``create_app`` its request-id and rate-limit layers;
-``shutdown_hooks(runtime)`` what must be closed when the app stops.
+``startup_hooks(runtime)`` and ``shutdown_hooks(runtime)`` what must start and stop with the app;
+``scrape(app)`` the ``/metrics`` body.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from litestar.types import Empty, EmptyType
 from fulcrum_core.observability.logging import RequestIdMiddleware, configure_logging, echo_request_id
 from fulcrum_core.observability.metrics import Metrics
 from fulcrum_core.observability.ratelimit import Counter, MemoryCounter, RateLimitMiddleware, RedisCounter
+from fulcrum_core.observability.shared_metrics import MetricsShare
 from fulcrum_core.runtime import Runtime
 
 __all__ = [
@@ -27,11 +29,14 @@ __all__ = [
     "metrics_of",
     "middleware_after_auth",
     "middleware_before_auth",
+    "scrape",
     "shutdown_hooks",
+    "startup_hooks",
 ]
 
 _METRICS = "metrics"
 _COUNTER = "ratelimit_counter"
+_SHARE = "metrics_share"
 
 
 def attach_metrics(runtime: Runtime) -> Metrics:
@@ -40,6 +45,12 @@ def attach_metrics(runtime: Runtime) -> Metrics:
     runtime.dispatcher.observer = metrics
     metrics.watch_breakers(runtime.dispatcher.resilience.snapshot)
     runtime.extras[_METRICS] = metrics
+    settings = runtime.settings
+    if settings.metrics_dir:
+        runtime.extras[_SHARE] = MetricsShare(
+            settings.metrics_dir, metrics, runtime.dispatcher.resilience.snapshot,
+            every=settings.metrics_share_seconds,
+        )
     return metrics
 
 
@@ -47,6 +58,12 @@ def metrics_of(app: Litestar) -> Metrics:
     """The metrics of ``app`` (attached when the runtime was built)."""
     metrics: Metrics = app.state.runtime.extras[_METRICS]
     return metrics
+
+
+def scrape(app: Litestar) -> bytes:
+    """The ``/metrics`` body: every worker sharing ``metrics_dir``, or this worker's own counts."""
+    share: MetricsShare | None = app.state.runtime.extras.get(_SHARE)
+    return share.render() if share is not None else metrics_of(app).render()
 
 
 def middleware_before_auth(runtime: Runtime) -> list[Any]:
@@ -81,7 +98,14 @@ def before_send() -> list[Any]:
     return [echo_request_id]
 
 
+def startup_hooks(runtime: Runtime) -> list[Callable[[], Any]]:
+    """What to start with the app (the shared metrics' periodic writes)."""
+    share: MetricsShare | None = runtime.extras.get(_SHARE)
+    return [share.start] if share is not None else []
+
+
 def shutdown_hooks(runtime: Runtime) -> list[Callable[[], Any]]:
-    """What to close when the app stops (the rate limiter's connections)."""
+    """What to close when the app stops (the rate limiter's connections, the shared metrics' files)."""
     counter: Counter | None = runtime.extras.get(_COUNTER)
-    return [counter.close] if counter is not None else []
+    share: MetricsShare | None = runtime.extras.get(_SHARE)
+    return [hook for hook in (counter.close if counter else None, share.stop if share else None) if hook]

@@ -1,0 +1,182 @@
+"""One host's workers as one ``/metrics``: each writes its counts to a shared directory, a scrape reads all.
+
+Behind one port (``fulcrum serve --workers N``, or several ``--reuse-port`` processes) a scrape reaches
+whichever worker accepts it, so per-worker counts would jump between scrapes. Each worker therefore
+writes its counts in prometheus_client's multi-process files (``counter_<pid>.db``,
+``histogram_<pid>.db``, ``gauge_livesum_<pid>.db``), and any worker answers a scrape with
+prometheus_client's ``MultiProcessCollector`` merge of every file. The dispatcher keeps counting in
+plain lists on the loop thread (``metrics.py``); they are copied to the files every
+``metrics_share_seconds`` and right before the worker answers a scrape, so another worker's calls show
+within that interval.
+
+Counts of a worker that stopped stay in its files, so totals never go back when a worker is replaced.
+Breaker states are a live sum, the number of workers whose breaker is in each state; a worker's are
+dropped when it stops, or at the next scrape when its process is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from fulcrum_core.dispatch.breaker import BreakerSnapshot, BreakerState
+from fulcrum_core.observability.metrics import (
+    BREAKER_HELP,
+    CALL_BUCKETS,
+    CALLS_HELP,
+    LATENCY_HELP,
+    Metrics,
+)
+
+__all__ = ["MetricsShare"]
+
+_log = logging.getLogger("fulcrum.metrics")
+
+_LIVE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db$")
+_LE = tuple(floatToGoString(bound) for bound in (*CALL_BUCKETS, float("inf")))  # type: ignore[no-untyped-call]
+
+
+class MetricsShare:
+    """This worker's part of a shared metrics directory; ``render()`` is the whole host's scrape body."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        metrics: Metrics,
+        breakers: Callable[[], Iterable[BreakerSnapshot]],
+        *,
+        every: float = 1.0,
+        pid: int | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.pid = os.getpid() if pid is None else pid
+        self._metrics = metrics
+        self._breakers = breakers
+        self._every = every
+        self._files: dict[str, MmapedDict] = {}
+        self._written: dict[str, float] = {}  # key → value last written, so a flush writes only changes
+        self._task: asyncio.Task[None] | None = None
+        self.registry = CollectorRegistry()
+        self.registry.register(_Merged(self))
+
+    def _file(self, name: str) -> MmapedDict:
+        opened = self._files.get(name)
+        if opened is None:
+            path = str(self.directory / f"{name}_{self.pid}.db")
+            opened = self._files[name] = MmapedDict(path)  # type: ignore[no-untyped-call]
+        return opened
+
+    def _write(self, name: str, key: str, value: float) -> None:
+        if self._written.get(key) != value:
+            self._file(name).write_value(key, value, 0.0)  # type: ignore[no-untyped-call]
+            self._written[key] = value
+
+    def flush(self) -> None:
+        """Copy this worker's counts and breaker states to its files (on the event loop's thread)."""
+        latency = "fulcrum_plugin_call_seconds"
+        for (plugin, hook), series in self._metrics.latency.items():
+            labels = ["plugin", "hook", "le"]
+            for le, count in zip(_LE, series.buckets, strict=True):
+                self._write("histogram", mmap_key(
+                    latency, f"{latency}_bucket", labels, [plugin, hook, le], LATENCY_HELP
+                ), float(count))
+            self._write("histogram", mmap_key(
+                latency, f"{latency}_sum", ["plugin", "hook"], [plugin, hook], LATENCY_HELP
+            ), series.total)
+        calls = "fulcrum_plugin_calls"
+        for (plugin, hook, outcome), count in self._metrics.call_counts().items():
+            self._write("counter", mmap_key(
+                calls, f"{calls}_total", ["plugin", "hook", "outcome"], [plugin, hook, outcome], CALLS_HELP
+            ), float(count))
+        state = "fulcrum_breaker_state"
+        for snap in self._breakers():
+            plugin, _, hook = snap.name.partition(":")
+            for each in BreakerState:
+                self._write("gauge_livesum", mmap_key(
+                    state, state, ["plugin", "hook", "state"], [plugin, hook, each.value], BREAKER_HELP
+                ), 1.0 if snap.state is each else 0.0)
+
+    def render(self) -> bytes:
+        """The Prometheus text of every worker sharing the directory, this one's counts up to date."""
+        self.flush()
+        self._forget_gone_workers()
+        return generate_latest(self.registry)
+
+    def _forget_gone_workers(self) -> None:
+        """Drop the breaker states of workers whose process is gone (one that crashed never said so)."""
+        for path in glob.glob(str(self.directory / "gauge_live*_*.db")):
+            match = _LIVE_FILE.search(path)
+            if match is None:
+                continue
+            pid = int(match.group(1))
+            if pid != self.pid and not _alive(pid):
+                mark_process_dead(pid, str(self.directory))  # type: ignore[no-untyped-call]
+
+    async def start(self) -> None:
+        """Flush every ``every`` seconds until :meth:`stop` (the app's startup hook)."""
+        self.flush()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="fulcrum-metrics-share")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._every)
+            try:
+                self.flush()
+            except OSError:  # a full disk or a removed directory must not stop the worker
+                _log.warning("could not write the shared metrics to %s", self.directory, exc_info=True)
+
+    async def stop(self) -> None:
+        """End the periodic writes, then :meth:`close` (the app's shutdown hook)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.close()
+
+    def close(self) -> None:
+        """Write the last counts, take this worker's breaker states out, and close the files."""
+        with contextlib.suppress(OSError):
+            self.flush()
+        for opened in self._files.values():
+            opened.close()  # type: ignore[no-untyped-call]
+        self._files.clear()
+        self._written.clear()
+        with contextlib.suppress(OSError):
+            mark_process_dead(self.pid, str(self.directory))  # type: ignore[no-untyped-call]
+
+
+class _Merged(Collector):
+    """prometheus_client's multi-process merge of the directory, in the order the single worker uses."""
+
+    def __init__(self, share: MetricsShare) -> None:
+        self._share = share
+
+    def collect(self) -> Iterator[Metric]:
+        collector = MultiProcessCollector(None, str(self._share.directory))  # type: ignore[no-untyped-call]
+        merged = collector.collect()  # type: ignore[no-untyped-call]
+        yield from sorted(merged, key=lambda metric: metric.name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        return True
+    return True

@@ -1,0 +1,213 @@
+"""``metrics_dir``: the workers of one host write their counts to one directory, and a scrape of any
+worker reports them all (prometheus_client's multi-process files and merge)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fulcrum_core.dispatch.breaker import BreakerSnapshot, BreakerState
+from fulcrum_core.observability.metrics import Metrics
+from fulcrum_core.observability.shared_metrics import MetricsShare
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = pytest.mark.anyio
+
+HOOK = ("hook", "home_slot_offers")
+CALLS = "fulcrum_plugin_calls_total"
+
+
+def _samples(text: bytes | str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    body = text.decode() if isinstance(text, bytes) else text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+    }
+
+
+def _ok(plugin: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    return CALLS, frozenset({("plugin", plugin), HOOK, ("outcome", "ok")})
+
+
+def _state(plugin: str, state: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    return "fulcrum_breaker_state", frozenset({("plugin", plugin), HOOK, ("state", state)})
+
+
+_OPEN: list[MetricsShare] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_shares() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+class _Worker:
+    """One worker's metrics and breakers, sharing ``directory`` under ``pid`` (closed after the test)."""
+
+    def __init__(self, directory: Path, pid: int) -> None:
+        self.metrics = Metrics()
+        self.breakers: dict[str, BreakerState] = {}
+        self.share = MetricsShare(directory, self.metrics, self._snapshots, pid=pid, every=0.01)
+        _OPEN.append(self.share)
+
+    def _snapshots(self) -> list[BreakerSnapshot]:
+        return [
+            BreakerSnapshot(
+                name=f"{plugin}:home_slot_offers", state=state, buffered_calls=0, failed_calls=0,
+                slow_calls=0, failure_rate=None, slow_call_rate=None, not_permitted_calls=0,
+            )
+            for plugin, state in self.breakers.items()
+        ]
+
+    def calls(self, plugin: str, count: int, outcome: str = "ok") -> None:
+        for _ in range(count):
+            self.metrics.observe(plugin, "home_slot_offers", outcome, 0.002)
+
+
+_CRASHING_WORKER = """
+import os, sys
+from fulcrum_core.dispatch.breaker import BreakerSnapshot, BreakerState
+from fulcrum_core.observability.metrics import Metrics
+from fulcrum_core.observability.shared_metrics import MetricsShare
+metrics = Metrics()
+for _ in range(3):
+    metrics.observe("merchant", "home_slot_offers", "ok", 0.002)
+closed = BreakerSnapshot(
+    name="merchant:home_slot_offers", state=BreakerState.CLOSED, buffered_calls=0, failed_calls=0,
+    slow_calls=0, failure_rate=None, slow_call_rate=None, not_permitted_calls=0,
+)
+MetricsShare(sys.argv[1], metrics, lambda: [closed]).flush()
+os._exit(0)  # dies without stopping
+"""
+
+
+def _crashed_worker(directory: Path) -> int:
+    """Run a worker process that writes 3 ok calls and a closed breaker, then dies; its pid."""
+    process = subprocess.run([sys.executable, "-c", _CRASHING_WORKER, str(directory)], check=True)
+    assert process.returncode == 0
+    pids = {int(path.stem.rpartition("_")[2]) for path in directory.glob("counter_*.db")} - {os.getpid()}
+    [pid] = pids
+    return pid
+
+
+def test_a_scrape_of_one_worker_reports_every_worker(tmp_path: Path) -> None:
+    """Counts, latency and breaker states of two workers add up in a scrape of either."""
+    one, two = _Worker(tmp_path, os.getpid()), _Worker(tmp_path, os.getppid())
+    one.calls("merchant", 3)
+    one.calls("pension", 1, "timeout")
+    two.calls("merchant", 4)
+    one.breakers = {"merchant": BreakerState.CLOSED}
+    two.breakers = {"merchant": BreakerState.OPEN}
+    two.share.flush()  # what its periodic write does
+    samples = _samples(one.share.render())
+    assert samples[_ok("merchant")] == 7
+    timeouts = (CALLS, frozenset({("plugin", "pension"), HOOK, ("outcome", "timeout")}))
+    assert samples[timeouts] == 1
+    latency = frozenset({("plugin", "merchant"), HOOK})
+    assert samples[("fulcrum_plugin_call_seconds_count", latency)] == 7
+    assert samples[("fulcrum_plugin_call_seconds_sum", latency)] == pytest.approx(0.014)
+    assert samples[("fulcrum_plugin_call_seconds_bucket", latency | {("le", "0.0025")})] == 7
+    assert samples[("fulcrum_plugin_call_seconds_bucket", latency | {("le", "0.001")})] == 0
+    assert samples[_state("merchant", "open")] == 1
+    assert samples[_state("merchant", "closed")] == 1
+    assert _samples(two.share.render()) == samples
+
+
+def test_a_scrape_is_up_to_date_for_the_worker_answering_it(tmp_path: Path) -> None:
+    """The answering worker writes its counts first; another's show once it has written them."""
+    one, two = _Worker(tmp_path, os.getpid()), _Worker(tmp_path, os.getppid())
+    one.calls("merchant", 1)
+    two.share.flush()
+    assert _samples(one.share.render())[_ok("merchant")] == 1
+    one.calls("merchant", 1)
+    two.calls("merchant", 5)
+    assert _samples(one.share.render())[_ok("merchant")] == 2
+    two.share.flush()
+    assert _samples(one.share.render())[_ok("merchant")] == 7
+
+
+def test_a_gone_workers_counts_stay_and_its_breaker_states_go(tmp_path: Path) -> None:
+    """Totals never go back when a worker is replaced; only live workers' breakers are shown."""
+    alive = _Worker(tmp_path, os.getpid())
+    alive.breakers = {"merchant": BreakerState.CLOSED}
+    alive.calls("merchant", 2)
+    gone = _crashed_worker(tmp_path)
+    assert list(tmp_path.glob(f"gauge_live*_{gone}.db"))
+    samples = _samples(alive.share.render())
+    assert samples[_ok("merchant")] == 5
+    assert samples[_state("merchant", "closed")] == 1
+    assert not list(tmp_path.glob(f"gauge_live*_{gone}.db"))
+    assert list(tmp_path.glob(f"counter_{gone}.db"))
+
+
+async def test_a_worker_writes_on_its_own_and_its_last_counts_when_it_stops(tmp_path: Path) -> None:
+    """``start`` writes every interval; ``stop`` writes the last counts and takes the breakers out."""
+    reader = _Worker(tmp_path, os.getpid())
+    writer = _Worker(tmp_path, os.getppid())
+    writer.breakers = {"merchant": BreakerState.HALF_OPEN}
+    await writer.share.start()
+    writer.calls("merchant", 2)
+    for _ in range(200):
+        if _samples(reader.share.render()).get(_ok("merchant")) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert _samples(reader.share.render())[_state("merchant", "half_open")] == 1
+    writer.calls("merchant", 1)
+    await writer.share.stop()
+    samples = _samples(reader.share.render())
+    assert samples[_ok("merchant")] == 3
+    assert _state("merchant", "half_open") not in samples
+
+
+async def test_a_failing_write_is_logged_and_the_worker_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk must not end the periodic writes, nor the worker."""
+    worker = _Worker(tmp_path, os.getpid())
+    await worker.share.start()
+    failures = 0
+
+    def full(*args: Any) -> None:
+        nonlocal failures
+        failures += 1
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(worker.share, "flush", full)
+    for _ in range(200):
+        if failures >= 2:
+            break
+        await asyncio.sleep(0.01)
+    assert failures >= 2
+    assert "could not write the shared metrics" in caplog.text
+    monkeypatch.undo()
+    await worker.share.stop()
+
+
+def test_the_app_answers_a_scrape_for_every_worker_sharing_its_directory(
+    make_app: Any, kit: Any, tmp_path: Path
+) -> None:
+    """With ``metrics_dir`` set, ``/metrics`` adds another worker's counts to this app's own."""
+    shared = tmp_path / "metrics"
+    app = make_app(
+        kit.plugin("good", home_slot_offers=lambda ctx: [kit.offer("home.banner", "b")]),
+        metrics_dir=str(shared),
+    )
+    other = _Worker(shared, os.getppid())
+    other.calls("good", 40)
+    other.share.flush()
+    assert app.get("/v1/home").status_code == 200
+    token = app.runtime.tokens.issue("ops", ["platform:read"], kind="staff")
+    response = app.get("/metrics", token=token)
+    assert response.status_code == 200
+    samples = _samples(response.text)
+    assert samples[_ok("good")] == 41
+    assert samples[_state("good", "closed")] == 1
