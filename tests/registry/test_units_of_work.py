@@ -66,6 +66,7 @@ def test_an_unreachable_database_is_unavailable(tmp_path: Path, clock: Any) -> N
         registry.active_policy()
     with pytest.raises(RegistryUnavailable):
         registry.create_publisher({"id": "x-y", "name": "x", "kind": "branch", "contact": "a@b.c"}, actor="p")
+    broken.dispose()
 
 
 def test_missing_tables_are_unavailable_not_a_crash(tmp_path: Path, clock: Any) -> None:
@@ -73,6 +74,7 @@ def test_missing_tables_are_unavailable_not_a_crash(tmp_path: Path, clock: Any) 
     bare = create_engine(f"sqlite:///{tmp_path / 'bare.db'}")
     with pytest.raises(RegistryUnavailable):
         RegistryService(sessionmaker(bare), tmp_path, clock).policy_version()
+    bare.dispose()  # its connection would otherwise be closed by the collector (a ResourceWarning on 3.13)
 
 
 def test_a_failure_half_way_leaves_nothing_behind(

@@ -19,6 +19,9 @@ import pytest
 from fulcrum_registry.checks import CheckContext, check_wheel
 from fulcrum_sdk.manifest import manifest_from_wheel, semantic_problems
 
+_OUTER_ENV = {"VIRTUAL_ENV", "PYTHONPATH", "UV_PROJECT_ENVIRONMENT"}
+"""This checkout's environment, which a partner's fresh shell would not have."""
+
 ROOT = Path(__file__).resolve().parents[2]
 UV = shutil.which("uv")
 
@@ -48,7 +51,7 @@ REPRESENTATIVE = [
 
 
 def _run(*cmd: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+    env = {k: v for k, v in os.environ.items() if k not in _OUTER_ENV}
     env["UV_NO_PROGRESS"] = "1"
     # The commands are fixed here: uv, this interpreter, or the venv's interpreter.
     return subprocess.run(

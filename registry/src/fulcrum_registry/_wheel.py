@@ -268,9 +268,11 @@ def _inspect_archive(
         if dist_info:
             dist = importlib.metadata.PathDistribution(zipfile.Path(zf, f"{dist_info}/"))
             meta = dist.metadata
-            if meta is not None and meta["Name"]:
+            # A missing header read with [] is None with a DeprecationWarning (3.13), later a KeyError.
+            if meta is not None and "Name" in meta and meta["Name"]:
                 metadata_name = canonicalize_name(meta["Name"])
-            metadata_version = (meta["Version"] or None) if meta is not None else None
+            if meta is not None and "Version" in meta:
+                metadata_version = meta["Version"] or None
             entry_points, ep_problem = _entry_points(dist)
             problems += [ep_problem] if ep_problem else []
             if name and metadata_name and metadata_name != name:
