@@ -314,3 +314,27 @@ def test_a_consent_that_could_not_be_read_is_no_consent_prompt(
     assert response.json()["code"] == "customer.data_unavailable"
     (stat,) = [s for s in app.runtime.dispatcher.stats.snapshot() if s.plugin == "partner"]
     assert stat.error == 0  # the bank's consents were late, not the plugin
+
+
+def test_customer_data_that_did_not_arrive_is_no_fault_of_the_page(
+    make_app: Any, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page reading customer data the bank could not give in time (here: consents unread) gets the
+    documented 503 ``customer.data_unavailable`` without ``plugin``, not a failure naming the plugin."""
+
+    def page(ctx: Any, path: str) -> Page:
+        city = ctx.data.city()
+        return _page(kit, city.name.zh_CN if city else "?")
+
+    app = make_app(kit.plugin("partner", kind="partner", scopes=["location:city"], page=page))
+
+    def down(self: ConsentStore, customer_ref: str, at: datetime) -> list[Any]:
+        raise ConnectionError("database away")
+
+    monkeypatch.setattr(ConsentStore, "_live", down)
+    response = app.get("/v1/pages/partner/report")
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "customer.data_unavailable"
+    assert "plugin" not in response.json()
+    assert response.headers["retry-after"] == "1"
+    assert not app.runtime.dispatcher.breaker_open("partner", "page")

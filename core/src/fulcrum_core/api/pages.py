@@ -83,6 +83,13 @@ def _consent_unknown(ctx: PluginContext, scope: str) -> bool:
     return False
 
 
+def _data_unavailable(why: str) -> ServiceUnavailable:
+    """The documented 503 ``customer.data_unavailable`` (no ``plugin``: no plugin failed), to retry."""
+    return ServiceUnavailable(
+        f"{why}; retry shortly", code="customer.data_unavailable", headers={"Retry-After": "1"}
+    )
+
+
 def _unavailable(plugin: str, kind: str) -> ServiceUnavailable:
     return ServiceUnavailable(
         f"{plugin!r} could not show this page now ({kind}); try again later",
@@ -121,15 +128,14 @@ async def page(
                                           asks_consent=asks, path=wanted, query=query)
     except ScopeDenied as exc:
         if _consent_unknown(ctx, exc.scope):
-            raise ServiceUnavailable(
-                "the customer's consents could not be read in time; retry shortly",
-                code="customer.data_unavailable", headers={"Retry-After": "1"},
-            ) from None
+            raise _data_unavailable("the customer's consents could not be read in time") from None
         raise Forbidden(
             f"this page of {plugin!r} needs your consent to {exc.scope!r} first",
             code="consent.required", plugin=plugin, missing_scopes=[exc.scope],
         ) from None
     except PluginCallError as exc:
+        if exc.data_unavailable:  # the bank's data (or consents) were late: not the plugin's failure
+            raise _data_unavailable("the bank's customer data did not answer in time") from None
         raise _unavailable(plugin, exc.kind) from None
     if drawn is None:
         raise NotFound(f"{plugin!r} has no page {wanted!r}", field="path", code="page.not-found")

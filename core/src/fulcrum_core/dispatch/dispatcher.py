@@ -474,7 +474,7 @@ class Dispatcher:
             raise exc
         if isinstance(exc, DataUnavailable):
             # The bank's systems were late, not the plugin: left out, its breaker not charged.
-            self._fail(pid, hook, guard, "error", elapsed, str(exc), blame=False)
+            self._fail(pid, hook, guard, "error", elapsed, str(exc), blame=False, data_unavailable=True)
         if exc is not None:
             if not isinstance(exc, Exception | asyncio.CancelledError):
                 raise exc  # KeyboardInterrupt, SystemExit: not the plugin's to swallow
@@ -545,10 +545,11 @@ class Dispatcher:
         detail: str,
         *,
         blame: bool = True,
+        data_unavailable: bool = False,
     ) -> NoReturn:
         self._record(plugin, hook, guard, kind, seconds, detail, blame=blame)
         log.warning("plugin %r left out of %s (%s): %s", plugin, hook, kind, detail)
-        raise PluginCallError(plugin, hook, kind, detail)
+        raise PluginCallError(plugin, hook, kind, detail, data_unavailable=data_unavailable)
 
     def _record(
         self,

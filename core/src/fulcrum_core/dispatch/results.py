@@ -33,11 +33,15 @@ class Gathered(msgspec.Struct, kw_only=True):
 
 
 class PluginCallError(Exception):
-    """A single plugin call failed: ``kind`` is ``error``, ``timeout``, ``invalid`` or ``rejected``."""
+    """A single plugin call failed: ``kind`` is ``error``, ``timeout``, ``invalid`` or ``rejected``;
+    ``data_unavailable``: it stopped at customer data the bank did not deliver in time (not its fault)."""
 
-    def __init__(self, plugin: str, hook: str, kind: DegradedReason, detail: str) -> None:
+    def __init__(
+        self, plugin: str, hook: str, kind: DegradedReason, detail: str, *, data_unavailable: bool = False
+    ) -> None:
         self.plugin = plugin
         self.hook = hook
         self.kind = kind
         self.detail = detail
+        self.data_unavailable = data_unavailable
         super().__init__(f"plugin {plugin!r} {hook}: {kind}: {detail}")
