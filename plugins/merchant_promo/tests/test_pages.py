@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import msgspec
+import pytest
 from fulcrum_merchant_promo.availability import stock_key
 from fulcrum_merchant_promo.catalogue import by_id
+from fulcrum_merchant_promo.pages import page
 from fulcrum_merchant_promo.redeem import REDEEM_COUPON
 from fulcrum_sdk import Page
+from fulcrum_sdk.context import CustomerRecords, ScopedData
+from fulcrum_sdk.errors import DataUnavailable
 from fulcrum_sdk.storage import MemoryStorage
 from fulcrum_sdk.testing import PluginHarness
 
@@ -54,6 +60,17 @@ def test_without_the_city_consent_the_page_asks_for_it_instead_of_guessing(make_
     terms = _terms(make_harness(consented=()).page("coupons/SZ-TEA-10"))
     assert terms["商户"] == "湾畔茶饮"
     assert terms["状态"] == "仅限深圳使用；授权读取所在城市后即可领取"
+
+
+def test_consents_that_could_not_be_read_are_no_prompt_to_allow_the_city(make_harness: MakeHarness) -> None:
+    """The host could not read the customer's consents: the page stops (the host answers a 503 to
+    retry) instead of asking a customer who may well have consented to allow their city."""
+    harness = make_harness(consented=())
+    ctx = harness.context()
+    records = CustomerRecords(harness.provider, harness.record.id)
+    unknown = ScopedData.over(records, ctx.plugin_id, harness.scopes, frozenset(), consent_unknown=True)
+    with pytest.raises(DataUnavailable):
+        asyncio.run(page(msgspec.structs.replace(ctx, data=unknown), "coupons/SZ-TEA-10"))
 
 
 def test_sold_out_and_expired_coupons_say_so(make_harness: MakeHarness, storage: MemoryStorage) -> None:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Literal, NamedTuple
 
-from fulcrum_sdk import PluginContext
+from fulcrum_sdk import PluginContext, ScopeDenied
 from fulcrum_sdk.data import City
 from fulcrum_sdk.localtime import aware
 from fulcrum_sdk.storage import PluginStorage
@@ -68,8 +68,12 @@ def status(storage: PluginStorage, coupon: Coupon, now: datetime) -> Status:
 
 
 def customer_city(ctx: PluginContext) -> City | None:
-    """The customer's city, or ``None`` when not granted, not consented to, or unknown."""
-    return ctx.data.city() if ctx.data.allows("location:city") else None
+    """The customer's city, or ``None`` when not granted, not consented to, or unknown; raises
+    ``DataUnavailable`` when the host could not read the consents (the customer may have consented)."""
+    try:
+        return ctx.data.city()
+    except ScopeDenied:
+        return None
 
 
 class LocalOffer(NamedTuple):
