@@ -338,3 +338,19 @@ def test_customer_data_that_did_not_arrive_is_no_fault_of_the_page(
     assert "plugin" not in response.json()
     assert response.headers["retry-after"] == "1"
     assert not app.runtime.dispatcher.breaker_open("partner", "page")
+
+
+def test_the_consent_prompt_and_the_plugin_failure_are_documented(make_app: Any, kit: Any) -> None:
+    """The 403 ``consent.required`` (naming ``plugin`` and ``missing_scopes``) and the 503 naming
+    ``plugin`` are in the OpenAPI document as sent, not only a token's missing scope."""
+    spec = make_app().client.get("/schema/openapi.json").json()
+    responses = spec["paths"]["/v1/pages/{plugin}/{path}"]["get"]["responses"]
+    schemas = spec["components"]["schemas"]
+
+    def members(status: str) -> set[str]:
+        ref = responses[status]["content"]["application/problem+json"]["schema"]["$ref"]
+        return set(schemas[ref.rsplit("/", 1)[1]]["properties"])
+
+    assert "consent.required" in responses["403"]["description"]
+    assert {"code", "plugin", "missing_scopes"} <= members("403")
+    assert {"code", "plugin"} <= members("503")

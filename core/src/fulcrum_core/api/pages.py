@@ -21,15 +21,37 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter
 
 from fulcrum_core.api.deps import customer_contexts, plugin_calls
-from fulcrum_core.api.input_problems import NOT_FOUND_RESPONSE, PROBLEM_MEDIA_TYPE, InputProblem
+from fulcrum_core.api.input_problems import NOT_FOUND_RESPONSE, PROBLEM_MEDIA_TYPE
 from fulcrum_core.dispatch.results import PluginCallError
 from fulcrum_core.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
 from fulcrum_core.runtime import runtime_of
 
-__all__ = ["PAGE_PATH", "ROUTES", "PageResponse", "page"]
+__all__ = ["PAGE_PATH", "ROUTES", "PageProblem", "PageResponse", "page"]
+
+class PageProblem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """RFC 9457 problem details of a page's 403 and 503: ``plugin`` names the plugin that needs the
+    customer's consent to ``missing_scopes`` (``consent.required``) or could not show the page."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    plugin: str | None = None
+    missing_scopes: list[str] | None = None
+
+
+_FORBIDDEN = ResponseSpec(
+    data_container=PageProblem,
+    description="The token lacks `pages:read` (`missing_scopes`) or is the wrong kind; or (`code` "
+    "consent.required) `plugin` needs the customer's consent to `missing_scopes` first: ask for it, then "
+    "open the link again",
+    media_type=PROBLEM_MEDIA_TYPE,
+    generate_examples=False,
+)
 
 _UNAVAILABLE = ResponseSpec(
-    data_container=InputProblem,
+    data_container=PageProblem,
     description="The plugin could not show the page now (it failed, was too slow or is paused); "
     "`plugin` names it. Retry later; the rest of the app is unaffected. Without `plugin` (`code` "
     "customer.data_unavailable): the bank's customer data did not answer in time",
@@ -100,7 +122,7 @@ def _unavailable(plugin: str, kind: str) -> ServiceUnavailable:
 @get(
     "/v1/pages/{plugin:str}/{path:path}", opt={"scopes": ["pages:read"]}, tags=["app"],
     summary="A plugin's page (what its deep link opens)",
-    responses={404: NOT_FOUND_RESPONSE, 503: _UNAVAILABLE},
+    responses={403: _FORBIDDEN, 404: NOT_FOUND_RESPONSE, 503: _UNAVAILABLE},
 )
 async def page(
     request: Request[Any, Any, Any],
