@@ -168,10 +168,12 @@ MAX_PAGE_QUERY = 20
 """At most this many query parameters, each value at most 200 characters."""
 
 
-def page_query_problem(query: Mapping[str, str]) -> str | None:
-    """Why the host would refuse ``query`` as a deep link's query parameters (a 400), or ``None``."""
-    if len(query) > MAX_PAGE_QUERY:
-        return f"at most {MAX_PAGE_QUERY} query parameters, got {len(query)}"
+def page_query_problem(query: Mapping[str, str], *, sent: int | None = None) -> str | None:
+    """Why the host would refuse ``query`` as a deep link's query parameters (a 400), or ``None``;
+    ``sent`` counts the parameters as sent, repeats included (default: the names in ``query``)."""
+    count = max(len(query), sent or 0)
+    if count > MAX_PAGE_QUERY:
+        return f"at most {MAX_PAGE_QUERY} query parameters, got {count}"
     for key, value in query.items():
         if not PAGE_QUERY_KEY.fullmatch(key):
             return f"query parameter {key[:40]!r}: names are 1–40 letters, digits, '_', '.' or '-'"

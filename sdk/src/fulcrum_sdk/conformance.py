@@ -187,8 +187,9 @@ def _open_page(harness: PluginHarness, link: str) -> Any:
     """The page at one of the plugin's own deep links, ``path[?query]`` (which the host must be able to
     route), or at the made-up path (which must be ``None``: the app then handles the link itself)."""
     path, _, raw = link.partition("?")
-    query = dict(parse_qsl(raw, keep_blank_values=True))
-    problem = page_query_problem(query)
+    pairs = parse_qsl(raw, keep_blank_values=True)
+    query = dict(pairs)
+    problem = page_query_problem(query, sent=len(pairs))
     if problem is not None:
         raise ResultError(f"the deep link fulcrum://{harness.manifest.id}/{link} cannot be opened: {problem}")
     if not is_page_path(path):

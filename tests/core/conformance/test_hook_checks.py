@@ -516,6 +516,25 @@ def test_an_own_deep_link_the_host_cannot_open_fails(uri: str) -> None:
     assert any(uri in d for d in check.details), check.details
 
 
+@pytest.mark.parametrize("query", ["&".join(f"k{i}=1" for i in range(21)), "&".join(["a=1"] * 21)])
+def test_an_own_deep_link_with_too_many_query_parameters_fails(query: str) -> None:
+    """The host answers 400 to more than 20 query parameters, repeats counted: so does the kit, even
+    when the 21 are one name repeated."""
+    uri = f"fulcrum://kit-probe/report?{query}"
+
+    def home(ctx: Any) -> list[SlotOffer]:
+        return [SlotOffer(slot="home.banner/v1", key="b", title=T, action=Action(uri=uri))]
+
+    def page(ctx: Any, path: str) -> Page | None:
+        return _report() if path == "report" else None
+
+    manifest = make_manifest(hooks=("home_slot_offers", "page"))
+    check = by_id(run_conformance(plugin_with(home_slot_offers=home, page=page), manifest=manifest,
+                                  deadlines=RELAXED))["hook.page"]
+    assert check.status == "failed", check
+    assert any("at most 20 query parameters" in d for d in check.details), check.details
+
+
 def test_a_partners_own_link_must_open_a_page() -> None:
     """The app has no screens of its own for a partner: a link the partner hands out whose page is
     ``None`` fails ``hook.page`` (a department's may be one of the app's own screens)."""

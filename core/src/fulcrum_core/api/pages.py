@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import Annotated, Any
 
 import msgspec
-from fulcrum_sdk._validate import MAX_PAGE_QUERY, PAGE_PATH, is_page_path, page_query_problem
+from fulcrum_sdk._validate import PAGE_PATH, is_page_path, page_query_problem
 from fulcrum_sdk.context import PluginContext
 from fulcrum_sdk.errors import DataUnavailable, ScopeDenied
 from fulcrum_sdk.models import Page
@@ -73,9 +73,7 @@ def _page_query(request: Request[Any, Any, Any]) -> MappingProxyType[str, str]:
     """The request's query parameters (the deep link's own, the last of a repeated one), or 400."""
     pairs = list(request.query_params.items())
     query = dict(pairs)
-    problem = page_query_problem(query)
-    if problem is None and len(pairs) > MAX_PAGE_QUERY:  # repeats count: each was sent and parsed
-        problem = f"at most {MAX_PAGE_QUERY} query parameters, got {len(pairs)}"
+    problem = page_query_problem(query, sent=len(pairs))  # repeats count: each was sent and parsed
     if problem is not None:
         raise BadRequest(problem, field="query", code="page.invalid-query")
     return MappingProxyType(query)
