@@ -577,6 +577,25 @@ async def test_reconciliation_leaves_a_still_claimed_transaction_unknown(
     assert rows(db)[0].status == "unknown"
 
 
+@pytest.mark.parametrize("why", ["boom", "breaker_open"])
+async def test_reconciliation_that_cannot_ask_the_plugin_leaves_the_row_unknown(
+    service: TransactionService, db: Database, shop: Shop, why: str
+) -> None:
+    """The second ask fails without an answer (the plugin raises, or its breaker refuses the call):
+    what the first attempt did is still not known, so the row stays unknown, never a failed "not
+    carried out" the customer would act on (and pay twice)."""
+    assert (await service.submit(C3, "k-1", body(mode="unsure"))).status_code == 202
+    if why == "boom":
+        shop.override = "boom"
+    else:
+        service._dispatcher.resilience.get("shop", "execute_transaction").breaker.force_open()  # type: ignore[attr-defined]
+    assert await service.resolve_unknown() == [(rows(db)[0].id, "unknown")]
+    [row] = rows(db)
+    assert (row.status, row.response_status) == ("unknown", 202)
+    replayed = await service.submit(C3, "k-1", body(mode="unsure"))
+    assert (replayed.replayed, replayed.status_code) == (True, 202)
+
+
 async def test_timeout_is_unknown_202(make_service: Callable[..., TransactionService], db: Database,
                                       release: threading.Event) -> None:
     """A plugin missing its deadline leaves the outcome ``unknown``: 202, row kept for reconciliation."""

@@ -357,7 +357,9 @@ class TransactionService:
         self, plan: _Plan, row: TransactionRow, key: str, *, settling: bool = False
     ) -> TransactionOutcome:
         """Call the plugin and journal its answer. ``settling`` (reconciliation): a refusal because
-        the first attempt is still claimed leaves the row unknown instead of failing it."""
+        the first attempt is still claimed, or a call that gives no answer (the plugin raised, its
+        breaker or bulkhead refused), leaves the row unknown instead of failing it: the first attempt
+        may have acted."""
         request = TransactionRequest(
             id=plan.tx_id,
             type=plan.tx_type.key,
@@ -400,6 +402,8 @@ class TransactionService:
             problem = (422, exc.code, exc.message.zh_CN, exc.message, field)
         except PluginCallError as exc:
             log.warning("transaction %s: %s", plan.tx_id, exc)
+            if settling:
+                return TransactionOutcome(202, view_of(row))  # no answer: the first attempt is still unknown
             if exc.kind == "error":
                 status = "failed"
                 problem = (
@@ -463,7 +467,8 @@ class TransactionService:
         A plugin's ``execute_transaction`` is idempotent per key (``run_once`` replays the stored
         result), so a second call settles the outcome without applying anything twice. A row stays
         ``unknown`` while its plugin is not running, cannot decode the row, refuses as still in
-        progress (its first attempt's claim is held) or cannot confirm again.
+        progress (its first attempt's claim is held), cannot confirm again, raises or is refused
+        the call by its breaker or bulkhead.
         """
         rows = await asyncio.to_thread(self.journal.by_status, "unknown", limit=limit)
         settled: list[tuple[str, str]] = []
