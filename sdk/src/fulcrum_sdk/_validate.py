@@ -154,8 +154,17 @@ def _check_one(hook: str, value: Any, cls: type[_S]) -> _S:
 
 
 def check_transaction_result(value: Any) -> TransactionResult:
-    """Return ``value`` as a validated :class:`TransactionResult`, or raise :class:`ResultError`."""
-    return _check_one("execute_transaction", value, TransactionResult)
+    """Return ``value`` as a validated :class:`TransactionResult`, or raise :class:`ResultError`.
+
+    The result is journaled and answered as JSON, so it must also encode: text with a lone
+    surrogate passes the Struct's checks but could be neither stored nor sent.
+    """
+    result = _check_one("execute_transaction", value, TransactionResult)
+    try:
+        msgspec.json.encode(result)
+    except (ValueError, OverflowError) as exc:
+        raise ResultError(f"execute_transaction result cannot be written as JSON: {exc}") from None
+    return result
 
 
 PAGE_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
