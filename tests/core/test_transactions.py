@@ -96,6 +96,8 @@ class Shop:
             self.release.wait(30)
         if mode == "garbage":
             return {"status": "succeeded"}
+        if mode == "bad_refusal":  # a refusal whose message breaks LocalizedText's limits (400 characters)
+            raise TransactionRefused("shop.sold_out", LocalizedText(zh_CN="已售罄。" * 150))
         if mode == "unencodable":  # a lone surrogate, as json.loads lets through from a backend
             return TransactionResult(status="succeeded", reference="ref-\ud800", data={"name": "\udcff"})
         return TransactionResult(status="succeeded", reference=f"ref-{request.id[:8]}", data={"units": 1})
@@ -621,19 +623,21 @@ async def test_garbage_result_is_unknown(service: TransactionService, db: Databa
     assert rows(db)[0].status == "unknown"
 
 
+@pytest.mark.parametrize("mode", ["unencodable", "bad_refusal"])
 async def test_a_result_that_cannot_be_written_as_json_is_unknown_not_a_500(
-    service: TransactionService, db: Database
+    service: TransactionService, db: Database, mode: str
 ) -> None:
     """A result whose text holds a lone surrogate passes the Struct's checks but cannot be sent or
     stored as JSON: the plugin may have acted, so it is ``unknown`` (202, journaled), never an
-    unhandled error that leaves the row pending and the customer with a 500."""
-    outcome = await service.submit(C3, "k-1", body(mode="unencodable"))
+    unhandled error that leaves the row pending and the customer with a 500. So is a refusal whose
+    message is not valid text (over 400 characters)."""
+    outcome = await service.submit(C3, "k-1", body(mode=mode))
     assert outcome.status_code == 202
     assert isinstance(outcome.body, TransactionView)
     assert outcome.body.status == "unknown"
     [row] = rows(db)
     assert (row.status, row.response_status) == ("unknown", 202)
-    replayed = await service.submit(C3, "k-1", body(mode="unencodable"))
+    replayed = await service.submit(C3, "k-1", body(mode=mode))
     assert (replayed.replayed, replayed.status_code) == (True, 202)
 
 

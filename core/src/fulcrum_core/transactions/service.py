@@ -17,8 +17,8 @@
       result failed / TransactionRefused        422 failed   (the plugin's code and message)
       plugin raised                             502 failed   (transaction.plugin_error)
       breaker or bulkhead refused the call      503 failed   (transaction.plugin_unavailable)
-      deadline missed, or the result was not
-      a valid TransactionResult                 202 unknown  (the plugin may have acted: reconcile)
+      deadline missed, or the result (or the
+      refusal) was not a valid TransactionResult 202 unknown (the plugin may have acted: reconcile)
 
 Nothing before the journal row has side effects, so a refusal there is not stored and a retry is
 judged afresh. Everything after it is stored and replayed byte for byte.
@@ -394,12 +394,20 @@ class TransactionService:
                 "transaction %s: plugin %r cannot confirm its outcome: %s", plan.tx_id, plan.plugin.id, exc
             )
         except TransactionRefused as exc:
-            if settling and exc.code.endswith(".request_in_progress"):
-                return TransactionOutcome(202, view_of(row))  # its first attempt still holds the key
-            status = "failed"
-            result = TransactionResult(status="failed", code=exc.code, message=exc.message)
-            field = f"params.{exc.field}" if exc.field else None
-            problem = (422, exc.code, exc.message.zh_CN, exc.message, field)
+            try:  # the refusal is journaled and answered like a failed result: it must be a valid one
+                result = check_transaction_result(
+                    TransactionResult(status="failed", code=exc.code, message=exc.message)
+                )
+            except ResultError as err:
+                log.warning("transaction %s: plugin %r refused invalidly: %s", plan.tx_id, plan.plugin.id,
+                            err)
+            else:
+                code = result.code or "transaction.failed"
+                if settling and code.endswith(".request_in_progress"):
+                    return TransactionOutcome(202, view_of(row))  # its first attempt still holds the key
+                status = "failed"
+                field = f"params.{exc.field}" if exc.field else None
+                problem = (422, code, exc.message.zh_CN, exc.message, field)
         except PluginCallError as exc:
             log.warning("transaction %s: %s", plan.tx_id, exc)
             if settling:
