@@ -254,6 +254,35 @@ async def test_in_flight_duplicate_is_409(make_service: Callable[..., Transactio
     assert len(shop.calls) == 1
 
 
+async def test_a_request_cancelled_while_its_row_is_written_still_executes_it(
+    service: TransactionService, shop: Shop, db: Database
+) -> None:
+    """The caller goes away while the pending row is being committed: the row is in, so the plugin is
+    called and the outcome journaled as for any other request, never a row left pending that no one
+    will execute (409 on every retry until reconciliation calls it unknown and carries it out later)."""
+    writing, go_on = threading.Event(), threading.Event()
+    insert = service.journal.insert_pending
+
+    def slow_insert(row: TransactionRow) -> bool:
+        writing.set()
+        go_on.wait(30)
+        return insert(row)
+
+    service.journal.insert_pending = slow_insert  # type: ignore[method-assign]
+    request = asyncio.ensure_future(service.submit(C3, "k-1", body()))
+    assert await asyncio.to_thread(writing.wait, 30)
+    request.cancel()
+    go_on.set()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    for _ in range(200):
+        if [r.status for r in rows(db)] not in ([], ["pending"]):
+            break
+        await asyncio.sleep(0.05)
+    [row] = rows(db)
+    assert (row.status, row.response_status, len(shop.calls)) == ("succeeded", 201, 1)
+
+
 # --- refusals before the journal ----------------------------------------------------------------------
 
 

@@ -192,16 +192,23 @@ class TransactionService:
             created_at=plan.now,
             updated_at=plan.now,
         )
+        # From the insert on, the plugin call and the journal update run to the end even if the client
+        # goes away: a row committed as the request is cancelled must not be left pending, unexecuted.
+        return await asyncio.shield(self._journaled(plan, row, key, parsed.request_hash))
+
+    async def _journaled(
+        self, plan: _Plan, row: TransactionRow, key: str, request_hash: str
+    ) -> TransactionOutcome:
+        """Insert the pending row and execute it, or replay the row a concurrent duplicate got in first."""
         if not await asyncio.to_thread(self.journal.insert_pending, row):
             # A concurrent request with the same key got its row in first.
-            winner = await asyncio.to_thread(self.journal.find, customer_ref, key)
+            winner = await asyncio.to_thread(self.journal.find, row.customer_ref, key)
             if winner is None:  # pragma: no cover - the unique row cannot vanish
                 raise Conflict(
                     "the transaction is being processed; retry shortly", code="idempotency.in_flight"
                 )
-            return self._replay(winner, parsed.request_hash)
-        # The plugin call and the journal update run to the end even if the client goes away.
-        return await asyncio.shield(self._execute(plan, row, key))
+            return self._replay(winner, request_hash)
+        return await self._execute(plan, row, key)
 
     async def _planned(self, customer_ref: str, body: Any) -> _Plan:
         """``_plan`` in a worker thread, under the transaction deadline: it runs plugin code (the params
@@ -399,8 +406,9 @@ class TransactionService:
                     TransactionResult(status="failed", code=exc.code, message=exc.message)
                 )
             except ResultError as err:
-                log.warning("transaction %s: plugin %r refused invalidly: %s", plan.tx_id, plan.plugin.id,
-                            err)
+                log.warning(
+                    "transaction %s: plugin %r refused invalidly: %s", plan.tx_id, plan.plugin.id, err
+                )
             else:
                 code = result.code or "transaction.failed"
                 if settling and code.endswith(".request_in_progress"):
