@@ -13,6 +13,7 @@ from fulcrum_merchant_promo.catalogue import by_id
 from fulcrum_merchant_promo.redeem import REDEEM_COUPON
 from fulcrum_sdk import TransactionRefused, TransactionResult
 from fulcrum_sdk.data import CustomerRecord
+from fulcrum_sdk.errors import StorageUnavailable
 from fulcrum_sdk.storage import MemoryStorage
 from fulcrum_sdk.testing import PERSONAS, PluginHarness
 
@@ -161,3 +162,22 @@ def test_concurrent_claims_never_oversell(make_harness: MakeHarness, storage: Me
     coupon = by_id("CD-HOTPOT-50")
     assert coupon is not None
     assert storage.counter("stock-taken:CD-HOTPOT-50") == coupon.stock
+
+
+def test_a_store_failure_taking_stock_gives_the_allowance_back(make_harness: MakeHarness) -> None:
+    """The stock cannot be taken (the store is unavailable): nothing was redeemed, so the customer's
+    allowance is given back and a retry can claim the coupon, instead of counting a claim never made."""
+
+    class FlakyStock(MemoryStorage):
+        def add(self, key: str, delta: int, *, lower: int | None = None, upper: int | None = None) -> int:
+            if key.startswith("stock-taken:") and not getattr(self, "healed", False):
+                raise StorageUnavailable("plugin storage is unavailable; retry later")
+            return super().add(key, delta, lower=lower, upper=upper)
+
+    storage = FlakyStock()
+    harness = make_harness(storage=storage)
+    with pytest.raises(StorageUnavailable):
+        _redeem(harness, "SZ-ROAST-30", key="k-1")
+    assert storage.counter(f"redeemed:SZ-ROAST-30:{harness.context().customer.id}") == 0
+    storage.healed = True  # type: ignore[attr-defined]
+    assert _redeem(harness, "SZ-ROAST-30", key="k-1").status == "succeeded"

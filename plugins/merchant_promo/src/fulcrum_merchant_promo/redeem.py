@@ -2,8 +2,9 @@
 
 Order of checks: the coupon exists (parameter Struct, before journaling) → its window → the
 customer's city → the per-customer limit → the stock. Limit and stock are bounded storage
-counters; when the stock is gone the customer's counter is given back, so a refusal leaves no
-trace. A retried request with the same idempotency key gets the first result and redeems nothing.
+counters; when the stock is gone or cannot be taken the customer's counter is given back, so a
+refusal or a store failure leaves no trace. A retried request with the same idempotency key gets
+the first result and redeems nothing.
 """
 
 from __future__ import annotations
@@ -114,8 +115,10 @@ def _redeem(ctx: PluginContext, request: TransactionRequest, coupon: Coupon) -> 
         ) from None
     try:
         ctx.storage.add(stock_key(coupon), 1, upper=coupon.stock)
-    except LimitExceeded:
+    except BaseException as exc:
         ctx.storage.add(mine, -1, lower=0)  # give the customer's allowance back: nothing was redeemed
+        if not isinstance(exc, LimitExceeded):
+            raise  # the store failed: a retry may claim the coupon
         raise _refuse(
             "sold_out",
             f"「{coupon.headline.zh_CN}」已抢完，请看看其他本地优惠。",
