@@ -610,6 +610,24 @@ async def test_reconciliation_leaves_a_still_claimed_transaction_unknown(
     assert rows(db)[0].status == "unknown"
 
 
+async def test_reconciliation_reaches_past_a_full_batch_of_rows_it_cannot_settle(
+    make_service: Callable[..., TransactionService], db: Database, release: threading.Event
+) -> None:
+    """The oldest unknown rows stay unknown on every run (their plugin still cannot confirm): a newer
+    one behind a whole batch of them is still asked about and settled, not starved for ever."""
+    service = make_service(deadlines=Deadlines(execute_transaction=50))
+    for key in ("k-1", "k-2"):
+        assert (await service.submit(C3, key, body(mode="unsure"))).status_code == 202
+    assert (await service.submit(C3, "k-3", body(mode="hang"))).status_code == 202
+    release.set()
+    settled = dict(await service.resolve_unknown(limit=2))
+    by_key = {r.idempotency_key: r for r in rows(db)}
+    assert {key: settled[row.id] for key, row in by_key.items()} == {
+        "k-1": "unknown", "k-2": "unknown", "k-3": "succeeded"
+    }
+    assert by_key["k-3"].status == "succeeded"
+
+
 @pytest.mark.parametrize("why", ["boom", "breaker_open"])
 async def test_reconciliation_that_cannot_ask_the_plugin_leaves_the_row_unknown(
     service: TransactionService, db: Database, shop: Shop, why: str

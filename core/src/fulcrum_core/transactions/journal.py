@@ -12,7 +12,7 @@ import builtins
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, and_, or_, select, update
 
 from fulcrum_core.data._upsert import insert_for
 from fulcrum_core.data.db import Database
@@ -106,13 +106,23 @@ class Journal:
         with self._db.session() as session:
             return session.execute(stmt).scalar_one_or_none() is not None
 
-    def by_status(self, status: str, *, limit: int = 500) -> builtins.list[TransactionRow]:
-        """Rows in ``status``, oldest first (for reconciliation and operations)."""
+    def by_status(
+        self, status: str, *, limit: int = 500, after: TransactionRow | None = None
+    ) -> builtins.list[TransactionRow]:
+        """Rows in ``status``, oldest first (for reconciliation and operations); with ``after``, only
+        those that come after that row in this order (the next page)."""
         stmt = (
             select(TransactionRow)
             .where(TransactionRow.status == status)
             .order_by(TransactionRow.created_at, TransactionRow.id)
             .limit(limit)
         )
+        if after is not None:
+            stmt = stmt.where(
+                or_(
+                    TransactionRow.created_at > after.created_at,
+                    and_(TransactionRow.created_at == after.created_at, TransactionRow.id > after.id),
+                )
+            )
         with self._db.read_session() as session:
             return list(session.scalars(stmt))

@@ -478,7 +478,9 @@ class TransactionService:
 
     async def resolve_unknown(self, *, limit: int = 100) -> list[tuple[str, str]]:
         """Ask the owning plugin again about each transaction of unknown outcome, with the same
-        request and idempotency key, and journal what it answers: ``(id, status)`` per row.
+        request and idempotency key, and journal what it answers: ``(id, status)`` per row. Rows are
+        read ``limit`` at a time, oldest first, to the last: rows that stay unknown on every run
+        never keep newer ones from being asked about.
 
         A plugin's ``execute_transaction`` is idempotent per key (``run_once`` replays the stored
         result), so a second call settles the outcome without applying anything twice. A row stays
@@ -486,7 +488,15 @@ class TransactionService:
         progress (its first attempt's claim is held), cannot confirm again, raises or is refused
         the call by its breaker or bulkhead.
         """
+        settled: list[tuple[str, str]] = []
         rows = await asyncio.to_thread(self.journal.by_status, "unknown", limit=limit)
+        while rows:
+            settled += await self._resolve(rows)
+            rows = await asyncio.to_thread(self.journal.by_status, "unknown", limit=limit, after=rows[-1])
+        return settled
+
+    async def _resolve(self, rows: list[TransactionRow]) -> list[tuple[str, str]]:
+        """:meth:`resolve_unknown` for one page of rows."""
         settled: list[tuple[str, str]] = []
         for row in rows:
             plan = self._replan(row)
