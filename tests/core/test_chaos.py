@@ -10,7 +10,7 @@ from typing import Any
 from fulcrum_core.dispatch.breaker import BreakerConfig
 from fulcrum_core.dispatch.clock import VirtualClock
 from fulcrum_core.settings import Deadlines
-from fulcrum_sdk import nonblocking
+from fulcrum_sdk import Page, nonblocking
 from fulcrum_sdk.models import LocalizedText
 from msgspec.structs import replace
 
@@ -40,6 +40,7 @@ def test_each_failure_degrades_only_its_plugin(make_app: Any, kit: Any, release:
         return [kit.offer("home.kingkong", "k-async")]
 
     huge_title = LocalizedText(zh_CN="长" * 100_000)
+    unsendable = LocalizedText(zh_CN="坏\ud800")  # a lone surrogate: no UTF-8 byte sequence says it
     app = make_app(
         kit.plugin("good", home_slot_offers=nonblocking(lambda ctx: [kit.offer("home.banner", "b1")])),
         kit.plugin("good-async", home_slot_offers=good_async),
@@ -51,6 +52,10 @@ def test_each_failure_degrades_only_its_plugin(make_app: Any, kit: Any, release:
         kit.plugin(
             "huge-text",
             home_slot_offers=lambda ctx: [replace(kit.offer("home.banner", "t"), title=huge_title)],
+        ),
+        kit.plugin(
+            "surrogate",
+            home_slot_offers=lambda ctx: [replace(kit.offer("home.banner", "s"), title=unsendable)],
         ),
         # A frozen struct holding an arbitrary object: even turning it into JSON fails.
         kit.plugin(
@@ -74,6 +79,7 @@ def test_each_failure_degrades_only_its_plugin(make_app: Any, kit: Any, release:
         "garbage": "invalid",
         "huge-list": "invalid",
         "huge-text": "invalid",
+        "surrogate": "invalid",
         "odd-field": "invalid",
     }
     assert _keys(body, "home.notice/v1") == [DEFAULT_NOTICE]  # platform content fills the empty slot
@@ -266,3 +272,37 @@ def test_plugin_raising_cancelled_error_is_only_its_own_loss(
     body = response.json()
     assert _keys(body, "home.banner/v1") == [("good", "b1")]
     assert _degraded(body) == {"inline": "error", "threaded": "error", "coroutine": "error"}
+
+
+def test_text_that_cannot_be_sent_leaves_out_only_its_plugin_everywhere(make_app: Any, kit: Any) -> None:
+    """A lone surrogate passes every field's constraints but has no UTF-8 form: on home, search, feeds
+    and pages the plugin returning it is left out (a 500 for the whole response before)."""
+    bad = LocalizedText(zh_CN="坏\ud800")
+    good = kit.plugin(
+        "good",
+        home_slot_offers=lambda ctx: [kit.offer("home.banner", "b")],
+        search=lambda ctx, query: [kit.hit("g")],
+        feed_items=lambda ctx, column: [kit.item(column, "g")],
+    )
+    broken = kit.plugin(
+        "broken",
+        home_slot_offers=lambda ctx: [replace(kit.offer("home.banner", "x"), title=bad)],
+        search=lambda ctx, query: [replace(kit.hit("x"), title=bad)],
+        feed_items=lambda ctx, column: [replace(kit.item(column, "x"), title=bad)],
+        page=lambda ctx, path: Page(title=bad),
+    )
+    app = make_app(good, broken)
+    home = app.get("/v1/home")
+    assert home.status_code == 200
+    assert _keys(home.json(), "home.banner/v1") == [("good", "b")]
+    assert _degraded(home.json()) == {"broken": "invalid"}
+    search = app.get("/v1/search", params={"q": "基金"})
+    assert search.status_code == 200
+    assert [(h["plugin"], h["key"]) for h in search.json()["items"]] == [("good", "g")]
+    assert [d["plugin"] for d in search.json()["degraded"]] == ["broken"]
+    feed = app.get("/v1/feeds/wealth")
+    assert feed.status_code == 200
+    assert [(i["plugin"], i["key"]) for i in feed.json()["items"]] == [("good", "g")]
+    page = app.get("/v1/pages/broken/report")
+    assert page.status_code == 503
+    assert page.json()["plugin"] == "broken"

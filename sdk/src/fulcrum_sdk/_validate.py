@@ -78,7 +78,8 @@ def _revalidate(item: _S, cls: type[_S]) -> _S:
     then is returned: an equal-but-odd value (``True`` for ``1``) never reaches the page as itself.
     A result object seen before is answered by identity: results are frozen, and one changed after it
     was returned (``msgspec.structs.force_setattr``) is not supported; its checked copy stays the answer.
-    Anything that fails the check, however it fails, is a ``ValidationError``.
+    Anything that fails the check, however it fails, is a ``ValidationError``; so is a value that
+    passes every constraint but cannot be written as JSON (text with a lone surrogate).
     """
     seen = _seen.get(id(item))
     if seen is not None and seen[0] is item:
@@ -100,6 +101,10 @@ def _revalidate(item: _S, cls: type[_S]) -> _S:
             raise
         except Exception as exc:  # a field holding something no result type allows (an arbitrary object)
             raise msgspec.ValidationError(f"cannot be checked: {type(exc).__name__}: {exc}") from None
+        try:  # text with a lone surrogate passes every constraint but can be neither sent nor stored
+            msgspec.json.encode(known)
+        except (ValueError, OverflowError) as exc:
+            raise msgspec.ValidationError(f"cannot be written as JSON: {exc}") from None
         if memo is None:
             return known
         if len(memo) >= _MEMO_SIZE:
@@ -156,15 +161,9 @@ def _check_one(hook: str, value: Any, cls: type[_S]) -> _S:
 def check_transaction_result(value: Any) -> TransactionResult:
     """Return ``value`` as a validated :class:`TransactionResult`, or raise :class:`ResultError`.
 
-    The result is journaled and answered as JSON, so it must also encode: text with a lone
-    surrogate passes the Struct's checks but could be neither stored nor sent.
+    The result is journaled and answered as JSON, so it must also encode (every result is checked so).
     """
-    result = _check_one("execute_transaction", value, TransactionResult)
-    try:
-        msgspec.json.encode(result)
-    except (ValueError, OverflowError) as exc:
-        raise ResultError(f"execute_transaction result cannot be written as JSON: {exc}") from None
-    return result
+    return _check_one("execute_transaction", value, TransactionResult)
 
 
 PAGE_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
