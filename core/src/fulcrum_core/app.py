@@ -12,6 +12,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from fulcrum_core.api import routers
 from fulcrum_core.api.input_problems import document_input_problems
 from fulcrum_core.api.openapi_security import document_security, security_components
+from fulcrum_core.api.openapi_tuples import VarTupleSchemaPlugin
 from fulcrum_core.api.request import FulcrumRequest
 from fulcrum_core.auth.middleware import auth_middleware
 from fulcrum_core.auth.tokens import TokenService
@@ -100,7 +101,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, debug: boo
             auth_middleware(),
             *observability.middleware_after_auth(rt),
         ],
-        plugins=[problem_details_plugin()],
+        plugins=[problem_details_plugin(), VarTupleSchemaPlugin()],
         logging_config=observability.logging_config(rt),
         request_class=FulcrumRequest,
         before_send=observability.before_send(),

@@ -1,0 +1,32 @@
+"""The OpenAPI document's schemas say what each item is: no ``{}`` (anything) among an item's choices."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+
+def _choices_with_anything(node: Any, path: str = "") -> Iterator[str]:
+    if isinstance(node, dict):
+        for key in ("oneOf", "anyOf"):
+            if any(choice == {} for choice in node.get(key, ())):
+                yield f"{path}/{key}"
+        for key, value in node.items():
+            yield from _choices_with_anything(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _choices_with_anything(value, f"{path}[{i}]")
+
+
+def test_no_schema_lets_an_item_be_anything(make_app: Any) -> None:
+    """A length-limited ``tuple[X, ...]`` (a page's sections, a section's lines) is an array of X with
+    its limit; litestar listed the ellipsis as a second, empty item schema."""
+    spec = make_app().client.get("/schema/openapi.json").json()
+    assert list(_choices_with_anything(spec)) == []
+    schemas = spec["components"]["schemas"]
+    sections = schemas["Page"]["properties"]["sections"]
+    assert sections["items"] == {"$ref": "#/components/schemas/PageSection"}
+    assert (sections["type"], sections["maxItems"]) == ("array", 20)
+    lines = schemas["PageSection"]["properties"]["lines"]
+    assert lines["items"] == {"$ref": "#/components/schemas/PageLine"}
+    assert (lines["type"], lines["maxItems"]) == ("array", 50)
