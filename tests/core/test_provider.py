@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fulcrum_core.cli import main
 from fulcrum_core.cli.demo_data import customers as customers_command
 from fulcrum_core.data.provider import BRANCH_NAMES, DemoDataProvider, SeedError
 from fulcrum_sdk.data import DataProvider
@@ -152,3 +153,13 @@ def test_cli_lists_customers_as_a_table_and_as_json(provider: DemoDataProvider) 
     rows = json.loads(as_json.output)
     assert [r["id"] for r in rows] == [c.id for c in provider.customers()]
     assert {"id", "name", "branch", "persona"} <= set(rows[0])
+
+
+@pytest.mark.parametrize("option", [["--port", "8124"], ["--no-serve"], ["--host", "127.0.0.2"]])
+def test_serving_options_before_customers_are_refused_not_ignored(option: list[str]) -> None:
+    """``demo --port N customers`` used to list the customers and drop the option: now a usage error."""
+    result = CliRunner().invoke(main, ["demo", *option, "customers"])
+    assert result.exit_code == 2, result.output
+    assert f"{option[0]}: an option of `" in result.output
+    assert "demo` itself, which" in result.output
+    assert "c-0755-001" not in result.output

@@ -128,6 +128,18 @@ def test_verify_names_the_first_tampered_row(config: Path) -> None:
     assert msgspec.json.decode(result.output)["broken"]["seq"] == 1
 
 
+@pytest.mark.parametrize(
+    "option", [["--json"], ["--subject", "release:1"], ["--after", "3"], ["--limit", "5"]]
+)
+def test_listing_options_before_verify_are_refused_not_ignored(config: Path, option: list[str]) -> None:
+    """``audit --json verify`` used to print text: an option ``verify`` would ignore is a usage error."""
+    result = run(config, "audit", *option, "verify")
+    assert result.exit_code == 2, result.output
+    assert f"{option[0]}: an option of `" in result.output
+    assert "registry audit` itself, which" in result.output
+    assert "intact" not in result.output
+
+
 def test_token_issue_names_the_publisher(tmp_path: Path) -> None:
     """``token issue --staff --publisher`` puts the publisher claim in the token; customers get none."""
     from fulcrum_core.auth.tokens import TokenService

@@ -24,6 +24,7 @@ from fulcrum_registry import REVIEW_CHECKLIST, RegistryError, RegistryService, R
 from fulcrum_sdk import LocalizedText
 from fulcrum_sdk.manifest import Manifest
 
+from fulcrum_core.cli._groups import refuse_own_options
 from fulcrum_core.cli._settings import settings_for
 from fulcrum_core.data.db import Database
 from fulcrum_core.registry_host.host import open_registry
@@ -348,6 +349,7 @@ _transition("retire", "Approved or suspended → retired, for good.")
 def audit(ctx: click.Context, after: int, limit: int, subject: str | None, as_json: bool) -> None:
     """Print audit events; ``audit verify`` checks the whole hash chain."""
     if ctx.invoked_subcommand is not None:
+        refuse_own_options(ctx)
         return
     with _service(ctx) as service:
         events = service.audit_events(after=after, limit=limit, subject=subject)

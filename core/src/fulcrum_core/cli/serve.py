@@ -15,6 +15,7 @@ import click
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from fulcrum_core.cli._groups import refuse_own_options
 from fulcrum_core.cli._settings import settings_for
 
 __all__ = ["WORKER_HEALTHCHECK_SECONDS", "demo", "run_server", "serve"]
@@ -158,6 +159,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int, 
 def demo(ctx: click.Context, host: str | None, port: int | None, no_serve: bool) -> None:
     """Migrate and seed a local SQLite demo, then serve it with the three plugins on."""
     if ctx.invoked_subcommand is not None:
+        refuse_own_options(ctx)
         return
     from fulcrum_core.demo import prepare_demo
 
