@@ -140,6 +140,26 @@ def test_listing_options_before_verify_are_refused_not_ignored(config: Path, opt
     assert "intact" not in result.output
 
 
+def test_branch_check_names_a_plugin_in_review_as_not_approved_not_unknown(
+    config: Path, kit: Any, wheel_for: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A branch file enabling a plugin whose only release is in review is told it is not approved yet."""
+    for plugin_id in ("notices", "drafts"):
+        manifest = kit.manifest(plugin_id, hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+        wheel = str(wheel_for(manifest))
+        submitted = run(config, "submit", wheel, "--publisher", "test-bank", "--as", "alice")
+        assert submitted.exit_code == 0, submitted.output
+    assert run(config, "approve", "1", "--as", "bob", "--confirm").exit_code == 0
+    hq = tmp_path / "branches" / "hq.toml"
+    hq.parent.mkdir()
+    hq.write_text("[plugins.notices]\nenabled = true\n[plugins.drafts]\nenabled = true\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["--config", str(config), "branch", "check", str(hq)], env={"FULCRUM_CONFIG": None}
+    )
+    assert result.exit_code == 1, result.output
+    assert result.stdout.splitlines() == [f"{hq}: plugins.drafts: plugin 'drafts' has no approved release"]
+
+
 def test_token_issue_names_the_publisher(tmp_path: Path) -> None:
     """``token issue --staff --publisher`` puts the publisher claim in the token; customers get none."""
     from fulcrum_core.auth.tokens import TokenService

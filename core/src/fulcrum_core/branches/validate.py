@@ -92,7 +92,7 @@ def _entry_problems(
         if slot not in inventory:
             add(f"unknown slot {slot!r}; slots: {_names(inventory)}", "pin", slot)
             continue
-        if known is not None and slot not in known.slots:
+        if known is not None and known.versions and slot not in known.slots:
             offers = _names(known.slots)
             add(f"plugin {plugin_id!r} does not offer slot {slot!r} (it offers: {offers})", "pin", slot)
         if not 1 <= position <= inventory[slot]:

@@ -50,7 +50,11 @@ def installed_plugins() -> tuple[dict[str, ApprovedPlugin], list[str]]:
 
 
 def registry_plugins(settings: Settings) -> dict[str, ApprovedPlugin] | None:
-    """The registry's approved releases as an approved set; ``None`` when it has none to offer."""
+    """The registry's approved releases as an approved set; ``None`` when it has none to offer.
+
+    A plugin the registry knows with no live approved release (in review, rejected, suspended) is in
+    the set without versions, so a file naming it hears "no approved release", not "unknown plugin".
+    """
     from fulcrum_registry import RegistryError
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -73,7 +77,18 @@ def registry_plugins(settings: Settings) -> dict[str, ApprovedPlugin] | None:
                 versions=tuple(sorted(versions)),
                 slots=manifest.slots,
             )
-        return approved or None
+        if not approved:
+            return None
+        cursor: str | None = None
+        while True:
+            page = service.catalogue({"limit": 100} if cursor is None else {"limit": 100, "cursor": cursor})
+            for plugin in page.items:
+                if plugin.id not in approved:
+                    known = {"kind": plugin.kind, "publisher": plugin.publisher_id}
+                    approved[plugin.id] = msgspec.convert(known, ApprovedPlugin)
+            if page.next_cursor is None:
+                return approved
+            cursor = page.next_cursor
     except (RegistryError, CoreError, SQLAlchemyError):
         return None  # no database yet, or not migrated: nothing approved to read
     finally:
