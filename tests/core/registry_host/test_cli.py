@@ -160,6 +160,24 @@ def test_branch_check_names_a_plugin_in_review_as_not_approved_not_unknown(
     assert result.stdout.splitlines() == [f"{hq}: plugins.drafts: plugin 'drafts' has no approved release"]
 
 
+def test_list_says_when_there_are_more_and_pages_on_with_after(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """A listing cut at ``--limit`` says so and how to go on; ``--after ID`` lists the next page."""
+    for plugin_id in ("first", "second", "third"):
+        manifest = kit.manifest(plugin_id, hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+        wheel = str(wheel_for(manifest))
+        assert run(config, "submit", wheel, "--publisher", "test-bank", "--as", "alice").exit_code == 0
+    first = run(config, "list", "--limit", "2")
+    assert first.exit_code == 0, first.output
+    lines = first.output.splitlines()
+    assert [line.split(":")[0] for line in lines[:2]] == ["release 1", "release 2"]
+    assert lines[2:] == ["3 releases in all; the next ones: add --after 2"]
+    rest = run(config, "list", "--limit", "2", "--after", "2")
+    assert [line.split(":")[0] for line in rest.output.splitlines()] == ["release 3"]
+    assert json.loads(run(config, "list", "--after", "2", "--json").output)["next_cursor"] is None
+
+
 def test_token_issue_names_the_publisher(tmp_path: Path) -> None:
     """``token issue --staff --publisher`` puts the publisher claim in the token; customers get none."""
     from fulcrum_core.auth.tokens import TokenService

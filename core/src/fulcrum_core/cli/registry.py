@@ -220,6 +220,10 @@ def submit(ctx: click.Context, wheel: Path, publisher: str, actor: str, as_json:
 @click.option("--plugin", default=None, metavar="ID")
 @click.option("--publisher", default=None, metavar="ID")
 @click.option("--limit", type=click.IntRange(1, 100), default=50, show_default=True)
+@click.option(
+    "--after", type=click.IntRange(min=0), default=None, metavar="ID",
+    help="Only releases after this id (the next page: the last id listed).",
+)
 @_json_option
 @click.pass_context
 def list_(
@@ -228,13 +232,23 @@ def list_(
     plugin: str | None,
     publisher: str | None,
     limit: int,
+    after: int | None,
     as_json: bool,
 ) -> None:
     """List releases, oldest first (the review queue with --state in_review)."""
     query = {k: v for k, v in {"state": state, "plugin": plugin, "publisher": publisher}.items() if v}
+    if after is not None:
+        query["cursor"] = str(after)
     with _service(ctx) as service:
         page = service.list_releases({**query, "limit": limit})
-    _emit(page, as_json, lambda: "\n".join(_release_text(r) for r in page.items) or "no releases")
+
+    def text() -> str:
+        lines = [_release_text(r) for r in page.items] or ["no releases"]
+        if page.next_cursor is not None:
+            lines.append(f"{page.total} releases in all; the next ones: add --after {page.next_cursor}")
+        return "\n".join(lines)
+
+    _emit(page, as_json, text)
 
 
 @registry.command()
