@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -43,6 +44,36 @@ def test_readyz_is_503_until_plugins_are_loaded(make_app: Any, monkeypatch: pyte
     response = app.client.get("/readyz")
     assert response.status_code == 503
     assert "plugins: loading has not finished" in response.json()["reasons"]
+
+
+def test_readyz_logs_nothing_when_ready(make_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A probe every few seconds must not write log lines (it wrote alembic's two INFO lines each time)."""
+    app = make_app()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append  # type: ignore[method-assign]
+    alembic_log = logging.getLogger("alembic")
+    monkeypatch.setattr(alembic_log, "level", logging.DEBUG)
+    alembic_log.addHandler(handler)  # the app's logging setup replaced the root's handlers (and caplog's)
+    try:
+        for _ in range(3):
+            assert app.client.get("/readyz").status_code == 200
+    finally:
+        alembic_log.removeHandler(handler)
+    assert [r.getMessage() for r in records] == []
+
+
+def test_readyz_is_503_on_an_empty_database(
+    make_app: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database without the migrations' version table is not migrated."""
+    app = make_app()
+    empty = create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    monkeypatch.setattr(app.runtime.db, "engine", empty)
+    response = app.client.get("/readyz")
+    empty.dispose()
+    assert response.status_code == 503
+    assert "database: not migrated; run fulcrum db upgrade" in response.json()["reasons"]
 
 
 def _stamp(app: Any, revision: str | None) -> None:

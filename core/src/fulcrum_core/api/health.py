@@ -14,10 +14,9 @@ from typing import Any, Literal
 import anyio
 import anyio.to_thread
 import msgspec
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from litestar import Request, get
-from sqlalchemy import text
+from sqlalchemy import Connection, inspect, text
 
 from fulcrum_core.branches.host import branch_store_of
 from fulcrum_core.errors import ServiceUnavailable
@@ -41,13 +40,22 @@ class Health(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     warnings: list[str] = []
 
 
+def _revision(conn: Connection) -> str | None:
+    """The revision alembic stamped, or ``None``; read directly, since alembic's migration context logs
+    two INFO lines each time it is set up, which every probe would write."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return str(revision) if revision is not None else None
+
+
 def _ping(runtime: Runtime) -> str | None:
     """Why the database cannot serve this release, or ``None``: it answers, and its schema is this
     release's head or a revision this release does not know (a newer release migrated it; migrations
     add before they remove, so a worker of the release before keeps working)."""
     with runtime.db.engine.connect() as conn:
         conn.execute(text("SELECT 1"))
-        current = MigrationContext.configure(conn).get_current_revision()
+        current = _revision(conn)
     head, known = _revisions(runtime)
     if current is None:
         return "database: not migrated; run fulcrum db upgrade"
