@@ -134,6 +134,18 @@ def test_bad_approved_file_is_a_usage_error(run: Run, write: Write, tmp_path: Pa
     assert "kind" in result.stderr
 
 
+def test_an_unknown_key_in_the_approved_file_is_refused(write: Write, tmp_path: Path) -> None:
+    """``version`` for ``versions`` was dropped, and every file naming the plugin said it had no approved
+    release: the misspelt key is named instead."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[pension]\nkind = "department"\npublisher = "x"\nversion = ["0.3.0"]\n', encoding="utf-8")
+    path = write("0755.toml", "")
+    result = CliRunner().invoke(branch, ["check", str(path), "--approved", str(bad)])
+    assert result.exit_code == 2, result.output
+    assert "--approved" in result.stderr
+    assert "unknown field `version`" in result.stderr
+
+
 def _fake_plugin(site: Path, package: str, dist: str, manifest: str) -> None:
     """Lay out an installed distribution with a ``fulcrum`` entry point and a manifest in its RECORD."""
     (site / package).mkdir(parents=True)

@@ -77,7 +77,7 @@ class HqFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     plugins: dict[str, HqPluginEntry] = {}
 
 
-class ApprovedPlugin(msgspec.Struct, frozen=True, kw_only=True):
+class ApprovedPlugin(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What the registry says about one known plugin; ``versions`` are its approved, live releases.
 
     A plugin the registry knows but has no approved release for is present with ``versions=()``
