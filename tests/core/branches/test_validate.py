@@ -188,6 +188,20 @@ def test_hq_cannot_enable_a_branch_plugin(check_hq: Check) -> None:
     ]
 
 
+def test_a_branch_plugin_of_a_publisher_that_is_no_branch_says_how_to_publish(
+    check: Check, check_hq: Check, approved: dict[str, ApprovedPlugin]
+) -> None:
+    """A branch publishing as ``sz-branch`` rather than ``branch-0755`` is told why no file can enable it."""
+    approved["sz-social"] = ApprovedPlugin(kind="branch", publisher="sz-branch", versions=("1.0.0",))
+    text = "[plugins.sz-social]\nenabled = true\n"
+    why = (
+        "'sz-social' is a branch plugin of 'sz-branch', which is no branch's publisher id: a branch "
+        "publishes as branch-<code> ({}), so no branch file can enable it"
+    )
+    assert check(text, code="0755") == [f"{F}: plugins.sz-social: " + why.format("branch-0755 for 0755")]
+    assert check_hq(text) == [f"{H}: plugins.sz-social: " + why.format("e.g. branch-0755")]
+
+
 def test_switching_off_a_mandatory_plugin(check: Check) -> None:
     """A branch cannot switch off what HQ made mandatory."""
     assert check("[plugins.wealth-checkup]\nenabled = false\n") == [

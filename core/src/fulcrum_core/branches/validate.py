@@ -104,6 +104,16 @@ def _entry_problems(
     return out
 
 
+def _no_branch_publishes(plugin_id: str, known: ApprovedPlugin, example: str) -> str | None:
+    """Why no branch file can enable branch plugin ``plugin_id``: its publisher is no branch's id."""
+    if known.publisher.startswith(branch_publisher("")):
+        return None
+    return (
+        f"{plugin_id!r} is a branch plugin of {known.publisher!r}, which is no branch's publisher id: "
+        f"a branch publishes as {branch_publisher('<code>')} ({example}), so no branch file can enable it"
+    )
+
+
 def _pin_conflicts(file: str, effective: EffectiveConfig, blame: str) -> list[BranchProblem]:
     """Two enabled plugins pinned to one position of one slot; reported where ``blame`` set the pin."""
     out: list[BranchProblem] = []
@@ -138,13 +148,10 @@ def validate_hq(
             out.append(BranchProblem(file, key, "a mandatory plugin must be enabled"))
         known = approved.get(pid)
         if known is not None and known.kind == "branch" and entry.enabled is not False:
-            out.append(
-                BranchProblem(
-                    file,
-                    toml_key("plugins", pid),
-                    f"{pid!r} is a branch plugin of {known.publisher!r}; only that branch can enable it",
-                )
+            problem = _no_branch_publishes(pid, known, f"e.g. {branch_publisher('0755')}") or (
+                f"{pid!r} is a branch plugin of {known.publisher!r}; only that branch can enable it"
             )
+            out.append(BranchProblem(file, toml_key("plugins", pid), problem))
     out += _pin_conflicts(file, layer("hq", hq, None), "hq")
     return out
 
@@ -187,12 +194,10 @@ def validate_branch(
             and effective.plugins[pid].enabled
             and known.publisher != branch_publisher(code)
         ):
-            out.append(
-                BranchProblem(
-                    file, toml_key("plugins", pid),
-                    f"{pid!r} is a branch plugin of {known.publisher!r}; branch {code} cannot enable it",
-                )
+            problem = _no_branch_publishes(pid, known, f"{branch_publisher(code)} for {code}") or (
+                f"{pid!r} is a branch plugin of {known.publisher!r}; branch {code} cannot enable it"
             )
+            out.append(BranchProblem(file, toml_key("plugins", pid), problem))
     out += _pin_conflicts(file, effective, "branch")
     return out
 
