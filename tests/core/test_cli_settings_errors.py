@@ -44,6 +44,20 @@ def test_a_bad_variable_names_the_variable(tmp_path: Path) -> None:
     assert line == "Error: cannot load settings: FULCRUM_PORT (port): Expected `int`, got `str`"
 
 
+@pytest.mark.parametrize(
+    ("variable", "meant"),
+    [("FULCRUM_PROT", "FULCRUM_PORT"), ("FULCRUM_DATABSE_URL", "FULCRUM_DATABASE_URL")],
+)
+def test_a_misspelt_variable_is_a_warning_naming_the_setting(
+    tmp_path: Path, variable: str, meant: str
+) -> None:
+    """``FULCRUM_PROT=8125`` used to be ignored without a word, leaving the default port or database."""
+    env = {"FULCRUM_STATE_DIR": str(tmp_path), variable: "x", "FULCRUM_SECRET_PROMO_TOKEN": "s"}
+    result = CliRunner().invoke(main, ["db", "current"], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"warning: {variable} is not a setting and is ignored; did you mean {meant}?\n"
+
+
 def test_a_config_file_that_is_not_toml_is_named(tmp_path: Path) -> None:
     """Text that is not TOML names the file and the parser's complaint."""
     config = tmp_path / "fulcrum.toml"

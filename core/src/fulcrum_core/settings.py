@@ -6,6 +6,7 @@ Precedence: defaults < TOML file (``FULCRUM_CONFIG`` or ``--config``) < environm
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ __all__ = [
     "default_home_content",
     "default_slots",
     "load_settings",
+    "misspelt_variables",
 ]
 
 
@@ -197,6 +199,23 @@ _ENV_FIELDS = {
     "FULCRUM_BRANCHES_DIR": "branches_dir",
     "FULCRUM_BRANCHES_POLL_SECONDS": "branches_poll_seconds",
 }
+
+
+# Variables of other namespaces: secret references, test and benchmark databases.
+_NOT_SETTINGS = ("FULCRUM_SECRET_", "FULCRUM_TEST_", "FULCRUM_BENCH_")
+
+
+def misspelt_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A line for each ``FULCRUM_*`` variable that is no setting but nearly spells one (it is ignored)."""
+    env = os.environ if environ is None else environ
+    names = [*_ENV_FIELDS, "FULCRUM_CONFIG"]
+    unknown = [v for v in sorted(env) if v.startswith("FULCRUM_") and v not in names]
+    return [
+        f"{var} is not a setting and is ignored; did you mean {meant}?"
+        for var in unknown
+        if not var.startswith(_NOT_SETTINGS)
+        for meant in difflib.get_close_matches(var, names, n=1, cutoff=0.88)
+    ]
 
 
 class SettingsError(ValueError):
