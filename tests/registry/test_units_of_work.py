@@ -74,6 +74,10 @@ def test_missing_tables_are_unavailable_not_a_crash(tmp_path: Path, clock: Any) 
     bare = create_engine(f"sqlite:///{tmp_path / 'bare.db'}")
     with pytest.raises(RegistryUnavailable):
         RegistryService(sessionmaker(bare), tmp_path, clock).policy_version()
+    # A read says what the database said, as a write does: no statement, no link (the API shows it).
+    with pytest.raises(RegistryUnavailable) as raised:
+        RegistryService(sessionmaker(bare), tmp_path, clock).list_releases()
+    assert raised.value.detail == "database error: no such table: registry_releases"
     bare.dispose()  # its connection would otherwise be closed by the collector (a ResourceWarning on 3.13)
 
 

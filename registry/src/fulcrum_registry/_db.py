@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from fulcrum_registry.errors import Conflict, RegistryUnavailable
@@ -27,6 +27,12 @@ __all__ = ["UnitOfWork"]
 T = TypeVar("T")
 
 WRITE_LOCK_KEY = 0x46554C4352554D  # "FULCRUM": the advisory lock every registry writer takes on PostgreSQL
+
+
+def _unavailable(exc: SQLAlchemyError) -> RegistryUnavailable:
+    """What the database said, without SQLAlchemy's statement and link (API answers show it)."""
+    reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    return RegistryUnavailable(f"database error: {reason}")
 
 
 class UnitOfWork:
@@ -56,9 +62,9 @@ class UnitOfWork:
                     raise Conflict("the registry changed concurrently; retry the request") from exc
             except OperationalError as exc:
                 if attempt == self._attempts:
-                    raise RegistryUnavailable(f"database error: {exc.orig or exc}") from exc
+                    raise _unavailable(exc) from exc
             except SQLAlchemyError as exc:
-                raise RegistryUnavailable(f"database error: {exc}") from exc
+                raise _unavailable(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def read(self, work: Callable[[Session], T]) -> T:
@@ -67,4 +73,4 @@ class UnitOfWork:
             with self._read_session_factory() as session:
                 return work(session)
         except SQLAlchemyError as exc:
-            raise RegistryUnavailable(f"database error: {exc}") from exc
+            raise _unavailable(exc) from exc

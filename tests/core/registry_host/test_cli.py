@@ -178,6 +178,20 @@ def test_list_says_when_there_are_more_and_pages_on_with_after(
     assert json.loads(run(config, "list", "--after", "2", "--json").output)["next_cursor"] is None
 
 
+@pytest.mark.parametrize("args", [["list"], ["audit", "verify"], ["show", "1"]])
+def test_an_unmigrated_database_is_one_line_saying_to_upgrade(tmp_path: Path, args: list[str]) -> None:
+    """Before ``db upgrade`` the commands printed the failing SQL statement and a link, over four lines."""
+    config = tmp_path / "fulcrum.toml"
+    config.write_text(f'database_url = "sqlite:///{tmp_path / "empty.db"}"\n', encoding="utf-8")
+    result = run(config, *args)
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines() == [
+        "Error: the database refused: no such table: "
+        + ("registry_audit" if args[0] == "audit" else "registry_releases")
+        + ". Is FULCRUM_DATABASE_URL right, the server up, and the schema migrated (`fulcrum db upgrade`)?"
+    ]
+
+
 def test_token_issue_names_the_publisher(tmp_path: Path) -> None:
     """``token issue --staff --publisher`` puts the publisher claim in the token; customers get none."""
     from fulcrum_core.auth.tokens import TokenService

@@ -23,6 +23,7 @@ import msgspec
 from fulcrum_registry import REVIEW_CHECKLIST, RegistryError, RegistryService, ReleaseDiff, ReleaseRead
 from fulcrum_sdk import LocalizedText
 from fulcrum_sdk.manifest import Manifest
+from sqlalchemy.exc import OperationalError
 
 from fulcrum_core.cli._groups import refuse_own_options
 from fulcrum_core.cli._settings import settings_for
@@ -44,6 +45,8 @@ def _service(ctx: click.Context) -> Iterator[RegistryService]:
     try:
         yield open_registry(settings, db)
     except RegistryError as exc:
+        if isinstance(exc.__cause__, OperationalError):
+            raise exc.__cause__ from None  # the CLI's one line: unreachable, or not migrated yet
         raise click.ClickException(exc.detail) from exc
     finally:
         db.dispose()
