@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,29 @@ def test_demo_serves_where_the_settings_say(tmp_path: Path, monkeypatch: pytest.
     assert served == [("127.0.0.2", 8123), ("127.0.0.2", 8124)]
     assert "Serving on http://127.0.0.2:8123" in first.output
     assert "FULCRUM_ISSUER=http://127.0.0.2:8123" in first.output  # the issuer still says 8000
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_the_log_level_reaches_the_server(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FULCRUM_LOG_LEVEL=warning used to leave the server's INFO lines on unless log_json was set too."""
+    levels: list[Any] = []
+    monkeypatch.setattr(serve, "_run", lambda *args, **kwargs: levels.append(kwargs.get("log_level")))
+    monkeypatch.setattr("fulcrum_core.demo.prepare_demo", lambda settings: "seeded")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, [command], env={"FULCRUM_LOG_LEVEL": "warn"})
+    assert result.exit_code == 0, result.output
+    assert levels == ["warn"]
+
+
+def test_run_server_takes_any_level_name_the_setting_allows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn knows neither ``warn`` nor ``fatal``; the server is given the level's number."""
+    seen: list[Any] = []
+    monkeypatch.setattr(serve.uvicorn, "run", lambda app, **options: seen.append(options["log_level"]))
+    for name in ("warn", "FATAL", "info"):
+        serve.run_server("fulcrum_core.asgi:app_factory", host="127.0.0.1", port=1, log_level=name)
+    assert seen == [logging.WARNING, logging.CRITICAL, logging.INFO]
 
 
 @pytest.mark.parametrize(

@@ -198,3 +198,15 @@ def test_the_servers_own_lines_are_json_too(capsys: pytest.CaptureFixture[str]) 
         root.setLevel(level)
     [line] = err.splitlines()
     assert json.loads(line)["message"] == "Started server process [1]"
+
+
+def test_the_log_level_applies_without_log_json(tmp_path: Any) -> None:
+    """Text logs (litestar's setup) take ``log_level`` as the root level; it used to stay INFO."""
+    from types import SimpleNamespace
+
+    from fulcrum_core.observability.setup import logging_config
+    from fulcrum_core.settings import Settings
+
+    runtime: Any = SimpleNamespace(settings=Settings(state_dir=str(tmp_path), log_level="warn"))
+    config: Any = logging_config(runtime)
+    assert config.root["level"] == "WARN"

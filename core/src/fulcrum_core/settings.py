@@ -127,7 +127,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # With Redis: how often each worker reads the breakers other workers opened (a breaker that opens
     # in one worker opens, within about this long, in every worker). Not shared in dev_mode.
     breaker_share_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
-    # The root logger's level with ``log_json`` (a level name, in any case).
+    # The log level of the host and its server, text or JSON (a level name, in any case).
     log_level: Annotated[
         str, msgspec.Meta(pattern=r"(?i)^(critical|fatal|error|warn|warning|info|debug|notset)$")
     ] = "INFO"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import socket
@@ -28,7 +29,13 @@ uvicorn's default of 5 s, workers starting on a busy host were killed and restar
 
 
 def _run(
-    host: str, port: int, workers: int, config_file: str | None, *, reuse_port: bool = False,
+    host: str,
+    port: int,
+    workers: int,
+    config_file: str | None,
+    *,
+    reuse_port: bool = False,
+    log_level: str = "info",
     metrics_dir: str | None = None,
 ) -> None:
     if config_file:
@@ -36,7 +43,8 @@ def _run(
     # Workers re-import the factory; settings travel through the environment, read at call time.
     with _shared_metrics(workers, metrics_dir):
         run_server(
-            "fulcrum_core.asgi:app_factory", host=host, port=port, workers=workers, reuse_port=reuse_port
+            "fulcrum_core.asgi:app_factory",
+            host=host, port=port, workers=workers, reuse_port=reuse_port, log_level=log_level,
         )
 
 
@@ -107,12 +115,14 @@ def run_server(
     loop takes every pending connection it can in one go, so long-lived keep-alive connections that
     arrive together can all land on one worker. ``reuse_port`` (one worker per process) binds with
     ``SO_REUSEPORT`` instead: start one ``fulcrum serve --reuse-port`` per core under the process
-    manager, and the kernel balances connections across them.
+    manager, and the kernel balances connections across them. ``log_level`` is a level name.
     """
     if app_dir:
         sys.path.insert(0, app_dir)
+    # A level's number: uvicorn's own names leave out ``warn`` and ``fatal``, which the setting allows.
+    level = logging.getLevelNamesMapping()[log_level.upper()]
     options: dict[str, Any] = {
-        "factory": True, "host": host, "port": port, "log_level": log_level, "access_log": False,
+        "factory": True, "host": host, "port": port, "log_level": level, "access_log": False,
     }
     if reuse_port:
         if workers != 1:
@@ -144,8 +154,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int, 
         raise click.UsageError("--reuse-port runs one worker per process: start several processes instead")
     settings = settings_for(ctx)
     _run(
-        host or settings.host, port or settings.port, workers, ctx.obj["config_file"], reuse_port=reuse_port,
-        metrics_dir=settings.metrics_dir,
+        host or settings.host, port or settings.port, workers, ctx.obj["config_file"],
+        reuse_port=reuse_port, log_level=settings.log_level, metrics_dir=settings.metrics_dir,
     )
 
 
@@ -177,7 +187,7 @@ def demo(ctx: click.Context, host: str | None, port: int | None, no_serve: bool)
                 f"Note: the OAuth issuer is {settings.issuer}; for OAuth clients of this server set "
                 f"FULCRUM_ISSUER={base} here and for `fulcrum token issue`."
             )
-        _run(host, port, 1, ctx.obj["config_file"])
+        _run(host, port, 1, ctx.obj["config_file"], log_level=settings.log_level)
 
 
 def _attach_demo_subcommands() -> None:

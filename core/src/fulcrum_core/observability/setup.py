@@ -12,9 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from litestar import Litestar
-from litestar.logging.config import BaseLoggingConfig
+from litestar.logging.config import BaseLoggingConfig, LoggingConfig
 from litestar.middleware import DefineMiddleware
-from litestar.types import Empty, EmptyType
+from litestar.types import EmptyType
 
 from fulcrum_core.observability.logging import RequestIdMiddleware, configure_logging, echo_request_id
 from fulcrum_core.observability.metrics import Metrics
@@ -75,8 +75,11 @@ def middleware_before_auth(runtime: Runtime) -> list[Any]:
 
 def logging_config(runtime: Runtime) -> BaseLoggingConfig | EmptyType | None:
     """``create_app``'s ``logging_config``: with ``log_json`` none, since litestar's default setup,
-    run as the app is built, would replace the JSON handler on the root logger; otherwise litestar's."""
-    return None if runtime.settings.log_json else Empty
+    run as the app is built, would replace the JSON handler on the root logger; otherwise litestar's,
+    with the root logger at ``log_level``."""
+    if runtime.settings.log_json:
+        return None
+    return LoggingConfig(root={"handlers": ["queue_listener"], "level": runtime.settings.log_level.upper()})
 
 
 def middleware_after_auth(runtime: Runtime) -> list[Any]:
