@@ -210,3 +210,28 @@ def test_the_log_level_applies_without_log_json(tmp_path: Any) -> None:
     runtime: Any = SimpleNamespace(settings=Settings(state_dir=str(tmp_path), log_level="warn"))
     config: Any = logging_config(runtime)
     assert config.root["level"] == "WARN"
+
+
+def test_with_log_json_the_startup_lines_are_json_too(
+    settings: Any, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A branch file refused while the host starts was a bare text line among the JSON ones (written
+    before the JSON handler existed); logging is set up before the runtime is built."""
+    import msgspec
+    from fulcrum_core.app import create_app
+
+    branches = tmp_path / "branches"
+    branches.mkdir()
+    (branches / "hq.toml").write_text("[plugins.pension]\nenabeld = true\n", encoding="utf-8")
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        create_app(msgspec.structs.replace(settings, branches_dir=str(branches), log_json=True))
+        err = capsys.readouterr().err
+    finally:
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+        root.setLevel(level)
+    lines = [line for line in err.splitlines() if "enabeld" in line]
+    assert lines, err
+    assert [json.loads(line)["logger"] for line in lines] == ["fulcrum.branches"] * len(lines)

@@ -90,6 +90,7 @@ SHARED_BREAKERS = "dispatch.shared_breakers"
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None, debug: bool = False) -> Litestar:
     """The litestar app for ``settings``; pass a prebuilt ``runtime`` to control its parts."""
+    observability.start_logging(settings)
     rt = runtime if runtime is not None else build_runtime(settings)
     registry = registry_of(rt)
     branch_store = branch_store_of(rt)

@@ -21,6 +21,7 @@ from fulcrum_core.observability.metrics import Metrics
 from fulcrum_core.observability.ratelimit import Counter, MemoryCounter, RateLimitMiddleware, RedisCounter
 from fulcrum_core.observability.shared_metrics import MetricsShare
 from fulcrum_core.runtime import Runtime
+from fulcrum_core.settings import Settings
 
 __all__ = [
     "attach_metrics",
@@ -31,6 +32,7 @@ __all__ = [
     "middleware_before_auth",
     "scrape",
     "shutdown_hooks",
+    "start_logging",
     "startup_hooks",
 ]
 
@@ -66,10 +68,16 @@ def scrape(app: Litestar) -> bytes:
     return share.render() if share is not None else metrics_of(app).render()
 
 
+def start_logging(settings: Settings) -> None:
+    """JSON log lines with ``log_json``, set up before the runtime is built: plugin loading and the
+    first read of the branch files log as JSON too."""
+    if settings.log_json:
+        configure_logging(settings.log_level)
+
+
 def middleware_before_auth(runtime: Runtime) -> list[Any]:
     """The request-id layer (outermost, so even a 401 carries an id); sets up JSON logs if asked."""
-    if runtime.settings.log_json:
-        configure_logging(runtime.settings.log_level)
+    start_logging(runtime.settings)
     return [RequestIdMiddleware]
 
 
