@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from fulcrum_core.cli import main
 from fulcrum_core.cli.db import _next_revision_id
@@ -55,6 +56,77 @@ def test_reconcile_marks_stale_pending_rows_and_lists_unknown(tmp_path: Path) ->
     assert resolved.exit_code == 0, resolved.output
     assert "asked again: stale  unknown" in resolved.output
     assert "unknown in total: 1" in resolved.output
+
+
+def test_reconcile_resolve_asks_about_pending_rows_it_marks_unknown_in_the_same_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One ``--resolve`` run first marks an abandoned pending row unknown, then asks its plugin about
+    it, and reports what is left unknown after the answers; before, it asked first (about nothing) and
+    the row waited for the next run."""
+    from fulcrum_core.cli import db as db_cli
+    from fulcrum_core.transactions.journal import Journal
+
+    config, url = _config(tmp_path)
+    db = Database(url)
+    db.upgrade()
+    long_ago = utcnow() - timedelta(minutes=10)
+    with db.session() as session:
+        for tx_id in ("settles", "stays"):
+            session.add(TransactionRow(
+                id=tx_id, customer_ref="c-1", idempotency_key=tx_id, request_hash="0" * 64, type="t.x",
+                plugin_id="p", params={}, amount_fen=100, risk_level=None, status="pending",
+                created_at=long_ago, updated_at=long_ago,
+            ))
+    db.dispose()
+    asked: list[tuple[str, str]] = []
+
+    def plugin_answers(settings: object) -> list[tuple[str, str]]:
+        """The owner answers for "settles" (succeeded) and cannot for "stays"."""
+        database = Database(url)
+        try:
+            journal = Journal(database)
+            for row in journal.by_status("unknown"):
+                if row.id == "settles":
+                    journal.finish(row.id, status="succeeded", result=None, response_status=201,
+                                   response_body="{}")
+                asked.append((row.id, "succeeded" if row.id == "settles" else "unknown"))
+        finally:
+            database.dispose()
+        return list(asked)
+
+    monkeypatch.setattr(db_cli, "_resolve_unknown", plugin_answers)
+    args = ["--config", str(config), "db", "reconcile", "--older-than", "60", "--resolve"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert asked == [("settles", "succeeded"), ("stays", "unknown")]
+    assert "asked again: settles  succeeded" in result.output
+    assert "marked unknown: 2; unknown in total: 1" in result.output
+    assert "  stays  t.x" in result.output
+    assert "  settles  t.x" not in result.output
+
+
+def test_reconcile_resolve_with_the_real_host_asks_about_rows_it_just_marked(tmp_path: Path) -> None:
+    """Through the host ``fulcrum serve`` builds: an abandoned pending row is asked about in the run
+    that marks it (its plugin is not installed here, so it stays unknown, and says so)."""
+    config, url = _config(tmp_path)
+    db = Database(url)
+    db.upgrade()
+    long_ago = utcnow() - timedelta(minutes=10)
+    with db.session() as session:
+        session.add(TransactionRow(
+            id="stale", customer_ref="c-1", idempotency_key="stale", request_hash="0" * 64, type="t.x",
+            plugin_id="p", params={}, amount_fen=100, risk_level=None, status="pending",
+            created_at=long_ago, updated_at=long_ago,
+        ))
+    db.dispose()
+    state = tmp_path / "state"
+    resolved = CliRunner().invoke(
+        main, ["--config", str(config), "db", "reconcile", "--resolve"], env={"FULCRUM_STATE_DIR": str(state)}
+    )
+    assert resolved.exit_code == 0, resolved.output
+    assert "asked again: stale  unknown" in resolved.output
+    assert "marked unknown: 1; unknown in total: 1" in resolved.output
 
 
 def test_reconcile_refuses_a_bad_grace_period(tmp_path: Path) -> None:

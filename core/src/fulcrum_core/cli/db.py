@@ -15,7 +15,7 @@ from fulcrum_core.cli._settings import settings_for
 from fulcrum_core.data.db import Database
 from fulcrum_core.settings import Settings
 from fulcrum_core.transactions.journal import Journal
-from fulcrum_core.transactions.reconcile import reconcile
+from fulcrum_core.transactions.reconcile import reconcile, unknown_views
 
 __all__ = ["db"]
 
@@ -131,24 +131,26 @@ def revision(ctx: click.Context, message: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option(
     "--resolve", is_flag=True,
-    help="Then ask each unknown transaction's plugin again (same request and idempotency key) and "
-    "journal its answer; needs the plugins installed here.",
+    help="After marking abandoned ones unknown, ask each unknown transaction's plugin again (same "
+    "request and idempotency key) and journal its answer; needs the plugins installed here.",
 )
 @click.pass_context
 def reconcile_transactions(ctx: click.Context, older_than: int | None, as_json: bool, resolve: bool) -> None:
     """Mark abandoned pending transactions unknown, and list every transaction of unknown outcome;
-    with --resolve, settle them with their plugins first."""
+    with --resolve, ask their plugins about them in between (the rows just marked included)."""
     settings = settings_for(ctx)
-    if resolve:
-        for tx_id, status in _resolve_unknown(settings):
-            click.echo(f"asked again: {tx_id}  {status}", err=as_json)
     database = Database(settings.resolved_database_url())
     grace = (
         timedelta(seconds=older_than) if older_than
         else timedelta(milliseconds=2 * settings.deadlines.execute_transaction, minutes=1)
     )
     try:
-        report = reconcile(Journal(database), older_than=grace, now=datetime.now(UTC))
+        journal = Journal(database)
+        report = reconcile(journal, older_than=grace, now=datetime.now(UTC))
+        if resolve:
+            for tx_id, status in _resolve_unknown(settings):
+                click.echo(f"asked again: {tx_id}  {status}", err=as_json)
+            report = msgspec.structs.replace(report, unknown=unknown_views(journal))
     finally:
         database.dispose()
     if as_json:

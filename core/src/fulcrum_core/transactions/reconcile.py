@@ -16,7 +16,7 @@ from fulcrum_core.transactions.journal import Journal
 from fulcrum_core.transactions.models import TransactionView
 from fulcrum_core.transactions.render import encode_body, view_of
 
-__all__ = ["ReconcileReport", "reconcile"]
+__all__ = ["ReconcileReport", "reconcile", "unknown_views"]
 
 
 class ReconcileReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,5 +33,9 @@ def reconcile(journal: Journal, *, older_than: timedelta, now: datetime, limit: 
         view = msgspec.structs.replace(view_of(row), status="unknown", updated_at=now)
         if journal.mark_unknown(row.id, response_status=202, response_body=encode_body(view), now=now):
             marked.append(row.id)
-    unknown = [view_of(row) for row in journal.by_status("unknown", limit=limit)]
-    return ReconcileReport(marked_unknown=marked, unknown=unknown)
+    return ReconcileReport(marked_unknown=marked, unknown=unknown_views(journal, limit=limit))
+
+
+def unknown_views(journal: Journal, *, limit: int = 500) -> list[TransactionView]:
+    """The ``unknown`` rows, oldest first (at most ``limit``), as their customers see them."""
+    return [view_of(row) for row in journal.by_status("unknown", limit=limit)]
