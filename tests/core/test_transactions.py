@@ -738,6 +738,121 @@ async def test_a_plugin_suspended_after_the_checks_is_not_called(
     assert shop.calls == []
 
 
+def _refuse_without_calling(service: TransactionService, why: str) -> Callable[[], None]:
+    """Make the host refuse to call ``shop`` (``why``) once the next row is journaled, as when that
+    happens between the checks and the call; returns the undo."""
+    guard = service._dispatcher.resilience.get("shop", "execute_transaction")  # type: ignore[attr-defined]
+    if why == "breaker_open":
+        guard.breaker.force_open()
+        return guard.breaker.reset  # type: ignore[no-any-return]
+    held = 0
+    journal_pending = service.journal.insert_pending
+
+    def create_then_refuse(row: TransactionRow) -> bool:
+        nonlocal held
+        if why == "bulkhead_full":  # other requests took every place meanwhile
+            while guard.bulkhead.try_enter():
+                held += 1
+        else:  # the kill switch
+            service._plugins.set_policy({"shop": PluginPolicy(active=False, granted_scopes=frozenset())})  # type: ignore[attr-defined]
+        return journal_pending(row)
+
+    service.journal.insert_pending = create_then_refuse  # type: ignore[method-assign]
+
+    def undo() -> None:
+        service.journal.insert_pending = journal_pending  # type: ignore[method-assign]
+        for _ in range(held):
+            guard.bulkhead.leave()
+        service._plugins.set_policy(None)  # type: ignore[attr-defined]
+
+    return undo
+
+
+@pytest.mark.parametrize("why", ["breaker_open", "bulkhead_full", "suspended"])
+async def test_a_transaction_the_plugin_was_never_asked_to_run_is_run_by_a_retry_with_the_same_key(
+    service: TransactionService, db: Database, shop: Shop, why: str
+) -> None:
+    """Breaker open, bulkhead full, suspended after the checks: the host is sure the plugin did
+    nothing, so the 503 says when to retry (Retry-After) and a retry with the same key and body runs
+    the same transaction (same id) instead of replaying the 503 forever; the journal keeps the refused
+    attempt, and once the transaction succeeded a retry replays the success."""
+    undo = _refuse_without_calling(service, why)
+    refused = await service.submit(C3, "k-1", body())
+    assert refused.status_code == 503
+    assert isinstance(refused.body, TransactionProblem)
+    assert refused.body.code == "transaction.plugin_unavailable"
+    assert refused.retry_after is not None
+    assert shop.calls == []
+    tx_id = refused.transaction_id
+
+    if why != "breaker_open":  # still full or switched off: the retry's checks refuse it, unjournaled
+        with pytest.raises(PluginBusyError if why == "bulkhead_full" else Forbidden):
+            await service.submit(C3, "k-1", body())
+        refusals = 1
+    else:  # nothing has changed: refused again (journaled as a second attempt), not replayed
+        still = await service.submit(C3, "k-1", body())
+        assert (still.status_code, still.replayed, still.transaction_id) == (503, False, tx_id)
+        assert still.retry_after is not None
+        refusals = 2
+    undo()
+
+    retried = await service.submit(C3, "k-1", body())
+    assert (retried.status_code, retried.replayed, retried.transaction_id) == (201, False, tx_id)
+    [request] = shop.calls
+    assert (request.id, request.idempotency_key) == (tx_id, "k-1")
+    [row] = rows(db)
+    assert (row.id, row.status, row.response_status, row.attempts, row.retryable) == (
+        tx_id, "succeeded", 201, refusals + 1, False
+    )
+    again = await service.submit(C3, "k-1", body())
+    assert (again.status_code, again.replayed, again.transaction_id) == (201, True, tx_id)
+    assert len(shop.calls) == 1
+
+    from fulcrum_core.data.models import TransactionAttemptRow
+
+    with db.read_session() as session:
+        earlier = list(session.scalars(select(TransactionAttemptRow).order_by(TransactionAttemptRow.attempt)))
+    assert [(a.transaction_id, a.attempt, a.status, a.response_status) for a in earlier] == [
+        (tx_id, n, "failed", 503) for n in range(1, refusals + 1)
+    ]
+    assert all('"transaction.plugin_unavailable"' in (a.response_body or "") for a in earlier)
+
+
+async def test_a_retry_of_a_refused_transaction_is_checked_afresh(
+    service: TransactionService, db: Database, shop: Shop
+) -> None:
+    """A retry that runs a refused transaction again goes through every check again: a plugin switched
+    off meanwhile is a 403 (not stored), the row stays refused and retryable, and a retry with another
+    body under the key is still 422."""
+    undo = _refuse_without_calling(service, "breaker_open")
+    assert (await service.submit(C3, "k-1", body())).status_code == 503
+    undo()
+    service._plugins.set_policy({"shop": PluginPolicy(active=False, granted_scopes=frozenset())})  # type: ignore[attr-defined]
+    with pytest.raises(Forbidden) as off:
+        await service.submit(C3, "k-1", body())
+    assert off.value.code == "transaction.plugin_inactive"
+    service._plugins.set_policy(None)  # type: ignore[attr-defined]
+    with pytest.raises(Unprocessable) as other:
+        await service.submit(C3, "k-1", body(amount=20_000))
+    assert other.value.code == "idempotency.mismatch"
+    [row] = rows(db)
+    assert (row.status, row.response_status, row.attempts, row.retryable) == ("failed", 503, 1, True)
+    assert shop.calls == []
+
+
+@pytest.mark.parametrize("mode", ["boom", "fail", "refuse"])
+async def test_a_transaction_the_plugin_was_asked_to_run_is_never_run_again_by_a_retry(
+    service: TransactionService, db: Database, shop: Shop, mode: str
+) -> None:
+    """The plugin raised (it may have acted) or refused: the outcome is final, a retry replays it."""
+    first = await service.submit(C3, "k-1", body(mode=mode))
+    again = await service.submit(C3, "k-1", body(mode=mode))
+    assert again.replayed
+    assert (again.status_code, again.retry_after) == (first.status_code, None)
+    assert len(shop.calls) == 1
+    assert rows(db)[0].retryable is False
+
+
 def test_types_for_hides_types_of_inactive_plugins(service: TransactionService) -> None:
     """A switched-off plugin's types disappear from the listing on the next call."""
     service._plugins.set_policy({"shop": PluginPolicy(active=False, granted_scopes=frozenset())})  # type: ignore[attr-defined]

@@ -127,3 +127,66 @@ def test_twenty_concurrent_distinct_keys_all_execute(
     assert [o.status_code for o in outcomes] == [201] * 20
     assert len(calls) == 20
     assert len({o.transaction_id for o in outcomes}) == 20
+
+
+def test_twenty_concurrent_retries_of_a_transaction_never_run_execute_it_once(
+    race_service: tuple[TransactionService, list[TransactionRequest]], db: Database
+) -> None:
+    """The first attempt is refused unrun (breaker open, 503); then 20 threads retry it with the same
+    key at the same instant, all having read the refused row. Exactly one of them runs it again (the
+    same transaction id, one plugin call, one more attempt on the row); the others get 409 while it
+    runs or a replay of its 201."""
+    from fulcrum_core.data.models import TransactionAttemptRow
+
+    service, calls = race_service
+    body = b'{"type": "race.pay", "params": {"amount_fen": 5000}}'
+    breaker = service._dispatcher.resilience.get("race", "execute_transaction").breaker  # type: ignore[attr-defined]
+    breaker.force_open()
+    refused = asyncio.run(service.submit(CUSTOMER, "same-key", body))
+    assert refused.status_code == 503
+    breaker.reset()
+    assert calls == []
+
+    barrier = threading.Barrier(DUPLICATES)
+    find = service.journal.find
+    reads = iter(range(DUPLICATES))  # none gets past its first read before all 20 made theirs
+    lock = threading.Lock()
+
+    def find_together(customer_ref: str, key: str) -> TransactionRow | None:
+        row = find(customer_ref, key)
+        with lock:
+            first = next(reads, None) is not None
+        if first:
+            barrier.wait(timeout=30)
+        return row
+
+    service.journal.find = find_together  # type: ignore[method-assign]
+    outcomes: list[TransactionOutcome | BaseException] = [Conflict("unset")] * DUPLICATES
+
+    def submit(i: int) -> None:
+        try:
+            outcomes[i] = asyncio.run(service.submit(CUSTOMER, "same-key", body))
+        except BaseException as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(DUPLICATES)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    assert len(calls) == 1
+    assert calls[0].id == refused.transaction_id
+    fresh = [o for o in outcomes if isinstance(o, TransactionOutcome) and not o.replayed]
+    replays = [o for o in outcomes if isinstance(o, TransactionOutcome) and o.replayed]
+    in_flight = [o for o in outcomes if isinstance(o, Conflict)]
+    assert len(fresh) == 1, outcomes
+    assert (fresh[0].status_code, fresh[0].transaction_id) == (201, refused.transaction_id)
+    assert len(replays) + len(in_flight) == DUPLICATES - 1, outcomes
+    assert all(r.status_code == 201 and r.transaction_id == refused.transaction_id for r in replays)
+    assert all(c.code == "idempotency.in_flight" for c in in_flight)
+    with db.read_session() as session:
+        [row] = session.scalars(select(TransactionRow))
+        history = list(session.scalars(select(TransactionAttemptRow)))
+    assert (row.id, row.status, row.attempts) == (refused.transaction_id, "succeeded", 2)
+    assert [(a.attempt, a.response_status) for a in history] == [(1, 503)]

@@ -224,3 +224,25 @@ def test_only_a_plugins_client_is_named_plugin_dash(db: Any) -> None:
         store.register("plugin-funds", kind="plugin", plugin_id="coupons", name_zh="冒名",
                        auth_method="client_secret_basic", grant_types=["client_credentials"], scopes=[])
     assert store.get("plugin-funds") is None
+
+
+def test_a_503_the_plugin_never_saw_says_when_to_retry_and_the_same_key_then_runs_it(app: Any) -> None:
+    """The plugin's breaker is open: 503 with Retry-After, and the app's retry with the same key and
+    body, once the breaker lets calls through, runs the transaction (201, the same id), where before it
+    replayed the 503 forever; the OpenAPI document says so."""
+    breaker = app.runtime.dispatcher.resilience.get("funds", "execute_transaction").breaker
+    breaker.force_open()
+    refused = _post(app, ORDER, key="k-503")
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["code"] == "transaction.plugin_unavailable"
+    assert int(refused.headers["retry-after"]) >= 1
+    breaker.reset()
+    retried = _post(app, ORDER, key="k-503")
+    assert retried.status_code == 201, retried.text
+    assert "idempotent-replayed" not in retried.headers
+    assert retried.json()["id"] == refused.json()["transaction"]["id"]
+    assert retried.headers["location"] == refused.headers["location"]
+    spec = app.client.get("/schema/openapi.json").json()
+    described = spec["paths"]["/v1/transactions"]["post"]["responses"]["503"]
+    assert "same Idempotency-Key" in described["description"]
+    assert "`Retry-After`" in described["description"]

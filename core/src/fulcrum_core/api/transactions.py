@@ -67,8 +67,11 @@ def list_transaction_types(request: Request[Any, Any, Any]) -> TransactionTypeLi
         ),
         502: _problem("The owning plugin failed; nothing was carried out (`transaction` once journaled)"),
         503: _problem(
-            "The owning plugin or the database is temporarily unavailable; nothing was carried out "
-            "(`transaction` once journaled)"
+            "The owning plugin or the database is temporarily unavailable; nothing was carried out. "
+            "Retry after `Retry-After` seconds with the same Idempotency-Key and body: a request refused "
+            "before journaling is judged afresh, and a journaled one (`transaction`, "
+            "`transaction.plugin_unavailable`: the plugin was never asked) is carried out as the same "
+            "transaction"
         ),
     },
 )
@@ -99,6 +102,8 @@ async def submit_transaction(
     headers = {"Location": f"/v1/transactions/{outcome.transaction_id}"}
     if outcome.replayed:
         headers[REPLAYED_HEADER] = "true"
+    if outcome.retry_after is not None:
+        headers["Retry-After"] = str(outcome.retry_after)
     return Response(
         content=outcome.body,  # type: ignore[arg-type]
         status_code=outcome.status_code, media_type=outcome.media_type, headers=headers,

@@ -4,6 +4,11 @@
 any number of concurrent requests with the same key exactly one gets its row in, and only that one
 goes on to call the plugin. The others read the winner's row and replay it (or get 409 while it is
 still pending).
+
+A row whose outcome says the plugin was never asked (``retryable``) is taken back to ``pending`` by
+``reclaim``, one ``UPDATE`` that only the retry holding the row's current attempt number can make:
+of concurrent retries exactly one runs the transaction again, and the outcome it replaces is kept in
+``transaction_attempts`` in the same database transaction.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from sqlalchemy import Table, and_, or_, select, update
 
 from fulcrum_core.data._upsert import insert_for
 from fulcrum_core.data.db import Database
-from fulcrum_core.data.models.transaction import TransactionRow
+from fulcrum_core.data.models.transaction import TransactionAttemptRow, TransactionRow
 from fulcrum_core.data.types import utcnow
 
 __all__ = ["Journal"]
@@ -46,7 +51,7 @@ class Journal:
     def insert_pending(self, row: TransactionRow) -> bool:
         """Commit ``row`` as ``pending``; ``False`` when the customer already used its key."""
         values = {c.key: getattr(row, c.key) for c in TransactionRow.__mapper__.column_attrs}
-        values["status"] = "pending"
+        values.update(status="pending", attempts=1, retryable=False)
         stmt = (
             insert_for(self._db.dialect, _TABLE)
             .values(**values)
@@ -65,8 +70,10 @@ class Journal:
         response_status: int,
         response_body: str,
         now: datetime | None = None,
+        retryable: bool = False,
     ) -> bool:
-        """Record the outcome of a pending (or reconciled-as-unknown) row; ``False`` if already final."""
+        """Record the outcome of a pending (or reconciled-as-unknown) row; ``False`` if already final.
+        ``retryable``: the plugin was never asked, so a retry with the same key may run it again."""
         stmt = (
             update(TransactionRow)
             .where(TransactionRow.id == tx_id, TransactionRow.status.in_(("pending", "unknown")))
@@ -76,11 +83,60 @@ class Journal:
                 response_status=response_status,
                 response_body=response_body,
                 updated_at=now or utcnow(),
+                retryable=retryable,
             )
             .returning(TransactionRow.id)
         )
         with self._db.session() as session:
             return session.execute(stmt).scalar_one_or_none() is not None
+
+    def reclaim(
+        self, row: TransactionRow, *, plugin_id: str, amount_fen: int | None, risk_level: str | None,
+        now: datetime,
+    ) -> TransactionRow | None:
+        """Start the next attempt of ``row`` (as read, ``retryable``): back to ``pending`` with its
+        stored response cleared, the outcome it had kept as an earlier attempt; the row as it is now.
+        ``None`` when the row is no longer the one read: a concurrent retry took it first."""
+        fresh: dict[str, Any] = {
+            "status": "pending",
+            "retryable": False,
+            "attempts": row.attempts + 1,
+            "plugin_id": plugin_id,
+            "amount_fen": amount_fen,
+            "risk_level": risk_level,
+            "result": None,
+            "response_status": None,
+            "response_body": None,
+            "updated_at": now,
+        }
+        stmt = (
+            update(TransactionRow)
+            .where(
+                TransactionRow.id == row.id,
+                TransactionRow.status == "failed",
+                TransactionRow.retryable.is_(True),
+                TransactionRow.attempts == row.attempts,
+            )
+            .values(**fresh)
+            .returning(TransactionRow.id)
+        )
+        with self._db.session() as session:
+            if session.execute(stmt).scalar_one_or_none() is None:
+                return None
+            # The update holds the row until this commits: the attempt read is the one replaced.
+            session.add(
+                TransactionAttemptRow(
+                    transaction_id=row.id,
+                    attempt=row.attempts,
+                    plugin_id=row.plugin_id,
+                    status=row.status,
+                    response_status=row.response_status,
+                    response_body=row.response_body,
+                    finished_at=row.updated_at,
+                )
+            )
+        values = {c.key: getattr(row, c.key) for c in TransactionRow.__mapper__.column_attrs}
+        return TransactionRow(**{**values, **fresh})
 
     def pending_before(self, cutoff: datetime, *, limit: int = 500) -> builtins.list[TransactionRow]:
         """Rows still ``pending`` that were last touched before ``cutoff``, oldest first."""

@@ -101,11 +101,13 @@ class TransactionTypeList(msgspec.Struct, frozen=True, kw_only=True):
 
 @dataclass(frozen=True, slots=True)
 class TransactionOutcome:
-    """What ``POST /v1/transactions`` answers: the status code and body, and whether it is a replay."""
+    """What ``POST /v1/transactions`` answers: the status code and body, whether it is a replay, and
+    for an outcome the plugin never saw, the seconds after which a retry with the same key runs it."""
 
     status_code: int
     body: TransactionView | TransactionProblem
     replayed: bool = False
+    retry_after: int | None = None
 
     @property
     def media_type(self) -> str:

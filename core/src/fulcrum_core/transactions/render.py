@@ -16,7 +16,10 @@ from fulcrum_core.transactions.models import (
     TransactionView,
 )
 
-__all__ = ["encode_body", "outcome_problem", "replay", "result_json", "view_of"]
+__all__ = ["RETRY_AFTER_S", "encode_body", "outcome_problem", "replay", "result_json", "view_of"]
+
+RETRY_AFTER_S = 1
+"""``Retry-After`` of an outcome the plugin never saw (``retryable``): when to send it again."""
 
 _TITLES = {422: "Unprocessable Content", 502: "Bad Gateway", 503: "Service Unavailable"}
 
@@ -77,4 +80,7 @@ def replay(row: TransactionRow) -> TransactionOutcome:
         TransactionProblem if row.response_status >= 400 else TransactionView
     )
     body = msgspec.json.decode(row.response_body, type=body_type)
-    return TransactionOutcome(status_code=row.response_status, body=body, replayed=True)
+    return TransactionOutcome(
+        status_code=row.response_status, body=body, replayed=True,
+        retry_after=RETRY_AFTER_S if row.retryable else None,
+    )

@@ -5,6 +5,8 @@
     key used before by this customer?           same body → stored response, replayed
                                                 other body → 422 idempotency.mismatch
                                                 still pending → 409 idempotency.in_flight
+                                                same body, the plugin never asked (a 503
+                                                plugin_unavailable) → checked and run again
     type known?                                 422 transaction.unknown_type
     params pass the type's msgspec schema?      422 transaction.invalid_params (names params.<field>)
     owning plugin active, holds its scopes?     403 transaction.plugin_inactive / plugin_scope_missing
@@ -16,17 +18,24 @@
       result succeeded                          201 succeeded
       result failed / TransactionRefused        422 failed   (the plugin's code and message)
       plugin raised                             502 failed   (transaction.plugin_error)
-      breaker or bulkhead refused the call      503 failed   (transaction.plugin_unavailable)
+      breaker or bulkhead refused the call,     503 failed   (transaction.plugin_unavailable,
+      or the plugin was switched off meanwhile                Retry-After; retryable, see below)
       deadline missed, or the result (or the
       refusal) was not a valid TransactionResult 202 unknown (the plugin may have acted: reconcile)
 
 Nothing before the journal row has side effects, so a refusal there is not stored and a retry is
-judged afresh. Everything after it is stored and replayed byte for byte.
+judged afresh. Everything after it is stored and replayed byte for byte, except an outcome the host
+knows the plugin never saw (the 503 above: the call was refused before it started): that row is
+journaled ``retryable``, and a retry with the same key and body is checked afresh and, one retry at a
+time (``Journal.reclaim``), runs the same transaction (same id) again as its next attempt; the
+replaced outcome is kept in ``transaction_attempts``. A plugin that raised or timed out may have
+acted, so those outcomes stay final.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import uuid
@@ -68,7 +77,14 @@ from fulcrum_core.transactions.models import (
     TransactionView,
 )
 from fulcrum_core.transactions.reconcile import ReconcileReport, reconcile
-from fulcrum_core.transactions.render import encode_body, outcome_problem, replay, result_json, view_of
+from fulcrum_core.transactions.render import (
+    RETRY_AFTER_S,
+    encode_body,
+    outcome_problem,
+    replay,
+    result_json,
+    view_of,
+)
 
 __all__ = ["BANK_TIMEZONE", "PluginFaultError", "TransactionService"]
 
@@ -176,7 +192,11 @@ class TransactionService:
             self._check_owner(acting_plugin, parsed.body.type)
         existing = await asyncio.to_thread(self.journal.find, customer_ref, key)
         if existing is not None:
-            return self._replay(existing, parsed.request_hash)
+            if not (existing.retryable and existing.request_hash == parsed.request_hash):
+                return self._replay(existing, parsed.request_hash)
+            # The plugin never saw the last attempt: checked afresh, the same transaction runs again.
+            plan = await self._planned(customer_ref, parsed.body, tx_id=existing.id)
+            return await asyncio.shield(self._rerun(plan, existing, key, parsed.request_hash))
         plan = await self._planned(customer_ref, parsed.body)
         row = TransactionRow(
             id=plan.tx_id,
@@ -210,7 +230,26 @@ class TransactionService:
             return self._replay(winner, request_hash)
         return await self._execute(plan, row, key)
 
-    async def _planned(self, customer_ref: str, body: Any) -> _Plan:
+    async def _rerun(
+        self, plan: _Plan, row: TransactionRow, key: str, request_hash: str
+    ) -> TransactionOutcome:
+        """Take ``row`` (retryable, as read) back to pending and execute it, or replay the row as a
+        concurrent retry that took it first left it."""
+        retry = await asyncio.to_thread(
+            self.journal.reclaim, row, plugin_id=plan.plugin.id, amount_fen=plan.amount_fen,
+            risk_level=plan.risk_level, now=utcnow(),
+        )
+        if retry is None:
+            current = await asyncio.to_thread(self.journal.find, row.customer_ref, key)
+            if current is None:  # pragma: no cover - the unique row cannot vanish
+                raise Conflict(
+                    "the transaction is being processed; retry shortly", code="idempotency.in_flight"
+                )
+            return self._replay(current, request_hash)
+        # The plugin is asked about the transaction it was first meant to get: created when first sent.
+        return await self._execute(dataclasses.replace(plan, now=row.created_at), retry, key)
+
+    async def _planned(self, customer_ref: str, body: Any, *, tx_id: str | None = None) -> _Plan:
         """``_plan`` in a worker thread, under the transaction deadline: it runs plugin code (the params
         Struct's ``__post_init__``, ``risk_of``), and a plugin that hangs there must not hold the request.
         Nothing is journaled yet, so a late plan is simply refused; its thread (one of the dispatcher's
@@ -221,7 +260,7 @@ class TransactionService:
         owner = active[0].id if active is not None else None
         try:
             planning = self._dispatcher.in_plugin_thread(
-                self._plan, customer_ref, body, plugin=owner, hook="execute_transaction"
+                self._plan, customer_ref, body, tx_id, plugin=owner, hook="execute_transaction"
             )
             return await asyncio.wait_for(planning, deadline_ms / 1000)
         except PluginCallError as exc:
@@ -272,7 +311,7 @@ class TransactionService:
             )
         return replay(row)
 
-    def _plan(self, customer_ref: str, body: Any) -> _Plan:
+    def _plan(self, customer_ref: str, body: Any, tx_id: str | None = None) -> _Plan:
         entry = self._plugins.all_transaction_types.get(body.type)
         if entry is None:
             raise Unprocessable(
@@ -300,7 +339,7 @@ class TransactionService:
                 field="type",
                 missing_scopes=missing,
             )
-        tx_id = uuid.uuid4().hex
+        tx_id = tx_id or uuid.uuid4().hex
         now = utcnow()
         # Consents read fresh too: one revoked in another worker must not reach the plugin.
         contexts = self._contexts.for_request(customer_ref, request_id=tx_id, now=now, fresh=True)
@@ -379,6 +418,7 @@ class TransactionService:
         result: TransactionResult | None = None
         problem: tuple[int, str, str, LocalizedText | None, str | None] | None = None
         status = "unknown"
+        retryable = False  # the plugin was never asked: a retry with the same key may run it
         try:
             if not self._plugins.is_active(plan.plugin.id):
                 # Suspended between the checks and now: the kill switch wins over a journaled row.
@@ -429,8 +469,9 @@ class TransactionService:
                     _PLUGIN_FAILED,
                     None,
                 )
-            elif exc.kind == "rejected":
+            elif exc.kind == "rejected":  # refused before the call started: the plugin did nothing
                 status = "failed"
+                retryable = True
                 problem = (
                     503,
                     "transaction.plugin_unavailable",
@@ -453,6 +494,8 @@ class TransactionService:
             result=None if stored is None else msgspec.convert(stored, TransactionResultView),
         )
         outcome = self._outcome(status, view, problem)
+        if retryable:
+            outcome = dataclasses.replace(outcome, retry_after=RETRY_AFTER_S)
         for pause in (*_FINISH_RETRIES, None):
             try:
                 await asyncio.to_thread(
@@ -463,6 +506,7 @@ class TransactionService:
                     response_status=outcome.status_code,
                     response_body=encode_body(outcome.body),
                     now=now,
+                    retryable=retryable,
                 )
                 return outcome
             except DatabaseUnavailable:

@@ -10,7 +10,7 @@ from fulcrum_core.data.models.oauth_code import OAuthCodeRow
 from fulcrum_core.data.models.oauth_refresh_token import OAuthRefreshTokenRow
 from fulcrum_core.data.models.oauth_token_family import OAuthTokenFamilyRow
 from fulcrum_core.data.models.plugin_storage import PluginCounterRow, PluginDocumentRow
-from fulcrum_core.data.models.transaction import TransactionRow
+from fulcrum_core.data.models.transaction import TransactionAttemptRow, TransactionRow
 
 __all__ = [
     "ConsentRow",
@@ -21,5 +21,6 @@ __all__ = [
     "OAuthTokenFamilyRow",
     "PluginCounterRow",
     "PluginDocumentRow",
+    "TransactionAttemptRow",
     "TransactionRow",
 ]

@@ -5,13 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fulcrum_core.data.base import CoreBase
 from fulcrum_core.data.types import UTCDateTime
 
-__all__ = ["TRANSACTION_STATUSES", "TransactionRow"]
+__all__ = ["TRANSACTION_STATUSES", "TransactionAttemptRow", "TransactionRow"]
 
 TRANSACTION_STATUSES = ("pending", "succeeded", "failed", "unknown")
 """``pending`` until the plugin answers; ``unknown`` when it missed its deadline (reconcile it)."""
@@ -43,3 +55,27 @@ class TransactionRow(CoreBase):
     response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # How many times the host has started it: a retry runs it again only when the last attempt ended
+    # before the plugin was asked (``retryable``), and the outcome it replaces goes to
+    # ``transaction_attempts``.
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The outcome (a ``failed`` 503) says the plugin was never asked to act: its breaker or bulkhead
+    # refused the call, or it was switched off after the checks. A retry with the same key and body
+    # runs the transaction again; every other outcome is final and replayed.
+    retryable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class TransactionAttemptRow(CoreBase):
+    """An earlier attempt of a transaction, kept when a retry ran the transaction again: what that
+    attempt answered (always an outcome the plugin never saw; see ``TransactionRow.retryable``)."""
+
+    __tablename__ = "transaction_attempts"
+
+    transaction_id: Mapped[str] = mapped_column(String(32), ForeignKey("transactions.id"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plugin_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    response_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # When the attempt's outcome was journaled.
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
