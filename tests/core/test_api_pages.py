@@ -97,6 +97,13 @@ def test_malformed_paths_are_400_naming_path(make_app: Any, kit: Any, path: str)
     assert plugin.seen == []
 
 
+def test_a_refused_path_is_named_as_the_client_sent_it(make_app: Any, kit: Any) -> None:
+    """The 400 detail quotes the path after the plugin id, without a slash the client never sent."""
+    response = make_app(_server(kit)).get("/v1/pages/pager/%E5%85%BB")
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"].endswith("got '养'")
+
+
 @pytest.mark.parametrize("path", ["/a/../report", "/./report", "/report/", "/a//b", "/", "/.."])
 def test_paths_with_empty_or_dot_segments_are_refused(path: str) -> None:
     """What an HTTP client or the router would normalise away is refused too, if it ever arrives."""

@@ -85,7 +85,7 @@ def _page_path(path: str) -> str:
     if not is_page_path(cleaned):
         raise BadRequest(
             "path must be 1–200 characters of letters, digits, '.', '_', '-' and '/', as in the deep link "
-            f"fulcrum://<plugin>/<path>; got {path!r}",
+            f"fulcrum://<plugin>/<path>; got {cleaned!r}",
             field="path", code="page.invalid-path",
         )
     return cleaned
