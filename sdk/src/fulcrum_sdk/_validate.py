@@ -15,7 +15,7 @@ from fulcrum_sdk.models import FeedItem, Page, SearchHit, SlotOffer, Transaction
 __all__ = [
     "LIST_RESULT_TYPES", "MAX_PAGE_QUERY", "PAGE_PATH", "PAGE_QUERY_KEY", "ResultError",
     "amount_field_problem", "check_list", "check_page", "check_transaction_result", "is_page_path",
-    "page_query_problem",
+    "page_path_problem", "page_query_problem", "received_page_path",
 ]
 
 _S = TypeVar("_S", bound=msgspec.Struct)
@@ -188,6 +188,22 @@ def page_query_problem(query: Mapping[str, str], *, sent: int | None = None) -> 
         if len(value) > 200 or not value.isprintable():
             return f"query parameter {key!r}: at most 200 printable characters"
     return None
+
+
+def received_page_path(path: str) -> str:
+    """``path`` as the host's page route reads it: slashes at either end do not count and repeated
+    ones are one (its router's reading: ``report/`` and ``a//b`` open ``report`` and ``a/b``)."""
+    return "/".join(part for part in path.split("/") if part)
+
+
+def page_path_problem(path: str) -> str | None:
+    """Why the host answers 400 to ``path`` (as :func:`received_page_path` reads it), or ``None``."""
+    if is_page_path(path):
+        return None
+    return (
+        "path must be 1–200 characters of letters, digits, '.', '_', '-' and '/', without '.' or '..' "
+        "segments, as in the deep link fulcrum://<plugin>/<path>"
+    )
 
 
 def is_page_path(path: str) -> bool:

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from fulcrum_sdk._personas import PERSONAS
-from fulcrum_sdk._validate import ResultError, is_page_path, page_query_problem
+from fulcrum_sdk._validate import ResultError, page_path_problem, page_query_problem, received_page_path
 from fulcrum_sdk.errors import NO_CONSENT, ScopeDenied, TransactionRefused
 from fulcrum_sdk.hookspecs import HOOK_NAMES, PROJECT_NAME
 from fulcrum_sdk.manifest import Manifest, manifest_from_distribution
@@ -186,18 +186,13 @@ def _own_paths(harness: PluginHarness, hooks: frozenset[str]) -> list[str]:
 def _open_page(harness: PluginHarness, link: str) -> Any:
     """The page at one of the plugin's own deep links, ``path[?query]`` (which the host must be able to
     route), or at the made-up path (which must be ``None``: the app then handles the link itself)."""
-    path, _, raw = link.partition("?")
+    sent, _, raw = link.partition("?")
     pairs = parse_qsl(raw, keep_blank_values=True)
     query = dict(pairs)
-    problem = page_query_problem(query, sent=len(pairs))
+    path = received_page_path(sent)  # as the host's route reads it
+    problem = page_query_problem(query, sent=len(pairs)) or page_path_problem(path)
     if problem is not None:
         raise ResultError(f"the deep link fulcrum://{harness.manifest.id}/{link} cannot be opened: {problem}")
-    if not is_page_path(path):
-        raise ResultError(
-            f"the deep link fulcrum://{harness.manifest.id}/{path} cannot be opened: the host answers 400 "
-            "for a path that is not 1–200 characters of letters, digits, '.', '_', '-' and '/' without "
-            "empty, '.' or '..' segments"
-        )
     found = harness.page(path, query)
     if path == _NO_SUCH_PAGE and found is not None:
         raise ResultError(f"page({path!r}) returned a Page for a path that is not one of the plugin's pages; "

@@ -497,11 +497,11 @@ def test_a_page_at_a_path_that_does_not_exist_fails() -> None:
 
 
 @pytest.mark.parametrize(
-    "uri", ["fulcrum://kit-probe/报告", "fulcrum://kit-probe/report/", "fulcrum://kit-probe/a/../b"]
+    "uri", ["fulcrum://kit-probe/报告", "fulcrum://kit-probe/a/../b", "fulcrum://kit-probe/./b"]
 )
 def test_an_own_deep_link_the_host_cannot_open_fails(uri: str) -> None:
-    """A deep link into the plugin whose path ``GET /v1/pages/{plugin}/{path}`` refuses (non-ASCII, an
-    empty or dot segment) fails ``hook.page`` naming it, even when the plugin would draw it."""
+    """A deep link into the plugin whose path ``GET /v1/pages/{plugin}/{path}`` refuses (non-ASCII, a
+    dot segment) fails ``hook.page`` naming it, even when the plugin would draw it."""
 
     def home(ctx: Any) -> list[SlotOffer]:
         return [SlotOffer(slot="home.banner/v1", key="b", title=T, action=Action(uri=uri))]
@@ -514,6 +514,29 @@ def test_an_own_deep_link_the_host_cannot_open_fails(uri: str) -> None:
                                   deadlines=RELAXED))["hook.page"]
     assert check.status == "failed"
     assert any(uri in d for d in check.details), check.details
+
+
+@pytest.mark.parametrize(
+    ("link", "path"), [("report/", "report"), ("/report", "report"), ("plans//A-1/", "plans/A-1")]
+)
+def test_an_own_deep_link_is_opened_at_the_path_the_host_hands_on(link: str, path: str) -> None:
+    """The host's router drops slashes at either end of the path and reads repeated ones as one
+    (``GET /v1/pages/kit-probe/report/`` draws ``report``): the kit opens such a link at that path, and
+    passes it when the page is there."""
+    asked: set[str] = set()
+
+    def home(ctx: Any) -> list[SlotOffer]:
+        return [SlotOffer(slot="home.banner/v1", key="b", title=T, action=Action(uri=f"fulcrum://kit-probe/{link}"))]
+
+    def page(ctx: Any, path: str) -> Page | None:
+        asked.add(path)
+        return None if path == "zzz-no-such-page" else _report()
+
+    manifest = make_manifest(kind="partner", hooks=("home_slot_offers", "page"))
+    results = by_id(run_conformance(plugin_with(home_slot_offers=home, page=page), manifest=manifest,
+                                    deadlines=RELAXED))
+    assert results["hook.page"].status == "passed", format_results(results.values())
+    assert asked == {path, "zzz-no-such-page"}
 
 
 @pytest.mark.parametrize("query", ["&".join(f"k{i}=1" for i in range(21)), "&".join(["a=1"] * 21)])

@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import Annotated, Any
 
 import msgspec
-from fulcrum_sdk._validate import PAGE_PATH, is_page_path, page_query_problem
+from fulcrum_sdk._validate import PAGE_PATH, page_path_problem, page_query_problem, received_page_path
 from fulcrum_sdk.context import PluginContext
 from fulcrum_sdk.errors import DataUnavailable, ScopeDenied
 from fulcrum_sdk.models import Page
@@ -80,14 +80,12 @@ def _page_query(request: Request[Any, Any, Any]) -> MappingProxyType[str, str]:
 
 
 def _page_path(path: str) -> str:
-    """The path without its leading slash, or 400 naming ``path``."""
-    cleaned = path.lstrip("/")
-    if not is_page_path(cleaned):
-        raise BadRequest(
-            "path must be 1–200 characters of letters, digits, '.', '_', '-' and '/', as in the deep link "
-            f"fulcrum://<plugin>/<path>; got {cleaned!r}",
-            field="path", code="page.invalid-path",
-        )
+    """The path as the plugin gets it (without slashes at either end, repeated ones as one: the rule
+    the conformance kit judges deep links by), or 400 naming ``path``."""
+    cleaned = received_page_path(path)
+    problem = page_path_problem(cleaned)
+    if problem is not None:
+        raise BadRequest(f"{problem}; got {cleaned!r}", field="path", code="page.invalid-path")
     return cleaned
 
 
