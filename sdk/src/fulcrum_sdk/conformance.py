@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 import msgspec
 
@@ -189,7 +189,7 @@ def _open_page(harness: PluginHarness, link: str) -> Any:
     sent, _, raw = link.partition("?")
     pairs = parse_qsl(raw, keep_blank_values=True)
     query = dict(pairs)
-    path = received_page_path(sent)  # as the host's route reads it
+    path = received_page_path(unquote(sent))  # as the host's route receives it: percent-decoded
     problem = page_query_problem(query, sent=len(pairs)) or page_path_problem(path)
     if problem is not None:
         raise ResultError(f"the deep link fulcrum://{harness.manifest.id}/{link} cannot be opened: {problem}")

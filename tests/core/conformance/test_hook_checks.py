@@ -497,7 +497,11 @@ def test_a_page_at_a_path_that_does_not_exist_fails() -> None:
 
 
 @pytest.mark.parametrize(
-    "uri", ["fulcrum://kit-probe/报告", "fulcrum://kit-probe/a/../b", "fulcrum://kit-probe/./b"]
+    "uri",
+    [
+        "fulcrum://kit-probe/报告", "fulcrum://kit-probe/a/../b", "fulcrum://kit-probe/./b",
+        "fulcrum://kit-probe/a%2F..%2Fb", "fulcrum://kit-probe/%E6%8A%A5", "fulcrum://kit-probe/a%20b",
+    ],
 )
 def test_an_own_deep_link_the_host_cannot_open_fails(uri: str) -> None:
     """A deep link into the plugin whose path ``GET /v1/pages/{plugin}/{path}`` refuses (non-ASCII, a
@@ -517,12 +521,16 @@ def test_an_own_deep_link_the_host_cannot_open_fails(uri: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("link", "path"), [("report/", "report"), ("/report", "report"), ("plans//A-1/", "plans/A-1")]
+    ("link", "path"),
+    [
+        ("report/", "report"), ("/report", "report"), ("plans//A-1/", "plans/A-1"),
+        ("plans/a%2Db", "plans/a-b"), ("plans%2FA-1", "plans/A-1"), ("re%70ort%2F", "report"),
+    ],
 )
 def test_an_own_deep_link_is_opened_at_the_path_the_host_hands_on(link: str, path: str) -> None:
-    """The host's router drops slashes at either end of the path and reads repeated ones as one
-    (``GET /v1/pages/kit-probe/report/`` draws ``report``): the kit opens such a link at that path, and
-    passes it when the page is there."""
+    """The host receives the path percent-decoded, and its router drops slashes at either end and reads
+    repeated ones as one (``GET /v1/pages/kit-probe/report/`` draws ``report``): the kit opens such a
+    link at that path, and passes it when the page is there."""
     asked: set[str] = set()
 
     def home(ctx: Any) -> list[SlotOffer]:
