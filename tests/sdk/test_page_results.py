@@ -42,3 +42,14 @@ def test_a_page_breaking_its_constraints_is_refused(page: Page) -> None:
     """Struct constructors do not check constraints; the host does, as for every result."""
     with pytest.raises(ResultError, match="page result is invalid"):
         check_page(page)
+
+
+def test_two_sections_with_one_key_are_refused_naming_it() -> None:
+    """A section's key is how the page's sections are told apart (a link's ``?part=`` opens on one): a
+    page whose sections share a key is invalid, named, on the host and in the harness alike."""
+    page = Page(title=T, sections=(PageSection(key="mix", title=T), PageSection(key="advice", title=T),
+                                   PageSection(key="mix", title=T)))
+    with pytest.raises(ResultError, match=r"page result is invalid: .*'mix'"):
+        check_page(page)
+    with pytest.raises(ResultError, match="'mix'"):  # a page seen before is checked again
+        check_page(page)

@@ -215,8 +215,20 @@ def is_page_path(path: str) -> bool:
 
 
 def check_page(value: Any) -> Page | None:
-    """``value`` as a validated :class:`Page` (``None``: no page there), or raise :class:`ResultError`."""
-    return None if value is None else _check_one("page", value, Page)
+    """``value`` as a validated :class:`Page` (``None``: no page there), or raise :class:`ResultError`;
+    its sections' keys must differ (a section is told apart by its key)."""
+    if value is None:
+        return None
+    page = _check_one("page", value, Page)
+    keys: set[str] = set()
+    for section in page.sections:
+        if section.key in keys:
+            raise ResultError(
+                f"page result is invalid: two sections have the key {section.key!r}; give each section "
+                "of a page its own key"
+            )
+        keys.add(section.key)
+    return page
 
 
 def amount_field_problem(tx_type: TransactionType) -> str | None:

@@ -144,7 +144,8 @@ class PageLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 class PageSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A titled block of a page, with an optional summary and up to 50 lines."""
+    """A titled block of a page, with an optional summary and up to 50 lines; ``key`` tells it apart
+    from the page's other sections (a link's query may name the one to open on), so it is unique there."""
 
     key: _Key
     title: LocalizedText
