@@ -322,10 +322,8 @@ def test_a_consent_that_could_not_be_read_is_no_consent_prompt(
     granted customer data is a 503 ``customer.data_unavailable`` (retry), never a prompt to consent to
     what the customer may well have consented to already, nor charged to the plugin."""
 
-    def page(ctx: Any, path: str) -> Page:
-        if not ctx.data.allows("location:city"):
-            raise ScopeDenied("location:city", plugin_id="partner", reason=NO_CONSENT)
-        return _page(kit)
+    def page(ctx: Any, path: str) -> Page:  # stops without asking ``allows`` (which would raise)
+        raise ScopeDenied("location:city", plugin_id="partner", reason=NO_CONSENT)
 
     app = make_app(kit.plugin("partner", kind="partner", scopes=["location:city"], page=page))
     later = datetime.now(UTC) + timedelta(days=30)
@@ -340,6 +338,31 @@ def test_a_consent_that_could_not_be_read_is_no_consent_prompt(
     assert response.json()["code"] == "customer.data_unavailable"
     (stat,) = [s for s in app.runtime.dispatcher.stats.snapshot() if s.plugin == "partner"]
     assert stat.error == 0  # the bank's consents were late, not the plugin
+
+
+def test_a_page_guarded_by_allows_is_not_told_no_while_consents_are_unknown(
+    make_app: Any, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partner page following the guide (``if not ctx.data.allows(scope)``: ask the customer to
+    consent) never tells a customer who did consent to go and consent when the consents could not be
+    read: ``allows`` raises ``DataUnavailable``, and the app gets the 503 to retry, the plugin not charged."""
+
+    def page(ctx: Any, path: str) -> Page:
+        return _page(kit, "请先授权" if not ctx.data.allows("location:city") else "深圳")
+
+    app = make_app(kit.plugin("partner", kind="partner", scopes=["location:city"], page=page))
+    later = datetime.now(UTC) + timedelta(days=30)
+    ConsentStore(app.runtime.db).grant(CUSTOMER, "partner", ["location:city"], "本地优惠", later)
+
+    def down(self: ConsentStore, customer_ref: str, at: datetime) -> list[Any]:
+        raise ConnectionError("database away")
+
+    monkeypatch.setattr(ConsentStore, "_live", down)
+    response = app.get("/v1/pages/partner/report")
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "customer.data_unavailable"
+    assert "plugin" not in response.json()
+    assert not app.runtime.dispatcher.breaker_open("partner", "page")
 
 
 def test_customer_data_that_did_not_arrive_is_no_fault_of_the_page(

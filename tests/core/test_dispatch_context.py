@@ -22,7 +22,7 @@ from fulcrum_core.errors import Forbidden
 from fulcrum_core.plugins import PluginSet, get_plugin_manager
 from fulcrum_core.settings import Settings
 from fulcrum_sdk.data import StaticDataProvider
-from fulcrum_sdk.errors import ScopeDenied
+from fulcrum_sdk.errors import DataUnavailable, ScopeDenied
 from fulcrum_sdk.testing import PERSONAS
 
 CUSTOMER = "synthetic-affluent"
@@ -128,7 +128,9 @@ def test_failed_consent_read_fails_closed(
         .for_request(CUSTOMER, request_id="r")
         .for_plugin(plugins.loaded["partner"])
     )
-    assert not ctx.data.allows("profile:basic")
+    with pytest.raises(DataUnavailable):  # unknown, not "no": the customer may have consented
+        ctx.data.allows("profile:basic")
+    assert ctx.customer.segment == ""  # nothing of the profile is shown while consent is unknown
 
 
 def test_unknown_customer_is_forbidden(settings: Settings, db: Any, plugins: PluginSet) -> None:

@@ -103,6 +103,31 @@ def test_consents_that_do_not_arrive_leave_the_partner_out_not_the_page_waiting(
     assert keys == ["segment-mass"]
 
 
+def test_a_partner_guarded_by_allows_is_degraded_not_served_unconsented(
+    make_app: Callable[..., Any], kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partner guarding its profile read with ``allows`` (as the guide says) is left out and listed
+    as degraded when the consents could not be read, its breaker not charged; before, ``allows`` said
+    no and the partner's offer for a customer without consent was served as if that were known."""
+
+    async def home_slot_offers(ctx: Any) -> Any:
+        segment = ctx.data.profile().segment if ctx.data.allows("profile:basic") else "anyone"
+        return [kit.offer("home.banner", f"segment-{segment}")]
+
+    app = make_app(kit.plugin(PARTNER, kind="partner", scopes=["profile:basic", "slot:home.banner"],
+                              home_slot_offers=home_slot_offers))
+
+    def down(self: ConsentStore, customer_ref: str, at: datetime) -> list[Any]:
+        raise ConnectionError("database away")
+
+    monkeypatch.setattr(ConsentStore, "_live", down)
+    page = app.get("/v1/home", token=app.token(CUSTOMER))
+    assert page.status_code == 200, page.text
+    assert [(d["plugin"], d["reason"]) for d in page.json()["degraded"]] == [(PARTNER, "error")]
+    assert "segment-anyone" not in _banner_keys(page.json())
+    assert not app.runtime.dispatcher.breaker_open(PARTNER, "home_slot_offers")
+
+
 def test_profile_and_records_share_one_data_deadline(make_app: Callable[..., Any], kit: Any) -> None:
     """The profile takes 40 ms and holdings 120 ms of a 150 ms data budget: each alone would fit, both
     together do not, so the holdings reader is left out and the profile reader is shown."""

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 from fulcrum_sdk import hookimpl
-from fulcrum_sdk.errors import ScopeDenied, TransactionRefused
+from fulcrum_sdk.errors import DataUnavailable, ScopeDenied, TransactionRefused
 from fulcrum_sdk.manifest import Manifest
 from fulcrum_sdk.models import (
     Action,
@@ -138,6 +138,17 @@ def test_partner_needs_consent_in_the_harness_too() -> None:
     assert harness.context().customer.id != harness.record.id
     with pytest.raises(ScopeDenied, match="no live consent"):
         harness.execute("demo.buy", {"product": "WP-1", "amount_fen": 100})
+
+
+def test_the_harness_plays_consents_that_could_not_be_read() -> None:
+    """``consents_unknown=True``: as on the host when the consents did not arrive, customer data a
+    partner needs consent to raises ``DataUnavailable``, and so does ``allows`` for it."""
+    harness = PluginHarness(Demo(), manifest=_manifest(kind="partner"), consents_unknown=True)
+    with pytest.raises(DataUnavailable):
+        harness.context().data.allows("holdings:read")
+    with pytest.raises(DataUnavailable):
+        harness.execute("demo.buy", {"product": "WP-1", "amount_fen": 100})
+    assert harness.context().data.allows("slot:home.banner")
 
 
 def test_invalid_results_raise_result_error() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fulcrum_sdk.context import CustomerRecords, ScopedData
 from fulcrum_sdk.data import StaticDataProvider
-from fulcrum_sdk.errors import ScopeDenied
+from fulcrum_sdk.errors import DataUnavailable, ScopeDenied
 from fulcrum_sdk.testing import PERSONAS
 
 RECORD = PERSONAS["affluent"]
@@ -136,3 +136,27 @@ def test_require_and_allows_agree() -> None:
         except ScopeDenied:
             raised = True
         assert data.allows(scope) is not raised, scope
+
+
+def test_allows_does_not_answer_for_consents_that_could_not_be_read() -> None:
+    """When the customer's consents could not be read for this request, ``allows`` raises
+    ``DataUnavailable`` for customer data it would need consent to (the customer may have consented:
+    "no" would be a wrong answer), as the accessor does; what needs no consent is answered as ever."""
+    records = CustomerRecords(StaticDataProvider({RECORD.id: RECORD}), RECORD.id)
+    granted = frozenset({"profile:basic", "location:city", "slot:home.banner"})
+    data = ScopedData.over(records, "demo", granted, frozenset(), consent_unknown=True)
+    for scope in ("profile:basic", "location:city"):
+        with pytest.raises(DataUnavailable):
+            data.allows(scope)
+        with pytest.raises(DataUnavailable):
+            data.require(scope)
+    assert data.allows("slot:home.banner")
+    assert not data.allows("holdings:read")  # not granted: no consent could change that
+    assert data.access("location:city") == "unknown"
+    assert data.access("holdings:read") == "denied"
+    assert data.access("slot:home.banner") == "allowed"
+    known = ScopedData(plugin_id="demo", provider=StaticDataProvider({RECORD.id: RECORD}),
+                       customer_ref=RECORD.id,
+                       granted=granted, consent_required=True, consent_unknown=True)
+    with pytest.raises(DataUnavailable):
+        known.allows("location:city")

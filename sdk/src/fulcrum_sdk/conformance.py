@@ -31,7 +31,7 @@ import msgspec
 
 from fulcrum_sdk._personas import PERSONAS
 from fulcrum_sdk._validate import ResultError, page_path_problem, page_query_problem, received_page_path
-from fulcrum_sdk.errors import NO_CONSENT, ScopeDenied, TransactionRefused
+from fulcrum_sdk.errors import NO_CONSENT, DataUnavailable, ScopeDenied, TransactionRefused
 from fulcrum_sdk.hookspecs import HOOK_NAMES, PROJECT_NAME
 from fulcrum_sdk.manifest import Manifest, manifest_from_distribution
 from fulcrum_sdk.models import FEED_COLUMNS
@@ -81,6 +81,7 @@ class _Grant:
     label: str
     scopes: frozenset[str]
     consented: frozenset[str] | None  # None: every customer-data scope consented to
+    consents_unknown: bool = False  # the host could not read the customer's consents
 
 
 @dataclass
@@ -130,6 +131,7 @@ def _grants(manifest: Manifest) -> list[_Grant]:
         grants.append(_Grant("required and optional scopes", manifest.scopes.all, None))
     if manifest.kind == "partner" and manifest.scopes.all & CUSTOMER_DATA_SCOPES:
         grants.append(_Grant("no customer consent", manifest.scopes.all, frozenset()))
+        grants.append(_Grant("customer's consents unknown", manifest.scopes.all, frozenset(), True))
     return grants
 
 
@@ -268,7 +270,8 @@ def _exercise(
     for grant in _grants(manifest):
         for persona in personas:
             harness = PluginHarness(
-                plugin, manifest=manifest, persona=persona, scopes=grant.scopes, consented=grant.consented
+                plugin, manifest=manifest, persona=persona, scopes=grant.scopes, consented=grant.consented,
+                consents_unknown=grant.consents_unknown,
             )
             for hook, asked, call in _calls(harness, hooks, transactions):
                 if hook in findings.timed_out:
@@ -281,12 +284,18 @@ def _exercise(
                     first = f"took {elapsed * 1000:.1f} ms" if elapsed * 1000 > deadline_ms else None
                 except _Timeout:
                     first = f"no answer within {deadline_ms} ms"
+                except DataUnavailable as late:
+                    # Customer data (or the consents) the host could not read: the host leaves the plugin
+                    # out as degraded (a page answers 503 to retry), uncharged. Only when that happened.
+                    if not grant.consents_unknown:
+                        findings.errors.setdefault(hook, []).append(f"{where}: DataUnavailable: {late}")
+                    continue
                 except ScopeDenied as denied:
                     # A page may stop at a missing consent: the app then asks the customer for it. As
                     # on the host, only for granted customer data the customer has not consented to.
                     asks_consent = (
                         denied.reason == NO_CONSENT and denied.scope in harness.scopes & CUSTOMER_DATA_SCOPES
-                        and not harness.context().data.allows(denied.scope)
+                        and harness.context().data.access(denied.scope) == "denied"
                     )
                     if not (hook == "page" and asks_consent):
                         _note_denial(findings, manifest, denied, where)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import msgspec
 
@@ -121,12 +121,13 @@ class ScopedData:
         granted: frozenset[str],
         consent_required: bool = False,
         consented: frozenset[str] = frozenset(),
+        consent_unknown: bool = False,
     ) -> None:
         self._plugin_id = plugin_id
         self._granted = granted
         # None: no consent needed (an internal plugin); else the scopes the customer consented to.
         self._consented: frozenset[str] | None = consented if consent_required else None
-        self._consent_unknown = False
+        self._consent_unknown = consent_unknown
         self._records = CustomerRecords(provider, customer_ref)
 
     @classmethod
@@ -154,12 +155,31 @@ class ScopedData:
         data._records = records
         return data
 
-    def allows(self, scope: str) -> bool:
-        """True when an accessor guarded by ``scope`` would succeed (no exception needed)."""
+    def access(self, scope: str) -> Literal["allowed", "denied", "unknown"]:
+        """What an accessor guarded by ``scope`` would do now: succeed (``allowed``), raise
+        :class:`ScopeDenied` (``denied``), or raise :class:`DataUnavailable` (``unknown``: it needs the
+        customer's consent, and their consents could not be read for this request). For the host and
+        tools; a plugin asks :meth:`allows`."""
         if scope not in self._granted:
-            return False
+            return "denied"
         consented = self._consented
-        return consented is None or scope not in CUSTOMER_DATA_SCOPES or scope in consented
+        if consented is None or scope not in CUSTOMER_DATA_SCOPES or scope in consented:
+            return "allowed"
+        return "unknown" if self._consent_unknown else "denied"
+
+    def allows(self, scope: str) -> bool:
+        """True when an accessor guarded by ``scope`` would succeed, False when it would raise
+        :class:`ScopeDenied` (not granted, or the customer has not consented).
+
+        Raises :class:`DataUnavailable`, as the accessor would, when the answer depends on the
+        customer's consents and they could not be read for this request: the customer may well have
+        consented, so neither answer is known. Let it propagate: the host leaves the plugin out of this
+        response as degraded (a page answers 503 to retry) and does not count it against the plugin.
+        """
+        answer = self.access(scope)
+        if answer == "unknown":
+            raise DataUnavailable("consents")
+        return answer == "allowed"
 
     def require(self, scope: str) -> None:
         """Raise :class:`ScopeDenied` unless ``scope`` is usable now."""

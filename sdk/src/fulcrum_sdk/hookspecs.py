@@ -154,7 +154,9 @@ def page(ctx: PluginContext, path: str, query: Mapping[str, str]) -> Page | Awai
     **Async**: yes.
     **Failure**: raising, returning another shape or missing the page deadline (300 ms by default)
     answers 503 ``page.unavailable``; reading customer data the partner's customer has not consented to
-    answers 403 ``consent.required`` naming the scope, so the app can ask for consent.
+    answers 403 ``consent.required`` naming the scope, so the app can ask for consent; customer data
+    (or consents, for ``ctx.data.allows`` too) the host could not read in time raises
+    ``DataUnavailable``, which answers 503 ``customer.data_unavailable`` to retry.
     """
 
 

@@ -90,7 +90,9 @@ class PluginHarness:
 
     ``scopes`` defaults to the manifest's required scopes (what an approval usually grants). For a
     ``partner`` plugin, customer-data scopes also need consent: ``consented`` defaults to all of them;
-    pass ``consented=()`` to test a customer who has not consented.
+    pass ``consented=()`` to test a customer who has not consented, and ``consents_unknown=True`` for
+    a request whose consents the host could not read (customer data, and ``ctx.data.allows`` for it,
+    then raise ``DataUnavailable``; ``consented`` is ignored).
     """
 
     def __init__(
@@ -101,6 +103,7 @@ class PluginHarness:
         persona: str | CustomerRecord = "young_professional",
         scopes: Iterable[str] | None = None,
         consented: Iterable[str] | None = None,
+        consents_unknown: bool = False,
         provider: DataProvider | None = None,
         storage: PluginStorage | None = None,
         settings: Mapping[str, str] | None = None,
@@ -116,7 +119,12 @@ class PluginHarness:
         self.record = PERSONAS[persona] if isinstance(persona, str) else persona
         self.scopes = frozenset(manifest.scopes.required if scopes is None else scopes)
         self.partner = manifest.kind == "partner"
-        self.consented = frozenset(CUSTOMER_DATA_SCOPES if consented is None else consented)
+        self.consents_unknown = consents_unknown and self.partner
+        # As on the host: consents that could not be read count as none, and as unknown.
+        self.consented = (
+            frozenset() if self.consents_unknown
+            else frozenset(CUSTOMER_DATA_SCOPES if consented is None else consented)
+        )
         self.provider = provider or StaticDataProvider({self.record.id: self.record})
         self.storage: PluginStorage = storage if storage is not None else MemoryStorage()
         self.settings = dict(settings or {})
@@ -145,6 +153,7 @@ class PluginHarness:
                 granted=self.scopes,
                 consent_required=self.partner,
                 consented=self.consented,
+                consent_unknown=self.consents_unknown,
             ),
             storage=self.storage,
             now=self.now,

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import pytest
+{%- if c.publisher_kind == "partner" %}
+from fulcrum_sdk.errors import DataUnavailable
+{%- endif %}
 from fulcrum_sdk.testing import PERSONAS, PluginHarness
 
 import {{ c.__package }} as plugin
@@ -48,6 +51,21 @@ def test_banner_is_generic_without_the_customers_consent() -> None:
     city = harness.record.city
     banner = next(o for o in offers if o.slot == "home.banner/v1")
     assert city is None or city.name.zh_CN not in banner.title.zh_CN
+{%- endif %}
+
+
+{%- if c.publisher_kind == "partner" %}
+
+
+def test_nothing_is_shown_while_the_customers_consents_are_unknown() -> None:
+    """When the host could not read the consents, the banner is not drawn as if there were none:
+    ``allows`` raises ``DataUnavailable`` and the host leaves the plugin out of that page."""
+    harness = PluginHarness(plugin, persona="young_professional")
+    unknown = PluginHarness(
+        plugin, persona="young_professional", scopes=harness.scopes | {"location:city"}, consents_unknown=True
+    )
+    with pytest.raises(DataUnavailable):
+        unknown.home_slot_offers()
 {%- endif %}
 
 

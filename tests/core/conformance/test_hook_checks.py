@@ -12,7 +12,7 @@ import msgspec
 import pytest
 from fulcrum_sdk import hookimpl
 from fulcrum_sdk.conformance import ConformanceResult, format_results, run_conformance
-from fulcrum_sdk.errors import NO_CONSENT, ScopeDenied, TransactionRefused
+from fulcrum_sdk.errors import NO_CONSENT, DataUnavailable, ScopeDenied, TransactionRefused
 from fulcrum_sdk.manifest import Manifest
 from fulcrum_sdk.models import (
     Action,
@@ -192,6 +192,33 @@ def test_a_partner_checking_consent_passes() -> None:
     manifest = make_manifest(kind="partner", required=("slot:home.banner", "profile:basic"))
     results = run_conformance(plugin_with(home_slot_offers=home), manifest=manifest, deadlines=RELAXED)
     assert {r.status for r in results} <= {"passed", "skipped"}, format_results(results)
+
+
+def test_a_partner_is_called_with_the_customers_consents_unknown() -> None:
+    """As on the host when the consents could not be read, the kit also calls a partner's hooks with
+    them unknown: ``allows`` then raises ``DataUnavailable``, a valid answer to let propagate (the host
+    leaves the plugin out as degraded, a page answers 503 to retry), not a failure."""
+    answers: list[object] = []
+
+    def home(ctx: Any) -> list[SlotOffer]:
+        try:
+            allowed = ctx.data.allows("profile:basic")
+        except DataUnavailable:
+            answers.append("unknown")
+            raise
+        answers.append(allowed)
+        return banner(ctx)
+
+    def page(ctx: Any, path: str) -> Page | None:
+        ctx.data.require("profile:basic")
+        return _report() if path == "report" else None
+
+    manifest = make_manifest(kind="partner", hooks=("home_slot_offers", "page"),
+                             required=("slot:home.banner", "profile:basic"))
+    results = run_conformance(plugin_with(home_slot_offers=home, page=page), manifest=manifest,
+                              deadlines=RELAXED)
+    assert {r.status for r in results} <= {"passed", "skipped"}, format_results(results)
+    assert {str(a) for a in answers} == {"True", "False", "unknown"}
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from typing import Annotated, Any
 
 import msgspec
 from fulcrum_sdk._validate import PAGE_PATH, page_path_problem, page_query_problem, received_page_path
-from fulcrum_sdk.context import PluginContext
-from fulcrum_sdk.errors import DataUnavailable, ScopeDenied
+from fulcrum_sdk.errors import ScopeDenied
 from fulcrum_sdk.models import Page
 from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES
 from litestar import Request, get
@@ -89,18 +88,6 @@ def _page_path(path: str) -> str:
     return cleaned
 
 
-def _consent_unknown(ctx: PluginContext, scope: str) -> bool:
-    """True when the customer's consent to ``scope`` could not be read for this request (its accessor
-    raises ``DataUnavailable``, not ``ScopeDenied``): the customer may well have consented already."""
-    try:
-        ctx.data.require(scope)
-    except DataUnavailable:
-        return True
-    except ScopeDenied:
-        return False
-    return False
-
-
 def _data_unavailable(why: str) -> ServiceUnavailable:
     """The documented 503 ``customer.data_unavailable`` (no ``plugin``: no plugin failed), to retry."""
     return ServiceUnavailable(
@@ -140,12 +127,12 @@ async def page(
     # Granted customer data the customer has not consented to (or whose consent could not be read): a
     # page stopping for one of these gets a consent prompt (or a 503 to retry); a consent error about
     # anything else is the plugin's fault, charged like one.
-    asks = frozenset(s for s in loaded.granted & CUSTOMER_DATA_SCOPES if not ctx.data.allows(s))
+    asks = frozenset(s for s in loaded.granted & CUSTOMER_DATA_SCOPES if ctx.data.access(s) != "allowed")
     try:
         drawn = await dispatcher.call_one(loaded, "page", ctx, deadline_ms=dispatcher.deadline_ms("page"),
                                           asks_consent=asks, path=wanted, query=query)
     except ScopeDenied as exc:
-        if _consent_unknown(ctx, exc.scope):
+        if ctx.data.access(exc.scope) == "unknown":  # the customer may well have consented already
             raise _data_unavailable("the customer's consents could not be read in time") from None
         raise Forbidden(
             f"this page of {plugin!r} needs your consent to {exc.scope!r} first",

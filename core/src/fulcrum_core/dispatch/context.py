@@ -391,7 +391,7 @@ class RequestContexts:
             data = ScopedData.over(
                 records, pid, plugin.granted, consented, consent_unknown=self._consents_unknown
             )
-            basic = data.allows("profile:basic")
+            basic = data.access("profile:basic") == "allowed"  # not while the consents are unknown
             customer = Customer(
                 id=factory.pairwise_id(pid, self.customer_ref),
                 segment=customer.segment if basic else "", branch=customer.branch if basic else "",
@@ -413,5 +413,6 @@ _BANK_READS = 16
 def _records_for(contexts: Iterable[PluginContext]) -> list[str]:
     """The records any of ``contexts`` may open (its grant, and for a partner the customer's consent)."""
     return sorted({
-        record for ctx in contexts for scope, record in RECORD_OF_SCOPE.items() if ctx.data.allows(scope)
+        record for ctx in contexts for scope, record in RECORD_OF_SCOPE.items()
+        if ctx.data.access(scope) == "allowed"
     })

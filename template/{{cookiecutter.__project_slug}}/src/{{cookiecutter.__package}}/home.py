@@ -20,7 +20,9 @@ async def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
     """An entry icon, and a banner that names the customer's city when the plugin may know it.
 
     ``location:city`` is an optional scope (and, for a partner, needs the customer's consent): ask
-    ``ctx.data.allows`` first and fall back to generic text instead of failing without it.
+    ``ctx.data.allows`` first and fall back to generic text instead of failing without it. When the
+    host could not read the customer's consents, ``allows`` raises ``DataUnavailable``: let it
+    propagate (the plugin is left out of this page, not blamed) rather than guess "not consented".
     """
     city = ctx.data.city() if ctx.data.allows("location:city") else None
     if city is not None:
