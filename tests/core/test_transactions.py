@@ -7,7 +7,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -838,6 +838,47 @@ async def test_a_retry_of_a_refused_transaction_is_checked_afresh(
     [row] = rows(db)
     assert (row.status, row.response_status, row.attempts, row.retryable) == ("failed", 503, 1, True)
     assert shop.calls == []
+
+
+async def test_a_retry_that_runs_a_refused_transaction_is_dated_when_it_runs(
+    service: TransactionService, db: Database, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused at 23:59 on 31 December (bank time) and retried at 00:01 on 1 January: the plugin is
+    asked as of the retry, ``request.created_at`` agreeing with ``ctx.now`` (a pension contribution
+    counts in the year it is paid, a sale window is judged when the sale happens), and the journal
+    dates the transaction then, so the customer sees it and reconciliation asks about it as of then."""
+    import fulcrum_core.transactions.service as service_module
+
+    seen: list[tuple[datetime, datetime]] = []
+    execute = shop.execute
+
+    def execute_seeing_now(ctx: Any, request: TransactionRequest) -> Any:
+        seen.append((ctx.now, request.created_at))
+        return execute(ctx, request)
+
+    monkeypatch.setattr(shop, "execute", execute_seeing_now)
+    dec31 = datetime(2026, 12, 31, 15, 59, tzinfo=UTC)
+    jan1 = datetime(2026, 12, 31, 16, 1, tzinfo=UTC)
+    monkeypatch.setattr(service_module, "utcnow", lambda: dec31)
+    undo = _refuse_without_calling(service, "breaker_open")
+    refused = await service.submit(C3, "k-1", body())
+    assert refused.status_code == 503
+    undo()
+    monkeypatch.setattr(service_module, "utcnow", lambda: jan1)
+    retried = await service.submit(C3, "k-1", body())
+    assert retried.status_code == 201
+    assert isinstance(retried.body, TransactionView)
+    assert seen == [(jan1, jan1)]
+    assert retried.body.created_at == jan1
+    [row] = rows(db)
+    assert (row.created_at, row.updated_at) == (jan1, jan1)
+    assert service.get(C3, row.id).created_at == jan1
+
+    from fulcrum_core.data.models import TransactionAttemptRow
+
+    with db.read_session() as session:
+        [earlier] = session.scalars(select(TransactionAttemptRow))
+    assert earlier.finished_at == dec31  # when the refused attempt was answered stays on record
 
 
 @pytest.mark.parametrize("mode", ["boom", "fail", "refuse"])

@@ -95,8 +95,9 @@ class Journal:
         now: datetime,
     ) -> TransactionRow | None:
         """Start the next attempt of ``row`` (as read, ``retryable``): back to ``pending`` with its
-        stored response cleared, the outcome it had kept as an earlier attempt; the row as it is now.
-        ``None`` when the row is no longer the one read: a concurrent retry took it first."""
+        stored response cleared and dated ``now`` (the plugin never saw it before: it is carried out
+        now), the outcome it had kept as an earlier attempt; the row as it is now. ``None`` when the
+        row is no longer the one read: a concurrent retry took it first."""
         fresh: dict[str, Any] = {
             "status": "pending",
             "retryable": False,
@@ -107,6 +108,7 @@ class Journal:
             "result": None,
             "response_status": None,
             "response_body": None,
+            "created_at": now,
             "updated_at": now,
         }
         stmt = (

@@ -237,7 +237,7 @@ class TransactionService:
         concurrent retry that took it first left it."""
         retry = await asyncio.to_thread(
             self.journal.reclaim, row, plugin_id=plan.plugin.id, amount_fen=plan.amount_fen,
-            risk_level=plan.risk_level, now=utcnow(),
+            risk_level=plan.risk_level, now=plan.now,
         )
         if retry is None:
             current = await asyncio.to_thread(self.journal.find, row.customer_ref, key)
@@ -246,8 +246,9 @@ class TransactionService:
                     "the transaction is being processed; retry shortly", code="idempotency.in_flight"
                 )
             return self._replay(current, request_hash)
-        # The plugin is asked about the transaction it was first meant to get: created when first sent.
-        return await self._execute(dataclasses.replace(plan, now=row.created_at), retry, key)
+        # The plugin never saw the earlier attempt: this one is carried out now, and dated now (its
+        # ctx.now and request.created_at agree, and reconciliation would ask it as of then).
+        return await self._execute(plan, retry, key)
 
     async def _planned(self, customer_ref: str, body: Any, *, tx_id: str | None = None) -> _Plan:
         """``_plan`` in a worker thread, under the transaction deadline: it runs plugin code (the params

@@ -53,6 +53,8 @@ class TransactionRow(CoreBase):
     result: Mapped[Any | None] = mapped_column(JSON, nullable=True)
     response_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
     response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # When its current attempt was journaled (a retry that runs it again dates it anew): the
+    # ``created_at`` and ``ctx.now`` its plugin is asked with, reconciliation included.
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # How many times the host has started it: a retry runs it again only when the last attempt ended
