@@ -538,3 +538,17 @@ def test_monotonic_clock_is_a_clock_and_the_default() -> None:
     assert breaker.try_acquire()
     breaker.on_success(0.0)
     assert breaker.state is CLOSED
+
+
+def test_admits_in_counts_down_the_open_wait(breaker: CircuitBreaker, clock: VirtualClock) -> None:
+    """``admits_in`` is what is left of the OPEN wait (a refused transaction's Retry-After), 0 once it
+    has passed and in every state not waiting on the clock."""
+    assert breaker.admits_in() == 0.0
+    trip(breaker)
+    assert breaker.admits_in() == SMALL.wait_duration_in_open_state_s
+    clock.advance(20.0)
+    assert breaker.admits_in() == pytest.approx(10.0)
+    clock.advance(15.0)
+    assert breaker.admits_in() == 0.0
+    breaker.force_open()
+    assert breaker.admits_in() == 0.0

@@ -840,6 +840,25 @@ async def test_a_retry_of_a_refused_transaction_is_checked_afresh(
     assert shop.calls == []
 
 
+async def test_retry_after_of_a_refusal_by_an_open_breaker_is_when_it_lets_calls_through(
+    service: TransactionService, db: Database, shop: Shop
+) -> None:
+    """A breaker that opened for 30 s refuses every call until then: the 503 says to retry in 30 s
+    (and so does a replay of it), not in 1 s, which would have every retry refused again and
+    journaled as one more attempt; a full bulkhead frees any moment, so 1 s stays right there."""
+    guard = service._dispatcher.resilience.get("shop", "execute_transaction")  # type: ignore[attr-defined]
+    assert guard.breaker.open_for(30)
+    refused = await service.submit(C3, "k-1", body())
+    assert (refused.status_code, refused.retry_after) == (503, 30)
+    assert service._replay(rows(db)[0], rows(db)[0].request_hash).retry_after == 30
+    guard.breaker.reset()
+    undo = _refuse_without_calling(service, "bulkhead_full")
+    full = await service.submit(C3, "k-2", body())
+    undo()
+    assert (full.status_code, full.retry_after) == (503, 1)
+    assert shop.calls == []
+
+
 async def test_a_retry_that_runs_a_refused_transaction_is_dated_when_it_runs(
     service: TransactionService, db: Database, shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:

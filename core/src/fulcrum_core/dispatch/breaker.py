@@ -227,6 +227,13 @@ class CircuitBreaker:
             not_permitted_calls=self._not_permitted,
         )
 
+    def admits_in(self) -> float:
+        """Seconds until an OPEN breaker lets its probes through; 0 in any other state (a
+        FORCED_OPEN one waits for an operator, not for the clock)."""
+        if self._state is not _OPEN:
+            return 0.0
+        return max(0.0, self._open_until - self._clock.monotonic())
+
     def add_listener(self, listener: TransitionListener) -> None:
         """Call ``listener`` once for every later change of state."""
         self._listeners.append(listener)

@@ -32,6 +32,7 @@ import contextvars
 import functools
 import inspect
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -361,6 +362,11 @@ class Dispatcher:
     def breaker_open(self, plugin: str, hook: str) -> bool:
         """True when ``plugin``'s breaker for ``hook`` refuses calls now (open or forced open)."""
         return self.resilience.get(plugin, hook).breaker.state in ("open", "forced_open")
+
+    def retry_after(self, plugin: str, hook: str) -> int:
+        """Whole seconds after which a call refused now may be admitted (``Retry-After``): what is
+        left of its open breaker's wait, at least 1 (a full bulkhead frees at any moment)."""
+        return max(1, math.ceil(self.resilience.get(plugin, hook).breaker.admits_in()))
 
     # --- mechanics ---------------------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ from fulcrum_core.transactions.models import (
 __all__ = ["RETRY_AFTER_S", "encode_body", "outcome_problem", "replay", "result_json", "view_of"]
 
 RETRY_AFTER_S = 1
-"""``Retry-After`` of an outcome the plugin never saw (``retryable``): when to send it again."""
+"""``Retry-After`` of a replayed outcome the plugin never saw (``retryable``): when to send it again;
+the service puts what is left of the plugin's open breaker in its place."""
 
 _TITLES = {422: "Unprocessable Content", 502: "Bad Gateway", 503: "Service Unavailable"}
 

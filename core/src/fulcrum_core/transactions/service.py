@@ -78,7 +78,6 @@ from fulcrum_core.transactions.models import (
 )
 from fulcrum_core.transactions.reconcile import ReconcileReport, reconcile
 from fulcrum_core.transactions.render import (
-    RETRY_AFTER_S,
     encode_body,
     outcome_problem,
     replay,
@@ -137,6 +136,7 @@ class _Dispatcher(Protocol):
     async def in_plugin_thread(
         self, function: Callable[..., _T], *args: Any, plugin: str | None = None, hook: str | None = None
     ) -> _T: ...
+    def retry_after(self, plugin: str, hook: str) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +310,14 @@ class TransactionService:
                 transaction_id=row.id,
                 headers={"Retry-After": "1"},
             )
-        return replay(row)
+        outcome = replay(row)
+        if outcome.retry_after is None:
+            return outcome
+        return dataclasses.replace(outcome, retry_after=self._retry_after(row.plugin_id))
+
+    def _retry_after(self, plugin_id: str) -> int:
+        """``Retry-After`` of an outcome the plugin never saw: its breaker's wait when it is open."""
+        return self._dispatcher.retry_after(plugin_id, "execute_transaction")
 
     def _plan(self, customer_ref: str, body: Any, tx_id: str | None = None) -> _Plan:
         entry = self._plugins.all_transaction_types.get(body.type)
@@ -496,7 +503,7 @@ class TransactionService:
         )
         outcome = self._outcome(status, view, problem)
         if retryable:
-            outcome = dataclasses.replace(outcome, retry_after=RETRY_AFTER_S)
+            outcome = dataclasses.replace(outcome, retry_after=self._retry_after(plan.plugin.id))
         for pause in (*_FINISH_RETRIES, None):
             try:
                 await asyncio.to_thread(
