@@ -840,6 +840,39 @@ async def test_a_retry_of_a_refused_transaction_is_checked_afresh(
     assert shop.calls == []
 
 
+async def test_a_late_write_of_a_refused_attempt_leaves_the_retry_that_took_the_row_alone(
+    service: TransactionService, db: Database, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refusal was written but the database's answer lost, and a concurrent retry took the row
+    back to pending and is running it before the refused attempt writes its outcome again: that
+    late write must not turn the running attempt back into a retryable 503, which the next retry
+    would run a second time."""
+    from fulcrum_core.data.errors import DatabaseUnavailable
+    from fulcrum_core.transactions.journal import Journal
+
+    finish = Journal.finish
+    taken: list[TransactionRow] = []
+
+    def committed_then_lost(self: Journal, tx_id: str, **kwargs: Any) -> bool:
+        done = finish(self, tx_id, **kwargs)
+        if not taken:  # a retry reads the refusal just committed and takes the row
+            [row] = rows(db)
+            retry = self.reclaim(row, plugin_id=row.plugin_id, amount_fen=row.amount_fen,
+                                 risk_level=row.risk_level, now=utcnow())
+            assert retry is not None
+            taken.append(retry)
+            raise DatabaseUnavailable("connection lost before the commit was acknowledged")
+        return done
+
+    monkeypatch.setattr(Journal, "finish", committed_then_lost)
+    undo = _refuse_without_calling(service, "breaker_open")
+    refused = await service.submit(C3, "k-1", body())
+    undo()
+    assert refused.status_code == 503
+    [row] = rows(db)
+    assert (row.status, row.attempts, row.retryable) == ("pending", 2, False)  # the retry's, running
+
+
 async def test_retry_after_of_a_refusal_by_an_open_breaker_is_when_it_lets_calls_through(
     service: TransactionService, db: Database, shop: Shop
 ) -> None:

@@ -71,9 +71,12 @@ class Journal:
         response_body: str,
         now: datetime | None = None,
         retryable: bool = False,
+        attempt: int | None = None,
     ) -> bool:
         """Record the outcome of a pending (or reconciled-as-unknown) row; ``False`` if already final.
-        ``retryable``: the plugin was never asked, so a retry with the same key may run it again."""
+        ``retryable``: the plugin was never asked, so a retry with the same key may run it again.
+        ``attempt``: the attempt the outcome belongs to; ``False`` if a retry has started a later one
+        (a write repeated after its commit went unacknowledged must not overwrite the retry's row)."""
         stmt = (
             update(TransactionRow)
             .where(TransactionRow.id == tx_id, TransactionRow.status.in_(("pending", "unknown")))
@@ -87,6 +90,8 @@ class Journal:
             )
             .returning(TransactionRow.id)
         )
+        if attempt is not None:
+            stmt = stmt.where(TransactionRow.attempts == attempt)
         with self._db.session() as session:
             return session.execute(stmt).scalar_one_or_none() is not None
 

@@ -211,6 +211,7 @@ class TransactionService:
             status="pending",
             created_at=plan.now,
             updated_at=plan.now,
+            attempts=1,
         )
         # From the insert on, the plugin call and the journal update run to the end even if the client
         # goes away: a row committed as the request is cancelled must not be left pending, unexecuted.
@@ -515,6 +516,7 @@ class TransactionService:
                     response_body=encode_body(outcome.body),
                     now=now,
                     retryable=retryable,
+                    attempt=row.attempts,
                 )
                 return outcome
             except DatabaseUnavailable:
