@@ -131,7 +131,7 @@ def make_service(
     """Build a service around the shop plugin on the parametrized database; dispatchers closed after."""
     dispatchers: list[Dispatcher] = []
 
-    def build(**overrides: Any) -> TransactionService:
+    def build(*, owner: str = "shop", **overrides: Any) -> TransactionService:
         conf = msgspec.structs.replace(settings, **overrides) if overrides else settings
         def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
             shop.register(register)
@@ -139,7 +139,7 @@ def make_service(
         def execute_transaction(ctx: Any, request: TransactionRequest) -> Any:
             return shop.execute(ctx, request)
 
-        plugin = kit.plugin("shop", transaction_types=["shop.buy", "shop.note"],
+        plugin = kit.plugin(owner, transaction_types=["shop.buy", "shop.note"],
                             register_transaction_types=register_transaction_types,
                             execute_transaction=execute_transaction)
         plugins = get_plugin_manager(conf, extra_plugins=[plugin], load_entry_points=False)
@@ -838,6 +838,28 @@ async def test_a_retry_of_a_refused_transaction_is_checked_afresh(
     [row] = rows(db)
     assert (row.status, row.response_status, row.attempts, row.retryable) == ("failed", 503, 1, True)
     assert shop.calls == []
+
+
+async def test_a_refused_transaction_is_not_run_by_another_plugin_that_took_its_type_over(
+    service: TransactionService, make_service: Callable[..., TransactionService], db: Database, shop: Shop
+) -> None:
+    """Refused while ``shop`` owned ``shop.buy``, retried once ``mall`` owns it: the customer sent it
+    to ``shop`` (the 503 said so), so it is not carried out by another partner under the same id; a
+    422 naming the key says to send it anew, nothing is written, and ``shop`` back may still run it."""
+    undo = _refuse_without_calling(service, "breaker_open")
+    refused = await service.submit(C3, "k-1", body())
+    undo()
+    assert refused.status_code == 503
+    mall = make_service(owner="mall")
+    with pytest.raises(Unprocessable) as moved:
+        await mall.submit(C3, "k-1", body())
+    assert (moved.value.code, moved.value.field) == ("idempotency.owner_changed", "Idempotency-Key")
+    assert "'shop'" in moved.value.detail
+    assert "'mall'" in moved.value.detail
+    assert shop.calls == []
+    [row] = rows(db)
+    assert (row.plugin_id, row.status, row.attempts, row.retryable) == ("shop", "failed", 1, True)
+    assert (await service.submit(C3, "k-1", body())).status_code == 201
 
 
 async def test_a_late_write_of_a_refused_attempt_leaves_the_retry_that_took_the_row_alone(

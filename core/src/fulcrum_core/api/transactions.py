@@ -62,8 +62,10 @@ def list_transaction_types(request: Request[Any, Any, Any]) -> TransactionTypeLi
         400: _problem("The body or the Idempotency-Key header cannot be read (`field` names it)"),
         409: _problem("A request with this key is still in flight (`transaction_id`); retry after a second"),
         422: _problem(
-            "Refused: an unknown type or invalid params, suitability, limits or a key reused with "
-            "another body (before journaling, no `transaction`), or by the plugin (with `transaction`)"
+            "Refused: an unknown type or invalid params, suitability, limits, a key reused with "
+            "another body, or the retry of a `transaction.plugin_unavailable` whose type another plugin "
+            "runs now (`idempotency.owner_changed`) (before journaling, no `transaction`), or by the "
+            "plugin (with `transaction`)"
         ),
         502: _problem("The owning plugin failed; nothing was carried out (`transaction` once journaled)"),
         503: _problem(
@@ -71,7 +73,7 @@ def list_transaction_types(request: Request[Any, Any, Any]) -> TransactionTypeLi
             "Retry after `Retry-After` seconds with the same Idempotency-Key and body: a request refused "
             "before journaling is judged afresh, and a journaled one (`transaction`, "
             "`transaction.plugin_unavailable`: the plugin was never asked) is carried out as the same "
-            "transaction"
+            "transaction, by the plugin it was sent to"
         ),
     },
 )

@@ -6,7 +6,9 @@
                                                 other body → 422 idempotency.mismatch
                                                 still pending → 409 idempotency.in_flight
                                                 same body, the plugin never asked (a 503
-                                                plugin_unavailable) → checked and run again
+                                                plugin_unavailable) → checked and run again,
+                                                422 idempotency.owner_changed if another
+                                                plugin owns the type now
     type known?                                 422 transaction.unknown_type
     params pass the type's msgspec schema?      422 transaction.invalid_params (names params.<field>)
     owning plugin active, holds its scopes?     403 transaction.plugin_inactive / plugin_scope_missing
@@ -196,6 +198,15 @@ class TransactionService:
                 return self._replay(existing, parsed.request_hash)
             # The plugin never saw the last attempt: checked afresh, the same transaction runs again.
             plan = await self._planned(customer_ref, parsed.body, tx_id=existing.id)
+            if plan.plugin.id != existing.plugin_id:
+                raise Unprocessable(
+                    f"this {checks.IDEMPOTENCY_HEADER} was used for a {existing.type} transaction sent to "
+                    f"plugin {existing.plugin_id!r}, which no longer runs that type (now "
+                    f"{plan.plugin.id!r}); use a new key to send it to the new one",
+                    code="idempotency.owner_changed",
+                    field=checks.IDEMPOTENCY_HEADER,
+                    transaction_id=existing.id,
+                )
             return await asyncio.shield(self._rerun(plan, existing, key, parsed.request_hash))
         plan = await self._planned(customer_ref, parsed.body)
         row = TransactionRow(
