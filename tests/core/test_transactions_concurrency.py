@@ -62,6 +62,25 @@ def race_service(
     dispatcher.close()
 
 
+
+def _submit_together(service: Any, body: bytes) -> list[TransactionOutcome | BaseException]:
+    """``DUPLICATES`` submissions of ``body`` under one key, each in its own thread and event loop;
+    what each got, or raised."""
+    outcomes: list[TransactionOutcome | BaseException] = [Conflict("unset")] * DUPLICATES
+
+    def submit(i: int) -> None:
+        try:
+            outcomes[i] = asyncio.run(service.submit(CUSTOMER, "same-key", body))
+        except BaseException as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(DUPLICATES)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return outcomes
+
 def test_twenty_concurrent_duplicates_execute_once(
     race_service: tuple[TransactionService, list[TransactionRequest]], db: Database
 ) -> None:
@@ -81,19 +100,7 @@ def test_twenty_concurrent_duplicates_execute_once(
 
     service.journal.insert_pending = insert_together  # type: ignore[method-assign]
     body = b'{"type": "race.pay", "params": {"amount_fen": 5000}}'
-    outcomes: list[TransactionOutcome | BaseException] = [Conflict("unset")] * DUPLICATES
-
-    def submit(i: int) -> None:
-        try:
-            outcomes[i] = asyncio.run(service.submit(CUSTOMER, "same-key", body))
-        except BaseException as exc:
-            outcomes[i] = exc
-
-    threads = [threading.Thread(target=submit, args=(i,)) for i in range(DUPLICATES)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    outcomes = _submit_together(service, body)
 
     assert len(calls) == 1
     with db.read_session() as session:
@@ -161,19 +168,7 @@ def test_twenty_concurrent_retries_of_a_transaction_never_run_execute_it_once(
         return row
 
     service.journal.find = find_together  # type: ignore[method-assign]
-    outcomes: list[TransactionOutcome | BaseException] = [Conflict("unset")] * DUPLICATES
-
-    def submit(i: int) -> None:
-        try:
-            outcomes[i] = asyncio.run(service.submit(CUSTOMER, "same-key", body))
-        except BaseException as exc:
-            outcomes[i] = exc
-
-    threads = [threading.Thread(target=submit, args=(i,)) for i in range(DUPLICATES)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    outcomes = _submit_together(service, body)
 
     assert len(calls) == 1
     assert calls[0].id == refused.transaction_id
