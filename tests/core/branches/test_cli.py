@@ -68,7 +68,9 @@ def test_clean_files_exit_zero(run: Run, write: Write, hq_text: str) -> None:
 def test_every_problem_is_printed_and_exit_is_one(run: Run, write: Write, hq_text: str) -> None:
     """Each problem is one line naming file and key; a summary goes to stderr; exit code 1."""
     write("hq.toml", hq_text)
-    path = write("0755.toml", '[plugins.merchant-promo]\nrollout = 130\nsettings = { token = "abc" }\n')
+    path = write(
+        "0755.toml", '[plugins.merchant-promo]\nenabled = true\nrollout = 130\nsettings = { token = "abc" }\n'
+    )
     result = run(path)
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
@@ -202,3 +204,16 @@ def test_installed_plugins_are_the_default_approved_set(
         "branch 021 cannot enable it"
     ]
     assert "warning: plugin 'fake-broken' skipped" in result.stderr
+
+
+def test_an_entry_that_does_nothing_is_refused(run: Run, write: Write, hq_text: str) -> None:
+    """A rollout for a plugin HQ has off, without ``enabled = true``, fails the check saying what to add."""
+    write("hq.toml", hq_text.replace('api_token = "$env:FULCRUM_SECRET_PROMO_TOKEN", ', ""))
+    path = write("021.toml", "[plugins.merchant-promo]\nrollout = 30\n")
+    result = run(path)
+    assert result.exit_code == 1
+    assert result.stdout == (
+        f"{path}: plugins.merchant-promo: rollout has no effect: 'merchant-promo' is off in hq.toml and "
+        "this entry does not switch it on; add `enabled = true` to give it to this branch's customers "
+        "(or `enabled = false` to say it stays off)\n"
+    )

@@ -324,3 +324,22 @@ def test_poller_refuses_a_non_positive_interval() -> None:
     """A zero interval would spin; it is refused up front."""
     with pytest.raises(ValueError, match="interval must be positive"):
         Poller(lambda: None, interval=0, name="x", logger=logging.getLogger("test"))
+
+
+def test_an_entry_that_does_nothing_is_reported_but_the_file_applies(
+    loaded: BranchConfigStore, write: Write
+) -> None:
+    """The host applies a branch file whose entry for a plugin HQ has off omits ``enabled`` (HQ switching a
+    plugin off must not leave the branch on its old configuration) and reports the entry as doing nothing."""
+    text = '[plugins.merchant-promo]\nrollout = 30\n[plugins.pension]\npin = { "home.notice/v1" = 1 }\n'
+    write("0755.toml", text)
+    assert loaded.refresh()
+    assert "merchant-promo" not in loaded.effective("0755").enabled_ids
+    assert loaded.effective("0755").plugins["pension"].pin["home.notice/v1"] == 1
+    lines = [p.line for p in loaded.errors()]
+    assert len(lines) == 1
+    assert lines[0].endswith(
+        "0755.toml: plugins.merchant-promo: rollout has no effect: 'merchant-promo' is off in hq.toml and "
+        "this entry does not switch it on; add `enabled = true` to give it to this branch's customers "
+        "(or `enabled = false` to say it stays off)"
+    )

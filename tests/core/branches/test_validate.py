@@ -301,3 +301,35 @@ def test_pin_conflict_with_hq_is_found_whichever_plugin_sorts_first(
         f"{F}: plugins.merchant-promo.pin.\"home.banner/v1\": position 2 is already pinned by "
         "'wealth-checkup'"
     ]
+
+
+def test_an_entry_for_a_plugin_hq_has_off_without_enabled_is_inert(
+    hq: HqFile, approved: dict[str, ApprovedPlugin], inventory: dict[str, int]
+) -> None:
+    """Rollout, pin or allow for a plugin HQ has off, without ``enabled = true``, is named as doing nothing
+    and says what to add; with ``enabled`` given either way, or for a plugin HQ has on, it is not."""
+    from fulcrum_core.branches.validate import inert_entries
+
+    def inert(text: str) -> list[str]:
+        parsed, problems = parse_branch(text.encode(), F)
+        assert parsed is not None
+        assert problems == []
+        return [p.line for p in inert_entries(parsed, file=F, hq=hq)]
+
+    assert inert('[plugins.merchant-promo]\nrollout = 30\npin = { "home.banner/v1" = 2 }\n') == [
+        f"{F}: plugins.merchant-promo: rollout, pin have no effect: 'merchant-promo' is off in hq.toml and "
+        "this entry does not switch it on; add `enabled = true` to give it to this branch's customers "
+        "(or `enabled = false` to say it stays off)"
+    ]
+    assert inert('[plugins.merchant-promo]\nallow = ["c-1"]\n')[0].startswith(
+        f"{F}: plugins.merchant-promo: allow has no effect: "
+    )
+    assert inert("[plugins.merchant-promo]\n")[0].startswith(
+        f"{F}: plugins.merchant-promo: this entry does nothing: "
+    )
+    assert inert("[plugins.merchant-promo]\nenabled = true\nrollout = 30\n") == []
+    assert inert("[plugins.merchant-promo]\nenabled = false\nrollout = 30\n") == []
+    assert inert("[plugins.pension]\nrollout = 30\n") == []
+    parsed, _ = parse_branch(b"[plugins.merchant-promo]\nrollout = 30\n", F)
+    assert parsed is not None
+    assert validate_branch("0755", parsed, file=F, hq=hq, approved=approved, inventory=inventory) == []

@@ -13,7 +13,7 @@ from pathlib import Path
 from fulcrum_core.branches.loader import branch_code_of, parse_branch, parse_hq
 from fulcrum_core.branches.model import HQ_FILE, ApprovedPlugin, HqFile
 from fulcrum_core.branches.problems import BranchProblem
-from fulcrum_core.branches.validate import SlotInventory, validate_branch, validate_hq
+from fulcrum_core.branches.validate import SlotInventory, inert_entries, validate_branch, validate_hq
 
 __all__ = ["check_files"]
 
@@ -65,5 +65,6 @@ def check_files(
             found += validate_branch(
                 code, parsed, file=str(path), hq=hq, approved=approved, inventory=inventory
             )
+            found += inert_entries(parsed, file=str(path), hq=hq)
         problems.extend(found)
     return problems

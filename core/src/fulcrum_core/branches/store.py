@@ -11,6 +11,8 @@ What an invalid edit does:
   approved set, else the branch's last effective configuration; a branch never loaded successfully
   gets HQ's configuration only;
 - a deleted branch file is a valid edit: the branch falls back to HQ's configuration;
+- an entry that does nothing (a plugin HQ has off, configured without ``enabled = true``) is
+  reported, and the file still applies;
 - every problem stays in ``errors()`` (for ``/readyz``) and is logged once when it appears.
 
 Resolved setting values (secrets included) are held apart from the effective configuration, which is
@@ -32,7 +34,7 @@ from fulcrum_core.branches.loader import branch_code_of, parse_branch, parse_hq,
 from fulcrum_core.branches.model import HQ_FILE, ApprovedPlugin, BranchFile, HqFile
 from fulcrum_core.branches.problems import BranchProblem, toml_key
 from fulcrum_core.branches.secrets import SecretUnavailableError, parse_reference, resolve
-from fulcrum_core.branches.validate import SlotInventory, validate_branch, validate_hq
+from fulcrum_core.branches.validate import SlotInventory, inert_entries, validate_branch, validate_hq
 from fulcrum_core.branches.watcher import Poller
 
 __all__ = ["ApprovedProvider", "BranchConfigStore"]
@@ -207,6 +209,8 @@ class BranchConfigStore:
             if good is not None:
                 branch_files[code] = good
                 configs[code] = layer(code, hq, good)
+                # Reported, not refused: refusing would keep a plugin HQ just switched off on here.
+                problems += inert_entries(good, file=self._display(name), hq=hq)
             elif code in previous.configs:
                 configs[code] = previous.configs[code]
             else:

@@ -4,6 +4,10 @@ Every problem is reported, each with the file, the TOML key path and what is wro
 unknown plugin, not approved, a version range matching no approved release, rollout out of range,
 unknown or unoffered slot, pin position out of range or taken, literal secret, a ``branch``-kind
 plugin enabled by anyone but its publishing branch, a mandatory plugin switched off or overridden.
+
+``inert_entries`` finds branch entries that change nothing (a plugin HQ has off, configured but not
+switched on). They are kept apart: ``branch check`` refuses them, while the host applies the file and
+only reports them, so HQ switching a plugin off never leaves a branch on its old configuration.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from fulcrum_core.branches.model import (
 from fulcrum_core.branches.problems import BranchProblem, toml_key
 from fulcrum_core.branches.secrets import reference_problem
 
-__all__ = ["SlotInventory", "validate_branch", "validate_hq"]
+__all__ = ["SlotInventory", "inert_entries", "validate_branch", "validate_hq"]
 
 SlotInventory = Mapping[str, int]
 """The platform's slots: id → capacity (``{"home.banner/v1": 5, ...}``)."""
@@ -201,3 +205,24 @@ def validate_branch(
     out += _pin_conflicts(file, effective, "branch")
     return out
 
+
+
+def inert_entries(branch: BranchFile, *, file: str, hq: HqFile) -> list[BranchProblem]:
+    """Entries of ``branch`` that do nothing: the plugin is off in ``hq`` and the entry omits ``enabled``."""
+    out: list[BranchProblem] = []
+    for pid, entry in branch.plugins.items():
+        hq_entry = hq.plugins.get(pid)
+        if hq_entry is None or hq_entry.enabled is not False or entry.enabled is not UNSET:
+            continue
+        fields = [f for f in ("version", "rollout", "allow") if getattr(entry, f) is not UNSET]
+        fields += [f for f in ("pin", "settings") if getattr(entry, f)]
+        what = "this entry does nothing"
+        if fields:
+            what = f"{', '.join(fields)} {'has' if len(fields) == 1 else 'have'} no effect"
+        problem = (
+            f"{what}: {pid!r} is off in {HQ_FILE} and this entry does not switch it on; "
+            "add `enabled = true` to give it to this branch's customers "
+            "(or `enabled = false` to say it stays off)"
+        )
+        out.append(BranchProblem(file, toml_key("plugins", pid), problem))
+    return out
