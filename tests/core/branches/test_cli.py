@@ -217,3 +217,19 @@ def test_an_entry_that_does_nothing_is_refused(run: Run, write: Write, hq_text: 
         "this entry does not switch it on; add `enabled = true` to give it to this branch's customers "
         "(or `enabled = false` to say it stays off)\n"
     )
+
+
+def test_a_file_beside_the_checked_ones_that_the_host_does_not_read_is_reported(
+    run: Run, write: Write, hq_text: str
+) -> None:
+    """``branch check branches/*.toml`` does not see 0755.TOML, which the host skips: the check says so."""
+    hq = write("hq.toml", hq_text.replace('api_token = "$env:FULCRUM_SECRET_PROMO_TOKEN", ', ""))
+    upper = write("0755.TOML", "[plugins.merchant-promo]\nenabled = true\n")
+    result = run(hq)
+    assert result.exit_code == 1
+    assert result.stdout == (
+        f"{upper}: not read: the host reads only hq.toml and <code>.toml files, named in lowercase and "
+        "ending in .toml exactly; rename it (e.g. 0755.toml) or move it out of the directory\n"
+    )
+    named = run(hq, upper)  # named on the command line: told once, by the rule for names
+    assert named.stdout.count(str(upper)) == 1

@@ -343,3 +343,22 @@ def test_an_entry_that_does_nothing_is_reported_but_the_file_applies(
         "this entry does not switch it on; add `enabled = true` to give it to this branch's customers "
         "(or `enabled = false` to say it stays off)"
     )
+
+
+@pytest.mark.parametrize("name", ["0755.TOML", "0755.toml.bak", "0755.tml", "hq.toml~"])
+def test_a_file_the_host_does_not_read_is_reported(
+    loaded: BranchConfigStore, write: Write, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file named nearly like a branch file (case, a backup suffix, .tml) is reported and logged as not
+    read, even when nothing the host reads changed; hidden files and other names are left alone."""
+    write(".0755.toml.swp", "")
+    write("README.md", "")
+    write(name, "[plugins.pension]\nenabled = false\n")
+    with caplog.at_level(logging.WARNING, logger="fulcrum.branches"):
+        assert loaded.refresh()
+    assert [p.line for p in loaded.errors()] == [
+        f"{loaded._dir / name}: not read: the host reads only hq.toml and <code>.toml files, named in "
+        "lowercase and ending in .toml exactly; rename it (e.g. 0755.toml) or move it out of the directory"
+    ]
+    assert name in caplog.text
+    assert loaded.effective("0755").enabled_ids == ("merchant-promo", "pension", "wealth-checkup")

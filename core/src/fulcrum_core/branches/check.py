@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from fulcrum_core.branches.loader import branch_code_of, parse_branch, parse_hq
+from fulcrum_core.branches.loader import branch_code_of, not_read, parse_branch, parse_hq
 from fulcrum_core.branches.model import HQ_FILE, ApprovedPlugin, HqFile
 from fulcrum_core.branches.problems import BranchProblem
 from fulcrum_core.branches.validate import SlotInventory, inert_entries, validate_branch, validate_hq
@@ -29,7 +29,9 @@ def _read(path: Path, problems: list[BranchProblem]) -> bytes | None:
 def check_files(
     paths: Iterable[str | Path], *, approved: Mapping[str, ApprovedPlugin], inventory: SlotInventory
 ) -> list[BranchProblem]:
-    """Every problem in ``paths`` (and in the ``hq.toml`` beside each branch file), in file order."""
+    """Every problem in ``paths`` (and in the ``hq.toml`` beside each branch file), in file order, then
+    the files beside them that the host would not read."""
+    given = [Path(raw) for raw in paths]
     problems: list[BranchProblem] = []
     hq_files: dict[Path, HqFile] = {}
 
@@ -46,8 +48,7 @@ def check_files(
                 problems.extend(found)
         return hq_files[key]
 
-    for raw in paths:
-        path = Path(raw)
+    for path in given:
         try:
             code = branch_code_of(path)
         except ValueError as exc:
@@ -67,4 +68,12 @@ def check_files(
             )
             found += inert_entries(parsed, file=str(path), hq=hq)
         problems.extend(found)
+    # ``branches/*.toml`` does not match 0755.TOML, which the host would skip: name such files beside.
+    named = {path.resolve() for path in given}
+    for directory in dict.fromkeys(path.parent for path in given):
+        try:
+            beside = not_read(directory)
+        except OSError:
+            continue
+        problems += [p for p in beside if Path(p.file).resolve() not in named]
     return problems

@@ -26,13 +26,36 @@ from fulcrum_core.branches.model import (
 )
 from fulcrum_core.branches.problems import BranchProblem, toml_key
 
-__all__ = ["branch_code_of", "parse_branch", "parse_hq", "read_directory"]
+__all__ = ["branch_code_of", "not_read", "parse_branch", "parse_hq", "read_directory"]
 
 _E = TypeVar("_E", bound=BranchPluginEntry)
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
 _TOP_KEYS = ("name", "plugins")
+_NOT_READ = (
+    "not read: the host reads only hq.toml and <code>.toml files, named in lowercase and ending in .toml "
+    "exactly; rename it (e.g. 0755.toml) or move it out of the directory"
+)
+
+
+def _is_read(path: Path) -> bool:
+    return path.suffix == ".toml" and not path.name.startswith(".")
+
+
+def not_read(directory: Path) -> list[BranchProblem]:
+    """Files in ``directory`` named like branch files that the host skips (``0755.TOML``,
+    ``0755.toml.bak``, ``0755.tml``). Hidden files (editor swap files) and other names are left alone.
+
+    Raises ``OSError`` when the directory cannot be listed.
+    """
+    problems = []
+    for path in sorted(directory.iterdir()):
+        lowered = [suffix.lower() for suffix in path.suffixes]
+        looks_like = any(s.startswith(".toml") or s == ".tml" for s in lowered)
+        if looks_like and not _is_read(path) and not path.name.startswith(".") and path.is_file():
+            problems.append(BranchProblem(str(path), "", _NOT_READ))
+    return problems
 
 
 def branch_code_of(path: str | Path) -> str | None:
@@ -159,14 +182,15 @@ def parse_branch(content: bytes, file: str) -> tuple[BranchFile | None, list[Bra
 
 
 def read_directory(directory: Path) -> tuple[dict[str, bytes | None], list[BranchProblem]]:
-    """Every ``*.toml`` file in ``directory`` by name; an unreadable file maps to None plus a problem.
+    """Every ``*.toml`` file in ``directory`` by name; an unreadable file maps to None plus a problem,
+    and a file named nearly so (``0755.TOML``), which is not read, is a problem too.
 
     Raises ``OSError`` when the directory itself cannot be listed, so a caller can tell "the files
     are gone" from "the disk hiccupped".
     """
     files: dict[str, bytes | None] = {}
-    problems: list[BranchProblem] = []
-    for path in sorted(p for p in directory.iterdir() if p.suffix == ".toml" and not p.name.startswith(".")):
+    problems = not_read(directory)
+    for path in sorted(p for p in directory.iterdir() if _is_read(p)):
         try:
             files[path.name] = path.read_bytes()
         except OSError as exc:

@@ -142,7 +142,10 @@ class BranchConfigStore:
                 return False
             self._report_source_problem(None)
             # A rotated $file: secret changes no branch file: its file's stamp is part of the state too.
-            fingerprint = (tuple(files.items()), approved, self._secret_stamps(self._state))
+            # The read problems too: a 0755.TOML appearing changes no file read, yet must be reported.
+            fingerprint = (
+                tuple(files.items()), tuple(read_problems), approved, self._secret_stamps(self._state)
+            )
             if fingerprint == self._fingerprint:
                 return False
             previous = self._state
