@@ -101,6 +101,7 @@ def test_problems_of_the_sibling_hq_file_are_reported(run: Run, write: Write) ->
 
 def test_unknown_plugin_and_not_toml(run: Run, write: Write) -> None:
     """Files in several states: an unknown plugin, a TOML syntax error, a badly named file."""
+    write("hq.toml", "")
     a = write("0755.toml", "[plugins.ghost]\n")
     b = write("021.toml", "[plugins\n")
     c = write("Shanghai.toml", "")
@@ -233,3 +234,18 @@ def test_a_file_beside_the_checked_ones_that_the_host_does_not_read_is_reported(
     )
     named = run(hq, upper)  # named on the command line: told once, by the rule for names
     assert named.stdout.count(str(upper)) == 1
+
+
+def test_a_branch_file_without_hq_beside_it_is_said_to_be_checked_without_hq(run: Run, write: Write) -> None:
+    """With no hq.toml beside it, a branch file is checked on its own, and a warning says so and how to check
+    it with HQ's rules; once per directory."""
+    a = write("0755.toml", "[plugins.wealth-checkup]\nenabled = false\n")
+    b = write("021.toml", "")
+    result = run(a, b)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        f"warning: there is no hq.toml in {a.parent}: its branch files are checked without HQ's rules "
+        "(mandatory plugins, HQ's pins); check them beside the hq.toml the host reads\n"
+    )
+    write("hq.toml", "")
+    assert run(a, b).stderr == ""

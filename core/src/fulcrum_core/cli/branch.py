@@ -17,7 +17,7 @@ from fulcrum_sdk.hookspecs import PROJECT_NAME
 from fulcrum_sdk.manifest import manifest_from_distribution
 
 from fulcrum_core.branches.check import check_files
-from fulcrum_core.branches.model import ApprovedPlugin
+from fulcrum_core.branches.model import HQ_FILE, ApprovedPlugin
 from fulcrum_core.cli._settings import settings_for
 from fulcrum_core.settings import Settings
 
@@ -119,7 +119,7 @@ def branch() -> None:
 def check(ctx: click.Context, files: tuple[str, ...], approved_file: str | None) -> None:
     """Validate FILES against the approved plugins and the slot inventory; exit 1 on any problem.
 
-    A branch file is checked together with the hq.toml beside it.
+    A branch file is checked together with the hq.toml beside it (a warning says when there is none).
     """
     settings = settings_for(ctx)
     inventory = {slot: config.capacity for slot, config in settings.slots.items()}
@@ -137,6 +137,13 @@ def check(ctx: click.Context, files: tuple[str, ...], approved_file: str | None)
             approved, warnings = installed_plugins()
             for warning in warnings:
                 click.echo(f"warning: {warning}", err=True)
+    for directory in dict.fromkeys(Path(f).parent for f in files if Path(f).name != HQ_FILE):
+        if not (directory / HQ_FILE).exists():
+            click.echo(
+                f"warning: there is no {HQ_FILE} in {directory}: its branch files are checked without HQ's "
+                f"rules (mandatory plugins, HQ's pins); check them beside the {HQ_FILE} the host reads",
+                err=True,
+            )
     problems = check_files(files, approved=approved, inventory=inventory)
     for problem in problems:
         click.echo(problem.line)
