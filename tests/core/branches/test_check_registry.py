@@ -37,6 +37,7 @@ def test_without_approved_releases_it_falls_back_to_installed_plugins_and_says_s
     env: dict[str, str],
 ) -> None:
     """An empty (even unmigrated) database is no error: installed plugins stand in, with a warning."""
+    Path(env["FULCRUM_DATABASE_URL"].removeprefix("sqlite:///")).touch()
     code, out, err = _check(REPO_BRANCHES / "hq.toml", REPO_BRANCHES / "0755.toml")
     assert code == 0, out + err
     assert "registry has no approved releases" in err

@@ -249,3 +249,20 @@ def test_a_branch_file_without_hq_beside_it_is_said_to_be_checked_without_hq(run
     )
     write("hq.toml", "")
     assert run(a, b).stderr == ""
+
+
+def test_checking_with_no_database_creates_none(
+    run: Run, write: Write, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --approved and with no database, the check says so, falls back to the installed plugins,
+    and leaves no .fulcrum directory or database behind in the directory it ran from."""
+    monkeypatch.delenv("FULCRUM_DATABASE_URL", raising=False)
+    monkeypatch.delenv("FULCRUM_STATE_DIR", raising=False)
+    write("hq.toml", "")
+    result = run(write("0755.toml", ""), approved=False)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == (
+        f"warning: there is no database at {tmp_path / '.fulcrum' / 'fulcrum.db'} (FULCRUM_DATABASE_URL): "
+        "checking against the plugins installed here"
+    )
+    assert not (tmp_path / ".fulcrum").exists()

@@ -183,6 +183,7 @@ def test_an_unmigrated_database_is_one_line_saying_to_upgrade(tmp_path: Path, ar
     """Before ``db upgrade`` the commands printed the failing SQL statement and a link, over four lines."""
     config = tmp_path / "fulcrum.toml"
     config.write_text(f'database_url = "sqlite:///{tmp_path / "empty.db"}"\n', encoding="utf-8")
+    (tmp_path / "empty.db").touch()
     result = run(config, *args)
     assert result.exit_code == 1, result.output
     assert result.output.splitlines() == [
@@ -190,6 +191,24 @@ def test_an_unmigrated_database_is_one_line_saying_to_upgrade(tmp_path: Path, ar
         + ("registry_audit" if args[0] == "audit" else "registry_releases")
         + ". Is FULCRUM_DATABASE_URL right, the server up, and the schema migrated (`fulcrum db upgrade`)?"
     ]
+
+
+@pytest.mark.parametrize("args", [["registry", "list"], ["registry", "review", "1"]])
+def test_a_read_only_command_with_no_database_creates_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """Run where there is no database (e.g. inside branches/), a read-only command says so in one line and
+    how to point at one or create one, and leaves no .fulcrum directory or database file behind."""
+    monkeypatch.chdir(tmp_path)
+    env = {"FULCRUM_CONFIG": None, "FULCRUM_DATABASE_URL": None, "FULCRUM_STATE_DIR": None}
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines() == [
+        f"Error: there is no database at {tmp_path / '.fulcrum' / 'fulcrum.db'}: set FULCRUM_DATABASE_URL "
+        "(or database_url in --config) to the server's, or create one here with `fulcrum db upgrade` "
+        "(or `fulcrum demo`)"
+    ]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_token_issue_names_the_publisher(tmp_path: Path) -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from fulcrum_core.settings import Settings, SettingsError, load_settings, misspelt_variables
 
-__all__ = ["settings_for"]
+if TYPE_CHECKING:
+    from fulcrum_core.data.db import Database
+
+__all__ = ["existing_database", "settings_for"]
 
 
 def settings_for(ctx: click.Context, *, dev_mode: bool | None = None) -> Settings:
@@ -22,3 +27,18 @@ def settings_for(ctx: click.Context, *, dev_mode: bool | None = None) -> Setting
         return load_settings(config_file=config_file, dev_mode=dev_mode)
     except SettingsError as exc:
         raise click.ClickException(f"cannot load settings: {exc}") from None
+
+
+def existing_database(settings: Settings) -> Database:
+    """The settings' database for a command that only reads it: one ``Error:`` line, and nothing created,
+    when it is a SQLite file that does not exist (e.g. a command run from the wrong directory)."""
+    from fulcrum_core.data.db import Database, missing_sqlite_file
+
+    url = settings.resolved_database_url()
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        raise click.ClickException(
+            f"there is no database at {missing}: set FULCRUM_DATABASE_URL (or database_url in --config) "
+            "to the server's, or create one here with `fulcrum db upgrade` (or `fulcrum demo`)"
+        )
+    return Database(url)

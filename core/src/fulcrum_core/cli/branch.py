@@ -58,10 +58,12 @@ def registry_plugins(settings: Settings) -> dict[str, ApprovedPlugin] | None:
     from fulcrum_registry import RegistryError
     from sqlalchemy.exc import SQLAlchemyError
 
-    from fulcrum_core.data.db import Database
+    from fulcrum_core.data.db import Database, missing_sqlite_file
     from fulcrum_core.errors import CoreError
     from fulcrum_core.registry_host.host import open_registry
 
+    if missing_sqlite_file(settings.resolved_database_url()) is not None:
+        return None  # opening it would create it: a check must leave no database behind
     db = Database(settings.resolved_database_url())
     try:
         service = open_registry(settings, db)
@@ -126,11 +128,16 @@ def check(ctx: click.Context, files: tuple[str, ...], approved_file: str | None)
     if approved_file is not None:
         approved = _load_approved(approved_file)
     else:
+        from fulcrum_core.data.db import missing_sqlite_file
+
         from_registry = registry_plugins(settings)
+        missing = missing_sqlite_file(settings.resolved_database_url())
         if from_registry is not None:
             approved = from_registry
         else:
             click.echo(
+                f"warning: there is no database at {missing} (FULCRUM_DATABASE_URL): "
+                "checking against the plugins installed here" if missing is not None else
                 "warning: the registry has no approved releases here; checking against installed plugins",
                 err=True,
             )

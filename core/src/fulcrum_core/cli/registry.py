@@ -26,8 +26,7 @@ from fulcrum_sdk.manifest import Manifest
 from sqlalchemy.exc import OperationalError
 
 from fulcrum_core.cli._groups import refuse_own_options
-from fulcrum_core.cli._settings import settings_for
-from fulcrum_core.data.db import Database
+from fulcrum_core.cli._settings import existing_database, settings_for
 from fulcrum_core.registry_host.host import open_registry
 
 __all__ = ["registry"]
@@ -41,7 +40,7 @@ _actor_option = click.option("--as", "actor", required=True, metavar="NAME", hel
 @contextmanager
 def _service(ctx: click.Context) -> Iterator[RegistryService]:
     settings = settings_for(ctx)
-    db = Database(settings.resolved_database_url())
+    db = existing_database(settings)  # every command needs a migrated database: none is created here
     try:
         yield open_registry(settings, db)
     except RegistryError as exc:

@@ -31,7 +31,7 @@ from sqlalchemy.pool import StaticPool
 
 from fulcrum_core.data.errors import domain_errors
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Database", "normalize_url"]
+__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Database", "missing_sqlite_file", "normalize_url"]
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 """How long a SQLite writer waits for the lock before giving up (and the caller sees a 503)."""
@@ -50,6 +50,18 @@ def normalize_url(url: str | URL) -> URL:
 
 def _is_memory_sqlite(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or "mode=memory" in str(url)
+
+
+def missing_sqlite_file(url: str | URL) -> Path | None:
+    """The file a SQLite ``url`` names when it does not exist yet; None when it exists or is no file.
+
+    Opening such a URL creates the file (and its directory): commands that only read check first.
+    """
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() != "sqlite" or _is_memory_sqlite(parsed) or not parsed.database:
+        return None
+    path = Path(parsed.database).expanduser()
+    return None if path.exists() else path.resolve()
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
