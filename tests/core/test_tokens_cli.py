@@ -17,9 +17,10 @@ from litestar.testing import TestClient
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    """A settings file pointing state_dir into the test's directory."""
+    """A settings file pointing state_dir into the test's directory, where a server has made its keys."""
     path = tmp_path / "fulcrum.toml"
     path.write_text(f'state_dir = "{(tmp_path / "state").as_posix()}"\nissuer = "https://fulcrum.test"\n')
+    TokenService.from_settings(load_settings(config_file=path, environ={}))
     return path
 
 
@@ -37,7 +38,7 @@ def _run(config: Path, *args: str) -> tuple[int, str, str]:
 
 def test_customer_token_with_default_app_scopes(config: Path, settings: Settings) -> None:
     """--customer alone prints one line, a token for that customer with the app scopes, signed with the
-    key file the server uses."""
+    key file the server made."""
     code, out, err = _run(config, "--customer", "c-0755-001")
     assert (code, err) == (0, "")
     assert out.endswith("\n")
@@ -112,3 +113,18 @@ def test_running_app_accepts_cli_tokens(config: Path, settings: Settings) -> Non
         assert client.get("/v1/plugins").status_code == 401
         r = client.get("/v1/plugins", headers={"Authorization": f"Bearer {out.strip()}"})
         assert r.status_code == 200, r.text
+
+
+def test_no_signing_keys_is_one_line_and_creates_none(tmp_path: Path) -> None:
+    """Where no server has made its keys (another directory), no token is minted with new keys the server
+    would not accept: one Error: line says where to run it, and no state directory is created."""
+    config = tmp_path / "fulcrum.toml"
+    config.write_text(f'state_dir = "{(tmp_path / "state").as_posix()}"\n')
+    code, out, err = _run(config, "--customer", "c-0755-001")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"Error: there are no signing keys at {tmp_path / 'state' / 'signing-keys.json'}: the server makes "
+        "them when it first starts (`fulcrum demo`, `fulcrum serve`); run this where it runs, or set "
+        "FULCRUM_STATE_DIR (or state_dir in --config) to its state directory\n"
+    )
+    assert not (tmp_path / "state").exists()

@@ -216,6 +216,7 @@ def test_token_issue_names_the_publisher(tmp_path: Path) -> None:
     from fulcrum_core.auth.tokens import TokenService
 
     env = {"FULCRUM_STATE_DIR": str(tmp_path / "state"), "FULCRUM_CONFIG": None}
+    TokenService.from_settings(Settings(state_dir=str(tmp_path / "state")))  # the server's keys
     minted = CliRunner().invoke(
         main,
         ["token", "issue", "--staff", "paul", "--scope", "registry:publish", "--publisher", "test-bank"],

@@ -2,14 +2,18 @@
 
 Prints only the token, so ``TOKEN=$(fulcrum token issue --customer c-0755-001)`` works. It reads the
 same settings (``--config``, ``FULCRUM_*``) and therefore the same ``state_dir`` key file as the
-server, which accepts the token as if the OAuth server had issued it.
+server, which accepts the token as if the OAuth server had issued it. Where that key file does not
+exist it refuses rather than make new keys: no server running elsewhere would accept their tokens.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from fulcrum_sdk.scopes import APP_SCOPES, SCOPES
 
+from fulcrum_core.auth.keys import KEY_FILE_NAME
 from fulcrum_core.auth.tokens import TokenService
 from fulcrum_core.cli._settings import settings_for
 
@@ -69,6 +73,13 @@ def issue(
         raise click.BadParameter(
             f"{ttl} is above the maximum lifetime of {settings.access_token_ttl_seconds} seconds", ctx,
             param_hint="--ttl",
+        )
+    key_file = Path(settings.state_dir) / KEY_FILE_NAME
+    if not key_file.exists():
+        raise click.ClickException(
+            f"there are no signing keys at {key_file.resolve()}: the server makes them when it first starts "
+            "(`fulcrum demo`, `fulcrum serve`); run this where it runs, or set FULCRUM_STATE_DIR "
+            "(or state_dir in --config) to its state directory"
         )
     service = TokenService.from_settings(settings)
     try:
