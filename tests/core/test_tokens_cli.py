@@ -128,3 +128,15 @@ def test_no_signing_keys_is_one_line_and_creates_none(tmp_path: Path) -> None:
         "FULCRUM_STATE_DIR (or state_dir in --config) to its state directory\n"
     )
     assert not (tmp_path / "state").exists()
+
+
+def test_a_customer_the_demo_data_does_not_know_is_a_warning(config: Path, settings: Settings) -> None:
+    """A token for a customer number the demo data lacks is still printed (to try the refusal), with a
+    warning saying the server answers it 403 customer.unknown and where the customers are listed."""
+    code, out, err = _run(config, "--customer", "nobody")
+    assert code == 0
+    assert TokenService.from_settings(settings).verify(out.strip()).sub == "nobody"
+    assert err == (
+        "warning: the demo data has no customer 'nobody' (`fulcrum demo customers` lists them): "
+        "the server answers this token 403 customer.unknown\n"
+    )

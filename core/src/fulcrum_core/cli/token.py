@@ -92,4 +92,14 @@ def issue(
             )
     except ValueError as exc:  # e.g. a staff scope asked for a customer token
         raise click.UsageError(str(exc)) from exc
+    if customer is not None:
+        from fulcrum_core.data.provider import DemoDataProvider
+
+        # The server's data is the demo seed; a token for anyone else is refused there (worth trying).
+        if DemoDataProvider.from_seed().customer(customer) is None:
+            click.echo(
+                f"warning: the demo data has no customer {customer!r} (`fulcrum demo customers` lists them): "
+                "the server answers this token 403 customer.unknown",
+                err=True,
+            )
     click.echo(jwt)
