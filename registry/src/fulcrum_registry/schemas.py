@@ -7,9 +7,11 @@ from a test.
 
 from __future__ import annotations
 
+import enum
 import re
+import typing
 from datetime import datetime
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
 from fulcrum_sdk.manifest import Manifest
@@ -43,6 +45,20 @@ StateName = Literal["submitted", "checks_failed", "in_review", "approved", "reje
 Limit = Annotated[int, msgspec.Meta(ge=1, le=100)]
 
 
+def _choices(kind: type[Any], path: str) -> list[str]:
+    """The values a top-level literal or enum field ``path`` of ``kind`` takes, in declared order."""
+    try:
+        hint = typing.get_type_hints(kind).get(path)
+    except (NameError, TypeError):  # pragma: no cover - every schema's hints resolve
+        return []
+    for t in typing.get_args(hint) or (hint,):
+        if typing.get_origin(t) is Literal:
+            return [str(v) for v in typing.get_args(t)]
+        if isinstance(t, type) and issubclass(t, enum.Enum):
+            return [str(m.value) for m in t]
+    return []
+
+
 def validated(kind: type[T], data: object) -> T:
     """``data`` converted to ``kind`` with every constraint checked; a failure names the field."""
     try:
@@ -52,7 +68,10 @@ def validated(kind: type[T], data: object) -> T:
         path = match.group(1) if match else ""
         problem = str(exc)[: match.start()] if match else str(exc)
         named = re.match(r"Object (missing required|contains unknown) field `([^`]+)`", problem)
-        if named:
+        bad_value = re.match(r"Invalid enum value (.+)$", problem)
+        if bad_value and (choices := _choices(kind, path)):
+            problem = f"{bad_value.group(1)} is not one of: {', '.join(choices)}"
+        elif named:
             path = f"{path}.{named.group(2)}" if path else named.group(2)
             problem = "required" if named.group(1) == "missing required" else "unknown field"
         raise InvalidInput(path or "body", problem) from None

@@ -280,3 +280,13 @@ def test_publishers_are_added_and_listed(config: Path) -> None:
     )
     assert bad.exit_code == 1
     assert "contact" in bad.output
+
+
+def test_an_unknown_state_names_the_valid_ones(config: Path) -> None:
+    """``registry list --state bogus`` said only "Invalid enum value 'bogus'"; it names the states."""
+    result = run(config, "list", "--state", "bogus")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: state: 'bogus' is not one of: submitted, checks_failed, in_review, approved, rejected, "
+        "suspended, retired\n"
+    )
