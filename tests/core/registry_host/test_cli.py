@@ -290,3 +290,13 @@ def test_an_unknown_state_names_the_valid_ones(config: Path) -> None:
         "Error: state: 'bogus' is not one of: submitted, checks_failed, in_review, approved, rejected, "
         "suspended, retired\n"
     )
+
+
+def test_approvals_read_as_a_count(config: Path, kit: Any, wheel_for: Callable[..., Path]) -> None:
+    """The review says "approvals: 0 of 1" (it said "none of 1 needed"), then the count and who approved."""
+    manifest = kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+    submitted = run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
+    assert submitted.exit_code == 0, submitted.output
+    assert "\napprovals: 0 of 1\n" in run(config, "review", "1").output
+    assert run(config, "approve", "1", "--as", "bob", "--confirm").exit_code == 0
+    assert "\napprovals: 1 of 1 (bob)\n" in run(config, "show", "1").output

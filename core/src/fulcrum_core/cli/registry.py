@@ -102,7 +102,8 @@ def _release_text(release: ReleaseRead, diff: ReleaseDiff | None = None, *, full
     )
     if release.granted_scopes is not None:
         lines.append(f"granted: {', '.join(release.granted_scopes) or '-'}")
-    lines.append(f"approvals: {', '.join(release.approvals) or 'none'} of {release.approvals_needed} needed")
+    who = f" ({', '.join(release.approvals)})" if release.approvals else ""
+    lines.append(f"approvals: {len(release.approvals)} of {release.approvals_needed}{who}")
     for review in release.reviews:
         lines.append(f"  {review.reviewer} {review.decision}: {'; '.join(review.reasons) or '-'}")
     if diff is not None or release.manifest is not None:
