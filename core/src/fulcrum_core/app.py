@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fulcrum_sdk.data import DataProvider
+from fulcrum_sdk.data import DataProvider, StaticDataProvider
 from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -54,7 +54,14 @@ def build_runtime(
     data = provider if provider is not None else DemoDataProvider.from_seed()
     plugins = get_plugin_manager(settings, extra_plugins=extra_plugins, load_entry_points=load_entry_points)
     dispatcher = Dispatcher(settings)
-    branches = open_branch_store(settings, approved_from_plugins(plugins, dev_mode=settings.dev_mode))
+    # Only a provider holding its customers can say which branches have any; the bank's systems cannot.
+    known = (
+        {record.profile.branch for record in data.records.values()}
+        if isinstance(data, StaticDataProvider) else None
+    )
+    branches = open_branch_store(
+        settings, approved_from_plugins(plugins, dev_mode=settings.dev_mode), known_branches=known
+    )
     contexts = ContextFactory(settings=settings, db=db, provider=data, plugins=plugins, branches=branches)
     tokens = TokenService.from_settings(settings)
     transactions = TransactionService(

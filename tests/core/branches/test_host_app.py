@@ -329,3 +329,15 @@ def test_search_and_feeds_follow_the_branch_configuration(
 
     assert found(SH) == ({"alpha-hit", "beta-hit"}, {"alpha-card", "beta-card"})
     assert found(CD) == ({"alpha-hit"}, {"alpha-card"})
+
+
+def test_a_file_for_a_branch_no_customer_has_is_a_readyz_warning(app: Any, branches: Path) -> None:
+    """A data provider that holds its customers (the demo, the tests) knows their branches: 0775.toml, a typo
+    for 0755, is applied but named on /readyz as a file for no customer, with the code it may have meant."""
+    (branches / "0775.toml").write_text("", encoding="utf-8")
+    assert _store(app).refresh()
+    [warning] = app.client.get("/readyz").json()["warnings"]
+    assert warning == (
+        f"branches: {branches / '0775.toml'}: no customer of the data provider is in branch 0775, so this "
+        "file applies to nobody (did you mean 0755?); branches with customers: 021, 028, 0755"
+    )

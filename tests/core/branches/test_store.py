@@ -362,3 +362,25 @@ def test_a_file_the_host_does_not_read_is_reported(
     ]
     assert name in caplog.text
     assert loaded.effective("0755").enabled_ids == ("merchant-promo", "pension", "wealth-checkup")
+
+
+def test_branch_codes_no_customer_has_are_reported_when_known(
+    write: Write, hq_text: str, branch_dir: Path, approved: dict[str, ApprovedPlugin],
+    inventory: dict[str, int],
+) -> None:
+    """Given the branches customers are in, a file for another code is reported (and still applied);
+    without them (a provider that cannot list its customers) nothing is said."""
+    write("hq.toml", hq_text)
+    write("0755.toml", "")
+    write("9999.toml", "")
+    env = {"FULCRUM_SECRET_PROMO_TOKEN": "t"}
+    known = BranchConfigStore(branch_dir, lambda: approved, inventory, environ=env, known_branches={"0755"})
+    assert known.refresh()
+    assert [p.line for p in known.errors()] == [
+        f"{branch_dir / '9999.toml'}: no customer of the data provider is in branch 9999, so this file "
+        "applies to nobody; branches with customers: 0755"
+    ]
+    assert known.branches() == ("0755", "9999")
+    unknown = BranchConfigStore(branch_dir, lambda: approved, inventory, environ=env)
+    assert unknown.refresh()
+    assert unknown.errors() == []

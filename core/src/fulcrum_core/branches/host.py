@@ -12,7 +12,7 @@ keeps serving and ``/readyz`` says why. Quarantined plugins are unknown.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,8 +65,11 @@ def approved_from_plugins(plugins: PluginSet, *, dev_mode: bool = False) -> Appr
     return provide
 
 
-def open_branch_store(settings: Settings, approved: ApprovedProvider) -> BranchConfigStore | None:
+def open_branch_store(
+    settings: Settings, approved: ApprovedProvider, *, known_branches: Collection[str] | None = None
+) -> BranchConfigStore | None:
     """The loaded store over ``settings.branches_dir``; None (no branch layer) when there is no directory.
+    ``known_branches``: the branches customers are in, where the data provider can list them.
 
     The first load happens here, so a host serves its branch configuration from the first request
     even before its lifespan starts the reload poller.
@@ -80,6 +83,7 @@ def open_branch_store(settings: Settings, approved: ApprovedProvider) -> BranchC
         approved,
         {slot: config.capacity for slot, config in settings.slots.items()},
         poll_interval=settings.branches_poll_seconds,
+        known_branches=known_branches,
     )
     store.refresh()
     return store

@@ -13,6 +13,9 @@ What an invalid edit does:
 - a deleted branch file is a valid edit: the branch falls back to HQ's configuration;
 - an entry that does nothing (a plugin HQ has off, configured without ``enabled = true``) is
   reported, and the file still applies;
+- a file for a branch no customer is in (``0775.toml`` for ``0755``) is reported when the store was
+  told the branches customers are in (a provider holding its customers knows; the bank's systems
+  answer per customer only, so a host on them cannot tell);
 - every problem stays in ``errors()`` (for ``/readyz``) and is logged once when it appears.
 
 Resolved setting values (secrets included) are held apart from the effective configuration, which is
@@ -21,10 +24,11 @@ what staff views are built from, so no view can show them by accident.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -69,8 +73,12 @@ class BranchConfigStore:
         environ: Mapping[str, str] | None = None,
         poll_interval: float = 1.0,
         logger: logging.Logger | None = None,
+        known_branches: Collection[str] | None = None,
     ) -> None:
+        """``known_branches``: the codes of the branches customers are in, when the data provider can
+        say; a branch file for any other code is then reported as applying to nobody."""
         self._dir = Path(directory)
+        self._known = None if known_branches is None else frozenset(known_branches)
         self._approved = approved_provider
         self._inventory = dict(inventory)
         self._environ = environ
@@ -208,6 +216,8 @@ class BranchConfigStore:
                 continue
             if code is None:  # pragma: no cover - only hq.toml has no code, and it was skipped
                 continue
+            if self._known is not None and code not in self._known:
+                problems.append(self._nobody(name, code))
             good = self._load_branch(code, name, content, hq, approved, previous, problems)
             if good is not None:
                 branch_files[code] = good
@@ -221,6 +231,16 @@ class BranchConfigStore:
         settings = self._resolve_all(hq, configs, problems, previous)
         return _State(
             hq=hq, branch_files=branch_files, configs=configs, settings=settings, problems=tuple(problems)
+        )
+
+    def _nobody(self, name: str, code: str) -> BranchProblem:
+        known = sorted(self._known or ())
+        near = difflib.get_close_matches(code, known, n=1, cutoff=0.7)
+        meant = f" (did you mean {near[0]}?)" if near else ""
+        return BranchProblem(
+            self._display(name), "",
+            f"no customer of the data provider is in branch {code}, so this file applies to nobody{meant}; "
+            f"branches with customers: {', '.join(known) or 'none'}",
         )
 
     def _load_hq(
