@@ -84,3 +84,19 @@ def test_demo_files_fit_the_installed_plugins(inventory: dict[str, int]) -> None
     if missing:
         pytest.skip(f"first-party plugins not installed in this environment: {', '.join(sorted(missing))}")
     assert check_files(DEMO_FILES, approved=approved, inventory=inventory) == []
+
+
+def test_the_readme_example_passes_the_check_beside_the_shipped_hq(
+    demo_approved: dict[str, ApprovedPlugin], inventory: dict[str, int], tmp_path: Path
+) -> None:
+    """The entry branches/README.md shows a branch team is valid with the shipped hq.toml, and its rollout
+    alone (without ``enabled = true``) is refused, as the README says."""
+    readme = (DEMO_DIR / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "hq.toml").write_bytes((DEMO_DIR / "hq.toml").read_bytes())
+    branch_file = tmp_path / "021.toml"
+    branch_file.write_text(example, encoding="utf-8")
+    assert check_files([branch_file], approved=demo_approved, inventory=inventory) == []
+    branch_file.write_text(example.replace("enabled = true\n", ""), encoding="utf-8")
+    [problem] = check_files([branch_file], approved=demo_approved, inventory=inventory)
+    assert "add `enabled = true`" in problem.problem
