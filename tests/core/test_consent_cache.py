@@ -374,5 +374,6 @@ def test_a_transaction_reads_consents_fresh_even_while_a_revoked_one_is_cached(
 
     other_worker = Database(app.runtime.db.url)  # its writes cannot reach this worker's cache
     ConsentStore(other_worker).revoke(consent_id, CUSTOMER)
+    other_worker.dispose()
     assert app.runtime.contexts.consent_cache.get(CUSTOMER, datetime.now(UTC)) == {PARTNER: PROFILE}
     assert order("k-2") is False
