@@ -137,24 +137,33 @@ class PluginHarness:
     # --- context ---------------------------------------------------------------------------------
 
     def context(self) -> PluginContext:
-        """A fresh context for the customer, as the host builds one per request."""
+        """A fresh context for the customer, as the host builds one per request: a partner gets a
+        pairwise id, and the segment and branch only when ``profile:basic`` is granted and consented."""
         profile = self.record.profile
-        customer_id = f"pairwise-{self.manifest.id}-{self.record.id}" if self.partner else self.record.id
+        data = ScopedData(
+            plugin_id=self.manifest.id,
+            provider=self.provider,
+            customer_ref=self.record.id,
+            granted=self.scopes,
+            consent_required=self.partner,
+            consented=self.consented,
+            consent_unknown=self.consents_unknown,
+        )
+        customer = Customer(
+            id=self.record.id, segment=profile.segment, branch=profile.branch, locale=profile.locale
+        )
+        if self.partner:
+            basic = data.access("profile:basic") == "allowed"  # not while the consents are unknown
+            customer = Customer(
+                id=f"pairwise-{self.manifest.id}-{self.record.id}",
+                segment=customer.segment if basic else "", branch=customer.branch if basic else "",
+                locale=customer.locale,
+            )
         return PluginContext(
             plugin_id=self.manifest.id,
-            customer=Customer(
-                id=customer_id, segment=profile.segment, branch=profile.branch, locale=profile.locale
-            ),
+            customer=customer,
             scopes=self.scopes,
-            data=ScopedData(
-                plugin_id=self.manifest.id,
-                provider=self.provider,
-                customer_ref=self.record.id,
-                granted=self.scopes,
-                consent_required=self.partner,
-                consented=self.consented,
-                consent_unknown=self.consents_unknown,
-            ),
+            data=data,
             storage=self.storage,
             now=self.now,
             settings=self.settings,
