@@ -3,13 +3,18 @@ department sees and gets back must agree, so a plugin green in its own tests wor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_sdk import Page, PageLine, PageSection
-from fulcrum_sdk.testing import PluginHarness
+from fulcrum_sdk.conformance import run_conformance
+from fulcrum_sdk.errors import TransactionRefused
+from fulcrum_sdk.models import TransactionRequest, TransactionResult, TransactionType
+from fulcrum_sdk.testing import PluginHarness, ResultError
 
 CUSTOMER = "synthetic-young-professional"
 
@@ -71,3 +76,51 @@ def test_a_partner_whose_consents_are_unknown_sees_no_segment_or_branch(kit: Any
     drawn = PluginHarness(plugin, manifest=plugin.MANIFEST, consents_unknown=True).page("report")
     assert drawn is not None
     assert drawn.title.zh_CN == "-/-"
+
+
+class OrderParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Parameters of ``shop.order``."""
+
+    item: str
+    amount_fen: int
+
+
+def _shop(kit: Any, refusal: TransactionRefused, *, risk: str | None = None) -> Any:
+    def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
+        register(TransactionType(key="shop.order", name=kit.text("下单"), params=OrderParams,
+                                 risk_level=risk))
+
+    def execute_transaction(ctx: Any, request: TransactionRequest) -> TransactionResult:
+        if request.params.item == "GONE":
+            raise refusal
+        return TransactionResult(status="succeeded", reference="R-1")
+
+    return kit.plugin("shop", transaction_types=["shop.order"], scopes=[],
+                      register_transaction_types=register_transaction_types,
+                      execute_transaction=execute_transaction)
+
+
+def _post(app: Any, params: dict[str, Any], key: str = "k-1") -> Any:
+    body = msgspec.json.encode({"type": "shop.order", "params": params})
+    headers = {"Authorization": f"Bearer {app.token(CUSTOMER)}", "Idempotency-Key": key,
+               "Content-Type": "application/json"}
+    return app.client.post("/v1/transactions", content=body, headers=headers)
+
+
+def test_a_refusal_the_host_cannot_answer_is_invalid_in_the_harness(make_app: Any, kit: Any) -> None:
+    """A ``TransactionRefused`` whose message is empty cannot be answered as a failure: the host
+    records the transaction as unknown (202), so the harness calls it an invalid result, and the kit
+    fails it; a valid refusal is raised as it is, as the host answers it with its code (422)."""
+    bad = _shop(kit, TransactionRefused("shop.sold_out", kit.text("")))
+    harness = PluginHarness(bad, manifest=bad.MANIFEST)
+    with pytest.raises(ResultError, match="refus"):
+        harness.execute("shop.order", {"item": "GONE", "amount_fen": 100})
+    assert _post(make_app(bad), {"item": "GONE", "amount_fen": 100}).status_code == 202
+
+    good = _shop(kit, TransactionRefused("shop.sold_out", kit.text("已售罄")))
+    with pytest.raises(TransactionRefused):
+        PluginHarness(good, manifest=good.MANIFEST).execute("shop.order", {"item": "GONE", "amount_fen": 1})
+    failed = run_conformance(bad, manifest=bad.MANIFEST, personas=["young_professional"],
+                             transactions={"shop.order": {"item": "GONE", "amount_fen": 100}})
+    (check,) = [r for r in failed if r.id == "hook.execute_transaction"]
+    assert check.status == "failed", check

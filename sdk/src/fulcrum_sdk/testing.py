@@ -38,7 +38,7 @@ from fulcrum_sdk._validate import (
 )
 from fulcrum_sdk.context import Customer, PluginContext, ScopedData
 from fulcrum_sdk.data import CustomerRecord, DataProvider, StaticDataProvider
-from fulcrum_sdk.errors import ScopeDenied
+from fulcrum_sdk.errors import ScopeDenied, TransactionRefused
 from fulcrum_sdk.manifest import (
     MANIFEST_FILE,
     Manifest,
@@ -222,7 +222,8 @@ class PluginHarness:
         self, type_key: str, params: Mapping[str, Any], *, idempotency_key: str | None = None
     ) -> TransactionResult:
         """Decode ``params`` with the type's schema (raising ``msgspec.ValidationError`` on bad input),
-        check its scopes, and call ``execute_transaction``; ``TransactionRefused`` propagates."""
+        check its scopes, and call ``execute_transaction``; ``TransactionRefused`` propagates when the
+        host could answer it (else :class:`ResultError`, as for an invalid result)."""
         tx_type = self.transaction_types()[type_key]
         for scope in tx_type.required_scopes:
             if scope not in self.scopes:
@@ -239,9 +240,19 @@ class PluginHarness:
             risk_level=risk,
             created_at=self.now,
         )
-        return check_transaction_result(
-            self._call("execute_transaction", ctx=self.context(), request=request)
-        )
+        try:
+            result = self._call("execute_transaction", ctx=self.context(), request=request)
+        except TransactionRefused as refused:
+            # The host answers a refusal as a failed result: one it cannot answer (an empty message, an
+            # over-long code) is recorded as of unknown outcome instead.
+            try:
+                check_transaction_result(
+                    TransactionResult(status="failed", code=refused.code, message=refused.message)
+                )
+            except ResultError as exc:
+                raise ResultError(f"execute_transaction refused invalidly: {exc}") from None
+            raise
+        return check_transaction_result(result)
 
 
 def packaging_problems(plugin: ModuleType, distribution: str) -> list[str]:
