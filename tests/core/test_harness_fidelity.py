@@ -10,10 +10,12 @@ from typing import Any
 import msgspec
 import pytest
 from fulcrum_core.data.consents import ConsentStore
+from fulcrum_core.data.storage import SqlPluginStorage
 from fulcrum_sdk import Page, PageLine, PageSection
 from fulcrum_sdk.conformance import run_conformance
 from fulcrum_sdk.errors import TransactionRefused
 from fulcrum_sdk.models import TransactionRequest, TransactionResult, TransactionType
+from fulcrum_sdk.storage import MemoryStorage, PluginStorage
 from fulcrum_sdk.testing import PluginHarness, ResultError
 
 CUSTOMER = "synthetic-young-professional"
@@ -124,3 +126,35 @@ def test_a_refusal_the_host_cannot_answer_is_invalid_in_the_harness(make_app: An
                              transactions={"shop.order": {"item": "GONE", "amount_fen": 100}})
     (check,) = [r for r in failed if r.id == "hook.execute_transaction"]
     assert check.status == "failed", check
+
+
+_STORAGE_CALLS: dict[str, Callable[[PluginStorage], Any]] = {
+    "get an empty key": lambda s: s.get(""),
+    "put a 201-character key": lambda s: s.put("k" * 201, 1),
+    "put a 200-character key": lambda s: s.put("k" * 200, 1),
+    "put a key that is not text": lambda s: s.put(7, 1),  # type: ignore[arg-type]
+    "put what JSON cannot hold": lambda s: s.put("k", object()),
+    "delete a 201-character key": lambda s: s.delete("k" * 201),
+    "read one string as counters": lambda s: s.counters("ab"),
+    "read counters with a long key": lambda s: s.counters(["a", "k" * 201]),
+    "add True": lambda s: s.add("n", True),  # type: ignore[arg-type]
+    "add 1.5": lambda s: s.add("n", 1.5),  # type: ignore[arg-type]
+    "add with lower above upper": lambda s: s.add("n", 1, lower=5, upper=2),
+    "add within bounds": lambda s: s.add("n", 1, lower=0, upper=2),
+    "add past a bound": lambda s: s.add("n", 3, upper=2),
+}
+
+
+def _outcome(call: Callable[[PluginStorage], Any], storage: PluginStorage) -> Any:
+    try:
+        return call(storage)
+    except Exception as exc:
+        return type(exc)
+
+
+@pytest.mark.parametrize("what", sorted(_STORAGE_CALLS))
+def test_storage_in_tests_takes_and_refuses_what_the_host_does(db: Any, what: str) -> None:
+    """The harness's ``MemoryStorage`` accepts the keys and arguments the host's storage accepts and
+    refuses the others with the same exception (a 201-character key, ``add(key, True)``)."""
+    call = _STORAGE_CALLS[what]
+    assert _outcome(call, MemoryStorage()) == _outcome(call, SqlPluginStorage(db, "shop"))

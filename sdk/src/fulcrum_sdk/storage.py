@@ -16,7 +16,38 @@ import msgspec
 
 from fulcrum_sdk.errors import LimitExceeded
 
-__all__ = ["MemoryStorage", "PluginStorage"]
+__all__ = ["MAX_KEY_LENGTH", "MemoryStorage", "PluginStorage"]
+
+MAX_KEY_LENGTH = 200
+"""The longest storage key, in characters."""
+
+
+def check_key(key: str) -> str:
+    """``key`` when it is a storage key (1–200 characters of text), else ``ValueError``: the rule of
+    the host's storage and of :class:`MemoryStorage` alike."""
+    if not isinstance(key, str) or not key:
+        raise ValueError("storage key must be a non-empty string")
+    if len(key) > MAX_KEY_LENGTH:
+        raise ValueError(f"storage key is {len(key)} characters; at most {MAX_KEY_LENGTH} are allowed")
+    return key
+
+
+def check_add(key: str, delta: int, lower: int | None, upper: int | None) -> None:
+    """Refuse the arguments of an ``add`` that no storage takes: a bad key, a ``delta`` that is not an
+    ``int`` (``True``, ``1.5``: ``TypeError``), a ``lower`` bound above ``upper`` (``ValueError``)."""
+    check_key(key)
+    if isinstance(delta, bool) or not isinstance(delta, int):
+        raise TypeError(f"delta must be an int, got {type(delta).__name__}")
+    if lower is not None and upper is not None and lower > upper:
+        raise ValueError(f"lower bound {lower} is above upper bound {upper}")
+
+
+def encode_value(key: str, value: Any) -> bytes:
+    """``value`` as the JSON document stored at ``key``; ``TypeError`` when JSON cannot hold it."""
+    try:
+        return msgspec.json.encode(value)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise TypeError(f"value for storage key {key!r} is not JSON-encodable: {exc}") from None
 
 
 class PluginStorage(Protocol):
@@ -90,7 +121,8 @@ class PluginStorage(Protocol):
 
 
 class MemoryStorage:
-    """An in-memory :class:`PluginStorage` for tests and the harness; thread-safe, always fresh."""
+    """An in-memory :class:`PluginStorage` for tests and the harness; thread-safe, always fresh. It
+    takes the keys and arguments the host's storage takes, and refuses the others as it does."""
 
     def __init__(self) -> None:
         self._docs: dict[str, bytes] = {}
@@ -99,28 +131,33 @@ class MemoryStorage:
 
     def get(self, key: str) -> Any | None:
         """The JSON value stored at ``key``, or ``None`` (a new object on every call)."""
-        raw = self._docs.get(key)
+        raw = self._docs.get(check_key(key))
         return None if raw is None else msgspec.json.decode(raw)
 
     def put(self, key: str, value: Any) -> None:
         """Store a JSON-encodable value at ``key``, replacing any earlier one."""
-        self._docs[key] = msgspec.json.encode(value)
+        self._docs[check_key(key)] = encode_value(key, value)
 
     def delete(self, key: str) -> None:
         """Remove ``key``; no error when it is absent."""
-        self._docs.pop(key, None)
+        self._docs.pop(check_key(key), None)
 
     def counter(self, key: str) -> int:
         """The current value of counter ``key`` (0 when it was never touched)."""
-        return self._counters.get(key, 0)
+        return self._counters.get(check_key(key), 0)
 
     def counters(self, keys: Sequence[str]) -> dict[str, int]:
         """The values of ``keys`` by key (0 for those never touched)."""
+        if isinstance(keys, str):
+            raise TypeError("counters takes a sequence of keys, not one string")
+        for key in keys:
+            check_key(key)
         with self._lock:
             return {key: self._counters.get(key, 0) for key in keys}
 
     def add(self, key: str, delta: int, *, lower: int | None = None, upper: int | None = None) -> int:
         """Atomically add ``delta`` to counter ``key``; :class:`LimitExceeded` outside the bounds."""
+        check_add(key, delta, lower, upper)
         with self._lock:
             current = self._counters.get(key, 0)
             new = current + delta
@@ -147,6 +184,8 @@ class MemoryStorage:
 
     async def acounters(self, keys: Sequence[str]) -> dict[str, int]:
         """:meth:`counters`, without suspending."""
+        if isinstance(keys, str):
+            raise TypeError("acounters takes a sequence of keys, not one string")
         return self.counters(keys)
 
     async def aadd(self, key: str, delta: int, *, lower: int | None = None, upper: int | None = None) -> int:

@@ -38,12 +38,13 @@ from typing import Any, Final, TypeVar, cast
 import anyio.to_thread
 import msgspec
 from fulcrum_sdk.errors import DataUnavailable, LimitExceeded
+from fulcrum_sdk.storage import check_add, check_key, encode_value
 from sqlalchemy import ColumnElement, Table, delete, literal, select, true, update
 
 from fulcrum_core.data._upsert import insert_for
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.errors import storage_errors
-from fulcrum_core.data.models.plugin_storage import MAX_KEY_LENGTH, PluginCounterRow, PluginDocumentRow
+from fulcrum_core.data.models.plugin_storage import PluginCounterRow, PluginDocumentRow
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock
 
@@ -100,14 +101,6 @@ class _Miss:
 
 MISS: Final = _Miss()
 """What :meth:`ReadCache.lookup` returns when it has no live entry."""
-
-
-def _check_key(key: str) -> str:
-    if not isinstance(key, str) or not key:
-        raise ValueError("storage key must be a non-empty string")
-    if len(key) > MAX_KEY_LENGTH:
-        raise ValueError(f"storage key is {len(key)} characters; at most {MAX_KEY_LENGTH} are allowed")
-    return key
 
 
 class ReadCache:
@@ -395,7 +388,7 @@ class SqlPluginStorage:
 
     def get(self, key: str) -> Any | None:
         """The JSON value stored at ``key``, or ``None`` (a new object on every call)."""
-        _check_key(key)
+        check_key(key)
         raw = self._hit((_DOC, key))
         if isinstance(raw, _Miss):
             raw = self._read_doc(key)
@@ -418,11 +411,7 @@ class SqlPluginStorage:
 
     def put(self, key: str, value: Any) -> None:
         """Store a JSON-encodable value at ``key``, replacing any earlier one."""
-        _check_key(key)
-        try:
-            raw = msgspec.json.encode(value)
-        except (TypeError, msgspec.EncodeError) as exc:
-            raise TypeError(f"value for storage key {key!r} is not JSON-encodable: {exc}") from None
+        raw = encode_value(check_key(key), value)
         shared, encoded, now = self._shared, raw.decode(), utcnow()
         stmt = insert_for(shared.db.dialect, _DOCS).values(
             plugin_id=shared.plugin_id, key=key, value=encoded, updated_at=now
@@ -437,7 +426,7 @@ class SqlPluginStorage:
 
     def delete(self, key: str) -> None:
         """Remove ``key``; no error when it is absent."""
-        _check_key(key)
+        check_key(key)
         shared = self._shared
         stmt = delete(_DOCS).where(_DOCS.c.plugin_id == shared.plugin_id, _DOCS.c.key == key)
         with self._writing((_DOC, key)) as record:
@@ -467,7 +456,7 @@ class SqlPluginStorage:
         found: dict[str, int] = {}
         missing: list[str] = []
         for key in keys:
-            _check_key(key)
+            check_key(key)
             value = self._hit((_COUNTER, key))
             if isinstance(value, _Miss):
                 missing.append(key)
@@ -506,11 +495,7 @@ class SqlPluginStorage:
         Raises :class:`~fulcrum_sdk.errors.LimitExceeded` and changes nothing when the result would
         fall below ``lower`` or rise above ``upper``; concurrent callers never both pass a bound.
         """
-        _check_key(key)
-        if isinstance(delta, bool) or not isinstance(delta, int):
-            raise TypeError(f"delta must be an int, got {type(delta).__name__}")
-        if lower is not None and upper is not None and lower > upper:
-            raise ValueError(f"lower bound {lower} is above upper bound {upper}")
+        check_add(key, delta, lower, upper)
         shared = self._shared
         col = _COUNTERS.c.value
         within: ColumnElement[bool] = true()
@@ -604,7 +589,7 @@ class SqlPluginStorage:
 
     async def aget(self, key: str) -> Any | None:
         """:meth:`get`; a cache hit completes without suspending (and may start a refresh-ahead)."""
-        _check_key(key)
+        check_key(key)
         slot = (_DOC, key)
         raw, due = self._probe(slot)
         if due:
@@ -633,7 +618,7 @@ class SqlPluginStorage:
         missing: list[_Slot] = []
         due: list[_Slot] = []
         for key in keys:
-            _check_key(key)
+            check_key(key)
             slot = (_COUNTER, key)
             value, stale = self._probe(slot)
             if isinstance(value, _Miss):

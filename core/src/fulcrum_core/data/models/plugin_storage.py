@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from fulcrum_sdk.storage import MAX_KEY_LENGTH
 from sqlalchemy import BigInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -11,9 +12,6 @@ from fulcrum_core.data.base import CoreBase
 from fulcrum_core.data.types import UTCDateTime
 
 __all__ = ["MAX_KEY_LENGTH", "PluginCounterRow", "PluginDocumentRow"]
-
-MAX_KEY_LENGTH = 200
-"""The longest key a plugin may use (the SDK's documented limit)."""
 
 
 class PluginDocumentRow(CoreBase):
