@@ -14,6 +14,7 @@ from fulcrum_core.data.storage import SqlPluginStorage
 from fulcrum_sdk import Page, PageLine, PageSection
 from fulcrum_sdk.conformance import run_conformance
 from fulcrum_sdk.errors import TransactionRefused
+from fulcrum_sdk.localtime import CHINA_TZ
 from fulcrum_sdk.models import TransactionRequest, TransactionResult, TransactionType
 from fulcrum_sdk.storage import MemoryStorage, PluginStorage
 from fulcrum_sdk.testing import PluginHarness, ResultError
@@ -158,3 +159,23 @@ def test_storage_in_tests_takes_and_refuses_what_the_host_does(db: Any, what: st
     refuses the others with the same exception (a 201-character key, ``add(key, True)``)."""
     call = _STORAGE_CALLS[what]
     assert _outcome(call, MemoryStorage()) == _outcome(call, SqlPluginStorage(db, "shop"))
+
+
+def test_ctx_now_is_utc_in_the_harness_as_on_the_host(make_app: Any, kit: Any) -> None:
+    """``ctx.now`` is aware UTC on the host; a harness given a moment in another zone (or a naive one)
+    hands the plugin the same instant in UTC, so ``ctx.now.date()`` is the date the host would give."""
+
+    def page(ctx: Any, path: str) -> Page:
+        shown = f"{ctx.now.utcoffset()}|{ctx.now.tzname()}"
+        return Page(title=kit.text(shown), sections=())
+
+    plugin = kit.plugin("shop", page=page)
+    host = _host_title(make_app(plugin))
+    assert host == "0:00:00|UTC"
+    new_year_in_china = datetime(2026, 1, 1, 7, 0, tzinfo=CHINA_TZ)
+    for now in (new_year_in_china, datetime(2025, 12, 31, 23, 0)):  # noqa: DTZ001 - naive on purpose
+        harness = PluginHarness(plugin, manifest=plugin.MANIFEST, now=now)
+        drawn = harness.page("report")
+        assert drawn is not None
+        assert drawn.title.zh_CN == host
+        assert harness.context().now == datetime(2025, 12, 31, 23, 0, tzinfo=UTC)

@@ -39,6 +39,7 @@ from fulcrum_sdk._validate import (
 from fulcrum_sdk.context import Customer, PluginContext, ScopedData
 from fulcrum_sdk.data import CustomerRecord, DataProvider, StaticDataProvider
 from fulcrum_sdk.errors import ScopeDenied, TransactionRefused
+from fulcrum_sdk.localtime import aware
 from fulcrum_sdk.manifest import (
     MANIFEST_FILE,
     Manifest,
@@ -92,7 +93,8 @@ class PluginHarness:
     ``partner`` plugin, customer-data scopes also need consent: ``consented`` defaults to all of them;
     pass ``consented=()`` to test a customer who has not consented, and ``consents_unknown=True`` for
     a request whose consents the host could not read (customer data, and ``ctx.data.allows`` for it,
-    then raise ``DataUnavailable``; ``consented`` is ignored).
+    then raise ``DataUnavailable``; ``consented`` is ignored). ``now`` is handed to hooks as
+    ``ctx.now`` in UTC, as the host does (a naive value is read as UTC).
     """
 
     def __init__(
@@ -128,7 +130,8 @@ class PluginHarness:
         self.provider = provider or StaticDataProvider({self.record.id: self.record})
         self.storage: PluginStorage = storage if storage is not None else MemoryStorage()
         self.settings = dict(settings or {})
-        self.now = now or datetime.now(UTC)
+        # ctx.now is aware UTC on the host: a moment given in another zone is the same instant in UTC.
+        self.now = datetime.now(UTC) if now is None else aware(now).astimezone(UTC)
         self.pm = make_plugin_manager()
         self.pm.register(plugin, name=manifest.id)
         self.pm.check_pending()
