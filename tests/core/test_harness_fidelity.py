@@ -179,3 +179,40 @@ def test_ctx_now_is_utc_in_the_harness_as_on_the_host(make_app: Any, kit: Any) -
         assert drawn is not None
         assert drawn.title.zh_CN == host
         assert harness.context().now == datetime(2025, 12, 31, 23, 0, tzinfo=UTC)
+
+
+def _path_page(kit: Any) -> Any:
+    def page(ctx: Any, path: str, query: Any) -> Page:
+        return Page(title=kit.text(f"{path}?{sorted(query.items())}"), sections=())
+
+    return kit.plugin("shop", page=page)
+
+
+def test_a_page_path_reaches_the_plugin_as_the_host_passes_it(make_app: Any, kit: Any) -> None:
+    """``harness.page("plans/a/")`` gives the plugin ``plans/a``, as the host does for that link."""
+    plugin = _path_page(kit)
+    app = make_app(plugin)
+    harness = PluginHarness(plugin, manifest=plugin.MANIFEST)
+    for sent in ("plans/a/", "/plans//a"):
+        response = app.get(f"/v1/pages/shop/{sent.lstrip('/')}", params={"sort": "price"})
+        assert response.status_code == 200, response.text
+        drawn = harness.page(sent, {"sort": "price"})
+        assert drawn is not None
+        assert drawn.title.zh_CN == response.json()["page"]["title"]["zh-CN"] == "plans/a?[('sort', 'price')]"
+
+
+@pytest.mark.parametrize(("path", "query"), [
+    ("_plans", {}),
+    ("plans/~a", {}),
+    ("report", {"bad key": "1"}),
+    ("report", {"k": "x" * 201}),
+])
+def test_a_page_link_the_host_refuses_is_refused_by_the_harness(
+    make_app: Any, kit: Any, path: str, query: dict[str, str]
+) -> None:
+    """A path or query the host answers 400 to (the plugin never asked) is a ``ValueError`` saying so."""
+    plugin = _path_page(kit)
+    response = make_app(plugin).get(f"/v1/pages/shop/{path}", params=query)
+    assert response.status_code == 400, response.text
+    with pytest.raises(ValueError, match="400"):
+        PluginHarness(plugin, manifest=plugin.MANIFEST).page(path, query)

@@ -35,6 +35,9 @@ from fulcrum_sdk._validate import (
     check_list,
     check_page,
     check_transaction_result,
+    page_path_problem,
+    page_query_problem,
+    received_page_path,
 )
 from fulcrum_sdk.context import Customer, PluginContext, ScopedData
 from fulcrum_sdk.data import CustomerRecord, DataProvider, StaticDataProvider
@@ -203,9 +206,16 @@ class PluginHarness:
 
     def page(self, path: str, query: Mapping[str, str] | None = None) -> Page | None:
         """The validated page at ``path`` with the deep link's ``query`` parameters (what
-        ``fulcrum://<plugin>/<path>?<query>`` opens); ``None``: no page."""
+        ``fulcrum://<plugin>/<path>?<query>`` opens); ``None``: no page.
+
+        The plugin gets ``path`` as the host passes it (``plans/a/`` as ``plans/a``); a path or query
+        the host answers 400 to, without asking the plugin, raises ``ValueError``."""
         params = MappingProxyType(dict(query or {}))
-        return check_page(self._call("page", ctx=self.context(), path=path, query=params))
+        received = received_page_path(path)
+        problem = page_query_problem(params) or page_path_problem(received)
+        if problem is not None:
+            raise ValueError(f"the host answers 400 to page {path!r} with query {dict(params)}: {problem}")
+        return check_page(self._call("page", ctx=self.context(), path=received, query=params))
 
     def transaction_types(self) -> dict[str, TransactionType]:
         """The types the plugin registers, by key."""
