@@ -11,7 +11,7 @@ import msgspec
 import pytest
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.data.storage import SqlPluginStorage
-from fulcrum_sdk import Page, PageLine, PageSection
+from fulcrum_sdk import Action, Page, PageLine, PageSection, SearchHit
 from fulcrum_sdk.conformance import run_conformance
 from fulcrum_sdk.errors import TransactionRefused
 from fulcrum_sdk.localtime import CHINA_TZ
@@ -216,3 +216,34 @@ def test_a_page_link_the_host_refuses_is_refused_by_the_harness(
     assert response.status_code == 400, response.text
     with pytest.raises(ValueError, match="400"):
         PluginHarness(plugin, manifest=plugin.MANIFEST).page(path, query)
+
+
+def _echo_search(kit: Any) -> Any:
+    def search(ctx: Any, query: str) -> list[SearchHit]:
+        return [SearchHit(key="q", kind="service", title=kit.text(f"[{query}]"), action=Action(uri="https://e.com"))]
+
+    return kit.plugin("shop", scopes=["search:contribute"], search=search)
+
+
+def test_a_search_query_reaches_the_plugin_as_the_host_passes_it(make_app: Any, kit: Any) -> None:
+    """The harness hands ``search`` the query the host does: NFC, without invisible characters and
+    surrounding space (a test of ``" 基金\\u200b"`` sees ``基金``, as on the platform)."""
+    plugin = _echo_search(kit)
+    app = make_app(plugin)
+    harness = PluginHarness(plugin, manifest=plugin.MANIFEST)
+    for sent in (" 基金\u200b ", "cafe\u0301\tcard"):
+        response = app.get("/v1/search", params={"q": sent})
+        assert response.status_code == 200, response.text
+        (hit,) = harness.search(sent)
+        assert hit.title.zh_CN == response.json()["items"][0]["title"]["zh-CN"]
+
+
+@pytest.mark.parametrize("sent", ["", " \u200b ", "长" * 101])
+def test_a_search_query_the_host_refuses_is_refused_by_the_harness(
+    make_app: Any, kit: Any, sent: str
+) -> None:
+    """A query the host answers 400 to (the plugins never asked) is a ``ValueError`` in the harness."""
+    plugin = _echo_search(kit)
+    assert make_app(plugin).get("/v1/search", params={"q": sent}).status_code == 400
+    with pytest.raises(ValueError, match="400"):
+        PluginHarness(plugin, manifest=plugin.MANIFEST).search(sent)

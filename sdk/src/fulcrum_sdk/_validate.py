@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from operator import attrgetter
@@ -13,9 +14,9 @@ import msgspec
 from fulcrum_sdk.models import FeedItem, Page, SearchHit, SlotOffer, TransactionResult, TransactionType
 
 __all__ = [
-    "LIST_RESULT_TYPES", "MAX_PAGE_QUERY", "PAGE_PATH", "PAGE_QUERY_KEY", "ResultError",
+    "LIST_RESULT_TYPES", "MAX_PAGE_QUERY", "MAX_SEARCH_QUERY", "PAGE_PATH", "PAGE_QUERY_KEY", "ResultError",
     "amount_field_problem", "check_list", "check_page", "check_transaction_result", "is_page_path",
-    "page_path_problem", "page_query_problem", "received_page_path",
+    "page_path_problem", "page_query_problem", "received_page_path", "received_search_query",
 ]
 
 _S = TypeVar("_S", bound=msgspec.Struct)
@@ -229,6 +230,33 @@ def check_page(value: Any) -> Page | None:
             )
         keys.add(section.key)
     return page
+
+
+MAX_SEARCH_QUERY = 100
+"""The longest search query the host passes on, in characters (after :func:`received_search_query`)."""
+
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+"""Unicode categories a search never means: controls, format characters, surrogates, unassigned."""
+
+
+def received_search_query(q: str | None) -> str:
+    """The query as the host passes it to ``search``: in NFC, without control or invisible format
+    characters (NUL, zero-width space) and surrounding space; ``ValueError`` (the host's 400) unless
+    1–100 characters remain.
+
+    NFC first, so one word typed in decomposed or composed form reaches plugins as one string and is
+    counted the same."""
+    composed = unicodedata.normalize("NFC", q or "")
+    query = "".join(
+        " " if unicodedata.category(c) == "Cc" else c  # a tab or newline still separates words
+        for c in composed
+        if unicodedata.category(c) not in _INVISIBLE or unicodedata.category(c) == "Cc"
+    ).strip()
+    if not query:
+        raise ValueError("q must not be empty")
+    if len(query) > MAX_SEARCH_QUERY:
+        raise ValueError(f"q has {len(query)} characters; at most {MAX_SEARCH_QUERY} are allowed")
+    return query
 
 
 def amount_field_problem(tx_type: TransactionType) -> str | None:

@@ -38,6 +38,7 @@ from fulcrum_sdk._validate import (
     page_path_problem,
     page_query_problem,
     received_page_path,
+    received_search_query,
 )
 from fulcrum_sdk.context import Customer, PluginContext, ScopedData
 from fulcrum_sdk.data import CustomerRecord, DataProvider, StaticDataProvider
@@ -190,10 +191,17 @@ class PluginHarness:
         return [o for o in offers if slot_scope(o.slot) in self.scopes]
 
     def search(self, query: str) -> list[SearchHit]:
-        """Validated hits for ``query``; empty when the plugin lacks ``search:contribute``."""
+        """Validated hits for ``query``; empty when the plugin lacks ``search:contribute``.
+
+        The plugin gets the query as the host passes it (NFC, trimmed, without invisible characters);
+        one the host answers 400 to (empty, over 100 characters) raises ``ValueError``."""
+        try:
+            received = received_search_query(query)
+        except ValueError as exc:
+            raise ValueError(f"the host answers 400 to the search {query!r}: {exc}") from None
         if "search:contribute" not in self.scopes:
             return []
-        return check_list("search", self._call("search", ctx=self.context(), query=query))
+        return check_list("search", self._call("search", ctx=self.context(), query=received))
 
     def feed_items(self, column: str) -> list[FeedItem]:
         """Validated items for ``column``; empty without ``feed:contribute``; other columns dropped."""

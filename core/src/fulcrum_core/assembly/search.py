@@ -6,11 +6,11 @@ come in the same order and pages never overlap. A plugin's duplicate keys keep t
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import msgspec
+from fulcrum_sdk._validate import MAX_SEARCH_QUERY, received_search_query
 from fulcrum_sdk.models import Action, LocalizedText, SearchHit
 
 from fulcrum_core.errors import BadRequest
@@ -26,7 +26,7 @@ __all__ = [
     "rank_hits",
 ]
 
-MAX_QUERY_LENGTH = 100
+MAX_QUERY_LENGTH = MAX_SEARCH_QUERY
 MAX_PAGE_SIZE = 50
 MAX_PAGE = 1000
 """Pages past this are refused: every plugin answers at most 50 hits, so no result list reaches it."""
@@ -53,28 +53,14 @@ class SearchPage(msgspec.Struct, frozen=True, kw_only=True):
     page_size: int
 
 
-_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
-"""Unicode categories a search never means: controls, format characters, surrogates, unassigned."""
-
-
 def normalize_query(q: str | None) -> str:
-    """The query in NFC, without control or invisible format characters (NUL, zero-width space) and
-    surrounding space; ``BadRequest`` naming ``q`` unless 1–100 characters remain.
-
-    NFC first, so one word typed in decomposed or composed form reaches plugins as one string and is
-    counted the same."""
-    composed = unicodedata.normalize("NFC", q or "")
-    query = "".join(
-        " " if unicodedata.category(c) == "Cc" else c  # a tab or newline still separates words
-        for c in composed
-        if unicodedata.category(c) not in _INVISIBLE or unicodedata.category(c) == "Cc"
-    ).strip()
-    if not query:
-        raise BadRequest("q must not be empty", field="q", code="invalid-query")
-    if len(query) > MAX_QUERY_LENGTH:
-        raise BadRequest(f"q has {len(query)} characters; at most {MAX_QUERY_LENGTH} are allowed",
-                         field="q", code="invalid-query")
-    return query
+    """The query as plugins get it (:func:`fulcrum_sdk._validate.received_search_query`, which the test
+    harness applies too): in NFC, without control or invisible format characters and surrounding
+    space; ``BadRequest`` naming ``q`` unless 1–100 characters remain."""
+    try:
+        return received_search_query(q)
+    except ValueError as exc:
+        raise BadRequest(str(exc), field="q", code="invalid-query") from None
 
 
 def rank_hits(hits: Mapping[str, Sequence[SearchHit]]) -> list[SearchItem]:
