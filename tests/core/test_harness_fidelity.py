@@ -247,3 +247,14 @@ def test_a_search_query_the_host_refuses_is_refused_by_the_harness(
     assert make_app(plugin).get("/v1/search", params={"q": sent}).status_code == 400
     with pytest.raises(ValueError, match="400"):
         PluginHarness(plugin, manifest=plugin.MANIFEST).search(sent)
+
+
+def test_offers_for_a_slot_the_host_does_not_have_are_dropped_by_the_harness(make_app: Any, kit: Any) -> None:
+    """An offer for ``home.banner/v2`` (a slot version the platform does not serve) is dropped by the
+    harness as by the host, though the plugin holds ``slot:home.banner``."""
+    offers = [kit.offer("home.banner/v2", "next"), kit.offer("home.banner", "now")]
+    plugin = kit.plugin("shop", scopes=["slot:home.banner"], home_slot_offers=lambda ctx: offers)
+    body = make_app(plugin).get("/v1/home").json()
+    shown = [(slot, i["key"]) for slot, items in body["slots"].items() for i in items]
+    harness = PluginHarness(plugin, manifest=plugin.MANIFEST)
+    assert [(o.slot, o.key) for o in harness.home_slot_offers()] == shown == [("home.banner/v1", "now")]

@@ -8,8 +8,8 @@ scope grant — no server, no database.
     offers = h.home_slot_offers()
 
 Results are validated exactly as the host validates them (an invalid result raises
-:class:`~fulcrum_sdk._validate.ResultError`), and offers for slots the plugin holds no scope for are
-dropped, as the host drops them.
+:class:`~fulcrum_sdk._validate.ResultError`), and offers for slots the plugin holds no scope for, or
+the platform does not have, are dropped, as the host drops them.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from fulcrum_sdk.manifest import (
     semantic_problems,
 )
 from fulcrum_sdk.models import (
+    SLOT_IDS,
     FeedItem,
     Page,
     SearchHit,
@@ -184,11 +185,12 @@ class PluginHarness:
     # --- hooks -----------------------------------------------------------------------------------
 
     def home_slot_offers(self) -> list[SlotOffer]:
-        """Validated offers, without those for slots the plugin holds no placement scope for."""
+        """Validated offers, without those for slots the plugin holds no placement scope for or the
+        platform does not have (``home.banner/v2``: the host's inventory is :data:`SLOT_IDS`)."""
         offers: list[SlotOffer] = check_list(
             "home_slot_offers", self._call("home_slot_offers", ctx=self.context())
         )
-        return [o for o in offers if slot_scope(o.slot) in self.scopes]
+        return [o for o in offers if o.slot in SLOT_IDS and slot_scope(o.slot) in self.scopes]
 
     def search(self, query: str) -> list[SearchHit]:
         """Validated hits for ``query``; empty when the plugin lacks ``search:contribute``.
