@@ -17,7 +17,7 @@ from fulcrum_sdk.errors import TransactionRefused
 from fulcrum_sdk.localtime import CHINA_TZ
 from fulcrum_sdk.models import TransactionRequest, TransactionResult, TransactionType
 from fulcrum_sdk.storage import MemoryStorage, PluginStorage
-from fulcrum_sdk.testing import PluginHarness, ResultError
+from fulcrum_sdk.testing import PERSONAS, PluginHarness, ResultError
 
 CUSTOMER = "synthetic-young-professional"
 
@@ -258,3 +258,35 @@ def test_offers_for_a_slot_the_host_does_not_have_are_dropped_by_the_harness(mak
     shown = [(slot, i["key"]) for slot, items in body["slots"].items() for i in items]
     harness = PluginHarness(plugin, manifest=plugin.MANIFEST)
     assert [(o.slot, o.key) for o in harness.home_slot_offers()] == shown == [("home.banner/v1", "now")]
+
+
+@pytest.mark.parametrize(("persona", "risk", "amount", "code"), [
+    ("young_professional", "R4", 100, "suitability.risk_too_high"),  # a C3 customer
+    ("retiree", "R2", 100, "suitability.assessment_expired"),  # assessed C1, expired end of 2025
+    ("young_professional", "R2", -1, "limits.negative_amount"),
+    ("young_professional", "R2", 500_000_001, "limits.max_amount"),
+    ("young_professional", "R3", 100, None),
+])
+def test_a_transaction_the_host_refuses_before_the_plugin_is_refused_by_the_harness(
+    make_app: Any, kit: Any, persona: str, risk: str, amount: int, code: str | None
+) -> None:
+    """Suitability and the platform's amount limits: what the host refuses (422, its code) without
+    calling the plugin, the harness refuses with ``TransactionRefused`` carrying the same code."""
+    plugin = _shop(kit, TransactionRefused("shop.sold_out", kit.text("已售罄")), risk=risk)
+    app = make_app(plugin)
+    sub = PERSONAS[persona].id
+    body = msgspec.json.encode({"type": "shop.order", "params": {"item": "A", "amount_fen": amount}})
+    headers = {"Authorization": f"Bearer {app.token(sub)}", "Idempotency-Key": "k-1",
+               "Content-Type": "application/json"}
+    response = app.client.post("/v1/transactions", content=body, headers=headers)
+    harness = PluginHarness(plugin, manifest=plugin.MANIFEST, persona=persona,
+                            now=datetime(2026, 3, 2, tzinfo=UTC))
+    if code is None:
+        assert response.status_code == 201, response.text
+        assert harness.execute("shop.order", {"item": "A", "amount_fen": amount}).status == "succeeded"
+        return
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == code
+    with pytest.raises(TransactionRefused) as refused:
+        harness.execute("shop.order", {"item": "A", "amount_fen": amount})
+    assert refused.value.code == code

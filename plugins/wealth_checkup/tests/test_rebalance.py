@@ -16,8 +16,8 @@ from fulcrum_wealth_checkup.rebalance import REBALANCE_ORDER
 MakeHarness = Callable[..., PluginHarness]
 
 
-def _order(harness: PluginHarness, key: str | None = None, **params: Any) -> Any:
-    return harness.execute(REBALANCE_ORDER, params, idempotency_key=key)
+def _order(harness: PluginHarness, key: str | None = None, *, host_checks: bool = True, **params: Any) -> Any:
+    return harness.execute(REBALANCE_ORDER, params, idempotency_key=key, host_checks=host_checks)
 
 
 def test_an_order_for_a_suitable_product_succeeds(make_harness: MakeHarness) -> None:
@@ -95,9 +95,13 @@ def test_a_closed_product_is_refused(make_harness: MakeHarness) -> None:
 
 
 def test_an_expired_assessment_blocks_risky_products(make_harness: MakeHarness) -> None:
-    """The retiree's assessment expired: an R2 purchase is refused with advice to retake it."""
+    """The retiree's assessment expired: the host refuses an R2 purchase before the plugin is asked,
+    and the plugin refuses it too, with advice to retake it."""
     with pytest.raises(TransactionRefused) as refused:
         _order(make_harness("retiree"), product_id="WM-FIX-30", amount_fen=100)
+    assert refused.value.code == "suitability.assessment_expired"
+    with pytest.raises(TransactionRefused) as refused:
+        _order(make_harness("retiree"), product_id="WM-FIX-30", amount_fen=100, host_checks=False)
     assert refused.value.code == "wealth.risk_assessment_required"
 
 
@@ -107,9 +111,11 @@ def test_an_expired_assessment_still_allows_r1(make_harness: MakeHarness) -> Non
 
 
 def test_an_unsuitable_product_is_refused_even_past_the_host(make_harness: MakeHarness) -> None:
-    """Defence in depth: an R4 product for a C3 customer is refused by the plugin too."""
+    """Defence in depth: an R4 product for a C3 customer, which the host refuses first, is refused by
+    the plugin too."""
+    harness = make_harness("young_professional")
     with pytest.raises(TransactionRefused) as refused:
-        _order(make_harness("young_professional"), product_id="WM-IDX-300", amount_fen=10_000)
+        _order(harness, product_id="WM-IDX-300", amount_fen=10_000, host_checks=False)
     assert (refused.value.code, refused.value.field) == ("wealth.unsuitable", "product_id")
 
 
@@ -128,7 +134,7 @@ def test_a_refused_order_can_be_retried(make_harness: MakeHarness) -> None:
     harness = make_harness("retiree")
     for _ in range(2):
         with pytest.raises(TransactionRefused, match="risk_assessment_required"):
-            _order(harness, "same", product_id="WM-FIX-30", amount_fen=100)
+            _order(harness, "same", product_id="WM-FIX-30", amount_fen=100, host_checks=False)
 
 
 def test_an_order_in_flight_is_not_run_twice(make_harness: MakeHarness, storage: MemoryStorage) -> None:

@@ -11,12 +11,24 @@ from typing import Any, TypeVar, get_args, get_type_hints
 
 import msgspec
 
-from fulcrum_sdk.models import FeedItem, Page, SearchHit, SlotOffer, TransactionResult, TransactionType
+from fulcrum_sdk.data import RiskProfile
+from fulcrum_sdk.models import (
+    FeedItem,
+    LocalizedText,
+    Page,
+    RiskLevel,
+    SearchHit,
+    SlotOffer,
+    TransactionResult,
+    TransactionType,
+    risk_allows,
+)
 
 __all__ = [
-    "LIST_RESULT_TYPES", "MAX_PAGE_QUERY", "MAX_SEARCH_QUERY", "PAGE_PATH", "PAGE_QUERY_KEY", "ResultError",
-    "amount_field_problem", "check_list", "check_page", "check_transaction_result", "is_page_path",
-    "page_path_problem", "page_query_problem", "received_page_path", "received_search_query",
+    "LIST_RESULT_TYPES", "MAX_PAGE_QUERY", "MAX_SEARCH_QUERY", "MAX_TRANSACTION_FEN", "PAGE_PATH",
+    "PAGE_QUERY_KEY", "ResultError", "amount_field_problem", "check_list", "check_page",
+    "check_transaction_result", "is_page_path", "page_path_problem", "page_query_problem",
+    "received_page_path", "received_search_query", "suitability_problem", "whole_fen",
 ]
 
 _S = TypeVar("_S", bound=msgspec.Struct)
@@ -273,3 +285,48 @@ def amount_field_problem(tx_type: TransactionType) -> str | None:
         f"(fields: {', '.join(tx_type.params.__struct_fields__) or 'none'}); fix: name the field that "
         "holds the amount in fen, or set amount_field=None if the type moves no money"
     )
+
+
+MAX_TRANSACTION_FEN = 500_000_000
+"""The host's default platform-wide limit of one transaction, in fen (a deployment may set another)."""
+
+
+def whole_fen(tx_type: TransactionType, params: Any) -> int | None:
+    """The amount in fen named by the type's ``amount_field``, when the parameters carry one;
+    ``ValueError`` when it is not a whole number of fen (the host refuses it: it would slip past the
+    limits)."""
+    if not tx_type.amount_field:
+        return None
+    amount = getattr(params, tx_type.amount_field, None)
+    if amount is None:
+        return None  # this type (or this request) carries no amount
+    if isinstance(amount, int) and not isinstance(amount, bool):
+        return amount
+    raise ValueError(f"{tx_type.amount_field} must be a whole number of fen")
+
+
+def suitability_problem(
+    risk: RiskLevel | None, profile: RiskProfile | None, today: date
+) -> tuple[str, LocalizedText, dict[str, str]] | None:
+    """Why the host refuses a product of ``risk`` to a customer with ``profile`` on ``today`` (the
+    bank's date): a product above their tolerance, or any above R1 when their assessment is missing or
+    expired, as ``(code, message, details)``; ``None`` when it does not (``risk=None``: no rule)."""
+    if risk is None or risk == "R1":
+        return None
+    if profile is None:
+        return "suitability.assessment_missing", LocalizedText(
+            zh_CN=f"该产品风险等级为{risk}，请先完成风险承受能力评估。",
+            en=f"This product is rated {risk}; complete the risk tolerance questionnaire first.",
+        ), {"risk_level": risk}
+    if profile.is_expired(today):
+        expired = profile.expires_on.isoformat()
+        return "suitability.assessment_expired", LocalizedText(
+            zh_CN=f"您的风险承受能力评估已于{expired}过期，请重新评估后再购买{risk}级产品。",
+            en=f"Your risk assessment expired on {expired}; redo it before buying {risk} products.",
+        ), {"risk_level": risk, "expired_on": expired}
+    if not risk_allows(profile.tolerance, risk):
+        return "suitability.risk_too_high", LocalizedText(
+            zh_CN=f"该产品风险等级{risk}高于您的风险承受能力{profile.tolerance}，不能购买。",
+            en=f"This product is rated {risk}, above your risk tolerance {profile.tolerance}.",
+        ), {"risk_level": risk, "risk_tolerance": profile.tolerance}
+    return None

@@ -30,6 +30,7 @@ import pluggy
 from fulcrum_sdk import hookspecs
 from fulcrum_sdk._personas import PERSONAS
 from fulcrum_sdk._validate import (
+    MAX_TRANSACTION_FEN,
     ResultError,
     amount_field_problem,
     check_list,
@@ -39,11 +40,13 @@ from fulcrum_sdk._validate import (
     page_query_problem,
     received_page_path,
     received_search_query,
+    suitability_problem,
+    whole_fen,
 )
 from fulcrum_sdk.context import Customer, PluginContext, ScopedData
 from fulcrum_sdk.data import CustomerRecord, DataProvider, StaticDataProvider
 from fulcrum_sdk.errors import ScopeDenied, TransactionRefused
-from fulcrum_sdk.localtime import aware
+from fulcrum_sdk.localtime import aware, local_date
 from fulcrum_sdk.manifest import (
     MANIFEST_FILE,
     Manifest,
@@ -54,7 +57,9 @@ from fulcrum_sdk.manifest import (
 from fulcrum_sdk.models import (
     SLOT_IDS,
     FeedItem,
+    LocalizedText,
     Page,
+    RiskLevel,
     SearchHit,
     SlotOffer,
     TransactionRequest,
@@ -242,24 +247,36 @@ class PluginHarness:
         return self._types
 
     def execute(
-        self, type_key: str, params: Mapping[str, Any], *, idempotency_key: str | None = None
+        self,
+        type_key: str,
+        params: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        host_checks: bool = True,
     ) -> TransactionResult:
         """Decode ``params`` with the type's schema (raising ``msgspec.ValidationError`` on bad input),
-        check its scopes, and call ``execute_transaction``; ``TransactionRefused`` propagates when the
-        host could answer it (else :class:`ResultError`, as for an invalid result)."""
+        check its scopes, refuse what the host refuses before calling the plugin (suitability and the
+        amount limits: ``TransactionRefused`` with the host's code) and call ``execute_transaction``;
+        ``TransactionRefused`` propagates when the host could answer it (else :class:`ResultError`, as
+        for an invalid result). ``host_checks=False`` skips suitability and the amount limits, to test
+        a plugin's own defence in depth against what the host refuses first."""
         tx_type = self.transaction_types()[type_key]
         for scope in tx_type.required_scopes:
             if scope not in self.scopes:
                 raise ScopeDenied(scope, plugin_id=self.manifest.id)
         decoded = msgspec.convert(dict(params), tx_type.params)
-        amount = getattr(decoded, tx_type.amount_field, None) if tx_type.amount_field else None
         risk = tx_type.risk_of(decoded) if tx_type.risk_of else tx_type.risk_level
+        if host_checks:
+            amount = self._host_checks(tx_type, decoded, risk)
+        else:
+            found = getattr(decoded, tx_type.amount_field, None) if tx_type.amount_field else None
+            amount = found if isinstance(found, int) and not isinstance(found, bool) else None
         request = TransactionRequest(
             id=uuid.uuid4().hex,
             type=type_key,
             params=decoded,
             idempotency_key=idempotency_key or uuid.uuid4().hex,
-            amount_fen=amount if isinstance(amount, int) else None,
+            amount_fen=amount,
             risk_level=risk,
             created_at=self.now,
         )
@@ -276,6 +293,34 @@ class PluginHarness:
                 raise ResultError(f"execute_transaction refused invalidly: {exc}") from None
             raise
         return check_transaction_result(result)
+
+
+    def _host_checks(self, tx_type: TransactionType, params: Any, risk: RiskLevel | None) -> int | None:
+        """The amount in fen, after the checks the host makes before it calls the plugin: suitability
+        (the product's risk against the customer's assessment, on the bank's date of ``now``) and the
+        platform's amount limits (:data:`MAX_TRANSACTION_FEN`). What the host refuses with a 422 is a
+        ``TransactionRefused`` with the host's code."""
+        problem = suitability_problem(risk, self.provider.risk(self.record.id), local_date(self.now))
+        if problem is not None:
+            raise TransactionRefused(problem[0], problem[1])
+        field = tx_type.amount_field
+        try:
+            amount = whole_fen(tx_type, params)
+        except ValueError as exc:
+            raise TransactionRefused("limits.amount_not_fen", _text(str(exc)), field=field) from None
+        if amount is not None and amount < 0:
+            raise TransactionRefused(
+                "limits.negative_amount", _text("the amount must not be negative"), field=field
+            )
+        if amount is not None and amount > MAX_TRANSACTION_FEN:
+            raise TransactionRefused("limits.max_amount", _text(
+                f"the amount {amount} fen is above the single-transaction limit of {MAX_TRANSACTION_FEN} fen"
+            ), field=field)
+        return amount
+
+
+def _text(message: str) -> LocalizedText:
+    return LocalizedText(zh_CN=message, en=message)
 
 
 def packaging_problems(plugin: ModuleType, distribution: str) -> list[str]:

@@ -13,9 +13,10 @@ from datetime import date
 from typing import Any, Protocol
 
 import msgspec
+from fulcrum_sdk._validate import suitability_problem, whole_fen
 from fulcrum_sdk.data import RiskProfile
 from fulcrum_sdk.errors import TransactionRefused
-from fulcrum_sdk.models import LocalizedText, RiskLevel, TransactionType, risk_allows
+from fulcrum_sdk.models import RiskLevel, TransactionType
 
 from fulcrum_core.errors import BadRequest, CoreError, Forbidden, Unprocessable
 from fulcrum_core.transactions.models import TransactionBody
@@ -160,19 +161,13 @@ def refusal(exc: TransactionRefused) -> Unprocessable:
 
 def amount_of(tx_type: TransactionType, params: Any) -> int | None:
     """The amount in fen named by the type's ``amount_field``, when the parameters carry one."""
-    if not tx_type.amount_field:
-        return None
-    amount = getattr(params, tx_type.amount_field, None)
-    if amount is None:
-        return None  # this type (or this request) carries no amount
-    if isinstance(amount, int) and not isinstance(amount, bool):
-        return amount
-    # An amount that is not whole fen would slip past the limits: refuse it (fail closed).
-    raise Unprocessable(
-        f"{tx_type.amount_field} must be a whole number of fen",
-        code="limits.amount_not_fen",
-        field=f"params.{tx_type.amount_field}",
-    )
+    try:
+        return whole_fen(tx_type, params)
+    except ValueError as exc:
+        # An amount that is not whole fen would slip past the limits: refuse it (fail closed).
+        raise Unprocessable(
+            str(exc), code="limits.amount_not_fen", field=f"params.{tx_type.amount_field}"
+        ) from None
 
 
 def check_amount(tx_type: TransactionType, amount_fen: int | None, max_fen: int) -> None:
@@ -217,37 +212,11 @@ def valid_risk_level(value: object) -> RiskLevel | None:
     raise TypeError(f"a risk level must be one of R1–R5 or None, got {value!r}")
 
 
-def _refuse(code: str, zh: str, en: str, **extra: Any) -> Unprocessable:
-    message = LocalizedText(zh_CN=zh, en=en)
-    return Unprocessable(zh, code=code, message=msgspec.to_builtins(message), **extra)
-
-
 def check_suitability(risk: RiskLevel | None, profile: RiskProfile | None, today: date) -> None:
     """Refuse (422 ``suitability.*``) a product above the customer's tolerance, or any product above R1
     when the customer's assessment is missing or expired. ``risk=None`` means no suitability rule."""
-    if risk is None or risk == "R1":
-        return
-    if profile is None:
-        raise _refuse(
-            "suitability.assessment_missing",
-            f"该产品风险等级为{risk}，请先完成风险承受能力评估。",
-            f"This product is rated {risk}; complete the risk tolerance questionnaire first.",
-            risk_level=risk,
-        )
-    if profile.is_expired(today):
-        raise _refuse(
-            "suitability.assessment_expired",
-            f"您的风险承受能力评估已于{profile.expires_on.isoformat()}过期，请重新评估后再购买{risk}级产品。",
-            f"Your risk assessment expired on {profile.expires_on.isoformat()}; "
-            f"redo it before buying {risk} products.",
-            risk_level=risk,
-            expired_on=profile.expires_on.isoformat(),
-        )
-    if not risk_allows(profile.tolerance, risk):
-        raise _refuse(
-            "suitability.risk_too_high",
-            f"该产品风险等级{risk}高于您的风险承受能力{profile.tolerance}，不能购买。",
-            f"This product is rated {risk}, above your risk tolerance {profile.tolerance}.",
-            risk_level=risk,
-            risk_tolerance=profile.tolerance,
-        )
+    problem = suitability_problem(risk, profile, today)
+    if problem is not None:
+        code, message, details = problem
+        extra: dict[str, Any] = {"message": msgspec.to_builtins(message), **details}
+        raise Unprocessable(message.zh_CN, code=code, **extra)
