@@ -11,9 +11,10 @@ import msgspec
 import pytest
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.data.storage import SqlPluginStorage
+from fulcrum_core.plugins import PluginPolicy
 from fulcrum_sdk import Action, Page, PageLine, PageSection, SearchHit
 from fulcrum_sdk.conformance import run_conformance
-from fulcrum_sdk.errors import TransactionRefused
+from fulcrum_sdk.errors import ScopeDenied, TransactionRefused
 from fulcrum_sdk.localtime import CHINA_TZ
 from fulcrum_sdk.models import TransactionRequest, TransactionResult, TransactionType
 from fulcrum_sdk.storage import MemoryStorage, PluginStorage
@@ -290,3 +291,27 @@ def test_a_transaction_the_host_refuses_before_the_plugin_is_refused_by_the_harn
     with pytest.raises(TransactionRefused) as refused:
         harness.execute("shop.order", {"item": "A", "amount_fen": amount})
     assert refused.value.code == code
+
+
+def test_a_transaction_needs_transactions_write_whatever_its_type_lists(make_app: Any, kit: Any) -> None:
+    """A type whose ``required_scopes`` leave out ``transactions:write`` still needs it: the host
+    refuses (403) a plugin not granted it, and the harness raises ``ScopeDenied`` naming it."""
+
+    def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
+        register(TransactionType(key="shop.order", name=kit.text("下单"), params=OrderParams,
+                                 required_scopes=frozenset({"holdings:read"})))
+
+    plugin = kit.plugin(
+        "shop", transaction_types=["shop.order"], scopes=["holdings:read"],
+        register_transaction_types=register_transaction_types,
+        execute_transaction=lambda ctx, request: TransactionResult(status="succeeded"),
+    )
+    app = make_app(plugin)
+    granted = frozenset({"holdings:read"})
+    app.runtime.plugins.set_policy({"shop": PluginPolicy(active=True, granted_scopes=granted)})
+    response = _post(app, {"item": "A", "amount_fen": 1})
+    assert response.status_code == 403, response.text
+    assert response.json()["missing_scopes"] == ["transactions:write"]
+    harness = PluginHarness(plugin, manifest=plugin.MANIFEST, scopes=["holdings:read"])
+    with pytest.raises(ScopeDenied, match="transactions:write"):
+        harness.execute("shop.order", {"item": "A", "amount_fen": 1})

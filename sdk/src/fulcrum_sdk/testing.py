@@ -261,7 +261,7 @@ class PluginHarness:
         for an invalid result). ``host_checks=False`` skips suitability and the amount limits, to test
         a plugin's own defence in depth against what the host refuses first."""
         tx_type = self.transaction_types()[type_key]
-        for scope in tx_type.required_scopes:
+        for scope in sorted(tx_type.required_scopes | {"transactions:write"}):  # as the host requires
             if scope not in self.scopes:
                 raise ScopeDenied(scope, plugin_id=self.manifest.id)
         decoded = msgspec.convert(dict(params), tx_type.params)
