@@ -16,7 +16,7 @@ from fulcrum_sdk import Action, Page, PageLine, PageSection, SearchHit
 from fulcrum_sdk.conformance import run_conformance
 from fulcrum_sdk.errors import ScopeDenied, TransactionRefused
 from fulcrum_sdk.localtime import CHINA_TZ
-from fulcrum_sdk.models import TransactionRequest, TransactionResult, TransactionType
+from fulcrum_sdk.models import SlotOffer, TransactionRequest, TransactionResult, TransactionType
 from fulcrum_sdk.storage import MemoryStorage, PluginStorage
 from fulcrum_sdk.testing import PERSONAS, PluginHarness, ResultError
 
@@ -315,3 +315,20 @@ def test_a_transaction_needs_transactions_write_whatever_its_type_lists(make_app
     harness = PluginHarness(plugin, manifest=plugin.MANIFEST, scopes=["holdings:read"])
     with pytest.raises(ScopeDenied, match="transactions:write"):
         harness.execute("shop.order", {"item": "A", "amount_fen": 1})
+
+
+@pytest.mark.parametrize("link", ["fulcrum://shop", "fulcrum://shop?part=plans", "fulcrum://shop#top"])
+def test_a_link_into_the_plugin_without_a_path_fails_the_kit(make_app: Any, kit: Any, link: str) -> None:
+    """``fulcrum://shop`` (no path after the id) opens no page on the host (404): the kit fails a
+    partner handing it out, as it fails any own link the host cannot open."""
+    offer = SlotOffer(slot="home.banner/v1", key="b", title=kit.text("横幅"), action=Action(uri=link))
+    plugin = kit.plugin(
+        "shop", kind="partner", scopes=["slot:home.banner"], home_slot_offers=lambda ctx: [offer],
+        page=lambda ctx, path: Page(title=kit.text(path), sections=()) if path == "plans" else None,
+    )
+    app = make_app(plugin)
+    assert app.get("/v1/pages/shop").status_code == 404
+    results = run_conformance(plugin, manifest=plugin.MANIFEST, personas=["young_professional"])
+    (check,) = [r for r in results if r.id == "hook.page"]
+    assert check.status == "failed", check
+    assert any("cannot be opened" in d for d in check.details), check.details

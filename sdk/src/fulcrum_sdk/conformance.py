@@ -167,7 +167,7 @@ _NO_SUCH_PAGE = "zzz-no-such-page"
 def _own_paths(harness: PluginHarness, hooks: frozenset[str]) -> list[str]:
     """The paths of the deep links into the plugin's own pages that its other hooks hand out (each must
     open without an error), and one that does not exist (which must answer ``None``, not raise)."""
-    prefix = f"fulcrum://{harness.manifest.id}/"
+    own = f"fulcrum://{harness.manifest.id}"
     fetches: list[Callable[[], Iterable[Any]]] = []
     if "home_slot_offers" in hooks:
         fetches.append(harness.home_slot_offers)
@@ -181,7 +181,11 @@ def _own_paths(harness: PluginHarness, hooks: frozenset[str]) -> list[str]:
             items = list(fetch())
         except Exception:  # noqa: S112 - that hook's own check reports it
             continue
-        found |= {i.action.uri[len(prefix):] for i in items if i.action.uri.startswith(prefix)}
+        # fulcrum://<id> with no path (or only a query) is the plugin's too, and opens nothing.
+        found |= {
+            i.action.uri[len(own):].removeprefix("/") for i in items
+            if i.action.uri == own or i.action.uri.startswith((own + "/", own + "?", own + "#"))
+        }
     return [*sorted({link.split("#", 1)[0] for link in found}), _NO_SUCH_PAGE]
 
 
