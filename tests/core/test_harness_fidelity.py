@@ -332,3 +332,15 @@ def test_a_link_into_the_plugin_without_a_path_fails_the_kit(make_app: Any, kit:
     (check,) = [r for r in results if r.id == "hook.page"]
     assert check.status == "failed", check
     assert any("cannot be opened" in d for d in check.details), check.details
+
+
+def test_a_feed_column_the_host_does_not_have_is_refused_by_the_harness(make_app: Any, kit: Any) -> None:
+    """``feed_items("news")``: the host answers 404 without asking any plugin; the harness raises
+    ``ValueError`` instead of calling the plugin for a column no customer can open."""
+    plugin = kit.plugin("shop", scopes=["feed:contribute"],
+                        feed_items=lambda ctx, column: [kit.item(column, "a")])
+    assert make_app(plugin).get("/v1/feeds/news").status_code == 404
+    harness = PluginHarness(plugin, manifest=plugin.MANIFEST)
+    assert [i.key for i in harness.feed_items("life")] == ["a"]
+    with pytest.raises(ValueError, match="404"):
+        harness.feed_items("news")

@@ -55,6 +55,7 @@ from fulcrum_sdk.manifest import (
     semantic_problems,
 )
 from fulcrum_sdk.models import (
+    FEED_COLUMNS,
     SLOT_IDS,
     FeedItem,
     LocalizedText,
@@ -211,7 +212,12 @@ class PluginHarness:
         return check_list("search", self._call("search", ctx=self.context(), query=received))
 
     def feed_items(self, column: str) -> list[FeedItem]:
-        """Validated items for ``column``; empty without ``feed:contribute``; other columns dropped."""
+        """Validated items for ``column``; empty without ``feed:contribute``; other columns dropped.
+        A column the platform does not have (see :data:`FEED_COLUMNS`) raises ``ValueError``: the host
+        answers 404 to it without asking any plugin."""
+        if column not in FEED_COLUMNS:
+            known = ", ".join(FEED_COLUMNS)
+            raise ValueError(f"the host answers 404 to feed column {column!r}; known: {known}")
         if "feed:contribute" not in self.scopes:
             return []
         items: list[FeedItem] = check_list(
