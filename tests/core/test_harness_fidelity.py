@@ -344,3 +344,18 @@ def test_a_feed_column_the_host_does_not_have_is_refused_by_the_harness(make_app
     assert [i.key for i in harness.feed_items("life")] == ["a"]
     with pytest.raises(ValueError, match="404"):
         harness.feed_items("news")
+
+
+def test_a_plain_hook_returning_a_coroutine_is_invalid_in_the_harness(make_app: Any, kit: Any) -> None:
+    """A plain ``def`` hook that returns a coroutine (an ``async`` helper called without ``await``) is
+    left out by the host as invalid; the harness raises ``ResultError`` instead of awaiting it."""
+
+    async def hits(query: str) -> list[SearchHit]:
+        return [SearchHit(key="q", kind="service", title=kit.text(query), action=Action(uri="https://e.com"))]
+
+    plugin = kit.plugin("shop", scopes=["search:contribute"], search=lambda ctx, query: hits(query))
+    body = make_app(plugin).get("/v1/search", params={"q": "基金"}).json()
+    assert body["items"] == []
+    assert body["degraded"] == [{"plugin": "shop", "hook": "search", "reason": "invalid"}]
+    with pytest.raises(ResultError, match="async def"):
+        PluginHarness(plugin, manifest=plugin.MANIFEST).search("基金")

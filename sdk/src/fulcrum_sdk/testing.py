@@ -185,8 +185,17 @@ class PluginHarness:
         )
 
     def _call(self, hook: str, **kwargs: Any) -> Any:
-        results = getattr(self.pm.hook, hook)(**kwargs)
-        return _run(results[0]) if results else None
+        caller = getattr(self.pm.hook, hook)
+        results = caller(**kwargs)
+        if not results:
+            return None
+        if any(inspect.iscoroutinefunction(impl.function) for impl in caller.get_hookimpls()):
+            return _run(results[0])
+        if inspect.isawaitable(results[0]):  # as the host: only an `async def` hook is awaited
+            if inspect.iscoroutine(results[0]):
+                results[0].close()
+            raise ResultError(f"{hook} returned an awaitable from a plain function; declare it `async def`")
+        return results[0]
 
     # --- hooks -----------------------------------------------------------------------------------
 
