@@ -3,6 +3,7 @@ department sees and gets back must agree, so a plugin green in its own tests wor
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -359,3 +360,21 @@ def test_a_plain_hook_returning_a_coroutine_is_invalid_in_the_harness(make_app: 
     assert body["degraded"] == [{"plugin": "shop", "hook": "search", "reason": "invalid"}]
     with pytest.raises(ResultError, match="async def"):
         PluginHarness(plugin, manifest=plugin.MANIFEST).search("基金")
+
+
+def test_a_partners_customer_id_looks_as_on_the_host(make_app: Any, kit: Any) -> None:
+    """A partner's ``ctx.customer.id`` is 64 hex digits in the harness as on the host, never holding
+    the bank's customer number, and differs from one partner to the next."""
+
+    def page(ctx: Any, path: str) -> Page:
+        return Page(title=kit.text(ctx.customer.id), sections=())
+
+    plugin = kit.plugin("shop", kind="partner", scopes=["location:city"], page=page)
+    other = kit.plugin("other", kind="partner", scopes=["location:city"], page=page)
+    host = _host_title(make_app(plugin))
+    drawn = PluginHarness(plugin, manifest=plugin.MANIFEST).page("report")
+    assert drawn is not None
+    for seen in (host, drawn.title.zh_CN):
+        assert re.fullmatch(r"[0-9a-f]{64}", seen), seen
+        assert CUSTOMER not in seen
+    assert PluginHarness(other, manifest=other.MANIFEST).context().customer.id != drawn.title.zh_CN

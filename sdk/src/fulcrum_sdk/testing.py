@@ -15,6 +15,8 @@ the platform does not have, are dropped, as the host drops them.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import importlib.metadata
 import inspect
 import uuid
@@ -93,6 +95,12 @@ def load_manifest_beside(plugin: ModuleType) -> Manifest:
     return parse_manifest(path.read_bytes(), file=str(path))
 
 
+def _pairwise_id(plugin_id: str, customer_ref: str) -> str:
+    """A partner's id for the customer shaped as the host's (HMAC-SHA256 hex of ``plugin:customer``,
+    here under a fixed test key): stable, per partner, never the bank's customer number."""
+    return hmac.new(b"fulcrum-harness", f"{plugin_id}:{customer_ref}".encode(), hashlib.sha256).hexdigest()
+
+
 def _run(value: Any) -> Any:
     return asyncio.run(value) if inspect.isawaitable(value) else value  # type: ignore[arg-type]
 
@@ -169,7 +177,7 @@ class PluginHarness:
         if self.partner:
             basic = data.access("profile:basic") == "allowed"  # not while the consents are unknown
             customer = Customer(
-                id=f"pairwise-{self.manifest.id}-{self.record.id}",
+                id=_pairwise_id(self.manifest.id, self.record.id),
                 segment=customer.segment if basic else "", branch=customer.branch if basic else "",
                 locale=customer.locale,
             )
