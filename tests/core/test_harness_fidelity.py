@@ -378,3 +378,14 @@ def test_a_partners_customer_id_looks_as_on_the_host(make_app: Any, kit: Any) ->
         assert re.fullmatch(r"[0-9a-f]{64}", seen), seen
         assert CUSTOMER not in seen
     assert PluginHarness(other, manifest=other.MANIFEST).context().customer.id != drawn.title.zh_CN
+
+
+def test_a_long_plugin_name_is_searched_as_far_as_the_host_passes_it(kit: Any) -> None:
+    """The kit searches for the plugin's name; a name over 100 characters is searched for as its first
+    100 (the host refuses longer queries), not failed as a search that raises."""
+    plugin = _echo_search(kit)
+    name = kit.text("长" * 150)
+    manifest = msgspec.structs.replace(plugin.MANIFEST, name=name)
+    results = run_conformance(plugin, manifest=manifest, personas=["young_professional"])
+    (check,) = [r for r in results if r.id == "hook.search"]
+    assert check.status == "passed", check

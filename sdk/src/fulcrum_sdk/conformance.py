@@ -30,7 +30,14 @@ from urllib.parse import parse_qsl, unquote
 import msgspec
 
 from fulcrum_sdk._personas import PERSONAS
-from fulcrum_sdk._validate import ResultError, page_path_problem, page_query_problem, received_page_path
+from fulcrum_sdk._validate import (
+    MAX_SEARCH_QUERY,
+    ResultError,
+    page_path_problem,
+    page_query_problem,
+    received_page_path,
+    received_search_query,
+)
 from fulcrum_sdk.errors import NO_CONSENT, DataUnavailable, ScopeDenied, TransactionRefused
 from fulcrum_sdk.hookspecs import HOOK_NAMES, PROJECT_NAME
 from fulcrum_sdk.manifest import Manifest, manifest_from_distribution
@@ -135,6 +142,15 @@ def _grants(manifest: Manifest) -> list[_Grant]:
     return grants
 
 
+def _name_query(manifest: Manifest) -> list[str]:
+    """The plugin's name as a customer could search for it (the host passes on 100 characters at
+    most), or nothing when no query is left of it."""
+    try:
+        return [received_search_query(manifest.name.zh_CN[:MAX_SEARCH_QUERY])]
+    except ValueError:
+        return []
+
+
 def _calls(
     harness: PluginHarness, hooks: frozenset[str], transactions: Mapping[str, Mapping[str, Any]]
 ) -> Iterable[tuple[str, str, Callable[[], Any]]]:
@@ -142,7 +158,7 @@ def _calls(
     if "home_slot_offers" in hooks:
         yield "home_slot_offers", "home", harness.home_slot_offers
     if "search" in hooks:
-        for query in (harness.manifest.name.zh_CN, *_SEARCH_QUERIES):
+        for query in (*_name_query(harness.manifest), *_SEARCH_QUERIES):
             yield "search", f"search {query!r}", lambda q=query: harness.search(q)  # type: ignore[misc]
     if "feed_items" in hooks:
         for column in FEED_COLUMNS:
@@ -172,7 +188,7 @@ def _own_paths(harness: PluginHarness, hooks: frozenset[str]) -> list[str]:
     if "home_slot_offers" in hooks:
         fetches.append(harness.home_slot_offers)
     if "search" in hooks:
-        fetches.append(lambda: harness.search(harness.manifest.name.zh_CN))
+        fetches += [lambda q=query: harness.search(q) for query in _name_query(harness.manifest)]  # type: ignore[misc]
     if "feed_items" in hooks:
         fetches += [lambda c=column: harness.feed_items(c) for column in FEED_COLUMNS]  # type: ignore[misc]
     found = set()
