@@ -389,3 +389,25 @@ def test_a_long_plugin_name_is_searched_as_far_as_the_host_passes_it(kit: Any) -
     results = run_conformance(plugin, manifest=manifest, personas=["young_professional"])
     (check,) = [r for r in results if r.id == "hook.search"]
     assert check.status == "passed", check
+
+
+@pytest.mark.parametrize("rated", [None, "R9"])
+def test_a_product_risk_the_host_cannot_use_is_invalid_in_the_harness(
+    make_app: Any, kit: Any, rated: str | None
+) -> None:
+    """``risk_of`` answering no level (the type declaring none) or one that is not R1–R5: the host
+    cannot check suitability and refuses the request as the plugin's fault (502); the harness raises
+    ``ResultError`` instead of running the order unchecked."""
+
+    def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
+        register(TransactionType(key="shop.order", name=kit.text("下单"), params=OrderParams,
+                                 risk_of=lambda params: rated))
+
+    plugin = kit.plugin(
+        "shop", transaction_types=["shop.order"], scopes=[],
+        register_transaction_types=register_transaction_types,
+        execute_transaction=lambda ctx, request: TransactionResult(status="succeeded"),
+    )
+    assert _post(make_app(plugin), {"item": "A", "amount_fen": 1}).status_code == 502
+    with pytest.raises(ResultError, match="risk"):
+        PluginHarness(plugin, manifest=plugin.MANIFEST).execute("shop.order", {"item": "A", "amount_fen": 1})

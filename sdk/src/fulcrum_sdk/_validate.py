@@ -28,7 +28,7 @@ __all__ = [
     "LIST_RESULT_TYPES", "MAX_PAGE_QUERY", "MAX_SEARCH_QUERY", "MAX_TRANSACTION_FEN", "PAGE_PATH",
     "PAGE_QUERY_KEY", "ResultError", "amount_field_problem", "check_list", "check_page",
     "check_transaction_result", "is_page_path", "page_path_problem", "page_query_problem",
-    "received_page_path", "received_search_query", "suitability_problem", "whole_fen",
+    "rated_risk", "received_page_path", "received_search_query", "suitability_problem", "whole_fen",
 ]
 
 _S = TypeVar("_S", bound=msgspec.Struct)
@@ -303,6 +303,26 @@ def whole_fen(tx_type: TransactionType, params: Any) -> int | None:
     if isinstance(amount, int) and not isinstance(amount, bool):
         return amount
     raise ValueError(f"{tx_type.amount_field} must be a whole number of fen")
+
+
+_RISK_LEVELS = frozenset({"R1", "R2", "R3", "R4", "R5"})
+
+
+def rated_risk(tx_type: TransactionType, params: Any) -> RiskLevel | None:
+    """The product risk of a request, as the host rates it: ``risk_of(params)`` when the type has one
+    (else its fixed ``risk_level``), falling back to ``risk_level``. ``TypeError`` when ``risk_of``
+    answers something other than R1–R5 or ``None``, ``ValueError`` when it answers no level and the
+    type declares none (no level must never mean "no suitability check"); the host refuses both as
+    the plugin's fault. What ``risk_of`` raises (a ``TransactionRefused``) propagates."""
+    if tx_type.risk_of is None:
+        return tx_type.risk_level
+    rated = tx_type.risk_of(params)
+    if rated is not None and rated not in _RISK_LEVELS:
+        raise TypeError(f"a risk level must be one of R1–R5 or None, got {rated!r}")
+    level = rated or tx_type.risk_level
+    if level is None:
+        raise ValueError("risk_of returned no risk level and the type declares none")
+    return level
 
 
 def suitability_problem(

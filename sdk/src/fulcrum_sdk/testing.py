@@ -40,6 +40,7 @@ from fulcrum_sdk._validate import (
     check_transaction_result,
     page_path_problem,
     page_query_problem,
+    rated_risk,
     received_page_path,
     received_search_query,
     suitability_problem,
@@ -288,7 +289,10 @@ class PluginHarness:
             if scope not in self.scopes:
                 raise ScopeDenied(scope, plugin_id=self.manifest.id)
         decoded = msgspec.convert(dict(params), tx_type.params)
-        risk = tx_type.risk_of(decoded) if tx_type.risk_of else tx_type.risk_level
+        try:
+            risk = rated_risk(tx_type, decoded)
+        except (TypeError, ValueError) as exc:  # the host refuses the request as the plugin's fault (502)
+            raise ResultError(f"{type_key}: the product risk cannot be checked: {exc}") from None
         if host_checks:
             amount = self._host_checks(tx_type, decoded, risk)
         else:

@@ -34,7 +34,6 @@ __all__ = [
     "decode_params",
     "parse_body",
     "refusal",
-    "valid_risk_level",
 ]
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -43,7 +42,6 @@ _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _NAMED = re.compile(r"(?:missing required field|contains unknown field) `(?P<name>[^`]+)`")
 # A params Struct's __post_init__ names the field it refuses by starting its message "amount_fen: …".
 _PREFIXED = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*): ")
-_RISK_LEVELS = frozenset({"R1", "R2", "R3", "R4", "R5"})
 
 
 class PluginFaultError(CoreError):
@@ -203,13 +201,6 @@ def check_enabled_for_customer(contexts: _CustomerGate, plugin: Any, type_key: s
             code="transaction.plugin_not_enabled",
             field="type",
         )
-
-
-def valid_risk_level(value: object) -> RiskLevel | None:
-    """``value`` when it is a risk level R1–R5 or ``None``; otherwise raise ``TypeError``."""
-    if value is None or value in _RISK_LEVELS:
-        return value  # type: ignore[return-value]
-    raise TypeError(f"a risk level must be one of R1–R5 or None, got {value!r}")
 
 
 def check_suitability(risk: RiskLevel | None, profile: RiskProfile | None, today: date) -> None:

@@ -47,7 +47,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, Protocol, TypeVar
 
 import msgspec
-from fulcrum_sdk._validate import ResultError, check_transaction_result
+from fulcrum_sdk._validate import ResultError, check_transaction_result, rated_risk
 from fulcrum_sdk.context import PluginContext
 from fulcrum_sdk.data import DataProvider
 from fulcrum_sdk.errors import OutcomeUnknown, TransactionRefused
@@ -397,15 +397,8 @@ class TransactionService:
 
     @staticmethod
     def _risk_of(plugin_id: str, tx_type: TransactionType, params: Any) -> RiskLevel | None:
-        if tx_type.risk_of is None:
-            return tx_type.risk_level
         try:
-            level = checks.valid_risk_level(tx_type.risk_of(params)) or tx_type.risk_level
-            if level is None:
-                # A type that rates its products must rate this one: no level must never mean
-                # "no suitability check".
-                raise ValueError("risk_of returned no risk level and the type declares none")
-            return level
+            return rated_risk(tx_type, params)
         except TransactionRefused as exc:
             raise checks.refusal(exc) from None
         except Exception as exc:
