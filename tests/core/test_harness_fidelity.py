@@ -411,3 +411,27 @@ def test_a_product_risk_the_host_cannot_use_is_invalid_in_the_harness(
     assert _post(make_app(plugin), {"item": "A", "amount_fen": 1}).status_code == 502
     with pytest.raises(ResultError, match="risk"):
         PluginHarness(plugin, manifest=plugin.MANIFEST).execute("shop.order", {"item": "A", "amount_fen": 1})
+
+
+def test_a_link_on_a_partners_page_that_opens_nothing_fails_the_kit(make_app: Any, kit: Any) -> None:
+    """A line of the partner's ``home`` page links to ``fulcrum://shop/missing``, which the plugin has no
+    page for: the host answers 404 (the app has no screen for it), and the kit fails ``hook.page``."""
+
+    def page(ctx: Any, path: str) -> Page | None:
+        if path != "home":
+            return None
+        line = PageLine(label=kit.text("更多"), action=Action(uri="fulcrum://shop/missing"))
+        section = PageSection(key="a", title=kit.text("甲"), lines=(line,))
+        return Page(title=kit.text("首页"), sections=(section,))
+
+    link = Action(uri="fulcrum://shop/home")
+    offer = SlotOffer(slot="home.banner/v1", key="b", title=kit.text("横幅"), action=link)
+    plugin = kit.plugin("shop", kind="partner", scopes=["slot:home.banner"],
+                        home_slot_offers=lambda ctx: [offer], page=page)
+    app = make_app(plugin)
+    assert app.get("/v1/pages/shop/home").status_code == 200
+    assert app.get("/v1/pages/shop/missing").status_code == 404
+    results = run_conformance(plugin, manifest=plugin.MANIFEST, personas=["young_professional"])
+    (check,) = [r for r in results if r.id == "hook.page"]
+    assert check.status == "failed", check
+    assert any("fulcrum://shop/missing" in d for d in check.details), check.details

@@ -181,8 +181,9 @@ _NO_SUCH_PAGE = "zzz-no-such-page"
 
 
 def _own_paths(harness: PluginHarness, hooks: frozenset[str]) -> list[str]:
-    """The paths of the deep links into the plugin's own pages that its other hooks hand out (each must
-    open without an error), and one that does not exist (which must answer ``None``, not raise)."""
+    """The paths of the deep links into the plugin's own pages that its hooks hand out, its pages' lines
+    included (each must open without an error), and one that does not exist (which must answer
+    ``None``, not raise)."""
     own = f"fulcrum://{harness.manifest.id}"
     fetches: list[Callable[[], Iterable[Any]]] = []
     if "home_slot_offers" in hooks:
@@ -191,18 +192,41 @@ def _own_paths(harness: PluginHarness, hooks: frozenset[str]) -> list[str]:
         fetches += [lambda q=query: harness.search(q) for query in _name_query(harness.manifest)]  # type: ignore[misc]
     if "feed_items" in hooks:
         fetches += [lambda c=column: harness.feed_items(c) for column in FEED_COLUMNS]  # type: ignore[misc]
-    found = set()
+    found: set[str] = set()
     for fetch in fetches:
         try:
             items = list(fetch())
         except Exception:  # noqa: S112 - that hook's own check reports it
             continue
-        # fulcrum://<id> with no path (or only a query) is the plugin's too, and opens nothing.
-        found |= {
-            i.action.uri[len(own):].removeprefix("/") for i in items
-            if i.action.uri == own or i.action.uri.startswith((own + "/", own + "?", own + "#"))
-        }
-    return [*sorted({link.split("#", 1)[0] for link in found}), _NO_SUCH_PAGE]
+        found |= {link for i in items if (link := _own_link(own, i.action.uri)) is not None}
+    if "page" in hooks:
+        # The links on those pages too, a page at a time: a line's action must open as well.
+        queue = sorted(found)
+        while queue and len(found) < _MAX_PAGES:
+            try:
+                page = _open_page(harness, queue.pop(0))
+            except Exception:  # noqa: S112 - that page's own call reports it
+                continue
+            lines = [line for section in (page.sections if page else ()) for line in section.lines]
+            for line in lines:
+                link = _own_link(own, line.action.uri) if line.action else None
+                if link is not None and link not in found and len(found) < _MAX_PAGES:
+                    found.add(link)
+                    queue.append(link)
+    return [*sorted(found), _NO_SUCH_PAGE]
+
+
+_MAX_PAGES = 50
+"""At most this many of the plugin's own links are opened (on each persona and grant)."""
+
+
+def _own_link(own: str, uri: str) -> str | None:
+    """``path[?query]`` of ``uri`` when it is a deep link into the plugin (``own``: ``fulcrum://<id>``),
+    without a fragment; ``fulcrum://<id>`` with no path (or only a query) is the plugin's too, and
+    opens nothing."""
+    if uri == own or uri.startswith((own + "/", own + "?", own + "#")):
+        return uri[len(own):].removeprefix("/").split("#", 1)[0]
+    return None
 
 
 def _open_page(harness: PluginHarness, link: str) -> Any:
