@@ -211,3 +211,17 @@ def test_the_app_answers_a_scrape_for_every_worker_sharing_its_directory(
     samples = _samples(response.text)
     assert samples[_ok("good")] == 41
     assert samples[_state("good", "closed")] == 1
+
+
+def test_a_worker_given_a_gone_workers_pid_adds_to_its_counts(tmp_path: Path) -> None:
+    """The kernel reuses pids (a container restarted on a kept directory): the new worker's counts go on
+    from the gone one's, and the gone one's breaker states go, instead of overwriting them."""
+    pid = _crashed_worker(tmp_path)  # 3 merchant calls, a closed merchant breaker
+    heir = _Worker(tmp_path, pid)  # its own scrape leaves its pid's breaker file to it
+    heir.calls("merchant", 1)
+    samples = _samples(heir.share.render())
+    assert samples[_ok("merchant")] == 4
+    latency = frozenset({("plugin", "merchant"), HOOK})
+    assert samples[("fulcrum_plugin_call_seconds_count", latency)] == 4
+    assert _state("merchant", "closed") not in samples
+

@@ -9,7 +9,8 @@ plain lists on the loop thread (``metrics.py``); they are copied to the files ev
 ``metrics_share_seconds`` and right before the worker answers a scrape, so another worker's calls show
 within that interval.
 
-Counts of a worker that stopped stay in its files, so totals never go back when a worker is replaced.
+Counts of a worker that stopped stay in its files, so totals never go back when a worker is replaced;
+a worker given the pid of a gone one (the kernel reuses pids) first moves that one's count files aside.
 Breaker states are a live sum, the number of workers whose breaker is in each state; a worker's are
 dropped when it stops, or at the next scrape when its process is gone.
 """
@@ -72,12 +73,27 @@ class MetricsShare:
         self._task: asyncio.Task[None] | None = None
         self.registry = CollectorRegistry()
         self.registry.register(_Merged(self))
+        self._take_over_pid()
+
+    def _path(self, name: str) -> Path:
+        return self.directory / f"{name}_{self.pid}.db"
+
+    def _take_over_pid(self) -> None:
+        """Files under this pid are a gone process's: keep its counts under another name (writing over
+        them would send totals back), and drop its breaker states."""
+        for name in ("counter", "histogram"):
+            path = self._path(name)
+            if path.exists():
+                n = 1
+                while (aside := self.directory / f"{name}_{self.pid}-{n}.db").exists():
+                    n += 1
+                path.rename(aside)
+        mark_process_dead(self.pid, str(self.directory))  # type: ignore[no-untyped-call]
 
     def _file(self, name: str) -> MmapedDict:
         opened = self._files.get(name)
         if opened is None:
-            path = str(self.directory / f"{name}_{self.pid}.db")
-            opened = self._files[name] = MmapedDict(path)  # type: ignore[no-untyped-call]
+            opened = self._files[name] = MmapedDict(str(self._path(name)))  # type: ignore[no-untyped-call]
         return opened
 
     def _write(self, name: str, key: str, value: float) -> None:
