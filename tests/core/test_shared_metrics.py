@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -56,6 +57,7 @@ class _Worker:
     def __init__(self, directory: Path, pid: int) -> None:
         self.metrics = Metrics()
         self.breakers: dict[str, BreakerState] = {}
+        self.metrics.watch_breakers(self._snapshots)  # as the app's are
         self.share = MetricsShare(directory, self.metrics, self._snapshots, pid=pid, every=0.01)
         _OPEN.append(self.share)
 
@@ -225,3 +227,46 @@ def test_a_worker_given_a_gone_workers_pid_adds_to_its_counts(tmp_path: Path) ->
     assert samples[("fulcrum_plugin_call_seconds_count", latency)] == 4
     assert _state("merchant", "closed") not in samples
 
+
+def test_a_removed_directory_is_made_again_and_a_scrape_still_answers(tmp_path: Path) -> None:
+    """Removing the directory under a running host (a /tmp cleaner) must not make /metrics a 500; the
+    workers write their counts to it again."""
+    shared = tmp_path / "metrics"
+    one, two = _Worker(shared, os.getpid()), _Worker(shared, os.getppid())
+    one.calls("merchant", 2)
+    two.calls("merchant", 3)
+    two.share.flush()
+    assert _samples(one.share.render())[_ok("merchant")] == 5
+    shutil.rmtree(shared)
+    one.breakers = {"merchant": BreakerState.OPEN}
+    one.calls("merchant", 1)
+    assert _samples(one.share.render())[_ok("merchant")] == 3
+    two.share.flush()
+    samples = _samples(one.share.render())
+    assert samples[_ok("merchant")] == 6
+    assert samples[_state("merchant", "open")] == 1
+
+
+def test_a_file_being_made_is_skipped(tmp_path: Path) -> None:
+    """A worker's file is empty between its creation and its first page (a scrape racing a worker's
+    first write, or one killed then): the scrape reads the others, never a 500."""
+    one = _Worker(tmp_path, os.getpid())
+    one.calls("merchant", 2)
+    (tmp_path / "counter_999999.db").touch()
+    assert _samples(one.share.render())[_ok("merchant")] == 2
+
+
+def test_a_directory_that_cannot_be_used_leaves_the_scrape_to_this_worker(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file in the way of the directory: the worker starts, and a scrape answers its own counts (the
+    reason in the log), as without ``metrics_dir``."""
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    worker = _Worker(blocked / "metrics", os.getpid())
+    worker.calls("merchant", 2)
+    worker.breakers = {"merchant": BreakerState.CLOSED}
+    samples = _samples(worker.share.render())
+    assert samples[_ok("merchant")] == 2
+    assert samples[_state("merchant", "closed")] == 1
+    assert "shared metrics" in caplog.text

@@ -13,6 +13,11 @@ Counts of a worker that stopped stay in its files, so totals never go back when 
 a worker given the pid of a gone one (the kernel reuses pids) first moves that one's count files aside.
 Breaker states are a live sum, the number of workers whose breaker is in each state; a worker's are
 dropped when it stops, or at the next scrape when its process is gone.
+
+The directory must never cost a request or a scrape: a removed directory is made again and this
+worker's counts written anew, a file another worker has only just created (still empty) is skipped,
+and a directory that cannot be used leaves the scrape to this worker's own counts, with the reason
+in the log.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import glob
 import logging
 import os
 import re
+import struct
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -63,7 +69,6 @@ class MetricsShare:
         pid: int | None = None,
     ) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.pid = os.getpid() if pid is None else pid
         self._metrics = metrics
         self._breakers = breakers
@@ -71,9 +76,14 @@ class MetricsShare:
         self._files: dict[str, MmapedDict] = {}
         self._written: dict[str, float] = {}  # key → value last written, so a flush writes only changes
         self._task: asyncio.Task[None] | None = None
+        self._failing = False  # the periodic write failed last time (logged once, not every interval)
         self.registry = CollectorRegistry()
         self.registry.register(_Merged(self))
-        self._take_over_pid()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._take_over_pid()
+        except OSError:
+            _log.warning("cannot use %s for the shared metrics", self.directory, exc_info=True)
 
     def _path(self, name: str) -> Path:
         return self.directory / f"{name}_{self.pid}.db"
@@ -96,6 +106,16 @@ class MetricsShare:
             opened = self._files[name] = MmapedDict(str(self._path(name)))  # type: ignore[no-untyped-call]
         return opened
 
+    def _reopen_if_removed(self) -> None:
+        """The directory or a file of this worker was removed: make it again and write everything anew."""
+        if all(self._path(name).exists() for name in self._files):
+            return
+        for opened in self._files.values():
+            opened.close()  # type: ignore[no-untyped-call]
+        self._files.clear()
+        self._written.clear()
+        self.directory.mkdir(parents=True, exist_ok=True)
+
     def _write(self, name: str, key: str, value: float) -> None:
         if self._written.get(key) != value:
             self._file(name).write_value(key, value, 0.0)  # type: ignore[no-untyped-call]
@@ -103,6 +123,7 @@ class MetricsShare:
 
     def flush(self) -> None:
         """Copy this worker's counts and breaker states to its files (on the event loop's thread)."""
+        self._reopen_if_removed()
         latency = "fulcrum_plugin_call_seconds"
         for (plugin, hook), series in self._metrics.latency.items():
             labels = ["plugin", "hook", "le"]
@@ -127,10 +148,18 @@ class MetricsShare:
                 ), 1.0 if snap.state is each else 0.0)
 
     def render(self) -> bytes:
-        """The Prometheus text of every worker sharing the directory, this one's counts up to date."""
-        self.flush()
-        self._forget_gone_workers()
-        return generate_latest(self.registry)
+        """The Prometheus text of every worker sharing the directory, this one's counts up to date; this
+        worker's own if the directory cannot be used."""
+        try:
+            self.flush()
+            self._forget_gone_workers()
+            return generate_latest(self.registry)
+        except (OSError, ValueError, RuntimeError, struct.error):  # unwritable, or a file unreadable
+            _log.warning(
+                "cannot use the shared metrics in %s: answering this worker's own", self.directory,
+                exc_info=True,
+            )
+            return self._metrics.render()
 
     def _forget_gone_workers(self) -> None:
         """Drop the breaker states of workers whose process is gone (one that crashed never said so)."""
@@ -144,16 +173,27 @@ class MetricsShare:
 
     async def start(self) -> None:
         """Flush every ``every`` seconds until :meth:`stop` (the app's startup hook)."""
-        self.flush()
+        self._flush_logged()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="fulcrum-metrics-share")
 
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._every)
-            try:
-                self.flush()
-            except OSError:  # a full disk or a removed directory must not stop the worker
+            self._flush_logged()
+
+    def _flush_logged(self) -> None:
+        """:meth:`flush`; a failure (a full disk, an unwritable directory) is logged when it starts and
+        when it ends, and must not stop the worker."""
+        try:
+            self.flush()
+        except OSError:
+            if not self._failing:
                 _log.warning("could not write the shared metrics to %s", self.directory, exc_info=True)
+            self._failing = True
+            return
+        if self._failing:
+            _log.warning("writing the shared metrics to %s again", self.directory)
+        self._failing = False
 
     async def stop(self) -> None:
         """End the periodic writes, then :meth:`close` (the app's shutdown hook)."""
@@ -183,9 +223,17 @@ class _Merged(Collector):
         self._share = share
 
     def collect(self) -> Iterator[Metric]:
-        collector = MultiProcessCollector(None, str(self._share.directory))  # type: ignore[no-untyped-call]
-        merged = collector.collect()  # type: ignore[no-untyped-call]
+        files = [path for path in glob.glob(str(self._share.directory / "*.db")) if _begun(path)]
+        merged = MultiProcessCollector.merge(files)  # type: ignore[no-untyped-call]
         yield from sorted(merged, key=lambda metric: metric.name)
+
+
+def _begun(path: str) -> bool:
+    """Whether ``path`` has its first page: a worker creates its file empty, then sizes it."""
+    try:
+        return os.path.getsize(path) > 0
+    except FileNotFoundError:  # a gone worker's breaker states, removed since the listing
+        return False
 
 
 def _alive(pid: int) -> bool:
