@@ -270,3 +270,30 @@ def test_a_directory_that_cannot_be_used_leaves_the_scrape_to_this_worker(
     assert samples[_ok("merchant")] == 2
     assert samples[_state("merchant", "closed")] == 1
     assert "shared metrics" in caplog.text
+
+
+def test_a_flush_encodes_only_what_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flush runs on the event loop every interval over every series: one where nothing changed must
+    not encode each sample's key again (21 ms for 150 series on a busy host, against 4)."""
+    from fulcrum_core.observability import shared_metrics
+
+    worker = _Worker(tmp_path, os.getpid())
+    worker.breakers = {"merchant": BreakerState.CLOSED}
+    worker.calls("merchant", 2)
+    worker.share.flush()
+    encoded: list[str] = []
+    encode = shared_metrics.mmap_key
+
+    def counting(*args: Any) -> str:
+        encoded.append(args[1])
+        return encode(*args)
+
+    monkeypatch.setattr(shared_metrics, "mmap_key", counting)
+    worker.share.flush()
+    assert encoded == []
+    worker.calls("merchant", 1)
+    worker.share.flush()
+    assert sorted(encoded) == [
+        "fulcrum_plugin_call_seconds_bucket", "fulcrum_plugin_call_seconds_sum", "fulcrum_plugin_calls_total"
+    ]
+    assert _samples(worker.share.render())[_ok("merchant")] == 3

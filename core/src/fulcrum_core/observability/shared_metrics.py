@@ -53,6 +53,20 @@ __all__ = ["MetricsShare"]
 _log = logging.getLogger("fulcrum.metrics")
 
 _LIVE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db$")
+_SAMPLES = {  # sample → its file, metric, label names and help text
+    "fulcrum_plugin_call_seconds_bucket": (
+        "histogram", "fulcrum_plugin_call_seconds", ["plugin", "hook", "le"], LATENCY_HELP
+    ),
+    "fulcrum_plugin_call_seconds_sum": (
+        "histogram", "fulcrum_plugin_call_seconds", ["plugin", "hook"], LATENCY_HELP
+    ),
+    "fulcrum_plugin_calls_total": (
+        "counter", "fulcrum_plugin_calls", ["plugin", "hook", "outcome"], CALLS_HELP
+    ),
+    "fulcrum_breaker_state": (
+        "gauge_livesum", "fulcrum_breaker_state", ["plugin", "hook", "state"], BREAKER_HELP
+    ),
+}
 _LE = tuple(floatToGoString(bound) for bound in (*CALL_BUCKETS, float("inf")))  # type: ignore[no-untyped-call]
 
 
@@ -74,7 +88,8 @@ class MetricsShare:
         self._breakers = breakers
         self._every = every
         self._files: dict[str, MmapedDict] = {}
-        self._written: dict[str, float] = {}  # key → value last written, so a flush writes only changes
+        # (sample, *label values) → value last written, so a flush writes only changes
+        self._written: dict[tuple[str, ...], float] = {}
         self._task: asyncio.Task[None] | None = None
         self._failing = False  # the periodic write failed last time (logged once, not every interval)
         self.registry = CollectorRegistry()
@@ -116,36 +131,29 @@ class MetricsShare:
         self._written.clear()
         self.directory.mkdir(parents=True, exist_ok=True)
 
-    def _write(self, name: str, key: str, value: float) -> None:
-        if self._written.get(key) != value:
+    def _write(self, sample: str, values: tuple[str, ...], value: float) -> None:
+        """Write one sample if it changed; its file key (JSON) is made only then, as a flush runs on the
+        event loop every interval over every series."""
+        written = (sample, *values)
+        if self._written.get(written) != value:
+            name, metric, labels, help_text = _SAMPLES[sample]
+            key = mmap_key(metric, sample, labels, list(values), help_text)
             self._file(name).write_value(key, value, 0.0)  # type: ignore[no-untyped-call]
-            self._written[key] = value
+            self._written[written] = value
 
     def flush(self) -> None:
         """Copy this worker's counts and breaker states to its files (on the event loop's thread)."""
         self._reopen_if_removed()
-        latency = "fulcrum_plugin_call_seconds"
         for (plugin, hook), series in self._metrics.latency.items():
-            labels = ["plugin", "hook", "le"]
             for le, count in zip(_LE, series.buckets, strict=True):
-                self._write("histogram", mmap_key(
-                    latency, f"{latency}_bucket", labels, [plugin, hook, le], LATENCY_HELP
-                ), float(count))
-            self._write("histogram", mmap_key(
-                latency, f"{latency}_sum", ["plugin", "hook"], [plugin, hook], LATENCY_HELP
-            ), series.total)
-        calls = "fulcrum_plugin_calls"
+                self._write("fulcrum_plugin_call_seconds_bucket", (plugin, hook, le), float(count))
+            self._write("fulcrum_plugin_call_seconds_sum", (plugin, hook), series.total)
         for (plugin, hook, outcome), count in self._metrics.call_counts().items():
-            self._write("counter", mmap_key(
-                calls, f"{calls}_total", ["plugin", "hook", "outcome"], [plugin, hook, outcome], CALLS_HELP
-            ), float(count))
-        state = "fulcrum_breaker_state"
+            self._write("fulcrum_plugin_calls_total", (plugin, hook, outcome), float(count))
         for snap in self._breakers():
             plugin, _, hook = snap.name.partition(":")
             for each in BreakerState:
-                self._write("gauge_livesum", mmap_key(
-                    state, state, ["plugin", "hook", "state"], [plugin, hook, each.value], BREAKER_HELP
-                ), 1.0 if snap.state is each else 0.0)
+                self._write("fulcrum_breaker_state", (plugin, hook, each.value), float(snap.state is each))
 
     def render(self) -> bytes:
         """The Prometheus text of every worker sharing the directory, this one's counts up to date; this
