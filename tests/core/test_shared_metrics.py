@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -297,3 +298,34 @@ def test_a_flush_encodes_only_what_changed(tmp_path: Path, monkeypatch: pytest.M
         "fulcrum_plugin_call_seconds_bucket", "fulcrum_plugin_call_seconds_sum", "fulcrum_plugin_calls_total"
     ]
     assert _samples(worker.share.render())[_ok("merchant")] == 3
+
+
+def test_the_app_reads_the_other_workers_files_off_the_event_loop(
+    make_app: Any, kit: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading every worker's files takes a while with many series: a scrape does it in a thread, and
+    writes this worker's own counts on the loop (where they are counted) before."""
+    seen: dict[str, str] = {}
+    merged = MetricsShare._merged
+    flush = MetricsShare.flush
+
+    def merged_where(self: MetricsShare) -> bytes:
+        seen["merge"] = threading.current_thread().name
+        return merged(self)
+
+    def flush_where(self: MetricsShare) -> None:
+        seen["flush"] = threading.current_thread().name
+        flush(self)
+
+    async def on_the_loop(ctx: Any) -> list[Any]:  # an async hook runs on the app's event loop
+        seen["loop"] = threading.current_thread().name
+        return []
+
+    app = make_app(kit.plugin("good", home_slot_offers=on_the_loop), metrics_dir=str(tmp_path / "m"))
+    assert app.get("/v1/home").status_code == 200
+    monkeypatch.setattr(MetricsShare, "_merged", merged_where)
+    monkeypatch.setattr(MetricsShare, "flush", flush_where)
+    token = app.runtime.tokens.issue("ops", ["platform:read"], kind="staff")
+    assert app.get("/metrics", token=token).status_code == 200
+    assert seen["flush"] == seen["loop"]
+    assert seen["merge"] != seen["loop"]

@@ -23,7 +23,7 @@ __all__ = ["ROUTES", "metrics"]
 )
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Plugin call latency histograms, outcome counters and breaker states, in the text format."""
-    return Response(scrape(request.app), media_type=CONTENT_TYPE)
+    return Response(await scrape(request.app), media_type=CONTENT_TYPE)
 
 
 ROUTES: list[Any] = [metrics]

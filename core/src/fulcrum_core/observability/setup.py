@@ -62,10 +62,10 @@ def metrics_of(app: Litestar) -> Metrics:
     return metrics
 
 
-def scrape(app: Litestar) -> bytes:
+async def scrape(app: Litestar) -> bytes:
     """The ``/metrics`` body: every worker sharing ``metrics_dir``, or this worker's own counts."""
     share: MetricsShare | None = app.state.runtime.extras.get(_SHARE)
-    return share.render() if share is not None else metrics_of(app).render()
+    return await share.arender() if share is not None else metrics_of(app).render()
 
 
 def start_logging(settings: Settings) -> None:

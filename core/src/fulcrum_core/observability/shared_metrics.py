@@ -52,6 +52,8 @@ __all__ = ["MetricsShare"]
 
 _log = logging.getLogger("fulcrum.metrics")
 
+_UNUSABLE = (OSError, ValueError, RuntimeError, struct.error)
+"""A directory that cannot be written, or another worker's file that cannot be read (yet)."""
 _LIVE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db$")
 _SAMPLES = {  # sample → its file, metric, label names and help text
     "fulcrum_plugin_call_seconds_bucket": (
@@ -160,14 +162,28 @@ class MetricsShare:
         worker's own if the directory cannot be used."""
         try:
             self.flush()
-            self._forget_gone_workers()
-            return generate_latest(self.registry)
-        except (OSError, ValueError, RuntimeError, struct.error):  # unwritable, or a file unreadable
-            _log.warning(
-                "cannot use the shared metrics in %s: answering this worker's own", self.directory,
-                exc_info=True,
-            )
-            return self._metrics.render()
+            return self._merged()
+        except _UNUSABLE:
+            return self._own_instead()
+
+    async def arender(self) -> bytes:
+        """:meth:`render` for the event loop: this worker's counts are written on the loop, and every
+        worker's files are read in a thread (about 0.1 s for four workers of 150 series each)."""
+        try:
+            self.flush()
+            return await asyncio.to_thread(self._merged)
+        except _UNUSABLE:
+            return self._own_instead()
+
+    def _merged(self) -> bytes:
+        self._forget_gone_workers()
+        return generate_latest(self.registry)
+
+    def _own_instead(self) -> bytes:
+        _log.warning(
+            "cannot use the shared metrics in %s: answering this worker's own", self.directory, exc_info=True
+        )
+        return self._metrics.render()
 
     def _forget_gone_workers(self) -> None:
         """Drop the breaker states of workers whose process is gone (one that crashed never said so)."""
@@ -225,7 +241,7 @@ class MetricsShare:
 
 
 class _Merged(Collector):
-    """prometheus_client's multi-process merge of the directory, in the order the single worker uses."""
+    """prometheus_client's multi-process merge of the directory, metric families sorted by name."""
 
     def __init__(self, share: MetricsShare) -> None:
         self._share = share
