@@ -315,6 +315,22 @@ def test_a_query_the_host_cannot_pass_on_is_400_naming_query(make_app: Any, kit:
     assert plugin.seen == []
 
 
+def _consented_partner_whose_consents_cannot_be_read(
+    make_app: Any, kit: Any, monkeypatch: pytest.MonkeyPatch, page: Any
+) -> Any:
+    """An app with a partner granted ``location:city`` and ``page``, whose customer consented to it,
+    and a consent store that cannot be read from now on."""
+    app = make_app(kit.plugin("partner", kind="partner", scopes=["location:city"], page=page))
+    later = datetime.now(UTC) + timedelta(days=30)
+    ConsentStore(app.runtime.db).grant(CUSTOMER, "partner", ["location:city"], "本地优惠", later)
+
+    def down(self: ConsentStore, customer_ref: str, at: datetime) -> list[Any]:
+        raise ConnectionError("database away")
+
+    monkeypatch.setattr(ConsentStore, "_live", down)
+    return app
+
+
 def test_a_consent_that_could_not_be_read_is_no_consent_prompt(
     make_app: Any, kit: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -325,14 +341,7 @@ def test_a_consent_that_could_not_be_read_is_no_consent_prompt(
     def page(ctx: Any, path: str) -> Page:  # stops without asking ``allows`` (which would raise)
         raise ScopeDenied("location:city", plugin_id="partner", reason=NO_CONSENT)
 
-    app = make_app(kit.plugin("partner", kind="partner", scopes=["location:city"], page=page))
-    later = datetime.now(UTC) + timedelta(days=30)
-    ConsentStore(app.runtime.db).grant(CUSTOMER, "partner", ["location:city"], "本地优惠", later)
-
-    def down(self: ConsentStore, customer_ref: str, at: datetime) -> list[Any]:
-        raise ConnectionError("database away")
-
-    monkeypatch.setattr(ConsentStore, "_live", down)
+    app = _consented_partner_whose_consents_cannot_be_read(make_app, kit, monkeypatch, page)
     response = app.get("/v1/pages/partner/report")
     assert response.status_code == 503, response.text
     assert response.json()["code"] == "customer.data_unavailable"
@@ -350,14 +359,7 @@ def test_a_page_guarded_by_allows_is_not_told_no_while_consents_are_unknown(
     def page(ctx: Any, path: str) -> Page:
         return _page(kit, "请先授权" if not ctx.data.allows("location:city") else "深圳")
 
-    app = make_app(kit.plugin("partner", kind="partner", scopes=["location:city"], page=page))
-    later = datetime.now(UTC) + timedelta(days=30)
-    ConsentStore(app.runtime.db).grant(CUSTOMER, "partner", ["location:city"], "本地优惠", later)
-
-    def down(self: ConsentStore, customer_ref: str, at: datetime) -> list[Any]:
-        raise ConnectionError("database away")
-
-    monkeypatch.setattr(ConsentStore, "_live", down)
+    app = _consented_partner_whose_consents_cannot_be_read(make_app, kit, monkeypatch, page)
     response = app.get("/v1/pages/partner/report")
     assert response.status_code == 503, response.text
     assert response.json()["code"] == "customer.data_unavailable"

@@ -234,13 +234,15 @@ class TransactionService:
         """Insert the pending row and execute it, or replay the row a concurrent duplicate got in first."""
         if not await asyncio.to_thread(self.journal.insert_pending, row):
             # A concurrent request with the same key got its row in first.
-            winner = await asyncio.to_thread(self.journal.find, row.customer_ref, key)
-            if winner is None:  # pragma: no cover - the unique row cannot vanish
-                raise Conflict(
-                    "the transaction is being processed; retry shortly", code="idempotency.in_flight"
-                )
-            return self._replay(winner, request_hash)
+            return await self._replay_current(row.customer_ref, key, request_hash)
         return await self._execute(plan, row, key)
+
+    async def _replay_current(self, customer_ref: str, key: str, request_hash: str) -> TransactionOutcome:
+        """Replay the row under ``key`` as a concurrent request with the same key left it."""
+        current = await asyncio.to_thread(self.journal.find, customer_ref, key)
+        if current is None:  # pragma: no cover - the unique row cannot vanish
+            raise Conflict("the transaction is being processed; retry shortly", code="idempotency.in_flight")
+        return self._replay(current, request_hash)
 
     async def _rerun(
         self, plan: _Plan, row: TransactionRow, key: str, request_hash: str
@@ -252,12 +254,7 @@ class TransactionService:
             risk_level=plan.risk_level, now=plan.now,
         )
         if retry is None:
-            current = await asyncio.to_thread(self.journal.find, row.customer_ref, key)
-            if current is None:  # pragma: no cover - the unique row cannot vanish
-                raise Conflict(
-                    "the transaction is being processed; retry shortly", code="idempotency.in_flight"
-                )
-            return self._replay(current, request_hash)
+            return await self._replay_current(row.customer_ref, key, request_hash)
         # The plugin never saw the earlier attempt: this one is carried out now, and dated now (its
         # ctx.now and request.created_at agree, and reconciliation would ask it as of then).
         return await self._execute(plan, retry, key)
