@@ -17,7 +17,7 @@ from fulcrum_sdk import Action, Page, PageLine, PageSection, SearchHit
 from fulcrum_sdk.conformance import run_conformance
 from fulcrum_sdk.errors import ScopeDenied, TransactionRefused
 from fulcrum_sdk.localtime import CHINA_TZ
-from fulcrum_sdk.models import SlotOffer, TransactionRequest, TransactionResult, TransactionType
+from fulcrum_sdk.models import SlotOffer, Targeting, TransactionRequest, TransactionResult, TransactionType
 from fulcrum_sdk.storage import MemoryStorage, PluginStorage
 from fulcrum_sdk.testing import PERSONAS, PluginHarness, ResultError
 
@@ -435,3 +435,60 @@ def test_a_link_on_a_partners_page_that_opens_nothing_fails_the_kit(make_app: An
     (check,) = [r for r in results if r.id == "hook.page"]
     assert check.status == "failed", check
     assert any("fulcrum://shop/missing" in d for d in check.details), check.details
+
+
+def _windowed_and_targeted(kit: Any) -> list[SlotOffer]:
+    now = datetime.now(UTC)
+    hour = timedelta(hours=1)
+    return [
+        kit.offer("home.banner", "always"),
+        kit.offer("home.banner", "ended", valid_until=now - hour),
+        kit.offer("home.banner", "later", valid_from=now + hour),
+        kit.offer("home.banner", "open", valid_from=now - hour, valid_until=now + hour),
+        kit.offer("home.kingkong", "mass", targeting=Targeting(segments=frozenset({"mass"}))),
+        kit.offer("home.kingkong", "affluent", targeting=Targeting(segments=frozenset({"affluent"}))),
+        kit.offer("home.kingkong", "shenzhen", targeting=Targeting(branches=frozenset({"0755"}))),
+        kit.offer("home.kingkong", "english", targeting=Targeting(locales=frozenset({"en-US"}))),
+    ]
+
+
+@pytest.mark.parametrize(("kind", "consented", "expected"), [
+    ("department", None, {"always", "open", "mass", "shenzhen"}),
+    ("partner", None, {"always", "open", "mass", "shenzhen"}),
+    ("partner", (), {"always", "open"}),  # segment and branch not shared: offers targeted by them hidden
+])
+def test_the_offers_shown_are_those_the_host_shows(
+    make_app: Any, kit: Any, kind: str, consented: tuple[str, ...] | None, expected: set[str]
+) -> None:
+    """``shown_offers()`` leaves out, as the host does, offers outside their validity window and those
+    whose targeting does not admit the customer as the plugin sees them; ``home_slot_offers()`` still
+    returns them all, for tests of the plugin's own choices."""
+    offers = _windowed_and_targeted(kit)
+    plugin = kit.plugin("shop", kind=kind, scopes=["slot:home.banner", "slot:home.kingkong"],
+                        optional=["profile:basic"], home_slot_offers=lambda ctx: offers)
+    host = make_app(plugin, consent_cache_ms=0)
+    if kind == "partner" and consented is None:
+        later = datetime.now(UTC) + timedelta(days=30)
+        ConsentStore(host.runtime.db).grant(CUSTOMER, "shop", ["profile:basic"], "排序", later)
+    body = host.get("/v1/home").json()
+    on_host = {i["key"] for items in body["slots"].values() for i in items}
+    granted = ["slot:home.banner", "slot:home.kingkong", "profile:basic"]
+    harness = PluginHarness(plugin, manifest=plugin.MANIFEST, persona="young_professional",
+                            scopes=granted, consented=consented)
+    assert {o.key for o in harness.shown_offers()} == on_host == expected
+    assert len(harness.home_slot_offers()) == len(offers)
+
+
+def test_the_feed_items_shown_are_those_the_host_shows(make_app: Any, kit: Any) -> None:
+    """``shown_feed_items()`` leaves out a partner's cards targeted by what the customer has not shared."""
+    items = [
+        kit.item("life", "mass", targeting=Targeting(segments=frozenset({"mass"}))),
+        kit.item("life", "everyone"),
+    ]
+    plugin = kit.plugin("partner", kind="partner", scopes=["feed:contribute"], optional=["profile:basic"],
+                        feed_items=lambda ctx, column: items)
+    on_host = [i["key"] for i in make_app(plugin).get("/v1/feeds/life").json()["items"]]
+    harness = PluginHarness(plugin, manifest=plugin.MANIFEST, scopes=["feed:contribute", "profile:basic"],
+                            consented=())
+    assert [i.key for i in harness.shown_feed_items("life")] == on_host == ["everyone"]
+    assert [i.key for i in harness.feed_items("life")] == ["mass", "everyone"]

@@ -7,7 +7,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from operator import attrgetter
-from typing import Any, TypeVar, get_args, get_type_hints
+from typing import TYPE_CHECKING, Any, TypeVar, get_args, get_type_hints
 
 import msgspec
 
@@ -19,16 +19,21 @@ from fulcrum_sdk.models import (
     RiskLevel,
     SearchHit,
     SlotOffer,
+    Targeting,
     TransactionResult,
     TransactionType,
     risk_allows,
 )
 
+if TYPE_CHECKING:
+    from fulcrum_sdk.context import Customer
+
 __all__ = [
     "LIST_RESULT_TYPES", "MAX_PAGE_QUERY", "MAX_SEARCH_QUERY", "MAX_TRANSACTION_FEN", "PAGE_PATH",
     "PAGE_QUERY_KEY", "ResultError", "amount_field_problem", "check_list", "check_page",
     "check_transaction_result", "is_page_path", "page_path_problem", "page_query_problem",
-    "rated_risk", "received_page_path", "received_search_query", "suitability_problem", "whole_fen",
+    "rated_risk", "received_page_path", "received_search_query", "suitability_problem", "targeting_admits",
+    "whole_fen",
 ]
 
 _S = TypeVar("_S", bound=msgspec.Struct)
@@ -38,6 +43,14 @@ LIST_RESULT_TYPES: dict[str, type[msgspec.Struct]] = {
     "search": SearchHit,
     "feed_items": FeedItem,
 }
+
+
+def targeting_admits(targeting: Targeting | None, customer: Customer) -> bool:
+    """The host's targeting rule: ``None`` is everyone, else every non-empty criterion must admit the
+    customer (as the plugin sees them: the harness applies it too)."""
+    return targeting is None or targeting.matches(
+        segment=customer.segment, branch=customer.branch, locale=customer.locale
+    )
 
 
 class ResultError(ValueError):

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from fulcrum_sdk.localtime import aware
+
 __all__ = [
     "FEED_COLUMNS",
     "SLOT_IDS",
@@ -106,6 +108,14 @@ class SlotOffer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     valid_from: datetime | None = None
     valid_until: datetime | None = None
     targeting: Targeting | None = None
+
+    def live_at(self, now: datetime) -> bool:
+        """True when ``now`` is inside the validity window (``valid_until`` is exclusive): the host's
+        rule. A naive time (``ctx.now`` never is one) is read as UTC."""
+        moment = aware(now)
+        if self.valid_from is not None and aware(self.valid_from) > moment:
+            return False
+        return self.valid_until is None or moment < aware(self.valid_until)
 
 
 class SearchHit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

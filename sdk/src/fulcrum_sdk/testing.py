@@ -44,6 +44,7 @@ from fulcrum_sdk._validate import (
     received_page_path,
     received_search_query,
     suitability_problem,
+    targeting_admits,
     whole_fen,
 )
 from fulcrum_sdk.context import Customer, PluginContext, ScopedData
@@ -216,6 +217,16 @@ class PluginHarness:
         )
         return [o for o in offers if o.slot in SLOT_IDS and slot_scope(o.slot) in self.scopes]
 
+    def shown_offers(self) -> list[SlotOffer]:
+        """What the host would show this customer at ``now`` of :meth:`home_slot_offers`: without the
+        offers outside their validity window and those whose targeting does not admit the customer
+        as the plugin sees them (a partner's customer who has not consented to ``profile:basic`` has no
+        segment or branch, so an offer targeted by them is never shown). The host then ranks, caps and
+        mixes every plugin's offers, which one plugin's tests cannot see."""
+        seen = self.context().customer
+        offers = self.home_slot_offers()
+        return [o for o in offers if o.live_at(self.now) and targeting_admits(o.targeting, seen)]
+
     def search(self, query: str) -> list[SearchHit]:
         """Validated hits for ``query``; empty when the plugin lacks ``search:contribute``.
 
@@ -242,6 +253,12 @@ class PluginHarness:
             "feed_items", self._call("feed_items", ctx=self.context(), column=column)
         )
         return [i for i in items if i.column == column]
+
+    def shown_feed_items(self, column: str) -> list[FeedItem]:
+        """What the host would show this customer of :meth:`feed_items`: without the items whose
+        targeting does not admit the customer as the plugin sees them (see :meth:`shown_offers`)."""
+        seen = self.context().customer
+        return [i for i in self.feed_items(column) if targeting_admits(i.targeting, seen)]
 
     def page(self, path: str, query: Mapping[str, str] | None = None) -> Page | None:
         """The validated page at ``path`` with the deep link's ``query`` parameters (what

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import msgspec
+from fulcrum_sdk._validate import targeting_admits
 from fulcrum_sdk.context import Customer
 from fulcrum_sdk.models import Targeting
 
@@ -25,10 +26,9 @@ def as_utc(moment: datetime) -> datetime:
 
 
 def targets(targeting: Targeting | None, customer: Customer) -> bool:
-    """True when ``targeting`` (``None`` = everyone) admits the customer."""
-    return targeting is None or targeting.matches(
-        segment=customer.segment, branch=customer.branch, locale=customer.locale
-    )
+    """True when ``targeting`` (``None`` = everyone) admits the customer: the SDK's rule, which the
+    plugin harness applies too."""
+    return targeting_admits(targeting, customer)
 
 
 class DegradedPlugin(msgspec.Struct, frozen=True, kw_only=True):

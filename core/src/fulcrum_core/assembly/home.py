@@ -40,10 +40,9 @@ class HomeItem(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def is_live(offer: SlotOffer, now: datetime) -> bool:
-    """True when ``now`` is inside the offer's validity window (``valid_until`` is exclusive)."""
-    if offer.valid_from is not None and as_utc(offer.valid_from) > now:
-        return False
-    return offer.valid_until is None or now < as_utc(offer.valid_until)
+    """True when ``now`` is inside the offer's validity window (``valid_until`` is exclusive): the
+    SDK's :meth:`SlotOffer.live_at`, the one rule the plugin harness applies too."""
+    return offer.live_at(now)
 
 
 def _item(plugin: str, offer: SlotOffer) -> HomeItem:
