@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import socket
 import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
+from stat import S_ISDIR
 from typing import Any
 
 import click
@@ -18,8 +21,9 @@ from uvicorn.supervisors import Multiprocess
 
 from fulcrum_core.cli._groups import refuse_own_options
 from fulcrum_core.cli._settings import settings_for
+from fulcrum_core.observability.processes import alive
 
-__all__ = ["WORKER_HEALTHCHECK_SECONDS", "demo", "run_server", "serve"]
+__all__ = ["METRICS_DIR_PREFIX", "WORKER_HEALTHCHECK_SECONDS", "demo", "run_server", "serve"]
 
 WORKER_HEALTHCHECK_SECONDS = 30
 """How long uvicorn's supervisor waits for a worker to answer its health check before killing it.
@@ -48,20 +52,44 @@ def _run(
         )
 
 
+METRICS_DIR_PREFIX = "fulcrum-metrics-"
+"""How ``fulcrum serve --workers N`` names its metrics directory in the temp dir: then its pid, a dash."""
+
+_OWNED_DIR = re.compile(re.escape(METRICS_DIR_PREFIX) + r"(\d+)-[^/]+")
+
+
 @contextlib.contextmanager
 def _shared_metrics(workers: int, metrics_dir: str | None) -> Iterator[None]:
     """Several workers and no ``metrics_dir``: give them a fresh one, so a scrape of any worker reports
-    them all (``observability/shared_metrics.py``), and remove it when they stop."""
+    them all (``observability/shared_metrics.py``), and remove it when they stop. A supervisor that was
+    killed could not remove its own: the next one removes it (its pid, in the name, is gone)."""
     if workers == 1 or metrics_dir:
         yield
         return
-    directory = tempfile.mkdtemp(prefix="fulcrum-metrics-")
+    _remove_stale_metrics_dirs()
+    directory = tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-")
     os.environ["FULCRUM_METRICS_DIR"] = directory
     try:
         yield
     finally:
         del os.environ["FULCRUM_METRICS_DIR"]
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _remove_stale_metrics_dirs() -> None:
+    """Remove the temp dir's metrics directories (this prefix, this user's, real directories, never a
+    link) whose supervisor is gone; a user-given ``metrics_dir`` is never touched."""
+    temp = Path(tempfile.gettempdir())
+    for path in temp.glob(f"{METRICS_DIR_PREFIX}*"):
+        owner = _OWNED_DIR.fullmatch(path.name)
+        if owner is None or alive(int(owner.group(1))):
+            continue
+        try:
+            stat = path.lstat()
+        except OSError:  # removed since the listing
+            continue
+        if S_ISDIR(stat.st_mode) and stat.st_uid == os.getuid():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 class _TcpConfig(uvicorn.Config):

@@ -47,6 +47,7 @@ from fulcrum_core.observability.metrics import (
     LATENCY_HELP,
     Metrics,
 )
+from fulcrum_core.observability.processes import alive
 
 __all__ = ["MetricsShare"]
 
@@ -192,7 +193,7 @@ class MetricsShare:
             if match is None:
                 continue
             pid = int(match.group(1))
-            if pid != self.pid and not _alive(pid):
+            if pid != self.pid and not alive(pid):
                 mark_process_dead(pid, str(self.directory))  # type: ignore[no-untyped-call]
 
     async def start(self) -> None:
@@ -258,13 +259,3 @@ def _begun(path: str) -> bool:
         return os.path.getsize(path) > 0
     except FileNotFoundError:  # a gone worker's breaker states, removed since the listing
         return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: it exists
-        return True
-    return True
