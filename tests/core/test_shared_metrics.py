@@ -89,17 +89,17 @@ closed = BreakerSnapshot(
     slow_calls=0, failure_rate=None, slow_call_rate=None, not_permitted_calls=0,
 )
 MetricsShare(sys.argv[1], metrics, lambda: [closed]).flush()
+print(os.getpid(), flush=True)
 os._exit(0)  # dies without stopping
 """
 
 
 def _crashed_worker(directory: Path) -> int:
     """Run a worker process that writes 3 ok calls and a closed breaker, then dies; its pid."""
-    process = subprocess.run([sys.executable, "-c", _CRASHING_WORKER, str(directory)], check=True)
-    assert process.returncode == 0
-    pids = {int(path.stem.rpartition("_")[2]) for path in directory.glob("counter_*.db")} - {os.getpid()}
-    [pid] = pids
-    return pid
+    process = subprocess.run(
+        [sys.executable, "-c", _CRASHING_WORKER, str(directory)], check=True, capture_output=True, text=True
+    )
+    return int(process.stdout)
 
 
 def test_a_scrape_of_one_worker_reports_every_worker(tmp_path: Path) -> None:
@@ -149,7 +149,76 @@ def test_a_gone_workers_counts_stay_and_its_breaker_states_go(tmp_path: Path) ->
     assert samples[_ok("merchant")] == 5
     assert samples[_state("merchant", "closed")] == 1
     assert not list(tmp_path.glob(f"gauge_live*_{gone}.db"))
-    assert list(tmp_path.glob(f"counter_{gone}.db"))
+    assert not list(tmp_path.glob(f"*_{gone}.db"))  # its counts are in the archives now
+    assert (tmp_path / "counter_archive.db").exists()
+
+
+def _totals(share: MetricsShare) -> tuple[float, float, float, float]:
+    """merchant's ok calls, histogram count, 2.5 ms bucket and sum, as one scrape reports them."""
+    samples = _samples(share.render())
+    latency = frozenset({("plugin", "merchant"), HOOK})
+    return (
+        samples[_ok("merchant")],
+        samples[("fulcrum_plugin_call_seconds_count", latency)],
+        samples[("fulcrum_plugin_call_seconds_bucket", latency | {("le", "0.0025")})],
+        samples[("fulcrum_plugin_call_seconds_sum", latency)],
+    )
+
+
+def test_restarts_on_a_kept_directory_leave_a_bounded_number_of_files_and_every_count(
+    tmp_path: Path,
+) -> None:
+    """Each worker that stops leaves its counts; when the next starts, or at a scrape, those of gone
+    workers are summed into one archive per type: the directory does not grow with each restart, and
+    totals never go back nor count anything twice."""
+    restarts = 5
+    for _ in range(restarts):
+        _crashed_worker(tmp_path)  # 3 merchant calls of 2 ms; folds the ones before it as it starts
+        names = {path.name for path in tmp_path.glob("*.db")}
+        assert len(names) <= 5, names  # two archives, and the last worker's three files
+    scraper = _Worker(tmp_path, os.getpid())
+    calls, count, bucket, total = _totals(scraper.share)
+    assert (calls, count, bucket) == (3 * restarts,) * 3
+    assert total == pytest.approx(0.002 * 3 * restarts)
+    archives = ["counter_archive.db", "histogram_archive.db"]
+    assert sorted(path.name for path in tmp_path.glob("*.db")) == archives
+    scraper.calls("merchant", 1)
+    assert _totals(scraper.share)[:3] == (3 * restarts + 1,) * 3
+    assert len(list(tmp_path.glob("*.db"))) == 4  # and the scraper's own two
+
+
+class _Died(BaseException):
+    """A compaction's process killed at this point (nothing after it runs)."""
+
+
+@pytest.mark.parametrize("dies", ["before", "after"])
+def test_a_compaction_that_died_midway_is_undone_or_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dies: str
+) -> None:
+    """Killed before its new archive replaced the old, or after but before removing the files it took
+    in: the next scrape counts every call once."""
+    from fulcrum_core.observability import metrics_archive
+
+    scraper = _Worker(tmp_path, os.getpid())
+    scraper.calls("merchant", 2)
+    _crashed_worker(tmp_path)
+    _crashed_worker(tmp_path)  # the first is folded into the archives, the second is not yet
+    replace = os.replace
+
+    def killed(source: Any, target: Any) -> None:
+        if dies == "after":
+            replace(source, target)
+        raise _Died
+
+    monkeypatch.setattr(metrics_archive.os, "replace", killed)
+    with pytest.raises(_Died):
+        scraper.share.render()
+    monkeypatch.undo()
+    assert _totals(scraper.share)[:3] == (8, 8, 8)
+    assert _totals(scraper.share)[:3] == (8, 8, 8)
+    own = {f"counter_{os.getpid()}.db", f"histogram_{os.getpid()}.db"}
+    archives = {"counter_archive.db", "histogram_archive.db"}
+    assert {path.name for path in tmp_path.iterdir()} == {"compact.lock", *archives, *own}
 
 
 async def test_a_worker_writes_on_its_own_and_its_last_counts_when_it_stops(tmp_path: Path) -> None:

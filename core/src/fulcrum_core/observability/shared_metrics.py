@@ -9,8 +9,10 @@ plain lists on the loop thread (``metrics.py``); they are copied to the files ev
 ``metrics_share_seconds`` and right before the worker answers a scrape, so another worker's calls show
 within that interval.
 
-Counts of a worker that stopped stay in its files, so totals never go back when a worker is replaced;
-a worker given the pid of a gone one (the kernel reuses pids) first moves that one's count files aside.
+Counts of a worker that stopped stay, so totals never go back when a worker is replaced: a worker
+given the pid of a gone one (the kernel reuses pids) first moves that one's count files aside, and when
+a worker starts and at each scrape the count files of gone workers are summed into one archive file
+per type (``metrics_archive.py``), so a directory kept across restarts does not grow with each one.
 Breaker states are a live sum, the number of workers whose breaker is in each state; a worker's are
 dropped when it stops, or at the next scrape when its process is gone.
 
@@ -47,6 +49,7 @@ from fulcrum_core.observability.metrics import (
     LATENCY_HELP,
     Metrics,
 )
+from fulcrum_core.observability.metrics_archive import compact, locked
 from fulcrum_core.observability.processes import alive
 
 __all__ = ["MetricsShare"]
@@ -99,8 +102,10 @@ class MetricsShare:
         self.registry.register(_Merged(self))
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._take_over_pid()
-        except OSError:
+            with locked(self.directory):
+                self._take_over_pid()
+                self._fold_gone_workers()
+        except _UNUSABLE:
             _log.warning("cannot use %s for the shared metrics", self.directory, exc_info=True)
 
     def _path(self, name: str) -> Path:
@@ -177,8 +182,9 @@ class MetricsShare:
             return self._own_instead()
 
     def _merged(self) -> bytes:
-        self._forget_gone_workers()
-        return generate_latest(self.registry)
+        with locked(self.directory):
+            self._fold_gone_workers()
+            return generate_latest(self.registry)
 
     def _own_instead(self) -> bytes:
         _log.warning(
@@ -186,8 +192,10 @@ class MetricsShare:
         )
         return self._metrics.render()
 
-    def _forget_gone_workers(self) -> None:
-        """Drop the breaker states of workers whose process is gone (one that crashed never said so)."""
+    def _fold_gone_workers(self) -> None:
+        """Drop the breaker states of workers whose process is gone (one that crashed never said so),
+        and fold their counts into the archives (``metrics_archive.py``): work only when one is gone."""
+        compact(self.directory, lambda pid: pid != self.pid and not alive(pid))
         for path in glob.glob(str(self.directory / "gauge_live*_*.db")):
             match = _LIVE_FILE.search(path)
             if match is None:
