@@ -4,12 +4,14 @@ worker reports them all (prometheus_client's multi-process files and merge)."""
 from __future__ import annotations
 
 import asyncio
+import operator
 import os
+import re
 import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -398,3 +400,40 @@ def test_the_app_reads_the_other_workers_files_off_the_event_loop(
     assert app.get("/metrics", token=token).status_code == 200
     assert seen["flush"] == seen["loop"]
     assert seen["merge"] != seen["loop"]
+
+
+_README = Path(__file__).resolve().parents[2] / "README.md"
+_RULE = re.compile(r"(\w+)\{(.*?)\}\s*(>=|==|>)\s*([0-9.]+)")
+_COMPARE: dict[str, Callable[[float, float], bool]] = {">": operator.gt, ">=": operator.ge, "==": operator.eq}
+
+
+def _fires(expr: str, body: bytes) -> bool:
+    """Whether a ``metric{label="value",...} OP number`` alert matches a sample of the scrape ``body``."""
+    rule = _RULE.fullmatch(expr.strip())
+    assert rule is not None, expr
+    name, matchers, op, bound = rule.groups()
+    wanted = dict(re.findall(r'(\w+)="([^"]*)"', matchers))
+    return any(
+        labels >= frozenset(wanted.items()) and _COMPARE[op](value, float(bound))
+        for (sample, labels), value in _samples(body).items()
+        if sample == name
+    )
+
+
+def test_the_documented_breaker_alert_fires_whatever_the_number_of_workers_with_it_open(
+    tmp_path: Path,
+) -> None:
+    """The gauge counts the workers in each state: the README's alert must fire for one worker with
+    the breaker open and for two (where ``== 1`` would not), and not when every breaker is closed."""
+    [expr] = re.findall(r"alert: FulcrumPluginBreakerOpen\n\s+expr: (.+)\n", _README.read_text())
+    one, two = _Worker(tmp_path, os.getpid()), _Worker(tmp_path, os.getppid())
+    for states, fires in [
+        ((BreakerState.CLOSED, BreakerState.CLOSED), False),
+        ((BreakerState.OPEN, BreakerState.CLOSED), True),
+        ((BreakerState.OPEN, BreakerState.OPEN), True),
+    ]:
+        one.breakers, two.breakers = {"merchant": states[0]}, {"merchant": states[1]}
+        two.share.flush()
+        body = one.share.render()
+        assert _fires(expr, body) is fires, (states, body.decode())
+    assert not _fires('fulcrum_breaker_state{state="open"} == 1', body)  # why not == 1
