@@ -70,3 +70,9 @@ def test_a_user_given_directory_is_used_as_is_and_nothing_is_removed(temp: Path)
         assert "FULCRUM_METRICS_DIR" not in os.environ
     assert stale.exists()
     assert (given / "counter_1.db").exists()
+
+
+def test_a_directory_named_with_a_number_no_pid_can_be_does_not_stop_the_supervisor(temp: Path) -> None:
+    unreal = _made(temp / f"{METRICS_DIR_PREFIX}99999999999999-ab12")
+    with _shared_metrics(2, None):
+        assert not unreal.exists()

@@ -437,3 +437,16 @@ def test_the_documented_breaker_alert_fires_whatever_the_number_of_workers_with_
         body = one.share.render()
         assert _fires(expr, body) is fires, (states, body.decode())
     assert not _fires('fulcrum_breaker_state{state="open"} == 1', body)  # why not == 1
+
+
+def test_a_file_named_with_a_number_no_pid_can_be_is_a_gone_workers(tmp_path: Path) -> None:
+    """``os.kill`` raises OverflowError for such a number: a scrape must still answer, not fail."""
+    gone = _crashed_worker(tmp_path)  # 3 merchant calls, a closed merchant breaker
+    for path in tmp_path.glob(f"*_{gone}.db"):
+        path.rename(path.with_name(path.name.replace(str(gone), "99999999999999")))
+    worker = _Worker(tmp_path, os.getpid())
+    worker.calls("merchant", 1)
+    samples = _samples(worker.share.render())
+    assert samples[_ok("merchant")] == 4
+    assert _state("merchant", "closed") not in samples
+    assert not list(tmp_path.glob("*_99999999999999.db"))

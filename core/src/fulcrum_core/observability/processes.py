@@ -9,10 +9,11 @@ __all__ = ["alive"]
 
 
 def alive(pid: int) -> bool:
-    """``pid`` names a running process (another user's counts: it exists, we may not signal it)."""
+    """``pid`` names a running process (another user's counts: it exists, we may not signal it); a
+    number no pid can be (a file or directory named by hand) names none."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True
