@@ -246,3 +246,28 @@ def test_a_503_the_plugin_never_saw_says_when_to_retry_and_the_same_key_then_run
     described = spec["paths"]["/v1/transactions"]["post"]["responses"]["503"]
     assert "same Idempotency-Key" in described["description"]
     assert "`Retry-After`" in described["description"]
+
+
+def test_a_transaction_read_back_says_how_many_attempts_it_took(app: Any) -> None:
+    """Refused unasked (503, failed) and then run by a retry (201, succeeded): GET shows ``attempts``
+    2, so the app can tell the failed it saw from the success that followed; a transaction done at
+    once shows 1, and the OpenAPI document describes the field."""
+    breaker = app.runtime.dispatcher.resilience.get("funds", "execute_transaction").breaker
+    breaker.force_open()
+    refused = _post(app, ORDER, key="k-attempts")
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["transaction"]["attempts"] == 1
+    breaker.reset()
+    retried = _post(app, ORDER, key="k-attempts")
+    assert retried.status_code == 201, retried.text
+    assert (retried.json()["status"], retried.json()["attempts"]) == ("succeeded", 2)
+    read = app.get(retried.headers["location"], token=app.token(C3))
+    assert (read.json()["status"], read.json()["attempts"]) == ("succeeded", 2)
+    replayed = _post(app, ORDER, key="k-attempts")
+    assert replayed.json()["attempts"] == 2
+    once = _post(app, ORDER, key="k-once")
+    assert once.json()["attempts"] == 1
+    spec = app.client.get("/schema/openapi.json").json()
+    attempts = spec["components"]["schemas"]["TransactionView"]["properties"]["attempts"]
+    assert attempts["type"] == "integer"
+    assert "Idempotency-Key" in attempts["description"]

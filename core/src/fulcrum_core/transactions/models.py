@@ -58,6 +58,18 @@ class TransactionView(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     updated_at: datetime
     result: TransactionResultView | None = None
+    attempts: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1,
+            description=(
+                "How many times the host has started this transaction. Above 1 only when earlier "
+                "attempts ended before the plugin was asked (503 `transaction.plugin_unavailable`) and "
+                "a retry with the same Idempotency-Key ran it again: a status that went from `failed` "
+                "to `pending` or `succeeded` belongs to a later attempt."
+            ),
+        ),
+    ] = 1
 
 
 class TransactionProblem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -43,6 +43,7 @@ def view_of(row: TransactionRow) -> TransactionView:
         created_at=row.created_at,
         updated_at=row.updated_at,
         result=result,
+        attempts=row.attempts,
     )
 
 
