@@ -1082,3 +1082,136 @@ async def test_plugin_code_before_journaling_runs_in_a_plugin_thread(
     await service.submit(C3, "k-thread", body())
     assert len(seen) == 1
     assert seen[0].startswith("fulcrum-plugin")
+
+
+# --- the retry window of a transaction the plugin never saw -------------------------------------------
+
+
+def _attempt_history(db: Database) -> list[tuple[int, str, int | None]]:
+    """Each kept earlier outcome: (attempt, status, response status)."""
+    from fulcrum_core.data.models import TransactionAttemptRow
+
+    with db.read_session() as session:
+        kept = session.scalars(select(TransactionAttemptRow).order_by(TransactionAttemptRow.attempt))
+        return [(a.attempt, a.status, a.response_status) for a in kept]
+
+
+async def test_a_never_asked_transaction_retried_after_its_window_is_refused_and_ended(
+    service: TransactionService, db: Database, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused unasked (503) on Monday, retried a day and a second later with the same key: a 422
+    ``idempotency.expired`` naming the key and when it was first seen, the plugin not asked; the
+    journal ends the row as failed (no longer retryable, the 503 kept as its attempt) and every
+    later retry replays the 422, even once the plugin is back."""
+    import fulcrum_core.transactions.service as service_module
+
+    monday = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+    monkeypatch.setattr(service_module, "utcnow", lambda: monday)
+    undo = _refuse_without_calling(service, "breaker_open")
+    refused = await service.submit(C3, "k-late", body())
+    assert refused.status_code == 503
+    undo()
+    later = monday + timedelta(days=1, seconds=1)
+    monkeypatch.setattr(service_module, "utcnow", lambda: later)
+    expired = await service.submit(C3, "k-late", body())
+    assert (expired.status_code, expired.replayed, expired.retry_after) == (422, False, None)
+    problem = expired.body
+    assert isinstance(problem, TransactionProblem)
+    assert (problem.code, problem.field, problem.first_seen_at) == (
+        "idempotency.expired", "Idempotency-Key", monday
+    )
+    assert "'k-late'" in problem.detail
+    assert monday.isoformat() in problem.detail
+    assert problem.transaction is not None
+    assert (problem.transaction.id, problem.transaction.status) == (refused.transaction_id, "failed")
+    assert shop.calls == []
+    [row] = rows(db)
+    assert (row.status, row.retryable, row.response_status, row.attempts) == ("failed", False, 422, 1)
+    assert (row.first_seen_at, row.updated_at) == (monday, later)
+    assert _attempt_history(db) == [(1, "failed", 503)]
+    again = await service.submit(C3, "k-late", body())
+    assert (again.status_code, again.replayed) == (422, True)
+    assert msgspec.json.encode(again.body) == msgspec.json.encode(expired.body)
+    assert shop.calls == []
+    assert service.get(C3, row.id).status == "failed"
+
+
+async def test_the_retry_window_counts_from_the_first_request_not_the_last_attempt(
+    make_service: Callable[..., TransactionService], db: Database, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a one-hour window: a retry 59 minutes after the first request, refused again, does not
+    restart the clock; one 61 minutes after the first request is refused as expired. A transaction
+    that was carried out replays its success whenever it is retried, window or not."""
+    import fulcrum_core.transactions.service as service_module
+
+    service = make_service(transaction_retry_window_seconds=3600)
+    start = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+    clock = [start]
+    monkeypatch.setattr(service_module, "utcnow", lambda: clock[0])
+    assert (await service.submit(C3, "k-done", body())).status_code == 201
+    undo = _refuse_without_calling(service, "breaker_open")
+    assert (await service.submit(C3, "k-1", body())).status_code == 503
+    clock[0] = start + timedelta(minutes=59)
+    still = await service.submit(C3, "k-1", body())
+    assert (still.status_code, still.replayed) == (503, False)  # run again, refused again: attempt 2
+    undo()
+    clock[0] = start + timedelta(minutes=61)
+    expired = await service.submit(C3, "k-1", body())
+    assert isinstance(expired.body, TransactionProblem)
+    assert (expired.status_code, expired.body.code, expired.body.first_seen_at) == (
+        422, "idempotency.expired", start
+    )
+    clock[0] = start + timedelta(days=30)
+    done = await service.submit(C3, "k-done", body())
+    assert (done.status_code, done.replayed) == (201, True)
+    assert len(shop.calls) == 1  # only k-done's first request reached the plugin
+
+
+async def test_a_retry_just_inside_the_window_runs_the_transaction(
+    service: TransactionService, db: Database, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second before the default 24 hours are up, the retry still runs it as the same transaction."""
+    import fulcrum_core.transactions.service as service_module
+
+    start = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+    monkeypatch.setattr(service_module, "utcnow", lambda: start)
+    undo = _refuse_without_calling(service, "breaker_open")
+    refused = await service.submit(C3, "k-1", body())
+    undo()
+    monkeypatch.setattr(service_module, "utcnow", lambda: start + timedelta(hours=24, seconds=-1))
+    retried = await service.submit(C3, "k-1", body())
+    assert (retried.status_code, retried.transaction_id) == (201, refused.transaction_id)
+    [row] = rows(db)
+    assert (row.first_seen_at, row.attempts) == (start, 2)
+
+
+async def test_a_retry_whose_window_closes_while_it_is_checked_does_not_run_it(
+    service: TransactionService, db: Database, shop: Shop
+) -> None:
+    """The journal takes a row back to pending only while its window is open, in the same statement:
+    a retry checked just before the window closed cannot run the transaction just after."""
+    undo = _refuse_without_calling(service, "breaker_open")
+    await service.submit(C3, "k-1", body())
+    undo()
+    [row] = rows(db)
+    taken = service.journal.reclaim(
+        row, plugin_id=row.plugin_id, amount_fen=row.amount_fen, risk_level=row.risk_level, now=utcnow(),
+        first_seen_after=row.first_seen_at,
+    )
+    assert taken is None
+    [still] = rows(db)
+    assert (still.status, still.retryable, still.attempts) == ("failed", True, 1)
+    assert shop.calls == []
+
+
+def test_the_retry_window_is_a_setting_read_from_the_environment() -> None:
+    """``FULCRUM_TRANSACTION_RETRY_WINDOW_SECONDS`` sets it (default one day); zero or more than a
+    week is refused naming the variable."""
+    from fulcrum_core.settings import SettingsError, load_settings
+
+    assert load_settings(environ={}).transaction_retry_window_seconds == 86_400
+    env = {"FULCRUM_TRANSACTION_RETRY_WINDOW_SECONDS": "3600"}
+    assert load_settings(environ=env).transaction_retry_window_seconds == 3600
+    for bad in ("0", str(8 * 86_400), "soon"):
+        with pytest.raises(SettingsError, match="FULCRUM_TRANSACTION_RETRY_WINDOW_SECONDS"):
+            load_settings(environ={"FULCRUM_TRANSACTION_RETRY_WINDOW_SECONDS": bad})

@@ -168,3 +168,37 @@ def test_an_unreadable_body_is_a_documented_400(
     body = r.json()
     assert body["field"] == field
     _validate(spec, 400, body)
+
+
+def test_a_retry_past_its_window_is_a_documented_422(
+    make_app: Callable[..., Any], kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 503 the plugin never saw, retried after the retry window: 422 ``idempotency.expired`` with
+    its transaction and ``first_seen_at``, valid against the served schema, and the 422's description
+    says so."""
+    from datetime import timedelta
+
+    import fulcrum_core.transactions.service as service_module
+    from fulcrum_core.data.types import utcnow
+
+    app = make_app(_fund_plugin(kit), transaction_retry_window_seconds=60)
+    spec = app.client.get("/schema/openapi.json").json()
+    breaker = app.runtime.dispatcher.resilience.get("funds", "execute_transaction").breaker
+    breaker.force_open()
+    order = {"type": "fund.order", "params": {"fund": "SAFE", "amount_fen": 100}}
+    refused = _post(app, order, key="k-window")
+    assert refused.status_code == 503, refused.text
+    breaker.reset()
+    later = utcnow() + timedelta(seconds=61)
+    monkeypatch.setattr(service_module, "utcnow", lambda: later)
+    r = _post(app, order, key="k-window")
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith(PROBLEM)
+    assert "retry-after" not in r.headers
+    body = r.json()
+    assert (body["code"], body["field"]) == ("idempotency.expired", "Idempotency-Key")
+    assert body["transaction"]["status"] == "failed"
+    assert body["first_seen_at"] == refused.json()["transaction"]["created_at"]
+    _validate(spec, 422, body)
+    described = spec["paths"]["/v1/transactions"]["post"]["responses"]["422"]["description"]
+    assert "idempotency.expired" in described

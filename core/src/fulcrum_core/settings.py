@@ -120,6 +120,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     disabled_plugins: frozenset[str] = frozenset()
     # Largest single transaction the host accepts, in fen (platform-wide limit).
     max_transaction_fen: Annotated[int, msgspec.Meta(ge=1)] = 500_000_000
+    # How long after its first request a transaction the plugin never saw (a 503
+    # ``transaction.plugin_unavailable``) may still be run by a retry with the same Idempotency-Key;
+    # a later retry gets 422 ``idempotency.expired`` and the transaction ends as failed. At most 7 days.
+    transaction_retry_window_seconds: Annotated[int, msgspec.Meta(ge=1, le=7 * 86_400)] = 86_400
     # Redis URL for shared rate-limit and breaker state; None → per-worker memory.
     redis_url: str | None = None
     # Every Redis key starts with this: give each environment sharing one Redis its own.
@@ -198,6 +202,7 @@ _ENV_FIELDS = {
     "FULCRUM_REGISTRY_POLL_SECONDS": "registry_poll_seconds",
     "FULCRUM_BRANCHES_DIR": "branches_dir",
     "FULCRUM_BRANCHES_POLL_SECONDS": "branches_poll_seconds",
+    "FULCRUM_TRANSACTION_RETRY_WINDOW_SECONDS": "transaction_retry_window_seconds",
 }
 
 

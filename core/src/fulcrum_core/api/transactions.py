@@ -64,8 +64,10 @@ def list_transaction_types(request: Request[Any, Any, Any]) -> TransactionTypeLi
         422: _problem(
             "Refused: an unknown type or invalid params, suitability, limits, a key reused with "
             "another body, or the retry of a `transaction.plugin_unavailable` whose type another plugin "
-            "runs now (`idempotency.owner_changed`) (before journaling, no `transaction`), or by the "
-            "plugin (with `transaction`)"
+            "runs now (`idempotency.owner_changed`) (before journaling, no `transaction`), by the "
+            "plugin (with `transaction`), or the retry of a `transaction.plugin_unavailable` after its "
+            "retry window (`idempotency.expired`, with `transaction` and `first_seen_at`: the "
+            "transaction has ended as failed; send it again under a new key if still wanted)"
         ),
         502: _problem("The owning plugin failed; nothing was carried out (`transaction` once journaled)"),
         503: _problem(
@@ -73,7 +75,8 @@ def list_transaction_types(request: Request[Any, Any, Any]) -> TransactionTypeLi
             "Retry after `Retry-After` seconds with the same Idempotency-Key and body: a request refused "
             "before journaling is judged afresh, and a journaled one (`transaction`, "
             "`transaction.plugin_unavailable`: the plugin was never asked) is carried out as the same "
-            "transaction, by the plugin it was sent to"
+            "transaction, by the plugin it was sent to, within the retry window from its first request "
+            "(24 hours by default)"
         ),
     },
 )

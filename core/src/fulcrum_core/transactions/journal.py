@@ -8,7 +8,8 @@ still pending).
 A row whose outcome says the plugin was never asked (``retryable``) is taken back to ``pending`` by
 ``reclaim``, one ``UPDATE`` that only the retry holding the row's current attempt number can make:
 of concurrent retries exactly one runs the transaction again, and the outcome it replaces is kept in
-``transaction_attempts`` in the same database transaction.
+``transaction_attempts`` in the same database transaction. ``expire`` ends such a row for good,
+under the same condition, once its retry window has closed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, or_, select, update
+from sqlalchemy.orm import Session
 
 from fulcrum_core.data._upsert import insert_for
 from fulcrum_core.data.db import Database
@@ -97,12 +99,13 @@ class Journal:
 
     def reclaim(
         self, row: TransactionRow, *, plugin_id: str, amount_fen: int | None, risk_level: str | None,
-        now: datetime,
+        now: datetime, first_seen_after: datetime | None = None,
     ) -> TransactionRow | None:
         """Start the next attempt of ``row`` (as read, ``retryable``): back to ``pending`` with its
         stored response cleared and dated ``now`` (the plugin never saw it before: it is carried out
         now), the outcome it had kept as an earlier attempt; the row as it is now. ``None`` when the
-        row is no longer the one read: a concurrent retry took it first."""
+        row is no longer the one read (a concurrent retry took it first), or when it was first seen
+        at or before ``first_seen_after`` (its retry window closed meanwhile)."""
         fresh: dict[str, Any] = {
             "status": "pending",
             "retryable": False,
@@ -127,23 +130,54 @@ class Journal:
             .values(**fresh)
             .returning(TransactionRow.id)
         )
+        if first_seen_after is not None:
+            stmt = stmt.where(TransactionRow.first_seen_at > first_seen_after)
         with self._db.session() as session:
             if session.execute(stmt).scalar_one_or_none() is None:
                 return None
             # The update holds the row until this commits: the attempt read is the one replaced.
-            session.add(
-                TransactionAttemptRow(
-                    transaction_id=row.id,
-                    attempt=row.attempts,
-                    plugin_id=row.plugin_id,
-                    status=row.status,
-                    response_status=row.response_status,
-                    response_body=row.response_body,
-                    finished_at=row.updated_at,
-                )
-            )
+            self._keep_attempt(session, row)
         values = {c.key: getattr(row, c.key) for c in TransactionRow.__mapper__.column_attrs}
         return TransactionRow(**{**values, **fresh})
+
+    def expire(self, row: TransactionRow, *, response_status: int, response_body: str, now: datetime) -> bool:
+        """End ``row`` (as read, ``retryable``) for good without running it: its retry window closed.
+        It stays ``failed``, is no longer retryable and answers ``response_body`` from now on; the
+        outcome it replaces is kept as its last attempt's. ``False`` when the row is no longer the one
+        read (a concurrent retry ran or ended it first)."""
+        stmt = (
+            update(TransactionRow)
+            .where(
+                TransactionRow.id == row.id,
+                TransactionRow.status == "failed",
+                TransactionRow.retryable.is_(True),
+                TransactionRow.attempts == row.attempts,
+            )
+            .values(
+                retryable=False, response_status=response_status, response_body=response_body, updated_at=now
+            )
+            .returning(TransactionRow.id)
+        )
+        with self._db.session() as session:
+            if session.execute(stmt).scalar_one_or_none() is None:
+                return False
+            self._keep_attempt(session, row)
+        return True
+
+    @staticmethod
+    def _keep_attempt(session: Session, row: TransactionRow) -> None:
+        """Add the outcome of ``row`` as read (an attempt the plugin never saw) to its history."""
+        session.add(
+            TransactionAttemptRow(
+                transaction_id=row.id,
+                attempt=row.attempts,
+                plugin_id=row.plugin_id,
+                status=row.status,
+                response_status=row.response_status,
+                response_body=row.response_body,
+                finished_at=row.updated_at,
+            )
+        )
 
     def pending_before(self, cutoff: datetime, *, limit: int = 500) -> builtins.list[TransactionRow]:
         """Rows still ``pending`` that were last touched before ``cutoff``, oldest first."""

@@ -91,6 +91,8 @@ class TransactionProblem(msgspec.Struct, frozen=True, kw_only=True, omit_default
     message: LocalizedText | None = None
     # ``idempotency.mismatch``: the transaction the reused Idempotency-Key belongs to.
     transaction_id: str | None = None
+    # ``idempotency.expired``: when the first request under the Idempotency-Key was journaled.
+    first_seen_at: datetime | None = None
 
 
 class TransactionTypeView(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -55,6 +56,7 @@ def outcome_problem(
     *,
     message: LocalizedText | None = None,
     field: str | None = None,
+    first_seen_at: datetime | None = None,
 ) -> TransactionProblem:
     """Problem details for a journaled transaction that did not succeed."""
     return TransactionProblem(
@@ -66,6 +68,7 @@ def outcome_problem(
         transaction=view,
         field=field,
         message=message,
+        first_seen_at=first_seen_at,
     )
 
 

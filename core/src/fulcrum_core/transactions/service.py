@@ -8,7 +8,9 @@
                                                 same body, the plugin never asked (a 503
                                                 plugin_unavailable) → checked and run again,
                                                 422 idempotency.owner_changed if another
-                                                plugin owns the type now
+                                                plugin owns the type now; 422
+                                                idempotency.expired past the retry window
+                                                from the first request (ended as failed)
     type known?                                 422 transaction.unknown_type
     params pass the type's msgspec schema?      422 transaction.invalid_params (names params.<field>)
     owning plugin active, holds its scopes?     403 transaction.plugin_inactive / plugin_scope_missing
@@ -30,8 +32,9 @@ judged afresh. Everything after it is stored and replayed byte for byte, except 
 knows the plugin never saw (the 503 above: the call was refused before it started): that row is
 journaled ``retryable``, and a retry with the same key and body is checked afresh and, one retry at a
 time (``Journal.reclaim``), runs the same transaction (same id) again as its next attempt; the
-replaced outcome is kept in ``transaction_attempts``. A plugin that raised or timed out may have
-acted, so those outcomes stay final.
+replaced outcome is kept in ``transaction_attempts``. Only within
+``Settings.transaction_retry_window_seconds`` of the first request: a later retry ends it for good
+(``_expire``). A plugin that raised or timed out may have acted, so those outcomes stay final.
 """
 
 from __future__ import annotations
@@ -196,6 +199,8 @@ class TransactionService:
         if existing is not None:
             if not (existing.retryable and existing.request_hash == parsed.request_hash):
                 return self._replay(existing, parsed.request_hash)
+            if self._window_closed(existing, utcnow()):
+                return await self._expire(existing, key, parsed.request_hash)
             # The plugin never saw the last attempt: checked afresh, the same transaction runs again.
             plan = await self._planned(customer_ref, parsed.body, tx_id=existing.id)
             if plan.plugin.id != existing.plugin_id:
@@ -222,6 +227,7 @@ class TransactionService:
             status="pending",
             created_at=plan.now,
             updated_at=plan.now,
+            first_seen_at=plan.now,
             attempts=1,
         )
         # From the insert on, the plugin call and the journal update run to the end even if the client
@@ -242,7 +248,49 @@ class TransactionService:
         current = await asyncio.to_thread(self.journal.find, customer_ref, key)
         if current is None:  # pragma: no cover - the unique row cannot vanish
             raise Conflict("the transaction is being processed; retry shortly", code="idempotency.in_flight")
+        same = current.request_hash == request_hash
+        if current.retryable and same and self._window_closed(current, utcnow()):
+            return await self._expire(current, key, request_hash)  # it closed while this retry was checked
         return self._replay(current, request_hash)
+
+    def _window_closed(self, row: TransactionRow, now: datetime) -> bool:
+        """Whether ``row``, first seen at ``first_seen_at``, is past its retry window at ``now``."""
+        return now - row.first_seen_at >= timedelta(seconds=self._settings.transaction_retry_window_seconds)
+
+    async def _expire(self, row: TransactionRow, key: str, request_hash: str) -> TransactionOutcome:
+        """End ``row`` (retryable, as read) as failed for good, answering 422 ``idempotency.expired``
+        now and on every later retry; or replay the row as a concurrent retry that got there first
+        left it.
+
+        Why refuse rather than run or forget: the customer asked for this payment at ``first_seen_at``
+        and was told it was not carried out. Stripe-style APIs forget a key after its window (24 h) and
+        treat its reuse as a new request, which here would carry out days later a payment intent the
+        customer may have given up on or made another way. So past the window the key still names
+        its transaction, which ends as ``failed``; a 422 (not 409, which says "retry shortly") tells
+        the app to ask the customer again and send a new request under a new key.
+        """
+        now = utcnow()
+        window = timedelta(seconds=self._settings.transaction_retry_window_seconds)
+        view = msgspec.structs.replace(view_of(row), updated_at=now)
+        problem = outcome_problem(
+            422,
+            "idempotency.expired",
+            f"the request with {checks.IDEMPOTENCY_HEADER} {key!r} was first seen at "
+            f"{row.first_seen_at.isoformat()} and was never carried out; a transaction that was not "
+            f"carried out within {window} of its first request is not carried out later, and has "
+            "ended as failed: send it again with a new key if it is still wanted",
+            view,
+            message=_EXPIRED,
+            field=checks.IDEMPOTENCY_HEADER,
+            first_seen_at=row.first_seen_at,
+        )
+        expired = await asyncio.to_thread(
+            self.journal.expire, row, response_status=422, response_body=encode_body(problem), now=now
+        )
+        if not expired:
+            return await self._replay_current(row.customer_ref, key, request_hash)
+        log.info("transaction %s: retried after its retry window closed; ended as failed", row.id)
+        return TransactionOutcome(422, problem)
 
     async def _rerun(
         self, plan: _Plan, row: TransactionRow, key: str, request_hash: str
@@ -252,6 +300,7 @@ class TransactionService:
         retry = await asyncio.to_thread(
             self.journal.reclaim, row, plugin_id=plan.plugin.id, amount_fen=plan.amount_fen,
             risk_level=plan.risk_level, now=plan.now,
+            first_seen_after=plan.now - timedelta(seconds=self._settings.transaction_retry_window_seconds),
         )
         if retry is None:
             return await self._replay_current(row.customer_ref, key, request_hash)
@@ -671,6 +720,11 @@ _FAILED = LocalizedText(zh_CN="交易未能完成。", en="The transaction faile
 _PLUGIN_FAILED = LocalizedText(
     zh_CN="服务暂时出现问题，交易未执行，请稍后重试。",
     en="The service had a problem; the transaction was not carried out. Try again later.",
+)
+_EXPIRED = LocalizedText(
+    zh_CN="该交易请求已超过重试期限，未执行且不会再执行；如仍需办理，请重新发起。",
+    en="This request is past its retry window; it was not carried out and will not be. Start it again if "
+    "still wanted.",
 )
 _PLUGIN_UNAVAILABLE = LocalizedText(
     zh_CN="服务繁忙，交易未执行，请稍后重试。",

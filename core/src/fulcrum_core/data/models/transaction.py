@@ -29,6 +29,11 @@ TRANSACTION_STATUSES = ("pending", "succeeded", "failed", "unknown")
 """``pending`` until the plugin answers; ``unknown`` when it missed its deadline (reconcile it)."""
 
 
+def _created_at(context: Any) -> Any:
+    """``first_seen_at`` of a row inserted without one: its ``created_at`` (its first attempt's)."""
+    return context.get_current_parameters()["created_at"]
+
+
 class TransactionRow(CoreBase):
     """A journaled transaction request, its outcome, and the response replayed for retries."""
 
@@ -57,6 +62,10 @@ class TransactionRow(CoreBase):
     # ``created_at`` and ``ctx.now`` its plugin is asked with, reconciliation included.
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When the customer's first request under this key was journaled; a retry that runs the
+    # transaction again keeps it: a never-asked transaction may be run only within the retry window
+    # (``Settings.transaction_retry_window_seconds``) from here.
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_created_at)
     # How many times the host has started it: a retry runs it again only when the last attempt ended
     # before the plugin was asked (``retryable``), and the outcome it replaces goes to
     # ``transaction_attempts``.
