@@ -812,8 +812,9 @@ async def test_a_transaction_the_plugin_was_never_asked_to_run_is_run_by_a_retry
 
     with db.read_session() as session:
         earlier = list(session.scalars(select(TransactionAttemptRow).order_by(TransactionAttemptRow.attempt)))
-    assert [(a.transaction_id, a.attempt, a.status, a.response_status) for a in earlier] == [
-        (tx_id, n, "failed", 503) for n in range(1, refusals + 1)
+    # Refused the same way each time: one history row for the run, counting the repeats.
+    assert [(a.transaction_id, a.attempt, a.status, a.response_status, a.repeats) for a in earlier] == [
+        (tx_id, 1, "failed", 503, refusals - 1)
     ]
     assert all('"transaction.plugin_unavailable"' in (a.response_body or "") for a in earlier)
 
@@ -1215,3 +1216,63 @@ def test_the_retry_window_is_a_setting_read_from_the_environment() -> None:
     for bad in ("0", str(8 * 86_400), "soon"):
         with pytest.raises(SettingsError, match="FULCRUM_TRANSACTION_RETRY_WINDOW_SECONDS"):
             load_settings(environ={"FULCRUM_TRANSACTION_RETRY_WINDOW_SECONDS": bad})
+
+
+# --- retries into an open breaker ---------------------------------------------------------------------
+
+
+async def test_retries_into_an_open_breaker_are_counted_in_one_history_row_not_one_each(
+    service: TransactionService, db: Database, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that ignores Retry-After and retries five times while the breaker stays open: each
+    retry is an attempt (``attempts`` counts them) refused the same way, and the history keeps one
+    row for the run (the first refusal, its repeats and when the last was answered) instead of
+    one row per retry; the success once the breaker closes is the row's own outcome."""
+    import fulcrum_core.transactions.service as service_module
+
+    start = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+    clock = [start]
+    monkeypatch.setattr(service_module, "utcnow", lambda: clock[0])
+    undo = _refuse_without_calling(service, "breaker_open")
+    refused = await service.submit(C3, "k-1", body())
+    for n in range(1, 6):
+        clock[0] = start + timedelta(seconds=n)
+        again = await service.submit(C3, "k-1", body())
+        tx_id = refused.transaction_id
+        assert (again.status_code, again.replayed, again.transaction_id) == (503, False, tx_id)
+    undo()
+    clock[0] = start + timedelta(seconds=10)
+    done = await service.submit(C3, "k-1", body())
+    assert done.status_code == 201
+    assert isinstance(done.body, TransactionView)
+    assert done.body.attempts == 7
+    from fulcrum_core.data.models import TransactionAttemptRow
+
+    with db.read_session() as session:
+        [run] = session.scalars(select(TransactionAttemptRow))
+    assert (run.attempt, run.repeats, run.status, run.response_status) == (1, 5, "failed", 503)
+    assert (run.finished_at, run.last_finished_at) == (start, start + timedelta(seconds=5))
+    assert len(shop.calls) == 1
+
+
+async def test_an_attempt_that_ended_otherwise_starts_a_history_row_of_its_own(
+    service: TransactionService, db: Database
+) -> None:
+    """Only attempts that follow one another and ended the same way share a row: an outcome of
+    another status after a run is kept as its own row."""
+    from fulcrum_core.data.models import TransactionAttemptRow
+
+    undo = _refuse_without_calling(service, "breaker_open")
+    await service.submit(C3, "k-1", body())
+    await service.submit(C3, "k-1", body())
+    undo()
+    [row] = rows(db)
+    assert row.attempts == 2
+    row.response_status = 599  # as if attempt 2 had ended another way than attempt 1
+    taken = service.journal.reclaim(
+        row, plugin_id=row.plugin_id, amount_fen=row.amount_fen, risk_level=row.risk_level, now=utcnow()
+    )
+    assert taken is not None
+    with db.read_session() as session:
+        kept = session.scalars(select(TransactionAttemptRow).order_by(TransactionAttemptRow.attempt))
+        assert [(a.attempt, a.repeats, a.response_status) for a in kept] == [(1, 0, 503), (2, 0, 599)]

@@ -8,7 +8,8 @@ still pending).
 A row whose outcome says the plugin was never asked (``retryable``) is taken back to ``pending`` by
 ``reclaim``, one ``UPDATE`` that only the retry holding the row's current attempt number can make:
 of concurrent retries exactly one runs the transaction again, and the outcome it replaces is kept in
-``transaction_attempts`` in the same database transaction. ``expire`` ends such a row for good,
+``transaction_attempts`` in the same database transaction (attempts in a row that ended alike, as
+retries into an open breaker do, share one history row that counts them). ``expire`` ends such a row for good,
 under the same condition, once its retry window has closed.
 """
 
@@ -166,7 +167,25 @@ class Journal:
 
     @staticmethod
     def _keep_attempt(session: Session, row: TransactionRow) -> None:
-        """Add the outcome of ``row`` as read (an attempt the plugin never saw) to its history."""
+        """Add the outcome of ``row`` as read (an attempt the plugin never saw) to its history: as one
+        more repeat of the latest history row when the attempt before ended the same way (a client
+        retrying into an open breaker adds no row per retry), else as a row of its own. The caller's
+        update of ``row`` holds it, so no other attempt writes its history meanwhile."""
+        latest = session.scalars(
+            select(TransactionAttemptRow)
+            .where(TransactionAttemptRow.transaction_id == row.id)
+            .order_by(TransactionAttemptRow.attempt.desc())
+            .limit(1)
+        ).one_or_none()
+        if (
+            latest is not None
+            and latest.attempt + latest.repeats == row.attempts - 1
+            and (latest.plugin_id, latest.status, latest.response_status)
+            == (row.plugin_id, row.status, row.response_status)
+        ):
+            latest.repeats += 1
+            latest.last_finished_at = row.updated_at
+            return
         session.add(
             TransactionAttemptRow(
                 transaction_id=row.id,

@@ -77,8 +77,9 @@ class TransactionRow(CoreBase):
 
 
 class TransactionAttemptRow(CoreBase):
-    """An earlier attempt of a transaction, kept when a retry ran the transaction again: what that
-    attempt answered (always an outcome the plugin never saw; see ``TransactionRow.retryable``)."""
+    """An earlier attempt of a transaction, kept when a retry ran the transaction again (or ended it:
+    its retry window closed): what that attempt answered (always an outcome the plugin never saw; see
+    ``TransactionRow.retryable``), and how many attempts right after it ended the same way."""
 
     __tablename__ = "transaction_attempts"
 
@@ -90,3 +91,8 @@ class TransactionAttemptRow(CoreBase):
     response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
     # When the attempt's outcome was journaled.
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Attempts ``attempt + 1`` … ``attempt + repeats`` ended the same way (plugin, status, response
+    # status), as when a client retries while the plugin's breaker stays open: one row per such run,
+    # not one per retry. ``response_body`` is the first one's; ``last_finished_at`` the last one's time.
+    repeats: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
