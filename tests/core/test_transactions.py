@@ -24,7 +24,7 @@ from fulcrum_core.transactions.checks import PluginBusyError
 from fulcrum_core.transactions.models import TransactionProblem, TransactionView
 from fulcrum_core.transactions.service import PluginFaultError, TransactionService
 from fulcrum_sdk.data import CustomerRecord, Profile, RiskProfile, StaticDataProvider
-from fulcrum_sdk.errors import OutcomeUnknown, TransactionRefused
+from fulcrum_sdk.errors import DataUnavailable, OutcomeUnknown, TransactionRefused
 from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionResult, TransactionType
 from fulcrum_sdk.testing import PERSONAS
 from sqlalchemy import func, select
@@ -90,6 +90,8 @@ class Shop:
             raise RuntimeError("database of the partner is down")
         if mode == "unsure":
             raise OutcomeUnknown("the partner took the order but its answer timed out")
+        if mode == "no_data":  # a read the host could not serve, after whatever the plugin did first
+            raise DataUnavailable("plugin storage")
         if mode == "busy":
             raise TransactionRefused("shop.request_in_progress", LocalizedText(zh_CN="处理中"))
         if mode == "hang":
@@ -1276,3 +1278,20 @@ async def test_an_attempt_that_ended_otherwise_starts_a_history_row_of_its_own(
     with db.read_session() as session:
         kept = session.scalars(select(TransactionAttemptRow).order_by(TransactionAttemptRow.attempt))
         assert [(a.attempt, a.repeats, a.response_status) for a in kept] == [(1, 0, 503), (2, 0, 599)]
+
+
+async def test_data_the_host_could_not_give_the_plugin_mid_call_is_final_not_retried(
+    service: TransactionService, db: Database, shop: Shop
+) -> None:
+    """``DataUnavailable`` raised inside ``execute_transaction``: the plugin was asked and may have
+    acted before the read that failed (called its partner, claimed the key in its storage), which
+    the host cannot see, so unlike a call refused before it started this stays a final 502 and a
+    retry with the same key replays it instead of asking the plugin again."""
+    first = await service.submit(C3, "k-1", body(mode="no_data"))
+    assert isinstance(first.body, TransactionProblem)
+    assert (first.status_code, first.body.code, first.retry_after) == (502, "transaction.plugin_error", None)
+    again = await service.submit(C3, "k-1", body(mode="no_data"))
+    assert (again.status_code, again.replayed, again.retry_after) == (502, True, None)
+    assert len(shop.calls) == 1
+    [row] = rows(db)
+    assert (row.status, row.retryable, row.attempts) == ("failed", False, 1)
