@@ -1125,6 +1125,7 @@ async def test_a_never_asked_transaction_retried_after_its_window_is_refused_and
     )
     assert "'k-late'" in problem.detail
     assert monday.isoformat() in problem.detail
+    assert "within 24 hours" in problem.detail
     assert problem.transaction is not None
     assert (problem.transaction.id, problem.transaction.status) == (refused.transaction_id, "failed")
     assert shop.calls == []

@@ -9,8 +9,8 @@ A row whose outcome says the plugin was never asked (``retryable``) is taken bac
 ``reclaim``, one ``UPDATE`` that only the retry holding the row's current attempt number can make:
 of concurrent retries exactly one runs the transaction again, and the outcome it replaces is kept in
 ``transaction_attempts`` in the same database transaction (attempts in a row that ended alike, as
-retries into an open breaker do, share one history row that counts them). ``expire`` ends such a row for good,
-under the same condition, once its retry window has closed.
+retries into an open breaker do, share one history row that counts them). ``expire`` ends such a row
+for good, under the same condition, once its retry window has closed.
 """
 
 from __future__ import annotations

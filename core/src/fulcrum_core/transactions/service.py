@@ -270,7 +270,8 @@ class TransactionService:
         the app to ask the customer again and send a new request under a new key.
         """
         now = utcnow()
-        window = timedelta(seconds=self._settings.transaction_retry_window_seconds)
+        seconds = self._settings.transaction_retry_window_seconds
+        window = f"{seconds // 3600} hours" if seconds % 3600 == 0 else f"{seconds} seconds"
         view = msgspec.structs.replace(view_of(row), updated_at=now)
         problem = outcome_problem(
             422,
