@@ -300,3 +300,19 @@ def test_approvals_read_as_a_count(config: Path, kit: Any, wheel_for: Callable[.
     assert "\napprovals: 0 of 1\n" in run(config, "review", "1").output
     assert run(config, "approve", "1", "--as", "bob", "--confirm").exit_code == 0
     assert "\napprovals: 1 of 1 (bob)\n" in run(config, "show", "1").output
+
+
+def test_a_failed_check_says_what_is_wrong_and_how_to_fix_it(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """Submitting a version already submitted prints the check's failure, its details and the fix."""
+    wheel = wheel_for(kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"]))
+    assert run(config, "submit", str(wheel), "--publisher", "test-bank", "--as", "alice").exit_code == 0
+    again = run(config, "submit", str(wheel), "--publisher", "test-bank", "--as", "alice")
+    assert again.exit_code == 1
+    assert "[checks_failed]" in again.output
+    lines = again.output.splitlines()
+    at = lines.index("  failed  release.version_newer")
+    assert lines[at + 1].strip() == "the version is not newer than every earlier release of this plugin"
+    assert "is not older" in lines[at + 2]
+    assert lines[at + 3].strip().startswith("fix: raise the version in pyproject.toml")

@@ -95,7 +95,11 @@ def _release_text(release: ReleaseRead, diff: ReleaseDiff | None = None, *, full
     lines.append("checks:")
     for check in release.checks:
         lines.append(f"  {check.status:<7} {check.id}")
-        lines += [f"          {detail}" for detail in getattr(check, "details", ())]
+        if check.status == "failed":
+            lines.append(f"          {check.message}")
+        lines += [f"          - {detail}" for detail in check.details]
+        if check.status == "failed" and check.fix:
+            lines.append(f"          fix: {check.fix}")
     lines.append(
         f"requested: required {', '.join(release.requested.required) or '-'}; "
         f"optional {', '.join(release.requested.optional) or '-'}"
