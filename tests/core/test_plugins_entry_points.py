@@ -110,6 +110,15 @@ def test_import_error_is_quarantined_without_stopping_the_host(
     assert any("ep-broken" in r.getMessage() for r in caplog.records)
 
 
+def test_a_plugin_raising_at_import_is_pointed_at_its_own_line(settings: Settings, site: Any) -> None:
+    """The quarantine reason names the exception and the plugin's file and line that raised it."""
+    package = site("ep-raises", code='"""Doc."""\n\nraise RuntimeError("partner config missing")\n')
+    loaded = get_plugin_manager(_only_ours(settings, {"ep-raises"}))
+    reason = loaded.quarantined["ep-raises"]
+    assert "import failed: RuntimeError: partner config missing" in reason
+    assert f"{package}/__init__.py, line 3)" in reason
+
+
 def test_manifest_id_must_equal_entry_point_name(settings: Settings, site: Any) -> None:
     """A manifest id different from the entry-point name quarantines the plugin before import."""
     package = site("ep-named", manifest_id="other-name")

@@ -17,6 +17,7 @@ import functools
 import importlib.metadata
 import inspect
 import logging
+import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -36,7 +37,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from fulcrum_core.settings import Settings
 
-__all__ = ["HookCall", "LoadedPlugin", "PluginPolicy", "PluginSet", "get_plugin_manager"]
+__all__ = ["HookCall", "LoadedPlugin", "PluginPolicy", "PluginSet", "get_plugin_manager", "import_failure"]
 
 log = logging.getLogger("fulcrum.plugins")
 
@@ -255,7 +256,7 @@ class _Loader:
             self.quarantine(plugin_id, str(exc))
             return
         except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() must not stop the host
-            self.quarantine(plugin_id, f"import failed: {type(exc).__name__}: {exc}; "
+            self.quarantine(plugin_id, f"{import_failure(exc)}; "
                             "fix: install the plugin's dependencies or correct its code")
             return
         try:
@@ -277,6 +278,17 @@ class _Loader:
                 self.pm.unregister(exc.plugin)
                 self.manifests.pop(name, None)
                 self.quarantine(name, f"{exc}; fix: rename the function to one of {', '.join(HOOK_NAMES)}")
+
+
+def import_failure(exc: BaseException) -> str:
+    """``import failed: <type>: <message> (at <file>, line <n>)``: the line that raised, for the fix.
+
+    The place is the innermost frame of real source (importlib's frozen frames are skipped), so a
+    plugin raising at import time is pointed at its own line, and a missing dependency at its import.
+    """
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")]
+    where = f" (at {frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+    return f"import failed: {type(exc).__name__}: {exc}{where}"
 
 
 def _check_manifest(manifest: Manifest) -> None:

@@ -21,7 +21,9 @@ import pytest
 from click.testing import CliRunner
 from fulcrum_core.cli import main
 from fulcrum_core.devhost import DevError, EchoStats, find_dev_plugin
+from fulcrum_core.devhost.asgi import PACKAGE_ENV, SOURCE_ENV, dev_app_factory
 from fulcrum_core.devhost.echo import describe_call
+from litestar.testing import TestClient
 
 ROOT = Path(__file__).resolve().parents[3]
 FULCRUM = Path(sys.executable).parent / "fulcrum"
@@ -123,6 +125,32 @@ def test_a_directory_without_a_plugin_is_refused(tmp_path: Path) -> None:
     (second / "fulcrum-plugin.toml").write_text(MANIFEST, encoding="utf-8")
     with pytest.raises(DevError, match="several plugin packages"):
         find_dev_plugin(tmp_path / "two")
+
+
+def test_a_plugin_raising_at_import_leaves_the_dev_host_serving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The app factory (run again on every save) says which line raised and still serves the host,
+    where before the worker died with uvicorn's traceback and requests hung until the next save."""
+    project = write_project(tmp_path / "p")
+    package = "fulcrum_kit_raises"
+    (project / "src" / "fulcrum_kit_probe").rename(project / "src" / package)
+    (project / "src" / package / "__init__.py").write_text('raise RuntimeError("partner config missing")\n')
+    monkeypatch.setenv(SOURCE_ENV, str(project / "src"))
+    monkeypatch.setenv(PACKAGE_ENV, package)
+    monkeypatch.setenv("FULCRUM_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("FULCRUM_DATABASE_URL", f"sqlite:///{tmp_path / 'dev.db'}")
+    monkeypatch.syspath_prepend(str(project / "src"))
+    try:
+        app = dev_app_factory()
+    finally:
+        sys.modules.pop(package, None)
+    out = capsys.readouterr().out
+    assert "[fulcrum dev] the plugin did not load: fulcrum_kit_raises: import failed: RuntimeError: " in out
+    assert f"partner config missing (at {project / 'src' / package / '__init__.py'}, line 1)" in out
+    assert "fix: correct the code and save (the host reloads)" in out
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 200
 
 
 def test_the_command_refuses_an_unknown_customer(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from litestar import Litestar
 
 from fulcrum_core.app import build_runtime, create_app
 from fulcrum_core.devhost.echo import EchoStats
+from fulcrum_core.plugins import import_failure
 from fulcrum_core.settings import load_settings
 
 __all__ = ["PACKAGE_ENV", "SOURCE_ENV", "dev_app_factory"]
@@ -27,12 +28,17 @@ def dev_app_factory() -> Litestar:
     source, package = os.environ[SOURCE_ENV], os.environ[PACKAGE_ENV]
     if source not in sys.path:
         sys.path.insert(0, source)  # the working copy wins over any installed copy of the plugin
-    plugin = importlib.import_module(package)
+    plugins: list[object] = []
+    failure = "not registered"
+    try:
+        plugins.append(importlib.import_module(package))
+    except (Exception, SystemExit) as exc:  # the host keeps serving: fix the code, save, and it reloads
+        failure = f"{package}: {import_failure(exc)}; fix: correct the code and save (the host reloads)"
     settings = load_settings(dev_mode=True)
-    runtime = build_runtime(settings, extra_plugins=[plugin], load_entry_points=False)
+    runtime = build_runtime(settings, extra_plugins=plugins, load_entry_points=False)
     watched = next(iter(runtime.plugins.loaded), None)
     if watched is None:
-        reasons = "; ".join(f"{k}: {v}" for k, v in runtime.plugins.quarantined.items())
+        reasons = "; ".join(f"{k}: {v}" for k, v in runtime.plugins.quarantined.items()) or failure
         sys.stdout.write(f"[fulcrum dev] the plugin did not load: {reasons}\n")
         sys.stdout.flush()
     runtime.dispatcher.stats = EchoStats(watched or package)
