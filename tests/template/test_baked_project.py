@@ -177,3 +177,29 @@ def test_the_readmes_uv_commands_and_example_run_as_written(bake: Any, tmp_path:
     (tmp_path / "example.py").write_text(example, encoding="utf-8")
     ran = _run(UV, "run", "python", str(tmp_path / "example.py"), cwd=project)
     assert ran.returncode == 0, ran.stdout + ran.stderr
+
+
+def test_a_misnamed_entry_point_fails_the_projects_test_saying_what_to_write(
+    bake: Any, tmp_path: Path
+) -> None:
+    """An entry point ``city_coupons`` (not the id) fails with the line to write, not an unpacking error."""
+    assert UV is not None
+    result = bake(plugin_name="城市优惠", plugin_name_en="City Coupons", publisher_id="city-coupons",
+                  publisher_kind="partner")
+    assert result.exit_code == 0, result.exception
+    project: Path = result.project_path
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    assert '"city-coupons" = "fulcrum_city_coupons"' in text
+    pyproject.write_text(text.replace('"city-coupons" = ', "city_coupons = "), encoding="utf-8")
+    venv = tmp_path / "venv"
+    assert _run(UV, "venv", "--quiet", str(venv), cwd=tmp_path).returncode == 0
+    python = str(_venv_python(venv))
+    installed = _run(UV, "pip", "install", "--quiet", "-p", python, str(ROOT / "sdk"), str(project), "pytest",
+                     cwd=tmp_path)
+    assert installed.returncode == 0, installed.stderr
+    tests = _run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_package.py", cwd=project)
+    assert tests.returncode == 1, tests.stdout
+    assert "1 failed" in tests.stdout
+    assert '`"city-coupons" = "fulcrum_city_coupons"` under [project.entry-points.fulcrum]' in tests.stdout
+    assert "installed: ['city_coupons = fulcrum_city_coupons']" in tests.stdout

@@ -15,7 +15,17 @@ DIST = "{{ c.__project_slug }}"
 
 
 def test_entry_point_loads_the_plugin_module() -> None:
-    """The ``fulcrum`` entry point named by the plugin id loads this package."""
+    """The ``fulcrum`` entry point named by the plugin id loads this package (and is the only one)."""
+    found = [
+        f"{ep.name} = {ep.value}"
+        for ep in importlib.metadata.entry_points(group="fulcrum")
+        if ep.name == PLUGIN_ID or ep.module == plugin.__name__
+    ]
+    assert found == [f"{PLUGIN_ID} = {plugin.__name__}"], (
+        f'pyproject.toml needs exactly `"{PLUGIN_ID}" = "{plugin.__name__}"` under '
+        f"[project.entry-points.fulcrum] (the name is the manifest's id); installed: {found or 'none'}. "
+        "Entry points are read at install time: reinstall (`uv pip install -e .`) after changing them."
+    )
     (entry_point,) = importlib.metadata.entry_points(group="fulcrum", name=PLUGIN_ID)
     assert entry_point.load() is plugin
 
