@@ -95,6 +95,8 @@ class PluginSet:
 
     ``loaded`` holds every plugin that passed loading (with its current grant), ``quarantined`` maps
     the id of every broken plugin to the reason, ``skipped`` those switched off in settings.
+    ``quarantined_manifests`` keeps the manifest of each quarantined plugin whose manifest could be
+    read: the branch layer still knows such a plugin (it is broken here, not unknown to the registry).
     """
 
     def __init__(
@@ -107,9 +109,13 @@ class PluginSet:
         types: Mapping[str, Sequence[tuple[str, TransactionType]]] | None = None,
         rejected_types: Mapping[str, str] | None = None,
         dev_mode: bool = False,
+        quarantined_manifests: Mapping[str, Manifest] | None = None,
     ) -> None:
         self.pm = pm
         self.quarantined: dict[str, str] = dict(quarantined)
+        self.quarantined_manifests: dict[str, Manifest] = {
+            pid: m for pid, m in (quarantined_manifests or {}).items() if pid in self.quarantined
+        }
         self.skipped: dict[str, str] = dict(skipped or {})
         self.rejected_types: dict[str, str] = dict(rejected_types or {})
         self._base: dict[str, LoadedPlugin] = {p.id: p for p in plugins}
@@ -230,6 +236,8 @@ class _Loader:
     manifests: dict[str, Manifest] = field(default_factory=dict)
     quarantined: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    # Every manifest read, loaded or not: a quarantined plugin's stays known to the branch layer.
+    seen: dict[str, Manifest] = field(default_factory=dict)
 
     def quarantine(self, plugin_id: str, reason: str) -> None:
         log.error("plugin %r quarantined: %s", plugin_id, reason)
@@ -249,6 +257,7 @@ class _Loader:
             self.quarantine(f"{plugin_id} (duplicate)", f"a second plugin claims id {plugin_id!r}; "
                             "fix: uninstall one of them or give each its own id")
             return
+        self.seen[plugin_id] = manifest
         try:
             _check_manifest(manifest)
             obj = load()
@@ -474,5 +483,5 @@ def get_plugin_manager(
                  ", ".join(sorted(plugin.hooks)) or "-", ", ".join(sorted(plugin.granted)) or "-")
     return PluginSet(
         loader.pm, plugins, quarantined=loader.quarantined, skipped=loader.skipped, types=types,
-        rejected_types=rejected, dev_mode=settings.dev_mode,
+        rejected_types=rejected, dev_mode=settings.dev_mode, quarantined_manifests=loader.seen,
     )

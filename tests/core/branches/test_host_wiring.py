@@ -115,3 +115,35 @@ def test_default_branch_directory_is_relative_to_the_working_directory(
     assert open_branch_store(load_settings(environ={}), dict) is None
     from_env = load_settings(environ={"FULCRUM_BRANCHES_DIR": str(REPO_ROOT / "branches")})
     assert open_branch_store(from_env, dict) is not None
+
+
+def test_a_plugin_quarantined_here_stays_known_and_leaves_hq_toml_valid(
+    kit: Any, settings: Settings, tmp_path: Path
+) -> None:
+    """A plugin that is broken on this host (here: it cannot register) is known by its manifest, as
+    approved as the registry says, so ``hq.toml`` naming it stays valid and still switches on the
+    others; before, it was 'unknown' and the whole HQ file was refused."""
+    broken = kit.plugin("gamma", kind="partner", home_slot_offers=lambda ctx, nope: None)
+    plugins = get_plugin_manager(
+        settings, extra_plugins=[kit.plugin("alpha", home_slot_offers=lambda ctx: None), broken],
+        load_entry_points=False,
+    )
+    assert set(plugins.loaded) == {"alpha"}
+    assert "gamma" in plugins.quarantined
+    provide = approved_from_plugins(plugins)
+    assert provide()["gamma"].versions == ("1.0.0",)
+    assert provide()["gamma"].kind == "partner"
+    active = PluginPolicy(active=True, granted_scopes=frozenset({"slot:home.banner"}))
+    plugins.set_policy({"alpha": active, "gamma": active})
+    assert provide()["gamma"].versions == ("1.0.0",)
+    plugins.set_policy({"alpha": active})
+    assert provide()["gamma"].versions == ()  # the registry does not let it run: not approved
+    plugins.set_policy({"alpha": active, "gamma": active})
+    directory = tmp_path / "branches"
+    directory.mkdir()
+    (directory / "hq.toml").write_text(
+        "[plugins.alpha]\nmandatory = true\n\n[plugins.gamma]\nenabled = true\n", encoding="utf-8"
+    )
+    store = open_branch_store(msgspec.structs.replace(settings, branches_dir=str(directory)), provide)
+    assert store is not None
+    assert store.errors() == []

@@ -6,7 +6,10 @@ host has them, or (as ``fulcrum branch check`` does) the plugins installed here.
 registry policy every loaded plugin counts as approved at its installed version; once the registry
 sets a policy, only the plugins it lets run do (in development mode, also those it does not know).
 A suspended plugin therefore makes the branch files naming it invalid: the last good configuration
-keeps serving and ``/readyz`` says why. Quarantined plugins are unknown.
+keeps serving and ``/readyz`` says why. A plugin quarantined on this host (it fails to import, say)
+stays known by its manifest, approved as the registry says: the files naming it stay valid and it
+simply does not run, where before one broken partner wheel made ``hq.toml`` invalid and, on a fresh
+start, switched off every plugin HQ enables.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fulcrum_sdk.manifest import Manifest
+
 from fulcrum_core.branches.model import ApprovedPlugin
 from fulcrum_core.branches.store import ApprovedProvider, BranchConfigStore
-from fulcrum_core.plugins import LoadedPlugin, PluginPolicy, PluginSet
+from fulcrum_core.plugins import PluginPolicy, PluginSet
 from fulcrum_core.settings import Settings
 
 if TYPE_CHECKING:
@@ -30,12 +35,11 @@ log = logging.getLogger("fulcrum.branches")
 _EXTRA = "branches"
 
 
-def _approved(plugin: LoadedPlugin, *, approved: bool) -> ApprovedPlugin:
-    manifest = plugin.manifest
+def _approved(manifest: Manifest, *, approved: bool) -> ApprovedPlugin:
     return ApprovedPlugin(
         kind=manifest.kind,
         publisher=manifest.publisher,
-        versions=(plugin.version,) if approved else (),
+        versions=(manifest.version or "0",) if approved else (),
         slots=tuple(manifest.slots),
     )
 
@@ -55,9 +59,9 @@ def approved_from_plugins(plugins: PluginSet, *, dev_mode: bool = False) -> Appr
         loaded, policy = plugins.loaded, plugins.policy
         if cache and cache[0][0] is loaded:
             return cache[0][1]
+        manifests = {**plugins.quarantined_manifests, **{pid: p.manifest for pid, p in loaded.items()}}
         out = {
-            pid: _approved(p, approved=_is_approved(policy, pid, dev_mode))
-            for pid, p in loaded.items()
+            pid: _approved(m, approved=_is_approved(policy, pid, dev_mode)) for pid, m in manifests.items()
         }
         cache[:] = [(loaded, out)]
         return out
