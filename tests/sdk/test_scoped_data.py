@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fulcrum_sdk.context import CustomerRecords, ScopedData
 from fulcrum_sdk.data import StaticDataProvider
-from fulcrum_sdk.errors import DataUnavailable, ScopeDenied
+from fulcrum_sdk.errors import REQUEST_ENDED, DataUnavailable, ScopeDenied
 from fulcrum_sdk.testing import PERSONAS
 
 RECORD = PERSONAS["affluent"]
@@ -160,3 +160,20 @@ def test_allows_does_not_answer_for_consents_that_could_not_be_read() -> None:
                        granted=granted, consent_required=True, consent_unknown=True)
     with pytest.raises(DataUnavailable):
         known.allows("location:city")
+
+
+@pytest.mark.parametrize(("accessor", "scope"), ACCESSORS.items())
+def test_closed_records_refuse_every_accessor_and_forget_what_was_read(accessor: str, scope: str) -> None:
+    """After ``CustomerRecords.close`` (the host ends the request) nothing is read or answered from
+    memory, granted or not, and ``access``/``allows`` say so."""
+    provider = _CountingProvider()
+    records = CustomerRecords(provider, RECORD.id)
+    data = ScopedData.over(records, "p", frozenset(ACCESSORS.values()), None)
+    data.holdings()
+    records.close()
+    with pytest.raises(ScopeDenied) as denied:
+        getattr(data, accessor)()
+    assert (denied.value.scope, denied.value.reason) == (scope, REQUEST_ENDED)
+    assert data.access(scope) == "denied"
+    assert data.allows(scope) is False
+    assert provider.calls == ["holdings"]  # read once during the request, never again

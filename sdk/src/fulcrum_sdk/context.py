@@ -15,7 +15,7 @@ from typing import Literal, TypeVar
 import msgspec
 
 from fulcrum_sdk.data import Accounts, City, DataProvider, Holdings, PensionAccounts, Profile, RiskProfile
-from fulcrum_sdk.errors import NO_CONSENT, DataUnavailable, ScopeDenied
+from fulcrum_sdk.errors import NO_CONSENT, REQUEST_ENDED, DataUnavailable, ScopeDenied
 from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES
 from fulcrum_sdk.storage import PluginStorage
 
@@ -53,16 +53,19 @@ class CustomerRecords:
     plugin, the fetching is not repeated (the records are frozen, so no plugin can change another's).
     For a provider that does I/O the host calls :meth:`prefetch` in a worker thread and then
     :meth:`seal`: from then on a record that did not arrive raises :class:`DataUnavailable` instead of
-    being fetched on the caller's thread (the event loop).
+    being fetched on the caller's thread (the event loop). When the request ends the host calls
+    :meth:`close`: a context a plugin kept then reads nothing more (the consents and grant it was
+    checked against are no longer current).
     """
 
-    __slots__ = ("_cache", "_sealed", "customer_ref", "provider")
+    __slots__ = ("_cache", "_sealed", "closed", "customer_ref", "provider")
 
     def __init__(self, provider: DataProvider, customer_ref: str) -> None:
         self.provider = provider
         self.customer_ref = customer_ref
         self._cache: dict[str, object] = {}
         self._sealed = False
+        self.closed = False
 
     def get(self, name: str, fetch: Callable[[str], _T | None]) -> _T | None:
         """The record ``name``, fetched with ``fetch(customer_ref)`` on first use."""
@@ -102,6 +105,14 @@ class CustomerRecords:
     def seal(self) -> None:
         """No more fetching: a record not fetched by now raises :class:`DataUnavailable`."""
         self._sealed = True
+
+    def close(self) -> None:
+        """The request is over: every accessor of every context over these records now raises
+        :class:`ScopeDenied` (reason :data:`~fulcrum_sdk.errors.REQUEST_ENDED`), and the records
+        read are dropped."""
+        self.closed = True
+        self._sealed = True
+        self._cache = {}
 
 
 class ScopedData:
@@ -159,8 +170,8 @@ class ScopedData:
         """What an accessor guarded by ``scope`` would do now: succeed (``allowed``), raise
         :class:`ScopeDenied` (``denied``), or raise :class:`DataUnavailable` (``unknown``: it needs the
         customer's consent, and their consents could not be read for this request). For the host and
-        tools; a plugin asks :meth:`allows`."""
-        if scope not in self._granted:
+        tools; a plugin asks :meth:`allows`. Everything is ``denied`` once the request has ended."""
+        if scope not in self._granted or self._records.closed:
             return "denied"
         consented = self._consented
         if consented is None or scope not in CUSTOMER_DATA_SCOPES or scope in consented:
@@ -182,7 +193,9 @@ class ScopedData:
         return answer == "allowed"
 
     def require(self, scope: str) -> None:
-        """Raise :class:`ScopeDenied` unless ``scope`` is usable now."""
+        """Raise :class:`ScopeDenied` unless ``scope`` is usable now (never after the request ended)."""
+        if self._records.closed:
+            raise ScopeDenied(scope, plugin_id=self._plugin_id, reason=REQUEST_ENDED)
         if scope not in self._granted:
             raise ScopeDenied(scope, plugin_id=self._plugin_id, reason="not granted")
         consented = self._consented

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NO_CONSENT",
+    "REQUEST_ENDED",
     "DataUnavailable",
     "FulcrumError",
     "LimitExceeded",
@@ -38,6 +39,11 @@ NO_CONSENT = "no live consent"
 """:attr:`ScopeDenied.reason` when the scope is granted but the (partner's) customer has not consented."""
 
 
+REQUEST_ENDED = "the request this context was made for has ended"
+""":attr:`ScopeDenied.reason` when a context is used after its request: a context is good for the one
+request (and the grant and consents) it was made for, never kept for later."""
+
+
 class ScopeDenied(FulcrumError):
     """A plugin asked for data or a placement its grant (or the customer's consent) does not cover."""
 
@@ -45,11 +51,13 @@ class ScopeDenied(FulcrumError):
         self.scope = scope
         self.plugin_id = plugin_id
         self.reason = reason
-        super().__init__(
-            f"plugin {plugin_id!r} may not use scope {scope!r}: {reason}; "
-            f"request it in fulcrum-plugin.toml and have it granted"
+        fix = (
+            "use the context the current hook call received"
+            if reason == REQUEST_ENDED
+            else "request it in fulcrum-plugin.toml and have it granted"
             + (" and consented to by the customer" if reason == NO_CONSENT else "")
         )
+        super().__init__(f"plugin {plugin_id!r} may not use scope {scope!r}: {reason}; {fix}")
 
 
 class ManifestError(FulcrumError):

@@ -48,7 +48,10 @@ async def feed(
     contexts = await customer_contexts(request)
     plugins = [p for p in runtime.plugins.enabled_for("feed_items") if "feed:contribute" in p.granted]
     calls = await plugin_calls(contexts, plugins)
-    gathered = await runtime.dispatcher.call_many("feed_items", calls, column=column)
+    try:
+        gathered = await runtime.dispatcher.call_many("feed_items", calls, column=column)
+    finally:
+        contexts.close()  # a context a plugin kept reads nothing after this request
     entries = merge_feed(
         gathered.results, column=column, customer=contexts.customer, seen_as=contexts.customer_seen_by
     )

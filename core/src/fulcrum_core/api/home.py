@@ -62,7 +62,10 @@ async def home(request: Request[Any, Any, Any]) -> Response[HomeResponse]:
     calls = await plugin_calls(contexts, plugins)
     # The overall budget caps the plugins' deadline: a slow consent read leaves them less time.
     left_ms = (budget_end - asyncio.get_running_loop().time()) * 1000
-    gathered = await runtime.dispatcher.call_many("home_slot_offers", calls, deadline_ms=left_ms)
+    try:
+        gathered = await runtime.dispatcher.call_many("home_slot_offers", calls, deadline_ms=left_ms)
+    finally:
+        contexts.close()  # a context a plugin kept reads nothing after this request
     slots = assemble_home(
         gathered.results, inventory=inventory, granted=granted,
         customer=contexts.customer, now=contexts.now, pins=contexts.pins(gathered.results),

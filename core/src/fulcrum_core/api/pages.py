@@ -142,6 +142,8 @@ async def page(
         if exc.data_unavailable:  # the bank's data (or consents) were late: not the plugin's failure
             raise _data_unavailable("the bank's customer data did not answer in time") from None
         raise _unavailable(plugin, exc.kind) from None
+    finally:
+        contexts.close()  # after the handlers above: they still ask the context what it allowed
     if drawn is None:
         raise NotFound(f"{plugin!r} has no page {wanted!r}", field="path", code="page.not-found")
     return PageResponse(plugin=plugin, path=wanted, page=drawn, request_id=contexts.request_id)

@@ -52,7 +52,10 @@ async def search(
     contexts = await customer_contexts(request)
     plugins = [p for p in runtime.plugins.enabled_for("search") if "search:contribute" in p.granted]
     calls = await plugin_calls(contexts, plugins)
-    gathered = await runtime.dispatcher.call_many("search", calls, query=query)
+    try:
+        gathered = await runtime.dispatcher.call_many("search", calls, query=query)
+    finally:
+        contexts.close()  # a context a plugin kept reads nothing after this request
     result = paginate(rank_hits(gathered.results), page=page, page_size=page_size)
     return SearchResponse(
         query=query, items=result.items, total=result.total, page=result.page, page_size=result.page_size,

@@ -338,6 +338,12 @@ class RequestContexts:
             self._records = CustomerRecords(self._factory.provider, self.customer.id)
         return self._records
 
+    def close(self) -> None:
+        """End the request: a context a plugin kept reads no customer data afterwards (its grant and
+        the customer's consents were checked for this request only). Call it when the response is
+        decided, whatever happened."""
+        self.records.close()
+
     @property
     def provider_blocks(self) -> bool:
         """True when the bank's data provider does I/O: its records are read before the plugins run."""

@@ -157,6 +157,9 @@ class _Plan:
     amount_fen: int | None
     risk_level: RiskLevel | None
     ctx: PluginContext
+    # Ends ``ctx``'s request (``RequestContexts.close``): once the plugin has answered, a context it
+    # kept reads no customer data.
+    close: Callable[[], None]
 
 
 class TransactionService:
@@ -440,6 +443,7 @@ class TransactionService:
             amount_fen=amount,
             risk_level=risk,
             ctx=ctx,
+            close=contexts.close,
         )
 
     @staticmethod
@@ -545,6 +549,8 @@ class TransactionService:
             )
         except Exception:
             log.exception("transaction %s: unexpected error while executing; recorded as unknown", plan.tx_id)
+        finally:
+            plan.close()
         now = utcnow()
         stored = result_json(result)
         view = msgspec.structs.replace(
@@ -638,6 +644,7 @@ class TransactionService:
             params_json=dict(row.params), amount_fen=row.amount_fen,
             risk_level=row.risk_level,  # type: ignore[arg-type]  # the column holds R1–R5 or NULL
             ctx=ctx,
+            close=contexts.close,
         )
 
     @staticmethod
