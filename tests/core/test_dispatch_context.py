@@ -159,3 +159,32 @@ def test_empty_pairwise_key_file_is_refused(settings: Settings, db: Any, plugins
     (Path(conf.state_dir) / PAIRWISE_KEY_FILE).write_text("")
     with pytest.raises(RuntimeError, match=PAIRWISE_KEY_FILE):
         _factory(conf, db, plugins).pairwise_id("partner", CUSTOMER)
+
+
+def test_partners_in_one_request_see_request_ids_of_their_own(settings: Settings, db: Any, kit: Any) -> None:
+    """The request id is no join key between partners: each partner sees its own (stable, derivable by
+    the host from its log's id), internal plugins see the host's, and no partner sees the host's."""
+    scopes = ["search:contribute"]
+    plugins = get_plugin_manager(
+        settings,
+        load_entry_points=False,
+        extra_plugins=[
+            kit.plugin("dept", scopes=scopes, search=lambda ctx, query: []),
+            kit.plugin("partner-a", kind="partner", scopes=scopes, search=lambda ctx, query: []),
+            kit.plugin("partner-b", kind="partner", scopes=scopes, search=lambda ctx, query: []),
+        ],
+    )
+    factory = _factory(settings, db, plugins)
+    seen = {}
+    for request_id in ("req-1", "req-2"):
+        contexts = factory.for_request(CUSTOMER, request_id=request_id, now=NOW)
+        for pid in ("dept", "partner-a", "partner-b"):
+            seen[pid, request_id] = contexts.for_plugin(plugins.loaded[pid]).request_id
+    assert seen["dept", "req-1"] == "req-1"
+    partners = [seen[pid, rid] for pid in ("partner-a", "partner-b") for rid in ("req-1", "req-2")]
+    assert len(set(partners)) == 4
+    assert not {"req-1", "req-2"} & set(partners)
+    assert seen["partner-a", "req-1"] == factory.partner_request_id("partner-a", "req-1")
+    again = factory.for_request(CUSTOMER, request_id="req-1", now=NOW).for_plugin(plugins.loaded["partner-a"])
+    assert again.request_id == seen["partner-a", "req-1"]
+    assert factory.partner_request_id("partner-a", "") == ""

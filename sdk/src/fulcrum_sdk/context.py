@@ -238,6 +238,8 @@ class PluginContext(msgspec.Struct, frozen=True, kw_only=True):
 
     ``scopes`` is what the platform granted this plugin (not what it asked for); ``settings`` are the
     plugin's settings from branch configuration, with secret references already resolved.
+    ``request_id`` names the request for logs; a partner plugin gets an id of its own for it (like its
+    pairwise customer id), so partners cannot link their customers through the requests they share.
     """
 
     plugin_id: str

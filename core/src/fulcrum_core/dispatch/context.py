@@ -1,7 +1,9 @@
 """Building the context each plugin receives for one request: customer, scoped data, storage, time.
 
 The bank's customer number never reaches a partner plugin: partners get a pairwise pseudonymous id
-(HMAC-SHA256 of ``"{plugin_id}:{customer_ref}"`` under a platform secret), their customer-data scopes
+(HMAC-SHA256 of ``"{plugin_id}:{customer_ref}"`` under a platform secret), and a request id of their
+own (:meth:`ContextFactory.partner_request_id`), so two partners cannot join their pseudonyms through
+the request they were both called in; their customer-data scopes
 need the customer's live consent, and their view of the customer's segment and branch is blank unless
 ``profile:basic`` is both granted and consented. Consents are read at most once per request, and only
 when a partner plugin is about to be called.
@@ -153,6 +155,17 @@ class ContextFactory:
                 self._pairwise.clear()
             self._pairwise[key] = known
         return known
+
+    def partner_request_id(self, plugin_id: str, request_id: str) -> str:
+        """The id partner ``plugin_id`` sees for request ``request_id``: 32 hex digits of an HMAC under
+        the pairwise secret. Every partner called in one request sees a different id, so the id they
+        share cannot link their pairwise customer ids; the host (who holds the secret) can still
+        compute it from its own logs' id to follow a partner's report. Empty stays empty."""
+        if not request_id:
+            return ""
+        # The NUL byte keeps these messages apart from the pairwise ids' "{plugin_id}:{customer_ref}".
+        message = f"\0request\0{plugin_id}\0{request_id}".encode()
+        return hmac.new(self._pairwise_secret(), message, hashlib.sha256).hexdigest()[:32]
 
     def storage(self, plugin_id: str, *, fresh: bool = False) -> PluginStorage:
         """The plugin's private storage (one per plugin, reused across requests, with one read cache).
@@ -392,7 +405,9 @@ class RequestContexts:
         factory, customer = self._factory, self.customer
         records = self.records
         pid = plugin.id
+        request_id = self.request_id
         if plugin.kind == "partner":
+            request_id = factory.partner_request_id(pid, request_id)
             consented = self.consents().get(pid, _NONE)
             data = ScopedData.over(
                 records, pid, plugin.granted, consented, consent_unknown=self._consents_unknown
@@ -409,7 +424,7 @@ class RequestContexts:
             plugin_id=pid, customer=customer, scopes=plugin.granted, data=data,
             storage=factory.storage(pid), now=self.now,
             settings=plugin.settings if factory.branches is None else self._settings(plugin),
-            request_id=self.request_id,
+            request_id=request_id,
         )
 
 
