@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 from fulcrum_sdk import hookimpl
-from fulcrum_sdk.errors import DataUnavailable, ScopeDenied, TransactionRefused
+from fulcrum_sdk.errors import REQUEST_ENDED, DataUnavailable, ScopeDenied, TransactionRefused
 from fulcrum_sdk.manifest import Manifest
 from fulcrum_sdk.models import (
     Action,
@@ -202,3 +202,24 @@ def test_unknown_hook_fails_at_construction() -> None:
 
     with pytest.raises(Exception, match="serch"):
         PluginHarness(Typo(), manifest=_manifest())
+
+
+def test_a_context_kept_from_one_harness_call_reads_nothing_in_the_next() -> None:
+    """As on the host, a context is good for its own call: one the plugin kept refuses every accessor
+    afterwards, so a plugin relying on a kept ``ctx`` fails in its own tests, not first in production."""
+
+    class Keeper(Demo):
+        kept: list[Any] = []  # noqa: RUF012 - the test's own record of what the plugin kept
+
+        @hookimpl
+        def home_slot_offers(self, ctx: Any) -> list[SlotOffer]:
+            if not self.kept:
+                assert ctx.data.holdings() is not None  # usable during its own call
+                self.kept.append(ctx)
+            return []
+
+    harness = PluginHarness(Keeper(), manifest=_manifest())
+    harness.home_slot_offers()
+    with pytest.raises(ScopeDenied) as denied:
+        Keeper.kept[0].data.holdings()
+    assert denied.value.reason == REQUEST_ENDED

@@ -195,6 +195,15 @@ class PluginHarness:
         )
 
     def _call(self, hook: str, **kwargs: Any) -> Any:
+        """Call ``hook``; then, as the host does when a request ends, its context reads nothing more."""
+        ctx = kwargs.get("ctx")
+        try:
+            return self._call_open(hook, **kwargs)
+        finally:
+            if isinstance(ctx, PluginContext):
+                ctx.data._records.close()  # the SDK's own object, closed as the host closes it
+
+    def _call_open(self, hook: str, **kwargs: Any) -> Any:
         caller = getattr(self.pm.hook, hook)
         results = caller(**kwargs)
         if not results:
