@@ -188,3 +188,24 @@ def test_partners_in_one_request_see_request_ids_of_their_own(settings: Settings
     again = factory.for_request(CUSTOMER, request_id="req-1", now=NOW).for_plugin(plugins.loaded["partner-a"])
     assert again.request_id == seen["partner-a", "req-1"]
     assert factory.partner_request_id("partner-a", "") == ""
+
+
+def test_partners_see_the_request_time_to_the_second(settings: Settings, db: Any, kit: Any) -> None:
+    """The exact instant of a request is shared by every plugin it calls: partners get it to the second,
+    so it is no join key between them; internal plugins, and the transaction path, keep it exact."""
+    scopes = ["search:contribute"]
+    plugins = get_plugin_manager(
+        settings,
+        load_entry_points=False,
+        extra_plugins=[
+            kit.plugin("dept", scopes=scopes, search=lambda ctx, query: []),
+            kit.plugin("partner", kind="partner", scopes=scopes, search=lambda ctx, query: []),
+        ],
+    )
+    factory = _factory(settings, db, plugins)
+    exact = NOW.replace(microsecond=123_456)
+    contexts = factory.for_request(CUSTOMER, request_id="r", now=exact)
+    assert contexts.for_plugin(plugins.loaded["dept"]).now == exact
+    assert contexts.for_plugin(plugins.loaded["partner"]).now == exact.replace(microsecond=0)
+    fresh = factory.for_request(CUSTOMER, request_id="r", now=exact, fresh=True)
+    assert fresh.for_plugin(plugins.loaded["partner"]).now == exact

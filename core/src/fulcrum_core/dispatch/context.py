@@ -2,8 +2,8 @@
 
 The bank's customer number never reaches a partner plugin: partners get a pairwise pseudonymous id
 (HMAC-SHA256 of ``"{plugin_id}:{customer_ref}"`` under a platform secret), and a request id of their
-own (:meth:`ContextFactory.partner_request_id`), so two partners cannot join their pseudonyms through
-the request they were both called in; their customer-data scopes
+own (:meth:`ContextFactory.partner_request_id`) and its time to the second, so two partners cannot
+join their pseudonyms through the request they were both called in; their customer-data scopes
 need the customer's live consent, and their view of the customer's segment and branch is blank unless
 ``profile:basic`` is both granted and consented. Consents are read at most once per request, and only
 when a partner plugin is about to be called.
@@ -405,9 +405,14 @@ class RequestContexts:
         factory, customer = self._factory, self.customer
         records = self.records
         pid = plugin.id
-        request_id = self.request_id
+        request_id, now = self.request_id, self.now
         if plugin.kind == "partner":
             request_id = factory.partner_request_id(pid, request_id)
+            if not self._fresh:
+                # To the second: the request's exact instant, the same for every plugin it calls, would
+                # be as good a join key between partners as a shared request id. (The transaction path
+                # calls one plugin only, and keeps ctx.now equal to its request's created_at.)
+                now = now.replace(microsecond=0)
             consented = self.consents().get(pid, _NONE)
             data = ScopedData.over(
                 records, pid, plugin.granted, consented, consent_unknown=self._consents_unknown
@@ -422,7 +427,7 @@ class RequestContexts:
             data = ScopedData.over(records, pid, plugin.granted, None)
         return PluginContext(
             plugin_id=pid, customer=customer, scopes=plugin.granted, data=data,
-            storage=factory.storage(pid), now=self.now,
+            storage=factory.storage(pid), now=now,
             settings=plugin.settings if factory.branches is None else self._settings(plugin),
             request_id=request_id,
         )
