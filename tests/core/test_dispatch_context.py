@@ -209,3 +209,26 @@ def test_partners_see_the_request_time_to_the_second(settings: Settings, db: Any
     assert contexts.for_plugin(plugins.loaded["partner"]).now == exact.replace(microsecond=0)
     fresh = factory.for_request(CUSTOMER, request_id="r", now=exact, fresh=True)
     assert fresh.for_plugin(plugins.loaded["partner"]).now == exact
+
+
+def test_an_internal_plugin_without_profile_basic_sees_no_segment_or_branch(
+    settings: Settings, db: Any, kit: Any
+) -> None:
+    """``profile:basic`` is the segment, branch and locale: a department plugin the registry did not
+    grant it sees the customer number and locale only, like a partner without it, and the host reads
+    its targeting against that view; one granted it sees all."""
+    plugins = get_plugin_manager(
+        settings,
+        load_entry_points=False,
+        extra_plugins=[
+            kit.plugin("plain", scopes=["search:contribute"], search=lambda ctx, query: []),
+            kit.plugin("basic", scopes=["profile:basic", "search:contribute"], search=lambda ctx, query: []),
+        ],
+    )
+    contexts = _factory(settings, db, plugins).for_request(CUSTOMER, request_id="r-1", now=NOW)
+    plain = contexts.for_plugin(plugins.loaded["plain"]).customer
+    assert (plain.id, plain.segment, plain.branch, plain.locale) == (CUSTOMER, "", "", "zh-CN")
+    assert contexts.customer_seen_by("plain") == plain
+    basic = contexts.for_plugin(plugins.loaded["basic"]).customer
+    assert basic == contexts.customer
+    assert (basic.segment, basic.branch) == ("affluent", "0755")

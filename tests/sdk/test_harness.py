@@ -223,3 +223,12 @@ def test_a_context_kept_from_one_harness_call_reads_nothing_in_the_next() -> Non
     with pytest.raises(ScopeDenied) as denied:
         Keeper.kept[0].data.holdings()
     assert denied.value.reason == REQUEST_ENDED
+
+
+def test_the_harness_shows_segment_and_branch_only_with_profile_basic() -> None:
+    """As on the host: a plugin without ``profile:basic`` sees the customer number and locale only."""
+    without = PluginHarness(Demo(), manifest=_manifest()).context().customer
+    assert (without.segment, without.branch) == ("", "")
+    assert without.locale
+    granted = PluginHarness(Demo(), manifest=_manifest(required=("profile:basic", "slot:home.banner")))
+    assert granted.context().customer.segment

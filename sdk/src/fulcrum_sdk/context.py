@@ -27,7 +27,9 @@ _log = logging.getLogger("fulcrum.data")
 
 
 class Customer(msgspec.Struct, frozen=True, kw_only=True):
-    """The customer in front of the app. ``id`` is pairwise-pseudonymous for partner plugins."""
+    """The customer in front of the app. ``id`` is pairwise-pseudonymous for partner plugins;
+    ``segment`` and ``branch`` are empty unless the plugin may read ``profile:basic`` (granted, and
+    for a partner consented to)."""
 
     id: str
     segment: str

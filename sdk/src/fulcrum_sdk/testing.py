@@ -162,7 +162,8 @@ class PluginHarness:
 
     def context(self) -> PluginContext:
         """A fresh context for the customer, as the host builds one per request: a partner gets a
-        pairwise id, and the segment and branch only when ``profile:basic`` is granted and consented."""
+        pairwise id, and the segment and branch only when ``profile:basic`` is granted and consented
+        (any other plugin, when it is granted)."""
         profile = self.record.profile
         data = ScopedData(
             plugin_id=self.manifest.id,
@@ -183,6 +184,8 @@ class PluginHarness:
                 segment=customer.segment if basic else "", branch=customer.branch if basic else "",
                 locale=customer.locale,
             )
+        elif "profile:basic" not in self.scopes:
+            customer = Customer(id=customer.id, segment="", branch="", locale=customer.locale)
         return PluginContext(
             plugin_id=self.manifest.id,
             customer=customer,

@@ -5,8 +5,8 @@ The bank's customer number never reaches a partner plugin: partners get a pairwi
 own (:meth:`ContextFactory.partner_request_id`) and its time to the second, so two partners cannot
 join their pseudonyms through the request they were both called in; their customer-data scopes
 need the customer's live consent, and their view of the customer's segment and branch is blank unless
-``profile:basic`` is both granted and consented. Consents are read at most once per request, and only
-when a partner plugin is about to be called.
+``profile:basic`` is both granted and consented (an internal plugin's, unless it is granted).
+Consents are read at most once per request, and only when a partner plugin is about to be called.
 
 With a branch layer, the customer's branch configuration also decides which plugins run for them
 (``RequestContexts.select``) and adds its resolved settings to each plugin's ``ctx.settings``.
@@ -425,6 +425,8 @@ class RequestContexts:
             )
         else:
             data = ScopedData.over(records, pid, plugin.granted, None)
+            if "profile:basic" not in plugin.granted:  # segment and branch are profile:basic's data
+                customer = Customer(id=customer.id, segment="", branch="", locale=customer.locale)
         return PluginContext(
             plugin_id=pid, customer=customer, scopes=plugin.granted, data=data,
             storage=factory.storage(pid), now=now,
