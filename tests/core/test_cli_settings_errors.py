@@ -54,6 +54,7 @@ def test_a_misspelt_variable_is_a_warning_naming_the_setting(
 ) -> None:
     """``FULCRUM_PROT=8125`` used to be ignored without a word, leaving the default port or database."""
     env = {"FULCRUM_STATE_DIR": str(tmp_path), variable: "x", "FULCRUM_SECRET_PROMO_TOKEN": "s"}
+    (tmp_path / "fulcrum.db").touch()  # `db current` reads a database; it creates none
     result = CliRunner().invoke(main, ["db", "current"], env=env)
     assert result.exit_code == 0, result.output
     assert result.stderr == f"warning: {variable} is not a setting and is ignored; did you mean {meant}?\n"

@@ -167,3 +167,36 @@ def test_a_revision_alembic_does_not_know_is_one_error_line(tmp_path: Path) -> N
         assert isinstance(result.exception, SystemExit)
         assert result.output.startswith("Error: "), result.output
         assert "'29990101_01_future'" in result.output
+
+
+@pytest.mark.parametrize("command", ["current", "check", "reconcile"])
+def test_a_read_only_db_command_with_no_database_creates_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """Run where there is no database, ``db current|check|reconcile`` say so in one ``Error:`` line and
+    leave no .fulcrum directory or empty SQLite file behind (before, they created one and reported on it)."""
+    monkeypatch.chdir(tmp_path)
+    env = {"FULCRUM_CONFIG": None, "FULCRUM_DATABASE_URL": None, "FULCRUM_STATE_DIR": None}
+    result = CliRunner().invoke(main, ["db", command], env=env)
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert result.output.splitlines() == [
+        f"Error: there is no database at {tmp_path / '.fulcrum' / 'fulcrum.db'}: set FULCRUM_DATABASE_URL "
+        "(or database_url in --config) to the server's, or create one here with `fulcrum db upgrade` "
+        "(or `fulcrum demo`)"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reconcile_on_an_unmigrated_database_is_one_error_line(tmp_path: Path) -> None:
+    """A database file without the journal's table is one ``Error:`` line saying to migrate, never the
+    data layer's DatabaseUnavailable traceback."""
+    config, url = _config(tmp_path)
+    Database(url).dispose()
+    (tmp_path / "cli.db").touch()
+    result = CliRunner().invoke(main, ["--config", str(config), "db", "reconcile"])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert len(result.output.splitlines()) == 1
+    assert result.output.startswith("Error: the database refused: no such table: "), result.output
+    assert "`fulcrum db upgrade`" in result.output

@@ -55,11 +55,13 @@ class _Main(click.Group):
 
             if isinstance(exc, CommandError):  # e.g. a revision the packaged migrations do not have
                 raise click.ClickException(f"migrations: {exc}") from None
-            if not isinstance(exc, OperationalError):
+            # The data layer wraps the driver's error in a domain error (e.g. DatabaseUnavailable).
+            refused = exc if isinstance(exc, OperationalError) else exc.__cause__
+            if not isinstance(refused, OperationalError):
                 raise
             raise click.ClickException(
-                f"the database refused: {exc.orig}. Is FULCRUM_DATABASE_URL right, the server up, and the "
-                "schema migrated (`fulcrum db upgrade`)?"
+                f"the database refused: {refused.orig}. Is FULCRUM_DATABASE_URL right, the server up, and "
+                "the schema migrated (`fulcrum db upgrade`)?"
             ) from None
 
 
