@@ -18,12 +18,16 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
+from litestar import Request, Response
+from litestar.config.app import AppConfig
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import (
     ProblemDetailsConfig,
     ProblemDetailsException,
     ProblemDetailsPlugin,
 )
+
+from fulcrum_core.parameter_problems import describe_parameter
 
 __all__ = [
     "BadRequest",
@@ -129,35 +133,43 @@ def _to_problem(exc: CoreError) -> ProblemDetailsException:
     )
 
 
-_QUERY_NAMES = {"release_state": "state", "scope_name": "scope"}
-"""Query parameters litestar reports by their Python name: it reserves ``state`` and ``scope`` as
-handler parameter names, so the registry's handlers take those filters under these names."""
-
 _MISSING_FIELD = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
 
 
-def _field_error(item: Any) -> tuple[str, str]:
-    """(field, message) from one entry of litestar's validation ``extra`` list."""
+def _field_error(item: Any, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """One entry of litestar's validation ``extra`` list as ``field`` and ``message``; a parameter's
+    also names the value sent and, for a fixed set, the ``allowed`` values."""
     if not isinstance(item, dict):
-        return "body", str(item)
+        return {"field": "body", "message": str(item)}
     key = str(item.get("key") or item.get("source") or "body")
     message = str(item.get("message") or "is invalid")
-    if item.get("source") != "body":
-        return _QUERY_NAMES.get(key, key) if item.get("source") == "query" else key, message
+    source = item.get("source")
+    if source != "body":
+        # litestar's ParamType is a str enum: compare it as the plain string it is, never str() it
+        problem = describe_parameter(request, key, source) if isinstance(source, str) else None
+        if problem is None:
+            return {"field": key, "message": message}
+        described: dict[str, Any] = {"field": problem.field, "message": problem.message}
+        described["value"] = problem.value
+        if problem.allowed is not None:
+            described["allowed"] = list(problem.allowed)
+        return described
     if key == "data":  # litestar's internal name for the body itself
         if message == "'data'":  # its KeyError: no body at all
-            return "body", "a JSON request body is required"
+            return {"field": "body", "message": "a JSON request body is required"}
         key = ""
     missing = _MISSING_FIELD.match(message)
     if missing:  # msgspec names the missing field in the message, not in the path
-        return f"{key}.{missing['name']}".lstrip("."), "is required"
-    return key or "body", message
+        return {"field": f"{key}.{missing['name']}".lstrip("."), "message": "is required"}
+    return {"field": key or "body", "message": message}
 
 
-def _validation_to_problem(exc: ValidationException) -> ProblemDetailsException:
+def _validation_to_problem(
+    exc: ValidationException, request: Request[Any, Any, Any]
+) -> ProblemDetailsException:
     """Litestar's own parameter/body validation, in the same shape as ``CoreError`` problems."""
     items = exc.extra if isinstance(exc.extra, list) else []
-    errors = [dict(zip(("field", "message"), _field_error(i), strict=True)) for i in items]
+    errors = [_field_error(i, request) for i in items]
     if errors:
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         field = errors[0]["field"]
@@ -175,6 +187,10 @@ def _validation_to_problem(exc: ValidationException) -> ProblemDetailsException:
         headers=exc.headers,
         extra=extra,
     )
+
+
+def _validation_response(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    return _validation_to_problem(exc, request).to_response(request)
 
 
 _HTTP_CODES = {
@@ -207,15 +223,21 @@ def _http_to_problem(exc: HTTPException) -> ProblemDetailsException:
     )
 
 
+class _ProblemDetails(ProblemDetailsPlugin):
+    """The problem details plugin, plus a handler for litestar's validation errors that sees the
+    request (the config's map sees only the exception): a bad parameter is named with the value sent."""
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config = super().on_app_init(app_config)
+        app_config.exception_handlers[ValidationException] = _validation_response
+        return app_config
+
+
 def problem_details_plugin() -> ProblemDetailsPlugin:
     """Litestar plugin mapping every ``CoreError`` and ``HTTPException`` to problem details."""
-    return ProblemDetailsPlugin(
+    return _ProblemDetails(
         ProblemDetailsConfig(
             enable_for_all_http_exceptions=True,
-            exception_to_problem_detail_map={
-                CoreError: _to_problem,
-                ValidationException: _validation_to_problem,
-                HTTPException: _http_to_problem,
-            },
+            exception_to_problem_detail_map={CoreError: _to_problem, HTTPException: _http_to_problem},
         )
     )

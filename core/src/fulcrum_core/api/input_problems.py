@@ -29,11 +29,15 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 _NOT_INPUT = frozenset({"request", "state", "scope", "socket"})
 
 
-class FieldProblem(msgspec.Struct, frozen=True, kw_only=True):
-    """One invalid input: where (``q``, ``params.amount_fen``, ``body``) and what is wrong with it."""
+class FieldProblem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One invalid input: where (``q``, ``params.amount_fen``, ``body``) and what is wrong with it; for a
+    query, path or header parameter also the ``value`` sent (cut at 40 characters) and, when it takes
+    one of a fixed set, the ``allowed`` values."""
 
     field: str
     message: str
+    value: str | None = None
+    allowed: list[str] | None = None
 
 
 class InputProblem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
