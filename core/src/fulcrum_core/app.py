@@ -11,6 +11,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from fulcrum_core.api import routers
 from fulcrum_core.api.input_problems import document_input_problems
+from fulcrum_core.api.openapi_rate_limit import document_rate_limit
 from fulcrum_core.api.openapi_security import document_security, security_components
 from fulcrum_core.api.openapi_tuples import VarTupleSchemaPlugin
 from fulcrum_core.api.request import FulcrumRequest
@@ -144,6 +145,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, debug: boo
     _refuse_loose_public_flags(app)
     document_input_problems(app)
     document_security(app)
+    document_rate_limit(app, settings.rate_limit)
     return app
 
 

@@ -50,6 +50,11 @@ _HOME_PLUGINS = "home.plugins"
 
 @get(
     "/v1/home", opt={"scopes": ["home:read"]}, tags=["app"], summary="The customer's home page",
+    description=(
+        "Every slot of the inventory, each a list of items. A slot's items are ordered by the offers' "
+        "priority, except that the customer's branch may pin a plugin: its best offer then stands at the "
+        "pinned position (last when the slot has fewer items); the shape is the same."
+    ),
     responses={503: DATA_UNAVAILABLE_RESPONSE},
 )
 async def home(request: Request[Any, Any, Any]) -> Response[HomeResponse]:
