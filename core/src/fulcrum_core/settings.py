@@ -151,9 +151,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # threads; a late record is unavailable) and the live consents on a cache miss (late: partners
     # get no customer data). On /v1/home the page's budget ends it sooner if need be.
     data_budget_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
-    # PostgreSQL: the server cancels a statement of the serving host that runs longer than this (a
-    # query stuck behind a lock then frees its connection and thread); 0 turns it off. Migrations
-    # (`fulcrum db upgrade`) run without it.
+    # A statement of the serving host that runs longer than this is cancelled (PostgreSQL: by the
+    # server; SQLite: by a progress handler), so a runaway query, or one stuck behind a lock, frees its
+    # connection and thread; 0 turns it off. Migrations (`fulcrum db upgrade`) run without it.
     db_statement_timeout_ms: Annotated[int, msgspec.Meta(ge=0, le=3_600_000)] = 30_000
     # Shown in an empty home slot when a plugin was left out of the response.
     home_defaults: tuple[SlotOffer, ...] = msgspec.field(default_factory=default_home_content)

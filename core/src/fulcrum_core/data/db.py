@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from fulcrum_core.data.errors import domain_errors
+from fulcrum_core.data.sqlite_deadline import bound_statements
 
 __all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Database", "missing_sqlite_file", "normalize_url"]
 
@@ -88,9 +89,10 @@ class Database:
     """The platform database at ``url``: engine, sessions, migrations. One per process."""
 
     def __init__(self, url: str | URL, *, echo: bool = False, statement_timeout_ms: int = 0) -> None:
-        """``statement_timeout_ms`` (PostgreSQL; 0: none): the server cancels a statement that runs
-        longer, so a query stuck behind a lock frees its connection and thread instead of holding them.
-        The serving host sets it; migrations and other CLI work run without one."""
+        """``statement_timeout_ms`` (0: none): a statement that runs longer is cancelled (by the server
+        on PostgreSQL, by a progress handler on SQLite: ``sqlite_deadline``), so a runaway query or one
+        stuck behind a lock frees its connection and thread instead of holding them. The serving host
+        sets it; migrations and other CLI work run without one."""
         self.url = normalize_url(url)
         self.dialect = self.url.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
@@ -119,6 +121,8 @@ class Database:
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_connect)
             event.listen(self.engine, "begin", _sqlite_begin)
+            if statement_timeout_ms > 0:
+                bound_statements(self.engine, statement_timeout_ms)
         # The same pool; on SQLite its transactions begin DEFERRED (readers do not queue).
         self.reader: Engine = self.engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
         # Still the same pool, for one-statement reads only: no BEGIN, each statement sees the latest
