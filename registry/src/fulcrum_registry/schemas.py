@@ -21,6 +21,8 @@ from fulcrum_registry.checks import CheckResult
 from fulcrum_registry.errors import InvalidInput
 
 __all__ = [
+    "RELEASE_CURSOR_PATTERN",
+    "SLUG_PATTERN",
     "ActiveRelease",
     "ArtifactRef",
     "CatalogueQuery",
@@ -39,7 +41,11 @@ __all__ = [
 
 T = TypeVar("T")
 
-Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$")]
+SLUG_PATTERN = r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$"
+"""A plugin or publisher id: lowercase letters, digits and hyphens, 2 to 50 characters."""
+RELEASE_CURSOR_PATTERN = r"^[0-9]{1,12}$"
+"""A release listing's cursor: the last release id of the previous page."""
+Slug = Annotated[str, msgspec.Meta(pattern=SLUG_PATTERN)]
 PublisherKind = Literal["department", "branch", "partner"]
 StateName = Literal["submitted", "checks_failed", "in_review", "approved", "rejected", "suspended", "retired"]
 Limit = Annotated[int, msgspec.Meta(ge=1, le=100)]
@@ -204,7 +210,7 @@ class ReleaseQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     plugin: Slug | None = None
     publisher: Slug | None = None
     state: StateName | None = None
-    cursor: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,12}$")] | None = None
+    cursor: Annotated[str, msgspec.Meta(pattern=RELEASE_CURSOR_PATTERN)] | None = None
     limit: Limit = 20
 
 

@@ -305,10 +305,10 @@ _STATES = "submitted, checks_failed, in_review, approved, rejected, suspended, r
             "/plugins",
             {"q": "x" * 101},
             "q",
-            f"'{'x' * 40}…' (101 characters) is not text of at most 100 characters",
+            f"'{'x' * 40}…' (101 characters) is not text of 1 to 100 characters",
         ),
         (
-            "/releases",
+            "/plugins",
             {"cursor": "c" * 101},
             "cursor",
             f"'{'c' * 40}…' (101 characters) is not text of at most 100 characters",
@@ -320,6 +320,27 @@ _STATES = "submitted, checks_failed, in_review, approved, rejected, suspended, r
             f"'{'s' * 40}…' (201 characters) is not text of at most 200 characters",
         ),
         ("/releases/0", {}, "release_id", "'0' is not an integer from 1 to 2147483647"),
+        # Constraints the registry query checks too: refused here as 400s, not the registry's 422s.
+        ("/releases", {"cursor": "abc"}, "cursor", "'abc' is not text matching ^[0-9]{1,12}$"),
+        (
+            "/releases",
+            {"plugin": "No_Such"},
+            "plugin",
+            "'No_Such' is not text matching ^[a-z][a-z0-9-]{0,48}[a-z0-9]$",
+        ),
+        (
+            "/plugins",
+            {"publisher": "x"},
+            "publisher",
+            "'x' is not text matching ^[a-z][a-z0-9-]{0,48}[a-z0-9]$",
+        ),
+        (
+            "/plugins",
+            {"scope": "s" * 65},
+            "scope",
+            f"'{'s' * 40}…' (65 characters) is not text of 1 to 64 characters",
+        ),
+        ("/plugins", {"q": ""}, "q", "'' is not text of 1 to 100 characters"),
     ],
 )
 def test_a_bad_parameter_names_itself_the_value_and_the_valid_ones(
@@ -354,8 +375,9 @@ def test_out_of_range_ids_are_400(api: Api) -> None:
 
 
 def test_nul_characters_in_filters_are_422(api: Api) -> None:
-    """A NUL character in a search filter is refused naming the filter (no database can compare it)."""
-    assert _problem(api.call("GET", "/plugins", api.rita, params={"q": "a\x00b"}), 422)["field"] == "text"
+    """A NUL character in a search filter is refused naming the filter as sent (``q``, not the registry
+    query's ``text``; no database can compare it)."""
+    assert _problem(api.call("GET", "/plugins", api.rita, params={"q": "a\x00b"}), 422)["field"] == "q"
     assert (
         _problem(api.call("GET", "/audit", api.rita, params={"subject": "\x00"}), 422)["field"] == "subject"
     )

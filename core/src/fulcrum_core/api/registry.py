@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fulcrum_registry import InvalidInput, NewPublisher, PublisherRead, RegistryService, ReleaseRead
-from fulcrum_registry.schemas import PublisherKind, StateName
+from fulcrum_registry.schemas import RELEASE_CURSOR_PATTERN, SLUG_PATTERN, PublisherKind, StateName
 from fulcrum_registry.service import DEFAULT_MAX_ARTIFACT_BYTES
 from litestar import Request, Router, get, post
 from litestar.enums import RequestEncodingType
@@ -49,7 +49,11 @@ _PUBLISH: dict[str, Any] = {"scopes": [PUBLISH]}
 _UPLOAD_LIMIT = DEFAULT_MAX_ARTIFACT_BYTES + 1024 * 1024  # the wheel plus the multipart framing
 _MAX_ID = 2**31 - 1  # ids are 32-bit integers on every backend; larger ones cannot exist
 ReleaseId = Annotated[int, PathParameter(ge=1, le=_MAX_ID)]
+# Filters carry the registry query's own constraints, so litestar refuses a bad one as a 400 naming
+# the parameter and the value (parameter_problems) before the registry would answer 422.
 Cursor = Annotated[str | None, QueryParameter(max_length=100)]
+ReleaseCursor = Annotated[str | None, QueryParameter(pattern=RELEASE_CURSOR_PATTERN)]
+SlugFilter = Annotated[str | None, QueryParameter(pattern=SLUG_PATTERN)]
 Limit = Annotated[int, QueryParameter(ge=1, le=100)]
 
 
@@ -67,11 +71,15 @@ def _check_visible(request: Request[Any, Any, Any], release: ReleaseRead) -> Non
         raise Forbidden(f"release {release.id} belongs to another publisher", code="registry.other-publisher")
 
 
+_SENT_AS = {"text": "q"}
+"""Registry query fields a client sends under another parameter name."""
+
+
 def _filters(query: dict[str, Any]) -> dict[str, Any]:
     """The filters given, refusing NUL characters (PostgreSQL cannot compare text holding them)."""
     for name, value in query.items():
         if isinstance(value, str) and "\x00" in value:
-            raise translate(InvalidInput(name, "must not contain NUL characters"))
+            raise translate(InvalidInput(_SENT_AS.get(name, name), "must not contain NUL characters"))
     return {k: v for k, v in query.items() if v is not None}
 
 
@@ -106,10 +114,10 @@ def create_publisher(request: Request[Any, Any, Any], data: JSONBody[NewPublishe
 @get("/plugins", opt=_ANY_STAFF, sync_to_thread=True, summary="Search the plugin catalogue")
 def catalogue(
     request: Request[Any, Any, Any],
-    q: Annotated[str | None, QueryParameter(max_length=100)] = None,
-    publisher: FromQuery[str | None] = None,
+    q: Annotated[str | None, QueryParameter(min_length=1, max_length=100)] = None,
+    publisher: SlugFilter = None,
     kind: FromQuery[PublisherKind | None] = None,
-    scope_name: Annotated[str | None, QueryParameter(name="scope")] = None,
+    scope_name: Annotated[str | None, QueryParameter(name="scope", min_length=1, max_length=64)] = None,
     release_state: Annotated[StateName | None, QueryParameter(name="state")] = None,
     cursor: Cursor = None,
     limit: Limit = 20,
@@ -160,10 +168,10 @@ def submit_release(
 @get("/releases", opt=_ANY_STAFF, sync_to_thread=True, summary="List releases (the review queue)")
 def list_releases(
     request: Request[Any, Any, Any],
-    plugin: FromQuery[str | None] = None,
-    publisher: FromQuery[str | None] = None,
+    plugin: SlugFilter = None,
+    publisher: SlugFilter = None,
     release_state: Annotated[StateName | None, QueryParameter(name="state")] = None,
-    cursor: Cursor = None,
+    cursor: ReleaseCursor = None,
     limit: Limit = 20,
 ) -> ReleaseList:
     """Releases oldest first; a publisher's token sees only that publisher's releases."""
