@@ -60,6 +60,14 @@ def test_every_v1_query_parameter_names_the_value_and_the_valid_ones(
     assert problem.errors[0].value == message.split("'")[1]
 
 
+def test_a_repeated_parameter_is_judged_by_the_value_litestar_reads(app: Any) -> None:
+    """Litestar reads the last of a repeated single-valued parameter: ``page=1&page=x`` quotes ``'x'``,
+    never the valid ``'1'`` it did not read."""
+    problem = app.get("/v1/search?q=x&page=1&page=x").json()
+    assert problem["detail"] == "page: 'x' is not an integer from 1 to 1000"
+    assert problem["errors"][0]["value"] == "x"
+
+
 def test_missing_transaction_body_names_the_body(app: Any) -> None:
     """An empty POST body is a 400 that says a JSON body is required, not an internal key name."""
     response = app.client.post(

@@ -48,12 +48,11 @@ def describe_parameter(
     sent = _sent(connection, source, name)
     if sent is None:
         return None
+    allowed = _choices(definition)
+    takes = f"one of: {', '.join(allowed)}" if allowed is not None else _expected(definition, limits)
     value = sent if len(sent) <= _ECHO else sent[:_ECHO] + "…"
     quoted = repr(value) + (f" ({len(sent)} characters)" if len(sent) > _ECHO else "")
-    allowed = _choices(definition)
-    if allowed is not None:
-        return ParameterProblem(name, f"{quoted} is not one of: {', '.join(allowed)}", value, allowed)
-    return ParameterProblem(name, f"{quoted} is not {_expected(definition, limits)}", value, None)
+    return ParameterProblem(name, f"{quoted} is not {takes}", value, allowed)
 
 
 def _wire_name(key: str, limits: KwargDefinition | None) -> str:
@@ -63,9 +62,10 @@ def _wire_name(key: str, limits: KwargDefinition | None) -> str:
 
 
 def _sent(connection: ASGIConnection[Any, Any, Any, Any], source: str, name: str) -> str | None:
-    """The raw value as the client sent it (the first, for a repeated query parameter)."""
+    """The raw value as the client sent it; of a repeated query parameter the last, which is the one
+    litestar reads into a single-valued parameter."""
     if source == "query":
-        found: Any = connection.query_params.get(name)
+        found: Any = (connection.query_params.getall(name, None) or [None])[-1]
     elif source == "path":
         found = connection.path_params.get(name)
     elif source == "header":
