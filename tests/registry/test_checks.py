@@ -12,7 +12,9 @@ from fulcrum_registry.checks import CHECKS, CheckContext, CheckResult, PriorRele
 
 from tests.tomlish import to_toml
 
-OWNER = CheckContext(publisher_id="pension-dept", publisher_kind="department", sdk_version="0.1.0")
+OWNER = CheckContext(
+    publisher_id="pension-dept", publisher_kind="department", sdk_version="0.1.0", type_owners={}
+)
 
 STABLE_IDS = (
     "wheel.well_formed",
@@ -24,6 +26,7 @@ STABLE_IDS = (
     "manifest.slots_known",
     "manifest.hooks_known",
     "sdk.range_satisfiable",
+    "transaction_types.unclaimed",
     "entry_point.matches_id",
 )
 
@@ -48,7 +51,7 @@ def test_check_ids_are_stable() -> None:
 
 
 def test_a_good_wheel_passes_every_check(wheels: Wheels) -> None:
-    """A correct wheel passes all ten checks with the stable success messages."""
+    """A correct wheel passes all eleven checks with the stable success messages."""
     results = check_wheel(wheels(), OWNER)
     assert [r.id for r in results] == list(STABLE_IDS)
     assert all(r.passed for r in results), [r for r in results if not r.passed]
@@ -445,3 +448,24 @@ def test_record_is_still_verified_when_a_required_file_is_missing(wheels: Wheels
     details = by_id(check_wheel(wheels(omit=("WHEEL",), tamper=tamper), OWNER))["wheel.well_formed"].details
     assert any("WHEEL is missing" in d for d in details)
     assert any("does not match its RECORD hash" in d for d in details)
+
+
+def test_a_transaction_type_another_plugin_declares_is_refused(wheels: Wheels, manifest: Manifest) -> None:
+    """A plugin may not declare a transaction type another plugin's release already declares (the
+    host runs one owner per key, so the second could be sent the first one's orders)."""
+    mine = manifest(transaction_types=["demo.order", "pension.personal_contribution"])
+    ctx = CheckContext(
+        publisher_id="pension-dept", publisher_kind="department", sdk_version="0.1.0",
+        type_owners={"pension.personal_contribution": "pension"},
+    )
+    result = by_id(check_wheel(wheels(manifest=mine), ctx))["transaction_types.unclaimed"]
+    assert result.status == "failed"
+    assert result.details == ("'pension.personal_contribution' is declared by plugin 'pension'",)
+    assert result.fix is not None and "<plugin>.<action>" in result.fix
+
+
+def test_without_a_registry_the_transaction_type_check_is_skipped(wheels: Wheels) -> None:
+    """The conformance kit has no registry: the check says it did not run, and fails nothing."""
+    ctx = CheckContext(publisher_id="pension-dept", publisher_kind="department", sdk_version="0.1.0")
+    result = by_id(check_wheel(wheels(), ctx))["transaction_types.unclaimed"]
+    assert result.status == "skipped"

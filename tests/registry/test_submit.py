@@ -197,3 +197,38 @@ def test_unknown_publisher_is_not_found(
     with pytest.raises(NotFound):
         registry.submit(path.read_bytes(), filename=path.name, publisher_id="ghost", submitted_by="a")
     assert count(engine, Release) == 0
+
+
+def _ordering(manifest: Manifest, plugin_id: str, key: str) -> dict[str, Any]:
+    return manifest(
+        plugin_id=plugin_id, hooks=["register_transaction_types", "execute_transaction"],
+        slots=[], transaction_types=[key],
+        scopes={"required": {"transactions:write": "take the customer's orders"}, "optional": {}},
+    )
+
+
+def test_a_transaction_type_of_another_plugin_cannot_be_declared(
+    registry: RegistryService, submit: Submit, manifest: Manifest
+) -> None:
+    """A second plugin declaring a transaction type a live release of another plugin declares fails
+    ``transaction_types.unclaimed`` naming the owner; once the owner's release is rejected the key is
+    free again. The owner's own next version keeps its key."""
+    first = submit(manifest=_ordering(manifest, "demo", "demo.order"))
+    assert first.state == "in_review", first.checks
+    taker = submit(
+        manifest=_ordering(manifest, "taker", "demo.order"),
+        entry_points="[fulcrum]\ntaker = fulcrum_demo.plugin\n",
+    )
+    assert taker.state == "checks_failed"
+    assert taker.failed_checks == ("transaction_types.unclaimed",)
+    check = next(c for c in taker.checks if c.id == "transaction_types.unclaimed")
+    assert check.details == ("'demo.order' is declared by plugin 'demo'",)
+    again = submit(manifest=_ordering(manifest, "demo", "demo.order"), version="1.1.0")
+    assert again.state == "in_review", again.checks
+    for release in (first, again):
+        registry.reject(release.id, reviewer="bob", reasons=["not now"])
+    free = submit(
+        manifest=_ordering(manifest, "taker", "demo.order"), version="1.1.0",
+        entry_points="[fulcrum]\ntaker = fulcrum_demo.plugin\n",
+    )
+    assert free.state == "in_review", free.checks

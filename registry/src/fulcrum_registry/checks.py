@@ -78,6 +78,9 @@ class CheckContext(msgspec.Struct, frozen=True, kw_only=True):
     plugin_owner: str | None = None  # the publisher owning the manifest's plugin id; None: unclaimed
     prior_releases: tuple[PriorRelease, ...] = ()
     sdk_version: str | None = None  # None: the fulcrum-sdk installed here
+    type_owners: dict[str, str] | None = None
+    """Transaction type key → the other plugin whose release (in review, approved or suspended)
+    declares it; ``None`` (the conformance kit, with no registry) skips ``transaction_types.unclaimed``."""
 
 
 def _spec(id: str, passed: str, failed: str, fix: str) -> CheckSpec:
@@ -140,6 +143,13 @@ CHECKS: dict[str, CheckSpec] = {
             "the platform's fulcrum-sdk version is inside the manifest's SDK range",
             "the manifest's SDK range excludes the platform's fulcrum-sdk version",
             'widen `sdk` in fulcrum-plugin.toml to include the platform\'s version (e.g. ">=0.1,<1")',
+        ),
+        _spec(
+            "transaction_types.unclaimed",
+            "no other plugin declares the manifest's transaction types",
+            "another plugin already declares a transaction type of this manifest",
+            "name each transaction type after your plugin (`<plugin>.<action>`, e.g. `city_coupons.order`) "
+            "so it cannot take another plugin's, in fulcrum-plugin.toml and in register_transaction_types",
         ),
         _spec(
             "entry_point.matches_id",
@@ -318,6 +328,21 @@ def _entry_point(facts: WheelFacts, ctx: CheckContext) -> CheckResult:
     return _result("entry_point.matches_id", "failed", [f"expected exactly {manifest.id!r}, found: {found}"])
 
 
+def _types_unclaimed(facts: WheelFacts, ctx: CheckContext) -> CheckResult:
+    """A transaction type belongs to one plugin: a second one declaring its key could be sent the
+    customers' orders for it (the host gives a key to one running plugin only)."""
+    if facts.manifest is None:
+        return _result("transaction_types.unclaimed", "skipped", [_NO_MANIFEST])
+    if ctx.type_owners is None:
+        return _result("transaction_types.unclaimed", "skipped", ["no registry: other plugins are not known"])
+    taken = [
+        f"{key!r} is declared by plugin {ctx.type_owners[key]!r}"
+        for key in facts.manifest.transaction_types
+        if key in ctx.type_owners
+    ]
+    return _verdict("transaction_types.unclaimed", taken)
+
+
 _RUNNERS: dict[str, Callable[[WheelFacts, CheckContext], CheckResult]] = {
     "wheel.well_formed": _well_formed,
     "manifest.present_and_valid": _manifest_valid,
@@ -328,6 +353,7 @@ _RUNNERS: dict[str, Callable[[WheelFacts, CheckContext], CheckResult]] = {
     "manifest.slots_known": _semantic("manifest.slots_known"),
     "manifest.hooks_known": _semantic("manifest.hooks_known"),
     "sdk.range_satisfiable": _sdk_range,
+    "transaction_types.unclaimed": _types_unclaimed,
     "entry_point.matches_id": _entry_point,
 }
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from fulcrum_sdk.manifest import Manifest
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 from sqlalchemy import select
@@ -83,6 +84,28 @@ def _release_version(facts: WheelFacts) -> str:
         if len(version) <= _MAX_VERSION:
             return version
     return "0"  # unreachable in practice: the upload's filename was parsed before
+
+
+_DECLARING = (ReleaseState.IN_REVIEW.value, ReleaseState.APPROVED.value, ReleaseState.SUSPENDED.value)
+"""Release states whose transaction types are taken: under review, running, or able to run again."""
+
+
+def _type_owners(session: Session, manifest: Manifest) -> dict[str, str]:
+    """Which of ``manifest``'s transaction types another plugin's live release already declares."""
+    wanted = set(manifest.transaction_types)
+    if not wanted:
+        return {}
+    owners: dict[str, str] = {}
+    rows = session.execute(
+        select(Release.plugin_id, Release.manifest)
+        .where(Release.state.in_(_DECLARING), Release.plugin_id != manifest.id)
+        .order_by(Release.id)
+    )
+    for plugin_id, snapshot in rows:
+        for key in (snapshot or {}).get("transaction_types", ()):
+            if key in wanted and plugin_id is not None:
+                owners.setdefault(key, plugin_id)
+    return owners
 
 
 class RegistryService:
@@ -248,6 +271,7 @@ class RegistryService:
                 plugin_owner=plugin.publisher_id if plugin else None,
                 prior_releases=prior,
                 sdk_version=self._sdk_version,
+                type_owners=_type_owners(session, manifest) if manifest else None,
             )
             results = run_checks(facts, context)
             owns = next(r for r in results if r.id == "publisher.owns_plugin").passed
