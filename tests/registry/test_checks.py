@@ -461,7 +461,8 @@ def test_a_transaction_type_another_plugin_declares_is_refused(wheels: Wheels, m
     result = by_id(check_wheel(wheels(manifest=mine), ctx))["transaction_types.unclaimed"]
     assert result.status == "failed"
     assert result.details == ("'pension.personal_contribution' is declared by plugin 'pension'",)
-    assert result.fix is not None and "<plugin>.<action>" in result.fix
+    assert result.fix is not None
+    assert "<plugin>.<action>" in result.fix
 
 
 def test_without_a_registry_the_transaction_type_check_is_skipped(wheels: Wheels) -> None:
