@@ -103,7 +103,8 @@ def test_the_built_wheel_carries_a_valid_manifest(bake: Any, tmp_path: Path, ans
     assert (manifest.id, manifest.version) == (result.context["plugin_id"], "0.1.0")
     assert manifest.kind == answers["publisher_kind"]
     assert semantic_problems(manifest) == []
-    publisher = CheckContext(publisher_id=manifest.publisher, publisher_kind=manifest.kind)
+    # An empty registry: no other plugin holds a transaction type yet.
+    publisher = CheckContext(publisher_id=manifest.publisher, publisher_kind=manifest.kind, type_owners={})
     outcomes = {r.id: (r.status, r.details) for r in check_wheel(wheel, publisher)}
     assert outcomes
     assert {status for status, _ in outcomes.values()} == {"passed"}, outcomes

@@ -15,6 +15,7 @@ import msgspec
 import pytest
 from fulcrum_core.branches.host import branch_store_of
 from fulcrum_core.branches.store import BranchConfigStore
+from fulcrum_core.settings import Deadlines
 from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionResult, TransactionType
 from fulcrum_sdk.testing import PERSONAS
 
@@ -88,7 +89,12 @@ def app(
 ) -> Any:
     """The real app with alpha, beta and gamma, on the ``branches`` directory (no background polling)."""
     monkeypatch.setenv("FULCRUM_SECRET_BETA_TOKEN", SECRET)
-    return make_app(*_plugins(kit, recorder), branches_dir=str(branches), branches_poll_seconds=3600)
+    # What is under test is which plugins each branch's customers get, not latency: on a loaded machine
+    # the default 150 ms would leave a plugin's thread out at random (timing: tests/core/test_chaos.py).
+    return make_app(
+        *_plugins(kit, recorder), branches_dir=str(branches), branches_poll_seconds=3600,
+        deadlines=Deadlines(home_slot_offers=10_000, search=10_000, feed_items=10_000), home_budget_ms=20_000,
+    )
 
 
 def _banner(app: Any, customer: str) -> list[str]:
