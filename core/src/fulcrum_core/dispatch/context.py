@@ -202,7 +202,7 @@ class RequestContexts:
 
     __slots__ = (
         "_branch", "_consents", "_consents_unknown", "_contexts", "_factory", "_fresh", "_records",
-        "customer", "data_until", "now", "request_id",
+        "_unprofiled", "customer", "data_until", "now", "request_id",
     )
 
     def __init__(
@@ -224,6 +224,9 @@ class RequestContexts:
         self._consents_unknown = False
         self._contexts: dict[str, PluginContext] = {}
         self._branch: CustomerBranchView | None = None
+        # The customer without segment and branch (profile:basic's data), built once for every plugin
+        # not granted profile:basic.
+        self._unprofiled: Customer | None = None
         # The customer's records, fetched once per request and shared by every plugin's ScopedData.
         self._records: CustomerRecords | None = None
         # When the customer's data must have arrived (event loop clock); None: data_budget_ms from the read.
@@ -355,7 +358,8 @@ class RequestContexts:
         """End the request: a context a plugin kept reads no customer data afterwards (its grant and
         the customer's consents were checked for this request only). Call it when the response is
         decided, whatever happened."""
-        self.records.close()
+        if self._records is not None:  # no context was built: nothing to close
+            self._records.close()
 
     @property
     def provider_blocks(self) -> bool:
@@ -426,7 +430,9 @@ class RequestContexts:
         else:
             data = ScopedData.over(records, pid, plugin.granted, None)
             if "profile:basic" not in plugin.granted:  # segment and branch are profile:basic's data
-                customer = Customer(id=customer.id, segment="", branch="", locale=customer.locale)
+                if self._unprofiled is None:
+                    self._unprofiled = Customer(id=customer.id, segment="", branch="", locale=customer.locale)
+                customer = self._unprofiled
         return PluginContext(
             plugin_id=pid, customer=customer, scopes=plugin.granted, data=data,
             storage=factory.storage(pid), now=now,
