@@ -66,6 +66,9 @@ class LoadedPlugin:
     hooks: frozenset[str]
     kind: str
     impls: Mapping[str, HookCall] = field(default_factory=dict)
+    # The installed distribution it was loaded from (None for objects handed in by tests): the host
+    # verifies its files against the approved wheel.
+    dist: importlib.metadata.Distribution | None = None
 
     @property
     def version(self) -> str:
@@ -79,12 +82,17 @@ class PluginPolicy(msgspec.Struct, frozen=True):
     active: bool
     granted_scopes: frozenset[str]
     reason: str = ""
+    # The kind the registry approved it as (its publisher's kind); the installed manifest's is not trusted.
+    kind: str | None = None
+    # Why the installed copy is not the approved release (manifest or files differ): it never runs.
+    quarantine: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
     loaded: dict[str, LoadedPlugin]
     inactive: dict[str, str]
+    quarantined: dict[str, str]
     by_hook: dict[str, list[LoadedPlugin]]
     transaction_types: dict[str, tuple[LoadedPlugin, TransactionType]]
     all_transaction_types: dict[str, tuple[LoadedPlugin, TransactionType]]
@@ -112,9 +120,9 @@ class PluginSet:
         quarantined_manifests: Mapping[str, Manifest] | None = None,
     ) -> None:
         self.pm = pm
-        self.quarantined: dict[str, str] = dict(quarantined)
+        self._load_quarantined: dict[str, str] = dict(quarantined)
         self.quarantined_manifests: dict[str, Manifest] = {
-            pid: m for pid, m in (quarantined_manifests or {}).items() if pid in self.quarantined
+            pid: m for pid, m in (quarantined_manifests or {}).items() if pid in self._load_quarantined
         }
         self.skipped: dict[str, str] = dict(skipped or {})
         self.rejected_types: dict[str, str] = dict(rejected_types or {})
@@ -134,6 +142,11 @@ class PluginSet:
     def loaded(self) -> dict[str, LoadedPlugin]:
         """Every loaded plugin by id, with the grant now in force (active or not)."""
         return self._state.loaded
+
+    @property
+    def quarantined(self) -> dict[str, str]:
+        """Broken plugins by id with the reason: at load, or found not to be the approved release."""
+        return self._state.quarantined
 
     @property
     def inactive(self) -> dict[str, str]:
@@ -179,13 +192,17 @@ class PluginSet:
     def _build(self, policy: Mapping[str, PluginPolicy] | None) -> _Snapshot:
         loaded: dict[str, LoadedPlugin] = {}
         inactive: dict[str, str] = {}
+        quarantined = dict(self._load_quarantined)
         for pid, base in sorted(self._base.items()):
             plugin, reason = base, ""
             if policy is not None:
                 decision = policy.get(pid)
                 if decision is not None:
-                    plugin = _with_grant(base, base.granted & decision.granted_scopes)
-                    if not decision.active:
+                    plugin = _with_grant(base, base.granted & decision.granted_scopes, decision.kind)
+                    if decision.quarantine:
+                        quarantined[pid] = decision.quarantine
+                        reason = f"quarantined: {decision.quarantine}"
+                    elif not decision.active:
                         reason = decision.reason or "switched off in the registry"
                 elif not self._dev_mode:
                     reason = "not approved in the registry"
@@ -207,15 +224,16 @@ class PluginSet:
             all_types[key] = (loaded[pid], tx_type)
             if running:
                 active_types[key] = all_types[key]
-        return _Snapshot(loaded, inactive, by_hook, active_types, all_types)
+        return _Snapshot(loaded, inactive, quarantined, by_hook, active_types, all_types)
 
 
-def _with_grant(plugin: LoadedPlugin, granted: frozenset[str]) -> LoadedPlugin:
-    if granted == plugin.granted:
+def _with_grant(plugin: LoadedPlugin, granted: frozenset[str], kind: str | None = None) -> LoadedPlugin:
+    kind = kind or plugin.kind
+    if granted == plugin.granted and kind == plugin.kind:
         return plugin
     return LoadedPlugin(
         id=plugin.id, manifest=plugin.manifest, plugin=plugin.plugin, granted=granted,
-        settings=plugin.settings, hooks=plugin.hooks, kind=plugin.kind, impls=plugin.impls,
+        settings=plugin.settings, hooks=plugin.hooks, kind=kind, impls=plugin.impls, dist=plugin.dist,
     )
 
 
@@ -238,6 +256,7 @@ class _Loader:
     skipped: dict[str, str] = field(default_factory=dict)
     # Every manifest read, loaded or not: a quarantined plugin's stays known to the branch layer.
     seen: dict[str, Manifest] = field(default_factory=dict)
+    dists: dict[str, importlib.metadata.Distribution] = field(default_factory=dict)
 
     def quarantine(self, plugin_id: str, reason: str) -> None:
         log.error("plugin %r quarantined: %s", plugin_id, reason)
@@ -331,6 +350,8 @@ def _entry_point_loader(ep: importlib.metadata.EntryPoint, loader: _Loader) -> N
                           "fix: make [project.entry-points.fulcrum] use the manifest id as the name")
         return
     loader.admit(ep.name, manifest, ep.load)
+    if ep.name in loader.manifests:
+        loader.dists.setdefault(ep.name, dist)
 
 
 def _extra_manifest(obj: object) -> Manifest:
@@ -391,7 +412,7 @@ def _resolve(loader: _Loader, plugin_id: str, manifest: Manifest) -> LoadedPlugi
     return LoadedPlugin(
         id=plugin_id, manifest=manifest, plugin=obj, granted=granted,
         settings=dict(conf.settings) if conf is not None else {},
-        hooks=frozenset(impls), kind=manifest.kind, impls=impls,
+        hooks=frozenset(impls), kind=manifest.kind, impls=impls, dist=loader.dists.get(plugin_id),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+from fulcrum_sdk.manifest import Manifest
 from fulcrum_sdk.oauth_client import OAuthClient
 from packaging.version import Version
 from sqlalchemy import ColumnElement, func, select
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 from fulcrum_registry._reads import load_manifest, release_reads
 from fulcrum_registry.diff import diff_manifests
 from fulcrum_registry.errors import InvalidInput, NotFound
-from fulcrum_registry.models import Release, ScopeGrant
+from fulcrum_registry.models import Publisher, Release, ScopeGrant
 from fulcrum_registry.schemas import ActiveRelease, Page, ReleaseDiff, ReleaseQuery, ReleaseRead
 from fulcrum_registry.workflow import ReleaseState
 
@@ -86,7 +87,8 @@ def active_policy(session: Session) -> dict[str, dict[str, ActiveRelease]]:
     """Plugin id → version → approved (not suspended) release with its granted scopes; two queries."""
     approved = ReleaseState.APPROVED.value
     rows = session.execute(
-        select(Release.id, Release.plugin_id, Release.version, Release.manifest)
+        select(Release.id, Release.plugin_id, Release.version, Release.manifest, Publisher.id, Publisher.kind)
+        .join(Publisher, Publisher.id == Release.publisher_id)
         .where(Release.state == approved)
     ).all()
     scopes: dict[int, set[str]] = {}
@@ -97,7 +99,7 @@ def active_policy(session: Session) -> dict[str, dict[str, ActiveRelease]]:
     ):
         scopes.setdefault(release_id, set()).add(scope)
     policy: dict[str, dict[str, ActiveRelease]] = {}
-    for release_id, plugin_id, version, manifest in rows:
+    for release_id, plugin_id, version, manifest, publisher, kind in rows:
         if plugin_id is None:  # pragma: no cover - an approved release always has a plugin
             continue
         oauth = (manifest or {}).get("oauth")
@@ -107,5 +109,8 @@ def active_policy(session: Session) -> dict[str, dict[str, ActiveRelease]]:
             version=version,
             granted_scopes=frozenset(scopes.get(release_id, ())),
             oauth=msgspec.convert(oauth, OAuthClient) if oauth is not None else None,
+            publisher=publisher,
+            kind=kind,
+            manifest=msgspec.convert(manifest, Manifest) if manifest is not None else None,
         )
     return policy

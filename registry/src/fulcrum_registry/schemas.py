@@ -271,3 +271,8 @@ class ActiveRelease(msgspec.Struct, frozen=True, kw_only=True):
     granted_scopes: frozenset[str]
     # The reviewed manifest's [oauth] table: the backend client's keys and redirect URIs.
     oauth: OAuthClient | None = None
+    # Who the host trusts it as: the submitting publisher and that publisher's kind, never the
+    # installed files' say; and the reviewed manifest, which the installed one must equal.
+    publisher: str = ""
+    kind: PublisherKind | None = None
+    manifest: Manifest | None = None

@@ -32,7 +32,14 @@ from fulcrum_registry._wheel import WheelFacts, inspect_wheel
 from fulcrum_registry.artifacts import ArtifactStore, StoredArtifact
 from fulcrum_registry.catalogue import search_plugins
 from fulcrum_registry.checks import CheckContext, PriorRelease, run_checks
-from fulcrum_registry.errors import AlreadyExists, FourEyesViolation, InvalidInput, NotFound
+from fulcrum_registry.contents import wheel_contents
+from fulcrum_registry.errors import (
+    AlreadyExists,
+    FourEyesViolation,
+    InvalidInput,
+    NotFound,
+    RegistryUnavailable,
+)
 from fulcrum_registry.models import Plugin, Publisher, Release, Review, ScopeGrant
 from fulcrum_registry.schemas import (
     ActiveRelease,
@@ -248,6 +255,7 @@ class RegistryService:
         submitted_by = _actor(submitted_by, "submitted_by")
         stored = self._accept_upload(wheel, filename)
         facts = inspect_wheel(stored.path, filename=filename)
+        contents = wheel_contents(stored.path)
 
         def work(session: Session) -> ReleaseRead:
             publisher = session.get(Publisher, publisher_id)
@@ -305,6 +313,7 @@ class RegistryService:
                 submitted_at=now,
                 updated_at=now,
                 checks=msgspec.to_builtins(results),
+                contents=contents,
             )
             session.add(row)
             session.flush()
@@ -537,6 +546,24 @@ class RegistryService:
         """
 
         return self._uow.read(queries.active_policy)
+
+    def release_contents(self, release_id: int) -> dict[str, str]:
+        """The release's wheel as ``{member path: sha256 hex}`` (RECORD left out), for hosts to verify
+        installed files against; derived from the stored artifact for releases filed without it."""
+
+        def work(session: Session) -> tuple[dict[str, str] | None, str]:
+            row = session.get(Release, release_id)
+            if row is None:
+                raise NotFound("release", str(release_id))
+            return row.contents, row.artifact_sha256
+
+        contents, sha256 = self._uow.read(work)
+        if contents is None:
+            self.artifacts.read(sha256)  # refuses an artifact corrupted on disk
+            contents = wheel_contents(self.artifacts.get(sha256).path)
+            if contents is None:
+                raise RegistryUnavailable(f"artifact {sha256} of release {release_id} is not a wheel")
+        return dict(contents)
 
     def policy_version(self) -> int:
         """A number that grows whenever anything in the registry changes (the newest audit ``seq``).

@@ -225,23 +225,19 @@ def test_a_partner_client_gets_the_keys_and_redirect_uris_of_its_approved_manife
     obeying_app: Callable[..., ObeyingApp], kit: Any, wheel_for: Callable[..., Path]
 ) -> None:
     """The [oauth] table the reviewer approved becomes the partner backend's client: active, signing
-    with private_key_jwt against exactly those keys, returning only to those redirect URIs. It comes
-    from the registry's snapshot of the approved release, not from the installed files: an installed
-    copy of the same version with other keys does not get them in."""
+    with private_key_jwt against exactly those keys, returning only to those redirect URIs."""
     import msgspec
     from fulcrum_sdk.oauth_client import Jwks, OAuthClient
     from joserfc.jwk import ECKey
 
-    reviewed, smuggled = (ECKey.generate_key("P-256", auto_kid=True).as_dict(private=False) for _ in range(2))
+    reviewed = ECKey.generate_key("P-256", auto_kid=True).as_dict(private=False)
     seen: list[frozenset[str]] = []
     plugin = _notice_plugin(kit, seen, plugin_id="coupons")
     approved = msgspec.structs.replace(
         plugin.MANIFEST, kind="partner", publisher="city-coupons",
         oauth=OAuthClient(redirect_uris=("https://coupons.example/cb",), jwks=Jwks(keys=(reviewed,))),
     )
-    plugin.MANIFEST = msgspec.structs.replace(
-        approved, oauth=OAuthClient(redirect_uris=("https://evil.example/cb",), jwks=Jwks(keys=(smuggled,)))
-    )
+    plugin.MANIFEST = approved
 
     def approve(service: RegistryService) -> None:
         service.create_publisher(
@@ -259,3 +255,41 @@ def test_a_partner_client_gets_the_keys_and_redirect_uris_of_its_approved_manife
     assert client.jwks == {"keys": [reviewed]}
     assert client.redirect_uris == ("https://coupons.example/cb",)
     assert "authorization_code" in client.grant_types
+
+
+def test_an_installed_copy_whose_manifest_differs_from_the_approved_one_is_quarantined(
+    obeying_app: Callable[..., ObeyingApp], kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """The same version with other OAuth keys than the reviewed manifest never runs and gets no client:
+    it is quarantined with a reason naming the manifest field that differs."""
+    import msgspec
+    from fulcrum_sdk.oauth_client import Jwks, OAuthClient
+    from joserfc.jwk import ECKey
+
+    reviewed, smuggled = (ECKey.generate_key("P-256", auto_kid=True).as_dict(private=False) for _ in range(2))
+    plugin = _notice_plugin(kit, [], plugin_id="coupons")
+    approved = msgspec.structs.replace(
+        plugin.MANIFEST, kind="partner", publisher="city-coupons",
+        oauth=OAuthClient(redirect_uris=("https://coupons.example/cb",), jwks=Jwks(keys=(reviewed,))),
+    )
+    plugin.MANIFEST = msgspec.structs.replace(
+        approved, oauth=msgspec.structs.replace(approved.oauth, jwks=Jwks(keys=(smuggled,)))
+    )
+
+    def approve(service: RegistryService) -> None:
+        service.create_publisher(
+            {"id": "city-coupons", "name": "城市优惠", "kind": "partner", "contact": "ops@coupons.example"},
+            actor="platform",
+        )
+        release = publish(service, wheel_for(approved), publisher="city-coupons")
+        service.approve(release.id, reviewer="bob", checklist=CHECKLIST)
+
+    app = obeying_app(plugin, before=approve)
+    plugins = app.runtime.plugins
+    assert not plugins.is_active("coupons")
+    assert "'oauth.jwks.keys'" in plugins.quarantined["coupons"]
+    assert plugins.inactive["coupons"].startswith("quarantined: ")
+    from fulcrum_core.oauth.clients import ClientStore
+    from fulcrum_core.oauth.plugin_clients import plugin_client_id
+
+    assert ClientStore(app.runtime.db).get(plugin_client_id("coupons")) is None  # no client for it

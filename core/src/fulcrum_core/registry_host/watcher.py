@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 import anyio.to_thread
-from fulcrum_registry import RegistryError, RegistryService
+from fulcrum_registry import ActiveRelease, RegistryError, RegistryService
 from fulcrum_registry.models import Release
 from packaging.version import Version
 from sqlalchemy import select
@@ -24,8 +24,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from fulcrum_core.data.db import Database
 from fulcrum_core.errors import CoreError
 from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, sync_plugin_clients
-from fulcrum_core.plugins import PluginSet
+from fulcrum_core.plugins import PluginPolicy, PluginSet
 from fulcrum_core.registry_host.policy import plugin_policy
+from fulcrum_core.registry_host.verify import ReleaseVerifier
 
 __all__ = ["PolicyWatcher"]
 
@@ -54,6 +55,7 @@ class PolicyWatcher:
         self._sleep = sleep
         self._task: asyncio.Task[None] | None = None
         self._warned: set[str] = set()
+        self._verifier = ReleaseVerifier(service)
         plugins.set_policy({})  # fail closed until the first read (dev mode still runs unknown plugins)
 
     def _states(self, plugin_ids: list[str]) -> list[tuple[str, str, str]]:
@@ -75,8 +77,10 @@ class PolicyWatcher:
         installed = {pid: plugin.version for pid, plugin in self.plugins.loaded.items()}
         active = self.service.active_policy()
         policy = plugin_policy(installed, active, self._states(sorted(installed)))
+        # Only the reviewed copy runs: an approved version installed from other files is quarantined.
+        policy = self._verifier.apply(policy, self.plugins.loaded, active)
         # Credentials first: a suspended plugin's backend loses its client before its hooks stop.
-        self._sync_clients(active)
+        self._sync_clients(active, policy)
         self.plugins.set_policy(policy)
         self.version = version
         self._warn_unknown(installed, policy)
@@ -84,7 +88,9 @@ class PolicyWatcher:
         log.info("registry policy %d applied: running %s", version, ", ".join(running) or "no plugins")
         return True
 
-    def _sync_clients(self, active: Mapping[str, Mapping[str, object]]) -> None:
+    def _sync_clients(
+        self, active: Mapping[str, Mapping[str, ActiveRelease]], policy: Mapping[str, PluginPolicy]
+    ) -> None:
         """Each approved plugin's OAuth client holds exactly its granted scopes; others are disabled.
 
         Only installed plugins are known by kind here; a failure is logged and never stops the policy.
@@ -93,7 +99,8 @@ class PolicyWatcher:
         for pid, plugin in self.plugins.loaded.items():
             versions = active.get(pid, {})
             release = versions.get(plugin.version)
-            if release is not None:
+            decision = policy.get(pid)
+            if release is not None and release.kind is not None and decision is not None and decision.active:
                 scopes = frozenset(getattr(release, "granted_scopes", frozenset()))
                 # The keys and redirect URIs reviewers approved, from the registry's snapshot of the
                 # newest approved version (every host agrees on it during a rolling upgrade), never
@@ -101,7 +108,7 @@ class PolicyWatcher:
                 newest = max(versions, key=Version)
                 oauth = getattr(versions[newest], "oauth", None)
                 clients[pid] = PluginClientPolicy(
-                    kind=plugin.manifest.kind,  # the Literal the manifest validated, not the loader's str
+                    kind=release.kind,  # the approved publisher's kind, never the installed manifest's
                     scopes=scopes,
                     active=True,
                     jwks=oauth.jwks.as_dict() if oauth is not None and oauth.jwks is not None else None,

@@ -56,3 +56,6 @@ class Release(RegistryBase):
     submitted_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
     checks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # Member path -> sha256 hex of the wheel's bytes (RECORD left out): hosts compare installed files
+    # with it. NULL for releases filed before it was recorded: then derived from the stored artifact.
+    contents: Mapped[dict[str, str] | None] = mapped_column(JSON)
