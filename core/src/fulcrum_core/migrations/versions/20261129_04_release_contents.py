@@ -3,9 +3,9 @@
 Hosts compare an installed plugin's files with the approved wheel's. Releases filed before this
 revision keep NULL; the registry derives their map from the stored artifact when a host asks.
 
-Revision ID: 20261130_01_release_contents
+Revision ID: 20261129_04_release_contents
 Revises: 20261129_03_attempt_repeats
-Create Date: 2026-11-30
+Create Date: 2026-11-29
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "20261130_01_release_contents"
+revision: str = "20261129_04_release_contents"
 down_revision: str | None = "20261129_03_attempt_repeats"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
