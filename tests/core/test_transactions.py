@@ -907,8 +907,13 @@ async def test_retry_after_of_a_refusal_by_an_open_breaker_is_when_it_lets_calls
     guard = service._dispatcher.resilience.get("shop", "execute_transaction")  # type: ignore[attr-defined]
     assert guard.breaker.open_for(30)
     refused = await service.submit(C3, "k-1", body())
-    assert (refused.status_code, refused.retry_after) == (503, 30)
-    assert service._replay(rows(db)[0], rows(db)[0].request_hash).retry_after == 30
+    # The seconds left of the 30 (the breaker runs on the wall clock: a loaded machine takes a few).
+    assert refused.status_code == 503
+    assert refused.retry_after is not None
+    assert 20 < refused.retry_after <= 30
+    replayed = service._replay(rows(db)[0], rows(db)[0].request_hash).retry_after
+    assert replayed is not None
+    assert 20 < replayed <= refused.retry_after
     guard.breaker.reset()
     undo = _refuse_without_calling(service, "bulkhead_full")
     full = await service.submit(C3, "k-2", body())
