@@ -14,6 +14,7 @@ from fulcrum_core.cli.db import _next_revision_id
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.models import TransactionRow
 from fulcrum_core.data.types import utcnow
+from sqlalchemy import text
 
 
 def _config(tmp_path: Path) -> tuple[Path, str]:
@@ -200,3 +201,59 @@ def test_reconcile_on_an_unmigrated_database_is_one_error_line(tmp_path: Path) -
     assert len(result.output.splitlines()) == 1
     assert result.output.startswith("Error: the database refused: no such table: "), result.output
     assert "`fulcrum db upgrade`" in result.output
+
+
+def _packaged_versions() -> set[str]:
+    from importlib.resources import files
+
+    return {p.name for p in Path(str(files("fulcrum_core") / "migrations" / "versions")).glob("*.py")}
+
+
+def test_revision_where_there_is_no_database_refuses_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``db revision`` run where there is no database is one ``Error:`` line saying the database must be
+    at head first; it neither creates a database nor writes a migration (before, it created an empty
+    SQLite file and passed alembic's terse refusal on)."""
+    monkeypatch.chdir(tmp_path)
+    before = _packaged_versions()
+    env = {"FULCRUM_CONFIG": None, "FULCRUM_DATABASE_URL": None, "FULCRUM_STATE_DIR": None}
+    result = CliRunner().invoke(main, ["db", "revision", "-m", "x"], env=env)
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    lines = result.output.splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith(f"Error: there is no database at {tmp_path / '.fulcrum' / 'fulcrum.db'}")
+    assert "must be at head first" in lines[0]
+    assert "`fulcrum db upgrade`" in lines[0]
+    assert list(tmp_path.iterdir()) == []
+    assert _packaged_versions() == before
+
+
+@pytest.mark.parametrize("upgraded", [False, True])
+def test_revision_on_a_database_behind_head_refuses_and_writes_nothing(
+    tmp_path: Path, upgraded: bool
+) -> None:
+    """On an empty (or older) database ``db revision`` would diff every table it lacks: it refuses in one
+    ``Error:`` line naming where the database is and the head, and writes no migration file."""
+    config, url = _config(tmp_path)
+    older = "20261129_01_transaction_attempts"
+    db = Database(url)
+    if upgraded:
+        db.upgrade()
+        with db.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :older"), {"older": older})
+    else:
+        db.current()
+    head = db.heads()[0]
+    db.dispose()
+    before = _packaged_versions()
+    result = CliRunner().invoke(main, ["--config", str(config), "db", "revision", "-m", "x"])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    lines = result.output.splitlines()
+    assert len(lines) == 1, result.output
+    at = older if upgraded else "base"
+    assert lines[0].startswith(f"Error: the database must be at head first: it is at {at}, head {head}")
+    assert "`fulcrum db upgrade`" in lines[0]
+    assert _packaged_versions() == before

@@ -110,12 +110,41 @@ def _next_revision_id(database: Database, message: str) -> str:
     return f"{today}_{number:02d}_{slug}"
 
 
+def _at_head(settings: Settings) -> Database:
+    """The settings' database when it exists and is at head; otherwise one ``Error:`` line saying so."""
+    from fulcrum_core.data.db import missing_sqlite_file
+
+    url = settings.resolved_database_url()
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        raise click.ClickException(
+            f"there is no database at {missing}: the database must be at head first; create one with "
+            "`fulcrum db upgrade` (or set FULCRUM_DATABASE_URL to one at head)"
+        )
+    database = Database(url)
+    try:
+        at, heads = database.current(), database.heads()
+    except BaseException:
+        database.dispose()
+        raise
+    if at not in heads:
+        database.dispose()
+        raise click.ClickException(
+            f"the database must be at head first: it is at {at or 'base'}, head {', '.join(heads)}; "
+            "run `fulcrum db upgrade`, then `fulcrum db revision` again"
+        )
+    return database
+
+
 @db.command()
 @click.option("-m", "--message", required=True, help="What the migration does.")
 @click.pass_context
 def revision(ctx: click.Context, message: str) -> None:
-    """Autogenerate a date-prefixed migration from the models (for developers; review it!)."""
-    database = _database(ctx)
+    """Autogenerate a date-prefixed migration from the models (for developers; review it!).
+
+    The database must be at head: a missing or older one would be diffed into a migration of every
+    table it lacks, so both are one ``Error:`` line, and no database is created here."""
+    database = _at_head(settings_for(ctx))
     try:
         rev_id = _next_revision_id(database, message)
         cfg = database.alembic_config()
