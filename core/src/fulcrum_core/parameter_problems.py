@@ -17,10 +17,21 @@ from litestar.connection import ASGIConnection
 from litestar.params import KwargDefinition, ParameterKwarg
 from litestar.typing import FieldDefinition
 
-__all__ = ["ParameterProblem", "describe_parameter"]
+__all__ = ["ParameterProblem", "describe_parameter", "echoed"]
 
 _ECHO = 40
 """Characters of a bad value quoted back (a longer one is cut): enough to recognise it, no more."""
+
+ID_ECHO = 64
+"""Characters of an id quoted back in a problem's detail: the longest id the platform issues fits."""
+
+
+def echoed(sent: str, limit: int = ID_ECHO) -> str:
+    """``sent`` quoted for an error message; longer than ``limit``, its first ``limit`` characters, an
+    ellipsis and its length, so a client's 300-character id is not sent back whole."""
+    if len(sent) <= limit:
+        return repr(sent)
+    return f"{sent[:limit] + '…'!r} ({len(sent)} characters)"
 
 
 class ParameterProblem(typing.NamedTuple):
@@ -51,8 +62,7 @@ def describe_parameter(
     allowed = _choices(definition)
     takes = f"one of: {', '.join(allowed)}" if allowed is not None else _expected(definition, limits)
     value = sent if len(sent) <= _ECHO else sent[:_ECHO] + "…"
-    quoted = repr(value) + (f" ({len(sent)} characters)" if len(sent) > _ECHO else "")
-    return ParameterProblem(name, f"{quoted} is not {takes}", value, allowed)
+    return ParameterProblem(name, f"{echoed(sent, _ECHO)} is not {takes}", value, allowed)
 
 
 def _wire_name(key: str, limits: KwargDefinition | None) -> str:

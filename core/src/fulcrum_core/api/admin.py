@@ -17,6 +17,7 @@ from fulcrum_core.branches.host import branch_store_of
 from fulcrum_core.branches.layering import RedactedConfig
 from fulcrum_core.branches.store import BranchConfigStore
 from fulcrum_core.errors import NotFound
+from fulcrum_core.parameter_problems import echoed
 from fulcrum_core.runtime import runtime_of
 
 __all__ = ["ROUTES", "BranchList", "BranchSummary", "branch_effective", "branch_list"]
@@ -75,7 +76,7 @@ async def branch_effective(
     if code not in store.branches():
         known = ", ".join(store.branches()) or "none"
         raise NotFound(
-            f"no branch configuration for {code!r}; configured branches: {known}",
+            f"no branch configuration for {echoed(code)}; configured branches: {known}",
             code="branch.unknown", field="code",
         )
     return store.effective(code).redacted()

@@ -13,6 +13,7 @@ from fulcrum_core.api.input_problems import DATA_UNAVAILABLE_RESPONSE, NOT_FOUND
 from fulcrum_core.assembly.common import DegradedPlugin, public_degraded
 from fulcrum_core.assembly.feeds import MAX_LIMIT, FeedCard, decode_cursor, merge_feed, page_feed
 from fulcrum_core.errors import NotFound
+from fulcrum_core.parameter_problems import echoed
 from fulcrum_core.runtime import runtime_of
 
 __all__ = ["ROUTES", "FeedResponse", "feed"]
@@ -42,7 +43,7 @@ async def feed(
     runtime = runtime_of(request)
     if column not in runtime.settings.feed_columns:
         known = ", ".join(runtime.settings.feed_columns)
-        raise NotFound(f"there is no feed column {column!r}; known: {known}", field="column",
+        raise NotFound(f"there is no feed column {echoed(column)}; known: {known}", field="column",
                        code="feed.unknown-column")
     after = decode_cursor(column, cursor) if cursor else None
     contexts = await customer_contexts(request)

@@ -23,6 +23,7 @@ from fulcrum_core.api.deps import customer_contexts, plugin_calls
 from fulcrum_core.api.input_problems import NOT_FOUND_RESPONSE, PROBLEM_MEDIA_TYPE
 from fulcrum_core.dispatch.results import PluginCallError
 from fulcrum_core.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
+from fulcrum_core.parameter_problems import echoed
 from fulcrum_core.runtime import runtime_of
 
 __all__ = ["PAGE_PATH", "ROUTES", "PageProblem", "PageResponse", "page"]
@@ -84,7 +85,7 @@ def _page_path(path: str) -> str:
     cleaned = received_page_path(path)
     problem = page_path_problem(cleaned)
     if problem is not None:
-        raise BadRequest(f"{problem}; got {cleaned!r}", field="path", code="page.invalid-path")
+        raise BadRequest(f"{problem}; got {echoed(cleaned)}", field="path", code="page.invalid-path")
     return cleaned
 
 
@@ -120,7 +121,7 @@ async def page(
     contexts = await customer_contexts(request)
     calls = await plugin_calls(contexts, found) if found else []  # [] when it is off for this customer
     if not calls:
-        raise NotFound(f"there is no plugin {plugin!r} with pages for this customer", field="plugin",
+        raise NotFound(f"there is no plugin {echoed(plugin)} with pages for this customer", field="plugin",
                        code="page.unknown-plugin")
     loaded, ctx = calls[0]
     dispatcher = runtime.dispatcher
@@ -145,7 +146,7 @@ async def page(
     finally:
         contexts.close()  # after the handlers above: they still ask the context what it allowed
     if drawn is None:
-        raise NotFound(f"{plugin!r} has no page {wanted!r}", field="path", code="page.not-found")
+        raise NotFound(f"{plugin!r} has no page {echoed(wanted)}", field="path", code="page.not-found")
     return PageResponse(plugin=plugin, path=wanted, page=drawn, request_id=contexts.request_id)
 
 

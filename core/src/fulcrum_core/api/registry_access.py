@@ -19,6 +19,7 @@ from litestar.handlers.base import BaseRouteHandler
 from fulcrum_core.auth.claims import AccessTokenClaims
 from fulcrum_core.auth.principal import Principal
 from fulcrum_core.errors import Forbidden
+from fulcrum_core.parameter_problems import echoed
 
 __all__ = ["PUBLISH", "REVIEW", "acting_publisher", "is_reviewer", "own_publisher", "staff_guard"]
 
@@ -71,7 +72,7 @@ def acting_publisher(connection: ASGIConnection[Any, Any, Any, Any], wanted: str
         )
     if wanted is not None and wanted != mine:
         raise Forbidden(
-            f"this token publishes for {mine!r}, not {wanted!r}",
+            f"this token publishes for {echoed(mine)}, not {echoed(wanted)}",
             code="registry.other-publisher",
             field="publisher",
         )

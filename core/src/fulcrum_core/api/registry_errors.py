@@ -25,6 +25,7 @@ from fulcrum_registry import (
 )
 
 from fulcrum_core import errors
+from fulcrum_core.parameter_problems import echoed
 
 __all__ = ["registry_errors", "translate"]
 
@@ -34,8 +35,9 @@ def translate(exc: RegistryError) -> errors.CoreError:
     code = f"registry.{exc.code}"
     if isinstance(exc, InvalidInput):
         return errors.Unprocessable(exc.detail, code=code, field=exc.field)
-    if isinstance(exc, NotFound):
-        return errors.NotFound(exc.detail, code=code)
+    if isinstance(exc, NotFound):  # the id may be a client's: echoed cut short
+        ident = echoed(exc.ident) if isinstance(exc.ident, str) else repr(exc.ident)
+        return errors.NotFound(f"no {exc.kind} {ident}", code=code)
     if isinstance(exc, PermissionDenied):
         return errors.Forbidden(exc.detail, code=code)
     if isinstance(exc, IllegalTransition):

@@ -25,6 +25,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 
 from fulcrum_core.api.registry_errors import registry_errors
 from fulcrum_core.errors import NotFound
+from fulcrum_core.parameter_problems import echoed
 from fulcrum_core.registry_host import registry_of
 from fulcrum_core.runtime import runtime_of
 
@@ -91,7 +92,9 @@ def simple_project(request: Request[Any, Any, Any], project: FromPath[str]) -> R
     """The approved wheels of one project, each linked with its SHA-256."""
     releases = _files(request).get(str(canonicalize_name(project)))
     if not releases:
-        raise NotFound(f"no approved releases of {project!r}", code="registry.not-found", field="project")
+        raise NotFound(
+            f"no approved releases of {echoed(project)}", code="registry.not-found", field="project"
+        )
     links = [
         f'<a href="/registry/files/{r.artifact.sha256}/{escape(r.artifact.filename)}'
         f'#sha256={r.artifact.sha256}">{escape(r.artifact.filename)}</a>'

@@ -69,6 +69,7 @@ from fulcrum_core.data.models.transaction import TransactionRow
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.dispatch.results import PluginCallError
 from fulcrum_core.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
+from fulcrum_core.parameter_problems import echoed
 from fulcrum_core.settings import Settings
 from fulcrum_core.transactions import checks
 from fulcrum_core.transactions.checks import PluginBusyError, PluginFaultError
@@ -666,7 +667,7 @@ class TransactionService:
         """The customer's transaction; 404 for an unknown id and for another customer's alike."""
         row = self.journal.get(tx_id) if _TX_ID.match(tx_id) else None  # no query for what no id is
         if row is None or row.customer_ref != customer_ref:
-            raise NotFound(f"no transaction {tx_id!r}", code="transaction.not_found", field="id")
+            raise NotFound(f"no transaction {echoed(tx_id)}", code="transaction.not_found", field="id")
         return view_of(row)
 
     # --- GET /v1/transaction-types ---------------------------------------------------------------
