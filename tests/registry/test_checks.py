@@ -411,22 +411,30 @@ def test_sdk_range_defaults_to_the_installed_sdk(wheels: Wheels, manifest: Manif
 
 
 @pytest.mark.parametrize(
-    ("entry_points", "found"),
+    ("entry_points", "found", "module"),
     [
-        (None, "none"),
-        ("[console_scripts]\ndemo = fulcrum_demo:main\n", "none"),
-        ("[fulcrum]\ndemo-plugin = fulcrum_demo.plugin\n", "demo-plugin"),
-        ("[fulcrum]\ndemo = fulcrum_demo.plugin\nother = fulcrum_demo.other\n", "demo, other"),
+        (None, "none", "fulcrum_demo"),
+        ("[console_scripts]\ndemo = fulcrum_demo:main\n", "none", "fulcrum_demo"),
+        ("[fulcrum]\ndemo-plugin = fulcrum_demo.plugin\n", "demo-plugin", "fulcrum_demo.plugin"),
+        (
+            "[fulcrum]\ndemo = fulcrum_demo.plugin\nother = fulcrum_demo.other\n",
+            "demo, other",
+            "fulcrum_demo",
+        ),
     ],
     ids=["no-file", "other-group", "wrong-name", "two-entries"],
 )
 def test_entry_point_must_be_exactly_the_plugin_id(
-    wheels: Wheels, entry_points: str | None, found: str
+    wheels: Wheels, entry_points: str | None, found: str, module: str
 ) -> None:
-    """The `fulcrum` group must hold exactly one entry point named after the plugin id."""
+    """The `fulcrum` group must hold exactly one entry point named after the plugin id; the fix is the
+    exact line to write: the manifest's id and the module a lone misnamed entry point already names,
+    else the package the manifest was found in."""
     result = by_id(check_wheel(wheels(entry_points=entry_points), OWNER))["entry_point.matches_id"]
     assert result.status == "failed"
+    assert result.message == CHECKS["entry_point.matches_id"].failed
     assert result.details == (f"expected exactly 'demo', found: {found}",)
+    assert result.fix == f'declare `[project.entry-points.fulcrum]` with the one line `"demo" = "{module}"`'
 
 
 def test_every_failure_is_listed_not_just_the_first(wheels: Wheels, manifest: Manifest) -> None:

@@ -67,6 +67,7 @@ class WheelFacts(msgspec.Struct, frozen=True, kw_only=True):
     manifest_key: str | None = None  # where the manifest went wrong, when it did
     manifest_problem: str | None = None
     manifest_declared_version: str | None = None  # ``version`` written in the manifest itself, if any
+    manifest_package: str | None = None  # the top-level package the manifest was found in
 
 
 def _unsafe(name: str) -> bool:
@@ -285,12 +286,15 @@ def _inspect_archive(
             problem=f"the wheel holds {len(manifests)} {MANIFEST_FILE} files ({', '.join(manifests)});"
             " the host reads whichever it finds first: ship exactly one, in the top-level package"
         )
+    tops = [PurePosixPath(n).parent for n in manifests]
+    package = str(tops[0]) if len(tops) == 1 and len(tops[0].parts) == 1 else None
     return WheelFacts(
         path=path,
         filename=filename,
         name=name,
         version=version,
         readable=True,
+        manifest_package=package,
         problems=tuple(problems),
         dist_info=dist_info,
         metadata_name=metadata_name,

@@ -325,7 +325,25 @@ def _entry_point(facts: WheelFacts, ctx: CheckContext) -> CheckResult:
     if names == [manifest.id]:
         return _result("entry_point.matches_id", "passed")
     found = ", ".join(names) if names else "none"
-    return _result("entry_point.matches_id", "failed", [f"expected exactly {manifest.id!r}, found: {found}"])
+    failed = _result(
+        "entry_point.matches_id", "failed", [f"expected exactly {manifest.id!r}, found: {found}"]
+    )
+    module = _entry_module(facts)
+    if module is None:
+        return failed
+    line = f'"{manifest.id}" = "{module}"'
+    return msgspec.structs.replace(
+        failed, fix=f"declare `[project.entry-points.{PROJECT_NAME}]` with the one line `{line}`"
+    )
+
+
+def _entry_module(facts: WheelFacts) -> str | None:
+    """The module the plugin's entry point should name: the one its single misnamed entry point names
+    already (where its hooks are), else the package the manifest was found in; None when unknown."""
+    values = [ep.value for ep in facts.entry_points if ep.group == PROJECT_NAME]
+    if len(values) == 1 and values[0]:
+        return values[0]
+    return facts.manifest_package
 
 
 def _types_unclaimed(facts: WheelFacts, ctx: CheckContext) -> CheckResult:
