@@ -174,3 +174,22 @@ def test_a_project_that_does_not_build_is_a_clear_error(tmp_path: Path) -> None:
     ran = CliRunner().invoke(main, ["plugin", "check", str(tmp_path)])
     assert ran.exit_code == 1
     assert "uv build failed" in ran.output
+
+
+def test_the_text_report_prints_warnings_without_failing() -> None:
+    """A warning (e.g. the template's placeholder description) is a ``warning:`` line; the kit passes."""
+    from fulcrum_core.conformance.kit import KitCheck, KitReport
+    from fulcrum_core.conformance.report import render_json, render_text
+
+    report = KitReport(
+        project="p",
+        wheel="w.whl",
+        plugin_id="demo",
+        checks=(KitCheck(source="registry", id="wheel.well_formed", status="passed", message="ok"),),
+        warnings=("description.zh-CN is still the template's placeholder",),
+    )
+    assert report.passed
+    text = render_text(report)
+    assert "warning: description.zh-CN is still the template's placeholder" in text.splitlines()
+    assert "All 1 checks passed or were skipped" in text
+    assert '"warnings":["description.zh-CN' in render_json(report)

@@ -403,3 +403,25 @@ def test_an_upload_without_the_wheel_names_it(api: Api) -> None:
     files = {"other": ("a.whl", b"x", "application/octet-stream")}
     problem = _problem(api.call("POST", "/releases", api.paul, files=files), 400, "invalid-input")
     assert (problem["field"], problem["detail"]) == ("wheel", "wheel: is required")
+
+
+def test_a_release_view_warns_of_the_templates_placeholder_description(
+    api: Api, manifest: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """Submitting and reading a release still carrying the template's placeholder description: it is
+    in review (no check fails) and its view lists a warning naming the key; written text lists none."""
+    from fulcrum_registry.placeholders import TEMPLATE_PLACEHOLDERS
+    from fulcrum_sdk.models import LocalizedText
+
+    zh = TEMPLATE_PLACEHOLDERS["description.zh-CN"]
+    baked = msgspec.structs.replace(manifest, description=LocalizedText(zh_CN=zh, en="Shows notices"))
+    submitted = api.submit(wheel_for(baked))
+    assert submitted.status_code == 201, submitted.text
+    assert submitted.json()["release"]["state"] == "in_review"
+    assert [w.split(" ")[0] for w in submitted.json()["warnings"]] == ["description.zh-CN"]
+    release_id = submitted.json()["release"]["id"]
+    shown = api.call("GET", f"/releases/{release_id}", api.rita).json()
+    assert shown["warnings"] == submitted.json()["warnings"]
+    assert zh in shown["warnings"][0]
+    written = api.submit(wheel_for(msgspec.structs.replace(manifest, version="1.0.1"), "1.0.1"))
+    assert written.json()["warnings"] == []

@@ -316,3 +316,40 @@ def test_a_failed_check_says_what_is_wrong_and_how_to_fix_it(
     assert lines[at + 1].strip() == "the version is not newer than every earlier release of this plugin"
     assert "is not older" in lines[at + 2]
     assert lines[at + 3].strip().startswith("fix: raise the version in pyproject.toml")
+
+
+def test_review_warns_of_the_templates_placeholder_description(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """A release still describing itself with the template's placeholder passes its checks, and the
+    reviewer's ``review`` (and ``show``) print a warning line for it; written text gets none."""
+    from fulcrum_registry.placeholders import TEMPLATE_PLACEHOLDERS
+    from fulcrum_sdk.models import LocalizedText
+
+    placeholder = LocalizedText(
+        zh_CN=TEMPLATE_PLACEHOLDERS["description.zh-CN"], en=TEMPLATE_PLACEHOLDERS["description.en"]
+    )
+    manifest = kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+    baked = msgspec.structs.replace(manifest, description=placeholder)
+    submitted = run(config, "submit", str(wheel_for(baked)), "--publisher", "test-bank", "--as", "alice")
+    assert "[in_review]" in submitted.output, submitted.output
+    for command in ("review", "show"):
+        shown = run(config, command, "1")
+        assert shown.exit_code == 0, shown.output
+        warnings = [line for line in shown.output.splitlines() if line.startswith("warning: ")]
+        assert [w.split(" ")[1] for w in warnings] == ["description.zh-CN", "description.en"], shown.output
+    as_json = json.loads(run(config, "show", "1", "--json").output)
+    assert [w.split(" ")[0] for w in as_json["warnings"]] == ["description.zh-CN", "description.en"]
+    written = kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+    run(
+        config,
+        "submit",
+        str(wheel_for(msgspec.structs.replace(written, version="1.0.1"), "1.0.1")),
+        "--publisher",
+        "test-bank",
+        "--as",
+        "alice",
+    )
+    clean = run(config, "review", "2")
+    assert "[in_review]" in clean.output, clean.output
+    assert "warning: " not in clean.output

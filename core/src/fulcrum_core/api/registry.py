@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fulcrum_registry import InvalidInput, NewPublisher, PublisherRead, RegistryService, ReleaseRead
+from fulcrum_registry.placeholders import placeholder_warnings
 from fulcrum_registry.schemas import RELEASE_CURSOR_PATTERN, SLUG_PATTERN, PublisherKind, StateName
 from fulcrum_registry.service import DEFAULT_MAX_ARTIFACT_BYTES
 from litestar import Request, Router, get, post
@@ -88,7 +89,7 @@ def _view(service: RegistryService, release: ReleaseRead) -> ReleaseView:
         diff = service.diff(release.id)
     except InvalidInput:  # a release whose checks failed may have no manifest to compare
         diff = None
-    return ReleaseView(release=release, diff=diff)
+    return ReleaseView(release=release, diff=diff, warnings=list(placeholder_warnings(release.manifest)))
 
 
 # -- publishers ------------------------------------------------------------------------------------

@@ -55,6 +55,8 @@ class ReleaseView(msgspec.Struct, frozen=True, kw_only=True):
 
     release: ReleaseRead
     diff: ReleaseDiff | None
+    warnings: list[str] = msgspec.field(default_factory=list)
+    """For the reviewer, failing nothing: e.g. a description still the plugin template's placeholder."""
 
 
 class ReleaseList(msgspec.Struct, frozen=True, kw_only=True):

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import click
 import msgspec
 from fulcrum_registry import REVIEW_CHECKLIST, RegistryError, RegistryService, ReleaseDiff, ReleaseRead
+from fulcrum_registry.placeholders import placeholder_warnings
 from fulcrum_sdk import LocalizedText
 from fulcrum_sdk.manifest import Manifest
 from sqlalchemy.exc import OperationalError
@@ -112,6 +113,7 @@ def _release_text(release: ReleaseRead, diff: ReleaseDiff | None = None, *, full
         lines.append(f"  {review.reviewer} {review.decision}: {'; '.join(review.reasons) or '-'}")
     if diff is not None or release.manifest is not None:
         lines += _diff_text(diff)
+    lines += [f"warning: {warning}" for warning in placeholder_warnings(release.manifest)]
     return "\n".join(lines)
 
 
@@ -267,7 +269,12 @@ def show(ctx: click.Context, release_id: int, as_json: bool) -> None:
     with _service(ctx) as service:
         release = service.get_release(release_id)
         diff = _diff_or_none(service, release_id)
-    _emit({"release": release, "diff": diff}, as_json, lambda: _release_text(release, diff, full=True))
+    warnings = list(placeholder_warnings(release.manifest))
+    _emit(
+        {"release": release, "diff": diff, "warnings": warnings},
+        as_json,
+        lambda: _release_text(release, diff, full=True),
+    )
 
 
 @registry.command()
@@ -287,7 +294,12 @@ def review(ctx: click.Context, release_id: int, as_json: bool) -> None:
             "checklist (approve --confirm):", *items,
         ])
 
-    _emit({"release": release, "diff": diff, "checklist": dict(REVIEW_CHECKLIST)}, as_json, text)
+    warnings = list(placeholder_warnings(release.manifest))
+    _emit(
+        {"release": release, "diff": diff, "warnings": warnings, "checklist": dict(REVIEW_CHECKLIST)},
+        as_json,
+        text,
+    )
 
 
 @registry.command()

@@ -19,6 +19,7 @@ from typing import Literal
 
 import msgspec
 from fulcrum_registry.checks import CheckContext, CheckResult, check_wheel
+from fulcrum_registry.placeholders import placeholder_warnings
 from fulcrum_sdk.conformance import DEFAULT_DEADLINES_MS, ConformanceResult
 from fulcrum_sdk.errors import ManifestError
 from fulcrum_sdk.manifest import Manifest, manifest_from_wheel
@@ -53,6 +54,7 @@ class KitReport(msgspec.Struct, frozen=True, kw_only=True):
     wheel: str
     plugin_id: str | None
     checks: tuple[KitCheck, ...]
+    warnings: tuple[str, ...] = ()  # worth fixing before review, never a failure (placeholder text)
 
     @property
     def passed(self) -> bool:
@@ -158,4 +160,5 @@ def run_kit(
             wheel=wheel.name,
             plugin_id=manifest.id if manifest else None,
             checks=registry + hooks,
+            warnings=placeholder_warnings(manifest),
         )

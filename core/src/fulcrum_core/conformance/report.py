@@ -12,7 +12,8 @@ _MARKS = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
 
 
 def render_text(report: KitReport) -> str:
-    """One line per check; a failed one is followed by its details and ``fix:``; then a verdict."""
+    """One line per check; a failed one is followed by its details and ``fix:``; then a ``warning:``
+    line for each warning (they fail nothing) and a verdict."""
     lines = [f"Built {report.wheel} from {report.project}", ""]
     for check in report.checks:
         lines.append(f"{_MARKS[check.status]}  {check.id}: {check.message}")
@@ -21,6 +22,8 @@ def render_text(report: KitReport) -> str:
             if check.fix:
                 lines.append(f"        fix: {check.fix}")
     failed = [c.id for c in report.checks if c.status == "failed"]
+    if report.warnings:
+        lines += ["", *(f"warning: {warning}" for warning in report.warnings)]
     lines.append("")
     if failed:
         lines.append(f"{len(failed)} of {len(report.checks)} checks failed: {', '.join(failed)}")
