@@ -243,3 +243,72 @@ async def test_a_narrower_authorization_revokes_the_partners_broader_refresh_tok
     live = [c for c in partner_app.get("/v1/consents").json()["consents"] if c["status"] == "authorised"]
     assert [c["scopes"] for c in live] == [["holdings:read"]]
     assert store.rotate(earlier) is None
+
+
+INTERNAL = "wealth-dept"
+
+
+@pytest.mark.anyio
+async def test_the_consent_list_says_what_revoking_an_internal_plugins_consent_does(
+    make_app: Callable[..., Any], kit: Any
+) -> None:
+    """An internal (department) plugin reads customer data under the bank's grant, not the customer's
+    consent: its consent from the authorization flow is listed with ``revoke_effect`` ``tokens_only``,
+    and revoking it ends its refresh tokens while the plugin still reads the data; a partner's
+    consent is ``data_access`` (revoking it ends the partner's reading too)."""
+
+    def home_slot_offers(ctx: Any) -> list[Any]:
+        try:
+            ctx.data.holdings()
+        except ScopeDenied:
+            return [kit.offer("home.notice", "denied")]
+        return [kit.offer("home.notice", "allowed")]
+
+    internal = kit.plugin(INTERNAL, kind="department", scopes=SCOPES, home_slot_offers=home_slot_offers)
+    app = make_app(_partner_plugin(kit), internal, oauth_dev_login=True)
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    sync_plugin_clients(
+        app.runtime.db,
+        {
+            PARTNER: PluginClientPolicy(
+                "partner",
+                frozenset(SCOPES),
+                True,
+                jwks={"keys": [key.as_dict(private=False)]},
+                redirect_uris=(REDIRECT,),
+            ),
+            INTERNAL: PluginClientPolicy("department", frozenset(SCOPES), True, redirect_uris=(REDIRECT,)),
+        },
+    )
+
+    def notices() -> dict[str, str]:
+        r = app.get("/v1/home")
+        assert r.status_code == 200, r.text
+        return {item["plugin"]: item["key"] for item in r.json()["slots"]["home.notice/v1"]}
+
+    transport = httpx.ASGITransport(app=app.client.app)
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as browser:
+        for plugin in (INTERNAL, PARTNER):
+            url = _authorize_url("holdings:read").replace(f"plugin-{PARTNER}", f"plugin-{plugin}")
+            assert (await submit_consent(browser, url)).status_code == 302
+    assert notices() == {INTERNAL: "allowed", PARTNER: "allowed"}
+    listed = {c["plugin_id"]: c for c in app.get("/v1/consents").json()["consents"]}
+    assert {p: c["revoke_effect"] for p, c in listed.items()} == {
+        INTERNAL: "tokens_only",
+        PARTNER: "data_access",
+    }
+    store = RefreshTokenStore(app.runtime.db)
+    family = store.issue(
+        family_id=None,
+        client_id=plugin_client_id(INTERNAL),
+        subject=CUSTOMER,
+        subject_kind="customer",
+        scope="holdings:read",
+    )
+    headers = {"Authorization": f"Bearer {app.token()}"}
+    for plugin in (INTERNAL, PARTNER):
+        deleted = app.client.delete(f"/v1/consents/{listed[plugin]['id']}", headers=headers)
+        assert deleted.status_code == 200, deleted.text
+        assert deleted.json()["revoke_effect"] == listed[plugin]["revoke_effect"]
+    assert store.rotate(family) is None  # the internal plugin's backend is signed out
+    assert notices() == {INTERNAL: "allowed", PARTNER: "denied"}  # as the list said

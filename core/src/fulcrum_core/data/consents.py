@@ -34,9 +34,12 @@ from fulcrum_core.data.models.consent import ConsentRow
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.errors import BadRequest, Conflict, NotFound
 
-__all__ = ["ConsentStatus", "ConsentStore", "ConsentView"]
+__all__ = ["ConsentStatus", "ConsentStore", "ConsentView", "RevokeEffect"]
 
 ConsentStatus = Literal["awaiting", "authorised", "revoked", "expired"]
+RevokeEffect = Literal["data_access", "tokens_only"]
+"""What revoking a consent ends: a partner's reading of the data and its tokens (``data_access``), or,
+for the bank's own plugins, which read customer data under the bank's grant, only its tokens."""
 
 _MAX_PURPOSE = 500
 
@@ -52,6 +55,7 @@ class ConsentView(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     expires_at: datetime
     revoked_at: datetime | None = None
+    revoke_effect: RevokeEffect = "data_access"
 
 
 def _effective_status(row: ConsentRow, now: datetime) -> ConsentStatus:
