@@ -27,6 +27,7 @@ EXPECTED = {
     "PermissionDenied",
     "PluginSummary",
     "PublisherRead",
+    "PublisherSuspended",
     "RegistryError",
     "RegistryService",
     "RegistryUnavailable",

@@ -15,6 +15,7 @@ from fulcrum_registry.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    PublisherSuspended,
     RegistryError,
     RegistryUnavailable,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "PermissionDenied",
     "PluginSummary",
     "PublisherRead",
+    "PublisherSuspended",
     "RegistryError",
     "RegistryService",
     "RegistryUnavailable",

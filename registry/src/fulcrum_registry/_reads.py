@@ -28,6 +28,7 @@ def publisher_read(row: Publisher) -> PublisherRead:
         verified=row.verified,
         contact=row.contact,
         created_at=row.created_at,
+        suspended=row.suspended,
     )
 
 

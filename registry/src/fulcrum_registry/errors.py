@@ -1,11 +1,11 @@
-
 """The registry's error tree: what its service raises, so the API can map each branch to one status.
 
     RegistryError
     ├── InvalidInput           a caller's argument is malformed or out of range (names the field) → 422
     ├── NotFound               a publisher, plugin or release id that does not exist → 404
     ├── PermissionDenied       the rules forbid this actor doing this → 403
-    │   └── FourEyesViolation  a reviewer tried to decide on their own submission, or approve twice
+    │   ├── FourEyesViolation  a reviewer tried to decide on their own submission, or approve twice
+    │   └── PublisherSuspended the publisher is suspended: it cannot submit, its releases cannot be approved
     ├── Conflict               the request clashes with what is stored → 409
     │   ├── AlreadyExists      a publisher id (or similar key) is taken
     │   └── IllegalTransition  the release is not in a state that allows the action (carries the state)
@@ -25,6 +25,7 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "PermissionDenied",
+    "PublisherSuspended",
     "RegistryError",
     "RegistryUnavailable",
 ]
@@ -72,6 +73,19 @@ class FourEyesViolation(PermissionDenied):
     """A release needs decisions from people other than its submitter, each counted once."""
 
     code = "four-eyes"
+
+
+class PublisherSuspended(PermissionDenied):
+    """The platform team suspended the publisher: nothing new of theirs is filed or approved."""
+
+    code = "publisher-suspended"
+
+    def __init__(self, publisher_id: str, doing: str) -> None:
+        super().__init__(
+            f"publisher {publisher_id!r} is suspended: {doing}; "
+            "the platform team reinstates it (fulcrum registry reinstate-publisher)"
+        )
+        self.publisher_id = publisher_id
 
 
 class Conflict(RegistryError):

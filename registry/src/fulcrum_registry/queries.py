@@ -84,18 +84,24 @@ def release_diff(session: Session, release_id: int) -> ReleaseDiff:
 
 
 def active_policy(session: Session) -> dict[str, dict[str, ActiveRelease]]:
-    """Plugin id → version → approved (not suspended) release with its granted scopes; two queries."""
+    """Plugin id → version → approved (not suspended) release with its granted scopes; two queries.
+
+    Releases of a suspended publisher are left out: suspending a publisher stops all its plugins.
+    """
     approved = ReleaseState.APPROVED.value
+    live = (Release.state == approved) & Release.publisher_id.in_(
+        select(Publisher.id).where(Publisher.suspended.is_(False))
+    )
     rows = session.execute(
         select(Release.id, Release.plugin_id, Release.version, Release.manifest, Publisher.id, Publisher.kind)
         .join(Publisher, Publisher.id == Release.publisher_id)
-        .where(Release.state == approved)
+        .where(live)
     ).all()
     scopes: dict[int, set[str]] = {}
     for release_id, scope in session.execute(
         select(ScopeGrant.release_id, ScopeGrant.scope)
         .join(Release, Release.id == ScopeGrant.release_id)
-        .where(Release.state == approved, ScopeGrant.granted.is_(True))
+        .where(live, ScopeGrant.granted.is_(True))
     ):
         scopes.setdefault(release_id, set()).add(scope)
     policy: dict[str, dict[str, ActiveRelease]] = {}

@@ -110,6 +110,7 @@ class PublisherRead(msgspec.Struct, frozen=True, kw_only=True):
     verified: bool
     contact: str
     created_at: datetime
+    suspended: bool = False  # none of its plugins runs, it cannot submit, its releases cannot be approved
 
 
 class ArtifactRef(msgspec.Struct, frozen=True, kw_only=True):

@@ -35,9 +35,11 @@ from fulcrum_registry.checks import CheckContext, PriorRelease, run_checks
 from fulcrum_registry.contents import wheel_contents
 from fulcrum_registry.errors import (
     AlreadyExists,
+    Conflict,
     FourEyesViolation,
     InvalidInput,
     NotFound,
+    PublisherSuspended,
     RegistryUnavailable,
 )
 from fulcrum_registry.models import Plugin, Publisher, Release, Review, ScopeGrant
@@ -79,6 +81,14 @@ def _actor(value: str, field: str) -> str:
     if not text or len(text) > 200 or "\x00" in text:
         raise InvalidInput(field, "must name who acts (1–200 characters, no NUL)")
     return text
+
+
+def _one_reason(reason: str) -> str:
+    """A single ``reason`` argument, cleaned like review reasons but named ``reason`` when refused."""
+    try:
+        return check_reasons([reason], required=True)[0]
+    except InvalidInput as exc:
+        raise InvalidInput("reason", exc.problem) from None
 
 
 def _release_version(facts: WheelFacts) -> str:
@@ -209,6 +219,33 @@ class RegistryService:
 
         return self._uow.run(work)
 
+    def suspend_publisher(self, publisher_id: str, *, actor: str, reason: str) -> PublisherRead:
+        """Kill switch for a whole publisher: none of its plugins runs (hosts drop them on their next
+        poll), it cannot submit, and its releases cannot be approved; each release keeps its state."""
+        return self._set_suspended(publisher_id, True, actor=actor, reason=reason)
+
+    def reinstate_publisher(self, publisher_id: str, *, actor: str, reason: str) -> PublisherRead:
+        """Undo ``suspend_publisher``: its approved releases run again with the grants they had."""
+        return self._set_suspended(publisher_id, False, actor=actor, reason=reason)
+
+    def _set_suspended(self, publisher_id: str, suspended: bool, *, actor: str, reason: str) -> PublisherRead:
+        actor = _actor(actor, "actor")
+        why = _one_reason(reason)
+
+        def work(session: Session) -> PublisherRead:
+            row = session.get(Publisher, publisher_id, with_for_update=True)
+            if row is None:
+                raise NotFound("publisher", publisher_id)
+            if row.suspended == suspended:
+                state = "already suspended" if suspended else "not suspended"
+                raise Conflict(f"publisher {publisher_id!r} is {state}")
+            row.suspended = suspended
+            action = "publisher.suspended" if suspended else "publisher.reinstated"
+            self._audit(session, actor, action, f"publisher:{row.id}", reason=why)
+            return publisher_read(row)
+
+        return self._uow.run(work)
+
     def get_publisher(self, publisher_id: str) -> PublisherRead:
         """One publisher, or ``NotFound``."""
 
@@ -261,6 +298,8 @@ class RegistryService:
             publisher = session.get(Publisher, publisher_id)
             if publisher is None:
                 raise NotFound("publisher", publisher_id)
+            if publisher.suspended:
+                raise PublisherSuspended(publisher.id, "it cannot submit releases")
             manifest = facts.manifest
             plugin = session.get(Plugin, manifest.id, with_for_update=True) if manifest else None
             prior = (
@@ -357,6 +396,10 @@ class RegistryService:
         next_state(row.id, ReleaseState(row.state), action)  # refuse early with the current state
         if person_key(reviewer) == person_key(row.submitted_by):
             raise FourEyesViolation(f"{reviewer!r} submitted release {row.id} and cannot review it")
+        if action is Action.APPROVE:
+            publisher = session.get(Publisher, row.publisher_id)
+            if publisher is not None and publisher.suspended:
+                raise PublisherSuspended(publisher.id, f"release {row.id} cannot be approved")
         return row
 
     def approve(
@@ -483,10 +526,7 @@ class RegistryService:
 
     def _transition(self, release_id: int, action: Action, actor: str, reason: str) -> ReleaseRead:
         actor = _actor(actor, "actor")
-        try:
-            why = check_reasons([reason], required=True)[0]
-        except InvalidInput as exc:  # one reason here: name the argument, not a list item
-            raise InvalidInput("reason", exc.problem) from None
+        why = _one_reason(reason)
 
         def work(session: Session) -> ReleaseRead:
             row = self._release(session, release_id, lock=True)

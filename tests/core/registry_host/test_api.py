@@ -425,3 +425,29 @@ def test_a_release_view_warns_of_the_templates_placeholder_description(
     assert zh in shown["warnings"][0]
     written = api.submit(wheel_for(msgspec.structs.replace(manifest, version="1.0.1"), "1.0.1"))
     assert written.json()["warnings"] == []
+
+
+def test_suspending_a_publisher_over_http_stops_its_submissions_and_is_audited(
+    api: Api, manifest: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """A reviewer suspends test-bank: its submit is 403 naming why, a second suspend 409, then reinstate."""
+    body = {"reason": "contract under review"}
+    _problem(api.call("POST", "/publishers/test-bank/suspend", api.paul, json=body), 403)
+    done = api.call("POST", "/publishers/test-bank/suspend", api.rita, json=body)
+    assert done.status_code == 200, done.text
+    assert done.json()["suspended"] is True
+    refused = _problem(api.submit(wheel_for(manifest)), 403, "registry.publisher-suspended")
+    assert "test-bank" in refused["detail"]
+    _problem(api.call("POST", "/publishers/test-bank/suspend", api.rita, json=body), 409, "registry.conflict")
+    blank = _problem(api.call("POST", "/publishers/test-bank/reinstate", api.rita, json={"reason": " "}), 422)
+    assert blank["field"] == "reason"
+    _problem(api.call("POST", "/publishers/nobody/suspend", api.rita, json=body), 404, "registry.not-found")
+    back = api.call("POST", "/publishers/test-bank/reinstate", api.rob, json={"reason": "cleared"})
+    assert back.status_code == 200, back.text
+    assert back.json()["suspended"] is False
+    assert api.submit(wheel_for(manifest)).status_code == 201
+    events = api.call("GET", "/audit?subject=publisher:test-bank", api.rita).json()["items"]
+    assert [(e["action"], e["actor"]) for e in events[-2:]] == [
+        ("publisher.suspended", "rita"),
+        ("publisher.reinstated", "rob"),
+    ]

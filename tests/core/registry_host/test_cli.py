@@ -353,3 +353,24 @@ def test_review_warns_of_the_templates_placeholder_description(
     clean = run(config, "review", "2")
     assert "[in_review]" in clean.output, clean.output
     assert "warning: " not in clean.output
+
+
+def test_suspend_publisher_and_reinstate(config: Path, kit: Any, wheel_for: Callable[..., Path]) -> None:
+    """The platform team's publisher kill switch: listed as SUSPENDED, submit refused, audited, undone."""
+    done = run(config, "suspend-publisher", "test-bank", "--as", "ops", "--reason", "incident 7")
+    assert done.exit_code == 0, done.output
+    assert "publisher test-bank suspended" in done.output
+    assert "SUSPENDED" in run(config, "publishers").output
+    manifest = kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+    refused = run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
+    assert refused.exit_code == 1
+    assert "'test-bank' is suspended" in refused.output
+    again = run(config, "suspend-publisher", "test-bank", "--as", "ops", "--reason", "x")
+    assert again.exit_code == 1
+    assert "already suspended" in again.output
+    back = run(config, "reinstate-publisher", "test-bank", "--as", "ops", "--reason", "fixed")
+    assert back.exit_code == 0, back.output
+    assert "SUSPENDED" not in run(config, "publishers").output
+    audit = run(config, "audit", "--subject", "publisher:test-bank").output
+    assert "publisher.suspended" in audit
+    assert "publisher.reinstated" in audit

@@ -53,3 +53,16 @@ def test_suspension_and_bad_requests_are_404(
     assert client.get("/registry/simple/fulcrum-notices/").status_code == 404
     assert client.get(f"/registry/files/{sha}/{name}").status_code == 404
     assert "fulcrum-notices" not in client.get("/registry/simple/").text
+
+
+def test_a_suspended_publishers_wheels_are_not_served(
+    make_app: Callable[..., Any], kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """Suspending the publisher hides its approved project like suspending the release does."""
+    client, service, (approved, _pending) = _setup(make_app, kit, wheel_for)
+    service.suspend_publisher("test-bank", actor="carol", reason="incident")
+    assert client.get("/registry/simple/fulcrum-notices/").status_code == 404
+    sha, name = approved.artifact.sha256, approved.artifact.filename
+    assert client.get(f"/registry/files/{sha}/{name}").status_code == 404
+    service.reinstate_publisher("test-bank", actor="carol", reason="cleared")
+    assert client.get("/registry/simple/fulcrum-notices/").status_code == 200

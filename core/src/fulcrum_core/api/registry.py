@@ -50,6 +50,7 @@ _PUBLISH: dict[str, Any] = {"scopes": [PUBLISH]}
 _UPLOAD_LIMIT = DEFAULT_MAX_ARTIFACT_BYTES + 1024 * 1024  # the wheel plus the multipart framing
 _MAX_ID = 2**31 - 1  # ids are 32-bit integers on every backend; larger ones cannot exist
 ReleaseId = Annotated[int, PathParameter(ge=1, le=_MAX_ID)]
+PublisherId = Annotated[str, PathParameter(max_length=50)]
 # Filters carry the registry query's own constraints, so litestar refuses a bad one as a 400 naming
 # the parameter and the value (parameter_problems) before the registry would answer 422.
 Cursor = Annotated[str | None, QueryParameter(max_length=100)]
@@ -107,6 +108,46 @@ def create_publisher(request: Request[Any, Any, Any], data: JSONBody[NewPublishe
     """Create a publisher (platform team only); 409 when the id is taken."""
     with registry_errors():
         return _service(request).create_publisher(data, actor=_actor(request))
+
+
+def _switch_publisher(
+    request: Request[Any, Any, Any], publisher_id: str, suspend: bool, reason: str
+) -> PublisherRead:
+    """Suspend or reinstate, acting as the token's subject."""
+    _filters({"publisher_id": publisher_id})  # NUL cannot name a row; refuse it naming the field
+    service = _service(request)
+    with registry_errors():
+        if suspend:
+            return service.suspend_publisher(publisher_id, actor=_actor(request), reason=reason)
+        return service.reinstate_publisher(publisher_id, actor=_actor(request), reason=reason)
+
+
+@post(
+    "/publishers/{publisher_id:str}/suspend",
+    opt=_REVIEW,
+    sync_to_thread=True,
+    status_code=200,
+    summary="Suspend a publisher (kill switch for all its plugins)",
+)
+def suspend_publisher(
+    request: Request[Any, Any, Any], publisher_id: PublisherId, data: JSONBody[ReasonBody]
+) -> PublisherRead:
+    """Every host stops the publisher's plugins on its next poll; it cannot submit; 409 if already."""
+    return _switch_publisher(request, publisher_id, True, data.reason)
+
+
+@post(
+    "/publishers/{publisher_id:str}/reinstate",
+    opt=_REVIEW,
+    sync_to_thread=True,
+    status_code=200,
+    summary="Reinstate a suspended publisher",
+)
+def reinstate_publisher(
+    request: Request[Any, Any, Any], publisher_id: PublisherId, data: JSONBody[ReasonBody]
+) -> PublisherRead:
+    """Its approved releases run again with the grants they had; 409 when it is not suspended."""
+    return _switch_publisher(request, publisher_id, False, data.reason)
 
 
 # -- catalogue -------------------------------------------------------------------------------------
@@ -320,6 +361,8 @@ ROUTES: list[Any] = [
         route_handlers=[
             list_publishers,
             create_publisher,
+            suspend_publisher,
+            reinstate_publisher,
             catalogue,
             submit_release,
             list_releases,

@@ -43,7 +43,11 @@ def _project(release: ReleaseRead) -> str | None:
 
 
 def approved_files(service: RegistryService) -> dict[str, list[ReleaseRead]]:
-    """Normalised project name → its approved, not suspended releases (oldest first)."""
+    """Normalised project name → its approved, not suspended releases (oldest first).
+
+    Only releases in the live policy: those of a suspended publisher are not served either.
+    """
+    live = {r.release_id for versions in service.active_policy().values() for r in versions.values()}
     projects: dict[str, list[ReleaseRead]] = {}
     cursor: str | None = None
     while True:
@@ -52,7 +56,7 @@ def approved_files(service: RegistryService) -> dict[str, list[ReleaseRead]]:
             query["cursor"] = cursor
         page = service.list_releases(query)
         for release in page.items:
-            name = _project(release)
+            name = _project(release) if release.id in live else None
             if name is not None:
                 projects.setdefault(name, []).append(release)
         cursor = page.next_cursor

@@ -1,4 +1,5 @@
-"""``fulcrum registry``: publishers, submit, list, show, review, approve, reject, suspend, resume, audit.
+"""``fulcrum registry``: publishers (and their suspension), submit, list, show, review, approve, reject,
+suspend, resume, retire, audit.
 
 The commands talk to the registry's database directly through ``RegistryService`` (the settings'
 ``database_url`` and ``registry_artifacts_dir``), not to the HTTP API: they work offline, on a host
@@ -152,6 +153,10 @@ def _verified(flag: bool) -> str:
     return "verified" if flag else "unverified"
 
 
+def _status(suspended: bool) -> str:
+    return "  SUSPENDED" if suspended else ""
+
+
 @registry.command()
 @_json_option
 @click.pass_context
@@ -164,7 +169,9 @@ def publishers(ctx: click.Context, as_json: bool) -> None:
         as_json,
         lambda: (
             "\n".join(
-                f"{p.id:<20} {p.kind:<10} {_verified(p.verified):<10} {p.name}  <{p.contact}>" for p in found
+                f"{p.id:<20} {p.kind:<10} {_verified(p.verified):<10} {p.name}  <{p.contact}>"
+                f"{_status(p.suspended)}"
+                for p in found
             )
             or "no publishers"
         ),
@@ -206,6 +213,30 @@ def add_publisher(
     _emit(created, as_json, lambda: f"publisher {created.id} created ({created.kind})")
 
 
+def _publisher_switch(name: str, doc: str) -> click.Command:
+    @click.argument("publisher_id", metavar="ID")
+    @_actor_option
+    @click.option("--reason", required=True, help="Why (kept in the audit log).")
+    @_json_option
+    @click.pass_context
+    def command(ctx: click.Context, publisher_id: str, actor: str, reason: str, as_json: bool) -> None:
+        with _service(ctx) as service:
+            changed = getattr(service, name.replace("-", "_"))(publisher_id, actor=actor, reason=reason)
+        state = "suspended: none of its plugins runs" if changed.suspended else "reinstated"
+        _emit(changed, as_json, lambda: f"publisher {changed.id} {state}")
+
+    command.__doc__ = doc
+    return registry.command(name)(command)
+
+
+_publisher_switch(
+    "suspend-publisher",
+    "Kill switch for a publisher: all its plugins stop (hosts drop them on their next poll), it cannot "
+    "submit, its releases cannot be approved.",
+)
+_publisher_switch("reinstate-publisher", "Undo suspend-publisher: its approved releases run again.")
+
+
 @registry.command()
 @click.argument("wheel", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--publisher", required=True, metavar="ID", help="The publisher submitting it.")
@@ -230,7 +261,10 @@ def submit(ctx: click.Context, wheel: Path, publisher: str, actor: str, as_json:
 @click.option("--publisher", default=None, metavar="ID")
 @click.option("--limit", type=click.IntRange(1, 100), default=50, show_default=True)
 @click.option(
-    "--after", type=click.IntRange(min=0), default=None, metavar="ID",
+    "--after",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="ID",
     help="Only releases after this id (the next page: the last id listed).",
 )
 @_json_option
@@ -289,10 +323,14 @@ def review(ctx: click.Context, release_id: int, as_json: bool) -> None:
 
     def text() -> str:
         items = [f"  [ ] {key}: {label}" for key, label in REVIEW_CHECKLIST.items()]
-        return "\n".join([
-            _release_text(release, diff, full=True), *_manifest_text(release.manifest),
-            "checklist (approve --confirm):", *items,
-        ])
+        return "\n".join(
+            [
+                _release_text(release, diff, full=True),
+                *_manifest_text(release.manifest),
+                "checklist (approve --confirm):",
+                *items,
+            ]
+        )
 
     warnings = list(placeholder_warnings(release.manifest))
     _emit(

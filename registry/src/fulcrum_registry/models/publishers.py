@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, String
+from sqlalchemy import Boolean, CheckConstraint, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fulcrum_registry.models._types import UtcDateTime
@@ -26,5 +26,7 @@ class Publisher(RegistryBase):
     name_en: Mapped[str | None] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16))
     verified: Mapped[bool] = mapped_column(Boolean)
+    # The platform team's kill switch for everything the publisher ships (reversible, audited).
+    suspended: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     contact: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -1,0 +1,32 @@
+"""``registry_publishers.suspended``: the platform team's kill switch for everything a publisher ships.
+
+Existing publishers are not suspended.
+
+Revision ID: 20261129_05_publisher_suspension
+Revises: 20261129_04_release_contents
+Create Date: 2026-11-29
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "20261129_05_publisher_suspension"
+down_revision: str | None = "20261129_04_release_contents"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column(
+        "registry_publishers",
+        sa.Column("suspended", sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("registry_publishers") as batch:
+        batch.drop_column("suspended")
