@@ -79,6 +79,23 @@ def test_suspension_takes_effect_without_restart(
     assert _client(app, "notices").active
 
 
+def test_suspending_the_publisher_stops_its_plugin_and_says_why(
+    obeying_app: Callable[..., ObeyingApp], kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """The running app drops the plugin of a suspended publisher, names the publisher, and resumes it."""
+    seen: list[frozenset[str]] = []
+    plugin = _notice_plugin(kit, seen)
+    app = obeying_app(plugin, before=lambda s: _approve(s, wheel_for(plugin.MANIFEST)))
+    assert _keys(app.home()) == ["notices-n1"]
+    app.service.suspend_publisher("test-bank", actor="carol", reason="incident 43")
+    _wait_until(lambda: _keys(app.home()) == [])
+    reason = app.runtime.plugins.inactive["notices"]
+    assert "publisher 'test-bank' is suspended" in reason, reason
+    assert not _client(app, "notices").active
+    app.service.reinstate_publisher("test-bank", actor="carol", reason="cleared")
+    _wait_until(lambda: _keys(app.home()) == ["notices-n1"])
+
+
 def _client(app: Any, plugin_id: str) -> Any:
     from fulcrum_core.oauth.clients import ClientStore
     from fulcrum_core.oauth.plugin_clients import plugin_client_id
@@ -234,7 +251,9 @@ def test_a_partner_client_gets_the_keys_and_redirect_uris_of_its_approved_manife
     seen: list[frozenset[str]] = []
     plugin = _notice_plugin(kit, seen, plugin_id="coupons")
     approved = msgspec.structs.replace(
-        plugin.MANIFEST, kind="partner", publisher="city-coupons",
+        plugin.MANIFEST,
+        kind="partner",
+        publisher="city-coupons",
         oauth=OAuthClient(redirect_uris=("https://coupons.example/cb",), jwks=Jwks(keys=(reviewed,))),
     )
     plugin.MANIFEST = approved

@@ -22,12 +22,16 @@ def plugin_policy(
     installed: Mapping[str, str],
     active: Mapping[str, Mapping[str, ActiveRelease]],
     states: Iterable[tuple[str, str, str]],
+    suspended_publishers: Mapping[str, str] | None = None,
 ) -> dict[str, PluginPolicy]:
     """One policy per installed plugin the registry knows.
 
     ``installed`` maps plugin id → installed version; ``active`` is ``RegistryService.active_policy()``;
-    ``states`` are ``(plugin id, version, state)`` of the registry's releases of installed plugins.
+    ``states`` are ``(plugin id, version, state)`` of the registry's releases of installed plugins;
+    ``suspended_publishers`` maps the id of an installed plugin whose publisher is suspended to that
+    publisher (its releases are missing from ``active`` for that reason, which the reason then says).
     """
+    suspended_publishers = suspended_publishers or {}
     known: dict[str, dict[str, str]] = {}
     for plugin_id, version, release_state in states:
         known.setdefault(plugin_id, {})[version] = release_state
@@ -42,7 +46,9 @@ def plugin_policy(
             continue  # unknown to the registry: the plugin set decides (development mode only)
         state = known.get(plugin_id, {}).get(version)
         approved = ", ".join(sorted(live)) or "none"
-        if state is None:
+        if plugin_id in suspended_publishers:
+            reason = f"publisher {suspended_publishers[plugin_id]!r} is suspended in the registry"
+        elif state is None:
             reason = f"installed version {version} was never submitted to the registry (approved: {approved})"
         else:
             reason = f"installed version {version} is {state} in the registry (approved: {approved})"

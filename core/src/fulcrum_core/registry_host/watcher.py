@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import anyio.to_thread
 from fulcrum_registry import ActiveRelease, RegistryError, RegistryService
-from fulcrum_registry.models import Release
+from fulcrum_registry.models import Plugin, Publisher, Release
 from packaging.version import Version
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -69,6 +69,18 @@ class PolicyWatcher:
             )
             return [(str(p), str(v), str(s)) for p, v, s in rows]
 
+    def _suspended_publishers(self, plugin_ids: list[str]) -> dict[str, str]:
+        """Installed plugin id → its publisher, for the plugins whose publisher is suspended."""
+        if not plugin_ids:
+            return {}
+        with self.db.read_session() as session:
+            rows = session.execute(
+                select(Plugin.id, Plugin.publisher_id)
+                .join(Publisher, Publisher.id == Plugin.publisher_id)
+                .where(Plugin.id.in_(plugin_ids), Publisher.suspended.is_(True))
+            )
+            return {str(p): str(pub) for p, pub in rows}
+
     def refresh(self, *, force: bool = False) -> bool:
         """Apply the registry's policy if its version moved (or ``force``); True when it was applied."""
         version = self.service.policy_version()
@@ -76,7 +88,8 @@ class PolicyWatcher:
             return False
         installed = {pid: plugin.version for pid, plugin in self.plugins.loaded.items()}
         active = self.service.active_policy()
-        policy = plugin_policy(installed, active, self._states(sorted(installed)))
+        ids = sorted(installed)
+        policy = plugin_policy(installed, active, self._states(ids), self._suspended_publishers(ids))
         # Only the reviewed copy runs: an approved version installed from other files is quarantined.
         policy = self._verifier.apply(policy, self.plugins.loaded, active)
         # Credentials first: a suspended plugin's backend loses its client before its hooks stop.
