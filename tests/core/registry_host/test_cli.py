@@ -374,3 +374,50 @@ def test_suspend_publisher_and_reinstate(config: Path, kit: Any, wheel_for: Call
     audit = run(config, "audit", "--subject", "publisher:test-bank").output
     assert "publisher.suspended" in audit
     assert "publisher.reinstated" in audit
+
+
+def test_withhold_drops_one_optional_scope_without_listing_the_rest(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """``--withhold SCOPE`` grants everything else requested; a required or unrequested scope is refused."""
+    manifest = kit.manifest(
+        "notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"], optional=["location:city"]
+    )
+    run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
+    both = run(config, "approve", "1", "--as", "bob", "--confirm", "--grant", "x", "--withhold", "y")
+    assert both.exit_code == 2
+    assert "--grant or --withhold" in both.output
+    required = run(config, "approve", "1", "--as", "bob", "--confirm", "--withhold", "slot:home.notice")
+    assert required.exit_code == 1
+    assert "required scopes cannot be withheld: slot:home.notice" in required.output
+    unknown = run(config, "approve", "1", "--as", "bob", "--confirm", "--withhold", "holdings:read")
+    assert unknown.exit_code == 1
+    assert "not requested by release 1: holdings:read" in unknown.output
+    approved = run(config, "approve", "1", "--as", "bob", "--confirm", "--withhold", "location:city")
+    assert approved.exit_code == 0, approved.output
+    assert "\ngranted: slot:home.notice\n" in approved.output
+
+
+def test_review_names_the_scopes_that_need_a_second_approver(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """The review line "approvals: 0 of 2" names the high-sensitivity scopes behind the 2."""
+    manifest = kit.manifest(
+        "notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"], optional=["holdings:read"]
+    )
+    run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
+    review = run(config, "review", "1").output
+    assert "\napprovals: 0 of 2 (high-sensitivity: holdings:read)\n" in review
+
+
+def test_the_audit_listing_shows_why(config: Path, kit: Any, wheel_for: Callable[..., Path]) -> None:
+    """Suspensions and rejections carry a reason; the text listing prints it, not only ``--json``."""
+    manifest = kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+    run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
+    run(config, "reject", "1", "--as", "bob", "--reason", "texts mislead", "--reason", "no owner")
+    run(config, "suspend-publisher", "test-bank", "--as", "ops", "--reason", "incident 9")
+    lines = run(config, "audit").output.splitlines()
+    reject = next(line for line in lines if "release.reject" in line)
+    assert reject.endswith("release:1  texts mislead; no owner")
+    suspended = next(line for line in lines if "publisher.suspended" in line)
+    assert suspended.endswith("publisher:test-bank  incident 9")

@@ -22,7 +22,9 @@ from typing import Any, TypeVar
 import click
 import msgspec
 from fulcrum_registry import REVIEW_CHECKLIST, RegistryError, RegistryService, ReleaseDiff, ReleaseRead
+from fulcrum_registry.audit import AuditEntry
 from fulcrum_registry.placeholders import placeholder_warnings
+from fulcrum_registry.workflow import high_sensitivity
 from fulcrum_sdk import LocalizedText
 from fulcrum_sdk.manifest import Manifest
 from sqlalchemy.exc import OperationalError
@@ -109,7 +111,9 @@ def _release_text(release: ReleaseRead, diff: ReleaseDiff | None = None, *, full
     if release.granted_scopes is not None:
         lines.append(f"granted: {', '.join(release.granted_scopes) or '-'}")
     who = f" ({', '.join(release.approvals)})" if release.approvals else ""
-    lines.append(f"approvals: {len(release.approvals)} of {release.approvals_needed}{who}")
+    high = sorted(high_sensitivity((*release.requested.required, *release.requested.optional)))
+    why = f" (high-sensitivity: {', '.join(high)})" if high and release.approvals_needed > 1 else ""
+    lines.append(f"approvals: {len(release.approvals)} of {release.approvals_needed}{why}{who}")
     for review in release.reviews:
         lines.append(f"  {review.reviewer} {review.decision}: {'; '.join(review.reasons) or '-'}")
     if diff is not None or release.manifest is not None:
@@ -350,6 +354,13 @@ def review(ctx: click.Context, release_id: int, as_json: bool) -> None:
     metavar="SCOPE",
     help="Grant only these scopes (repeat); default: everything requested.",
 )
+@click.option(
+    "--withhold",
+    "withheld",
+    multiple=True,
+    metavar="SCOPE",
+    help="Grant everything requested but this optional scope (repeat); instead of --grant.",
+)
 @click.option("--reason", "reasons", multiple=True, help="A note for the record (repeatable).")
 @click.option("--confirm", is_flag=True, help="Confirm every checklist item (see `review ID`).")
 @_json_option
@@ -359,6 +370,7 @@ def approve(
     release_id: int,
     actor: str,
     grants: tuple[str, ...],
+    withheld: tuple[str, ...],
     reasons: tuple[str, ...],
     confirm: bool,
     as_json: bool,
@@ -366,16 +378,30 @@ def approve(
     """Approve a release in review (a second reviewer is needed for high-sensitivity scopes)."""
     if not confirm:
         raise click.UsageError("approving confirms the review checklist: pass --confirm after `review ID`")
+    if grants and withheld:
+        raise click.UsageError("pass --grant or --withhold, not both")
     with _service(ctx) as service:
+        grant = list(grants) if grants else None
+        if withheld:
+            grant = _grant_without(service.get_release(release_id), withheld)
         release = service.approve(
             release_id,
             reviewer=actor,
             checklist=dict.fromkeys(REVIEW_CHECKLIST, True),
             reasons=reasons,
-            grant=list(grants) if grants else None,
+            grant=grant,
         )
         diff = _diff_or_none(service, release_id)
     _emit(release, as_json, lambda: _release_text(release, diff, full=True))
+
+
+def _grant_without(release: ReleaseRead, withheld: tuple[str, ...]) -> list[str]:
+    """Everything ``release`` requests but ``withheld``; the service refuses a required one."""
+    requested = [*release.requested.required, *release.requested.optional]
+    unknown = sorted(set(withheld) - set(requested))
+    if unknown:
+        raise RegistryError(f"--withhold: not requested by release {release.id}: {', '.join(unknown)}")
+    return [scope for scope in requested if scope not in withheld]
 
 
 @registry.command()
@@ -429,12 +455,20 @@ def audit(ctx: click.Context, after: int, limit: int, subject: str | None, as_js
         as_json,
         lambda: (
             "\n".join(
-                f"{e.seq:>6} {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<16} {e.action:<20} {e.subject}"
+                f"{e.seq:>6} {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<16} {e.action:<20} {e.subject}{_why(e)}"
                 for e in events
             )
             or "no events"
         ),
     )
+
+
+def _why(event: AuditEntry) -> str:
+    """The reason(s) an event records, after two spaces, or nothing."""
+    found = event.payload.get("reasons") or event.payload.get("reason")
+    if isinstance(found, list):
+        found = "; ".join(str(r) for r in found)
+    return f"  {found}" if found else ""
 
 
 @audit.command()
