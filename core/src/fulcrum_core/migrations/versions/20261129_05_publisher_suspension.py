@@ -1,6 +1,7 @@
 """``registry_publishers.suspended``: the platform team's kill switch for everything a publisher ships.
 
-Existing publishers are not suspended.
+Existing publishers are not suspended. The downgrade refuses while any publisher is suspended: the
+older schema cannot record it, and dropping the column would let that publisher's plugins run again.
 
 Revision ID: 20261129_05_publisher_suspension
 Revises: 20261129_04_release_contents
@@ -28,5 +29,16 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    suspended = [
+        str(row[0])
+        for row in op.get_bind().execute(
+            sa.text("SELECT id FROM registry_publishers WHERE suspended ORDER BY id")
+        )
+    ]
+    if suspended:
+        raise RuntimeError(
+            f"publishers {', '.join(suspended)} are suspended, which the older schema cannot record: "
+            "reinstate them (fulcrum registry reinstate-publisher) or suspend their releases first"
+        )
     with op.batch_alter_table("registry_publishers") as batch:
         batch.drop_column("suspended")
