@@ -98,3 +98,15 @@ def test_unknown_publisher_and_blank_reason_are_refused(registry: RegistryServic
         registry.suspend_publisher("pension-dept", actor="ops", reason="  ")
     assert caught.value.field == "reason"
     assert registry.get_publisher("pension-dept").suspended is False
+
+
+def test_the_catalogue_says_the_publisher_is_suspended(
+    registry: RegistryService, submit: Submit, approve: Approve
+) -> None:
+    """An approved version of a suspended publisher's plugin is not live: the catalogue entry says why."""
+    approve(submit().id)
+    assert registry.catalogue().items[0].publisher_suspended is False
+    registry.suspend_publisher("pension-dept", actor="ops", reason="x")
+    entry = registry.catalogue().items[0]
+    assert entry.approved_versions == ("1.0.0",)
+    assert entry.publisher_suspended is True

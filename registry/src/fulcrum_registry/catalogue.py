@@ -63,7 +63,9 @@ def _releases_of(session: Session, plugin_ids: list[str]) -> dict[str, list[Rele
 def search_plugins(session: Session, query: CatalogueQuery) -> Page[PluginSummary]:
     """One page of plugins matching every filter in ``query``, ordered by id."""
     conditions = _filters(query)
-    base = select(Plugin, Publisher.kind).join(Publisher, Publisher.id == Plugin.publisher_id)
+    base = select(Plugin, Publisher.kind, Publisher.suspended).join(
+        Publisher, Publisher.id == Plugin.publisher_id
+    )
     total = (
         session.scalar(select(func.count()).select_from(base.where(and_(True, *conditions)).subquery())) or 0
     )
@@ -74,9 +76,9 @@ def search_plugins(session: Session, query: CatalogueQuery) -> Page[PluginSummar
     ).all()
     more = len(rows) > query.limit
     rows = rows[: query.limit]
-    releases = _releases_of(session, [plugin.id for plugin, _ in rows])
+    releases = _releases_of(session, [plugin.id for plugin, _kind, _suspended in rows])
     items = []
-    for plugin, kind in rows:
+    for plugin, kind, suspended in rows:
         history = releases.get(plugin.id, [])
         latest = history[-1] if history else None
         items.append(
@@ -90,6 +92,7 @@ def search_plugins(session: Session, query: CatalogueQuery) -> Page[PluginSummar
                 if latest
                 else None,
                 approved_versions=tuple(r.version for r in history if r.state == ReleaseState.APPROVED),
+                publisher_suspended=bool(suspended),
             )
         )
     return Page(items=tuple(items), next_cursor=rows[-1][0].id if more else None, total=int(total))

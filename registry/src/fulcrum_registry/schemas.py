@@ -179,6 +179,7 @@ class PluginSummary(msgspec.Struct, frozen=True, kw_only=True):
     kind: str
     latest: ReleaseBrief | None
     approved_versions: tuple[str, ...]
+    publisher_suspended: bool = False  # then none of the approved versions runs
 
 
 class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
