@@ -58,6 +58,30 @@ def upgrade(ctx: click.Context, revision: str) -> None:
 
 
 @db.command()
+@click.argument("revision")
+@click.pass_context
+def downgrade(ctx: click.Context, revision: str) -> None:
+    """Undo the migrations after REVISION (``base``: every table goes), e.g. to roll a deploy back.
+
+    A downgrade drops what later revisions added; one that would lose a decision refuses, saying why.
+    """
+    database = _database(ctx)
+    try:
+        before = database.current()
+        try:
+            database.downgrade(revision)
+        except RuntimeError as exc:  # a migration refusing, with its reason
+            raise click.ClickException(str(exc)) from None
+        after = database.current()
+    finally:
+        database.dispose()
+    if before == after:
+        click.echo(f"{_where(database)}: already at {after or 'base'}; nothing to do")
+    else:
+        click.echo(f"{_where(database)}: downgraded from {before or 'base'} to {after or 'base'}")
+
+
+@db.command()
 @click.pass_context
 def current(ctx: click.Context) -> None:
     """Print the revision the database is at, and the head it could be upgraded to."""
@@ -158,13 +182,16 @@ def revision(ctx: click.Context, message: str) -> None:
 
 @db.command("reconcile")
 @click.option(
-    "--older-than", type=click.IntRange(min=1), default=None,
+    "--older-than",
+    type=click.IntRange(min=1),
+    default=None,
     help="Seconds a pending transaction may wait before it is marked unknown "
     "(default: twice the execute deadline plus a minute).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option(
-    "--resolve", is_flag=True,
+    "--resolve",
+    is_flag=True,
     help="After marking abandoned ones unknown, ask each unknown transaction's plugin again (same "
     "request and idempotency key) and journal its answer; needs the plugins installed here.",
 )
@@ -175,7 +202,8 @@ def reconcile_transactions(ctx: click.Context, older_than: int | None, as_json: 
     settings = settings_for(ctx)
     database = existing_database(settings)
     grace = (
-        timedelta(seconds=older_than) if older_than
+        timedelta(seconds=older_than)
+        if older_than
         else timedelta(milliseconds=2 * settings.deadlines.execute_transaction, minutes=1)
     )
     try:

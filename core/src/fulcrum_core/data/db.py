@@ -114,8 +114,10 @@ class Database:
                 kwargs["connect_args"] = {"connect_timeout": 5}
                 if statement_timeout_ms > 0:  # after any options the URL already gives
                     given = self.url.query.get("options")
-                    options = [*([given] if isinstance(given, str) else given or ()),
-                               f"-c statement_timeout={int(statement_timeout_ms)}"]
+                    options = [
+                        *([given] if isinstance(given, str) else given or ()),
+                        f"-c statement_timeout={int(statement_timeout_ms)}",
+                    ]
                     kwargs["connect_args"]["options"] = " ".join(options)
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
@@ -207,9 +209,15 @@ class Database:
     def upgrade(self, revision: str = "head") -> None:
         """Apply the packaged migrations up to ``revision``, in one transaction per run."""
         with self._migration_lock():
-            self._upgrade(revision)
+            self._migrate(revision, up=True)
 
-    def _upgrade(self, revision: str) -> None:
+    def downgrade(self, revision: str) -> None:
+        """Undo the migrations after ``revision`` (``base``: all), in one transaction: a migration that
+        refuses leaves the database as it was."""
+        with self._migration_lock():
+            self._migrate(revision, up=False)
+
+    def _migrate(self, revision: str, *, up: bool) -> None:
         cfg = self.alembic_config()
         with self.engine.connect() as conn:
             if self.dialect == "sqlite":
@@ -223,7 +231,7 @@ class Database:
                         # the database already at head. (SQLite's BEGIN IMMEDIATE does the same.)
                         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
                     cfg.attributes["connection"] = conn
-                    command.upgrade(cfg, revision)
+                    (command.upgrade if up else command.downgrade)(cfg, revision)
                 if self.dialect == "sqlite":
                     problems = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                     conn.commit()

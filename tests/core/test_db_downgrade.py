@@ -1,0 +1,76 @@
+"""``fulcrum db downgrade REVISION``: undo a release's migrations (a deploy rolled back), on every backend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+from fulcrum_core.cli import main
+from fulcrum_core.data.db import Database
+from sqlalchemy import text
+
+BEFORE = "20261129_01_transaction_attempts"
+
+
+def _run(tmp_path: Path, url: str, *args: str) -> Result:
+    config = tmp_path / "fulcrum.toml"
+    config.write_text(f'database_url = "{url}"\n', encoding="utf-8")
+    return CliRunner().invoke(main, ["--config", str(config), "db", *args], env={"FULCRUM_CONFIG": None})
+
+
+def _publisher(db: Database, *, suspended: bool) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO registry_publishers (id, name, kind, verified, contact, created_at, suspended) "
+                "VALUES ('p1', '发布方', 'department', true, 'a@b.example', :at, :s)"
+            ),
+            {"at": datetime.now(UTC), "s": suspended},
+        )
+
+
+def test_downgrade_then_upgrade_keeps_the_data(tmp_path: Path, database_url: str) -> None:
+    """It says from where to where, the rows survive, and ``upgrade`` brings the database back to head."""
+    db = Database(database_url)
+    try:
+        db.upgrade()
+        _publisher(db, suspended=False)
+        down = _run(tmp_path, database_url, "downgrade", BEFORE)
+        assert down.exit_code == 0, down.output
+        assert f"downgraded from {db.heads()[0]} to {BEFORE}" in down.output
+        assert db.current() == BEFORE
+        again = _run(tmp_path, database_url, "downgrade", BEFORE)
+        assert "already at" in again.output
+        assert _run(tmp_path, database_url, "upgrade").exit_code == 0
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT id FROM registry_publishers")).scalars().all() == ["p1"]
+        db.check()
+    finally:
+        db.dispose()
+
+
+def test_a_refused_downgrade_is_one_line_and_changes_nothing(tmp_path: Path, database_url: str) -> None:
+    """A migration that refuses (a suspended publisher) exits 1 with its reason; the database stays."""
+    db = Database(database_url)
+    try:
+        db.upgrade()
+        _publisher(db, suspended=True)
+        refused = _run(tmp_path, database_url, "downgrade", BEFORE)
+        assert refused.exit_code == 1, refused.output
+        assert "Error: publishers p1 are suspended" in refused.output
+        assert "Traceback" not in refused.output
+        assert db.current() == db.heads()[0]
+    finally:
+        db.dispose()
+
+
+def test_the_target_must_be_named_and_exist(tmp_path: Path, sqlite_url: str) -> None:
+    """No revision is a usage error (nothing is dropped by default); an unknown one is named."""
+    assert _run(tmp_path, sqlite_url, "upgrade").exit_code == 0
+    missing = _run(tmp_path, sqlite_url, "downgrade")
+    assert missing.exit_code == 2
+    assert "REVISION" in missing.output
+    unknown = _run(tmp_path, sqlite_url, "downgrade", "nope")
+    assert unknown.exit_code == 1
+    assert "nope" in unknown.output
