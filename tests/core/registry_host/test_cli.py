@@ -421,3 +421,19 @@ def test_the_audit_listing_shows_why(config: Path, kit: Any, wheel_for: Callable
     assert reject.endswith("release:1  texts mislead; no owner")
     suspended = next(line for line in lines if "publisher.suspended" in line)
     assert suspended.endswith("publisher:test-bank  incident 9")
+
+
+@pytest.mark.parametrize("args", [["list"], ["publishers"], ["audit"]])
+def test_an_unmigrated_postgres_database_is_one_line_saying_to_upgrade(
+    tmp_path: Path, postgres_url: str, args: list[str]
+) -> None:
+    """On PostgreSQL a missing table is a ProgrammingError: it printed the SQL position over three lines
+    and no hint, where SQLite's OperationalError got the one line saying to run ``fulcrum db upgrade``."""
+    config = tmp_path / "fulcrum.toml"
+    config.write_text(f'database_url = "{postgres_url}"\n', encoding="utf-8")
+    result = run(config, *args)
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("Error: the database refused: relation ")
+    assert lines[0].endswith("schema migrated (`fulcrum db upgrade`)?")

@@ -51,17 +51,22 @@ class _Main(click.Group):
             raise click.ClickException(f"cannot load settings: {exc}") from None
         except Exception as exc:
             from alembic.util import CommandError
-            from sqlalchemy.exc import OperationalError
+            from sqlalchemy.exc import OperationalError, ProgrammingError
 
             if isinstance(exc, CommandError):  # e.g. a revision the packaged migrations do not have
                 raise click.ClickException(f"migrations: {exc}") from None
             # The data layer wraps the driver's error in a domain error (e.g. DatabaseUnavailable).
-            refused = exc if isinstance(exc, OperationalError) else exc.__cause__
-            if not isinstance(refused, OperationalError):
+            # PostgreSQL reports a missing table or column as a ProgrammingError, SQLite as an
+            # OperationalError; its first line is the reason (the rest points into the SQL).
+            driver_errors = (OperationalError, ProgrammingError)
+            refused = exc if isinstance(exc, driver_errors) else exc.__cause__
+            if not isinstance(refused, driver_errors):
                 raise
+            said = str(refused.orig).strip()
+            reason = said.splitlines()[0] if said else said
             raise click.ClickException(
-                f"the database refused: {refused.orig}. Is FULCRUM_DATABASE_URL right, the server up, and "
-                "the schema migrated (`fulcrum db upgrade`)?"
+                f"the database refused: {reason}. Is FULCRUM_DATABASE_URL right, the server up, and the "
+                "schema migrated (`fulcrum db upgrade`)?"
             ) from None
 
 

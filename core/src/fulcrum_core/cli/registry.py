@@ -27,7 +27,7 @@ from fulcrum_registry.placeholders import placeholder_warnings
 from fulcrum_registry.workflow import high_sensitivity
 from fulcrum_sdk import LocalizedText
 from fulcrum_sdk.manifest import Manifest
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from fulcrum_core.cli._groups import refuse_own_options
 from fulcrum_core.cli._settings import existing_database, settings_for
@@ -48,8 +48,10 @@ def _service(ctx: click.Context) -> Iterator[RegistryService]:
     try:
         yield open_registry(settings, db)
     except RegistryError as exc:
-        if isinstance(exc.__cause__, OperationalError):
-            raise exc.__cause__ from None  # the CLI's one line: unreachable, or not migrated yet
+        if isinstance(exc.__cause__, (OperationalError, ProgrammingError)):
+            # The CLI's one line: unreachable, or not migrated yet (PostgreSQL reports a missing
+            # table or column as a ProgrammingError, SQLite as an OperationalError).
+            raise exc.__cause__ from None
         raise click.ClickException(exc.detail) from exc
     finally:
         db.dispose()
