@@ -117,3 +117,46 @@ def test_nul_characters_are_refused_naming_the_field_on_every_backend(
     check = next(c for c in release.checks if c.id == "manifest.present_and_valid")
     assert check.details == ("name.zh-CN: must not contain NUL characters",)
     assert registry.verify_audit_chain() is None
+
+
+def test_an_approval_and_a_rejection_at_once_leave_exactly_one_decision(
+    platform_registry: RegistryService, wheels: Callable[..., Path]
+) -> None:
+    """Two reviewers deciding the same release at the same moment: one wins, the other is refused with
+    the new state, and no review, grant or audit row of the loser is left behind."""
+    from fulcrum_registry import IllegalTransition
+
+    registry = platform_registry
+    registry.create_publisher(
+        {"id": "pension-dept", "name": "养老金融部", "kind": "department", "contact": "ops@bank.example"},
+        actor="p",
+    )
+    path = wheels()
+    rid = registry.submit(
+        path.read_bytes(), filename=path.name, publisher_id="pension-dept", submitted_by="alice"
+    ).id
+    start = threading.Barrier(2)
+
+    def decide(approve: bool) -> str:
+        start.wait()
+        try:
+            if approve:
+                return registry.approve(
+                    rid, reviewer="bob", checklist=dict.fromkeys(REVIEW_CHECKLIST, True)
+                ).state
+            return registry.reject(rid, reviewer="dave", reasons=["no"]).state
+        except IllegalTransition as exc:
+            return f"refused in {exc.current}"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        approved, rejected = pool.map(decide, (True, False))
+    final = registry.get_release(rid)
+    assert sorted([approved, rejected]) in (
+        ["approved", "refused in approved"],
+        ["refused in rejected", "rejected"],
+    )
+    assert len(final.reviews) == 1
+    assert final.reviews[0].decision == ("approve" if final.state == "approved" else "reject")
+    decisions = [e.action for e in registry.audit_events(subject=f"release:{rid}")]
+    assert decisions.count("release.approve") + decisions.count("release.reject") == 1
+    assert registry.verify_audit_chain() is None
