@@ -74,3 +74,12 @@ def test_the_target_must_be_named_and_exist(tmp_path: Path, sqlite_url: str) -> 
     unknown = _run(tmp_path, sqlite_url, "downgrade", "nope")
     assert unknown.exit_code == 1
     assert "nope" in unknown.output
+
+
+def test_a_relative_revision_is_taken_as_the_target_not_an_option(tmp_path: Path, sqlite_url: str) -> None:
+    """``downgrade -1`` (alembic's "one step back") was refused as "No such option '-1'"."""
+    assert _run(tmp_path, sqlite_url, "upgrade").exit_code == 0
+    back = _run(tmp_path, sqlite_url, "downgrade", "-1")
+    assert back.exit_code == 0, back.output
+    assert f"to {BEFORE}" in back.output
+    assert _run(tmp_path, sqlite_url, "downgrade", "--nope").exit_code != 0

@@ -57,11 +57,11 @@ def upgrade(ctx: click.Context, revision: str) -> None:
         click.echo(f"{_where(database)}: upgraded from {before or 'an empty database'} to {after}")
 
 
-@db.command()
+@db.command(context_settings={"ignore_unknown_options": True})  # "-1" is a revision, not an option
 @click.argument("revision")
 @click.pass_context
 def downgrade(ctx: click.Context, revision: str) -> None:
-    """Undo the migrations after REVISION (``base``: every table goes), e.g. to roll a deploy back.
+    """Undo the migrations after REVISION (``-1``: the newest one; ``base``: every table goes).
 
     A downgrade drops what later revisions added; one that would lose a decision refuses, saying why.
     """
