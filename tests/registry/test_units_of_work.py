@@ -98,3 +98,18 @@ def test_a_failure_half_way_leaves_nothing_behind(
     release = registry.get_release(rid)
     assert release.state == "in_review"
     assert release.reviews == ()
+
+
+def test_postgres_errors_are_one_line_without_the_statement(
+    postgres_url: str, tmp_path: Path, clock: Any
+) -> None:
+    """PostgreSQL appends "LINE 2: FROM registry_releases" and a caret to its reason; the API showed them."""
+    from fulcrum_core.data.db import Database
+
+    db = Database(postgres_url)
+    try:
+        with pytest.raises(RegistryUnavailable) as raised:
+            RegistryService(sessionmaker(db.engine), tmp_path, clock).list_releases()
+        assert raised.value.detail == 'database error: relation "registry_releases" does not exist'
+    finally:
+        db.dispose()

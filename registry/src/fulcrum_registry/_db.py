@@ -30,9 +30,11 @@ WRITE_LOCK_KEY = 0x46554C4352554D  # "FULCRUM": the advisory lock every registry
 
 
 def _unavailable(exc: SQLAlchemyError) -> RegistryUnavailable:
-    """What the database said, without SQLAlchemy's statement and link (API answers show it)."""
+    """What the database said, without SQLAlchemy's statement and link (API answers show it), and
+    without the lines PostgreSQL adds pointing into the statement (``LINE 2: ...`` and a caret)."""
     reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    return RegistryUnavailable(f"database error: {reason}")
+    said = str(reason).strip()
+    return RegistryUnavailable(f"database error: {said.splitlines()[0] if said else said}")
 
 
 class UnitOfWork:
