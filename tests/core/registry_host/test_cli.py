@@ -437,3 +437,15 @@ def test_an_unmigrated_postgres_database_is_one_line_saying_to_upgrade(
     assert len(lines) == 1, lines
     assert lines[0].startswith("Error: the database refused: relation ")
     assert lines[0].endswith("schema migrated (`fulcrum db upgrade`)?")
+
+
+def test_review_warns_when_the_publisher_is_suspended(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """A release queued before its publisher was suspended says so, before the approval is refused."""
+    manifest = kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+    run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
+    assert "SUSPENDED" not in run(config, "review", "1").output
+    run(config, "suspend-publisher", "test-bank", "--as", "ops", "--reason", "incident")
+    review = run(config, "review", "1").output
+    assert "publisher test-bank is SUSPENDED: an approval is refused until it is reinstated" in review

@@ -326,12 +326,19 @@ def review(ctx: click.Context, release_id: int, as_json: bool) -> None:
     with _service(ctx) as service:
         release = service.get_release(release_id)
         diff = _diff_or_none(service, release_id)
+        suspended = service.get_publisher(release.publisher_id).suspended
 
     def text() -> str:
         items = [f"  [ ] {key}: {label}" for key, label in REVIEW_CHECKLIST.items()]
+        warning = (
+            [f"publisher {release.publisher_id} is SUSPENDED: an approval is refused until it is reinstated"]
+            if suspended
+            else []
+        )
         return "\n".join(
             [
                 _release_text(release, diff, full=True),
+                *warning,
                 *_manifest_text(release.manifest),
                 "checklist (approve --confirm):",
                 *items,
