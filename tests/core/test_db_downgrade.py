@@ -10,7 +10,7 @@ from fulcrum_core.cli import main
 from fulcrum_core.data.db import Database
 from sqlalchemy import text
 
-BEFORE = "20261129_01_transaction_attempts"
+BEFORE = "20261129_04_release_contents"  # the one before head
 
 
 def _run(tmp_path: Path, url: str, *args: str) -> Result:

@@ -1,4 +1,4 @@
-"""Revision ``20261129_02_publisher_suspension`` round-trips with data on every backend, and its
+"""Revision ``20261129_05_publisher_suspension`` round-trips with data on every backend, and its
 downgrade refuses to quietly reinstate a suspended publisher (the older schema cannot record it)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from alembic import command
 from fulcrum_core.data.db import Database
 from sqlalchemy import text
 
-BEFORE = "20261129_01_transaction_attempts"
+BEFORE = "20261129_04_release_contents"
 ROW = (
     "INSERT INTO registry_publishers (id, name, kind, verified, contact, created_at) "
     "VALUES ('p1', '发布方', 'department', true, 'a@b.example', :at)"
