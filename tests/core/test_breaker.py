@@ -156,6 +156,27 @@ def test_call_exactly_at_slow_duration_is_not_slow(breaker: CircuitBreaker) -> N
     assert breaker.snapshot().slow_calls == 1
 
 
+def test_a_call_cut_off_at_its_deadline_is_failed_and_slow(breaker: CircuitBreaker) -> None:
+    """A timeout at a deadline equal to the slow duration is slow too (the call never ended, so it ran
+    longer); one cut off sooner, by a shorter deadline, is only failed."""
+    breaker.on_timeout(SMALL.slow_call_duration_s)
+    breaker.on_timeout(SMALL.slow_call_duration_s / 2)
+    snap = breaker.snapshot()
+    assert (snap.buffered_calls, snap.failed_calls, snap.slow_calls) == (2, 2, 1)
+
+
+def test_one_timeout_in_ten_trips_a_ten_percent_slow_threshold(clock: VirtualClock) -> None:
+    """A slow-call rate threshold is met exactly: 1 timeout in 10 calls is 10 %, and a 10 % threshold
+    opens the breaker even when the failure threshold is 100 %."""
+    config = msgspec.structs.replace(SMALL, failure_rate_threshold=100.0, slow_call_rate_threshold=10.0)
+    breaker = CircuitBreaker("b", config, clock=clock)
+    for _ in range(9):
+        call(breaker)
+    assert breaker.try_acquire()
+    breaker.on_timeout(config.slow_call_duration_s)
+    assert breaker.state is OPEN
+
+
 def test_no_decision_below_minimum_number_of_calls(clock: VirtualClock, recorder: Recorder) -> None:
     """Nine failures out of nine do not open a breaker whose minimum is ten; the tenth does."""
     config = msgspec.structs.replace(SMALL, sliding_window_size=20, minimum_number_of_calls=10)

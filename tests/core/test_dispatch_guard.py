@@ -621,3 +621,49 @@ async def test_caller_cancelled_while_waiting_tells_each_guard_the_call_ended(
     dispatcher.close()
     assert in_flight.active == 0
     assert in_flight.told == ["rejected"]
+
+
+@pytest.mark.parametrize("where", ["task", "thread"])
+async def test_a_timeout_counts_as_a_slow_call(fast: Settings, kit: Any, where: str) -> None:
+    """A call cut off at its deadline ran longer than the slow-call duration (the deadline): it counts
+    as slow as well as failed, so one timeout in ten trips a 10 % slow-call threshold exactly, as in
+    resilience4j (where a timed-out call's duration exceeds the threshold), however high the failure
+    threshold is."""
+    calls = [0]
+    gate = threading.Event()
+
+    async def sometimes_hangs(ctx: Any, query: str) -> Any:
+        calls[0] += 1
+        if calls[0] == 10:
+            await asyncio.sleep(3600)
+        return []
+
+    def sometimes_blocks(ctx: Any, query: str) -> Any:
+        calls[0] += 1
+        if calls[0] == 10:
+            gate.wait(5)
+        return []
+
+    conf = msgspec.structs.replace(
+        fast,
+        deadlines=Deadlines(search=30),
+        breaker=BreakerConfig(
+            sliding_window_size=10,
+            minimum_number_of_calls=10,
+            failure_rate_threshold=100,
+            slow_call_rate_threshold=10,
+        ),
+    )
+    dispatcher = Dispatcher(conf)
+    impl = sometimes_hangs if where == "task" else sometimes_blocks
+    plugins = _loaded(conf, kit.plugin("one-in-ten", search=impl))
+    outcomes = []
+    for _ in range(10):
+        gathered = await _search(dispatcher, kit, plugins)
+        outcomes.append(gathered.degraded[0].reason if gathered.degraded else "ok")
+    gate.set()
+    snapshot = dispatcher.resilience.get("one-in-ten", "search").breaker.snapshot()
+    dispatcher.close()
+    assert outcomes == ["ok"] * 9 + ["timeout"]
+    assert snapshot.state == "open"
+    assert (snapshot.slow_calls, snapshot.failed_calls) == (1, 1)

@@ -13,9 +13,10 @@ this one keeps a sliding window and trips on a failure rate *or* a slow-call rat
     any ──force_open()──▶ FORCED_OPEN ──reset()──▶ CLOSED       (the kill switch)
 
 Protocol for a caller: ``if breaker.try_acquire():`` run the call and then report exactly one of
-``on_success(duration_s)``, ``on_error(duration_s)`` (a timeout is an error lasting the deadline) or
-``release()`` (the call never ran or was cancelled). A call slower than ``slow_call_duration_s``
-counts as slow whether it succeeded or failed.
+``on_success(duration_s)``, ``on_error(duration_s)``, ``on_timeout(deadline_s)`` (cut off at its
+deadline) or ``release()`` (the call never ran or was cancelled). A call slower than
+``slow_call_duration_s`` counts as slow whether it succeeded or failed; so does one cut off at a
+deadline at least that long, since it would have run longer still.
 
 Threading: a breaker belongs to one event loop and is called from that loop's thread only. It takes
 no lock, so the hot path is a handful of attribute reads; do not share one across threads.
@@ -279,6 +280,11 @@ class CircuitBreaker:
     def on_error(self, duration_s: float) -> None:
         """Record a call that raised, timed out or returned garbage after ``duration_s`` seconds."""
         self._record(_FAILED | _SLOW if duration_s > self._slow_s else _FAILED)
+
+    def on_timeout(self, deadline_s: float) -> None:
+        """Record a call cut off at a deadline of ``deadline_s`` seconds: failed, and slow when the
+        deadline is at least the slow-call duration (the call ran longer than that and never ended)."""
+        self._record(_FAILED | _SLOW if deadline_s >= self._slow_s else _FAILED)
 
     def release(self) -> None:
         """Give back a permission whose call never ran or was cancelled; nothing is recorded."""

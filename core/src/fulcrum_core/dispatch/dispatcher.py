@@ -572,6 +572,8 @@ class Dispatcher:
             guard.breaker.release()
         elif outcome == "ok":
             guard.breaker.on_success(seconds)
+        elif outcome == "timeout":
+            guard.breaker.on_timeout(seconds)
         else:
             guard.breaker.on_error(seconds)
         self.stats.record(plugin, hook, outcome, seconds, detail)
