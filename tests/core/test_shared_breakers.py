@@ -254,6 +254,34 @@ async def test_what_a_worker_ignores(conf: Settings, redis_url: str, key: str) -
         await worker.close()
 
 
+async def test_a_worker_whose_clock_is_off_never_opens_others_for_longer_than_the_wait(
+    conf: Settings, redis_url: str, key: str
+) -> None:
+    """Openings are wall-clock times written by each worker. One written by a worker whose clock runs
+    an hour ahead (or read by one an hour behind) is ignored: obeyed, it would switch the plugin off
+    everywhere for an hour, and again after every probe that passed. A small skew is tolerated, but no
+    opening read from Redis keeps a breaker open longer than the configured wait."""
+    ahead, here = [6_000_003.0], [6_000_000.0]
+    a = _Worker(conf, redis_url, key, ahead)
+    far = _Worker(conf, redis_url, key, [here[0] + 3600])
+    b = _Worker(conf, redis_url, key, here)
+    try:
+        a.dispatcher.resilience.get("skewed", "search").breaker.open_for(30)
+        far.dispatcher.resilience.get("far", "search").breaker.open_for(30)
+        await a.shared.flush()
+        await far.shared.flush()
+        assert await b.shared.sync() == ["skewed:search"]
+        assert not b.dispatcher.breaker_open("far", "search")
+        breaker = b.dispatcher.resilience.get("skewed", "search").breaker
+        assert breaker.admits_in() == pytest.approx(conf.breaker.wait_duration_in_open_state_s)
+        b.clock.advance(conf.breaker.wait_duration_in_open_state_s)
+        assert breaker.try_acquire() is True
+    finally:
+        await a.close()
+        await far.close()
+        await b.close()
+
+
 def test_the_app_shares_breakers_when_redis_is_configured(make_app: Any, redis_url: str) -> None:
     """With ``redis_url`` the app reads the other workers' openings from startup to shutdown; without
     it, or in dev mode (a developer's broken build must not open anyone's breakers), nothing is shared."""

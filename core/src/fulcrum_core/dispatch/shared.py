@@ -9,6 +9,8 @@ it. Each worker still probes on its own. An entry only ever moves later (a worke
 failed extends it; one whose probe passed never erases another's newer opening), entries past
 their time are deleted by whoever sees them, and an entry with less time left than the hook's
 deadline is ignored (opening that briefly would let a call already in flight count as a probe).
+Openings are wall-clock times: a worker never opens for longer than its configured wait, and one
+further ahead than the wait allows (a worker's clock is off) is ignored with a warning.
 Only plugins this worker runs are acted on. Without Redis, or while it is down, each worker
 judges alone, as before.
 """
@@ -34,6 +36,10 @@ log = logging.getLogger("fulcrum.dispatch")
 
 _STALE_S = 3600.0
 """Entries this long past their time are deleted by whichever worker reads them."""
+
+_SKEW_S = 5.0
+"""How far workers' wall clocks may disagree. An opening with more time left than the open wait plus
+this was written by (or is read by) a worker whose clock is off: it is ignored, never obeyed for hours."""
 
 # Set the opening only when it is later than the one stored.
 _PUBLISH = """
@@ -84,6 +90,7 @@ class SharedBreakers:
         self._down = False
         self._task: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Task[None]] = set()
+        self._skewed: set[str] = set()
         guards.add_listener(self._on_transition)
 
     # --- publishing --------------------------------------------------------------------------------
@@ -145,9 +152,13 @@ class SharedBreakers:
             breaker = self._guards.get(plugin, hook).breaker
             if left < breaker.config.slow_call_duration_s:
                 continue  # about to end; a call in flight could be taken for a probe
+            wait = breaker.config.wait_duration_in_open_state_s
+            if left > wait + _SKEW_S:
+                self._warn_skewed(name, left - wait)
+                continue
             self._applying = True
             try:
-                if breaker.open_for(left):
+                if breaker.open_for(min(left, wait)):
                     opened.append(name)
             finally:
                 self._applying = False
@@ -156,6 +167,20 @@ class SharedBreakers:
         for name in opened:
             log.warning("breaker %s opened here too: another worker's breaker opened", name)
         return opened
+
+    def _warn_skewed(self, name: str, ahead_s: float) -> None:
+        """Warn (once per entry) about an opening further ahead than any worker can write."""
+        if name in self._skewed:
+            return
+        if len(self._skewed) >= 1024:
+            self._skewed.clear()
+        self._skewed.add(name)
+        log.warning(
+            "breaker %s: ignored an opening %.0f s further ahead than the open wait allows; "
+            "a worker's wall clock is off",
+            name,
+            ahead_s,
+        )
 
     async def _run(self) -> None:
         while True:
