@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -667,3 +668,32 @@ async def test_a_timeout_counts_as_a_slow_call(fast: Settings, kit: Any, where: 
     assert outcomes == ["ok"] * 9 + ["timeout"]
     assert snapshot.state == "open"
     assert (snapshot.slow_calls, snapshot.failed_calls) == (1, 1)
+
+
+@pytest.mark.parametrize("blocker_first", [True, False], ids=["blocks-then-waits", "waits-then-blocks"])
+async def test_a_plugin_blocking_the_loop_is_charged_not_the_plugins_it_starved(
+    fast: Settings, kit: Any, blocker_first: bool
+) -> None:
+    """An ``async def`` that blocks the event loop (time.sleep) past its deadline is charged a timeout;
+    a plugin left waiting while the loop was blocked may miss the page, but its breaker is not charged
+    for a deadline it never had the loop for (the same rule as a call still queued for a thread)."""
+
+    async def blocks(ctx: Any, query: str) -> Any:
+        time.sleep(0.15)  # noqa: ASYNC251 - the plugin bug under test: blocking in a coroutine
+        return [kit.hit("late")]
+
+    async def waits(ctx: Any, query: str) -> Any:
+        await asyncio.sleep(0.05)
+        return [kit.hit("w")]
+
+    one_call = BreakerConfig(sliding_window_size=1, minimum_number_of_calls=1)
+    conf = msgspec.structs.replace(fast, breaker=one_call)
+    dispatcher = Dispatcher(conf)
+    made = [kit.plugin("blocks", search=blocks), kit.plugin("waits", search=waits)]
+    plugins = _loaded(conf, *(made if blocker_first else made[::-1]))
+    gathered = await _search(dispatcher, kit, plugins)
+    dispatcher.close()
+    reasons = {d.plugin: d.reason for d in gathered.degraded}
+    assert reasons["blocks"] == "timeout"
+    assert dispatcher.breaker_open("blocks", "search")
+    assert not dispatcher.breaker_open("waits", "search")

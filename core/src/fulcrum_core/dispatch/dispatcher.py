@@ -194,7 +194,9 @@ class Dispatcher:
 
         ``deadline_ms`` shortens the wait (never lengthens it), for a caller with an overall budget.
         Plugins are still judged by the hook's own deadline: an inline call is late only past it, and
-        a call cut short by the caller's budget is left out without counting against its breaker.
+        a call cut short by the caller's budget is left out without counting against its breaker. So
+        is one still waiting when an inline call held the event loop past the deadline (an ``async
+        def`` calling ``time.sleep``): that one is charged, not the plugins it starved.
         """
         gathered = Gathered()
         hook_s = limit_s = self.deadline_ms(hook) / 1000
@@ -266,6 +268,9 @@ class Dispatcher:
                     results[pid] = result
                     fine.append((pid, elapsed))
                     continue
+            if elapsed > hook_s:
+                # It held the event loop past its deadline: the calls waiting meanwhile never had theirs.
+                blame = False
             try:
                 results[pid] = self._conclude(pid, hook, guard, value, exc, elapsed, hook_s)
             except PluginCallError as err:
