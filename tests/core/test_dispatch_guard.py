@@ -19,7 +19,7 @@ from fulcrum_core.plugins import LoadedPlugin, get_plugin_manager
 from fulcrum_core.settings import Deadlines, Settings
 from fulcrum_sdk import nonblocking
 from fulcrum_sdk.hookspecs import is_nonblocking
-from fulcrum_sdk.models import TransactionResult
+from fulcrum_sdk.models import Targeting, TransactionResult
 
 pytestmark = pytest.mark.anyio
 
@@ -697,3 +697,36 @@ async def test_a_plugin_blocking_the_loop_is_charged_not_the_plugins_it_starved(
     assert reasons["blocks"] == "timeout"
     assert dispatcher.breaker_open("blocks", "search")
     assert not dispatcher.breaker_open("waits", "search")
+
+
+@pytest.mark.parametrize("waits", [False, True], ids=["inline", "after-a-wait"])
+async def test_checking_a_huge_result_counts_against_the_plugin(
+    settings: Settings, kit: Any, waits: bool
+) -> None:
+    """A result that is cheap to return but slow to check (an offer targeting a million segments, built
+    once) costs the event loop as much as a slow plugin: the time spent checking it is the plugin's.
+    Inline, it takes the call past its deadline (result dropped, a timeout); after a wait, it makes the
+    call slow. Either way its breaker learns; before, the plugin looked instant and was never skipped."""
+    segments = frozenset(f"{waits}-{i}" for i in range(1_000_000))
+    offer = kit.offer("home.banner", "huge", targeting=Targeting(segments=segments))
+
+    async def huge(ctx: Any) -> Any:
+        if waits:
+            await asyncio.sleep(0)
+        return [offer]
+
+    conf = msgspec.structs.replace(
+        settings,
+        deadlines=Deadlines(home_slot_offers=100),
+        breaker=BreakerConfig(sliding_window_size=1, minimum_number_of_calls=1),
+    )
+    dispatcher = Dispatcher(conf)
+    plugins = _loaded(conf, kit.plugin("huge", home_slot_offers=huge))
+    gathered = await dispatcher.call_many("home_slot_offers", [(p, kit.context(p)) for p in plugins])
+    snapshot = dispatcher.resilience.get("huge", "home_slot_offers").breaker.snapshot()
+    dispatcher.close()
+    if not waits:
+        assert [(d.plugin, d.reason) for d in gathered.degraded] == [("huge", "timeout")]
+        assert "check" in gathered.degraded[0].detail
+    assert snapshot.state == "open"
+    assert snapshot.slow_calls == 1

@@ -18,9 +18,11 @@ page safe (the fast path, measured in ``bench/``):
 
 One ``asyncio.wait`` with what is left of the deadline collects the calls that suspended. A plugin
 that raises, misses the deadline or returns the wrong shape loses its contribution and is listed in
-``Gathered.degraded``; the others are unaffected. Nothing waits on a late plugin: a late task is
-cancelled and a late thread abandoned. :class:`CallGuard` objects (extra policies) are asked after
-the breaker and bulkhead, and a :class:`CallObserver` (metrics) is told every outcome.
+``Gathered.degraded``; the others are unaffected. Checking a result runs on the loop and counts as
+part of the call: a result cheap to return but slow to check makes a slow (or, inline, late) call.
+Nothing waits on a late plugin: a late task is cancelled and a late thread abandoned.
+:class:`CallGuard` objects (extra policies) are asked after the breaker and bulkhead, and a
+:class:`CallObserver` (metrics) is told every outcome.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ log = logging.getLogger("fulcrum.dispatch")
 _DETAIL_MAX = 300
 _BREAKER_OPEN = "circuit breaker open"
 _CTX_ONLY = ("ctx",)
+_CHECKED = "with checking its result took"
 _T = TypeVar("_T")
 
 
@@ -133,6 +136,14 @@ def _abandon(calls: list[_Call], hook: str, extras: list[CallGuard]) -> None:
 def _describe(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     return text if len(text) <= _DETAIL_MAX else text[: _DETAIL_MAX - 1] + "…"
+
+
+def _overran(elapsed: float, limit_s: float, what: str = "ran") -> str:
+    """Why a call that held the event loop past its deadline was dropped."""
+    return (
+        f"{what} {elapsed * 1000:.0f} ms inline, over the {limit_s * 1000:.0f} ms deadline; "
+        "its result was dropped"
+    )
 
 
 def _validate(hook: str, value: Any) -> Any:
@@ -262,11 +273,21 @@ class Dispatcher:
                 except ResultError:
                     pass  # the slow path below says why and records it
                 else:
-                    guard.breaker.on_success(elapsed)
-                    for extra in extras:  # told at once: a guard may count calls in flight
-                        extra.record(pid, hook, "ok", elapsed)
-                    results[pid] = result
-                    fine.append((pid, elapsed))
+                    # Checking the result ran on the loop too: a result slow to check makes a slow call.
+                    elapsed = now() - t0
+                    if elapsed <= hook_s:
+                        guard.breaker.on_success(elapsed)
+                        for extra in extras:  # told at once: a guard may count calls in flight
+                            extra.record(pid, hook, "ok", elapsed)
+                        results[pid] = result
+                        fine.append((pid, elapsed))
+                        continue
+                    blame = False  # it held the loop past the deadline (see below)
+                    detail = _overran(elapsed, hook_s, _CHECKED)
+                    try:
+                        self._fail(pid, hook, guard, "timeout", elapsed, detail)
+                    except PluginCallError as err:
+                        degraded.append(Degraded(plugin=pid, hook=hook, reason=err.kind, detail=err.detail))
                     continue
             if elapsed > hook_s:
                 # It held the event loop past its deadline: the calls waiting meanwhile never had theirs.
@@ -492,14 +513,17 @@ class Dispatcher:
             self._fail(pid, hook, guard, "error", elapsed, _describe(exc))
         if elapsed > limit_s:
             # Only an inline call can finish late: it ran to the end because nothing can stop it.
-            self._fail(pid, hook, guard, "timeout", elapsed, f"ran {elapsed * 1000:.0f} ms inline, "
-                       f"over the {limit_s * 1000:.0f} ms deadline; its result was dropped")
+            self._fail(pid, hook, guard, "timeout", elapsed, _overran(elapsed, limit_s))
+        checking = time.monotonic()  # the loop's clock: checking the result is part of the call
         try:
             result = _validate(hook, value)
         except ResultError as err:
             self._fail(pid, hook, guard, "invalid", elapsed, str(err)[:_DETAIL_MAX])
         except Exception as err:  # garbage that even breaks the check: still only this plugin's loss
             self._fail(pid, hook, guard, "invalid", elapsed, _describe(err))
+        elapsed += time.monotonic() - checking
+        if elapsed > limit_s:
+            self._fail(pid, hook, guard, "timeout", elapsed, _overran(elapsed, limit_s, _CHECKED))
         self._record(pid, hook, guard, "ok", elapsed)
         return result
 
