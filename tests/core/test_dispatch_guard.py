@@ -730,3 +730,38 @@ async def test_checking_a_huge_result_counts_against_the_plugin(
         assert "check" in gathered.degraded[0].detail
     assert snapshot.state == "open"
     assert snapshot.slow_calls == 1
+
+
+class _ListThatRaises(list):  # type: ignore[type-arg]
+    """A list whose length cannot be read: garbage that breaks the result check itself."""
+
+    def __len__(self) -> int:
+        raise RuntimeError("no length for you")
+
+
+@pytest.mark.parametrize("declared", ["async", "nonblocking"])
+async def test_a_result_that_breaks_the_check_on_the_fast_path_is_invalid(
+    fast: Settings, kit: Any, declared: str
+) -> None:
+    """A list subclass whose ``len`` raises, returned on the fast path, is that plugin's ``invalid``;
+    before, the error escaped the dispatcher and failed the whole request."""
+
+    async def odd_async(ctx: Any, query: str) -> Any:
+        return _ListThatRaises([kit.hit("x")])
+
+    @nonblocking
+    def odd_sync(ctx: Any, query: str) -> Any:
+        return _ListThatRaises([kit.hit("x")])
+
+    @nonblocking
+    def good(ctx: Any, query: str) -> Any:
+        return [kit.hit("g")]
+
+    dispatcher = Dispatcher(fast)
+    odd = odd_async if declared == "async" else odd_sync
+    plugins = _loaded(fast, kit.plugin("odd", search=odd), kit.plugin("good", search=good))
+    gathered = await _search(dispatcher, kit, plugins)
+    dispatcher.close()
+    assert gathered.results == {"good": [kit.hit("g")]}
+    assert [(d.plugin, d.reason) for d in gathered.degraded] == [("odd", "invalid")]
+    assert "no length for you" in gathered.degraded[0].detail
