@@ -765,3 +765,37 @@ async def test_a_result_that_breaks_the_check_on_the_fast_path_is_invalid(
     assert gathered.results == {"good": [kit.hit("g")]}
     assert [(d.plugin, d.reason) for d in gathered.degraded] == [("odd", "invalid")]
     assert "no length for you" in gathered.degraded[0].detail
+
+
+class _Unprintable(Exception):
+    """An exception that cannot be turned into text."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+@pytest.mark.parametrize("declared", ["async", "nonblocking", "thread"])
+async def test_an_exception_that_cannot_be_printed_is_still_only_its_plugins_error(
+    fast: Settings, kit: Any, declared: str
+) -> None:
+    """A plugin raising an exception whose ``str`` raises is left out as an ``error``; before, describing
+    the exception raised in the dispatcher and failed the whole request."""
+
+    async def raises_async(ctx: Any, query: str) -> Any:
+        raise _Unprintable
+
+    def raises_sync(ctx: Any, query: str) -> Any:
+        raise _Unprintable
+
+    @nonblocking
+    def good(ctx: Any, query: str) -> Any:
+        return [kit.hit("g")]
+
+    impl = {"async": raises_async, "nonblocking": nonblocking(raises_sync), "thread": raises_sync}[declared]
+    dispatcher = Dispatcher(fast)
+    plugins = _loaded(fast, kit.plugin("odd", search=impl), kit.plugin("good", search=good))
+    gathered = await _search(dispatcher, kit, plugins)
+    dispatcher.close()
+    assert gathered.results == {"good": [kit.hit("g")]}
+    assert [(d.plugin, d.reason) for d in gathered.degraded] == [("odd", "error")]
+    assert "_Unprintable" in gathered.degraded[0].detail

@@ -133,8 +133,16 @@ def _abandon(calls: list[_Call], hook: str, extras: list[CallGuard]) -> None:
                 extra.record(call.plugin.id, hook, "rejected", seconds)
 
 
+def _text(exc: BaseException) -> str:
+    """``str(exc)``, or a stand-in when the plugin's exception cannot even say what it is."""
+    try:
+        return str(exc)
+    except Exception:
+        return "(its message could not be read)"
+
+
 def _describe(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
+    text = f"{type(exc).__name__}: {_text(exc)}"
     return text if len(text) <= _DETAIL_MAX else text[: _DETAIL_MAX - 1] + "…"
 
 
@@ -497,7 +505,7 @@ class Dispatcher:
             raise exc
         if isinstance(exc, OutcomeUnknown) and hook == "execute_transaction":
             # The plugin knows it may have acted: the caller records "unknown", not a failure.
-            self._record(pid, hook, guard, "error", elapsed, str(exc), blame=False)
+            self._record(pid, hook, guard, "error", elapsed, _text(exc), blame=False)
             raise exc
         if isinstance(exc, ScopeDenied) and exc.reason == NO_CONSENT and exc.scope in asks_consent:
             # The customer has not consented yet: the page cannot be shown until they do, which the
@@ -506,7 +514,7 @@ class Dispatcher:
             raise exc
         if isinstance(exc, DataUnavailable):
             # The bank's systems were late, not the plugin: left out, its breaker not charged.
-            self._fail(pid, hook, guard, "error", elapsed, str(exc), blame=False, data_unavailable=True)
+            self._fail(pid, hook, guard, "error", elapsed, _text(exc), blame=False, data_unavailable=True)
         if exc is not None:
             if not isinstance(exc, Exception | asyncio.CancelledError):
                 raise exc  # KeyboardInterrupt, SystemExit: not the plugin's to swallow
