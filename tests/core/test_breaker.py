@@ -487,6 +487,31 @@ def test_reset_when_closed_clears_the_window_without_an_event(
     assert recorder.events == []
 
 
+def test_a_call_admitted_before_opening_cannot_free_a_probe_when_the_wait_is_shorter_than_the_deadline(
+    clock: VirtualClock,
+) -> None:
+    """With an open wait (50 ms) shorter than the hook's deadline (100 ms), a call admitted while
+    CLOSED may still be running when the breaker half-opens; when it then gives its permission back
+    (the caller's budget cut it short), it must not free the one probe's place for a second probe.
+    The breaker of a hook waits at least that hook's deadline before half-opening."""
+    config = msgspec.structs.replace(
+        SMALL, wait_duration_in_open_state_s=0.05, permitted_calls_in_half_open=1
+    ).for_deadline(0.1)
+    breaker = CircuitBreaker("b", config, clock=clock)
+    assert breaker.try_acquire()  # the straggler, admitted while CLOSED
+    trip(breaker)
+    clock.advance(0.05)
+    probes = 0
+    if breaker.try_acquire():
+        probes += 1
+        breaker.release()  # the straggler ends: its caller gave up on it
+        probes += breaker.try_acquire()
+    assert probes <= 1
+    clock.advance(0.06)  # the deadline has passed: every call admitted before opening has ended
+    assert breaker.try_acquire()
+    assert not breaker.try_acquire()
+
+
 # ---- configuration --------------------------------------------------------------------------------
 
 
@@ -503,6 +528,8 @@ def test_for_deadline_sets_the_slow_call_duration() -> None:
     cfg = BreakerConfig().for_deadline(5.0)
     assert cfg.slow_call_duration_s == 5.0
     assert cfg.sliding_window_size == BreakerConfig().sliding_window_size
+    assert cfg.wait_duration_in_open_state_s == 30.0  # already longer than the deadline: kept
+    assert BreakerConfig().for_deadline(60.0).wait_duration_in_open_state_s == 60.0
 
 
 @pytest.mark.parametrize(

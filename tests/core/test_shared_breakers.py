@@ -282,6 +282,27 @@ async def test_a_worker_whose_clock_is_off_never_opens_others_for_longer_than_th
         await b.close()
 
 
+async def test_a_hook_whose_deadline_outlasts_the_wait_publishes_its_own_longer_opening(
+    conf: Settings, redis_url: str, key: str
+) -> None:
+    """A hook's breaker stays open at least the hook's deadline (60 s here, over the 30 s wait), and
+    the opening it publishes says so."""
+    slow_hook = msgspec.structs.replace(conf, deadlines=Deadlines(search=60_000))
+    wall = [7_000_000.0]
+    worker = _Worker(slow_hook, redis_url, key, wall)
+    client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        breaker = worker.dispatcher.resilience.get("p", "search").breaker
+        breaker.on_error(0.0)
+        breaker.on_error(0.0)
+        await worker.shared.flush()
+        assert breaker.admits_in() == 60.0
+        assert await client.hget(key, "p:search") == str(int((wall[0] + 60) * 1000))
+    finally:
+        await client.aclose()
+        await worker.close()
+
+
 def test_the_app_shares_breakers_when_redis_is_configured(make_app: Any, redis_url: str) -> None:
     """With ``redis_url`` the app reads the other workers' openings from startup to shutdown; without
     it, or in dev mode (a developer's broken build must not open anyone's breakers), nothing is shared."""

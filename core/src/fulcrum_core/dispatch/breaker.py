@@ -22,8 +22,9 @@ Threading: a breaker belongs to one event loop and is called from that loop's th
 no lock, so the hot path is a handful of attribute reads; do not share one across threads.
 
 Results that arrive after the state changed under them (a call admitted while CLOSED that ends after
-the breaker opened) change nothing while OPEN. Keep ``wait_duration_in_open_state_s`` longer than the
-hook's deadline so no such straggler can land in a later HALF_OPEN and be taken for a probe.
+the breaker opened) change nothing while OPEN. A hook's breaker stays open at least the hook's deadline
+(``BreakerConfig.for_deadline``), so no such straggler can land in a later HALF_OPEN and be taken for a
+probe, or give back a permission and let a second probe through.
 """
 
 from __future__ import annotations
@@ -96,8 +97,13 @@ class BreakerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         _at_least("max_wait_in_half_open_s", self.max_wait_in_half_open_s, 0)
 
     def for_deadline(self, deadline_s: float) -> BreakerConfig:
-        """This config with calls slower than the hook's deadline counted as slow."""
-        return msgspec.structs.replace(self, slow_call_duration_s=deadline_s)
+        """This config for a hook with that deadline: calls slower than it count as slow, and the
+        breaker stays open at least that long, so every call admitted before it opened has ended
+        before a probe is let through (none of them can be taken for a probe or free a probe's place)."""
+        wait = max(self.wait_duration_in_open_state_s, deadline_s)
+        return msgspec.structs.replace(
+            self, slow_call_duration_s=deadline_s, wait_duration_in_open_state_s=wait
+        )
 
 
 def _at_least(name: str, value: float, low: float) -> None:

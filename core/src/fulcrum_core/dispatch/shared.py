@@ -100,7 +100,9 @@ class SharedBreakers:
             return  # an opening read from Redis is not published again
         now = self._wall()
         if event.to_state is BreakerState.OPEN:
-            until_ms = int((now + self._guards.config.wait_duration_in_open_state_s) * 1000)
+            plugin, _, hook = event.breaker.partition(":")
+            wait = self._guards.get(plugin, hook).breaker.config.wait_duration_in_open_state_s  # per hook
+            until_ms = int((now + wait) * 1000)
             self._write(self._publish(keys=[self._key], args=[event.breaker, until_ms]))
         elif event.to_state is BreakerState.CLOSED and event.from_state is BreakerState.HALF_OPEN:
             self._write(self._clear(keys=[self._key], args=[event.breaker, int(now * 1000)]))
