@@ -799,3 +799,30 @@ async def test_an_exception_that_cannot_be_printed_is_still_only_its_plugins_err
     assert gathered.results == {"good": [kit.hit("g")]}
     assert [(d.plugin, d.reason) for d in gathered.degraded] == [("odd", "error")]
     assert "_Unprintable" in gathered.degraded[0].detail
+
+
+async def test_a_plugin_blocking_the_loop_after_its_first_await_is_charged_not_the_plugins_it_starved(
+    fast: Settings, kit: Any
+) -> None:
+    """A coroutine that blocks the loop (time.sleep) after its first await, in its own task, delays the
+    end of the wait; a plugin whose I/O could not be served meanwhile is left out without its breaker
+    being charged, and the blocker is recorded as a slow call."""
+
+    async def blocks(ctx: Any, query: str) -> Any:
+        await asyncio.sleep(0)
+        time.sleep(0.15)  # noqa: ASYNC251 - the plugin bug under test
+        return [kit.hit("late")]
+
+    async def starved(ctx: Any, query: str) -> Any:  # 60 ms of I/O, well within its 100 ms deadline
+        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.01)
+        return [kit.hit("s")]
+
+    one_call = BreakerConfig(sliding_window_size=1, minimum_number_of_calls=1)
+    conf = msgspec.structs.replace(fast, breaker=one_call)
+    dispatcher = Dispatcher(conf)
+    plugins = _loaded(conf, kit.plugin("blocks", search=blocks), kit.plugin("starved", search=starved))
+    await _search(dispatcher, kit, plugins)
+    dispatcher.close()
+    assert dispatcher.breaker_open("blocks", "search")
+    assert not dispatcher.breaker_open("starved", "search")

@@ -66,6 +66,8 @@ _DETAIL_MAX = 300
 _BREAKER_OPEN = "circuit breaker open"
 _CTX_ONLY = ("ctx",)
 _CHECKED = "with checking its result took"
+_LATE_LOOP = 0.25
+"""A wait that ends this share of its deadline late means the event loop was held, not free for calls."""
 _T = TypeVar("_T")
 
 
@@ -214,8 +216,9 @@ class Dispatcher:
         ``deadline_ms`` shortens the wait (never lengthens it), for a caller with an overall budget.
         Plugins are still judged by the hook's own deadline: an inline call is late only past it, and
         a call cut short by the caller's budget is left out without counting against its breaker. So
-        is one still waiting when an inline call held the event loop past the deadline (an ``async
-        def`` calling ``time.sleep``): that one is charged, not the plugins it starved.
+        is one still waiting when the event loop was held past the deadline (an ``async def`` calling
+        ``time.sleep``, inline or in its task): the one that held it is charged, not the plugins it
+        starved.
         """
         gathered = Gathered()
         hook_s = limit_s = self.deadline_ms(hook) / 1000
@@ -307,11 +310,16 @@ class Dispatcher:
         if fine:
             self._record_fine(hook, fine)
         if suspended:
+            ends = started + limit_s
             try:
-                await asyncio.wait([c.future for c in suspended], timeout=max(0.0, started + limit_s - now()))
+                await asyncio.wait([c.future for c in suspended], timeout=max(0.0, ends - now()))
             except asyncio.CancelledError:
                 _abandon(suspended, hook, self.guards)
                 raise
+            if now() - ends > limit_s * _LATE_LOOP:
+                # The loop came back late: something held it (a plugin blocking in its task), and the
+                # calls still waiting never had their deadline. The one that held it ends slow.
+                blame = False
             for call in suspended:
                 try:
                     results[call.plugin.id] = self._settle(call, hook, limit_s, blame=blame)
