@@ -17,7 +17,7 @@ from fulcrum_core.dispatch.clock import VirtualClock
 from fulcrum_core.dispatch.dispatcher import Dispatcher, PluginCallError
 from fulcrum_core.plugins import LoadedPlugin, get_plugin_manager
 from fulcrum_core.settings import Deadlines, Settings
-from fulcrum_sdk import nonblocking
+from fulcrum_sdk import _validate, nonblocking
 from fulcrum_sdk.hookspecs import is_nonblocking
 from fulcrum_sdk.models import Targeting, TransactionResult
 
@@ -647,7 +647,7 @@ async def test_a_timeout_counts_as_a_slow_call(fast: Settings, kit: Any, where: 
 
     conf = msgspec.structs.replace(
         fast,
-        deadlines=Deadlines(search=30),
+        deadlines=Deadlines(search=300),
         breaker=BreakerConfig(
             sliding_window_size=10,
             minimum_number_of_calls=10,
@@ -707,7 +707,7 @@ async def test_checking_a_huge_result_counts_against_the_plugin(
     once) costs the event loop as much as a slow plugin: the time spent checking it is the plugin's.
     Inline, it takes the call past its deadline (result dropped, a timeout); after a wait, it makes the
     call slow. Either way its breaker learns; before, the plugin looked instant and was never skipped."""
-    segments = frozenset(f"{waits}-{i}" for i in range(1_000_000))
+    segments = frozenset(f"{waits}-{i}" for i in range(300_000))
     offer = kit.offer("home.banner", "huge", targeting=Targeting(segments=segments))
 
     async def huge(ctx: Any) -> Any:
@@ -717,14 +717,18 @@ async def test_checking_a_huge_result_counts_against_the_plugin(
 
     conf = msgspec.structs.replace(
         settings,
-        deadlines=Deadlines(home_slot_offers=100),
+        deadlines=Deadlines(home_slot_offers=20),
         breaker=BreakerConfig(sliding_window_size=1, minimum_number_of_calls=1),
     )
     dispatcher = Dispatcher(conf)
     plugins = _loaded(conf, kit.plugin("huge", home_slot_offers=huge))
-    gathered = await dispatcher.call_many("home_slot_offers", [(p, kit.context(p)) for p in plugins])
+    try:
+        gathered = await dispatcher.call_many("home_slot_offers", [(p, kit.context(p)) for p in plugins])
+    finally:
+        dispatcher.close()
+        _validate._valid.clear()  # let the huge checked copy go: later tests must not pay for it in GC
+        _validate._seen.clear()
     snapshot = dispatcher.resilience.get("huge", "home_slot_offers").breaker.snapshot()
-    dispatcher.close()
     if not waits:
         assert [(d.plugin, d.reason) for d in gathered.degraded] == [("huge", "timeout")]
         assert "check" in gathered.degraded[0].detail
@@ -762,9 +766,10 @@ async def test_a_result_that_breaks_the_check_on_the_fast_path_is_invalid(
     plugins = _loaded(fast, kit.plugin("odd", search=odd), kit.plugin("good", search=good))
     gathered = await _search(dispatcher, kit, plugins)
     dispatcher.close()
+    assert [(d.plugin, d.reason, d.detail) for d in gathered.degraded] == [
+        ("odd", "invalid", "RuntimeError: no length for you")
+    ]
     assert gathered.results == {"good": [kit.hit("g")]}
-    assert [(d.plugin, d.reason) for d in gathered.degraded] == [("odd", "invalid")]
-    assert "no length for you" in gathered.degraded[0].detail
 
 
 class _Unprintable(Exception):
