@@ -831,3 +831,40 @@ async def test_a_plugin_blocking_the_loop_after_its_first_await_is_charged_not_t
     dispatcher.close()
     assert dispatcher.breaker_open("blocks", "search")
     assert not dispatcher.breaker_open("starved", "search")
+
+
+async def test_no_probe_is_sent_while_calls_from_before_the_opening_still_hang(
+    fast: Settings, kit: Any, release: threading.Event
+) -> None:
+    """A plugin whose timed-out worker threads are still running is still hung: a half-open probe would
+    only tie up one more thread each open period, until the plugin threads of every plugin are gone.
+    No probe goes out until they have returned; then one does."""
+    started = [0]
+
+    def hangs(ctx: Any, query: str) -> Any:
+        started[0] += 1
+        release.wait()
+        return []
+
+    clock = VirtualClock()
+    dispatcher = Dispatcher(fast, clock=clock)
+    plugins = _loaded(fast, kit.plugin("hangs", search=hangs))
+    for _ in range(2):
+        await _search(dispatcher, kit, plugins)  # two timeouts: the breaker opens, two threads hang
+    assert dispatcher.breaker_open("hangs", "search")
+    clock.advance(10)
+    refused = await _search(dispatcher, kit, plugins)
+    assert started[0] == 2
+    assert [d.reason for d in refused.degraded] == ["rejected"]
+    assert "still running" in refused.degraded[0].detail
+    release.set()
+    guard = dispatcher.resilience.get("hangs", "search")
+    for _ in range(200):  # the places come back through the loop
+        if guard.bulkhead.active == 0:
+            break
+        await asyncio.sleep(0.01)
+    probe = await _search(dispatcher, kit, plugins)
+    dispatcher.close()
+    assert probe.degraded == []
+    assert started[0] == 3
+    assert not dispatcher.breaker_open("hangs", "search")

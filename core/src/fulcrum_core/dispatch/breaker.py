@@ -234,6 +234,11 @@ class CircuitBreaker:
             not_permitted_calls=self._not_permitted,
         )
 
+    @property
+    def probes_in_flight(self) -> int:
+        """HALF_OPEN probes admitted and not yet recorded or released (0 in any other state)."""
+        return self._probes_out
+
     def admits_in(self) -> float:
         """Seconds until an OPEN breaker lets its probes through; 0 in any other state (a
         FORCED_OPEN one waits for an operator, not for the clock)."""

@@ -26,6 +26,7 @@ __all__ = ["Guard", "Guards"]
 log = logging.getLogger("fulcrum.dispatch")
 
 _CLOSED = BreakerState.CLOSED
+_HALF_OPEN = BreakerState.HALF_OPEN
 
 
 class Guard:
@@ -45,11 +46,21 @@ class Guard:
         return self.breaker.state is _CLOSED and self.bulkhead.available > 0
 
     def admit(self) -> str | None:
-        """``None`` when the call may run (a bulkhead place is then taken), else why not."""
-        if not self.breaker.try_acquire():
+        """``None`` when the call may run (a bulkhead place is then taken), else why not.
+
+        No half-open probe goes out while calls from before the opening still hold places (worker
+        threads or tasks that timed out and never returned): the plugin is still hung, and each probe
+        would tie up one more thread for good. Probes resume once those calls have ended."""
+        breaker = self.breaker
+        if not breaker.try_acquire():
             return "circuit breaker open"
+        if breaker.state is _HALF_OPEN:
+            stuck = self.bulkhead.active - (breaker.probes_in_flight - 1)  # places not held by probes
+            if stuck > 0:
+                breaker.release()
+                return f"circuit breaker half-open: still running {stuck} calls that timed out"
         if not self.bulkhead.try_enter():
-            self.breaker.release()
+            breaker.release()
             return f"bulkhead full ({self.bulkhead.max_concurrent} calls in flight)"
         return None
 
