@@ -3,7 +3,9 @@
 For each plugin the policy would run, ``ReleaseVerifier`` compares the installed manifest with the
 registry's snapshot and the installed files with the approved wheel's contents; a difference turns
 the decision into a quarantine naming the field or file. The plugin's kind comes from the registry
-(the publisher's kind). Verdicts are kept per release, so files are hashed once per process.
+(the publisher's kind). Verdicts are kept per release, so files are hashed once per process. A release
+whose approved contents cannot be read now (artifact missing, registry unreachable) is held back, not
+cached, and checked again on the next poll; the rest of the policy (suspensions too) still applies.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from fulcrum_registry import ActiveRelease, RegistryService
+from fulcrum_registry import ActiveRelease, RegistryError, RegistryService
 
 from fulcrum_core.integrity import files_mismatch, manifest_mismatch
 from fulcrum_core.plugins import LoadedPlugin, PluginPolicy
@@ -72,8 +74,19 @@ class ReleaseVerifier:
             release = active.get(pid, {}).get(plugin.version) if plugin is not None else None
             if plugin is None or release is None or not decision.active:
                 continue
-            problem = self.problem(plugin, release)
             kind = release.kind
+            try:
+                problem = self.problem(plugin, release)
+            except (RegistryError, OSError) as exc:
+                # Unverified: fail closed for this plugin only, and retry on the next poll.
+                log.error("plugin %r held back: cannot verify it against its release: %s", pid, exc)
+                verified[pid] = PluginPolicy(
+                    active=False,
+                    granted_scopes=frozenset(),
+                    reason=f"cannot verify the installed copy against release {release.release_id}: {exc}",
+                    kind=kind,
+                )
+                continue
             verified[pid] = (
                 PluginPolicy(
                     active=False, granted_scopes=frozenset(), reason=problem, kind=kind, quarantine=problem
