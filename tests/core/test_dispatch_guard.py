@@ -868,3 +868,49 @@ async def test_no_probe_is_sent_while_calls_from_before_the_opening_still_hang(
     assert probe.degraded == []
     assert started[0] == 3
     assert not dispatcher.breaker_open("hangs", "search")
+
+
+async def test_a_plugin_hung_in_sync_code_holds_only_its_share_of_the_threads(
+    settings: Settings, kit: Any, release: threading.Event
+) -> None:
+    """A plugin whose sync hooks hang (a thread cannot be stopped) holds at most its share of the
+    plugin threads across all its hooks; its next sync call is refused at once, uncharged, and other
+    plugins' sync calls still get threads. Before, a few plugins hung in several hooks took them all."""
+    conf = msgspec.structs.replace(
+        settings, deadlines=Deadlines(search=50, feed_items=50),
+        breaker=BreakerConfig(sliding_window_size=100, minimum_number_of_calls=100),  # never opens here
+    )
+    dispatcher = Dispatcher(conf, max_threads=4, threads_per_plugin=2)
+    plugins = _loaded(
+        conf,
+        kit.plugin(
+            "a-hung",
+            search=lambda ctx, query: release.wait(),
+            feed_items=lambda ctx, column: release.wait(),
+        ),
+        kit.plugin("b-fine", search=lambda ctx, query: [kit.hit("ok")]),
+    )
+    hung = plugins[0]
+    try:
+        first = await _search(dispatcher, kit, plugins)
+        feeds = await dispatcher.call_many("feed_items", [(hung, kit.context(hung))], column="life")
+        assert [d.reason for d in first.degraded] == ["timeout"]
+        assert [d.reason for d in feeds.degraded] == ["timeout"]  # two threads held, across two hooks
+        for _ in range(3):
+            later = await _search(dispatcher, kit, plugins)
+            assert [(d.plugin, d.reason) for d in later.degraded] == [("a-hung", "rejected")]
+            assert "plugin threads in use" in later.degraded[0].detail
+            assert [h.key for h in later.results["b-fine"]] == ["ok"]
+        assert dispatcher.resilience.get("a-hung", "search").bulkhead.active == 1
+        assert not dispatcher.breaker_open("a-hung", "search")
+        with pytest.raises(PluginCallError) as info:
+            await dispatcher.in_plugin_thread(lambda: None, plugin="a-hung", hook="execute_transaction")
+        assert info.value.kind == "rejected"
+    finally:
+        release.set()
+    for _ in range(200):  # the threads return: the plugin gets its share back
+        if not dispatcher._threads.full("a-hung"):
+            break
+        await asyncio.sleep(0.01)
+    assert await dispatcher.in_plugin_thread(lambda: 7, plugin="a-hung", hook="execute_transaction") == 7
+    dispatcher.close()

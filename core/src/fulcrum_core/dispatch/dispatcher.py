@@ -182,6 +182,7 @@ class Dispatcher:
         observer: CallObserver | None = None,
         clock: Clock = MONOTONIC,
         max_threads: int = 64,
+        threads_per_plugin: int | None = None,
     ) -> None:
         self.settings = settings
         self.stats = stats if stats is not None else CallStats()
@@ -191,6 +192,9 @@ class Dispatcher:
             settings.breaker, lambda hook: self.deadline_ms(hook) / 1000, settings.bulkhead_size, clock=clock
         )
         self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="fulcrum-plugin")
+        # A plugin's sync calls across all its hooks hold at most this many of the pool's threads, so
+        # a few plugins hung in several hooks each (a thread cannot be stopped) leave threads to the rest.
+        self._threads = _ThreadShare(threads_per_plugin or max(1, max_threads // 4))
 
     def deadline_ms(self, hook: str) -> int:
         """The configured deadline of ``hook`` in milliseconds."""
@@ -244,7 +248,7 @@ class Dispatcher:
             guard = guard_of(pid, hook)
             if extras or not (impl.is_async or impl.inline) or not guard.free():
                 # The general path: a breaker to ask, a bulkhead place to hold, a thread, extra guards.
-                refused = self._admit(pid, hook, guard)
+                refused = self._admit(pid, hook, guard, threaded=not (impl.is_async or impl.inline))
                 if refused is not None:
                     degraded.append(Degraded(plugin=pid, hook=hook, reason="rejected", detail=refused))
                     continue
@@ -351,7 +355,7 @@ class Dispatcher:
         if impl is None:
             raise PluginCallError(plugin.id, hook, "error", f"the plugin does not implement {hook}")
         guard = self.resilience.get(plugin.id, hook)
-        refused = self._admit(plugin.id, hook, guard)
+        refused = self._admit(plugin.id, hook, guard, threaded=not (impl.is_async or impl.inline))
         if refused is not None:
             raise PluginCallError(plugin.id, hook, "rejected", refused)
         loop = asyncio.get_running_loop()
@@ -387,6 +391,12 @@ class Dispatcher:
         if hook is None:
             raise TypeError("in_plugin_thread: `hook` names the bulkhead and is required with `plugin`")
         guard = self.resilience.get(plugin, hook)
+        if self._threads.full(plugin):
+            detail = f"plugin threads in use ({self._threads.cap} calls of this plugin have not returned)"
+            self.stats.record(plugin, hook, "rejected", 0.0, detail)
+            if self.observer is not None:
+                self.observer.observe(plugin, hook, "rejected", 0.0)
+            raise PluginCallError(plugin, hook, "rejected", detail)
         if not guard.bulkhead.try_enter():
             detail = f"bulkhead full ({guard.bulkhead.max_concurrent} calls in flight)"
             self.stats.record(plugin, hook, "rejected", 0.0, detail)
@@ -398,7 +408,7 @@ class Dispatcher:
         except RuntimeError:  # the executor was shut down: the host is stopping
             guard.bulkhead.leave()
             raise
-        result: _T = await _thread_future(loop, guard, inner)
+        result: _T = await _thread_future(loop, guard, inner, self._threads.enter(plugin))
         return result
 
     def breaker_open(self, plugin: str, hook: str) -> bool:
@@ -412,13 +422,21 @@ class Dispatcher:
 
     # --- mechanics ---------------------------------------------------------------------------------
 
-    def _admit(self, plugin: str, hook: str, guard: Guard) -> str | None:
+    def _admit(self, plugin: str, hook: str, guard: Guard, *, threaded: bool = False) -> str | None:
         reason = guard.admit()
         if reason is not None:
             self.stats.record(plugin, hook, "rejected", 0.0, reason)
             if self.observer is not None:
                 outcome = "breaker_open" if reason == _BREAKER_OPEN else "rejected"
                 self.observer.observe(plugin, hook, outcome, 0.0)
+            return reason
+        if threaded and self._threads.full(plugin):
+            guard.breaker.release()
+            guard.bulkhead.leave()
+            reason = f"plugin threads in use ({self._threads.cap} calls of this plugin have not returned)"
+            self.stats.record(plugin, hook, "rejected", 0.0, reason)
+            if self.observer is not None:
+                self.observer.observe(plugin, hook, "rejected", 0.0)
             return reason
         for i, extra in enumerate(self.guards):
             reason = extra.admit(plugin, hook)
@@ -481,7 +499,8 @@ class Dispatcher:
         except RuntimeError as exc:  # the executor was shut down: the host is stopping
             guard.bulkhead.leave()
             return None, exc, started
-        call = _Call(plugin, guard, _thread_future(loop, guard, inner), started)
+        held = self._threads.enter(plugin.id)
+        call = _Call(plugin, guard, _thread_future(loop, guard, inner, held), started)
         call.began = began
         return call
 
@@ -639,8 +658,38 @@ def _timed(began: list[float], call: Callable[[], Any]) -> Any:
     return call()
 
 
+class _ThreadShare:
+    """How many of the plugin thread pool's threads each plugin holds (counted on the event loop)."""
+
+    __slots__ = ("_held", "cap")
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._held: dict[str, int] = {}
+
+    def full(self, plugin: str) -> bool:
+        """True when ``plugin`` holds its share: a new sync call of it is refused, not queued."""
+        return self._held.get(plugin, 0) >= self.cap
+
+    def enter(self, plugin: str) -> Callable[[], None]:
+        """Count one thread for ``plugin``; the returned function gives it back (once)."""
+        self._held[plugin] = self._held.get(plugin, 0) + 1
+
+        def leave() -> None:
+            left = self._held[plugin] - 1
+            if left:
+                self._held[plugin] = left
+            else:
+                del self._held[plugin]
+
+        return leave
+
+
 def _thread_future(
-    loop: asyncio.AbstractEventLoop, guard: Guard, inner: concurrent.futures.Future[Any]
+    loop: asyncio.AbstractEventLoop,
+    guard: Guard,
+    inner: concurrent.futures.Future[Any],
+    release: Callable[[], None] | None = None,
 ) -> asyncio.Future[Any]:
     """The loop's future of a worker thread's call, which holds a bulkhead place until the thread ends.
 
@@ -652,7 +701,7 @@ def _thread_future(
 
     def finished(_: concurrent.futures.Future[Any]) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to free or tell
-            loop.call_soon_threadsafe(_hand_over, future, inner, guard)
+            loop.call_soon_threadsafe(_hand_over, future, inner, guard, release)
 
     def given_up(done: asyncio.Future[Any]) -> None:
         if done.cancelled():
@@ -663,9 +712,17 @@ def _thread_future(
     return future
 
 
-def _hand_over(future: asyncio.Future[Any], inner: concurrent.futures.Future[Any], guard: Guard) -> None:
-    """On the loop: free the place, and give the thread's outcome to ``future`` unless it was given up."""
+def _hand_over(
+    future: asyncio.Future[Any],
+    inner: concurrent.futures.Future[Any],
+    guard: Guard,
+    release: Callable[[], None] | None = None,
+) -> None:
+    """On the loop: free the place (and the plugin's thread), and give the thread's outcome to
+    ``future`` unless it was given up."""
     guard.bulkhead.leave()
+    if release is not None:
+        release()
     if future.done():
         return
     if inner.cancelled():
