@@ -15,7 +15,15 @@ from fulcrum_core.plugins import LoadedPlugin, get_plugin_manager
 from fulcrum_core.settings import Deadlines, Settings
 from fulcrum_sdk.errors import TransactionRefused
 from fulcrum_sdk.hookspecs import nonblocking
-from fulcrum_sdk.models import LocalizedText, SearchHit, TransactionResult
+from fulcrum_sdk.models import (
+    MAX_TARGET_BRANCHES,
+    MAX_TARGET_LOCALES,
+    MAX_TARGET_SEGMENTS,
+    LocalizedText,
+    SearchHit,
+    Targeting,
+    TransactionResult,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -449,3 +457,41 @@ async def test_a_stopping_signal_raised_by_a_plugin_is_raised_on_and_frees_its_p
         bulkhead = dispatcher.resilience.get("stopper", "home_slot_offers").bulkhead
         assert bulkhead.available == bulkhead.max_concurrent
     dispatcher.close()
+
+
+@pytest.mark.parametrize(
+    ("field", "size"),
+    [("segments", MAX_TARGET_SEGMENTS + 1), ("branches", MAX_TARGET_BRANCHES + 1), ("locales", 1_000_000)],
+)
+async def test_oversized_targeting_sets_are_invalid(
+    field: str, size: int, fast: Settings, dispatcher: Any, kit: Any
+) -> None:
+    """An offer targeting more segments, branches or locales than a bank has is refused as invalid
+    (its validation and memo entry would otherwise grow with whatever the plugin returns); a set at
+    the bound is still accepted."""
+    at_bound = {
+        "segments": MAX_TARGET_SEGMENTS,
+        "branches": MAX_TARGET_BRANCHES,
+        "locales": MAX_TARGET_LOCALES,
+    }
+    over = kit.offer("home.banner", "over", targeting=Targeting(**{field: frozenset(map(str, range(size)))}))
+    fits = kit.offer(
+        "home.banner", "fits", targeting=Targeting(**{field: frozenset(map(str, range(at_bound[field])))})
+    )
+    plugins = _loaded(
+        fast,
+        kit.plugin("sprawling", home_slot_offers=lambda ctx: [over]),
+        kit.plugin("bounded", home_slot_offers=lambda ctx: [fits]),
+    )
+    gathered = await _run(dispatcher, kit, "home_slot_offers", plugins)
+    assert [(d.plugin, d.reason) for d in gathered.degraded] == [("sprawling", "invalid")]
+    assert f"targeting.{field}" in gathered.degraded[0].detail
+    assert list(gathered.results) == ["bounded"]
+
+
+async def test_overlong_targeting_names_are_invalid(fast: Settings, dispatcher: Any, kit: Any) -> None:
+    """A segment name far longer than any real one is refused as invalid too."""
+    offer = kit.offer("home.banner", "long", targeting=Targeting(segments=frozenset({"s" * 10_000})))
+    plugins = _loaded(fast, kit.plugin("wordy", home_slot_offers=lambda ctx: [offer]))
+    gathered = await _run(dispatcher, kit, "home_slot_offers", plugins)
+    assert [(d.plugin, d.reason) for d in gathered.degraded] == [("wordy", "invalid")]

@@ -79,12 +79,22 @@ class Action(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     uri: _Uri
 
 
+MAX_TARGET_SEGMENTS = 32
+"""Segments one item may name: a bank's customer segments are a handful (mass, affluent, private, ...)."""
+MAX_TARGET_BRANCHES = 64
+"""Branches one item may name: a national bank has about 40 first-tier branches (0755, 021, 028, ...)."""
+MAX_TARGET_LOCALES = 8
+"""Locales one item may name: the app speaks zh-CN and en."""
+_Tag = Annotated[str, msgspec.Meta(max_length=64)]
+"""One segment, branch code or locale named in a targeting set."""
+
+
 class Targeting(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Who an item is for; an empty or missing set means "everyone". The host applies it."""
 
-    segments: frozenset[str] = frozenset()
-    branches: frozenset[str] = frozenset()
-    locales: frozenset[str] = frozenset()
+    segments: Annotated[frozenset[_Tag], msgspec.Meta(max_length=MAX_TARGET_SEGMENTS)] = frozenset()
+    branches: Annotated[frozenset[_Tag], msgspec.Meta(max_length=MAX_TARGET_BRANCHES)] = frozenset()
+    locales: Annotated[frozenset[_Tag], msgspec.Meta(max_length=MAX_TARGET_LOCALES)] = frozenset()
 
     def matches(self, *, segment: str, branch: str, locale: str) -> bool:
         """True when every non-empty criterion admits the customer."""
