@@ -449,3 +449,39 @@ def test_review_warns_when_the_publisher_is_suspended(
     run(config, "suspend-publisher", "test-bank", "--as", "ops", "--reason", "incident")
     review = run(config, "review", "1").output
     assert "publisher test-bank is SUSPENDED: an approval is refused until it is reinstated" in review
+
+
+def test_reject_prints_the_reasons_it_recorded(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """``reject`` printed only the release heading; the reviewer now sees the reasons as recorded."""
+    manifest = kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+    run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
+    rejected = run(config, "reject", "1", "--as", "bob", "--reason", "texts mislead", "--reason", "no owner")
+    assert rejected.exit_code == 0, rejected.output
+    lines = rejected.output.splitlines()
+    assert "[rejected]" in lines[0]
+    assert lines[1:] == ["rejected by bob:", "  - texts mislead", "  - no owner"]
+
+
+def test_the_audit_listing_stays_aligned_with_a_long_actor(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """An actor longer than 16 characters pushed its row's action and subject columns to the right."""
+    manifest = kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+    run(
+        config,
+        "submit",
+        str(wheel_for(manifest)),
+        "--publisher",
+        "test-bank",
+        "--as",
+        "a-very-long-reviewer@bank.example",
+    )
+    run(config, "suspend-publisher", "test-bank", "--as", "ops", "--reason", "drill")
+    lines = run(config, "audit").output.splitlines()
+    assert len(lines) >= 3
+    columns = {
+        line.index(action) for line in lines for action in ("publisher.", "release.") if action in line
+    }
+    assert len(columns) == 1, lines

@@ -39,3 +39,29 @@ def test_the_demo_plugins_are_approved_through_review_once(tmp_path: Path) -> No
         assert service.verify_audit_chain() is None
     finally:
         db.dispose()
+
+
+def test_the_report_says_when_a_demo_publisher_is_suspended(tmp_path: Path) -> None:
+    """A plugin whose publisher is suspended does not run: the report said "release N approved"."""
+    settings = Settings(state_dir=str(tmp_path / "state"), database_url=f"sqlite:///{tmp_path / 'demo.db'}")
+    prepare_demo(settings)
+    db = Database(settings.resolved_database_url())
+    try:
+        open_registry(settings, db).suspend_publisher("citylife", actor="ops", reason="incident")
+    finally:
+        db.dispose()
+    line = next(
+        x for x in prepare_demo(settings).splitlines()[-1].split("; ") if x.startswith("merchant-promo")
+    )
+    assert "approved, but publisher citylife is suspended, so it does not run" in line
+    assert "reinstate-publisher citylife" in line
+
+
+def test_demo_help_names_the_database_it_uses() -> None:
+    """``fulcrum demo`` migrates FULCRUM_DATABASE_URL, which its help called "a local SQLite demo"."""
+    from click.testing import CliRunner
+    from fulcrum_core.cli import main
+
+    shown = CliRunner().invoke(main, ["demo", "--help"]).output
+    assert "FULCRUM_DATABASE_URL" in shown
+    assert "local SQLite demo" not in shown

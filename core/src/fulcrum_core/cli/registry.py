@@ -14,7 +14,7 @@ Output is for people by default; ``--json`` prints the service's structs as JSON
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -423,7 +423,16 @@ def reject(ctx: click.Context, release_id: int, actor: str, reasons: tuple[str, 
     """Reject a release in review, with reasons the publisher can act on."""
     with _service(ctx) as service:
         release = service.reject(release_id, reviewer=actor, reasons=reasons)
-    _emit(release, as_json, lambda: _release_text(release))
+    _emit(release, as_json, lambda: _rejection_text(release, actor))
+
+
+def _rejection_text(release: ReleaseRead, actor: str) -> str:
+    """The heading and the reasons just recorded: what the publisher will read, for the reviewer to check."""
+    recorded = next(
+        (r for r in reversed(release.reviews) if r.decision == "reject" and r.reviewer == actor), None
+    )
+    reasons = recorded.reasons if recorded is not None else ()
+    return "\n".join([_release_text(release), f"rejected by {actor}:", *(f"  - {r}" for r in reasons)])
 
 
 def _transition(name: str, doc: str) -> click.Command:
@@ -459,16 +468,19 @@ def audit(ctx: click.Context, after: int, limit: int, subject: str | None, as_js
         return
     with _service(ctx) as service:
         events = service.audit_events(after=after, limit=limit, subject=subject)
-    _emit(
-        events,
-        as_json,
-        lambda: (
-            "\n".join(
-                f"{e.seq:>6} {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<16} {e.action:<20} {e.subject}{_why(e)}"
-                for e in events
-            )
-            or "no events"
-        ),
+    _emit(events, as_json, lambda: _audit_text(events))
+
+
+def _audit_text(events: Sequence[AuditEntry]) -> str:
+    """One aligned line per event: the actor and action columns are as wide as their longest value
+    (at least 16 and 20), so a long actor never pushes its row's columns out of line."""
+    if not events:
+        return "no events"
+    who_w = max(16, *(len(e.actor) for e in events))
+    what_w = max(20, *(len(e.action) for e in events))
+    return "\n".join(
+        f"{e.seq:>6} {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<{who_w}} {e.action:<{what_w}} {e.subject}{_why(e)}"
+        for e in events
     )
 
 

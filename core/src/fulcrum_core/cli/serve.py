@@ -1,4 +1,4 @@
-"""``fulcrum serve`` and ``fulcrum demo``: run the host, or migrate + seed + run it on SQLite."""
+"""``fulcrum serve`` and ``fulcrum demo``: run the host, or migrate + seed + run it (SQLite by default)."""
 
 from __future__ import annotations
 
@@ -195,7 +195,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int, 
 @click.option("--no-serve", is_flag=True, help="Migrate and seed, then exit.")
 @click.pass_context
 def demo(ctx: click.Context, host: str | None, port: int | None, no_serve: bool) -> None:
-    """Migrate and seed a local SQLite demo, then serve it with the three plugins on."""
+    """Migrate and seed a demo database, then serve it with the three plugins on.
+
+    The database is FULCRUM_DATABASE_URL (or database_url in --config); unset, a SQLite file under
+    FULCRUM_STATE_DIR (default .fulcrum/).
+    """
     if ctx.invoked_subcommand is not None:
         refuse_own_options(ctx)
         return

@@ -85,8 +85,20 @@ def _publish(service: RegistryService, distribution: str, cache_dir: Path) -> st
     except (importlib.metadata.PackageNotFoundError, ManifestError) as exc:
         return f"{distribution}: not installed or no manifest ({exc})"
     version = dist.version
+    try:
+        suspended = service.get_publisher(manifest.publisher).suspended
+    except NotFound:
+        suspended = False  # submit names the missing publisher
     history = service.list_releases({"plugin": manifest.id, "limit": 100}).items
     release = next((r for r in history if r.version == version and r.state != "checks_failed"), None)
+    if suspended:
+        # Suspended publishers can neither submit nor have releases approved, and none of their
+        # plugins runs: say so rather than report an approved release that is not served.
+        found = f"release {release.id} {release.state}" if release is not None else "not submitted"
+        return (
+            f"{manifest.id} {version}: {found}, but publisher {manifest.publisher} is suspended, so it "
+            f"does not run (`fulcrum registry reinstate-publisher {manifest.publisher}`)"
+        )
     if release is None:
         project = source_tree(distribution)
         if project is None:
