@@ -21,6 +21,7 @@ _COMMANDS = {
     "plugin": "fulcrum_core.cli.plugin:plugin",
     "registry": "fulcrum_core.cli.registry:registry",
     "serve": "fulcrum_core.cli.serve:serve",
+    "support": "fulcrum_core.cli.support:support",
     "token": "fulcrum_core.cli.token:token",
 }
 """Command name → ``module:attribute`` of its click command (click's lazy-loading group recipe)."""

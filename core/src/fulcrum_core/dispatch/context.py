@@ -41,7 +41,14 @@ from fulcrum_core.observability.throttle import ThrottledWarning
 from fulcrum_core.plugins import LoadedPlugin, PluginSet
 from fulcrum_core.settings import Settings
 
-__all__ = ["PAIRWISE_KEY_FILE", "ContextFactory", "RequestContexts", "data_deadline"]
+__all__ = [
+    "PAIRWISE_KEY_FILE",
+    "ContextFactory",
+    "RequestContexts",
+    "data_deadline",
+    "existing_pairwise_secret",
+    "partner_request_id",
+]
 
 log = logging.getLogger("fulcrum.dispatch")
 
@@ -73,6 +80,25 @@ def _load_or_create_secret(state_dir: Path) -> bytes:
     if not secret:
         raise RuntimeError(f"{path} is empty; delete it so a new secret is generated")
     return secret.encode()
+
+
+def partner_request_id(secret: bytes, plugin_id: str, request_id: str) -> str:
+    """The id partner ``plugin_id`` sees for the host's ``request_id`` under the pairwise ``secret``
+    (see :meth:`ContextFactory.partner_request_id`); support tools compute it the same way."""
+    # The NUL byte keeps these messages apart from the pairwise ids' "{plugin_id}:{customer_ref}".
+    message = f"\0request\0{plugin_id}\0{request_id}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
+
+
+def existing_pairwise_secret(settings: Settings) -> bytes | None:
+    """The pairwise secret the hosts of ``settings`` use, or ``None`` when none was made yet (never
+    creates one: a new secret would give ids no partner ever saw)."""
+    if settings.pairwise_secret:
+        return settings.pairwise_secret.encode()
+    path = Path(settings.state_dir) / PAIRWISE_KEY_FILE
+    if not path.exists():
+        return None
+    return path.read_text(encoding="ascii").strip().encode() or None
 
 
 def data_deadline(settings: Settings, by: float | None = None) -> float:
@@ -161,11 +187,7 @@ class ContextFactory:
         the pairwise secret. Every partner called in one request sees a different id, so the id they
         share cannot link their pairwise customer ids; the host (who holds the secret) can still
         compute it from its own logs' id to follow a partner's report. Empty stays empty."""
-        if not request_id:
-            return ""
-        # The NUL byte keeps these messages apart from the pairwise ids' "{plugin_id}:{customer_ref}".
-        message = f"\0request\0{plugin_id}\0{request_id}".encode()
-        return hmac.new(self._pairwise_secret(), message, hashlib.sha256).hexdigest()[:32]
+        return partner_request_id(self._pairwise_secret(), plugin_id, request_id) if request_id else ""
 
     def storage(self, plugin_id: str, *, fresh: bool = False) -> PluginStorage:
         """The plugin's private storage (one per plugin, reused across requests, with one read cache).

@@ -58,7 +58,15 @@ from fulcrum_core.dispatch.stats import CallStats
 from fulcrum_core.plugins import HookCall, LoadedPlugin
 from fulcrum_core.settings import Settings
 
-__all__ = ["CallGuard", "CallObserver", "Degraded", "Dispatcher", "Gathered", "PluginCallError"]
+__all__ = [
+    "CallGuard",
+    "CallObserver",
+    "Degraded",
+    "Dispatcher",
+    "Gathered",
+    "PluginCallError",
+    "partner_request_id_of",
+]
 
 log = logging.getLogger("fulcrum.dispatch")
 
@@ -69,6 +77,14 @@ _CHECKED = "with checking its result took"
 _LATE_LOOP = 0.25
 """A wait that ends this share of its deadline late means the event loop was held, not free for calls."""
 _T = TypeVar("_T")
+_Source = tuple[LoadedPlugin, PluginContext | None] | None
+"""The plugin a failure is about and the context it was given (``None``: not known here)."""
+
+
+def partner_request_id_of(plugin: LoadedPlugin, ctx: PluginContext | None) -> str:
+    """The request id partner ``plugin`` was given in ``ctx`` (its own HMAC of the host's id, so the
+    platform team can match a partner's report to the host's logs); empty for any other plugin."""
+    return ctx.request_id if ctx is not None and plugin.kind == "partner" else ""
 
 
 class CallGuard(Protocol):
@@ -96,12 +112,18 @@ class CallObserver(Protocol):
 class _Call:
     """One plugin call that suspended: its future, its guard, and when it started and ended."""
 
-    __slots__ = ("began", "ended", "future", "guard", "plugin", "started")
+    __slots__ = ("began", "ctx", "ended", "future", "guard", "plugin", "started")
 
     def __init__(
-        self, plugin: LoadedPlugin, guard: Guard, future: asyncio.Future[Any], started: float
+        self,
+        plugin: LoadedPlugin,
+        guard: Guard,
+        future: asyncio.Future[Any],
+        started: float,
+        ctx: PluginContext | None = None,
     ) -> None:
         self.plugin = plugin
+        self.ctx = ctx  # what the plugin was given: its failure is logged with a partner's request id
         self.guard = guard
         self.future = future
         self.started = started
@@ -274,7 +296,9 @@ class Dispatcher:
                     else:
                         # free() said there is room, and only the plugin's own first step ran since.
                         held = guard.bulkhead.try_enter()
-                        suspended.append(self._suspend(plugin, guard, eager.take(coro, first), t0, held=held))
+                        suspended.append(
+                            self._suspend(plugin, guard, eager.take(coro, first), t0, ctx, held=held)
+                        )
                         continue
                 else:
                     try:
@@ -300,7 +324,7 @@ class Dispatcher:
                     blame = False  # it held the loop past the deadline (see below)
                     detail = _overran(elapsed, hook_s, _CHECKED)
                     try:
-                        self._fail(pid, hook, guard, "timeout", elapsed, detail)
+                        self._fail(pid, hook, guard, "timeout", elapsed, detail, source=(plugin, ctx))
                     except PluginCallError as err:
                         degraded.append(Degraded(plugin=pid, hook=hook, reason=err.kind, detail=err.detail))
                     continue
@@ -308,7 +332,9 @@ class Dispatcher:
                 # It held the event loop past its deadline: the calls waiting meanwhile never had theirs.
                 blame = False
             try:
-                results[pid] = self._conclude(pid, hook, guard, value, exc, elapsed, hook_s)
+                results[pid] = self._conclude(
+                    pid, hook, guard, value, exc, elapsed, hook_s, source=(plugin, ctx)
+                )
             except PluginCallError as err:
                 degraded.append(Degraded(plugin=err.plugin, hook=hook, reason=err.kind, detail=err.detail))
         if fine:
@@ -370,7 +396,8 @@ class Dispatcher:
             return self._settle(call, hook, limit_s, asks_consent=asks_consent)
         value, exc, t0 = call
         return self._conclude(
-            plugin.id, hook, guard, value, exc, loop.time() - t0, limit_s, asks_consent=asks_consent
+            plugin.id, hook, guard, value, exc, loop.time() - t0, limit_s, asks_consent=asks_consent,
+            source=(plugin, ctx),
         )
 
     async def in_plugin_thread(
@@ -480,7 +507,7 @@ class Dispatcher:
                 guard.bulkhead.leave()
                 guard.breaker.release()
                 raise
-            return self._suspend(plugin, guard, eager.take(coro, first), started)
+            return self._suspend(plugin, guard, eager.take(coro, first), started, ctx)
         if impl.inline:
             try:
                 value = function(*args)
@@ -500,19 +527,25 @@ class Dispatcher:
             guard.bulkhead.leave()
             return None, exc, started
         held = self._threads.enter(plugin.id)
-        call = _Call(plugin, guard, _thread_future(loop, guard, inner, held), started)
+        call = _Call(plugin, guard, _thread_future(loop, guard, inner, held), started, ctx)
         call.began = began
         return call
 
     @staticmethod
     def _suspend(
-        plugin: LoadedPlugin, guard: Guard, task: asyncio.Task[Any], started: float, *, held: bool = True
+        plugin: LoadedPlugin,
+        guard: Guard,
+        task: asyncio.Task[Any],
+        started: float,
+        ctx: PluginContext,
+        *,
+        held: bool = True,
     ) -> _Call:
         """A coroutine that suspended: the rest of it runs in ``task``, which frees its bulkhead place
         (``held``: the call holds one)."""
         if held:
             task.add_done_callback(lambda _: guard.bulkhead.leave())
-        return _Call(plugin, guard, task, started)
+        return _Call(plugin, guard, task, started, ctx)
 
     def _conclude(
         self,
@@ -525,8 +558,10 @@ class Dispatcher:
         limit_s: float,
         *,
         asks_consent: frozenset[str] = frozenset(),
+        source: _Source = None,
     ) -> Any:
-        """The validated result of a call that finished (inline or not); records the outcome."""
+        """The validated result of a call that finished (inline or not); records the outcome.
+        ``source``: the plugin and the context it was given, named in the log line of a failure."""
         if isinstance(exc, TransactionRefused) and hook == "execute_transaction":
             self._record(pid, hook, guard, "ok", elapsed)
             raise exc
@@ -541,24 +576,29 @@ class Dispatcher:
             raise exc
         if isinstance(exc, DataUnavailable):
             # The bank's systems were late, not the plugin: left out, its breaker not charged.
-            self._fail(pid, hook, guard, "error", elapsed, _text(exc), blame=False, data_unavailable=True)
+            self._fail(
+                pid, hook, guard, "error", elapsed, _text(exc), blame=False, data_unavailable=True,
+                source=source,
+            )
         if exc is not None:
             if not isinstance(exc, Exception | asyncio.CancelledError):
                 raise exc  # KeyboardInterrupt, SystemExit: not the plugin's to swallow
-            self._fail(pid, hook, guard, "error", elapsed, _describe(exc))
+            self._fail(pid, hook, guard, "error", elapsed, _describe(exc), source=source)
         if elapsed > limit_s:
             # Only an inline call can finish late: it ran to the end because nothing can stop it.
-            self._fail(pid, hook, guard, "timeout", elapsed, _overran(elapsed, limit_s))
+            self._fail(pid, hook, guard, "timeout", elapsed, _overran(elapsed, limit_s), source=source)
         checking = time.monotonic()  # the loop's clock: checking the result is part of the call
         try:
             result = _validate(hook, value)
         except ResultError as err:
-            self._fail(pid, hook, guard, "invalid", elapsed, str(err)[:_DETAIL_MAX])
+            self._fail(pid, hook, guard, "invalid", elapsed, str(err)[:_DETAIL_MAX], source=source)
         except Exception as err:  # garbage that even breaks the check: still only this plugin's loss
-            self._fail(pid, hook, guard, "invalid", elapsed, _describe(err))
+            self._fail(pid, hook, guard, "invalid", elapsed, _describe(err), source=source)
         elapsed += time.monotonic() - checking
         if elapsed > limit_s:
-            self._fail(pid, hook, guard, "timeout", elapsed, _overran(elapsed, limit_s, _CHECKED))
+            self._fail(
+                pid, hook, guard, "timeout", elapsed, _overran(elapsed, limit_s, _CHECKED), source=source
+            )
         self._record(pid, hook, guard, "ok", elapsed)
         return result
 
@@ -569,6 +609,7 @@ class Dispatcher:
         """The validated result of a call that suspended, or :class:`PluginCallError`."""
         future, pid, guard = call.future, call.plugin.id, call.guard
         began = call.began
+        source = (call.plugin, call.ctx)
         if not future.done():
             future.cancel()  # a task gets CancelledError; a thread is abandoned, its result ignored
             future.add_done_callback(_consume)
@@ -576,20 +617,22 @@ class Dispatcher:
                 # Still queued for a worker thread: the host is congested, the plugin never ran.
                 # The page still leaves it out, but its breaker is not charged for our queue.
                 self._fail(pid, hook, guard, "timeout", limit_s, "not started within the deadline "
-                           f"({limit_s * 1000:.0f} ms): every worker thread was busy", blame=False)
+                           f"({limit_s * 1000:.0f} ms): every worker thread was busy", blame=False,
+                           source=source)
             self._fail(
-                pid, hook, guard, "timeout", limit_s, f"no answer within {limit_s * 1000:.0f} ms", blame=blame
+                pid, hook, guard, "timeout", limit_s, f"no answer within {limit_s * 1000:.0f} ms",
+                blame=blame, source=source,
             )
         # A thread call's own duration starts when a worker thread picked it up, not at submission. A call
         # that ended in the loop pass that ended the wait has not been stamped yet: it ended just now.
         ended = call.ended or future.get_loop().time()
         elapsed = max(0.0, ended - (began[0] if began is not None and began[0] else call.started))
         if future.cancelled():
-            self._fail(pid, hook, guard, "error", elapsed, "the call was cancelled")
+            self._fail(pid, hook, guard, "error", elapsed, "the call was cancelled", source=source)
         exc = future.exception()
         return self._conclude(
             pid, hook, guard, None if exc else future.result(), exc, elapsed, float("inf"),
-            asks_consent=asks_consent,
+            asks_consent=asks_consent, source=source,
         )
 
     def _record_fine(self, hook: str, calls: list[tuple[str, float]]) -> None:
@@ -616,9 +659,21 @@ class Dispatcher:
         *,
         blame: bool = True,
         data_unavailable: bool = False,
+        source: _Source = None,
     ) -> NoReturn:
         self._record(plugin, hook, guard, kind, seconds, detail, blame=blame)
-        log.warning("plugin %r left out of %s (%s): %s", plugin, hook, kind, detail)
+        partner = partner_request_id_of(*source) if source is not None else ""
+        if partner:
+            log.warning(
+                "plugin %r left out of %s (%s): %s [partner request id %s]",
+                plugin, hook, kind, detail, partner,
+                extra={"plugin": plugin, "hook": hook, "partner_request_id": partner},
+            )
+        else:
+            log.warning(
+                "plugin %r left out of %s (%s): %s", plugin, hook, kind, detail,
+                extra={"plugin": plugin, "hook": hook},
+            )
         raise PluginCallError(plugin, hook, kind, detail, data_unavailable=data_unavailable)
 
     def _record(

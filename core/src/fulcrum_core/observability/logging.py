@@ -27,6 +27,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "REQUEST_ID",
+    "STRUCTURED_FIELDS",
     "JsonFormatter",
     "RequestIdFilter",
     "RequestIdMiddleware",
@@ -37,6 +38,10 @@ __all__ = [
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("fulcrum_request_id", default=None)
 """The id of the request being served in this context, or None outside a request."""
+
+STRUCTURED_FIELDS = ("plugin", "hook", "transaction_id", "partner_request_id")
+"""``extra=`` keys a JSON line carries as fields of its own when a record has them (a plugin's failure:
+which plugin, which hook, and the request id a partner was given, to find the line from its report)."""
 
 _WELL_FORMED = re.compile(r"[A-Za-z0-9._-]{1,64}")  # whole value only (fullmatch: no trailing newline)
 _HANDLER_NAME = "fulcrum-json"
@@ -100,6 +105,10 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None) or REQUEST_ID.get(),
         }
+        for field in STRUCTURED_FIELDS:
+            value = getattr(record, field, None)
+            if value is not None:
+                line[field] = value
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return _encoder.encode(line).decode()

@@ -67,6 +67,7 @@ from fulcrum_core.data.db import Database
 from fulcrum_core.data.errors import DatabaseUnavailable
 from fulcrum_core.data.models.transaction import TransactionRow
 from fulcrum_core.data.types import utcnow
+from fulcrum_core.dispatch.dispatcher import partner_request_id_of
 from fulcrum_core.dispatch.results import PluginCallError
 from fulcrum_core.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
 from fulcrum_core.parameter_problems import echoed
@@ -161,6 +162,22 @@ class _Plan:
     # Ends ``ctx``'s request (``RequestContexts.close``): once the plugin has answered, a context it
     # kept reads no customer data.
     close: Callable[[], None]
+
+
+def _fields(plan: _Plan) -> dict[str, str]:
+    """The structured fields of a log line about ``plan``'s plugin failing: with a partner's own
+    request id, so its report can be matched to this line."""
+    fields = {"plugin": plan.plugin.id, "hook": "execute_transaction", "transaction_id": plan.tx_id}
+    partner = partner_request_id_of(plan.plugin, plan.ctx)
+    if partner:
+        fields["partner_request_id"] = partner
+    return fields
+
+
+def _note(plan: _Plan) -> str:
+    """The partner's request id in a text log line (empty for any other plugin)."""
+    partner = partner_request_id_of(plan.plugin, plan.ctx)
+    return f" [partner request id {partner}]" if partner else ""
 
 
 class TransactionService:
@@ -503,7 +520,8 @@ class TransactionService:
                 problem = (422, result.code or "transaction.failed", message.zh_CN, message, None)
         except OutcomeUnknown as exc:  # the plugin may have acted: reconciliation settles it
             log.warning(
-                "transaction %s: plugin %r cannot confirm its outcome: %s", plan.tx_id, plan.plugin.id, exc
+                "transaction %s: plugin %r cannot confirm its outcome: %s%s", plan.tx_id, plan.plugin.id, exc,
+                _note(plan), extra=_fields(plan),
             )
         except TransactionRefused as exc:
             try:  # the refusal is journaled and answered like a failed result: it must be a valid one
@@ -512,7 +530,8 @@ class TransactionService:
                 )
             except ResultError as err:
                 log.warning(
-                    "transaction %s: plugin %r refused invalidly: %s", plan.tx_id, plan.plugin.id, err
+                    "transaction %s: plugin %r refused invalidly: %s%s", plan.tx_id, plan.plugin.id, err,
+                    _note(plan), extra=_fields(plan),
                 )
             else:
                 code = result.code or "transaction.failed"
@@ -522,7 +541,7 @@ class TransactionService:
                 field = f"params.{exc.field}" if exc.field else None
                 problem = (422, code, exc.message.zh_CN, exc.message, field)
         except PluginCallError as exc:
-            log.warning("transaction %s: %s", plan.tx_id, exc)
+            log.warning("transaction %s: %s%s", plan.tx_id, exc, _note(plan), extra=_fields(plan))
             if settling:
                 return TransactionOutcome(202, view_of(row))  # no answer: the first attempt is still unknown
             if exc.kind == "error":
@@ -546,7 +565,8 @@ class TransactionService:
                 )
         except ResultError as exc:
             log.warning(
-                "transaction %s: plugin %r returned an invalid result: %s", plan.tx_id, plan.plugin.id, exc
+                "transaction %s: plugin %r returned an invalid result: %s%s", plan.tx_id, plan.plugin.id, exc,
+                _note(plan), extra=_fields(plan),
             )
         except Exception:
             log.exception("transaction %s: unexpected error while executing; recorded as unknown", plan.tx_id)

@@ -1,0 +1,100 @@
+"""``fulcrum support``: follow a partner's report (it quotes its own ``ctx.request_id``) to the host's logs.
+
+A partner sees an HMAC of its plugin id and the host's request id (a transaction's id on the
+transaction path), never the host's id itself. These commands redo that HMAC with the hosts' pairwise
+secret: forwards from a host id, or backwards by trying every id in the host's JSON log lines.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from typing import IO
+
+import click
+import msgspec
+
+from fulcrum_core.cli._settings import settings_for
+
+__all__ = ["support"]
+
+_ID_FIELDS = ("request_id", "transaction_id")
+"""The fields of a JSON log line naming a host id a partner's id may derive from."""
+
+
+@click.group()
+def support() -> None:
+    """Tools for the platform team's support engineers."""
+
+
+def _secret(ctx: click.Context) -> bytes:
+    from fulcrum_core.dispatch.context import PAIRWISE_KEY_FILE, existing_pairwise_secret
+
+    settings = settings_for(ctx)
+    secret = existing_pairwise_secret(settings)
+    if secret is None:
+        raise click.ClickException(
+            f"no pairwise secret: set FULCRUM_PAIRWISE_SECRET or FULCRUM_STATE_DIR as the hosts have it "
+            f"(they keep it in {settings.state_dir}/{PAIRWISE_KEY_FILE})"
+        )
+    return secret
+
+
+@support.command("partner-request-id")
+@click.argument("plugin")
+@click.argument("host_request_id")
+@click.pass_context
+def partner_request_id_command(ctx: click.Context, plugin: str, host_request_id: str) -> None:
+    """Print the request id partner PLUGIN saw for HOST_REQUEST_ID (a transaction id for a transaction)."""
+    from fulcrum_core.dispatch.context import partner_request_id
+
+    click.echo(partner_request_id(_secret(ctx), plugin, host_request_id))
+
+
+@support.command("find-request")
+@click.argument("plugin")
+@click.argument("partner_request_id")
+@click.argument("logs", nargs=-1, type=click.File("r", encoding="utf-8"))
+@click.pass_context
+def find_request(ctx: click.Context, plugin: str, partner_request_id: str, logs: tuple[IO[str], ...]) -> None:
+    """Print the host id behind PARTNER_REQUEST_ID, which PLUGIN quoted, and the matching log lines.
+
+    LOGS are the hosts' JSON log files (FULCRUM_LOG_JSON=1; default: standard input). Exits 1 when no
+    line's request or transaction id gives that partner id.
+    """
+    from fulcrum_core.dispatch.context import partner_request_id as derive
+
+    secret = _secret(ctx)
+    wanted = partner_request_id.strip().lower()
+    tried: dict[str, bool] = {}
+    found: set[str] = set()
+    sources: tuple[IO[str], ...] = logs or (sys.stdin,)
+    for raw, line in _json_lines(sources):
+        hits = []
+        for key in _ID_FIELDS:
+            value = line.get(key)
+            if not isinstance(value, str) or not value:
+                continue
+            if value not in tried:
+                tried[value] = derive(secret, plugin, value) == wanted
+            if tried[value]:
+                hits.append(value)
+        if hits or line.get("partner_request_id") == wanted:
+            found.update(hits)
+            click.echo(raw)
+    if not found:
+        raise click.ClickException(f"no request in these logs gives {plugin!r} the request id {wanted}")
+    click.echo(f"host request: {', '.join(sorted(found))}", err=True)
+
+
+def _json_lines(files: Iterable[IO[str]]) -> Iterator[tuple[str, dict[str, object]]]:
+    """Each JSON object line of ``files`` (text and broken lines are skipped), as read and decoded."""
+    decode = msgspec.json.Decoder(dict[str, object]).decode
+    for fh in files:
+        for raw in fh:
+            raw = raw.rstrip("\n")
+            if raw.startswith("{"):
+                try:
+                    yield raw, decode(raw)
+                except msgspec.DecodeError:  # a validation error is one too
+                    continue

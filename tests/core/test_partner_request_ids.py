@@ -1,0 +1,124 @@
+"""A partner's own request id in the host's failure logs, and ``fulcrum support`` to follow its report."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from click.testing import CliRunner
+from fulcrum_core.cli import main
+from fulcrum_core.dispatch.context import partner_request_id
+from fulcrum_core.dispatch.dispatcher import Dispatcher
+from fulcrum_core.observability.logging import JsonFormatter
+from fulcrum_core.plugins import get_plugin_manager
+from fulcrum_core.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "s3cret-for-tests"
+
+
+def _boom(ctx: Any) -> Any:
+    raise RuntimeError("partner bug")
+
+
+async def test_a_partners_failure_is_logged_with_the_request_id_it_was_given(
+    settings: Settings, kit: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The "left out" warning names the id the partner saw (text and a JSON field); an internal
+    plugin's names none (its ctx.request_id is the host's own)."""
+    loaded = get_plugin_manager(
+        settings,
+        extra_plugins=(
+            kit.plugin("partner-x", kind="partner", home_slot_offers=_boom),
+            kit.plugin("dept-y", home_slot_offers=_boom),
+        ),
+        load_entry_points=False,
+    )
+    plugins = list(loaded.loaded.values())
+    calls = [(p, msgspec.structs.replace(kit.context(p), request_id=f"rid-of-{p.id}")) for p in plugins]
+    dispatcher = Dispatcher(settings)
+    try:
+        with caplog.at_level(logging.WARNING, logger="fulcrum.dispatch"):
+            gathered = await dispatcher.call_many("home_slot_offers", calls)
+    finally:
+        dispatcher.close()
+    assert {d.plugin for d in gathered.degraded} == {"partner-x", "dept-y"}
+    records = {r.plugin: r for r in caplog.records if getattr(r, "plugin", None)}  # type: ignore[attr-defined]
+    partner = records["partner-x"]
+    assert partner.partner_request_id == "rid-of-partner-x"  # type: ignore[attr-defined]
+    assert "[partner request id rid-of-partner-x]" in partner.getMessage()
+    line = json.loads(JsonFormatter().format(partner))
+    assert line["partner_request_id"] == "rid-of-partner-x"
+    assert (line["plugin"], line["hook"]) == ("partner-x", "home_slot_offers")
+    internal = records["dept-y"]
+    assert not hasattr(internal, "partner_request_id")
+    assert "partner_request_id" not in json.loads(JsonFormatter().format(internal))
+
+
+def _cli(tmp_path: Path, *args: str, input: str | None = None) -> Any:
+    env = {"FULCRUM_PAIRWISE_SECRET": SECRET, "FULCRUM_STATE_DIR": str(tmp_path), "FULCRUM_CONFIG": None}
+    return CliRunner().invoke(main, ["support", *args], env=env, input=input)
+
+
+def test_partner_request_id_prints_what_the_partner_saw(tmp_path: Path) -> None:
+    """The command computes exactly the host's HMAC for that plugin and request."""
+    result = _cli(tmp_path, "partner-request-id", "merchant-promo", "abc123")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == partner_request_id(SECRET.encode(), "merchant-promo", "abc123")
+
+
+def test_find_request_maps_a_partners_id_back_to_the_host_request(tmp_path: Path) -> None:
+    """Given the hosts' JSON log, a partner's id leads to the host request id and its lines."""
+    theirs = partner_request_id(SECRET.encode(), "merchant-promo", "req-2")
+    log = tmp_path / "host.log"
+    log.write_text(
+        "\n".join(
+            [
+                json.dumps({"message": "one", "request_id": "req-1"}),
+                "plain text line",
+                json.dumps({"message": "two", "request_id": "req-2"}),
+                json.dumps({"message": "tx", "request_id": "req-3", "transaction_id": "tx-9"}),
+            ]
+        )
+        + "\n"
+    )
+    found = _cli(tmp_path, "find-request", "merchant-promo", theirs, str(log))
+    assert found.exit_code == 0, found.output
+    assert '"message": "two"' in found.output
+    assert '"one"' not in found.output
+    assert "host request: req-2" in found.output
+    via_tx = _cli(
+        tmp_path,
+        "find-request",
+        "merchant-promo",
+        partner_request_id(SECRET.encode(), "merchant-promo", "tx-9"),
+        input=log.read_text(),
+    )
+    assert via_tx.exit_code == 0, via_tx.output
+    assert "host request: tx-9" in via_tx.output
+
+
+def test_find_request_says_when_nothing_matches_and_refuses_without_a_secret(tmp_path: Path) -> None:
+    """No match is exit 1 naming the id; without a secret nothing is computed (a new one would be wrong)."""
+    log = tmp_path / "host.log"
+    log.write_text(json.dumps({"request_id": "req-1"}) + "\n")
+    missing = _cli(tmp_path, "find-request", "merchant-promo", "f" * 32, str(log))
+    assert missing.exit_code == 1
+    assert "no request in these logs" in missing.output
+    result = CliRunner().invoke(
+        main,
+        ["support", "partner-request-id", "p", "r"],
+        env={
+            "FULCRUM_PAIRWISE_SECRET": None,
+            "FULCRUM_STATE_DIR": str(tmp_path / "empty"),
+            "FULCRUM_CONFIG": None,
+        },
+    )
+    assert result.exit_code == 1
+    assert "no pairwise secret" in result.output
+    assert not (tmp_path / "empty").exists()
