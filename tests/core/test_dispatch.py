@@ -435,12 +435,13 @@ async def test_transaction_refused_outside_transactions_is_an_error(
     assert dispatcher.stats.snapshot()[0].error == 1
 
 
-@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
-async def test_a_stopping_signal_raised_by_a_plugin_is_raised_on_and_frees_its_place(
-    stop: type[BaseException], fast: Settings, kit: Any
+async def test_keyboard_interrupt_raised_by_a_plugin_is_raised_on_and_frees_its_place(
+    fast: Settings, kit: Any
 ) -> None:
-    """KeyboardInterrupt or SystemExit from a plugin's first step is not the plugin's to swallow: it
-    propagates, and the call's bulkhead place is given back on the general path too (a guard is set)."""
+    """KeyboardInterrupt from a plugin's first step is the host's to handle, not the plugin's to
+    swallow: it propagates, and the call's bulkhead place is given back on the general path too (a
+    guard is set). A SystemExit is the plugin's error instead (see the next test)."""
+    stop = KeyboardInterrupt
 
     async def first_step(ctx: Any) -> Any:
         raise stop
@@ -495,3 +496,27 @@ async def test_overlong_targeting_names_are_invalid(fast: Settings, dispatcher: 
     plugins = _loaded(fast, kit.plugin("wordy", home_slot_offers=lambda ctx: [offer]))
     gathered = await _run(dispatcher, kit, "home_slot_offers", plugins)
     assert [(d.plugin, d.reason) for d in gathered.degraded] == [("wordy", "invalid")]
+
+
+async def test_system_exit_raised_by_a_plugin_on_the_general_path_is_its_error(
+    fast: Settings, kit: Any
+) -> None:
+    """SystemExit (a plugin calling ``sys.exit()``) from a first step or an inline call, with a guard set
+    (the general path): that plugin's ``error``, its bulkhead place given back, its breaker charged."""
+
+    async def first_step(ctx: Any) -> Any:
+        raise SystemExit(1)
+
+    @nonblocking
+    def inline(ctx: Any) -> Any:
+        raise SystemExit(1)
+
+    dispatcher = Dispatcher(fast, guards=[_Refuser("nobody")])
+    for impl in (first_step, inline):
+        plugins = _loaded(fast, kit.plugin("stopper", home_slot_offers=impl))
+        gathered = await _run(dispatcher, kit, "home_slot_offers", plugins)
+        assert [(d.plugin, d.reason) for d in gathered.degraded] == [("stopper", "error")]
+        bulkhead = dispatcher.resilience.get("stopper", "home_slot_offers").bulkhead
+        assert bulkhead.available == bulkhead.max_concurrent
+    assert dispatcher.stats.snapshot()[0].error == 2
+    dispatcher.close()

@@ -51,7 +51,7 @@ from fulcrum_sdk.context import PluginContext
 from fulcrum_sdk.errors import NO_CONSENT, DataUnavailable, OutcomeUnknown, ScopeDenied, TransactionRefused
 
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock
-from fulcrum_core.dispatch.eager import Eager
+from fulcrum_core.dispatch.eager import Eager, PluginExit
 from fulcrum_core.dispatch.resilience import Guard, Guards
 from fulcrum_core.dispatch.results import Degraded, DegradedReason, Gathered, Outcome, PluginCallError
 from fulcrum_core.dispatch.stats import CallStats
@@ -166,6 +166,8 @@ def _text(exc: BaseException) -> str:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, PluginExit):  # a SystemExit (or the like) the plugin's task raised: say which
+        exc = exc.raised
     text = f"{type(exc).__name__}: {_text(exc)}"
     return text if len(text) <= _DETAIL_MAX else text[: _DETAIL_MAX - 1] + "…"
 
@@ -291,7 +293,9 @@ class Dispatcher:
                         first = eager.step(coro)
                     except StopIteration as stop:
                         value = stop.value
-                    except (Exception, asyncio.CancelledError) as error:
+                    except KeyboardInterrupt:
+                        raise
+                    except BaseException as error:  # SystemExit too: the plugin's, never the page's
                         value, exc = None, error
                     else:
                         # free() said there is room, and only the plugin's own first step ran since.
@@ -303,7 +307,9 @@ class Dispatcher:
                 else:
                     try:
                         value = impl.function(*args)
-                    except (Exception, asyncio.CancelledError) as error:
+                    except KeyboardInterrupt:
+                        raise
+                    except BaseException as error:
                         value, exc = None, error
             elapsed = now() - t0
             if exc is None and elapsed <= hook_s and checks_list:
@@ -500,22 +506,22 @@ class Dispatcher:
             except StopIteration as stop:
                 guard.bulkhead.leave()
                 return stop.value, None, started
-            except (Exception, asyncio.CancelledError) as exc:
-                guard.bulkhead.leave()
-                return None, exc, started
-            except BaseException:  # KeyboardInterrupt, SystemExit: raised on, its place given back
+            except KeyboardInterrupt:  # the host's to handle: raised on, its place given back
                 guard.bulkhead.leave()
                 guard.breaker.release()
                 raise
+            except BaseException as exc:  # SystemExit, GeneratorExit, its own: the plugin's error
+                guard.bulkhead.leave()
+                return None, exc, started
             return self._suspend(plugin, guard, eager.take(coro, first), started, ctx)
         if impl.inline:
             try:
                 value = function(*args)
-            except (Exception, asyncio.CancelledError) as exc:
-                return None, exc, started
-            except BaseException:
+            except KeyboardInterrupt:
                 guard.breaker.release()
                 raise
+            except BaseException as exc:
+                return None, exc, started
             finally:
                 guard.bulkhead.leave()
             return value, None, started
@@ -581,8 +587,8 @@ class Dispatcher:
                 source=source,
             )
         if exc is not None:
-            if not isinstance(exc, Exception | asyncio.CancelledError):
-                raise exc  # KeyboardInterrupt, SystemExit: not the plugin's to swallow
+            if isinstance(exc, KeyboardInterrupt):
+                raise exc  # the host's to handle, not the plugin's to swallow
             self._fail(pid, hook, guard, "error", elapsed, _describe(exc), source=source)
         if elapsed > limit_s:
             # Only an inline call can finish late: it ran to the end because nothing can stop it.

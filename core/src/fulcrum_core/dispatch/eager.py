@@ -24,7 +24,18 @@ from asyncio.tasks import _enter_task, _leave_task  # what the loop itself calls
 from collections.abc import Coroutine, Generator
 from typing import Any
 
-__all__ = ["Eager", "resume"]
+__all__ = ["Eager", "PluginExit", "resume"]
+
+
+class PluginExit(Exception):
+    """A plugin's coroutine raised a ``BaseException`` that is not an ``Exception`` (``SystemExit``,
+    ``GeneratorExit``, its own subclass) in its task: carried as an ordinary error, because asyncio
+    re-raises ``SystemExit`` from a task step on the event loop, which would stop the worker.
+    ``KeyboardInterrupt`` and cancellation are not wrapped: they are the host's."""
+
+    def __init__(self, raised: BaseException) -> None:
+        self.raised = raised
+        super().__init__(raised)
 
 
 class _Resume:
@@ -50,11 +61,19 @@ class _Resume:
                     to_yield = coro.throw(exc)
                 except StopIteration as stop:
                     return stop.value
+                except (Exception, KeyboardInterrupt, asyncio.CancelledError):
+                    raise
+                except BaseException as raised:
+                    raise PluginExit(raised) from raised
             else:
                 try:
                     to_yield = coro.send(sent)
                 except StopIteration as stop:
                     return stop.value
+                except (Exception, KeyboardInterrupt, asyncio.CancelledError):
+                    raise
+                except BaseException as raised:
+                    raise PluginExit(raised) from raised
 
 
 async def resume(coro: Coroutine[Any, Any, Any], first: Any) -> Any:

@@ -470,7 +470,9 @@ class TransactionService:
             return rated_risk(tx_type, params)
         except TransactionRefused as exc:
             raise checks.refusal(exc) from None
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a SystemExit in risk_of is the plugin's fault too, not a 500
             log.warning("plugin %r: risk_of for %r failed: %r", plugin_id, tx_type.key, exc)
             raise PluginFaultError(
                 f"plugin {plugin_id!r} could not rate the product risk of this {tx_type.key} request",
