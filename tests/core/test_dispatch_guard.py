@@ -293,6 +293,37 @@ async def test_call_queued_for_a_thread_is_left_out_but_not_blamed(
     assert not dispatcher.breaker_open("b-queued", "search")
 
 
+async def test_call_one_still_queued_at_its_deadline_is_rejected_and_never_runs(
+    settings: Settings, kit: Any, release: threading.Event
+) -> None:
+    """call_one of a sync hook still queued for the one worker thread (held by another plugin's call)
+    when its deadline passes: withdrawn, so ``rejected`` (the plugin never saw it), not ``timeout``;
+    its breaker is not charged and it does not run once the thread is free."""
+    dispatcher = Dispatcher(settings, max_threads=1)
+    ran: list[str] = []
+
+    def pay(ctx: Any, request: Any) -> Any:
+        ran.append("pay")
+        return TransactionResult(status="succeeded", reference="r")
+
+    [stuck] = _loaded(settings, kit.plugin("a-stuck", search=lambda ctx, query: release.wait()))
+    [payer] = _loaded(settings, kit.plugin("payer", execute_transaction=pay, transaction_types=["t"]))
+    held = await dispatcher.call_many("search", [(stuck, kit.context(stuck))], deadline_ms=20, query="q")
+    assert [d.reason for d in held.degraded] == ["timeout"]  # its thread is still blocked
+    ctx = kit.context(payer)
+    with pytest.raises(PluginCallError) as info:
+        await dispatcher.call_one(payer, "execute_transaction", ctx, deadline_ms=50, request=None)
+    assert info.value.kind == "rejected"
+    assert "never ran" in info.value.detail
+    release.set()
+    await asyncio.sleep(0.1)  # room for the withdrawn call to run, were it still queued
+    dispatcher.close()
+    assert ran == []
+    assert dispatcher.resilience.get("payer", "execute_transaction").breaker.state == "closed"
+    [stat] = [s for s in dispatcher.stats.snapshot() if s.plugin == "payer"]
+    assert (stat.rejected, stat.timeout) == (1, 0)
+
+
 async def test_a_queued_call_given_up_never_runs_and_every_place_comes_back(
     settings: Settings, kit: Any, release: threading.Event
 ) -> None:

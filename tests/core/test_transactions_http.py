@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Annotated, Any
 
 import msgspec
 import pytest
+from fulcrum_core.settings import Deadlines
 from fulcrum_sdk.errors import TransactionRefused
 from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionResult, TransactionType
 from fulcrum_sdk.testing import PERSONAS
@@ -271,3 +275,58 @@ def test_a_transaction_read_back_says_how_many_attempts_it_took(app: Any) -> Non
     attempts = spec["components"]["schemas"]["TransactionView"]["properties"]["attempts"]
     assert attempts["type"] == "integer"
     assert "Idempotency-Key" in attempts["description"]
+
+
+def test_sync_call_still_queued_at_its_deadline_is_a_retryable_503(
+    make_app: Callable[..., Any], kit: Any, release: threading.Event
+) -> None:
+    """A sync ``execute_transaction`` still queued for the one plugin thread (held by another call) when
+    its deadline passes is withdrawn, never run: the plugin never saw it, so it is the retryable 503
+    ``transaction.plugin_unavailable`` with Retry-After, not a 202 unknown; the same key runs it later."""
+    held: list[Future[Any]] = []
+    executed: list[str] = []
+
+    def risk_of(params: Any) -> Any:
+        if not held:  # checked in the one plugin thread: queue another call that holds it next
+            held.append(app.runtime.dispatcher._executor.submit(release.wait))
+        return "R2"
+
+    def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
+        register(TransactionType(
+            key="fund.order", name=LocalizedText(zh_CN="基金申购"), description=LocalizedText(zh_CN="申购"),
+            params=OrderParams, risk_of=risk_of,
+        ))
+
+    def execute_transaction(ctx: Any, request: TransactionRequest) -> TransactionResult:
+        executed.append(request.id)
+        return TransactionResult(status="succeeded", reference="ORD-1")
+
+    app = make_app(
+        kit.plugin(
+            "funds",
+            transaction_types=["fund.order"],
+            register_transaction_types=register_transaction_types,
+            execute_transaction=execute_transaction,
+        ),
+        deadlines=Deadlines(execute_transaction=200),
+    )
+    app.runtime.dispatcher._executor.shutdown()
+    app.runtime.dispatcher._executor = ThreadPoolExecutor(max_workers=1)
+    refused = _post(app, ORDER)
+    assert refused.status_code == 503, refused.text
+    problem = refused.json()
+    assert problem["code"] == "transaction.plugin_unavailable"
+    assert refused.headers["retry-after"] == "1"
+    assert executed == []
+    row = app.runtime.transactions.journal.find(C3, "k-1")
+    assert row is not None
+    assert row.retryable
+    assert row.status == "failed"
+    release.set()
+    held[0].result(timeout=5)
+    time.sleep(0.1)  # room for the withdrawn call to run, were it still queued
+    assert executed == []
+    done = _post(app, ORDER)
+    assert done.status_code == 201, done.text
+    assert done.json()["id"] == problem["transaction"]["id"] == row.id
+    assert executed == [row.id]

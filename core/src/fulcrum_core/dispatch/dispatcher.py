@@ -13,8 +13,9 @@ page safe (the fast path, measured in ``bench/``):
   deadline its result is dropped and the breaker is told of a timeout, so it is soon skipped;
 - any other plain impl runs in a worker thread; its bulkhead place is held until the thread ends,
   so a hanging plugin can tie up at most ``bulkhead_size`` threads. Its duration, as the breaker
-  sees it, starts when a thread picks it up; a call still queued at the deadline is left out of the
-  page but not held against the plugin (the host's congestion is not the plugin's fault).
+  sees it, starts when a thread picks it up; a call still queued at the deadline is withdrawn (it
+  never runs) and left out of the page but not held against the plugin (the host's congestion is not
+  the plugin's fault); ``call_one`` raises it as ``rejected``: the plugin was never asked.
 
 One ``asyncio.wait`` with what is left of the deadline collects the calls that suspended. A plugin
 that raises, misses the deadline or returns the wrong shape loses its contribution and is listed in
@@ -112,7 +113,7 @@ class CallObserver(Protocol):
 class _Call:
     """One plugin call that suspended: its future, its guard, and when it started and ended."""
 
-    __slots__ = ("began", "ctx", "ended", "future", "guard", "plugin", "started")
+    __slots__ = ("began", "ctx", "ended", "future", "guard", "inner", "plugin", "started")
 
     def __init__(
         self,
@@ -130,6 +131,8 @@ class _Call:
         self.ended = 0.0
         # Thread calls only: [when the worker thread began running it], 0.0 while still queued.
         self.began: list[float] | None = None
+        # Thread calls only: the executor's future, which can tell "withdrawn before it ran" for sure.
+        self.inner: concurrent.futures.Future[Any] | None = None
         future.add_done_callback(self._stamp)
 
     def _stamp(self, future: asyncio.Future[Any]) -> None:
@@ -399,7 +402,9 @@ class Dispatcher:
             except asyncio.CancelledError:
                 _abandon([call], hook, self.guards)
                 raise
-            return self._settle(call, hook, limit_s, asks_consent=asks_consent)
+            # A call withdrawn from the thread queue was never made: ``rejected``, like a full bulkhead,
+            # so a caller (a transaction) knows the plugin never saw it.
+            return self._settle(call, hook, limit_s, asks_consent=asks_consent, withdrawn="rejected")
         value, exc, t0 = call
         return self._conclude(
             plugin.id, hook, guard, value, exc, loop.time() - t0, limit_s, asks_consent=asks_consent,
@@ -535,6 +540,7 @@ class Dispatcher:
         held = self._threads.enter(plugin.id)
         call = _Call(plugin, guard, _thread_future(loop, guard, inner, held), started, ctx)
         call.began = began
+        call.inner = inner
         return call
 
     @staticmethod
@@ -611,17 +617,25 @@ class Dispatcher:
     def _settle(
         self, call: _Call, hook: str, limit_s: float, *, blame: bool = True,
         asks_consent: frozenset[str] = frozenset(),
+        withdrawn: DegradedReason = "timeout",
     ) -> Any:
-        """The validated result of a call that suspended, or :class:`PluginCallError`."""
+        """The validated result of a call that suspended, or :class:`PluginCallError`; a thread call
+        withdrawn from the queue unstarted at the deadline fails as ``withdrawn``, not charged."""
         future, pid, guard = call.future, call.plugin.id, call.guard
         began = call.began
         source = (call.plugin, call.ctx)
         if not future.done():
+            # Cancelled here, not in the future's callback (which runs later): True only if it never ran.
+            unstarted = call.inner is not None and call.inner.cancel()
             future.cancel()  # a task gets CancelledError; a thread is abandoned, its result ignored
             future.add_done_callback(_consume)
+            if unstarted:
+                self._fail(pid, hook, guard, withdrawn, limit_s, "not started within the deadline "
+                           f"({limit_s * 1000:.0f} ms): every worker thread was busy; it was withdrawn "
+                           "and never ran", blame=False)
             if began is not None and began[0] == 0.0:
-                # Still queued for a worker thread: the host is congested, the plugin never ran.
-                # The page still leaves it out, but its breaker is not charged for our queue.
+                # Picked up by a thread only just now (not yet stamped): it may have begun, so it is a
+                # timeout, but the host's congestion, not the plugin, used its time: not charged.
                 self._fail(pid, hook, guard, "timeout", limit_s, "not started within the deadline "
                            f"({limit_s * 1000:.0f} ms): every worker thread was busy", blame=False,
                            source=source)

@@ -23,16 +23,18 @@
       result failed / TransactionRefused        422 failed   (the plugin's code and message)
       plugin raised                             502 failed   (transaction.plugin_error)
       breaker or bulkhead refused the call,     503 failed   (transaction.plugin_unavailable,
-      or the plugin was switched off meanwhile                Retry-After; retryable, see below)
+      the plugin was switched off meanwhile,                  Retry-After; retryable, see below)
+      or a sync call still queued for a worker
+      thread at the deadline was withdrawn
       deadline missed, or the result (or the
       refusal) was not a valid TransactionResult 202 unknown (the plugin may have acted: reconcile)
 
 Nothing before the journal row has side effects, so a refusal there is not stored and a retry is
 judged afresh. Everything after it is stored and replayed byte for byte, except an outcome the host
-knows the plugin never saw (the 503 above: the call was refused before it started): that row is
-journaled ``retryable``, and a retry with the same key and body is checked afresh and, one retry at a
-time (``Journal.reclaim``), runs the same transaction (same id) again as its next attempt; the
-replaced outcome is kept in ``transaction_attempts``. Only within
+knows the plugin never saw (the 503 above: the call was refused or withdrawn before it started): that
+row is journaled ``retryable``, and a retry with the same key and body is checked afresh and, one
+retry at a time (``Journal.reclaim``), runs the same transaction (same id) again as its next attempt;
+the replaced outcome is kept in ``transaction_attempts``. Only within
 ``Settings.transaction_retry_window_seconds`` of the first request: a later retry ends it for good
 (``_expire``). A plugin that raised or timed out may have acted, so those outcomes stay final.
 """
