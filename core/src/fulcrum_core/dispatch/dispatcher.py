@@ -113,7 +113,7 @@ class CallObserver(Protocol):
 class _Call:
     """One plugin call that suspended: its future, its guard, and when it started and ended."""
 
-    __slots__ = ("began", "ctx", "ended", "future", "guard", "inner", "plugin", "started")
+    __slots__ = ("began", "ctx", "ended", "future", "guard", "inner", "plugin", "started", "ticket")
 
     def __init__(
         self,
@@ -133,6 +133,8 @@ class _Call:
         self.began: list[float] | None = None
         # Thread calls only: the executor's future, which can tell "withdrawn before it ran" for sure.
         self.inner: concurrent.futures.Future[Any] | None = None
+        # Thread calls only: its place in the plugin's count of threads left running past a deadline.
+        self.ticket: _ThreadTicket | None = None
         future.add_done_callback(self._stamp)
 
     def _stamp(self, future: asyncio.Future[Any]) -> None:
@@ -219,8 +221,9 @@ class Dispatcher:
             settings.breaker, lambda hook: self.deadline_ms(hook) / 1000, settings.bulkhead_size, clock=clock
         )
         self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="fulcrum-plugin")
-        # A plugin's sync calls across all its hooks hold at most this many of the pool's threads, so
-        # a few plugins hung in several hooks each (a thread cannot be stopped) leave threads to the rest.
+        # A plugin whose sync calls, across all its hooks, left this many threads running past their
+        # deadline gets no more until they return: a thread cannot be stopped, so a few plugins hung in
+        # several hooks each would otherwise hold every thread. Healthy concurrency is the bulkhead's.
         self._threads = _ThreadShare(threads_per_plugin or max(1, max_threads // 4))
 
     def deadline_ms(self, hook: str) -> int:
@@ -430,7 +433,7 @@ class Dispatcher:
             raise TypeError("in_plugin_thread: `hook` names the bulkhead and is required with `plugin`")
         guard = self.resilience.get(plugin, hook)
         if self._threads.full(plugin):
-            detail = f"plugin threads in use ({self._threads.cap} calls of this plugin have not returned)"
+            detail = self._threads.refusal()
             self.stats.record(plugin, hook, "rejected", 0.0, detail)
             if self.observer is not None:
                 self.observer.observe(plugin, hook, "rejected", 0.0)
@@ -446,7 +449,7 @@ class Dispatcher:
         except RuntimeError:  # the executor was shut down: the host is stopping
             guard.bulkhead.leave()
             raise
-        result: _T = await _thread_future(loop, guard, inner, self._threads.enter(plugin))
+        result: _T = await _thread_future(loop, guard, inner, self._threads.ticket(plugin))
         return result
 
     def breaker_open(self, plugin: str, hook: str) -> bool:
@@ -471,7 +474,7 @@ class Dispatcher:
         if threaded and self._threads.full(plugin):
             guard.breaker.release()
             guard.bulkhead.leave()
-            reason = f"plugin threads in use ({self._threads.cap} calls of this plugin have not returned)"
+            reason = self._threads.refusal()
             self.stats.record(plugin, hook, "rejected", 0.0, reason)
             if self.observer is not None:
                 self.observer.observe(plugin, hook, "rejected", 0.0)
@@ -537,10 +540,11 @@ class Dispatcher:
         except RuntimeError as exc:  # the executor was shut down: the host is stopping
             guard.bulkhead.leave()
             return None, exc, started
-        held = self._threads.enter(plugin.id)
+        held = self._threads.ticket(plugin.id)
         call = _Call(plugin, guard, _thread_future(loop, guard, inner, held), started, ctx)
         call.began = began
         call.inner = inner
+        call.ticket = held
         return call
 
     @staticmethod
@@ -627,6 +631,8 @@ class Dispatcher:
         if not future.done():
             # Cancelled here, not in the future's callback (which runs later): True only if it never ran.
             unstarted = call.inner is not None and call.inner.cancel()
+            if call.ticket is not None and call.inner is not None and call.inner.running():
+                call.ticket.abandon()  # counted now, before the next call of this plugin is admitted
             future.cancel()  # a task gets CancelledError; a thread is abandoned, its result ignored
             future.add_done_callback(_consume)
             if unstarted:
@@ -734,37 +740,63 @@ def _timed(began: list[float], call: Callable[[], Any]) -> Any:
 
 
 class _ThreadShare:
-    """How many of the plugin thread pool's threads each plugin holds (counted on the event loop)."""
+    """How many worker threads each plugin left running after their callers gave up on them (counted
+    on the event loop): a thread cannot be stopped, so a plugin hung in sync code keeps its threads."""
 
-    __slots__ = ("_held", "cap")
+    __slots__ = ("_abandoned", "cap")
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
-        self._held: dict[str, int] = {}
+        self._abandoned: dict[str, int] = {}
 
     def full(self, plugin: str) -> bool:
-        """True when ``plugin`` holds its share: a new sync call of it is refused, not queued."""
-        return self._held.get(plugin, 0) >= self.cap
+        """True when ``plugin`` left its share of threads running: a new sync call is refused, not queued."""
+        return self._abandoned.get(plugin, 0) >= self.cap
 
-    def enter(self, plugin: str) -> Callable[[], None]:
-        """Count one thread for ``plugin``; the returned function gives it back (once)."""
-        self._held[plugin] = self._held.get(plugin, 0) + 1
+    def refusal(self) -> str:
+        """Why a call of a plugin whose share is used up is refused."""
+        return (
+            f"plugin threads in use ({self.cap} calls of this plugin ran past their deadline and have "
+            "not returned)"
+        )
 
-        def leave() -> None:
-            left = self._held[plugin] - 1
+    def ticket(self, plugin: str) -> _ThreadTicket:
+        """What one thread call of ``plugin`` reports: given up while running, and ended."""
+        return _ThreadTicket(self._abandoned, plugin)
+
+
+class _ThreadTicket:
+    """One thread call's place in its plugin's count of abandoned threads (touched on the loop only)."""
+
+    __slots__ = ("_abandoned", "_counted", "_ended", "_plugin")
+
+    def __init__(self, abandoned: dict[str, int], plugin: str) -> None:
+        self._abandoned, self._plugin = abandoned, plugin
+        self._counted = self._ended = False
+
+    def abandon(self) -> None:
+        """The caller gave up while the thread runs on: count it until it ends."""
+        if not (self._counted or self._ended):
+            self._counted = True
+            self._abandoned[self._plugin] = self._abandoned.get(self._plugin, 0) + 1
+
+    def end(self) -> None:
+        """The thread returned (or never ran): it no longer counts."""
+        self._ended = True
+        if self._counted:
+            self._counted = False
+            left = self._abandoned[self._plugin] - 1
             if left:
-                self._held[plugin] = left
+                self._abandoned[self._plugin] = left
             else:
-                del self._held[plugin]
-
-        return leave
+                del self._abandoned[self._plugin]
 
 
 def _thread_future(
     loop: asyncio.AbstractEventLoop,
     guard: Guard,
     inner: concurrent.futures.Future[Any],
-    release: Callable[[], None] | None = None,
+    ticket: _ThreadTicket | None = None,
 ) -> asyncio.Future[Any]:
     """The loop's future of a worker thread's call, which holds a bulkhead place until the thread ends.
 
@@ -776,11 +808,12 @@ def _thread_future(
 
     def finished(_: concurrent.futures.Future[Any]) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to free or tell
-            loop.call_soon_threadsafe(_hand_over, future, inner, guard, release)
+            loop.call_soon_threadsafe(_hand_over, future, inner, guard, ticket)
 
     def given_up(done: asyncio.Future[Any]) -> None:
-        if done.cancelled():
-            inner.cancel()
+        # A running thread cannot be cancelled: it is abandoned, and counts until it returns.
+        if done.cancelled() and not inner.cancel() and inner.running() and ticket is not None:
+            ticket.abandon()
 
     future.add_done_callback(given_up)
     inner.add_done_callback(finished)
@@ -791,13 +824,13 @@ def _hand_over(
     future: asyncio.Future[Any],
     inner: concurrent.futures.Future[Any],
     guard: Guard,
-    release: Callable[[], None] | None = None,
+    ticket: _ThreadTicket | None = None,
 ) -> None:
-    """On the loop: free the place (and the plugin's thread), and give the thread's outcome to
-    ``future`` unless it was given up."""
+    """On the loop: free the place (and the plugin's abandoned thread), and give the thread's outcome
+    to ``future`` unless it was given up."""
     guard.bulkhead.leave()
-    if release is not None:
-        release()
+    if ticket is not None:
+        ticket.end()
     if future.done():
         return
     if inner.cancelled():
