@@ -45,3 +45,76 @@ def test_readme_demo_command_is_a_real_cli_command() -> None:
     assert result.exit_code == 0
     assert "--port" in result.output
     assert "customers" in result.output
+
+
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    ROOT / "registry" / "README.md",
+    ROOT / "branches" / "README.md",
+    ROOT / "bench" / "README.md",
+    ROOT / "template" / "{{cookiecutter.__project_slug}}" / "README.md",
+]
+
+
+def _docs_text() -> str:
+    return "\n".join(path.read_text(encoding="utf-8") for path in DOCS)
+
+
+def test_documented_variables_are_settings() -> None:
+    """Every `FULCRUM_*` variable the docs name is a setting (or a secret, test or bench one)."""
+    from fulcrum_core.settings import _ENV_FIELDS, _NOT_SETTINGS
+
+    named = set(re.findall(r"\bFULCRUM_[A-Z_]*[A-Z]\b", _docs_text()))
+    unknown = {
+        v for v in named if v not in _ENV_FIELDS and v != "FULCRUM_CONFIG" and not v.startswith(_NOT_SETTINGS)
+    }
+    assert not unknown
+
+
+def test_readme_lists_every_variable() -> None:
+    """The README's configuration section names every `FULCRUM_*` variable the settings read."""
+    from fulcrum_core.settings import _ENV_FIELDS
+
+    section = README.split("## Configuration", 1)[1]
+    assert [v for v in _ENV_FIELDS if v not in section] == []
+
+
+def test_documented_settings_exist() -> None:
+    """Every setting the docs name by key (`*_ms`, `*_seconds`) is a field of `Settings`."""
+    from fulcrum_core.settings import Settings
+
+    named = set(re.findall(r"`([a-z]+(?:_[a-z]+)*_(?:ms|seconds))`", _docs_text()))
+    assert named
+    assert sorted(named - set(Settings.__struct_fields__)) == []
+
+
+def test_documented_cli_commands_exist() -> None:
+    """Every `fulcrum GROUP COMMAND` the docs give resolves to a real CLI command."""
+    import click
+    from fulcrum_core.cli import main
+
+    missing = []
+    for words in re.findall(r"\bfulcrum((?: [a-z][a-z-]*)+)", _docs_text()):
+        command: click.Command = main
+        for word in words.split():
+            if not isinstance(command, click.Group):
+                break
+            sub = command.get_command(click.Context(command), word)
+            if sub is None:
+                if not command.invoke_without_command:
+                    missing.append(f"fulcrum{words}")
+                break
+            command = sub
+    assert missing == []
+
+
+def test_registry_readme_lists_the_checks() -> None:
+    """The registry README names every submission check, in order, and counts them right."""
+    from fulcrum_registry.checks import CHECKS
+
+    text = (ROOT / "registry" / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Checks (stable ids)", 1)[1].split("Each result", 1)[0]
+    assert re.findall(r"`([a-z_]+\.[a-z_]+)`", section) == list(CHECKS)
+    words = {10: "ten", 11: "eleven", 12: "twelve"}
+    assert f"the {words[len(CHECKS)]} automated checks" in text
