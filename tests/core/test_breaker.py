@@ -532,6 +532,74 @@ def test_for_deadline_sets_the_slow_call_duration() -> None:
     assert BreakerConfig().for_deadline(60.0).wait_duration_in_open_state_s == 60.0
 
 
+# Home's deadline is 150 ms; its slow-call threshold (the settings' default, 80 % of it) is 120 ms.
+HOME = SMALL.for_deadline(0.150, 0.120)
+
+
+def test_a_call_just_under_the_deadline_trips_the_slow_call_rate(clock: VirtualClock) -> None:
+    """A plugin answering in 140 ms of a 150 ms deadline never timed out, so it was never slow and kept
+    most of the page's budget; over the 120 ms threshold every such call is slow, and a window of them
+    opens the breaker on the slow-call rate alone (no call failed)."""
+    recorder = Recorder()
+    breaker = CircuitBreaker("crawler:home_slot_offers", HOME, clock=clock, listeners=[recorder])
+    for _ in range(HOME.minimum_number_of_calls - 1):
+        assert call(breaker, duration=0.140)
+    assert breaker.state is CLOSED
+    assert call(breaker, duration=0.140)
+    assert recorder.path == [(CLOSED, OPEN)]
+    assert not breaker.try_acquire()  # skipped without waiting from now on
+    snapshot = breaker.snapshot()
+    assert (snapshot.slow_calls, snapshot.failed_calls) == (HOME.minimum_number_of_calls, 0)
+    assert snapshot.slow_call_rate == 100.0
+
+
+def test_a_call_well_under_the_threshold_never_trips(clock: VirtualClock) -> None:
+    """A plugin answering in 50 ms stays CLOSED however many calls it makes; so does one right at the
+    threshold (only a call *over* it is slow)."""
+    for duration in (0.050, 0.120):
+        breaker = CircuitBreaker("quick:home_slot_offers", HOME, clock=clock)
+        for _ in range(5 * HOME.sliding_window_size):
+            assert call(breaker, duration=duration)
+        snapshot = breaker.snapshot()
+        assert (snapshot.state, snapshot.slow_calls, snapshot.slow_call_rate) == (CLOSED, 0, 0.0)
+
+
+def test_slow_probes_reopen_the_breaker(clock: VirtualClock) -> None:
+    """HALF_OPEN judges its probes by the same threshold: probes at 140 ms reopen it, probes at 50 ms
+    close it."""
+    breaker = CircuitBreaker("crawler:home_slot_offers", HOME, clock=clock)
+    for _ in range(HOME.sliding_window_size):
+        call(breaker, duration=0.140)
+    for duration, after in ((0.140, OPEN), (0.050, CLOSED)):
+        clock.advance(HOME.wait_duration_in_open_state_s)
+        for _ in range(HOME.permitted_calls_in_half_open):
+            assert call(breaker, duration=duration)
+        assert breaker.state is after
+
+
+def test_a_timeout_stays_slow_under_a_lower_threshold(clock: VirtualClock) -> None:
+    """A call cut off at its deadline counts as slow and failed, and a success over the threshold as
+    slow only; an error under it as failed only."""
+    breaker = CircuitBreaker("mixed:home_slot_offers", HOME, clock=clock)
+    assert breaker.try_acquire()
+    breaker.on_timeout(0.150)
+    call(breaker, duration=0.130)
+    call(breaker, ok=False, duration=0.010)
+    snapshot = breaker.snapshot()
+    assert (snapshot.buffered_calls, snapshot.slow_calls, snapshot.failed_calls) == (3, 2, 2)
+
+
+def test_for_deadline_takes_a_slow_call_threshold_up_to_the_deadline() -> None:
+    """The threshold is the hook's own; the open wait still covers the deadline, and a threshold of 0 or
+    over the deadline is refused."""
+    cfg = BreakerConfig(wait_duration_in_open_state_s=0.1).for_deadline(0.150, 0.120)
+    assert (cfg.slow_call_duration_s, cfg.wait_duration_in_open_state_s) == (0.120, 0.150)
+    assert BreakerConfig().for_deadline(0.150, 0.150).slow_call_duration_s == 0.150
+    for bad in (0.0, -1.0, 0.151, math.nan):
+        with pytest.raises(ValueError, match="slow-call duration"):
+            BreakerConfig().for_deadline(0.150, bad)
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [

@@ -14,6 +14,7 @@ from fulcrum_core.dispatch.breaker import BreakerConfig, BreakerState
 from fulcrum_core.dispatch.clock import VirtualClock
 from fulcrum_core.dispatch.dispatcher import Dispatcher
 from fulcrum_core.dispatch.shared import SharedBreakers
+from fulcrum_core.observability.metrics import Metrics
 from fulcrum_core.plugins import LoadedPlugin, get_plugin_manager
 from fulcrum_core.settings import Deadlines, Settings
 
@@ -113,6 +114,36 @@ async def test_a_breaker_opened_in_one_worker_opens_in_the_other(
         again = await b.dispatcher.call_many("search", call, query="q")
         assert again.degraded == []
         assert b.dispatcher.resilience.get("flaky", "search").breaker.state is BreakerState.CLOSED
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_breaker_opened_by_slow_calls_is_shared_and_exported(
+    conf: Settings, redis_url: str, key: str
+) -> None:
+    """Calls that all succeed, each over the slow-call threshold (90 ms of the 100 ms search deadline;
+    the threshold is 80 ms), open worker A's breaker like failures would: B opens too, and both
+    workers' ``fulcrum_breaker_state`` say open."""
+    wall = [2_000_000.0]
+    a, b = _Worker(conf, redis_url, key, wall), _Worker(conf, redis_url, key, wall)
+    exported = []
+    for worker in (a, b):
+        metrics = Metrics()
+        metrics.watch_breakers(worker.dispatcher.resilience.snapshot)
+        exported.append(metrics)
+    try:
+        breaker = a.dispatcher.resilience.get("crawler", "search").breaker
+        for _ in range(ONE_CALL.minimum_number_of_calls):
+            assert breaker.try_acquire()
+            breaker.on_success(0.090)
+        assert (breaker.state, breaker.snapshot().failed_calls) == (BreakerState.OPEN, 0)
+        await a.shared.flush()
+        assert await b.shared.sync() == ["crawler:search"]
+        for metrics in exported:
+            body = metrics.render()
+            assert b'fulcrum_breaker_state{hook="search",plugin="crawler",state="open"} 1.0' in body
+            assert b'fulcrum_breaker_state{hook="search",plugin="crawler",state="closed"} 0.0' in body
     finally:
         await a.close()
         await b.close()
@@ -230,19 +261,22 @@ async def test_an_opening_only_moves_later_and_a_close_never_erases_a_newer_one(
 
 
 async def test_what_a_worker_ignores(conf: Settings, redis_url: str, key: str) -> None:
-    """An opening about to end (less left than the hook's deadline), a plugin this worker does not
-    run: no breaker opens and none is made; after stop() nothing is published."""
+    """An opening about to end (less left than the hook's deadline, even when more than its slow-call
+    threshold), a plugin this worker does not run: no breaker opens and none is made; after stop()
+    nothing is published."""
     wall = [5_000_000.0]
     worker = _Worker(conf, redis_url, key, wall, known=lambda plugin_id: plugin_id != "stranger")
     client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
     try:
         await client.hset(key, mapping={
             "ending:search": int((wall[0] + 0.05) * 1000),  # 50 ms left, the search deadline is 100 ms
+            "nearly:search": int((wall[0] + 0.09) * 1000),  # 90 ms: over the 80 ms slow-call threshold
             "stranger:search": int((wall[0] + 60) * 1000),
         })
         assert await worker.shared.sync() == []
         assert not worker.dispatcher.breaker_open("ending", "search")
-        assert [g.plugin for g in worker.dispatcher.resilience.all()] == ["ending"]
+        assert not worker.dispatcher.breaker_open("nearly", "search")
+        assert [g.plugin for g in worker.dispatcher.resilience.all()] == ["ending", "nearly"]
         await worker.shared.stop()
         breaker = worker.dispatcher.resilience.get("after", "search").breaker
         breaker.on_error(0.0)

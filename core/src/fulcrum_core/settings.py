@@ -25,6 +25,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "SlotConfig",
+    "SlowCalls",
     "default_home_content",
     "default_slots",
     "load_settings",
@@ -60,6 +61,25 @@ class Deadlines(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     feed_items: Annotated[int, msgspec.Meta(ge=1)] = 300
     page: Annotated[int, msgspec.Meta(ge=1)] = 300
     execute_transaction: Annotated[int, msgspec.Meta(ge=1)] = 5000
+
+
+SLOW_CALL_FRACTION = 0.8
+"""A hook's default slow-call threshold, as a fraction of its deadline (120 ms of home's 150 ms).
+
+The breaker trips when half its window is slow, that is when a plugin's typical call takes over 80 % of
+its deadline: it then has under a fifth of its time left for jitter, times out often, and holds the page
+nearly as long as a hung plugin. A plugin answering in half its deadline is left alone."""
+
+
+class SlowCalls(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Per-hook slow-call thresholds in milliseconds: a call taking longer counts as slow in the hook's
+    breaker (as a call cut off at the deadline does). Unset → ``SLOW_CALL_FRACTION`` of the deadline."""
+
+    home_slot_offers: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    search: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    feed_items: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    page: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    execute_transaction: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
 class RateLimit(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -135,9 +155,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     log_level: Annotated[
         str, msgspec.Meta(pattern=r"(?i)^(critical|fatal|error|warn|warning|info|debug|notset)$")
     ] = "INFO"
-    # Resilience: every plugin × hook gets a circuit breaker (slow calls = over the hook's deadline)
-    # and a bulkhead of at most this many calls in flight; /v1/home answers within its budget.
+    # Resilience: every plugin × hook gets a circuit breaker and a bulkhead of at most this many calls
+    # in flight; /v1/home answers within its budget. A call over its hook's ``slow_calls`` threshold
+    # (ms, at most the deadline; default 80 % of it) or cut off at the deadline counts as slow, and
+    # ``breaker.slow_call_rate_threshold`` % slow calls in the window open the breaker.
     breaker: BreakerConfig = BreakerConfig()
+    slow_calls: SlowCalls = SlowCalls()
     bulkhead_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 32
     home_budget_ms: Annotated[int, msgspec.Meta(ge=1)] = 400
     # How old a plugin storage read in a display hook (home, search, feeds) may be: each worker caches
@@ -174,6 +197,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     branches_dir: str = "branches"
     # How often each worker re-reads the branch directory (edits apply within about this long).
     branches_poll_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 2.0
+
+    def __post_init__(self) -> None:
+        if self.breaker.slow_call_duration_s != BreakerConfig().slow_call_duration_s:
+            # Every hook's breaker takes its own threshold: this one would be ignored without a word.
+            raise ValueError(
+                "breaker.slow_call_duration_s: set per hook in [slow_calls] (milliseconds), not here"
+            )
+        for hook in SlowCalls.__struct_fields__:
+            slow: int | None = getattr(self.slow_calls, hook)
+            deadline: int = getattr(self.deadlines, hook)
+            if slow is not None and slow > deadline:
+                raise ValueError(
+                    f"slow_calls.{hook}: {slow} ms is over the hook's deadline (deadlines.{hook} = "
+                    f"{deadline} ms); a slow-call threshold must be at most the deadline"
+                )
+
+    def slow_call_ms(self, hook: str) -> float:
+        """How long a call of ``hook`` may take, in milliseconds, before its breaker counts it as slow."""
+        slow: int | None = getattr(self.slow_calls, hook)
+        deadline: int = getattr(self.deadlines, hook)
+        return float(slow) if slow is not None else deadline * SLOW_CALL_FRACTION
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file in ``state_dir``."""
@@ -228,6 +272,8 @@ class SettingsError(ValueError):
 
 
 _AT_KEY = re.compile(r" - at `\$\.(?P<key>[^`.\[]+)(?P<rest>[^`]*)`$")
+# What ``Settings.__post_init__`` raises about a key that must agree with another.
+_CROSS_KEY = re.compile(r"^(?P<key>(?P<table>slow_calls|breaker)\.\w+): (?P<problem>.+)$", re.S)
 
 
 def load_settings(
@@ -255,6 +301,10 @@ def load_settings(
     except msgspec.ValidationError as exc:
         message = str(exc)
         at = _AT_KEY.search(message)
+        cross = _CROSS_KEY.match(message)
+        if at is None and cross is not None:
+            where = came_from.get(cross["table"]) or came_from.get("deadlines", "settings")
+            raise SettingsError(f"{where} ({cross['key']}): {cross['problem']}") from None
         if at is None:
             raise SettingsError(f"{path or 'settings'}: {message}") from None
         key = at["key"] + at["rest"]

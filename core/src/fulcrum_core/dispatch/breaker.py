@@ -75,7 +75,7 @@ class BreakerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     minimum_number_of_calls: int = 10
     failure_rate_threshold: float = 50.0
     slow_call_rate_threshold: float = 50.0
-    # A call taking longer than this is slow; the dispatcher sets it to the hook's deadline.
+    # A call taking longer than this is slow; the dispatcher sets it per hook (``for_deadline``).
     slow_call_duration_s: float = 0.150
     wait_duration_in_open_state_s: float = 30.0
     # Probes let through in HALF_OPEN; others are rejected until these have been recorded.
@@ -96,14 +96,16 @@ class BreakerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         _at_least("wait_duration_in_open_state_s", self.wait_duration_in_open_state_s, 0)
         _at_least("max_wait_in_half_open_s", self.max_wait_in_half_open_s, 0)
 
-    def for_deadline(self, deadline_s: float) -> BreakerConfig:
-        """This config for a hook with that deadline: calls slower than it count as slow, and the
-        breaker stays open at least that long, so every call admitted before it opened has ended
-        before a probe is let through (none of them can be taken for a probe or free a probe's place)."""
+    def for_deadline(self, deadline_s: float, slow_call_s: float | None = None) -> BreakerConfig:
+        """This config for a hook with that deadline: calls slower than ``slow_call_s`` (at most the
+        deadline; the deadline itself when None) count as slow, and the breaker stays open at least the
+        deadline, so every call admitted before it opened has ended before a probe is let through
+        (none of them can be taken for a probe or free a probe's place)."""
+        slow = deadline_s if slow_call_s is None else slow_call_s
+        if not 0 < slow <= deadline_s:
+            raise ValueError(f"the slow-call duration must be in (0, {deadline_s!r}] s, got {slow!r}")
         wait = max(self.wait_duration_in_open_state_s, deadline_s)
-        return msgspec.structs.replace(
-            self, slow_call_duration_s=deadline_s, wait_duration_in_open_state_s=wait
-        )
+        return msgspec.structs.replace(self, slow_call_duration_s=slow, wait_duration_in_open_state_s=wait)
 
 
 def _at_least(name: str, value: float, low: float) -> None:

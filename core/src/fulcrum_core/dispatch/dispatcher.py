@@ -218,7 +218,11 @@ class Dispatcher:
         self.guards: list[CallGuard] = list(guards)
         self.observer = observer
         self.resilience = Guards(
-            settings.breaker, lambda hook: self.deadline_ms(hook) / 1000, settings.bulkhead_size, clock=clock
+            settings.breaker,
+            lambda hook: self.deadline_ms(hook) / 1000,
+            settings.bulkhead_size,
+            slow_call_s=lambda hook: settings.slow_call_ms(hook) / 1000,
+            clock=clock,
         )
         self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="fulcrum-plugin")
         # A plugin whose sync calls, across all its hooks, left this many threads running past their

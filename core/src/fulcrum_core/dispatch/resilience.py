@@ -1,7 +1,8 @@
 """The breaker and bulkhead of every plugin × hook, made on first use from settings.
 
-Each hook's breaker counts a call slower than the hook's deadline as slow
-(:meth:`BreakerConfig.for_deadline`); each bulkhead holds ``settings.bulkhead_size`` calls. Breaker
+Each hook's breaker counts a call slower than the hook's slow-call threshold as slow (a call cut off at
+the deadline too) and stays open at least the deadline (:meth:`BreakerConfig.for_deadline`); each
+bulkhead holds ``settings.bulkhead_size`` calls. Breaker
 state changes go to the listeners (metrics, logs). Like the breaker and bulkhead themselves, this
 belongs to one event loop and is used from its thread only.
 """
@@ -78,11 +79,14 @@ class Guards:
         deadline_s: Callable[[str], float],
         bulkhead_size: int,
         *,
+        slow_call_s: Callable[[str], float] | None = None,
         clock: Clock = MONOTONIC,
         listeners: Iterable[Callable[[StateTransition], None]] = (),
     ) -> None:
         self._config = config
         self._deadline_s = deadline_s
+        # A hook's slow-call threshold in seconds; None → the hook's deadline.
+        self._slow_call_s = slow_call_s if slow_call_s is not None else deadline_s
         self._bulkhead_size = bulkhead_size
         # Breakers made from now on read this clock (tests swap in a VirtualClock before the first call).
         self.clock = clock
@@ -94,14 +98,16 @@ class Guards:
         guard = self._by_key.get((plugin, hook))
         if guard is None:
             name = f"{plugin}:{hook}"
-            breaker = CircuitBreaker(
-                name, self._config.for_deadline(self._deadline_s(hook)), clock=self.clock,
-                listeners=self._listeners,
-            )
+            config = self._config.for_deadline(self._deadline_s(hook), self._slow_call_s(hook))
+            breaker = CircuitBreaker(name, config, clock=self.clock, listeners=self._listeners)
             guard = self._by_key[(plugin, hook)] = Guard(
                 plugin, hook, breaker, Bulkhead(self._bulkhead_size, name=name)
             )
         return guard
+
+    def deadline_s(self, hook: str) -> float:
+        """The deadline of ``hook`` in seconds: how long a call admitted now may still be running."""
+        return self._deadline_s(hook)
 
     @property
     def config(self) -> BreakerConfig:

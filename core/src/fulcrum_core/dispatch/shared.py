@@ -152,7 +152,7 @@ class SharedBreakers:
             if hook not in HOOK_NAMES or not self._known(plugin):
                 continue  # another deployment's plugin, or garbage: no breaker is made for it
             breaker = self._guards.get(plugin, hook).breaker
-            if left < breaker.config.slow_call_duration_s:
+            if left < self._guards.deadline_s(hook):
                 continue  # about to end; a call in flight could be taken for a probe
             wait = breaker.config.wait_duration_in_open_state_s
             if left > wait + _SKEW_S:
