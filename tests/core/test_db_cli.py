@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from fulcrum_core.cli.db import _next_revision_id
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.models import TransactionRow
 from fulcrum_core.data.types import utcnow
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 
 def _config(tmp_path: Path) -> tuple[Path, str]:
@@ -128,6 +128,54 @@ def test_reconcile_resolve_with_the_real_host_asks_about_rows_it_just_marked(tmp
     assert resolved.exit_code == 0, resolved.output
     assert "asked again: stale  unknown" in resolved.output
     assert "marked unknown: 1; unknown in total: 1" in resolved.output
+
+
+def test_reconcile_ends_never_asked_transactions_past_their_retry_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 503 the plugin never saw (``retryable``) that nobody retried within the retry window is ended
+    by ``db reconcile`` as a late retry would: failed, no longer retryable, a 422 ``idempotency.expired``
+    stored, the 503 kept as its attempt; one inside the window is left retryable. Both outputs count it."""
+    from fulcrum_core.cli import db as db_cli
+    from fulcrum_core.data.models import TransactionAttemptRow
+    from fulcrum_core.transactions.journal import Journal
+
+    config, url = _config(tmp_path)
+    config.write_text(config.read_text(encoding="utf-8") + "transaction_retry_window_seconds = 3600\n")
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    monkeypatch.setattr(db_cli, "utcnow", lambda: now)
+    db = Database(url)
+    db.upgrade()
+    with db.session() as session:
+        for tx_id, age in (("stale", timedelta(hours=1)), ("young", timedelta(minutes=59))):
+            session.add(TransactionRow(
+                id=tx_id, customer_ref="c-1", idempotency_key=f"k-{tx_id}", request_hash="0" * 64,
+                type="t.x", plugin_id="p", params={}, amount_fen=100, risk_level=None, status="failed",
+                response_status=503, response_body="{}", retryable=True,
+                created_at=now - age, updated_at=now - age, first_seen_at=now - age,
+            ))
+    result = CliRunner().invoke(main, ["--config", str(config), "db", "reconcile", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["expired"] == ["stale"]
+    journal = Journal(db)
+    stale, young = journal.get("stale"), journal.get("young")
+    assert stale is not None
+    assert young is not None
+    assert (stale.status, stale.retryable, stale.updated_at) == ("failed", False, now)
+    assert stale.response_status == 422
+    problem = json.loads(stale.response_body or "")
+    assert (problem["code"], problem["field"]) == ("idempotency.expired", "Idempotency-Key")
+    assert "'k-stale'" in problem["detail"]
+    assert (young.status, young.retryable, young.response_status) == ("failed", True, 503)
+    with db.read_session() as session:
+        kept = session.scalars(select(TransactionAttemptRow)).all()
+        assert [(a.transaction_id, a.attempt, a.response_status) for a in kept] == [("stale", 1, 503)]
+    monkeypatch.setattr(db_cli, "utcnow", lambda: now + timedelta(minutes=1))
+    again = CliRunner().invoke(main, ["--config", str(config), "db", "reconcile"])
+    assert again.exit_code == 0, again.output
+    assert "ended past their retry window: 1" in again.output
+    assert not journal.get("young").retryable  # type: ignore[union-attr]
+    db.dispose()
 
 
 def test_reconcile_refuses_a_bad_grace_period(tmp_path: Path) -> None:

@@ -1197,6 +1197,54 @@ async def test_a_retry_just_inside_the_window_runs_the_transaction(
     assert (row.first_seen_at, row.attempts) == (start, 2)
 
 
+async def test_reconciliation_ends_never_retried_transactions_once_their_window_has_closed(
+    make_service: Callable[..., TransactionService], db: Database, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 503 the plugin never saw, never retried: reconciliation within the window leaves it retryable;
+    the first run after the window closes ends it as a late retry would (failed, not retryable, the 503
+    kept as its attempt, the 422 ``idempotency.expired`` stored), and a later retry replays that 422
+    without asking the plugin. A younger row stays retryable; before, such rows stayed retryable forever."""
+    import fulcrum_core.transactions.service as service_module
+
+    service = make_service(transaction_retry_window_seconds=3600)
+    start = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+    clock = [start]
+    monkeypatch.setattr(service_module, "utcnow", lambda: clock[0])
+    undo = _refuse_without_calling(service, "breaker_open")
+    old = await service.submit(C3, "k-old", body())
+    clock[0] = start + timedelta(minutes=30)
+    young = await service.submit(C3, "k-young", body())
+    undo()
+    assert (old.status_code, young.status_code) == (503, 503)
+    within = service.reconcile_unknown(now=start + timedelta(minutes=59, seconds=59))
+    assert within.expired == []
+    assert all(row.retryable for row in rows(db))
+    closed = start + timedelta(hours=1)
+    report = service.reconcile_unknown(now=closed)
+    assert report.expired == [old.transaction_id]
+    by_id = {row.id: row for row in rows(db)}
+    ended, kept = by_id[old.transaction_id], by_id[young.transaction_id]
+    assert (ended.status, ended.retryable, ended.response_status, ended.attempts) == ("failed", False, 422, 1)
+    assert (ended.first_seen_at, ended.updated_at) == (start, closed)
+    assert (kept.status, kept.retryable, kept.response_status) == ("failed", True, 503)
+    assert _attempt_history(db) == [(1, "failed", 503)]
+    assert service.get(C3, old.transaction_id).updated_at == closed
+    assert service.reconcile_unknown(now=closed + timedelta(minutes=1)).expired == []  # ended once
+    clock[0] = closed + timedelta(minutes=5)
+    late = await service.submit(C3, "k-old", body())
+    assert (late.status_code, late.replayed, late.retry_after) == (422, True, None)
+    assert isinstance(late.body, TransactionProblem)
+    assert (late.body.code, late.body.field, late.body.first_seen_at) == (
+        "idempotency.expired", "Idempotency-Key", start
+    )
+    assert "'k-old'" in late.body.detail
+    assert "within 1 hour of" in late.body.detail
+    assert late.body.transaction is not None
+    assert (late.body.transaction.status, late.body.transaction.updated_at) == ("failed", closed)
+    assert shop.calls == []
+    assert (await service.submit(C3, "k-young", body())).status_code == 201  # still within its window
+
+
 async def test_a_retry_whose_window_closes_while_it_is_checked_does_not_run_it(
     service: TransactionService, db: Database, shop: Shop
 ) -> None:

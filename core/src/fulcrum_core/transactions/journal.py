@@ -209,6 +209,31 @@ class Journal:
         with self._db.read_session() as session:
             return list(session.scalars(stmt))
 
+    def retryable_since(
+        self, cutoff: datetime, *, limit: int = 500, after: TransactionRow | None = None
+    ) -> builtins.list[TransactionRow]:
+        """Retryable rows first seen at or before ``cutoff`` (their retry window has closed), oldest
+        first; with ``after``, only those after that row in this order (the next page)."""
+        stmt = (
+            select(TransactionRow)
+            .where(
+                TransactionRow.status == "failed",
+                TransactionRow.retryable.is_(True),
+                TransactionRow.first_seen_at <= cutoff,
+            )
+            .order_by(TransactionRow.first_seen_at, TransactionRow.id)
+            .limit(limit)
+        )
+        if after is not None:
+            stmt = stmt.where(
+                or_(
+                    TransactionRow.first_seen_at > after.first_seen_at,
+                    and_(TransactionRow.first_seen_at == after.first_seen_at, TransactionRow.id > after.id),
+                )
+            )
+        with self._db.read_session() as session:
+            return list(session.scalars(stmt))
+
     def mark_unknown(self, tx_id: str, *, response_status: int, response_body: str, now: datetime) -> bool:
         """Move a ``pending`` row to ``unknown`` with its replayable response; ``False`` if it moved on."""
         stmt = (

@@ -3,7 +3,9 @@
 A row stays ``pending`` only while a request waits on its plugin; one still ``pending`` long after
 the deadline belongs to a worker that died mid-call. ``reconcile`` marks such rows ``unknown``, with
 the 202 response a retry of the same request will now replay (instead of 409 forever), and lists
-every ``unknown`` row for operations to settle with the owning department or partner.
+every ``unknown`` row for operations to settle with the owning department or partner. It also ends
+the ``retryable`` rows (the plugin was never asked) whose retry window has closed with nobody retrying
+them, as a late retry would (``expiry``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
+from fulcrum_core.transactions.expiry import expire_closed
 from fulcrum_core.transactions.journal import Journal
 from fulcrum_core.transactions.models import TransactionView
 from fulcrum_core.transactions.render import encode_body, view_of
@@ -23,17 +26,25 @@ class ReconcileReport(msgspec.Struct, frozen=True, kw_only=True):
     """What one reconciliation run did and what is left to settle."""
 
     marked_unknown: list[str]
+    # Retryable rows (never asked) past their retry window, ended as failed by this run.
+    expired: list[str]
     unknown: list[TransactionView]
 
 
-def reconcile(journal: Journal, *, older_than: timedelta, now: datetime, limit: int = 500) -> ReconcileReport:
-    """Mark rows ``pending`` for longer than ``older_than`` as ``unknown``; report all ``unknown`` rows."""
+def reconcile(
+    journal: Journal, *, older_than: timedelta, now: datetime, retry_window_seconds: int, limit: int = 500
+) -> ReconcileReport:
+    """Mark rows ``pending`` for longer than ``older_than`` as ``unknown``, end retryable rows first seen
+    ``retry_window_seconds`` or more before ``now``; report all ``unknown`` rows."""
     marked: list[str] = []
     for row in journal.pending_before(now - older_than, limit=limit):
         view = msgspec.structs.replace(view_of(row), status="unknown", updated_at=now)
         if journal.mark_unknown(row.id, response_status=202, response_body=encode_body(view), now=now):
             marked.append(row.id)
-    return ReconcileReport(marked_unknown=marked, unknown=unknown_views(journal, limit=limit))
+    expired = expire_closed(journal, window_seconds=retry_window_seconds, now=now, limit=limit)
+    return ReconcileReport(
+        marked_unknown=marked, expired=expired, unknown=unknown_views(journal, limit=limit)
+    )
 
 
 def unknown_views(journal: Journal, *, limit: int = 500) -> list[TransactionView]:

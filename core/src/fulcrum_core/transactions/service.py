@@ -48,7 +48,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Protocol, TypeVar
 
 import msgspec
@@ -76,6 +76,7 @@ from fulcrum_core.parameter_problems import echoed
 from fulcrum_core.settings import Settings
 from fulcrum_core.transactions import checks
 from fulcrum_core.transactions.checks import PluginBusyError, PluginFaultError
+from fulcrum_core.transactions.expiry import expired_problem
 from fulcrum_core.transactions.journal import Journal
 from fulcrum_core.transactions.models import (
     Suitability,
@@ -293,20 +294,8 @@ class TransactionService:
         the app to ask the customer again and send a new request under a new key.
         """
         now = utcnow()
-        seconds = self._settings.transaction_retry_window_seconds
-        window = f"{seconds // 3600} hours" if seconds % 3600 == 0 else f"{seconds} seconds"
-        view = msgspec.structs.replace(view_of(row), updated_at=now)
-        problem = outcome_problem(
-            422,
-            "idempotency.expired",
-            f"the request with {checks.IDEMPOTENCY_HEADER} {key!r} was first seen at "
-            f"{row.first_seen_at.isoformat()} and was never carried out; a transaction that was not "
-            f"carried out within {window} of its first request is not carried out later, and has "
-            "ended as failed: send it again with a new key if it is still wanted",
-            view,
-            message=_EXPIRED,
-            field=checks.IDEMPOTENCY_HEADER,
-            first_seen_at=row.first_seen_at,
+        problem = expired_problem(
+            row, window_seconds=self._settings.transaction_retry_window_seconds, now=now
         )
         expired = await asyncio.to_thread(
             self.journal.expire, row, response_status=422, response_body=encode_body(problem), now=now
@@ -739,25 +728,26 @@ class TransactionService:
     def reconcile_unknown(
         self, *, older_than: timedelta | None = None, now: datetime | None = None
     ) -> ReconcileReport:
-        """Mark rows left ``pending`` (a worker died mid-call) as ``unknown`` and list every unknown row.
+        """Mark rows left ``pending`` (a worker died mid-call) as ``unknown``, end retryable rows past
+        their retry window (as a late retry would), and list every unknown row.
 
         ``older_than`` defaults to twice the execute deadline plus a minute: no live request can
         still be waiting on such a row.
         """
         deadline_ms = self._settings.deadlines.execute_transaction
         grace = older_than or timedelta(milliseconds=2 * deadline_ms, minutes=1)
-        return reconcile(self.journal, older_than=grace, now=now or datetime.now(UTC))
+        return reconcile(
+            self.journal,
+            older_than=grace,
+            now=now or utcnow(),
+            retry_window_seconds=self._settings.transaction_retry_window_seconds,
+        )
 
 
 _FAILED = LocalizedText(zh_CN="交易未能完成。", en="The transaction failed.")
 _PLUGIN_FAILED = LocalizedText(
     zh_CN="服务暂时出现问题，交易未执行，请稍后重试。",
     en="The service had a problem; the transaction was not carried out. Try again later.",
-)
-_EXPIRED = LocalizedText(
-    zh_CN="该交易请求已超过重试期限，未执行且不会再执行；如仍需办理，请重新发起。",
-    en="This request is past its retry window; it was not carried out and will not be. Start it again if "
-    "still wanted.",
 )
 _PLUGIN_UNAVAILABLE = LocalizedText(
     zh_CN="服务繁忙，交易未执行，请稍后重试。",
