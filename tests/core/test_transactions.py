@@ -35,6 +35,8 @@ C3 = PERSONAS["young_professional"].id  # tolerance C3, assessment valid
 C1_EXPIRED = PERSONAS["retiree"].id  # tolerance C1, assessment expired 2025-12-31
 NO_RISK = "c-no-assessment"
 RISK = {"SAFE": "R1", "MID": "R3", "HOT": "R5", "STEP": "R1"}
+EXPLODING: dict[str, BaseException] = {}
+"""Products whose params ``__post_init__`` raises this (set by a test, after its rows are journaled)."""
 
 
 class BuyParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -45,6 +47,8 @@ class BuyParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     mode: str = "ok"
 
     def __post_init__(self) -> None:
+        if self.product in EXPLODING:
+            raise EXPLODING[self.product]
         if self.product == "CLOSED":
             raise TransactionRefused("shop.closed", LocalizedText(zh_CN="暂停申购", en="Closed"),
                                      field="product")
@@ -628,6 +632,51 @@ async def test_reconciliation_reaches_past_a_full_batch_of_rows_it_cannot_settle
         "k-1": "unknown", "k-2": "unknown", "k-3": "succeeded"
     }
     assert by_key["k-3"].status == "succeeded"
+
+
+@pytest.fixture
+def exploding() -> Iterator[dict[str, BaseException]]:
+    """``EXPLODING``, emptied after the test."""
+    yield EXPLODING
+    EXPLODING.clear()
+
+
+async def test_reconciliation_survives_params_that_raise_system_exit_when_decoded_again(
+    service: TransactionService,
+    db: Database,
+    shop: Shop,
+    exploding: dict[str, BaseException],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A plugin's params ``__post_init__`` that raises ``SystemExit`` (or another BaseException) while
+    reconciliation decodes a row again leaves that row unknown, logged; the run goes on to settle the
+    next one. Before, the SystemExit ended the whole run."""
+    first = await service.submit(C3, "k-1", body(product="MID", mode="unsure"))
+    second = await service.submit(C3, "k-2", body(product="SAFE", mode="unsure"))
+    assert (first.status_code, second.status_code) == (202, 202)
+    shop.override = "ok"
+    exploding["MID"] = SystemExit(3)
+    with caplog.at_level("WARNING", logger="fulcrum.transactions"):
+        settled = dict(await service.resolve_unknown())
+    assert settled == {first.transaction_id: "unknown", second.transaction_id: "succeeded"}
+    assert [r.id for r in shop.calls] == [first.transaction_id, second.transaction_id, second.transaction_id]
+    statuses = {row.id: row.status for row in rows(db)}
+    assert statuses == {first.transaction_id: "unknown", second.transaction_id: "succeeded"}
+    [record] = [r for r in caplog.records if "cannot be asked about again" in r.getMessage()]
+    assert first.transaction_id in record.getMessage()
+    assert "SystemExit(3)" in record.getMessage()
+    assert (record.plugin, record.transaction_id) == ("shop", first.transaction_id)  # type: ignore[attr-defined]
+
+
+async def test_reconciliation_still_stops_on_keyboard_interrupt(
+    service: TransactionService, db: Database, exploding: dict[str, BaseException]
+) -> None:
+    """A KeyboardInterrupt while a row is decoded again is the operator's Ctrl-C: it ends the run."""
+    assert (await service.submit(C3, "k-1", body(mode="unsure"))).status_code == 202
+    exploding["MID"] = KeyboardInterrupt()
+    with pytest.raises(KeyboardInterrupt):
+        await service.resolve_unknown()
+    assert rows(db)[0].status == "unknown"
 
 
 @pytest.mark.parametrize("why", ["boom", "breaker_open"])

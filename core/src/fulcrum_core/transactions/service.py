@@ -637,7 +637,9 @@ class TransactionService:
         return settled
 
     def _replan(self, row: TransactionRow) -> _Plan | None:
-        """The plan of a journaled row, for its running owner; ``None`` when it cannot be rebuilt now."""
+        """The plan of a journaled row, for its running owner; ``None`` when it cannot be rebuilt now.
+        Decoding runs the plugin's params ``__post_init__``: whatever it raises (a ``SystemExit`` too,
+        only ``KeyboardInterrupt`` is raised on) is that row's problem, never the end of the run."""
         active = self._plugins.transaction_types.get(row.type)
         if active is None or active[0].id != row.plugin_id:
             return None
@@ -647,8 +649,15 @@ class TransactionService:
             contexts = self._contexts.for_request(
                 row.customer_ref, request_id=row.id, now=row.created_at, fresh=True
             )
-        except Exception as exc:
-            log.warning("transaction %s cannot be asked about again: %s", row.id, exc)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # plugin code: a SystemExit there must not end reconciliation
+            log.warning(
+                "transaction %s cannot be asked about again: %s",
+                row.id,
+                repr(exc),
+                extra={"plugin": row.plugin_id, "transaction_id": row.id},
+            )
             return None
         ctx = msgspec.structs.replace(
             contexts.for_plugin(plugin), storage=self._contexts.storage(plugin.id, fresh=True)
