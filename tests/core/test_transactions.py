@@ -4,6 +4,8 @@ dispatcher and contexts (no HTTP): each refusal, idempotency, suitability, limit
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -137,7 +139,7 @@ def make_service(
     """Build a service around the shop plugin on the parametrized database; dispatchers closed after."""
     dispatchers: list[Dispatcher] = []
 
-    def build(*, owner: str = "shop", **overrides: Any) -> TransactionService:
+    def build(*, owner: str = "shop", kind: str = "department", **overrides: Any) -> TransactionService:
         conf = msgspec.structs.replace(settings, **overrides) if overrides else settings
         def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
             shop.register(register)
@@ -145,7 +147,7 @@ def make_service(
         def execute_transaction(ctx: Any, request: TransactionRequest) -> Any:
             return shop.execute(ctx, request)
 
-        plugin = kit.plugin(owner, transaction_types=["shop.buy", "shop.note"],
+        plugin = kit.plugin(owner, kind=kind, transaction_types=["shop.buy", "shop.note"],
                             register_transaction_types=register_transaction_types,
                             execute_transaction=execute_transaction)
         plugins = get_plugin_manager(conf, extra_plugins=[plugin], load_entry_points=False)
@@ -632,6 +634,56 @@ async def test_reconciliation_reaches_past_a_full_batch_of_rows_it_cannot_settle
         "k-1": "unknown", "k-2": "unknown", "k-3": "succeeded"
     }
     assert by_key["k-3"].status == "succeeded"
+
+
+@pytest.mark.parametrize(
+    ("mode", "says"),
+    [
+        ("boom", "execute_transaction: error: RuntimeError"),
+        ("unsure", "cannot confirm its outcome"),
+        ("garbage", "execute_transaction: invalid"),
+        ("bad_refusal", "refused invalidly"),
+    ],
+)
+async def test_a_partners_failed_transaction_is_logged_with_the_request_id_it_was_given(
+    make_service: Callable[..., TransactionService],
+    shop: Shop,
+    caplog: pytest.LogCaptureFixture,
+    mode: str,
+    says: str,
+) -> None:
+    """When a partner's ``execute_transaction`` raises (or cannot confirm, or answers invalidly), the
+    warning names the request id the partner was given (in the text and as ``partner_request_id``), so
+    its report can be matched to the line; an internal plugin's line has no such field."""
+    from fulcrum_core.observability.logging import JsonFormatter
+
+    shop.override = mode
+    logged: dict[str, logging.LogRecord] = {}
+    for owner, kind in (("partner-x", "partner"), ("shop", "department")):
+        service = make_service(owner=owner, kind=kind)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="fulcrum.transactions"):
+            outcome = await service.submit(C3, f"k-{owner}", body())
+        assert outcome.status_code in (202, 502)
+        [record] = [r for r in caplog.records if r.name == "fulcrum.transactions" and says in r.getMessage()]
+        assert record.transaction_id == outcome.transaction_id  # type: ignore[attr-defined]
+        assert (record.plugin, record.hook) == (owner, "execute_transaction")  # type: ignore[attr-defined]
+        logged[owner] = record
+        seen = shop.calls[-1]
+        assert seen.id == outcome.transaction_id
+    partner = logged["partner-x"]
+    given = make_service(owner="partner-x", kind="partner")._contexts.partner_request_id(  # type: ignore[attr-defined]
+        "partner-x", partner.transaction_id  # type: ignore[attr-defined]
+    )
+    assert len(given) == 32
+    assert given != partner.transaction_id  # type: ignore[attr-defined]
+    assert partner.partner_request_id == given  # type: ignore[attr-defined]
+    assert f"[partner request id {given}]" in partner.getMessage()
+    assert json.loads(JsonFormatter().format(partner))["partner_request_id"] == given
+    internal = logged["shop"]
+    assert not hasattr(internal, "partner_request_id")
+    assert "partner request id" not in internal.getMessage()
+    assert "partner_request_id" not in json.loads(JsonFormatter().format(internal))
 
 
 @pytest.fixture
