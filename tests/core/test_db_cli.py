@@ -148,12 +148,26 @@ def test_reconcile_ends_never_asked_transactions_past_their_retry_window(
     db.upgrade()
     with db.session() as session:
         for tx_id, age in (("stale", timedelta(hours=1)), ("young", timedelta(minutes=59))):
-            session.add(TransactionRow(
-                id=tx_id, customer_ref="c-1", idempotency_key=f"k-{tx_id}", request_hash="0" * 64,
-                type="t.x", plugin_id="p", params={}, amount_fen=100, risk_level=None, status="failed",
-                response_status=503, response_body="{}", retryable=True,
-                created_at=now - age, updated_at=now - age, first_seen_at=now - age,
-            ))
+            session.add(
+                TransactionRow(
+                    id=tx_id,
+                    customer_ref="c-1",
+                    idempotency_key=f"k-{tx_id}",
+                    request_hash="0" * 64,
+                    type="t.x",
+                    plugin_id="p",
+                    params={},
+                    amount_fen=100,
+                    risk_level=None,
+                    status="failed",
+                    response_status=503,
+                    response_body="{}",
+                    retryable=True,
+                    created_at=now - age,
+                    updated_at=now - age,
+                    first_seen_at=now - age,
+                )
+            )
     result = CliRunner().invoke(main, ["--config", str(config), "db", "reconcile", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["expired"] == ["stale"]

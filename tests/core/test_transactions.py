@@ -147,9 +147,13 @@ def make_service(
         def execute_transaction(ctx: Any, request: TransactionRequest) -> Any:
             return shop.execute(ctx, request)
 
-        plugin = kit.plugin(owner, kind=kind, transaction_types=["shop.buy", "shop.note"],
-                            register_transaction_types=register_transaction_types,
-                            execute_transaction=execute_transaction)
+        plugin = kit.plugin(
+            owner,
+            kind=kind,
+            transaction_types=["shop.buy", "shop.note"],
+            register_transaction_types=register_transaction_types,
+            execute_transaction=execute_transaction,
+        )
         plugins = get_plugin_manager(conf, extra_plugins=[plugin], load_entry_points=False)
         assert set(plugins.transaction_types) == {"shop.buy", "shop.note"}, plugins.quarantined
         dispatcher = Dispatcher(conf)
@@ -659,8 +663,9 @@ async def test_a_partners_failed_transaction_is_logged_with_the_request_id_it_wa
 
     shop.override = mode
     logged: dict[str, logging.LogRecord] = {}
+    services: dict[str, TransactionService] = {}
     for owner, kind in (("partner-x", "partner"), ("shop", "department")):
-        service = make_service(owner=owner, kind=kind)
+        service = services[owner] = make_service(owner=owner, kind=kind)
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="fulcrum.transactions"):
             outcome = await service.submit(C3, f"k-{owner}", body())
@@ -672,11 +677,11 @@ async def test_a_partners_failed_transaction_is_logged_with_the_request_id_it_wa
         seen = shop.calls[-1]
         assert seen.id == outcome.transaction_id
     partner = logged["partner-x"]
-    given = make_service(owner="partner-x", kind="partner")._contexts.partner_request_id(  # type: ignore[attr-defined]
-        "partner-x", partner.transaction_id  # type: ignore[attr-defined]
-    )
+    tx_id: str = partner.transaction_id  # type: ignore[attr-defined]
+    contexts: Any = services["partner-x"]._contexts
+    given = contexts.partner_request_id("partner-x", tx_id)  # the id the partner's ctx carried
     assert len(given) == 32
-    assert given != partner.transaction_id  # type: ignore[attr-defined]
+    assert given != tx_id
     assert partner.partner_request_id == given  # type: ignore[attr-defined]
     assert f"[partner request id {given}]" in partner.getMessage()
     assert json.loads(JsonFormatter().format(partner))["partner_request_id"] == given
@@ -1336,7 +1341,9 @@ async def test_reconciliation_ends_never_retried_transactions_once_their_window_
     assert (late.status_code, late.replayed, late.retry_after) == (422, True, None)
     assert isinstance(late.body, TransactionProblem)
     assert (late.body.code, late.body.field, late.body.first_seen_at) == (
-        "idempotency.expired", "Idempotency-Key", start
+        "idempotency.expired",
+        "Idempotency-Key",
+        start,
     )
     assert "'k-old'" in late.body.detail
     assert "within 1 hour of" in late.body.detail
