@@ -32,6 +32,7 @@ from fulcrum_core.errors import problem_details_plugin
 from fulcrum_core.observability import setup as observability
 from fulcrum_core.plugins import get_plugin_manager
 from fulcrum_core.registry_host import attach_registry, registry_of
+from fulcrum_core.registry_host.host import admission_gate
 from fulcrum_core.runtime import Runtime
 from fulcrum_core.settings import Settings
 from fulcrum_core.transactions.service import TransactionService
@@ -50,10 +51,16 @@ def build_runtime(
     """Build the host's parts. Tests pass ``extra_plugins`` (modules or objects with hookimpls and a
     ``MANIFEST`` attribute) and ``load_entry_points=False`` to run exactly the plugins they choose.
 
-    ``obey_registry`` (default: when entry points are loaded) runs only registry-approved releases."""
+    ``obey_registry`` (default: when entry points are loaded) runs only registry-approved releases, and
+    then (outside dev mode) an entry point is imported only after its files are verified against the
+    approved wheel: a tampered or unapproved plugin's module body never runs."""
     db = Database(settings.resolved_database_url(), statement_timeout_ms=settings.db_statement_timeout_ms)
     data = provider if provider is not None else DemoDataProvider.from_seed()
-    plugins = get_plugin_manager(settings, extra_plugins=extra_plugins, load_entry_points=load_entry_points)
+    obey = load_entry_points if obey_registry is None else obey_registry
+    gate = admission_gate(settings, db) if obey and load_entry_points and not settings.dev_mode else None
+    plugins = get_plugin_manager(
+        settings, extra_plugins=extra_plugins, load_entry_points=load_entry_points, admission=gate
+    )
     dispatcher = Dispatcher(settings)
     # Only a provider holding its customers can say which branches have any; the bank's systems cannot.
     known = (
@@ -78,7 +85,7 @@ def build_runtime(
         tokens=tokens,
         transactions=transactions,
     )
-    attach_registry(runtime, obey=load_entry_points if obey_registry is None else obey_registry)
+    attach_registry(runtime, obey=obey, gate=gate)
     attach_branches(runtime, branches)
     observability.attach_metrics(runtime)
     if settings.redis_url and not settings.dev_mode:  # a developer's plugins never open shared breakers

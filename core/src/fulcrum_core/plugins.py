@@ -5,6 +5,8 @@
 and returns a :class:`PluginSet`. A broken plugin — unreadable or invalid manifest, manifest id not
 the entry-point name, incompatible SDK range, import error, unknown or undeclared hook — is
 quarantined with one log line naming the plugin, the cause and the fix; the host keeps starting.
+When the host obeys a registry, each entry point is also checked against its approved release (the
+``admission`` check) before import: a plugin not approved, or not the reviewed copy, is never imported.
 
 What runs per request is decided at runtime by :meth:`PluginSet.set_policy` (the registry's
 approval, suspension and scope grants): the set swaps one immutable snapshot, so a request sees
@@ -37,7 +39,13 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from fulcrum_core.settings import Settings
 
-__all__ = ["HookCall", "LoadedPlugin", "PluginPolicy", "PluginSet", "get_plugin_manager", "import_failure"]
+__all__ = [
+    "AdmissionCheck", "HookCall", "LoadedPlugin", "PluginPolicy", "PluginSet", "get_plugin_manager",
+    "import_failure",
+]
+
+AdmissionCheck = Callable[[str, Manifest, importlib.metadata.Distribution], str | None]
+"""Asked before an entry point is imported: why not to import it (None: import it)."""
 
 log = logging.getLogger("fulcrum.plugins")
 
@@ -335,7 +343,9 @@ def _check_manifest(manifest: Manifest) -> None:
         )
 
 
-def _entry_point_loader(ep: importlib.metadata.EntryPoint, loader: _Loader) -> None:
+def _entry_point_loader(
+    ep: importlib.metadata.EntryPoint, loader: _Loader, admission: AdmissionCheck | None
+) -> None:
     dist = ep.dist
     if dist is None:
         loader.quarantine(ep.name, "entry point has no distribution; fix: install the plugin as a package")
@@ -348,6 +358,11 @@ def _entry_point_loader(ep: importlib.metadata.EntryPoint, loader: _Loader) -> N
     if manifest.id != ep.name:
         loader.quarantine(ep.name, f"manifest id {manifest.id!r} differs from entry-point name {ep.name!r}; "
                           "fix: make [project.entry-points.fulcrum] use the manifest id as the name")
+        return
+    refused = admission(ep.name, manifest, dist) if admission is not None else None
+    if refused is not None:  # never imported: its module body must not run either
+        loader.seen.setdefault(ep.name, manifest)
+        loader.quarantine(ep.name, refused)
         return
     loader.admit(ep.name, manifest, ep.load)
     if ep.name in loader.manifests:
@@ -468,12 +483,18 @@ def _collect_types(
 
 
 def get_plugin_manager(
-    settings: Settings, *, extra_plugins: Sequence[object] = (), load_entry_points: bool = True
+    settings: Settings,
+    *,
+    extra_plugins: Sequence[object] = (),
+    load_entry_points: bool = True,
+    admission: AdmissionCheck | None = None,
 ) -> PluginSet:
     """Load the ``fulcrum`` entry points (and ``extra_plugins``, for tests) into a :class:`PluginSet`.
 
     ``extra_plugins`` are modules or objects carrying a ``MANIFEST`` attribute, or modules beside
     their ``fulcrum-plugin.toml``. Nothing here raises for a broken plugin: it is quarantined.
+    ``admission`` (the registry's check, when the host obeys one) is asked about each entry point
+    before it is imported; one it refuses is quarantined with its answer and never imported.
     """
     loader = _Loader(settings)
     if load_entry_points:
@@ -482,7 +503,7 @@ def get_plugin_manager(
             if reason is not None:
                 loader.skipped[ep.name] = reason
                 continue
-            _entry_point_loader(ep, loader)
+            _entry_point_loader(ep, loader, admission)
     for obj in extra_plugins:
         try:
             manifest = _extra_manifest(obj)

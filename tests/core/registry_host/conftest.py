@@ -39,14 +39,17 @@ def _record(name: str, data: bytes) -> str:
     return f"{name},sha256={digest},{len(data)}"
 
 
-def make_wheel(directory: Path, manifest: Manifest, version: str | None = None) -> Path:
-    """Write a wheel for ``manifest`` (id as entry point; its version unless ``version``); return it."""
+def make_wheel(
+    directory: Path, manifest: Manifest, version: str | None = None, *, module: bytes | None = None
+) -> Path:
+    """Write a wheel for ``manifest`` (id as entry point; its version unless ``version``; ``module`` as
+    the package's ``__init__.py``); return it."""
     version = version or manifest.version or "1.0.0"
     package = "fulcrum_" + manifest.id.replace("-", "_")
     dist = package
     raw = _drop_none(msgspec.to_builtins(msgspec.structs.replace(manifest, version=None)))
     files = {
-        f"{package}/__init__.py": b'"""A test plugin."""\n',
+        f"{package}/__init__.py": module if module is not None else b'"""A test plugin."""\n',
         f"{package}/fulcrum-plugin.toml": to_toml(raw).encode(),
     }
     info = f"{dist}-{version}.dist-info"

@@ -1,5 +1,6 @@
 """The host's side of the registry: open the service, obey its policy while running, seed the demo.
 
+admission.py AdmissionGate: before an entry point is imported, its approved release and files checked
 host.py     RegistryHost: the service and (when the host obeys the registry) its policy watcher
 policy.py   the registry's approved releases → one ``PluginPolicy`` per installed plugin
 watcher.py  PolicyWatcher: polls ``policy_version()`` and swaps the plugin policy without restart

@@ -16,13 +16,17 @@ from fulcrum_registry import RegistryService
 from sqlalchemy.orm import sessionmaker
 
 from fulcrum_core.data.db import Database
+from fulcrum_core.registry_host.admission import AdmissionGate
+from fulcrum_core.registry_host.verify import ReleaseVerifier
 from fulcrum_core.registry_host.watcher import PolicyWatcher
 from fulcrum_core.settings import Settings
 
 if TYPE_CHECKING:
     from fulcrum_core.runtime import Runtime
 
-__all__ = ["RegistryHost", "artifacts_dir", "attach_registry", "open_registry", "registry_of"]
+__all__ = [
+    "RegistryHost", "admission_gate", "artifacts_dir", "attach_registry", "open_registry", "registry_of",
+]
 
 _EXTRA = "registry"
 
@@ -59,13 +63,20 @@ class RegistryHost:
             await self.watcher.stop()
 
 
-def attach_registry(runtime: Runtime, *, obey: bool) -> RegistryHost:
+def admission_gate(settings: Settings, db: Database) -> AdmissionGate:
+    """The check ``get_plugin_manager`` asks before importing an entry point; pass it to
+    ``attach_registry`` as ``gate`` so the watcher reuses its service and verdicts (files hashed once)."""
+    service = open_registry(settings, db)
+    return AdmissionGate(service, db, ReleaseVerifier(service))
+
+
+def attach_registry(runtime: Runtime, *, obey: bool, gate: AdmissionGate | None = None) -> RegistryHost:
     """Give ``runtime`` its registry (once); ``obey`` makes the plugin set follow the registry's policy."""
     found = runtime.extras.get(_EXTRA)
     if isinstance(found, RegistryHost):
         return found
     settings = runtime.settings
-    service = open_registry(settings, runtime.db)
+    service = gate.service if gate is not None else open_registry(settings, runtime.db)
     watcher = (
         PolicyWatcher(
             service,
@@ -73,6 +84,7 @@ def attach_registry(runtime: Runtime, *, obey: bool) -> RegistryHost:
             runtime.plugins,
             poll_seconds=settings.registry_poll_seconds,
             dev_mode=settings.dev_mode,
+            verifier=gate.verifier if gate is not None else None,
         )
         if obey
         else None

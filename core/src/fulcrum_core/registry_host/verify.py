@@ -10,10 +10,12 @@ cached, and checked again on the next poll; the rest of the policy (suspensions 
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 from collections.abc import Mapping
 
 from fulcrum_registry import ActiveRelease, RegistryError, RegistryService
+from fulcrum_sdk.manifest import Manifest
 
 from fulcrum_core.integrity import files_mismatch, manifest_mismatch
 from fulcrum_core.plugins import LoadedPlugin, PluginPolicy
@@ -32,31 +34,43 @@ class ReleaseVerifier:
 
     def problem(self, plugin: LoadedPlugin, release: ActiveRelease) -> str | None:
         """Why ``plugin`` as installed is not ``release`` (None: it is); computed once per release."""
-        key = (plugin.id, release.release_id)
+        return self.verdict(plugin.id, plugin.manifest, plugin.dist, release)
+
+    def verdict(
+        self,
+        plugin_id: str,
+        manifest: Manifest,
+        dist: importlib.metadata.Distribution | None,
+        release: ActiveRelease,
+    ) -> str | None:
+        """``problem`` for a plugin not imported yet: its id, installed manifest and distribution."""
+        key = (plugin_id, release.release_id)
         if key not in self._verdicts:
-            self._verdicts[key] = self._check(plugin, release)
+            self._verdicts[key] = self._check(manifest, dist, release)
             if self._verdicts[key] is not None:
-                log.error("plugin %r quarantined: %s", plugin.id, self._verdicts[key])
+                log.error("plugin %r quarantined: %s", plugin_id, self._verdicts[key])
         return self._verdicts[key]
 
-    def _check(self, plugin: LoadedPlugin, release: ActiveRelease) -> str | None:
+    def _check(
+        self, manifest: Manifest, dist: importlib.metadata.Distribution | None, release: ActiveRelease
+    ) -> str | None:
         where = f"approved release {release.release_id} ({release.version})"
         if release.manifest is None:
             return f"the registry holds no manifest for {where}"
-        field = manifest_mismatch(plugin.manifest, release.manifest)
+        field = manifest_mismatch(manifest, release.manifest)
         if field is not None:
             return (
                 f"installed fulcrum-plugin.toml differs from {where} at {field!r}; "
                 "fix: install the approved wheel"
             )
-        if release.kind and plugin.manifest.kind != release.kind:
+        if release.kind and manifest.kind != release.kind:
             return (
-                f"installed manifest says kind {plugin.manifest.kind!r} but publisher "
+                f"installed manifest says kind {manifest.kind!r} but publisher "
                 f"{release.publisher!r} is a {release.kind!r}; fix: install the approved wheel"
             )
-        if plugin.dist is None:
+        if dist is None:
             return None  # handed in as an object (tests): no installed files to compare
-        problem = files_mismatch(plugin.dist, self.service.release_contents(release.release_id))
+        problem = files_mismatch(dist, self.service.release_contents(release.release_id))
         if problem is not None:
             return f"installed files are not {where}: {problem}; fix: reinstall the approved wheel"
         return None

@@ -45,6 +45,7 @@ class PolicyWatcher:
         poll_seconds: float,
         dev_mode: bool = False,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        verifier: ReleaseVerifier | None = None,
     ) -> None:
         self.service = service
         self.db = db
@@ -55,7 +56,7 @@ class PolicyWatcher:
         self._sleep = sleep
         self._task: asyncio.Task[None] | None = None
         self._warned: set[str] = set()
-        self._verifier = ReleaseVerifier(service)
+        self._verifier = verifier if verifier is not None else ReleaseVerifier(service)
         plugins.set_policy({})  # fail closed until the first read (dev mode still runs unknown plugins)
 
     def _states(self, plugin_ids: list[str]) -> list[tuple[str, str, str]]:

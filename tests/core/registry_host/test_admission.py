@@ -1,0 +1,199 @@
+"""Verify before import: a host obeying the registry imports an installed plugin only when that version
+was approved and its files are the approved wheel's. Real wheels, installed by uv, whose module body
+writes a marker file: the marker says whether the plugin's import-time code ran."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from fulcrum_core.app import build_runtime
+from fulcrum_core.data.db import Database
+from fulcrum_core.registry_host import registry_of
+from fulcrum_core.registry_host.host import open_registry
+from fulcrum_core.runtime import Runtime
+from fulcrum_core.settings import Settings
+from fulcrum_registry import RegistryService
+
+from .conftest import CHECKLIST, make_wheel, publish
+
+UV = shutil.which("uv")
+pytestmark = pytest.mark.skipif(UV is None, reason="uv is not on PATH; it installs the wheels")
+
+
+class Installed(msgspec.Struct):
+    """One plugin built into a wheel and installed on ``sys.path``; ``marker`` appears if it was imported."""
+
+    plugin_id: str
+    wheel: Path
+    site: Path
+    marker: Path
+
+    @property
+    def module(self) -> Path:
+        return self.site / ("fulcrum_" + self.plugin_id.replace("-", "_")) / "__init__.py"
+
+
+def _install(wheel: Path, target: Path) -> None:
+    """Install with uv, copying files (its default hard links would let a test edit uv's cache)."""
+    assert UV is not None
+    done = subprocess.run(
+        [UV, "pip", "install", "--quiet", "--no-deps", "--link-mode", "copy", "--no-cache",
+         "--target", str(target), str(wheel)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture
+def install(kit: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Installed]:
+    """``install(plugin_id)``: build its wheel (the module body writes the marker), install it, and put
+    it on ``sys.path`` so its ``fulcrum`` entry point is discovered."""
+
+    def build(plugin_id: str) -> Installed:
+        marker = tmp_path / f"{plugin_id}.imported"
+        body = f"from pathlib import Path\nPath({str(marker)!r}).write_text('import-time code ran')\n"
+        manifest = kit.manifest(plugin_id, hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+        wheel = make_wheel(tmp_path / f"wheel-{plugin_id}", manifest, module=body.encode())
+        site = tmp_path / f"site-{plugin_id}"
+        _install(wheel, site)
+        monkeypatch.syspath_prepend(str(site))
+        return Installed(plugin_id, wheel, site, marker)
+
+    return build
+
+
+@pytest.fixture
+def service(settings: Settings, migrated_sqlite: Path) -> Iterator[RegistryService]:
+    """The registry on the settings' (migrated) database, as reviewers use it before the host starts."""
+    shutil.copyfile(migrated_sqlite, settings.resolved_database_url().split("///", 1)[1])
+    db = Database(settings.resolved_database_url())
+    yield open_registry(settings, db)
+    db.dispose()
+
+
+@pytest.fixture
+def host(settings: Settings) -> Iterator[Callable[..., Runtime]]:
+    """``host(**settings)``: the host as ``fulcrum serve`` builds it (entry points, obeying the registry)."""
+    built: list[Runtime] = []
+
+    def build(**overrides: Any) -> Runtime:
+        runtime = build_runtime(msgspec.structs.replace(settings, **overrides))
+        built.append(runtime)
+        return runtime
+
+    yield build
+    for runtime in built:
+        runtime.dispatcher.close()
+        runtime.db.dispose()
+
+
+def _approve(service: RegistryService, wheel: Path) -> int:
+    release = publish(service, wheel)
+    assert release.state == "in_review", release.failed_checks
+    assert service.approve(release.id, reviewer="bob", checklist=CHECKLIST).state == "approved"
+    return int(release.id)
+
+
+def test_the_approved_copy_is_imported_and_runs(
+    install: Callable[[str], Installed], service: RegistryService, host: Callable[..., Runtime]
+) -> None:
+    """The control: an untouched approved wheel is imported (its module body runs) and runs."""
+    plugin = install("gate-approved")
+    _approve(service, plugin.wheel)
+    runtime = host()
+    assert plugin.marker.exists()
+    assert "gate-approved" in runtime.plugins.loaded
+    watcher = registry_of(runtime).watcher
+    assert watcher is not None
+    watcher.refresh(force=True)
+    assert runtime.plugins.is_active("gate-approved")
+
+
+def test_a_copy_tampered_after_approval_is_never_imported(
+    install: Callable[[str], Installed], service: RegistryService, host: Callable[..., Runtime]
+) -> None:
+    """Edited after approval: its import-time code never runs, and the quarantine names the file."""
+    plugin = install("gate-tampered")
+    _approve(service, plugin.wheel)
+    plugin.module.write_text(plugin.module.read_text() + "# tampered after approval\n")
+    runtime = host()
+    assert not plugin.marker.exists()
+    reason = runtime.plugins.quarantined["gate-tampered"]
+    assert "fulcrum_gate_tampered/__init__.py differs from the approved wheel" in reason, reason
+    assert "gate-tampered" not in runtime.plugins.loaded
+
+
+@pytest.mark.parametrize(
+    ("submit", "expected"),
+    [(False, "unknown to the registry"), (True, "installed version 1.0.0 is in_review in the registry")],
+)
+def test_an_unapproved_plugin_is_never_imported(
+    install: Callable[[str], Installed],
+    service: RegistryService,
+    host: Callable[..., Runtime],
+    submit: bool,
+    expected: str,
+) -> None:
+    """Unknown to the registry, or submitted and not approved: not imported, quarantined saying why."""
+    plugin = install(f"gate-unapproved-{int(submit)}")
+    if submit:
+        publish(service, plugin.wheel)
+    runtime = host()
+    assert not plugin.marker.exists()
+    assert expected in runtime.plugins.quarantined[plugin.plugin_id]
+
+
+def test_a_registry_that_cannot_be_read_imports_nothing(
+    install: Callable[[str], Installed], host: Callable[..., Runtime]
+) -> None:
+    """An unmigrated database: nothing can be verified, so nothing is imported (fail closed)."""
+    plugin = install("gate-no-registry")
+    runtime = host()
+    assert not plugin.marker.exists()
+    assert "cannot read the registry" in runtime.plugins.quarantined["gate-no-registry"]
+
+
+def test_a_suspended_release_is_imported_but_off_and_can_be_resumed(
+    install: Callable[[str], Installed], service: RegistryService, host: Callable[..., Runtime]
+) -> None:
+    """Suspension is reversible without restart: the reviewed copy is imported, its hooks stay off."""
+    plugin = install("gate-suspended")
+    release_id = _approve(service, plugin.wheel)
+    service.suspend(release_id, actor="carol", reason="incident 7")
+    runtime = host()
+    assert plugin.marker.exists()
+    watcher = registry_of(runtime).watcher
+    assert watcher is not None
+    watcher.refresh(force=True)
+    assert "suspended" in runtime.plugins.inactive["gate-suspended"]
+    service.resume(release_id, actor="carol", reason="fixed")
+    watcher.refresh()
+    assert runtime.plugins.is_active("gate-suspended")
+
+
+def test_a_suspended_release_tampered_with_is_never_imported(
+    install: Callable[[str], Installed], service: RegistryService, host: Callable[..., Runtime]
+) -> None:
+    plugin = install("gate-suspended-tampered")
+    release_id = _approve(service, plugin.wheel)
+    service.suspend(release_id, actor="carol", reason="incident 8")
+    plugin.module.write_text(plugin.module.read_text() + "# tampered\n")
+    runtime = host()
+    assert not plugin.marker.exists()
+    assert "differs from the approved wheel" in runtime.plugins.quarantined["gate-suspended-tampered"]
+
+
+def test_dev_mode_still_imports_a_plugin_unknown_to_the_registry(
+    install: Callable[[str], Installed], service: RegistryService, host: Callable[..., Runtime]
+) -> None:
+    """Development mode keeps today's behaviour: a developer's unregistered plugin loads and runs."""
+    plugin = install("gate-dev")
+    runtime = host(dev_mode=True)
+    assert plugin.marker.exists()
+    assert "gate-dev" in runtime.plugins.loaded
