@@ -61,6 +61,11 @@ def build_runtime(
     plugins = get_plugin_manager(
         settings, extra_plugins=extra_plugins, load_entry_points=load_entry_points, admission=gate
     )
+    if gate is not None and gate.unreadable is not None:
+        plugins.unready_reason = (
+            "the registry could not be read before importing the installed plugins, so none was; "
+            "restart the worker once the database is migrated"
+        )
     dispatcher = Dispatcher(settings)
     # Only a provider holding its customers can say which branches have any; the bank's systems cannot.
     known = (

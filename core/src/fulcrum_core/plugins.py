@@ -143,6 +143,9 @@ class PluginSet:
         self._policy: Mapping[str, PluginPolicy] | None = None
         self._state = self._build(None)
         self.ready = True
+        # Set when the plugins could not be loaded as they must be (the registry could not be read
+        # before importing them): /readyz names it until the worker is restarted.
+        self.unready_reason: str | None = None
 
     # --- the current view (read once per request) --------------------------------------------------
 

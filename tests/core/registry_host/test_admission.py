@@ -149,14 +149,23 @@ def test_an_unapproved_plugin_is_never_imported(
     assert expected in runtime.plugins.quarantined[plugin.plugin_id]
 
 
-def test_a_registry_that_cannot_be_read_imports_nothing(
-    install: Callable[[str], Installed], host: Callable[..., Runtime]
+def test_a_registry_that_cannot_be_read_imports_nothing_and_the_worker_is_not_ready(
+    install: Callable[[str], Installed], host: Callable[..., Runtime], settings: Settings
 ) -> None:
-    """An unmigrated database: nothing can be verified, so nothing is imported (fail closed)."""
+    """An unmigrated database: nothing can be verified, so nothing is imported (fail closed), and
+    /readyz stays 503 saying so even once the database is migrated, until the worker restarts."""
+    from fulcrum_core.app import create_app
+    from litestar.testing import TestClient
+
     plugin = install("gate-no-registry")
     runtime = host()
     assert not plugin.marker.exists()
     assert "cannot read the registry" in runtime.plugins.quarantined["gate-no-registry"]
+    runtime.db.upgrade()
+    with TestClient(create_app(settings, runtime=runtime)) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503, response.text
+    assert any("restart the worker" in r for r in response.json()["reasons"]), response.text
 
 
 def test_a_suspended_release_is_imported_but_off_and_can_be_resumed(

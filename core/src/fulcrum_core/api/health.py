@@ -91,6 +91,9 @@ async def readyz(request: Request[Any, Any, Any]) -> Health:
     reasons: list[str] = []
     if not getattr(runtime.plugins, "ready", False):
         reasons.append("plugins: loading has not finished")
+    unready = getattr(runtime.plugins, "unready_reason", None)
+    if unready:
+        reasons.append(f"plugins: {unready}")
     try:
         with anyio.fail_after(READY_DB_TIMEOUT_S):
             behind = await anyio.to_thread.run_sync(_ping, runtime, abandon_on_cancel=True)

@@ -47,6 +47,8 @@ class AdmissionGate:
         self.db = db
         self.verifier = verifier
         self._active: dict[str, dict[str, ActiveRelease]] | None = None
+        # The last failure to read the registry, if any: a plugin was then refused unverified.
+        self.unreadable: str | None = None
 
     def _releases(self, plugin_id: str, version: str) -> _Releases:
         states: list[tuple[str, str, str]] = []
@@ -112,6 +114,7 @@ class AdmissionGate:
         try:
             return self._refusal(plugin_id, manifest, dist)
         except (RegistryError, CoreError, SQLAlchemyError, OSError, msgspec.ValidationError) as exc:
+            self.unreadable = f"{type(exc).__name__}: {exc}"
             return (
                 f"cannot read the registry before importing the plugin: {exc}; "
                 "fix: migrate the database (`fulcrum db upgrade`) and restart the host"
