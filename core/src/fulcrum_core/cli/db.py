@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import click
@@ -40,22 +41,30 @@ def db() -> None:
     """The platform database (one alembic history for every table)."""
 
 
-@db.command()
-@click.option("--revision", default="head", show_default=True, help="Target revision.")
-@click.pass_context
-def upgrade(ctx: click.Context, revision: str) -> None:
-    """Apply the migrations shipped with the host (settings decide the database)."""
-    database = _database(ctx)
+def _migrate(database: Database, done: str, step: Callable[[Database], None]) -> None:
+    """Run ``step`` (an upgrade or a downgrade) and say where the database went from and to; a migration
+    refusing (``RuntimeError`` with its reason) is one error line, and changes nothing."""
     try:
         before = database.current()
-        database.upgrade(revision)
+        try:
+            step(database)
+        except RuntimeError as exc:
+            raise click.ClickException(str(exc)) from None
         after = database.current()
     finally:
         database.dispose()
     if before == after:
         click.echo(f"{_where(database)}: already at {after or 'base'}; nothing to do")
     else:
-        click.echo(f"{_where(database)}: upgraded from {before or 'an empty database'} to {after}")
+        click.echo(f"{_where(database)}: {done} from {before or 'an empty database'} to {after or 'base'}")
+
+
+@db.command()
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@click.pass_context
+def upgrade(ctx: click.Context, revision: str) -> None:
+    """Apply the migrations shipped with the host (settings decide the database)."""
+    _migrate(_database(ctx), "upgraded", lambda database: database.upgrade(revision))
 
 
 @db.command(context_settings={"ignore_unknown_options": True})  # "-1" is a revision, not an option
@@ -66,20 +75,7 @@ def downgrade(ctx: click.Context, revision: str) -> None:
 
     A downgrade drops what later revisions added; one that would lose a decision refuses, saying why.
     """
-    database = _database(ctx)
-    try:
-        before = database.current()
-        try:
-            database.downgrade(revision)
-        except RuntimeError as exc:  # a migration refusing, with its reason
-            raise click.ClickException(str(exc)) from None
-        after = database.current()
-    finally:
-        database.dispose()
-    if before == after:
-        click.echo(f"{_where(database)}: already at {after or 'base'}; nothing to do")
-    else:
-        click.echo(f"{_where(database)}: downgraded from {before or 'base'} to {after or 'base'}")
+    _migrate(_database(ctx), "downgraded", lambda database: database.downgrade(revision))
 
 
 @db.command()

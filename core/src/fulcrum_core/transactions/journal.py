@@ -19,8 +19,8 @@ import builtins
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, Table, and_, or_, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from fulcrum_core.data._upsert import insert_for
 from fulcrum_core.data.db import Database
@@ -30,6 +30,17 @@ from fulcrum_core.data.types import utcnow
 __all__ = ["Journal"]
 
 _TABLE = cast(Table, TransactionRow.__table__)
+
+
+def _after(
+    stmt: Select[Any], column: InstrumentedAttribute[datetime], after: TransactionRow | None
+) -> Select[Any]:
+    """``stmt`` (ordered by ``column``, then id) kept to the rows after ``after`` in that order: the
+    next page of a keyset listing."""
+    if after is None:
+        return stmt
+    value = getattr(after, column.key)
+    return stmt.where(or_(column > value, and_(column == value, TransactionRow.id > after.id)))
 
 
 class Journal:
@@ -224,13 +235,7 @@ class Journal:
             .order_by(TransactionRow.first_seen_at, TransactionRow.id)
             .limit(limit)
         )
-        if after is not None:
-            stmt = stmt.where(
-                or_(
-                    TransactionRow.first_seen_at > after.first_seen_at,
-                    and_(TransactionRow.first_seen_at == after.first_seen_at, TransactionRow.id > after.id),
-                )
-            )
+        stmt = _after(stmt, TransactionRow.first_seen_at, after)
         with self._db.read_session() as session:
             return list(session.scalars(stmt))
 
@@ -258,12 +263,6 @@ class Journal:
             .order_by(TransactionRow.created_at, TransactionRow.id)
             .limit(limit)
         )
-        if after is not None:
-            stmt = stmt.where(
-                or_(
-                    TransactionRow.created_at > after.created_at,
-                    and_(TransactionRow.created_at == after.created_at, TransactionRow.id > after.id),
-                )
-            )
+        stmt = _after(stmt, TransactionRow.created_at, after)
         with self._db.read_session() as session:
             return list(session.scalars(stmt))
