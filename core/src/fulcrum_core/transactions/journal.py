@@ -19,7 +19,7 @@ import builtins
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, and_, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from fulcrum_core.data._upsert import insert_for
@@ -41,6 +41,17 @@ def _after(
         return stmt
     value = getattr(after, column.key)
     return stmt.where(or_(column > value, and_(column == value, TransactionRow.id > after.id)))
+
+
+def _unchanged_retryable(row: TransactionRow) -> tuple[ColumnElement[bool], ...]:
+    """Conditions under which ``row`` (as read: failed, retryable) is still that row: no retry ran or
+    ended it since (its attempt count moved on)."""
+    return (
+        TransactionRow.id == row.id,
+        TransactionRow.status == "failed",
+        TransactionRow.retryable.is_(True),
+        TransactionRow.attempts == row.attempts,
+    )
 
 
 class Journal:
@@ -133,12 +144,7 @@ class Journal:
         }
         stmt = (
             update(TransactionRow)
-            .where(
-                TransactionRow.id == row.id,
-                TransactionRow.status == "failed",
-                TransactionRow.retryable.is_(True),
-                TransactionRow.attempts == row.attempts,
-            )
+            .where(*_unchanged_retryable(row))
             .values(**fresh)
             .returning(TransactionRow.id)
         )
@@ -159,12 +165,7 @@ class Journal:
         read (a concurrent retry ran or ended it first)."""
         stmt = (
             update(TransactionRow)
-            .where(
-                TransactionRow.id == row.id,
-                TransactionRow.status == "failed",
-                TransactionRow.retryable.is_(True),
-                TransactionRow.attempts == row.attempts,
-            )
+            .where(*_unchanged_retryable(row))
             .values(
                 retryable=False, response_status=response_status, response_body=response_body, updated_at=now
             )
