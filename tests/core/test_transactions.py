@@ -39,6 +39,8 @@ NO_RISK = "c-no-assessment"
 RISK = {"SAFE": "R1", "MID": "R3", "HOT": "R5", "STEP": "R1"}
 EXPLODING: dict[str, BaseException] = {}
 """Products whose params ``__post_init__`` raises this (set by a test, after its rows are journaled)."""
+HANGING: dict[str, threading.Event] = {}
+"""Products whose params ``__post_init__`` blocks until this event is set (set by a test, like EXPLODING)."""
 
 
 class BuyParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -49,6 +51,8 @@ class BuyParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     mode: str = "ok"
 
     def __post_init__(self) -> None:
+        if self.product in HANGING:
+            HANGING[self.product].wait(30)
         if self.product in EXPLODING:
             raise EXPLODING[self.product]
         if self.product == "CLOSED":
@@ -723,6 +727,58 @@ async def test_reconciliation_survives_params_that_raise_system_exit_when_decode
     assert first.transaction_id in record.getMessage()
     assert "SystemExit(3)" in record.getMessage()
     assert (record.plugin, record.transaction_id) == ("shop", first.transaction_id)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def hanging() -> Iterator[dict[str, threading.Event]]:
+    """``HANGING``, emptied after the test (its events set first, so no thread stays blocked)."""
+    yield HANGING
+    for event in HANGING.values():
+        event.set()
+    HANGING.clear()
+
+
+async def test_reconciliation_cuts_off_params_that_hang_when_decoded_again(
+    make_service: Callable[..., TransactionService],
+    db: Database,
+    shop: Shop,
+    hanging: dict[str, threading.Event],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A plugin's params ``__post_init__`` that hangs while reconciliation decodes a row again is run in
+    a plugin thread under the transaction deadline: that row stays unknown, logged, and the run goes on
+    to settle the next one. Before, it ran on the event loop with no deadline and blocked the run."""
+    service = make_service(deadlines=msgspec.structs.replace(Settings().deadlines, execute_transaction=200))
+    first = await service.submit(C3, "k-1", body(product="MID", mode="unsure"))
+    second = await service.submit(C3, "k-2", body(product="SAFE", mode="unsure"))
+    assert (first.status_code, second.status_code) == (202, 202)
+    shop.override = "ok"
+    stuck = hanging["MID"] = threading.Event()
+    loop = asyncio.get_running_loop()
+    ticks = 0
+
+    async def ticking() -> None:  # counts while the loop is free: a blocked loop never runs it
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(ticking())
+    started = loop.time()
+    with caplog.at_level("WARNING", logger="fulcrum.transactions"):
+        settled = dict(await asyncio.wait_for(service.resolve_unknown(), 10))
+    took = loop.time() - started
+    ticker.cancel()
+    assert settled == {first.transaction_id: "unknown", second.transaction_id: "succeeded"}
+    assert took < 5
+    assert ticks >= 5  # the loop kept running while the params hung
+    statuses = {row.id: row.status for row in rows(db)}
+    assert statuses == {first.transaction_id: "unknown", second.transaction_id: "succeeded"}
+    [record] = [r for r in caplog.records if "cannot be asked about again" in r.getMessage()]
+    assert first.transaction_id in record.getMessage()
+    assert "did not finish decoding its params within 200 ms" in record.getMessage()
+    assert (record.plugin, record.transaction_id) == ("shop", first.transaction_id)  # type: ignore[attr-defined]
+    stuck.set()  # let the abandoned thread end before the dispatcher shuts down
 
 
 async def test_reconciliation_still_stops_on_keyboard_interrupt(

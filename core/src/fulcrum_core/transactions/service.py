@@ -624,7 +624,7 @@ class TransactionService:
         """:meth:`resolve_unknown` for one page of rows."""
         settled: list[tuple[str, str]] = []
         for row in rows:
-            plan = self._replan(row)
+            plan = await self._replan(row)
             if plan is None:
                 settled.append((row.id, "unknown"))
                 continue
@@ -636,14 +636,39 @@ class TransactionService:
             settled.append((row.id, status))
         return settled
 
-    def _replan(self, row: TransactionRow) -> _Plan | None:
+    async def _replan(self, row: TransactionRow) -> _Plan | None:
         """The plan of a journaled row, for its running owner; ``None`` when it cannot be rebuilt now.
-        Decoding runs the plugin's params ``__post_init__``: whatever it raises (a ``SystemExit`` too,
-        only ``KeyboardInterrupt`` is raised on) is that row's problem, never the end of the run."""
+        Rebuilding runs the plugin's params ``__post_init__``, so it runs as :meth:`_planned` does: in
+        one of the owner's plugin threads, under the transaction deadline. A plugin that hangs there
+        (or whose bulkhead is full) leaves that row unknown, logged, and the run goes on."""
         active = self._plugins.transaction_types.get(row.type)
         if active is None or active[0].id != row.plugin_id:
             return None
         plugin, tx_type = active
+        deadline_ms = self._settings.deadlines.execute_transaction
+        try:
+            # asyncio.timeout, not wait_for: no task of its own, so the KeyboardInterrupt _rebuild lets
+            # through reaches this coroutine (and the operator's run) rather than escaping the loop.
+            async with asyncio.timeout(deadline_ms / 1000):
+                return await self._dispatcher.in_plugin_thread(
+                    self._rebuild, row, plugin, tx_type, plugin=plugin.id, hook="execute_transaction"
+                )
+        except PluginCallError as exc:
+            why = f"its plugin refused the call: {exc.detail}"
+        except TimeoutError:
+            why = f"its plugin did not finish decoding its params within {deadline_ms} ms"
+        log.warning(
+            "transaction %s cannot be asked about again: %s",
+            row.id,
+            why,
+            extra={"plugin": row.plugin_id, "transaction_id": row.id},
+        )
+        return None
+
+    def _rebuild(self, row: TransactionRow, plugin: Any, tx_type: TransactionType) -> _Plan | None:
+        """:meth:`_replan`'s work in a plugin thread. Whatever the plugin's params ``__post_init__``
+        raises (a ``SystemExit`` too, only ``KeyboardInterrupt`` is raised on) is that row's problem,
+        never the end of the run."""
         try:
             params = msgspec.convert(row.params, tx_type.params)
             contexts = self._contexts.for_request(
