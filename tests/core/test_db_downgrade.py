@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from alembic.script import ScriptDirectory
 from click.testing import CliRunner, Result
 from fulcrum_core.cli import main
 from fulcrum_core.data.db import Database
 from sqlalchemy import text
 
-BEFORE = "20261129_04_release_contents"  # the one before head
+BEFORE = "20261129_04_release_contents"  # before publisher suspension, whose downgrade may refuse
 
 
 def _run(tmp_path: Path, url: str, *args: str) -> Result:
@@ -79,7 +80,12 @@ def test_the_target_must_be_named_and_exist(tmp_path: Path, sqlite_url: str) -> 
 def test_a_relative_revision_is_taken_as_the_target_not_an_option(tmp_path: Path, sqlite_url: str) -> None:
     """``downgrade -1`` (alembic's "one step back") was refused as "No such option '-1'"."""
     assert _run(tmp_path, sqlite_url, "upgrade").exit_code == 0
+    db = Database(sqlite_url)
+    try:
+        previous = ScriptDirectory.from_config(db.alembic_config()).get_revision("head").down_revision
+    finally:
+        db.dispose()
     back = _run(tmp_path, sqlite_url, "downgrade", "-1")
     assert back.exit_code == 0, back.output
-    assert f"to {BEFORE}" in back.output
+    assert f"to {previous}" in back.output
     assert _run(tmp_path, sqlite_url, "downgrade", "--nope").exit_code != 0

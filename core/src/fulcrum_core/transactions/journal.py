@@ -230,7 +230,8 @@ class Journal:
             select(TransactionRow)
             .where(
                 TransactionRow.status == "failed",
-                TransactionRow.retryable.is_(True),
+                # A bare boolean (not IS true), as ix_transactions_retryable_first_seen_at's predicate is.
+                TransactionRow.retryable,
                 TransactionRow.first_seen_at <= cutoff,
             )
             .order_by(TransactionRow.first_seen_at, TransactionRow.id)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -42,6 +43,16 @@ class TransactionRow(CoreBase):
         UniqueConstraint("customer_ref", "idempotency_key"),
         CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'unknown')", name="status"),
         Index("ix_transactions_status_updated_at", "status", "updated_at"),
+        # Journal.retryable_since: retryable rows oldest first (expiry's sweep, a keyset listing).
+        # Partial, as few rows are ever retryable; the predicate is written as SQLAlchemy renders a
+        # bare boolean in each dialect, so the planner can match the query's WHERE to it.
+        Index(
+            "ix_transactions_retryable_first_seen_at",
+            "first_seen_at",
+            "id",
+            sqlite_where=text("retryable = 1"),
+            postgresql_where=text("retryable"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
