@@ -781,6 +781,34 @@ async def test_reconciliation_cuts_off_params_that_hang_when_decoded_again(
     stuck.set()  # let the abandoned thread end before the dispatcher shuts down
 
 
+class _Unprintable(Exception):
+    """A plugin's exception whose ``repr`` itself raises (a broken ``__repr__`` in plugin code)."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr is broken too")
+
+
+async def test_reconciliation_survives_params_that_raise_an_exception_that_cannot_be_printed(
+    service: TransactionService,
+    db: Database,
+    shop: Shop,
+    exploding: dict[str, BaseException],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The log line about a row that cannot be decoded again never raises itself: an exception whose
+    ``repr`` raises is named by its type, the row stays unknown and the run settles the next one.
+    Before, the eager ``repr`` in the warning raised out of reconciliation."""
+    first = await service.submit(C3, "k-1", body(product="MID", mode="unsure"))
+    second = await service.submit(C3, "k-2", body(product="SAFE", mode="unsure"))
+    shop.override = "ok"
+    exploding["MID"] = _Unprintable()
+    with caplog.at_level("WARNING", logger="fulcrum.transactions"):
+        settled = dict(await service.resolve_unknown())
+    assert settled == {first.transaction_id: "unknown", second.transaction_id: "succeeded"}
+    [record] = [r for r in caplog.records if "cannot be asked about again" in r.getMessage()]
+    assert "_Unprintable" in record.getMessage()
+
+
 async def test_reconciliation_still_stops_on_keyboard_interrupt(
     service: TransactionService, db: Database, exploding: dict[str, BaseException]
 ) -> None:

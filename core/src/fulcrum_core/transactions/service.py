@@ -177,6 +177,15 @@ def _fields(plan: _Plan) -> dict[str, str]:
     return fields
 
 
+def _shown(exc: BaseException) -> str:
+    """``repr(exc)`` for a log line, or its type's name when the plugin's exception cannot even be
+    printed: the warning about a broken plugin must not raise in turn."""
+    try:
+        return repr(exc)
+    except Exception:
+        return f"{type(exc).__name__}(its repr could not be read)"
+
+
 def _note(plan: _Plan) -> str:
     """The partner's request id in a text log line (empty for any other plugin)."""
     partner = partner_request_id_of(plan.plugin, plan.ctx)
@@ -680,7 +689,7 @@ class TransactionService:
             log.warning(
                 "transaction %s cannot be asked about again: %s",
                 row.id,
-                repr(exc),
+                _shown(exc),
                 extra={"plugin": row.plugin_id, "transaction_id": row.id},
             )
             return None
