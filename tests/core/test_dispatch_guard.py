@@ -952,3 +952,84 @@ async def test_a_plugin_hung_in_sync_code_holds_only_its_share_of_the_threads(
         await asyncio.sleep(0.01)
     assert await dispatcher.in_plugin_thread(lambda: 7, plugin="a-hung", hook="execute_transaction") == 7
     dispatcher.close()
+
+
+async def test_a_transaction_being_checked_elsewhere_does_not_hold_back_the_half_open_probe(
+    fast: Settings, kit: Any, release: threading.Event
+) -> None:
+    """Another request's params check (``in_plugin_thread``, which holds a place in the plugin's
+    ``execute_transaction`` bulkhead while it runs within its deadline) is no call that timed out: the
+    half-open probe still goes out. Before, every place held counted as a hung call, so a probe that
+    met any concurrent check was refused as "still running 1 calls that timed out"."""
+    results = iter([RuntimeError("a"), RuntimeError("b")])
+
+    async def pay(ctx: Any, request: Any) -> Any:
+        failure = next(results, None)
+        if failure is not None:
+            raise failure
+        return TransactionResult(status="succeeded", reference="r")
+
+    clock = VirtualClock()
+    dispatcher = Dispatcher(fast, clock=clock)
+    [payer] = _loaded(fast, kit.plugin("payer", execute_transaction=pay, transaction_types=["t"]))
+    ctx = kit.context(payer)
+    for _ in range(2):
+        with pytest.raises(PluginCallError):
+            await dispatcher.call_one(payer, "execute_transaction", ctx, deadline_ms=100, request=None)
+    assert dispatcher.breaker_open("payer", "execute_transaction")
+    clock.advance(10)
+    checking = asyncio.ensure_future(
+        dispatcher.in_plugin_thread(release.wait, plugin="payer", hook="execute_transaction")
+    )
+    guard = dispatcher.resilience.get("payer", "execute_transaction")
+    for _ in range(200):
+        if guard.bulkhead.active == 1:
+            break
+        await asyncio.sleep(0.01)
+    try:
+        probe = await dispatcher.call_one(payer, "execute_transaction", ctx, deadline_ms=100, request=None)
+    finally:
+        release.set()
+        await checking
+        dispatcher.close()
+    assert probe == TransactionResult(status="succeeded", reference="r")
+    assert not dispatcher.breaker_open("payer", "execute_transaction")
+
+
+async def test_no_probe_is_sent_while_a_task_that_ignored_its_cancellation_still_runs(
+    fast: Settings, kit: Any
+) -> None:
+    """An ``async def`` that swallows its cancellation after a timeout is still running: like a hung
+    thread, it holds back the half-open probe until it ends; then the probe goes out."""
+    done = asyncio.Event()
+    calls = [0]
+
+    async def stubborn(ctx: Any, query: str) -> Any:
+        calls[0] += 1
+        if calls[0] > 2:
+            return []
+        while not done.is_set():
+            try:
+                await done.wait()
+            except asyncio.CancelledError:
+                continue  # ignores being given up on
+        return []
+
+    clock = VirtualClock()
+    dispatcher = Dispatcher(fast, clock=clock)
+    plugins = _loaded(fast, kit.plugin("stubborn", search=stubborn))
+    for _ in range(2):
+        assert [d.reason for d in (await _search(dispatcher, kit, plugins)).degraded] == ["timeout"]
+    clock.advance(10)
+    refused = await _search(dispatcher, kit, plugins)
+    assert "still running 2 calls" in refused.degraded[0].detail
+    done.set()
+    guard = dispatcher.resilience.get("stubborn", "search")
+    for _ in range(200):
+        if guard.stuck == 0:
+            break
+        await asyncio.sleep(0.01)
+    probe = await _search(dispatcher, kit, plugins)
+    dispatcher.close()
+    assert probe.degraded == []
+    assert not dispatcher.breaker_open("stubborn", "search")

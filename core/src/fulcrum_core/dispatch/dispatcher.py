@@ -153,6 +153,8 @@ def _abandon(calls: list[_Call], hook: str, extras: list[CallGuard]) -> None:
     their breaker permissions (a half-open probe), recording nothing: no outcome was seen. The extra
     guards that admitted them are told ``rejected``, as they are told of every call once."""
     for call in calls:
+        if call.inner is None:
+            _given_up(call.guard, call.future)  # a thread call is counted by its ticket
         call.future.cancel()
         call.future.add_done_callback(_consume)
         call.guard.breaker.release()
@@ -160,6 +162,17 @@ def _abandon(calls: list[_Call], hook: str, extras: list[CallGuard]) -> None:
             seconds = call.future.get_loop().time() - call.started
             for extra in extras:
                 extra.record(call.plugin.id, hook, "rejected", seconds)
+
+
+def _given_up(guard: Guard, task: asyncio.Future[Any]) -> None:
+    """Count ``task``, given up on while it runs, among ``guard``'s stuck calls until it ends."""
+    if not task.done():
+        guard.stuck += 1
+        task.add_done_callback(lambda _: _unstuck(guard))
+
+
+def _unstuck(guard: Guard) -> None:
+    guard.stuck -= 1
 
 
 def _text(exc: BaseException) -> str:
@@ -453,7 +466,7 @@ class Dispatcher:
         except RuntimeError:  # the executor was shut down: the host is stopping
             guard.bulkhead.leave()
             raise
-        result: _T = await _thread_future(loop, guard, inner, self._threads.ticket(plugin))
+        result: _T = await _thread_future(loop, guard, inner, self._threads.ticket(plugin, guard))
         return result
 
     def breaker_open(self, plugin: str, hook: str) -> bool:
@@ -544,7 +557,7 @@ class Dispatcher:
         except RuntimeError as exc:  # the executor was shut down: the host is stopping
             guard.bulkhead.leave()
             return None, exc, started
-        held = self._threads.ticket(plugin.id)
+        held = self._threads.ticket(plugin.id, guard)
         call = _Call(plugin, guard, _thread_future(loop, guard, inner, held), started, ctx)
         call.began = began
         call.inner = inner
@@ -637,6 +650,8 @@ class Dispatcher:
             unstarted = call.inner is not None and call.inner.cancel()
             if call.ticket is not None and call.inner is not None and call.inner.running():
                 call.ticket.abandon()  # counted now, before the next call of this plugin is admitted
+            elif call.inner is None:
+                _given_up(guard, future)  # a task: stuck until it ends (at once, if it obeys the cancel)
             future.cancel()  # a task gets CancelledError; a thread is abandoned, its result ignored
             future.add_done_callback(_consume)
             if unstarted:
@@ -764,18 +779,20 @@ class _ThreadShare:
             "not returned)"
         )
 
-    def ticket(self, plugin: str) -> _ThreadTicket:
-        """What one thread call of ``plugin`` reports: given up while running, and ended."""
-        return _ThreadTicket(self._abandoned, plugin)
+    def ticket(self, plugin: str, guard: Guard) -> _ThreadTicket:
+        """What one thread call of ``plugin`` (in ``guard``'s bulkhead) reports: given up while
+        running, and ended."""
+        return _ThreadTicket(self._abandoned, plugin, guard)
 
 
 class _ThreadTicket:
-    """One thread call's place in its plugin's count of abandoned threads (touched on the loop only)."""
+    """One thread call's place in its plugin's count of abandoned threads, and in its guard's stuck
+    calls (touched on the loop only)."""
 
-    __slots__ = ("_abandoned", "_counted", "_ended", "_plugin")
+    __slots__ = ("_abandoned", "_counted", "_ended", "_guard", "_plugin")
 
-    def __init__(self, abandoned: dict[str, int], plugin: str) -> None:
-        self._abandoned, self._plugin = abandoned, plugin
+    def __init__(self, abandoned: dict[str, int], plugin: str, guard: Guard) -> None:
+        self._abandoned, self._plugin, self._guard = abandoned, plugin, guard
         self._counted = self._ended = False
 
     def abandon(self) -> None:
@@ -783,12 +800,14 @@ class _ThreadTicket:
         if not (self._counted or self._ended):
             self._counted = True
             self._abandoned[self._plugin] = self._abandoned.get(self._plugin, 0) + 1
+            self._guard.stuck += 1
 
     def end(self) -> None:
         """The thread returned (or never ran): it no longer counts."""
         self._ended = True
         if self._counted:
             self._counted = False
+            self._guard.stuck -= 1
             left = self._abandoned[self._plugin] - 1
             if left:
                 self._abandoned[self._plugin] = left

@@ -33,13 +33,16 @@ _HALF_OPEN = BreakerState.HALF_OPEN
 class Guard:
     """The breaker and bulkhead of one plugin × hook."""
 
-    __slots__ = ("breaker", "bulkhead", "hook", "plugin")
+    __slots__ = ("breaker", "bulkhead", "hook", "plugin", "stuck")
 
     def __init__(self, plugin: str, hook: str, breaker: CircuitBreaker, bulkhead: Bulkhead) -> None:
         self.plugin = plugin
         self.hook = hook
         self.breaker = breaker
         self.bulkhead = bulkhead
+        # Calls given up on (timed out, or their caller gone) that are still running: a worker thread
+        # or a task that has not ended. Other places held (calls within their deadline) are not stuck.
+        self.stuck = 0
 
     def free(self) -> bool:
         """True when a call may start with no bookkeeping: the breaker is closed (it then admits
@@ -49,17 +52,16 @@ class Guard:
     def admit(self) -> str | None:
         """``None`` when the call may run (a bulkhead place is then taken), else why not.
 
-        No half-open probe goes out while calls from before the opening still hold places (worker
-        threads or tasks that timed out and never returned): the plugin is still hung, and each probe
-        would tie up one more thread for good. Probes resume once those calls have ended."""
+        No half-open probe goes out while calls that timed out are still running (worker threads or
+        tasks that never returned): the plugin is still hung, and each probe would tie up one more
+        thread for good. Probes resume once those calls have ended. Calls still within their deadline
+        (another request's params check, a probe) do not hold one back."""
         breaker = self.breaker
         if not breaker.try_acquire():
             return "circuit breaker open"
-        if breaker.state is _HALF_OPEN:
-            stuck = self.bulkhead.active - (breaker.probes_in_flight - 1)  # places not held by probes
-            if stuck > 0:
-                breaker.release()
-                return f"circuit breaker half-open: still running {stuck} calls that timed out"
+        if self.stuck > 0 and breaker.state is _HALF_OPEN:
+            breaker.release()
+            return f"circuit breaker half-open: still running {self.stuck} calls that timed out"
         if not self.bulkhead.try_enter():
             breaker.release()
             return f"bulkhead full ({self.bulkhead.max_concurrent} calls in flight)"
