@@ -657,7 +657,7 @@ class Dispatcher:
             if unstarted:
                 self._fail(pid, hook, guard, withdrawn, limit_s, "not started within the deadline "
                            f"({limit_s * 1000:.0f} ms): every worker thread was busy; it was withdrawn "
-                           "and never ran", blame=False)
+                           "and never ran", blame=False, source=source)
             if began is not None and began[0] == 0.0:
                 # Picked up by a thread only just now (not yet stamped): it may have begun, so it is a
                 # timeout, but the host's congestion, not the plugin, used its time: not charged.
