@@ -9,7 +9,7 @@ from alembic.script import ScriptDirectory
 from click.testing import CliRunner, Result
 from fulcrum_core.cli import main
 from fulcrum_core.data.db import Database
-from sqlalchemy import text
+from sqlalchemy import DateTime, bindparam, text
 
 BEFORE = "20261129_04_release_contents"  # before publisher suspension, whose downgrade may refuse
 
@@ -20,13 +20,17 @@ def _run(tmp_path: Path, url: str, *args: str) -> Result:
     return CliRunner().invoke(main, ["--config", str(config), "db", *args], env={"FULCRUM_CONFIG": None})
 
 
+AT = bindparam("at", type_=DateTime(timezone=True))
+"""Typed: SQLAlchemy writes the moment itself (sqlite3's own datetime adapter is deprecated from 3.12)."""
+
+
 def _publisher(db: Database, *, suspended: bool) -> None:
     with db.engine.begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO registry_publishers (id, name, kind, verified, contact, created_at, suspended) "
                 "VALUES ('p1', '发布方', 'department', true, 'a@b.example', :at, :s)"
-            ),
+            ).bindparams(AT),
             {"at": datetime.now(UTC), "s": suspended},
         )
 

@@ -8,13 +8,17 @@ from datetime import UTC, datetime
 import pytest
 from alembic import command
 from fulcrum_core.data.db import Database
-from sqlalchemy import text
+from sqlalchemy import DateTime, bindparam, text
 
 BEFORE = "20261129_04_release_contents"
 ROW = (
     "INSERT INTO registry_publishers (id, name, kind, verified, contact, created_at) "
     "VALUES ('p1', '发布方', 'department', true, 'a@b.example', :at)"
 )
+
+
+AT = bindparam("at", type_=DateTime(timezone=True))
+"""Typed: SQLAlchemy writes the moment itself (sqlite3's own datetime adapter is deprecated from 3.12)."""
 
 
 def _migrate(db: Database, target: str, *, up: bool) -> None:
@@ -30,7 +34,7 @@ def test_round_trip_keeps_publishers_and_defaults_them_to_not_suspended(database
     try:
         _migrate(db, BEFORE, up=True)
         with db.engine.begin() as conn:
-            conn.execute(text(ROW), {"at": datetime.now(UTC)})
+            conn.execute(text(ROW).bindparams(AT), {"at": datetime.now(UTC)})
         _migrate(db, "head", up=True)
         _migrate(db, BEFORE, up=False)
         _migrate(db, "head", up=True)
@@ -48,7 +52,7 @@ def test_downgrade_refuses_while_a_publisher_is_suspended(database_url: str) -> 
     try:
         _migrate(db, "head", up=True)
         with db.engine.begin() as conn:
-            conn.execute(text(ROW), {"at": datetime.now(UTC)})
+            conn.execute(text(ROW).bindparams(AT), {"at": datetime.now(UTC)})
             conn.execute(text("UPDATE registry_publishers SET suspended = true"))
         with pytest.raises(RuntimeError, match=r"p1.*reinstate"):
             _migrate(db, BEFORE, up=False)

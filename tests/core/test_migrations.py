@@ -145,6 +145,7 @@ def test_the_retry_window_migration_dates_existing_rows_by_their_first_attempt(d
     from datetime import UTC, datetime
 
     from fulcrum_core.data.models import TransactionRow
+    from fulcrum_core.data.types import UTCDateTime
 
     db = Database(database_url)
     first, rerun = datetime(2026, 11, 1, 8, 0, tzinfo=UTC), datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -152,9 +153,14 @@ def test_the_retry_window_migration_dates_existing_rows_by_their_first_attempt(d
         db.upgrade("20261129_01_transaction_attempts")
         names = ("id", "customer_ref", "idempotency_key", "request_hash", "type", "plugin_id", "params",
                  "status", "created_at", "updated_at", "attempts", "retryable")
-        transactions = table("transactions", *(column(name) for name in names))
-        history = table("transaction_attempts", *(column(name) for name in (
-            "transaction_id", "attempt", "plugin_id", "status", "finished_at")))
+        # Typed datetime columns: SQLAlchemy writes them itself (sqlite3's own datetime adapter is
+        # deprecated from Python 3.12).
+        moments = {"created_at", "updated_at", "finished_at"}
+        transactions = table("transactions", *(
+            column(name, UTCDateTime()) if name in moments else column(name) for name in names))
+        history = table("transaction_attempts", *(
+            column(name, UTCDateTime()) if name in moments else column(name)
+            for name in ("transaction_id", "attempt", "plugin_id", "status", "finished_at")))
         with db.begin() as conn:
             for tx_id, created, attempts in (("a" * 32, first, 1), ("b" * 32, rerun, 2)):
                 conn.execute(transactions.insert().values(
