@@ -64,7 +64,7 @@ def build_runtime(
     if gate is not None and gate.unreadable is not None:
         plugins.unready_reason = (
             "the registry could not be read before importing the installed plugins, so none was; "
-            "restart the worker once the database is migrated"
+            "they are imported on the first registry poll that reads it (migrate the database)"
         )
     dispatcher = Dispatcher(settings)
     # Only a provider holding its customers can say which branches have any; the bank's systems cannot.

@@ -7,6 +7,8 @@ the entry-point name, incompatible SDK range, import error, unknown or undeclare
 quarantined with one log line naming the plugin, the cause and the fix; the host keeps starting.
 When the host obeys a registry, each entry point is also checked against its approved release (the
 ``admission`` check) before import: a plugin not approved, or not the reviewed copy, is never imported.
+Such an entry point is held: :meth:`PluginSet.admit_held` asks again later (the registry watcher does,
+on each policy change) and imports it once it is admitted, so approval needs no restart.
 
 What runs per request is decided at runtime by :meth:`PluginSet.set_policy` (the registry's
 approval, suspension and scope grants): the set swaps one immutable snapshot, so a request sees
@@ -126,8 +128,13 @@ class PluginSet:
         rejected_types: Mapping[str, str] | None = None,
         dev_mode: bool = False,
         quarantined_manifests: Mapping[str, Manifest] | None = None,
+        held: Mapping[str, tuple[importlib.metadata.EntryPoint, Manifest]] | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.pm = pm
+        # Entry points the admission check refused, never imported: asked again by ``admit_held``.
+        self._held: dict[str, tuple[importlib.metadata.EntryPoint, Manifest]] = dict(held or {})
+        self._settings = settings
         self._load_quarantined: dict[str, str] = dict(quarantined)
         self.quarantined_manifests: dict[str, Manifest] = {
             pid: m for pid, m in (quarantined_manifests or {}).items() if pid in self._load_quarantined
@@ -175,6 +182,11 @@ class PluginSet:
         return self._state.all_transaction_types
 
     @property
+    def held(self) -> frozenset[str]:
+        """Ids of the entry points the admission check refused and that were not imported since."""
+        return frozenset(self._held)
+
+    @property
     def policy(self) -> Mapping[str, PluginPolicy] | None:
         """The policy last set (``None``: no registry, every loaded plugin active)."""
         return self._policy
@@ -197,6 +209,45 @@ class PluginSet:
         state = self._build(policy)
         self._policy = dict(policy) if policy is not None else None
         self._state = state  # one assignment: readers see the old snapshot or the new one
+
+    def admit_held(self, admission: AdmissionCheck) -> list[str]:
+        """Ask ``admission`` again about each held entry point; import and register those it admits now.
+
+        An admitted plugin joins the set (its hooks and transaction types) inactive until a policy
+        names it; one it still refuses stays held with the new reason. Returns the ids now loaded.
+        """
+        if not self._held or self._settings is None:
+            return []
+        loader = _Loader(self._settings, pm=self.pm)
+        quarantined = dict(self._load_quarantined)
+        for pid, (ep, manifest) in sorted(self._held.items()):
+            refused = admission(pid, manifest, ep.dist) if ep.dist is not None else "no distribution"
+            if refused is not None:
+                quarantined[pid] = refused
+                continue
+            quarantined.pop(pid, None)
+            loader.admit(pid, manifest, ep.load)
+            if pid in loader.manifests and ep.dist is not None:
+                loader.dists[pid] = ep.dist
+        tried = set(loader.seen)  # imported, or failed to import: never asked again
+        loader.check_pending()
+        resolved = (_resolve(loader, pid, m) for pid, m in sorted(loader.manifests.items()))
+        plugins = [p for p in resolved if p is not None]
+        types, rejected = _collect_types(plugins, claimed=self._types)
+        for plugin in plugins:
+            log.info("plugin %r %s admitted by the registry and loaded: hooks %s", plugin.id,
+                     plugin.version, ", ".join(sorted(plugin.hooks)) or "-")
+        quarantined.update(loader.quarantined)
+        self._held = {pid: held for pid, held in self._held.items() if pid not in tried}
+        self._base = {**self._base, **{p.id: p for p in plugins}}
+        self._types = {key: tuple(claims) for key, claims in types.items()}
+        self.rejected_types = {**self.rejected_types, **rejected}
+        self._load_quarantined = quarantined
+        self.quarantined_manifests = {
+            pid: m for pid, m in self.quarantined_manifests.items() if pid not in self._base
+        }
+        self.set_policy(self._policy)  # a new snapshot: the newcomers are off until a policy names them
+        return [p.id for p in plugins]
 
     # --- building a snapshot ---------------------------------------------------------------------------
 
@@ -268,6 +319,7 @@ class _Loader:
     # Every manifest read, loaded or not: a quarantined plugin's stays known to the branch layer.
     seen: dict[str, Manifest] = field(default_factory=dict)
     dists: dict[str, importlib.metadata.Distribution] = field(default_factory=dict)
+    held: dict[str, tuple[importlib.metadata.EntryPoint, Manifest]] = field(default_factory=dict)
 
     def quarantine(self, plugin_id: str, reason: str) -> None:
         log.error("plugin %r quarantined: %s", plugin_id, reason)
@@ -366,6 +418,7 @@ def _entry_point_loader(
     if refused is not None:  # never imported: its module body must not run either
         loader.seen.setdefault(ep.name, manifest)
         loader.quarantine(ep.name, refused)
+        loader.held[ep.name] = (ep, manifest)
         return
     loader.admit(ep.name, manifest, ep.load)
     if ep.name in loader.manifests:
@@ -436,10 +489,12 @@ def _resolve(loader: _Loader, plugin_id: str, manifest: Manifest) -> LoadedPlugi
 
 def _collect_types(
     plugins: Sequence[LoadedPlugin],
+    claimed: Mapping[str, Sequence[tuple[str, TransactionType]]] | None = None,
 ) -> tuple[dict[str, list[tuple[str, TransactionType]]], dict[str, str]]:
     """Call each plugin's ``register_transaction_types`` on its own; every valid claim of a key is
-    kept, in plugin order (the first running claimant owns it), and a second claim is reported."""
-    types: dict[str, list[tuple[str, TransactionType]]] = {}
+    kept, in plugin order after the ``claimed`` ones (the first running claimant owns it), and a second
+    claim is reported."""
+    types: dict[str, list[tuple[str, TransactionType]]] = {k: list(v) for k, v in (claimed or {}).items()}
     rejected: dict[str, str] = {}
 
     def reject(key: str, reason: str) -> None:
@@ -529,4 +584,5 @@ def get_plugin_manager(
     return PluginSet(
         loader.pm, plugins, quarantined=loader.quarantined, skipped=loader.skipped, types=types,
         rejected_types=rejected, dev_mode=settings.dev_mode, quarantined_manifests=loader.seen,
+        held=loader.held, settings=settings,
     )

@@ -52,13 +52,15 @@ def _install(wheel: Path, target: Path) -> None:
 
 @pytest.fixture
 def install(kit: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Installed]:
-    """``install(plugin_id)``: build its wheel (the module body writes the marker), install it, and put
-    it on ``sys.path`` so its ``fulcrum`` entry point is discovered."""
+    """``install(plugin_id, code="", **manifest)``: build its wheel (the module body writes the marker,
+    then runs ``code``), install it, and put it on ``sys.path`` so its ``fulcrum`` entry point is found."""
 
-    def build(plugin_id: str) -> Installed:
+    def build(plugin_id: str, code: str = "", **manifest_keys: Any) -> Installed:
         marker = tmp_path / f"{plugin_id}.imported"
-        body = f"from pathlib import Path\nPath({str(marker)!r}).write_text('import-time code ran')\n"
-        manifest = kit.manifest(plugin_id, hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+        body = f"from pathlib import Path\nPath({str(marker)!r}).write_text('import-time code ran')\n" + code
+        manifest_keys.setdefault("hooks", ["home_slot_offers"])
+        manifest_keys.setdefault("scopes", ["slot:home.notice"])
+        manifest = kit.manifest(plugin_id, **manifest_keys)
         wheel = make_wheel(tmp_path / f"wheel-{plugin_id}", manifest, module=body.encode())
         site = tmp_path / f"site-{plugin_id}"
         _install(wheel, site)
@@ -149,23 +151,124 @@ def test_an_unapproved_plugin_is_never_imported(
     assert expected in runtime.plugins.quarantined[plugin.plugin_id]
 
 
-def test_a_registry_that_cannot_be_read_imports_nothing_and_the_worker_is_not_ready(
+_OFFER = """
+from fulcrum_sdk import Action, LocalizedText, SlotOffer, hookimpl
+
+@hookimpl
+def home_slot_offers(ctx):
+    return [SlotOffer(slot="home.notice/v1", key="late-notice", priority=500,
+                      title=LocalizedText(zh_CN="迟到的通知", en="A late notice"),
+                      action=Action(uri="fulcrum://open/late-notice"))]
+"""
+
+
+def _readyz(client: Any) -> Any:
+    return client.get("/readyz")
+
+
+def test_a_registry_that_cannot_be_read_imports_nothing_until_a_poll_reads_it(
     install: Callable[[str], Installed], host: Callable[..., Runtime], settings: Settings
 ) -> None:
-    """An unmigrated database: nothing can be verified, so nothing is imported (fail closed), and
-    /readyz stays 503 saying so even once the database is migrated, until the worker restarts."""
+    """An unmigrated database: nothing can be verified, so nothing is imported (fail closed) and
+    /readyz is 503; once the database is migrated and the release approved, the next poll imports the
+    plugin, switches it on (its offer is on /v1/home) and the worker turns ready, without a restart."""
     from fulcrum_core.app import create_app
+    from fulcrum_sdk.scopes import APP_SCOPES
     from litestar.testing import TestClient
 
-    plugin = install("gate-no-registry")
-    runtime = host()
+    plugin = install("gate-no-registry", _OFFER)
+    runtime = host(registry_poll_seconds=3600)
     assert not plugin.marker.exists()
     assert "cannot read the registry" in runtime.plugins.quarantined["gate-no-registry"]
+    watcher = registry_of(runtime).watcher
+    assert watcher is not None
+    with TestClient(create_app(runtime.settings, runtime=runtime)) as client:
+        response = _readyz(client)
+        assert response.status_code == 503, response.text
+        assert any("registry could not be read" in r for r in response.json()["reasons"]), response.text
+        runtime.db.upgrade()
+        _approve(open_registry(settings, runtime.db), plugin.wheel)
+        assert not plugin.marker.exists()  # nothing is imported between polls
+        watcher.refresh()
+        assert plugin.marker.exists()
+        assert runtime.plugins.is_active("gate-no-registry")
+        assert "gate-no-registry" not in runtime.plugins.quarantined
+        response = _readyz(client)
+        assert response.status_code == 200, response.text
+        customer = next(iter(runtime.provider.records))  # type: ignore[attr-defined]
+        token = runtime.tokens.issue(customer, APP_SCOPES)
+        home = client.get("/v1/home", headers={"Authorization": f"Bearer {token}"})
+    assert home.status_code == 200, home.text
+    assert "late-notice" in home.text, home.text
+
+
+_TX_TYPE = """
+import msgspec
+from fulcrum_sdk import TransactionType
+
+class Params(msgspec.Struct, frozen=True):
+    amount_fen: int
+
+@hookimpl
+def register_transaction_types(register):
+    register(TransactionType(key="late.buy", name=LocalizedText(zh_CN="买", en="Buy"), params=Params,
+                             risk_level="R1", amount_field="amount_fen"))
+
+@hookimpl
+def execute_transaction(ctx, request):
+    raise RuntimeError("not called in this test")
+"""
+
+
+def test_a_release_approved_after_startup_is_imported_on_the_next_poll(
+    install: Callable[..., Installed], service: RegistryService, host: Callable[..., Runtime]
+) -> None:
+    """In review at startup: held back unimported; approved later: the next poll imports it, registers
+    its hooks and transaction type, and the policy switches it on."""
+    hooks = ["home_slot_offers", "register_transaction_types", "execute_transaction"]
+    plugin = install("gate-late", _OFFER + _TX_TYPE, hooks=hooks, transaction_types=["late.buy"])
+    release = publish(service, plugin.wheel)
+    assert release.state == "in_review", release.failed_checks
+    runtime = host()
+    watcher = registry_of(runtime).watcher
+    assert watcher is not None
+    watcher.refresh(force=True)
+    assert not plugin.marker.exists()
+    assert "in_review" in runtime.plugins.quarantined["gate-late"]
+    service.approve(release.id, reviewer="bob", checklist=CHECKLIST)
+    watcher.refresh()
+    assert not plugin.marker.exists()  # one reviewer of two agreed: still held, never imported
+    assert service.approve(release.id, reviewer="dave", checklist=CHECKLIST).state == "approved"
+    assert watcher.refresh()
+    assert plugin.marker.exists()
+    assert runtime.plugins.is_active("gate-late")
+    assert [p.id for p in runtime.plugins.enabled_for("home_slot_offers")] == ["gate-late"]
+    assert runtime.plugins.transaction_types["late.buy"][0].id == "gate-late"
+    assert "gate-late" not in runtime.plugins.held
+
+
+def test_a_copy_tampered_before_a_late_admission_is_never_imported(
+    install: Callable[[str], Installed], host: Callable[..., Runtime], settings: Settings
+) -> None:
+    """Registry unreadable at startup, then the release approved: the poll verifies the installed copy
+    first, finds the edited file, and keeps it out for good; its import-time code never runs."""
+    plugin = install("gate-late-tampered")
+    plugin.module.write_text(plugin.module.read_text() + "# tampered before the registry was read\n")
+    runtime = host()
     runtime.db.upgrade()
-    with TestClient(create_app(settings, runtime=runtime)) as client:
-        response = client.get("/readyz")
-    assert response.status_code == 503, response.text
-    assert any("restart the worker" in r for r in response.json()["reasons"]), response.text
+    service = open_registry(settings, runtime.db)
+    release_id = _approve(service, plugin.wheel)
+    watcher = registry_of(runtime).watcher
+    assert watcher is not None
+    watcher.refresh()
+    reason = runtime.plugins.quarantined["gate-late-tampered"]
+    assert "differs from the approved wheel" in reason, reason
+    service.suspend(release_id, actor="carol", reason="a policy change")
+    service.resume(release_id, actor="carol", reason="another one")
+    assert watcher.refresh()
+    assert not plugin.marker.exists()
+    assert "gate-late-tampered" not in runtime.plugins.loaded
+    assert runtime.plugins.enabled_for("home_slot_offers") == []
 
 
 def test_a_suspended_release_is_imported_but_off_and_can_be_resumed(

@@ -7,6 +7,9 @@ each installed plugin's releases (one query), and answers for each entry point w
 imported, or None. A plugin unknown to the registry, a version never approved, a copy that is not the
 reviewed one, or a registry it cannot read: never imported. A version approved and then suspended (or
 whose publisher is) is imported when it is the reviewed copy: its hooks stay off until it is resumed.
+The registry watcher asks again (after ``reread``) about refused entry points on each policy change, so
+a plugin approved later, or a registry readable later, needs no restart; a copy found not to be the
+reviewed one stays refused for good.
 """
 
 from __future__ import annotations
@@ -49,6 +52,13 @@ class AdmissionGate:
         self._active: dict[str, dict[str, ActiveRelease]] | None = None
         # The last failure to read the registry, if any: a plugin was then refused unverified.
         self.unreadable: str | None = None
+        # Plugins whose installed copy is not the reviewed one: refused for good, never asked again.
+        self._tampered: dict[str, str] = {}
+
+    def reread(self) -> None:
+        """Forget the releases read so far: the next question reads the registry again."""
+        self._active = None
+        self.unreadable = None
 
     def _releases(self, plugin_id: str, version: str) -> _Releases:
         states: list[tuple[str, str, str]] = []
@@ -104,18 +114,23 @@ class AdmissionGate:
         if release is None:
             return decision.reason or "not approved in the registry"
         try:
-            return self.verifier.verdict(plugin_id, manifest, dist, release)
+            problem = self.verifier.verdict(plugin_id, manifest, dist, release)
         except (RegistryError, OSError) as exc:
             return f"cannot verify the installed copy against release {release.release_id}: {exc}"
+        if problem is not None:
+            self._tampered[plugin_id] = problem
+        return problem
 
     def __call__(
         self, plugin_id: str, manifest: Manifest, dist: importlib.metadata.Distribution
     ) -> str | None:
+        if plugin_id in self._tampered:
+            return self._tampered[plugin_id]
         try:
             return self._refusal(plugin_id, manifest, dist)
         except (RegistryError, CoreError, SQLAlchemyError, OSError, msgspec.ValidationError) as exc:
             self.unreadable = f"{type(exc).__name__}: {exc}"
             return (
                 f"cannot read the registry before importing the plugin: {exc}; "
-                "fix: migrate the database (`fulcrum db upgrade`) and restart the host"
+                "fix: migrate the database (`fulcrum db upgrade`); asked again on the next registry poll"
             )

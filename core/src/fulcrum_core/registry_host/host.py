@@ -85,6 +85,7 @@ def attach_registry(runtime: Runtime, *, obey: bool, gate: AdmissionGate | None 
             poll_seconds=settings.registry_poll_seconds,
             dev_mode=settings.dev_mode,
             verifier=gate.verifier if gate is not None else None,
+            admission=gate,
         )
         if obey
         else None

@@ -5,6 +5,9 @@ indexed query). Only when that number moved does it read the approved releases a
 set's policy. Database calls run in a worker thread so the event loop keeps serving. Until the first
 successful read the host runs nothing (``fail closed``); after that, a failed read keeps the last
 policy in force (a registry outage must not switch every plugin off) and is retried on the next tick.
+Each applied change first asks the ``admission`` gate again about entry points it refused at startup
+(registry unreadable, unknown, not approved yet): one admitted now is imported, then the policy
+switches it on like any other; once the registry was read, the worker is ready.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from fulcrum_core.data.db import Database
 from fulcrum_core.errors import CoreError
 from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, sync_plugin_clients
 from fulcrum_core.plugins import PluginPolicy, PluginSet
+from fulcrum_core.registry_host.admission import AdmissionGate
 from fulcrum_core.registry_host.policy import plugin_policy
 from fulcrum_core.registry_host.verify import ReleaseVerifier
 
@@ -46,6 +50,7 @@ class PolicyWatcher:
         dev_mode: bool = False,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         verifier: ReleaseVerifier | None = None,
+        admission: AdmissionGate | None = None,
     ) -> None:
         self.service = service
         self.db = db
@@ -57,6 +62,7 @@ class PolicyWatcher:
         self._task: asyncio.Task[None] | None = None
         self._warned: set[str] = set()
         self._verifier = verifier if verifier is not None else ReleaseVerifier(service)
+        self._admission = admission
         plugins.set_policy({})  # fail closed until the first read (dev mode still runs unknown plugins)
 
     def _states(self, plugin_ids: list[str]) -> list[tuple[str, str, str]]:
@@ -87,6 +93,7 @@ class PolicyWatcher:
         version = self.service.policy_version()
         if version == self.version and not force:
             return False
+        self._admit_held()
         installed = {pid: plugin.version for pid, plugin in self.plugins.loaded.items()}
         active = self.service.active_policy()
         ids = sorted(installed)
@@ -101,6 +108,17 @@ class PolicyWatcher:
         running = sorted(pid for pid in installed if self.plugins.is_active(pid))
         log.info("registry policy %d applied: running %s", version, ", ".join(running) or "no plugins")
         return True
+
+    def _admit_held(self) -> None:
+        """Import the entry points refused at startup that the registry admits now."""
+        gate = self._admission
+        if gate is None:
+            return
+        if self.plugins.held:
+            gate.reread()
+            self.plugins.admit_held(gate)
+        if gate.unreadable is None:
+            self.plugins.unready_reason = None  # the registry was read: every entry point was judged
 
     def _sync_clients(
         self, active: Mapping[str, Mapping[str, ActiveRelease]], policy: Mapping[str, PluginPolicy]
