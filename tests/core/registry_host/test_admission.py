@@ -309,3 +309,27 @@ def test_dev_mode_still_imports_a_plugin_unknown_to_the_registry(
     runtime = host(dev_mode=True)
     assert plugin.marker.exists()
     assert "gate-dev" in runtime.plugins.loaded
+
+
+def test_a_late_admitted_plugin_that_fails_to_import_is_quarantined_once(
+    install: Callable[[str], Installed], service: RegistryService, host: Callable[..., Runtime]
+) -> None:
+    """Approved after startup but raising at import: quarantined naming the failure, the worker keeps
+    serving, and later polls do not import it again."""
+    plugin = install("gate-late-broken", "raise RuntimeError('broken at import')\n")
+    release = publish(service, plugin.wheel)
+    runtime = host()
+    watcher = registry_of(runtime).watcher
+    assert watcher is not None
+    watcher.refresh(force=True)
+    assert service.approve(release.id, reviewer="bob", checklist=CHECKLIST).state == "approved"
+    watcher.refresh()
+    assert plugin.marker.exists()
+    reason = runtime.plugins.quarantined["gate-late-broken"]
+    assert "import failed: RuntimeError: broken at import" in reason, reason
+    assert "gate-late-broken" not in runtime.plugins.held
+    plugin.marker.unlink()
+    service.suspend(release.id, actor="carol", reason="a policy change")
+    assert watcher.refresh()
+    assert not plugin.marker.exists()
+    assert "gate-late-broken" not in runtime.plugins.loaded
