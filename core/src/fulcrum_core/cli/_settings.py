@@ -29,16 +29,19 @@ def settings_for(ctx: click.Context, *, dev_mode: bool | None = None) -> Setting
         raise click.ClickException(f"cannot load settings: {exc}") from None
 
 
-def existing_database(settings: Settings) -> Database:
-    """The settings' database for a command that only reads it: one ``Error:`` line, and nothing created,
-    when it is a SQLite file that does not exist (e.g. a command run from the wrong directory)."""
+_NO_DATABASE_FIX = (
+    "set FULCRUM_DATABASE_URL (or database_url in --config) to the server's, or create one here with "
+    "`fulcrum db upgrade` (or `fulcrum demo`)"
+)
+
+
+def existing_database(settings: Settings, fix: str = _NO_DATABASE_FIX) -> Database:
+    """The settings' database for a command that only reads it: one ``Error:`` line (ending in ``fix``),
+    and nothing created, when it is a SQLite file that does not exist (e.g. run from the wrong directory)."""
     from fulcrum_core.data.db import Database, missing_sqlite_file
 
     url = settings.resolved_database_url()
     missing = missing_sqlite_file(url)
     if missing is not None:
-        raise click.ClickException(
-            f"there is no database at {missing}: set FULCRUM_DATABASE_URL (or database_url in --config) "
-            "to the server's, or create one here with `fulcrum db upgrade` (or `fulcrum demo`)"
-        )
+        raise click.ClickException(f"there is no database at {missing}: {fix}")
     return Database(url)

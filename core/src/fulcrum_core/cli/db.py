@@ -133,16 +133,11 @@ def _next_revision_id(database: Database, message: str) -> str:
 
 def _at_head(settings: Settings) -> Database:
     """The settings' database when it exists and is at head; otherwise one ``Error:`` line saying so."""
-    from fulcrum_core.data.db import missing_sqlite_file
-
-    url = settings.resolved_database_url()
-    missing = missing_sqlite_file(url)
-    if missing is not None:
-        raise click.ClickException(
-            f"there is no database at {missing}: the database must be at head first; create one with "
-            "`fulcrum db upgrade` (or set FULCRUM_DATABASE_URL to one at head)"
-        )
-    database = Database(url)
+    database = existing_database(
+        settings,
+        "the database must be at head first; create one with `fulcrum db upgrade` "
+        "(or set FULCRUM_DATABASE_URL to one at head)",
+    )
     try:
         at, heads = database.current(), database.heads()
     except BaseException:
