@@ -8,7 +8,8 @@ quarantined with one log line naming the plugin, the cause and the fix; the host
 When the host obeys a registry, each entry point is also checked against its approved release (the
 ``admission`` check) before import: a plugin not approved, or not the reviewed copy, is never imported.
 Such an entry point is held: :meth:`PluginSet.admit_held` asks again later (the registry watcher does,
-on each policy change) and imports it once it is admitted, so approval needs no restart.
+on each policy change and on a backoff between them) and imports it once it is admitted, so approval
+needs no restart.
 
 What runs per request is decided at runtime by :meth:`PluginSet.set_policy` (the registry's
 approval, suspension and scope grants): the set swaps one immutable snapshot, so a request sees
@@ -22,7 +23,7 @@ import importlib.metadata
 import inspect
 import logging
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -210,17 +211,20 @@ class PluginSet:
         self._policy = dict(policy) if policy is not None else None
         self._state = state  # one assignment: readers see the old snapshot or the new one
 
-    def admit_held(self, admission: AdmissionCheck) -> list[str]:
-        """Ask ``admission`` again about each held entry point; import and register those it admits now.
+    def admit_held(self, admission: AdmissionCheck, *, only: Collection[str] | None = None) -> list[str]:
+        """Ask ``admission`` again about each held entry point (or those in ``only``); import and
+        register those it admits now.
 
         An admitted plugin joins the set (its hooks and transaction types) inactive until a policy
         names it; one it still refuses stays held with the new reason. Returns the ids now loaded.
         """
-        if not self._held or self._settings is None:
+        asked = sorted(pid for pid in self._held if only is None or pid in only)
+        if not asked or self._settings is None:
             return []
         loader = _Loader(self._settings, pm=self.pm)
         quarantined = dict(self._load_quarantined)
-        for pid, (ep, manifest) in sorted(self._held.items()):
+        for pid in asked:
+            ep, manifest = self._held[pid]
             refused = admission(pid, manifest, ep.dist) if ep.dist is not None else "no distribution"
             if refused is not None:
                 quarantined[pid] = refused

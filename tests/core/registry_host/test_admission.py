@@ -4,6 +4,7 @@ writes a marker file: the marker says whether the plugin's import-time code ran.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -333,3 +334,182 @@ def test_a_late_admitted_plugin_that_fails_to_import_is_quarantined_once(
     assert watcher.refresh()
     assert not plugin.marker.exists()
     assert "gate-late-broken" not in runtime.plugins.loaded
+
+
+class _Clock:
+    """The watcher's clock, moved by hand: a poll happens when the test calls ``refresh``."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _Contents:
+    """``RegistryService.release_contents`` failing its first ``failures`` calls (a database error
+    while reading the release), then reading; ``calls`` counts the full verifications."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, failures: int) -> None:
+        from fulcrum_registry import RegistryUnavailable
+
+        self.calls = 0
+        real = RegistryService.release_contents
+
+        def contents(service: RegistryService, release_id: int) -> dict[str, str]:
+            self.calls += 1
+            if self.calls <= failures:
+                raise RegistryUnavailable("database error: could not read the release")
+            return real(service, release_id)
+
+        monkeypatch.setattr(RegistryService, "release_contents", contents)
+
+
+def _watching(runtime: Runtime) -> tuple[Any, _Clock]:
+    watcher = registry_of(runtime).watcher
+    assert watcher is not None
+    clock = _Clock()
+    watcher.clock = clock
+    return watcher, clock
+
+
+def test_a_transient_verification_failure_is_retried_without_a_registry_change(
+    install: Callable[[str], Installed],
+    service: RegistryService,
+    host: Callable[..., Runtime],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The release could not be read at startup nor on the first poll: with the registry unchanged, a
+    later poll (one interval on) asks again, verifies the copy, imports it and switches it on."""
+    plugin = install("gate-flaky")
+    _approve(service, plugin.wheel)
+    contents = _Contents(monkeypatch, failures=2)
+    runtime = host(registry_poll_seconds=1.0)
+    watcher, clock = _watching(runtime)
+    assert watcher.refresh()
+    assert "cannot verify the installed copy" in runtime.plugins.quarantined["gate-flaky"]
+    version = watcher.version
+    clock.now = 0.5
+    assert not watcher.refresh()  # not due yet: not asked
+    assert (contents.calls, plugin.marker.exists()) == (2, False)
+    clock.now = 1.0
+    assert watcher.refresh()
+    assert watcher.version == version == service.policy_version()  # no registry change was needed
+    assert plugin.marker.exists()
+    assert runtime.plugins.is_active("gate-flaky")
+    assert "gate-flaky" not in runtime.plugins.quarantined
+    assert "gate-flaky" not in runtime.plugins.held
+
+
+def test_a_permanent_verification_failure_is_asked_less_and_less_often(
+    install: Callable[[str], Installed],
+    service: RegistryService,
+    host: Callable[..., Runtime],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Over 16 polls a release that never reads is verified on polls 0, 1, 3, 7 and 15 (the wait
+    doubles), and the log says each time why the plugin is held and when it is asked next."""
+    plugin = install("gate-unreadable")
+    _approve(service, plugin.wheel)
+    contents = _Contents(monkeypatch, failures=10**6)
+    runtime = host(registry_poll_seconds=1.0)
+    watcher, clock = _watching(runtime)
+    logger = logging.getLogger("fulcrum.registry")
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger="fulcrum.registry")
+    asked: list[int] = []
+    try:
+        for poll in range(16):
+            clock.now = float(poll)
+            before = contents.calls
+            watcher.refresh()
+            if contents.calls > before:
+                asked.append(poll)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert asked == [0, 1, 3, 7, 15]
+    assert not plugin.marker.exists()
+    status = watcher.held_status()["gate-unreadable"]
+    assert (status.checks, status.next_check) == (5, 15.0 + 16.0)
+    assert "could not read the release" in status.reason
+    assert "plugin 'gate-unreadable' held back (check 5): cannot verify" in caplog.text, caplog.text
+    assert "next check in 16 s" in caplog.text, caplog.text
+
+
+def test_a_registry_change_asks_a_held_plugin_at_once(
+    install: Callable[[str], Installed],
+    service: RegistryService,
+    host: Callable[..., Runtime],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Deep in its backoff, a held plugin is still asked on the first poll after a registry change."""
+    plugin = install("gate-changed")
+    release_id = _approve(service, plugin.wheel)
+    contents = _Contents(monkeypatch, failures=4)
+    runtime = host(registry_poll_seconds=1.0)
+    watcher, clock = _watching(runtime)
+    for now in (0.0, 1.0, 3.0):
+        clock.now = now
+        watcher.refresh()
+    assert contents.calls == 4  # startup, then polls 0, 1 and 3; the next one is due at 7
+    clock.now = 4.0
+    service.suspend(release_id, actor="carol", reason="a policy change")
+    assert watcher.refresh()
+    assert contents.calls == 5
+    assert plugin.marker.exists()  # the reviewed copy of a suspended release: imported, its hooks off
+    assert "suspended" in runtime.plugins.inactive["gate-changed"]
+
+
+def test_a_tampered_copy_stays_out_however_often_it_is_asked(
+    install: Callable[[str], Installed],
+    service: RegistryService,
+    host: Callable[..., Runtime],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Polls and registry changes never import a copy found not to be the reviewed one, nor verify
+    it again; its quarantine keeps naming the file and it has no next check."""
+    plugin = install("gate-tampered-often")
+    release_id = _approve(service, plugin.wheel)
+    plugin.module.write_text(plugin.module.read_text() + "# tampered after approval\n")
+    contents = _Contents(monkeypatch, failures=0)
+    runtime = host(registry_poll_seconds=1.0)
+    watcher, clock = _watching(runtime)
+    for poll in range(20):
+        clock.now = float(poll)
+        if poll == 10:
+            service.suspend(release_id, actor="carol", reason="a policy change")
+            service.resume(release_id, actor="carol", reason="another one")
+        watcher.refresh()
+    assert contents.calls == 1
+    assert not plugin.marker.exists()
+    reason = runtime.plugins.quarantined["gate-tampered-often"]
+    assert "fulcrum_gate_tampered_often/__init__.py differs from the approved wheel" in reason, reason
+    assert watcher.held_status()["gate-tampered-often"].next_check is None
+
+
+def test_plugins_view_says_why_a_plugin_is_held_and_when_it_is_asked_next(
+    install: Callable[[str], Installed],
+    service: RegistryService,
+    host: Callable[..., Runtime],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``GET /v1/plugins`` lists each held-back plugin with its reason, checks and next check time."""
+    from datetime import UTC, datetime, timedelta
+
+    from fulcrum_core.app import create_app
+    from litestar.testing import TestClient
+
+    plugin = install("gate-shown")
+    _approve(service, plugin.wheel)
+    _Contents(monkeypatch, failures=10**6)
+    runtime = host(registry_poll_seconds=3600)
+    _watching(runtime)
+    token = runtime.tokens.issue("ops-1", ["platform:read"], kind="staff")
+    with TestClient(create_app(runtime.settings, runtime=runtime)) as client:  # startup polls once
+        body = client.get("/v1/plugins", headers={"Authorization": f"Bearer {token}"}).json()
+    held = {h["id"]: h for h in body["held"]}["gate-shown"]
+    assert "could not read the release" in held["reason"]
+    assert (held["checks"], held["next_check"]) == (1, "scheduled")
+    next_at = datetime.fromisoformat(held["next_check_at"])
+    assert timedelta(minutes=59) < next_at - datetime.now(UTC) <= timedelta(hours=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
@@ -9,9 +10,10 @@ from fulcrum_sdk.models import LocalizedText
 from litestar import Request, get
 
 from fulcrum_core.dispatch.stats import HookStat
-from fulcrum_core.runtime import runtime_of
+from fulcrum_core.registry_host.host import watcher_of
+from fulcrum_core.runtime import Runtime, runtime_of
 
-__all__ = ["ROUTES", "PluginInfo", "PluginsResponse", "Problem", "list_plugins"]
+__all__ = ["ROUTES", "HeldPlugin", "PluginInfo", "PluginsResponse", "Problem", "list_plugins"]
 
 
 class PluginInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,11 +37,27 @@ class Problem(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
 
 
+class HeldPlugin(msgspec.Struct, frozen=True, kw_only=True):
+    """An installed plugin held back unimported by the registry check: why, and when it is asked again.
+
+    ``next_check``: ``scheduled`` (at ``next_check_at``, or at once on a registry change), ``next_poll``
+    (not asked since startup), or ``never`` (the installed copy is not the reviewed one: reinstall the
+    approved wheel and restart the worker).
+    """
+
+    id: str
+    reason: str
+    checks: int
+    next_check: Literal["scheduled", "next_poll", "never"]
+    next_check_at: datetime | None = None
+
+
 class PluginsResponse(msgspec.Struct, frozen=True, kw_only=True):
-    """The plugin state of the worker that answered."""
+    """The plugin state of the worker that answered; a held plugin is also listed as quarantined."""
 
     plugins: list[PluginInfo]
     quarantined: list[Problem]
+    held: list[HeldPlugin]
     skipped: list[Problem]
     rejected_transaction_types: list[Problem]
     transaction_types: dict[str, str]
@@ -62,11 +80,32 @@ async def list_plugins(request: Request[Any, Any, Any]) -> PluginsResponse:
             for p in plugins.loaded.values()
         ],
         quarantined=[Problem(id=k, reason=v) for k, v in sorted(plugins.quarantined.items())],
+        held=_held(runtime),
         skipped=[Problem(id=k, reason=v) for k, v in sorted(plugins.skipped.items())],
         rejected_transaction_types=[Problem(id=k, reason=v) for k, v in sorted(rejected.items())],
         transaction_types={key: owner.id for key, (owner, _) in sorted(types.items())},
         stats=runtime.dispatcher.stats.snapshot(),
     )
+
+
+def _held(runtime: Runtime) -> list[HeldPlugin]:
+    plugins, watcher = runtime.plugins, watcher_of(runtime)
+    schedule = watcher.held_status() if watcher is not None else {}
+    now = datetime.now(UTC)
+    held: list[HeldPlugin] = []
+    for pid in sorted(plugins.held):
+        status = schedule.get(pid)
+        if status is None or watcher is None:
+            reason = plugins.quarantined.get(pid, "held back by the registry check")
+            held.append(HeldPlugin(id=pid, reason=reason, checks=0, next_check="next_poll"))
+        elif status.next_check is None:
+            held.append(HeldPlugin(id=pid, reason=status.reason, checks=status.checks, next_check="never"))
+        else:
+            at = now + timedelta(seconds=max(status.next_check - watcher.clock(), 0.0))
+            held.append(HeldPlugin(
+                id=pid, reason=status.reason, checks=status.checks, next_check="scheduled", next_check_at=at,
+            ))
+    return held
 
 
 ROUTES: list[Any] = [list_plugins]

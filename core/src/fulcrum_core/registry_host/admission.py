@@ -7,9 +7,9 @@ each installed plugin's releases (one query), and answers for each entry point w
 imported, or None. A plugin unknown to the registry, a version never approved, a copy that is not the
 reviewed one, or a registry it cannot read: never imported. A version approved and then suspended (or
 whose publisher is) is imported when it is the reviewed copy: its hooks stay off until it is resumed.
-The registry watcher asks again (after ``reread``) about refused entry points on each policy change, so
-a plugin approved later, or a registry readable later, needs no restart; a copy found not to be the
-reviewed one stays refused for good.
+The registry watcher asks again (after ``reread``) about refused entry points on each policy change,
+and between changes on a backoff, so a plugin approved later, or a registry or release readable later,
+needs no restart; a copy found not to be the reviewed one stays refused for good.
 """
 
 from __future__ import annotations
@@ -120,6 +120,10 @@ class AdmissionGate:
         if problem is not None:
             self._tampered[plugin_id] = problem
         return problem
+
+    def refused_for_good(self, plugin_id: str) -> bool:
+        """True when the installed copy was found not to be the reviewed one: asking again never helps."""
+        return plugin_id in self._tampered
 
     def __call__(
         self, plugin_id: str, manifest: Manifest, dist: importlib.metadata.Distribution

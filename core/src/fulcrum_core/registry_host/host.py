@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RegistryHost", "admission_gate", "artifacts_dir", "attach_registry", "open_registry", "registry_of",
+    "watcher_of",
 ]
 
 _EXTRA = "registry"
@@ -98,3 +99,9 @@ def attach_registry(runtime: Runtime, *, obey: bool, gate: AdmissionGate | None 
 def registry_of(runtime: Runtime) -> RegistryHost:
     """The runtime's registry, attached (not obeyed) on first use when ``build_runtime`` did not."""
     return attach_registry(runtime, obey=False)
+
+
+def watcher_of(runtime: Runtime) -> PolicyWatcher | None:
+    """The runtime's registry watcher, if it obeys a registry; attaches nothing (for read-only views)."""
+    found = runtime.extras.get(_EXTRA)
+    return found.watcher if isinstance(found, RegistryHost) else None

@@ -5,21 +5,26 @@ indexed query). Only when that number moved does it read the approved releases a
 set's policy. Database calls run in a worker thread so the event loop keeps serving. Until the first
 successful read the host runs nothing (``fail closed``); after that, a failed read keeps the last
 policy in force (a registry outage must not switch every plugin off) and is retried on the next tick.
-Each applied change first asks the ``admission`` gate again about entry points it refused at startup
-(registry unreadable, unknown, not approved yet): one admitted now is imported, then the policy
-switches it on like any other; once the registry was read, the worker is ready.
+Each applied change first asks the ``admission`` gate again about every entry point it refused at
+startup (registry unreadable, unknown, not approved yet, release not readable); between changes each
+poll asks about those whose backoff is over (``recheck.py``), so a passing failure needs no unrelated
+registry change. One admitted now is imported, then the policy switches it on like any other; once the
+registry was read, the worker is ready.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 
 import anyio.to_thread
 from fulcrum_registry import ActiveRelease, RegistryError, RegistryService
 from fulcrum_registry.models import Plugin, Publisher, Release
+from fulcrum_sdk.manifest import Manifest
 from packaging.version import Version
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,14 +32,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from fulcrum_core.data.db import Database
 from fulcrum_core.errors import CoreError
 from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, sync_plugin_clients
-from fulcrum_core.plugins import PluginPolicy, PluginSet
+from fulcrum_core.plugins import AdmissionCheck, PluginPolicy, PluginSet
 from fulcrum_core.registry_host.admission import AdmissionGate
 from fulcrum_core.registry_host.policy import plugin_policy
+from fulcrum_core.registry_host.recheck import HeldStatus, RecheckSchedule
 from fulcrum_core.registry_host.verify import ReleaseVerifier
 
 __all__ = ["PolicyWatcher"]
 
 log = logging.getLogger("fulcrum.registry")
+
+RECHECK_CAP_SECONDS = 300.0
+"""The longest wait between two questions about a held-back entry point (at least one poll interval)."""
 
 
 class PolicyWatcher:
@@ -51,6 +60,8 @@ class PolicyWatcher:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         verifier: ReleaseVerifier | None = None,
         admission: AdmissionGate | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        recheck_cap_seconds: float = RECHECK_CAP_SECONDS,
     ) -> None:
         self.service = service
         self.db = db
@@ -63,6 +74,9 @@ class PolicyWatcher:
         self._warned: set[str] = set()
         self._verifier = verifier if verifier is not None else ReleaseVerifier(service)
         self._admission = admission
+        # Seconds, monotonic; tests move it by hand and call ``refresh`` for each poll.
+        self.clock = clock
+        self._recheck = RecheckSchedule(base=poll_seconds, cap=recheck_cap_seconds)
         plugins.set_policy({})  # fail closed until the first read (dev mode still runs unknown plugins)
 
     def _states(self, plugin_ids: list[str]) -> list[tuple[str, str, str]]:
@@ -91,9 +105,10 @@ class PolicyWatcher:
     def refresh(self, *, force: bool = False) -> bool:
         """Apply the registry's policy if its version moved (or ``force``); True when it was applied."""
         version = self.service.policy_version()
-        if version == self.version and not force:
+        changed = force or version != self.version
+        admitted = self._admit_held(every=changed)
+        if not changed and not admitted:
             return False
-        self._admit_held()
         installed = {pid: plugin.version for pid, plugin in self.plugins.loaded.items()}
         active = self.service.active_policy()
         ids = sorted(installed)
@@ -109,16 +124,52 @@ class PolicyWatcher:
         log.info("registry policy %d applied: running %s", version, ", ".join(running) or "no plugins")
         return True
 
-    def _admit_held(self) -> None:
-        """Import the entry points refused at startup that the registry admits now."""
+    def _admit_held(self, *, every: bool) -> bool:
+        """Import the held entry points the registry admits now: ``every`` one (after a registry
+        change), else those whose backoff is over. True when one was imported."""
         gate = self._admission
         if gate is None:
-            return
-        if self.plugins.held:
+            return False
+        now = self.clock()
+        held = self.plugins.held
+        ask = sorted(held) if every else self._recheck.due(held, now)
+        admitted: list[str] = []
+        if ask:
             gate.reread()
-            self.plugins.admit_held(gate)
+            admitted = self.plugins.admit_held(self._asking(gate, now, fresh=every), only=ask)
+            self._recheck.keep(self.plugins.held)
         if gate.unreadable is None:
             self.plugins.unready_reason = None  # the registry was read: every entry point was judged
+        return bool(admitted)
+
+    def _asking(self, gate: AdmissionGate, now: float, *, fresh: bool) -> AdmissionCheck:
+        """``gate``, recording each refusal in the schedule and saying in the log when it asks next."""
+
+        def ask(plugin_id: str, manifest: Manifest, dist: importlib.metadata.Distribution) -> str | None:
+            refused = gate(plugin_id, manifest, dist)
+            if refused is None:
+                return None
+            before = self._recheck.status().get(plugin_id)
+            status = self._recheck.refused(
+                plugin_id, refused, now, final=gate.refused_for_good(plugin_id), fresh=fresh
+            )
+            if status.next_check is None:
+                if before is None or before.next_check is not None:
+                    log.error("plugin %r held back for good: %s; fix: reinstall the approved wheel and "
+                              "restart the worker", plugin_id, refused)
+            else:
+                # A new reason is a warning; the same one again (its wait doubled) only information.
+                level = logging.INFO if before is not None and before.reason == refused else logging.WARNING
+                log.log(level, "plugin %r held back (check %d): %s; next check in %.0f s",
+                        plugin_id, status.checks, refused, status.next_check - now)
+            return refused
+
+        return ask
+
+    def held_status(self) -> dict[str, HeldStatus]:
+        """Each held-back entry point the watcher asked about: why it is held, when it is asked next
+        (``next_check`` on ``clock``)."""
+        return self._recheck.status()
 
     def _sync_clients(
         self, active: Mapping[str, Mapping[str, ActiveRelease]], policy: Mapping[str, PluginPolicy]
