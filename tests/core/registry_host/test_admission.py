@@ -513,3 +513,27 @@ def test_plugins_view_says_why_a_plugin_is_held_and_when_it_is_asked_next(
     assert (held["checks"], held["next_check"]) == (1, "scheduled")
     next_at = datetime.fromisoformat(held["next_check_at"])
     assert timedelta(minutes=59) < next_at - datetime.now(UTC) <= timedelta(hours=1)
+
+
+def test_in_dev_mode_a_copy_unverifiable_for_a_moment_runs_on_a_later_poll(
+    install: Callable[[str], Installed],
+    service: RegistryService,
+    host: Callable[..., Runtime],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Imported unchecked (dev mode), then its release could not be read on the first poll: it stays
+    off until a later poll verifies it, with the registry unchanged."""
+    plugin = install("gate-dev-flaky")
+    _approve(service, plugin.wheel)
+    contents = _Contents(monkeypatch, failures=1)
+    runtime = host(dev_mode=True, registry_poll_seconds=1.0)
+    watcher, clock = _watching(runtime)
+    assert watcher.refresh()
+    assert "cannot verify the installed copy" in runtime.plugins.inactive["gate-dev-flaky"]
+    clock.now = 0.5
+    assert not watcher.refresh()
+    assert contents.calls == 1
+    clock.now = 1.0
+    assert watcher.refresh()
+    assert watcher.version == service.policy_version()
+    assert runtime.plugins.is_active("gate-dev-flaky")

@@ -5,7 +5,8 @@ registry's snapshot and the installed files with the approved wheel's contents; 
 the decision into a quarantine naming the field or file. The plugin's kind comes from the registry
 (the publisher's kind). Verdicts are kept per release, so files are hashed once per process. A release
 whose approved contents cannot be read now (artifact missing, registry unreachable) is held back, not
-cached, and checked again on the next poll; the rest of the policy (suspensions too) still applies.
+cached, and named in ``unverified``: the watcher checks it again on a later poll (on its backoff); the
+rest of the policy (suspensions too) still applies.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class ReleaseVerifier:
     def __init__(self, service: RegistryService) -> None:
         self.service = service
         self._verdicts: dict[tuple[str, int], str | None] = {}
+        # Plugins the last ``apply`` held back because their release could not be read: asked again.
+        self.unverified: frozenset[str] = frozenset()
 
     def problem(self, plugin: LoadedPlugin, release: ActiveRelease) -> str | None:
         """Why ``plugin`` as installed is not ``release`` (None: it is); computed once per release."""
@@ -83,6 +86,7 @@ class ReleaseVerifier:
     ) -> dict[str, PluginPolicy]:
         """``policy`` with each running plugin verified: its kind from the registry, or quarantined."""
         verified = dict(policy)
+        unverified: set[str] = set()
         for pid, decision in policy.items():
             plugin = loaded.get(pid)
             release = active.get(pid, {}).get(plugin.version) if plugin is not None else None
@@ -92,7 +96,8 @@ class ReleaseVerifier:
             try:
                 problem = self.problem(plugin, release)
             except (RegistryError, OSError) as exc:
-                # Unverified: fail closed for this plugin only, and retry on the next poll.
+                # Unverified: fail closed for this plugin only; the watcher asks again on a later poll.
+                unverified.add(pid)
                 log.error("plugin %r held back: cannot verify it against its release: %s", pid, exc)
                 verified[pid] = PluginPolicy(
                     active=False,
@@ -108,4 +113,5 @@ class ReleaseVerifier:
                 if problem is not None
                 else PluginPolicy(active=True, granted_scopes=decision.granted_scopes, kind=kind)
             )
+        self.unverified = frozenset(unverified)
         return verified

@@ -1,15 +1,17 @@
 """``PolicyWatcher``: keep the running host's plugin policy in step with the registry, without restart.
 
 At startup, and then every ``registry_poll_seconds``, the watcher reads ``policy_version()`` (one
-indexed query). Only when that number moved does it read the approved releases and swap the plugin
-set's policy. Database calls run in a worker thread so the event loop keeps serving. Until the first
-successful read the host runs nothing (``fail closed``); after that, a failed read keeps the last
-policy in force (a registry outage must not switch every plugin off) and is retried on the next tick.
+indexed query). Only when that number moved (or a plugin held back is due another check, below) does it
+read the approved releases and swap the plugin set's policy. Database calls run in a worker thread so
+the event loop keeps serving. Until the first successful read the host runs nothing (``fail closed``);
+after that, a failed read keeps the last policy in force (a registry outage must not switch every
+plugin off) and is retried on the next tick.
 Each applied change first asks the ``admission`` gate again about every entry point it refused at
 startup (registry unreadable, unknown, not approved yet, release not readable); between changes each
 poll asks about those whose backoff is over (``recheck.py``), so a passing failure needs no unrelated
-registry change. One admitted now is imported, then the policy switches it on like any other; once the
-registry was read, the worker is ready.
+registry change; a loaded plugin whose release could not be read (development mode imports unchecked)
+is verified again on the same kind of backoff. One admitted now is imported, then the policy switches
+it on like any other; once the registry was read, the worker is ready.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class PolicyWatcher:
         # Seconds, monotonic; tests move it by hand and call ``refresh`` for each poll.
         self.clock = clock
         self._recheck = RecheckSchedule(base=poll_seconds, cap=recheck_cap_seconds)
+        self._reverify = RecheckSchedule(base=poll_seconds, cap=recheck_cap_seconds)  # loaded, unverified
         plugins.set_policy({})  # fail closed until the first read (dev mode still runs unknown plugins)
 
     def _states(self, plugin_ids: list[str]) -> list[tuple[str, str, str]]:
@@ -107,7 +110,9 @@ class PolicyWatcher:
         version = self.service.policy_version()
         changed = force or version != self.version
         admitted = self._admit_held(every=changed)
-        if not changed and not admitted:
+        # A loaded plugin whose release could not be read last time is verified again once its wait is over.
+        unverified = bool(self._reverify.due(self._verifier.unverified, self.clock()))
+        if not (changed or admitted or unverified):
             return False
         installed = {pid: plugin.version for pid, plugin in self.plugins.loaded.items()}
         active = self.service.active_policy()
@@ -115,6 +120,10 @@ class PolicyWatcher:
         policy = plugin_policy(installed, active, self._states(ids), self._suspended_publishers(ids))
         # Only the reviewed copy runs: an approved version installed from other files is quarantined.
         policy = self._verifier.apply(policy, self.plugins.loaded, active)
+        now = self.clock()
+        for pid in self._verifier.unverified:
+            self._reverify.refused(pid, policy[pid].reason, now, fresh=changed)
+        self._reverify.keep(self._verifier.unverified)
         # Credentials first: a suspended plugin's backend loses its client before its hooks stop.
         self._sync_clients(active, policy)
         self.plugins.set_policy(policy)
