@@ -256,7 +256,7 @@ def test_ids_are_unique_in_one_process() -> None:
 async def test_redis_hit_counts_sets_expiry_and_survives_a_script_flush(redis_url: str) -> None:
     """The one-script hit counts up, gives the window's key its TTL, and reloads itself after a flush."""
     prefix = f"fulcrum:test:{uuid.uuid4().hex}:"
-    counter = RedisCounter(redis_url, prefix=prefix)
+    counter = RedisCounter(redis_url, prefix=prefix, timeout_s=5)  # not a speed test
     raw: Any = counter._redis
     try:
         assert [await counter.hit("app/c-1", 7, 61) for _ in range(3)] == [1, 2, 3]
