@@ -40,6 +40,7 @@ def test_top_level_all_is_exactly_the_public_api() -> None:
     assert sorted(fulcrum_sdk.__all__) == sorted(
         [
             "Action",
+            "AudienceContext",
             "Customer",
             "FeedItem",
             "FulcrumError",

@@ -1,6 +1,6 @@
 """The Fulcrum plugin SDK: hook specs, typed models, scopes, manifest, request context, test harness."""
 
-from fulcrum_sdk.context import Customer, PluginContext, ScopedData
+from fulcrum_sdk.context import AudienceContext, Customer, PluginContext, ScopedData
 from fulcrum_sdk.errors import (
     FulcrumError,
     LimitExceeded,
@@ -30,6 +30,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Action",
+    "AudienceContext",
     "Customer",
     "FeedItem",
     "FulcrumError",

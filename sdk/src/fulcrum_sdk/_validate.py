@@ -40,6 +40,7 @@ _S = TypeVar("_S", bound=msgspec.Struct)
 
 LIST_RESULT_TYPES: dict[str, type[msgspec.Struct]] = {
     "home_slot_offers": SlotOffer,
+    "home_slot_campaigns": SlotOffer,
     "search": SearchHit,
     "feed_items": FeedItem,
 }

@@ -57,6 +57,7 @@ Status = Literal["passed", "failed", "skipped"]
 
 DEFAULT_DEADLINES_MS: dict[str, int] = {
     "home_slot_offers": 150,
+    "home_slot_campaigns": 150,
     "search": 300,
     "feed_items": 300,
     "page": 300,
@@ -157,6 +158,8 @@ def _calls(
     """(hook, what was asked, call) for every request hook the plugin implements."""
     if "home_slot_offers" in hooks:
         yield "home_slot_offers", "home", harness.home_slot_offers
+    if "home_slot_campaigns" in hooks:
+        yield "home_slot_campaigns", "campaigns", harness.home_slot_campaigns
     if "search" in hooks:
         for query in (*_name_query(harness.manifest), *_SEARCH_QUERIES):
             yield "search", f"search {query!r}", lambda q=query: harness.search(q)  # type: ignore[misc]
@@ -188,6 +191,8 @@ def _own_paths(harness: PluginHarness, hooks: frozenset[str]) -> list[str]:
     fetches: list[Callable[[], Iterable[Any]]] = []
     if "home_slot_offers" in hooks:
         fetches.append(harness.home_slot_offers)
+    if "home_slot_campaigns" in hooks:
+        fetches.append(harness.home_slot_campaigns)
     if "search" in hooks:
         fetches += [lambda q=query: harness.search(q) for query in _name_query(harness.manifest)]  # type: ignore[misc]
     if "feed_items" in hooks:
@@ -496,6 +501,7 @@ def run_conformance(
 
 _HARNESS_CALL = {
     "home_slot_offers": "home_slot_offers()",
+    "home_slot_campaigns": "home_slot_campaigns()",
     "search": "search(query)",
     "feed_items": "feed_items(column)",
     "page": "page(path)",

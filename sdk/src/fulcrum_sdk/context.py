@@ -3,6 +3,8 @@
 Every :class:`ScopedData` accessor checks the scope first and raises
 :class:`~fulcrum_sdk.errors.ScopeDenied` naming it; for partner plugins a customer-data scope also
 needs the customer's live consent. The host builds one context per plugin per request.
+:class:`AudienceContext` is the other kind: no customer at all, for
+:func:`~fulcrum_sdk.hookspecs.home_slot_campaigns`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from fulcrum_sdk.errors import NO_CONSENT, REQUEST_ENDED, DataUnavailable, Scope
 from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES
 from fulcrum_sdk.storage import PluginStorage
 
-__all__ = ["RECORD_OF_SCOPE", "Customer", "CustomerRecords", "PluginContext", "ScopedData"]
+__all__ = [
+    "RECORD_OF_SCOPE", "AudienceContext", "Customer", "CustomerRecords", "PluginContext", "ScopedData",
+]
 
 _T = TypeVar("_T")
 
@@ -257,6 +261,28 @@ class PluginContext(msgspec.Struct, frozen=True, kw_only=True):
     def locale(self) -> str:
         """The customer's display locale (``zh-CN`` or ``en``)."""
         return self.customer.locale
+
+    def has_scope(self, scope: str) -> bool:
+        """True when the plugin was granted ``scope`` (placement scopes included)."""
+        return scope in self.scopes
+
+
+class AudienceContext(msgspec.Struct, frozen=True, kw_only=True):
+    """What :func:`~fulcrum_sdk.hookspecs.home_slot_campaigns` receives: the plugin's grant, the time and
+    its settings, and nothing about any customer.
+
+    There is no ``customer``, ``data`` or ``storage``: campaign offers are computed once for everyone the
+    plugin is on for and kept by the host, so they cannot be personalized (target them with
+    :class:`~fulcrum_sdk.models.Targeting`; the host reads it per customer). ``scopes`` is what the
+    platform granted; ``settings`` the plugin's effective settings (one branch's, when branches set
+    some: the host asks once per distinct settings); ``request_id`` names this call for logs.
+    """
+
+    plugin_id: str
+    scopes: frozenset[str]
+    now: datetime
+    settings: Mapping[str, str] = {}
+    request_id: str = ""
 
     def has_scope(self, scope: str) -> bool:
         """True when the plugin was granted ``scope`` (placement scopes included)."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 import pluggy
 
 if TYPE_CHECKING:
-    from fulcrum_sdk.context import PluginContext
+    from fulcrum_sdk.context import AudienceContext, PluginContext
     from fulcrum_sdk.models import (
         FeedItem,
         Page,
@@ -31,6 +31,7 @@ __all__ = [
     "REQUEST_HOOKS",
     "execute_transaction",
     "feed_items",
+    "home_slot_campaigns",
     "home_slot_offers",
     "hookimpl",
     "hookspec",
@@ -104,6 +105,34 @@ def home_slot_offers(ctx: PluginContext) -> list[SlotOffer] | Awaitable[list[Slo
     **Async**: yes, ``async def`` may be used.
     **Failure**: raising, returning another shape or missing the deadline (150 ms by default) drops
     this plugin's offers from the response, which still succeeds and lists the plugin as degraded.
+    """
+
+
+@hookspec
+def home_slot_campaigns(
+    ctx: AudienceContext,
+) -> list[SlotOffer] | Awaitable[list[SlotOffer] | None] | None:
+    """Offer home-page items scheduled per audience, not per customer (banners, icons, notices).
+
+    **When**: rarely, not per request: on the first home page that needs them, then again at most once
+    per ``campaign_ttl_ms`` (60 s by default) in each host worker, for each distinct effective
+    ``settings`` (branches may set their own). Every customer's page in between reuses the result.
+    **Arguments**: ``ctx`` — an :class:`~fulcrum_sdk.context.AudienceContext`: the plugin's grant,
+    ``now`` and settings, and no customer, customer data or storage (so nothing it returns can be
+    personalized).
+    **Returns**: a list of :class:`~fulcrum_sdk.models.SlotOffer` for everyone the plugin is on for;
+    ``None`` or ``[]`` offers nothing. Say who sees an offer with ``targeting`` and when with
+    ``valid_from``/``valid_until``: the host applies both on every page, per customer (targeting as
+    the plugin would see the customer: without ``profile:basic``, or for a partner without the
+    customer's consent to it, segment and branch are blank). Offers for a slot the plugin holds no
+    ``slot:`` scope for are dropped.
+    **Combined**: on each page they join the plugin's :func:`home_slot_offers` (a plugin may implement
+    both) and every other plugin's offers, under the same rules: ranking, capacity, per-plugin share,
+    branch pins, popup frequency caps.
+    **Async**: yes, ``async def`` may be used.
+    **Failure**: raising, returning another shape or missing the home deadline (150 ms by default)
+    keeps nothing new: a page served while the host has no result younger than ``campaign_ttl_ms``
+    lists the plugin as degraded; the last good result is served until it is that old, never longer.
     """
 
 
@@ -182,7 +211,9 @@ def execute_transaction(
     """
 
 
-REQUEST_HOOKS: tuple[str, ...] = ("home_slot_offers", "search", "feed_items", "page", "execute_transaction")
+REQUEST_HOOKS: tuple[str, ...] = (
+    "home_slot_offers", "home_slot_campaigns", "search", "feed_items", "page", "execute_transaction",
+)
 """Hooks called on a request path, through the host's dispatcher."""
 
 HOOK_NAMES: tuple[str, ...] = ("register_transaction_types", *REQUEST_HOOKS)

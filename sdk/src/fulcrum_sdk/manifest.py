@@ -169,10 +169,11 @@ def semantic_problems(manifest: Manifest) -> list[ManifestProblem]:
             problems.append(
                 ManifestProblem("transaction_types", "transaction types need hook 'execute_transaction'")
             )
-    if "home_slot_offers" in manifest.hooks and not manifest.slots:
-        problems.append(
-            ManifestProblem("slots", "hook 'home_slot_offers' is implemented but no slot is declared")
-        )
+    problems += [
+        ManifestProblem("slots", f"hook {hook!r} is implemented but no slot is declared")
+        for hook in ("home_slot_offers", "home_slot_campaigns")
+        if hook in manifest.hooks and not manifest.slots
+    ]
     oauth = oauth_problems(manifest.oauth, kind=manifest.kind)
     problems += [ManifestProblem(key, problem) for key, problem in oauth]
     return problems

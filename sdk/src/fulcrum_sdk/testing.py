@@ -6,6 +6,8 @@ scope grant — no server, no database.
 
     h = PluginHarness(my_plugin, persona="affluent")
     offers = h.home_slot_offers()
+    campaigns = h.home_slot_campaigns()  # the audience-level hook, with an AudienceContext
+    shown = h.shown_offers()  # both, as the host would show them to this customer
 
 Results are validated exactly as the host validates them (an invalid result raises
 :class:`~fulcrum_sdk._validate.ResultError`), and offers for slots the plugin holds no scope for, or
@@ -47,7 +49,7 @@ from fulcrum_sdk._validate import (
     targeting_admits,
     whole_fen,
 )
-from fulcrum_sdk.context import Customer, PluginContext, ScopedData
+from fulcrum_sdk.context import AudienceContext, Customer, PluginContext, ScopedData
 from fulcrum_sdk.data import CustomerRecord, DataProvider, StaticDataProvider
 from fulcrum_sdk.errors import ScopeDenied, TransactionRefused
 from fulcrum_sdk.localtime import aware, local_date
@@ -197,6 +199,14 @@ class PluginHarness:
             request_id=uuid.uuid4().hex,
         )
 
+    def audience_context(self) -> AudienceContext:
+        """The context of :func:`~fulcrum_sdk.hookspecs.home_slot_campaigns`, as the host builds one per
+        call: the grant, ``now`` and the settings; no customer."""
+        return AudienceContext(
+            plugin_id=self.manifest.id, scopes=self.scopes, now=self.now, settings=self.settings,
+            request_id=uuid.uuid4().hex,
+        )
+
     def _call(self, hook: str, **kwargs: Any) -> Any:
         """Call ``hook``; then, as the host does when a request ends, its context reads nothing more."""
         ctx = kwargs.get("ctx")
@@ -224,20 +234,33 @@ class PluginHarness:
     def home_slot_offers(self) -> list[SlotOffer]:
         """Validated offers, without those for slots the plugin holds no placement scope for or the
         platform does not have (``home.banner/v2``: the host's inventory is :data:`SLOT_IDS`)."""
-        offers: list[SlotOffer] = check_list(
-            "home_slot_offers", self._call("home_slot_offers", ctx=self.context())
+        offers = self._call("home_slot_offers", ctx=self.context())
+        return self._placed(check_list("home_slot_offers", offers))
+
+    def home_slot_campaigns(self) -> list[SlotOffer]:
+        """Validated campaign offers (called with :meth:`audience_context`), without those for slots the
+        plugin holds no placement scope for or the platform does not have; ``[]`` when the plugin does
+        not implement the hook."""
+        return self._placed(
+            check_list("home_slot_campaigns", self._call("home_slot_campaigns", ctx=self.audience_context()))
         )
+
+    def _placed(self, offers: list[SlotOffer]) -> list[SlotOffer]:
         return [o for o in offers if o.slot in SLOT_IDS and slot_scope(o.slot) in self.scopes]
 
     def shown_offers(self) -> list[SlotOffer]:
-        """What the host would show this customer at ``now`` of :meth:`home_slot_offers`: without the
-        offers outside their validity window and those whose targeting does not admit the customer
-        as the plugin sees them (a partner's customer who has not consented to ``profile:basic`` has no
-        segment or branch, so an offer targeted by them is never shown). The host then ranks, caps and
-        mixes every plugin's offers, which one plugin's tests cannot see."""
+        """What the host would show this customer at ``now`` of :meth:`home_slot_offers` and
+        :meth:`home_slot_campaigns` (in that order; an offer repeating a slot and key is shown once):
+        without the offers outside their validity window and those whose targeting does not admit the
+        customer as the plugin sees them (a partner's customer who has not consented to
+        ``profile:basic`` has no segment or branch, so an offer targeted by them is never shown). The
+        host then ranks, caps and mixes every plugin's offers, which one plugin's tests cannot see."""
         seen = self.context().customer
-        offers = self.home_slot_offers()
-        return [o for o in offers if o.live_at(self.now) and targeting_admits(o.targeting, seen)]
+        shown: dict[tuple[str, str], SlotOffer] = {}
+        for offer in (*self.home_slot_offers(), *self.home_slot_campaigns()):
+            if offer.live_at(self.now) and targeting_admits(offer.targeting, seen):
+                shown.setdefault((offer.slot, offer.key), offer)
+        return list(shown.values())
 
     def search(self, query: str) -> list[SearchHit]:
         """Validated hits for ``query``; empty when the plugin lacks ``search:contribute``.
