@@ -105,7 +105,7 @@ class PluginKit:
         if slots is None:
             slots = (
                 [s for s in ALL_SLOTS if "slot:" + s.split("/")[0] in required]
-                if "home_slot_offers" in hooks
+                if {"home_slot_offers", "home_slot_campaigns"} & set(hooks)
                 else []
             )
         return msgspec.convert(

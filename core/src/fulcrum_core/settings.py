@@ -19,6 +19,7 @@ from fulcrum_sdk.models import Action, LocalizedText, SlotOffer
 from fulcrum_core.dispatch.breaker import BreakerConfig
 
 __all__ = [
+    "TIMED_AS",
     "Deadlines",
     "PluginSettings",
     "RateLimit",
@@ -61,6 +62,11 @@ class Deadlines(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     feed_items: Annotated[int, msgspec.Meta(ge=1)] = 300
     page: Annotated[int, msgspec.Meta(ge=1)] = 300
     execute_transaction: Annotated[int, msgspec.Meta(ge=1)] = 5000
+
+
+TIMED_AS: dict[str, str] = {"home_slot_campaigns": "home_slot_offers"}
+"""Hooks without a deadline of their own, and the hook whose deadline and slow-call threshold they take:
+campaigns are home-page content, fetched under the home page's deadline."""
 
 
 SLOW_CALL_FRACTION = 0.8
@@ -169,6 +175,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # How long each worker may reuse a customer's live consents read from the database (0: read on
     # every partner request). A write in a worker applies there at once; other workers within this.
     consent_cache_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 1000
+    # How long each worker reuses a plugin's home_slot_campaigns result (the audience-level offers
+    # every customer's page filters): the most a campaign can be out of date. 0: call on every page.
+    campaign_ttl_ms: Annotated[int, msgspec.Meta(ge=0, le=3_600_000)] = 60_000
     # How long a request waits, in all, for what it reads about the customer before its plugins run:
     # the profile and records of a data provider that does I/O (``blocking = True``, read in worker
     # threads; a late record is unavailable) and the live consents on a cache miss (late: partners
@@ -215,6 +224,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     def slow_call_ms(self, hook: str) -> float:
         """How long a call of ``hook`` may take, in milliseconds, before its breaker counts it as slow."""
+        hook = TIMED_AS.get(hook, hook)
         slow: int | None = getattr(self.slow_calls, hook)
         deadline: int = getattr(self.deadlines, hook)
         return float(slow) if slow is not None else deadline * SLOW_CALL_FRACTION
@@ -247,6 +257,7 @@ _ENV_FIELDS = {
     "FULCRUM_BRANCHES_DIR": "branches_dir",
     "FULCRUM_BRANCHES_POLL_SECONDS": "branches_poll_seconds",
     "FULCRUM_TRANSACTION_RETRY_WINDOW_SECONDS": "transaction_retry_window_seconds",
+    "FULCRUM_CAMPAIGN_TTL_MS": "campaign_ttl_ms",
 }
 
 

@@ -48,7 +48,7 @@ from fulcrum_sdk._validate import (
     check_page,
     check_transaction_result,
 )
-from fulcrum_sdk.context import PluginContext
+from fulcrum_sdk.context import AudienceContext, PluginContext
 from fulcrum_sdk.errors import NO_CONSENT, DataUnavailable, OutcomeUnknown, ScopeDenied, TransactionRefused
 
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock
@@ -57,7 +57,7 @@ from fulcrum_core.dispatch.resilience import Guard, Guards
 from fulcrum_core.dispatch.results import Degraded, DegradedReason, Gathered, Outcome, PluginCallError
 from fulcrum_core.dispatch.stats import CallStats
 from fulcrum_core.plugins import HookCall, LoadedPlugin
-from fulcrum_core.settings import Settings
+from fulcrum_core.settings import TIMED_AS, Settings
 
 __all__ = [
     "CallGuard",
@@ -78,11 +78,13 @@ _CHECKED = "with checking its result took"
 _LATE_LOOP = 0.25
 """A wait that ends this share of its deadline late means the event loop was held, not free for calls."""
 _T = TypeVar("_T")
-_Source = tuple[LoadedPlugin, PluginContext | None] | None
+HookContext = PluginContext | AudienceContext
+"""What a hook receives: a customer's context, or (``home_slot_campaigns``) an audience's."""
+_Source = tuple[LoadedPlugin, HookContext | None] | None
 """The plugin a failure is about and the context it was given (``None``: not known here)."""
 
 
-def partner_request_id_of(plugin: LoadedPlugin, ctx: PluginContext | None) -> str:
+def partner_request_id_of(plugin: LoadedPlugin, ctx: HookContext | None) -> str:
     """The request id partner ``plugin`` was given in ``ctx`` (its own HMAC of the host's id, so the
     platform team can match a partner's report to the host's logs); empty for any other plugin."""
     return ctx.request_id if ctx is not None and plugin.kind == "partner" else ""
@@ -121,7 +123,7 @@ class _Call:
         guard: Guard,
         future: asyncio.Future[Any],
         started: float,
-        ctx: PluginContext | None = None,
+        ctx: HookContext | None = None,
     ) -> None:
         self.plugin = plugin
         self.ctx = ctx  # what the plugin was given: its failure is logged with a partner's request id
@@ -244,8 +246,8 @@ class Dispatcher:
         self._threads = _ThreadShare(threads_per_plugin or max(1, max_threads // 4))
 
     def deadline_ms(self, hook: str) -> int:
-        """The configured deadline of ``hook`` in milliseconds."""
-        value: int = getattr(self.settings.deadlines, hook)
+        """The configured deadline of ``hook`` in milliseconds (campaigns: the home page's)."""
+        value: int = getattr(self.settings.deadlines, TIMED_AS.get(hook, hook))
         return value
 
     def close(self) -> None:
@@ -257,7 +259,7 @@ class Dispatcher:
     async def call_many(
         self,
         hook: str,
-        calls: Sequence[tuple[LoadedPlugin, PluginContext]],
+        calls: Sequence[tuple[LoadedPlugin, HookContext]],
         *,
         deadline_ms: float | None = None,
         **kwargs: Any,
@@ -516,7 +518,7 @@ class Dispatcher:
         plugin: LoadedPlugin,
         guard: Guard,
         impl: HookCall,
-        ctx: PluginContext,
+        ctx: HookContext,
         kwargs: dict[str, Any],
     ) -> _Call | tuple[Any, BaseException | None, float]:
         """Start one call: ``(value, exception, start time)`` when it finished inline, else a ``_Call``."""
@@ -570,7 +572,7 @@ class Dispatcher:
         guard: Guard,
         task: asyncio.Task[Any],
         started: float,
-        ctx: PluginContext,
+        ctx: HookContext,
         *,
         held: bool = True,
     ) -> _Call:
@@ -747,7 +749,7 @@ class Dispatcher:
             self.observer.observe(plugin, hook, outcome, seconds)
 
 
-def _args(argnames: tuple[str, ...], ctx: PluginContext, kwargs: dict[str, Any]) -> tuple[Any, ...]:
+def _args(argnames: tuple[str, ...], ctx: HookContext, kwargs: dict[str, Any]) -> tuple[Any, ...]:
     """The hook arguments in the implementation's own order, as pluggy passes them (positionally)."""
     return tuple(ctx if n == "ctx" else kwargs[n] for n in argnames)
 

@@ -1,0 +1,227 @@
+"""Each worker's store of the plugins' audience-level home offers (``home_slot_campaigns``).
+
+A plugin's campaigns are the same for everyone it is on for, so the host asks for them rarely and
+every page only filters them for its customer. An entry per plugin (id, installed version and object,
+grant) and effective settings holds the validated offers, served for ``campaign_ttl_ms`` from the
+start of the call that fetched them, never longer. A hit past the entry's refresh point (fixed per
+plugin between 60 % and 90 % of the TTL, as for the storage and consent caches) is served and starts
+one background refresh; concurrent misses share one call. Every call goes through the dispatcher
+(breaker, bulkhead, the home deadline, validation, metrics, logs) with an
+:class:`~fulcrum_sdk.context.AudienceContext`, which holds nothing about a customer.
+
+A failed refresh keeps the entry until it lapses and is retried after :data:`RETRY_AFTER` of the TTL;
+once it lapses, pages list the plugin as degraded until a call succeeds (its breaker then decides
+how often it is tried). With ``campaign_ttl_ms = 0`` nothing is kept: every page calls the plugin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Final, NamedTuple, Protocol
+
+from fulcrum_sdk.context import AudienceContext
+from fulcrum_sdk.models import SlotOffer
+
+from fulcrum_core.data.storage import refresh_fraction
+from fulcrum_core.dispatch.dispatcher import Dispatcher
+from fulcrum_core.dispatch.results import Degraded
+from fulcrum_core.observability.logging import REQUEST_ID, new_request_id
+from fulcrum_core.plugins import LoadedPlugin
+from fulcrum_core.runtime import Runtime
+
+__all__ = [
+    "HOOK", "RETRY_AFTER", "CampaignStore", "Fetched", "Waiting", "campaigns_of", "collect",
+]
+
+log = logging.getLogger("fulcrum.campaigns")
+
+HOOK: Final = "home_slot_campaigns"
+RETRY_AFTER: Final = 0.05
+"""The share of the TTL after which a failed refresh of a live entry may be tried again."""
+DEFAULT_MAX_ENTRIES: Final = 4096
+
+Fetched = tuple[SlotOffer, ...] | Degraded
+"""What one call gave: the validated offers, or why the plugin was left out."""
+Waiting = list[tuple[str, "asyncio.Task[Fetched]"]]
+"""The page's misses: plugin id and the shared call it waits for."""
+
+_Key = tuple[str, str, int, frozenset[str], frozenset[tuple[str, str]]]
+_NO_SETTINGS: frozenset[tuple[str, str]] = frozenset()
+
+
+class _Entry(NamedTuple):
+    offers: tuple[SlotOffer, ...]
+    fresh_until: float  # on the store's clock: the call's start plus the TTL
+    refresh_at: float  # on the store's clock: a hit from here on starts a background refresh
+    plugin: LoadedPlugin  # held, so the id of its plugin object in the key is not reused
+
+
+class Settled(Protocol):
+    """What the store asks of a request: each plugin's effective settings."""
+
+    now: datetime
+
+    def settings_of(self, plugin: LoadedPlugin) -> Mapping[str, str]: ...
+
+
+class CampaignStore:
+    """Plugin × effective settings → validated campaign offers, fresh for ``ttl_ms`` (event loop only)."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        ttl_ms: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+    ) -> None:
+        if ttl_ms < 0:
+            raise ValueError("ttl_ms must be >= 0")
+        self.ttl = ttl_ms / 1000
+        self.max_entries = max_entries
+        self._dispatcher = dispatcher
+        self._clock = clock
+        self._entries: dict[_Key, _Entry] = {}
+        self._flights: dict[_Key, asyncio.Task[Fetched]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def for_page(
+        self, plugins: Sequence[LoadedPlugin], request: Settled
+    ) -> tuple[dict[str, tuple[SlotOffer, ...]], Waiting]:
+        """The campaign offers of ``plugins`` held now, by plugin id, and the calls the page must wait
+        for (misses: started here, or shared with one in flight). Hits past their refresh point start a
+        background refresh."""
+        offers: dict[str, tuple[SlotOffer, ...]] = {}
+        waiting: Waiting = []
+        clock = self._clock()
+        entries = self._entries
+        for plugin in plugins:
+            settings = request.settings_of(plugin)
+            key = (
+                plugin.id, plugin.version, id(plugin.plugin), plugin.granted,
+                frozenset(settings.items()) if settings else _NO_SETTINGS,
+            )
+            entry = entries.get(key)
+            if entry is not None:
+                if clock < entry.fresh_until:
+                    if clock >= entry.refresh_at and key not in self._flights:
+                        self._start(key, plugin, settings, request.now, refresh=True)
+                    offers[plugin.id] = entry.offers
+                    continue
+                del entries[key]  # lapsed: never served
+            flight = self._flights.get(key)
+            if flight is None or flight.get_loop() is not asyncio.get_running_loop():
+                flight = self._start(key, plugin, settings, request.now, refresh=False)
+            waiting.append((plugin.id, flight))
+        return offers, waiting
+
+    def _start(
+        self, key: _Key, plugin: LoadedPlugin, settings: Mapping[str, str], now: datetime, *, refresh: bool
+    ) -> asyncio.Task[Fetched]:
+        # A context of its own: the call is shared, so its log lines carry its own id, not a page's.
+        task = asyncio.get_running_loop().create_task(
+            self._fetch(key, plugin, settings, now, refresh=refresh), context=contextvars.Context()
+        )
+        self._flights[key] = task  # also keeps the task from being collected
+        task.add_done_callback(functools.partial(self._landed, key))
+        return task
+
+    async def _fetch(
+        self, key: _Key, plugin: LoadedPlugin, settings: Mapping[str, str], now: datetime, *, refresh: bool
+    ) -> Fetched:
+        started = self._clock()
+        request_id = new_request_id(None)
+        REQUEST_ID.set(request_id)
+        ctx = AudienceContext(
+            plugin_id=plugin.id, scopes=plugin.granted, now=now, settings=dict(settings),
+            request_id=request_id,
+        )
+        gathered = await self._dispatcher.call_many(HOOK, [(plugin, ctx)])
+        offers = gathered.results.get(plugin.id)
+        if offers is None:
+            if refresh:
+                self._retry_later(key, plugin.id)
+            if gathered.degraded:
+                return gathered.degraded[0]
+            return Degraded(plugin=plugin.id, hook=HOOK, reason="error", detail="the plugin gave no result")
+        fetched = tuple(offers)
+        if self.ttl > 0:
+            fraction = refresh_fraction(plugin.id)
+            self._put(key, _Entry(fetched, started + self.ttl, started + self.ttl * fraction, plugin))
+        return fetched
+
+    def _put(self, key: _Key, entry: _Entry) -> None:
+        entries = self._entries
+        entries.pop(key, None)
+        entries[key] = entry  # last in order: the oldest entries go first when the store is full
+        if len(entries) > self.max_entries:
+            clock = self._clock()
+            for stale in [k for k, e in entries.items() if e.fresh_until <= clock]:
+                del entries[stale]
+            while len(entries) > self.max_entries:
+                del entries[next(iter(entries))]
+
+    def _retry_later(self, key: _Key, plugin_id: str) -> None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return
+        retry = min(entry.fresh_until, self._clock() + self.ttl * RETRY_AFTER)
+        self._entries[key] = entry._replace(refresh_at=retry)
+        log.warning(
+            "refreshing the campaigns of plugin %r failed; the last ones are served until they are "
+            "campaign_ttl_ms old", plugin_id, extra={"plugin": plugin_id, "hook": HOOK},
+        )
+
+    def _landed(self, key: _Key, task: asyncio.Task[Fetched]) -> None:
+        if self._flights.get(key) is task:
+            del self._flights[key]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("fetching campaigns failed in the host", exc_info=task.exception())
+
+
+async def collect(waiting: Waiting, offers: dict[str, tuple[SlotOffer, ...]], until: float) -> list[Degraded]:
+    """Wait for the page's misses until ``until`` (event loop clock), add what arrived to ``offers``, and
+    return the plugins left out. A call still running goes on, for later pages."""
+    if not waiting:
+        return []
+    loop = asyncio.get_running_loop()
+    pending = {task for _, task in waiting if not task.done()}
+    if pending:
+        await asyncio.wait(pending, timeout=max(0.0, until - loop.time()))  # never cancels them
+    degraded: list[Degraded] = []
+    for plugin_id, task in waiting:
+        if not task.done():
+            degraded.append(Degraded(
+                plugin=plugin_id, hook=HOOK, reason="timeout",
+                detail="its campaigns did not arrive within the page's deadline; the call goes on",
+            ))
+        elif task.cancelled() or task.exception() is not None:
+            degraded.append(Degraded(plugin=plugin_id, hook=HOOK, reason="error", detail="the call failed"))
+        else:
+            result = task.result()
+            if isinstance(result, Degraded):
+                degraded.append(result)
+            else:
+                offers[plugin_id] = result
+    return degraded
+
+
+CAMPAIGNS: Final = "home.campaigns"
+"""``runtime.extras`` key of the worker's :class:`CampaignStore`."""
+
+
+def campaigns_of(runtime: Runtime) -> CampaignStore:
+    """The worker's campaign store, made on first use (tests may put their own, with a clock)."""
+    store: CampaignStore | None = runtime.extras.get(CAMPAIGNS)
+    if store is None:
+        store = CampaignStore(runtime.dispatcher, runtime.settings.campaign_ttl_ms)
+        runtime.extras[CAMPAIGNS] = store
+    return store

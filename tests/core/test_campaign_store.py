@@ -1,0 +1,229 @@
+"""The worker's campaign store: reuse within the TTL, refresh ahead, shared misses, failures, keys.
+
+Driven on an event loop with a real dispatcher and an injected clock (no sleeps): ``for_page`` is what
+the home page asks, and a test awaits the calls the store started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import pytest
+from fulcrum_core.campaigns import HOOK, CampaignStore, collect
+from fulcrum_core.dispatch.dispatcher import Dispatcher
+from fulcrum_core.dispatch.results import Degraded
+from fulcrum_core.plugins import LoadedPlugin, get_plugin_manager
+from fulcrum_core.settings import Deadlines, Settings
+from fulcrum_sdk.context import AudienceContext
+from fulcrum_sdk.models import SlotOffer
+
+pytestmark = pytest.mark.anyio
+
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+TTL_MS = 60_000
+
+
+class Clock:
+    """A monotonic clock the test moves by hand (seconds)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Page:
+    """What the store asks of a request: ``now`` and each plugin's effective settings."""
+
+    def __init__(self, settings: Mapping[str, str] | None = None) -> None:
+        self.now = NOW
+        self._settings = settings
+
+    def settings_of(self, plugin: LoadedPlugin) -> Mapping[str, str]:
+        return plugin.settings if self._settings is None else self._settings
+
+
+class Campaigner:
+    """A campaign hook that counts its calls and answers with ``answer(call number)``."""
+
+    def __init__(self, kit: Any, answer: Callable[[int], Any] | None = None) -> None:
+        self.kit = kit
+        self.calls: list[AudienceContext] = []
+        self.answer = answer or (lambda n: [kit.offer("home.banner", f"v{n}")])
+
+    def __call__(self, ctx: AudienceContext) -> Any:
+        self.calls.append(ctx)
+        return self.answer(len(self.calls))
+
+
+def _setup(
+    settings: Settings, kit: Any, hook: Callable[..., Any], *, ttl_ms: int = TTL_MS
+) -> tuple[CampaignStore, LoadedPlugin, Clock]:
+    settings = msgspec.structs.replace(settings, deadlines=Deadlines(home_slot_offers=5_000))
+    def campaigns(ctx: AudienceContext) -> Any:  # pluggy takes functions, not callable objects
+        return hook(ctx)
+
+    impl = campaigns if isinstance(hook, Campaigner) else hook
+    plugins = get_plugin_manager(
+        settings, load_entry_points=False, extra_plugins=[kit.plugin("camp", home_slot_campaigns=impl)]
+    )
+    clock = Clock()
+    return CampaignStore(Dispatcher(settings), ttl_ms, clock=clock), plugins.loaded["camp"], clock
+
+
+async def _page(store: CampaignStore, plugin: LoadedPlugin, page: Page | None = None) -> Any:
+    """One page's campaigns of ``plugin``: held ones, or what its miss brought (waiting for it)."""
+    offers, waiting = store.for_page([plugin], page or Page())
+    degraded = await collect(waiting, dict(offers), asyncio.get_running_loop().time() + 30)
+    if degraded:
+        return degraded
+    if waiting:
+        result = waiting[0][1].result()
+        return [o.key for o in result]
+    return [o.key for o in offers[plugin.id]]
+
+
+async def _flights(store: CampaignStore) -> None:
+    """Let every call the store started land."""
+    while store._flights:
+        await asyncio.gather(*store._flights.values(), return_exceptions=True)
+
+
+async def test_one_call_serves_every_page_within_the_ttl(settings: Settings, kit: Any) -> None:
+    """The first page's miss calls the plugin; later pages before the refresh point are served from
+    memory without calling it."""
+    hook = Campaigner(kit)
+    store, plugin, clock = _setup(settings, kit, hook)
+    assert await _page(store, plugin) == ["v1"]
+    for _ in range(20):
+        clock.now += 1
+        assert await _page(store, plugin) == ["v1"]
+    assert len(hook.calls) == 1
+    assert isinstance(hook.calls[0], AudienceContext)
+    assert hook.calls[0].scopes == plugin.granted
+
+
+async def test_a_hit_past_the_refresh_point_is_served_and_refreshes_once(
+    settings: Settings, kit: Any
+) -> None:
+    """Past 90 % of the TTL a hit still gets the held offers and starts one background call; a second
+    hit meanwhile starts none; the next page gets the refreshed offers."""
+    hook = Campaigner(kit)
+    store, plugin, clock = _setup(settings, kit, hook)
+    await _page(store, plugin)
+    clock.now += TTL_MS / 1000 * 0.9 + 0.001
+    offers, waiting = store.for_page([plugin], Page())
+    again, _ = store.for_page([plugin], Page())
+    assert ([o.key for o in offers["camp"]], waiting) == (["v1"], [])
+    assert [o.key for o in again["camp"]] == ["v1"]
+    await _flights(store)
+    assert len(hook.calls) == 2
+    assert await _page(store, plugin) == ["v2"]
+
+
+async def test_nothing_older_than_the_ttl_is_served(settings: Settings, kit: Any) -> None:
+    """At the TTL the entry has lapsed: the page waits for a new call instead of serving it."""
+    hook = Campaigner(kit)
+    store, plugin, clock = _setup(settings, kit, hook)
+    await _page(store, plugin)
+    clock.now += TTL_MS / 1000
+    offers, waiting = store.for_page([plugin], Page())
+    assert offers == {}
+    assert [pid for pid, _ in waiting] == ["camp"]
+    await _flights(store)
+    assert await _page(store, plugin) == ["v2"]
+
+
+async def test_concurrent_misses_share_one_call(settings: Settings, kit: Any) -> None:
+    """Pages missing together wait for the same call: the plugin is called once."""
+    release = asyncio.Event()
+    calls: list[int] = []
+
+    async def campaigns(ctx: AudienceContext) -> list[SlotOffer]:
+        calls.append(1)
+        await release.wait()
+        return [kit.offer("home.banner", "shared")]
+
+    store, plugin, _ = _setup(settings, kit, campaigns)
+    pages = [store.for_page([plugin], Page()) for _ in range(5)]
+    tasks = {waiting[0][1] for _, waiting in pages}
+    assert len(tasks) == 1
+    release.set()
+    await _flights(store)
+    assert calls == [1]
+    assert await _page(store, plugin) == ["shared"]
+
+
+@pytest.mark.parametrize("failure", ["raises", "garbage"])
+async def test_a_failed_refresh_serves_the_last_offers_until_the_ttl_only(
+    settings: Settings, kit: Any, failure: str
+) -> None:
+    """A refresh that raises or returns garbage keeps the held offers to the end of the TTL, then the
+    plugin is degraded (reason named) until a call succeeds."""
+    good = [True]
+
+    def answer(n: int) -> Any:
+        if good[0]:
+            return [kit.offer("home.banner", f"v{n}")]
+        if failure == "raises":
+            raise RuntimeError("campaign service down")
+        return "not a list"
+
+    hook = Campaigner(kit, answer)
+    store, plugin, clock = _setup(settings, kit, hook)
+    await _page(store, plugin)
+    good[0] = False
+    clock.now += TTL_MS / 1000 * 0.95
+    assert await _page(store, plugin) == ["v1"]  # served, and a refresh started
+    await _flights(store)
+    assert len(hook.calls) == 2
+    assert await _page(store, plugin) == ["v1"]  # the retry waits a while
+    clock.now += TTL_MS / 1000 * 0.05
+    (degraded,) = await _page(store, plugin)
+    assert isinstance(degraded, Degraded)
+    assert (degraded.plugin, degraded.hook) == ("camp", HOOK)
+    assert degraded.reason == ("error" if failure == "raises" else "invalid")
+    good[0] = True
+    assert await _page(store, plugin) == ["v4"]
+
+
+async def test_a_ttl_of_zero_calls_on_every_page(settings: Settings, kit: Any) -> None:
+    """``campaign_ttl_ms = 0``: nothing is kept, every page calls the plugin."""
+    hook = Campaigner(kit)
+    store, plugin, _ = _setup(settings, kit, hook, ttl_ms=0)
+    assert [await _page(store, plugin) for _ in range(3)] == [["v1"], ["v2"], ["v3"]]
+    assert len(store) == 0
+
+
+async def test_each_distinct_settings_gets_its_own_entry(settings: Settings, kit: Any) -> None:
+    """Effective settings are part of the key: the plugin is asked once per distinct settings, each
+    time with them, and each page gets the offers made for its settings."""
+    hook = Campaigner(kit, lambda n: None)
+
+    def answer(n: int) -> list[SlotOffer]:
+        return [kit.offer("home.banner", hook.calls[-1].settings.get("city", "none"))]
+
+    hook.answer = answer
+    store, plugin, _ = _setup(settings, kit, hook)
+    sh, sz = Page({"city": "shanghai"}), Page({"city": "shenzhen"})
+    assert await _page(store, plugin, sh) == ["shanghai"]
+    assert await _page(store, plugin, sz) == ["shenzhen"]
+    assert await _page(store, plugin, Page({"city": "shanghai"})) == ["shanghai"]
+    assert [dict(c.settings) for c in hook.calls] == [{"city": "shanghai"}, {"city": "shenzhen"}]
+    assert len(store) == 2
+
+
+async def test_a_changed_grant_is_a_new_entry(settings: Settings, kit: Any) -> None:
+    """The plugin is asked again with its new grant: what it offers may depend on its scopes."""
+    hook = Campaigner(kit)
+    store, plugin, _ = _setup(settings, kit, hook)
+    await _page(store, plugin)
+    narrowed = dataclasses.replace(plugin, granted=frozenset({"slot:home.banner"}))
+    assert await _page(store, narrowed) == ["v2"]
+    assert hook.calls[-1].scopes == frozenset({"slot:home.banner"})
