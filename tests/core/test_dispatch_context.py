@@ -232,3 +232,23 @@ def test_an_internal_plugin_without_profile_basic_sees_no_segment_or_branch(
     basic = contexts.for_plugin(plugins.loaded["basic"]).customer
     assert basic == contexts.customer
     assert (basic.segment, basic.branch) == ("affluent", "0755")
+
+
+def test_the_customer_seen_by_a_plugin_without_a_context_here(settings: Settings, db: Any, kit: Any) -> None:
+    """A plugin given no context in the request (its campaigns) is judged by the customer its context
+    would show: no segment or branch without ``profile:basic``, and none for a plugin not loaded."""
+    plugins = get_plugin_manager(
+        settings,
+        load_entry_points=False,
+        extra_plugins=[
+            kit.plugin("plain", scopes=["slot:home.banner"], home_slot_campaigns=lambda ctx: []),
+            kit.plugin(
+                "basic", scopes=["profile:basic", "slot:home.banner"], home_slot_campaigns=lambda ctx: []
+            ),
+        ],
+    )
+    contexts = _factory(settings, db, plugins).for_request(CUSTOMER, request_id="r-1", now=NOW)
+    plain = contexts.customer_seen_by("plain")
+    assert (plain.id, plain.segment, plain.branch, plain.locale) == (CUSTOMER, "", "", "zh-CN")
+    assert contexts.customer_seen_by("basic") == contexts.customer
+    assert contexts.customer_seen_by("not-loaded").segment == ""

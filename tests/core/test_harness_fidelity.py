@@ -452,20 +452,22 @@ def _windowed_and_targeted(kit: Any) -> list[SlotOffer]:
     ]
 
 
+@pytest.mark.parametrize("hook", ["home_slot_offers", "home_slot_campaigns"])
 @pytest.mark.parametrize(("kind", "consented", "expected"), [
     ("department", None, {"always", "open", "mass", "shenzhen"}),
     ("partner", None, {"always", "open", "mass", "shenzhen"}),
     ("partner", (), {"always", "open"}),  # segment and branch not shared: offers targeted by them hidden
 ])
 def test_the_offers_shown_are_those_the_host_shows(
-    make_app: Any, kit: Any, kind: str, consented: tuple[str, ...] | None, expected: set[str]
+    make_app: Any, kit: Any, kind: str, consented: tuple[str, ...] | None, expected: set[str], hook: str
 ) -> None:
     """``shown_offers()`` leaves out, as the host does, offers outside their validity window and those
-    whose targeting does not admit the customer as the plugin sees them; ``home_slot_offers()`` still
-    returns them all, for tests of the plugin's own choices."""
+    whose targeting does not admit the customer as the plugin sees them, whether per customer or
+    campaigns; ``home_slot_offers()`` (or ``home_slot_campaigns()``) still returns them all, for tests
+    of the plugin's own choices."""
     offers = _windowed_and_targeted(kit)
     plugin = kit.plugin("shop", kind=kind, scopes=["slot:home.banner", "slot:home.kingkong"],
-                        optional=["profile:basic"], home_slot_offers=lambda ctx: offers)
+                        optional=["profile:basic"], **{hook: lambda ctx: offers})
     host = make_app(plugin, consent_cache_ms=0)
     if kind == "partner" and consented is None:
         later = datetime.now(UTC) + timedelta(days=30)
@@ -476,7 +478,7 @@ def test_the_offers_shown_are_those_the_host_shows(
     harness = PluginHarness(plugin, manifest=plugin.MANIFEST, persona="young_professional",
                             scopes=granted, consented=consented)
     assert {o.key for o in harness.shown_offers()} == on_host == expected
-    assert len(harness.home_slot_offers()) == len(offers)
+    assert len(getattr(harness, hook)()) == len(offers)
 
 
 def test_the_feed_items_shown_are_those_the_host_shows(make_app: Any, kit: Any) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import msgspec
+from fulcrum_sdk.models import SlotOffer
 from fulcrum_sdk.scopes import slot_scope
 from litestar import MediaType, Request, Response, get
 
@@ -15,6 +17,7 @@ from fulcrum_core.api.input_problems import DATA_UNAVAILABLE_RESPONSE
 from fulcrum_core.assembly.common import DegradedPlugin, public_degraded
 from fulcrum_core.assembly.defaults import fill_empty_slots
 from fulcrum_core.assembly.home import HomeItem, assemble_home, capped_slots
+from fulcrum_core.campaigns import HOOK, Waiting, campaigns_of, collect
 from fulcrum_core.plugins import LoadedPlugin
 from fulcrum_core.runtime import Runtime, runtime_of
 
@@ -28,21 +31,33 @@ class HomeResponse(msgspec.Struct, frozen=True, kw_only=True):
     request_id: str
 
 
-def _home_plugins(runtime: Runtime) -> tuple[list[LoadedPlugin], dict[str, frozenset[str]]]:
-    """The active plugins offering home content that hold a placement scope for some inventory slot,
-    and their grants by id.
+class _HomePlugins(NamedTuple):
+    """The active plugins with a placement scope for some inventory slot, by home hook, and grants."""
 
-    Worked out once per plugin-set change (the registry watcher swaps the list), not per request.
-    """
+    offering: list[LoadedPlugin]  # home_slot_offers: called per customer
+    campaigning: list[LoadedPlugin]  # home_slot_campaigns: called per audience, kept by the store
+    granted: dict[str, frozenset[str]]
+    # Partners among ``campaigning`` that may see the segment and branch (if the customer consents).
+    consent_bound: list[LoadedPlugin]
+
+
+def _home_plugins(runtime: Runtime) -> _HomePlugins:
+    """The home page's plugins, worked out once per plugin-set change (the registry watcher swaps the
+    lists), not per request."""
     enabled = runtime.plugins.enabled_for("home_slot_offers")
+    campaigns = runtime.plugins.enabled_for(HOOK)
     cached = runtime.extras.get(_HOME_PLUGINS)
-    if cached is not None and cached[0] is enabled:
-        return cached[1], cached[2]
+    if cached is not None and cached[0] is enabled and cached[1] is campaigns:
+        chosen: _HomePlugins = cached[2]
+        return chosen
     placements = frozenset(slot_scope(slot) for slot in runtime.settings.slots)
-    chosen = [p for p in enabled if p.granted & placements]
-    granted = {p.id: p.granted for p in chosen}
-    runtime.extras[_HOME_PLUGINS] = (enabled, chosen, granted)
-    return chosen, granted
+    offering = [p for p in enabled if p.granted & placements]
+    campaigning = [p for p in campaigns if p.granted & placements]
+    granted = {p.id: p.granted for p in (*offering, *campaigning)}
+    bound = [p for p in campaigning if p.kind == "partner" and "profile:basic" in p.granted]
+    chosen = _HomePlugins(offering, campaigning, granted, bound)
+    runtime.extras[_HOME_PLUGINS] = (enabled, campaigns, chosen)
+    return chosen
 
 
 _HOME_PLUGINS = "home.plugins"
@@ -63,17 +78,29 @@ async def home(request: Request[Any, Any, Any]) -> Response[HomeResponse]:
     budget_end = asyncio.get_running_loop().time() + runtime.settings.home_budget_ms / 1000
     contexts = await customer_contexts(request, by=budget_end)
     inventory = runtime.settings.slots
-    plugins, granted = _home_plugins(runtime)
-    calls = await plugin_calls(contexts, plugins)
+    chosen = _home_plugins(runtime)
+    campaigns: dict[str, tuple[SlotOffer, ...]] = {}
+    waiting: Waiting = []
+    if chosen.campaigning:
+        # Held offers now; a miss starts (or joins) its call here, so it runs alongside the page's calls.
+        campaigns, waiting = campaigns_of(runtime).for_page(contexts.select(chosen.campaigning), contexts)
+    calls = await plugin_calls(contexts, chosen.offering)
+    if chosen.consent_bound and contexts.needs_io(contexts.select(chosen.consent_bound)):
+        await contexts.aconsents(until=contexts.data_until)  # a partner's targeting needs its view
     # The overall budget caps the plugins' deadline: a slow consent read leaves them less time.
-    left_ms = (budget_end - asyncio.get_running_loop().time()) * 1000
+    loop = asyncio.get_running_loop()
+    left_ms = (budget_end - loop.time()) * 1000
     try:
         gathered = await runtime.dispatcher.call_many("home_slot_offers", calls, deadline_ms=left_ms)
+        if waiting:
+            limit_ms = min(left_ms, runtime.dispatcher.deadline_ms(HOOK))
+            gathered.degraded += await collect(waiting, campaigns, loop.time() + limit_ms / 1000)
     finally:
         contexts.close()  # a context a plugin kept reads nothing after this request
+    offers = _joined(gathered.results, campaigns) if campaigns else gathered.results
     slots = assemble_home(
-        gathered.results, inventory=inventory, granted=granted,
-        customer=contexts.customer, now=contexts.now, pins=contexts.pins(gathered.results),
+        offers, inventory=inventory, granted=chosen.granted,
+        customer=contexts.customer, now=contexts.now, pins=contexts.pins(offers),
         seen_as=contexts.customer_seen_by,
     )
     if gathered.degraded:
@@ -91,6 +118,17 @@ async def home(request: Request[Any, Any, Any]) -> Response[HomeResponse]:
 
 
 _ENCODE = msgspec.json.Encoder().encode
+
+
+def _joined(
+    offered: dict[str, list[SlotOffer]], campaigns: Mapping[str, Sequence[SlotOffer]]
+) -> dict[str, Sequence[SlotOffer]]:
+    """Each plugin's offers for this customer followed by its campaigns (a plugin may have both)."""
+    joined: dict[str, Sequence[SlotOffer]] = dict(offered)
+    for plugin_id, held in campaigns.items():
+        own = joined.get(plugin_id)
+        joined[plugin_id] = [*own, *held] if own else held
+    return joined
 
 
 ROUTES: list[Any] = [home]

@@ -224,7 +224,7 @@ class RequestContexts:
 
     __slots__ = (
         "_branch", "_consents", "_consents_unknown", "_contexts", "_factory", "_fresh", "_records",
-        "_unprofiled", "customer", "data_until", "now", "request_id",
+        "_seen", "_unprofiled", "customer", "data_until", "now", "request_id",
     )
 
     def __init__(
@@ -245,6 +245,8 @@ class RequestContexts:
         self._consents: dict[str, frozenset[str]] | None = None
         self._consents_unknown = False
         self._contexts: dict[str, PluginContext] = {}
+        # The customer as each plugin called without a context here (campaigns) would see them.
+        self._seen: dict[str, Customer] = {}
         self._branch: CustomerBranchView | None = None
         # The customer without segment and branch (profile:basic's data), built once for every plugin
         # not granted profile:basic.
@@ -279,7 +281,10 @@ class RequestContexts:
         view = self.branch_view
         return {} if view is None else view.pins(plugin_ids)
 
-    def _settings(self, plugin: LoadedPlugin) -> Mapping[str, str]:
+    def settings_of(self, plugin: LoadedPlugin) -> Mapping[str, str]:
+        """``plugin``'s effective settings for this customer: host-level, overridden by their branch's."""
+        if self._factory.branches is None:
+            return plugin.settings
         view = self.branch_view
         layered = view.settings(plugin.id) if view is not None else None
         if not layered:
@@ -364,10 +369,48 @@ class RequestContexts:
 
     def customer_seen_by(self, plugin_id: str) -> Customer:
         """The customer as ``plugin_id``'s context in this request shows it (a partner without the
-        customer's consent to ``profile:basic`` sees no segment or branch); the bank's view when the
-        plugin has no context here. What the host reads the plugin's targeting against."""
+        customer's consent to ``profile:basic`` sees no segment or branch), or would show it when the
+        plugin has no context here (its campaigns); no segment or branch for a plugin not loaded. What
+        the host reads the plugin's targeting against.
+
+        Never reads the database: a partner's view needs the customer's consents read already
+        (:meth:`aconsents`); while they are not, or unknown, it has no segment or branch."""
         ctx = self._contexts.get(plugin_id)
-        return self.customer if ctx is None else ctx.customer
+        if ctx is not None:
+            return ctx.customer
+        seen = self._seen.get(plugin_id)
+        if seen is None:
+            plugin = self._factory.plugins.loaded.get(plugin_id)
+            seen = self._seen[plugin_id] = self._view(plugin) if plugin is not None else self._blank(
+                self.customer.id
+            )
+        return seen
+
+    def _view(self, plugin: LoadedPlugin) -> Customer:
+        """The customer ``plugin``'s context would show (see :meth:`_build`), without building it."""
+        customer = self.customer
+        basic = "profile:basic" in plugin.granted
+        if plugin.kind == "partner":
+            consents = self._consents
+            basic = basic and not self._consents_unknown and consents is not None and (
+                "profile:basic" in consents.get(plugin.id, _NONE)
+            )
+            pairwise = self._factory.pairwise_id(plugin.id, self.customer_ref)
+            if basic:
+                return Customer(
+                    id=pairwise, segment=customer.segment, branch=customer.branch, locale=customer.locale
+                )
+            return self._blank(pairwise)
+        return customer if basic else self._blank(customer.id)
+
+    def _blank(self, customer_id: str) -> Customer:
+        """The customer under ``customer_id`` without profile:basic's segment and branch."""
+        locale = self.customer.locale
+        if customer_id == self.customer.id:
+            if self._unprofiled is None:
+                self._unprofiled = Customer(id=customer_id, segment="", branch="", locale=locale)
+            return self._unprofiled
+        return Customer(id=customer_id, segment="", branch="", locale=locale)
 
     @property
     def records(self) -> CustomerRecords:
@@ -458,7 +501,7 @@ class RequestContexts:
         return PluginContext(
             plugin_id=pid, customer=customer, scopes=plugin.granted, data=data,
             storage=factory.storage(pid), now=now,
-            settings=plugin.settings if factory.branches is None else self._settings(plugin),
+            settings=self.settings_of(plugin),
             request_id=request_id,
         )
 
