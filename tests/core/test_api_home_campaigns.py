@@ -246,3 +246,12 @@ def test_a_suspended_plugins_campaigns_leave_the_next_page(make_app: Any, kit: A
         {"camp": PluginPolicy(active=True, granted_scopes=frozenset({"slot:home.banner"}))}
     )
     assert _shown(app.get("/v1/home").json()) == {"spring"}
+
+
+def test_metrics_count_campaign_calls_under_their_hook(make_app: Any, kit: Any) -> None:
+    """``/metrics`` counts the campaign call like any hook call, under ``home_slot_campaigns``."""
+    app = make_app(kit.plugin("camp", home_slot_campaigns=lambda ctx: []), **RELAXED)
+    for _ in range(3):
+        assert app.get("/v1/home").status_code == 200
+    text = app.get("/metrics", token=app.token("ops", ["platform:read"], kind="staff")).text
+    assert 'fulcrum_plugin_calls_total{hook="home_slot_campaigns",outcome="ok",plugin="camp"} 1.0' in text

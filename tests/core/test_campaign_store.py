@@ -227,3 +227,14 @@ async def test_a_changed_grant_is_a_new_entry(settings: Settings, kit: Any) -> N
     narrowed = dataclasses.replace(plugin, granted=frozenset({"slot:home.banner"}))
     assert await _page(store, narrowed) == ["v2"]
     assert hook.calls[-1].scopes == frozenset({"slot:home.banner"})
+
+
+def test_the_ttl_comes_from_the_environment_and_refuses_negatives() -> None:
+    """``FULCRUM_CAMPAIGN_TTL_MS`` sets ``campaign_ttl_ms`` (default 60 s); a negative one is refused
+    naming the variable."""
+    from fulcrum_core.settings import SettingsError, load_settings
+
+    assert load_settings(environ={}).campaign_ttl_ms == 60_000
+    assert load_settings(environ={"FULCRUM_CAMPAIGN_TTL_MS": "0"}).campaign_ttl_ms == 0
+    with pytest.raises(SettingsError, match="FULCRUM_CAMPAIGN_TTL_MS"):
+        load_settings(environ={"FULCRUM_CAMPAIGN_TTL_MS": "-1"})

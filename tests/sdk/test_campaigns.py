@@ -178,3 +178,32 @@ def test_the_conformance_kit_holds_the_hook_to_its_deadline() -> None:
     results = _check(_plugin(home_slot_campaigns=slow), home_slot_campaigns=1)
     assert results["hooks.within_deadline"].status == "failed"
     assert "campaigns" in results["hooks.within_deadline"].details[0]
+
+
+def test_the_partner_guides_example_runs_in_the_harness() -> None:
+    """The partner guide's "Campaigns" example is a working hook: the harness shows its spring banner
+    to everyone and its segment-targeted welcome only with ``profile:basic``."""
+    import re
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "partner-guide.md").read_text(encoding="utf-8")
+    section = guide.split("## Campaigns", 1)[1].split("\n## ", 1)[0]
+    example = re.search(r"^```python\n(.*?)^```", section, flags=re.MULTILINE | re.DOTALL)
+    assert example is not None
+    module = types.ModuleType("campaign_example")
+    exec(  # noqa: S102 - the guide's own example, run as a plugin module
+        "from datetime import UTC, datetime\n"
+        "from fulcrum_sdk import Action, AudienceContext, LocalizedText, SlotOffer, Targeting, hookimpl\n"
+        + example.group(1),
+        module.__dict__,
+    )
+    manifest = _manifest()
+    without = PluginHarness(module, manifest=manifest, now=NOW, scopes=("slot:home.banner",))
+    assert [o.key for o in without.shown_offers()] == ["spring-sale"]
+    assert without.home_slot_campaigns()[0].title.zh_CN == "深圳春季特惠"
+    with_basic = PluginHarness(
+        module, manifest=manifest, now=NOW, scopes=("slot:home.banner", "profile:basic"),
+        persona="young_professional", settings={"city": "上海"},
+    )
+    assert [o.key for o in with_basic.shown_offers()] == ["spring-sale", "mass-welcome"]
+    assert with_basic.home_slot_campaigns()[0].title.zh_CN == "上海春季特惠"
