@@ -1,13 +1,13 @@
 """Each worker's store of the plugins' audience-level home offers (``home_slot_campaigns``).
 
 A plugin's campaigns are the same for everyone it is on for, so the host asks for them rarely and
-every page only filters them for its customer. An entry per plugin (id, installed version and object,
-grant) and effective settings holds the validated offers, served for ``campaign_ttl_ms`` from the
-start of the call that fetched them, never longer. A hit past the entry's refresh point (fixed per
-plugin between 60 % and 90 % of the TTL, as for the storage and consent caches) is served and starts
-one background refresh; concurrent misses share one call. Every call goes through the dispatcher
-(breaker, bulkhead, the home deadline, validation, metrics, logs) with an
-:class:`~fulcrum_sdk.context.AudienceContext`, which holds nothing about a customer.
+every page only filters them for its customer. An entry per loaded plugin (by identity: a new release
+or a new grant is a new plugin) and effective settings holds the validated offers, served for
+``campaign_ttl_ms`` from the start of the call that fetched them, never longer. A hit past the
+entry's refresh point (fixed per plugin between 60 % and 90 % of the TTL, as for the storage and
+consent caches) is served and starts one background refresh; concurrent misses share one call.
+Every call goes through the dispatcher (breaker, bulkhead, the home deadline, validation, metrics,
+logs) with an :class:`~fulcrum_sdk.context.AudienceContext`, which holds nothing about a customer.
 
 A failed refresh keeps the entry until it lapses and is retried after :data:`RETRY_AFTER` of the TTL;
 once it lapses, pages list the plugin as degraded until a call succeeds (its breaker then decides
@@ -51,7 +51,9 @@ Fetched = tuple[SlotOffer, ...] | Degraded
 Waiting = list[tuple[str, "asyncio.Task[Fetched]"]]
 """The page's misses: plugin id and the shared call it waits for."""
 
-_Key = tuple[str, str, int, frozenset[str], frozenset[tuple[str, str]]]
+_Key = tuple[LoadedPlugin, frozenset[tuple[str, str]]]
+"""The loaded plugin (compared by identity: a new release or a new grant is a new one) and its
+effective settings."""
 _NO_SETTINGS: frozenset[tuple[str, str]] = frozenset()
 
 
@@ -59,7 +61,6 @@ class _Entry(NamedTuple):
     offers: tuple[SlotOffer, ...]
     fresh_until: float  # on the store's clock: the call's start plus the TTL
     refresh_at: float  # on the store's clock: a hit from here on starts a background refresh
-    plugin: LoadedPlugin  # held, so the id of its plugin object in the key is not reused
 
 
 class Settled(Protocol):
@@ -98,17 +99,15 @@ class CampaignStore:
     ) -> tuple[dict[str, tuple[SlotOffer, ...]], Waiting]:
         """The campaign offers of ``plugins`` held now, by plugin id, and the calls the page must wait
         for (misses: started here, or shared with one in flight). Hits past their refresh point start a
-        background refresh."""
+        background refresh. A hit costs a settings lookup, a tuple and a dict lookup."""
         offers: dict[str, tuple[SlotOffer, ...]] = {}
         waiting: Waiting = []
         clock = self._clock()
         entries = self._entries
+        settings_of = request.settings_of
         for plugin in plugins:
-            settings = request.settings_of(plugin)
-            key = (
-                plugin.id, plugin.version, id(plugin.plugin), plugin.granted,
-                frozenset(settings.items()) if settings else _NO_SETTINGS,
-            )
+            settings = settings_of(plugin)
+            key = (plugin, frozenset(settings.items()) if settings else _NO_SETTINGS)
             entry = entries.get(key)
             if entry is not None:
                 if clock < entry.fresh_until:
@@ -155,7 +154,7 @@ class CampaignStore:
         fetched = tuple(offers)
         if self.ttl > 0:
             fraction = refresh_fraction(plugin.id)
-            self._put(key, _Entry(fetched, started + self.ttl, started + self.ttl * fraction, plugin))
+            self._put(key, _Entry(fetched, started + self.ttl, started + self.ttl * fraction))
         return fetched
 
     def _put(self, key: _Key, entry: _Entry) -> None:
