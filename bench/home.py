@@ -17,7 +17,9 @@ endpoint. Run from the repository root::
 
 Nothing here is asserted; the figures go to ``bench/README.md``. Synthetic plugins are half
 ``async def`` (finishing without waiting, so the dispatcher runs them eagerly) and half plain
-functions declared ``@nonblocking``, each offering one item, as cheap plugins do.
+functions declared ``@nonblocking``, each offering one item, as cheap plugins do. With
+``--synthetic campaign`` they implement ``home_slot_campaigns`` instead of ``home_slot_offers`` (the
+same item, for everyone): the host then calls them about once a minute and filters per page.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ from litestar import Litestar, Response, get
 
 CUSTOMER = "c-0755-001"
 SYNTHETIC = 27
+SYNTHETIC_HOOKS = {"offers": "home_slot_offers", "campaign": "home_slot_campaigns"}
+SYNTHETIC_ENV = "FULCRUM_BENCH_SYNTHETIC"
+"""Which hook the synthetic plugins implement (``offers`` or ``campaign``); read by the server processes."""
 SLOTS = ("home.banner/v1", "home.kingkong/v1", "home.notice/v1")
 HERE = Path(__file__).resolve().parent
 
@@ -48,8 +53,12 @@ HERE = Path(__file__).resolve().parent
 # --- the apps (imported by uvicorn in the worker processes) --------------------------------------------
 
 
+def _synthetic_hook() -> str:
+    return SYNTHETIC_HOOKS[os.environ.get(SYNTHETIC_ENV, "offers")]
+
+
 def _synthetic(index: int) -> object:
-    """One synthetic plugin: a manifest and a cheap ``home_slot_offers``."""
+    """One synthetic plugin: a manifest and a cheap ``home_slot_offers`` (or ``home_slot_campaigns``)."""
     from fulcrum_sdk import hookimpl, nonblocking
     from fulcrum_sdk.manifest import Manifest
     from fulcrum_sdk.models import Action, LocalizedText, SlotOffer
@@ -65,7 +74,7 @@ def _synthetic(index: int) -> object:
             "publisher": "bench",
             "kind": "department",
             "sdk": ">=0.1,<1",
-            "hooks": ["home_slot_offers"],
+            "hooks": [_synthetic_hook()],
             "slots": [slot],
             "scopes": {"required": {placement: "bench", "profile:basic": "bench"}},
             "owner": {"name": "Bench", "email": "bench@example.com"},
@@ -86,16 +95,18 @@ def _synthetic(index: int) -> object:
 
     if index % 2:
 
-        async def home_slot_offers(ctx: Any) -> list[SlotOffer]:
-            return [offer] if ctx.customer.locale else []
+        async def hook(ctx: Any) -> list[SlotOffer]:
+            return [offer] if ctx.plugin_id else []
 
     else:
 
         @nonblocking
-        def home_slot_offers(ctx: Any) -> list[SlotOffer]:
-            return [offer] if ctx.customer.locale else []
+        def hook(ctx: Any) -> list[SlotOffer]:
+            return [offer] if ctx.plugin_id else []
 
-    Plugin.home_slot_offers = staticmethod(hookimpl(home_slot_offers))  # type: ignore[attr-defined]
+    name = _synthetic_hook()
+    hook.__name__ = name
+    setattr(Plugin, name, staticmethod(hookimpl(hook)))
     return Plugin()
 
 
@@ -117,7 +128,8 @@ def plain_app() -> Any:
     a pluggy multicall does, plus awaiting the ``async def`` ones), for customer ``CUSTOMER``, with one
     context per plugin built at startup, then assembled and encoded as the real app does. No
     authentication, request id, branch selection, consent, breaker, bulkhead, deadline, result check or
-    metrics: what serving the page costs with no platform around the plugins at all."""
+    metrics: what serving the page costs with no platform around the plugins at all. Campaign plugins
+    (``--synthetic campaign``) are called once at startup and their offers joined on every page."""
     import inspect
     from datetime import UTC, datetime
 
@@ -126,18 +138,25 @@ def plain_app() -> Any:
     from fulcrum_core.asgi import freeze_startup_heap
     from fulcrum_core.assembly.home import assemble_home
     from fulcrum_core.settings import load_settings
+    from fulcrum_sdk.context import AudienceContext
 
     settings = load_settings()
     runtime = build_runtime(settings, extra_plugins=[_synthetic(i) for i in range(SYNTHETIC)])
     plugins = runtime.plugins.enabled_for("home_slot_offers")
     contexts = runtime.contexts.for_request(CUSTOMER, request_id="plain", now=datetime.now(UTC))
     calls = [(p.id, p.impls["home_slot_offers"].function, contexts.for_plugin(p)) for p in plugins]
-    granted = {p.id: p.granted for p in plugins}
+    # Campaigns (``--synthetic campaign``): called once here, their offers joined on every page.
+    campaigns = {}
+    for p in runtime.plugins.enabled_for("home_slot_campaigns"):
+        audience = AudienceContext(plugin_id=p.id, scopes=p.granted, now=contexts.now, settings=p.settings)
+        value = p.impls["home_slot_campaigns"].function(audience)
+        campaigns[p.id] = _finished(value) if inspect.iscoroutine(value) else value
+    granted = {p.id: p.granted for p in (*plugins, *runtime.plugins.enabled_for("home_slot_campaigns"))}
     encode = msgspec.json.Encoder().encode
 
     @get("/v1/home")
     async def home() -> Response[bytes]:
-        offers = {}
+        offers = dict(campaigns)
         for pid, function, ctx in calls:
             value = function(ctx)
             offers[pid] = (await value) if inspect.iscoroutine(value) else value
@@ -154,6 +173,16 @@ def plain_app() -> Any:
     app = Litestar([home, healthz], openapi_config=None)
     freeze_startup_heap()
     return app
+
+
+def _finished(coro: Any) -> Any:
+    """The value of a coroutine that returns without waiting (a synthetic hook), run outside any loop."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise RuntimeError("a synthetic hook waited")
 
 
 def bare_app() -> Any:
@@ -406,7 +435,12 @@ def main() -> None:
         "--plain", action="store_true",
         help="also run the floor: the same plugins in a plain loop with no platform around them",
     )
+    parser.add_argument(
+        "--synthetic", choices=sorted(SYNTHETIC_HOOKS), default="offers",
+        help="the hook the 27 synthetic plugins implement: per customer (offers) or per audience (campaign)",
+    )
     args = parser.parse_args()
+    os.environ[SYNTHETIC_ENV] = args.synthetic  # the servers started below inherit it
     if shutil.which("wrk") is None:
         sys.exit("wrk is required (apt-get install wrk)")
     customers = _demo_customers(args.customers)

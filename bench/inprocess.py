@@ -12,6 +12,8 @@ fixed cost), ``synthetic`` (the 27 synthetic plugins only), ``first-party`` (the
 ``full``, and ``plain`` (all 30 called in a plain loop with no platform around them: the floor).
 Each figure is the fastest block of 200 requests (a shared machine's noise only ever adds time).
 ``--profile`` prints a cProfile of the measured requests (inflated, read it for shares).
+``--synthetic campaign`` has the synthetic plugins implement ``home_slot_campaigns`` instead of
+``home_slot_offers`` (default ``offers``).
 """
 
 from __future__ import annotations
@@ -137,7 +139,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--variant", choices=VARIANTS, action="append")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--synthetic", choices=sorted(home.SYNTHETIC_HOOKS), default="offers")
     args = parser.parse_args()
+    os.environ[home.SYNTHETIC_ENV] = args.synthetic
     variants = args.variant or ["full", "bare", "none", "synthetic", "first-party", "plain"]
     with tempfile.TemporaryDirectory(prefix="fulcrum-inprocess-") as tmp:
         state = Path(tmp)
@@ -151,7 +155,10 @@ def main() -> None:
         results = {}
         for variant in variants:
             results[variant] = asyncio.run(_measure(variant, args.requests, args.profile, state, body, token))
-    print(f"\n{args.requests} sequential requests per variant, python {sys.version.split()[0]}")
+    print(
+        f"\n{args.requests} sequential requests per variant, synthetic plugins: {args.synthetic}, "
+        f"python {sys.version.split()[0]}"
+    )
     print(f"{'variant':12s} {'best':>8s} {'median':>8s}  µs per request, blocks of {BLOCK}")
     for variant, (best, median) in results.items():
         print(f"{variant:12s} {best:8.1f} {median:8.1f}")
