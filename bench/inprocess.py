@@ -13,7 +13,8 @@ fixed cost), ``synthetic`` (the 27 synthetic plugins only), ``first-party`` (the
 Each figure is the fastest block of 200 requests (a shared machine's noise only ever adds time).
 ``--profile`` prints a cProfile of the measured requests (inflated, read it for shares).
 ``--synthetic campaign`` has the synthetic plugins implement ``home_slot_campaigns`` instead of
-``home_slot_offers`` (default ``offers``).
+``home_slot_offers`` (default ``offers``); ``--synthetic offers --synthetic campaign --rounds N``
+alternates the two, variant by variant, N times.
 """
 
 from __future__ import annotations
@@ -139,9 +140,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--variant", choices=VARIANTS, action="append")
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--synthetic", choices=sorted(home.SYNTHETIC_HOOKS), default="offers")
+    parser.add_argument(
+        "--synthetic", choices=sorted(home.SYNTHETIC_HOOKS), action="append",
+        help="the synthetic plugins' hook (default offers); give both to alternate them",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="measure everything this many times, in turn")
     args = parser.parse_args()
-    os.environ[home.SYNTHETIC_ENV] = args.synthetic
+    modes = args.synthetic or ["offers"]
     variants = args.variant or ["full", "bare", "none", "synthetic", "first-party", "plain"]
     with tempfile.TemporaryDirectory(prefix="fulcrum-inprocess-") as tmp:
         state = Path(tmp)
@@ -152,16 +157,22 @@ def main() -> None:
         if "bare" in variants and "full" not in variants:
             variants = ["full", *variants]
         token = tokens[0].encode()
-        results = {}
-        for variant in variants:
-            results[variant] = asyncio.run(_measure(variant, args.requests, args.profile, state, body, token))
+        results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        for _ in range(args.rounds):
+            for variant in variants:
+                for mode in modes:  # alternating, so a busy moment of the machine hits both alike
+                    os.environ[home.SYNTHETIC_ENV] = mode
+                    measured = asyncio.run(_measure(variant, args.requests, args.profile, state, body, token))
+                    results.setdefault((variant, mode), []).append(measured)
     print(
-        f"\n{args.requests} sequential requests per variant, synthetic plugins: {args.synthetic}, "
+        f"\n{args.requests} sequential requests per variant, {args.rounds} round(s), "
         f"python {sys.version.split()[0]}"
     )
-    print(f"{'variant':12s} {'best':>8s} {'median':>8s}  µs per request, blocks of {BLOCK}")
-    for variant, (best, median) in results.items():
-        print(f"{variant:12s} {best:8.1f} {median:8.1f}")
+    print(f"{'variant':12s} {'synthetic':9s} {'best':>8s} {'median':>8s}  µs per request, blocks of {BLOCK}")
+    for (variant, mode), runs in results.items():
+        bests = " ".join(f"{best:.1f}" for best, _ in runs)
+        best, median = min(b for b, _ in runs), statistics.median(m for _, m in runs)
+        print(f"{variant:12s} {mode:9s} {best:8.1f} {median:8.1f}  (best of each round: {bests})")
 
 
 if __name__ == "__main__":
