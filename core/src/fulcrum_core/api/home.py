@@ -90,11 +90,12 @@ async def home(request: Request[Any, Any, Any]) -> Response[HomeResponse]:
     # The overall budget caps the plugins' deadline: a slow consent read leaves them less time.
     loop = asyncio.get_running_loop()
     left_ms = (budget_end - loop.time()) * 1000
+    # Campaign misses get the page's plugin deadline, counted from now: the calls run meanwhile.
+    campaigns_by = loop.time() + min(left_ms, runtime.dispatcher.deadline_ms(HOOK)) / 1000
     try:
         gathered = await runtime.dispatcher.call_many("home_slot_offers", calls, deadline_ms=left_ms)
         if waiting:
-            limit_ms = min(left_ms, runtime.dispatcher.deadline_ms(HOOK))
-            gathered.degraded += await collect(waiting, campaigns, loop.time() + limit_ms / 1000)
+            gathered.degraded += await collect(waiting, campaigns, campaigns_by)
     finally:
         contexts.close()  # a context a plugin kept reads nothing after this request
     offers = _joined(gathered.results, campaigns) if campaigns else gathered.results
