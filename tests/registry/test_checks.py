@@ -478,3 +478,14 @@ def test_without_a_registry_the_transaction_type_check_is_skipped(wheels: Wheels
     ctx = CheckContext(publisher_id="pension-dept", publisher_kind="department", sdk_version="0.1.0")
     result = by_id(check_wheel(wheels(), ctx))["transaction_types.unclaimed"]
     assert result.status == "skipped"
+
+
+def test_a_campaign_hook_passes_the_hook_check(wheels: Wheels, manifest: Manifest) -> None:
+    """``home_slot_campaigns`` is a hook the SDK defines: a manifest listing it (with its slots) passes
+    every check; listing it without slots fails ``manifest.slots_known``, as for ``home_slot_offers``."""
+    both = manifest(hooks=["home_slot_offers", "home_slot_campaigns"])
+    assert failed(check_wheel(wheels(manifest=both), OWNER)) == set()
+    bare = manifest(hooks=["home_slot_campaigns"], slots=[])
+    results = check_wheel(wheels(manifest=bare), OWNER)
+    assert failed(results) == {"manifest.slots_known"}
+    assert any("home_slot_campaigns" in d for d in by_id(results)["manifest.slots_known"].details)
