@@ -255,3 +255,37 @@ def test_metrics_count_campaign_calls_under_their_hook(make_app: Any, kit: Any) 
         assert app.get("/v1/home").status_code == 200
     text = app.get("/metrics", token=app.token("ops", ["platform:read"], kind="staff")).text
     assert 'fulcrum_plugin_calls_total{hook="home_slot_campaigns",outcome="ok",plugin="camp"} 1.0' in text
+
+
+def test_a_miss_waits_within_the_pages_plugin_deadline(
+    make_app: Any, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A campaign miss is waited for until the page's plugin deadline counted from when the page's
+    calls start, alongside them, not after them: a slow plugin and a slow campaign cost one deadline."""
+    from fulcrum_core.api import home as home_module
+
+    async def slow(ctx: Any) -> list[SlotOffer]:
+        await asyncio.sleep(0.05)
+        return []
+
+    app = make_app(
+        kit.plugin("slow", home_slot_offers=slow),
+        kit.plugin("camp", home_slot_campaigns=lambda ctx: []),
+        deadlines=Deadlines(home_slot_offers=2_000), home_budget_ms=10_000,
+    )
+    seen: dict[str, float] = {}
+    call_many = app.runtime.dispatcher.call_many
+    collect = home_module.collect
+
+    async def timed_call_many(hook: str, calls: Any, **kwargs: Any) -> Any:
+        seen["calls_start"] = asyncio.get_running_loop().time()
+        return await call_many(hook, calls, **kwargs)
+
+    async def noted_collect(waiting: Any, offers: Any, until: float) -> Any:
+        seen["until"] = until
+        return await collect(waiting, offers, until)
+
+    monkeypatch.setattr(app.runtime.dispatcher, "call_many", timed_call_many)
+    monkeypatch.setattr(home_module, "collect", noted_collect)
+    assert app.get("/v1/home").json()["degraded"] == []
+    assert seen["until"] <= seen["calls_start"] + 2.0
