@@ -36,7 +36,8 @@ from fulcrum_core.plugins import LoadedPlugin
 from fulcrum_core.runtime import Runtime
 
 __all__ = [
-    "HOOK", "RETRY_AFTER", "CampaignStore", "Fetched", "Waiting", "campaigns_of", "collect",
+    "CAMPAIGNS", "HOOK", "RETRY_AFTER", "CampaignStore", "Fetched", "PageRequest", "Waiting", "campaigns_of",
+    "collect",
 ]
 
 log = logging.getLogger("fulcrum.campaigns")
@@ -63,7 +64,7 @@ class _Entry(NamedTuple):
     refresh_at: float  # on the store's clock: a hit from here on starts a background refresh
 
 
-class Settled(Protocol):
+class PageRequest(Protocol):
     """What the store asks of a request: each plugin's effective settings."""
 
     now: datetime
@@ -95,7 +96,7 @@ class CampaignStore:
         return len(self._entries)
 
     def for_page(
-        self, plugins: Sequence[LoadedPlugin], request: Settled
+        self, plugins: Sequence[LoadedPlugin], request: PageRequest
     ) -> tuple[dict[str, tuple[SlotOffer, ...]], Waiting]:
         """The campaign offers of ``plugins`` held now, by plugin id, and the calls the page must wait
         for (misses: started here, or shared with one in flight). Hits past their refresh point start a
