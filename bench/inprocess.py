@@ -5,13 +5,19 @@ endpoint, so this measures only what differs: the app. Each variant builds the a
 ``bench/home.py`` does (demo seeded on SQLite, the three first-party plugins approved, 27 synthetic
 ones) and calls it through ASGI directly, one request after another::
 
-    uv run python bench/inprocess.py [--requests 3000] [--variant full] [--profile]
+    uv run python bench/inprocess.py [--requests 3000] [--variant full] [--profile] [--cold]
 
 Variants: ``bare`` (the bare endpoint with the same bytes), ``none`` (no plugins: the platform's
 fixed cost), ``synthetic`` (the 27 synthetic plugins only), ``first-party`` (the three only),
 ``full``, and ``plain`` (all 30 called in a plain loop with no platform around them: the floor).
 Each figure is the fastest block of 200 requests (a shared machine's noise only ever adds time).
-``--profile`` prints a cProfile of the measured requests (inflated, read it for shares).
+``--profile`` prints a cProfile of the measured requests (inflated, read it for shares). ``--cold``
+runs the real app with its per-worker read caches off (``storage_cache_ms = 0``,
+``consent_cache_ms = 0``: every page reads the customer's consents and the plugins' storage from
+the database, as nearly every page does in production, where a customer seldom comes back within a
+second) and takes turns over ``--customers`` demo customers (default: one, or all 15 with ``--cold``).
+The ``cpu`` column is the process's CPU time (every thread) per request over all blocks: with reads
+in worker threads, wall time also holds the waits for them.
 ``--synthetic campaign`` has the synthetic plugins implement ``home_slot_campaigns`` instead of
 ``home_slot_offers`` (default ``offers``); ``--synthetic offers --synthetic campaign --rounds N``
 alternates the two, variant by variant, N times.
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import itertools
 import os
 import pstats
 import statistics
@@ -85,7 +92,7 @@ async def _lifespan(app: Any) -> tuple[Callable[[], Awaitable[None]], asyncio.Ta
     return stop, task
 
 
-def _app(variant: str, state: Path, body: Path) -> Any:
+def _app(variant: str, state: Path, body: Path, cold: bool) -> Any:
     if variant == "bare":
         os.environ["FULCRUM_BENCH_BODY"] = str(body)
         return home.bare_app()
@@ -94,6 +101,8 @@ def _app(variant: str, state: Path, body: Path) -> Any:
         return home.plain_app()
     config = state / "bench.toml"
     text = "[rate_limit]\nenabled = false\n"
+    if cold:
+        text = "storage_cache_ms = 0\nconsent_cache_ms = 0\n" + text
     if variant in ("none", "synthetic"):
         text = f"disabled_plugins = {list(FIRST_PARTY)!r}\n".replace("'", '"') + text
     config.write_text(text)
@@ -102,9 +111,11 @@ def _app(variant: str, state: Path, body: Path) -> Any:
 
 
 async def _measure(
-    variant: str, requests: int, profile: bool, state: Path, body: Path, token: bytes
-) -> float:
-    app = _app(variant, state, body)
+    variant: str, requests: int, profile: bool, state: Path, body: Path, tokens: list[bytes], cold: bool
+) -> tuple[float, float, float]:
+    app = _app(variant, state, body, cold)
+    token = tokens[0]
+    turns = itertools.cycle(tokens)
     stop = None
     if variant != "bare":
         stop, _ = await _lifespan(app)
@@ -115,23 +126,25 @@ async def _measure(
     if variant == "full":
         body.write_bytes(page)  # noqa: ASYNC240 - once, before anything is measured
     for _ in range(300):
-        await _call(app, "/v1/home", token)
+        await _call(app, "/v1/home", next(turns))
     profiler = cProfile.Profile() if profile else None
     if profiler:
         profiler.enable()
     # Blocks of BLOCK requests; the fastest block is the figure (a shared VM's noise only adds time).
     blocks = []
+    cpu_started = time.process_time()
     for _ in range(max(1, requests // BLOCK)):
         started = time.perf_counter()
         for _ in range(BLOCK):
-            await _call(app, "/v1/home", token)
+            await _call(app, "/v1/home", next(turns))
         blocks.append((time.perf_counter() - started) / BLOCK * 1e6)
+    cpu = (time.process_time() - cpu_started) / (len(blocks) * BLOCK) * 1e6
     if profiler:
         profiler.disable()
         pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(40)
     if stop is not None:
         await stop()
-    return min(blocks), statistics.median(blocks)
+    return min(blocks), statistics.median(blocks), cpu
 
 
 def main() -> None:
@@ -145,6 +158,8 @@ def main() -> None:
         help="the synthetic plugins' hook (default offers); give both to alternate them",
     )
     parser.add_argument("--rounds", type=int, default=1, help="measure everything this many times, in turn")
+    parser.add_argument("--cold", action="store_true", help="the real app with its read caches off")
+    parser.add_argument("--customers", type=int, help="demo customers the requests take turns over")
     args = parser.parse_args()
     modes = args.synthetic or ["offers"]
     variants = args.variant or ["full", "bare", "none", "synthetic", "first-party", "plain"]
@@ -152,27 +167,35 @@ def main() -> None:
         state = Path(tmp)
         env = home._prepare(state, None, caches=True)
         os.environ.update(env)
-        tokens, _ = home._tokens(env, [home.CUSTOMER])
+        customers = home._demo_customers(args.customers or (15 if args.cold else 1))
+        tokens, _ = home._tokens(env, customers)
         body = state / "body.json"
         if "bare" in variants and "full" not in variants:
             variants = ["full", *variants]
-        token = tokens[0].encode()
-        results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        encoded = [t.encode() for t in tokens]
+        results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
         for _ in range(args.rounds):
             for variant in variants:
                 for mode in modes:  # alternating, so a busy moment of the machine hits both alike
                     os.environ[home.SYNTHETIC_ENV] = mode
-                    measured = asyncio.run(_measure(variant, args.requests, args.profile, state, body, token))
+                    measured = asyncio.run(
+                        _measure(variant, args.requests, args.profile, state, body, encoded, args.cold)
+                    )
                     results.setdefault((variant, mode), []).append(measured)
+    caches = "caches off" if args.cold else "caches on"
     print(
-        f"\n{args.requests} sequential requests per variant, {args.rounds} round(s), "
-        f"python {sys.version.split()[0]}"
+        f"\n{args.requests} sequential requests per variant over {len(customers)} customer(s), {caches}, "
+        f"{args.rounds} round(s), python {sys.version.split()[0]}"
     )
-    print(f"{'variant':12s} {'synthetic':9s} {'best':>8s} {'median':>8s}  µs per request, blocks of {BLOCK}")
+    print(
+        f"{'variant':12s} {'synthetic':9s} {'best':>8s} {'median':>8s} {'cpu':>8s}"
+        f"  µs per request, blocks of {BLOCK}"
+    )
     for (variant, mode), runs in results.items():
-        bests = " ".join(f"{best:.1f}" for best, _ in runs)
-        best, median = min(b for b, _ in runs), statistics.median(m for _, m in runs)
-        print(f"{variant:12s} {mode:9s} {best:8.1f} {median:8.1f}  (best of each round: {bests})")
+        bests = " ".join(f"{best:.1f}" for best, _, _ in runs)
+        best, median = min(r[0] for r in runs), statistics.median(r[1] for r in runs)
+        cpu = statistics.median(r[2] for r in runs)
+        print(f"{variant:12s} {mode:9s} {best:8.1f} {median:8.1f} {cpu:8.1f}  (best of each round: {bests})")
 
 
 if __name__ == "__main__":
