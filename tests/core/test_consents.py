@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.data.db import Database
 from fulcrum_core.errors import BadRequest, Conflict, NotFound
+from sqlalchemy import event
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(days=30)
@@ -111,3 +113,41 @@ def test_bad_consents_are_refused_naming_the_field(store: ConsentStore, kwargs: 
         store.grant(**args, now=NOW)
     assert info.value.field == field
     assert store.list("c-1", now=NOW) == []
+
+
+def test_reading_live_consents_is_one_statement(db: Database, store: ConsentStore) -> None:
+    """The request path's consent read is one SELECT, with no BEGIN before it (both backends)."""
+    store.grant("c-1", "p", SCOPES, "x", LATER, now=NOW)
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement.split()[0].upper())
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert store.live_scopes("c-1", now=NOW) == {"p": SCOPES}
+        assert store.live_scopes("c-2", now=NOW) == {}
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert seen == ["SELECT", "SELECT"]
+
+
+def test_live_consents_are_read_with_one_prebuilt_statement(db: Database, store: ConsentStore) -> None:
+    """Every customer's read runs the same statement object (values bound, nothing rebuilt per read),
+    and still answers each customer's own consents at the instant asked."""
+    store.grant("c-1", "p", SCOPES, "x", NOW + timedelta(hours=1), now=NOW)
+    store.grant("c-2", "q", {"location:city"}, "y", LATER, now=NOW)
+    executed: list[object] = []
+
+    def record(_conn: Any, clause: object, *_args: Any) -> None:
+        executed.append(clause)
+
+    event.listen(db.engine, "before_execute", record)
+    try:
+        assert store.live_scopes("c-1", now=NOW) == {"p": SCOPES}
+        assert store.live_scopes("c-2", now=NOW) == {"q": frozenset({"location:city"})}
+        assert store.live_scopes("c-1", now=NOW + timedelta(hours=2)) == {}
+    finally:
+        event.remove(db.engine, "before_execute", record)
+    assert len(executed) == 3
+    assert len({id(clause) for clause in executed}) == 1
