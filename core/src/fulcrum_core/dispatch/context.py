@@ -14,6 +14,7 @@ With a branch layer, the customer's branch configuration also decides which plug
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -104,7 +105,9 @@ def existing_pairwise_secret(settings: Settings) -> bytes | None:
 def data_deadline(settings: Settings, by: float | None = None) -> float:
     """When the customer's data must have arrived, on the event loop's clock: ``data_budget_ms``
     from now, or ``by`` when that is sooner (a page's overall budget)."""
-    until = anyio.current_time() + settings.data_budget_ms / 1000
+    # The running loop's clock is anyio's on asyncio (what its cancel scopes read), without the
+    # backend lookup ``anyio.current_time()`` does on every call (≈ 2 µs a page).
+    until = asyncio.get_running_loop().time() + settings.data_budget_ms / 1000
     return until if by is None else min(until, by)
 
 
