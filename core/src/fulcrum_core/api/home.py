@@ -9,9 +9,10 @@ from typing import Any, NamedTuple
 import msgspec
 from fulcrum_sdk.models import SlotOffer
 from fulcrum_sdk.scopes import slot_scope
-from litestar import MediaType, Request, Response, get
+from litestar import Request, Response, get
 
 from fulcrum_core.api.deps import customer_contexts, plugin_calls
+from fulcrum_core.api.encoded import EncodedJSON
 from fulcrum_core.api.frequency_caps import apply_caps
 from fulcrum_core.api.input_problems import DATA_UNAVAILABLE_RESPONSE
 from fulcrum_core.assembly.common import DegradedPlugin, public_degraded
@@ -113,9 +114,9 @@ async def home(request: Request[Any, Any, Any]) -> Response[HomeResponse]:
         slots = await apply_caps(runtime, contexts.customer_ref, contexts.now, slots, budget_end)
     degraded = public_degraded(gathered.degraded)
     page = HomeResponse(slots=slots, degraded=degraded, request_id=contexts.request_id)
-    # Encoded here with a prepared encoder (the page holds only msgspec types); the schema still
-    # documents HomeResponse.
-    return Response(_ENCODE(page), media_type=MediaType.JSON)  # type: ignore[arg-type]
+    # Encoded here with a prepared encoder (the page holds only msgspec types) and handed on as it is;
+    # the schema still documents HomeResponse.
+    return EncodedJSON(_ENCODE(page))  # type: ignore[return-value]
 
 
 _ENCODE = msgspec.json.Encoder().encode
