@@ -47,7 +47,9 @@ class Guard:
     def free(self) -> bool:
         """True when a call may start with no bookkeeping: the breaker is closed (it then admits
         every call and counts none) and the bulkhead has room."""
-        return self.breaker.state is _CLOSED and self.bulkhead.available > 0
+        # Their fields, not their properties: asked once per plugin call on the dispatcher's fast path.
+        bulkhead = self.bulkhead
+        return self.breaker._state is _CLOSED and bulkhead._active < bulkhead._max
 
     def admit(self) -> str | None:
         """``None`` when the call may run (a bulkhead place is then taken), else why not.
@@ -94,6 +96,7 @@ class Guards:
         self.clock = clock
         self._listeners = [_log_transition, *listeners]
         self._by_key: dict[tuple[str, str], Guard] = {}
+        self._by_hook: dict[str, dict[str, Guard]] = {}
 
     def get(self, plugin: str, hook: str) -> Guard:
         """The guard of ``plugin`` × ``hook`` (made on first use)."""
@@ -105,7 +108,16 @@ class Guards:
             guard = self._by_key[(plugin, hook)] = Guard(
                 plugin, hook, breaker, Bulkhead(self._bulkhead_size, name=name)
             )
+            self.of_hook(hook)[plugin] = guard
         return guard
+
+    def of_hook(self, hook: str) -> dict[str, Guard]:
+        """The guards of ``hook`` made so far, by plugin id (live: :meth:`get` adds to it). A caller
+        looping over plugins looks each up here, and asks :meth:`get` only for one not made yet."""
+        by_plugin = self._by_hook.get(hook)
+        if by_plugin is None:
+            by_plugin = self._by_hook[hook] = {}
+        return by_plugin
 
     def deadline_s(self, hook: str) -> float:
         """The deadline of ``hook`` in seconds: how long a call admitted now may still be running."""
