@@ -17,7 +17,7 @@ import msgspec
 import pytest
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.data.storage import SqlPluginStorage
-from fulcrum_core.dispatch.context import PAIRWISE_KEY_FILE, ContextFactory
+from fulcrum_core.dispatch.context import PAIRWISE_KEY_FILE, ContextFactory, partner_request_id
 from fulcrum_core.errors import Forbidden
 from fulcrum_core.plugins import PluginSet, get_plugin_manager
 from fulcrum_core.settings import Settings
@@ -188,6 +188,20 @@ def test_partners_in_one_request_see_request_ids_of_their_own(settings: Settings
     again = factory.for_request(CUSTOMER, request_id="req-1", now=NOW).for_plugin(plugins.loaded["partner-a"])
     assert again.request_id == seen["partner-a", "req-1"]
     assert factory.partner_request_id("partner-a", "") == ""
+
+
+def test_a_partners_request_id_is_what_the_support_tools_compute(
+    settings: Settings, db: Any, plugins: PluginSet
+) -> None:
+    """The host's id for a partner, however it is computed per request, is the documented HMAC the
+    support tools compute from the secret alone, for every plugin and request, asked again or not."""
+    factory = _factory(settings, db, plugins)
+    secret = factory._pairwise_secret()
+    for _ in range(2):
+        for pid in ("partner", "dept", "partner-with-a-longer-id"):
+            for request_id in ("req-1", "req-2", "r" * 64, "请求-1"):
+                expected = partner_request_id(secret, pid, request_id)
+                assert factory.partner_request_id(pid, request_id) == expected
 
 
 def test_partners_see_the_request_time_to_the_second(settings: Settings, db: Any, kit: Any) -> None:

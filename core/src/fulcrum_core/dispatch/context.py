@@ -87,8 +87,12 @@ def partner_request_id(secret: bytes, plugin_id: str, request_id: str) -> str:
     """The id partner ``plugin_id`` sees for the host's ``request_id`` under the pairwise ``secret``
     (see :meth:`ContextFactory.partner_request_id`); support tools compute it the same way."""
     # The NUL byte keeps these messages apart from the pairwise ids' "{plugin_id}:{customer_ref}".
-    message = f"\0request\0{plugin_id}\0{request_id}".encode()
+    message = f"{_request_prefix(plugin_id)}{request_id}".encode()
     return hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
+
+
+def _request_prefix(plugin_id: str) -> str:
+    return f"\0request\0{plugin_id}\0"
 
 
 def existing_pairwise_secret(settings: Settings) -> bytes | None:
@@ -133,6 +137,8 @@ class ContextFactory:
         self._lock = threading.Lock()
         self._storages: dict[str, PluginStorage] = {}
         self._pairwise: dict[tuple[str, str], str] = {}
+        # Per partner: the HMAC of its request ids' common prefix, copied and finished per request.
+        self._request_macs: dict[str, hmac.HMAC] = {}
         # Live consents per customer, shared by this host's requests; ConsentStore writes invalidate it.
         self.consent_cache = attach(db, ConsentCache(settings.consent_cache_ms))
         # Reads of a provider that does I/O in flight at once, hung ones included: a bank that hangs
@@ -190,7 +196,16 @@ class ContextFactory:
         the pairwise secret. Every partner called in one request sees a different id, so the id they
         share cannot link their pairwise customer ids; the host (who holds the secret) can still
         compute it from its own logs' id to follow a partner's report. Empty stays empty."""
-        return partner_request_id(self._pairwise_secret(), plugin_id, request_id) if request_id else ""
+        if not request_id:
+            return ""
+        # :func:`partner_request_id`, with the secret and the plugin's prefix hashed once per plugin.
+        mac = self._request_macs.get(plugin_id)
+        if mac is None:
+            mac = hmac.new(self._pairwise_secret(), _request_prefix(plugin_id).encode(), hashlib.sha256)
+            self._request_macs[plugin_id] = mac
+        mac = mac.copy()
+        mac.update(request_id.encode())
+        return mac.hexdigest()[:32]
 
     def storage(self, plugin_id: str, *, fresh: bool = False) -> PluginStorage:
         """The plugin's private storage (one per plugin, reused across requests, with one read cache).
