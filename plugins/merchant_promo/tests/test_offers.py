@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from fulcrum_merchant_promo.home import home_slot_offers
 from fulcrum_merchant_promo.redeem import REDEEM_COUPON
 from fulcrum_sdk.storage import MemoryStorage
 from fulcrum_sdk.testing import PluginHarness
@@ -87,3 +89,18 @@ def test_placements_vanish_without_their_scopes(make_harness: MakeHarness) -> No
     assert harness.home_slot_offers() == []
     assert harness.search("茶饮") == []
     assert harness.feed_items("life") == []
+
+
+def test_pages_with_the_same_stock_share_their_banners(
+    make_harness: MakeHarness, storage: MemoryStorage
+) -> None:
+    """Two pages with the same stock left get the same banner objects (the host then neither re-checks
+    nor re-wraps them); once the stock moves, the banner says so."""
+    harness = make_harness("young_professional")
+    first, second = (asyncio.run(home_slot_offers(harness.context())) for _ in range(2))
+    assert len(first) == 2
+    assert all(a is b for a, b in zip(first, second, strict=True))
+    storage.add("stock-taken:SZ-TEA-10", 1)
+    tea = next(o for o in asyncio.run(home_slot_offers(harness.context())) if o.key == "coupon-SZ-TEA-10")
+    assert tea.subtitle is not None
+    assert "剩余 499 张" in tea.subtitle.zh_CN

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from fulcrum_pension.contribution import PERSONAL_CONTRIBUTION
+from fulcrum_pension.home import home_slot_offers
 from fulcrum_sdk import SlotOffer
 from fulcrum_sdk.testing import PluginHarness
 
@@ -89,3 +91,11 @@ def test_the_room_is_formatted_the_same_in_both_offers(make_harness: MakeHarness
     assert notice.title.zh_CN.startswith("个人养老金今年还可缴存 ¥8,765.44，")
     assert notice.title.en is not None
     assert notice.title.en.startswith("¥8,765.44 of personal pension room left this year")
+
+
+def test_pages_with_the_same_room_share_their_offers(make_harness: MakeHarness) -> None:
+    """Two pages with the same room left get the same entry and notice objects (the host then neither
+    re-checks nor re-wraps them); their content is checked by the tests above."""
+    first, second = (asyncio.run(home_slot_offers(make_harness().context())) for _ in range(2))
+    assert [o.slot for o in first] == ["home.kingkong/v1", "home.notice/v1"]
+    assert all(a is b for a, b in zip(first, second, strict=True))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
+import msgspec
 from fulcrum_sdk import SlotOffer
 from fulcrum_sdk.storage import MemoryStorage
 from fulcrum_sdk.testing import PERSONAS, PluginHarness
+from fulcrum_wealth_checkup.home import _score_banner, home_slot_offers
 
 MakeHarness = Callable[..., PluginHarness]
 
@@ -99,3 +102,12 @@ def test_without_holdings_a_generic_banner_and_no_data_kept(
 def test_offers_vanish_without_slot_scopes(make_harness: MakeHarness) -> None:
     """With data scopes but no placement scopes the plugin offers nothing."""
     assert make_harness("affluent", scopes=DATA).home_slot_offers() == []
+
+
+def test_pages_with_one_score_share_one_banner_object(make_harness: MakeHarness) -> None:
+    """The hook hands every page with the same score and weakest part the same banner object (the host
+    then neither re-checks nor re-wraps it), and its content is what a fresh build gives."""
+    pages = [asyncio.run(home_slot_offers(make_harness(name).context())) for name in ("young_family",) * 2]
+    assert pages[0][1] is pages[1][1]
+    fresh = _score_banner.__wrapped__(84, "allocation")
+    assert msgspec.json.encode(pages[0][1]) == msgspec.json.encode(fresh)

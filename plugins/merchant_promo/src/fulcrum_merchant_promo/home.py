@@ -51,28 +51,32 @@ def _banners() -> dict[str, _Banner]:
     return {c.id: _banner_of(c) for c in coupons()}
 
 
+@functools.lru_cache(maxsize=4096)
+def _offer(coupon: Coupon, left: int, rank: int) -> SlotOffer:
+    """``coupon``'s banner with ``left`` in stock at priority ``rank``: one shared offer per combination
+    (a page seen before formats nothing, and the host answers an offer it has checked by identity)."""
+    b = _banners()[coupon.id]
+    return SlotOffer(
+        slot="home.banner/v1",
+        key=f"coupon-{coupon.id}",
+        title=b.title,
+        subtitle=LocalizedText(
+            zh_CN=f"{b.zh_before}{left}{b.zh_after}", en=f"{b.en_before}{left}{b.en_after}"
+        ),
+        action=b.action,
+        priority=rank,
+        valid_from=coupon.valid_from,
+        valid_until=coupon.valid_until + LAST_MOMENT,
+    )
+
+
 @hookimpl
 async def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
     """One banner per featured, redeemable coupon in the customer's city (stock from one read)."""
     if not ctx.has_scope("slot:home.banner"):
         return []
     segment = segment_of(ctx)
-    banners = _banners()
-    offers = []
-    for coupon, left in await local_offers(ctx, featured_only=True):
-        b = banners[coupon.id]
-        offers.append(
-            SlotOffer(
-                slot="home.banner/v1",
-                key=f"coupon-{coupon.id}",
-                title=b.title,
-                subtitle=LocalizedText(
-                    zh_CN=f"{b.zh_before}{left}{b.zh_after}", en=f"{b.en_before}{left}{b.en_after}"
-                ),
-                action=b.action,
-                priority=priority(coupon, segment),
-                valid_from=coupon.valid_from,
-                valid_until=coupon.valid_until + LAST_MOMENT,
-            )
-        )
-    return offers
+    return [
+        _offer(coupon, left, priority(coupon, segment))
+        for coupon, left in await local_offers(ctx, featured_only=True)
+    ]

@@ -30,6 +30,10 @@ _PLAIN_ENTRY = SlotOffer(
 )
 # Frozen and never varying, so every request shares them.
 
+_SHARED = 4096
+"""Offers kept per amount of room left: a page with an amount seen before reuses its offer (neither
+formatted again nor checked again by the host, which answers an offer it has seen by identity)."""
+
 
 @functools.lru_cache(maxsize=4)
 def _year_end(year: int) -> datetime:
@@ -38,44 +42,51 @@ def _year_end(year: int) -> datetime:
     return datetime(year + 1, 1, 1, tzinfo=CHINA_TZ)
 
 
+@functools.lru_cache(maxsize=_SHARED)
+def _entry(left_fen: int) -> SlotOffer:
+    """The grid entry mentioning ``left_fen`` of room this year."""
+    left = yuan(left_fen)
+    return SlotOffer(
+        slot="home.kingkong/v1",
+        key="pension-entry",
+        title=_ENTRY_TITLE,
+        subtitle=LocalizedText(zh_CN=f"今年还可缴 {left}", en=f"{left} left this year"),
+        action=_OVERVIEW,
+        priority=250,
+    )
+
+
+@functools.lru_cache(maxsize=_SHARED)
+def _notice(left_fen: int, year: int) -> SlotOffer:
+    """The year-end notice of ``year`` about ``left_fen`` of room."""
+    left = yuan(left_fen)
+    return SlotOffer(
+        slot="home.notice/v1",
+        key=f"pension-year-end-{year}",
+        title=LocalizedText(
+            zh_CN=f"个人养老金今年还可缴存 {left}，12月31日前缴存可抵扣本年度个税",
+            en=f"{left} of personal pension room left this year; "
+            "contribute by 31 December to cut this year's tax",
+        ),
+        action=_CONTRIBUTE,
+        priority=600,
+        valid_until=_year_end(year),
+    )
+
+
 @hookimpl
 async def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
     """The kingkong entry always; the notice only near year end with room left.
 
-    The room left is formatted once for both offers, and the calendar is read only for the notice.
+    Offers for one amount of room are shared across pages, and the calendar is read only for the notice.
     """
     snap = await snapshot(ctx)
     left_fen = snap.room.left_fen if snap is not None and snap.room is not None else 0
-    left = yuan(left_fen) if left_fen else ""
     offers: list[SlotOffer] = []
     if ctx.has_scope("slot:home.kingkong"):
-        if left_fen:
-            entry = SlotOffer(
-                slot="home.kingkong/v1",
-                key="pension-entry",
-                title=_ENTRY_TITLE,
-                subtitle=LocalizedText(zh_CN=f"今年还可缴 {left}", en=f"{left} left this year"),
-                action=_OVERVIEW,
-                priority=250,
-            )
-        else:
-            entry = _PLAIN_ENTRY
-        offers.append(entry)
+        offers.append(_entry(left_fen) if left_fen else _PLAIN_ENTRY)
     if left_fen > 0 and ctx.has_scope("slot:home.notice"):
         today = local_date(ctx.now)
         if today.month >= NOTICE_FROM_MONTH:
-            offers.append(
-                SlotOffer(
-                    slot="home.notice/v1",
-                    key=f"pension-year-end-{today.year}",
-                    title=LocalizedText(
-                        zh_CN=f"个人养老金今年还可缴存 {left}，12月31日前缴存可抵扣本年度个税",
-                        en=f"{left} of personal pension room left this year; "
-                        "contribute by 31 December to cut this year's tax",
-                    ),
-                    action=_CONTRIBUTE,
-                    priority=600,
-                    valid_until=_year_end(today.year),
-                )
-            )
+            offers.append(_notice(left_fen, today.year))
     return offers

@@ -8,13 +8,14 @@ two workers can both show the same popup, which is harmless, and this worker alw
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import msgspec
 from fulcrum_sdk import Action, LocalizedText, PluginContext, SlotOffer, hookimpl
 
 from fulcrum_wealth_checkup._report import glance_at
-from fulcrum_wealth_checkup.scoring import PART_TITLES, CheckUp, Glance
+from fulcrum_wealth_checkup.scoring import PART_TITLES, CheckUp, Glance, PartKey
 
 __all__ = ["REPORT_URI", "Seen", "home_slot_offers", "notable_change"]
 
@@ -89,20 +90,24 @@ _MISMATCH_TITLE = LocalizedText(
 
 
 def _banner(report: Glance | None) -> SlotOffer:
-    if report is None:
-        return _INVITATION
-    weakest = PART_TITLES[report.weakest]
+    return _INVITATION if report is None else _score_banner(report.score, report.weakest)
+
+
+@functools.lru_cache(maxsize=len(PART_TITLES) * 101)
+def _score_banner(score: int, weakest_part: PartKey) -> SlotOffer:
+    """The banner of a score and its weakest part: one shared offer per pair (there are at most 505),
+    so a page neither formats it again nor has the host check a new object."""
+    weakest = PART_TITLES[weakest_part]
     return SlotOffer(
         slot="home.banner/v1",
         key="wealth-checkup-banner",
         title=_REPORT_TITLE,
         subtitle=LocalizedText(
-            zh_CN=f"健康分 {report.score} 分 · 最需关注：{weakest.zh_CN}",
-            en=f"Score {report.score} · Needs attention: {weakest.en}",
+            zh_CN=f"健康分 {score} 分 · 最需关注：{weakest.zh_CN}",
+            en=f"Score {score} · Needs attention: {weakest.en}",
         ),
         action=_REPORT_ACTION,
-        priority=200
-        + (100 - report.score) * 3,  # the weaker the score, the stronger the claim on the carousel
+        priority=200 + (100 - score) * 3,  # the weaker the score, the stronger the claim on the carousel
     )
 
 
