@@ -23,6 +23,7 @@ from fulcrum_core.plugins import PluginSet, get_plugin_manager
 from fulcrum_core.settings import Settings
 from fulcrum_sdk.data import StaticDataProvider
 from fulcrum_sdk.errors import DataUnavailable, ScopeDenied
+from fulcrum_sdk.scopes import SCOPES
 from fulcrum_sdk.testing import PERSONAS
 
 CUSTOMER = "synthetic-affluent"
@@ -202,6 +203,41 @@ def test_a_partners_request_id_is_what_the_support_tools_compute(
             for request_id in ("req-1", "req-2", "r" * 64, "请求-1"):
                 expected = partner_request_id(secret, pid, request_id)
                 assert factory.partner_request_id(pid, request_id) == expected
+
+
+def _view(ctx: Any) -> tuple[Any, ...]:
+    """Everything a context gives its plugin, its data view by what each scope allows."""
+    fields = [getattr(ctx, f) for f in ctx.__struct_fields__ if f != "data"]
+    return (*fields, tuple(ctx.data.access(scope) for scope in sorted(SCOPES)))
+
+
+def test_a_pages_contexts_are_the_ones_each_plugin_gets_alone(settings: Settings, db: Any, kit: Any) -> None:
+    """``for_plugins`` (a whole page at once) gives every plugin the context ``for_plugin`` gives it: an
+    internal plugin with and without ``profile:basic``, and a partner (pairwise id, consent, its own
+    request id and time), each built once per request."""
+    scopes = ["search:contribute", "holdings:read"]
+    plugins = get_plugin_manager(
+        settings,
+        load_entry_points=False,
+        extra_plugins=[
+            kit.plugin("dept", scopes=[*scopes, "profile:basic"], search=lambda ctx, query: []),
+            kit.plugin("dept-plain", scopes=scopes, search=lambda ctx, query: []),
+            kit.plugin(
+                "partner", kind="partner", scopes=[*scopes, "profile:basic"], search=lambda ctx, query: []
+            ),
+        ],
+    )
+    factory = _factory(settings, db, plugins)
+    ConsentStore(db).grant(CUSTOMER, "partner", ["profile:basic"], "推荐", NOW + timedelta(days=30), now=NOW)
+    exact = NOW.replace(microsecond=123_456)
+    page = factory.for_request(CUSTOMER, request_id="r-1", now=exact)
+    together = page.for_plugins(list(plugins.loaded.values()))
+    alone = factory.for_request(CUSTOMER, request_id="r-1", now=exact)
+    assert [p.id for p, _ in together] == ["dept", "dept-plain", "partner"]
+    for plugin, ctx in together:
+        assert _view(ctx) == _view(alone.for_plugin(plugin)), plugin.id
+        assert page.for_plugin(plugin) is ctx  # built once per request
+    assert [c for _, c in page.for_plugins(list(plugins.loaded.values()))] == [c for _, c in together]
 
 
 def test_partners_see_the_request_time_to_the_second(settings: Settings, db: Any, kit: Any) -> None:

@@ -110,7 +110,7 @@ async def plugin_calls(
     plugins = contexts.select(plugins)
     if contexts.needs_io(plugins):
         await contexts.aconsents(until=contexts.data_until)
-    calls = [(plugin, contexts.for_plugin(plugin)) for plugin in plugins]
+    calls = contexts.for_plugins(plugins)
     if contexts.provider_blocks:
         # The bank's records are read here, in a worker thread, never by a plugin on the event loop.
         await contexts.aprefetch([ctx for _, ctx in calls], until=contexts.data_until)
