@@ -18,10 +18,22 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests import sqlite_guard
+
 if TYPE_CHECKING:
     from fulcrum_core.data.db import Database
 
 POSTGRES_ENV = "FULCRUM_TEST_POSTGRES_URL"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A SQLite connection left to the garbage collector warns (so fails) on every Python, as on 3.13."""
+    sqlite_guard.install()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give ``sqlite3.connect`` back."""
+    sqlite_guard.uninstall()
 
 
 @pytest.fixture
