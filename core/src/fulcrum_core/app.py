@@ -55,6 +55,32 @@ def build_runtime(
     then (outside dev mode) an entry point is imported only after its files are verified against the
     approved wheel: a tampered or unapproved plugin's module body never runs."""
     db = Database(settings.resolved_database_url(), statement_timeout_ms=settings.db_statement_timeout_ms)
+    try:
+        return _assemble(
+            settings,
+            db,
+            provider=provider,
+            extra_plugins=extra_plugins,
+            load_entry_points=load_entry_points,
+            obey_registry=obey_registry,
+        )
+    except BaseException:
+        # Nothing else holds the database yet: its pooled connection (the admission gate has read the
+        # registry) would otherwise be closed by the garbage collector, whenever it runs.
+        db.dispose()
+        raise
+
+
+def _assemble(
+    settings: Settings,
+    db: Database,
+    *,
+    provider: DataProvider | None,
+    extra_plugins: Sequence[object],
+    load_entry_points: bool,
+    obey_registry: bool | None,
+) -> Runtime:
+    """The runtime's parts around ``db`` (:func:`build_runtime` closes ``db`` when this raises)."""
     data = provider if provider is not None else DemoDataProvider.from_seed()
     obey = load_entry_points if obey_registry is None else obey_registry
     gate = admission_gate(settings, db) if obey and load_entry_points and not settings.dev_mode else None
