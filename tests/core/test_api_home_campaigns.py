@@ -289,3 +289,24 @@ def test_a_miss_waits_within_the_pages_plugin_deadline(
     monkeypatch.setattr(home_module, "collect", noted_collect)
     assert app.get("/v1/home").json()["degraded"] == []
     assert seen["until"] <= seen["calls_start"] + 2.0
+
+
+def test_a_reinstated_plugin_is_asked_again_not_served_what_it_offered_before(
+    make_app: Any, kit: Any
+) -> None:
+    """Campaigns held when the registry suspends a plugin are forgotten: reinstated (the same release
+    and grant, so the same loaded plugin) within the TTL, it is called again and its current offers
+    are shown, not those from before the suspension."""
+    camp = Counting([kit.offer("home.banner", "before")])
+    grant = frozenset({"slot:home.banner"})
+    plugin = kit.plugin("camp", scopes=["slot:home.banner"], home_slot_campaigns=camp.hook())
+    app = make_app(plugin, **RELAXED)
+    _with_clock(app)
+    assert _shown(app.get("/v1/home").json()) == {"before"}
+    app.runtime.plugins.set_policy({"camp": PluginPolicy(active=False, granted_scopes=grant)})
+    assert _shown(app.get("/v1/home").json()) == set()
+    camp.offers = [kit.offer("home.banner", "after")]
+    app.runtime.plugins.set_policy({"camp": PluginPolicy(active=True, granted_scopes=grant)})
+    assert _shown(app.get("/v1/home").json()) == {"after"}
+    assert len(camp.calls) == 2
+

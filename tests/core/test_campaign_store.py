@@ -238,3 +238,29 @@ def test_the_ttl_comes_from_the_environment_and_refuses_negatives() -> None:
     assert load_settings(environ={"FULCRUM_CAMPAIGN_TTL_MS": "0"}).campaign_ttl_ms == 0
     with pytest.raises(SettingsError, match="FULCRUM_CAMPAIGN_TTL_MS"):
         load_settings(environ={"FULCRUM_CAMPAIGN_TTL_MS": "-1"})
+
+
+async def test_retain_forgets_the_plugins_switched_off_and_what_their_running_calls_bring(
+    settings: Settings, kit: Any
+) -> None:
+    """``retain`` drops every entry of a plugin not among those that may run, and a call of it that
+    was running then lands for nobody: when it runs again, it is asked anew."""
+    release = asyncio.Event()
+    hook = Campaigner(kit)
+    store, plugin, _ = _setup(settings, kit, hook)
+    await _page(store, plugin)
+    store.retain([plugin])
+    assert len(store) == 1
+    store.retain([])
+    assert len(store) == 0
+
+    async def slow(ctx: AudienceContext) -> list[SlotOffer]:
+        await release.wait()
+        return [kit.offer("home.banner", "late")]
+
+    store, plugin, _ = _setup(settings, kit, slow)
+    store.for_page([plugin], Page())
+    store.retain([])
+    release.set()
+    await _flights(store)
+    assert len(store) == 0

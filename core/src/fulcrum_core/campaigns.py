@@ -12,6 +12,9 @@ logs) with an :class:`~fulcrum_sdk.context.AudienceContext`, which holds nothing
 A failed refresh keeps the entry until it lapses and is retried after :data:`RETRY_AFTER` of the TTL;
 once it lapses, pages list the plugin as degraded until a call succeeds (its breaker then decides
 how often it is tried). With ``campaign_ttl_ms = 0`` nothing is kept: every page calls the plugin.
+When the running plugins change, the home page has the store forget every other plugin's entries
+(:meth:`CampaignStore.retain`): a plugin suspended and reinstated is asked again, never shown what it
+offered before.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import contextvars
 import functools
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Final, NamedTuple, Protocol
 
@@ -91,9 +94,20 @@ class CampaignStore:
         self._clock = clock
         self._entries: dict[_Key, _Entry] = {}
         self._flights: dict[_Key, asyncio.Task[Fetched]] = {}
+        # The plugins that may run (see :meth:`retain`); ``None``: not told yet, any may.
+        self._running: frozenset[LoadedPlugin] | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def retain(self, plugins: Iterable[LoadedPlugin]) -> None:
+        """Forget the entries of every plugin but ``plugins`` (those that may run now), and keep none of
+        theirs that a call still running brings: a plugin suspended and then reinstated (the same
+        loaded plugin again) is asked anew, never served what it offered before its suspension."""
+        running = frozenset(plugins)
+        self._running = running
+        for key in [k for k in self._entries if k[0] not in running]:
+            del self._entries[key]
 
     def for_page(
         self, plugins: Sequence[LoadedPlugin], request: PageRequest
@@ -159,6 +173,8 @@ class CampaignStore:
         return fetched
 
     def _put(self, key: _Key, entry: _Entry) -> None:
+        if self._running is not None and key[0] not in self._running:
+            return  # switched off while its call ran: kept for nobody
         entries = self._entries
         entries.pop(key, None)
         entries[key] = entry  # last in order: the oldest entries go first when the store is full

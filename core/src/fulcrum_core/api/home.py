@@ -18,7 +18,7 @@ from fulcrum_core.api.input_problems import DATA_UNAVAILABLE_RESPONSE
 from fulcrum_core.assembly.common import DegradedPlugin, public_degraded
 from fulcrum_core.assembly.defaults import fill_empty_slots
 from fulcrum_core.assembly.home import HomeItem, assemble_home, capped_slots
-from fulcrum_core.campaigns import HOOK, Waiting, campaigns_of, collect
+from fulcrum_core.campaigns import CAMPAIGNS, HOOK, Waiting, campaigns_of, collect
 from fulcrum_core.plugins import LoadedPlugin
 from fulcrum_core.runtime import Runtime, runtime_of
 
@@ -57,6 +57,9 @@ def _home_plugins(runtime: Runtime) -> _HomePlugins:
     granted = {p.id: p.granted for p in (*offering, *campaigning)}
     bound = [p for p in campaigning if p.kind == "partner" and "profile:basic" in p.granted]
     chosen = _HomePlugins(offering, campaigning, granted, bound)
+    if campaigns or CAMPAIGNS in runtime.extras:
+        # A plugin switched off (suspended, quarantined, its grant changed) loses what was held for it.
+        campaigns_of(runtime).retain(campaigning)
     runtime.extras[_HOME_PLUGINS] = (enabled, campaigns, chosen)
     return chosen
 
