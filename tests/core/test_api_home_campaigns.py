@@ -310,3 +310,26 @@ def test_a_reinstated_plugin_is_asked_again_not_served_what_it_offered_before(
     assert _shown(app.get("/v1/home").json()) == {"after"}
     assert len(camp.calls) == 2
 
+
+def test_a_partners_campaign_call_gets_the_time_to_the_second_only(
+    make_app: Any, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partner's campaign call is not given the exact instant of the page whose miss started it (as
+    its per-customer context is not): that instant, the same for every partner the page calls, would
+    link their calls to one page and customer."""
+    exact = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=UTC)
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return exact
+
+    monkeypatch.setattr(context_module, "datetime", Frozen)
+    camp = Counting([])
+    plugin = kit.plugin(
+        "partner", kind="partner", scopes=["slot:home.banner"], home_slot_campaigns=camp.hook()
+    )
+    app = make_app(plugin, **RELAXED)
+    assert app.get("/v1/home").status_code == 200
+    (ctx,) = camp.calls
+    assert ctx.now == exact.replace(microsecond=0)

@@ -154,9 +154,11 @@ class CampaignStore:
         started = self._clock()
         request_id = new_request_id(None)
         REQUEST_ID.set(request_id)
+        # To the second: the exact instant of the page whose miss started this shared call is no
+        # plugin's business (for partners it would link their calls to that page, as in _build).
         ctx = AudienceContext(
-            plugin_id=plugin.id, scopes=plugin.granted, now=now, settings=dict(settings),
-            request_id=request_id,
+            plugin_id=plugin.id, scopes=plugin.granted, now=now.replace(microsecond=0),
+            settings=dict(settings), request_id=request_id,
         )
         gathered = await self._dispatcher.call_many(HOOK, [(plugin, ctx)])
         offers = gathered.results.get(plugin.id)

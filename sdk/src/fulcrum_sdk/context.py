@@ -274,7 +274,8 @@ class AudienceContext(msgspec.Struct, frozen=True, kw_only=True):
     There is no ``customer``, ``data`` or ``storage``: campaign offers are computed once for everyone the
     plugin is on for and kept by the host, so they cannot be personalized (target them with
     :class:`~fulcrum_sdk.models.Targeting`; the host reads it per customer). ``scopes`` is what the
-    platform granted; ``settings`` the plugin's effective settings (one branch's, when branches set
+    platform granted; ``now`` the time of the call, to the second (the call is shared, so it is not any
+    one page's instant); ``settings`` the plugin's effective settings (one branch's, when branches set
     some: the host asks once per distinct settings); ``request_id`` names this call for logs.
     """
 
