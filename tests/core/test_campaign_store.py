@@ -264,3 +264,27 @@ async def test_retain_forgets_the_plugins_switched_off_and_what_their_running_ca
     release.set()
     await _flights(store)
     assert len(store) == 0
+
+
+async def test_a_call_left_on_another_event_loop_does_not_stop_the_refresh(
+    settings: Settings, kit: Any
+) -> None:
+    """A call started on an event loop that ended without finishing it (an app served on another loop
+    with the same runtime) never lands: a hit past the refresh point starts one on this loop instead of
+    waiting for it, so the entry is refreshed ahead rather than left to lapse."""
+    hook = Campaigner(kit)
+    store, plugin, clock = _setup(settings, kit, hook)
+    await _page(store, plugin)
+    (key,) = store._entries
+    other = asyncio.new_event_loop()
+    try:
+        stranded: asyncio.Future[Any] = other.create_future()  # what the other loop left behind
+        store._flights[key] = stranded  # type: ignore[assignment]
+        clock.now += TTL_MS / 1000 * 0.95
+        offers, waiting = store.for_page([plugin], Page())
+        assert ([o.key for o in offers["camp"]], waiting) == (["v1"], [])
+        assert store._flights[key] is not stranded
+        await _flights(store)
+        assert await _page(store, plugin) == ["v2"]
+    finally:
+        other.close()

@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Final, NamedTuple, Protocol
+from typing import Final, NamedTuple, Protocol, TypeGuard
 
 from fulcrum_sdk.context import AudienceContext
 from fulcrum_sdk.models import SlotOffer
@@ -119,6 +119,7 @@ class CampaignStore:
         waiting: Waiting = []
         clock = self._clock()
         entries = self._entries
+        flights = self._flights
         settings_of = request.settings_of
         for plugin in plugins:
             settings = settings_of(plugin)
@@ -126,13 +127,13 @@ class CampaignStore:
             entry = entries.get(key)
             if entry is not None:
                 if clock < entry.fresh_until:
-                    if clock >= entry.refresh_at and key not in self._flights:
+                    if clock >= entry.refresh_at and not _runs_here(flights.get(key)):
                         self._start(key, plugin, settings, request.now, refresh=True)
                     offers[plugin.id] = entry.offers
                     continue
                 del entries[key]  # lapsed: never served
-            flight = self._flights.get(key)
-            if flight is None or flight.get_loop() is not asyncio.get_running_loop():
+            flight = flights.get(key)
+            if not _runs_here(flight):
                 flight = self._start(key, plugin, settings, request.now, refresh=False)
             waiting.append((plugin.id, flight))
         return offers, waiting
@@ -203,6 +204,12 @@ class CampaignStore:
             del self._flights[key]
         if not task.cancelled() and task.exception() is not None:
             log.error("fetching campaigns failed in the host", exc_info=task.exception())
+
+
+def _runs_here(flight: asyncio.Task[Fetched] | None) -> TypeGuard[asyncio.Task[Fetched]]:
+    """True when ``flight`` is a call on the running event loop: one left on a loop that ended without
+    finishing it never lands, so it is neither waited for nor counted as a refresh under way."""
+    return flight is not None and flight.get_loop() is asyncio.get_running_loop()
 
 
 async def collect(waiting: Waiting, offers: dict[str, tuple[SlotOffer, ...]], until: float) -> list[Degraded]:
