@@ -39,7 +39,8 @@ class Clock:
 
 
 class Page:
-    """What the store asks of a request: ``now`` and each plugin's effective settings."""
+    """What the store asks of a request: ``now`` and each plugin's effective settings (the page's are
+    the only ones the plugin has)."""
 
     def __init__(self, settings: Mapping[str, str] | None = None) -> None:
         self.now = NOW
@@ -47,6 +48,9 @@ class Page:
 
     def settings_of(self, plugin: LoadedPlugin) -> Mapping[str, str]:
         return plugin.settings if self._settings is None else self._settings
+
+    def settings_variants_of(self, plugin: LoadedPlugin) -> list[Mapping[str, str]]:
+        return [self.settings_of(plugin)]
 
 
 class Campaigner:
@@ -288,3 +292,37 @@ async def test_a_call_left_on_another_event_loop_does_not_stop_the_refresh(
         assert await _page(store, plugin) == ["v2"]
     finally:
         other.close()
+
+
+class BranchPage(Page):
+    """A page whose customer's branch has ``settings``, of a plugin that has ``variants`` in all."""
+
+    def __init__(self, settings: Mapping[str, str], variants: list[Mapping[str, str]]) -> None:
+        super().__init__(settings)
+        self.variants = variants
+
+    def settings_variants_of(self, plugin: LoadedPlugin) -> list[Mapping[str, str]]:
+        return self.variants
+
+
+async def test_every_settings_is_called_and_refreshed_together(settings: Settings, kit: Any) -> None:
+    """A miss or a refresh for one branch's settings calls the plugin with each of its settings (in
+    their fixed order), so no call says whose page started it; with ``campaign_ttl_ms = 0`` only the
+    page's own settings are called (nothing is kept for others)."""
+    variants: list[Mapping[str, str]] = [{"city": "hq"}, {"city": "shanghai"}]
+    hook = Campaigner(kit, lambda n: [kit.offer("home.banner", hook.calls[-1].settings["city"])])
+    store, plugin, clock = _setup(settings, kit, hook)
+    assert await _page(store, plugin, BranchPage({"city": "shanghai"}, variants)) == ["shanghai"]
+    await _flights(store)
+    assert [c.settings["city"] for c in hook.calls] == ["hq", "shanghai"]
+    assert await _page(store, plugin, BranchPage({"city": "hq"}, variants)) == ["hq"]
+    assert len(hook.calls) == 2
+    clock.now += TTL_MS / 1000 * 0.95
+    assert await _page(store, plugin, BranchPage({"city": "shanghai"}, variants)) == ["shanghai"]
+    await _flights(store)
+    assert [c.settings["city"] for c in hook.calls[2:]] == ["hq", "shanghai"]
+
+    hook.calls.clear()
+    store, plugin, _ = _setup(settings, kit, hook, ttl_ms=0)
+    assert await _page(store, plugin, BranchPage({"city": "shanghai"}, variants)) == ["shanghai"]
+    assert [c.settings["city"] for c in hook.calls] == ["shanghai"]

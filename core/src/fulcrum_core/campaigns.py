@@ -5,7 +5,9 @@ every page only filters them for its customer. An entry per loaded plugin (by id
 or a new grant is a new plugin) and effective settings holds the validated offers, served for
 ``campaign_ttl_ms`` from the start of the call that fetched them, never longer. A hit past the
 entry's refresh point (fixed per plugin between 60 % and 90 % of the TTL, as for the storage and
-consent caches) is served and starts one background refresh; concurrent misses share one call.
+consent caches) is served and starts one background refresh; concurrent misses share one call. A call
+for one of a plugin's settings starts those for all its others (other branches'), so none tells which
+branch's customer opened the page.
 Every call goes through the dispatcher (breaker, bulkhead, the home deadline, validation, metrics,
 logs) with an :class:`~fulcrum_sdk.context.AudienceContext`, which holds nothing about a customer.
 
@@ -68,11 +70,13 @@ class _Entry(NamedTuple):
 
 
 class PageRequest(Protocol):
-    """What the store asks of a request: each plugin's effective settings."""
+    """What the store asks of a request: each plugin's effective settings for this customer, and all
+    it has for anyone."""
 
     now: datetime
 
     def settings_of(self, plugin: LoadedPlugin) -> Mapping[str, str]: ...
+    def settings_variants_of(self, plugin: LoadedPlugin) -> Sequence[Mapping[str, str]]: ...
 
 
 class CampaignStore:
@@ -128,15 +132,44 @@ class CampaignStore:
             if entry is not None:
                 if clock < entry.fresh_until:
                     if clock >= entry.refresh_at and not _runs_here(flights.get(key)):
-                        self._start(key, plugin, settings, request.now, refresh=True)
+                        self._start_all(key, plugin, settings, request)
                     offers[plugin.id] = entry.offers
                     continue
                 del entries[key]  # lapsed: never served
             flight = flights.get(key)
             if not _runs_here(flight):
-                flight = self._start(key, plugin, settings, request.now, refresh=False)
+                flight = self._start_all(key, plugin, settings, request)
             waiting.append((plugin.id, flight))
         return offers, waiting
+
+    def _start_all(
+        self, key: _Key, plugin: LoadedPlugin, settings: Mapping[str, str], request: PageRequest
+    ) -> asyncio.Task[Fetched]:
+        """Start the call for ``key`` and, with it, one for each other settings ``plugin`` has (for
+        customers of other branches) not held fresh or called already; returns the one for ``key``.
+
+        Calls for one branch's settings alone, started by a page of one of its customers, would tell a
+        plugin without ``profile:basic`` (or a partner without the customer's consent to it) which
+        branch the customer it sees on that page is in: started together, in a fixed order, and
+        refreshed together from then on, they say only that someone opened a page."""
+        now = request.now
+        if self.ttl <= 0:  # nothing is kept: every page calls with its own settings only
+            return self._start(key, plugin, settings, now, refresh=False)
+        clock = self._clock()
+        mine: asyncio.Task[Fetched] | None = None
+        for variant in request.settings_variants_of(plugin):
+            other = (plugin, frozenset(variant.items()) if variant else _NO_SETTINGS)
+            if other == key:
+                if mine is None:
+                    mine = self._start(key, plugin, settings, now, refresh=key in self._entries)
+                continue
+            held = self._entries.get(other)
+            if _runs_here(self._flights.get(other)) or (held is not None and clock < held.refresh_at):
+                continue
+            self._start(other, plugin, variant, now, refresh=held is not None)
+        if mine is None:  # settings no branch has now (a reload in between): its own call only
+            mine = self._start(key, plugin, settings, now, refresh=key in self._entries)
+        return mine
 
     def _start(
         self, key: _Key, plugin: LoadedPlugin, settings: Mapping[str, str], now: datetime, *, refresh: bool

@@ -116,7 +116,8 @@ def home_slot_campaigns(
 
     **When**: rarely, not per request: on the first home page that needs them, then again at most once
     per ``campaign_ttl_ms`` (60 s by default) in each host worker, for each distinct effective
-    ``settings`` (branches may set their own). Every customer's page in between reuses the result.
+    ``settings`` (branches may set their own; all of them are called together, whichever branch's
+    customer opened the page). Every customer's page in between reuses the result.
     **Arguments**: ``ctx`` — an :class:`~fulcrum_sdk.context.AudienceContext`: the plugin's grant,
     ``now`` and settings, and no customer, customer data or storage (so nothing it returns can be
     personalized).

@@ -94,3 +94,15 @@ def test_a_branch_switching_the_plugin_off_gets_no_campaigns(app: Any, branches:
     assert store is not None
     assert store.refresh()
     assert _banner(app, SZ) == []
+
+
+def test_one_branchs_page_calls_for_every_branchs_settings_at_once(
+    app: Any, calls: list[AudienceContext]
+) -> None:
+    """The first page, of a 021 customer, starts the calls for every settings the plugin has where it is
+    on (HQ's and 021's, not 028's: off there), in a fixed order: a call with 021's settings alone,
+    when this customer's page opened, would tell a plugin that cannot see branches where they bank."""
+    assert _banner(app, SH) == ["city-shanghai"]
+    assert [c.settings["city"] for c in calls] == ["hq", "shanghai"]
+    assert _banner(app, SZ) == ["city-hq"]
+    assert len(calls) == 2

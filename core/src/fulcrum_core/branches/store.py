@@ -59,6 +59,8 @@ class _State:
     problems: tuple[BranchProblem, ...] = ()
     # HQ-only configurations for branches without a file, built on first use.
     hq_only: dict[str, EffectiveConfig] = field(default_factory=dict)
+    # Plugin id → its distinct resolved settings across HQ and the branches, built on first use.
+    variants: dict[str, tuple[Mapping[str, str], ...]] = field(default_factory=dict)
 
 
 class BranchConfigStore:
@@ -120,6 +122,20 @@ class BranchConfigStore:
         if found is None and branch_code not in self._state.configs:
             found = settings.get(("", plugin_id))
         return found if found is not None else _EMPTY
+
+    def settings_variants(self, plugin_id: str) -> tuple[Mapping[str, str], ...]:
+        """Every distinct resolved settings the plugin has where it is on (HQ's for branches without a
+        file, and each branch's), in a fixed order: what its audience-level calls are made with."""
+        state = self._state
+        found = state.variants.get(plugin_id)
+        if found is None:
+            distinct = {
+                frozenset(values.items()): values
+                for (_, pid), values in state.settings.items() if pid == plugin_id
+            }
+            found = tuple(distinct[k] for k in sorted(distinct, key=sorted))
+            state.variants[plugin_id] = found
+        return found
 
     def errors(self) -> list[BranchProblem]:
         """Every current problem: invalid files, unresolvable secrets, an unreachable registry."""

@@ -309,6 +309,15 @@ class RequestContexts:
             return plugin.settings
         return {**plugin.settings, **layered}  # the branch files override host-level settings
 
+    def settings_variants_of(self, plugin: LoadedPlugin) -> list[Mapping[str, str]]:
+        """Every effective settings ``plugin`` has for some customer (one per distinct branch settings,
+        in a fixed order), whoever this customer is: see :meth:`settings_of`."""
+        source = self._factory.branches
+        if source is None:
+            return [plugin.settings]
+        own = plugin.settings
+        return [{**own, **layered} if layered else own for layered in source.settings_variants(plugin.id)]
+
     @property
     def customer_ref(self) -> str:
         """The bank's own customer number (never handed to a partner plugin)."""
