@@ -41,8 +41,8 @@ from fulcrum_core.plugins import LoadedPlugin
 from fulcrum_core.runtime import Runtime
 
 __all__ = [
-    "CAMPAIGNS", "HOOK", "RETRY_AFTER", "CampaignStore", "Fetched", "PageRequest", "Waiting", "campaigns_of",
-    "collect",
+    "CAMPAIGNS", "HOOK", "RETRY_AFTER", "TOGETHER", "CampaignStore", "Fetched", "PageRequest", "Waiting",
+    "campaigns_of", "collect",
 ]
 
 log = logging.getLogger("fulcrum.campaigns")
@@ -50,6 +50,9 @@ log = logging.getLogger("fulcrum.campaigns")
 HOOK: Final = "home_slot_campaigns"
 RETRY_AFTER: Final = 0.05
 """The share of the TTL after which a failed refresh of a live entry may be tried again."""
+TOGETHER: Final = 0.05
+"""Another settings of the plugin due within this share of the TTL is refreshed with the one due now,
+so settings called together stay together (a call started a moment later is due a moment later)."""
 DEFAULT_MAX_ENTRIES: Final = 4096
 
 Fetched = tuple[SlotOffer, ...] | Degraded
@@ -164,7 +167,9 @@ class CampaignStore:
                     mine = self._start(key, plugin, settings, now, refresh=key in self._entries)
                 continue
             held = self._entries.get(other)
-            if _runs_here(self._flights.get(other)) or (held is not None and clock < held.refresh_at):
+            if _runs_here(self._flights.get(other)) or (
+                held is not None and clock < held.refresh_at - self.ttl * TOGETHER
+            ):
                 continue
             self._start(other, plugin, variant, now, refresh=held is not None)
         if mine is None:  # settings no branch has now (a reload in between): its own call only
