@@ -330,3 +330,25 @@ async def test_every_settings_is_called_and_refreshed_together(settings: Setting
     store, plugin, _ = _setup(settings, kit, hook, ttl_ms=0)
     assert await _page(store, plugin, BranchPage({"city": "shanghai"}, variants)) == ["shanghai"]
     assert [c.settings["city"] for c in hook.calls] == ["shanghai"]
+
+
+async def test_a_refresh_failing_in_the_host_is_retried_later_not_on_every_hit(
+    settings: Settings, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh that fails in the host itself (not the plugin) is logged and, like a plugin's failure,
+    tried again only after a share of the TTL: the hits meanwhile are served and start nothing."""
+    hook = Campaigner(kit)
+    store, plugin, clock = _setup(settings, kit, hook)
+    await _page(store, plugin)
+    attempts: list[int] = []
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(1)
+        raise RuntimeError("host bug")
+
+    monkeypatch.setattr(store._dispatcher, "call_many", broken)
+    clock.now += TTL_MS / 1000 * 0.95
+    for _ in range(3):
+        assert await _page(store, plugin) == ["v1"]
+        await _flights(store)
+    assert attempts == [1]

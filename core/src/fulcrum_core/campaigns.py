@@ -242,6 +242,7 @@ class CampaignStore:
             del self._flights[key]
         if not task.cancelled() and task.exception() is not None:
             log.error("fetching campaigns failed in the host", exc_info=task.exception())
+            self._retry_later(key, key[0].id)  # as after a plugin's failure: not again on the next hit
 
 
 def _runs_here(flight: asyncio.Task[Fetched] | None) -> TypeGuard[asyncio.Task[Fetched]]:
