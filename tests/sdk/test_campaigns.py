@@ -207,3 +207,14 @@ def test_the_partner_guides_example_runs_in_the_harness() -> None:
     )
     assert [o.key for o in with_basic.shown_offers()] == ["spring-sale", "mass-welcome"]
     assert with_basic.home_slot_campaigns()[0].title.zh_CN == "上海春季特惠"
+
+
+def test_the_harness_gives_the_campaign_call_the_time_to_the_second() -> None:
+    """As the host does, the harness hands ``home_slot_campaigns`` its ``now`` to the second."""
+    seen: list[Any] = []
+    exact = NOW.replace(microsecond=123456)
+    harness = PluginHarness(
+        _plugin(home_slot_campaigns=lambda ctx: seen.append(ctx) or []), manifest=_manifest(), now=exact
+    )
+    harness.home_slot_campaigns()
+    assert seen[0].now == exact.replace(microsecond=0)

@@ -201,10 +201,10 @@ class PluginHarness:
 
     def audience_context(self) -> AudienceContext:
         """The context of :func:`~fulcrum_sdk.hookspecs.home_slot_campaigns`, as the host builds one per
-        call: the grant, ``now`` and the settings; no customer."""
+        call: the grant, ``now`` (to the second) and the settings; no customer."""
         return AudienceContext(
-            plugin_id=self.manifest.id, scopes=self.scopes, now=self.now, settings=self.settings,
-            request_id=uuid.uuid4().hex,
+            plugin_id=self.manifest.id, scopes=self.scopes, now=self.now.replace(microsecond=0),
+            settings=self.settings, request_id=uuid.uuid4().hex,
         )
 
     def _call(self, hook: str, **kwargs: Any) -> Any:
