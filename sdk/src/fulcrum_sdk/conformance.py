@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import re
 import sys
 import threading
 import time
@@ -363,9 +364,43 @@ def _exercise(
 def _result(check_id: str, problems: list[str], passed: str, failed: str, fix: str) -> ConformanceResult:
     if problems:
         return ConformanceResult(
-            id=check_id, status="failed", message=failed, fix=fix, details=tuple(problems)
+            id=check_id, status="failed", message=failed, fix=fix, details=tuple(_collapsed(problems))
         )
     return ConformanceResult(id=check_id, status="passed", message=passed)
+
+
+_WHERE = re.compile(r"^(?P<asked>.+?), persona (?P<persona>\S+), (?P<grant>[^:]+): (?P<message>.*)$", re.S)
+"""A problem of one run: what was asked, of which persona, under which grant, and what went wrong."""
+
+
+def _collapsed(problems: list[str]) -> list[str]:
+    """``problems`` with those differing only in persona and grant said once, naming the runs that saw
+    them: a hook failing the same way for every customer gets one line, not twenty."""
+    runs: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    order: list[tuple[str, str] | str] = []
+    for problem in problems:
+        found = _WHERE.match(problem)
+        if found is None:
+            order.append(problem)
+            continue
+        key = (found["asked"], found["message"])
+        if key not in runs:
+            runs[key] = []
+            order.append(key)
+        runs[key].append((found["persona"], found["grant"]))
+    said: list[str] = []
+    for item in order:
+        if isinstance(item, str):
+            said.append(item)
+            continue
+        (asked, message), seen = item, runs[item]
+        if len(seen) == 1:
+            said.append(f"{asked}, persona {seen[0][0]}, {seen[0][1]}: {message}")
+            continue
+        personas = ", ".join(dict.fromkeys(persona for persona, _ in seen))
+        grants = "; ".join(dict.fromkeys(grant for _, grant in seen))
+        said.append(f"{asked}, {len(seen)} runs (personas {personas}; grants: {grants}): {message}")
+    return said
 
 
 def _skipped(check_id: str, why: str) -> ConformanceResult:

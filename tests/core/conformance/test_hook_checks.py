@@ -626,3 +626,40 @@ def test_a_partner_handing_out_own_links_without_pages_fails() -> None:
     assert check["hook.page"].details == ("fulcrum://kit-probe/deals",)
     plain = plugin_with(home_slot_offers=banner)  # links to fulcrum://probe, not into its own id
     assert by_id(run_conformance(plain, manifest=partner, deadlines=RELAXED))["hook.page"].status == "skipped"
+
+
+def test_one_problem_seen_by_every_persona_and_grant_is_said_once() -> None:
+    """A hook failing the same way for every synthetic customer and grant gets one detail line naming
+    how many runs saw it and where, not one line per run (a partner reads the first line)."""
+
+    def home(ctx: Any) -> list[SlotOffer]:
+        raise KeyError("spring")
+
+    check = by_id(run_conformance(plugin_with(home_slot_offers=home), manifest=make_manifest(),
+                                  deadlines=RELAXED))["hook.home_slot_offers"]
+    assert check.status == "failed"
+    assert len(check.details) == 1, check.details
+    detail = check.details[0]
+    assert detail.startswith(f"home, {len(PERSONAS)} runs (personas ")
+    assert all(persona in detail for persona in PERSONAS)
+    assert "required scopes" in detail
+    assert detail.endswith("KeyError: 'spring'")
+
+
+def test_problems_that_differ_are_kept_apart() -> None:
+    """Only identical problems are said once: one persona failing differently keeps its own line."""
+
+    calls: list[int] = []
+
+    def home(ctx: Any) -> list[SlotOffer]:
+        calls.append(1)
+        raise KeyError("first" if len(calls) == 1 else "other")
+
+    check = by_id(run_conformance(plugin_with(home_slot_offers=home), manifest=make_manifest(),
+                                  deadlines=RELAXED))["hook.home_slot_offers"]
+    assert check.status == "failed"
+    first, rest = check.details
+    assert first.endswith("KeyError: 'first'")
+    assert ", persona " in first  # a problem seen once is said as before
+    assert rest.startswith(f"home, {len(calls) - 1} runs (personas ")
+    assert rest.endswith("KeyError: 'other'")
