@@ -1,36 +1,33 @@
-"""The five parts of the check-up, each a pure function from the customer's facts to a scored line.
+"""The five parts of the check-up: each part's score, and its explained line on demand.
 
-Every part returns a score 0–100 and, on demand, a finding (what we saw, with the numbers) and a
-recommendation (what to do), so the total can be explained line by line; the text is rendered only
-for the parts a screen shows. Money stays integer fen; only scores and shares, which are not
-money, are computed with rounding.
+:func:`measure` scores every part in one pass over the customer's holdings and accounts; each part
+also has a finding (what we saw, with the numbers) and a recommendation (what to do), so the total
+can be explained line by line, but that text is rendered only for the parts a screen shows. Money
+stays integer fen; only scores and shares, which are not money, are computed with rounding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import Literal
+from functools import partial
+from typing import Literal, get_args
 
 import msgspec
 from fulcrum_sdk import LocalizedText as T
-from fulcrum_sdk.data import AssetClass, Holding, RiskProfile
-from fulcrum_sdk.models import RiskTolerance, risk_allows
+from fulcrum_sdk.data import Accounts, AssetClass, Holding, Holdings, RiskProfile
+from fulcrum_sdk.models import RiskLevel, RiskTolerance, risk_allows
 from fulcrum_sdk.money import yuan
 
 __all__ = [
     "ASSET_CLASSES",
     "CLASS_NAMES",
-    "Facts",
     "Line",
     "Measured",
+    "Measurement",
     "PartKey",
-    "allocation",
-    "concentration",
-    "idle_cash",
-    "liquidity",
+    "measure",
     "shown_mix",
-    "suitability",
     "target_mix",
 ]
 
@@ -48,17 +45,6 @@ _CONCENTRATION_OK_BP, _CONCENTRATION_BAD_BP = (
     6_000,
 )  # one product or issuer: ≤20 % fine, ≥60 % scores 0
 _EMERGENCY_MONTHS_MIN, _EMERGENCY_MONTHS_MAX = 3, 6
-
-
-class Facts(msgspec.Struct, frozen=True, kw_only=True):
-    """The sums every part needs, computed once from holdings and (when granted) accounts."""
-
-    holdings: tuple[Holding, ...]
-    total_fen: int
-    by_class_fen: dict[AssetClass, int]
-    demand_fen: int
-    monthly_spending_fen: int | None
-    """``None`` when balances or spending are unknown: liquidity and idle cash are then skipped."""
 
 
 class Line(msgspec.Struct, frozen=True, kw_only=True):
@@ -102,8 +88,11 @@ def _apportion(amounts: list[int], units: int) -> list[int]:
         share, rest = divmod(amount * units, whole)
         shares.append(share)
         rests.append(rest)
-    for i in sorted(range(len(amounts)), key=lambda i: -rests[i])[: units - sum(shares)]:
-        shares[i] += 1
+    left = units - sum(shares)
+    if left:  # nothing to hand out when every share came out whole
+        # largest remainder first; a reversed sort keeps equals in their order, so ties go to the first
+        for i in sorted(range(len(amounts)), key=rests.__getitem__, reverse=True)[:left]:
+            shares[i] += 1
     return shares
 
 
@@ -132,46 +121,45 @@ def target_mix(tolerance: RiskTolerance | None) -> dict[AssetClass, int]:
     return {"cash": 1_000, "protection": 2_000, "growth": 3_000 + shift, "preservation": 4_000 - shift}
 
 
-def allocation(facts: Facts, target_bp: dict[AssetClass, int]) -> tuple[Measured, dict[AssetClass, int]]:
-    """Score 100 minus the share of assets that would have to move to reach the target mix."""
-    total, by_class = facts.total_fen, facts.by_class_fen
-    shares = _apportion([by_class.get(c, 0) for c in ASSET_CLASSES], 10_000)
-    mix: dict[AssetClass, int] = dict(zip(ASSET_CLASSES, shares, strict=True))
-    moved = 0
-    for c in ASSET_CLASSES:  # one plain loop: this runs on every home page
-        moved += abs(mix[c] - target_bp[c])
-    move_bp = moved // 2
-    score = max(0, 100 - _pct(move_bp))  # exactly what the finding says must move
+_TARGETS: dict[RiskTolerance | None, dict[AssetClass, int]] = {
+    t: target_mix(t) for t in (None, *get_args(RiskTolerance))
+}
+"""Every tolerance's target mix, built once; shared, so read it and never change it."""
+_VERDICTS: dict[RiskTolerance, dict[RiskLevel, bool]] = {
+    t: {level: risk_allows(t, level) for level in get_args(RiskLevel)} for t in get_args(RiskTolerance)
+}
+""":func:`~fulcrum_sdk.models.risk_allows` for every tolerance and level, asked once."""
 
-    def explain() -> Line:
-        pct = shown_mix(mix)  # shown shares add up to 100
-        shares_zh = "、".join(
-            f"{CLASS_NAMES[c].zh_CN} {pct[c]}%（目标{_pct(target_bp[c])}%）" for c in ASSET_CLASSES
-        )
-        shares_en = ", ".join(
-            f"{CLASS_NAMES[c].en} {pct[c]}% (target {_pct(target_bp[c])}%)" for c in ASSET_CLASSES
-        )
-        finding = T(
-            zh_CN=f"{shares_zh}；约 {_pct(move_bp)}% 的资产需要调整。",
-            en=f"{shares_en}; about {_pct(move_bp)}% of your assets would need to move.",
-        )
-        short = max(ASSET_CLASSES, key=lambda c: target_bp[c] - mix[c])
-        gap_fen = (target_bp[short] - mix[short]) * total // 10_000
-        if move_bp < 500:
-            advice = T(
-                zh_CN="配置与目标基本一致，保持每季度检视即可。",
-                en="Close to your target; review it each quarter.",
-            )
-        else:
-            advice = T(
-                zh_CN=f"建议逐步增配{CLASS_NAMES[short].zh_CN}类资产约 {yuan(_about(gap_fen))}，"
-                "资金可来自超配的类别。",
-                en=f"Add about {yuan(_about(gap_fen))} of {CLASS_NAMES[short].en} assets over time, "
-                "from the over-weight classes.",
-            )
-        return Line(score=score, finding=finding, recommendation=advice)
 
-    return (score, explain), mix
+def _allocation_line(
+    score: int, mix: dict[AssetClass, int], target_bp: dict[AssetClass, int], move_bp: int, total: int
+) -> Line:
+    pct = shown_mix(mix)  # shown shares add up to 100
+    shares_zh = "、".join(
+        f"{CLASS_NAMES[c].zh_CN} {pct[c]}%（目标{_pct(target_bp[c])}%）" for c in ASSET_CLASSES
+    )
+    shares_en = ", ".join(
+        f"{CLASS_NAMES[c].en} {pct[c]}% (target {_pct(target_bp[c])}%)" for c in ASSET_CLASSES
+    )
+    finding = T(
+        zh_CN=f"{shares_zh}；约 {_pct(move_bp)}% 的资产需要调整。",
+        en=f"{shares_en}; about {_pct(move_bp)}% of your assets would need to move.",
+    )
+    short = max(ASSET_CLASSES, key=lambda c: target_bp[c] - mix[c])
+    gap_fen = (target_bp[short] - mix[short]) * total // 10_000
+    if move_bp < 500:
+        advice = T(
+            zh_CN="配置与目标基本一致，保持每季度检视即可。",
+            en="Close to your target; review it each quarter.",
+        )
+    else:
+        advice = T(
+            zh_CN=f"建议逐步增配{CLASS_NAMES[short].zh_CN}类资产约 {yuan(_about(gap_fen))}，"
+            "资金可来自超配的类别。",
+            en=f"Add about {yuan(_about(gap_fen))} of {CLASS_NAMES[short].en} assets over time, "
+            "from the over-weight classes.",
+        )
+    return Line(score=score, finding=finding, recommendation=advice)
 
 
 _NOTHING_CONCENTRATED = Line(
@@ -210,149 +198,229 @@ _NO_RISK_PROFILE_PART = _fixed(_NO_RISK_PROFILE)
 _NO_IDLE_CASH_PART = _fixed(_NO_IDLE_CASH)
 
 
-def concentration(facts: Facts) -> Measured:
-    """Score the largest single product or issuer as a share of assets (deposits excluded)."""
-    top: Holding | None = None
-    issuers: dict[str, int] = {}
-    for h in facts.holdings:  # one plain loop: this runs on every home page
-        if h.product_type == "time_deposit":
-            continue
-        value = h.market_value_fen
-        if top is None or value > top.market_value_fen:  # the first of equals, as max() picks
-            top = h
-        issuers[h.issuer] = issuers.get(h.issuer, 0) + value
-    if top is None:
-        return _NOTHING_CONCENTRATED_PART
-    total = facts.total_fen
-    product_bp, issuer_bp = _bp(top.market_value_fen, total), _bp(max(issuers.values()), total)
-    worst_bp = max(product_bp, issuer_bp)
-    span = _CONCENTRATION_BAD_BP - _CONCENTRATION_OK_BP
-    score = _clamp(100 * (_CONCENTRATION_BAD_BP - worst_bp) / span)
-
-    def explain() -> Line:
-        finding = T(
-            zh_CN=f"单一产品「{top.name.zh_CN}」占总资产 {_pct(product_bp)}%；"
-            f"同一发行机构最高占 {_pct(issuer_bp)}%。",
-            en=f"One product ({top.name.en or top.name.zh_CN}) is {_pct(product_bp)}% of your assets; "
-            f"the largest issuer holds {_pct(issuer_bp)}%.",
+def _concentration_line(
+    score: int, top: Holding, product_bp: int, issuer_bp: int, worst_bp: int, total: int
+) -> Line:
+    finding = T(
+        zh_CN=f"单一产品「{top.name.zh_CN}」占总资产 {_pct(product_bp)}%；"
+        f"同一发行机构最高占 {_pct(issuer_bp)}%。",
+        en=f"One product ({top.name.en or top.name.zh_CN}) is {_pct(product_bp)}% of your assets; "
+        f"the largest issuer holds {_pct(issuer_bp)}%.",
+    )
+    if worst_bp <= _CONCENTRATION_OK_BP:
+        advice = T(zh_CN="分散程度良好，继续保持。", en="Well spread; keep it that way.")
+    else:
+        excess = (worst_bp - _CONCENTRATION_OK_BP) * total // 10_000
+        advice = T(
+            zh_CN=f"建议单一产品或发行机构不超过总资产的20%，可将约 {yuan(_about(excess))} "
+            "分散到其他发行机构的产品。",
+            en="Keep any one product or issuer under 20% of assets: "
+            f"spread about {yuan(_about(excess))} to other issuers.",
         )
-        if worst_bp <= _CONCENTRATION_OK_BP:
-            advice = T(zh_CN="分散程度良好，继续保持。", en="Well spread; keep it that way.")
-        else:
-            excess = (worst_bp - _CONCENTRATION_OK_BP) * total // 10_000
-            advice = T(
-                zh_CN=f"建议单一产品或发行机构不超过总资产的20%，可将约 {yuan(_about(excess))} "
-                "分散到其他发行机构的产品。",
-                en="Keep any one product or issuer under 20% of assets: "
-                f"spread about {yuan(_about(excess))} to other issuers.",
-            )
-        return Line(score=score, finding=finding, recommendation=advice)
-
-    return (score, explain)
+    return Line(score=score, finding=finding, recommendation=advice)
 
 
-def liquidity(facts: Facts, spending_fen: int) -> Measured:
-    """Score months of spending covered by demand deposits and cash-like products (3–6 is the aim)."""
-    liquid = facts.by_class_fen.get("cash", 0)  # demand deposits are counted in the cash class
-    tenths = liquid * 10 // spending_fen
-    enough = tenths >= _EMERGENCY_MONTHS_MIN * 10
-    score = 100 if enough else _clamp(100 * liquid / (_EMERGENCY_MONTHS_MIN * spending_fen))
-
-    def explain() -> Line:
-        months = f"{tenths // 10}.{tenths % 10}"
-        finding = T(
-            zh_CN=f"活钱约 {yuan(liquid)}，可覆盖 {months} 个月支出（建议 3–6 个月）。",
-            en=f"About {yuan(liquid)} of ready money covers {months} months of spending (aim for 3–6).",
+def _liquidity_line(score: int, liquid: int, tenths: int, spending_fen: int) -> Line:
+    months = f"{tenths // 10}.{tenths % 10}"
+    finding = T(
+        zh_CN=f"活钱约 {yuan(liquid)}，可覆盖 {months} 个月支出（建议 3–6 个月）。",
+        en=f"About {yuan(liquid)} of ready money covers {months} months of spending (aim for 3–6).",
+    )
+    if tenths >= _EMERGENCY_MONTHS_MIN * 10:
+        advice = T(zh_CN="应急资金充足。", en="Your emergency fund is sufficient.")
+    else:
+        gap = _EMERGENCY_MONTHS_MIN * spending_fen - liquid
+        advice = T(
+            zh_CN=f"建议补足至3个月支出，还需约 {yuan(_about(gap))}，可放在随用随取的现金管理产品中。",
+            en=f"Build it up to three months: about {yuan(_about(gap))} more, "
+            "kept in a same-day cash product.",
         )
-        if enough:
-            advice = T(zh_CN="应急资金充足。", en="Your emergency fund is sufficient.")
-        else:
-            gap = _EMERGENCY_MONTHS_MIN * spending_fen - liquid
-            advice = T(
-                zh_CN=f"建议补足至3个月支出，还需约 {yuan(_about(gap))}，可放在随用随取的现金管理产品中。",
-                en=f"Build it up to three months: about {yuan(_about(gap))} more, "
-                "kept in a same-day cash product.",
-            )
-        return Line(score=score, finding=finding, recommendation=advice)
-
-    return (score, explain)
+    return Line(score=score, finding=finding, recommendation=advice)
 
 
-def suitability(facts: Facts, risk: RiskProfile | None, today: date) -> tuple[Measured, tuple[str, ...]]:
-    """Score products held above the customer's risk tolerance, and an expired assessment."""
-    if risk is None:
-        return _NO_RISK_PROFILE_PART, ()
+def _suitability_line(
+    score: int, risk: RiskProfile, above: list[Holding], value: int, share: int, expired: bool
+) -> Line:
     tolerance = risk.tolerance
-    above = [h for h in facts.holdings if not risk_allows(tolerance, h.risk_level)]
-    value = 0
-    for h in above:
-        value += h.market_value_fen
-    share = _pct(_bp(value, facts.total_fen))
-    expired = risk.is_expired(today)
-    score = max(0, 50 - share) if above else 100
+    if above:
+        names = "、".join(f"{h.name.zh_CN}（{h.risk_level}）" for h in above[:3]) + (
+            "等" if len(above) > 3 else ""
+        )
+        names_en = ", ".join(f"{h.name.en or h.name.zh_CN} ({h.risk_level})" for h in above[:3]) + (
+            " and others" if len(above) > 3 else ""
+        )
+        finding_zh = (
+            f"{len(above)}只产品高于您的风险承受能力（{tolerance}）：{names}，"
+            f"合计 {yuan(value)}，占 {share}%。"
+        )
+        finding_en = (
+            f"{len(above)} product(s) above your risk tolerance ({tolerance}): {names_en}, "
+            f"{yuan(value)} in total, {share}% of assets."
+        )
+        advice_zh, advice_en = (
+            "建议评估后逐步减持这些产品，或重新进行风险测评。",
+            "Consider reducing them, or retake the risk assessment.",
+        )
+    else:
+        finding_zh, finding_en = (
+            f"所有持仓均在您的风险承受能力（{tolerance}）以内。",
+            f"All holdings are within your tolerance ({tolerance}).",
+        )
+        advice_zh, advice_en = "继续保持。", "Keep it up."
     if expired:
-        score = min(score, 50)
+        finding_zh += f"风险测评已于{risk.expires_on.isoformat()}过期。"
+        finding_en += f" Your risk assessment expired on {risk.expires_on.isoformat()}."
+        advice_zh += "过期期间无法申购R1以上的产品，请尽快重新测评。"
+        advice_en += " Until you retake it, products above R1 cannot be bought."
+    return Line(
+        score=score,
+        finding=T(zh_CN=finding_zh, en=finding_en),
+        recommendation=T(zh_CN=advice_zh, en=advice_en),
+    )
 
-    def explain() -> Line:
-        if above:
-            names = "、".join(f"{h.name.zh_CN}（{h.risk_level}）" for h in above[:3]) + (
-                "等" if len(above) > 3 else ""
-            )
-            names_en = ", ".join(f"{h.name.en or h.name.zh_CN} ({h.risk_level})" for h in above[:3]) + (
-                " and others" if len(above) > 3 else ""
-            )
-            finding_zh = (
-                f"{len(above)}只产品高于您的风险承受能力（{tolerance}）：{names}，"
-                f"合计 {yuan(value)}，占 {share}%。"
-            )
-            finding_en = (
-                f"{len(above)} product(s) above your risk tolerance ({tolerance}): {names_en}, "
-                f"{yuan(value)} in total, {share}% of assets."
-            )
-            advice_zh, advice_en = (
-                "建议评估后逐步减持这些产品，或重新进行风险测评。",
-                "Consider reducing them, or retake the risk assessment.",
-            )
+
+def _idle_cash_line(score: int, idle: int, share: int) -> Line:
+    return Line(
+        score=score,
+        finding=T(
+            zh_CN=f"活期存款超出6个月支出的部分约 {yuan(idle)}，占总资产 {share}%。",
+            en=f"About {yuan(idle)} of demand deposits exceeds six months of spending: {share}% of assets.",
+        ),
+        recommendation=T(
+            zh_CN="可按目标配置将闲置资金转入保值或生钱类产品。",
+            en="Move the idle money into preservation or growth products along your target mix.",
+        ),
+    )
+
+
+Measurement = tuple[
+    dict[PartKey, Measured], int, dict[AssetClass, int], dict[AssetClass, int], tuple[str, ...]
+]
+"""``(parts, total_fen, mix_bp, target_bp, mismatched)``: the parts in report order, each
+``(score, explain)``; the assets in fen; the mix and its target in basis points of them; the product
+ids held above the risk tolerance. ``target_bp`` is shared: read it, never change it."""
+
+
+def measure(
+    holdings: Holdings | None, accounts: Accounts | None, risk: RiskProfile | None, today: date
+) -> Measurement | None:
+    """Score every part in one pass; ``None`` when there are no assets to assess.
+
+    ``accounts`` is ``None`` without ``accounts:read`` (liquidity and idle cash are then skipped, as
+    they are when spending is unknown). The parts and their rules:
+
+    - allocation: 100 minus the share of assets that would have to move to reach the target mix;
+    - concentration: the largest single product or issuer as a share of assets (deposits excluded),
+      full marks at 20 % or less, none at 60 %;
+    - liquidity: months of spending covered by the cash class (demand deposits included), 3 is full;
+    - suitability: 50 minus the share of assets above the risk tolerance, 100 when none is; at most
+      50 once the assessment has expired;
+    - idle cash: demand deposits beyond six months of spending, two points per percent of assets.
+
+    This runs on every home page, so it is plain loops over locals; each part's text is a
+    ``partial`` of its renderer, called only for the part a screen shows.
+    """
+    items = holdings.items if holdings else ()
+    cash = protection = growth = preservation = 0
+    top: Holding | None = None
+    top_fen = 0
+    issuers: dict[str, int] = {}
+    for h in items:
+        value = h.market_value_fen
+        kind = h.asset_class
+        if kind == "cash":
+            cash += value
+        elif kind == "preservation":
+            preservation += value
+        elif kind == "growth":
+            growth += value
+        elif kind == "protection":
+            protection += value
         else:
-            finding_zh, finding_en = (
-                f"所有持仓均在您的风险承受能力（{tolerance}）以内。",
-                f"All holdings are within your tolerance ({tolerance}).",
-            )
-            advice_zh, advice_en = "继续保持。", "Keep it up."
+            raise KeyError(kind)
+        if h.product_type != "time_deposit":
+            if top is None or value > top_fen:  # the first of equals, as max() picks
+                top, top_fen = h, value
+            issuers[h.issuer] = issuers.get(h.issuer, 0) + value
+    demand = 0
+    spending: int | None = None
+    if accounts:
+        for a in accounts.items:
+            if a.kind == "demand":
+                demand += a.balance_fen
+                cash += a.balance_fen
+            elif a.kind == "time_deposit":
+                preservation += a.balance_fen
+        if accounts.monthly_spending_fen > 0:
+            spending = accounts.monthly_spending_fen
+    total = cash + protection + growth + preservation
+    if total <= 0:
+        return None
+    tolerance = risk.tolerance if risk else None
+    target = _TARGETS.get(tolerance) or target_mix(tolerance)
+
+    shares = _apportion([cash, protection, growth, preservation], 10_000)
+    mix: dict[AssetClass, int] = {
+        "cash": shares[0], "protection": shares[1], "growth": shares[2], "preservation": shares[3]
+    }
+    move_bp = (
+        abs(shares[0] - target["cash"])
+        + abs(shares[1] - target["protection"])
+        + abs(shares[2] - target["growth"])
+        + abs(shares[3] - target["preservation"])
+    ) // 2
+    score = max(0, 100 - _pct(move_bp))  # exactly what the finding says must move
+    parts: dict[PartKey, Measured] = {
+        "allocation": (score, partial(_allocation_line, score, mix, target, move_bp, total))
+    }
+
+    if top is None:
+        parts["concentration"] = _NOTHING_CONCENTRATED_PART
+    else:
+        product_bp, issuer_bp = _bp(top_fen, total), _bp(max(issuers.values()), total)
+        worst_bp = max(product_bp, issuer_bp)
+        span = _CONCENTRATION_BAD_BP - _CONCENTRATION_OK_BP
+        score = _clamp(100 * (_CONCENTRATION_BAD_BP - worst_bp) / span)
+        parts["concentration"] = (
+            score, partial(_concentration_line, score, top, product_bp, issuer_bp, worst_bp, total)
+        )
+
+    if spending is not None:
+        tenths = cash * 10 // spending
+        enough = tenths >= _EMERGENCY_MONTHS_MIN * 10
+        score = 100 if enough else _clamp(100 * cash / (_EMERGENCY_MONTHS_MIN * spending))
+        parts["liquidity"] = (score, partial(_liquidity_line, score, cash, tenths, spending))
+
+    mismatched: tuple[str, ...] = ()
+    if risk is None:
+        parts["suitability"] = _NO_RISK_PROFILE_PART
+    else:
+        verdicts = _VERDICTS.get(risk.tolerance, {})
+        above: list[Holding] = []
+        value = 0
+        for h in items:
+            allowed = verdicts.get(h.risk_level)
+            if allowed is None:
+                allowed = risk_allows(risk.tolerance, h.risk_level)
+            if not allowed:
+                above.append(h)
+                value += h.market_value_fen
+        share = _pct(_bp(value, total))
+        expired = risk.is_expired(today)
+        score = max(0, 50 - share) if above else 100
         if expired:
-            finding_zh += f"风险测评已于{risk.expires_on.isoformat()}过期。"
-            finding_en += f" Your risk assessment expired on {risk.expires_on.isoformat()}."
-            advice_zh += "过期期间无法申购R1以上的产品，请尽快重新测评。"
-            advice_en += " Until you retake it, products above R1 cannot be bought."
-        return Line(
-            score=score,
-            finding=T(zh_CN=finding_zh, en=finding_en),
-            recommendation=T(zh_CN=advice_zh, en=advice_en),
-        )
+            score = min(score, 50)
+        parts["suitability"] = (score, partial(_suitability_line, score, risk, above, value, share, expired))
+        if above:
+            mismatched = tuple(h.product_id for h in above)
 
-    return (score, explain), tuple(h.product_id for h in above)
+    if spending is not None:
+        idle = max(0, demand - _EMERGENCY_MONTHS_MAX * spending)
+        if not idle:
+            parts["idle_cash"] = _NO_IDLE_CASH_PART
+        else:
+            share = _pct(_bp(idle, total))
+            score = _clamp(100 - 2 * share)
+            parts["idle_cash"] = (score, partial(_idle_cash_line, score, idle, share))
 
-
-def idle_cash(facts: Facts, spending_fen: int) -> Measured:
-    """Score demand deposits beyond six months of spending, as a share of assets."""
-    idle = max(0, facts.demand_fen - _EMERGENCY_MONTHS_MAX * spending_fen)
-    if not idle:
-        return _NO_IDLE_CASH_PART
-    share = _pct(_bp(idle, facts.total_fen))
-    score = _clamp(100 - 2 * share)
-
-    def explain() -> Line:
-        return Line(
-            score=score,
-            finding=T(
-                zh_CN=f"活期存款超出6个月支出的部分约 {yuan(idle)}，占总资产 {share}%。",
-                en=f"About {yuan(idle)} of demand deposits exceeds six months of spending: "
-                f"{share}% of assets.",
-            ),
-            recommendation=T(
-                zh_CN="可按目标配置将闲置资金转入保值或生钱类产品。",
-                en="Move the idle money into preservation or growth products along your target mix.",
-            ),
-        )
-
-    return (score, explain)
+    return parts, total, mix, target, mismatched

@@ -19,7 +19,7 @@ from fulcrum_sdk import LocalizedText as T
 from fulcrum_sdk.data import Accounts, AssetClass, Holdings, RiskProfile
 
 from fulcrum_wealth_checkup import _parts
-from fulcrum_wealth_checkup._parts import ASSET_CLASSES, Facts, PartKey
+from fulcrum_wealth_checkup._parts import ASSET_CLASSES, PartKey
 
 __all__ = [
     "PART_TITLES",
@@ -149,31 +149,9 @@ class Glance:
             skipped=tuple(k for k in WEIGHTS if k not in self._measured),
             total_assets_fen=self._total,
             mix_bp=self._mix,
-            target_bp=self._target,
+            target_bp=dict(self._target),  # a glance's target may be the one every glance shares
             mismatched=self.mismatched,
         )
-
-
-def _facts(holdings: Holdings | None, accounts: Accounts | None) -> Facts:
-    items = holdings.items if holdings else ()
-    by_class: dict[AssetClass, int] = dict.fromkeys(ASSET_CLASSES, 0)
-    for h in items:
-        by_class[h.asset_class] += h.market_value_fen
-    demand = 0
-    for a in accounts.items if accounts else ():
-        if a.kind == "demand":
-            demand += a.balance_fen
-            by_class["cash"] += a.balance_fen
-        elif a.kind == "time_deposit":
-            by_class["preservation"] += a.balance_fen
-    spending = accounts.monthly_spending_fen if accounts and accounts.monthly_spending_fen > 0 else None
-    return Facts(
-        holdings=items,
-        total_fen=sum(by_class.values()),
-        by_class_fen=by_class,
-        demand_fen=demand,
-        monthly_spending_fen=spending,
-    )
 
 
 def glance(
@@ -184,25 +162,11 @@ def glance(
     ``accounts`` is ``None`` when the plugin was not granted ``accounts:read``: liquidity and idle
     cash are then skipped, and the allocation counts holdings only.
     """
-    facts = _facts(holdings, accounts)
-    if facts.total_fen <= 0:
+    found = _parts.measure(holdings, accounts, risk, today)
+    if found is None:
         return None
-    target = target_mix(risk.tolerance if risk else None)
-    allocation, mix = _parts.allocation(facts, target)
-    suitability, mismatched = _parts.suitability(facts, risk, today)
-    measured: dict[PartKey, _parts.Measured] = {
-        "allocation": allocation,
-        "concentration": _parts.concentration(facts),
-    }
-    spending = facts.monthly_spending_fen
-    if spending is not None:
-        measured["liquidity"] = _parts.liquidity(facts, spending)
-    measured["suitability"] = suitability
-    if spending is not None:
-        measured["idle_cash"] = _parts.idle_cash(facts, spending)
-    return Glance(
-        measured=measured, total_fen=facts.total_fen, mix_bp=mix, target_bp=target, mismatched=mismatched
-    )
+    measured, total, mix, target, mismatched = found
+    return Glance(measured=measured, total_fen=total, mix_bp=mix, target_bp=target, mismatched=mismatched)
 
 
 def check_up(
