@@ -9,7 +9,7 @@ two workers can both show the same popup, which is harmless, and this worker alw
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from fulcrum_sdk import Action, LocalizedText, PluginContext, SlotOffer, hookimpl
@@ -35,9 +35,9 @@ def _memory_key(ctx: PluginContext) -> str:
     return f"last-checkup:{ctx.customer.id}"
 
 
-async def _recall(ctx: PluginContext) -> Seen | None:
-    """The remembered state; ``None`` when there is none or it is not a valid ``Seen`` (replaced then)."""
-    raw = await ctx.storage.aget(_memory_key(ctx))
+def _recall(raw: Any) -> Seen | None:
+    """The remembered state read from storage; ``None`` when there is none or it is not a valid
+    ``Seen`` (replaced then)."""
     if raw is None:
         return None
     try:  # to Seen, not Seen | None: msgspec re-plans a union on every call, ten times the cost
@@ -52,10 +52,17 @@ async def notable_change(ctx: PluginContext, report: CheckUp | Glance) -> tuple[
     Returns the change (``None`` when nothing worth a popup) and the previous score. A mismatch on
     the first visit counts as new: the customer has not been told about it before.
     """
-    before = await _recall(ctx)
-    now = Seen(score=report.score, mismatched=tuple(sorted(report.mismatched)))
+    raw = await ctx.storage.aget(_memory_key(ctx))
+    shown = sorted(report.mismatched)
+    if raw == {"score": report.score, "mismatched": shown} and type(raw["score"]) is int:
+        # The common case, nothing new and nothing lower: the stored JSON is exactly what would be
+        # stored now, so it is that Seen without converting it (a float or bool score equals an
+        # int but is not a valid Seen, so it goes the long way and is replaced).
+        return None, report.score
+    before = _recall(raw)
+    now = Seen(score=report.score, mismatched=tuple(shown))
     if before == now:
-        return None, now.score  # the common case: nothing new and nothing lower
+        return None, now.score  # stored in another shape, an unknown field or a left-out default
     await ctx.storage.aput(_memory_key(ctx), msgspec.to_builtins(now))
     if before is None:
         return ("mismatch" if now.mismatched else None), None
