@@ -152,3 +152,22 @@ def test_an_unknown_asset_class_is_refused_as_before() -> None:
     )
     with pytest.raises(KeyError, match="real_estate"):
         _parts.measure(Holdings(items=(holding,)), None, None, date(2026, 11, 28))
+
+
+@given(
+    amounts=st.lists(st.one_of(st.integers(0, 3), st.integers(0, 10**12)), max_size=8),
+    units=st.sampled_from([1, 7, 100, 10_000]),
+)
+def test_apportion_is_largest_remainder_with_ties_to_the_first(amounts: list[int], units: int) -> None:
+    """Whole shares adding up to ``units``: the floors, plus one each for the largest remainders,
+    the first of equal remainders first."""
+    shares = _parts._apportion(amounts, units)
+    whole = sum(amounts)
+    if whole == 0:
+        assert shares == [0] * len(amounts)
+        return
+    floors = [a * units // whole for a in amounts]
+    by_rest = sorted(range(len(amounts)), key=lambda i: -(amounts[i] * units % whole))
+    bumped = set(by_rest[: units - sum(floors)])
+    assert shares == [f + (i in bumped) for i, f in enumerate(floors)]
+    assert sum(shares) == units

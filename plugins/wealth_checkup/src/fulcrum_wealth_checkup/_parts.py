@@ -88,11 +88,12 @@ def _apportion(amounts: list[int], units: int) -> list[int]:
         share, rest = divmod(amount * units, whole)
         shares.append(share)
         rests.append(rest)
-    left = units - sum(shares)
-    if left:  # nothing to hand out when every share came out whole
-        # largest remainder first; a reversed sort keeps equals in their order, so ties go to the first
-        for i in sorted(range(len(amounts)), key=rests.__getitem__, reverse=True)[:left]:
-            shares[i] += 1
+    left = units - sum(shares)  # fewer than len(amounts): the remainders add up to less
+    while left:  # the largest remainder left, the first of equals (cheaper than sorting four)
+        i = rests.index(max(rests))
+        shares[i] += 1
+        rests[i] = -1
+        left -= 1
     return shares
 
 
