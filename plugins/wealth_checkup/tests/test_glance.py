@@ -109,3 +109,14 @@ def test_full_report_still_renders_every_part() -> None:
     report = check_up(**_inputs(PERSONAS["affluent"], accounts=True, risk=True, today=TODAY))
     assert isinstance(report, CheckUp)
     assert any("¥" in p.recommendation.zh_CN or "¥" in p.finding.zh_CN for p in report.parts)
+
+
+def test_a_report_owns_its_target() -> None:
+    """Changing one report's target mix changes no other report: glances share the targets built once."""
+    inputs = _inputs(PERSONAS["affluent"], accounts=True, risk=True, today=TODAY)
+    report = check_up(**inputs)
+    assert report is not None
+    report.target_bp["cash"] += 1
+    again = check_up(**inputs)
+    assert again is not None
+    assert again.target_bp["cash"] == report.target_bp["cash"] - 1
