@@ -145,23 +145,24 @@ def plain_app() -> Any:
     plugins = runtime.plugins.enabled_for("home_slot_offers")
     contexts = runtime.contexts.for_request(CUSTOMER, request_id="plain", now=datetime.now(UTC))
     calls = [(p.id, p.impls["home_slot_offers"].function, contexts.for_plugin(p)) for p in plugins]
-    # Campaigns (``--synthetic campaign``): called once here, their offers joined on every page.
+    # Campaigns (``--synthetic campaign``): called once here, merged into every page as the app does.
     campaigns = {}
     for p in runtime.plugins.enabled_for("home_slot_campaigns"):
         audience = AudienceContext(plugin_id=p.id, scopes=p.granted, now=contexts.now, settings=p.settings)
         value = p.impls["home_slot_campaigns"].function(audience)
-        campaigns[p.id] = _finished(value) if inspect.iscoroutine(value) else value
+        campaigns[p.id] = tuple(_finished(value) if inspect.iscoroutine(value) else value)
     granted = {p.id: p.granted for p in (*plugins, *runtime.plugins.enabled_for("home_slot_campaigns"))}
     encode = msgspec.json.Encoder().encode
 
     @get("/v1/home")
     async def home() -> Response[bytes]:
-        offers = dict(campaigns)
+        offers = {}
         for pid, function, ctx in calls:
             value = function(ctx)
             offers[pid] = (await value) if inspect.iscoroutine(value) else value
         slots = assemble_home(
-            offers, inventory=settings.slots, granted=granted, customer=contexts.customer, now=contexts.now
+            offers, inventory=settings.slots, granted=granted, customer=contexts.customer, now=contexts.now,
+            campaigns=campaigns,
         )
         return Response(encode(HomeResponse(slots=slots, degraded=[], request_id="plain")),
                         media_type="application/json")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import msgspec
@@ -102,11 +101,12 @@ async def home(request: Request[Any, Any, Any]) -> Response[HomeResponse]:
             gathered.degraded += await collect(waiting, campaigns, campaigns_by)
     finally:
         contexts.close()  # a context a plugin kept reads nothing after this request
-    offers = _joined(gathered.results, campaigns) if campaigns else gathered.results
+    offers = gathered.results
     slots = assemble_home(
         offers, inventory=inventory, granted=chosen.granted,
-        customer=contexts.customer, now=contexts.now, pins=contexts.pins(offers),
-        seen_as=contexts.customer_seen_by,
+        customer=contexts.customer, now=contexts.now,
+        pins=contexts.pins((*offers, *campaigns) if campaigns else offers),
+        seen_as=contexts.customer_seen_by, campaigns=campaigns,
     )
     if gathered.degraded:
         slots = fill_empty_slots(
@@ -123,17 +123,6 @@ async def home(request: Request[Any, Any, Any]) -> Response[HomeResponse]:
 
 
 _ENCODE = msgspec.json.Encoder().encode
-
-
-def _joined(
-    offered: dict[str, list[SlotOffer]], campaigns: Mapping[str, Sequence[SlotOffer]]
-) -> dict[str, Sequence[SlotOffer]]:
-    """Each plugin's offers for this customer followed by its campaigns (a plugin may have both)."""
-    joined: dict[str, Sequence[SlotOffer]] = dict(offered)
-    for plugin_id, held in campaigns.items():
-        own = joined.get(plugin_id)
-        joined[plugin_id] = [*own, *held] if own else held
-    return joined
 
 
 ROUTES: list[Any] = [home]
