@@ -112,6 +112,27 @@ async def test_a_hit_in_the_refresh_window_is_served_and_starts_exactly_one_refr
     assert storage.cache.flights.pending() == []  # ...and renewed it: no refresh is due now
 
 
+async def test_one_batch_refreshes_its_due_keys_rereads_its_expired_ones_and_serves_the_rest(
+    db: Database, storage: SqlPluginStorage, other: SqlPluginStorage, clock: VirtualClock
+) -> None:
+    """``acounters`` over entries of three ages: the expired one is read again (the call suspends), the
+    one past its refresh point is served and re-read in the background, the young one is just served."""
+    assert await storage.acounters(["gone"]) == {"gone": 0}
+    clock.advance(0.1 * TTL)
+    assert await storage.acounters(["due"]) == {"due": 0}
+    clock.advance(0.5 * TTL)
+    assert await storage.acounters(["young"]) == {"young": 0}
+    for key in ("gone", "due", "young"):
+        other.add(key, 1)
+    clock.advance(0.45 * TTL)  # 1.05 TTL: gone expired; due past its point (≤ 1.0); young's is ≥ 1.2
+    with statements(db, only="SELECT") as seen:
+        got = await storage.acounters(["young", "due", "gone"])
+        await landed(storage)
+    assert (got, list(got)) == ({"young": 0, "due": 0, "gone": 1}, ["young", "due", "gone"])
+    assert len(seen) == 2  # gone's miss and due's refresh, each alone
+    assert hit(storage.acounters(["young", "due", "gone"])) == {"young": 0, "due": 1, "gone": 1}
+
+
 async def test_a_hit_before_the_refresh_point_starts_nothing(
     storage: SqlPluginStorage, other: SqlPluginStorage, clock: VirtualClock
 ) -> None:

@@ -320,6 +320,48 @@ async def test_a_miss_suspends(
 
 
 @pytest.mark.anyio
+async def test_a_partly_cached_batch_reads_only_what_is_missing(
+    db: Database, storage: SqlPluginStorage, other: SqlPluginStorage
+) -> None:
+    """``acounters`` with repeats and a mix of cached and uncached keys: one query for the uncached
+    ones, the answer by key in the order of first mention, then every key a hit in that order."""
+    assert await storage.acounter("a") == 0
+    other.add("a", 2)  # another worker: the cache still says 0 for a
+    other.add("c", 3)
+    with statements(db, only="SELECT") as seen:
+        done, got = await eagerly(storage.acounters(["c", "a", "b", "c", "a"]))
+    assert (done, got, list(got)) == (False, {"c": 3, "a": 0, "b": 0}, ["c", "a", "b"])
+    assert len(seen) == 1
+    with statements(db) as seen:
+        got = first_send(storage.acounters(["b", "c", "a", "b"]))
+    assert (got, list(got), seen) == ({"b": 0, "c": 3, "a": 0}, ["b", "c", "a"], [])
+    assert first_send(storage.acounters([])) == {}
+
+
+class _Key(str):
+    """A ``str`` subclass: a valid storage key, as for the plain API."""
+
+
+def test_acounters_checks_every_key_before_reading(db: Database, storage: SqlPluginStorage) -> None:
+    """A bad key anywhere in the batch raises what ``check_key`` raises, before any read, even with
+    every other key cached; a ``str`` subclass is the same key as the plain string."""
+    storage.add("a", 1)
+    with statements(db) as seen:
+        for keys, error, match in [
+            (["a", ""], ValueError, "non-empty"),
+            (["a", "x" * 201], ValueError, "201 characters; at most 200"),
+            (["a", 7], ValueError, "non-empty string"),
+            (["a", None], ValueError, "non-empty string"),
+            ("a", TypeError, "sequence"),
+        ]:
+            with pytest.raises(error, match=match):
+                storage.acounters(keys).send(None)  # type: ignore[arg-type]
+    assert seen == []
+    assert storage.counter("x" * 200) == 0  # the longest key is fine, and now cached
+    assert first_send(storage.acounters([_Key("a"), "x" * 200])) == {"a": 1, "x" * 200: 0}
+
+
+@pytest.mark.anyio
 async def test_the_async_api_matches_the_sync_one(storage: SqlPluginStorage, other: SqlPluginStorage) -> None:
     """Every async method reads and writes what its plain twin would, through the same cache."""
     s: PluginStorage = storage

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -38,7 +39,7 @@ from typing import Any, Final, TypeVar, cast
 import anyio.to_thread
 import msgspec
 from fulcrum_sdk.errors import DataUnavailable, LimitExceeded
-from fulcrum_sdk.storage import check_add, check_key, encode_value
+from fulcrum_sdk.storage import MAX_KEY_LENGTH, check_add, check_key, encode_value
 from sqlalchemy import ColumnElement, Table, bindparam, delete, literal, select, true, update
 
 from fulcrum_core.data._upsert import insert_for
@@ -127,10 +128,10 @@ class ReadCache:
     """
 
     __slots__ = (
-        "_clock",
         "_entries",
         "_gens",
         "_lock",
+        "_monotonic",
         "_stripes",
         "flights",
         "max_entries",
@@ -146,7 +147,8 @@ class ReadCache:
             raise ValueError(f"max_entries must be at least 1, got {max_entries}")
         self.ttl = ttl_ms / 1000
         self.max_entries = max_entries
-        self._clock = clock
+        # The production clock is time.monotonic itself: read it without the method call around it.
+        self._monotonic: Callable[[], float] = time.monotonic if clock is MONOTONIC else clock.monotonic
         # slot -> (expires at, refresh due at, value), on the clock
         self._entries: OrderedDict[_Slot, tuple[float, float, _Value]] = OrderedDict()
         # Reads in flight on an event loop (misses and refreshes); used only from that loop's thread.
@@ -172,16 +174,44 @@ class ReadCache:
             entry = self._entries.get(slot)
             if entry is None:
                 return MISS, False
-            now = self._clock.monotonic()
+            now = self._monotonic()
             if entry[0] <= now:
                 del self._entries[slot]
                 return MISS, False
             self._entries.move_to_end(slot)
             return entry[2], entry[1] <= now
 
+    def probe_keys(
+        self, kind: str, keys: Iterable[str]
+    ) -> tuple[dict[str, _Value], list[_Slot], list[_Slot]]:
+        """:meth:`probe` of ``(kind, key)`` for each of ``keys`` under one lock and one reading of the
+        clock: the live values by key (in ``keys``' order), the slots that missed, the slots due a re-read.
+
+        A page's batched read costs one lock and one clock read instead of one per key."""
+        found: dict[str, _Value] = {}
+        missed: list[_Slot] = []
+        due: list[_Slot] = []
+        with self._lock:
+            entries = self._entries
+            now = self._monotonic()
+            for key in keys:
+                slot = (kind, key)
+                entry = entries.get(slot)
+                if entry is None:
+                    missed.append(slot)
+                elif entry[0] <= now:
+                    del entries[slot]
+                    missed.append(slot)
+                else:
+                    entries.move_to_end(slot)
+                    found[key] = entry[2]
+                    if entry[1] <= now:
+                        due.append(slot)
+        return found, missed, due
+
     def now(self) -> float:
         """The cache's clock; read it before a database read and hand it to :meth:`fill` as ``learnt``."""
-        return self._clock.monotonic()
+        return self._monotonic()
 
     def hold_off(self, slot: _Slot) -> None:
         """No more refreshes of ``slot``'s current entry (its refresh failed): it just expires."""
@@ -232,7 +262,7 @@ class ReadCache:
 
     def _store(self, slot: _Slot, value: _Value, learnt: float | None = None) -> None:
         # Caller holds self._lock.
-        start = self._clock.monotonic() if learnt is None else learnt
+        start = self._monotonic() if learnt is None else learnt
         self._entries[slot] = (start + self.ttl, start + self.ttl * refresh_fraction(slot[1]), value)
         self._entries.move_to_end(slot)
         while len(self._entries) > self.max_entries:
@@ -617,25 +647,21 @@ class SqlPluginStorage:
         """:meth:`counters`; when every key is cached it completes without suspending."""
         if isinstance(keys, str):
             raise TypeError("acounters takes a sequence of keys, not one string")
-        found: dict[str, int] = {}
-        missing: list[_Slot] = []
-        due: list[_Slot] = []
         for key in keys:
-            check_key(key)
-            slot = (_COUNTER, key)
-            value, stale = self._probe(slot)
-            if isinstance(value, _Miss):
-                missing.append(slot)
-            else:
-                found[key] = cast(int, value)
-                if stale:
-                    due.append(slot)
-        if due:
-            self._refresh(due, self._read_counter_slots)
-        if missing:
-            read = await self._read_missing(missing, self._read_counter_slots)
-            found.update((slot[1], cast(int, read[slot])) for slot in missing)
-        return {key: found[key] for key in keys}
+            if key.__class__ is not str or not 0 < len(key) <= MAX_KEY_LENGTH:
+                check_key(key)  # raises, naming what is wrong (a str subclass passes, as it does there)
+        cache = self._shared.cache
+        if self._fresh or cache is None:
+            found: dict[str, _Value] = {}
+            missing = [(_COUNTER, key) for key in keys]
+        else:
+            found, missing, due = cache.probe_keys(_COUNTER, keys)
+            if due:
+                self._refresh(due, self._read_counter_slots)
+            if not missing:
+                return cast(dict[str, int], found)  # already by key, in the order of first mention
+        read = await self._read_missing(missing, self._read_counter_slots)
+        return {key: cast(int, found[key] if key in found else read[(_COUNTER, key)]) for key in keys}
 
     async def aadd(self, key: str, delta: int, *, lower: int | None = None, upper: int | None = None) -> int:
         """:meth:`add`, in a worker thread."""
