@@ -104,6 +104,14 @@ def _by_city() -> Mapping[str, tuple[_Listed, ...]]:
     return MappingProxyType({city: tuple(cs) for city, cs in grouped.items()})
 
 
+@functools.cache
+def _featured_by_city() -> Mapping[str, tuple[_Listed, ...]]:
+    """:func:`_by_city`'s featured coupons alone (what the home banner shows), filtered once."""
+    return MappingProxyType(
+        {city: tuple(x for x in listed if x.coupon.featured) for city, listed in _by_city().items()}
+    )
+
+
 async def local_offers(ctx: PluginContext, *, featured_only: bool = False) -> list[LocalOffer]:
     """Coupons in the customer's city that can be redeemed now; empty when the city is unknown.
 
@@ -113,13 +121,9 @@ async def local_offers(ctx: PluginContext, *, featured_only: bool = False) -> li
     if city is None:
         return []
     moment = aware(ctx.now)
-    open_now = [  # inside the window: window() would say None
-        listed
-        for listed in _by_city().get(city.code, ())
-        if (listed.coupon.featured or not featured_only) and listed.opens <= moment <= listed.closes
-    ]
+    listed = (_featured_by_city() if featured_only else _by_city()).get(city.code, ())
+    open_now = [x for x in listed if x.opens <= moment <= x.closes]  # inside: window() would say None
     if not open_now:
         return []
-    taken = await ctx.storage.acounters([listed.stock_key for listed in open_now])
-    offers = (LocalOffer(c, max(0, c.stock - taken[key])) for c, _, _, key in open_now)
-    return [offer for offer in offers if offer.left > 0]
+    taken = await ctx.storage.acounters([x.stock_key for x in open_now])
+    return [LocalOffer(c, left) for c, _, _, key in open_now if (left := c.stock - taken[key]) > 0]

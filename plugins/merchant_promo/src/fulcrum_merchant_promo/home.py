@@ -45,26 +45,27 @@ def _banner_of(coupon: Coupon) -> _Banner:
 
 
 @functools.cache
-def _banners() -> dict[str, _Banner]:
-    """Every coupon's fixed banner parts by id: derived once from the static catalogue, so a home
-    page formats only the stock count."""
-    return {c.id: _banner_of(c) for c in coupons()}
+def _banners() -> dict[str, tuple[Coupon, _Banner]]:
+    """Every coupon and its fixed banner parts by id: derived once from the static catalogue, so a
+    home page formats only the stock count."""
+    return {c.id: (c, _banner_of(c)) for c in coupons()}
 
 
 @functools.lru_cache(maxsize=4096)
-def _offer(coupon: Coupon, left: int, rank: int) -> SlotOffer:
-    """``coupon``'s banner with ``left`` in stock at priority ``rank``: one shared offer per combination
-    (a page seen before formats nothing, and the host answers an offer it has checked by identity)."""
-    b = _banners()[coupon.id]
+def _offer(coupon_id: str, left: int, segment: str | None) -> SlotOffer:
+    """The banner of the coupon ``coupon_id`` with ``left`` in stock, ranked for ``segment``: one shared
+    offer per combination (a page seen before formats and ranks nothing, and the host answers an offer
+    it has checked by identity). Keyed by the id, not the coupon, whose hash is computed afresh."""
+    coupon, b = _banners()[coupon_id]
     return SlotOffer(
         slot="home.banner/v1",
-        key=f"coupon-{coupon.id}",
+        key=f"coupon-{coupon_id}",
         title=b.title,
         subtitle=LocalizedText(
             zh_CN=f"{b.zh_before}{left}{b.zh_after}", en=f"{b.en_before}{left}{b.en_after}"
         ),
         action=b.action,
-        priority=rank,
+        priority=priority(coupon, segment),
         valid_from=coupon.valid_from,
         valid_until=coupon.valid_until + LAST_MOMENT,
     )
@@ -76,7 +77,4 @@ async def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
     if not ctx.has_scope("slot:home.banner"):
         return []
     segment = segment_of(ctx)
-    return [
-        _offer(coupon, left, priority(coupon, segment))
-        for coupon, left in await local_offers(ctx, featured_only=True)
-    ]
+    return [_offer(coupon.id, left, segment) for coupon, left in await local_offers(ctx, featured_only=True)]
