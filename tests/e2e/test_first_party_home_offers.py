@@ -41,7 +41,7 @@ PLUGINS: dict[str, ModuleType] = {"pension": fulcrum_pension, "merchant-promo": 
 
 def _storage(customers: list[CustomerRecord]) -> MemoryStorage:
     """Counters as a busy day leaves them: stock taken (some coupons sold out), contributions made
-    here by some customers (with and without a baseline), in both years the clocks fall in."""
+    here by some customers (with and without a baseline), other amounts in each year the clocks fall in."""
     storage = MemoryStorage()
     for i, coupon in enumerate(coupons()):
         taken = coupon.stock if i % 4 == 1 else (i * 7) % (coupon.stock + 1)
@@ -50,9 +50,9 @@ def _storage(customers: list[CustomerRecord]) -> MemoryStorage:
     for i, record in enumerate(customers):
         for year in (2026, 2027):
             if i % 3:
-                storage.add(counter_key(record.id, year), (i * 137_000) % 1_300_000 or 1)
+                storage.add(counter_key(record.id, year), (i * 137_000 + year % 2 * 250_000) % 1_300_000 or 1)
             if i % 5 == 2:
-                storage.add(baseline_key(record.id, year), 1 + i * 10_000)
+                storage.add(baseline_key(record.id, year), 1 + i * 10_000 + year % 2 * 30_000)
     return storage
 
 
