@@ -106,9 +106,11 @@ def room(ctx: PluginContext, account: PersonalPension) -> Room:
     return _room(year, account, counts[keys[0]], counts[keys[1]])
 
 
-async def aroom(ctx: PluginContext, account: PersonalPension) -> Room:
-    """:func:`room` for the ``async`` display hooks (one read for both counters)."""
-    year = local_date(ctx.now).year
+async def aroom(ctx: PluginContext, account: PersonalPension, *, year: int | None = None) -> Room:
+    """:func:`room` for the ``async`` display hooks (one read for both counters); ``year`` is this year
+    in China when the caller has it already (the home hook reads the calendar once)."""
+    if year is None:
+        year = local_date(ctx.now).year
     keys = [counter_key(ctx.customer.id, year), baseline_key(ctx.customer.id, year)]
     counts = await ctx.storage.acounters(keys)
     return _room(year, account, counts[keys[0]], counts[keys[1]])

@@ -13,7 +13,7 @@ from fulcrum_sdk import Action, LocalizedText, PluginContext, SlotOffer, hookimp
 from fulcrum_sdk.localtime import CHINA_TZ, local_date
 from fulcrum_sdk.money import yuan
 
-from fulcrum_pension._accounts import snapshot
+from fulcrum_pension.cap import aroom
 
 __all__ = ["CONTRIBUTE_URI", "NOTICE_FROM_MONTH", "OVERVIEW_URI", "home_slot_offers"]
 
@@ -78,15 +78,24 @@ def _notice(left_fen: int, year: int) -> SlotOffer:
 async def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
     """The kingkong entry always; the notice only near year end with room left.
 
-    Offers for one amount of room are shared across pages, and the calendar is read only for the notice.
+    Offers for one amount of room are shared across pages, and the calendar is read once, only for a
+    customer with an open personal pension (the counters' year and the notice's month).
     """
-    snap = await snapshot(ctx)
-    left_fen = snap.room.left_fen if snap is not None and snap.room is not None else 0
+    left_fen, today = 0, None
+    if ctx.data.allows("pension:read"):
+        pension = ctx.data.pension()
+        pp = pension.personal_pension if pension is not None else None
+        if pp is not None and pp.opened:
+            today = local_date(ctx.now)
+            left_fen = (await aroom(ctx, pp, year=today.year)).left_fen
     offers: list[SlotOffer] = []
     if ctx.has_scope("slot:home.kingkong"):
         offers.append(_entry(left_fen) if left_fen else _PLAIN_ENTRY)
-    if left_fen > 0 and ctx.has_scope("slot:home.notice"):
-        today = local_date(ctx.now)
-        if today.month >= NOTICE_FROM_MONTH:
-            offers.append(_notice(left_fen, today.year))
+    if (
+        left_fen > 0  # so today was read
+        and today is not None
+        and today.month >= NOTICE_FROM_MONTH
+        and ctx.has_scope("slot:home.notice")
+    ):
+        offers.append(_notice(left_fen, today.year))
     return offers
