@@ -342,11 +342,17 @@ class _Key(str):
     """A ``str`` subclass: a valid storage key, as for the plain API."""
 
 
-def test_acounters_checks_every_key_before_reading(db: Database, storage: SqlPluginStorage) -> None:
-    """A bad key anywhere in the batch raises what ``check_key`` raises, before any read, even with
-    every other key cached; a ``str`` subclass is the same key as the plain string."""
+def test_the_async_reads_check_every_key_before_reading(db: Database, storage: SqlPluginStorage) -> None:
+    """A bad key (for ``acounters``, anywhere in the batch) raises what ``check_key`` raises, before
+    any read, even with every other key cached; a ``str`` subclass is the same key as the plain string."""
     storage.add("a", 1)
+    storage.put("doc", 2)
     with statements(db) as seen:
+        for key, match in [("", "non-empty"), ("x" * 201, "201 characters"), (7, "non-empty string")]:
+            with pytest.raises(ValueError, match=match):
+                storage.aget(key).send(None)  # type: ignore[arg-type]
+            with pytest.raises(ValueError, match=match):
+                storage.fresh.aget(key).send(None)  # type: ignore[arg-type]
         for keys, error, match in [
             (["a", ""], ValueError, "non-empty"),
             (["a", "x" * 201], ValueError, "201 characters; at most 200"),
@@ -359,6 +365,7 @@ def test_acounters_checks_every_key_before_reading(db: Database, storage: SqlPlu
     assert seen == []
     assert storage.counter("x" * 200) == 0  # the longest key is fine, and now cached
     assert first_send(storage.acounters([_Key("a"), "x" * 200])) == {"a": 1, "x" * 200: 0}
+    assert first_send(storage.aget(_Key("doc"))) == 2
 
 
 @pytest.mark.anyio

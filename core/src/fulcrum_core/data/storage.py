@@ -581,12 +581,6 @@ class SqlPluginStorage:
     # --- async -----------------------------------------------------------------------------------
     # A hit returns before the first ``await``, so the coroutine completes on its first ``send``.
 
-    def _probe(self, slot: _Slot) -> tuple[_Value | _Miss, bool]:
-        cache = self._shared.cache
-        if self._fresh or cache is None:
-            return MISS, False
-        return cache.probe(slot)
-
     def _refresh(self, slots: Iterable[_Slot], read: Callable[[Sequence[_Slot]], _Reading]) -> None:
         """Start one background re-read of those ``slots`` not already being read (on a running loop)."""
         cache, loop = self._shared.cache, _running_loop()
@@ -622,9 +616,11 @@ class SqlPluginStorage:
 
     async def aget(self, key: str) -> Any | None:
         """:meth:`get`; a cache hit completes without suspending (and may start a refresh-ahead)."""
-        check_key(key)
+        if key.__class__ is not str or not 0 < len(key) <= MAX_KEY_LENGTH:
+            check_key(key)  # raises, naming what is wrong
         slot = (_DOC, key)
-        raw, due = self._probe(slot)
+        cache = self._shared.cache
+        raw, due = (MISS, False) if self._fresh or cache is None else cache.probe(slot)
         if due:
             self._refresh((slot,), self._read_doc_slots)
         if isinstance(raw, _Miss):
