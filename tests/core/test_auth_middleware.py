@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 from fulcrum_core.auth.claims import AccessTokenClaims
-from fulcrum_core.auth.middleware import auth_middleware, bearer_token
+from fulcrum_core.auth.middleware import BearerAuthenticationMiddleware, auth_middleware, bearer_token
 from fulcrum_core.auth.principal import Principal
 from fulcrum_core.auth.tokens import TokenService
 from fulcrum_core.errors import problem_details_plugin
 from fulcrum_core.settings import Settings, load_settings
 from litestar import Litestar, Request, Router, get, post
+from litestar.middleware import DefineMiddleware
 from litestar.testing import TestClient
 
 
@@ -204,6 +205,35 @@ def test_layer_scopes_apply_and_customer_cannot_reach_staff_route(
     customer = tokens.issue("c-1", sorted({"home:read", "transactions:read"}))
     r = client.get("/staff/plugins", headers=_auth(customer))
     assert (r.status_code, r.json()["missing_scopes"]) == (403, ["platform:read"])
+
+
+def test_options_request_needs_no_token(client: TestClient[Litestar]) -> None:
+    """An OPTIONS request to a protected path is answered without a token, as litestar's default has it."""
+    r = client.options("/v1/home")
+    assert r.status_code == 204
+    assert "GET" in r.headers["allow"]
+
+
+def test_public_route_ignores_a_bad_token(client: TestClient[Litestar]) -> None:
+    """A public route is not authenticated at all: a malformed token there is no 401."""
+    assert client.get("/healthz", headers=_auth("not-a-jwt")).json() == {"status": "ok"}
+
+
+def test_excluded_paths_still_skip_authentication(settings: Settings, tokens: TokenService) -> None:
+    """With a path pattern excluded the middleware takes litestar's own path: that path needs no token,
+    the others still do."""
+    app = Litestar(
+        route_handlers=[home, whoami],
+        middleware=[DefineMiddleware(BearerAuthenticationMiddleware, exclude=["/v1/whoami"])],
+        plugins=[problem_details_plugin()],
+    )
+    app.state.runtime = SimpleNamespace(settings=settings, tokens=tokens)
+    with TestClient(app) as c:
+        assert c.get("/v1/home").status_code == 401
+        token = tokens.issue("c-1", ["home:read"])
+        assert c.get("/v1/home", headers=_auth(token)).json()["sub"] == "c-1"
+        r = c.get("/v1/whoami")
+        assert r.status_code == 500  # reached the handler: request.user was never set
 
 
 def test_unknown_path_is_404_not_401(client: TestClient[Litestar]) -> None:
