@@ -323,20 +323,21 @@ class Dispatcher:
                 if impl.is_async:
                     try:
                         coro = impl.function(*args)
-                        first = eager.step(coro)
-                    except StopIteration as stop:
+                        ended, value = eager.first_step(coro)
+                    except StopIteration as stop:  # from a function only marked async, raising it itself
                         value = stop.value
                     except KeyboardInterrupt:
                         raise
                     except BaseException as error:  # SystemExit too: the plugin's, never the page's
                         value, exc = None, error
                     else:
-                        # free() said there is room, and only the plugin's own first step ran since.
-                        held = guard.bulkhead.try_enter()
-                        suspended.append(
-                            self._suspend(plugin, guard, eager.take(coro, first), t0, ctx, held=held)
-                        )
-                        continue
+                        if not ended:
+                            # free() said there is room, and only the plugin's own first step ran since.
+                            held = guard.bulkhead.try_enter()
+                            suspended.append(
+                                self._suspend(plugin, guard, eager.take(coro, value), t0, ctx, held=held)
+                            )
+                            continue
                 else:
                     try:
                         value = impl.function(*args)

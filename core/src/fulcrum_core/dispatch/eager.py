@@ -119,6 +119,17 @@ class Eager:
 
     def step(self, coro: Coroutine[Any, Any, Any]) -> Any:
         """``coro.send(None)`` as the spare task and in its context: what it yielded, or StopIteration."""
+        ended, value = self.first_step(coro)
+        if ended:
+            raise StopIteration(value)
+        return value
+
+    def first_step(self, coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
+        """:meth:`step` for the dispatcher's hot path: ``(True, result)`` when the coroutine returned
+        inline, ``(False, what it yielded)`` when it suspended; anything else it raises, raised.
+
+        The common ending (a return) is caught here once instead of being re-raised through the
+        caller's frame as ``StopIteration`` (≈ 0.2 µs a call)."""
         spare = self._spare
         if spare is None:
             spare = self._spare = _Spare(self._loop)
@@ -127,7 +138,11 @@ class Eager:
             _leave_task(loop, caller)
         _enter_task(loop, task)
         try:
-            return spare.context.run(coro.send, None)
+            return False, spare.context.run(coro.send, None)
+        except StopIteration as stop:
+            if task.cancelling() or spare.context != spare.clean:
+                self._spare = None
+            return True, stop.value
         except BaseException:
             # It ended inline: a cancellation it left pending on the spare or a context variable it set
             # would fall to the next coroutine, so that one gets a fresh spare.
