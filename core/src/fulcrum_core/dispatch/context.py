@@ -330,7 +330,12 @@ class RequestContexts:
         when it is past its refresh point (and an event loop runs this), one background re-read of the
         customer is started too, so the entry is replaced before it lapses.
         """
-        if self._consents is not None or not any(p.kind == "partner" for p in plugins):
+        if self._consents is not None:
+            return False
+        for plugin in plugins:  # a loop, not any() over a generator: asked on every page
+            if plugin.kind == "partner":
+                break
+        else:
             return False
         if self._fresh:
             return True
