@@ -24,7 +24,9 @@ from litestar.enums import ScopeType
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from fulcrum_core.auth.claims import AccessTokenClaims
 from fulcrum_core.auth.guards import PUBLIC_OPT, check_scopes, declared_scopes
+from fulcrum_core.auth.principal import Principal
 from fulcrum_core.errors import Unauthorized
 from fulcrum_core.runtime import Runtime, runtime_of
 
@@ -90,18 +92,18 @@ class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
             key = self.exclude_opt_key
             skip = self._skips[handler] = bool(key and handler is not None and handler.opt.get(key))
         if not skip and scope.get("method") not in self.exclude_http_methods:
-            result = self._authenticate(scope, scope["litestar_app"].state["runtime"])
-            scope["user"] = result.user
-            scope["auth"] = result.auth
+            scope["user"], scope["auth"] = self._authenticate(scope, scope["litestar_app"].state["runtime"])
         await self.app(scope, receive, send)
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
         """The principal and claims of a valid token that holds the route's scopes; raises otherwise."""
-        return self._authenticate(connection.scope, runtime_of(connection))
+        user, auth = self._authenticate(connection.scope, runtime_of(connection))
+        return AuthenticationResult(user=user, auth=auth)
 
-    def _authenticate(self, scope: Scope, runtime: Runtime) -> AuthenticationResult:
+    def _authenticate(self, scope: Scope, runtime: Runtime) -> tuple[Principal, AccessTokenClaims]:
+        """The principal and claims for ``request.user`` and ``request.auth``; raises as described."""
         token = bearer_token(_authorization(scope))
         try:
             verified = runtime.tokens.verify_token(token, audience=runtime.settings.audience)
@@ -116,7 +118,7 @@ class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         principal = verified.principal
         if required is None or not required <= principal.scopes:
             check_scopes(principal, required)
-        return AuthenticationResult(user=principal, auth=verified.claims)
+        return principal, verified.claims
 
 
 def auth_middleware() -> DefineMiddleware:
