@@ -98,26 +98,7 @@ def assemble_home(
         offers = _joined(offers, campaigns)
     # Slot id -> its placement scope, and the ranked candidates of each slot (every slot present).
     scope_of = {slot: slot_scope(slot) for slot in inventory}
-    candidates: dict[str, list[tuple[int, str, str, SlotOffer]]] = {slot: [] for slot in inventory}
-    seen: set[tuple[str, str, str]] = set()
-    for plugin, plugin_offers in offers.items():
-        scopes = granted.get(plugin, frozenset())
-        for offer in plugin_offers:
-            slot = offer.slot
-            scope = scope_of.get(slot)
-            if scope is None or scope not in scopes:
-                continue
-            if (offer.valid_from is not None or offer.valid_until is not None) and not is_live(offer, now):
-                continue
-            if offer.targeting is not None and not targets(
-                offer.targeting, customer if seen_as is None else seen_as(plugin)
-            ):
-                continue
-            marker = (slot, plugin, offer.key)
-            if marker in seen:
-                continue
-            seen.add(marker)
-            candidates[slot].append((-offer.priority, plugin, offer.key, offer))
+    candidates, _, _ = _candidates(offers, inventory, scope_of, granted, customer, now, seen_as)
     chosen: dict[str, list[HomeItem]] = {}
     no_pins: Mapping[str, int] = {}
     for slot, ranked in candidates.items():
@@ -288,23 +269,20 @@ _Shown = Callable[[_Campaign], bool]
 _Own = tuple[int, str, str, SlotOffer]
 
 
-def _with_campaigns(
+def _candidates(
     offers: Mapping[str, Sequence[SlotOffer]],
-    ranked: _Ranked,
     inventory: Mapping[str, SlotConfig],
+    scope_of: Mapping[str, str],
     granted: Mapping[str, frozenset[str]],
     customer: Customer,
     now: datetime,
-    pins: Mapping[str, Mapping[str, int]] | None,
     seen_as: SeenAs | None,
-) -> dict[str, list[HomeItem]]:
-    """:func:`assemble_home` with campaigns: the customer's own offers ranked per page, merged with
-    the campaigns' remembered ranking."""
-    # The customer's own offers, taken exactly as assemble_home takes them.
-    scope_of = ranked.scope_of
+) -> tuple[dict[str, list[_Own]], set[tuple[str, str, str]], set[str]]:
+    """Each inventory slot's candidates among ``offers`` (unsorted; granted, live, targeting the
+    customer, the first of each (slot, plugin, key)), the markers taken, and the plugins that have one."""
     candidates: dict[str, list[_Own]] = {slot: [] for slot in inventory}
     seen: set[tuple[str, str, str]] = set()
-    owners: set[str] = set()  # plugins with a marker in seen
+    owners: set[str] = set()
     for plugin, plugin_offers in offers.items():
         scopes = granted.get(plugin, frozenset())
         for offer in plugin_offers:
@@ -324,6 +302,25 @@ def _with_campaigns(
             seen.add(marker)
             owners.add(plugin)
             candidates[slot].append((-offer.priority, plugin, offer.key, offer))
+    return candidates, seen, owners
+
+
+def _with_campaigns(
+    offers: Mapping[str, Sequence[SlotOffer]],
+    ranked: _Ranked,
+    inventory: Mapping[str, SlotConfig],
+    granted: Mapping[str, frozenset[str]],
+    customer: Customer,
+    now: datetime,
+    pins: Mapping[str, Mapping[str, int]] | None,
+    seen_as: SeenAs | None,
+) -> dict[str, list[HomeItem]]:
+    """:func:`assemble_home` with campaigns: the customer's own offers ranked per page, merged with
+    the campaigns' remembered ranking."""
+    # The customer's own offers, taken exactly as assemble_home takes them.
+    candidates, seen, owners = _candidates(
+        offers, inventory, ranked.scope_of, granted, customer, now, seen_as
+    )
 
     def shown(entry: _Campaign) -> bool:
         """True when ``entry`` is the offer for its marker that ranking everything would keep."""
