@@ -82,7 +82,7 @@ def test_consents_that_do_not_arrive_leave_the_partner_out_not_the_page_waiting(
     """The consent read hangs: the response comes after about the data budget with the partner, which
     reads consented data, listed as degraded (never served as if the customer had not consented);
     the read, once it lands, serves the next response from the cache."""
-    app = make_app(_partner(kit), data_budget_ms=100, consent_cache_ms=60_000)
+    app = make_app(_partner(kit), data_budget_ms=100, consent_cache_ms=60_000, sqlite_reads_on_loop=False)
     ConsentStore(app.runtime.db).grant(
         CUSTOMER, PARTNER, frozenset({"profile:basic"}), "测试", datetime.now(UTC) + timedelta(days=30)
     )
@@ -263,7 +263,7 @@ def test_hanging_consent_reads_tie_up_a_bounded_number_of_threads(
         return []
 
     monkeypatch.setattr(ConsentStore, "_live", held)
-    app = make_app(_partner(kit), data_budget_ms=20, consent_cache_ms=cache_ms)
+    app = make_app(_partner(kit), data_budget_ms=20, consent_cache_ms=cache_ms, sqlite_reads_on_loop=False)
     customers = sorted(PERSONAS)
     pages = [
         app.get("/v1/home", token=app.token(PERSONAS[customers[n % len(customers)]].id)) for n in range(24)
@@ -292,7 +292,8 @@ def test_hanging_storage_reads_tie_up_a_bounded_number_of_threads(
         return [kit.offer("home.banner", f"seen-{await ctx.storage.aget(ctx.request_id)}")]
 
     monkeypatch.setattr(SqlPluginStorage, "_read_doc", held)
-    app = make_app(kit.plugin("reader", home_slot_offers=reads), home_budget_ms=60)
+    reader = kit.plugin("reader", home_slot_offers=reads)
+    app = make_app(reader, home_budget_ms=60, sqlite_reads_on_loop=False)  # a held read: in threads
     token = app.token(CUSTOMER)
     pages = [app.get("/v1/home", token=token) for _ in range(40)]
     assert all(p.status_code == 200 for p in pages)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
+import msgspec
 import pytest
 from fulcrum_core.api.deps import plugin_calls
 from fulcrum_core.data.consent_cache import REFRESH_AFTER as CONSENT_REFRESH_AFTER
@@ -430,7 +431,9 @@ async def test_a_revocation_during_an_in_flight_refresh_wins(
 
 @pytest.fixture
 def partner_host(settings: Settings, db: Database, kit: Any) -> tuple[PluginSet, ContextFactory]:
-    """A partner plugin the customer consented to ``profile:basic`` for, and the host's context factory."""
+    """A partner plugin the customer consented to ``profile:basic`` for, and the host's context factory
+    reading consents in worker threads (where concurrent misses can share a read in flight)."""
+    settings = msgspec.structs.replace(settings, sqlite_reads_on_loop=False)
     plugins: PluginSet = get_plugin_manager(
         settings,
         load_entry_points=False,

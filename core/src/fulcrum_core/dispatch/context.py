@@ -140,7 +140,8 @@ class ContextFactory:
         # Per partner: the HMAC of its request ids' common prefix, copied and finished per request.
         self._request_macs: dict[str, hmac.HMAC] = {}
         # Live consents per customer, shared by this host's requests; ConsentStore writes invalidate it.
-        self.consent_cache = attach(db, ConsentCache(settings.consent_cache_ms))
+        on_loop = settings.sqlite_reads_on_loop and db.dialect == "sqlite"
+        self.consent_cache = attach(db, ConsentCache(settings.consent_cache_ms, reads_on_loop=on_loop))
         # Reads of a provider that does I/O in flight at once, hung ones included: a bank that hangs
         # ties up at most this many threads; past it a record is unavailable at once.
         self.bank_reads = threading.BoundedSemaphore(_BANK_READS)
@@ -216,7 +217,13 @@ class ContextFactory:
         storage = self._storages.get(plugin_id)
         if storage is None:
             storage = self._storages.setdefault(
-                plugin_id, SqlPluginStorage(self.db, plugin_id, cache_ms=self.settings.storage_cache_ms)
+                plugin_id,
+                SqlPluginStorage(
+                    self.db,
+                    plugin_id,
+                    cache_ms=self.settings.storage_cache_ms,
+                    reads_on_loop=self.settings.sqlite_reads_on_loop,
+                ),
             )
         if fresh and isinstance(storage, SqlPluginStorage):
             return storage.fresh
