@@ -69,7 +69,7 @@ def test_the_manifest_asks_exactly_for_what_the_chosen_hooks_need(baked: Any) ->
     assert manifest.name.zh_CN == baked.context["plugin_name"]
     assert manifest.name.en == baked.context["plugin_name_en"]
     assert set(manifest.hooks) == (
-        ({"home_slot_offers"} if home else set())
+        ({"home_slot_offers", "home_slot_campaigns"} if home else set())
         | ({"search"} if search else set())
         | ({"feed_items"} if feed else set())
         | ({"page"} if home or search or feed else set())  # what their deep links open
@@ -83,7 +83,7 @@ def test_the_manifest_asks_exactly_for_what_the_chosen_hooks_need(baked: Any) ->
         | ({"feed:contribute"} if feed else set())
         | ({"transactions:write"} if tx else set())
     )
-    assert set(manifest.scopes.optional) == ({"location:city"} if home else set())
+    assert set(manifest.scopes.optional) == ({"location:city", "profile:basic"} if home else set())
 
 
 def test_pyproject_depends_on_the_sdk_only_and_names_the_entry_point(baked: Any) -> None:
@@ -112,6 +112,7 @@ def test_the_chosen_hooks_return_valid_data_for_every_persona(baked: Any, baked_
         harness = PluginHarness(baked_module, persona=persona)
         if baked.chose("home_slots"):
             assert len(harness.home_slot_offers()) == 2
+            assert len(harness.home_slot_campaigns()) == 2
         if baked.chose("search"):
             assert harness.search(baked.context["plugin_name"])
         if baked.chose("feed"):

@@ -1,7 +1,10 @@
 {%- set c = cookiecutter -%}
-"""Home-page offers: what each customer sees, with and without the optional city scope."""
+"""Home-page offers: what each customer sees, with and without the optional city scope, and the
+campaigns the host computes once for everyone and filters per customer."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import pytest
 {%- if c.publisher_kind == "partner" %}
@@ -10,6 +13,7 @@ from fulcrum_sdk.errors import DataUnavailable
 from fulcrum_sdk.testing import PERSONAS, PluginHarness
 
 import {{ c.__package }} as plugin
+from {{ c.__package }}.home import CAMPAIGN_SEGMENT
 
 
 @pytest.mark.parametrize("persona", sorted(PERSONAS))
@@ -72,3 +76,53 @@ def test_nothing_is_shown_while_the_customers_consents_are_unknown() -> None:
 def test_offers_are_dropped_without_the_slot_scopes() -> None:
     """A plugin granted no placement scope shows nothing on the home page."""
     assert PluginHarness(plugin, scopes=()).home_slot_offers() == []
+
+
+def test_campaigns_run_for_the_month_they_are_computed_in() -> None:
+    """Both campaign banners are valid from the first of the month to the next, Beijing time: on the
+    evening of 31 December (UTC) it is already January in Beijing."""
+    harness = PluginHarness(plugin, now=datetime(2026, 12, 31, 17, 0, tzinfo=UTC))
+    campaigns = harness.home_slot_campaigns()
+    assert [o.slot for o in campaigns] == ["home.banner/v1", "home.banner/v1"]
+    assert {(o.valid_from, o.valid_until) for o in campaigns} == {
+        (datetime(2026, 12, 31, 16, 0, tzinfo=UTC), datetime(2027, 1, 31, 16, 0, tzinfo=UTC))
+    }
+    assert {o.key for o in campaigns} == {"month-2027-01", f"{CAMPAIGN_SEGMENT}-2027-01"}
+
+
+def test_the_segment_campaign_is_shown_only_inside_its_segment() -> None:
+    """With ``profile:basic`` granted, the host shows the segment's banner to an affluent customer and
+    filters it out for a mass one; the month's banner reaches both."""
+    scopes = PluginHarness(plugin).scopes | {"profile:basic"}
+    inside = PluginHarness(plugin, persona="affluent", scopes=scopes)
+    outside = PluginHarness(plugin, persona="young_professional", scopes=scopes)
+    assert inside.record.profile.segment == CAMPAIGN_SEGMENT != outside.record.profile.segment
+    shown_inside = {o.key.split("-")[0] for o in inside.shown_offers() if o.slot == "home.banner/v1"}
+    shown_outside = {o.key.split("-")[0] for o in outside.shown_offers() if o.slot == "home.banner/v1"}
+    assert shown_inside == {"launch", "month", CAMPAIGN_SEGMENT}
+    assert shown_outside == {"launch", "month"}
+    assert len(outside.home_slot_campaigns()) == 2  # offered to everyone; the host's targeting drops it
+
+
+def test_the_segment_campaign_reaches_nobody_without_profile_basic() -> None:
+    """Without ``profile:basic`` the host sees no segment, so even an affluent customer gets only the
+    banners meant for everyone."""
+    harness = PluginHarness(plugin, persona="affluent")
+    assert "profile:basic" not in harness.scopes
+    banners = {o.key.split("-")[0] for o in harness.shown_offers() if o.slot == "home.banner/v1"}
+    assert banners == {"launch", "month"}
+{%- if c.publisher_kind == "partner" %}
+
+
+def test_the_segment_campaign_needs_the_customers_consent() -> None:
+    """A partner granted ``profile:basic`` still sees no segment for a customer who has not consented."""
+    scopes = PluginHarness(plugin).scopes | {"profile:basic"}
+    harness = PluginHarness(plugin, persona="affluent", scopes=scopes, consented=())
+    banners = {o.key.split("-")[0] for o in harness.shown_offers() if o.slot == "home.banner/v1"}
+    assert banners == {"launch", "month"}
+{%- endif %}
+
+
+def test_campaigns_are_dropped_without_the_banner_scope() -> None:
+    """Campaign banners need ``slot:home.banner`` like any other banner."""
+    assert PluginHarness(plugin, scopes=()).home_slot_campaigns() == []

@@ -8,7 +8,7 @@ is ``fulcrum-plugin.toml`` beside this file; each hook sees only what the grante
 from {{ cookiecutter.__package }}.feeds import feed_items
 {%- endif %}
 {%- if cookiecutter.home_slots %}
-from {{ cookiecutter.__package }}.home import home_slot_offers
+from {{ cookiecutter.__package }}.home import home_slot_campaigns, home_slot_offers
 {%- endif %}
 {%- if cookiecutter.transactions %}
 from {{ cookiecutter.__package }}.orders import execute_transaction, register_transaction_types
@@ -28,6 +28,7 @@ __all__ = [
     "feed_items",
 {%- endif %}
 {%- if cookiecutter.home_slots %}
+    "home_slot_campaigns",
     "home_slot_offers",
 {%- endif %}
 {%- if cookiecutter.home_slots or cookiecutter.search or cookiecutter.feed %}
