@@ -38,15 +38,39 @@ class Clock:
         return self.now
 
 
+_TOKENS: dict[object, object] = {}
+"""One settings token per distinct page settings, when the pages give tokens (see ``tokens``)."""
+
+
+@pytest.fixture(autouse=True, params=["no token", "token"])
+def tokens(request: pytest.FixtureRequest) -> bool:
+    """Every test runs with pages that promise nothing (each plugin looked up on every page) and with
+    pages that give a settings token (a page like the last one answered from what the store kept):
+    the answers must be the same."""
+    Page.with_token = request.param == "token"
+    _TOKENS.clear()
+    return Page.with_token
+
+
 class Page:
     """What the store asks of a request: ``now`` and each plugin's effective settings (the page's are
-    the only ones the plugin has)."""
+    the only ones the plugin has), and a settings token standing for them (or none)."""
+
+    with_token = False
 
     def __init__(self, settings: Mapping[str, str] | None = None) -> None:
         self.now = NOW
         self._settings = settings
+        self.lookups = 0
+
+    @property
+    def settings_token(self) -> object | None:
+        if not self.with_token:
+            return None
+        return _TOKENS.setdefault(frozenset((self._settings or {}).items()), object())
 
     def settings_of(self, plugin: LoadedPlugin) -> Mapping[str, str]:
+        self.lookups += 1
         return plugin.settings if self._settings is None else self._settings
 
     def settings_variants_of(self, plugin: LoadedPlugin) -> list[Mapping[str, str]]:
@@ -352,3 +376,53 @@ async def test_a_refresh_failing_in_the_host_is_retried_later_not_on_every_hit(
         assert await _page(store, plugin) == ["v1"]
         await _flights(store)
     assert attempts == [1]
+
+
+async def test_a_page_like_the_last_is_answered_from_what_was_kept(settings: Settings, kit: Any) -> None:
+    """With a settings token, a page with the same plugins and token as one that waited for nothing
+    and refreshed nothing gets that page's answer without a lookup per plugin, until the first
+    refresh point, an entry changing, another token or other plugins."""
+    Page.with_token = True
+    hook = Campaigner(kit)
+    store, plugin, clock = _setup(settings, kit, hook)
+    assert await _page(store, plugin) == ["v1"]  # the miss: nothing kept
+    first = Page()
+    offers, waiting = store.for_page([plugin], first)
+    assert first.lookups > 0
+    assert (waiting, [o.key for o in offers["camp"]]) == ([], ["v1"])
+    again = Page()
+    kept, waiting = store.for_page([plugin], again)
+    assert (again.lookups, waiting, kept) == (0, [], offers)
+    assert kept is offers  # the same answer, not a copy
+
+    other = Page({"city": "shanghai"})  # another token: its own lookups (and its own call)
+    store.for_page([plugin], other)
+    assert other.lookups > 0
+    narrowed = dataclasses.replace(plugin, granted=frozenset({"slot:home.banner"}))
+    page = Page()
+    store.for_page([narrowed], page)  # other plugins: looked up
+    assert page.lookups > 0
+    await _flights(store)
+
+    # Past the first refresh point: looked up, the refresh starts, and its landing is seen.
+    clock.now += TTL_MS / 1000 * 0.95
+    page = Page()
+    offers, _ = store.for_page([plugin], page)
+    assert page.lookups > 0
+    assert [o.key for o in offers["camp"]] == ["v1"]
+    await _flights(store)
+    page = Page()
+    offers, _ = store.for_page([plugin], page)
+    assert page.lookups > 0
+    assert [o.key for o in offers["camp"]] == ["v4"]
+    page = Page()
+    assert store.for_page([plugin], page)[0] is offers
+    assert page.lookups == 0
+
+    store.retain([])  # switched off: what was kept goes with its entries
+    page = Page()
+    _, waiting = store.for_page([plugin], page)
+    assert page.lookups > 0
+    assert len(waiting) == 1
+    await _flights(store)
+

@@ -219,3 +219,23 @@ def test_pages_after_the_first_check_only_the_campaigns_they_reach() -> None:
         )
         assert _keys(slots) == [("top", "t")]
         assert asked == ([] if page in (1, 2, 3) else ["low"])
+
+
+def test_the_same_mapping_again_is_answered_by_identity() -> None:
+    """The campaign store hands pages like the last one the same mapping: its ranking is found by
+    identity, and an equal mapping, other grants or another inventory are looked up, not taken for it."""
+    from fulcrum_core.assembly.home import _ranked_campaigns
+
+    campaigns = {"p": (_one(BANNER, "b"),), "q": (_one(BANNER, "c", 200),)}
+    granted = {"p": GRANT, "q": GRANT}
+    assert _ranked_campaigns(campaigns, INVENTORY, granted) is None  # seen once: not ranked yet
+    ranked = _ranked_campaigns(campaigns, INVENTORY, granted)
+    assert ranked is not None
+    assert _ranked_campaigns(campaigns, INVENTORY, granted) is ranked
+    assert _ranked_campaigns(dict(campaigns), INVENTORY, granted) is ranked  # same tuples, looked up
+    assert _ranked_campaigns(campaigns, INVENTORY, {"p": GRANT}) is None  # other grants: anew
+    other = {BANNER: SlotConfig(capacity=3), "home.notice/v1": SlotConfig(capacity=3)}
+    assert _ranked_campaigns(campaigns, other, granted) is None  # other slots: anew
+    refreshed = {**campaigns, "p": (_one(BANNER, "b2"),)}
+    assert _ranked_campaigns(refreshed, INVENTORY, granted) is None
+    assert _ranked_campaigns(refreshed, INVENTORY, granted) is not ranked

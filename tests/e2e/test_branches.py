@@ -131,3 +131,26 @@ def test_the_shipped_files_have_no_problems_in_the_running_demo(branch_demo: Dem
     store.refresh()  # against the approved set as it stands now the registry's policy is applied
     assert store.errors() == []
     assert store.branches() == ("021", "028", "0755")
+
+
+def test_a_settings_token_stands_for_every_plugins_settings_in_a_branch(branch_demo: Demo) -> None:
+    """Customers of one branch share a settings token and get the same settings for every plugin;
+    another branch has another token; a reload that applies a new configuration gives new tokens,
+    one that changes nothing keeps them (what the campaign store keeps pages' answers under)."""
+    runtime = branch_demo.runtime
+    plugins = list(runtime.plugins.loaded.values())
+
+    def contexts(customer: str) -> Any:
+        return runtime.contexts.for_request(customer, request_id="r-token")
+
+    sz = [contexts(c) for c in SZ]
+    assert all(c.settings_token is sz[0].settings_token for c in sz)
+    for plugin in plugins:
+        assert all(c.settings_of(plugin) == sz[0].settings_of(plugin) for c in sz)
+    sh = contexts(SH[0])
+    assert sh.settings_token is not sz[0].settings_token
+    assert sh.settings_token is not None
+    source = runtime.contexts.branches
+    assert source is not None
+    assert not source.refresh()
+    assert contexts(SZ[1]).settings_token is sz[0].settings_token

@@ -72,11 +72,25 @@ class _Entry(NamedTuple):
     refresh_at: float  # on the store's clock: a hit from here on starts a background refresh
 
 
+class _Snapshot(NamedTuple):
+    """What :meth:`CampaignStore.for_page` answered a page that waited for nothing and refreshed
+    nothing, kept for the next page with the same plugins and settings token."""
+
+    plugins: list[LoadedPlugin]  # compared element by element, by identity
+    until: float  # on the store's clock: the first refresh point among the entries it served
+    offers: dict[str, tuple[SlotOffer, ...]]
+
+
 class PageRequest(Protocol):
     """What the store asks of a request: each plugin's effective settings for this customer, and all
     it has for anyone."""
 
     now: datetime
+
+    @property
+    def settings_token(self) -> object | None:
+        """The same object for two requests only when :meth:`settings_of` answers alike for every
+        plugin in both; ``None``: no such promise (every page then looks each plugin up)."""
 
     def settings_of(self, plugin: LoadedPlugin) -> Mapping[str, str]: ...
     def settings_variants_of(self, plugin: LoadedPlugin) -> Sequence[Mapping[str, str]]: ...
@@ -101,6 +115,8 @@ class CampaignStore:
         self._clock = clock
         self._entries: dict[_Key, _Entry] = {}
         self._flights: dict[_Key, asyncio.Task[Fetched]] = {}
+        # Settings token → the last page's answer (see for_page); emptied whenever an entry changes.
+        self._snapshots: dict[object, _Snapshot] = {}
         # The plugins that may run (see :meth:`retain`); ``None``: not told yet, any may.
         self._running: frozenset[LoadedPlugin] | None = None
 
@@ -115,34 +131,60 @@ class CampaignStore:
         self._running = running
         for key in [k for k in self._entries if k[0] not in running]:
             del self._entries[key]
+        self._changed()
+
+    def _changed(self) -> None:
+        """The entries changed (one added, replaced, dropped or due sooner): no page's answer kept
+        from before holds any more."""
+        self._snapshots.clear()
 
     def for_page(
         self, plugins: Sequence[LoadedPlugin], request: PageRequest
     ) -> tuple[dict[str, tuple[SlotOffer, ...]], Waiting]:
         """The campaign offers of ``plugins`` held now, by plugin id, and the calls the page must wait
         for (misses: started here, or shared with one in flight). Hits past their refresh point start a
-        background refresh. A hit costs a settings lookup, a tuple and a dict lookup."""
+        background refresh. A hit costs a settings lookup, a tuple and a dict lookup.
+
+        A page whose plugins and settings token are those of an earlier page that waited for nothing
+        and refreshed nothing, before the first refresh point of what that page was served and with
+        no entry changed since, gets that page's answer again: the same dict, which callers must not
+        change (a page with misses gets a fresh one, for :func:`collect` to add to)."""
+        clock = self._clock()
+        token = request.settings_token
+        if token is not None:
+            kept = self._snapshots.get(token)
+            if kept is not None and clock < kept.until and kept.plugins == plugins:
+                return kept.offers, []
         offers: dict[str, tuple[SlotOffer, ...]] = {}
         waiting: Waiting = []
-        clock = self._clock()
         entries = self._entries
         flights = self._flights
         settings_of = request.settings_of
+        until = float("inf")
         for plugin in plugins:
             settings = settings_of(plugin)
             key = (plugin, frozenset(settings.items()) if settings else _NO_SETTINGS)
             entry = entries.get(key)
             if entry is not None:
                 if clock < entry.fresh_until:
-                    if clock >= entry.refresh_at and not _runs_here(flights.get(key)):
-                        self._start_all(key, plugin, settings, request)
+                    if clock >= entry.refresh_at:
+                        until = clock  # refreshing (or waiting for a refresh): not kept
+                        if not _runs_here(flights.get(key)):
+                            self._start_all(key, plugin, settings, request)
+                    elif entry.refresh_at < until:
+                        until = entry.refresh_at
                     offers[plugin.id] = entry.offers
                     continue
                 del entries[key]  # lapsed: never served
+                self._changed()
             flight = flights.get(key)
             if not _runs_here(flight):
                 flight = self._start_all(key, plugin, settings, request)
             waiting.append((plugin.id, flight))
+        if token is not None and not waiting and clock < until:
+            if len(self._snapshots) >= self.max_entries:
+                self._snapshots.clear()
+            self._snapshots[token] = _Snapshot(list(plugins), until, offers)
         return offers, waiting
 
     def _start_all(
@@ -218,6 +260,7 @@ class CampaignStore:
             return  # switched off while its call ran: kept for nobody
         entries = self._entries
         entries.pop(key, None)
+        self._changed()
         entries[key] = entry  # last in order: the oldest entries go first when the store is full
         if len(entries) > self.max_entries:
             clock = self._clock()
@@ -232,6 +275,7 @@ class CampaignStore:
             return
         retry = min(entry.fresh_until, self._clock() + self.ttl * RETRY_AFTER)
         self._entries[key] = entry._replace(refresh_at=retry)
+        self._changed()
         log.warning(
             "refreshing the campaigns of plugin %r failed; the last ones are served until they are "
             "campaign_ttl_ms old", plugin_id, extra={"plugin": plugin_id, "hook": HOOK},

@@ -384,3 +384,19 @@ def test_branch_codes_no_customer_has_are_reported_when_known(
     unknown = BranchConfigStore(branch_dir, lambda: approved, inventory, environ=env)
     assert unknown.refresh()
     assert unknown.errors() == []
+
+
+def test_a_settings_token_lasts_until_a_new_configuration_applies(
+    loaded: BranchConfigStore, write: Write
+) -> None:
+    """One token per branch, the same object until a reload applies something new (even when the
+    branch's own file did not change: a rotated secret or HQ's edit changes its settings too)."""
+    sz, sh = loaded.settings_token("0755"), loaded.settings_token("021")
+    assert loaded.settings_token("0755") is sz
+    assert sh is not sz
+    assert not loaded.refresh()
+    assert loaded.settings_token("0755") is sz
+    write("028.toml", "[plugins.pension]\nenabled = true\n")
+    assert loaded.refresh()
+    assert loaded.settings_token("0755") is not sz
+    assert loaded.settings_token("021") is not sh

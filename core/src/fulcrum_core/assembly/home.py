@@ -183,7 +183,13 @@ def _ranked_campaigns(
 
     Keyed by the grants' identity (the home page builds a new mapping when the plugins or their
     grants change), the slot ids and the plugin ids, and matched to the tuples by identity (what is
-    kept holds them, so their ids are not reused)."""
+    kept holds them, so their ids are not reused). The mapping the last call ranked answers again by
+    identity: the campaign store hands pages like the last one the same mapping, which nobody changes."""
+    last = _last[0]
+    if last is not None and last.campaigns is campaigns and last.granted is granted and (
+        last.inventory is inventory
+    ):
+        return last.ranked
     key = (id(granted), len(inventory), *inventory, *campaigns)
     known = _ranked.get(key)
     if known is None:
@@ -193,6 +199,7 @@ def _ranked_campaigns(
     else:
         for ranked in known:
             if all(map(is_, ranked.held, campaigns.values())):  # as many as the key's plugin ids
+                _last[0] = _Last(campaigns, granted, inventory, ranked)
                 return ranked
     once = _once.get(key)
     if once is None or not all(map(is_, once[0], campaigns.values())):
@@ -205,7 +212,20 @@ def _ranked_campaigns(
     if len(known) >= _VARIANTS_MAX:
         known.pop()
     known.insert(0, ranked)  # the latest first: a refresh replaces a tuple for good
+    _last[0] = _Last(campaigns, granted, inventory, ranked)
     return ranked
+
+
+class _Last(NamedTuple):
+    """The last mapping ranked, held (so its id is not reused), with what it was ranked against."""
+
+    campaigns: Mapping[str, tuple[SlotOffer, ...]]
+    granted: Mapping[str, frozenset[str]]
+    inventory: Mapping[str, SlotConfig]
+    ranked: _Ranked
+
+
+_last: list[_Last | None] = [None]
 
 
 _ranked: dict[tuple[object, ...], list[_Ranked]] = {}

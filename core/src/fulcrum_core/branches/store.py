@@ -61,6 +61,8 @@ class _State:
     hq_only: dict[str, EffectiveConfig] = field(default_factory=dict)
     # Plugin id → its distinct resolved settings across HQ and the branches, built on first use.
     variants: dict[str, tuple[Mapping[str, str], ...]] = field(default_factory=dict)
+    # Branch code → its settings token (see BranchConfigStore.settings_token), made on first use.
+    tokens: dict[str, object] = field(default_factory=dict)
 
 
 class BranchConfigStore:
@@ -122,6 +124,16 @@ class BranchConfigStore:
         if found is None and branch_code not in self._state.configs:
             found = settings.get(("", plugin_id))
         return found if found is not None else _EMPTY
+
+    def settings_token(self, branch_code: str) -> object:
+        """An object that stands for every :meth:`settings_for` answer of ``branch_code`` under the
+        configuration applied now: the same object (``is``) until a reload applies a new one, so a
+        caller may keep what it derived from those settings under it."""
+        tokens = self._state.tokens
+        token = tokens.get(branch_code)
+        if token is None:
+            token = tokens.setdefault(branch_code, object())
+        return token
 
     def settings_variants(self, plugin_id: str) -> tuple[Mapping[str, str], ...]:
         """Every distinct resolved settings the plugin has where it is on (HQ's for branches without a

@@ -25,6 +25,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
 import anyio
 import anyio.to_thread
@@ -43,6 +44,7 @@ from fulcrum_core.plugins import LoadedPlugin, PluginSet
 from fulcrum_core.settings import Settings
 
 __all__ = [
+    "HOST_SETTINGS",
     "PAIRWISE_KEY_FILE",
     "ContextFactory",
     "RequestContexts",
@@ -56,6 +58,8 @@ log = logging.getLogger("fulcrum.dispatch")
 PAIRWISE_KEY_FILE = "pairwise.key"
 
 _NONE: frozenset[str] = frozenset()
+HOST_SETTINGS: Final = object()
+"""The settings token of requests without a branch layer: every plugin's own host-level settings."""
 _PAIRWISE_MEMO = 65_536
 
 
@@ -315,6 +319,20 @@ class RequestContexts:
         if not layered:
             return plugin.settings
         return {**plugin.settings, **layered}  # the branch files override host-level settings
+
+    @property
+    def settings_token(self) -> object | None:
+        """An object that is the same (``is``) for two requests only when :meth:`settings_of` gives
+        every plugin the same settings in both (``None``: no such promise): what a worker-wide cache
+        of settings-dependent results may be keyed by instead of every plugin's settings."""
+        source = self._factory.branches
+        if source is None:
+            return HOST_SETTINGS
+        view = self.branch_view
+        if view is None:  # pragma: no cover - a branch layer always gives a view
+            return HOST_SETTINGS
+        token = getattr(source, "settings_token", None)  # a source without one promises nothing
+        return None if token is None else token(view.branch)
 
     def settings_variants_of(self, plugin: LoadedPlugin) -> list[Mapping[str, str]]:
         """Every effective settings ``plugin`` has for some customer (one per distinct branch settings,
