@@ -1,0 +1,153 @@
+"""Instructions per ``GET /v1/home`` inside one process, counted by callgrind: noise does not move them.
+
+On a shared VM the same code measures 290 or 490 µs a page from one minute to the next, so a change
+of a few per cent cannot be seen in timings. Valgrind's callgrind counts the instructions the CPU
+executes instead: this runs :mod:`inprocess`'s requests under it, collecting only while the measured
+requests run (warm-up, startup and shutdown are not counted), each thread apart. The event loop's
+thread is the page; the others are background work (the registry watcher, read-cache refreshes in
+worker threads). Instructions are not time (a cache miss costs many), so read them next to
+``inprocess.py`` and ``home.py``, as a tie-breaker between two trees measured alike.
+
+    apt-get install valgrind
+    uv run python bench/instructions.py --requests 1000 --variant full --synthetic campaign --customers 15
+
+The run takes about two minutes per thousand pages (valgrind runs the interpreter ≈ 50× slower).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import home
+import inprocess
+
+CHILD = "FULCRUM_BENCH_CALLGRIND_CHILD"
+
+
+def _collect(on: bool) -> None:
+    """Switch callgrind's collection on or off for this process."""
+    subprocess.run(  # noqa: S603 - our own argv
+        ["callgrind_control", "-i", "on" if on else "off", str(os.getpid())],  # noqa: S607
+        check=True, capture_output=True,
+    )
+
+
+# Under valgrind the app runs ≈ 50 times slower, so read caches of 1 s would refresh ≈ 50 times as
+# often per page as at full speed; stretched alike, a page sees about as many refreshes as it would.
+STRETCHED = "storage_cache_ms = 60000\nconsent_cache_ms = 60000\ncampaign_ttl_ms = 3600000\n"
+
+
+async def _ready(app: Any, variant: str, token: bytes) -> None:
+    """Wait until the registry watcher's first poll has applied the approved first-party releases."""
+    wanted = set(inprocess.FIRST_PARTY) if variant in ("full", "first-party") else set()
+    for attempt in itertools.count():
+        status, page = await inprocess._call(app, "/v1/home", token) if app else (200, b"")
+        if status != 200:
+            raise SystemExit(f"{variant}: /v1/home answered {status}: {page[:300]!r}")
+        plugins = app.state["runtime"].plugins if app else None
+        running = {p.id for p in plugins.enabled_for("home_slot_offers")} if plugins else set()
+        if wanted <= running:
+            return
+        if attempt > 600:
+            raise SystemExit(f"{variant}: {sorted(wanted - running)} never ran")
+        await asyncio.sleep(0.2)
+
+
+async def _pages(variant: str, requests: int, state: Path, tokens: list[bytes]) -> None:
+    inprocess.EXTRA_SETTINGS = STRETCHED
+    if variant == "bare":  # the bare endpoint serves the real app's page of the first customer
+        app = inprocess._app("full", state, state / "body.json", False)
+        stop, _ = await inprocess._lifespan(app)
+        await _ready(app, "full", tokens[0])
+        _, page = await inprocess._call(app, "/v1/home", tokens[0])
+        (state / "body.json").write_bytes(page)
+        await stop()
+    app = inprocess._app(variant, state, state / "body.json", False)
+    stop = None
+    if variant not in ("bare", "plain"):
+        stop, _ = await inprocess._lifespan(app)
+    await _ready(app if stop else None, variant, tokens[0])
+    turns = itertools.cycle(tokens)
+    for _ in range(300):
+        await inprocess._call(app, "/v1/home", next(turns))
+    _collect(True)
+    for _ in range(requests):
+        await inprocess._call(app, "/v1/home", next(turns))
+    _collect(False)
+    if stop is not None:
+        await stop()
+
+
+def _child(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="fulcrum-instructions-", ignore_cleanup_errors=True) as tmp:
+        state = Path(tmp)
+        env = home._prepare(state, None, caches=True)
+        os.environ.update(env)
+        os.environ[home.SYNTHETIC_ENV] = args.synthetic
+        tokens, _ = home._tokens(env, home._demo_customers(args.customers))
+        asyncio.run(_pages(args.variant, args.requests, state, [t.encode() for t in tokens]))
+
+
+def _totals(out: Path) -> dict[str, int]:
+    """Thread number → instructions counted, from callgrind's per-thread output files."""
+    found: dict[str, int] = {}
+    for path in sorted(out.glob("cg.*")):
+        match = re.search(r"^totals:\s+(\d+)", path.read_text(errors="replace"), re.M)
+        if match:
+            found[path.name.rsplit("-", 1)[-1]] = int(match.group(1))
+    return found
+
+
+def main() -> None:
+    """Re-run this script under callgrind, then print instructions per page by thread."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument(
+        "--variant", choices=["full", "first-party", "synthetic", "none", "plain", "bare"],
+        default="full",
+    )
+    parser.add_argument("--synthetic", choices=sorted(home.SYNTHETIC_HOOKS), default="campaign")
+    parser.add_argument("--customers", type=int, default=15)
+    args = parser.parse_args()
+    if os.environ.get(CHILD):
+        _child(args)
+        return
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    with tempfile.TemporaryDirectory(prefix="fulcrum-callgrind-") as tmp:
+        out = Path(tmp)
+        command = [
+            "valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes",
+            f"--callgrind-out-file={out}/cg.%p", sys.executable, __file__, *sys.argv[1:],
+        ]
+        subprocess.run(  # noqa: S603 - our own argv
+            command, check=True, env={**os.environ, CHILD: "1", "PYTHONHASHSEED": "0"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        totals = _totals(out)
+    if not totals:
+        raise SystemExit("callgrind wrote no counts")
+    loop = totals.get("01", 0)
+    rest = sum(n for thread, n in totals.items() if thread != "01")
+    print(
+        f"{args.requests} pages, variant {args.variant}, synthetic {args.synthetic}, "
+        f"{args.customers} customer(s), python {sys.version.split()[0]}"
+    )
+    print(f"instructions per page: {loop / args.requests:,.0f} on the event loop's thread, "
+          f"{rest / args.requests:,.0f} in other threads")
+
+
+if __name__ == "__main__":
+    main()
