@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -400,3 +401,48 @@ def test_a_settings_token_lasts_until_a_new_configuration_applies(
     assert loaded.refresh()
     assert loaded.settings_token("0755") is not sz
     assert loaded.settings_token("021") is not sh
+
+
+class _NoTokenSource:
+    """A branch source that says nothing about how long its settings stand (no ``settings_token``)."""
+
+    def effective(self, branch_code: str) -> Any:
+        from fulcrum_core.branches.layering import layer
+        from fulcrum_core.branches.model import HqFile
+
+        return layer(branch_code, HqFile(), None)
+
+    def settings_for(self, branch_code: str, plugin_id: str) -> Mapping[str, str]:
+        return {}
+
+    def settings_variants(self, plugin_id: str) -> tuple[Mapping[str, str], ...]:
+        return ({},)
+
+
+def test_request_contexts_promise_nothing_for_a_source_without_tokens(tmp_path: Path) -> None:
+    """A request's settings token is the host's one without a branch layer, and ``None`` (every
+    page then looks each campaign plugin up) over a branch source that gives no tokens."""
+    from fulcrum_core.data.db import Database
+    from fulcrum_core.dispatch.context import HOST_SETTINGS, ContextFactory
+    from fulcrum_core.plugins import get_plugin_manager
+    from fulcrum_core.settings import Settings
+    from fulcrum_sdk.data import StaticDataProvider
+    from fulcrum_sdk.testing import PERSONAS
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'f.db'}", state_dir=str(tmp_path))
+    db = Database(settings.database_url)
+    try:
+        provider = StaticDataProvider({r.id: r for r in PERSONAS.values()})
+        customer = next(iter(PERSONAS.values())).id
+        plugins = get_plugin_manager(settings, load_entry_points=False)
+
+        def token(branches: Any) -> object | None:
+            factory = ContextFactory(
+                settings=settings, db=db, provider=provider, plugins=plugins, branches=branches
+            )
+            return factory.for_request(customer, request_id="r-1").settings_token
+
+        assert token(None) is HOST_SETTINGS
+        assert token(_NoTokenSource()) is None
+    finally:
+        db.dispose()
