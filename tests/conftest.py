@@ -6,6 +6,7 @@ Database fixtures (function-scoped; each test gets its own empty database):
   schema on ``FULCRUM_TEST_POSTGRES_URL``, dropped afterwards; skipped when the variable is unset).
 - ``sqlite_url`` / ``postgres_url`` — one backend only.
 - ``db`` — a :class:`fulcrum_core.data.db.Database` on ``database_url``, migrated to head.
+- ``sqlite_db`` / ``postgres_db`` — the same on one backend only.
 """
 
 from __future__ import annotations
@@ -78,14 +79,31 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    """The platform database on ``database_url``, migrated to head, disposed after the test."""
+def _migrated(url: str) -> Iterator[Database]:
+    """The platform database at ``url``, migrated to head, disposed when the generator closes."""
     from fulcrum_core.data.db import Database
 
-    database = Database(database_url)
+    database = Database(url)
     database.upgrade()
     try:
         yield database
     finally:
         database.dispose()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """The platform database on ``database_url``, migrated to head, disposed after the test."""
+    yield from _migrated(database_url)
+
+
+@pytest.fixture
+def sqlite_db(sqlite_url: str) -> Iterator[Database]:
+    """A migrated SQLite database, whatever the test's backend parameters."""
+    yield from _migrated(sqlite_url)
+
+
+@pytest.fixture
+def postgres_db(postgres_url: str) -> Iterator[Database]:
+    """A migrated PostgreSQL database (skipped without a server)."""
+    yield from _migrated(postgres_url)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,25 +27,6 @@ pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _database(url: str) -> Iterator[Database]:
-    database = Database(url)
-    database.upgrade()
-    try:
-        yield database
-    finally:
-        database.dispose()
-
-
-@pytest.fixture
-def sqlite_db(sqlite_url: str) -> Iterator[Database]:
-    """A migrated SQLite database."""
-    yield from _database(sqlite_url)
-
-
-@pytest.fixture
-def postgres_db(postgres_url: str) -> Iterator[Database]:
-    """A migrated PostgreSQL database (skipped without a server)."""
-    yield from _database(postgres_url)
 
 
 def _watch_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
