@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import timedelta, timezone
 from typing import Any
 
 from fulcrum_core.assembly.home import apply_frequency_caps, assemble_home, capped_slots
@@ -121,6 +121,21 @@ def test_naive_datetimes_are_read_as_utc(kit: Any) -> None:
         ]
     }
     assert _keys(_assemble(kit, offers)["home.notice/v1"]) == [("p", "naive")]
+
+
+def test_windows_in_another_zone_compare_by_instant(kit: Any) -> None:
+    """A window written at +08:00 opens and closes at the same instants as its UTC spelling."""
+    china = timezone(timedelta(hours=8))
+    now = kit.now.astimezone(china)
+    offers = {
+        "p": [
+            kit.offer("home.notice", "open", valid_from=now, valid_until=now + timedelta(microseconds=1)),
+            kit.offer("home.notice", "not-yet", valid_from=now + timedelta(microseconds=1)),
+            kit.offer("home.notice", "closed", valid_until=now),
+        ]
+    }
+    slots = _assemble(kit, offers, inventory={"home.notice/v1": SlotConfig(capacity=5, per_plugin=5)})
+    assert _keys(slots["home.notice/v1"]) == [("p", "open")]
 
 
 def test_targeting_filters_by_segment_branch_and_locale(kit: Any) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from fulcrum_sdk import LocalizedText, TransactionRefused, TransactionResult
@@ -44,6 +44,17 @@ def test_local_date_is_china_time() -> None:
     assert local_date(datetime(2026, 12, 31, 16, 30, tzinfo=UTC)) == date(2027, 1, 1)
     naive = datetime(2026, 12, 31, 15, 59)  # noqa: DTZ001 - a naive moment is taken as UTC
     assert local_date(naive) == date(2026, 12, 31)
+
+
+@pytest.mark.parametrize("hour", [0, 15, 16, 23])
+@pytest.mark.parametrize(
+    "zone", [UTC, timezone(timedelta(0)), timezone(timedelta(hours=8)), timezone(timedelta(hours=-5))],
+    ids=["utc", "zero-offset", "china", "minus-five"],
+)
+def test_local_date_agrees_whatever_the_moments_zone(hour: int, zone: timezone) -> None:
+    """UTC moments (``ctx.now``) take a shortcut; every zone gives the date China's clocks show."""
+    moment = datetime(2026, 12, 31, hour, 30, tzinfo=zone)
+    assert local_date(moment) == moment.astimezone(timezone(timedelta(hours=8))).date()
 
 
 @pytest.mark.parametrize(

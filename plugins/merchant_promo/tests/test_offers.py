@@ -23,6 +23,10 @@ def test_banners_are_the_featured_coupons_of_the_customers_city(make_harness: Ma
     assert tea.subtitle is not None
     assert tea.subtitle.zh_CN == "仅限深圳 · 剩余 500 张 · 有效期至 2027-06-30"
     assert tea.valid_until == datetime(2027, 6, 30, 15, 59, 59, 1, tzinfo=UTC)  # the last second, inclusive
+    # In UTC, as ctx.now is: the host compares equal tzinfos without asking either for its offset.
+    assert tea.valid_from is not None
+    assert tea.valid_from.tzinfo is UTC
+    assert tea.valid_until.tzinfo is UTC
 
 
 def test_personas_in_different_cities_see_different_banners(make_harness: MakeHarness) -> None:

@@ -211,8 +211,16 @@ class ScopedData:
             raise ScopeDenied(scope, plugin_id=self._plugin_id, reason=NO_CONSENT)
 
     def _get(self, scope: str, name: str, fetch: Callable[[str], _T | None]) -> _T | None:
-        self.require(scope)
-        return self._records.get(name, fetch)
+        records = self._records
+        consented = self._consented
+        if not records.closed and scope in self._granted and (consented is None or scope in consented):
+            # require() passes, and a record read before is the common answer: no further call.
+            cache = records._cache
+            if name in cache:
+                return cache[name]  # type: ignore[return-value]
+        else:
+            self.require(scope)
+        return records.get(name, fetch)
 
     def profile(self) -> Profile | None:
         """Segment, branch and locale. Scope ``profile:basic``."""

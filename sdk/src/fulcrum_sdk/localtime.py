@@ -20,4 +20,9 @@ def aware(moment: datetime) -> datetime:
 
 def local_date(moment: datetime) -> date:
     """The calendar date in China at ``moment``."""
+    if moment.tzinfo is UTC:  # ctx.now: the fixed offset added, without asking UTC for its offset
+        return (moment + _CHINA_OFFSET).date()
     return aware(moment).astimezone(CHINA_TZ).date()
+
+
+_CHINA_OFFSET = timedelta(hours=8)

@@ -7,12 +7,10 @@ required. A field added in a later SDK version always gets a default, so older p
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-
-from fulcrum_sdk.localtime import aware
 
 __all__ = [
     "FEED_COLUMNS",
@@ -122,10 +120,12 @@ class SlotOffer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     def live_at(self, now: datetime) -> bool:
         """True when ``now`` is inside the validity window (``valid_until`` is exclusive): the host's
         rule. A naive time (``ctx.now`` never is one) is read as UTC."""
-        moment = aware(now)
-        if self.valid_from is not None and aware(self.valid_from) > moment:
+        # aware() inlined: the host asks this for every offer with a window on every page.
+        moment = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+        start, end = self.valid_from, self.valid_until
+        if start is not None and (start if start.tzinfo is not None else start.replace(tzinfo=UTC)) > moment:
             return False
-        return self.valid_until is None or moment < aware(self.valid_until)
+        return end is None or moment < (end if end.tzinfo is not None else end.replace(tzinfo=UTC))
 
 
 class SearchHit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import NamedTuple
 
 from fulcrum_sdk import Action, LocalizedText, PluginContext, SlotOffer, hookimpl
@@ -55,7 +55,10 @@ def _banners() -> dict[str, tuple[Coupon, _Banner]]:
 def _offer(coupon_id: str, left: int, segment: str | None) -> SlotOffer:
     """The banner of the coupon ``coupon_id`` with ``left`` in stock, ranked for ``segment``: one shared
     offer per combination (a page seen before formats and ranks nothing, and the host answers an offer
-    it has checked by identity). Keyed by the id, not the coupon, whose hash is computed afresh."""
+    it has checked by identity). Keyed by the id, not the coupon, whose hash is computed afresh.
+
+    The window is given in UTC, the same instants as the catalogue's +08:00: ``ctx.now`` is UTC, and
+    the host compares two datetimes with one tzinfo without asking either for its offset."""
     coupon, b = _banners()[coupon_id]
     return SlotOffer(
         slot="home.banner/v1",
@@ -66,8 +69,8 @@ def _offer(coupon_id: str, left: int, segment: str | None) -> SlotOffer:
         ),
         action=b.action,
         priority=priority(coupon, segment),
-        valid_from=coupon.valid_from,
-        valid_until=coupon.valid_until + LAST_MOMENT,
+        valid_from=coupon.valid_from.astimezone(UTC),
+        valid_until=coupon.valid_until.astimezone(UTC) + LAST_MOMENT,
     )
 
 
