@@ -109,6 +109,8 @@ def assemble_home(
 
 _rank = itemgetter(0, 1, 2)
 """Priority (highest first), then plugin id, then key: a stable order that never compares offers."""
+_by_position = itemgetter(0, 1)
+"""Pinned items by position, then plugin id."""
 
 
 def _fill(
@@ -133,8 +135,9 @@ def _fill(
         if count < most and not (taken and (plugin, key) in taken):
             per_plugin[plugin] = count + 1
             items.append(_item(plugin, offer))
-    for position, _, item in sorted(reserved, key=lambda r: r[:2]):
-        items.insert(position - 1, item)  # past the end inserts last
+    if reserved:
+        for position, _, item in sorted(reserved, key=_by_position):
+            items.insert(position - 1, item)  # past the end inserts last
     return items
 
 
@@ -409,8 +412,9 @@ def _fill_merged(
             taken.add((plugin, key))
     room = config.capacity - len(reserved)
     items = _take(mine, held, shown, owners, room, config.per_plugin, per_plugin, taken) if room > 0 else []
-    for position, _, item in sorted(reserved, key=lambda r: r[:2]):
-        items.insert(position - 1, item)  # past the end inserts last
+    if reserved:
+        for position, _, item in sorted(reserved, key=_by_position):
+            items.insert(position - 1, item)  # past the end inserts last
     return items
 
 
