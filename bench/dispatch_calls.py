@@ -51,24 +51,24 @@ def _manifest(plugin_id: str) -> Manifest:
 
 
 def _make(kind: str, index: int) -> tuple[object, Callable[..., Any]]:
-    if kind == "eager async":
+    async def eager(ctx: Any) -> list[SlotOffer]:
+        return [OFFER]
 
-        async def impl(ctx: Any) -> list[SlotOffer]:
-            return [OFFER]
-    elif kind == "waiting async":
+    async def waiting(ctx: Any) -> list[SlotOffer]:
+        await asyncio.sleep(0)
+        return [OFFER]
 
-        async def impl(ctx: Any) -> list[SlotOffer]:
-            await asyncio.sleep(0)
-            return [OFFER]
-    elif kind == "nonblocking sync":
+    @nonblocking
+    def nonblocking_sync(ctx: Any) -> list[SlotOffer]:
+        return [OFFER]
 
-        @nonblocking
-        def impl(ctx: Any) -> list[SlotOffer]:
-            return [OFFER]
-    else:
+    def sync(ctx: Any) -> list[SlotOffer]:
+        return [OFFER]
 
-        def impl(ctx: Any) -> list[SlotOffer]:
-            return [OFFER]
+    impls: dict[str, Callable[..., Any]] = {
+        "eager async": eager, "waiting async": waiting, "nonblocking sync": nonblocking_sync,
+    }
+    impl = impls.get(kind, sync)
 
     class Plugin:
         MANIFEST = _manifest(f"p{index:02d}")

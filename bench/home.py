@@ -93,17 +93,14 @@ def _synthetic(index: int) -> object:
     class Plugin:
         MANIFEST = manifest
 
-    if index % 2:
+    async def waits_never(ctx: Any) -> list[SlotOffer]:
+        return [offer] if ctx.plugin_id else []
 
-        async def hook(ctx: Any) -> list[SlotOffer]:
-            return [offer] if ctx.plugin_id else []
+    @nonblocking
+    def plain(ctx: Any) -> list[SlotOffer]:
+        return [offer] if ctx.plugin_id else []
 
-    else:
-
-        @nonblocking
-        def hook(ctx: Any) -> list[SlotOffer]:
-            return [offer] if ctx.plugin_id else []
-
+    hook: Any = waits_never if index % 2 else plain
     name = _synthetic_hook()
     hook.__name__ = name
     setattr(Plugin, name, staticmethod(hookimpl(hook)))
@@ -402,13 +399,16 @@ def _median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def _print(title: str, rows: list[tuple[str, list[Result], float | None]]) -> None:
+def _print(title: str, rows: list[tuple[str, list[Result], list[float] | None]]) -> None:
+    """The table: one row per server, medians over the rounds; ``None`` ratios: the bare endpoint."""
     print(f"\n{title}")
     print(
-        f"{'server':50s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'vs bare':>8s} {'non-2xx':>8s} "
-        f"{'1st-party ok':>12s} {'cpu µs/req':>10s}"
+        f"{'server':50s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'vs bare':>8s} {'range':>10s} "
+        f"{'non-2xx':>8s} {'1st-party ok':>12s} {'cpu µs/req':>10s}"
     )
-    for label, runs, ratio in rows:
+    for label, runs, ratios in rows:
+        ratio = _median(ratios) if ratios else (None if ratios is not None else 1.0)
+        spread = f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios and len(ratios) > 1 else ""
         rps = _median([r.rps for r in runs])
         p50 = _median([r.p50_ms for r in runs])
         p99 = _median([r.p99_ms for r in runs])
@@ -418,7 +418,10 @@ def _print(title: str, rows: list[tuple[str, list[Result], float | None]]) -> No
         shown = f"{ratio:8.2f}" if ratio is not None else ""
         cpus = [r.cpu_us for r in runs if r.cpu_us is not None]
         cpu = f"{_median(cpus):10.0f}" if cpus else ""
-        print(f"{label:50s} {rps:8.0f} {p50:7.2f} {p99:7.2f} {shown:>8s} {errors:8d} {share:>12s} {cpu:>10s}")
+        print(
+            f"{label:50s} {rps:8.0f} {p50:7.2f} {p99:7.2f} {shown:>8s} {spread:>10s} {errors:8d} "
+            f"{share:>12s} {cpu:>10s}"
+        )
 
 
 def main() -> None:
@@ -508,16 +511,16 @@ def main() -> None:
         _stop(plain)
 
     python = sys.version.split()[0]
-    rows: list[tuple[str, list[Result], float | None]] = [
-        (label, runs, _median(ratios[label])) for label, runs in results.items()
+    rows: list[tuple[str, list[Result], list[float] | None]] = [
+        (label, runs, ratios[label]) for label, runs in results.items()
     ]
     if plain_runs:
-        rows.append(("plain loop, same plugins, no platform, 1 worker", plain_runs, _median(plain_ratios)))
-    rows.append(("bare litestar, same bytes, 1 worker", bare_runs, 1.0))
+        rows.append(("plain loop, same plugins, no platform, 1 worker", plain_runs, plain_ratios))
+    rows.append(("bare litestar, same bytes, 1 worker", bare_runs, None))
     _print(
         f"wrk -t1 -c{args.connections} -d{args.seconds}s x {args.rounds} rounds, each real run followed by a "
-        f"bare run; medians; 'vs bare' is the median of the per-round ratios "
-        f"(python {python}, {os.cpu_count()} CPUs)",
+        f"bare run; medians; 'vs bare' is the median of the per-round ratios, 'range' their lowest and "
+        f"highest (python {python}, {os.cpu_count()} CPUs)",
         rows,
     )
 

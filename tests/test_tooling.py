@@ -30,6 +30,13 @@ def test_mypy_strict_passes() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_bench_scripts_type_check() -> None:
+    """The benchmarks (scripts, outside the packages above) type-check under mypy --strict too."""
+    scripts = sorted(str(path) for path in (ROOT / "bench").glob("*.py"))
+    result = _run(sys.executable, "-m", "mypy", "--strict", "--no-incremental", *scripts)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.slow
 def test_import_contracts_hold() -> None:
     """Dependency direction: plugins → sdk, registry → sdk, core → registry + sdk; nothing else."""
