@@ -137,7 +137,20 @@ SHARED_BREAKERS = "dispatch.shared_breakers"
 def create_app(settings: Settings, *, runtime: Runtime | None = None, debug: bool = False) -> Litestar:
     """The litestar app for ``settings``; pass a prebuilt ``runtime`` to control its parts."""
     observability.start_logging(settings)
-    rt = runtime if runtime is not None else build_runtime(settings)
+    if runtime is not None:
+        return _app(settings, runtime, debug=debug)
+    rt = build_runtime(settings)
+    try:
+        return _app(settings, rt, debug=debug)
+    except BaseException:
+        # The runtime built here is nobody else's yet: its threads and pooled connections go with it.
+        rt.dispatcher.close()
+        rt.db.dispose()
+        raise
+
+
+def _app(settings: Settings, rt: Runtime, *, debug: bool) -> Litestar:
+    """The app around a built runtime (:func:`create_app` without the runtime's ownership)."""
     registry = registry_of(rt)
     branch_store = branch_store_of(rt)
     shared: SharedBreakers | None = rt.extras.get(SHARED_BREAKERS)
