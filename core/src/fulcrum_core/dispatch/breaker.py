@@ -1,4 +1,4 @@
-"""A circuit breaker per plugin × hook, with resilience4j's count-based semantics.
+"""A circuit breaker per plugin × hook, with resilience4j's semantics (count- or time-based window).
 
 One plugin that keeps failing or crawling must stop costing the home page anything: after enough bad
 calls its breaker opens and the dispatcher skips it without waiting, then lets a few probes through
@@ -18,6 +18,11 @@ deadline) or ``release()`` (the call never ran or was cancelled). A call slower 
 ``slow_call_duration_s`` counts as slow whether it succeeded or failed; so does one cut off at a
 deadline at least that long, since it would have run longer still.
 
+The window is the last ``sliding_window_size`` calls (``count_based``, the default) or the calls of the
+last ``sliding_window_size`` seconds (``time_based``, :class:`TimeWindowBreaker`), in one-second
+buckets as resilience4j keeps them: a plugin called a few times a day is then judged by its recent
+calls, not by failures from hours ago that no later call has pushed out.
+
 Threading: a breaker belongs to one event loop and is called from that loop's thread only. It takes
 no lock, so the hot path is a handful of attribute reads; do not share one across threads.
 
@@ -32,6 +37,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable, Iterable
+from typing import Literal
 
 import msgspec
 
@@ -43,7 +49,9 @@ __all__ = [
     "BreakerState",
     "CircuitBreaker",
     "StateTransition",
+    "TimeWindowBreaker",
     "TransitionListener",
+    "new_breaker",
 ]
 
 _log = logging.getLogger(__name__)
@@ -65,11 +73,14 @@ class BreakerState(enum.StrEnum):
 class BreakerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How one breaker decides; every breaker of a hook shares one of these.
 
-    Rates are percentages in (0, 100]; durations are seconds. ``minimum_number_of_calls`` larger
-    than the window acts as the window size, as in resilience4j.
+    Rates are percentages in (0, 100]; durations are seconds. With a count-based window,
+    ``minimum_number_of_calls`` larger than the window acts as the window size, as in resilience4j.
     """
 
-    # How many of the most recent calls the CLOSED state judges by.
+    # "count_based": the CLOSED state judges the last ``sliding_window_size`` calls; "time_based": the
+    # calls of the last ``sliding_window_size`` seconds.
+    sliding_window_type: Literal["count_based", "time_based"] = "count_based"
+    # How many of the most recent calls (or seconds of calls) the CLOSED state judges by.
     sliding_window_size: int = 20
     # No decision while the window holds fewer calls than this.
     minimum_number_of_calls: int = 10
@@ -398,3 +409,105 @@ class CircuitBreaker:
             except Exception:
                 # A broken metrics hook must not wedge the breaker or fail the request.
                 _log.exception("breaker listener %r failed on %s → %s", listener, old, to)
+
+
+class TimeWindowBreaker(CircuitBreaker):
+    """:class:`CircuitBreaker` judging, while CLOSED, the calls of the last ``sliding_window_size``
+    seconds: one bucket per second (its calls, failed and slow), dropped as the clock passes it.
+
+    Every call reads the clock and is judged once the window holds ``minimum_number_of_calls`` (not
+    capped by the window's size, as in resilience4j): rates can rise as good calls age out, so a
+    call of either kind may be the one that finds them over a threshold. HALF_OPEN probes are counted
+    as the count-based breaker counts them.
+    """
+
+    __slots__ = ("_bucket_calls", "_bucket_failed", "_bucket_slow", "_newest", "_seconds")
+
+    def __init__(
+        self,
+        name: str,
+        config: BreakerConfig | None = None,
+        *,
+        clock: Clock = MONOTONIC,
+        listeners: Iterable[TransitionListener] = (),
+    ) -> None:
+        super().__init__(name, config, clock=clock, listeners=listeners)
+        seconds = self._config.sliding_window_size
+        self._seconds = seconds
+        self._min_calls = self._config.minimum_number_of_calls
+        self._size = -1  # never "full": the count-based fast path in on_success is not taken
+        self._bucket_calls = [0] * seconds
+        self._bucket_failed = [0] * seconds
+        self._bucket_slow = [0] * seconds
+        self._newest: int | None = None  # the second of the newest bucket in the window
+
+    def snapshot(self) -> BreakerSnapshot:
+        """As :meth:`CircuitBreaker.snapshot`, over the calls still inside the window now."""
+        self._advance(int(self._clock.monotonic()))
+        return super().snapshot()
+
+    def on_success(self, duration_s: float) -> None:
+        """Record a call that returned normally after ``duration_s`` seconds."""
+        self._record(_SLOW if duration_s > self._slow_s else 0)
+
+    def _record(self, outcome: int) -> None:
+        if self._state is not _CLOSED:
+            super()._record(outcome)
+            return
+        now = self._clock.monotonic()
+        second = int(now)
+        self._advance(second)
+        i = second % self._seconds
+        failed, slow = outcome & _FAILED, outcome >> 1
+        self._bucket_calls[i] += 1
+        self._bucket_failed[i] += failed
+        self._bucket_slow[i] += slow
+        count = self._count = self._count + 1
+        self._failed += failed
+        self._slow += slow
+        if count >= self._min_calls and (
+            self._failed * 100 >= self._fail_threshold * count
+            or self._slow * 100 >= self._slow_threshold * count
+        ):
+            self._transition(_OPEN, now)
+
+    def _advance(self, second: int) -> None:
+        """Drop the buckets of the seconds that left the window by ``second``."""
+        newest = self._newest
+        if newest is not None and second <= newest:
+            return  # the same second (or a clock that did not move forward): nothing left the window
+        if newest is None or second - newest >= self._seconds:
+            self._clear_buckets()
+        else:
+            calls, failed, slow = self._bucket_calls, self._bucket_failed, self._bucket_slow
+            for passed in range(newest + 1, second + 1):
+                j = passed % self._seconds
+                self._count -= calls[j]
+                self._failed -= failed[j]
+                self._slow -= slow[j]
+                calls[j] = failed[j] = slow[j] = 0
+        self._newest = second
+
+    def _clear_buckets(self) -> None:
+        seconds = self._seconds
+        self._bucket_calls = [0] * seconds
+        self._bucket_failed = [0] * seconds
+        self._bucket_slow = [0] * seconds
+        self._count = self._failed = self._slow = 0
+
+    def _clear_window(self) -> None:
+        super()._clear_window()
+        self._clear_buckets()
+        self._newest = None
+
+
+def new_breaker(
+    name: str,
+    config: BreakerConfig,
+    *,
+    clock: Clock = MONOTONIC,
+    listeners: Iterable[TransitionListener] = (),
+) -> CircuitBreaker:
+    """The breaker ``config`` describes: count-based, or :class:`TimeWindowBreaker` for ``time_based``."""
+    kind = TimeWindowBreaker if config.sliding_window_type == "time_based" else CircuitBreaker
+    return kind(name, config, clock=clock, listeners=listeners)

@@ -18,6 +18,7 @@ from fulcrum_core.dispatch.breaker import (
     BreakerState,
     CircuitBreaker,
     StateTransition,
+    new_breaker,
 )
 from fulcrum_core.dispatch.bulkhead import Bulkhead
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock
@@ -104,7 +105,7 @@ class Guards:
         if guard is None:
             name = f"{plugin}:{hook}"
             config = self._config.for_deadline(self._deadline_s(hook), self._slow_call_s(hook))
-            breaker = CircuitBreaker(name, config, clock=self.clock, listeners=self._listeners)
+            breaker = new_breaker(name, config, clock=self.clock, listeners=self._listeners)
             guard = self._by_key[(plugin, hook)] = Guard(
                 plugin, hook, breaker, Bulkhead(self._bulkhead_size, name=name)
             )

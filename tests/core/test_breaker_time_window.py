@@ -1,0 +1,217 @@
+"""The time-based window: the breaker judges the calls of the last N seconds, on a virtual clock."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from fulcrum_core.dispatch.breaker import (
+    BreakerConfig,
+    BreakerState,
+    CircuitBreaker,
+    StateTransition,
+    TimeWindowBreaker,
+    new_breaker,
+)
+from fulcrum_core.dispatch.clock import VirtualClock
+from fulcrum_core.settings import load_settings
+
+CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
+FAST, SLOW = 0.01, 0.5
+
+TEN_SECONDS = BreakerConfig(
+    sliding_window_type="time_based",
+    sliding_window_size=10,
+    minimum_number_of_calls=4,
+    failure_rate_threshold=50.0,
+    slow_call_rate_threshold=50.0,
+    slow_call_duration_s=0.15,
+    wait_duration_in_open_state_s=30.0,
+    permitted_calls_in_half_open=2,
+    max_wait_in_half_open_s=60.0,
+)
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock(start=1000.0)
+
+
+def _breaker(clock: VirtualClock, config: BreakerConfig = TEN_SECONDS) -> CircuitBreaker:
+    return new_breaker("p:home_slot_offers", config, clock=clock)
+
+
+def _fail(breaker: CircuitBreaker, times: int) -> None:
+    for _ in range(times):
+        assert breaker.try_acquire()
+        breaker.on_error(FAST)
+
+
+def _succeed(breaker: CircuitBreaker, times: int, duration: float = FAST) -> None:
+    for _ in range(times):
+        assert breaker.try_acquire()
+        breaker.on_success(duration)
+
+
+def test_the_factory_picks_the_window_by_its_type(clock: VirtualClock) -> None:
+    """Count-based stays the plain breaker; time-based is the bucketed one."""
+    assert type(_breaker(clock)) is TimeWindowBreaker
+    counted = msgspec.structs.replace(TEN_SECONDS, sliding_window_type="count_based")
+    assert type(_breaker(clock, counted)) is CircuitBreaker
+
+
+def test_failures_within_the_window_open_it(clock: VirtualClock) -> None:
+    """Two failures and two successes inside ten seconds: 50 % at the minimum of four calls."""
+    breaker = _breaker(clock)
+    _succeed(breaker, 2)
+    clock.advance(3)
+    _fail(breaker, 1)
+    assert breaker.state is CLOSED  # three calls: under the minimum
+    clock.advance(3)
+    _fail(breaker, 1)
+    assert breaker.state is OPEN
+
+
+def test_failures_older_than_the_window_no_longer_count(clock: VirtualClock) -> None:
+    """The same four outcomes spread over more than the window: the failures have aged out when the
+    successes come, where a count-based window of four would open on them."""
+    counted = msgspec.structs.replace(TEN_SECONDS, sliding_window_type="count_based", sliding_window_size=4)
+    timed, plain = _breaker(clock), _breaker(clock, counted)
+    for breaker in (timed, plain):
+        _fail(breaker, 2)
+    clock.advance(10)  # the failures' second has left the ten-second window
+    for breaker in (timed, plain):
+        _succeed(breaker, 2)
+    assert plain.state is OPEN
+    assert timed.state is CLOSED
+    assert timed.snapshot().buffered_calls == 2
+
+
+def test_buckets_leave_the_window_one_second_at_a_time(clock: VirtualClock) -> None:
+    """A call per second: after the window's length, each new second drops exactly the oldest."""
+    breaker = _breaker(clock, msgspec.structs.replace(TEN_SECONDS, minimum_number_of_calls=100))
+    for _ in range(10):
+        _fail(breaker, 1)
+        clock.advance(1)
+    snap = breaker.snapshot()
+    assert (snap.buffered_calls, snap.failed_calls) == (9, 9)  # 1000..1009, the window 1001..1010
+    _succeed(breaker, 1)
+    snap = breaker.snapshot()
+    assert (snap.buffered_calls, snap.failed_calls) == (10, 9)
+    clock.advance(4.5)  # now 1014.5: seconds 1001..1004 have left
+    snap = breaker.snapshot()
+    assert (snap.buffered_calls, snap.failed_calls) == (6, 5)
+
+
+def test_a_quiet_spell_empties_the_window(clock: VirtualClock) -> None:
+    """No calls for longer than the window: nothing is left to judge by."""
+    breaker = _breaker(clock)
+    _fail(breaker, 3)
+    clock.advance(60)
+    assert breaker.snapshot().buffered_calls == 0
+    _fail(breaker, 1)
+    assert breaker.state is CLOSED  # one call in the window, under the minimum
+
+
+def test_the_minimum_is_not_capped_by_the_window(clock: VirtualClock) -> None:
+    """Unlike a count-based window, a minimum above the window's size still holds: ten seconds, a
+    minimum of twelve calls."""
+    breaker = _breaker(clock, msgspec.structs.replace(TEN_SECONDS, minimum_number_of_calls=12))
+    _fail(breaker, 11)
+    assert breaker.state is CLOSED
+    _fail(breaker, 1)
+    assert breaker.state is OPEN
+
+
+def test_rates_can_cross_as_good_calls_age_out(clock: VirtualClock) -> None:
+    """Successes early in the window, failures later: once the successes leave, the next call (of any
+    kind) finds the failure rate over the threshold."""
+    breaker = _breaker(clock)
+    _succeed(breaker, 3)
+    clock.advance(5)
+    _fail(breaker, 2)  # 2 of 5: under 50 %
+    assert breaker.state is CLOSED
+    clock.advance(6)  # the successes' second has left; the failures' has not
+    _succeed(breaker, 1)  # 2 of 3 failed, but three is under the minimum of four
+    assert breaker.state is CLOSED
+    _succeed(breaker, 1)  # 2 of 4: 50 %
+    assert breaker.state is OPEN
+
+
+def test_slow_calls_open_it_too(clock: VirtualClock) -> None:
+    """Half the window's calls over the slow-call duration, none failed."""
+    breaker = _breaker(clock)
+    _succeed(breaker, 2)
+    _succeed(breaker, 1, SLOW)
+    assert breaker.state is CLOSED
+    _succeed(breaker, 1, SLOW)
+    assert breaker.state is OPEN
+    snap = breaker.snapshot()
+    assert snap.state is OPEN
+
+
+def test_half_open_probes_then_a_fresh_window(clock: VirtualClock) -> None:
+    """Open, wait, two good probes close it, and the window starts empty: the failures that opened it
+    are not judged again even though they are still inside the ten seconds."""
+    events: list[StateTransition] = []
+    breaker = new_breaker(
+        "p:h", msgspec.structs.replace(TEN_SECONDS, wait_duration_in_open_state_s=5.0), clock=clock,
+        listeners=[events.append],
+    )
+    _fail(breaker, 4)
+    assert breaker.state is OPEN
+    assert not breaker.try_acquire()
+    clock.advance(5)
+    _succeed(breaker, 2)  # the probes
+    assert breaker.state is CLOSED
+    path = [(e.from_state, e.to_state) for e in events]
+    assert path == [(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, CLOSED)]
+    assert breaker.snapshot().buffered_calls == 0
+    _fail(breaker, 1)
+    _succeed(breaker, 2)
+    assert breaker.state is CLOSED  # one failure in three
+
+
+def test_failed_probes_reopen_it(clock: VirtualClock) -> None:
+    """HALF_OPEN judges its probes as the count-based breaker does."""
+    breaker = _breaker(clock)
+    _fail(breaker, 4)
+    clock.advance(30)
+    assert breaker.try_acquire()
+    breaker.on_error(FAST)
+    assert breaker.try_acquire()
+    breaker.on_success(FAST)
+    assert breaker.state is OPEN
+
+
+def test_reset_clears_the_buckets(clock: VirtualClock) -> None:
+    """The operator's reset empties the window."""
+    breaker = _breaker(clock)
+    _fail(breaker, 3)
+    breaker.reset()
+    assert breaker.snapshot().buffered_calls == 0
+    _fail(breaker, 3)
+    assert breaker.state is CLOSED
+
+
+def test_the_settings_file_selects_it(tmp_path: object) -> None:
+    """``[breaker] sliding_window_type = "time_based"`` in the TOML file reaches every breaker."""
+    from pathlib import Path
+
+    from fulcrum_core.dispatch.resilience import Guards
+
+    config = Path(str(tmp_path)) / "fulcrum.toml"
+    config.write_text('[breaker]\nsliding_window_type = "time_based"\nsliding_window_size = 60\n')
+    settings = load_settings(environ={"FULCRUM_CONFIG": str(config)})
+    assert settings.breaker.sliding_window_type == "time_based"
+    guards = Guards(settings.breaker, lambda hook: 0.15, settings.bulkhead_size)
+    assert type(guards.get("p", "home_slot_offers").breaker) is TimeWindowBreaker
+
+
+def test_an_unknown_window_type_is_refused(tmp_path: object) -> None:
+    """A misspelt type names the field instead of silently counting calls."""
+    from pathlib import Path
+
+    config = Path(str(tmp_path)) / "fulcrum.toml"
+    config.write_text('[breaker]\nsliding_window_type = "time"\n')
+    with pytest.raises(Exception, match="sliding_window_type"):
+        load_settings(environ={"FULCRUM_CONFIG": str(config)})
