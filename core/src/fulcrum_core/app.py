@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 
 from fulcrum_sdk.data import DataProvider, StaticDataProvider
 from litestar import Litestar, Router
@@ -36,6 +37,8 @@ from fulcrum_core.registry_host.host import admission_gate
 from fulcrum_core.runtime import Runtime
 from fulcrum_core.settings import Settings
 from fulcrum_core.transactions.service import TransactionService
+
+log = logging.getLogger(__name__)
 
 __all__ = ["build_runtime", "create_app"]
 
@@ -187,6 +190,7 @@ def _app(settings: Settings, rt: Runtime, *, debug: bool) -> Litestar:
             *([branch_store.stop] if branch_store else []),
             *([shared.stop] if shared else []),
             rt.dispatcher.close,
+            _drain_reads(rt),
             rt.db.dispose,
             *observability.shutdown_hooks(rt),
         ],
@@ -198,6 +202,22 @@ def _app(settings: Settings, rt: Runtime, *, debug: bool) -> Litestar:
     document_security(app)
     document_rate_limit(app, settings.rate_limit)
     return app
+
+
+SHUTDOWN_READS_S = 5.0
+"""How long a stopping host waits for cache reads still in flight before it closes the database."""
+
+
+def _drain_reads(rt: Runtime) -> Callable[[], Awaitable[None]]:
+    """The shutdown hook that lets background cache refreshes land before the database closes."""
+
+    async def drain() -> None:
+        late = await rt.contexts.drain_reads(SHUTDOWN_READS_S)
+        if late:
+            log.warning("%d cache read(s) still in flight after %.0f s; closing the database anyway", late,
+                        SHUTDOWN_READS_S)
+
+    return drain
 
 
 def _refuse_loose_public_flags(app: Litestar) -> None:

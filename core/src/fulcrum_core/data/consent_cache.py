@@ -245,6 +245,10 @@ class ConsentCache:
         self._start(loop, customer_ref, now, read, refresh=True)
         return True
 
+    def pending(self) -> list[asyncio.Task[Sequence[LiveConsent]]]:
+        """The reads started that have not landed yet (what a stopping host waits for)."""
+        return [task for task, _ in self._flights.values() if not task.done()]
+
     def in_flight(self, customer_ref: str) -> asyncio.Task[Sequence[LiveConsent]] | None:
         """The read of the customer's consents started on the loop that has not landed yet, if any."""
         flight = self._flights.get(customer_ref)

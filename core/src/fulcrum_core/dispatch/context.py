@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import anyio
 import anyio.to_thread
@@ -211,6 +211,25 @@ class ContextFactory:
         mac = mac.copy()
         mac.update(request_id.encode())
         return mac.hexdigest()[:32]
+
+    def pending_reads(self) -> list[asyncio.Task[Any]]:
+        """The cache reads in flight (plugin storage, consents) that have not landed yet."""
+        tasks: list[asyncio.Task[Any]] = list(self.consent_cache.pending())
+        for storage in self._storages.values():
+            cache = storage.cache if isinstance(storage, SqlPluginStorage) else None
+            if cache is not None:
+                tasks += cache.flights.pending()
+        return tasks
+
+    async def drain_reads(self, timeout_s: float) -> int:
+        """Wait up to ``timeout_s`` for the cache reads in flight to land; how many had not. A host
+        that stops calls it before closing the database: a background refresh still reading would
+        otherwise open a connection on an engine already disposed, or fail and log it."""
+        tasks = self.pending_reads()
+        if not tasks:
+            return 0
+        _, late = await asyncio.wait(tasks, timeout=timeout_s)
+        return len(late)
 
     def storage(self, plugin_id: str, *, fresh: bool = False) -> PluginStorage:
         """The plugin's private storage (one per plugin, reused across requests, with one read cache).
