@@ -15,20 +15,14 @@ from fulcrum_core.dispatch.breaker import (
 from fulcrum_core.dispatch.clock import VirtualClock
 from fulcrum_core.settings import load_settings
 
-CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
-FAST, SLOW = 0.01, 0.5
+from tests.core.test_breaker import FAST, SLOW, SMALL, call
 
-TEN_SECONDS = BreakerConfig(
-    sliding_window_type="time_based",
-    sliding_window_size=10,
-    minimum_number_of_calls=4,
-    failure_rate_threshold=50.0,
-    slow_call_rate_threshold=50.0,
-    slow_call_duration_s=0.15,
-    wait_duration_in_open_state_s=30.0,
-    permitted_calls_in_half_open=2,
-    max_wait_in_half_open_s=60.0,
+CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
+
+TEN_SECONDS = msgspec.structs.replace(
+    SMALL, sliding_window_type="time_based", minimum_number_of_calls=4, permitted_calls_in_half_open=2
 )
+"""The count-based tests' breaker, judging the last ten seconds' calls from the fourth one on."""
 
 
 @pytest.fixture
@@ -42,14 +36,12 @@ def _breaker(clock: VirtualClock, config: BreakerConfig = TEN_SECONDS) -> Circui
 
 def _fail(breaker: CircuitBreaker, times: int) -> None:
     for _ in range(times):
-        assert breaker.try_acquire()
-        breaker.on_error(FAST)
+        assert call(breaker, ok=False)
 
 
 def _succeed(breaker: CircuitBreaker, times: int, duration: float = FAST) -> None:
     for _ in range(times):
-        assert breaker.try_acquire()
-        breaker.on_success(duration)
+        assert call(breaker, duration=duration)
 
 
 def test_the_factory_picks_the_window_by_its_type(clock: VirtualClock) -> None:
@@ -176,10 +168,8 @@ def test_failed_probes_reopen_it(clock: VirtualClock) -> None:
     breaker = _breaker(clock)
     _fail(breaker, 4)
     clock.advance(30)
-    assert breaker.try_acquire()
-    breaker.on_error(FAST)
-    assert breaker.try_acquire()
-    breaker.on_success(FAST)
+    _fail(breaker, 1)
+    _succeed(breaker, 1)
     assert breaker.state is OPEN
 
 

@@ -219,6 +219,7 @@ class CircuitBreaker:
         self._probe_failed = 0
         self._probe_slow = 0
         self._not_permitted = 0
+        self._clear_window()  # a subclass's window starts empty the same way
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -422,24 +423,8 @@ class TimeWindowBreaker(CircuitBreaker):
     """
 
     __slots__ = ("_bucket_calls", "_bucket_failed", "_bucket_slow", "_newest", "_seconds")
-
-    def __init__(
-        self,
-        name: str,
-        config: BreakerConfig | None = None,
-        *,
-        clock: Clock = MONOTONIC,
-        listeners: Iterable[TransitionListener] = (),
-    ) -> None:
-        super().__init__(name, config, clock=clock, listeners=listeners)
-        seconds = self._config.sliding_window_size
-        self._seconds = seconds
-        self._min_calls = self._config.minimum_number_of_calls
-        self._size = -1  # never "full": the count-based fast path in on_success is not taken
-        self._bucket_calls = [0] * seconds
-        self._bucket_failed = [0] * seconds
-        self._bucket_slow = [0] * seconds
-        self._newest: int | None = None  # the second of the newest bucket in the window
+    _newest: int | None  # the second of the newest bucket in the window; None: the window is empty
+    _seconds: int
 
     def snapshot(self) -> BreakerSnapshot:
         """As :meth:`CircuitBreaker.snapshot`, over the calls still inside the window now."""
@@ -477,7 +462,7 @@ class TimeWindowBreaker(CircuitBreaker):
         if newest is not None and second <= newest:
             return  # the same second (or a clock that did not move forward): nothing left the window
         if newest is None or second - newest >= self._seconds:
-            self._clear_buckets()
+            self._clear_window()
         else:
             calls, failed, slow = self._bucket_calls, self._bucket_failed, self._bucket_slow
             for passed in range(newest + 1, second + 1):
@@ -488,16 +473,16 @@ class TimeWindowBreaker(CircuitBreaker):
                 calls[j] = failed[j] = slow[j] = 0
         self._newest = second
 
-    def _clear_buckets(self) -> None:
-        seconds = self._seconds
+    def _clear_window(self) -> None:
+        """An empty window: one bucket per second of it (also what the constructor starts with)."""
+        super()._clear_window()
+        config = self._config
+        seconds = self._seconds = config.sliding_window_size
+        self._min_calls = config.minimum_number_of_calls  # not capped by the window's size
+        self._size = -1  # never "full": the count-based fast path in on_success is not taken
         self._bucket_calls = [0] * seconds
         self._bucket_failed = [0] * seconds
         self._bucket_slow = [0] * seconds
-        self._count = self._failed = self._slow = 0
-
-    def _clear_window(self) -> None:
-        super()._clear_window()
-        self._clear_buckets()
         self._newest = None
 
 
