@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 import pytest
 from fulcrum_core.dispatch.breaker import (
+    MAX_TIME_WINDOW_S,
     BreakerConfig,
     BreakerState,
     CircuitBreaker,
@@ -13,9 +16,12 @@ from fulcrum_core.dispatch.breaker import (
     new_breaker,
 )
 from fulcrum_core.dispatch.clock import VirtualClock
-from fulcrum_core.settings import load_settings
+from fulcrum_core.dispatch.dispatcher import Dispatcher
+from fulcrum_core.settings import Settings, load_settings
+from fulcrum_sdk import nonblocking
 
 from tests.core.test_breaker import FAST, SLOW, SMALL, call
+from tests.core.test_dispatch_guard import _loaded, _search
 
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 
@@ -205,3 +211,99 @@ def test_an_unknown_window_type_is_refused(tmp_path: object) -> None:
     config.write_text('[breaker]\nsliding_window_type = "time"\n')
     with pytest.raises(Exception, match="sliding_window_type"):
         load_settings(environ={"FULCRUM_CONFIG": str(config)})
+
+
+def test_a_call_just_inside_and_one_just_outside_the_window(clock: VirtualClock) -> None:
+    """At 1010.0 the window is the seconds 1001..1010: a call at 1000.999 has left it, one at 1001.0
+    has not."""
+    breaker = _breaker(clock, msgspec.structs.replace(TEN_SECONDS, minimum_number_of_calls=100))
+    clock.advance(0.999)
+    _fail(breaker, 1)  # 1000.999
+    clock.advance(0.001)
+    _fail(breaker, 1)  # 1001.0
+    clock.advance(9.0)
+    assert breaker.snapshot().buffered_calls == 1  # 1010.0
+    clock.advance(14.999)
+    _succeed(breaker, 1)  # 1024.999, after a gap between one and two windows: only this call is left
+    assert breaker.snapshot().buffered_calls == 1
+
+
+def test_seconds_are_counted_down_from_negative_readings_too() -> None:
+    """A clock (a test's) reading -0.5 then 0.5 crosses a second boundary: floor, not truncation."""
+    clock = VirtualClock(start=-0.5)
+    breaker = _breaker(clock, msgspec.structs.replace(TEN_SECONDS, sliding_window_size=1))
+    _fail(breaker, 1)
+    clock.advance(1.0)
+    assert breaker.snapshot().buffered_calls == 0
+
+
+def test_open_probe_fail_open_again_then_close(clock: VirtualClock) -> None:
+    """OPEN, bad probes, OPEN again, good probes: CLOSED on an empty window; every transition seen."""
+    events: list[StateTransition] = []
+    breaker = new_breaker("p:h", TEN_SECONDS, clock=clock, listeners=[events.append])
+    _fail(breaker, 4)
+    clock.advance(30)
+    _fail(breaker, 2)
+    assert breaker.state is OPEN
+    clock.advance(30)
+    _succeed(breaker, 2)
+    assert breaker.state is CLOSED
+    assert [(e.from_state, e.to_state) for e in events] == [
+        (CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, CLOSED)
+    ]
+    assert breaker.snapshot().buffered_calls == 0
+
+
+def test_operator_controls_work_on_it(clock: VirtualClock) -> None:
+    """Another worker's opening (open_for), the kill switch and reset behave as on the count-based one."""
+    breaker = _breaker(clock)
+    _fail(breaker, 2)
+    assert breaker.open_for(5.0)
+    assert not breaker.try_acquire()
+    clock.advance(5)
+    _succeed(breaker, 2)
+    assert breaker.state is CLOSED
+    breaker.force_open()
+    assert not breaker.try_acquire()
+    assert breaker.snapshot().state is BreakerState.FORCED_OPEN
+    breaker.reset()
+    assert breaker.state is CLOSED
+    assert breaker.snapshot().buffered_calls == 0
+
+
+def test_a_time_window_longer_than_an_hour_is_refused() -> None:
+    """Seconds, at most 3600; a count-based window of that many calls is another matter."""
+    with pytest.raises(ValueError, match="at most 3600"):
+        BreakerConfig(sliding_window_type="time_based", sliding_window_size=MAX_TIME_WINDOW_S + 1)
+    assert BreakerConfig(sliding_window_type="time_based", sliding_window_size=MAX_TIME_WINDOW_S)
+    assert BreakerConfig(sliding_window_size=MAX_TIME_WINDOW_S + 1)
+
+
+@pytest.mark.anyio
+async def test_the_dispatcher_opens_it_only_on_recent_failures(settings: Settings, kit: Any) -> None:
+    """Through the dispatcher's fast path: a failure, eleven quiet seconds, a failure (one call in the
+    window: closed), a third failure (two: open)."""
+
+    @nonblocking
+    def down(ctx: Any, query: str) -> Any:
+        raise RuntimeError("down")
+
+    conf = msgspec.structs.replace(
+        settings,
+        breaker=BreakerConfig(
+            sliding_window_type="time_based", sliding_window_size=10, minimum_number_of_calls=2
+        ),
+    )
+    clock = VirtualClock()
+    dispatcher = Dispatcher(conf, clock=clock)
+    plugins = _loaded(conf, kit.plugin("down", search=down))
+    try:
+        await _search(dispatcher, kit, plugins)
+        clock.advance(11)
+        await _search(dispatcher, kit, plugins)
+        assert not dispatcher.breaker_open("down", "search")
+        await _search(dispatcher, kit, plugins)
+        assert dispatcher.breaker_open("down", "search")
+        assert type(dispatcher.resilience.get("down", "search").breaker) is TimeWindowBreaker
+    finally:
+        dispatcher.close()

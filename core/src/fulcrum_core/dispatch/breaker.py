@@ -34,8 +34,10 @@ probe, or give back a permission and let a second probe through.
 
 from __future__ import annotations
 
+import collections
 import enum
 import logging
+import math
 from collections.abc import Callable, Iterable
 from typing import Literal
 
@@ -44,6 +46,7 @@ import msgspec
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock
 
 __all__ = [
+    "MAX_TIME_WINDOW_S",
     "BreakerConfig",
     "BreakerSnapshot",
     "BreakerState",
@@ -55,6 +58,10 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+
+MAX_TIME_WINDOW_S = 3600
+"""The longest time-based window: an hour of calls is what "recent" can mean for a breaker, and a
+busy plugin keeps a bucket for every second of it."""
 
 # Outcome bits stored in the ring buffer, one small int per call.
 _FAILED = 1
@@ -98,6 +105,11 @@ class BreakerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         _at_least("sliding_window_size", self.sliding_window_size, 1)
         _at_least("minimum_number_of_calls", self.minimum_number_of_calls, 1)
         _at_least("permitted_calls_in_half_open", self.permitted_calls_in_half_open, 1)
+        if self.sliding_window_type == "time_based" and self.sliding_window_size > MAX_TIME_WINDOW_S:
+            raise ValueError(
+                f"`sliding_window_size` of a time-based window is in seconds, at most {MAX_TIME_WINDOW_S}, "
+                f"got {self.sliding_window_size!r}"
+            )
         for name in ("failure_rate_threshold", "slow_call_rate_threshold"):
             value = getattr(self, name)
             if not 0 < value <= 100:
@@ -414,7 +426,8 @@ class CircuitBreaker:
 
 class TimeWindowBreaker(CircuitBreaker):
     """:class:`CircuitBreaker` judging, while CLOSED, the calls of the last ``sliding_window_size``
-    seconds: one bucket per second (its calls, failed and slow), dropped as the clock passes it.
+    seconds: one bucket per second that had calls (its calls, failed and slow), oldest first, dropped
+    as the clock passes it. Seconds without calls take no room and no time.
 
     Every call reads the clock and is judged once the window holds ``minimum_number_of_calls`` (not
     capped by the window's size, as in resilience4j): rates can rise as good calls age out, so a
@@ -422,13 +435,13 @@ class TimeWindowBreaker(CircuitBreaker):
     as the count-based breaker counts them.
     """
 
-    __slots__ = ("_bucket_calls", "_bucket_failed", "_bucket_slow", "_newest", "_seconds")
-    _newest: int | None  # the second of the newest bucket in the window; None: the window is empty
+    __slots__ = ("_buckets", "_seconds")
+    _buckets: collections.deque[list[int]]  # [second, calls, failed, slow], oldest first
     _seconds: int
 
     def snapshot(self) -> BreakerSnapshot:
         """As :meth:`CircuitBreaker.snapshot`, over the calls still inside the window now."""
-        self._advance(int(self._clock.monotonic()))
+        self._advance(math.floor(self._clock.monotonic()))
         return super().snapshot()
 
     def on_success(self, duration_s: float) -> None:
@@ -440,13 +453,17 @@ class TimeWindowBreaker(CircuitBreaker):
             super()._record(outcome)
             return
         now = self._clock.monotonic()
-        second = int(now)
+        second = math.floor(now)
         self._advance(second)
-        i = second % self._seconds
         failed, slow = outcome & _FAILED, outcome >> 1
-        self._bucket_calls[i] += 1
-        self._bucket_failed[i] += failed
-        self._bucket_slow[i] += slow
+        buckets = self._buckets
+        if buckets and buckets[-1][0] >= second:  # this second's bucket (a clock never goes back)
+            bucket = buckets[-1]
+            bucket[1] += 1
+            bucket[2] += failed
+            bucket[3] += slow
+        else:
+            buckets.append([second, 1, failed, slow])
         count = self._count = self._count + 1
         self._failed += failed
         self._slow += slow
@@ -457,33 +474,25 @@ class TimeWindowBreaker(CircuitBreaker):
             self._transition(_OPEN, now)
 
     def _advance(self, second: int) -> None:
-        """Drop the buckets of the seconds that left the window by ``second``."""
-        newest = self._newest
-        if newest is not None and second <= newest:
-            return  # the same second (or a clock that did not move forward): nothing left the window
-        if newest is None or second - newest >= self._seconds:
-            self._clear_window()
-        else:
-            calls, failed, slow = self._bucket_calls, self._bucket_failed, self._bucket_slow
-            for passed in range(newest + 1, second + 1):
-                j = passed % self._seconds
-                self._count -= calls[j]
-                self._failed -= failed[j]
-                self._slow -= slow[j]
-                calls[j] = failed[j] = slow[j] = 0
-        self._newest = second
+        """Drop the buckets of the seconds that left the window by ``second`` (the window holds the
+        ``sliding_window_size`` seconds up to and including it)."""
+        buckets = self._buckets
+        oldest = second - self._seconds + 1
+        while buckets and buckets[0][0] < oldest:
+            _, calls, failed, slow = buckets.popleft()
+            self._count -= calls
+            self._failed -= failed
+            self._slow -= slow
 
     def _clear_window(self) -> None:
-        """An empty window: one bucket per second of it (also what the constructor starts with)."""
+        """An empty window (also what the constructor starts with)."""
         super()._clear_window()
         config = self._config
-        seconds = self._seconds = config.sliding_window_size
+        self._seconds = config.sliding_window_size
         self._min_calls = config.minimum_number_of_calls  # not capped by the window's size
         self._size = -1  # never "full": the count-based fast path in on_success is not taken
-        self._bucket_calls = [0] * seconds
-        self._bucket_failed = [0] * seconds
-        self._bucket_slow = [0] * seconds
-        self._newest = None
+        self._buf = []  # the count-based ring, unused here
+        self._buckets = collections.deque()
 
 
 def new_breaker(
