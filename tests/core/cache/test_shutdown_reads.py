@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import msgspec
 import pytest
-from fulcrum_core.app import SHUTDOWN_READS_S, create_app
+from fulcrum_core.app import SHUTDOWN_READS_S, _drain_reads, create_app
 from fulcrum_core.data.consent_cache import LiveConsent
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.storage import SqlPluginStorage
@@ -95,3 +97,57 @@ async def test_a_consent_read_in_flight_is_waited_for_too(settings: Settings, db
     release.set()
     assert await drained == 0
     assert factory.pending_reads() == []
+
+
+async def test_reads_of_another_loop_are_not_waited_for(settings: Settings, db: Database) -> None:
+    """A read still pending on another event loop (another worker thread's, or one closed without
+    ending its tasks) would never wake this loop: it is left alone, and the drain returns at once."""
+    factory = _factory(settings, db)
+    other = asyncio.new_event_loop()
+    stranded = other.create_task(asyncio.sleep(3600))
+    factory.consent_cache._flights["c-1"] = (stranded, 0)  # as a refresh started on that loop leaves it
+    try:
+        started = asyncio.get_running_loop().time()
+        assert await factory.drain_reads(5) == 0
+        assert asyncio.get_running_loop().time() - started < 1
+    finally:
+        del factory.consent_cache._flights["c-1"]
+
+        def finish() -> None:  # that loop's own thread ends its task, as it would have
+            stranded.cancel()
+            other.run_until_complete(asyncio.wait([stranded]))
+            other.close()
+
+        await asyncio.to_thread(finish)
+
+
+async def test_reads_started_while_draining_are_waited_for_too(
+    settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read in flight lands and, meanwhile, a late request started another: the drain waits for both."""
+    factory = _factory(settings, db)
+    loop = asyncio.get_running_loop()
+    first, second = loop.create_future(), loop.create_future()
+    rounds = iter([[first], [second], []])
+    monkeypatch.setattr(factory, "pending_reads", lambda: next(rounds))
+    drained = asyncio.ensure_future(factory.drain_reads(10))
+    await asyncio.sleep(0.02)
+    first.set_result(None)
+    await asyncio.sleep(0.02)
+    assert not drained.done()  # the second read is still out
+    second.set_result(None)
+    assert await drained == 0
+
+
+async def test_the_shutdown_hook_says_how_many_reads_it_left(caplog: pytest.LogCaptureFixture) -> None:
+    """Reads still out after the wait are logged, and shutdown goes on."""
+
+    class _Contexts:
+        async def drain_reads(self, timeout_s: float) -> int:
+            assert timeout_s == SHUTDOWN_READS_S
+            return 2
+
+    hook = _drain_reads(SimpleNamespace(contexts=_Contexts()))  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="fulcrum_core.app"):
+        await hook()
+    assert "2 cache read(s) still in flight" in caplog.text

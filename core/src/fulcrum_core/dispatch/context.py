@@ -222,14 +222,20 @@ class ContextFactory:
         return tasks
 
     async def drain_reads(self, timeout_s: float) -> int:
-        """Wait up to ``timeout_s`` for the cache reads in flight to land; how many had not. A host
-        that stops calls it before closing the database: a background refresh still reading would
-        otherwise open a connection on an engine already disposed, or fail and log it."""
-        tasks = self.pending_reads()
-        if not tasks:
-            return 0
-        _, late = await asyncio.wait(tasks, timeout=timeout_s)
-        return len(late)
+        """Wait up to ``timeout_s`` for the cache reads in flight on this event loop to land, and for
+        any they or late requests start meanwhile; how many had not. A host that stops calls it before
+        closing the database: a background refresh still reading would otherwise open a connection on
+        an engine already disposed, or fail and log it. Reads of other loops (another worker's, one
+        already closed) are not this loop's to wait for: their tasks would never wake it, or wake it
+        from another thread."""
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + timeout_s
+        while True:
+            tasks = [task for task in self.pending_reads() if task.get_loop() is loop]
+            left = ends - loop.time()
+            if not tasks or left <= 0:
+                return len(tasks)
+            await asyncio.wait(tasks, timeout=left)
 
     def storage(self, plugin_id: str, *, fresh: bool = False) -> PluginStorage:
         """The plugin's private storage (one per plugin, reused across requests, with one read cache).
