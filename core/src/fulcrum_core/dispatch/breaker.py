@@ -20,7 +20,7 @@ deadline at least that long, since it would have run longer still.
 
 The window is the last ``sliding_window_size`` calls (``count_based``, the default) or the calls of the
 last ``sliding_window_size`` seconds (``time_based``, :class:`TimeWindowBreaker`), in one-second
-buckets as resilience4j keeps them: a plugin called a few times a day is then judged by its recent
+buckets as resilience4j keeps them: a plugin called a few times an hour is then judged by its recent
 calls, not by failures from hours ago that no later call has pushed out.
 
 Threading: a breaker belongs to one event loop and is called from that loop's thread only. It takes
