@@ -63,12 +63,11 @@ def _docs_text() -> str:
 
 def test_documented_variables_are_settings() -> None:
     """Every `FULCRUM_*` variable the docs name is a setting (or a secret, test or bench one)."""
-    from fulcrum_core.settings import _ENV_FIELDS, _NOT_SETTINGS
+    from fulcrum_core.settings import _ENV_FIELDS, _NOT_SETTINGS, _table_variable_names
 
     named = set(re.findall(r"\bFULCRUM_[A-Z_]*[A-Z]\b", _docs_text()))
-    unknown = {
-        v for v in named if v not in _ENV_FIELDS and v != "FULCRUM_CONFIG" and not v.startswith(_NOT_SETTINGS)
-    }
+    settings = {*_ENV_FIELDS, "FULCRUM_CONFIG", *_table_variable_names()}
+    unknown = {v for v in named if v not in settings and not v.startswith(_NOT_SETTINGS)}
     assert not unknown
 
 

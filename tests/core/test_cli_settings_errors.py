@@ -45,6 +45,13 @@ def test_a_bad_variable_names_the_variable(tmp_path: Path) -> None:
     assert line == "Error: cannot load settings: FULCRUM_PORT (port): Expected `int`, got `str`"
 
 
+def test_a_bad_table_variable_names_the_variable_and_key() -> None:
+    """``FULCRUM_<TABLE>__<KEY>`` with a wrong value: one line naming it and the key it sets."""
+    line = _fails(["serve"], env={"FULCRUM_DEADLINES__HOME_SLOT_OFFERS": "soon"})
+    expected = "FULCRUM_DEADLINES__HOME_SLOT_OFFERS (deadlines.home_slot_offers): Expected `int`, got `str`"
+    assert line == f"Error: cannot load settings: {expected}"
+
+
 @pytest.mark.parametrize(
     ("variable", "meant"),
     [("FULCRUM_PROT", "FULCRUM_PORT"), ("FULCRUM_DATABSE_URL", "FULCRUM_DATABASE_URL")],

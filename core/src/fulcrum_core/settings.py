@@ -266,6 +266,35 @@ _ENV_FIELDS = {
 }
 
 
+# Tables of scalar settings whose keys a variable sets one at a time: FULCRUM_<TABLE>__<KEY>, e.g.
+# FULCRUM_BREAKER__SLIDING_WINDOW_TYPE=time_based or FULCRUM_DEADLINES__HOME_SLOT_OFFERS=200. A
+# variable overrides that key of the file's table and leaves the table's other keys as the file set them.
+_ENV_TABLES: dict[str, type[msgspec.Struct]] = {
+    "deadlines": Deadlines, "slow_calls": SlowCalls, "breaker": BreakerConfig, "rate_limit": RateLimit,
+}
+
+
+def _table_variables(env: Mapping[str, str]) -> dict[str, dict[str, tuple[str, str]]]:
+    """Table -> key -> (variable, value) for the non-empty ``FULCRUM_<TABLE>__<KEY>`` variables."""
+    found: dict[str, dict[str, tuple[str, str]]] = {}
+    for var, value in env.items():
+        if value == "" or not var.startswith("FULCRUM_") or "__" not in var:
+            continue
+        table, _, key = var.removeprefix("FULCRUM_").partition("__")
+        if table.lower() in _ENV_TABLES and key:
+            found.setdefault(table.lower(), {})[key.lower()] = (var, value)
+    return found
+
+
+def _table_variable_names() -> list[str]:
+    """Every ``FULCRUM_<TABLE>__<KEY>`` variable that names a setting."""
+    return [
+        f"FULCRUM_{table.upper()}__{field.name.upper()}"
+        for table, struct in _ENV_TABLES.items()
+        for field in msgspec.structs.fields(struct)
+    ]
+
+
 # Variables of other namespaces: secret references, test and benchmark databases.
 _NOT_SETTINGS = ("FULCRUM_SECRET_", "FULCRUM_TEST_", "FULCRUM_BENCH_")
 
@@ -273,8 +302,11 @@ _NOT_SETTINGS = ("FULCRUM_SECRET_", "FULCRUM_TEST_", "FULCRUM_BENCH_")
 def misspelt_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     """A line for each ``FULCRUM_*`` variable that is no setting but nearly spells one (it is ignored)."""
     env = os.environ if environ is None else environ
-    names = [*_ENV_FIELDS, "FULCRUM_CONFIG"]
-    unknown = [v for v in sorted(env) if v.startswith("FULCRUM_") and v not in names]
+    names = [*_ENV_FIELDS, "FULCRUM_CONFIG", *_table_variable_names()]
+    tables = tuple(f"FULCRUM_{table.upper()}__" for table in _ENV_TABLES)  # the loader checks their keys
+    unknown = [
+        v for v in sorted(env) if v.startswith("FULCRUM_") and v not in names and not v.startswith(tables)
+    ]
     return [
         f"{var} is not a setting and is ignored; did you mean {meant}?"
         for var in unknown
@@ -311,6 +343,14 @@ def load_settings(
         if var in env and env[var] != "":
             raw[field] = env[var]
             came_from[field] = var
+    for table, keys in _table_variables(env).items():
+        given = raw.get(table)
+        if given is not None and not isinstance(given, dict):
+            continue  # the file's value is no table: its own error names it
+        raw[table] = {**(given or {}), **{key: value for key, (_, value) in keys.items()}}
+        came_from.update({f"{table}.{key}": var for key, (var, _) in keys.items()})
+        variables = f"FULCRUM_{table.upper()}__*"
+        came_from[table] = f"{came_from[table]} and {variables}" if table in came_from else variables
     raw.update({k: v for k, v in overrides.items() if v is not None})
     try:
         settings = msgspec.convert(raw, Settings, strict=False)
@@ -319,12 +359,15 @@ def load_settings(
         at = _AT_KEY.search(message)
         cross = _CROSS_KEY.match(message)
         if at is None and cross is not None:
-            where = came_from.get(cross["table"]) or came_from.get("deadlines", "settings")
+            where = (
+                came_from.get(cross["key"]) or came_from.get(cross["table"])
+                or came_from.get("deadlines", "settings")
+            )
             raise SettingsError(f"{where} ({cross['key']}): {cross['problem']}") from None
         if at is None:
             raise SettingsError(f"{path or 'settings'}: {message}") from None
         key = at["key"] + at["rest"]
-        where = came_from.get(at["key"], "settings")
+        where = came_from.get(key) or came_from.get(at["key"], "settings")
         raise SettingsError(f"{where} ({key}): {message[: at.start()]}") from None
     if settings.database_url:
         problem = _database_url_problem(settings.database_url)

@@ -1,0 +1,78 @@
+"""``FULCRUM_<TABLE>__<KEY>`` variables: one key each of the breaker, deadline, slow-call and rate-limit
+tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fulcrum_core.settings import SettingsError, load_settings, misspelt_variables
+
+
+def test_each_table_takes_its_keys_from_variables() -> None:
+    """One variable per key, the value converted as the TOML file's would be."""
+    settings = load_settings(environ={
+        "FULCRUM_BREAKER__SLIDING_WINDOW_TYPE": "time_based",
+        "FULCRUM_BREAKER__SLIDING_WINDOW_SIZE": "60",
+        "FULCRUM_DEADLINES__HOME_SLOT_OFFERS": "200",
+        "FULCRUM_SLOW_CALLS__HOME_SLOT_OFFERS": "180",
+        "FULCRUM_RATE_LIMIT__ENABLED": "false",
+    })
+    assert (settings.breaker.sliding_window_type, settings.breaker.sliding_window_size) == ("time_based", 60)
+    assert settings.deadlines.home_slot_offers == 200
+    assert settings.slow_calls.home_slot_offers == 180
+    assert settings.rate_limit.enabled is False
+
+
+def test_a_variable_overrides_one_key_of_the_files_table(tmp_path: Path) -> None:
+    """The file's other keys in that table stay as the file set them; an empty variable is unset."""
+    config = tmp_path / "fulcrum.toml"
+    config.write_text("[breaker]\nsliding_window_size = 50\nminimum_number_of_calls = 7\n", encoding="utf-8")
+    settings = load_settings(
+        config_file=config,
+        environ={"FULCRUM_BREAKER__SLIDING_WINDOW_SIZE": "30", "FULCRUM_BREAKER__FAILURE_RATE_THRESHOLD": ""},
+    )
+    assert (settings.breaker.sliding_window_size, settings.breaker.minimum_number_of_calls) == (30, 7)
+    assert settings.breaker.failure_rate_threshold == 50.0
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        (
+            {"FULCRUM_DEADLINES__HOME_SLOT_OFFERS": "soon"},
+            "FULCRUM_DEADLINES__HOME_SLOT_OFFERS (deadlines.home_slot_offers): Expected `int`, got `str`",
+        ),
+        (
+            {"FULCRUM_BREAKER__SLIDING_WINDOW_TYPE": "time"},
+            "FULCRUM_BREAKER__SLIDING_WINDOW_TYPE (breaker.sliding_window_type): Invalid enum value 'time'",
+        ),
+        (
+            {"FULCRUM_SLOW_CALLS__HOME_SLOT_OFFERS": "400"},
+            "FULCRUM_SLOW_CALLS__HOME_SLOT_OFFERS (slow_calls.home_slot_offers): 400 ms is over the hook's "
+            "deadline",
+        ),
+    ],
+    ids=["wrong-type", "bad-choice", "over-the-deadline"],
+)
+def test_a_bad_value_names_its_variable_and_key(environ: dict[str, str], expected: str) -> None:
+    """The error says which variable and which setting, as for the scalar variables and the file."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ=environ)
+    assert str(caught.value).startswith(expected)
+
+
+def test_an_unknown_key_of_a_known_table_is_an_error() -> None:
+    """``FULCRUM_BREAKER__WINDOW`` is no breaker setting: refused, as an unknown key in the file is."""
+    with pytest.raises(SettingsError, match=r"FULCRUM_BREAKER__\* \(breaker\).*window"):
+        load_settings(environ={"FULCRUM_BREAKER__WINDOW": "5"})
+
+
+def test_table_variables_are_not_taken_for_misspellings() -> None:
+    """A table's variables are settings; a misspelt one gets its own suggestion from the loader's error,
+    and the scalar variables' check still warns about a near miss."""
+    tables = {"FULCRUM_BREAKER__SLIDING_WINDOW_SIZE": "30", "FULCRUM_DEADLINES__SEARCH": "9"}
+    assert misspelt_variables(tables) == []
+    assert misspelt_variables({"FULCRUM_PROT": "1"}) == [
+        "FULCRUM_PROT is not a setting and is ignored; did you mean FULCRUM_PORT?"
+    ]
