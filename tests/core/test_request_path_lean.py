@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import uuid
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -139,6 +140,21 @@ def test_refusals_carry_the_request_id(app: Litestar) -> None:
     with TestClient(app) as client:
         r = client.get("/v1/thing", headers={"X-Request-ID": "trace-401"})
     assert (r.status_code, r.headers["x-request-id"]) == (401, "trace-401")
+
+
+def test_unrouted_answers_carry_a_request_id_too(app: Litestar) -> None:
+    """A 404 (no such path) and a 405 (no such method) are answered before any middleware runs: they
+    still name an id, the client's when well-formed, else a new one, and one per request."""
+    with TestClient(app) as client:
+        missing = client.get("/v1/nowhere", headers={"X-Request-ID": "trace-404"})
+        wrong = client.delete("/v1/thing")
+        again = client.delete("/v1/thing", headers={"X-Request-ID": "not well formed!"})
+    assert (missing.status_code, missing.headers.get_list("x-request-id")) == (404, ["trace-404"])
+    assert wrong.status_code == 405
+    assert re.fullmatch(r"[0-9a-f]{32}", wrong.headers["x-request-id"])
+    assert again.status_code == 405
+    assert re.fullmatch(r"[0-9a-f]{32}", again.headers["x-request-id"])
+    assert again.headers["x-request-id"] != wrong.headers["x-request-id"]
 
 
 @pytest.mark.parametrize(

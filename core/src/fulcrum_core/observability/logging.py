@@ -2,7 +2,8 @@
 
 ``RequestIdMiddleware`` (outermost) takes a well-formed ``X-Request-ID`` header or makes a new id,
 puts it in a context variable and in ``scope["state"]`` (where handlers read it); the
-``echo_request_id`` hook returns it in every response's ``X-Request-ID``. The context variable
+``echo_request_id`` hook returns it in every response's ``X-Request-ID``, and gives one to the answers
+litestar sends before any middleware runs (404, 405). The context variable
 follows the request into tasks and worker threads (the dispatcher copies the context), so a
 plugin's failure logged deep in the dispatcher names the request. ``configure_logging`` installs
 the JSON formatter on the root logger, once.
@@ -140,6 +141,15 @@ def configure_logging(level: str = "INFO") -> logging.Handler:
     return handler
 
 
+def _header_of(scope: Scope) -> str | None:
+    """The request's ``X-Request-ID`` header, decoded, or None (ASGI servers lower-case header names)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            decoded: str = value.decode("latin-1")
+            return decoded
+    return None
+
+
 class RequestIdMiddleware:
     """ASGI middleware giving every HTTP request an id (see the module docstring)."""
 
@@ -151,12 +161,7 @@ class RequestIdMiddleware:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        header = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                header = value.decode("latin-1")
-                break
-        request_id = new_request_id(header)
+        request_id = new_request_id(_header_of(scope))
         scope.setdefault("state", {})["request_id"] = request_id
         token = REQUEST_ID.set(request_id)
         try:
@@ -187,7 +192,13 @@ async def echo_request_id(message: Message, scope: Scope) -> None:
         return
     request_id = state.get("request_id")
     if not isinstance(request_id, str):
-        return
+        if scope.get("type") != ScopeType.HTTP:
+            return
+        # No route matched (404, 405): litestar answered before any middleware ran. The response still
+        # gets an id, the client's well-formed one or a new one, as every other response does.
+        request_id = new_request_id(_header_of(scope))
+        if "state" in scope:
+            state["request_id"] = request_id
     if REQUEST_ID.get() != request_id:
         # A refusal raised by middleware (401, 403, 429) is sent by litestar's exception handling,
         # outside RequestIdMiddleware: set the id again while the response is sent, so the server's
