@@ -76,3 +76,13 @@ def test_table_variables_are_not_taken_for_misspellings() -> None:
     assert misspelt_variables({"FULCRUM_PROT": "1"}) == [
         "FULCRUM_PROT is not a setting and is ignored; did you mean FULCRUM_PORT?"
     ]
+
+
+def test_a_file_value_that_is_no_table_is_named_even_with_variables_for_it(tmp_path: Path) -> None:
+    """``breaker = 5`` in the file and a breaker variable: the error names the file's value, not a
+    table silently made from the variable alone."""
+    config = tmp_path / "fulcrum.toml"
+    config.write_text("breaker = 5\n", encoding="utf-8")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(config_file=config, environ={"FULCRUM_BREAKER__SLIDING_WINDOW_SIZE": "3"})
+    assert str(caught.value) == f"{config} (breaker): Expected `object`, got `int`"
