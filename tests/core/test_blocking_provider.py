@@ -134,8 +134,19 @@ def test_a_slow_bank_does_not_open_the_plugins_breakers(make_app: Callable[..., 
     assert app.get("/v1/home", token=token).status_code == 200
     bank.hang = "holdings"
     bank.calls.clear()
+
+    def page() -> Any:
+        """A page, asked again (as the 503's Retry-After tells a client) when the profile read itself
+        outlasted the budget on a starved machine: that answer comes before any plugin or holdings read,
+        so it changes nothing this test counts."""
+        for _ in range(3):
+            response = app.get("/v1/home", token=token)
+            if response.status_code != 503 or response.json()["code"] != "customer.data_unavailable":
+                break
+        return response
+
     try:
-        responses = [app.get("/v1/home", token=token) for _ in range(20)]
+        responses = [page() for _ in range(20)]
         refused = [r.text for r in responses if r.status_code != 200]
         assert [r.status_code for r in responses] == [200] * 20, refused
         pages = [r.json() for r in responses]
