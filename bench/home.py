@@ -45,6 +45,9 @@ CUSTOMER = "c-0755-001"
 SYNTHETIC = 27
 SYNTHETIC_HOOKS = {"offers": "home_slot_offers", "campaign": "home_slot_campaigns"}
 SYNTHETIC_ENV = "FULCRUM_BENCH_SYNTHETIC"
+
+STACK = ("auto", "auto")
+"""The HTTP parser and event loop every server runs on (``--http``, ``--loop``): all of them alike."""
 """Which hook the synthetic plugins implement (``offers`` or ``campaign``); read by the server processes."""
 SLOTS = ("home.banner/v1", "home.kingkong/v1", "home.notice/v1")
 HERE = Path(__file__).resolve().parent
@@ -248,7 +251,8 @@ def _serve(
     code = (
         "from fulcrum_core.cli.serve import run_server; "
         f"run_server('home:{factory}', host='127.0.0.1', port={port}, workers={workers}, "
-        f"reuse_port={reuse}, app_dir={str(HERE)!r}, log_level='warning')"
+        f"reuse_port={reuse}, app_dir={str(HERE)!r}, log_level='warning', http={STACK[0]!r}, "
+        f"loop={STACK[1]!r})"
     )
     procs = [
         subprocess.Popen([sys.executable, "-c", code], env={**os.environ, **env})  # noqa: S603 - our argv
@@ -443,7 +447,19 @@ def main() -> None:
         "--synthetic", choices=sorted(SYNTHETIC_HOOKS), default="offers",
         help="the hook the 27 synthetic plugins implement: per customer (offers) or per audience (campaign)",
     )
+    parser.add_argument(
+        "--http", choices=["auto", "httptools", "h11"], default="auto",
+        help="every server's HTTP parser (auto: httptools when installed, as fulcrum serve)",
+    )
+    parser.add_argument(
+        "--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
+        help="every server's event loop (auto: uvloop when installed, as fulcrum serve)",
+    )
     args = parser.parse_args()
+    global STACK  # one setting for the whole run, read where the servers start
+    from fulcrum_core.cli.serve import server_stack
+
+    STACK = server_stack(args.http, args.loop)
     os.environ[SYNTHETIC_ENV] = args.synthetic  # the servers started below inherit it
     if shutil.which("wrk") is None:
         sys.exit("wrk is required (apt-get install wrk)")
@@ -520,7 +536,7 @@ def main() -> None:
     _print(
         f"wrk -t1 -c{args.connections} -d{args.seconds}s x {args.rounds} rounds, each real run followed by a "
         f"bare run; medians; 'vs bare' is the median of the per-round ratios, 'range' their lowest and "
-        f"highest (python {python}, {os.cpu_count()} CPUs)",
+        f"highest (python {python}, {os.cpu_count()} CPUs, HTTP {STACK[0]} on {STACK[1]})",
         rows,
     )
 

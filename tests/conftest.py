@@ -11,6 +11,7 @@ Database fixtures (function-scoped; each test gets its own empty database):
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import uuid
 from collections.abc import Iterator
@@ -37,10 +38,24 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     sqlite_guard.uninstall()
 
 
+UVLOOP = importlib.util.find_spec("uvloop") is not None
+"""uvloop is installed with the host (not where it has no build, e.g. on Windows)."""
+
+LOOPS = {"uvloop": ("asyncio", {"use_uvloop": UVLOOP}), "asyncio": ("asyncio", {"use_uvloop": False})}
+"""The event loops the host serves on: uvloop (``auto``, where installed) and asyncio's own."""
+
+
 @pytest.fixture
-def anyio_backend() -> str:
-    """Async tests run on asyncio, the loop the host runs on in production."""
-    return "asyncio"
+def anyio_backend() -> tuple[str, dict[str, bool]]:
+    """Async tests run on uvloop, the loop ``fulcrum serve`` runs on by default (``event_loop``); a
+    module marked ``both_loops`` runs each of its tests on asyncio's own loop too."""
+    return LOOPS["uvloop"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``both_loops`` run on each event loop the host can serve on."""
+    if metafunc.definition.get_closest_marker("both_loops") and "anyio_backend" in metafunc.fixturenames:
+        metafunc.parametrize("anyio_backend", list(LOOPS.values()), ids=list(LOOPS))
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from fulcrum_core.settings import Deadlines, Settings
 from fulcrum_sdk.context import AudienceContext
 from fulcrum_sdk.models import SlotOffer
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_loops]
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 TTL_MS = 60_000

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 import pytest
-from fulcrum_core.dispatch.dispatcher import Dispatcher, PluginCallError
+from fulcrum_core.dispatch.dispatcher import Dispatcher, PluginCallError, _clock_of
 from fulcrum_core.dispatch.results import Outcome
 from fulcrum_core.plugins import LoadedPlugin, get_plugin_manager
 from fulcrum_core.settings import Deadlines, Settings
@@ -25,7 +26,7 @@ from fulcrum_sdk.models import (
     TransactionResult,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_loops]
 
 DEADLINE_MS = 300
 HOOK_ARGS: dict[str, dict[str, Any]] = {
@@ -520,3 +521,58 @@ async def test_system_exit_raised_by_a_plugin_on_the_general_path_is_its_error(
         assert bulkhead.available == bulkhead.max_concurrent
     assert dispatcher.stats.snapshot()[0].error == 2
     dispatcher.close()
+
+
+def _busy(seconds: float) -> None:
+    """Hold the thread ``seconds``, never yielding (a plugin computing)."""
+    ends = time.perf_counter() + seconds
+    while time.perf_counter() < ends:
+        pass
+
+
+async def test_call_times_are_measured_finer_than_the_loops_clock(fast: Settings, kit: Any) -> None:
+    """A call's time (its stats, metrics and slow-call count) is read to the microsecond on either loop;
+    uvloop's ``loop.time()`` is cut to the millisecond, which would record this 0.3 ms call as 0 or 1."""
+
+    async def computes(ctx: Any) -> Any:
+        _busy(0.0003)
+        return [kit.offer("home.banner", "a")]
+
+    @nonblocking
+    def computes_inline(ctx: Any) -> Any:
+        _busy(0.0003)
+        return [kit.offer("home.banner", "b")]
+
+    dispatcher = Dispatcher(fast)
+    plugins = _loaded(fast, kit.plugin("eager", home_slot_offers=computes), kit.plugin(
+        "inline", home_slot_offers=computes_inline
+    ))
+    for _ in range(20):
+        gathered = await _run(dispatcher, kit, "home_slot_offers", plugins)
+        assert gathered.degraded == []
+    dispatcher.close()
+    for stat in dispatcher.stats.snapshot():
+        assert 0.3 <= stat.max_ms < 1000, stat
+        assert stat.max_ms != round(stat.max_ms), stat  # a millisecond clock gives whole ones only
+
+
+def test_the_dispatchers_clock_is_the_monotonic_one_on_either_loop_and_the_loops_own_elsewhere() -> None:
+    """asyncio's and uvloop's loops read ``time.monotonic`` (uvloop to the millisecond): the dispatcher
+    reads it directly. A loop with a clock of its own (a test's virtual time) is read through it."""
+    uvloop = pytest.importorskip("uvloop")
+
+    class Virtual(asyncio.SelectorEventLoop):
+        def time(self) -> float:
+            return 42.0
+
+    for loop in (asyncio.new_event_loop(), uvloop.new_event_loop(), Virtual()):
+        try:
+            expected = 42.0 if isinstance(loop, Virtual) else None
+            clock = _clock_of(loop)
+            if expected is None:
+                assert clock is time.monotonic
+                assert abs(loop.time() - time.monotonic()) < 0.01  # one clock
+            else:
+                assert clock() == expected
+        finally:
+            loop.close()

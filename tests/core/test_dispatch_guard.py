@@ -21,7 +21,7 @@ from fulcrum_sdk import nonblocking
 from fulcrum_sdk.hookspecs import is_nonblocking
 from fulcrum_sdk.models import TransactionResult
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_loops]
 
 
 @pytest.fixture

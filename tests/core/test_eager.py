@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from fulcrum_core.dispatch.eager import Eager
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_loops]
 
 
 async def _returns(value: int) -> int:

@@ -22,7 +22,7 @@ from fulcrum_sdk.data import StaticDataProvider
 from fulcrum_sdk.errors import StorageUnavailable
 from fulcrum_sdk.testing import PERSONAS
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_loops]
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -36,7 +36,7 @@ from sqlalchemy import event
 
 from .conftest import statements
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_loops]
 
 TTL_MS = 1000
 TTL = TTL_MS / 1000

@@ -21,7 +21,7 @@ from fulcrum_sdk.data import StaticDataProvider
 
 from .test_refresh_ahead import held_select, wait_for
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_loops]
 
 
 def _factory(settings: Settings, db: Database) -> ContextFactory:

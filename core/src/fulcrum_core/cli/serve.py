@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import re
@@ -23,7 +24,7 @@ from fulcrum_core.cli._groups import refuse_own_options
 from fulcrum_core.cli._settings import settings_for
 from fulcrum_core.observability.processes import alive
 
-__all__ = ["METRICS_DIR_PREFIX", "WORKER_HEALTHCHECK_SECONDS", "demo", "run_server", "serve"]
+__all__ = ["METRICS_DIR_PREFIX", "WORKER_HEALTHCHECK_SECONDS", "demo", "run_server", "serve", "server_stack"]
 
 WORKER_HEALTHCHECK_SECONDS = 30
 """How long uvicorn's supervisor waits for a worker to answer its health check before killing it.
@@ -41,7 +42,13 @@ def _run(
     reuse_port: bool = False,
     log_level: str = "info",
     metrics_dir: str | None = None,
+    http: str = "auto",
+    loop: str = "auto",
 ) -> None:
+    try:
+        http, loop = server_stack(http, loop)
+    except ValueError as exc:  # a choice named in the settings that is not installed here
+        raise click.ClickException(str(exc)) from None
     if config_file:
         os.environ["FULCRUM_CONFIG"] = config_file
     # Workers re-import the factory; settings travel through the environment, read at call time.
@@ -49,7 +56,30 @@ def _run(
         run_server(
             "fulcrum_core.asgi:app_factory",
             host=host, port=port, workers=workers, reuse_port=reuse_port, log_level=log_level,
+            http=http, loop=loop,
         )
+
+
+_AUTO = {"http": ("httptools", "h11"), "loop": ("uvloop", "asyncio")}
+"""Each choice's C implementation (also the module to import) and its pure-Python one."""
+
+
+def server_stack(http: str = "auto", loop: str = "auto") -> tuple[str, str]:
+    """The HTTP parser and event loop uvicorn is to run, ``auto`` resolved as uvicorn resolves it (the C
+    one when it can be imported, else the pure-Python one), so what is logged and measured is what
+    runs. A C one named but not installed is a ``ValueError`` naming the setting."""
+    chosen = []
+    for name, setting, value in (("http", "http_protocol", http), ("loop", "event_loop", loop)):
+        fast, plain = _AUTO[name]
+        if value not in ("auto", fast, plain):
+            raise ValueError(f"{setting}: {value!r} is none of 'auto', {fast!r}, {plain!r}")
+        available = importlib.util.find_spec(fast) is not None
+        if value == fast and not available:
+            raise ValueError(
+                f"{setting} = {fast!r}, but {fast} is not installed here; install it or set {plain!r}"
+            )
+        chosen.append(value if value != "auto" else fast if available else plain)
+    return chosen[0], chosen[1]
 
 
 METRICS_DIR_PREFIX = "fulcrum-metrics-"
@@ -136,8 +166,11 @@ def run_server(
     reuse_port: bool = False,
     app_dir: str | None = None,
     log_level: str = "info",
+    http: str = "auto",
+    loop: str = "auto",
 ) -> None:
-    """Serve the ASGI factory ``app`` ("module:function") with uvicorn.
+    """Serve the ASGI factory ``app`` ("module:function") with uvicorn, on the HTTP parser and event loop
+    ``http`` and ``loop`` name (:func:`server_stack`).
 
     ``workers > 1`` runs uvicorn's supervisor over one shared listening socket. There, asyncio's accept
     loop takes every pending connection it can in one go, so long-lived keep-alive connections that
@@ -149,8 +182,10 @@ def run_server(
         sys.path.insert(0, app_dir)
     # A level's number: uvicorn's own names leave out ``warn`` and ``fatal``, which the setting allows.
     level = logging.getLevelNamesMapping()[log_level.upper()]
+    http, loop = server_stack(http, loop)
     options: dict[str, Any] = {
         "factory": True, "host": host, "port": port, "log_level": level, "access_log": False,
+        "http": http, "loop": loop,
     }
     if reuse_port:
         if workers != 1:
@@ -184,6 +219,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int, 
     _run(
         host or settings.host, port or settings.port, workers, ctx.obj["config_file"],
         reuse_port=reuse_port, log_level=settings.log_level, metrics_dir=settings.metrics_dir,
+        http=settings.http_protocol, loop=settings.event_loop,
     )
 
 
@@ -219,7 +255,10 @@ def demo(ctx: click.Context, host: str | None, port: int | None, no_serve: bool)
                 f"Note: the OAuth issuer is {settings.issuer}; for OAuth clients of this server set "
                 f"FULCRUM_ISSUER={base} here and for `fulcrum token issue`."
             )
-        _run(host, port, 1, ctx.obj["config_file"], log_level=settings.log_level)
+        _run(
+            host, port, 1, ctx.obj["config_file"], log_level=settings.log_level,
+            http=settings.http_protocol, loop=settings.event_loop,
+        )
 
 
 def _attach_demo_subcommands() -> None:

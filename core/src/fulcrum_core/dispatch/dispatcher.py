@@ -36,6 +36,7 @@ import functools
 import inspect
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -140,7 +141,7 @@ class _Call:
         future.add_done_callback(self._stamp)
 
     def _stamp(self, future: asyncio.Future[Any]) -> None:
-        self.ended = future.get_loop().time()
+        self.ended = _now(future.get_loop())
 
 
 def _consume(future: asyncio.Future[Any]) -> None:
@@ -161,7 +162,7 @@ def _abandon(calls: list[_Call], hook: str, extras: list[CallGuard]) -> None:
         call.future.add_done_callback(_consume)
         call.guard.breaker.release()
         if extras:
-            seconds = call.future.get_loop().time() - call.started
+            seconds = _now(call.future.get_loop()) - call.started
             for extra in extras:
                 extra.record(call.plugin.id, hook, "rejected", seconds)
 
@@ -201,10 +202,21 @@ def _overran(elapsed: float, limit_s: float, what: str = "ran") -> str:
 
 
 def _clock_of(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
-    """``loop.time``, or ``time.monotonic`` itself when that is all it does (asyncio's own loops):
-    the same readings without a Python call around each, three times per plugin call."""
-    stock = getattr(loop.time, "__func__", None) is asyncio.BaseEventLoop.time
-    return time.monotonic if stock else loop.time
+    """``loop.time``, or ``time.monotonic`` itself when that is what it reads: asyncio's own loops (the
+    same readings without a Python call around each, three times per plugin call) and uvloop's, whose
+    ``time()`` is the same monotonic clock cut to the millisecond (too coarse for call latencies)."""
+    clock = getattr(loop.time, "__func__", None)
+    if clock is asyncio.BaseEventLoop.time:
+        return time.monotonic
+    uvloop = sys.modules.get("uvloop")
+    if uvloop is not None and type(loop).time is uvloop.Loop.time:
+        return time.monotonic
+    return loop.time
+
+
+def _now(loop: asyncio.AbstractEventLoop) -> float:
+    """The time on ``loop``'s clock (see :func:`_clock_of`), for the calls off the fast path."""
+    return _clock_of(loop)()
 
 
 def _validate(hook: str, value: Any) -> Any:
@@ -438,7 +450,7 @@ class Dispatcher:
             return self._settle(call, hook, limit_s, asks_consent=asks_consent, withdrawn="rejected")
         value, exc, t0 = call
         return self._conclude(
-            plugin.id, hook, guard, value, exc, loop.time() - t0, limit_s, asks_consent=asks_consent,
+            plugin.id, hook, guard, value, exc, _now(loop) - t0, limit_s, asks_consent=asks_consent,
             source=(plugin, ctx),
         )
 
@@ -533,7 +545,7 @@ class Dispatcher:
         """Start one call: ``(value, exception, start time)`` when it finished inline, else a ``_Call``."""
         # Positionally, in the implementation's own order, as pluggy calls hookimpls.
         args = (ctx,) if impl.argnames == _CTX_ONLY else _args(impl.argnames, ctx, kwargs)
-        started = loop.time()
+        started = _now(loop)
         function = impl.function
         if impl.is_async:
             try:
@@ -681,7 +693,7 @@ class Dispatcher:
             )
         # A thread call's own duration starts when a worker thread picked it up, not at submission. A call
         # that ended in the loop pass that ended the wait has not been stamped yet: it ended just now.
-        ended = call.ended or future.get_loop().time()
+        ended = call.ended or _now(future.get_loop())
         elapsed = max(0.0, ended - (began[0] if began is not None and began[0] else call.started))
         if future.cancelled():
             self._fail(pid, hook, guard, "error", elapsed, "the call was cancelled", source=source)

@@ -1,0 +1,105 @@
+"""Which HTTP parser and event loop ``fulcrum serve`` hands uvicorn: ``auto`` resolved as uvicorn would
+(the C ones when importable), a named one honoured, and a named C one that is not installed refused
+with the setting named, before anything binds."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from fulcrum_core.cli import main
+from fulcrum_core.cli import serve as serve_module
+from fulcrum_core.cli.serve import run_server, server_stack
+from fulcrum_core.settings import Settings, SettingsError, load_settings
+
+
+def _without(monkeypatch: pytest.MonkeyPatch, *missing: str) -> None:
+    """Make ``missing`` modules look not installed to ``server_stack``."""
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any) -> Any:
+        return None if name in missing else real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+def test_auto_takes_the_c_parser_and_loop_installed_with_the_host() -> None:
+    assert server_stack() == ("httptools", "uvloop")
+    assert server_stack("auto", "auto") == ("httptools", "uvloop")
+
+
+def test_auto_falls_back_to_the_pure_python_ones_when_a_c_one_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _without(monkeypatch, "uvloop")
+    assert server_stack() == ("httptools", "asyncio")
+    _without(monkeypatch, "uvloop", "httptools")
+    assert server_stack() == ("h11", "asyncio")
+
+
+def test_a_named_choice_is_kept() -> None:
+    assert server_stack("h11", "asyncio") == ("h11", "asyncio")
+    assert server_stack("httptools", "asyncio") == ("httptools", "asyncio")
+    assert server_stack("h11", "uvloop") == ("h11", "uvloop")
+
+
+def test_a_named_c_one_that_is_not_installed_is_refused_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _without(monkeypatch, "uvloop")
+    with pytest.raises(
+        ValueError, match=r"^event_loop = 'uvloop', but uvloop is not installed here; .*'asyncio'"
+    ):
+        server_stack("auto", "uvloop")
+    _without(monkeypatch, "httptools")
+    with pytest.raises(ValueError, match=r"^http_protocol = 'httptools', but httptools is not installed"):
+        server_stack("httptools", "auto")
+
+
+def test_an_unknown_choice_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^http_protocol: 'h2' is none of 'auto', 'httptools', 'h11'$"):
+        server_stack("h2", "auto")
+    with pytest.raises(ValueError, match=r"^event_loop: 'trio' is none of"):
+        server_stack("auto", "trio")
+
+
+def test_run_server_hands_uvicorn_what_was_resolved(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(serve_module.uvicorn, "run", lambda app, **options: seen.append(options))
+    run_server("fulcrum_core.asgi:app_factory", host="127.0.0.1", port=8000)
+    run_server("fulcrum_core.asgi:app_factory", host="127.0.0.1", port=8000, http="h11", loop="asyncio")
+    assert [(o["http"], o["loop"]) for o in seen] == [("httptools", "uvloop"), ("h11", "asyncio")]
+
+
+def test_the_settings_take_them_from_the_file_and_the_environment(tmp_path: Any) -> None:
+    config = tmp_path / "host.toml"
+    config.write_text('http_protocol = "h11"\nevent_loop = "asyncio"\n')
+    settings = load_settings(config_file=config, environ={})
+    assert (settings.http_protocol, settings.event_loop) == ("h11", "asyncio")
+    settings = load_settings(config_file=config, environ={"FULCRUM_HTTP_PROTOCOL": "httptools"})
+    assert (settings.http_protocol, settings.event_loop) == ("httptools", "asyncio")
+    assert (Settings().http_protocol, Settings().event_loop) == ("auto", "auto")
+    with pytest.raises(
+        SettingsError, match=r"^FULCRUM_HTTP_PROTOCOL \(http_protocol\): Invalid enum value 'h2'"
+    ):
+        load_settings(environ={"FULCRUM_HTTP_PROTOCOL": "h2"})
+
+
+def test_serve_refuses_a_missing_c_one_in_one_line_and_starts_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: list[object] = []
+    monkeypatch.setattr(serve_module, "run_server", lambda *a, **k: started.append(a))
+    _without(monkeypatch, "uvloop")
+    result = CliRunner().invoke(main, ["serve"], env={"FULCRUM_EVENT_LOOP": "uvloop"})
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: event_loop = 'uvloop', but uvloop is not installed here; install it or set 'asyncio'"
+    )
+    assert started == []
+    bad = CliRunner().invoke(main, ["serve"], env={"FULCRUM_HTTP_PROTOCOL": "h2"})
+    assert bad.exit_code != 0
+    assert "http_protocol" in bad.output
+    assert started == []
