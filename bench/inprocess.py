@@ -35,9 +35,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -96,6 +96,21 @@ async def _lifespan(app: Any) -> tuple[Callable[[], Awaitable[None]], asyncio.Ta
         await task
 
     return stop, task
+
+
+LOOPS = ("uvloop", "asyncio")
+T = TypeVar("T")
+
+
+def run(main: Coroutine[Any, Any, T], loop: str) -> T:
+    """``asyncio.run`` of ``main`` on ``loop``: uvloop (what ``fulcrum serve`` runs on where it is
+    installed) or asyncio's own."""
+    if loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(main)
+    return asyncio.run(main)
 
 
 def _app(variant: str, state: Path, body: Path, cold: bool) -> Any:
@@ -166,6 +181,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="measure everything this many times, in turn")
     parser.add_argument("--cold", action="store_true", help="the real app with its read caches off")
     parser.add_argument("--customers", type=int, help="demo customers the requests take turns over")
+    parser.add_argument(
+        "--loop", choices=LOOPS, default="uvloop", help="the event loop (uvloop: as fulcrum serve runs)"
+    )
     args = parser.parse_args()
     modes = args.synthetic or ["offers"]
     variants = args.variant or ["full", "bare", "none", "synthetic", "first-party", "plain"]
@@ -186,14 +204,15 @@ def main() -> None:
             for variant in variants:
                 for mode in modes:  # alternating, so a busy moment of the machine hits both alike
                     os.environ[home.SYNTHETIC_ENV] = mode
-                    measured = asyncio.run(
-                        _measure(variant, args.requests, args.profile, state, body, encoded, args.cold)
+                    measured = run(
+                        _measure(variant, args.requests, args.profile, state, body, encoded, args.cold),
+                        args.loop,
                     )
                     results.setdefault((variant, mode), []).append(measured)
     caches = "caches off" if args.cold else "caches on"
     print(
         f"\n{args.requests} sequential requests per variant over {len(customers)} customer(s), {caches}, "
-        f"{args.rounds} round(s), python {sys.version.split()[0]}"
+        f"{args.rounds} round(s), python {sys.version.split()[0]} on {args.loop}"
     )
     print(
         f"{'variant':12s} {'synthetic':9s} {'best':>8s} {'median':>8s} {'cpu':>8s}"

@@ -112,7 +112,7 @@ def _child(args: argparse.Namespace) -> None:
         os.environ.update(env)
         os.environ[home.SYNTHETIC_ENV] = args.synthetic
         tokens, _ = home._tokens(env, home._demo_customers(args.customers))
-        asyncio.run(_pages(args.variant, args.requests, state, [t.encode() for t in tokens]))
+        inprocess.run(_pages(args.variant, args.requests, state, [t.encode() for t in tokens]), args.loop)
 
 
 def _totals(out: Path) -> dict[str, int]:
@@ -203,6 +203,10 @@ def main() -> None:
     )
     parser.add_argument("--synthetic", choices=sorted(home.SYNTHETIC_HOOKS), default="campaign")
     parser.add_argument("--customers", type=int, default=15)
+    parser.add_argument(
+        "--loop", choices=inprocess.LOOPS, default="uvloop",
+        help="the event loop (uvloop: as fulcrum serve runs)",
+    )
     parser.add_argument(
         "--functions", type=int, default=0, metavar="N",
         help="also list the N Python functions costing the most per page (Python 3.12 or newer)",
