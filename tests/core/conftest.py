@@ -276,9 +276,10 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def make_app(
-    settings: Settings, migrated_sqlite: Path, tmp_path: Path
+    settings: Settings, migrated_sqlite: Path, tmp_path: Path, anyio_backend: tuple[str, dict[str, bool]]
 ) -> Iterator[Callable[..., AppHarness]]:
-    """Build the real app around exactly the plugins given (no entry points); closed at teardown.
+    """Build the real app around exactly the plugins given (no entry points); closed at teardown. It runs
+    on the test's event loop (``anyio_backend``: uvloop, as served; asyncio's own too with ``both_loops``).
 
     Keyword arguments replace settings fields (``deadlines=Deadlines(...)``); the database is a copy
     of the session's migrated SQLite file unless another database URL is configured.
@@ -301,7 +302,8 @@ def make_app(
             shutil.copyfile(migrated_sqlite, db_file)
         else:
             runtime.db.upgrade()
-        client = TestClient(create_app(conf, runtime=runtime))
+        backend, options = anyio_backend
+        client = TestClient(create_app(conf, runtime=runtime), backend=backend, backend_options=options)
         client.__enter__()
         clients.append(client)
         return AppHarness(client, runtime)

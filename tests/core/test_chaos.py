@@ -7,12 +7,15 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from fulcrum_core.dispatch.breaker import BreakerConfig
 from fulcrum_core.dispatch.clock import VirtualClock
 from fulcrum_core.settings import Deadlines
 from fulcrum_sdk import Page, nonblocking
 from fulcrum_sdk.models import LocalizedText
 from msgspec.structs import replace
+
+pytestmark = pytest.mark.both_loops  # the host serves on uvloop, or on asyncio's own loop
 
 FAST = Deadlines(home_slot_offers=100)
 DEFAULT_NOTICE = ("platform", "platform-welcome")

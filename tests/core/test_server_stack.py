@@ -103,3 +103,17 @@ def test_serve_refuses_a_missing_c_one_in_one_line_and_starts_nothing(
     assert bad.exit_code != 0
     assert "http_protocol" in bad.output
     assert started == []
+
+
+def test_serve_says_which_parser_and_loop_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[dict[str, Any]] = []
+    monkeypatch.setattr(serve_module, "run_server", lambda app, **options: started.append(options))
+    result = CliRunner().invoke(main, ["serve"], env={"FULCRUM_HTTP_PROTOCOL": "", "FULCRUM_EVENT_LOOP": ""})
+    assert result.exit_code == 0, result.output
+    assert "HTTP: httptools on uvloop (http_protocol, event_loop)" in result.output
+    assert (started[0]["http"], started[0]["loop"]) == ("httptools", "uvloop")
+    result = CliRunner().invoke(
+        main, ["serve"], env={"FULCRUM_HTTP_PROTOCOL": "h11", "FULCRUM_EVENT_LOOP": "asyncio"}
+    )
+    assert "HTTP: h11 on asyncio (http_protocol, event_loop)" in result.output
+    assert (started[1]["http"], started[1]["loop"]) == ("h11", "asyncio")

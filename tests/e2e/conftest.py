@@ -51,7 +51,9 @@ class Demo:
 
 
 @pytest.fixture
-def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
+def demo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, anyio_backend: tuple[str, dict[str, bool]]
+) -> Iterator[Demo]:
     """The demo as ``fulcrum demo`` prepares it: migrated database, seeded consents, installed plugins."""
     settings = Settings(
         state_dir=str(tmp_path / "state"),
@@ -73,5 +75,7 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
         return for_request(customer_ref, request_id=request_id, now=NOW, **rest)
 
     monkeypatch.setattr(runtime.contexts, "for_request", pinned)
-    with TestClient(create_app(settings, runtime=runtime)) as client:
+    backend, options = anyio_backend  # uvloop, as served
+    app = create_app(settings, runtime=runtime)
+    with TestClient(app, backend=backend, backend_options=options) as client:
         yield Demo(client, runtime)

@@ -125,7 +125,7 @@ class ObeyingApp:
 
 @pytest.fixture
 def obeying_app(
-    settings: Settings, migrated_sqlite: Path, tmp_path: Path
+    settings: Settings, migrated_sqlite: Path, tmp_path: Path, anyio_backend: tuple[str, dict[str, bool]]
 ) -> Iterator[Callable[..., ObeyingApp]]:
     """``obeying_app(*plugins, before=fn, **settings)``: the real app obeying the registry; ``before``
     runs on the migrated database before the app starts. Closed at teardown."""
@@ -149,7 +149,8 @@ def obeying_app(
         service = registry_of(runtime).service
         if before is not None:
             before(service)
-        client = TestClient(create_app(conf, runtime=runtime))
+        backend, options = anyio_backend
+        client = TestClient(create_app(conf, runtime=runtime), backend=backend, backend_options=options)
         client.__enter__()
         clients.append(client)
         return ObeyingApp(client, runtime, service)

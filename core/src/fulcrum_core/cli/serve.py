@@ -49,6 +49,7 @@ def _run(
         http, loop = server_stack(http, loop)
     except ValueError as exc:  # a choice named in the settings that is not installed here
         raise click.ClickException(str(exc)) from None
+    click.echo(f"HTTP: {http} on {loop} (http_protocol, event_loop)")
     if config_file:
         os.environ["FULCRUM_CONFIG"] = config_file
     # Workers re-import the factory; settings travel through the environment, read at call time.
