@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from fulcrum_core.dispatch.clock import wait_until
 from fulcrum_core.dispatch.dispatcher import Dispatcher, PluginCallError, _clock_of
 from fulcrum_core.dispatch.results import Outcome
 from fulcrum_core.plugins import LoadedPlugin, get_plugin_manager
@@ -544,9 +545,11 @@ async def test_call_times_are_measured_finer_than_the_loops_clock(fast: Settings
         return [kit.offer("home.banner", "b")]
 
     dispatcher = Dispatcher(fast)
-    plugins = _loaded(fast, kit.plugin("eager", home_slot_offers=computes), kit.plugin(
-        "inline", home_slot_offers=computes_inline
-    ))
+    plugins = _loaded(
+        fast,
+        kit.plugin("eager", home_slot_offers=computes),
+        kit.plugin("inline", home_slot_offers=computes_inline),
+    )
     for _ in range(20):
         gathered = await _run(dispatcher, kit, "home_slot_offers", plugins)
         assert gathered.degraded == []
@@ -576,3 +579,77 @@ def test_the_dispatchers_clock_is_the_monotonic_one_on_either_loop_and_the_loops
                 assert clock() == expected
         finally:
             loop.close()
+
+
+class _Seen:
+    """A dispatcher observer keeping every recorded call's (plugin, outcome, seconds)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, float]] = []
+
+    def observe(self, plugin: str, hook: str, outcome: str, seconds: float) -> None:
+        self.calls.append((plugin, outcome, seconds))
+
+    def observe_ok(self, hook: str, calls: Any) -> None:
+        self.calls.extend((plugin, "ok", seconds) for plugin, seconds in calls)
+
+
+async def test_calls_that_suspend_or_run_in_a_thread_are_timed_finely_too(fast: Settings, kit: Any) -> None:
+    """The calls off the fast path (a coroutine that waits, a plain function in a worker thread) are
+    timed on the same fine clock: each 0.3 ms of work is recorded as at least that, on either loop."""
+
+    async def waits_then_computes(ctx: Any) -> Any:
+        await asyncio.sleep(0)
+        _busy(0.0003)
+        return [kit.offer("home.banner", "a")]
+
+    def threaded(ctx: Any) -> Any:
+        _busy(0.0003)
+        return [kit.offer("home.banner", "b")]
+
+    seen = _Seen()
+    dispatcher = Dispatcher(fast, observer=seen)
+    plugins = _loaded(
+        fast,
+        kit.plugin("waits", home_slot_offers=waits_then_computes),
+        kit.plugin("threaded", home_slot_offers=threaded),
+    )
+    for _ in range(10):
+        gathered = await _run(dispatcher, kit, "home_slot_offers", plugins)
+        assert gathered.degraded == []
+        one = await dispatcher.call_one(
+            plugins[0], "home_slot_offers", kit.context(plugins[0]), deadline_ms=300
+        )
+        assert one
+    dispatcher.close()
+    assert len(seen.calls) == 30
+    assert {plugin for plugin, _, _ in seen.calls} == {"waits", "threaded"}
+    assert all(outcome == "ok" and seconds >= 0.0003 for _, outcome, seconds in seen.calls), seen.calls
+
+
+@pytest.mark.parametrize("done_early", [False, True])
+async def test_wait_until_waits_the_whole_time_unless_everything_is_done(done_early: bool) -> None:
+    """uvloop's timers run on a millisecond clock and may fire a little early: the dispatcher's and the
+    campaigns' waits (``wait_until``) end no sooner than their deadline unless everything is done."""
+    loop = asyncio.get_running_loop()
+
+    async def ticks() -> None:  # other work waking the loop, as a server's other requests do
+        while True:  # noqa: ASYNC110 - a ticker, not a wait for a condition
+            await asyncio.sleep(0.0001)
+
+    ticker = asyncio.create_task(ticks())
+    try:
+        for _ in range(30):
+            future: asyncio.Future[None] = loop.create_future()
+            if done_early:
+                loop.call_later(0.001, future.set_result, None)
+            ends = time.monotonic() + 0.005
+            await wait_until([future], ends, time.monotonic)
+            if done_early:
+                assert future.done()
+                assert time.monotonic() < ends + 0.5
+            else:
+                assert not future.done()
+                assert time.monotonic() >= ends
+    finally:
+        ticker.cancel()

@@ -4,7 +4,8 @@ with the setting named, before anything binds."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,13 +17,15 @@ from fulcrum_core.settings import Settings, SettingsError, load_settings
 
 
 def _without(monkeypatch: pytest.MonkeyPatch, *missing: str) -> None:
-    """Make ``missing`` modules look not installed to ``server_stack``."""
-    real = importlib.util.find_spec
+    """Make ``missing`` modules fail to import for ``server_stack``."""
+    real = importlib.import_module
 
-    def find_spec(name: str, *args: Any) -> Any:
-        return None if name in missing else real(name, *args)
+    def import_module(name: str, *args: Any) -> Any:
+        if name in missing:
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *args)
 
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(importlib, "import_module", import_module)
 
 
 def test_auto_takes_the_c_parser_and_loop_installed_with_the_host() -> None:
@@ -117,3 +120,61 @@ def test_serve_says_which_parser_and_loop_it_runs(monkeypatch: pytest.MonkeyPatc
     )
     assert "HTTP: h11 on asyncio (http_protocol, event_loop)" in result.output
     assert (started[1]["http"], started[1]["loop"]) == ("h11", "asyncio")
+
+
+def test_one_that_is_installed_but_does_not_import_counts_as_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A C module built for another Python is installed but cannot be imported: ``auto`` passes it by,
+    and naming it is the one-line error, not uvicorn's traceback later."""
+    real = importlib.import_module
+
+    def import_module(name: str, *args: Any) -> Any:
+        if name == "uvloop":
+            raise ImportError("uvloop/loop.cpython-399-x86_64-linux-gnu.so: undefined symbol")
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", import_module)
+    assert server_stack() == ("httptools", "asyncio")
+    with pytest.raises(ValueError, match="uvloop is not installed here"):
+        server_stack("auto", "uvloop")
+
+
+def test_demo_and_dev_serve_on_the_configured_stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """``fulcrum demo`` and ``fulcrum dev`` follow ``http_protocol`` and ``event_loop`` as ``serve`` does."""
+    from fulcrum_core.cli import dev as dev_module
+    from fulcrum_core.devhost.asgi import PACKAGE_ENV, SOURCE_ENV
+
+    # demo and dev set these in this process for the server they start: undone after the test.
+    for name in (
+        "FULCRUM_OAUTH_DEV_LOGIN",
+        "FULCRUM_DATABASE_URL",
+        "FULCRUM_DEV_MODE",
+        "FULCRUM_STATE_DIR",
+        "FULCRUM_BRANCHES_DIR",
+        "FULCRUM_CONFIG",
+        SOURCE_ENV,
+        PACKAGE_ENV,
+    ):
+        monkeypatch.delenv(name, raising=False)
+    served: list[dict[str, Any]] = []
+    monkeypatch.setattr(serve_module, "run_server", lambda app, **options: served.append(options))
+    env = {
+        "FULCRUM_STATE_DIR": str(tmp_path / "state"),
+        "FULCRUM_BRANCHES_DIR": str(tmp_path / "none"),
+        "FULCRUM_HTTP_PROTOCOL": "h11",
+        "FULCRUM_EVENT_LOOP": "asyncio",
+    }
+    result = CliRunner().invoke(main, ["demo"], env=env)
+    assert result.exit_code == 0, result.output
+    assert (served[0]["http"], served[0]["loop"]) == ("h11", "asyncio")
+
+    ran: list[dict[str, Any]] = []
+    monkeypatch.setattr(dev_module.uvicorn, "run", lambda app, **options: ran.append(options))
+    project = Path(__file__).resolve().parents[2] / "plugins" / "pension"
+    result = CliRunner().invoke(main, ["dev", str(project), "--no-reload"], env=env)
+    assert result.exit_code == 0, result.output
+    assert (ran[0]["http"], ran[0]["loop"]) == ("h11", "asyncio")
+    _without(monkeypatch, "uvloop")
+    result = CliRunner().invoke(main, ["dev", str(project)], env={**env, "FULCRUM_EVENT_LOOP": "uvloop"})
+    assert result.exit_code == 1
+    assert "event_loop = 'uvloop', but uvloop is not installed here" in result.output
+    assert len(ran) == 1

@@ -34,6 +34,7 @@ from fulcrum_sdk.context import AudienceContext
 from fulcrum_sdk.models import SlotOffer
 
 from fulcrum_core.data.storage import refresh_fraction
+from fulcrum_core.dispatch.clock import wait_until
 from fulcrum_core.dispatch.dispatcher import Dispatcher
 from fulcrum_core.dispatch.results import Degraded
 from fulcrum_core.observability.logging import REQUEST_ID, new_request_id
@@ -303,7 +304,7 @@ async def collect(waiting: Waiting, offers: dict[str, tuple[SlotOffer, ...]], un
     loop = asyncio.get_running_loop()
     pending = {task for _, task in waiting if not task.done()}
     if pending:
-        await asyncio.wait(pending, timeout=max(0.0, until - loop.time()))  # never cancels them
+        await wait_until(pending, until, loop.time)  # never cancels them
     degraded: list[Degraded] = []
     for plugin_id, task in waiting:
         if not task.done():

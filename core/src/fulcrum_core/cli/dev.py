@@ -18,6 +18,7 @@ from fulcrum_sdk.scopes import APP_SCOPES
 
 from fulcrum_core.auth.tokens import TokenService
 from fulcrum_core.cli._settings import settings_for
+from fulcrum_core.cli.serve import server_stack
 from fulcrum_core.data.provider import DemoDataProvider
 from fulcrum_core.devhost import DevError, find_dev_plugin, prepare_client, prepare_state
 from fulcrum_core.devhost.asgi import PACKAGE_ENV, SOURCE_ENV
@@ -70,6 +71,10 @@ def dev(ctx: click.Context, path: Path, port: int, customer: str, no_reload: boo
         if config_file:
             os.environ["FULCRUM_CONFIG"] = config_file
         settings = settings_for(ctx, dev_mode=True)
+        try:
+            http, loop = server_stack(settings.http_protocol, settings.event_loop)
+        except ValueError as exc:  # a C parser or loop named in the settings that is not installed
+            raise click.ClickException(str(exc)) from None
         consented = prepare_state(settings, plugin.manifest, customer)
         client = prepare_client(settings, plugin.manifest)
         token = TokenService.from_settings(settings).issue(customer, sorted(APP_SCOPES), kind="customer")
@@ -97,6 +102,8 @@ def dev(ctx: click.Context, path: Path, port: int, customer: str, no_reload: boo
             factory=True,
             host="127.0.0.1",
             port=port,
+            http=http,
+            loop=loop,
             reload=not no_reload,
             reload_dirs=[str(plugin.package_dir)] if not no_reload else None,
             log_level="info",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import importlib
 import logging
 import os
 import re
@@ -65,6 +65,15 @@ _AUTO = {"http": ("httptools", "h11"), "loop": ("uvloop", "asyncio")}
 """Each choice's C implementation (also the module to import) and its pure-Python one."""
 
 
+def _importable(module: str) -> bool:
+    """True when ``module`` imports here (installed, and built for this Python)."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
 def server_stack(http: str = "auto", loop: str = "auto") -> tuple[str, str]:
     """The HTTP parser and event loop uvicorn is to run, ``auto`` resolved as uvicorn resolves it (the C
     one when it can be imported, else the pure-Python one), so what is logged and measured is what
@@ -74,12 +83,16 @@ def server_stack(http: str = "auto", loop: str = "auto") -> tuple[str, str]:
         fast, plain = _AUTO[name]
         if value not in ("auto", fast, plain):
             raise ValueError(f"{setting}: {value!r} is none of 'auto', {fast!r}, {plain!r}")
-        available = importlib.util.find_spec(fast) is not None
-        if value == fast and not available:
+        if value == plain:
+            chosen.append(plain)  # nothing to import: the C one stays unloaded
+        elif _importable(fast):
+            chosen.append(fast)
+        elif value == fast:
             raise ValueError(
                 f"{setting} = {fast!r}, but {fast} is not installed here; install it or set {plain!r}"
             )
-        chosen.append(value if value != "auto" else fast if available else plain)
+        else:
+            chosen.append(plain)
     return chosen[0], chosen[1]
 
 

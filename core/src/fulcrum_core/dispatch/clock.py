@@ -6,10 +6,12 @@ forward explicitly instead of sleeping.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["MONOTONIC", "Clock", "MonotonicClock", "VirtualClock"]
+__all__ = ["MONOTONIC", "Clock", "MonotonicClock", "VirtualClock", "wait_until"]
 
 
 @runtime_checkable
@@ -53,3 +55,17 @@ class VirtualClock:
             raise ValueError(f"a monotonic clock cannot go backwards (advance by {seconds!r})")
         self._now += seconds
         return self._now
+
+
+async def wait_until(futures: Iterable[asyncio.Future[Any]], ends: float, now: Callable[[], float]) -> None:
+    """``asyncio.wait`` for ``futures`` until ``ends`` on the clock ``now`` reads, and not a moment less.
+
+    uvloop runs its timers on a millisecond clock, rounding the delay and its start, so a wait of ``d``
+    seconds can end up to a millisecond early; a call still pending then would be judged late before its
+    deadline. A wait that ends early with futures pending waits again for the rest. Waits at least once
+    (a loop pass), as ``asyncio.wait`` with no time left does. Never cancels the futures."""
+    pending = set(futures)
+    while True:
+        _, pending = await asyncio.wait(pending, timeout=max(0.0, ends - now()))
+        if not pending or now() >= ends:
+            return

@@ -52,7 +52,7 @@ from fulcrum_sdk._validate import (
 from fulcrum_sdk.context import AudienceContext, PluginContext
 from fulcrum_sdk.errors import NO_CONSENT, DataUnavailable, OutcomeUnknown, ScopeDenied, TransactionRefused
 
-from fulcrum_core.dispatch.clock import MONOTONIC, Clock
+from fulcrum_core.dispatch.clock import MONOTONIC, Clock, wait_until
 from fulcrum_core.dispatch.eager import Eager, PluginExit
 from fulcrum_core.dispatch.resilience import Guard, Guards
 from fulcrum_core.dispatch.results import Degraded, DegradedReason, Gathered, Outcome, PluginCallError
@@ -394,7 +394,7 @@ class Dispatcher:
         if suspended:
             ends = started + limit_s
             try:
-                await asyncio.wait([c.future for c in suspended], timeout=max(0.0, ends - now()))
+                await wait_until([c.future for c in suspended], ends, now)
             except asyncio.CancelledError:
                 _abandon(suspended, hook, self.guards)
                 raise
@@ -441,7 +441,8 @@ class Dispatcher:
         call = self._start(loop, Eager(loop), plugin, guard, impl, ctx, kwargs)
         if isinstance(call, _Call):
             try:
-                await asyncio.wait([call.future], timeout=limit_s)
+                clock = _clock_of(loop)
+                await wait_until([call.future], clock() + limit_s, clock)
             except asyncio.CancelledError:
                 _abandon([call], hook, self.guards)
                 raise
