@@ -7,9 +7,7 @@ metrics directory a scrape would report only the calls of the worker that accept
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,14 +18,9 @@ from fulcrum_core.auth.tokens import TokenService
 from fulcrum_core.settings import Settings
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.e2e.serving import FULCRUM, free_port, serving
+
 PAGES = 24
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _ok_calls(body: str, plugin: str) -> float:
@@ -45,7 +38,7 @@ def _ok_calls(body: str, plugin: str) -> float:
 @pytest.fixture
 def two_workers(tmp_path: Path) -> Iterator[tuple[str, Settings]]:
     """Serve a migrated, seeded SQLite demo with two workers; the base URL and the settings to sign for."""
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -54,30 +47,9 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[str, Settings]]:
         "FULCRUM_BRANCHES_DIR": str(tmp_path / "no-branches"),
     }
     env.pop("FULCRUM_METRICS_DIR", None)
-    cli = [str(Path(sys.executable).parent / "fulcrum")]
-    subprocess.run([*cli, "demo", "--no-serve"], env=env, check=True, capture_output=True, cwd=tmp_path)
-    log = tmp_path / "serve.log"
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            [*cli, "serve", "--workers", "2", "--port", str(port)],
-            env=env, cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"the workers did not become ready:\n{log.read_text()}"
-            time.sleep(0.2)
+    subprocess.run([FULCRUM, "demo", "--no-serve"], env=env, check=True, capture_output=True, cwd=tmp_path)
+    with serving(["--workers", "2"], port, env, tmp_path) as (_pid, log):
         yield base, Settings(state_dir=str(tmp_path / "state"), issuer=base)
-    finally:
-        server.terminate()
-        server.wait(30)
-    assert "Traceback" not in log.read_text()
     assert "died" not in log.read_text()  # no worker was killed and replaced
 
 

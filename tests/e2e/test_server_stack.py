@@ -4,13 +4,8 @@ and the server process has loaded the C parser and loop only when it was to run 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,14 +15,9 @@ from fulcrum_core.auth.tokens import TokenService
 from fulcrum_core.settings import Settings
 from fulcrum_sdk.scopes import APP_SCOPES
 
+from tests.e2e.serving import FULCRUM, free_port, serving
+
 MAPS = Path("/proc/self/maps")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _loaded(pid: int) -> set[str]:
@@ -47,42 +37,8 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     }
     for name in ("FULCRUM_METRICS_DIR", "FULCRUM_HTTP_PROTOCOL", "FULCRUM_EVENT_LOOP"):
         env.pop(name, None)
-    cli = str(Path(sys.executable).parent / "fulcrum")
-    subprocess.run([cli, "demo", "--no-serve"], env=env, check=True, capture_output=True, cwd=root)
+    subprocess.run([FULCRUM, "demo", "--no-serve"], env=env, check=True, capture_output=True, cwd=root)
     return root, env
-
-
-@contextlib.contextmanager
-def _serving(root: Path, env: dict[str, str], stack: dict[str, str]) -> Iterator[tuple[str, int]]:
-    """``fulcrum serve`` on ``stack`` (variables); its base URL and pid while it runs."""
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**env, **stack, "FULCRUM_ISSUER": base}
-    log = root / f"serve-{port}.log"
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "fulcrum"), "serve", "--port", str(port)],
-            env=env,
-            cwd=root,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"the server did not become ready:\n{log.read_text()}"
-            time.sleep(0.2)
-        yield base, server.pid
-    finally:
-        server.terminate()
-        server.wait(30)
-    assert "Traceback" not in log.read_text()
 
 
 STACKS = {
@@ -102,7 +58,9 @@ def test_the_same_requests_get_the_same_answers_on_each_stack(
 ) -> None:
     root, env = prepared
     stack, expected = STACKS[name]
-    with _serving(root, env, stack) as (base, pid):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with serving([], port, {**env, **stack, "FULCRUM_ISSUER": base}, root) as (pid, _log):
         assert _loaded(pid) == expected
         tokens = TokenService.from_settings(Settings(state_dir=env["FULCRUM_STATE_DIR"], issuer=base))
         auth = {"Authorization": f"Bearer {tokens.issue('c-0755-001', sorted(APP_SCOPES))}"}
