@@ -668,3 +668,56 @@ def test_admits_in_counts_down_the_open_wait(breaker: CircuitBreaker, clock: Vir
     assert breaker.admits_in() == 0.0
     breaker.force_open()
     assert breaker.admits_in() == 0.0
+
+
+# ---- trip(): a call that held the event loop ---------------------------------------------------------
+
+
+def test_trip_opens_a_closed_breaker_at_once_for_the_usual_wait(
+    breaker: CircuitBreaker, clock: VirtualClock, recorder: Recorder
+) -> None:
+    call(breaker)  # one good call: far from the minimum, no rate
+    assert breaker.trip()
+    assert breaker.state is OPEN
+    assert recorder.path == [(CLOSED, OPEN)]
+    assert not breaker.try_acquire()
+    clock.advance(SMALL.wait_duration_in_open_state_s - 0.001)
+    assert not breaker.try_acquire()
+    clock.advance(0.001)
+    assert breaker.try_acquire()  # then probes, as after any opening
+    assert breaker.state is HALF_OPEN
+
+
+def test_trip_sends_a_half_open_breaker_back_to_open(
+    breaker: CircuitBreaker, clock: VirtualClock, recorder: Recorder
+) -> None:
+    to_half_open(breaker, clock)
+    assert breaker.trip()
+    assert breaker.state is OPEN
+    assert recorder.path[-1] == (HALF_OPEN, OPEN)
+    breaker.on_timeout(1.0)  # the probe that held the loop reports after: nothing more changes
+    assert breaker.state is OPEN
+    assert not breaker.try_acquire()
+
+
+def test_trip_leaves_an_open_or_forced_open_breaker_as_it_is(
+    breaker: CircuitBreaker, clock: VirtualClock, recorder: Recorder
+) -> None:
+    trip(breaker)
+    opened = len(recorder.events)
+    clock.advance(10.0)
+    assert not breaker.trip()
+    clock.advance(SMALL.wait_duration_in_open_state_s - 10.0)
+    assert breaker.try_acquire()  # the wait was not restarted
+    breaker.force_open()
+    assert not breaker.trip()
+    assert breaker.state is FORCED_OPEN
+    assert len(recorder.events) == opened + 2  # HALF_OPEN, FORCED_OPEN; no trip
+
+
+@pytest.mark.parametrize("hold", [0.5, -1.0, math.nan])
+def test_open_on_loop_hold_is_off_or_at_least_one_deadline(hold: float) -> None:
+    with pytest.raises(ValueError, match=r"`open_on_loop_hold` must be 0 \(off\) or >= 1"):
+        BreakerConfig(open_on_loop_hold=hold)
+    assert BreakerConfig(open_on_loop_hold=0).open_on_loop_hold == 0
+    assert BreakerConfig().open_on_loop_hold == 2.0

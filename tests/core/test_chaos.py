@@ -174,22 +174,45 @@ def test_breaker_opens_and_later_closes(make_app: Any, kit: Any) -> None:
 
 
 def test_nonblocking_plugin_that_overruns_is_dropped_then_skipped(make_app: Any, kit: Any) -> None:
-    """A plugin declared nonblocking that blocks past the deadline loses its result and trips its breaker."""
+    """A plugin declared nonblocking that blocks past the deadline loses its result and trips its breaker:
+    at once when it held the loop twice its deadline or more (every request on the worker waited), with
+    the default window and its ten-call minimum."""
     calls = [0]
 
     @nonblocking
     def liar(ctx: Any) -> Any:
         calls[0] += 1
-        time.sleep(0.03)  # breaks its promise: blocks the loop for longer than the 10 ms deadline
+        time.sleep(0.03)  # breaks its promise: blocks the loop for three times the 10 ms deadline
         return [kit.offer("home.banner", "late")]
 
-    config = BreakerConfig(sliding_window_size=2, minimum_number_of_calls=2)
-    app = make_app(
-        kit.plugin("liar", home_slot_offers=liar), deadlines=Deadlines(home_slot_offers=10), breaker=config
-    )
-    reasons = [_degraded(app.get("/v1/home").json()).get("liar") for _ in range(3)]
-    assert reasons == ["timeout", "timeout", "rejected"]
-    assert calls[0] == 2
+    app = make_app(kit.plugin("liar", home_slot_offers=liar), deadlines=Deadlines(home_slot_offers=10))
+    first = _degraded(app.get("/v1/home").json()).get("liar")
+    [stat] = [s for s in app.runtime.dispatcher.stats.snapshot() if s.plugin == "liar"]
+    assert "held the event loop 2x its deadline or more, so its breaker opens" in (stat.last_problem or "")
+    later = [_degraded(app.get("/v1/home").json()).get("liar") for _ in range(2)]
+    assert [first, *later] == ["timeout", "rejected", "rejected"]
+    assert calls[0] == 1
+
+
+def test_a_shorter_overrun_or_the_setting_off_only_counts_in_the_window(make_app: Any, kit: Any) -> None:
+    """Held under ``open_on_loop_hold`` times the deadline, or with it 0, an overrun is one timeout in the
+    breaker's window, as any timeout: the breaker opens once the window's rates say so."""
+    calls = [0]
+
+    @nonblocking
+    def late(ctx: Any) -> Any:
+        calls[0] += 1
+        time.sleep(0.03)
+        return [kit.offer("home.banner", "late")]
+
+    for hold in (10.0, 0.0):  # 30 ms against 10 ms: under ten deadlines, and then the setting off
+        calls[0] = 0
+        config = BreakerConfig(sliding_window_size=2, minimum_number_of_calls=2, open_on_loop_hold=hold)
+        plugin = kit.plugin("late", home_slot_offers=late)
+        app = make_app(plugin, deadlines=Deadlines(home_slot_offers=10), breaker=config)
+        reasons = [_degraded(app.get("/v1/home").json()).get("late") for _ in range(3)]
+        assert reasons == ["timeout", "timeout", "rejected"], hold
+        assert calls[0] == 2
 
 
 def test_bulkhead_caps_threads_held_by_a_hanging_plugin(

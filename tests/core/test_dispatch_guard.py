@@ -1033,3 +1033,36 @@ async def test_no_probe_is_sent_while_a_task_that_ignored_its_cancellation_still
     dispatcher.close()
     assert probe.degraded == []
     assert not dispatcher.breaker_open("stubborn", "search")
+
+
+async def test_a_first_step_that_holds_the_loop_opens_its_breaker_at_once(
+    settings: Settings, kit: Any
+) -> None:
+    """A coroutine blocking before its first await holds the event loop like a lying ``@nonblocking``
+    function: twice its deadline or more opens its breaker on the first call, with the default window
+    (ten calls at least); the plugin called beside it is not blamed."""
+    offer = kit.offer("home.banner", "x")
+
+    async def blocks_first(ctx: Any) -> Any:
+        time.sleep(0.05)  # noqa: ASYNC251 - the fault under test: 2.5 deadlines of 20 ms, before any await
+        return [offer]
+
+    async def quick(ctx: Any) -> Any:
+        return [kit.offer("home.banner", "q")]
+
+    conf = msgspec.structs.replace(settings, deadlines=Deadlines(home_slot_offers=20))
+    dispatcher = Dispatcher(conf)
+    plugins = _loaded(
+        conf, kit.plugin("blocks", home_slot_offers=blocks_first), kit.plugin("quick", home_slot_offers=quick)
+    )
+    try:
+        gathered = await dispatcher.call_many("home_slot_offers", [(p, kit.context(p)) for p in plugins])
+        again = await dispatcher.call_many("home_slot_offers", [(p, kit.context(p)) for p in plugins])
+    finally:
+        dispatcher.close()
+    assert [(d.plugin, d.reason) for d in gathered.degraded] == [("blocks", "timeout")]
+    assert "so its breaker opens" in gathered.degraded[0].detail
+    assert [(d.plugin, d.reason) for d in again.degraded] == [("blocks", "rejected")]
+    assert dispatcher.breaker_open("blocks", "home_slot_offers")
+    assert not dispatcher.breaker_open("quick", "home_slot_offers")
+    assert set(again.results) == {"quick"}

@@ -86,3 +86,20 @@ def test_a_file_value_that_is_no_table_is_named_even_with_variables_for_it(tmp_p
     with pytest.raises(SettingsError) as caught:
         load_settings(config_file=config, environ={"FULCRUM_BREAKER__SLIDING_WINDOW_SIZE": "3"})
     assert str(caught.value) == f"{config} (breaker): Expected `object`, got `int`"
+
+
+def test_open_on_loop_hold_comes_from_the_file_or_a_variable_and_reaches_the_breakers(tmp_path: Path) -> None:
+    from fulcrum_core.dispatch.dispatcher import Dispatcher
+
+    config = tmp_path / "host.toml"
+    config.write_text("[breaker]\nopen_on_loop_hold = 0\n")
+    assert load_settings(config_file=config, environ={}).breaker.open_on_loop_hold == 0
+    settings = load_settings(config_file=config, environ={"FULCRUM_BREAKER__OPEN_ON_LOOP_HOLD": "3"})
+    assert settings.breaker.open_on_loop_hold == 3
+    dispatcher = Dispatcher(settings)
+    try:
+        assert dispatcher.resilience.get("any", "home_slot_offers").breaker.config.open_on_loop_hold == 3
+    finally:
+        dispatcher.close()
+    with pytest.raises(SettingsError, match=r"open_on_loop_hold. must be 0 \(off\) or >= 1, got 0.5"):
+        load_settings(environ={"FULCRUM_BREAKER__OPEN_ON_LOOP_HOLD": "0.5"})

@@ -60,8 +60,10 @@ def nonblocking(function: _F) -> _F:
     function that only computes (no database, network, file or ``time.sleep``) may be declared
     nonblocking; the host then calls it directly on the event loop. The host cannot interrupt such
     a call: one that overruns the hook's deadline loses its result and counts as a timeout for its
-    circuit breaker, so a plugin breaking the promise soon stops being called. Apply it next to
-    ``@hookimpl`` in either order; on an ``async def`` hookimpl it changes nothing.
+    circuit breaker, and one that holds the loop for twice the deadline or more (the host's
+    ``open_on_loop_hold``) opens that breaker at once, so a plugin breaking the promise soon stops
+    being called. Apply it next to ``@hookimpl`` in either order; on an ``async def`` hookimpl it
+    changes nothing.
     """
     setattr(function, NONBLOCKING_ATTR, True)
     return function

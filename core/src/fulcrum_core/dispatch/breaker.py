@@ -10,6 +10,7 @@ this one keeps a sliding window and trips on a failure rate *or* a slow-call rat
     HALF_OPEN ──(all probes recorded, both rates under their thresholds)──▶ CLOSED
     HALF_OPEN ──(all probes recorded, a rate at or over its threshold)──▶ OPEN
     HALF_OPEN ──(max_wait_in_half_open elapsed before the probes finished)──▶ OPEN
+    CLOSED or HALF_OPEN ──trip()──▶ OPEN     (a call held the event loop past ``open_on_loop_hold`` deadlines)
     any ──force_open()──▶ FORCED_OPEN ──reset()──▶ CLOSED       (the kill switch)
 
 Protocol for a caller: ``if breaker.try_acquire():`` run the call and then report exactly one of
@@ -100,6 +101,10 @@ class BreakerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     permitted_calls_in_half_open: int = 3
     # Reopen if the probes have not all reported after this long (0 = wait for them forever).
     max_wait_in_half_open_s: float = 60.0
+    # A call that held the event loop (an inline call, or a coroutine's first step) longer than this many
+    # times its deadline opens its breaker at once, whatever the window says: every request on the
+    # worker waited for it. 0: such a call only counts in the window, as any timeout does.
+    open_on_loop_hold: float = 2.0
 
     def __post_init__(self) -> None:
         _at_least("sliding_window_size", self.sliding_window_size, 1)
@@ -118,6 +123,8 @@ class BreakerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             raise ValueError(f"`slow_call_duration_s` must be > 0, got {self.slow_call_duration_s!r}")
         _at_least("wait_duration_in_open_state_s", self.wait_duration_in_open_state_s, 0)
         _at_least("max_wait_in_half_open_s", self.max_wait_in_half_open_s, 0)
+        if not (self.open_on_loop_hold == 0 or self.open_on_loop_hold >= 1):  # NaN too
+            raise ValueError(f"`open_on_loop_hold` must be 0 (off) or >= 1, got {self.open_on_loop_hold!r}")
 
     def for_deadline(self, deadline_s: float, slow_call_s: float | None = None) -> BreakerConfig:
         """This config for a hook with that deadline: calls slower than ``slow_call_s`` (at most the
@@ -384,6 +391,14 @@ class CircuitBreaker:
         now = self._clock.monotonic()
         self._transition(_OPEN, now)
         self._open_until = now + max(0.0, seconds)
+        return True
+
+    def trip(self) -> bool:
+        """Open now for the configured wait, from CLOSED or HALF_OPEN, whatever the window says: a call
+        held the event loop far past its deadline (``open_on_loop_hold``). True if it opened."""
+        if self._state is not _CLOSED and self._state is not _HALF_OPEN:
+            return False
+        self._transition(_OPEN, self._clock.monotonic())
         return True
 
     def force_open(self) -> None:

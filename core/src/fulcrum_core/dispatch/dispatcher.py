@@ -201,6 +201,16 @@ def _overran(elapsed: float, limit_s: float, what: str = "ran") -> str:
     )
 
 
+def _held(guard: Guard, elapsed: float, limit_s: float) -> str:
+    """What to add to the detail of a call that held the event loop past its deadline: something when it
+    held it ``open_on_loop_hold`` times the deadline or longer, for which :meth:`Dispatcher._fail` opens
+    its breaker at once (every request on the worker waited for it); nothing otherwise."""
+    factor = guard.breaker.config.open_on_loop_hold
+    if factor and elapsed >= factor * limit_s:
+        return f"; it held the event loop {factor:g}x its deadline or more, so its breaker opens"
+    return ""
+
+
 def _clock_of(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
     """``loop.time``, or ``time.monotonic`` itself when that is what it reads: asyncio's own loops (the
     same readings without a Python call around each, three times per plugin call) and uvloop's, whose
@@ -374,9 +384,13 @@ class Dispatcher:
                         fine.append((pid, elapsed))
                         continue
                     blame = False  # it held the loop past the deadline (see below)
-                    detail = _overran(elapsed, hook_s, _CHECKED)
+                    hold = _held(guard, elapsed, hook_s)
+                    detail = _overran(elapsed, hook_s, _CHECKED) + hold
                     try:
-                        self._fail(pid, hook, guard, "timeout", elapsed, detail, source=(plugin, ctx))
+                        self._fail(
+                            pid, hook, guard, "timeout", elapsed, detail,
+                            source=(plugin, ctx), trip=bool(hold),
+                        )
                     except PluginCallError as err:
                         degraded.append(Degraded(plugin=pid, hook=hook, reason=err.kind, detail=err.detail))
                     continue
@@ -643,7 +657,9 @@ class Dispatcher:
             self._fail(pid, hook, guard, "error", elapsed, _describe(exc), source=source)
         if elapsed > limit_s:
             # Only an inline call can finish late: it ran to the end because nothing can stop it.
-            self._fail(pid, hook, guard, "timeout", elapsed, _overran(elapsed, limit_s), source=source)
+            hold = _held(guard, elapsed, limit_s)
+            detail = _overran(elapsed, limit_s) + hold
+            self._fail(pid, hook, guard, "timeout", elapsed, detail, source=source, trip=bool(hold))
         checking = time.monotonic()  # the loop's clock: checking the result is part of the call
         try:
             result = _validate(hook, value)
@@ -653,9 +669,9 @@ class Dispatcher:
             self._fail(pid, hook, guard, "invalid", elapsed, _describe(err), source=source)
         elapsed += time.monotonic() - checking
         if elapsed > limit_s:
-            self._fail(
-                pid, hook, guard, "timeout", elapsed, _overran(elapsed, limit_s, _CHECKED), source=source
-            )
+            hold = _held(guard, elapsed, limit_s)
+            detail = _overran(elapsed, limit_s, _CHECKED) + hold
+            self._fail(pid, hook, guard, "timeout", elapsed, detail, source=source, trip=bool(hold))
         self._record(pid, hook, guard, "ok", elapsed)
         return result
 
@@ -729,8 +745,11 @@ class Dispatcher:
         blame: bool = True,
         data_unavailable: bool = False,
         source: _Source = None,
+        trip: bool = False,
     ) -> NoReturn:
         self._record(plugin, hook, guard, kind, seconds, detail, blame=blame)
+        if trip:  # recorded first: the window keeps the call, then the breaker opens whatever it says
+            guard.breaker.trip()
         partner = partner_request_id_of(*source) if source is not None else ""
         if partner:
             log.warning(
