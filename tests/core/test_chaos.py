@@ -202,10 +202,10 @@ def test_a_shorter_overrun_or_the_setting_off_only_counts_in_the_window(make_app
     @nonblocking
     def late(ctx: Any) -> Any:
         calls[0] += 1
-        time.sleep(0.03)
+        time.sleep(0.02)
         return [kit.offer("home.banner", "late")]
 
-    for hold in (10.0, 0.0):  # 30 ms against 10 ms: under ten deadlines, and then the setting off
+    for hold in (10.0, 0.0):  # 20 ms against 10 ms: far under ten deadlines, and then the setting off
         calls[0] = 0
         config = BreakerConfig(sliding_window_size=2, minimum_number_of_calls=2, open_on_loop_hold=hold)
         plugin = kit.plugin("late", home_slot_offers=late)

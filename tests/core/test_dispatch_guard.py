@@ -1066,3 +1066,109 @@ async def test_a_first_step_that_holds_the_loop_opens_its_breaker_at_once(
     assert dispatcher.breaker_open("blocks", "home_slot_offers")
     assert not dispatcher.breaker_open("quick", "home_slot_offers")
     assert set(again.results) == {"quick"}
+
+
+class _Passes:
+    """An extra guard that lets every call through: it sends calls down the dispatcher's general path."""
+
+    def admit(self, plugin: str, hook: str) -> str | None:
+        return None
+
+    def record(self, plugin: str, hook: str, outcome: Any, seconds: float) -> None:
+        pass
+
+
+@pytest.mark.parametrize("path", ["fast", "general"])
+@pytest.mark.parametrize(
+    "how",
+    ["sync-raises", "async-raises", "async-suspends-after", "async-slow-to-check", "sync-slow-to-check"],
+)
+async def test_every_way_of_holding_the_loop_opens_the_breaker_at_once(
+    settings: Settings, kit: Any, monkeypatch: pytest.MonkeyPatch, how: str, path: str
+) -> None:
+    """Holding the event loop 2.5 deadlines opens the breaker on the first call (default window: ten
+    calls at least), however the call ends: raising after the hold, suspending after it (the call goes
+    on), or returning a result whose check holds the loop; on the fast path and on the general one."""
+    from fulcrum_core.dispatch import dispatcher as module
+
+    offer = kit.offer("home.banner", "x")
+    hold = 0.05  # 2.5 deadlines of 20 ms
+    if how.endswith("slow-to-check"):
+        checked = module.check_list
+        validate = module._validate
+
+        def slow_check(hook: str, value: Any) -> list[Any]:
+            time.sleep(hold)
+            return checked(hook, value)
+
+        def slow_validate(hook: str, value: Any) -> Any:
+            time.sleep(hold)
+            return validate(hook, value)
+
+        monkeypatch.setattr(module, "check_list", slow_check)
+        monkeypatch.setattr(module, "_validate", slow_validate)
+
+    @nonblocking
+    def sync_impl(ctx: Any) -> Any:
+        if how == "sync-raises":
+            time.sleep(hold)
+            raise RuntimeError("after holding the loop")
+        return [offer]
+
+    async def async_impl(ctx: Any) -> Any:
+        if how != "async-slow-to-check":
+            time.sleep(hold)  # noqa: ASYNC251 - the fault under test
+        if how == "async-raises":
+            raise RuntimeError("after holding the loop")
+        if how == "async-suspends-after":
+            await asyncio.sleep(0)
+        return [offer]
+
+    impl = sync_impl if how.startswith("sync") else async_impl
+    conf = msgspec.structs.replace(settings, deadlines=Deadlines(home_slot_offers=20))
+    dispatcher = Dispatcher(conf, guards=[_Passes()] if path == "general" else [])
+    plugins = _loaded(conf, kit.plugin("holds", home_slot_offers=impl))
+    try:
+        await dispatcher.call_many("home_slot_offers", [(p, kit.context(p)) for p in plugins])
+        again = await dispatcher.call_many("home_slot_offers", [(p, kit.context(p)) for p in plugins])
+    finally:
+        dispatcher.close()
+    assert dispatcher.breaker_open("holds", "home_slot_offers")
+    assert [(d.plugin, d.reason) for d in again.degraded] == [("holds", "rejected")]
+    snapshot = dispatcher.resilience.get("holds", "home_slot_offers").breaker.snapshot()
+    assert snapshot.state == "open"
+
+
+@pytest.mark.parametrize("how", ["raises", "slow-to-check"])
+async def test_call_one_opens_the_breaker_of_a_call_that_held_the_loop(
+    settings: Settings, kit: Any, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """``call_one`` (pages, transactions) judges a call the same way against the deadline it is given."""
+    from fulcrum_core.dispatch import dispatcher as module
+
+    offer = kit.offer("home.banner", "x")
+    if how == "slow-to-check":
+        validate = module._validate
+
+        def slow_validate(hook: str, value: Any) -> Any:
+            time.sleep(0.05)
+            return validate(hook, value)
+
+        monkeypatch.setattr(module, "_validate", slow_validate)
+
+    @nonblocking
+    def impl(ctx: Any) -> Any:
+        if how == "raises":
+            time.sleep(0.05)
+            raise RuntimeError("after holding the loop")
+        return [offer]
+
+    dispatcher = Dispatcher(settings)
+    [plugin] = _loaded(settings, kit.plugin("holds", home_slot_offers=impl))
+    try:
+        with pytest.raises(PluginCallError) as info:
+            await dispatcher.call_one(plugin, "home_slot_offers", kit.context(plugin), deadline_ms=20)
+    finally:
+        dispatcher.close()
+    assert info.value.kind == ("error" if how == "raises" else "timeout")
+    assert dispatcher.breaker_open("holds", "home_slot_offers")

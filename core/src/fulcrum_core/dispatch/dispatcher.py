@@ -211,6 +211,13 @@ def _held(guard: Guard, elapsed: float, limit_s: float) -> str:
     return ""
 
 
+def _open_if_held(guard: Guard, elapsed: float, limit_s: float) -> None:
+    """Open ``guard``'s breaker when a call held the event loop ``elapsed`` seconds, ``open_on_loop_hold``
+    times its deadline or more, however the call ended or goes on (call it once the call is recorded)."""
+    if elapsed > limit_s and _held(guard, elapsed, limit_s):
+        guard.breaker.trip()
+
+
 def _clock_of(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
     """``loop.time``, or ``time.monotonic`` itself when that is what it reads: asyncio's own loops (the
     same readings without a Python call around each, three times per plugin call) and uvloop's, whose
@@ -331,7 +338,7 @@ class Dispatcher:
                 if refused is not None:
                     degraded.append(Degraded(plugin=pid, hook=hook, reason="rejected", detail=refused))
                     continue
-                call = self._start(loop, eager, plugin, guard, impl, ctx, kwargs)
+                call = self._start(loop, eager, plugin, guard, impl, ctx, kwargs, hook_s)
                 if call.__class__ is _Call:
                     suspended.append(call)
                     continue
@@ -354,6 +361,8 @@ class Dispatcher:
                         value, exc = None, error
                     else:
                         if not ended:
+                            # Its first step held the loop (it goes on in its task, the breaker opens).
+                            _open_if_held(guard, now() - t0, hook_s)
                             # free() said there is room, and only the plugin's own first step ran since.
                             held = guard.bulkhead.try_enter()
                             suspended.append(
@@ -452,7 +461,7 @@ class Dispatcher:
             raise PluginCallError(plugin.id, hook, "rejected", refused)
         loop = asyncio.get_running_loop()
         limit_s = deadline_ms / 1000
-        call = self._start(loop, Eager(loop), plugin, guard, impl, ctx, kwargs)
+        call = self._start(loop, Eager(loop), plugin, guard, impl, ctx, kwargs, limit_s)
         if isinstance(call, _Call):
             try:
                 clock = _clock_of(loop)
@@ -556,8 +565,10 @@ class Dispatcher:
         impl: HookCall,
         ctx: HookContext,
         kwargs: dict[str, Any],
+        limit_s: float,
     ) -> _Call | tuple[Any, BaseException | None, float]:
-        """Start one call: ``(value, exception, start time)`` when it finished inline, else a ``_Call``."""
+        """Start one call: ``(value, exception, start time)`` when it finished inline, else a ``_Call``;
+        ``limit_s``: its deadline, which a first step holding the event loop is judged by."""
         # Positionally, in the implementation's own order, as pluggy calls hookimpls.
         args = (ctx,) if impl.argnames == _CTX_ONLY else _args(impl.argnames, ctx, kwargs)
         started = _now(loop)
@@ -576,6 +587,7 @@ class Dispatcher:
             except BaseException as exc:  # SystemExit, GeneratorExit, its own: the plugin's error
                 guard.bulkhead.leave()
                 return None, exc, started
+            _open_if_held(guard, _now(loop) - started, limit_s)  # its first step held the loop
             return self._suspend(plugin, guard, eager.take(coro, first), started, ctx)
         if impl.inline:
             try:
@@ -632,7 +644,30 @@ class Dispatcher:
         source: _Source = None,
     ) -> Any:
         """The validated result of a call that finished (inline or not); records the outcome.
-        ``source``: the plugin and the context it was given, named in the log line of a failure."""
+        ``source``: the plugin and the context it was given, named in the log line of a failure. A call
+        that held the event loop ``open_on_loop_hold`` deadlines opens its breaker once recorded, however
+        it ended (a result, an error, a refusal)."""
+        try:
+            return self._judge(
+                pid, hook, guard, value, exc, elapsed, limit_s, asks_consent=asks_consent, source=source
+            )
+        finally:
+            _open_if_held(guard, elapsed, limit_s)
+
+    def _judge(
+        self,
+        pid: str,
+        hook: str,
+        guard: Guard,
+        value: Any,
+        exc: BaseException | None,
+        elapsed: float,
+        limit_s: float,
+        *,
+        asks_consent: frozenset[str],
+        source: _Source,
+    ) -> Any:
+        """:meth:`_conclude` without the breaker's opening for a call that held the loop."""
         if isinstance(exc, TransactionRefused) and hook == "execute_transaction":
             self._record(pid, hook, guard, "ok", elapsed)
             raise exc
@@ -657,9 +692,8 @@ class Dispatcher:
             self._fail(pid, hook, guard, "error", elapsed, _describe(exc), source=source)
         if elapsed > limit_s:
             # Only an inline call can finish late: it ran to the end because nothing can stop it.
-            hold = _held(guard, elapsed, limit_s)
-            detail = _overran(elapsed, limit_s) + hold
-            self._fail(pid, hook, guard, "timeout", elapsed, detail, source=source, trip=bool(hold))
+            detail = _overran(elapsed, limit_s) + _held(guard, elapsed, limit_s)  # _conclude opens it
+            self._fail(pid, hook, guard, "timeout", elapsed, detail, source=source)
         checking = time.monotonic()  # the loop's clock: checking the result is part of the call
         try:
             result = _validate(hook, value)
