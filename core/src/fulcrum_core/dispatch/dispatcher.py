@@ -648,66 +648,47 @@ class Dispatcher:
         that held the event loop ``open_on_loop_hold`` deadlines opens its breaker once recorded, however
         it ended (a result, an error, a refusal)."""
         try:
-            return self._judge(
-                pid, hook, guard, value, exc, elapsed, limit_s, asks_consent=asks_consent, source=source
-            )
-        finally:
+            if isinstance(exc, TransactionRefused) and hook == "execute_transaction":
+                self._record(pid, hook, guard, "ok", elapsed)
+                raise exc
+            if isinstance(exc, OutcomeUnknown) and hook == "execute_transaction":
+                # The plugin knows it may have acted: the caller records "unknown", not a failure.
+                self._record(pid, hook, guard, "error", elapsed, _text(exc), blame=False)
+                raise exc
+            if isinstance(exc, ScopeDenied) and exc.reason == NO_CONSENT and exc.scope in asks_consent:
+                # The customer has not consented yet: the page cannot be shown until they do, which the
+                # caller asks for; the plugin did nothing wrong.
+                self._record(pid, hook, guard, "ok", elapsed)
+                raise exc
+            if isinstance(exc, DataUnavailable):
+                # The bank's systems were late, not the plugin: left out, its breaker not charged.
+                self._fail(
+                    pid, hook, guard, "error", elapsed, _text(exc), blame=False, data_unavailable=True,
+                    source=source,
+                )
+            if exc is not None:
+                if isinstance(exc, KeyboardInterrupt):
+                    raise exc  # the host's to handle, not the plugin's to swallow
+                self._fail(pid, hook, guard, "error", elapsed, _describe(exc), source=source)
+            if elapsed > limit_s:
+                # Only an inline call can finish late: it ran to the end because nothing can stop it.
+                detail = _overran(elapsed, limit_s) + _held(guard, elapsed, limit_s)
+                self._fail(pid, hook, guard, "timeout", elapsed, detail, source=source)
+            checking = time.monotonic()  # the loop's clock: checking the result is part of the call
+            try:
+                result = _validate(hook, value)
+            except ResultError as err:
+                self._fail(pid, hook, guard, "invalid", elapsed, str(err)[:_DETAIL_MAX], source=source)
+            except Exception as err:  # garbage that even breaks the check: still only this plugin's loss
+                self._fail(pid, hook, guard, "invalid", elapsed, _describe(err), source=source)
+            elapsed += time.monotonic() - checking
+            if elapsed > limit_s:
+                detail = _overran(elapsed, limit_s, _CHECKED) + _held(guard, elapsed, limit_s)
+                self._fail(pid, hook, guard, "timeout", elapsed, detail, source=source)
+            self._record(pid, hook, guard, "ok", elapsed)
+            return result
+        finally:  # recorded by then, however it ended: opened if it held the loop that long
             _open_if_held(guard, elapsed, limit_s)
-
-    def _judge(
-        self,
-        pid: str,
-        hook: str,
-        guard: Guard,
-        value: Any,
-        exc: BaseException | None,
-        elapsed: float,
-        limit_s: float,
-        *,
-        asks_consent: frozenset[str],
-        source: _Source,
-    ) -> Any:
-        """:meth:`_conclude` without the breaker's opening for a call that held the loop."""
-        if isinstance(exc, TransactionRefused) and hook == "execute_transaction":
-            self._record(pid, hook, guard, "ok", elapsed)
-            raise exc
-        if isinstance(exc, OutcomeUnknown) and hook == "execute_transaction":
-            # The plugin knows it may have acted: the caller records "unknown", not a failure.
-            self._record(pid, hook, guard, "error", elapsed, _text(exc), blame=False)
-            raise exc
-        if isinstance(exc, ScopeDenied) and exc.reason == NO_CONSENT and exc.scope in asks_consent:
-            # The customer has not consented yet: the page cannot be shown until they do, which the
-            # caller asks for; the plugin did nothing wrong.
-            self._record(pid, hook, guard, "ok", elapsed)
-            raise exc
-        if isinstance(exc, DataUnavailable):
-            # The bank's systems were late, not the plugin: left out, its breaker not charged.
-            self._fail(
-                pid, hook, guard, "error", elapsed, _text(exc), blame=False, data_unavailable=True,
-                source=source,
-            )
-        if exc is not None:
-            if isinstance(exc, KeyboardInterrupt):
-                raise exc  # the host's to handle, not the plugin's to swallow
-            self._fail(pid, hook, guard, "error", elapsed, _describe(exc), source=source)
-        if elapsed > limit_s:
-            # Only an inline call can finish late: it ran to the end because nothing can stop it.
-            detail = _overran(elapsed, limit_s) + _held(guard, elapsed, limit_s)  # _conclude opens it
-            self._fail(pid, hook, guard, "timeout", elapsed, detail, source=source)
-        checking = time.monotonic()  # the loop's clock: checking the result is part of the call
-        try:
-            result = _validate(hook, value)
-        except ResultError as err:
-            self._fail(pid, hook, guard, "invalid", elapsed, str(err)[:_DETAIL_MAX], source=source)
-        except Exception as err:  # garbage that even breaks the check: still only this plugin's loss
-            self._fail(pid, hook, guard, "invalid", elapsed, _describe(err), source=source)
-        elapsed += time.monotonic() - checking
-        if elapsed > limit_s:
-            hold = _held(guard, elapsed, limit_s)
-            detail = _overran(elapsed, limit_s, _CHECKED) + hold
-            self._fail(pid, hook, guard, "timeout", elapsed, detail, source=source, trip=bool(hold))
-        self._record(pid, hook, guard, "ok", elapsed)
-        return result
 
     def _settle(
         self, call: _Call, hook: str, limit_s: float, *, blame: bool = True,
