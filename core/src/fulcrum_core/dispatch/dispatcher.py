@@ -201,20 +201,25 @@ def _overran(elapsed: float, limit_s: float, what: str = "ran") -> str:
     )
 
 
-def _held(guard: Guard, elapsed: float, limit_s: float) -> str:
-    """What to add to the detail of a call that held the event loop past its deadline: something when it
-    held it ``open_on_loop_hold`` times the deadline or longer, for which :meth:`Dispatcher._fail` opens
-    its breaker at once (every request on the worker waited for it); nothing otherwise."""
+def _held_loop(guard: Guard, elapsed: float, limit_s: float) -> bool:
+    """True when a call held the event loop ``elapsed`` seconds, ``open_on_loop_hold`` times its deadline
+    or more: every request on the worker waited for it, so its breaker opens at once."""
     factor = guard.breaker.config.open_on_loop_hold
-    if factor and elapsed >= factor * limit_s:
+    return factor > 0 and elapsed > limit_s and elapsed >= factor * limit_s
+
+
+def _held(guard: Guard, elapsed: float, limit_s: float) -> str:
+    """What to add to the detail of a call that overran inline (see :func:`_held_loop`)."""
+    if _held_loop(guard, elapsed, limit_s):
+        factor = guard.breaker.config.open_on_loop_hold
         return f"; it held the event loop {factor:g}x its deadline or more, so its breaker opens"
     return ""
 
 
 def _open_if_held(guard: Guard, elapsed: float, limit_s: float) -> None:
-    """Open ``guard``'s breaker when a call held the event loop ``elapsed`` seconds, ``open_on_loop_hold``
-    times its deadline or more, however the call ended or goes on (call it once the call is recorded)."""
-    if elapsed > limit_s and _held(guard, elapsed, limit_s):
+    """Open ``guard``'s breaker if the call held the loop that long (:func:`_held_loop`), however it
+    ended or goes on; called once the call is recorded, so its window keeps it."""
+    if _held_loop(guard, elapsed, limit_s):
         guard.breaker.trip()
 
 
@@ -393,15 +398,12 @@ class Dispatcher:
                         fine.append((pid, elapsed))
                         continue
                     blame = False  # it held the loop past the deadline (see below)
-                    hold = _held(guard, elapsed, hook_s)
-                    detail = _overran(elapsed, hook_s, _CHECKED) + hold
+                    detail = _overran(elapsed, hook_s, _CHECKED) + _held(guard, elapsed, hook_s)
                     try:
-                        self._fail(
-                            pid, hook, guard, "timeout", elapsed, detail,
-                            source=(plugin, ctx), trip=bool(hold),
-                        )
+                        self._fail(pid, hook, guard, "timeout", elapsed, detail, source=(plugin, ctx))
                     except PluginCallError as err:
                         degraded.append(Degraded(plugin=pid, hook=hook, reason=err.kind, detail=err.detail))
+                    _open_if_held(guard, elapsed, hook_s)  # recorded above
                     continue
             if elapsed > hook_s:
                 # It held the event loop past its deadline: the calls waiting meanwhile never had theirs.
@@ -760,11 +762,8 @@ class Dispatcher:
         blame: bool = True,
         data_unavailable: bool = False,
         source: _Source = None,
-        trip: bool = False,
     ) -> NoReturn:
         self._record(plugin, hook, guard, kind, seconds, detail, blame=blame)
-        if trip:  # recorded first: the window keeps the call, then the breaker opens whatever it says
-            guard.breaker.trip()
         partner = partner_request_id_of(*source) if source is not None else ""
         if partner:
             log.warning(
