@@ -41,6 +41,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from fulcrum_core import host_threads
 from fulcrum_core.dispatch.breaker import BreakerSnapshot, BreakerState
 from fulcrum_core.observability.metrics import (
     BREAKER_HELP,
@@ -177,7 +178,7 @@ class MetricsShare:
         worker's files are read in a thread (about 0.1 s for four workers of 150 series each)."""
         try:
             self.flush()
-            return await asyncio.to_thread(self._merged)
+            return await host_threads.to_thread(self._merged)
         except _UNUSABLE:
             return self._own_instead()
 

@@ -65,6 +65,7 @@ from fulcrum_sdk.models import (
 )
 from fulcrum_sdk.storage import PluginStorage
 
+from fulcrum_core import host_threads
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.errors import DatabaseUnavailable
 from fulcrum_core.data.models.transaction import TransactionRow
@@ -228,7 +229,7 @@ class TransactionService:
         parsed = checks.parse_body(body)
         if acting_plugin is not None:
             self._check_owner(acting_plugin, parsed.body.type)
-        existing = await asyncio.to_thread(self.journal.find, customer_ref, key)
+        existing = await host_threads.to_thread(self.journal.find, customer_ref, key)
         if existing is not None:
             if not (existing.retryable and existing.request_hash == parsed.request_hash):
                 return self._replay(existing, parsed.request_hash)
@@ -271,14 +272,14 @@ class TransactionService:
         self, plan: _Plan, row: TransactionRow, key: str, request_hash: str
     ) -> TransactionOutcome:
         """Insert the pending row and execute it, or replay the row a concurrent duplicate got in first."""
-        if not await asyncio.to_thread(self.journal.insert_pending, row):
+        if not await host_threads.to_thread(self.journal.insert_pending, row):
             # A concurrent request with the same key got its row in first.
             return await self._replay_current(row.customer_ref, key, request_hash)
         return await self._execute(plan, row, key)
 
     async def _replay_current(self, customer_ref: str, key: str, request_hash: str) -> TransactionOutcome:
         """Replay the row under ``key`` as a concurrent request with the same key left it."""
-        current = await asyncio.to_thread(self.journal.find, customer_ref, key)
+        current = await host_threads.to_thread(self.journal.find, customer_ref, key)
         if current is None:  # pragma: no cover - the unique row cannot vanish
             raise Conflict("the transaction is being processed; retry shortly", code="idempotency.in_flight")
         same = current.request_hash == request_hash
@@ -306,7 +307,7 @@ class TransactionService:
         problem = expired_problem(
             row, window_seconds=self._settings.transaction_retry_window_seconds, now=now
         )
-        expired = await asyncio.to_thread(
+        expired = await host_threads.to_thread(
             self.journal.expire, row, response_status=422, response_body=encode_body(problem), now=now
         )
         if not expired:
@@ -319,7 +320,7 @@ class TransactionService:
     ) -> TransactionOutcome:
         """Take ``row`` (retryable, as read) back to pending and execute it, or replay the row as a
         concurrent retry that took it first left it."""
-        retry = await asyncio.to_thread(
+        retry = await host_threads.to_thread(
             self.journal.reclaim, row, plugin_id=plan.plugin.id, amount_fen=plan.amount_fen,
             risk_level=plan.risk_level, now=plan.now,
             first_seen_after=plan.now - timedelta(seconds=self._settings.transaction_retry_window_seconds),
@@ -587,7 +588,7 @@ class TransactionService:
             outcome = dataclasses.replace(outcome, retry_after=self._retry_after(plan.plugin.id))
         for pause in (*_FINISH_RETRIES, None):
             try:
-                await asyncio.to_thread(
+                await host_threads.to_thread(
                     self.journal.finish,
                     plan.tx_id,
                     status=status,
@@ -623,10 +624,12 @@ class TransactionService:
         the call by its breaker or bulkhead.
         """
         settled: list[tuple[str, str]] = []
-        rows = await asyncio.to_thread(self.journal.by_status, "unknown", limit=limit)
+        rows = await host_threads.to_thread(self.journal.by_status, "unknown", limit=limit)
         while rows:
             settled += await self._resolve(rows)
-            rows = await asyncio.to_thread(self.journal.by_status, "unknown", limit=limit, after=rows[-1])
+            rows = await host_threads.to_thread(
+                self.journal.by_status, "unknown", limit=limit, after=rows[-1]
+            )
         return settled
 
     async def _resolve(self, rows: list[TransactionRow]) -> list[tuple[str, str]]:

@@ -1,0 +1,97 @@
+"""Chaos review: what a careless or hostile plugin can do to the page and to other customers through
+what the host shares with it (thread pools, validated results, the event loop's own exceptions)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from fulcrum_core.dispatch.breaker import BreakerConfig
+from fulcrum_core.settings import Deadlines
+from fulcrum_sdk import nonblocking
+from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionResult, TransactionType
+from fulcrum_sdk.testing import PERSONAS
+
+C3 = PERSONAS["young_professional"].id
+SHORT = Deadlines(home_slot_offers=20)
+# A breaker that does not open within the test. With the default one the same happens, only more
+# slowly: each call in flight when the first timeouts land leaves its thread, and since the cancelled
+# task ends at once no hung call holds back the half-open probes, each of which leaves one more.
+PATIENT = BreakerConfig(sliding_window_size=200, minimum_number_of_calls=200)
+
+
+def _degraded(body: dict[str, Any]) -> dict[str, str]:
+    return {d["plugin"]: d["reason"] for d in body["degraded"]}
+
+
+def _keys(body: dict[str, Any], slot: str) -> list[tuple[str, str]]:
+    return [(i["plugin"], i["key"]) for i in body["slots"][slot]]
+
+
+class _Params(msgspec.Struct, frozen=True):
+    amount_fen: int
+
+
+def _payer(kit: Any, execute: Callable[..., Any]) -> Any:
+    def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
+        register(TransactionType(key="x.pay", name=LocalizedText(zh_CN="付款"), params=_Params))
+
+    return kit.plugin(
+        "payer",
+        transaction_types=["x.pay"],
+        register_transaction_types=register_transaction_types,
+        execute_transaction=execute,
+    )
+
+
+def _post(app: Any, key: str = "k-1") -> Any:
+    return app.client.post(
+        "/v1/transactions",
+        content=msgspec.json.encode({"type": "x.pay", "params": {"amount_fen": 100}}),
+        headers={
+            "Authorization": f"Bearer {app.token(C3)}",
+            "Idempotency-Key": key,
+            "Content-Type": "application/json",
+        },
+    )
+
+
+def _succeeds(ctx: Any, request: TransactionRequest) -> TransactionResult:
+    return TransactionResult(status="succeeded", reference="r-1")
+
+
+def test_a_plugin_offloading_to_asyncio_threads_cannot_stall_transactions(
+    make_app: Any, kit: Any, release: threading.Event
+) -> None:
+    """An ``async def`` plugin that hands a blocking call with no timeout to ``asyncio.to_thread`` (the
+    usual way to call a blocking client from async code) leaves one of the event loop's default executor
+    threads hung per call: the task obeys the cancel, the thread cannot. That executor is small
+    (``min(32, cpus + 4)``), and the host's transaction journal ran its reads and writes in it, so every
+    customer's transaction then waited for the partner's hung calls."""
+
+    async def offloads(ctx: Any) -> Any:
+        await asyncio.to_thread(release.wait)
+        return []
+
+    app = make_app(
+        kit.plugin("offloads", home_slot_offers=offloads),
+        _payer(kit, nonblocking(_succeeds)),
+        deadlines=SHORT, breaker=PATIENT,
+    )
+    for _ in range(40):  # more than the default executor holds on any machine with up to 36 cores
+        assert _degraded(app.get("/v1/home").json()) == {"offloads": "timeout"}
+    timer = threading.Timer(10, release.set)  # unblocks the test if the journal waits for the plugin
+    timer.start()
+    try:
+        started = time.monotonic()
+        response = _post(app)
+        waited = time.monotonic() - started
+    finally:
+        timer.cancel()
+        release.set()
+    assert response.status_code == 201, response.text
+    assert waited < 5, f"the transaction waited {waited:.1f} s for a plugin's hung threads"
