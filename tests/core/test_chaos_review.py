@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 import msgspec
@@ -95,3 +96,54 @@ def test_a_plugin_offloading_to_asyncio_threads_cannot_stall_transactions(
         release.set()
     assert response.status_code == 201, response.text
     assert waited < 5, f"the transaction waited {waited:.1f} s for a plugin's hung threads"
+
+
+class _TimeBomb(tzinfo):
+    """A plugin's own time zone: UTC+8 until armed, then every question about its offset raises."""
+
+    armed = False
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        if self.armed:
+            raise RuntimeError("time bomb")
+        return timedelta(hours=8)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "UTC+08"
+
+
+def test_a_results_time_zone_is_not_plugin_code_the_host_runs_after_checking_it(
+    make_app: Any, kit: Any
+) -> None:
+    """A checked offer or feed item kept the plugin's own ``tzinfo`` object, whose methods the host then
+    ran while assembling every later page (validity windows, feed order): outside the plugin's deadline
+    and breaker, so one raising there failed the whole page (500) for every customer, the plugin never
+    charged. The checked copy holds plain values only."""
+    zone = _TimeBomb()
+    offer = kit.offer("home.banner", "bomb", valid_until=datetime(2099, 1, 1, tzinfo=zone))
+    card = kit.item("wealth", "bomb", published=datetime(2026, 3, 1, tzinfo=zone))
+    app = make_app(
+        kit.plugin(
+            "good",
+            home_slot_offers=nonblocking(lambda ctx: [kit.offer("home.kingkong", "k")]),
+            feed_items=nonblocking(lambda ctx, column: [kit.item(column, "g")]),
+        ),
+        kit.plugin(
+            "bomb",
+            home_slot_offers=nonblocking(lambda ctx: [offer]),
+            feed_items=nonblocking(lambda ctx, column: [card]),
+        ),
+    )
+    assert app.get("/v1/home").status_code == 200
+    assert app.get("/v1/feeds/wealth").status_code == 200
+    zone.armed = True  # a date passed, a call count reached: whatever the plugin chose
+    other = app.token("synthetic-retiree")
+    home = app.get("/v1/home", token=other)
+    assert home.status_code == 200, home.text
+    assert _keys(home.json(), "home.kingkong/v1") == [("good", "k")]
+    feed = app.get("/v1/feeds/wealth", token=other)
+    assert feed.status_code == 200, feed.text
+    assert ("good", "g") in [(i["plugin"], i["key"]) for i in feed.json()["items"]]

@@ -99,8 +99,12 @@ def _memo_key(item: msgspec.Struct, cls: type[msgspec.Struct]) -> Any:
 def _revalidate(item: _S, cls: type[_S]) -> _S:
     """``item`` checked against every constraint of ``cls``; the checked copy is what callers keep.
 
-    Struct constructors do not check ``Meta`` constraints; a round trip through builtins does, at
-    about 2 µs an item. Results are frozen structs, and validity depends only on the value, so a value
+    Struct constructors do not check ``Meta`` constraints; a round trip through JSON does, at about
+    2 µs an item, and proves the value can be sent. The copy is made of values msgspec decoded, never of
+    the plugin's objects: a ``datetime`` passed through as it was kept the plugin's own ``tzinfo``,
+    whose ``utcoffset`` the host then ran on every later page that filtered or ordered it, outside
+    the plugin's deadline and breaker.
+    Results are frozen structs, and validity depends only on the value, so a value
     seen before is answered from a bounded memo (a hash and an equality test) and the copy checked
     then is returned: an equal-but-odd value (``True`` for ``1``) never reaches the page as itself.
     A result object seen before is answered by identity: results are frozen, and one changed after it
@@ -121,17 +125,12 @@ def _revalidate(item: _S, cls: type[_S]) -> _S:
         memo = None
     if known is None:
         try:
-            known = msgspec.convert(
-                msgspec.to_builtins(item, builtin_types=(datetime, date)), cls, builtin_types=(datetime, date)
-            )
-        except msgspec.ValidationError:
-            raise
+            encoded = msgspec.json.encode(item)
+        except (ValueError, OverflowError) as exc:  # text with a lone surrogate: neither sent nor stored
+            raise msgspec.ValidationError(f"cannot be written as JSON: {exc}") from None
         except Exception as exc:  # a field holding something no result type allows (an arbitrary object)
             raise msgspec.ValidationError(f"cannot be checked: {type(exc).__name__}: {exc}") from None
-        try:  # text with a lone surrogate passes every constraint but can be neither sent nor stored
-            msgspec.json.encode(known)
-        except (ValueError, OverflowError) as exc:
-            raise msgspec.ValidationError(f"cannot be written as JSON: {exc}") from None
+        known = msgspec.json.decode(encoded, type=cls)
         if memo is None:
             return known
         if len(memo) >= _MEMO_SIZE:
