@@ -147,3 +147,23 @@ def test_a_results_time_zone_is_not_plugin_code_the_host_runs_after_checking_it(
     feed = app.get("/v1/feeds/wealth", token=other)
     assert feed.status_code == 200, feed.text
     assert ("good", "g") in [(i["plugin"], i["key"]) for i in feed.json()["items"]]
+
+
+class _Sprawling(list):  # type: ignore[type-arg]
+    """A list that says it holds one item, whatever it holds."""
+
+    def __len__(self) -> int:
+        return 1
+
+
+def test_a_list_that_lies_about_its_length_is_still_held_to_fifty_items(make_app: Any, kit: Any) -> None:
+    """A list subclass whose ``len`` says 1 passed the 50-item cap and had all of its items checked
+    and merged into the search results (``total`` counting them)."""
+    many = _Sprawling(kit.hit(f"h{i}") for i in range(2_000))
+    app = make_app(
+        kit.plugin("good", search=nonblocking(lambda ctx, query: [kit.hit("g")])),
+        kit.plugin("sprawling", search=nonblocking(lambda ctx, query: many)),
+    )
+    body = app.get("/v1/search", params={"q": "x"}).json()
+    assert _degraded(body) == {"sprawling": "invalid"}
+    assert body["total"] == 1

@@ -159,7 +159,8 @@ def check_list(hook: str, value: Any, *, max_items: int = 50) -> list[Any]:
                 break
         else:
             return out
-    if not isinstance(value, list | tuple):
+    if value.__class__ is not list and value.__class__ is not tuple:
+        # A subclass too: its own ``len`` or ``iter`` could tell the cap one thing and the loop another.
         raise ResultError(f"{hook} must return a list of {cls.__name__} or None, got {type(value).__name__}")
     if len(value) > max_items:
         raise ResultError(f"{hook} returned {len(value)} items; at most {max_items} are accepted")
