@@ -167,3 +167,33 @@ def test_a_list_that_lies_about_its_length_is_still_held_to_fifty_items(make_app
     body = app.get("/v1/search", params={"q": "x"}).json()
     assert _degraded(body) == {"sprawling": "invalid"}
     assert body["total"] == 1
+
+
+class _Bail(BaseException):
+    """A plugin's own BaseException."""
+
+
+class _Key(str):
+    """A key whose hash raises a BaseException: the check hashes a result to look it up."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        raise _Bail("no hash for you")
+
+
+def test_a_base_exception_raised_while_checking_a_result_is_only_its_plugins_error(
+    make_app: Any, kit: Any
+) -> None:
+    """A BaseException (not an Exception) raised by the plugin's objects while the host checks its
+    result escaped the dispatcher and failed the whole search (500), every time: the plugin was never
+    charged. Raised by the plugin's code itself it is that plugin's error; raised by its result's, too."""
+    odd = msgspec.structs.replace(kit.hit("x"), key=_Key("odd"))
+    app = make_app(
+        kit.plugin("good", search=nonblocking(lambda ctx, query: [kit.hit("g")])),
+        kit.plugin("odd", search=nonblocking(lambda ctx, query: [odd])),
+    )
+    response = app.get("/v1/search", params={"q": "x"})
+    assert response.status_code == 200, response.text
+    assert _degraded(response.json()) == {"odd": "invalid"}
+    assert [i["key"] for i in response.json()["items"]] == ["g"]

@@ -182,7 +182,9 @@ def _text(exc: BaseException) -> str:
     """``str(exc)``, or a stand-in when the plugin's exception cannot even say what it is."""
     try:
         return str(exc)
-    except Exception:
+    except KeyboardInterrupt:
+        raise
+    except BaseException:  # SystemExit or its own BaseException from its __str__: still only a message
         return "(its message could not be read)"
 
 
@@ -385,8 +387,10 @@ class Dispatcher:
             if exc is None and elapsed <= hook_s and checks_list:
                 try:
                     result = check_list(hook, value)
-                except Exception:  # noqa: S110 - a wrong shape, or garbage that breaks the check itself:
-                    pass  # the slow path below says why and records it
+                except KeyboardInterrupt:
+                    raise
+                except BaseException:  # noqa: S110 - a wrong shape, or garbage that breaks the check
+                    pass  # itself (its own hash raising SystemExit): the slow path below says why, records it
                 else:
                     # Checking the result ran on the loop too: a result slow to check makes a slow call.
                     elapsed = now() - t0
@@ -681,7 +685,10 @@ class Dispatcher:
                 result = _validate(hook, value)
             except ResultError as err:
                 self._fail(pid, hook, guard, "invalid", elapsed, str(err)[:_DETAIL_MAX], source=source)
-            except Exception as err:  # garbage that even breaks the check: still only this plugin's loss
+            except KeyboardInterrupt:
+                raise
+            except BaseException as err:  # garbage that even breaks the check (its hash raising a
+                # SystemExit or its own BaseException): still only this plugin's loss
                 self._fail(pid, hook, guard, "invalid", elapsed, _describe(err), source=source)
             elapsed += time.monotonic() - checking
             if elapsed > limit_s:
