@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 import msgspec
+import pytest
 from fulcrum_core.dispatch.breaker import BreakerConfig
 from fulcrum_core.settings import Deadlines
 from fulcrum_sdk import nonblocking
@@ -197,3 +198,76 @@ def test_a_base_exception_raised_while_checking_a_result_is_only_its_plugins_err
     assert response.status_code == 200, response.text
     assert _degraded(response.json()) == {"odd": "invalid"}
     assert [i["key"] for i in response.json()["items"]] == ["g"]
+
+
+def _home_calls(settings: Any, kit: Any, *plugins: object) -> list[Any]:
+    from fulcrum_core.plugins import get_plugin_manager
+
+    loaded = get_plugin_manager(settings, extra_plugins=plugins, load_entry_points=False)
+    assert loaded.quarantined == {}
+    return [(p, kit.context(p)) for p in loaded.loaded.values()]
+
+
+@pytest.mark.anyio
+async def test_keyboard_interrupt_raised_in_a_plugin_thread_is_its_error(settings: Any, kit: Any) -> None:
+    """No signal is ever delivered to a worker thread, so a ``KeyboardInterrupt`` coming out of one is the
+    plugin's own raise; it was raised on through the request (a 500 for every page, the plugin never
+    charged)."""
+    from fulcrum_core.dispatch.dispatcher import Dispatcher
+
+    def interrupts(ctx: Any) -> Any:
+        raise KeyboardInterrupt
+
+    dispatcher = Dispatcher(settings)
+    calls = _home_calls(settings, kit, kit.plugin("interrupts", home_slot_offers=interrupts))
+    try:
+        gathered = await dispatcher.call_many("home_slot_offers", calls)
+    except KeyboardInterrupt:
+        pytest.fail("a plugin thread's KeyboardInterrupt failed the whole request")
+    finally:
+        dispatcher.close()
+    assert [(d.plugin, d.reason) for d in gathered.degraded] == [("interrupts", "error")]
+    assert dispatcher.stats.snapshot()[0].error == 1
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_keyboard_interrupt_raised_in_a_plugins_task_does_not_stop_the_event_loop(
+    settings: Any, kit: Any, loop: str
+) -> None:
+    """A coroutine raising ``KeyboardInterrupt`` after its first await raises it in its own task, and
+    asyncio (uvloop too) re-raises that out of the event loop: the worker's loop stopped, taking every
+    request in flight on it with it. The server (uvicorn) handles SIGINT itself, so no real interrupt
+    arrives this way; it is the plugin's error, like its SystemExit."""
+    from fulcrum_core.dispatch.dispatcher import Dispatcher
+
+    async def interrupts(ctx: Any) -> Any:
+        await asyncio.sleep(0)
+        raise KeyboardInterrupt
+
+    calls = _home_calls(settings, kit, kit.plugin("interrupts", home_slot_offers=interrupts))
+    outcome: dict[str, Any] = {}
+
+    async def page() -> Any:
+        dispatcher = Dispatcher(settings)
+        try:
+            return await dispatcher.call_many("home_slot_offers", calls)
+        finally:
+            dispatcher.close()
+
+    def serve() -> None:
+        factory = None
+        if loop == "uvloop":
+            import uvloop
+
+            factory = uvloop.new_event_loop
+        try:
+            with asyncio.Runner(loop_factory=factory) as runner:
+                outcome["gathered"] = runner.run(page())
+        except BaseException as exc:
+            outcome["raised"] = exc
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    thread.join(10)
+    assert "raised" not in outcome, f"the plugin's {outcome.get('raised')!r} stopped the event loop"
+    assert [(d.plugin, d.reason) for d in outcome["gathered"].degraded] == [("interrupts", "error")]

@@ -817,9 +817,15 @@ def _args(argnames: tuple[str, ...], ctx: HookContext, kwargs: dict[str, Any]) -
 
 
 def _timed(began: list[float], call: Callable[[], Any]) -> Any:
-    """Run ``call`` in a worker thread, noting when it started (loop clock: ``time.monotonic``)."""
+    """Run ``call`` in a worker thread, noting when it started (loop clock: ``time.monotonic``).
+
+    No signal is delivered to a worker thread, so a ``KeyboardInterrupt`` out of one is the plugin's
+    own raise: carried as its error (:class:`PluginExit`), not raised on through the request."""
     began[0] = time.monotonic()
-    return call()
+    try:
+        return call()
+    except KeyboardInterrupt as raised:
+        raise PluginExit(raised) from raised
 
 
 class _ThreadShare:

@@ -29,9 +29,11 @@ __all__ = ["Eager", "PluginExit", "resume"]
 
 class PluginExit(Exception):
     """A plugin's coroutine raised a ``BaseException`` that is not an ``Exception`` (``SystemExit``,
-    ``GeneratorExit``, its own subclass) in its task: carried as an ordinary error, because asyncio
-    re-raises ``SystemExit`` from a task step on the event loop, which would stop the worker.
-    ``KeyboardInterrupt`` and cancellation are not wrapped: they are the host's."""
+    ``KeyboardInterrupt``, ``GeneratorExit``, its own subclass) in its task, or its worker thread raised
+    ``KeyboardInterrupt``: carried as an ordinary error, because asyncio re-raises ``SystemExit`` and
+    ``KeyboardInterrupt`` from a task step out of the event loop, which would stop the worker. No real
+    interrupt arrives there: the server handles SIGINT itself, and no signal reaches a worker thread.
+    Cancellation is not wrapped: it is the host's."""
 
     def __init__(self, raised: BaseException) -> None:
         self.raised = raised
@@ -61,18 +63,18 @@ class _Resume:
                     to_yield = coro.throw(exc)
                 except StopIteration as stop:
                     return stop.value
-                except (Exception, KeyboardInterrupt, asyncio.CancelledError):
+                except (Exception, asyncio.CancelledError):
                     raise
-                except BaseException as raised:
+                except BaseException as raised:  # KeyboardInterrupt too: see PluginExit
                     raise PluginExit(raised) from raised
             else:
                 try:
                     to_yield = coro.send(sent)
                 except StopIteration as stop:
                     return stop.value
-                except (Exception, KeyboardInterrupt, asyncio.CancelledError):
+                except (Exception, asyncio.CancelledError):
                     raise
-                except BaseException as raised:
+                except BaseException as raised:  # KeyboardInterrupt too: see PluginExit
                     raise PluginExit(raised) from raised
 
 
