@@ -271,3 +271,36 @@ def test_keyboard_interrupt_raised_in_a_plugins_task_does_not_stop_the_event_loo
     thread.join(10)
     assert "raised" not in outcome, f"the plugin's {outcome.get('raised')!r} stopped the event loop"
     assert [(d.plugin, d.reason) for d in outcome["gathered"].degraded] == [("interrupts", "error")]
+
+
+@pytest.mark.anyio
+async def test_a_nonblocking_plugins_context_variables_reach_neither_the_next_plugin_nor_the_request(
+    settings: Any, kit: Any
+) -> None:
+    """A ``@nonblocking`` plugin ran in the request's own context: a context variable it set (a tracing
+    library's current span, a logging library's bound fields) stayed set for the plugins called after
+    it, partners included, and for the rest of the request. Coroutines are kept apart already."""
+    import contextvars
+
+    from fulcrum_core.dispatch.dispatcher import Dispatcher
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("shared_library_state", default="")
+
+    @nonblocking
+    def sets(ctx: Any) -> Any:
+        var.set(f"set by {ctx.plugin_id} for {ctx.customer.id}")
+        return []
+
+    @nonblocking
+    def reads(ctx: Any) -> Any:
+        return [kit.offer("home.banner", "leaked")] if var.get() else []
+
+    dispatcher = Dispatcher(settings)
+    first, second = kit.plugin("first", home_slot_offers=sets), kit.plugin("second", home_slot_offers=reads)
+    calls = _home_calls(settings, kit, first, second)
+    try:
+        gathered = await dispatcher.call_many("home_slot_offers", calls)
+    finally:
+        dispatcher.close()
+    assert gathered.results["second"] == []
+    assert var.get() == ""

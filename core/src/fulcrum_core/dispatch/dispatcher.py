@@ -40,6 +40,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from typing import Any, NoReturn, Protocol, TypeVar
 
 from fulcrum_sdk._validate import (
@@ -378,7 +379,9 @@ class Dispatcher:
                             continue
                 else:
                     try:
-                        value = impl.function(*args)
+                        # In a copy of the context, as a coroutine's first step: a context variable the
+                        # plugin sets reaches neither the plugins after it nor the rest of the request.
+                        value = copy_context().run(impl.function, *args)
                     except KeyboardInterrupt:
                         raise
                     except BaseException as error:
@@ -597,7 +600,7 @@ class Dispatcher:
             return self._suspend(plugin, guard, eager.take(coro, first), started, ctx)
         if impl.inline:
             try:
-                value = function(*args)
+                value = copy_context().run(function, *args)  # a context of its own (see call_many)
             except KeyboardInterrupt:
                 guard.breaker.release()
                 raise
