@@ -304,3 +304,38 @@ async def test_a_nonblocking_plugins_context_variables_reach_neither_the_next_pl
         dispatcher.close()
     assert gathered.results["second"] == []
     assert var.get() == ""
+
+
+_HUNG_THREAD = """
+import asyncio, threading
+from fulcrum_core.dispatch.dispatcher import Dispatcher
+from fulcrum_core.settings import Settings
+
+async def main():
+    dispatcher = Dispatcher(Settings())
+    try:
+        await asyncio.wait_for(dispatcher.in_plugin_thread(threading.Event().wait), 0.1)
+    except TimeoutError:
+        pass
+    dispatcher.close()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="not fixed: the plugin thread pool's threads are joined at exit")
+def test_a_worker_whose_plugin_thread_hangs_still_exits() -> None:
+    """``Dispatcher.close`` does not wait for a hung plugin thread, but ``concurrent.futures`` joins every
+    executor thread when the interpreter exits: a worker with one plugin call hung in a thread never
+    exits after its server stopped (a restart or deploy waits for the kill)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", _HUNG_THREAD])
+    try:
+        assert child.wait(timeout=20) == 0
+    except subprocess.TimeoutExpired:
+        pytest.fail("the process did not exit: it waits for the plugin's hung thread")
+    finally:
+        child.kill()
+        child.wait()
