@@ -7,7 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import msgspec
@@ -339,3 +339,66 @@ def test_a_worker_whose_plugin_thread_hangs_still_exits() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+class _Page:
+    """What the campaign store asks of a page (no branch layer)."""
+
+    now = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    settings_token = None
+
+    def settings_of(self, plugin: Any) -> Any:
+        return plugin.settings
+
+    def settings_variants_of(self, plugin: Any) -> list[Any]:
+        return [plugin.settings]
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_keyboard_interrupt_from_a_campaign_call_does_not_stop_the_event_loop(
+    settings: Any, kit: Any, loop: str
+) -> None:
+    """A campaign call runs in a task of the campaign store's own, not in the page's: a
+    ``KeyboardInterrupt`` a plugin raises inline there, which the dispatcher raises on as from the
+    event loop's thread, ended that task and asyncio re-raised it out of the loop, stopping the worker.
+    The page lists the plugin as ``error`` instead."""
+    from fulcrum_core.campaigns import CampaignStore, collect
+    from fulcrum_core.dispatch.dispatcher import Dispatcher
+    from fulcrum_core.plugins import get_plugin_manager
+
+    @nonblocking
+    def interrupts(ctx: Any) -> Any:
+        raise KeyboardInterrupt
+
+    loaded = get_plugin_manager(
+        settings, extra_plugins=[kit.plugin("interrupts", home_slot_campaigns=interrupts)],
+        load_entry_points=False,
+    )
+    plugins = list(loaded.loaded.values())
+    outcome: dict[str, Any] = {}
+
+    async def page() -> Any:
+        dispatcher = Dispatcher(settings)
+        try:
+            offers, waiting = CampaignStore(dispatcher, 60_000).for_page(plugins, _Page())
+            return await collect(waiting, offers, asyncio.get_running_loop().time() + 5)
+        finally:
+            dispatcher.close()
+
+    def serve() -> None:
+        factory = None
+        if loop == "uvloop":
+            import uvloop
+
+            factory = uvloop.new_event_loop
+        try:
+            with asyncio.Runner(loop_factory=factory) as runner:
+                outcome["degraded"] = runner.run(page())
+        except BaseException as exc:  # what stopped the loop is the finding
+            outcome["raised"] = exc
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    thread.join(10)
+    assert "raised" not in outcome, f"the plugin's {outcome.get('raised')!r} stopped the event loop"
+    assert [(d.plugin, d.reason) for d in outcome["degraded"]] == [("interrupts", "error")]
