@@ -152,6 +152,21 @@ def test_load_entry_points_false_ignores_installed_plugins(settings: Settings, s
     assert loaded.quarantined == {}
 
 
+@pytest.mark.parametrize("raised", ["GeneratorExit()", "Bail('no')"])
+def test_plugin_raising_a_base_exception_on_import_is_quarantined_like_sys_exit(
+    settings: Settings, site: Any, raised: str
+) -> None:
+    """A BaseException of the plugin's own (or GeneratorExit) while imported is quarantined like
+    ``SystemExit``. It escaped before: at startup no host was built at all; for a release admitted
+    late it escaped the registry poll, which ended the watcher's task, so no later suspension (the kill
+    switch) or approval reached that worker until a restart."""
+    site("ep-bails", code=f"class Bail(BaseException):\n    pass\n\nraise {raised}\n")
+    site("ep-good")
+    loaded = get_plugin_manager(_only_ours(settings, {"ep-bails", "ep-good"}))
+    assert set(loaded.loaded) == {"ep-good"}
+    assert "import failed" in loaded.quarantined["ep-bails"]
+
+
 def test_plugin_exiting_on_import_does_not_stop_the_host(settings: Settings, site: Any) -> None:
     """A plugin calling sys.exit() while imported is quarantined; loading carries on."""
     site("ep-exits", code="import sys\nsys.exit(3)\n")

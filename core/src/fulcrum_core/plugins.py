@@ -22,6 +22,7 @@ import functools
 import importlib.metadata
 import inspect
 import logging
+import threading
 import traceback
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -350,7 +351,9 @@ class _Loader:
         except _RejectedError as exc:
             self.quarantine(plugin_id, str(exc))
             return
-        except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() must not stop the host
+        except BaseException as exc:  # sys.exit() or a BaseException of its own must not stop the host
+            if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
+                raise  # may be a real one (the host starting); in a registry poll's thread, the plugin's
             self.quarantine(plugin_id, f"{import_failure(exc)}; "
                             "fix: install the plugin's dependencies or correct its code")
             return
