@@ -220,6 +220,29 @@ def test_a_plugin_that_is_not_running_cannot_take_over_a_type(settings: Settings
     assert loaded.transaction_types == {}
 
 
+@pytest.mark.parametrize("raised", [SystemExit(2), GeneratorExit()], ids=["SystemExit", "GeneratorExit"])
+def test_a_register_hook_raising_a_base_exception_is_rejected_like_any_failure(
+    settings: Settings, kit: Any, raised: BaseException
+) -> None:
+    """``register_transaction_types`` raising ``SystemExit`` (or another BaseException) is that plugin's
+    failure: its types are rejected and the host, and every other plugin, loads. It escaped before,
+    and no host was built (for a release admitted late: the registry poll, and the watcher, ended)."""
+
+    def exits(register: Any) -> None:
+        raise raised
+
+    alpha = kit.plugin(
+        "alpha",
+        transaction_types=["alpha.buy"],
+        register_transaction_types=exits,
+        execute_transaction=lambda ctx, request: None,
+    )
+    loaded = _load(settings, alpha, kit.plugin("beta", search=lambda ctx, query: []))
+    assert loaded.transaction_types == {}
+    assert type(raised).__name__ in loaded.rejected_types["alpha:*"]
+    assert set(loaded.loaded) == {"alpha", "beta"}
+
+
 def test_failing_or_undeclared_type_registration_is_rejected(settings: Settings, kit: Any) -> None:
     """A raising register hook or a type missing from the manifest is rejected; the plugin still loads."""
 

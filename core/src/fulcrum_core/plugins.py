@@ -526,7 +526,9 @@ def _collect_types(
                 impl.function(register=register)
             else:
                 impl.function()
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit or its own too: this plugin's failure, not the host's
+            if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
+                raise  # may be a real one (see _Loader.admit)
             reject(f"{plugin.id}:*", f"plugin {plugin.id!r} failed in register_transaction_types: "
                    f"{type(exc).__name__}: {exc}; fix: register TransactionType objects without doing I/O")
             continue
