@@ -402,3 +402,25 @@ def test_keyboard_interrupt_from_a_campaign_call_does_not_stop_the_event_loop(
     thread.join(10)
     assert "raised" not in outcome, f"the plugin's {outcome.get('raised')!r} stopped the event loop"
     assert [(d.plugin, d.reason) for d in outcome["degraded"]] == [("interrupts", "error")]
+
+
+def test_what_a_plugin_writes_into_its_settings_never_reaches_the_next_customer(
+    make_app: Any, kit: Any
+) -> None:
+    """``ctx.settings`` was the plugin's host-level settings dict itself, shared by every request: a
+    plugin "caching" something there (a customer id, a token) handed it to every later customer's
+    call. It is read-only now (a write raises ``TypeError``: the plugin's error, found in its own
+    tests, whose harness gives the same read-only mapping)."""
+    seen: list[dict[str, str]] = []
+
+    @nonblocking
+    def remembers(ctx: Any) -> Any:
+        seen.append(dict(ctx.settings))
+        ctx.settings["last_customer"] = ctx.customer.id
+        return []
+
+    app = make_app(kit.plugin("remembers", home_slot_offers=remembers))
+    first = app.get("/v1/home").json()
+    app.get("/v1/home", token=app.token("synthetic-retiree"))
+    assert seen == [{}, {}]
+    assert _degraded(first) == {"remembers": "error"}

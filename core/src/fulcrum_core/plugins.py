@@ -26,7 +26,7 @@ import threading
 import traceback
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 import fulcrum_sdk
@@ -74,7 +74,8 @@ class LoadedPlugin:
     manifest: Manifest
     plugin: object
     granted: frozenset[str]
-    settings: dict[str, str]
+    # Read-only: every request's context hands this very mapping to the plugin (ctx.settings).
+    settings: Mapping[str, str]
     hooks: frozenset[str]
     kind: str
     impls: Mapping[str, HookCall] = field(default_factory=dict)
@@ -489,7 +490,7 @@ def _resolve(loader: _Loader, plugin_id: str, manifest: Manifest) -> LoadedPlugi
     granted = frozenset(s for s in granted if s in SCOPES and SCOPES[s].kind in PLUGIN_GRANTABLE_KINDS)
     return LoadedPlugin(
         id=plugin_id, manifest=manifest, plugin=obj, granted=granted,
-        settings=dict(conf.settings) if conf is not None else {},
+        settings=MappingProxyType(dict(conf.settings) if conf is not None else {}),
         hooks=frozenset(impls), kind=manifest.kind, impls=impls, dist=loader.dists.get(plugin_id),
     )
 

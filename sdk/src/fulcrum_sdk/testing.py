@@ -152,7 +152,7 @@ class PluginHarness:
         )
         self.provider = provider or StaticDataProvider({self.record.id: self.record})
         self.storage: PluginStorage = storage if storage is not None else MemoryStorage()
-        self.settings = dict(settings or {})
+        self.settings: Mapping[str, str] = MappingProxyType(dict(settings or {}))  # read-only, as on the host
         # ctx.now is aware UTC on the host: a moment given in another zone is the same instant in UTC.
         self.now = datetime.now(UTC) if now is None else aware(now).astimezone(UTC)
         self.pm = make_plugin_manager()

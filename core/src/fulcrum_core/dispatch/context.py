@@ -25,6 +25,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final
 
 import anyio
@@ -343,7 +344,8 @@ class RequestContexts:
         layered = view.settings(plugin.id) if view is not None else None
         if not layered:
             return plugin.settings
-        return {**plugin.settings, **layered}  # the branch files override host-level settings
+        # The branch files override host-level settings; read-only, as the plugin's own (ctx.settings).
+        return MappingProxyType({**plugin.settings, **layered})
 
     @property
     def settings_token(self) -> object | None:
