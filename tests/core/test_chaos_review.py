@@ -424,3 +424,19 @@ def test_what_a_plugin_writes_into_its_settings_never_reaches_the_next_customer(
     app.get("/v1/home", token=app.token("synthetic-retiree"))
     assert seen == [{}, {}]
     assert _degraded(first) == {"remembers": "error"}
+
+
+def test_a_transaction_result_is_bounded_like_every_other_result(make_app: Any, kit: Any) -> None:
+    """Every result type has bounds except ``TransactionResult.data``: a plugin putting a whole upstream
+    answer there (200,000 entries, 22 MB) had it checked on the event loop (about 0.13 s, every worker's
+    request waiting), journaled and sent back whole, on every transaction. Past the bounds the result is
+    invalid: the transaction is ``unknown`` (the plugin may have acted), for reconciliation."""
+
+    def execute(ctx: Any, request: TransactionRequest) -> TransactionResult:
+        return TransactionResult(status="succeeded", data={str(i): "x" * 100 for i in range(200_000)})
+
+    app = make_app(_payer(kit, execute))
+    response = _post(app)
+    assert len(response.content) < 10_000, f"{len(response.content)} bytes"
+    assert response.status_code == 202, response.text[:300]
+    assert response.json()["status"] == "unknown"

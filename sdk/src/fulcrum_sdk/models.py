@@ -14,6 +14,7 @@ import msgspec
 
 __all__ = [
     "FEED_COLUMNS",
+    "MAX_RESULT_DATA",
     "SLOT_IDS",
     "Action",
     "FeedItem",
@@ -214,11 +215,20 @@ class TransactionRequest(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
 
 
+MAX_RESULT_DATA = 50
+"""Entries one transaction result's ``data`` may hold (references, amounts, dates: a receipt's fields)."""
+_DataKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+_DataText = Annotated[str, msgspec.Meta(max_length=1000)]
+
+
 class TransactionResult(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """What ``execute_transaction`` returns; a refusal is better raised as ``TransactionRefused``."""
+    """What ``execute_transaction`` returns; a refusal is better raised as ``TransactionRefused``.
+
+    ``data`` is bounded like every result (it is checked on the host's event loop, journaled and sent
+    back): at most :data:`MAX_RESULT_DATA` entries, keys of 1–64 characters, text of at most 1,000."""
 
     status: Literal["succeeded", "failed"]
     reference: Annotated[str, msgspec.Meta(max_length=128)] | None = None
     code: Annotated[str, msgspec.Meta(max_length=128)] | None = None
     message: LocalizedText | None = None
-    data: dict[str, str | int | bool] = {}
+    data: Annotated[dict[_DataKey, _DataText | int | bool], msgspec.Meta(max_length=MAX_RESULT_DATA)] = {}
