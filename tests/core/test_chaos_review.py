@@ -15,6 +15,7 @@ import pytest
 from fulcrum_core.dispatch.breaker import BreakerConfig
 from fulcrum_core.settings import Deadlines
 from fulcrum_sdk import nonblocking
+from fulcrum_sdk.errors import TransactionRefused
 from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionResult, TransactionType
 from fulcrum_sdk.testing import PERSONAS
 
@@ -440,3 +441,40 @@ def test_a_transaction_result_is_bounded_like_every_other_result(make_app: Any, 
     assert len(response.content) < 10_000, f"{len(response.content)} bytes"
     assert response.status_code == 202, response.text[:300]
     assert response.json()["status"] == "unknown"
+
+
+class _Refusing(msgspec.Struct, frozen=True):
+    amount_fen: int
+
+    def __post_init__(self) -> None:
+        raise TransactionRefused("x.refused", LocalizedText(zh_CN="坏\ud800"))
+
+
+def test_a_refusal_that_cannot_be_sent_is_the_plugins_fault_not_a_500(make_app: Any, kit: Any) -> None:
+    """A plugin refusing (``TransactionRefused``) with text that cannot be sent: checking the request's
+    parameters, that was a 500 ("unable to serialize response content"), and from
+    ``execute_transaction``, with a ``field`` that cannot be sent, the journal's write of the answer
+    raised, a 500 again, and the row was left ``pending`` although the plugin had answered. A refusal is
+    checked like a result now: before journaling the plugin's fault (502), after it ``unknown`` (202)."""
+
+    def register_refusing(register: Callable[[TransactionType], None]) -> None:
+        register(TransactionType(key="x.pay", name=LocalizedText(zh_CN="付款"), params=_Refusing))
+
+    app = make_app(kit.plugin(
+        "payer", transaction_types=["x.pay"], register_transaction_types=register_refusing,
+        execute_transaction=_succeeds,
+    ))
+    response = _post(app)
+    assert response.status_code == 502, response.text
+    assert response.json()["code"] == "transaction.plugin_error"
+
+    def refuses(ctx: Any, request: TransactionRequest) -> Any:
+        raise TransactionRefused("x.refused", LocalizedText(zh_CN="不行"), field="amount\ud800")
+
+    app = make_app(_payer(kit, refuses))
+    response = _post(app)
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "unknown"
+    row = app.runtime.transactions.journal.find(C3, "k-1")
+    assert row is not None
+    assert row.status == "unknown"

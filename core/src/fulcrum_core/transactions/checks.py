@@ -13,10 +13,10 @@ from datetime import date
 from typing import Any, Protocol
 
 import msgspec
-from fulcrum_sdk._validate import suitability_problem, whole_fen
+from fulcrum_sdk._validate import ResultError, check_transaction_result, suitability_problem, whole_fen
 from fulcrum_sdk.data import RiskProfile
 from fulcrum_sdk.errors import TransactionRefused
-from fulcrum_sdk.models import RiskLevel, TransactionType
+from fulcrum_sdk.models import LocalizedText, RiskLevel, TransactionResult, TransactionType
 
 from fulcrum_core.errors import BadRequest, CoreError, Forbidden, Unprocessable
 from fulcrum_core.transactions.models import TransactionBody
@@ -139,7 +139,7 @@ def decode_params(tx_type: TransactionType, params: dict[str, Any], *, plugin_id
             field=_field_of(exc, "params", fields),
         ) from None
     except TransactionRefused as exc:
-        raise refusal(exc) from None
+        raise refusal(exc, plugin_id=plugin_id) from None
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # SystemExit or its own BaseException too: the plugin's fault, never a 500
@@ -150,13 +150,30 @@ def decode_params(tx_type: TransactionType, params: dict[str, Any], *, plugin_id
         ) from None
 
 
-def refusal(exc: TransactionRefused) -> Unprocessable:
-    """A plugin's refusal before journaling, as a 422 with its code, field and localized message."""
+def checked_refusal(exc: TransactionRefused) -> tuple[TransactionResult, LocalizedText, str | None]:
+    """The refusal as the host answers (and journals) it: the failed result it stands for, its message
+    and its field, checked like a result. ``ResultError`` when they are not valid (text that cannot be
+    sent, a code or message past the result bounds, a field that is not a short printable name): the
+    plugin's fault, never a 500."""
+    result = check_transaction_result(TransactionResult(status="failed", code=exc.code, message=exc.message))
+    field = exc.field
+    if field is not None and not (isinstance(field, str) and 0 < len(field) <= 128 and field.isprintable()):
+        raise ResultError(f"the refusal's field {field!r:.100} is not a parameter name")
+    if result.message is None:
+        raise ResultError("the refusal has no message")
+    return result, result.message, field
+
+
+def refusal(exc: TransactionRefused, *, plugin_id: str = "") -> CoreError:
+    """A plugin's refusal before journaling, as a 422 with its code, field and localized message; a
+    refusal that is not a valid one is the plugin's fault (502)."""
+    try:
+        result, message, field = checked_refusal(exc)
+    except ResultError as err:
+        return PluginFaultError(f"plugin {plugin_id!r} refused invalidly: {err}", plugin=plugin_id)
     return Unprocessable(
-        exc.message.zh_CN,
-        code=exc.code,
-        field=f"params.{exc.field}" if exc.field else "params",
-        message=msgspec.to_builtins(exc.message),
+        message.zh_CN, code=result.code, field=f"params.{field}" if field else "params",
+        message=msgspec.to_builtins(message),
     )
 
 

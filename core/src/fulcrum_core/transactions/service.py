@@ -470,7 +470,7 @@ class TransactionService:
         try:
             return rated_risk(tx_type, params)
         except TransactionRefused as exc:
-            raise checks.refusal(exc) from None
+            raise checks.refusal(exc, plugin_id=plugin_id) from None
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # a SystemExit in risk_of is the plugin's fault too, not a 500
@@ -528,9 +528,7 @@ class TransactionService:
             )
         except TransactionRefused as exc:
             try:  # the refusal is journaled and answered like a failed result: it must be a valid one
-                result = check_transaction_result(
-                    TransactionResult(status="failed", code=exc.code, message=exc.message)
-                )
+                result, message, field = checks.checked_refusal(exc)
             except ResultError as err:
                 log.warning(
                     "transaction %s: plugin %r refused invalidly: %s%s", plan.tx_id, plan.plugin.id, err,
@@ -541,8 +539,7 @@ class TransactionService:
                 if settling and code.endswith(".request_in_progress"):
                     return TransactionOutcome(202, view_of(row))  # its first attempt still holds the key
                 status = "failed"
-                field = f"params.{exc.field}" if exc.field else None
-                problem = (422, code, exc.message.zh_CN, exc.message, field)
+                problem = (422, code, message.zh_CN, message, f"params.{field}" if field else None)
         except PluginCallError as exc:
             log.warning("transaction %s: %s%s", plan.tx_id, exc, _note(plan), extra=_fields(plan))
             if settling:
