@@ -18,6 +18,7 @@ import msgspec
 from sqlalchemy import select, update
 
 from fulcrum_core.data.db import Database
+from fulcrum_core.data.models.oauth_code import OAuthCodeRow
 from fulcrum_core.data.models.oauth_refresh_token import OAuthRefreshTokenRow
 from fulcrum_core.data.models.oauth_token_family import OAuthTokenFamilyRow
 from fulcrum_core.data.types import utcnow
@@ -192,16 +193,21 @@ class RefreshTokenStore:
 
     def revoke_subject(self, client_id: str, subjects: Iterable[str], *, now: datetime | None = None) -> int:
         """Revoke every family of ``client_id`` that holds tokens for one of ``subjects`` (a customer
-        withdrew the consent behind them); returns how many families were revoked."""
+        withdrew the consent behind them), and every family an authorization code for one of them
+        started: a code not yet redeemed, or whose redemption has not stored its first refresh token
+        yet, would otherwise mint a family the revocation never saw. Returns how many families were
+        revoked."""
         wanted = sorted(set(subjects))
         if not wanted:
             return 0
         with self._db.read_session() as session:
-            families = session.scalars(
-                select(OAuthRefreshTokenRow.family_id)
-                .where(OAuthRefreshTokenRow.client_id == client_id, OAuthRefreshTokenRow.subject.in_(wanted))
-                .distinct()
-            ).all()
+            tokens = select(OAuthRefreshTokenRow.family_id).where(
+                OAuthRefreshTokenRow.client_id == client_id, OAuthRefreshTokenRow.subject.in_(wanted)
+            )
+            codes = select(OAuthCodeRow.family_id).where(
+                OAuthCodeRow.client_id == client_id, OAuthCodeRow.subject.in_(wanted)
+            )
+            families = sorted(set(session.scalars(tokens)) | set(session.scalars(codes)))
         for family_id in families:
             self.revoke_family(family_id, now=now)
         return len(families)

@@ -1,0 +1,102 @@
+"""A consent revoked while the authorization it came from is still being turned into tokens."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import pytest
+from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, plugin_client_id, sync_plugin_clients
+from fulcrum_core.oauth.refresh import FamilyRevoked, RefreshTokenStore
+from fulcrum_core.oauth.server import oauth_server
+
+from .conftest import CUSTOMER, ISSUER, REDIRECT, pkce_pair, submit_consent
+
+INTERNAL = "wealth-dept"
+SCOPES = ["holdings:read", "slot:home.notice"]
+
+
+@pytest.fixture
+def internal_app(make_app: Callable[..., Any], kit: Any) -> tuple[Any, str]:
+    """The app with a department plugin whose backend may run the authorization code flow; its secret."""
+    plugin = kit.plugin(INTERNAL, kind="department", scopes=SCOPES, home_slot_offers=lambda ctx: [])
+    app = make_app(plugin, oauth_dev_login=True)
+    policy = PluginClientPolicy("department", frozenset(SCOPES), True, redirect_uris=(REDIRECT,))
+    secret = sync_plugin_clients(app.runtime.db, {INTERNAL: policy})[0].secret
+    assert secret
+    return app, secret
+
+
+async def _authorized_code(app: Any, challenge: str) -> str:
+    """The customer allows the plugin ``holdings:read`` on the consent page: the code it redirects with."""
+    url = "/oauth/authorize?" + urlencode(
+        {
+            "response_type": "code",
+            "client_id": plugin_client_id(INTERNAL),
+            "redirect_uri": REDIRECT,
+            "scope": "holdings:read",
+            "state": "s",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
+    transport = httpx.ASGITransport(app=app.client.app)
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as browser:
+        redirect = await submit_consent(browser, url)
+    assert redirect.status_code == 302, redirect.text
+    return parse_qs(urlsplit(redirect.headers["location"]).query)["code"][0]
+
+
+def _revoke_the_consent(app: Any) -> None:
+    headers = {"Authorization": f"Bearer {app.token()}"}
+    [consent] = app.client.get("/v1/consents", headers=headers).json()["consents"]
+    deleted = app.client.delete(f"/v1/consents/{consent['id']}", headers=headers)
+    assert deleted.status_code == 200, deleted.text
+
+
+@pytest.mark.anyio
+async def test_a_code_not_yet_redeemed_when_its_consent_is_revoked_mints_no_refresh_token(
+    internal_app: tuple[Any, str],
+) -> None:
+    """The customer authorizes the plugin's backend, then deletes the consent before the backend has
+    redeemed the code (it has 60 seconds). Deleting a consent "revokes that plugin client's
+    refresh-token families for the customer, so its backend cannot mint new access tokens with it"
+    (docs/oauth.md): the code's family goes too, and redeeming the code afterwards is ``invalid_grant``,
+    not a 30-day refresh token that outlives the consent."""
+    app, secret = internal_app
+    verifier, challenge = pkce_pair()
+    code = await _authorized_code(app, challenge)
+    _revoke_the_consent(app)
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app.client.app), base_url=ISSUER) as http:
+        r = await http.post(
+            "/oauth/token",
+            data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                  "code_verifier": verifier},
+            auth=(plugin_client_id(INTERNAL), secret),
+        )
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "invalid_grant"
+
+
+def test_a_redemption_in_flight_when_its_consent_is_revoked_gets_no_refresh_token(
+    internal_app: tuple[Any, str],
+) -> None:
+    """The same race one step later: the backend's token request has redeemed the code (committed)
+    but not yet stored the refresh token when the consent is deleted. Storing it must then fail
+    (the token endpoint answers ``invalid_grant``), as it does for a family revoked by a replay."""
+    app, _secret = internal_app
+    _verifier, challenge = pkce_pair()
+    code = asyncio.run(_authorized_code(app, challenge))
+    server = oauth_server(app.runtime)
+    redeemed = server.codes.redeem(code, plugin_client_id(INTERNAL))  # the token request, first half
+    assert redeemed is not None
+    _revoke_the_consent(app)
+    with pytest.raises(FamilyRevoked):  # the token request, second half
+        RefreshTokenStore(app.runtime.db).issue(
+            family_id=redeemed.family_id, client_id=plugin_client_id(INTERNAL), subject=CUSTOMER,
+            subject_kind="customer", scope="holdings:read",
+        )
