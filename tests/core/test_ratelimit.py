@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -141,3 +143,35 @@ def test_two_apps_on_one_redis_share_the_limit(make_app: Any, redis_url: str) ->
     assert one.get("/v1/home", token=token_one).status_code == 200
     assert two.get("/v1/home", token=token_two).status_code == 200
     assert one.get("/v1/home", token=token_one).status_code == 429
+
+
+@pytest.mark.anyio
+async def test_a_burst_of_concurrent_requests_keeps_the_shared_count(redis_url: str) -> None:
+    """More requests in flight in one worker than redis-py's pool holds connections (100 by default)
+    is a busy worker, not a Redis outage: every hit waits its turn for a connection and is counted in
+    Redis, so the limit stays one shared count (no falling back to this worker's own count, which
+    would let each worker allow the whole limit again)."""
+    from fulcrum_core.observability.ratelimit import RateLimitMiddleware
+    from litestar.exceptions import TooManyRequestsException
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    prefix = f"fulcrum-test:{uuid.uuid4().hex}:"
+    counter = RedisCounter(redis_url, prefix=prefix, timeout_s=5)  # generous: a loaded CI machine
+    limiter = RateLimitMiddleware(app, config=RateLimit(requests=20, window_seconds=3600), counter=counter)
+
+    async def one() -> bool:
+        try:
+            await limiter._check("client")
+        except TooManyRequestsException:
+            return False
+        return True
+
+    try:
+        passed = await asyncio.gather(*(one() for _ in range(150)))
+        assert sum(passed) == 20
+        assert limiter._shared_again_at == float("-inf")  # never took itself for cut off from Redis
+        assert await counter.hit("client", int(time.time() // 3600), 3601) == 151
+    finally:
+        await counter.close()

@@ -30,11 +30,14 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from fulcrum_core.observability.throttle import ThrottledWarning
 from fulcrum_core.settings import RateLimit
 
-__all__ = ["Counter", "MemoryCounter", "RateLimitMiddleware", "RedisCounter", "client_key"]
+__all__ = ["MAX_CONNECTIONS", "Counter", "MemoryCounter", "RateLimitMiddleware", "RedisCounter", "client_key"]
 
 log = logging.getLogger("fulcrum.ratelimit")
 
 PREFIX = "/v1/"
+
+MAX_CONNECTIONS = 100
+"""Connections to Redis per worker (redis-py's default); a hit beyond them waits for one."""
 
 BACKOFF_S = 5.0
 """After Redis failed, how long this worker counts on its own before asking Redis again."""
@@ -86,13 +89,30 @@ reply instead of four (measured 86 µs instead of 139 µs per hit on a local Red
 class RedisCounter:
     """Counts shared by every worker, in Redis (``redis.asyncio``)."""
 
-    def __init__(self, url: str, *, prefix: str = "fulcrum:ratelimit:", timeout_s: float = 0.05) -> None:
-        """``timeout_s`` bounds each reply: a slow Redis costs a request that long at most."""
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "fulcrum:ratelimit:",
+        timeout_s: float = 0.05,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
+        """``timeout_s`` bounds each reply, and the wait for a free connection: a slow Redis costs a
+        request twice that at most.
+
+        The pool blocks (up to ``timeout_s``) when all ``max_connections`` are in use: redis-py's
+        default pool raises at once instead, and a burst of more requests in flight than it holds
+        would be taken for an outage, every worker then counting alone for ``BACKOFF_S``."""
         import redis.asyncio
 
-        self._redis: Any = redis.asyncio.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=max(0.2, timeout_s)
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=timeout_s,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=max(0.2, timeout_s),
         )
+        self._redis: Any = redis.asyncio.Redis(connection_pool=pool)
         self._prefix = prefix
         # EVALSHA, loading the script again if the server lost it (a restart, SCRIPT FLUSH).
         self._hit: Any = self._redis.register_script(_HIT_SCRIPT)
@@ -104,7 +124,7 @@ class RedisCounter:
 
     async def close(self) -> None:
         """Close the connection pool."""
-        await self._redis.aclose()
+        await self._redis.aclose(close_connection_pool=True)
 
 
 def client_key(scope: Scope) -> str | None:
