@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -151,3 +153,49 @@ def test_live_consents_are_read_with_one_prebuilt_statement(db: Database, store:
         event.remove(db.engine, "before_execute", record)
     assert len(executed) == 3
     assert len({id(clause) for clause in executed}) == 1
+
+
+def test_supersede_revokes_the_earlier_consents_of_that_plugin_only(store: ConsentStore) -> None:
+    """The new consent replaces the customer's awaiting and authorised ones for the plugin; another
+    plugin's consent and another customer's stay as they were."""
+    earlier = store.grant("c-1", "p", {"location:city"}, "a", LATER, now=NOW)
+    awaiting = store.request("c-1", "p", {"location:city"}, "a", LATER, now=NOW)
+    other_plugin = store.grant("c-1", "q", {"location:city"}, "a", LATER, now=NOW)
+    other_customer = store.grant("c-2", "p", {"location:city"}, "a", LATER, now=NOW)
+    new, superseded = store.supersede("c-1", "p", {"holdings:read"}, "b", LATER, now=NOW)
+    assert superseded
+    assert [store.get(i, "c-1", now=NOW).status for i in (earlier, awaiting, new, other_plugin)] == [
+        "revoked", "revoked", "authorised", "authorised",
+    ]
+    assert store.get(other_customer, "c-2", now=NOW).status == "authorised"
+    live = {"p": frozenset({"holdings:read"}), "q": frozenset({"location:city"})}
+    assert store.live_scopes("c-1", now=NOW) == live
+    assert store.supersede("c-3", "p", {"holdings:read"}, "b", LATER, now=NOW)[1] is False
+
+
+def test_concurrent_supersedes_leave_one_live_consent(store: ConsentStore) -> None:
+    """Eight authorizations of one plugin by one customer at once (a consent form sent again and
+    again): one at a time, so exactly one consent is left live, whether an earlier one existed or not."""
+    for earlier in (False, True):
+        customer = f"c-{earlier}"
+        if earlier:
+            store.grant(customer, "p", {"location:city"}, "a", LATER, now=NOW)
+        start = threading.Barrier(8)
+
+        def authorize(_: int, customer: str = customer, start: threading.Barrier = start) -> str:
+            start.wait(timeout=10)
+            return store.supersede(customer, "p", {"holdings:read"}, "b", LATER, now=NOW)[0]
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            made = list(pool.map(authorize, range(8)))
+        statuses = [c.status for c in store.list(customer, now=NOW)]
+        assert statuses.count("authorised") == 1, statuses
+        assert len(set(made)) == 8
+        assert len(statuses) == 8 + int(earlier)
+
+
+def test_supersede_leaves_an_expired_consent_expired(store: ConsentStore) -> None:
+    """A consent that has run out is not live, so nothing supersedes it: it stays listed as expired."""
+    old = store.grant("c-1", "p", {"location:city"}, "a", NOW + timedelta(days=1), now=NOW)
+    assert store.supersede("c-1", "p", {"location:city"}, "b", LATER, now=NOW + timedelta(days=2))[1] is False
+    assert store.get(old, "c-1", now=NOW + timedelta(days=2)).status == "expired"

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from typing import Any
+from unittest import mock
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+from fulcrum_core.oauth import authorize
 from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, plugin_client_id, sync_plugin_clients
 from fulcrum_core.oauth.refresh import FamilyRevoked, RefreshTokenStore
 from fulcrum_core.oauth.server import oauth_server
 
-from .conftest import CUSTOMER, ISSUER, REDIRECT, pkce_pair, submit_consent
+from .conftest import CUSTOMER, ISSUER, REDIRECT, form_fields, pkce_pair, submit_consent
 
 INTERNAL = "wealth-dept"
 SCOPES = ["holdings:read", "slot:home.notice"]
@@ -100,3 +103,53 @@ def test_a_redemption_in_flight_when_its_consent_is_revoked_gets_no_refresh_toke
             family_id=redeemed.family_id, client_id=plugin_client_id(INTERNAL), subject=CUSTOMER,
             subject_kind="customer", scope="holdings:read",
         )
+
+
+SUBMISSIONS = 4
+
+
+@pytest.mark.anyio
+async def test_a_consent_form_submitted_several_times_at_once_leaves_one_live_consent(
+    internal_app: tuple[Any, str],
+) -> None:
+    """A double click on "allow" sends the same consent form again at once. Each submission
+    supersedes the plugin's earlier consents and records a new one, so however they interleave
+    exactly one consent is left live: the app lists one consent for the plugin, and one DELETE ends
+    it (what test_authorizing_again_supersedes_the_earlier_consent checks one after the other). For a
+    partner, a second live consent would keep its data access after the customer deleted the one.
+
+    A barrier holds each submission, validated, until all have got there, so they record their
+    consents together."""
+    app, _secret = internal_app
+    validated = authorize._validated
+    barrier = threading.Barrier(SUBMISSIONS)
+
+    def validated_together(*args: Any) -> Any:
+        found = validated(*args)
+        barrier.wait(timeout=10)
+        return found
+
+    url = "/oauth/authorize?" + urlencode(
+        {
+            "response_type": "code",
+            "client_id": plugin_client_id(INTERNAL),
+            "redirect_uri": REDIRECT,
+            "scope": "holdings:read",
+            "state": "s",
+            "code_challenge": pkce_pair()[1],
+            "code_challenge_method": "S256",
+        }
+    )
+    transport = httpx.ASGITransport(app=app.client.app)
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as browser:
+        page = await browser.get(url)
+        assert page.status_code == 200, page.text
+        fields = {**form_fields(page.text), "customer": CUSTOMER, "decision": "allow"}
+        with mock.patch.object(authorize, "_validated", validated_together):
+            sent = (browser.post("/oauth/authorize", data=fields) for _ in range(SUBMISSIONS))
+            answers = await asyncio.gather(*sent)
+    assert [a.status_code for a in answers] == [302] * SUBMISSIONS
+    listed = app.get("/v1/consents").json()["consents"]
+    live = [c for c in listed if c["plugin_id"] == INTERNAL and c["status"] == "authorised"]
+    assert len(live) == 1, listed
+    assert len(listed) == SUBMISSIONS

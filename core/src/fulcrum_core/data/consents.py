@@ -8,14 +8,15 @@ may answer that from its :class:`~fulcrum_core.data.consent_cache.ConsentCache` 
 at once, so a revocation takes effect on the customer's next request served by the same worker, and
 within ``consent_cache_ms`` on every other worker (:meth:`ConsentStore.alive_scopes`, the request
 path's reader, also shares concurrent misses and refreshes busy entries ahead of their lapse; see
-``consent_cache``). The OAuth authorization flow creates consents
-(:meth:`~ConsentStore.request` then :meth:`~ConsentStore.authorise`); the demo seeds them with
-:meth:`~ConsentStore.grant`.
+``consent_cache``). The OAuth authorization flow records each consent with
+:meth:`~ConsentStore.supersede` (it replaces the customer's earlier ones for that plugin, in one
+transaction); the demo seeds them with :meth:`~ConsentStore.grant`.
 """
 
 from __future__ import annotations
 
 import builtins
+import hashlib
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -24,7 +25,7 @@ from typing import Literal
 import anyio.to_thread
 import msgspec
 from fulcrum_sdk.scopes import is_known
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from fulcrum_core.data import consent_cache
 from fulcrum_core.data.consent_cache import ConsentCache, LiveConsent, Reader, scopes_at
@@ -50,6 +51,12 @@ _LIVE = select(ConsentRow.plugin_id, ConsentRow.scopes, ConsentRow.expires_at).w
     ConsentRow.status == "authorised",
     ConsentRow.expires_at > bindparam("at"),
 )
+
+
+def _consent_lock(customer_ref: str, plugin_id: str) -> int:
+    """The PostgreSQL advisory lock key of one customer × plugin (a signed 64-bit integer)."""
+    digest = hashlib.sha256(f"fulcrum consent\x00{customer_ref}\x00{plugin_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 class ConsentView(msgspec.Struct, frozen=True, kw_only=True):
@@ -171,6 +178,46 @@ class ConsentStore:
         """Record a consent the customer has given (``authorised``); returns its id."""
         return self._insert(customer_ref, plugin_id, scopes, purpose, expires_at, "authorised", now)
 
+    def supersede(
+        self,
+        customer_ref: str,
+        plugin_id: str,
+        scopes: Iterable[str],
+        purpose: str,
+        expires_at: datetime,
+        *,
+        now: datetime | None = None,
+    ) -> tuple[str, bool]:
+        """Record a consent the customer has just given (``authorised``) in place of every earlier
+        ``awaiting`` or ``authorised`` one of theirs for the plugin, which are revoked in the same
+        transaction; its id, and whether any was revoked.
+
+        One customer × plugin supersedes one at a time (SQLite's write lock; a transaction-scoped
+        advisory lock on PostgreSQL), so however two authorizations interleave (a consent form
+        submitted twice at once) exactly one consent is left live, and one ``DELETE`` ends it."""
+        at = now or utcnow()
+        row = self._new_row(customer_ref, plugin_id, scopes, purpose, expires_at, "authorised", at)
+        try:
+            with self._db.session() as session:
+                if self._db.dialect == "postgresql":
+                    lock = _consent_lock(customer_ref, plugin_id)
+                    session.execute(select(func.pg_advisory_xact_lock(lock)))
+                revoked = session.execute(
+                    update(ConsentRow)
+                    .where(
+                        ConsentRow.customer_ref == customer_ref,
+                        ConsentRow.plugin_id == plugin_id,
+                        ConsentRow.status.in_(("awaiting", "authorised")),
+                        ConsentRow.expires_at > at,  # an expired one stays listed as expired
+                    )
+                    .values(status="revoked", revoked_at=at)
+                    .returning(ConsentRow.id)
+                ).scalars().all()
+                session.add(row)
+        finally:
+            consent_cache.invalidate(self._db, customer_ref)  # after the commit: see consent_cache
+        return row.id, bool(revoked)
+
     def authorise(self, consent_id: str, customer_ref: str, *, now: datetime | None = None) -> ConsentView:
         """Move an ``awaiting`` consent of this customer to ``authorised`` (409 from any other state)."""
         return self._transition(consent_id, customer_ref, ("awaiting",), "authorised", now)
@@ -214,6 +261,25 @@ class ConsentStore:
         now: datetime | None,
     ) -> str:
         at = now or utcnow()
+        row = self._new_row(customer_ref, plugin_id, scopes, purpose, expires_at, status, at)
+        try:
+            with self._db.session() as session:
+                session.add(row)
+        finally:
+            consent_cache.invalidate(self._db, customer_ref)  # after the commit: see consent_cache
+        return row.id
+
+    @staticmethod
+    def _new_row(
+        customer_ref: str,
+        plugin_id: str,
+        scopes: Iterable[str],
+        purpose: str,
+        expires_at: datetime,
+        status: ConsentStatus,
+        at: datetime,
+    ) -> ConsentRow:
+        """A new consent row, its fields checked (400 naming the one refused)."""
         if not customer_ref:
             raise BadRequest("customer_ref is required", field="customer_ref")
         if not plugin_id:
@@ -226,18 +292,10 @@ class ConsentStore:
             raise BadRequest("expires_at must carry a time zone", field="expires_at")
         if expires_at <= at:
             raise BadRequest("expires_at must be in the future", field="expires_at")
-        consent_id = uuid.uuid4().hex
-        try:
-            with self._db.session() as session:
-                session.add(
-                    ConsentRow(
-                        id=consent_id, customer_ref=customer_ref, plugin_id=plugin_id, scopes=joined,
-                        purpose=purpose, status=status, created_at=at, expires_at=expires_at,
-                    )
-                )
-        finally:
-            consent_cache.invalidate(self._db, customer_ref)  # after the commit: see consent_cache
-        return consent_id
+        return ConsentRow(
+            id=uuid.uuid4().hex, customer_ref=customer_ref, plugin_id=plugin_id, scopes=joined,
+            purpose=purpose, status=status, created_at=at, expires_at=expires_at,
+        )
 
     def _transition(
         self,

@@ -101,23 +101,19 @@ def decide(
         if client.kind == "plugin" and client.plugin_id is not None:
             data_scopes = sorted(set(request.scope.split()) & CUSTOMER_DATA_SCOPES)
             if data_scopes:
-                # The new consent supersedes older live ones, so one DELETE really ends the access.
-                superseded = False
-                for earlier in consents.list(customer_ref):
-                    if earlier.plugin_id == client.plugin_id and earlier.status in ("awaiting", "authorised"):
-                        consents.revoke(earlier.id, customer_ref)
-                        superseded = True
-                if superseded:
-                    # So do the refresh families minted under them: they carry the scopes given then.
-                    subjects = (customer_ref, pairwise_id(client.plugin_id, customer_ref))
-                    server.refresh_tokens.revoke_subject(client.client_id, subjects)
-                consents.grant(
+                # The new consent supersedes older live ones (in one transaction, so a form sent
+                # twice at once leaves one live consent), and one DELETE really ends the access.
+                _id, superseded = consents.supersede(
                     customer_ref,
                     client.plugin_id,
                     data_scopes,
                     purpose=f"授权{client.name_zh}使用所选数据 / allow {client.name_en or client.client_id}",
                     expires_at=utcnow() + CONSENT_TTL,
                 )
+                if superseded:
+                    # So do the refresh families minted under them: they carry the scopes given then.
+                    subjects = (customer_ref, pairwise_id(client.plugin_id, customer_ref))
+                    server.refresh_tokens.revoke_subject(client.client_id, subjects)
             if client.is_partner:
                 # Partners never learn the bank's customer number.
                 owner = ResourceOwner(pairwise_id(client.plugin_id, customer_ref), "customer")
