@@ -157,3 +157,28 @@ def test_adding_app_scopes_keeps_a_stored_scope_the_vocabulary_no_longer_has(db:
     assert client.scopes == {"home:read", "pages:read", "retired:scope"}
     with pytest.raises(BadRequest):
         clients.add_scopes("old-app", ["no-such:scope"])
+
+
+def test_workers_registering_one_client_at_once_create_it_once(db: Database) -> None:
+    """Workers starting on a fresh database each register the app's client (or a plugin's) on first
+    use: one creates it and gets its secret, the others find it there, and none fails with a
+    duplicate-key conflict (which a token request would answer 409)."""
+    import threading
+
+    store = ClientStore(db)
+    start = threading.Barrier(6)
+
+    def register(_: int) -> str | None:
+        start.wait(timeout=10)
+        return store.register(
+            "staff-tool", kind="staff", name_zh="工具", auth_method="client_secret_basic",
+            grant_types=["client_credentials"], scopes=["platform:read"],
+        )
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        secrets = list(pool.map(register, range(6)))
+    made = [s for s in secrets if s is not None]
+    assert len(made) == 1
+    client = store.get("staff-tool")
+    assert client is not None
+    assert client.check_client_secret(made[0])

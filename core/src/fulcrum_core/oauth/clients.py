@@ -10,12 +10,13 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import msgspec
 from fulcrum_sdk.scopes import is_known
-from sqlalchemy import select
+from sqlalchemy import Table, select
 
+from fulcrum_core.data._upsert import insert_for
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.models.oauth_client import OAuthClientRow
 from fulcrum_core.data.types import utcnow
@@ -206,13 +207,23 @@ class ClientStore:
             created_at=now,
             updated_at=now,
         )
+        table = cast(Table, OAuthClientRow.__table__)
+        values = {c.key: getattr(row, c.key) for c in OAuthClientRow.__mapper__.column_attrs}
+        # Workers starting together each register the app's client on first use: one INSERT wins, the
+        # others find the client there (a plain INSERT would fail them with a duplicate key).
+        created = (
+            insert_for(self._db.dialect, table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[table.c.client_id])
+            .returning(table.c.client_id)
+        )
         with self._db.session() as session:
-            existing = session.get(OAuthClientRow, client_id)
-            if existing is not None:
+            if session.execute(created).scalar_one_or_none() is None:
                 if not replace:
                     return None
-                row.created_at = existing.created_at
-            session.merge(row)
+                existing = session.get(OAuthClientRow, client_id, with_for_update=True)
+                row.created_at = existing.created_at if existing is not None else now
+                session.merge(row)
         return secret
 
     def add_scopes(self, client_id: str, scopes: Iterable[str]) -> list[str]:
