@@ -95,6 +95,28 @@ def test_run_once_releases_the_claim_when_the_action_fails() -> None:
     assert run_once(ctx, "k", _ok, code_prefix="x").reference == "r-1"
 
 
+def test_run_once_keeps_the_claim_when_the_action_cannot_confirm_its_outcome() -> None:
+    """An action that raises ``OutcomeUnknown`` (the partner's system timed out after taking the order)
+    may have gone through: the host records the transaction as unknown and reconciliation calls again
+    with the same key. That call must not run the action a second time (a second payment): the claim
+    stays, and it is refused as in progress, as when the result could not be stored."""
+    from fulcrum_sdk.errors import OutcomeUnknown
+
+    ctx = PluginHarness(object(), manifest=MANIFEST).context()
+    applied: list[int] = []
+
+    def action() -> TransactionResult:
+        applied.append(1)
+        raise OutcomeUnknown("the order system timed out after taking the order")
+
+    with pytest.raises(OutcomeUnknown):
+        run_once(ctx, "k", action, code_prefix="x")
+    with pytest.raises(TransactionRefused) as again:
+        run_once(ctx, "k", action, code_prefix="x")
+    assert again.value.code == "x.request_in_progress"
+    assert applied == [1]
+
+
 def test_run_once_refuses_a_concurrent_duplicate() -> None:
     """While the first attempt runs, a second one with the same key is refused as in progress."""
     storage = MemoryStorage()

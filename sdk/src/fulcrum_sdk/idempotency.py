@@ -23,7 +23,9 @@ __all__ = ["run_once"]
 def run_once(
     ctx: PluginContext, idempotency_key: str, action: Callable[[], TransactionResult], *, code_prefix: str
 ) -> TransactionResult:
-    """Return the stored result for this key, or run ``action`` (which must itself be all-or-nothing)."""
+    """Return the stored result for this key, or run ``action`` (which must itself be all-or-nothing,
+    or raise ``OutcomeUnknown`` when it cannot tell whether it went through: the key then stays
+    claimed, and every later call with it is refused as in progress)."""
     digest = hashlib.sha256(f"{ctx.customer.id}\x00{idempotency_key}".encode()).hexdigest()
     result_key, claim_key = f"tx:{digest}", f"tx-claim:{digest}"
     stored = ctx.storage.get(result_key)
@@ -42,6 +44,10 @@ def run_once(
         ) from None
     try:
         result = action()
+    except OutcomeUnknown:
+        # The action may have gone through: the claim stays, so reconciliation (or a retried worker)
+        # calling again with this key is refused as in progress instead of applying it twice.
+        raise
     except BaseException:
         ctx.storage.add(claim_key, -1, lower=0)  # nothing was applied: let a retry try again
         raise
