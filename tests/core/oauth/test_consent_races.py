@@ -1,4 +1,5 @@
-"""A consent revoked while the authorization it came from is still being turned into tokens."""
+"""Consents racing the authorization flow: a consent revoked while the code it came with is still to be
+turned into tokens, and the consent form sent several times at once."""
 
 from __future__ import annotations
 
@@ -65,10 +66,10 @@ async def test_a_code_not_yet_redeemed_when_its_consent_is_revoked_mints_no_refr
     internal_app: tuple[Any, str],
 ) -> None:
     """The customer authorizes the plugin's backend, then deletes the consent before the backend has
-    redeemed the code (it has 60 seconds). Deleting a consent "revokes that plugin client's
-    refresh-token families for the customer, so its backend cannot mint new access tokens with it"
-    (docs/oauth.md): the code's family goes too, and redeeming the code afterwards is ``invalid_grant``,
-    not a 30-day refresh token that outlives the consent."""
+    redeemed the code (it has 60 seconds). Deleting a consent revokes the plugin client's refresh-token
+    families for the customer so that its backend cannot mint new access tokens (docs/oauth.md): the
+    code's family goes too, and redeeming the code afterwards is ``invalid_grant``, not a 30-day
+    refresh token that outlives the consent."""
     app, secret = internal_app
     verifier, challenge = pkce_pair()
     code = await _authorized_code(app, challenge)
