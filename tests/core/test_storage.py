@@ -10,7 +10,7 @@ import pytest
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.storage import SqlPluginStorage
 from fulcrum_sdk.errors import LimitExceeded, StorageUnavailable
-from fulcrum_sdk.storage import PluginStorage
+from fulcrum_sdk.storage import MAX_VALUE_BYTES, PluginStorage
 
 
 def _race(workers: int, fn: Callable[[int], object]) -> list[object]:
@@ -115,6 +115,21 @@ def test_values_must_be_json(db: Database) -> None:
     """A value that is not JSON-encodable is refused with a TypeError naming the key."""
     with pytest.raises(TypeError, match="'doc'"):
         SqlPluginStorage(db, "p").put("doc", {"when": object()})
+
+
+def test_a_document_larger_than_the_cap_is_refused_before_any_sql(db: Database) -> None:
+    """A document of more than 64 KiB of JSON is refused with a ValueError naming the key, before any
+    SQL: the stored one is kept, and this worker's cache still answers it. One of exactly 64 KiB is
+    stored and read back whole."""
+    s = SqlPluginStorage(db, "p", cache_ms=60_000)
+    s.put("doc", {"v": 1})
+    at_cap = "x" * (MAX_VALUE_BYTES - 2)  # a JSON string: the text and its two quotes
+    with pytest.raises(ValueError, match=f"'doc' is {MAX_VALUE_BYTES + 1} bytes"):
+        s.put("doc", at_cap + "x")
+    assert s.get("doc") == {"v": 1}
+    assert SqlPluginStorage(db, "p").get("doc") == {"v": 1}  # the database too, past any cache
+    s.put("doc", at_cap)
+    assert SqlPluginStorage(db, "p").get("doc") == at_cap
 
 
 def test_bad_deltas_and_bounds_are_refused(db: Database) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from fulcrum_sdk.errors import LimitExceeded
-from fulcrum_sdk.storage import MemoryStorage, PluginStorage
+from fulcrum_sdk.storage import MAX_VALUE_BYTES, MemoryStorage, PluginStorage
 
 
 def finished(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -63,3 +63,20 @@ def test_aget_returns_a_copy() -> None:
     got = finished(s.aget("doc"))
     got["tags"].append("b")
     assert s.get("doc") == {"tags": ["a"]}
+
+
+def test_a_document_larger_than_the_cap_is_refused_and_the_old_one_kept() -> None:
+    """A document of more than 64 KiB of JSON is refused, naming the key and the size, by ``put`` and
+    ``aput`` alike, and leaves the stored one as it was; one of exactly 64 KiB is taken (as the host)."""
+    s = MemoryStorage()
+    s.put("doc", {"v": 1})
+    at_cap = "x" * (MAX_VALUE_BYTES - 2)  # a JSON string: the text and its two quotes
+    too_big = at_cap + "x"
+    refused = rf"'doc' is {MAX_VALUE_BYTES + 1} bytes as JSON; at most {MAX_VALUE_BYTES}"
+    with pytest.raises(ValueError, match=refused):
+        s.put("doc", too_big)
+    with pytest.raises(ValueError, match="'doc'"):
+        finished(s.aput("doc", too_big))
+    assert s.get("doc") == {"v": 1}
+    s.put("doc", at_cap)
+    assert s.get("doc") == at_cap

@@ -16,10 +16,15 @@ import msgspec
 
 from fulcrum_sdk.errors import LimitExceeded
 
-__all__ = ["MAX_KEY_LENGTH", "MemoryStorage", "PluginStorage"]
+__all__ = ["MAX_KEY_LENGTH", "MAX_VALUE_BYTES", "MemoryStorage", "PluginStorage"]
 
 MAX_KEY_LENGTH = 200
 """The longest storage key, in characters."""
+
+MAX_VALUE_BYTES = 64 * 1024
+"""The largest document, in bytes of JSON. The host reads documents on the page's hot path (on the
+event loop itself for SQLite) and caches them per worker, so one plugin's huge document would stall
+every customer's page; keep large data in your own systems and store a reference."""
 
 
 def check_key(key: str) -> str:
@@ -43,15 +48,23 @@ def check_add(key: str, delta: int, lower: int | None, upper: int | None) -> Non
 
 
 def encode_value(key: str, value: Any) -> bytes:
-    """``value`` as the JSON document stored at ``key``; ``TypeError`` when JSON cannot hold it."""
+    """``value`` as the JSON document stored at ``key``; ``TypeError`` when JSON cannot hold it,
+    ``ValueError`` when it is larger than :data:`MAX_VALUE_BYTES`."""
     try:
-        return msgspec.json.encode(value)
+        raw = msgspec.json.encode(value)
     except (TypeError, msgspec.EncodeError) as exc:
         raise TypeError(f"value for storage key {key!r} is not JSON-encodable: {exc}") from None
+    if len(raw) > MAX_VALUE_BYTES:
+        raise ValueError(
+            f"value for storage key {key!r} is {len(raw)} bytes as JSON; at most {MAX_VALUE_BYTES} are "
+            "allowed (store large data in your own systems and keep a reference here)"
+        )
+    return raw
 
 
 class PluginStorage(Protocol):
-    """Key-value storage private to one plugin. Keys are at most 200 characters.
+    """Key-value storage private to one plugin. Keys are at most 200 characters, documents at most
+    64 KiB of JSON (:data:`MAX_VALUE_BYTES`).
 
     Every operation has an ``async`` twin (``aget``, ``aput``, ``adelete``, ``acounter``,
     ``acounters``, ``aadd``) with the same meaning; ``async def`` hooks should use those, so the
