@@ -1,0 +1,117 @@
+"""A thread pool whose threads are daemons, so a thread hung in a plugin cannot keep a stopping process alive.
+
+``concurrent.futures.ThreadPoolExecutor`` joins every thread it started when the interpreter exits: one
+plugin call hung in such a thread (a blocking client without a timeout) kept a worker alive after its
+server stopped, until the process manager killed it. :class:`DaemonThreadPool` starts its threads
+lazily, up to ``max_workers``, as daemons nothing joins at exit; ``submit`` and ``shutdown(wait,
+cancel_futures)`` behave as the standard pool's. A stopping host gives its threads a bounded time to
+finish (:func:`joined`) instead of an unbounded one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import queue
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
+
+__all__ = ["DaemonThreadPool", "joined"]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+_POLL_S = 0.02
+_pools = itertools.count()
+
+
+class DaemonThreadPool(ThreadPoolExecutor):
+    """An executor of daemon threads. A ``ThreadPoolExecutor`` by type only (asyncio's
+    ``set_default_executor`` accepts nothing else): none of that class's code runs, this one's does."""
+
+    def __init__(self, max_workers: int, thread_name_prefix: str = "") -> None:
+        # ThreadPoolExecutor.__init__ is deliberately not called: its threads are the ones joined at exit.
+        if max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        self._most = max_workers
+        self._prefix = thread_name_prefix or f"DaemonThreadPool-{next(_pools)}"
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)  # released by a thread each time it is free for a job
+        self._lock = threading.Lock()
+        self._closed = False
+        self._started: list[threading.Thread] = []
+        # Dropped without a shutdown: its idle threads still end (as the standard pool's do).
+        weakref.finalize(self, self._jobs.put, None).atexit = False
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        future: Future[_T] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._jobs.put((future, fn, args, kwargs))
+            if not self._idle.acquire(blocking=False) and len(self._started) < self._most:
+                thread = threading.Thread(
+                    target=_work, args=(self._jobs, self._idle), name=f"{self._prefix}_{len(self._started)}",
+                    daemon=True,
+                )
+                thread.start()
+                self._started.append(thread)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            if cancel_futures:
+                while True:
+                    try:
+                        job = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is not None:
+                        job[0].cancel()
+            self._jobs.put(None)  # each thread passes it on to the next as it stops
+        if wait:
+            self.join()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for every thread to end (after :meth:`shutdown`), at most ``timeout`` seconds in all; True
+        if they all have."""
+        end = None if timeout is None else time.monotonic() + timeout
+        for thread in self._started:
+            thread.join(None if end is None else max(0.0, end - time.monotonic()))
+            if thread.is_alive():
+                return False
+        return True
+
+
+def _work(jobs: queue.SimpleQueue[_Job | None], idle: threading.Semaphore) -> None:
+    while (job := jobs.get()) is not None:
+        future, fn, args, kwargs = job
+        del job
+        if future.set_running_or_notify_cancel():
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:  # the caller's to see, as from the standard pool
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+                del result
+        del future, fn, args, kwargs
+        idle.release()
+    jobs.put(None)
+
+
+async def joined(pool: DaemonThreadPool, timeout_s: float) -> bool:
+    """Wait on the event loop, at most ``timeout_s``, for the threads of ``pool`` (shut down) to end: what
+    still runs then is left to end with the process. True if they all ended."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    while not pool.join(0):
+        if loop.time() >= end:
+            return False
+        await asyncio.sleep(_POLL_S)
+    return True

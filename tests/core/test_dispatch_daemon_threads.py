@@ -1,0 +1,191 @@
+"""The plugin threads' pool (``dispatch/daemon_threads.py``): the standard pool's ``submit`` and ``shutdown``
+behaviour, but daemon threads that nothing joins when the interpreter exits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import pytest
+import uvloop
+from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool, joined
+
+WAIT_S = 5.0
+
+
+def _threads(prefix: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(prefix + "_")]
+
+
+@pytest.fixture
+def release() -> Any:
+    """An event the test's blocked jobs wait on, set at teardown so no thread outlives the test."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+def test_submit_returns_what_the_function_returns() -> None:
+    pool = DaemonThreadPool(2, "t-submit")
+    try:
+        assert pool.submit(pow, 2, 5).result(WAIT_S) == 32
+        assert pool.submit(int, "ff", base=16).result(WAIT_S) == 255
+        assert list(pool.map(abs, [-1, -2, 3])) == [1, 2, 3]
+    finally:
+        pool.shutdown()
+
+
+def test_an_exception_goes_to_the_future_and_the_thread_keeps_serving() -> None:
+    def raises(exc: BaseException) -> None:
+        raise exc
+
+    pool = DaemonThreadPool(1, "t-raise")
+    try:
+        error = ValueError("plugin bug")
+        assert pool.submit(raises, error).exception(WAIT_S) is error
+        exit_ = SystemExit(3)  # a BaseException too: the caller's to see, not the thread's end
+        assert pool.submit(raises, exit_).exception(WAIT_S) is exit_
+        assert pool.submit(len, "abc").result(WAIT_S) == 3
+        assert len(_threads("t-raise")) == 1
+    finally:
+        pool.shutdown()
+
+
+def test_threads_start_lazily_are_daemons_and_never_exceed_max_workers(release: threading.Event) -> None:
+    pool = DaemonThreadPool(2, "t-most")
+    assert _threads("t-most") == []
+    running: list[threading.Thread] = []
+
+    def job() -> threading.Thread:
+        running.append(threading.current_thread())
+        release.wait()
+        return threading.current_thread()
+
+    try:
+        futures = [pool.submit(job) for _ in range(5)]
+        deadline = time.monotonic() + WAIT_S
+        while len(running) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)  # time for a third to start, were one allowed
+        assert len(running) == 2
+        assert len(_threads("t-most")) == 2
+        release.set()
+        done = {future.result(WAIT_S) for future in futures}
+        assert len(done) == 2
+        assert all(thread.daemon for thread in done)
+    finally:
+        release.set()
+        pool.shutdown()
+
+
+def test_shutdown_with_wait_waits_for_running_work_and_its_threads() -> None:
+    pool = DaemonThreadPool(2, "t-wait")
+    finished: list[str] = []
+
+    def slow(name: str) -> None:
+        time.sleep(0.3)
+        finished.append(name)
+
+    pool.submit(slow, "a")
+    pool.submit(slow, "b")
+    pool.shutdown(wait=True)
+    assert sorted(finished) == ["a", "b"]
+    assert _threads("t-wait") == []
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(len, "")
+
+
+def test_shutdown_runs_queued_work_unless_asked_to_cancel_it() -> None:
+    for cancel in (False, True):
+        gate = threading.Event()
+        pool = DaemonThreadPool(1, f"t-cancel-{cancel}")
+        running = pool.submit(gate.wait, WAIT_S)
+        queued = [pool.submit(len, "ab") for _ in range(3)]
+        pool.shutdown(wait=False, cancel_futures=cancel)
+        assert not running.cancelled()
+        gate.set()
+        assert running.result(WAIT_S) is True
+        if cancel:
+            assert all(future.cancelled() for future in queued)
+        else:
+            assert [future.result(WAIT_S) for future in queued] == [2, 2, 2]
+        assert pool.join(WAIT_S)
+
+
+def test_join_and_joined_give_up_on_a_hung_thread_in_time(release: threading.Event) -> None:
+    pool = DaemonThreadPool(2, "t-join")
+    pool.submit(release.wait)
+    pool.submit(time.sleep, 0.2)
+    pool.shutdown(wait=False)
+    began = time.monotonic()
+    assert pool.join(0.1) is False
+    assert time.monotonic() - began < 1.0
+    assert asyncio.run(joined(pool, 0.5)) is False
+    release.set()
+    assert asyncio.run(joined(pool, WAIT_S)) is True
+
+
+def test_a_pool_dropped_without_shutdown_ends_its_idle_threads() -> None:
+    pool = DaemonThreadPool(1, "t-dropped")
+    thread = pool.submit(threading.current_thread).result(WAIT_S)
+    del pool
+    gc.collect()
+    thread.join(WAIT_S)
+    assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_as_the_loops_default_executor_it_runs_to_thread_in_the_callers_context(loop: str) -> None:
+    """asyncio accepts only a ``ThreadPoolExecutor`` as its default executor; ``asyncio.to_thread`` then runs
+    there with the caller's context variables, and ``run_in_executor`` with the pool named runs there too,
+    in the thread's own context."""
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="")
+    pool = DaemonThreadPool(2, f"t-loop-{loop}")
+
+    def where() -> tuple[str, str, bool]:
+        thread = threading.current_thread()
+        return var.get(), thread.name, thread.daemon
+
+    async def main() -> list[tuple[str, str, bool]]:
+        running = asyncio.get_running_loop()
+        running.set_default_executor(pool)
+        var.set("customer-1")
+        return [await asyncio.to_thread(where), await running.run_in_executor(pool, where)]
+
+    factory = uvloop.new_event_loop if loop == "uvloop" else None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        seen = runner.run(main())
+    assert seen[0] == ("customer-1", f"t-loop-{loop}_0", True)
+    context, name, daemon = seen[1]
+    assert context == ""  # run_in_executor carries no context: the dispatcher passes its copy's ``run``
+    assert name.startswith(f"t-loop-{loop}_")
+    assert daemon
+    assert pool.join(0)  # the runner shut its default executor down as it closed
+
+
+_HUNG = """
+import threading
+from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool
+
+pool = DaemonThreadPool(2)
+pool.submit(threading.Event().wait)
+pool.submit(threading.Event().wait)
+"""
+
+
+def test_a_process_with_a_hung_thread_exits_without_a_shutdown() -> None:
+    """``concurrent.futures`` joins its pools' threads at exit; nothing joins these."""
+    child = subprocess.Popen([sys.executable, "-c", _HUNG])
+    try:
+        assert child.wait(timeout=20) == 0
+    except subprocess.TimeoutExpired:
+        pytest.fail("the process waits for its hung threads at exit")
+    finally:
+        child.kill()
+        child.wait()
