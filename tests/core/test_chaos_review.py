@@ -324,11 +324,11 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: the plugin thread pool's threads are joined at exit")
 def test_a_worker_whose_plugin_thread_hangs_still_exits() -> None:
-    """``Dispatcher.close`` does not wait for a hung plugin thread, but ``concurrent.futures`` joins every
-    executor thread when the interpreter exits: a worker with one plugin call hung in a thread never
-    exits after its server stopped (a restart or deploy waits for the kill)."""
+    """``Dispatcher.close`` does not wait for a hung plugin thread, but ``concurrent.futures`` joined every
+    executor thread when the interpreter exited: a worker with one plugin call hung in a thread never
+    exited after its server stopped (a restart or deploy waited for the kill). The pool's threads are
+    daemons now."""
     import subprocess
     import sys
 
@@ -340,6 +340,74 @@ def test_a_worker_whose_plugin_thread_hangs_still_exits() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+_SERVED_HUNG = """
+import asyncio, sys, threading, time
+import uvicorn
+from fulcrum_core import app as host
+from fulcrum_core.app import build_runtime, create_app
+from fulcrum_core.settings import Settings
+
+loop, path = sys.argv[1], sys.argv[2]
+host.SHUTDOWN_THREADS_S = 2.0  # the test's wait: the hung thread is given it all
+settings = Settings(state_dir=".")
+runtime = build_runtime(settings, load_entry_points=False)
+runtime.db.upgrade()
+app = create_app(settings, runtime=runtime)
+server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, loop=loop, log_level="critical"))
+
+def late_work():
+    time.sleep(1)
+    print("late work finished", flush=True)
+
+async def plugin_calls():
+    if path == "to_thread":  # an async def plugin's blocking client, given up on at its deadline
+        run = asyncio.to_thread
+    else:  # a sync plugin in the dispatcher's threads
+        run = runtime.dispatcher.in_plugin_thread
+    for function in (threading.Event().wait, late_work):
+        try:
+            await asyncio.wait_for(run(function), 0.1)
+        except TimeoutError:
+            pass
+    server.should_exit = True
+
+async def start_plugin_calls():
+    asyncio.get_running_loop().create_task(plugin_calls())
+
+app.on_startup.append(start_plugin_calls)
+server.run()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("loop", "path"), [("uvloop", "to_thread"), ("asyncio", "to_thread"), ("uvloop", "plugin_thread")]
+)
+def test_a_served_worker_whose_plugin_thread_hangs_exits_once_running_work_is_done(
+    tmp_path: Any, loop: str, path: str
+) -> None:
+    """Served by uvicorn: an ``async def`` plugin's blocking client hung in ``asyncio.to_thread`` (the
+    loop's default executor) kept the worker alive, as uvicorn's runner joins that executor without a
+    bound when the loop closes, and ``concurrent.futures`` its threads at exit. The host makes the loop's
+    default executor one of daemon threads and gives both pools a bounded time to finish when it stops:
+    work still running then finishes (``late work``), the hung thread does not hold the process."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SERVED_HUNG, loop, path], cwd=tmp_path, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        out, _ = child.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the served worker did not exit: it waits for the plugin's hung thread")
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == 0
+    assert "late work finished" in out
 
 
 class _Page:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable, Sequence
 
 from fulcrum_sdk.data import DataProvider, StaticDataProvider
@@ -27,6 +29,7 @@ from fulcrum_core.branches.host import (
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.provider import DemoDataProvider
 from fulcrum_core.dispatch.context import ContextFactory
+from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool, joined
 from fulcrum_core.dispatch.dispatcher import Dispatcher
 from fulcrum_core.dispatch.shared import SharedBreakers
 from fulcrum_core.errors import problem_details_plugin
@@ -157,6 +160,7 @@ def _app(settings: Settings, rt: Runtime, *, debug: bool) -> Litestar:
     registry = registry_of(rt)
     branch_store = branch_store_of(rt)
     shared: SharedBreakers | None = rt.extras.get(SHARED_BREAKERS)
+    threads = _PluginThreads(rt.dispatcher)
     app = Litestar(
         route_handlers=list(routers()),
         middleware=[
@@ -180,6 +184,7 @@ def _app(settings: Settings, rt: Runtime, *, debug: bool) -> Litestar:
             ),
         ),
         on_startup=[
+            threads.start,
             registry.start,
             *([branch_store.start] if branch_store else []),
             *([shared.start] if shared else []),
@@ -189,7 +194,7 @@ def _app(settings: Settings, rt: Runtime, *, debug: bool) -> Litestar:
             registry.stop,
             *([branch_store.stop] if branch_store else []),
             *([shared.stop] if shared else []),
-            rt.dispatcher.close,
+            threads.stop,
             _drain_reads(rt),
             rt.db.dispose,
             *observability.shutdown_hooks(rt),
@@ -202,6 +207,46 @@ def _app(settings: Settings, rt: Runtime, *, debug: bool) -> Litestar:
     document_security(app)
     document_rate_limit(app, settings.rate_limit)
     return app
+
+
+SHUTDOWN_THREADS_S = 5.0
+"""How long a stopping host lets plugin threads still running finish (a late sync call, a blocking
+client an ``async def`` plugin called through ``asyncio.to_thread``); the rest end with the process."""
+
+
+def _default_pool() -> DaemonThreadPool:
+    """A default executor for the event loop, of asyncio's own size and name, whose threads are daemons."""
+    return DaemonThreadPool(min(32, (os.cpu_count() or 1) + 4), "asyncio")
+
+
+class _PluginThreads:
+    """The threads plugin code runs in, given a bounded time to finish when the host stops: the dispatcher's
+    pool, and the event loop's default executor (``asyncio.to_thread``), which the loop would otherwise
+    join without a bound as it closes (``asyncio.run``, uvicorn) and ``concurrent.futures`` at exit. So the
+    host makes the loop's default executor a :class:`DaemonThreadPool` when it starts on the loop."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+        self.default: DaemonThreadPool | None = None
+
+    async def start(self) -> None:
+        self.default = _default_pool()
+        asyncio.get_running_loop().set_default_executor(self.default)
+
+    async def stop(self) -> None:
+        self.dispatcher.close()
+        waits = [self.dispatcher.threads_ended(SHUTDOWN_THREADS_S)]
+        if self.default is not None:
+            # Work started from now on (the loop's own lookups, later hooks) gets fresh threads, which the
+            # loop joins as it closes; this pool's get the bounded wait, as the dispatcher's do.
+            asyncio.get_running_loop().set_default_executor(_default_pool())
+            self.default.shutdown(wait=False)
+            waits.append(joined(self.default, SHUTDOWN_THREADS_S))
+        if not all(await asyncio.gather(*waits)):
+            log.warning(
+                "plugin threads still running %.0f s after the host stopped; not waiting for them",
+                SHUTDOWN_THREADS_S,
+            )
 
 
 SHUTDOWN_READS_S = 5.0

@@ -39,7 +39,6 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from typing import Any, NoReturn, Protocol, TypeVar
 
@@ -54,6 +53,7 @@ from fulcrum_sdk.context import AudienceContext, PluginContext
 from fulcrum_sdk.errors import NO_CONSENT, DataUnavailable, OutcomeUnknown, ScopeDenied, TransactionRefused
 
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock, wait_until
+from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool, joined
 from fulcrum_core.dispatch.eager import Eager, PluginExit
 from fulcrum_core.dispatch.resilience import Guard, Guards
 from fulcrum_core.dispatch.results import Degraded, DegradedReason, Gathered, Outcome, PluginCallError
@@ -283,7 +283,8 @@ class Dispatcher:
             slow_call_s=lambda hook: settings.slow_call_ms(hook) / 1000,
             clock=clock,
         )
-        self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="fulcrum-plugin")
+        # Daemon threads: one hung in a plugin does not keep the process alive once the host has stopped.
+        self._executor = DaemonThreadPool(max_threads, "fulcrum-plugin")
         # A plugin whose sync calls, across all its hooks, left this many threads running past their
         # deadline gets no more until they return: a thread cannot be stopped, so a few plugins hung in
         # several hooks each would otherwise hold every thread. Healthy concurrency is the bulkhead's.
@@ -297,6 +298,12 @@ class Dispatcher:
     def close(self) -> None:
         """Stop accepting thread work; threads still running a late plugin are not waited for."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def threads_ended(self, timeout_s: float) -> bool:
+        """After :meth:`close`: wait at most ``timeout_s`` for the plugin threads still running to end (a
+        stopping host lets them finish); True if they all did. Those still running then are daemons, left
+        to end with the process instead of keeping it alive."""
+        return await joined(self._executor, timeout_s)
 
     # --- public calls ------------------------------------------------------------------------------
 
