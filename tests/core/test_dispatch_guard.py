@@ -274,7 +274,9 @@ async def test_call_queued_for_a_thread_is_left_out_but_not_blamed(
 ) -> None:
     """With every worker thread busy, a queued plugin times out without its breaker counting it."""
     conf = msgspec.structs.replace(
-        settings, deadlines=Deadlines(search=50),
+        # 500 ms: a wait that ends a quarter of its deadline late (a held loop) blames no plugin, and a
+        # loaded machine's loop came back over 12.5 ms late after a 50 ms one: the stuck plugin went free.
+        settings, deadlines=Deadlines(search=500),
         breaker=BreakerConfig(sliding_window_size=1, minimum_number_of_calls=1),
     )
     dispatcher = Dispatcher(conf, max_threads=1)
@@ -308,15 +310,19 @@ async def test_call_one_still_queued_at_its_deadline_is_rejected_and_never_runs(
 
     [stuck] = _loaded(settings, kit.plugin("a-stuck", search=lambda ctx, query: release.wait()))
     [payer] = _loaded(settings, kit.plugin("payer", execute_transaction=pay, transaction_types=["t"]))
-    held = await dispatcher.call_many("search", [(stuck, kit.context(stuck))], deadline_ms=20, query="q")
-    assert [d.reason for d in held.degraded] == ["timeout"]  # its thread is still blocked
+    # The hook's 300 ms, time for the stuck call to be running: with 20 ms a loaded machine's thread may
+    # not have begun it, so it was withdrawn and the one thread was free for the payer.
+    held = await dispatcher.call_many("search", [(stuck, kit.context(stuck))], query="q")
+    assert [d.reason for d in held.degraded] == ["timeout"]
+    assert held.degraded[0].detail.startswith("no answer within")  # running, not withdrawn
     ctx = kit.context(payer)
     with pytest.raises(PluginCallError) as info:
         await dispatcher.call_one(payer, "execute_transaction", ctx, deadline_ms=50, request=None)
     assert info.value.kind == "rejected"
     assert "never ran" in info.value.detail
     release.set()
-    await asyncio.sleep(0.1)  # room for the withdrawn call to run, were it still queued
+    # The one thread takes its queue in order: the withdrawn call, were it still queued, runs before this.
+    await dispatcher.in_plugin_thread(lambda: None)
     dispatcher.close()
     assert ran == []
     assert dispatcher.resilience.get("payer", "execute_transaction").breaker.state == "closed"
@@ -329,7 +335,8 @@ async def test_a_queued_call_given_up_never_runs_and_every_place_comes_back(
 ) -> None:
     """A thread call the dispatcher gave up on while it was still queued is withdrawn (it never runs);
     a running one keeps its place until it returns; then both places are free again."""
-    conf = msgspec.structs.replace(settings, deadlines=Deadlines(search=50))
+    # 500 ms: with 50 a loaded machine's thread may not have begun the stuck call by the deadline.
+    conf = msgspec.structs.replace(settings, deadlines=Deadlines(search=500))
     dispatcher = Dispatcher(conf, max_threads=1)
     ran: list[str] = []
 
@@ -356,7 +363,8 @@ async def test_a_queued_call_given_up_never_runs_and_every_place_comes_back(
         if stuck.active == 0:
             break
         await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)  # room for the withdrawn call to run, were it still queued
+    # The one thread takes its queue in order: the withdrawn call, were it still queued, runs before this.
+    await dispatcher.in_plugin_thread(lambda: None)
     dispatcher.close()
     assert stuck.active == 0
     assert ran == []
@@ -916,7 +924,9 @@ async def test_a_plugin_hung_in_sync_code_holds_only_its_share_of_the_threads(
     plugin threads across all its hooks; its next sync call is refused at once, uncharged, and other
     plugins' sync calls still get threads. Before, a few plugins hung in several hooks took them all."""
     conf = msgspec.structs.replace(
-        settings, deadlines=Deadlines(search=50, feed_items=50),
+        # 500 ms: the hung calls must have begun in their threads by then, and the fine plugin's thread
+        # call must end within it, four times over; a loaded machine's threads missed 50 ms.
+        settings, deadlines=Deadlines(search=500, feed_items=500),
         breaker=BreakerConfig(sliding_window_size=100, minimum_number_of_calls=100),  # never opens here
     )
     dispatcher = Dispatcher(conf, max_threads=4, threads_per_plugin=2)
