@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Annotated, Any
 
 import msgspec
 import pytest
+from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool
 from fulcrum_core.settings import Deadlines
 from fulcrum_sdk.errors import TransactionRefused
 from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionResult, TransactionType
@@ -311,7 +312,7 @@ def test_sync_call_still_queued_at_its_deadline_is_a_retryable_503(
         deadlines=Deadlines(execute_transaction=200),
     )
     app.runtime.dispatcher._executor.shutdown()
-    app.runtime.dispatcher._executor = ThreadPoolExecutor(max_workers=1)
+    app.runtime.dispatcher._executor = DaemonThreadPool(1)
     refused = _post(app, ORDER)
     assert refused.status_code == 503, refused.text
     problem = refused.json()

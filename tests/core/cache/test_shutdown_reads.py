@@ -71,7 +71,8 @@ def test_the_host_drains_before_it_closes_the_database(settings: Settings) -> No
         hooks = list(app.on_shutdown)
         names = [getattr(hook, "__qualname__", "") for hook in hooks]
         drain = next(i for i, name in enumerate(names) if "_drain_reads" in name)
-        assert hooks.index(runtime.db.dispose) > drain > hooks.index(runtime.dispatcher.close)
+        threads = next(i for i, name in enumerate(names) if name == "_PluginThreads.stop")
+        assert hooks.index(runtime.db.dispose) > drain > threads
         assert SHUTDOWN_READS_S > 0
     finally:
         runtime.dispatcher.close()
