@@ -19,6 +19,8 @@ from fulcrum_sdk.errors import TransactionRefused
 from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionResult, TransactionType
 from fulcrum_sdk.testing import PERSONAS
 
+from tests.core.test_dispatch_base_exceptions import _post
+
 C3 = PERSONAS["young_professional"].id
 SHORT = Deadlines(home_slot_offers=20)
 # A breaker that does not open within the test. With the default one the same happens, only more
@@ -51,16 +53,28 @@ def _payer(kit: Any, execute: Callable[..., Any]) -> Any:
     )
 
 
-def _post(app: Any, key: str = "k-1") -> Any:
-    return app.client.post(
-        "/v1/transactions",
-        content=msgspec.json.encode({"type": "x.pay", "params": {"amount_fen": 100}}),
-        headers={
-            "Authorization": f"Bearer {app.token(C3)}",
-            "Idempotency-Key": key,
-            "Content-Type": "application/json",
-        },
-    )
+def _on_its_own_loop(loop: str, page: Callable[[], Any]) -> Any:
+    """What ``page()`` returns, run on a fresh event loop of kind ``loop`` in a thread of its own; fails
+    the test when something raised out of the loop (a plugin's raise that stopped it is the finding)."""
+    outcome: dict[str, Any] = {}
+
+    def serve() -> None:
+        factory = None
+        if loop == "uvloop":
+            import uvloop
+
+            factory = uvloop.new_event_loop
+        try:
+            with asyncio.Runner(loop_factory=factory) as runner:
+                outcome["value"] = runner.run(page())
+        except BaseException as exc:
+            outcome["raised"] = exc
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    thread.join(10)
+    assert "raised" not in outcome, f"the plugin's {outcome.get('raised')!r} stopped the event loop"
+    return outcome["value"]
 
 
 def _succeeds(ctx: Any, request: TransactionRequest) -> TransactionResult:
@@ -83,7 +97,8 @@ def test_a_plugin_offloading_to_asyncio_threads_cannot_stall_transactions(
     app = make_app(
         kit.plugin("offloads", home_slot_offers=offloads),
         _payer(kit, nonblocking(_succeeds)),
-        deadlines=SHORT, breaker=PATIENT,
+        deadlines=SHORT,
+        breaker=PATIENT,
     )
     for _ in range(40):  # more than the default executor holds on any machine with up to 36 cores
         assert _degraded(app.get("/v1/home").json()) == {"offloads": "timeout"}
@@ -246,7 +261,6 @@ def test_keyboard_interrupt_raised_in_a_plugins_task_does_not_stop_the_event_loo
         raise KeyboardInterrupt
 
     calls = _home_calls(settings, kit, kit.plugin("interrupts", home_slot_offers=interrupts))
-    outcome: dict[str, Any] = {}
 
     async def page() -> Any:
         dispatcher = Dispatcher(settings)
@@ -255,23 +269,8 @@ def test_keyboard_interrupt_raised_in_a_plugins_task_does_not_stop_the_event_loo
         finally:
             dispatcher.close()
 
-    def serve() -> None:
-        factory = None
-        if loop == "uvloop":
-            import uvloop
-
-            factory = uvloop.new_event_loop
-        try:
-            with asyncio.Runner(loop_factory=factory) as runner:
-                outcome["gathered"] = runner.run(page())
-        except BaseException as exc:
-            outcome["raised"] = exc
-
-    thread = threading.Thread(target=serve)
-    thread.start()
-    thread.join(10)
-    assert "raised" not in outcome, f"the plugin's {outcome.get('raised')!r} stopped the event loop"
-    assert [(d.plugin, d.reason) for d in outcome["gathered"].degraded] == [("interrupts", "error")]
+    gathered = _on_its_own_loop(loop, page)
+    assert [(d.plugin, d.reason) for d in gathered.degraded] == [("interrupts", "error")]
 
 
 @pytest.mark.anyio
@@ -440,11 +439,11 @@ def test_keyboard_interrupt_from_a_campaign_call_does_not_stop_the_event_loop(
         raise KeyboardInterrupt
 
     loaded = get_plugin_manager(
-        settings, extra_plugins=[kit.plugin("interrupts", home_slot_campaigns=interrupts)],
+        settings,
+        extra_plugins=[kit.plugin("interrupts", home_slot_campaigns=interrupts)],
         load_entry_points=False,
     )
     plugins = list(loaded.loaded.values())
-    outcome: dict[str, Any] = {}
 
     async def page() -> Any:
         dispatcher = Dispatcher(settings)
@@ -454,23 +453,8 @@ def test_keyboard_interrupt_from_a_campaign_call_does_not_stop_the_event_loop(
         finally:
             dispatcher.close()
 
-    def serve() -> None:
-        factory = None
-        if loop == "uvloop":
-            import uvloop
-
-            factory = uvloop.new_event_loop
-        try:
-            with asyncio.Runner(loop_factory=factory) as runner:
-                outcome["degraded"] = runner.run(page())
-        except BaseException as exc:  # what stopped the loop is the finding
-            outcome["raised"] = exc
-
-    thread = threading.Thread(target=serve)
-    thread.start()
-    thread.join(10)
-    assert "raised" not in outcome, f"the plugin's {outcome.get('raised')!r} stopped the event loop"
-    assert [(d.plugin, d.reason) for d in outcome["degraded"]] == [("interrupts", "error")]
+    degraded = _on_its_own_loop(loop, page)
+    assert [(d.plugin, d.reason) for d in degraded] == [("interrupts", "error")]
 
 
 def test_what_a_plugin_writes_into_its_settings_never_reaches_the_next_customer(
@@ -528,10 +512,14 @@ def test_a_refusal_that_cannot_be_sent_is_the_plugins_fault_not_a_500(make_app: 
     def register_refusing(register: Callable[[TransactionType], None]) -> None:
         register(TransactionType(key="x.pay", name=LocalizedText(zh_CN="付款"), params=_Refusing))
 
-    app = make_app(kit.plugin(
-        "payer", transaction_types=["x.pay"], register_transaction_types=register_refusing,
-        execute_transaction=_succeeds,
-    ))
+    app = make_app(
+        kit.plugin(
+            "payer",
+            transaction_types=["x.pay"],
+            register_transaction_types=register_refusing,
+            execute_transaction=_succeeds,
+        )
+    )
     response = _post(app)
     assert response.status_code == 502, response.text
     assert response.json()["code"] == "transaction.plugin_error"
