@@ -888,6 +888,45 @@ async def test_a_plugin_blocking_the_loop_after_its_first_await_is_charged_not_t
     assert not dispatcher.breaker_open("starved", "search")
 
 
+async def test_a_thread_call_that_ran_its_whole_deadline_is_charged_however_late_the_loop_came_back(
+    fast: Settings, kit: Any, release: threading.Event
+) -> None:
+    """A late loop excuses the calls that needed it (a coroutine whose I/O could not be served), not a
+    plugin hung in its worker thread that had run there a whole deadline: on a saturated worker, whose
+    loop comes back late after most waits, such a plugin's breaker would otherwise never open."""
+
+    async def blocks(ctx: Any, query: str) -> Any:
+        await asyncio.sleep(0)
+        time.sleep(0.3)  # noqa: ASYNC251 - the plugin bug under test: the loop comes back 200 ms late
+        return [kit.hit("late")]
+
+    def hangs(ctx: Any, query: str) -> Any:
+        release.wait()
+        return []
+
+    async def starved(ctx: Any, query: str) -> Any:
+        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.01)
+        return [kit.hit("s")]
+
+    one_call = BreakerConfig(sliding_window_size=1, minimum_number_of_calls=1)
+    conf = msgspec.structs.replace(fast, breaker=one_call)
+    dispatcher = Dispatcher(conf)
+    plugins = _loaded(
+        conf, kit.plugin("blocks", search=blocks), kit.plugin("hangs", search=hangs),
+        kit.plugin("starved", search=starved),
+    )
+    try:
+        gathered = await _search(dispatcher, kit, plugins)
+    finally:
+        release.set()
+        dispatcher.close()
+    assert {d.plugin: d.reason for d in gathered.degraded}["hangs"] == "timeout"
+    assert dispatcher.breaker_open("hangs", "search")
+    assert dispatcher.breaker_open("blocks", "search")
+    assert not dispatcher.breaker_open("starved", "search")
+
+
 async def test_no_probe_is_sent_while_calls_from_before_the_opening_still_hang(
     blamed: Settings, kit: Any, release: threading.Event
 ) -> None:

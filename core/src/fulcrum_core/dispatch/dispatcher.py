@@ -219,6 +219,13 @@ def _held(guard: Guard, elapsed: float, limit_s: float) -> str:
     return ""
 
 
+def _ran_its_deadline(call: _Call, woke: float, limit_s: float) -> bool:
+    """True for a thread call that, when the wait ended at ``woke``, had been running in its worker
+    thread for ``limit_s`` or more: however late the event loop came back, the call had its time."""
+    began = call.began[0] if call.began is not None else 0.0
+    return began > 0.0 and woke - began >= limit_s
+
+
 def _open_if_held(guard: Guard, elapsed: float, limit_s: float) -> None:
     """Open ``guard``'s breaker if the call held the loop that long (:func:`_held_loop`), however it
     ended or goes on; called once the call is recorded, so its window keeps it."""
@@ -437,13 +444,15 @@ class Dispatcher:
             except asyncio.CancelledError:
                 _abandon(suspended, hook, self.guards)
                 raise
-            if now() - ends > limit_s * _LATE_LOOP:
-                # The loop came back late: something held it (a plugin blocking in its task), and the
-                # calls still waiting never had their deadline. The one that held it ends slow.
-                blame = False
+            woke = now()
+            late = woke - ends > limit_s * _LATE_LOOP
             for call in suspended:
+                # A late loop means something held it (a plugin blocking in its task; the one that held
+                # it ends slow): the calls that need the loop to go on never had their deadline, and are
+                # not charged. A thread call that had run in its thread a whole deadline did not need it.
+                charged = blame and (not late or _ran_its_deadline(call, woke, limit_s))
                 try:
-                    results[call.plugin.id] = self._settle(call, hook, limit_s, blame=blame)
+                    results[call.plugin.id] = self._settle(call, hook, limit_s, blame=charged)
                 except PluginCallError as err:
                     degraded.append(
                         Degraded(plugin=err.plugin, hook=hook, reason=err.kind, detail=err.detail)
