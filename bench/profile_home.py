@@ -7,7 +7,7 @@ Starts the real app (and, with ``--bare``, the bare endpoint) exactly as ``home.
 dearest functions. Run from the repository root::
 
     uv run python bench/profile_home.py --synthetic campaign --bare
-    uv run python bench/profile_home.py --http h11 --loop asyncio --raw /tmp/home.raw
+    uv run python bench/profile_home.py --http h11 --loop asyncio --raw home.raw
 
 py-spy comes from ``PATH``, else through ``uvx py-spy`` (needs ptrace: run as root or with
 ``kernel.yama.ptrace_scope = 0``). Time spent in C code (httptools, uvloop, msgspec, the socket calls)
