@@ -117,3 +117,14 @@ def test_registry_readme_lists_the_checks() -> None:
     assert re.findall(r"`([a-z_]+\.[a-z_]+)`", section) == list(CHECKS)
     words = {10: "ten", 11: "eleven", 12: "twelve"}
     assert f"the {words[len(CHECKS)]} automated checks" in text
+
+
+def test_the_partner_guide_states_the_hosts_own_limits() -> None:
+    """The limits the partner guide names are the host's: the time a stopping host gives a plugin's
+    threads (``SHUTDOWN_THREADS_S``) and the largest storage document (``MAX_VALUE_BYTES``)."""
+    from fulcrum_core.app import SHUTDOWN_THREADS_S
+    from fulcrum_sdk.storage import MAX_VALUE_BYTES
+
+    guide = " ".join((ROOT / "docs" / "partner-guide.md").read_text(encoding="utf-8").split())
+    assert f"gets {SHUTDOWN_THREADS_S:g} seconds to return" in guide
+    assert f"JSON documents of at most {MAX_VALUE_BYTES // 1024} KiB each" in guide
