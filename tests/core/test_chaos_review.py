@@ -20,6 +20,7 @@ from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionRes
 from fulcrum_sdk.testing import PERSONAS
 
 from tests.core.test_dispatch_base_exceptions import _post
+from tests.core.test_dispatch_daemon_threads import exits
 
 C3 = PERSONAS["young_professional"].id
 SHORT = Deadlines(home_slot_offers=20)
@@ -328,17 +329,7 @@ def test_a_worker_whose_plugin_thread_hangs_still_exits() -> None:
     executor thread when the interpreter exited: a worker with one plugin call hung in a thread never
     exited after its server stopped (a restart or deploy waited for the kill). The pool's threads are
     daemons now."""
-    import subprocess
-    import sys
-
-    child = subprocess.Popen([sys.executable, "-c", _HUNG_THREAD])
-    try:
-        assert child.wait(timeout=20) == 0
-    except subprocess.TimeoutExpired:
-        pytest.fail("the process did not exit: it waits for the plugin's hung thread")
-    finally:
-        child.kill()
-        child.wait()
+    exits(_HUNG_THREAD)
 
 
 _SERVED_HUNG = """

@@ -861,6 +861,17 @@ async def test_an_exception_that_cannot_be_printed_is_still_only_its_plugins_err
     assert "_Unprintable" in gathered.degraded[0].detail
 
 
+def _starved(kit: Any) -> Any:
+    """A search impl with 60 ms of I/O, well within its 100 ms deadline, unless the loop is held."""
+
+    async def starved(ctx: Any, query: str) -> Any:
+        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.01)
+        return [kit.hit("s")]
+
+    return starved
+
+
 async def test_a_plugin_blocking_the_loop_after_its_first_await_is_charged_not_the_plugins_it_starved(
     fast: Settings, kit: Any
 ) -> None:
@@ -873,15 +884,11 @@ async def test_a_plugin_blocking_the_loop_after_its_first_await_is_charged_not_t
         time.sleep(0.15)  # noqa: ASYNC251 - the plugin bug under test
         return [kit.hit("late")]
 
-    async def starved(ctx: Any, query: str) -> Any:  # 60 ms of I/O, well within its 100 ms deadline
-        await asyncio.sleep(0.05)
-        await asyncio.sleep(0.01)
-        return [kit.hit("s")]
 
     one_call = BreakerConfig(sliding_window_size=1, minimum_number_of_calls=1)
     conf = msgspec.structs.replace(fast, breaker=one_call)
     dispatcher = Dispatcher(conf)
-    plugins = _loaded(conf, kit.plugin("blocks", search=blocks), kit.plugin("starved", search=starved))
+    plugins = _loaded(conf, kit.plugin("blocks", search=blocks), kit.plugin("starved", search=_starved(kit)))
     await _search(dispatcher, kit, plugins)
     dispatcher.close()
     assert dispatcher.breaker_open("blocks", "search")
@@ -904,17 +911,13 @@ async def test_a_thread_call_that_ran_its_whole_deadline_is_charged_however_late
         release.wait()
         return []
 
-    async def starved(ctx: Any, query: str) -> Any:
-        await asyncio.sleep(0.05)
-        await asyncio.sleep(0.01)
-        return [kit.hit("s")]
 
     one_call = BreakerConfig(sliding_window_size=1, minimum_number_of_calls=1)
     conf = msgspec.structs.replace(fast, breaker=one_call)
     dispatcher = Dispatcher(conf)
     plugins = _loaded(
         conf, kit.plugin("blocks", search=blocks), kit.plugin("hangs", search=hangs),
-        kit.plugin("starved", search=starved),
+        kit.plugin("starved", search=_starved(kit)),
     )
     try:
         gathered = await _search(dispatcher, kit, plugins)

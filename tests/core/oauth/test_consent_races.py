@@ -34,19 +34,23 @@ def internal_app(make_app: Callable[..., Any], kit: Any) -> tuple[Any, str]:
     return app, secret
 
 
+def _authorize_url(challenge: str) -> str:
+    """The plugin's authorization request for ``holdings:read`` with the PKCE ``challenge``."""
+    query = {
+        "response_type": "code",
+        "client_id": plugin_client_id(INTERNAL),
+        "redirect_uri": REDIRECT,
+        "scope": "holdings:read",
+        "state": "s",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    return "/oauth/authorize?" + urlencode(query)
+
+
 async def _authorized_code(app: Any, challenge: str) -> str:
     """The customer allows the plugin ``holdings:read`` on the consent page: the code it redirects with."""
-    url = "/oauth/authorize?" + urlencode(
-        {
-            "response_type": "code",
-            "client_id": plugin_client_id(INTERNAL),
-            "redirect_uri": REDIRECT,
-            "scope": "holdings:read",
-            "state": "s",
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-        }
-    )
+    url = _authorize_url(challenge)
     transport = httpx.ASGITransport(app=app.client.app)
     async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as browser:
         redirect = await submit_consent(browser, url)
@@ -78,8 +82,12 @@ async def test_a_code_not_yet_redeemed_when_its_consent_is_revoked_mints_no_refr
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app.client.app), base_url=ISSUER) as http:
         r = await http.post(
             "/oauth/token",
-            data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                  "code_verifier": verifier},
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": REDIRECT,
+                "code_verifier": verifier,
+            },
             auth=(plugin_client_id(INTERNAL), secret),
         )
     assert r.status_code == 400, r.text
@@ -101,8 +109,11 @@ def test_a_redemption_in_flight_when_its_consent_is_revoked_gets_no_refresh_toke
     _revoke_the_consent(app)
     with pytest.raises(FamilyRevoked):  # the token request, second half
         RefreshTokenStore(app.runtime.db).issue(
-            family_id=redeemed.family_id, client_id=plugin_client_id(INTERNAL), subject=CUSTOMER,
-            subject_kind="customer", scope="holdings:read",
+            family_id=redeemed.family_id,
+            client_id=plugin_client_id(INTERNAL),
+            subject=CUSTOMER,
+            subject_kind="customer",
+            scope="holdings:read",
         )
 
 
@@ -130,17 +141,7 @@ async def test_a_consent_form_submitted_several_times_at_once_leaves_one_live_co
         barrier.wait(timeout=10)
         return found
 
-    url = "/oauth/authorize?" + urlencode(
-        {
-            "response_type": "code",
-            "client_id": plugin_client_id(INTERNAL),
-            "redirect_uri": REDIRECT,
-            "scope": "holdings:read",
-            "state": "s",
-            "code_challenge": pkce_pair()[1],
-            "code_challenge_method": "S256",
-        }
-    )
+    url = _authorize_url(pkce_pair()[1])
     transport = httpx.ASGITransport(app=app.client.app)
     async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as browser:
         page = await browser.get(url)
