@@ -121,10 +121,14 @@ def test_registry_readme_lists_the_checks() -> None:
 
 def test_the_partner_guide_states_the_hosts_own_limits() -> None:
     """The limits the partner guide names are the host's: the time a stopping host gives a plugin's
-    threads (``SHUTDOWN_THREADS_S``) and the largest storage document (``MAX_VALUE_BYTES``)."""
+    threads (``SHUTDOWN_THREADS_S``), the largest storage document (``MAX_VALUE_BYTES``) and the
+    bounds of a plugin's read cache in a worker."""
     from fulcrum_core.app import SHUTDOWN_THREADS_S
+    from fulcrum_core.data.storage import DEFAULT_CACHE_BYTES, DEFAULT_CACHE_ENTRIES
     from fulcrum_sdk.storage import MAX_VALUE_BYTES
 
     guide = " ".join((ROOT / "docs" / "partner-guide.md").read_text(encoding="utf-8").split())
     assert f"gets {SHUTDOWN_THREADS_S:g} seconds to return" in guide
     assert f"JSON documents of at most {MAX_VALUE_BYTES // 1024} KiB each" in guide
+    entries, mib = f"{DEFAULT_CACHE_ENTRIES:,}".replace(",", " "), DEFAULT_CACHE_BYTES // 2**20
+    assert f"up to {entries} of them and {mib} MiB in each worker" in guide

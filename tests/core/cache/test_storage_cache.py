@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 from fulcrum_core.data.db import Database
-from fulcrum_core.data.storage import IN_CHUNK, ReadCache, SqlPluginStorage
+from fulcrum_core.data.storage import ENTRY_OVERHEAD, IN_CHUNK, ReadCache, SqlPluginStorage
 from fulcrum_core.dispatch.clock import VirtualClock
 from fulcrum_core.dispatch.eager import resume
 from fulcrum_sdk.errors import LimitExceeded
-from fulcrum_sdk.storage import PluginStorage
+from fulcrum_sdk.storage import MAX_VALUE_BYTES, PluginStorage, encode_value
 from sqlalchemy import event
 
 from .conftest import statements
@@ -180,6 +180,99 @@ def test_the_cache_is_bounded(db: Database, clock: VirtualClock) -> None:
     assert len(cache) == 3
 
 
+def _cost(key: str, value: Any = None) -> int:
+    """What a cached entry of ``key`` is charged: its document's JSON, its key, the overhead."""
+    return ENTRY_OVERHEAD + len(key) + (0 if value is None else len(encode_value(key, value)))
+
+
+def test_the_cache_is_bounded_in_bytes(db: Database, clock: VirtualClock, other: SqlPluginStorage) -> None:
+    """Past ``max_bytes`` the least recently used entries are dropped, however few the entries: a
+    plugin's large documents cannot fill a worker's memory up to the entry bound."""
+    big = {"text": "x" * 20_000}
+    room = 2 * _cost("a", big) + _cost("n")  # two large documents and a counter, not three documents
+    storage = SqlPluginStorage(db, "p", cache_ms=TTL_MS, max_bytes=room, clock=clock)
+    cache = storage.cache
+    assert cache is not None
+    for key in ("a", "b", "c"):
+        other.put(key, big)
+    storage.counter("n")
+    storage.get("a")
+    storage.get("b")
+    assert (len(cache), cache.size) == (3, room)
+    storage.get("c")  # the counter and "a" are the least recent: both go to make room
+    assert (len(cache), cache.size) == (2, 2 * _cost("a", big))
+    with statements(db) as seen:
+        assert storage.get("b") == big
+        assert storage.get("c") == big
+    assert seen == []
+    with statements(db) as seen:
+        assert storage.get("a") == big  # dropped: read again (and "b" makes room for it)
+    assert len(seen) == 1
+    assert cache.size <= room
+
+
+def test_a_document_larger_than_the_whole_cache_is_never_cached(
+    db: Database, clock: VirtualClock, other: SqlPluginStorage
+) -> None:
+    """A document that alone exceeds ``max_bytes`` is read from the database each time, and the
+    smaller value cached before it under that key is dropped, never served after the write."""
+    storage = SqlPluginStorage(db, "p", cache_ms=TTL_MS, max_bytes=4096, clock=clock)
+    cache = storage.cache
+    assert cache is not None
+    storage.put("doc", {"v": 1})
+    assert cache.size == _cost("doc", {"v": 1})
+    large = {"text": "y" * 8000}
+    storage.put("doc", large)
+    assert (len(cache), cache.size) == (0, 0)
+    other.put("doc", {"v": 2})
+    with statements(db) as seen:
+        assert storage.get("doc") == {"v": 2}  # not the cached {"v": 1}, not the large one
+    assert len(seen) == 1
+
+
+def test_the_byte_count_follows_every_way_an_entry_leaves(
+    db: Database, clock: VirtualClock, other: SqlPluginStorage
+) -> None:
+    """Expiry (one key or a batch), a replaced value, a write that failed and a clear each give back
+    exactly what the entry was charged, so the bound never drifts."""
+    storage = SqlPluginStorage(db, "p", cache_ms=TTL_MS, clock=clock)
+    cache = storage.cache
+    assert cache is not None
+    storage.put("doc", {"v": "a" * 100})
+    storage.counters(["x", "y"])
+    assert cache.size == _cost("doc", {"v": "a" * 100}) + _cost("x") + _cost("y")
+    storage.put("doc", {"v": 1})  # replaced by a smaller document
+    assert cache.size == _cost("doc", {"v": 1}) + _cost("x") + _cost("y")
+    clock.advance(TTL_MS / 1000)
+    storage.get("doc")  # expired: dropped, then read again
+    assert cache.size == _cost("doc", {"v": 1}) + _cost("x") + _cost("y")
+    clock.advance(TTL_MS / 1000)
+    asyncio.run(storage.acounters(["x", "y"]))  # a batch of expired entries, probed together
+    assert cache.size == _cost("doc", {"v": 1}) + _cost("x") + _cost("y")
+    with pytest.raises(RuntimeError), cache.writing(("d", "doc")):
+        raise RuntimeError("the database write failed")  # what the database holds is unknown here
+    assert cache.size == _cost("x") + _cost("y")
+    cache.clear()
+    assert (len(cache), cache.size) == (0, 0)
+    storage.get("doc")
+    assert cache.size == _cost("doc", {"v": 1})
+
+
+def test_a_full_worker_holds_at_most_its_byte_bound_of_the_largest_documents(
+    db: Database, clock: VirtualClock
+) -> None:
+    """With documents at the SDK's size cap the cache stays within its byte bound, not its entry
+    bound's worth of them."""
+    storage = SqlPluginStorage(db, "p", cache_ms=TTL_MS, max_bytes=10 * MAX_VALUE_BYTES, clock=clock)
+    cache = storage.cache
+    assert cache is not None
+    doc = {"t": "z" * (MAX_VALUE_BYTES - 20)}
+    for n in range(25):
+        storage.put(f"k{n}", doc)
+    assert cache.size <= 10 * MAX_VALUE_BYTES
+    assert len(cache) == 9  # ten documents and their overheads do not fit in ten caps
+
+
 def test_zero_ttl_turns_the_cache_off(db: Database, other: SqlPluginStorage) -> None:
     """With ``cache_ms=0`` every read goes to the database."""
     storage = SqlPluginStorage(db, "p", cache_ms=0)
@@ -195,6 +288,8 @@ def test_bad_cache_settings_are_refused(db: Database) -> None:
         SqlPluginStorage(db, "p", cache_ms=-1)
     with pytest.raises(ValueError, match="max_entries"):
         ReadCache(ttl_ms=10, max_entries=0)
+    with pytest.raises(ValueError, match="max_bytes"):
+        ReadCache(ttl_ms=10, max_bytes=0)
     with pytest.raises(ValueError, match="ttl_ms"):
         ReadCache(ttl_ms=0)
 

@@ -52,6 +52,7 @@ from fulcrum_core.data.types import utcnow
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock
 
 __all__ = [
+    "DEFAULT_CACHE_BYTES",
     "DEFAULT_CACHE_ENTRIES",
     "IN_CHUNK",
     "REFRESH_AFTER",
@@ -80,6 +81,14 @@ _COUNTER_READ = select(_COUNTERS.c.value).where(
 
 DEFAULT_CACHE_ENTRIES: Final = 10_000
 """Entries (documents + counters) each plugin's read cache holds before it drops the least recent."""
+
+DEFAULT_CACHE_BYTES: Final = 8 * 1024 * 1024
+"""Bytes (keys and encoded documents, plus :data:`ENTRY_OVERHEAD` an entry) each plugin's read cache
+holds before it drops the least recent: the entry bound alone let a plugin keeping 10 000 documents
+of 64 KiB hold 640 MB of every worker's memory."""
+
+ENTRY_OVERHEAD: Final = 160
+"""What an entry is charged beyond its key and document: its tuple, slot and ordered-dict node."""
 
 IN_CHUNK: Final = 500
 """Keys per ``IN (…)`` query in ``counters``; well under SQLite's and psycopg's parameter limits."""
@@ -120,7 +129,8 @@ MISS: Final = _Miss()
 
 
 class ReadCache:
-    """A bounded LRU of one plugin's storage reads, each entry good for ``ttl_ms`` after it was learnt.
+    """An LRU of one plugin's storage reads, bounded in entries and in bytes, each entry good for
+    ``ttl_ms`` after it was learnt.
 
     Documents are kept encoded (decoded on every read, so a caller mutating what it got cannot change
     the cache), counters as ints, and a missing document as ``None``. Writes to a key take one of
@@ -136,19 +146,31 @@ class ReadCache:
         "_monotonic",
         "_stripes",
         "flights",
+        "max_bytes",
         "max_entries",
+        "size",
         "ttl",
     )
 
     def __init__(
-        self, *, ttl_ms: int, max_entries: int = DEFAULT_CACHE_ENTRIES, clock: Clock = MONOTONIC
+        self,
+        *,
+        ttl_ms: int,
+        max_entries: int = DEFAULT_CACHE_ENTRIES,
+        max_bytes: int = DEFAULT_CACHE_BYTES,
+        clock: Clock = MONOTONIC,
     ) -> None:
         if ttl_ms <= 0:
             raise ValueError(f"ttl_ms must be positive, got {ttl_ms}")
         if max_entries < 1:
             raise ValueError(f"max_entries must be at least 1, got {max_entries}")
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
         self.ttl = ttl_ms / 1000
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        # What the entries are charged in all (see _cost); kept under max_bytes.
+        self.size = 0
         # The production clock is time.monotonic itself: read it without the method call around it.
         self._monotonic: Callable[[], float] = time.monotonic if clock is MONOTONIC else clock.monotonic
         # slot -> (expires at, refresh due at, value), on the clock
@@ -179,6 +201,7 @@ class ReadCache:
             now = self._monotonic()
             if entry[0] <= now:
                 del self._entries[slot]
+                self.size -= _cost(slot, entry[2])
                 return MISS, False
             self._entries.move_to_end(slot)
             return entry[2], entry[1] <= now
@@ -203,6 +226,7 @@ class ReadCache:
                     missed.append(slot)
                 elif entry[0] <= now:
                     del entries[slot]
+                    self.size -= _cost(slot, entry[2])
                     missed.append(slot)
                 else:
                     entries.move_to_end(slot)
@@ -254,21 +278,40 @@ class ReadCache:
                     if recorded:
                         self._store(slot, recorded[-1])
                     else:
-                        self._entries.pop(slot, None)
+                        self._drop(slot)
                     self._gens[index] += 1
 
     def clear(self) -> None:
         """Forget every entry."""
         with self._lock:
             self._entries.clear()
+            self.size = 0
+
+    def _drop(self, slot: _Slot) -> None:
+        # Caller holds self._lock.
+        entry = self._entries.pop(slot, None)
+        if entry is not None:
+            self.size -= _cost(slot, entry[2])
 
     def _store(self, slot: _Slot, value: _Value, learnt: float | None = None) -> None:
         # Caller holds self._lock.
+        entries = self._entries
+        self._drop(slot)
+        cost = _cost(slot, value)
+        if cost > self.max_bytes:
+            return  # it alone would fill the cache: read from the database each time instead
         start = self._monotonic() if learnt is None else learnt
-        self._entries[slot] = (start + self.ttl, start + self.ttl * refresh_fraction(slot[1]), value)
-        self._entries.move_to_end(slot)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        entries[slot] = (start + self.ttl, start + self.ttl * refresh_fraction(slot[1]), value)
+        self.size += cost
+        while len(entries) > self.max_entries or self.size > self.max_bytes:
+            old, entry = entries.popitem(last=False)
+            self.size -= _cost(old, entry[2])
+
+
+def _cost(slot: _Slot, value: _Value) -> int:
+    """What an entry is charged against :attr:`ReadCache.max_bytes`: its key, its encoded document
+    (counters and known absences carry none) and :data:`ENTRY_OVERHEAD`."""
+    return ENTRY_OVERHEAD + len(slot[1]) + (len(value) if value.__class__ is bytes else 0)
 
 
 _Reading = dict[_Slot, _Value]
@@ -393,6 +436,7 @@ class SqlPluginStorage:
         *,
         cache_ms: int = 0,
         max_entries: int = DEFAULT_CACHE_ENTRIES,
+        max_bytes: int = DEFAULT_CACHE_BYTES,
         clock: Clock = MONOTONIC,
         reads_on_loop: bool = False,
     ) -> None:
@@ -400,7 +444,10 @@ class SqlPluginStorage:
             raise ValueError("plugin_id must be non-empty")
         if cache_ms < 0:
             raise ValueError(f"cache_ms must be 0 (off) or positive, got {cache_ms}")
-        cache = ReadCache(ttl_ms=cache_ms, max_entries=max_entries, clock=clock) if cache_ms else None
+        cache = (
+            ReadCache(ttl_ms=cache_ms, max_entries=max_entries, max_bytes=max_bytes, clock=clock)
+            if cache_ms else None
+        )
         self._shared = _Shared(db, plugin_id, cache, reads_on_loop and db.dialect == "sqlite")
         self.plugin_id = plugin_id
         self._fresh = False
