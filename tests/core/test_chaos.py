@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from fulcrum_core.dispatch.breaker import BreakerConfig
+from fulcrum_core.dispatch.breaker import BreakerConfig, BreakerState, StateTransition
 from fulcrum_core.dispatch.clock import VirtualClock
 from fulcrum_core.settings import Deadlines
 from fulcrum_sdk import Page, nonblocking
@@ -197,6 +197,45 @@ def test_nonblocking_plugin_that_overruns_is_dropped_then_skipped(make_app: Any,
     later = [_degraded(app.get("/v1/home").json()).get("liar") for _ in range(2)]
     assert [first, *later] == ["timeout", "rejected", "rejected"]
     assert calls[0] == 1
+
+
+def test_a_last_probe_that_holds_the_loop_reopens_without_closing_first(make_app: Any, kit: Any) -> None:
+    """The last half-open probe holds the loop past ``open_on_loop_hold`` deadlines while the probes'
+    rates pass (one failure in three): the breaker goes from HALF_OPEN straight back to OPEN. Recorded
+    before it was tripped, it closed for an instant first, which metrics and the other workers saw."""
+    state = {"hold": True, "calls": 0}
+
+    @nonblocking
+    def holder(ctx: Any) -> Any:
+        state["calls"] += 1
+        if state["hold"]:
+            time.sleep(0.15)  # three times the 50 ms deadline, on the loop
+        return [kit.offer("home.banner", "held")]
+
+    config = BreakerConfig(wait_duration_in_open_state_s=30, permitted_calls_in_half_open=3)
+    app = make_app(
+        kit.plugin("holder", home_slot_offers=holder), breaker=config,
+        deadlines=Deadlines(home_slot_offers=50), home_budget_ms=10_000,
+    )
+    clock = VirtualClock()
+    app.runtime.dispatcher.resilience.clock = clock
+    seen: list[StateTransition] = []
+    app.runtime.dispatcher.resilience.get("holder", "home_slot_offers").breaker.add_listener(seen.append)
+
+    assert _degraded(app.get("/v1/home").json()) == {"holder": "timeout"}  # held: opens at once
+    clock.advance(30)
+    state["hold"] = False
+    for _ in range(2):  # two probes that pass
+        assert _degraded(app.get("/v1/home").json()) == {}
+    state["hold"] = True
+    assert _degraded(app.get("/v1/home").json()) == {"holder": "timeout"}  # the last probe holds it
+    assert [(e.from_state, e.to_state) for e in seen] == [
+        (BreakerState.CLOSED, BreakerState.OPEN),
+        (BreakerState.OPEN, BreakerState.HALF_OPEN),
+        (BreakerState.HALF_OPEN, BreakerState.OPEN),
+    ]
+    assert _degraded(app.get("/v1/home").json()) == {"holder": "rejected"}
+    assert state["calls"] == 4
 
 
 def test_a_shorter_overrun_or_the_setting_off_only_counts_in_the_window(make_app: Any, kit: Any) -> None:

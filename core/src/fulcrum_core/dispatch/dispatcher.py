@@ -52,6 +52,7 @@ from fulcrum_sdk._validate import (
 from fulcrum_sdk.context import AudienceContext, PluginContext
 from fulcrum_sdk.errors import NO_CONSENT, DataUnavailable, OutcomeUnknown, ScopeDenied, TransactionRefused
 
+from fulcrum_core.dispatch.breaker import BreakerState
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock, wait_until
 from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool, joined
 from fulcrum_core.dispatch.eager import Eager, PluginExit
@@ -231,6 +232,19 @@ def _open_if_held(guard: Guard, elapsed: float, limit_s: float) -> None:
     ended or goes on; called once the call is recorded, so its window keeps it."""
     if _held_loop(guard, elapsed, limit_s):
         guard.breaker.trip()
+
+
+def _reopen_if_probe_held(guard: Guard, elapsed: float, limit_s: float) -> None:
+    """Before a half-open probe is recorded: open its breaker now if the probe held the loop that long
+    (:func:`_held_loop`). Recorded first, the last probe could close the breaker for an instant (the
+    probes' rates passing) before :func:`_open_if_held` opened it again, and metrics and the other
+    workers would see a closing that never held. A CLOSED breaker is opened after the record, so its
+    window keeps the call that opened it."""
+    if guard.breaker.state is _PROBING and _held_loop(guard, elapsed, limit_s):
+        guard.breaker.trip()
+
+
+_PROBING = BreakerState.HALF_OPEN
 
 
 def _clock_of(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
@@ -420,6 +434,7 @@ class Dispatcher:
                         continue
                     blame = False  # it held the loop past the deadline (see below)
                     detail = _overran(elapsed, hook_s, _CHECKED) + _held(guard, elapsed, hook_s)
+                    _reopen_if_probe_held(guard, elapsed, hook_s)
                     try:
                         self._fail(pid, hook, guard, "timeout", elapsed, detail, source=(plugin, ctx))
                     except PluginCallError as err:
@@ -672,6 +687,7 @@ class Dispatcher:
         ``source``: the plugin and the context it was given, named in the log line of a failure. A call
         that held the event loop ``open_on_loop_hold`` deadlines opens its breaker once recorded, however
         it ended (a result, an error, a refusal)."""
+        _reopen_if_probe_held(guard, elapsed, limit_s)
         try:
             if isinstance(exc, TransactionRefused) and hook == "execute_transaction":
                 self._record(pid, hook, guard, "ok", elapsed)
@@ -711,6 +727,7 @@ class Dispatcher:
                 self._fail(pid, hook, guard, "invalid", elapsed, _describe(err), source=source)
             elapsed += time.monotonic() - checking
             if elapsed > limit_s:
+                _reopen_if_probe_held(guard, elapsed, limit_s)  # checking its result held the loop
                 detail = _overran(elapsed, limit_s, _CHECKED) + _held(guard, elapsed, limit_s)
                 self._fail(pid, hook, guard, "timeout", elapsed, detail, source=source)
             self._record(pid, hook, guard, "ok", elapsed)
