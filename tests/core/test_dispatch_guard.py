@@ -790,6 +790,50 @@ async def test_checking_a_result_slowly_counts_against_the_plugin(
     assert snapshot.slow_calls == 1
 
 
+
+async def test_a_result_check_that_holds_the_loop_opens_the_breaker_after_a_wait(
+    settings: Settings, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call that suspended and then hands back a result whose check holds the loop
+    ``open_on_loop_hold`` deadlines or more opens its breaker at once, as a call holding the loop
+    inline does: only the check ran on the loop, so it alone is judged, against the hook's deadline.
+    A window that would take ten calls to judge shows the rates did not open it; a shorter check is
+    only counted in it."""
+    from fulcrum_core.dispatch import dispatcher as module
+
+    checked = module.check_list
+    check_s = [0.0]
+
+    def slow_check(hook: str, value: Any) -> list[Any]:
+        time.sleep(check_s[0])
+        return checked(hook, value)
+
+    monkeypatch.setattr(module, "check_list", slow_check)
+    offer = kit.offer("home.banner", "huge")
+
+    async def huge(ctx: Any) -> Any:
+        await asyncio.sleep(0)
+        return [offer]
+
+    conf = msgspec.structs.replace(
+        settings,
+        deadlines=Deadlines(home_slot_offers=50),
+        breaker=BreakerConfig(sliding_window_size=10, minimum_number_of_calls=10, open_on_loop_hold=2),
+    )
+    dispatcher = Dispatcher(conf)
+    plugins = _loaded(conf, kit.plugin("huge", home_slot_offers=huge))
+    try:
+        check_s[0] = 0.04  # well under two deadlines: counted in the window only
+        await dispatcher.call_many("home_slot_offers", [(p, kit.context(p)) for p in plugins])
+        assert not dispatcher.breaker_open("huge", "home_slot_offers")
+        check_s[0] = 0.15  # three deadlines on the loop
+        gathered = await dispatcher.call_many("home_slot_offers", [(p, kit.context(p)) for p in plugins])
+    finally:
+        dispatcher.close()
+    assert gathered.degraded == []  # it answered; checking its answer is what held the loop
+    assert dispatcher.breaker_open("huge", "home_slot_offers")
+    assert dispatcher.resilience.get("huge", "home_slot_offers").breaker.snapshot().buffered_calls == 2
+
 class _ListThatRaises(list):  # type: ignore[type-arg]
     """A list whose length cannot be read: garbage that breaks the result check itself."""
 

@@ -467,7 +467,7 @@ class Dispatcher:
                 # not charged. A thread call that had run in its thread a whole deadline did not need it.
                 charged = blame and (not late or _ran_its_deadline(call, woke, limit_s))
                 try:
-                    results[call.plugin.id] = self._settle(call, hook, limit_s, blame=charged)
+                    results[call.plugin.id] = self._settle(call, hook, limit_s, blame=charged, hook_s=hook_s)
                 except PluginCallError as err:
                     degraded.append(
                         Degraded(plugin=err.plugin, hook=hook, reason=err.kind, detail=err.detail)
@@ -682,12 +682,16 @@ class Dispatcher:
         *,
         asks_consent: frozenset[str] = frozenset(),
         source: _Source = None,
+        deadline_s: float | None = None,
     ) -> Any:
         """The validated result of a call that finished (inline or not); records the outcome.
         ``source``: the plugin and the context it was given, named in the log line of a failure. A call
         that held the event loop ``open_on_loop_hold`` deadlines opens its breaker once recorded, however
-        it ended (a result, an error, a refusal)."""
+        it ended (a result, an error, a refusal). ``deadline_s``: the hook's deadline, for a call that
+        suspended (``limit_s`` is then unbounded): only checking its result ran on the loop, and that
+        alone is judged against it."""
         _reopen_if_probe_held(guard, elapsed, limit_s)
+        held, held_limit = elapsed, limit_s  # how long it held the loop, and against what
         try:
             if isinstance(exc, TransactionRefused) and hook == "execute_transaction":
                 self._record(pid, hook, guard, "ok", elapsed)
@@ -725,7 +729,12 @@ class Dispatcher:
             except BaseException as err:  # garbage that even breaks the check (its hash raising a
                 # SystemExit or its own BaseException): still only this plugin's loss
                 self._fail(pid, hook, guard, "invalid", elapsed, _describe(err), source=source)
-            elapsed += time.monotonic() - checking
+            check_s = time.monotonic() - checking
+            elapsed += check_s
+            held = elapsed
+            if deadline_s is not None:  # it suspended: only the check held the loop
+                held, held_limit = check_s, deadline_s
+                _reopen_if_probe_held(guard, held, held_limit)
             if elapsed > limit_s:
                 _reopen_if_probe_held(guard, elapsed, limit_s)  # checking its result held the loop
                 detail = _overran(elapsed, limit_s, _CHECKED) + _held(guard, elapsed, limit_s)
@@ -733,15 +742,17 @@ class Dispatcher:
             self._record(pid, hook, guard, "ok", elapsed)
             return result
         finally:  # recorded by then, however it ended: opened if it held the loop that long
-            _open_if_held(guard, elapsed, limit_s)
+            _open_if_held(guard, held, held_limit)
 
     def _settle(
         self, call: _Call, hook: str, limit_s: float, *, blame: bool = True,
         asks_consent: frozenset[str] = frozenset(),
         withdrawn: DegradedReason = "timeout",
+        hook_s: float | None = None,
     ) -> Any:
         """The validated result of a call that suspended, or :class:`PluginCallError`; a thread call
-        withdrawn from the queue unstarted at the deadline fails as ``withdrawn``, not charged."""
+        withdrawn from the queue unstarted at the deadline fails as ``withdrawn``, not charged.
+        ``hook_s``: the hook's own deadline when the caller's ``limit_s`` is shorter."""
         future, pid, guard = call.future, call.plugin.id, call.guard
         began = call.began
         source = (call.plugin, call.ctx)
@@ -777,7 +788,7 @@ class Dispatcher:
         exc = future.exception()
         return self._conclude(
             pid, hook, guard, None if exc else future.result(), exc, elapsed, float("inf"),
-            asks_consent=asks_consent, source=source,
+            asks_consent=asks_consent, source=source, deadline_s=limit_s if hook_s is None else hook_s,
         )
 
     def _record_fine(self, hook: str, calls: list[tuple[str, float]]) -> None:
