@@ -194,7 +194,7 @@ def test_the_retryable_index_migration_upgrades_and_downgrades(database_url: str
         db.upgrade("20261129_05_publisher_suspension")
         assert RETRYABLE_INDEX not in _transaction_indexes(db)
         db.upgrade()
-        assert db.current() == "20261129_06_retryable_index" == db.heads()[0]
+        assert db.current() == db.heads()[0]
         indexes = inspect(db.engine).get_indexes("transactions")
         [index] = [ix for ix in indexes if ix["name"] == RETRYABLE_INDEX]
         assert index["column_names"] == ["first_seen_at", "id"]
@@ -243,5 +243,51 @@ def test_retryable_since_is_served_by_the_partial_index(database_url: str) -> No
                 conn.exec_driver_sql("SET enable_seqscan = off")
                 plan = conn.exec_driver_sql(f"EXPLAIN {statement}", params).fetchall()
         assert RETRYABLE_INDEX in " ".join(str(row) for row in plan), plan
+    finally:
+        db.dispose()
+
+
+def test_the_refresh_grace_migration_counts_no_repeats_for_existing_tokens(database_url: str) -> None:
+    """``20261130_01_refresh_grace`` adds ``grace_reuses`` to ``oauth_refresh_tokens``: tokens stored
+    before it count 0 repeats (and so may be repeated within their grace period); its downgrade drops
+    the column alone and keeps the tokens; upgraded again, ``check`` finds no drift."""
+    from datetime import UTC, datetime
+
+    from fulcrum_core.data.types import UTCDateTime
+
+    db = Database(database_url)
+    issued = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+    names = ("token_hash", "family_id", "client_id", "subject", "subject_kind", "scope")
+    tokens = table(
+        "oauth_refresh_tokens",
+        *(column(name) for name in names),
+        column("issued_at", UTCDateTime()),
+        column("expires_at", UTCDateTime()),
+    )
+
+    def columns() -> set[str]:
+        return {c["name"] for c in inspect(db.engine).get_columns("oauth_refresh_tokens")}
+
+    try:
+        db.upgrade("20261129_06_retryable_index")
+        assert "grace_reuses" not in columns()
+        with db.begin() as conn:
+            conn.execute(tokens.insert().values(
+                token_hash="h" * 64, family_id="f" * 32, client_id="fulcrum-app", subject="c-1",
+                subject_kind="customer", scope="home:read", issued_at=issued, expires_at=issued,
+            ))
+        db.upgrade("20261130_01_refresh_grace")
+        with db.begin() as conn:
+            assert conn.execute(select(column("grace_reuses")).select_from(tokens)).scalars().all() == [0]
+        cfg = db.alembic_config()
+        with db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "20261129_06_retryable_index")
+        assert "grace_reuses" not in columns()
+        with db.begin() as conn:
+            assert conn.execute(select(tokens.c.token_hash)).scalars().all() == ["h" * 64]
+        db.upgrade()
+        assert "grace_reuses" in columns()
+        db.check()
     finally:
         db.dispose()

@@ -134,6 +134,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     issuer: str = "http://127.0.0.1:8000"
     audience: str = "fulcrum-app"
     access_token_ttl_seconds: Annotated[int, msgspec.Meta(ge=30, le=300)] = 300
+    # Refresh-token rotation grace period: within this many seconds after a refresh token was spent,
+    # its own client may present it again (two screens refreshing together, a retry whose answer a
+    # timeout lost) and gets another token of the same family, at most twice per token; later, or
+    # more often, it is a reuse and revokes the family. 0: strict rotation (any second use revokes).
+    refresh_reuse_grace_seconds: Annotated[int, msgspec.Meta(ge=0, le=60)] = 10
     # The OAuth server's development login (choose a demo customer on the consent page); a bank
     # plugs its own customer authentication instead. Also on when ``dev_mode`` is.
     oauth_dev_login: bool = False
@@ -255,6 +260,7 @@ _ENV_FIELDS = {
     "FULCRUM_EVENT_LOOP": "event_loop",
     "FULCRUM_ISSUER": "issuer",
     "FULCRUM_AUDIENCE": "audience",
+    "FULCRUM_REFRESH_REUSE_GRACE_SECONDS": "refresh_reuse_grace_seconds",
     "FULCRUM_PAIRWISE_SECRET": "pairwise_secret",
     "FULCRUM_DEV_MODE": "dev_mode",
     "FULCRUM_OAUTH_DEV_LOGIN": "oauth_dev_login",

@@ -192,7 +192,7 @@ async def test_revoking_a_consent_revokes_the_partners_refresh_tokens_for_that_c
 
     ours = issue(client, runtime.contexts.pairwise_id(PARTNER, CUSTOMER))
     rotated_from = issue(client, runtime.contexts.pairwise_id(PARTNER, CUSTOMER))
-    later = store.rotate(rotated_from)  # a family that has already rotated once goes too
+    later = store.rotate(rotated_from, client_id=client)  # a family that has already rotated once goes too
     assert later is not None
     someone_else = issue(client, runtime.contexts.pairwise_id(PARTNER, "c-021-001"))
     the_app = issue("fulcrum-app", CUSTOMER)
@@ -209,7 +209,8 @@ async def test_revoking_a_consent_revokes_the_partners_refresh_tokens_for_that_c
         return found is None or found.is_revoked()
 
     assert revoked(ours)
-    assert store.rotate(rotated_from) is None  # reusing the rotated token finds a revoked family
+    # Reusing the rotated token finds a revoked family.
+    assert store.rotate(rotated_from, client_id=client) is None
     assert not revoked(someone_else)
     assert not revoked(the_app)
 
@@ -242,7 +243,7 @@ async def test_a_narrower_authorization_revokes_the_partners_broader_refresh_tok
     assert (await submit_consent(partner_browser, _authorize_url("holdings:read"))).status_code == 302
     live = [c for c in partner_app.get("/v1/consents").json()["consents"] if c["status"] == "authorised"]
     assert [c["scopes"] for c in live] == [["holdings:read"]]
-    assert store.rotate(earlier) is None
+    assert store.rotate(earlier, client_id=client) is None
 
 
 INTERNAL = "wealth-dept"
@@ -310,5 +311,6 @@ async def test_the_consent_list_says_what_revoking_an_internal_plugins_consent_d
         deleted = app.client.delete(f"/v1/consents/{listed[plugin]['id']}", headers=headers)
         assert deleted.status_code == 200, deleted.text
         assert deleted.json()["revoke_effect"] == listed[plugin]["revoke_effect"]
-    assert store.rotate(family) is None  # the internal plugin's backend is signed out
+    # The internal plugin's backend is signed out.
+    assert store.rotate(family, client_id=plugin_client_id(INTERNAL)) is None
     assert notices() == {INTERNAL: "allowed", PARTNER: "denied"}  # as the list said

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
+from unittest import mock
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
 from fulcrum_core.data.models.oauth_code import OAuthCodeRow
+from fulcrum_core.data.models.oauth_refresh_token import OAuthRefreshTokenRow
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.oauth.clients import hash_secret
+from fulcrum_core.oauth.refresh import GRACE_REUSES
 from fulcrum_core.oauth.server import oauth_server
+from fulcrum_core.settings import Settings
 from sqlalchemy import update
 
-from .conftest import CUSTOMER, ISSUER, REDIRECT, pkce_pair
+from .conftest import CUSTOMER, ISSUER, REDIRECT, pkce_pair, submit_consent
 
 pytestmark = pytest.mark.anyio
 
@@ -257,15 +263,116 @@ async def test_scope_escalation_on_refresh(
     assert narrowed.json()["scope"] == "home:read"
 
 
+GRACE = Settings().refresh_reuse_grace_seconds
+
+
+def _spent_long_ago(app: Any, token: str) -> None:
+    """Date ``token``'s rotation a second before its grace period began (as if spent that long ago)."""
+    with app.runtime.db.session() as session:
+        session.execute(
+            update(OAuthRefreshTokenRow)
+            .where(OAuthRefreshTokenRow.token_hash == hash_secret(token))
+            .values(rotated_at=utcnow() - timedelta(seconds=GRACE + 1))
+        )
+
+
 async def test_refresh_reuse_revokes_the_family(
-    browser: httpx.AsyncClient, consent: Callable[..., Awaitable[httpx.Response]]
+    oauth_app: Any, browser: httpx.AsyncClient, consent: Callable[..., Awaitable[httpx.Response]]
 ) -> None:
-    """Replaying a rotated refresh token is ``invalid_grant`` and kills the token it was rotated into."""
+    """A refresh token repeated within its grace period is fine; replayed once that period is over it
+    is ``invalid_grant`` and kills the tokens it was rotated into."""
     tokens = await _tokens(browser, consent, "home:read")
     rotated = await _refresh(browser, tokens["refresh_token"])
     assert rotated.status_code == 200
+    repeated = await _refresh(browser, tokens["refresh_token"])
+    assert repeated.status_code == 200, repeated.text
+    _spent_long_ago(oauth_app, tokens["refresh_token"])
     assert _error(await _refresh(browser, tokens["refresh_token"])) == "invalid_grant"
     assert _error(await _refresh(browser, rotated.json()["refresh_token"])) == "invalid_grant"
+    assert _error(await _refresh(browser, repeated.json()["refresh_token"])) == "invalid_grant"
+
+
+async def test_a_retried_refresh_within_the_grace_period_gets_tokens_of_the_same_family(
+    browser: httpx.AsyncClient, consent: Callable[..., Awaitable[httpx.Response]]
+) -> None:
+    """The app retries a refresh whose answer a timeout lost: the repeat within the grace period gets a
+    new access and refresh token, and the successor the lost answer carried stays valid too. One
+    repeat more than ``GRACE_REUSES`` is a reuse and logs the family out, both branches with it."""
+    tokens = await _tokens(browser, consent, "home:read")
+    answers = [await _refresh(browser, tokens["refresh_token"]) for _ in range(1 + GRACE_REUSES)]
+    assert [a.status_code for a in answers] == [200] * (1 + GRACE_REUSES), [a.text for a in answers]
+    successors = [a.json()["refresh_token"] for a in answers]
+    assert len(set(successors)) == len(successors)
+    assert all(a.json()["access_token"] and a.json()["scope"] == "home:read" for a in answers)
+    onwards = [await _refresh(browser, successor) for successor in successors]
+    assert [a.status_code for a in onwards] == [200] * len(successors)
+    assert _error(await _refresh(browser, tokens["refresh_token"])) == "invalid_grant"
+    for answer in onwards:
+        assert _error(await _refresh(browser, answer.json()["refresh_token"])) == "invalid_grant"
+
+
+async def test_two_refreshes_at_once_with_one_token_both_succeed(
+    make_app: Callable[..., Any], database_url: str
+) -> None:
+    """Two screens waking together send one refresh token at once (a barrier in the store holds each
+    request until both have got there): both get new tokens, and the customer stays logged in (both
+    new refresh tokens work)."""
+    app = make_app(oauth_dev_login=True, database_url=database_url)
+    store = oauth_server(app.runtime).refresh_tokens
+    rotate = store.rotate
+    barrier = threading.Barrier(2)
+
+    def together(*args: Any, **kwargs: Any) -> Any:
+        barrier.wait(timeout=10)
+        return rotate(*args, **kwargs)
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app.client.app), base_url=ISSUER) as http:
+
+        async def consent(url: str) -> httpx.Response:
+            return await submit_consent(http, url)
+
+        tokens = await _tokens(http, consent, "home:read")
+        with mock.patch.object(store, "rotate", together):
+            answers = await asyncio.gather(*(_refresh(http, tokens["refresh_token"]) for _ in range(2)))
+        assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+        for answer in answers:
+            bearer = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+            home = await http.get("/v1/home", headers=bearer)
+            assert home.status_code == 200, home.text
+            assert (await _refresh(http, answer.json()["refresh_token"])).status_code == 200
+
+
+async def test_without_a_grace_period_a_repeat_revokes_the_family(
+    make_app: Callable[..., Any],
+) -> None:
+    """With ``refresh_reuse_grace_seconds`` 0 rotation is strict: the second use of a token, however
+    soon, is ``invalid_grant`` and kills the token the first use returned."""
+    app = make_app(oauth_dev_login=True, refresh_reuse_grace_seconds=0)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app.client.app), base_url=ISSUER) as http:
+
+        async def consent(url: str) -> httpx.Response:
+            return await submit_consent(http, url)
+
+        tokens = await _tokens(http, consent, "home:read")
+        rotated = await _refresh(http, tokens["refresh_token"])
+        assert rotated.status_code == 200
+        assert _error(await _refresh(http, tokens["refresh_token"])) == "invalid_grant"
+        assert _error(await _refresh(http, rotated.json()["refresh_token"])) == "invalid_grant"
+
+
+async def test_a_repeat_asking_beyond_the_grant_is_invalid_scope(
+    browser: httpx.AsyncClient, consent: Callable[..., Awaitable[httpx.Response]]
+) -> None:
+    """Within the grace period a repeat is checked like a first use: more than the original scope is
+    ``invalid_scope`` and uses up none of the token's repeats; a narrower one is granted."""
+    tokens = await _tokens(browser, consent, "home:read search:read")
+    assert (await _refresh(browser, tokens["refresh_token"])).status_code == 200
+    for _ in range(GRACE_REUSES + 1):
+        escalated = await _refresh(browser, tokens["refresh_token"], scope="home:read transactions:write")
+        assert _error(escalated) == "invalid_scope"
+    narrowed = await _refresh(browser, tokens["refresh_token"], scope="home:read")
+    assert narrowed.status_code == 200, narrowed.text
+    assert narrowed.json()["scope"] == "home:read"
 
 
 async def test_revoked_refresh_token(
@@ -282,7 +389,8 @@ async def test_revoked_refresh_token(
 async def test_another_clients_refresh_token(
     oauth_app: Any, browser: httpx.AsyncClient, consent: Callable[..., Awaitable[httpx.Response]]
 ) -> None:
-    """A refresh token presented by another client is ``invalid_grant``."""
+    """A refresh token presented by another client is ``invalid_grant``, even within the grace period
+    of a token the app has just spent: the token leaked, and its family is revoked."""
     server = oauth_server(oauth_app.runtime)
     server.clients.register(
         "other-app",
@@ -295,6 +403,13 @@ async def test_another_clients_refresh_token(
     )
     tokens = await _tokens(browser, consent, "home:read")
     assert _error(await _refresh(browser, tokens["refresh_token"], client_id="other-app")) == "invalid_grant"
+    assert _error(await _refresh(browser, tokens["refresh_token"])) == "invalid_grant"
+    spent = await _tokens(browser, consent, "home:read")
+    rotated = await _refresh(browser, spent["refresh_token"])
+    assert rotated.status_code == 200
+    assert _error(await _refresh(browser, spent["refresh_token"], client_id="other-app")) == "invalid_grant"
+    assert _error(await _refresh(browser, rotated.json()["refresh_token"])) == "invalid_grant"
+    assert _error(await _refresh(browser, spent["refresh_token"])) == "invalid_grant"
 
 
 @pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])

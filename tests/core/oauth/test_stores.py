@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -11,7 +13,9 @@ from fulcrum_core.data.types import utcnow
 from fulcrum_core.errors import BadRequest
 from fulcrum_core.oauth.clients import ClientStore
 from fulcrum_core.oauth.codes import CodeStore
-from fulcrum_core.oauth.refresh import FamilyRevoked, RefreshTokenStore
+from fulcrum_core.oauth.refresh import GRACE_REUSES, REFRESH_TTL, FamilyRevoked, RefreshTokenStore
+
+GRACE = 10
 
 
 def _issue(store: RefreshTokenStore, family: str | None = None) -> str:
@@ -39,7 +43,7 @@ def test_code_is_single_use_and_bound_to_its_client(db: Database) -> None:
     assert first is not None
     token = _issue(refresh, first.family_id)
     assert codes.redeem("code-1", "app") is None
-    assert refresh.rotate(token) is None
+    assert refresh.rotate(token, client_id="app") is None
     assert codes.redeem("never-issued", "app") is None
 
 
@@ -60,17 +64,180 @@ def test_expired_code_is_refused(db: Database) -> None:
     assert codes.redeem("old", "app") is None
 
 
+def _rotate_at_once(store: RefreshTokenStore, token: str, uses: int) -> list[object]:
+    """``uses`` threads presenting ``token`` together (released by one barrier); what each got."""
+    barrier = threading.Barrier(uses)
+
+    def use(_: int) -> object:
+        barrier.wait(timeout=30)
+        return store.rotate(token, client_id="app")
+
+    with ThreadPoolExecutor(max_workers=uses) as pool:
+        return list(pool.map(use, range(uses)))
+
+
+def _family_live(store: RefreshTokenStore, family_id: str) -> bool:
+    try:
+        _issue(store, family_id)
+    except FamilyRevoked:
+        return False
+    return True
+
+
 def test_concurrent_rotation_has_one_winner(db: Database) -> None:
-    """Eight threads spending one refresh token: exactly one gets it, and the reuse revokes the family."""
-    store = RefreshTokenStore(db)
+    """Without a grace period (0), eight threads spending one refresh token: exactly one gets it, and
+    the reuse revokes the family."""
+    store = RefreshTokenStore(db, reuse_grace_seconds=0)
     token = _issue(store)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(lambda _: store.rotate(token), range(8)))
+    results = _rotate_at_once(store, token, 8)
     winners = [r for r in results if r is not None]
     assert len(winners) == 1
     # The losers' reuse revoked the family: the winner cannot add its successor to it.
     with pytest.raises(FamilyRevoked):
         _issue(store, winners[0].family_id)
+
+
+def test_concurrent_refreshes_within_the_grace_period_all_succeed(db: Database) -> None:
+    """Two screens (and a retry) presenting one token at once: each gets its record, the family stays
+    live and takes each one's successor, and the successors all rotate in turn."""
+    store = RefreshTokenStore(db, reuse_grace_seconds=GRACE)
+    token = _issue(store)
+    results = _rotate_at_once(store, token, 1 + GRACE_REUSES)
+    assert all(r is not None for r in results), results
+    record = store.find(token)
+    assert record is not None
+    successors = [_issue(store, record.family_id) for _ in results]
+    for successor in successors:
+        assert store.rotate(successor, client_id="app") is not None
+    assert _family_live(store, record.family_id)
+
+
+def test_the_grace_period_accepts_a_token_a_bounded_number_of_times(db: Database) -> None:
+    """Eight uses of one token at once within its grace period: the first and ``GRACE_REUSES``
+    repeats succeed, the next is a reuse and revokes the family (a stolen token mints few branches)."""
+    store = RefreshTokenStore(db, reuse_grace_seconds=GRACE)
+    token = _issue(store)
+    results = _rotate_at_once(store, token, 8)
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1 + GRACE_REUSES
+    record = store.find(token)
+    assert record is not None
+    assert not _family_live(store, record.family_id)
+
+
+def test_a_repeat_keeps_the_successor_issued_first(db: Database) -> None:
+    """A repeat within the grace period issues a second successor; the first stays valid (both branches
+    live), and one repeat more than ``GRACE_REUSES`` revokes the family and both branches."""
+    store = RefreshTokenStore(db, reuse_grace_seconds=GRACE)
+    token = _issue(store)
+    start = utcnow()
+    first = store.rotate(token, client_id="app", now=start)
+    assert first is not None
+    branches = [_issue(store, first.family_id)]
+    for n in range(GRACE_REUSES):
+        again = store.rotate(token, client_id="app", now=start + timedelta(seconds=1 + n))
+        assert again is not None
+        assert again.family_id == first.family_id
+        branches.append(_issue(store, first.family_id))
+    for branch in branches:
+        record = store.find(branch)
+        assert record is not None
+        assert not record.is_revoked()
+    assert store.rotate(token, client_id="app", now=start + timedelta(seconds=GRACE)) is None
+    for branch in branches:
+        assert store.rotate(branch, client_id="app") is None
+
+
+@pytest.mark.parametrize("grace", [GRACE, 0])
+def test_a_reuse_after_the_grace_period_revokes_the_family(db: Database, grace: int) -> None:
+    """A repeat at the grace period's last instant is accepted; later than that (with the grace period
+    0: at all) the token's use is a reuse: refused, and the successors it was rotated into are revoked."""
+    store = RefreshTokenStore(db, reuse_grace_seconds=grace)
+    token = _issue(store)
+    start = utcnow()
+    first = store.rotate(token, client_id="app", now=start)
+    assert first is not None
+    successors = [_issue(store, first.family_id)]
+    if grace:
+        assert store.rotate(token, client_id="app", now=start + timedelta(seconds=grace)) is not None
+        successors.append(_issue(store, first.family_id))
+    assert store.rotate(token, client_id="app", now=start + timedelta(seconds=grace, milliseconds=1)) is None
+    for successor in successors:
+        assert store.rotate(successor, client_id="app") is None
+    assert not _family_live(store, first.family_id)
+
+
+def test_another_client_presenting_a_token_revokes_the_family(db: Database) -> None:
+    """A token presented by a client it was not issued to is refused even within the grace period, and
+    it leaked: its family is revoked, spent or not."""
+    store = RefreshTokenStore(db, reuse_grace_seconds=GRACE)
+    spent = _issue(store)
+    first = store.rotate(spent, client_id="app")
+    assert first is not None
+    successor = _issue(store, first.family_id)
+    assert store.rotate(spent, client_id="other") is None
+    assert store.rotate(successor, client_id="app") is None
+    live = _issue(store)
+    assert store.rotate(live, client_id="other") is None
+    assert store.rotate(live, client_id="app") is None
+
+
+def test_the_grace_period_never_revives_a_revoked_or_expired_token(db: Database) -> None:
+    """Within the grace period a token of a revoked family (RFC 7009, a consent withdrawn) or an
+    expired one is still refused, and nothing joins the revoked family."""
+    store = RefreshTokenStore(db, reuse_grace_seconds=GRACE)
+    token = _issue(store)
+    first = store.rotate(token, client_id="app")
+    assert first is not None
+    store.revoke_family(first.family_id)
+    assert store.rotate(token, client_id="app") is None
+    assert not _family_live(store, first.family_id)
+    start = utcnow()
+    ending = store.issue(  # expires two seconds after ``start``
+        family_id=None, client_id="app", subject="c-1", subject_kind="customer", scope="home:read",
+        now=start - REFRESH_TTL + timedelta(seconds=2),
+    )
+    assert store.rotate(ending, client_id="app", now=start) is not None
+    assert store.rotate(ending, client_id="app", now=start + timedelta(seconds=3)) is None
+
+
+def _repeats_racing_a_revocation(store: RefreshTokenStore) -> tuple[str, list[str]]:
+    """Three repeats of a spent token (rotate, then issue the successor, as the token endpoint does)
+    and the family's revocation, released together: the family and the successors issued."""
+    token = _issue(store)
+    first = store.rotate(token, client_id="app")
+    assert first is not None
+    family = first.family_id
+    barrier = threading.Barrier(4)
+    issued: list[str] = []
+
+    def refresh() -> None:
+        barrier.wait(timeout=30)
+        if store.rotate(token, client_id="app") is not None:
+            with contextlib.suppress(FamilyRevoked):
+                issued.append(_issue(store, family))
+
+    def revoke() -> None:
+        barrier.wait(timeout=30)
+        store.revoke_family(family)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for done in [pool.submit(refresh) for _ in range(3)] + [pool.submit(revoke)]:
+            done.result()
+    return family, issued
+
+
+def test_repeats_racing_a_revocation_leave_no_live_token(db: Database) -> None:
+    """Refreshes within the grace period racing the family's revocation (RFC 7009, a consent withdrawn):
+    whatever the order, no token of the family is left live and nothing joins it afterwards."""
+    store = RefreshTokenStore(db, reuse_grace_seconds=GRACE)
+    for _ in range(5):
+        family, issued = _repeats_racing_a_revocation(store)
+        for value in issued:
+            found = store.find(value)
+            assert found is not None
+            assert found.is_revoked()
+        assert not _family_live(store, family)
 
 
 def test_issue_into_unknown_or_foreign_family_is_refused(db: Database) -> None:
@@ -94,7 +261,7 @@ def test_revoked_and_unknown_tokens(db: Database) -> None:
     record = store.find(token)
     assert record is not None
     store.revoke_family(record.family_id)
-    assert store.rotate(token) is None
+    assert store.rotate(token, client_id="app") is None
     found = store.find(token)
     assert found is not None
     assert found.is_revoked()

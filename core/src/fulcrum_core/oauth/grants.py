@@ -2,7 +2,8 @@
 
 - Authorization code with PKCE: ``S256`` only, and required for every client, public or not
   (authlib's default accepts ``plain`` and requires PKCE only from public clients).
-- Refresh token: every use rotates the token; reusing a rotated one revokes its family.
+- Refresh token: every use rotates the token; reusing a rotated one revokes its family, except for
+  a repeat by its own client within the rotation grace period (see ``fulcrum_core.oauth.refresh``).
 - Client credentials: for plugin backends and staff tools, never beyond the client's scopes.
 """
 
@@ -94,7 +95,11 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
-    """Refresh token with rotation: the presented token is spent, a new one of the family returned."""
+    """Refresh token with rotation: the presented token is spent, a new one of the family returned.
+
+    Within the rotation grace period its client may present a spent token again (a concurrent
+    refresh, or a retry whose answer was lost) and gets another new token of the same family.
+    """
 
     TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = TOKEN_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
@@ -104,21 +109,22 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         presented = self.request.form.get("refresh_token")
         if not presented:
             raise InvalidRequestError("Missing 'refresh_token' in request.")
-        # Check the scope before spending the token: an escalation attempt leaves it usable.
-        known = self.server.refresh_tokens.find(presented)
-        if known is None or not known.check_client(client) or known.is_revoked() or known.is_expired():
-            return self._spend(presented, client)
-        self._validate_token_scope(known)
+        # Check the scope before spending the token: an escalation attempt leaves it usable. A token
+        # that may not be used is spent unchecked, so a reuse is detected whatever scope it asks for.
+        store = self.server.refresh_tokens
+        known = store.find(presented)
+        if known is not None and store.may_rotate(known, client.client_id):
+            self._validate_token_scope(known)
         return self._spend(presented, client)
 
     def _spend(self, presented: str, client: Any) -> Any:
-        token = self.server.refresh_tokens.rotate(presented)
+        token = self.server.refresh_tokens.rotate(presented, client_id=client.client_id)
         if token is None or not token.check_client(client):
             raise InvalidGrantError("the refresh token is invalid, expired, revoked or was already used")
         return token
 
     def authenticate_refresh_token(self, refresh_token: str) -> Any:  # pragma: no cover - see above
-        return self.server.refresh_tokens.rotate(refresh_token)
+        return self.server.refresh_tokens.rotate(refresh_token, client_id=self.request.client.client_id)
 
     def authenticate_user(self, refresh_token: Any) -> ResourceOwner:
         return ResourceOwner(refresh_token.subject, refresh_token.subject_kind)

@@ -4,7 +4,17 @@ A family starts with an authorization code and ends when it is revoked (RFC 7009
 replayed code, or the client being disabled). Issuing into a family locks its row first and refuses
 a revoked family, so a token being issued while the family is revoked cannot survive the revocation.
 Tokens are stored as SHA-256 digests. Rotation is one conditional ``UPDATE``, so of two concurrent
-uses of one token exactly one wins; the other is a reuse.
+uses of one token exactly one spends it.
+
+The other one is not necessarily a reuse: a mobile app whose screens refresh together, or that
+retries a refresh whose answer a network timeout lost, presents one token twice within moments.
+Within the rotation grace period (``reuse_grace_seconds`` after the token was spent), its own
+client may present it again up to ``GRACE_REUSES`` times; each time another token of the same family
+is issued, and the successor issued first stays valid too (both branches live, as with Okta's grace
+period). The grace never revives anything: a revoked or expired token, or one of a revoked family, is
+refused, and the new token is issued under the family's lock like any other. A spent token presented
+after its grace period or beyond ``GRACE_REUSES`` is a reuse and revokes the family; so does any token,
+spent or not, presented by a client it was not issued to (it leaked).
 """
 
 from __future__ import annotations
@@ -24,9 +34,13 @@ from fulcrum_core.data.models.oauth_token_family import OAuthTokenFamilyRow
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.oauth.clients import hash_secret
 
-__all__ = ["REFRESH_TTL", "FamilyRevoked", "RefreshToken", "RefreshTokenStore", "new_family"]
+__all__ = ["GRACE_REUSES", "REFRESH_TTL", "FamilyRevoked", "RefreshToken", "RefreshTokenStore", "new_family"]
 
 REFRESH_TTL: Final = timedelta(days=30)
+GRACE_REUSES: Final = 2
+"""How many times one spent token may be presented again within its grace period: enough for two
+screens and a retry refreshing together, few enough that a stolen token mints at most this many
+extra branches of the family before its use revokes them all."""
 
 
 class FamilyRevoked(Exception):
@@ -49,6 +63,10 @@ class RefreshToken(msgspec.Struct, frozen=True, kw_only=True):
     scope: str
     expires_at: datetime
     revoked: bool = False
+    # Why ``revoked`` (as ``find`` reports it) may be true: spent by a rotation, or revoked outright.
+    rotated_at: datetime | None = None
+    revoked_at: datetime | None = None
+    grace_reuses: int = 0
 
     def check_client(self, client: object) -> bool:
         return getattr(client, "client_id", None) == self.client_id
@@ -76,14 +94,33 @@ def _view(row: OAuthRefreshTokenRow, *, revoked: bool) -> RefreshToken:
         scope=row.scope,
         expires_at=row.expires_at,
         revoked=revoked,
+        rotated_at=row.rotated_at,
+        revoked_at=row.revoked_at,
+        grace_reuses=row.grace_reuses,
     )
 
 
 class RefreshTokenStore:
-    """Reads and writes the ``oauth_refresh_tokens`` table."""
+    """Reads and writes the ``oauth_refresh_tokens`` table.
 
-    def __init__(self, db: Database) -> None:
+    ``reuse_grace_seconds`` is the rotation grace period (the setting ``refresh_reuse_grace_seconds``);
+    0, the default here, is strict rotation: any second use of a token is a reuse.
+    """
+
+    def __init__(self, db: Database, *, reuse_grace_seconds: int = 0) -> None:
         self._db = db
+        self._grace = timedelta(seconds=max(0, reuse_grace_seconds))
+
+    def may_rotate(self, record: RefreshToken, client_id: str, *, now: datetime | None = None) -> bool:
+        """Whether ``rotate`` would accept ``record`` for ``client_id`` at ``now``, read without locking
+        (for checks made before spending a token; ``rotate`` alone decides)."""
+        at = now or utcnow()
+        if record.client_id != client_id or record.revoked_at is not None or record.expires_at <= at:
+            return False
+        if record.rotated_at is None:
+            return True
+        in_grace = bool(self._grace) and record.rotated_at >= at - self._grace
+        return in_grace and record.grace_reuses < GRACE_REUSES
 
     def issue(
         self,
@@ -136,26 +173,53 @@ class RefreshTokenStore:
                 return None
             return _view(row, revoked=row.revoked_at is not None or row.rotated_at is not None)
 
-    def rotate(self, token: str, *, now: datetime | None = None) -> RefreshToken | None:
-        """Use ``token`` once: the live record, or ``None`` (revoking the family if it was reused)."""
+    def rotate(self, token: str, *, client_id: str, now: datetime | None = None) -> RefreshToken | None:
+        """Use ``token`` for ``client_id``: its record, or ``None`` (revoking the family if it was reused).
+
+        A live token is spent. A token spent no more than the grace period ago is accepted again, at
+        most ``GRACE_REUSES`` times, when its own client presents it and it is neither revoked nor
+        expired. Any other use of a spent token, and any token presented by another client, revokes
+        the family.
+        """
         at = now or utcnow()
         digest = hash_secret(token)
+        usable = (
+            OAuthRefreshTokenRow.token_hash == digest,
+            OAuthRefreshTokenRow.client_id == client_id,
+            OAuthRefreshTokenRow.revoked_at.is_(None),
+            OAuthRefreshTokenRow.expires_at > at,
+        )
         with self._db.session() as session:
             claimed = session.execute(
                 update(OAuthRefreshTokenRow)
-                .where(
-                    OAuthRefreshTokenRow.token_hash == digest,
-                    OAuthRefreshTokenRow.rotated_at.is_(None),
-                    OAuthRefreshTokenRow.revoked_at.is_(None),
-                    OAuthRefreshTokenRow.expires_at > at,
-                )
+                .where(*usable, OAuthRefreshTokenRow.rotated_at.is_(None))
                 .values(rotated_at=at)
                 .returning(OAuthRefreshTokenRow.token_hash)
             ).scalar_one_or_none()
+            if claimed is None and self._grace:
+                # Spent already (perhaps by a request still running): within the grace period, and
+                # while the count allows, this use is a repeat, not a reuse. One conditional UPDATE,
+                # so concurrent repeats never exceed the count: SQLite runs writers one at a time, and
+                # PostgreSQL (read committed) checks the WHERE again on a row another writer changed.
+                claimed = session.execute(
+                    update(OAuthRefreshTokenRow)
+                    .where(
+                        *usable,
+                        OAuthRefreshTokenRow.rotated_at.is_not(None),
+                        OAuthRefreshTokenRow.rotated_at >= at - self._grace,
+                        OAuthRefreshTokenRow.grace_reuses < GRACE_REUSES,
+                    )
+                    .values(grace_reuses=OAuthRefreshTokenRow.grace_reuses + 1)
+                    .returning(OAuthRefreshTokenRow.token_hash)
+                ).scalar_one_or_none()
             row = session.get(OAuthRefreshTokenRow, digest, populate_existing=True)
             if row is None:
                 return None
-            reused = claimed is None and row.rotated_at is not None and row.revoked_at is None
+            reused = (
+                claimed is None
+                and row.revoked_at is None
+                and (row.rotated_at is not None or row.client_id != client_id)
+            )
             found = _view(row, revoked=False)
         if reused:
             self.revoke_family(found.family_id, now=at)

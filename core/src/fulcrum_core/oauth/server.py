@@ -131,13 +131,15 @@ class _PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
 class FulcrumAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     """authlib's server bound to the host's database and token signer."""
 
-    def __init__(self, db: Database, tokens: TokenService, *, issuer: str) -> None:
+    def __init__(
+        self, db: Database, tokens: TokenService, *, issuer: str, refresh_reuse_grace_seconds: int = 0
+    ) -> None:
         super().__init__(scopes_supported=sorted(SCOPES))
         self.db = db
         self.tokens = tokens
         self.issuer = issuer
         self.clients = ClientStore(db)
-        self.refresh_tokens = RefreshTokenStore(db)
+        self.refresh_tokens = RefreshTokenStore(db, reuse_grace_seconds=refresh_reuse_grace_seconds)
         self.codes = CodeStore(db, self.refresh_tokens)
         self.register_token_generator("default", self._generate)
         self.register_client_auth_method("client_secret_basic", _client_secret_basic)
@@ -257,7 +259,10 @@ def oauth_server(runtime: Runtime) -> FulcrumAuthorizationServer:
             server = runtime.extras.get(_EXTRA_KEY)
             if server is None:
                 server = FulcrumAuthorizationServer(
-                    runtime.db, runtime.tokens, issuer=runtime.settings.issuer.rstrip("/")
+                    runtime.db,
+                    runtime.tokens,
+                    issuer=runtime.settings.issuer.rstrip("/"),
+                    refresh_reuse_grace_seconds=runtime.settings.refresh_reuse_grace_seconds,
                 )
                 ensure_app_client(server.clients, runtime.settings.oauth_app_redirect_uris)
                 runtime.extras[_EXTRA_KEY] = server

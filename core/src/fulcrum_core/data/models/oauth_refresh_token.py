@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fulcrum_core.data.base import CoreBase
@@ -14,7 +14,8 @@ __all__ = ["OAuthRefreshTokenRow"]
 
 
 class OAuthRefreshTokenRow(CoreBase):
-    """One refresh token. Each use rotates it (``rotated_at``); reuse of a rotated one revokes the family."""
+    """One refresh token. Each use rotates it (``rotated_at``); reuse of a rotated one revokes the family,
+    except within the rotation grace period, where ``grace_reuses`` counts the repeats it allowed."""
 
     __tablename__ = "oauth_refresh_tokens"
     __table_args__ = (Index("ix_oauth_refresh_tokens_family_id", "family_id"),)
@@ -29,3 +30,5 @@ class OAuthRefreshTokenRow(CoreBase):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Uses after the rotation that the grace period accepted (each issued another token of the family).
+    grace_reuses: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
