@@ -155,3 +155,70 @@ async def test_a_consent_form_submitted_several_times_at_once_leaves_one_live_co
     live = [c for c in listed if c["plugin_id"] == INTERNAL and c["status"] == "authorised"]
     assert len(live) == 1, listed
     assert len(listed) == SUBMISSIONS
+
+
+async def _refresh(http: httpx.AsyncClient, token: str, secret: str) -> httpx.Response:
+    return await http.post(
+        "/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": token},
+        auth=(plugin_client_id(INTERNAL), secret),
+    )
+
+
+@pytest.mark.anyio
+async def test_a_refresh_repeated_after_its_consent_was_revoked_gets_nothing(
+    internal_app: tuple[Any, str],
+) -> None:
+    """The plugin's backend refreshes, the customer deletes the consent, and the backend's repeat of
+    that refresh (a retry) arrives within the rotation grace period: ``invalid_grant``. The grace
+    period lets a spent token be used again, never a revoked family."""
+    app, secret = internal_app
+    verifier, challenge = pkce_pair()
+    code = await _authorized_code(app, challenge)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app.client.app), base_url=ISSUER) as http:
+        redeemed = await http.post(
+            "/oauth/token",
+            data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                  "code_verifier": verifier},
+            auth=(plugin_client_id(INTERNAL), secret),
+        )
+        assert redeemed.status_code == 200, redeemed.text
+        spent = redeemed.json()["refresh_token"]
+        first = await _refresh(http, spent, secret)
+        assert first.status_code == 200, first.text
+        assert (await _refresh(http, spent, secret)).status_code == 200  # a repeat within the grace period
+        _revoke_the_consent(app)
+        for token in (spent, first.json()["refresh_token"]):
+            refused = await _refresh(http, token, secret)
+            assert refused.status_code == 400, refused.text
+            assert refused.json()["error"] == "invalid_grant"
+
+
+def test_a_repeat_in_flight_when_its_consent_is_revoked_gets_no_refresh_token(
+    internal_app: tuple[Any, str],
+) -> None:
+    """The same one step later: the repeat within the grace period has been accepted (committed) but
+    its new refresh token not yet stored when the consent is deleted. Storing it must then fail, so
+    the token endpoint answers ``invalid_grant``: the withdrawal wins over the grace period."""
+    app, _secret = internal_app
+    _verifier, challenge = pkce_pair()
+    code = asyncio.run(_authorized_code(app, challenge))
+    server = oauth_server(app.runtime)
+    client = plugin_client_id(INTERNAL)
+    redeemed = server.codes.redeem(code, client)
+    assert redeemed is not None
+    store = server.refresh_tokens
+    token = store.issue(
+        family_id=redeemed.family_id, client_id=client, subject=CUSTOMER, subject_kind="customer",
+        scope="holdings:read",
+    )
+    assert store.rotate(token, client_id=client) is not None  # the first refresh
+    repeat = store.rotate(token, client_id=client)  # its repeat, first half
+    assert repeat is not None
+    _revoke_the_consent(app)
+    with pytest.raises(FamilyRevoked):  # its repeat, second half
+        store.issue(
+            family_id=repeat.family_id, client_id=client, subject=CUSTOMER, subject_kind="customer",
+            scope="holdings:read",
+        )
+    assert store.rotate(token, client_id=client) is None
