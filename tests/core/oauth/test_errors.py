@@ -360,6 +360,20 @@ async def test_without_a_grace_period_a_repeat_revokes_the_family(
         assert _error(await _refresh(http, rotated.json()["refresh_token"])) == "invalid_grant"
 
 
+def test_the_grace_period_is_a_setting_read_from_the_environment() -> None:
+    """``FULCRUM_REFRESH_REUSE_GRACE_SECONDS`` sets it (default 10 seconds, 0 allowed: strict
+    rotation); negative or more than a minute is refused naming the variable."""
+    from fulcrum_core.settings import SettingsError, load_settings
+
+    assert load_settings(environ={}).refresh_reuse_grace_seconds == 10
+    for value in (0, 60):
+        env = {"FULCRUM_REFRESH_REUSE_GRACE_SECONDS": str(value)}
+        assert load_settings(environ=env).refresh_reuse_grace_seconds == value
+    for bad in ("-1", "61", "soon"):
+        with pytest.raises(SettingsError, match="FULCRUM_REFRESH_REUSE_GRACE_SECONDS"):
+            load_settings(environ={"FULCRUM_REFRESH_REUSE_GRACE_SECONDS": bad})
+
+
 async def test_a_repeat_asking_beyond_the_grant_is_invalid_scope(
     browser: httpx.AsyncClient, consent: Callable[..., Awaitable[httpx.Response]]
 ) -> None:

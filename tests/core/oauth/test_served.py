@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -20,7 +21,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_flow_against_a_served_app(served: str) -> None:
-    """Code + PKCE, /v1/home, rotation, revocation and refusal, over real HTTP."""
+    """Code + PKCE, /v1/home, rotation (two refreshes at once with one token), revocation and refusal,
+    over real HTTP."""
     verifier = "x" * 64
     with (
         OAuth2Client(
@@ -42,7 +44,21 @@ def test_flow_against_a_served_app(served: str) -> None:
         assert parse_qs(urlsplit(location).query)["iss"] == [served]
         client.fetch_token(f"{served}/oauth/token", authorization_response=location, code_verifier=verifier)
         assert client.get("/v1/home").status_code == 200
-        rotated = client.refresh_token(f"{served}/oauth/token")
+        # Two screens refreshing at once with one token: both get new tokens of the family (the rotation
+        # grace period), and each new refresh token works.
+        spent = client.token["refresh_token"]
+        form = {"grant_type": "refresh_token", "refresh_token": spent, "client_id": "fulcrum-app"}
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            answers = list(pool.map(lambda _: httpx.post(f"{served}/oauth/token", data=form), range(2)))
+        assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+        other = httpx.post(
+            f"{served}/oauth/token",
+            data={**form, "refresh_token": answers[0].json()["refresh_token"]},
+        )
+        assert other.status_code == 200, other.text
+        rotated = client.refresh_token(
+            f"{served}/oauth/token", refresh_token=answers[1].json()["refresh_token"]
+        )
         client.revoke_token(
             f"{served}/oauth/revoke", token=rotated["refresh_token"], token_type_hint="refresh_token"
         )
