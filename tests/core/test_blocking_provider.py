@@ -233,7 +233,7 @@ def test_a_transaction_whose_records_the_bank_cannot_give_is_refused_before_jour
     assert r.json()["code"] == "transaction.data_unavailable"
     assert r.headers["retry-after"] == "1"
     assert called == []
-    assert app.runtime.transactions.journal.find(CUSTOMER, "k-down") is None
+    assert app.runtime.transactions.journal.find(CUSTOMER, "fulcrum-dev", "k-down") is None
 
 
 def test_sealed_records_refuse_what_was_not_read() -> None:

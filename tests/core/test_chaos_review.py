@@ -522,6 +522,6 @@ def test_a_refusal_that_cannot_be_sent_is_the_plugins_fault_not_a_500(make_app: 
     response = _post(app)
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "unknown"
-    row = app.runtime.transactions.journal.find(C3, "k-1")
+    row = app.runtime.transactions.journal.find(C3, "fulcrum-dev", "k-1")
     assert row is not None
     assert row.status == "unknown"

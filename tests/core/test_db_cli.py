@@ -33,8 +33,9 @@ def test_reconcile_marks_stale_pending_rows_and_lists_unknown(tmp_path: Path) ->
     with db.session() as session:
         for tx_id, age in (("stale", timedelta(minutes=10)), ("fresh", timedelta(seconds=1))):
             session.add(TransactionRow(
-                id=tx_id, customer_ref="c-1", idempotency_key=tx_id, request_hash="0" * 64, type="t.x",
-                plugin_id="p", params={}, amount_fen=100, risk_level=None, status="pending",
+                id=tx_id, customer_ref="c-1", client_id="fulcrum-app", idempotency_key=tx_id,
+                request_hash="0" * 64, type="t.x", plugin_id="p", params={}, amount_fen=100, risk_level=None,
+                status="pending",
                 created_at=now - age, updated_at=now - age,
             ))
     db.dispose()
@@ -75,8 +76,9 @@ def test_reconcile_resolve_asks_about_pending_rows_it_marks_unknown_in_the_same_
     with db.session() as session:
         for tx_id in ("settles", "stays"):
             session.add(TransactionRow(
-                id=tx_id, customer_ref="c-1", idempotency_key=tx_id, request_hash="0" * 64, type="t.x",
-                plugin_id="p", params={}, amount_fen=100, risk_level=None, status="pending",
+                id=tx_id, customer_ref="c-1", client_id="fulcrum-app", idempotency_key=tx_id,
+                request_hash="0" * 64, type="t.x", plugin_id="p", params={}, amount_fen=100, risk_level=None,
+                status="pending",
                 created_at=long_ago, updated_at=long_ago,
             ))
     db.dispose()
@@ -116,8 +118,9 @@ def test_reconcile_resolve_with_the_real_host_asks_about_rows_it_just_marked(tmp
     long_ago = utcnow() - timedelta(minutes=10)
     with db.session() as session:
         session.add(TransactionRow(
-            id="stale", customer_ref="c-1", idempotency_key="stale", request_hash="0" * 64, type="t.x",
-            plugin_id="p", params={}, amount_fen=100, risk_level=None, status="pending",
+            id="stale", customer_ref="c-1", client_id="fulcrum-app", idempotency_key="stale",
+            request_hash="0" * 64, type="t.x", plugin_id="p", params={}, amount_fen=100, risk_level=None,
+            status="pending",
             created_at=long_ago, updated_at=long_ago,
         ))
     db.dispose()
@@ -152,6 +155,7 @@ def test_reconcile_ends_never_asked_transactions_past_their_retry_window(
                 TransactionRow(
                     id=tx_id,
                     customer_ref="c-1",
+                    client_id="fulcrum-app",
                     idempotency_key=f"k-{tx_id}",
                     request_hash="0" * 64,
                     type="t.x",

@@ -12,6 +12,7 @@ from fulcrum_core.data.db import Database
 from fulcrum_core.data.storage import SqlPluginStorage
 from fulcrum_core.dispatch.context import ContextFactory
 from fulcrum_core.dispatch.dispatcher import Dispatcher
+from fulcrum_core.oauth.server import APP_CLIENT_ID as APP
 from fulcrum_core.plugins import get_plugin_manager
 from fulcrum_core.settings import Settings
 from fulcrum_core.transactions.service import TransactionService
@@ -115,7 +116,8 @@ def test_transactions_get_the_fresh_view_and_update_the_cache(build: Callable[..
     display = contexts.storage("views")
     assert display.counter("paid") == 0  # now cached as 0
     outcome = asyncio.run(
-        service.submit(CUSTOMER, "k-1", b'{"type": "views.pay", "params": {"amount_fen": 1}}')
+        service.submit(CUSTOMER, "k-1", b'{"type": "views.pay", "params": {"amount_fen": 1}}',
+                       client_id=APP)
     )
     assert outcome.status_code == 201
     [ctx] = seen

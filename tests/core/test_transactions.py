@@ -4,6 +4,7 @@ dispatcher and contexts (no HTTP): each refusal, idempotency, suitability, limit
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import threading
@@ -20,6 +21,7 @@ from fulcrum_core.data.types import utcnow
 from fulcrum_core.dispatch.context import ContextFactory
 from fulcrum_core.dispatch.dispatcher import Dispatcher
 from fulcrum_core.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from fulcrum_core.oauth.server import APP_CLIENT_ID
 from fulcrum_core.plugins import PluginPolicy, get_plugin_manager
 from fulcrum_core.settings import Deadlines, Settings
 from fulcrum_core.transactions.checks import PluginBusyError
@@ -33,9 +35,17 @@ from sqlalchemy import func, select
 
 pytestmark = pytest.mark.anyio
 
+APP = APP_CLIENT_ID  # the mobile app's client, unless a test says otherwise
 C3 = PERSONAS["young_professional"].id  # tolerance C3, assessment valid
 C1_EXPIRED = PERSONAS["retiree"].id  # tolerance C1, assessment expired 2025-12-31
 NO_RISK = "c-no-assessment"
+
+
+def plugin_key(key: str, client_id: str = APP) -> str:
+    """The idempotency key a plugin is handed for ``key`` sent by ``client_id``: unique among the
+    customer's transactions whichever client sent it, the same on every call about the transaction."""
+    return hashlib.sha256(f"{client_id}\x00{key}".encode()).hexdigest()
+
 RISK = {"SAFE": "R1", "MID": "R3", "HOT": "R5", "STEP": "R1"}
 EXPLODING: dict[str, BaseException] = {}
 """Products whose params ``__post_init__`` raises this (set by a test, after its rows are journaled)."""
@@ -196,7 +206,7 @@ async def test_success_is_journaled_and_answered_201(
     service: TransactionService, shop: Shop, db: Database
 ) -> None:
     """A valid request runs the plugin once, answers 201 and leaves a ``succeeded`` row."""
-    outcome = await service.submit(C3, "k-1", body())
+    outcome = await service.submit(C3, "k-1", body(), client_id=APP)
     assert outcome.status_code == 201
     assert not outcome.replayed
     assert isinstance(outcome.body, TransactionView)
@@ -207,7 +217,8 @@ async def test_success_is_journaled_and_answered_201(
     assert outcome.body.result.reference
     [request] = shop.calls
     assert isinstance(request.params, BuyParams)
-    assert (request.idempotency_key, request.amount_fen, request.risk_level) == ("k-1", 10_000, "R3")
+    assert request.idempotency_key == plugin_key("k-1")
+    assert (request.amount_fen, request.risk_level) == (10_000, "R3")
     [row] = rows(db)
     assert (row.status, row.customer_ref, row.plugin_id) == ("succeeded", C3, "shop")
     assert row.response_status == 201
@@ -218,8 +229,8 @@ async def test_same_key_same_body_replays_the_stored_response(
     service: TransactionService, shop: Shop
 ) -> None:
     """A retry gets the same status and body, marked as a replay, without calling the plugin again."""
-    first = await service.submit(C3, "k-1", body())
-    again = await service.submit(C3, "k-1", body())
+    first = await service.submit(C3, "k-1", body(), client_id=APP)
+    again = await service.submit(C3, "k-1", body(), client_id=APP)
     assert again.replayed
     assert again.status_code == first.status_code
     assert msgspec.json.encode(again.body) == msgspec.json.encode(first.body)
@@ -229,19 +240,19 @@ async def test_same_key_same_body_replays_the_stored_response(
 async def test_replay_ignores_key_order_and_whitespace(service: TransactionService, shop: Shop) -> None:
     """The request hash is over the canonical body: the same JSON written differently is the same request."""
     compact = b'{"type":"shop.buy","params":{"product":"MID","amount_fen":5,"mode":"ok"}}'
-    await service.submit(C3, "k-1", compact)
+    await service.submit(C3, "k-1", compact, client_id=APP)
     again = await service.submit(
         C3, "k-1", b'{ "params": {"mode": "ok", "amount_fen": 5, "product": "MID"},\n "type": "shop.buy" }'
-    )
+    , client_id=APP)
     assert again.replayed
     assert len(shop.calls) == 1
 
 
 async def test_same_key_different_body_is_422(service: TransactionService, shop: Shop) -> None:
     """Reusing a key for another request is refused, naming the header."""
-    await service.submit(C3, "k-1", body(amount=100))
+    await service.submit(C3, "k-1", body(amount=100), client_id=APP)
     with pytest.raises(Unprocessable) as info:
-        await service.submit(C3, "k-1", body(amount=200))
+        await service.submit(C3, "k-1", body(amount=200), client_id=APP)
     assert info.value.code == "idempotency.mismatch"
     assert info.value.field == "Idempotency-Key"
     assert len(shop.calls) == 1
@@ -249,8 +260,8 @@ async def test_same_key_different_body_is_422(service: TransactionService, shop:
 
 async def test_keys_belong_to_one_customer(service: TransactionService, shop: Shop) -> None:
     """Two customers may use the same key: each gets their own transaction."""
-    a = await service.submit(C3, "same", body(product="SAFE"))
-    b = await service.submit(PERSONAS["affluent"].id, "same", body(product="SAFE"))
+    a = await service.submit(C3, "same", body(product="SAFE"), client_id=APP)
+    b = await service.submit(PERSONAS["affluent"].id, "same", body(product="SAFE"), client_id=APP)
     assert a.transaction_id != b.transaction_id
     assert len(shop.calls) == 2
 
@@ -259,10 +270,10 @@ async def test_in_flight_duplicate_is_409(make_service: Callable[..., Transactio
                                           release: threading.Event) -> None:
     """While the first request still waits on the plugin, a duplicate gets 409 and no second call."""
     service = make_service()
-    first = asyncio.ensure_future(service.submit(C3, "k-1", body(mode="hang")))
+    first = asyncio.ensure_future(service.submit(C3, "k-1", body(mode="hang"), client_id=APP))
     assert await asyncio.to_thread(shop.entered.wait, 30)  # the first request is inside the plugin now
     with pytest.raises(Conflict) as info:
-        await service.submit(C3, "k-1", body(mode="hang"))
+        await service.submit(C3, "k-1", body(mode="hang"), client_id=APP)
     assert info.value.code == "idempotency.in_flight"
     release.set()
     outcome = await first
@@ -285,7 +296,7 @@ async def test_a_request_cancelled_while_its_row_is_written_still_executes_it(
         return insert(row)
 
     service.journal.insert_pending = slow_insert  # type: ignore[method-assign]
-    request = asyncio.ensure_future(service.submit(C3, "k-1", body()))
+    request = asyncio.ensure_future(service.submit(C3, "k-1", body(), client_id=APP))
     assert await asyncio.to_thread(writing.wait, 30)
     request.cancel()
     go_on.set()
@@ -308,7 +319,7 @@ async def test_missing_key_is_400_naming_the_header(
 ) -> None:
     """No Idempotency-Key: 400 naming it, nothing journaled, nothing executed."""
     with pytest.raises(BadRequest) as info:
-        await service.submit(C3, key, body())
+        await service.submit(C3, key, body(), client_id=APP)
     assert info.value.field == "Idempotency-Key"
     assert rows(db) == []
 
@@ -317,7 +328,7 @@ async def test_malformed_key_is_400(service: TransactionService) -> None:
     """A key with spaces or over 255 characters is refused."""
     for key in ("has space", "x" * 256, "中文"):
         with pytest.raises(BadRequest) as info:
-            await service.submit(C3, key, body())
+            await service.submit(C3, key, body(), client_id=APP)
         assert info.value.field == "Idempotency-Key"
 
 
@@ -338,7 +349,7 @@ async def test_bad_body_is_400_naming_the_field(
 ) -> None:
     """A body that is not ``{"type": str, "params": {...}}`` is a 400 naming the offending field."""
     with pytest.raises(BadRequest) as info:
-        await service.submit(C3, "k-1", raw)
+        await service.submit(C3, "k-1", raw, client_id=APP)
     assert info.value.field == field
     assert rows(db) == []
 
@@ -346,7 +357,7 @@ async def test_bad_body_is_400_naming_the_field(
 async def test_unknown_type_is_422(service: TransactionService) -> None:
     """A type no plugin registered is refused, naming ``type``."""
     with pytest.raises(Unprocessable) as info:
-        await service.submit(C3, "k-1", b'{"type": "shop.nothing", "params": {}}')
+        await service.submit(C3, "k-1", b'{"type": "shop.nothing", "params": {}}', client_id=APP)
     assert (info.value.code, info.value.field) == ("transaction.unknown_type", "type")
 
 
@@ -368,7 +379,7 @@ async def test_params_failing_the_schema_are_422_naming_the_field(
     """Parameters are decoded with the type's Struct; a failure names ``params.<field>``."""
     raw = msgspec.json.encode({"type": "shop.buy", "params": params})
     with pytest.raises(Unprocessable) as info:
-        await service.submit(C3, "k-1", raw)
+        await service.submit(C3, "k-1", raw, client_id=APP)
     assert info.value.code == "transaction.invalid_params"
     assert info.value.field == field
     assert shop.calls == []
@@ -378,7 +389,7 @@ async def test_params_failing_the_schema_are_422_naming_the_field(
 async def test_params_refused_by_the_plugin_keep_its_code(service: TransactionService, shop: Shop) -> None:
     """A ``TransactionRefused`` from the params Struct is a 422 with the plugin's code and field."""
     with pytest.raises(Unprocessable) as info:
-        await service.submit(C3, "k-1", body(product="CLOSED"))
+        await service.submit(C3, "k-1", body(product="CLOSED"), client_id=APP)
     assert (info.value.code, info.value.field) == ("shop.closed", "params.product")
     assert info.value.extra["message"] == {"zh-CN": "暂停申购", "en": "Closed"}
     assert shop.calls == []
@@ -389,7 +400,7 @@ async def test_params_struct_crash_is_a_plugin_fault_not_a_client_error(
 ) -> None:
     """Any other exception in the params Struct is the plugin's fault: 502 naming it, nothing journaled."""
     with pytest.raises(PluginFaultError) as info:
-        await service.submit(C3, "k-1", body(product="BUG"))
+        await service.submit(C3, "k-1", body(product="BUG"), client_id=APP)
     assert info.value.status == 502
     assert "'shop'" in info.value.detail
     assert "a bug in the plugin" not in info.value.detail
@@ -400,7 +411,7 @@ async def test_inactive_plugin_is_403(service: TransactionService, shop: Shop) -
     """A type whose plugin the registry switched off cannot be submitted."""
     service._plugins.set_policy({"shop": PluginPolicy(active=False, granted_scopes=frozenset())})  # type: ignore[attr-defined]
     with pytest.raises(Forbidden) as info:
-        await service.submit(C3, "k-1", body())
+        await service.submit(C3, "k-1", body(), client_id=APP)
     assert info.value.code == "transaction.plugin_inactive"
     assert shop.calls == []
 
@@ -411,7 +422,7 @@ async def test_plugin_without_transactions_write_is_403(service: TransactionServ
         {"shop": PluginPolicy(active=True, granted_scopes=frozenset({"profile:basic"}))}
     )
     with pytest.raises(Forbidden) as info:
-        await service.submit(C3, "k-1", body())
+        await service.submit(C3, "k-1", body(), client_id=APP)
     assert info.value.code == "transaction.plugin_scope_missing"
     assert info.value.extra["missing_scopes"] == ["transactions:write"]
     assert shop.calls == []
@@ -420,7 +431,7 @@ async def test_plugin_without_transactions_write_is_403(service: TransactionServ
 async def test_unknown_customer_is_403(service: TransactionService, db: Database) -> None:
     """A token subject the bank has no profile for cannot transact."""
     with pytest.raises(Forbidden):
-        await service.submit("nobody", "k-1", body(product="SAFE"))
+        await service.submit("nobody", "k-1", body(product="SAFE"), client_id=APP)
     assert rows(db) == []
 
 
@@ -432,7 +443,7 @@ async def test_product_above_tolerance_is_refused(
 ) -> None:
     """A C3 customer cannot buy an R5 product: 422 ``suitability.risk_too_high`` before any plugin call."""
     with pytest.raises(Unprocessable) as info:
-        await service.submit(C3, "k-1", body(product="HOT"))
+        await service.submit(C3, "k-1", body(product="HOT"), client_id=APP)
     assert info.value.code == "suitability.risk_too_high"
     assert info.value.extra["message"]["zh-CN"]
     assert info.value.extra["message"]["en"]
@@ -442,28 +453,29 @@ async def test_product_above_tolerance_is_refused(
 
 async def test_product_at_tolerance_is_allowed(service: TransactionService) -> None:
     """C3 may buy R3."""
-    assert (await service.submit(C3, "k-1", body(product="MID"))).status_code == 201
+    assert (await service.submit(C3, "k-1", body(product="MID"), client_id=APP)).status_code == 201
 
 
 async def test_expired_assessment_blocks_anything_above_r1(service: TransactionService, shop: Shop) -> None:
     """An expired questionnaire refuses R2+ products but still allows R1."""
     with pytest.raises(Unprocessable) as info:
-        await service.submit(C1_EXPIRED, "k-1", body(product="MID"))
+        await service.submit(C1_EXPIRED, "k-1", body(product="MID"), client_id=APP)
     assert info.value.code == "suitability.assessment_expired"
-    assert (await service.submit(C1_EXPIRED, "k-2", body(product="SAFE"))).status_code == 201
+    assert (await service.submit(C1_EXPIRED, "k-2", body(product="SAFE"), client_id=APP)).status_code == 201
 
 
 async def test_missing_assessment_blocks_anything_above_r1(service: TransactionService) -> None:
     """No questionnaire at all: R3 is refused, R1 is allowed."""
     with pytest.raises(Unprocessable) as info:
-        await service.submit(NO_RISK, "k-1", body(product="MID"))
+        await service.submit(NO_RISK, "k-1", body(product="MID"), client_id=APP)
     assert info.value.code == "suitability.assessment_missing"
-    assert (await service.submit(NO_RISK, "k-2", body(product="SAFE"))).status_code == 201
+    assert (await service.submit(NO_RISK, "k-2", body(product="SAFE"), client_id=APP)).status_code == 201
 
 
 async def test_types_without_risk_skip_suitability(service: TransactionService) -> None:
     """A type declaring no product risk (a note) is not a sale: no questionnaire needed."""
-    outcome = await service.submit(NO_RISK, "k-1", b'{"type": "shop.note", "params": {"text": "hi"}}')
+    note = b'{"type": "shop.note", "params": {"text": "hi"}}'
+    outcome = await service.submit(NO_RISK, "k-1", note, client_id=APP)
     assert outcome.status_code == 201
     assert isinstance(outcome.body, TransactionView)
     assert (outcome.body.amount_fen, outcome.body.risk_level) == (None, None)
@@ -474,9 +486,9 @@ async def test_amount_above_the_platform_limit_is_refused(make_service: Callable
     """``amount_fen`` above ``max_transaction_fen`` is 422 ``limits.max_amount`` naming the field."""
     service = make_service(max_transaction_fen=1_000)
     with pytest.raises(Unprocessable) as info:
-        await service.submit(C3, "k-1", body(amount=1_001))
+        await service.submit(C3, "k-1", body(amount=1_001), client_id=APP)
     assert (info.value.code, info.value.field) == ("limits.max_amount", "params.amount_fen")
-    assert (await service.submit(C3, "k-2", body(amount=1_000))).status_code == 201
+    assert (await service.submit(C3, "k-2", body(amount=1_000), client_id=APP)).status_code == 201
     assert len(shop.calls) == 1
 
 
@@ -487,15 +499,15 @@ async def test_risk_of_refusal_and_crash(service: TransactionService, shop: Shop
 
     shop.risk_of = refusing
     with pytest.raises(Unprocessable) as refused:
-        await service.submit(C3, "k-1", body())
+        await service.submit(C3, "k-1", body(), client_id=APP)
     assert (refused.value.code, refused.value.field) == ("shop.delisted", "params.product")
     shop.risk_of = lambda _: 1 / 0
     with pytest.raises(PluginFaultError) as crashed:
-        await service.submit(C3, "k-2", body())
+        await service.submit(C3, "k-2", body(), client_id=APP)
     assert crashed.value.status == 502
     shop.risk_of = lambda _: "R9"
     with pytest.raises(PluginFaultError):
-        await service.submit(C3, "k-3", body())
+        await service.submit(C3, "k-3", body(), client_id=APP)
     assert rows(db) == []
     assert shop.calls == []
 
@@ -507,7 +519,7 @@ async def test_plugin_refusal_is_a_failed_422_with_its_code(
     service: TransactionService, db: Database
 ) -> None:
     """``TransactionRefused`` records ``failed`` and answers 422 problem details with the plugin's words."""
-    outcome = await service.submit(C3, "k-1", body(mode="refuse"))
+    outcome = await service.submit(C3, "k-1", body(mode="refuse"), client_id=APP)
     assert outcome.status_code == 422
     assert outcome.media_type == "application/problem+json"
     problem = outcome.body
@@ -522,7 +534,7 @@ async def test_plugin_refusal_is_a_failed_422_with_its_code(
 
 async def test_failed_result_is_a_failed_422(service: TransactionService) -> None:
     """A ``failed`` TransactionResult is answered like a refusal, with the result's code."""
-    outcome = await service.submit(C3, "k-1", body(mode="fail"))
+    outcome = await service.submit(C3, "k-1", body(mode="fail"), client_id=APP)
     assert outcome.status_code == 422
     assert isinstance(outcome.body, TransactionProblem)
     assert outcome.body.code == "shop.declined"
@@ -530,8 +542,8 @@ async def test_failed_result_is_a_failed_422(service: TransactionService) -> Non
 
 async def test_failed_outcomes_replay_too(service: TransactionService, shop: Shop) -> None:
     """A refused transaction's answer is stored: a retry gets the same 422, no second call."""
-    first = await service.submit(C3, "k-1", body(mode="refuse"))
-    again = await service.submit(C3, "k-1", body(mode="refuse"))
+    first = await service.submit(C3, "k-1", body(mode="refuse"), client_id=APP)
+    again = await service.submit(C3, "k-1", body(mode="refuse"), client_id=APP)
     assert again.replayed
     assert again.status_code == 422
     assert msgspec.json.encode(again.body) == msgspec.json.encode(first.body)
@@ -540,7 +552,7 @@ async def test_failed_outcomes_replay_too(service: TransactionService, shop: Sho
 
 async def test_plugin_crash_is_a_failed_502(service: TransactionService, db: Database) -> None:
     """A plugin that raises: ``failed``, 502 problem naming the plugin, nothing leaked from its error."""
-    outcome = await service.submit(C3, "k-1", body(mode="boom"))
+    outcome = await service.submit(C3, "k-1", body(mode="boom"), client_id=APP)
     assert outcome.status_code == 502
     assert isinstance(outcome.body, TransactionProblem)
     assert outcome.body.code == "transaction.plugin_error"
@@ -554,12 +566,12 @@ async def test_a_plugin_unsure_of_its_outcome_is_unknown_202_not_failed(
 ) -> None:
     """OutcomeUnknown (the action may have gone through): ``unknown``, 202 with the journaled view, row
     kept for reconciliation, never a ``failed`` the customer would act on."""
-    outcome = await service.submit(C3, "k-1", body(mode="unsure"))
+    outcome = await service.submit(C3, "k-1", body(mode="unsure"), client_id=APP)
     assert outcome.status_code == 202
     assert isinstance(outcome.body, TransactionView)
     assert outcome.body.status == "unknown"
     assert rows(db)[0].status == "unknown"
-    again = await service.submit(C3, "k-1", body(mode="unsure"))
+    again = await service.submit(C3, "k-1", body(mode="unsure"), client_id=APP)
     assert again.replayed
     assert again.status_code == 202
     assert len(shop.calls) == 1
@@ -585,7 +597,7 @@ async def test_an_outcome_the_journal_cannot_take_at_once_is_retried_then_unknow
         return finish(self, *args, **kwargs)
 
     monkeypatch.setattr(Journal, "finish", flaky)
-    outcome = await service.submit(C3, "k-1", body())
+    outcome = await service.submit(C3, "k-1", body(), client_id=APP)
     [row] = rows(db)
     if failures == 1:
         assert (outcome.status_code, row.status) == (201, "succeeded")
@@ -603,14 +615,15 @@ async def test_reconciliation_asks_the_plugin_again_and_settles_unknown_rows(
     the plugin's answer is journaled and replayed from then on; a plugin that says its first attempt
     still holds the key leaves the row unknown rather than failed."""
     service = make_service(deadlines=Deadlines(execute_transaction=50))
-    assert (await service.submit(C3, "k-1", body(mode="hang"))).status_code == 202
+    assert (await service.submit(C3, "k-1", body(mode="hang"), client_id=APP)).status_code == 202
     release.set()  # the partner answers now
     [(tx_id, status)] = await service.resolve_unknown()
     assert status == "succeeded"
     [row] = rows(db)
     assert (row.id, row.status) == (tx_id, "succeeded")
-    assert [(r.id, r.idempotency_key) for r in shop.calls] == [(tx_id, "k-1")] * 2  # the same request
-    replayed = await service.submit(C3, "k-1", body(mode="hang"))
+    # The same request, under the same key.
+    assert [(r.id, r.idempotency_key) for r in shop.calls] == [(tx_id, plugin_key("k-1"))] * 2
+    replayed = await service.submit(C3, "k-1", body(mode="hang"), client_id=APP)
     assert (replayed.replayed, replayed.status_code) == (True, 201)
 
 
@@ -619,7 +632,7 @@ async def test_reconciliation_leaves_a_still_claimed_transaction_unknown(
 ) -> None:
     """The plugin refuses the second ask as still in progress: the row stays unknown, not failed."""
     service = make_service()
-    outcome = await service.submit(C3, "k-1", body(mode="unsure"))
+    outcome = await service.submit(C3, "k-1", body(mode="unsure"), client_id=APP)
     assert outcome.status_code == 202
     shop.override = "busy"
     assert await service.resolve_unknown() == [(rows(db)[0].id, "unknown")]
@@ -633,8 +646,8 @@ async def test_reconciliation_reaches_past_a_full_batch_of_rows_it_cannot_settle
     one behind a whole batch of them is still asked about and settled, not starved for ever."""
     service = make_service(deadlines=Deadlines(execute_transaction=50))
     for key in ("k-1", "k-2"):
-        assert (await service.submit(C3, key, body(mode="unsure"))).status_code == 202
-    assert (await service.submit(C3, "k-3", body(mode="hang"))).status_code == 202
+        assert (await service.submit(C3, key, body(mode="unsure"), client_id=APP)).status_code == 202
+    assert (await service.submit(C3, "k-3", body(mode="hang"), client_id=APP)).status_code == 202
     release.set()
     settled = dict(await service.resolve_unknown(limit=2))
     by_key = {r.idempotency_key: r for r in rows(db)}
@@ -672,7 +685,7 @@ async def test_a_partners_failed_transaction_is_logged_with_the_request_id_it_wa
         service = services[owner] = make_service(owner=owner, kind=kind)
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="fulcrum.transactions"):
-            outcome = await service.submit(C3, f"k-{owner}", body())
+            outcome = await service.submit(C3, f"k-{owner}", body(), client_id=APP)
         assert outcome.status_code in (202, 502)
         [record] = [r for r in caplog.records if r.name == "fulcrum.transactions" and says in r.getMessage()]
         assert record.transaction_id == outcome.transaction_id  # type: ignore[attr-defined]
@@ -712,8 +725,8 @@ async def test_reconciliation_survives_params_that_raise_system_exit_when_decode
     """A plugin's params ``__post_init__`` that raises ``SystemExit`` (or another BaseException) while
     reconciliation decodes a row again leaves that row unknown, logged; the run goes on to settle the
     next one. Before, the SystemExit ended the whole run."""
-    first = await service.submit(C3, "k-1", body(product="MID", mode="unsure"))
-    second = await service.submit(C3, "k-2", body(product="SAFE", mode="unsure"))
+    first = await service.submit(C3, "k-1", body(product="MID", mode="unsure"), client_id=APP)
+    second = await service.submit(C3, "k-2", body(product="SAFE", mode="unsure"), client_id=APP)
     assert (first.status_code, second.status_code) == (202, 202)
     shop.override = "ok"
     exploding["MID"] = SystemExit(3)
@@ -749,8 +762,8 @@ async def test_reconciliation_cuts_off_params_that_hang_when_decoded_again(
     a plugin thread under the transaction deadline: that row stays unknown, logged, and the run goes on
     to settle the next one. Before, it ran on the event loop with no deadline and blocked the run."""
     service = make_service(deadlines=msgspec.structs.replace(Settings().deadlines, execute_transaction=200))
-    first = await service.submit(C3, "k-1", body(product="MID", mode="unsure"))
-    second = await service.submit(C3, "k-2", body(product="SAFE", mode="unsure"))
+    first = await service.submit(C3, "k-1", body(product="MID", mode="unsure"), client_id=APP)
+    second = await service.submit(C3, "k-2", body(product="SAFE", mode="unsure"), client_id=APP)
     assert (first.status_code, second.status_code) == (202, 202)
     shop.override = "ok"
     stuck = hanging["MID"] = threading.Event()
@@ -798,8 +811,8 @@ async def test_reconciliation_survives_params_that_raise_an_exception_that_canno
     """The log line about a row that cannot be decoded again never raises itself: an exception whose
     ``repr`` raises is named by its type, the row stays unknown and the run settles the next one.
     Before, the eager ``repr`` in the warning raised out of reconciliation."""
-    first = await service.submit(C3, "k-1", body(product="MID", mode="unsure"))
-    second = await service.submit(C3, "k-2", body(product="SAFE", mode="unsure"))
+    first = await service.submit(C3, "k-1", body(product="MID", mode="unsure"), client_id=APP)
+    second = await service.submit(C3, "k-2", body(product="SAFE", mode="unsure"), client_id=APP)
     shop.override = "ok"
     exploding["MID"] = _Unprintable()
     with caplog.at_level("WARNING", logger="fulcrum.transactions"):
@@ -813,7 +826,7 @@ async def test_reconciliation_still_stops_on_keyboard_interrupt(
     service: TransactionService, db: Database, exploding: dict[str, BaseException]
 ) -> None:
     """A KeyboardInterrupt while a row is decoded again is the operator's Ctrl-C: it ends the run."""
-    assert (await service.submit(C3, "k-1", body(mode="unsure"))).status_code == 202
+    assert (await service.submit(C3, "k-1", body(mode="unsure"), client_id=APP)).status_code == 202
     exploding["MID"] = KeyboardInterrupt()
     with pytest.raises(KeyboardInterrupt):
         await service.resolve_unknown()
@@ -827,7 +840,7 @@ async def test_reconciliation_that_cannot_ask_the_plugin_leaves_the_row_unknown(
     """The second ask fails without an answer (the plugin raises, or its breaker refuses the call):
     what the first attempt did is still not known, so the row stays unknown, never a failed "not
     carried out" the customer would act on (and pay twice)."""
-    assert (await service.submit(C3, "k-1", body(mode="unsure"))).status_code == 202
+    assert (await service.submit(C3, "k-1", body(mode="unsure"), client_id=APP)).status_code == 202
     if why == "boom":
         shop.override = "boom"
     else:
@@ -835,7 +848,7 @@ async def test_reconciliation_that_cannot_ask_the_plugin_leaves_the_row_unknown(
     assert await service.resolve_unknown() == [(rows(db)[0].id, "unknown")]
     [row] = rows(db)
     assert (row.status, row.response_status) == ("unknown", 202)
-    replayed = await service.submit(C3, "k-1", body(mode="unsure"))
+    replayed = await service.submit(C3, "k-1", body(mode="unsure"), client_id=APP)
     assert (replayed.replayed, replayed.status_code) == (True, 202)
 
 
@@ -843,21 +856,21 @@ async def test_timeout_is_unknown_202(make_service: Callable[..., TransactionSer
                                       release: threading.Event) -> None:
     """A plugin missing its deadline leaves the outcome ``unknown``: 202, row kept for reconciliation."""
     service = make_service(deadlines=Deadlines(execute_transaction=50))
-    outcome = await service.submit(C3, "k-1", body(mode="hang"))
+    outcome = await service.submit(C3, "k-1", body(mode="hang"), client_id=APP)
     release.set()
     assert outcome.status_code == 202
     assert isinstance(outcome.body, TransactionView)
     assert outcome.body.status == "unknown"
     [row] = rows(db)
     assert row.status == "unknown"
-    replayed = await service.submit(C3, "k-1", body(mode="hang"))
+    replayed = await service.submit(C3, "k-1", body(mode="hang"), client_id=APP)
     assert replayed.replayed
     assert replayed.status_code == 202
 
 
 async def test_garbage_result_is_unknown(service: TransactionService, db: Database) -> None:
     """A plugin returning something other than a TransactionResult may have acted: ``unknown``."""
-    outcome = await service.submit(C3, "k-1", body(mode="garbage"))
+    outcome = await service.submit(C3, "k-1", body(mode="garbage"), client_id=APP)
     assert outcome.status_code == 202
     assert rows(db)[0].status == "unknown"
 
@@ -870,13 +883,13 @@ async def test_a_result_that_cannot_be_written_as_json_is_unknown_not_a_500(
     stored as JSON: the plugin may have acted, so it is ``unknown`` (202, journaled), never an
     unhandled error that leaves the row pending and the customer with a 500. So is a refusal whose
     message is not valid text (over 400 characters)."""
-    outcome = await service.submit(C3, "k-1", body(mode=mode))
+    outcome = await service.submit(C3, "k-1", body(mode=mode), client_id=APP)
     assert outcome.status_code == 202
     assert isinstance(outcome.body, TransactionView)
     assert outcome.body.status == "unknown"
     [row] = rows(db)
     assert (row.status, row.response_status) == ("unknown", 202)
-    replayed = await service.submit(C3, "k-1", body(mode=mode))
+    replayed = await service.submit(C3, "k-1", body(mode=mode), client_id=APP)
     assert (replayed.replayed, replayed.status_code) == (True, 202)
 
 
@@ -885,7 +898,7 @@ async def test_a_result_that_cannot_be_written_as_json_is_unknown_not_a_500(
 
 async def test_get_returns_own_transaction_and_404_for_others(service: TransactionService) -> None:
     """A customer reads their transaction; another customer's id is indistinguishable from a missing one."""
-    outcome = await service.submit(C3, "k-1", body())
+    outcome = await service.submit(C3, "k-1", body(), client_id=APP)
     view = service.get(C3, outcome.transaction_id)
     assert view.status == "succeeded"
     others = ((PERSONAS["affluent"].id, outcome.transaction_id), (C3, "missing"))
@@ -925,7 +938,7 @@ async def test_a_plugin_suspended_after_the_checks_is_not_called(
         return created
 
     monkeypatch.setattr(service.journal, "insert_pending", create_then_suspend)
-    outcome = await service.submit(C3, "k-1", body())
+    outcome = await service.submit(C3, "k-1", body(), client_id=APP)
     assert outcome.status_code == 503
     assert isinstance(outcome.body, TransactionProblem)
     assert outcome.body.code == "transaction.plugin_unavailable"
@@ -972,7 +985,7 @@ async def test_a_transaction_the_plugin_was_never_asked_to_run_is_run_by_a_retry
     the same transaction (same id) instead of replaying the 503 forever; the journal keeps the refused
     attempt, and once the transaction succeeded a retry replays the success."""
     undo = _refuse_without_calling(service, why)
-    refused = await service.submit(C3, "k-1", body())
+    refused = await service.submit(C3, "k-1", body(), client_id=APP)
     assert refused.status_code == 503
     assert isinstance(refused.body, TransactionProblem)
     assert refused.body.code == "transaction.plugin_unavailable"
@@ -982,24 +995,24 @@ async def test_a_transaction_the_plugin_was_never_asked_to_run_is_run_by_a_retry
 
     if why != "breaker_open":  # still full or switched off: the retry's checks refuse it, unjournaled
         with pytest.raises(PluginBusyError if why == "bulkhead_full" else Forbidden):
-            await service.submit(C3, "k-1", body())
+            await service.submit(C3, "k-1", body(), client_id=APP)
         refusals = 1
     else:  # nothing has changed: refused again (journaled as a second attempt), not replayed
-        still = await service.submit(C3, "k-1", body())
+        still = await service.submit(C3, "k-1", body(), client_id=APP)
         assert (still.status_code, still.replayed, still.transaction_id) == (503, False, tx_id)
         assert still.retry_after is not None
         refusals = 2
     undo()
 
-    retried = await service.submit(C3, "k-1", body())
+    retried = await service.submit(C3, "k-1", body(), client_id=APP)
     assert (retried.status_code, retried.replayed, retried.transaction_id) == (201, False, tx_id)
     [request] = shop.calls
-    assert (request.id, request.idempotency_key) == (tx_id, "k-1")
+    assert (request.id, request.idempotency_key) == (tx_id, plugin_key("k-1"))
     [row] = rows(db)
     assert (row.id, row.status, row.response_status, row.attempts, row.retryable) == (
         tx_id, "succeeded", 201, refusals + 1, False
     )
-    again = await service.submit(C3, "k-1", body())
+    again = await service.submit(C3, "k-1", body(), client_id=APP)
     assert (again.status_code, again.replayed, again.transaction_id) == (201, True, tx_id)
     assert len(shop.calls) == 1
 
@@ -1021,15 +1034,15 @@ async def test_a_retry_of_a_refused_transaction_is_checked_afresh(
     off meanwhile is a 403 (not stored), the row stays refused and retryable, and a retry with another
     body under the key is still 422."""
     undo = _refuse_without_calling(service, "breaker_open")
-    assert (await service.submit(C3, "k-1", body())).status_code == 503
+    assert (await service.submit(C3, "k-1", body(), client_id=APP)).status_code == 503
     undo()
     service._plugins.set_policy({"shop": PluginPolicy(active=False, granted_scopes=frozenset())})  # type: ignore[attr-defined]
     with pytest.raises(Forbidden) as off:
-        await service.submit(C3, "k-1", body())
+        await service.submit(C3, "k-1", body(), client_id=APP)
     assert off.value.code == "transaction.plugin_inactive"
     service._plugins.set_policy(None)  # type: ignore[attr-defined]
     with pytest.raises(Unprocessable) as other:
-        await service.submit(C3, "k-1", body(amount=20_000))
+        await service.submit(C3, "k-1", body(amount=20_000), client_id=APP)
     assert other.value.code == "idempotency.mismatch"
     [row] = rows(db)
     assert (row.status, row.response_status, row.attempts, row.retryable) == ("failed", 503, 1, True)
@@ -1043,19 +1056,19 @@ async def test_a_refused_transaction_is_not_run_by_another_plugin_that_took_its_
     to ``shop`` (the 503 said so), so it is not carried out by another partner under the same id; a
     422 naming the key says to send it anew, nothing is written, and ``shop`` back may still run it."""
     undo = _refuse_without_calling(service, "breaker_open")
-    refused = await service.submit(C3, "k-1", body())
+    refused = await service.submit(C3, "k-1", body(), client_id=APP)
     undo()
     assert refused.status_code == 503
     mall = make_service(owner="mall")
     with pytest.raises(Unprocessable) as moved:
-        await mall.submit(C3, "k-1", body())
+        await mall.submit(C3, "k-1", body(), client_id=APP)
     assert (moved.value.code, moved.value.field) == ("idempotency.owner_changed", "Idempotency-Key")
     assert "'shop'" in moved.value.detail
     assert "'mall'" in moved.value.detail
     assert shop.calls == []
     [row] = rows(db)
     assert (row.plugin_id, row.status, row.attempts, row.retryable) == ("shop", "failed", 1, True)
-    assert (await service.submit(C3, "k-1", body())).status_code == 201
+    assert (await service.submit(C3, "k-1", body(), client_id=APP)).status_code == 201
 
 
 async def test_a_late_write_of_a_refused_attempt_leaves_the_retry_that_took_the_row_alone(
@@ -1084,7 +1097,7 @@ async def test_a_late_write_of_a_refused_attempt_leaves_the_retry_that_took_the_
 
     monkeypatch.setattr(Journal, "finish", committed_then_lost)
     undo = _refuse_without_calling(service, "breaker_open")
-    refused = await service.submit(C3, "k-1", body())
+    refused = await service.submit(C3, "k-1", body(), client_id=APP)
     undo()
     assert refused.status_code == 503
     [row] = rows(db)
@@ -1099,7 +1112,7 @@ async def test_retry_after_of_a_refusal_by_an_open_breaker_is_when_it_lets_calls
     journaled as one more attempt; a full bulkhead frees any moment, so 1 s stays right there."""
     guard = service._dispatcher.resilience.get("shop", "execute_transaction")  # type: ignore[attr-defined]
     assert guard.breaker.open_for(30)
-    refused = await service.submit(C3, "k-1", body())
+    refused = await service.submit(C3, "k-1", body(), client_id=APP)
     # The seconds left of the 30 (the breaker runs on the wall clock: a loaded machine takes a few).
     assert refused.status_code == 503
     assert refused.retry_after is not None
@@ -1109,7 +1122,7 @@ async def test_retry_after_of_a_refusal_by_an_open_breaker_is_when_it_lets_calls
     assert 20 < replayed <= refused.retry_after
     guard.breaker.reset()
     undo = _refuse_without_calling(service, "bulkhead_full")
-    full = await service.submit(C3, "k-2", body())
+    full = await service.submit(C3, "k-2", body(), client_id=APP)
     undo()
     assert (full.status_code, full.retry_after) == (503, 1)
     assert shop.calls == []
@@ -1136,11 +1149,11 @@ async def test_a_retry_that_runs_a_refused_transaction_is_dated_when_it_runs(
     jan1 = datetime(2026, 12, 31, 16, 1, tzinfo=UTC)
     monkeypatch.setattr(service_module, "utcnow", lambda: dec31)
     undo = _refuse_without_calling(service, "breaker_open")
-    refused = await service.submit(C3, "k-1", body())
+    refused = await service.submit(C3, "k-1", body(), client_id=APP)
     assert refused.status_code == 503
     undo()
     monkeypatch.setattr(service_module, "utcnow", lambda: jan1)
-    retried = await service.submit(C3, "k-1", body())
+    retried = await service.submit(C3, "k-1", body(), client_id=APP)
     assert retried.status_code == 201
     assert isinstance(retried.body, TransactionView)
     assert seen == [(jan1, jan1)]
@@ -1161,8 +1174,8 @@ async def test_a_transaction_the_plugin_was_asked_to_run_is_never_run_again_by_a
     service: TransactionService, db: Database, shop: Shop, mode: str
 ) -> None:
     """The plugin raised (it may have acted) or refused: the outcome is final, a retry replays it."""
-    first = await service.submit(C3, "k-1", body(mode=mode))
-    again = await service.submit(C3, "k-1", body(mode=mode))
+    first = await service.submit(C3, "k-1", body(mode=mode), client_id=APP)
+    again = await service.submit(C3, "k-1", body(mode=mode), client_id=APP)
     assert again.replayed
     assert (again.status_code, again.retry_after) == (first.status_code, None)
     assert len(shop.calls) == 1
@@ -1185,11 +1198,11 @@ async def test_reconcile_marks_abandoned_pending_rows_unknown(
     long_ago = utcnow() - timedelta(hours=1)
     with db.session() as session:
         session.add(TransactionRow(
-            id="abandoned", customer_ref=C3, idempotency_key="k-dead", request_hash="0" * 64, type="shop.buy",
-            plugin_id="shop", params={}, amount_fen=1, risk_level="R1", status="pending",
+            id="abandoned", customer_ref=C3, client_id=APP, idempotency_key="k-dead", request_hash="0" * 64,
+            type="shop.buy", plugin_id="shop", params={}, amount_fen=1, risk_level="R1", status="pending",
             created_at=long_ago, updated_at=long_ago,
         ))
-    fresh = await service.submit(C3, "k-live", body())
+    fresh = await service.submit(C3, "k-live", body(), client_id=APP)
     report = service.reconcile_unknown()
     assert report.marked_unknown == ["abandoned"]
     assert [v.id for v in report.unknown] == ["abandoned"]
@@ -1220,7 +1233,7 @@ async def test_a_risk_of_that_hangs_is_cut_off_at_the_deadline_and_nothing_is_jo
 
     shop.risk_of = hanging
     with pytest.raises(PluginFaultError) as late:
-        await service.submit(C3, "k-hang", body())
+        await service.submit(C3, "k-hang", body(), client_id=APP)
     assert stuck.is_set()
     assert late.value.status == 502
     assert "did not finish checking this shop.buy request within 200 ms" in str(late.value)
@@ -1247,9 +1260,9 @@ async def test_checking_code_that_hangs_holds_the_plugins_bulkhead_and_then_give
 
     shop.risk_of = hanging
     with pytest.raises(PluginFaultError):
-        await service.submit(C3, "k-stuck", body())
+        await service.submit(C3, "k-stuck", body(), client_id=APP)
     with pytest.raises(PluginBusyError) as busy:
-        await service.submit(C3, "k-busy", body())
+        await service.submit(C3, "k-busy", body(), client_id=APP)
     assert busy.value.status == 503
     assert busy.value.code == "transaction.plugin_unavailable"
     assert busy.value.headers == {"Retry-After": "1"}
@@ -1264,7 +1277,7 @@ async def test_checking_code_that_hangs_holds_the_plugins_bulkhead_and_then_give
         await asyncio.sleep(0.01)
     assert guard.bulkhead.active == 0
     shop.risk_of = lambda _: "R1"
-    outcome = await service.submit(C3, "k-after", body())
+    outcome = await service.submit(C3, "k-after", body(), client_id=APP)
     assert outcome.status_code == 201
 
 
@@ -1280,7 +1293,7 @@ async def test_plugin_code_before_journaling_runs_in_a_plugin_thread(
         return "R1"
 
     shop.risk_of = rating
-    await service.submit(C3, "k-thread", body())
+    await service.submit(C3, "k-thread", body(), client_id=APP)
     assert len(seen) == 1
     assert seen[0].startswith("fulcrum-plugin")
 
@@ -1309,12 +1322,12 @@ async def test_a_never_asked_transaction_retried_after_its_window_is_refused_and
     monday = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
     monkeypatch.setattr(service_module, "utcnow", lambda: monday)
     undo = _refuse_without_calling(service, "breaker_open")
-    refused = await service.submit(C3, "k-late", body())
+    refused = await service.submit(C3, "k-late", body(), client_id=APP)
     assert refused.status_code == 503
     undo()
     later = monday + timedelta(days=1, seconds=1)
     monkeypatch.setattr(service_module, "utcnow", lambda: later)
-    expired = await service.submit(C3, "k-late", body())
+    expired = await service.submit(C3, "k-late", body(), client_id=APP)
     assert (expired.status_code, expired.replayed, expired.retry_after) == (422, False, None)
     problem = expired.body
     assert isinstance(problem, TransactionProblem)
@@ -1331,7 +1344,7 @@ async def test_a_never_asked_transaction_retried_after_its_window_is_refused_and
     assert (row.status, row.retryable, row.response_status, row.attempts) == ("failed", False, 422, 1)
     assert (row.first_seen_at, row.updated_at) == (monday, later)
     assert _attempt_history(db) == [(1, "failed", 503)]
-    again = await service.submit(C3, "k-late", body())
+    again = await service.submit(C3, "k-late", body(), client_id=APP)
     assert (again.status_code, again.replayed) == (422, True)
     assert msgspec.json.encode(again.body) == msgspec.json.encode(expired.body)
     assert shop.calls == []
@@ -1350,21 +1363,21 @@ async def test_the_retry_window_counts_from_the_first_request_not_the_last_attem
     start = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
     clock = [start]
     monkeypatch.setattr(service_module, "utcnow", lambda: clock[0])
-    assert (await service.submit(C3, "k-done", body())).status_code == 201
+    assert (await service.submit(C3, "k-done", body(), client_id=APP)).status_code == 201
     undo = _refuse_without_calling(service, "breaker_open")
-    assert (await service.submit(C3, "k-1", body())).status_code == 503
+    assert (await service.submit(C3, "k-1", body(), client_id=APP)).status_code == 503
     clock[0] = start + timedelta(minutes=59)
-    still = await service.submit(C3, "k-1", body())
+    still = await service.submit(C3, "k-1", body(), client_id=APP)
     assert (still.status_code, still.replayed) == (503, False)  # run again, refused again: attempt 2
     undo()
     clock[0] = start + timedelta(minutes=61)
-    expired = await service.submit(C3, "k-1", body())
+    expired = await service.submit(C3, "k-1", body(), client_id=APP)
     assert isinstance(expired.body, TransactionProblem)
     assert (expired.status_code, expired.body.code, expired.body.first_seen_at) == (
         422, "idempotency.expired", start
     )
     clock[0] = start + timedelta(days=30)
-    done = await service.submit(C3, "k-done", body())
+    done = await service.submit(C3, "k-done", body(), client_id=APP)
     assert (done.status_code, done.replayed) == (201, True)
     assert len(shop.calls) == 1  # only k-done's first request reached the plugin
 
@@ -1378,10 +1391,10 @@ async def test_a_retry_just_inside_the_window_runs_the_transaction(
     start = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
     monkeypatch.setattr(service_module, "utcnow", lambda: start)
     undo = _refuse_without_calling(service, "breaker_open")
-    refused = await service.submit(C3, "k-1", body())
+    refused = await service.submit(C3, "k-1", body(), client_id=APP)
     undo()
     monkeypatch.setattr(service_module, "utcnow", lambda: start + timedelta(hours=24, seconds=-1))
-    retried = await service.submit(C3, "k-1", body())
+    retried = await service.submit(C3, "k-1", body(), client_id=APP)
     assert (retried.status_code, retried.transaction_id) == (201, refused.transaction_id)
     [row] = rows(db)
     assert (row.first_seen_at, row.attempts) == (start, 2)
@@ -1401,9 +1414,9 @@ async def test_reconciliation_ends_never_retried_transactions_once_their_window_
     clock = [start]
     monkeypatch.setattr(service_module, "utcnow", lambda: clock[0])
     undo = _refuse_without_calling(service, "breaker_open")
-    old = await service.submit(C3, "k-old", body())
+    old = await service.submit(C3, "k-old", body(), client_id=APP)
     clock[0] = start + timedelta(minutes=30)
-    young = await service.submit(C3, "k-young", body())
+    young = await service.submit(C3, "k-young", body(), client_id=APP)
     undo()
     assert (old.status_code, young.status_code) == (503, 503)
     within = service.reconcile_unknown(now=start + timedelta(minutes=59, seconds=59))
@@ -1421,7 +1434,7 @@ async def test_reconciliation_ends_never_retried_transactions_once_their_window_
     assert service.get(C3, old.transaction_id).updated_at == closed
     assert service.reconcile_unknown(now=closed + timedelta(minutes=1)).expired == []  # ended once
     clock[0] = closed + timedelta(minutes=5)
-    late = await service.submit(C3, "k-old", body())
+    late = await service.submit(C3, "k-old", body(), client_id=APP)
     assert (late.status_code, late.replayed, late.retry_after) == (422, True, None)
     assert isinstance(late.body, TransactionProblem)
     assert (late.body.code, late.body.field, late.body.first_seen_at) == (
@@ -1434,7 +1447,8 @@ async def test_reconciliation_ends_never_retried_transactions_once_their_window_
     assert late.body.transaction is not None
     assert (late.body.transaction.status, late.body.transaction.updated_at) == ("failed", closed)
     assert shop.calls == []
-    assert (await service.submit(C3, "k-young", body())).status_code == 201  # still within its window
+    within = await service.submit(C3, "k-young", body(), client_id=APP)
+    assert within.status_code == 201  # still within its window
 
 
 async def test_a_retry_whose_window_closes_while_it_is_checked_does_not_run_it(
@@ -1443,7 +1457,7 @@ async def test_a_retry_whose_window_closes_while_it_is_checked_does_not_run_it(
     """The journal takes a row back to pending only while its window is open, in the same statement:
     a retry checked just before the window closed cannot run the transaction just after."""
     undo = _refuse_without_calling(service, "breaker_open")
-    await service.submit(C3, "k-1", body())
+    await service.submit(C3, "k-1", body(), client_id=APP)
     undo()
     [row] = rows(db)
     taken = service.journal.reclaim(
@@ -1485,15 +1499,15 @@ async def test_retries_into_an_open_breaker_are_counted_in_one_history_row_not_o
     clock = [start]
     monkeypatch.setattr(service_module, "utcnow", lambda: clock[0])
     undo = _refuse_without_calling(service, "breaker_open")
-    refused = await service.submit(C3, "k-1", body())
+    refused = await service.submit(C3, "k-1", body(), client_id=APP)
     for n in range(1, 6):
         clock[0] = start + timedelta(seconds=n)
-        again = await service.submit(C3, "k-1", body())
+        again = await service.submit(C3, "k-1", body(), client_id=APP)
         tx_id = refused.transaction_id
         assert (again.status_code, again.replayed, again.transaction_id) == (503, False, tx_id)
     undo()
     clock[0] = start + timedelta(seconds=10)
-    done = await service.submit(C3, "k-1", body())
+    done = await service.submit(C3, "k-1", body(), client_id=APP)
     assert done.status_code == 201
     assert isinstance(done.body, TransactionView)
     assert done.body.attempts == 7
@@ -1514,8 +1528,8 @@ async def test_an_attempt_that_ended_otherwise_starts_a_history_row_of_its_own(
     from fulcrum_core.data.models import TransactionAttemptRow
 
     undo = _refuse_without_calling(service, "breaker_open")
-    await service.submit(C3, "k-1", body())
-    await service.submit(C3, "k-1", body())
+    await service.submit(C3, "k-1", body(), client_id=APP)
+    await service.submit(C3, "k-1", body(), client_id=APP)
     undo()
     [row] = rows(db)
     assert row.attempts == 2
@@ -1536,10 +1550,10 @@ async def test_data_the_host_could_not_give_the_plugin_mid_call_is_final_not_ret
     acted before the read that failed (called its partner, claimed the key in its storage), which
     the host cannot see, so unlike a call refused before it started this stays a final 502 and a
     retry with the same key replays it instead of asking the plugin again."""
-    first = await service.submit(C3, "k-1", body(mode="no_data"))
+    first = await service.submit(C3, "k-1", body(mode="no_data"), client_id=APP)
     assert isinstance(first.body, TransactionProblem)
     assert (first.status_code, first.body.code, first.retry_after) == (502, "transaction.plugin_error", None)
-    again = await service.submit(C3, "k-1", body(mode="no_data"))
+    again = await service.submit(C3, "k-1", body(mode="no_data"), client_id=APP)
     assert (again.status_code, again.replayed, again.retry_after) == (502, True, None)
     assert len(shop.calls) == 1
     [row] = rows(db)

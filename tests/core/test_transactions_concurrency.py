@@ -14,6 +14,7 @@ from fulcrum_core.data.models import TransactionRow
 from fulcrum_core.dispatch.context import ContextFactory
 from fulcrum_core.dispatch.dispatcher import Dispatcher
 from fulcrum_core.errors import Conflict
+from fulcrum_core.oauth.server import APP_CLIENT_ID
 from fulcrum_core.plugins import get_plugin_manager
 from fulcrum_core.settings import Settings
 from fulcrum_core.transactions.models import TransactionOutcome
@@ -23,6 +24,7 @@ from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionRes
 from fulcrum_sdk.testing import PERSONAS
 from sqlalchemy import func, select
 
+APP = APP_CLIENT_ID  # the mobile app's client
 DUPLICATES = 20
 CUSTOMER = PERSONAS["young_professional"].id
 
@@ -70,7 +72,7 @@ def _submit_together(service: Any, body: bytes) -> list[TransactionOutcome | Bas
 
     def submit(i: int) -> None:
         try:
-            outcomes[i] = asyncio.run(service.submit(CUSTOMER, "same-key", body))
+            outcomes[i] = asyncio.run(service.submit(CUSTOMER, "same-key", body, client_id=APP))
         except BaseException as exc:
             outcomes[i] = exc
 
@@ -114,7 +116,7 @@ def test_twenty_concurrent_duplicates_execute_once(
     assert all(r.status_code == 201 and r.transaction_id == fresh[0].transaction_id for r in replays)
     assert all(c.code == "idempotency.in_flight" for c in in_flight)
     # After the dust settles every retry is a replay of the one outcome.
-    again = asyncio.run(service.submit(CUSTOMER, "same-key", body))
+    again = asyncio.run(service.submit(CUSTOMER, "same-key", body, client_id=APP))
     assert again.replayed
     assert again.transaction_id == fresh[0].transaction_id
     assert len(calls) == 1
@@ -128,7 +130,8 @@ def test_twenty_concurrent_distinct_keys_all_execute(
 
     async def all_at_once() -> list[TransactionOutcome]:
         body = b'{"type": "race.pay", "params": {"amount_fen": 100}}'
-        return list(await asyncio.gather(*(service.submit(CUSTOMER, f"key-{i}", body) for i in range(20))))
+        submits = (service.submit(CUSTOMER, f"key-{i}", body, client_id=APP) for i in range(20))
+        return list(await asyncio.gather(*submits))
 
     outcomes = asyncio.run(all_at_once())
     assert [o.status_code for o in outcomes] == [201] * 20
@@ -149,7 +152,7 @@ def test_twenty_concurrent_retries_of_a_transaction_never_run_execute_it_once(
     body = b'{"type": "race.pay", "params": {"amount_fen": 5000}}'
     breaker = service._dispatcher.resilience.get("race", "execute_transaction").breaker  # type: ignore[attr-defined]
     breaker.force_open()
-    refused = asyncio.run(service.submit(CUSTOMER, "same-key", body))
+    refused = asyncio.run(service.submit(CUSTOMER, "same-key", body, client_id=APP))
     assert refused.status_code == 503
     breaker.reset()
     assert calls == []
@@ -159,8 +162,8 @@ def test_twenty_concurrent_retries_of_a_transaction_never_run_execute_it_once(
     reads = iter(range(DUPLICATES))  # none gets past its first read before all 20 made theirs
     lock = threading.Lock()
 
-    def find_together(customer_ref: str, key: str) -> TransactionRow | None:
-        row = find(customer_ref, key)
+    def find_together(customer_ref: str, client_id: str, key: str) -> TransactionRow | None:
+        row = find(customer_ref, client_id, key)
         with lock:
             first = next(reads, None) is not None
         if first:

@@ -319,7 +319,7 @@ def test_sync_call_still_queued_at_its_deadline_is_a_retryable_503(
     assert problem["code"] == "transaction.plugin_unavailable"
     assert refused.headers["retry-after"] == "1"
     assert executed == []
-    row = app.runtime.transactions.journal.find(C3, "k-1")
+    row = app.runtime.transactions.journal.find(C3, "fulcrum-dev", "k-1")
     assert row is not None
     assert row.retryable
     assert row.status == "failed"

@@ -309,7 +309,7 @@ def test_a_plugin_off_for_the_customers_branch_cannot_execute(
     assert refused.status_code == 403, refused.text
     assert refused.json()["code"] == "transaction.plugin_not_enabled"
     assert refused.json()["field"] == "type"
-    assert app.runtime.transactions.journal.find(SZ, "k-sz") is None
+    assert app.runtime.transactions.journal.find(SZ, "fulcrum-dev", "k-sz") is None
 
 
 def test_search_and_feeds_follow_the_branch_configuration(

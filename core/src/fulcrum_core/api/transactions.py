@@ -17,7 +17,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, SkipValidation
 from fulcrum_core.api.deps import current_customer, customer_profile
 from fulcrum_core.api.input_problems import NOT_FOUND_RESPONSE
 from fulcrum_core.auth.principal import Principal
-from fulcrum_core.oauth.clients import PLUGIN_CLIENT_PREFIX
+from fulcrum_core.errors import Forbidden
 from fulcrum_core.runtime import runtime_of
 from fulcrum_core.transactions.checks import IDEMPOTENCY_HEADER
 from fulcrum_core.transactions.models import (
@@ -97,12 +97,12 @@ async def submit_transaction(
     # ``data`` only documents the body: the service validates the raw bytes itself, so every
     # problem names its field the same way, and hashes them for idempotency.
     principal = request.scope.get("user")
-    client_id = principal.client_id if isinstance(principal, Principal) else ""
-    # A plugin's own client may act for the customer only within its plugin's transaction types.
-    prefix = PLUGIN_CLIENT_PREFIX
-    acting = client_id.removeprefix(prefix) if client_id.startswith(prefix) else None
+    if not isinstance(principal, Principal):  # pragma: no cover - customer_profile refused it already
+        raise Forbidden("this route is for customer tokens only", code="customer.required")
+    # Idempotency keys are scoped per customer and OAuth client (the app, a plugin's backend), and a
+    # plugin's own client may act only within its plugin's transaction types: the service does both.
     outcome = await runtime.transactions.submit(
-        customer_ref, idempotency_key, await request.body(), acting_plugin=acting
+        customer_ref, idempotency_key, await request.body(), client_id=principal.client_id
     )
     headers = {"Location": f"/v1/transactions/{outcome.transaction_id}"}
     if outcome.replayed:

@@ -1,4 +1,9 @@
-"""The transaction journal: insert-first under a unique (customer, idempotency key), then finish.
+"""The transaction journal: insert-first under a unique (customer, client, idempotency key), then finish.
+
+A key is the OAuth client's own: the app and a partner plugin's backend acting for one customer may
+both send ``k-1``, and get two transactions. Rows journaled before the client was recorded
+(``UNRECORDED_CLIENT``) keep the customer-wide scope they were written under: ``find`` returns such a
+row to any client of the customer, so a retry across the upgrade never runs a transaction twice.
 
 ``insert_pending`` is one ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` committed on its own: of
 any number of concurrent requests with the same key exactly one gets its row in, and only that one
@@ -16,6 +21,7 @@ for good, under the same condition, once its retry window has closed.
 from __future__ import annotations
 
 import builtins
+import hashlib
 from datetime import datetime
 from typing import Any, cast
 
@@ -24,12 +30,26 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from fulcrum_core.data._upsert import insert_for
 from fulcrum_core.data.db import Database
-from fulcrum_core.data.models.transaction import TransactionAttemptRow, TransactionRow
+from fulcrum_core.data.models.transaction import UNRECORDED_CLIENT, TransactionAttemptRow, TransactionRow
 from fulcrum_core.data.types import utcnow
 
-__all__ = ["Journal"]
+__all__ = ["Journal", "plugin_idempotency_key"]
 
 _TABLE = cast(Table, TransactionRow.__table__)
+
+
+def plugin_idempotency_key(row: TransactionRow) -> str:
+    """The idempotency key ``row``'s plugin is handed (``TransactionRequest.idempotency_key``) on every
+    call about it: unique among the customer's transactions, as the plugin keys its own side effects
+    by customer and key (``run_once``), and the same on every call (a retry, reconciliation).
+
+    The hex sha256 of the client id and the key: the client's key alone would let the app's
+    transaction and a partner backend's under the same key share the plugin's stored result. A row
+    from before clients were recorded keeps its bare key, the one its plugin was first asked with.
+    Keys are visible ASCII without NUL, so the digest's input is unambiguous."""
+    if row.client_id == UNRECORDED_CLIENT:
+        return row.idempotency_key
+    return hashlib.sha256(f"{row.client_id}\x00{row.idempotency_key}".encode()).hexdigest()
 
 
 def _after(
@@ -60,10 +80,20 @@ class Journal:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def find(self, customer_ref: str, idempotency_key: str) -> TransactionRow | None:
-        """The customer's row for ``idempotency_key``, if any."""
-        stmt = select(TransactionRow).where(
-            TransactionRow.customer_ref == customer_ref, TransactionRow.idempotency_key == idempotency_key
+    def find(self, customer_ref: str, client_id: str, idempotency_key: str) -> TransactionRow | None:
+        """The row ``client_id`` journaled for the customer under ``idempotency_key``, or else the
+        customer's row under that key from before clients were recorded; ``None`` if neither exists.
+        (Both never exist: no row is journaled under a key an unrecorded row holds.)"""
+        stmt = (
+            select(TransactionRow)
+            .where(
+                TransactionRow.customer_ref == customer_ref,
+                TransactionRow.client_id.in_((client_id, UNRECORDED_CLIENT)),
+                TransactionRow.idempotency_key == idempotency_key,
+            )
+            # The client's own row first, should both ever exist.
+            .order_by((TransactionRow.client_id == UNRECORDED_CLIENT).asc())
+            .limit(1)
         )
         with self._db.read_session() as session:
             return session.scalars(stmt).one_or_none()
@@ -74,13 +104,15 @@ class Journal:
             return session.get(TransactionRow, tx_id)
 
     def insert_pending(self, row: TransactionRow) -> bool:
-        """Commit ``row`` as ``pending``; ``False`` when the customer already used its key."""
+        """Commit ``row`` as ``pending``; ``False`` when its client already used its key for the customer."""
         values = {c.key: getattr(row, c.key) for c in TransactionRow.__mapper__.column_attrs}
         values.update(status="pending", attempts=1, retryable=False)
         stmt = (
             insert_for(self._db.dialect, _TABLE)
             .values(**values)
-            .on_conflict_do_nothing(index_elements=[_TABLE.c.customer_ref, _TABLE.c.idempotency_key])
+            .on_conflict_do_nothing(
+                index_elements=[_TABLE.c.customer_ref, _TABLE.c.client_id, _TABLE.c.idempotency_key]
+            )
             .returning(_TABLE.c.id)
         )
         with self._db.begin() as conn:

@@ -2,7 +2,8 @@
 
     Idempotency-Key present?                    400 idempotency.key_missing (names the header)
     body is {"type": …, "params": {…}}?          400 body.* (names the field)
-    key used before by this customer?           same body → stored response, replayed
+    key used before by this customer           same body → stored response, replayed
+    through the same OAuth client?
                                                 other body → 422 idempotency.mismatch
                                                 still pending → 409 idempotency.in_flight
                                                 same body, the plugin never asked (a 503
@@ -73,12 +74,13 @@ from fulcrum_core.data.types import utcnow
 from fulcrum_core.dispatch.dispatcher import partner_request_id_of
 from fulcrum_core.dispatch.results import PluginCallError
 from fulcrum_core.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
+from fulcrum_core.oauth.clients import PLUGIN_CLIENT_PREFIX
 from fulcrum_core.parameter_problems import echoed
 from fulcrum_core.settings import Settings
 from fulcrum_core.transactions import checks
 from fulcrum_core.transactions.checks import PluginBusyError, PluginFaultError
 from fulcrum_core.transactions.expiry import expired_problem
-from fulcrum_core.transactions.journal import Journal
+from fulcrum_core.transactions.journal import Journal, plugin_idempotency_key
 from fulcrum_core.transactions.models import (
     Suitability,
     TransactionOutcome,
@@ -218,23 +220,24 @@ class TransactionService:
     # --- POST /v1/transactions -------------------------------------------------------------------
 
     async def submit(
-        self, customer_ref: str, idempotency_key: str | None, body: bytes, *, acting_plugin: str | None = None
+        self, customer_ref: str, idempotency_key: str | None, body: bytes, *, client_id: str
     ) -> TransactionOutcome:
         """Run the pipeline for one request; raises a ``CoreError`` for a refusal before journaling.
 
-        ``acting_plugin``: the plugin whose OAuth client obtained the token, when one did; it may submit
-        only the types it owns (the mobile app's token may submit any).
+        ``client_id``: the OAuth client that obtained the token. Its idempotency keys are its own: the
+        same key from another client of the customer is another transaction. A plugin's client
+        (``plugin-<id>``) may submit only the types its plugin owns (the mobile app's may submit any).
         """
         key = checks.check_idempotency_key(idempotency_key)
         parsed = checks.parse_body(body)
-        if acting_plugin is not None:
-            self._check_owner(acting_plugin, parsed.body.type)
-        existing = await host_threads.to_thread(self.journal.find, customer_ref, key)
+        if client_id.startswith(PLUGIN_CLIENT_PREFIX):
+            self._check_owner(client_id.removeprefix(PLUGIN_CLIENT_PREFIX), parsed.body.type)
+        existing = await host_threads.to_thread(self.journal.find, customer_ref, client_id, key)
         if existing is not None:
             if not (existing.retryable and existing.request_hash == parsed.request_hash):
                 return self._replay(existing, parsed.request_hash)
             if self._window_closed(existing, utcnow()):
-                return await self._expire(existing, key, parsed.request_hash)
+                return await self._expire(existing, parsed.request_hash)
             # The plugin never saw the last attempt: checked afresh, the same transaction runs again.
             plan = await self._planned(customer_ref, parsed.body, tx_id=existing.id)
             if plan.plugin.id != existing.plugin_id:
@@ -246,11 +249,12 @@ class TransactionService:
                     field=checks.IDEMPOTENCY_HEADER,
                     transaction_id=existing.id,
                 )
-            return await asyncio.shield(self._rerun(plan, existing, key, parsed.request_hash))
+            return await asyncio.shield(self._rerun(plan, existing, parsed.request_hash))
         plan = await self._planned(customer_ref, parsed.body)
         row = TransactionRow(
             id=plan.tx_id,
             customer_ref=customer_ref,
+            client_id=client_id,
             idempotency_key=key,
             request_hash=parsed.request_hash,
             type=plan.tx_type.key,
@@ -266,32 +270,32 @@ class TransactionService:
         )
         # From the insert on, the plugin call and the journal update run to the end even if the client
         # goes away: a row committed as the request is cancelled must not be left pending, unexecuted.
-        return await asyncio.shield(self._journaled(plan, row, key, parsed.request_hash))
+        return await asyncio.shield(self._journaled(plan, row, parsed.request_hash))
 
-    async def _journaled(
-        self, plan: _Plan, row: TransactionRow, key: str, request_hash: str
-    ) -> TransactionOutcome:
+    async def _journaled(self, plan: _Plan, row: TransactionRow, request_hash: str) -> TransactionOutcome:
         """Insert the pending row and execute it, or replay the row a concurrent duplicate got in first."""
         if not await host_threads.to_thread(self.journal.insert_pending, row):
             # A concurrent request with the same key got its row in first.
-            return await self._replay_current(row.customer_ref, key, request_hash)
-        return await self._execute(plan, row, key)
+            return await self._replay_current(row, request_hash)
+        return await self._execute(plan, row)
 
-    async def _replay_current(self, customer_ref: str, key: str, request_hash: str) -> TransactionOutcome:
-        """Replay the row under ``key`` as a concurrent request with the same key left it."""
-        current = await host_threads.to_thread(self.journal.find, customer_ref, key)
+    async def _replay_current(self, row: TransactionRow, request_hash: str) -> TransactionOutcome:
+        """Replay the row under ``row``'s key (its customer's and client's) as a concurrent request
+        with the same key left it."""
+        key = row.idempotency_key
+        current = await host_threads.to_thread(self.journal.find, row.customer_ref, row.client_id, key)
         if current is None:  # pragma: no cover - the unique row cannot vanish
             raise Conflict("the transaction is being processed; retry shortly", code="idempotency.in_flight")
         same = current.request_hash == request_hash
         if current.retryable and same and self._window_closed(current, utcnow()):
-            return await self._expire(current, key, request_hash)  # it closed while this retry was checked
+            return await self._expire(current, request_hash)  # it closed while this retry was checked
         return self._replay(current, request_hash)
 
     def _window_closed(self, row: TransactionRow, now: datetime) -> bool:
         """Whether ``row``, first seen at ``first_seen_at``, is past its retry window at ``now``."""
         return now - row.first_seen_at >= timedelta(seconds=self._settings.transaction_retry_window_seconds)
 
-    async def _expire(self, row: TransactionRow, key: str, request_hash: str) -> TransactionOutcome:
+    async def _expire(self, row: TransactionRow, request_hash: str) -> TransactionOutcome:
         """End ``row`` (retryable, as read) as failed for good, answering 422 ``idempotency.expired``
         now and on every later retry; or replay the row as a concurrent retry that got there first
         left it.
@@ -311,13 +315,11 @@ class TransactionService:
             self.journal.expire, row, response_status=422, response_body=encode_body(problem), now=now
         )
         if not expired:
-            return await self._replay_current(row.customer_ref, key, request_hash)
+            return await self._replay_current(row, request_hash)
         log.info("transaction %s: retried after its retry window closed; ended as failed", row.id)
         return TransactionOutcome(422, problem)
 
-    async def _rerun(
-        self, plan: _Plan, row: TransactionRow, key: str, request_hash: str
-    ) -> TransactionOutcome:
+    async def _rerun(self, plan: _Plan, row: TransactionRow, request_hash: str) -> TransactionOutcome:
         """Take ``row`` (retryable, as read) back to pending and execute it, or replay the row as a
         concurrent retry that took it first left it."""
         retry = await host_threads.to_thread(
@@ -326,10 +328,10 @@ class TransactionService:
             first_seen_after=plan.now - timedelta(seconds=self._settings.transaction_retry_window_seconds),
         )
         if retry is None:
-            return await self._replay_current(row.customer_ref, key, request_hash)
+            return await self._replay_current(row, request_hash)
         # The plugin never saw the earlier attempt: this one is carried out now, and dated now (its
         # ctx.now and request.created_at agree, and reconciliation would ask it as of then).
-        return await self._execute(plan, retry, key)
+        return await self._execute(plan, retry)
 
     async def _planned(self, customer_ref: str, body: Any, *, tx_id: str | None = None) -> _Plan:
         """``_plan`` in a worker thread, under the transaction deadline: it runs plugin code (the params
@@ -485,7 +487,7 @@ class TransactionService:
         return datetime.now(BANK_TIMEZONE).date()
 
     async def _execute(
-        self, plan: _Plan, row: TransactionRow, key: str, *, settling: bool = False
+        self, plan: _Plan, row: TransactionRow, *, settling: bool = False
     ) -> TransactionOutcome:
         """Call the plugin and journal its answer. ``settling`` (reconciliation): a refusal because
         the first attempt is still claimed, or a call that gives no answer (the plugin raised, its
@@ -495,7 +497,7 @@ class TransactionService:
             id=plan.tx_id,
             type=plan.tx_type.key,
             params=plan.params,
-            idempotency_key=key,
+            idempotency_key=plugin_idempotency_key(row),
             amount_fen=plan.amount_fen,
             risk_level=plan.risk_level,
             created_at=plan.now,
@@ -637,7 +639,7 @@ class TransactionService:
             if plan is None:
                 settled.append((row.id, "unknown"))
                 continue
-            outcome = await self._execute(plan, row, row.idempotency_key, settling=True)
+            outcome = await self._execute(plan, row, settling=True)
             body = outcome.body
             status = body.status if isinstance(body, TransactionView) else (
                 body.transaction.status if body.transaction is not None else "unknown"

@@ -1,4 +1,5 @@
-"""The ``transactions`` journal: one row per (customer, idempotency key), written before execution."""
+"""The ``transactions`` journal: one row per (customer, OAuth client, idempotency key), written before
+execution."""
 
 from __future__ import annotations
 
@@ -24,10 +25,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 from fulcrum_core.data.base import CoreBase
 from fulcrum_core.data.types import UTCDateTime
 
-__all__ = ["TRANSACTION_STATUSES", "TransactionAttemptRow", "TransactionRow"]
+__all__ = ["TRANSACTION_STATUSES", "UNRECORDED_CLIENT", "TransactionAttemptRow", "TransactionRow"]
 
 TRANSACTION_STATUSES = ("pending", "succeeded", "failed", "unknown")
 """``pending`` until the plugin answers; ``unknown`` when it missed its deadline (reconcile it)."""
+
+UNRECORDED_CLIENT = ""
+"""``client_id`` of a row journaled before keys were scoped per client (revision
+``20261130_02_idempotency_client``), when nothing recorded which client sent it. No OAuth client has
+an empty id. Such a row keeps the scope it was journaled under, the customer's: any client of that
+customer sending its key finds it (see ``Journal.find``)."""
 
 
 def _created_at(context: Any) -> Any:
@@ -40,7 +47,11 @@ class TransactionRow(CoreBase):
 
     __tablename__ = "transactions"
     __table_args__ = (
-        UniqueConstraint("customer_ref", "idempotency_key"),
+        # Keys are the client's own, as payment APIs scope them per API credential: the app and a
+        # partner's backend acting for the same customer never meet under a key they both chose.
+        UniqueConstraint(
+            "customer_ref", "client_id", "idempotency_key", name="uq_transactions_customer_client_key"
+        ),
         CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'unknown')", name="status"),
         Index("ix_transactions_status_updated_at", "status", "updated_at"),
         # Journal.retryable_since: retryable rows oldest first (expiry's sweep, a keyset listing).
@@ -57,6 +68,9 @@ class TransactionRow(CoreBase):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     customer_ref: Mapped[str] = mapped_column(String(64))
+    # The OAuth client whose token sent the request (the app, a plugin's backend): its key space.
+    # ``UNRECORDED_CLIENT`` for rows journaled before it was recorded.
+    client_id: Mapped[str] = mapped_column(String(64))
     idempotency_key: Mapped[str] = mapped_column(String(255))
     # sha256 of the canonical request body: a retry must send the same request.
     request_hash: Mapped[str] = mapped_column(String(64))
