@@ -249,11 +249,14 @@ class AppHarness:
         scopes: Sequence[str] | None = None,
         *,
         kind: str = "customer",
+        client_id: str = "fulcrum-dev",
     ) -> str:
-        """A signed access token for ``sub`` (default scopes: the app's customer scopes)."""
+        """A signed access token for ``sub`` (default scopes: the app's customer scopes), obtained by
+        OAuth client ``client_id``."""
         from fulcrum_sdk.scopes import APP_SCOPES
 
-        issued: str = self.runtime.tokens.issue(sub, APP_SCOPES if scopes is None else scopes, kind=kind)
+        granted = APP_SCOPES if scopes is None else scopes
+        issued: str = self.runtime.tokens.issue(sub, granted, kind=kind, client_id=client_id)
         return issued
 
     def get(self, path: str, *, token: str | None = None, **kwargs: Any) -> Any:

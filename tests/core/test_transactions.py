@@ -242,8 +242,9 @@ async def test_replay_ignores_key_order_and_whitespace(service: TransactionServi
     compact = b'{"type":"shop.buy","params":{"product":"MID","amount_fen":5,"mode":"ok"}}'
     await service.submit(C3, "k-1", compact, client_id=APP)
     again = await service.submit(
-        C3, "k-1", b'{ "params": {"mode": "ok", "amount_fen": 5, "product": "MID"},\n "type": "shop.buy" }'
-    , client_id=APP)
+        C3, "k-1", b'{ "params": {"mode": "ok", "amount_fen": 5, "product": "MID"},\n "type": "shop.buy" }',
+        client_id=APP,
+    )
     assert again.replayed
     assert len(shop.calls) == 1
 
@@ -264,6 +265,130 @@ async def test_keys_belong_to_one_customer(service: TransactionService, shop: Sh
     b = await service.submit(PERSONAS["affluent"].id, "same", body(product="SAFE"), client_id=APP)
     assert a.transaction_id != b.transaction_id
     assert len(shop.calls) == 2
+
+
+PARTNER = "plugin-shop"
+"""The shop plugin's own OAuth client (a partner's backend acting for the customer)."""
+
+
+async def test_keys_belong_to_one_client_of_the_customer(
+    service: TransactionService, shop: Shop, db: Database
+) -> None:
+    """The app and the shop's backend, acting for one customer, both send ``k-1`` (with different
+    bodies): two transactions, two plugin calls under two plugin keys, no 422; each client's retry
+    replays its own transaction."""
+    app = await service.submit(C3, "k-1", body(amount=100), client_id=APP)
+    partner = await service.submit(C3, "k-1", body(amount=200), client_id=PARTNER)
+    assert (app.status_code, app.replayed, partner.status_code, partner.replayed) == (201, False, 201, False)
+    assert app.transaction_id != partner.transaction_id
+    assert [(r.id, r.idempotency_key) for r in shop.calls] == [
+        (app.transaction_id, plugin_key("k-1", APP)), (partner.transaction_id, plugin_key("k-1", PARTNER))
+    ]
+    assert {(r.id, r.client_id, r.idempotency_key) for r in rows(db)} == {
+        (app.transaction_id, APP, "k-1"), (partner.transaction_id, PARTNER, "k-1")
+    }
+    app_again = await service.submit(C3, "k-1", body(amount=100), client_id=APP)
+    partner_again = await service.submit(C3, "k-1", body(amount=200), client_id=PARTNER)
+    assert (app_again.replayed, app_again.transaction_id) == (True, app.transaction_id)
+    assert (partner_again.replayed, partner_again.transaction_id) == (True, partner.transaction_id)
+    assert msgspec.json.encode(partner_again.body) == msgspec.json.encode(partner.body)
+    with pytest.raises(Unprocessable) as info:  # each client's key still names one request of its own
+        await service.submit(C3, "k-1", body(amount=200), client_id=APP)
+    assert (info.value.code, info.value.extra.get("transaction_id")) == (
+        "idempotency.mismatch", app.transaction_id
+    )
+    assert len(shop.calls) == 2
+
+
+async def test_a_plugin_client_submits_only_its_plugins_types(
+    service: TransactionService, shop: Shop
+) -> None:
+    """The token's client decides which plugin acts: another plugin's client is refused (403 naming
+    ``type``) before anything is journaled, whatever key it sends."""
+    with pytest.raises(Forbidden) as info:
+        await service.submit(C3, "k-1", body(), client_id="plugin-other")
+    assert (info.value.code, info.value.field) == ("transaction.not_owner", "type")
+    assert (await service.submit(C3, "k-1", body(), client_id=PARTNER)).status_code == 201
+    assert len(shop.calls) == 1
+
+
+async def test_another_clients_transaction_in_flight_is_no_409(
+    make_service: Callable[..., TransactionService], shop: Shop, release: threading.Event
+) -> None:
+    """While the app's ``k-1`` still waits on the plugin, the shop's backend sending ``k-1`` is not
+    told to wait: its own transaction runs."""
+    service = make_service()
+    first = asyncio.ensure_future(service.submit(C3, "k-1", body(mode="hang"), client_id=APP))
+    assert await asyncio.to_thread(shop.entered.wait, 30)
+    with pytest.raises(Conflict):  # the app's own duplicate waits, as before
+        await service.submit(C3, "k-1", body(mode="hang"), client_id=APP)
+    shop.entered.clear()
+    second = asyncio.ensure_future(service.submit(C3, "k-1", body(mode="hang"), client_id=PARTNER))
+    assert await asyncio.to_thread(shop.entered.wait, 30)  # in the plugin too, beside the app's
+    release.set()
+    app, other = await first, await second
+    assert (app.status_code, other.status_code, other.replayed) == (201, 201, False)
+    assert other.transaction_id != app.transaction_id
+    assert len(shop.calls) == 2
+
+
+async def test_a_never_asked_transaction_is_run_again_only_by_its_own_clients_retry(
+    service: TransactionService, shop: Shop, db: Database
+) -> None:
+    """The app's ``k-1`` is refused unasked (503, retryable). The shop's backend sending ``k-1`` gets
+    a transaction of its own, not the app's rerun; the app's retry then runs the app's transaction
+    (same id) as its next attempt."""
+    undo = _refuse_without_calling(service, "breaker_open")
+    refused = await service.submit(C3, "k-1", body(), client_id=APP)
+    assert refused.status_code == 503
+    undo()
+    partner = await service.submit(C3, "k-1", body(), client_id=PARTNER)
+    assert (partner.status_code, partner.replayed) == (201, False)
+    assert partner.transaction_id != refused.transaction_id
+    retried = await service.submit(C3, "k-1", body(), client_id=APP)
+    assert (retried.status_code, retried.replayed) == (201, False)
+    assert retried.transaction_id == refused.transaction_id
+    by_id = {r.id: r for r in rows(db)}
+    assert (by_id[refused.transaction_id].attempts, by_id[partner.transaction_id].attempts) == (2, 1)
+    assert [r.id for r in shop.calls] == [partner.transaction_id, refused.transaction_id]
+
+
+def _as_if_journaled_before_clients_were_recorded(db: Database) -> None:
+    """Give every row the placeholder client, as revision ``20261130_01_idempotency_client`` gives
+    the rows journaled before it."""
+    from fulcrum_core.data.models.transaction import UNRECORDED_CLIENT
+    from sqlalchemy import update
+
+    with db.session() as session:
+        session.execute(update(TransactionRow).values(client_id=UNRECORDED_CLIENT))
+
+
+async def test_a_row_from_before_clients_were_recorded_keeps_the_customers_scope(
+    service: TransactionService, shop: Shop, db: Database
+) -> None:
+    """Nobody knows which client sent an old row: any client of its customer sending its key replays
+    it (a retry across the upgrade must not run it twice), and no second row is journaled."""
+    first = await service.submit(C3, "k-old", body(), client_id=APP)
+    _as_if_journaled_before_clients_were_recorded(db)
+    for client in (APP, PARTNER):
+        again = await service.submit(C3, "k-old", body(), client_id=client)
+        assert (again.status_code, again.replayed, again.transaction_id) == (201, True, first.transaction_id)
+    assert len(rows(db)) == 1
+    assert len(shop.calls) == 1
+
+
+async def test_reconciliation_asks_about_an_old_row_under_its_bare_key(
+    make_service: Callable[..., TransactionService], db: Database, release: threading.Event, shop: Shop
+) -> None:
+    """A row journaled before clients were recorded was sent to its plugin under the client's bare
+    key, so it is asked about again under that key (the plugin's ``run_once`` finds its result)."""
+    service = make_service(deadlines=Deadlines(execute_transaction=50))
+    assert (await service.submit(C3, "k-old", body(mode="hang"), client_id=APP)).status_code == 202
+    _as_if_journaled_before_clients_were_recorded(db)
+    release.set()
+    [(tx_id, status)] = await service.resolve_unknown()
+    assert status == "succeeded"
+    assert (shop.calls[-1].id, shop.calls[-1].idempotency_key) == (tx_id, "k-old")
 
 
 async def test_in_flight_duplicate_is_409(make_service: Callable[..., TransactionService], shop: Shop,

@@ -65,14 +65,17 @@ def race_service(
 
 
 
-def _submit_together(service: Any, body: bytes) -> list[TransactionOutcome | BaseException]:
-    """``DUPLICATES`` submissions of ``body`` under one key, each in its own thread and event loop;
-    what each got, or raised."""
+def _submit_together(
+    service: Any, body: bytes, clients: tuple[str, ...] = (APP,)
+) -> list[TransactionOutcome | BaseException]:
+    """``DUPLICATES`` submissions of ``body`` under one key, each in its own thread and event loop,
+    the i-th from client ``clients[i % len(clients)]``; what each got, or raised."""
     outcomes: list[TransactionOutcome | BaseException] = [Conflict("unset")] * DUPLICATES
 
     def submit(i: int) -> None:
+        client = clients[i % len(clients)]
         try:
-            outcomes[i] = asyncio.run(service.submit(CUSTOMER, "same-key", body, client_id=APP))
+            outcomes[i] = asyncio.run(service.submit(CUSTOMER, "same-key", body, client_id=client))
         except BaseException as exc:
             outcomes[i] = exc
 
@@ -120,6 +123,40 @@ def test_twenty_concurrent_duplicates_execute_once(
     assert again.replayed
     assert again.transaction_id == fresh[0].transaction_id
     assert len(calls) == 1
+
+
+def test_concurrent_duplicates_from_two_clients_make_one_transaction_each(
+    race_service: tuple[TransactionService, list[TransactionRequest]], db: Database
+) -> None:
+    """The app and the race plugin's backend each send the same key 10 times at the same instant (a
+    barrier holds all 20 at the insert): one row and one plugin call per client, and every request
+    gets its own client's transaction (fresh, replayed or 409), never the other's."""
+    service, calls = race_service
+    barrier = threading.Barrier(DUPLICATES)
+    insert = service.journal.insert_pending
+
+    def insert_together(row: TransactionRow) -> bool:
+        barrier.wait(timeout=30)
+        return insert(row)
+
+    service.journal.insert_pending = insert_together  # type: ignore[method-assign]
+    clients = (APP, "plugin-race")
+    outcomes = _submit_together(service, b'{"type": "race.pay", "params": {"amount_fen": 5000}}', clients)
+
+    assert len(calls) == 2
+    assert len({c.idempotency_key for c in calls}) == 2  # the plugin keeps the two apart too
+    with db.read_session() as session:
+        by_client = {r.client_id: r.id for r in session.scalars(select(TransactionRow))}
+    assert set(by_client) == set(clients)
+    for i, outcome in enumerate(outcomes):
+        own = by_client[clients[i % 2]]
+        if isinstance(outcome, Conflict):
+            assert (outcome.code, outcome.extra.get("transaction_id")) == ("idempotency.in_flight", own)
+        else:
+            assert isinstance(outcome, TransactionOutcome), outcome
+            assert (outcome.status_code, outcome.transaction_id) == (201, own)
+    fresh = [o for o in outcomes if isinstance(o, TransactionOutcome) and not o.replayed]
+    assert sorted(o.transaction_id for o in fresh) == sorted(by_client.values())
 
 
 def test_twenty_concurrent_distinct_keys_all_execute(

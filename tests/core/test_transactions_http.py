@@ -64,6 +64,27 @@ def _post(app: Any, payload: Any, *, key: str | None = "k-1", token: str | None 
 ORDER = {"type": "fund.order", "params": {"fund": "SAFE", "amount_fen": 100_000}}
 
 
+def test_keys_are_per_client_of_the_customer(app: Any) -> None:
+    """The app's token and the fund plugin's backend's token, for one customer, both send ``k-1``:
+    two transactions; each client's retry replays its own (``Idempotent-Replayed``), and the
+    customer reads both back."""
+    app_token = app.token(C3, client_id="fulcrum-app")
+    partner_token = app.token(C3, client_id="plugin-funds")
+    other_order = {"type": "fund.order", "params": {"fund": "SAFE", "amount_fen": 200_000}}
+    first = _post(app, ORDER, token=app_token)
+    second = _post(app, other_order, token=partner_token)
+    assert (first.status_code, second.status_code) == (201, 201), (first.text, second.text)
+    assert first.json()["id"] != second.json()["id"]
+    for token, payload, sent in ((app_token, ORDER, first), (partner_token, other_order, second)):
+        again = _post(app, payload, token=token)
+        assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (201, "true")
+        assert again.json() == sent.json()
+        assert app.get(sent.headers["location"], token=token).json()["id"] == sent.json()["id"]
+    mismatch = _post(app, other_order, token=app_token)  # the app's k-1 is still the app's order
+    assert (mismatch.status_code, mismatch.json()["code"]) == (422, "idempotency.mismatch")
+    assert mismatch.json()["transaction_id"] == first.json()["id"]
+
+
 def test_submit_then_read_back(app: Any) -> None:
     """201 with the view and a Location; GET of that location shows the same transaction."""
     created = _post(app, ORDER)
