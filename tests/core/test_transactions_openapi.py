@@ -90,6 +90,14 @@ def test_every_error_status_is_one_problem_schema_with_an_optional_transaction(s
     assert {"type", "title", "status", "detail", "code"} <= set(problem["required"])
 
 
+def test_the_idempotency_key_header_says_its_scope(spec: dict[str, Any]) -> None:
+    """A client reading the schema learns that its keys are scoped to the customer and to itself."""
+    post = spec["paths"]["/v1/transactions"]["post"]
+    [header] = [p for p in post["parameters"] if p["in"] == "header" and p["name"] == "Idempotency-Key"]
+    assert "Scoped to the customer and the OAuth client" in header["description"]
+    assert "per customer, OAuth client and Idempotency-Key" in post["summary"]
+
+
 @pytest.mark.parametrize(
     ("payload", "code", "field"),
     [

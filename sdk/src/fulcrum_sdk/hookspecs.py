@@ -204,7 +204,10 @@ def execute_transaction(
     **When**: on ``POST /v1/transactions``, only on the plugin that owns ``request.type``, after the
     host validated the parameters, checked scopes, suitability and limits, and journaled the request.
     **Arguments**: ``ctx`` — as above; ``request`` — the journal id, the decoded parameters, the
-    amount in fen and the idempotency key (use it to make the plugin's own side effects idempotent).
+    amount in fen and the idempotency key (use it to make the plugin's own side effects idempotent:
+    it is unique among the customer's transactions, whichever OAuth client sent them, and the same on
+    every call about one transaction; it is derived from the client's ``Idempotency-Key``, not that
+    header itself).
     **Returns**: a :class:`~fulcrum_sdk.models.TransactionResult`. Raise
     :class:`~fulcrum_sdk.errors.TransactionRefused` to refuse with a code and a message for the customer.
     **Combined**: never; exactly one plugin owns a type.

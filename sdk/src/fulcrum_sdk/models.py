@@ -209,6 +209,9 @@ class TransactionRequest(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     type: str
     params: Any
+    # Unique among the customer's transactions and the same on every call about this one (a retry,
+    # reconciliation): derived from the Idempotency-Key and the OAuth client that sent it, whose keys
+    # are their own, so two clients' same key never meet here either.
     idempotency_key: str
     amount_fen: int | None = None
     risk_level: RiskLevel | None = None

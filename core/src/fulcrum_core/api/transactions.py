@@ -52,7 +52,7 @@ def list_transaction_types(request: Request[Any, Any, Any]) -> TransactionTypeLi
 
 @post(
     "/v1/transactions", opt={"scopes": ["transactions:write"]}, tags=["transactions"],
-    summary="Submit a transaction (idempotent per Idempotency-Key)",
+    summary="Submit a transaction (idempotent per customer, OAuth client and Idempotency-Key)",
     status_code=201,
     responses={
         202: ResponseSpec(
@@ -60,7 +60,10 @@ def list_transaction_types(request: Request[Any, Any, Any]) -> TransactionTypeLi
             description="The outcome is unknown (the plugin missed its deadline); it will be reconciled",
         ),
         400: _problem("The body or the Idempotency-Key header cannot be read (`field` names it)"),
-        409: _problem("A request with this key is still in flight (`transaction_id`); retry after a second"),
+        409: _problem(
+            "A request with this key (from this client) is still in flight (`transaction_id`); retry after "
+            "a second"
+        ),
         422: _problem(
             "Refused: an unknown type or invalid params, suitability, limits, a key reused with "
             "another body, or the retry of a `transaction.plugin_unavailable` whose type another plugin "
@@ -87,7 +90,11 @@ async def submit_transaction(
         str | None,
         HeaderParameter(
             name=IDEMPOTENCY_HEADER, required=False,
-            description="Unique per transaction; resend the same value (and body) to retry safely.",
+            description=(
+                "Unique per transaction; resend the same value (and body) to retry safely. Scoped to the "
+                "customer and the OAuth client that obtained the token: another client acting for the "
+                "same customer (a partner's backend, the app) never meets this key's transaction."
+            ),
         ),
     ] = None,
 ) -> Response[TransactionView]:
