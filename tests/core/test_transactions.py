@@ -312,6 +312,17 @@ async def test_a_plugin_client_submits_only_its_plugins_types(
     assert len(shop.calls) == 1
 
 
+async def test_a_request_naming_no_client_is_refused_before_anything_is_journaled(
+    service: TransactionService, shop: Shop, db: Database
+) -> None:
+    """The empty client id marks rows from before clients were recorded; a request under it would
+    reach every client's old rows, so it is a 403, not a transaction."""
+    with pytest.raises(Forbidden) as info:
+        await service.submit(C3, "k-1", body(), client_id="")
+    assert info.value.code == "transaction.client_missing"
+    assert (rows(db), shop.calls) == ([], [])
+
+
 async def test_another_clients_transaction_in_flight_is_no_409(
     make_service: Callable[..., TransactionService], shop: Shop, release: threading.Event
 ) -> None:

@@ -69,7 +69,7 @@ from fulcrum_sdk.storage import PluginStorage
 from fulcrum_core import host_threads
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.errors import DatabaseUnavailable
-from fulcrum_core.data.models.transaction import TransactionRow
+from fulcrum_core.data.models.transaction import UNRECORDED_CLIENT, TransactionRow
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.dispatch.dispatcher import partner_request_id_of
 from fulcrum_core.dispatch.results import PluginCallError
@@ -228,6 +228,8 @@ class TransactionService:
         same key from another client of the customer is another transaction. A plugin's client
         (``plugin-<id>``) may submit only the types its plugin owns (the mobile app's may submit any).
         """
+        if client_id == UNRECORDED_CLIENT:  # no client has it: it would reach other clients' old rows
+            raise Forbidden("the token names no OAuth client", code="transaction.client_missing")
         key = checks.check_idempotency_key(idempotency_key)
         parsed = checks.parse_body(body)
         if client_id.startswith(PLUGIN_CLIENT_PREFIX):
