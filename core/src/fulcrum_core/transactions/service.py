@@ -1,11 +1,11 @@
 """``TransactionService``: the transaction pipeline from request body to journaled outcome.
 
+    token names an OAuth client?                403 transaction.client_missing
     Idempotency-Key present?                    400 idempotency.key_missing (names the header)
     body is {"type": …, "params": {…}}?          400 body.* (names the field)
-    key used before by this customer           same body → stored response, replayed
-    through the same OAuth client?
-                                                other body → 422 idempotency.mismatch
-                                                still pending → 409 idempotency.in_flight
+    key used before by this customer through    same body → stored response, replayed
+    this OAuth client (or before clients were   other body → 422 idempotency.mismatch
+    recorded, through any)?                     still pending → 409 idempotency.in_flight
                                                 same body, the plugin never asked (a 503
                                                 plugin_unavailable) → checked and run again,
                                                 422 idempotency.owner_changed if another
