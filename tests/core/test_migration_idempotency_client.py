@@ -1,4 +1,4 @@
-"""Revision ``20261130_01_idempotency_client`` on every backend: rows journaled before it get the
+"""Revision ``20261130_02_idempotency_client`` on every backend: rows journaled before it get the
 placeholder client and keep their customer-wide scope, keys become unique per customer and client,
 and its downgrade refuses to merge two clients' transactions under one key."""
 
@@ -16,7 +16,7 @@ from fulcrum_core.data.types import UTCDateTime
 from fulcrum_core.transactions.journal import Journal
 from sqlalchemy import column, inspect, table, text
 
-BEFORE = "20261129_06_retryable_index"
+BEFORE = "20261130_01_refresh_grace"
 AT = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 _MOMENTS = {"created_at", "updated_at", "first_seen_at"}
 _NAMES = ("id", "customer_ref", "idempotency_key", "request_hash", "type", "plugin_id", "params", "status",

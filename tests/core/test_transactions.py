@@ -365,7 +365,7 @@ async def test_a_never_asked_transaction_is_run_again_only_by_its_own_clients_re
 
 
 def _as_if_journaled_before_clients_were_recorded(db: Database) -> None:
-    """Give every row the placeholder client, as revision ``20261130_01_idempotency_client`` gives
+    """Give every row the placeholder client, as revision ``20261130_02_idempotency_client`` gives
     the rows journaled before it."""
     from fulcrum_core.data.models.transaction import UNRECORDED_CLIENT
     from sqlalchemy import update
