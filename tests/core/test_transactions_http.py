@@ -235,6 +235,22 @@ def test_a_plugins_token_may_submit_only_its_own_types(app: Any) -> None:
     assert _post(app, ORDER, key="own-1", token=mine).status_code == 201
 
 
+def test_a_plugins_token_reads_only_its_own_plugins_transactions(app: Any) -> None:
+    """A plugin's client reads its plugin's transactions, whichever client submitted them (the app's
+    included), and gets 404 for another plugin's, as for an unknown id; the app's token reads all."""
+    runtime = app.runtime
+    created = _post(app, ORDER, key="app-read-1")
+    assert created.status_code == 201, created.text
+    where = created.headers["location"]
+    owner = runtime.tokens.issue(C3, ["transactions:read"], client_id="plugin-funds")
+    other = runtime.tokens.issue(C3, ["transactions:read"], client_id="plugin-coupons")
+    assert app.get(where, token=owner).json()["id"] == created.json()["id"]
+    refused = app.get(where, token=other)
+    assert (refused.status_code, refused.json()["code"]) == (404, "transaction.not_found")
+    unknown = app.get("/v1/transactions/" + "0" * 32, token=other)
+    assert refused.json()["detail"].replace(created.json()["id"], "0" * 32) == unknown.json()["detail"]
+    assert app.get(where, token=app.token(C3)).status_code == 200
+
 def test_only_a_plugins_client_is_named_plugin_dash(db: Any) -> None:
     """The prefix that marks a plugin's token is reserved: no other client, and no plugin's client
     under another plugin's name, can be registered with it."""

@@ -127,8 +127,11 @@ async def submit_transaction(
     summary="One of the customer's transactions", sync_to_thread=True, responses={404: NOT_FOUND_RESPONSE},
 )
 def get_transaction(request: Request[Any, Any, Any], tx_id: FromPath[str]) -> TransactionView:
-    """The transaction's status and result; another customer's id is 404, like an unknown one."""
-    return runtime_of(request).transactions.get(current_customer(request), tx_id)
+    """The transaction's status and result; another customer's id is 404, like an unknown one, and so is
+    another plugin's to a plugin's own client."""
+    customer_ref = current_customer(request)  # a customer's token: a Principal by then
+    principal = request.scope["user"]
+    return runtime_of(request).transactions.get(customer_ref, tx_id, client_id=principal.client_id)
 
 
 ROUTES: list[Any] = [list_transaction_types, submit_transaction, get_transaction]

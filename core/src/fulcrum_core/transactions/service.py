@@ -723,10 +723,15 @@ class TransactionService:
 
     # --- GET /v1/transactions/{id} ---------------------------------------------------------------
 
-    def get(self, customer_ref: str, tx_id: str) -> TransactionView:
-        """The customer's transaction; 404 for an unknown id and for another customer's alike."""
+    def get(self, customer_ref: str, tx_id: str, *, client_id: str = "") -> TransactionView:
+        """The customer's transaction; 404 for an unknown id and for another customer's alike. A plugin's
+        own client (``plugin-<id>``) reads only its plugin's transactions, as it submits only its types:
+        another plugin's is 404 to it too (the mobile app's client reads all of the customer's)."""
         row = self.journal.get(tx_id) if _TX_ID.match(tx_id) else None  # no query for what no id is
-        if row is None or row.customer_ref != customer_ref:
+        plugin_client = client_id.startswith(PLUGIN_CLIENT_PREFIX)
+        if row is None or row.customer_ref != customer_ref or (
+            plugin_client and row.plugin_id != client_id.removeprefix(PLUGIN_CLIENT_PREFIX)
+        ):
             raise NotFound(f"no transaction {echoed(tx_id)}", code="transaction.not_found", field="id")
         return view_of(row)
 
