@@ -65,6 +65,19 @@ def race_service(
 
 
 
+def _insert_together(service: TransactionService) -> None:
+    """Hold every one of ``DUPLICATES`` submissions at the journal insert until all have arrived, so
+    each has passed the "key unused?" read before any inserts: the unique constraint alone decides."""
+    barrier = threading.Barrier(DUPLICATES)
+    insert = service.journal.insert_pending
+
+    def insert_together(row: TransactionRow) -> bool:
+        barrier.wait(timeout=30)
+        return insert(row)
+
+    service.journal.insert_pending = insert_together  # type: ignore[method-assign]
+
+
 def _submit_together(
     service: Any, body: bytes, clients: tuple[str, ...] = (APP,)
 ) -> list[TransactionOutcome | BaseException]:
@@ -96,14 +109,7 @@ def test_twenty_concurrent_duplicates_execute_once(
     the others get 409 while it runs or a replay of its 201.
     """
     service, calls = race_service
-    barrier = threading.Barrier(DUPLICATES)
-    insert = service.journal.insert_pending
-
-    def insert_together(row: TransactionRow) -> bool:
-        barrier.wait(timeout=30)
-        return insert(row)
-
-    service.journal.insert_pending = insert_together  # type: ignore[method-assign]
+    _insert_together(service)
     body = b'{"type": "race.pay", "params": {"amount_fen": 5000}}'
     outcomes = _submit_together(service, body)
 
@@ -132,14 +138,7 @@ def test_concurrent_duplicates_from_two_clients_make_one_transaction_each(
     barrier holds all 20 at the insert): one row and one plugin call per client, and every request
     gets its own client's transaction (fresh, replayed or 409), never the other's."""
     service, calls = race_service
-    barrier = threading.Barrier(DUPLICATES)
-    insert = service.journal.insert_pending
-
-    def insert_together(row: TransactionRow) -> bool:
-        barrier.wait(timeout=30)
-        return insert(row)
-
-    service.journal.insert_pending = insert_together  # type: ignore[method-assign]
+    _insert_together(service)
     clients = (APP, "plugin-race")
     outcomes = _submit_together(service, b'{"type": "race.pay", "params": {"amount_fen": 5000}}', clients)
 
