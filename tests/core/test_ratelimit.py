@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fulcrum_core.observability.ratelimit import MemoryCounter, RedisCounter
+from fulcrum_core.observability.ratelimit import WARM_CONNECTIONS, MemoryCounter, RateLimiter, RedisCounter
+from fulcrum_core.observability.setup import rate_limiter_of
 from fulcrum_core.settings import RateLimit
 
 TWO_PER_MINUTE = RateLimit(requests=2, window_seconds=60)
@@ -76,13 +79,18 @@ def test_unreachable_redis_counts_in_the_worker(make_app: Any) -> None:
 
 
 class _Down:
-    """A shared store that fails every hit, counting how often it was asked."""
+    """A shared store that fails every hit and connect, counting how often it was asked."""
 
     def __init__(self) -> None:
         self.asked = 0
+        self.opened = 0
 
     async def hit(self, key: str, window: int, ttl_s: int) -> int:
         self.asked += 1
+        raise ConnectionError("connection refused")
+
+    async def open(self) -> None:
+        self.opened += 1
         raise ConnectionError("connection refused")
 
     async def close(self) -> None:
@@ -93,24 +101,19 @@ class _Down:
 async def test_a_down_store_is_asked_again_only_after_the_backoff() -> None:
     """After a failure the store is left alone for BACKOFF_S (no connect timeout per request), then
     tried again; meanwhile the worker's own count refuses past the limit."""
-    from fulcrum_core.observability.ratelimit import BACKOFF_S, RateLimitMiddleware
+    from fulcrum_core.observability.ratelimit import BACKOFF_S
     from litestar.exceptions import TooManyRequestsException
 
     store, now = _Down(), [1000.0]
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        return None
-
-    limiter = RateLimitMiddleware(app, config=RateLimit(requests=3, window_seconds=60), counter=store,
-                                  clock=lambda: now[0])
+    limiter = RateLimiter(RateLimit(requests=3, window_seconds=60), store, clock=lambda: now[0])
     for _ in range(3):
-        await limiter._check("client")
+        await limiter.check("client")
     assert store.asked == 1
     with pytest.raises(TooManyRequestsException):
-        await limiter._check("client")
+        await limiter.check("client")
     now[0] += BACKOFF_S + 0.1
     with pytest.raises(TooManyRequestsException):  # asked again, down again: still this worker's count
-        await limiter._check("client")
+        await limiter.check("client")
     assert store.asked == 2
 
 
@@ -151,19 +154,15 @@ async def test_a_burst_of_concurrent_requests_keeps_the_shared_count(redis_url: 
     is a busy worker, not a Redis outage: every hit waits its turn for a connection and is counted in
     Redis, so the limit stays one shared count (no falling back to this worker's own count, which
     would let each worker allow the whole limit again)."""
-    from fulcrum_core.observability.ratelimit import RateLimitMiddleware
     from litestar.exceptions import TooManyRequestsException
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        return None
 
     prefix = f"fulcrum-test:{uuid.uuid4().hex}:"
     counter = RedisCounter(redis_url, prefix=prefix, timeout_s=5)  # generous: a loaded CI machine
-    limiter = RateLimitMiddleware(app, config=RateLimit(requests=20, window_seconds=3600), counter=counter)
+    limiter = RateLimiter(RateLimit(requests=20, window_seconds=3600), counter)
 
     async def one() -> bool:
         try:
-            await limiter._check("client")
+            await limiter.check("client")
         except TooManyRequestsException:
             return False
         return True
@@ -175,3 +174,134 @@ async def test_a_burst_of_concurrent_requests_keeps_the_shared_count(redis_url: 
         assert await counter.hit("client", int(time.time() // 3600), 3601) == 151
     finally:
         await counter.close()
+
+
+def _refuse_new_connections() -> Any:
+    import redis.exceptions
+
+    raise redis.exceptions.ConnectionError("this test allows no connection opened after startup")
+
+
+@pytest.mark.anyio
+async def test_an_opened_counter_serves_a_first_burst_without_connecting(redis_url: str) -> None:
+    """``open`` connects before the first hit: a burst of as many hits as it opened connections for
+    needs no connect (opened lazily, each paid one, and one over the connect timeout on a loaded fresh
+    worker sent it counting alone, letting clients through more than the limit)."""
+    prefix = f"fulcrum-test:{uuid.uuid4().hex}:"
+    counter = RedisCounter(redis_url, prefix=prefix, timeout_s=5)  # not a speed test
+    try:
+        await counter.open()
+        counter._pool.make_connection = _refuse_new_connections
+        counts = await asyncio.gather(*(counter.hit("client", 1, 61) for _ in range(WARM_CONNECTIONS)))
+        assert sorted(counts) == list(range(1, WARM_CONNECTIONS + 1))
+    finally:
+        await counter.close()
+
+
+def test_a_worker_connects_to_redis_before_it_serves(make_app: Any, redis_url: str) -> None:
+    """The app's startup opens the limiter's connections: its first request is counted in Redis with
+    no connect of its own."""
+    limit = RateLimit(requests=2, window_seconds=3600)
+    app = make_app(rate_limit=limit, redis_url=redis_url)
+    limiter = rate_limiter_of(app.runtime)
+    assert limiter is not None
+    assert limiter.shared
+    limiter.counter._pool.make_connection = _refuse_new_connections  # type: ignore[attr-defined]
+    client = f"test-{uuid.uuid4().hex}"  # a fresh count: earlier runs' keys do not interfere
+    token = app.runtime.tokens.issue("synthetic-young-professional", ["home:read"], kind="customer",
+                                     client_id=client)
+    assert [app.get("/v1/home", token=token).status_code for _ in range(3)] == [200, 200, 429]
+    assert limiter.shared  # never fell back to counting alone
+
+
+@pytest.fixture
+def ratelimit_log() -> Iterator[list[logging.LogRecord]]:
+    """The rate limiter's log records (the app's logging setup replaces the root's handlers, and caplog's)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("fulcrum.ratelimit")
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_a_worker_starts_without_redis_says_so_and_counts_alone(
+    make_app: Any, ratelimit_log: list[logging.LogRecord]
+) -> None:
+    """Redis down at startup does not stop the worker: it says so at once, and counts each client in its
+    own memory from its first request (which waits for no connect), across all its routes."""
+    app = make_app(rate_limit=RateLimit(requests=2), redis_url="redis://127.0.0.1:9/0")
+    said = [r for r in ratelimit_log if "unreachable at startup" in r.getMessage()]
+    assert len(said) == 1
+    assert said[0].levelno == logging.WARNING
+    limiter = rate_limiter_of(app.runtime)
+    assert limiter is not None
+    assert not limiter.shared
+    token = app.token()
+    assert app.get("/v1/home", token=token).status_code == 200
+    assert app.get("/v1/search", token=token, params={"q": "fund"}).status_code == 200
+    assert app.get("/v1/home", token=token).status_code == 429  # one count for every route
+
+
+class _Returns:
+    """A shared store that is down until told otherwise."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.asked = 0
+        self.opened = 0
+
+    async def hit(self, key: str, window: int, ttl_s: int) -> int:
+        self.asked += 1
+        return self.asked
+
+    async def open(self) -> None:
+        self.opened += 1
+        if not self.up:
+            raise ConnectionError("connection refused")
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+async def _until(condition: Any, within_s: float = 10.0) -> None:
+    """Wait (on the event loop) until ``condition()``; fail after ``within_s``, which is generous."""
+    end = time.monotonic() + within_s
+    while not condition():
+        assert time.monotonic() < end, "the condition never held"
+        await asyncio.sleep(0.005)
+
+
+@pytest.mark.anyio
+async def test_a_store_down_at_startup_is_asked_again_in_the_background() -> None:
+    """While the store is down since startup no request asks it; the background retry finds it back,
+    and from then on hits are counted in it."""
+    store = _Returns()
+    limiter = RateLimiter(RateLimit(requests=5, window_seconds=60), store, retry_s=0.01)
+    try:
+        await limiter.start()
+        assert not limiter.shared
+        await _until(lambda: store.opened >= 3)  # retried, and still down
+        await limiter.check("client")
+        assert store.asked == 0
+        store.up = True
+        await _until(lambda: limiter.shared)
+        await limiter.check("client")
+        assert store.asked == 1
+    finally:
+        await limiter.close()
+
+
+@pytest.mark.anyio
+async def test_closing_stops_the_background_retry() -> None:
+    """A worker stopping while its store is still down leaves no retry running."""
+    store = _Returns()
+    limiter = RateLimiter(RateLimit(), store, retry_s=0.01)
+    await limiter.start()
+    task = limiter._reopening
+    assert task is not None
+    await limiter.close()
+    assert task.done()

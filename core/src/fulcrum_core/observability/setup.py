@@ -18,7 +18,13 @@ from litestar.types import EmptyType
 
 from fulcrum_core.observability.logging import RequestIdMiddleware, configure_logging, echo_request_id
 from fulcrum_core.observability.metrics import Metrics
-from fulcrum_core.observability.ratelimit import Counter, MemoryCounter, RateLimitMiddleware, RedisCounter
+from fulcrum_core.observability.ratelimit import (
+    Counter,
+    MemoryCounter,
+    RateLimiter,
+    RateLimitMiddleware,
+    RedisCounter,
+)
 from fulcrum_core.observability.shared_metrics import MetricsShare
 from fulcrum_core.runtime import Runtime
 from fulcrum_core.settings import Settings
@@ -30,6 +36,7 @@ __all__ = [
     "metrics_of",
     "middleware_after_auth",
     "middleware_before_auth",
+    "rate_limiter_of",
     "scrape",
     "shutdown_hooks",
     "start_logging",
@@ -37,7 +44,7 @@ __all__ = [
 ]
 
 _METRICS = "metrics"
-_COUNTER = "ratelimit_counter"
+_LIMITER = "ratelimiter"
 _SHARE = "metrics_share"
 
 
@@ -100,8 +107,15 @@ def middleware_after_auth(runtime: Runtime) -> list[Any]:
         if settings.redis_url
         else MemoryCounter()
     )
-    runtime.extras[_COUNTER] = counter
-    return [DefineMiddleware(RateLimitMiddleware, config=settings.rate_limit, counter=counter)]
+    limiter = RateLimiter(settings.rate_limit, counter)
+    runtime.extras[_LIMITER] = limiter
+    return [DefineMiddleware(RateLimitMiddleware, limiter=limiter)]
+
+
+def rate_limiter_of(runtime: Runtime) -> RateLimiter | None:
+    """The app's rate limiter (None when the limit is off)."""
+    limiter: RateLimiter | None = runtime.extras.get(_LIMITER)
+    return limiter
 
 
 def before_send() -> list[Any]:
@@ -110,13 +124,14 @@ def before_send() -> list[Any]:
 
 
 def startup_hooks(runtime: Runtime) -> list[Callable[[], Any]]:
-    """What to start with the app (the shared metrics' periodic writes)."""
+    """What to start with the app (the rate limiter's connections, the shared metrics' periodic writes)."""
+    limiter: RateLimiter | None = runtime.extras.get(_LIMITER)
     share: MetricsShare | None = runtime.extras.get(_SHARE)
-    return [share.start] if share is not None else []
+    return [hook for hook in (limiter.start if limiter else None, share.start if share else None) if hook]
 
 
 def shutdown_hooks(runtime: Runtime) -> list[Callable[[], Any]]:
     """What to close when the app stops (the rate limiter's connections, the shared metrics' files)."""
-    counter: Counter | None = runtime.extras.get(_COUNTER)
+    limiter: RateLimiter | None = runtime.extras.get(_LIMITER)
     share: MetricsShare | None = runtime.extras.get(_SHARE)
-    return [hook for hook in (counter.close if counter else None, share.stop if share else None) if hook]
+    return [hook for hook in (limiter.close if limiter else None, share.stop if share else None) if hook]
