@@ -333,3 +333,49 @@ def test_a_partners_campaign_call_gets_the_time_to_the_second_only(
     assert app.get("/v1/home").status_code == 200
     (ctx,) = camp.calls
     assert ctx.now == exact.replace(microsecond=0)
+
+
+def test_the_host_ends_a_campaign_call_in_flight_before_it_closes_the_database(
+    make_app: Any, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A campaign call still running at shutdown (its page gave up waiting for it) is cancelled after the
+    host's shutdown wait, and has ended before the database closes; the host says so."""
+    import logging
+
+    import fulcrum_core.app as host
+    from fulcrum_core.data.db import Database
+
+    monkeypatch.setattr(host, "SHUTDOWN_THREADS_S", 0.2)  # the wait is not under test: its end is
+    events: list[str] = []
+    dispose = Database.dispose
+
+    def disposing(self: Database) -> None:
+        events.append("database closed")
+        dispose(self)
+
+    monkeypatch.setattr(Database, "dispose", disposing)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger(host.__name__).addHandler(handler)  # the app's setup replaces caplog's handler
+
+    async def home_slot_campaigns(ctx: AudienceContext) -> list[SlotOffer]:
+        events.append("call started")
+        try:
+            await asyncio.Event().wait()  # hangs, within a deadline longer than the test
+        finally:
+            events.append("call ended")
+        return []
+
+    app = make_app(
+        kit.plugin("camp", home_slot_campaigns=home_slot_campaigns),
+        deadlines=Deadlines(home_slot_offers=60_000), home_budget_ms=500,
+    )
+    try:
+        body = app.get("/v1/home").json()
+        assert [(d["plugin"], d["reason"]) for d in body["degraded"]] == [("camp", "timeout")]
+        app.client.__exit__(None, None, None)
+    finally:
+        logging.getLogger(host.__name__).removeHandler(handler)
+    assert events == ["call started", "call ended", "database closed"]
+    assert any("1 campaign call(s) still running" in r.getMessage() for r in records)

@@ -426,3 +426,41 @@ async def test_a_page_like_the_last_is_answered_from_what_was_kept(settings: Set
     assert len(waiting) == 1
     await _flights(store)
 
+
+
+async def test_draining_waits_for_a_call_in_flight(settings: Settings, kit: Any) -> None:
+    """A stopping host lets a call in flight land: the drain returns once it has, cancelling nothing,
+    and its offers are held."""
+    release = asyncio.Event()
+    calls: list[int] = []
+
+    async def campaigns(ctx: AudienceContext) -> list[SlotOffer]:
+        calls.append(1)
+        await release.wait()
+        return [kit.offer("home.banner", "landed")]
+
+    store, plugin, _ = _setup(settings, kit, campaigns)
+    store.for_page([plugin], Page())
+    drained = asyncio.ensure_future(store.drain(10))
+    await asyncio.sleep(0.05)
+    assert not drained.done()  # still waiting for the call
+    release.set()
+    assert await drained == 0
+    assert await _page(store, plugin) == ["landed"]
+    assert calls == [1]
+
+
+async def test_draining_cancels_a_call_still_running_after_its_wait(settings: Settings, kit: Any) -> None:
+    """A call still running when the wait ends is cancelled and has ended when the drain returns: it
+    neither runs on against a closed database nor is destroyed pending with the loop."""
+
+    async def campaigns(ctx: AudienceContext) -> list[SlotOffer]:
+        await asyncio.Event().wait()
+        return []
+
+    store, plugin, _ = _setup(settings, kit, campaigns)
+    _, waiting = store.for_page([plugin], Page())
+    flight = waiting[0][1]
+    assert await store.drain(0.05) == 1
+    assert flight.cancelled()
+    assert store._flights == {}

@@ -26,6 +26,7 @@ from fulcrum_core.branches.host import (
     branch_store_of,
     open_branch_store,
 )
+from fulcrum_core.campaigns import CAMPAIGNS, CampaignStore
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.provider import DemoDataProvider
 from fulcrum_core.dispatch.context import ContextFactory
@@ -194,6 +195,7 @@ def _app(settings: Settings, rt: Runtime, *, debug: bool) -> Litestar:
             registry.stop,
             *([branch_store.stop] if branch_store else []),
             *([shared.stop] if shared else []),
+            _drain_campaigns(rt),
             threads.stop,
             _drain_reads(rt),
             rt.db.dispose,
@@ -247,6 +249,22 @@ class _PluginThreads:
                 "plugin threads still running %.0f s after the host stopped; not waiting for them",
                 SHUTDOWN_THREADS_S,
             )
+
+
+def _drain_campaigns(rt: Runtime) -> Callable[[], Awaitable[None]]:
+    """The shutdown hook that lets the campaign calls in flight land (they may need the plugin threads,
+    so it comes before those stop), and cancels those still running after ``SHUTDOWN_THREADS_S``."""
+
+    async def drain() -> None:
+        store: CampaignStore | None = rt.extras.get(CAMPAIGNS)
+        if store is None:
+            return
+        cancelled = await store.drain(SHUTDOWN_THREADS_S)
+        if cancelled:
+            log.warning("%d campaign call(s) still running %.0f s after the host stopped; cancelled them",
+                        cancelled, SHUTDOWN_THREADS_S)
+
+    return drain
 
 
 SHUTDOWN_READS_S = 5.0

@@ -55,6 +55,9 @@ TOGETHER: Final = 0.05
 """Another settings of the plugin due within this share of the TTL is refreshed with the one due now,
 so settings called together stay together (a call started a moment later is due a moment later)."""
 DEFAULT_MAX_ENTRIES: Final = 4096
+_CANCELLED_S: Final = 1.0
+"""How long :meth:`CampaignStore.drain` waits for the calls it cancelled to end (a cancelled call ends
+at its next ``await``)."""
 
 Fetched = tuple[SlotOffer, ...] | Degraded
 """What one call gave: the validated offers, or why the plugin was left out."""
@@ -291,6 +294,23 @@ class CampaignStore:
             "refreshing the campaigns of plugin %r failed; the last ones are served until they are "
             "campaign_ttl_ms old", plugin_id, extra={"plugin": plugin_id, "hook": HOOK},
         )
+
+    async def drain(self, timeout_s: float) -> int:
+        """At shutdown: wait at most ``timeout_s`` for the calls in flight on this event loop (and any
+        started meanwhile) to land, then cancel those still running and let them end, so none runs on
+        against a closed database or is destroyed pending with the loop; returns how many were cancelled.
+        A call left on another loop is not this loop's to wait for (it would never wake it)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout_s
+        while flights := [task for task in self._flights.values() if _runs_here(task)]:
+            left = end - loop.time()
+            if left <= 0:
+                for task in flights:
+                    task.cancel()
+                await asyncio.wait(flights, timeout=_CANCELLED_S)
+                return len(flights)
+            await asyncio.wait(flights, timeout=left)
+        return 0
 
     def _landed(self, key: _Key, task: asyncio.Task[Fetched]) -> None:
         if self._flights.get(key) is task:
