@@ -1,4 +1,4 @@
-"""The host's own worker threads, apart from the event loop's default executor, which plugins share.
+"""The host's own worker threads: daemons, apart from the event loop's default executor, which plugins share.
 
 ``asyncio.to_thread`` runs in the event loop's default executor: ``min(32, cpus + 4)`` threads (six on a
 two-core host) that any ``async def`` plugin may use too, the usual way to call a blocking client. A
@@ -6,40 +6,73 @@ call that hangs there keeps its thread after the host gave up on the plugin (the
 cancel, the thread cannot), so a handful of such calls fill the executor for good. The host's own
 thread work that used to go there (the transaction journal, the metrics merge) would then wait for
 the partner's hung calls, for every customer. :func:`to_thread` runs it among threads of the host's own
-instead (anyio's worker threads under a limiter of the host's, one per event loop).
+instead; :func:`run_sync` runs the rest of the host's blocking work (plugin storage, consents, customer
+records, frequency caps, registry reads, the readiness ping, OAuth), which used anyio's worker threads.
+
+Both run in :class:`~fulcrum_core.dispatch.daemon_threads.DaemonThreadPool` threads (one pool of each kind
+per event loop): anyio's worker threads are not daemons, so one call hung in the database (no reply, a
+lock never released) kept a stopping worker alive after its server stopped, since the interpreter joins
+every thread that is not a daemon as it exits. A hung call now ends with the process. Unlike anyio's
+limiter, which took back an abandoned call's place while its thread ran on (and then started another
+thread), a pool's thread hung in an abandoned call keeps its place until it returns: each pool starts at
+most its size of threads, and a caller finding them all busy waits in its queue (until its deadline).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 import anyio
-import anyio.to_thread
 from anyio.lowlevel import RunVar
 
-__all__ = ["HOST_THREADS", "limiter", "to_thread"]
+from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool
+
+__all__ = ["DATA_THREADS", "HOST_THREADS", "run_sync", "to_thread"]
 
 HOST_THREADS: Final = 32
 """The host's journal and metrics threads at once per event loop (the default executor's most)."""
 
+DATA_THREADS: Final = 40
+"""The host's other blocking calls at once per event loop (anyio's default limit, which they had)."""
+
 _T = TypeVar("_T")
-_LIMITER: RunVar[anyio.CapacityLimiter] = RunVar("fulcrum_host_threads")
+_HOST: RunVar[DaemonThreadPool] = RunVar("fulcrum_host_threads")
+_DATA: RunVar[DaemonThreadPool] = RunVar("fulcrum_data_threads")
 
 
-def limiter() -> anyio.CapacityLimiter:
-    """The running event loop's limiter of the host's threads (made on first use)."""
+def _pool(var: RunVar[DaemonThreadPool], size: int, name: str) -> DaemonThreadPool:
+    """The running event loop's pool kept in ``var`` (made on first use; its idle threads end when the
+    loop is gone)."""
     try:
-        return _LIMITER.get()
+        return var.get()
     except LookupError:
-        made = anyio.CapacityLimiter(HOST_THREADS)
-        _LIMITER.set(made)
+        made = DaemonThreadPool(size, name)
+        var.set(made)
         return made
+
+
+async def _run(pool: DaemonThreadPool, call: Callable[[], _T], *, abandon_on_cancel: bool) -> _T:
+    context = contextvars.copy_context()
+    # As anyio's: a cancel scope of anyio's (a deadline around the call) waits for the thread unless the
+    # caller may abandon it; a task cancelled outright stops waiting either way, the thread runs on.
+    with anyio.CancelScope(shield=not abandon_on_cancel):
+        return await asyncio.get_running_loop().run_in_executor(pool, context.run, call)
+    raise AssertionError("unreachable: a scope nothing cancels swallows no cancellation")
 
 
 async def to_thread(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     """What ``asyncio.to_thread`` does (the context variables follow the call, and a cancelled caller
-    stops waiting while the thread runs on), in one of the host's own threads."""
-    call = functools.partial(function, **kwargs) if kwargs else function
-    return await anyio.to_thread.run_sync(call, *args, abandon_on_cancel=True, limiter=limiter())
+    stops waiting while the thread runs on), in one of the host's own threads (journal, metrics)."""
+    call = functools.partial(function, *args, **kwargs)
+    return await _run(_pool(_HOST, HOST_THREADS, "fulcrum-host"), call, abandon_on_cancel=True)
+
+
+async def run_sync(function: Callable[..., _T], *args: Any, abandon_on_cancel: bool = False) -> _T:
+    """What ``anyio.to_thread.run_sync`` does (the context variables follow the call; an anyio cancel
+    scope waits for the thread unless ``abandon_on_cancel``), in one of the host's daemon threads."""
+    call = functools.partial(function, *args)
+    return await _run(_pool(_DATA, DATA_THREADS, "fulcrum-data"), call, abandon_on_cancel=abandon_on_cancel)

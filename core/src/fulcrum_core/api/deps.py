@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import anyio
-import anyio.to_thread
 from fulcrum_sdk.context import PluginContext
 from fulcrum_sdk.data import Profile
 from litestar import Request
 
+from fulcrum_core import host_threads
 from fulcrum_core.auth.principal import Principal
 from fulcrum_core.dispatch.context import RequestContexts, data_deadline
 from fulcrum_core.errors import Forbidden, ServiceUnavailable
@@ -59,7 +59,7 @@ async def customer_profile(
     if not getattr(provider, "blocking", False):
         return sub, _known(provider.profile(sub))
     with anyio.CancelScope(deadline=data_deadline(runtime.settings, until)):
-        return sub, _known(await anyio.to_thread.run_sync(provider.profile, sub, abandon_on_cancel=True))
+        return sub, _known(await host_threads.run_sync(provider.profile, sub, abandon_on_cancel=True))
     raise ServiceUnavailable(
         "the bank's customer data did not answer in time; retry shortly", code="customer.data_unavailable",
         headers={"Retry-After": "1"},

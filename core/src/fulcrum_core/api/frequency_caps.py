@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import anyio
-import anyio.to_thread
 
+from fulcrum_core import host_threads
 from fulcrum_core.assembly.home import HomeItem, apply_frequency_caps, capped_slots
 from fulcrum_core.data.impressions import ImpressionStore
 from fulcrum_core.observability.throttle import ThrottledWarning
@@ -145,7 +145,7 @@ async def apply_caps(
         return slots
     with anyio.CancelScope(deadline=budget_end) as wait:
         try:
-            counts = await anyio.to_thread.run_sync(
+            counts = await host_threads.run_sync(
                 _count_shown, runtime, customer_ref, capped, now, abandon_on_cancel=True
             )
         except Exception as exc:
@@ -160,7 +160,7 @@ async def apply_caps(
         return slots
     verdict = _Verdict()
     write = asyncio.get_running_loop().create_task(
-        anyio.to_thread.run_sync(_record_shown, runtime, customer_ref, shown, capped, now, verdict)
+        host_threads.run_sync(_record_shown, runtime, customer_ref, shown, capped, now, verdict)
     )
     _WRITES.add(write)
     write.add_done_callback(_landed)

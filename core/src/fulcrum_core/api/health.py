@@ -12,12 +12,12 @@ import logging
 from typing import Any, Literal
 
 import anyio
-import anyio.to_thread
 import msgspec
 from alembic.script import ScriptDirectory
 from litestar import Request, get
 from sqlalchemy import Connection, inspect, text
 
+from fulcrum_core import host_threads
 from fulcrum_core.branches.host import branch_store_of
 from fulcrum_core.errors import ServiceUnavailable
 from fulcrum_core.runtime import Runtime, runtime_of
@@ -96,7 +96,7 @@ async def readyz(request: Request[Any, Any, Any]) -> Health:
         reasons.append(f"plugins: {unready}")
     try:
         with anyio.fail_after(READY_DB_TIMEOUT_S):
-            behind = await anyio.to_thread.run_sync(_ping, runtime, abandon_on_cancel=True)
+            behind = await host_threads.run_sync(_ping, runtime, abandon_on_cancel=True)
         if behind is not None:
             reasons.append(behind)
     except TimeoutError:

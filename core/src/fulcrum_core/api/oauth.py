@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import anyio.to_thread
 import msgspec
 from authlib.oauth2.rfc6749 import OAuth2Error
 from litestar import Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 
+from fulcrum_core import host_threads
 from fulcrum_core.api.input_problems import INPUT_PROBLEM_RESPONSE
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.errors import BadRequest, Forbidden
@@ -53,7 +53,7 @@ def _guarded(call: Callable[[], OAuthResponse]) -> OAuthResponse:
 
 
 async def _in_thread(call: Callable[[], OAuthResponse]) -> Response[bytes]:
-    return to_litestar(await anyio.to_thread.run_sync(_guarded, call))
+    return to_litestar(await host_threads.run_sync(_guarded, call))
 
 
 def _dev_login_enabled(runtime: Runtime) -> bool:
@@ -99,7 +99,7 @@ async def authorize_page(request: Request[Any, Any, Any]) -> Response[Any]:
     """Validate the authorization request and show the consent page (or answer with the OAuth error)."""
     runtime = runtime_of(request)
     snap = await snapshot(request, base_url=runtime.settings.issuer)
-    result = await anyio.to_thread.run_sync(_guarded_prepare, runtime, snap)
+    result = await host_threads.run_sync(_guarded_prepare, runtime, snap)
     if isinstance(result, OAuthResponse):
         return to_litestar(result)
     if not _dev_login_enabled(runtime):
@@ -107,7 +107,7 @@ async def authorize_page(request: Request[Any, Any, Any]) -> Response[Any]:
             "no customer login is configured; enable the development login (oauth_dev_login) in a demo",
             code="oauth.no_login",
         )
-    customers = await anyio.to_thread.run_sync(_demo_customers, runtime)
+    customers = await host_threads.run_sync(_demo_customers, runtime)
     issuer = runtime.settings.issuer
     cookie = consent_csrf.cookie_name(issuer)
     # Keep the browser's secret if it has one, so two open consent tabs both stay valid.

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Final, NamedTuple
 
-import anyio.to_thread
+from fulcrum_core import host_threads
 
 if TYPE_CHECKING:
     from fulcrum_core.data.db import Database
@@ -219,7 +219,7 @@ class ConsentCache:
             return scopes_at(found, now)
         if not self.enabled or loop is None:
             token, learnt = self.token(), self._clock()
-            found = await anyio.to_thread.run_sync(self._bounded, read, abandon_on_cancel=True)
+            found = await host_threads.run_sync(self._bounded, read, abandon_on_cancel=True)
             self.put(customer_ref, found, now, token, learnt=learnt)
             return scopes_at(found, now)
         flight = self._flights.get(customer_ref)
@@ -266,7 +266,7 @@ class ConsentCache:
         token, learnt = self._epoch, self._clock()
 
         async def run() -> Sequence[LiveConsent]:
-            found = read() if self.reads_on_loop else await anyio.to_thread.run_sync(self._bounded, read)
+            found = read() if self.reads_on_loop else await host_threads.run_sync(self._bounded, read)
             self.put(customer_ref, found, now, token, learnt=learnt)
             return found
 

@@ -22,11 +22,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal
 
-import anyio.to_thread
 import msgspec
 from fulcrum_sdk.scopes import is_known
 from sqlalchemy import bindparam, func, select, update
 
+from fulcrum_core import host_threads
 from fulcrum_core.data import consent_cache
 from fulcrum_core.data.consent_cache import ConsentCache, LiveConsent, Reader, scopes_at
 from fulcrum_core.data.db import Database
@@ -131,7 +131,7 @@ class ConsentStore:
         at = now or utcnow()
         cache = self._cache
         if cache is None:
-            return scopes_at(await anyio.to_thread.run_sync(self._live, customer_ref, at), at)
+            return scopes_at(await host_threads.run_sync(self._live, customer_ref, at), at)
         hit, due = cache.probe(customer_ref, at)
         if hit is not None:
             if due:

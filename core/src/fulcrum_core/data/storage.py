@@ -38,12 +38,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, TypeVar, cast
 
-import anyio.to_thread
 import msgspec
 from fulcrum_sdk.errors import DataUnavailable, LimitExceeded
 from fulcrum_sdk.storage import MAX_KEY_LENGTH, check_add, check_key, encode_value
 from sqlalchemy import ColumnElement, Table, bindparam, delete, literal, select, true, update
 
+from fulcrum_core import host_threads
 from fulcrum_core.data._upsert import insert_for
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.errors import storage_errors
@@ -765,4 +765,4 @@ async def _in_thread(fn: Callable[..., _T], *args: Any, abandon: bool = False) -
     still cached when it arrives, is no longer needed. A write is never abandoned, so the cache is
     updated after the database even when the hook that asked for it has given up.
     """
-    return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=abandon)
+    return await host_threads.run_sync(fn, *args, abandon_on_cancel=abandon)

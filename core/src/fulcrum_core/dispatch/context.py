@@ -29,11 +29,11 @@ from types import MappingProxyType
 from typing import Any, Final
 
 import anyio
-import anyio.to_thread
 from fulcrum_sdk.context import RECORD_OF_SCOPE, Customer, CustomerRecords, PluginContext, ScopedData
 from fulcrum_sdk.data import DataProvider, Profile
 from fulcrum_sdk.storage import PluginStorage
 
+from fulcrum_core import host_threads
 from fulcrum_core.branches.gate import BranchSource, CustomerBranchView
 from fulcrum_core.data.consent_cache import ConsentCache, attach
 from fulcrum_core.data.consents import ConsentStore
@@ -571,7 +571,7 @@ class RequestContexts:
                 slots.release()
 
         async def fetch(name: str) -> None:
-            await anyio.to_thread.run_sync(bounded, name, abandon_on_cancel=True)
+            await host_threads.run_sync(bounded, name, abandon_on_cancel=True)
 
         if names:
             # Each record in its own thread: one slow one delays no other.

@@ -23,7 +23,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-import anyio.to_thread
 from fulcrum_registry import ActiveRelease, RegistryError, RegistryService
 from fulcrum_registry.models import Plugin, Publisher, Release
 from fulcrum_sdk.manifest import Manifest
@@ -31,6 +30,7 @@ from packaging.version import Version
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from fulcrum_core import host_threads
 from fulcrum_core.data.db import Database
 from fulcrum_core.errors import CoreError
 from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, sync_plugin_clients
@@ -226,7 +226,7 @@ class PolicyWatcher:
     async def poll_once(self) -> bool:
         """One refresh in a worker thread; a failure is logged and leaves the current policy in force."""
         try:
-            return await anyio.to_thread.run_sync(self.refresh)
+            return await host_threads.run_sync(self.refresh)
         except (RegistryError, CoreError, SQLAlchemyError, OSError) as exc:
             log.error("cannot read the registry policy (keeping the current one): %s", exc)
             return False
