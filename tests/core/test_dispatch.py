@@ -437,28 +437,28 @@ async def test_transaction_refused_outside_transactions_is_an_error(
     assert dispatcher.stats.snapshot()[0].error == 1
 
 
-async def test_keyboard_interrupt_raised_by_a_plugin_is_raised_on_and_frees_its_place(
+async def test_keyboard_interrupt_raised_by_a_plugin_is_its_error_and_frees_its_place(
     fast: Settings, kit: Any
 ) -> None:
-    """KeyboardInterrupt from a plugin's first step is the host's to handle, not the plugin's to
-    swallow: it propagates, and the call's bulkhead place is given back on the general path too (a
-    guard is set). A SystemExit is the plugin's error instead (see the next test)."""
-    stop = KeyboardInterrupt
+    """KeyboardInterrupt from a plugin's first step or inline function is the plugin's error (the server
+    handles SIGINT itself: none raised there is real), on the general path too (a guard is set): it is
+    left out, charged, and the call's bulkhead place is given back."""
 
     async def first_step(ctx: Any) -> Any:
-        raise stop
+        raise KeyboardInterrupt
 
     @nonblocking
     def inline(ctx: Any) -> Any:
-        raise stop
+        raise KeyboardInterrupt
 
     dispatcher = Dispatcher(fast, guards=[_Refuser("nobody")])
     for impl in (first_step, inline):
         plugins = _loaded(fast, kit.plugin("stopper", home_slot_offers=impl))
-        with pytest.raises(stop):
-            await _run(dispatcher, kit, "home_slot_offers", plugins)
+        gathered = await _run(dispatcher, kit, "home_slot_offers", plugins)
+        assert [(d.plugin, d.reason) for d in gathered.degraded] == [("stopper", "error")]
         bulkhead = dispatcher.resilience.get("stopper", "home_slot_offers").bulkhead
         assert bulkhead.available == bulkhead.max_concurrent
+    assert [s.error for s in dispatcher.stats.snapshot() if s.plugin == "stopper"] == [2]
     dispatcher.close()
 
 

@@ -1,7 +1,8 @@
 """A plugin raising a ``BaseException`` that is not an ``Exception`` (``SystemExit``, ``GeneratorExit``,
-its own subclass) is that plugin's error on every path, through the real app: the page still answers
-200 with it degraded and its breaker charged, a transaction answers 502 ``transaction.plugin_error``.
-Only ``KeyboardInterrupt`` on the event loop's own thread is raised on (the host's to handle)."""
+``KeyboardInterrupt``, its own subclass) is that plugin's error on every path, through the real app: the
+page still answers 200 with it degraded and its breaker charged, a transaction answers 502
+``transaction.plugin_error``. A ``KeyboardInterrupt`` too, even on the event loop's own thread: the server
+handles SIGINT itself, so none raised there is a real one."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ RAISED: list[Callable[[], BaseException]] = [
     lambda: SystemExit(3),
     lambda: PluginBail("bail"),
     lambda: GeneratorExit(),
+    lambda: KeyboardInterrupt(),
 ]
-IDS = ["SystemExit", "own-BaseException", "GeneratorExit"]
+IDS = ["SystemExit", "own-BaseException", "GeneratorExit", "KeyboardInterrupt"]
 
 
 def _impls(make: Callable[[], BaseException]) -> dict[str, Callable[..., Any]]:
@@ -160,12 +162,14 @@ def test_risk_of_raising_it_is_a_plugin_fault(
 
 
 @pytest.mark.anyio
-async def test_keyboard_interrupt_is_still_raised_from_the_event_loops_own_thread(
+async def test_keyboard_interrupt_from_the_event_loops_own_thread_is_the_plugins_error(
     settings: Any, kit: Any
 ) -> None:
-    """``KeyboardInterrupt`` raised on the event loop's thread, in the request's own task (an inline step),
-    may be a real one and is raised on. Out of a worker thread or the plugin's own task it is the
-    plugin's error (``test_chaos_review.py``): no signal arrives there."""
+    """``KeyboardInterrupt`` raised on the event loop's thread, in the request's own task (a ``@nonblocking``
+    function, a coroutine's first step), was raised on as if it were a real one: the request answered
+    500 and the plugin was not charged. Under the server no real interrupt arrives there (it handles
+    SIGINT itself), so it is the plugin's own raise: its error, its breaker charged, as out of a worker
+    thread or its own task (``test_chaos_review.py``)."""
     from fulcrum_core.plugins import get_plugin_manager
 
     dispatcher = Dispatcher(settings)
@@ -177,7 +181,10 @@ async def test_keyboard_interrupt_is_still_raised_from_the_event_loops_own_threa
                 settings, extra_plugins=[kit.plugin(name, home_slot_offers=impl)], load_entry_points=False
             )
             calls = [(p, kit.context(p)) for p in loaded.loaded.values()]
-            with pytest.raises(KeyboardInterrupt):
-                await dispatcher.call_many("home_slot_offers", calls)
+            gathered = await dispatcher.call_many("home_slot_offers", calls)
+            assert [(d.plugin, d.reason) for d in gathered.degraded] == [(name, "error")]
+            assert gathered.degraded[0].detail.startswith("KeyboardInterrupt")
+            [stats] = [s for s in dispatcher.stats.snapshot() if s.plugin == name]
+            assert stats.error == 1
     finally:
         dispatcher.close()

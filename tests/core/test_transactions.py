@@ -958,15 +958,18 @@ async def test_reconciliation_survives_params_that_raise_an_exception_that_canno
     assert "_Unprintable" in record.getMessage()
 
 
-async def test_reconciliation_still_stops_on_keyboard_interrupt(
-    service: TransactionService, db: Database, exploding: dict[str, BaseException]
+async def test_reconciliation_takes_a_keyboard_interrupt_from_params_for_the_rows_problem(
+    service: TransactionService, db: Database, shop: Shop, exploding: dict[str, BaseException]
 ) -> None:
-    """A KeyboardInterrupt while a row is decoded again is the operator's Ctrl-C: it ends the run."""
-    assert (await service.submit(C3, "k-1", body(mode="unsure"), client_id=APP)).status_code == 202
+    """A row is decoded again in a plugin thread, which no signal reaches: a KeyboardInterrupt there is the
+    plugin's params ``__post_init__`` raising it, not the operator's Ctrl-C. It ended the run; now that
+    row stays unknown and the run settles the next one."""
+    first = await service.submit(C3, "k-1", body(product="MID", mode="unsure"), client_id=APP)
+    second = await service.submit(C3, "k-2", body(product="SAFE", mode="unsure"), client_id=APP)
+    shop.override = "ok"
     exploding["MID"] = KeyboardInterrupt()
-    with pytest.raises(KeyboardInterrupt):
-        await service.resolve_unknown()
-    assert rows(db)[0].status == "unknown"
+    settled = dict(await service.resolve_unknown())
+    assert settled == {first.transaction_id: "unknown", second.transaction_id: "succeeded"}
 
 
 @pytest.mark.parametrize("why", ["boom", "breaker_open"])

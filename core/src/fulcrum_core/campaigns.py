@@ -36,7 +36,7 @@ from fulcrum_sdk.models import SlotOffer
 from fulcrum_core.data.storage import refresh_fraction
 from fulcrum_core.dispatch.clock import wait_until
 from fulcrum_core.dispatch.dispatcher import Dispatcher
-from fulcrum_core.dispatch.results import Degraded, Gathered
+from fulcrum_core.dispatch.results import Degraded
 from fulcrum_core.observability.logging import REQUEST_ID, new_request_id
 from fulcrum_core.plugins import LoadedPlugin
 from fulcrum_core.runtime import Runtime
@@ -245,17 +245,8 @@ class CampaignStore:
             plugin_id=plugin.id, scopes=plugin.granted, now=now.replace(microsecond=0),
             settings=dict(settings), request_id=request_id,
         )
-        try:
-            gathered = await self._dispatcher.call_many(HOOK, [(plugin, ctx)])
-        except KeyboardInterrupt:
-            # Raised on by the dispatcher from the plugin's inline code (a page's task answers 500 with
-            # it); from this task of the store's own, asyncio would re-raise it out of the event loop
-            # and stop the worker. The server handles SIGINT itself: it is the plugin's error.
-            detail = "it raised KeyboardInterrupt"
-            log.warning("plugin %r left out of %s (error): %s", plugin.id, HOOK, detail,
-                        extra={"plugin": plugin.id, "hook": HOOK})
-            left_out = Degraded(plugin=plugin.id, hook=HOOK, reason="error", detail=detail)
-            gathered = Gathered(degraded=[left_out])
+        # A KeyboardInterrupt from the plugin's inline code is its error, as any other (see PluginExit).
+        gathered = await self._dispatcher.call_many(HOOK, [(plugin, ctx)])
         offers = gathered.results.get(plugin.id)
         if offers is None:
             if refresh:

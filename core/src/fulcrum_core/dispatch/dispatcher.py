@@ -184,9 +184,7 @@ def _text(exc: BaseException) -> str:
     """``str(exc)``, or a stand-in when the plugin's exception cannot even say what it is."""
     try:
         return str(exc)
-    except KeyboardInterrupt:
-        raise
-    except BaseException:  # SystemExit or its own BaseException from its __str__: still only a message
+    except BaseException:  # even a KeyboardInterrupt from its __str__ (see PluginExit): still only a message
         return "(its message could not be read)"
 
 
@@ -391,9 +389,7 @@ class Dispatcher:
                         ended, value = eager.first_step(coro)
                     except StopIteration as stop:  # from a function only marked async, raising it itself
                         value = stop.value
-                    except KeyboardInterrupt:
-                        raise
-                    except BaseException as error:  # SystemExit too: the plugin's, never the page's
+                    except BaseException as error:  # SystemExit, KeyboardInterrupt: the plugin's (PluginExit)
                         value, exc = None, error
                     else:
                         if not ended:
@@ -410,16 +406,12 @@ class Dispatcher:
                         # In a copy of the context, as a coroutine's first step: a context variable the
                         # plugin sets reaches neither the plugins after it nor the rest of the request.
                         value = copy_context().run(impl.function, *args)
-                    except KeyboardInterrupt:
-                        raise
                     except BaseException as error:
                         value, exc = None, error
             elapsed = now() - t0
             if exc is None and elapsed <= hook_s and checks_list:
                 try:
                     result = check_list(hook, value)
-                except KeyboardInterrupt:
-                    raise
                 except BaseException:  # noqa: S110 - a wrong shape, or garbage that breaks the check
                     pass  # itself (its own hash raising SystemExit): the slow path below says why, records it
                 else:
@@ -620,11 +612,7 @@ class Dispatcher:
             except StopIteration as stop:
                 guard.bulkhead.leave()
                 return stop.value, None, started
-            except KeyboardInterrupt:  # the host's to handle: raised on, its place given back
-                guard.bulkhead.leave()
-                guard.breaker.release()
-                raise
-            except BaseException as exc:  # SystemExit, GeneratorExit, its own: the plugin's error
+            except BaseException as exc:  # SystemExit, KeyboardInterrupt, its own: the plugin's error
                 guard.bulkhead.leave()
                 return None, exc, started
             _open_if_held(guard, _now(loop) - started, limit_s)  # its first step held the loop
@@ -632,9 +620,6 @@ class Dispatcher:
         if impl.inline:
             try:
                 value = copy_context().run(function, *args)  # a context of its own (see call_many)
-            except KeyboardInterrupt:
-                guard.breaker.release()
-                raise
             except BaseException as exc:
                 return None, exc, started
             finally:
@@ -712,8 +697,6 @@ class Dispatcher:
                     source=source,
                 )
             if exc is not None:
-                if isinstance(exc, KeyboardInterrupt):
-                    raise exc  # the host's to handle, not the plugin's to swallow
                 self._fail(pid, hook, guard, "error", elapsed, _describe(exc), source=source)
             if elapsed > limit_s:
                 # Only an inline call can finish late: it ran to the end because nothing can stop it.
@@ -724,8 +707,6 @@ class Dispatcher:
                 result = _validate(hook, value)
             except ResultError as err:
                 self._fail(pid, hook, guard, "invalid", elapsed, str(err)[:_DETAIL_MAX], source=source)
-            except KeyboardInterrupt:
-                raise
             except BaseException as err:  # garbage that even breaks the check (its hash raising a
                 # SystemExit or its own BaseException): still only this plugin's loss
                 self._fail(pid, hook, guard, "invalid", elapsed, _describe(err), source=source)

@@ -33,6 +33,9 @@ class PluginExit(Exception):
     ``KeyboardInterrupt``: carried as an ordinary error, because asyncio re-raises ``SystemExit`` and
     ``KeyboardInterrupt`` from a task step out of the event loop, which would stop the worker. No real
     interrupt arrives there: the server handles SIGINT itself, and no signal reaches a worker thread.
+    Nor does one arrive in plugin code run inline on the loop's thread (a ``@nonblocking`` function, a
+    coroutine's first step, the check of its result), for the same reason: the dispatcher takes a
+    ``KeyboardInterrupt`` there for the plugin's error too, as it does any other exception.
     Cancellation is not wrapped: it is the host's."""
 
     def __init__(self, raised: BaseException) -> None:

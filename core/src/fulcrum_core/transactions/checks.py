@@ -126,8 +126,8 @@ def decode_params(tx_type: TransactionType, params: dict[str, Any], *, plugin_id
 
     The Struct's ``__post_init__`` may refuse with ``ValueError("<field>: why")`` or with
     ``TransactionRefused`` (its code, message and field are kept); any other exception there (even a
-    ``SystemExit``; only ``KeyboardInterrupt`` is raised on) is a fault in the plugin (502), never
-    blamed on the client.
+    ``SystemExit`` or a ``KeyboardInterrupt``: it runs in a plugin thread, which no signal reaches) is a
+    fault in the plugin (502), never blamed on the client.
     """
     try:
         return msgspec.convert(params, tx_type.params)
@@ -140,8 +140,6 @@ def decode_params(tx_type: TransactionType, params: dict[str, Any], *, plugin_id
         ) from None
     except TransactionRefused as exc:
         raise refusal(exc, plugin_id=plugin_id) from None
-    except KeyboardInterrupt:
-        raise
     except BaseException as exc:  # SystemExit or its own BaseException too: the plugin's fault, never a 500
         raise PluginFaultError(
             f"plugin {plugin_id!r} failed while checking the parameters of {tx_type.key}: "

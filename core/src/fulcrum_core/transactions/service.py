@@ -475,9 +475,7 @@ class TransactionService:
             return rated_risk(tx_type, params)
         except TransactionRefused as exc:
             raise checks.refusal(exc, plugin_id=plugin_id) from None
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # a SystemExit in risk_of is the plugin's fault too, not a 500
+        except BaseException as exc:  # a SystemExit or KeyboardInterrupt in risk_of is the plugin's fault too
             log.warning("plugin %r: risk_of for %r failed: %r", plugin_id, tx_type.key, exc)
             raise PluginFaultError(
                 f"plugin {plugin_id!r} could not rate the product risk of this {tx_type.key} request",
@@ -660,8 +658,6 @@ class TransactionService:
         plugin, tx_type = active
         deadline_ms = self._settings.deadlines.execute_transaction
         try:
-            # asyncio.timeout, not wait_for: no task of its own, so the KeyboardInterrupt _rebuild lets
-            # through reaches this coroutine (and the operator's run) rather than escaping the loop.
             async with asyncio.timeout(deadline_ms / 1000):
                 return await self._dispatcher.in_plugin_thread(
                     self._rebuild, row, plugin, tx_type, plugin=plugin.id, hook="execute_transaction"
@@ -680,15 +676,13 @@ class TransactionService:
 
     def _rebuild(self, row: TransactionRow, plugin: Any, tx_type: TransactionType) -> _Plan | None:
         """:meth:`_replan`'s work in a plugin thread. Whatever the plugin's params ``__post_init__``
-        raises (a ``SystemExit`` too, only ``KeyboardInterrupt`` is raised on) is that row's problem,
-        never the end of the run."""
+        raises (a ``SystemExit``, a ``KeyboardInterrupt`` too: no signal reaches a worker thread, so it is
+        the plugin's own) is that row's problem, never the end of the run."""
         try:
             params = msgspec.convert(row.params, tx_type.params)
             contexts = self._contexts.for_request(
                 row.customer_ref, request_id=row.id, now=row.created_at, fresh=True
             )
-        except KeyboardInterrupt:
-            raise
         except BaseException as exc:  # plugin code: a SystemExit there must not end reconciliation
             log.warning(
                 "transaction %s cannot be asked about again: %s",
