@@ -15,6 +15,7 @@ Fixtures (all function-scoped):
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
@@ -314,6 +315,26 @@ def make_app(
     yield build
     for client in clients:
         client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def log_records() -> Iterator[Callable[[str], list[logging.LogRecord]]]:
+    """``log_records(name)``: the records logger ``name`` emits from then on until the test ends, at any
+    level it lets through. The app's logging setup replaces the root's handlers, and caplog's with them."""
+    attached: list[tuple[logging.Logger, logging.Handler]] = []
+
+    def records_of(name: str) -> list[logging.LogRecord]:
+        records: list[logging.LogRecord] = []
+        handler = logging.Handler(logging.DEBUG)
+        handler.emit = records.append  # type: ignore[method-assign]
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        attached.append((logger, handler))
+        return records
+
+    yield records_of
+    for logger, handler in attached:
+        logger.removeHandler(handler)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -46,20 +47,15 @@ def test_readyz_is_503_until_plugins_are_loaded(make_app: Any, monkeypatch: pyte
     assert "plugins: loading has not finished" in response.json()["reasons"]
 
 
-def test_readyz_logs_nothing_when_ready(make_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readyz_logs_nothing_when_ready(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch, log_records: Callable[[str], list[logging.LogRecord]]
+) -> None:
     """A probe every few seconds must not write log lines (it wrote alembic's two INFO lines each time)."""
     app = make_app()
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.DEBUG)
-    handler.emit = records.append  # type: ignore[method-assign]
-    alembic_log = logging.getLogger("alembic")
-    monkeypatch.setattr(alembic_log, "level", logging.DEBUG)
-    alembic_log.addHandler(handler)  # the app's logging setup replaced the root's handlers (and caplog's)
-    try:
-        for _ in range(3):
-            assert app.client.get("/readyz").status_code == 200
-    finally:
-        alembic_log.removeHandler(handler)
+    monkeypatch.setattr(logging.getLogger("alembic"), "level", logging.DEBUG)
+    records = log_records("alembic")
+    for _ in range(3):
+        assert app.client.get("/readyz").status_code == 200
     assert [r.getMessage() for r in records] == []
 
 

@@ -336,12 +336,10 @@ def test_a_partners_campaign_call_gets_the_time_to_the_second_only(
 
 
 def test_the_host_ends_a_campaign_call_in_flight_before_it_closes_the_database(
-    make_app: Any, kit: Any, monkeypatch: pytest.MonkeyPatch
+    make_app: Any, kit: Any, monkeypatch: pytest.MonkeyPatch, log_records: Any
 ) -> None:
     """A campaign call still running at shutdown (its page gave up waiting for it) is cancelled after the
     host's shutdown wait, and has ended before the database closes; the host says so."""
-    import logging
-
     import fulcrum_core.app as host
     from fulcrum_core.data.db import Database
 
@@ -354,10 +352,7 @@ def test_the_host_ends_a_campaign_call_in_flight_before_it_closes_the_database(
         dispose(self)
 
     monkeypatch.setattr(Database, "dispose", disposing)
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append  # type: ignore[method-assign]
-    logging.getLogger(host.__name__).addHandler(handler)  # the app's setup replaces caplog's handler
+    records = log_records(host.__name__)
 
     async def home_slot_campaigns(ctx: AudienceContext) -> list[SlotOffer]:
         events.append("call started")
@@ -371,11 +366,8 @@ def test_the_host_ends_a_campaign_call_in_flight_before_it_closes_the_database(
         kit.plugin("camp", home_slot_campaigns=home_slot_campaigns),
         deadlines=Deadlines(home_slot_offers=60_000), home_budget_ms=500,
     )
-    try:
-        body = app.get("/v1/home").json()
-        assert [(d["plugin"], d["reason"]) for d in body["degraded"]] == [("camp", "timeout")]
-        app.client.__exit__(None, None, None)
-    finally:
-        logging.getLogger(host.__name__).removeHandler(handler)
+    body = app.get("/v1/home").json()
+    assert [(d["plugin"], d["reason"]) for d in body["degraded"]] == [("camp", "timeout")]
+    app.client.__exit__(None, None, None)
     assert events == ["call started", "call ended", "database closed"]
     assert any("1 campaign call(s) still running" in r.getMessage() for r in records)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -214,27 +214,14 @@ def test_a_worker_connects_to_redis_before_it_serves(make_app: Any, redis_url: s
     assert limiter.shared  # never fell back to counting alone
 
 
-@pytest.fixture
-def ratelimit_log() -> Iterator[list[logging.LogRecord]]:
-    """The rate limiter's log records (the app's logging setup replaces the root's handlers, and caplog's)."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.DEBUG)
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("fulcrum.ratelimit")
-    logger.addHandler(handler)
-    try:
-        yield records
-    finally:
-        logger.removeHandler(handler)
-
-
 def test_a_worker_starts_without_redis_says_so_and_counts_alone(
-    make_app: Any, ratelimit_log: list[logging.LogRecord]
+    make_app: Any, log_records: Callable[[str], list[logging.LogRecord]]
 ) -> None:
     """Redis down at startup does not stop the worker: it says so at once, and counts each client in its
     own memory from its first request (which waits for no connect), across all its routes."""
+    records = log_records("fulcrum.ratelimit")
     app = make_app(rate_limit=RateLimit(requests=2), redis_url="redis://127.0.0.1:9/0")
-    said = [r for r in ratelimit_log if "unreachable at startup" in r.getMessage()]
+    said = [r for r in records if "unreachable at startup" in r.getMessage()]
     assert len(said) == 1
     assert said[0].levelno == logging.WARNING
     limiter = rate_limiter_of(app.runtime)
