@@ -195,18 +195,27 @@ class _Key(str):
     """A key whose hash raises a BaseException: the check hashes a result to look it up."""
 
     __slots__ = ()
+    raises: type[BaseException] = _Bail
 
     def __hash__(self) -> int:
-        raise _Bail("no hash for you")
+        raise self.raises("no hash for you")
 
 
+class _InterruptingKey(_Key):
+    __slots__ = ()
+    raises = KeyboardInterrupt
+
+
+@pytest.mark.parametrize("key", [_Key, _InterruptingKey], ids=["own-BaseException", "KeyboardInterrupt"])
 def test_a_base_exception_raised_while_checking_a_result_is_only_its_plugins_error(
-    make_app: Any, kit: Any
+    make_app: Any, kit: Any, key: type[_Key]
 ) -> None:
     """A BaseException (not an Exception) raised by the plugin's objects while the host checks its
     result escaped the dispatcher and failed the whole search (500), every time: the plugin was never
-    charged. Raised by the plugin's code itself it is that plugin's error; raised by its result's, too."""
-    odd = msgspec.structs.replace(kit.hit("x"), key=_Key("odd"))
+    charged. Raised by the plugin's code itself it is that plugin's error; raised by its result's, too,
+    a KeyboardInterrupt included (checked on the event loop's thread, which no real one reaches under
+    the server)."""
+    odd = msgspec.structs.replace(kit.hit("x"), key=key("odd"))
     app = make_app(
         kit.plugin("good", search=nonblocking(lambda ctx, query: [kit.hit("g")])),
         kit.plugin("odd", search=nonblocking(lambda ctx, query: [odd])),

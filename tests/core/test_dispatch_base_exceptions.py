@@ -188,3 +188,32 @@ async def test_keyboard_interrupt_from_the_event_loops_own_thread_is_the_plugins
             assert stats.error == 1
     finally:
         dispatcher.close()
+
+
+@pytest.mark.parametrize("make", RAISED, ids=IDS)
+def test_params_post_init_raising_it_is_a_plugin_fault(
+    make: Callable[[], BaseException], make_app: Any, kit: Any
+) -> None:
+    """The plugin's params ``__post_init__`` raising it while the request is checked: 502, nothing
+    journaled."""
+
+    class Params(msgspec.Struct, frozen=True):
+        amount_fen: int
+
+        def __post_init__(self) -> None:
+            raise make()
+
+    def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
+        register(TransactionType(key="x.pay", name=LocalizedText(zh_CN="付款"), params=Params))
+
+    def execute(ctx: Any, request: TransactionRequest) -> Any:  # pragma: no cover - never reached
+        raise AssertionError("executed")
+
+    app = make_app(kit.plugin(
+        "payer", transaction_types=["x.pay"], register_transaction_types=register_transaction_types,
+        execute_transaction=execute,
+    ))
+    response = _post(app)
+    assert response.status_code == 502, response.text
+    assert response.json()["code"] == "transaction.plugin_error"
+    assert app.runtime.transactions.journal.find(C3, "k-1") is None
