@@ -216,4 +216,4 @@ def test_params_post_init_raising_it_is_a_plugin_fault(
     response = _post(app)
     assert response.status_code == 502, response.text
     assert response.json()["code"] == "transaction.plugin_error"
-    assert app.runtime.transactions.journal.find(C3, "k-1") is None
+    assert app.runtime.transactions.journal.find(C3, "fulcrum-dev", "k-1") is None
