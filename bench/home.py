@@ -481,50 +481,55 @@ def main() -> None:
         plain_runs: list[Result] = []
         plain_ratios: list[float] = []
         plain: list[subprocess.Popen[bytes]] = []
+        bare: list[subprocess.Popen[bytes]] = []
         ratios: dict[str, list[float]] = {label: [] for label, *_ in variants}
         body_file = Path(tmp) / "body.json"
-        for n, (label, url, workers, processes, caches) in enumerate(variants):
-            state = Path(tmp) / f"state-{n}"
-            state.mkdir()
-            env = _prepare(state, url, caches=caches)
-            real, port = _serve("real_app", env, workers, processes)
-            try:
-                tokens, staff = _tokens(env, customers)
-                page = httpx.get(
-                    f"http://127.0.0.1:{port}/v1/home", headers={"Authorization": f"Bearer {tokens[0]}"}
-                )
-                page.raise_for_status()
-                if n == 0:
-                    body_file.write_bytes(page.content)
-                    items = sum(len(v) for v in page.json()["slots"].values())
-                    print(
-                        f"home page of {CUSTOMER}: {len(page.content)} bytes, {items} items, "
-                        f"degraded={page.json()['degraded']}; "
-                        f"requests take turns over {len(customers)} customers"
-                    )
-                    bare, bare_port = _serve("bare_app", {"FULCRUM_BENCH_BODY": str(body_file)})
-                    if args.plain:
-                        plain, plain_port = _serve("plain_app", env)
-                for _ in range(args.rounds):
+        try:
+            for n, (label, url, workers, processes, caches) in enumerate(variants):
+                state = Path(tmp) / f"state-{n}"
+                state.mkdir()
+                env = _prepare(state, url, caches=caches)
+                real, port = _serve("real_app", env, workers, processes)
+                try:
                     tokens, staff = _tokens(env, customers)
-                    ok0, all0 = _calls(port, staff)
-                    run = _wrk(label, port, tokens, args.seconds, args.connections, servers=real)
-                    ok1, all1 = _calls(port, staff)  # with 2 workers: whichever worker answers the scrape
-                    run.first_party_ok = (ok1 - ok0) / (all1 - all0) if all1 > all0 else None
-                    results[label].append(run)
-                    bare_run = _wrk("bare", bare_port, tokens, args.seconds, args.connections, servers=bare)
-                    bare_runs.append(bare_run)
-                    ratios[label].append(run.rps / bare_run.rps)
-                    if plain and n == 0:
-                        plain_run = _wrk(
-                            "plain", plain_port, tokens, args.seconds, args.connections, servers=plain
+                    page = httpx.get(
+                        f"http://127.0.0.1:{port}/v1/home", headers={"Authorization": f"Bearer {tokens[0]}"}
+                    )
+                    page.raise_for_status()
+                    if n == 0:
+                        body_file.write_bytes(page.content)
+                        items = sum(len(v) for v in page.json()["slots"].values())
+                        print(
+                            f"home page of {CUSTOMER}: {len(page.content)} bytes, {items} items, "
+                            f"degraded={page.json()['degraded']}; "
+                            f"requests take turns over {len(customers)} customers"
                         )
-                        plain_runs.append(plain_run)
-                        plain_ratios.append(plain_run.rps / bare_run.rps)
-            finally:
-                _stop(real)
-        _stop(bare)
-        _stop(plain)
+                        bare, bare_port = _serve("bare_app", {"FULCRUM_BENCH_BODY": str(body_file)})
+                        if args.plain:
+                            plain, plain_port = _serve("plain_app", env)
+                    for _ in range(args.rounds):
+                        tokens, staff = _tokens(env, customers)
+                        ok0, all0 = _calls(port, staff)
+                        run = _wrk(label, port, tokens, args.seconds, args.connections, servers=real)
+                        ok1, all1 = _calls(port, staff)  # with 2 workers: whichever worker answers the scrape
+                        run.first_party_ok = (ok1 - ok0) / (all1 - all0) if all1 > all0 else None
+                        results[label].append(run)
+                        bare_run = _wrk(
+                            "bare", bare_port, tokens, args.seconds, args.connections, servers=bare
+                        )
+                        bare_runs.append(bare_run)
+                        ratios[label].append(run.rps / bare_run.rps)
+                        if plain and n == 0:
+                            plain_run = _wrk(
+                                "plain", plain_port, tokens, args.seconds, args.connections, servers=plain
+                            )
+                            plain_runs.append(plain_run)
+                            plain_ratios.append(plain_run.rps / bare_run.rps)
+                finally:
+                    _stop(real)
+        finally:  # a variant that fails (its database, its server) leaves no server running
+            _stop(bare)
+            _stop(plain)
 
     python = sys.version.split()[0]
     rows: list[tuple[str, list[Result], list[float] | None]] = [
