@@ -104,3 +104,28 @@ def test_downgrade_refuses_while_two_clients_share_a_customers_key(database_url:
         assert set(_clients(db)) == {"c" * 32, "d" * 32}
     finally:
         db.dispose()
+
+
+@pytest.mark.parametrize("status", ["pending", "unknown"])
+def test_downgrade_refuses_while_a_clients_transaction_is_unsettled(database_url: str, status: str) -> None:
+    """A row journaled under a client that reconciliation may still ask its plugin about was asked
+    under the key derived from the client: the older code would ask under the bare key, which the
+    plugin does not know, and carry the transaction out twice. The downgrade stops, naming the row;
+    settled, the same row no longer holds it back."""
+    db = Database(database_url)
+    try:
+        db.upgrade()
+        _insert(db, "c" * 32, "c-3", "k-1", client_id="fulcrum-app")
+        _insert(db, "u" * 32, "c-3", "k-0", client_id=UNRECORDED_CLIENT)
+        with db.begin() as conn:
+            conn.execute(text("UPDATE transactions SET status = :s"), {"s": status})
+        with pytest.raises(RuntimeError, match=f"transactions {'c' * 32} are not settled") as info:
+            _migrate(db, BEFORE, up=False)
+        assert "c-3" not in str(info.value)
+        assert db.current() == db.heads()[0]
+        with db.begin() as conn:
+            conn.execute(text("UPDATE transactions SET status = 'succeeded'"))
+        _migrate(db, BEFORE, up=False)
+        assert db.current() == BEFORE
+    finally:
+        db.dispose()

@@ -12,7 +12,11 @@ row for any client of its customer that sends its key, so a retry that straddles
 replays (or reruns) its transaction instead of running it a second time.
 
 The downgrade refuses while two rows of one customer share a key (sent by different clients): the
-older schema cannot hold both, and dropping either would lose a transaction.
+older schema cannot hold both, and dropping either would lose a transaction. It refuses too while a
+row journaled under a client is still ``pending`` or ``unknown``: its plugin was asked with the key
+derived from the client and the key (``plugin_idempotency_key``), and reconciliation by the older
+code (or by this one after an upgrade again, the row then unrecorded) would ask with the bare key,
+which the plugin's own record of the call does not know: it would carry the transaction out twice.
 
 Revision ID: 20261130_02_idempotency_client
 Revises: 20261130_01_refresh_grace
@@ -48,8 +52,29 @@ def upgrade() -> None:
         batch.create_unique_constraint(_NEW, ["customer_ref", "client_id", "idempotency_key"])
 
 
+def _named(ids: list[str]) -> str:
+    more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""
+    return f"{', '.join(ids[:5])}{more}"
+
+
 def downgrade() -> None:
     # Transaction ids, not customer numbers, name them: this message goes to deploy logs.
+    unsettled = [
+        str(row[0])
+        for row in op.get_bind().execute(
+            sa.text(
+                "SELECT id FROM transactions WHERE client_id <> :unrecorded "
+                "AND status IN ('pending', 'unknown') ORDER BY id"
+            ),
+            {"unrecorded": UNRECORDED_CLIENT},
+        )
+    ]
+    if unsettled:
+        raise RuntimeError(
+            f"transactions {_named(unsettled)} are not settled yet, and their plugins were asked under "
+            "a key the older schema cannot derive again (reconciling them would ask under another key "
+            "and may carry them out twice): let reconciliation settle them, then downgrade"
+        )
     shared = [
         str(row[0])
         for row in op.get_bind().execute(
@@ -61,9 +86,8 @@ def downgrade() -> None:
         )
     ]
     if shared:
-        more = f" and {len(shared) - 5} more" if len(shared) > 5 else ""
         raise RuntimeError(
-            f"transactions {', '.join(shared[:5])}{more} share their customer and idempotency key with "
+            f"transactions {_named(shared)} share their customer and idempotency key with "
             "another client's transaction, which the older schema (one transaction per customer and key) "
             "cannot hold: stay on this revision"
         )
