@@ -4,6 +4,7 @@ stopping worker alive, with anyio's semantics for the caller's context and for c
 from __future__ import annotations
 
 import contextvars
+import functools
 import threading
 import time
 
@@ -76,3 +77,52 @@ def test_a_worker_with_a_host_call_hung_in_the_database_still_exits() -> None:
     database (no reply, a lock never released) kept a stopping worker alive past the shutdown wait, as
     the interpreter joins every thread that is not a daemon when it exits."""
     exits(_HUNG_HOST_CALLS)
+
+
+def test_the_data_pool_holds_every_place_of_the_reads_that_bound_themselves() -> None:
+    """The bounds the reads keep are the sizes the pool reserves for them (tied here, so changing one
+    without the other fails)."""
+    from fulcrum_core.api import frequency_caps
+    from fulcrum_core.data import consent_cache, storage
+    from fulcrum_core.dispatch import context
+
+    bounds = (
+        storage._READ_PLACES, consent_cache.DEFAULT_MAX_READS, context._BANK_READS, frequency_caps._THREADS
+    )
+    assert sum(bounds) == host_threads.BOUNDED_DATA_THREADS
+    assert host_threads.DATA_THREADS >= 40 + host_threads.BOUNDED_DATA_THREADS
+
+
+@pytest.mark.anyio
+@pytest.mark.both_loops
+async def test_reads_hung_at_their_bounds_leave_threads_for_the_other_host_calls() -> None:
+    """Plugin storage reads and consent reads hung in the database hold every place of their bounds
+    (their deadlines abandoned them, their threads run on): the token endpoint's or the readiness
+    ping's call still gets a thread at once. A pool of anyio's 40 had none left after 32 + 16."""
+    from fulcrum_core.data import storage
+    from fulcrum_core.data.consent_cache import ConsentCache
+
+    release = threading.Event()
+    held = threading.Semaphore(0)
+
+    def hung(*_: object) -> dict[object, object]:
+        held.release()
+        release.wait(30)
+        return {}
+
+    consents = ConsentCache(1000)
+    try:
+        async with anyio.create_task_group() as reads:
+            for _ in range(storage._READ_PLACES):
+                reads.start_soon(functools.partial(
+                    storage._in_thread, storage._bounded_read, hung, (), abandon=True))
+            for _ in range(consents.max_reads):
+                reads.start_soon(functools.partial(
+                    host_threads.run_sync, consents._bounded, hung, abandon_on_cancel=True))
+            for _ in range(storage._READ_PLACES + consents.max_reads):  # each holds a place, in a thread
+                assert await anyio.to_thread.run_sync(held.acquire, True, 10)
+            reads.cancel_scope.cancel()  # their deadlines: abandoned, their threads run on
+        with anyio.fail_after(5):
+            assert await host_threads.run_sync(lambda: "ready") == "ready"
+    finally:
+        release.set()

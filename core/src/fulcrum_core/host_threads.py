@@ -31,13 +31,26 @@ from anyio.lowlevel import RunVar
 
 from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool
 
-__all__ = ["DATA_THREADS", "HOST_THREADS", "run_sync", "to_thread"]
+__all__ = ["BOUNDED_DATA_THREADS", "DATA_THREADS", "HOST_THREADS", "run_sync", "to_thread"]
 
 HOST_THREADS: Final = 32
 """The host's journal and metrics threads at once per event loop (the default executor's most)."""
 
-DATA_THREADS: Final = 40
-"""The host's other blocking calls at once per event loop (anyio's default limit, which they had)."""
+BOUNDED_DATA_THREADS: Final = 32 + 16 + 16 + 16
+"""The places of the host's reads that bound themselves, hung ones included, each acquired without
+waiting inside its thread: plugin storage reads (32, ``fulcrum_core.data.storage``), consent reads
+(16, ``fulcrum_core.data.consent_cache``), the bank's customer records (16,
+``fulcrum_core.dispatch.context``) and the impression store (16, ``fulcrum_core.api.frequency_caps``).
+Each bound was set for anyio's threads, where an abandoned read kept its thread but gave back its
+limiter's place; in a pool a hung read keeps its pool thread, so the pool holds all of them on top of
+the rest."""
+
+DATA_THREADS: Final = 40 + BOUNDED_DATA_THREADS
+"""The host's other blocking calls at once per event loop: anyio's default limit (40, which they had)
+for the calls that bound nothing themselves (OAuth, storage writes, the readiness ping, registry
+reads), beside every place of those that do (:data:`BOUNDED_DATA_THREADS`). Smaller, a database or bank
+that hangs the bounded reads (32 storage and 16 consent reads fill 40) left no thread for the token
+endpoint or the readiness ping, which those bounds were meant to keep apart. Threads start as needed."""
 
 _T = TypeVar("_T")
 _HOST: RunVar[DaemonThreadPool] = RunVar("fulcrum_host_threads")
