@@ -290,3 +290,26 @@ def test_the_503_of_a_bank_that_does_not_answer_is_documented(
     assert "503" in documented, sorted(documented)
     schema = documented["503"]["content"]["application/problem+json"]["schema"]
     jsonschema_rs.Draft202012Validator({**schema, "components": spec["components"]}).validate(r.json())
+
+
+def test_a_hung_bank_ties_up_at_most_the_profile_reads_places(
+    make_app: Callable[..., Any], kit: Any
+) -> None:
+    """Each request's profile read that the bank never answers is abandoned at the data budget, its
+    thread hung in the host's bounded pool: past the places of the profile reads the next requests get
+    their 503 without asking the bank, so a hanging bank cannot take every thread the token endpoint
+    and the readiness ping need."""
+    from fulcrum_core.dispatch.context import _BANK_READS
+
+    bank = _BankSystems(hang="profile")
+    app = make_app(_reader(kit, "reader-p", "profile:basic", lambda ctx: ctx.data.profile()),
+                   provider_=bank, data_budget_ms=30)
+    token = app.token(CUSTOMER)
+    try:
+        for _ in range(_BANK_READS + 8):
+            r = app.get("/v1/home", token=token)
+            assert r.status_code == 503, r.text
+            assert r.json()["code"] == "customer.data_unavailable"
+        assert len([what for what, _ in bank.calls if what == "profile"]) == _BANK_READS
+    finally:
+        bank.release.set()

@@ -87,7 +87,8 @@ def test_the_data_pool_holds_every_place_of_the_reads_that_bound_themselves() ->
     from fulcrum_core.dispatch import context
 
     bounds = (
-        storage._READ_PLACES, consent_cache.DEFAULT_MAX_READS, context._BANK_READS, frequency_caps._THREADS
+        storage._READ_PLACES, consent_cache.DEFAULT_MAX_READS, context._BANK_READS, context._BANK_READS,
+        frequency_caps._THREADS,
     )
     assert sum(bounds) == host_threads.BOUNDED_DATA_THREADS
     assert host_threads.DATA_THREADS >= 40 + host_threads.BOUNDED_DATA_THREADS

@@ -36,10 +36,10 @@ __all__ = ["BOUNDED_DATA_THREADS", "DATA_THREADS", "HOST_THREADS", "run_sync", "
 HOST_THREADS: Final = 32
 """The host's journal and metrics threads at once per event loop (the default executor's most)."""
 
-BOUNDED_DATA_THREADS: Final = 32 + 16 + 16 + 16
+BOUNDED_DATA_THREADS: Final = 32 + 16 + 16 + 16 + 16
 """The places of the host's reads that bound themselves, hung ones included, each acquired without
 waiting inside its thread: plugin storage reads (32, ``fulcrum_core.data.storage``), consent reads
-(16, ``fulcrum_core.data.consent_cache``), the bank's customer records (16,
+(16, ``fulcrum_core.data.consent_cache``), the bank's customer records and profiles (16 each,
 ``fulcrum_core.dispatch.context``) and the impression store (16, ``fulcrum_core.api.frequency_caps``).
 Each bound was set for anyio's threads, where an abandoned read kept its thread but gave back its
 limiter's place; in a pool a hung read keeps its pool thread, so the pool holds all of them on top of

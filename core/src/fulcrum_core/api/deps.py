@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final, cast
 
 import anyio
 from fulcrum_sdk.context import PluginContext
@@ -16,7 +16,7 @@ from fulcrum_core.dispatch.context import RequestContexts, data_deadline
 from fulcrum_core.errors import Forbidden, ServiceUnavailable
 from fulcrum_core.observability.logging import new_request_id
 from fulcrum_core.plugins import LoadedPlugin
-from fulcrum_core.runtime import runtime_of
+from fulcrum_core.runtime import Runtime, runtime_of
 
 __all__ = [
     "current_customer", "customer_contexts", "customer_profile", "plugin_calls", "request_id_of",
@@ -34,6 +34,23 @@ def _known(profile: Profile | None) -> Profile:
     if profile is None:
         raise Forbidden("the bank has no customer profile for this token's subject", code="customer.unknown")
     return profile
+
+
+_BANK_BUSY: Final = object()
+
+
+def _bounded_profile(runtime: Runtime, sub: str) -> object:
+    """(worker thread) The provider's profile of ``sub`` holding one of the places of the profile reads
+    (``ContextFactory.profile_reads``); none free: ``_BANK_BUSY`` at once. An abandoned read keeps its
+    thread of the host's bounded pool, so a bank that hangs must tie up no more than those places, or
+    the token endpoint and the readiness ping would find no thread."""
+    places = runtime.contexts.profile_reads
+    if not places.acquire(blocking=False):
+        return _BANK_BUSY
+    try:
+        return runtime.provider.profile(sub)
+    finally:
+        places.release()
 
 
 def current_customer(request: Request[Any, Any, Any]) -> str:
@@ -59,7 +76,9 @@ async def customer_profile(
     if not getattr(provider, "blocking", False):
         return sub, _known(provider.profile(sub))
     with anyio.CancelScope(deadline=data_deadline(runtime.settings, until)):
-        return sub, _known(await host_threads.run_sync(provider.profile, sub, abandon_on_cancel=True))
+        asked = await host_threads.run_sync(_bounded_profile, runtime, sub, abandon_on_cancel=True)
+        if asked is not _BANK_BUSY:
+            return sub, _known(cast(Profile | None, asked))
     raise ServiceUnavailable(
         "the bank's customer data did not answer in time; retry shortly", code="customer.data_unavailable",
         headers={"Retry-After": "1"},

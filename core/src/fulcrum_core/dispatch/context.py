@@ -150,6 +150,9 @@ class ContextFactory:
         # Reads of a provider that does I/O in flight at once, hung ones included: a bank that hangs
         # ties up at most this many threads; past it a record is unavailable at once.
         self.bank_reads = threading.BoundedSemaphore(_BANK_READS)
+        # The same for the profile each request reads first (``api.deps.customer_profile``): places of
+        # its own, so records hung in the bank leave the page its customer, and the other way round.
+        self.profile_reads = threading.BoundedSemaphore(_BANK_READS)
 
     def for_request(
         self,
