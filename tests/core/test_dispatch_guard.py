@@ -823,7 +823,7 @@ async def test_a_result_check_that_holds_the_loop_opens_the_breaker_after_a_wait
     dispatcher = Dispatcher(conf)
     plugins = _loaded(conf, kit.plugin("huge", home_slot_offers=huge))
     try:
-        check_s[0] = 0.04  # well under two deadlines: counted in the window only
+        check_s[0] = 0.02  # well under two deadlines: counted in the window only
         await dispatcher.call_many("home_slot_offers", [(p, kit.context(p)) for p in plugins])
         assert not dispatcher.breaker_open("huge", "home_slot_offers")
         check_s[0] = 0.15  # three deadlines on the loop

@@ -43,11 +43,15 @@ UNRECORDED_CLIENT = ""
 
 
 def upgrade() -> None:
-    op.add_column("transactions", sa.Column("client_id", _CLIENT, nullable=True))
-    transactions = sa.table("transactions", sa.column("client_id"))
-    op.execute(transactions.update().values(client_id=UNRECORDED_CLIENT))
+    # A constant default fills the existing rows without rewriting the journal on PostgreSQL (11 and
+    # later keep it in the catalogue); an UPDATE of every row would hold the table's lock for as long.
+    # The default is dropped again at once: every new row names its client.
+    op.add_column(
+        "transactions",
+        sa.Column("client_id", _CLIENT, nullable=False, server_default=sa.text(f"'{UNRECORDED_CLIENT}'")),
+    )
     with op.batch_alter_table("transactions") as batch:
-        batch.alter_column("client_id", existing_type=_CLIENT, nullable=False)
+        batch.alter_column("client_id", existing_type=_CLIENT, existing_nullable=False, server_default=None)
         batch.drop_constraint(_OLD, type_="unique")
         batch.create_unique_constraint(_NEW, ["customer_ref", "client_id", "idempotency_key"])
 
