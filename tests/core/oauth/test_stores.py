@@ -148,6 +148,23 @@ def test_a_repeat_keeps_the_successor_issued_first(db: Database) -> None:
         assert store.rotate(branch, client_id="app") is None
 
 
+def test_a_repeat_that_finds_its_token_expired_is_refused_without_revoking(db: Database) -> None:
+    """A token spent in its last seconds, repeated within the grace period just after it expired, is
+    refused (nothing expired is revived) but is no reuse: the successor the first use returned stays
+    valid. With the grace period 0 the same repeat is a reuse and revokes the family."""
+    for grace in (GRACE, 0):
+        store = RefreshTokenStore(db, reuse_grace_seconds=grace)
+        start = utcnow()
+        token = store.issue(
+            family_id=None, client_id="app", subject="c-1", subject_kind="customer", scope="home:read",
+            now=start - REFRESH_TTL + timedelta(seconds=2),  # expires 2 s after start
+        )
+        first = store.rotate(token, client_id="app", now=start)
+        assert first is not None
+        successor = _issue(store, first.family_id)
+        assert store.rotate(token, client_id="app", now=start + timedelta(seconds=3)) is None
+        assert (store.rotate(successor, client_id="app") is not None) is bool(grace), grace
+
 @pytest.mark.parametrize("grace", [GRACE, 0])
 def test_a_reuse_after_the_grace_period_revokes_the_family(db: Database, grace: int) -> None:
     """A repeat at the grace period's last instant is accepted; later than that (with the grace period

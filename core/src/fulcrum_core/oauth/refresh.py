@@ -215,10 +215,20 @@ class RefreshTokenStore:
             row = session.get(OAuthRefreshTokenRow, digest, populate_existing=True)
             if row is None:
                 return None
+            # A repeat by its own client within the grace period that found the token expired (it was
+            # spent in its last moments) is refused, but is no sign of theft: the family stays live.
+            expired_repeat = (
+                row.client_id == client_id
+                and row.expires_at <= at
+                and row.rotated_at is not None
+                and bool(self._grace)
+                and row.rotated_at >= at - self._grace
+            )
             reused = (
                 claimed is None
                 and row.revoked_at is None
                 and (row.rotated_at is not None or row.client_id != client_id)
+                and not expired_repeat
             )
             found = _view(row, revoked=False)
         if reused:
