@@ -56,6 +56,11 @@ def upgrade() -> None:
         batch.create_unique_constraint(_NEW, ["customer_ref", "client_id", "idempotency_key"])
 
 
+def _ids(sql: str, **params: str) -> list[str]:
+    """The transaction ids ``sql`` selects."""
+    return [str(row[0]) for row in op.get_bind().execute(sa.text(sql), params)]
+
+
 def _named(ids: list[str]) -> str:
     more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""
     return f"{', '.join(ids[:5])}{more}"
@@ -63,32 +68,22 @@ def _named(ids: list[str]) -> str:
 
 def downgrade() -> None:
     # Transaction ids, not customer numbers, name them: this message goes to deploy logs.
-    unsettled = [
-        str(row[0])
-        for row in op.get_bind().execute(
-            sa.text(
-                "SELECT id FROM transactions WHERE client_id <> :unrecorded "
-                "AND status IN ('pending', 'unknown') ORDER BY id"
-            ),
-            {"unrecorded": UNRECORDED_CLIENT},
-        )
-    ]
+    unsettled = _ids(
+        "SELECT id FROM transactions WHERE client_id <> :unrecorded AND status IN ('pending', 'unknown') "
+        "ORDER BY id",
+        unrecorded=UNRECORDED_CLIENT,
+    )
     if unsettled:
         raise RuntimeError(
             f"transactions {_named(unsettled)} are not settled yet, and their plugins were asked under "
             "a key the older schema cannot derive again (reconciling them would ask under another key "
             "and may carry them out twice): let reconciliation settle them, then downgrade"
         )
-    shared = [
-        str(row[0])
-        for row in op.get_bind().execute(
-            sa.text(
-                "SELECT t.id FROM transactions t WHERE EXISTS (SELECT 1 FROM transactions o "
-                "WHERE o.customer_ref = t.customer_ref AND o.idempotency_key = t.idempotency_key "
-                "AND o.id <> t.id) ORDER BY t.id"
-            )
-        )
-    ]
+    shared = _ids(
+        "SELECT t.id FROM transactions t WHERE EXISTS (SELECT 1 FROM transactions o "
+        "WHERE o.customer_ref = t.customer_ref AND o.idempotency_key = t.idempotency_key "
+        "AND o.id <> t.id) ORDER BY t.id"
+    )
     if shared:
         raise RuntimeError(
             f"transactions {_named(shared)} share their customer and idempotency key with "
