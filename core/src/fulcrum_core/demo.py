@@ -12,12 +12,37 @@ from fulcrum_core.registry_host.demo import seed_registry
 from fulcrum_core.registry_host.host import open_registry
 from fulcrum_core.settings import Settings
 
-__all__ = ["prepare_demo"]
+__all__ = ["prepare_demo", "seed_demo_consents"]
 
 MERCHANT_PROMO = "merchant-promo"
 # Partner plugins need the customer's consent; in the demo, customers of 0755 and 021 gave it (except
 # the last of each branch, so the difference is visible), customers of 028 did not.
 _CONSENTING_BRANCHES = ("0755", "021")
+
+
+def seed_demo_consents(consents: ConsentStore, provider: DemoDataProvider, now: datetime) -> int:
+    """Give merchant-promo its demo consents; returns how many were recorded.
+
+    A customer whose consent is live, awaiting, or was revoked is left alone: a run of the demo after
+    the customer revoked it (``DELETE /v1/consents/{id}``) must not give it back. Only a customer with
+    none, or with expired ones alone, gets a new one."""
+    seeded = 0
+    for branch in _CONSENTING_BRANCHES:
+        members = [c for c in provider.customers() if c.profile.branch == branch]
+        for record in members[:-1]:
+            mine = [c for c in consents.list(record.id, now=now) if c.plugin_id == MERCHANT_PROMO]
+            if any(c.status != "expired" for c in mine):
+                continue
+            consents.grant(
+                record.id,
+                MERCHANT_PROMO,
+                frozenset({"location:city", "profile:basic"}),
+                purpose="本地商户优惠推荐 / local merchant offers",
+                expires_at=now + timedelta(days=365),
+                now=now,
+            )
+            seeded += 1
+    return seeded
 
 
 def prepare_demo(settings: Settings) -> str:
@@ -27,21 +52,7 @@ def prepare_demo(settings: Settings) -> str:
     try:
         db.upgrade()
         provider = DemoDataProvider.from_seed()
-        consents = ConsentStore(db)
-        seeded = 0
-        now = datetime.now(UTC)
-        for branch in _CONSENTING_BRANCHES:
-            members = [c for c in provider.customers() if c.profile.branch == branch]
-            for record in members[:-1]:
-                if MERCHANT_PROMO not in consents.live_scopes(record.id, now=now):
-                    consents.grant(
-                        record.id,
-                        MERCHANT_PROMO,
-                        frozenset({"location:city", "profile:basic"}),
-                        purpose="本地商户优惠推荐 / local merchant offers",
-                        expires_at=now + timedelta(days=365),
-                    )
-                    seeded += 1
+        seeded = seed_demo_consents(ConsentStore(db), provider, datetime.now(UTC))
         registry = seed_registry(open_registry(settings, db), Path(settings.state_dir) / "demo-wheels")
         return (
             f"Database ready at {settings.resolved_database_url()}\n"
