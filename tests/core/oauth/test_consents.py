@@ -16,6 +16,7 @@ from fulcrum_core.oauth.clients import hash_secret
 from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, plugin_client_id, sync_plugin_clients
 from fulcrum_core.oauth.refresh import RefreshTokenStore
 from fulcrum_core.oauth.server import oauth_server
+from fulcrum_core.settings import Deadlines
 from fulcrum_sdk.errors import ScopeDenied
 from joserfc.jwk import ECKey
 
@@ -36,6 +37,11 @@ def _partner_plugin(kit: Any) -> Any:
         return [kit.offer("home.notice", "allowed")]
 
     return kit.plugin(PARTNER, kind="partner", scopes=SCOPES, home_slot_offers=home_slot_offers)
+
+
+# The plugins here are plain functions, run in worker threads: a deadline that a loaded machine's first
+# thread start cannot miss, since what these tests assert is what consent lets a plugin read, not time.
+_PATIENT = {"deadlines": Deadlines(home_slot_offers=5_000), "home_budget_ms": 10_000}
 
 
 def _notice(app: Any) -> list[str]:
@@ -61,7 +67,7 @@ def _authorize_url(scope: str) -> str:
 @pytest.fixture
 def partner_app(make_app: Callable[..., Any], kit: Any) -> Any:
     """The app with the partner plugin loaded, its OAuth client registered, and the dev login on."""
-    app = make_app(_partner_plugin(kit), oauth_dev_login=True)
+    app = make_app(_partner_plugin(kit), oauth_dev_login=True, **_PATIENT)
     key = ECKey.generate_key("P-256", auto_kid=True)
     sync_plugin_clients(
         app.runtime.db,
@@ -266,7 +272,7 @@ async def test_the_consent_list_says_what_revoking_an_internal_plugins_consent_d
         return [kit.offer("home.notice", "allowed")]
 
     internal = kit.plugin(INTERNAL, kind="department", scopes=SCOPES, home_slot_offers=home_slot_offers)
-    app = make_app(_partner_plugin(kit), internal, oauth_dev_login=True)
+    app = make_app(_partner_plugin(kit), internal, oauth_dev_login=True, **_PATIENT)
     key = ECKey.generate_key("P-256", auto_kid=True)
     sync_plugin_clients(
         app.runtime.db,
