@@ -15,7 +15,7 @@ from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.data.db import Database
 from fulcrum_core.dispatch.context import ContextFactory
 from fulcrum_core.plugins import PluginSet, get_plugin_manager
-from fulcrum_core.settings import Settings
+from fulcrum_core.settings import Deadlines, Settings
 from fulcrum_sdk.data import StaticDataProvider
 from fulcrum_sdk.errors import ScopeDenied
 from fulcrum_sdk.testing import PERSONAS
@@ -306,6 +306,8 @@ def test_revoking_over_http_takes_effect_on_the_next_home_request(
             home_slot_offers=home_slot_offers,
         ),
         consent_cache_ms=600_000,
+        # A plain function, run in a worker thread: a deadline a loaded machine cannot make it miss.
+        deadlines=Deadlines(home_slot_offers=5_000), home_budget_ms=10_000,
     )
 
     def notice() -> list[str]:

@@ -48,6 +48,14 @@ class Recorder:
         self.seen: dict[tuple[str, str], dict[str, str]] = {}
 
 
+# The test plugins are plain functions, run in worker threads: deadlines a loaded machine cannot make
+# them miss, since these tests assert which plugins a branch turns on, not time.
+_PATIENT: dict[str, Any] = {
+    "deadlines": Deadlines(home_slot_offers=10_000, search=10_000, feed_items=10_000),
+    "home_budget_ms": 20_000,
+}
+
+
 def _plugins(kit: Any, recorder: Recorder) -> list[Any]:
     def offers(plugin_id: str, priority: int) -> Callable[..., Any]:
         def home_slot_offers(ctx: Any) -> list[Any]:
@@ -92,8 +100,7 @@ def app(
     # What is under test is which plugins each branch's customers get, not latency: on a loaded machine
     # the default 150 ms would leave a plugin's thread out at random (timing: tests/core/test_chaos.py).
     return make_app(
-        *_plugins(kit, recorder), branches_dir=str(branches), branches_poll_seconds=3600,
-        deadlines=Deadlines(home_slot_offers=10_000, search=10_000, feed_items=10_000), home_budget_ms=20_000,
+        *_plugins(kit, recorder), branches_dir=str(branches), branches_poll_seconds=3600, **_PATIENT
     )
 
 
@@ -237,7 +244,9 @@ def test_hot_reload_by_the_poller(
 ) -> None:
     """With a short poll interval a running app picks up an edit by itself, within a bounded wait."""
     monkeypatch.setenv("FULCRUM_SECRET_BETA_TOKEN", SECRET)
-    app = make_app(*_plugins(kit, Recorder()), branches_dir=str(branches), branches_poll_seconds=0.02)
+    app = make_app(
+        *_plugins(kit, Recorder()), branches_dir=str(branches), branches_poll_seconds=0.02, **_PATIENT
+    )
     assert "beta" in _banner(app, SH)
     generation = _store(app).generation
     (branches / "021.toml").write_text(BRANCH_021.replace("enabled = true", "enabled = false"))
@@ -252,7 +261,7 @@ def test_no_branch_directory_means_every_active_plugin_runs(
     make_app: Callable[..., Any], kit: Any, tmp_path: Path
 ) -> None:
     """Without a branch directory there is no branch layer: gamma runs, the admin view says so (404)."""
-    app = make_app(*_plugins(kit, Recorder()), branches_dir=str(tmp_path / "absent"))
+    app = make_app(*_plugins(kit, Recorder()), branches_dir=str(tmp_path / "absent"), **_PATIENT)
     assert branch_store_of(app.runtime) is None
     assert set(_banner(app, CD)) == {"alpha", "beta", "gamma"}
     response = app.get("/admin/v1/branches", token=_staff(app))
@@ -325,7 +334,7 @@ def test_search_and_feeds_follow_the_branch_configuration(
                    feed_items=lambda ctx, column, pid=pid: [kit.item(column, f"{pid}-card")])
         for pid in ("alpha", "beta", "gamma")
     ]
-    app = make_app(*plugins, branches_dir=str(branches), branches_poll_seconds=3600)
+    app = make_app(*plugins, branches_dir=str(branches), branches_poll_seconds=3600, **_PATIENT)
     assert _store(app).errors() == []
 
     def found(customer: str) -> tuple[set[str], set[str]]:
