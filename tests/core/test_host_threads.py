@@ -127,3 +127,28 @@ async def test_reads_hung_at_their_bounds_leave_threads_for_the_other_host_calls
             assert await host_threads.run_sync(lambda: "ready") == "ready"
     finally:
         release.set()
+
+
+@pytest.mark.anyio
+@pytest.mark.both_loops
+async def test_journal_calls_hung_in_every_thread_leave_the_metrics_scrape_its_own() -> None:
+    """Every journal thread hung in the database (the calls abandoned, their threads running on): the
+    merge a ``/metrics`` scrape runs still gets a thread at once, when an operator needs it most."""
+    release = threading.Event()
+    held = threading.Semaphore(0)
+
+    def hung() -> None:
+        held.release()
+        release.wait(30)
+
+    try:
+        async with anyio.create_task_group() as calls:
+            for _ in range(host_threads.HOST_THREADS):
+                calls.start_soon(host_threads.to_thread, hung)
+            for _ in range(host_threads.HOST_THREADS):
+                assert await anyio.to_thread.run_sync(held.acquire, True, 10)
+            calls.cancel_scope.cancel()
+        with anyio.fail_after(5):
+            assert await host_threads.for_metrics(lambda: b"fulcrum_up 1") == b"fulcrum_up 1"
+    finally:
+        release.set()

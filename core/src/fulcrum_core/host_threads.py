@@ -31,10 +31,18 @@ from anyio.lowlevel import RunVar
 
 from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool
 
-__all__ = ["BOUNDED_DATA_THREADS", "DATA_THREADS", "HOST_THREADS", "run_sync", "to_thread"]
+__all__ = [
+    "BOUNDED_DATA_THREADS", "DATA_THREADS", "HOST_THREADS", "METRICS_THREADS", "for_metrics", "run_sync",
+    "to_thread",
+]
 
 HOST_THREADS: Final = 32
-"""The host's journal and metrics threads at once per event loop (the default executor's most)."""
+"""The host's journal threads at once per event loop (the default executor's most)."""
+
+METRICS_THREADS: Final = 2
+"""The threads that merge the workers' shared metrics for a scrape, per event loop: apart from the
+journal's, so a database that hangs every journal call leaves ``/metrics`` answering, when it is
+needed most."""
 
 BOUNDED_DATA_THREADS: Final = 32 + 16 + 16 + 16 + 16
 """The places of the host's reads that bound themselves, hung ones included, each acquired without
@@ -55,6 +63,7 @@ endpoint or the readiness ping, which those bounds were meant to keep apart. Thr
 _T = TypeVar("_T")
 _HOST: RunVar[DaemonThreadPool] = RunVar("fulcrum_host_threads")
 _DATA: RunVar[DaemonThreadPool] = RunVar("fulcrum_data_threads")
+_METRICS: RunVar[DaemonThreadPool] = RunVar("fulcrum_metrics_threads")
 
 
 def _pool(var: RunVar[DaemonThreadPool], size: int, name: str) -> DaemonThreadPool:
@@ -79,9 +88,14 @@ async def _run(pool: DaemonThreadPool, call: Callable[[], _T], *, abandon_on_can
 
 async def to_thread(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     """What ``asyncio.to_thread`` does (the context variables follow the call, and a cancelled caller
-    stops waiting while the thread runs on), in one of the host's own threads (journal, metrics)."""
+    stops waiting while the thread runs on), in one of the host's own threads (the journal)."""
     call = functools.partial(function, *args, **kwargs)
     return await _run(_pool(_HOST, HOST_THREADS, "fulcrum-host"), call, abandon_on_cancel=True)
+
+
+async def for_metrics(function: Callable[[], _T]) -> _T:
+    """:func:`to_thread` of ``function`` in the metrics' own threads (:data:`METRICS_THREADS`)."""
+    return await _run(_pool(_METRICS, METRICS_THREADS, "fulcrum-metrics"), function, abandon_on_cancel=True)
 
 
 async def run_sync(function: Callable[..., _T], *args: Any, abandon_on_cancel: bool = False) -> _T:
