@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from fulcrum_core.data.db import Database
@@ -13,7 +13,13 @@ from fulcrum_core.data.types import utcnow
 from fulcrum_core.errors import BadRequest
 from fulcrum_core.oauth.clients import ClientStore
 from fulcrum_core.oauth.codes import CodeStore
-from fulcrum_core.oauth.refresh import GRACE_REUSES, REFRESH_TTL, FamilyRevoked, RefreshTokenStore
+from fulcrum_core.oauth.refresh import (
+    GRACE_REUSES,
+    REFRESH_TTL,
+    FamilyRevoked,
+    RefreshToken,
+    RefreshTokenStore,
+)
 
 GRACE = 10
 
@@ -125,15 +131,21 @@ def test_the_grace_period_accepts_a_token_a_bounded_number_of_times(db: Database
     assert not _family_live(store, record.family_id)
 
 
-def test_a_repeat_keeps_the_successor_issued_first(db: Database) -> None:
-    """A repeat within the grace period issues a second successor; the first stays valid (both branches
-    live), and one repeat more than ``GRACE_REUSES`` revokes the family and both branches."""
-    store = RefreshTokenStore(db, reuse_grace_seconds=GRACE)
+def _spent(db: Database, grace: int) -> tuple[RefreshTokenStore, str, datetime, RefreshToken, str]:
+    """A store with the grace period ``grace``, a token its client spent at ``start``, the record that
+    rotation returned, and the successor issued into its family."""
+    store = RefreshTokenStore(db, reuse_grace_seconds=grace)
     token = _issue(store)
     start = utcnow()
     first = store.rotate(token, client_id="app", now=start)
     assert first is not None
-    branches = [_issue(store, first.family_id)]
+    return store, token, start, first, _issue(store, first.family_id)
+
+def test_a_repeat_keeps_the_successor_issued_first(db: Database) -> None:
+    """A repeat within the grace period issues a second successor; the first stays valid (both branches
+    live), and one repeat more than ``GRACE_REUSES`` revokes the family and both branches."""
+    store, token, start, first, successor = _spent(db, GRACE)
+    branches = [successor]
     for n in range(GRACE_REUSES):
         again = store.rotate(token, client_id="app", now=start + timedelta(seconds=1 + n))
         assert again is not None
@@ -165,16 +177,13 @@ def test_a_repeat_that_finds_its_token_expired_is_refused_without_revoking(db: D
         assert store.rotate(token, client_id="app", now=start + timedelta(seconds=3)) is None
         assert (store.rotate(successor, client_id="app") is not None) is bool(grace), grace
 
+
 @pytest.mark.parametrize("grace", [GRACE, 0])
 def test_a_reuse_after_the_grace_period_revokes_the_family(db: Database, grace: int) -> None:
     """A repeat at the grace period's last instant is accepted; later than that (with the grace period
     0: at all) the token's use is a reuse: refused, and the successors it was rotated into are revoked."""
-    store = RefreshTokenStore(db, reuse_grace_seconds=grace)
-    token = _issue(store)
-    start = utcnow()
-    first = store.rotate(token, client_id="app", now=start)
-    assert first is not None
-    successors = [_issue(store, first.family_id)]
+    store, token, start, first, successor = _spent(db, grace)
+    successors = [successor]
     if grace:
         assert store.rotate(token, client_id="app", now=start + timedelta(seconds=grace)) is not None
         successors.append(_issue(store, first.family_id))
