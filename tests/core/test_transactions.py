@@ -388,6 +388,30 @@ async def test_a_row_from_before_clients_were_recorded_keeps_the_customers_scope
     assert len(shop.calls) == 1
 
 
+async def test_an_old_row_found_by_another_plugins_client_is_refused_without_its_id(
+    service: TransactionService, shop: Shop, db: Database
+) -> None:
+    """Another plugin's client sending an old row's key with its own body meets the customer-wide key
+    (422), but is not told the id of a transaction it cannot read (GET would answer it 404); the app's
+    client, which reads all of the customer's transactions, is told it."""
+    first = await service.submit(C3, "k-old", body(), client_id=APP)
+    _as_if_journaled_before_clients_were_recorded(db)
+    other = msgspec.json.encode({"type": "other.pay", "params": {}})
+    with pytest.raises(Unprocessable) as info:
+        await service.submit(C3, "k-old", other, client_id="plugin-other")
+    assert info.value.code == "idempotency.mismatch"
+    assert "transaction_id" not in info.value.extra
+    with pytest.raises(NotFound):
+        service.get(C3, first.transaction_id, client_id="plugin-other")
+    with pytest.raises(Unprocessable) as info:
+        await service.submit(C3, "k-old", other, client_id=APP)
+    assert info.value.extra["transaction_id"] == first.transaction_id
+    with pytest.raises(Unprocessable) as info:  # the owning plugin's client reads it, so is told
+        await service.submit(C3, "k-old", body(amount=20_000), client_id=PARTNER)
+    assert info.value.extra["transaction_id"] == first.transaction_id
+    assert len(rows(db)) == 1
+
+
 async def test_reconciliation_asks_about_an_old_row_under_its_bare_key(
     make_service: Callable[..., TransactionService], db: Database, release: threading.Event, shop: Shop
 ) -> None:
@@ -1256,7 +1280,7 @@ async def test_retry_after_of_a_refusal_by_an_open_breaker_is_when_it_lets_calls
     assert refused.status_code == 503
     assert refused.retry_after is not None
     assert 20 < refused.retry_after <= 30
-    replayed = service._replay(rows(db)[0], rows(db)[0].request_hash).retry_after
+    replayed = service._replay(rows(db)[0], rows(db)[0].request_hash, APP).retry_after
     assert replayed is not None
     assert 20 < replayed <= refused.retry_after
     guard.breaker.reset()

@@ -180,6 +180,21 @@ def _fields(plan: _Plan) -> dict[str, str]:
     return fields
 
 
+def readable_by(client_id: str, row: TransactionRow) -> bool:
+    """Whether ``client_id`` may read ``row``: a plugin's own client (``plugin-<id>``) reads only its
+    plugin's transactions, as it submits only its types; the mobile app's client reads all of the
+    customer's."""
+    if not client_id.startswith(PLUGIN_CLIENT_PREFIX):
+        return True
+    return row.plugin_id == client_id.removeprefix(PLUGIN_CLIENT_PREFIX)
+
+
+def _naming(client_id: str, row: TransactionRow) -> dict[str, Any]:
+    """The problem member naming ``row``'s id, when ``client_id`` may read it (a row journaled before
+    clients were recorded is found by every client of its customer, another plugin's client too)."""
+    return {"transaction_id": row.id} if readable_by(client_id, row) else {}
+
+
 def _shown(exc: BaseException) -> str:
     """``repr(exc)`` for a log line, or its type's name when the plugin's exception cannot even be
     printed: the warning about a broken plugin must not raise in turn."""
@@ -237,7 +252,7 @@ class TransactionService:
         existing = await host_threads.to_thread(self.journal.find, customer_ref, client_id, key)
         if existing is not None:
             if not (existing.retryable and existing.request_hash == parsed.request_hash):
-                return self._replay(existing, parsed.request_hash)
+                return self._replay(existing, parsed.request_hash, client_id)
             if self._window_closed(existing, utcnow()):
                 return await self._expire(existing, parsed.request_hash)
             # The plugin never saw the last attempt: checked afresh, the same transaction runs again.
@@ -249,7 +264,7 @@ class TransactionService:
                     f"{plan.plugin.id!r}); use a new key to send it to the new one",
                     code="idempotency.owner_changed",
                     field=checks.IDEMPOTENCY_HEADER,
-                    transaction_id=existing.id,
+                    **_naming(client_id, existing),
                 )
             return await asyncio.shield(self._rerun(plan, existing, parsed.request_hash))
         plan = await self._planned(customer_ref, parsed.body)
@@ -291,7 +306,7 @@ class TransactionService:
         same = current.request_hash == request_hash
         if current.retryable and same and self._window_closed(current, utcnow()):
             return await self._expire(current, request_hash)  # it closed while this retry was checked
-        return self._replay(current, request_hash)
+        return self._replay(current, request_hash, row.client_id)
 
     def _window_closed(self, row: TransactionRow, now: datetime) -> bool:
         """Whether ``row``, first seen at ``first_seen_at``, is past its retry window at ``now``."""
@@ -378,22 +393,24 @@ class TransactionService:
                 field="type",
             )
 
-    def _replay(self, row: TransactionRow, request_hash: str) -> TransactionOutcome:
+    def _replay(self, row: TransactionRow, request_hash: str, client_id: str) -> TransactionOutcome:
+        """``row``'s outcome again for ``client_id``'s repeat, or the 422 / 409 of a key in use; the
+        problem names the row's id only to a client that may read it."""
         if row.request_hash != request_hash:
             raise Unprocessable(
                 f"this {checks.IDEMPOTENCY_HEADER} was already used for a different request; "
                 "use a new key for a new transaction",
                 code="idempotency.mismatch",
                 field=checks.IDEMPOTENCY_HEADER,
-                transaction_id=row.id,
+                **_naming(client_id, row),
             )
         if row.status == "pending" or row.response_status is None:
             raise Conflict(
                 "a request with this idempotency key is still being processed; retry shortly",
                 code="idempotency.in_flight",
                 field=checks.IDEMPOTENCY_HEADER,
-                transaction_id=row.id,
                 headers={"Retry-After": "1"},
+                **_naming(client_id, row),
             )
         outcome = replay(row)
         if outcome.retry_after is None:
@@ -722,10 +739,7 @@ class TransactionService:
         own client (``plugin-<id>``) reads only its plugin's transactions, as it submits only its types:
         another plugin's is 404 to it too (the mobile app's client reads all of the customer's)."""
         row = self.journal.get(tx_id) if _TX_ID.match(tx_id) else None  # no query for what no id is
-        plugin_client = client_id.startswith(PLUGIN_CLIENT_PREFIX)
-        if row is None or row.customer_ref != customer_ref or (
-            plugin_client and row.plugin_id != client_id.removeprefix(PLUGIN_CLIENT_PREFIX)
-        ):
+        if row is None or row.customer_ref != customer_ref or not readable_by(client_id, row):
             raise NotFound(f"no transaction {echoed(tx_id)}", code="transaction.not_found", field="id")
         return view_of(row)
 
