@@ -101,8 +101,15 @@ def test_a_plugin_offloading_to_asyncio_threads_cannot_stall_transactions(
         deadlines=SHORT,
         breaker=PATIENT,
     )
-    for _ in range(40):  # more than the default executor holds on any machine with up to 36 cores
-        assert _degraded(app.get("/v1/home").json()) == {"offloads": "timeout"}
+    hung = 0
+    for _ in range(400):  # until more hung than the default executor holds with up to 36 cores
+        left_out = _degraded(app.get("/v1/home").json())
+        # On a loaded machine a call can find the last one's cancelled task still in the bulkhead.
+        assert left_out in ({"offloads": "timeout"}, {"offloads": "rejected"})
+        hung += left_out == {"offloads": "timeout"}
+        if hung == 40:
+            break
+    assert hung == 40
     timer = threading.Timer(10, release.set)  # unblocks the test if the journal waits for the plugin
     timer.start()
     try:
