@@ -89,7 +89,7 @@ def client(settings: Settings, tokens: TokenService) -> Iterator[TestClient[Lite
     app = Litestar(
         route_handlers=[healthz, home, transact, whoami, forgotten, stringy, staff_router],
         middleware=[auth_middleware()],
-        plugins=[problem_details_plugin()],
+        plugins=[problem_details_plugin("http://testserver.local/problems/")],
     )
     app.state.runtime = SimpleNamespace(settings=settings, tokens=tokens)
     with TestClient(app) as c:
@@ -225,7 +225,7 @@ def test_excluded_paths_still_skip_authentication(settings: Settings, tokens: To
     app = Litestar(
         route_handlers=[home, whoami],
         middleware=[DefineMiddleware(BearerAuthenticationMiddleware, exclude=["/v1/whoami"])],
-        plugins=[problem_details_plugin()],
+        plugins=[problem_details_plugin("http://testserver.local/problems/")],
     )
     app.state.runtime = SimpleNamespace(settings=settings, tokens=tokens)
     with TestClient(app) as c:

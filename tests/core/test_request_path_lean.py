@@ -62,7 +62,7 @@ def app(settings: Settings, tokens: TokenService) -> Litestar:
     app = Litestar(
         route_handlers=[read_thing, write_thing, own_id],
         middleware=[RequestIdMiddleware, auth_middleware()],
-        plugins=[problem_details_plugin()],
+        plugins=[problem_details_plugin("http://testserver.local/problems/")],
         before_send=[echo_request_id],
     )
     app.state.runtime = SimpleNamespace(settings=settings, tokens=tokens)

@@ -36,6 +36,7 @@ from fulcrum_core.dispatch.shared import SharedBreakers
 from fulcrum_core.errors import problem_details_plugin
 from fulcrum_core.observability import setup as observability
 from fulcrum_core.plugins import get_plugin_manager
+from fulcrum_core.problem_types import problem_base
 from fulcrum_core.registry_host import attach_registry, registry_of
 from fulcrum_core.registry_host.host import admission_gate
 from fulcrum_core.runtime import Runtime
@@ -169,7 +170,7 @@ def _app(settings: Settings, rt: Runtime, *, debug: bool) -> Litestar:
             auth_middleware(),
             *observability.middleware_after_auth(rt),
         ],
-        plugins=[problem_details_plugin(), VarTupleSchemaPlugin()],
+        plugins=[problem_details_plugin(problem_base(settings)), VarTupleSchemaPlugin()],
         logging_config=observability.logging_config(rt),
         request_class=FulcrumRequest,
         before_send=observability.before_send(),

@@ -9,13 +9,17 @@
     ├── Unprocessable               422   well-formed but refused (suitability, limits, idempotency mismatch)
     └── ServiceUnavailable          503   a dependency is down (database, registry)
 
-Domain code raises these; ``problem_details_plugin()`` turns them (and litestar's own HTTP
+Domain code raises these; ``problem_details_plugin(base)`` turns them (and litestar's own HTTP
 exceptions) into ``application/problem+json`` responses. Nothing else builds error responses.
+
+Each problem's ``code`` is a stable slug clients switch on, and its ``type`` the URI under ``base``
+where that code is documented (``fulcrum_core.problem_types``, served at ``GET /problems/{code}``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from litestar import Request, Response
@@ -28,6 +32,7 @@ from litestar.plugins.problem_details import (
 )
 
 from fulcrum_core.parameter_problems import describe_parameter
+from fulcrum_core.problem_types import type_uri
 
 __all__ = [
     "BadRequest",
@@ -41,11 +46,9 @@ __all__ = [
     "problem_details_plugin",
 ]
 
-PROBLEM_BASE = "https://fulcrum.dev/problems/"
-
-
 class CoreError(Exception):
-    """Base of the host's domain errors. ``code`` is a stable slug; ``field`` names the bad input."""
+    """Base of the host's domain errors. ``code`` is a stable slug; ``field`` names the bad input;
+    ``type_code`` is the catalogue entry documenting it when ``code`` is not one (a plugin's own code)."""
 
     status: ClassVar[int] = 500
     default_code: ClassVar[str] = "internal"
@@ -57,11 +60,13 @@ class CoreError(Exception):
         code: str | None = None,
         field: str | None = None,
         headers: dict[str, str] | None = None,
+        type_code: str | None = None,
         **extra: Any,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.code = code or self.default_code
+        self.type_code = type_code or self.code
         self.field = field
         self.headers = headers
         self.extra = extra
@@ -118,14 +123,14 @@ _TITLES = {
 }
 
 
-def _to_problem(exc: CoreError) -> ProblemDetailsException:
+def _to_problem(exc: CoreError, base: str) -> ProblemDetailsException:
     extra: dict[str, Any] = {"code": exc.code}
     if exc.field:
         extra["field"] = exc.field
     extra.update(exc.extra)
     return ProblemDetailsException(
         status_code=exc.status,
-        type_=PROBLEM_BASE + exc.code,
+        type_=type_uri(base, exc.type_code),
         title=_TITLES.get(exc.status, "Error"),
         detail=exc.detail,
         headers=exc.headers,
@@ -165,7 +170,7 @@ def _field_error(item: Any, request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 
 def _validation_to_problem(
-    exc: ValidationException, request: Request[Any, Any, Any]
+    exc: ValidationException, request: Request[Any, Any, Any], base: str
 ) -> ProblemDetailsException:
     """Litestar's own parameter/body validation, in the same shape as ``CoreError`` problems."""
     items = exc.extra if isinstance(exc.extra, list) else []
@@ -181,16 +186,12 @@ def _validation_to_problem(
         extra["errors"] = errors
     return ProblemDetailsException(
         status_code=exc.status_code,
-        type_=PROBLEM_BASE + "invalid-input",
+        type_=type_uri(base, "invalid-input"),
         title=_TITLES.get(exc.status_code, "Bad Request"),
         detail=detail,
         headers=exc.headers,
         extra=extra,
     )
-
-
-def _validation_response(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    return _validation_to_problem(exc, request).to_response(request)
 
 
 _HTTP_CODES = {
@@ -205,7 +206,7 @@ _HTTP_CODES = {
 }
 
 
-def _http_to_problem(exc: HTTPException) -> ProblemDetailsException:
+def _http_to_problem(exc: HTTPException, base: str) -> ProblemDetailsException:
     """Litestar's other HTTP errors (malformed JSON, unknown route, wrong method) in the same shape."""
     code = _HTTP_CODES.get(exc.status_code, "http-error")
     extra: dict[str, Any] = {"code": code}
@@ -215,7 +216,7 @@ def _http_to_problem(exc: HTTPException) -> ProblemDetailsException:
         extra.update(exc.extra)
     return ProblemDetailsException(
         status_code=exc.status_code,
-        type_=PROBLEM_BASE + code,
+        type_=type_uri(base, code),
         title=_TITLES.get(exc.status_code, "Error"),
         detail=str(exc.detail),
         headers=exc.headers,
@@ -227,17 +228,36 @@ class _ProblemDetails(ProblemDetailsPlugin):
     """The problem details plugin, plus a handler for litestar's validation errors that sees the
     request (the config's map sees only the exception): a bad parameter is named with the value sent."""
 
+    def __init__(self, config: ProblemDetailsConfig, base: str) -> None:
+        super().__init__(config)
+        self.base = base
+
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config = super().on_app_init(app_config)
-        app_config.exception_handlers[ValidationException] = _validation_response
+        base = self.base
+
+        def validation_response(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+            return _validation_to_problem(exc, request, base).to_response(request)
+
+        app_config.exception_handlers[ValidationException] = validation_response
         return app_config
 
 
-def problem_details_plugin() -> ProblemDetailsPlugin:
-    """Litestar plugin mapping every ``CoreError`` and ``HTTPException`` to problem details."""
+def _under(
+    base: str, convert: Callable[[Any, str], ProblemDetailsException]
+) -> Callable[[Any], ProblemDetailsException]:
+    return lambda exc: convert(exc, base)
+
+
+def problem_details_plugin(base: str) -> ProblemDetailsPlugin:
+    """Litestar plugin mapping every ``CoreError`` and ``HTTPException`` to problem details whose
+    ``type`` is ``base`` (``problem_types.problem_base``) plus the code's catalogue entry."""
     return _ProblemDetails(
         ProblemDetailsConfig(
             enable_for_all_http_exceptions=True,
-            exception_to_problem_detail_map={CoreError: _to_problem, HTTPException: _http_to_problem},
-        )
+            exception_to_problem_detail_map={
+                CoreError: _under(base, _to_problem), HTTPException: _under(base, _http_to_problem),
+            },
+        ),
+        base,
     )

@@ -133,6 +133,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # OAuth / JWT: the issuer URL and the audience of customer-facing access tokens.
     issuer: str = "http://127.0.0.1:8000"
     audience: str = "fulcrum-app"
+    # Where the error catalogue is published: every problem's ``type`` is this URL plus its code. None
+    # → ``/problems/`` under ``issuer``, which this host serves; set it when the catalogue is published
+    # elsewhere (a developer portal). An absolute http(s) URL; a missing final ``/`` is added.
+    problem_base_url: Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/?#]+[^\s?#]*$")] | None = None
     access_token_ttl_seconds: Annotated[int, msgspec.Meta(ge=30, le=300)] = 300
     # Refresh-token rotation grace period: within this many seconds after a refresh token was spent,
     # its own client may present it again (two screens refreshing together, a retry whose answer a
@@ -260,6 +264,7 @@ _ENV_FIELDS = {
     "FULCRUM_EVENT_LOOP": "event_loop",
     "FULCRUM_ISSUER": "issuer",
     "FULCRUM_AUDIENCE": "audience",
+    "FULCRUM_PROBLEM_BASE_URL": "problem_base_url",
     "FULCRUM_REFRESH_REUSE_GRACE_SECONDS": "refresh_reuse_grace_seconds",
     "FULCRUM_PAIRWISE_SECRET": "pairwise_secret",
     "FULCRUM_DEV_MODE": "dev_mode",

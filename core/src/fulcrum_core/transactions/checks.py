@@ -19,6 +19,7 @@ from fulcrum_sdk.errors import TransactionRefused
 from fulcrum_sdk.models import LocalizedText, RiskLevel, TransactionResult, TransactionType
 
 from fulcrum_core.errors import BadRequest, CoreError, Forbidden, Unprocessable
+from fulcrum_core.problem_types import PLUGIN_REFUSAL
 from fulcrum_core.transactions.models import TransactionBody
 
 __all__ = [
@@ -171,7 +172,7 @@ def refusal(exc: TransactionRefused, *, plugin_id: str = "") -> CoreError:
         return PluginFaultError(f"plugin {plugin_id!r} refused invalidly: {err}", plugin=plugin_id)
     return Unprocessable(
         message.zh_CN, code=result.code, field=f"params.{field}" if field else "params",
-        message=msgspec.to_builtins(message),
+        type_code=PLUGIN_REFUSAL, message=msgspec.to_builtins(message),
     )
 
 

@@ -32,8 +32,11 @@ EXPIRED = LocalizedText(
 )
 
 
-def expired_problem(row: TransactionRow, *, window_seconds: int, now: datetime) -> TransactionProblem:
-    """The 422 ``idempotency.expired`` that ``row`` (retryable, as read) answers once ended at ``now``."""
+def expired_problem(
+    row: TransactionRow, *, window_seconds: int, now: datetime, problem_base: str
+) -> TransactionProblem:
+    """The 422 ``idempotency.expired`` that ``row`` (retryable, as read) answers once ended at ``now``
+    (its ``type`` under ``problem_base``)."""
     hours, rest = divmod(window_seconds, 3600)
     window = f"{window_seconds} seconds" if rest else f"{hours} hour{'s' if hours != 1 else ''}"
     return outcome_problem(
@@ -44,13 +47,16 @@ def expired_problem(row: TransactionRow, *, window_seconds: int, now: datetime) 
         f"carried out within {window} of its first request is not carried out later, and has "
         "ended as failed: send it again with a new key if it is still wanted",
         msgspec.structs.replace(view_of(row), updated_at=now),
+        base=problem_base,
         message=EXPIRED,
         field=IDEMPOTENCY_HEADER,
         first_seen_at=row.first_seen_at,
     )
 
 
-def expire_closed(journal: Journal, *, window_seconds: int, now: datetime, limit: int = 500) -> list[str]:
+def expire_closed(
+    journal: Journal, *, window_seconds: int, now: datetime, problem_base: str, limit: int = 500
+) -> list[str]:
     """End every retryable row whose retry window has closed at ``now`` as a late retry would (failed,
     no longer retryable, its 503 kept as its last attempt, the 422 stored for replay); their ids.
     A row a concurrent retry took first is left to that retry."""
@@ -59,7 +65,8 @@ def expire_closed(journal: Journal, *, window_seconds: int, now: datetime, limit
     rows = journal.retryable_since(cutoff, limit=limit)
     while rows:
         for row in rows:
-            body = encode_body(expired_problem(row, window_seconds=window_seconds, now=now))
+            problem = expired_problem(row, window_seconds=window_seconds, now=now, problem_base=problem_base)
+            body = encode_body(problem)
             if journal.expire(row, response_status=422, response_body=body, now=now):
                 log.info("transaction %s: never retried within its retry window; ended as failed", row.id)
                 ended.append(row.id)

@@ -32,16 +32,20 @@ class ReconcileReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def reconcile(
-    journal: Journal, *, older_than: timedelta, now: datetime, retry_window_seconds: int, limit: int = 500
+    journal: Journal, *, older_than: timedelta, now: datetime, retry_window_seconds: int, problem_base: str,
+    limit: int = 500,
 ) -> ReconcileReport:
     """Mark rows ``pending`` for longer than ``older_than`` as ``unknown``, end retryable rows first seen
-    ``retry_window_seconds`` or more before ``now``; report all ``unknown`` rows."""
+    ``retry_window_seconds`` or more before ``now`` (their stored 422 typed under ``problem_base``);
+    report all ``unknown`` rows."""
     marked: list[str] = []
     for row in journal.pending_before(now - older_than, limit=limit):
         view = msgspec.structs.replace(view_of(row), status="unknown", updated_at=now)
         if journal.mark_unknown(row.id, response_status=202, response_body=encode_body(view), now=now):
             marked.append(row.id)
-    expired = expire_closed(journal, window_seconds=retry_window_seconds, now=now, limit=limit)
+    expired = expire_closed(
+        journal, window_seconds=retry_window_seconds, now=now, problem_base=problem_base, limit=limit
+    )
     return ReconcileReport(
         marked_unknown=marked, expired=expired, unknown=unknown_views(journal, limit=limit)
     )

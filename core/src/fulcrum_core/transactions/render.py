@@ -9,7 +9,7 @@ import msgspec
 from fulcrum_sdk.models import LocalizedText, TransactionResult
 
 from fulcrum_core.data.models.transaction import TransactionRow
-from fulcrum_core.errors import PROBLEM_BASE
+from fulcrum_core.problem_types import PLUGIN_REFUSAL, type_uri
 from fulcrum_core.transactions.models import (
     TransactionOutcome,
     TransactionProblem,
@@ -54,13 +54,16 @@ def outcome_problem(
     detail: str,
     view: TransactionView,
     *,
+    base: str,
+    plugin_code: bool = False,
     message: LocalizedText | None = None,
     field: str | None = None,
     first_seen_at: datetime | None = None,
 ) -> TransactionProblem:
-    """Problem details for a journaled transaction that did not succeed."""
+    """Problem details for a journaled transaction that did not succeed, typed under ``base``;
+    ``plugin_code``: ``code`` is the plugin's own, documented as a plugin's refusal."""
     return TransactionProblem(
-        type=PROBLEM_BASE + code,
+        type=type_uri(base, PLUGIN_REFUSAL if plugin_code else code),
         title=_TITLES.get(status, "Error"),
         status=status,
         detail=detail,

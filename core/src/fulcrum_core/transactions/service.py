@@ -50,7 +50,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import msgspec
 from fulcrum_sdk._validate import ResultError, check_transaction_result, rated_risk
@@ -76,6 +76,7 @@ from fulcrum_core.dispatch.results import PluginCallError
 from fulcrum_core.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
 from fulcrum_core.oauth.clients import PLUGIN_CLIENT_PREFIX
 from fulcrum_core.parameter_problems import echoed
+from fulcrum_core.problem_types import problem_base
 from fulcrum_core.settings import Settings
 from fulcrum_core.transactions import checks
 from fulcrum_core.transactions.checks import PluginBusyError, PluginFaultError
@@ -170,6 +171,18 @@ class _Plan:
     close: Callable[[], None]
 
 
+class _Problem(NamedTuple):
+    """A journaled transaction's problem: status, code, detail, the customer's message, the field, and
+    whether ``code`` is the plugin's own (typed as a plugin's refusal, ``problem_types.PLUGIN_REFUSAL``)."""
+
+    status: int
+    code: str
+    detail: str
+    message: LocalizedText | None
+    field: str | None
+    plugin_code: bool = False
+
+
 def _fields(plan: _Plan) -> dict[str, str]:
     """The structured fields of a log line about ``plan``'s plugin failing: with a partner's own
     request id, so its report can be matched to this line."""
@@ -224,6 +237,7 @@ class TransactionService:
         provider: DataProvider,
     ) -> None:
         self._settings = settings
+        self._problem_base = problem_base(settings)
         self._db = db
         self._plugins = plugins
         self._dispatcher = dispatcher
@@ -326,7 +340,8 @@ class TransactionService:
         """
         now = utcnow()
         problem = expired_problem(
-            row, window_seconds=self._settings.transaction_retry_window_seconds, now=now
+            row, window_seconds=self._settings.transaction_retry_window_seconds, now=now,
+            problem_base=self._problem_base,
         )
         expired = await host_threads.to_thread(
             self.journal.expire, row, response_status=422, response_body=encode_body(problem), now=now
@@ -520,7 +535,7 @@ class TransactionService:
             created_at=plan.now,
         )
         result: TransactionResult | None = None
-        problem: tuple[int, str, str, LocalizedText | None, str | None] | None = None
+        problem: _Problem | None = None
         status = "unknown"
         retryable = False  # the plugin was never asked: a retry with the same key may run it
         try:
@@ -539,7 +554,9 @@ class TransactionService:
             status = result.status
             if result.status == "failed":
                 message = result.message or _FAILED
-                problem = (422, result.code or "transaction.failed", message.zh_CN, message, None)
+                problem = _Problem(
+                    422, result.code or "transaction.failed", message.zh_CN, message, None, bool(result.code)
+                )
         except OutcomeUnknown as exc:  # the plugin may have acted: reconciliation settles it
             log.warning(
                 "transaction %s: plugin %r cannot confirm its outcome: %s%s", plan.tx_id, plan.plugin.id, exc,
@@ -558,14 +575,16 @@ class TransactionService:
                 if settling and code.endswith(".request_in_progress"):
                     return TransactionOutcome(202, view_of(row))  # its first attempt still holds the key
                 status = "failed"
-                problem = (422, code, message.zh_CN, message, f"params.{field}" if field else None)
+                problem = _Problem(
+                    422, code, message.zh_CN, message, f"params.{field}" if field else None, bool(result.code)
+                )
         except PluginCallError as exc:
             log.warning("transaction %s: %s%s", plan.tx_id, exc, _note(plan), extra=_fields(plan))
             if settling:
                 return TransactionOutcome(202, view_of(row))  # no answer: the first attempt is still unknown
             if exc.kind == "error":
                 status = "failed"
-                problem = (
+                problem = _Problem(
                     502,
                     "transaction.plugin_error",
                     f"plugin {exc.plugin!r} failed: the transaction was not carried out",
@@ -575,7 +594,7 @@ class TransactionService:
             elif exc.kind == "rejected":  # refused before the call started: the plugin did nothing
                 status = "failed"
                 retryable = True
-                problem = (
+                problem = _Problem(
                     503,
                     "transaction.plugin_unavailable",
                     f"plugin {exc.plugin!r} is temporarily unavailable: the transaction was not carried out",
@@ -719,16 +738,15 @@ class TransactionService:
             close=contexts.close,
         )
 
-    @staticmethod
-    def _outcome(
-        status: str,
-        view: TransactionView,
-        problem: tuple[int, str, str, LocalizedText | None, str | None] | None,
-    ) -> TransactionOutcome:
+    def _outcome(self, status: str, view: TransactionView, problem: _Problem | None) -> TransactionOutcome:
         if problem is not None:
-            code_status, code, detail, message, field = problem
+            code_status, code, detail, message, field, plugin_code = problem
             return TransactionOutcome(
-                code_status, outcome_problem(code_status, code, detail, view, message=message, field=field)
+                code_status,
+                outcome_problem(
+                    code_status, code, detail, view, base=self._problem_base, plugin_code=plugin_code,
+                    message=message, field=field,
+                ),
             )
         return TransactionOutcome(201 if status == "succeeded" else 202, view)
 
@@ -801,6 +819,7 @@ class TransactionService:
             older_than=grace,
             now=now or utcnow(),
             retry_window_seconds=self._settings.transaction_retry_window_seconds,
+            problem_base=self._problem_base,
         )
 
 
