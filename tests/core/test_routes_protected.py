@@ -22,8 +22,9 @@ from litestar.testing import TestClient
 # themselves instead of taking a bearer token.
 PUBLIC_PATHS = {"/healthz", "/readyz", "/.well-known/oauth-authorization-server", "/oauth/jwks"}
 OAUTH_PROTOCOL_PATHS = {"/oauth/authorize", "/oauth/token", "/oauth/revoke", "/oauth/introspect"}
-# The registry's PEP 503 index serves approved wheels to installers (argued in api/registry_index.py).
-PUBLIC_PREFIXES = ("/schema", "/registry/simple", "/registry/files/")
+# The registry's PEP 503 index serves approved wheels to installers (argued in api/registry_index.py);
+# /problems documents the error codes, where every problem's `type` leads (docs, like /schema).
+PUBLIC_PREFIXES = ("/schema", "/problems", "/registry/simple", "/registry/files/")
 
 _SAMPLES = {"int": "1", "float": "1.5", "uuid": str(uuid.uuid4()), "date": "2025-01-01",
             "datetime": "2025-01-01T00:00:00", "path": "x", "str": "x", "decimal": "1"}

@@ -21,6 +21,7 @@ def routers() -> Sequence[ControllerRouterHandler]:
         oauth,
         pages,
         plugins,
+        problems,
         registry,
         registry_index,
         search,
@@ -41,4 +42,5 @@ def routers() -> Sequence[ControllerRouterHandler]:
         *metrics.ROUTES,
         *registry.ROUTES,
         *registry_index.ROUTES,
+        *problems.ROUTES,
     ]
