@@ -410,3 +410,15 @@ def test_the_openapi_document_describes_the_catalogue_routes(app: Any) -> None:
         assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/html"}
     assert "404" in spec["paths"]["/problems/{code}"]["get"]["responses"]
     assert "ProblemTypeDoc" in spec["components"]["schemas"]
+
+
+def test_the_openapi_document_leads_from_problems_to_their_types(app: Any) -> None:
+    """The document links the catalogue (``externalDocs``) and every problem schema says what its
+    ``type`` and ``code`` are for."""
+    spec = app.client.get("/schema/openapi.json").json()
+    assert spec["externalDocs"]["url"] == "http://127.0.0.1:8000/problems/"
+    schemas = spec["components"]["schemas"]
+    for name in ("InputProblem", "AccessProblem", "RateLimitProblem", "TransactionProblem"):
+        properties = schemas[name]["properties"]
+        assert "GET /problems" in properties["type"]["description"], name
+        assert "switch on" in properties["code"]["description"], name

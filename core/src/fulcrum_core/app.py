@@ -11,6 +11,7 @@ from fulcrum_sdk.data import DataProvider, StaticDataProvider
 from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import ExternalDocumentation
 
 from fulcrum_core.api import routers
 from fulcrum_core.api.input_problems import document_input_problems
@@ -180,6 +181,10 @@ def _app(settings: Settings, rt: Runtime, *, debug: bool) -> Litestar:
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
             components=security_components(settings.issuer),
+            external_docs=ExternalDocumentation(
+                url=problem_base(settings),
+                description="Every problem type (error code) the API answers; each problem's `type` is one",
+            ),
             # The schema routes are public; every other route declares its scopes (auth/guards.py).
             openapi_router=Router(
                 "/schema", route_handlers=[], include_in_schema=False, opt={"public": True}

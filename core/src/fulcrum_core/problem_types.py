@@ -11,7 +11,7 @@ when one is missing here, or when an entry here is emitted nowhere.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Final, Literal
 
 import msgspec
 
@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CATALOGUE",
     "PLUGIN_REFUSAL",
+    "ProblemCode",
     "ProblemType",
+    "ProblemTypeURI",
     "Remedy",
     "by_code",
     "problem_base",
@@ -37,6 +39,25 @@ what), ``retry`` (send the same request again later, after ``Retry-After`` when 
 (get a new access token), ``get-scope`` (a token with other scopes or of another kind), ``ask-consent``
 (the customer grants a consent), ``ask-customer`` (show ``message`` or ``detail``: the customer decides,
 e.g. a new transaction), ``contact-operator`` (the platform must act), ``none`` (nothing to do)."""
+
+
+ProblemTypeURI = Annotated[
+    str,
+    msgspec.Meta(
+        description="The problem type: an absolute URI whose page documents this code (what it means, what "
+        "to do); GET /problems on the API lists every type."
+    ),
+]
+"""The ``type`` member of the API's problem schemas, as the OpenAPI document describes it."""
+
+ProblemCode = Annotated[
+    str,
+    msgspec.Meta(
+        description="The stable code to switch on (the last segment of `type`, except a plugin's own refusal "
+        "code, typed `transaction.refused`); `detail` is for people and may change."
+    ),
+]
+"""The ``code`` member of the API's problem schemas, as the OpenAPI document describes it."""
 
 
 class ProblemType(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -18,6 +18,8 @@ from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 
+from fulcrum_core.problem_types import ProblemCode, ProblemTypeURI
+
 __all__ = [
     "DATA_UNAVAILABLE_RESPONSE", "INPUT_PROBLEM_RESPONSE", "NOT_FOUND_RESPONSE", "FieldProblem",
     "InputProblem", "document_input_problems",
@@ -45,11 +47,11 @@ class InputProblem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     for a parameter or body that fails its schema, or the slug of the check that refused it);
     ``field`` names the first bad input and ``errors`` lists each when there are several."""
 
-    type: str
+    type: ProblemTypeURI
     title: str
     status: int
     detail: str
-    code: str
+    code: ProblemCode
     field: str | None = None
     errors: list[FieldProblem] | None = None
 

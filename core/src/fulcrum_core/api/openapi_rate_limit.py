@@ -19,6 +19,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIHeader, OpenAPIResponse, OpenAPIType, Operation, Schema
 
 from fulcrum_core.observability.ratelimit import PREFIX
+from fulcrum_core.problem_types import ProblemCode, ProblemTypeURI
 from fulcrum_core.settings import RateLimit
 
 __all__ = ["RATE_LIMITED_RESPONSE", "RateLimitProblem", "RateLimitedOperation", "document_rate_limit"]
@@ -28,11 +29,11 @@ class RateLimitProblem(msgspec.Struct, frozen=True, kw_only=True):
     """RFC 9457 problem details of a 429: this client (token's client and subject) sent more requests
     in the window than the limit allows; ``detail`` says how many and when to retry."""
 
-    type: str
+    type: ProblemTypeURI
     title: str
     status: int
     detail: str
-    code: str
+    code: ProblemCode
 
 
 RATE_LIMITED_RESPONSE = ResponseSpec(

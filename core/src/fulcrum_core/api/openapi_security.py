@@ -19,6 +19,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
 
 from fulcrum_core.auth.guards import declared_scopes
+from fulcrum_core.problem_types import ProblemCode, ProblemTypeURI
 
 __all__ = ["SCHEME", "AccessProblem", "document_security", "security_components"]
 
@@ -33,11 +34,11 @@ class AccessProblem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     """RFC 9457 problem details of a 401 (no valid token: ``code`` says why, with a
     ``WWW-Authenticate`` challenge) or a 403 (``missing_scopes`` lists what the token lacks)."""
 
-    type: str
+    type: ProblemTypeURI
     title: str
     status: int
     detail: str
-    code: str
+    code: ProblemCode
     missing_scopes: list[str] | None = None
 
 

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from fulcrum_sdk.models import LocalizedText, RiskLevel
 
+from fulcrum_core.problem_types import ProblemCode, ProblemTypeURI
+
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "Suitability",
@@ -81,11 +83,11 @@ class TransactionProblem(msgspec.Struct, frozen=True, kw_only=True, omit_default
     optional member, not a union, so generated clients get a single error type to decode.
     """
 
-    type: str
+    type: ProblemTypeURI
     title: str
     status: int
     detail: str
-    code: str
+    code: ProblemCode
     transaction: TransactionView | None = None
     field: str | None = None
     message: LocalizedText | None = None
