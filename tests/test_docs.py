@@ -132,3 +132,15 @@ def test_the_partner_guide_states_the_hosts_own_limits() -> None:
     assert f"JSON documents of at most {MAX_VALUE_BYTES // 1024} KiB each" in guide
     entries, mib = f"{DEFAULT_CACHE_ENTRIES:,}".replace(",", " "), DEFAULT_CACHE_BYTES // 2**20
     assert f"up to {entries} of them and {mib} MiB in each worker" in guide
+
+
+def test_the_docs_say_where_errors_are_documented() -> None:
+    """The README and the partner guide send readers to the served error catalogue, and say to switch
+    on `code`; the route they name is the app's."""
+    from fulcrum_core.api.problems import ROUTES
+
+    assert {path for handler in ROUTES for path in handler.paths} == {"/problems", "/problems/{code:str}"}
+    guide = (ROOT / "docs" / "partner-guide.md").read_text(encoding="utf-8")
+    for text in (README, guide):
+        assert "GET /problems" in text or "/problems>" in text
+        assert "switch on `code`" in text
