@@ -384,17 +384,17 @@ def test_the_pages_escape_catalogue_text(app: Any, monkeypatch: pytest.MonkeyPat
 
 def test_a_configured_base_types_every_problem(make_app: Callable[..., Any]) -> None:
     """``problem_base_url`` (a developer portal) replaces the issuer's address in every type."""
-    app = make_app(problem_base_url="https://developer.bank.example/errors")
+    app = make_app(problem_base_url="https://bank.example/errors")
     problem = app.client.get("/v1/home").json()
-    assert problem["type"] == "https://developer.bank.example/errors/token.missing"
-    assert app.client.get("/problems").json()["base"] == "https://developer.bank.example/errors/"
+    assert problem["type"] == "https://bank.example/errors/token.missing"
+    assert app.client.get("/problems").json()["base"] == "https://bank.example/errors/"
 
 
 def test_the_base_setting_takes_absolute_urls_only() -> None:
     """``FULCRUM_PROBLEM_BASE_URL`` is read, and a relative or non-http value refused by name."""
     from fulcrum_core.settings import SettingsError, load_settings
 
-    url = "https://developer.bank.example/errors/"
+    url = "https://bank.example/errors/"
     assert load_settings(environ={"FULCRUM_PROBLEM_BASE_URL": url}).problem_base_url == url
     for bad in ("/problems/", "ftp://x.example/p/", "https:// space.example/"):
         with pytest.raises(SettingsError, match="FULCRUM_PROBLEM_BASE_URL"):
@@ -422,3 +422,28 @@ def test_the_openapi_document_leads_from_problems_to_their_types(app: Any) -> No
         properties = schemas[name]["properties"]
         assert "GET /problems" in properties["type"]["description"], name
         assert "switch on" in properties["code"]["description"], name
+
+
+def test_an_unexpected_exception_is_the_documented_internal_problem(
+    log_records: Callable[[str], list[Any]],
+) -> None:
+    """A handler's unexpected exception answers the 500 problem ``internal`` (its text is not sent) and
+    is logged, so the request id the problem asks to report leads to it."""
+    from fulcrum_core.errors import problem_details_plugin
+    from litestar import Litestar, get
+    from litestar.testing import TestClient
+
+    @get("/boom", sync_to_thread=False)
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    records = log_records("fulcrum.api")
+    app = Litestar([boom], plugins=[problem_details_plugin("https://bank.example/problems/")])
+    with TestClient(app) as client:
+        response = client.get("/boom")
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith(PROBLEM)
+    problem = response.json()
+    assert (problem["code"], problem["type"]) == ("internal", "https://bank.example/problems/internal")
+    assert "secret" not in response.text
+    assert [r.exc_info[1].args for r in records if r.exc_info] == [("secret internals",)]

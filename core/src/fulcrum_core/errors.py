@@ -9,6 +9,8 @@
     ├── Unprocessable               422   well-formed but refused (suitability, limits, idempotency mismatch)
     └── ServiceUnavailable          503   a dependency is down (database, registry)
 
+An exception nobody expected is the 500 problem ``internal`` (outside debug mode), logged here.
+
 Domain code raises these; ``problem_details_plugin(base)`` turns them (and litestar's own HTTP
 exceptions) into ``application/problem+json`` responses. Nothing else builds error responses.
 
@@ -18,6 +20,7 @@ where that code is documented (``fulcrum_core.problem_types``, served at ``GET /
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -106,6 +109,8 @@ class ServiceUnavailable(CoreError):
     status = 503
     default_code = "unavailable"
 
+
+log = logging.getLogger("fulcrum.api")
 
 _TITLES = {
     405: "Method Not Allowed",
@@ -224,9 +229,22 @@ def _http_to_problem(exc: HTTPException, base: str) -> ProblemDetailsException:
     )
 
 
+def _internal_problem(base: str) -> ProblemDetailsException:
+    """An exception no handler expected, as the 500 problem ``internal``: nothing of it is sent (its
+    text may name internals); the log has it, under the response's request id."""
+    return ProblemDetailsException(
+        status_code=500,
+        type_=type_uri(base, CoreError.default_code),
+        title="Internal Server Error",
+        detail="the host failed unexpectedly; report the X-Request-ID of this response if it persists",
+        extra={"code": CoreError.default_code},
+    )
+
+
 class _ProblemDetails(ProblemDetailsPlugin):
     """The problem details plugin, plus a handler for litestar's validation errors that sees the
-    request (the config's map sees only the exception): a bad parameter is named with the value sent."""
+    request (the config's map sees only the exception): a bad parameter is named with the value sent;
+    and outside debug mode (which shows the traceback) an unexpected exception's 500 as a problem too."""
 
     def __init__(self, config: ProblemDetailsConfig, base: str) -> None:
         super().__init__(config)
@@ -239,7 +257,14 @@ class _ProblemDetails(ProblemDetailsPlugin):
         def validation_response(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
             return _validation_to_problem(exc, request, base).to_response(request)
 
+        def internal_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+            # litestar logs it only in debug mode: without this line the request id would lead nowhere
+            log.error("unexpected error answering %s %s", request.method, request.url.path, exc_info=exc)
+            return _internal_problem(base).to_response(request)
+
         app_config.exception_handlers[ValidationException] = validation_response
+        if not app_config.debug:
+            app_config.exception_handlers.setdefault(Exception, internal_response)
         return app_config
 
 
