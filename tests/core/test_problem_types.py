@@ -447,3 +447,15 @@ def test_an_unexpected_exception_is_the_documented_internal_problem(
     assert (problem["code"], problem["type"]) == ("internal", "https://bank.example/problems/internal")
     assert "secret" not in response.text
     assert [r.exc_info[1].args for r in records if r.exc_info] == [("secret internals",)]
+
+
+def test_the_catalogue_is_outside_the_per_client_rate_limit(make_app: Callable[..., Any]) -> None:
+    """Like /schema: no token, so no client to count; a client past its limit can still read the docs."""
+    from fulcrum_core.settings import RateLimit
+
+    app = make_app(rate_limit=RateLimit(requests=1, window_seconds=3600))
+    token = app.token()
+    assert [app.get("/v1/transaction-types", token=token).status_code for _ in range(2)] == [200, 429]
+    limited = app.get("/v1/transaction-types", token=token).json()
+    assert [app.client.get(urlsplit(limited["type"]).path).status_code for _ in range(3)] == [200] * 3
+    assert app.get("/problems", token=token).status_code == 200

@@ -183,7 +183,8 @@ CATALOGUE: Final[tuple[ProblemType, ...]] = (
        "The bank has no customer profile for the token's subject.",
        "Sign the customer in again; if it persists the customer is not onboarded.", "reauthenticate"),
     _t("unknown-customer", 403, "Unknown customer",
-       "A plugin's data was asked for a subject the bank has no customer profile for.",
+       "The bank has no customer profile for the token's subject (found as the request's plugin "
+       "contexts were prepared, where other routes answer `customer.unknown`).",
        "Sign the customer in again; if it persists the customer is not onboarded.", "reauthenticate"),
     _t("customer.data_unavailable", 503, "Customer data unavailable",
        "The bank's customer data did not answer in time.", "Retry after `Retry-After` seconds.", "retry",
