@@ -309,7 +309,7 @@ CATALOGUE: Final[tuple[ProblemType, ...]] = (
        ("field", "first_seen_at", *_TX)),
     # --- Transactions: the outcome ---------------------------------------------------------------------
     _t("transaction.not_found", 404, "No such transaction",
-       "No transaction with that id for this customer and client.",
+       "No transaction with that id for this caller (another customer's answers the same).",
        "Use the id a POST /v1/transactions answer gave.", "fix-request", _FIELD),
     _t(PLUGIN_REFUSAL, 422, "Refused by the plugin",
        "The plugin owning the type refused the transaction for a business reason; `code` is the "
