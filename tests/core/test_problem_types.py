@@ -459,3 +459,31 @@ def test_the_catalogue_is_outside_the_per_client_rate_limit(make_app: Callable[.
     limited = app.get("/v1/transaction-types", token=token).json()
     assert [app.client.get(urlsplit(limited["type"]).path).status_code for _ in range(3)] == [200] * 3
     assert app.get("/problems", token=token).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("stored", "replayed"), [("fund.closed", PLUGIN_REFUSAL), ("transaction.failed", "transaction.failed")]
+)
+def test_a_problem_journaled_under_the_old_base_replays_with_a_type_that_leads_somewhere(
+    app: Any, stored: str, replayed: str
+) -> None:
+    """A refusal stored when types were under a domain nobody serves is replayed typed as now: a host
+    code keeps its entry, a plugin's own code is a plugin's refusal; the rest of the body is as stored."""
+    from fulcrum_core.problem_types import LEGACY_PROBLEM_BASE
+    from sqlalchemy import text
+
+    from .test_transactions_openapi import _post
+
+    payload = {"type": "fund.order", "params": {"fund": "GONE", "amount_fen": 100}}
+    first = _post(app, payload, "k-old").json()
+    with app.runtime.db.engine.begin() as conn:
+        updated = conn.execute(
+            text("UPDATE transactions SET response_body = replace(response_body, :new, :old)"),
+            {"new": first["type"], "old": LEGACY_PROBLEM_BASE + stored},
+        )
+        assert updated.rowcount == 1
+        body = conn.execute(text("SELECT response_body FROM transactions")).scalar_one()
+        assert LEGACY_PROBLEM_BASE + stored in body
+    again = _post(app, payload, "k-old")
+    assert again.json() == {**first, "type": "http://127.0.0.1:8000/problems/" + replayed}
+    _follow(app, again.json())

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CATALOGUE",
+    "LEGACY_PROBLEM_BASE",
     "PLUGIN_REFUSAL",
     "ProblemCode",
     "ProblemType",
@@ -74,6 +75,10 @@ class ProblemType(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     # Response headers that come with it.
     headers: tuple[str, ...] = ()
 
+
+LEGACY_PROBLEM_BASE: Final = "https://fulcrum.dev/problems/"
+"""The base of every ``type`` before the catalogue was served: a domain nobody serves. Transaction
+problems journaled then are typed afresh when replayed (``transactions.render.replay``)."""
 
 PLUGIN_REFUSAL: Final = "transaction.refused"
 """The type of every problem whose ``code`` a plugin chose: the catalogue cannot list a plugin's codes."""

@@ -9,7 +9,7 @@ import msgspec
 from fulcrum_sdk.models import LocalizedText, TransactionResult
 
 from fulcrum_core.data.models.transaction import TransactionRow
-from fulcrum_core.problem_types import PLUGIN_REFUSAL, type_uri
+from fulcrum_core.problem_types import LEGACY_PROBLEM_BASE, PLUGIN_REFUSAL, by_code, type_uri
 from fulcrum_core.transactions.models import (
     TransactionOutcome,
     TransactionProblem,
@@ -80,14 +80,19 @@ def encode_body(body: TransactionView | TransactionProblem) -> str:
     return msgspec.json.encode(body).decode()
 
 
-def replay(row: TransactionRow) -> TransactionOutcome:
-    """The stored response of a finished row, marked as a replay."""
+def replay(row: TransactionRow, *, problem_base: str) -> TransactionOutcome:
+    """The stored response of a finished row, marked as a replay; a problem stored before its type led
+    anywhere (``LEGACY_PROBLEM_BASE``) is typed under ``problem_base`` as it would be now."""
     if row.response_status is None or row.response_body is None:
         raise ValueError(f"transaction {row.id} has no stored response yet")
     body_type: type[TransactionView | TransactionProblem] = (
         TransactionProblem if row.response_status >= 400 else TransactionView
     )
     body = msgspec.json.decode(row.response_body, type=body_type)
+    if isinstance(body, TransactionProblem) and body.type.startswith(LEGACY_PROBLEM_BASE):
+        code = body.type.removeprefix(LEGACY_PROBLEM_BASE)
+        retyped = type_uri(problem_base, code if by_code(code) is not None else PLUGIN_REFUSAL)
+        body = msgspec.structs.replace(body, type=retyped)
     return TransactionOutcome(
         status_code=row.response_status, body=body, replayed=True,
         retry_after=RETRY_AFTER_S if row.retryable else None,

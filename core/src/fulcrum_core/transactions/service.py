@@ -427,7 +427,7 @@ class TransactionService:
                 headers={"Retry-After": "1"},
                 **_naming(client_id, row),
             )
-        outcome = replay(row)
+        outcome = replay(row, problem_base=self._problem_base)
         if outcome.retry_after is None:
             return outcome
         return dataclasses.replace(outcome, retry_after=self._retry_after(row.plugin_id))
