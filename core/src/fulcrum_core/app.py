@@ -30,6 +30,7 @@ from fulcrum_core.branches.host import (
 from fulcrum_core.campaigns import CAMPAIGNS, CampaignStore
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.provider import DemoDataProvider
+from fulcrum_core.dispatch import leftovers
 from fulcrum_core.dispatch.context import ContextFactory
 from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool, joined
 from fulcrum_core.dispatch.dispatcher import Dispatcher
@@ -231,15 +232,20 @@ class _PluginThreads:
     """The threads plugin code runs in, given a bounded time to finish when the host stops: the dispatcher's
     pool, and the event loop's default executor (``asyncio.to_thread``), which the loop would otherwise
     join without a bound as it closes (``asyncio.run``, uvicorn) and ``concurrent.futures`` at exit. So the
-    host makes the loop's default executor a :class:`DaemonThreadPool` when it starts on the loop."""
+    host makes the loop's default executor a :class:`DaemonThreadPool` when it starts on the loop. It also
+    installs the loop's task factory then, which bounds the tasks plugins start (``leftovers.py``)."""
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
         self.default: DaemonThreadPool | None = None
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
         self.default = _default_pool()
-        asyncio.get_running_loop().set_default_executor(self.default)
+        loop.set_default_executor(self.default)
+        # The loop's task factory tags the tasks plugin code starts, bounding them by their call's
+        # deadline (``dispatch/leftovers.py``): from the start, before any request.
+        leftovers.install(loop)
 
     async def stop(self) -> None:
         self.dispatcher.close()

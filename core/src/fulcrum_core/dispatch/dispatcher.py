@@ -56,6 +56,7 @@ from fulcrum_core.dispatch.breaker import BreakerState
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock, wait_until
 from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool, joined
 from fulcrum_core.dispatch.eager import Eager, PluginExit
+from fulcrum_core.dispatch.leftovers import OWNER, LeftoverOutcome, TaskWatch, install
 from fulcrum_core.dispatch.resilience import Guard, Guards
 from fulcrum_core.dispatch.results import Degraded, DegradedReason, Gathered, Outcome, PluginCallError
 from fulcrum_core.dispatch.stats import CallStats
@@ -308,6 +309,29 @@ class Dispatcher:
         # deadline gets no more until they return: a thread cannot be stopped, so a few plugins hung in
         # several hooks each would otherwise hold every thread. Healthy concurrency is the bulkhead's.
         self._threads = _ThreadShare(threads_per_plugin or max(1, max_threads // 4))
+        # The task factory of the loop last called on (``leftovers.py``), installed there if missing.
+        self._watch_loop: asyncio.AbstractEventLoop | None = None
+        self._watch: TaskWatch | None = None
+
+    def _watch_on(self, loop: asyncio.AbstractEventLoop) -> TaskWatch:
+        """The :class:`TaskWatch` of ``loop``, which tags the tasks plugins start there (installed
+        now if the app's startup did not, e.g. a dispatcher used on its own)."""
+        watch = self._watch
+        if loop is not self._watch_loop or watch is None:
+            watch = self._watch = install(loop)
+            self._watch_loop = loop
+        return watch
+
+    def leftover(self, plugin: str, hook: str, outcome: LeftoverOutcome, detail: str) -> None:
+        """A task a call of ``plugin``'s ``hook`` started was still running at the call's deadline
+        (``cancelled``) or raised with nobody retrieving it (``error``): logged and counted."""
+        log.warning(
+            "plugin %r left a task behind in %s (%s): %s", plugin, hook, outcome, detail,
+            extra={"plugin": plugin, "hook": hook},
+        )
+        observe = getattr(self.observer, "observe_leftover", None)
+        if observe is not None:
+            observe(plugin, hook, outcome)
 
     def deadline_ms(self, hook: str) -> int:
         """The configured deadline of ``hook`` in milliseconds (campaigns: the home page's)."""
@@ -360,6 +384,8 @@ class Dispatcher:
         extras = self.guards
         checks_list = hook in LIST_RESULT_TYPES
         eager = Eager(loop)
+        watch = self._watch_on(loop)  # told which call's code runs inline, to tag the tasks it starts
+        watch.sink, watch.limit_s = self, hook_s
         for plugin, ctx in calls:
             impl = plugin.impls.get(hook)
             if impl is None:
@@ -383,6 +409,7 @@ class Dispatcher:
                 args = (ctx,) if impl.argnames == _CTX_ONLY else _args(impl.argnames, ctx, kwargs)
                 t0 = now()
                 exc = None
+                watch.guard, watch.since = guard, t0  # the plugin's code runs inline from here
                 if impl.is_async:
                     try:
                         coro = impl.function(*args)
@@ -393,13 +420,14 @@ class Dispatcher:
                         value, exc = None, error
                     else:
                         if not ended:
+                            watch.guard = None
                             # Its first step held the loop (it goes on in its task, the breaker opens).
                             _open_if_held(guard, now() - t0, hook_s)
                             # free() said there is room, and only the plugin's own first step ran since.
                             held = guard.bulkhead.try_enter()
-                            suspended.append(
-                                self._suspend(plugin, guard, eager.take(coro, value), t0, ctx, held=held)
-                            )
+                            # The rest runs in its task, whose context says whose tasks it starts.
+                            task = eager.take(coro, value, watch.charge(guard, t0, hook_s, self))
+                            suspended.append(self._suspend(plugin, guard, task, t0, ctx, held=held))
                             continue
                 else:
                     try:
@@ -408,6 +436,7 @@ class Dispatcher:
                         value = copy_context().run(impl.function, *args)
                     except BaseException as error:
                         value, exc = None, error
+                watch.guard = None
             elapsed = now() - t0
             if exc is None and elapsed <= hook_s and checks_list:
                 try:
@@ -605,6 +634,10 @@ class Dispatcher:
         args = (ctx,) if impl.argnames == _CTX_ONLY else _args(impl.argnames, ctx, kwargs)
         started = _now(loop)
         function = impl.function
+        watch = self._watch_on(loop)  # the tasks its code starts are charged to this call
+        if impl.is_async or impl.inline:
+            watch.sink, watch.limit_s = self, limit_s
+            watch.guard, watch.since = guard, started
         if impl.is_async:
             try:
                 coro = function(*args)
@@ -615,17 +648,24 @@ class Dispatcher:
             except BaseException as exc:  # SystemExit, KeyboardInterrupt, its own: the plugin's error
                 guard.bulkhead.leave()
                 return None, exc, started
+            finally:
+                watch.guard = None
             _open_if_held(guard, _now(loop) - started, limit_s)  # its first step held the loop
-            return self._suspend(plugin, guard, eager.take(coro, first), started, ctx)
+            charge = watch.charge(guard, started, limit_s, self)
+            return self._suspend(plugin, guard, eager.take(coro, first, charge), started, ctx)
         if impl.inline:
             try:
                 value = copy_context().run(function, *args)  # a context of its own (see call_many)
             except BaseException as exc:
                 return None, exc, started
             finally:
+                watch.guard = None
                 guard.bulkhead.leave()
             return value, None, started
-        run = contextvars.copy_context().run
+        context = contextvars.copy_context()
+        # A task its thread starts on the loop (``asyncio.run_coroutine_threadsafe``) is charged to it.
+        context.run(OWNER.set, watch.charge(guard, started, limit_s, self))
+        run = context.run
         began = [0.0]
         try:
             inner = self._executor.submit(run, _timed, began, functools.partial(function, *args))

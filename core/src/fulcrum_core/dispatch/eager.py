@@ -24,6 +24,8 @@ from asyncio.tasks import _enter_task, _leave_task  # what the loop itself calls
 from collections.abc import Coroutine, Generator
 from typing import Any
 
+from fulcrum_core.dispatch.leftovers import OWNER, Charge, host_coroutine
+
 __all__ = ["Eager", "PluginExit", "resume"]
 
 
@@ -100,6 +102,7 @@ class _Spare:
         self.task: asyncio.Task[Any] = loop.create_task(self._run(), context=self.context)
         self.made = True
 
+    @host_coroutine  # the dispatcher's own task (it bounds the plugin code it runs), never a leftover
     async def _run(self) -> Any:
         if not self.made:
             # An eager task factory (3.12+) started it inside create_task, before anyone could take it:
@@ -159,11 +162,17 @@ class Eager:
             if caller is not None:
                 _enter_task(loop, caller)
 
-    def take(self, coro: Coroutine[Any, Any, Any], first: Any) -> asyncio.Task[Any]:
-        """The task ``coro`` took its first step as, now going on with it (it suspended on ``first``)."""
+    def take(
+        self, coro: Coroutine[Any, Any, Any], first: Any, charge: Charge | None = None
+    ) -> asyncio.Task[Any]:
+        """The task ``coro`` took its first step as, now going on with it (it suspended on ``first``);
+        ``charge``: the plugin call it goes on as, which the tasks it starts are charged to
+        (``leftovers.py``)."""
         spare = self._spare
         if spare is None:
             raise RuntimeError("Eager.take() follows a step() that suspended")
         self._spare = None
+        if charge is not None:
+            spare.context.run(OWNER.set, charge)
         spare.coro, spare.first = coro, first
         return spare.task
