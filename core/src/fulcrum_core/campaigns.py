@@ -36,6 +36,7 @@ from fulcrum_sdk.models import SlotOffer
 from fulcrum_core.data.storage import refresh_fraction
 from fulcrum_core.dispatch.clock import wait_until
 from fulcrum_core.dispatch.dispatcher import Dispatcher
+from fulcrum_core.dispatch.leftovers import host_task
 from fulcrum_core.dispatch.results import Degraded
 from fulcrum_core.observability.logging import REQUEST_ID, new_request_id
 from fulcrum_core.plugins import LoadedPlugin
@@ -226,7 +227,7 @@ class CampaignStore:
         self, key: _Key, plugin: LoadedPlugin, settings: Mapping[str, str], now: datetime, *, refresh: bool
     ) -> asyncio.Task[Fetched]:
         # A context of its own: the call is shared, so its log lines carry its own id, not a page's.
-        task = asyncio.get_running_loop().create_task(
+        task = host_task(
             self._fetch(key, plugin, settings, now, refresh=refresh), context=contextvars.Context()
         )
         self._flights[key] = task  # also keeps the task from being collected

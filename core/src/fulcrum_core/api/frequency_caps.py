@@ -28,6 +28,7 @@ import anyio
 from fulcrum_core import host_threads
 from fulcrum_core.assembly.home import HomeItem, apply_frequency_caps, capped_slots
 from fulcrum_core.data.impressions import ImpressionStore
+from fulcrum_core.dispatch.leftovers import host_task
 from fulcrum_core.observability.throttle import ThrottledWarning
 from fulcrum_core.runtime import Runtime
 from fulcrum_core.settings import SlotConfig
@@ -159,7 +160,7 @@ async def apply_caps(
     if not shown:
         return slots
     verdict = _Verdict()
-    write = asyncio.get_running_loop().create_task(
+    write = host_task(
         host_threads.run_sync(_record_shown, runtime, customer_ref, shown, capped, now, verdict)
     )
     _WRITES.add(write)

@@ -35,6 +35,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from fulcrum_core import host_threads
+from fulcrum_core.dispatch.leftovers import host_task
 
 if TYPE_CHECKING:
     from fulcrum_core.data.db import Database
@@ -270,7 +271,7 @@ class ConsentCache:
             self.put(customer_ref, found, now, token, learnt=learnt)
             return found
 
-        task = loop.create_task(run())
+        task = host_task(run(), loop=loop)  # the host's, even when a plugin's read started it
         self._flights[customer_ref] = (task, token)  # also keeps the task from being collected
         task.add_done_callback(lambda done: self._landed(done, customer_ref, refresh))
         return task

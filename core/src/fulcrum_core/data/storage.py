@@ -50,6 +50,7 @@ from fulcrum_core.data.errors import storage_errors
 from fulcrum_core.data.models.plugin_storage import PluginCounterRow, PluginDocumentRow
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock
+from fulcrum_core.dispatch.leftovers import host_task
 
 __all__ = [
     "DEFAULT_CACHE_BYTES",
@@ -375,7 +376,7 @@ class _Flights:
         for it; ``refresh`` names the plugin when nobody awaits the flight (a refresh), whose failure
         is then logged."""
         coro = _call(read, slots) if on_loop else _in_thread(_bounded_read, read, slots)
-        task = loop.create_task(coro)
+        task = host_task(coro, loop=loop)  # the host's, even when a plugin's read started it
         for slot in slots:
             self._by_slot[slot] = (task, cache.stamp(slot))
         task.add_done_callback(lambda done: self._landed(done, cache, slots, refresh))

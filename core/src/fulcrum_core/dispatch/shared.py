@@ -28,6 +28,7 @@ import redis.asyncio
 from fulcrum_sdk.hookspecs import HOOK_NAMES
 
 from fulcrum_core.dispatch.breaker import BreakerState, StateTransition
+from fulcrum_core.dispatch.leftovers import host_task
 from fulcrum_core.dispatch.resilience import Guards
 
 __all__ = ["SharedBreakers"]
@@ -114,7 +115,7 @@ class SharedBreakers:
             if asyncio.iscoroutine(command):
                 command.close()
             return
-        task = loop.create_task(self._quietly(command))
+        task = host_task(self._quietly(command), loop=loop)
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
@@ -203,7 +204,7 @@ class SharedBreakers:
     async def start(self) -> None:
         """Start reading the other workers' openings (app startup)."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._task = host_task(self._run())
 
     async def stop(self) -> None:
         """Stop reading and publishing, finish pending writes, close the connections (app shutdown)."""

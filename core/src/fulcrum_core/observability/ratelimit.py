@@ -37,6 +37,7 @@ from litestar.enums import ScopeType
 from litestar.exceptions import TooManyRequestsException
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from fulcrum_core.dispatch.leftovers import host_task
 from fulcrum_core.observability.throttle import ThrottledWarning
 from fulcrum_core.settings import RateLimit
 
@@ -236,7 +237,7 @@ class RateLimiter:
                 "rate limit store unreachable at startup (%s: %s); this worker counts each client alone "
                 "until it answers (asked again every %.0f s)", type(exc).__name__, exc, self.retry_s,
             )
-            self._reopening = asyncio.get_running_loop().create_task(self._reopen())
+            self._reopening = host_task(self._reopen())
 
     async def _reopen(self) -> None:
         while True:

@@ -32,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fulcrum_core import host_threads
 from fulcrum_core.data.db import Database
+from fulcrum_core.dispatch.leftovers import host_task
 from fulcrum_core.errors import CoreError
 from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, sync_plugin_clients
 from fulcrum_core.plugins import AdmissionCheck, PluginPolicy, PluginSet
@@ -240,7 +241,7 @@ class PolicyWatcher:
         """Read the policy once, then poll in the background (an app's ``on_startup``)."""
         await self.poll_once()
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="fulcrum-registry-watcher")
+            self._task = host_task(self._run(), name="fulcrum-registry-watcher")
 
     async def stop(self) -> None:
         """Stop polling (an app's ``on_shutdown``)."""
