@@ -21,7 +21,15 @@ from prometheus_client.registry import Collector
 
 from fulcrum_core.dispatch.breaker import BreakerSnapshot, BreakerState
 
-__all__ = ["BREAKER_HELP", "CALLS_HELP", "CALL_BUCKETS", "CONTENT_TYPE", "LATENCY_HELP", "Metrics"]
+__all__ = [
+    "BREAKER_HELP",
+    "CALLS_HELP",
+    "CALL_BUCKETS",
+    "CONTENT_TYPE",
+    "LATENCY_HELP",
+    "LEFTOVERS_HELP",
+    "Metrics",
+]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The Prometheus text exposition format."""
@@ -31,6 +39,10 @@ CALL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.3,
 
 LATENCY_HELP = "Duration of plugin hook calls that ran, by plugin and hook."
 CALLS_HELP = "Plugin hook calls by outcome: ok, error, timeout, invalid, rejected, breaker_open."
+LEFTOVERS_HELP = (
+    "Tasks a plugin's hook call started and left behind, by outcome: cancelled (still running at the"
+    " call's deadline), error (it raised and nobody retrieved the exception)."
+)
 BREAKER_HELP = (
     "Circuit breaker state per plugin and hook: how many workers' breakers are in that state"
     " (one worker: 1 for its current state, 0 otherwise)."
@@ -78,6 +90,14 @@ class _CallCollector(Collector):
         for key, count in sorted(self._metrics.call_counts().items()):
             calls.add_metric(list(key), float(count))
         yield calls
+        leftovers = CounterMetricFamily(
+            "fulcrum_plugin_leftover_tasks",
+            LEFTOVERS_HELP,
+            labels=["plugin", "hook", "outcome"],
+        )
+        for key, count in sorted(self._metrics.leftovers.items()):
+            leftovers.add_metric(list(key), float(count))
+        yield leftovers
 
 
 def _bound(value: float) -> str:
@@ -111,6 +131,8 @@ class Metrics:
         self.latency: dict[tuple[str, str], _Latency] = {}
         # Outcomes other than ok (ok calls are counted in their _Latency).
         self.outcomes: dict[tuple[str, str, str], int] = {}
+        # Tasks plugins left behind, by (plugin, hook, "cancelled" or "error") (``dispatch/leftovers.py``).
+        self.leftovers: dict[tuple[str, str, str], int] = {}
         # The same _Latency objects by hook, then plugin: the hot path looks up plain strings.
         self._by_hook: dict[str, dict[str, _Latency]] = {}
         self.registry.register(_CallCollector(self))
@@ -160,6 +182,11 @@ class Metrics:
             series.ok += 1
             series.buckets[bisect_left(CALL_BUCKETS, seconds)] += 1
             series.total += seconds
+
+    def observe_leftover(self, plugin: str, hook: str, outcome: str) -> None:
+        """Count one task a call of ``plugin``'s ``hook`` left behind (on the event loop's thread)."""
+        key = (plugin, hook, outcome)
+        self.leftovers[key] = self.leftovers.get(key, 0) + 1
 
     def render(self) -> bytes:
         """Every metric in the Prometheus text format."""

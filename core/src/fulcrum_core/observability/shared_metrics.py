@@ -43,11 +43,13 @@ from prometheus_client.utils import floatToGoString
 
 from fulcrum_core import host_threads
 from fulcrum_core.dispatch.breaker import BreakerSnapshot, BreakerState
+from fulcrum_core.dispatch.leftovers import host_task
 from fulcrum_core.observability.metrics import (
     BREAKER_HELP,
     CALL_BUCKETS,
     CALLS_HELP,
     LATENCY_HELP,
+    LEFTOVERS_HELP,
     Metrics,
 )
 from fulcrum_core.observability.metrics_archive import compact, locked
@@ -69,6 +71,9 @@ _SAMPLES = {  # sample → its file, metric, label names and help text
     ),
     "fulcrum_plugin_calls_total": (
         "counter", "fulcrum_plugin_calls", ["plugin", "hook", "outcome"], CALLS_HELP
+    ),
+    "fulcrum_plugin_leftover_tasks_total": (
+        "counter", "fulcrum_plugin_leftover_tasks", ["plugin", "hook", "outcome"], LEFTOVERS_HELP
     ),
     "fulcrum_breaker_state": (
         "gauge_livesum", "fulcrum_breaker_state", ["plugin", "hook", "state"], BREAKER_HELP
@@ -159,6 +164,8 @@ class MetricsShare:
             self._write("fulcrum_plugin_call_seconds_sum", (plugin, hook), series.total)
         for (plugin, hook, outcome), count in self._metrics.call_counts().items():
             self._write("fulcrum_plugin_calls_total", (plugin, hook, outcome), float(count))
+        for (plugin, hook, outcome), count in self._metrics.leftovers.items():
+            self._write("fulcrum_plugin_leftover_tasks_total", (plugin, hook, outcome), float(count))
         for snap in self._breakers():
             plugin, _, hook = snap.name.partition(":")
             for each in BreakerState:
@@ -208,7 +215,7 @@ class MetricsShare:
     async def start(self) -> None:
         """Flush every ``every`` seconds until :meth:`stop` (the app's startup hook)."""
         self._flush_logged()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="fulcrum-metrics-share")
+        self._task = host_task(self._run(), name="fulcrum-metrics-share")
 
     async def _run(self) -> None:
         while True:
