@@ -336,9 +336,10 @@ async def test_the_watch_wraps_a_task_factory_set_before_it(fast: Settings, kit:
         return asyncio.Task(coro, loop=loop, **kwargs)
 
     if isinstance(before, leftovers.TaskWatch):  # installed by an earlier test on this loop
-        before.previous, before._make = factory, factory
-        watch = before
+        watch, kept = before, before.previous
+        watch.previous = factory
     else:
+        kept = None
         loop.set_task_factory(factory)
         watch = leftovers.install(loop)
     try:
@@ -363,6 +364,8 @@ async def test_the_watch_wraps_a_task_factory_set_before_it(fast: Settings, kit:
         assert any(getattr(coro, "__name__", "") == "forever" for coro in made)
         await host
     finally:
+        if isinstance(before, leftovers.TaskWatch):
+            before.previous = kept
         loop.set_task_factory(before)
 
 

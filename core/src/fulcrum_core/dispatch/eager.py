@@ -24,7 +24,7 @@ from asyncio.tasks import _enter_task, _leave_task  # what the loop itself calls
 from collections.abc import Coroutine, Generator
 from typing import Any
 
-from fulcrum_core.dispatch.leftovers import OWNER, Charge, host_coroutine
+from fulcrum_core.dispatch.leftovers import OWNER, Charge, untagged_task
 
 __all__ = ["Eager", "PluginExit", "resume"]
 
@@ -99,10 +99,11 @@ class _Spare:
         self.context = contextvars.copy_context()
         self.clean = self.context.copy()  # the same mapping: equal (at once) until a step changes it
         self.made = False
-        self.task: asyncio.Task[Any] = loop.create_task(self._run(), context=self.context)
+        # The dispatcher's own task, made past the host's task factory (``leftovers.py``), so never taken
+        # for a task the plugin whose code runs now started, and at no cost of that factory's.
+        self.task: asyncio.Task[Any] = untagged_task(loop, self._run(), self.context)
         self.made = True
 
-    @host_coroutine  # the dispatcher's own task (it bounds the plugin code it runs), never a leftover
     async def _run(self) -> Any:
         if not self.made:
             # An eager task factory (3.12+) started it inside create_task, before anyone could take it:

@@ -33,7 +33,7 @@ stops a plugin that keeps leaving them.
 The host's own tasks are never a plugin's, though host code runs with a plugin's code on the stack (a
 storage refresh-ahead, a consent refresh, a shared flight): the host starts them with :func:`host_task`,
 which runs them in a context without :data:`OWNER` and out of the inline call's reach. The dispatcher's
-own spare tasks (``eager.py``) are recognised by their code.
+own spare tasks (``eager.py``) are made past the watch (:func:`untagged_task`).
 
 Not covered: a callback a plugin schedules with ``loop.call_soon``/``call_later`` from code that runs
 inline (its first step, a ``@nonblocking`` function) runs in a context captured before the dispatcher
@@ -48,8 +48,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import Callable, Coroutine
-from types import CodeType
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 if TYPE_CHECKING:
@@ -61,9 +60,9 @@ __all__ = [
     "LeftoverSink",
     "TaskWatch",
     "host_code",
-    "host_coroutine",
     "host_task",
     "install",
+    "untagged_task",
     "watch_of",
 ]
 
@@ -151,20 +150,16 @@ def _describe(exc: BaseException | None) -> str:
 OWNER: contextvars.ContextVar[Charge | None] = contextvars.ContextVar("fulcrum_task_owner", default=None)
 """The plugin call whose code runs in this context (None: the host's)."""
 
-_HOST_CODES: set[CodeType] = set()
-
-
-def host_coroutine(
-    function: Callable[..., Coroutine[Any, Any, _T]],
-) -> Callable[..., Coroutine[Any, Any, _T]]:
-    """Mark an ``async def`` whose tasks are always the host's, whatever context starts them (the
-    dispatcher's spare tasks, which run plugin code it bounds itself)."""
-    _HOST_CODES.add(function.__code__)
-    return function
-
-
-def _make_task(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
-    return asyncio.Task(coro, loop=loop, **kwargs)
+def untagged_task(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, _T], context: contextvars.Context
+) -> asyncio.Task[_T]:
+    """A task of the dispatcher's own (``eager.py``'s spare tasks, which run plugin code it bounds
+    itself), made as the loop would make it but past the :class:`TaskWatch`: it is never tagged, and
+    costs no more than without the watch (one a page, on the home page's path)."""
+    factory = loop.get_task_factory()
+    if isinstance(factory, TaskWatch):
+        return factory._make(loop, coro, context, {})
+    return loop.create_task(coro, context=context)
 
 
 class TaskWatch:
@@ -173,42 +168,54 @@ class TaskWatch:
     ``guard``/``since``/``limit_s``/``sink``: the call whose code runs inline now (set by the dispatcher
     around it, ``guard`` None otherwise)."""
 
-    __slots__ = ("_charge", "_make", "guard", "limit_s", "loop", "previous", "since", "sink")
+    __slots__ = ("_charge", "guard", "limit_s", "loop", "previous", "since", "sink")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, previous: Any = None) -> None:
         self.loop = loop
         self.previous = previous
-        self._make: Callable[..., asyncio.Task[Any]] = previous if previous is not None else _make_task
         self.guard: Guard | None = None
         self.since = 0.0
         self.limit_s = 0.0
         self.sink: LeftoverSink | None = None
         self._charge: Charge | None = None
 
-    def __call__(self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+    def __call__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        coro: Any,
+        context: contextvars.Context | None = None,
+        **kwargs: Any,
+    ) -> asyncio.Task[Any]:
         guard = self.guard
-        if guard is None:
-            context = kwargs.get("context")
+        if guard is None:  # no plugin code inline: the task is a plugin's if its context says so
             charge = OWNER.get() if context is None else context.get(OWNER)
-            if charge is None or getattr(coro, "cr_code", None) in _HOST_CODES:
-                return self._make(loop, coro, **kwargs)
-            task = self._make(loop, coro, **kwargs)  # its context carries the charge on to its own tasks
+            if charge is None:
+                return self._make(loop, coro, context, kwargs)
+            task = self._make(loop, coro, context, kwargs)  # its context carries the charge on
             charge.adopt(task)
             return task
-        if getattr(coro, "cr_code", None) in _HOST_CODES:
-            return self._make(loop, coro, **kwargs)
         charge = self.current()
-        context = kwargs.get("context")
         if context is None:
-            context = kwargs["context"] = contextvars.copy_context()
+            context = contextvars.copy_context()
         if context.get(OWNER) is not charge:
             # A context entered right now (the plugin passed its own) cannot be changed: the task is
             # charged all the same, only the tasks it starts in turn are not.
             with contextlib.suppress(RuntimeError):
                 context.run(OWNER.set, charge)
-        task = self._make(loop, coro, **kwargs)
+        task = self._make(loop, coro, context, kwargs)
         charge.adopt(task)
         return task
+
+    def _make(
+        self, loop: asyncio.AbstractEventLoop, coro: Any, context: contextvars.Context | None, kwargs: Any
+    ) -> asyncio.Task[Any]:
+        """The task, as the factory set before this one (or asyncio) makes it."""
+        previous = self.previous
+        if previous is None:
+            return asyncio.Task(coro, loop=loop, context=context, **kwargs)
+        if context is None:  # as the loop calls a factory when it has no context to pass
+            return previous(loop, coro, **kwargs)  # type: ignore[no-any-return]
+        return previous(loop, coro, context=context, **kwargs)  # type: ignore[no-any-return]
 
     def current(self) -> Charge:
         """The charge of the call running inline now (one per call, made when first asked)."""
