@@ -144,3 +144,21 @@ def test_the_docs_say_where_errors_are_documented() -> None:
     for text in (README, guide):
         assert "GET /problems" in text or "/problems>" in text
         assert "switch on `code`" in text
+
+
+def test_the_partner_guide_states_the_deadline_left_to_a_hooks_tasks() -> None:
+    """The deadlines the guide gives tasks a hook leaves running are the hooks' own defaults, and the
+    metric it names is the one ``/metrics`` has."""
+    from fulcrum_core.observability.shared_metrics import _SAMPLES
+    from fulcrum_core.settings import Deadlines
+
+    guide = " ".join((ROOT / "docs" / "partner-guide.md").read_text(encoding="utf-8").split())
+    deadlines = Deadlines()
+    assert deadlines.search == deadlines.feed_items
+    stated = (
+        f"({deadlines.home_slot_offers} ms on the home page, {deadlines.search} ms for search and feeds, "
+        f"{deadlines.execute_transaction // 1000} s for a transaction)"
+    )
+    assert f"counted from when your hook was called {stated}" in guide
+    assert "`fulcrum_plugin_leftover_tasks_total`" in guide
+    assert "fulcrum_plugin_leftover_tasks_total" in _SAMPLES
