@@ -8,10 +8,12 @@ import contextlib
 import gc
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import msgspec
 import pytest
+from fulcrum_core.campaigns import CampaignStore, collect
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.storage import REFRESH_AFTER, SqlPluginStorage
 from fulcrum_core.dispatch import leftovers
@@ -287,6 +289,34 @@ async def test_call_one_and_a_thread_call_are_bounded_alike(fast: Settings, kit:
             break
         await asyncio.sleep(0.05)
     assert metrics.leftovers == {("threaded", "search", "cancelled"): 1}
+
+
+async def test_a_campaign_call_in_the_background_is_bounded_alike(settings: Settings, kit: Any) -> None:
+    """``home_slot_campaigns``, called by the host's campaign store in a task of its own: the task the
+    plugin leaves is cancelled at the home page's deadline and charged to the campaign hook; the store's
+    own call (a host task) lands with the plugin's offers."""
+    started: list[asyncio.Task[Any]] = []
+    cancelled: list[bool] = []
+    forever = _forever(started, cancelled)
+
+    async def campaigns(ctx: Any) -> Any:
+        asyncio.create_task(forever())  # noqa: RUF006
+        return [kit.offer("home.banner", "c1")]
+
+    conf = msgspec.structs.replace(settings, deadlines=Deadlines(home_slot_offers=DEADLINE_MS))
+    dispatcher, metrics = _dispatcher(conf)
+    (plugin,) = _loaded(conf, kit.plugin("camp", home_slot_campaigns=campaigns))
+    store = CampaignStore(dispatcher, 60_000)
+    page = SimpleNamespace(
+        now=kit.now, settings_token=None, settings_of=lambda p: p.settings,
+        settings_variants_of=lambda p: [p.settings],
+    )
+    _, waiting = store.for_page([plugin], page)  # type: ignore[arg-type]
+    assert await collect(waiting, {}, asyncio.get_running_loop().time() + 5) == []
+    assert [offer.key for offer in waiting[0][1].result()] == ["c1"]
+    await _past_deadline()
+    assert cancelled == [True]
+    assert metrics.leftovers == {("camp", "home_slot_campaigns", "cancelled"): 1}
 
 
 async def test_a_refresh_ahead_started_from_a_plugins_call_is_the_hosts(

@@ -127,6 +127,22 @@ def test_a_scrape_of_one_worker_reports_every_worker(tmp_path: Path) -> None:
     assert _samples(two.share.render()) == samples
 
 
+def test_tasks_plugins_left_behind_add_up_across_workers(tmp_path: Path) -> None:
+    """``fulcrum_plugin_leftover_tasks_total`` of two workers adds up in a scrape of either, as the
+    call counts do, and stays when one of them is gone."""
+    one, two = _Worker(tmp_path, os.getpid()), _Worker(tmp_path, os.getppid())
+    for worker, cancelled in ((one, 2), (two, 3)):
+        for _ in range(cancelled):
+            worker.metrics.observe_leftover("merchant", "home_slot_offers", "cancelled")
+    two.metrics.observe_leftover("merchant", "home_slot_offers", "error")
+    two.share.flush()
+    samples = _samples(one.share.render())
+    left = frozenset({("plugin", "merchant"), HOOK})
+    assert samples[("fulcrum_plugin_leftover_tasks_total", left | {("outcome", "cancelled")})] == 5
+    assert samples[("fulcrum_plugin_leftover_tasks_total", left | {("outcome", "error")})] == 1
+    assert _samples(two.share.render()) == samples
+
+
 def test_a_scrape_is_up_to_date_for_the_worker_answering_it(tmp_path: Path) -> None:
     """The answering worker writes its counts first; another's show once it has written them."""
     one, two = _Worker(tmp_path, os.getpid()), _Worker(tmp_path, os.getppid())
