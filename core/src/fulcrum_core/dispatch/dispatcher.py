@@ -24,6 +24,13 @@ part of the call: a result cheap to return but slow to check makes a slow (or, i
 Nothing waits on a late plugin: a late task is cancelled and a late thread abandoned.
 :class:`CallGuard` objects (extra policies) are asked after the breaker and bulkhead, and a
 :class:`CallObserver` (metrics) is told every outcome.
+
+Tasks a plugin starts and leaves running outlive its call, so the call charges them (``leftovers.py``):
+around code of a plugin's that runs inline the dispatcher tells the loop's task factory whose it is
+(two attribute writes), and a call that suspends or runs in a thread carries it in its context. What
+is still running at the call's deadline (its start plus the hook's own deadline) is cancelled; it and
+any that raised unretrieved are logged and counted (:meth:`Dispatcher.leftover`), not recorded in the
+breaker, which is told once per call.
 """
 
 from __future__ import annotations
