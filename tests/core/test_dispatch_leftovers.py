@@ -459,3 +459,24 @@ def test_the_page_stays_whole_and_metrics_and_logs_name_the_plugin(
     assert any(
         getattr(r, "plugin", None) == "leaves" and "left a task behind" in r.getMessage() for r in records
     )
+
+
+def test_the_host_starts_its_tasks_with_host_task() -> None:
+    """Host code may run with a plugin's code on the stack, so it starts no task the plain way: each
+    would be taken for the plugin's and cancelled at its deadline. The one task group the host opens
+    (the request's record prefetch, before any plugin runs) is listed here on purpose."""
+    import re
+    from pathlib import Path
+
+    import fulcrum_core
+
+    root = Path(fulcrum_core.__file__).parent
+    plain = re.compile(r"\b(create_task|ensure_future|start_soon)\(|\bTaskGroup\(\)")
+    found = sorted(
+        f"{path.relative_to(root)}:{n}"
+        for path in root.rglob("*.py")
+        if path.name != "leftovers.py"
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if plain.search(line)
+    )
+    assert [where.split(":")[0] for where in found] == ["dispatch/context.py"]
