@@ -212,6 +212,38 @@ async def test_a_leftover_that_raises_is_charged_and_never_reaches_asyncios_hand
     assert metrics.call_counts() == {("raiser", "search", "ok"): 3}
 
 
+async def test_a_leftover_that_will_not_stop_holds_back_probes_until_it_ends(
+    fast: Settings, kit: Any
+) -> None:
+    """A leftover that catches its cancellation and goes on counts among its guard's stuck calls (no
+    half-open probe goes out meanwhile) until it ends; an error it raises then is still reported."""
+    stop = asyncio.Event()
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await stop.wait()
+            raise LookupError("late failure") from None
+
+    async def leaves(ctx: Any, query: str) -> Any:
+        asyncio.create_task(stubborn())  # noqa: RUF006
+        return []
+
+    dispatcher, metrics = _dispatcher(fast)
+    (plugin,) = _loaded(fast, kit.plugin("stubborn", search=leaves))
+    await dispatcher.call_many("search", [(plugin, kit.context(plugin))], query="q")
+    guard = dispatcher.resilience.get("stubborn", "search")
+    await _past_deadline()
+    assert guard.stuck == 1
+    assert metrics.leftovers == {("stubborn", "search", "cancelled"): 1}
+    stop.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert guard.stuck == 0
+    assert metrics.leftovers == {("stubborn", "search", "cancelled"): 1, ("stubborn", "search", "error"): 1}
+
+
 async def test_a_task_the_plugin_awaits_is_neither_cancelled_nor_counted(
     fast: Settings, kit: Any, lost: list[dict[str, Any]]
 ) -> None:
