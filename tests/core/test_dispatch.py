@@ -514,13 +514,16 @@ async def test_system_exit_raised_by_a_plugin_on_the_general_path_is_its_error(
         raise SystemExit(1)
 
     dispatcher = Dispatcher(fast, guards=[_Refuser("nobody")])
-    for impl in (first_step, inline):
-        plugins = _loaded(fast, kit.plugin("stopper", home_slot_offers=impl))
+    # One plugin each: a first call slow on a loaded machine may open its own breaker, not the other's.
+    for name, impl in (("stopper-step", first_step), ("stopper-inline", inline)):
+        plugins = _loaded(fast, kit.plugin(name, home_slot_offers=impl))
         gathered = await _run(dispatcher, kit, "home_slot_offers", plugins)
-        assert [(d.plugin, d.reason) for d in gathered.degraded] == [("stopper", "error")]
-        bulkhead = dispatcher.resilience.get("stopper", "home_slot_offers").bulkhead
+        assert [(d.plugin, d.reason) for d in gathered.degraded] == [(name, "error")]
+        bulkhead = dispatcher.resilience.get(name, "home_slot_offers").bulkhead
         assert bulkhead.available == bulkhead.max_concurrent
-    assert dispatcher.stats.snapshot()[0].error == 2
+    assert sorted((s.plugin, s.error) for s in dispatcher.stats.snapshot()) == [
+        ("stopper-inline", 1), ("stopper-step", 1)
+    ]
     dispatcher.close()
 
 
