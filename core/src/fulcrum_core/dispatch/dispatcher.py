@@ -47,7 +47,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from contextvars import copy_context
-from typing import Any, NoReturn, Protocol, TypeVar
+from typing import Any, Literal, NoReturn, Protocol, TypeVar
 
 from fulcrum_sdk._validate import (
     LIST_RESULT_TYPES,
@@ -197,10 +197,37 @@ def _text(exc: BaseException) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, PluginExit):  # a SystemExit (or the like) the plugin's task raised: say which
+    if type(exc) is PluginExit:  # a SystemExit (or the like) the plugin's task raised: say which
         exc = exc.raised
     text = f"{type(exc).__name__}: {_text(exc)}"
     return text if len(text) <= _DETAIL_MAX else text[: _DETAIL_MAX - 1] + "…"
+
+
+_Meaning = Literal["refused", "unknown", "consent", "unavailable", "error"]
+
+
+def _meaning(exc: BaseException, hook: str, asks_consent: frozenset[str]) -> _Meaning:
+    """What a plugin's exception means to the host: a transaction's refusal or unknown outcome, a page's
+    want of consent to one of ``asks_consent``, the bank's data being late, or the plugin's error.
+
+    Telling runs the plugin's code (a ``__class__`` property, an attribute's ``__eq__`` or ``__hash__``),
+    which may raise anything: the plugin's error then, never an exception out of the dispatcher (it took
+    the whole page, every other plugin's contribution with it, to a 500). A ``ScopeDenied`` means the
+    customer's consent only when its scope and reason are plain text, as the host's own are."""
+    try:
+        if hook == "execute_transaction" and isinstance(exc, TransactionRefused):
+            return "refused"
+        if hook == "execute_transaction" and isinstance(exc, OutcomeUnknown):
+            return "unknown"
+        if isinstance(exc, ScopeDenied):
+            reason, scope = exc.reason, exc.scope
+            if type(reason) is str and type(scope) is str and reason == NO_CONSENT and scope in asks_consent:
+                return "consent"
+        if isinstance(exc, DataUnavailable):
+            return "unavailable"
+    except BaseException:  # noqa: S110 - its own code broke while being read: only its error
+        pass
+    return "error"
 
 
 def _overran(elapsed: float, limit_s: float, what: str = "ran") -> str:
@@ -725,25 +752,26 @@ class Dispatcher:
         _reopen_if_probe_held(guard, elapsed, limit_s)
         held, held_limit = elapsed, limit_s  # how long it held the loop, and against what
         try:
-            if isinstance(exc, TransactionRefused) and hook == "execute_transaction":
-                self._record(pid, hook, guard, "ok", elapsed)
-                raise exc
-            if isinstance(exc, OutcomeUnknown) and hook == "execute_transaction":
-                # The plugin knows it may have acted: the caller records "unknown", not a failure.
-                self._record(pid, hook, guard, "error", elapsed, _text(exc), blame=False)
-                raise exc
-            if isinstance(exc, ScopeDenied) and exc.reason == NO_CONSENT and exc.scope in asks_consent:
-                # The customer has not consented yet: the page cannot be shown until they do, which the
-                # caller asks for; the plugin did nothing wrong.
-                self._record(pid, hook, guard, "ok", elapsed)
-                raise exc
-            if isinstance(exc, DataUnavailable):
-                # The bank's systems were late, not the plugin: left out, its breaker not charged.
-                self._fail(
-                    pid, hook, guard, "error", elapsed, _text(exc), blame=False, data_unavailable=True,
-                    source=source,
-                )
             if exc is not None:
+                meaning = _meaning(exc, hook, asks_consent)
+                if meaning == "refused":
+                    self._record(pid, hook, guard, "ok", elapsed)
+                    raise exc
+                if meaning == "unknown":
+                    # The plugin knows it may have acted: the caller records "unknown", not a failure.
+                    self._record(pid, hook, guard, "error", elapsed, _text(exc), blame=False)
+                    raise exc
+                if meaning == "consent":
+                    # The customer has not consented yet: the page cannot be shown until they do, which
+                    # the caller asks for; the plugin did nothing wrong.
+                    self._record(pid, hook, guard, "ok", elapsed)
+                    raise exc
+                if meaning == "unavailable":
+                    # The bank's systems were late, not the plugin: left out, its breaker not charged.
+                    self._fail(
+                        pid, hook, guard, "error", elapsed, _text(exc), blame=False, data_unavailable=True,
+                        source=source,
+                    )
                 self._fail(pid, hook, guard, "error", elapsed, _describe(exc), source=source)
             if elapsed > limit_s:
                 # Only an inline call can finish late: it ran to the end because nothing can stop it.
@@ -1005,8 +1033,11 @@ def _hand_over(
         future.cancel()
         return
     exc = inner.exception()
-    if isinstance(exc, StopIteration):  # a future cannot hold one: it would end the awaiting coroutine
-        future.set_exception(RuntimeError(f"the plugin raised StopIteration: {exc!r}"))
+    # A future cannot hold a StopIteration: it would end the awaiting coroutine. Told by its type and
+    # named by its type's name, never by reading the exception (its ``__class__``, its ``repr``): plugin
+    # code that may raise, which here, a loop callback, left the call unanswered until its deadline.
+    if exc is not None and issubclass(type(exc), StopIteration):
+        future.set_exception(RuntimeError(f"the plugin raised {type(exc).__name__}"))
     elif exc is not None:
         future.set_exception(exc)
     else:

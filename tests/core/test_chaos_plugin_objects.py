@@ -1,0 +1,94 @@
+"""Chaos review: plugin objects the host keeps reading after the plugin returned (its exception, its
+result's parts) are still plugin code: what they do there, raising or taking long, is that plugin's alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fulcrum_sdk.errors import NO_CONSENT, ScopeDenied, TransactionRefused
+
+from tests.core.test_dispatch_base_exceptions import _impls, _post, _tx_plugin
+
+
+class _Raises:
+    """A value whose comparison and hash raise (the plugin's own object)."""
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("no comparing me")
+
+    def __hash__(self) -> int:
+        raise RuntimeError("no hashing me")
+
+
+class _Unclassable(Exception):
+    """An exception whose ``__class__`` cannot be read: ``isinstance`` against a class it is not raises."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # the plugin's trick under test
+        raise RuntimeError("no class for you")
+
+
+def _odd_scope_denied() -> BaseException:
+    exc = ScopeDenied("profile:basic", plugin_id="odd")
+    exc.reason = _Raises()  # type: ignore[assignment]
+    return exc
+
+
+def _odd_scope() -> BaseException:
+    exc = ScopeDenied("profile:basic", plugin_id="odd", reason=NO_CONSENT)
+    exc.scope = _Raises()  # type: ignore[assignment]
+    return exc
+
+
+def _odd_refusal() -> BaseException:
+    return _Unclassable("refused?")
+
+
+ODD: list[Callable[[], BaseException]] = [_odd_scope_denied, _odd_scope, _odd_refusal]
+ODD_IDS = ["ScopeDenied-reason-eq-raises", "ScopeDenied-scope-hash-raises", "class-raises"]
+
+
+@pytest.mark.parametrize("path", ["first-step", "after-waiting", "inline", "thread"])
+@pytest.mark.parametrize("make", ODD, ids=ODD_IDS)
+def test_an_exception_that_breaks_when_read_is_only_its_plugins_error_on_the_home_page(
+    make: Callable[[], BaseException], path: str, make_app: Any, kit: Any
+) -> None:
+    """Telling what a plugin's exception means (a refusal, a want of consent, the bank's data late) reads
+    it: its ``__class__``, its reason's ``__eq__``, its scope's hash. Any of them raising escaped the
+    dispatcher and the whole home page answered 500, every other plugin's offers lost with it."""
+    app = make_app(
+        kit.plugin("odd", home_slot_offers=_impls(make)[path]),
+        kit.plugin("fine", home_slot_offers=lambda ctx: [kit.offer("home.banner", "fine")]),
+    )
+    response = app.get("/v1/home")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert {d["plugin"]: d["reason"] for d in body["degraded"]} == {"odd": "error"}
+    assert [i["key"] for i in body["slots"]["home.banner/v1"]] == ["fine"]
+
+
+@pytest.mark.parametrize("path", ["first-step", "inline", "thread"])
+@pytest.mark.parametrize("make", ODD, ids=ODD_IDS)
+def test_an_exception_that_breaks_when_read_fails_a_transaction_as_the_plugins_error(
+    make: Callable[[], BaseException], path: str, make_app: Any, kit: Any
+) -> None:
+    """The same on the transaction path, where a refusal (``TransactionRefused``) is told apart from an
+    error: 502 ``transaction.plugin_error``, journaled failed, not a 500 with a pending row."""
+    app = make_app(_tx_plugin(kit, _impls(make)[path]))
+    response = _post(app)
+    assert response.status_code == 502, response.text
+    assert response.json()["code"] == "transaction.plugin_error"
+    assert _post(app).content == response.content
+
+
+def test_a_refusal_is_still_a_refusal(make_app: Any, kit: Any) -> None:
+    """The guard changes nothing for an ordinary ``TransactionRefused``: 422 with its code."""
+
+    def refuses(*args: Any) -> Any:
+        raise TransactionRefused("x.no", kit.text("不行", "No"))
+
+    response = _post(make_app(_tx_plugin(kit, refuses)))
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "x.no"
