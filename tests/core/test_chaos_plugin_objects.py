@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import pytest
 from fulcrum_sdk.errors import NO_CONSENT, ScopeDenied, TransactionRefused
+from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionType
 
-from tests.core.test_dispatch_base_exceptions import _impls, _post, _tx_plugin
+from tests.core.test_dispatch_base_exceptions import C3, _impls, _post, _tx_plugin
 
 
 class _Raises:
@@ -92,3 +94,53 @@ def test_a_refusal_is_still_a_refusal(make_app: Any, kit: Any) -> None:
     response = _post(make_app(_tx_plugin(kit, refuses)))
     assert response.status_code == 422, response.text
     assert response.json()["code"] == "x.no"
+
+
+class _UnreadableRefusal(TransactionRefused):
+    """A refusal whose ``code`` is a property that raises once it is read by the host."""
+
+    @property  # type: ignore[override]
+    def code(self) -> str:
+        raise RuntimeError("no code for you")
+
+    @code.setter
+    def code(self, value: str) -> None:  # TransactionRefused.__init__ sets it
+        pass
+
+
+class _UnreadableParams(msgspec.Struct, frozen=True):
+    amount_fen: int
+
+    def __post_init__(self) -> None:
+        raise _UnreadableRefusal("x.refused", LocalizedText(zh_CN="不行"))
+
+
+def test_a_refusal_that_cannot_be_read_is_the_plugins_fault_not_a_500(make_app: Any, kit: Any) -> None:
+    """A ``TransactionRefused`` subclass whose ``code`` raises when read: checking the parameters, and
+    answering the refusal from ``execute_transaction``, both read it on the host's side and answered 500
+    (the journal row left ``pending`` in the second case). It is an invalid refusal now, handled like one
+    that cannot be sent: before journaling the plugin's fault (502), after it ``unknown`` (202)."""
+
+    def register(register: Callable[[TransactionType], None]) -> None:
+        register(TransactionType(key="x.pay", name=LocalizedText(zh_CN="付款"), params=_UnreadableParams))
+
+    app = make_app(
+        kit.plugin(
+            "payer", transaction_types=["x.pay"], register_transaction_types=register,
+            execute_transaction=lambda ctx, request: None,
+        )
+    )
+    response = _post(app)
+    assert response.status_code == 502, response.text
+    assert response.json()["code"] == "transaction.plugin_error"
+
+    def refuses(ctx: Any, request: TransactionRequest) -> Any:
+        raise _UnreadableRefusal("x.refused", LocalizedText(zh_CN="不行"))
+
+    app = make_app(_tx_plugin(kit, refuses))
+    response = _post(app)
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "unknown"
+    row = app.runtime.transactions.journal.find(C3, "fulcrum-dev", "k-1")
+    assert row is not None
+    assert row.status == "unknown"

@@ -153,10 +153,17 @@ def checked_refusal(exc: TransactionRefused) -> tuple[TransactionResult, Localiz
     """The refusal as the host answers (and journals) it: the failed result it stands for, its message
     and its field, checked like a result. ``ResultError`` when they are not valid (text that cannot be
     sent, a code or message past the result bounds, a field that is not a short printable name): the
-    plugin's fault, never a 500."""
-    result = check_transaction_result(TransactionResult(status="failed", code=exc.code, message=exc.message))
-    field = exc.field
-    if field is not None and not (isinstance(field, str) and 0 < len(field) <= 128 and field.isprintable()):
+    plugin's fault, never a 500.
+
+    Reading the refusal runs the plugin's code (a raised subclass may make ``code``, ``message`` or
+    ``field`` a property): whatever that raises is a ``ResultError`` too, and ``field`` must be plain text
+    (``str`` itself), else a subclass's own methods would answer the checks below."""
+    try:
+        code, message, field = exc.code, exc.message, exc.field
+    except BaseException as err:  # even a SystemExit from its property: only an invalid refusal
+        raise ResultError(f"the refusal could not be read: {type(err).__name__}") from None
+    result = check_transaction_result(TransactionResult(status="failed", code=code, message=message))
+    if field is not None and not (type(field) is str and 0 < len(field) <= 128 and field.isprintable()):
         raise ResultError(f"the refusal's field {field!r:.100} is not a parameter name")
     if result.message is None:
         raise ResultError("the refusal has no message")
