@@ -3,15 +3,21 @@ result's parts) are still plugin code: what they do there, raising or taking lon
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 import pytest
+from fulcrum_core.dispatch.dispatcher import Dispatcher
+from fulcrum_core.settings import Deadlines, Settings
+from fulcrum_sdk import nonblocking
 from fulcrum_sdk.errors import NO_CONSENT, ScopeDenied, TransactionRefused
 from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionType
 
 from tests.core.test_dispatch_base_exceptions import C3, _impls, _post, _tx_plugin
+from tests.core.test_dispatch_guard import _loaded
 
 
 class _Raises:
@@ -144,3 +150,73 @@ def test_a_refusal_that_cannot_be_read_is_the_plugins_fault_not_a_500(make_app: 
     row = app.runtime.transactions.journal.find(C3, "fulcrum-dev", "k-1")
     assert row is not None
     assert row.status == "unknown"
+
+
+class _SlowToPrint(Exception):
+    """An exception whose message takes a quarter of a second to read."""
+
+    def __str__(self) -> str:
+        time.sleep(0.25)
+        return "slow to print"
+
+
+class _SlowToHash:
+    """A value whose hash takes a quarter of a second, and which no result type allows."""
+
+    def __hash__(self) -> int:
+        time.sleep(0.25)
+        return 1
+
+
+def _slow_reading(what: str) -> Callable[..., Any]:
+    """A ``search`` result, or exception, that is quick to hand over and slow for the host to read."""
+
+    def hand_over(kit: Any) -> Any:
+        if what == "exception":
+            raise _SlowToPrint()
+        hit = kit.hit("h")
+        return [msgspec.structs.replace(hit, title=LocalizedText(zh_CN=_SlowToHash()))]  # type: ignore[arg-type]
+
+    return hand_over
+
+
+def _search_impls(kit: Any, hand_over: Callable[[Any], Any]) -> dict[str, Callable[..., Any]]:
+    async def first_step(ctx: Any, query: str) -> Any:
+        return hand_over(kit)
+
+    async def after_waiting(ctx: Any, query: str) -> Any:
+        await asyncio.sleep(0.001)
+        return hand_over(kit)
+
+    @nonblocking
+    def inline(ctx: Any, query: str) -> Any:
+        return hand_over(kit)
+
+    def threaded(ctx: Any, query: str) -> Any:
+        return hand_over(kit)
+
+    return {"first-step": first_step, "after-waiting": after_waiting, "inline": inline, "thread": threaded}
+
+
+@pytest.mark.anyio
+@pytest.mark.both_loops
+@pytest.mark.parametrize("path", ["first-step", "after-waiting", "inline", "thread"])
+@pytest.mark.parametrize("what", ["exception", "invalid-result"])
+async def test_reading_what_a_plugin_handed_over_is_timed_as_its_call(
+    settings: Settings, kit: Any, path: str, what: str
+) -> None:
+    """An exception slow to print (its ``__str__``), or a result that fails its check slowly (a hash that
+    takes long, then a value no result type allows): the host reads either on the event loop, and did
+    so off the plugin's clock. Every page on the worker waited 250 ms for it while the breaker saw a
+    quick error, so the plugin held every later page too. That time is the plugin's call now: it held the
+    loop more than twice its 100 ms deadline, so its breaker opens at once, as for any call that does."""
+    conf = msgspec.structs.replace(settings, deadlines=Deadlines(search=100))
+    dispatcher = Dispatcher(conf)
+    plugin = kit.plugin("slow", search=_search_impls(kit, _slow_reading(what))[path])
+    (loaded,) = _loaded(conf, plugin)
+    gathered = await dispatcher.call_many("search", [(loaded, kit.context(loaded))], query="q")
+    dispatcher.close()
+    assert [(d.plugin, d.reason) for d in gathered.degraded] == [
+        ("slow", "error" if what == "exception" else "invalid")
+    ]
+    assert dispatcher.breaker_open("slow", "search")

@@ -751,15 +751,45 @@ class Dispatcher:
         alone is judged against it."""
         _reopen_if_probe_held(guard, elapsed, limit_s)
         held, held_limit = elapsed, limit_s  # how long it held the loop, and against what
+        late = exc is None and elapsed > limit_s  # only an inline call can: nothing could stop it
+        # What the host reads of the call runs the plugin's code on the loop: its exception (what it means,
+        # its __str__, its arguments' __str__) or its result (the check, hashes, comparisons, time zones).
+        # Timed as part of the call however that ends, as one reading: before, an error's text and a check
+        # that failed were read off the clock, so an exception slow to print held every page on the worker
+        # while its breaker saw a quick error and never opened.
+        reading = time.monotonic()  # the loop's clock
+        meaning: _Meaning | None = None
+        detail = ""
+        invalid = False
+        result: Any = None
+        if exc is not None:
+            meaning = _meaning(exc, hook, asks_consent)
+            if meaning == "unknown" or meaning == "unavailable":
+                detail = _text(exc)
+            elif meaning == "error":
+                detail = _describe(exc)
+        elif not late:
+            try:
+                result = _validate(hook, value)
+            except ResultError as err:
+                invalid, detail = True, str(err)[:_DETAIL_MAX]
+            except BaseException as err:  # garbage that even breaks the check (its hash raising a
+                # SystemExit or its own BaseException): still only this plugin's loss
+                invalid, detail = True, _describe(err)
+        read_s = time.monotonic() - reading
+        elapsed += read_s
+        held = elapsed
+        if deadline_s is not None:  # it suspended: only the reading held the loop
+            held, held_limit = read_s, deadline_s
+        _reopen_if_probe_held(guard, held, held_limit)
         try:
             if exc is not None:
-                meaning = _meaning(exc, hook, asks_consent)
                 if meaning == "refused":
                     self._record(pid, hook, guard, "ok", elapsed)
                     raise exc
                 if meaning == "unknown":
                     # The plugin knows it may have acted: the caller records "unknown", not a failure.
-                    self._record(pid, hook, guard, "error", elapsed, _text(exc), blame=False)
+                    self._record(pid, hook, guard, "error", elapsed, detail, blame=False)
                     raise exc
                 if meaning == "consent":
                     # The customer has not consented yet: the page cannot be shown until they do, which
@@ -769,30 +799,16 @@ class Dispatcher:
                 if meaning == "unavailable":
                     # The bank's systems were late, not the plugin: left out, its breaker not charged.
                     self._fail(
-                        pid, hook, guard, "error", elapsed, _text(exc), blame=False, data_unavailable=True,
+                        pid, hook, guard, "error", elapsed, detail, blame=False, data_unavailable=True,
                         source=source,
                     )
-                self._fail(pid, hook, guard, "error", elapsed, _describe(exc), source=source)
-            if elapsed > limit_s:
-                # Only an inline call can finish late: it ran to the end because nothing can stop it.
+                self._fail(pid, hook, guard, "error", elapsed, detail, source=source)
+            if late:
                 detail = _overran(elapsed, limit_s) + _held(guard, elapsed, limit_s)
                 self._fail(pid, hook, guard, "timeout", elapsed, detail, source=source)
-            checking = time.monotonic()  # the loop's clock: checking the result is part of the call
-            try:
-                result = _validate(hook, value)
-            except ResultError as err:
-                self._fail(pid, hook, guard, "invalid", elapsed, str(err)[:_DETAIL_MAX], source=source)
-            except BaseException as err:  # garbage that even breaks the check (its hash raising a
-                # SystemExit or its own BaseException): still only this plugin's loss
-                self._fail(pid, hook, guard, "invalid", elapsed, _describe(err), source=source)
-            check_s = time.monotonic() - checking
-            elapsed += check_s
-            held = elapsed
-            if deadline_s is not None:  # it suspended: only the check held the loop
-                held, held_limit = check_s, deadline_s
-                _reopen_if_probe_held(guard, held, held_limit)
-            if elapsed > limit_s:
-                _reopen_if_probe_held(guard, elapsed, limit_s)  # checking its result held the loop
+            if invalid:
+                self._fail(pid, hook, guard, "invalid", elapsed, detail, source=source)
+            if elapsed > limit_s:  # checking its result held the loop past the deadline
                 detail = _overran(elapsed, limit_s, _CHECKED) + _held(guard, elapsed, limit_s)
                 self._fail(pid, hook, guard, "timeout", elapsed, detail, source=source)
             self._record(pid, hook, guard, "ok", elapsed)
