@@ -220,3 +220,59 @@ async def test_reading_what_a_plugin_handed_over_is_timed_as_its_call(
         ("slow", "error" if what == "exception" else "invalid")
     ]
     assert dispatcher.breaker_open("slow", "search")
+
+
+class _BlocksWhenDropped(Exception):
+    """An exception whose finalizer holds the event loop a quarter of a second."""
+
+    def __del__(self) -> None:
+        time.sleep(0.25)
+
+
+class _Junk:
+    """A result item no hook allows, whose finalizer holds the event loop a quarter of a second."""
+
+    def __del__(self) -> None:
+        time.sleep(0.25)
+
+
+@pytest.mark.anyio
+@pytest.mark.both_loops
+@pytest.mark.parametrize("path", ["inline", "first-step"])
+@pytest.mark.parametrize("what", ["exception", "result"])
+async def test_a_finalizer_in_what_a_plugin_handed_over_is_not_charged_to_the_next_plugin(
+    settings: Settings, kit: Any, path: str, what: str
+) -> None:
+    """A plugin whose exception, or whose invalid result, blocks in ``__del__``: the dispatcher held on to
+    it until the next plugin's call replaced it, so the finalizer ran inside that call's timing and the
+    next plugin, which returned at once, was left out of the page as a 250 ms timeout, charged to its
+    breaker. It runs before the next call starts now; the plugin that handed it over is the one whose
+    breaker opens (it held the loop more than twice the 100 ms deadline)."""
+
+    def hand_over() -> Any:
+        if what == "exception":
+            raise _BlocksWhenDropped("bye")
+        return [_Junk()]
+
+    async def first_step(ctx: Any, query: str) -> Any:
+        return hand_over()
+
+    @nonblocking
+    def inline(ctx: Any, query: str) -> Any:
+        return hand_over()
+
+    @nonblocking
+    def quick(ctx: Any, query: str) -> Any:
+        return [kit.hit("q")]
+
+    conf = msgspec.structs.replace(settings, deadlines=Deadlines(search=100))
+    dispatcher = Dispatcher(conf)
+    impl = {"inline": inline, "first-step": first_step}[path]
+    plugins = _loaded(conf, kit.plugin("dropper", search=impl), kit.plugin("quick", search=quick))
+    assert [p.id for p in plugins] == ["dropper", "quick"]
+    gathered = await dispatcher.call_many("search", [(p, kit.context(p)) for p in plugins], query="q")
+    dispatcher.close()
+    assert [d.plugin for d in gathered.degraded] == ["dropper"]
+    assert list(gathered.results) == ["quick"]
+    assert not dispatcher.breaker_open("quick", "search")
+    assert dispatcher.breaker_open("dropper", "search")

@@ -260,6 +260,17 @@ def _ran_its_deadline(call: _Call, woke: float, limit_s: float) -> bool:
     return began > 0.0 and woke - began >= limit_s
 
 
+def _let_go(guard: Guard, held: float, limit_s: float) -> None:
+    """An inline call's own objects (its result as returned, its exception) were let go of, which runs
+    their finalizers (``__del__``, a generator's ``finally``) on the loop, and that took ``held``.
+
+    The dispatcher lets go of them before the next plugin's clock starts: held until the next call
+    replaced them, their finalizers ran inside that call's timing, and a plugin blocking in one left the
+    next plugin out of the page as a timeout, charged to its breaker. The call that handed them over is
+    recorded by then; if letting go held the loop ``open_on_loop_hold`` deadlines, its breaker opens."""
+    _open_if_held(guard, held, limit_s)
+
+
 def _open_if_held(guard: Guard, elapsed: float, limit_s: float) -> None:
     """Open ``guard``'s breaker if the call held the loop that long (:func:`_held_loop`), however it
     ended or goes on; called once the call is recorded, so its window keeps it."""
@@ -420,12 +431,23 @@ class Dispatcher:
         eager = Eager(loop)
         watch = self._watch_on(loop)  # told which call's code runs inline, to tag the tasks it starts
         watch.sink, watch.limit_s = self, hook_s
+        # What the last inline call handed over as it was (its result, its exception): let go of before
+        # the next plugin's clock starts (see _let_go).
+        value: Any = None
+        exc: BaseException | None = None
+        call: _Call | tuple[Any, BaseException | None, float] | None = None
+        last: Guard | None = None
         for plugin, ctx in calls:
+            if last is not None:
+                released = now()
+                value = exc = call = None
+                _let_go(last, now() - released, hook_s)
+                last = None
             impl = plugin.impls.get(hook)
             if impl is None:
                 continue
             pid = plugin.id
-            guard = made(pid) or guard_of(pid, hook)
+            guard = last = made(pid) or guard_of(pid, hook)
             if extras or not (impl.is_async or impl.inline) or not guard.free():
                 # The general path: a breaker to ask, a bulkhead place to hold, a thread, extra guards.
                 refused = self._admit(pid, hook, guard, threaded=not (impl.is_async or impl.inline))
@@ -505,6 +527,10 @@ class Dispatcher:
                 )
             except PluginCallError as err:
                 degraded.append(Degraded(plugin=err.plugin, hook=hook, reason=err.kind, detail=err.detail))
+        if last is not None:
+            released = now()
+            value = exc = call = None
+            _let_go(last, now() - released, hook_s)
         if fine:
             self._record_fine(hook, fine)
         if suspended:
