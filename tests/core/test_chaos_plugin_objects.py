@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import msgspec
@@ -276,3 +277,60 @@ async def test_a_finalizer_in_what_a_plugin_handed_over_is_not_charged_to_the_ne
     assert list(gathered.results) == ["quick"]
     assert not dispatcher.breaker_open("quick", "search")
     assert dispatcher.breaker_open("dropper", "search")
+
+
+class _ZoneThatBlocksWhenDropped(tzinfo):
+    """UTC, as the plugin's own ``tzinfo`` object, whose finalizer holds the event loop 40 ms."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def __del__(self) -> None:
+        time.sleep(0.04)
+
+
+@pytest.mark.anyio
+@pytest.mark.both_loops
+async def test_result_objects_a_plugin_left_with_the_checks_are_let_go_of_in_its_own_calls(
+    settings: Settings, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checks remember result objects already checked (a prebuilt offer is then answered at once),
+    holding the plugin's own objects, and start over when the memo is full. It was one memo for every
+    plugin, so the objects were let go of, and their finalizers ran, inside whichever plugin's check
+    filled it: a plugin returning offers whose own ``tzinfo`` blocks in ``__del__`` left the plugin called
+    after it out of the page as a timeout, charged to its breaker, while itself looked quick. Each plugin
+    has its own memo now, so it pays for its own objects. (The memo is cut to 8 objects here.)"""
+    from fulcrum_sdk import _validate
+
+    monkeypatch.setattr(_validate, "_seen", {})
+    monkeypatch.setattr(_validate, "_MEMO_SIZE", 8)
+    monkeypatch.setattr(_validate, "OWN_SEEN_SIZE", 8, raising=False)
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+
+    @nonblocking
+    def dropper(ctx: Any) -> Any:  # eight fresh offers a call, each with a zone of its own
+        return [
+            kit.offer("home.banner", f"d{i}", valid_from=since.replace(tzinfo=_ZoneThatBlocksWhenDropped()))
+            for i in range(8)
+        ]
+
+    @nonblocking
+    def quick(ctx: Any) -> Any:
+        return [kit.offer("home.banner", "q")]  # a fresh object each call, remembered too
+
+    conf = msgspec.structs.replace(settings, deadlines=Deadlines(home_slot_offers=100))
+    dispatcher = Dispatcher(conf)
+    plugins = _loaded(conf, kit.plugin("dropper", home_slot_offers=dropper),
+                      kit.plugin("quick", home_slot_offers=quick))
+    assert [p.id for p in plugins] == ["dropper", "quick"]
+    left_out = []
+    for _ in range(3):
+        gathered = await dispatcher.call_many("home_slot_offers", [(p, kit.context(p)) for p in plugins])
+        left_out.append({d.plugin: d.reason for d in gathered.degraded})
+    dispatcher.close()
+    assert all("quick" not in page for page in left_out), left_out
+    assert not dispatcher.breaker_open("quick", "home_slot_offers")
+    assert left_out[1] == {"dropper": "timeout"}  # it paid for its own objects, 320 ms

@@ -759,9 +759,9 @@ async def test_checking_a_result_slowly_counts_against_the_plugin(
 
     checked = module.check_list
 
-    def slow_check(hook: str, value: Any) -> list[Any]:
+    def slow_check(hook: str, value: Any, **seen: Any) -> list[Any]:
         time.sleep(0.04)
-        return checked(hook, value)
+        return checked(hook, value, **seen)
 
     monkeypatch.setattr(module, "check_list", slow_check)
     offer = kit.offer("home.banner", "huge")
@@ -804,9 +804,9 @@ async def test_a_result_check_that_holds_the_loop_opens_the_breaker_after_a_wait
     checked = module.check_list
     check_s = [0.0]
 
-    def slow_check(hook: str, value: Any) -> list[Any]:
+    def slow_check(hook: str, value: Any, **seen: Any) -> list[Any]:
         time.sleep(check_s[0])
-        return checked(hook, value)
+        return checked(hook, value, **seen)
 
     monkeypatch.setattr(module, "check_list", slow_check)
     offer = kit.offer("home.banner", "huge")
@@ -1204,13 +1204,13 @@ async def test_every_way_of_holding_the_loop_opens_the_breaker_at_once(
         checked = module.check_list
         validate = module._validate
 
-        def slow_check(hook: str, value: Any) -> list[Any]:
+        def slow_check(hook: str, value: Any, **seen: Any) -> list[Any]:
             time.sleep(hold)
-            return checked(hook, value)
+            return checked(hook, value, **seen)
 
-        def slow_validate(hook: str, value: Any) -> Any:
+        def slow_validate(hook: str, value: Any, seen: Any) -> Any:
             time.sleep(hold)
-            return validate(hook, value)
+            return validate(hook, value, seen)
 
         monkeypatch.setattr(module, "check_list", slow_check)
         monkeypatch.setattr(module, "_validate", slow_validate)
@@ -1257,9 +1257,9 @@ async def test_call_one_opens_the_breaker_of_a_call_that_held_the_loop(
     if how == "slow-to-check":
         validate = module._validate
 
-        def slow_validate(hook: str, value: Any) -> Any:
+        def slow_validate(hook: str, value: Any, seen: Any) -> Any:
             time.sleep(0.05)
-            return validate(hook, value)
+            return validate(hook, value, seen)
 
         monkeypatch.setattr(module, "_validate", slow_validate)
 

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from fulcrum_sdk.context import Customer
 
 __all__ = [
-    "LIST_RESULT_TYPES", "MAX_PAGE_QUERY", "MAX_SEARCH_QUERY", "MAX_TRANSACTION_FEN", "PAGE_PATH",
-    "PAGE_QUERY_KEY", "ResultError", "amount_field_problem", "check_list", "check_page",
+    "LIST_RESULT_TYPES", "MAX_PAGE_QUERY", "MAX_SEARCH_QUERY", "MAX_TRANSACTION_FEN", "OWN_SEEN_SIZE",
+    "PAGE_PATH", "PAGE_QUERY_KEY", "ResultError", "Seen", "amount_field_problem", "check_list", "check_page",
     "check_transaction_result", "is_page_path", "page_path_problem", "page_query_problem",
     "rated_risk", "received_page_path", "received_search_query", "suitability_problem", "targeting_admits",
     "whole_fen",
@@ -65,9 +65,15 @@ _valid: dict[type[msgspec.Struct], dict[Any, Any]] = {}
 
 _dt_fields: dict[type[msgspec.Struct], Callable[[Any], tuple[Any, ...]] | None] = {}
 
-_seen: dict[int, tuple[Any, Any]] = {}
+Seen = dict[int, tuple[Any, Any]]
 """By ``id``: a result object already checked, and its checked copy (a plugin returning the same
 prebuilt offer every time is answered without hashing it). The object is held, so its id is not reused."""
+
+_seen: Seen = {}
+"""The objects seen by callers that name no owner (the test harness)."""
+
+OWN_SEEN_SIZE = 512
+"""How many result objects one owner's :data:`Seen` holds before it starts over."""
 
 
 def _mentions_datetime(hint: Any) -> bool:
@@ -96,7 +102,7 @@ def _memo_key(item: msgspec.Struct, cls: type[msgspec.Struct]) -> Any:
     return item, tuple(v.utcoffset() if isinstance(v, datetime) else None for v in values)
 
 
-def _revalidate(item: _S, cls: type[_S]) -> _S:
+def _revalidate(item: _S, cls: type[_S], seen: Seen | None = None) -> _S:
     """``item`` checked against every constraint of ``cls``; the checked copy is what callers keep.
 
     Struct constructors do not check ``Meta`` constraints; a round trip through JSON does, at about
@@ -109,12 +115,17 @@ def _revalidate(item: _S, cls: type[_S]) -> _S:
     then is returned: an equal-but-odd value (``True`` for ``1``) never reaches the page as itself.
     A result object seen before is answered by identity: results are frozen, and one changed after it
     was returned (``msgspec.structs.force_setattr``) is not supported; its checked copy stays the answer.
+    ``seen``: the plugin's own objects seen (the host keeps one per plugin), else the shared one. The
+    objects are the plugin's own and may hold its code (a ``tzinfo``, a ``frozenset`` or ``Struct``
+    subclass with a ``__del__``), which runs when they are let go of: in one shared memo, they were let go
+    of when it started over, inside whichever plugin's check filled it, and that plugin paid for them.
     Anything that fails the check, however it fails, is a ``ValidationError``; so is a value that
     passes every constraint but cannot be written as JSON (text with a lone surrogate).
     """
-    seen = _seen.get(id(item))
-    if seen is not None and seen[0] is item:
-        return seen[1]  # type: ignore[no-any-return]
+    objects = _seen if seen is None else seen
+    known_object = objects.get(id(item))
+    if known_object is not None and known_object[0] is item:
+        return known_object[1]  # type: ignore[no-any-return]
     memo = _valid.get(cls)
     if memo is None:
         memo = _valid.setdefault(cls, {})
@@ -137,14 +148,15 @@ def _revalidate(item: _S, cls: type[_S]) -> _S:
             memo.clear()
         memo[_memo_key(known, cls)] = known
     # Hashable, so every field is immutable: this very object stays valid as long as it lives.
-    if len(_seen) >= _MEMO_SIZE:
-        _seen.clear()
-    _seen[id(item)] = (item, known)
+    if len(objects) >= (_MEMO_SIZE if seen is None else OWN_SEEN_SIZE):
+        objects.clear()
+    objects[id(item)] = (item, known)
     return known
 
 
-def check_list(hook: str, value: Any, *, max_items: int = 50) -> list[Any]:
-    """Return ``value`` as a validated list of the hook's result type, or raise :class:`ResultError`."""
+def check_list(hook: str, value: Any, *, max_items: int = 50, seen: Seen | None = None) -> list[Any]:
+    """Return ``value`` as a validated list of the hook's result type, or raise :class:`ResultError`;
+    ``seen``: the objects its plugin returned before (see :func:`_revalidate`)."""
     cls = LIST_RESULT_TYPES[hook]
     if value is None:
         return []
@@ -154,7 +166,7 @@ def check_list(hook: str, value: Any, *, max_items: int = 50) -> list[Any]:
             if item.__class__ is not cls:
                 break
             try:
-                out.append(_revalidate(item, cls))
+                out.append(_revalidate(item, cls, seen))
             except msgspec.ValidationError:
                 break
         else:
@@ -169,28 +181,28 @@ def check_list(hook: str, value: Any, *, max_items: int = 50) -> list[Any]:
         if type(item) is not cls:
             raise ResultError(f"{hook} item {i} must be {cls.__name__}, got {type(item).__name__}")
         try:
-            out.append(_revalidate(item, cls))
+            out.append(_revalidate(item, cls, seen))
         except msgspec.ValidationError as exc:
             raise ResultError(f"{hook} item {i} is invalid: {exc}") from None
     return out
 
 
-def _check_one(hook: str, value: Any, cls: type[_S]) -> _S:
+def _check_one(hook: str, value: Any, cls: type[_S], seen: Seen | None = None) -> _S:
     """``value`` as a validated ``cls``, the one result ``hook`` returns, or raise :class:`ResultError`."""
     if type(value) is not cls:
         raise ResultError(f"{hook} must return {cls.__name__}, got {type(value).__name__}")
     try:
-        return _revalidate(value, cls)
+        return _revalidate(value, cls, seen)
     except msgspec.ValidationError as exc:
         raise ResultError(f"{hook} result is invalid: {exc}") from None
 
 
-def check_transaction_result(value: Any) -> TransactionResult:
+def check_transaction_result(value: Any, *, seen: Seen | None = None) -> TransactionResult:
     """Return ``value`` as a validated :class:`TransactionResult`, or raise :class:`ResultError`.
 
     The result is journaled and answered as JSON, so it must also encode (every result is checked so).
     """
-    return _check_one("execute_transaction", value, TransactionResult)
+    return _check_one("execute_transaction", value, TransactionResult, seen)
 
 
 PAGE_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
@@ -241,12 +253,12 @@ def is_page_path(path: str) -> bool:
     )
 
 
-def check_page(value: Any) -> Page | None:
+def check_page(value: Any, *, seen: Seen | None = None) -> Page | None:
     """``value`` as a validated :class:`Page` (``None``: no page there), or raise :class:`ResultError`;
     its sections' keys must differ (a section is told apart by its key)."""
     if value is None:
         return None
-    page = _check_one("page", value, Page)
+    page = _check_one("page", value, Page, seen)
     keys: set[str] = set()
     for section in page.sections:
         if section.key in keys:

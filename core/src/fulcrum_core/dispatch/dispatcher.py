@@ -52,6 +52,7 @@ from typing import Any, Literal, NoReturn, Protocol, TypeVar
 from fulcrum_sdk._validate import (
     LIST_RESULT_TYPES,
     ResultError,
+    Seen,
     check_list,
     check_page,
     check_transaction_result,
@@ -309,17 +310,17 @@ def _now(loop: asyncio.AbstractEventLoop) -> float:
     return _clock_of(loop)()
 
 
-def _validate(hook: str, value: Any) -> Any:
+def _validate(hook: str, value: Any, seen: Seen) -> Any:
     if value.__class__ is not list and inspect.isawaitable(value):  # a list is the common case
         if inspect.iscoroutine(value):
             value.close()
         raise ResultError(f"{hook} returned an awaitable from a plain function; declare it `async def`")
     if hook in LIST_RESULT_TYPES:
-        return check_list(hook, value)
+        return check_list(hook, value, seen=seen)
     if hook == "execute_transaction":
-        return check_transaction_result(value)
+        return check_transaction_result(value, seen=seen)
     if hook == "page":
-        return check_page(value)
+        return check_page(value, seen=seen)
     return value
 
 
@@ -357,6 +358,8 @@ class Dispatcher:
         # The task factory of the loop last called on (``leftovers.py``), installed there if missing.
         self._watch_loop: asyncio.AbstractEventLoop | None = None
         self._watch: TaskWatch | None = None
+        # The result objects each plugin returned that its checks remember (see _objects_of).
+        self._seen: dict[str, Seen] = {}
 
     def _watch_on(self, loop: asyncio.AbstractEventLoop) -> TaskWatch:
         """The :class:`TaskWatch` of ``loop``, which tags the tasks plugins start there (installed
@@ -377,6 +380,15 @@ class Dispatcher:
         observe = getattr(self.observer, "observe_leftover", None)
         if observe is not None:
             observe(plugin, hook, outcome)
+
+    def _objects_of(self, plugin: str) -> Seen:
+        """The result objects ``plugin`` returned that the checks remember, its own: they may hold the
+        plugin's code (a ``__del__``), which runs when the memo lets go of them, so only a check of
+        that plugin's results ever does (in one memo for all, another plugin's check paid for it)."""
+        seen = self._seen.get(plugin)
+        if seen is None:
+            seen = self._seen[plugin] = {}
+        return seen
 
     def deadline_ms(self, hook: str) -> int:
         """The configured deadline of ``hook`` in milliseconds (campaigns: the home page's)."""
@@ -428,6 +440,7 @@ class Dispatcher:
         made = self.resilience.of_hook(hook).get
         extras = self.guards
         checks_list = hook in LIST_RESULT_TYPES
+        seen_by = self._seen.get
         eager = Eager(loop)
         watch = self._watch_on(loop)  # told which call's code runs inline, to tag the tasks it starts
         watch.sink, watch.limit_s = self, hook_s
@@ -496,7 +509,7 @@ class Dispatcher:
             elapsed = now() - t0
             if exc is None and elapsed <= hook_s and checks_list:
                 try:
-                    result = check_list(hook, value)
+                    result = check_list(hook, value, seen=seen_by(pid) or self._objects_of(pid))
                 except BaseException:  # noqa: S110 - a wrong shape, or garbage that breaks the check
                     pass  # itself (its own hash raising SystemExit): the slow path below says why, records it
                 else:
@@ -796,7 +809,7 @@ class Dispatcher:
                 detail = _describe(exc)
         elif not late:
             try:
-                result = _validate(hook, value)
+                result = _validate(hook, value, self._objects_of(pid))
             except ResultError as err:
                 invalid, detail = True, str(err)[:_DETAIL_MAX]
             except BaseException as err:  # garbage that even breaks the check (its hash raising a
