@@ -334,3 +334,39 @@ async def test_result_objects_a_plugin_left_with_the_checks_are_let_go_of_in_its
     assert all("quick" not in page for page in left_out), left_out
     assert not dispatcher.breaker_open("quick", "home_slot_offers")
     assert left_out[1] == {"dropper": "timeout"}  # it paid for its own objects, 320 ms
+
+
+class _HashesIn60ms:
+    """A value whose hash takes 60 ms, and which no result type allows."""
+
+    def __hash__(self) -> int:
+        time.sleep(0.06)
+        return 1
+
+
+@pytest.mark.anyio
+@pytest.mark.both_loops
+async def test_a_result_that_fails_its_check_slowly_is_checked_once_and_charged_for_it(
+    settings: Settings, kit: Any
+) -> None:
+    """An inline plugin's result whose item takes 60 ms to check and then fails: the fast path's check
+    gave up on it, the list's own slow path checked the item again, and the dispatcher checked the whole
+    result twice more, so the loop was held four times 60 ms while the call was charged for two; with a
+    100 ms deadline the breaker never opened for that hold. It is checked once now, that time counted:
+    more than 60 ms, less than twice, the result left out as invalid."""
+
+    @nonblocking
+    def garbage(ctx: Any, query: str) -> Any:
+        return [msgspec.structs.replace(kit.hit("h"), title=LocalizedText(zh_CN=_HashesIn60ms()))]  # type: ignore[arg-type]
+
+    conf = msgspec.structs.replace(settings, deadlines=Deadlines(search=100))
+    dispatcher = Dispatcher(conf)
+    (loaded,) = _loaded(conf, kit.plugin("garbage", search=garbage))
+    started = time.monotonic()
+    gathered = await dispatcher.call_many("search", [(loaded, kit.context(loaded))], query="q")
+    held = time.monotonic() - started
+    dispatcher.close()
+    assert [(d.plugin, d.reason) for d in gathered.degraded] == [("garbage", "invalid")]
+    (stats,) = dispatcher.stats.snapshot()
+    assert held < 0.12, f"the loop was held {held * 1000:.0f} ms: the result was checked more than once"
+    assert stats.max_ms >= 60

@@ -162,13 +162,14 @@ def check_list(hook: str, value: Any, *, max_items: int = 50, seen: Seen | None 
         return []
     if value.__class__ is list and len(value) <= max_items:  # the common case, checked item by item
         out = []
-        for item in value:
+        for i, item in enumerate(value):
             if item.__class__ is not cls:
                 break
             try:
                 out.append(_revalidate(item, cls, seen))
-            except msgspec.ValidationError:
-                break
+            except msgspec.ValidationError as exc:  # said at once: checked again below, an item slow to
+                # check (its fields' hashes) held the loop twice
+                raise ResultError(f"{hook} item {i} is invalid: {exc}") from None
         else:
             return out
     if value.__class__ is not list and value.__class__ is not tuple:

@@ -448,12 +448,13 @@ class Dispatcher:
         # the next plugin's clock starts (see _let_go).
         value: Any = None
         exc: BaseException | None = None
+        failed: BaseException | None = None  # what a check of its result on the fast path raised
         call: _Call | tuple[Any, BaseException | None, float] | None = None
         last: Guard | None = None
         for plugin, ctx in calls:
             if last is not None:
                 released = now()
-                value = exc = call = None
+                value = exc = call = failed = None
                 _let_go(last, now() - released, hook_s)
                 last = None
             impl = plugin.impls.get(hook)
@@ -507,11 +508,15 @@ class Dispatcher:
                         value, exc = None, error
                 watch.guard = None
             elapsed = now() - t0
+            checked_s = 0.0
             if exc is None and elapsed <= hook_s and checks_list:
                 try:
                     result = check_list(hook, value, seen=seen_by(pid) or self._objects_of(pid))
-                except BaseException:  # noqa: S110 - a wrong shape, or garbage that breaks the check
-                    pass  # itself (its own hash raising SystemExit): the slow path below says why, records it
+                except BaseException as err:  # a wrong shape, or garbage that breaks the check itself (its
+                    # own hash raising SystemExit): _conclude says why and records it, with the time the
+                    # check took, without checking it again
+                    failed = err
+                    checked_s = now() - t0 - elapsed
                 else:
                     # Checking the result ran on the loop too: a result slow to check makes a slow call.
                     elapsed = now() - t0
@@ -531,18 +536,20 @@ class Dispatcher:
                         degraded.append(Degraded(plugin=pid, hook=hook, reason=err.kind, detail=err.detail))
                     _open_if_held(guard, elapsed, hook_s)  # recorded above
                     continue
-            if elapsed > hook_s:
+            if elapsed + checked_s > hook_s:
                 # It held the event loop past its deadline: the calls waiting meanwhile never had theirs.
                 blame = False
             try:
                 results[pid] = self._conclude(
-                    pid, hook, guard, value, exc, elapsed, hook_s, source=(plugin, ctx)
+                    pid, hook, guard, value, exc, elapsed, hook_s, source=(plugin, ctx), failed=failed,
+                    checked_s=checked_s,
                 )
             except PluginCallError as err:
                 degraded.append(Degraded(plugin=err.plugin, hook=hook, reason=err.kind, detail=err.detail))
+            failed = None
         if last is not None:
             released = now()
-            value = exc = call = None
+            value = exc = call = failed = None
             _let_go(last, now() - released, hook_s)
         if fine:
             self._record_fine(hook, fine)
@@ -781,8 +788,13 @@ class Dispatcher:
         asks_consent: frozenset[str] = frozenset(),
         source: _Source = None,
         deadline_s: float | None = None,
+        failed: BaseException | None = None,
+        checked_s: float = 0.0,
     ) -> Any:
         """The validated result of a call that finished (inline or not); records the outcome.
+        ``failed``: what checking its result raised already (the fast path), in ``checked_s``: counted
+        as part of the reading, and not checked again (each check of garbage slow to check held the loop
+        again, and the first was not counted: the call held it twice as long as it was charged).
         ``source``: the plugin and the context it was given, named in the log line of a failure. A call
         that held the event loop ``open_on_loop_hold`` deadlines opens its breaker once recorded, however
         it ended (a result, an error, a refusal). ``deadline_s``: the hook's deadline, for a call that
@@ -807,6 +819,9 @@ class Dispatcher:
                 detail = _text(exc)
             elif meaning == "error":
                 detail = _describe(exc)
+        elif failed is not None:
+            invalid = True
+            detail = str(failed)[:_DETAIL_MAX] if type(failed) is ResultError else _describe(failed)
         elif not late:
             try:
                 result = _validate(hook, value, self._objects_of(pid))
@@ -815,7 +830,7 @@ class Dispatcher:
             except BaseException as err:  # garbage that even breaks the check (its hash raising a
                 # SystemExit or its own BaseException): still only this plugin's loss
                 invalid, detail = True, _describe(err)
-        read_s = time.monotonic() - reading
+        read_s = time.monotonic() - reading + checked_s
         elapsed += read_s
         held = elapsed
         if deadline_s is not None:  # it suspended: only the reading held the loop
