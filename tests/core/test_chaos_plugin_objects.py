@@ -4,6 +4,8 @@ result's parts) are still plugin code: what they do there, raising or taking lon
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -12,6 +14,7 @@ from typing import Any
 import msgspec
 import pytest
 from fulcrum_core.dispatch.dispatcher import Dispatcher
+from fulcrum_core.observability.logging import JsonFormatter
 from fulcrum_core.settings import Deadlines, Settings
 from fulcrum_sdk import nonblocking
 from fulcrum_sdk.errors import NO_CONSENT, ScopeDenied, TransactionRefused
@@ -370,3 +373,44 @@ async def test_a_result_that_fails_its_check_slowly_is_checked_once_and_charged_
     (stats,) = dispatcher.stats.snapshot()
     assert held < 0.12, f"the loop was held {held * 1000:.0f} ms: the result was checked more than once"
     assert stats.max_ms >= 60
+
+
+@pytest.mark.anyio
+@pytest.mark.both_loops
+async def test_a_plugin_failure_whose_text_json_cannot_hold_is_still_one_json_log_line(
+    settings: Settings, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin raising an exception whose message holds a lone surrogate: the dispatcher's warning that
+    it was left out carries that text, which the JSON formatter could not encode. Logging then printed its
+    multi-line "--- Logging error ---" traceback among the JSON lines and the warning was lost. It is one
+    JSON line now, the text escaped. (The records are kept from pytest's own log capture, which cannot
+    carry such text between test processes either.)"""
+
+    @nonblocking
+    def odd(ctx: Any, query: str) -> Any:
+        raise ValueError("bad \ud800 text")
+
+    lines: list[str] = []
+
+    class _Json(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:  # the formatter's error raised, not printed
+            lines.append(self.format(record))
+
+    handler = _Json()
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("fulcrum.dispatch")
+    monkeypatch.setattr(logger, "propagate", False)
+    logger.addHandler(handler)
+    try:
+        dispatcher = Dispatcher(settings)
+        (loaded,) = _loaded(settings, kit.plugin("odd", search=odd))
+        gathered = await dispatcher.call_many("search", [(loaded, kit.context(loaded))], query="q")
+        dispatcher.close()
+    finally:
+        logger.removeHandler(handler)
+    assert [d.plugin for d in gathered.degraded] == ["odd"]
+    (line,) = lines
+    assert "\n" not in line
+    parsed = json.loads(line)
+    assert parsed["plugin"] == "odd"
+    assert "bad \\ud800 text" in parsed["message"]

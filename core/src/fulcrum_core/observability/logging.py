@@ -112,7 +112,21 @@ class JsonFormatter(logging.Formatter):
                 line[field] = value
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return _encoder.encode(line).decode()
+        try:
+            return _encoder.encode(line).decode()
+        except UnicodeEncodeError:  # see _sendable
+            return _encoder.encode({key: _sendable(value) for key, value in line.items()}).decode()
+
+
+def _sendable(value: Any) -> Any:
+    """``value`` with any text UTF-8 cannot hold (a lone surrogate) written as ``\\udXXX``.
+
+    A plugin's exception message, or its own log line, may carry such text; JSON cannot, so the encoder
+    raised, logging printed its multi-line "--- Logging error ---" traceback to stderr among the JSON
+    lines, and the line itself (a plugin left out of a page, say) was lost."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 _SERVER_LOGGERS = ("uvicorn", "uvicorn.error")
