@@ -36,7 +36,7 @@ VARIABLE_CODES = {
     ("api/registry_errors.py", "translate", "code"),  # registry.<fulcrum_registry error code>
     ("auth/middleware.py", "_authenticate", "exc.code"),  # the token verifier's, re-raised
     ("auth/tokens.py", "_fail", "code"),  # each _fail("token.…") call
-    ("transactions/checks.py", "checked_refusal", "exc.code"),  # a plugin's result, not a problem
+    ("transactions/checks.py", "checked_refusal", "code"),  # a plugin's result, not a problem
     ("transactions/checks.py", "refusal", "result.code"),  # a plugin's own code: PLUGIN_REFUSAL
     ("transactions/checks.py", "check_suitability", "code"),  # the SDK's suitability_problem codes
     ("transactions/render.py", "outcome_problem", "code"),  # each outcome_problem / _Problem call
