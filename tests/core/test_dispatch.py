@@ -500,6 +500,50 @@ async def test_overlong_targeting_names_are_invalid(fast: Settings, dispatcher: 
     assert [(d.plugin, d.reason) for d in gathered.degraded] == [("wordy", "invalid")]
 
 
+async def test_a_plugin_whose_turn_comes_after_the_callers_budget_is_not_started(
+    fast: Settings, kit: Any
+) -> None:
+    """Plugins run inline one after another, each judged by its own deadline: two that hold the loop
+    200 ms each (within their 300 ms) spend a caller's 350 ms budget, and the plugin after them is left
+    out unasked (``rejected``, its breaker not charged) instead of making the answer later still.
+    Without a caller's budget every plugin is asked, as before."""
+    asked: list[str] = []
+
+    def holder(name: str) -> Any:
+        @nonblocking
+        def hold(ctx: Any) -> Any:
+            asked.append(name)
+            time.sleep(0.2)
+            return [kit.offer("home.banner", name)]
+
+        return hold
+
+    @nonblocking
+    def quick(ctx: Any) -> Any:
+        asked.append("late")
+        return [kit.offer("home.banner", "late")]
+
+    plugins = {p.id: p for p in _loaded(
+        fast, kit.plugin("hold-1", home_slot_offers=holder("hold-1")),
+        kit.plugin("hold-2", home_slot_offers=holder("hold-2")), kit.plugin("late", home_slot_offers=quick),
+    )}
+    calls = [(plugins[i], kit.context(plugins[i])) for i in ("hold-1", "hold-2", "late")]
+    dispatcher = Dispatcher(fast)
+    gathered = await dispatcher.call_many("home_slot_offers", calls, deadline_ms=350)
+    assert asked == ["hold-1", "hold-2"]
+    assert sorted(gathered.results) == ["hold-1", "hold-2"]
+    assert [(d.plugin, d.reason) for d in gathered.degraded] == [("late", "rejected")]
+    assert "budget" in gathered.degraded[0].detail
+    assert not dispatcher.breaker_open("late", "home_slot_offers")
+    [late] = [s for s in dispatcher.stats.snapshot() if s.plugin == "late"]
+    assert (late.ok, late.rejected, late.error, late.timeout) == (0, 1, 0, 0)
+    asked.clear()
+    gathered = await dispatcher.call_many("home_slot_offers", calls)
+    assert asked == ["hold-1", "hold-2", "late"]
+    assert sorted(gathered.results) == ["hold-1", "hold-2", "late"]
+    dispatcher.close()
+
+
 async def test_system_exit_raised_by_a_plugin_on_the_general_path_is_its_error(
     fast: Settings, kit: Any
 ) -> None:

@@ -261,6 +261,9 @@ def _ran_its_deadline(call: _Call, woke: float, limit_s: float) -> bool:
     return began > 0.0 and woke - began >= limit_s
 
 
+_SPENT = "the calls before it held the event loop through the page's whole budget; not started"
+
+
 def _let_go(guard: Guard, held: float, limit_s: float) -> None:
     """An inline call's own objects (its result as returned, its exception) were let go of, which runs
     their finalizers (``__del__``, a generator's ``finally``) on the loop, and that took ``held``.
@@ -419,7 +422,9 @@ class Dispatcher:
 
         ``deadline_ms`` shortens the wait (never lengthens it), for a caller with an overall budget.
         Plugins are still judged by the hook's own deadline: an inline call is late only past it, and
-        a call cut short by the caller's budget is left out without counting against its breaker. So
+        a call cut short by the caller's budget is left out without counting against its breaker; a
+        plugin whose turn comes once inline calls before it have spent that budget is not started
+        (``rejected``, not charged). So
         is one still waiting when the event loop was held past the deadline (an ``async def`` calling
         ``time.sleep``, inline or in its task): the one that held it is charged, not the plugins it
         starved.
@@ -449,18 +454,33 @@ class Dispatcher:
         value: Any = None
         exc: BaseException | None = None
         failed: BaseException | None = None  # what a check of its result on the fast path raised
+        # The caller's budget: a plugin whose turn comes after the calls before it spent it is not
+        # started (see below). One already spent when the caller asks still has every plugin asked
+        # (the ones that suspend are cut at once): a page late before its plugins ran gains little by
+        # leaving out the quick ones that finish inline.
+        budget_end = started + deadline_ms / 1000 if deadline_ms is not None and deadline_ms > 0 else math.inf
+        spent = False
         call: _Call | tuple[Any, BaseException | None, float] | None = None
         last: Guard | None = None
         for plugin, ctx in calls:
             if last is not None:
                 released = now()
                 value = exc = call = failed = None
-                _let_go(last, now() - released, hook_s)
+                if now() - released > hook_s:  # only then can it have held the loop too long
+                    _let_go(last, now() - released, hook_s)
                 last = None
+                spent = released >= budget_end
             impl = plugin.impls.get(hook)
             if impl is None:
                 continue
             pid = plugin.id
+            if spent:
+                # The calls before it held the loop through the caller's whole budget (each within its
+                # own deadline): starting it would only make the answer later still. Left out unasked,
+                # like a bulkhead's refusal, and not charged: the plugins that held the loop were.
+                self._spent(pid, hook)
+                degraded.append(Degraded(plugin=pid, hook=hook, reason="rejected", detail=_SPENT))
+                continue
             guard = last = made(pid) or guard_of(pid, hook)
             if extras or not (impl.is_async or impl.inline) or not guard.free():
                 # The general path: a breaker to ask, a bulkhead place to hold, a thread, extra guards.
@@ -550,7 +570,8 @@ class Dispatcher:
         if last is not None:
             released = now()
             value = exc = call = failed = None
-            _let_go(last, now() - released, hook_s)
+            if now() - released > hook_s:
+                _let_go(last, now() - released, hook_s)
         if fine:
             self._record_fine(hook, fine)
         if suspended:
@@ -667,6 +688,12 @@ class Dispatcher:
         return max(1, math.ceil(self.resilience.get(plugin, hook).breaker.admits_in()))
 
     # --- mechanics ---------------------------------------------------------------------------------
+
+    def _spent(self, plugin: str, hook: str) -> None:
+        """Count a call left out unasked because the caller's budget was spent before its turn."""
+        self.stats.record(plugin, hook, "rejected", 0.0, _SPENT)
+        if self.observer is not None:
+            self.observer.observe(plugin, hook, "rejected", 0.0)
 
     def _admit(self, plugin: str, hook: str, guard: Guard, *, threaded: bool = False) -> str | None:
         reason = guard.admit()
