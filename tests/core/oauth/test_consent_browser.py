@@ -1,5 +1,6 @@
-"""The consent page in a real browser (headless Chromium driven by Playwright) against the served app:
-what the customer sees, allowing and denying, and what the page's headers forbid.
+"""The consent page and the error catalogue's pages in a real browser (headless Chromium driven by
+Playwright) against the served app: what the customer sees, allowing and denying, and what the page's
+headers forbid.
 
 Chromium comes from the system (``/usr/bin/chromium``, Debian's ``chromium`` package; ``.ci/run``
 installs it when missing); without it these tests skip, saying so.
@@ -14,6 +15,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+from fulcrum_core.problem_types import by_code
 
 from .conftest import CUSTOMER, REDIRECT, pkce_pair
 
@@ -133,3 +135,25 @@ def test_an_unregistered_redirect_uri_is_shown_not_followed(served: str, page: A
     assert response.status == 400
     assert "Redirect URI http://127.0.0.1:9999/callback is not supported" in page.inner_text("body")
     assert page.redirects == []
+
+
+def test_a_problems_type_opens_its_page_in_the_browser(served: str, page: Any) -> None:
+    """The error catalogue is a web page too: a real problem's ``type``, opened in the browser, is its
+    code's page, rendered with its own style and no script or policy error; it links back to the index,
+    whose every code links to its own page."""
+    problem = httpx.get(f"{served}/v1/home").json()
+    assert problem["type"] == f"{served}/problems/token.missing"
+    page.goto(problem["type"])
+    assert page.title() == "token.missing: No access token"
+    assert page.locator("h1").inner_text() == "No access token"
+    assert page.locator("body").evaluate("e => getComputedStyle(e).maxWidth") == "960px"  # its own style
+    page.get_by_role("link", name="All problem types").click()
+    assert page.url == f"{served}/problems"
+    assert page.locator("h1").inner_text() == "Problem types"
+    codes = page.locator("tbody a").all_inner_texts()
+    assert "token.missing" in codes
+    assert len(codes) == len(set(codes)) >= 80
+    page.get_by_role("link", name="transaction.invalid_params", exact=True).click()
+    assert page.url == f"{served}/problems/transaction.invalid_params"
+    assert page.locator("h1").inner_text() == by_code("transaction.invalid_params").title  # type: ignore[union-attr]
+    assert page.problems == []
