@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import ExternalDocumentation
 
+from fulcrum_core import host_threads
 from fulcrum_core.api import routers
 from fulcrum_core.api.input_problems import document_input_problems
 from fulcrum_core.api.openapi_rate_limit import document_rate_limit
@@ -30,6 +31,7 @@ from fulcrum_core.branches.host import (
 from fulcrum_core.campaigns import CAMPAIGNS, CampaignStore
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.provider import DemoDataProvider
+from fulcrum_core.data.warmup import warm_reads
 from fulcrum_core.dispatch import leftovers
 from fulcrum_core.dispatch.context import ContextFactory
 from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool, joined
@@ -193,6 +195,7 @@ def _app(settings: Settings, rt: Runtime, *, debug: bool) -> Litestar:
         ),
         on_startup=[
             threads.start,
+            _warm_reads(rt),
             registry.start,
             *([branch_store.start] if branch_store else []),
             *([shared.start] if shared else []),
@@ -217,6 +220,9 @@ def _app(settings: Settings, rt: Runtime, *, debug: bool) -> Litestar:
     document_rate_limit(app, settings.rate_limit)
     return app
 
+
+WARM_UP_S = 5.0
+"""How long a starting worker waits for its request path's reads to be warmed (``data/warmup.py``)."""
 
 SHUTDOWN_THREADS_S = 5.0
 """How long a stopping host lets plugin threads still running finish (a late sync call, a blocking
@@ -281,6 +287,19 @@ def _drain_campaigns(rt: Runtime) -> Callable[[], Awaitable[None]]:
 
 SHUTDOWN_READS_S = 5.0
 """How long a stopping host waits for cache reads still in flight before it closes the database."""
+
+
+def _warm_reads(rt: Runtime) -> Callable[[], Awaitable[None]]:
+    """The startup hook that runs the request path's reads once, before the worker serves (``warmup.py``)."""
+
+    async def warm() -> None:
+        try:
+            async with asyncio.timeout(WARM_UP_S):  # a database that hangs is /readyz's to report
+                await host_threads.to_thread(warm_reads, rt.db)
+        except TimeoutError:
+            log.warning("the request path's reads were not warmed within %.0f s; serving anyway", WARM_UP_S)
+
+    return warm
 
 
 def _drain_reads(rt: Runtime) -> Callable[[], Awaitable[None]]:
