@@ -20,7 +20,7 @@ from fulcrum_sdk import nonblocking
 from fulcrum_sdk.errors import NO_CONSENT, ScopeDenied, TransactionRefused
 from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionType
 
-from tests.core.test_dispatch_base_exceptions import C3, _impls, _post, _tx_plugin
+from tests.core.test_dispatch_base_exceptions import _impls, _post, _post_left_unknown, _tx_plugin
 from tests.core.test_dispatch_guard import _loaded
 
 
@@ -148,12 +148,7 @@ def test_a_refusal_that_cannot_be_read_is_the_plugins_fault_not_a_500(make_app: 
         raise _UnreadableRefusal("x.refused", LocalizedText(zh_CN="不行"))
 
     app = make_app(_tx_plugin(kit, refuses))
-    response = _post(app)
-    assert response.status_code == 202, response.text
-    assert response.json()["status"] == "unknown"
-    row = app.runtime.transactions.journal.find(C3, "fulcrum-dev", "k-1")
-    assert row is not None
-    assert row.status == "unknown"
+    _post_left_unknown(app)
 
 
 class _SlowToPrint(Exception):

@@ -124,6 +124,17 @@ def _post(app: Any, key: str = "k-1") -> Any:
     )
 
 
+def _post_left_unknown(app: Any) -> None:
+    """Submit the transaction whose plugin answers it badly at execution: 202 ``unknown``, and the
+    journal row says so (reconciliation asks again; never a 500, never a row left pending)."""
+    response = _post(app)
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "unknown"
+    row = app.runtime.transactions.journal.find(C3, "fulcrum-dev", "k-1")
+    assert row is not None
+    assert row.status == "unknown"
+
+
 @pytest.mark.parametrize("path", ["first-step", "after-waiting", "inline", "thread"])
 @pytest.mark.parametrize("make", RAISED, ids=IDS)
 def test_transaction_is_a_plugin_error(
