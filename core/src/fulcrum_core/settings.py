@@ -19,6 +19,7 @@ from fulcrum_sdk.models import Action, LocalizedText, SlotOffer
 from fulcrum_core.dispatch.breaker import BreakerConfig
 
 __all__ = [
+    "DEFAULT_ISSUER",
     "TIMED_AS",
     "Deadlines",
     "PluginSettings",
@@ -67,6 +68,10 @@ class Deadlines(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 TIMED_AS: dict[str, str] = {"home_slot_campaigns": "home_slot_offers"}
 """Hooks without a deadline of their own, and the hook whose deadline and slow-call threshold they take:
 campaigns are home-page content, fetched under the home page's deadline."""
+
+
+DEFAULT_ISSUER = "http://127.0.0.1:8000"
+"""The OAuth issuer when none is set: the demo's and ``serve``'s default address."""
 
 
 SLOW_CALL_FRACTION = 0.8
@@ -131,7 +136,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     http_protocol: Literal["auto", "httptools", "h11"] = "auto"
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     # OAuth / JWT: the issuer URL and the audience of customer-facing access tokens.
-    issuer: str = "http://127.0.0.1:8000"
+    issuer: str = DEFAULT_ISSUER
     audience: str = "fulcrum-app"
     # Where the error catalogue is published: every problem's ``type`` is this URL plus its code. None
     # → ``/problems/`` under ``issuer``, which this host serves; set it when the catalogue is published

@@ -331,6 +331,38 @@ def test_the_printed_new_token_command_issues_for_the_hosts_issuer(
     assert "uv run fulcrum token issue --customer c-0755-001" in hint
 
 
+def test_the_dev_host_is_its_own_issuer_unless_one_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On ``--port 8932`` with no issuer set, the OAuth metadata, the tokens and the problem types name
+    ``http://127.0.0.1:8932`` (they named port 8000, where nothing of this host listens); an issuer the
+    config names is kept."""
+    from fulcrum_core.cli import dev as dev_command
+    from fulcrum_core.devhost.asgi import PACKAGE_ENV, SOURCE_ENV
+
+    for name in ("FULCRUM_STATE_DIR", "FULCRUM_DATABASE_URL", "FULCRUM_DEV_MODE", "FULCRUM_BRANCHES_DIR",
+                 "FULCRUM_CONFIG", "FULCRUM_ISSUER", SOURCE_ENV, PACKAGE_ENV):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(dev_command.uvicorn, "run", lambda *args, **kwargs: None)
+    project = write_project(tmp_path / "p")
+
+    ran = CliRunner().invoke(main, ["dev", str(project), "--port", "8932"])
+    assert ran.exit_code == 0, ran.output
+    assert os.environ["FULCRUM_ISSUER"] == "http://127.0.0.1:8932"  # what the server process reads
+    assert "(http://127.0.0.1:8932/oauth/token)" in ran.output
+    hint = next(line for line in ran.output.splitlines() if line.startswith("A new token"))
+    assert "FULCRUM_ISSUER=http://127.0.0.1:8932 " in hint
+
+    monkeypatch.delenv("FULCRUM_ISSUER")
+    config = tmp_path / "fulcrum.toml"
+    config.write_text('issuer = "https://open.bank.example"\n', encoding="utf-8")
+    ran = CliRunner().invoke(main, ["--config", str(config), "dev", str(project), "--port", "8933"])
+    assert ran.exit_code == 0, ran.output
+    assert "FULCRUM_ISSUER" not in os.environ
+    assert "(https://open.bank.example/oauth/token)" in ran.output
+
+
 def test_the_dev_host_registers_the_plugins_oauth_client_from_its_manifest(tmp_path: Path) -> None:
     """As the real host does for an approved release: ``plugin-<id>`` with the requested scopes and the
     manifest's ``[oauth]`` keys and redirect URIs, so a partner's backend can try ``private_key_jwt``."""

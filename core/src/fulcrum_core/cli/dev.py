@@ -24,6 +24,7 @@ from fulcrum_core.devhost import DevError, find_dev_plugin, prepare_client, prep
 from fulcrum_core.devhost.asgi import PACKAGE_ENV, SOURCE_ENV
 from fulcrum_core.devhost.project import DevPlugin
 from fulcrum_core.oauth.plugin_clients import PluginClientChange
+from fulcrum_core.settings import DEFAULT_ISSUER
 
 __all__ = ["dev"]
 
@@ -71,6 +72,12 @@ def dev(ctx: click.Context, path: Path, port: int, customer: str, no_reload: boo
         if config_file:
             os.environ["FULCRUM_CONFIG"] = config_file
         settings = settings_for(ctx, dev_mode=True)
+        base = f"http://127.0.0.1:{port}"
+        if settings.issuer == DEFAULT_ISSUER and settings.issuer != base:
+            # Neither FULCRUM_ISSUER nor the config names an issuer: the dev host is its own, so the
+            # OAuth metadata, the tokens and the problem types all point at the port it serves.
+            os.environ["FULCRUM_ISSUER"] = base
+            settings = settings_for(ctx, dev_mode=True)
         try:
             http, loop = server_stack(settings.http_protocol, settings.event_loop)
         except ValueError as exc:  # a C parser or loop named in the settings that is not installed
@@ -78,7 +85,6 @@ def dev(ctx: click.Context, path: Path, port: int, customer: str, no_reload: boo
         consented = prepare_state(settings, plugin.manifest, customer)
         client = prepare_client(settings, plugin.manifest)
         token = TokenService.from_settings(settings).issue(customer, sorted(APP_SCOPES), kind="customer")
-        base = f"http://127.0.0.1:{port}"
         click.echo(f"Plugin {plugin.manifest.id} from {plugin.package_dir} (development mode)")
         click.echo(f"State (deleted on exit): {state}")
         click.echo(
