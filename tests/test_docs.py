@@ -162,3 +162,22 @@ def test_the_partner_guide_states_the_deadline_left_to_a_hooks_tasks() -> None:
     assert f"counted from when your hook was called {stated}" in guide
     assert "`fulcrum_plugin_leftover_tasks_total`" in guide
     assert "fulcrum_plugin_leftover_tasks_total" in _SAMPLES
+
+
+def test_the_stall_figures_the_docs_give_are_the_defaults() -> None:
+    """The partner guide's 100 ms and 300 ms, and the README's settings and metrics, are the host's."""
+    from fulcrum_core.observability.shared_metrics import _SAMPLES
+    from fulcrum_core.settings import Settings
+
+    settings = Settings()
+    guide = " ".join((ROOT / "docs" / "partner-guide.md").read_text(encoding="utf-8").split())
+    readme = " ".join(README.split())
+    hold = settings.breaker.open_on_loop_hold
+    assert hold == 2
+    assert f"held for {settings.loop_stall_ms} ms or more" in guide
+    home_ms = hold * settings.deadlines.home_slot_offers
+    assert f"twice a hook's deadline or more ({home_ms:g} ms on the home page)" in guide
+    assert f"`FULCRUM_LOOP_STALL_MS`, default {settings.loop_stall_ms}" in readme
+    for metric in ("fulcrum_event_loop_stalls_total", "fulcrum_event_loop_stalled_seconds_total"):
+        assert f"`{metric}{{culprit}}`" in readme
+        assert metric in _SAMPLES

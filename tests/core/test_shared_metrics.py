@@ -143,6 +143,23 @@ def test_tasks_plugins_left_behind_add_up_across_workers(tmp_path: Path) -> None
     assert _samples(two.share.render()) == samples
 
 
+def test_stalls_of_the_event_loop_add_up_across_workers(tmp_path: Path) -> None:
+    """``fulcrum_event_loop_stalls_total`` and ``..._stalled_seconds_total`` of two workers add up by
+    culprit in a scrape of either."""
+    one, two = _Worker(tmp_path, os.getpid()), _Worker(tmp_path, os.getppid())
+    one.metrics.observe_stall("merchant", 0.5)
+    two.metrics.observe_stall("merchant", 0.25)
+    two.metrics.observe_stall("host", 0.125)
+    two.share.flush()
+    samples = _samples(one.share.render())
+    merchant, host = frozenset({("culprit", "merchant")}), frozenset({("culprit", "host")})
+    assert samples[("fulcrum_event_loop_stalls_total", merchant)] == 2
+    assert samples[("fulcrum_event_loop_stalled_seconds_total", merchant)] == 0.75
+    assert samples[("fulcrum_event_loop_stalls_total", host)] == 1
+    assert samples[("fulcrum_event_loop_stalled_seconds_total", host)] == 0.125
+    assert _samples(two.share.render()) == samples
+
+
 def test_a_scrape_is_up_to_date_for_the_worker_answering_it(tmp_path: Path) -> None:
     """The answering worker writes its counts first; another's show once it has written them."""
     one, two = _Worker(tmp_path, os.getpid()), _Worker(tmp_path, os.getppid())

@@ -37,6 +37,7 @@ from fulcrum_core.dispatch.context import ContextFactory
 from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool, joined
 from fulcrum_core.dispatch.dispatcher import Dispatcher
 from fulcrum_core.dispatch.shared import SharedBreakers
+from fulcrum_core.dispatch.stalls import StallWatch
 from fulcrum_core.errors import problem_details_plugin
 from fulcrum_core.observability import setup as observability
 from fulcrum_core.plugins import get_plugin_manager
@@ -142,6 +143,9 @@ def _assemble(
     return runtime
 
 
+STALLS = "dispatch.stalls"
+"""``runtime.extras`` key of the app's :class:`StallWatch` (``dispatch/stalls.py``)."""
+
 SHARED_BREAKERS = "dispatch.shared_breakers"
 """``runtime.extras`` key of the :class:`SharedBreakers` (present when Redis is configured)."""
 
@@ -167,6 +171,12 @@ def _app(settings: Settings, rt: Runtime, *, debug: bool) -> Litestar:
     branch_store = branch_store_of(rt)
     shared: SharedBreakers | None = rt.extras.get(SHARED_BREAKERS)
     threads = _PluginThreads(rt.dispatcher)
+    stalls = rt.extras[STALLS] = StallWatch(
+        settings.loop_stall_ms / 1000,
+        lambda: rt.plugins.loaded,
+        rt.dispatcher.resilience,
+        observability.runtime_metrics(rt),
+    )
     app = Litestar(
         route_handlers=list(routers()),
         middleware=[
@@ -200,8 +210,10 @@ def _app(settings: Settings, rt: Runtime, *, debug: bool) -> Litestar:
             *([branch_store.start] if branch_store else []),
             *([shared.start] if shared else []),
             *observability.startup_hooks(rt),
+            stalls.start,  # last: what starting up holds the loop for is not a stall of serving
         ],
         on_shutdown=[
+            stalls.stop,
             registry.stop,
             *([branch_store.stop] if branch_store else []),
             *([shared.stop] if shared else []),

@@ -188,6 +188,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     slow_calls: SlowCalls = SlowCalls()
     bulkhead_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 32
     home_budget_ms: Annotated[int, msgspec.Meta(ge=1)] = 400
+    # A worker whose event loop is held this long (every request waits) logs whose code held it, counts
+    # it in /metrics, and opens the breakers of a plugin that held it outside its calls past
+    # ``breaker.open_on_loop_hold`` deadlines (``dispatch/stalls.py``). 0 turns the watch off.
+    loop_stall_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 100
     # How old a plugin storage read in a display hook (home, search, feeds) may be: each worker caches
     # reads this long; transactions always read the database. 0 turns the cache off.
     storage_cache_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 1000
@@ -286,6 +290,7 @@ _ENV_FIELDS = {
     "FULCRUM_TRANSACTION_RETRY_WINDOW_SECONDS": "transaction_retry_window_seconds",
     "FULCRUM_CAMPAIGN_TTL_MS": "campaign_ttl_ms",
     "FULCRUM_SQLITE_READS_ON_LOOP": "sqlite_reads_on_loop",
+    "FULCRUM_LOOP_STALL_MS": "loop_stall_ms",
 }
 
 

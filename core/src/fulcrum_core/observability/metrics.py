@@ -28,6 +28,8 @@ __all__ = [
     "CONTENT_TYPE",
     "LATENCY_HELP",
     "LEFTOVERS_HELP",
+    "STALLED_HELP",
+    "STALLS_HELP",
     "Metrics",
 ]
 
@@ -43,6 +45,11 @@ LEFTOVERS_HELP = (
     "Tasks a plugin's hook call started and left behind, by outcome: cancelled (still running at the"
     " call's deadline), error (it raised and nobody retrieved the exception)."
 )
+STALLS_HELP = (
+    "Times the event loop was held loop_stall_ms or more, by culprit: the plugin whose code held it, host,"
+    " or unknown (no sample caught the code)."
+)
+STALLED_HELP = "Seconds the event loop was held in stalls of loop_stall_ms or more, by culprit."
 BREAKER_HELP = (
     "Circuit breaker state per plugin and hook: how many workers' breakers are in that state"
     " (one worker: 1 for its current state, 0 otherwise)."
@@ -98,6 +105,13 @@ class _CallCollector(Collector):
         for key, count in sorted(self._metrics.leftovers.items()):
             leftovers.add_metric(list(key), float(count))
         yield leftovers
+        stalls = CounterMetricFamily("fulcrum_event_loop_stalls", STALLS_HELP, labels=["culprit"])
+        stalled = CounterMetricFamily("fulcrum_event_loop_stalled_seconds", STALLED_HELP, labels=["culprit"])
+        for culprit, (count, seconds) in sorted(self._metrics.stalls.items()):
+            stalls.add_metric([culprit], float(count))
+            stalled.add_metric([culprit], seconds)
+        yield stalls
+        yield stalled
 
 
 def _bound(value: float) -> str:
@@ -133,6 +147,8 @@ class Metrics:
         self.outcomes: dict[tuple[str, str, str], int] = {}
         # Tasks plugins left behind, by (plugin, hook, "cancelled" or "error") (``dispatch/leftovers.py``).
         self.leftovers: dict[tuple[str, str, str], int] = {}
+        # Stalls of the event loop by culprit: (how many, seconds in all) (``dispatch/stalls.py``).
+        self.stalls: dict[str, tuple[int, float]] = {}
         # The same _Latency objects by hook, then plugin: the hot path looks up plain strings.
         self._by_hook: dict[str, dict[str, _Latency]] = {}
         self.registry.register(_CallCollector(self))
@@ -187,6 +203,11 @@ class Metrics:
         """Count one task a call of ``plugin``'s ``hook`` left behind (on the event loop's thread)."""
         key = (plugin, hook, outcome)
         self.leftovers[key] = self.leftovers.get(key, 0) + 1
+
+    def observe_stall(self, culprit: str, seconds: float) -> None:
+        """Count one stall of the event loop that ``culprit``'s code held ``seconds`` (on its thread)."""
+        count, total = self.stalls.get(culprit, (0, 0.0))
+        self.stalls[culprit] = (count + 1, total + seconds)
 
     def render(self) -> bytes:
         """Every metric in the Prometheus text format."""

@@ -37,6 +37,7 @@ __all__ = [
     "middleware_after_auth",
     "middleware_before_auth",
     "rate_limiter_of",
+    "runtime_metrics",
     "scrape",
     "shutdown_hooks",
     "start_logging",
@@ -60,6 +61,12 @@ def attach_metrics(runtime: Runtime) -> Metrics:
             settings.metrics_dir, metrics, runtime.dispatcher.resilience.snapshot,
             every=settings.metrics_share_seconds,
         )
+    return metrics
+
+
+def runtime_metrics(runtime: Runtime) -> Metrics | None:
+    """The runtime's metrics, if :func:`attach_metrics` gave it some."""
+    metrics: Metrics | None = runtime.extras.get(_METRICS)
     return metrics
 
 

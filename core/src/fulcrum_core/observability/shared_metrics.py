@@ -50,6 +50,8 @@ from fulcrum_core.observability.metrics import (
     CALLS_HELP,
     LATENCY_HELP,
     LEFTOVERS_HELP,
+    STALLED_HELP,
+    STALLS_HELP,
     Metrics,
 )
 from fulcrum_core.observability.metrics_archive import compact, locked
@@ -74,6 +76,10 @@ _SAMPLES = {  # sample → its file, metric, label names and help text
     ),
     "fulcrum_plugin_leftover_tasks_total": (
         "counter", "fulcrum_plugin_leftover_tasks", ["plugin", "hook", "outcome"], LEFTOVERS_HELP
+    ),
+    "fulcrum_event_loop_stalls_total": ("counter", "fulcrum_event_loop_stalls", ["culprit"], STALLS_HELP),
+    "fulcrum_event_loop_stalled_seconds_total": (
+        "counter", "fulcrum_event_loop_stalled_seconds", ["culprit"], STALLED_HELP
     ),
     "fulcrum_breaker_state": (
         "gauge_livesum", "fulcrum_breaker_state", ["plugin", "hook", "state"], BREAKER_HELP
@@ -166,6 +172,9 @@ class MetricsShare:
             self._write("fulcrum_plugin_calls_total", (plugin, hook, outcome), float(count))
         for (plugin, hook, outcome), count in self._metrics.leftovers.items():
             self._write("fulcrum_plugin_leftover_tasks_total", (plugin, hook, outcome), float(count))
+        for culprit, (stalls, seconds) in self._metrics.stalls.items():
+            self._write("fulcrum_event_loop_stalls_total", (culprit,), float(stalls))
+            self._write("fulcrum_event_loop_stalled_seconds_total", (culprit,), seconds)
         for snap in self._breakers():
             plugin, _, hook = snap.name.partition(":")
             for each in BreakerState:
