@@ -4,6 +4,7 @@ loop, logged and counted; a plugin that held it outside its calls has its breake
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 import threading
@@ -307,3 +308,39 @@ def test_a_stall_no_sample_caught_is_unknown(settings: Settings) -> None:
     watch = StallWatch(0.1, dict)
     stall = watch._judge(0.3, [])
     assert (stall.culprit, stall.opened, stall.frames) == (UNKNOWN, (), ())
+
+
+def test_time_the_garbage_collector_took_is_nobodys(settings: Settings, kit: Any) -> None:
+    """A stall most of which was a collection is the host's whatever the samples found running (the code
+    that allocated); with less collection, the plugin is charged only for the rest."""
+    from fulcrum_core.dispatch.stalls import GARBAGE_COLLECTION, Blame, _Sample
+
+    metrics = Metrics()
+    dispatcher = Dispatcher(settings, observer=metrics)
+    guard = dispatcher.resilience.get("alloc", HOOK)
+    watch = StallWatch(0.1, dict, dispatcher.resilience, metrics)
+    sample = _Sample(1, Blame("alloc", ("plugin.code:1",)), None)
+    mostly_gc = watch._judge(0.4, [sample], gc_s=0.25)
+    assert (mostly_gc.culprit, mostly_gc.shared, mostly_gc.opened) == (HOST, GARBAGE_COLLECTION, ())
+    some_gc = watch._judge(0.4, [sample], gc_s=0.15)  # 250 ms its own: under 2x the 150 ms deadline
+    assert (some_gc.culprit, some_gc.opened) == ("alloc", ())
+    assert guard.breaker.state is BreakerState.CLOSED
+    little_gc = watch._judge(0.4, [sample], gc_s=0.05)  # 350 ms its own
+    assert (little_gc.culprit, little_gc.opened) == ("alloc", (HOOK,))
+    assert guard.breaker.state is BreakerState.OPEN
+
+
+async def test_the_watch_times_collections(settings: Settings) -> None:
+    """Between two beats, the collections' time is taken from ``gc.callbacks``; the watch's callback is
+    gone once it stops."""
+    watch = StallWatch(0.1, dict)
+    await watch.start()
+    try:
+        assert watch._collecting in gc.callbacks
+        watch._gc_s = 0.0
+        for _ in range(3):
+            gc.collect()
+        assert watch._gc_s > 0.0
+    finally:
+        await watch.stop()
+    assert watch._collecting not in gc.callbacks

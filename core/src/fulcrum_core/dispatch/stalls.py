@@ -20,6 +20,12 @@ reports the stall, if it lasted ``loop_stall_ms`` or more:
   charges an inline call that holds it: each of its breakers whose hook's deadline the stall exceeded
   ``open_on_loop_hold`` times opens. Inside its own inline call the dispatcher has already charged it.
 
+The garbage collector's time is nobody's. A collection runs wherever an allocation set it off and holds
+the GIL throughout, so the watcher cannot sample during it, and the sample it takes as the collection
+ends finds the code that allocated. ``gc.callbacks`` time every collection: a stall the collector took
+most of is the host's, and a plugin is charged only for the rest (one whose ``__del__`` blocks inside
+a collection of cyclic garbage is named, but not charged for that part).
+
 The beat costs the loop one timer callback every ``loop_stall_ms / 4`` (25 ms by default), and the thread
 takes the GIL as often, for a few microseconds unless the loop is stalled. ``loop_stall_ms = 0`` turns
 both off.
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import logging
 import sys
 import threading
@@ -43,7 +50,7 @@ if TYPE_CHECKING:
     from fulcrum_core.dispatch.resilience import Guards
     from fulcrum_core.plugins import LoadedPlugin
 
-__all__ = ["HOST", "UNKNOWN", "Blame", "Owners", "Stall", "StallSink", "StallWatch"]
+__all__ = ["GARBAGE_COLLECTION", "HOST", "UNKNOWN", "Blame", "Owners", "Stall", "StallSink", "StallWatch"]
 
 log = logging.getLogger("fulcrum.dispatch")
 
@@ -51,6 +58,9 @@ HOST = "host"
 """The culprit of a stall in the host's code, or in code that is neither the host's nor a plugin's."""
 UNKNOWN = "unknown"
 """The culprit of a stall no sample caught (C code holding the GIL throughout, or too short)."""
+
+GARBAGE_COLLECTION = "garbage collection"
+"""``Stall.shared`` of a stall the garbage collector took most of (its culprit is :data:`HOST`)."""
 
 HOST_PACKAGES = frozenset({"fulcrum_core", "fulcrum_sdk", "fulcrum_registry"})
 """Top-level packages whose frames are the host's own code."""
@@ -189,6 +199,7 @@ class Stall(NamedTuple):
     own_call: bool  # the culprit's own call was running inline: the dispatcher charged it
     opened: tuple[str, ...] = ()  # the hooks whose breaker of the culprit this stall opened
     shared: str = ""  # HOST for want of telling: the module several plugins share that was running
+    gc_s: float = 0.0  # how much of it the garbage collector took: nobody's, never charged
 
 
 class StallSink(Protocol):
@@ -228,6 +239,8 @@ class StallWatch:
         self._samples: collections.deque[_Sample] = collections.deque(maxlen=SAMPLES_KEPT)
         self._owners: tuple[object, Owners] | None = None
         self._failed = False
+        self._gc_began = 0.0
+        self._gc_s = 0.0  # the collector's time since the last beat (any thread's: it holds the GIL)
 
     @property
     def running(self) -> bool:
@@ -241,6 +254,7 @@ class StallWatch:
         self._loop = asyncio.get_running_loop()
         self._ident = threading.get_ident()
         self._stop.clear()
+        gc.callbacks.append(self._collecting)
         self._arm(time.monotonic())
         self._thread = threading.Thread(target=self._watch, name="fulcrum-stall-watch", daemon=True)
         self._thread.start()
@@ -248,6 +262,8 @@ class StallWatch:
     async def stop(self) -> None:
         """Stop the beat and the thread."""
         self._stop.set()
+        if self._collecting in gc.callbacks:
+            gc.callbacks.remove(self._collecting)
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
@@ -265,37 +281,51 @@ class StallWatch:
         self._due = (self._beat_no, now + self.interval_s)
         self._handle = loop.call_later(self.interval_s, self._beat)
 
+    def _collecting(self, phase: str, info: dict[str, int]) -> None:
+        """``gc.callbacks``: time each collection (a fraction of a microsecond per collection)."""
+        if phase == "start":
+            self._gc_began = time.monotonic()
+        else:
+            self._gc_s += time.monotonic() - self._gc_began
+
     def _beat(self) -> None:
         now = time.monotonic()
         beat, due = self._due
+        gc_s, self._gc_s = self._gc_s, 0.0
         self._arm(now)
         late = now - due
         if late >= self.threshold_s:
-            self._report(late, beat)
+            self._report(late, beat, min(gc_s, late))
         elif self._samples:
             self._samples.clear()  # taken while a beat was a little late, not a stall
 
-    def _report(self, held_s: float, beat: int) -> None:
+    def _report(self, held_s: float, beat: int, gc_s: float = 0.0) -> None:
         samples = [sample for sample in self._samples if sample.beat == beat]
         self._samples.clear()
-        stall = self._judge(held_s, samples)
+        stall = self._judge(held_s, samples, gc_s)
         self.stalls.append(stall)
         if self._sink is not None:
             self._sink.observe_stall(stall.culprit, held_s)
         _log(stall)
 
-    def _judge(self, held_s: float, samples: list[_Sample]) -> Stall:
+    def _judge(self, held_s: float, samples: list[_Sample], gc_s: float = 0.0) -> Stall:
+        """Whose stall it was. The collector's time is nobody's: most of the stall → the host's, and a
+        plugin is charged for the rest only (a collection runs wherever an allocation set it off, and
+        holds the GIL, so a sample taken as it ends finds the code that allocated)."""
+        if gc_s * 2 >= held_s:
+            frames = samples[0].blame.frames if samples else ()
+            return Stall(held_s, HOST, frames, own_call=False, shared=GARBAGE_COLLECTION, gc_s=gc_s)
         if not samples:
-            return Stall(held_s, UNKNOWN, (), own_call=False)
+            return Stall(held_s, UNKNOWN, (), own_call=False, gc_s=gc_s)
         counts = collections.Counter(s.blame.plugin for s in samples if s.blame.plugin is not None)
         if not counts:
             shared = next((s.blame.where for s in samples if s.blame.where), "")
-            return Stall(held_s, HOST, samples[0].blame.frames, own_call=False, shared=shared)
+            return Stall(held_s, HOST, samples[0].blame.frames, own_call=False, shared=shared, gc_s=gc_s)
         plugin = counts.most_common(1)[0][0]
         its = [s for s in samples if s.blame.plugin == plugin]
         own = all(s.inline == plugin for s in its)
-        opened = () if own else self._charge(plugin, held_s)
-        return Stall(held_s, plugin, its[0].blame.frames, own_call=own, opened=opened)
+        opened = () if own else self._charge(plugin, held_s - gc_s)
+        return Stall(held_s, plugin, its[0].blame.frames, own_call=own, opened=opened, gc_s=gc_s)
 
     def _charge(self, plugin: str, held_s: float) -> tuple[str, ...]:
         """Open each breaker of ``plugin`` whose hook's deadline ``held_s`` exceeds ``open_on_loop_hold``
@@ -350,6 +380,8 @@ class StallWatch:
 
 def _log(stall: Stall) -> None:
     held = f"{stall.held_s * 1000:.0f} ms or more"
+    if stall.gc_s >= 0.001:
+        held += f" ({stall.gc_s * 1000:.0f} ms of it garbage collection)"
     where = " ← ".join(stall.frames)
     if stall.culprit == UNKNOWN:
         log.warning(
@@ -357,8 +389,13 @@ def _log(stall: Stall) -> None:
             extra={"culprit": UNKNOWN},
         )
     elif stall.culprit == HOST:
-        shared = f" (in {stall.shared}, shared by several plugins)" if stall.shared else ""
-        log.warning("the event loop was held %s by the host's code%s: %s", held, shared, where,
+        if stall.shared == GARBAGE_COLLECTION:
+            whose = " and its garbage collector"
+        elif stall.shared:
+            whose = f" (in {stall.shared}, shared by several plugins)"
+        else:
+            whose = ""
+        log.warning("the event loop was held %s by the host's code%s: %s", held, whose, where,
                     extra={"culprit": HOST})
     elif stall.own_call:
         log.info(
