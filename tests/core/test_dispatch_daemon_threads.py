@@ -84,6 +84,46 @@ def test_threads_start_lazily_are_daemons_and_never_exceed_max_workers(release: 
         pool.shutdown()
 
 
+def test_threads_lent_to_hung_calls_are_replaced_up_to_the_ceiling_and_given_back(
+    release: threading.Event,
+) -> None:
+    """Two threads hung in calls nobody waits for any more are lent: two more may start, and run new
+    work at once, but no more than the ceiling allows; once the hung calls return and the loan is given
+    back, the threads beyond ``max_workers`` end as they fall idle."""
+    pool = DaemonThreadPool(2, "t-lend", ceiling=3)
+    hung = [pool.submit(release.wait) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while pool.threads < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        queued = pool.submit(lambda: "queued")
+        time.sleep(0.1)
+        assert not queued.done()  # without a loan, work waits for the hung threads
+        pool.lend(2)  # the ceiling (3) allows one more thread, not two
+        assert pool.submit(lambda: "new").result(WAIT_S) == "new"
+        assert queued.result(WAIT_S) == "queued"
+        assert pool.threads == 3
+        blocked = pool.submit(release.wait)
+        beyond = pool.submit(lambda: "beyond")
+        time.sleep(0.1)
+        assert not beyond.done()  # every thread hung: the ceiling holds
+        assert len(_threads("t-lend")) == 3
+        release.set()
+        assert all(future.result(WAIT_S) for future in (*hung, blocked))
+        assert beyond.result(WAIT_S) == "beyond"
+        pool.lend(-2)
+        for _ in range(3):  # the next jobs each thread takes show it is over max_workers: it ends
+            pool.submit(time.sleep, 0.01).result(WAIT_S)
+        deadline = time.monotonic() + WAIT_S
+        while len(_threads("t-lend")) > 2 and time.monotonic() < deadline:
+            pool.submit(time.sleep, 0.01).result(WAIT_S)
+        assert len(_threads("t-lend")) == 2
+        assert pool.threads == 2
+    finally:
+        release.set()
+        pool.shutdown()
+
+
 def test_shutdown_with_wait_waits_for_running_work_and_its_threads() -> None:
     pool = DaemonThreadPool(2, "t-wait")
     finished: list[str] = []

@@ -306,29 +306,35 @@ async def test_call_queued_for_a_thread_is_left_out_but_not_blamed(
 async def test_call_one_still_queued_at_its_deadline_is_rejected_and_never_runs(
     settings: Settings, kit: Any, release: threading.Event
 ) -> None:
-    """call_one of a sync hook still queued for the one worker thread (held by another plugin's call)
-    when its deadline passes: withdrawn, so ``rejected`` (the plugin never saw it), not ``timeout``;
-    its breaker is not charged and it does not run once the thread is free."""
-    dispatcher = Dispatcher(settings, max_threads=1)
+    """call_one of a sync hook still queued for the one worker thread (held by another plugin's call,
+    still within its own deadline, so no thread was lent in its place) when its deadline passes:
+    withdrawn, so ``rejected`` (the plugin never saw it), not ``timeout``; its breaker is not charged
+    and it does not run once the thread is free."""
+    conf = msgspec.structs.replace(settings, deadlines=Deadlines(search=30_000))
+    dispatcher = Dispatcher(conf, max_threads=1)
     ran: list[str] = []
+    holding = threading.Event()
 
     def pay(ctx: Any, request: Any) -> Any:
         ran.append("pay")
         return TransactionResult(status="succeeded", reference="r")
 
-    [stuck] = _loaded(settings, kit.plugin("a-stuck", search=lambda ctx, query: release.wait()))
-    [payer] = _loaded(settings, kit.plugin("payer", execute_transaction=pay, transaction_types=["t"]))
-    # The hook's 300 ms, time for the stuck call to be running: with 20 ms a loaded machine's thread may
-    # not have begun it, so it was withdrawn and the one thread was free for the payer.
-    held = await dispatcher.call_many("search", [(stuck, kit.context(stuck))], query="q")
-    assert [d.reason for d in held.degraded] == ["timeout"]
-    assert held.degraded[0].detail.startswith("no answer within")  # running, not withdrawn
+    def stuck(ctx: Any, query: str) -> Any:
+        holding.set()
+        release.wait()
+        return []
+
+    [holder] = _loaded(conf, kit.plugin("a-stuck", search=stuck))
+    [payer] = _loaded(conf, kit.plugin("payer", execute_transaction=pay, transaction_types=["t"]))
+    held = asyncio.ensure_future(dispatcher.call_many("search", [(holder, kit.context(holder))], query="q"))
+    assert await asyncio.to_thread(holding.wait, 5.0)
     ctx = kit.context(payer)
     with pytest.raises(PluginCallError) as info:
         await dispatcher.call_one(payer, "execute_transaction", ctx, deadline_ms=50, request=None)
     assert info.value.kind == "rejected"
     assert "never ran" in info.value.detail
     release.set()
+    assert (await held).degraded == []
     # The one thread takes its queue in order: the withdrawn call, were it still queued, runs before this.
     await dispatcher.in_plugin_thread(lambda: None)
     dispatcher.close()
@@ -1056,6 +1062,41 @@ async def test_a_plugin_hung_in_sync_code_holds_only_its_share_of_the_threads(
             break
         await asyncio.sleep(0.01)
     assert await dispatcher.in_plugin_thread(lambda: 7, plugin="a-hung", hook="execute_transaction") == 7
+    dispatcher.close()
+
+
+async def test_plugins_hung_in_sync_code_leave_threads_for_the_others(
+    settings: Settings, kit: Any, release: threading.Event
+) -> None:
+    """Two plugins hung in sync code, each up to its share, hold all four plugin threads: the pool starts
+    others in their place, so a third plugin's sync calls still run in time. Before, they queued behind
+    the hung calls and timed out, and that healthy plugin's breaker counted the timeouts."""
+    conf = msgspec.structs.replace(
+        # 500 ms: the hung calls must have begun in their threads by then (a loaded machine missed 50 ms).
+        settings, deadlines=Deadlines(search=500),
+        breaker=BreakerConfig(sliding_window_size=100, minimum_number_of_calls=100),  # never opens here
+    )
+    dispatcher = Dispatcher(conf, max_threads=4, threads_per_plugin=2)
+    hung_a, hung_b, fine = _loaded(
+        conf,
+        kit.plugin("a-hung", search=lambda ctx, query: release.wait()),
+        kit.plugin("b-hung", search=lambda ctx, query: release.wait()),
+        kit.plugin("c-fine", search=lambda ctx, query: [kit.hit("ok")]),
+    )
+    try:
+        for _ in range(2):
+            hung = await dispatcher.call_many(
+                "search", [(p, kit.context(p)) for p in (hung_a, hung_b)], query="q"
+            )
+            assert [d.reason for d in hung.degraded] == ["timeout", "timeout"]
+        assert dispatcher._threads.full("a-hung")
+        assert dispatcher._threads.full("b-hung")
+        for _ in range(3):
+            served = await dispatcher.call_many("search", [(fine, kit.context(fine))], query="q")
+            assert served.degraded == []
+            assert [h.key for h in served.results["c-fine"]] == ["ok"]
+    finally:
+        release.set()
     dispatcher.close()
 
 

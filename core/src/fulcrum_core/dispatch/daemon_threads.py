@@ -6,6 +6,12 @@ server stopped, until the process manager killed it. :class:`DaemonThreadPool` s
 lazily, up to ``max_workers``, as daemons nothing joins at exit; ``submit`` and ``shutdown(wait,
 cancel_futures)`` behave as the standard pool's. A stopping host gives its threads a bounded time to
 finish (:func:`joined`) instead of an unbounded one.
+
+A thread cannot be stopped either while it runs: a call its caller gave up on (a plugin hung in a
+blocking client) holds it until it returns, which may be never. The dispatcher tells the pool of each
+such thread (:meth:`DaemonThreadPool.lend`), and the pool may start as many more, up to ``ceiling``, so
+that a few hung plugins do not leave every other plugin's calls queued behind them; once the hung calls
+return, the threads beyond ``max_workers`` end as they fall idle.
 """
 
 from __future__ import annotations
@@ -29,21 +35,39 @@ _POLL_S = 0.02
 _pools = itertools.count()
 
 
+class _Size:
+    """How many threads a pool runs and may run, shared with its threads (which end when over ``most``)."""
+
+    __slots__ = ("base", "ceiling", "lent", "live", "lock", "most")
+
+    def __init__(self, base: int, ceiling: int) -> None:
+        self.lock = threading.Lock()
+        self.base = base
+        self.ceiling = max(base, ceiling)
+        self.lent = 0  # threads held by calls nobody waits for
+        self.most = base
+        self.live = 0
+
+
 class DaemonThreadPool(ThreadPoolExecutor):
     """An executor of daemon threads. A ``ThreadPoolExecutor`` by type only (asyncio's
-    ``set_default_executor`` accepts nothing else): none of that class's code runs, this one's does."""
+    ``set_default_executor`` accepts nothing else): none of that class's code runs, this one's does.
 
-    def __init__(self, max_workers: int, thread_name_prefix: str = "") -> None:
+    ``ceiling``: how many threads it may run while some are lent (:meth:`lend`); ``max_workers`` if
+    not given."""
+
+    def __init__(self, max_workers: int, thread_name_prefix: str = "", *, ceiling: int | None = None) -> None:
         # ThreadPoolExecutor.__init__ is deliberately not called: its threads are the ones joined at exit.
         if max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
-        self._most = max_workers
+        self._size = _Size(max_workers, ceiling or max_workers)
         self._prefix = thread_name_prefix or f"DaemonThreadPool-{next(_pools)}"
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._idle = threading.Semaphore(0)  # released by a thread each time it is free for a job
-        self._lock = threading.Lock()
+        self._lock = self._size.lock
         self._closed = False
         self._started: list[threading.Thread] = []
+        self._named = 0
         # Dropped without a shutdown: its idle threads still end (as the standard pool's do).
         weakref.finalize(self, self._jobs.put, None).atexit = False
 
@@ -53,14 +77,32 @@ class DaemonThreadPool(ThreadPoolExecutor):
             if self._closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             self._jobs.put((future, fn, args, kwargs))
-            if not self._idle.acquire(blocking=False) and len(self._started) < self._most:
+            size = self._size
+            if not self._idle.acquire(blocking=False) and size.live < size.most:
+                if len(self._started) > 2 * size.ceiling:  # threads that ended beyond max_workers
+                    self._started = [thread for thread in self._started if thread.is_alive()]
                 thread = threading.Thread(
-                    target=_work, args=(self._jobs, self._idle), name=f"{self._prefix}_{len(self._started)}",
+                    target=_work, args=(self._jobs, self._idle, size), name=f"{self._prefix}_{self._named}",
                     daemon=True,
                 )
                 thread.start()
                 self._started.append(thread)
+                self._named += 1
+                size.live += 1
         return future
+
+    def lend(self, threads: int) -> None:
+        """``threads`` more of the pool's threads are held by calls their callers gave up on (negative:
+        that many returned): as many more threads may start, up to the ceiling. Starts none itself."""
+        size = self._size
+        with size.lock:
+            size.lent += threads
+            size.most = min(size.base + max(0, size.lent), size.ceiling)
+
+    @property
+    def threads(self) -> int:
+        """How many threads the pool runs now."""
+        return self._size.live
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
@@ -88,7 +130,7 @@ class DaemonThreadPool(ThreadPoolExecutor):
         return True
 
 
-def _work(jobs: queue.SimpleQueue[_Job | None], idle: threading.Semaphore) -> None:
+def _work(jobs: queue.SimpleQueue[_Job | None], idle: threading.Semaphore, size: _Size) -> None:
     while (job := jobs.get()) is not None:
         future, fn, args, kwargs = job
         del job
@@ -101,6 +143,10 @@ def _work(jobs: queue.SimpleQueue[_Job | None], idle: threading.Semaphore) -> No
                 future.set_result(result)
                 del result
         del future, fn, args, kwargs
+        with size.lock:
+            if size.live > size.most:  # started while others were hung, which have returned since
+                size.live -= 1
+                return
         idle.release()
     jobs.put(None)
 

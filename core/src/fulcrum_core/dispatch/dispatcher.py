@@ -353,11 +353,13 @@ class Dispatcher:
             clock=clock,
         )
         # Daemon threads: one hung in a plugin does not keep the process alive once the host has stopped.
-        self._executor = DaemonThreadPool(max_threads, "fulcrum-plugin")
+        # Threads hung in plugins are lent (``_ThreadShare``): as many more may start, up to four times
+        # ``max_threads``, so that hung plugins do not queue every other plugin's calls behind them.
+        self._executor = DaemonThreadPool(max_threads, "fulcrum-plugin", ceiling=4 * max_threads)
         # A plugin whose sync calls, across all its hooks, left this many threads running past their
         # deadline gets no more until they return: a thread cannot be stopped, so a few plugins hung in
         # several hooks each would otherwise hold every thread. Healthy concurrency is the bulkhead's.
-        self._threads = _ThreadShare(threads_per_plugin or max(1, max_threads // 4))
+        self._threads = _ThreadShare(threads_per_plugin or max(1, max_threads // 4), self._executor)
         # The task factory of the loop last called on (``leftovers.py``), installed there if missing.
         self._watch_loop: asyncio.AbstractEventLoop | None = None
         self._watch: TaskWatch | None = None
@@ -1032,10 +1034,11 @@ class _ThreadShare:
     """How many worker threads each plugin left running after their callers gave up on them (counted
     on the event loop): a thread cannot be stopped, so a plugin hung in sync code keeps its threads."""
 
-    __slots__ = ("_abandoned", "cap")
+    __slots__ = ("_abandoned", "_pool", "cap")
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, pool: DaemonThreadPool) -> None:
         self.cap = cap
+        self._pool = pool  # lent each abandoned thread, so it may start another in its place
         self._abandoned: dict[str, int] = {}
 
     def full(self, plugin: str) -> bool:
@@ -1052,17 +1055,17 @@ class _ThreadShare:
     def ticket(self, plugin: str, guard: Guard) -> _ThreadTicket:
         """What one thread call of ``plugin`` (in ``guard``'s bulkhead) reports: given up while
         running, and ended."""
-        return _ThreadTicket(self._abandoned, plugin, guard)
+        return _ThreadTicket(self._abandoned, plugin, guard, self._pool)
 
 
 class _ThreadTicket:
     """One thread call's place in its plugin's count of abandoned threads, and in its guard's stuck
     calls (touched on the loop only)."""
 
-    __slots__ = ("_abandoned", "_counted", "_ended", "_guard", "_plugin")
+    __slots__ = ("_abandoned", "_counted", "_ended", "_guard", "_plugin", "_pool")
 
-    def __init__(self, abandoned: dict[str, int], plugin: str, guard: Guard) -> None:
-        self._abandoned, self._plugin, self._guard = abandoned, plugin, guard
+    def __init__(self, abandoned: dict[str, int], plugin: str, guard: Guard, pool: DaemonThreadPool) -> None:
+        self._abandoned, self._plugin, self._guard, self._pool = abandoned, plugin, guard, pool
         self._counted = self._ended = False
 
     def abandon(self) -> None:
@@ -1071,6 +1074,7 @@ class _ThreadTicket:
             self._counted = True
             self._abandoned[self._plugin] = self._abandoned.get(self._plugin, 0) + 1
             self._guard.stuck += 1
+            self._pool.lend(1)
 
     def end(self) -> None:
         """The thread returned (or never ran): it no longer counts."""
@@ -1078,6 +1082,7 @@ class _ThreadTicket:
         if self._counted:
             self._counted = False
             self._guard.stuck -= 1
+            self._pool.lend(-1)
             left = self._abandoned[self._plugin] - 1
             if left:
                 self._abandoned[self._plugin] = left
