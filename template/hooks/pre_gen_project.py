@@ -21,7 +21,7 @@ KINDS = ("department", "branch", "partner")
 HOOK_QUESTIONS = ("home_slots", "search", "feed", "transactions")
 RESERVED_IDS = frozenset(
     {
-        "core", "sdk", "registry", "fulcrum", "admin", "test", "platform",
+        "core", "sdk", "registry", "fulcrum", "admin", "test", "platform", "host", "unknown",
         "wealth-checkup", "pension", "merchant-promo",
     }
 )

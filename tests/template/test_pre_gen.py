@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template"
 PRE_GEN = TEMPLATE / "hooks" / "pre_gen_project.py"
 FIRST_PARTY_IDS = ("wealth-checkup", "pension", "merchant-promo")
-RESERVED = ("core", "sdk", "registry", "fulcrum", "admin", "test", "platform", *FIRST_PARTY_IDS)
+RESERVED = (
+    "core", "sdk", "registry", "fulcrum", "admin", "test", "platform", "host", "unknown", *FIRST_PARTY_IDS
+)
 NO_HOOKS = {"home_slots": False, "search": False, "feed": False, "transactions": False}
 
 

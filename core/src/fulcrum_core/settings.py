@@ -70,6 +70,9 @@ TIMED_AS: dict[str, str] = {"home_slot_campaigns": "home_slot_offers"}
 campaigns are home-page content, fetched under the home page's deadline."""
 
 
+MIN_LOOP_STALL_MS = 50
+"""The shortest ``loop_stall_ms`` (bar 0, off): shorter, a busy loop's ordinary callbacks count as stalls."""
+
 DEFAULT_ISSUER = "http://127.0.0.1:8000"
 """The OAuth issuer when none is set: the demo's and ``serve``'s default address."""
 
@@ -189,8 +192,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     bulkhead_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 32
     home_budget_ms: Annotated[int, msgspec.Meta(ge=1)] = 400
     # A worker whose event loop is held this long (every request waits) logs whose code held it, counts
-    # it in /metrics, and opens the breakers of a plugin that held it outside its calls past
-    # ``breaker.open_on_loop_hold`` deadlines (``dispatch/stalls.py``). 0 turns the watch off.
+    # it in /metrics, and opens the breakers of a plugin whose code held it outside its calls past
+    # ``breaker.open_on_loop_hold`` deadlines at a stretch (``dispatch/stalls.py``). 0 turns the watch
+    # off; else at least 50.
     loop_stall_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 100
     # How old a plugin storage read in a display hook (home, search, feeds) may be: each worker caches
     # reads this long; transactions always read the database. 0 turns the cache off.
@@ -235,6 +239,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     branches_poll_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 2.0
 
     def __post_init__(self) -> None:
+        if 0 < self.loop_stall_ms < MIN_LOOP_STALL_MS:
+            raise ValueError(
+                f"loop_stall_ms: {self.loop_stall_ms} would take ordinary callbacks for stalls; "
+                f"0 (off) or at least {MIN_LOOP_STALL_MS}"
+            )
         if self.breaker.slow_call_duration_s != BreakerConfig().slow_call_duration_s:
             # Every hook's breaker takes its own threshold: this one would be ignored without a word.
             raise ValueError(
@@ -349,7 +358,7 @@ class SettingsError(ValueError):
 
 _AT_KEY = re.compile(r" - at `\$\.(?P<key>[^`.\[]+)(?P<rest>[^`]*)`$")
 # What ``Settings.__post_init__`` raises about a key that must agree with another.
-_CROSS_KEY = re.compile(r"^(?P<key>(?P<table>slow_calls|breaker)\.\w+): (?P<problem>.+)$", re.S)
+_CROSS_KEY = re.compile(r"^(?P<key>(?P<table>slow_calls|breaker)\.\w+|loop_stall_ms): (?P<problem>.+)$", re.S)
 
 
 def load_settings(

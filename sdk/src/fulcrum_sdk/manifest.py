@@ -38,8 +38,9 @@ __all__ = [
 
 MANIFEST_FILE = "fulcrum-plugin.toml"
 
-RESERVED_PLUGIN_IDS = frozenset({"platform"})
-"""Ids no plugin may take: ``platform`` names the host's own default content on the home page."""
+RESERVED_PLUGIN_IDS = frozenset({"platform", "host", "unknown"})
+"""Ids no plugin may take: ``platform`` names the host's own default content on the home page, ``host``
+and ``unknown`` the culprits of event-loop stalls that are no plugin's (``/metrics``)."""
 
 PluginId = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$")]
 PublisherId = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$")]
@@ -124,7 +125,7 @@ def parse_manifest(content: bytes | str, *, file: str, version: str | None = Non
     except UnicodeDecodeError as exc:  # msgspec raises it for bytes that are not UTF-8
         raise ManifestError(file, None, f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     if manifest.id in RESERVED_PLUGIN_IDS:
-        reserved = f"{manifest.id!r} is reserved: the host shows its own content under it"
+        reserved = f"{manifest.id!r} is reserved: the host names its own content or its own stalls so"
         raise ManifestError(file, "id", reserved)
     if version is not None:
         if manifest.version is not None and manifest.version != version:

@@ -1,30 +1,36 @@
 """Stalls of the event loop: caught while they last, blamed on the code that held the loop, reported, charged.
 
 Every plugin call is timed, and one that holds the loop past its deadline is charged by the dispatcher.
-But plugin code also runs outside any call: a finalizer the garbage collector runs (``__del__``, a
-generator's ``finally``), an abandoned async generator's ``aclose``, a callback the plugin scheduled
-with ``loop.call_soon``, the rest of a call that suspended and then blocked. While such code holds the
-loop every request of the worker waits, the plugin's calls report ``ok``, and nothing names it.
+But plugin code also runs outside any call: a finalizer (``__del__``, a generator's ``finally``), an
+abandoned async generator's ``aclose``, a callback the plugin scheduled with ``loop.call_soon``, the
+rest of a call that suspended and then blocked. While such code holds the loop every request of the
+worker waits, the plugin's calls report ``ok``, and nothing names it.
 
 So each worker keeps a heartbeat on its loop (a timer every quarter of ``loop_stall_ms``) and a watcher
 thread. While a beat is overdue the thread samples the loop thread's stack (``sys._current_frames``):
-the innermost frame that is the host's or a plugin's decides whose code holds the loop (:class:`Owners`;
-the standard library's and other libraries' frames are passed over, so a plugin blocked in
-``time.sleep`` or a client library is still the plugin). When the loop comes back, the late beat
-reports the stall, if it lasted ``loop_stall_ms`` or more:
+the innermost frame that is the host's or a plugin's decides whose code holds the loop (:class:`Owners`:
+by code, module and package; the standard library's, other libraries' and the SDK's frames are passed
+over, so a plugin blocked in ``time.sleep``, a client library or an SDK helper is still the plugin).
+When the loop comes back, the late beat reports the stall, if it lasted ``loop_stall_ms`` or more:
 
-- one log line naming the culprit (a plugin, ``host``, or ``unknown`` when no sample caught it, as when
-  C code held the GIL throughout) and the frames it was in;
+- one log line naming the culprit (the plugin or ``host`` whose code most samples found, or ``unknown``
+  when none was taken, as when C code held the GIL throughout) and the frames it was in, at most one a
+  second per culprit;
 - ``fulcrum_event_loop_stalls_total{culprit}`` and ``fulcrum_event_loop_stalled_seconds_total{culprit}``;
-- a plugin that held the loop outside a call of its own running inline is charged as the dispatcher
-  charges an inline call that holds it: each of its breakers whose hook's deadline the stall exceeded
-  ``open_on_loop_hold`` times opens. Inside its own inline call the dispatcher has already charged it.
+- a plugin is charged as the dispatcher charges an inline call that holds the loop: its breaker of each
+  hook whose deadline one *run* of its code outlasted ``open_on_loop_hold`` times opens. A run is one
+  stretch of consecutive samples in the same activation of the plugin's code (the same task, and the
+  same outermost frame of the plugin), measured from its first sample to its last. A stall that several
+  short steps of the plugin's (forty requests' calls resuming in one pass of the loop), other code, or
+  another thread holding the GIL made long is not one run, and charges nobody. Inside its own inline
+  call the dispatcher has charged the plugin already.
 
-The garbage collector's time is nobody's. A collection runs wherever an allocation set it off and holds
-the GIL throughout, so the watcher cannot sample during it, and the sample it takes as the collection
-ends finds the code that allocated. ``gc.callbacks`` time every collection: a stall the collector took
-most of is the host's, and a plugin is charged only for the rest (one whose ``__del__`` blocks inside
-a collection of cyclic garbage is named, but not charged for that part).
+The garbage collector's time (``gc.callbacks``, on the loop's thread) is reported, and never charged: a
+collection holds the GIL, so the watcher takes no sample during it, and no run spans it. A plugin's
+``__del__`` that blocks while a collection runs it is sampled like any other code of the plugin's.
+
+Not seen: a C function the plugin scheduled directly (``loop.call_soon(time.sleep, 1)``) has no frame of
+the plugin's on the stack, so it is the host's.
 
 The beat costs the loop one timer callback every ``loop_stall_ms / 4`` (25 ms by default), and the thread
 takes the GIL as often, for a few microseconds unless the loop is stalled. ``loop_stall_ms = 0`` turns
@@ -62,13 +68,19 @@ UNKNOWN = "unknown"
 GARBAGE_COLLECTION = "garbage collection"
 """``Stall.shared`` of a stall the garbage collector took most of (its culprit is :data:`HOST`)."""
 
-HOST_PACKAGES = frozenset({"fulcrum_core", "fulcrum_sdk", "fulcrum_registry"})
+HOST_PACKAGES = frozenset({"fulcrum_core", "fulcrum_registry"})
 """Top-level packages whose frames are the host's own code."""
+NEVER_A_PLUGINS = HOST_PACKAGES | {"fulcrum_sdk", "builtins", *sys.stdlib_module_names}
+"""Top-level packages no plugin can claim (the SDK's frames are passed over: a plugin calls it)."""
 
 FRAMES_SHOWN = 6
 """How many frames of the culprit's stack a stall's report shows, innermost first."""
-SAMPLES_KEPT = 64
+SAMPLES_KEPT = 256
 """At most this many samples are kept per stall (one every quarter of ``loop_stall_ms``)."""
+SHARED = "shared"
+"""What :meth:`Owners.owner` says of code several plugins claim (a module or package they share)."""
+LOG_EVERY_S = 1.0
+"""At most one log line per culprit in this long; the next says how many were left out."""
 
 
 class Blame(NamedTuple):
@@ -77,14 +89,15 @@ class Blame(NamedTuple):
     plugin: str | None  # None: the host's, or nobody's to tell (``where`` says which)
     frames: tuple[str, ...]  # innermost first: "module.function:line"
     where: str = ""  # for ``plugin`` None: "" the host, else the module several plugins share
+    anchor: tuple[int, object] = (0, None)  # the plugin's outermost frame on the stack: (id, code)
 
 
 class Owners:
     """Which plugin a frame's code belongs to, from the loaded plugins: by code object (the hook
     implementations and the functions and classes defined inside them, for plugins made of functions
-    in a module shared with other code, as tests make them), by module, and by top-level package
-    (an installed plugin is its distribution's package). A module or package several plugins share
-    decides nothing."""
+    in a module shared with other code, as tests make them), by module, and by package (the longest
+    claimed prefix: an installed plugin's package, which may sit in a namespace shared with others). A
+    module or package several plugins claim decides nothing."""
 
     def __init__(self, plugins: Iterable[LoadedPlugin]) -> None:
         codes: dict[CodeType, str | None] = {}
@@ -92,15 +105,14 @@ class Owners:
         packages: dict[str, str | None] = {}
         for plugin in plugins:
             obj = plugin.plugin
-            if isinstance(obj, ModuleType):
-                _claim(modules, obj.__name__, plugin.id)
-                _claim(packages, _top(obj.__name__), plugin.id)
-            else:
-                _claim(modules, type(obj).__module__, plugin.id)
+            module = obj.__name__ if isinstance(obj, ModuleType) else type(obj).__module__
+            if _claimable(module):
+                _claim(modules, module, plugin.id)
+                _claim(packages, _package(module, obj), plugin.id)
             for impl in plugin.impls.values():
                 function = _unwrap(impl.function)
                 name = getattr(function, "__module__", None)
-                if isinstance(name, str):
+                if isinstance(name, str) and _claimable(name):
                     _claim(modules, name, plugin.id)
                 code = getattr(function, "__code__", None)
                 if isinstance(code, CodeType):
@@ -108,32 +120,66 @@ class Owners:
                         _claim(codes, each, plugin.id)
         self._codes = codes
         self._modules = modules
-        self._packages = {name: owner for name, owner in packages.items() if name not in HOST_PACKAGES}
+        self._packages = packages
+
+    def owner(self, frame: FrameType) -> str | None:
+        """Whose code ``frame`` runs: a plugin's id, :data:`HOST`, :data:`SHARED` (claimed by several
+        plugins) or None (a library's: passed over)."""
+        code = frame.f_code
+        if code in self._codes:
+            return self._codes[code] or SHARED
+        module = frame.f_globals.get("__name__")
+        if not isinstance(module, str):
+            return None
+        if module.partition(".")[0] in HOST_PACKAGES:
+            return HOST
+        if module in self._modules:
+            return self._modules[module] or SHARED
+        prefix = module
+        while prefix:
+            if prefix in self._packages:
+                return self._packages[prefix] or SHARED
+            prefix = prefix.rpartition(".")[0]
+        return None
 
     def blame(self, frame: FrameType | None) -> Blame:
         """The innermost frame from ``frame`` outwards that is the host's or one plugin's decides."""
         shared = ""
         top = frame
         while frame is not None:
-            code = frame.f_code
-            module = frame.f_globals.get("__name__")
-            module = module if isinstance(module, str) else ""
-            if code in self._codes:
-                owner = self._codes[code]
-            elif _top(module) in HOST_PACKAGES:
+            owner = self.owner(frame)
+            if owner == HOST:
                 return Blame(None, _frames(top, frame))
-            elif module in self._modules:
-                owner = self._modules[module]
-            elif _top(module) in self._packages:
-                owner = self._packages[_top(module)]
-            else:
-                frame = frame.f_back
-                continue
-            if owner is not None:
-                return Blame(owner, _frames(top, frame))
-            shared = shared or module
+            if owner == SHARED:
+                shared = shared or str(frame.f_globals.get("__name__", "?"))
+            elif owner is not None:
+                return Blame(owner, _frames(top, frame), anchor=self._outermost(frame, owner))
             frame = frame.f_back
         return Blame(None, _frames(top, None), shared)
+
+    def _outermost(self, frame: FrameType, plugin: str) -> tuple[int, object]:
+        """The outermost frame of ``plugin``'s on the stack from ``frame`` out: what one activation of its
+        code (a callback, a task's step, a finalizer) is known by."""
+        found = frame
+        outer = frame.f_back
+        while outer is not None:
+            if self.owner(outer) == plugin:
+                found = outer
+            outer = outer.f_back
+        return id(found), found.f_code
+
+
+def _claimable(module: str) -> bool:
+    return module.partition(".")[0] not in NEVER_A_PLUGINS
+
+
+def _package(module: str, obj: object) -> str:
+    """The package ``module`` (the plugin object's) is part of: itself when it is one (a plugin module
+    that is a package), else its parent; a top-level module is its own."""
+    if isinstance(obj, ModuleType) and hasattr(obj, "__path__"):
+        return module
+    parent = module.rpartition(".")[0]
+    return parent if parent and _claimable(parent) else module
 
 
 def _claim(table: dict[Any, str | None], key: Any, plugin: str) -> None:
@@ -142,10 +188,6 @@ def _claim(table: dict[Any, str | None], key: Any, plugin: str) -> None:
         table[key] = None
     else:
         table[key] = plugin
-
-
-def _top(module: str) -> str:
-    return module.partition(".")[0]
 
 
 def _unwrap(function: Any) -> Any:
@@ -186,8 +228,10 @@ def _frames(top: FrameType | None, culprit: FrameType | None) -> tuple[str, ...]
 
 class _Sample(NamedTuple):
     beat: int  # the beat that was overdue when it was taken
+    at: float  # when (time.monotonic)
     blame: Blame
     inline: str | None  # the plugin whose call the dispatcher was running inline then, if any
+    task: int  # the id of the task whose step the loop was running, 0 for none (a callback)
 
 
 class Stall(NamedTuple):
@@ -196,10 +240,11 @@ class Stall(NamedTuple):
     held_s: float  # at least this long (from when the beat was due to when it ran)
     culprit: str  # a plugin's id, HOST or UNKNOWN
     frames: tuple[str, ...]  # where the culprit's code was, innermost first
-    own_call: bool  # the culprit's own call was running inline: the dispatcher charged it
-    opened: tuple[str, ...] = ()  # the hooks whose breaker of the culprit this stall opened
+    own_call: bool  # the culprit's code ran inline in a call of its own: the dispatcher charged it
+    opened: tuple[tuple[str, str], ...] = ()  # (plugin, hook) of each breaker this stall opened
     shared: str = ""  # HOST for want of telling: the module several plugins share that was running
-    gc_s: float = 0.0  # how much of it the garbage collector took: nobody's, never charged
+    gc_s: float = 0.0  # how much of it the garbage collector took on the loop's thread: never charged
+    run_s: float = 0.0  # the culprit's longest run of code in one activation (see the module's doc)
 
 
 class StallSink(Protocol):
@@ -240,7 +285,8 @@ class StallWatch:
         self._owners: tuple[object, Owners] | None = None
         self._failed = False
         self._gc_began = 0.0
-        self._gc_s = 0.0  # the collector's time since the last beat (any thread's: it holds the GIL)
+        self._gc_s = 0.0  # the collector's time on the loop's thread since the last beat
+        self._logged: dict[str, tuple[float, int]] = {}  # culprit → (next line due, lines left out)
 
     @property
     def running(self) -> bool:
@@ -282,7 +328,10 @@ class StallWatch:
         self._handle = loop.call_later(self.interval_s, self._beat)
 
     def _collecting(self, phase: str, info: dict[str, int]) -> None:
-        """``gc.callbacks``: time each collection (a fraction of a microsecond per collection)."""
+        """``gc.callbacks``: time each collection on the loop's thread (well under a microsecond each);
+        one in another thread holds the GIL as well, but shows as a stall nobody's code ran in."""
+        if threading.get_ident() != self._ident:
+            return
         if phase == "start":
             self._gc_began = time.monotonic()
         else:
@@ -295,53 +344,87 @@ class StallWatch:
         self._arm(now)
         late = now - due
         if late >= self.threshold_s:
-            self._report(late, beat, min(gc_s, late))
+            self._report(late, beat, min(gc_s, late), now)
         elif self._samples:
             self._samples.clear()  # taken while a beat was a little late, not a stall
 
-    def _report(self, held_s: float, beat: int, gc_s: float = 0.0) -> None:
-        samples = [sample for sample in self._samples if sample.beat == beat]
+    def _report(self, held_s: float, beat: int, gc_s: float, ended: float) -> None:
+        taken = list(self._samples)  # one C call: the watcher thread cannot append midway
         self._samples.clear()
-        stall = self._judge(held_s, samples, gc_s)
+        stall = self._judge(held_s, [sample for sample in taken if sample.beat == beat], gc_s, ended)
         self.stalls.append(stall)
         if self._sink is not None:
             self._sink.observe_stall(stall.culprit, held_s)
-        _log(stall)
+        self._log(stall)
 
-    def _judge(self, held_s: float, samples: list[_Sample], gc_s: float = 0.0) -> Stall:
-        """Whose stall it was. The collector's time is nobody's: most of the stall → the host's, and a
-        plugin is charged for the rest only (a collection runs wherever an allocation set it off, and
-        holds the GIL, so a sample taken as it ends finds the code that allocated)."""
-        if gc_s * 2 >= held_s:
-            frames = samples[0].blame.frames if samples else ()
-            return Stall(held_s, HOST, frames, own_call=False, shared=GARBAGE_COLLECTION, gc_s=gc_s)
+    def _judge(self, held_s: float, samples: list[_Sample], gc_s: float = 0.0, ended: float = 0.0) -> Stall:
+        """Whose stall it was, and which plugin's single run of code held the loop long enough to charge.
+
+        A run lasts from its first sample to its last, or to ``ended`` (when the loop came back) for the
+        run the stall ended in. The culprit is the plugin whose run was charged, else whose code (a
+        plugin's or the host's) most samples found; a stall the collector took most of, with nobody
+        charged, is the host's."""
         if not samples:
             return Stall(held_s, UNKNOWN, (), own_call=False, gc_s=gc_s)
-        counts = collections.Counter(s.blame.plugin for s in samples if s.blame.plugin is not None)
-        if not counts:
-            shared = next((s.blame.where for s in samples if s.blame.where), "")
-            return Stall(held_s, HOST, samples[0].blame.frames, own_call=False, shared=shared, gc_s=gc_s)
-        plugin = counts.most_common(1)[0][0]
-        its = [s for s in samples if s.blame.plugin == plugin]
-        own = all(s.inline == plugin for s in its)
-        opened = () if own else self._charge(plugin, held_s - gc_s)
-        return Stall(held_s, plugin, its[0].blame.frames, own_call=own, opened=opened, gc_s=gc_s)
+        runs = _runs(samples)
+        last = runs[-1]
 
-    def _charge(self, plugin: str, held_s: float) -> tuple[str, ...]:
-        """Open each breaker of ``plugin`` whose hook's deadline ``held_s`` exceeds ``open_on_loop_hold``
-        times, as the dispatcher does for an inline call that held the loop that long."""
+        def _span(run: list[_Sample]) -> float:
+            return (ended if run is last and ended else run[-1].at) - run[0].at
+
+        opened: list[tuple[str, str]] = []
+        longest: dict[str, list[_Sample]] = {}
+        for run in runs:
+            plugin = run[0].blame.plugin
+            if plugin is None:
+                continue
+            if plugin not in longest or _span(run) > _span(longest[plugin]):
+                longest[plugin] = run
+            if not all(sample.inline == plugin for sample in run):  # inline, the dispatcher charged it
+                opened += [(plugin, hook) for hook in self._charge(plugin, _span(run))]
+        charged = {plugin for plugin, _ in opened}
+        if charged:
+            culprit = max(charged, key=lambda plugin: _span(longest[plugin]))
+        else:
+            counts = collections.Counter(sample.blame.plugin or HOST for sample in samples)
+            culprit = counts.most_common(1)[0][0]
+            if culprit == HOST or gc_s * 2 >= held_s:
+                host = [sample for sample in samples if sample.blame.plugin is None] or samples
+                shared = GARBAGE_COLLECTION if gc_s * 2 >= held_s else next(
+                    (sample.blame.where for sample in host if sample.blame.where), ""
+                )
+                return Stall(held_s, HOST, host[0].blame.frames, own_call=False, shared=shared, gc_s=gc_s)
+        run = longest[culprit]
+        own = all(sample.inline == culprit for sample in run)
+        return Stall(
+            held_s, culprit, run[0].blame.frames, own_call=own, opened=tuple(opened), gc_s=gc_s,
+            run_s=_span(run),
+        )
+
+    def _charge(self, plugin: str, run_s: float) -> list[str]:
+        """Open each breaker of ``plugin`` whose hook's deadline ``run_s`` exceeds ``open_on_loop_hold``
+        times, as the dispatcher does for an inline call that held the loop that long; the hooks opened."""
         guards = self._guards
         if guards is None or guards.config.open_on_loop_hold <= 0:
-            return ()
+            return []
         factor = guards.config.open_on_loop_hold
-        opened = [
+        return sorted(
             guard.hook
             for guard in guards.all()
             if guard.plugin == plugin
-            and held_s >= factor * guards.deadline_s(guard.hook)
+            and run_s >= factor * guards.deadline_s(guard.hook)
             and guard.breaker.trip()
-        ]
-        return tuple(sorted(opened))
+        )
+
+    def _log(self, stall: Stall) -> None:
+        """One line per culprit a second at most; the next says how many were left out."""
+        now = time.monotonic()
+        due, left_out = self._logged.get(stall.culprit, (0.0, 0))
+        if now < due:
+            self._logged[stall.culprit] = (due, left_out + 1)
+            return
+        self._logged[stall.culprit] = (now + LOG_EVERY_S, 0)
+        _log(stall, left_out)
 
     # -- in the watcher thread ------------------------------------------------------------------
 
@@ -364,11 +447,13 @@ class StallWatch:
         loop = self._loop
         watch = watch_of(loop) if loop is not None else None
         guard = watch.guard if watch is not None else None
+        running = _current_tasks().get(loop) if loop is not None else None
         try:
             blame = self._owners_now().blame(frame)
         finally:
             del frame
-        self._samples.append(_Sample(beat, blame, guard.plugin if guard is not None else None))
+        inline = guard.plugin if guard is not None else None
+        self._samples.append(_Sample(beat, time.monotonic(), blame, inline, id(running) if running else 0))
 
     def _owners_now(self) -> Owners:
         plugins = self._plugins()
@@ -378,15 +463,37 @@ class StallWatch:
         return cached[1]
 
 
-def _log(stall: Stall) -> None:
+def _current_tasks() -> Mapping[object, object]:
+    """asyncio's task now running on each loop (its own bookkeeping, which uvloop's tasks keep too)."""
+    tasks = getattr(asyncio.tasks, "_current_tasks", None)
+    return tasks if isinstance(tasks, dict) else {}
+
+
+def _runs(samples: list[_Sample]) -> list[list[_Sample]]:
+    """``samples`` cut into stretches of the same plugin's code in one activation (the same task and the
+    same outermost frame of the plugin's); the host's samples end a stretch and make none."""
+    runs: list[list[_Sample]] = []
+    key: object = None
+    for sample in samples:
+        this = (sample.blame.plugin, sample.task, sample.blame.anchor) if sample.blame.plugin else None
+        if this is not None and this == key:
+            runs[-1].append(sample)
+        else:
+            runs.append([sample])
+        key = this
+    return runs
+
+
+def _log(stall: Stall, left_out: int = 0) -> None:
     held = f"{stall.held_s * 1000:.0f} ms or more"
     if stall.gc_s >= 0.001:
         held += f" ({stall.gc_s * 1000:.0f} ms of it garbage collection)"
     where = " ← ".join(stall.frames)
+    more = f" ({left_out} more such stalls in the last second)" if left_out else ""
     if stall.culprit == UNKNOWN:
         log.warning(
-            "the event loop was held %s and no sample caught the code (C code holding the GIL?)", held,
-            extra={"culprit": UNKNOWN},
+            "the event loop was held %s and no sample caught the code (C code holding the GIL?)%s",
+            held, more, extra={"culprit": UNKNOWN},
         )
     elif stall.culprit == HOST:
         if stall.shared == GARBAGE_COLLECTION:
@@ -395,16 +502,21 @@ def _log(stall: Stall) -> None:
             whose = f" (in {stall.shared}, shared by several plugins)"
         else:
             whose = ""
-        log.warning("the event loop was held %s by the host's code%s: %s", held, whose, where,
+        log.warning("the event loop was held %s by the host's code%s: %s%s", held, whose, where, more,
                     extra={"culprit": HOST})
     elif stall.own_call:
         log.info(
-            "the event loop was held %s by plugin %r in its own call, charged there: %s", held,
-            stall.culprit, where, extra={"culprit": stall.culprit, "plugin": stall.culprit},
+            "the event loop was held %s by plugin %r in its own call, charged there: %s%s", held,
+            stall.culprit, where, more, extra={"culprit": stall.culprit, "plugin": stall.culprit},
         )
     else:
-        opened = f"; its breakers of {', '.join(stall.opened)} open" if stall.opened else ""
+        opened = ", ".join(f"{plugin}:{hook}" for plugin, hook in stall.opened)
+        charged = (
+            f"; its code ran {stall.run_s * 1000:.0f} ms at a stretch, so breakers open: {opened}"
+            if stall.opened
+            else f"; its code ran {stall.run_s * 1000:.0f} ms at a stretch at most, no breaker opens"
+        )
         log.warning(
-            "the event loop was held %s by plugin %r outside its calls%s: %s", held, stall.culprit,
-            opened, where, extra={"culprit": stall.culprit, "plugin": stall.culprit},
+            "the event loop was held %s by plugin %r outside its calls%s: %s%s", held, stall.culprit,
+            charged, where, more, extra={"culprit": stall.culprit, "plugin": stall.culprit},
         )
