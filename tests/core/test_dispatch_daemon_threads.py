@@ -124,6 +124,43 @@ def test_threads_lent_to_hung_calls_are_replaced_up_to_the_ceiling_and_given_bac
         pool.shutdown()
 
 
+def test_a_lent_thread_starts_after_the_pool_was_once_busy(release: threading.Event) -> None:
+    """A job once queued behind the only thread (the pool saturated) leaves no count behind: after the
+    thread hangs and is lent, the next job gets a thread of its own at once."""
+    pool = DaemonThreadPool(1, "t-busy", ceiling=2)
+    gate = threading.Event()
+    try:
+        first, queued = pool.submit(gate.wait), pool.submit(lambda: "queued")
+        gate.set()
+        assert first.result(WAIT_S)
+        assert queued.result(WAIT_S) == "queued"
+        pool.submit(release.wait)
+        deadline = time.monotonic() + WAIT_S
+        while len(_threads("t-busy")) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
+        pool.lend(1)
+        assert pool.submit(lambda: "next").result(WAIT_S) == "next"
+    finally:
+        release.set()
+        pool.shutdown()
+
+
+def test_a_loan_serves_work_already_queued(release: threading.Event) -> None:
+    """Work queued while the only thread's call was still awaited starts as soon as that thread is lent."""
+    pool = DaemonThreadPool(1, "t-queued", ceiling=2)
+    try:
+        pool.submit(release.wait)
+        waiting = pool.submit(lambda: "waiting")
+        time.sleep(0.05)
+        assert not waiting.done()
+        pool.lend(1)
+        assert waiting.result(WAIT_S) == "waiting"
+    finally:
+        release.set()
+        pool.shutdown()
+
+
 def test_shutdown_with_wait_waits_for_running_work_and_its_threads() -> None:
     pool = DaemonThreadPool(2, "t-wait")
     finished: list[str] = []

@@ -1083,7 +1083,16 @@ async def test_plugins_hung_in_sync_code_leave_threads_for_the_others(
         kit.plugin("b-hung", search=lambda ctx, query: release.wait()),
         kit.plugin("c-fine", search=lambda ctx, query: [kit.hit("ok")]),
     )
+    def busy_search(ctx: Any, query: str) -> Any:
+        time.sleep(0.05)
+        return []
+
+    busy = [kit.plugin(f"{name}-busy", search=busy_search) for name in "uvwxyz"]
     try:
+        # A burst that queued behind the four threads once: what it leaves behind must not stop a loan.
+        burst = _loaded(conf, *busy)
+        queued = await dispatcher.call_many("search", [(p, kit.context(p)) for p in burst], query="q")
+        assert queued.degraded == []
         for _ in range(2):
             hung = await dispatcher.call_many(
                 "search", [(p, kit.context(p)) for p in (hung_a, hung_b)], query="q"

@@ -38,7 +38,7 @@ _pools = itertools.count()
 class _Size:
     """How many threads a pool runs and may run, shared with its threads (which end when over ``most``)."""
 
-    __slots__ = ("base", "ceiling", "lent", "live", "lock", "most")
+    __slots__ = ("base", "ceiling", "idle", "lent", "live", "lock", "most", "queued")
 
     def __init__(self, base: int, ceiling: int) -> None:
         self.lock = threading.Lock()
@@ -46,7 +46,9 @@ class _Size:
         self.ceiling = max(base, ceiling)
         self.lent = 0  # threads held by calls nobody waits for
         self.most = base
-        self.live = 0
+        self.live = 0  # threads started and not ended
+        self.idle = 0  # of those, the ones waiting for a job
+        self.queued = 0  # jobs no thread has taken yet
 
 
 class DaemonThreadPool(ThreadPoolExecutor):
@@ -63,7 +65,6 @@ class DaemonThreadPool(ThreadPoolExecutor):
         self._size = _Size(max_workers, ceiling or max_workers)
         self._prefix = thread_name_prefix or f"DaemonThreadPool-{next(_pools)}"
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._idle = threading.Semaphore(0)  # released by a thread each time it is free for a job
         self._lock = self._size.lock
         self._closed = False
         self._started: list[threading.Thread] = []
@@ -77,27 +78,40 @@ class DaemonThreadPool(ThreadPoolExecutor):
             if self._closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             self._jobs.put((future, fn, args, kwargs))
-            size = self._size
-            if not self._idle.acquire(blocking=False) and size.live < size.most:
-                if len(self._started) > 2 * size.ceiling:  # threads that ended beyond max_workers
-                    self._started = [thread for thread in self._started if thread.is_alive()]
-                thread = threading.Thread(
-                    target=_work, args=(self._jobs, self._idle, size), name=f"{self._prefix}_{self._named}",
-                    daemon=True,
-                )
-                thread.start()
-                self._started.append(thread)
-                self._named += 1
-                size.live += 1
+            self._size.queued += 1
+            self._start_wanted()
         return future
 
-    def lend(self, threads: int) -> None:
+    def _start_wanted(self) -> None:
+        """Start a thread for each job no idle thread will take, as far as ``most`` allows (lock held)."""
+        size = self._size
+        while size.queued > size.idle and size.live < size.most and not self._closed:
+            if len(self._started) > 2 * size.ceiling:  # threads that ended beyond max_workers
+                self._started = [thread for thread in self._started if thread.is_alive()]
+            thread = threading.Thread(
+                target=_work, args=(self._jobs, size), name=f"{self._prefix}_{self._named}", daemon=True
+            )
+            thread.start()
+            self._started.append(thread)
+            self._named += 1
+            size.live += 1
+            size.idle += 1
+
+    def lend(self, threads: int, *, start: bool = True) -> None:
         """``threads`` more of the pool's threads are held by calls their callers gave up on (negative:
-        that many returned): as many more threads may start, up to the ceiling. Starts none itself."""
+        that many returned): as many more threads may start, up to the ceiling, at once for work queued
+        unless ``start`` is False (then at the next submit or :meth:`start_queued`)."""
         size = self._size
         with size.lock:
             size.lent += threads
             size.most = min(size.base + max(0, size.lent), size.ceiling)
+            if start:
+                self._start_wanted()
+
+    def start_queued(self) -> None:
+        """Start the threads that work already queued may have (after a loan made with ``start=False``)."""
+        with self._size.lock:
+            self._start_wanted()
 
     @property
     def threads(self) -> int:
@@ -114,6 +128,7 @@ class DaemonThreadPool(ThreadPoolExecutor):
                     except queue.Empty:
                         break
                     if job is not None:
+                        self._size.queued -= 1
                         job[0].cancel()
             self._jobs.put(None)  # each thread passes it on to the next as it stops
         if wait:
@@ -130,8 +145,11 @@ class DaemonThreadPool(ThreadPoolExecutor):
         return True
 
 
-def _work(jobs: queue.SimpleQueue[_Job | None], idle: threading.Semaphore, size: _Size) -> None:
+def _work(jobs: queue.SimpleQueue[_Job | None], size: _Size) -> None:
     while (job := jobs.get()) is not None:
+        with size.lock:
+            size.idle -= 1
+            size.queued -= 1
         future, fn, args, kwargs = job
         del job
         if future.set_running_or_notify_cancel():
@@ -147,7 +165,10 @@ def _work(jobs: queue.SimpleQueue[_Job | None], idle: threading.Semaphore, size:
             if size.live > size.most:  # started while others were hung, which have returned since
                 size.live -= 1
                 return
-        idle.release()
+            size.idle += 1
+    with size.lock:
+        size.live -= 1
+        size.idle -= 1
     jobs.put(None)
 
 

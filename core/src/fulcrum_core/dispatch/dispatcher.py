@@ -1074,7 +1074,11 @@ class _ThreadTicket:
             self._counted = True
             self._abandoned[self._plugin] = self._abandoned.get(self._plugin, 0) + 1
             self._guard.stuck += 1
-            self._pool.lend(1)
+            # The thread that may start in its place takes work already queued, but only once the loop
+            # has finished what it is doing: a deadline that abandons this call withdraws the calls
+            # queued with it in the same pass, and those must never run.
+            self._pool.lend(1, start=False)
+            asyncio.get_running_loop().call_soon(self._pool.start_queued)
 
     def end(self) -> None:
         """The thread returned (or never ran): it no longer counts."""
