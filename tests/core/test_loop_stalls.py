@@ -362,24 +362,62 @@ async def test_a_short_hold_is_no_stall(settings: Settings, kit: Any) -> None:
     assert _state(ran, "brief") is BreakerState.CLOSED
 
 
-def _sample(beat: int, at: float, plugin: str | None, *, anchor: int = 1, task: int = 0) -> _Sample:
-    return _Sample(beat, at, Blame(plugin, (f"{plugin}.code:1",), anchor=(anchor, None)), None, task)
+ONE_ACTIVATION = object()  # what a sample's anchor frame stands for in the judge's unit tests
+
+
+def _sample(
+    beat: int, at: float, plugin: str | None, *, anchor: object = ONE_ACTIVATION, task: object = None
+) -> _Sample:
+    return _Sample(beat, at, Blame(plugin, (f"{plugin}.code:1",), anchor=anchor), None, task)
+
+
+def _every(start: float, stop: float, plugin: str | None = "p", **kwargs: Any) -> list[_Sample]:
+    """A sample every 25 ms (the watch's interval at 100 ms) from ``start`` to ``stop``, both included."""
+    count = round((stop - start) / 0.025) + 1
+    return [_sample(1, start + i * 0.025, plugin, **kwargs) for i in range(count)]
 
 
 def test_runs_are_one_activation_of_one_plugins_code(settings: Settings) -> None:
-    """The judge charges the longest run of one activation (same task, same outermost frame), not the
-    plugin's samples in all; a run the stall ended in lasts until the loop came back."""
+    """The judge charges one run of one activation (same task, same outermost frame), not the plugin's
+    samples in all; a run lasts to the loop's return, at most an interval past its last sample."""
     dispatcher = Dispatcher(settings)
     watch = StallWatch(0.1, dict, dispatcher.resilience)
     dispatcher.resilience.get("p", HOOK)
-    interleaved = [_sample(1, i * 0.025, "p", task=i % 2 + 1) for i in range(16)]  # two tasks' steps
+    tasks = object(), object()
+    interleaved = [_sample(1, i * 0.025, "p", task=tasks[i % 2]) for i in range(16)]  # two tasks' steps
     assert watch._judge(0.4, interleaved, ended=0.4).opened == ()
-    host_then_plugin = [_sample(1, i * 0.025, None) for i in range(14)] + [_sample(1, 0.35, "p")]
+    frames = [object() for _ in range(16)]  # forty finalizers, each its own frame
+    finalizers = [_sample(1, i * 0.025, "p", anchor=frames[i]) for i in range(16)]
+    assert watch._judge(0.4, finalizers, ended=0.4).opened == ()
+    host_then_plugin = [*_every(0.0, 0.325, None), _sample(1, 0.35, "p")]
     judged = watch._judge(0.4, host_then_plugin, ended=0.37)
     assert (judged.culprit, judged.opened) == (HOST, ())
-    one_run = [_sample(1, 0.05 + i * 0.025, "p") for i in range(4)]  # 50 to 125 ms, then to the end
+    then_host_c_code = _every(0.0, 0.1)  # its samples end at 100 ms: then nothing, until the loop's return
+    assert watch._judge(0.4, then_host_c_code, ended=0.4).opened == ()
+    one_run = _every(0.05, 0.375)
     judged = watch._judge(0.4, one_run, ended=0.4)
     assert (judged.culprit, judged.opened, round(judged.run_s, 2)) == ("p", (("p", HOOK),), 0.35)
+
+
+def test_a_collection_inside_a_run_is_taken_out_unless_the_runs_code_ran_in_it(settings: Settings) -> None:
+    """300 ms of collection with no sample in it is the collector's, not the run's; a run sampled inside
+    a collection is a finalizer the collector ran, and counts whole."""
+    dispatcher = Dispatcher(settings)
+    watch = StallWatch(0.1, dict, dispatcher.resilience)
+    dispatcher.resilience.get("p", HOOK)
+    around = _every(0.0, 0.1) + _every(0.425, 0.5)
+    judged = watch._judge(0.52, around, gc_s=0.3, ended=0.52, spans=[(0.11, 0.41)])
+    assert (judged.culprit, judged.shared, judged.opened) == (HOST, GARBAGE_COLLECTION, ())  # 220 ms its own
+    inside = _every(0.0, 0.4)
+    judged = watch._judge(0.42, inside, gc_s=0.41, ended=0.42, spans=[(0.0, 0.41)])
+    assert judged.opened == (("p", HOOK),)
+
+
+def test_a_tie_is_the_hosts(settings: Settings) -> None:
+    """As many samples of the host's as of a plugin's, nobody charged: the host is named."""
+    watch = StallWatch(0.1, dict)
+    assert watch._judge(0.4, [_sample(1, 0.0, "p"), _sample(1, 0.3, None)], ended=0.31).culprit == HOST
+    assert watch._judge(0.4, [_sample(1, 0.0, None), _sample(1, 0.3, "p")], ended=0.31).culprit == HOST
 
 
 def test_the_collectors_time_is_nobodys(settings: Settings) -> None:
@@ -387,7 +425,7 @@ def test_the_collectors_time_is_nobodys(settings: Settings) -> None:
     (the sample taken as the collection ended found the code that allocated)."""
     dispatcher = Dispatcher(settings)
     watch = StallWatch(0.1, dict, dispatcher.resilience)
-    judged = watch._judge(0.4, [_sample(1, 0.39, "alloc")], gc_s=0.35, ended=0.4)
+    judged = watch._judge(0.4, [_sample(1, 0.39, "alloc")], gc_s=0.35, ended=0.4, spans=[(0.02, 0.37)])
     assert (judged.culprit, judged.shared, judged.opened) == (HOST, GARBAGE_COLLECTION, ())
     assert watch._judge(0.3, [], gc_s=0.0).culprit == UNKNOWN
 
@@ -524,14 +562,21 @@ def test_an_object_plugins_package_is_its_own_and_the_standard_library_nobodys()
     assert owners.blame(_frame_in("types")).plugin is None
 
 
-def test_a_plugin_blocked_in_an_sdk_helper_it_called_is_the_plugin() -> None:
-    """The SDK's frames are passed over (a plugin calls it), the host's decide."""
+def test_time_in_an_sdk_helper_or_a_host_api_a_plugin_called_is_the_plugins() -> None:
+    """The SDK's frames are passed over, and the host's code a plugin's code called is the plugin's time
+    (its outermost frame stands for the run); the host's code with no plugin's frame outside it is the
+    host's."""
     sdk_helper = _in_module("fulcrum_sdk.helpers", "def helper():\n    return sys._getframe()\n", "helper")
     plugin = _module_plugin("acme", "acme_y")
     caller = _in_module("acme_y.home", "def call(helper):\n    return helper()\n", "call")
-    assert Owners([plugin]).blame(caller(sdk_helper)).plugin == "acme"
-    host_helper = _in_module("fulcrum_core.data.storage", "def read():\n    return sys._getframe()\n", "read")
-    assert Owners([plugin]).blame(caller(host_helper)).plugin is None
+    owners = Owners([plugin])
+    assert owners.blame(caller(sdk_helper)).plugin == "acme"
+    host_read = _in_module("fulcrum_core.data.storage", "def read():\n    return sys._getframe()\n", "read")
+    called = owners.blame(caller(host_read))
+    assert called.plugin == "acme"
+    assert called.frames[0].startswith("fulcrum_core.data.storage.read:")
+    alone = owners.blame(host_read())
+    assert (alone.plugin, alone.where) == (None, "")
 
 
 def test_loop_stall_ms_is_off_or_long_enough() -> None:
@@ -588,3 +633,69 @@ def test_over_http_a_plugin_that_holds_the_loop_outside_its_calls_is_counted_and
     assert {d["plugin"]: d["reason"] for d in second["degraded"]} == {"holder": "rejected"}
     assert app.runtime.dispatcher.resilience.get("holder", HOOK).breaker.state is BreakerState.OPEN
     assert [i["key"] for i in second["slots"]["home.banner/v1"]] == ["o"]
+
+
+async def test_many_short_callbacks_or_finalizers_of_one_plugin_are_not_one_run(
+    settings: Settings, kit: Any
+) -> None:
+    """Forty-eight callbacks of 12.5 ms, then forty finalizers of 15 ms, each pass of the loop held some
+    600 ms by the plugin's code: named, but no activation held it long, and a later one reusing an
+    earlier one's frame address does not join it (the samples hold their frames)."""
+    kept: list[Any] = []
+
+    async def many(ctx: Any) -> Any:
+        def short() -> None:
+            time.sleep(0.0125)
+
+        class Sticky:
+            def __del__(self) -> None:
+                time.sleep(0.015)
+
+        loop = asyncio.get_running_loop()
+        for _ in range(48):
+            loop.call_soon(short)
+        kept.extend(Sticky() for _ in range(40))
+        return []
+
+    ran = await _home_then_wait(settings, kit, kit.plugin("many", home_slot_offers=many), then=kept.clear)
+    stalls = [stall for stall in ran.watch.stalls if stall.culprit == "many"]
+    assert stalls
+    assert all(stall.opened == () and stall.run_s < 0.1 for stall in stalls), stalls
+    assert _state(ran, "many") is BreakerState.CLOSED
+
+
+async def test_a_callback_that_spends_its_time_in_host_apis_or_allocating_is_one_run(
+    settings: Settings, kit: Any
+) -> None:
+    """A plugin's callback loops 500 ms over a host API it calls (5 ms each), and another builds
+    containers for 500 ms (the collector runs, its callback on the stack): each is one activation of the
+    plugin's code, and is charged."""
+    source = "def read(key):\n    time.sleep(0.005)\n    return key\n"
+    host_read = _in_module("fulcrum_core.data.reads", source, "read")
+
+    async def reads(ctx: Any) -> Any:
+        def loop_reads() -> None:
+            end = time.perf_counter() + HOLD_S
+            while time.perf_counter() < end:
+                host_read("k")
+
+        asyncio.get_running_loop().call_soon(loop_reads)
+        return []
+
+    async def allocates(ctx: Any) -> Any:
+        def build() -> None:
+            end = time.perf_counter() + HOLD_S
+            kept: list[Any] = []
+            while time.perf_counter() < end:
+                kept.append([{} for _ in range(50)])
+                if len(kept) > 20:
+                    kept.clear()
+
+        asyncio.get_running_loop().call_soon(build)
+        return []
+
+    for plugin_id, hook in (("reads", reads), ("allocates", allocates)):
+        plugin = kit.plugin(plugin_id, home_slot_offers=hook)
+        ran = await _home_then_wait(settings, kit, plugin, culprit=plugin_id)
+        assert _of(ran.watch, plugin_id).opened == ((plugin_id, HOOK),)
+        assert _state(ran, plugin_id) is BreakerState.OPEN

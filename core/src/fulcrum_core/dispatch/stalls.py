@@ -7,27 +7,33 @@ rest of a call that suspended and then blocked. While such code holds the loop e
 worker waits, the plugin's calls report ``ok``, and nothing names it.
 
 So each worker keeps a heartbeat on its loop (a timer every quarter of ``loop_stall_ms``) and a watcher
-thread. While a beat is overdue the thread samples the loop thread's stack (``sys._current_frames``):
-the innermost frame that is the host's or a plugin's decides whose code holds the loop (:class:`Owners`:
-by code, module and package; the standard library's, other libraries' and the SDK's frames are passed
-over, so a plugin blocked in ``time.sleep``, a client library or an SDK helper is still the plugin).
-When the loop comes back, the late beat reports the stall, if it lasted ``loop_stall_ms`` or more:
+thread. While a beat is overdue the thread samples the loop thread's stack (``sys._current_frames``) and
+finds whose code holds the loop (:class:`Owners`: by code, module and package). The innermost plugin's
+frame decides; the host's code a plugin called (a storage read on the loop) is that plugin's time, and
+the standard library's, other libraries' and the SDK's frames are passed over, so a plugin blocked in
+``time.sleep``, a client library or an SDK call is still the plugin. With no plugin's frame on the stack
+the sample is the host's. When the loop comes back, the late beat reports the stall, if it lasted
+``loop_stall_ms`` or more:
 
-- one log line naming the culprit (the plugin or ``host`` whose code most samples found, or ``unknown``
-  when none was taken, as when C code held the GIL throughout) and the frames it was in, at most one a
-  second per culprit;
+- one log line naming the culprit (the plugin or ``host`` whose code most samples found, the host on a
+  tie, or ``unknown`` when none was taken, as when C code held the GIL throughout) and the frames it
+  was in, at most one a second per culprit;
 - ``fulcrum_event_loop_stalls_total{culprit}`` and ``fulcrum_event_loop_stalled_seconds_total{culprit}``;
 - a plugin is charged as the dispatcher charges an inline call that holds the loop: its breaker of each
   hook whose deadline one *run* of its code outlasted ``open_on_loop_hold`` times opens. A run is one
-  stretch of consecutive samples in the same activation of the plugin's code (the same task, and the
-  same outermost frame of the plugin), measured from its first sample to its last. A stall that several
-  short steps of the plugin's (forty requests' calls resuming in one pass of the loop), other code, or
-  another thread holding the GIL made long is not one run, and charges nobody. Inside its own inline
+  stretch of consecutive samples in the same activation of the plugin's code: the same task, and the
+  same outermost frame of the plugin's on the stack (the samples hold that frame until the stall is
+  judged, so a later activation cannot pass for it by reusing its address). It lasts from its first
+  sample to the next sample of anything else, or to the loop's return, but at most one interval past
+  its last sample, less any collection no sample of it fell in. A stall that several short steps of
+  the plugin's (forty requests' calls resuming in one pass of the loop, forty finalizers), other code,
+  or another thread holding the GIL made long is no one run, and charges nobody. Inside its own inline
   call the dispatcher has charged the plugin already.
 
 The garbage collector's time (``gc.callbacks``, on the loop's thread) is reported, and never charged: a
-collection holds the GIL, so the watcher takes no sample during it, and no run spans it. A plugin's
-``__del__`` that blocks while a collection runs it is sampled like any other code of the plugin's.
+collection holds the GIL, so no sample falls in it, and its time is taken out of the run around it. A
+plugin's ``__del__`` that blocks while a collection runs it is sampled like any other code of the
+plugin's, and counts.
 
 Not seen: a C function the plugin scheduled directly (``loop.call_soon(time.sleep, 1)``) has no frame of
 the plugin's on the stack, so it is the host's.
@@ -46,7 +52,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import CodeType, FrameType, ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -89,7 +95,9 @@ class Blame(NamedTuple):
     plugin: str | None  # None: the host's, or nobody's to tell (``where`` says which)
     frames: tuple[str, ...]  # innermost first: "module.function:line"
     where: str = ""  # for ``plugin`` None: "" the host, else the module several plugins share
-    anchor: tuple[int, object] = (0, None)  # the plugin's outermost frame on the stack: (id, code)
+    # The plugin's outermost frame on the stack, held (not its id, which a later frame may reuse) until
+    # the stall is judged, on the loop's thread: what one activation of its code is known by.
+    anchor: object = None
 
 
 class Owners:
@@ -129,7 +137,7 @@ class Owners:
         if code in self._codes:
             return self._codes[code] or SHARED
         module = frame.f_globals.get("__name__")
-        if not isinstance(module, str):
+        if not isinstance(module, str) or module == __name__:  # the watch's own gc callback: passed over
             return None
         if module.partition(".")[0] in HOST_PACKAGES:
             return HOST
@@ -143,21 +151,26 @@ class Owners:
         return None
 
     def blame(self, frame: FrameType | None) -> Blame:
-        """The innermost frame from ``frame`` outwards that is the host's or one plugin's decides."""
+        """The innermost frame from ``frame`` outwards that is a plugin's decides; the host's code that a
+        plugin's code called (a storage read on the loop, an SDK call into the host) is that plugin's
+        time too. No plugin's frame on the stack: the host's, if any of its frames is."""
         shared = ""
         top = frame
+        host: FrameType | None = None
         while frame is not None:
             owner = self.owner(frame)
             if owner == HOST:
-                return Blame(None, _frames(top, frame))
-            if owner == SHARED:
+                host = host or frame
+            elif owner == SHARED:
                 shared = shared or str(frame.f_globals.get("__name__", "?"))
             elif owner is not None:
                 return Blame(owner, _frames(top, frame), anchor=self._outermost(frame, owner))
             frame = frame.f_back
+        if host is not None:
+            return Blame(None, _frames(top, host))
         return Blame(None, _frames(top, None), shared)
 
-    def _outermost(self, frame: FrameType, plugin: str) -> tuple[int, object]:
+    def _outermost(self, frame: FrameType, plugin: str) -> FrameType:
         """The outermost frame of ``plugin``'s on the stack from ``frame`` out: what one activation of its
         code (a callback, a task's step, a finalizer) is known by."""
         found = frame
@@ -166,7 +179,7 @@ class Owners:
             if self.owner(outer) == plugin:
                 found = outer
             outer = outer.f_back
-        return id(found), found.f_code
+        return found
 
 
 def _claimable(module: str) -> bool:
@@ -231,7 +244,7 @@ class _Sample(NamedTuple):
     at: float  # when (time.monotonic)
     blame: Blame
     inline: str | None  # the plugin whose call the dispatcher was running inline then, if any
-    task: int  # the id of the task whose step the loop was running, 0 for none (a callback)
+    task: object  # the task whose step the loop was running (held, as the anchor), None for a callback
 
 
 class Stall(NamedTuple):
@@ -281,11 +294,14 @@ class StallWatch:
         self._stop = threading.Event()
         self._beat_no = 0
         self._due: tuple[int, float] = (0, float("inf"))  # (beat, when it is due): one read in the thread
-        self._samples: collections.deque[_Sample] = collections.deque(maxlen=SAMPLES_KEPT)
+        # Appended in the watcher thread (at most SAMPLES_KEPT), emptied on the loop's: the frames they
+        # hold are let go there, so a finalizer they kept waiting runs on the loop, never in the thread.
+        self._samples: collections.deque[_Sample] = collections.deque()
         self._owners: tuple[object, Owners] | None = None
         self._failed = False
         self._gc_began = 0.0
         self._gc_s = 0.0  # the collector's time on the loop's thread since the last beat
+        self._gc_spans: list[tuple[float, float]] = []  # and when each collection ran
         self._logged: dict[str, tuple[float, int]] = {}  # culprit → (next line due, lines left out)
 
     @property
@@ -335,59 +351,66 @@ class StallWatch:
         if phase == "start":
             self._gc_began = time.monotonic()
         else:
-            self._gc_s += time.monotonic() - self._gc_began
+            now = time.monotonic()
+            self._gc_s += now - self._gc_began
+            self._gc_spans.append((self._gc_began, now))
 
     def _beat(self) -> None:
         now = time.monotonic()
         beat, due = self._due
         gc_s, self._gc_s = self._gc_s, 0.0
+        spans, self._gc_spans = self._gc_spans, []
         self._arm(now)
         late = now - due
         if late >= self.threshold_s:
-            self._report(late, beat, min(gc_s, late), now)
+            self._report(late, beat, min(gc_s, late), now, spans)
         elif self._samples:
             self._samples.clear()  # taken while a beat was a little late, not a stall
 
-    def _report(self, held_s: float, beat: int, gc_s: float, ended: float) -> None:
+    def _report(
+        self, held_s: float, beat: int, gc_s: float, ended: float, spans: Sequence[tuple[float, float]] = ()
+    ) -> None:
         taken = list(self._samples)  # one C call: the watcher thread cannot append midway
         self._samples.clear()
-        stall = self._judge(held_s, [sample for sample in taken if sample.beat == beat], gc_s, ended)
+        stall = self._judge(held_s, [sample for sample in taken if sample.beat == beat], gc_s, ended, spans)
         self.stalls.append(stall)
         if self._sink is not None:
             self._sink.observe_stall(stall.culprit, held_s)
         self._log(stall)
 
-    def _judge(self, held_s: float, samples: list[_Sample], gc_s: float = 0.0, ended: float = 0.0) -> Stall:
+    def _judge(
+        self,
+        held_s: float,
+        samples: list[_Sample],
+        gc_s: float = 0.0,
+        ended: float = 0.0,
+        spans: Sequence[tuple[float, float]] = (),
+    ) -> Stall:
         """Whose stall it was, and which plugin's single run of code held the loop long enough to charge.
 
-        A run lasts from its first sample to its last, or to ``ended`` (when the loop came back) for the
-        run the stall ended in. The culprit is the plugin whose run was charged, else whose code (a
-        plugin's or the host's) most samples found; a stall the collector took most of, with nobody
-        charged, is the host's."""
+        The culprit is the plugin whose run was charged, else whose code (a plugin's or the host's) most
+        samples found, the host's on a tie; a stall the collector took most of, with nobody charged, is
+        the host's."""
         if not samples:
             return Stall(held_s, UNKNOWN, (), own_call=False, gc_s=gc_s)
         runs = _runs(samples)
-        last = runs[-1]
-
-        def _span(run: list[_Sample]) -> float:
-            return (ended if run is last and ended else run[-1].at) - run[0].at
-
+        lengths = {id(run): _length(run, runs, ended, self.interval_s, spans) for run in runs}
         opened: list[tuple[str, str]] = []
         longest: dict[str, list[_Sample]] = {}
         for run in runs:
             plugin = run[0].blame.plugin
             if plugin is None:
                 continue
-            if plugin not in longest or _span(run) > _span(longest[plugin]):
+            if plugin not in longest or lengths[id(run)] > lengths[id(longest[plugin])]:
                 longest[plugin] = run
             if not all(sample.inline == plugin for sample in run):  # inline, the dispatcher charged it
-                opened += [(plugin, hook) for hook in self._charge(plugin, _span(run))]
+                opened += [(plugin, hook) for hook in self._charge(plugin, lengths[id(run)])]
         charged = {plugin for plugin, _ in opened}
         if charged:
-            culprit = max(charged, key=lambda plugin: _span(longest[plugin]))
+            culprit = max(charged, key=lambda plugin: lengths[id(longest[plugin])])
         else:
             counts = collections.Counter(sample.blame.plugin or HOST for sample in samples)
-            culprit = counts.most_common(1)[0][0]
+            culprit = max(counts, key=lambda whose: (counts[whose], whose == HOST))
             if culprit == HOST or gc_s * 2 >= held_s:
                 host = [sample for sample in samples if sample.blame.plugin is None] or samples
                 shared = GARBAGE_COLLECTION if gc_s * 2 >= held_s else next(
@@ -398,7 +421,7 @@ class StallWatch:
         own = all(sample.inline == culprit for sample in run)
         return Stall(
             held_s, culprit, run[0].blame.frames, own_call=own, opened=tuple(opened), gc_s=gc_s,
-            run_s=_span(run),
+            run_s=lengths[id(run)],
         )
 
     def _charge(self, plugin: str, run_s: float) -> list[str]:
@@ -441,6 +464,8 @@ class StallWatch:
                     log.exception("the event loop's stall watch could not sample its stack")
 
     def _sample(self, beat: int) -> None:
+        if len(self._samples) >= SAMPLES_KEPT:
+            return  # a stall this long is told by its first samples
         frame = sys._current_frames().get(self._ident)
         if frame is None:
             return
@@ -453,7 +478,7 @@ class StallWatch:
         finally:
             del frame
         inline = guard.plugin if guard is not None else None
-        self._samples.append(_Sample(beat, time.monotonic(), blame, inline, id(running) if running else 0))
+        self._samples.append(_Sample(beat, time.monotonic(), blame, inline, running))
 
     def _owners_now(self) -> Owners:
         plugins = self._plugins()
@@ -471,17 +496,48 @@ def _current_tasks() -> Mapping[object, object]:
 
 def _runs(samples: list[_Sample]) -> list[list[_Sample]]:
     """``samples`` cut into stretches of the same plugin's code in one activation (the same task and the
-    same outermost frame of the plugin's); the host's samples end a stretch and make none."""
+    same outermost frame of the plugin's, compared as objects); the host's samples make stretches too."""
     runs: list[list[_Sample]] = []
-    key: object = None
+    before: _Sample | None = None
     for sample in samples:
-        this = (sample.blame.plugin, sample.task, sample.blame.anchor) if sample.blame.plugin else None
-        if this is not None and this == key:
+        if before is not None and _same(before, sample):
             runs[-1].append(sample)
         else:
             runs.append([sample])
-        key = this
+        before = sample
     return runs
+
+
+def _same(one: _Sample, other: _Sample) -> bool:
+    return (
+        one.blame.plugin is not None
+        and one.blame.plugin == other.blame.plugin
+        and one.task is other.task
+        and one.blame.anchor is other.blame.anchor
+    )
+
+
+def _length(
+    run: list[_Sample],
+    runs: list[list[_Sample]],
+    ended: float,
+    interval_s: float,
+    spans: Sequence[tuple[float, float]],
+) -> float:
+    """How long ``run``'s code held the loop, at least: from its first sample to the next sample of
+    anything else, or to the loop's return, but no further than one interval past its last sample (no
+    sample after it: the code ended, or C code held the GIL, its own or another's), less the
+    collections in that time that no sample of it fell in (the collector's own time)."""
+    start, last = run[0].at, run[-1].at
+    following = runs.index(run) + 1
+    then = runs[following][0].at if following < len(runs) else (ended or last)
+    end = min(then, last + interval_s)
+    held = end - start
+    for began, done in spans:
+        low, high = max(began, start), min(done, end)
+        if high > low and not any(began <= sample.at <= done for sample in run):
+            held -= high - low
+    return max(0.0, held)
 
 
 def _log(stall: Stall, left_out: int = 0) -> None:
