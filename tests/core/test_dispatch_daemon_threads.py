@@ -4,8 +4,10 @@ behaviour, but daemon threads that nothing joins when the interpreter exits."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import gc
+import os
 import subprocess
 import sys
 import threading
@@ -246,6 +248,36 @@ def test_as_the_loops_default_executor_it_runs_to_thread_in_the_callers_context(
     assert pool.join(0)  # the runner shut its default executor down as it closed
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_to_thread_calls_given_up_lend_their_threads(loop: str, release: threading.Event) -> None:
+    """As the loop's default executor with ``lend_on_cancel``: two ``to_thread`` calls hung in blocking code
+    and given up (their tasks cancelled at a deadline) lend their threads, so the next ``to_thread`` call
+    runs at once instead of queueing behind them; once they return, the loan ends. Without it, the pool
+    made as asyncio makes it queues the next call behind the hung ones."""
+
+    async def main(pool: DaemonThreadPool) -> bool:
+        asyncio.get_running_loop().set_default_executor(pool)
+        for _ in range(2):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.to_thread(release.wait), 0.1)
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(lambda: True), 1.0)
+        except TimeoutError:
+            return False
+        finally:
+            release.set()
+
+    factory = uvloop.new_event_loop if loop == "uvloop" else None
+    lending = DaemonThreadPool(2, f"t-lend-{loop}", ceiling=4, lend_on_cancel=True)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        assert runner.run(main(lending))
+    assert lending._size.lent == 0
+    release.clear()
+    plain = DaemonThreadPool(2, f"t-plain-{loop}", ceiling=4)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        assert not runner.run(main(plain))
+
+
 _HUNG = """
 import threading
 from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool
@@ -272,3 +304,17 @@ def exits(code: str, timeout_s: float = 20) -> None:
 def test_a_process_with_a_hung_thread_exits_without_a_shutdown() -> None:
     """``concurrent.futures`` joins its pools' threads at exit; nothing joins these."""
     exits(_HUNG)
+
+
+def test_the_hosts_default_executor_lends_the_threads_of_calls_given_up() -> None:
+    """The loop's default executor the host sets (``asyncio.to_thread``) is asyncio's size, lends on
+    cancel, and may grow to four times that while calls it lent for hang."""
+    from fulcrum_core.app import _default_pool
+
+    pool = _default_pool()
+    try:
+        assert pool._lend_on_cancel
+        assert pool._size.ceiling == 4 * pool._size.base
+        assert pool._size.base == min(32, (os.cpu_count() or 1) + 4)
+    finally:
+        pool.shutdown()

@@ -242,8 +242,13 @@ client an ``async def`` plugin called through ``asyncio.to_thread``); the rest e
 
 
 def _default_pool() -> DaemonThreadPool:
-    """A default executor for the event loop, of asyncio's own size and name, whose threads are daemons."""
-    return DaemonThreadPool(min(32, (os.cpu_count() or 1) + 4), "asyncio")
+    """A default executor for the event loop, of asyncio's own size and name, whose threads are daemons.
+
+    A ``to_thread`` call whose awaiting task was cancelled (a plugin cut off at its deadline while its
+    blocking client hung) lends its thread: up to four times as many may run, so a few hung calls do not
+    queue every later ``to_thread`` call, the plugins' and the loop's own lookups, behind them."""
+    size = min(32, (os.cpu_count() or 1) + 4)
+    return DaemonThreadPool(size, "asyncio", ceiling=4 * size, lend_on_cancel=True)
 
 
 class _PluginThreads:

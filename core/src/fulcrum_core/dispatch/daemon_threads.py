@@ -11,7 +11,10 @@ A thread cannot be stopped either while it runs: a call its caller gave up on (a
 blocking client) holds it until it returns, which may be never. The dispatcher tells the pool of each
 such thread (:meth:`DaemonThreadPool.lend`), and the pool may start as many more, up to ``ceiling``, so
 that a few hung plugins do not leave every other plugin's calls queued behind them; once the hung calls
-return, the threads beyond ``max_workers`` end as they fall idle.
+return, the threads beyond ``max_workers`` end as they fall idle. A pool made with ``lend_on_cancel``
+lends a thread whenever its caller cancels the job it runs, as asyncio does for a ``to_thread`` call
+whose awaiting task was cancelled (the event loop's default executor: a plugin's hook cut off at its
+deadline while it waited for a blocking client in ``asyncio.to_thread``).
 """
 
 from __future__ import annotations
@@ -50,6 +53,38 @@ class _Size:
         self.idle = 0  # of those, the ones waiting for a job
         self.queued = 0  # jobs no thread has taken yet
 
+    def lend(self, threads: int) -> None:
+        """``threads`` more (fewer) lent: how many threads may run follows (lock held)."""
+        self.lent += threads
+        self.most = min(self.base + max(0, self.lent), self.ceiling)
+
+
+class _Cancellable(Future[Any]):
+    """A job's future whose ``cancel()``, when the job already runs, lends its thread until it returns."""
+
+    def __init__(self, size: _Size) -> None:
+        super().__init__()
+        self._size = size
+        self._lent = False
+        self._returned = False
+
+    def cancel(self) -> bool:
+        if super().cancel():
+            return True
+        size = self._size
+        with size.lock:
+            if self.running() and not (self._lent or self._returned):
+                self._lent = True
+                size.lend(1)  # the next submit starts a thread in its place
+        return False
+
+    def returned(self) -> None:
+        """The job returned: a thread lent for it comes back."""
+        with self._size.lock:
+            self._returned = True
+            if self._lent:
+                self._size.lend(-1)
+
 
 class DaemonThreadPool(ThreadPoolExecutor):
     """An executor of daemon threads. A ``ThreadPoolExecutor`` by type only (asyncio's
@@ -58,11 +93,19 @@ class DaemonThreadPool(ThreadPoolExecutor):
     ``ceiling``: how many threads it may run while some are lent (:meth:`lend`); ``max_workers`` if
     not given."""
 
-    def __init__(self, max_workers: int, thread_name_prefix: str = "", *, ceiling: int | None = None) -> None:
+    def __init__(
+        self,
+        max_workers: int,
+        thread_name_prefix: str = "",
+        *,
+        ceiling: int | None = None,
+        lend_on_cancel: bool = False,
+    ) -> None:
         # ThreadPoolExecutor.__init__ is deliberately not called: its threads are the ones joined at exit.
         if max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
         self._size = _Size(max_workers, ceiling or max_workers)
+        self._lend_on_cancel = lend_on_cancel
         self._prefix = thread_name_prefix or f"DaemonThreadPool-{next(_pools)}"
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = self._size.lock
@@ -73,7 +116,7 @@ class DaemonThreadPool(ThreadPoolExecutor):
         weakref.finalize(self, self._jobs.put, None).atexit = False
 
     def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
-        future: Future[_T] = Future()
+        future: Future[_T] = _Cancellable(self._size) if self._lend_on_cancel else Future()
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
@@ -103,8 +146,7 @@ class DaemonThreadPool(ThreadPoolExecutor):
         unless ``start`` is False (then at the next submit or :meth:`start_queued`)."""
         size = self._size
         with size.lock:
-            size.lent += threads
-            size.most = min(size.base + max(0, size.lent), size.ceiling)
+            size.lend(threads)
             if start:
                 self._start_wanted()
 
@@ -156,8 +198,10 @@ def _work(jobs: queue.SimpleQueue[_Job | None], size: _Size) -> None:
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:  # the caller's to see, as from the standard pool
+                _returned(future)
                 future.set_exception(exc)
             else:
+                _returned(future)
                 future.set_result(result)
                 del result
         del future, fn, args, kwargs
@@ -170,6 +214,11 @@ def _work(jobs: queue.SimpleQueue[_Job | None], size: _Size) -> None:
         size.live -= 1
         size.idle -= 1
     jobs.put(None)
+
+
+def _returned(future: Future[Any]) -> None:
+    if isinstance(future, _Cancellable):
+        future.returned()
 
 
 async def joined(pool: DaemonThreadPool, timeout_s: float) -> bool:
