@@ -4,7 +4,6 @@ behaviour, but daemon threads that nothing joins when the interpreter exits."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import gc
 import os
@@ -252,30 +251,94 @@ def test_as_the_loops_default_executor_it_runs_to_thread_in_the_callers_context(
 def test_to_thread_calls_given_up_lend_their_threads(loop: str, release: threading.Event) -> None:
     """As the loop's default executor with ``lend_on_cancel``: two ``to_thread`` calls hung in blocking code
     and given up (their tasks cancelled at a deadline) lend their threads, so the next ``to_thread`` call
-    runs at once instead of queueing behind them; once they return, the loan ends. Without it, the pool
-    made as asyncio makes it queues the next call behind the hung ones."""
+    runs at once instead of queueing behind them, and so does one that was queued already; once they
+    return, the loan ends. The pool made as asyncio makes it queues both behind the hung ones."""
+    started = threading.Semaphore(0)
 
-    async def main(pool: DaemonThreadPool) -> bool:
+    def hang() -> None:
+        started.release()
+        release.wait()
+
+    async def main(pool: DaemonThreadPool) -> tuple[bool, bool]:
         asyncio.get_running_loop().set_default_executor(pool)
-        for _ in range(2):
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.to_thread(release.wait), 0.1)
+        hung = [asyncio.ensure_future(asyncio.to_thread(hang)) for _ in range(2)]
+        for _ in range(2):  # both running in their threads, on a loaded machine too
+            deadline = time.monotonic() + WAIT_S
+            while not started.acquire(blocking=False):
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+        queued = asyncio.ensure_future(asyncio.to_thread(lambda: True))  # both threads held: it waits
+        await asyncio.sleep(0.05)
+        for task in hung:
+            task.cancel()  # the deadline
         try:
-            return await asyncio.wait_for(asyncio.to_thread(lambda: True), 1.0)
+            was_queued = await asyncio.wait_for(queued, 1.0)
         except TimeoutError:
-            return False
+            was_queued = False
+        try:
+            return was_queued, await asyncio.wait_for(asyncio.to_thread(lambda: True), 1.0)
+        except TimeoutError:
+            return was_queued, False
         finally:
             release.set()
 
     factory = uvloop.new_event_loop if loop == "uvloop" else None
     lending = DaemonThreadPool(2, f"t-lend-{loop}", ceiling=4, lend_on_cancel=True)
     with asyncio.Runner(loop_factory=factory) as runner:
-        assert runner.run(main(lending))
-    assert lending._size.lent == 0
+        assert runner.run(main(lending)) == (True, True)
+    assert (lending._size.lent, lending._size.most) == (0, 2)
     release.clear()
     plain = DaemonThreadPool(2, f"t-plain-{loop}", ceiling=4)
     with asyncio.Runner(loop_factory=factory) as runner:
-        assert not runner.run(main(plain))
+        assert runner.run(main(plain)) == (False, False)
+
+
+def test_a_loan_comes_back_once_however_the_job_ends() -> None:
+    """Cancelled twice, from two threads, while it runs: one loan; the job raises: the loan comes back;
+    cancelled after it ended: nothing lent."""
+    go, running = threading.Event(), threading.Event()
+    pool = DaemonThreadPool(1, "t-once", ceiling=4, lend_on_cancel=True)
+
+    def fails() -> None:
+        running.set()
+        go.wait()
+        raise ValueError("the blocking client gave up")
+
+    try:
+        future = pool.submit(fails)
+        assert running.wait(WAIT_S)
+        assert not future.cancel()
+        assert not future.cancel()
+        elsewhere = threading.Thread(target=future.cancel)
+        elsewhere.start()
+        elsewhere.join()
+        assert (pool._size.lent, pool._size.most) == (1, 2)
+        go.set()
+        assert isinstance(future.exception(WAIT_S), ValueError)
+        assert (pool._size.lent, pool._size.most) == (0, 1)
+        assert not future.cancel()
+        assert pool._size.lent == 0
+    finally:
+        go.set()
+        pool.shutdown()
+
+
+def test_shutdown_cancels_queued_work_outside_its_lock(release: threading.Event) -> None:
+    """A queued job's callback that cancels the running job (taking the pool's lock to lend its thread)
+    does not deadlock a ``shutdown(cancel_futures=True)``."""
+    pool = DaemonThreadPool(1, "t-shut", ceiling=2, lend_on_cancel=True)
+    running = pool.submit(release.wait)
+    time.sleep(0.05)
+    queued = pool.submit(lambda: None)
+    queued.add_done_callback(lambda _: running.cancel())
+    stopping = threading.Thread(
+        target=pool.shutdown, kwargs={"wait": False, "cancel_futures": True}, daemon=True
+    )
+    stopping.start()
+    stopping.join(WAIT_S)
+    release.set()
+    assert not stopping.is_alive()
+    assert queued.cancelled()
 
 
 _HUNG = """

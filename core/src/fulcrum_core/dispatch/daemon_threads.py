@@ -60,11 +60,16 @@ class _Size:
 
 
 class _Cancellable(Future[Any]):
-    """A job's future whose ``cancel()``, when the job already runs, lends its thread until it returns."""
+    """A job's future whose ``cancel()``, when the job already runs, lends its thread until it returns.
 
-    def __init__(self, size: _Size) -> None:
+    The thread that may start in its place takes work already queued: on an event loop, once the loop has
+    finished what it is doing (a deadline that cancels this call may withdraw others queued with it in
+    the same pass, and those must never run), else at once."""
+
+    def __init__(self, size: _Size, start_queued: Callable[[], object]) -> None:
         super().__init__()
         self._size = size
+        self._start_queued = start_queued
         self._lent = False
         self._returned = False
 
@@ -73,9 +78,15 @@ class _Cancellable(Future[Any]):
             return True
         size = self._size
         with size.lock:
-            if self.running() and not (self._lent or self._returned):
+            lends = self.running() and not (self._lent or self._returned)
+            if lends:
                 self._lent = True
-                size.lend(1)  # the next submit starts a thread in its place
+                size.lend(1)
+        if lends:
+            try:
+                asyncio.get_running_loop().call_soon(self._start_queued)
+            except RuntimeError:  # no loop in this thread
+                self._start_queued()
         return False
 
     def returned(self) -> None:
@@ -116,44 +127,63 @@ class DaemonThreadPool(ThreadPoolExecutor):
         weakref.finalize(self, self._jobs.put, None).atexit = False
 
     def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
-        future: Future[_T] = _Cancellable(self._size) if self._lend_on_cancel else Future()
+        future: Future[_T] = _Cancellable(self._size, self._start_later) if self._lend_on_cancel else Future()
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             self._jobs.put((future, fn, args, kwargs))
             self._size.queued += 1
-            self._start_wanted()
+            wanted = self._wanted()
+        self._start(wanted)
         return future
 
-    def _start_wanted(self) -> None:
-        """Start a thread for each job no idle thread will take, as far as ``most`` allows (lock held)."""
+    def _wanted(self) -> list[threading.Thread]:
+        """A thread for each job no idle thread will take, as far as ``most`` allows, counted now (lock
+        held) and started by :meth:`_start` once the lock is let go: a starting thread is waited for, and
+        meanwhile the threads taking jobs would wait for the lock, in any order."""
         size = self._size
+        wanted: list[threading.Thread] = []
         while size.queued > size.idle and size.live < size.most and not self._closed:
-            if len(self._started) > 2 * size.ceiling:  # threads that ended beyond max_workers
-                self._started = [thread for thread in self._started if thread.is_alive()]
-            thread = threading.Thread(
-                target=_work, args=(self._jobs, size), name=f"{self._prefix}_{self._named}", daemon=True
+            wanted.append(
+                threading.Thread(
+                    target=_work, args=(self._jobs, size), name=f"{self._prefix}_{self._named}", daemon=True
+                )
             )
-            thread.start()
-            self._started.append(thread)
             self._named += 1
             size.live += 1
             size.idle += 1
+        return wanted
+
+    def _start(self, wanted: list[threading.Thread]) -> None:
+        for thread in wanted:
+            thread.start()
+        if wanted:
+            with self._lock:
+                if len(self._started) > 2 * self._size.ceiling:  # threads that ended beyond max_workers
+                    self._started = [thread for thread in self._started if thread.is_alive()]
+                self._started += wanted
 
     def lend(self, threads: int, *, start: bool = True) -> None:
         """``threads`` more of the pool's threads are held by calls their callers gave up on (negative:
         that many returned): as many more threads may start, up to the ceiling, at once for work queued
         unless ``start`` is False (then at the next submit or :meth:`start_queued`)."""
-        size = self._size
-        with size.lock:
-            size.lend(threads)
-            if start:
-                self._start_wanted()
+        with self._lock:
+            self._size.lend(threads)
+            wanted = self._wanted() if start else []
+        self._start(wanted)
 
     def start_queued(self) -> None:
         """Start the threads that work already queued may have (after a loan made with ``start=False``)."""
-        with self._size.lock:
-            self._start_wanted()
+        with self._lock:
+            wanted = self._wanted()
+        self._start(wanted)
+
+    @property
+    def _start_later(self) -> Callable[[], object]:
+        """:meth:`start_queued` for a job's future, which must not keep the pool alive (a pool dropped
+        without a shutdown ends its threads when it is collected)."""
+        method = weakref.WeakMethod(self.start_queued)
+        return lambda: (start := method()) is not None and start()
 
     @property
     def threads(self) -> int:
@@ -161,6 +191,7 @@ class DaemonThreadPool(ThreadPoolExecutor):
         return self._size.live
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        withdrawn: list[Future[Any]] = []
         with self._lock:
             self._closed = True
             if cancel_futures:
@@ -171,8 +202,10 @@ class DaemonThreadPool(ThreadPoolExecutor):
                         break
                     if job is not None:
                         self._size.queued -= 1
-                        job[0].cancel()
+                        withdrawn.append(job[0])
             self._jobs.put(None)  # each thread passes it on to the next as it stops
+        for future in withdrawn:  # outside the lock: their callbacks may cancel this pool's other jobs
+            future.cancel()
         if wait:
             self.join()
 
