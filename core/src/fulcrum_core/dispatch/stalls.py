@@ -394,7 +394,10 @@ class StallWatch:
         if not samples:
             return Stall(held_s, UNKNOWN, (), own_call=False, gc_s=gc_s)
         runs = _runs(samples)
-        lengths = {id(run): _length(run, runs, ended, self.interval_s, spans) for run in runs}
+        lengths = {
+            id(run): _length(run, runs[i + 1][0].at if i + 1 < len(runs) else ended, self.interval_s, spans)
+            for i, run in enumerate(runs)
+        }
         opened: list[tuple[str, str]] = []
         longest: dict[str, list[_Sample]] = {}
         for run in runs:
@@ -518,20 +521,14 @@ def _same(one: _Sample, other: _Sample) -> bool:
 
 
 def _length(
-    run: list[_Sample],
-    runs: list[list[_Sample]],
-    ended: float,
-    interval_s: float,
-    spans: Sequence[tuple[float, float]],
+    run: list[_Sample], then: float, interval_s: float, spans: Sequence[tuple[float, float]]
 ) -> float:
-    """How long ``run``'s code held the loop, at least: from its first sample to the next sample of
-    anything else, or to the loop's return, but no further than one interval past its last sample (no
+    """How long ``run``'s code held the loop, at least: to ``then`` (the next sample of anything else, or
+    the loop's return) from its first sample, but no further than one interval past its last sample (no
     sample after it: the code ended, or C code held the GIL, its own or another's), less the
     collections in that time that no sample of it fell in (the collector's own time)."""
     start, last = run[0].at, run[-1].at
-    following = runs.index(run) + 1
-    then = runs[following][0].at if following < len(runs) else (ended or last)
-    end = min(then, last + interval_s)
+    end = min(then or last, last + interval_s)
     held = end - start
     for began, done in spans:
         low, high = max(began, start), min(done, end)
