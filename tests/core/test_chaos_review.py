@@ -4,14 +4,17 @@ what the host shares with it (thread pools, validated results, the event loop's 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import msgspec
 import pytest
+from fulcrum_core.dispatch import leftovers
 from fulcrum_core.dispatch.breaker import BreakerConfig
 from fulcrum_core.settings import Deadlines
 from fulcrum_sdk import nonblocking
@@ -83,13 +86,16 @@ def _succeeds(ctx: Any, request: TransactionRequest) -> TransactionResult:
 
 
 def test_a_plugin_offloading_to_asyncio_threads_cannot_stall_transactions(
-    make_app: Any, kit: Any, release: threading.Event
+    make_app: Any, kit: Any, release: threading.Event, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An ``async def`` plugin that hands a blocking call with no timeout to ``asyncio.to_thread`` (the
     usual way to call a blocking client from async code) leaves one of the event loop's default executor
     threads hung per call: the task obeys the cancel, the thread cannot. That executor is small
     (``min(32, cpus + 4)``), and the host's transaction journal ran its reads and writes in it, so every
-    customer's transaction then waited for the partner's hung calls."""
+    customer's transaction then waited for the partner's hung calls. Each plugin now holds only its share
+    of that executor; here the executor cannot tell whose calls they are, so they fill it as many hung
+    plugins would, and the journal must not need it."""
+    monkeypatch.setattr(leftovers, "plugin_now", lambda: None)
 
     async def offloads(ctx: Any) -> Any:
         await asyncio.to_thread(release.wait)
@@ -121,6 +127,42 @@ def test_a_plugin_offloading_to_asyncio_threads_cannot_stall_transactions(
         release.set()
     assert response.status_code == 201, response.text
     assert waited < 5, f"the transaction waited {waited:.1f} s for a plugin's hung threads"
+
+
+def test_a_plugin_hung_in_to_thread_leaves_the_default_executor_to_the_others(
+    make_app: Any, kit: Any, release: threading.Event
+) -> None:
+    """One plugin's ``asyncio.to_thread`` calls hang, page after page, while another plugin's own
+    ``to_thread`` calls return at once: the second keeps its offer on every page. The first holds only
+    its share of the loop's default executor (its calls beyond fail at once). Before, each of its hung
+    calls lent one more thread until the executor's ceiling, four times ``min(32, cpus + 4)``, and then
+    every other plugin's ``to_thread`` calls queued behind its own and timed out."""
+
+    async def offloads(ctx: Any) -> Any:
+        await asyncio.to_thread(release.wait)
+        return []
+
+    async def fetches(ctx: Any) -> Any:
+        return [kit.offer("home.banner", await asyncio.to_thread(lambda: "fetched"))]
+
+    app = make_app(
+        kit.plugin("offloads", home_slot_offers=offloads), kit.plugin("fetches", home_slot_offers=fetches),
+        deadlines=Deadlines(home_slot_offers=150), breaker=PATIENT,
+    )
+    ceiling = 4 * min(32, (os.cpu_count() or 1) + 4)
+    share = max(1, min(32, (os.cpu_count() or 1) + 4) // 2)
+    outcomes: Counter[str] = Counter()
+    try:
+        for _ in range(ceiling + 5):
+            body = app.get("/v1/home").json()
+            left_out = _degraded(body)
+            assert "fetches" not in left_out
+            assert ("fetches", "fetched") in _keys(body, "home.banner/v1")
+            outcomes[left_out["offloads"]] += 1
+    finally:
+        release.set()
+    assert outcomes["timeout"] <= share  # then its to_thread calls failed at once
+    assert outcomes["error"] >= ceiling - share
 
 
 class _TimeBomb(tzinfo):

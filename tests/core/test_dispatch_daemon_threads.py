@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import uvloop
-from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool, joined
+from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool, ThreadShareUsed, joined
 
 WAIT_S = 5.0
 
@@ -293,6 +293,50 @@ def test_to_thread_calls_given_up_lend_their_threads(loop: str, release: threadi
         assert runner.run(main(plain)) == (False, False)
 
 
+def test_an_owner_whose_given_up_jobs_hold_its_share_is_refused_at_once(release: threading.Event) -> None:
+    """Told who submits each job: once ``a``'s jobs given up by their callers hold its share of lent threads,
+    its next job fails at once (nothing queued, no thread started), while ``b``'s and an unowned job still
+    run; when one of its hung jobs returns, ``a`` is served again."""
+    who: contextvars.ContextVar[str | None] = contextvars.ContextVar("who", default=None)
+    pool = DaemonThreadPool(2, "t-share", ceiling=8, lend_on_cancel=True, owner=who.get, share=2)
+    running = threading.Semaphore(0)
+    first = threading.Event()
+
+    def hang(until: threading.Event) -> None:
+        running.release()
+        until.wait()
+
+    try:
+        who.set("a")
+        hung = [pool.submit(hang, first), pool.submit(hang, release)]
+        for _ in hung:
+            assert running.acquire(timeout=WAIT_S)
+        for future in hung:
+            assert not future.cancel()  # running: its thread is lent, the caller gone
+        assert pool._size.lent_by == {"a": 2}
+        threads = pool.threads
+        refused = pool.submit(lambda: "never")
+        assert refused.done()
+        with pytest.raises(ThreadShareUsed, match="'a'"):
+            refused.result(0)
+        assert (pool.threads, pool._size.queued) == (threads, 0)
+        who.set("b")
+        assert pool.submit(lambda: "b").result(WAIT_S) == "b"
+        who.set(None)
+        assert pool.submit(lambda: "host").result(WAIT_S) == "host"
+        first.set()  # one of a's hung jobs returns
+        deadline = time.monotonic() + WAIT_S
+        while pool._size.lent_by != {"a": 1}:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        who.set("a")
+        assert pool.submit(lambda: "a again").result(WAIT_S) == "a again"
+    finally:
+        release.set()
+        pool.shutdown()
+    assert pool._size.lent_by == {}
+
+
 def test_a_loan_comes_back_once_however_the_job_ends() -> None:
     """Cancelled twice, from two threads, while it runs: one loan; the job raises: the loan comes back;
     cancelled after it ended: nothing lent."""
@@ -371,13 +415,16 @@ def test_a_process_with_a_hung_thread_exits_without_a_shutdown() -> None:
 
 def test_the_hosts_default_executor_lends_the_threads_of_calls_given_up() -> None:
     """The loop's default executor the host sets (``asyncio.to_thread``) is asyncio's size, lends on
-    cancel, and may grow to four times that while calls it lent for hang."""
+    cancel, and may grow to four times that while calls it lent for hang, each plugin's up to its share."""
     from fulcrum_core.app import _default_pool
+    from fulcrum_core.dispatch.leftovers import plugin_now
 
     pool = _default_pool()
     try:
         assert pool._lend_on_cancel
         assert pool._size.ceiling == 4 * pool._size.base
         assert pool._size.base == min(32, (os.cpu_count() or 1) + 4)
+        assert pool._share == max(1, pool._size.base // 2)  # per plugin, told by the task watch
+        assert pool._owner is plugin_now
     finally:
         pool.shutdown()

@@ -1109,6 +1109,73 @@ async def test_plugins_hung_in_sync_code_leave_threads_for_the_others(
     dispatcher.close()
 
 
+async def test_a_plugin_hung_in_to_thread_holds_only_its_share_of_the_loops_default_executor(
+    settings: Settings, kit: Any, release: threading.Event
+) -> None:
+    """The host's default executor (``asyncio.to_thread``) knows whose hook submitted each job: a plugin
+    whose ``to_thread`` calls hang and are given up at its deadline holds at most its share of lent
+    threads; its next ``to_thread`` call fails at once (its call is an error, the thread is not taken),
+    while another plugin's and the host's still run. Before, each hung call lent one more thread, up to
+    four times asyncio's size, and then every plugin's ``to_thread`` calls queued behind its own."""
+    from fulcrum_core.app import _default_pool
+
+    conf = msgspec.structs.replace(
+        settings, deadlines=Deadlines(search=300),
+        breaker=BreakerConfig(sliding_window_size=100, minimum_number_of_calls=100),  # never opens here
+    )
+    pool = _default_pool()
+    asyncio.get_running_loop().set_default_executor(pool)
+    share, base = pool._share, pool._size.base
+
+    async def hangs(ctx: Any, query: str) -> Any:
+        await asyncio.to_thread(release.wait)  # submitted in its inline first step
+        return []
+
+    async def waits_then_hangs(ctx: Any, query: str) -> Any:
+        await asyncio.sleep(0)  # submitted from its task
+        await asyncio.to_thread(release.wait)
+        return []
+
+    async def fine(ctx: Any, query: str) -> Any:
+        return [kit.hit(await asyncio.to_thread(lambda: "ok"))]
+
+    dispatcher = Dispatcher(conf)
+    hung, stepped, ok = _loaded(
+        conf, kit.plugin("a-hung", search=hangs), kit.plugin("b-hung", search=waits_then_hangs),
+        kit.plugin("c-fine", search=fine),
+    )
+    try:
+        for plugin in (hung, stepped):
+            for n in range(1, share + 1):
+                timed_out = await _search(dispatcher, kit, [plugin])
+                assert [d.reason for d in timed_out.degraded] == ["timeout"]
+                for _ in range(100):  # the cancel reaches the thread's future in a callback
+                    if pool._size.lent_by.get(plugin.id) == n:
+                        break
+                    await asyncio.sleep(0.01)
+                assert pool._size.lent_by.get(plugin.id) == n
+        live = pool.threads
+        assert live <= base + 2 * share
+        for _ in range(3):
+            later = await _search(dispatcher, kit, [hung, stepped, ok])
+            refused = [(d.plugin, d.reason) for d in later.degraded]
+            assert refused == [("a-hung", "error"), ("b-hung", "error")]
+            assert all("ThreadShareUsed" in d.detail for d in later.degraded)
+            assert [h.key for h in later.results["c-fine"]] == ["ok"]
+        assert await asyncio.to_thread(lambda: "host") == "host"  # the host's own: never refused
+        assert pool.threads <= live + 1  # the refused calls started no thread
+    finally:
+        release.set()
+    for _ in range(300):  # the hung calls return: the loans, and the plugins' shares, come back
+        if not pool._size.lent_by:
+            break
+        await asyncio.sleep(0.01)
+    assert pool._size.lent_by == {}
+    again = await _search(dispatcher, kit, [hung])
+    assert [d.reason for d in again.degraded] == []
+    dispatcher.close()
+
+
 async def test_a_transaction_being_checked_elsewhere_does_not_hold_back_the_half_open_probe(
     fast: Settings, kit: Any, release: threading.Event
 ) -> None:

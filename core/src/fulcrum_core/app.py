@@ -246,9 +246,15 @@ def _default_pool() -> DaemonThreadPool:
 
     A ``to_thread`` call whose awaiting task was cancelled (a plugin cut off at its deadline while its
     blocking client hung) lends its thread: up to four times as many may run, so a few hung calls do not
-    queue every later ``to_thread`` call, the plugins' and the loop's own lookups, behind them."""
+    queue every later ``to_thread`` call, the plugins' and the loop's own lookups, behind them. Each
+    plugin may hold half asyncio's size of lent threads (three on two cores): past that its next
+    ``to_thread`` call fails at once (``ThreadShareUsed``), so it takes no more threads from the others
+    until one of its hung calls returns."""
     size = min(32, (os.cpu_count() or 1) + 4)
-    return DaemonThreadPool(size, "asyncio", ceiling=4 * size, lend_on_cancel=True)
+    return DaemonThreadPool(
+        size, "asyncio", ceiling=4 * size, lend_on_cancel=True,
+        owner=leftovers.plugin_now, share=max(1, size // 2),
+    )
 
 
 class _PluginThreads:

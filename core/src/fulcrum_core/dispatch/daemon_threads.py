@@ -15,6 +15,13 @@ return, the threads beyond ``max_workers`` end as they fall idle. A pool made wi
 lends a thread whenever its caller cancels the job it runs, as asyncio does for a ``to_thread`` call
 whose awaiting task was cancelled (the event loop's default executor: a plugin's hook cut off at its
 deadline while it waited for a blocking client in ``asyncio.to_thread``).
+
+Such a pool may also be told who submits each job (``owner``, a plugin's id) and give each submitter a
+``share`` of the loans: one whose jobs hold that many lent threads gets no more threads until one of
+them returns, and its next job fails at once with :class:`ThreadShareUsed` instead of queueing. So one
+plugin hung in ``asyncio.to_thread`` cannot lend itself up to the ceiling and leave every other
+plugin's ``to_thread`` calls queued behind its own (as the dispatcher's pool gives each plugin a share
+of its threads).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["DaemonThreadPool", "joined"]
+__all__ = ["DaemonThreadPool", "ThreadShareUsed", "joined"]
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -38,10 +45,15 @@ _POLL_S = 0.02
 _pools = itertools.count()
 
 
+class ThreadShareUsed(RuntimeError):
+    """A job refused because its submitter's earlier jobs, given up by their callers, hold its share of
+    the pool's threads (they cannot be stopped): none more until one returns."""
+
+
 class _Size:
     """How many threads a pool runs and may run, shared with its threads (which end when over ``most``)."""
 
-    __slots__ = ("base", "ceiling", "idle", "lent", "live", "lock", "most", "queued")
+    __slots__ = ("base", "ceiling", "idle", "lent", "lent_by", "live", "lock", "most", "queued")
 
     def __init__(self, base: int, ceiling: int) -> None:
         self.lock = threading.Lock()
@@ -52,11 +64,18 @@ class _Size:
         self.live = 0  # threads started and not ended
         self.idle = 0  # of those, the ones waiting for a job
         self.queued = 0  # jobs no thread has taken yet
+        self.lent_by: dict[str, int] = {}  # lent threads by the owner of the job that holds them
 
-    def lend(self, threads: int) -> None:
-        """``threads`` more (fewer) lent: how many threads may run follows (lock held)."""
+    def lend(self, threads: int, owner: str | None = None) -> None:
+        """``threads`` more (fewer) lent, by ``owner``'s jobs if known: how many threads may run follows
+        (lock held)."""
         self.lent += threads
         self.most = min(self.base + max(0, self.lent), self.ceiling)
+        if owner is not None:
+            if (left := self.lent_by.get(owner, 0) + threads) > 0:
+                self.lent_by[owner] = left
+            else:
+                self.lent_by.pop(owner, None)
 
 
 class _Cancellable(Future[Any]):
@@ -66,10 +85,11 @@ class _Cancellable(Future[Any]):
     finished what it is doing (a deadline that cancels this call may withdraw others queued with it in
     the same pass, and those must never run), else at once."""
 
-    def __init__(self, size: _Size, start_queued: Callable[[], object]) -> None:
+    def __init__(self, size: _Size, start_queued: Callable[[], object], owner: str | None = None) -> None:
         super().__init__()
         self._size = size
         self._start_queued = start_queued
+        self._owner = owner
         self._lent = False
         self._returned = False
 
@@ -81,7 +101,7 @@ class _Cancellable(Future[Any]):
             lends = self.running() and not (self._lent or self._returned)
             if lends:
                 self._lent = True
-                size.lend(1)
+                size.lend(1, self._owner)
         if lends:
             try:
                 asyncio.get_running_loop().call_soon(self._start_queued)
@@ -94,7 +114,7 @@ class _Cancellable(Future[Any]):
         with self._size.lock:
             self._returned = True
             if self._lent:
-                self._size.lend(-1)
+                self._size.lend(-1, self._owner)
 
 
 class DaemonThreadPool(ThreadPoolExecutor):
@@ -102,7 +122,9 @@ class DaemonThreadPool(ThreadPoolExecutor):
     ``set_default_executor`` accepts nothing else): none of that class's code runs, this one's does.
 
     ``ceiling``: how many threads it may run while some are lent (:meth:`lend`); ``max_workers`` if
-    not given."""
+    not given. ``owner`` (with ``lend_on_cancel``): who submits a job, asked in ``submit`` (None: nobody
+    in particular, never refused); ``share``: how many lent threads one owner's jobs may hold before its
+    next job is refused with :class:`ThreadShareUsed` (half of ``max_workers`` if not given)."""
 
     def __init__(
         self,
@@ -111,12 +133,16 @@ class DaemonThreadPool(ThreadPoolExecutor):
         *,
         ceiling: int | None = None,
         lend_on_cancel: bool = False,
+        owner: Callable[[], str | None] | None = None,
+        share: int | None = None,
     ) -> None:
         # ThreadPoolExecutor.__init__ is deliberately not called: its threads are the ones joined at exit.
         if max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
         self._size = _Size(max_workers, ceiling or max_workers)
         self._lend_on_cancel = lend_on_cancel
+        self._owner = owner if lend_on_cancel else None  # only loans made on cancel know their owner
+        self._share = share or max(1, max_workers // 2)
         self._prefix = thread_name_prefix or f"DaemonThreadPool-{next(_pools)}"
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = self._size.lock
@@ -127,13 +153,28 @@ class DaemonThreadPool(ThreadPoolExecutor):
         weakref.finalize(self, self._jobs.put, None).atexit = False
 
     def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
-        future: Future[_T] = _Cancellable(self._size, self._start_later) if self._lend_on_cancel else Future()
+        owner = self._owner() if self._owner is not None else None
+        future: Future[_T] = (
+            _Cancellable(self._size, self._start_later, owner) if self._lend_on_cancel else Future()
+        )
+        held = 0
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            self._jobs.put((future, fn, args, kwargs))
-            self._size.queued += 1
-            wanted = self._wanted()
+            if owner is not None and (held := self._size.lent_by.get(owner, 0)) >= self._share:
+                wanted = None
+            else:
+                self._jobs.put((future, fn, args, kwargs))
+                self._size.queued += 1
+                wanted = self._wanted()
+        if wanted is None:  # outside the lock: the future's callbacks run now
+            future.set_exception(
+                ThreadShareUsed(
+                    f"{held} call(s) submitted by {owner!r} to the {self._prefix!r} threads still run after "
+                    "their callers gave up on them, its share of those threads: none more until one returns"
+                )
+            )
+            return future
         self._start(wanted)
         return future
 

@@ -62,6 +62,7 @@ __all__ = [
     "host_code",
     "host_task",
     "install",
+    "plugin_now",
     "untagged_task",
     "watch_of",
 ]
@@ -239,6 +240,21 @@ def watch_of(loop: asyncio.AbstractEventLoop) -> TaskWatch | None:
     """The watch installed on ``loop``, if its task factory is one."""
     factory = loop.get_task_factory()
     return factory if isinstance(factory, TaskWatch) else None
+
+
+def plugin_now() -> str | None:
+    """The id of the plugin whose code runs now, in this thread: its call's context says so (a task of
+    its, a worker thread's call), or it runs inline on the loop (the watch knows); None for the host's.
+    Asked by the loop's default executor for each job (``app.py``), not on the page's path."""
+    charge = OWNER.get()
+    if charge is not None:
+        return charge.guard.plugin
+    try:
+        watch = watch_of(asyncio.get_running_loop())
+    except RuntimeError:  # no loop in this thread
+        return None
+    guard = watch.guard if watch is not None else None
+    return guard.plugin if guard is not None else None
 
 
 def install(loop: asyncio.AbstractEventLoop | None = None) -> TaskWatch:
