@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -136,24 +134,21 @@ def test_the_partner_guide_states_the_hosts_own_limits() -> None:
     assert f"up to {entries} of them and {mib} MiB in each worker" in guide
 
 
-def test_the_partner_guide_states_a_plugins_share_of_the_default_executor(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The share of the loop's default executor the guide gives a plugin's hung ``to_thread`` calls is the
-    host's on a two-core worker, and the error it names is the one raised."""
-    from fulcrum_core import app
-    from fulcrum_core.dispatch import daemon_threads
+def test_the_partner_guide_states_a_plugins_share_of_the_default_executor() -> None:
+    """The share of the loop's default executor the guide gives a plugin is the host's on a two-core
+    worker, and the error it names is the SDK's."""
+    from fulcrum_core.app import _default_pool
+    from fulcrum_sdk import errors
 
-    monkeypatch.setattr(app.os, "cpu_count", lambda: 2)
-    pool = app._default_pool()
+    pool = _default_pool(cpus=2)
     try:
-        assert (pool._share, pool._size.base) == (3, 6)
+        assert (pool._size.share, pool._size.base) == (3, 6)
     finally:
         pool.shutdown()
     guide = " ".join((ROOT / "docs" / "partner-guide.md").read_text(encoding="utf-8").split())
-    assert "at most half of the event loop's default executor so (three threads on a two-core worker" in guide
-    assert "`asyncio.to_thread` raises `ThreadShareUsed` at once" in guide
-    assert daemon_threads.ThreadShareUsed.__name__ == "ThreadShareUsed"
+    assert "at most three at once on a two-core worker" in guide
+    assert "`fulcrum_sdk.errors.ThreadShareUsed`" in guide
+    assert "ThreadShareUsed" in errors.__all__
 
 
 def test_the_docs_say_where_errors_are_documented() -> None:

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 import uvloop
-from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool, ThreadShareUsed, joined
+from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool, joined
+from fulcrum_sdk.errors import ThreadShareUsed
 
 WAIT_S = 5.0
 
@@ -337,6 +338,105 @@ def test_an_owner_whose_given_up_jobs_hold_its_share_is_refused_at_once(release:
     assert pool._size.lent_by == {}
 
 
+def _owned(share: int, workers: int = 4) -> tuple[DaemonThreadPool, contextvars.ContextVar[str | None]]:
+    who: contextvars.ContextVar[str | None] = contextvars.ContextVar("who", default=None)
+    pool = DaemonThreadPool(
+        workers, "t-owned", ceiling=4 * workers, lend_on_cancel=True, owner=who.get, share=share
+    )
+    return pool, who
+
+
+def test_an_owners_jobs_run_at_most_its_share_at_once_the_rest_behind_its_own(
+    release: threading.Event,
+) -> None:
+    """``a`` submits four jobs to a pool of four threads with a share of two: two run, two wait behind them
+    (not in the pool's queue), so ``b``'s job submitted after them runs at once; as ``a``'s jobs end its
+    waiting ones run, in turn, and a waiting job its caller cancelled never runs."""
+    pool, who = _owned(share=2)
+    running = threading.Semaphore(0)
+    ran: list[int] = []
+
+    def job(n: int) -> int:
+        running.release()
+        release.wait()
+        ran.append(n)
+        return n
+
+    try:
+        who.set("a")
+        jobs = [pool.submit(job, n) for n in range(5)]
+        assert running.acquire(timeout=WAIT_S)
+        assert running.acquire(timeout=WAIT_S)
+        assert not running.acquire(timeout=0.2)  # the third waits behind a's own two
+        assert (pool._size.admitted, len(pool._size.waiting["a"]), pool._size.queued) == ({"a": 2}, 3, 0)
+        assert jobs[3].cancel()  # its caller gave up while it waited: it never runs
+        who.set("b")
+        assert pool.submit(lambda: "b").result(WAIT_S) == "b"
+        release.set()
+        assert [f.result(WAIT_S) for f in (jobs[0], jobs[1], jobs[2], jobs[4])] == [0, 1, 2, 4]
+    finally:
+        release.set()
+        pool.shutdown()
+    assert 3 not in ran
+    assert ran.index(4) > ran.index(2)  # in turn
+    assert (pool._size.admitted, pool._size.waiting) == ({}, {})
+
+
+def test_an_owners_waiting_jobs_fail_once_its_loans_fill_its_share(release: threading.Event) -> None:
+    """``a``'s two running jobs are given up while two more wait behind them: those two fail at once, as
+    its later jobs do, instead of waiting for threads that may never come back."""
+    pool, who = _owned(share=2)
+    running = threading.Semaphore(0)
+
+    def hang() -> None:
+        running.release()
+        release.wait()
+
+    try:
+        who.set("a")
+        hung = [pool.submit(hang) for _ in range(2)]
+        waiting = [pool.submit(lambda: "never") for _ in range(2)]
+        assert running.acquire(timeout=WAIT_S)
+        assert running.acquire(timeout=WAIT_S)
+        assert not hung[0].cancel()
+        assert not any(f.done() for f in waiting)  # one loan: a still has a thread that may come back
+        assert not hung[1].cancel()
+        for future in waiting:
+            with pytest.raises(ThreadShareUsed, match="2 call"):
+                future.result(0)
+        with pytest.raises(ThreadShareUsed):
+            pool.submit(lambda: "never").result(0)
+        assert (pool._size.lent_by, pool._size.waiting, pool._size.queued) == ({"a": 2}, {}, 0)
+    finally:
+        release.set()
+        pool.shutdown()
+
+
+@pytest.mark.parametrize("cancel", [False, True])
+def test_shutdown_runs_or_cancels_an_owners_waiting_jobs(cancel: bool) -> None:
+    """Jobs waiting behind their owner's own run before the threads stop, as the standard pool runs what
+    is queued, unless ``cancel_futures`` withdraws them with the rest."""
+    pool, who = _owned(share=1)
+    go = threading.Event()
+    who.set("a")
+    first = pool.submit(go.wait, WAIT_S)
+    waiting = pool.submit(lambda: "ran")
+    assert len(pool._size.waiting["a"]) == 1
+    go.set()
+    pool.shutdown(wait=False, cancel_futures=cancel)
+    assert first.result(WAIT_S)
+    if cancel:
+        assert waiting.cancelled()
+    else:
+        assert waiting.result(WAIT_S) == "ran"
+    assert pool.join(WAIT_S)
+
+
+def test_a_share_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="share"):
+        DaemonThreadPool(2, "t-zero", lend_on_cancel=True, share=0)
+
+
 def test_a_loan_comes_back_once_however_the_job_ends() -> None:
     """Cancelled twice, from two threads, while it runs: one loan; the job raises: the loan comes back;
     cancelled after it ended: nothing lent."""
@@ -424,7 +524,7 @@ def test_the_hosts_default_executor_lends_the_threads_of_calls_given_up() -> Non
         assert pool._lend_on_cancel
         assert pool._size.ceiling == 4 * pool._size.base
         assert pool._size.base == min(32, (os.cpu_count() or 1) + 4)
-        assert pool._share == max(1, pool._size.base // 2)  # per plugin, told by the task watch
+        assert pool._size.share == max(1, pool._size.base // 2)  # per plugin, told by the task watch
         assert pool._owner is plugin_now
     finally:
         pool.shutdown()

@@ -1109,23 +1109,39 @@ async def test_plugins_hung_in_sync_code_leave_threads_for_the_others(
     dispatcher.close()
 
 
+def _default_executor() -> Any:
+    """The host's default executor, made the running loop's (it shuts it down as it closes)."""
+    from fulcrum_core.app import _default_pool
+
+    pool = _default_pool()
+    asyncio.get_running_loop().set_default_executor(pool)
+    return pool
+
+
+async def _lent_by(pool: Any, plugin: str, n: int) -> None:
+    """Wait until ``plugin``'s jobs hold ``n`` lent threads (the cancel reaches the thread's future in a
+    callback)."""
+    for _ in range(200):
+        if pool._size.lent_by.get(plugin, 0) == n:
+            return
+        await asyncio.sleep(0.01)
+    assert pool._size.lent_by.get(plugin, 0) == n
+
+
+_NEVER_OPENS = BreakerConfig(sliding_window_size=1000, minimum_number_of_calls=1000)
+
+
 async def test_a_plugin_hung_in_to_thread_holds_only_its_share_of_the_loops_default_executor(
     settings: Settings, kit: Any, release: threading.Event
 ) -> None:
     """The host's default executor (``asyncio.to_thread``) knows whose hook submitted each job: a plugin
-    whose ``to_thread`` calls hang and are given up at its deadline holds at most its share of lent
-    threads; its next ``to_thread`` call fails at once (its call is an error, the thread is not taken),
-    while another plugin's and the host's still run. Before, each hung call lent one more thread, up to
-    four times asyncio's size, and then every plugin's ``to_thread`` calls queued behind its own."""
-    from fulcrum_core.app import _default_pool
-
-    conf = msgspec.structs.replace(
-        settings, deadlines=Deadlines(search=300),
-        breaker=BreakerConfig(sliding_window_size=100, minimum_number_of_calls=100),  # never opens here
-    )
-    pool = _default_pool()
-    asyncio.get_running_loop().set_default_executor(pool)
-    share, base = pool._share, pool._size.base
+    whose ``to_thread`` calls hang and are given up at its deadline holds at most its share of threads;
+    its next ``to_thread`` call fails at once (its call is an error, no thread is taken), while another
+    plugin's and the host's still run. Before, each hung call lent one more thread, up to four times
+    asyncio's size, and then every plugin's ``to_thread`` calls queued behind its own."""
+    conf = msgspec.structs.replace(settings, deadlines=Deadlines(search=300), breaker=_NEVER_OPENS)
+    pool = _default_executor()
+    share, base = pool._size.share, pool._size.base
 
     async def hangs(ctx: Any, query: str) -> Any:
         await asyncio.to_thread(release.wait)  # submitted in its inline first step
@@ -1149,30 +1165,94 @@ async def test_a_plugin_hung_in_to_thread_holds_only_its_share_of_the_loops_defa
             for n in range(1, share + 1):
                 timed_out = await _search(dispatcher, kit, [plugin])
                 assert [d.reason for d in timed_out.degraded] == ["timeout"]
-                for _ in range(100):  # the cancel reaches the thread's future in a callback
-                    if pool._size.lent_by.get(plugin.id) == n:
-                        break
-                    await asyncio.sleep(0.01)
-                assert pool._size.lent_by.get(plugin.id) == n
-        live = pool.threads
-        assert live <= base + 2 * share
+                await _lent_by(pool, plugin.id, n)
         for _ in range(3):
             later = await _search(dispatcher, kit, [hung, stepped, ok])
             refused = [(d.plugin, d.reason) for d in later.degraded]
             assert refused == [("a-hung", "error"), ("b-hung", "error")]
             assert all("ThreadShareUsed" in d.detail for d in later.degraded)
             assert [h.key for h in later.results["c-fine"]] == ["ok"]
-        assert await asyncio.to_thread(lambda: "host") == "host"  # the host's own: never refused
-        assert pool.threads <= live + 1  # the refused calls started no thread
+        assert await asyncio.to_thread(lambda: "host") == "host"  # the host's own: never held back
+        assert pool._size.lent_by == {"a-hung": share, "b-hung": share}
+        assert pool.threads <= base + 2 * share  # the refused calls took no thread
     finally:
         release.set()
-    for _ in range(300):  # the hung calls return: the loans, and the plugins' shares, come back
-        if not pool._size.lent_by:
-            break
-        await asyncio.sleep(0.01)
-    assert pool._size.lent_by == {}
+    await _lent_by(pool, "a-hung", 0)  # the hung calls return: the loans, and the plugins' shares, come back
+    await _lent_by(pool, "b-hung", 0)
     again = await _search(dispatcher, kit, [hung])
     assert [d.reason for d in again.degraded] == []
+    dispatcher.close()
+
+
+async def test_calls_made_before_any_deadline_still_hold_only_a_plugins_share(
+    settings: Settings, kit: Any, release: threading.Event
+) -> None:
+    """Pages arrive every 10 ms, each calling a plugin whose ``to_thread`` call hangs, so dozens of its calls
+    are made before the first is given up: only its share of them ever runs (the rest wait behind its own,
+    then fail once all of those hang), and another plugin's ``to_thread`` call is served at once. Before,
+    each call got a thread, each given up lent one more, and the plugin took the executor to its ceiling."""
+    conf = msgspec.structs.replace(settings, deadlines=Deadlines(search=300), breaker=_NEVER_OPENS)
+    pool = _default_executor()
+    share = pool._size.share
+
+    async def hangs(ctx: Any, query: str) -> Any:
+        await asyncio.to_thread(release.wait)
+        return []
+
+    async def fine(ctx: Any, query: str) -> Any:
+        return [kit.hit(await asyncio.to_thread(lambda: "ok"))]
+
+    dispatcher = Dispatcher(conf)
+    hung, ok = _loaded(conf, kit.plugin("a-hung", search=hangs), kit.plugin("c-fine", search=fine))
+    most = 0
+    try:
+        pages = []
+        for _ in range(60):
+            pages.append(asyncio.ensure_future(_search(dispatcher, kit, [hung])))
+            await asyncio.sleep(0.01)
+            most = max(most, pool._size.admitted.get("a-hung", 0))
+        outcomes = {d.reason for page in await asyncio.gather(*pages) for d in page.degraded}
+        assert outcomes <= {"timeout", "error", "rejected"}
+        await _lent_by(pool, "a-hung", share)
+        assert most <= share
+        assert pool._size.lent <= share
+        other = await _search(dispatcher, kit, [ok])
+        assert other.degraded == []
+        assert [h.key for h in other.results["c-fine"]] == ["ok"]
+    finally:
+        release.set()
+    dispatcher.close()
+
+
+async def test_one_call_fanning_out_to_threads_holds_only_its_plugins_share(
+    settings: Settings, kit: Any, release: threading.Event
+) -> None:
+    """One hook call that gathers many hung ``to_thread`` calls runs only its plugin's share of them; the
+    others wait behind its own and fail once those are given up, and another plugin is still served."""
+    conf = msgspec.structs.replace(settings, deadlines=Deadlines(search=300), breaker=_NEVER_OPENS)
+    pool = _default_executor()
+    share = pool._size.share
+
+    async def fans_out(ctx: Any, query: str) -> Any:
+        await asyncio.gather(*(asyncio.to_thread(release.wait) for _ in range(pool._size.ceiling)))
+        return []
+
+    async def fine(ctx: Any, query: str) -> Any:
+        return [kit.hit(await asyncio.to_thread(lambda: "ok"))]
+
+    dispatcher = Dispatcher(conf)
+    fan, ok = _loaded(conf, kit.plugin("a-fan", search=fans_out), kit.plugin("c-fine", search=fine))
+    try:
+        for _ in range(3):
+            out = await _search(dispatcher, kit, [fan, ok])
+            left_out = [(d.plugin, d.reason) for d in out.degraded]
+            assert left_out in ([("a-fan", "timeout")], [("a-fan", "error")])
+            assert [h.key for h in out.results["c-fine"]] == ["ok"]
+            await _lent_by(pool, "a-fan", share)
+        assert pool._size.lent == share
+        assert "a-fan" not in pool._size.waiting  # its waiting calls failed as its loans filled its share
+    finally:
+        release.set()
     dispatcher.close()
 
 

@@ -241,19 +241,21 @@ SHUTDOWN_THREADS_S = 5.0
 client an ``async def`` plugin called through ``asyncio.to_thread``); the rest end with the process."""
 
 
-def _default_pool() -> DaemonThreadPool:
-    """A default executor for the event loop, of asyncio's own size and name, whose threads are daemons.
+def _default_pool(cpus: int | None = None) -> DaemonThreadPool:
+    """A default executor for the event loop, of asyncio's own size and name (for ``cpus`` cores, this
+    machine's if not given), whose threads are daemons.
 
     A ``to_thread`` call whose awaiting task was cancelled (a plugin cut off at its deadline while its
     blocking client hung) lends its thread: up to four times as many may run, so a few hung calls do not
-    queue every later ``to_thread`` call, the plugins' and the loop's own lookups, behind them. Each
-    plugin may hold half asyncio's size of lent threads (three on two cores): past that its next
-    ``to_thread`` call fails at once (``ThreadShareUsed``), so it takes no more threads from the others
-    until one of its hung calls returns."""
-    size = min(32, (os.cpu_count() or 1) + 4)
+    queue every later ``to_thread`` call, the plugins' and the loop's own lookups, behind them. A plugin
+    (known by the task watch) runs at most half asyncio's size of calls there at once, three on two
+    cores, its others waiting behind its own; once all of those hang, given up, its calls fail at once
+    (``ThreadShareUsed``) until one returns, so it never holds more threads than that."""
+    size = min(32, (cpus or os.cpu_count() or 1) + 4)
     return DaemonThreadPool(
         size, "asyncio", ceiling=4 * size, lend_on_cancel=True,
         owner=leftovers.plugin_now, share=max(1, size // 2),
+        label="the event loop's default executor (asyncio.to_thread)",
     )
 
 

@@ -4,9 +4,12 @@ FulcrumError
 ├── ScopeDenied          a context accessor was called without the scope (or the customer's consent)
 ├── ManifestError        fulcrum-plugin.toml is missing or invalid (names the file, key and problem)
 ├── TransactionRefused   a plugin refuses a transaction for a business reason (code + localized text)
-└── StorageError
-    ├── LimitExceeded    an atomic counter update would cross its bound
-    └── StorageUnavailable   the platform store could not be reached
+├── StorageError
+│   ├── LimitExceeded    an atomic counter update would cross its bound
+│   └── StorageUnavailable   the platform store could not be reached
+├── DataUnavailable      a customer record could not be read in time for this request
+├── OutcomeUnknown       a transaction may have gone through but its result cannot be confirmed
+└── ThreadShareUsed      no thread for ``asyncio.to_thread``: the plugin's hung calls hold its share
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ __all__ = [
     "ScopeDenied",
     "StorageError",
     "StorageUnavailable",
+    "ThreadShareUsed",
     "TransactionRefused",
 ]
 
@@ -119,3 +123,10 @@ class OutcomeUnknown(FulcrumError):
     cannot be confirmed now (a partner's system timed out after receiving it, the result could not be
     stored). The host records the transaction as ``unknown`` (202) for reconciliation, never as
     ``failed``: a customer must not be told a payment failed when it may have gone through."""
+
+
+class ThreadShareUsed(FulcrumError):
+    """Raised by ``asyncio.to_thread`` (any use of the event loop's default executor) in a plugin whose
+    earlier calls there, given up at their deadlines, still run in all of its share of those threads:
+    a thread cannot be stopped, so the plugin gets none until one of them returns. Let it propagate (the
+    hook fails, as any hook that raises); give blocking clients a timeout within the hook's deadline."""

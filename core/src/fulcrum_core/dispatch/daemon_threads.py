@@ -17,65 +17,102 @@ whose awaiting task was cancelled (the event loop's default executor: a plugin's
 deadline while it waited for a blocking client in ``asyncio.to_thread``).
 
 Such a pool may also be told who submits each job (``owner``, a plugin's id) and give each submitter a
-``share`` of the loans: one whose jobs hold that many lent threads gets no more threads until one of
-them returns, and its next job fails at once with :class:`ThreadShareUsed` instead of queueing. So one
-plugin hung in ``asyncio.to_thread`` cannot lend itself up to the ceiling and leave every other
-plugin's ``to_thread`` calls queued behind its own (as the dispatcher's pool gives each plugin a share
-of its threads).
+``share`` of its threads. An owner's jobs run at most ``share`` at a time; its others wait in a queue of
+its own, not in everyone's, and are let in as its running jobs end. Once all ``share`` of them are lent
+(given up by their callers, still running), its waiting jobs and every job it submits until one returns
+fail at once with :class:`~fulcrum_sdk.errors.ThreadShareUsed`. So one plugin hung in
+``asyncio.to_thread`` holds at most ``share`` threads, however many calls it makes before its first
+deadline, and the other plugins' ``to_thread`` calls never queue behind its own (the dispatcher's pool
+gives each plugin a share of its threads the same way).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import itertools
 import queue
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["DaemonThreadPool", "ThreadShareUsed", "joined"]
+from fulcrum_sdk.errors import ThreadShareUsed
+
+__all__ = ["DaemonThreadPool", "joined"]
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
-_Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+# The future, the call, and who submitted it (None: nobody in particular).
+_Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], str | None]
 _POLL_S = 0.02
 _pools = itertools.count()
 
 
-class ThreadShareUsed(RuntimeError):
-    """A job refused because its submitter's earlier jobs, given up by their callers, hold its share of
-    the pool's threads (they cannot be stopped): none more until one returns."""
-
-
 class _Size:
-    """How many threads a pool runs and may run, shared with its threads (which end when over ``most``)."""
+    """How many threads a pool runs and may run, shared with its threads (which end when over ``most``),
+    and each owner's jobs let in, lent and waiting."""
 
-    __slots__ = ("base", "ceiling", "idle", "lent", "lent_by", "live", "lock", "most", "queued")
+    __slots__ = (
+        "admitted", "base", "ceiling", "idle", "lent", "lent_by", "live", "lock", "most", "queued", "share",
+        "waiting",
+    )
 
-    def __init__(self, base: int, ceiling: int) -> None:
+    def __init__(self, base: int, ceiling: int, share: int) -> None:
         self.lock = threading.Lock()
         self.base = base
         self.ceiling = max(base, ceiling)
+        self.share = share
         self.lent = 0  # threads held by calls nobody waits for
         self.most = base
         self.live = 0  # threads started and not ended
         self.idle = 0  # of those, the ones waiting for a job
         self.queued = 0  # jobs no thread has taken yet
-        self.lent_by: dict[str, int] = {}  # lent threads by the owner of the job that holds them
+        self.admitted: dict[str, int] = {}  # an owner's jobs queued for a thread or running (lent too)
+        self.lent_by: dict[str, int] = {}  # of those, the lent ones
+        self.waiting: dict[str, collections.deque[_Job]] = {}  # an owner's jobs over its share, in turn
 
-    def lend(self, threads: int, owner: str | None = None) -> None:
+    def lend(self, threads: int, owner: str | None = None) -> list[_Job]:
         """``threads`` more (fewer) lent, by ``owner``'s jobs if known: how many threads may run follows
-        (lock held)."""
+        (lock held). Returns the owner's waiting jobs, to be refused, once its loans fill its share."""
         self.lent += threads
         self.most = min(self.base + max(0, self.lent), self.ceiling)
-        if owner is not None:
-            if (left := self.lent_by.get(owner, 0) + threads) > 0:
-                self.lent_by[owner] = left
-            else:
-                self.lent_by.pop(owner, None)
+        if owner is None:
+            return []
+        left = self.lent_by.get(owner, 0) + threads
+        if left <= 0:
+            self.lent_by.pop(owner, None)
+            return []
+        self.lent_by[owner] = left
+        if left < self.share:
+            return []
+        return list(self.waiting.pop(owner, ()))
+
+    def admit(self, jobs: queue.SimpleQueue[_Job | None], job: _Job) -> None:
+        """Queue ``job`` for a thread (lock held)."""
+        jobs.put(job)
+        self.queued += 1
+        if (owner := job[4]) is not None:
+            self.admitted[owner] = self.admitted.get(owner, 0) + 1
+
+    def ended(self, jobs: queue.SimpleQueue[_Job | None], owner: str) -> None:
+        """One of ``owner``'s jobs let in has ended, or was withdrawn before it ran: its next waiting job
+        that nobody cancelled meanwhile is let in (lock held)."""
+        if (left := self.admitted.get(owner, 0) - 1) > 0:
+            self.admitted[owner] = left
+        else:
+            self.admitted.pop(owner, None)
+        waiting = self.waiting.get(owner)
+        while waiting:
+            job = waiting.popleft()
+            if not job[0].cancelled():
+                self.admit(jobs, job)
+                break
+        if waiting is not None and not waiting:
+            del self.waiting[owner]
 
 
 class _Cancellable(Future[Any]):
@@ -85,10 +122,12 @@ class _Cancellable(Future[Any]):
     finished what it is doing (a deadline that cancels this call may withdraw others queued with it in
     the same pass, and those must never run), else at once."""
 
-    def __init__(self, size: _Size, start_queued: Callable[[], object], owner: str | None = None) -> None:
+    def __init__(
+        self, size: _Size, on_lent: Callable[[list[_Job]], object], owner: str | None = None
+    ) -> None:
         super().__init__()
         self._size = size
-        self._start_queued = start_queued
+        self._on_lent = on_lent
         self._owner = owner
         self._lent = False
         self._returned = False
@@ -97,16 +136,14 @@ class _Cancellable(Future[Any]):
         if super().cancel():
             return True
         size = self._size
+        refused: list[_Job] = []
         with size.lock:
             lends = self.running() and not (self._lent or self._returned)
             if lends:
                 self._lent = True
-                size.lend(1, self._owner)
+                refused = size.lend(1, self._owner)
         if lends:
-            try:
-                asyncio.get_running_loop().call_soon(self._start_queued)
-            except RuntimeError:  # no loop in this thread
-                self._start_queued()
+            self._on_lent(refused)
         return False
 
     def returned(self) -> None:
@@ -123,8 +160,9 @@ class DaemonThreadPool(ThreadPoolExecutor):
 
     ``ceiling``: how many threads it may run while some are lent (:meth:`lend`); ``max_workers`` if
     not given. ``owner`` (with ``lend_on_cancel``): who submits a job, asked in ``submit`` (None: nobody
-    in particular, never refused); ``share``: how many lent threads one owner's jobs may hold before its
-    next job is refused with :class:`ThreadShareUsed` (half of ``max_workers`` if not given)."""
+    in particular, never held back); ``share``: how many of one owner's jobs run at once, and how many
+    lent threads of its jobs make the pool refuse its others (half of ``max_workers`` if not given);
+    ``label``: what the pool is, in the refusal's message."""
 
     def __init__(
         self,
@@ -135,15 +173,18 @@ class DaemonThreadPool(ThreadPoolExecutor):
         lend_on_cancel: bool = False,
         owner: Callable[[], str | None] | None = None,
         share: int | None = None,
+        label: str = "",
     ) -> None:
         # ThreadPoolExecutor.__init__ is deliberately not called: its threads are the ones joined at exit.
         if max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
-        self._size = _Size(max_workers, ceiling or max_workers)
+        if share is not None and share <= 0:
+            raise ValueError("share must be greater than 0")
+        self._size = _Size(max_workers, ceiling or max_workers, share or max(1, max_workers // 2))
         self._lend_on_cancel = lend_on_cancel
         self._owner = owner if lend_on_cancel else None  # only loans made on cancel know their owner
-        self._share = share or max(1, max_workers // 2)
         self._prefix = thread_name_prefix or f"DaemonThreadPool-{next(_pools)}"
+        self._label = label or f"the {self._prefix!r} threads"
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = self._size.lock
         self._closed = False
@@ -155,28 +196,40 @@ class DaemonThreadPool(ThreadPoolExecutor):
     def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
         owner = self._owner() if self._owner is not None else None
         future: Future[_T] = (
-            _Cancellable(self._size, self._start_later, owner) if self._lend_on_cancel else Future()
+            _Cancellable(self._size, self._on_lent, owner) if self._lend_on_cancel else Future()
         )
-        held = 0
+        job: _Job = (future, fn, args, kwargs, owner)
+        size = self._size
+        wanted: list[threading.Thread] = []
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            if owner is not None and (held := self._size.lent_by.get(owner, 0)) >= self._share:
-                wanted = None
-            else:
-                self._jobs.put((future, fn, args, kwargs))
-                self._size.queued += 1
+            if owner is None or size.admitted.get(owner, 0) < size.share:
+                size.admit(self._jobs, job)
                 wanted = self._wanted()
-        if wanted is None:  # outside the lock: the future's callbacks run now
-            future.set_exception(
-                ThreadShareUsed(
-                    f"{held} call(s) submitted by {owner!r} to the {self._prefix!r} threads still run after "
-                    "their callers gave up on them, its share of those threads: none more until one returns"
-                )
-            )
-            return future
+            elif size.lent_by.get(owner, 0) < size.share:
+                size.waiting.setdefault(owner, collections.deque()).append(job)  # after its own, not others'
+            else:
+                future.set_exception(self._refusal(owner))  # a fresh future: no callback runs yet
         self._start(wanted)
         return future
+
+    def _refusal(self, owner: str) -> ThreadShareUsed:
+        return ThreadShareUsed(
+            f"{self._size.share} call(s) of {owner!r} in {self._label} still run after their callers gave "
+            "up on them, its share of those threads: none more until one of them returns"
+        )
+
+    def _lent(self, refused: list[_Job]) -> None:
+        """A job's thread was lent: the waiting jobs of its owner, whose share its loans now fill, fail;
+        a thread may start for work already queued (on the loop, once it has finished its pass)."""
+        for job in refused:
+            with contextlib.suppress(InvalidStateError):  # cancelled by its caller meanwhile
+                job[0].set_exception(self._refusal(job[4] or ""))
+        try:
+            asyncio.get_running_loop().call_soon(self.start_queued)
+        except RuntimeError:  # no loop in this thread
+            self.start_queued()
 
     def _wanted(self) -> list[threading.Thread]:
         """A thread for each job no idle thread will take, as far as ``most`` allows, counted now (lock
@@ -220,11 +273,11 @@ class DaemonThreadPool(ThreadPoolExecutor):
         self._start(wanted)
 
     @property
-    def _start_later(self) -> Callable[[], object]:
-        """:meth:`start_queued` for a job's future, which must not keep the pool alive (a pool dropped
-        without a shutdown ends its threads when it is collected)."""
-        method = weakref.WeakMethod(self.start_queued)
-        return lambda: (start := method()) is not None and start()
+    def _on_lent(self) -> Callable[[list[_Job]], object]:
+        """:meth:`_lent` for a job's future, which must not keep the pool alive (a pool dropped without a
+        shutdown ends its threads when it is collected)."""
+        method = weakref.WeakMethod(self._lent)
+        return lambda refused: (lent := method()) is not None and lent(refused)
 
     @property
     def threads(self) -> int:
@@ -233,8 +286,11 @@ class DaemonThreadPool(ThreadPoolExecutor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         withdrawn: list[Future[Any]] = []
+        size = self._size
         with self._lock:
             self._closed = True
+            waiting = [job for jobs in size.waiting.values() for job in jobs]
+            size.waiting.clear()
             if cancel_futures:
                 while True:
                     try:
@@ -242,8 +298,12 @@ class DaemonThreadPool(ThreadPoolExecutor):
                     except queue.Empty:
                         break
                     if job is not None:
-                        self._size.queued -= 1
+                        size.queued -= 1
                         withdrawn.append(job[0])
+                withdrawn += [job[0] for job in waiting]
+            else:
+                for job in waiting:  # run before the threads stop, as the standard pool runs what is queued
+                    size.admit(self._jobs, job)
             self._jobs.put(None)  # each thread passes it on to the next as it stops
         for future in withdrawn:  # outside the lock: their callbacks may cancel this pool's other jobs
             future.cancel()
@@ -266,7 +326,7 @@ def _work(jobs: queue.SimpleQueue[_Job | None], size: _Size) -> None:
         with size.lock:
             size.idle -= 1
             size.queued -= 1
-        future, fn, args, kwargs = job
+        future, fn, args, kwargs, owner = job
         del job
         if future.set_running_or_notify_cancel():
             try:
@@ -280,6 +340,8 @@ def _work(jobs: queue.SimpleQueue[_Job | None], size: _Size) -> None:
                 del result
         del future, fn, args, kwargs
         with size.lock:
+            if owner is not None:
+                size.ended(jobs, owner)
             if size.live > size.most:  # started while others were hung, which have returned since
                 size.live -= 1
                 return
