@@ -135,18 +135,18 @@ def test_the_partner_guide_states_the_hosts_own_limits() -> None:
 
 
 def test_the_partner_guide_states_a_plugins_share_of_the_default_executor() -> None:
-    """The share of the loop's default executor the guide gives a plugin is the host's on a two-core
-    worker, and the error it names is the SDK's."""
+    """The share of the loop's default executor the guide gives a plugin is the host's, and the error it
+    names is the SDK's."""
     from fulcrum_core.app import _default_pool
     from fulcrum_sdk import errors
 
-    pool = _default_pool(cpus=2)
+    pool = _default_pool()
     try:
-        assert (pool._size.share, pool._size.base) == (3, 6)
+        assert (pool._size.share, pool._size.base) == (8, 32)
     finally:
         pool.shutdown()
     guide = " ".join((ROOT / "docs" / "partner-guide.md").read_text(encoding="utf-8").split())
-    assert "at most three at once on a two-core worker" in guide
+    assert "at most eight of your calls run there at once in each worker process" in guide
     assert "`fulcrum_sdk.errors.ThreadShareUsed`" in guide
     assert "ThreadShareUsed" in errors.__all__
 

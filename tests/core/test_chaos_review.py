@@ -4,7 +4,6 @@ what the host shares with it (thread pools, validated results, the event loop's 
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from collections import Counter
@@ -14,6 +13,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from fulcrum_core.app import _default_pool
 from fulcrum_core.dispatch import leftovers
 from fulcrum_core.dispatch.breaker import BreakerConfig
 from fulcrum_core.settings import Deadlines
@@ -149,8 +149,9 @@ def test_a_plugin_hung_in_to_thread_leaves_the_default_executor_to_the_others(
         kit.plugin("offloads", home_slot_offers=offloads), kit.plugin("fetches", home_slot_offers=fetches),
         deadlines=Deadlines(home_slot_offers=150), breaker=PATIENT,
     )
-    ceiling = 4 * min(32, (os.cpu_count() or 1) + 4)
-    share = max(1, min(32, (os.cpu_count() or 1) + 4) // 2)
+    made = _default_pool()
+    ceiling, share = made._size.ceiling, made._size.share
+    made.shutdown()
     outcomes: Counter[str] = Counter()
     try:
         for _ in range(ceiling + 5):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
-import os
 import subprocess
 import sys
 import threading
@@ -413,23 +412,42 @@ def test_an_owners_waiting_jobs_fail_once_its_loans_fill_its_share(release: thre
 
 
 @pytest.mark.parametrize("cancel", [False, True])
-def test_shutdown_runs_or_cancels_an_owners_waiting_jobs(cancel: bool) -> None:
-    """Jobs waiting behind their owner's own run before the threads stop, as the standard pool runs what
-    is queued, unless ``cancel_futures`` withdraws them with the rest."""
+def test_shutdown_runs_or_cancels_an_owners_waiting_jobs(cancel: bool, release: threading.Event) -> None:
+    """Jobs waiting behind their owner's own, which still runs, are started in threads of their own before
+    the pool's threads stop, as the standard pool runs what is queued, unless ``cancel_futures`` withdraws
+    them with the rest; either way no place is left counted."""
     pool, who = _owned(share=1)
-    go = threading.Event()
     who.set("a")
-    first = pool.submit(go.wait, WAIT_S)
-    waiting = pool.submit(lambda: "ran")
-    assert len(pool._size.waiting["a"]) == 1
-    go.set()
+    first = pool.submit(release.wait, WAIT_S)
+    queued = [pool.submit(lambda: "ran") for _ in range(2)]
+    assert len(pool._size.waiting["a"]) == 2
     pool.shutdown(wait=False, cancel_futures=cancel)
-    assert first.result(WAIT_S)
     if cancel:
-        assert waiting.cancelled()
+        assert all(future.cancelled() for future in queued)
     else:
-        assert waiting.result(WAIT_S) == "ran"
+        assert [future.result(WAIT_S) for future in queued] == ["ran", "ran"]  # the first still runs
+    assert not first.done()
+    release.set()
+    assert first.result(WAIT_S)
     assert pool.join(WAIT_S)
+    assert (pool._size.admitted, pool._size.waiting, pool._size.queued) == ({}, {}, 0)
+
+
+def test_a_waiting_job_its_caller_cancels_is_dropped_at_once(release: threading.Event) -> None:
+    """An owner whose one place is held by a job that hangs, never given up, keeps no trace of the calls
+    that waited behind it and were cancelled by their callers (their arguments are let go)."""
+    pool, who = _owned(share=1)
+    who.set("a")
+    try:
+        pool.submit(release.wait, WAIT_S)
+        for _ in range(100):
+            assert pool.submit(lambda payload: payload, bytearray(100_000)).cancel()
+        assert pool._size.waiting == {}
+        assert pool._size.admitted == {"a": 1}
+    finally:
+        release.set()
+        pool.shutdown()
+    assert pool._size.admitted == {}
 
 
 def test_a_share_must_be_positive() -> None:
@@ -514,17 +532,16 @@ def test_a_process_with_a_hung_thread_exits_without_a_shutdown() -> None:
 
 
 def test_the_hosts_default_executor_lends_the_threads_of_calls_given_up() -> None:
-    """The loop's default executor the host sets (``asyncio.to_thread``) is asyncio's size, lends on
-    cancel, and may grow to four times that while calls it lent for hang, each plugin's up to its share."""
+    """The loop's default executor the host sets (``asyncio.to_thread``) has asyncio's largest size, lends
+    on cancel, and may grow to four times that while calls it lent for hang; each plugin has a quarter."""
     from fulcrum_core.app import _default_pool
     from fulcrum_core.dispatch.leftovers import plugin_now
 
     pool = _default_pool()
     try:
         assert pool._lend_on_cancel
-        assert pool._size.ceiling == 4 * pool._size.base
-        assert pool._size.base == min(32, (os.cpu_count() or 1) + 4)
-        assert pool._size.share == max(1, pool._size.base // 2)  # per plugin, told by the task watch
+        assert (pool._size.base, pool._size.ceiling) == (32, 128)
+        assert pool._size.share == 8  # per plugin, told by the task watch
         assert pool._owner is plugin_now
     finally:
         pool.shutdown()

@@ -1161,11 +1161,10 @@ async def test_a_plugin_hung_in_to_thread_holds_only_its_share_of_the_loops_defa
         kit.plugin("c-fine", search=fine),
     )
     try:
-        for plugin in (hung, stepped):
-            for n in range(1, share + 1):
-                timed_out = await _search(dispatcher, kit, [plugin])
-                assert [d.reason for d in timed_out.degraded] == ["timeout"]
-                await _lent_by(pool, plugin.id, n)
+        for plugin in (hung, stepped):  # its share of pages at once, each call hung, all given up
+            pages = await asyncio.gather(*(_search(dispatcher, kit, [plugin]) for _ in range(share)))
+            assert [d.reason for page in pages for d in page.degraded] == ["timeout"] * share
+            await _lent_by(pool, plugin.id, share)
         for _ in range(3):
             later = await _search(dispatcher, kit, [hung, stepped, ok])
             refused = [(d.plugin, d.reason) for d in later.degraded]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
 
 from fulcrum_sdk.data import DataProvider, StaticDataProvider
 from litestar import Litestar, Router
@@ -241,20 +241,25 @@ SHUTDOWN_THREADS_S = 5.0
 client an ``async def`` plugin called through ``asyncio.to_thread``); the rest end with the process."""
 
 
-def _default_pool(cpus: int | None = None) -> DaemonThreadPool:
-    """A default executor for the event loop, of asyncio's own size and name (for ``cpus`` cores, this
-    machine's if not given), whose threads are daemons.
+DEFAULT_EXECUTOR_THREADS: Final = 32
+"""The event loop's default executor (``asyncio.to_thread``): asyncio's largest size, whatever the cores,
+since only plugins' blocking calls and the loop's name lookups run there, and each plugin gets a quarter."""
+
+
+def _default_pool() -> DaemonThreadPool:
+    """A default executor for the event loop, whose threads are daemons (started as needed).
 
     A ``to_thread`` call whose awaiting task was cancelled (a plugin cut off at its deadline while its
     blocking client hung) lends its thread: up to four times as many may run, so a few hung calls do not
-    queue every later ``to_thread`` call, the plugins' and the loop's own lookups, behind them. A plugin
-    (known by the task watch) runs at most half asyncio's size of calls there at once, three on two
-    cores, its others waiting behind its own; once all of those hang, given up, its calls fail at once
-    (``ThreadShareUsed``) until one returns, so it never holds more threads than that."""
-    size = min(32, (cpus or os.cpu_count() or 1) + 4)
+    queue every later ``to_thread`` call, the plugins' and the loop's own lookups, behind them. Each
+    plugin (known by the task watch) has a quarter of the threads at once, eight, its other calls waiting
+    for its own (asyncio's own default executor has six threads on two cores, for everyone); once all
+    eight hang, given up, its calls fail at once (``ThreadShareUsed``) until one returns, so it never
+    holds more threads than that."""
+    size = DEFAULT_EXECUTOR_THREADS
     return DaemonThreadPool(
         size, "asyncio", ceiling=4 * size, lend_on_cancel=True,
-        owner=leftovers.plugin_now, share=max(1, size // 2),
+        owner=leftovers.plugin_now, share=size // 4,
         label="the event loop's default executor (asyncio.to_thread)",
     )
 

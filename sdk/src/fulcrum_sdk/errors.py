@@ -125,8 +125,9 @@ class OutcomeUnknown(FulcrumError):
     ``failed``: a customer must not be told a payment failed when it may have gone through."""
 
 
-class ThreadShareUsed(FulcrumError):
+class ThreadShareUsed(FulcrumError, RuntimeError):
     """Raised by ``asyncio.to_thread`` (any use of the event loop's default executor) in a plugin whose
     earlier calls there, given up at their deadlines, still run in all of its share of those threads:
     a thread cannot be stopped, so the plugin gets none until one of them returns. Let it propagate (the
-    hook fails, as any hook that raises); give blocking clients a timeout within the hook's deadline."""
+    hook fails, as any hook that raises); give blocking clients a timeout within the hook's deadline. A
+    ``RuntimeError`` too, as an executor's refusal to take work is."""

@@ -17,19 +17,20 @@ whose awaiting task was cancelled (the event loop's default executor: a plugin's
 deadline while it waited for a blocking client in ``asyncio.to_thread``).
 
 Such a pool may also be told who submits each job (``owner``, a plugin's id) and give each submitter a
-``share`` of its threads. An owner's jobs run at most ``share`` at a time; its others wait in a queue of
-its own, not in everyone's, and are let in as its running jobs end. Once all ``share`` of them are lent
-(given up by their callers, still running), its waiting jobs and every job it submits until one returns
-fail at once with :class:`~fulcrum_sdk.errors.ThreadShareUsed`. So one plugin hung in
-``asyncio.to_thread`` holds at most ``share`` threads, however many calls it makes before its first
-deadline, and the other plugins' ``to_thread`` calls never queue behind its own (the dispatcher's pool
-gives each plugin a share of its threads the same way).
+``share`` of its threads, a bulkhead: at most ``share`` of an owner's jobs are let in at once (queued for
+a thread or running); its others wait apart, in turn, and are let in as its jobs end (a waiting job its
+caller cancels is dropped at once). Once all ``share`` of them are lent (given up by their callers and
+still running), its waiting jobs and every job it submits until one returns fail at once with
+:class:`~fulcrum_sdk.errors.ThreadShareUsed`. So one plugin hung in ``asyncio.to_thread`` holds at most
+``share`` threads, however many calls it makes before its first deadline, and never lends the pool up to
+its ceiling (the dispatcher's pool gives each plugin a share of its threads the same way). Like any
+bulkhead it is not work-conserving: an owner's jobs wait for its own even while threads are idle, and an
+owner's job that waits for another of its jobs in the same pool waits for a place like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import itertools
 import queue
@@ -73,7 +74,8 @@ class _Size:
         self.queued = 0  # jobs no thread has taken yet
         self.admitted: dict[str, int] = {}  # an owner's jobs queued for a thread or running (lent too)
         self.lent_by: dict[str, int] = {}  # of those, the lent ones
-        self.waiting: dict[str, collections.deque[_Job]] = {}  # an owner's jobs over its share, in turn
+        # An owner's jobs over its share, in turn (a dict keeps its order, and drops a cancelled one at once).
+        self.waiting: dict[str, dict[Future[Any], _Job]] = {}
 
     def lend(self, threads: int, owner: str | None = None) -> list[_Job]:
         """``threads`` more (fewer) lent, by ``owner``'s jobs if known: how many threads may run follows
@@ -89,7 +91,7 @@ class _Size:
         self.lent_by[owner] = left
         if left < self.share:
             return []
-        return list(self.waiting.pop(owner, ()))
+        return list(self.waiting.pop(owner, {}).values())
 
     def admit(self, jobs: queue.SimpleQueue[_Job | None], job: _Job) -> None:
         """Queue ``job`` for a thread (lock held)."""
@@ -98,20 +100,25 @@ class _Size:
         if (owner := job[4]) is not None:
             self.admitted[owner] = self.admitted.get(owner, 0) + 1
 
-    def ended(self, jobs: queue.SimpleQueue[_Job | None], owner: str) -> None:
+    def ended(self, jobs: queue.SimpleQueue[_Job | None] | None, owner: str) -> None:
         """One of ``owner``'s jobs let in has ended, or was withdrawn before it ran: its next waiting job
-        that nobody cancelled meanwhile is let in (lock held)."""
+        is let in, unless ``jobs`` is None (the pool is withdrawing them all) (lock held)."""
         if (left := self.admitted.get(owner, 0) - 1) > 0:
             self.admitted[owner] = left
         else:
             self.admitted.pop(owner, None)
         waiting = self.waiting.get(owner)
-        while waiting:
-            job = waiting.popleft()
-            if not job[0].cancelled():
-                self.admit(jobs, job)
-                break
-        if waiting is not None and not waiting:
+        if jobs is None or not waiting:
+            return
+        future = next(iter(waiting))
+        self.admit(jobs, waiting.pop(future))
+        if not waiting:
+            del self.waiting[owner]
+
+    def withdraw(self, future: Future[Any], owner: str) -> None:
+        """A waiting job of ``owner``'s was cancelled by its caller: it is dropped (lock held)."""
+        waiting = self.waiting.get(owner)
+        if waiting is not None and waiting.pop(future, None) is not None and not waiting:
             del self.waiting[owner]
 
 
@@ -133,9 +140,12 @@ class _Cancellable(Future[Any]):
         self._returned = False
 
     def cancel(self) -> bool:
-        if super().cancel():
-            return True
         size = self._size
+        if super().cancel():
+            if self._owner is not None:  # it may be waiting behind its owner's own: dropped at once
+                with size.lock:
+                    size.withdraw(self, self._owner)
+            return True
         refused: list[_Job] = []
         with size.lock:
             lends = self.running() and not (self._lent or self._returned)
@@ -208,7 +218,7 @@ class DaemonThreadPool(ThreadPoolExecutor):
                 size.admit(self._jobs, job)
                 wanted = self._wanted()
             elif size.lent_by.get(owner, 0) < size.share:
-                size.waiting.setdefault(owner, collections.deque()).append(job)  # after its own, not others'
+                size.waiting.setdefault(owner, {})[future] = job  # after its owner's own
             else:
                 future.set_exception(self._refusal(owner))  # a fresh future: no callback runs yet
         self._start(wanted)
@@ -286,10 +296,10 @@ class DaemonThreadPool(ThreadPoolExecutor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         withdrawn: list[Future[Any]] = []
+        wanted: list[threading.Thread] = []
         size = self._size
         with self._lock:
-            self._closed = True
-            waiting = [job for jobs in size.waiting.values() for job in jobs]
+            waiting = [job for jobs in size.waiting.values() for job in jobs.values()]
             size.waiting.clear()
             if cancel_futures:
                 while True:
@@ -299,12 +309,19 @@ class DaemonThreadPool(ThreadPoolExecutor):
                         break
                     if job is not None:
                         size.queued -= 1
+                        if job[4] is not None:
+                            size.ended(None, job[4])
                         withdrawn.append(job[0])
                 withdrawn += [job[0] for job in waiting]
             else:
-                for job in waiting:  # run before the threads stop, as the standard pool runs what is queued
+                # They run before the threads stop, as the standard pool runs what is queued: no owner's
+                # share holds them back any longer, and threads start for them as for any queued work.
+                for job in waiting:
                     size.admit(self._jobs, job)
+                wanted = self._wanted()
+            self._closed = True
             self._jobs.put(None)  # each thread passes it on to the next as it stops
+        self._start(wanted)
         for future in withdrawn:  # outside the lock: their callbacks may cancel this pool's other jobs
             future.cancel()
         if wait:
