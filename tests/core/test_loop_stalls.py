@@ -733,3 +733,37 @@ async def test_a_watcher_that_cannot_sample_says_so_once_and_keeps_watching(
     assert len([s for s in watch.stalls if s.held_s > 0.15]) == 2
     assert all(stall.culprit == UNKNOWN for stall in watch.stalls if stall.held_s > 0.15)
     assert len([r for r in records if "could not sample its stack" in r.getMessage()]) == 1
+
+
+@pytest.mark.skipif(
+    sys.version_info >= (3, 12), reason="Python 3.12 runs no collection inside sys._current_frames"
+)
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_watcher_samples_with_the_collector_off_and_leaves_it_as_it_was(
+    monkeypatch: pytest.MonkeyPatch, enabled: bool
+) -> None:
+    """On Python 3.11 ``sys._current_frames`` holds the runtime's thread-list lock while it allocates: a
+    collection started there whose finalizer waits for that lock hangs the whole worker (CPython
+    gh-106883; a test worker hung so, the watcher in a finalizer under it). The watcher samples with the
+    collector off, and leaves it on or off as it found it, even when the sampling raises."""
+    from fulcrum_core.dispatch import stalls
+
+    seen: list[bool] = []
+
+    def frames() -> dict[int, Any]:
+        seen.append(gc.isenabled())
+        if len(seen) == 2:
+            raise RuntimeError("sampling failed")
+        return {}
+
+    monkeypatch.setattr(stalls.sys, "_current_frames", frames)
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        assert stalls._current_frames() == {}
+        with pytest.raises(RuntimeError, match="sampling failed"):
+            stalls._current_frames()
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert seen == [False, False]

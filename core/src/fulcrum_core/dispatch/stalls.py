@@ -469,7 +469,7 @@ class StallWatch:
     def _sample(self, beat: int) -> None:
         if len(self._samples) >= SAMPLES_KEPT:
             return  # a stall this long is told by its first samples
-        frame = sys._current_frames().get(self._ident)
+        frame = _current_frames().get(self._ident)
         if frame is None:
             return
         loop = self._loop
@@ -489,6 +489,24 @@ class StallWatch:
         if cached is None or cached[0] is not plugins:
             cached = self._owners = (plugins, Owners(plugins.values()))
         return cached[1]
+
+
+def _current_frames() -> dict[int, FrameType]:
+    """``sys._current_frames()``, with the collector off while it runs on Python 3.11.
+
+    There it holds the runtime's thread-list lock while it makes frame objects; an allocation may start a
+    collection, and a finalizer run by it (a ``threading.local`` let go, another thread taking the GIL to
+    end) may wait for that lock: every thread of the worker then hangs (CPython gh-106883, fixed in 3.12,
+    where a collection waits for the interpreter's next check). A test worker hung so, the watcher inside
+    a collection's finalizer under ``_current_frames``. The collector stays as the process set it: off
+    only when it was on, and on again after."""
+    if sys.version_info >= (3, 12) or not gc.isenabled():
+        return sys._current_frames()
+    gc.disable()
+    try:
+        return sys._current_frames()
+    finally:
+        gc.enable()
 
 
 def _current_tasks() -> Mapping[object, object]:
