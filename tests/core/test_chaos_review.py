@@ -90,7 +90,7 @@ def test_a_plugin_offloading_to_asyncio_threads_cannot_stall_transactions(
 ) -> None:
     """An ``async def`` plugin that hands a blocking call with no timeout to ``asyncio.to_thread`` (the
     usual way to call a blocking client from async code) leaves one of the event loop's default executor
-    threads hung per call: the task obeys the cancel, the thread cannot. That executor is small
+    threads hung per call: the task obeys the cancel, the thread cannot. asyncio's executor is small
     (``min(32, cpus + 4)``), and the host's transaction journal ran its reads and writes in it, so every
     customer's transaction then waited for the partner's hung calls. Each plugin now holds only its share
     of that executor; here the executor cannot tell whose calls they are, so they fill it as many hung
@@ -135,7 +135,7 @@ def test_a_plugin_hung_in_to_thread_leaves_the_default_executor_to_the_others(
     """One plugin's ``asyncio.to_thread`` calls hang, page after page, while another plugin's own
     ``to_thread`` calls return at once: the second keeps its offer on every page. The first holds only
     its share of the loop's default executor (its calls beyond fail at once). Before, each of its hung
-    calls lent one more thread until the executor's ceiling, four times ``min(32, cpus + 4)``, and then
+    calls lent one more thread until the executor's ceiling, four times its size, and then
     every other plugin's ``to_thread`` calls queued behind its own and timed out."""
 
     async def offloads(ctx: Any) -> Any:

@@ -413,9 +413,9 @@ def test_an_owners_waiting_jobs_fail_once_its_loans_fill_its_share(release: thre
 
 @pytest.mark.parametrize("cancel", [False, True])
 def test_shutdown_runs_or_cancels_an_owners_waiting_jobs(cancel: bool, release: threading.Event) -> None:
-    """Jobs waiting behind their owner's own, which still runs, are started in threads of their own before
-    the pool's threads stop, as the standard pool runs what is queued, unless ``cancel_futures`` withdraws
-    them with the rest; either way no place is left counted."""
+    """Jobs waiting behind their owner's own, which still runs, are queued for the pool's threads (here
+    idle ones start for them) before those stop, as the standard pool runs what is queued, unless
+    ``cancel_futures`` withdraws them with the rest; either way no place is left counted."""
     pool, who = _owned(share=1)
     who.set("a")
     first = pool.submit(release.wait, WAIT_S)
@@ -429,6 +429,29 @@ def test_shutdown_runs_or_cancels_an_owners_waiting_jobs(cancel: bool, release: 
     assert not first.done()
     release.set()
     assert first.result(WAIT_S)
+    assert pool.join(WAIT_S)
+    assert (pool._size.admitted, pool._size.waiting, pool._size.queued) == ({}, {}, 0)
+
+
+def test_shutdown_that_cancels_counts_back_the_places_of_jobs_still_queued(
+    release: threading.Event,
+) -> None:
+    """One thread, a share of two: ``a``'s second job is let in but queued behind its first, its third
+    waits; ``cancel_futures`` withdraws both, and once the first returns no place of ``a``'s is counted."""
+    pool, who = _owned(share=2, workers=1)
+    who.set("a")
+    first = pool.submit(release.wait, WAIT_S)
+    queued, waiting = pool.submit(lambda: "never"), pool.submit(lambda: "never")
+    deadline = time.monotonic() + WAIT_S
+    while not first.running():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert (pool._size.admitted, pool._size.queued, len(pool._size.waiting["a"])) == ({"a": 2}, 1, 1)
+    pool.shutdown(wait=False, cancel_futures=True)
+    assert queued.cancelled()
+    assert waiting.cancelled()
+    assert pool._size.admitted == {"a": 1}  # the first, still running
+    release.set()
     assert pool.join(WAIT_S)
     assert (pool._size.admitted, pool._size.waiting, pool._size.queued) == ({}, {}, 0)
 

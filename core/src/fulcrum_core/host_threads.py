@@ -1,13 +1,15 @@
 """The host's own worker threads: daemons, apart from the event loop's default executor, which plugins share.
 
-``asyncio.to_thread`` runs in the event loop's default executor: ``min(32, cpus + 4)`` threads (six on a
-two-core host) that any ``async def`` plugin may use too, the usual way to call a blocking client. A
-call that hangs there keeps its thread after the host gave up on the plugin (the task obeys the
-cancel, the thread cannot), so a handful of such calls fill the executor for good. The host's own
-thread work that used to go there (the transaction journal, the metrics merge) would then wait for
-the partner's hung calls, for every customer. :func:`to_thread` runs it among threads of the host's own
-instead; :func:`run_sync` runs the rest of the host's blocking work (plugin storage, consents, customer
-records, frequency caps, registry reads, the readiness ping, OAuth), which used anyio's worker threads.
+``asyncio.to_thread`` runs in the event loop's default executor, which any ``async def`` plugin may use
+too, the usual way to call a blocking client. A call that hangs there keeps its thread after the host
+gave up on the plugin (the task obeys the cancel, the thread cannot). asyncio's own executor has
+``min(32, cpus + 4)`` threads (six on a two-core host), so a handful of such calls filled it for good;
+the host's (``app.py``) lends their threads and gives each plugin a share, but it is still the plugins'.
+The host's own thread work that used to go there (the transaction journal, the metrics merge) would then
+wait for the partner's hung calls, for every customer. :func:`to_thread` runs it among threads of the
+host's own instead; :func:`run_sync` runs the rest of the host's blocking work (plugin storage,
+consents, customer records, frequency caps, registry reads, the readiness ping, OAuth), which used
+anyio's worker threads.
 
 Both run in :class:`~fulcrum_core.dispatch.daemon_threads.DaemonThreadPool` threads (one pool of each kind
 per event loop): anyio's worker threads are not daemons, so one call hung in the database (no reply, a
@@ -37,7 +39,7 @@ __all__ = [
 ]
 
 HOST_THREADS: Final = 32
-"""The host's journal threads at once per event loop (the default executor's most)."""
+"""The host's journal threads at once per event loop (as many as asyncio's default executor has at most)."""
 
 METRICS_THREADS: Final = 2
 """The threads that merge the workers' shared metrics for a scrape, per event loop: apart from the
