@@ -3,6 +3,7 @@ run it, and a manifest may declare it."""
 
 from __future__ import annotations
 
+import inspect
 import time
 import types
 from collections.abc import Callable
@@ -197,6 +198,8 @@ def test_the_partner_guides_example_runs_in_the_harness() -> None:
         + example.group(1),
         module.__dict__,
     )
+    # Like every display hook the guide and the template show, it is ``async def`` (no worker thread).
+    assert inspect.iscoroutinefunction(module.home_slot_campaigns)
     manifest = _manifest()
     without = PluginHarness(module, manifest=manifest, now=NOW, scopes=("slot:home.banner",))
     assert [o.key for o in without.shown_offers()] == ["spring-sale"]
