@@ -443,3 +443,87 @@ async def test_basic_credentials_that_are_not_utf8_are_invalid_client(
         headers={"Authorization": "Basic " + base64.b64encode(credentials).decode()},
     )
     assert _error(response, 401) == "invalid_client"
+
+
+async def test_a_revocation_naming_the_token_twice_is_refused_and_revokes_nothing(
+    browser: httpx.AsyncClient, consent: Callable[..., Awaitable[httpx.Response]]
+) -> None:
+    """``token=junk&token=<the real one>`` is ``invalid_request`` naming the parameter, and the real
+    token still works: answering 200 (authlib read the first value) told the client its logout worked."""
+    tokens = await _tokens(browser, consent, "home:read")
+    body = urlencode([("client_id", "fulcrum-app"), ("token", "junk"), ("token", tokens["refresh_token"])])
+    r = await browser.post(
+        "/oauth/revoke", content=body, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert _error(r) == "invalid_request"
+    assert "'token' is sent more than once" in r.json()["error_description"]
+    assert r.headers["cache-control"] == "no-store"
+    assert (await _refresh(browser, tokens["refresh_token"])).status_code == 200
+
+
+_CLIENT_CREDENTIALS = [("grant_type", "client_credentials"), ("client_id", "fulcrum-app"), ("token", "t")]
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+@pytest.mark.parametrize("repeated", ["grant_type", "client_id", "token"])
+async def test_a_back_channel_parameter_sent_twice_is_invalid_request(
+    browser: httpx.AsyncClient, path: str, repeated: str
+) -> None:
+    """Every parameter of the token, revocation and introspection endpoints is sent at most once
+    (RFC 6749 sections 3.1 and 3.2), even twice with the same value."""
+    pairs = [*_CLIENT_CREDENTIALS, *[(k, v) for k, v in _CLIENT_CREDENTIALS if k == repeated]]
+    r = await browser.post(
+        path, content=urlencode(pairs), headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert _error(r) == "invalid_request"
+    assert f"{repeated!r} is sent more than once" in r.json()["error_description"]
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+async def test_back_channel_parameters_in_the_url_are_invalid_request(
+    browser: httpx.AsyncClient, path: str
+) -> None:
+    """Parameters in the URL are refused, naming them, even with a valid form (RFC 6749 sections 2.3.1
+    and 3.2): a grant sent only in the query string was honoured."""
+    r = await browser.post(path + "?grant_type=client_credentials&client_secret=s", data={"token": "t"})
+    assert _error(r) == "invalid_request"
+    assert "found: client_secret, grant_type" in r.json()["error_description"]
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+@pytest.mark.parametrize(
+    ("content_type", "named"),
+    [
+        ("application/json", "not application/json"),
+        ("text/plain; charset=utf-8", "not text/plain"),
+        ("multipart/form-data; boundary=x", "not multipart/form-data"),
+        (None, "not no content type"),
+    ],
+    ids=["json", "text", "multipart", "none"],
+)
+async def test_a_back_channel_body_that_is_not_a_form_is_invalid_request(
+    browser: httpx.AsyncClient, path: str, content_type: str | None, named: str
+) -> None:
+    """A body of another media type is ``invalid_request`` naming it, not ``unsupported_grant_type``
+    as though the form had been read and found empty."""
+    headers = {"content-type": content_type} if content_type else {}
+    r = await browser.post(path, content=urlencode(_CLIENT_CREDENTIALS), headers=headers)
+    assert _error(r) == "invalid_request"
+    assert named in r.json()["error_description"]
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect", "/oauth/authorize"])
+async def test_an_oauth_form_past_its_size_is_413_unread(browser: httpx.AsyncClient, path: str) -> None:
+    """A form larger than the OAuth endpoints read is a 413 naming the limit; it was read whole and
+    then taken for an empty form."""
+    from fulcrum_core.oauth.adapter import MAX_BODY
+
+    big = urlencode([*_CLIENT_CREDENTIALS, ("pad", "x" * MAX_BODY)])
+    r = await browser.post(path, content=big, headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413, r.text
+    fitting = urlencode([*_CLIENT_CREDENTIALS, ("pad", "x" * (MAX_BODY - 200))])
+    assert len(fitting) <= MAX_BODY
+    r = await browser.post(
+        path, content=fitting, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert r.status_code != 413

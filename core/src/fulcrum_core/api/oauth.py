@@ -21,7 +21,14 @@ from fulcrum_core.api.input_problems import INPUT_PROBLEM_RESPONSE
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.errors import BadRequest, Forbidden
 from fulcrum_core.oauth import consent_csrf
-from fulcrum_core.oauth.adapter import OAuthResponse, RequestSnapshot, snapshot, to_litestar
+from fulcrum_core.oauth.adapter import (
+    MAX_BODY,
+    OAuthResponse,
+    RequestSnapshot,
+    back_channel_refusal,
+    snapshot,
+    to_litestar,
+)
 from fulcrum_core.oauth.authorize import ConsentPrompt, decide, prepare, round_trip_params
 from fulcrum_core.oauth.consent_page import CONSENT_PAGE_HEADERS, render_consent_page
 from fulcrum_core.oauth.metadata import server_metadata
@@ -54,6 +61,18 @@ def _guarded(call: Callable[[], OAuthResponse]) -> OAuthResponse:
 
 async def _in_thread(call: Callable[[], OAuthResponse]) -> Response[bytes]:
     return to_litestar(await host_threads.run_sync(_guarded, call))
+
+
+async def _back_channel(
+    request: Request[Any, Any, Any], answer: Callable[[Runtime, RequestSnapshot], OAuthResponse]
+) -> Response[bytes]:
+    """A token, revocation or introspection request: one form, checked, then answered by authlib."""
+    runtime = runtime_of(request)
+    snap = await snapshot(request, base_url=runtime.settings.issuer)
+    refused = back_channel_refusal(snap)
+    if refused is not None:
+        return to_litestar(refused)
+    return await _in_thread(lambda: answer(runtime, snap))
 
 
 def _dev_login_enabled(runtime: Runtime) -> bool:
@@ -92,7 +111,10 @@ _BAD_CLIENT = _oauth_error("Client authentication failed (`invalid_client`)")
 
 
 @get(
-    "/oauth/authorize", opt=_PUBLIC, tags=["oauth"], summary="Authorization endpoint: the consent page",
+    "/oauth/authorize",
+    opt=_PUBLIC,
+    tags=["oauth"],
+    summary="Authorization endpoint: the consent page",
     responses={400: _oauth_error("The authorization request is invalid and cannot be redirected")},
 )
 async def authorize_page(request: Request[Any, Any, Any]) -> Response[Any]:
@@ -137,7 +159,11 @@ def _guarded_prepare(runtime: Runtime, snap: RequestSnapshot) -> ConsentPrompt |
 
 
 @post(
-    "/oauth/authorize", opt=_PUBLIC, tags=["oauth"], summary="The customer's decision on the consent page",
+    "/oauth/authorize",
+    opt=_PUBLIC,
+    request_max_body_size=MAX_BODY,
+    tags=["oauth"],
+    summary="The customer's decision on the consent page",
     responses={400: INPUT_PROBLEM_RESPONSE},
 )
 async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
@@ -181,30 +207,41 @@ async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
 
 
 @post(
-    "/oauth/token", opt=_PUBLIC, tags=["oauth"], summary="Token endpoint", status_code=200,
+    "/oauth/token",
+    opt=_PUBLIC,
+    request_max_body_size=MAX_BODY,
+    tags=["oauth"],
+    summary="Token endpoint",
+    status_code=200,
     responses={400: _BAD_REQUEST, 401: _BAD_CLIENT},
 )
 async def token(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Exchange a code, a refresh token or client credentials for tokens."""
-    runtime = runtime_of(request)
-    snap = await snapshot(request, base_url=runtime.settings.issuer)
-    return await _in_thread(lambda: oauth_server(runtime).create_token_response(request=snap))
+    return await _back_channel(
+        request, lambda runtime, snap: oauth_server(runtime).create_token_response(request=snap)
+    )
 
 
 @post(
-    "/oauth/revoke", opt=_PUBLIC, tags=["oauth"], summary="Token revocation (RFC 7009)", status_code=200,
+    "/oauth/revoke",
+    opt=_PUBLIC,
+    request_max_body_size=MAX_BODY,
+    tags=["oauth"],
+    summary="Token revocation (RFC 7009)",
+    status_code=200,
     responses={400: _BAD_REQUEST, 401: _BAD_CLIENT},
 )
 async def revoke(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Revoke a refresh token (and its family); unknown tokens are answered 200 as RFC 7009 requires."""
-    runtime = runtime_of(request)
-    snap = await snapshot(request, base_url=runtime.settings.issuer)
-    return await _in_thread(lambda: oauth_server(runtime).create_endpoint_response("revocation", snap))
+    return await _back_channel(
+        request, lambda runtime, snap: oauth_server(runtime).create_endpoint_response("revocation", snap)
+    )
 
 
 @post(
     "/oauth/introspect",
     opt=_PUBLIC,
+    request_max_body_size=MAX_BODY,
     tags=["oauth"],
     summary="Token introspection (RFC 7662)",
     status_code=200,
@@ -212,9 +249,9 @@ async def revoke(request: Request[Any, Any, Any]) -> Response[bytes]:
 )
 async def introspect(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Whether a token is active, and what it grants, for a confidential client."""
-    runtime = runtime_of(request)
-    snap = await snapshot(request, base_url=runtime.settings.issuer)
-    return await _in_thread(lambda: oauth_server(runtime).create_endpoint_response("introspection", snap))
+    return await _back_channel(
+        request, lambda runtime, snap: oauth_server(runtime).create_endpoint_response("introspection", snap)
+    )
 
 
 @get(

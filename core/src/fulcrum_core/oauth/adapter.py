@@ -15,12 +15,23 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from litestar import Request, Response
 
-__all__ = ["Headers", "OAuthResponse", "RequestSnapshot", "SnapshotRequest", "snapshot", "to_litestar"]
+__all__ = [
+    "MAX_BODY",
+    "Headers",
+    "OAuthResponse",
+    "RequestSnapshot",
+    "SnapshotRequest",
+    "back_channel_refusal",
+    "snapshot",
+    "to_litestar",
+]
 
 _FORM = "application/x-www-form-urlencoded"
-_MAX_BODY = 64 * 1024
+MAX_BODY = 64 * 1024
+"""The largest body an OAuth endpoint reads (a form of a few parameters; litestar answers 413 past it)."""
 
 
 class Headers(dict[str, str]):
@@ -48,10 +59,12 @@ class RequestSnapshot:
     headers: Headers
     query: tuple[tuple[str, str], ...]
     form: tuple[tuple[str, str], ...]
+    content_type: str = ""
+    """The body's media type, lower case, without parameters (``""`` when none was sent)."""
 
 
 async def snapshot(request: Request[Any, Any, Any], *, base_url: str | None = None) -> RequestSnapshot:
-    """Read ``request`` once; form bodies are parsed keeping repeated keys (authlib refuses those).
+    """Read ``request`` once; form bodies are parsed keeping repeated keys (see :func:`back_channel_refusal`).
 
     ``base_url`` (the issuer) replaces the scheme and host the request arrived with: behind a
     TLS-terminating proxy the server sees ``http``, while authlib rightly insists on ``https``.
@@ -61,7 +74,7 @@ async def snapshot(request: Request[Any, Any, Any], *, base_url: str | None = No
         body = await request.body()
     form: list[tuple[str, str]] = []
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if body and content_type == _FORM and len(body) <= _MAX_BODY:
+    if body and content_type == _FORM and len(body) <= MAX_BODY:
         form = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
     raw_query = request.scope.get("query_string", b"").decode("latin-1")
     query = parse_qsl(raw_query, keep_blank_values=True)
@@ -74,7 +87,37 @@ async def snapshot(request: Request[Any, Any, Any], *, base_url: str | None = No
         headers=Headers(request.headers.items()),
         query=tuple(query),
         form=tuple(form),
+        content_type=content_type,
     )
+
+
+def back_channel_refusal(snap: RequestSnapshot) -> OAuthResponse | None:
+    """``invalid_request`` for a token, revocation or introspection request that is not one form.
+
+    RFC 6749 sends their parameters form-encoded in the body (section 3.2; client credentials "MUST
+    NOT be included in the request URI", section 2.3.1), each at most once (sections 3.1 and 3.2).
+    authlib reads the first of repeated values and, at these endpoints, the URL's parameters too: a
+    revocation of ``token=junk&token=<the real one>`` answered 200 and left the real token live.
+    """
+    if snap.content_type != _FORM:
+        sent = snap.content_type or "no content type"
+        return _invalid_request(f"the request body must be {_FORM}, not {sent} (RFC 6749 section 3.2)")
+    if snap.query:
+        names = ", ".join(sorted({key for key, _ in snap.query}))
+        return _invalid_request(
+            f"parameters belong in the form-encoded body, not the URL (found: {names}; RFC 6749 section 3.2)"
+        )
+    seen: set[str] = set()
+    for key, _value in snap.form:
+        if key in seen:
+            return _invalid_request(f"parameter {key!r} is sent more than once (RFC 6749 section 3.2)")
+        seen.add(key)
+    return None
+
+
+def _invalid_request(description: str) -> OAuthResponse:
+    status, body, headers = InvalidRequestError(description=description)()
+    return OAuthResponse(status=status, body=body, headers=list(headers))
 
 
 class _Params(dict[str, str]):
