@@ -237,6 +237,62 @@ def test_a_list_that_lies_about_its_length_is_still_held_to_fifty_items(make_app
     assert body["total"] == 1
 
 
+class _PassingForAList(list):  # type: ignore[type-arg]
+    """A list subclass that says it is a ``list`` and holds one item, whatever it holds."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # type: ignore[override]
+        return list
+
+    def __len__(self) -> int:
+        return 1
+
+
+def test_a_list_subclass_that_says_it_is_a_list_is_refused(make_app: Any, kit: Any) -> None:
+    """A ``__class__`` property saying ``list`` took a subclass for a list, whose ``len`` then let
+    2 000 hits past the 50-item cap into the results, nothing degraded."""
+    many = _PassingForAList(kit.hit(f"h{i}") for i in range(2_000))
+    assert many.__class__ is list
+    app = make_app(
+        kit.plugin("good", search=nonblocking(lambda ctx, query: [kit.hit("g")])),
+        kit.plugin("passing", search=nonblocking(lambda ctx, query: many)),
+    )
+    body = app.get("/v1/search", params={"q": "x"}).json()
+    assert _degraded(body) == {"passing": "invalid"}
+    assert body["total"] == 1
+
+
+class _GrowingZone(tzinfo):
+    """A time zone whose offset, read while its offer is checked, appends to the list its plugin
+    returned (once): as a thread of the plugin that goes on filling that list does, on cue."""
+
+    def __init__(self, grows: list[Any], more: list[Any]) -> None:
+        self.grows, self.more = grows, more
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        self.grows.extend(self.more)
+        self.more = []
+        return timedelta(hours=8)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+
+def test_a_list_the_plugin_goes_on_filling_is_checked_as_it_was_returned(make_app: Any, kit: Any) -> None:
+    """The check counts and walks a copy of the returned list: it followed a list that its plugin kept
+    appending to, past the cap, holding the event loop for as long as the appending went on, and the
+    late offers reached the page."""
+    returned: list[Any] = []
+    late = [kit.offer("home.banner", f"late{i}", priority=999) for i in range(2_000)]
+    zone = _GrowingZone(returned, late)
+    returned.append(kit.offer("home.banner", "first", valid_until=datetime(2099, 1, 1, tzinfo=zone)))
+    app = make_app(kit.plugin("growing", home_slot_offers=nonblocking(lambda ctx: returned)))
+    body = app.get("/v1/home").json()
+    assert len(returned) == 2_001  # it did grow while being checked
+    assert _degraded(body) == {}
+    assert _keys(body, "home.banner/v1") == [("growing", "first")]
+
+
 class _Bail(BaseException):
     """A plugin's own BaseException."""
 

@@ -156,25 +156,21 @@ def _revalidate(item: _S, cls: type[_S], seen: Seen | None = None) -> _S:
 
 def check_list(hook: str, value: Any, *, max_items: int = 50, seen: Seen | None = None) -> list[Any]:
     """Return ``value`` as a validated list of the hook's result type, or raise :class:`ResultError`;
-    ``seen``: the objects its plugin returned before (see :func:`_revalidate`)."""
+    ``seen``: the objects its plugin returned before (see :func:`_revalidate`).
+
+    Only a ``list`` or ``tuple`` itself is accepted, judged by ``type``: a subclass's ``len`` or
+    ``iter``, or a ``__class__`` property saying ``list``, could tell the cap one thing and the loop
+    another. A list is copied once (in C, so at one instant) and the copy is counted and checked: a
+    thread of the plugin that went on appending to the list it returned kept the check, and the event
+    loop, following it past the cap for as long as the thread ran."""
     cls = LIST_RESULT_TYPES[hook]
     if value is None:
         return []
-    if value.__class__ is list and len(value) <= max_items:  # the common case, checked item by item
-        out = []
-        for i, item in enumerate(value):
-            if item.__class__ is not cls:
-                break
-            try:
-                out.append(_revalidate(item, cls, seen))
-            except msgspec.ValidationError as exc:  # said at once: checked again below, an item slow to
-                # check (its fields' hashes) held the loop twice
-                raise ResultError(f"{hook} item {i} is invalid: {exc}") from None
-        else:
-            return out
-    if value.__class__ is not list and value.__class__ is not tuple:
-        # A subclass too: its own ``len`` or ``iter`` could tell the cap one thing and the loop another.
-        raise ResultError(f"{hook} must return a list of {cls.__name__} or None, got {type(value).__name__}")
+    kind = type(value)
+    if kind is list:
+        value = value[:]
+    elif kind is not tuple:
+        raise ResultError(f"{hook} must return a list of {cls.__name__} or None, got {kind.__name__}")
     if len(value) > max_items:
         raise ResultError(f"{hook} returned {len(value)} items; at most {max_items} are accepted")
     out = []
