@@ -82,12 +82,15 @@ def test_missing_transaction_body_names_the_body(app: Any) -> None:
 
 
 def test_malformed_json_is_a_problem_naming_the_body(app: Any) -> None:
-    """Malformed JSON is a 400 problem with ``field: body`` and the parser's message."""
+    """Malformed JSON is a 400 problem with ``field: body`` and the parser's message: for a transaction
+    the catalogue's ``body.malformed`` (litestar's decoding answered ``invalid-input`` before the
+    pipeline's own check could), ``invalid-input`` on other routes."""
     response = _post_json(app, "/v1/transactions", b"{bad", app.token())
     body = response.json()
     assert response.status_code == 400
     assert response.headers["content-type"].startswith(PROBLEM)
-    assert (body["code"], body["field"]) == ("invalid-input", "body")
+    assert (body["code"], body["field"]) == ("body.malformed", "body")
+    assert "not valid JSON" in body["detail"]
 
 
 def _post_json(app: Any, path: str, content: bytes, token: str) -> Any:

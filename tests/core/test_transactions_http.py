@@ -368,3 +368,93 @@ def test_sync_call_still_queued_at_its_deadline_is_a_retryable_503(
     assert done.status_code == 201, done.text
     assert done.json()["id"] == problem["transaction"]["id"] == row.id
     assert executed == [row.id]
+
+
+def _journal(app: Any) -> list[Any]:
+    from fulcrum_core.data.models import TransactionRow
+    from sqlalchemy import select
+
+    with app.runtime.db.session() as session:
+        return list(session.scalars(select(TransactionRow)))
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "key"),
+    [
+        (b'{"type": "fund.order", "params": {"fund": "SAFE", "amount_fen": 100, "amount_fen": 900000}}',
+         "params.amount_fen", "amount_fen"),
+        (b'{"type": "fund.gone", "type": "fund.order", "params": {"fund": "SAFE", "amount_fen": 100}}',
+         "type", "type"),
+        (b'{"type": "fund.order", "params": {"fund": "SAFE", "amount_fen": 100}, "params": {}}',
+         "params", "params"),
+    ],
+    ids=["amount", "type", "params"],
+)
+def test_a_member_named_twice_is_refused_and_nothing_is_journaled(
+    app: Any, body: bytes, field: str, key: str
+) -> None:
+    """A body naming a member twice is ``body.invalid`` naming it: the last of two amounts was
+    journaled and carried out, while a proxy or a log reading the first saw another amount."""
+    response = _post(app, body)
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert (problem["code"], problem["field"]) == ("body.invalid", field)
+    assert f"names {key!r} twice" in problem["detail"]
+    assert _journal(app) == []
+
+
+def test_an_idempotency_key_sent_twice_is_refused(app: Any) -> None:
+    """Two ``Idempotency-Key`` header lines are ``idempotency.key_invalid``: the first was used,
+    silently. (Sent through the ASGI app itself: the test client folds repeated headers into one.)"""
+    token = app.token(C3).encode()
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/transactions", "raw_path": b"/v1/transactions", "query_string": b"",
+        "root_path": "", "client": ("127.0.0.1", 5000), "server": ("testserver.local", 80), "state": {},
+        "headers": [
+            (b"host", b"testserver.local"), (b"authorization", b"Bearer " + token),
+            (b"content-type", b"application/json"),
+            (b"idempotency-key", b"dup-a"), (b"idempotency-key", b"dup-b"),
+        ],
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": msgspec.json.encode(ORDER), "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    app.client.blocking_portal.call(app.client.app, scope, receive, send)
+    assert sent[0]["status"] == 400
+    problem = msgspec.json.decode(b"".join(m.get("body", b"") for m in sent[1:]))
+    assert (problem["code"], problem["field"]) == ("idempotency.key_invalid", "Idempotency-Key")
+    assert "sent 2 times" in problem["detail"]
+    assert _journal(app) == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "application/xml", "multipart/form-data; boundary=x",
+     None],
+)
+def test_a_body_not_declared_json_is_415_and_moves_no_money(app: Any, content_type: str | None) -> None:
+    """The same JSON sent as another media type, or as none, is a 415 naming ``Content-Type``: each was
+    carried out as though it were JSON, although the catalogue documents the 415."""
+    headers = {"Authorization": f"Bearer {app.token(C3)}", "Idempotency-Key": "k-1"}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    response = app.client.post("/v1/transactions", content=msgspec.json.encode(ORDER), headers=headers)
+    assert response.status_code == 415, response.text
+    problem = response.json()
+    assert (problem["code"], problem["field"]) == ("unsupported-media-type", "Content-Type")
+    assert _journal(app) == []
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/vnd.bank+json"])
+def test_json_media_types_with_parameters_or_a_suffix_are_read(app: Any, content_type: str) -> None:
+    """``application/json`` with parameters and ``application/*+json`` are JSON."""
+    headers = {"Authorization": f"Bearer {app.token(C3)}", "Idempotency-Key": "k-1"}
+    headers["Content-Type"] = content_type
+    response = app.client.post("/v1/transactions", content=msgspec.json.encode(ORDER), headers=headers)
+    assert response.status_code == 201, response.text

@@ -6,6 +6,7 @@
     ├── Forbidden                   403   token lacks a scope; resource not the caller's
     ├── NotFound                    404
     ├── Conflict                    409   illegal state transition; request still in flight
+    ├── UnsupportedMediaType        415   a body of a media type the route does not read
     ├── Unprocessable               422   well-formed but refused (suitability, limits, idempotency mismatch)
     └── ServiceUnavailable          503   a dependency is down (database, registry)
 
@@ -46,6 +47,7 @@ __all__ = [
     "ServiceUnavailable",
     "Unauthorized",
     "Unprocessable",
+    "UnsupportedMediaType",
     "problem_details_plugin",
 ]
 
@@ -98,6 +100,11 @@ class NotFound(CoreError):
 class Conflict(CoreError):
     status = 409
     default_code = "conflict"
+
+
+class UnsupportedMediaType(CoreError):
+    status = 415
+    default_code = "unsupported-media-type"
 
 
 class Unprocessable(CoreError):

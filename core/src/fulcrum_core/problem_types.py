@@ -119,7 +119,8 @@ CATALOGUE: Final[tuple[ProblemType, ...]] = (
        "Send a smaller body.", "fix-request"),
     _t("unsupported-media-type", 415, "Unsupported media type",
        "The body's Content-Type is not one the operation reads.",
-       "Send the body as `application/json` (or the form the operation documents).", "fix-request"),
+       "Send the body as `application/json` (or the form the operation documents).", "fix-request",
+       _FIELD),
     _t("rate-limited", 429, "Too many requests",
        "This client (the token's client and subject) sent more /v1 requests in the current window than "
        "the limit allows.",

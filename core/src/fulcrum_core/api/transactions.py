@@ -17,9 +17,9 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, SkipValidation
 from fulcrum_core.api.deps import current_customer, customer_profile
 from fulcrum_core.api.input_problems import NOT_FOUND_RESPONSE
 from fulcrum_core.auth.principal import Principal
-from fulcrum_core.errors import Forbidden
+from fulcrum_core.errors import BadRequest, Forbidden, UnsupportedMediaType
 from fulcrum_core.runtime import runtime_of
-from fulcrum_core.transactions.checks import IDEMPOTENCY_HEADER
+from fulcrum_core.transactions.checks import IDEMPOTENCY_HEADER, parse_body
 from fulcrum_core.transactions.models import (
     PROBLEM_MEDIA_TYPE,
     TransactionBody,
@@ -50,8 +50,38 @@ def list_transaction_types(request: Request[Any, Any, Any]) -> TransactionTypeLi
     return runtime_of(request).transactions.types_for(current_customer(request))
 
 
+def _is_json(content_type: str) -> bool:
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def _read_first(request: Request[Any, Any, Any]) -> None:
+    """Before litestar decodes the body (``data`` only documents it), refuse what the pipeline cannot
+    take, with the catalogue's problems: a body that is not declared JSON (415; money moved for
+    ``text/plain``), an ``Idempotency-Key`` sent twice (the first was used), and a body that is not
+    JSON or names a member twice (``body.malformed``/``body.invalid``; litestar answered the first
+    as ``invalid-input`` and kept the last of two amounts)."""
+    raw = await request.body()
+    if not raw:
+        raise BadRequest("a JSON request body is required", code="body.malformed", field="body")
+    content_type = request.headers.get("content-type", "")
+    if not _is_json(content_type):
+        sent = content_type.partition(";")[0].strip() or "no Content-Type"
+        raise UnsupportedMediaType(
+            f"the body must be JSON (Content-Type: application/json), not {sent}", field="Content-Type"
+        )
+    keys = request.headers.getall(IDEMPOTENCY_HEADER, [])
+    if len(keys) > 1:
+        raise BadRequest(
+            f"the {IDEMPOTENCY_HEADER} header is sent {len(keys)} times; send it once",
+            code="idempotency.key_invalid", field=IDEMPOTENCY_HEADER,
+        )
+    parse_body(raw)
+
+
 @post(
     "/v1/transactions", opt={"scopes": ["transactions:write"]}, tags=["transactions"],
+    before_request=_read_first,
     summary="Submit a transaction (idempotent per customer, OAuth client and Idempotency-Key)",
     status_code=201,
     responses={
@@ -59,7 +89,12 @@ def list_transaction_types(request: Request[Any, Any, Any]) -> TransactionTypeLi
             data_container=TransactionView, generate_examples=False,
             description="The outcome is unknown (the plugin missed its deadline); it will be reconciled",
         ),
-        400: _problem("The body or the Idempotency-Key header cannot be read (`field` names it)"),
+        400: _problem(
+            "The body or the Idempotency-Key header cannot be read (`field` names it): not JSON "
+            "(`body.malformed`), a member missing, unknown, of the wrong type or named twice "
+            "(`body.invalid`), the key missing, malformed or sent twice"
+        ),
+        415: _problem("The body is not declared JSON: send `Content-Type: application/json`"),
         409: _problem(
             "A request with this key (from this client) is still in flight (`transaction_id`); retry after "
             "a second"

@@ -8,6 +8,7 @@ suitability and limits are 422 (well-formed, but refused). Each problem names it
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from datetime import date
 from typing import Any, Protocol
@@ -114,12 +115,65 @@ def parse_body(raw: bytes) -> ParsedBody:
         ) from None
     except RecursionError:
         raise BadRequest("the body is nested too deeply", code="body.malformed", field="body") from None
+    twice = _named_twice(raw, data)
+    if twice is not None:
+        raise BadRequest(
+            f"the body names {twice.rpartition('.')[2]!r} twice in one object; JSON readers disagree on "
+            "which value counts, so name each member once",
+            code="body.invalid", field=twice,
+        )
     try:
         body = msgspec.convert(data, TransactionBody)
     except msgspec.ValidationError as exc:
         raise BadRequest(f"invalid body: {exc}", code="body.invalid", field=_field_of(exc, "")) from None
     canonical = msgspec.json.encode({"type": body.type, "params": body.params}, order="sorted")
     return ParsedBody(body=body, request_hash=hashlib.sha256(canonical).hexdigest())
+
+
+class _Twice(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise _Twice(key)
+            seen.add(key)
+    return out
+
+
+def _named_twice(raw: bytes, data: Any) -> str | None:
+    """The path (``params.amount_fen``) of a member that an object of the JSON body ``raw`` (decoded as
+    ``data``) names twice, if any: msgspec keeps the last value, other readers the first, so a proxy or
+    a log would disagree with the journal about the amount. The standard library's decoder reports
+    every member of each object; numbers are not converted (a long integer is not its problem)."""
+    try:
+        json.loads(raw, object_pairs_hook=_once_each, parse_int=len, parse_float=len, parse_constant=len)
+    except _Twice as twice:
+        return _path_of(data, twice.key) or twice.key
+    except RecursionError:
+        raise BadRequest("the body is nested too deeply", code="body.malformed", field="body") from None
+    return None
+
+
+def _path_of(data: Any, key: str, prefix: str = "") -> str | None:
+    """The dotted path of the first object in ``data`` (breadth first) holding ``key``."""
+    level: list[tuple[str, Any]] = [(prefix, data)]
+    while level:
+        deeper: list[tuple[str, Any]] = []
+        for path, value in level:
+            if isinstance(value, dict):
+                if key in value:
+                    return f"{path}.{key}".lstrip(".")
+                deeper.extend((f"{path}.{k}", v) for k, v in value.items())
+            elif isinstance(value, list):
+                deeper.extend((f"{path}.{i}", v) for i, v in enumerate(value))
+        level = deeper
+    return None
 
 
 def decode_params(tx_type: TransactionType, params: dict[str, Any], *, plugin_id: str = "") -> Any:
