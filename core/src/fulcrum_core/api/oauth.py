@@ -141,7 +141,7 @@ async def authorize_page(request: Request[Any, Any, Any]) -> Response[Any]:
         csrf_token=consent_csrf.form_token(secret, result.params),
     )
     response: Response[Any] = Response(
-        content=page, media_type="text/html; charset=utf-8", headers=CONSENT_PAGE_HEADERS
+        content=page, media_type="text/html", headers=CONSENT_PAGE_HEADERS
     )
     response.set_cookie(
         cookie, secret, path="/", secure=cookie.startswith("__Host-"), httponly=True, samesite="lax"

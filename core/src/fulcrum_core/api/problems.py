@@ -150,7 +150,7 @@ def _type_page(request: Request[Any, Any, Any], doc: ProblemTypeDoc) -> str:
 
 def _answer(request: Request[Any, Any, Any], body: msgspec.Struct, page: Callable[[], str]) -> Response[Any]:
     if _wants_html(request):
-        return Response(content=page(), media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+        return Response(content=page(), media_type="text/html", headers=PAGE_HEADERS)
     return Response(content=body, media_type=_JSON, headers=PAGE_HEADERS)
 
 

@@ -32,7 +32,7 @@ from fulcrum_core.runtime import runtime_of
 __all__ = ["ROUTES", "approved_files"]
 
 _PUBLIC: dict[str, Any] = {"public": True}
-_HTML = "text/html; charset=utf-8"
+_HTML = "text/html"  # litestar adds "; charset=utf-8" to text/ types
 
 
 def _project(release: ReleaseRead) -> str | None:

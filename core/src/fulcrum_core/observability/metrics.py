@@ -33,8 +33,10 @@ __all__ = [
     "Metrics",
 ]
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-"""The Prometheus text exposition format."""
+CONTENT_TYPE = "text/plain; version=0.0.4"
+"""The Prometheus text exposition format. litestar adds ``charset=utf-8`` to every ``text/`` type it
+answers, so it is not said here: given twice, a strict parser (Go's ``mime.ParseMediaType``, which
+Prometheus reads the scrape's ``Content-Type`` with) refuses the header."""
 
 CALL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Latency bucket upper bounds in seconds, with edges at the default deadlines (150 ms, 300 ms, 5 s)."""
