@@ -18,11 +18,11 @@ from fulcrum_core.dispatch import leftovers
 from fulcrum_core.dispatch.breaker import BreakerConfig
 from fulcrum_core.settings import Deadlines
 from fulcrum_sdk import nonblocking
-from fulcrum_sdk.errors import TransactionRefused
+from fulcrum_sdk.errors import DataUnavailable, OutcomeUnknown, TransactionRefused
 from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionResult, TransactionType
 from fulcrum_sdk.testing import PERSONAS
 
-from tests.core.test_dispatch_base_exceptions import _post, _post_left_unknown
+from tests.core.test_dispatch_base_exceptions import _post, _post_left_unknown, _tx_plugin
 from tests.core.test_dispatch_daemon_threads import exits
 
 C3 = PERSONAS["young_professional"].id
@@ -635,3 +635,44 @@ def test_a_refusal_that_cannot_be_sent_is_the_plugins_fault_not_a_500(make_app: 
 
     app = make_app(_payer(kit, refuses))
     _post_left_unknown(app)
+
+
+QUICK = BreakerConfig(sliding_window_size=4, minimum_number_of_calls=4)
+
+
+def test_a_plugin_that_keeps_answering_outcome_unknown_has_its_breaker_opened(
+    make_app: Any, kit: Any
+) -> None:
+    """Each ``OutcomeUnknown`` is journaled ``unknown`` (202) and counted by the plugin's breaker: a
+    partner system that keeps timing out after taking orders then has the next ones refused at once
+    (503, retry later, the plugin never asked), instead of every order waiting out the call and adding
+    one more transaction to reconcile. Before, the breaker never counted them."""
+    asked: list[str] = []
+
+    def execute(ctx: Any, request: TransactionRequest) -> TransactionResult:
+        asked.append(request.id)
+        raise OutcomeUnknown("the partner took the order but its answer timed out")
+
+    app = make_app(_tx_plugin(kit, execute), breaker=QUICK)
+    statuses = [_post(app, key=f"k-{i}").status_code for i in range(6)]
+    assert statuses == [202, 202, 202, 202, 503, 503]
+    assert len(asked) == 4
+    assert app.runtime.dispatcher.breaker_open("payer", "execute_transaction")
+
+
+def test_data_unavailable_a_plugin_raises_itself_counts_against_it(make_app: Any, kit: Any) -> None:
+    """``DataUnavailable`` spares the breaker only when the host's own read raised it (the consents or a
+    record it could not read: ``test_api_pages.py``): a plugin that raised it itself, after waiting on
+    its own backend, was never charged, so every page waited on it for good."""
+
+    async def own(ctx: Any) -> list[Any]:
+        raise DataUnavailable("our own offers")
+
+    app = make_app(
+        kit.plugin("good", home_slot_offers=nonblocking(lambda ctx: [kit.offer("home.banner", "g")])),
+        kit.plugin("own", home_slot_offers=own),
+        breaker=QUICK,
+    )
+    reasons = [_degraded(app.get("/v1/home").json()).get("own") for _ in range(5)]
+    assert reasons == ["error", "error", "error", "error", "rejected"]
+    assert app.runtime.dispatcher.breaker_open("own", "home_slot_offers")

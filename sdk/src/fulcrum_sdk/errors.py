@@ -111,10 +111,16 @@ class StorageUnavailable(StorageError):
 
 class DataUnavailable(FulcrumError):
     """The bank's systems did not deliver this record in time for this request; the call may be
-    retried on the next request. Let it propagate: the host leaves the plugin out of the page."""
+    retried on the next request. Let it propagate: the host leaves the plugin out of the page.
 
-    def __init__(self, record: str) -> None:
+    ``by_host``: raised by the host's own reads (the SDK's accessors, plugin storage). Only those spare
+    the plugin's breaker; one a plugin raises itself (its own backend late) counts as its failure, as
+    any exception does: a plugin that waited out its deadline and then raised it cost every page that
+    long, and its breaker never opened."""
+
+    def __init__(self, record: str, *, by_host: bool = False) -> None:
         self.record = record
+        self.by_host = by_host
         super().__init__(f"the customer's {record} could not be read in time for this request")
 
 

@@ -752,7 +752,7 @@ def _bounded_read(read: Callable[[Sequence[_Slot]], _Reading], slots: Sequence[_
     """(worker thread) ``read(slots)`` holding a read place; none free: ``DataUnavailable`` at once,
     which leaves the calling plugin out of this response without charging its breaker."""
     if not _READS.acquire(blocking=False):
-        raise DataUnavailable("plugin storage")
+        raise DataUnavailable("plugin storage", by_host=True)
     try:
         return read(slots)
     finally:

@@ -224,7 +224,7 @@ def _meaning(exc: BaseException, hook: str, asks_consent: frozenset[str]) -> _Me
             reason, scope = exc.reason, exc.scope
             if type(reason) is str and type(scope) is str and reason == NO_CONSENT and scope in asks_consent:
                 return "consent"
-        if isinstance(exc, DataUnavailable):
+        if type(exc) is DataUnavailable and exc.by_host is True:  # the host's read, not the plugin's own
             return "unavailable"
     except BaseException:  # noqa: S110 - its own code broke while being read: only its error
         pass
@@ -871,8 +871,11 @@ class Dispatcher:
                     self._record(pid, hook, guard, "ok", elapsed)
                     raise exc
                 if meaning == "unknown":
-                    # The plugin knows it may have acted: the caller records "unknown", not a failure.
-                    self._record(pid, hook, guard, "error", elapsed, detail, blame=False)
+                    # The plugin knows it may have acted: the caller records "unknown", not a failure. Its
+                    # breaker counts it as one: a partner system that keeps timing out after taking orders
+                    # then has later ones refused at once (503, retry later, nothing done), instead of each
+                    # waiting out its deadline and adding one more transaction to reconcile.
+                    self._record(pid, hook, guard, "error", elapsed, detail)
                     raise exc
                 if meaning == "consent":
                     # The customer has not consented yet: the page cannot be shown until they do, which
