@@ -512,3 +512,74 @@ def test_the_host_starts_its_tasks_with_host_task() -> None:
         if plain.search(line)
     )
     assert [where.split(":")[0] for where in found] == ["dispatch/context.py"]
+
+
+@pytest.mark.parametrize("kind", ["nonblocking", "async"])
+async def test_a_plugin_that_replaces_the_task_factory_fails_and_the_watch_is_put_back(
+    fast: Settings, kit: Any, log_records: Any, kind: str
+) -> None:
+    """A plugin whose code replaces the loop's task factory (``set_task_factory(None)``, as an
+    instrumentation library might) fails that call, and the watch is put back at once: the tasks other
+    plugins then leave running are still cancelled at their calls' deadlines. Before, they ran on
+    untagged, never cancelled nor counted, for every later request of the worker."""
+    started: list[asyncio.Task[Any]] = []
+    cancelled: list[bool] = []
+    forever = _forever(started, cancelled)
+
+    def reset() -> list[Any]:
+        asyncio.get_running_loop().set_task_factory(None)
+        return [kit.hit("resets")]
+
+    async def resets_async(ctx: Any, query: str) -> Any:
+        return reset()
+
+    async def leaves(ctx: Any, query: str) -> Any:
+        asyncio.create_task(forever())  # noqa: RUF006 - the point: a task nobody keeps or awaits
+        return [kit.hit("leaves")]
+
+    resets = nonblocking(lambda ctx, query: reset()) if kind == "nonblocking" else resets_async
+    dispatcher, metrics = _dispatcher(fast)
+    loaded = _loaded(fast, kit.plugin("resets", search=resets), kit.plugin("leaves", search=leaves))
+    by_id = {p.id: p for p in loaded}
+    plugins = [by_id["resets"], by_id["leaves"]]  # the reset first, then a task left in the same dispatch
+    loop = asyncio.get_running_loop()
+    for _ in range(3):
+        gathered = await dispatcher.call_many("search", [(p, kit.context(p)) for p in plugins], query="q")
+        assert set(gathered.results) == {"leaves"}
+        assert [(d.plugin, d.reason) for d in gathered.degraded] == [("resets", "error")]
+        assert "replaced the event loop's task factory (found none)" in gathered.degraded[0].detail
+        assert isinstance(loop.get_task_factory(), leftovers.TaskWatch)
+    await _past_deadline()
+    assert len(started) == 3
+    assert all(task.cancelled() for task in started)
+    assert metrics.leftovers == {("leaves", "search", "cancelled"): 3}
+    dispatcher.close()
+
+
+async def test_a_task_factory_replaced_outside_a_call_is_put_back_at_the_next_dispatch(
+    fast: Settings, kit: Any, log_records: Any
+) -> None:
+    """Replaced where no call's timing sees it (a task or callback of a plugin's), the factory is put
+    back when the next dispatch starts, and logged."""
+    records = log_records("fulcrum.dispatch")
+
+    async def fine(ctx: Any, query: str) -> Any:
+        return [kit.hit("fine")]
+
+    dispatcher, _metrics = _dispatcher(fast)
+    plugins = _loaded(fast, kit.plugin("fine", search=fine))
+    await dispatcher.call_many("search", [(p, kit.context(p)) for p in plugins], query="q")
+    loop = asyncio.get_running_loop()
+    watch = loop.get_task_factory()
+    assert isinstance(watch, leftovers.TaskWatch)
+
+    def other_factory(loop: Any, coro: Any, **kwargs: Any) -> Any:
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(other_factory)
+    gathered = await dispatcher.call_many("search", [(p, kit.context(p)) for p in plugins], query="q")
+    assert set(gathered.results) == {"fine"}
+    assert loop.get_task_factory() is watch
+    (line,) = [r.getMessage() for r in records if "task factory was replaced" in r.getMessage()]
+    assert "other_factory" in line
+    dispatcher.close()

@@ -45,6 +45,7 @@ import logging
 import math
 import sys
 import time
+import types
 from collections.abc import Callable, Sequence
 from contextvars import copy_context
 from typing import Any, Literal, NoReturn, Protocol, TypeVar
@@ -195,6 +196,26 @@ def _text(exc: BaseException) -> str:
         return str(exc)
     except BaseException:  # even a KeyboardInterrupt from its __str__ (see PluginExit): still only a message
         return "(its message could not be read)"
+
+
+def _tampered(loop: asyncio.AbstractEventLoop, watch: TaskWatch, pid: str, hook: str) -> RuntimeError:
+    """The error of a call whose code replaced ``loop``'s task factory; the watch is put back."""
+    found = loop.get_task_factory()
+    loop.set_task_factory(watch)
+    return RuntimeError(
+        f"{pid}'s {hook} replaced the event loop's task factory (found {_named(found)}); the host's "
+        "was put back: plugins must not change the event loop"
+    )
+
+
+def _named(thing: object) -> str:
+    """What ``thing`` is, by its type's or function's name: no code of its runs (no ``repr``)."""
+    if thing is None:
+        return "none"
+    if type(thing) is types.FunctionType:
+        return f"{thing.__module__}.{thing.__qualname__}"
+    kind = type(thing)
+    return f"a {kind.__module__}.{kind.__qualname__}"
 
 
 def _describe(exc: BaseException) -> str:
@@ -375,6 +396,23 @@ class Dispatcher:
             self._watch_loop = loop
         return watch
 
+    def _rewatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Put the watch back as ``loop``'s task factory if code replaced it (once per dispatch, not per
+        call): a plugin that called ``loop.set_task_factory`` (an instrumentation library does) left the
+        tasks every other plugin started untagged, never bounded by their calls' deadlines. Logged, with
+        what was found there; the watch goes on around the factory it was installed over."""
+        watch = self._watch
+        if watch is None or loop is not self._watch_loop:
+            return
+        found = loop.get_task_factory()
+        if found is not watch:
+            loop.set_task_factory(watch)
+            log.warning(
+                "the event loop's task factory was replaced by plugin code (found %s); the host's was put "
+                "back, so the tasks plugins start stay bounded by their calls' deadlines",
+                _named(found),
+            )
+
     def leftover(self, plugin: str, hook: str, outcome: LeftoverOutcome, detail: str) -> None:
         """A task a call of ``plugin``'s ``hook`` started was still running at the call's deadline
         (``cancelled``) or raised with nobody retrieving it (``error``): logged and counted."""
@@ -449,8 +487,10 @@ class Dispatcher:
         checks_list = hook in LIST_RESULT_TYPES
         seen_by = self._seen.get
         eager = Eager(loop)
+        self._rewatch(loop)
         watch = self._watch_on(loop)  # told which call's code runs inline, to tag the tasks it starts
         watch.sink, watch.limit_s = self, hook_s
+        factory_now = loop.get_task_factory
         # What the last inline call handed over as it was (its result, its exception): let go of before
         # the next plugin's clock starts (see _let_go).
         value: Any = None
@@ -529,6 +569,8 @@ class Dispatcher:
                     except BaseException as error:
                         value, exc = None, error
                 watch.guard = None
+            if factory_now() is not watch:  # its code replaced the loop's task factory: its error
+                value, exc = None, _tampered(loop, watch, pid, hook)
             elapsed = now() - t0
             checked_s = 0.0
             if exc is None and elapsed <= hook_s and checks_list:
@@ -625,6 +667,7 @@ class Dispatcher:
             raise PluginCallError(plugin.id, hook, "rejected", refused)
         loop = asyncio.get_running_loop()
         limit_s = deadline_ms / 1000
+        self._rewatch(loop)
         call = self._start(loop, Eager(loop), plugin, guard, impl, ctx, kwargs, limit_s)
         if isinstance(call, _Call):
             try:
