@@ -50,21 +50,28 @@ def installed_plugins() -> tuple[dict[str, ApprovedPlugin], list[str]]:
 
 
 def registry_plugins(settings: Settings) -> dict[str, ApprovedPlugin] | None:
-    """The registry's approved releases as an approved set; ``None`` when it has none to offer.
+    """The registry's approved releases as an approved set; ``None`` when there is no database file
+    yet (SQLite) or the registry knows no plugin at all (a fresh one): the caller then checks against
+    the plugins installed here, saying so.
 
     A plugin the registry knows with no live approved release (in review, rejected, suspended) is in
     the set without versions, so a file naming it hears "no approved release", not "unknown plugin".
+    A registry that cannot be read (the database down or not migrated) is a ``ClickException``: a
+    check in CI that quietly fell back to the installed plugins passed without the registry's word.
     """
     from fulcrum_registry import RegistryError
     from sqlalchemy.exc import SQLAlchemyError
 
-    from fulcrum_core.data.db import Database, missing_sqlite_file
+    from fulcrum_core.data.db import Database, empty_sqlite_file, missing_sqlite_file
     from fulcrum_core.errors import CoreError
     from fulcrum_core.registry_host.host import open_registry
 
-    if missing_sqlite_file(settings.resolved_database_url()) is not None:
+    url = settings.resolved_database_url()
+    if missing_sqlite_file(url) is not None:
         return None  # opening it would create it: a check must leave no database behind
-    db = Database(settings.resolved_database_url())
+    if empty_sqlite_file(url):
+        return None  # created, never written: nothing to read
+    db = Database(url)
     try:
         service = open_registry(settings, db)
         approved: dict[str, ApprovedPlugin] = {}
@@ -79,8 +86,6 @@ def registry_plugins(settings: Settings) -> dict[str, ApprovedPlugin] | None:
                 versions=tuple(sorted(versions)),
                 slots=manifest.slots,
             )
-        if not approved:
-            return None
         cursor: str | None = None
         while True:
             page = service.catalogue({"limit": 100} if cursor is None else {"limit": 100, "cursor": cursor})
@@ -89,10 +94,14 @@ def registry_plugins(settings: Settings) -> dict[str, ApprovedPlugin] | None:
                     known = {"kind": plugin.kind, "publisher": plugin.publisher_id}
                     approved[plugin.id] = msgspec.convert(known, ApprovedPlugin)
             if page.next_cursor is None:
-                return approved
+                return approved or None
             cursor = page.next_cursor
-    except (RegistryError, CoreError, SQLAlchemyError):
-        return None  # no database yet, or not migrated: nothing approved to read
+    except (RegistryError, CoreError, SQLAlchemyError) as exc:
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise click.ClickException(
+            f"cannot read the registry at {db!r} ({reason}); start or migrate the database "
+            "(`fulcrum db upgrade`), or check against a list with --approved FILE"
+        ) from None
     finally:
         db.dispose()
 
@@ -138,7 +147,7 @@ def check(ctx: click.Context, files: tuple[str, ...], approved_file: str | None)
             click.echo(
                 f"warning: there is no database at {missing} (FULCRUM_DATABASE_URL): "
                 "checking against the plugins installed here" if missing is not None else
-                "warning: the registry has no approved releases here; checking against installed plugins",
+                "warning: the registry knows no plugin yet; checking against the plugins installed here",
                 err=True,
             )
             approved, warnings = installed_plugins()

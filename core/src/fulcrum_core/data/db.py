@@ -65,6 +65,15 @@ def missing_sqlite_file(url: str | URL) -> Path | None:
     return None if path.exists() else path.resolve()
 
 
+def empty_sqlite_file(url: str | URL) -> bool:
+    """Whether a SQLite ``url`` names a file that exists and holds nothing (created, never written)."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() != "sqlite" or _is_memory_sqlite(parsed) or not parsed.database:
+        return False
+    path = Path(parsed.database).expanduser()
+    return path.is_file() and path.stat().st_size == 0
+
+
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # Stop the sqlite3 module from emitting its own BEGIN; the "begin" listener does it.
     dbapi_connection.isolation_level = None
