@@ -333,3 +333,29 @@ def test_an_entry_for_a_plugin_hq_has_off_without_enabled_is_inert(
     parsed, _ = parse_branch(b"[plugins.merchant-promo]\nrollout = 30\n", F)
     assert parsed is not None
     assert validate_branch("0755", parsed, file=F, hq=hq, approved=approved, inventory=inventory) == []
+
+
+def test_an_entry_for_a_plugin_hq_does_not_name_needs_enabled_to_switch_it_on(
+    hq: HqFile, approved: dict[str, ApprovedPlugin]
+) -> None:
+    """A branch entry for a plugin HQ does not name, with only a pin or a rollout, leaves it off (as a
+    plugin no file names is) and the check says so: it gave the plugin to every customer of the branch,
+    where the same entry for a plugin HQ has off was refused as doing nothing."""
+    from fulcrum_core.branches.layering import layer
+    from fulcrum_core.branches.validate import inert_entries
+
+    assert "city-coupons" not in hq.plugins
+    parsed, problems = parse_branch(b'[plugins.city-coupons]\npin = { "home.banner/v1" = 3 }\n', F)
+    assert parsed is not None
+    assert problems == []
+    effective = layer("0755", hq, parsed)
+    assert "city-coupons" not in effective.enabled_ids
+    assert [p.line for p in inert_entries(parsed, file=F, hq=hq)] == [
+        f"{F}: plugins.city-coupons: pin has no effect: 'city-coupons' is not in hq.toml (so it is off) "
+        "and this entry does not switch it on; add `enabled = true` to give it to this branch's customers "
+        "(or `enabled = false` to say it stays off)"
+    ]
+    switched_on, _ = parse_branch(b"[plugins.city-coupons]\nenabled = true\nrollout = 30\n", F)
+    assert switched_on is not None
+    assert "city-coupons" in layer("0755", hq, switched_on).enabled_ids
+    assert inert_entries(switched_on, file=F, hq=hq) == []

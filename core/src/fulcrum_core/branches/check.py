@@ -66,7 +66,8 @@ def check_files(
             found += validate_branch(
                 code, parsed, file=str(path), hq=hq, approved=approved, inventory=inventory
             )
-            found += inert_entries(parsed, file=str(path), hq=hq)
+            flagged = {p.key for p in found}  # an unknown plugin is that, not also an entry doing nothing
+            found += [p for p in inert_entries(parsed, file=str(path), hq=hq) if p.key not in flagged]
         problems.extend(found)
     # ``branches/*.toml`` does not match 0755.TOML, which the host would skip: name such files beside.
     named = {path.resolve() for path in given}

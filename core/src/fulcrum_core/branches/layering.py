@@ -154,7 +154,9 @@ class EffectiveConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 def _merge(plugin_id: str, hq: HqPluginEntry | None, branch: BranchPluginEntry | None) -> EffectivePlugin:
     mandatory = hq.mandatory if hq is not None else False
-    enabled, version, rollout, allow = True, "", 100, frozenset[str]()
+    # An HQ entry is on unless it says otherwise; a plugin HQ does not name is off until a branch entry
+    # says ``enabled = true`` (a pin or a rollout alone switched it on for the whole branch).
+    enabled, version, rollout, allow = hq is not None, "", 100, frozenset[str]()
     sources: dict[str, Source] = dict.fromkeys(("enabled", "version", "rollout", "allow"), "default")
     pin: dict[str, int] = {}
     pin_sources: dict[str, Source] = {}

@@ -208,19 +208,21 @@ def validate_branch(
 
 
 def inert_entries(branch: BranchFile, *, file: str, hq: HqFile) -> list[BranchProblem]:
-    """Entries of ``branch`` that do nothing: the plugin is off in ``hq`` and the entry omits ``enabled``."""
+    """Entries of ``branch`` that do nothing: the plugin is off in ``hq`` (or not named there) and the
+    entry omits ``enabled``."""
     out: list[BranchProblem] = []
     for pid, entry in branch.plugins.items():
         hq_entry = hq.plugins.get(pid)
-        if hq_entry is None or hq_entry.enabled is not False or entry.enabled is not UNSET:
+        if (hq_entry is not None and hq_entry.enabled is not False) or entry.enabled is not UNSET:
             continue
         fields = [f for f in ("version", "rollout", "allow") if getattr(entry, f) is not UNSET]
         fields += [f for f in ("pin", "settings") if getattr(entry, f)]
         what = "this entry does nothing"
         if fields:
             what = f"{', '.join(fields)} {'has' if len(fields) == 1 else 'have'} no effect"
+        off = f"is off in {HQ_FILE}" if hq_entry is not None else f"is not in {HQ_FILE} (so it is off)"
         problem = (
-            f"{what}: {pid!r} is off in {HQ_FILE} and this entry does not switch it on; "
+            f"{what}: {pid!r} {off} and this entry does not switch it on; "
             "add `enabled = true` to give it to this branch's customers "
             "(or `enabled = false` to say it stays off)"
         )
