@@ -50,13 +50,14 @@ def test_reconcile_marks_stale_pending_rows_and_lists_unknown(tmp_path: Path) ->
     assert "marked unknown: 0; unknown in total: 1" in text.output
     assert "stale" in text.output
     # --resolve builds the host as `fulcrum serve` does and asks each owner again; plugin "p" is not
-    # installed here, so the row is left unknown (and said so), never failed.
+    # installed here, so the row is left unknown, not asked (and said so, why), never failed.
     state = tmp_path / "state"
     resolved = CliRunner().invoke(
         main, ["--config", str(config), "db", "reconcile", "--resolve"], env={"FULCRUM_STATE_DIR": str(state)}
     )
     assert resolved.exit_code == 0, resolved.output
-    assert "asked again: stale  unknown" in resolved.output
+    assert "not asked: stale  plugin 'p' is not running here" in resolved.output
+    assert "asked again: stale" not in resolved.output  # it said it asked, and asked nobody
     assert "unknown in total: 1" in resolved.output
 
 
@@ -84,7 +85,7 @@ def test_reconcile_resolve_asks_about_pending_rows_it_marks_unknown_in_the_same_
     db.dispose()
     asked: list[tuple[str, str]] = []
 
-    def plugin_answers(settings: object) -> list[tuple[str, str]]:
+    def plugin_answers(settings: object, not_asked: dict[str, str]) -> list[tuple[str, str]]:
         """The owner answers for "settles" (succeeded) and cannot for "stays"."""
         database = Database(url)
         try:
@@ -129,7 +130,8 @@ def test_reconcile_resolve_with_the_real_host_asks_about_rows_it_just_marked(tmp
         main, ["--config", str(config), "db", "reconcile", "--resolve"], env={"FULCRUM_STATE_DIR": str(state)}
     )
     assert resolved.exit_code == 0, resolved.output
-    assert "asked again: stale  unknown" in resolved.output
+    assert "not asked: stale  plugin 'p' is not running here" in resolved.output
+    assert "asked again: stale" not in resolved.output  # it said it asked, and asked nobody
     assert "marked unknown: 1; unknown in total: 1" in resolved.output
 
 

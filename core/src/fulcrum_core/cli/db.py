@@ -105,9 +105,10 @@ def check(ctx: click.Context) -> None:
     click.echo("models and migrations agree")
 
 
-def _resolve_unknown(settings: Settings) -> list[tuple[str, str]]:
+def _resolve_unknown(settings: Settings, not_asked: dict[str, str]) -> list[tuple[str, str]]:
     """The host as ``fulcrum serve`` builds it (installed plugins, the registry's policy applied),
-    asked to settle every transaction of unknown outcome."""
+    asked to settle every transaction of unknown outcome; ``not_asked`` gets why, for those it could
+    not ask about."""
     import asyncio
 
     from fulcrum_core.app import build_runtime
@@ -118,7 +119,7 @@ def _resolve_unknown(settings: Settings) -> list[tuple[str, str]]:
         watcher = registry_of(runtime).watcher
         if watcher is not None:
             watcher.refresh(force=True)
-        return asyncio.run(runtime.transactions.resolve_unknown())
+        return asyncio.run(runtime.transactions.resolve_unknown(not_asked=not_asked))
     finally:
         runtime.dispatcher.close()
         runtime.db.dispose()
@@ -210,8 +211,12 @@ def reconcile_transactions(ctx: click.Context, older_than: int | None, as_json: 
             problem_base=problem_base(settings),
         )
         if resolve:
-            for tx_id, status in _resolve_unknown(settings):
-                click.echo(f"asked again: {tx_id}  {status}", err=as_json)
+            not_asked: dict[str, str] = {}
+            for tx_id, status in _resolve_unknown(settings, not_asked):
+                if tx_id in not_asked:
+                    click.echo(f"not asked: {tx_id}  {not_asked[tx_id]}", err=as_json)
+                else:
+                    click.echo(f"asked again: {tx_id}  {status}", err=as_json)
             report = msgspec.structs.replace(report, unknown=unknown_views(journal))
     finally:
         database.dispose()

@@ -646,7 +646,9 @@ class TransactionService:
         unrecorded = msgspec.structs.replace(view_of(row), status="unknown", updated_at=now)
         return TransactionOutcome(202, unrecorded)
 
-    async def resolve_unknown(self, *, limit: int = 100) -> list[tuple[str, str]]:
+    async def resolve_unknown(
+        self, *, limit: int = 100, not_asked: dict[str, str] | None = None
+    ) -> list[tuple[str, str]]:
         """Ask the owning plugin again about each transaction of unknown outcome, with the same
         request and idempotency key, and journal what it answers: ``(id, status)`` per row. Rows are
         read ``limit`` at a time, oldest first, to the last: rows that stay unknown on every run
@@ -656,23 +658,26 @@ class TransactionService:
         result), so a second call settles the outcome without applying anything twice. A row stays
         ``unknown`` while its plugin is not running, cannot decode the row, refuses as still in
         progress (its first attempt's claim is held), cannot confirm again, raises or is refused
-        the call by its breaker or bulkhead.
+        the call by its breaker or bulkhead. ``not_asked``: filled with why, by id, for each row whose
+        plugin was not asked at all (not running here, its params not decodable, its call refused).
         """
         settled: list[tuple[str, str]] = []
+        why_not = not_asked if not_asked is not None else {}
         rows = await host_threads.to_thread(self.journal.by_status, "unknown", limit=limit)
         while rows:
-            settled += await self._resolve(rows)
+            settled += await self._resolve(rows, why_not)
             rows = await host_threads.to_thread(
                 self.journal.by_status, "unknown", limit=limit, after=rows[-1]
             )
         return settled
 
-    async def _resolve(self, rows: list[TransactionRow]) -> list[tuple[str, str]]:
+    async def _resolve(self, rows: list[TransactionRow], not_asked: dict[str, str]) -> list[tuple[str, str]]:
         """:meth:`resolve_unknown` for one page of rows."""
         settled: list[tuple[str, str]] = []
         for row in rows:
             plan = await self._replan(row)
-            if plan is None:
+            if isinstance(plan, str):
+                not_asked[row.id] = plan
                 settled.append((row.id, "unknown"))
                 continue
             outcome = await self._execute(plan, row, settling=True)
@@ -683,21 +688,29 @@ class TransactionService:
             settled.append((row.id, status))
         return settled
 
-    async def _replan(self, row: TransactionRow) -> _Plan | None:
-        """The plan of a journaled row, for its running owner; ``None`` when it cannot be rebuilt now.
+    async def _replan(self, row: TransactionRow) -> _Plan | str:
+        """The plan of a journaled row, for its running owner; why not, when it cannot be rebuilt now.
         Rebuilding runs the plugin's params ``__post_init__``, so it runs as :meth:`_planned` does: in
         one of the owner's plugin threads, under the transaction deadline. A plugin that hangs there
         (or whose bulkhead is full) leaves that row unknown, logged, and the run goes on."""
         active = self._plugins.transaction_types.get(row.type)
         if active is None or active[0].id != row.plugin_id:
-            return None
+            why = f"plugin {row.plugin_id!r} is not running here" + (
+                f" (type {row.type!r} is {active[0].id!r}'s now)" if active is not None else ""
+            )
+            log.warning(
+                "transaction %s cannot be asked about again: %s", row.id, why,
+                extra={"plugin": row.plugin_id, "transaction_id": row.id},
+            )
+            return why
         plugin, tx_type = active
         deadline_ms = self._settings.deadlines.execute_transaction
         try:
             async with asyncio.timeout(deadline_ms / 1000):
-                return await self._dispatcher.in_plugin_thread(
+                plan = await self._dispatcher.in_plugin_thread(
                     self._rebuild, row, plugin, tx_type, plugin=plugin.id, hook="execute_transaction"
                 )
+            return plan if plan is not None else "its plugin could not decode the journaled params"
         except PluginCallError as exc:
             why = f"its plugin refused the call: {exc.detail}"
         except TimeoutError:
@@ -708,7 +721,7 @@ class TransactionService:
             why,
             extra={"plugin": row.plugin_id, "transaction_id": row.id},
         )
-        return None
+        return why
 
     def _rebuild(self, row: TransactionRow, plugin: Any, tx_type: TransactionType) -> _Plan | None:
         """:meth:`_replan`'s work in a plugin thread. Whatever the plugin's params ``__post_init__``
