@@ -110,6 +110,31 @@ def test_half_written_file_keeps_the_last_good_config(loaded: BranchConfigStore,
     assert "not valid TOML" in loaded.errors()[0].problem
 
 
+def test_an_emptied_file_keeps_the_last_good_config_until_deleted_or_commented(
+    loaded: BranchConfigStore, write: Write, branch_dir: Path
+) -> None:
+    """A branch file caught empty (an editor rewriting it in place, a half-saved copy) keeps its last
+    good configuration and says why: it was taken as "no entries", switching the branch's own plugins
+    off. A file holding a comment, or none at all, gives the branch HQ's configuration alone."""
+    good = loaded.effective("0755")
+    assert "merchant-promo" in good.enabled_ids
+    path = write("0755.toml", "")
+    loaded.refresh()
+    assert loaded.effective("0755") == good
+    assert "the file is empty" in loaded.errors()[0].problem
+    assert loaded.errors()[0].file == str(path)
+    write("0755.toml", "# no local plugins for now\n")
+    loaded.refresh()
+    assert "merchant-promo" not in loaded.effective("0755").enabled_ids
+    assert loaded.errors() == []
+    write("0755.toml", "")  # now that it holds nothing, an empty file is that
+    loaded.refresh()
+    assert loaded.errors() == []
+    (branch_dir / "0755.toml").unlink()
+    loaded.refresh()
+    assert "merchant-promo" not in loaded.effective("0755").enabled_ids
+
+
 def test_broken_hq_edit_keeps_hq_but_branch_edits_still_apply(
     loaded: BranchConfigStore, write: Write
 ) -> None:

@@ -310,6 +310,16 @@ class BranchConfigStore:
     ) -> BranchFile | None:
         """The branch file to apply: the new one if valid, else the last good one if it still fits."""
         display = self._display(name)
+        last = previous.branch_files.get(code)
+        if content is not None and not content.strip() and last is not None and last.plugins:
+            # Emptied: most likely read while an editor rewrote it in place. Taking it would switch off
+            # the branch's own plugins until the next read; deleting the file is how to clear it.
+            problems.append(BranchProblem(
+                display, "", "the file is empty (read while being saved?): its last good configuration "
+                "stays; to give the branch HQ's configuration alone, delete the file or leave a comment "
+                "in it",
+            ))
+            content = None
         if content is not None:
             parsed, found = parse_branch(content, display)
             if parsed is not None:
@@ -319,7 +329,6 @@ class BranchConfigStore:
             problems += found
             if parsed is not None and not found:
                 return parsed
-        last = previous.branch_files.get(code)
         if last is not None and not validate_branch(
             code, last, file=display, hq=hq, approved=approved, inventory=self._inventory
         ):
