@@ -17,6 +17,7 @@ ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 # The same pattern as fulcrum_sdk.manifest.PluginId / PublisherId (kept in sync by the template tests).
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+$")
+BRANCH_ID = re.compile(r"^branch-[a-z0-9][a-z0-9-]*$")  # as the registry's rule for branch publishers
 KINDS = ("department", "branch", "partner")
 HOOK_QUESTIONS = ("home_slots", "search", "feed", "transactions")
 RESERVED_IDS = frozenset(
@@ -78,8 +79,17 @@ def problems(answers: dict[str, object]) -> list[str]:
     found += _id_problems("publisher_id", str(answers.get("publisher_id", "")))
 
     kind = answers.get("publisher_kind")
+    publisher_id = str(answers.get("publisher_id", ""))
     if kind not in KINDS:
         found.append(f"publisher_kind: {kind!r} is not a publisher kind; choose one of {', '.join(KINDS)}")
+    elif kind == "branch" and not BRANCH_ID.match(publisher_id):
+        found.append(
+            f"publisher_id: a branch publishes as branch-<code>, its branch file's name "
+            f"(branches/0755.toml: 'branch-0755'), not {publisher_id!r}; under another id no branch can "
+            "switch the plugin on"
+        )
+    elif kind != "branch" and publisher_id.startswith("branch-"):
+        found.append(f"publisher_id: branch-<code> ids are for branches (publisher_kind branch), not {kind}")
 
     for key in HOOK_QUESTIONS:
         if not isinstance(answers.get(key), bool):

@@ -36,7 +36,7 @@ def shelf(registry: RegistryService, submit: Submit, approve: Approve, manifest:
         submit,
         manifest,
         "sz-deals",
-        "sz-branch",
+        "branch-0755",
         "branch",
         name={"zh-CN": "深圳优惠", "en": "Shenzhen deals"},
     )

@@ -300,8 +300,8 @@ def test_version_must_be_newer_than_every_earlier_release(
     [
         (CheckContext(publisher_id="fund-partner"), "the submitter is 'fund-partner'"),
         (
-            CheckContext(publisher_id="pension-dept", plugin_owner="sz-branch"),
-            "belongs to publisher 'sz-branch'",
+            CheckContext(publisher_id="pension-dept", plugin_owner="branch-0755"),
+            "belongs to publisher 'branch-0755'",
         ),
         (CheckContext(publisher_id="pension-dept", publisher_kind="partner"), "the publisher is a 'partner'"),
     ],

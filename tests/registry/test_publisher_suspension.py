@@ -19,11 +19,11 @@ def test_suspension_takes_every_release_of_the_publisher_out_of_the_policy(
     ours = submit().id
     approve(ours)
     theirs = submit(
-        publisher="sz-branch",
+        publisher="branch-0755",
         dist="fulcrum_other",
         package="fulcrum_other",
         entry_points="[fulcrum]\nother = fulcrum_other.plugin\n",
-        manifest=manifest("other", publisher="sz-branch", kind="branch"),
+        manifest=manifest("other", publisher="branch-0755", kind="branch"),
     )
     approve(theirs.id)
     assert set(registry.active_policy()) == {"demo", "other"}

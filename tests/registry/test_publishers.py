@@ -12,17 +12,18 @@ def test_create_and_read(registry: RegistryService) -> None:
     """A created publisher reads back with what was given, unverified by default."""
     made = registry.create_publisher(
         NewPublisher(
-            id="cd-branch", name="成都分行", name_en="Chengdu branch", kind="branch", contact="ops@cd.example"
+            id="branch-028", name="成都分行", name_en="Chengdu branch", kind="branch",
+            contact="ops@cd.example",
         ),
         actor="platform",
     )
     assert made.verified is False
-    assert registry.get_publisher("cd-branch") == made
+    assert registry.get_publisher("branch-028") == made
     assert [p.id for p in registry.list_publishers()] == [
-        "cd-branch",
+        "branch-028",
+        "branch-0755",
         "fund-partner",
         "pension-dept",
-        "sz-branch",
     ]
 
 
@@ -65,8 +66,8 @@ def test_unchecked_struct_is_validated_too(registry: RegistryService) -> None:
 def test_verification_is_audited_once(registry: RegistryService) -> None:
     """Verifying records one event; verifying again changes nothing."""
     before = registry.policy_version()
-    assert registry.set_publisher_verified("sz-branch", True, actor="platform").verified is True
-    registry.set_publisher_verified("sz-branch", True, actor="platform")
+    assert registry.set_publisher_verified("branch-0755", True, actor="platform").verified is True
+    registry.set_publisher_verified("branch-0755", True, actor="platform")
     assert registry.policy_version() == before + 1
     with pytest.raises(NotFound):
         registry.set_publisher_verified("ghost", True, actor="platform")
@@ -80,3 +81,27 @@ def test_a_blank_name_is_refused(registry: RegistryService) -> None:
     with pytest.raises(InvalidInput) as refused:
         registry.create_publisher(body, actor="platform")
     assert refused.value.field == "name"
+
+
+@pytest.mark.parametrize(
+    ("publisher_id", "kind", "says"),
+    [
+        ("shenzhen", "branch", "a branch publishes as branch-<code>"),
+        ("sz-branch", "branch", "a branch publishes as branch-<code>"),
+        ("branch-0571", "partner", "branch-<code> ids are for branches (kind branch), not a partner"),
+        ("branch-hq", "department", "not a department"),
+    ],
+)
+def test_a_branch_publishes_as_branch_code_and_only_a_branch_does(
+    registry: RegistryService, publisher_id: str, kind: str, says: str
+) -> None:
+    """A branch publisher under another id could never run a plugin (the host enables a branch plugin
+    only in the file of the branch whose publisher id it is), and a partner as branch-0755 took the
+    branch's name: both are refused naming ``id``, and nothing is stored."""
+    with pytest.raises(InvalidInput) as caught:
+        registry.create_publisher(
+            {"id": publisher_id, "name": "x", "kind": kind, "contact": "ops@bank.example"}, actor="p"
+        )
+    assert caught.value.field == "id"
+    assert says in caught.value.problem
+    assert publisher_id not in [p.id for p in registry.list_publishers()]

@@ -67,7 +67,7 @@ build-backend = "uv_build"
 
 MANIFEST = """\
 id = "tiny"
-publisher = "sz-branch"
+publisher = "branch-0755"
 kind = "branch"
 sdk = ">=0.1,<1"
 hooks = ["home_slot_offers"]
@@ -103,14 +103,14 @@ def test_a_tiny_project_built_by_uv_and_its_upgrade_diff(registry: RegistryServi
     checklist = dict.fromkeys(REVIEW_CHECKLIST, True)
     first = uv_build(tiny_project(tmp_path / "v1", "0.1.0"), tmp_path / "d1")
     one = registry.submit(
-        first.read_bytes(), filename=first.name, publisher_id="sz-branch", submitted_by="li"
+        first.read_bytes(), filename=first.name, publisher_id="branch-0755", submitted_by="li"
     )
     assert one.failed_checks == ()
     registry.approve(one.id, reviewer="wang", checklist=checklist)
     extra = '"location:city" = "show deals in your city"\n'
     second = uv_build(tiny_project(tmp_path / "v2", "0.2.0", extra), tmp_path / "d2")
     two = registry.submit(
-        second.read_bytes(), filename=second.name, publisher_id="sz-branch", submitted_by="li"
+        second.read_bytes(), filename=second.name, publisher_id="branch-0755", submitted_by="li"
     )
     assert two.state == "in_review"
     diff = registry.diff(two.id)

@@ -68,7 +68,7 @@ def test_another_publisher_cannot_take_a_claimed_id(submit: Submit, manifest: Ma
     """A branch submitting a wheel for a department's plugin id fails ownership and is not linked to it."""
     submit()
     stolen = submit(
-        publisher="sz-branch", manifest=manifest(publisher="sz-branch", kind="branch"), version="2.0.0"
+        publisher="branch-0755", manifest=manifest(publisher="branch-0755", kind="branch"), version="2.0.0"
     )
     assert stolen.state == "checks_failed"
     assert "publisher.owns_plugin" in stolen.failed_checks

@@ -35,10 +35,10 @@ def test_a_lost_race_is_retried_and_the_chain_stays_intact(
     """A writer that collides on the audit seq is rolled back and rerun from fresh reads."""
     calls = _stale_tail(monkeypatch, times=2)
     made = registry.create_publisher(
-        {"id": "cd-branch", "name": "成都分行", "kind": "branch", "contact": "ops@cd.example"},
+        {"id": "branch-028", "name": "成都分行", "kind": "branch", "contact": "ops@cd.example"},
         actor="platform",
     )
-    assert made.id == "cd-branch"
+    assert made.id == "branch-028"
     assert len(calls) == 3
     assert registry.verify_audit_chain() is None
 
@@ -50,11 +50,11 @@ def test_endless_contention_becomes_a_conflict_and_writes_nothing(
     _stale_tail(monkeypatch, times=100)
     with pytest.raises(Conflict, match="retry"):
         registry.create_publisher(
-            {"id": "cd-branch", "name": "成都分行", "kind": "branch", "contact": "ops@cd.example"},
+            {"id": "branch-028", "name": "成都分行", "kind": "branch", "contact": "ops@cd.example"},
             actor="platform",
         )
     with Session(engine) as session:
-        assert session.get(Publisher, "cd-branch") is None
+        assert session.get(Publisher, "branch-028") is None
         assert session.scalar(select(func.count()).select_from(Publisher)) == 3
 
 
@@ -65,7 +65,7 @@ def test_an_unreachable_database_is_unavailable(tmp_path: Path, clock: Any) -> N
     with pytest.raises(RegistryUnavailable):
         registry.active_policy()
     with pytest.raises(RegistryUnavailable):
-        registry.create_publisher({"id": "x-y", "name": "x", "kind": "branch", "contact": "a@b.c"}, actor="p")
+        registry.create_publisher({"id": "x-y", "name": "x", "kind": "partner", "contact": "a@b"}, actor="p")
     broken.dispose()
 
 

@@ -26,11 +26,13 @@ def combo_id(combo: tuple[bool, ...]) -> str:
 def combo_answers(combo: tuple[bool, ...]) -> dict[str, Any]:
     """Answers choosing the hooks in ``combo``; the plugin id and the publisher kind vary with it."""
     index = COMBOS.index(combo)
+    kind = KINDS[index % len(KINDS)]
     return {
         **dict(zip(HOOK_QUESTIONS, combo, strict=True)),
         "plugin_name": f"组合{index}",
         "plugin_name_en": f"Combo {index}",
-        "publisher_kind": KINDS[index % len(KINDS)],
+        "publisher_kind": kind,
+        **({"publisher_id": "branch-0755"} if kind == "branch" else {}),  # a branch's publisher id
     }
 
 

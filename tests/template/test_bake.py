@@ -147,7 +147,10 @@ def test_the_recorded_answers_bake_the_same_project_again(
     bake: Any, tmp_path: Path, cookiecutter_config: Path
 ) -> None:
     """Replaying .cookiecutter.json reproduces the project byte for byte."""
-    first = bake(plugin_name="城市优惠", plugin_name_en="City Coupons", search=False, publisher_kind="branch")
+    first = bake(
+        plugin_name="城市优惠", plugin_name_en="City Coupons", search=False, publisher_kind="branch",
+        publisher_id="branch-0755",
+    )
     assert first.exit_code == 0, first.exception
     again = Path(
         cookiecutter(

@@ -39,6 +39,8 @@ def _files(root: Path) -> list[Path]:
         ({"plugin_id": "a" * 51}, "plugin_id"),
         ({"plugin_id": "fulcrum-coupons"}, "plugin_id"),
         ({"publisher_id": "Bank Co"}, "publisher_id"),
+        ({"publisher_id": "shenzhen", "publisher_kind": "branch"}, "publisher_id"),
+        ({"publisher_id": "branch-0755", "publisher_kind": "partner"}, "publisher_id"),
         (NO_HOOKS, "hooks"),
         ({"plugin_name": ""}, "plugin_name"),
         ({"plugin_name": 'say "hi"'}, "plugin_name"),
@@ -50,7 +52,8 @@ def _files(root: Path) -> list[Path]:
     ],
     ids=[
         "uppercase-id", "one-letter-id", "trailing-hyphen", "underscore", "leading-digit", "too-long",
-        "fulcrum-prefix", "bad-publisher", "no-hook", "empty-name", "quote", "backslash", "padded",
+        "fulcrum-prefix", "bad-publisher", "branch-not-branch-code", "partner-as-branch",
+        "no-hook", "empty-name", "quote", "backslash", "padded",
         "long-description", "blank-owner", "bad-email",
     ],
 )

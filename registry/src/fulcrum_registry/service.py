@@ -13,6 +13,7 @@ leaves nothing behind. Inputs are validated into ``schemas`` structs and refusal
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,6 +75,22 @@ _MAX_VERSION = 64  # the width of registry_releases.version
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_BRANCH_ID = re.compile(r"branch-[a-z0-9][a-z0-9-]*")
+
+
+def _branch_id_rule(publisher_id: str, kind: str) -> None:
+    """A branch publishes as ``branch-<code>`` and only a branch does: the host runs a plugin of kind
+    ``branch`` only in the file of the branch whose publisher id that is, so a branch publisher under
+    another id could never run anything, and ``branch-0755`` for a partner took the branch's name."""
+    if kind == "branch" and not _BRANCH_ID.fullmatch(publisher_id):
+        raise InvalidInput(
+            "id", f"a branch publishes as branch-<code>, its branch file's name (branches/0755.toml: "
+            f"branch-0755), not {publisher_id!r}",
+        )
+    if kind != "branch" and publisher_id.startswith("branch-"):
+        raise InvalidInput("id", f"branch-<code> ids are for branches (kind branch), not a {kind}")
 
 
 def _actor(value: str, field: str) -> str:
@@ -183,6 +200,7 @@ class RegistryService:
         """Create a publisher; ``AlreadyExists`` when the id is taken."""
         data = validated(NewPublisher, msgspec.to_builtins(new) if isinstance(new, NewPublisher) else new)
         actor = _actor(actor, "actor")
+        _branch_id_rule(data.id, data.kind)
 
         def work(session: Session) -> PublisherRead:
             if session.get(Publisher, data.id) is not None:

@@ -235,7 +235,7 @@ def test_publishers_are_added_and_listed(config: Path) -> None:
     added = run(
         config,
         "add-publisher",
-        "sz-branch",
+        "branch-0755",
         "--name",
         "深圳分行",
         "--kind",
@@ -248,12 +248,12 @@ def test_publishers_are_added_and_listed(config: Path) -> None:
     )
     assert added.exit_code == 0, added.output
     listed = run(config, "publishers")
-    assert "sz-branch" in listed.output
+    assert "branch-0755" in listed.output
     assert "verified" in listed.output
     again = run(
         config,
         "add-publisher",
-        "sz-branch",
+        "branch-0755",
         "--name",
         "x",
         "--kind",
