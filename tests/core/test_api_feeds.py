@@ -113,3 +113,18 @@ def test_bad_limit_is_400(make_app: Any, limit: str) -> None:
     response = make_app().get("/v1/feeds/wealth", params={"limit": limit})
     assert response.status_code == 400
     assert "limit" in response.text
+
+
+def test_a_forged_cursor_naming_a_long_column_is_not_echoed_whole(make_app: Any) -> None:
+    """A hand-made cursor naming a 30 000-character column gets a short ``detail``: the column was
+    quoted back whole (a 30 KB problem for a 40 KB query)."""
+    import base64
+    import json
+
+    forged = json.dumps(["x" * 30_000, [0, 0, "a", "b"]]).encode()
+    cursor = base64.urlsafe_b64encode(forged).decode().rstrip("=")
+    response = make_app().get("/v1/feeds/wealth", params={"cursor": cursor})
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "cursor"
+    assert len(response.json()["detail"]) < 200
+    assert "(30000 characters)" in response.json()["detail"]

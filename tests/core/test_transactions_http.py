@@ -187,6 +187,8 @@ def test_another_customers_transaction_is_404(app: Any) -> None:
     missing = app.get("/v1/transactions/does-not-exist", token=app.token(OTHER))
     assert theirs.status_code == missing.status_code == 404
     assert theirs.json()["code"] == missing.json()["code"]
+    # ``field`` names the path parameter, as the OpenAPI document calls it (it said ``id``).
+    assert theirs.json()["field"] == missing.json()["field"] == "tx_id"
 
 
 def test_scopes_are_enforced(app: Any) -> None:

@@ -151,6 +151,7 @@ def _to_problem(exc: CoreError, base: str) -> ProblemDetailsException:
 
 
 _MISSING_FIELD = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
+_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`$")
 
 
 def _field_error(item: Any, request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -178,6 +179,9 @@ def _field_error(item: Any, request: Request[Any, Any, Any]) -> dict[str, Any]:
     missing = _MISSING_FIELD.match(message)
     if missing:  # msgspec names the missing field in the message, not in the path
         return {"field": f"{key}.{missing['name']}".lstrip("."), "message": "is required"}
+    unknown = _UNKNOWN_FIELD.match(message)
+    if unknown:  # likewise a field the body may not carry
+        return {"field": f"{key}.{unknown['name']}".lstrip("."), "message": "is not a field of this body"}
     return {"field": key or "body", "message": message}
 
 

@@ -374,6 +374,20 @@ def test_out_of_range_ids_are_400(api: Api) -> None:
     _problem(api.call("GET", "/audit", api.rita, params={"after": 2**40}), 400)
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/releases/1/suspend", {"reason": "x", "extra": 1}, "extra"),
+        ("/publishers", {"id": "a-b", "kind": "partner", "name": "x", "contact": "a@b", "tint": 1}, "tint"),
+    ],
+)
+def test_an_unknown_field_is_named(api: Api, path: str, body: dict[str, Any], field: str) -> None:
+    """A body with a field the operation does not take is a 400 naming that field (it said ``body``)."""
+    problem = _problem(api.call("POST", path, api.rita, json=body), 400, "invalid-input")
+    assert problem["field"] == field
+    assert problem["detail"] == f"{field}: is not a field of this body"
+
+
 def test_nul_characters_in_filters_are_422(api: Api) -> None:
     """A NUL character in a search filter is refused naming the filter as sent (``q``, not the registry
     query's ``text``; no database can compare it)."""

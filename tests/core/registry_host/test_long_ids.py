@@ -39,7 +39,7 @@ def test_echoed_cuts_only_long_values() -> None:
 @pytest.mark.parametrize(
     ("path", "status", "code", "field"),
     [
-        (f"/v1/transactions/{LONG}", 404, "transaction.not_found", "id"),
+        (f"/v1/transactions/{LONG}", 404, "transaction.not_found", "tx_id"),
         (f"/v1/pages/{LONG}/report", 404, "page.unknown-plugin", "plugin"),
         (f"/v1/feeds/{LONG}", 404, "feed.unknown-column", "column"),
         (f"/registry/simple/{LONG}", 404, "registry.not-found", "project"),

@@ -21,6 +21,7 @@ from fulcrum_sdk.models import Action, FeedItem, LocalizedText
 
 from fulcrum_core.assembly.common import SeenAs, as_utc, targets
 from fulcrum_core.errors import BadRequest
+from fulcrum_core.parameter_problems import echoed
 
 __all__ = [
     "MAX_LIMIT",
@@ -101,7 +102,7 @@ def decode_cursor(column: str, cursor: str) -> SortKey:
         raise BadRequest("cursor is not one this feed returned", field="cursor",
                          code="invalid-cursor") from None
     if decoded.column != column:
-        raise BadRequest(f"cursor belongs to column {decoded.column!r}, not {column!r}", field="cursor",
+        raise BadRequest(f"cursor belongs to column {echoed(decoded.column)}, not {column!r}", field="cursor",
                          code="invalid-cursor")
     return decoded.key
 

@@ -771,7 +771,7 @@ class TransactionService:
         another plugin's is 404 to it too (the mobile app's client reads all of the customer's)."""
         row = self.journal.get(tx_id) if _TX_ID.match(tx_id) else None  # no query for what no id is
         if row is None or row.customer_ref != customer_ref or not readable_by(client_id, row):
-            raise NotFound(f"no transaction {echoed(tx_id)}", code="transaction.not_found", field="id")
+            raise NotFound(f"no transaction {echoed(tx_id)}", code="transaction.not_found", field="tx_id")
         return view_of(row)
 
     # --- GET /v1/transaction-types ---------------------------------------------------------------
