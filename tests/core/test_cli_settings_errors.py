@@ -76,6 +76,13 @@ def test_a_config_file_that_is_not_toml_is_named(tmp_path: Path) -> None:
     )
 
 
+def test_a_config_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """A settings file saved with a UTF-8 byte-order mark is read as without it (it was not TOML)."""
+    config = tmp_path / "fulcrum.toml"
+    config.write_bytes(b"\xef\xbb\xbfport = 8125\r\n")
+    assert load_settings(config_file=config, environ={}).port == 8125
+
+
 def test_nested_keys_are_named_with_their_path(tmp_path: Path) -> None:
     """A bad value below the top level is named by its dotted path."""
     config = tmp_path / "fulcrum.toml"

@@ -6,6 +6,7 @@ Precedence: defaults < TOML file (``FULCRUM_CONFIG`` or ``--config``) < environm
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import os
 import re
@@ -435,6 +436,7 @@ def _read_config(path: Path) -> dict[str, object]:
     except OSError as exc:
         raise SettingsError(f"cannot read the settings file {path}: {exc.strerror or exc}") from None
     try:
-        return msgspec.toml.decode(content)  # type: ignore[no-any-return]
+        # A UTF-8 byte-order mark (Windows editors write one) is no TOML error: it was "Invalid statement".
+        return msgspec.toml.decode(content.removeprefix(codecs.BOM_UTF8))  # type: ignore[no-any-return]
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise SettingsError(f"{path}: not valid TOML: {exc}") from None

@@ -125,3 +125,17 @@ def test_bad_file_names_are_refused(name: str) -> None:
     """A file name that is neither hq.toml nor <code>.toml is refused with the naming rule."""
     with pytest.raises(ValueError, match=r"<code>\.toml"):
         branch_code_of(name)
+
+
+def test_a_byte_order_mark_and_windows_line_ends_read_as_the_same_file() -> None:
+    """A file a Windows editor saved (a UTF-8 byte-order mark, CRLF) parses as the same file: the mark
+    was "not valid TOML: Invalid statement (at line 1, column 1)", naming nothing a branch team sees."""
+    text = '# 深圳\n[plugins.merchant-promo]\nenabled = true\npin = { "home.banner/v1" = 2 }\n'
+    plain, plain_problems = parse_branch(text.encode(), F)
+    marked, problems = parse_branch(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode(), F)
+    assert plain_problems == problems == []
+    assert marked == plain
+    hq, hq_problems = parse_hq(b"\xef\xbb\xbf[plugins.pension]\n", "branches/hq.toml")
+    assert hq_problems == []
+    assert hq is not None
+    assert "pension" in hq.plugins

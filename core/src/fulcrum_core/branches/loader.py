@@ -7,6 +7,7 @@ path. The partly parsed file is still returned so ``validate`` can add what it f
 
 from __future__ import annotations
 
+import codecs
 import re
 from pathlib import Path
 from typing import Any, TypeVar
@@ -141,7 +142,8 @@ def _parse(
     """The top-level fields (``name`` converted, ``plugins`` as typed entries) and the problems."""
     problems: list[BranchProblem] = []
     try:
-        raw = msgspec.toml.decode(content)
+        # A UTF-8 byte-order mark (Windows editors write one) is no TOML error: it was "Invalid statement".
+        raw = msgspec.toml.decode(content.removeprefix(codecs.BOM_UTF8))
     except msgspec.DecodeError as exc:
         return None, [BranchProblem(file, "", f"not valid TOML: {exc}")]
     except UnicodeDecodeError as exc:  # msgspec raises it for bytes that are not UTF-8
