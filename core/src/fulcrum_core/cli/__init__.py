@@ -18,6 +18,7 @@ _COMMANDS = {
     "db": "fulcrum_core.cli.db:db",
     "demo": "fulcrum_core.cli.serve:demo",
     "dev": "fulcrum_core.cli.dev:dev",
+    "oauth": "fulcrum_core.cli.oauth:oauth",
     "plugin": "fulcrum_core.cli.plugin:plugin",
     "registry": "fulcrum_core.cli.registry:registry",
     "serve": "fulcrum_core.cli.serve:serve",
