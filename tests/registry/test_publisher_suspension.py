@@ -55,13 +55,14 @@ def test_both_changes_are_audited_with_who_and_why(registry: RegistryService) ->
 
 
 def test_a_suspended_publisher_cannot_submit(registry: RegistryService, submit: Submit) -> None:
-    """Submission is refused naming the publisher, and nothing is filed."""
+    """Submission is refused naming the publisher, and nothing is filed, not even the wheel."""
     registry.suspend_publisher("pension-dept", actor="ops", reason="x")
     before = registry.policy_version()
     with pytest.raises(PermissionDenied, match=r"pension-dept.*suspended"):
         submit()
     assert registry.list_releases().total == 0
     assert registry.policy_version() == before
+    assert [p for p in registry.artifacts.root.rglob("*") if p.is_file()] == []
 
 
 def test_releases_of_a_suspended_publisher_cannot_be_approved(

@@ -190,13 +190,15 @@ def test_oversized_upload_is_refused(engine: Engine, tmp_path: Path, clock: Any)
 
 
 def test_unknown_publisher_is_not_found(
-    registry: RegistryService, wheels: Callable[..., Path], engine: Engine
+    registry: RegistryService, wheels: Callable[..., Path], engine: Engine, tmp_path: Path
 ) -> None:
-    """Submitting for a publisher that does not exist raises NotFound and files nothing."""
+    """Submitting for a publisher that does not exist raises NotFound and files nothing, not even the
+    wheel: it was stored before the publisher was looked up, with no release to show for it."""
     path = wheels()
     with pytest.raises(NotFound):
         registry.submit(path.read_bytes(), filename=path.name, publisher_id="ghost", submitted_by="a")
     assert count(engine, Release) == 0
+    assert [p for p in (tmp_path / "artifacts").rglob("*") if p.is_file()] == []
 
 
 def _ordering(manifest: Manifest, plugin_id: str, key: str) -> dict[str, Any]:

@@ -283,7 +283,7 @@ class RegistryService:
 
     # -- submission ----------------------------------------------------------------------------
 
-    def _accept_upload(self, wheel: bytes, filename: str) -> StoredArtifact:
+    def _check_upload(self, wheel: bytes, filename: str) -> None:
         if "/" in filename or "\\" in filename:
             raise InvalidInput("filename", "must be a bare file name")
         if len(filename) > 255:
@@ -298,7 +298,6 @@ class RegistryService:
             raise InvalidInput("wheel", "the upload is empty")
         if len(wheel) > self._max_artifact_bytes:
             raise InvalidInput("wheel", f"larger than {self._max_artifact_bytes} bytes")
-        return self.artifacts.put(wheel)
 
     def submit(self, wheel: bytes, *, filename: str, publisher_id: str, submitted_by: str) -> ReleaseRead:
         """Store a wheel, run every check and file the release as ``in_review`` or ``checks_failed``.
@@ -308,7 +307,19 @@ class RegistryService:
         ``publisher.owns_plugin`` check passes.
         """
         submitted_by = _actor(submitted_by, "submitted_by")
-        stored = self._accept_upload(wheel, filename)
+
+        def may_submit(session: Session) -> None:
+            publisher = session.get(Publisher, publisher_id)
+            if publisher is None:
+                raise NotFound("publisher", publisher_id)
+            if publisher.suspended:
+                raise PublisherSuspended(publisher.id, "it cannot submit releases")
+
+        # Refused before the wheel is stored: a refusal kept the artifact with no release to show for it.
+        # (Checked again below, in the transaction that files the release.)
+        self._check_upload(wheel, filename)
+        self._uow.read(may_submit)
+        stored = self.artifacts.put(wheel)
         facts = inspect_wheel(stored.path, filename=filename)
         contents = wheel_contents(stored.path)
 
