@@ -15,6 +15,7 @@ from litestar.openapi.spec import ExternalDocumentation
 
 from fulcrum_core import host_threads
 from fulcrum_core.api import routers
+from fulcrum_core.api.head import HeadAsGet
 from fulcrum_core.api.input_problems import document_input_problems
 from fulcrum_core.api.openapi_rate_limit import document_rate_limit
 from fulcrum_core.api.openapi_security import document_security, security_components
@@ -177,7 +178,7 @@ def _app(settings: Settings, rt: Runtime, *, debug: bool) -> Litestar:
         rt.dispatcher.resilience,
         observability.runtime_metrics(rt),
     )
-    app = Litestar(
+    app = HeadAsGet(
         route_handlers=list(routers()),
         middleware=[
             *observability.middleware_before_auth(rt),

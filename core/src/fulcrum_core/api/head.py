@@ -1,0 +1,32 @@
+"""HEAD is GET without the body (RFC 9110 section 9.3.2), which every general-purpose server must
+support (section 9.1). litestar routes HEAD only to handlers declared for it, before any middleware
+runs, so every GET route answered 405 (load balancers and uptime checks probe ``/healthz`` and
+``/readyz`` with HEAD): :class:`HeadAsGet` answers it at the application's entry instead."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar
+from litestar.types import Message, Send
+
+__all__ = ["HeadAsGet"]
+
+
+class HeadAsGet(Litestar):
+    """litestar's application, answering a HEAD request as the GET of the same URL would, headers alone."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await super().__call__(scope, receive, send)
+            return
+        await super().__call__({**scope, "method": "GET"}, receive, _headers_only(send))  # type: ignore[arg-type]
+
+
+def _headers_only(send: Send) -> Send:
+    async def headers_only(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}  # the server sends none for HEAD
+        await send(message)
+
+    return headers_only
