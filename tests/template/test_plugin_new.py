@@ -107,6 +107,7 @@ def test_an_existing_project_is_not_overwritten_unless_asked(new: New, tmp_path:
     again = new("--no-input", *CITY)
     assert again.exit_code == 1
     assert "--overwrite-if-exists" in again.output
+    assert "Error: Error:" not in again.output  # cookiecutter's "Error: " prefix is not said twice
     assert new("--no-input", *CITY, "--overwrite-if-exists").exit_code == 0
 
 

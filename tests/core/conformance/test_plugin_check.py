@@ -169,11 +169,32 @@ def test_a_directory_without_a_project_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_a_project_that_does_not_build_is_a_clear_error(tmp_path: Path) -> None:
-    """A broken pyproject.toml: the kit stops with uv's own message."""
+    """A pyproject.toml that is not TOML: the kit stops naming the file; one declaring the entry point
+    that still does not build stops with uv's own message."""
     (tmp_path / "pyproject.toml").write_text("[project\n", encoding="utf-8")
     ran = CliRunner().invoke(main, ["plugin", "check", str(tmp_path)])
     assert ran.exit_code == 1
+    assert f"{tmp_path / 'pyproject.toml'}: cannot be read as TOML" in ran.output
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\nversion = "1"\ndependencies = ["no such thing ==="]\n'
+        '[project.entry-points.fulcrum]\nx = "x"\n',
+        encoding="utf-8",
+    )
+    ran = CliRunner().invoke(main, ["plugin", "check", str(tmp_path)])
+    assert ran.exit_code == 1
     assert "uv build failed" in ran.output
+
+
+@pytest.mark.parametrize("where", ["no-pyproject", "no-entry-point"])
+def test_a_directory_that_is_no_plugin_project_says_so(tmp_path: Path, where: str) -> None:
+    """Run at the repository's root or in a plugin's ``src``, the kit says the directory is not a plugin
+    project: it tried to build it, and stopped with a build backend's error that never said so."""
+    if where == "no-entry-point":
+        (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "1"\n', encoding="utf-8")
+    ran = CliRunner().invoke(main, ["plugin", "check", str(tmp_path)])
+    assert ran.exit_code == 1
+    assert f"Error: {tmp_path} is not a plugin project" in ran.output
+    assert "uv build failed" not in ran.output
 
 
 def test_the_text_report_prints_warnings_without_failing() -> None:

@@ -33,7 +33,10 @@ DEFAULT_CUSTOMER = "c-0755-001"
 
 @click.command()
 @click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=8000, show_default=True, envvar="FULCRUM_PORT",
+    help="Port on 127.0.0.1 (or FULCRUM_PORT); the OAuth issuer names it.",
+)
 @click.option(
     "--customer",
     default=DEFAULT_CUSTOMER,

@@ -151,7 +151,9 @@ def new(
             "answers must not contain template syntax such as '{{', '{%' or '{#'"
         ) from None
     except OutputDirExistsException as exc:
-        raise click.ClickException(f"{exc}; choose another plugin id or pass --overwrite-if-exists") from None
+        said = str(exc).removeprefix("Error: ")  # cookiecutter's own text starts so; click adds its own
+        hint = "choose another plugin id or pass --overwrite-if-exists"
+        raise click.ClickException(f"{said}; {hint}") from None
     except (CookiecutterException, ValueError) as exc:
         # ValueError: an answer that is not one of a choice's options, or not yes/no for a flag.
         raise click.ClickException(str(exc)) from None

@@ -152,7 +152,7 @@ def _diff_or_none(service: RegistryService, release_id: int) -> ReleaseDiff | No
 
 @click.group()
 def registry() -> None:
-    """The plugin registry, straight on the database (see ``--help`` of each command)."""
+    """The plugin registry, straight on the database (see each command's --help)."""
 
 
 def _verified(flag: bool) -> str:
@@ -263,9 +263,9 @@ def submit(ctx: click.Context, wheel: Path, publisher: str, actor: str, as_json:
 
 @registry.command("list")
 @click.option("--state", default=None, help="Only releases in this state.")
-@click.option("--plugin", default=None, metavar="ID")
-@click.option("--publisher", default=None, metavar="ID")
-@click.option("--limit", type=click.IntRange(1, 100), default=50, show_default=True)
+@click.option("--plugin", default=None, metavar="ID", help="Only releases of this plugin.")
+@click.option("--publisher", default=None, metavar="ID", help="Only releases this publisher submitted.")
+@click.option("--limit", type=click.IntRange(1, 100), default=50, show_default=True, help="At most so many.")
 @click.option(
     "--after",
     type=click.IntRange(min=0),
@@ -456,8 +456,13 @@ _transition("retire", "Approved or suspended → retired, for good.")
 
 
 @registry.group(invoke_without_command=True)
-@click.option("--after", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option(
+    "--after", type=click.IntRange(min=0), default=0, show_default=True, metavar="SEQ",
+    help="Only events after this sequence number (the next page: the last one listed).",
+)
+@click.option(
+    "--limit", type=click.IntRange(1, 1000), default=100, show_default=True, help="At most this many."
+)
 @click.option("--subject", default=None, help="Only events about this subject (e.g. release:3).")
 @_json_option
 @click.pass_context

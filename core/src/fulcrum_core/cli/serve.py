@@ -219,7 +219,10 @@ def run_server(
 @click.command()
 @click.option("--host", default=None, help="Interface to bind (default: settings, 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: settings, 8000).")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+    help="Worker processes sharing one socket (metrics summed across them).",
+)
 @click.option(
     "--reuse-port", is_flag=True,
     help="Bind with SO_REUSEPORT (one worker): run one such process per core; the kernel balances them.",

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -113,6 +114,28 @@ def _run_hooks(
     return (loads, *(_kit_check("hooks", r) for r in results))
 
 
+def _plugin_project(root: Path, named: str | Path) -> None:
+    """``KitError`` unless ``root`` is a Python project that declares a ``fulcrum`` entry point: run from
+    elsewhere (the repository's root, a plugin's ``src``), the kit tried to build it and failed with a
+    build backend's error that never said the directory was the wrong one."""
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file():
+        raise KitError(
+            f"{named} is not a plugin project: it has no pyproject.toml; pass the directory "
+            "`fulcrum plugin new` made (the one holding pyproject.toml)"
+        )
+    try:
+        declared = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise KitError(f"{pyproject}: cannot be read as TOML: {exc}") from None
+    entry_points = declared.get("project", {}).get("entry-points", {})
+    if not isinstance(entry_points, dict) or "fulcrum" not in entry_points:
+        raise KitError(
+            f"{named} is not a plugin project: its pyproject.toml declares no `fulcrum` entry point "
+            "([project.entry-points.fulcrum]); pass a plugin's project directory"
+        )
+
+
 def run_kit(
     project: str | Path,
     *,
@@ -124,6 +147,7 @@ def run_kit(
     root = Path(project).resolve()
     if not root.is_dir():
         raise KitError(f"{project} is not a directory: pass the plugin project's directory")
+    _plugin_project(root, project)
     with tempfile.TemporaryDirectory(prefix="fulcrum-check-") as tmp:
         try:
             wheel = build_wheel(root, Path(tmp) / "dist", timeout_s=timeout_s)
