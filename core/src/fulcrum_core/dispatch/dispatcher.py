@@ -198,24 +198,20 @@ def _text(exc: BaseException) -> str:
         return "(its message could not be read)"
 
 
-def _tampered(loop: asyncio.AbstractEventLoop, watch: TaskWatch, pid: str, hook: str) -> RuntimeError:
-    """The error of a call whose code replaced ``loop``'s task factory; the watch is put back."""
-    found = loop.get_task_factory()
-    loop.set_task_factory(watch)
-    return RuntimeError(
-        f"{pid}'s {hook} replaced the event loop's task factory (found {_named(found)}); the host's "
-        "was put back: plugins must not change the event loop"
-    )
-
-
 def _named(thing: object) -> str:
-    """What ``thing`` is, by its type's or function's name: no code of its runs (no ``repr``)."""
-    if thing is None:
-        return "none"
-    if type(thing) is types.FunctionType:
-        return f"{thing.__module__}.{thing.__qualname__}"
-    kind = type(thing)
-    return f"a {kind.__module__}.{kind.__qualname__}"
+    """What ``thing`` is, by a function's or its type's name, for a log line. The names are plugin data
+    (a function's ``__module__`` may be any object, a metaclass may compute them): only plain strings
+    are used, and nothing it raises gets out."""
+    try:
+        if thing is None:
+            return "none"
+        named = thing if type(thing) is types.FunctionType else type(thing)
+        module, name = named.__module__, named.__qualname__
+        if type(module) is str and type(name) is str:
+            return f"{module}.{name}"[:200]
+    except BaseException:  # noqa: S110 - its own code broke while being read: say less
+        pass
+    return "an object"
 
 
 def _describe(exc: BaseException) -> str:
@@ -396,11 +392,13 @@ class Dispatcher:
             self._watch_loop = loop
         return watch
 
-    def _rewatch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Put the watch back as ``loop``'s task factory if code replaced it (once per dispatch, not per
-        call): a plugin that called ``loop.set_task_factory`` (an instrumentation library does) left the
-        tasks every other plugin started untagged, never bounded by their calls' deadlines. Logged, with
-        what was found there; the watch goes on around the factory it was installed over."""
+    def _rewatch(self, loop: asyncio.AbstractEventLoop, after: str = "") -> None:
+        """Put the watch back as ``loop``'s task factory if code replaced it: a plugin that called
+        ``loop.set_task_factory`` (an instrumentation library does) left the tasks every plugin started
+        afterwards untagged, never bounded by their calls' deadlines. Checked when a dispatch starts, after
+        each call that ran on the loop and when a dispatch ends; logged with what was found there and
+        ``after`` (the call it was found after: a worker thread of another plugin may have done it
+        meanwhile, so nobody is charged). The watch goes on around the factory it was installed over."""
         watch = self._watch
         if watch is None or loop is not self._watch_loop:
             return
@@ -408,9 +406,9 @@ class Dispatcher:
         if found is not watch:
             loop.set_task_factory(watch)
             log.warning(
-                "the event loop's task factory was replaced by plugin code (found %s); the host's was put "
+                "the event loop's task factory was replaced by plugin code (found %s%s); the host's was put "
                 "back, so the tasks plugins start stay bounded by their calls' deadlines",
-                _named(found),
+                _named(found), f", after {after}" if after else "",
             )
 
     def leftover(self, plugin: str, hook: str, outcome: LeftoverOutcome, detail: str) -> None:
@@ -569,8 +567,8 @@ class Dispatcher:
                     except BaseException as error:
                         value, exc = None, error
                 watch.guard = None
-            if factory_now() is not watch:  # its code replaced the loop's task factory: its error
-                value, exc = None, _tampered(loop, watch, pid, hook)
+            if factory_now() is not watch:  # code replaced the loop's task factory meanwhile
+                self._rewatch(loop, f"{pid}'s {hook} ran on the loop")
             elapsed = now() - t0
             checked_s = 0.0
             if exc is None and elapsed <= hook_s and checks_list:
@@ -638,6 +636,7 @@ class Dispatcher:
                     degraded.append(
                         Degraded(plugin=err.plugin, hook=hook, reason=err.kind, detail=err.detail)
                     )
+            self._rewatch(loop, f"the {hook} calls that went on in tasks or threads")
         return gathered
 
     async def call_one(
@@ -676,10 +675,12 @@ class Dispatcher:
             except asyncio.CancelledError:
                 _abandon([call], hook, self.guards)
                 raise
+            self._rewatch(loop, f"{plugin.id}'s {hook} went on in a task or thread")
             # A call withdrawn from the thread queue was never made: ``rejected``, like a full bulkhead,
             # so a caller (a transaction) knows the plugin never saw it.
             return self._settle(call, hook, limit_s, asks_consent=asks_consent, withdrawn="rejected")
         value, exc, t0 = call
+        self._rewatch(loop, f"{plugin.id}'s {hook} ran on the loop")
         return self._conclude(
             plugin.id, hook, guard, value, exc, _now(loop) - t0, limit_s, asks_consent=asks_consent,
             source=(plugin, ctx),
