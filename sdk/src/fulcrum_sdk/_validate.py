@@ -168,7 +168,8 @@ def check_list(hook: str, value: Any, *, max_items: int = 50, seen: Seen | None 
         return []
     kind = type(value)
     if kind is list:
-        value = value[:]
+        if len(value) <= max_items:  # a list's own len: counted first, a long one is never copied
+            value = value[:]
     elif kind is not tuple:
         raise ResultError(f"{hook} must return a list of {cls.__name__} or None, got {kind.__name__}")
     if len(value) > max_items:

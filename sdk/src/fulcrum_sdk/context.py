@@ -17,7 +17,7 @@ from typing import Literal, TypeVar
 import msgspec
 
 from fulcrum_sdk.data import Accounts, City, DataProvider, Holdings, PensionAccounts, Profile, RiskProfile
-from fulcrum_sdk.errors import NO_CONSENT, REQUEST_ENDED, DataUnavailable, ScopeDenied
+from fulcrum_sdk.errors import NO_CONSENT, REQUEST_ENDED, ScopeDenied, _host_unavailable
 from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES
 from fulcrum_sdk.storage import PluginStorage
 
@@ -78,7 +78,7 @@ class CustomerRecords:
         cache = self._cache
         if name not in cache:
             if self._sealed:
-                raise DataUnavailable(name, by_host=True)
+                raise _host_unavailable(name)
             cache[name] = fetch(self.customer_ref)
         return cache[name]  # type: ignore[return-value]
 
@@ -195,7 +195,7 @@ class ScopedData:
         """
         answer = self.access(scope)
         if answer == "unknown":
-            raise DataUnavailable("consents", by_host=True)
+            raise _host_unavailable("consents")
         return answer == "allowed"
 
     def require(self, scope: str) -> None:
@@ -207,7 +207,7 @@ class ScopedData:
         consented = self._consented
         if consented is not None and scope in CUSTOMER_DATA_SCOPES and scope not in consented:
             if self._consent_unknown:
-                raise DataUnavailable("consents", by_host=True)
+                raise _host_unavailable("consents")
             raise ScopeDenied(scope, plugin_id=self._plugin_id, reason=NO_CONSENT)
 
     def _get(self, scope: str, name: str, fetch: Callable[[str], _T | None]) -> _T | None:

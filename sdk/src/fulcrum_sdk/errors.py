@@ -14,7 +14,7 @@ FulcrumError
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from fulcrum_sdk.models import LocalizedText
@@ -113,15 +113,31 @@ class DataUnavailable(FulcrumError):
     """The bank's systems did not deliver this record in time for this request; the call may be
     retried on the next request. Let it propagate: the host leaves the plugin out of the page.
 
-    ``by_host``: raised by the host's own reads (the SDK's accessors, plugin storage). Only those spare
-    the plugin's breaker; one a plugin raises itself (its own backend late) counts as its failure, as
-    any exception does: a plugin that waited out its deadline and then raised it cost every page that
-    long, and its breaker never opened."""
+    Only one the host's own reads raised (the SDK's accessors, plugin storage: :func:`_host_unavailable`)
+    spares the plugin's breaker; one a plugin raises itself (its own backend late) counts as its
+    failure, as any exception does: a plugin that waited out its deadline and then raised it cost every
+    page that long, and its breaker never opened."""
 
-    def __init__(self, record: str, *, by_host: bool = False) -> None:
+    def __init__(self, record: str) -> None:
         self.record = record
-        self.by_host = by_host
         super().__init__(f"the customer's {record} could not be read in time for this request")
+
+
+_BY_HOST: Final = object()
+"""The mark of a :class:`DataUnavailable` the host raised (an attribute no keyword of the class sets)."""
+
+
+def _host_unavailable(record: str) -> DataUnavailable:
+    """For the host's reads only: the :class:`DataUnavailable` that leaves the plugin uncharged."""
+    exc = DataUnavailable(record)
+    exc.__dict__["_fulcrum_host"] = _BY_HOST
+    return exc
+
+
+def _raised_by_host(exc: BaseException) -> bool:
+    """Whether ``exc`` is a :class:`DataUnavailable` that :func:`_host_unavailable` made (no code of the
+    exception runs: its type is checked exactly and its ``__dict__`` read)."""
+    return type(exc) is DataUnavailable and exc.__dict__.get("_fulcrum_host") is _BY_HOST
 
 
 class OutcomeUnknown(FulcrumError):

@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from typing import Any, Final, TypeVar, cast
 
 import msgspec
-from fulcrum_sdk.errors import DataUnavailable, LimitExceeded
+from fulcrum_sdk.errors import LimitExceeded, _host_unavailable  # the host's own mark
 from fulcrum_sdk.storage import MAX_KEY_LENGTH, check_add, check_key, encode_value
 from sqlalchemy import ColumnElement, Table, bindparam, delete, literal, select, true, update
 
@@ -752,7 +752,7 @@ def _bounded_read(read: Callable[[Sequence[_Slot]], _Reading], slots: Sequence[_
     """(worker thread) ``read(slots)`` holding a read place; none free: ``DataUnavailable`` at once,
     which leaves the calling plugin out of this response without charging its breaker."""
     if not _READS.acquire(blocking=False):
-        raise DataUnavailable("plugin storage", by_host=True)
+        raise _host_unavailable("plugin storage")
     try:
         return read(slots)
     finally:

@@ -59,7 +59,7 @@ from fulcrum_sdk._validate import (
     check_transaction_result,
 )
 from fulcrum_sdk.context import AudienceContext, PluginContext
-from fulcrum_sdk.errors import NO_CONSENT, DataUnavailable, OutcomeUnknown, ScopeDenied, TransactionRefused
+from fulcrum_sdk.errors import NO_CONSENT, OutcomeUnknown, ScopeDenied, TransactionRefused, _raised_by_host
 
 from fulcrum_core.dispatch.breaker import BreakerState
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock, wait_until
@@ -241,7 +241,7 @@ def _meaning(exc: BaseException, hook: str, asks_consent: frozenset[str]) -> _Me
             reason, scope = exc.reason, exc.scope
             if type(reason) is str and type(scope) is str and reason == NO_CONSENT and scope in asks_consent:
                 return "consent"
-        if type(exc) is DataUnavailable and exc.by_host is True:  # the host's read, not the plugin's own
+        if _raised_by_host(exc):  # the host's read, not the plugin's own
             return "unavailable"
     except BaseException:  # noqa: S110 - its own code broke while being read: only its error
         pass
