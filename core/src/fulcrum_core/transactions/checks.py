@@ -131,8 +131,9 @@ def parse_body(raw: bytes) -> ParsedBody:
 
 
 class _Twice(Exception):
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, holder: dict[str, Any]) -> None:
         self.key = key
+        self.holder = holder
 
 
 def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -141,7 +142,7 @@ def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _value in pairs:
             if key in seen:
-                raise _Twice(key)
+                raise _Twice(key, out)
             seen.add(key)
     return out
 
@@ -150,24 +151,25 @@ def _named_twice(raw: bytes, data: Any) -> str | None:
     """The path (``params.amount_fen``) of a member that an object of the JSON body ``raw`` (decoded as
     ``data``) names twice, if any: msgspec keeps the last value, other readers the first, so a proxy or
     a log would disagree with the journal about the amount. The standard library's decoder reports
-    every member of each object; numbers are not converted (a long integer is not its problem)."""
+    every member of each object; the object holding the repeated member is then found in ``data``
+    (both keep the last value), so the path is its own, not that of another object with that key."""
     try:
-        json.loads(raw, object_pairs_hook=_once_each, parse_int=len, parse_float=len, parse_constant=len)
+        json.loads(raw, object_pairs_hook=_once_each)
     except _Twice as twice:
-        return _path_of(data, twice.key) or twice.key
+        return _path_of(data, twice.key, twice.holder) or twice.key
     except RecursionError:
         raise BadRequest("the body is nested too deeply", code="body.malformed", field="body") from None
     return None
 
 
-def _path_of(data: Any, key: str, prefix: str = "") -> str | None:
-    """The dotted path of the first object in ``data`` (breadth first) holding ``key``."""
-    level: list[tuple[str, Any]] = [(prefix, data)]
+def _path_of(data: Any, key: str, holder: dict[str, Any]) -> str | None:
+    """The dotted path of ``key`` in the object of ``data`` equal to ``holder`` (breadth first)."""
+    level: list[tuple[str, Any]] = [("", data)]
     while level:
         deeper: list[tuple[str, Any]] = []
         for path, value in level:
             if isinstance(value, dict):
-                if key in value:
+                if key in value and value == holder:
                     return f"{path}.{key}".lstrip(".")
                 deeper.extend((f"{path}.{k}", v) for k, v in value.items())
             elif isinstance(value, list):
