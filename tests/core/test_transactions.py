@@ -1008,7 +1008,15 @@ async def test_reconciliation_that_cannot_ask_the_plugin_leaves_the_row_unknown(
         shop.override = "boom"
     else:
         service._dispatcher.resilience.get("shop", "execute_transaction").breaker.force_open()  # type: ignore[attr-defined]
-    assert await service.resolve_unknown() == [(rows(db)[0].id, "unknown")]
+    not_asked: dict[str, str] = {}
+    assert await service.resolve_unknown(not_asked=not_asked) == [(rows(db)[0].id, "unknown")]
+    # A refused call never reached the plugin: said so (reconcile printed "asked again"); one that
+    # raised was asked.
+    if why == "breaker_open":
+        assert list(not_asked) == [rows(db)[0].id]
+        assert not_asked[rows(db)[0].id].startswith("its plugin's call was refused: ")
+    else:
+        assert not_asked == {}
     [row] = rows(db)
     assert (row.status, row.response_status) == ("unknown", 202)
     replayed = await service.submit(C3, "k-1", body(mode="unsure"), client_id=APP)

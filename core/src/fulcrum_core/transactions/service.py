@@ -519,12 +519,17 @@ class TransactionService:
         return datetime.now(BANK_TIMEZONE).date()
 
     async def _execute(
-        self, plan: _Plan, row: TransactionRow, *, settling: bool = False
+        self,
+        plan: _Plan,
+        row: TransactionRow,
+        *,
+        settling: bool = False,
+        not_asked: dict[str, str] | None = None,
     ) -> TransactionOutcome:
         """Call the plugin and journal its answer. ``settling`` (reconciliation): a refusal because
         the first attempt is still claimed, or a call that gives no answer (the plugin raised, its
         breaker or bulkhead refused), leaves the row unknown instead of failing it: the first attempt
-        may have acted."""
+        may have acted. ``not_asked`` gets why, when the call was refused before the plugin saw it."""
         request = TransactionRequest(
             id=plan.tx_id,
             type=plan.tx_type.key,
@@ -581,6 +586,8 @@ class TransactionService:
         except PluginCallError as exc:
             log.warning("transaction %s: %s%s", plan.tx_id, exc, _note(plan), extra=_fields(plan))
             if settling:
+                if exc.kind == "rejected" and not_asked is not None:  # never reached the plugin
+                    not_asked[plan.tx_id] = f"its plugin's call was refused: {exc.detail}"
                 return TransactionOutcome(202, view_of(row))  # no answer: the first attempt is still unknown
             if exc.kind == "error":
                 status = "failed"
@@ -680,7 +687,7 @@ class TransactionService:
                 not_asked[row.id] = plan
                 settled.append((row.id, "unknown"))
                 continue
-            outcome = await self._execute(plan, row, settling=True)
+            outcome = await self._execute(plan, row, settling=True, not_asked=not_asked)
             body = outcome.body
             status = body.status if isinstance(body, TransactionView) else (
                 body.transaction.status if body.transaction is not None else "unknown"
