@@ -171,15 +171,25 @@ def test_deleting_a_branch_file_falls_back_to_hq(loaded: BranchConfigStore, bran
 
 def test_deleting_hq_keeps_the_last_good_hq_and_says_so(loaded: BranchConfigStore, branch_dir: Path) -> None:
     """hq.toml vanishing (a bad deploy, a stray rm) does not switch off every mandatory plugin at once:
-    the last good HQ configuration keeps serving and the problem is reported; an empty file clears it."""
+    the last good HQ configuration keeps serving and the problem is reported. So does one caught empty
+    (an editor rewriting it in place: it switched every branch's mandatory plugins off); a file holding
+    only a comment clears it."""
     before = loaded.effective("0755").enabled_ids
     (branch_dir / "hq.toml").unlink()
     loaded.refresh()
     assert loaded.effective("0755").enabled_ids == before == ("merchant-promo", "pension", "wealth-checkup")
     assert [p.line.rsplit("/", 1)[-1] for p in loaded.errors()] == [
-        "hq.toml: disappeared; the last good HQ configuration keeps serving (an empty hq.toml clears it)"
+        "hq.toml: disappeared; the last good HQ configuration keeps serving (an hq.toml holding only a "
+        "comment clears it)"
     ]
     (branch_dir / "hq.toml").write_text("", encoding="utf-8")
+    loaded.refresh()
+    assert loaded.effective("0755").enabled_ids == before
+    assert [p.line.rsplit("/", 1)[-1] for p in loaded.errors()] == [
+        "hq.toml: the file is empty (read while being saved?): the last good HQ configuration keeps serving; "
+        "an hq.toml holding only a comment clears it"
+    ]
+    (branch_dir / "hq.toml").write_text("# nothing platform-wide\n", encoding="utf-8")
     assert loaded.refresh()
     assert loaded.errors() == []
     assert loaded.effective("0755").enabled_ids == ("merchant-promo",)

@@ -281,10 +281,11 @@ class BranchConfigStore:
         if HQ_FILE not in files:
             if previous.hq != HqFile():
                 # It was there and is gone: switching off every mandatory plugin at once is not a thing
-                # to do by accident. An empty hq.toml says it on purpose.
+                # to do by accident. An hq.toml holding only a comment says it on purpose.
                 problems.append(BranchProblem(
                     self._display(HQ_FILE), "",
-                    "disappeared; the last good HQ configuration keeps serving (an empty hq.toml clears it)",
+                    "disappeared; the last good HQ configuration keeps serving (an hq.toml holding only a "
+                    "comment clears it)",
                 ))
                 return previous.hq
             return HqFile()  # no HQ file: nothing is platform-wide
@@ -292,6 +293,14 @@ class BranchConfigStore:
         if content is None:
             return previous.hq
         display = self._display(HQ_FILE)
+        if not content.strip() and previous.hq.plugins:
+            # Emptied, most likely caught while an editor rewrote it: as for a branch file, but every
+            # branch's mandatory plugins would go at once.
+            problems.append(BranchProblem(
+                display, "", "the file is empty (read while being saved?): the last good HQ configuration "
+                "keeps serving; an hq.toml holding only a comment clears it",
+            ))
+            return previous.hq
         parsed, found = parse_hq(content, display)
         if parsed is not None:
             found += validate_hq(parsed, file=display, approved=approved, inventory=self._inventory)
