@@ -83,6 +83,27 @@ def test_a_config_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     assert load_settings(config_file=config, environ={}).port == 8125
 
 
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("prot = 9000\n", "Object contains unknown field `prot`; did you mean port?"),
+        (
+            "[rate_limit]\nrequets = 1\n",
+            "(rate_limit): Object contains unknown field `requets`; did you mean requests?",
+        ),
+        ("zzz = 1\n", "Object contains unknown field `zzz`"),
+    ],
+)
+def test_a_mistyped_key_in_the_config_file_gets_a_suggestion(tmp_path: Path, text: str, said: str) -> None:
+    """A near miss of a settings key in the file is told the key it meant, as a mistyped ``FULCRUM_*``
+    variable is; it only said the field was unknown."""
+    config = tmp_path / "fulcrum.toml"
+    config.write_text(text, encoding="utf-8")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(config_file=config, environ={})
+    assert str(caught.value).endswith(said)
+
+
 def test_nested_keys_are_named_with_their_path(tmp_path: Path) -> None:
     """A bad value below the top level is named by its dotted path."""
     config = tmp_path / "fulcrum.toml"

@@ -357,6 +357,26 @@ class SettingsError(ValueError):
     """Settings that cannot be loaded; the message names the file or variable, the key and the problem."""
 
 
+_UNKNOWN_KEY = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`(?: - at `\$\.(?P<table>\w+)`)?$")
+
+
+def _did_you_mean(message: str) -> str:
+    """``; did you mean port?`` for msgspec's unknown-field message about a near miss of a settings key
+    (as an unknown ``FULCRUM_*`` variable gets), else nothing."""
+    unknown = _UNKNOWN_KEY.match(message)
+    if unknown is None:
+        return ""
+    kind: type[msgspec.Struct] = Settings
+    if unknown["table"]:
+        table = {f.encode_name: f.type for f in msgspec.structs.fields(Settings)}.get(unknown["table"])
+        if not (isinstance(table, type) and issubclass(table, msgspec.Struct)):
+            return ""
+        kind = table
+    names = [f.encode_name for f in msgspec.structs.fields(kind)]
+    close = difflib.get_close_matches(unknown["name"], names, n=1, cutoff=0.75)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
 _AT_KEY = re.compile(r" - at `\$\.(?P<key>[^`.\[]+)(?P<rest>[^`]*)`$")
 # What ``Settings.__post_init__`` raises about a key that must agree with another.
 _CROSS_KEY = re.compile(r"^(?P<key>(?P<table>slow_calls|breaker)\.\w+|loop_stall_ms): (?P<problem>.+)$", re.S)
@@ -393,8 +413,8 @@ def load_settings(
     try:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        at = _AT_KEY.search(message)
+        message = str(exc) + _did_you_mean(str(exc))
+        at = _AT_KEY.search(str(exc))
         cross = _CROSS_KEY.match(message)
         if at is None and cross is not None:
             where = (
@@ -406,7 +426,7 @@ def load_settings(
             raise SettingsError(f"{path or 'settings'}: {message}") from None
         key = at["key"] + at["rest"]
         where = came_from.get(key) or came_from.get(at["key"], "settings")
-        raise SettingsError(f"{where} ({key}): {message[: at.start()]}") from None
+        raise SettingsError(f"{where} ({key}): {str(exc)[: at.start()]}{_did_you_mean(str(exc))}") from None
     if settings.database_url:
         problem = _database_url_problem(settings.database_url)
         if problem:
