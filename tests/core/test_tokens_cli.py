@@ -83,6 +83,11 @@ def test_staff_token(config: Path, settings: Settings) -> None:
         ([], "exactly one of"),
         (["--customer", "c-1", "--ttl", "301"], "maximum lifetime of 300"),
         (["--customer", "c-1", "--ttl", "0"], "--ttl"),
+        (["--staff", "dev", "--scope", "registry:publish"], "registry:publish needs --publisher ID"),
+        (
+            ["--staff", "ops-li", "--scope", "platform:read", "--publisher", "p"],
+            "goes with --scope registry:publish",
+        ),
     ],
 )
 def test_usage_errors_name_the_problem(config: Path, args: list[str], message: str) -> None:

@@ -68,6 +68,12 @@ def issue(
         raise click.UsageError("--publisher goes with --staff SUBJECT")
     if staff is not None and not scopes:
         raise click.UsageError("a staff token needs at least one --scope (e.g. --scope platform:read)")
+    # The registry refuses a publishing token without its publisher, and a publisher without the scope
+    # means nothing: said here, not as a 403 at the first upload.
+    if staff is not None and "registry:publish" in scopes and publisher is None:
+        raise click.UsageError("--scope registry:publish needs --publisher ID (the publisher it submits for)")
+    if publisher is not None and "registry:publish" not in scopes:
+        raise click.UsageError("--publisher goes with --scope registry:publish")
     settings = settings_for(ctx)
     if ttl is not None and ttl > settings.access_token_ttl_seconds:
         raise click.BadParameter(
