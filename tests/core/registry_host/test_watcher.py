@@ -199,11 +199,20 @@ def test_a_registry_outage_keeps_the_last_policy(
     def down() -> int:
         raise RegistryUnavailable("database error: connection refused")
 
+    readable = app.service.policy_version
     monkeypatch.setattr(app.service, "policy_version", down)
     with anyio.from_thread.start_blocking_portal() as portal:
         assert portal.call(watcher.poll_once) is False
-    assert "cannot read the registry policy" in registry_log.text
-    assert _keys(app.home()) == ["notices-n1"]
+        # Once as an error while the same failure lasts (it was logged every poll), and its end said.
+        assert portal.call(watcher.poll_once) is False
+        errors = [r for r in registry_log.records if r.levelname == "ERROR"]
+        assert [r.getMessage() for r in errors] == [
+            "cannot read the registry policy (keeping the current one): database error: connection refused"
+        ]
+        assert _keys(app.home()) == ["notices-n1"]
+        monkeypatch.setattr(app.service, "policy_version", readable)
+        portal.call(watcher.poll_once)
+        assert "the registry policy can be read again" in registry_log.text
 
 
 def test_the_watcher_follows_the_registry_on_every_backend(

@@ -72,6 +72,7 @@ class PolicyWatcher:
         self.poll_seconds = poll_seconds
         self.dev_mode = dev_mode
         self.version: int | None = None  # the policy version now applied; None before the first read
+        self._failing: str | None = None  # why the last poll could not read the policy, while it lasts
         self._sleep = sleep
         self._task: asyncio.Task[None] | None = None
         self._warned: set[str] = set()
@@ -225,12 +226,25 @@ class PolicyWatcher:
                 log.warning("plugin %r is installed but unknown to the registry; it does not run", pid)
 
     async def poll_once(self) -> bool:
-        """One refresh in a worker thread; a failure is logged and leaves the current policy in force."""
+        """One refresh in a worker thread; a failure is logged and leaves the current policy in force.
+
+        A failure is logged as an error when it starts or changes, then quietly (debug) while it lasts,
+        and its end is logged: a worker on a database nobody migrated yet wrote the same error every
+        poll (every 2 seconds)."""
         try:
-            return await host_threads.run_sync(self.refresh)
+            applied = await host_threads.run_sync(self.refresh)
         except (RegistryError, CoreError, SQLAlchemyError, OSError) as exc:
-            log.error("cannot read the registry policy (keeping the current one): %s", exc)
+            problem = str(exc)
+            if problem != self._failing:
+                log.error("cannot read the registry policy (keeping the current one): %s", problem)
+                self._failing = problem
+            else:
+                log.debug("still cannot read the registry policy: %s", problem)
             return False
+        if self._failing is not None:
+            log.info("the registry policy can be read again")
+            self._failing = None
+        return applied
 
     async def _run(self) -> None:
         while True:
