@@ -485,3 +485,20 @@ def test_the_audit_listing_stays_aligned_with_a_long_actor(
         line.index(action) for line in lines for action in ("publisher.", "release.") if action in line
     }
     assert len(columns) == 1, lines
+
+
+def test_a_release_filed_without_its_plugin_lists_the_plugin_its_manifest_names(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """Submitted by a publisher that may not claim its plugin id, a release is filed without one; the
+    listing names the plugin its manifest is for (it said ``?``)."""
+    added = run(
+        config, "add-publisher", "other-dept", "--name", "其他部门", "--kind", "department",
+        "--contact", "ops@other.example", "--as", "platform",
+    )
+    assert added.exit_code == 0, added.output
+    manifest = kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+    run(config, "submit", str(wheel_for(manifest)), "--publisher", "other-dept", "--as", "alice")
+    listed = run(config, "list")
+    assert "release 1: notices (unclaimed) " in listed.output, listed.output
+    assert "?" not in listed.output.split("release 1:", 1)[1].split("\n", 1)[0]

@@ -91,8 +91,13 @@ def _diff_text(diff: ReleaseDiff | None) -> list[str]:
 
 
 def _release_text(release: ReleaseRead, diff: ReleaseDiff | None = None, *, full: bool = False) -> str:
+    # A release whose publisher may not claim its plugin id is filed without one: its manifest still says
+    # which plugin it is for (``?`` only when there is no readable manifest).
+    claimed = release.plugin_id or (
+        f"{release.manifest.id} (unclaimed)" if release.manifest is not None else "?"
+    )
     head = (
-        f"release {release.id}: {release.plugin_id or '?'} {release.version} [{release.state}] "
+        f"release {release.id}: {claimed} {release.version} [{release.state}] "
         f"publisher {release.publisher_id}, submitted by {release.submitted_by}"
     )
     if not full:
