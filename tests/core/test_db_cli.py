@@ -215,6 +215,23 @@ def test_new_revision_ids_are_dated_numbered_and_slugged() -> None:
     assert re.fullmatch(r"\d{8}_\d{2}_add_coupon_ledger_v2", rev), rev
 
 
+def test_an_upgrade_to_a_revision_already_passed_says_how_to_go_back(tmp_path: Path) -> None:
+    """``db upgrade --revision <older>`` on a database past it changes nothing and says so, pointing at
+    ``db downgrade`` (it said "already at <head>; nothing to do", as though nothing had been asked)."""
+    config, url = _config(tmp_path)
+    db = Database(url)
+    db.upgrade()
+    head = db.current()
+    db.dispose()
+    args = ["--config", str(config), "db", "upgrade", "--revision", "20261128_02_registry"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert f"at {head}, already past 20261128_02_registry; nothing to do" in result.output
+    assert "fulcrum db downgrade 20261128_02_registry" in result.output
+    again = CliRunner().invoke(main, ["--config", str(config), "db", "upgrade"])
+    assert f"already at {head}; nothing to do" in again.output
+
+
 def test_a_revision_alembic_does_not_know_is_one_error_line(tmp_path: Path) -> None:
     """A mistyped --revision, or a database at a revision this host does not ship (a newer release's),
     is one Error line naming the revision, never alembic's traceback."""

@@ -488,7 +488,8 @@ def run_conformance(
             results.append(
                 _skipped(
                     check_id,
-                    "no sample parameters: pass transactions={type key: params} to call it",
+                    "no sample parameters: your tests' conformance run calls it when given "
+                    "transactions={type key: params} (fulcrum plugin check has none to give)",
                 )
             )
         else:

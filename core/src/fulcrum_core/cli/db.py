@@ -42,7 +42,9 @@ def db() -> None:
     """The platform database (one alembic history for every table)."""
 
 
-def _migrate(database: Database, done: str, step: Callable[[Database], None]) -> None:
+def _migrate(
+    database: Database, done: str, step: Callable[[Database], None], *, asked: str | None = None
+) -> None:
     """Run ``step`` (an upgrade or a downgrade) and say where the database went from and to; a migration
     refusing (``RuntimeError`` with its reason) is one error line, and changes nothing."""
     try:
@@ -54,7 +56,13 @@ def _migrate(database: Database, done: str, step: Callable[[Database], None]) ->
         after = database.current()
     finally:
         database.dispose()
-    if before == after:
+    if before == after and asked not in (None, "head", after):
+        # An upgrade to a revision the database is already past does nothing: say how to go back.
+        click.echo(
+            f"{_where(database)}: at {after or 'base'}, already past {asked}; nothing to do (to go back to "
+            f"it: fulcrum db downgrade {asked})"
+        )
+    elif before == after:
         click.echo(f"{_where(database)}: already at {after or 'base'}; nothing to do")
     else:
         click.echo(f"{_where(database)}: {done} from {before or 'an empty database'} to {after or 'base'}")
@@ -65,7 +73,7 @@ def _migrate(database: Database, done: str, step: Callable[[Database], None]) ->
 @click.pass_context
 def upgrade(ctx: click.Context, revision: str) -> None:
     """Apply the migrations shipped with the host (settings decide the database)."""
-    _migrate(_database(ctx), "upgraded", lambda database: database.upgrade(revision))
+    _migrate(_database(ctx), "upgraded", lambda database: database.upgrade(revision), asked=revision)
 
 
 @db.command(context_settings={"ignore_unknown_options": True})  # "-1" is a revision, not an option
