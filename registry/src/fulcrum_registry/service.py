@@ -308,12 +308,13 @@ class RegistryService:
         """
         submitted_by = _actor(submitted_by, "submitted_by")
 
-        def may_submit(session: Session) -> None:
+        def may_submit(session: Session) -> Publisher:
             publisher = session.get(Publisher, publisher_id)
             if publisher is None:
                 raise NotFound("publisher", publisher_id)
             if publisher.suspended:
                 raise PublisherSuspended(publisher.id, "it cannot submit releases")
+            return publisher
 
         # Refused before the wheel is stored: a refusal kept the artifact with no release to show for it.
         # (Checked again below, in the transaction that files the release.)
@@ -324,11 +325,7 @@ class RegistryService:
         contents = wheel_contents(stored.path)
 
         def work(session: Session) -> ReleaseRead:
-            publisher = session.get(Publisher, publisher_id)
-            if publisher is None:
-                raise NotFound("publisher", publisher_id)
-            if publisher.suspended:
-                raise PublisherSuspended(publisher.id, "it cannot submit releases")
+            publisher = may_submit(session)
             manifest = facts.manifest
             plugin = session.get(Plugin, manifest.id, with_for_update=True) if manifest else None
             prior = (
