@@ -230,6 +230,10 @@ def test_an_upgrade_to_a_revision_already_passed_says_how_to_go_back(tmp_path: P
     assert "fulcrum db downgrade 20261128_02_registry" in result.output
     again = CliRunner().invoke(main, ["--config", str(config), "db", "upgrade"])
     assert f"already at {head}; nothing to do" in again.output
+    # Revision words that name the database's own revision, or a prefix of one, are not "passed".
+    for word in ("heads", "head", str(head)[:11], f"{head}@head"):
+        said = CliRunner().invoke(main, ["--config", str(config), "db", "upgrade", "--revision", word])
+        assert "already past" not in said.output, (word, said.output)
 
 
 def test_a_revision_alembic_does_not_know_is_one_error_line(tmp_path: Path) -> None:

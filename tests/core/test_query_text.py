@@ -36,3 +36,15 @@ def test_text_in_any_script_is_read(make_app: Any) -> None:
     token = {"Authorization": f"Bearer {app.token()}"}
     for query in ("q=%E5%85%BB%E8%80%81", "q=fund+a", "q=plain"):
         assert app.client.get("/v1/search?" + query, headers=token).status_code == 200
+
+
+def test_a_long_parameter_name_is_quoted_short(make_app: Any) -> None:
+    """The parameter's name is quoted back at most 64 characters (its length said), not whole."""
+    app = make_app()
+    name = "n" * 5_000
+    response = app.client.get(
+        f"/v1/search?q=x&{name}=%ff", headers={"Authorization": f"Bearer {app.token()}"}
+    )
+    assert response.status_code == 400, response.text
+    assert len(response.json()["detail"]) < 300
+    assert "(5000 characters)" in response.json()["detail"]

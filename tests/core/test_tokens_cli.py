@@ -83,7 +83,6 @@ def test_staff_token(config: Path, settings: Settings) -> None:
         ([], "exactly one of"),
         (["--customer", "c-1", "--ttl", "301"], "maximum lifetime of 300"),
         (["--customer", "c-1", "--ttl", "0"], "--ttl"),
-        (["--staff", "dev", "--scope", "registry:publish"], "registry:publish needs --publisher ID"),
         (
             ["--staff", "ops-li", "--scope", "platform:read", "--publisher", "p"],
             "goes with --scope registry:publish",
@@ -145,3 +144,12 @@ def test_a_customer_the_demo_data_does_not_know_is_a_warning(config: Path, setti
         "warning: the demo data has no customer 'nobody' (`fulcrum demo customers` lists them): "
         "the server answers this token 403 customer.unknown\n"
     )
+
+
+def test_a_publishing_token_without_its_publisher_is_issued_with_a_warning(config: Path) -> None:
+    """Without ``--publisher`` a ``registry:publish`` token reads the catalogue but submits for nobody
+    (the registry documents it so): issued, with a warning saying what it cannot do."""
+    code, out, err = _run(config, "--staff", "dev", "--scope", "registry:publish")
+    assert code == 0, err
+    assert out.strip()
+    assert "can submit for no publisher" in err

@@ -391,8 +391,9 @@ def _journal(app: Any) -> list[Any]:
          "params", "params"),
         (b'{"type": "fund.order", "params": {"fund": "SAFE", "amount_fen": 100, "type": 1, "type": 2}}',
          "params.type", "type"),
+        (b'{"type": "fund.order", "params": {"x": {"a": 2}, "y": {"a": 1, "a": 2}}}', "params.y.a", "a"),
     ],
-    ids=["amount", "type", "params", "nested-type"],
+    ids=["amount", "type", "params", "nested-type", "equal-sibling"],
 )
 def test_a_member_named_twice_is_refused_and_nothing_is_journaled(
     app: Any, body: bytes, field: str, key: str

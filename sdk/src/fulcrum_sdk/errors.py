@@ -124,7 +124,9 @@ class DataUnavailable(FulcrumError):
 
 
 _BY_HOST: Final = object()
-"""The mark of a :class:`DataUnavailable` the host raised (an attribute no keyword of the class sets)."""
+"""The mark of a :class:`DataUnavailable` the host raised (an attribute no keyword of the class sets).
+Private by convention only: plugins run in the host's process, so one that imports it on purpose can
+still spare its breaker; what it stops is a plugin doing so by passing an argument."""
 
 
 def _host_unavailable(record: str) -> DataUnavailable:

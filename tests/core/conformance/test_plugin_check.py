@@ -185,12 +185,14 @@ def test_a_project_that_does_not_build_is_a_clear_error(tmp_path: Path) -> None:
     assert "uv build failed" in ran.output
 
 
-@pytest.mark.parametrize("where", ["no-pyproject", "no-entry-point"])
+@pytest.mark.parametrize("where", ["no-pyproject", "no-entry-point", "project-not-a-table"])
 def test_a_directory_that_is_no_plugin_project_says_so(tmp_path: Path, where: str) -> None:
     """Run at the repository's root or in a plugin's ``src``, the kit says the directory is not a plugin
     project: it tried to build it, and stopped with a build backend's error that never said so."""
     if where == "no-entry-point":
         (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "1"\n', encoding="utf-8")
+    elif where == "project-not-a-table":
+        (tmp_path / "pyproject.toml").write_text('project = "x"\n', encoding="utf-8")
     ran = CliRunner().invoke(main, ["plugin", "check", str(tmp_path)])
     assert ran.exit_code == 1
     assert f"Error: {tmp_path} is not a plugin project" in ran.output
@@ -214,3 +216,19 @@ def test_the_text_report_prints_warnings_without_failing() -> None:
     assert "warning: description.zh-CN is still the template's placeholder" in text.splitlines()
     assert "All 1 checks passed or were skipped" in text
     assert '"warnings":["description.zh-CN' in render_json(report)
+
+
+@pytest.mark.parametrize("declared", ["dynamic", "setup-cfg", "poetry"])
+def test_entry_points_declared_elsewhere_are_built_not_refused(tmp_path: Path, declared: str) -> None:
+    """A project whose ``fulcrum`` entry point comes from setup.cfg (``dynamic``) or Poetry's table is
+    taken to the build (which fails here for want of a package), never refused as no plugin project."""
+    text = {
+        "dynamic": '[project]\nname = "x"\nversion = "1"\ndynamic = ["entry-points"]\n',
+        "setup-cfg": '[project]\nname = "x"\nversion = "1"\n',
+        "poetry": '[tool.poetry.plugins.fulcrum]\nx = "x"\n',
+    }[declared]
+    (tmp_path / "pyproject.toml").write_text(text, encoding="utf-8")
+    if declared == "setup-cfg":
+        (tmp_path / "setup.cfg").write_text("[options.entry_points]\nfulcrum = x = x\n", encoding="utf-8")
+    ran = CliRunner().invoke(main, ["plugin", "check", str(tmp_path)])
+    assert "is not a plugin project" not in ran.output

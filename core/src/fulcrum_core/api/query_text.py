@@ -11,6 +11,7 @@ from urllib.parse import unquote_to_bytes
 from litestar import Request
 
 from fulcrum_core.errors import BadRequest
+from fulcrum_core.parameter_problems import echoed
 
 __all__ = ["utf8_query"]
 
@@ -32,7 +33,7 @@ async def utf8_query(request: Request[Any, Any, Any]) -> None:
             unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise BadRequest(
-                f"query parameter {shown!r} is not UTF-8 text once percent-decoded (byte {exc.start}: "
+                f"query parameter {echoed(shown)} is not UTF-8 text once percent-decoded (byte {exc.start}: "
                 f"0x{exc.object[exc.start]:02x}); percent-encode the UTF-8 bytes of the text",
                 field=shown[:64],
             ) from None

@@ -293,7 +293,7 @@ class BranchConfigStore:
         if content is None:
             return previous.hq
         display = self._display(HQ_FILE)
-        if not content.strip() and previous.hq.plugins:
+        if not content.strip() and previous.hq != HqFile():
             # Emptied, most likely caught while an editor rewrote it: as for a branch file, but every
             # branch's mandatory plugins would go at once.
             problems.append(BranchProblem(

@@ -42,6 +42,13 @@ def db() -> None:
     """The platform database (one alembic history for every table)."""
 
 
+def _revision_ids(database: Database) -> frozenset[str]:
+    """Every revision id the packaged migrations know (``--revision`` may also be a prefix, ``heads``,
+    ``X@head`` or ``X+1``: only a whole id is said to be passed)."""
+    script = ScriptDirectory.from_config(database.alembic_config())
+    return frozenset(r.revision for r in script.walk_revisions())
+
+
 def _migrate(
     database: Database, done: str, step: Callable[[Database], None], *, asked: str | None = None
 ) -> None:
@@ -56,7 +63,7 @@ def _migrate(
         after = database.current()
     finally:
         database.dispose()
-    if before == after and asked not in (None, "head", after):
+    if before == after and asked is not None and asked != after and asked in _revision_ids(database):
         # An upgrade to a revision the database is already past does nothing: say how to go back.
         click.echo(
             f"{_where(database)}: at {after or 'base'}, already past {asked}; nothing to do (to go back to "

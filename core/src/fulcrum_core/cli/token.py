@@ -68,12 +68,15 @@ def issue(
         raise click.UsageError("--publisher goes with --staff SUBJECT")
     if staff is not None and not scopes:
         raise click.UsageError("a staff token needs at least one --scope (e.g. --scope platform:read)")
-    # The registry refuses a publishing token without its publisher, and a publisher without the scope
-    # means nothing: said here, not as a 403 at the first upload.
-    if staff is not None and "registry:publish" in scopes and publisher is None:
-        raise click.UsageError("--scope registry:publish needs --publisher ID (the publisher it submits for)")
+    # A publishing token without its publisher reads the catalogue but submits for nobody (the registry
+    # answers an upload 403): said here; a publisher without the scope means nothing, so it is refused.
     if publisher is not None and "registry:publish" not in scopes:
         raise click.UsageError("--publisher goes with --scope registry:publish")
+    if staff is not None and "registry:publish" in scopes and publisher is None:
+        click.echo(
+            "warning: without --publisher ID this token reads the registry's catalogue but can submit for "
+            "no publisher", err=True,
+        )
     settings = settings_for(ctx)
     if ttl is not None and ttl > settings.access_token_ttl_seconds:
         raise click.BadParameter(

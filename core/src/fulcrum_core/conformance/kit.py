@@ -128,8 +128,21 @@ def _plugin_project(root: Path, named: str | Path) -> None:
         declared = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise KitError(f"{pyproject}: cannot be read as TOML: {exc}") from None
-    entry_points = declared.get("project", {}).get("entry-points", {})
-    if not isinstance(entry_points, dict) or "fulcrum" not in entry_points:
+    project_table = declared.get("project")
+    project_table = project_table if isinstance(project_table, dict) else {}
+    entry_points = project_table.get("entry-points")
+    dynamic = project_table.get("dynamic")
+    tool = declared.get("tool")
+    poetry = tool.get("poetry") if isinstance(tool, dict) else None
+    poetry_plugins = poetry.get("plugins") if isinstance(poetry, dict) else None
+    declares = (
+        (isinstance(entry_points, dict) and "fulcrum" in entry_points)
+        or (isinstance(dynamic, list) and "entry-points" in dynamic)  # setup.cfg or setup.py says
+        or (isinstance(poetry_plugins, dict) and "fulcrum" in poetry_plugins)
+        or (root / "setup.cfg").is_file()
+        or (root / "setup.py").is_file()
+    )
+    if not declares:
         raise KitError(
             f"{named} is not a plugin project: its pyproject.toml declares no `fulcrum` entry point "
             "([project.entry-points.fulcrum]); pass a plugin's project directory"

@@ -115,7 +115,7 @@ def parse_body(raw: bytes) -> ParsedBody:
         ) from None
     except RecursionError:
         raise BadRequest("the body is nested too deeply", code="body.malformed", field="body") from None
-    twice = _named_twice(raw, data)
+    twice = _named_twice(raw)
     if twice is not None:
         raise BadRequest(
             f"the body names {twice.rpartition('.')[2]!r} twice in one object; JSON readers disagree on "
@@ -130,47 +130,43 @@ def parse_body(raw: bytes) -> ParsedBody:
     return ParsedBody(body=body, request_hash=hashlib.sha256(canonical).hexdigest())
 
 
-class _Twice(Exception):
-    def __init__(self, key: str, holder: dict[str, Any]) -> None:
-        self.key = key
-        self.holder = holder
+class _Repeats(dict[str, Any]):
+    """An object of the body that names ``key`` more than once (the last value kept, as msgspec does)."""
+
+    key = ""
 
 
 def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set[str] = set()
-        for key, _value in pairs:
-            if key in seen:
-                raise _Twice(key, out)
-            seen.add(key)
-    return out
+    if len(out) == len(pairs):
+        return out
+    marked = _Repeats(out)
+    seen: set[str] = set()
+    for key, _value in pairs:
+        if key in seen:
+            marked.key = key
+            break
+        seen.add(key)
+    return marked
 
 
-def _named_twice(raw: bytes, data: Any) -> str | None:
-    """The path (``params.amount_fen``) of a member that an object of the JSON body ``raw`` (decoded as
-    ``data``) names twice, if any: msgspec keeps the last value, other readers the first, so a proxy or
-    a log would disagree with the journal about the amount. The standard library's decoder reports
-    every member of each object; the object holding the repeated member is then found in ``data``
-    (both keep the last value), so the path is its own, not that of another object with that key."""
+def _named_twice(raw: bytes) -> str | None:
+    """The path (``params.amount_fen``) of a member that an object of the JSON body ``raw`` names twice,
+    if any: msgspec keeps the last value, other readers the first, so a proxy or a log would disagree
+    with the journal about the amount. The standard library's decoder reports every member of each
+    object; such an object is marked as it is built, and the first marked one (breadth first) named by
+    its own path."""
     try:
-        json.loads(raw, object_pairs_hook=_once_each)
-    except _Twice as twice:
-        return _path_of(data, twice.key, twice.holder) or twice.key
+        decoded = json.loads(raw, object_pairs_hook=_once_each)
     except RecursionError:
         raise BadRequest("the body is nested too deeply", code="body.malformed", field="body") from None
-    return None
-
-
-def _path_of(data: Any, key: str, holder: dict[str, Any]) -> str | None:
-    """The dotted path of ``key`` in the object of ``data`` equal to ``holder`` (breadth first)."""
-    level: list[tuple[str, Any]] = [("", data)]
+    level: list[tuple[str, Any]] = [("", decoded)]
     while level:
         deeper: list[tuple[str, Any]] = []
         for path, value in level:
+            if isinstance(value, _Repeats):
+                return f"{path}.{value.key}".lstrip(".")
             if isinstance(value, dict):
-                if key in value and value == holder:
-                    return f"{path}.{key}".lstrip(".")
                 deeper.extend((f"{path}.{k}", v) for k, v in value.items())
             elif isinstance(value, list):
                 deeper.extend((f"{path}.{i}", v) for i, v in enumerate(value))
