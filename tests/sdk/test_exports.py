@@ -51,6 +51,7 @@ def test_top_level_all_is_exactly_the_public_api() -> None:
             "PageLine",
             "PageSection",
             "PluginContext",
+            "QuotaExceeded",
             "ScopeDenied",
             "ScopedData",
             "SearchHit",

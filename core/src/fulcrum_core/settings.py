@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 import msgspec
 from fulcrum_sdk.models import Action, LocalizedText, SlotOffer
+from fulcrum_sdk.storage import StorageQuota
 
 from fulcrum_core.dispatch.breaker import BreakerConfig
 
@@ -123,10 +124,18 @@ class PluginSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # The scopes granted; ``None`` grants what the manifest requires and asks for optionally.
     scopes: frozenset[str] | None = None
     settings: dict[str, str] = {}
+    # This plugin's storage quota in place of the host's ``storage_quota`` (a measure left out takes
+    # the SDK's default, not the host's).
+    storage_quota: StorageQuota | None = None
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything the host needs to run; see each field's comment."""
+
+    def quota_of(self, plugin_id: str) -> StorageQuota:
+        """The storage quota of ``plugin_id``: its own ``[plugins.<id>]`` one, else the host's."""
+        own = self.plugins.get(plugin_id)
+        return own.storage_quota if own is not None and own.storage_quota is not None else self.storage_quota
 
     # SQLAlchemy URL; None → a SQLite file ``fulcrum.db`` under ``state_dir``.
     database_url: str | None = None
@@ -200,6 +209,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # How old a plugin storage read in a display hook (home, search, feeds) may be: each worker caches
     # reads this long; transactions always read the database. 0 turns the cache off.
     storage_cache_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 1000
+    # The most each plugin may keep in its storage: documents, their bytes (key and JSON) and counters.
+    # A write past it raises QuotaExceeded and changes nothing, so one plugin cannot fill the database
+    # the journal lives in; ``[plugins.<id>.storage_quota]`` sets one plugin's. `fulcrum db storage`
+    # shows what each holds.
+    storage_quota: StorageQuota = StorageQuota()
     # How long each worker may reuse a customer's live consents read from the database (0: read on
     # every partner request). A write in a worker applies there at once; other workers within this.
     consent_cache_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 1000

@@ -6,6 +6,7 @@ FulcrumError
 ├── TransactionRefused   a plugin refuses a transaction for a business reason (code + localized text)
 ├── StorageError
 │   ├── LimitExceeded    an atomic counter update would cross its bound
+│   ├── QuotaExceeded    a write would take the plugin's storage past its quota
 │   └── StorageUnavailable   the platform store could not be reached
 ├── DataUnavailable      a customer record could not be read in time for this request
 ├── OutcomeUnknown       a transaction may have gone through but its result cannot be confirmed
@@ -27,6 +28,7 @@ __all__ = [
     "LimitExceeded",
     "ManifestError",
     "OutcomeUnknown",
+    "QuotaExceeded",
     "ScopeDenied",
     "StorageError",
     "StorageUnavailable",
@@ -103,6 +105,23 @@ class LimitExceeded(StorageError):
         self.lower = lower
         self.upper = upper
         super().__init__(f"counter {key!r} is {current}; adding {delta} would leave [{lower}, {upper}]")
+
+
+class QuotaExceeded(StorageError):
+    """A write was refused, changing nothing, because it would take the plugin's storage past the quota
+    the platform set for it: ``what`` is ``"documents"``, ``"document_bytes"`` or ``"counters"``; ``used``
+    is what the plugin holds now and ``limit`` the most it may. Writes that do not grow that measure
+    (replacing a document with one no larger, deleting) are always taken, so a plugin can make room."""
+
+    def __init__(self, key: str, what: str, used: int, limit: int) -> None:
+        self.key = key
+        self.what = what
+        self.used = used
+        self.limit = limit
+        super().__init__(
+            f"storage quota: writing {key!r} would take {what} past {limit} (the plugin holds {used}); "
+            "delete what is no longer needed, or ask the platform team for a larger quota"
+        )
 
 
 class StorageUnavailable(StorageError):

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import msgspec
 
-from fulcrum_sdk.errors import LimitExceeded
+from fulcrum_sdk.errors import LimitExceeded, QuotaExceeded
 
-__all__ = ["MAX_KEY_LENGTH", "MAX_VALUE_BYTES", "MemoryStorage", "PluginStorage"]
+__all__ = [
+    "MAX_KEY_LENGTH", "MAX_VALUE_BYTES", "MemoryStorage", "PluginStorage", "StorageQuota", "document_size",
+]
 
 MAX_KEY_LENGTH = 200
 """The longest storage key, in characters."""
@@ -60,6 +62,23 @@ def encode_value(key: str, value: Any) -> bytes:
             "allowed (store large data in your own systems and keep a reference here)"
         )
     return raw
+
+
+class StorageQuota(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The most one plugin may keep: documents, their bytes (key and JSON, :func:`document_size`) and
+    counters. A write that would grow a measure past its limit raises
+    :class:`~fulcrum_sdk.errors.QuotaExceeded` and changes nothing; one that does not grow it is taken.
+    The defaults hold a small document and a counter for each of ten million customers."""
+
+    documents: Annotated[int, msgspec.Meta(ge=0)] = 20_000_000
+    document_bytes: Annotated[int, msgspec.Meta(ge=0)] = 4 * 1024**3
+    counters: Annotated[int, msgspec.Meta(ge=0)] = 20_000_000
+
+
+def document_size(key: str, raw: bytes) -> int:
+    """What a document counts against :attr:`StorageQuota.document_bytes`: its key's and its JSON's
+    UTF-8 bytes."""
+    return len(key.encode()) + len(raw)
 
 
 class PluginStorage(Protocol):
@@ -135,12 +154,21 @@ class PluginStorage(Protocol):
 
 class MemoryStorage:
     """An in-memory :class:`PluginStorage` for tests and the harness; thread-safe, always fresh. It
-    takes the keys and arguments the host's storage takes, and refuses the others as it does."""
+    takes the keys and arguments the host's storage takes, and refuses the others as it does. Given a
+    ``quota``, it refuses writes past it as the host does (none by default)."""
 
-    def __init__(self) -> None:
+    def __init__(self, quota: StorageQuota | None = None) -> None:
         self._docs: dict[str, bytes] = {}
         self._counters: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._quota = quota
+        self._bytes = 0
+
+    def _charge(self, key: str, what: str, used: int, grow: int) -> None:
+        """Refuse growing ``what`` by ``grow`` past the quota (under the lock)."""
+        limit = None if self._quota is None else getattr(self._quota, what)
+        if limit is not None and grow > 0 and used + grow > limit:
+            raise QuotaExceeded(key, what, used, limit)
 
     def get(self, key: str) -> Any | None:
         """The JSON value stored at ``key``, or ``None`` (a new object on every call)."""
@@ -149,11 +177,21 @@ class MemoryStorage:
 
     def put(self, key: str, value: Any) -> None:
         """Store a JSON-encodable value at ``key``, replacing any earlier one."""
-        self._docs[check_key(key)] = encode_value(key, value)
+        raw = encode_value(check_key(key), value)
+        with self._lock:
+            old = self._docs.get(key)
+            grow = document_size(key, raw) - (0 if old is None else document_size(key, old))
+            self._charge(key, "documents", len(self._docs), int(old is None))
+            self._charge(key, "document_bytes", self._bytes, grow)
+            self._docs[key] = raw
+            self._bytes += grow
 
     def delete(self, key: str) -> None:
         """Remove ``key``; no error when it is absent."""
-        self._docs.pop(check_key(key), None)
+        with self._lock:
+            old = self._docs.pop(check_key(key), None)
+            if old is not None:
+                self._bytes -= document_size(key, old)
 
     def counter(self, key: str) -> int:
         """The current value of counter ``key`` (0 when it was never touched)."""
@@ -176,6 +214,7 @@ class MemoryStorage:
             new = current + delta
             if (lower is not None and new < lower) or (upper is not None and new > upper):
                 raise LimitExceeded(key, current, delta, lower, upper)
+            self._charge(key, "counters", len(self._counters), int(key not in self._counters))
             self._counters[key] = new
             return new
 

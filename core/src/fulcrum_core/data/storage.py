@@ -39,15 +39,23 @@ from contextlib import contextmanager
 from typing import Any, Final, TypeVar, cast
 
 import msgspec
-from fulcrum_sdk.errors import LimitExceeded, _host_unavailable  # the host's own mark
-from fulcrum_sdk.storage import MAX_KEY_LENGTH, check_add, check_key, encode_value
-from sqlalchemy import ColumnElement, Table, bindparam, delete, literal, select, true, update
+from fulcrum_sdk.errors import LimitExceeded, StorageUnavailable, _host_unavailable  # the host's own mark
+from fulcrum_sdk.storage import (
+    MAX_KEY_LENGTH,
+    StorageQuota,
+    check_add,
+    check_key,
+    document_size,
+    encode_value,
+)
+from sqlalchemy import ColumnElement, Connection, Table, bindparam, delete, select, true, update
 
 from fulcrum_core import host_threads
 from fulcrum_core.data._upsert import insert_for
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.errors import storage_errors
 from fulcrum_core.data.models.plugin_storage import PluginCounterRow, PluginDocumentRow
+from fulcrum_core.data.quota import charge, size_of
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock
 from fulcrum_core.dispatch.leftovers import host_task
@@ -95,6 +103,9 @@ IN_CHUNK: Final = 500
 """Keys per ``IN (…)`` query in ``counters``; well under SQLite's and psycopg's parameter limits."""
 
 _STRIPES: Final = 64
+
+_RACES: Final = 5
+"""Rounds a write tries when concurrent writes of its key keep slipping in between its statements."""
 
 REFRESH_AFTER: Final = (0.6, 0.9)
 """Bounds of the fraction of the TTL after which an ``async`` hit also starts a re-read of its key.
@@ -407,13 +418,17 @@ class _Shared:
     """What both views of one plugin's storage share: the database, the plugin id, the cache, and
     whether reads run on the event loop."""
 
-    __slots__ = ("cache", "db", "on_loop", "plugin_id")
+    __slots__ = ("cache", "db", "doc_size", "on_loop", "plugin_id", "quota")
 
-    def __init__(self, db: Database, plugin_id: str, cache: ReadCache | None, on_loop: bool) -> None:
+    def __init__(
+        self, db: Database, plugin_id: str, cache: ReadCache | None, on_loop: bool, quota: StorageQuota | None
+    ) -> None:
         self.db = db
         self.plugin_id = plugin_id
         self.cache = cache
         self.on_loop = on_loop
+        self.quota = quota
+        self.doc_size = size_of(db.dialect, _DOCS.c.value)
 
 
 class SqlPluginStorage:
@@ -440,6 +455,7 @@ class SqlPluginStorage:
         max_bytes: int = DEFAULT_CACHE_BYTES,
         clock: Clock = MONOTONIC,
         reads_on_loop: bool = False,
+        quota: StorageQuota | None = None,
     ) -> None:
         if not plugin_id:
             raise ValueError("plugin_id must be non-empty")
@@ -449,7 +465,7 @@ class SqlPluginStorage:
             ReadCache(ttl_ms=cache_ms, max_entries=max_entries, max_bytes=max_bytes, clock=clock)
             if cache_ms else None
         )
-        self._shared = _Shared(db, plugin_id, cache, reads_on_loop and db.dialect == "sqlite")
+        self._shared = _Shared(db, plugin_id, cache, reads_on_loop and db.dialect == "sqlite", quota)
         self.plugin_id = plugin_id
         self._fresh = False
         fresh = object.__new__(SqlPluginStorage)
@@ -520,25 +536,52 @@ class SqlPluginStorage:
         """Store a JSON-encodable value at ``key``, replacing any earlier one."""
         raw = encode_value(check_key(key), value)
         shared, encoded, now = self._shared, raw.decode(), utcnow()
-        stmt = insert_for(shared.db.dialect, _DOCS).values(
-            plugin_id=shared.plugin_id, key=key, value=encoded, updated_at=now
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[_DOCS.c.plugin_id, _DOCS.c.key], set_={"value": encoded, "updated_at": now}
-        )
+        size = document_size(key, raw)
         with self._writing((_DOC, key)) as record:
             with storage_errors(shared.plugin_id), shared.db.engine.begin() as conn:
-                conn.execute(stmt)
+                self._store(conn, key, encoded, size, now)
             record(raw)
+
+    def _store(self, conn: Connection, key: str, encoded: str, size: int, now: Any) -> None:
+        """Insert or replace the document in ``conn``'s transaction and charge what it changed: a new
+        key is inserted (one more document); an existing one is locked, measured and replaced."""
+        shared = self._shared
+        pid, row = shared.plugin_id, (_DOCS.c.plugin_id == shared.plugin_id) & (_DOCS.c.key == key)
+        fresh = (
+            insert_for(shared.db.dialect, _DOCS)
+            .values(plugin_id=pid, key=key, value=encoded, updated_at=now)
+            .on_conflict_do_nothing(index_elements=[_DOCS.c.plugin_id, _DOCS.c.key])
+            .returning(_DOCS.c.key)
+        )
+        for _ in range(_RACES):
+            if conn.execute(fresh).first() is not None:
+                charge(conn, pid, key, shared.quota, {"documents": 1, "document_bytes": size})
+                return
+            # It exists (or a concurrent write inserted it first): lock it, measure it, replace it.
+            old = conn.execute(select(shared.doc_size).where(row).with_for_update()).scalar_one_or_none()
+            if old is None:
+                continue  # deleted since: insert it after all
+            conn.execute(update(_DOCS).where(row).values(value=encoded, updated_at=now))
+            grow = size - (document_size(key, b"") + int(old))
+            charge(conn, pid, key, shared.quota, {"document_bytes": grow})
+            return
+        raise _busy(pid)
 
     def delete(self, key: str) -> None:
         """Remove ``key``; no error when it is absent."""
         check_key(key)
         shared = self._shared
-        stmt = delete(_DOCS).where(_DOCS.c.plugin_id == shared.plugin_id, _DOCS.c.key == key)
+        stmt = (
+            delete(_DOCS)
+            .where(_DOCS.c.plugin_id == shared.plugin_id, _DOCS.c.key == key)
+            .returning(shared.doc_size)
+        )
         with self._writing((_DOC, key)) as record:
             with storage_errors(shared.plugin_id), shared.db.engine.begin() as conn:
-                conn.execute(stmt)
+                old = conn.execute(stmt).scalar_one_or_none()
+                if old is not None:
+                    freed = {"documents": -1, "document_bytes": -(document_size(key, b"") + int(old))}
+                    charge(conn, shared.plugin_id, key, shared.quota, freed)
             record(None)
 
     @contextmanager
@@ -600,43 +643,47 @@ class SqlPluginStorage:
         """
         check_add(key, delta, lower, upper)
         shared = self._shared
-        col = _COUNTERS.c.value
+        col, pid = _COUNTERS.c.value, shared.plugin_id
         within: ColumnElement[bool] = true()
         if lower is not None:
             within = within & (col + delta >= lower)
         if upper is not None:
             within = within & (col + delta <= upper)
-        fresh_ok = (lower is None or delta >= lower) and (upper is None or delta <= upper)
+        fresh_ok = _within(delta, lower, upper)
         now = utcnow()
-        if fresh_ok:
-            # A missing counter starts at 0, and 0 + delta is within bounds: insert it, or
-            # update the existing row only where the bounds still hold.
-            stmt: Any = (
-                insert_for(shared.db.dialect, _COUNTERS)
-                .values(plugin_id=shared.plugin_id, key=key, value=delta, updated_at=now)
-                .on_conflict_do_update(
-                    index_elements=[_COUNTERS.c.plugin_id, _COUNTERS.c.key],
-                    set_={"value": col + literal(delta), "updated_at": now},
-                    where=within,
-                )
-                .returning(col)
-            )
-        else:
-            # A missing counter would break a bound: only an existing row may move.
-            stmt = (
-                update(_COUNTERS)
-                .where(_COUNTERS.c.plugin_id == shared.plugin_id, _COUNTERS.c.key == key, within)
-                .values(value=col + delta, updated_at=now)
-                .returning(col)
-            )
+        row = (_COUNTERS.c.plugin_id == pid) & (_COUNTERS.c.key == key)
+        # An existing counter moves only where the bounds still hold; a missing one starts at 0, so it
+        # is inserted as ``delta`` when that is within them (one more counter against the quota).
+        moved = update(_COUNTERS).where(row, within).values(value=col + delta, updated_at=now).returning(col)
+        fresh = (
+            insert_for(shared.db.dialect, _COUNTERS)
+            .values(plugin_id=pid, key=key, value=delta, updated_at=now)
+            .on_conflict_do_nothing(index_elements=[_COUNTERS.c.plugin_id, _COUNTERS.c.key])
+            .returning(col)
+        )
         with self._writing((_COUNTER, key)) as record:
-            current = 0
-            with storage_errors(shared.plugin_id), shared.db.engine.begin() as conn:
-                new = conn.execute(stmt).scalar_one_or_none()
-                if new is None:
-                    params = {"plugin_id": shared.plugin_id, "key": key}
-                    current = int(conn.execute(_COUNTER_READ, params).scalar_one_or_none() or 0)
+            current: int | None = None
+            with storage_errors(pid), shared.db.engine.begin() as conn:
+                for _ in range(_RACES):
+                    new = conn.execute(moved).scalar_one_or_none()
+                    if new is not None:
+                        break
+                    current = conn.execute(_COUNTER_READ, {"plugin_id": pid, "key": key}).scalar_one_or_none()
+                    if current is not None:
+                        if not _within(int(current) + delta, lower, upper):
+                            break  # out of bounds
+                        continue  # a concurrent add created it after the update looked: move it now
+                    if not fresh_ok:
+                        break  # a fresh counter would already break a bound
+                    new = conn.execute(fresh).scalar_one_or_none()
+                    if new is not None:
+                        charge(conn, pid, key, shared.quota, {"counters": 1})
+                        break
+                    # A concurrent add inserted it first: move that one.
+                else:
+                    raise _busy(pid)
             if new is None:
+                current = int(current or 0)
                 record(current)  # nothing changed, and the same transaction just read the value
                 raise LimitExceeded(key, current, delta, lower, upper)
             record(int(new))
@@ -741,6 +788,15 @@ _READ_PLACES = 32
 _READS = threading.BoundedSemaphore(_READ_PLACES)
 """Storage reads of display hooks in worker threads at once in this process, hung ones included: a
 database that hangs ties up at most this many threads (an abandoned read keeps its thread)."""
+
+
+def _within(value: int, lower: int | None, upper: int | None) -> bool:
+    return (lower is None or value >= lower) and (upper is None or value <= upper)
+
+
+def _busy(plugin_id: str) -> StorageUnavailable:
+    """For a write that kept meeting concurrent writes of its key (PostgreSQL): retrying is safe."""
+    return StorageUnavailable(f"plugin storage for {plugin_id!r} is busy; retry later")
 
 
 async def _call(read: Callable[[Sequence[_Slot]], _Reading], slots: Sequence[_Slot]) -> _Reading:

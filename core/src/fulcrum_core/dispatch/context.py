@@ -256,6 +256,7 @@ class ContextFactory:
                     plugin_id,
                     cache_ms=self.settings.storage_cache_ms,
                     reads_on_loop=self.settings.sqlite_reads_on_loop,
+                    quota=self.settings.quota_of(plugin_id),
                 ),
             )
         if fresh and isinstance(storage, SqlPluginStorage):

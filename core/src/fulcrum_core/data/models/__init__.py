@@ -9,7 +9,7 @@ from fulcrum_core.data.models.oauth_client import OAuthClientRow
 from fulcrum_core.data.models.oauth_code import OAuthCodeRow
 from fulcrum_core.data.models.oauth_refresh_token import OAuthRefreshTokenRow
 from fulcrum_core.data.models.oauth_token_family import OAuthTokenFamilyRow
-from fulcrum_core.data.models.plugin_storage import PluginCounterRow, PluginDocumentRow
+from fulcrum_core.data.models.plugin_storage import PluginCounterRow, PluginDocumentRow, PluginStorageUsageRow
 from fulcrum_core.data.models.transaction import TransactionAttemptRow, TransactionRow
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "OAuthTokenFamilyRow",
     "PluginCounterRow",
     "PluginDocumentRow",
+    "PluginStorageUsageRow",
     "TransactionAttemptRow",
     "TransactionRow",
 ]

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from fulcrum_core.data.base import CoreBase
 from fulcrum_core.data.types import UTCDateTime
 
-__all__ = ["MAX_KEY_LENGTH", "PluginCounterRow", "PluginDocumentRow"]
+__all__ = ["MAX_KEY_LENGTH", "PluginCounterRow", "PluginDocumentRow", "PluginStorageUsageRow"]
 
 
 class PluginDocumentRow(CoreBase):
@@ -34,3 +34,15 @@ class PluginCounterRow(CoreBase):
     key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PluginStorageUsageRow(CoreBase):
+    """What one plugin holds, kept in the same transaction as each of its writes, so its quota is
+    checked without counting its rows: documents, their bytes (key and JSON, UTF-8) and counters."""
+
+    __tablename__ = "plugin_storage_usage"
+
+    plugin_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    documents: Mapped[int] = mapped_column(BigInteger)
+    document_bytes: Mapped[int] = mapped_column(BigInteger)
+    counters: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,126 @@
+"""A plugin's storage quota, charged in the transaction of each of its writes.
+
+``plugin_storage_usage`` holds what each plugin keeps (documents, their bytes, counters). A write adds
+what it changes to that row as its transaction's last statement, so the row lock is held only until
+the commit, and the ``UPDATE`` takes the growth only while the result stays within the quota: a write
+past it raises :class:`~fulcrum_sdk.errors.QuotaExceeded` and its transaction rolls back whole. A
+change that does not grow a measure (a smaller document, a delete) is always taken.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final, cast
+
+import msgspec
+from fulcrum_sdk.errors import QuotaExceeded, StorageUnavailable
+from fulcrum_sdk.storage import StorageQuota
+from sqlalchemy import ColumnElement, Connection, LargeBinary, Table, func, select, update
+from sqlalchemy import cast as sql_cast
+
+from fulcrum_core.data._upsert import insert_for
+from fulcrum_core.data.db import Database
+from fulcrum_core.data.models.plugin_storage import PluginStorageUsageRow
+from fulcrum_core.observability.throttle import ThrottledWarning
+
+__all__ = ["MEASURES", "Usage", "charge", "size_of", "usage"]
+
+_USAGE = cast(Table, PluginStorageUsageRow.__table__)
+
+MEASURES: Final = ("documents", "document_bytes", "counters")
+
+log = logging.getLogger("fulcrum.storage")
+
+_REFUSED: dict[str, ThrottledWarning] = {}
+"""One warning a minute per plugin whose writes its quota refuses (a plugin's refusals never hide
+another's)."""
+
+_TRIES: Final = 3
+"""Rounds of update-then-look before a write gives up on a usage row that others keep moving."""
+
+
+def size_of(dialect: str, column: ColumnElement[str]) -> ColumnElement[int]:
+    """A text column's UTF-8 bytes in SQL: ``octet_length`` on PostgreSQL, SQLite's ``length`` of
+    the text as a BLOB (what :func:`fulcrum_sdk.storage.document_size` counts in Python)."""
+    if dialect == "postgresql":
+        return cast(ColumnElement[int], func.octet_length(column))
+    return cast(ColumnElement[int], func.length(sql_cast(column, LargeBinary)))
+
+
+def charge(
+    conn: Connection, plugin_id: str, key: str, quota: StorageQuota | None, changes: dict[str, int]
+) -> None:
+    """Add ``changes`` (measure → delta) to ``plugin_id``'s usage inside the write's transaction;
+    :class:`QuotaExceeded` when a measure that grows would pass ``quota`` (``None``: no limit)."""
+    deltas = {name: delta for name, delta in changes.items() if delta}
+    if not deltas:
+        return
+    where = [_USAGE.c.plugin_id == plugin_id]
+    if quota is not None:
+        where += [
+            _USAGE.c[name] + delta <= getattr(quota, name) for name, delta in deltas.items() if delta > 0
+        ]
+    stmt = (
+        update(_USAGE)
+        .where(*where)
+        .values({name: _USAGE.c[name] + delta for name, delta in deltas.items()})
+        .returning(_USAGE.c.plugin_id)
+    )
+    for _ in range(_TRIES):
+        if conn.execute(stmt).first() is not None:
+            return
+        held = conn.execute(select(*(_USAGE.c[m] for m in MEASURES)).where(where[0])).first()
+        if held is None:
+            # The plugin's first write: its row, then the update again (a concurrent first write
+            # inserts it too, and one of them does nothing).
+            fresh = insert_for(conn.dialect.name, _USAGE).values(
+                plugin_id=plugin_id, **dict.fromkeys(MEASURES, 0)
+            )
+            conn.execute(fresh.on_conflict_do_nothing(index_elements=[_USAGE.c.plugin_id]))
+            continue
+        over = _past(held._mapping, deltas, quota)
+        if over is not None:
+            name, used, limit = over
+            _refused(plugin_id)(f"plugin {plugin_id!r}, {name} {used} of {limit}")
+            raise QuotaExceeded(key, name, used, limit)
+        # Within the quota now: a concurrent write freed room between the two statements.
+    raise StorageUnavailable(f"plugin storage for {plugin_id!r} is busy; retry later")
+
+
+def _refused(plugin_id: str) -> ThrottledWarning:
+    warning = _REFUSED.get(plugin_id)
+    if warning is None:
+        message = "a plugin storage write was refused at its quota (`fulcrum db storage` shows the use)"
+        warning = _REFUSED.setdefault(plugin_id, ThrottledWarning(log, message, every_s=60.0))
+    return warning
+
+
+def _past(
+    held: object, deltas: dict[str, int], quota: StorageQuota | None
+) -> tuple[str, int, int] | None:
+    """The first measure ``deltas`` would take past ``quota`` from ``held``, with its use and limit."""
+    if quota is None:
+        return None
+    for name, delta in deltas.items():
+        used = int(held[name])  # type: ignore[index]
+        limit = int(getattr(quota, name))
+        if delta > 0 and used + delta > limit:
+            return name, used, limit
+    return None
+
+
+
+class Usage(msgspec.Struct, frozen=True, kw_only=True):
+    """What one plugin holds in its storage."""
+
+    plugin_id: str
+    documents: int
+    document_bytes: int
+    counters: int
+
+
+def usage(db: Database) -> list[Usage]:
+    """Every plugin's storage usage that a write has kept (a plugin that never wrote has none), by id."""
+    stmt = select(_USAGE.c.plugin_id, *(_USAGE.c[m] for m in MEASURES)).order_by(_USAGE.c.plugin_id)
+    with db.single_reads.connect() as conn:
+        return [Usage(**row._mapping) for row in conn.execute(stmt)]

@@ -1,0 +1,309 @@
+"""Plugin storage quotas: every write keeps its plugin's usage row in its own transaction, and a write
+that would take a measure past the quota raises ``QuotaExceeded`` and changes nothing, on SQLite and
+PostgreSQL alike and under concurrent writers."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import pytest
+from click.testing import CliRunner
+from fulcrum_core.cli import main
+from fulcrum_core.data.db import Database
+from fulcrum_core.data.quota import Usage, size_of, usage
+from fulcrum_core.data.storage import SqlPluginStorage
+from fulcrum_core.data.types import UTCDateTime
+from fulcrum_core.settings import PluginSettings, Settings
+from fulcrum_sdk.errors import LimitExceeded, QuotaExceeded
+from fulcrum_sdk.storage import MemoryStorage, StorageQuota, document_size
+from fulcrum_sdk.testing import PERSONAS
+from sqlalchemy import column, func, select, table
+
+BEFORE = "20261130_02_idempotency_client"
+
+
+def _race(workers: int, fn: Callable[[int], object]) -> list[object]:
+    """Run ``fn`` in ``workers`` threads released together; results or the exceptions raised."""
+    barrier = threading.Barrier(workers)
+
+    def run(i: int) -> object:
+        barrier.wait()
+        try:
+            return fn(i)
+        except Exception as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(run, range(workers)))
+
+
+def _counted(db: Database, plugin: str) -> Usage:
+    """The plugin's usage counted from its rows, as the kept row should say."""
+    docs = table("plugin_documents", column("plugin_id"), column("key"), column("value"))
+    counters = table("plugin_counters", column("plugin_id"))
+    size = size_of(db.dialect, docs.c.key) + size_of(db.dialect, docs.c.value)
+    with db.engine.connect() as conn:
+        n, total = conn.execute(
+            select(func.count(), func.coalesce(func.sum(size), 0)).where(docs.c.plugin_id == plugin)
+        ).one()
+        c = conn.execute(select(func.count()).where(counters.c.plugin_id == plugin)).scalar_one()
+    return Usage(plugin_id=plugin, documents=int(n), document_bytes=int(total), counters=int(c))
+
+
+def _kept(db: Database, plugin: str) -> Usage:
+    return next((u for u in usage(db) if u.plugin_id == plugin), Usage(
+        plugin_id=plugin, documents=0, document_bytes=0, counters=0))
+
+
+def _bytes(key: str, value: Any) -> int:
+    return document_size(key, msgspec.json.encode(value))
+
+
+def test_writes_keep_the_usage_row_exact(db: Database) -> None:
+    """Inserts, replacements larger and smaller, deletes (of present and absent keys) and new and
+    existing counters each move the kept usage exactly as a recount sees it."""
+    s = SqlPluginStorage(db, "p")
+    s.put("a", {"name": "体检", "n": 1})
+    s.put("b", [1, 2, 3])
+    assert _kept(db, "p") == _counted(db, "p")
+    assert _kept(db, "p").documents == 2
+    assert _kept(db, "p").document_bytes == _bytes("a", {"name": "体检", "n": 1}) + _bytes("b", [1, 2, 3])
+    s.put("a", "x" * 500)
+    s.put("b", 1)
+    s.delete("a")
+    s.delete("missing")
+    s.add("c1", 5)
+    s.add("c1", -2)
+    s.add("c2", 1)
+    assert _kept(db, "p") == _counted(db, "p") == Usage(
+        plugin_id="p", documents=1, document_bytes=_bytes("b", 1), counters=2
+    )
+
+
+def test_a_document_past_the_count_is_refused_and_nothing_changes(db: Database) -> None:
+    """At two documents a third key is refused, naming the measure; replacing or deleting one of the
+    two still works, and after a delete a new key fits again."""
+    s = SqlPluginStorage(db, "p", quota=StorageQuota(documents=2))
+    s.put("a", 1)
+    s.put("b", 2)
+    with pytest.raises(QuotaExceeded) as refused:
+        s.put("c", 3)
+    assert (refused.value.what, refused.value.used, refused.value.limit, refused.value.key) == (
+        "documents", 2, 2, "c"
+    )
+    assert "'c'" in str(refused.value)
+    assert "documents past 2" in str(refused.value)
+    assert s.get("c") is None
+    assert _kept(db, "p") == _counted(db, "p")
+    s.put("a", {"bigger": "value"})
+    s.delete("b")
+    s.put("c", 3)
+    assert s.get("c") == 3
+    assert _kept(db, "p") == _counted(db, "p")
+
+
+def test_bytes_past_the_quota_are_refused_and_a_smaller_write_is_always_taken(db: Database) -> None:
+    """Growing past ``document_bytes`` is refused (new key or larger replacement); once over a quota
+    that was lowered, a smaller replacement and a delete are still taken, so a plugin can make room."""
+    s = SqlPluginStorage(db, "p", quota=StorageQuota(document_bytes=100))
+    s.put("k", "x" * 80)
+    with pytest.raises(QuotaExceeded, match="document_bytes"):
+        s.put("k", "x" * 100)
+    with pytest.raises(QuotaExceeded, match="document_bytes"):
+        s.put("other", "x" * 20)
+    assert s.get("k") == "x" * 80
+    lowered = SqlPluginStorage(db, "p", quota=StorageQuota(document_bytes=10))
+    lowered.put("k", "x" * 40)  # still over, but smaller
+    assert lowered.get("k") == "x" * 40
+    with pytest.raises(QuotaExceeded):
+        lowered.put("k", "x" * 41)
+    lowered.delete("k")
+    nothing = Usage(plugin_id="p", documents=0, document_bytes=0, counters=0)
+    assert _kept(db, "p") == _counted(db, "p") == nothing
+
+
+def test_a_new_counter_past_the_quota_is_refused_and_existing_ones_still_move(db: Database) -> None:
+    """At one counter a second is refused; the first still moves and keeps its bounds (a bound that
+    is crossed still raises ``LimitExceeded``, not a quota error)."""
+    s = SqlPluginStorage(db, "p", quota=StorageQuota(counters=1))
+    assert s.add("stock", 3, upper=5) == 3
+    with pytest.raises(QuotaExceeded, match="counters"):
+        s.add("other", 1)
+    assert s.counter("other") == 0
+    assert s.add("stock", 2, upper=5) == 5
+    with pytest.raises(LimitExceeded):
+        s.add("stock", 1, upper=5)
+    with pytest.raises(LimitExceeded):
+        s.add("fresh", 9, upper=5)  # a fresh counter that would break its bound: neither created nor counted
+    assert _kept(db, "p") == _counted(db, "p")
+    assert _kept(db, "p").counters == 1
+
+
+def test_quotas_are_per_plugin(db: Database) -> None:
+    """One plugin at its quota does not stop another."""
+    full = SqlPluginStorage(db, "full", quota=StorageQuota(documents=1))
+    other = SqlPluginStorage(db, "other", quota=StorageQuota(documents=1))
+    full.put("a", 1)
+    with pytest.raises(QuotaExceeded):
+        full.put("b", 1)
+    other.put("a", 1)
+    assert [u.documents for u in usage(db)] == [1, 1]
+
+
+def test_concurrent_new_keys_never_pass_the_quota(db: Database) -> None:
+    """Twelve writers of twelve new keys against a quota of five: exactly five are stored and counted."""
+    s = SqlPluginStorage(db, "p", quota=StorageQuota(documents=5))
+    outcomes = _race(12, lambda i: s.put(f"k{i}", {"i": i}))
+    assert sum(o is None for o in outcomes) == 5
+    assert all(isinstance(o, QuotaExceeded) for o in outcomes if o is not None)
+    assert _kept(db, "p") == _counted(db, "p")
+    assert _kept(db, "p").documents == 5
+
+
+def test_concurrent_writes_of_one_key_count_it_once(db: Database) -> None:
+    """Writers of one new document (values of different sizes), then writers and deleters of it
+    mixed, and adders of one new counter: the kept usage still equals a recount."""
+    s = SqlPluginStorage(db, "p")
+    assert all(o is None for o in _race(8, lambda i: s.put("same", "x" * (10 * i))))
+    assert _kept(db, "p") == _counted(db, "p")
+    assert _kept(db, "p").documents == 1
+    mixed = _race(8, lambda i: s.put("same", "y" * i) if i % 2 else s.delete("same"))
+    assert all(o is None for o in mixed)
+    assert _kept(db, "p") == _counted(db, "p")
+    assert sorted(_race(8, lambda i: s.add("hits", 1))) == list(range(1, 9))  # type: ignore[type-var]
+    assert s.counter("hits") == 8
+    assert _kept(db, "p") == _counted(db, "p")
+    assert _kept(db, "p").counters == 1
+
+
+def test_the_migration_counts_what_was_stored_before_it(database_url: str) -> None:
+    """Documents and counters stored before the revision are counted into the usage rows by plugin,
+    and the kept rows go on from there; the downgrade drops the table."""
+    db = Database(database_url)
+    try:
+        db.upgrade(BEFORE)
+        at = datetime(2026, 11, 30, tzinfo=UTC)
+        docs = table("plugin_documents", column("plugin_id"), column("key"), column("value"),
+                     column("updated_at", UTCDateTime()))
+        counters = table("plugin_counters", column("plugin_id"), column("key"), column("value"),
+                         column("updated_at", UTCDateTime()))
+        with db.begin() as conn:
+            conn.execute(docs.insert(), [
+                {"plugin_id": "a", "key": "k1", "value": json.dumps("体检", ensure_ascii=False),
+                 "updated_at": at},
+                {"plugin_id": "a", "key": "键", "value": "[1,2]", "updated_at": at},
+                {"plugin_id": "b", "key": "k", "value": "{}", "updated_at": at},
+            ])
+            conn.execute(counters.insert(), [
+                {"plugin_id": "a", "key": "c", "value": 1, "updated_at": at},
+                {"plugin_id": "c", "key": "c", "value": 1, "updated_at": at},
+            ])
+        db.upgrade()
+        assert usage(db) == [
+            Usage(plugin_id="a", documents=2, counters=1,
+                  document_bytes=_bytes("k1", "体检") + document_size("键", b"[1,2]")),
+            Usage(plugin_id="b", documents=1, document_bytes=document_size("k", b"{}"), counters=0),
+            Usage(plugin_id="c", documents=0, document_bytes=0, counters=1),
+        ]
+        SqlPluginStorage(db, "a").put("k1", "x")
+        assert _kept(db, "a") == _counted(db, "a")
+        db.downgrade(BEFORE)
+        db.upgrade()
+        assert _kept(db, "a") == _counted(db, "a")
+    finally:
+        db.dispose()
+
+
+def test_a_plugins_own_quota_stands_in_for_the_hosts() -> None:
+    """``[plugins.<id>.storage_quota]`` replaces the host's ``storage_quota`` for that plugin only."""
+    settings = Settings(
+        storage_quota=StorageQuota(documents=10),
+        plugins={"big": PluginSettings(storage_quota=StorageQuota(documents=1_000))},
+    )
+    assert settings.quota_of("big").documents == 1_000
+    assert settings.quota_of("other").documents == 10
+    assert Settings().quota_of("any") == StorageQuota()
+
+
+def test_a_hook_writing_past_its_quota_is_left_out_and_logged(
+    make_app: Callable[..., Any], kit: Any, log_records: Any
+) -> None:
+    """A plugin that stores a new document on every page: once its quota is reached its page call
+    fails (the page still answers, the plugin degraded), nothing past the quota is stored, and one
+    warning names the plugin and the measure."""
+
+    async def home_slot_offers(ctx: Any) -> Any:
+        await ctx.storage.aput(f"page:{ctx.request_id}", {"pad": "x" * 100})
+        return [kit.offer("home.banner", "hoarder")]
+
+    app = make_app(
+        kit.plugin("hoarder", home_slot_offers=home_slot_offers),
+        plugins={"hoarder": PluginSettings(storage_quota=StorageQuota(documents=2))},
+    )
+    token = app.token(PERSONAS["young_professional"].id)
+    records = log_records("fulcrum.storage")
+    pages = [app.get("/v1/home", token=token) for _ in range(4)]
+    assert [p.status_code for p in pages] == [200] * 4
+    assert [[d["plugin"] for d in p.json()["degraded"]] for p in pages] == [[], [], ["hoarder"], ["hoarder"]]
+    assert _kept(app.runtime.db, "hoarder").documents == 2
+    refused = [r.getMessage() for r in records if "refused at its quota" in r.getMessage()]
+    assert len(refused) == 1
+    assert "'hoarder', documents 2 of 2" in refused[0]
+
+
+def test_db_storage_lists_each_plugins_use_against_its_quota(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``fulcrum db storage`` prints each plugin's measures against its quota, marking one at 90 % or
+    more; ``--json`` one object per plugin with its quota."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fulcrum.toml").write_text(
+        'state_dir = "state"\n[storage_quota]\ndocuments = 10\n'
+        '[plugins.big.storage_quota]\ndocuments = 1000\n'
+    )
+    runner = CliRunner()
+    assert runner.invoke(main, ["--config", "fulcrum.toml", "db", "upgrade"]).exit_code == 0
+    empty = runner.invoke(main, ["--config", "fulcrum.toml", "db", "storage"])
+    assert empty.exit_code == 0
+    assert "no plugin has written" in empty.output
+    db = Database(f"sqlite:///{tmp_path / 'state' / 'fulcrum.db'}")
+    try:
+        for i in range(9):
+            SqlPluginStorage(db, "near").put(f"k{i}", i)
+        SqlPluginStorage(db, "big").put("k", 1)
+    finally:
+        db.dispose()
+    shown = runner.invoke(main, ["--config", "fulcrum.toml", "db", "storage"])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert lines[0].startswith("big: documents 1/1000, document_bytes ")
+    assert lines[1].startswith("near: documents 9/10 (!), document_bytes ")
+    as_json = runner.invoke(main, ["--config", "fulcrum.toml", "db", "storage", "--json"])
+    rows = [json.loads(line) for line in as_json.output.splitlines()]
+    assert [(r["plugin_id"], r["documents"], r["quota"]["documents"]) for r in rows] == [
+        ("big", 1, 1000), ("near", 9, 10)
+    ]
+
+
+def test_memory_storage_keeps_the_same_quota() -> None:
+    """The SDK's in-memory storage refuses as the host does, so a plugin's tests can meet the quota."""
+    s = MemoryStorage(StorageQuota(documents=1, document_bytes=30, counters=1))
+    s.put("a", "x" * 10)
+    with pytest.raises(QuotaExceeded, match="documents"):
+        s.put("b", 1)
+    with pytest.raises(QuotaExceeded, match="document_bytes"):
+        s.put("a", "x" * 40)
+    s.put("a", "y")  # smaller: taken
+    s.add("c", 1)
+    with pytest.raises(QuotaExceeded, match="counters"):
+        s.add("d", 1)
+    s.delete("a")
+    s.put("b", 1)
+    assert s.get("b") == 1
+    assert MemoryStorage().add("any", 1) == 1  # no quota by default
