@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import logging
@@ -11,13 +12,14 @@ import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from stat import S_ISDIR
 from typing import Any
 
 import click
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from fulcrum_core.cli._groups import refuse_own_options
@@ -150,6 +152,12 @@ class _TcpConfig(uvicorn.Config):
         super().__init__(app, **options)
         self.reuse_port = reuse_port
 
+    def get_loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop]:
+        """uvicorn's event loop, kept running when code other than the server's stops it."""
+        made = super().get_loop_factory()
+        factory = made if made is not None else asyncio.new_event_loop
+        return lambda: keep_running(factory())
+
     def bind_socket(self) -> socket.socket:
         if self.reuse_port:
             return _reuse_port_socket(self.host, self.port)
@@ -157,6 +165,36 @@ class _TcpConfig(uvicorn.Config):
         if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:
             sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
         return sock
+
+
+log = logging.getLogger("fulcrum.serve")
+
+_STOPPED = "Event loop stopped before Future completed."
+"""What ``run_until_complete`` raises, on asyncio's loop and on uvloop, when ``stop()`` came first."""
+
+
+def keep_running(loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop:
+    """``loop``, whose ``run_until_complete`` runs the loop again when something stopped it before its
+    future was done: the server's own future ends only when it shuts down, so a stop can only come
+    from other code, a plugin calling ``loop.stop()`` (or scheduling it). Before, that ended the
+    worker, every request it held with it. The stop is logged and the worker goes on."""
+    run = loop.run_until_complete
+
+    def run_until_complete(future: Awaitable[Any]) -> Any:
+        task = asyncio.ensure_future(future, loop=loop)
+        while True:
+            try:
+                return run(task)
+            except RuntimeError as exc:
+                if task.done() or str(exc) != _STOPPED:
+                    raise
+                log.error(
+                    "the event loop was stopped by code that is not the server's (a plugin calling "
+                    "loop.stop()?); it runs on"
+                )
+
+    loop.run_until_complete = run_until_complete  # type: ignore[method-assign,assignment]
+    return loop
 
 
 def _reuse_port_socket(host: str, port: int) -> socket.socket:
@@ -208,7 +246,11 @@ def run_server(
         uvicorn.Server(config).run(sockets=[config.bind_socket()])
         return
     if workers == 1:
-        uvicorn.run(app, **options)
+        server = uvicorn.Server(_TcpConfig(app, **options))
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+        if not server.started:
+            sys.exit(STARTUP_FAILURE)  # as uvicorn.run does: the app failed to start
         return
     config = _TcpConfig(
         app, workers=workers, timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS, **options

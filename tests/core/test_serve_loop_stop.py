@@ -1,0 +1,121 @@
+"""A plugin that stops the event loop (``loop.stop()``, at once or scheduled) no longer ends the worker:
+the server's loop runs on, logging that it was stopped. Before, ``run_until_complete`` raised
+"Event loop stopped before Future completed." and the worker shut down with every request it held."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fulcrum_core.cli.serve import _TcpConfig, keep_running
+
+
+@pytest.mark.parametrize("kind", ["asyncio", "uvloop"])
+def test_the_servers_loop_runs_on_after_a_stop_now_and_a_scheduled_one(kind: str, log_records: Any) -> None:
+    """Through uvicorn's runner, as the server runs it: stopped twice, the main coroutine still ends
+    with its own result, and each stop is logged."""
+    records = log_records("fulcrum.serve")
+    factory = _TcpConfig("fulcrum_core.asgi:app_factory", factory=True, loop=kind).get_loop_factory()
+
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        loop.stop()
+        await asyncio.sleep(0.01)
+        loop.call_soon(loop.stop)
+        await asyncio.sleep(0.01)
+        return "served"
+
+    with asyncio.Runner(loop_factory=factory) as runner:
+        assert runner.run(main()) == "served"
+        assert kind in type(runner.get_loop()).__module__
+    said = [r.getMessage() for r in records]
+    assert said.count(
+        "the event loop was stopped by code that is not the server's (a plugin calling loop.stop()?); "
+        "it runs on"
+    ) == 2
+
+
+def test_what_the_main_coroutine_raises_still_ends_the_run() -> None:
+    """Only a stop is ridden out: the coroutine's own exception, and a loop that is already running,
+    come out as before."""
+    loop = keep_running(asyncio.new_event_loop())
+
+    async def fails() -> None:
+        raise ValueError("its own")
+
+    async def nested() -> None:
+        loop.run_until_complete(asyncio.sleep(0))
+
+    try:
+        with pytest.raises(ValueError, match="its own"):
+            loop.run_until_complete(fails())
+        with pytest.raises(RuntimeError, match="already running"):
+            loop.run_until_complete(nested())
+    finally:
+        loop.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _get(port: int, path: str) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+        status: int = reply.status
+        return status
+
+
+@pytest.mark.slow
+def test_a_served_request_that_stops_the_loop_leaves_the_worker_serving(tmp_path: Path) -> None:
+    """``fulcrum serve``'s own runner (one worker, the default stack): a request whose handler stops the
+    loop is answered, and so is the next one; the worker is still alive."""
+    (tmp_path / "stopper.py").write_text(textwrap.dedent('''
+        import asyncio
+
+        def app():
+            async def asgi(scope, receive, send):
+                if scope["type"] != "http":
+                    return
+                if scope["path"] == "/stop":
+                    asyncio.get_running_loop().stop()
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": b"ok"})
+            return asgi
+    '''))
+    port = _free_port()
+    probe = (
+        "from fulcrum_core.cli.serve import run_server; "
+        f"run_server('stopper:app', host='127.0.0.1', port={port}, app_dir={str(tmp_path)!r}, "
+        "log_level='warning')"
+    )
+    server = subprocess.Popen([sys.executable, "-c", probe], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert _get(port, "/ok") == 200
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        assert _get(port, "/stop") == 200
+        assert _get(port, "/ok") == 200
+        assert _get(port, "/stop") == 200
+        assert _get(port, "/ok") == 200
+        assert server.poll() is None
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=15)
+    assert err.count("it runs on") == 2, err
