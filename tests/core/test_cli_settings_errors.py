@@ -203,3 +203,16 @@ def test_a_log_level_logging_does_not_know_is_named(monkeypatch: pytest.MonkeyPa
     assert line.startswith("Error: cannot load settings: FULCRUM_LOG_LEVEL (log_level): "), line
     for level in ("debug", "INFO", "Warning", "error", "CRITICAL"):
         assert load_settings(environ={"FULCRUM_LOG_LEVEL": level}).log_level == level
+
+
+@pytest.mark.parametrize(
+    ("args", "command"), [(["demo"], "demo"), (["registry", "list"], "registry list")]
+)
+def test_config_after_the_command_says_where_it_goes(args: list[str], command: str) -> None:
+    """``fulcrum demo --config x.toml`` was only 'No such option': it now says --config is the root's."""
+    result = CliRunner().invoke(main, [*args, "--config", "x.toml"], prog_name="fulcrum")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: No such option: --config. --config is an option of fulcrum itself: put it before the "
+        f"command (fulcrum --config FILE {command} ...)"
+    )

@@ -49,6 +49,8 @@ class _Main(click.Group):
 
         try:
             return super().invoke(ctx)
+        except click.NoSuchOption as exc:
+            raise _misplaced_root_option(ctx, exc) from None
         except SettingsError as exc:
             raise click.ClickException(f"cannot load settings: {exc}") from None
         except Exception as exc:
@@ -72,11 +74,27 @@ class _Main(click.Group):
             ) from None
 
 
+def _misplaced_root_option(ctx: click.Context, exc: click.NoSuchOption) -> click.NoSuchOption:
+    """``exc`` with a hint when the unknown option is the root's own: click names no reason it is refused."""
+    for param in ctx.command.params:
+        if isinstance(param, click.Option) and exc.option_name in param.opts and exc.ctx is not None:
+            below = exc.ctx.command_path.removeprefix(ctx.command_path).strip()
+            usage = f"{ctx.command_path} {exc.option_name} {param.metavar or 'VALUE'} {below} ..."
+            return click.NoSuchOption(
+                exc.option_name,
+                f"No such option: {exc.option_name}. {exc.option_name} is an option of "
+                f"{ctx.command_path} itself: put it before the command ({usage})",
+                ctx=exc.ctx,
+            )
+    return exc
+
+
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_file",
     type=click.Path(dir_okay=False),
+    metavar="FILE",
     envvar="FULCRUM_CONFIG",
     help="A TOML settings file (default: FULCRUM_CONFIG).",
 )
