@@ -112,7 +112,7 @@ def test_find_request_says_when_nothing_matches_and_refuses_without_a_secret(tmp
     assert "no request in these logs" in missing.output
     result = CliRunner().invoke(
         main,
-        ["support", "partner-request-id", "p", "r"],
+        ["support", "partner-request-id", "merchant-promo", "r"],
         env={
             "FULCRUM_PAIRWISE_SECRET": None,
             "FULCRUM_STATE_DIR": str(tmp_path / "empty"),
@@ -122,3 +122,15 @@ def test_find_request_says_when_nothing_matches_and_refuses_without_a_secret(tmp
     assert result.exit_code == 1
     assert "no pairwise secret" in result.output
     assert not (tmp_path / "empty").exists()
+
+
+@pytest.mark.parametrize("command", [["partner-request-id", "merchant-promo"], ["find-request", "f" * 32]])
+def test_an_unknown_plugin_is_refused_naming_the_known_ones(tmp_path: Path, command: list[str]) -> None:
+    """A typo in the plugin id printed an HMAC no partner ever saw: now a usage error naming the plugins."""
+    result = _cli(tmp_path, command[0], "merchant-prmo", command[1])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: Invalid value for 'PLUGIN': unknown plugin 'merchant-prmo': neither installed here nor in "
+        "the registry (known plugins: merchant-promo, pension, wealth-checkup)"
+    )
+    assert not (tmp_path / "fulcrum.db").exists()  # looking for the registry created no database

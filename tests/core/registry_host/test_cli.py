@@ -160,6 +160,23 @@ def test_branch_check_names_a_plugin_in_review_as_not_approved_not_unknown(
     assert result.stdout.splitlines() == [f"{hq}: plugins.drafts: plugin 'drafts' has no approved release"]
 
 
+def test_support_takes_a_plugin_only_the_registry_knows(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """``support partner-request-id`` refuses unknown plugins; one filed in the registry, not installed
+    here, is known."""
+    manifest = kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+    run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
+    env = {"FULCRUM_CONFIG": None, "FULCRUM_PAIRWISE_SECRET": "s3cret"}
+    args = ["--config", str(config), "support", "partner-request-id"]
+    known = CliRunner().invoke(main, [*args, "notices", "abc"], env=env)
+    assert known.exit_code == 0, known.output
+    unknown = CliRunner().invoke(main, [*args, "notice", "abc"], env=env)
+    assert unknown.exit_code == 2, unknown.output
+    assert "unknown plugin 'notice'" in unknown.output
+    assert "notices, pension" in unknown.output
+
+
 def test_list_says_when_there_are_more_and_pages_on_with_after(
     config: Path, kit: Any, wheel_for: Callable[..., Path]
 ) -> None:

@@ -49,7 +49,9 @@ def installed_plugins() -> tuple[dict[str, ApprovedPlugin], list[str]]:
     return approved, warnings
 
 
-def registry_plugins(settings: Settings) -> dict[str, ApprovedPlugin] | None:
+def registry_plugins(
+    settings: Settings, *, otherwise: str = "check against a list with --approved FILE"
+) -> dict[str, ApprovedPlugin] | None:
     """The registry's approved releases as an approved set; ``None`` when there is no database file
     yet (SQLite) or the registry knows no plugin at all (a fresh one): the caller then checks against
     the plugins installed here, saying so.
@@ -57,7 +59,8 @@ def registry_plugins(settings: Settings) -> dict[str, ApprovedPlugin] | None:
     A plugin the registry knows with no live approved release (in review, rejected, suspended) is in
     the set without versions, so a file naming it hears "no approved release", not "unknown plugin".
     A registry that cannot be read (the database down or not migrated) is a ``ClickException``: a
-    check in CI that quietly fell back to the installed plugins passed without the registry's word.
+    check in CI that quietly fell back to the installed plugins passed without the registry's word;
+    its message ends in ``otherwise``, what the caller's user can do instead.
     """
     from fulcrum_registry import RegistryError
     from sqlalchemy.exc import SQLAlchemyError
@@ -100,7 +103,7 @@ def registry_plugins(settings: Settings) -> dict[str, ApprovedPlugin] | None:
         reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise click.ClickException(
             f"cannot read the registry at {db!r} ({reason}); start or migrate the database "
-            "(`fulcrum db upgrade`), or check against a list with --approved FILE"
+            f"(`fulcrum db upgrade`), or {otherwise}"
         ) from None
     finally:
         db.dispose()

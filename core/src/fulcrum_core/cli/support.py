@@ -40,8 +40,27 @@ def _secret(ctx: click.Context) -> bytes:
     return secret
 
 
+def _known_plugin(ctx: click.Context, param: click.Parameter, plugin: str) -> str:
+    """``plugin`` when it is installed here or the registry knows it: a typo's HMAC is no partner's id."""
+    from fulcrum_core.cli.branch import installed_plugins, registry_plugins
+
+    installed, _ = installed_plugins()
+    if plugin in installed:
+        return plugin  # no database needed
+    filed = registry_plugins(settings_for(ctx), otherwise="name a plugin installed here") or {}
+    known = {*installed, *filed}
+    if plugin not in known:
+        raise click.BadParameter(
+            f"unknown plugin {plugin!r}: neither installed here nor in the registry "
+            f"(known plugins: {', '.join(sorted(known)) or 'none'})",
+            ctx,
+            param,
+        )
+    return plugin
+
+
 @support.command("partner-request-id")
-@click.argument("plugin")
+@click.argument("plugin", callback=_known_plugin)
 @click.argument("host_request_id")
 @click.pass_context
 def partner_request_id_command(ctx: click.Context, plugin: str, host_request_id: str) -> None:
@@ -52,7 +71,7 @@ def partner_request_id_command(ctx: click.Context, plugin: str, host_request_id:
 
 
 @support.command("find-request")
-@click.argument("plugin")
+@click.argument("plugin", callback=_known_plugin)
 @click.argument("partner_request_id")
 @click.argument("logs", nargs=-1, type=click.File("r", encoding="utf-8"))
 @click.pass_context
