@@ -56,6 +56,31 @@ def test_invalid_publishers_name_the_field(
     assert caught.value.field == field
 
 
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (
+            {"contact": "ops at bank"},
+            "must be an e-mail address that reaches the publisher, such as ops@bank.example (no spaces)",
+        ),
+        (
+            {"id": "Bad Id"},
+            "must be 2 to 50 lowercase letters, digits and hyphens, starting with a letter and not ending "
+            "with a hyphen",
+        ),
+    ],
+    ids=["contact", "id"],
+)
+def test_a_value_not_matching_its_pattern_is_refused_in_words(
+    registry: RegistryService, data: dict[str, str], problem: str
+) -> None:
+    """A bad contact quoted msgspec's regular expression; the refusal now says what a valid one is."""
+    valid = {"id": "ok-id", "name": "x", "kind": "branch", "contact": "a@b.c"}
+    with pytest.raises(InvalidInput) as caught:
+        registry.create_publisher(valid | data, actor="platform")
+    assert (caught.value.field, caught.value.problem) == (next(iter(data)), problem)
+
+
 def test_unchecked_struct_is_validated_too(registry: RegistryService) -> None:
     """A NewPublisher built in Python (msgspec does not check constraints on __init__) is still checked."""
     with pytest.raises(InvalidInput) as caught:

@@ -236,6 +236,14 @@ def test_rejection_needs_a_real_reason(registry: RegistryService, submit: Submit
     assert registry.get_release(rid).state == "in_review"
 
 
+def test_a_blank_rejection_reason_is_named_as_such(registry: RegistryService, submit: Submit) -> None:
+    """A blank reason said "each reason must be 1–2000 characters"; it says what is wrong with it."""
+    rid = submit().id
+    with pytest.raises(InvalidInput) as caught:
+        registry.reject(rid, reviewer="bob", reasons=["fine", "  "])
+    assert str(caught.value) == "reasons.1: a rejection reason must not be blank"
+
+
 def test_rejection_records_reasons_and_refuses_every_scope(registry: RegistryService, submit: Submit) -> None:
     """A rejected release keeps the reviewer's reasons; nothing is granted."""
     rid = submit().id

@@ -182,7 +182,19 @@ def _field_error(item: Any, request: Request[Any, Any, Any]) -> dict[str, Any]:
     unknown = _UNKNOWN_FIELD.match(message)
     if unknown:  # likewise a field the body may not carry
         return {"field": f"{key}.{unknown['name']}".lstrip("."), "message": "is not a field of this body"}
+    body = _body_type(request)
+    if body is not None and key:
+        from fulcrum_registry.schemas import plain_problem
+
+        message = plain_problem(body, key, message)  # e.g. a pattern in words, not the regex
     return {"field": key or "body", "message": message}
+
+
+def _body_type(request: Request[Any, Any, Any]) -> type[Any] | None:
+    """The struct the route decodes its body into (its ``data`` parameter), if it declares one."""
+    signature = getattr(request.scope.get("route_handler"), "parsed_fn_signature", None)
+    body = signature.parameters.get("data") if signature is not None else None
+    return body.annotation if body is not None and isinstance(body.annotation, type) else None
 
 
 def _validation_to_problem(

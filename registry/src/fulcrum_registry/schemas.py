@@ -36,6 +36,7 @@ __all__ = [
     "ReleaseRead",
     "ReviewRead",
     "ScopeRequest",
+    "plain_problem",
     "validated",
 ]
 
@@ -45,7 +46,14 @@ SLUG_PATTERN = r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$"
 """A plugin or publisher id: lowercase letters, digits and hyphens, 2 to 50 characters."""
 RELEASE_CURSOR_PATTERN = r"^[0-9]{1,12}$"
 """A release listing's cursor: the last release id of the previous page."""
-Slug = Annotated[str, msgspec.Meta(pattern=SLUG_PATTERN)]
+Slug = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=SLUG_PATTERN,
+        description="2 to 50 lowercase letters, digits and hyphens, starting with a letter and not ending "
+        "with a hyphen",
+    ),
+]
 PublisherKind = Literal["department", "branch", "partner"]
 StateName = Literal["submitted", "checks_failed", "in_review", "approved", "rejected", "suspended", "retired"]
 Limit = Annotated[int, msgspec.Meta(ge=1, le=100)]
@@ -65,6 +73,29 @@ def _choices(kind: type[Any], path: str) -> list[str]:
     return []
 
 
+def _described(kind: type[Any], path: str) -> str | None:
+    """What a valid value of the top-level field ``path`` of ``kind`` is, in words: its ``Meta``'s
+    ``description``."""
+    try:
+        hint = typing.get_type_hints(kind, include_extras=True).get(path)
+    except (NameError, TypeError):  # pragma: no cover - every schema's hints resolve
+        return None
+    for t in (hint, *typing.get_args(hint)):
+        if typing.get_origin(t) is Annotated:
+            for meta in t.__metadata__:
+                if isinstance(meta, msgspec.Meta) and meta.description:
+                    return meta.description
+    return None
+
+
+def plain_problem(kind: type[Any], path: str, problem: str) -> str:
+    """msgspec's ``problem`` with field ``path`` of ``kind``, in words where the field describes itself:
+    a regular expression tells whoever typed the value nothing."""
+    if problem.startswith("Expected `str` matching regex") and (words := _described(kind, path)):
+        return f"must be {words}"
+    return problem
+
+
 def validated(kind: type[T], data: object) -> T:
     """``data`` converted to ``kind`` with every constraint checked; a failure names the field."""
     try:
@@ -80,12 +111,28 @@ def validated(kind: type[T], data: object) -> T:
         elif named:
             path = f"{path}.{named.group(2)}" if path else named.group(2)
             problem = "required" if named.group(1) == "missing required" else "unknown field"
+        else:
+            problem = plain_problem(kind, path, problem)
         raise InvalidInput(path or "body", problem) from None
 
 
 # Display text: something besides spaces, and no NUL character (PostgreSQL text cannot hold one).
 DisplayName = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00]*[^\s\x00][^\x00]*$",
+        description="text with something besides spaces, and no NUL character",
+    ),
+]
+Contact = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[^@\s\x00]+@[^@\s\x00]+$",
+        max_length=320,
+        description="an e-mail address that reaches the publisher, such as ops@bank.example (no spaces)",
+    ),
 ]
 
 
@@ -96,7 +143,7 @@ class NewPublisher(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     name: DisplayName
     name_en: DisplayName | None = None
     kind: PublisherKind
-    contact: Annotated[str, msgspec.Meta(pattern=r"^[^@\s\x00]+@[^@\s\x00]+$", max_length=320)]
+    contact: Contact
     verified: bool = False
 
 

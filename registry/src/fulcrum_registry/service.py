@@ -526,7 +526,9 @@ class RegistryService:
     ) -> ReleaseRead:
         """Reject a release in review, with at least one reason the publisher can act on."""
         reviewer = _actor(reviewer, "reviewer")
-        cleaned = check_reasons([reasons] if isinstance(reasons, str) else reasons, required=True)
+        cleaned = check_reasons(
+            [reasons] if isinstance(reasons, str) else reasons, required=True, what="a rejection reason"
+        )
         answers = check_checklist(checklist or {}, approving=False)
 
         def work(session: Session) -> ReleaseRead:

@@ -149,13 +149,16 @@ def check_checklist(checklist: Mapping[str, bool], *, approving: bool) -> dict[s
     return {k: bool(v) for k, v in checklist.items()}
 
 
-def check_reasons(reasons: Iterable[str], *, required: bool) -> list[str]:
-    """Strip reasons, refuse blank ones and overlong ones; rejecting needs at least one."""
+def check_reasons(reasons: Iterable[str], *, required: bool, what: str = "a reason") -> list[str]:
+    """Strip reasons, refuse blank ones and overlong ones (named ``what`` in the refusal, e.g. "a
+    rejection reason"); rejecting needs at least one."""
     cleaned: list[str] = []
     for i, reason in enumerate(reasons):
         text = reason.strip()
-        if not text or len(text) > 2000:
-            raise InvalidInput(f"reasons.{i}", "each reason must be 1–2000 characters")
+        if not text:
+            raise InvalidInput(f"reasons.{i}", f"{what} must not be blank")
+        if len(text) > 2000:
+            raise InvalidInput(f"reasons.{i}", f"{what} must be at most 2000 characters, not {len(text)}")
         cleaned.append(text)
     if required and not cleaned:
         raise InvalidInput("reasons", "a rejection needs at least one reason the publisher can act on")

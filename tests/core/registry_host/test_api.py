@@ -257,6 +257,24 @@ def test_422_names_the_field(api: Api, manifest: Any, wheel_for: Callable[..., P
     assert api.call("GET", f"/releases/{release_id}", api.rita).json()["release"]["state"] == "in_review"
 
 
+def test_a_bad_contact_says_what_a_contact_is(api: Api) -> None:
+    """A contact that is no e-mail address quoted msgspec's regular expression; it says what one is."""
+    bad = api.call("POST", "/publishers", api.rita, json={**PUBLISHER, "id": "x-bank", "contact": "ops"})
+    problem = _problem(bad, 400)
+    assert problem["field"] == "contact"
+    assert problem["detail"] == (
+        "contact: must be an e-mail address that reaches the publisher, such as ops@bank.example (no spaces)"
+    )
+
+
+def test_a_blank_rejection_reason_says_so(api: Api, manifest: Any, wheel_for: Callable[..., Path]) -> None:
+    """A blank reason said "each reason must be 1–2000 characters"."""
+    release_id = api.submit(wheel_for(manifest)).json()["release"]["id"]
+    review = {"decision": "reject", "reasons": ["   "]}
+    refused = _problem(api.call("POST", f"/releases/{release_id}/review", api.rita, json=review), 422)
+    assert refused["detail"] == "reasons.0: a rejection reason must not be blank"
+
+
 @pytest.mark.parametrize("action", ["suspend", "resume", "retire"])
 def test_a_blank_reason_names_the_reason_field(
     api: Api, manifest: Any, wheel_for: Callable[..., Path], action: str

@@ -296,7 +296,10 @@ def test_publishers_are_added_and_listed(config: Path) -> None:
         "platform",
     )
     assert bad.exit_code == 1
-    assert "contact" in bad.output
+    assert bad.output == (
+        "Error: --contact: must be an e-mail address that reaches the publisher, such as ops@bank.example "
+        "(no spaces)\n"
+    )
 
 
 def test_an_unknown_state_names_the_valid_ones(config: Path) -> None:
@@ -304,7 +307,7 @@ def test_an_unknown_state_names_the_valid_ones(config: Path) -> None:
     result = run(config, "list", "--state", "bogus")
     assert result.exit_code == 1
     assert result.output == (
-        "Error: state: 'bogus' is not one of: submitted, checks_failed, in_review, approved, rejected, "
+        "Error: --state: 'bogus' is not one of: submitted, checks_failed, in_review, approved, rejected, "
         "suspended, retired\n"
     )
 
@@ -479,6 +482,17 @@ def test_reject_prints_the_reasons_it_recorded(
     lines = rejected.output.splitlines()
     assert "[rejected]" in lines[0]
     assert lines[1:] == ["rejected by bob:", "  - texts mislead", "  - no owner"]
+
+
+def test_a_blank_rejection_reason_names_the_option(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """``reject --reason " "`` said "reasons.0: each reason must be 1–2000 characters"."""
+    manifest = kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+    run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
+    result = run(config, "reject", "1", "--as", "bob", "--reason", "  ")
+    assert result.exit_code == 1
+    assert result.output == "Error: --reason: a rejection reason must not be blank\n"
 
 
 def test_the_audit_listing_stays_aligned_with_a_long_actor(

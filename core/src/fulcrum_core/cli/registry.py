@@ -14,6 +14,7 @@ Output is for people by default; ``--json`` prints the service's structs as JSON
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +22,14 @@ from typing import Any, TypeVar
 
 import click
 import msgspec
-from fulcrum_registry import REVIEW_CHECKLIST, RegistryError, RegistryService, ReleaseDiff, ReleaseRead
+from fulcrum_registry import (
+    REVIEW_CHECKLIST,
+    InvalidInput,
+    RegistryError,
+    RegistryService,
+    ReleaseDiff,
+    ReleaseRead,
+)
 from fulcrum_registry.audit import AuditEntry
 from fulcrum_registry.placeholders import placeholder_warnings
 from fulcrum_registry.workflow import high_sensitivity
@@ -52,9 +60,20 @@ def _service(ctx: click.Context) -> Iterator[RegistryService]:
             # The CLI's one line: unreachable, or not migrated yet (PostgreSQL reports a missing
             # table or column as a ProgrammingError, SQLite as an OperationalError).
             raise exc.__cause__ from None
-        raise click.ClickException(exc.detail) from exc
+        raise click.ClickException(_refusal(ctx, exc)) from exc
     finally:
         db.dispose()
+
+
+def _refusal(ctx: click.Context, exc: RegistryError) -> str:
+    """``exc``'s words, naming the command's option where the refused field is one (``--reason``, not
+    ``reasons.0``): the option is what the user typed."""
+    if isinstance(exc, InvalidInput):
+        head = re.split(r"[.\[]", exc.field, maxsplit=1)[0]
+        for param in ctx.command.params:
+            if isinstance(param, click.Option) and param.name == head:
+                return f"{param.opts[0]}: {exc.problem}"
+    return exc.detail
 
 
 def _emit(value: Any, as_json: bool, text: Callable[[], str]) -> None:
