@@ -303,12 +303,15 @@ def test_publishers_are_added_and_listed(config: Path) -> None:
 
 
 def test_an_unknown_state_names_the_valid_ones(config: Path) -> None:
-    """``registry list --state bogus`` said only "Invalid enum value 'bogus'"; it names the states."""
+    """``registry list --state bogus`` is a usage error listing the registry's release states."""
     result = run(config, "list", "--state", "bogus")
-    assert result.exit_code == 1
-    assert result.output == (
-        "Error: --state: 'bogus' is not one of: submitted, checks_failed, in_review, approved, rejected, "
-        "suspended, retired\n"
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        "Error: Invalid value for '--state': 'bogus' is not one of 'submitted', 'checks_failed', "
+        "'in_review', 'approved', 'rejected', 'suspended', 'retired'."
+    )
+    assert "--state [submitted|checks_failed|in_review|approved|rejected|suspended|retired]" in (
+        run(config, "list", "--help").output
     )
 
 

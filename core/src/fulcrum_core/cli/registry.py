@@ -29,6 +29,7 @@ from fulcrum_registry import (
     RegistryService,
     ReleaseDiff,
     ReleaseRead,
+    ReleaseState,
 )
 from fulcrum_registry.audit import AuditEntry
 from fulcrum_registry.placeholders import placeholder_warnings
@@ -286,7 +287,12 @@ def submit(ctx: click.Context, wheel: Path, publisher: str, actor: str, as_json:
 
 
 @registry.command("list")
-@click.option("--state", default=None, help="Only releases in this state.")
+@click.option(
+    "--state",
+    type=click.Choice([state.value for state in ReleaseState]),
+    default=None,
+    help="Only releases in this state.",
+)
 @click.option("--plugin", default=None, metavar="ID", help="Only releases of this plugin.")
 @click.option("--publisher", default=None, metavar="ID", help="Only releases this publisher submitted.")
 @click.option("--limit", type=click.IntRange(1, 100), default=50, show_default=True, help="At most so many.")
