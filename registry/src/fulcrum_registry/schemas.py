@@ -88,10 +88,14 @@ def _described(kind: type[Any], path: str) -> str | None:
     return None
 
 
+_UNWORDED = ("Expected `str` matching regex", "Unsupported type")
+"""msgspec's refusals that tell whoever sent the value nothing: a regular expression, a Python type."""
+
+
 def plain_problem(kind: type[Any], path: str, problem: str) -> str:
     """msgspec's ``problem`` with field ``path`` of ``kind``, in words where the field describes itself:
-    a regular expression tells whoever typed the value nothing."""
-    if problem.startswith("Expected `str` matching regex") and (words := _described(kind, path)):
+    a regular expression or a Python type tells whoever sent the value nothing."""
+    if problem.startswith(_UNWORDED) and (words := _described(kind, path)):
         return f"must be {words}"
     return problem
 

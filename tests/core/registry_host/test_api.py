@@ -306,6 +306,13 @@ def test_400_for_malformed_requests(api: Api) -> None:
     assert _problem(api.call("GET", "/plugins", api.rita, params={"q": "x" * 101}), 400)["field"] == "q"
 
 
+def test_a_wheel_field_that_is_no_file_says_so(api: Api) -> None:
+    """``curl -F wheel=text`` (no ``@``) was answered "wheel: Unsupported type: <class 'str'>"."""
+    sent = api.call("POST", "/releases", api.paul, files={"wheel": (None, b"fulcrum_x-1.0-py3-none-any.whl")})
+    problem = _problem(sent, 400, "invalid-input")
+    assert (problem["field"], problem["detail"]) == ("wheel", "wheel: must be a file (a .whl upload)")
+
+
 _STATES = "submitted, checks_failed, in_review, approved, rejected, suspended, retired"
 
 

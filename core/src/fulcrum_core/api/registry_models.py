@@ -30,7 +30,7 @@ Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 class WheelUpload:
     """``multipart/form-data``: the wheel file, and the publisher (default: the token's publisher)."""
 
-    wheel: UploadFile
+    wheel: Annotated[UploadFile, msgspec.Meta(description="a file (a .whl upload)")]
     publisher: str | None = None
 
 
