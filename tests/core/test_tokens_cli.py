@@ -87,6 +87,9 @@ def test_staff_token(config: Path, settings: Settings) -> None:
             ["--staff", "ops-li", "--scope", "platform:read", "--publisher", "p"],
             "goes with --scope registry:publish",
         ),
+        (["--customer", ""], "Error: --customer must not be empty\n"),
+        (["--staff", " ", "--scope", "platform:read"], "Error: --staff must not be empty\n"),
+        (["--customer", "c-1", "--client-id", ""], "Error: --client-id must not be empty\n"),
     ],
 )
 def test_usage_errors_name_the_problem(config: Path, args: list[str], message: str) -> None:

@@ -35,9 +35,21 @@ def _scopes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
     return names
 
 
+def _not_empty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Refuse an empty (or all-space) value by its option's name: the signer would name only the claim."""
+    if value is not None and not value.strip():
+        raise click.UsageError(f"{param.opts[0]} must not be empty", ctx)
+    return value
+
+
 @token.command("issue")
-@click.option("--customer", metavar="ID", help="Customer number: a customer token (kind customer).")
-@click.option("--staff", metavar="SUBJECT", help="Staff login: a staff token (kind staff); needs --scope.")
+@click.option(
+    "--customer", metavar="ID", callback=_not_empty, help="Customer number: a customer token (kind customer)."
+)
+@click.option(
+    "--staff", metavar="SUBJECT", callback=_not_empty,
+    help="Staff login: a staff token (kind staff); needs --scope.",
+)
 @click.option(
     "--scope", "scopes", multiple=True, metavar="SCOPE", callback=_scopes,
     help="A scope to grant; repeat or space-separate. Customer default: the app scopes.",
@@ -46,9 +58,11 @@ def _scopes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
     "--ttl", type=click.IntRange(min=1), default=None,
     help="Lifetime in seconds (default and maximum: access_token_ttl_seconds).",
 )
-@click.option("--client-id", default="fulcrum-dev", show_default=True, help="The client_id claim.")
 @click.option(
-    "--publisher", metavar="ID", default=None,
+    "--client-id", default="fulcrum-dev", show_default=True, callback=_not_empty, help="The client_id claim."
+)
+@click.option(
+    "--publisher", metavar="ID", default=None, callback=_not_empty,
     help="Staff only: the registry publisher this token publishes for (with --scope registry:publish).",
 )
 @click.pass_context
