@@ -6,7 +6,7 @@ import msgspec
 from fulcrum_sdk.manifest import Manifest
 from fulcrum_sdk.oauth_client import OAuthClient
 from packaging.version import Version
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from fulcrum_registry._reads import load_manifest, release_reads
@@ -34,7 +34,9 @@ def list_releases(session: Session, q: ReleaseQuery) -> Page[ReleaseRead]:
     """Releases matching ``q``, oldest first, keyset-paginated on the release id."""
     conditions: list[ColumnElement[bool]] = []
     if q.plugin:
-        conditions.append(Release.plugin_id == q.plugin)
+        # A release its publisher may not claim the id for is filed without one: its manifest names it.
+        unclaimed = and_(Release.plugin_id.is_(None), Release.manifest["id"].as_string() == q.plugin)
+        conditions.append(or_(Release.plugin_id == q.plugin, unclaimed))
     if q.publisher:
         conditions.append(Release.publisher_id == q.publisher)
     if q.state:

@@ -536,3 +536,22 @@ def test_a_release_filed_without_its_plugin_lists_the_plugin_its_manifest_names(
     listed = run(config, "list")
     assert "release 1: notices (unclaimed) " in listed.output, listed.output
     assert "?" not in listed.output.split("release 1:", 1)[1].split("\n", 1)[0]
+
+
+def test_list_plugin_finds_its_unclaimed_releases_too(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """``list --plugin notices`` left out a release filed without its plugin (its publisher may not
+    claim the id); it lists it, labelled as the whole listing labels it."""
+    run(
+        config, "add-publisher", "other-dept", "--name", "其他部门", "--kind", "department",
+        "--contact", "ops@other.example", "--as", "platform",
+    )
+    manifest = kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+    run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
+    run(config, "submit", str(wheel_for(manifest)), "--publisher", "other-dept", "--as", "alice")
+    listed = run(config, "list", "--plugin", "notices")
+    assert listed.exit_code == 0, listed.output
+    heads = [line.split(" [", 1)[0] for line in listed.output.splitlines()]
+    assert heads == ["release 1: notices 1.0.0", "release 2: notices (unclaimed) 1.0.0"], listed.output
+    assert run(config, "list", "--plugin", "other").output == "no releases\n"

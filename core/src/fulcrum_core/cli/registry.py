@@ -293,7 +293,9 @@ def submit(ctx: click.Context, wheel: Path, publisher: str, actor: str, as_json:
     default=None,
     help="Only releases in this state.",
 )
-@click.option("--plugin", default=None, metavar="ID", help="Only releases of this plugin.")
+@click.option(
+    "--plugin", default=None, metavar="ID", help="Only releases of this plugin (also those filed unclaimed)."
+)
 @click.option("--publisher", default=None, metavar="ID", help="Only releases this publisher submitted.")
 @click.option("--limit", type=click.IntRange(1, 100), default=50, show_default=True, help="At most so many.")
 @click.option(
