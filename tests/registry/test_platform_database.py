@@ -160,3 +160,22 @@ def test_an_approval_and_a_rejection_at_once_leave_exactly_one_decision(
     decisions = [e.action for e in registry.audit_events(subject=f"release:{rid}")]
     assert decisions.count("release.approve") + decisions.count("release.reject") == 1
     assert registry.verify_audit_chain() is None
+
+
+def test_a_plugins_releases_include_those_filed_unclaimed_on_every_backend(
+    platform_registry: RegistryService, wheels: Callable[..., Path], manifest: Callable[..., dict[str, Any]]
+) -> None:
+    """Listing one plugin's releases finds the one its second publisher could not claim the id for
+    (filed without a plugin id, its manifest naming it), through the JSON path each database spells its
+    own way; another plugin's listing does not."""
+    registry = platform_registry
+    for pid in ("pension-dept", "other-dept"):
+        registry.create_publisher(
+            {"id": pid, "name": f"{pid} 部门", "kind": "department", "contact": "ops@bank.example"}, actor="p"
+        )
+    path = wheels(manifest=manifest())
+    for publisher in ("pension-dept", "other-dept"):
+        registry.submit(path.read_bytes(), filename=path.name, publisher_id=publisher, submitted_by="alice")
+    listed = registry.list_releases({"plugin": "demo"}).items
+    assert [(r.publisher_id, r.plugin_id) for r in listed] == [("pension-dept", "demo"), ("other-dept", None)]
+    assert registry.list_releases({"plugin": "other"}).items == ()
