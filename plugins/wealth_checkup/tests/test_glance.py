@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+import msgspec
 import pytest
 from fulcrum_sdk.data import CustomerRecord
 from fulcrum_sdk.testing import PERSONAS, PluginHarness
@@ -120,3 +121,57 @@ def test_a_report_owns_its_target() -> None:
     again = check_up(**inputs)
     assert again is not None
     assert again.target_bp["cash"] == report.target_bp["cash"] - 1
+
+
+def test_the_same_records_are_scored_once_and_new_ones_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The display hooks' glance is scored once per set of record objects and day: the host hands a
+    plugin the same frozen records while it holds them. An equal but new object, another grant or
+    another day is scored again, and each gets the glance of its own inputs."""
+    from fulcrum_wealth_checkup import _report
+
+    scored: list[object] = []
+    real = _report.glance
+
+    def counting(**inputs: Any) -> Glance | None:
+        scored.append(inputs["holdings"])
+        return real(**inputs)
+
+    monkeypatch.setattr(_report, "glance", counting)
+    monkeypatch.setattr(_report, "_GLANCES", {})
+    record = PERSONAS["young_professional"]
+    first = _report._glance_of(record.holdings, record.accounts, record.risk, TODAY)
+    assert _report._glance_of(record.holdings, record.accounts, record.risk, TODAY) is first
+    assert len(scored) == 1
+    copy = msgspec.structs.replace(record.holdings) if record.holdings is not None else None
+    again = _report._glance_of(copy, record.accounts, record.risk, TODAY)
+    without_risk = _report._glance_of(record.holdings, record.accounts, None, TODAY)
+    later = _report._glance_of(record.holdings, record.accounts, record.risk, AFTER_EVERY_EXPIRY)
+    assert len(scored) == 4
+    assert again is not first
+    assert again is not None
+    assert first is not None
+    assert again.score == first.score
+    for seen, inputs in (
+        (without_risk, _inputs(record, accounts=True, risk=False, today=TODAY)),
+        (later, _inputs(record, accounts=True, risk=True, today=AFTER_EVERY_EXPIRY)),
+    ):
+        expected = glance(**inputs)
+        assert seen is not None
+        assert expected is not None
+        assert (seen.score, seen.weakest) == (expected.score, expected.weakest)
+        assert seen.mismatched == expected.mismatched
+
+
+def test_the_memo_of_glances_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past its bound the oldest glance is let go, so a worker serving every customer holds a few
+    thousand glances, not one per customer it ever saw."""
+    from fulcrum_wealth_checkup import _report
+
+    monkeypatch.setattr(_report, "_GLANCES", {})
+    monkeypatch.setattr(_report, "_GLANCES_HELD", 3)
+    record = PERSONAS["young_professional"]
+    copies = [msgspec.structs.replace(record.holdings) for _ in range(5)] if record.holdings else []
+    for holdings in copies:
+        _report._glance_of(holdings, None, None, TODAY)
+    assert len(_report._GLANCES) == 3
+    assert [entry[0][0] for entry in _report._GLANCES.values()] == copies[2:]
