@@ -69,7 +69,18 @@ def test_parse_valid_manifest_fills_the_version() -> None:
             "scopes.required",
             "length >= 3",
         ),
-        (_replace(GOOD, 'id = "demo-plugin"', 'id = "Demo Plugin!"'), "id", "regex"),
+        (
+            _replace(GOOD, 'id = "demo-plugin"', 'id = "Demo Plugin!"'),
+            "id",
+            "must be 2 to 50 lowercase letters, digits and hyphens, starting with a letter",
+        ),
+        (_replace(GOOD, 'publisher = "test-bank"', 'publisher = "-bank"'), "publisher", "lowercase letters"),
+        (
+            _replace(GOOD, 'email = "demo@example.com"', 'email = "demo at example"'),
+            "owner.email",
+            "must be an e-mail address such as dev@partner.example",
+        ),
+        (_replace(GOOD, 'sdk = ">=0.1,<1"', 'sdk = "0.1"'), "sdk", "must be version specifiers such as"),
         ('homepage = "https://example.com"\n' + GOOD, None, "homepage"),
     ],
 )
@@ -83,6 +94,7 @@ def test_invalid_manifest_names_file_key_and_problem(text: str, key: str | None,
         assert err.key is not None
         assert err.key.startswith(key)
     assert problem in str(err)
+    assert "regex" not in str(err)  # its author wrote TOML: a pattern is said in words
     assert str(err).startswith("pkg/fulcrum-plugin.toml")
 
 

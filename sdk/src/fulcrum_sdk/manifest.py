@@ -42,14 +42,22 @@ RESERVED_PLUGIN_IDS = frozenset({"platform", "host", "unknown"})
 """Ids no plugin may take: ``platform`` names the host's own default content on the home page, ``host``
 and ``unknown`` the culprits of event-loop stalls that are no plugin's (``/metrics``)."""
 
-PluginId = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$")]
-PublisherId = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$")]
-_Specifier = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=r"^\s*(~=|==|!=|<=|>=|<|>)\s*[0-9][0-9a-z.*+!-]*(\s*,\s*(~=|==|!=|<=|>=|<|>)\s*[0-9][0-9a-z.*+!-]*)*\s*$"
-    ),
-]
+_ID_PATTERN = r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$"
+_EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+_SPECIFIER_PATTERN = (
+    r"^\s*(~=|==|!=|<=|>=|<|>)\s*[0-9][0-9a-z.*+!-]*(\s*,\s*(~=|==|!=|<=|>=|<|>)\s*[0-9][0-9a-z.*+!-]*)*\s*$"
+)
+PluginId = Annotated[str, msgspec.Meta(pattern=_ID_PATTERN)]
+PublisherId = Annotated[str, msgspec.Meta(pattern=_ID_PATTERN)]
+_Specifier = Annotated[str, msgspec.Meta(pattern=_SPECIFIER_PATTERN)]
+
+_IN_WORDS = {
+    _ID_PATTERN: "2 to 50 lowercase letters, digits and hyphens, starting with a letter and not ending with "
+    "a hyphen (such as city-coupons)",
+    _EMAIL_PATTERN: "an e-mail address such as dev@partner.example (no spaces)",
+    _SPECIFIER_PATTERN: "version specifiers such as '>=0.1,<0.2'",
+}
+"""What a valid value of each pattern is, for the manifest's error: its author wrote TOML, not a regex."""
 _Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=300)]
 
 
@@ -57,7 +65,7 @@ class Owner(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Who to call about the plugin."""
 
     name: Annotated[str, msgspec.Meta(min_length=1)]
-    email: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+$")]
+    email: Annotated[str, msgspec.Meta(pattern=_EMAIL_PATTERN)]
 
 
 class ScopeRequests(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -109,6 +117,10 @@ def _key_from_validation(message: str) -> tuple[str | None, str]:
     if missing:
         path = f"{path}.{missing.group(1)}" if path else missing.group(1)
         problem = "required key is missing"
+    pattern = re.match(r"Expected `str` matching regex '(.*)'$", problem)
+    if pattern:  # msgspec quotes the pattern with its backslashes doubled
+        words = _IN_WORDS.get(pattern.group(1).replace("\\\\", "\\"))
+        problem = f"must be {words}" if words else problem
     key = path.replace("[...]", ".*").replace("[", ".").replace("]", "")
     return key or None, problem
 
