@@ -92,6 +92,19 @@ def test_a_config_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
             "(rate_limit): Object contains unknown field `requets`; did you mean requests?",
         ),
         ("zzz = 1\n", "Object contains unknown field `zzz`"),
+        (
+            "[plugins.pension]\nenabeld = false\n",
+            "(plugins[...]): Object contains unknown field `enabeld`; did you mean enabled?",
+        ),
+        (
+            "[plugins.pension.storage_quota]\ndocumets = 1\n",
+            "(plugins[...].storage_quota): Object contains unknown field `documets`; did you mean documents?",
+        ),
+        (
+            '[slots."home.banner/v1"]\ncapacty = 3\n',
+            "(slots[...]): Object contains unknown field `capacty`; did you mean capacity?",
+        ),
+        ("[slots.x]\nzzz = 3\n", "(slots[...]): Object contains unknown field `zzz`"),
     ],
 )
 def test_a_mistyped_key_in_the_config_file_gets_a_suggestion(tmp_path: Path, text: str, said: str) -> None:
@@ -152,7 +165,12 @@ def test_the_log_level_reaches_the_server(
 def test_run_server_takes_any_level_name_the_setting_allows(monkeypatch: pytest.MonkeyPatch) -> None:
     """uvicorn knows neither ``warn`` nor ``fatal``; the server is given the level's number."""
     seen: list[Any] = []
-    monkeypatch.setattr(serve.uvicorn, "run", lambda app, **options: seen.append(options["log_level"]))
+
+    def run(server: Any, sockets: Any = None) -> None:
+        seen.append(server.config.log_level)
+        server.started = True  # as a server that came up does
+
+    monkeypatch.setattr(serve.uvicorn.Server, "run", run)
     for name in ("warn", "FATAL", "info"):
         serve.run_server("fulcrum_core.asgi:app_factory", host="127.0.0.1", port=1, log_level=name)
     assert seen == [logging.WARNING, logging.CRITICAL, logging.INFO]

@@ -119,3 +119,14 @@ def test_a_served_request_that_stops_the_loop_leaves_the_worker_serving(tmp_path
         server.terminate()
         _, err = server.communicate(timeout=15)
     assert err.count("it runs on") == 2, err
+
+
+def test_a_single_worker_that_never_started_exits_as_uvicorn_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-worker path runs uvicorn's server itself now: an app that fails to start still ends the
+    process with uvicorn's startup-failure code (3), so a process manager sees the failure."""
+    from fulcrum_core.cli import serve as serve_module
+
+    monkeypatch.setattr(serve_module.uvicorn.Server, "run", lambda server, sockets=None: None)
+    with pytest.raises(SystemExit) as ended:
+        serve_module.run_server("fulcrum_core.asgi:app_factory", host="127.0.0.1", port=8000)
+    assert ended.value.code == 3

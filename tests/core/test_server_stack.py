@@ -69,11 +69,16 @@ def test_an_unknown_choice_is_refused() -> None:
 
 
 def test_run_server_hands_uvicorn_what_was_resolved(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[dict[str, Any]] = []
-    monkeypatch.setattr(serve_module.uvicorn, "run", lambda app, **options: seen.append(options))
+    seen: list[tuple[Any, Any]] = []
+
+    def run(server: Any, sockets: Any = None) -> None:
+        seen.append((server.config.http, server.config.loop))
+        server.started = True
+
+    monkeypatch.setattr(serve_module.uvicorn.Server, "run", run)
     run_server("fulcrum_core.asgi:app_factory", host="127.0.0.1", port=8000)
     run_server("fulcrum_core.asgi:app_factory", host="127.0.0.1", port=8000, http="h11", loop="asyncio")
-    assert [(o["http"], o["loop"]) for o in seen] == [("httptools", "uvloop"), ("h11", "asyncio")]
+    assert seen == [("httptools", "uvloop"), ("h11", "asyncio")]
 
 
 def test_the_settings_take_them_from_the_file_and_the_environment(tmp_path: Any) -> None:

@@ -10,6 +10,8 @@ import codecs
 import difflib
 import os
 import re
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
@@ -371,24 +373,47 @@ class SettingsError(ValueError):
     """Settings that cannot be loaded; the message names the file or variable, the key and the problem."""
 
 
-_UNKNOWN_KEY = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`(?: - at `\$\.(?P<table>\w+)`)?$")
+_UNKNOWN_KEY = re.compile(
+    r"^Object contains unknown field `(?P<name>[^`]+)`(?: - at `\$\.(?P<table>[^`]+)`)?$"
+)
 
 
 def _did_you_mean(message: str) -> str:
     """``; did you mean port?`` for msgspec's unknown-field message about a near miss of a settings key
-    (as an unknown ``FULCRUM_*`` variable gets), else nothing."""
+    (as an unknown ``FULCRUM_*`` variable gets), at the top level or in any table (``[breaker]``,
+    ``[plugins.<id>]``, ``[plugins.<id>.storage_quota]``, ``[slots."<slot>"]``), else nothing."""
     unknown = _UNKNOWN_KEY.match(message)
     if unknown is None:
         return ""
-    kind: type[msgspec.Struct] = Settings
-    if unknown["table"]:
-        table = {f.encode_name: f.type for f in msgspec.structs.fields(Settings)}.get(unknown["table"])
-        if not (isinstance(table, type) and issubclass(table, msgspec.Struct)):
-            return ""
-        kind = table
+    kind = _table_type(unknown["table"] or "")
+    if kind is None:
+        return ""
     names = [f.encode_name for f in msgspec.structs.fields(kind)]
     close = difflib.get_close_matches(unknown["name"], names, n=1, cutoff=0.75)
     return f"; did you mean {close[0]}?" if close else ""
+
+
+def _table_type(path: str) -> type[msgspec.Struct] | None:
+    """The settings struct at msgspec's ``path`` (``plugins[...].storage_quota``): each name a field,
+    each ``[...]`` a table's value; ``None`` where the path leads to no struct."""
+    kind: object = Settings
+    for step in re.findall(r"\[\.\.\.\]|[^.\[\]]+", path):
+        kind = _optional_of(kind)
+        if step == "[...]":
+            args = typing.get_args(kind)
+            kind = args[1] if typing.get_origin(kind) is dict and len(args) == 2 else None
+        elif isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+            kind = {f.encode_name: f.type for f in msgspec.structs.fields(kind)}.get(step)
+        else:
+            return None
+    kind = _optional_of(kind)
+    return kind if isinstance(kind, type) and issubclass(kind, msgspec.Struct) else None
+
+
+def _optional_of(kind: object) -> object:
+    """``X`` for ``X | None``; any other type as it is."""
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    return args[0] if isinstance(kind, types.UnionType) and len(args) == 1 else kind
 
 
 _AT_KEY = re.compile(r" - at `\$\.(?P<key>[^`.\[]+)(?P<rest>[^`]*)`$")
