@@ -282,8 +282,9 @@ def test_db_storage_lists_each_plugins_use_against_its_quota(
     shown = runner.invoke(main, ["--config", "fulcrum.toml", "db", "storage"])
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
-    assert lines[0].startswith("big: documents 1/1000, document_bytes ")
-    assert lines[1].startswith("near: documents 9/10 (!), document_bytes ")
+    assert lines[0].startswith("big: documents 1 of 1,000, document_bytes ")
+    assert lines[0].endswith("of 4.0 GiB, counters 0 of 20,000,000")
+    assert lines[1].startswith("near: documents 9 of 10 (!), document_bytes ")
     as_json = runner.invoke(main, ["--config", "fulcrum.toml", "db", "storage", "--json"])
     rows = [json.loads(line) for line in as_json.output.splitlines()]
     assert [(r["plugin_id"], r["documents"], r["quota"]["documents"]) for r in rows] == [

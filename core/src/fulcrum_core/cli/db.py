@@ -273,6 +273,17 @@ def storage_usage(ctx: click.Context, as_json: bool) -> None:
         parts = []
         for measure in MEASURES:
             used, limit = getattr(row, measure), getattr(quota, measure)
-            full = used >= limit * 0.9
-            parts.append(f"{measure} {used}/{limit}" + (" (!)" if full else ""))
+            shown = _bytes if measure == "document_bytes" else "{:,}".format
+            full = " (!)" if used >= limit * 0.9 else ""
+            parts.append(f"{measure} {shown(used)} of {shown(limit)}{full}")
         click.echo(f"{row.plugin_id}: " + ", ".join(parts))
+
+
+def _bytes(count: int) -> str:
+    """``count`` bytes for a person: ``386 B``, ``1.5 MiB``, ``4.0 GiB``."""
+    size, unit = float(count), "B"
+    for larger in ("KiB", "MiB", "GiB", "TiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, larger
+    return f"{count} B" if unit == "B" else f"{size:.1f} {unit}"
