@@ -25,6 +25,7 @@ from uvicorn.supervisors import Multiprocess
 from fulcrum_core.cli._groups import refuse_own_options
 from fulcrum_core.cli._settings import settings_for
 from fulcrum_core.observability.processes import alive
+from fulcrum_core.observability.throttle import ThrottledWarning
 
 __all__ = ["METRICS_DIR_PREFIX", "WORKER_HEALTHCHECK_SECONDS", "demo", "run_server", "serve", "server_stack"]
 
@@ -172,15 +173,23 @@ log = logging.getLogger("fulcrum.serve")
 _STOPPED = "Event loop stopped before Future completed."
 """What ``run_until_complete`` raises, on asyncio's loop and on uvloop, when ``stop()`` came first."""
 
+_STOPPED_BY_OTHERS = ThrottledWarning(
+    log, "the event loop was stopped by code that is not the server's (a plugin calling loop.stop()?); "
+    "it runs on",
+)
+
 
 def keep_running(loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop:
     """``loop``, whose ``run_until_complete`` runs the loop again when something stopped it before its
     future was done: the server's own future ends only when it shuts down, so a stop can only come
     from other code, a plugin calling ``loop.stop()`` (or scheduling it). Before, that ended the
-    worker, every request it held with it. The stop is logged and the worker goes on."""
+    worker, every request it held with it. The stop is logged (at most once in 10 s) and the worker
+    goes on."""
     run = loop.run_until_complete
 
     def run_until_complete(future: Awaitable[Any]) -> Any:
+        if loop.is_running():
+            return run(future)  # refused as it always is, before anything is scheduled
         task = asyncio.ensure_future(future, loop=loop)
         while True:
             try:
@@ -188,10 +197,7 @@ def keep_running(loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop:
             except RuntimeError as exc:
                 if task.done() or str(exc) != _STOPPED:
                     raise
-                log.error(
-                    "the event loop was stopped by code that is not the server's (a plugin calling "
-                    "loop.stop()?); it runs on"
-                )
+                _STOPPED_BY_OTHERS()
 
     loop.run_until_complete = run_until_complete  # type: ignore[method-assign,assignment]
     return loop
