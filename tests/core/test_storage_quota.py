@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner
 from fulcrum_core.cli import main
 from fulcrum_core.data.db import Database
-from fulcrum_core.data.quota import Usage, size_of, usage
+from fulcrum_core.data.quota import Usage, recount, size_of, usage
 from fulcrum_core.data.storage import SqlPluginStorage
 from fulcrum_core.data.types import UTCDateTime
-from fulcrum_core.settings import PluginSettings, Settings
+from fulcrum_core.settings import PluginQuota, PluginSettings, Settings, SettingsError, load_settings
 from fulcrum_sdk.errors import LimitExceeded, QuotaExceeded
 from fulcrum_sdk.storage import MemoryStorage, StorageQuota, document_size
 from fulcrum_sdk.testing import PERSONAS
@@ -220,15 +220,26 @@ def test_the_migration_counts_what_was_stored_before_it(database_url: str) -> No
         db.dispose()
 
 
-def test_a_plugins_own_quota_stands_in_for_the_hosts() -> None:
-    """``[plugins.<id>.storage_quota]`` replaces the host's ``storage_quota`` for that plugin only."""
+def test_a_plugins_own_quota_stands_in_for_the_hosts_measure_by_measure() -> None:
+    """``[plugins.<id>.storage_quota]`` replaces the host's ``storage_quota`` for that plugin only, and
+    only in the measures it names: the others keep the host's values, not the SDK's defaults."""
     settings = Settings(
-        storage_quota=StorageQuota(documents=10),
-        plugins={"big": PluginSettings(storage_quota=StorageQuota(documents=1_000))},
+        storage_quota=StorageQuota(documents=10, counters=5),
+        plugins={"big": PluginSettings(storage_quota=PluginQuota(documents=1_000))},
     )
-    assert settings.quota_of("big").documents == 1_000
-    assert settings.quota_of("other").documents == 10
+    assert settings.quota_of("big") == StorageQuota(documents=1_000, counters=5)
+    assert settings.quota_of("other") == StorageQuota(documents=10, counters=5)
     assert Settings().quota_of("any") == StorageQuota()
+
+
+@pytest.mark.parametrize("table", ["storage_quota", "plugins.p.storage_quota"])
+def test_a_limit_past_the_databases_integers_is_refused_by_the_settings(tmp_path: Any, table: str) -> None:
+    """A limit of 2^63 loaded, and then every write of every plugin failed (an overflow on SQLite,
+    "retry later" on PostgreSQL); the settings refuse it, naming the key."""
+    config = tmp_path / "fulcrum.toml"
+    config.write_text(f"[{table}]\ndocuments = {2**63}\n")
+    with pytest.raises(SettingsError, match=r"documents\): Expected `int` <= 1000000000000000"):
+        load_settings(config_file=config, environ={})
 
 
 def test_a_hook_writing_past_its_quota_is_left_out_and_logged(
@@ -244,7 +255,7 @@ def test_a_hook_writing_past_its_quota_is_left_out_and_logged(
 
     app = make_app(
         kit.plugin("hoarder", home_slot_offers=home_slot_offers),
-        plugins={"hoarder": PluginSettings(storage_quota=StorageQuota(documents=2))},
+        plugins={"hoarder": PluginSettings(storage_quota=PluginQuota(documents=2))},
     )
     token = app.token(PERSONAS["young_professional"].id)
     records = log_records("fulcrum.storage")
@@ -308,3 +319,67 @@ def test_memory_storage_keeps_the_same_quota() -> None:
     s.put("b", 1)
     assert s.get("b") == 1
     assert MemoryStorage().add("any", 1) == 1  # no quota by default
+
+
+def test_a_recount_corrects_usage_that_writes_of_older_code_left_behind(db: Database) -> None:
+    """Rows stored without their usage (as a worker still on the code before the usage row stores
+    them during a rolling deploy) leave the usage short or long; a recount makes it the rows' again,
+    for every plugin, and the kept usage goes on from there."""
+    s = SqlPluginStorage(db, "p", quota=StorageQuota(documents=3))
+    s.put("a", 1)
+    s.add("c", 1)
+    at = datetime(2026, 11, 30, tzinfo=UTC)
+    docs = table("plugin_documents", column("plugin_id"), column("key"), column("value"),
+                 column("updated_at", UTCDateTime()))
+    with db.begin() as conn:  # an older worker: stored, not counted; and one that deleted, not counted
+        conn.execute(docs.insert(), [
+            {"plugin_id": "p", "key": f"old{i}", "value": "1", "updated_at": at} for i in range(2)
+        ] + [{"plugin_id": "q", "key": "k", "value": "[]", "updated_at": at}])
+        conn.execute(docs.delete().where(docs.c.key == "a"))
+    assert _kept(db, "p").documents == 1
+    assert recount(db) == [_counted(db, "p"), _counted(db, "q")]
+    assert _kept(db, "p") == _counted(db, "p")
+    assert _kept(db, "p").documents == 2
+    s.put("new", 1)
+    with pytest.raises(QuotaExceeded):
+        s.put("one-more", 1)
+    assert _kept(db, "p") == _counted(db, "p")
+
+
+def test_a_recount_while_plugins_write_leaves_the_usage_exact(db: Database) -> None:
+    """Recounts racing writers of new, replaced and deleted documents and new counters: afterwards the
+    kept usage still equals the rows."""
+    s = SqlPluginStorage(db, "p")
+
+    def work(i: int) -> object:
+        if i % 4 == 0:
+            return recount(db)
+        for n in range(5):
+            s.put(f"k{(i * n) % 7}", "x" * (i + n))
+            if n % 2:
+                s.delete(f"k{(i + n) % 7}")
+            s.add(f"c{i}-{n}", 1)
+        return None
+
+    outcomes = _race(8, work)
+    assert not [o for o in outcomes if isinstance(o, Exception)]
+    assert _kept(db, "p") == _counted(db, "p")
+
+
+def test_db_storage_recount_prints_the_counted_usage(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``fulcrum db storage --recount`` corrects the usage rows first and prints them."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fulcrum.toml").write_text('state_dir = "state"\n')
+    runner = CliRunner()
+    assert runner.invoke(main, ["--config", "fulcrum.toml", "db", "upgrade"]).exit_code == 0
+    db = Database(f"sqlite:///{tmp_path / 'state' / 'fulcrum.db'}")
+    try:
+        SqlPluginStorage(db, "p").put("k", 1)
+        with db.begin() as conn:
+            conn.execute(table("plugin_storage_usage", column("documents")).update().values(documents=7))
+    finally:
+        db.dispose()
+    assert "documents 7 of" in runner.invoke(main, ["--config", "fulcrum.toml", "db", "storage"]).output
+    fixed = runner.invoke(main, ["--config", "fulcrum.toml", "db", "storage", "--recount"])
+    assert fixed.exit_code == 0, fixed.output
+    assert fixed.output.startswith("p: documents 1 of 20,000,000,")

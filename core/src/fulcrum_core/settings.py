@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 import msgspec
 from fulcrum_sdk.models import Action, LocalizedText, SlotOffer
-from fulcrum_sdk.storage import StorageQuota
+from fulcrum_sdk.storage import QuotaLimit, StorageQuota
 
 from fulcrum_core.dispatch.breaker import BreakerConfig
 
@@ -119,6 +119,15 @@ def default_home_content() -> tuple[SlotOffer, ...]:
     )
 
 
+class PluginQuota(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One plugin's storage quota as ``[plugins.<id>.storage_quota]`` sets it: a measure left out keeps
+    the host's ``storage_quota`` value, so tightening one never loosens another."""
+
+    documents: QuotaLimit | None = None
+    document_bytes: QuotaLimit | None = None
+    counters: QuotaLimit | None = None
+
+
 class PluginSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Host-level settings for one installed plugin (until the registry and branch files decide)."""
 
@@ -126,18 +135,20 @@ class PluginSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # The scopes granted; ``None`` grants what the manifest requires and asks for optionally.
     scopes: frozenset[str] | None = None
     settings: dict[str, str] = {}
-    # This plugin's storage quota in place of the host's ``storage_quota`` (a measure left out takes
-    # the SDK's default, not the host's).
-    storage_quota: StorageQuota | None = None
+    # This plugin's storage quota: the measures named here in place of the host's ``storage_quota``.
+    storage_quota: PluginQuota | None = None
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything the host needs to run; see each field's comment."""
 
     def quota_of(self, plugin_id: str) -> StorageQuota:
-        """The storage quota of ``plugin_id``: its own ``[plugins.<id>]`` one, else the host's."""
+        """The storage quota of ``plugin_id``: the host's, with the measures its ``[plugins.<id>]`` sets."""
         own = self.plugins.get(plugin_id)
-        return own.storage_quota if own is not None and own.storage_quota is not None else self.storage_quota
+        if own is None or own.storage_quota is None:
+            return self.storage_quota
+        named = {k: v for k, v in msgspec.structs.asdict(own.storage_quota).items() if v is not None}
+        return msgspec.structs.replace(self.storage_quota, **named)
 
     # SQLAlchemy URL; None → a SQLite file ``fulcrum.db`` under ``state_dir``.
     database_url: str | None = None

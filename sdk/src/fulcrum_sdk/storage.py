@@ -17,7 +17,13 @@ import msgspec
 from fulcrum_sdk.errors import LimitExceeded, QuotaExceeded
 
 __all__ = [
-    "MAX_KEY_LENGTH", "MAX_VALUE_BYTES", "MemoryStorage", "PluginStorage", "StorageQuota", "document_size",
+    "MAX_KEY_LENGTH",
+    "MAX_VALUE_BYTES",
+    "MemoryStorage",
+    "PluginStorage",
+    "QuotaLimit",
+    "StorageQuota",
+    "document_size",
 ]
 
 MAX_KEY_LENGTH = 200
@@ -64,15 +70,20 @@ def encode_value(key: str, value: Any) -> bytes:
     return raw
 
 
+QuotaLimit = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
+"""One measure's limit: at most 10^15, well inside the database's 64-bit integers (a larger one would
+make every write's check overflow)."""
+
+
 class StorageQuota(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The most one plugin may keep: documents, their bytes (key and JSON, :func:`document_size`) and
     counters. A write that would grow a measure past its limit raises
     :class:`~fulcrum_sdk.errors.QuotaExceeded` and changes nothing; one that does not grow it is taken.
     The defaults hold a small document and a counter for each of ten million customers."""
 
-    documents: Annotated[int, msgspec.Meta(ge=0)] = 20_000_000
-    document_bytes: Annotated[int, msgspec.Meta(ge=0)] = 4 * 1024**3
-    counters: Annotated[int, msgspec.Meta(ge=0)] = 20_000_000
+    documents: QuotaLimit = 20_000_000
+    document_bytes: QuotaLimit = 4 * 1024**3
+    counters: QuotaLimit = 20_000_000
 
 
 def document_size(key: str, raw: bytes) -> int:

@@ -7,6 +7,7 @@ secret: forwards from a host id, or backwards by trying every id in the host's J
 
 from __future__ import annotations
 
+import difflib
 import sys
 from collections.abc import Iterable, Iterator
 from typing import IO
@@ -41,13 +42,28 @@ def _secret(ctx: click.Context) -> bytes:
 
 
 def _known_plugin(ctx: click.Context, param: click.Parameter, plugin: str) -> str:
-    """``plugin`` when it is installed here or the registry knows it: a typo's HMAC is no partner's id."""
+    """``plugin`` when it is installed here or the registry knows it: a typo's HMAC is no partner's id.
+    Without a registry to ask (no database here, or it cannot be read), an id that is not installed is
+    mapped as given, with a warning naming an installed id it may have meant: the command needs only
+    the pairwise secret, and a support desk may have nothing else."""
     from fulcrum_core.cli.branch import installed_plugins, registry_plugins
 
     installed, _ = installed_plugins()
     if plugin in installed:
         return plugin  # no database needed
-    filed = registry_plugins(settings_for(ctx), otherwise="name a plugin installed here") or {}
+    try:
+        filed = registry_plugins(settings_for(ctx), otherwise="name a plugin installed here")
+    except click.ClickException as exc:
+        filed, unchecked = None, f"the registry cannot be read ({exc.message})"
+    else:
+        unchecked = "there is no registry to check it against"
+    if filed is None:
+        meant = difflib.get_close_matches(plugin, list(installed), n=1, cutoff=0.8)
+        hint = f" (did you mean {meant[0]}?)" if meant else ""
+        click.echo(
+            f"warning: {plugin!r} is not installed here and {unchecked}{hint}; mapping it as given", err=True
+        )
+        return plugin
     known = {*installed, *filed}
     if plugin not in known:
         raise click.BadParameter(

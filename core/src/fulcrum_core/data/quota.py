@@ -20,12 +20,14 @@ from sqlalchemy import cast as sql_cast
 
 from fulcrum_core.data._upsert import insert_for
 from fulcrum_core.data.db import Database
-from fulcrum_core.data.models.plugin_storage import PluginStorageUsageRow
+from fulcrum_core.data.models.plugin_storage import PluginCounterRow, PluginDocumentRow, PluginStorageUsageRow
 from fulcrum_core.observability.throttle import ThrottledWarning
 
-__all__ = ["MEASURES", "Usage", "charge", "size_of", "usage"]
+__all__ = ["MEASURES", "Usage", "charge", "recount", "size_of", "usage"]
 
 _USAGE = cast(Table, PluginStorageUsageRow.__table__)
+_DOCS = cast(Table, PluginDocumentRow.__table__)
+_COUNTERS = cast(Table, PluginCounterRow.__table__)
 
 MEASURES: Final = ("documents", "document_bytes", "counters")
 
@@ -124,3 +126,39 @@ def usage(db: Database) -> list[Usage]:
     stmt = select(_USAGE.c.plugin_id, *(_USAGE.c[m] for m in MEASURES)).order_by(_USAGE.c.plugin_id)
     with db.single_reads.connect() as conn:
         return [Usage(**row._mapping) for row in conn.execute(stmt)]
+
+
+def recount(db: Database) -> list[Usage]:
+    """Count every plugin's documents, bytes and counters from its rows and make its usage row say so;
+    the recounted usage, by plugin. For a usage row that drifted: writes by workers still running code
+    from before the usage row existed (a rolling deploy across the migration, or code rolled back
+    without ``db downgrade``) stored rows without counting them.
+
+    Safe while plugins write: each plugin's row is locked before its rows are counted, so a write
+    under way either committed before (counted, and its charge replaced) or charges after the recount
+    commits (its rows were not visible to it)."""
+    dialect = db.dialect
+    size = size_of(dialect, _DOCS.c.key) + size_of(dialect, _DOCS.c.value)
+    with db.single_reads.connect() as conn:
+        found = (conn.execute(select(t.c.plugin_id).distinct()) for t in (_DOCS, _COUNTERS, _USAGE))
+        plugins = sorted({row[0] for rows in found for row in rows})
+    counted: list[Usage] = []
+    for plugin_id in plugins:
+        with db.engine.begin() as conn:
+            fresh = insert_for(dialect, _USAGE).values(plugin_id=plugin_id, **dict.fromkeys(MEASURES, 0))
+            conn.execute(fresh.on_conflict_do_nothing(index_elements=[_USAGE.c.plugin_id]))
+            conn.execute(select(_USAGE.c.plugin_id).where(_USAGE.c.plugin_id == plugin_id).with_for_update())
+            documents, document_bytes = conn.execute(
+                select(func.count(), func.coalesce(func.sum(size), 0)).where(_DOCS.c.plugin_id == plugin_id)
+            ).one()
+            counters = conn.execute(
+                select(func.count()).where(_COUNTERS.c.plugin_id == plugin_id)
+            ).scalar_one()
+            now = Usage(
+                plugin_id=plugin_id, documents=int(documents), document_bytes=int(document_bytes),
+                counters=int(counters),
+            )
+            values = {m: getattr(now, m) for m in MEASURES}
+            conn.execute(update(_USAGE).where(_USAGE.c.plugin_id == plugin_id).values(values))
+        counted.append(now)
+    return counted
