@@ -19,7 +19,14 @@ from fulcrum_core.data.db import Database
 from fulcrum_core.data.quota import Usage, recount, size_of, usage
 from fulcrum_core.data.storage import SqlPluginStorage
 from fulcrum_core.data.types import UTCDateTime
-from fulcrum_core.settings import PluginQuota, PluginSettings, Settings, SettingsError, load_settings
+from fulcrum_core.settings import (
+    Deadlines,
+    PluginQuota,
+    PluginSettings,
+    Settings,
+    SettingsError,
+    load_settings,
+)
 from fulcrum_sdk.errors import LimitExceeded, QuotaExceeded
 from fulcrum_sdk.storage import MemoryStorage, StorageQuota, document_size
 from fulcrum_sdk.testing import PERSONAS
@@ -232,6 +239,12 @@ def test_a_plugins_own_quota_stands_in_for_the_hosts_measure_by_measure() -> Non
     assert Settings().quota_of("any") == StorageQuota()
 
 
+def test_the_hosts_quota_is_set_by_variables_too() -> None:
+    """``FULCRUM_STORAGE_QUOTA__<MEASURE>`` sets one measure, as the other tables' variables do."""
+    settings = load_settings(environ={"FULCRUM_STORAGE_QUOTA__DOCUMENTS": "5"})
+    assert settings.storage_quota == StorageQuota(documents=5)
+
+
 @pytest.mark.parametrize("table", ["storage_quota", "plugins.p.storage_quota"])
 def test_a_limit_past_the_databases_integers_is_refused_by_the_settings(tmp_path: Any, table: str) -> None:
     """A limit of 2^63 loaded, and then every write of every plugin failed (an overflow on SQLite,
@@ -256,6 +269,9 @@ def test_a_hook_writing_past_its_quota_is_left_out_and_logged(
     app = make_app(
         kit.plugin("hoarder", home_slot_offers=home_slot_offers),
         plugins={"hoarder": PluginSettings(storage_quota=PluginQuota(documents=2))},
+        # Its writes run in worker threads, the first compiling their statements: a loaded machine
+        # took more than the default 150 ms over one, which is not what this test is about.
+        deadlines=Deadlines(home_slot_offers=5_000), home_budget_ms=10_000,
     )
     token = app.token(PERSONAS["young_professional"].id)
     records = log_records("fulcrum.storage")

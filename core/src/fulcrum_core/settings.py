@@ -336,6 +336,7 @@ _ENV_FIELDS = {
 # variable overrides that key of the file's table and leaves the table's other keys as the file set them.
 _ENV_TABLES: dict[str, type[msgspec.Struct]] = {
     "deadlines": Deadlines, "slow_calls": SlowCalls, "breaker": BreakerConfig, "rate_limit": RateLimit,
+    "storage_quota": StorageQuota,
 }
 
 
