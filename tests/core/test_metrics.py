@@ -79,3 +79,40 @@ def test_each_app_has_its_own_registry() -> None:
     one.observe("p", "search", "ok", 0.01)
     assert b'fulcrum_plugin_calls_total{hook="search",outcome="ok",plugin="p"} 1.0' in one.render()
     assert b"fulcrum_plugin_calls_total{" not in two.render()
+
+
+def test_each_plugins_storage_use_is_scraped_against_its_quota(
+    make_app: Any, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``fulcrum_plugin_storage_used`` and ``_quota`` per plugin and measure, so an alert can fire before
+    a plugin is refused; a database that cannot be read leaves them out, says so in
+    ``fulcrum_plugin_storage_up``, and the scrape still answers."""
+    from fulcrum_core.data.storage import SqlPluginStorage
+    from fulcrum_core.observability import storage_metrics
+    from fulcrum_core.settings import PluginQuota, PluginSettings
+
+    app = make_app(
+        kit.plugin("keeper", home_slot_offers=lambda ctx: []),
+        plugins={"keeper": PluginSettings(storage_quota=PluginQuota(documents=10))},
+    )
+    storage = SqlPluginStorage(app.runtime.db, "keeper")
+    storage.put("a", {"n": 1})
+    storage.add("c", 1)
+    samples = _samples(app.get("/metrics", token=_staff(app)).text)
+    keeper = ("plugin", "keeper")
+    assert samples[("fulcrum_plugin_storage_up", frozenset())] == 1
+    assert samples[("fulcrum_plugin_storage_used", frozenset({keeper, ("measure", "documents")}))] == 1
+    assert samples[("fulcrum_plugin_storage_used", frozenset({keeper, ("measure", "counters")}))] == 1
+    assert samples[("fulcrum_plugin_storage_quota", frozenset({keeper, ("measure", "documents")}))] == 10
+    counters = frozenset({keeper, ("measure", "counters")})
+    assert samples[("fulcrum_plugin_storage_quota", counters)] == 20_000_000  # the host's, not named
+
+    def down(db: Any) -> Any:
+        raise ConnectionError("database away")
+
+    monkeypatch.setattr(storage_metrics, "usage", down)
+    response = app.get("/metrics", token=_staff(app))
+    assert response.status_code == 200
+    samples = _samples(response.text)
+    assert samples[("fulcrum_plugin_storage_up", frozenset())] == 0
+    assert not [name for name, _ in samples if name.startswith("fulcrum_plugin_storage_used")]

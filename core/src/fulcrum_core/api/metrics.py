@@ -13,6 +13,8 @@ from litestar import Request, Response, get
 
 from fulcrum_core.observability.metrics import CONTENT_TYPE
 from fulcrum_core.observability.setup import scrape
+from fulcrum_core.observability.storage_metrics import storage_metrics
+from fulcrum_core.runtime import runtime_of
 
 __all__ = ["ROUTES", "metrics"]
 
@@ -22,8 +24,11 @@ __all__ = ["ROUTES", "metrics"]
     media_type=CONTENT_TYPE,
 )
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Plugin call latency histograms, outcome counters and breaker states, in the text format."""
-    return Response(await scrape(request.app), media_type=CONTENT_TYPE)
+    """Plugin call latency histograms, outcome counters and breaker states, in the text format; and each
+    plugin's storage use against its quota."""
+    runtime = runtime_of(request)
+    body = await scrape(request.app) + await storage_metrics(runtime.db, runtime.settings)
+    return Response(body, media_type=CONTENT_TYPE)
 
 
 ROUTES: list[Any] = [metrics]
