@@ -1,9 +1,11 @@
 """``SqlPluginStorage``: the SDK's ``PluginStorage`` backed by the platform database, with a read cache.
 
-Every write is one SQL statement in its own short transaction, so it is atomic on SQLite and
-PostgreSQL alike: a bounded ``add`` is an ``INSERT … ON CONFLICT DO UPDATE … WHERE <bounds>
-RETURNING`` (or a conditional ``UPDATE … RETURNING`` when a fresh counter would already break a
-bound), never a read followed by a write. A read is one ``SELECT`` without an explicit transaction
+Every write is one short transaction, atomic on SQLite and PostgreSQL alike, that also keeps the
+plugin's usage row for its quota (:mod:`fulcrum_core.data.quota`): a bounded ``add`` is a conditional
+``UPDATE … WHERE <bounds> RETURNING`` of an existing counter (one statement, the usage untouched), else
+an ``INSERT … ON CONFLICT DO NOTHING RETURNING`` of a fresh one, counted; a ``put`` inserts a new key,
+or locks, measures and replaces an existing one, and charges the difference. A bound is never
+checked by reading and then writing. A read is one ``SELECT`` without an explicit transaction
 (:attr:`Database.single_reads`); ``counters`` reads many keys in one ``IN`` query. Keys live in the
 plugin's own namespace. Any database failure surfaces as
 :class:`~fulcrum_sdk.errors.StorageUnavailable`.
@@ -668,18 +670,17 @@ class SqlPluginStorage:
                     new = conn.execute(moved).scalar_one_or_none()
                     if new is not None:
                         break
+                    if fresh_ok:  # missing, or out of bounds: a missing one is inserted, and counted
+                        new = conn.execute(fresh).scalar_one_or_none()
+                        if new is not None:
+                            charge(conn, pid, key, shared.quota, {"counters": 1})
+                            break
                     current = conn.execute(_COUNTER_READ, {"plugin_id": pid, "key": key}).scalar_one_or_none()
-                    if current is not None:
-                        if not _within(int(current) + delta, lower, upper):
-                            break  # out of bounds
-                        continue  # a concurrent add created it after the update looked: move it now
-                    if not fresh_ok:
-                        break  # a fresh counter would already break a bound
-                    new = conn.execute(fresh).scalar_one_or_none()
-                    if new is not None:
-                        charge(conn, pid, key, shared.quota, {"counters": 1})
-                        break
-                    # A concurrent add inserted it first: move that one.
+                    if current is None and fresh_ok:
+                        continue  # deleted since the insert found it: not in this API, but go round
+                    if current is None or not _within(int(current) + delta, lower, upper):
+                        break  # out of bounds (a fresh counter would already break one)
+                    # A concurrent add created it after the update looked: move it now.
                 else:
                     raise _busy(pid)
             if new is None:
