@@ -116,3 +116,33 @@ def test_each_plugins_storage_use_is_scraped_against_its_quota(
     samples = _samples(response.text)
     assert samples[("fulcrum_plugin_storage_up", frozenset())] == 0
     assert not [name for name, _ in samples if name.startswith("fulcrum_plugin_storage_used")]
+
+
+def test_a_slow_storage_read_is_left_out_of_the_scrape_in_time(
+    make_app: Any, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A usage read that does not come back (a locked or stalled database) is given up after the
+    read's timeout: the scrape answers with the other metrics and ``fulcrum_plugin_storage_up 0``."""
+    import threading
+    import time
+
+    from fulcrum_core.observability import storage_metrics
+
+    release = threading.Event()
+
+    def stalled(db: Any) -> Any:
+        release.wait(10)
+        return []
+
+    monkeypatch.setattr(storage_metrics, "usage", stalled)
+    monkeypatch.setattr(storage_metrics, "READ_TIMEOUT_S", 0.2)
+    app = make_app(kit.plugin("keeper", home_slot_offers=lambda ctx: []))
+    try:
+        began = time.monotonic()
+        response = app.get("/metrics", token=_staff(app))
+        took = time.monotonic() - began
+    finally:
+        release.set()
+    assert response.status_code == 200
+    assert _samples(response.text)[("fulcrum_plugin_storage_up", frozenset())] == 0
+    assert took < 5.0  # the stalled read waits 10 s

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Final
 
+import anyio
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -55,13 +57,22 @@ class _Storage(Collector):
         yield quota
 
 
+READ_TIMEOUT_S: Final = 2.0
+"""How long a scrape waits for the usage rows: a database that is slow or locked must not hold the
+scrape past Prometheus's own timeout (10 s by default) and lose every other metric with it."""
+
+
 async def storage_metrics(db: Database, settings: Settings) -> bytes:
-    """The storage gauges in the text format, the usage read in a worker thread."""
+    """The storage gauges in the text format, the usage read in a worker thread (at most
+    :data:`READ_TIMEOUT_S`)."""
+    held: list[Usage] | None = None
     try:
-        held: list[Usage] | None = await host_threads.run_sync(usage, db, abandon_on_cancel=True)
+        with anyio.move_on_after(READ_TIMEOUT_S):
+            held = await host_threads.run_sync(usage, db, abandon_on_cancel=True)
+        if held is None:
+            log.warning("the plugins' storage use was not read in %s s; left out of /metrics", READ_TIMEOUT_S)
     except Exception as exc:  # the database is down: the rest of the scrape still answers
         log.warning("cannot read the plugins' storage use for /metrics: %s", exc)
-        held = None
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Storage(held, settings))
     return generate_latest(registry)
