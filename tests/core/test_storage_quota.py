@@ -5,9 +5,7 @@ PostgreSQL alike and under concurrent writers."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,22 +30,9 @@ from fulcrum_sdk.storage import MemoryStorage, StorageQuota, document_size
 from fulcrum_sdk.testing import PERSONAS
 from sqlalchemy import column, func, select, table
 
+from tests.core.test_storage import _race
+
 BEFORE = "20261130_02_idempotency_client"
-
-
-def _race(workers: int, fn: Callable[[int], object]) -> list[object]:
-    """Run ``fn`` in ``workers`` threads released together; results or the exceptions raised."""
-    barrier = threading.Barrier(workers)
-
-    def run(i: int) -> object:
-        barrier.wait()
-        try:
-            return fn(i)
-        except Exception as exc:
-            return exc
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(run, range(workers)))
 
 
 def _counted(db: Database, plugin: str) -> Usage:
