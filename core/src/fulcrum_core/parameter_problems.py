@@ -113,8 +113,8 @@ def _expected(definition: FieldDefinition, limits: KwargDefinition | None) -> st
         if high is not None:
             return f"an integer of at most {int(high)}"
         return "an integer"
-    if limits is not None and limits.pattern is not None:
-        return f"text matching {limits.pattern}"
+    if limits is not None and limits.pattern is not None:  # in words where the parameter says them
+        return limits.description or f"text matching {limits.pattern}"
     shortest = limits.min_length if limits is not None else None
     longest = limits.max_length if limits is not None else None
     if shortest is not None and longest is not None:

@@ -23,6 +23,7 @@ from fulcrum_registry.errors import InvalidInput
 __all__ = [
     "RELEASE_CURSOR_PATTERN",
     "SLUG_PATTERN",
+    "SLUG_WORDS",
     "ActiveRelease",
     "ArtifactRef",
     "CatalogueQuery",
@@ -46,14 +47,11 @@ SLUG_PATTERN = r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$"
 """A plugin or publisher id: lowercase letters, digits and hyphens, 2 to 50 characters."""
 RELEASE_CURSOR_PATTERN = r"^[0-9]{1,12}$"
 """A release listing's cursor: the last release id of the previous page."""
-Slug = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=SLUG_PATTERN,
-        description="2 to 50 lowercase letters, digits and hyphens, starting with a letter and not ending "
-        "with a hyphen",
-    ),
-]
+SLUG_WORDS = (
+    "2 to 50 lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen"
+)
+"""What :data:`SLUG_PATTERN` takes, in words: what a refusal and the API's documentation say."""
+Slug = Annotated[str, msgspec.Meta(pattern=SLUG_PATTERN, description=SLUG_WORDS)]
 PublisherKind = Literal["department", "branch", "partner"]
 StateName = Literal["submitted", "checks_failed", "in_review", "approved", "rejected", "suspended", "retired"]
 Limit = Annotated[int, msgspec.Meta(ge=1, le=100)]

@@ -346,18 +346,24 @@ _STATES = "submitted, checks_failed, in_review, approved, rejected, suspended, r
         ),
         ("/releases/0", {}, "release_id", "'0' is not an integer from 1 to 2147483647"),
         # Constraints the registry query checks too: refused here as 400s, not the registry's 422s.
-        ("/releases", {"cursor": "abc"}, "cursor", "'abc' is not text matching ^[0-9]{1,12}$"),
+        # A pattern is said in words (the parameter's description, which the OpenAPI document shows too).
+        (
+            "/releases", {"cursor": "abc"}, "cursor",
+            "'abc' is not a release id: the next_cursor of the previous page",
+        ),
         (
             "/releases",
             {"plugin": "No_Such"},
             "plugin",
-            "'No_Such' is not text matching ^[a-z][a-z0-9-]{0,48}[a-z0-9]$",
+            "'No_Such' is not 2 to 50 lowercase letters, digits and hyphens, starting with a letter and not "
+            "ending with a hyphen",
         ),
         (
             "/plugins",
             {"publisher": "x"},
             "publisher",
-            "'x' is not text matching ^[a-z][a-z0-9-]{0,48}[a-z0-9]$",
+            "'x' is not 2 to 50 lowercase letters, digits and hyphens, starting with a letter and not ending "
+            "with a hyphen",
         ),
         (
             "/plugins",

@@ -11,7 +11,13 @@ from typing import Annotated, Any
 
 from fulcrum_registry import InvalidInput, NewPublisher, PublisherRead, RegistryService, ReleaseRead
 from fulcrum_registry.placeholders import placeholder_warnings
-from fulcrum_registry.schemas import RELEASE_CURSOR_PATTERN, SLUG_PATTERN, PublisherKind, StateName
+from fulcrum_registry.schemas import (
+    RELEASE_CURSOR_PATTERN,
+    SLUG_PATTERN,
+    SLUG_WORDS,
+    PublisherKind,
+    StateName,
+)
 from fulcrum_registry.service import DEFAULT_MAX_ARTIFACT_BYTES
 from litestar import Request, Router, get, post
 from litestar.enums import RequestEncodingType
@@ -54,8 +60,13 @@ PublisherId = Annotated[str, PathParameter(max_length=50)]
 # Filters carry the registry query's own constraints, so litestar refuses a bad one as a 400 naming
 # the parameter and the value (parameter_problems) before the registry would answer 422.
 Cursor = Annotated[str | None, QueryParameter(max_length=100)]
-ReleaseCursor = Annotated[str | None, QueryParameter(pattern=RELEASE_CURSOR_PATTERN)]
-SlugFilter = Annotated[str | None, QueryParameter(pattern=SLUG_PATTERN)]
+ReleaseCursor = Annotated[
+    str | None,
+    QueryParameter(
+        pattern=RELEASE_CURSOR_PATTERN, description="a release id: the next_cursor of the previous page"
+    ),
+]
+SlugFilter = Annotated[str | None, QueryParameter(pattern=SLUG_PATTERN, description=SLUG_WORDS)]
 Limit = Annotated[int, QueryParameter(ge=1, le=100)]
 
 
