@@ -99,13 +99,13 @@ def test_each_plugins_storage_use_is_scraped_against_its_quota(
     storage.put("a", {"n": 1})
     storage.add("c", 1)
     samples = _samples(app.get("/metrics", token=_staff(app)).text)
-    keeper = ("plugin", "keeper")
+    keeper = frozenset({("plugin", "keeper")})
     assert samples[("fulcrum_plugin_storage_up", frozenset())] == 1
-    assert samples[("fulcrum_plugin_storage_used", frozenset({keeper, ("measure", "documents")}))] == 1
-    assert samples[("fulcrum_plugin_storage_used", frozenset({keeper, ("measure", "counters")}))] == 1
-    assert samples[("fulcrum_plugin_storage_quota", frozenset({keeper, ("measure", "documents")}))] == 10
-    counters = frozenset({keeper, ("measure", "counters")})
-    assert samples[("fulcrum_plugin_storage_quota", counters)] == 20_000_000  # the host's, not named
+    assert samples[("fulcrum_plugin_storage_documents", keeper)] == 1
+    assert samples[("fulcrum_plugin_storage_documents_quota", keeper)] == 10
+    assert samples[("fulcrum_plugin_storage_bytes", keeper)] == len(b'a{"n":1}')
+    assert samples[("fulcrum_plugin_storage_counters", keeper)] == 1
+    assert samples[("fulcrum_plugin_storage_counters_quota", keeper)] == 20_000_000  # the host's
 
     def down(db: Any) -> Any:
         raise ConnectionError("database away")
@@ -115,7 +115,7 @@ def test_each_plugins_storage_use_is_scraped_against_its_quota(
     assert response.status_code == 200
     samples = _samples(response.text)
     assert samples[("fulcrum_plugin_storage_up", frozenset())] == 0
-    assert not [name for name, _ in samples if name.startswith("fulcrum_plugin_storage_used")]
+    assert not [name for name, _ in samples if name.startswith("fulcrum_plugin_storage_documents")]
 
 
 def test_a_slow_storage_read_is_left_out_of_the_scrape_in_time(
@@ -134,15 +134,26 @@ def test_a_slow_storage_read_is_left_out_of_the_scrape_in_time(
         release.wait(10)
         return []
 
-    monkeypatch.setattr(storage_metrics, "usage", stalled)
+    asked: list[object] = []
+
+    def stalled_counted(db: Any) -> Any:
+        asked.append(db)
+        return stalled(db)
+
+    monkeypatch.setattr(storage_metrics, "usage", stalled_counted)
     monkeypatch.setattr(storage_metrics, "READ_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(storage_metrics, "_out", [])
     app = make_app(kit.plugin("keeper", home_slot_offers=lambda ctx: []))
     try:
         began = time.monotonic()
         response = app.get("/metrics", token=_staff(app))
         took = time.monotonic() - began
+        # While that read is still out, the next scrape starts no second one and answers at once.
+        again = app.get("/metrics", token=_staff(app))
     finally:
         release.set()
     assert response.status_code == 200
     assert _samples(response.text)[("fulcrum_plugin_storage_up", frozenset())] == 0
     assert took < 5.0  # the stalled read waits 10 s
+    assert _samples(again.text)[("fulcrum_plugin_storage_up", frozenset())] == 0
+    assert len(asked) == 1

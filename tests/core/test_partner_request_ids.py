@@ -135,3 +135,17 @@ def test_an_unknown_plugin_without_a_registry_is_mapped_with_a_warning(
     assert "warning: 'merchant-prmo' is not installed here and there is no registry to check it against " \
         "(did you mean merchant-promo?); mapping it as given" in result.output
     assert not (tmp_path / "fulcrum.db").exists()  # looking for the registry created no database
+
+
+def test_an_unreadable_registry_is_said_in_the_warning_without_advice_that_does_not_apply(
+    tmp_path: Path,
+) -> None:
+    """A registry database that exists but cannot be read: the id is mapped with one
+    plain warning; it carried the registry check's own advice ("or name a plugin installed here")."""
+    (tmp_path / "fulcrum.db").write_bytes(b"this is not a database" * 100)  # a file SQLite refuses
+    result = _cli(tmp_path, "partner-request-id", "not-installed", "abc")
+    assert result.exit_code == 0, result.output
+    warning = result.output.splitlines()[0]
+    assert warning == (
+        "warning: 'not-installed' is not installed here and the registry cannot be read; mapping it as given"
+    )

@@ -24,7 +24,7 @@ def fresh_warning(monkeypatch: pytest.MonkeyPatch) -> None:
     from fulcrum_core.cli import serve as serve_module
 
     message = serve_module._STOPPED_BY_OTHERS._message
-    fresh = serve_module.ThrottledWarning(serve_module.log, message)
+    fresh = serve_module.ThrottledWarning(serve_module.log, message, level=serve_module.logging.ERROR)
     monkeypatch.setattr(serve_module, "_STOPPED_BY_OTHERS", fresh)
 
 
@@ -47,6 +47,7 @@ def test_the_servers_loop_runs_on_after_a_stop_now_and_a_scheduled_one(kind: str
         assert runner.run(main()) == "served"
         assert kind in type(runner.get_loop()).__module__
     said = [r.getMessage() for r in records]
+    assert {r.levelname for r in records} == {"ERROR"}
     assert said.count(
         "the event loop was stopped by code that is not the server's (a plugin calling loop.stop()?); "
         "it runs on"

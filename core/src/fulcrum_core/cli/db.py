@@ -255,7 +255,8 @@ def reconcile_transactions(ctx: click.Context, older_than: int | None, as_json: 
 @click.option(
     "--recount", "recount_first", is_flag=True,
     help="Count each plugin's rows first and correct its usage (after a rolling deploy across the "
-    "migration that added it, when older workers stored without counting); safe while plugins write.",
+    "migration that added it, when older workers stored without counting). Safe while plugins write, "
+    "but a plugin's growing writes wait while its rows are counted (about 1 s a million documents).",
 )
 @click.pass_context
 def storage_usage(ctx: click.Context, as_json: bool, recount_first: bool) -> None:

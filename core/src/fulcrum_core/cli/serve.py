@@ -175,7 +175,7 @@ _STOPPED = "Event loop stopped before Future completed."
 
 _STOPPED_BY_OTHERS = ThrottledWarning(
     log, "the event loop was stopped by code that is not the server's (a plugin calling loop.stop()?); "
-    "it runs on",
+    "it runs on", level=logging.ERROR,
 )
 
 

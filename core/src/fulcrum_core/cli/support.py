@@ -53,8 +53,8 @@ def _known_plugin(ctx: click.Context, param: click.Parameter, plugin: str) -> st
         return plugin  # no database needed
     try:
         filed = registry_plugins(settings_for(ctx), otherwise="name a plugin installed here")
-    except click.ClickException as exc:
-        filed, unchecked = None, f"the registry cannot be read ({exc.message})"
+    except click.ClickException:
+        filed, unchecked = None, "the registry cannot be read"
     else:
         unchecked = "there is no registry to check it against"
     if filed is None:

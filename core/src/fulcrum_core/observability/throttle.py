@@ -19,9 +19,10 @@ class ThrottledWarning:
 
     def __init__(
         self, logger: logging.Logger, message: str, *, every_s: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, level: int = logging.WARNING,
     ) -> None:
         self._log = logger
+        self._level = level
         self._message = message
         self._every_s = every_s
         self._clock = clock
@@ -40,7 +41,7 @@ class ThrottledWarning:
             held, self._held, self._next = self._held, 0, now + self._every_s
         line = f"{self._message}: {detail}" if detail else self._message
         if held:
-            self._log.warning("%s (%d more since the last report)", line, held)
+            self._log.log(self._level, "%s (%d more since the last report)", line, held)
         else:
-            self._log.warning("%s", line)
+            self._log.log(self._level, "%s", line)
         return True
