@@ -84,9 +84,9 @@ def test_each_app_has_its_own_registry() -> None:
 def test_each_plugins_storage_use_is_scraped_against_its_quota(
     make_app: Any, kit: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``fulcrum_plugin_storage_used`` and ``_quota`` per plugin and measure, so an alert can fire before
-    a plugin is refused; a database that cannot be read leaves them out, says so in
-    ``fulcrum_plugin_storage_up``, and the scrape still answers."""
+    """``fulcrum_plugin_storage_documents``, ``_bytes`` and ``_counters`` with their ``_quota`` per
+    plugin, so an alert can fire before a plugin is refused; a database that cannot be read leaves them
+    out, says so in ``fulcrum_plugin_storage_up``, and the scrape still answers."""
     from fulcrum_core.data.storage import SqlPluginStorage
     from fulcrum_core.observability import storage_metrics
     from fulcrum_core.settings import PluginQuota, PluginSettings
