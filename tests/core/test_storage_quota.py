@@ -279,7 +279,11 @@ def test_db_storage_lists_each_plugins_use_against_its_quota(
         'state_dir = "state"\n[storage_quota]\ndocuments = 10\n'
         '[plugins.big.storage_quota]\ndocuments = 1000\n'
     )
-    runner = CliRunner()
+    # The state directory named in the environment as well: another test of the same worker may have
+    # left FULCRUM_STATE_DIR set, and the environment overrides the file.
+    runner = CliRunner(env={
+        "FULCRUM_STATE_DIR": str(tmp_path / "state"), "FULCRUM_DATABASE_URL": None, "FULCRUM_CONFIG": None,
+    })
     assert runner.invoke(main, ["--config", "fulcrum.toml", "db", "upgrade"]).exit_code == 0
     empty = runner.invoke(main, ["--config", "fulcrum.toml", "db", "storage"])
     assert empty.exit_code == 0
@@ -371,7 +375,11 @@ def test_db_storage_recount_prints_the_counted_usage(tmp_path: Any, monkeypatch:
     """``fulcrum db storage --recount`` corrects the usage rows first and prints them."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "fulcrum.toml").write_text('state_dir = "state"\n')
-    runner = CliRunner()
+    # The state directory named in the environment as well: another test of the same worker may have
+    # left FULCRUM_STATE_DIR set, and the environment overrides the file.
+    runner = CliRunner(env={
+        "FULCRUM_STATE_DIR": str(tmp_path / "state"), "FULCRUM_DATABASE_URL": None, "FULCRUM_CONFIG": None,
+    })
     assert runner.invoke(main, ["--config", "fulcrum.toml", "db", "upgrade"]).exit_code == 0
     db = Database(f"sqlite:///{tmp_path / 'state' / 'fulcrum.db'}")
     try:
