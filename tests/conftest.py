@@ -38,6 +38,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     sqlite_guard.uninstall()
 
 
+@pytest.fixture(autouse=True)
+def _fulcrum_environment() -> Iterator[None]:
+    """Each test gets the ``FULCRUM_*`` variables back as they were: commands under test (``fulcrum dev``,
+    ``serve``) set them for the servers they start, and one left set (``FULCRUM_STATE_DIR``) overrode
+    a later test's settings file in the same worker."""
+    before = {key: value for key, value in os.environ.items() if key.startswith("FULCRUM_")}
+    yield
+    for key in [key for key in os.environ if key.startswith("FULCRUM_") and key not in before]:
+        del os.environ[key]
+    os.environ.update(before)
+
+
 UVLOOP = importlib.util.find_spec("uvloop") is not None
 """uvloop is installed with the host (not where it has no build, e.g. on Windows)."""
 
