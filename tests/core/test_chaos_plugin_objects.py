@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from fulcrum_core.dispatch.breaker import BreakerConfig
 from fulcrum_core.dispatch.dispatcher import Dispatcher
 from fulcrum_core.observability.logging import JsonFormatter
 from fulcrum_core.settings import Deadlines, Settings
@@ -319,7 +320,11 @@ async def test_result_objects_a_plugin_left_with_the_checks_are_let_go_of_in_its
     def quick(ctx: Any) -> Any:
         return [kit.offer("home.banner", "q")]  # a fresh object each call, remembered too
 
-    conf = msgspec.structs.replace(settings, deadlines=Deadlines(home_slot_offers=100))
+    # No breaker opens for holding the loop: a loaded machine once made the first page's call hold it
+    # twice its deadline, and the second page's call was refused instead of paying for its objects.
+    conf = msgspec.structs.replace(
+        settings, deadlines=Deadlines(home_slot_offers=100), breaker=BreakerConfig(open_on_loop_hold=0)
+    )
     dispatcher = Dispatcher(conf)
     plugins = _loaded(conf, kit.plugin("dropper", home_slot_offers=dropper),
                       kit.plugin("quick", home_slot_offers=quick))
