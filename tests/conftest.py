@@ -12,6 +12,7 @@ Database fixtures (function-scoped; each test gets its own empty database):
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -48,6 +49,22 @@ def _fulcrum_environment() -> Iterator[None]:
     for key in [key for key in os.environ if key.startswith("FULCRUM_") and key not in before]:
         del os.environ[key]
     os.environ.update(before)
+    _drop_handlers_of_closed_streams()
+
+
+def _drop_handlers_of_closed_streams() -> None:
+    """A command run under click's test runner configures logging onto the stream the runner captured
+    (litestar's queue listener holds it), closed once the command returned: every later record of the
+    worker printed "--- Logging error ---" into whatever stderr a later test was reading. Such handlers
+    are taken off their loggers."""
+    loggers = [logging.getLogger(), *(
+        logger for logger in logging.root.manager.loggerDict.values() if isinstance(logger, logging.Logger)
+    )]
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            inner = [handler, *getattr(getattr(handler, "listener", None), "handlers", ())]
+            if any(getattr(getattr(h, "stream", None), "closed", False) for h in inner):
+                logger.removeHandler(handler)
 
 
 UVLOOP = importlib.util.find_spec("uvloop") is not None
