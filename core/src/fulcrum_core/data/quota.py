@@ -23,7 +23,7 @@ from fulcrum_core.data.db import Database
 from fulcrum_core.data.models.plugin_storage import PluginCounterRow, PluginDocumentRow, PluginStorageUsageRow
 from fulcrum_core.observability.throttle import ThrottledWarning
 
-__all__ = ["MEASURES", "Usage", "charge", "recount", "size_of", "usage"]
+__all__ = ["MEASURES", "Usage", "busy", "charge", "recount", "size_of", "usage"]
 
 _USAGE = cast(Table, PluginStorageUsageRow.__table__)
 _DOCS = cast(Table, PluginDocumentRow.__table__)
@@ -75,10 +75,7 @@ def charge(
         if held is None:
             # The plugin's first write: its row, then the update again (a concurrent first write
             # inserts it too, and one of them does nothing).
-            fresh = insert_for(conn.dialect.name, _USAGE).values(
-                plugin_id=plugin_id, **dict.fromkeys(MEASURES, 0)
-            )
-            conn.execute(fresh.on_conflict_do_nothing(index_elements=[_USAGE.c.plugin_id]))
+            _ensure_row(conn, plugin_id)
             continue
         over = _past(held._mapping, deltas, quota)
         if over is not None:
@@ -86,7 +83,18 @@ def charge(
             _refused(plugin_id)(f"plugin {plugin_id!r}, {name} {used} of {limit}")
             raise QuotaExceeded(key, name, used, limit)
         # Within the quota now: a concurrent write freed room between the two statements.
-    raise StorageUnavailable(f"plugin storage for {plugin_id!r} is busy; retry later")
+    raise busy(plugin_id)
+
+
+def busy(plugin_id: str) -> StorageUnavailable:
+    """For a write that kept meeting concurrent writes (PostgreSQL): retrying is safe."""
+    return StorageUnavailable(f"plugin storage for {plugin_id!r} is busy; retry later")
+
+
+def _ensure_row(conn: Connection, plugin_id: str) -> None:
+    """The plugin's usage row, at zero, unless it has one (a concurrent insert of it does nothing)."""
+    fresh = insert_for(conn.dialect.name, _USAGE).values(plugin_id=plugin_id, **dict.fromkeys(MEASURES, 0))
+    conn.execute(fresh.on_conflict_do_nothing(index_elements=[_USAGE.c.plugin_id]))
 
 
 def _refused(plugin_id: str) -> ThrottledWarning:
@@ -145,8 +153,7 @@ def recount(db: Database) -> list[Usage]:
     counted: list[Usage] = []
     for plugin_id in plugins:
         with db.engine.begin() as conn:
-            fresh = insert_for(dialect, _USAGE).values(plugin_id=plugin_id, **dict.fromkeys(MEASURES, 0))
-            conn.execute(fresh.on_conflict_do_nothing(index_elements=[_USAGE.c.plugin_id]))
+            _ensure_row(conn, plugin_id)
             conn.execute(select(_USAGE.c.plugin_id).where(_USAGE.c.plugin_id == plugin_id).with_for_update())
             documents, document_bytes = conn.execute(
                 select(func.count(), func.coalesce(func.sum(size), 0)).where(_DOCS.c.plugin_id == plugin_id)

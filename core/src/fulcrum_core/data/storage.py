@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from typing import Any, Final, TypeVar, cast
 
 import msgspec
-from fulcrum_sdk.errors import LimitExceeded, StorageUnavailable, _host_unavailable  # the host's own mark
+from fulcrum_sdk.errors import LimitExceeded, _host_unavailable  # the host's own mark
 from fulcrum_sdk.storage import (
     MAX_KEY_LENGTH,
     StorageQuota,
@@ -57,7 +57,7 @@ from fulcrum_core.data._upsert import insert_for
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.errors import storage_errors
 from fulcrum_core.data.models.plugin_storage import PluginCounterRow, PluginDocumentRow
-from fulcrum_core.data.quota import charge, size_of
+from fulcrum_core.data.quota import busy, charge, size_of
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock
 from fulcrum_core.dispatch.leftovers import host_task
@@ -567,7 +567,7 @@ class SqlPluginStorage:
             grow = size - (document_size(key, b"") + int(old))
             charge(conn, pid, key, shared.quota, {"document_bytes": grow})
             return
-        raise _busy(pid)
+        raise busy(pid)
 
     def delete(self, key: str) -> None:
         """Remove ``key``; no error when it is absent."""
@@ -682,7 +682,7 @@ class SqlPluginStorage:
                         break  # out of bounds (a fresh counter would already break one)
                     # A concurrent add created it after the update looked: move it now.
                 else:
-                    raise _busy(pid)
+                    raise busy(pid)
             if new is None:
                 current = int(current or 0)
                 record(current)  # nothing changed, and the same transaction just read the value
@@ -793,11 +793,6 @@ database that hangs ties up at most this many threads (an abandoned read keeps i
 
 def _within(value: int, lower: int | None, upper: int | None) -> bool:
     return (lower is None or value >= lower) and (upper is None or value <= upper)
-
-
-def _busy(plugin_id: str) -> StorageUnavailable:
-    """For a write that kept meeting concurrent writes of its key (PostgreSQL): retrying is safe."""
-    return StorageUnavailable(f"plugin storage for {plugin_id!r} is busy; retry later")
 
 
 async def _call(read: Callable[[Sequence[_Slot]], _Reading], slots: Sequence[_Slot]) -> _Reading:
