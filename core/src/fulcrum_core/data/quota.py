@@ -15,12 +15,12 @@ from typing import Final, cast
 import msgspec
 from fulcrum_sdk.errors import QuotaExceeded, StorageUnavailable
 from fulcrum_sdk.storage import StorageQuota
-from sqlalchemy import ColumnElement, Connection, LargeBinary, Table, func, select, update
-from sqlalchemy import cast as sql_cast
+from sqlalchemy import Connection, Table, func, select, update
 
 from fulcrum_core.data._upsert import insert_for
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.models.plugin_storage import PluginCounterRow, PluginDocumentRow, PluginStorageUsageRow
+from fulcrum_core.data.write_statements import charge_statement, size_of
 from fulcrum_core.observability.throttle import ThrottledWarning
 
 __all__ = ["MEASURES", "Usage", "busy", "charge", "recount", "size_of", "usage"]
@@ -41,14 +41,6 @@ _TRIES: Final = 3
 """Rounds of update-then-look before a write gives up on a usage row that others keep moving."""
 
 
-def size_of(dialect: str, column: ColumnElement[str]) -> ColumnElement[int]:
-    """A text column's UTF-8 bytes in SQL: ``octet_length`` on PostgreSQL, SQLite's ``length`` of
-    the text as a BLOB (what :func:`fulcrum_sdk.storage.document_size` counts in Python)."""
-    if dialect == "postgresql":
-        return cast(ColumnElement[int], func.octet_length(column))
-    return cast(ColumnElement[int], func.length(sql_cast(column, LargeBinary)))
-
-
 def charge(
     conn: Connection, plugin_id: str, key: str, quota: StorageQuota | None, changes: dict[str, int]
 ) -> None:
@@ -57,21 +49,16 @@ def charge(
     deltas = {name: delta for name, delta in changes.items() if delta}
     if not deltas:
         return
-    where = [_USAGE.c.plugin_id == plugin_id]
-    if quota is not None:
-        where += [
-            _USAGE.c[name] + delta <= getattr(quota, name) for name, delta in deltas.items() if delta > 0
-        ]
-    stmt = (
-        update(_USAGE)
-        .where(*where)
-        .values({name: _USAGE.c[name] + delta for name, delta in deltas.items()})
-        .returning(_USAGE.c.plugin_id)
-    )
+    limited = tuple(name for name, delta in deltas.items() if delta > 0) if quota is not None else ()
+    stmt = charge_statement(tuple(deltas), limited)
+    params: dict[str, object] = {"pid": plugin_id}
+    params.update({f"d_{name}": delta for name, delta in deltas.items()})
+    params.update({f"l_{name}": getattr(quota, name) for name in limited})
+    where = _USAGE.c.plugin_id == plugin_id
     for _ in range(_TRIES):
-        if conn.execute(stmt).first() is not None:
+        if conn.execute(stmt, params).first() is not None:
             return
-        held = conn.execute(select(*(_USAGE.c[m] for m in MEASURES)).where(where[0])).first()
+        held = conn.execute(select(*(_USAGE.c[m] for m in MEASURES)).where(where)).first()
         if held is None:
             # The plugin's first write: its row, then the update again (a concurrent first write
             # inserts it too, and one of them does nothing).

@@ -50,15 +50,15 @@ from fulcrum_sdk.storage import (
     document_size,
     encode_value,
 )
-from sqlalchemy import ColumnElement, Connection, Table, bindparam, delete, select, true, update
+from sqlalchemy import Connection, Table, bindparam, select
 
 from fulcrum_core import host_threads
-from fulcrum_core.data._upsert import insert_for
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.errors import storage_errors
 from fulcrum_core.data.models.plugin_storage import PluginCounterRow, PluginDocumentRow
-from fulcrum_core.data.quota import busy, charge, size_of
+from fulcrum_core.data.quota import busy, charge
 from fulcrum_core.data.types import utcnow
+from fulcrum_core.data.write_statements import counter_writes, document_writes
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock
 from fulcrum_core.dispatch.leftovers import host_task
 
@@ -420,7 +420,7 @@ class _Shared:
     """What both views of one plugin's storage share: the database, the plugin id, the cache, and
     whether reads run on the event loop."""
 
-    __slots__ = ("cache", "db", "doc_size", "on_loop", "plugin_id", "quota")
+    __slots__ = ("cache", "counter_writes", "db", "doc_writes", "on_loop", "plugin_id", "quota")
 
     def __init__(
         self, db: Database, plugin_id: str, cache: ReadCache | None, on_loop: bool, quota: StorageQuota | None
@@ -430,7 +430,8 @@ class _Shared:
         self.cache = cache
         self.on_loop = on_loop
         self.quota = quota
-        self.doc_size = size_of(db.dialect, _DOCS.c.value)
+        self.doc_writes = document_writes(db.dialect)
+        self.counter_writes = counter_writes(db.dialect)
 
 
 class SqlPluginStorage:
@@ -547,23 +548,18 @@ class SqlPluginStorage:
     def _store(self, conn: Connection, key: str, encoded: str, size: int, now: Any) -> None:
         """Insert or replace the document in ``conn``'s transaction and charge what it changed: a new
         key is inserted (one more document); an existing one is locked, measured and replaced."""
-        shared = self._shared
-        pid, row = shared.plugin_id, (_DOCS.c.plugin_id == shared.plugin_id) & (_DOCS.c.key == key)
-        fresh = (
-            insert_for(shared.db.dialect, _DOCS)
-            .values(plugin_id=pid, key=key, value=encoded, updated_at=now)
-            .on_conflict_do_nothing(index_elements=[_DOCS.c.plugin_id, _DOCS.c.key])
-            .returning(_DOCS.c.key)
-        )
+        shared, writes = self._shared, self._shared.doc_writes
+        pid = shared.plugin_id
+        params = {"pid": pid, "k": key, "v": encoded, "now": now}
         for _ in range(_RACES):
-            if conn.execute(fresh).first() is not None:
+            if conn.execute(writes.insert, params).first() is not None:
                 charge(conn, pid, key, shared.quota, {"documents": 1, "document_bytes": size})
                 return
             # It exists (or a concurrent write inserted it first): lock it, measure it, replace it.
-            old = conn.execute(select(shared.doc_size).where(row).with_for_update()).scalar_one_or_none()
+            old = conn.execute(writes.locked_size, params).scalar_one_or_none()
             if old is None:
                 continue  # deleted since: insert it after all
-            conn.execute(update(_DOCS).where(row).values(value=encoded, updated_at=now))
+            conn.execute(writes.replace, params)
             grow = size - (document_size(key, b"") + int(old))
             charge(conn, pid, key, shared.quota, {"document_bytes": grow})
             return
@@ -573,14 +569,10 @@ class SqlPluginStorage:
         """Remove ``key``; no error when it is absent."""
         check_key(key)
         shared = self._shared
-        stmt = (
-            delete(_DOCS)
-            .where(_DOCS.c.plugin_id == shared.plugin_id, _DOCS.c.key == key)
-            .returning(shared.doc_size)
-        )
+        params = {"pid": shared.plugin_id, "k": key}
         with self._writing((_DOC, key)) as record:
             with storage_errors(shared.plugin_id), shared.db.engine.begin() as conn:
-                old = conn.execute(stmt).scalar_one_or_none()
+                old = conn.execute(shared.doc_writes.delete, params).scalar_one_or_none()
                 if old is not None:
                     freed = {"documents": -1, "document_bytes": -(document_size(key, b"") + int(old))}
                     charge(conn, shared.plugin_id, key, shared.quota, freed)
@@ -645,33 +637,21 @@ class SqlPluginStorage:
         """
         check_add(key, delta, lower, upper)
         shared = self._shared
-        col, pid = _COUNTERS.c.value, shared.plugin_id
-        within: ColumnElement[bool] = true()
-        if lower is not None:
-            within = within & (col + delta >= lower)
-        if upper is not None:
-            within = within & (col + delta <= upper)
+        pid, writes = shared.plugin_id, shared.counter_writes
         fresh_ok = _within(delta, lower, upper)
-        now = utcnow()
-        row = (_COUNTERS.c.plugin_id == pid) & (_COUNTERS.c.key == key)
+        params = {"pid": pid, "k": key, "delta": delta, "lower": lower, "upper": upper, "now": utcnow()}
         # An existing counter moves only where the bounds still hold; a missing one starts at 0, so it
         # is inserted as ``delta`` when that is within them (one more counter against the quota).
-        moved = update(_COUNTERS).where(row, within).values(value=col + delta, updated_at=now).returning(col)
-        fresh = (
-            insert_for(shared.db.dialect, _COUNTERS)
-            .values(plugin_id=pid, key=key, value=delta, updated_at=now)
-            .on_conflict_do_nothing(index_elements=[_COUNTERS.c.plugin_id, _COUNTERS.c.key])
-            .returning(col)
-        )
+        moved = writes.moves[lower is not None, upper is not None]
         with self._writing((_COUNTER, key)) as record:
             current: int | None = None
             with storage_errors(pid), shared.db.engine.begin() as conn:
                 for _ in range(_RACES):
-                    new = conn.execute(moved).scalar_one_or_none()
+                    new = conn.execute(moved, params).scalar_one_or_none()
                     if new is not None:
                         break
                     if fresh_ok:  # missing, or out of bounds: a missing one is inserted, and counted
-                        new = conn.execute(fresh).scalar_one_or_none()
+                        new = conn.execute(writes.insert, params).scalar_one_or_none()
                         if new is not None:
                             charge(conn, pid, key, shared.quota, {"counters": 1})
                             break
