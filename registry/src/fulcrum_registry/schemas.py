@@ -24,6 +24,8 @@ __all__ = [
     "RELEASE_CURSOR_PATTERN",
     "SLUG_PATTERN",
     "SLUG_WORDS",
+    "TEXT_PATTERN",
+    "TEXT_WORDS",
     "ActiveRelease",
     "ArtifactRef",
     "CatalogueQuery",
@@ -71,13 +73,30 @@ def _choices(kind: type[Any], path: str) -> list[str]:
     return []
 
 
+def _item_type(hint: Any) -> Any:
+    """The item type of a list type (optional or annotated alike), or None for any other type."""
+    for t in (hint, *typing.get_args(hint)):
+        if typing.get_origin(t) is list and typing.get_args(t):
+            return typing.get_args(t)[0]
+    return None
+
+
+_ITEM_PATH = re.compile(r"^(?P<name>\w+)(?P<items>(?:\[\d+\])*)$")
+"""A field path as msgspec writes it: a top-level field, then the index of each list it goes into."""
+
+
 def _described(kind: type[Any], path: str) -> str | None:
-    """What a valid value of the top-level field ``path`` of ``kind`` is, in words: its ``Meta``'s
-    ``description``."""
+    """What a valid value of the top-level field ``path`` of ``kind`` (or of an item of it, as in
+    ``reasons[0]``) is, in words: its ``Meta``'s ``description``."""
+    parts = _ITEM_PATH.match(path)
+    if parts is None:
+        return None
     try:
-        hint = typing.get_type_hints(kind, include_extras=True).get(path)
+        hint = typing.get_type_hints(kind, include_extras=True).get(parts["name"])
     except (NameError, TypeError):  # pragma: no cover - every schema's hints resolve
         return None
+    for _ in range(parts["items"].count("[")):  # into the item type of each list on the way
+        hint = _item_type(hint)
     for t in (hint, *typing.get_args(hint)):
         if typing.get_origin(t) is Annotated:
             for meta in t.__metadata__:
@@ -88,6 +107,8 @@ def _described(kind: type[Any], path: str) -> str | None:
 
 _UNWORDED = ("Expected `str` matching regex", "Unsupported type")
 """msgspec's refusals that tell whoever sent the value nothing: a regular expression, a Python type."""
+_TEXT_LENGTH = re.compile(r"^Expected `str` of length (?P<bound><=|>=) (?P<n>\d+)$")
+"""msgspec's refusal of text too long or too short, which names a Python type."""
 
 
 def plain_problem(kind: type[Any], path: str, problem: str) -> str:
@@ -95,6 +116,8 @@ def plain_problem(kind: type[Any], path: str, problem: str) -> str:
     a regular expression or a Python type tells whoever sent the value nothing."""
     if problem.startswith(_UNWORDED) and (words := _described(kind, path)):
         return f"must be {words}"
+    if length := _TEXT_LENGTH.match(problem):
+        return f"must be at {'most' if length['bound'] == '<=' else 'least'} {length['n']} characters"
     return problem
 
 
@@ -118,15 +141,12 @@ def validated(kind: type[T], data: object) -> T:
         raise InvalidInput(path or "body", problem) from None
 
 
-# Display text: something besides spaces, and no NUL character (PostgreSQL text cannot hold one).
+TEXT_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
+"""Display text: something besides spaces, and no NUL character (PostgreSQL text cannot hold one)."""
+TEXT_WORDS = "text with something besides spaces, and no NUL character"
+"""What :data:`TEXT_PATTERN` takes, in words."""
 DisplayName = Annotated[
-    str,
-    msgspec.Meta(
-        min_length=1,
-        max_length=200,
-        pattern=r"^[^\x00]*[^\s\x00][^\x00]*$",
-        description="text with something besides spaces, and no NUL character",
-    ),
+    str, msgspec.Meta(min_length=1, max_length=200, pattern=TEXT_PATTERN, description=TEXT_WORDS)
 ]
 Contact = Annotated[
     str,

@@ -267,23 +267,40 @@ def test_a_bad_contact_says_what_a_contact_is(api: Api) -> None:
     )
 
 
-def test_a_blank_rejection_reason_says_so(api: Api, manifest: Any, wheel_for: Callable[..., Path]) -> None:
-    """A blank reason said "each reason must be 1–2000 characters"."""
+BLANK_REASON = "must be text with something besides spaces, and no NUL character"
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_blank_rejection_reason_says_so(
+    api: Api, manifest: Any, wheel_for: Callable[..., Path], blank: str
+) -> None:
+    """An empty reason and one of spaces are the same 400 in words (the empty one quoted msgspec's
+    "Expected `str` of length >= 1", the spaces a 422); the release stays in review."""
     release_id = api.submit(wheel_for(manifest)).json()["release"]["id"]
-    review = {"decision": "reject", "reasons": ["   "]}
-    refused = _problem(api.call("POST", f"/releases/{release_id}/review", api.rita, json=review), 422)
-    assert refused["detail"] == "reasons.0: a rejection reason must not be blank"
+    review = {"decision": "reject", "reasons": ["fine", blank]}
+    refused = _problem(api.call("POST", f"/releases/{release_id}/review", api.rita, json=review), 400)
+    assert (refused["field"], refused["detail"]) == ("reasons[1]", f"reasons[1]: {BLANK_REASON}")
+    assert api.call("GET", f"/releases/{release_id}", api.rita).json()["release"]["state"] == "in_review"
 
 
+@pytest.mark.parametrize("blank", ["", "   ", "\x00"])
 @pytest.mark.parametrize("action", ["suspend", "resume", "retire"])
 def test_a_blank_reason_names_the_reason_field(
-    api: Api, manifest: Any, wheel_for: Callable[..., Path], action: str
+    api: Api, manifest: Any, wheel_for: Callable[..., Path], action: str, blank: str
 ) -> None:
-    """Suspend, resume and retire take one ``reason``: a blank one is a 422 naming ``reason``."""
+    """Suspend, resume and retire take one ``reason``: empty, spaces or a NUL alike are a 400 naming
+    ``reason`` in words."""
     release_id = api.submit(wheel_for(manifest)).json()["release"]["id"]
     api.approve(release_id, api.rita)
     path = f"/releases/{release_id}/{action}"
-    assert _problem(api.call("POST", path, api.rita, json={"reason": "   "}), 422)["field"] == "reason"
+    refused = _problem(api.call("POST", path, api.rita, json={"reason": blank}), 400, "invalid-input")
+    assert (refused["field"], refused["detail"]) == ("reason", f"reason: {BLANK_REASON}")
+
+
+def test_an_overlong_reason_says_how_long_one_may_be(api: Api) -> None:
+    """A reason over 2000 characters is refused in words, not msgspec's "Expected `str` of length"."""
+    refused = _problem(api.call("POST", "/releases/1/suspend", api.rita, json={"reason": "x" * 2001}), 400)
+    assert refused["detail"] == "reason: must be at most 2000 characters"
 
 
 def test_400_for_malformed_requests(api: Api) -> None:
@@ -484,8 +501,8 @@ def test_suspending_a_publisher_over_http_stops_its_submissions_and_is_audited(
     refused = _problem(api.submit(wheel_for(manifest)), 403, "registry.publisher-suspended")
     assert "test-bank" in refused["detail"]
     _problem(api.call("POST", "/publishers/test-bank/suspend", api.rita, json=body), 409, "registry.conflict")
-    blank = _problem(api.call("POST", "/publishers/test-bank/reinstate", api.rita, json={"reason": " "}), 422)
-    assert blank["field"] == "reason"
+    blank = _problem(api.call("POST", "/publishers/test-bank/reinstate", api.rita, json={"reason": ""}), 400)
+    assert blank["detail"] == f"reason: {BLANK_REASON}"
     _problem(api.call("POST", "/publishers/nobody/suspend", api.rita, json=body), 404, "registry.not-found")
     back = api.call("POST", "/publishers/test-bank/reinstate", api.rob, json={"reason": "cleared"})
     assert back.status_code == 200, back.text

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 from fulcrum_registry import PluginSummary, PublisherRead, ReleaseDiff, ReleaseRead
 from fulcrum_registry.audit import AuditEntry
+from fulcrum_registry.schemas import TEXT_PATTERN, TEXT_WORDS
 from litestar.datastructures import UploadFile
 
 __all__ = [
@@ -23,7 +24,9 @@ __all__ = [
     "WheelUpload",
 ]
 
-Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+# Blank is refused here as the body is read, in the words of any other text field (the registry
+# refuses it too, for callers other than HTTP): an empty reason and one of spaces read alike.
+Reason = Annotated[str, msgspec.Meta(max_length=2000, pattern=TEXT_PATTERN, description=TEXT_WORDS)]
 
 
 @dataclass
