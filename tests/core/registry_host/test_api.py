@@ -467,6 +467,37 @@ def test_an_upload_without_the_wheel_names_it(api: Api) -> None:
     assert (problem["field"], problem["detail"]) == ("wheel", "wheel: is required")
 
 
+UPLOAD_FORM = (
+    "send the wheel as multipart/form-data: the .whl file in the field `wheel` and, optionally, the "
+    "publisher's id in `publisher`"
+)
+
+
+@pytest.mark.parametrize(
+    ("sent", "named"),
+    [
+        ({"data": {"wheel": "x.whl", "publisher": "test-bank"}}, "not application/x-www-form-urlencoded"),
+        ({"json": {"wheel": "x.whl"}}, "not application/json"),
+        ({"content": b"x.whl"}, "the request has no Content-Type"),
+    ],
+)
+def test_a_submission_not_sent_as_multipart_says_what_to_send(
+    api: Api, sent: dict[str, Any], named: str
+) -> None:
+    """A form-encoded (or JSON) submission said only "Invalid multipart/form-data": it is the catalogue's
+    415 naming ``Content-Type``, the form expected, its fields and what was sent."""
+    problem = _problem(api.call("POST", "/releases", api.paul, **sent), 415, "unsupported-media-type")
+    assert (problem["field"], problem["detail"]) == ("Content-Type", f"{UPLOAD_FORM}; {named}")
+
+
+def test_a_multipart_submission_without_its_boundary_says_so(api: Api) -> None:
+    """``multipart/form-data`` without its ``boundary`` cannot be split into parts: a 400 naming it."""
+    headers = {"Content-Type": "multipart/form-data"}
+    problem = _problem(api.call("POST", "/releases", api.paul, content=b"x", headers=headers), 400)
+    assert problem["field"] == "Content-Type"
+    assert "boundary" in problem["detail"]
+
+
 def test_a_release_view_warns_of_the_templates_placeholder_description(
     api: Api, manifest: Any, wheel_for: Callable[..., Path]
 ) -> None:

@@ -21,8 +21,10 @@ from fulcrum_registry.schemas import (
 from fulcrum_registry.service import DEFAULT_MAX_ARTIFACT_BYTES
 from litestar import Request, Router, get, post
 from litestar.enums import RequestEncodingType
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromQuery, JSONBody, PathParameter, QueryParameter
 
+from fulcrum_core.api.input_problems import PROBLEM_MEDIA_TYPE, InputProblem
 from fulcrum_core.api.registry_access import (
     PUBLISH,
     REVIEW,
@@ -44,7 +46,7 @@ from fulcrum_core.api.registry_models import (
     ReviewBody,
     WheelUpload,
 )
-from fulcrum_core.errors import Forbidden
+from fulcrum_core.errors import BadRequest, Forbidden, UnsupportedMediaType
 from fulcrum_core.registry_host import registry_of
 from fulcrum_core.runtime import runtime_of
 
@@ -193,12 +195,46 @@ def catalogue(
 # -- releases --------------------------------------------------------------------------------------
 
 
+_UPLOAD_FORM = (
+    "multipart/form-data: the .whl file in the field `wheel` and, optionally, the publisher's id in "
+    "`publisher`"
+)
+"""What ``POST /releases`` reads, in words for a refusal."""
+
+
+def _media_type(request: Request[Any, Any, Any]) -> str:
+    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+async def _multipart_first(request: Request[Any, Any, Any]) -> None:
+    """Before litestar reads the upload, refuse a body not sent as multipart form data (a 415 saying what
+    to send) or sent without the boundary that separates its parts: litestar answered both with only
+    "Invalid multipart/form-data"."""
+    media = _media_type(request)
+    if media != RequestEncodingType.MULTI_PART:
+        sent = f"not {media}" if media else "the request has no Content-Type"
+        raise UnsupportedMediaType(f"send the wheel as {_UPLOAD_FORM}; {sent}", field="Content-Type")
+    if not request.content_type[1].get("boundary"):
+        raise BadRequest(
+            "a multipart/form-data body needs the Content-Type's boundary parameter (an HTTP client "
+            "sets it when it builds the form)",
+            code="invalid-input", field="Content-Type",
+        )
+
+
 @post(
     "/releases",
     opt=_PUBLISH,
     sync_to_thread=True,
     status_code=201,
     request_max_body_size=_UPLOAD_LIMIT,
+    before_request=_multipart_first,
+    responses={
+        415: ResponseSpec(
+            data_container=InputProblem, media_type=PROBLEM_MEDIA_TYPE, generate_examples=False,
+            description=f"The body is not {_UPLOAD_FORM}",
+        )
+    },
     summary="Submit a wheel",
 )
 def submit_release(
