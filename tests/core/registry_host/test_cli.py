@@ -302,6 +302,23 @@ def test_publishers_are_added_and_listed(config: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("publisher_id", ["Bad_Id", "x", "a" * 51])
+def test_a_bad_publisher_id_names_the_id_argument(config: Path, publisher_id: str) -> None:
+    """A bad id was refused as ``id:``, a name the command shows nowhere: it names the ``ID`` argument
+    as the usage line and click's own errors do; nothing is created."""
+    before = run(config, "publishers").output
+    bad = run(
+        config, "add-publisher", publisher_id, "--name", "x", "--kind", "branch", "--contact", "a@b.example",
+        "--as", "platform",
+    )
+    assert bad.exit_code == 1
+    assert bad.output == (
+        "Error: ID: must be 2 to 50 lowercase letters, digits and hyphens, starting with a letter and not "
+        "ending with a hyphen\n"
+    )
+    assert run(config, "publishers").output == before
+
+
 def test_an_unknown_state_names_the_valid_ones(config: Path) -> None:
     """``registry list --state bogus`` is a usage error listing the registry's release states."""
     result = run(config, "list", "--state", "bogus")

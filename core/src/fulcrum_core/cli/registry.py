@@ -66,14 +66,23 @@ def _service(ctx: click.Context) -> Iterator[RegistryService]:
         db.dispose()
 
 
+_FIELD_OF = {"publisher_id": "id"}
+"""The registry field a command's parameter carries, where the two names differ."""
+
+
 def _refusal(ctx: click.Context, exc: RegistryError) -> str:
-    """``exc``'s words, naming the command's option where the refused field is one (``--reason``, not
-    ``reasons.0``): the option is what the user typed."""
+    """``exc``'s words, naming the command's option or argument where the refused field is one
+    (``--reason``, not ``reasons.0``; ``ID``, as click's usage line and errors name it, not ``id``): the
+    parameter is what the user typed."""
     if isinstance(exc, InvalidInput):
         head = re.split(r"[.\[]", exc.field, maxsplit=1)[0]
         for param in ctx.command.params:
-            if isinstance(param, click.Option) and param.name == head:
+            if _FIELD_OF.get(param.name or "", param.name) != head:
+                continue
+            if isinstance(param, click.Option):
                 return f"{param.opts[0]}: {exc.problem}"
+            if isinstance(param, click.Argument):
+                return f"{param.human_readable_name}: {exc.problem}"
     return exc.detail
 
 
