@@ -160,6 +160,29 @@ def test_params_error_names_the_field(app: Any) -> None:
     assert response.json()["field"] == "params.amount_fen"
 
 
+@pytest.mark.parametrize("number", [b"1e400", b"-1e400", b"1" + b"0" * 5000])
+def test_a_number_too_large_to_read_names_its_field(app: Any, number: bytes) -> None:
+    """``1e400`` (no float holds it) was refused naming ``body`` as JSON that is not valid: it is a 400
+    naming ``params.amount_fen`` and the number; nothing is journaled."""
+    raw = b'{"type": "fund.order", "params": {"fund": "SAFE", "amount_fen": ' + number + b"}}"
+    response = _post(app, raw)
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert (problem["code"], problem["field"]) == ("body.invalid", "params.amount_fen")
+    assert problem["detail"].startswith(f"params.amount_fen: the number {number[:40].decode()}")
+    assert "too large to read" in problem["detail"]
+    assert _journal(app) == []
+
+
+@pytest.mark.parametrize("number", [b"1e20", b"1.5", b"100.0"])
+def test_a_float_for_an_integer_fen_field_names_the_field(app: Any, number: bytes) -> None:
+    """A number with a fraction or an exponent where the type takes whole fen: a 422 naming the field."""
+    raw = b'{"type": "fund.order", "params": {"fund": "SAFE", "amount_fen": ' + number + b"}}"
+    response = _post(app, raw)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "params.amount_fen"
+
+
 def test_suitability_refusal_over_http(app: Any) -> None:
     """An R5 fund for a C3 customer: 422 ``suitability.risk_too_high`` with a zh-CN message."""
     response = _post(app, {"type": "fund.order", "params": {"fund": "HOT", "amount_fen": 100}})

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
+from collections.abc import Callable
 from datetime import date
 from typing import Any, Protocol
 
@@ -108,6 +110,13 @@ def parse_body(raw: bytes) -> ParsedBody:
     try:
         data = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
+        if str(exc).startswith(_OUT_OF_RANGE) and (huge := _out_of_range(raw)) is not None:
+            path, text = huge
+            raise BadRequest(
+                f"{path}: the number {_cut(text)} is too large to read (a number must lie within "
+                "about ±1.8e308 and have at most 4300 digits)",
+                code="body.invalid", field=path,
+            ) from None
         raise BadRequest(f"the body is not valid JSON: {exc}", code="body.malformed", field="body") from None
     except UnicodeDecodeError:  # msgspec raises it for a string that is not UTF-8
         raise BadRequest(
@@ -128,6 +137,56 @@ def parse_body(raw: bytes) -> ParsedBody:
         raise BadRequest(f"invalid body: {exc}", code="body.invalid", field=_field_of(exc, "")) from None
     canonical = msgspec.json.encode({"type": body.type, "params": body.params}, order="sorted")
     return ParsedBody(body=body, request_hash=hashlib.sha256(canonical).hexdigest())
+
+
+_OUT_OF_RANGE = ("Number out of range", "Integer value out of range")
+"""msgspec's refusals of a number no float or integer it reads can hold, naming no field (``$[...]``)."""
+
+
+class _Huge(str):
+    """A number of the body, as sent, that msgspec cannot read (an infinite float, a huge integer)."""
+
+
+def _float_or_huge(text: str) -> Any:
+    value = float(text)
+    return value if math.isfinite(value) else _Huge(text)
+
+
+def _int_or_huge(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:  # past the interpreter's limit on digits converted
+        return _Huge(text)
+
+
+def _cut(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def _out_of_range(raw: bytes) -> tuple[str, str] | None:
+    """The path (``params.amount_fen``) and text of the first number of the body ``raw`` (breadth first)
+    that msgspec refused as out of range, read again with the standard library, which keeps the text."""
+    try:
+        decoded = json.loads(raw, parse_float=_float_or_huge, parse_int=_int_or_huge)
+    except (ValueError, RecursionError):  # pragma: no cover - msgspec read it but for the number
+        return None
+    return _first(decoded, lambda value: isinstance(value, _Huge))
+
+
+def _first(decoded: Any, found: Callable[[Any], bool]) -> tuple[str, Any] | None:
+    """The path and value of the first value of ``decoded`` (breadth first) that is ``found``."""
+    level: list[tuple[str, Any]] = [("", decoded)]
+    while level:
+        deeper: list[tuple[str, Any]] = []
+        for path, value in level:
+            if found(value):
+                return path.lstrip("."), value
+            if isinstance(value, dict):
+                deeper.extend((f"{path}.{k}", v) for k, v in value.items())
+            elif isinstance(value, list):
+                deeper.extend((f"{path}.{i}", v) for i, v in enumerate(value))
+        level = deeper
+    return None
 
 
 class _Repeats(dict[str, Any]):
@@ -160,18 +219,8 @@ def _named_twice(raw: bytes) -> str | None:
         decoded = json.loads(raw, object_pairs_hook=_once_each)
     except RecursionError:
         raise BadRequest("the body is nested too deeply", code="body.malformed", field="body") from None
-    level: list[tuple[str, Any]] = [("", decoded)]
-    while level:
-        deeper: list[tuple[str, Any]] = []
-        for path, value in level:
-            if isinstance(value, _Repeats):
-                return f"{path}.{value.key}".lstrip(".")
-            if isinstance(value, dict):
-                deeper.extend((f"{path}.{k}", v) for k, v in value.items())
-            elif isinstance(value, list):
-                deeper.extend((f"{path}.{i}", v) for i, v in enumerate(value))
-        level = deeper
-    return None
+    marked = _first(decoded, lambda value: isinstance(value, _Repeats))
+    return None if marked is None else f"{marked[0]}.{marked[1].key}".lstrip(".")
 
 
 def decode_params(tx_type: TransactionType, params: dict[str, Any], *, plugin_id: str = "") -> Any:
