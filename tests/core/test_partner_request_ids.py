@@ -149,3 +149,31 @@ def test_an_unreadable_registry_is_said_in_the_warning_without_advice_that_does_
     assert warning == (
         "warning: 'not-installed' is not installed here and the registry cannot be read; mapping it as given"
     )
+
+
+def test_an_internal_plugin_is_given_the_host_id_it_saw_with_a_note(tmp_path: Path) -> None:
+    """``pension`` (a department's plugin) sees the host's request id itself: the command printed an
+    HMAC no plugin ever saw; it prints the host id, with a note naming the plugin's kind."""
+    result = CliRunner().invoke(
+        main, ["support", "partner-request-id", "pension", "abc123"],
+        env={"FULCRUM_PAIRWISE_SECRET": SECRET, "FULCRUM_STATE_DIR": str(tmp_path), "FULCRUM_CONFIG": None},
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "abc123\n"
+    assert result.stderr == (
+        "note: 'pension' is a department plugin: internal plugins see the host's request id itself, "
+        "unmapped (only partner plugins see an HMAC of it)\n"
+    )
+
+
+def test_find_request_for_an_internal_plugin_finds_the_id_it_quoted(tmp_path: Path) -> None:
+    """An internal plugin quotes the host's id: its lines are found (no pairwise secret needed)."""
+    log = tmp_path / "host.log"
+    log.write_text(json.dumps({"message": "one", "request_id": "req-1"}) + "\n"
+                   + json.dumps({"message": "two", "request_id": "req-2"}) + "\n")
+    env = {"FULCRUM_PAIRWISE_SECRET": None, "FULCRUM_STATE_DIR": str(tmp_path), "FULCRUM_CONFIG": None}
+    found = CliRunner().invoke(main, ["support", "find-request", "pension", "req-2", str(log)], env=env)
+    assert found.exit_code == 0, found.output
+    assert found.stdout == json.dumps({"message": "two", "request_id": "req-2"}) + "\n"
+    assert "host request: req-2" in found.stderr
+    assert "'pension' is a department plugin" in found.stderr

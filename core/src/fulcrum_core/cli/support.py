@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import sys
 from collections.abc import Iterable, Iterator
-from typing import IO
+from typing import IO, NamedTuple
 
 import click
 import msgspec
@@ -41,7 +41,20 @@ def _secret(ctx: click.Context) -> bytes:
     return secret
 
 
-def _known_plugin(ctx: click.Context, param: click.Parameter, plugin: str) -> str:
+class _Plugin(NamedTuple):
+    """A plugin named on the command line, and its kind where it is known here."""
+
+    id: str
+    kind: str | None
+    """``department``, ``branch`` or ``partner``; None when neither installed here nor in a registry."""
+
+    @property
+    def internal(self) -> bool:
+        """A department's or branch's plugin: the host gives it its own request id, unmapped."""
+        return self.kind is not None and self.kind != "partner"
+
+
+def _known_plugin(ctx: click.Context, param: click.Parameter, plugin: str) -> _Plugin:
     """``plugin`` when it is installed here or the registry knows it: a typo's HMAC is no partner's id.
     Without a registry to ask (no database here, or it cannot be read), an id that is not installed is
     mapped as given, with a warning naming an installed id it may have meant: the command needs only
@@ -50,7 +63,7 @@ def _known_plugin(ctx: click.Context, param: click.Parameter, plugin: str) -> st
 
     installed, _ = installed_plugins()
     if plugin in installed:
-        return plugin  # no database needed
+        return _Plugin(plugin, installed[plugin].kind)  # no database needed
     try:
         filed = registry_plugins(settings_for(ctx), otherwise="name a plugin installed here")
     except click.ClickException:
@@ -63,7 +76,7 @@ def _known_plugin(ctx: click.Context, param: click.Parameter, plugin: str) -> st
         click.echo(
             f"warning: {plugin!r} is not installed here and {unchecked}{hint}; mapping it as given", err=True
         )
-        return plugin
+        return _Plugin(plugin, None)
     known = {*installed, *filed}
     if plugin not in known:
         raise click.BadParameter(
@@ -72,18 +85,37 @@ def _known_plugin(ctx: click.Context, param: click.Parameter, plugin: str) -> st
             ctx,
             param,
         )
-    return plugin
+    return _Plugin(plugin, filed[plugin].kind)  # not installed, so the registry's
+
+
+def _unmapped(secret: bytes, plugin_id: str, request_id: str) -> str:
+    """The request id an internal plugin sees for ``request_id``: the host's own."""
+    return request_id
+
+
+def _internal_note(plugin: _Plugin) -> None:
+    """Say on standard error that an internal plugin's id is the host's own (stdout stays the answer)."""
+    click.echo(
+        f"note: {plugin.id!r} is a {plugin.kind} plugin: internal plugins see the host's request id "
+        "itself, unmapped (only partner plugins see an HMAC of it)",
+        err=True,
+    )
 
 
 @support.command("partner-request-id")
 @click.argument("plugin", callback=_known_plugin)
 @click.argument("host_request_id")
 @click.pass_context
-def partner_request_id_command(ctx: click.Context, plugin: str, host_request_id: str) -> None:
-    """Print the request id partner PLUGIN saw for HOST_REQUEST_ID (a transaction id for a transaction)."""
+def partner_request_id_command(ctx: click.Context, plugin: _Plugin, host_request_id: str) -> None:
+    """Print the request id partner PLUGIN saw for HOST_REQUEST_ID (a transaction id for a transaction);
+    an internal plugin saw HOST_REQUEST_ID itself, which is printed, with a note."""
     from fulcrum_core.dispatch.context import partner_request_id
 
-    click.echo(partner_request_id(_secret(ctx), plugin, host_request_id))
+    if plugin.internal:
+        _internal_note(plugin)
+        click.echo(host_request_id)
+        return
+    click.echo(partner_request_id(_secret(ctx), plugin.id, host_request_id))
 
 
 @support.command("find-request")
@@ -91,16 +123,24 @@ def partner_request_id_command(ctx: click.Context, plugin: str, host_request_id:
 @click.argument("partner_request_id")
 @click.argument("logs", nargs=-1, type=click.File("r", encoding="utf-8"))
 @click.pass_context
-def find_request(ctx: click.Context, plugin: str, partner_request_id: str, logs: tuple[IO[str], ...]) -> None:
+def find_request(
+    ctx: click.Context, plugin: _Plugin, partner_request_id: str, logs: tuple[IO[str], ...]
+) -> None:
     """Print the host id behind PARTNER_REQUEST_ID, which PLUGIN quoted, and the matching log lines.
 
     LOGS are the hosts' JSON log files (FULCRUM_LOG_JSON=1; default: standard input). Exits 1 when no
-    line's request or transaction id gives that partner id.
+    line's request or transaction id gives that partner id. An internal plugin quotes the host's id
+    itself: the lines carrying it are printed, with a note.
     """
-    from fulcrum_core.dispatch.context import partner_request_id as derive
+    from fulcrum_core.dispatch.context import partner_request_id as mapped
 
-    secret = _secret(ctx)
-    wanted = partner_request_id.strip().lower()
+    if plugin.internal:
+        _internal_note(plugin)
+        wanted = partner_request_id.strip()
+        derive, secret = _unmapped, b""
+    else:
+        wanted = partner_request_id.strip().lower()
+        derive, secret = mapped, _secret(ctx)
     tried: dict[str, bool] = {}
     found: set[str] = set()
     sources: tuple[IO[str], ...] = logs or (sys.stdin,)
@@ -111,14 +151,14 @@ def find_request(ctx: click.Context, plugin: str, partner_request_id: str, logs:
             if not isinstance(value, str) or not value:
                 continue
             if value not in tried:
-                tried[value] = derive(secret, plugin, value) == wanted
+                tried[value] = derive(secret, plugin.id, value) == wanted
             if tried[value]:
                 hits.append(value)
         if hits or line.get("partner_request_id") == wanted:
             found.update(hits)
             click.echo(raw)
     if not found:
-        raise click.ClickException(f"no request in these logs gives {plugin!r} the request id {wanted}")
+        raise click.ClickException(f"no request in these logs gives {plugin.id!r} the request id {wanted}")
     click.echo(f"host request: {', '.join(sorted(found))}", err=True)
 
 
