@@ -173,7 +173,7 @@ def test_demo_and_dev_serve_on_the_configured_stack(monkeypatch: pytest.MonkeyPa
     assert (served[0]["http"], served[0]["loop"]) == ("h11", "asyncio")
 
     ran: list[dict[str, Any]] = []
-    monkeypatch.setattr(dev_module.uvicorn, "run", lambda app, **options: ran.append(options))
+    monkeypatch.setattr(dev_module, "run_server", lambda app, **options: ran.append(options))
     project = Path(__file__).resolve().parents[2] / "plugins" / "pension"
     result = CliRunner().invoke(main, ["dev", str(project), "--no-reload"], env=env)
     assert result.exit_code == 0, result.output

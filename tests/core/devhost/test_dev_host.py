@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import os
 import queue
@@ -15,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -217,6 +220,13 @@ class Terminal:
 def dev_host(tmp_path: Path) -> Iterator[tuple[Terminal, str, Path, Callable[[], int]]]:
     """``fulcrum dev`` on a probe plugin that reads holdings it never requested, on a free port."""
     project = write_project(tmp_path / "probe", peek="ctx.data.holdings()")
+    with _dev_process(tmp_path, project) as (terminal, base, stop):
+        yield terminal, base, project, stop
+
+
+@contextlib.contextmanager
+def _dev_process(tmp_path: Path, project: Path) -> Iterator[tuple[Terminal, str, Callable[[], int]]]:
+    """``fulcrum dev PROJECT`` on a free port: its output, its base URL and a Ctrl-C that waits for it."""
     port = _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
@@ -243,7 +253,7 @@ def dev_host(tmp_path: Path) -> Iterator[tuple[Terminal, str, Path, Callable[[],
         return proc.returncode
 
     try:
-        yield terminal, f"http://127.0.0.1:{port}", project, stop
+        yield terminal, f"http://127.0.0.1:{port}", stop
     finally:
         stop()
 
@@ -278,6 +288,70 @@ def test_the_dev_host_serves_the_plugin_and_shows_each_call(
     assert state.is_dir()
     stop()
     assert not state.exists()  # the throwaway state goes with the host
+
+
+STOPPER = """\
+import asyncio
+
+try:
+    LOOP = asyncio.get_running_loop()  # the dev host's own: the app factory imports the plugin on it
+except RuntimeError:
+    LOOP = None
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FULCRUM.exists(), reason="the fulcrum command is not installed in this environment")
+def test_a_plugin_stopping_the_loop_leaves_the_dev_host_serving(tmp_path: Path) -> None:
+    """A plugin whose hook stops the server's loop: each call is answered and the next one too, with the
+    stop logged, as under ``fulcrum serve``. Before, the reloader's worker died ("Event loop stopped
+    before Future completed.") and requests hung until the next save."""
+    project = write_project(tmp_path / "stopper", peek="LOOP.call_soon_threadsafe(LOOP.stop)")
+    module = project / "src" / "fulcrum_kit_probe" / "__init__.py"
+    module.write_text(STOPPER + module.read_text(encoding="utf-8"), encoding="utf-8")
+    with _dev_process(tmp_path, project) as (terminal, base, stop):
+        token = terminal.wait_for(r"^Token: (\S+)$").group(1)
+        terminal.wait_for(r"Application startup complete")
+        for _ in range(3):
+            home = httpx.get(f"{base}/v1/home", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            assert home.status_code == 200, home.text
+            assert [o["key"] for o in home.json()["slots"]["home.kingkong/v1"]] == ["entry"]
+        terminal.wait_for(r"the event loop was stopped by code that is not the server's .*; it runs on$")
+        stop()
+    assert not any("Event loop stopped before Future completed" in line for line in terminal.lines)
+
+
+def test_the_dev_hosts_worker_keeps_its_loop_running_as_serves_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reloader is handed serve's config: the worker it starts builds a loop that a stop does not
+    end (the loop factory runs in that process, from the config it is given)."""
+    from fulcrum_core.cli import serve as serve_module
+
+    handed: list[Any] = []
+
+    class Reloader:
+        def __init__(self, config: Any, target: Any, sockets: list[socket.socket]) -> None:
+            handed.append(config)
+            for sock in sockets:
+                sock.close()
+
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr(serve_module, "ChangeReload", Reloader)
+    serve_module.run_server(
+        "fulcrum_core.devhost.asgi:dev_app_factory", host="127.0.0.1", port=_free_port(), loop="asyncio",
+        reload_dirs=["."],
+    )
+    (config,) = handed
+    assert config.should_reload
+
+    async def stopped() -> str:
+        asyncio.get_running_loop().stop()
+        await asyncio.sleep(0.01)
+        return "served"
+
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        assert runner.run(stopped()) == "served"
 
 
 def test_an_unauthenticated_call_is_refused_by_the_dev_host_too(tmp_path: Path) -> None:
@@ -323,7 +397,7 @@ def test_the_printed_new_token_command_issues_for_the_hosts_issuer(
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
     monkeypatch.setenv("FULCRUM_ISSUER", "http://127.0.0.1:8931")
-    monkeypatch.setattr(dev_command.uvicorn, "run", lambda *args, **kwargs: None)
+    monkeypatch.setattr(dev_command, "run_server", lambda *args, **kwargs: None)
     ran = CliRunner().invoke(main, ["dev", str(write_project(tmp_path / "p")), "--port", "8931"])
     assert ran.exit_code == 0, ran.output
     hint = next(line for line in ran.output.splitlines() if line.startswith("A new token"))
@@ -344,7 +418,7 @@ def test_the_dev_host_is_its_own_issuer_unless_one_is_set(
                  "FULCRUM_CONFIG", "FULCRUM_ISSUER", SOURCE_ENV, PACKAGE_ENV):
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
-    monkeypatch.setattr(dev_command.uvicorn, "run", lambda *args, **kwargs: None)
+    monkeypatch.setattr(dev_command, "run_server", lambda *args, **kwargs: None)
     project = write_project(tmp_path / "p")
 
     ran = CliRunner().invoke(main, ["dev", str(project), "--port", "8932"])

@@ -13,12 +13,11 @@ import tempfile
 from pathlib import Path
 
 import click
-import uvicorn
 from fulcrum_sdk.scopes import APP_SCOPES
 
 from fulcrum_core.auth.tokens import TokenService
 from fulcrum_core.cli._settings import settings_for
-from fulcrum_core.cli.serve import server_stack
+from fulcrum_core.cli.serve import run_server, server_stack
 from fulcrum_core.data.provider import DemoDataProvider
 from fulcrum_core.devhost import DevError, find_dev_plugin, prepare_client, prepare_state
 from fulcrum_core.devhost.asgi import PACKAGE_ENV, SOURCE_ENV
@@ -106,17 +105,14 @@ def dev(ctx: click.Context, path: Path, port: int, customer: str, no_reload: boo
             f"uv run fulcrum token issue --customer {customer}"
         )
         click.echo("Each hook call of the plugin is shown below as [hook] plugin hook outcome latency.")
-        uvicorn.run(
+        # serve's runner: its worker's loop runs on when a plugin stops it, as under `fulcrum serve`
+        run_server(
             "fulcrum_core.devhost.asgi:dev_app_factory",
-            factory=True,
             host="127.0.0.1",
             port=port,
             http=http,
             loop=loop,
-            reload=not no_reload,
-            reload_dirs=[str(plugin.package_dir)] if not no_reload else None,
-            log_level="info",
-            access_log=False,
+            reload_dirs=None if no_reload else [str(plugin.package_dir)],
         )
     finally:
         shutil.rmtree(state, ignore_errors=True)

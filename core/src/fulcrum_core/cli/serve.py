@@ -12,7 +12,7 @@ import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from stat import S_ISDIR
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import click
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
-from uvicorn.supervisors import Multiprocess
+from uvicorn.supervisors import ChangeReload, Multiprocess
 
 from fulcrum_core.cli._groups import refuse_own_options
 from fulcrum_core.cli._settings import settings_for
@@ -226,9 +226,14 @@ def run_server(
     log_level: str = "info",
     http: str = "auto",
     loop: str = "auto",
+    reload_dirs: Sequence[str] | None = None,
 ) -> None:
     """Serve the ASGI factory ``app`` ("module:function") with uvicorn, on the HTTP parser and event loop
     ``http`` and ``loop`` name (:func:`server_stack`).
+
+    ``reload_dirs`` (``fulcrum dev``) runs the one worker in a process that uvicorn's reloader starts
+    again when a file under them changes; that process builds its loop from this config, so a plugin
+    stopping the loop leaves it serving there too (:func:`keep_running`).
 
     ``workers > 1`` runs uvicorn's supervisor over one shared listening socket. There, asyncio's accept
     loop takes every pending connection it can in one go, so long-lived keep-alive connections that
@@ -245,6 +250,13 @@ def run_server(
         "factory": True, "host": host, "port": port, "log_level": level, "access_log": False,
         "http": http, "loop": loop,
     }
+    if reload_dirs is not None:
+        if workers != 1 or reuse_port:
+            raise ValueError("reload_dirs runs one worker, restarted on change; not several, not reuse_port")
+        config = _TcpConfig(app, reload=True, reload_dirs=list(reload_dirs), **options)
+        with contextlib.suppress(KeyboardInterrupt):  # the reloader stops its worker itself
+            ChangeReload(config, target=uvicorn.Server(config).run, sockets=[config.bind_socket()]).run()
+        return
     if reuse_port:
         if workers != 1:
             raise ValueError("reuse_port runs one worker per process; start several processes instead")
