@@ -205,9 +205,15 @@ CATALOGUE: Final[tuple[ProblemType, ...]] = (
        "Read the consent again (GET /v1/consents) and show its current status.", "none"),
     # --- OAuth consent page (the token endpoint answers RFC 6749 errors, not problems) ---------------
     _t("oauth.no_login", 403, "No customer login configured",
-       "The host has no customer login on its authorization endpoint (the development login is off).",
-       "Nothing the client can do: the bank plugs in its customer login, or a demo enables "
-       "`oauth_dev_login`.", "contact-operator"),
+       "No customer is signed in to the authorization endpoint: no login cookie from the bank's identity "
+       "provider, and the development login is off.",
+       "Sign the customer in first (the app posts its identity provider's assertion to `/oauth/login`); "
+       "without an identity provider (`oauth_idp`) only the operator can help.", "contact-operator"),
+    _t("oauth.bad_assertion", 400, "Identity assertion refused",
+       "The bank's identity provider assertion sent to sign in to the consent page does not verify: its "
+       "signature, issuer, audience or lifetime is wrong, it was used before, or it names no customer.",
+       "Have the identity provider sign a fresh assertion for the customer and send it once.",
+       "fix-request", _FIELD),
     _t("oauth.csrf", 403, "Consent form expired",
        "The consent form's CSRF token is missing or does not match this browser's.",
        "Open the consent page again from the authorization request and decide there.", "fix-request",

@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_ISSUER",
     "TIMED_AS",
     "Deadlines",
+    "OAuthIdp",
     "PluginSettings",
     "RateLimit",
     "Settings",
@@ -119,6 +120,39 @@ def default_home_content() -> tuple[SlotOffer, ...]:
     )
 
 
+_LOOPBACK_JWKS = r"^(/|\.{0,2}[^:]*$|https?://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/)"
+
+
+class OAuthIdp(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The bank's identity provider, whose signed assertions (RFC 7523) say which customer signed in.
+
+    Off until ``issuer`` is set. Its public keys come from ``jwks`` (a JWK Set file, or a URL on the
+    loopback interface, such as a sidecar of the IdP) and/or ``public_keys`` (PEM texts).
+    """
+
+    # The ``iss`` the IdP puts in its assertions; None: no IdP, only the development login (if on).
+    issuer: str | None = None
+    # Accepted ``aud`` values; empty → the token endpoint URL and the issuer (``<issuer>/oauth/token``).
+    audiences: tuple[str, ...] = ()
+    # A JWK Set: a file path, or an http(s) URL on 127.0.0.0/8, localhost or [::1] (read again every
+    # ``jwks_cache_seconds`` and when an assertion names a key id it lacks).
+    jwks: Annotated[str, msgspec.Meta(pattern=_LOOPBACK_JWKS)] | None = None
+    jwks_cache_seconds: Annotated[int, msgspec.Meta(ge=1, le=86_400)] = 300
+    # Public keys as PEM texts (RSA, EC or Ed25519), beside or instead of ``jwks``.
+    public_keys: tuple[str, ...] = ()
+    # The longest an assertion may live (``exp`` no further ahead than this); its ``jti`` is refused
+    # a second time, across workers, until it expires.
+    max_assertion_seconds: Annotated[int, msgspec.Meta(ge=10, le=600)] = 300
+    # The first-party clients that may exchange an assertion for tokens at ``/oauth/token``.
+    clients: tuple[str, ...] = ("fulcrum-app",)
+    # How long the consent page's login, set from an assertion by ``POST /oauth/login``, lasts.
+    login_seconds: Annotated[int, msgspec.Meta(ge=30, le=3600)] = 600
+
+    def __post_init__(self) -> None:
+        if self.issuer is not None and self.jwks is None and not self.public_keys:
+            raise ValueError("oauth_idp: an issuer needs its keys: set jwks or public_keys")
+
+
 class PluginQuota(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One plugin's storage quota as ``[plugins.<id>.storage_quota]`` sets it: a measure left out keeps
     the host's ``storage_quota`` value, so tightening one never loosens another."""
@@ -177,6 +211,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # The OAuth server's development login (choose a demo customer on the consent page); a bank
     # plugs its own customer authentication instead. Also on when ``dev_mode`` is.
     oauth_dev_login: bool = False
+    # The bank's identity provider (``[oauth_idp]``, ``FULCRUM_OAUTH_IDP__<KEY>``): customers signed in
+    # to the app get tokens by its assertion (RFC 7523) and sign in to the consent page with one.
+    oauth_idp: OAuthIdp = OAuthIdp()
     # Redirect URIs of the mobile app's public client ``fulcrum-app`` (exact strings).
     oauth_app_redirect_uris: tuple[str, ...] = ("fulcrum-app://oauth/callback", "http://127.0.0.1:8765/callback")
     # A secret for pairwise customer ids of partner plugins; None → generated into state_dir.
@@ -336,7 +373,7 @@ _ENV_FIELDS = {
 # variable overrides that key of the file's table and leaves the table's other keys as the file set them.
 _ENV_TABLES: dict[str, type[msgspec.Struct]] = {
     "deadlines": Deadlines, "slow_calls": SlowCalls, "breaker": BreakerConfig, "rate_limit": RateLimit,
-    "storage_quota": StorageQuota,
+    "storage_quota": StorageQuota, "oauth_idp": OAuthIdp,
 }
 
 

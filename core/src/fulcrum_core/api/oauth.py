@@ -20,17 +20,19 @@ from fulcrum_core import host_threads
 from fulcrum_core.api.input_problems import INPUT_PROBLEM_RESPONSE
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.errors import BadRequest, Forbidden
-from fulcrum_core.oauth import consent_csrf
+from fulcrum_core.oauth import consent_csrf, login_session
 from fulcrum_core.oauth.adapter import (
     MAX_BODY,
     OAuthResponse,
     RequestSnapshot,
+    SnapshotRequest,
     back_channel_refusal,
     snapshot,
     to_litestar,
 )
 from fulcrum_core.oauth.authorize import ConsentPrompt, decide, prepare, round_trip_params
 from fulcrum_core.oauth.consent_page import CONSENT_PAGE_HEADERS, render_consent_page
+from fulcrum_core.oauth.jwt_bearer import verify_assertion
 from fulcrum_core.oauth.metadata import server_metadata
 from fulcrum_core.oauth.server import oauth_server
 from fulcrum_core.runtime import Runtime, runtime_of
@@ -42,6 +44,7 @@ __all__ = [
     "authorize_page",
     "introspect",
     "jwks",
+    "login",
     "metadata",
     "revoke",
     "token",
@@ -77,6 +80,30 @@ async def _back_channel(
 
 def _dev_login_enabled(runtime: Runtime) -> bool:
     return runtime.settings.oauth_dev_login or runtime.settings.dev_mode
+
+
+_SIGN_IN = (
+    "sign the customer in first: the app posts its identity provider's assertion to "
+    f"{login_session.LOGIN_PATH} (see docs/oauth.md)"
+)
+
+
+def _signed_in(request: Request[Any, Any, Any], runtime: Runtime) -> str | None:
+    """The customer the login cookie names (set by ``POST /oauth/login``), or None."""
+    issuer = runtime.settings.issuer
+    value = request.cookies.get(login_session.cookie_name(issuer))
+    return login_session.read(runtime.tokens.keys, value, issuer=issuer) if value else None
+
+
+def _no_login(runtime: Runtime) -> Forbidden:
+    """403 ``oauth.no_login``: no customer is signed in and the development login is off."""
+    if runtime.settings.oauth_idp.issuer is None:
+        return Forbidden(
+            "no customer login is configured: set the bank's identity provider ([oauth_idp]), or "
+            "enable the development login (oauth_dev_login) in a demo",
+            code="oauth.no_login",
+        )
+    return Forbidden(f"no customer is signed in; {_SIGN_IN}", code="oauth.no_login")
 
 
 def _demo_customers(runtime: Runtime) -> list[tuple[str, str]]:
@@ -124,12 +151,10 @@ async def authorize_page(request: Request[Any, Any, Any]) -> Response[Any]:
     result = await host_threads.run_sync(_guarded_prepare, runtime, snap)
     if isinstance(result, OAuthResponse):
         return to_litestar(result)
-    if not _dev_login_enabled(runtime):
-        raise Forbidden(
-            "no customer login is configured; enable the development login (oauth_dev_login) in a demo",
-            code="oauth.no_login",
-        )
-    customers = await host_threads.run_sync(_demo_customers, runtime)
+    signed_in = _signed_in(request, runtime)
+    if signed_in is None and not _dev_login_enabled(runtime):
+        raise _no_login(runtime)
+    customers = [] if signed_in else await host_threads.run_sync(_demo_customers, runtime)
     issuer = runtime.settings.issuer
     cookie = consent_csrf.cookie_name(issuer)
     # Keep the browser's secret if it has one, so two open consent tabs both stay valid.
@@ -139,6 +164,7 @@ async def authorize_page(request: Request[Any, Any, Any]) -> Response[Any]:
         action="/oauth/authorize",
         customers=customers,
         csrf_token=consent_csrf.form_token(secret, result.params),
+        signed_in=signed_in,
     )
     response: Response[Any] = Response(
         content=page, media_type="text/html", headers=CONSENT_PAGE_HEADERS
@@ -169,8 +195,9 @@ def _guarded_prepare(runtime: Runtime, snap: RequestSnapshot) -> ConsentPrompt |
 async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
     """Issue a code (``decision=allow``) or ``access_denied`` (``decision=deny``) to the redirect URI."""
     runtime = runtime_of(request)
-    if not _dev_login_enabled(runtime):
-        raise Forbidden("no customer login is configured", code="oauth.no_login")
+    signed_in = _signed_in(request, runtime)
+    if signed_in is None and not _dev_login_enabled(runtime):
+        raise _no_login(runtime)
     snap = await snapshot(request, base_url=runtime.settings.issuer)
     form = dict(snap.form)
     secret = request.cookies.get(consent_csrf.cookie_name(runtime.settings.issuer))
@@ -185,7 +212,9 @@ async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
     if decision not in ("allow", "deny"):
         raise BadRequest("decision must be 'allow' or 'deny'", field="decision")
     customer_ref: str | None = None
-    if decision == "allow":
+    if decision == "allow" and signed_in is not None:
+        customer_ref = signed_in  # the signed-in customer, never a form field
+    elif decision == "allow":
         customer_ref = form.get("customer", "")
         if not customer_ref:
             raise BadRequest("choose a known demo customer", field="customer")
@@ -204,6 +233,63 @@ async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
         )
 
     return await _in_thread(call)
+
+
+@post(
+    login_session.LOGIN_PATH,
+    opt=_PUBLIC,
+    request_max_body_size=MAX_BODY,
+    tags=["oauth"],
+    summary="Sign the customer in to the consent page with the bank's identity assertion",
+    status_code=204,
+    responses={400: INPUT_PROBLEM_RESPONSE},
+)
+async def login(request: Request[Any, Any, Any]) -> Response[None]:
+    """Verify the IdP's ``assertion`` (RFC 7523, as at the token endpoint) and set the login cookie.
+
+    With ``next`` (an ``/oauth/authorize?…`` path on this host) the answer is a 303 there, so the
+    app's webview opens the consent page with one request; without it, 204.
+    """
+    runtime = runtime_of(request)
+    snap = await snapshot(request, base_url=runtime.settings.issuer)
+    refused = back_channel_refusal(snap)  # one form in the body, each parameter once
+    if refused is not None:
+        raise BadRequest(str(refused.body.get("error_description", "send one form")), field="assertion")
+    form = dict(snap.form)
+    after = form.get("next")
+    if after is not None and not (after.startswith("/oauth/authorize?") and "\\" not in after):
+        raise BadRequest("next must be a path on this host starting /oauth/authorize?", field="next")
+    idp = runtime.settings.oauth_idp
+    if idp.issuer is None:
+        raise _no_login(runtime)
+    assertion = form.get("assertion")
+    if not assertion:
+        raise BadRequest("send the identity provider's signed assertion", field="assertion")
+    server = oauth_server(runtime)
+
+    def call() -> str:
+        try:
+            return verify_assertion(server, SnapshotRequest(snap), assertion)
+        except OAuth2Error as error:
+            raise BadRequest(
+                f"the assertion is refused: {error.description or error.error}",
+                code="oauth.bad_assertion",
+                field="assertion",
+            ) from None
+
+    verified = await host_threads.run_sync(call)
+    issuer = runtime.settings.issuer
+    value = login_session.sign(
+        runtime.tokens.keys, issuer=issuer, customer_ref=verified, seconds=idp.login_seconds
+    )
+    headers = {"Cache-Control": "no-store"} | ({"Location": after} if after is not None else {})
+    response: Response[None] = Response(None, status_code=303 if after is not None else 204, headers=headers)
+    cookie = login_session.cookie_name(issuer)
+    response.set_cookie(
+        cookie, value, path="/", max_age=idp.login_seconds, secure=cookie.startswith("__Host-"),
+        httponly=True, samesite="lax",
+    )
+    return response
 
 
 @post(
@@ -262,7 +348,8 @@ async def introspect(request: Request[Any, Any, Any]) -> Response[bytes]:
 )
 async def metadata(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """Endpoints, grants, PKCE methods and scopes of this authorization server."""
-    return server_metadata(runtime_of(request).settings.issuer.rstrip("/"))
+    settings = runtime_of(request).settings
+    return server_metadata(settings.issuer.rstrip("/"), jwt_bearer=settings.oauth_idp.issuer is not None)
 
 
 @get(
@@ -277,4 +364,4 @@ def jwks(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return runtime_of(request).tokens.keys.public_jwks()
 
 
-ROUTES: list[Any] = [authorize_page, authorize_decision, token, revoke, introspect, metadata, jwks]
+ROUTES: list[Any] = [authorize_page, authorize_decision, login, token, revoke, introspect, metadata, jwks]

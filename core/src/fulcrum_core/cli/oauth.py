@@ -1,12 +1,16 @@
-"""``fulcrum oauth``: the authorization server's clients, as the platform team manages them."""
+"""``fulcrum oauth``: the authorization server's clients, and a test identity provider for local trials."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+from pathlib import Path
 
 import click
 
 from fulcrum_core.cli._settings import existing_database, settings_for
+from fulcrum_core.settings import Settings
 
 __all__ = ["oauth"]
 
@@ -15,7 +19,7 @@ log = logging.getLogger("fulcrum.oauth")
 
 @click.group()
 def oauth() -> None:
-    """OAuth clients of the authorization server."""
+    """OAuth clients of the authorization server; a test identity provider for local trials."""
 
 
 @oauth.command("rotate-secret")
@@ -43,3 +47,72 @@ def rotate_secret(ctx: click.Context, client_id: str) -> None:
     log.warning("OAuth client %s was given a new secret; the old one no longer works", client_id)
     click.echo(f"{client_id}: new secret below; the old one no longer works. It is shown only now.", err=True)
     click.echo(secret)
+
+
+TEST_IDP_ISSUER = "fulcrum-test-idp"
+"""The ``iss`` of the test identity provider these commands play for local trials."""
+
+
+def _test_idp_dir(ctx: click.Context) -> tuple[Settings, Path]:
+    """The settings and the test IdP's folder; refused where a real IdP is configured."""
+    settings = settings_for(ctx)
+    configured = settings.oauth_idp.issuer
+    if configured not in (None, TEST_IDP_ISSUER):
+        raise click.ClickException(
+            f"oauth_idp.issuer is {configured!r}, the bank's identity provider: the test IdP is for local "
+            f"trials only (oauth_idp.issuer unset or {TEST_IDP_ISSUER!r})"
+        )
+    return settings, Path(settings.state_dir) / "test-idp"
+
+
+@oauth.command("test-idp")
+@click.pass_context
+def test_idp(ctx: click.Context) -> None:
+    """Make a test identity provider's key pair for local trials (kept if it exists) and print the
+    settings that trust it: ``export $(fulcrum oauth test-idp)``.
+
+    The private key stays in ``<state_dir>/test-idp/private.pem``; ``jwks.json`` beside it is the
+    public half, which ``oauth_idp.jwks`` names. Refused where ``oauth_idp.issuer`` names a real IdP.
+    """
+    from joserfc.jwk import ECKey
+
+    _settings, folder = _test_idp_dir(ctx)
+    private, public = folder / "private.pem", folder / "jwks.json"
+    if not private.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        key = ECKey.generate_key("P-256", parameters={"alg": "ES256", "use": "sig"}, auto_kid=True)
+        descriptor = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(key.as_pem(private=True))
+        public.write_text(json.dumps({"keys": [key.as_dict(private=False)]}, indent=2), encoding="utf-8")
+        click.echo(f"made a test IdP key pair in {folder} (for local trials only)", err=True)
+    click.echo(f"FULCRUM_OAUTH_IDP__ISSUER={TEST_IDP_ISSUER}")
+    click.echo(f"FULCRUM_OAUTH_IDP__JWKS={public.resolve()}")
+
+
+@oauth.command("assertion")
+@click.option("--customer", required=True, help="The customer number the assertion names (its sub).")
+@click.option("--seconds", default=120, show_default=True, type=click.IntRange(10, 600),
+              help="How long the assertion lives (oauth_idp.max_assertion_seconds bounds what is accepted).")
+@click.pass_context
+def assertion(ctx: click.Context, customer: str, seconds: int) -> None:
+    """Print an assertion of the test IdP (``fulcrum oauth test-idp``) saying CUSTOMER signed in, for
+    ``/oauth/token`` (the jwt-bearer grant) or ``/oauth/login``; each is accepted once.
+
+    Its ``aud`` is the token endpoint of ``issuer``. Refused where ``oauth_idp.issuer`` names a real IdP.
+    """
+    from authlib.oauth2.rfc7523 import JWTBearerGrant
+    from joserfc.jwk import ECKey
+
+    settings, folder = _test_idp_dir(ctx)
+    private = folder / "private.pem"
+    if not private.exists():
+        raise click.ClickException(f"no test IdP key at {private}: run `fulcrum oauth test-idp` first")
+    key = ECKey.import_key(private.read_bytes())
+    key.ensure_kid()
+    audience = settings.issuer.rstrip("/") + "/oauth/token"
+    signed = JWTBearerGrant.sign(
+        key, TEST_IDP_ISSUER, audience, subject=customer, expires_in=seconds,
+        header={"alg": "ES256", "kid": key.kid},
+    )
+    click.echo(signed)

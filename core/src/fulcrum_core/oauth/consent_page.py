@@ -1,7 +1,8 @@
 """The consent page: who asks, for which scopes and what each means, in zh-CN and en.
 
-It carries a development login (pick a demo customer), shown only when the host enables it and
-marked as such on the page; a bank replaces it with its own customer authentication. The form
+A customer signed in through the bank's identity provider (``POST /oauth/login``) is named on
+the page; otherwise it carries the development login (pick a demo customer), shown only when the
+host enables it and marked as such on the page. The form
 carries a CSRF token (see :mod:`fulcrum_core.oauth.consent_csrf`) and the page refuses to be framed.
 """
 
@@ -36,10 +37,24 @@ def _template() -> Template:
     return Template((files("fulcrum_core.oauth") / "templates" / "consent.html").read_text(encoding="utf-8"))
 
 
+_DEV_LOGIN: Final = """<div class="dev">
+<p><strong>开发登录（仅限演示环境）</strong> <span class="en">Development login — demo only, not a real
+authentication. A bank signs its customers in with its own identity provider.</span></p>
+<label>演示客户 <span class="en">Demo customer</span>
+$customer_field</label>
+</div>"""
+
+
 def render_consent_page(
-    prompt: ConsentPrompt, *, action: str, customers: Iterable[tuple[str, str]], csrf_token: str
+    prompt: ConsentPrompt,
+    *,
+    action: str,
+    customers: Iterable[tuple[str, str]],
+    csrf_token: str,
+    signed_in: str | None = None,
 ) -> str:
-    """The HTML page for ``prompt``; ``customers`` are (customer number, label) pairs to choose from.
+    """The HTML page for ``prompt``: for the ``signed_in`` customer, else with the development login,
+    whose ``customers`` are (customer number, label) pairs to choose from.
 
     ``csrf_token`` is the form token for ``prompt.params`` (``consent_csrf.form_token``).
     """
@@ -61,11 +76,12 @@ def render_consent_page(
         f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">'
         for k, v in (*prompt.params.items(), (FIELD, csrf_token))
     )
-    options = "\n".join(f'<option value="{escape(ref)}">{escape(label)}</option>' for ref, label in customers)
-    # Without a customer list (a data provider that cannot enumerate), the customer number is typed in.
-    field = (
-        f'<select name="customer">\n{options}\n</select>' if options else '<input name="customer" required>'
-    )
+    if signed_in is not None:
+        login = (
+            f"<p>已登录客户 <span class=\"en\">Signed in as</span> <code>{escape(signed_in)}</code></p>"
+        )
+    else:
+        login = Template(_DEV_LOGIN).substitute(customer_field=_customer_field(customers))
     return _template().substitute(
         client_zh=escape(prompt.client.name_zh),
         client_en=escape(prompt.client.name_en or prompt.client.client_id),
@@ -73,5 +89,15 @@ def render_consent_page(
         partner_note=partner_note,
         action=escape(action),
         hidden=hidden,
-        customer_field=field,
+        login=login,
     )
+
+
+def _customer_field(customers: Iterable[tuple[str, str]]) -> str:
+    """The development login's customer choice: a list, or a text field when none can be listed."""
+    options = "\n".join(f'<option value="{escape(ref)}">{escape(label)}</option>' for ref, label in customers)
+    # Without a customer list (a data provider that cannot enumerate), the customer number is typed in.
+    if not options:
+        return '<input name="customer" required>'
+    return f'<select name="customer">\n{options}\n</select>'
+

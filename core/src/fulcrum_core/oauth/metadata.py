@@ -7,11 +7,17 @@ from typing import Any
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from fulcrum_sdk.scopes import SCOPES
 
+from fulcrum_core.oauth.jwt_bearer import JWT_BEARER
+
 __all__ = ["server_metadata"]
 
 
-def server_metadata(issuer: str) -> dict[str, Any]:
-    """The metadata document for ``issuer`` (no trailing slash); raises ``ValueError`` if invalid."""
+def server_metadata(issuer: str, *, jwt_bearer: bool = False) -> dict[str, Any]:
+    """The metadata document for ``issuer`` (no trailing slash), with the JWT bearer grant when the
+    bank's identity provider is configured; raises ``ValueError`` if invalid."""
+    grants = ["authorization_code", "refresh_token", "client_credentials"]
+    if jwt_bearer:
+        grants.append(JWT_BEARER)
     auth_methods = ["client_secret_basic", "private_key_jwt", "none"]
     metadata = AuthorizationServerMetadata(
         issuer=issuer,
@@ -23,7 +29,7 @@ def server_metadata(issuer: str) -> dict[str, Any]:
         scopes_supported=sorted(SCOPES),
         response_types_supported=["code"],
         response_modes_supported=["query"],
-        grant_types_supported=["authorization_code", "refresh_token", "client_credentials"],
+        grant_types_supported=grants,
         token_endpoint_auth_methods_supported=auth_methods,
         token_endpoint_auth_signing_alg_values_supported=["ES256", "RS256"],
         revocation_endpoint_auth_methods_supported=auth_methods,

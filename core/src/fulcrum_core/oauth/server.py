@@ -34,6 +34,8 @@ from fulcrum_core.oauth.grants import (
     ResourceOwner,
     S256CodeChallenge,
 )
+from fulcrum_core.oauth.idp import IdentityProvider
+from fulcrum_core.oauth.jwt_bearer import IdpAssertionGrant
 from fulcrum_core.oauth.refresh import FamilyRevoked, RefreshTokenStore
 from fulcrum_core.runtime import Runtime
 
@@ -132,10 +134,17 @@ class FulcrumAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     """authlib's server bound to the host's database and token signer."""
 
     def __init__(
-        self, db: Database, tokens: TokenService, *, issuer: str, refresh_reuse_grace_seconds: int = 0
+        self,
+        db: Database,
+        tokens: TokenService,
+        *,
+        issuer: str,
+        refresh_reuse_grace_seconds: int = 0,
+        idp: IdentityProvider | None = None,
     ) -> None:
         super().__init__(scopes_supported=sorted(SCOPES))
         self.db = db
+        self.idp = idp
         self.tokens = tokens
         self.issuer = issuer
         self.clients = ClientStore(db)
@@ -147,6 +156,8 @@ class FulcrumAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
         self.register_grant(RefreshTokenGrant)
         self.register_grant(ClientCredentialsGrant)
+        if idp is not None:
+            self.register_grant(IdpAssertionGrant)
         self.register_endpoint(FulcrumRevocationEndpoint)
         self.register_endpoint(FulcrumIntrospectionEndpoint)
         self.register_extension(_Issuer(issuer))
@@ -251,6 +262,20 @@ def ensure_app_client(clients: ClientStore, redirect_uris: tuple[str, ...]) -> N
     )
 
 
+def _identity_provider(runtime: Runtime) -> IdentityProvider | None:
+    """The bank's IdP as ``oauth_idp`` configures it, or None when it names none."""
+    config = runtime.settings.oauth_idp
+    if config.issuer is None:
+        return None
+    provider = runtime.provider
+    return IdentityProvider(
+        config,
+        issuer=runtime.settings.issuer.rstrip("/"),
+        db=runtime.db,
+        customer_exists=lambda ref: provider.profile(ref) is not None,
+    )
+
+
 def oauth_server(runtime: Runtime) -> FulcrumAuthorizationServer:
     """The runtime's authorization server, built once (thread-safe) on first use."""
     server = runtime.extras.get(_EXTRA_KEY)
@@ -263,6 +288,7 @@ def oauth_server(runtime: Runtime) -> FulcrumAuthorizationServer:
                     runtime.tokens,
                     issuer=runtime.settings.issuer.rstrip("/"),
                     refresh_reuse_grace_seconds=runtime.settings.refresh_reuse_grace_seconds,
+                    idp=_identity_provider(runtime),
                 )
                 ensure_app_client(server.clients, runtime.settings.oauth_app_redirect_uris)
                 runtime.extras[_EXTRA_KEY] = server

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fulcrum_core.data.models.consent import ConsentRow
 from fulcrum_core.data.models.impression import ImpressionRow
+from fulcrum_core.data.models.oauth_assertion import OAuthAssertionIdRow
 from fulcrum_core.data.models.oauth_client import OAuthClientRow
 from fulcrum_core.data.models.oauth_code import OAuthCodeRow
 from fulcrum_core.data.models.oauth_refresh_token import OAuthRefreshTokenRow
@@ -15,6 +16,7 @@ from fulcrum_core.data.models.transaction import TransactionAttemptRow, Transact
 __all__ = [
     "ConsentRow",
     "ImpressionRow",
+    "OAuthAssertionIdRow",
     "OAuthClientRow",
     "OAuthCodeRow",
     "OAuthRefreshTokenRow",

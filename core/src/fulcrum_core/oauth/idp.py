@@ -1,0 +1,161 @@
+"""The bank's identity provider as the authorization server trusts it: its keys and used assertions.
+
+The IdP signs a short-lived JWT (RFC 7523) naming the customer who signed in to the app (``sub``, the
+bank's customer number). Fulcrum holds no password: it checks the signature with the IdP's public
+keys, the issuer, audience and lifetime, and refuses an assertion id (``jti``) seen before. The
+checks themselves are authlib's ``JWTBearerGrant``'s (``fulcrum_core.oauth.jwt_bearer``); this module
+keeps what they read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, cast
+from urllib.parse import urlsplit
+
+import httpx
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
+from sqlalchemy import Table, delete
+
+from fulcrum_core.data._upsert import insert_for
+from fulcrum_core.data.db import Database
+from fulcrum_core.data.models.oauth_assertion import OAuthAssertionIdRow
+from fulcrum_core.data.types import utcnow
+from fulcrum_core.settings import OAuthIdp
+
+__all__ = ["MAX_SUBJECT_LENGTH", "AssertionIds", "IdentityProvider", "IdpKeyError", "load_pem_keys"]
+
+log = logging.getLogger("fulcrum.oauth")
+
+MAX_SUBJECT_LENGTH: Final = 64
+"""The longest customer number a token can carry (the ``subject`` columns of codes and refresh tokens)."""
+_FETCH_TIMEOUT: Final = 5.0
+
+
+class IdpKeyError(RuntimeError):
+    """The configured IdP keys cannot be read: the operator's settings, not the client, are wrong."""
+
+
+def load_pem_keys(pems: tuple[str, ...]) -> list[Any]:
+    """The public keys in ``pems`` (RSA, EC or Ed25519 PEM texts), each given its thumbprint as key id."""
+    keys: list[Any] = []
+    for number, pem in enumerate(pems, start=1):
+        for kind in (RSAKey, ECKey, OKPKey):
+            try:
+                key = kind.import_key(pem)
+            except (ValueError, TypeError, JoseError):
+                continue
+            key.ensure_kid()
+            keys.append(key)
+            break
+        else:
+            raise IdpKeyError(f"oauth_idp.public_keys[{number}] is no RSA, EC or Ed25519 public key in PEM")
+    return keys
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class IdentityProvider:
+    """The IdP's settings, its public keys (re-read from ``jwks`` as they change) and used assertion ids."""
+
+    def __init__(
+        self,
+        config: OAuthIdp,
+        *,
+        issuer: str,
+        db: Database,
+        customer_exists: Callable[[str], bool],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if config.issuer is None:
+            raise ValueError("the identity provider has no issuer (oauth_idp.issuer)")
+        self.issuer: str = config.issuer
+        self.audiences = list(config.audiences) or [issuer + "/oauth/token", issuer]
+        self.clients = frozenset(config.clients)
+        self.max_assertion_seconds = config.max_assertion_seconds
+        self.login_seconds = config.login_seconds
+        self.customer_exists = customer_exists
+        self.assertion_ids = AssertionIds(db)
+        self._config = config
+        self._clock = clock
+        self._pem_keys = load_pem_keys(config.public_keys)
+        self._jwks: list[Any] = []
+        self._read_at: float | None = None
+        self._lock = threading.Lock()
+
+    def key_set(self, kid: str | None = None) -> KeySet:
+        """The IdP's public keys; the JWKS is read again when stale or when it lacks ``kid``."""
+        with self._lock:
+            if self._config.jwks is not None:
+                age = None if self._read_at is None else self._clock() - self._read_at
+                stale = age is None or age >= self._config.jwks_cache_seconds
+                missing = kid is not None and all(k.kid != kid for k in (*self._jwks, *self._pem_keys))
+                # A key id the set lacks (the IdP rotated): read again, at most once a second.
+                if stale or (missing and age is not None and age >= 1):
+                    self._jwks = self._read_jwks(self._config.jwks)
+                    self._read_at = self._clock()
+            return KeySet([*self._jwks, *self._pem_keys])
+
+    def _read_jwks(self, where: str) -> list[Any]:
+        """The keys of the JWK Set at ``where`` (a file, or a loopback URL); the last ones on failure."""
+        try:
+            if where.startswith(("http://", "https://")):
+                if not _is_loopback(where):  # the settings pattern already says so; never leave the host
+                    raise IdpKeyError(f"oauth_idp.jwks {where!r} is not on the loopback interface")
+                response = httpx.get(where, timeout=_FETCH_TIMEOUT, follow_redirects=False)
+                response.raise_for_status()
+                body = response.json()
+            else:
+                import json
+
+                body = json.loads(Path(where).read_text(encoding="utf-8"))
+            keys = list(KeySet.import_key_set(body).keys)
+        except (OSError, ValueError, TypeError, KeyError, JoseError, httpx.HTTPError) as exc:
+            if self._jwks:
+                log.warning("cannot read the IdP's JWKS at %s (%s); keeping the keys read before", where, exc)
+                return self._jwks
+            raise IdpKeyError(f"cannot read the IdP's JWKS at {where}: {exc}") from exc
+        return keys
+
+
+class AssertionIds:
+    """Used assertion ids in ``oauth_assertion_ids``: the first use inserts, a replay finds it there."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def first_use(self, issuer: str, jti: str, expires_at: datetime, *, now: datetime | None = None) -> bool:
+        """Record ``jti`` of ``issuer`` until ``expires_at``; False when it was recorded already (a replay).
+
+        Expired ids are swept in the same transaction; the insert is ``ON CONFLICT DO NOTHING``, so two
+        workers given the same assertion at once cannot both see a first use.
+        """
+        at = now or utcnow()
+        digest = hashlib.sha256(issuer.encode() + b"\x00" + jti.encode()).hexdigest()
+        table = cast(Table, OAuthAssertionIdRow.__table__)
+        with self._db.begin() as conn:
+            conn.execute(delete(table).where(table.c.expires_at <= at))
+            statement = (
+                insert_for(conn.dialect.name, table)
+                .values(id_hash=digest, expires_at=max(expires_at, at) + timedelta(seconds=60))
+                .on_conflict_do_nothing(index_elements=["id_hash"])
+                .returning(table.c.id_hash)
+            )
+            inserted = conn.execute(statement).scalar_one_or_none()
+        return inserted is not None
