@@ -209,7 +209,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # more often, it is a reuse and revokes the family. 0: strict rotation (any second use revokes).
     refresh_reuse_grace_seconds: Annotated[int, msgspec.Meta(ge=0, le=60)] = 10
     # The OAuth server's development login (choose a demo customer on the consent page); a bank
-    # plugs its own customer authentication instead. Also on when ``dev_mode`` is.
+    # signs its customers in through its identity provider (``oauth_idp``). Also on when ``dev_mode`` is.
     oauth_dev_login: bool = False
     # The bank's identity provider (``[oauth_idp]``, ``FULCRUM_OAUTH_IDP__<KEY>``): customers signed in
     # to the app get tokens by its assertion (RFC 7523) and sign in to the consent page with one.
