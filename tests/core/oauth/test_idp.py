@@ -529,3 +529,20 @@ async def test_the_development_login_is_unchanged_beside_an_idp(
         TOKEN_URL, authorization_response=redirect.headers["location"], code_verifier="v" * 64
     )
     assert app.runtime.tokens.verify(token["access_token"]).sub == CUSTOMER
+
+
+def test_unreadable_idp_keys_are_the_operators_problem_not_the_clients(
+    make_app: Callable[..., Any], tmp_path: Path, idp_key: ECKey
+) -> None:
+    """A JWKS file that is not there, or a PEM that is no key: 503 at both paths, never 400 nor 500."""
+    for idp in (
+        OAuthIdp(issuer=IDP, jwks=str(tmp_path / "missing.json")),
+        OAuthIdp(issuer=IDP, public_keys=("not a key",)),
+    ):
+        app = make_app(oauth_idp=idp)
+        form = {"grant_type": JWT_BEARER, "client_id": "fulcrum-app", "assertion": sign(idp_key)}
+        token = app.client.post("/oauth/token", data=form)
+        assert (token.status_code, token.json()["error"]) == (503, "temporarily_unavailable")
+        login = app.client.post("/oauth/login", data={"assertion": sign(idp_key)})
+        assert login.status_code == 503, login.text
+        assert app.client.get("/.well-known/oauth-authorization-server").status_code == 200

@@ -19,7 +19,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from fulcrum_core import host_threads
 from fulcrum_core.api.input_problems import INPUT_PROBLEM_RESPONSE
 from fulcrum_core.data.consents import ConsentStore
-from fulcrum_core.errors import BadRequest, Forbidden
+from fulcrum_core.errors import BadRequest, Forbidden, ServiceUnavailable
 from fulcrum_core.oauth import consent_csrf, login_session
 from fulcrum_core.oauth.adapter import (
     MAX_BODY,
@@ -271,6 +271,8 @@ async def login(request: Request[Any, Any, Any]) -> Response[None]:
         try:
             return verify_assertion(server, SnapshotRequest(snap), assertion)
         except OAuth2Error as error:
+            if error.status_code == 503:
+                raise ServiceUnavailable(str(error.description)) from None
             raise BadRequest(
                 f"the assertion is refused: {error.description or error.error}",
                 code="oauth.bad_assertion",

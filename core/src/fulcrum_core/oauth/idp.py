@@ -94,14 +94,19 @@ class IdentityProvider:
         self.assertion_ids = AssertionIds(db)
         self._config = config
         self._clock = clock
-        self._pem_keys = load_pem_keys(config.public_keys)
+        self._pem_keys: list[Any] | None = None  # read on first use: a bad key breaks only the IdP's paths
         self._jwks: list[Any] = []
         self._read_at: float | None = None
         self._lock = threading.Lock()
 
     def key_set(self, kid: str | None = None) -> KeySet:
-        """The IdP's public keys; the JWKS is read again when stale or when it lacks ``kid``."""
+        """The IdP's public keys; the JWKS is read again when stale or when it lacks ``kid``.
+
+        Raises ``IdpKeyError`` when the configured keys cannot be read (and none were before).
+        """
         with self._lock:
+            if self._pem_keys is None:
+                self._pem_keys = load_pem_keys(self._config.public_keys)
             if self._config.jwks is not None:
                 age = None if self._read_at is None else self._clock() - self._read_at
                 stale = age is None or age >= self._config.jwks_cache_seconds

@@ -10,6 +10,7 @@ The same checks sign a customer in to the consent page (:func:`verify_assertion`
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -18,19 +19,22 @@ from authlib.oauth2.rfc6749 import (
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
+    OAuth2Error,
     UnauthorizedClientError,
 )
 from authlib.oauth2.rfc7523 import JWTBearerGrant
 from joserfc.jwk import KeySet
 
 from fulcrum_core.oauth.grants import TOKEN_AUTH_METHODS, ResourceOwner
-from fulcrum_core.oauth.idp import MAX_SUBJECT_LENGTH, IdentityProvider
+from fulcrum_core.oauth.idp import MAX_SUBJECT_LENGTH, IdentityProvider, IdpKeyError
 
 if TYPE_CHECKING:
     from fulcrum_core.oauth.adapter import SnapshotRequest
     from fulcrum_core.oauth.server import FulcrumAuthorizationServer
 
 __all__ = ["JWT_BEARER", "IdpAssertionGrant", "verify_assertion"]
+
+log = logging.getLogger("fulcrum.oauth")
 
 JWT_BEARER = JWTBearerGrant.GRANT_TYPE
 _MAX_JTI = 256
@@ -94,7 +98,16 @@ class IdpAssertionGrant(JWTBearerGrant):  # type: ignore[misc]
         return self.idp
 
     def resolve_client_public_key(self, client: IdentityProvider) -> KeySet:
-        return client.key_set(self._kid)
+        try:
+            return client.key_set(self._kid)
+        except IdpKeyError as exc:
+            # The operator's settings, not the client, are wrong: a 503 to retry, the cause in the log.
+            log.error("%s", exc)
+            raise OAuth2Error(
+                error="temporarily_unavailable",
+                description="the identity provider's keys cannot be read; try again later",
+                status_code=503,
+            ) from exc
 
     def get_audiences(self) -> list[str]:
         return self.idp.audiences
