@@ -546,3 +546,36 @@ def test_unreadable_idp_keys_are_the_operators_problem_not_the_clients(
         login = app.client.post("/oauth/login", data={"assertion": sign(idp_key)})
         assert login.status_code == 503, login.text
         assert app.client.get("/.well-known/oauth-authorization-server").status_code == 200
+
+
+def test_a_jwks_url_on_loopback_is_fetched(tmp_path: Path, sqlite_db: Database) -> None:
+    """A sidecar of the IdP serving its JWK Set on 127.0.0.1: the keys are read from there."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    key = _key()
+    body = json.dumps({"keys": [key.as_dict(private=False)]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            """Quiet."""
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+        idp = IdentityProvider(
+            OAuthIdp(issuer=IDP, jwks=url), issuer=ISSUER, db=sqlite_db, customer_exists=lambda _ref: True
+        )
+        assert [k.kid for k in idp.key_set().keys] == [key.kid]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
