@@ -453,7 +453,13 @@ async def test_login_refuses_a_bad_assertion_a_replay_and_a_foreign_next(
     assert login_session.cookie_name(ISSUER) not in webview.cookies
     missing = await webview.post("/oauth/login", data={"assertion": ""})
     assert (missing.status_code, missing.json()["field"]) == (400, "assertion")
-    for target in ("https://evil.example/oauth/authorize?x", "/v1/home", "//evil.example/oauth/authorize?"):
+    for target in (
+        "https://evil.example/oauth/authorize?x",
+        "/v1/home",
+        "//evil.example/oauth/authorize?",
+        "/oauth/authorize?x\r\nSet-Cookie: a=b",
+        "/oauth/authorize?\\evil.example",
+    ):
         foreign = await webview.post("/oauth/login", data={"assertion": sign(idp_key), "next": target})
         assert (foreign.status_code, foreign.json()["field"]) == (400, "next")
     assertion = sign(idp_key)

@@ -235,6 +235,11 @@ async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
     return await _in_thread(call)
 
 
+def _consent_path(path: str) -> bool:
+    """Whether ``path`` is this host's authorization endpoint: no other host, no header-breaking bytes."""
+    return path.startswith("/oauth/authorize?") and all(" " < c < "\x7f" and c != "\\" for c in path)
+
+
 @post(
     login_session.LOGIN_PATH,
     opt=_PUBLIC,
@@ -257,7 +262,7 @@ async def login(request: Request[Any, Any, Any]) -> Response[None]:
         raise BadRequest(str(refused.body.get("error_description", "send one form")), field="assertion")
     form = dict(snap.form)
     after = form.get("next")
-    if after is not None and not (after.startswith("/oauth/authorize?") and "\\" not in after):
+    if after is not None and not _consent_path(after):
         raise BadRequest("next must be a path on this host starting /oauth/authorize?", field="next")
     idp = runtime.settings.oauth_idp
     if idp.issuer is None:
