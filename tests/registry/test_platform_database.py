@@ -57,7 +57,9 @@ def test_the_whole_workflow_runs_on_the_migrated_schema(
     assert approved.state == "approved"
     registry.suspend(release.id, actor="ops", reason="incident")
     assert registry.active_policy() == {}
-    registry.resume(release.id, actor="ops", reason="fixed")
+    registry.resume(release.id, actor="dave", reason="fixed")  # high-sensitivity: the first of two
+    assert registry.active_policy() == {}
+    registry.resume(release.id, actor="erin", reason="fixed")
     assert registry.active_policy()["demo"]["1.0.0"].granted_scopes == {"slot:home.notice", "pension:read"}
     assert [p.id for p in registry.catalogue({"scope": "pension:read"}).items] == ["demo"]
     assert [p.id for p in registry.catalogue({"text": "演示"}).items] == ["demo"]

@@ -67,7 +67,7 @@ def test_suspension_removes_and_resume_restores(
     before = registry.active_policy()
     registry.suspend(rid, actor="ops", reason="incident")
     assert registry.active_policy() == {}
-    registry.resume(rid, actor="ops", reason="fixed")
+    registry.resume(rid, actor="dave", reason="fixed")
     assert registry.active_policy() == before
 
 

@@ -37,7 +37,7 @@ def test_suspension_takes_every_release_of_the_publisher_out_of_the_policy(
     assert registry.policy_version() > before  # hosts polling the version notice at once
     assert registry.get_release(ours).state == "approved"  # releases keep their own state
 
-    reinstated = registry.reinstate_publisher("pension-dept", actor="ops", reason="cleared")
+    reinstated = registry.reinstate_publisher("pension-dept", actor="ops2", reason="cleared")
     assert reinstated.suspended is False
     assert set(registry.active_policy()) == {"demo", "other"}
 

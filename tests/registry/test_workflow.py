@@ -63,7 +63,7 @@ def _act(registry: RegistryService, action: str, rid: int) -> Any:
         "approve": lambda: registry.approve(rid, reviewer="carol", checklist=checklist),
         "reject": lambda: registry.reject(rid, reviewer="carol", reasons=["no"]),
         "suspend": lambda: registry.suspend(rid, actor="ops", reason="kill switch"),
-        "resume": lambda: registry.resume(rid, actor="ops", reason="fixed"),
+        "resume": lambda: registry.resume(rid, actor="ops2", reason="fixed"),
         "retire": lambda: registry.retire(rid, actor="ops", reason="end of life"),
     }
     return calls[action]()

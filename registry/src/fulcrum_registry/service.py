@@ -56,6 +56,7 @@ from fulcrum_registry.schemas import (
     ReleaseRead,
     validated,
 )
+from fulcrum_registry.undo import Undo, agreed_so_far, check_undoer
 from fulcrum_registry.workflow import (
     Action,
     ReleaseState,
@@ -122,6 +123,12 @@ def _release_version(facts: WheelFacts) -> str:
 
 _DECLARING = (ReleaseState.IN_REVIEW.value, ReleaseState.APPROVED.value, ReleaseState.SUSPENDED.value)
 """Release states whose transaction types are taken: under review, running, or able to run again."""
+
+
+def _requested(row: Release) -> frozenset[str]:
+    """Every scope ``row``'s manifest requests (none when it has no valid manifest)."""
+    manifest = load_manifest(row)
+    return frozenset(manifest.scopes.all) if manifest is not None else frozenset()
 
 
 def _type_owners(session: Session, manifest: Manifest) -> dict[str, str]:
@@ -240,29 +247,71 @@ class RegistryService:
     def suspend_publisher(self, publisher_id: str, *, actor: str, reason: str) -> PublisherRead:
         """Kill switch for a whole publisher: none of its plugins runs (hosts drop them on their next
         poll), it cannot submit, and its releases cannot be approved; each release keeps its state."""
-        return self._set_suspended(publisher_id, True, actor=actor, reason=reason)
-
-    def reinstate_publisher(self, publisher_id: str, *, actor: str, reason: str) -> PublisherRead:
-        """Undo ``suspend_publisher``: its approved releases run again with the grants they had."""
-        return self._set_suspended(publisher_id, False, actor=actor, reason=reason)
-
-    def _set_suspended(self, publisher_id: str, suspended: bool, *, actor: str, reason: str) -> PublisherRead:
         actor = _actor(actor, "actor")
         why = _one_reason(reason)
 
         def work(session: Session) -> PublisherRead:
-            row = session.get(Publisher, publisher_id, with_for_update=True)
-            if row is None:
-                raise NotFound("publisher", publisher_id)
-            if row.suspended == suspended:
-                state = "already suspended" if suspended else "not suspended"
-                raise Conflict(f"publisher {publisher_id!r} is {state}")
-            row.suspended = suspended
-            action = "publisher.suspended" if suspended else "publisher.reinstated"
-            self._audit(session, actor, action, f"publisher:{row.id}", reason=why)
+            row = self._publisher(session, publisher_id, suspended=False)
+            row.suspended = True
+            self._audit(session, actor, "publisher.suspended", f"publisher:{row.id}", reason=why)
             return publisher_read(row)
 
         return self._uow.run(work)
+
+    def reinstate_publisher(self, publisher_id: str, *, actor: str, reason: str) -> PublisherRead:
+        """Undo ``suspend_publisher``: its approved releases run again with the grants they had.
+
+        Four eyes (``undo``): not one of its submitters, not who suspended it, and two people when an
+        approved release of its requests a high-sensitivity scope; the first of two is only recorded.
+        """
+        actor = _actor(actor, "actor")
+        why = _one_reason(reason)
+
+        def work(session: Session) -> PublisherRead:
+            row = self._publisher(session, publisher_id, suspended=True)
+            undo = Undo(
+                subject=f"publisher:{row.id}",
+                pulled="publisher.suspended",
+                agreed="publisher.reinstatement_agreed",
+                doing=f"reinstate publisher {row.id!r}",
+            )
+            releases = list(session.scalars(select(Release).where(Release.publisher_id == row.id)))
+            barred = {r.submitted_by: f"submitted release {r.id} of {row.id!r}" for r in releases}
+            running = [r for r in releases if r.state == ReleaseState.APPROVED.value]
+            needed = max((approvals_needed(_requested(r)) for r in running), default=1)
+            agreed = self._agree_to_undo(session, undo, actor, why, barred, needed)
+            if agreed is not None:
+                row.suspended = False
+                self._audit(session, actor, "publisher.reinstated", undo.subject, reason=why, agreed=agreed)
+            return publisher_read(row)
+
+        return self._uow.run(work)
+
+    @staticmethod
+    def _publisher(session: Session, publisher_id: str, *, suspended: bool) -> Publisher:
+        """The publisher, locked, when its ``suspended`` flag is as given; else 404 or 409."""
+        row = session.get(Publisher, publisher_id, with_for_update=True)
+        if row is None:
+            raise NotFound("publisher", publisher_id)
+        if row.suspended != suspended:
+            state = "already suspended" if row.suspended else "not suspended"
+            raise Conflict(f"publisher {publisher_id!r} is {state}")
+        return row
+
+    def _agree_to_undo(
+        self, session: Session, undo: Undo, actor: str, why: str, barred: Mapping[str, str], needed: int
+    ) -> list[str] | None:
+        """Everyone agreeing to ``undo`` with ``actor`` when they are enough, else None after
+        auditing ``actor``'s agreement; ``FourEyesViolation`` when ``actor`` may not agree."""
+        votes = agreed_so_far(session, undo)
+        check_undoer(undo, votes, actor, barred)
+        agreed = [*votes.agreed, actor]
+        if len(agreed) >= needed:
+            return agreed
+        self._audit(
+            session, actor, undo.agreed, undo.subject, reason=why, agreement=len(agreed), needed=needed
+        )
+        return None
 
     def get_publisher(self, publisher_id: str) -> PublisherRead:
         """One publisher, or ``NotFound``."""
@@ -568,8 +617,32 @@ class RegistryService:
         return self._transition(release_id, Action.SUSPEND, actor, reason)
 
     def resume(self, release_id: int, *, actor: str, reason: str) -> ReleaseRead:
-        """Undo a suspension: ``suspended → approved``, with the grant it had."""
-        return self._transition(release_id, Action.RESUME, actor, reason)
+        """Undo a suspension: ``suspended → approved``, with the grant it had.
+
+        Four eyes, as for approving (``undo``): never the submitter, never who suspended it, and two
+        distinct people when it requests a high-sensitivity scope; the first of two is only recorded
+        (``release.resume_agreed``) and the release stays suspended.
+        """
+        actor = _actor(actor, "actor")
+        why = _one_reason(reason)
+
+        def work(session: Session) -> ReleaseRead:
+            row = self._release(session, release_id, lock=True)
+            next_state(row.id, ReleaseState(row.state), Action.RESUME)  # refuse early with the state
+            undo = Undo(
+                subject=f"release:{row.id}",
+                pulled=f"release.{Action.SUSPEND.value}",
+                agreed="release.resume_agreed",
+                doing=f"resume release {row.id}",
+            )
+            barred = {row.submitted_by: f"submitted release {row.id}"}
+            needed = approvals_needed(_requested(row))
+            agreed = self._agree_to_undo(session, undo, actor, why, barred, needed)
+            if agreed is not None:
+                self._move(session, row, Action.RESUME, actor, reason=why, resumers=agreed)
+            return self._read(session, row)
+
+        return self._uow.run(work)
 
     def retire(self, release_id: int, *, actor: str, reason: str) -> ReleaseRead:
         """Take an approved or suspended release out of service for good."""

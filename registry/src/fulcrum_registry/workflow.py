@@ -18,6 +18,7 @@ Decisions recorded here (and why):
   them, so a reviewer who will not grant one must reject the release (with that as the reason). Only
   optional scopes can be withheld. With two approvers the release gets the intersection of their
   grants, so no scope is granted that either approver withheld.
+* **Undoing a kill switch** (resume, reinstating a publisher) is four eyes too: see ``undo``.
 * **Checklist.** Approving needs every item of ``REVIEW_CHECKLIST`` confirmed; rejecting needs a reason.
 """
 

@@ -265,7 +265,7 @@ def test_a_copy_tampered_before_a_late_admission_is_never_imported(
     reason = runtime.plugins.quarantined["gate-late-tampered"]
     assert "differs from the approved wheel" in reason, reason
     service.suspend(release_id, actor="carol", reason="a policy change")
-    service.resume(release_id, actor="carol", reason="another one")
+    service.resume(release_id, actor="dave", reason="another one")
     assert watcher.refresh()
     assert not plugin.marker.exists()
     assert "gate-late-tampered" not in runtime.plugins.loaded
@@ -285,7 +285,7 @@ def test_a_suspended_release_is_imported_but_off_and_can_be_resumed(
     assert watcher is not None
     watcher.refresh(force=True)
     assert "suspended" in runtime.plugins.inactive["gate-suspended"]
-    service.resume(release_id, actor="carol", reason="fixed")
+    service.resume(release_id, actor="dave", reason="fixed")
     watcher.refresh()
     assert runtime.plugins.is_active("gate-suspended")
 
@@ -479,7 +479,7 @@ def test_a_tampered_copy_stays_out_however_often_it_is_asked(
         clock.now = float(poll)
         if poll == 10:
             service.suspend(release_id, actor="carol", reason="a policy change")
-            service.resume(release_id, actor="carol", reason="another one")
+            service.resume(release_id, actor="dave", reason="another one")
         watcher.refresh()
     assert contents.calls == 1
     assert not plugin.marker.exists()

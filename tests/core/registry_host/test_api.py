@@ -138,14 +138,50 @@ def test_high_sensitivity_needs_two_distinct_approvers(
     assert second["granted_scopes"] == ["pension:read", "slot:home.notice"]
 
 
+def test_undoing_a_kill_switch_over_http_takes_four_eyes(
+    api: Api, kit: Any, wheel_for: Callable[..., Path], staff: Callable[..., str]
+) -> None:
+    """Resume and reinstate: 403 four-eyes for the submitter and who suspended; two for pension:read."""
+    bea = staff(api.runtime, "bea", "registry:publish", "registry:review", publisher="test-bank")
+    high = ["slot:home.notice", "pension:read"]
+    manifest = kit.manifest("pensions", hooks=["home_slot_offers"], scopes=high)
+    release_id = api.submit(wheel_for(manifest), bea).json()["release"]["id"]
+    api.approve(release_id, api.rita)
+    api.approve(release_id, api.rob)
+    resume = f"/releases/{release_id}/resume"
+    suspend = api.call("POST", f"/releases/{release_id}/suspend", api.rita, json={"reason": "x"})
+    assert suspend.status_code == 200, suspend.text
+
+    mine = _problem(api.call("POST", resume, bea, json={"reason": "fixed"}), 403, "registry.four-eyes")
+    assert f"'bea' submitted release {release_id}" in mine["detail"]
+    pulled = _problem(api.call("POST", resume, api.rita, json={"reason": "ok"}), 403, "registry.four-eyes")
+    assert "'rita' pulled the kill switch" in pulled["detail"]
+    first = api.call("POST", resume, api.rob, json={"reason": "patched"})
+    assert first.status_code == 200, first.text
+    assert first.json()["release"]["state"] == "suspended"  # one of two
+    _problem(api.call("POST", resume, api.rob, json={"reason": "again"}), 403, "registry.four-eyes")
+    carl = staff(api.runtime, "carl", "registry:review")
+    assert api.call("POST", resume, carl, json={"reason": "checked"}).json()["release"]["state"] == "approved"
+
+    reinstate = "/publishers/test-bank/reinstate"
+    assert api.call("POST", "/publishers/test-bank/suspend", api.rob, json={"reason": "x"}).status_code == 200
+    own = _problem(api.call("POST", reinstate, bea, json={"reason": "ours"}), 403, "registry.four-eyes")
+    assert "'bea' submitted release" in own["detail"]
+    _problem(api.call("POST", reinstate, api.rob, json={"reason": "ok"}), 403, "registry.four-eyes")
+    assert api.call("POST", reinstate, api.rita, json={"reason": "a"}).json()["suspended"] is True
+    assert api.call("POST", reinstate, carl, json={"reason": "b"}).json()["suspended"] is False
+
+
 def test_kill_switch_and_audit(api: Api, manifest: Any, wheel_for: Callable[..., Path]) -> None:
     """Suspend, resume and retire move the release; each is audited and the chain verifies."""
     release_id = api.submit(wheel_for(manifest)).json()["release"]["id"]
     api.approve(release_id, api.rita)
-    for action, state in (("suspend", "suspended"), ("resume", "approved"), ("retire", "retired")):
-        moved = api.call(
-            "POST", f"/releases/{release_id}/{action}", api.rob, json={"reason": f"{action} drill"}
-        )
+    for action, state, who in (
+        ("suspend", "suspended", api.rob),
+        ("resume", "approved", api.rita),  # not who pulled the kill switch
+        ("retire", "retired", api.rob),
+    ):
+        moved = api.call("POST", f"/releases/{release_id}/{action}", who, json={"reason": f"{action} drill"})
         assert moved.status_code == 200, moved.text
         assert moved.json()["release"]["state"] == state
     events = api.call("GET", "/audit", api.rita, params={"subject": f"release:{release_id}"}).json()

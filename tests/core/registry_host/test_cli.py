@@ -395,6 +395,38 @@ def test_review_warns_of_the_templates_placeholder_description(
     assert "warning: " not in clean.output
 
 
+def test_undoing_a_kill_switch_takes_four_eyes(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """resume and reinstate-publisher refuse the submitter and who suspended, and say when one more must."""
+    high = ["slot:home.notice", "pension:read"]
+    manifest = kit.manifest("pensions", hooks=["home_slot_offers"], scopes=high)
+    run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
+    for reviewer in ("bob", "carol"):
+        run(config, "approve", "1", "--as", reviewer, "--confirm")
+    run(config, "suspend", "1", "--as", "ops", "--reason", "incident 7")
+    for who, words in (("alice", "'alice' submitted release 1"), ("ops", "'ops' pulled the kill switch")):
+        refused = run(config, "resume", "1", "--as", who, "--reason", "fixed")
+        assert refused.exit_code == 1
+        assert words in refused.output
+    first = run(config, "resume", "1", "--as", "dave", "--reason", "patched")
+    assert first.exit_code == 0, first.output
+    assert "a second reviewer must resume it too" in first.output
+    assert "[suspended]" in first.output
+    second = run(config, "resume", "1", "--as", "erin", "--reason", "checked")
+    assert "[approved]" in second.output
+    assert "second reviewer" not in second.output
+
+    run(config, "suspend-publisher", "test-bank", "--as", "ops", "--reason", "incident 8")
+    refused = run(config, "reinstate-publisher", "test-bank", "--as", "alice", "--reason", "ours")
+    assert refused.exit_code == 1
+    assert "'alice' submitted release 1 of 'test-bank'" in refused.output
+    pending = run(config, "reinstate-publisher", "test-bank", "--as", "dave", "--reason", "closed")
+    assert "stays suspended" in pending.output
+    back = run(config, "reinstate-publisher", "test-bank", "--as", "erin", "--reason", "ok")
+    assert "publisher test-bank reinstated" in back.output
+
+
 def test_suspend_publisher_and_reinstate(config: Path, kit: Any, wheel_for: Callable[..., Path]) -> None:
     """The platform team's publisher kill switch: listed as SUSPENDED, submit refused, audited, undone."""
     done = run(config, "suspend-publisher", "test-bank", "--as", "ops", "--reason", "incident 7")
@@ -408,7 +440,7 @@ def test_suspend_publisher_and_reinstate(config: Path, kit: Any, wheel_for: Call
     again = run(config, "suspend-publisher", "test-bank", "--as", "ops", "--reason", "x")
     assert again.exit_code == 1
     assert "already suspended" in again.output
-    back = run(config, "reinstate-publisher", "test-bank", "--as", "ops", "--reason", "fixed")
+    back = run(config, "reinstate-publisher", "test-bank", "--as", "dave", "--reason", "fixed")
     assert back.exit_code == 0, back.output
     assert "SUSPENDED" not in run(config, "publishers").output
     audit = run(config, "audit", "--subject", "publisher:test-bank").output

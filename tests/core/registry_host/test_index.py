@@ -64,5 +64,5 @@ def test_a_suspended_publishers_wheels_are_not_served(
     assert client.get("/registry/simple/fulcrum-notices/").status_code == 404
     sha, name = approved.artifact.sha256, approved.artifact.filename
     assert client.get(f"/registry/files/{sha}/{name}").status_code == 404
-    service.reinstate_publisher("test-bank", actor="carol", reason="cleared")
+    service.reinstate_publisher("test-bank", actor="dave", reason="cleared")
     assert client.get("/registry/simple/fulcrum-notices/").status_code == 200

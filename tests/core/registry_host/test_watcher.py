@@ -74,7 +74,7 @@ def test_suspension_takes_effect_without_restart(
     _wait_until(lambda: _keys(app.home()) == [])
     assert "suspended" in app.runtime.plugins.inactive["notices"]
     assert not _client(app, "notices").active  # its backend's OAuth client is disabled too
-    app.service.resume(ids[0], actor="carol", reason="fixed")
+    app.service.resume(ids[0], actor="dave", reason="fixed")
     _wait_until(lambda: _keys(app.home()) == ["notices-n1"])
     assert _client(app, "notices").active
 
@@ -92,7 +92,7 @@ def test_suspending_the_publisher_stops_its_plugin_and_says_why(
     reason = app.runtime.plugins.inactive["notices"]
     assert "publisher 'test-bank' is suspended" in reason, reason
     assert not _client(app, "notices").active
-    app.service.reinstate_publisher("test-bank", actor="carol", reason="cleared")
+    app.service.reinstate_publisher("test-bank", actor="dave", reason="cleared")
     _wait_until(lambda: _keys(app.home()) == ["notices-n1"])
 
 

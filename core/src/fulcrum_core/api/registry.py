@@ -159,7 +159,12 @@ def suspend_publisher(
 def reinstate_publisher(
     request: Request[Any, Any, Any], publisher_id: PublisherId, data: JSONBody[ReasonBody]
 ) -> PublisherRead:
-    """Its approved releases run again with the grants they had; 409 when it is not suspended."""
+    """Its approved releases run again with the grants they had; 409 when it is not suspended.
+
+    Four eyes: 403 ``registry.four-eyes`` for one of its submitters, for who suspended it, or for
+    agreeing twice; when an approved release of its requests a high-sensitivity scope the first
+    agreement is recorded and ``suspended`` stays true until a second reviewer reinstates it.
+    """
     return _switch_publisher(request, publisher_id, False, data.reason)
 
 
@@ -349,7 +354,12 @@ def suspend_release(
 def resume_release(
     request: Request[Any, Any, Any], release_id: ReleaseId, data: JSONBody[ReasonBody]
 ) -> ReleaseView:
-    """Suspended → approved, with the grant it had."""
+    """Suspended → approved, with the grant it had.
+
+    Four eyes: 403 ``registry.four-eyes`` for its submitter, for who suspended it, or for agreeing
+    twice; a release requesting a high-sensitivity scope stays ``suspended`` after the first agreement
+    until a second reviewer resumes it.
+    """
     return _move(request, release_id, "resume", data.reason)
 
 

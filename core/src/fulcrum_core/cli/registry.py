@@ -262,7 +262,12 @@ def _publisher_switch(name: str, doc: str) -> click.Command:
     def command(ctx: click.Context, publisher_id: str, actor: str, reason: str, as_json: bool) -> None:
         with _service(ctx) as service:
             changed = getattr(service, name.replace("-", "_"))(publisher_id, actor=actor, reason=reason)
-        state = "suspended: none of its plugins runs" if changed.suspended else "reinstated"
+        if name == "suspend-publisher":
+            state = "suspended: none of its plugins runs"
+        elif changed.suspended:  # the first of two agreements: the switch stays on
+            state = "stays suspended: your agreement is recorded, a second reviewer must reinstate it too"
+        else:
+            state = "reinstated"
         _emit(changed, as_json, lambda: f"publisher {changed.id} {state}")
 
     command.__doc__ = doc
@@ -274,7 +279,11 @@ _publisher_switch(
     "Kill switch for a publisher: all its plugins stop (hosts drop them on their next poll), it cannot "
     "submit, its releases cannot be approved.",
 )
-_publisher_switch("reinstate-publisher", "Undo suspend-publisher: its approved releases run again.")
+_publisher_switch(
+    "reinstate-publisher",
+    "Undo suspend-publisher: its approved releases run again. Not by its submitters nor by who "
+    "suspended it; two people when an approved release of its requests a high-sensitivity scope.",
+)
 
 
 @registry.command()
@@ -485,14 +494,20 @@ def _transition(name: str, doc: str) -> click.Command:
     def command(ctx: click.Context, release_id: int, actor: str, reason: str, as_json: bool) -> None:
         with _service(ctx) as service:
             release = getattr(service, name)(release_id, actor=actor, reason=reason)
-        _emit(release, as_json, lambda: _release_text(release))
+        pending = name == "resume" and release.state == "suspended"
+        note = "\nstill suspended: your agreement is recorded, a second reviewer must resume it too"
+        _emit(release, as_json, lambda: _release_text(release) + (note if pending else ""))
 
     command.__doc__ = doc
     return registry.command(name)(command)
 
 
 _transition("suspend", "Kill switch: approved → suspended (running hosts stop it within seconds).")
-_transition("resume", "Suspended → approved, with the grant it had.")
+_transition(
+    "resume",
+    "Suspended → approved, with the grant it had. Not by its submitter nor by who suspended it; a "
+    "release requesting a high-sensitivity scope needs two people to resume it.",
+)
 _transition("retire", "Approved or suspended → retired, for good.")
 
 
