@@ -310,7 +310,8 @@ def test_a_plugins_refusal_keeps_its_code_and_is_typed_as_a_refusal(app: Any) ->
 
 def test_a_registry_404_type_leads_to_its_page(app: Any) -> None:
     """The registry's index on an unknown project: ``registry.not-found``, documented."""
-    response = app.client.get("/registry/simple/no-such-project/")
+    token = app.runtime.tokens.issue("rita", ["registry:review"], kind="staff")
+    response = app.get("/registry/simple/no-such-project/", token=token)
     problem = response.json()
     assert (response.status_code, problem["code"]) == (404, "registry.not-found")
     assert _follow(app, problem)["statuses"] == [404]

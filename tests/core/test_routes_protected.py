@@ -24,9 +24,9 @@ PUBLIC_PATHS = {"/healthz", "/readyz", "/.well-known/oauth-authorization-server"
 OAUTH_PROTOCOL_PATHS = {
     "/oauth/authorize", "/oauth/login", "/oauth/token", "/oauth/revoke", "/oauth/introspect"
 }
-# The registry's PEP 503 index serves approved wheels to installers (argued in api/registry_index.py);
-# /problems documents the error codes, where every problem's `type` leads (docs, like /schema).
-PUBLIC_PREFIXES = ("/schema", "/problems", "/registry/simple", "/registry/files/")
+# /problems documents the error codes, where every problem's `type` leads (docs, like /schema). The
+# registry's PEP 503 index is not public: it takes a staff token, also as HTTP Basic for installers.
+PUBLIC_PREFIXES = ("/schema", "/problems")
 
 _SAMPLES = {"int": "1", "float": "1.5", "uuid": str(uuid.uuid4()), "date": "2025-01-01",
             "datetime": "2025-01-01T00:00:00", "path": "x", "str": "x", "decimal": "1"}
@@ -104,6 +104,15 @@ def test_no_non_public_route_answers_without_a_token(app: Litestar, client: Test
         if r.status_code != 401 or r.json().get("code") != "token.missing":
             leaks.append(f"{method} {path} → {r.status_code} {r.text[:120]}")
     assert not leaks, "\n".join(leaks)
+
+
+def test_the_package_index_is_not_public(app: Litestar, client: TestClient[Litestar]) -> None:
+    """The PEP 503 index and its wheel files take a token (pip sends it as Basic ``__token__``)."""
+    index = [(path, handler) for path, _, handler in _handlers(app) if path.startswith("/registry/")]
+    assert {p for p, _ in index} >= {"/registry/simple", "/registry/files/{sha256:str}/{filename:str}"}
+    assert not [p for p, handler in index if is_public(handler.opt)]
+    challenge = client.get("/registry/simple/").headers["www-authenticate"]
+    assert challenge.startswith('Basic realm="fulcrum registry"')
 
 
 def test_schema_is_public(client: TestClient[Litestar]) -> None:

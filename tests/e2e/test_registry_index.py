@@ -1,5 +1,6 @@
 """The registry end to end over a real server: publish plugins/pension built by ``uv build``, review it
-through HTTP, install it from the PEP 503 index into a fresh venv, and see suspension close the index."""
+through HTTP, install it from the PEP 503 index (a token as Basic ``__token__`` in the index URL) into
+a fresh venv, and see suspension close the index; without the token nothing installs."""
 
 from __future__ import annotations
 
@@ -66,10 +67,13 @@ class Server:
         self.server.should_exit = True
         self.thread.join(timeout=30)
 
+    def jwt(self, sub: str, *scopes: str, publisher: str | None = None) -> str:
+        """A signed staff token."""
+        return self.runtime.tokens.issue(sub, scopes, kind="staff", publisher=publisher)
+
     def token(self, sub: str, *scopes: str, publisher: str | None = None) -> dict[str, str]:
         """``Authorization`` headers for a staff token."""
-        jwt = self.runtime.tokens.issue(sub, scopes, kind="staff", publisher=publisher)
-        return {"Authorization": f"Bearer {jwt}"}
+        return {"Authorization": f"Bearer {self.jwt(sub, *scopes, publisher=publisher)}"}
 
 
 @pytest.fixture
@@ -132,7 +136,12 @@ def test_publish_review_install_and_suspend(server: Server, tmp_path: Path) -> N
         second = http.post(path, json=body, headers=server.token("rob", "registry:review"))
         assert second.json()["release"]["state"] == "approved"
 
-        index = server.url + "/registry/simple/"
+        bare = server.url + "/registry/simple/"
+        assert httpx.get(bare).status_code == 401
+        no_token = _install(tmp_path / "venv-no-token", bare, check=False)
+        assert no_token.returncode != 0
+        deploy = server.jwt("deploy", "registry:review")
+        index = f"http://__token__:{deploy}@127.0.0.1:{server.port}/registry/simple/"
         page = httpx.get(index + "fulcrum-pension/").text
         assert f"#sha256={release['artifact']['sha256']}" in page
         _install(tmp_path / "venv-ok", index)
@@ -154,7 +163,7 @@ def test_publish_review_install_and_suspend(server: Server, tmp_path: Path) -> N
         assert suspended.json()["release"]["state"] == "suspended"
     assert httpx.get(index + "fulcrum-pension/").status_code == 404
     file_url = f"{server.url}/registry/files/{release['artifact']['sha256']}/{wheel.name}"
-    assert httpx.get(file_url).status_code == 404
+    assert httpx.get(file_url, headers=server.token("deploy", "registry:review")).status_code == 404
     refused = _install(tmp_path / "venv-refused", index, check=False)
     assert refused.returncode != 0
     assert "fulcrum-pension" in refused.stderr

@@ -1,15 +1,19 @@
-"""The PEP 503 index serves approved, not suspended wheels only, and refuses everything else."""
+"""The PEP 503 index serves approved, not suspended wheels only, to staff tokens, and refuses the rest."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from .conftest import CHECKLIST, publish
 
 
 def _setup(make_app: Callable[..., Any], kit: Any, wheel_for: Callable[..., Path]) -> tuple[Any, Any, Any]:
+    """The app's client, sending a reviewer's token, its registry, and an approved and a pending release."""
     harness = make_app()
     from fulcrum_core.registry_host import registry_of
 
@@ -18,7 +22,103 @@ def _setup(make_app: Callable[..., Any], kit: Any, wheel_for: Callable[..., Path
     approved = publish(service, wheel_for(manifest, version="1.0.0"))
     service.approve(approved.id, reviewer="bob", checklist=CHECKLIST)
     pending = publish(service, wheel_for(manifest, version="1.1.0"))
+    token = harness.runtime.tokens.issue("rita", ["registry:review"], kind="staff")
+    harness.client.headers["Authorization"] = f"Bearer {token}"
     return harness.client, service, (approved, pending)
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    """``Authorization: Basic`` as pip sends it from ``https://user:password@host/``."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def _paths(approved: Any) -> list[str]:
+    return [
+        "/registry/simple/",
+        "/registry/simple/fulcrum-notices/",
+        f"/registry/files/{approved.artifact.sha256}/{approved.artifact.filename}",
+    ]
+
+
+def test_the_index_needs_credentials_and_says_so_for_pip(
+    make_app: Callable[..., Any], kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """Without credentials every index route is a 401 challenging Basic (for pip) and Bearer."""
+    client, _service, (approved, _pending) = _setup(make_app, kit, wheel_for)
+    del client.headers["Authorization"]
+    for path in _paths(approved):
+        response = client.get(path)
+        assert response.status_code == 401, path
+        assert response.json()["code"] == "token.missing"
+        challenge = response.headers["www-authenticate"]
+        assert challenge.startswith('Basic realm="fulcrum registry"'), challenge
+        assert 'Bearer realm="fulcrum"' in challenge
+        assert b"PK" not in response.content
+
+
+def test_basic_credentials_carry_the_token_as_user_token(
+    make_app: Callable[..., Any], kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """``__token__:<token>`` serves the wheel; another user or a bad token is a 401 in words."""
+    client, _service, (approved, _pending) = _setup(make_app, kit, wheel_for)
+    del client.headers["Authorization"]
+    token = client.app.state["runtime"].tokens.issue("ci", ["registry:review"], kind="staff")
+    for path in _paths(approved):
+        assert client.get(path, headers=_basic("__token__", token)).status_code == 200, path
+    wheel = client.get(_paths(approved)[2], headers=_basic("__token__", token))
+    assert wheel.content[:2] == b"PK"
+
+    other_user = client.get("/registry/simple/", headers=_basic("alice", token))
+    assert (other_user.status_code, other_user.json()["code"]) == (401, "token.malformed")
+    assert "__token__" in other_user.json()["detail"]
+    assert other_user.headers["www-authenticate"].startswith('Basic realm="fulcrum registry"')
+    forged = client.get("/registry/simple/", headers=_basic("__token__", token[:-4] + "AAAA"))
+    assert forged.status_code == 401
+    assert 'error="invalid_token"' in forged.headers["www-authenticate"]
+    garbage = client.get("/registry/simple/", headers={"Authorization": "Basic %%%"})
+    assert (garbage.status_code, garbage.json()["code"]) == (401, "token.malformed")
+
+
+def test_basic_is_for_the_index_only(
+    make_app: Callable[..., Any], kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """The registry API and the app's routes still take Bearer only: Basic there is no token at all."""
+    client, _service, _releases = _setup(make_app, kit, wheel_for)
+    token = client.headers.pop("Authorization").removeprefix("Bearer ")
+    refused = client.get("/registry/v1/releases", headers=_basic("__token__", token))
+    assert (refused.status_code, refused.json()["code"]) == (401, "token.missing")
+    assert "Basic" not in refused.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize(
+    ("scopes", "kind", "publisher", "visible"),
+    [
+        (["registry:publish"], "staff", "test-bank", True),  # its own publisher's wheels
+        (["registry:publish"], "staff", "other-bank", False),  # not another partner's
+        (["platform:read"], "staff", None, None),  # staff without a registry scope: 403
+        (["home:read"], "customer", None, None),  # a customer: 403
+    ],
+)
+def test_who_may_install_what(
+    make_app: Callable[..., Any],
+    kit: Any,
+    wheel_for: Callable[..., Path],
+    scopes: list[str],
+    kind: str,
+    publisher: str | None,
+    visible: bool | None,
+) -> None:
+    """Reviewers install anything approved, a publisher only its own; other tokens are refused."""
+    client, _service, (approved, _pending) = _setup(make_app, kit, wheel_for)
+    runtime = client.app.state["runtime"]
+    token = runtime.tokens.issue("someone", scopes, kind=kind, publisher=publisher)
+    headers = _basic("__token__", token)
+    responses = [client.get(path, headers=headers) for path in _paths(approved)]
+    if visible is None:
+        assert [r.status_code for r in responses] == [403, 403, 403]
+        return
+    assert ("fulcrum-notices" in responses[0].text) is visible
+    assert [r.status_code for r in responses[1:]] == ([200, 200] if visible else [404, 404])
 
 
 def test_only_approved_files_are_listed_and_served(

@@ -5,11 +5,12 @@
 Only releases that are approved and not suspended appear, so nothing unapproved can be installed
 from here; a suspended release disappears from the index on its next request.
 
-Access: these routes are public. Installers speak HTTP Basic at best, never our Bearer tokens, and a
-deployment pipeline installing approved plugins is exactly the audience. What is served is code
-that is already approved to run on the bank's hosts (no customer data, no secrets: settings come by
-reference), the index is meant for the internal network like the rest of the staff API, and what an
-attacker would want — unapproved or suspended code, reviews, the audit log — is not served here.
+Access: a staff token with ``registry:review`` (every project) or ``registry:publish`` (its own
+publisher's projects only, as for releases), like the registry's read routes; only health, metadata
+and JWKS are public, and partners' wheels are their code. Installers speak HTTP Basic, not Bearer:
+these routes also take the token as the password of the user ``__token__`` (``auth.basic``), so
+``pip install --index-url https://__token__:<token>@host/registry/simple/`` works, as does netrc;
+their 401 challenges ``Basic realm="fulcrum registry"`` so pip asks for credentials.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from litestar.params import FromPath, PathParameter
 from litestar.response import File
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
+from fulcrum_core.api.registry_access import acting_publisher, is_reviewer, staff_guard
 from fulcrum_core.api.registry_errors import registry_errors
+from fulcrum_core.auth.basic import TOKEN_AS_BASIC_OPT
 from fulcrum_core.errors import NotFound
 from fulcrum_core.parameter_problems import echoed
 from fulcrum_core.registry_host import registry_of
@@ -31,7 +34,7 @@ from fulcrum_core.runtime import runtime_of
 
 __all__ = ["ROUTES", "approved_files"]
 
-_PUBLIC: dict[str, Any] = {"public": True}
+_STAFF: dict[str, Any] = {"scopes": [], TOKEN_AS_BASIC_OPT: True}  # and staff_guard
 _HTML = "text/html"  # litestar adds "; charset=utf-8" to text/ types
 
 
@@ -42,8 +45,9 @@ def _project(release: ReleaseRead) -> str | None:
         return None
 
 
-def approved_files(service: RegistryService) -> dict[str, list[ReleaseRead]]:
-    """Normalised project name → its approved, not suspended releases (oldest first).
+def approved_files(service: RegistryService, publisher: str | None = None) -> dict[str, list[ReleaseRead]]:
+    """Normalised project name → its approved, not suspended releases (oldest first), of ``publisher``
+    when given.
 
     Only releases in the live policy: those of a suspended publisher are not served either.
     """
@@ -52,6 +56,8 @@ def approved_files(service: RegistryService) -> dict[str, list[ReleaseRead]]:
     cursor: str | None = None
     while True:
         query: dict[str, Any] = {"state": "approved", "limit": 100}
+        if publisher is not None:
+            query["publisher"] = publisher
         if cursor:
             query["cursor"] = cursor
         page = service.list_releases(query)
@@ -74,11 +80,20 @@ def _page(title: str, links: list[str]) -> Response[str]:
 
 
 def _files(request: Request[Any, Any, Any]) -> dict[str, list[ReleaseRead]]:
+    """What the caller may install: every approved project for a reviewer, its own for a publisher."""
+    publisher = None if is_reviewer(request) else acting_publisher(request)
     with registry_errors():
-        return approved_files(registry_of(runtime_of(request)).service)
+        return approved_files(registry_of(runtime_of(request)).service, publisher)
 
 
-@get("/registry/simple", opt=_PUBLIC, sync_to_thread=True, tags=["registry"], summary="PEP 503 project list")
+@get(
+    "/registry/simple",
+    opt=_STAFF,
+    guards=[staff_guard],
+    sync_to_thread=True,
+    tags=["registry"],
+    summary="PEP 503 project list",
+)
 def simple_index(request: Request[Any, Any, Any]) -> Response[str]:
     """Every project with at least one approved, not suspended release."""
     names = sorted(_files(request))
@@ -87,7 +102,8 @@ def simple_index(request: Request[Any, Any, Any]) -> Response[str]:
 
 @get(
     "/registry/simple/{project:str}",
-    opt=_PUBLIC,
+    opt=_STAFF,
+    guards=[staff_guard],
     sync_to_thread=True,
     tags=["registry"],
     summary="PEP 503 project page",
@@ -109,7 +125,8 @@ def simple_project(request: Request[Any, Any, Any], project: FromPath[str]) -> R
 
 @get(
     "/registry/files/{sha256:str}/{filename:str}",
-    opt=_PUBLIC,
+    opt=_STAFF,
+    guards=[staff_guard],
     sync_to_thread=True,
     tags=["registry"],
     summary="An approved wheel",

@@ -2,8 +2,10 @@
 
 For each request to a handler not marked ``opt={"public": True}``:
 
-1. read ``Authorization: Bearer <jwt>`` and verify it with ``runtime_of(connection).tokens`` for the
-   audience ``settings.audience`` (401 problem + RFC 6750 challenge on any failure);
+1. read ``Authorization: Bearer <jwt>`` (on routes whose ``opt`` allows it, also HTTP Basic with the
+   user ``__token__``: ``basic``) and verify it with ``runtime_of(connection).tokens`` for the
+   audience ``settings.audience`` (401 problem + RFC 6750 challenge on any failure, and a Basic one
+   first where Basic is allowed);
 2. check the route's declared scopes (``guards.check_scopes``; read from ``opt`` once per handler):
    403 when one is missing or the route declares nothing.
 
@@ -24,6 +26,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from fulcrum_core.auth.basic import BASIC_CHALLENGE, TOKEN_AS_BASIC_OPT, basic_token
 from fulcrum_core.auth.claims import AccessTokenClaims
 from fulcrum_core.auth.guards import PUBLIC_OPT, check_scopes, declared_scopes
 from fulcrum_core.auth.principal import Principal
@@ -75,6 +78,7 @@ class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         super().__init__(app, **kwargs)
         self._required: dict[object, frozenset[str] | None] = {}
         self._skips: dict[object, bool] = {}
+        self._basic: dict[object, bool] = {}
         # The fast path below decides what litestar's ``should_bypass_middleware`` does, for an HTTP
         # request when no path pattern is excluded; anything else takes litestar's own path.
         self._fast = self.exclude is None and ScopeType.HTTP in self.scopes
@@ -104,13 +108,20 @@ class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
 
     def _authenticate(self, scope: Scope, runtime: Runtime) -> tuple[Principal, AccessTokenClaims]:
         """The principal and claims for ``request.user`` and ``request.auth``; raises as described."""
-        token = bearer_token(_authorization(scope))
+        handler = scope.get("route_handler")
+        authorization = _authorization(scope)
+        token = bearer_token(authorization)
         try:
+            basic = self._basic[handler]
+        except KeyError:
+            basic = self._basic[handler] = handler is not None and handler.opt.get(TOKEN_AS_BASIC_OPT) is True
+        try:
+            if basic and not token:
+                token = basic_token(authorization)
             verified = runtime.tokens.verify_token(token, audience=runtime.settings.audience)
         except Unauthorized as exc:
-            challenge = {"WWW-Authenticate": _challenge(exc)}
-            raise Unauthorized(exc.detail, code=exc.code, headers=challenge) from None
-        handler = scope.get("route_handler")
+            challenge = f"{BASIC_CHALLENGE}, {_challenge(exc)}" if basic else _challenge(exc)
+            raise Unauthorized(exc.detail, code=exc.code, headers={"WWW-Authenticate": challenge}) from None
         try:
             required = self._required[handler]
         except KeyError:
