@@ -43,12 +43,18 @@ def test_every_protected_operation_names_its_scopes(app: Any, spec: dict[str, An
                 assert "security" not in op, (method, path)
                 continue
             protected += 1
-            assert op["security"] == [{"oauth2": sorted(declared_scopes(handler.opt) or ())}], (method, path)
+            bearer = {"oauth2": sorted(declared_scopes(handler.opt) or ())}
+            basic = [{"tokenBasic": []}] if path.startswith("/registry/") and "/v1/" not in path else []
+            assert op["security"] == [bearer, *basic], (method, path)
             for status in ("401", "403"):
                 assert set(op["responses"][status]["content"]) == {PROBLEM}, (method, path, status)
     assert protected > 10
     assert public >= 5
     assert spec["paths"]["/v1/home"]["get"]["security"] == [{"oauth2": ["home:read"]}]
+    assert spec["paths"]["/registry/simple"]["get"]["security"] == [{"oauth2": []}, {"tokenBasic": []}]
+    basic = spec["components"]["securitySchemes"]["tokenBasic"]
+    assert (basic["type"], basic["scheme"]) == ("http", "basic")
+    assert "__token__" in basic["description"]
     flows = spec["components"]["securitySchemes"]["oauth2"]["flows"]
     assert flows["authorizationCode"]["tokenUrl"].endswith("/oauth/token")
     assert "home:read" in flows["authorizationCode"]["scopes"]

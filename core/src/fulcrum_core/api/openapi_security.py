@@ -4,7 +4,9 @@ Every route that is not public takes a Bearer access token holding the scopes it
 (``auth/middleware.py``). The document says so: one ``oauth2`` security scheme (the authorization
 code flow with PKCE for the app, client credentials for partner services; staff tokens come from
 ``fulcrum token issue``), each protected operation's requirement with its scopes, and its 401 and
-403 as the problem details the middleware sends. Public operations carry no requirement.
+403 as the problem details the middleware sends. Public operations carry no requirement. Operations
+that also take the token as HTTP Basic ``__token__`` credentials (the package index, for pip) list
+the ``tokenBasic`` scheme as an alternative.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
 
+from fulcrum_core.auth.basic import TOKEN_AS_BASIC_OPT, TOKEN_USER
 from fulcrum_core.auth.guards import declared_scopes
 from fulcrum_core.problem_types import ProblemCode, ProblemTypeURI
 
-__all__ = ["SCHEME", "AccessProblem", "document_security", "security_components"]
+__all__ = ["BASIC_SCHEME", "SCHEME", "AccessProblem", "document_security", "security_components"]
 
 SCHEME = "oauth2"
 """The name of the security scheme in ``components.securitySchemes``."""
+BASIC_SCHEME = "tokenBasic"
+"""The scheme of an access token sent as HTTP Basic credentials (``auth.basic``)."""
 
 _TOKEN_KINDS = ("app", "action", "staff")  # scopes a token may carry (placement and data scopes are
 # granted to plugins, not to tokens)
@@ -73,7 +78,15 @@ def security_components(issuer: str) -> Components:
                     ),
                     client_credentials=OAuthFlow(token_url=f"{base}/oauth/token", scopes=scopes),
                 ),
-            )
+            ),
+            BASIC_SCHEME: SecurityScheme(
+                type="http",
+                scheme="basic",
+                description=(
+                    f"An access token as the password of the user `{TOKEN_USER}`, as installers send it "
+                    f"(`https://{TOKEN_USER}:<token>@host/registry/simple/`, netrc, a keyring)."
+                ),
+            ),
         }
     )
 
@@ -88,6 +101,8 @@ def document_security(app: Litestar) -> None:
             if handler.opt.get("public") is True:
                 continue
             handler.security = [{SCHEME: sorted(declared_scopes(handler.opt) or ())}]
+            if handler.opt.get(TOKEN_AS_BASIC_OPT) is True:
+                handler.security.append({BASIC_SCHEME: []})
             responses: dict[int, Any] = dict(handler.responses or {})
             responses.setdefault(401, _UNAUTHORIZED)
             responses.setdefault(403, _FORBIDDEN)
