@@ -102,9 +102,12 @@ def test_a_config_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
         ),
         (
             '[slots."home.banner/v1"]\ncapacty = 3\n',
-            "(slots[...]): Object contains unknown field `capacty`; did you mean capacity?",
+            '(slots."home.banner/v1"): Object contains unknown field `capacty`; did you mean capacity?',
         ),
-        ("[slots.x]\nzzz = 3\n", "(slots[...]): Object contains unknown field `zzz`"),
+        (
+            '[slots."home.popup/v1"]\nzzz = 3\n',
+            '(slots."home.popup/v1"): Object contains unknown field `zzz`',
+        ),
     ],
 )
 def test_a_mistyped_key_in_the_config_file_gets_a_suggestion(tmp_path: Path, text: str, said: str) -> None:

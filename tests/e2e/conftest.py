@@ -51,11 +51,9 @@ class Demo:
 
 
 @pytest.fixture
-def demo(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, anyio_backend: tuple[str, dict[str, bool]]
-) -> Iterator[Demo]:
-    """The demo as ``fulcrum demo`` prepares it: migrated database, seeded consents, installed plugins."""
-    settings = Settings(
+def demo_settings(tmp_path: Path) -> Settings:
+    """The demo's settings (a test module may override this fixture to tune them)."""
+    return Settings(
         state_dir=str(tmp_path / "state"),
         database_url=f"sqlite:///{tmp_path / 'fulcrum.db'}",
         pairwise_secret="e2e-pairwise-secret",
@@ -67,6 +65,14 @@ def demo(
         home_budget_ms=20_000,
         data_budget_ms=10_000,  # a cold consent read must not leave the partner out at random either
     )
+
+
+@pytest.fixture
+def demo(
+    demo_settings: Settings, monkeypatch: pytest.MonkeyPatch, anyio_backend: tuple[str, dict[str, bool]]
+) -> Iterator[Demo]:
+    """The demo as ``fulcrum demo`` prepares it: migrated database, seeded consents, installed plugins."""
+    settings = demo_settings
     prepare_demo(settings)
     runtime = build_runtime(settings)  # the demo provider and every installed plugin's entry point
     for_request = runtime.contexts.for_request

@@ -48,6 +48,8 @@ class SlotConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Popups only: at most this many shows per customer within ``frequency_window_hours``.
     frequency_cap: Annotated[int, msgspec.Meta(ge=1)] | None = None
     frequency_window_hours: Annotated[int, msgspec.Meta(ge=1)] = 24
+    # False takes the slot off the home page on purpose (``Settings.slots`` leaves it out).
+    enabled: bool = True
 
 
 def default_slots() -> dict[str, SlotConfig]:
@@ -304,6 +306,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     branches_poll_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 2.0
 
     def __post_init__(self) -> None:
+        if any(not slot.enabled for slot in self.slots.values()):
+            shown = {slot_id: slot for slot_id, slot in self.slots.items() if slot.enabled}
+            msgspec.structs.force_setattr(self, "slots", shown)
         if 0 < self.loop_stall_ms < MIN_LOOP_STALL_MS:
             raise ValueError(
                 f"loop_stall_ms: {self.loop_stall_ms} would take ordinary callbacks for stalls; "
@@ -427,14 +432,15 @@ _UNKNOWN_KEY = re.compile(
 )
 
 
-def _did_you_mean(message: str) -> str:
+def _did_you_mean(message: str, root: type[msgspec.Struct] | None = None) -> str:
     """``; did you mean port?`` for msgspec's unknown-field message about a near miss of a settings key
     (as an unknown ``FULCRUM_*`` variable gets), at the top level or in any table (``[breaker]``,
-    ``[plugins.<id>]``, ``[plugins.<id>.storage_quota]``, ``[slots."<slot>"]``), else nothing."""
+    ``[plugins.<id>]``, ``[plugins.<id>.storage_quota]``, ``[slots."<slot>"]``), else nothing; ``root``
+    is the struct the message's path starts from (``Settings`` unless given)."""
     unknown = _UNKNOWN_KEY.match(message)
     if unknown is None:
         return ""
-    kind = _table_type(unknown["table"] or "")
+    kind = _table_type(unknown["table"] or "", root or Settings)
     if kind is None:
         return ""
     names = [f.encode_name for f in msgspec.structs.fields(kind)]
@@ -442,10 +448,10 @@ def _did_you_mean(message: str) -> str:
     return f"; did you mean {close[0]}?" if close else ""
 
 
-def _table_type(path: str) -> type[msgspec.Struct] | None:
-    """The settings struct at msgspec's ``path`` (``plugins[...].storage_quota``): each name a field,
-    each ``[...]`` a table's value; ``None`` where the path leads to no struct."""
-    kind: object = Settings
+def _table_type(path: str, root: type[msgspec.Struct]) -> type[msgspec.Struct] | None:
+    """The settings struct at msgspec's ``path`` (``plugins[...].storage_quota``) from ``root``: each
+    name a field, each ``[...]`` a table's value; ``None`` where the path leads to no struct."""
+    kind: object = root
     for step in re.findall(r"\[\.\.\.\]|[^.\[\]]+", path):
         kind = _optional_of(kind)
         if step == "[...]":
@@ -498,6 +504,8 @@ def load_settings(
         variables = f"FULCRUM_{table.upper()}__*"
         came_from[table] = f"{came_from[table]} and {variables}" if table in came_from else variables
     raw.update({k: v for k, v in overrides.items() if v is not None})
+    if "slots" in raw:
+        raw["slots"] = _slot_inventory(raw["slots"], came_from.get("slots", "settings"))
     try:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
@@ -520,6 +528,33 @@ def load_settings(
         if problem:
             raise SettingsError(f"{came_from.get('database_url', 'settings')} (database_url): {problem}")
     return settings
+
+
+def _slot_inventory(given: object, where: str) -> object:
+    """The built-in inventory with each ``[slots."<id>"]`` table of ``given`` merged over its slot key by
+    key (a key left out keeps the built-in value); ``SettingsError`` for a slot id the SDK does not know
+    or a bad value, naming ``where`` it came from and the slot."""
+    if not isinstance(given, dict):
+        return given  # not a table: the Struct's conversion names the problem
+    inventory = default_slots()
+    unknown = [slot for slot in given if slot not in inventory]
+    if unknown:
+        raise SettingsError(
+            f'{where} (slots."{unknown[0]}"): no such slot; the known slots are {", ".join(inventory)}'
+        )
+    for slot, tuning in given.items():
+        if isinstance(tuning, SlotConfig):
+            inventory[slot] = tuning  # a whole slot from the overrides
+            continue
+        merged = {**msgspec.to_builtins(inventory[slot]), **tuning} if isinstance(tuning, dict) else tuning
+        try:
+            inventory[slot] = msgspec.convert(merged, SlotConfig, strict=False)
+        except msgspec.ValidationError as exc:
+            at = _AT_KEY.search(str(exc))
+            key = f'slots."{slot}"' + (f".{at['key']}{at['rest']}" if at else "")
+            problem = str(exc)[: at.start()] if at else str(exc)
+            raise SettingsError(f"{where} ({key}): {problem}{_did_you_mean(str(exc), SlotConfig)}") from None
+    return inventory
 
 
 def _database_url_problem(url: str) -> str | None:
