@@ -32,6 +32,8 @@ class Demo:
     def __init__(self, client: TestClient[Any], runtime: Runtime) -> None:
         self.client = client
         self.runtime = runtime
+        self.now = NOW
+        """The instant the plugins see (``ctx.now``) and the popup's cap counts from; a test may move it."""
 
     def headers(self, customer: str, **extra: str) -> dict[str, str]:
         """``Authorization`` for ``customer`` with the app's customer scopes, plus ``extra`` headers."""
@@ -76,12 +78,14 @@ def demo(
     prepare_demo(settings)
     runtime = build_runtime(settings)  # the demo provider and every installed plugin's entry point
     for_request = runtime.contexts.for_request
+    running: list[Demo] = []
 
     def pinned(customer_ref: str, *, request_id: str, now: datetime | None = None, **rest: Any) -> Any:
-        return for_request(customer_ref, request_id=request_id, now=NOW, **rest)
+        return for_request(customer_ref, request_id=request_id, now=running[0].now, **rest)
 
     monkeypatch.setattr(runtime.contexts, "for_request", pinned)
     backend, options = anyio_backend  # uvloop, as served
     app = create_app(settings, runtime=runtime)
     with TestClient(app, backend=backend, backend_options=options) as client:
-        yield Demo(client, runtime)
+        running.append(Demo(client, runtime))
+        yield running[0]

@@ -9,6 +9,7 @@ Customers (from the demo bank's seed):
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fulcrum_sdk.scopes import slot_scope
@@ -62,6 +63,25 @@ def test_home_differs_by_city_holdings_pension_and_consent(demo: Demo) -> None:
 def test_the_mismatch_popup_is_shown_once(demo: Demo) -> None:
     """The wealth popup appears on the first visit that finds the mismatch, not on the next."""
     assert _keys(demo.get(SZ, "/v1/home"), "home.popup/v1") == ["wealth-checkup-mismatch"]
+    assert _keys(demo.get(SZ, "/v1/home"), "home.popup/v1") == []
+
+
+def test_a_change_the_popup_slot_did_not_show_is_shown_on_a_later_day(demo: Demo) -> None:
+    """The day's popup was shown and its report opened; the score then drops (the stored one set to 60):
+    that page's popup is capped, but the next day's tells the drop, until the report is opened."""
+    assert _keys(demo.get(SZ, "/v1/home"), "home.popup/v1") == ["wealth-checkup-mismatch"]
+    demo.get(SZ, "/v1/pages/wealth-checkup/report")
+    assert _keys(demo.get(SZ, "/v1/home"), "home.popup/v1") == []
+    storage = demo.runtime.contexts.storage("wealth-checkup")
+    storage.put(f"last-checkup:{SZ}", {"score": 60, "mismatched": ["EQF-310"]})
+    assert _keys(demo.get(SZ, "/v1/home"), "home.popup/v1") == []  # the day's popup is spent
+    demo.now += timedelta(hours=25)
+    popups = demo.get(SZ, "/v1/home")["slots"]["home.popup/v1"]
+    assert [(p["key"], p["title"]["en"]) for p in popups] == [
+        ("wealth-checkup-dropped", "Your wealth score fell from 60 to 50"),
+    ]
+    demo.get(SZ, "/v1/pages/wealth-checkup/report")
+    demo.now += timedelta(hours=25)
     assert _keys(demo.get(SZ, "/v1/home"), "home.popup/v1") == []
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 from fulcrum_sdk.data import CustomerRecord
+from fulcrum_sdk.storage import MemoryStorage
 from fulcrum_sdk.testing import PERSONAS, PluginHarness
 from fulcrum_wealth_checkup import _parts
 from fulcrum_wealth_checkup.scoring import WEIGHTS, CheckUp, Glance, check_up, glance
@@ -95,11 +96,13 @@ def no_text(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("no_text")
-def test_home_and_search_render_no_part_text(make_harness: MakeHarness) -> None:
+def test_home_and_search_render_no_part_text(make_harness: MakeHarness, storage: MemoryStorage) -> None:
     """A repeat home visit (no popup) and a check-up search show only the score: nothing is formatted."""
     harness = make_harness("affluent")
     with pytest.raises(AssertionError, match="rendered an amount"):
         harness.home_slot_offers()  # the first visit pops up the suitability finding, with its amount
+    key = f"last-checkup:{PERSONAS['affluent'].id}"
+    storage.put(key, {"score": 48, "mismatched": ["STK-TECH"]})  # as once the customer opened the report
     offers = harness.home_slot_offers()
     assert [o.slot for o in offers] == ["home.kingkong/v1", "home.banner/v1"]
     assert harness.search("财富体检")[0].subtitle is not None

@@ -1,34 +1,55 @@
 """Home-page offers: a kingkong entry, a banner with the score, and a popup only when it matters.
 
 The popup appears when the score dropped since the customer's last visit or a product above their
-risk tolerance appeared. What was last seen is kept in the plugin's storage, never in memory; the
-host may answer that read from its cache (up to a second old), so two visits within that second in
-two workers can both show the same popup, which is harmless, and this worker always sees its own write.
+risk tolerance appeared. The host may leave an offered popup unshown (its frequency cap, another
+plugin's popup), so such a change is kept as a notice and offered on every page until the customer
+opens the report (``report_opened``, from the page hook) or it is ``NOTICE_DAYS`` old; the host's cap
+keeps it to once a day. What was last seen is kept in the plugin's storage, never in memory, and written
+only when it changes; the host may answer that read from its cache (up to a second old), so two visits
+within that second in two workers can both find the same change, which is harmless, and this worker
+always sees its own write.
 """
 
 from __future__ import annotations
 
 import functools
+from datetime import timedelta
 from typing import Any, Literal
 
 import msgspec
-from fulcrum_sdk import Action, LocalizedText, PluginContext, SlotOffer, hookimpl
+from fulcrum_sdk import Action, LocalizedText, PluginContext, SlotOffer, StorageError, hookimpl
 
 from fulcrum_wealth_checkup._report import glance_at
 from fulcrum_wealth_checkup.scoring import PART_TITLES, CheckUp, Glance, PartKey
 
-__all__ = ["REPORT_URI", "Seen", "home_slot_offers", "notable_change"]
+__all__ = [
+    "NOTICE_DAYS", "REPORT_URI", "Notice", "Seen", "home_slot_offers", "notable_change", "report_opened",
+]
 
 REPORT_URI = "fulcrum://wealth-checkup/report"
+NOTICE_DAYS = 7
+"""How long a change is offered as a popup while the customer does not open the report: after a week
+it is old news (the banner shows the score all along), and the popup slot goes to others."""
+_NOTICE_SECONDS = int(timedelta(days=NOTICE_DAYS).total_seconds())
 
 Change = Literal["dropped", "mismatch"]
 
 
+class Notice(msgspec.Struct, frozen=True):
+    """A change the customer has not seen: ``previous`` is the score they knew before it (``None`` on a
+    first visit), ``since`` when it was found (Unix seconds)."""
+
+    change: Change
+    previous: int | None
+    since: int
+
+
 class Seen(msgspec.Struct, frozen=True):
-    """What the customer was last shown, as kept in storage."""
+    """The score and mismatches of the last visit, and the notice still owed, as kept in storage."""
 
     score: int
     mismatched: tuple[str, ...] = ()
+    notice: Notice | None = None
 
 
 def _memory_key(ctx: PluginContext) -> str:
@@ -46,31 +67,68 @@ def _recall(raw: Any) -> Seen | None:
         return None
 
 
-async def notable_change(ctx: PluginContext, report: CheckUp | Glance) -> tuple[Change | None, int | None]:
-    """Compare with what the customer saw last time, remember the new state, and say what changed.
+def _stored(seen: Seen) -> dict[str, Any]:
+    """``seen`` as stored: without a notice it is the plain ``{"score", "mismatched"}`` the home page's
+    fast path compares with."""
+    kept = {"score": seen.score, "mismatched": list(seen.mismatched)}
+    return kept if seen.notice is None else {**kept, "notice": msgspec.to_builtins(seen.notice)}
 
-    Returns the change (``None`` when nothing worth a popup) and the previous score. A mismatch on
-    the first visit counts as new: the customer has not been told about it before.
+
+def _after(before: Seen | None, now: Seen, at: int) -> Seen:
+    """The state to keep after a visit finding ``now`` at ``at`` (Unix seconds), with the notice owed.
+
+    A new mismatch, or a score below the one the customer last knew, is a notice; one still owed stays
+    while it holds (a mismatch while any is held, a drop while the score is below the one known) until
+    it is ``NOTICE_DAYS`` old, counted again when things get worse. A mismatch outranks a drop.
+    """
+    if before is None:
+        return msgspec.structs.replace(now, notice=Notice("mismatch", None, at)) if now.mismatched else now
+    owed = before.notice if before.notice is not None and at - before.notice.since < _NOTICE_SECONDS else None
+    known = owed.previous if owed is not None else before.score
+    new_mismatch = not set(now.mismatched) <= set(before.mismatched)
+    change: Change
+    if new_mismatch or (owed is not None and owed.change == "mismatch" and now.mismatched):
+        change = "mismatch"
+    elif known is not None and now.score < known:
+        change = "dropped"
+    else:
+        return now
+    worse = new_mismatch or now.score < before.score
+    since = owed.since if owed is not None and owed.change == change and not worse else at
+    return msgspec.structs.replace(now, notice=Notice(change, known, since))
+
+
+async def notable_change(ctx: PluginContext, report: CheckUp | Glance) -> Notice | None:
+    """Compare with the customer's last visit, remember the new state, and say what they are owed.
+
+    Returns the notice worth a popup, new or still owed, or ``None``. A mismatch on the first visit
+    counts as new: the customer has not been told about it before.
     """
     raw = await ctx.storage.aget(_memory_key(ctx))
     shown = sorted(report.mismatched)
     if raw == {"score": report.score, "mismatched": shown} and type(raw["score"]) is int:
-        # The common case, nothing new and nothing lower: the stored JSON is exactly what would be
-        # stored now, so it is that Seen without converting it (a float or bool score equals an
-        # int but is not a valid Seen, so it goes the long way and is replaced).
-        return None, report.score
+        # The common case, nothing new, nothing lower and nothing owed: the stored JSON is exactly what
+        # would be stored now, so it is that Seen without converting it (a float or bool score equals
+        # an int but is not a valid Seen, so it goes the long way and is replaced).
+        return None
     before = _recall(raw)
-    now = Seen(score=report.score, mismatched=tuple(shown))
-    if before == now:
-        return None, now.score  # stored in another shape, an unknown field or a left-out default
-    await ctx.storage.aput(_memory_key(ctx), msgspec.to_builtins(now))
-    if before is None:
-        return ("mismatch" if now.mismatched else None), None
-    if set(now.mismatched) - set(before.mismatched):
-        return "mismatch", before.score
-    if report.score < before.score:
-        return "dropped", before.score
-    return None, before.score
+    after = _after(before, Seen(score=report.score, mismatched=tuple(shown)), int(ctx.now.timestamp()))
+    if after != before:  # else stored in another shape, an unknown field or a left-out default
+        await ctx.storage.aput(_memory_key(ctx), _stored(after))
+    return after.notice
+
+
+async def report_opened(ctx: PluginContext, report: CheckUp) -> None:
+    """The customer opened the report, so the notice owed (if any) is seen: ``report`` is now what they
+    know. Writes only when a notice was owed, so opening the report costs one read otherwise; storage
+    failing leaves the notice owed (offered again) rather than failing the report."""
+    try:
+        raw = await ctx.storage.aget(_memory_key(ctx))
+        if isinstance(raw, dict) and raw.get("notice") is not None:
+            seen = Seen(score=report.score, mismatched=tuple(sorted(report.mismatched)))
+            await ctx.storage.aput(_memory_key(ctx), _stored(seen))
+    except StorageError:
+        return
 
 
 _KINGKONG = SlotOffer(
@@ -118,15 +176,16 @@ def _score_banner(score: int, weakest_part: PartKey) -> SlotOffer:
     )
 
 
-def _popup(report: Glance, change: Change, previous: int | None) -> SlotOffer:
+def _popup(report: Glance, notice: Notice) -> SlotOffer:
+    change = notice.change
     if change == "mismatch":
         part = report.part("suitability")
         title = _MISMATCH_TITLE
     else:
         part = report.part(report.weakest)
         title = LocalizedText(
-            zh_CN=f"您的财富健康分从 {previous} 分降至 {report.score} 分",
-            en=f"Your wealth score fell from {previous} to {report.score}",
+            zh_CN=f"您的财富健康分从 {notice.previous} 分降至 {report.score} 分",
+            en=f"Your wealth score fell from {notice.previous} to {report.score}",
         )
     return SlotOffer(
         slot="home.popup/v1",
@@ -140,7 +199,7 @@ def _popup(report: Glance, change: Change, previous: int | None) -> SlotOffer:
 
 @hookimpl
 async def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
-    """The entry, the score banner and, when something got worse, one popup.
+    """The entry, the score banner and, while the customer is owed news of something worse, one popup.
 
     Only the score is computed; the one part's text a popup shows is rendered only for a popup.
     """
@@ -151,7 +210,7 @@ async def home_slot_offers(ctx: PluginContext) -> list[SlotOffer]:
     if ctx.has_scope("slot:home.banner"):
         offers.append(_banner(report))
     if report is not None:
-        change, previous = await notable_change(ctx, report)
-        if change is not None and ctx.has_scope("slot:home.popup"):
-            offers.append(_popup(report, change, previous))
+        notice = await notable_change(ctx, report)
+        if notice is not None and ctx.has_scope("slot:home.popup"):
+            offers.append(_popup(report, notice))
     return offers

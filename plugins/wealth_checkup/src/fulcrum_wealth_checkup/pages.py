@@ -15,6 +15,7 @@ from fulcrum_sdk.money import yuan
 from fulcrum_wealth_checkup._parts import ASSET_CLASSES, CLASS_NAMES, shown_mix
 from fulcrum_wealth_checkup._report import assess
 from fulcrum_wealth_checkup.catalogue import Product, product
+from fulcrum_wealth_checkup.home import report_opened
 from fulcrum_wealth_checkup.scoring import PART_TITLES, CheckUp, PartKey
 
 __all__ = ["page", "product_page", "report_page"]
@@ -174,12 +175,13 @@ def product_page(ctx: PluginContext, listed: Product) -> Page:
 
 @hookimpl
 async def page(ctx: PluginContext, path: str, query: Mapping[str, str]) -> Page | None:
-    """``report`` (``?part=allocation`` opens on the mix) and ``products/<id>``; ``None`` for anything
-    else (articles are the app's)."""
+    """``report`` (``?part=allocation`` opens on the mix; opening it is seeing what the home page's
+    popup told) and ``products/<id>``; ``None`` for anything else (articles are the app's)."""
     if path == "report":
         report = assess(ctx)
         if report is None:
             return _NO_REPORT
+        await report_opened(ctx, report)
         held = ctx.data.holdings() if report.mismatched else None  # granted: assess() read it too
         return report_page(report, held.items if held is not None else (), focus=query.get("part"))
     head, _, product_id = path.partition("/")
