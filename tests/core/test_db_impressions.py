@@ -42,3 +42,18 @@ def test_forget_removes_only_the_impressions_named(db: Database) -> None:
     assert kept != given_back
     store.forget([given_back])
     assert store.count_since("c-1", POPUP, NOW - timedelta(hours=1)) == 1
+
+
+def test_nth_latest_is_when_the_nth_most_recent_item_was_shown(db: Database) -> None:
+    """nth_latest answers the n-th most recent impression of the customer's slot in the window, or None
+    when fewer were shown: the cap of n holds until then plus the window."""
+    store = ImpressionStore(db)
+    for hours in (30, 5, 2, 1):
+        store.record("c-1", POPUP, "p", "k", NOW - timedelta(hours=hours))
+    store.record("c-2", POPUP, "p", "k", NOW)
+    store.record("c-1", "home.banner/v1", "p", "k", NOW)
+    since = NOW - timedelta(hours=24)
+    assert store.nth_latest("c-1", POPUP, since, 1) == NOW - timedelta(hours=1)
+    assert store.nth_latest("c-1", POPUP, since, 3) == NOW - timedelta(hours=5)
+    assert store.nth_latest("c-1", POPUP, since, 4) is None
+    assert store.nth_latest("c-3", POPUP, since, 1) is None

@@ -7,6 +7,13 @@ nothing is recorded for them. A record still being written when the budget ends 
 are shown: the write is under way). A store that hangs ties up at most ``_THREADS`` threads; past
 that, capped slots go out empty at once.
 
+A customer at a cap stays at it until the oldest of the impressions that fill it leaves the window,
+so each worker remembers that moment (:class:`_AtCap`) and answers the customer's pages until then
+without reading the store. An item a plugin keeps offering (a notice owed until the customer reads
+it) then costs one read per worker and window, not one per page. Only the race below takes records
+back: a worker that read the count while both pages' records stood holds the slot back until then,
+erring as the caps do, towards showing less.
+
 Two pages for one customer at once (an app that asks twice when it opens, or two workers) may both
 read the count before either records. So once recorded, the count is read again: a slot found over
 its cap gives back the items this page added past it, and their records, so at most the cap is shown
@@ -64,16 +71,51 @@ def _place(runtime: Runtime) -> Iterator[None]:
         places.release()
 
 
+_AT_CAP = "home.at-cap"
+_AT_CAP_ENTRIES = 100_000
+
+
+class _AtCap:
+    """(event loop) Until when each (customer, slot) is known to be at its cap, in this worker; at most
+    ``_AT_CAP_ENTRIES``, the oldest learnt dropped first."""
+
+    def __init__(self) -> None:
+        self._until: dict[tuple[str, str], datetime] = {}
+
+    def holds(self, customer_ref: str, slot: str, now: datetime) -> bool:
+        until = self._until.get((customer_ref, slot))
+        return until is not None and now < until
+
+    def learn(self, customer_ref: str, slot: str, until: datetime) -> None:
+        key = (customer_ref, slot)
+        self._until.pop(key, None)
+        if len(self._until) >= _AT_CAP_ENTRIES:
+            del self._until[next(iter(self._until))]
+        self._until[key] = until
+
+
+def _at_cap(runtime: Runtime) -> _AtCap:
+    known = runtime.extras.get(_AT_CAP)
+    if known is None:
+        known = runtime.extras.setdefault(_AT_CAP, _AtCap())
+    return known  # type: ignore[no-any-return]
+
+
 def _count_shown(
     runtime: Runtime, customer_ref: str, capped: dict[str, SlotConfig], now: datetime
-) -> dict[str, int]:
-    """(worker thread) How many items of each capped slot the customer was shown within its window."""
+) -> dict[str, tuple[int, datetime | None]]:
+    """(worker thread) How many items of each capped slot the customer was shown within its window,
+    and, for a slot at its cap, until when it stays there."""
     with _place(runtime):
         store = ImpressionStore(runtime.db)
-        return {
-            slot: store.count_since(customer_ref, slot, now - timedelta(hours=config.frequency_window_hours))
-            for slot, config in capped.items()
-        }
+        found: dict[str, tuple[int, datetime | None]] = {}
+        for slot, config in capped.items():
+            window = timedelta(hours=config.frequency_window_hours)
+            count = store.count_since(customer_ref, slot, now - window)
+            cap = config.frequency_cap or 0
+            nth = store.nth_latest(customer_ref, slot, now - window, cap) if cap and count >= cap else None
+            found[slot] = (count, None if nth is None else nth + window)
+        return found
 
 
 class _Verdict:
@@ -144,10 +186,15 @@ async def apply_caps(
     capped = {s: c for s, c in capped_slots(runtime.settings.slots).items() if slots.get(s)}
     if not capped:
         return slots
+    at_cap = _at_cap(runtime)
+    counts = {s: c.frequency_cap or 0 for s, c in capped.items() if at_cap.holds(customer_ref, s, now)}
+    unknown = {s: c for s, c in capped.items() if s not in counts}
+    if not unknown:
+        return apply_frequency_caps(slots, counts, runtime.settings.slots)  # nothing to show or record
     with anyio.CancelScope(deadline=budget_end) as wait:
         try:
-            counts = await host_threads.run_sync(
-                _count_shown, runtime, customer_ref, capped, now, abandon_on_cancel=True
+            read = await host_threads.run_sync(
+                _count_shown, runtime, customer_ref, unknown, now, abandon_on_cancel=True
             )
         except Exception as exc:
             _UNAVAILABLE(f"{type(exc).__name__}: {exc}")
@@ -155,6 +202,11 @@ async def apply_caps(
     if wait.cancelled_caught:
         _UNAVAILABLE("it did not answer within the home page's budget")
         return _without_capped(slots, runtime)
+    for slot, (count, until) in read.items():
+        counts[slot] = count
+        if until is not None:
+            at_cap.learn(customer_ref, slot, until)
+    capped = unknown
     slots = apply_frequency_caps(slots, counts, runtime.settings.slots)
     shown = {slot: slots[slot] for slot in capped if slots[slot]}
     if not shown:

@@ -29,6 +29,20 @@ class ImpressionStore:
         with domain_errors(), self._db.reader.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
 
+    def nth_latest(self, customer_ref: str, slot: str, since: datetime, n: int) -> datetime | None:
+        """When the customer was shown the ``n``-th most recent item of ``slot`` at or after ``since``
+        (``None`` when fewer were shown): the slot stays at a cap of ``n`` until then plus its window."""
+        stmt = (
+            select(ImpressionRow.at)
+            .where(ImpressionRow.customer_ref == customer_ref, ImpressionRow.slot == slot)
+            .where(ImpressionRow.at >= since)
+            .order_by(ImpressionRow.at.desc())
+            .offset(n - 1)
+            .limit(1)
+        )
+        with domain_errors(), self._db.reader.connect() as conn:
+            return conn.execute(stmt).scalar_one_or_none()
+
     def record(self, customer_ref: str, slot: str, plugin_id: str, offer_key: str, at: datetime) -> int:
         """Remember that the customer was shown ``offer_key`` of ``plugin_id`` in ``slot`` at ``at``; the
         impression's id, for :meth:`forget`."""
