@@ -177,22 +177,30 @@ def _score_banner(score: int, weakest_part: PartKey) -> SlotOffer:
 
 
 def _popup(report: Glance, notice: Notice) -> SlotOffer:
-    change = notice.change
+    part = report.part("suitability" if notice.change == "mismatch" else report.weakest)
+    return _popup_offer(notice.change, notice.previous, report.score, part.key, part.finding)
+
+
+@functools.lru_cache(maxsize=1024)
+def _popup_offer(
+    change: Change, previous: int | None, score: int, part_key: str, finding: LocalizedText
+) -> SlotOffer:
+    """The popup of a notice: one shared offer per notice and finding, since an owed notice is offered
+    on every page until it is seen, so a page neither formats it again nor has the host check a new
+    object."""
     if change == "mismatch":
-        part = report.part("suitability")
         title = _MISMATCH_TITLE
     else:
-        part = report.part(report.weakest)
         title = LocalizedText(
-            zh_CN=f"您的财富健康分从 {notice.previous} 分降至 {report.score} 分",
-            en=f"Your wealth score fell from {notice.previous} to {report.score}",
+            zh_CN=f"您的财富健康分从 {previous} 分降至 {score} 分",
+            en=f"Your wealth score fell from {previous} to {score}",
         )
     return SlotOffer(
         slot="home.popup/v1",
         key=f"wealth-checkup-{change}",
         title=title,
-        subtitle=part.finding,
-        action=Action(uri=f"{REPORT_URI}?part={part.key}"),
+        subtitle=finding,
+        action=Action(uri=f"{REPORT_URI}?part={part_key}"),
         priority=900,
     )
 
