@@ -140,6 +140,24 @@ def test_partner_needs_consent_in_the_harness_too() -> None:
         harness.execute("demo.buy", {"product": "WP-1", "amount_fen": 100})
 
 
+def test_a_partner_sees_pairwise_account_ids_in_the_harness_too() -> None:
+    """As on the host: a partner reads the persona's accounts under ids of its own (stable, never the
+    bank's); an internal plugin reads the bank's."""
+    scopes = ("accounts:read",)
+    partner = PluginHarness(Demo(), manifest=_manifest(kind="partner", required=scopes))
+    internal = PluginHarness(Demo(), manifest=_manifest(required=scopes))
+    bank = internal.context().data.accounts()
+    seen = partner.context().data.accounts()
+    assert bank is not None
+    assert seen is not None
+    assert partner.record.accounts is not None
+    assert [a.id for a in bank.items] == [a.id for a in partner.record.accounts.items]
+    assert len(seen.items) == len(bank.items) > 0
+    assert {a.id for a in seen.items}.isdisjoint({a.id for a in bank.items})
+    assert [a.balance_fen for a in seen.items] == [a.balance_fen for a in bank.items]
+    assert seen == partner.context().data.accounts()
+
+
 def test_the_harness_plays_consents_that_could_not_be_read() -> None:
     """``consents_unknown=True``: as on the host when the consents did not arrive, customer data a
     partner needs consent to raises ``DataUnavailable``, and so does ``allows`` for it."""

@@ -22,12 +22,17 @@ from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES
 from fulcrum_sdk.storage import PluginStorage
 
 __all__ = [
-    "RECORD_OF_SCOPE", "AudienceContext", "Customer", "CustomerRecords", "PluginContext", "ScopedData",
+    "RECORD_OF_SCOPE", "AccountIds", "AudienceContext", "Customer", "CustomerRecords", "PluginContext",
+    "ScopedData",
 ]
 
 _T = TypeVar("_T")
 
 _log = logging.getLogger("fulcrum.data")
+
+AccountIds = Callable[[str, str, str], str]
+"""``(plugin_id, customer_ref, account_id) -> id``: the id under which a plugin sees one of the bank's
+accounts of a customer (a partner's pairwise account id; the host supplies it)."""
 
 
 class Customer(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,7 +132,10 @@ class ScopedData:
     Each record is fetched at most once per request; a missing record is ``None``.
     """
 
-    __slots__ = ("_consent_unknown", "_consented", "_granted", "_plugin_id", "_records")
+    __slots__ = (
+        "_account_ids", "_accounts_seen", "_consent_unknown", "_consented", "_granted", "_plugin_id",
+        "_records",
+    )
 
     def __init__(
         self,
@@ -139,6 +147,7 @@ class ScopedData:
         consent_required: bool = False,
         consented: frozenset[str] = frozenset(),
         consent_unknown: bool = False,
+        account_ids: AccountIds | None = None,
     ) -> None:
         self._plugin_id = plugin_id
         self._granted = granted
@@ -146,6 +155,8 @@ class ScopedData:
         self._consented: frozenset[str] | None = consented if consent_required else None
         self._consent_unknown = consent_unknown
         self._records = CustomerRecords(provider, customer_ref)
+        self._account_ids = account_ids
+        self._accounts_seen: tuple[Accounts, Accounts] | None = None
 
     @classmethod
     def over(
@@ -156,9 +167,13 @@ class ScopedData:
         consented: frozenset[str] | None,
         *,
         consent_unknown: bool = False,
+        account_ids: AccountIds | None = None,
     ) -> ScopedData:
         """A plugin's view of ``records`` (the host's per-request constructor); ``consented`` is
         ``None`` when the plugin needs no consent, else the scopes the customer consented to.
+
+        ``account_ids``: how this plugin sees the bank's account ids (a partner: pairwise ids, so it
+        never sees the bank's, which name the customer); ``None``: as they are (an internal plugin).
 
         ``consent_unknown``: the customer's consents could not be read for this request; customer
         data beyond ``consented`` is then not allowed, and reading it raises :class:`DataUnavailable`
@@ -170,6 +185,8 @@ class ScopedData:
         data._consented = consented
         data._consent_unknown = consent_unknown
         data._records = records
+        data._account_ids = account_ids
+        data._accounts_seen = None
         return data
 
     def access(self, scope: str) -> Literal["allowed", "denied", "unknown"]:
@@ -231,8 +248,18 @@ class ScopedData:
         return self._get("profile:risk", "risk", self._records.provider.risk)
 
     def accounts(self) -> Accounts | None:
-        """Balances and monthly cash flow. Scope ``accounts:read``."""
-        return self._get("accounts:read", "accounts", self._records.provider.accounts)
+        """Balances and monthly cash flow. Scope ``accounts:read``. A partner plugin sees each account
+        under an id of its own (stable for it and the customer), never the bank's account id."""
+        accounts = self._get("accounts:read", "accounts", self._records.provider.accounts)
+        see = self._account_ids
+        if see is None or accounts is None:
+            return accounts
+        seen = self._accounts_seen
+        if seen is None or seen[0] is not accounts:  # mapped once per request: the same object after
+            pid, ref = self._plugin_id, self._records.customer_ref
+            items = tuple(msgspec.structs.replace(a, id=see(pid, ref, a.id)) for a in accounts.items)
+            seen = self._accounts_seen = (accounts, msgspec.structs.replace(accounts, items=items))
+        return seen[1]
 
     def holdings(self) -> Holdings | None:
         """Wealth, fund, insurance and deposit positions. Scope ``holdings:read``."""

@@ -56,7 +56,8 @@ class RiskProfile(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Account(msgspec.Struct, frozen=True, kw_only=True):
-    """One deposit or card account."""
+    """One deposit or card account. ``id`` is the bank's account id for an internal plugin, and for a
+    partner an id of its own (stable for it and the customer): the bank's names the customer."""
 
     id: str
     kind: Literal["demand", "time_deposit", "credit_card"]

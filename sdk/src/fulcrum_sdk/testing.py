@@ -105,6 +105,13 @@ def _pairwise_id(plugin_id: str, customer_ref: str) -> str:
     return hmac.new(b"fulcrum-harness", f"{plugin_id}:{customer_ref}".encode(), hashlib.sha256).hexdigest()
 
 
+def _pairwise_account_id(plugin_id: str, customer_ref: str, account_id: str) -> str:
+    """A partner's id for one of the customer's accounts shaped as the host's (32 hex digits of an
+    HMAC-SHA256, here under a fixed test key): stable, per partner and customer, never the bank's."""
+    message = f"\0account\0{plugin_id}\0{customer_ref}\0{account_id}".encode()
+    return hmac.new(b"fulcrum-harness", message, hashlib.sha256).hexdigest()[:32]
+
+
 def _run(value: Any) -> Any:
     return asyncio.run(value) if inspect.isawaitable(value) else value  # type: ignore[arg-type]
 
@@ -164,8 +171,8 @@ class PluginHarness:
 
     def context(self) -> PluginContext:
         """A fresh context for the customer, as the host builds one per request: a partner gets a
-        pairwise id, and the segment and branch only when ``profile:basic`` is granted and consented
-        (any other plugin, when it is granted)."""
+        pairwise id (and pairwise account ids), and the segment and branch only when ``profile:basic``
+        is granted and consented (any other plugin, when it is granted)."""
         profile = self.record.profile
         data = ScopedData(
             plugin_id=self.manifest.id,
@@ -175,6 +182,7 @@ class PluginHarness:
             consent_required=self.partner,
             consented=self.consented,
             consent_unknown=self.consents_unknown,
+            account_ids=_pairwise_account_id if self.partner else None,
         )
         customer = Customer(
             id=self.record.id, segment=profile.segment, branch=profile.branch, locale=profile.locale

@@ -1,7 +1,8 @@
 """Building the context each plugin receives for one request: customer, scoped data, storage, time.
 
 The bank's customer number never reaches a partner plugin: partners get a pairwise pseudonymous id
-(HMAC-SHA256 of ``"{plugin_id}:{customer_ref}"`` under a platform secret), and a request id of their
+(HMAC-SHA256 of ``"{plugin_id}:{customer_ref}"`` under a platform secret), pairwise account ids
+(:mod:`fulcrum_core.dispatch.accounts`: the bank's name the customer), and a request id of their
 own (:meth:`ContextFactory.partner_request_id`) and its time to the second, so two partners cannot
 join their pseudonyms through the request they were both called in; their customer-data scopes
 need the customer's live consent, and their view of the customer's segment and branch is blank unless
@@ -39,6 +40,7 @@ from fulcrum_core.data.consent_cache import ConsentCache, attach
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.storage import SqlPluginStorage
+from fulcrum_core.dispatch.accounts import pairwise_account_id
 from fulcrum_core.errors import Forbidden
 from fulcrum_core.observability.throttle import ThrottledWarning
 from fulcrum_core.plugins import LoadedPlugin, PluginSet
@@ -142,6 +144,7 @@ class ContextFactory:
         self._lock = threading.Lock()
         self._storages: dict[str, PluginStorage] = {}
         self._pairwise: dict[tuple[str, str], str] = {}
+        self._account_ids: dict[tuple[str, str, str], str] = {}
         # Per partner: the HMAC of its request ids' common prefix, copied and finished per request.
         self._request_macs: dict[str, hmac.HMAC] = {}
         # Live consents per customer, shared by this host's requests; ConsentStore writes invalidate it.
@@ -198,6 +201,19 @@ class ContextFactory:
             if len(self._pairwise) >= _PAIRWISE_MEMO:
                 self._pairwise.clear()
             self._pairwise[key] = known
+        return known
+
+    def pairwise_account_id(self, plugin_id: str, customer_ref: str, account_id: str) -> str:
+        """The id under which partner ``plugin_id`` sees the bank's ``account_id`` of ``customer_ref``
+        (:func:`~fulcrum_core.dispatch.accounts.pairwise_account_id`). Computed only when the partner
+        reads the accounts, and memoised as :meth:`pairwise_id` is."""
+        key = (plugin_id, customer_ref, account_id)
+        known = self._account_ids.get(key)
+        if known is None:
+            known = pairwise_account_id(self._pairwise_secret(), plugin_id, customer_ref, account_id)
+            if len(self._account_ids) >= _PAIRWISE_MEMO:
+                self._account_ids.clear()
+            self._account_ids[key] = known
         return known
 
     def partner_request_id(self, plugin_id: str, request_id: str) -> str:
@@ -599,7 +615,8 @@ class RequestContexts:
                 now = now.replace(microsecond=0)
             consented = self.consents().get(pid, _NONE)
             data = ScopedData.over(
-                records, pid, plugin.granted, consented, consent_unknown=self._consents_unknown
+                records, pid, plugin.granted, consented, consent_unknown=self._consents_unknown,
+                account_ids=factory.pairwise_account_id,
             )
             basic = data.access("profile:basic") == "allowed"  # not while the consents are unknown
             customer = Customer(
