@@ -494,3 +494,65 @@ def test_the_feed_items_shown_are_those_the_host_shows(make_app: Any, kit: Any) 
                             consented=())
     assert [i.key for i in harness.shown_feed_items("life")] == on_host == ["everyone"]
     assert [i.key for i in harness.feed_items("life")] == ["mass", "everyone"]
+
+
+class PayParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``shop.pay``: an amount from one of the customer's accounts."""
+
+    account: str
+    amount_fen: int
+
+
+def _payer(kit: Any) -> Any:
+    """A partner showing the customer's first account id on its page and paying from an account."""
+
+    def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
+        register(TransactionType(key="shop.pay", name=kit.text("付款"), params=PayParams,
+                                 account_fields=frozenset({"account"})))
+
+    def execute_transaction(ctx: Any, request: TransactionRequest) -> TransactionResult:
+        return TransactionResult(status="succeeded", reference=request.params.account)
+
+    def page(ctx: Any, path: str) -> Page:
+        return Page(title=kit.text(ctx.data.accounts().items[0].id), sections=())
+
+    return kit.plugin("shop", kind="partner", transaction_types=["shop.pay"],
+                      scopes=["accounts:read", "transactions:write"], page=page,
+                      register_transaction_types=register_transaction_types,
+                      execute_transaction=execute_transaction)
+
+
+def test_a_partners_account_id_is_its_own_and_pays_as_on_the_host(make_app: Any, kit: Any) -> None:
+    """A partner's page shows an account under 32 hex digits of its own, never the bank's id, in the
+    harness as on the host; a payment naming that id succeeds and reaches the plugin as sent, and one
+    naming the bank's id is refused (the host's 422 ``transaction.unknown_account`` naming
+    ``params.account``, the harness's ``TransactionRefused`` with that code)."""
+    plugin = _payer(kit)
+    app = make_app(plugin, consent_cache_ms=0)
+    later = datetime.now(UTC) + timedelta(days=30)
+    ConsentStore(app.runtime.db).grant(CUSTOMER, "shop", ["accounts:read"], "付款", later)
+    harness = PluginHarness(plugin, manifest=plugin.MANIFEST)
+    drawn = harness.page("report")
+    assert drawn is not None
+    bank = PERSONAS["young_professional"].accounts.items[0].id  # type: ignore[union-attr]
+    host, theirs = _host_title(app), drawn.title.zh_CN
+    for seen in (host, theirs):
+        assert re.fullmatch(r"[0-9a-f]{32}", seen), seen
+    paid = _pay(app, host)
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["result"]["reference"] == host
+    assert harness.execute("shop.pay", {"account": theirs, "amount_fen": 100}).reference == theirs
+    refused = _pay(app, bank, key="k-2")
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert (problem["code"], problem["field"]) == ("transaction.unknown_account", "params.account")
+    with pytest.raises(TransactionRefused) as info:
+        harness.execute("shop.pay", {"account": bank, "amount_fen": 100})
+    assert info.value.code == "transaction.unknown_account"
+
+
+def _pay(app: Any, account: str, key: str = "k-1") -> Any:
+    body = msgspec.json.encode({"type": "shop.pay", "params": {"account": account, "amount_fen": 100}})
+    headers = {"Authorization": f"Bearer {app.token(CUSTOMER)}", "Idempotency-Key": key,
+               "Content-Type": "application/json"}
+    return app.client.post("/v1/transactions", content=body, headers=headers)

@@ -158,6 +158,54 @@ def test_a_partner_sees_pairwise_account_ids_in_the_harness_too() -> None:
     assert seen == partner.context().data.accounts()
 
 
+class PayParams(msgspec.Struct, frozen=True):
+    """Parameters of the demo payment: an account of the customer's and an amount."""
+
+    account: str
+    amount_fen: int
+
+
+class Payer:
+    """A plugin whose one transaction type names an account."""
+
+    @hookimpl
+    def register_transaction_types(self, register: Any) -> None:
+        register(TransactionType(
+            key="demo.buy", name=T, params=PayParams, account_fields=frozenset({"account"})
+        ))
+
+    @hookimpl
+    def execute_transaction(self, ctx: Any, request: Any) -> TransactionResult:
+        return TransactionResult(status="succeeded", reference=request.params.account)
+
+
+def test_the_harness_refuses_an_account_id_the_plugin_was_not_shown() -> None:
+    """As on the host: a partner pays from the id it reads in its accounts; the bank's id, a made-up
+    one, or any once the customer has not consented to accounts:read, is refused naming the field;
+    without accounts:read the type cannot run at all."""
+    scopes = ("accounts:read", "transactions:write")
+    partner = PluginHarness(Payer(), manifest=_manifest(kind="partner", required=scopes))
+    accounts = partner.context().data.accounts()
+    assert accounts is not None
+    seen = accounts.items[0].id
+    assert partner.execute("demo.buy", {"account": seen, "amount_fen": 100}).reference == seen
+    bank = PERSONAS["young_professional"].accounts.items[0].id  # type: ignore[union-attr]
+    for forged in (bank, "0" * 32):
+        with pytest.raises(TransactionRefused) as info:
+            partner.execute("demo.buy", {"account": forged, "amount_fen": 100})
+        assert (info.value.code, info.value.field) == ("transaction.unknown_account", "account")
+    internal = PluginHarness(Payer(), manifest=_manifest(required=scopes))
+    assert internal.execute("demo.buy", {"account": bank, "amount_fen": 100}).reference == bank
+    unconsented = PluginHarness(
+        Payer(), manifest=_manifest(kind="partner", required=scopes), consented=("profile:basic",)
+    )
+    with pytest.raises(TransactionRefused, match="account"):
+        unconsented.execute("demo.buy", {"account": seen, "amount_fen": 100})
+    ungranted = PluginHarness(Payer(), manifest=_manifest(required=scopes), scopes=["transactions:write"])
+    with pytest.raises(ScopeDenied, match="accounts:read"):
+        ungranted.execute("demo.buy", {"account": bank, "amount_fen": 100})
+
+
 def test_the_harness_plays_consents_that_could_not_be_read() -> None:
     """``consents_unknown=True``: as on the host when the consents did not arrive, customer data a
     partner needs consent to raises ``DataUnavailable``, and so does ``allows`` for it."""

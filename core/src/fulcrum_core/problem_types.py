@@ -278,6 +278,10 @@ CATALOGUE: Final[tuple[ProblemType, ...]] = (
        "`params` do not match the type's parameter schema.",
        "Fix the parameter named by `field` (GET /v1/transaction-types gives each type's schema).",
        "fix-request", _FIELD),
+    _t("transaction.unknown_account", 422, "Unknown account",
+       "A parameter naming an account is not one of the customer's accounts as the type's plugin sees "
+       "them (a partner sees its own ids for them, never the bank's).",
+       "Send an account id the plugin gave (from its pages or results), as given.", "fix-request", _FIELD),
     _t("transaction.data_unavailable", 503, "Customer data unavailable",
        "The bank's customer data the transaction needs could not be read; nothing was carried out.",
        "Retry the same request with the same Idempotency-Key after `Retry-After` seconds.", "retry",

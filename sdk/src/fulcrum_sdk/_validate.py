@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LIST_RESULT_TYPES", "MAX_PAGE_QUERY", "MAX_SEARCH_QUERY", "MAX_TRANSACTION_FEN", "OWN_SEEN_SIZE",
-    "PAGE_PATH", "PAGE_QUERY_KEY", "ResultError", "Seen", "amount_field_problem", "check_list", "check_page",
+    "PAGE_PATH", "PAGE_QUERY_KEY", "ResultError", "Seen", "account_fields_problem", "amount_field_problem",
+    "check_list", "check_page",
     "check_transaction_result", "is_page_path", "page_path_problem", "page_query_problem",
     "rated_risk", "received_page_path", "received_search_query", "suitability_problem", "targeting_admits",
     "whole_fen",
@@ -308,6 +309,19 @@ def amount_field_problem(tx_type: TransactionType) -> str | None:
         f"{tx_type.key}: amount_field {name!r} is not a field of {tx_type.params.__name__} "
         f"(fields: {', '.join(tx_type.params.__struct_fields__) or 'none'}); fix: name the field that "
         "holds the amount in fen, or set amount_field=None if the type moves no money"
+    )
+
+
+def account_fields_problem(tx_type: TransactionType) -> str | None:
+    """Why ``tx_type``'s ``account_fields`` cannot work, or ``None``: a name the parameters do not have
+    would leave an account id unchecked (and a partner's unmapped), so such a type is refused."""
+    unknown = sorted(set(tx_type.account_fields) - set(tx_type.params.__struct_fields__))
+    if not unknown:
+        return None
+    return (
+        f"{tx_type.key}: account_fields {unknown} are not fields of {tx_type.params.__name__} "
+        f"(fields: {', '.join(tx_type.params.__struct_fields__) or 'none'}); fix: name the fields that "
+        "hold an account id"
     )
 
 

@@ -191,6 +191,10 @@ class TransactionType(msgspec.Struct, frozen=True, kw_only=True):
     ``risk_level`` is the product risk when it is fixed; ``risk_of`` computes it from the decoded
     parameters when it depends on the product chosen. Either one makes the host's suitability check
     apply. ``amount_field`` names the parameter holding the amount in fen, for the host's limits.
+    ``account_fields`` names the parameters holding one of the customer's accounts, by the id the
+    plugin sees in ``ctx.data.accounts()`` (a partner's pairwise id): the host refuses an id that is not
+    one of them (422 ``transaction.unknown_account`` naming ``params.<field>``), journals the bank's
+    account id, and hands the plugin the parameters as sent. Such a type requires ``accounts:read``.
     """
 
     key: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")]
@@ -201,6 +205,7 @@ class TransactionType(msgspec.Struct, frozen=True, kw_only=True):
     risk_level: RiskLevel | None = None
     risk_of: Callable[[Any], RiskLevel | None] | None = None
     amount_field: str | None = "amount_fen"
+    account_fields: frozenset[str] = frozenset()
 
 
 class TransactionRequest(msgspec.Struct, frozen=True, kw_only=True):

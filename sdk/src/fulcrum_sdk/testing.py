@@ -36,6 +36,7 @@ from fulcrum_sdk._personas import PERSONAS
 from fulcrum_sdk._validate import (
     MAX_TRANSACTION_FEN,
     ResultError,
+    account_fields_problem,
     amount_field_problem,
     check_list,
     check_page,
@@ -345,7 +346,8 @@ class PluginHarness:
         for an invalid result). ``host_checks=False`` skips suitability and the amount limits, to test
         a plugin's own defence in depth against what the host refuses first."""
         tx_type = self.transaction_types()[type_key]
-        for scope in sorted(tx_type.required_scopes | {"transactions:write"}):  # as the host requires
+        needs = {"transactions:write", "accounts:read"} if tx_type.account_fields else {"transactions:write"}
+        for scope in sorted(tx_type.required_scopes | needs):  # as the host requires
             if scope not in self.scopes:
                 raise ScopeDenied(scope, plugin_id=self.manifest.id)
         decoded = msgspec.convert(dict(params), tx_type.params)
@@ -390,6 +392,7 @@ class PluginHarness:
         problem = suitability_problem(risk, self.provider.risk(self.record.id), local_date(self.now))
         if problem is not None:
             raise TransactionRefused(problem[0], problem[1])
+        self._check_accounts(tx_type, params)
         field = tx_type.amount_field
         try:
             amount = whole_fen(tx_type, params)
@@ -404,6 +407,25 @@ class PluginHarness:
                 f"the amount {amount} fen is above the single-transaction limit of {MAX_TRANSACTION_FEN} fen"
             ), field=field)
         return amount
+
+
+    def _check_accounts(self, tx_type: TransactionType, params: Any) -> None:
+        """Refuse, as the host does, an account field naming none of the customer's accounts as the
+        plugin sees them in ``ctx.data.accounts()`` (a partner: its own ids, never the bank's)."""
+        if not tx_type.account_fields:
+            return
+        data = self.context().data
+        allowed = data.allows("accounts:read")  # raises DataUnavailable as the host's 503 would
+        accounts = data.accounts() if allowed else None
+        shown = {account.id for account in accounts.items} if accounts is not None else set()
+        for name in sorted(tx_type.account_fields):
+            given = getattr(params, name)
+            if given is not None and given not in shown:
+                raise TransactionRefused(
+                    "transaction.unknown_account",
+                    _text(f"{name} is not one of the customer's accounts as this plugin sees them"),
+                    field=name,
+                )
 
 
 def _text(message: str) -> LocalizedText:
@@ -445,7 +467,7 @@ def packaging_problems(plugin: ModuleType, distribution: str) -> list[str]:
             f"{sorted(harness.transaction_types())}"
         )
     for tx_type in harness.transaction_types().values():
-        problem = amount_field_problem(tx_type)
+        problem = amount_field_problem(tx_type) or account_fields_problem(tx_type)
         if problem is not None:
             problems.append(problem)
     exported = sorted(getattr(plugin, "__all__", ()))

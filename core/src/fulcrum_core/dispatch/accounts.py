@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable, Iterable
 
-__all__ = ["pairwise_account_id"]
+__all__ = ["bank_account_id", "pairwise_account_id"]
 
 
 def pairwise_account_id(secret: bytes, plugin_id: str, customer_ref: str, account_id: str) -> str:
@@ -23,3 +24,11 @@ def pairwise_account_id(secret: bytes, plugin_id: str, customer_ref: str, accoun
     message = f"\0account\0{plugin_id}\0{customer_ref}\0{account_id}".encode()
     return hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
 
+
+def bank_account_id(seen_id: str, bank_ids: Iterable[str], see: Callable[[str], str]) -> str | None:
+    """The one of the bank's ``bank_ids`` that a plugin sees (``see``) as ``seen_id``, or ``None`` when
+    none is: an id the plugin was never given."""
+    for bank_id in bank_ids:
+        if see(bank_id) == seen_id:
+            return bank_id
+    return None

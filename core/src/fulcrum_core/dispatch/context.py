@@ -40,7 +40,7 @@ from fulcrum_core.data.consent_cache import ConsentCache, attach
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.storage import SqlPluginStorage
-from fulcrum_core.dispatch.accounts import pairwise_account_id
+from fulcrum_core.dispatch.accounts import bank_account_id, pairwise_account_id
 from fulcrum_core.errors import Forbidden
 from fulcrum_core.observability.throttle import ThrottledWarning
 from fulcrum_core.plugins import LoadedPlugin, PluginSet
@@ -542,6 +542,21 @@ class RequestContexts:
                 self._unprofiled = Customer(id=customer_id, segment="", branch="", locale=locale)
             return self._unprofiled
         return Customer(id=customer_id, segment="", branch="", locale=locale)
+
+    def seen_account_id(self, plugin: LoadedPlugin, account_id: str) -> str:
+        """The id under which ``plugin`` sees the bank's ``account_id`` of this customer: a partner's
+        pairwise id, the bank's own for an internal plugin."""
+        if plugin.kind != "partner":
+            return account_id
+        return self._factory.pairwise_account_id(plugin.id, self.customer_ref, account_id)
+
+    def bank_account_id(self, plugin: LoadedPlugin, seen_id: str) -> str | None:
+        """The bank's id of the customer's account that ``plugin`` sees as ``seen_id``, or ``None`` when
+        it sees none of them so (an id it was never given). Reads the customer's accounts: off the event
+        loop, or after :meth:`prefetch` with a provider that does I/O (``DataUnavailable`` if it missed)."""
+        accounts = self.records.get("accounts", self._factory.provider.accounts)
+        ids = [account.id for account in accounts.items] if accounts is not None else []
+        return bank_account_id(seen_id, ids, lambda bank_id: self.seen_account_id(plugin, bank_id))
 
     @property
     def records(self) -> CustomerRecords:

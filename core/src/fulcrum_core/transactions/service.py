@@ -18,6 +18,8 @@
     suitability: product risk vs tolerance      422 suitability.risk_too_high / assessment_expired /
                                                     assessment_missing
     limits: amount ≤ max_transaction_fen        422 limits.max_amount
+    account parameters one of the customer's    422 transaction.unknown_account (names params.<field>;
+    accounts as the plugin sees them?               the journal keeps the bank's account id)
     journal row ``pending`` COMMITTED           (insert-first; a concurrent duplicate loses here)
     execute_transaction under the deadline:
       result succeeded                          201 succeeded
@@ -78,7 +80,7 @@ from fulcrum_core.oauth.clients import PLUGIN_CLIENT_PREFIX
 from fulcrum_core.parameter_problems import echoed
 from fulcrum_core.problem_types import problem_base
 from fulcrum_core.settings import Settings
-from fulcrum_core.transactions import checks
+from fulcrum_core.transactions import accounts, checks
 from fulcrum_core.transactions.checks import PluginBusyError, PluginFaultError
 from fulcrum_core.transactions.expiry import expired_problem
 from fulcrum_core.transactions.journal import Journal, plugin_idempotency_key
@@ -456,7 +458,7 @@ class TransactionService:
             )
         plugin = active[0]  # the current grant, not the one at load time
         params = checks.decode_params(tx_type, body.params, plugin_id=plugin.id)
-        missing = sorted((tx_type.required_scopes | {"transactions:write"}) - plugin.granted)
+        missing = sorted(accounts.required_scopes(tx_type) - plugin.granted)
         if missing:
             raise Forbidden(
                 f"plugin {plugin.id!r} is not granted {', '.join(missing)}, which {body.type!r} requires",
@@ -488,13 +490,18 @@ class TransactionService:
                     code="transaction.data_unavailable",
                     headers={"Retry-After": "1"},
                 )
+        params_json = msgspec.to_builtins(params)
+        if tx_type.account_fields:  # the journal names the bank's accounts, never a partner's ids
+            params_json = accounts.bank_params(
+                tx_type, params, params_json, contexts=contexts, plugin=plugin, ctx=ctx
+            )
         return _Plan(
             tx_id=tx_id,
             now=now,
             plugin=plugin,
             tx_type=tx_type,
             params=params,
-            params_json=msgspec.to_builtins(params),
+            params_json=params_json,
             amount_fen=amount,
             risk_level=risk,
             ctx=ctx,
@@ -735,10 +742,12 @@ class TransactionService:
         raises (a ``SystemExit``, a ``KeyboardInterrupt`` too: no signal reaches a worker thread, so it is
         the plugin's own) is that row's problem, never the end of the run."""
         try:
-            params = msgspec.convert(row.params, tx_type.params)
             contexts = self._contexts.for_request(
                 row.customer_ref, request_id=row.id, now=row.created_at, fresh=True
             )
+            # The plugin is asked with the parameters it was sent: its own account ids, not the bank's.
+            sent = accounts.seen_params(tx_type, row.params, contexts=contexts, plugin=plugin)
+            params = msgspec.convert(sent, tx_type.params)
         except BaseException as exc:  # plugin code: a SystemExit there must not end reconciliation
             log.warning(
                 "transaction %s cannot be asked about again: %s",
