@@ -132,10 +132,7 @@ class ScopedData:
     Each record is fetched at most once per request; a missing record is ``None``.
     """
 
-    __slots__ = (
-        "_account_ids", "_accounts_seen", "_consent_unknown", "_consented", "_granted", "_plugin_id",
-        "_records",
-    )
+    __slots__ = ("_consent_unknown", "_consented", "_granted", "_plugin_id", "_records")
 
     def __init__(
         self,
@@ -147,7 +144,6 @@ class ScopedData:
         consent_required: bool = False,
         consented: frozenset[str] = frozenset(),
         consent_unknown: bool = False,
-        account_ids: AccountIds | None = None,
     ) -> None:
         self._plugin_id = plugin_id
         self._granted = granted
@@ -155,8 +151,6 @@ class ScopedData:
         self._consented: frozenset[str] | None = consented if consent_required else None
         self._consent_unknown = consent_unknown
         self._records = CustomerRecords(provider, customer_ref)
-        self._account_ids = account_ids
-        self._accounts_seen: tuple[Accounts, Accounts] | None = None
 
     @classmethod
     def over(
@@ -173,20 +167,21 @@ class ScopedData:
         ``None`` when the plugin needs no consent, else the scopes the customer consented to.
 
         ``account_ids``: how this plugin sees the bank's account ids (a partner: pairwise ids, so it
-        never sees the bank's, which name the customer); ``None``: as they are (an internal plugin).
+        never sees the bank's, which name the customer); ``None``: as they are (an internal plugin, at
+        no cost: the view is then a plain ``ScopedData``).
 
         ``consent_unknown``: the customer's consents could not be read for this request; customer
         data beyond ``consented`` is then not allowed, and reading it raises :class:`DataUnavailable`
         (the plugin is left out of this response, not blamed) instead of :class:`ScopeDenied`.
         """
-        data = cls.__new__(cls)
+        data = cls.__new__(cls) if account_ids is None else _SeenAccounts.__new__(_SeenAccounts)
         data._plugin_id = plugin_id
         data._granted = granted
         data._consented = consented
         data._consent_unknown = consent_unknown
         data._records = records
-        data._account_ids = account_ids
-        data._accounts_seen = None
+        if account_ids is not None:
+            data._account_ids = account_ids  # type: ignore[attr-defined]  # a _SeenAccounts
         return data
 
     def access(self, scope: str) -> Literal["allowed", "denied", "unknown"]:
@@ -250,16 +245,7 @@ class ScopedData:
     def accounts(self) -> Accounts | None:
         """Balances and monthly cash flow. Scope ``accounts:read``. A partner plugin sees each account
         under an id of its own (stable for it and the customer), never the bank's account id."""
-        accounts = self._get("accounts:read", "accounts", self._records.provider.accounts)
-        see = self._account_ids
-        if see is None or accounts is None:
-            return accounts
-        seen = self._accounts_seen
-        if seen is None or seen[0] is not accounts:  # mapped once per request: the same object after
-            pid, ref = self._plugin_id, self._records.customer_ref
-            items = tuple(msgspec.structs.replace(a, id=see(pid, ref, a.id)) for a in accounts.items)
-            seen = self._accounts_seen = (accounts, msgspec.structs.replace(accounts, items=items))
-        return seen[1]
+        return self._get("accounts:read", "accounts", self._records.provider.accounts)
 
     def holdings(self) -> Holdings | None:
         """Wealth, fund, insurance and deposit positions. Scope ``holdings:read``."""
@@ -272,6 +258,27 @@ class ScopedData:
     def city(self) -> City | None:
         """The customer's city. Scope ``location:city``."""
         return self._get("location:city", "city", self._records.provider.city)
+
+
+class _SeenAccounts(ScopedData):
+    """A :class:`ScopedData` whose accounts carry the ids its plugin sees (``over(account_ids=...)``)."""
+
+    __slots__ = ("_account_ids",)
+    _account_ids: AccountIds
+
+    def accounts(self) -> Accounts | None:
+        accounts = super().accounts()
+        if accounts is None:
+            return None
+        records = self._records
+        # Mapped once per request and plugin, kept with the request's records (dropped when it ends).
+        key = f"accounts\0{self._plugin_id}"
+        seen = records._cache.get(key)
+        if not isinstance(seen, Accounts):
+            see, pid, ref = self._account_ids, self._plugin_id, records.customer_ref
+            items = tuple(msgspec.structs.replace(a, id=see(pid, ref, a.id)) for a in accounts.items)
+            seen = records._cache.setdefault(key, msgspec.structs.replace(accounts, items=items))
+        return seen  # type: ignore[return-value]
 
 
 class PluginContext(msgspec.Struct, frozen=True, kw_only=True):

@@ -50,7 +50,7 @@ from fulcrum_sdk._validate import (
     targeting_admits,
     whole_fen,
 )
-from fulcrum_sdk.context import AudienceContext, Customer, PluginContext, ScopedData
+from fulcrum_sdk.context import AudienceContext, Customer, CustomerRecords, PluginContext, ScopedData
 from fulcrum_sdk.data import CustomerRecord, DataProvider, StaticDataProvider
 from fulcrum_sdk.errors import ScopeDenied, TransactionRefused
 from fulcrum_sdk.localtime import aware, local_date
@@ -175,13 +175,11 @@ class PluginHarness:
         pairwise id (and pairwise account ids), and the segment and branch only when ``profile:basic``
         is granted and consented (any other plugin, when it is granted)."""
         profile = self.record.profile
-        data = ScopedData(
-            plugin_id=self.manifest.id,
-            provider=self.provider,
-            customer_ref=self.record.id,
-            granted=self.scopes,
-            consent_required=self.partner,
-            consented=self.consented,
+        data = ScopedData.over(
+            CustomerRecords(self.provider, self.record.id),
+            self.manifest.id,
+            self.scopes,
+            self.consented if self.partner else None,
             consent_unknown=self.consents_unknown,
             account_ids=_pairwise_account_id if self.partner else None,
         )

@@ -30,7 +30,14 @@ from types import MappingProxyType
 from typing import Any, Final
 
 import anyio
-from fulcrum_sdk.context import RECORD_OF_SCOPE, Customer, CustomerRecords, PluginContext, ScopedData
+from fulcrum_sdk.context import (
+    RECORD_OF_SCOPE,
+    AccountIds,
+    Customer,
+    CustomerRecords,
+    PluginContext,
+    ScopedData,
+)
 from fulcrum_sdk.data import DataProvider, Profile
 from fulcrum_sdk.storage import PluginStorage
 
@@ -145,6 +152,8 @@ class ContextFactory:
         self._storages: dict[str, PluginStorage] = {}
         self._pairwise: dict[tuple[str, str], str] = {}
         self._account_ids: dict[tuple[str, str, str], str] = {}
+        # Bound once: every partner's ScopedData of every page is handed it (no method object a page).
+        self.account_ids: AccountIds = self.pairwise_account_id
         # Per partner: the HMAC of its request ids' common prefix, copied and finished per request.
         self._request_macs: dict[str, hmac.HMAC] = {}
         # Live consents per customer, shared by this host's requests; ConsentStore writes invalidate it.
@@ -631,7 +640,7 @@ class RequestContexts:
             consented = self.consents().get(pid, _NONE)
             data = ScopedData.over(
                 records, pid, plugin.granted, consented, consent_unknown=self._consents_unknown,
-                account_ids=factory.pairwise_account_id,
+                account_ids=factory.account_ids,
             )
             basic = data.access("profile:basic") == "allowed"  # not while the consents are unknown
             customer = Customer(
