@@ -22,7 +22,7 @@ from fulcrum_core.data.types import utcnow
 from fulcrum_core.dispatch.accounts import pairwise_account_id
 from fulcrum_core.dispatch.context import ContextFactory
 from fulcrum_core.dispatch.dispatcher import Dispatcher
-from fulcrum_core.errors import Forbidden, Unprocessable
+from fulcrum_core.errors import Forbidden, ServiceUnavailable, Unprocessable
 from fulcrum_core.oauth.server import APP_CLIENT_ID
 from fulcrum_core.plugins import PluginSet, get_plugin_manager
 from fulcrum_core.settings import Deadlines, Settings
@@ -128,7 +128,7 @@ def _seen(factory: ContextFactory, plugins: PluginSet, plugin_id: str, customer:
 
 
 def test_partners_see_pairwise_account_ids_and_internal_plugins_the_banks(
-    factory: ContextFactory, plugins: PluginSet
+    factory: ContextFactory, plugins: PluginSet, settings: Settings, db: Database, provider: DemoDataProvider
 ) -> None:
     """Two partners see different ids for the same accounts, none naming the customer or equal to the
     bank's; each partner's are stable across requests and are the documented HMAC; a department
@@ -143,6 +143,9 @@ def test_partners_see_pairwise_account_ids_and_internal_plugins_the_banks(
     secret = factory._pairwise_secret()
     assert a == [pairwise_account_id(secret, "partner-a", CUSTOMER, bank) for bank in BANK_IDS]
     assert _seen(factory, plugins, "dept") == BANK_IDS
+    # Another worker, holding the same pairwise secret, gives the partner the same ids.
+    another = ContextFactory(settings=settings, db=db, provider=provider, plugins=plugins)
+    assert _seen(another, plugins, "partner-a") == a
     # The rest of the record is the bank's: only the ids differ.
     contexts = factory.for_request(CUSTOMER, request_id="r-2")
     partner = contexts.for_plugin(plugins.loaded["partner-a"]).data.accounts()
@@ -268,6 +271,24 @@ async def test_without_consent_to_accounts_no_account_id_is_accepted(
     assert (info.value.code, info.value.field) == ("transaction.unknown_account", "params.from")
     assert "not let this plugin read" in str(info.value)
     assert payer.calls == []
+
+
+async def test_unreadable_consents_are_a_503_to_retry_not_a_refusal(
+    service: TransactionService, factory: ContextFactory, plugins: PluginSet, payer: Payer,
+    monkeypatch: pytest.MonkeyPatch, db: Database,
+) -> None:
+    """When the customer's consents cannot be read, the partner's account cannot be checked: 503
+    ``transaction.data_unavailable`` (retry), not a 422 telling the app the account is unknown."""
+    seen = _seen(factory, plugins, "partner-a")
+
+    def down(self: Any, ref: str, now: Any = None) -> Any:
+        raise ConnectionError("database away")
+
+    monkeypatch.setattr(ConsentStore, "live_scopes", down)
+    with pytest.raises(ServiceUnavailable) as info:
+        await service.submit(CUSTOMER, "k-1", _body("partner-a", seen[0]), client_id=APP_CLIENT_ID)
+    assert info.value.code == "transaction.data_unavailable"
+    assert (payer.calls, _journaled(db)) == ([], [])
 
 
 async def test_a_type_naming_accounts_needs_accounts_read(

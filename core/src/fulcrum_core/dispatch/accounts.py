@@ -17,8 +17,8 @@ __all__ = ["bank_account_id", "pairwise_account_id"]
 
 
 def pairwise_account_id(secret: bytes, plugin_id: str, customer_ref: str, account_id: str) -> str:
-    """The id partner ``plugin_id`` sees for the bank's ``account_id`` of customer ``customer_ref``;
-    support tools compute it the same way."""
+    """The id partner ``plugin_id`` sees for the bank's ``account_id`` of customer ``customer_ref``:
+    every host holding the same pairwise secret gives the same."""
     # NUL-separated under a prefix of its own: apart from the pairwise customer ids' "{plugin}:{ref}"
     # messages and the partner request ids' "\0request\0..." ones, and no two fields run together.
     message = f"\0account\0{plugin_id}\0{customer_ref}\0{account_id}".encode()
