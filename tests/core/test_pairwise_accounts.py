@@ -213,6 +213,14 @@ async def test_a_partners_account_id_round_trips_to_the_banks(
     assert _journaled(db) == [{"from": BANK_IDS[1], "to_account": BANK_IDS[0], "amount_fen": 100}]
 
 
+def test_the_types_list_names_the_account_parameters(service: TransactionService) -> None:
+    """``GET /v1/transaction-types`` tells the app which parameters take an account id, by their
+    JSON names."""
+    listed = {item.key: item.account_params for item in service.types_for(CUSTOMER).items}
+    keys = ("partner_a.bill", "partner_b.bill", "dept.bill")
+    assert listed == {key: ["from", "to_account"] for key in keys}
+
+
 async def test_an_internal_plugins_transaction_names_the_banks_account(
     service: TransactionService, payer: Payer, db: Database
 ) -> None:
@@ -304,6 +312,7 @@ async def test_a_type_naming_accounts_needs_accounts_read(
             settings=settings, db=db, plugins=plugins, dispatcher=dispatcher, contexts=factory,
             provider=provider,
         )
+        assert service.types_for(CUSTOMER).items == []  # not listed: submitting it would be refused
         with pytest.raises(Forbidden) as info:
             await service.submit(CUSTOMER, "k-1", _body("dept", BANK_IDS[0]), client_id=APP_CLIENT_ID)
     finally:

@@ -16,7 +16,7 @@ from fulcrum_core.dispatch.context import RequestContexts
 from fulcrum_core.errors import ServiceUnavailable, Unprocessable
 from fulcrum_core.plugins import LoadedPlugin
 
-__all__ = ["ACCOUNTS_SCOPE", "bank_params", "required_scopes", "seen_params"]
+__all__ = ["ACCOUNTS_SCOPE", "bank_params", "required_scopes", "seen_params", "wire_names"]
 
 ACCOUNTS_SCOPE = "accounts:read"
 """What a type with account fields requires of its plugin: it names accounts only as it was shown them."""
@@ -33,6 +33,11 @@ def _encode_names(tx_type: TransactionType) -> list[tuple[str, str]]:
     """Each account field of ``tx_type`` with its name in the JSON parameters."""
     names = {f.name: f.encode_name for f in msgspec.structs.fields(tx_type.params)}
     return [(name, names[name]) for name in sorted(tx_type.account_fields)]
+
+
+def wire_names(tx_type: TransactionType) -> list[str]:
+    """The JSON names of ``tx_type``'s account parameters, sorted (``GET /v1/transaction-types``)."""
+    return sorted(wire for _name, wire in _encode_names(tx_type)) if tx_type.account_fields else []
 
 
 def bank_params(

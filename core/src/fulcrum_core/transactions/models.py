@@ -107,6 +107,8 @@ class TransactionTypeView(msgspec.Struct, frozen=True, kw_only=True):
     risk_level: RiskLevel | None
     suitability: Suitability
     params_schema: dict[str, Any]
+    # The parameters naming one of the customer's accounts: send the id the plugin gave, as given.
+    account_params: list[str] = []
 
 
 class TransactionTypeList(msgspec.Struct, frozen=True, kw_only=True):

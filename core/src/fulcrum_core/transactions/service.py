@@ -798,7 +798,7 @@ class TransactionService:
         contexts = self._contexts.for_request(customer_ref, request_id="transaction-types")
         items = []
         for key, (plugin, tx_type) in sorted(self._plugins.transaction_types.items()):
-            if (tx_type.required_scopes | {"transactions:write"}) - plugin.granted:
+            if accounts.required_scopes(tx_type) - plugin.granted:  # as submitting would refuse it
                 continue
             if not contexts.allows(plugin):  # not given to this customer by their branch
                 continue
@@ -811,6 +811,7 @@ class TransactionService:
                     risk_level=tx_type.risk_level,
                     suitability=self._suitability(tx_type, risk),
                     params_schema=self._schema(tx_type),
+                    account_params=accounts.wire_names(tx_type),
                 )
             )
         return TransactionTypeList(items=items)
