@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import pytest
@@ -25,6 +25,7 @@ class OrderParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     fund: str
     amount_fen: Annotated[int, msgspec.Meta(gt=0)]
+    plan_id: Literal["starter", "plus"] = "starter"
 
 
 def _fund_plugin(kit: Any) -> Any:
@@ -181,6 +182,49 @@ def test_a_float_for_an_integer_fen_field_names_the_field(app: Any, number: byte
     response = _post(app, raw)
     assert response.status_code == 422, response.text
     assert response.json()["field"] == "params.amount_fen"
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "field", "detail"),
+    [
+        ({"type": "fund.order", "params": {"fund": "SAFE", "amount_fen": "100"}}, 422, "params.amount_fen",
+         "params.amount_fen: must be a whole number of fen"),
+        (b'{"type": "fund.order", "params": {"fund": "SAFE", "amount_fen": 1.5}}', 422, "params.amount_fen",
+         "params.amount_fen: must be a whole number of fen"),
+        (b'{"type": "fund.order", "params": {"fund": "SAFE", "amount_fen": 1e20}}', 422, "params.amount_fen",
+         "params.amount_fen: must be a whole number of fen"),
+        ({"type": "fund.order", "params": {"fund": "SAFE", "amount_fen": 1, "plan_id": "starer"}}, 422,
+         "params.plan_id", "params.plan_id: 'starer' is not one of: starter, plus; did you mean starter?"),
+        ({"type": "fund.order", "params": {"fund": 7, "amount_fen": 1}}, 422, "params.fund",
+         "params.fund: must be text"),
+        ({"typ": "fund.order", "params": {}}, 400, "typ",
+         "typ: is not a field here (the fields are: type, params); did you mean type?"),
+        ({"type": "fund.order", "params": []}, 400, "params", "params: must be a JSON object"),
+    ],
+    ids=["fen-as-text", "fen-fraction", "fen-exponent", "enum", "text", "unknown-member", "params-list"],
+)
+def test_a_refused_body_says_in_words_what_would_do(
+    app: Any, payload: Any, status: int, field: str, detail: str
+) -> None:
+    """msgspec's ``Expected `int`, got `str` ``, ``Object contains unknown field `typ` `` and ``Invalid
+    enum value 'starer'`` named Python types and no valid value: the problem says what the field takes."""
+    response = _post(app, payload)
+    assert response.status_code == status, response.text
+    problem = response.json()
+    assert problem["field"] == field
+    assert problem["detail"].endswith(detail)
+    assert "Expected" not in problem["detail"]
+    assert _journal(app) == []
+
+
+def test_a_truncated_body_says_it_ends_before_the_json_does(app: Any) -> None:
+    """msgspec's "Input data was truncated": the body stops before its closing brace."""
+    response = _post(app, b'{"type": "fund.order", "params": {"fund": "SAFE"')
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"] == (
+        "the body is not valid JSON: the body ends before the JSON does (a closing quote, bracket or brace "
+        "is missing)"
+    )
 
 
 def test_suitability_refusal_over_http(app: Any) -> None:

@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any, Protocol
 
 import msgspec
+from fulcrum_sdk._in_words import dotted, in_words
 from fulcrum_sdk._validate import ResultError, check_transaction_result, suitability_problem, whole_fen
 from fulcrum_sdk.data import RiskProfile
 from fulcrum_sdk.errors import TransactionRefused
@@ -42,8 +43,6 @@ __all__ = [
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as header values travel safely
-_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
-_NAMED = re.compile(r"(?:missing required field|contains unknown field) `(?P<name>[^`]+)`")
 # A params Struct's __post_init__ names the field it refuses by starting its message "amount_fen: …".
 _PREFIXED = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*): ")
 
@@ -87,22 +86,24 @@ def check_idempotency_key(key: str | None) -> str:
     return key
 
 
-def _field_of(exc: msgspec.ValidationError, prefix: str, fields: frozenset[str] = frozenset()) -> str:
-    """The dotted field an error is about: msgspec's ``$.a.b`` path, plus the field it names.
+def _worded(
+    exc: msgspec.ValidationError, kind: Any, prefix: str, fields: frozenset[str] = frozenset()
+) -> tuple[str, str]:
+    """The dotted field an error is about (msgspec's path, plus the field it names) and the problem in
+    words (``must be a whole number of fen``, the fields there are, the values allowed).
 
     ``fields`` are the top-level field names of the Struct decoded: a ``__post_init__`` message
     starting with one of them (``"amount_fen: …"``) is taken to be about that field.
     """
-    message = str(exc)
-    match = _PATH.search(message)
-    path = match.group("path") if match else ""
-    named = _NAMED.search(message)
-    prefixed = _PREFIXED.match(message)
-    if named:
-        path += "." + named.group("name")
-    elif not path and prefixed and prefixed.group("name") in fields:
-        path = "." + prefixed.group("name")
-    return (prefix + path).lstrip(".") or "body"
+    path, problem = in_words(kind, str(exc))
+    prefixed = _PREFIXED.match(problem)
+    if not path and prefixed and prefixed.group("name") in fields:
+        path, problem = prefixed.group("name"), problem[prefixed.end():]
+    return f"{prefix}.{dotted(path)}".strip(".") or "body", problem
+
+
+_TRUNCATED = "Input data was truncated"
+"""msgspec's words for JSON that stops before its closing quote, bracket or brace."""
 
 
 def parse_body(raw: bytes) -> ParsedBody:
@@ -117,7 +118,13 @@ def parse_body(raw: bytes) -> ParsedBody:
                 "about ±1.8e308 and have at most 4300 digits)",
                 code="body.invalid", field=path,
             ) from None
-        raise BadRequest(f"the body is not valid JSON: {exc}", code="body.malformed", field="body") from None
+        problem = (
+            "the body ends before the JSON does (a closing quote, bracket or brace is missing)"
+            if str(exc) == _TRUNCATED else str(exc)
+        )
+        raise BadRequest(
+            f"the body is not valid JSON: {problem}", code="body.malformed", field="body"
+        ) from None
     except UnicodeDecodeError:  # msgspec raises it for a string that is not UTF-8
         raise BadRequest(
             "the body is not valid JSON: a string in it is not UTF-8", code="body.malformed", field="body"
@@ -134,7 +141,8 @@ def parse_body(raw: bytes) -> ParsedBody:
     try:
         body = msgspec.convert(data, TransactionBody)
     except msgspec.ValidationError as exc:
-        raise BadRequest(f"invalid body: {exc}", code="body.invalid", field=_field_of(exc, "")) from None
+        field, problem = _worded(exc, TransactionBody, "")
+        raise BadRequest(f"{field}: {problem}", code="body.invalid", field=field) from None
     canonical = msgspec.json.encode({"type": body.type, "params": body.params}, order="sorted")
     return ParsedBody(body=body, request_hash=hashlib.sha256(canonical).hexdigest())
 
@@ -235,10 +243,11 @@ def decode_params(tx_type: TransactionType, params: dict[str, Any], *, plugin_id
         return msgspec.convert(params, tx_type.params)
     except msgspec.ValidationError as exc:
         fields = frozenset(f.encode_name for f in msgspec.structs.fields(tx_type.params))
+        field, problem = _worded(exc, tx_type.params, "params", fields)
         raise Unprocessable(
-            f"invalid parameters for {tx_type.key}: {exc}",
+            f"invalid parameters for {tx_type.key}: {field}: {problem}",
             code="transaction.invalid_params",
-            field=_field_of(exc, "params", fields),
+            field=field,
         ) from None
     except TransactionRefused as exc:
         raise refusal(exc, plugin_id=plugin_id) from None

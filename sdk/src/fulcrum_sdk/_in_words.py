@@ -1,0 +1,146 @@
+"""msgspec's validation messages in words whoever wrote the JSON or TOML can act on.
+
+msgspec says ``Expected `int`, got `str` ``, ``Object contains unknown field `typ` `` and ``Invalid enum
+value 'starer'``: Python types, and no word of what would do. The type decoded knows what would (its
+fields, a ``Literal``'s values), so the words are derived from it, never written out per field. The host,
+the registry, the manifest, branch files and settings all word their refusals here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import re
+import types
+import typing
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+__all__ = [
+    "choices_of",
+    "did_you_mean",
+    "dotted",
+    "in_words",
+    "one_of",
+    "split_message",
+    "struct_at",
+    "type_at",
+]
+
+_AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+_NAMED = re.compile(r"^Object (?P<what>missing required|contains unknown) field `(?P<name>[^`]+)`$")
+_ENUM = re.compile(r"^Invalid enum value (?P<value>.+)$")
+_EXPECTED = re.compile(r"^Expected `(?P<want>[^`]+)`, got `(?P<got>[^`]+)`$")
+_STEP = re.compile(r"\[\.\.\.\]|\[\d+\]|[^.\[\]]+")
+
+_NOUNS = {
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "text",
+    "array": "a list",
+    "null": "null",
+}
+"""What each of msgspec's type names is, in words (``object`` is the caller's: a JSON object, a table)."""
+
+
+def split_message(message: str) -> tuple[str, str]:
+    """msgspec's ``"problem - at `$.a.b[0]`"`` as (``a.b[0]``, ``problem``)."""
+    at = _AT.search(message)
+    return (at["path"], message[: at.start()]) if at else ("", message)
+
+
+def dotted(path: str) -> str:
+    """A msgspec path with list indexes as the project names fields: ``reasons[1]`` is ``reasons.1``."""
+    return re.sub(r"\[(\d+)\]", r".\1", path).lstrip(".")
+
+
+def did_you_mean(name: str, known: Iterable[str], *, cutoff: float = 0.75) -> str:
+    """``; did you mean port?`` when ``name`` nearly spells one of ``known``, else nothing."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=cutoff)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def one_of(sent: str, allowed: Iterable[str]) -> str:
+    """``'starer' is not one of: starter, plus; did you mean starter?``"""
+    allowed = [str(a) for a in allowed]
+    return f"{sent!r} is not one of: {', '.join(allowed)}{did_you_mean(sent, allowed)}"
+
+
+def _bare(kind: Any) -> Any:
+    """``X`` for ``Annotated[X, …]`` and ``X | None``; any other type as it is."""
+    while typing.get_origin(kind) is Annotated:
+        kind = typing.get_args(kind)[0]
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if (isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union) and len(args) == 1:
+        return _bare(args[0])
+    return kind
+
+
+def type_at(kind: Any, path: str) -> Any:
+    """The type at msgspec's ``path`` into ``kind`` (``plugins[...].storage_quota``, ``reasons[0]``): each
+    name a field, ``[...]`` a table's value, ``[0]`` a list's item; ``None`` where it leads nowhere."""
+    for step in _STEP.findall(path):
+        kind = _bare(kind)
+        args = typing.get_args(kind)
+        if step == "[...]":
+            kind = args[1] if typing.get_origin(kind) is dict and len(args) == 2 else None
+        elif step.startswith("["):
+            kind = args[0] if typing.get_origin(kind) in (list, tuple, set, frozenset) and args else None
+        elif isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+            kind = {f.encode_name: f.type for f in msgspec.structs.fields(kind)}.get(step)
+        else:
+            return None
+    return _bare(kind)
+
+
+def struct_at(kind: Any, path: str) -> type[msgspec.Struct] | None:
+    """The Struct at msgspec's ``path`` into ``kind``, or ``None`` where the path leads to no Struct."""
+    found = type_at(kind, path)
+    return found if isinstance(found, type) and issubclass(found, msgspec.Struct) else None
+
+
+def choices_of(kind: Any) -> list[str] | None:
+    """The values a ``Literal`` or ``Enum`` type (optional or annotated alike) takes, in declared order."""
+    kind = _bare(kind)
+    if typing.get_origin(kind) is Literal:
+        return [str(v) for v in typing.get_args(kind)]
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return [str(m.value) for m in kind]
+    return None
+
+
+def in_words(kind: Any, message: str, *, an_object: str = "a JSON object") -> tuple[str, str]:
+    """msgspec's ``message`` about decoding ``kind`` as (the field's msgspec path, the problem in words).
+
+    A missing or unknown field is named in the path; an unknown one gets the fields there are and a
+    did-you-mean, an enum value the values allowed, a value of the wrong type what it must be (a whole
+    number of fen for a ``*_fen`` field); ``an_object`` is what an object is called where it was written
+    (``a table`` in TOML). Anything else keeps msgspec's words."""
+    path, problem = split_message(message)
+    named = _NAMED.match(problem)
+    if named:
+        field = f"{path}.{named['name']}" if path else named["name"]
+        if named["what"] == "missing required":
+            return field, "is required"
+        owner = struct_at(kind, path)
+        if owner is None:
+            return field, "is not a field here"
+        fields = [f.encode_name for f in msgspec.structs.fields(owner)]
+        return field, (
+            f"is not a field here (the fields are: {', '.join(fields)}){did_you_mean(named['name'], fields)}"
+        )
+    bad = _ENUM.match(problem)
+    if bad and (allowed := choices_of(type_at(kind, path))):
+        sent = bad["value"].strip("'")
+        return path, f"{bad['value']} is not one of: {', '.join(allowed)}{did_you_mean(sent, allowed)}"
+    expected = _EXPECTED.match(problem)
+    if expected:
+        nouns = [an_object if w == "object" else _NOUNS.get(w) for w in expected["want"].split(" | ")]
+        if all(nouns):
+            if path.rpartition(".")[2].endswith("_fen"):
+                nouns = [f"{n} of fen" if n == "a whole number" else n for n in nouns]
+            return path, f"must be {' or '.join(typing.cast('list[str]', nouns))}"
+    return path, problem

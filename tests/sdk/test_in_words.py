@@ -1,0 +1,43 @@
+"""msgspec's refusals in words: the fields there are, the values allowed, what a value must be."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+import pytest
+from fulcrum_sdk._in_words import dotted, in_words
+
+
+class Inner(msgspec.Struct, forbid_unknown_fields=True):
+    enabled: bool = True
+
+
+class Outer(msgspec.Struct, forbid_unknown_fields=True):
+    plan_id: Literal["starter", "plus"] = "starter"
+    amount_fen: int | None = None
+    inner: Inner = msgspec.field(default_factory=Inner)
+    reasons: list[str] = msgspec.field(default_factory=list)
+
+
+@pytest.mark.parametrize(
+    ("data", "path", "problem"),
+    [
+        ({"plan_id": "starer"}, "plan_id", "'starer' is not one of: starter, plus; did you mean starter?"),
+        ({"amount_fen": 1.5}, "amount_fen", "must be a whole number of fen or null"),
+        ({"inner": {"enabled": "no"}}, "inner.enabled", "must be true or false"),
+        ({"inner": "x"}, "inner", "must be a table"),
+        ({"inner": {"enabeld": True}}, "inner.enabeld", "is not a field here (the fields are: enabled); "
+         "did you mean enabled?"),
+        ({"reasons": ["a", 2]}, "reasons[1]", "must be text"),
+    ],
+)
+def test_msgspec_refusals_in_words(data: dict[str, Any], path: str, problem: str) -> None:
+    with pytest.raises(msgspec.ValidationError) as caught:
+        msgspec.convert(data, Outer)
+    assert in_words(Outer, str(caught.value), an_object="a table") == (path, problem)
+
+
+def test_list_indexes_are_dotted_as_the_project_names_fields() -> None:
+    assert dotted("reasons[1]") == "reasons.1"
+    assert dotted("a[0].b[12]") == "a.0.b.12"
