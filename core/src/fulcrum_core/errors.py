@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from fulcrum_sdk._in_words import choices_of, dotted, in_words, type_at
 from litestar import Request, Response
 from litestar.config.app import AppConfig
 from litestar.exceptions import HTTPException, ValidationException
@@ -178,16 +179,30 @@ def _field_error(item: Any, request: Request[Any, Any, Any]) -> dict[str, Any]:
         key = ""
     missing = _MISSING_FIELD.match(message)
     if missing:  # msgspec names the missing field in the message, not in the path
-        return {"field": f"{key}.{missing['name']}".lstrip("."), "message": "is required"}
+        return {"field": dotted(f"{key}.{missing['name']}"), "message": "is required"}
+    body = _body_type(request)
     unknown = _UNKNOWN_FIELD.match(message)
     if unknown:  # likewise a field the body may not carry
-        return {"field": f"{key}.{unknown['name']}".lstrip("."), "message": "is not a field of this body"}
-    body = _body_type(request)
+        if body is not None:
+            return _in_words(body, f"{message} - at `$.{key}`" if key else message)
+        return {"field": dotted(f"{key}.{unknown['name']}"), "message": "is not a field of this body"}
     if body is not None and key:
         from fulcrum_registry.schemas import plain_problem
 
+        allowed = choices_of(type_at(body, key))
+        if allowed is not None and message.startswith("Invalid enum value"):
+            # the values the catalogue's invalid-input promises for a fixed set, as a parameter has
+            return {**_in_words(body, f"{message} - at `$.{key}`"), "allowed": allowed}
         message = plain_problem(body, key, message)  # e.g. a pattern in words, not the regex
-    return {"field": key or "body", "message": message}
+        if message.startswith("Expected"):
+            return _in_words(body, f"{message} - at `$.{key}`")
+    return {"field": dotted(key) or "body", "message": message}
+
+
+def _in_words(body: type[Any], message: str) -> dict[str, Any]:
+    """msgspec's ``message`` about the body as ``field`` (dotted: ``reasons.1``) and ``message`` in words."""
+    path, problem = in_words(body, message)
+    return {"field": dotted(path) or "body", "message": problem}
 
 
 def _body_type(request: Request[Any, Any, Any]) -> type[Any] | None:

@@ -7,13 +7,13 @@ from a test.
 
 from __future__ import annotations
 
-import enum
 import re
 import typing
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
+from fulcrum_sdk._in_words import choices_of, dotted, in_words, type_at
 from fulcrum_sdk.manifest import Manifest
 from fulcrum_sdk.oauth_client import OAuthClient
 
@@ -57,20 +57,6 @@ Slug = Annotated[str, msgspec.Meta(pattern=SLUG_PATTERN, description=SLUG_WORDS)
 PublisherKind = Literal["department", "branch", "partner"]
 StateName = Literal["submitted", "checks_failed", "in_review", "approved", "rejected", "suspended", "retired"]
 Limit = Annotated[int, msgspec.Meta(ge=1, le=100)]
-
-
-def _choices(kind: type[Any], path: str) -> list[str]:
-    """The values a top-level literal or enum field ``path`` of ``kind`` takes, in declared order."""
-    try:
-        hint = typing.get_type_hints(kind).get(path)
-    except (NameError, TypeError):  # pragma: no cover - every schema's hints resolve
-        return []
-    for t in typing.get_args(hint) or (hint,):
-        if typing.get_origin(t) is Literal:
-            return [str(v) for v in typing.get_args(t)]
-        if isinstance(t, type) and issubclass(t, enum.Enum):
-            return [str(m.value) for m in t]
-    return []
 
 
 def _item_type(hint: Any) -> Any:
@@ -131,14 +117,14 @@ def validated(kind: type[T], data: object) -> T:
         problem = str(exc)[: match.start()] if match else str(exc)
         named = re.match(r"Object (missing required|contains unknown) field `([^`]+)`", problem)
         bad_value = re.match(r"Invalid enum value (.+)$", problem)
-        if bad_value and (choices := _choices(kind, path)):
-            problem = f"{bad_value.group(1)} is not one of: {', '.join(choices)}"
+        if bad_value and choices_of(type_at(kind, path)):
+            path, problem = in_words(kind, str(exc))
         elif named:
             path = f"{path}.{named.group(2)}" if path else named.group(2)
             problem = "required" if named.group(1) == "missing required" else "unknown field"
         else:
             problem = plain_problem(kind, path, problem)
-        raise InvalidInput(path or "body", problem) from None
+        raise InvalidInput(dotted(path) or "body", problem) from None
 
 
 TEXT_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"

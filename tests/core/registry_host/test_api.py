@@ -315,7 +315,7 @@ def test_a_blank_rejection_reason_says_so(
     release_id = api.submit(wheel_for(manifest)).json()["release"]["id"]
     review = {"decision": "reject", "reasons": ["fine", blank]}
     refused = _problem(api.call("POST", f"/releases/{release_id}/review", api.rita, json=review), 400)
-    assert (refused["field"], refused["detail"]) == ("reasons[1]", f"reasons[1]: {BLANK_REASON}")
+    assert (refused["field"], refused["detail"]) == ("reasons.1", f"reasons.1: {BLANK_REASON}")
     assert api.call("GET", f"/releases/{release_id}", api.rita).json()["release"]["state"] == "in_review"
 
 
@@ -469,7 +469,33 @@ def test_an_unknown_field_is_named(api: Api, path: str, body: dict[str, Any], fi
     """A body with a field the operation does not take is a 400 naming that field (it said ``body``)."""
     problem = _problem(api.call("POST", path, api.rita, json=body), 400, "invalid-input")
     assert problem["field"] == field
-    assert problem["detail"] == f"{field}: is not a field of this body"
+    assert problem["detail"].startswith(f"{field}: is not a field here (the fields are: ")
+
+
+def test_a_decision_not_allowed_names_the_allowed_ones(
+    api: Api, manifest: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """``"decision": "approved"`` said "Invalid enum value 'approved'" without the ``allowed`` values the
+    catalogue's invalid-input promises for a fixed set: it gives them, and a did-you-mean."""
+    release_id = api.submit(wheel_for(manifest)).json()["release"]["id"]
+    review = {"decision": "approved", "checklist": {}}
+    problem = _problem(api.call("POST", f"/releases/{release_id}/review", api.rita, json=review), 400)
+    assert (problem["field"], problem["errors"][0]["allowed"]) == ("decision", ["approve", "reject"])
+    assert problem["detail"] == (
+        "decision: 'approved' is not one of: approve, reject; did you mean approve?"
+    )
+
+
+def test_the_registry_service_words_a_value_not_allowed_alike() -> None:
+    """The registry service's own refusal of a value outside a fixed set has the did-you-mean too."""
+    from fulcrum_registry.errors import InvalidInput
+    from fulcrum_registry.schemas import NewPublisher, validated
+
+    with pytest.raises(InvalidInput) as caught:
+        validated(NewPublisher, {"id": "a-b", "kind": "partnr", "name": "x", "contact": "a@b"})
+    assert str(caught.value) == (
+        "kind: 'partnr' is not one of: department, branch, partner; did you mean partner?"
+    )
 
 
 def test_nul_characters_in_filters_are_422(api: Api) -> None:
