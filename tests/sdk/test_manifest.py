@@ -63,7 +63,8 @@ def test_parse_valid_manifest_fills_the_version() -> None:
             "owner",
             "required key is missing",
         ),
-        (_replace(GOOD, 'kind = "branch"', 'kind = "alien"'), "kind", "Invalid enum value 'alien'"),
+        (_replace(GOOD, 'kind = "branch"', 'kind = "alien"'), "kind",
+         "'alien' is not one of: department, branch, partner"),
         (
             _replace(GOOD, '"search:contribute" = "answers searches"', '"search:contribute" = "x"'),
             "scopes.required",
@@ -82,6 +83,9 @@ def test_parse_valid_manifest_fills_the_version() -> None:
         ),
         (_replace(GOOD, 'sdk = ">=0.1,<1"', 'sdk = "0.1"'), "sdk", "must be version specifiers such as"),
         ('homepage = "https://example.com"\n' + GOOD, None, "homepage"),
+        ('slot = ["home.banner/v1"]\n' + GOOD, "slot", "slot: is not a key here (the keys are: id, "),
+        ('slot = ["home.banner/v1"]\n' + GOOD, "slot", "; did you mean slots?"),
+        (_replace(GOOD, 'sdk = ">=0.1,<1"', "sdk = 1"), "sdk", "sdk: must be text"),
     ],
 )
 def test_invalid_manifest_names_file_key_and_problem(text: str, key: str | None, problem: str) -> None:

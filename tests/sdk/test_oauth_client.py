@@ -56,7 +56,8 @@ def test_unknown_keys_in_the_table_are_refused() -> None:
     misspelt = BASE.format(kind="partner") + '[oauth]\nredirect_uri = ["https://x.example/cb"]\n'
     with pytest.raises(ManifestError) as refused:
         parse_manifest(misspelt, file="m")
-    assert refused.value.key == "oauth"
+    assert refused.value.key == "oauth.redirect_uri"
+    assert str(refused.value).endswith("; did you mean redirect_uris?")
 
 
 @pytest.mark.parametrize(

@@ -10,13 +10,12 @@ import codecs
 import difflib
 import os
 import re
-import types
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
+from fulcrum_sdk._in_words import did_you_mean, struct_at
 from fulcrum_sdk.models import Action, LocalizedText, SlotOffer
 from fulcrum_sdk.storage import QuotaLimit, StorageQuota
 
@@ -440,35 +439,10 @@ def _did_you_mean(message: str, root: type[msgspec.Struct] | None = None) -> str
     unknown = _UNKNOWN_KEY.match(message)
     if unknown is None:
         return ""
-    kind = _table_type(unknown["table"] or "", root or Settings)
+    kind = struct_at(root or Settings, unknown["table"] or "")
     if kind is None:
         return ""
-    names = [f.encode_name for f in msgspec.structs.fields(kind)]
-    close = difflib.get_close_matches(unknown["name"], names, n=1, cutoff=0.75)
-    return f"; did you mean {close[0]}?" if close else ""
-
-
-def _table_type(path: str, root: type[msgspec.Struct]) -> type[msgspec.Struct] | None:
-    """The settings struct at msgspec's ``path`` (``plugins[...].storage_quota``) from ``root``: each
-    name a field, each ``[...]`` a table's value; ``None`` where the path leads to no struct."""
-    kind: object = root
-    for step in re.findall(r"\[\.\.\.\]|[^.\[\]]+", path):
-        kind = _optional_of(kind)
-        if step == "[...]":
-            args = typing.get_args(kind)
-            kind = args[1] if typing.get_origin(kind) is dict and len(args) == 2 else None
-        elif isinstance(kind, type) and issubclass(kind, msgspec.Struct):
-            kind = {f.encode_name: f.type for f in msgspec.structs.fields(kind)}.get(step)
-        else:
-            return None
-    kind = _optional_of(kind)
-    return kind if isinstance(kind, type) and issubclass(kind, msgspec.Struct) else None
-
-
-def _optional_of(kind: object) -> object:
-    """``X`` for ``X | None``; any other type as it is."""
-    args = [a for a in typing.get_args(kind) if a is not type(None)]
-    return args[0] if isinstance(kind, types.UnionType) and len(args) == 1 else kind
+    return did_you_mean(unknown["name"], [f.encode_name for f in msgspec.structs.fields(kind)])
 
 
 _AT_KEY = re.compile(r" - at `\$\.(?P<key>[^`.\[]+)(?P<rest>[^`]*)`$")

@@ -112,26 +112,27 @@ def choices_of(kind: Any) -> list[str] | None:
     return None
 
 
-def in_words(kind: Any, message: str, *, an_object: str = "a JSON object") -> tuple[str, str]:
+def in_words(
+    kind: Any, message: str, *, an_object: str = "a JSON object", field: str = "field"
+) -> tuple[str, str]:
     """msgspec's ``message`` about decoding ``kind`` as (the field's msgspec path, the problem in words).
 
     A missing or unknown field is named in the path; an unknown one gets the fields there are and a
     did-you-mean, an enum value the values allowed, a value of the wrong type what it must be (a whole
     number of fen for a ``*_fen`` field); ``an_object`` is what an object is called where it was written
-    (``a table`` in TOML). Anything else keeps msgspec's words."""
+    (``a table`` in TOML) and ``field`` what a field is (``key``). Anything else keeps msgspec's words."""
     path, problem = split_message(message)
     named = _NAMED.match(problem)
     if named:
-        field = f"{path}.{named['name']}" if path else named["name"]
+        at = f"{path}.{named['name']}" if path else named["name"]
         if named["what"] == "missing required":
-            return field, "is required"
+            return at, "is required"
         owner = struct_at(kind, path)
         if owner is None:
-            return field, "is not a field here"
-        fields = [f.encode_name for f in msgspec.structs.fields(owner)]
-        return field, (
-            f"is not a field here (the fields are: {', '.join(fields)}){did_you_mean(named['name'], fields)}"
-        )
+            return at, f"is not a {field} here"
+        names = [f.encode_name for f in msgspec.structs.fields(owner)]
+        known = f"(the {field}s are: {', '.join(names)}){did_you_mean(named['name'], names)}"
+        return at, f"is not a {field} here {known}"
     bad = _ENUM.match(problem)
     if bad and (allowed := choices_of(type_at(kind, path))):
         sent = bad["value"].strip("'")
@@ -142,5 +143,6 @@ def in_words(kind: Any, message: str, *, an_object: str = "a JSON object") -> tu
         if all(nouns):
             if path.rpartition(".")[2].endswith("_fen"):
                 nouns = [f"{n} of fen" if n == "a whole number" else n for n in nouns]
-            return path, f"must be {' or '.join(typing.cast('list[str]', nouns))}"
+            words = typing.cast("list[str]", nouns)
+            return path, f"must be {', '.join(words[:-1]) + ' or ' if len(words) > 1 else ''}{words[-1]}"
     return path, problem

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from fulcrum_sdk._in_words import in_words
 from fulcrum_sdk.errors import ManifestError
 from fulcrum_sdk.hookspecs import HOOK_NAMES, PROJECT_NAME
 from fulcrum_sdk.models import SLOT_IDS, LocalizedText
@@ -114,13 +115,15 @@ def _key_from_validation(message: str) -> tuple[str | None, str]:
     path = match.group(1) if match else ""
     problem = message[: match.start()] if match else message
     missing = re.match(r"Object missing required field `([^`]+)`", problem)
+    pattern = re.match(r"Expected `str` matching regex '(.*)'$", problem)
     if missing:
         path = f"{path}.{missing.group(1)}" if path else missing.group(1)
         problem = "required key is missing"
-    pattern = re.match(r"Expected `str` matching regex '(.*)'$", problem)
-    if pattern:  # msgspec quotes the pattern with its backslashes doubled
+    elif pattern:  # msgspec quotes the pattern with its backslashes doubled
         words = _IN_WORDS.get(pattern.group(1).replace("\\\\", "\\"))
         problem = f"must be {words}" if words else problem
+    else:  # an unknown key (with the keys there are and a did-you-mean), a value of the wrong type
+        path, problem = in_words(Manifest, message, an_object="a table", field="key")
     key = path.replace("[...]", ".*").replace("[", ".").replace("]", "")
     return key or None, problem
 

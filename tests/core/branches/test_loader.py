@@ -56,7 +56,7 @@ def test_duplicate_keys_are_refused() -> None:
 def test_wrong_types_are_reported_with_key_paths() -> None:
     """A wrong type names the exact key inside the plugin entry."""
     assert _lines('[plugins.merchant-promo]\nrollout = "30"\n') == [
-        f"{F}: plugins.merchant-promo.rollout: Expected `int`, got `str`"
+        f"{F}: plugins.merchant-promo.rollout: must be a whole number"
     ]
 
 
@@ -68,10 +68,10 @@ def test_every_bad_entry_is_reported_not_just_the_first() -> None:
         '[plugins.c-plugin]\npin = { "home.banner/v1" = "two" }\n'
     )
     assert lines == [
-        f"{F}: plugins.a-plugin.enabled: Expected `bool`, got `int`",
-        f"{F}: plugins.b-plugin.settings.ratio: Expected `bool | int | str`, got `float`",
-        f"{F}: plugins.b-plugin.settings.limit: Expected `bool | int | str`, got `array`",
-        f'{F}: plugins.c-plugin.pin."home.banner/v1": Expected `int`, got `str`',
+        f"{F}: plugins.a-plugin.enabled: must be true or false",
+        f"{F}: plugins.b-plugin.settings.ratio: must be true or false, a whole number or text",
+        f"{F}: plugins.b-plugin.settings.limit: must be true or false, a whole number or text",
+        f'{F}: plugins.c-plugin.pin."home.banner/v1": must be a whole number',
     ]
 
 
@@ -82,6 +82,25 @@ def test_unknown_keys_are_named() -> None:
     assert lines[1].startswith(
         f"{F}: plugins.pension.rolout: unknown key; expected one of: enabled, version, rollout"
     )
+
+
+def test_every_problem_of_an_entry_is_reported_in_words() -> None:
+    """``enabled = "no"`` said "Expected `bool`, got `str`" and stopped there: a second mistake in the
+    entry (``rolout``) was never reported. Each key is judged, in words, with a did-you-mean."""
+    assert _lines('[plugins.pension]\nenabled = "no"\nrolout = 30\n') == [
+        f"{F}: plugins.pension.enabled: must be true or false",
+        f"{F}: plugins.pension.rolout: unknown key; expected one of: enabled, version, rollout, allow, pin, "
+        "settings; did you mean rollout?",
+    ]
+    (line,) = _lines("nmae = 1\n")
+    assert line == f"{F}: nmae: unknown key; expected one of: name, plugins; did you mean name?"
+
+
+def test_a_name_that_is_not_a_table_says_what_it_must_be() -> None:
+    """``name = "Shanghai"`` said "Expected `object`": the names by language go in a table."""
+    assert _lines('name = "Shanghai"\n') == [
+        f'{F}: name: must be a table of names by language, such as {{ zh-CN = "上海分行", en = "Shanghai" }}'
+    ]
 
 
 def test_mandatory_belongs_to_hq_only() -> None:

@@ -1,8 +1,9 @@
 """Reading branch files: TOML text → typed ``HqFile`` / ``BranchFile`` plus every problem found.
 
-msgspec stops at the first validation error of a value, so each plugin entry (and each pin and
-setting inside it) is converted on its own: one pass reports every bad entry, each with its key
-path. The partly parsed file is still returned so ``validate`` can add what it finds.
+msgspec stops at the first validation error of a value, so each key of each plugin entry (and each
+pin and setting inside it) is converted on its own: one pass reports every bad key, each with its key
+path and the problem in words (``must be true or false``, the keys there are and a did-you-mean).
+The partly parsed file is still returned so ``validate`` can add what it finds.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
+from fulcrum_sdk._in_words import did_you_mean, in_words
 from fulcrum_sdk.models import LocalizedText
 
 from fulcrum_core.branches.model import (
@@ -31,7 +33,6 @@ __all__ = ["branch_code_of", "not_read", "parse_branch", "parse_hq", "read_direc
 
 _E = TypeVar("_E", bound=BranchPluginEntry)
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
-_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
 _TOP_KEYS = ("name", "plugins")
 _NOT_READ = (
@@ -76,24 +77,36 @@ def branch_code_of(path: str | Path) -> str | None:
     return stem
 
 
+_TABLE = "a table"
+"""What msgspec calls an ``object``, as a branch file's author wrote it."""
+_NAMES_TABLE = 'a table of names by language, such as { zh-CN = "上海分行", en = "Shanghai" }'
+
+
+def _unknown_key(name: str, allowed: tuple[str, ...]) -> str:
+    """An unknown key's problem: the keys there are, and the one it nearly spells."""
+    if name == "mandatory" and "mandatory" not in allowed:
+        return f"only {HQ_FILE} can make a plugin mandatory"
+    return f"unknown key; expected one of: {', '.join(allowed)}{did_you_mean(name, allowed)}"
+
+
 def _field_problem(
-    file: str, prefix: tuple[str, ...], exc: msgspec.ValidationError, allowed: tuple[str, ...]
+    file: str, prefix: tuple[str, ...], exc: msgspec.ValidationError, kind: Any = None,
+    an_object: str = _TABLE,
 ) -> BranchProblem:
-    """Turn msgspec's message into (key path, problem) under ``prefix``."""
+    """Turn msgspec's message about a value of type ``kind`` into (key path, problem in words) under
+    ``prefix``."""
     message = str(exc)
     match = _AT.search(message)
     path = match["path"] if match else ""
     problem = message[: match.start()] if match else message
     # Inside an entry msgspec's paths are bare field names and [indices]: keep them as written.
-    key = ".".join(k for k in (toml_key(*prefix), path) if k)
-    if unknown := _UNKNOWN.match(problem):
-        key = ".".join(k for k in (key, toml_key(unknown["name"])) if k)
-        problem = f"unknown key; expected one of: {', '.join(allowed)}"
-        if unknown["name"] == "mandatory" and "mandatory" not in allowed:
-            problem = f"only {HQ_FILE} can make a plugin mandatory"
-    elif missing := _MISSING.match(problem):
+    base = toml_key(*prefix)
+    key = base + path if path.startswith("[") else ".".join(k for k in (base, path) if k)
+    if missing := _MISSING.match(problem):
         key = ".".join(k for k in (key, toml_key(missing["name"])) if k)
         problem = "required key is missing"
+    else:
+        problem = in_words(kind, message, an_object=an_object)[1]
     return BranchProblem(file, key, problem)
 
 
@@ -109,7 +122,7 @@ def _items(
         try:
             good[key] = msgspec.convert(value, value_type)
         except msgspec.ValidationError as exc:
-            problems.append(_field_problem(file, (*prefix, key), exc, ()))
+            problems.append(_field_problem(file, (*prefix, key), exc, value_type))
     return good
 
 
@@ -129,10 +142,23 @@ def _entry(
         data["pin"] = _items(file, (*prefix, "pin"), data["pin"], int, problems)
     if "settings" in data:
         data["settings"] = _items(file, (*prefix, "settings"), data["settings"], SettingValue, problems)
+    # msgspec stops at an entry's first bad key: each key is judged on its own, so all are reported.
+    fields = {f.encode_name: f.type for f in msgspec.structs.fields(entry_type)}
+    found = len(problems)
+    for key, value in data.items():
+        if key not in fields:
+            problems.append(BranchProblem(file, toml_key(*prefix, key), _unknown_key(key, tuple(fields))))
+            continue
+        try:
+            msgspec.convert(value, fields[key])
+        except msgspec.ValidationError as exc:
+            problems.append(_field_problem(file, (*prefix, key), exc, fields[key]))
+    if len(problems) > found:
+        return None
     try:
         return msgspec.convert(data, entry_type)
-    except msgspec.ValidationError as exc:
-        problems.append(_field_problem(file, prefix, exc, entry_type.__struct_fields__))
+    except msgspec.ValidationError as exc:  # a check across keys
+        problems.append(_field_problem(file, prefix, exc, entry_type))
         return None
 
 
@@ -151,13 +177,13 @@ def _parse(
     if not isinstance(raw, dict):  # pragma: no cover - TOML documents are always tables
         return None, [BranchProblem(file, "", "expected a TOML table")]
     fields: dict[str, Any] = {}
-    expected = f"unknown key; expected one of: {', '.join(_TOP_KEYS)}"
-    problems += [BranchProblem(file, toml_key(key), expected) for key in raw if key not in _TOP_KEYS]
+    unknown = [key for key in raw if key not in _TOP_KEYS]
+    problems += [BranchProblem(file, toml_key(key), _unknown_key(key, _TOP_KEYS)) for key in unknown]
     if "name" in raw:
         try:
             fields["name"] = msgspec.convert(raw["name"], LocalizedText)
         except msgspec.ValidationError as exc:
-            problems.append(_field_problem(file, ("name",), exc, ("zh-CN", "en")))
+            problems.append(_field_problem(file, ("name",), exc, LocalizedText, _NAMES_TABLE))
     plugins = raw.get("plugins", {})
     if not isinstance(plugins, dict):
         problems.append(BranchProblem(file, "plugins", f"expected a table, got {type(plugins).__name__}"))
