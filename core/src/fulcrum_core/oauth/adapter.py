@@ -99,14 +99,15 @@ def back_channel_refusal(snap: RequestSnapshot) -> OAuthResponse | None:
     authlib reads the first of repeated values and, at these endpoints, the URL's parameters too: a
     revocation of ``token=junk&token=<the real one>`` answered 200 and left the real token live.
     """
+    if snap.query:  # first: a request of URL parameters alone has no body, hence no content type
+        names = ", ".join(sorted({key for key, _ in snap.query}))
+        return _invalid_request(
+            f"parameters belong in a form-encoded body ({_FORM}), not the URL's query (found: {names}; "
+            "RFC 6749 section 3.2)"
+        )
     if snap.content_type != _FORM:
         sent = snap.content_type or "no content type"
         return _invalid_request(f"the request body must be {_FORM}, not {sent} (RFC 6749 section 3.2)")
-    if snap.query:
-        names = ", ".join(sorted({key for key, _ in snap.query}))
-        return _invalid_request(
-            f"parameters belong in the form-encoded body, not the URL (found: {names}; RFC 6749 section 3.2)"
-        )
     seen: set[str] = set()
     for key, _value in snap.form:
         if key in seen:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
+from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
@@ -42,6 +43,14 @@ class AccessTokenRecord(msgspec.Struct, frozen=True):
         return False
 
 
+def _token_sent(request: Any, action: str) -> None:
+    """``invalid_request`` naming ``token`` when it is missing (authlib's answer named nothing)."""
+    if "token" not in request.form:
+        raise InvalidRequestError(
+            description=f"the token to {action} is missing: send it as the form parameter 'token'"
+        )
+
+
 def _find(server: FulcrumAuthorizationServer, token: str, hint: str | None) -> Any:
     """The refresh-token record or verified access token ``token`` names, whatever the hint says."""
     looks_like_jwt = token.count(".") == 2
@@ -61,6 +70,10 @@ class FulcrumRevocationEndpoint(RevocationEndpoint):  # type: ignore[misc]
     CLIENT_AUTH_METHODS: ClassVar[list[str]] = TOKEN_AUTH_METHODS
     server: FulcrumAuthorizationServer
 
+    def check_params(self, request: Any, client: Any) -> None:
+        _token_sent(request, "revoke")
+        super().check_params(request, client)
+
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
         return _find(self.server, token_string, token_type_hint)
 
@@ -74,6 +87,10 @@ class FulcrumIntrospectionEndpoint(IntrospectionEndpoint):  # type: ignore[misc]
 
     CLIENT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic", "private_key_jwt"]
     server: FulcrumAuthorizationServer
+
+    def check_params(self, request: Any, client: Any) -> None:
+        _token_sent(request, "introspect")
+        super().check_params(request, client)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
         return _find(self.server, token_string, token_type_hint)

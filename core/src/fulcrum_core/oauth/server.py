@@ -13,8 +13,16 @@ import time
 from typing import Any, Final
 
 from authlib.oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError, OAuth2Error
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidScopeError,
+    OAuth2Error,
+    UnsupportedGrantTypeError,
+    UnsupportedResponseTypeError,
+)
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
+from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc9207 import IssuerParameter
 from fulcrum_sdk.scopes import APP_SCOPES, SCOPES
@@ -37,6 +45,7 @@ from fulcrum_core.oauth.grants import (
 from fulcrum_core.oauth.idp import IdentityProvider
 from fulcrum_core.oauth.jwt_bearer import IdpAssertionGrant
 from fulcrum_core.oauth.refresh import FamilyRevoked, RefreshTokenStore
+from fulcrum_core.oauth.refusals import grant_type_refusal, response_type_refusal, unknown_scope_refusal
 from fulcrum_core.runtime import Runtime
 
 __all__ = ["APP_CLIENT_ID", "TOKEN_PATH", "FulcrumAuthorizationServer", "ensure_app_client", "oauth_server"]
@@ -180,6 +189,29 @@ class FulcrumAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         """No signals: audit of OAuth events is not wired yet."""
+
+    # -- refusals in words (authlib leaves them bare or vague) ------------------------------------
+
+    def get_token_grant(self, request: SnapshotRequest) -> Any:
+        try:
+            return super().get_token_grant(request)
+        except UnsupportedGrantTypeError as error:
+            accepted = {grant.GRANT_TYPE for grant, _ in self._token_grants}
+            error.description = grant_type_refusal(request.payload.grant_type, accepted)
+            raise
+
+    def get_authorization_grant(self, request: SnapshotRequest) -> Any:
+        try:
+            return super().get_authorization_grant(request)
+        except UnsupportedResponseTypeError as error:
+            error.description = response_type_refusal(request.payload.response_type)
+            raise
+
+    def validate_requested_scope(self, scope: str | None) -> None:
+        unknown = [s for s in scope_to_list(scope or "") or () if s not in SCOPES]
+        if unknown:
+            raise InvalidScopeError(description=unknown_scope_refusal(unknown, SCOPES))
+        super().validate_requested_scope(scope)
 
     # -- tokens ---------------------------------------------------------------------------------
 
