@@ -136,6 +136,24 @@ def test_missing_token_is_401_with_a_bare_challenge(
     assert r.headers["www-authenticate"] == 'Bearer realm="fulcrum"'
 
 
+@pytest.mark.parametrize(
+    ("authorization", "detail"),
+    [
+        ("Basic dXNlcjpwYXNz", "the Authorization header uses the 'Basic' scheme; a Bearer access token is "
+         "expected (Authorization: Bearer <token>)"),
+        (None, "no access token was sent"),
+        ("Bearer", "no access token was sent"),
+    ],
+    ids=["basic", "none", "empty-bearer"],
+)
+def test_another_scheme_is_told_a_bearer_token_is_expected(
+    client: TestClient[Litestar], authorization: str | None, detail: str
+) -> None:
+    """``Authorization: Basic …`` was answered "no access token was sent"."""
+    r = client.get("/v1/home", headers={"Authorization": authorization} if authorization else {})
+    assert (r.status_code, r.json()["code"], r.json()["detail"]) == (401, "token.missing", detail)
+
+
 def test_bad_token_is_401_invalid_token(client: TestClient[Litestar], tokens: TokenService) -> None:
     """A tampered token: 401 problem token.bad_signature with an invalid_token challenge."""
     header, _, sig = tokens.issue("c-1", ["home:read"]).split(".")

@@ -138,6 +138,25 @@ def test_cli_db_check_fails_on_an_unmigrated_database(tmp_path: Path) -> None:
     assert result.exit_code != 0
 
 
+def test_cli_db_check_on_an_old_database_says_to_upgrade(tmp_path: Path) -> None:
+    """alembic's "Target database is not up to date." said nothing of what to do: the check names where
+    the database is and says to run ``fulcrum db upgrade``."""
+    from fulcrum_core.data.db import Database
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    database = Database(url)
+    try:
+        database.upgrade("20261128_01_core")
+    finally:
+        database.dispose()
+    config = tmp_path / "fulcrum.toml"
+    config.write_text(f'database_url = "{url}"\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["--config", str(config), "db", "check"])
+    assert result.exit_code == 1
+    assert "the database is at 20261128_01_core" in result.output
+    assert "run `fulcrum db upgrade`, then `fulcrum db check` again" in result.output
+
+
 def test_the_retry_window_migration_dates_existing_rows_by_their_first_attempt(database_url: str) -> None:
     """Rows journaled before ``first_seen_at`` existed get their first attempt's time: ``created_at``
     when no retry ran them again, else when the first refused attempt was answered (a retry dated

@@ -488,3 +488,16 @@ def test_a_problem_journaled_under_the_old_base_replays_with_a_type_that_leads_s
     again = _post(app, payload, "k-old")
     assert again.json() == {**first, "type": "http://127.0.0.1:8000/problems/" + replayed}
     _follow(app, again.json())
+
+
+def test_a_renamed_code_keeps_its_old_page_answering(app: Any) -> None:
+    """``unknown-customer`` and ``customer.unknown`` named one condition: the host answers the latter
+    only, and the old link still leads to its page."""
+    from fulcrum_core.problem_types import RENAMED, by_code
+
+    assert by_code("unknown-customer") is by_code("customer.unknown") is not None
+    assert all(by_code(old) is by_code(new) is not None for old, new in RENAMED.items())
+    page = app.client.get("/problems/unknown-customer", headers={"Accept": "application/json"})
+    assert page.status_code == 200, page.text
+    assert page.json()["code"] == "customer.unknown"
+

@@ -225,6 +225,16 @@ def test_wrong_issuer(svc: TokenService, store: KeyStore, clock: FakeClock) -> N
     assert _code(svc, other.issue("c-1", ["home:read"])) == "token.wrong_issuer"
 
 
+def test_a_wrong_issuer_names_both_issuers(svc: TokenService, store: KeyStore) -> None:
+    """It said only "issued by another issuer": which one, and which this host expects, is named."""
+    other = TokenService(store, issuer="https://staging.test", audience=AUDIENCE, max_ttl_seconds=300)
+    with pytest.raises(Unauthorized) as caught:
+        svc.verify(other.issue("c-1", ["home:read"]))
+    assert caught.value.detail == (
+        f"the token was issued by 'https://staging.test', not by this host's issuer {ISSUER!r}"
+    )
+
+
 def test_wrong_audience(svc: TokenService) -> None:
     """A token for another audience is token.wrong_audience; asking for its audience accepts it."""
     token = svc.issue("c-1", ["home:read"], audience="registry-api")

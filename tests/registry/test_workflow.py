@@ -149,8 +149,12 @@ def test_four_eyes_sees_one_person_through_case_and_spacing(
             registry.reject(rid, reviewer=alias, reasons=["withdraw"])
     high = submit(manifest=manifest(**HIGH), version="1.1.0").id
     approve(high, "bob smith")
-    with pytest.raises(FourEyesViolation, match="already approved"):
+    with pytest.raises(FourEyesViolation) as caught:
         approve(high, "Bob  Smith")
+    assert str(caught.value).endswith(
+        f"already approved release {high}; another reviewer must approve it (each reviewer's approval "
+        "counts once)"
+    )
     assert registry.get_release(high).state == "in_review"
     assert registry.get_release(rid).state == "in_review"
 

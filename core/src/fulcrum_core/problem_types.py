@@ -22,6 +22,7 @@ __all__ = [
     "CATALOGUE",
     "LEGACY_PROBLEM_BASE",
     "PLUGIN_REFUSAL",
+    "RENAMED",
     "ProblemCode",
     "ProblemType",
     "ProblemTypeURI",
@@ -187,10 +188,6 @@ CATALOGUE: Final[tuple[ProblemType, ...]] = (
        "Use an access token the customer authorized (authorization code flow).", "get-scope"),
     _t("customer.unknown", 403, "Unknown customer",
        "The bank has no customer profile for the token's subject.",
-       "Sign the customer in again; if it persists the customer is not onboarded.", "reauthenticate"),
-    _t("unknown-customer", 403, "Unknown customer",
-       "The bank has no customer profile for the token's subject (found as the request's plugin "
-       "contexts were prepared, where other routes answer `customer.unknown`).",
        "Sign the customer in again; if it persists the customer is not onboarded.", "reauthenticate"),
     _t("customer.data_unavailable", 503, "Customer data unavailable",
        "The bank's customer data did not answer in time.", "Retry after `Retry-After` seconds.", "retry",
@@ -402,9 +399,14 @@ if len(_BY_CODE) != len(CATALOGUE):  # pragma: no cover - caught by the tests at
     raise ValueError("a problem code is catalogued twice")
 
 
+RENAMED: Final = {"unknown-customer": "customer.unknown"}
+"""Codes answered once and since merged into another (the same condition under two names): a ``type``
+journaled or linked under the old code still leads to its entry."""
+
+
 def by_code(code: str) -> ProblemType | None:
-    """The catalogue entry of ``code``, or None."""
-    return _BY_CODE.get(code)
+    """The catalogue entry of ``code`` (or of the code it was renamed to), or None."""
+    return _BY_CODE.get(RENAMED.get(code, code))
 
 
 def problem_base(settings: Settings) -> str:

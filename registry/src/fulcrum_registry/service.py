@@ -510,7 +510,8 @@ class RegistryService:
             )
             if any(person_key(a.reviewer) == person_key(reviewer) for a in approvals):
                 raise FourEyesViolation(
-                    f"{reviewer!r} already approved release {row.id}; another reviewer must"
+                    f"{reviewer!r} already approved release {row.id}; another reviewer must approve it "
+                    "(each reviewer's approval counts once)"
                 )
             now = self._clock()
             session.add(

@@ -69,6 +69,17 @@ def test_a_client_without_a_secret_is_one_error_line(database: str, client_id: s
     assert _client(database) == before
 
 
+def test_a_plugin_id_without_its_prefix_suggests_the_client(database: str) -> None:
+    """``rotate-secret pension`` talked of partner keys: the client is ``plugin-pension``."""
+    env = {"FULCRUM_DATABASE_URL": database}
+    result = CliRunner().invoke(main, ["oauth", "rotate-secret", "pension"], env=env)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: no secret-based client 'pension': did you mean plugin-pension? An internal plugin's backend "
+        "is the client plugin-<plugin id>\n"
+    )
+
+
 def test_without_a_database_it_creates_none(tmp_path: Path) -> None:
     """Run where there is no database, it says so and creates none."""
     url = f"sqlite:///{tmp_path / 'none.db'}"

@@ -31,6 +31,7 @@ from fulcrum_core.auth.claims import AccessTokenClaims
 from fulcrum_core.auth.guards import PUBLIC_OPT, check_scopes, declared_scopes
 from fulcrum_core.auth.principal import Principal
 from fulcrum_core.errors import Unauthorized
+from fulcrum_core.parameter_problems import echoed
 from fulcrum_core.runtime import Runtime, runtime_of
 
 __all__ = ["BearerAuthenticationMiddleware", "auth_middleware", "bearer_token"]
@@ -53,6 +54,18 @@ def _challenge(error: Unauthorized) -> str:
     # error_description must be printable ASCII without quotes or backslashes (RFC 6750 §3).
     description = "".join(c for c in error.detail if " " <= c <= "~" and c not in '"\\')
     return f'Bearer realm="fulcrum", error="invalid_token", error_description="{description}"'
+
+
+def _missing_in_words(error: Unauthorized, sent: str | None) -> str:
+    """The refusal's detail; for an ``Authorization`` header of another scheme (``Basic``) it says a
+    Bearer token is expected, where "no access token was sent" left the sender puzzled."""
+    scheme = (sent or "").strip().partition(" ")[0]
+    if error.code != "token.missing" or not scheme or scheme.lower() == "bearer":
+        return error.detail
+    return (
+        f"the Authorization header uses the {echoed(scheme, 20)} scheme; a Bearer access token is expected "
+        "(Authorization: Bearer <token>)"
+    )
 
 
 def _authorization(scope: Scope) -> str | None:
@@ -121,7 +134,8 @@ class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
             verified = runtime.tokens.verify_token(token, audience=runtime.settings.audience)
         except Unauthorized as exc:
             challenge = f"{BASIC_CHALLENGE}, {_challenge(exc)}" if basic else _challenge(exc)
-            raise Unauthorized(exc.detail, code=exc.code, headers={"WWW-Authenticate": challenge}) from None
+            detail = exc.detail if basic else _missing_in_words(exc, authorization)
+            raise Unauthorized(detail, code=exc.code, headers={"WWW-Authenticate": challenge}) from None
         try:
             required = self._required[handler]
         except KeyError:

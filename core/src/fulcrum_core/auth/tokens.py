@@ -44,6 +44,7 @@ from fulcrum_core.auth.claims import ACCESS_TOKEN_TYPES, TOKEN_TYPE, AccessToken
 from fulcrum_core.auth.keys import SUPPORTED_ALGORITHMS, KeyStore
 from fulcrum_core.auth.principal import Principal, PrincipalKind
 from fulcrum_core.errors import Unauthorized
+from fulcrum_core.parameter_problems import echoed
 
 if TYPE_CHECKING:
     from fulcrum_core.settings import Settings
@@ -268,7 +269,7 @@ class TokenService:
         except MissingClaimError as exc:
             raise _fail("token.malformed", f"the token lacks the claim(s) {exc.claim}") from exc
         except InvalidClaimError as exc:
-            raise _claim_failure(exc) from exc
+            raise _claim_failure(exc, str(raw.get("iss")), self.issuer) from exc
         except ClaimError as exc:
             raise _fail("token.malformed", exc.description) from exc
         if claims.exp - claims.iat > self.max_ttl_seconds:
@@ -276,10 +277,14 @@ class TokenService:
         return claims
 
 
-def _claim_failure(exc: InvalidClaimError) -> Unauthorized:
-    """Name the claim that failed: issuer and audience mismatches and not-yet-valid get their own code."""
+def _claim_failure(exc: InvalidClaimError, sent_issuer: str, issuer: str) -> Unauthorized:
+    """Name the claim that failed: issuer and audience mismatches and not-yet-valid get their own code;
+    a wrong issuer names both, the token's and this host's."""
     if exc.claim == "iss":
-        return _fail("token.wrong_issuer", "the token was issued by another issuer")
+        return _fail(
+            "token.wrong_issuer", f"the token was issued by {echoed(sent_issuer)}, not by this host's issuer "
+            f"{issuer!r}",
+        )
     if exc.claim == "aud":
         return _fail("token.wrong_audience", "the token is not meant for this audience")
     if exc.claim in ("nbf", "iat"):  # types were checked before, so only the time can be wrong

@@ -36,8 +36,15 @@ def rotate_secret(ctx: click.Context, client_id: str) -> None:
 
     database = existing_database(settings_for(ctx))
     try:
-        secret = ClientStore(database).rotate_secret(client_id)
+        store = ClientStore(database)
+        secret = store.rotate_secret(client_id)
     except NotFound as exc:
+        meant = store.get(f"plugin-{client_id}")
+        if meant is not None and meant.auth_method == "client_secret_basic":
+            raise click.ClickException(
+                f"{exc.detail}: did you mean plugin-{client_id}? An internal plugin's backend is the client "
+                "plugin-<plugin id>"
+            ) from None
         raise click.ClickException(
             f"{exc.detail}: only a client authenticating with a secret (client_secret_basic) has one to "
             "rotate; a partner's client signs with its registered key instead"

@@ -185,7 +185,9 @@ class ContextFactory:
         if profile is None:
             profile = self.provider.profile(customer_ref)
         if profile is None:
-            raise Forbidden("no customer profile for this token's subject", code="unknown-customer")
+            raise Forbidden(
+                "the bank has no customer profile for this token's subject", code="customer.unknown"
+            )
         customer = Customer(
             id=customer_ref, segment=profile.segment, branch=profile.branch, locale=profile.locale
         )
