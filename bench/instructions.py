@@ -94,6 +94,8 @@ async def _pages(variant: str, requests: int, state: Path, tokens: list[bytes]) 
     if variant not in ("bare", "plain"):
         stop, _ = await inprocess._lifespan(app)
     await _ready(app if stop is not None else None, variant, tokens[0])
+    if stop is not None:
+        await inprocess.read_reports(app, tokens)
     turns = itertools.cycle(tokens)
     for _ in range(300):
         await inprocess._call(app, "/v1/home", next(turns))
@@ -211,7 +213,12 @@ def main() -> None:
         "--functions", type=int, default=0, metavar="N",
         help="also list the N Python functions costing the most per page (Python 3.12 or newer)",
     )
+    parser.add_argument(
+        "--unread", action="store_true",
+        help="customers do not open the wealth check-up's report first: its owed notices stay offered",
+    )
     args = parser.parse_args()
+    inprocess.READ_REPORTS = not args.unread
     if os.environ.get(CHILD):
         _child(args)
         return
