@@ -67,6 +67,17 @@ def test_a_mismatch_pops_up_until_the_report_is_opened(
     assert "home.popup/v1" not in _slots(harness.home_slot_offers())
 
 
+def test_a_report_read_before_any_home_page_leaves_nothing_to_pop_up(
+    make_harness: MakeHarness, storage: MemoryStorage
+) -> None:
+    """A customer who opens the report (a deep link, a search hit) before the home page ever scored them
+    has seen the mismatch a first visit would tell: that is kept, and the home page offers no popup."""
+    harness = make_harness("affluent")
+    assert harness.page("report") is not None
+    assert storage.get(_key("affluent")) == {"score": 48, "mismatched": ["STK-TECH"]}
+    assert "home.popup/v1" not in _slots(harness.home_slot_offers())
+
+
 def test_a_drop_the_host_did_not_show_is_offered_until_the_report_is_opened(
     make_harness: MakeHarness, storage: MemoryStorage, now: datetime
 ) -> None:

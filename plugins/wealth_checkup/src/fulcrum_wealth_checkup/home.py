@@ -120,11 +120,13 @@ async def notable_change(ctx: PluginContext, report: CheckUp | Glance) -> Notice
 
 async def report_opened(ctx: PluginContext, report: CheckUp) -> None:
     """The customer opened the report, so the notice owed (if any) is seen: ``report`` is now what they
-    know. Writes only when a notice was owed, so opening the report costs one read otherwise; storage
-    failing leaves the notice owed (offered again) rather than failing the report."""
+    know. Writes only when a notice was owed or nothing was kept yet (a customer who reads the report
+    before the home page ever scored them has seen what a first visit would tell), so opening the
+    report costs one read otherwise; storage failing leaves the notice owed (offered again) rather than
+    failing the report."""
     try:
         raw = await ctx.storage.aget(_memory_key(ctx))
-        if isinstance(raw, dict) and raw.get("notice") is not None:
+        if raw is None or (isinstance(raw, dict) and raw.get("notice") is not None):
             seen = Seen(score=report.score, mismatched=tuple(sorted(report.mismatched)))
             await ctx.storage.aput(_memory_key(ctx), _stored(seen))
     except StorageError:
