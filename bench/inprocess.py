@@ -18,6 +18,7 @@ the database, as nearly every page does in production, where a customer seldom c
 second) and takes turns over ``--customers`` demo customers (default: one, or all 15 with ``--cold``).
 The ``cpu`` column is the process's CPU time (every thread) per request over all blocks: with reads
 in worker threads, wall time also holds the waits for them.
+``--postgres URL`` runs the real app on that PostgreSQL database (reads in worker threads) instead of SQLite.
 ``--synthetic campaign`` has the synthetic plugins implement ``home_slot_campaigns`` instead of
 ``home_slot_offers`` (default ``offers``); ``--synthetic offers --synthetic campaign --rounds N``
 alternates the two, variant by variant, N times.
@@ -202,6 +203,10 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="the real app with its read caches off")
     parser.add_argument("--customers", type=int, help="demo customers the requests take turns over")
     parser.add_argument(
+        "--postgres", metavar="URL", default=os.environ.get("FULCRUM_BENCH_POSTGRES_URL"),
+        help="the real app on this PostgreSQL database (migrated and seeded) instead of SQLite",
+    )
+    parser.add_argument(
         "--loop", choices=LOOPS, default="uvloop", help="the event loop (uvloop: as fulcrum serve runs)"
     )
     args = parser.parse_args()
@@ -213,7 +218,7 @@ def main() -> None:
     # after the directory was emptied: the figures are taken by then, so that is no reason to fail.
     with tempfile.TemporaryDirectory(prefix="fulcrum-inprocess-", ignore_cleanup_errors=True) as tmp:
         state = Path(tmp)
-        env = home._prepare(state, None, caches=True)
+        env = home._prepare(state, args.postgres, caches=True)
         os.environ.update(env)
         customers = home._demo_customers(args.customers or (15 if args.cold else 1))
         tokens, _ = home._tokens(env, customers)
@@ -232,8 +237,10 @@ def main() -> None:
                     )
                     results.setdefault((variant, mode), []).append(measured)
     caches = "caches off" if args.cold else "caches on"
+    database = "PostgreSQL" if args.postgres else "SQLite"
     print(
         f"\n{args.requests} sequential requests per variant over {len(customers)} customer(s), {caches}, "
+        f"{database}, "
         f"{args.rounds} round(s), python {sys.version.split()[0]} on {args.loop}"
     )
     print(

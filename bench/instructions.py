@@ -11,6 +11,8 @@ worker threads). Instructions are not time (a cache miss costs many), so read th
     apt-get install valgrind
     uv run python bench/instructions.py --requests 1000 --variant full --synthetic campaign --customers 15
 
+``--cold`` counts the page with the per-worker read caches off, as ``inprocess.py --cold`` times it;
+``--postgres URL`` runs the app on that PostgreSQL database, whose reads run in worker threads.
 The run takes about two minutes per thousand pages (valgrind runs the interpreter ≈ 50× slower).
 
 ``--functions N`` also prints the N Python functions that cost the most instructions per page,
@@ -62,6 +64,8 @@ def _collect(on: bool) -> None:
 # Under valgrind the app runs ≈ 50 times slower, so read caches of 1 s would refresh ≈ 50 times as
 # often per page as at full speed; stretched alike, a page sees about as many refreshes as it would.
 STRETCHED = "storage_cache_ms = 60000\nconsent_cache_ms = 60000\ncampaign_ttl_ms = 3600000\n"
+COLD = "campaign_ttl_ms = 3600000\n"
+"""``--cold``: the read caches off (``inprocess._app`` turns them off), the campaign cache still stretched."""
 
 
 async def _ready(app: Any, variant: str, token: bytes) -> None:
@@ -80,8 +84,8 @@ async def _ready(app: Any, variant: str, token: bytes) -> None:
         await asyncio.sleep(0.2)
 
 
-async def _pages(variant: str, requests: int, state: Path, tokens: list[bytes]) -> None:
-    inprocess.EXTRA_SETTINGS = STRETCHED
+async def _pages(variant: str, requests: int, state: Path, tokens: list[bytes], cold: bool) -> None:
+    inprocess.EXTRA_SETTINGS = COLD if cold else STRETCHED
     if variant == "bare":  # the bare endpoint serves the real app's page of the first customer
         app = inprocess._app("full", state, state / "body.json", False)
         stop_full, _ = await inprocess._lifespan(app)
@@ -89,7 +93,7 @@ async def _pages(variant: str, requests: int, state: Path, tokens: list[bytes]) 
         _, page = await inprocess._call(app, "/v1/home", tokens[0])
         (state / "body.json").write_bytes(page)
         await stop_full()
-    app = inprocess._app(variant, state, state / "body.json", False)
+    app = inprocess._app(variant, state, state / "body.json", cold)
     stop: Callable[[], Awaitable[None]] | None = None
     if variant not in ("bare", "plain"):
         stop, _ = await inprocess._lifespan(app)
@@ -110,11 +114,13 @@ async def _pages(variant: str, requests: int, state: Path, tokens: list[bytes]) 
 def _child(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="fulcrum-instructions-", ignore_cleanup_errors=True) as tmp:
         state = Path(tmp)
-        env = home._prepare(state, None, caches=True)
+        env = home._prepare(state, args.postgres, caches=True)
         os.environ.update(env)
         os.environ[home.SYNTHETIC_ENV] = args.synthetic
         tokens, _ = home._tokens(env, home._demo_customers(args.customers))
-        inprocess.run(_pages(args.variant, args.requests, state, [t.encode() for t in tokens]), args.loop)
+        inprocess.run(
+            _pages(args.variant, args.requests, state, [t.encode() for t in tokens], args.cold), args.loop
+        )
 
 
 def _totals(out: Path) -> dict[str, int]:
@@ -210,6 +216,14 @@ def main() -> None:
         help="the event loop (uvloop: as fulcrum serve runs)",
     )
     parser.add_argument(
+        "--cold", action="store_true",
+        help="the read caches off (storage_cache_ms = consent_cache_ms = 0), as inprocess.py --cold",
+    )
+    parser.add_argument(
+        "--postgres", metavar="URL", default=os.environ.get("FULCRUM_BENCH_POSTGRES_URL"),
+        help="the real app on this PostgreSQL database (its reads run in worker threads: read both counts)",
+    )
+    parser.add_argument(
         "--functions", type=int, default=0, metavar="N",
         help="also list the N Python functions costing the most per page (Python 3.12 or newer)",
     )
@@ -254,7 +268,8 @@ def main() -> None:
     rest = sum(n for thread, n in totals.items() if thread != "01")
     print(
         f"{args.requests} pages, variant {args.variant}, synthetic {args.synthetic}, "
-        f"{args.customers} customer(s), python {sys.version.split()[0]}"
+        f"{args.customers} customer(s), {'caches off' if args.cold else 'caches on'}, "
+        f"{'PostgreSQL' if args.postgres else 'SQLite'}, python {sys.version.split()[0]}"
     )
     print(f"instructions per page: {loop / args.requests:,.0f} on the event loop's thread, "
           f"{rest / args.requests:,.0f} in other threads")
