@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -135,24 +135,40 @@ def test_reading_live_consents_is_one_statement(db: Database, store: ConsentStor
 
 
 def test_live_consents_are_read_with_one_prebuilt_statement(db: Database, store: ConsentStore) -> None:
-    """Every customer's read runs the same statement object (values bound, nothing rebuilt per read),
-    and still answers each customer's own consents at the instant asked."""
+    """Every customer's read sends the same SQL (the customer and the instant travel as bound
+    parameters, nothing is rendered per read), and still answers each customer's own consents at the
+    instant asked."""
     store.grant("c-1", "p", SCOPES, "x", NOW + timedelta(hours=1), now=NOW)
     store.grant("c-2", "q", {"location:city"}, "y", LATER, now=NOW)
-    executed: list[object] = []
+    sent: list[tuple[str, str]] = []
 
-    def record(_conn: Any, clause: object, *_args: Any) -> None:
-        executed.append(clause)
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        sent.append((statement, str(parameters)))
 
-    event.listen(db.engine, "before_execute", record)
+    event.listen(db.engine, "before_cursor_execute", record)
     try:
         assert store.live_scopes("c-1", now=NOW) == {"p": SCOPES}
         assert store.live_scopes("c-2", now=NOW) == {"q": frozenset({"location:city"})}
         assert store.live_scopes("c-1", now=NOW + timedelta(hours=2)) == {}
     finally:
-        event.remove(db.engine, "before_execute", record)
-    assert len(executed) == 3
-    assert len({id(clause) for clause in executed}) == 1
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert len(sent) == 3
+    assert len({statement for statement, _ in sent}) == 1
+    assert all("c-" not in statement for statement, _ in sent)
+    assert ["c-1" in sent[0][1], "c-2" in sent[1][1], "c-1" in sent[2][1]] == [True, True, True]
+
+
+def test_live_consents_come_back_as_utc_instants(store: ConsentStore) -> None:
+    """The read converts what the driver returns as the column's type does (an aware UTC datetime,
+    from SQLite's text too), and compares expiry with the instant asked, bound the same way."""
+    expires = datetime(2026, 12, 1, 9, 30, 15, 123456, tzinfo=timezone(timedelta(hours=8)))
+    store.grant("c-1", "p", SCOPES, "x", expires, now=NOW)
+    store.grant("c-1", "q", SCOPES, "y", NOW + timedelta(seconds=1), now=NOW)
+    found = {consent.plugin_id: consent for consent in store.reader("c-1", NOW)()}
+    assert found["p"].expires_at == expires
+    assert found["p"].expires_at.tzinfo is UTC
+    assert found["p"].scopes == SCOPES
+    assert [c.plugin_id for c in store.reader("c-1", NOW + timedelta(seconds=1))()] == ["p"]
 
 
 def test_supersede_revokes_the_earlier_consents_of_that_plugin_only(store: ConsentStore) -> None:

@@ -32,6 +32,7 @@ from fulcrum_core.data.consent_cache import ConsentCache, LiveConsent, Reader, s
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.errors import domain_errors
 from fulcrum_core.data.models.consent import ConsentRow
+from fulcrum_core.data.prepared import PreparedRead
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.errors import BadRequest, Conflict, NotFound
 
@@ -44,12 +45,14 @@ for the bank's own plugins, which read customer data under the bank's grant, onl
 
 _MAX_PURPOSE = 500
 
-# Built once (a statement built per read costs more CPU than the read): partner plugins need it on
-# every request whose consents are not cached.
-_LIVE = select(ConsentRow.plugin_id, ConsentRow.scopes, ConsentRow.expires_at).where(
-    ConsentRow.customer_ref == bindparam("customer_ref"),
-    ConsentRow.status == "authorised",
-    ConsentRow.expires_at > bindparam("at"),
+# Built once and run on the cursor (a statement built per read, or run through ``Connection.execute``,
+# costs more CPU than the read): partner plugins need it on every request whose consents are not cached.
+_LIVE = PreparedRead(
+    select(ConsentRow.plugin_id, ConsentRow.scopes, ConsentRow.expires_at).where(
+        ConsentRow.customer_ref == bindparam("customer_ref"),
+        ConsentRow.status == "authorised",
+        ConsentRow.expires_at > bindparam("at"),
+    )
 )
 
 
@@ -144,9 +147,9 @@ class ConsentStore:
         return lambda: self._live(customer_ref, at)
 
     def _live(self, customer_ref: str, at: datetime) -> builtins.list[LiveConsent]:
-        # One statement, so no transaction around it (no BEGIN/ROLLBACK): Core, on ``single_reads``.
+        # One statement, so no transaction around it (no BEGIN/ROLLBACK): ``single_reads``.
         with domain_errors(), self._db.single_reads.connect() as conn:
-            rows = conn.execute(_LIVE, {"customer_ref": customer_ref, "at": at})
+            rows = _LIVE.rows(conn, {"customer_ref": customer_ref, "at": at})
             return [
                 LiveConsent(plugin_id, frozenset(scopes.split()), expires_at)
                 for plugin_id, scopes, expires_at in rows

@@ -31,6 +31,7 @@ share one database read. Nothing older than the TTL is ever served.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -50,12 +51,13 @@ from fulcrum_sdk.storage import (
     document_size,
     encode_value,
 )
-from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy import BindParameter, Connection, Table, bindparam, select
 
 from fulcrum_core import host_threads
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.errors import storage_errors
 from fulcrum_core.data.models.plugin_storage import PluginCounterRow, PluginDocumentRow
+from fulcrum_core.data.prepared import PreparedRead
 from fulcrum_core.data.quota import busy, charge
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.data.write_statements import counter_writes, document_writes
@@ -78,17 +80,30 @@ _DOCS = cast(Table, PluginDocumentRow.__table__)
 _COUNTERS = cast(Table, PluginCounterRow.__table__)
 
 # The reads, built once: a statement built per call costs more CPU than the database's own work
-# (coercing each clause, then a fresh cache key to find the compiled form); a prebuilt one is looked
-# up by a key memoised on it, and the values travel as bound parameters.
-_DOC_READ = select(_DOCS.c.value).where(
-    _DOCS.c.plugin_id == bindparam("plugin_id"), _DOCS.c.key == bindparam("key")
-)
-_COUNTERS_READ = select(_COUNTERS.c.key, _COUNTERS.c.value).where(
-    _COUNTERS.c.plugin_id == bindparam("plugin_id"), _COUNTERS.c.key.in_(bindparam("keys", expanding=True))
+# (coercing each clause, then a fresh cache key to find the compiled form), and so does running a
+# prebuilt one through ``Connection.execute``; the request path's reads are compiled once per dialect and
+# run on the cursor (``PreparedRead``), the values travelling as bound parameters.
+_DOC_READ = PreparedRead(
+    select(_DOCS.c.value).where(_DOCS.c.plugin_id == bindparam("plugin_id"), _DOCS.c.key == bindparam("key"))
 )
 _COUNTER_READ = select(_COUNTERS.c.value).where(
     _COUNTERS.c.plugin_id == bindparam("plugin_id"), _COUNTERS.c.key == bindparam("key")
 )
+
+
+@functools.lru_cache(maxsize=64)
+def _counters_read(count: int) -> PreparedRead:
+    """The read of ``count`` counters of one plugin (``IN`` with one parameter per key: ``k0``, ``k1``, …).
+
+    One statement per number of keys, compiled at its first read in a process (under a millisecond);
+    pages ask for a few numbers of keys (the pension two, the merchant its city's coupons)."""
+    keys: list[BindParameter[str]] = [bindparam(f"k{i}") for i in range(count)]
+    return PreparedRead(
+        select(_COUNTERS.c.key, _COUNTERS.c.value).where(
+            _COUNTERS.c.plugin_id == bindparam("plugin_id"), _COUNTERS.c.key.in_(keys)
+        )
+    )
+
 
 DEFAULT_CACHE_ENTRIES: Final = 10_000
 """Entries (documents + counters) each plugin's read cache holds before it drops the least recent."""
@@ -526,8 +541,8 @@ class SqlPluginStorage:
         learnt = shared.cache.now() if shared.cache is not None else 0.0
         params = {"plugin_id": shared.plugin_id, "key": key}
         with storage_errors(shared.plugin_id), shared.db.single_reads.connect() as conn:
-            value = conn.execute(_DOC_READ, params).scalar_one_or_none()
-        raw = None if value is None else str(value).encode()
+            rows = _DOC_READ.rows(conn, params)  # the primary key: one row at most
+        raw = str(rows[0][0]).encode() if rows else None
         if shared.cache is not None:
             shared.cache.fill(slot, raw, stamp, learnt=learnt)
         return raw
@@ -618,8 +633,10 @@ class SqlPluginStorage:
         values = dict.fromkeys(unique, 0)
         with storage_errors(shared.plugin_id), shared.db.single_reads.connect() as conn:
             for start in range(0, len(unique), IN_CHUNK):
-                params = {"plugin_id": shared.plugin_id, "keys": unique[start : start + IN_CHUNK]}
-                for key, value in conn.execute(_COUNTERS_READ, params):
+                chunk = unique[start : start + IN_CHUNK]
+                params: dict[str, str] = {f"k{i}": key for i, key in enumerate(chunk)}
+                params["plugin_id"] = shared.plugin_id
+                for key, value in _counters_read(len(chunk)).rows(conn, params):
                     values[key] = int(value)
         if cache is not None:
             for key, stamp in zip(unique, stamps, strict=True):
