@@ -437,6 +437,47 @@ def test_the_dev_host_is_its_own_issuer_unless_one_is_set(
     assert "(https://open.bank.example/oauth/token)" in ran.output
 
 
+def test_an_issuer_on_another_local_port_is_replaced_by_the_dev_hosts_own_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``FULCRUM_ISSUER`` exported for a demo on 8300 made ``dev --port 8301`` advertise 8300, where
+    nothing could issue a token the dev host accepts (it signs with its own throwaway key): the dev host
+    is its own issuer then, and says so. A remote issuer is kept, with the demo's Note."""
+    from fulcrum_core.cli import dev as dev_command
+    from fulcrum_core.devhost.asgi import PACKAGE_ENV, SOURCE_ENV
+
+    for name in ("FULCRUM_STATE_DIR", "FULCRUM_DATABASE_URL", "FULCRUM_DEV_MODE", "FULCRUM_BRANCHES_DIR",
+                 "FULCRUM_CONFIG", SOURCE_ENV, PACKAGE_ENV):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(dev_command, "run_server", lambda *args, **kwargs: None)
+    project = write_project(tmp_path / "p")
+
+    for demo_issuer in ("http://127.0.0.1:8300", "http://localhost:8000/"):
+        monkeypatch.setenv("FULCRUM_ISSUER", demo_issuer)
+        ran = CliRunner().invoke(main, ["dev", str(project), "--port", "8301"])
+        assert ran.exit_code == 0, ran.output
+        assert os.environ["FULCRUM_ISSUER"] == "http://127.0.0.1:8301"  # what the server process reads
+        note = next(line for line in ran.output.splitlines() if line.startswith("Note:"))
+        assert demo_issuer in note
+        assert "its own issuer: http://127.0.0.1:8301" in note
+        assert "(http://127.0.0.1:8301/oauth/token)" in ran.output
+        assert ":8300" not in ran.output.replace(demo_issuer, "")
+
+    monkeypatch.setenv("FULCRUM_ISSUER", "https://open.bank.example")
+    ran = CliRunner().invoke(main, ["dev", str(project), "--port", "8301"])
+    assert ran.exit_code == 0, ran.output
+    assert os.environ["FULCRUM_ISSUER"] == "https://open.bank.example"
+    note = next(line for line in ran.output.splitlines() if line.startswith("Note:"))
+    assert "https://open.bank.example, not this host (http://127.0.0.1:8301)" in note
+    assert "(https://open.bank.example/oauth/token)" in ran.output
+
+    monkeypatch.setenv("FULCRUM_ISSUER", "http://127.0.0.1:8301")
+    ran = CliRunner().invoke(main, ["dev", str(project), "--port", "8301"])
+    assert ran.exit_code == 0, ran.output
+    assert "Note:" not in ran.output
+
+
 def test_the_dev_host_registers_the_plugins_oauth_client_from_its_manifest(tmp_path: Path) -> None:
     """As the real host does for an approved release: ``plugin-<id>`` with the requested scopes and the
     manifest's ``[oauth]`` keys and redirect URIs, so a partner's backend can try ``private_key_jwt``."""

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 from fulcrum_sdk.scopes import APP_SCOPES
@@ -75,9 +76,11 @@ def dev(ctx: click.Context, path: Path, port: int, customer: str, no_reload: boo
             os.environ["FULCRUM_CONFIG"] = config_file
         settings = settings_for(ctx, dev_mode=True)
         base = f"http://127.0.0.1:{port}"
-        if settings.issuer == DEFAULT_ISSUER and settings.issuer != base:
-            # Neither FULCRUM_ISSUER nor the config names an issuer: the dev host is its own, so the
-            # OAuth metadata, the tokens and the problem types all point at the port it serves.
+        named = settings.issuer != DEFAULT_ISSUER or bool(os.environ.get("FULCRUM_ISSUER"))
+        note = _issuer_note(settings.issuer, base) if named else None
+        if settings.issuer != base and (not named or note is not None):
+            # The dev host is its own issuer (its signing key lives in its throwaway state): the OAuth
+            # metadata, the tokens and the problem types all point at the port it serves.
             os.environ["FULCRUM_ISSUER"] = base
             settings = settings_for(ctx, dev_mode=True)
         try:
@@ -87,6 +90,14 @@ def dev(ctx: click.Context, path: Path, port: int, customer: str, no_reload: boo
         consented = prepare_state(settings, plugin.manifest, customer)
         client = prepare_client(settings, plugin.manifest)
         token = TokenService.from_settings(settings).issue(customer, sorted(APP_SCOPES), kind="customer")
+        if note is not None:
+            click.echo(note)
+        elif settings.issuer.rstrip("/") != base:
+            click.echo(
+                f"Note: the OAuth issuer is {settings.issuer}, not this host ({base}): tokens and OAuth "
+                "clients must come from there; unset FULCRUM_ISSUER (and `issuer` in --config) to have "
+                "this host issue them."
+            )
         click.echo(f"Plugin {plugin.manifest.id} from {plugin.package_dir} (development mode)")
         click.echo(f"State (deleted on exit): {state}")
         click.echo(
@@ -116,6 +127,26 @@ def dev(ctx: click.Context, path: Path, port: int, customer: str, no_reload: boo
         )
     finally:
         shutil.rmtree(state, ignore_errors=True)
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _issuer_note(issuer: str, base: str) -> str | None:
+    """A note when ``issuer`` names another port of this machine (a demo's, from an exported
+    ``FULCRUM_ISSUER``): the dev host signs with its own throwaway key, so nothing listening there
+    could issue a token it accepts; it then is its own issuer. None for any other issuer."""
+    split = urlsplit(issuer)
+    try:
+        port = split.port
+    except ValueError:  # a port that is no number: the settings' own check reports it
+        return None
+    if split.scheme != "http" or split.hostname not in _LOOPBACK or port == urlsplit(base).port:
+        return None
+    return (
+        f"Note: the OAuth issuer {issuer} (FULCRUM_ISSUER or --config) is another local port, "
+        f"likely a demo's; this dev host signs its own tokens, so it is its own issuer: {base}"
+    )
 
 
 def _client_text(client: PluginClientChange, plugin: DevPlugin) -> str:
