@@ -15,6 +15,7 @@ import msgspec
 import pytest
 from fulcrum_core.branches.host import branch_store_of
 from fulcrum_core.branches.store import BranchConfigStore
+from fulcrum_core.plugins import PluginPolicy
 from fulcrum_core.settings import Deadlines
 from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionResult, TransactionType
 from fulcrum_sdk.testing import PERSONAS
@@ -356,3 +357,17 @@ def test_a_file_for_a_branch_no_customer_has_is_a_readyz_warning(app: Any, branc
         f"branches: {branches / '0775.toml'}: no customer of the data provider is in branch 0775, so this "
         "file applies to nobody (did you mean 0755?); branches with customers: 021, 028, 0755"
     )
+
+
+def test_readyz_gives_the_registrys_reason_for_a_plugin_it_stopped(app: Any) -> None:
+    """The installed release suspended while an older one stays approved: /readyz said "has no approved
+    release", which is false; it gives the registry's reason, as /v1/plugins does."""
+    reason = "installed version 1.0.0 is suspended in the registry (approved: 0.9.0)"
+    app.runtime.plugins.set_policy({
+        "alpha": PluginPolicy(active=False, granted_scopes=frozenset(), reason=reason),
+        "beta": PluginPolicy(active=True, granted_scopes=frozenset({"slot:home.banner"})),
+    })
+    _store(app).refresh()
+    warnings = app.client.get("/readyz").json()["warnings"]
+    assert any(w.endswith(f"plugins.alpha: plugin 'alpha' is not approved here: {reason}") for w in warnings)
+    assert not any("has no approved release" in w for w in warnings)

@@ -35,12 +35,14 @@ log = logging.getLogger("fulcrum.branches")
 _EXTRA = "branches"
 
 
-def _approved(manifest: Manifest, *, approved: bool) -> ApprovedPlugin:
+def _approved(manifest: Manifest, decision: PluginPolicy | None, *, approved: bool) -> ApprovedPlugin:
+    """``manifest``'s entry; not approved, it carries the registry's reason (``/readyz`` shows it)."""
     return ApprovedPlugin(
         kind=manifest.kind,
         publisher=manifest.publisher,
         versions=(manifest.version or "0",) if approved else (),
         slots=tuple(manifest.slots),
+        why_not=decision.reason if decision is not None and not approved and decision.reason else None,
     )
 
 
@@ -61,7 +63,10 @@ def approved_from_plugins(plugins: PluginSet, *, dev_mode: bool = False) -> Appr
             return cache[0][1]
         manifests = {**plugins.quarantined_manifests, **{pid: p.manifest for pid, p in loaded.items()}}
         out = {
-            pid: _approved(m, approved=_is_approved(policy, pid, dev_mode)) for pid, m in manifests.items()
+            pid: _approved(
+                m, None if policy is None else policy.get(pid), approved=_is_approved(policy, pid, dev_mode)
+            )
+            for pid, m in manifests.items()
         }
         cache[:] = [(loaded, out)]
         return out

@@ -81,13 +81,15 @@ class ApprovedPlugin(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """What the registry says about one known plugin; ``versions`` are its approved, live releases.
 
     A plugin the registry knows but has no approved release for is present with ``versions=()``
-    ("not approved"); a plugin absent from the mapping is unknown.
+    ("not approved"); a plugin absent from the mapping is unknown. ``why_not`` is the registry's
+    reason when it is known (the installed version suspended while another stays approved, say).
     """
 
     kind: Literal["department", "branch", "partner"]
     publisher: str
     versions: tuple[str, ...] = ()
     slots: tuple[str, ...] = ()
+    why_not: str | None = None
 
 
 def branch_publisher(code: str) -> str:

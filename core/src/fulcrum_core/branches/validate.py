@@ -72,7 +72,8 @@ def _entry_problems(
     if known is None:
         add(f"unknown plugin {plugin_id!r}; known plugins: {_names(approved)}")
     elif not known.versions:
-        add(f"plugin {plugin_id!r} has no approved release")
+        add(f"plugin {plugin_id!r} is not approved here: {known.why_not}" if known.why_not else
+            f"plugin {plugin_id!r} has no approved release")
     if isinstance(entry.version, str):
         try:
             spec = SpecifierSet(entry.version)
