@@ -35,6 +35,7 @@ EXPECTED = {
     "ReleaseQuery",
     "ReleaseRead",
     "ReleaseState",
+    "Submission",
     "check_wheel",
     "run_checks",
 }

@@ -70,19 +70,20 @@ def test_the_whole_workflow_runs_on_the_migrated_schema(
 def test_concurrent_submissions_of_one_version_admit_exactly_one(
     platform_registry: RegistryService, wheels: Callable[..., Path]
 ) -> None:
-    """Workers submitting one new version at once: one goes to review, the rest fail the version check."""
+    """Workers submitting different builds of one new version at once: one goes to review, the rest
+    fail the version check."""
     registry = platform_registry
     registry.create_publisher(
         {"id": "pension-dept", "name": "养老金融部", "kind": "department", "contact": "ops@bank.example"},
         actor="p",
     )
-    data = wheels().read_bytes()
+    builds = [wheels(extra_files={"fulcrum_demo/build.txt": str(n).encode()}).read_bytes() for n in range(4)]
     start = threading.Barrier(4)
 
     def worker(n: int) -> str:
         start.wait()
         release = registry.submit(
-            data,
+            builds[n],
             filename="fulcrum_demo-1.0.0-py3-none-any.whl",
             publisher_id="pension-dept",
             submitted_by=f"w{n}",
@@ -94,6 +95,35 @@ def test_concurrent_submissions_of_one_version_admit_exactly_one(
     assert states == ["checks_failed", "checks_failed", "checks_failed", "in_review"]
     assert registry.verify_audit_chain() is None
     assert registry.catalogue().total == 1
+
+
+def test_concurrent_retries_of_one_wheel_file_one_release(
+    platform_registry: RegistryService, wheels: Callable[..., Path]
+) -> None:
+    """The identical wheel sent four times at once (retries after a lost answer) files one release;
+    every caller gets that release, exactly one of them as created."""
+    registry = platform_registry
+    registry.create_publisher(
+        {"id": "pension-dept", "name": "养老金融部", "kind": "department", "contact": "ops@bank.example"},
+        actor="p",
+    )
+    data = wheels().read_bytes()
+    start = threading.Barrier(4)
+
+    def worker(n: int) -> tuple[int, bool, str]:
+        start.wait()
+        submitted = registry.submission(
+            data, filename="fulcrum_demo-1.0.0-py3-none-any.whl", publisher_id="pension-dept",
+            submitted_by=f"w{n}",
+        )
+        return submitted.release.id, submitted.created, submitted.release.state
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(pool.map(worker, range(4)))
+    assert {(release_id, state) for release_id, _, state in outcomes} == {(outcomes[0][0], "in_review")}
+    assert sorted(created for _, created, _ in outcomes) == [False, False, False, True]
+    assert registry.list_releases().total == 1
+    assert registry.verify_audit_chain() is None
 
 
 def test_nul_characters_are_refused_naming_the_field_on_every_backend(

@@ -113,17 +113,51 @@ def test_a_wheel_with_a_damaged_member_is_recorded_as_failed(
 def test_same_bytes_are_stored_once(
     registry: RegistryService, wheels: Callable[..., Path], tmp_path: Path
 ) -> None:
-    """Submitting identical bytes twice keeps one artifact file."""
+    """Identical bytes sent by two publishers are two releases over one artifact file."""
     path = wheels()
     first = registry.submit(
         path.read_bytes(), filename=path.name, publisher_id="pension-dept", submitted_by="a"
     )
     second = registry.submit(
-        path.read_bytes(), filename=path.name, publisher_id="pension-dept", submitted_by="a"
+        path.read_bytes(), filename=path.name, publisher_id="fund-partner", submitted_by="a"
     )
+    assert first.id != second.id
     assert first.artifact.sha256 == second.artifact.sha256
-    assert second.state == "checks_failed"  # the same version again
+    assert "publisher.owns_plugin" in second.failed_checks
     assert len(list((tmp_path / "artifacts").rglob("*.whl"))) == 1
+
+
+def test_the_identical_wheel_again_is_the_release_it_filed(
+    registry: RegistryService, wheels: Callable[..., Path], engine: Engine
+) -> None:
+    """A retry of the identical wheel by its publisher (an answer lost on the way) files no second
+    release, in whatever state the first now is; a rebuilt wheel of that version is a new release."""
+    path = wheels()
+    first = registry.submission(
+        path.read_bytes(), filename=path.name, publisher_id="pension-dept", submitted_by="alice"
+    )
+    assert first.created
+    again = registry.submission(
+        path.read_bytes(), filename=path.name, publisher_id="pension-dept", submitted_by="alice"
+    )
+    assert not again.created
+    assert again.release == first.release
+    registry.reject(first.release.id, reviewer="bob", reasons=["文案误导 / misleading text"])
+    rejected = registry.submit(
+        path.read_bytes(), filename=path.name, publisher_id="pension-dept", submitted_by="carol"
+    )
+    assert (rejected.id, rejected.state) == (first.release.id, "rejected")
+    assert count(engine, Release) == 1
+    failed = wheels(manifest=None)
+    for _ in range(2):
+        registry.submit(
+            failed.read_bytes(), filename=failed.name, publisher_id="pension-dept", submitted_by="a"
+        )
+    rebuilt = wheels(extra_files={"fulcrum_demo/build.txt": b"2"})
+    assert registry.submission(
+        rebuilt.read_bytes(), filename=rebuilt.name, publisher_id="pension-dept", submitted_by="a"
+    ).created
+    assert count(engine, Release) == 3
 
 
 def test_a_version_may_be_resubmitted_after_failed_checks(submit: Submit, manifest: Manifest) -> None:
@@ -135,10 +169,10 @@ def test_a_version_may_be_resubmitted_after_failed_checks(submit: Submit, manife
 
 
 def test_a_rejected_version_is_never_reused(registry: RegistryService, submit: Submit) -> None:
-    """After a rejection the same version fails release.version_newer."""
+    """After a rejection the same version (rebuilt) fails release.version_newer."""
     first = submit()
     registry.reject(first.id, reviewer="bob", reasons=["文案误导 / misleading text"])
-    again = submit()
+    again = submit(extra_files={"fulcrum_demo/build.txt": b"2"})
     assert again.state == "checks_failed"
     assert again.failed_checks == ("release.version_newer",)
 

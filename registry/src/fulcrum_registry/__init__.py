@@ -29,6 +29,7 @@ from fulcrum_registry.schemas import (
     ReleaseDiff,
     ReleaseQuery,
     ReleaseRead,
+    Submission,
 )
 from fulcrum_registry.service import RegistryService
 from fulcrum_registry.workflow import REVIEW_CHECKLIST, ReleaseState
@@ -61,6 +62,7 @@ __all__ = [
     "ReleaseQuery",
     "ReleaseRead",
     "ReleaseState",
+    "Submission",
     "check_wheel",
     "run_checks",
 ]

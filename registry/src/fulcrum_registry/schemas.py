@@ -216,6 +216,13 @@ class ReleaseRead(msgspec.Struct, frozen=True, kw_only=True):
     manifest: Manifest | None
 
 
+class Submission(msgspec.Struct, frozen=True, kw_only=True):
+    """What a submission filed: a new release, or the one an identical earlier upload filed (a retry)."""
+
+    release: ReleaseRead
+    created: bool
+
+
 class ReleaseBrief(msgspec.Struct, frozen=True, kw_only=True):
     """A release in one line."""
 

@@ -54,6 +54,7 @@ from fulcrum_registry.schemas import (
     ReleaseDiff,
     ReleaseQuery,
     ReleaseRead,
+    Submission,
     validated,
 )
 from fulcrum_registry.undo import Undo, agreed_so_far, check_undoer
@@ -349,11 +350,21 @@ class RegistryService:
             raise InvalidInput("wheel", f"larger than {self._max_artifact_bytes} bytes")
 
     def submit(self, wheel: bytes, *, filename: str, publisher_id: str, submitted_by: str) -> ReleaseRead:
+        """Store a wheel, run every check and file the release as ``in_review`` or ``checks_failed``
+        (:meth:`submission`'s release)."""
+        return self.submission(
+            wheel, filename=filename, publisher_id=publisher_id, submitted_by=submitted_by
+        ).release
+
+    def submission(self, wheel: bytes, *, filename: str, publisher_id: str, submitted_by: str) -> Submission:
         """Store a wheel, run every check and file the release as ``in_review`` or ``checks_failed``.
 
         The artifact is stored (once per content) before the checks, so a failed release still
         records exactly what was submitted. A plugin id is claimed by its first submission whose
-        ``publisher.owns_plugin`` check passes.
+        ``publisher.owns_plugin`` check passes. The same publisher sending the identical wheel again
+        (same sha256, so same plugin and version: a retry after a lost answer) files nothing: the
+        release it filed before is returned, ``created=False``. Writers are serialised
+        (``_db.UnitOfWork``), so two racing copies file one release.
         """
         submitted_by = _actor(submitted_by, "submitted_by")
 
@@ -373,8 +384,22 @@ class RegistryService:
         facts = inspect_wheel(stored.path, filename=filename)
         contents = wheel_contents(stored.path)
 
-        def work(session: Session) -> ReleaseRead:
+        version = _release_version(facts)
+
+        def work(session: Session) -> Submission:
             publisher = may_submit(session)
+            earlier = session.scalars(
+                select(Release)
+                .where(
+                    Release.artifact_sha256 == stored.sha256,
+                    Release.publisher_id == publisher.id,
+                    Release.version == version,
+                )
+                .order_by(Release.id.desc())
+                .limit(1)
+            ).first()
+            if earlier is not None:
+                return Submission(release=self._read(session, earlier), created=False)
             manifest = facts.manifest
             plugin = session.get(Plugin, manifest.id, with_for_update=True) if manifest else None
             prior = (
@@ -412,7 +437,6 @@ class RegistryService:
                     )
                 if passed or not plugin.name:
                     plugin.name, plugin.name_en = manifest.name.zh_CN, manifest.name.en
-            version = _release_version(facts)
             snapshot = msgspec.structs.replace(manifest, version=version) if manifest else None
             row = Release(
                 plugin_id=manifest.id if manifest is not None and owns else None,
@@ -450,7 +474,7 @@ class RegistryService:
             else:
                 failed = [r.id for r in results if r.status == "failed"]
                 self._move(session, row, Action.FAIL_CHECKS, submitted_by, failed=failed)
-            return self._read(session, row)
+            return Submission(release=self._read(session, row), created=True)
 
         return self._uow.run(work)
 

@@ -95,6 +95,24 @@ def test_submit_review_and_catalogue(api: Api, manifest: Any, wheel_for: Callabl
     assert [p["id"] for p in api.call("GET", "/publishers", api.paul).json()["items"]] == ["test-bank"]
 
 
+def test_the_identical_wheel_again_answers_its_release_not_a_new_one(
+    api: Api, manifest: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """A retry after a lost answer (same wheel, same publisher) is 200 with the release filed the first
+    time and its Location; it filed a new checks_failed release ("raise the version") each time."""
+    wheel = wheel_for(manifest)
+    first = api.submit(wheel)
+    assert first.status_code == 201, first.text
+    release = first.json()["release"]
+    assert first.headers["location"] == f"{BASE}/releases/{release['id']}"
+    for _ in range(2):
+        again = api.submit(wheel)
+        assert again.status_code == 200, again.text
+        assert again.headers["location"] == f"{BASE}/releases/{release['id']}"
+        assert again.json()["release"] == release
+    assert api.call("GET", "/releases", api.rita).json()["total"] == 1
+
+
 def test_the_catalogue_pages(api: Api, kit: Any, wheel_for: Callable[..., Path]) -> None:
     """Three plugins, two per page: the cursor leads to the last one and then stops."""
     for name in ("p-a", "p-b", "p-c"):

@@ -66,6 +66,23 @@ def test_submit_review_approve_suspend_and_audit(
     assert "intact" in verified.output
 
 
+def test_submitting_the_identical_wheel_again_shows_the_release_it_filed(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """A retry of ``submit`` with the same wheel files no second (checks_failed) release: it says so on
+    stderr, shows release 1 and succeeds as the first did; ``--json`` prints that release."""
+    wheel = str(wheel_for(kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"])))
+    assert run(config, "submit", wheel, "--publisher", "test-bank", "--as", "alice").exit_code == 0
+    again = run(config, "submit", wheel, "--publisher", "test-bank", "--as", "alice")
+    assert again.exit_code == 0, again.output
+    assert again.stdout.startswith("release 1: notices 1.0.0 [in_review]")
+    assert "as release 1: nothing new filed" in again.stderr
+    shown = json.loads(run(config, "submit", wheel, "--publisher", "test-bank", "--as", "b", "--json").stdout)
+    assert (shown["id"], shown["state"]) == (1, "in_review")
+    listed = json.loads(run(config, "list", "--json").stdout)
+    assert listed["total"] == 1
+
+
 def test_review_shows_what_the_checklist_asks_about(
     config: Path, kit: Any, wheel_for: Callable[..., Path]
 ) -> None:
@@ -345,10 +362,16 @@ def test_approvals_read_as_a_count(config: Path, kit: Any, wheel_for: Callable[.
 def test_a_failed_check_says_what_is_wrong_and_how_to_fix_it(
     config: Path, kit: Any, wheel_for: Callable[..., Path]
 ) -> None:
-    """Submitting a version already submitted prints the check's failure, its details and the fix."""
+    """Submitting a version already submitted (a changed build) prints the check's failure, its details
+    and the fix."""
     wheel = wheel_for(kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"]))
     assert run(config, "submit", str(wheel), "--publisher", "test-bank", "--as", "alice").exit_code == 0
-    again = run(config, "submit", str(wheel), "--publisher", "test-bank", "--as", "alice")
+    changed = wheel_for(
+        kit.manifest(
+            "notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"], optional=["location:city"]
+        )
+    )
+    again = run(config, "submit", str(changed), "--publisher", "test-bank", "--as", "alice")
     assert again.exit_code == 1
     assert "[checks_failed]" in again.output
     lines = again.output.splitlines()

@@ -19,7 +19,7 @@ from fulcrum_registry.schemas import (
     StateName,
 )
 from fulcrum_registry.service import DEFAULT_MAX_ARTIFACT_BYTES
-from litestar import Request, Router, get, post
+from litestar import Request, Response, Router, get, post
 from litestar.enums import RequestEncodingType
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromQuery, JSONBody, PathParameter, QueryParameter
@@ -54,6 +54,7 @@ __all__ = ["ROUTES"]
 
 _ANY_STAFF: dict[str, Any] = {"scopes": []}
 _REVIEW: dict[str, Any] = {"scopes": [REVIEW]}
+_BASE = "/registry/v1"
 _PUBLISH: dict[str, Any] = {"scopes": [PUBLISH]}
 _UPLOAD_LIMIT = DEFAULT_MAX_ARTIFACT_BYTES + 1024 * 1024  # the wheel plus the multipart framing
 _MAX_ID = 2**31 - 1  # ids are 32-bit integers on every backend; larger ones cannot exist
@@ -235,28 +236,39 @@ async def _multipart_first(request: Request[Any, Any, Any]) -> None:
     request_max_body_size=_UPLOAD_LIMIT,
     before_request=_multipart_first,
     responses={
+        200: ResponseSpec(
+            data_container=ReleaseView, generate_examples=False,
+            description="This publisher sent this identical wheel before (a retry): the release it filed "
+            "then, unchanged; Location names it",
+        ),
         415: ResponseSpec(
             data_container=InputProblem, media_type=PROBLEM_MEDIA_TYPE, generate_examples=False,
             description=f"The body is not {_UPLOAD_FORM}",
-        )
+        ),
     },
     summary="Submit a wheel",
 )
 def submit_release(
     request: Request[Any, Any, Any],
     data: Annotated[WheelUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
-) -> ReleaseView:
-    """Store the wheel, run every check; the release is ``in_review`` or ``checks_failed`` (both 201)."""
+) -> Response[ReleaseView]:
+    """Store the wheel, run every check; the release is ``in_review`` or ``checks_failed`` (both 201).
+    The identical wheel again from its publisher (a retry after a lost answer) files nothing: 200 with
+    the release it filed. Location names the release either way."""
     publisher = acting_publisher(request, data.publisher or None)
     if not data.wheel.filename:
         raise translate(InvalidInput("wheel", "the upload has no file name"))
     wheel = data.wheel.file.read()
     service = _service(request)
     with registry_errors():
-        release = service.submit(
+        submitted = service.submission(
             wheel, filename=data.wheel.filename, publisher_id=publisher, submitted_by=_actor(request)
         )
-        return _view(service, release)
+        return Response(
+            _view(service, submitted.release),
+            status_code=201 if submitted.created else 200,
+            headers={"Location": f"{_BASE}/releases/{submitted.release.id}"},
+        )
 
 
 @get("/releases", opt=_ANY_STAFF, sync_to_thread=True, summary="List releases (the review queue)")
@@ -414,7 +426,7 @@ def verify_audit(request: Request[Any, Any, Any]) -> AuditVerdict:
 
 ROUTES: list[Any] = [
     Router(
-        "/registry/v1",
+        _BASE,
         route_handlers=[
             list_publishers,
             create_publisher,

@@ -293,12 +293,22 @@ _publisher_switch(
 @_json_option
 @click.pass_context
 def submit(ctx: click.Context, wheel: Path, publisher: str, actor: str, as_json: bool) -> None:
-    """Submit a built wheel: store it, run every check, file it for review."""
+    """Submit a built wheel: store it, run every check, file it for review.
+
+    The identical wheel again from the same publisher (a retry) files nothing: it shows the release
+    filed the first time."""
     with _service(ctx) as service:
-        release = service.submit(
+        submitted = service.submission(
             wheel.read_bytes(), filename=wheel.name, publisher_id=publisher, submitted_by=actor
         )
+        release = submitted.release
         diff = _diff_or_none(service, release.id)
+    if not submitted.created:
+        click.echo(
+            f"{wheel.name} was submitted before, identical, as release {release.id}: nothing new filed "
+            "(to file a change, rebuild with a higher version)",
+            err=True,
+        )
     _emit(release, as_json, lambda: _release_text(release, diff, full=True))
     if release.state == "checks_failed":
         ctx.exit(1)
