@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import io
 import os
 import queue
@@ -102,6 +103,66 @@ def test_echo_stats_print_only_the_watched_plugin_and_still_count() -> None:
     stats.record("pension", "home_slot_offers", "ok", 0.001)
     assert out.getvalue() == "[hook] kit-probe home_slot_offers ok 2.0 ms\n"
     assert {(s.plugin, s.calls) for s in stats.snapshot()} == {("kit-probe", 1), ("pension", 1)}
+
+
+CRASHING = """\
+def _plan(ctx):
+    return {}["plan_id"]
+
+
+def home_slot_offers(ctx):
+    return _plan(ctx)
+"""
+
+
+@pytest.mark.anyio
+async def test_a_crash_shows_the_plugins_frames_once_per_distinct_error(tmp_path: Path, kit: Any) -> None:
+    """A hook that raises showed only ``KeyError: 'plan_id'``: the dev host's dispatcher now also prints
+    the traceback's frames in the plugin's own files (file, line, code), the first time that error is
+    seen; a plain dispatcher (production) has no such hook."""
+    from fulcrum_core.dispatch.dispatcher import Dispatcher
+    from fulcrum_core.plugins import get_plugin_manager
+    from fulcrum_core.settings import load_settings
+
+    package = tmp_path / "fulcrum_kit_crash"
+    package.mkdir()
+    (package / "hooks.py").write_text(CRASHING, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("fulcrum_kit_crash_hooks", package / "hooks.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    settings = load_settings(environ={})
+    loaded = get_plugin_manager(
+        settings,
+        extra_plugins=[
+            kit.plugin("kit-probe", home_slot_offers=module.home_slot_offers),
+            kit.plugin("other", home_slot_offers=module.home_slot_offers),
+        ],
+        load_entry_points=False,
+    ).loaded
+    out = io.StringIO()
+    dispatcher = Dispatcher(settings)
+    assert dispatcher.on_plugin_error is None
+    echo = EchoStats("kit-probe", out, code_dir=str(package))
+    dispatcher.stats, dispatcher.on_plugin_error = echo, echo.show_error
+    try:
+        for _ in range(3):
+            await dispatcher.call_many(
+                "home_slot_offers", [(p, kit.context(p)) for p in loaded.values()]
+            )
+    finally:
+        dispatcher.close()
+    text = out.getvalue()
+    hooks_py = str(package / "hooks.py")
+    assert text.count("[hook] kit-probe home_slot_offers error") == 3
+    assert text.count("raised KeyError in the plugin's code; shown once:") == 1
+    assert f'File "{hooks_py}", line 6, in home_slot_offers' in text
+    assert f'File "{hooks_py}", line 2, in _plan' in text
+    assert 'return {}["plan_id"]' in text
+    assert "KeyError: 'plan_id'" in text
+    assert "fulcrum_core" not in text  # the host's own frames are left out
+    assert "other" not in text
 
 
 def test_the_project_is_found_without_importing_it(tmp_path: Path) -> None:
@@ -370,6 +431,8 @@ def test_an_unauthenticated_call_is_refused_by_the_dev_host_too(tmp_path: Path) 
         app = dev_app_factory()
         rt = app.state.runtime
         print(sorted(rt.plugins.loaded), type(rt.dispatcher.stats).__name__, rt.settings.dev_mode)
+        print("tracebacks:", rt.dispatcher.on_plugin_error == rt.dispatcher.stats.show_error)
+        print("code:", rt.dispatcher.stats._code_dir)
     """)
     ran = subprocess.run(
         [sys.executable, "-c", code],
@@ -380,7 +443,10 @@ def test_an_unauthenticated_call_is_refused_by_the_dev_host_too(tmp_path: Path) 
         check=False,
     )
     assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.strip().splitlines()[-1] == "['kit-probe'] EchoStats True"
+    *_, loaded, tracebacks, code = ran.stdout.strip().splitlines()
+    assert loaded == "['kit-probe'] EchoStats True"
+    assert tracebacks == "tracebacks: True"  # the dev host shows where the plugin crashed
+    assert code == f"code: {os.path.realpath(project / 'src' / 'fulcrum_kit_probe')}{os.sep}"
 
 
 def test_the_printed_new_token_command_issues_for_the_hosts_issuer(

@@ -30,8 +30,11 @@ def dev_app_factory() -> Litestar:
         sys.path.insert(0, source)  # the working copy wins over any installed copy of the plugin
     plugins: list[object] = []
     failure = "not registered"
+    code_dir: str | None = None
     try:
-        plugins.append(importlib.import_module(package))
+        module = importlib.import_module(package)
+        plugins.append(module)
+        code_dir = os.path.dirname(module.__file__ or "") or None
     except (Exception, SystemExit) as exc:  # the host keeps serving: fix the code, save, and it reloads
         failure = f"{package}: {import_failure(exc)}; fix: correct the code and save (the host reloads)"
     settings = load_settings(dev_mode=True)
@@ -41,5 +44,7 @@ def dev_app_factory() -> Litestar:
         reasons = "; ".join(f"{k}: {v}" for k, v in runtime.plugins.quarantined.items()) or failure
         sys.stdout.write(f"[fulcrum dev] the plugin did not load: {reasons}\n")
         sys.stdout.flush()
-    runtime.dispatcher.stats = EchoStats(watched or package)
+    echo = EchoStats(watched or package, code_dir=code_dir)
+    runtime.dispatcher.stats = echo
+    runtime.dispatcher.on_plugin_error = echo.show_error  # tracebacks here only: production logs stay
     return create_app(settings, runtime=runtime)

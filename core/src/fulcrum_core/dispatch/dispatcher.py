@@ -362,6 +362,9 @@ class Dispatcher:
         self.stats = stats if stats is not None else CallStats()
         self.guards: list[CallGuard] = list(guards)
         self.observer = observer
+        self.on_plugin_error: Callable[[str, str, BaseException], None] | None = None
+        """Given each exception a plugin's call raised (the dev host prints its traceback); None in
+        production, where the log line and the stats keep only its type and text."""
         self.resilience = Guards(
             settings.breaker,
             lambda hook: self.deadline_ms(hook) / 1000,
@@ -945,6 +948,8 @@ class Dispatcher:
             return result
         finally:  # recorded by then, however it ended: opened if it held the loop that long
             _open_if_held(guard, held, held_limit)
+            if exc is not None and detail and self.on_plugin_error is not None:
+                self.on_plugin_error(pid, hook, exc)
 
     def _settle(
         self, call: _Call, hook: str, limit_s: float, *, blame: bool = True,
