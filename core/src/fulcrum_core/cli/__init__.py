@@ -8,6 +8,7 @@ before it can answer the supervisor's health check (``spawn`` re-imports the ``f
 from __future__ import annotations
 
 import importlib
+import sys
 
 import click
 
@@ -27,6 +28,21 @@ _COMMANDS = {
 }
 """Command name → ``module:attribute`` of its click command (click's lazy-loading group recipe)."""
 
+_SHORT_HELP = {
+    "branch": "Branch plugin configuration (branches/<code>.toml and branches/hq.toml).",
+    "db": "The platform database (one alembic history for every table).",
+    "demo": "Migrate and seed a demo database, then serve it with the three plugins on.",
+    "dev": "Serve the plugin project in PATH on 127.0.0.1 with demo customers; show each hook call.",
+    "oauth": "OAuth clients of the authorization server.",
+    "plugin": "Create and check plugin projects.",
+    "registry": "The plugin registry, straight on the database (see each command's --help).",
+    "serve": "Serve the API with the plugins installed in this environment.",
+    "support": "Tools for the platform team's support engineers.",
+    "token": "Access tokens for development.",
+}
+"""Each command's one-line help, as its docstring says it (a test keeps them equal), so ``fulcrum
+--help`` lists the commands without importing every one (alembic, SQLAlchemy, litestar: seconds)."""
+
 
 class _Main(click.Group):
     """The top-level group: commands load on first use; settings that cannot be loaded and a database
@@ -44,6 +60,24 @@ class _Main(click.Group):
             self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's command list, its lines from :data:`_SHORT_HELP` for commands not loaded yet."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names), default=0)
+        rows = []
+        for name in names:
+            loaded = self.commands.get(name)
+            if loaded is None and name in _SHORT_HELP:
+                stand_in = click.Command(name, help=_SHORT_HELP[name])  # cut as click cuts its own
+                rows.append((name, stand_in.get_short_help_str(limit)))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context) -> object:
         from fulcrum_core.settings import SettingsError
 
@@ -53,16 +87,21 @@ class _Main(click.Group):
             raise _misplaced_root_option(ctx, exc) from None
         except SettingsError as exc:
             raise click.ClickException(f"cannot load settings: {exc}") from None
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own ending (``--help`` is an Exit): nothing of the database to explain
         except Exception as exc:
-            from alembic.util import CommandError
-            from sqlalchemy.exc import OperationalError, ProgrammingError
-
-            if isinstance(exc, CommandError):  # e.g. a revision the packaged migrations do not have
+            # Only a command that imported alembic or SQLAlchemy can have raised their errors: looking
+            # them up (not importing them) keeps `--help` and light commands from loading either.
+            alembic_util, sqlalchemy_exc = sys.modules.get("alembic.util"), sys.modules.get("sqlalchemy.exc")
+            if alembic_util is not None and isinstance(exc, alembic_util.CommandError):
+                # e.g. a revision the packaged migrations do not have
                 raise click.ClickException(f"migrations: {exc}") from None
+            if sqlalchemy_exc is None:
+                raise
             # The data layer wraps the driver's error in a domain error (e.g. DatabaseUnavailable).
             # PostgreSQL reports a missing table or column as a ProgrammingError, SQLite as an
             # OperationalError; its first line is the reason (the rest points into the SQL).
-            driver_errors = (OperationalError, ProgrammingError)
+            driver_errors = (sqlalchemy_exc.OperationalError, sqlalchemy_exc.ProgrammingError)
             refused = exc if isinstance(exc, driver_errors) else exc.__cause__
             if not isinstance(refused, driver_errors):
                 raise

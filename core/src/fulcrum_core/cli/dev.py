@@ -11,20 +11,19 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import click
 from fulcrum_sdk.scopes import APP_SCOPES
 
-from fulcrum_core.auth.tokens import TokenService
 from fulcrum_core.cli._settings import settings_for
 from fulcrum_core.cli.serve import run_server, server_stack
-from fulcrum_core.data.provider import DemoDataProvider
-from fulcrum_core.devhost import DevError, find_dev_plugin, prepare_client, prepare_state
-from fulcrum_core.devhost.asgi import PACKAGE_ENV, SOURCE_ENV
-from fulcrum_core.devhost.project import DevPlugin
-from fulcrum_core.oauth.plugin_clients import PluginClientChange
 from fulcrum_core.settings import DEFAULT_ISSUER
+
+if TYPE_CHECKING:
+    from fulcrum_core.devhost.project import DevPlugin
+    from fulcrum_core.oauth.plugin_clients import PluginClientChange
 
 __all__ = ["dev"]
 
@@ -48,6 +47,12 @@ DEFAULT_CUSTOMER = "c-0755-001"
 @click.pass_context
 def dev(ctx: click.Context, path: Path, port: int, customer: str, no_reload: bool) -> None:
     """Serve the plugin project in PATH on 127.0.0.1 with demo customers; show each hook call."""
+    # Imported when it runs: the host (litestar, SQLAlchemy, alembic) would cost `dev --help` seconds.
+    from fulcrum_core.auth.tokens import TokenService
+    from fulcrum_core.data.provider import DemoDataProvider
+    from fulcrum_core.devhost import DevError, find_dev_plugin, prepare_client, prepare_state
+    from fulcrum_core.devhost.asgi import PACKAGE_ENV, SOURCE_ENV
+
     try:
         plugin = find_dev_plugin(path)
     except DevError as exc:

@@ -13,8 +13,6 @@ from pathlib import Path
 import click
 from fulcrum_sdk.scopes import APP_SCOPES, SCOPES
 
-from fulcrum_core.auth.keys import KEY_FILE_NAME
-from fulcrum_core.auth.tokens import TokenService
 from fulcrum_core.cli._settings import settings_for
 
 __all__ = ["token"]
@@ -97,6 +95,10 @@ def issue(
             f"{ttl} is above the maximum lifetime of {settings.access_token_ttl_seconds} seconds", ctx,
             param_hint="--ttl",
         )
+    # Imported here, not at the top: the signer's libraries cost a second `token issue --help` need not pay.
+    from fulcrum_core.auth.keys import KEY_FILE_NAME
+    from fulcrum_core.auth.tokens import TokenService
+
     key_file = Path(settings.state_dir) / KEY_FILE_NAME
     if not key_file.exists():
         raise click.ClickException(
