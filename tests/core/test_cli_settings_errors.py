@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,38 @@ def test_demo_serves_where_the_settings_say(tmp_path: Path, monkeypatch: pytest.
     assert served == [("127.0.0.2", 8123), ("127.0.0.2", 8124)]
     assert "Serving on http://127.0.0.2:8123" in first.output
     assert "FULCRUM_ISSUER=http://127.0.0.2:8123" in first.output  # the issuer still says 8000
+
+
+def test_demo_on_a_busy_port_says_so_first_and_exits_non_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A port something listens on: the demo printed "Serving on ..." (after migrating and seeding)
+    before uvicorn's bind error; it now names the port as in use before anything else, exit 1."""
+    served: list[object] = []
+    monkeypatch.setattr(serve, "_run", lambda *args, **kwargs: served.append(args))
+    monkeypatch.setattr("fulcrum_core.demo.prepare_demo", lambda settings: served.append(settings) or "")
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        ran = CliRunner().invoke(main, ["demo", "--port", str(port)], env={"FULCRUM_HOST": "127.0.0.1"})
+    assert ran.exit_code == 1, ran.output
+    assert ran.output.startswith(f"Error: port {port} on 127.0.0.1 is in use")
+    assert "Serving on" not in ran.output
+    assert served == []
+    seeded_only = CliRunner().invoke(main, ["demo", "--port", str(port), "--no-serve"])
+    assert seeded_only.exit_code == 0, seeded_only.output  # nothing to bind: the port does not matter
+
+
+def test_a_mistyped_command_gets_a_suggestion() -> None:
+    """``fulcrum tokn`` got no "Did you mean" (the commands load lazily, so click saw none); it does,
+    as subcommands did."""
+    for typed, meant in (("tokn", "token"), ("regsitry", "registry"), ("serv", "serve")):
+        ran = CliRunner().invoke(main, [typed])
+        assert ran.exit_code == 2
+        assert f"No such command '{typed}'. Did you mean '{meant}'?" in ran.output
+    assert "Did you mean" not in CliRunner().invoke(main, ["zzz"]).output
 
 
 @pytest.mark.parametrize("command", ["serve", "demo"])

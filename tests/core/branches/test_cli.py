@@ -114,6 +114,27 @@ def test_unknown_plugin_and_not_toml(run: Run, write: Write) -> None:
     assert result.stderr == "3 problem(s) in 3 file(s)\n"
 
 
+def test_files_the_host_never_reads_are_skipped_with_a_note(run: Run, write: Write, hq_text: str) -> None:
+    """``branch check branches/*`` failed on branches/README.md, which the host ignores: it is skipped,
+    with a note on stderr; a name close to a branch file's (0755.toml.bak) is still reported."""
+    hq = write("hq.toml", hq_text.replace('api_token = "$env:FULCRUM_SECRET_PROMO_TOKEN", ', ""))
+    readme = write("README.md", "# Branch files\n")
+    hidden = write(".0755.toml.swp", "garbage")
+    result = run(hq, readme, hidden)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "ok: 1 file(s) checked\n"
+    assert f"note: skipped {readme}: the host reads only hq.toml and <code>.toml files" in result.stderr
+    assert f"note: skipped {hidden}:" in result.stderr
+    only = run(readme)
+    assert only.exit_code == 0, only.output
+    assert "ok: no branch file among FILES" in only.stderr
+    backup = write("0755.toml.bak", "")
+    kept = run(hq, readme, backup)
+    assert kept.exit_code == 1
+    assert str(backup) in kept.stdout
+    assert str(readme) not in kept.stdout
+
+
 def test_missing_file_is_a_usage_error(run: Run) -> None:
     """A path that does not exist is refused by the command line itself (exit 2)."""
     result = run("nope/0755.toml")

@@ -116,6 +116,14 @@ def _load_approved(path: str) -> dict[str, ApprovedPlugin]:
         raise click.BadParameter(str(exc), param_hint="--approved") from None
 
 
+def _not_a_branch_file(path: Path) -> bool:
+    """A file the host's branch directory may hold but the host never reads (``README.md``, a hidden
+    file), so ``branch check branches/*`` passes over it. One named almost like a branch file
+    (``0755.TOML``, ``0755.toml.bak``) is still checked: its problem says why the host skips it."""
+    near = any(s.startswith(".toml") or s == ".tml" for s in (x.lower() for x in path.suffixes))
+    return path.name.startswith(".") or not near
+
+
 @click.group()
 def branch() -> None:
     """Branch plugin configuration (branches/<code>.toml and branches/hq.toml)."""
@@ -135,6 +143,15 @@ def check(ctx: click.Context, files: tuple[str, ...], approved_file: str | None)
 
     A branch file is checked together with the hq.toml beside it (a warning says when there is none).
     """
+    skipped = [f for f in files if _not_a_branch_file(Path(f))]
+    for name in skipped:
+        click.echo(
+            f"note: skipped {name}: the host reads only hq.toml and <code>.toml files, not this one", err=True
+        )
+    files = tuple(f for f in files if f not in skipped)
+    if not files:
+        click.echo("ok: no branch file among FILES", err=True)
+        return
     settings = settings_for(ctx)
     inventory = {slot: config.capacity for slot, config in settings.slots.items()}
     if approved_file is not None:

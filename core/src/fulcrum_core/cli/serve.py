@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import importlib
 import logging
 import os
@@ -321,10 +322,12 @@ def demo(ctx: click.Context, host: str | None, port: int | None, no_serve: bool)
     # The demo has no bank login behind it: the OAuth consent page offers the seeded customers instead.
     os.environ.setdefault("FULCRUM_OAUTH_DEV_LOGIN", "1")
     settings = settings_for(ctx)
+    host, port = host or settings.host, port or settings.port
+    if not no_serve:
+        _refuse_busy_port(host, port)  # before migrating and seeding, and before "Serving on"
     report = prepare_demo(settings)
     click.echo(report)
     if not no_serve:
-        host, port = host or settings.host, port or settings.port
         base = f"http://{host}:{port}"
         click.echo(f"Serving on {base}  (OpenAPI: {base}/schema)")
         if settings.issuer.rstrip("/") != base:
@@ -336,6 +339,23 @@ def demo(ctx: click.Context, host: str | None, port: int | None, no_serve: bool)
             host, port, 1, ctx.obj["config_file"], log_level=settings.log_level,
             http=settings.http_protocol, loop=settings.event_loop,
         )
+
+
+def _refuse_busy_port(host: str, port: int) -> None:
+    """A ``ClickException`` (exit 1) when ``host:port`` cannot be bound, a server already on it: said
+    first, where uvicorn's bind error came only after the demo was seeded and "Serving on" printed."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            in_use = exc.errno == errno.EADDRINUSE
+            reason = "is in use (another server on it?)" if in_use else f"cannot be bound: {exc.strerror}"
+            raise click.ClickException(
+                f"port {port} on {host} {reason}; stop what listens there, or pick another with "
+                f"--port (and FULCRUM_ISSUER=http://{host}:<port>)"
+            ) from None
 
 
 def _attach_demo_subcommands() -> None:
