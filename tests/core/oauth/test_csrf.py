@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -90,6 +92,37 @@ async def test_missing_or_wrong_token_is_refused(
     if token is not None:
         fields[consent_csrf.FIELD] = token
     _assert_refused(oauth_app, await browser.post("/oauth/authorize", data=fields))
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@pytest.mark.anyio
+async def test_a_browser_gets_an_expired_page_linking_back_not_json(
+    oauth_app: Any, browser: httpx.AsyncClient
+) -> None:
+    """A browser posting a form whose token is gone (cookie expired) got a JSON problem; it gets a page
+    in the consent page's style saying the form expired, with a link that opens the consent page for
+    the same authorization request. Nothing is issued; API clients still get the problem."""
+    url = _authorize_url(state="s-expired")
+    fields = await _form(browser, url)
+    fields.pop(consent_csrf.FIELD)
+    page = await browser.post("/oauth/authorize", data=fields, headers={"Accept": BROWSER_ACCEPT})
+    assert page.status_code == 403
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["cache-control"] == "no-store"
+    assert "location" not in page.headers
+    assert "This page has expired" in page.text
+    assert _codes(oauth_app) == 0
+    link = re.search(r'<a class="again" href="([^"]+)"', page.text)
+    assert link is not None
+    again = await browser.get(html.unescape(link.group(1)))
+    assert again.status_code == 200, again.text
+    assert form_fields(again.text)["state"] == "s-expired"
+    for accept in ("application/json", "application/problem+json", "*/*"):
+        api = await browser.post("/oauth/authorize", data=fields, headers={"Accept": accept})
+        _assert_refused(oauth_app, api)
 
 
 @pytest.mark.anyio

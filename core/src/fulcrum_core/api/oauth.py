@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import msgspec
 from authlib.oauth2.rfc6749 import OAuth2Error
@@ -17,7 +18,7 @@ from litestar import Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 
 from fulcrum_core import host_threads
-from fulcrum_core.api.input_problems import INPUT_PROBLEM_RESPONSE
+from fulcrum_core.api.input_problems import INPUT_PROBLEM_RESPONSE, PROBLEM_MEDIA_TYPE
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.errors import BadRequest, Forbidden, ServiceUnavailable
 from fulcrum_core.oauth import consent_csrf, login_session
@@ -31,7 +32,7 @@ from fulcrum_core.oauth.adapter import (
     to_litestar,
 )
 from fulcrum_core.oauth.authorize import ConsentPrompt, decide, prepare, round_trip_params
-from fulcrum_core.oauth.consent_page import CONSENT_PAGE_HEADERS, render_consent_page
+from fulcrum_core.oauth.consent_page import CONSENT_PAGE_HEADERS, render_consent_page, render_expired_page
 from fulcrum_core.oauth.jwt_bearer import verify_assertion
 from fulcrum_core.oauth.metadata import server_metadata
 from fulcrum_core.oauth.server import oauth_server
@@ -201,8 +202,16 @@ async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
     snap = await snapshot(request, base_url=runtime.settings.issuer)
     form = dict(snap.form)
     secret = request.cookies.get(consent_csrf.cookie_name(runtime.settings.issuer))
-    if not consent_csrf.verify(secret, form.get(consent_csrf.FIELD), round_trip_params(snap)):
+    params = round_trip_params(snap)
+    if not consent_csrf.verify(secret, form.get(consent_csrf.FIELD), params):
         # A forged or stale form: refused before anything is decided, never redirected with a code.
+        if request.accept.best_match([PROBLEM_MEDIA_TYPE, "application/json", "text/html"]) == "text/html":
+            # A browser (its Accept prefers HTML): a page saying the form expired, a link to start again.
+            restart = "/oauth/authorize?" + urlencode(params)
+            return Response(
+                content=render_expired_page(restart), status_code=403, media_type="text/html",
+                headers=CONSENT_PAGE_HEADERS,
+            )
         raise Forbidden(
             "the consent form's CSRF token is missing or wrong; open the consent page again",
             code="oauth.csrf",

@@ -19,7 +19,7 @@ from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES, SCOPES
 from fulcrum_core.oauth.authorize import ConsentPrompt
 from fulcrum_core.oauth.consent_csrf import FIELD
 
-__all__ = ["CONSENT_PAGE_HEADERS", "render_consent_page"]
+__all__ = ["CONSENT_PAGE_HEADERS", "render_consent_page", "render_expired_page"]
 
 CONSENT_PAGE_HEADERS: Final = {
     "Cache-Control": "no-store",
@@ -33,8 +33,15 @@ CONSENT_PAGE_HEADERS: Final = {
 """Response headers of the consent page."""
 
 
-def _template() -> Template:
-    return Template((files("fulcrum_core.oauth") / "templates" / "consent.html").read_text(encoding="utf-8"))
+def _template(name: str = "consent.html") -> Template:
+    return Template((files("fulcrum_core.oauth") / "templates" / name).read_text(encoding="utf-8"))
+
+
+def render_expired_page(restart: str) -> str:
+    """The page a browser gets for a consent form whose CSRF token is missing or stale (the cookie
+    expired, another browser): nothing was decided, and ``restart`` (the authorization request's
+    URL) opens the consent page again."""
+    return _template("consent_expired.html").substitute(restart=escape(restart))
 
 
 _DEV_LOGIN: Final = """<div class="dev">
