@@ -34,7 +34,11 @@ def test_the_listed_help_of_each_command_is_its_own() -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["token", "issue", "--help"], ["token", "--help"], ["dev", "--help"]]
+    "args",
+    [
+        ["--help"], ["token", "issue", "--help"], ["token", "--help"], ["dev", "--help"],
+        ["db", "--help"], ["db", "upgrade", "--help"],
+    ],
 )
 def test_help_imports_no_heavy_module(args: list[str]) -> None:
     """Before, ``fulcrum --help`` imported every command (alembic: seconds) and a click ``Exit`` (what
