@@ -19,7 +19,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,15 @@ from fulcrum_sdk import hookimpl
 from fulcrum_sdk.context import Customer, PluginContext, ScopedData
 from fulcrum_sdk.data import StaticDataProvider
 from fulcrum_sdk.manifest import Manifest
-from fulcrum_sdk.models import Action, FeedItem, LocalizedText, SearchHit, SlotOffer, Targeting
+from fulcrum_sdk.models import (
+    Action,
+    FeedItem,
+    LocalizedText,
+    SearchHit,
+    SlotOffer,
+    Targeting,
+    TransactionType,
+)
 from fulcrum_sdk.storage import MemoryStorage
 from fulcrum_sdk.testing import PERSONAS
 
@@ -45,6 +53,30 @@ PLACEMENTS = (
 )
 ALL_SLOTS = ("home.banner/v1", "home.kingkong/v1", "home.popup/v1", "home.notice/v1")
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+Declarations = Mapping[str, Mapping[str, Any]]
+"""Transaction type key → its ``[transaction_types."<key>"]`` table in fulcrum-plugin.toml."""
+
+
+def declaration(tx_type: TransactionType) -> dict[str, Any]:
+    """The manifest declaration stating exactly what ``tx_type`` registers (its risk and amount field)."""
+    out: dict[str, Any] = {"risk_level": tx_type.risk_level} if tx_type.risk_level else {}
+    if tx_type.product_risks:
+        out |= {"product_field": tx_type.product_field, "product_risks": dict(tx_type.product_risks)}
+    return out | ({"amount_field": tx_type.amount_field} if tx_type.amount_field else {"moves_money": False})
+
+
+def registered_declarations(register_impl: Callable[..., Any] | None) -> dict[str, dict[str, Any]]:
+    """What a test plugin's ``register_transaction_types`` registers, as manifest declarations; ``{}``
+    when it fails (the host reports that failure itself)."""
+    found: list[TransactionType] = []
+    if register_impl is None:
+        return {}
+    try:
+        register_impl(register=found.append) if register_impl.__code__.co_argcount else register_impl()
+    except BaseException:  # the tests of a failing register hook raise even SystemExit
+        return {}
+    return {t.key: declaration(t) for t in found if isinstance(t, TransactionType)}
 
 
 @pytest.fixture
@@ -96,7 +128,7 @@ class PluginKit:
         scopes: Sequence[str] | None = None,
         optional: Sequence[str] = (),
         slots: Sequence[str] | None = None,
-        transaction_types: Sequence[str] = (),
+        transaction_types: Sequence[str] | Declarations = (),
         sdk: str = ">=0.1,<1",
     ) -> Manifest:
         """A valid manifest; by default it requests every placement scope and ``profile:basic``."""
@@ -119,7 +151,11 @@ class PluginKit:
                 "sdk": sdk,
                 "hooks": list(hooks),
                 "slots": list(slots),
-                "transaction_types": list(transaction_types),
+                "transaction_types": (
+                    {k: dict(v) for k, v in transaction_types.items()}
+                    if isinstance(transaction_types, Mapping)
+                    else list(transaction_types)
+                ),
                 "scopes": {
                     "required": dict.fromkeys(required, "needed for the test"),
                     "optional": dict.fromkeys(optional, "optional for the test"),
@@ -137,10 +173,16 @@ class PluginKit:
         kind: str = "department",
         scopes: Sequence[str] | None = None,
         optional: Sequence[str] = (),
-        transaction_types: Sequence[str] = (),
+        transaction_types: Sequence[str] | Declarations = (),
         **impls: Callable[..., Any],
     ) -> TestPlugin:
-        """A plugin with the given hook implementations (``search=lambda ctx, query: [...]``)."""
+        """A plugin with the given hook implementations (``search=lambda ctx, query: [...]``).
+
+        ``transaction_types`` as keys are declared as ``register_transaction_types`` registers them
+        (a key it does not register is declared empty); as a mapping, exactly as given."""
+        if transaction_types and not isinstance(transaction_types, Mapping):
+            derived = registered_declarations(impls.get("register_transaction_types"))
+            transaction_types = {key: derived.get(key, {}) for key in transaction_types}
         manifest = self.manifest(
             plugin_id,
             hooks=list(impls),

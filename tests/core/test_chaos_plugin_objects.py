@@ -133,7 +133,8 @@ def test_a_refusal_that_cannot_be_read_is_the_plugins_fault_not_a_500(make_app: 
     that cannot be sent: before journaling the plugin's fault (502), after it ``unknown`` (202)."""
 
     def register(register: Callable[[TransactionType], None]) -> None:
-        register(TransactionType(key="x.pay", name=LocalizedText(zh_CN="付款"), params=_UnreadableParams))
+        register(TransactionType(key="x.pay", name=LocalizedText(zh_CN="付款"), params=_UnreadableParams,
+                                 risk_level="R1", amount_field="amount_fen"))
 
     app = make_app(
         kit.plugin(

@@ -49,7 +49,8 @@ class _Params(msgspec.Struct, frozen=True):
 
 def _payer(kit: Any, execute: Callable[..., Any]) -> Any:
     def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
-        register(TransactionType(key="x.pay", name=LocalizedText(zh_CN="付款"), params=_Params))
+        register(TransactionType(key="x.pay", name=LocalizedText(zh_CN="付款"), params=_Params,
+                                 risk_level="R1", amount_field="amount_fen"))
 
     return kit.plugin(
         "payer",
@@ -605,7 +606,8 @@ def test_a_refusal_that_cannot_be_sent_is_the_plugins_fault_not_a_500(make_app: 
     checked like a result now: before journaling the plugin's fault (502), after it ``unknown`` (202)."""
 
     def register_refusing(register: Callable[[TransactionType], None]) -> None:
-        register(TransactionType(key="x.pay", name=LocalizedText(zh_CN="付款"), params=_Refusing))
+        register(TransactionType(key="x.pay", name=LocalizedText(zh_CN="付款"), params=_Refusing,
+                                 risk_level="R1", amount_field="amount_fen"))
 
     app = make_app(
         kit.plugin(

@@ -344,7 +344,7 @@ def test_a_transaction_reads_consents_fresh_even_while_a_revoked_one_is_cached(
     def register_transaction_types(register: Any) -> None:
         register(TransactionType(
             key="partner.order", name=LocalizedText(zh_CN="下单"), description=LocalizedText(zh_CN="下单"),
-            params=Params, amount_field=None,
+            params=Params, amount_field=None, risk_level="R1",
         ))
 
     def execute_transaction(ctx: Any, request: TransactionRequest) -> TransactionResult:

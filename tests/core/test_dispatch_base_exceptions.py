@@ -90,9 +90,13 @@ def test_search_degrades_only_the_plugin_that_raised(
 
 class _Params(msgspec.Struct, frozen=True):
     amount_fen: int
+    product: str = "P1"
 
 
 def _tx_plugin(kit: Any, execute: Callable[..., Any], **hooks: Any) -> Any:
+    per_product = {"product_field": "product", "product_risks": {"P1": "R1"}}
+    risk: dict[str, Any] = per_product if "risk_of" in hooks else {"risk_level": "R1"}
+
     def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
         register(
             TransactionType(
@@ -100,6 +104,8 @@ def _tx_plugin(kit: Any, execute: Callable[..., Any], **hooks: Any) -> Any:
                 name=LocalizedText(zh_CN="付款"),
                 description=LocalizedText(zh_CN="付款"),
                 params=_Params,
+                amount_field="amount_fen",
+                **risk,
                 **hooks,
             )
         )
@@ -215,7 +221,8 @@ def test_params_post_init_raising_it_is_a_plugin_fault(
             raise make()
 
     def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
-        register(TransactionType(key="x.pay", name=LocalizedText(zh_CN="付款"), params=Params))
+        register(TransactionType(key="x.pay", name=LocalizedText(zh_CN="付款"), params=Params,
+                                 risk_level="R1", amount_field="amount_fen"))
 
     def execute(ctx: Any, request: TransactionRequest) -> Any:  # pragma: no cover - never reached
         raise AssertionError("executed")

@@ -90,10 +90,10 @@ class OrderParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     amount_fen: int
 
 
-def _shop(kit: Any, refusal: TransactionRefused, *, risk: str | None = None) -> Any:
+def _shop(kit: Any, refusal: TransactionRefused, *, risk: str = "R1") -> Any:
     def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
         register(TransactionType(key="shop.order", name=kit.text("下单"), params=OrderParams,
-                                 risk_level=risk))
+                                 risk_level=risk, amount_field="amount_fen"))
 
     def execute_transaction(ctx: Any, request: TransactionRequest) -> TransactionResult:
         if request.params.item == "GONE":
@@ -300,7 +300,8 @@ def test_a_transaction_needs_transactions_write_whatever_its_type_lists(make_app
 
     def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
         register(TransactionType(key="shop.order", name=kit.text("下单"), params=OrderParams,
-                                 required_scopes=frozenset({"holdings:read"})))
+                                 required_scopes=frozenset({"holdings:read"}), risk_level="R1",
+                                 amount_field="amount_fen"))
 
     plugin = kit.plugin(
         "shop", transaction_types=["shop.order"], scopes=["holdings:read"],
@@ -395,13 +396,14 @@ def test_a_long_plugin_name_is_searched_as_far_as_the_host_passes_it(kit: Any) -
 def test_a_product_risk_the_host_cannot_use_is_invalid_in_the_harness(
     make_app: Any, kit: Any, rated: str | None
 ) -> None:
-    """``risk_of`` answering no level (the type declaring none) or one that is not R1–R5: the host
-    cannot check suitability and refuses the request as the plugin's fault (502); the harness raises
+    """``risk_of`` answering no level or one that is not R1–R5 for a product declared R2: the host
+    cannot trust the rating and refuses the request as the plugin's fault (502); the harness raises
     ``ResultError`` instead of running the order unchecked."""
 
     def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
         register(TransactionType(key="shop.order", name=kit.text("下单"), params=OrderParams,
-                                 risk_of=lambda params: rated))
+                                 product_field="item", product_risks={"A": "R2"},
+                                 risk_of=lambda params: rated, amount_field="amount_fen"))
 
     plugin = kit.plugin(
         "shop", transaction_types=["shop.order"], scopes=[],

@@ -117,7 +117,8 @@ def test_a_context_kept_from_a_transaction_reads_nothing_afterwards(
     later: list[list[str]] = []
 
     def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
-        register(TransactionType(key="spy.pay", name=LocalizedText(zh_CN="支付"), params=_Params))
+        register(TransactionType(key="spy.pay", name=LocalizedText(zh_CN="支付"), params=_Params,
+                                 risk_level="R1", amount_field="amount_fen"))
 
     def execute_transaction(ctx: Any, request: TransactionRequest) -> TransactionResult:
         if kept:

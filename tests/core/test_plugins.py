@@ -19,7 +19,8 @@ class _Params(msgspec.Struct):
 
 
 def _tx_type(key: str) -> TransactionType:
-    return TransactionType(key=key, name=LocalizedText(zh_CN="测试交易"), params=_Params)
+    return TransactionType(key=key, name=LocalizedText(zh_CN="测试交易"), params=_Params, risk_level="R1",
+                           amount_field="amount_fen")
 
 
 def _load(settings: Settings, *plugins: object) -> PluginSet:
@@ -350,13 +351,12 @@ def test_a_type_whose_amount_field_is_not_a_parameter_is_rejected(settings: Sett
     """A misnamed amount field would leave the type without any platform limit: it is refused, named."""
 
     def register(register: Any) -> None:
-        register(TransactionType(key="alpha.transfer", name=LocalizedText(zh_CN="转账"), params=_Transfer))
-        register(TransactionType(
-            key="alpha.note", name=LocalizedText(zh_CN="备注"), params=_Transfer, amount_field=None
-        ))
-        register(TransactionType(
-            key="alpha.pay", name=LocalizedText(zh_CN="付款"), params=_Transfer, amount_field="amount_yuan"
-        ))
+        register(TransactionType(key="alpha.transfer", name=LocalizedText(zh_CN="转账"), params=_Transfer,
+                                 risk_level="R1", amount_field="amount_fen"))
+        register(TransactionType(key="alpha.note", name=LocalizedText(zh_CN="备注"), params=_Transfer,
+                                 risk_level="R1", amount_field=None))
+        register(TransactionType(key="alpha.pay", name=LocalizedText(zh_CN="付款"), params=_Transfer,
+                                 risk_level="R1", amount_field="amount_yuan"))
 
     alpha = kit.plugin(
         "alpha",

@@ -50,7 +50,8 @@ def build(db: Database, settings: Settings, kit: Any) -> Iterator[Callable[..., 
         seen: list[PluginContext] = []
 
         def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
-            register(TransactionType(key="views.pay", name=LocalizedText(zh_CN="付款"), params=PayParams))
+            register(TransactionType(key="views.pay", name=LocalizedText(zh_CN="付款"), params=PayParams,
+                                     risk_level="R1", amount_field="amount_fen"))
 
         def execute_transaction(ctx: PluginContext, request: TransactionRequest) -> TransactionResult:
             seen.append(ctx)

@@ -85,15 +85,18 @@ class Shop:
     entered: threading.Event = field(default_factory=threading.Event)
     risk_of: Callable[[Any], Any] = lambda p: RISK[p.product]
     override: str | None = None  # a mode for every call from now on, whatever the params say
+    product_risks: dict[str, Any] = field(default_factory=lambda: dict(RISK))  # as its manifest declares
 
     def register(self, register: Callable[[TransactionType], None]) -> None:
         register(TransactionType(
             key="shop.buy", name=LocalizedText(zh_CN="购买", en="Buy"), params=BuyParams,
+            product_field="product", product_risks=self.product_risks,
             risk_of=lambda params: self.risk_of(params),
+            amount_field="amount_fen",
         ))
         register(TransactionType(
             key="shop.note", name=LocalizedText(zh_CN="备注", en="Note"), params=NoteParams,
-            amount_field=None,
+            risk_level="R1", amount_field=None,
         ))
 
     def execute(self, ctx: Any, request: TransactionRequest) -> Any:
@@ -632,13 +635,13 @@ async def test_missing_assessment_blocks_anything_above_r1(service: TransactionS
     assert (await service.submit(NO_RISK, "k-2", body(product="SAFE"), client_id=APP)).status_code == 201
 
 
-async def test_types_without_risk_skip_suitability(service: TransactionService) -> None:
-    """A type declaring no product risk (a note) is not a sale: no questionnaire needed."""
+async def test_an_r1_type_moving_no_money_needs_no_questionnaire(service: TransactionService) -> None:
+    """A type stating R1 and no amount (a note) is rated R1: no questionnaire needed, no limit to apply."""
     note = b'{"type": "shop.note", "params": {"text": "hi"}}'
     outcome = await service.submit(NO_RISK, "k-1", note, client_id=APP)
     assert outcome.status_code == 201
     assert isinstance(outcome.body, TransactionView)
-    assert (outcome.body.amount_fen, outcome.body.risk_level) == (None, None)
+    assert (outcome.body.amount_fen, outcome.body.risk_level) == (None, "R1")
 
 
 async def test_amount_above_the_platform_limit_is_refused(make_service: Callable[..., TransactionService],
@@ -650,6 +653,24 @@ async def test_amount_above_the_platform_limit_is_refused(make_service: Callable
     assert (info.value.code, info.value.field) == ("limits.max_amount", "params.amount_fen")
     assert (await service.submit(C3, "k-2", body(amount=1_000), client_id=APP)).status_code == 201
     assert len(shop.calls) == 1
+
+
+async def test_a_product_without_a_declared_level_is_not_sold(
+    make_service: Callable[..., TransactionService], shop: Shop, db: Database
+) -> None:
+    """A product the type's approved declaration gives no level (``MID`` left out of ``product_risks``)
+    is refused with 422 ``suitability.product_unrated`` naming ``params.product``, before ``risk_of`` or
+    the plugin runs and before anything is journaled; a declared product still sells."""
+    shop.product_risks = {k: v for k, v in RISK.items() if k != "MID"}
+    asked: list[Any] = []
+    shop.risk_of = lambda p: asked.append(p) or RISK[p.product]
+    service = make_service()
+    with pytest.raises(Unprocessable) as info:
+        await service.submit(C3, "k-1", body(product="MID"), client_id=APP)
+    assert (info.value.code, info.value.field) == ("suitability.product_unrated", "params.product")
+    assert "product 'MID' has no declared risk level" in info.value.detail
+    assert (asked, shop.calls, rows(db)) == ([], [], [])
+    assert (await service.submit(C3, "k-2", body(product="SAFE"), client_id=APP)).status_code == 201
 
 
 async def test_risk_of_refusal_and_crash(service: TransactionService, shop: Shop, db: Database) -> None:
@@ -1447,7 +1468,7 @@ async def test_checking_code_that_hangs_holds_the_plugins_bulkhead_and_then_give
             break
         await asyncio.sleep(0.01)
     assert guard.bulkhead.active == 0
-    shop.risk_of = lambda _: "R1"
+    shop.risk_of = lambda p: RISK[p.product]
     outcome = await service.submit(C3, "k-after", body(), client_id=APP)
     assert outcome.status_code == 201
 
@@ -1459,9 +1480,9 @@ async def test_plugin_code_before_journaling_runs_in_a_plugin_thread(
     default executor that the journal reads use."""
     seen: list[str] = []
 
-    def rating(_: Any) -> Any:
+    def rating(params: Any) -> Any:
         seen.append(threading.current_thread().name)
-        return "R1"
+        return RISK[params.product]
 
     shop.risk_of = rating
     await service.submit(C3, "k-thread", body(), client_id=APP)

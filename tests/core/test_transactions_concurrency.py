@@ -44,7 +44,8 @@ def race_service(
     lock = threading.Lock()
 
     def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
-        register(TransactionType(key="race.pay", name=LocalizedText(zh_CN="付款"), params=PayParams))
+        register(TransactionType(key="race.pay", name=LocalizedText(zh_CN="付款"), params=PayParams,
+                                 risk_level="R1", amount_field="amount_fen"))
 
     def execute_transaction(ctx: Any, request: TransactionRequest) -> TransactionResult:
         with lock:

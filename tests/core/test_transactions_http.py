@@ -28,12 +28,17 @@ class OrderParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     plan_id: Literal["starter", "plus"] = "starter"
 
 
+FUNDS = {"SAFE": "R2", "GONE": "R2", "HOT": "R5"}
+"""Each fund the test plugin sells, with its declared product risk level."""
+
+
 def _fund_plugin(kit: Any) -> Any:
     def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
         register(TransactionType(
             key="fund.order", name=LocalizedText(zh_CN="基金申购", en="Fund order"),
             description=LocalizedText(zh_CN="申购一只基金"), params=OrderParams,
-            risk_of=lambda p: "R5" if p.fund == "HOT" else "R2",
+            product_field="fund", product_risks=FUNDS, risk_of=lambda p: "R5" if p.fund == "HOT" else "R2",
+            amount_field="amount_fen",
         ))
 
     def execute_transaction(ctx: Any, request: TransactionRequest) -> TransactionResult:
@@ -401,7 +406,8 @@ def test_sync_call_still_queued_at_its_deadline_is_a_retryable_503(
     def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
         register(TransactionType(
             key="fund.order", name=LocalizedText(zh_CN="基金申购"), description=LocalizedText(zh_CN="申购"),
-            params=OrderParams, risk_of=risk_of,
+            params=OrderParams, product_field="fund", product_risks=FUNDS, risk_of=risk_of,
+            amount_field="amount_fen",
         ))
 
     def execute_transaction(ctx: Any, request: TransactionRequest) -> TransactionResult:

@@ -19,7 +19,18 @@ class _NoAmount(msgspec.Struct):
     coupon_id: str
 
 
+class _MaybeAmount(msgspec.Struct):
+    amount_fen: int | None = None
+
+
+class _Order(msgspec.Struct):
+    product: str
+
+
 def _type(params: type[msgspec.Struct], **kw: Any) -> TransactionType:
+    kw.setdefault("amount_field", "amount_fen")
+    if "product_risks" not in kw:
+        kw.setdefault("risk_level", "R1")
     return TransactionType(key="t.x", name=LocalizedText(zh_CN="x"), params=params, **kw)
 
 
@@ -30,25 +41,54 @@ def test_an_amount_that_is_not_whole_fen_is_refused_not_waved_through() -> None:
     assert (refused.value.code, refused.value.field) == ("limits.amount_not_fen", "params.amount_fen")
 
 
-def test_a_type_without_an_amount_has_none() -> None:
-    """A type whose params carry no amount (a coupon) has no amount to limit."""
-    assert checks.amount_of(_type(_NoAmount), _NoAmount(coupon_id="c")) is None
+def test_a_type_stating_it_moves_no_money_has_no_amount() -> None:
+    """A type stating ``amount_field=None`` (a coupon) has no amount to limit."""
+    assert checks.amount_of(_type(_NoAmount, amount_field=None), _NoAmount(coupon_id="c")) is None
 
 
-def test_risk_of_returning_none_falls_back_to_the_declared_level() -> None:
-    """``risk_of`` → None with a declared ``risk_level`` keeps that level: suitability still applies."""
+def test_a_money_type_sent_no_amount_is_refused_not_waved_through() -> None:
+    """A type that moves money and is sent none in its amount field cannot skip the limit: 422."""
+    with pytest.raises(Unprocessable) as refused:
+        checks.amount_of(_type(_MaybeAmount), _MaybeAmount())
+    assert (refused.value.code, refused.value.field) == ("limits.amount_not_fen", "params.amount_fen")
+    assert "amount_fen is required" in refused.value.detail
+
+
+def test_a_product_without_a_declared_level_is_not_sold() -> None:
+    """A product the type's ``product_risks`` does not rate is refused (422 naming the parameter) before
+    any plugin code runs, whatever ``risk_of`` would say."""
     from fulcrum_core.transactions.service import TransactionService
 
-    tx = _type(_NoAmount, risk_level="R5", risk_of=lambda _p: None)
-    assert TransactionService._risk_of("p", tx, _NoAmount(coupon_id="c")) == "R5"
+    asked: list[Any] = []
+    tx = _type(_Order, product_field="product", product_risks={"OK": "R2"}, risk_of=asked.append)
+    with pytest.raises(Unprocessable) as refused:
+        TransactionService._risk_of("p", tx, _Order(product="NEW"))
+    assert (refused.value.code, refused.value.field) == ("suitability.product_unrated", "params.product")
+    assert "'NEW' has no declared risk level" in refused.value.detail
+    assert asked == []
+    declared = _type(_Order, product_field="product", product_risks={"OK": "R2"})
+    assert TransactionService._risk_of("p", declared, _Order(product="OK")) == "R2"
 
 
-def test_risk_of_returning_none_with_no_declared_level_is_a_plugin_fault() -> None:
-    """A type that rates its products but rates this one as nothing is refused, never unchecked."""
+@pytest.mark.parametrize("answer", [None, "R1", "R9"])
+def test_risk_of_disagreeing_with_the_declared_level_is_a_plugin_fault(answer: Any) -> None:
+    """``risk_of`` answering no level, a lower one or garbage for a declared product: the plugin's fault
+    (502), never a product sold unchecked or below its approved level."""
+    from fulcrum_core.transactions.checks import PluginFaultError
     from fulcrum_core.transactions.service import TransactionService
 
-    tx = _type(_NoAmount, risk_of=lambda _p: None)
-    with pytest.raises(Exception, match="could not rate the product risk"):
+    tx = _type(_Order, product_field="product", product_risks={"OK": "R3"}, risk_of=lambda _p: answer)
+    with pytest.raises(PluginFaultError, match="could not rate the product risk"):
+        TransactionService._risk_of("p", tx, _Order(product="OK"))
+
+
+def test_a_type_stating_no_level_is_never_rated() -> None:
+    """Should a type without any level reach the pipeline, it is refused, never unchecked."""
+    from fulcrum_core.transactions.checks import PluginFaultError
+    from fulcrum_core.transactions.service import TransactionService
+
+    tx = TransactionType(key="t.x", name=LocalizedText(zh_CN="x"), params=_NoAmount, amount_field=None)
+    with pytest.raises(PluginFaultError):
         TransactionService._risk_of("p", tx, _NoAmount(coupon_id="c"))
 
 

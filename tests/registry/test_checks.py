@@ -26,9 +26,13 @@ STABLE_IDS = (
     "manifest.slots_known",
     "manifest.hooks_known",
     "sdk.range_satisfiable",
+    "transaction_types.declared",
     "transaction_types.unclaimed",
     "entry_point.matches_id",
 )
+
+BUY = {"demo.buy": {"risk_level": "R2", "amount_field": "amount_fen"}}
+"""A transaction type declared as the checks want it: its product risk level and its amount field."""
 
 Wheels = Callable[..., Path]
 Manifest = Callable[..., dict[str, Any]]
@@ -340,7 +344,7 @@ def test_ownership_is_skipped_without_a_publisher(wheels: Wheels) -> None:
             "staff scopes cannot be granted",
         ),
         (
-            {"transaction_types": ["demo.buy"], "hooks": ["home_slot_offers", "execute_transaction"]},
+            {"transaction_types": BUY, "hooks": ["home_slot_offers", "execute_transaction"]},
             "manifest.scopes_known",
             "transactions:write",
         ),
@@ -354,7 +358,7 @@ def test_ownership_is_skipped_without_a_publisher(wheels: Wheels) -> None:
         ({"hooks": ["home_slot_offer"]}, "manifest.hooks_known", "unknown hook 'home_slot_offer'"),
         (
             {
-                "transaction_types": ["demo.buy"],
+                "transaction_types": BUY,
                 "scopes": {"required": {"slot:home.notice": "notices", "transactions:write": "buy products"}},
             },
             "manifest.hooks_known",
@@ -461,7 +465,9 @@ def test_record_is_still_verified_when_a_required_file_is_missing(wheels: Wheels
 def test_a_transaction_type_another_plugin_declares_is_refused(wheels: Wheels, manifest: Manifest) -> None:
     """A plugin may not declare a transaction type another plugin's release already declares (the
     host runs one owner per key, so the second could be sent the first one's orders)."""
-    mine = manifest(transaction_types=["demo.order", "pension.personal_contribution"])
+    declared = {"risk_level": "R1", "amount_field": "amount_fen"}
+    keys = ["demo.order", "pension.personal_contribution"]
+    mine = manifest(transaction_types=dict.fromkeys(keys, declared))
     ctx = CheckContext(
         publisher_id="pension-dept", publisher_kind="department", sdk_version="0.1.0",
         type_owners={"pension.personal_contribution": "pension"},
@@ -489,3 +495,69 @@ def test_a_campaign_hook_passes_the_hook_check(wheels: Wheels, manifest: Manifes
     results = check_wheel(wheels(manifest=bare), OWNER)
     assert failed(results) == {"manifest.slots_known"}
     assert any("home_slot_campaigns" in d for d in by_id(results)["manifest.slots_known"].details)
+
+
+_TYPED = {
+    "hooks": ["register_transaction_types", "execute_transaction"],
+    "slots": [],
+    "scopes": {"required": {"transactions:write": "take the customer's orders"}, "optional": {}},
+}
+
+
+@pytest.mark.parametrize(
+    ("declared", "words"),
+    [
+        (
+            ["demo.buy"],
+            "transaction_types.demo.buy: declares no product risk level and no amount field (only the key "
+            "is listed)",
+        ),
+        (
+            {"demo.buy": {"amount_field": "amount_fen"}},
+            "transaction_types.demo.buy.risk_level: required: the product risk level R1–R5",
+        ),
+        (
+            {"demo.buy": {"risk_level": "R3"}},
+            "transaction_types.demo.buy.amount_field: required: the parameter holding the amount in fen",
+        ),
+        (
+            {"demo.buy": {"risk_level": "R3", "moves_money": False, "amount_field": "amount_fen"}},
+            "transaction_types.demo.buy.moves_money: false, but amount_field names an amount",
+        ),
+        (
+            {"demo.buy": {"product_risks": {"F-1": "R2"}, "amount_field": "amount_fen"}},
+            "transaction_types.demo.buy.product_field: required with product_risks",
+        ),
+    ],
+    ids=["keys-only", "no-risk-level", "no-amount-field", "contradiction", "products-without-field"],
+)
+def test_a_transaction_type_must_declare_its_risk_and_amount(
+    wheels: Wheels, manifest: Manifest, declared: Any, words: str
+) -> None:
+    """A type whose product risk level or amount field the manifest does not state fails
+    ``transaction_types.declared`` with a detail naming the key and what is missing: reviewers approve
+    them from the manifest, so a release without them never reaches review."""
+    results = check_wheel(wheels(manifest=manifest(transaction_types=declared, **_TYPED)), OWNER)
+    assert failed(results) == {"transaction_types.declared"}
+    result = by_id(results)["transaction_types.declared"]
+    assert any(d.startswith(words) for d in result.details), result.details
+    assert result.fix is not None
+    assert "risk_level" in result.fix
+    assert "moves_money = false" in result.fix
+
+
+@pytest.mark.parametrize(
+    "declared",
+    [
+        {"demo.buy": {"risk_level": "R2", "amount_field": "amount_fen"}},
+        {"demo.buy": {"risk_level": "R1", "moves_money": False}},
+        {"demo.buy": {"product_field": "fund", "product_risks": {"F-1": "R2", "F-2": "R4"},
+                      "amount_field": "amount_fen"}},
+    ],
+    ids=["fixed", "no-money", "per-product"],
+)
+def test_declared_transaction_types_pass(wheels: Wheels, manifest: Manifest, declared: Any) -> None:
+    """A fixed level, a type stating it moves no money, or each product's level: all pass."""
+    results = check_wheel(wheels(manifest=manifest(transaction_types=declared, **_TYPED)), OWNER)
+    assert by_id(results)["transaction_types.declared"].passed, by_id(results)["transaction_types.declared"]
+    assert failed(results) == set()

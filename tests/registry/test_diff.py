@@ -15,7 +15,7 @@ Manifest = Callable[..., dict[str, Any]]
 V2 = {
     "hooks": ["home_slot_offers", "execute_transaction"],
     "slots": ["home.notice/v1", "home.banner/v1"],
-    "transaction_types": ["demo.subscribe"],
+    "transaction_types": {"demo.subscribe": {"risk_level": "R2", "amount_field": "amount_fen"}},
     "scopes": {
         "required": {
             "slot:home.notice": "notices",
@@ -91,6 +91,32 @@ def test_removed_capabilities_are_listed(
     diff = registry.diff(submit(version="2.0.0").id)
     assert diff.removed_scopes == ("holdings:read", "slot:home.banner", "transactions:write")
     assert diff.removed_transaction_types == ("demo.subscribe",)
+
+
+def test_a_changed_risk_level_or_amount_field_is_listed(
+    registry: RegistryService, submit: Submit, approve: Approve, manifest: Manifest
+) -> None:
+    """A kept type's declared product risk raised, a product added, or its amount field changed between
+    releases is spelled out for the reviewer (it decides who may buy and which limit applies)."""
+    v1 = submit(manifest=manifest(**V2)).id
+    approve(v1, "bob")
+    approve(v1, "carol")
+    higher = {"demo.subscribe": {"risk_level": "R4", "amount_field": "amount_fen"}}
+    raised = {**V2, "transaction_types": higher}
+    diff = registry.diff(submit(version="2.0.0", manifest=manifest(**raised)).id)
+    assert diff.changed_transaction_types == ("demo.subscribe: risk_level R2 → R4",)
+    assert diff.added_transaction_types == diff.removed_transaction_types == ()
+    assert not diff.is_empty
+    products = {**V2, "transaction_types": {"demo.subscribe": {
+        "product_field": "fund", "product_risks": {"F-1": "R2"}, "moves_money": False,
+    }}}
+    diff = registry.diff(submit(version="2.1.0", manifest=manifest(**products)).id)
+    assert diff.changed_transaction_types == (
+        "demo.subscribe: amount_field amount_fen → none (moves no money)",
+        "demo.subscribe: product F-1 undeclared → R2",
+        "demo.subscribe: product_field undeclared → fund",
+        "demo.subscribe: risk_level R2 → undeclared",
+    )
 
 
 def test_diff_needs_a_manifest(registry: RegistryService) -> None:

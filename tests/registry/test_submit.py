@@ -238,7 +238,7 @@ def test_unknown_publisher_is_not_found(
 def _ordering(manifest: Manifest, plugin_id: str, key: str) -> dict[str, Any]:
     return manifest(
         plugin_id=plugin_id, hooks=["register_transaction_types", "execute_transaction"],
-        slots=[], transaction_types=[key],
+        slots=[], transaction_types={key: {"risk_level": "R2", "amount_field": "amount_fen"}},
         scopes={"required": {"transactions:write": "take the customer's orders"}, "optional": {}},
     )
 
@@ -268,3 +268,30 @@ def test_a_transaction_type_of_another_plugin_cannot_be_declared(
         entry_points="[fulcrum]\ntaker = fulcrum_demo.plugin\n",
     )
     assert free.state == "in_review", free.checks
+
+
+def test_a_submission_whose_types_lack_their_declarations_fails_its_checks(
+    registry: RegistryService, submit: Submit, manifest: Manifest
+) -> None:
+    """A manifest listing only its transaction type's key (as releases before declarations did) is filed
+    ``checks_failed``: the failed check says in words that the type declares no product risk level and
+    no amount field, and how to declare them; it never reaches a reviewer."""
+    body = manifest(
+        hooks=["register_transaction_types", "execute_transaction"], slots=[],
+        transaction_types=["demo.order"],
+        scopes={"required": {"transactions:write": "take the customer's orders"}, "optional": {}},
+    )
+    release = submit(manifest=body)
+    assert release.state == "checks_failed"
+    assert release.failed_checks == ("transaction_types.declared",)
+    check = next(c for c in release.checks if c.id == "transaction_types.declared")
+    assert check.message == (
+        "a transaction type does not declare its product risk level or its amount field"
+    )
+    (detail,) = check.details
+    assert detail.startswith(
+        "transaction_types.demo.order: declares no product risk level and no amount field"
+    )
+    assert 'risk_level = "R1".."R5"' in detail
+    assert release.manifest is not None  # the old form is still read
+    assert release.manifest.type_keys == ("demo.order",)

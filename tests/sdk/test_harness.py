@@ -50,7 +50,7 @@ def _manifest(
                 "execute_transaction",
             ],
             "slots": ["home.banner/v1"],
-            "transaction_types": ["demo.buy"],
+            "transaction_types": {"demo.buy": {"risk_level": "R2", "amount_field": "amount_fen"}},
             "name": {"zh-CN": "演示"},
             "description": {"zh-CN": "演示插件"},
             "owner": {"name": "Demo", "email": "demo@example.com"},
@@ -90,7 +90,8 @@ class Demo:
 
     @hookimpl
     def register_transaction_types(self, register: Any) -> None:
-        register(TransactionType(key="demo.buy", name=T, params=BuyParams, risk_level="R2"))
+        register(TransactionType(key="demo.buy", name=T, params=BuyParams, risk_level="R2",
+                                 amount_field="amount_fen"))
 
     @hookimpl
     def execute_transaction(self, ctx: Any, request: Any) -> TransactionResult:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 
+import msgspec
 import pytest
 from fulcrum_sdk import LocalizedText, TransactionRefused, TransactionResult
+from fulcrum_sdk._declared import type_problem
 from fulcrum_sdk.idempotency import run_once
 from fulcrum_sdk.localtime import local_date
-from fulcrum_sdk.manifest import parse_manifest
+from fulcrum_sdk.manifest import Manifest, TransactionTypeDeclaration, parse_manifest
 from fulcrum_sdk.matching import relevance
+from fulcrum_sdk.models import TransactionType
 from fulcrum_sdk.money import yuan
 from fulcrum_sdk.storage import MemoryStorage
 from fulcrum_sdk.testing import PluginHarness
@@ -183,23 +187,99 @@ def test_packaging_problems_names_each_mismatch() -> None:
     assert any(p.startswith("__all__ is") for p in problems)
 
 
-def test_amount_field_problem_names_the_missing_field() -> None:
-    """A type's amount_field must be one of its parameters (or None); otherwise the host's limits miss it."""
-    import msgspec
-    from fulcrum_sdk._validate import amount_field_problem
-    from fulcrum_sdk.models import LocalizedText, TransactionType
+MINIMAL_MANIFEST = """
+id = "payer"
+publisher = "test-bank"
+kind = "department"
+sdk = ">=0.1,<1"
+hooks = ["register_transaction_types", "execute_transaction"]
+name = { "zh-CN" = "付款" }
+description = { "zh-CN" = "付款插件" }
+owner = { name = "Test", email = "t@example.com" }
+"""
 
-    class Pay(msgspec.Struct):
-        amount: int
 
-    def typed(**kwargs: object) -> TransactionType:
-        return TransactionType(key="x.pay", name=LocalizedText(zh_CN="付款"), params=Pay, **kwargs)  # type: ignore[arg-type]
+class _Pay(msgspec.Struct):
+    fund: str
+    amount: int
 
-    assert amount_field_problem(typed(amount_field="amount")) is None
-    assert amount_field_problem(typed(amount_field=None)) is None
-    problem = amount_field_problem(typed())  # the default names amount_fen, which Pay lacks
-    assert problem is not None
-    assert problem.startswith("x.pay: amount_field 'amount_fen' is not a field of Pay (fields: amount)")
+
+def _typed(**kwargs: Any) -> TransactionType:
+    kwargs.setdefault("amount_field", "amount")
+    return TransactionType(key="x.pay", name=LocalizedText(zh_CN="付款"), params=_Pay, **kwargs)
+
+
+def _declaring(declared: Any) -> Manifest:
+    return msgspec.structs.replace(
+        parse_manifest(MINIMAL_MANIFEST, file="t"),
+        transaction_types=msgspec.convert(declared, dict[str, TransactionTypeDeclaration]),
+    )
+
+
+_FIXED = {"x.pay": {"risk_level": "R2", "amount_field": "amount"}}
+_PER_PRODUCT = {"x.pay": {"product_field": "fund", "product_risks": {"F-1": "R2"}, "amount_field": "amount"}}
+
+
+@pytest.mark.parametrize(
+    ("tx_type", "declared", "words"),
+    [
+        (_typed(risk_level="R2"), _FIXED, None),
+        (_typed(product_field="fund", product_risks={"F-1": "R2"}), _PER_PRODUCT, None),
+        (_typed(risk_level="R2"), None, "x.pay: fulcrum-plugin.toml declares no product risk level"),
+        (_typed(), _FIXED, "x.pay: risk_level: none stated; fix: state the product risk level R1–R5"),
+        (_typed(risk_level="R4"), _FIXED, "x.pay: risk_level: registers 'R4' but fulcrum-plugin.toml "
+                                          "declares 'R2'"),
+        (_typed(product_field="fund", product_risks={"F-1": "R3"}), _PER_PRODUCT,
+         "x.pay: product_risks: registers {F-1=R3} but fulcrum-plugin.toml declares {F-1=R2}"),
+        (_typed(product_field="isin", product_risks={"F-1": "R2"}), _PER_PRODUCT,
+         "x.pay: product_field 'isin' is not a field of _Pay (fields: fund, amount)"),
+        (_typed(risk_of=lambda p: "R2"), _FIXED, "x.pay: risk_level: none stated"),
+        (_typed(risk_level="R2", risk_of=lambda p: "R2"), _FIXED,
+         "x.pay: risk_of: the host must know the level of each product"),
+        (_typed(risk_level="R2", amount_field="amount_fen"), _FIXED,
+         "x.pay: amount_field 'amount_fen' is not a field of _Pay (fields: fund, amount)"),
+        (_typed(risk_level="R2", amount_field=None), _FIXED,
+         "x.pay: amount_field: registers none (moves no money) but fulcrum-plugin.toml declares 'amount'"),
+        (_typed(risk_level="R2"), {"x.pay": {"risk_level": "R2"}},
+         "x.pay: fulcrum-plugin.toml transaction_types.x.pay.amount_field: required"),
+    ],
+    ids=["fixed", "per-product", "undeclared", "no-level", "level-mismatch", "product-level-mismatch",
+         "product-field-unknown", "risk-of-without-products", "risk-of-with-fixed", "amount-field-unknown",
+         "amount-field-dropped", "declaration-incomplete"],
+)
+def test_type_problem_names_the_field_and_the_mismatch(
+    tx_type: TransactionType, declared: Any, words: str | None
+) -> None:
+    """The host registers a type only when it states a level and an amount field and both equal its
+    manifest declaration; otherwise the reason names the type, the field and the fix."""
+    problem = type_problem(tx_type, _declaring(declared or {}))
+    if words is None:
+        assert problem is None
+    else:
+        assert problem is not None
+        assert problem.startswith(words), problem
+        assert "fix" in problem or "required" in problem
+
+
+def test_a_type_moving_no_money_cannot_carry_an_amount_in_fen() -> None:
+    """``amount_field=None`` on parameters carrying ``*_fen`` would skip the limits: refused, named."""
+
+    class Order(msgspec.Struct):
+        amount_fen: int
+
+    tx_type = TransactionType(key="x.pay", name=LocalizedText(zh_CN="付款"), params=Order, risk_level="R1",
+                              amount_field=None)
+    problem = type_problem(tx_type, _declaring({"x.pay": {"risk_level": "R1", "moves_money": False}}))
+    assert problem == (
+        "x.pay: amount_field: None (moves no money) but its parameters carry amount_fen; fix: set "
+        "amount_field='amount_fen' so the host's limits apply"
+    )
+
+
+def test_a_type_must_state_its_amount_field() -> None:
+    """No default: a type says which parameter holds its amount, or ``None`` explicitly."""
+    with pytest.raises(TypeError, match="amount_field"):
+        TransactionType(key="x.pay", name=LocalizedText(zh_CN="付款"), params=_Pay, risk_level="R1")  # type: ignore[call-arg]
 
 
 def test_packaging_problems_reports_a_misnamed_amount_field(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -207,6 +287,6 @@ def test_packaging_problems_reports_a_misnamed_amount_field(monkeypatch: pytest.
     import fulcrum_pension
     from fulcrum_sdk import testing
 
-    monkeypatch.setattr(testing, "amount_field_problem", lambda tx_type: f"{tx_type.key}: misnamed")
+    monkeypatch.setattr(testing, "type_problem", lambda tx_type, manifest: f"{tx_type.key}: misnamed")
     problems = testing.packaging_problems(fulcrum_pension, "fulcrum-pension")
     assert "pension.personal_contribution: misnamed" in problems

@@ -32,7 +32,8 @@ from typing import Any
 import fulcrum_sdk
 import msgspec
 import pluggy
-from fulcrum_sdk._validate import account_fields_problem, amount_field_problem
+from fulcrum_sdk._declared import type_problem
+from fulcrum_sdk._validate import account_fields_problem
 from fulcrum_sdk.errors import ManifestError
 from fulcrum_sdk.hookspecs import HOOK_NAMES, NONBLOCKING_ATTR, PROJECT_NAME
 from fulcrum_sdk.manifest import Manifest, manifest_from_distribution, semantic_problems
@@ -534,11 +535,15 @@ def _collect_types(
                    f"{type(exc).__name__}: {exc}; fix: register TransactionType objects without doing I/O")
             continue
         for tx_type in found:
-            if tx_type.key not in plugin.manifest.transaction_types:
+            if tx_type.key not in plugin.manifest.type_keys:
                 reject(f"{plugin.id}:{tx_type.key}", f"plugin {plugin.id!r} registers a type its manifest "
                        "does not declare; "
                        "fix: add it to transaction_types in fulcrum-plugin.toml")
-            elif (problem := amount_field_problem(tx_type) or account_fields_problem(tx_type)) is not None:
+            elif (
+                problem := type_problem(tx_type, plugin.manifest) or account_fields_problem(tx_type)
+            ) is not None:
+                # Its risk level and amount field pick the suitability rule and the limits: as approved,
+                # or not at all.
                 reject(f"{plugin.id}:{tx_type.key}", f"plugin {plugin.id!r}: {problem}")
             elif tx_type.key in types:
                 reject(f"{plugin.id}:{tx_type.key}", f"plugin {plugin.id!r} registers {tx_type.key!r}, "

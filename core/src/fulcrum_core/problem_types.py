@@ -304,6 +304,10 @@ CATALOGUE: Final[tuple[ProblemType, ...]] = (
        "The product's risk level is above the customer's risk tolerance.",
        "Show `message`; the customer cannot buy this product.", "ask-customer",
        ("message", "risk_level", "risk_tolerance")),
+    _t("suitability.product_unrated", 422, "Product without a risk level",
+       "The product named in `field` has no declared risk level, so the platform does not sell it.",
+       "Choose another product; the plugin's publisher must declare this one's level in a new release.",
+       "fix-request", _FIELD),
     # --- Transactions: idempotency -----------------------------------------------------------------------
     _t("idempotency.mismatch", 422, "Idempotency-Key reused",
        "The key was already used for a different request (`transaction_id` is that transaction).",

@@ -130,11 +130,16 @@ def test_unknown_parameters_are_rejected(make_harness: MakeHarness) -> None:
 
 
 def test_the_type_moves_no_money(make_harness: MakeHarness) -> None:
-    """Redemption declares no amount and no risk level, and needs the city."""
-    tx_type = make_harness().transaction_types()[REDEEM_COUPON]
+    """Redemption states that it moves no money and is rated R1 (a free coupon), as its manifest
+    declares, and needs the city."""
+    harness = make_harness()
+    tx_type = harness.transaction_types()[REDEEM_COUPON]
     assert tx_type.amount_field is None
-    assert tx_type.risk_level is None
+    assert tx_type.risk_level == "R1"
     assert tx_type.risk_of is None
+    declared = harness.manifest.declaration(REDEEM_COUPON)
+    assert declared is not None
+    assert (declared.risk_level, declared.moves_money, declared.amount_field) == ("R1", False, None)
     assert "location:city" in tx_type.required_scopes
 
 

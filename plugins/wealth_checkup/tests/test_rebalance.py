@@ -11,6 +11,7 @@ import pytest
 from fulcrum_sdk import ScopeDenied, TransactionRefused
 from fulcrum_sdk.storage import MemoryStorage
 from fulcrum_sdk.testing import PluginHarness
+from fulcrum_wealth_checkup.catalogue import products
 from fulcrum_wealth_checkup.rebalance import REBALANCE_ORDER
 
 MakeHarness = Callable[..., PluginHarness]
@@ -35,13 +36,19 @@ def test_an_order_for_a_suitable_product_succeeds(make_harness: MakeHarness) -> 
 
 
 def test_the_product_risk_level_is_declared_for_the_host(make_harness: MakeHarness) -> None:
-    """``risk_of`` returns the chosen product's level, so the host's suitability check applies."""
-    tx_type = make_harness().transaction_types()[REBALANCE_ORDER]
+    """Every listed product's level is declared (and in the manifest, for review), so the host rates
+    each order itself; ``risk_of`` agrees with it for every listed product."""
+    harness = make_harness()
+    tx_type = harness.transaction_types()[REBALANCE_ORDER]
     order = msgspec.convert({"product_id": "WM-IDX-300", "amount_fen": 10_000}, tx_type.params)
     assert tx_type.risk_of is not None
-    assert tx_type.risk_of(order) == "R4"
+    assert tx_type.risk_of(order) == tx_type.product_risks["WM-IDX-300"] == "R4"
     assert tx_type.risk_level is None
-    assert tx_type.amount_field == "amount_fen"
+    assert (tx_type.product_field, tx_type.amount_field) == ("product_id", "amount_fen")
+    declared = harness.manifest.declaration(REBALANCE_ORDER)
+    assert declared is not None
+    assert declared.product_risks == dict(tx_type.product_risks)
+    assert set(tx_type.product_risks) == set(products())
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from typing import Literal
 
 import msgspec
 from fulcrum_sdk.hookspecs import PROJECT_NAME
-from fulcrum_sdk.manifest import Manifest, ManifestProblem, semantic_problems
+from fulcrum_sdk.manifest import Manifest, ManifestProblem, declaration_problems, semantic_problems
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
@@ -143,6 +143,14 @@ CHECKS: dict[str, CheckSpec] = {
             "the platform's fulcrum-sdk version is inside the manifest's SDK range",
             "the manifest's SDK range excludes the platform's fulcrum-sdk version",
             'widen `sdk` in fulcrum-plugin.toml to include the platform\'s version (e.g. ">=0.1,<1")',
+        ),
+        _spec(
+            "transaction_types.declared",
+            "every transaction type declares its product risk level and its amount field",
+            "a transaction type does not declare its product risk level or its amount field",
+            'declare each type as [transaction_types."<key>"] with risk_level = "R1".."R5" (or '
+            "product_field and product_risks, each product's level) and amount_field = \"<parameter in "
+            'fen>" (or moves_money = false), as register_transaction_types registers it',
         ),
         _spec(
             "transaction_types.unclaimed",
@@ -346,6 +354,15 @@ def _entry_module(facts: WheelFacts) -> str | None:
     return facts.manifest_package
 
 
+def _types_declared(facts: WheelFacts, ctx: CheckContext) -> CheckResult:
+    """Reviewers approve a type's product risk and its money limit from the manifest: both are stated."""
+    if facts.manifest is None:
+        return _result("transaction_types.declared", "skipped", [_NO_MANIFEST])
+    return _verdict(
+        "transaction_types.declared", [f"{p.key}: {p.problem}" for p in declaration_problems(facts.manifest)]
+    )
+
+
 def _types_unclaimed(facts: WheelFacts, ctx: CheckContext) -> CheckResult:
     """A transaction type belongs to one plugin: a second one declaring its key could be sent the
     customers' orders for it (the host gives a key to one running plugin only)."""
@@ -355,7 +372,7 @@ def _types_unclaimed(facts: WheelFacts, ctx: CheckContext) -> CheckResult:
         return _result("transaction_types.unclaimed", "skipped", ["no registry: other plugins are not known"])
     taken = [
         f"{key!r} is declared by plugin {ctx.type_owners[key]!r}"
-        for key in facts.manifest.transaction_types
+        for key in facts.manifest.type_keys
         if key in ctx.type_owners
     ]
     return _verdict("transaction_types.unclaimed", taken)
@@ -371,6 +388,7 @@ _RUNNERS: dict[str, Callable[[WheelFacts, CheckContext], CheckResult]] = {
     "manifest.slots_known": _semantic("manifest.slots_known"),
     "manifest.hooks_known": _semantic("manifest.hooks_known"),
     "sdk.range_satisfiable": _sdk_range,
+    "transaction_types.declared": _types_declared,
     "transaction_types.unclaimed": _types_unclaimed,
     "entry_point.matches_id": _entry_point,
 }

@@ -48,12 +48,9 @@ def diff_manifests(
         removed_scopes=_added(before_scopes, requested),
         added_slots=_added(manifest.slots, baseline.slots if baseline else ()),
         removed_slots=_added(baseline.slots if baseline else (), manifest.slots),
-        added_transaction_types=_added(
-            manifest.transaction_types, baseline.transaction_types if baseline else ()
-        ),
-        removed_transaction_types=_added(
-            baseline.transaction_types if baseline else (), manifest.transaction_types
-        ),
+        added_transaction_types=_added(manifest.type_keys, baseline.type_keys if baseline else ()),
+        removed_transaction_types=_added(baseline.type_keys if baseline else (), manifest.type_keys),
+        changed_transaction_types=_declarations_changed(manifest, baseline),
         added_hooks=_added(manifest.hooks, baseline.hooks if baseline else ()),
         removed_hooks=_added(baseline.hooks if baseline else (), manifest.hooks),
         added_redirect_uris=_added(_redirects(manifest), _redirects(baseline)),
@@ -61,6 +58,33 @@ def diff_manifests(
         added_key_ids=_added(_key_ids(manifest), _key_ids(baseline)),
         removed_key_ids=_added(_key_ids(baseline), _key_ids(manifest)),
     )
+
+
+def _declarations_changed(manifest: Manifest, baseline: Manifest | None) -> tuple[str, ...]:
+    """Each change of a kept type's declared risk or amount field, as ``key: field old → new``: a
+    product's level raised between releases decides who may buy it, so a reviewer sees it spelled out."""
+    if baseline is None:
+        return ()
+    changes: list[str] = []
+    for key in sorted(set(manifest.type_keys) & set(baseline.type_keys)):
+        new, old = _declared_facts(manifest, key), _declared_facts(baseline, key)
+        changes += [
+            f"{key}: {name} {old.get(name, 'undeclared')} → {new.get(name, 'undeclared')}"
+            for name in sorted(set(new) | set(old))
+            if new.get(name) != old.get(name)
+        ]
+    return tuple(changes)
+
+
+def _declared_facts(manifest: Manifest, key: str) -> dict[str, str]:
+    """One type's declaration flattened to ``{field: value}`` (each product as ``product <id>``)."""
+    declared = manifest.declaration(key)
+    if declared is None:
+        return {}
+    facts = {"risk_level": declared.risk_level, "product_field": declared.product_field,
+             "amount_field": declared.amount_field if declared.moves_money else "none (moves no money)"}
+    facts |= {f"product {product}": level for product, level in declared.product_risks.items()}
+    return {name: value for name, value in facts.items() if value is not None}
 
 
 def _redirects(manifest: Manifest | None) -> tuple[str, ...]:

@@ -304,10 +304,12 @@ class ReleaseDiff(msgspec.Struct, frozen=True, kw_only=True):
     # Signing keys as ``kid (RFC 7638 thumbprint)``.
     added_key_ids: tuple[str, ...] = ()
     removed_key_ids: tuple[str, ...] = ()
+    # A kept type's declared product risk or amount field changed: ``key: field old → new``.
+    changed_transaction_types: tuple[str, ...] = ()
 
     @property
     def is_empty(self) -> bool:
-        """True when nothing was added or removed."""
+        """True when nothing was added, removed or changed."""
         return not any(
             (
                 self.added_scopes,
@@ -316,6 +318,7 @@ class ReleaseDiff(msgspec.Struct, frozen=True, kw_only=True):
                 self.removed_slots,
                 self.added_transaction_types,
                 self.removed_transaction_types,
+                self.changed_transaction_types,
                 self.added_hooks,
                 self.removed_hooks,
                 self.added_redirect_uris,

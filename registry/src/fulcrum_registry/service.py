@@ -134,7 +134,7 @@ def _requested(row: Release) -> frozenset[str]:
 
 def _type_owners(session: Session, manifest: Manifest) -> dict[str, str]:
     """Which of ``manifest``'s transaction types another plugin's live release already declares."""
-    wanted = set(manifest.transaction_types)
+    wanted = set(manifest.type_keys)
     if not wanted:
         return {}
     owners: dict[str, str] = {}

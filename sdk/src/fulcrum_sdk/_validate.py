@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LIST_RESULT_TYPES", "MAX_PAGE_QUERY", "MAX_SEARCH_QUERY", "MAX_TRANSACTION_FEN", "OWN_SEEN_SIZE",
-    "PAGE_PATH", "PAGE_QUERY_KEY", "ResultError", "Seen", "account_fields_problem", "amount_field_problem",
+    "PAGE_PATH", "PAGE_QUERY_KEY", "ResultError", "Seen", "UnratedProductError", "account_fields_problem",
     "check_list", "check_page",
     "check_transaction_result", "is_page_path", "page_path_problem", "page_query_problem",
     "rated_risk", "received_page_path", "received_search_query", "suitability_problem", "targeting_admits",
@@ -296,22 +296,6 @@ def received_search_query(q: str | None) -> str:
     return query
 
 
-def amount_field_problem(tx_type: TransactionType) -> str | None:
-    """Why ``tx_type``'s ``amount_field`` cannot work, or ``None``.
-
-    The host applies its money limits to the parameter ``amount_field`` names; a name the parameters
-    do not have would silently leave the type without any limit, so such a type is refused.
-    """
-    name = tx_type.amount_field
-    if name is None or name in tx_type.params.__struct_fields__:
-        return None
-    return (
-        f"{tx_type.key}: amount_field {name!r} is not a field of {tx_type.params.__name__} "
-        f"(fields: {', '.join(tx_type.params.__struct_fields__) or 'none'}); fix: name the field that "
-        "holds the amount in fen, or set amount_field=None if the type moves no money"
-    )
-
-
 def account_fields_problem(tx_type: TransactionType) -> str | None:
     """Why ``tx_type``'s ``account_fields`` cannot work, or ``None``: a name the parameters do not have
     would leave an account id unchecked (and a partner's unmapped), so such a type is refused."""
@@ -330,46 +314,60 @@ MAX_TRANSACTION_FEN = 500_000_000
 
 
 def whole_fen(tx_type: TransactionType, params: Any) -> int | None:
-    """The amount in fen named by the type's ``amount_field``, when the parameters carry one;
-    ``ValueError`` when it is not a whole number of fen (the host refuses it: it would slip past the
-    limits)."""
+    """The amount in fen named by the type's ``amount_field`` (``None``: a type that moves no money);
+    ``ValueError`` when the parameters carry no whole number of fen there (the host refuses it: it would
+    slip past the limits)."""
     if not tx_type.amount_field:
         return None
     amount = getattr(params, tx_type.amount_field, None)
-    if amount is None:
-        return None  # this type (or this request) carries no amount
     if isinstance(amount, int) and not isinstance(amount, bool):
         return amount
+    if amount is None:
+        raise ValueError(f"{tx_type.amount_field} is required: the type moves money, the limits need it")
     raise ValueError(f"{tx_type.amount_field} must be a whole number of fen")
 
 
 _RISK_LEVELS = frozenset({"R1", "R2", "R3", "R4", "R5"})
 
 
-def rated_risk(tx_type: TransactionType, params: Any) -> RiskLevel | None:
-    """The product risk of a request, as the host rates it: ``risk_of(params)`` when the type has one
-    (else its fixed ``risk_level``), falling back to ``risk_level``. ``TypeError`` when ``risk_of``
-    answers something other than R1–R5 or ``None``, ``ValueError`` when it answers no level and the
-    type declares none (no level must never mean "no suitability check"); the host refuses both as
-    the plugin's fault. What ``risk_of`` raises (a ``TransactionRefused``) propagates."""
-    if tx_type.risk_of is None:
+class UnratedProductError(ValueError):
+    """A request names a product whose risk level the type never declared: it is not sold."""
+
+    def __init__(self, field: str, product: object) -> None:
+        super().__init__(f"{field}: product {product!r:.80} has no declared risk level, so it cannot be sold")
+        self.field = field
+
+
+def rated_risk(tx_type: TransactionType, params: Any) -> RiskLevel:
+    """The product risk of a request, as the host rates it: the type's fixed ``risk_level``, or the
+    declared level of the product its ``product_field`` names (:class:`UnratedProductError` when that
+    product has none). ``risk_of``, when given, must agree: ``TypeError`` when it answers anything
+    else, and ``ValueError`` for a type stating no level (the host never registers one); the host
+    refuses both as the plugin's fault. What ``risk_of`` raises (a ``TransactionRefused``) propagates."""
+    if not tx_type.product_risks:
+        if tx_type.risk_level is None:
+            raise ValueError(f"{tx_type.key} states no product risk level")
         return tx_type.risk_level
-    rated = tx_type.risk_of(params)
-    if rated is not None and rated not in _RISK_LEVELS:
-        raise TypeError(f"a risk level must be one of R1–R5 or None, got {rated!r}")
-    level = rated or tx_type.risk_level
+    field = tx_type.product_field or ""
+    product = getattr(params, field, None)
+    level = tx_type.product_risks.get(product) if isinstance(product, str) else None
     if level is None:
-        raise ValueError("risk_of returned no risk level and the type declares none")
+        raise UnratedProductError(field, product)
+    if tx_type.risk_of is not None:
+        rated = tx_type.risk_of(params)
+        if rated != level:
+            shown = rated if rated is None or rated in _RISK_LEVELS else f"{rated!r:.40}"
+            raise TypeError(f"risk_of rates product {product!r:.80} {shown}, its declared level is {level}")
     return level
 
 
 def suitability_problem(
-    risk: RiskLevel | None, profile: RiskProfile | None, today: date
+    risk: RiskLevel, profile: RiskProfile | None, today: date
 ) -> tuple[str, LocalizedText, dict[str, str]] | None:
     """Why the host refuses a product of ``risk`` to a customer with ``profile`` on ``today`` (the
     bank's date): a product above their tolerance, or any above R1 when their assessment is missing or
-    expired, as ``(code, message, details)``; ``None`` when it does not (``risk=None``: no rule)."""
-    if risk is None or risk == "R1":
+    expired, as ``(code, message, details)``; ``None`` when it does not. Every product has a level."""
+    if risk == "R1":
         return None
     if profile is None:
         return "suitability.assessment_missing", LocalizedText(

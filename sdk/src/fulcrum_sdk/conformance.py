@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, unquote
 
 import msgspec
 
+from fulcrum_sdk._declared import type_problem
 from fulcrum_sdk._personas import PERSONAS
 from fulcrum_sdk._validate import (
     MAX_SEARCH_QUERY,
@@ -439,19 +440,21 @@ def _registered_types(plugin: object, manifest: Manifest) -> ConformanceResult:
     except Exception as exc:
         problems = [f"{type(exc).__name__}: {exc}"]
     else:
-        declared = set(manifest.transaction_types)
+        declared = set(manifest.type_keys)
         problems = [
             f"registers {k!r}, not listed in transaction_types" for k in sorted(set(types) - declared)
         ]
         problems += [
             f"lists {k!r} in transaction_types but never registers it" for k in sorted(declared - set(types))
         ]
+        problems += [p for k in sorted(set(types) & declared) if (p := type_problem(types[k], manifest))]
     return _result(
         "hook.register_transaction_types",
         problems,
-        "registers exactly the transaction types fulcrum-plugin.toml lists",
+        "registers exactly the transaction types fulcrum-plugin.toml declares, as it declares them",
         "register_transaction_types fails or disagrees with transaction_types in fulcrum-plugin.toml",
-        "register one TransactionType per key in transaction_types, without I/O, and nothing else",
+        "register one TransactionType per key in transaction_types, with the risk level and amount field "
+        "its declaration states, without I/O, and nothing else",
     )
 
 

@@ -20,7 +20,7 @@ import msgspec
 from fulcrum_sdk._in_words import in_words
 from fulcrum_sdk.errors import ManifestError
 from fulcrum_sdk.hookspecs import HOOK_NAMES, PROJECT_NAME
-from fulcrum_sdk.models import SLOT_IDS, LocalizedText
+from fulcrum_sdk.models import SLOT_IDS, LocalizedText, RiskLevel
 from fulcrum_sdk.oauth_client import OAuthClient, oauth_problems
 from fulcrum_sdk.scopes import PLUGIN_GRANTABLE_KINDS, SCOPES, slot_scope
 
@@ -31,6 +31,8 @@ __all__ = [
     "ManifestProblem",
     "Owner",
     "ScopeRequests",
+    "TransactionTypeDeclaration",
+    "declaration_problems",
     "manifest_from_distribution",
     "manifest_from_wheel",
     "parse_manifest",
@@ -81,6 +83,21 @@ class ScopeRequests(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return frozenset(self.required) | frozenset(self.optional)
 
 
+_FieldName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class TransactionTypeDeclaration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What a transaction type declares for review, as ``[transaction_types."<key>"]``: its product
+    risk (a fixed ``risk_level``, or ``product_field`` with each product's level in ``product_risks``)
+    and the parameter holding its amount in fen (``amount_field``, or ``moves_money = false``)."""
+
+    risk_level: RiskLevel | None = None
+    product_field: _FieldName | None = None
+    product_risks: dict[str, RiskLevel] = {}
+    amount_field: _FieldName | None = None
+    moves_money: bool = True
+
+
 class Manifest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The validated content of ``fulcrum-plugin.toml`` plus the distribution's version."""
 
@@ -93,13 +110,26 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     sdk: _Specifier
     hooks: tuple[str, ...]
     slots: tuple[str, ...] = ()
-    transaction_types: tuple[str, ...] = ()
+    # Each type's declaration; the bare list of keys is how releases before declarations wrote it,
+    # still read (the registry keeps their manifests) but refused by the checks and by the host.
+    transaction_types: dict[str, TransactionTypeDeclaration] | tuple[str, ...] = ()
     # A factory, not a shared instance: OpenAPI generators compare defaults by hash.
     scopes: ScopeRequests = msgspec.field(default_factory=ScopeRequests)
     owner: Owner
     # The backend's OAuth client: a partner's signing keys and the flow's redirect URIs (oauth_client.py).
     oauth: OAuthClient | None = None
     version: str | None = None
+
+    @property
+    def type_keys(self) -> tuple[str, ...]:
+        """The keys of the transaction types the plugin declares, in the manifest's order."""
+        return tuple(self.transaction_types)
+
+    def declaration(self, key: str) -> TransactionTypeDeclaration | None:
+        """The declaration of transaction type ``key``; ``None`` when there is none (or only its key)."""
+        if isinstance(self.transaction_types, dict):
+            return self.transaction_types.get(key)
+        return None
 
 
 class ManifestProblem(msgspec.Struct, frozen=True):
@@ -192,6 +222,45 @@ def semantic_problems(manifest: Manifest) -> list[ManifestProblem]:
     ]
     oauth = oauth_problems(manifest.oauth, kind=manifest.kind)
     problems += [ManifestProblem(key, problem) for key, problem in oauth]
+    return problems
+
+
+def declaration_problems(manifest: Manifest) -> list[ManifestProblem]:
+    """What each transaction type's declaration lacks or contradicts: a product risk level and the
+    amount field (or ``moves_money = false``) must be stated, so reviewers and the host see them."""
+    problems: list[ManifestProblem] = []
+    for key in manifest.type_keys:
+        where = f"transaction_types.{key}"
+        declared = manifest.declaration(key)
+        if declared is None:
+            problems.append(ManifestProblem(where, (
+                "declares no product risk level and no amount field (only the key is listed); declare "
+                f'[transaction_types."{key}"] with risk_level = "R1".."R5" (or product_field and '
+                'product_risks) and amount_field = "<parameter in fen>" (or moves_money = false)'
+            )))
+            continue
+        problems += [ManifestProblem(f"{where}.{field}", problem) for field, problem in _declared(declared)]
+    return problems
+
+
+def _declared(declared: TransactionTypeDeclaration) -> list[tuple[str, str]]:
+    """(field, problem) for one declaration."""
+    problems: list[tuple[str, str]] = []
+    if declared.risk_level is None and not declared.product_risks:
+        problems.append(("risk_level", "required: the product risk level R1–R5, or product_field with "
+                         "product_risks (each product's level) for a type selling several products"))
+    if declared.risk_level is not None and (declared.product_risks or declared.product_field):
+        problems.append(("risk_level", "give a fixed risk_level or product_field with product_risks, "
+                         "not both"))
+    if bool(declared.product_risks) != bool(declared.product_field):
+        missing = "product_field" if declared.product_risks else "product_risks"
+        problems.append((missing, "required with " + ("product_risks" if declared.product_risks
+                                                      else "product_field")))
+    if declared.moves_money and declared.amount_field is None:
+        problems.append(("amount_field", "required: the parameter holding the amount in fen, for the "
+                         "host's limits; or moves_money = false for a type that moves no money"))
+    if not declared.moves_money and declared.amount_field is not None:
+        problems.append(("moves_money", "false, but amount_field names an amount: drop one of them"))
     return problems
 
 

@@ -6,7 +6,7 @@ required. A field added in a later SDK version always gets a default, so older p
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -188,9 +188,12 @@ class TransactionType(msgspec.Struct, frozen=True, kw_only=True):
 
     ``params`` is a msgspec Struct type: the host decodes and validates the request body's
     ``params`` with it (constraints and ``__post_init__`` included) before anything is journaled.
-    ``risk_level`` is the product risk when it is fixed; ``risk_of`` computes it from the decoded
-    parameters when it depends on the product chosen. Either one makes the host's suitability check
-    apply. ``amount_field`` names the parameter holding the amount in fen, for the host's limits.
+    Every type states its product risk, which the host's suitability check always applies: a fixed
+    ``risk_level``, or, for a type selling several products, ``product_field`` (the parameter naming
+    the product) with ``product_risks`` (each product it may sell and its level); ``risk_of``, when
+    given, must rate each request's product as ``product_risks`` does. ``amount_field`` names the
+    parameter holding the amount in fen, for the host's limits; ``None`` states the type moves no
+    money. Both must equal the type's declaration in ``fulcrum-plugin.toml``, or the host refuses it.
     ``account_fields`` names the parameters holding one of the customer's accounts, by the id the
     plugin sees in ``ctx.data.accounts()`` (a partner's pairwise id): the host refuses an id that is not
     one of them (422 ``transaction.unknown_account`` naming ``params.<field>``), journals the bank's
@@ -203,8 +206,10 @@ class TransactionType(msgspec.Struct, frozen=True, kw_only=True):
     params: type[msgspec.Struct]
     required_scopes: frozenset[str] = frozenset({"transactions:write"})
     risk_level: RiskLevel | None = None
+    product_field: str | None = None
+    product_risks: Mapping[str, RiskLevel] = msgspec.field(default_factory=dict)
     risk_of: Callable[[Any], RiskLevel | None] | None = None
-    amount_field: str | None = "amount_fen"
+    amount_field: str | None
     account_fields: frozenset[str] = frozenset()
 
 

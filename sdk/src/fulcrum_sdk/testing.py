@@ -32,12 +32,13 @@ import msgspec
 import pluggy
 
 from fulcrum_sdk import hookspecs
+from fulcrum_sdk._declared import type_problem
 from fulcrum_sdk._personas import PERSONAS
 from fulcrum_sdk._validate import (
     MAX_TRANSACTION_FEN,
     ResultError,
+    UnratedProductError,
     account_fields_problem,
-    amount_field_problem,
     check_list,
     check_page,
     check_transaction_result,
@@ -57,6 +58,7 @@ from fulcrum_sdk.localtime import aware, local_date
 from fulcrum_sdk.manifest import (
     MANIFEST_FILE,
     Manifest,
+    declaration_problems,
     manifest_from_distribution,
     parse_manifest,
     semantic_problems,
@@ -344,6 +346,9 @@ class PluginHarness:
         for an invalid result). ``host_checks=False`` skips suitability and the amount limits, to test
         a plugin's own defence in depth against what the host refuses first."""
         tx_type = self.transaction_types()[type_key]
+        problem = type_problem(tx_type, self.manifest) or account_fields_problem(tx_type)
+        if problem is not None:  # the host refuses the type at startup: it never takes a request
+            raise ResultError(f"the host refuses this type: {problem}")
         needs = {"transactions:write", "accounts:read"} if tx_type.account_fields else {"transactions:write"}
         for scope in sorted(tx_type.required_scopes | needs):  # as the host requires
             if scope not in self.scopes:
@@ -351,6 +356,9 @@ class PluginHarness:
         decoded = msgspec.convert(dict(params), tx_type.params)
         try:
             risk = rated_risk(tx_type, decoded)
+        except UnratedProductError as exc:  # the host's 422: the product is not sold
+            unrated = _text(str(exc))
+            raise TransactionRefused("suitability.product_unrated", unrated, field=exc.field) from None
         except (TypeError, ValueError) as exc:  # the host refuses the request as the plugin's fault (502)
             raise ResultError(f"{type_key}: the product risk cannot be checked: {exc}") from None
         if host_checks:
@@ -382,7 +390,7 @@ class PluginHarness:
         return check_transaction_result(result)
 
 
-    def _host_checks(self, tx_type: TransactionType, params: Any, risk: RiskLevel | None) -> int | None:
+    def _host_checks(self, tx_type: TransactionType, params: Any, risk: RiskLevel) -> int | None:
         """The amount in fen, after the checks the host makes before it calls the plugin: suitability
         (the product's risk against the customer's assessment, on the bank's date of ``now``) and the
         platform's amount limits (:data:`MAX_TRANSACTION_FEN`). What the host refuses with a 422 is a
@@ -459,13 +467,14 @@ def packaging_problems(plugin: ModuleType, distribution: str) -> list[str]:
         problems.append(
             f"manifest hooks {sorted(manifest.hooks)} but the module implements {sorted(implemented)}"
         )
-    if set(harness.transaction_types()) != set(manifest.transaction_types):
+    if set(harness.transaction_types()) != set(manifest.type_keys):
         problems.append(
-            f"manifest transaction_types {sorted(manifest.transaction_types)} but the module registers "
+            f"manifest transaction_types {sorted(manifest.type_keys)} but the module registers "
             f"{sorted(harness.transaction_types())}"
         )
+    problems += [f"manifest {p.key}: {p.problem}" for p in declaration_problems(installed)]
     for tx_type in harness.transaction_types().values():
-        problem = amount_field_problem(tx_type) or account_fields_problem(tx_type)
+        problem = type_problem(tx_type, manifest) or account_fields_problem(tx_type)
         if problem is not None:
             problems.append(problem)
     exported = sorted(getattr(plugin, "__all__", ()))

@@ -284,7 +284,8 @@ def _paying_beta(kit: Any) -> Any:
     def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
         register(TransactionType(
             key="beta.pay", name=LocalizedText(zh_CN="支付", en="Pay"),
-            description=LocalizedText(zh_CN="测试支付"), params=PayParams, amount_field="amount_fen",
+            description=LocalizedText(zh_CN="测试支付"), params=PayParams, risk_level="R1",
+            amount_field="amount_fen",
         ))
 
     def execute_transaction(ctx: Any, request: TransactionRequest) -> TransactionResult:

@@ -49,7 +49,9 @@ def make_manifest(
         "sdk": ">=0.1,<1",
         "hooks": list(hooks),
         "slots": ["home.banner/v1"],
-        "transaction_types": list(transaction_types),
+        "transaction_types": {
+            key: {"risk_level": "R1", "amount_field": "amount_fen"} for key in transaction_types
+        },
         "name": {"zh-CN": "探针"},
         "description": {"zh-CN": "一致性测试插件"},
         "owner": {"name": "Test", "email": "test@example.com"},
@@ -285,9 +287,12 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     amount_fen: int
 
 
-def _tx_plugin(execute: Callable[..., Any], register_key: str = "probe.buy") -> types.SimpleNamespace:
+def _tx_plugin(
+    execute: Callable[..., Any], register_key: str = "probe.buy", risk_level: Any = "R1"
+) -> types.SimpleNamespace:
     def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
-        register(TransactionType(key=register_key, name=T, params=Params, amount_field="amount_fen"))
+        register(TransactionType(key=register_key, name=T, params=Params, risk_level=risk_level,
+                                 amount_field="amount_fen"))
 
     return plugin_with(register_transaction_types=register_transaction_types, execute_transaction=execute)
 
@@ -663,3 +668,22 @@ def test_problems_that_differ_are_kept_apart() -> None:
     assert ", persona " in first  # a problem seen once is said as before
     assert rest.startswith(f"home, {len(calls) - 1} runs (personas ")
     assert rest.endswith("KeyError: 'other'")
+
+
+@pytest.mark.parametrize(
+    ("risk_level", "words"),
+    [
+        ("R3", "probe.buy: risk_level: registers 'R3' but fulcrum-plugin.toml declares 'R1'"),
+        (None, "probe.buy: risk_level: none stated; fix: state the product risk level R1–R5"),
+    ],
+    ids=["mismatch", "missing"],
+)
+def test_a_type_not_as_its_manifest_declares_fails_the_register_check(risk_level: Any, words: str) -> None:
+    """The kit refuses what the host refuses at startup: a type stating no level, or another level than
+    the manifest declares, fails ``hook.register_transaction_types`` with the type and the field named."""
+    plugin = _tx_plugin(lambda ctx, request: TransactionResult(status="succeeded"), risk_level=risk_level)
+    check = by_id(run_conformance(plugin, manifest=_tx_manifest(), deadlines=RELAXED))[
+        "hook.register_transaction_types"
+    ]
+    assert check.status == "failed"
+    assert any(d.startswith(words) for d in check.details), check.details

@@ -227,7 +227,8 @@ def test_a_release_approved_after_startup_is_imported_on_the_next_poll(
     """In review at startup: held back unimported; approved later: the next poll imports it, registers
     its hooks and transaction type, and the policy switches it on."""
     hooks = ["home_slot_offers", "register_transaction_types", "execute_transaction"]
-    plugin = install("gate-late", _OFFER + _TX_TYPE, hooks=hooks, transaction_types=["late.buy"])
+    declared = {"late.buy": {"risk_level": "R1", "amount_field": "amount_fen"}}
+    plugin = install("gate-late", _OFFER + _TX_TYPE, hooks=hooks, transaction_types=declared)
     release = publish(service, plugin.wheel)
     assert release.state == "in_review", release.failed_checks
     runtime = host()

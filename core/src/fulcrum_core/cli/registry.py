@@ -106,6 +106,7 @@ def _diff_text(diff: ReleaseDiff | None) -> list[str]:
         ("dropped scopes", diff.removed_scopes),
         ("new slots", diff.added_slots),
         ("new transaction types", diff.added_transaction_types),
+        ("changed transaction type declarations", diff.changed_transaction_types),
         ("new hooks", diff.added_hooks),
         ("new redirect URIs", diff.added_redirect_uris),
         ("dropped redirect URIs", diff.removed_redirect_uris),

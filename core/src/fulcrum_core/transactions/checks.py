@@ -294,7 +294,8 @@ def refusal(exc: TransactionRefused, *, plugin_id: str = "") -> CoreError:
 
 
 def amount_of(tx_type: TransactionType, params: Any) -> int | None:
-    """The amount in fen named by the type's ``amount_field``, when the parameters carry one."""
+    """The amount in fen named by the type's ``amount_field``; ``None`` only for a type stating it moves
+    no money. 422 when a type that moves money is sent no whole number of fen there."""
     try:
         return whole_fen(tx_type, params)
     except ValueError as exc:
@@ -339,9 +340,10 @@ def check_enabled_for_customer(contexts: _CustomerGate, plugin: Any, type_key: s
         )
 
 
-def check_suitability(risk: RiskLevel | None, profile: RiskProfile | None, today: date) -> None:
+def check_suitability(risk: RiskLevel, profile: RiskProfile | None, today: date) -> None:
     """Refuse (422 ``suitability.*``) a product above the customer's tolerance, or any product above R1
-    when the customer's assessment is missing or expired. ``risk=None`` means no suitability rule."""
+    when the customer's assessment is missing or expired. Every product has a level (the host registers
+    no type without one)."""
     problem = suitability_problem(risk, profile, today)
     if problem is not None:
         code, message, details = problem

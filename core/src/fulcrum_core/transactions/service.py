@@ -55,7 +55,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 import msgspec
-from fulcrum_sdk._validate import ResultError, check_transaction_result, rated_risk
+from fulcrum_sdk._validate import ResultError, UnratedProductError, check_transaction_result, rated_risk
 from fulcrum_sdk.context import PluginContext
 from fulcrum_sdk.data import DataProvider
 from fulcrum_sdk.errors import OutcomeUnknown, TransactionRefused
@@ -509,9 +509,13 @@ class TransactionService:
         )
 
     @staticmethod
-    def _risk_of(plugin_id: str, tx_type: TransactionType, params: Any) -> RiskLevel | None:
+    def _risk_of(plugin_id: str, tx_type: TransactionType, params: Any) -> RiskLevel:
         try:
             return rated_risk(tx_type, params)
+        except UnratedProductError as exc:
+            raise Unprocessable(
+                str(exc), code="suitability.product_unrated", field=f"params.{exc.field}"
+            ) from None
         except TransactionRefused as exc:
             raise checks.refusal(exc, plugin_id=plugin_id) from None
         except BaseException as exc:  # a SystemExit or KeyboardInterrupt in risk_of is the plugin's fault too
@@ -817,7 +821,7 @@ class TransactionService:
         return TransactionTypeList(items=items)
 
     def _suitability(self, tx_type: TransactionType, risk: Any) -> Suitability:
-        if tx_type.risk_of is not None:
+        if tx_type.risk_level is None:  # each product its own level
             return "depends_on_params"
         try:
             checks.check_suitability(tx_type.risk_level, risk, self._today())

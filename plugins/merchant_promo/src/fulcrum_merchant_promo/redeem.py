@@ -58,7 +58,8 @@ def register_transaction_types(register: Any) -> None:
             ),
             params=RedeemCoupon,
             required_scopes=frozenset({"transactions:write", "location:city"}),
-            amount_field=None,
+            risk_level="R1",  # a free coupon: no investment product
+            amount_field=None,  # claiming a coupon moves no money
         )
     )
 

@@ -63,6 +63,8 @@ def register_transaction_types(register: Any) -> None:
             ),
             params=PersonalContribution,
             required_scopes=frozenset({"transactions:write", "pension:read"}),
+            risk_level="R1",  # a payment into the customer's own pension account, not an investment
+            amount_field="amount_fen",
         )
     )
 

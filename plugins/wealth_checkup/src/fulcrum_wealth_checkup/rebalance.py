@@ -1,8 +1,9 @@
 """``wealth.rebalance_order``: buy a listed product to move toward the target mix.
 
 Rules that need no customer data (a listed product, the minimum purchase, the step) live in the
-parameter Struct, so the host rejects a bad order before journaling it. The product's risk level
-is declared through ``risk_of`` so the host's suitability check applies; execution re-checks what
+parameter Struct, so the host rejects a bad order before journaling it. Each listed product's risk
+level is declared (``product_risks``, as in fulcrum-plugin.toml) so the host's suitability check
+applies, and ``risk_of`` cross-checks the catalogue's; execution re-checks what
 depends on the day and the customer (sale window, assessment validity) and is idempotent.
 """
 
@@ -70,7 +71,10 @@ def register_transaction_types(register: Any) -> None:
             ),
             params=RebalanceOrder,
             required_scopes=frozenset({"transactions:write", "profile:risk"}),
+            product_field="product_id",
+            product_risks={p.id: p.risk_level for p in products().values()},
             risk_of=_risk_of,
+            amount_field="amount_fen",
         )
     )
 
