@@ -55,7 +55,7 @@ def test_check_ids_are_stable() -> None:
 
 
 def test_a_good_wheel_passes_every_check(wheels: Wheels) -> None:
-    """A correct wheel passes all eleven checks with the stable success messages."""
+    """A correct wheel passes all twelve checks with the stable success messages."""
     results = check_wheel(wheels(), OWNER)
     assert [r.id for r in results] == list(STABLE_IDS)
     assert all(r.passed for r in results), [r for r in results if not r.passed]

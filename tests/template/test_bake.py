@@ -13,7 +13,7 @@ from typing import Any
 import fulcrum_sdk
 import pytest
 from cookiecutter.main import cookiecutter
-from fulcrum_sdk.manifest import MANIFEST_FILE, parse_manifest, semantic_problems
+from fulcrum_sdk.manifest import MANIFEST_FILE, declaration_problems, parse_manifest, semantic_problems
 from fulcrum_sdk.models import FEED_COLUMNS
 from fulcrum_sdk.testing import PERSONAS, PluginHarness
 from packaging.specifiers import SpecifierSet
@@ -76,7 +76,12 @@ def test_the_manifest_asks_exactly_for_what_the_chosen_hooks_need(baked: Any) ->
         | ({"register_transaction_types", "execute_transaction"} if tx else set())
     )
     assert set(manifest.slots) == ({"home.banner/v1", "home.kingkong/v1"} if home else set())
-    assert manifest.transaction_types == ((f"{baked.package.removeprefix('fulcrum_')}.order",) if tx else ())
+    assert manifest.type_keys == ((f"{baked.package.removeprefix('fulcrum_')}.order",) if tx else ())
+    assert declaration_problems(manifest) == []
+    if tx:
+        declared = manifest.declaration(manifest.type_keys[0])
+        assert declared is not None
+        assert (declared.risk_level, declared.amount_field) == ("R1", "amount_fen")
     assert set(manifest.scopes.required) == (
         ({"slot:home.banner", "slot:home.kingkong"} if home else set())
         | ({"search:contribute"} if search else set())

@@ -22,11 +22,23 @@ STARTER = PLANS["starter"]
 
 
 def test_the_order_type_is_registered() -> None:
-    """The plugin registers exactly its order type, with the amount field the host limits on."""
+    """The plugin registers exactly its order type, with the amount field the host limits on and the
+    product risk level its suitability check applies."""
     types = PluginHarness(plugin).transaction_types()
     assert list(types) == [TYPE]
     assert types[TYPE].amount_field == "amount_fen"
+    assert types[TYPE].risk_level == "R1"
     assert types[TYPE].params is OrderParams
+
+
+def test_the_order_type_is_registered_as_the_manifest_declares_it() -> None:
+    """The host refuses at startup a type whose risk level or amount field differs from its
+    ``[transaction_types]`` declaration in fulcrum-plugin.toml: change both together."""
+    harness = PluginHarness(plugin)
+    declared = harness.manifest.declaration(TYPE)
+    registered = harness.transaction_types()[TYPE]
+    assert declared is not None, "declare the type under [transaction_types] in fulcrum-plugin.toml"
+    assert (declared.risk_level, declared.amount_field) == (registered.risk_level, registered.amount_field)
 
 
 def test_a_valid_order_succeeds_and_takes_stock() -> None:

@@ -49,15 +49,21 @@ class OrderParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 @hookimpl
 def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
-    """Declare the order type; it sells a service, not an investment, so it has no risk level."""
+    """Declare the order type, with its product risk level and amount field exactly as
+    ``[transaction_types]`` in fulcrum-plugin.toml declares them (the host refuses it otherwise)."""
     register(
         TransactionType(
             key=TRANSACTION_TYPE,
             name=T(zh_CN=f"订购{NAME.zh_CN}服务", en=f"Order {NAME.get('en')}"),
             params=OrderParams,
+            # Every type states its product risk level. A service plan is not an investment: R1. An
+            # investment product states its own ("R2"–"R5"), and the host refuses customers whose risk
+            # tolerance is lower before this plugin is called; a type selling several products states
+            # product_field (the parameter naming the product) and product_risks (each one's level).
+            risk_level="R1",
+            # The parameter holding the amount in fen: the host's single-transaction limit applies to
+            # it. Only a type that moves no money says amount_field=None (moves_money = false).
             amount_field="amount_fen",
-            # An investment product sets risk_level ("R1"–"R5"): the host then refuses customers
-            # whose risk tolerance is lower, before this plugin is called.
         )
     )
 
