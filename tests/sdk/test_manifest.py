@@ -13,6 +13,7 @@ import pytest
 from fulcrum_sdk.errors import ManifestError
 from fulcrum_sdk.manifest import (
     Manifest,
+    declaration_problems,
     manifest_from_distribution,
     manifest_from_wheel,
     parse_manifest,
@@ -156,6 +157,49 @@ def test_semantic_problems_name_the_key(old: str, new: str, key: str) -> None:
     """Unknown or ungrantable scopes, unknown slots and hooks, and missing companions are each named."""
     manifest = parse_manifest(_replace(GOOD, old, new), file="m.toml")
     assert key in [p.key for p in semantic_problems(manifest)]
+
+
+_DECLARED = """
+[transaction_types."demo.buy"]
+product_field = "fund"
+amount_field = "amount_fen"
+
+[transaction_types."demo.buy".product_risks]
+F-1 = "R2"
+F-2 = "R4"
+
+[transaction_types."demo.note"]
+risk_level = "R1"
+moves_money = false
+"""
+
+
+def test_transaction_types_are_declared_as_tables_and_the_old_list_is_still_read() -> None:
+    """Each type's table carries its product risk and amount field; a manifest of an earlier release,
+    listing only the keys, still parses (the registry keeps such manifests) with no declaration, which
+    :func:`declaration_problems` names."""
+    manifest = parse_manifest(GOOD + _DECLARED, file="m.toml")
+    assert manifest.type_keys == ("demo.buy", "demo.note")
+    buy, note = manifest.declaration("demo.buy"), manifest.declaration("demo.note")
+    assert buy is not None
+    assert note is not None
+    assert (buy.product_field, buy.product_risks, buy.amount_field) == ("fund", {"F-1": "R2", "F-2": "R4"},
+                                                                         "amount_fen")
+    assert (note.risk_level, note.moves_money, note.amount_field) == ("R1", False, None)
+    assert declaration_problems(manifest) == []
+    listed = 'slots = ["home.banner/v1"]\ntransaction_types = ["demo.buy"]'
+    old = parse_manifest(_replace(GOOD, 'slots = ["home.banner/v1"]', listed), file="m.toml")
+    assert old.type_keys == ("demo.buy",)
+    assert old.declaration("demo.buy") is None
+    assert [p.key for p in declaration_problems(old)] == ["transaction_types.demo.buy"]
+
+
+def test_a_risk_level_outside_r1_to_r5_is_refused_naming_the_key() -> None:
+    """A declared level must be R1–R5: the error names the key it is under."""
+    with pytest.raises(ManifestError) as info:
+        parse_manifest(GOOD + _DECLARED.replace('"R4"', '"R9"'), file="m.toml")
+    assert "transaction_types.*.product_risks" in str(info.value)
+    assert "R9" in str(info.value)
 
 
 # --- loaders ---------------------------------------------------------------------------------------
