@@ -660,11 +660,13 @@ async def test_a_product_without_a_declared_level_is_not_sold(
 ) -> None:
     """A product the type's approved declaration gives no level (``MID`` left out of ``product_risks``)
     is refused with 422 ``suitability.product_unrated`` naming ``params.product``, before ``risk_of`` or
-    the plugin runs and before anything is journaled; a declared product still sells."""
+    the plugin runs and before anything is journaled; a declared product still sells. The levels are
+    the ones checked at startup: the plugin adding ``MID`` to its own dict afterwards changes nothing."""
     shop.product_risks = {k: v for k, v in RISK.items() if k != "MID"}
     asked: list[Any] = []
     shop.risk_of = lambda p: asked.append(p) or RISK[p.product]
     service = make_service()
+    shop.product_risks["MID"] = "R3"  # the very dict the type was registered with
     with pytest.raises(Unprocessable) as info:
         await service.submit(C3, "k-1", body(product="MID"), client_id=APP)
     assert (info.value.code, info.value.field) == ("suitability.product_unrated", "params.product")

@@ -534,17 +534,17 @@ def _collect_types(
             reject(f"{plugin.id}:*", f"plugin {plugin.id!r} failed in register_transaction_types: "
                    f"{type(exc).__name__}: {exc}; fix: register TransactionType objects without doing I/O")
             continue
-        for tx_type in found:
-            if tx_type.key not in plugin.manifest.type_keys:
-                reject(f"{plugin.id}:{tx_type.key}", f"plugin {plugin.id!r} registers a type its manifest "
+        for registered in found:
+            if registered.key not in plugin.manifest.type_keys:
+                reject(f"{plugin.id}:{registered.key}", f"plugin {plugin.id!r} registers a type its manifest "
                        "does not declare; "
                        "fix: add it to transaction_types in fulcrum-plugin.toml")
-            elif (
-                problem := type_problem(tx_type, plugin.manifest) or account_fields_problem(tx_type)
-            ) is not None:
+                continue
+            problem, tx_type = _as_declared(plugin, registered)
+            if tx_type is None:
                 # Its risk level and amount field pick the suitability rule and the limits: as approved,
                 # or not at all.
-                reject(f"{plugin.id}:{tx_type.key}", f"plugin {plugin.id!r}: {problem}")
+                reject(f"{plugin.id}:{registered.key}", f"plugin {plugin.id!r}: {problem}")
             elif tx_type.key in types:
                 reject(f"{plugin.id}:{tx_type.key}", f"plugin {plugin.id!r} registers {tx_type.key!r}, "
                        f"already owned by {types[tx_type.key][0][0]!r} while that one runs; "
@@ -553,6 +553,20 @@ def _collect_types(
             else:
                 types[tx_type.key] = [(plugin.id, tx_type)]
     return types, rejected
+
+
+def _as_declared(plugin: LoadedPlugin, tx_type: TransactionType) -> tuple[str, TransactionType | None]:
+    """``tx_type`` with its product levels frozen as checked against the manifest (a product the plugin
+    adds to its own dict later stays unrated), or why it is refused. Reading the plugin's objects (its
+    params class, its mapping) may run its code: whatever that raises refuses the type, not the host."""
+    try:
+        problem = type_problem(tx_type, plugin.manifest) or account_fields_problem(tx_type)
+        if problem is not None:
+            return problem, None
+        levels = MappingProxyType(dict(tx_type.product_risks))
+    except Exception as exc:
+        return f"{tx_type.key}: its declaration could not be read: {type(exc).__name__}: {exc}", None
+    return "", msgspec.structs.replace(tx_type, product_risks=levels)
 
 
 def get_plugin_manager(
