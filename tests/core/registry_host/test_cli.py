@@ -100,6 +100,28 @@ def test_review_shows_what_the_checklist_asks_about(
     assert "  optional location:city: optional for the test" in review.output
 
 
+def test_review_shows_each_transaction_types_risk_and_amount(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """The reviewer approves what a type sells and which limit applies: ``review`` prints each type's
+    declared product risk (per product when it sells several) and its amount field."""
+    declared = {
+        "notices.pay": {"risk_level": "R2", "amount_field": "amount_fen"},
+        "notices.buy": {"product_field": "fund", "product_risks": {"F-2": "R4", "F-1": "R1"},
+                        "amount_field": "amount_fen"},
+        "notices.claim": {"risk_level": "R1", "moves_money": False},
+    }
+    hooks = ["register_transaction_types", "execute_transaction"]
+    manifest = kit.manifest("notices", hooks=hooks, scopes=[], transaction_types=declared)
+    run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
+    review = run(config, "review", "1")
+    assert review.exit_code == 0, review.output
+    assert "transaction types:" in review.output
+    assert "  notices.pay: risk R2; amount in amount_fen" in review.output
+    assert "  notices.buy: risk per fund: F-1 R1, F-2 R4; amount in amount_fen" in review.output
+    assert "  notices.claim: risk R1; moves no money" in review.output
+
+
 def test_approve_prints_the_diff_it_approved(config: Path, kit: Any, wheel_for: Callable[..., Path]) -> None:
     """The release an approval prints has a manifest: its diff is shown, not "no manifest to compare"."""
     manifest = kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"])

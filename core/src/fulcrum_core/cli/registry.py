@@ -160,7 +160,8 @@ def _release_text(release: ReleaseRead, diff: ReleaseDiff | None = None, *, full
 
 
 def _manifest_text(manifest: Manifest | None) -> list[str]:
-    """What the checklist asks the reviewer to confirm: the display text, the owner, every scope's reason."""
+    """What the checklist asks the reviewer to confirm: the display text, the owner, every scope's reason,
+    and each transaction type's product risk and amount field (the suitability rule and limit it gets)."""
     if manifest is None:
         return []
 
@@ -175,7 +176,27 @@ def _manifest_text(manifest: Manifest | None) -> list[str]:
     ]
     for kind, reasons in (("required", manifest.scopes.required), ("optional", manifest.scopes.optional)):
         lines += [f"  {kind} {scope}: {reason}" for scope, reason in reasons.items()]
+    if manifest.type_keys:
+        lines.append("transaction types:")
+        lines += [f"  {key}: {_declared_text(manifest, key)}" for key in manifest.type_keys]
     return lines
+
+
+def _declared_text(manifest: Manifest, key: str) -> str:
+    """One type's declaration as a reviewer reads it: ``risk R2; amount in amount_fen``."""
+    declared = manifest.declaration(key)
+    if declared is None:
+        return "UNDECLARED (no product risk level, no amount field)"
+    if declared.product_risks:
+        levels = ", ".join(f"{product} {level}" for product, level in sorted(declared.product_risks.items()))
+        risk = f"risk per {declared.product_field}: {levels}"
+    else:
+        risk = f"risk {declared.risk_level or 'UNDECLARED'}"
+    if not declared.moves_money:
+        amount = "moves no money"
+    else:
+        amount = f"amount in {declared.amount_field}" if declared.amount_field else "amount UNDECLARED"
+    return f"{risk}; {amount}"
 
 
 def _diff_or_none(service: RegistryService, release_id: int) -> ReleaseDiff | None:
