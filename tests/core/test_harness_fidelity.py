@@ -509,8 +509,8 @@ def _payer(kit: Any) -> Any:
     """A partner showing the customer's first account id on its page and paying from an account."""
 
     def register_transaction_types(register: Callable[[TransactionType], None]) -> None:
-        register(TransactionType(key="shop.pay", name=kit.text("付款"), params=PayParams,
-                                 account_fields=frozenset({"account"})))
+        register(TransactionType(key="shop.pay", name=kit.text("付款"), params=PayParams, risk_level="R1",
+                                 amount_field="amount_fen", account_fields=frozenset({"account"})))
 
     def execute_transaction(ctx: Any, request: TransactionRequest) -> TransactionResult:
         return TransactionResult(status="succeeded", reference=request.params.account)

@@ -48,7 +48,7 @@ class PayParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 PAY = TransactionType(
     key="pay.bill", name=LocalizedText(zh_CN="缴费", en="Pay a bill"), params=PayParams,
-    account_fields=frozenset({"from_account", "to_account"}),
+    risk_level="R1", amount_field="amount_fen", account_fields=frozenset({"from_account", "to_account"}),
 )
 
 

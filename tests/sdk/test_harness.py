@@ -172,7 +172,8 @@ class Payer:
     @hookimpl
     def register_transaction_types(self, register: Any) -> None:
         register(TransactionType(
-            key="demo.buy", name=T, params=PayParams, account_fields=frozenset({"account"})
+            key="demo.buy", name=T, params=PayParams, risk_level="R2", amount_field="amount_fen",
+            account_fields=frozenset({"account"}),
         ))
 
     @hookimpl
