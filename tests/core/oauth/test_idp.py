@@ -27,10 +27,10 @@ from fulcrum_core.oauth import login_session
 from fulcrum_core.oauth.idp import AssertionIds, IdentityProvider
 from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, sync_plugin_clients
 from fulcrum_core.settings import Deadlines, OAuthIdp, SettingsError, load_settings
-from fulcrum_sdk.errors import ScopeDenied
 from joserfc.jwk import ECKey, RSAKey
 
 from .conftest import CUSTOMER, ISSUER, REDIRECT, form_fields, pkce_pair
+from .test_consents import _partner_plugin
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", AuthlibDeprecationWarning)
@@ -319,24 +319,6 @@ def test_assertion_ids_are_recorded_once_and_swept_after_expiry(db: Database) ->
 
 
 # -- the consent page's login ---------------------------------------------------------------------
-
-
-def _partner_plugin(kit: Any) -> Any:
-    """A partner plugin whose notice says whether it could read the customer's holdings."""
-
-    def home_slot_offers(ctx: Any) -> list[Any]:
-        try:
-            ctx.data.holdings()
-        except ScopeDenied:
-            return [kit.offer("home.notice", "denied")]
-        return [kit.offer("home.notice", "allowed")]
-
-    return kit.plugin(
-        PARTNER,
-        kind="partner",
-        scopes=["holdings:read", "slot:home.notice"],
-        home_slot_offers=home_slot_offers,
-    )
 
 
 def _register_partner(app: Any) -> ECKey:
