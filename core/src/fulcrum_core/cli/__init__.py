@@ -33,7 +33,7 @@ _SHORT_HELP = {
     "db": "The platform database (one alembic history for every table).",
     "demo": "Migrate and seed a demo database, then serve it with the three plugins on.",
     "dev": "Serve the plugin project in PATH on 127.0.0.1 with demo customers; show each hook call.",
-    "oauth": "OAuth clients of the authorization server.",
+    "oauth": "OAuth clients of the authorization server; a test identity provider for local trials.",
     "plugin": "Create and check plugin projects.",
     "registry": "The plugin registry, straight on the database (see each command's --help).",
     "serve": "Serve the API with the plugins installed in this environment.",
