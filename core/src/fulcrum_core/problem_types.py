@@ -211,6 +211,10 @@ CATALOGUE: Final[tuple[ProblemType, ...]] = (
        "signature, issuer, audience or lifetime is wrong, it was used before, or it names no customer.",
        "Have the identity provider sign a fresh assertion for the customer and send it once.",
        "fix-request", _FIELD),
+    _t("oauth.cross_site", 403, "Sign-in from another site",
+       "A sign-in to the consent page came from another site's page (its `Origin` or `Sec-Fetch-Site` "
+       "names another origin): a page could otherwise sign the browser in as someone else.",
+       "Post the assertion from the app or from this host's own pages.", "fix-request"),
     _t("oauth.csrf", 403, "Consent form expired",
        "The consent form's CSRF token is missing or does not match this browser's.",
        "Open the consent page again from the authorization request and decide there.", "fix-request",

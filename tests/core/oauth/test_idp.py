@@ -451,6 +451,27 @@ async def test_login_refuses_a_bad_assertion_a_replay_and_a_foreign_next(
     assert "already used" in again.json()["detail"]
 
 
+async def test_login_refuses_a_sign_in_another_sites_page_sent(
+    partner_app: Any, webview: Any, idp_key: ECKey
+) -> None:
+    """Login CSRF: a page on another site posting its own assertion would sign the browser in as that
+    someone. A browser names the page's origin, so such a post is a 403 ``oauth.cross_site`` and sets
+    no cookie; this host's own origin, and a client sending neither header (the app), sign in."""
+    for headers in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Origin": ISSUER, "Sec-Fetch-Site": "same-site"},
+    ):
+        refused = await webview.post("/oauth/login", data={"assertion": sign(idp_key)}, headers=headers)
+        assert (refused.status_code, refused.json()["code"]) == (403, "oauth.cross_site"), headers
+        assert login_session.cookie_name(ISSUER) not in webview.cookies
+    own = {"Origin": ISSUER, "Sec-Fetch-Site": "same-origin"}
+    signed_in = await webview.post("/oauth/login", data={"assertion": sign(idp_key)}, headers=own)
+    assert signed_in.status_code == 204
+    assert (await webview.post("/oauth/login", data={"assertion": sign(idp_key)})).status_code == 204
+
+
 async def test_a_signed_in_customer_consents_and_the_partner_gets_a_token(
     partner_app: Any, webview: Any, idp_key: ECKey
 ) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import msgspec
 from authlib.oauth2.rfc6749 import OAuth2Error
@@ -249,6 +249,23 @@ def _consent_path(path: str) -> bool:
     return path.startswith("/oauth/authorize?") and all(" " < c < "\x7f" and c != "\\" for c in path)
 
 
+def _same_origin_only(request: Request[Any, Any, Any], issuer: str) -> None:
+    """Refuse a sign-in another site's page made the browser send (login CSRF: a browser signed in
+    as someone else would grant a partner that someone's data). Browsers name the page's origin in
+    ``Origin`` and ``Sec-Fetch-Site`` on every form POST; the app's own webview or backend, and clients
+    outside a browser, send neither or this host's."""
+    parts = urlsplit(issuer)
+    own = f"{parts.scheme}://{parts.netloc}"
+    origin = request.headers.get("origin")
+    site = request.headers.get("sec-fetch-site")
+    if (origin is not None and origin != own) or site in ("cross-site", "same-site"):
+        raise Forbidden(
+            f"a sign-in must come from this host's own pages or the app (Origin {origin or 'absent'}, "
+            f"Sec-Fetch-Site {site or 'absent'}; expected {own})",
+            code="oauth.cross_site",
+        )
+
+
 @post(
     login_session.LOGIN_PATH,
     opt=_PUBLIC,
@@ -265,6 +282,7 @@ async def login(request: Request[Any, Any, Any]) -> Response[None]:
     app's webview opens the consent page with one request; without it, 204.
     """
     runtime = runtime_of(request)
+    _same_origin_only(request, runtime.settings.issuer)
     snap = await snapshot(request, base_url=runtime.settings.issuer)
     refused = back_channel_refusal(snap)  # one form in the body, each parameter once
     if refused is not None:
