@@ -78,6 +78,24 @@ def test_a_report_read_before_any_home_page_leaves_nothing_to_pop_up(
     assert "home.popup/v1" not in _slots(harness.home_slot_offers())
 
 
+def test_a_drop_read_in_the_report_before_the_home_page_is_not_news(
+    make_harness: MakeHarness, storage: MemoryStorage
+) -> None:
+    """The score fell from 90 to 84 and the customer opens the report before any home page: they have
+    read the 84, so the next page offers no popup about the drop, and opening the report again writes
+    nothing."""
+    storage.put(_key("young_family"), {"score": 90, "mismatched": []})
+    harness = make_harness("young_family")
+    assert harness.page("report") is not None
+    assert storage.get(_key("young_family")) == {"score": 84, "mismatched": []}
+    assert _popup_title(harness.home_slot_offers()) is None
+    writes: list[str] = []
+    put = storage.put
+    storage.put = lambda key, value: (writes.append(key), put(key, value))[1]  # type: ignore[method-assign]
+    assert harness.page("report") is not None
+    assert writes == []
+
+
 def test_a_drop_the_host_did_not_show_is_offered_until_the_report_is_opened(
     make_harness: MakeHarness, storage: MemoryStorage, now: datetime
 ) -> None:

@@ -119,16 +119,15 @@ async def notable_change(ctx: PluginContext, report: CheckUp | Glance) -> Notice
 
 
 async def report_opened(ctx: PluginContext, report: CheckUp) -> None:
-    """The customer opened the report, so the notice owed (if any) is seen: ``report`` is now what they
-    know. Writes only when a notice was owed or nothing was kept yet (a customer who reads the report
-    before the home page ever scored them has seen what a first visit would tell), so opening the
-    report costs one read otherwise; storage failing leaves the notice owed (offered again) rather than
+    """The customer opened the report, so ``report`` is now what they know: a notice owed is seen, and a
+    change the home page has not scored yet (a first visit, a drop, a new mismatch read here first) is
+    not news on the next page. Writes only when what is kept differs from that, so opening the report
+    again costs one read; storage failing leaves things as they were (a notice stays owed) rather than
     failing the report."""
+    seen = _stored(Seen(score=report.score, mismatched=tuple(sorted(report.mismatched))))
     try:
-        raw = await ctx.storage.aget(_memory_key(ctx))
-        if raw is None or (isinstance(raw, dict) and raw.get("notice") is not None):
-            seen = Seen(score=report.score, mismatched=tuple(sorted(report.mismatched)))
-            await ctx.storage.aput(_memory_key(ctx), _stored(seen))
+        if await ctx.storage.aget(_memory_key(ctx)) != seen:
+            await ctx.storage.aput(_memory_key(ctx), seen)
     except StorageError:
         return
 
