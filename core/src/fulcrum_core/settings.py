@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import codecs
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 from fulcrum_sdk._in_words import did_you_mean, struct_at
@@ -122,6 +124,17 @@ def default_home_content() -> tuple[SlotOffer, ...]:
 
 
 _LOOPBACK_JWKS = r"^(/|\.{0,2}[^:]*$|https?://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/)"
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when ``url``'s host is ``localhost`` or a loopback address (127.0.0.0/8, [::1])."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class OAuthIdp(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -305,6 +318,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     branches_poll_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 2.0
 
     def __post_init__(self) -> None:
+        dev_login = self.oauth_dev_login or self.dev_mode
+        if self.oauth_idp.issuer is not None and dev_login and not is_loopback_url(self.issuer):
+            # Beside the bank's login the development login would let anyone consent as any customer.
+            raise ValueError(
+                "oauth_dev_login: the development login (also on with dev_mode) lets anyone act as any "
+                "customer on the consent page; with an identity provider configured it is refused unless "
+                f"the issuer is on the loopback interface, and the issuer is {self.issuer}"
+            )
         if any(not slot.enabled for slot in self.slots.values()):
             shown = {slot_id: slot for slot_id, slot in self.slots.items() if slot.enabled}
             msgspec.structs.force_setattr(self, "slots", shown)

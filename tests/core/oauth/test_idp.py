@@ -292,6 +292,19 @@ def test_the_jwks_is_read_again_for_a_key_id_it_lacks(tmp_path: Path, sqlite_db:
     assert {k.kid for k in idp.key_set(new.kid).keys} == {old.kid, new.kid}
 
 
+def test_the_development_login_is_refused_beside_an_idp_off_loopback() -> None:
+    """With the bank's identity provider configured, the development login (or dev_mode, which turns it
+    on) would let anyone consent as any customer: refused unless the issuer is on loopback (a trial)."""
+    idp = {"FULCRUM_OAUTH_IDP__ISSUER": IDP, "FULCRUM_OAUTH_IDP__JWKS": "http://127.0.0.1:8490/jwks.json"}
+    bank = {**idp, "FULCRUM_ISSUER": "https://app.bank.example"}
+    for switch in ("FULCRUM_OAUTH_DEV_LOGIN", "FULCRUM_DEV_MODE"):
+        with pytest.raises(SettingsError, match="oauth_dev_login: the development login"):
+            load_settings(environ={**bank, switch: "true"})
+        assert load_settings(environ={**idp, "FULCRUM_ISSUER": "http://localhost:8000", switch: "true"})
+    assert load_settings(environ=bank).oauth_dev_login is False
+    assert load_settings(environ={"FULCRUM_ISSUER": "https://app.bank.example", "FULCRUM_DEV_MODE": "true"})
+
+
 def test_the_jwks_must_be_a_file_or_on_loopback() -> None:
     """A JWKS URL off the host is refused when the settings load, naming the key."""
     env = {"FULCRUM_OAUTH_IDP__ISSUER": IDP, "FULCRUM_OAUTH_IDP__JWKS": "https://login.bank.example/jwks"}

@@ -10,7 +10,6 @@ keeps what they read.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import threading
 import time
@@ -18,7 +17,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, cast
-from urllib.parse import urlsplit
 
 import httpx
 from joserfc.errors import JoseError
@@ -29,7 +27,7 @@ from fulcrum_core.data._upsert import insert_for
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.models.oauth_assertion import OAuthAssertionIdRow
 from fulcrum_core.data.types import utcnow
-from fulcrum_core.settings import OAuthIdp
+from fulcrum_core.settings import OAuthIdp, is_loopback_url
 
 __all__ = ["MAX_SUBJECT_LENGTH", "AssertionIds", "IdentityProvider", "IdpKeyError", "load_pem_keys"]
 
@@ -59,16 +57,6 @@ def load_pem_keys(pems: tuple[str, ...]) -> list[Any]:
         else:
             raise IdpKeyError(f"oauth_idp.public_keys[{number}] is no RSA, EC or Ed25519 public key in PEM")
     return keys
-
-
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class IdentityProvider:
@@ -121,7 +109,7 @@ class IdentityProvider:
         """The keys of the JWK Set at ``where`` (a file, or a loopback URL); the last ones on failure."""
         try:
             if where.startswith(("http://", "https://")):
-                if not _is_loopback(where):  # the settings pattern already says so; never leave the host
+                if not is_loopback_url(where):  # the settings pattern already says so; never leave the host
                     raise IdpKeyError(f"oauth_idp.jwks {where!r} is not on the loopback interface")
                 response = httpx.get(where, timeout=_FETCH_TIMEOUT, follow_redirects=False)
                 response.raise_for_status()
