@@ -104,6 +104,7 @@ SCOPES: dict[str, Scope] = {
         _s("platform:read", "staff", _L, "查看平台运行状态", "read platform state"),
         _s("registry:publish", "staff", _M, "发布插件版本", "publish plugin releases"),
         _s("registry:review", "staff", _H, "审核插件版本", "review plugin releases"),
+        _s("registry:install", "staff", _L, "安装已批准的插件", "install approved plugins"),
         _s("branch:read", "staff", _L, "查看分行插件配置", "read branch plugin configuration"),
     )
 }

@@ -93,6 +93,7 @@ def test_basic_is_for_the_index_only(
 @pytest.mark.parametrize(
     ("scopes", "kind", "publisher", "visible"),
     [
+        (["registry:install"], "staff", None, True),  # a deployment's installer: every approved wheel
         (["registry:publish"], "staff", "test-bank", True),  # its own publisher's wheels
         (["registry:publish"], "staff", "other-bank", False),  # not another partner's
         (["platform:read"], "staff", None, None),  # staff without a registry scope: 403
@@ -108,7 +109,8 @@ def test_who_may_install_what(
     publisher: str | None,
     visible: bool | None,
 ) -> None:
-    """Reviewers install anything approved, a publisher only its own; other tokens are refused."""
+    """Installers and reviewers install anything approved, a publisher only its own; other tokens are
+    refused."""
     client, _service, (approved, _pending) = _setup(make_app, kit, wheel_for)
     runtime = client.app.state["runtime"]
     token = runtime.tokens.issue("someone", scopes, kind=kind, publisher=publisher)
@@ -119,6 +121,23 @@ def test_who_may_install_what(
         return
     assert ("fulcrum-notices" in responses[0].text) is visible
     assert [r.status_code for r in responses[1:]] == ([200, 200] if visible else [404, 404])
+
+
+def test_an_install_token_reads_the_index_and_nothing_else(
+    make_app: Callable[..., Any], kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """``registry:install`` is what a deployment's pipeline holds: it installs every approved wheel but
+    may not list releases, review, or suspend (403 naming the scope it lacks)."""
+    client, _service, (approved, pending) = _setup(make_app, kit, wheel_for)
+    token = client.app.state["runtime"].tokens.issue("deploy", ["registry:install"], kind="staff")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get(f"/registry/files/{approved.artifact.sha256}/{approved.artifact.filename}",
+                      headers=headers).status_code == 200
+    listed = client.get("/registry/v1/releases", headers=headers)
+    assert listed.status_code == 403, listed.text
+    for action, body in (("review", {"decision": "approve"}), ("suspend", {"reason": "a test"})):
+        refused = client.post(f"/registry/v1/releases/{pending.id}/{action}", json=body, headers=headers)
+        assert refused.status_code == 403, (action, refused.text)
 
 
 def test_only_approved_files_are_listed_and_served(

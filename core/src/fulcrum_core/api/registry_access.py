@@ -1,6 +1,8 @@
 """Who may do what in the registry API, beyond the scopes each route declares.
 
 * ``registry:review`` — the platform team: reads everything, reviews, suspends, creates publishers.
+* ``registry:install`` — a deployment's installer: reads the package index (every approved wheel) and
+  nothing else, so a pipeline installing plugins holds no power to review or suspend.
 * ``registry:publish`` — a publisher's engineers: submit and read releases *of the publisher their
   token names* (the ``fulcrum_publisher`` claim, ``fulcrum token issue --publisher ID``) and nothing
   else. A publish token without that claim can read the catalogue but cannot act for anyone.
@@ -21,10 +23,14 @@ from fulcrum_core.auth.principal import Principal
 from fulcrum_core.errors import Forbidden
 from fulcrum_core.parameter_problems import echoed
 
-__all__ = ["PUBLISH", "REVIEW", "acting_publisher", "is_reviewer", "own_publisher", "staff_guard"]
+__all__ = [
+    "INSTALL", "PUBLISH", "REVIEW", "acting_publisher", "index_guard", "installs_all", "is_reviewer",
+    "own_publisher", "staff_guard",
+]
 
 PUBLISH: Final = "registry:publish"
 REVIEW: Final = "registry:review"
+INSTALL: Final = "registry:install"
 
 
 def _principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
@@ -43,6 +49,23 @@ def staff_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHand
             code="scope.insufficient",
             missing_scopes=[PUBLISH, REVIEW],
         )
+
+
+def index_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """The package index's guard: staff holding ``registry:install``, ``registry:review`` or
+    ``registry:publish`` (403 otherwise)."""
+    principal = _principal(connection)
+    if not principal.scopes & {INSTALL, PUBLISH, REVIEW}:
+        raise Forbidden(
+            f"the access token needs {INSTALL}, {PUBLISH} or {REVIEW}",
+            code="scope.insufficient",
+            missing_scopes=[INSTALL, PUBLISH, REVIEW],
+        )
+
+
+def installs_all(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """True for staff who may install every approved plugin: ``registry:install`` or ``registry:review``."""
+    return bool(_principal(connection).scopes & {INSTALL, REVIEW})
 
 
 def is_reviewer(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:

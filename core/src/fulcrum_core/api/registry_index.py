@@ -24,7 +24,7 @@ from litestar.params import FromPath, PathParameter
 from litestar.response import File
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from fulcrum_core.api.registry_access import acting_publisher, is_reviewer, staff_guard
+from fulcrum_core.api.registry_access import acting_publisher, index_guard, installs_all
 from fulcrum_core.api.registry_errors import registry_errors
 from fulcrum_core.auth.basic import TOKEN_AS_BASIC_OPT
 from fulcrum_core.errors import NotFound
@@ -34,7 +34,7 @@ from fulcrum_core.runtime import runtime_of
 
 __all__ = ["ROUTES", "approved_files"]
 
-_STAFF: dict[str, Any] = {"scopes": [], TOKEN_AS_BASIC_OPT: True}  # and staff_guard
+_STAFF: dict[str, Any] = {"scopes": [], TOKEN_AS_BASIC_OPT: True}  # and index_guard
 _HTML = "text/html"  # litestar adds "; charset=utf-8" to text/ types
 
 
@@ -80,8 +80,9 @@ def _page(title: str, links: list[str]) -> Response[str]:
 
 
 def _files(request: Request[Any, Any, Any]) -> dict[str, list[ReleaseRead]]:
-    """What the caller may install: every approved project for a reviewer, its own for a publisher."""
-    publisher = None if is_reviewer(request) else acting_publisher(request)
+    """What the caller may install: every approved project for an installer or a reviewer, its own for a
+    publisher."""
+    publisher = None if installs_all(request) else acting_publisher(request)
     with registry_errors():
         return approved_files(registry_of(runtime_of(request)).service, publisher)
 
@@ -89,7 +90,7 @@ def _files(request: Request[Any, Any, Any]) -> dict[str, list[ReleaseRead]]:
 @get(
     "/registry/simple",
     opt=_STAFF,
-    guards=[staff_guard],
+    guards=[index_guard],
     sync_to_thread=True,
     tags=["registry"],
     summary="PEP 503 project list",
@@ -103,7 +104,7 @@ def simple_index(request: Request[Any, Any, Any]) -> Response[str]:
 @get(
     "/registry/simple/{project:str}",
     opt=_STAFF,
-    guards=[staff_guard],
+    guards=[index_guard],
     sync_to_thread=True,
     tags=["registry"],
     summary="PEP 503 project page",
@@ -126,7 +127,7 @@ def simple_project(request: Request[Any, Any, Any], project: FromPath[str]) -> R
 @get(
     "/registry/files/{sha256:str}/{filename:str}",
     opt=_STAFF,
-    guards=[staff_guard],
+    guards=[index_guard],
     sync_to_thread=True,
     tags=["registry"],
     summary="An approved wheel",
