@@ -63,6 +63,7 @@ def declaration(tx_type: TransactionType) -> dict[str, Any]:
     out: dict[str, Any] = {"risk_level": tx_type.risk_level} if tx_type.risk_level else {}
     if tx_type.product_risks:
         out |= {"product_field": tx_type.product_field, "product_risks": dict(tx_type.product_risks)}
+    out |= {"account_fields": sorted(tx_type.account_fields)} if tx_type.account_fields else {}
     return out | ({"amount_field": tx_type.amount_field} if tx_type.amount_field else {"moves_money": False})
 
 

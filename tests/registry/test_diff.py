@@ -117,6 +117,11 @@ def test_a_changed_risk_level_or_amount_field_is_listed(
         "demo.subscribe: product_field undeclared → fund",
         "demo.subscribe: risk_level R2 → undeclared",
     )
+    paying = {**V2, "transaction_types": {"demo.subscribe": {
+        "risk_level": "R2", "amount_field": "amount_fen", "account_fields": ["from_account"],
+    }}}
+    diff = registry.diff(submit(version="2.2.0", manifest=manifest(**paying)).id)
+    assert diff.changed_transaction_types == ("demo.subscribe: account_fields undeclared → from_account",)
 
 
 def test_diff_needs_a_manifest(registry: RegistryService) -> None:

@@ -35,6 +35,7 @@ def _manifest(
         "holdings:read",
         "transactions:write",
     ),
+    account_fields: tuple[str, ...] = (),
 ) -> Manifest:
     return msgspec.convert(
         {
@@ -50,7 +51,11 @@ def _manifest(
                 "execute_transaction",
             ],
             "slots": ["home.banner/v1"],
-            "transaction_types": {"demo.buy": {"risk_level": "R2", "amount_field": "amount_fen"}},
+            "transaction_types": {
+                "demo.buy": {
+                    "risk_level": "R2", "amount_field": "amount_fen", "account_fields": list(account_fields),
+                },
+            },
             "name": {"zh-CN": "演示"},
             "description": {"zh-CN": "演示插件"},
             "owner": {"name": "Demo", "email": "demo@example.com"},
@@ -166,6 +171,10 @@ class PayParams(msgspec.Struct, frozen=True):
     amount_fen: int
 
 
+PAID = ("account",)
+"""The Payer's parameter naming an account, as its manifest declares it."""
+
+
 class Payer:
     """A plugin whose one transaction type names an account."""
 
@@ -186,7 +195,7 @@ def test_the_harness_refuses_an_account_id_the_plugin_was_not_shown() -> None:
     one, or any once the customer has not consented to accounts:read, is refused naming the field;
     without accounts:read the type cannot run at all."""
     scopes = ("accounts:read", "transactions:write")
-    partner = PluginHarness(Payer(), manifest=_manifest(kind="partner", required=scopes))
+    partner = PluginHarness(Payer(), manifest=_manifest(kind="partner", required=scopes, account_fields=PAID))
     accounts = partner.context().data.accounts()
     assert accounts is not None
     seen = accounts.items[0].id
@@ -196,14 +205,17 @@ def test_the_harness_refuses_an_account_id_the_plugin_was_not_shown() -> None:
         with pytest.raises(TransactionRefused) as info:
             partner.execute("demo.buy", {"account": forged, "amount_fen": 100})
         assert (info.value.code, info.value.field) == ("transaction.unknown_account", "account")
-    internal = PluginHarness(Payer(), manifest=_manifest(required=scopes))
+    internal = PluginHarness(Payer(), manifest=_manifest(required=scopes, account_fields=PAID))
     assert internal.execute("demo.buy", {"account": bank, "amount_fen": 100}).reference == bank
     unconsented = PluginHarness(
-        Payer(), manifest=_manifest(kind="partner", required=scopes), consented=("profile:basic",)
+        Payer(), manifest=_manifest(kind="partner", required=scopes, account_fields=PAID),
+        consented=("profile:basic",),
     )
     with pytest.raises(TransactionRefused, match="account"):
         unconsented.execute("demo.buy", {"account": seen, "amount_fen": 100})
-    ungranted = PluginHarness(Payer(), manifest=_manifest(required=scopes), scopes=["transactions:write"])
+    ungranted = PluginHarness(
+        Payer(), manifest=_manifest(required=scopes, account_fields=PAID), scopes=["transactions:write"]
+    )
     with pytest.raises(ScopeDenied, match="accounts:read"):
         ungranted.execute("demo.buy", {"account": bank, "amount_fen": 100})
 

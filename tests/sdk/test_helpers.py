@@ -242,10 +242,17 @@ _PER_PRODUCT = {"x.pay": {"product_field": "fund", "product_risks": {"F-1": "R2"
          "x.pay: amount_field: registers none (moves no money) but fulcrum-plugin.toml declares 'amount'"),
         (_typed(risk_level="R2"), {"x.pay": {"risk_level": "R2"}},
          "x.pay: fulcrum-plugin.toml transaction_types.x.pay.amount_field: required"),
+        (_typed(risk_level="R2", account_fields=frozenset({"fund"})),
+         {"x.pay": {**_FIXED["x.pay"], "account_fields": ["fund"]}}, None),
+        (_typed(risk_level="R2", account_fields=frozenset({"fund"})), _FIXED,
+         "x.pay: account_fields: registers fund but fulcrum-plugin.toml declares none"),
+        (_typed(risk_level="R2"), {"x.pay": {**_FIXED["x.pay"], "account_fields": ["fund"]}},
+         "x.pay: account_fields: registers none but fulcrum-plugin.toml declares fund"),
     ],
     ids=["fixed", "per-product", "undeclared", "no-level", "level-mismatch", "product-level-mismatch",
          "product-field-unknown", "risk-of-without-products", "risk-of-with-fixed", "amount-field-unknown",
-         "amount-field-dropped", "declaration-incomplete"],
+         "amount-field-dropped", "declaration-incomplete", "accounts", "accounts-undeclared",
+         "accounts-dropped"],
 )
 def test_type_problem_names_the_field_and_the_mismatch(
     tx_type: TransactionType, declared: Any, words: str | None

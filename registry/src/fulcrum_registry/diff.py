@@ -84,6 +84,8 @@ def _declared_facts(manifest: Manifest, key: str) -> dict[str, str]:
     facts = {"risk_level": declared.risk_level, "product_field": declared.product_field,
              "amount_field": declared.amount_field if declared.moves_money else "none (moves no money)"}
     facts |= {f"product {product}": level for product, level in declared.product_risks.items()}
+    if declared.account_fields:
+        facts["account_fields"] = ", ".join(sorted(declared.account_fields))
     return {name: value for name, value in facts.items() if value is not None}
 
 

@@ -79,6 +79,7 @@ def _mismatch(tx_type: TransactionType, declared: TransactionTypeDeclaration) ->
         ("product_field", tx_type.product_field if tx_type.product_risks else None, declared.product_field),
         ("product_risks", dict(tx_type.product_risks), declared.product_risks),
         ("amount_field", tx_type.amount_field, amount),
+        ("account_fields", sorted(tx_type.account_fields), sorted(declared.account_fields)),
     )
     for field, registered, approved in pairs:
         if registered != approved:
@@ -95,4 +96,6 @@ def _shown(field: str, value: object) -> str:
         return "{" + ", ".join(f"{k}={v}" for k, v in sorted(value.items())) + "}" if value else "no products"
     if value is None:
         return "none (moves no money)" if field == "amount_field" else "none"
+    if isinstance(value, list):
+        return ", ".join(value) if value else "none"
     return repr(value)

@@ -88,14 +88,16 @@ _FieldName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 class TransactionTypeDeclaration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What a transaction type declares for review, as ``[transaction_types."<key>"]``: its product
-    risk (a fixed ``risk_level``, or ``product_field`` with each product's level in ``product_risks``)
-    and the parameter holding its amount in fen (``amount_field``, or ``moves_money = false``)."""
+    risk (a fixed ``risk_level``, or ``product_field`` with each product's level in ``product_risks``),
+    the parameter holding its amount in fen (``amount_field``, or ``moves_money = false``), and the
+    parameters naming one of the customer's accounts (``account_fields``), whose ids the host checks."""
 
     risk_level: RiskLevel | None = None
     product_field: _FieldName | None = None
     product_risks: dict[str, RiskLevel] = {}
     amount_field: _FieldName | None = None
     moves_money: bool = True
+    account_fields: tuple[_FieldName, ...] = ()
 
 
 class Manifest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

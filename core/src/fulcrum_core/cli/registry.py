@@ -196,7 +196,9 @@ def _declared_text(manifest: Manifest, key: str) -> str:
         amount = "moves no money"
     else:
         amount = f"amount in {declared.amount_field}" if declared.amount_field else "amount UNDECLARED"
-    return f"{risk}; {amount}"
+    named = ", ".join(sorted(declared.account_fields))
+    accounts = f"; accounts in {named}" if named else ""
+    return f"{risk}; {amount}{accounts}"
 
 
 def _diff_or_none(service: RegistryService, release_id: int) -> ReleaseDiff | None:
