@@ -483,8 +483,9 @@ async def test_oversized_targeting_sets_are_invalid(
     )
     plugins = _loaded(
         fast,
-        kit.plugin("sprawling", home_slot_offers=lambda ctx: [over]),
-        kit.plugin("bounded", home_slot_offers=lambda ctx: [fits]),
+        # Inline (nonblocking): the check is about the results, not a worker thread's start on a busy machine.
+        kit.plugin("sprawling", home_slot_offers=nonblocking(lambda ctx: [over])),
+        kit.plugin("bounded", home_slot_offers=nonblocking(lambda ctx: [fits])),
     )
     gathered = await _run(dispatcher, kit, "home_slot_offers", plugins)
     assert [(d.plugin, d.reason) for d in gathered.degraded] == [("sprawling", "invalid")]
