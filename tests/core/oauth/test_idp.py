@@ -24,8 +24,9 @@ from fulcrum_core.data.db import Database
 from fulcrum_core.data.models.oauth_assertion import OAuthAssertionIdRow
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.oauth import login_session
-from fulcrum_core.oauth.idp import AssertionIds, IdentityProvider
+from fulcrum_core.oauth.idp import IdentityProvider
 from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, sync_plugin_clients
+from fulcrum_core.oauth.used_ids import AssertionIds
 from fulcrum_core.settings import Deadlines, OAuthIdp, SettingsError, load_settings
 from joserfc.jwk import ECKey, RSAKey
 

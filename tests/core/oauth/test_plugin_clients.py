@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -12,9 +14,11 @@ from authlib.deprecate import AuthlibDeprecationWarning
 from authlib.integrations.base_client import OAuthError
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from fulcrum_core.data.db import Database
+from fulcrum_core.data.types import utcnow
 from fulcrum_core.errors import BadRequest
 from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, plugin_client_id, sync_plugin_clients
 from fulcrum_core.oauth.server import oauth_server
+from fulcrum_core.oauth.used_ids import AssertionIds, client_slot
 from joserfc.jwk import ECKey
 
 from .conftest import ISSUER
@@ -24,6 +28,7 @@ with warnings.catch_warnings():
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 TOKEN_URL = f"{ISSUER}/oauth/token"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 INTERNAL = PluginClientPolicy("department", frozenset({"slot:home.banner", "profile:basic"}), True)
 
 
@@ -105,8 +110,9 @@ def test_ungrantable_scopes_are_refused(oauth_app: Any, scope: str) -> None:
     assert oauth_server(oauth_app.runtime).clients.get(plugin_client_id("bad")) is None
 
 
-def _partner_client(app: Any, signing_key: ECKey) -> AsyncOAuth2Client:
-    """The partner backend ``plugin-fund`` signing its client assertions with ``signing_key``."""
+def _partner_client(app: Any, signing_key: ECKey, claims: dict[str, Any] | None = None) -> AsyncOAuth2Client:
+    """The partner backend ``plugin-fund`` signing its client assertions with ``signing_key`` (and
+    ``claims`` over authlib's own, e.g. a chosen ``jti``)."""
     client = AsyncOAuth2Client(
         client_id="plugin-fund",
         client_secret=signing_key,
@@ -115,7 +121,7 @@ def _partner_client(app: Any, signing_key: ECKey) -> AsyncOAuth2Client:
         transport=httpx.ASGITransport(app=app.client.app),
     )
     # The kid names the key among those registered (a set holds two while keys rotate).
-    auth = PrivateKeyJWT(TOKEN_URL, alg="ES256", headers={"kid": signing_key.kid})
+    auth = PrivateKeyJWT(TOKEN_URL, alg="ES256", headers={"kid": signing_key.kid}, claims=claims)
     client.register_client_auth_method(auth)
     return client
 
@@ -143,6 +149,69 @@ async def test_partner_authenticates_with_private_key_jwt(oauth_app: Any) -> Non
         with pytest.raises(OAuthError) as refused:
             await attacker.fetch_token(TOKEN_URL, grant_type="client_credentials")
         assert refused.value.error == "invalid_client"
+
+
+@pytest.mark.anyio
+async def test_a_replayed_client_assertion_is_refused_by_every_worker(
+    make_app: Callable[..., Any], database_url: str
+) -> None:
+    """A client assertion captured on the wire is spent: its ``jti`` is kept in the database, so the
+    worker that took it and a second worker on the same database (another runtime) both refuse it."""
+    first = make_app(oauth_dev_login=True, database_url=database_url)
+    second = make_app(oauth_dev_login=True, database_url=database_url)  # another runtime: another worker
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    sync_plugin_clients(_db(first), {"fund": _partner(key)})
+    sent: list[bytes] = []
+
+    async def capture(request: httpx.Request) -> None:
+        sent.append(await request.aread())
+
+    async with _partner_client(first, key) as client:
+        client.event_hooks["request"].append(capture)
+        assert (await client.fetch_token(TOKEN_URL, grant_type="client_credentials"))["access_token"]
+    body = parse_qs(sent[0].decode())
+    assert body["client_assertion"], "authlib's PrivateKeyJWT sent no client assertion"
+    for worker in (first, second):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=worker.client.app), base_url=ISSUER
+        ) as replayer:
+            replay = await replayer.post("/oauth/token", content=sent[0], headers=FORM)
+        assert replay.status_code == 400, replay.text  # invalid_client without HTTP authentication
+        assert replay.json() == {
+            "error": "invalid_client",
+            "error_description": "the client assertion was already used (its jti was seen before)",
+        }
+    async with _partner_client(second, key) as fresh:  # a new assertion (another jti) still works
+        assert (await fresh.fetch_token(TOKEN_URL, grant_type="client_credentials"))["access_token"]
+
+
+@pytest.mark.anyio
+async def test_a_client_assertions_jti_is_its_clients_alone(oauth_app: Any) -> None:
+    """Ids are kept per client: a jti another client (or the bank's identity provider) spent does not
+    refuse this client's assertion, and one with no usable jti is refused by name."""
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    sync_plugin_clients(_db(oauth_app), {"fund": _partner(key), "other": _partner(key)})
+    until = utcnow() + timedelta(minutes=5)
+    used = AssertionIds(_db(oauth_app))
+    assert used.first_use(client_slot("plugin-other"), "shared-jti", until)
+    assert used.first_use("https://login.bank.example", "shared-jti", until)
+    async with _partner_client(oauth_app, key, claims={"jti": "shared-jti"}) as client:
+        assert (await client.fetch_token(TOKEN_URL, grant_type="client_credentials"))["access_token"]
+        with pytest.raises(OAuthError) as again:
+            await client.fetch_token(TOKEN_URL, grant_type="client_credentials")
+    assert (again.value.error, again.value.description) == (
+        "invalid_client",
+        "the client assertion was already used (its jti was seen before)",
+    )
+    for jti, says in (
+        ("", "the client assertion needs a jti (1 to 256 characters)"),
+        ("j" * 257, "the client assertion needs a jti (1 to 256 characters)"),
+        (7, "Claim 'jti' must be a string"),  # joserfc's own check, before ours
+    ):
+        async with _partner_client(oauth_app, key, claims={"jti": jti}) as client:
+            with pytest.raises(OAuthError) as refused:
+                await client.fetch_token(TOKEN_URL, grant_type="client_credentials")
+        assert (refused.value.error, refused.value.description) == ("invalid_client", says), jti
 
 
 @pytest.mark.anyio
@@ -242,9 +311,8 @@ def _assertion_grant(app: Any, assertion: str, **extra: str) -> httpx.Response:
 
 
 def test_a_client_assertion_must_be_short_lived(oauth_app: Any) -> None:
-    """Assertion ids are remembered only in memory until the assertion expires, so one living for a
-    year would be a credential replayable after every restart: more than an hour (authlib's default
-    lifetime) is refused."""
+    """Assertion ids are kept until the assertion expires, so one living for a year would keep its id
+    that long for nothing: more than an hour (authlib's default lifetime) is refused."""
     key = ECKey.generate_key("P-256", auto_kid=True)
     sync_plugin_clients(_db(oauth_app), {"fund": _partner(key)})
     assert _assertion_grant(oauth_app, _assertion(key, "plugin-fund", lifetime=3600)).status_code == 200

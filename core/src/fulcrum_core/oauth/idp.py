@@ -9,27 +9,22 @@ keeps what they read.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import httpx
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
-from sqlalchemy import Table, delete
 
-from fulcrum_core.data._upsert import insert_for
 from fulcrum_core.data.db import Database
-from fulcrum_core.data.models.oauth_assertion import OAuthAssertionIdRow
-from fulcrum_core.data.types import utcnow
+from fulcrum_core.oauth.used_ids import AssertionIds
 from fulcrum_core.settings import OAuthIdp, is_loopback_url
 
-__all__ = ["MAX_SUBJECT_LENGTH", "AssertionIds", "IdentityProvider", "IdpKeyError", "load_pem_keys"]
+__all__ = ["MAX_SUBJECT_LENGTH", "IdentityProvider", "IdpKeyError", "load_pem_keys"]
 
 log = logging.getLogger("fulcrum.oauth")
 
@@ -125,30 +120,3 @@ class IdentityProvider:
                 return self._jwks
             raise IdpKeyError(f"cannot read the IdP's JWKS at {where}: {exc}") from exc
         return keys
-
-
-class AssertionIds:
-    """Used assertion ids in ``oauth_assertion_ids``: the first use inserts, a replay finds it there."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    def first_use(self, issuer: str, jti: str, expires_at: datetime, *, now: datetime | None = None) -> bool:
-        """Record ``jti`` of ``issuer`` until ``expires_at``; False when it was recorded already (a replay).
-
-        Expired ids are swept in the same transaction; the insert is ``ON CONFLICT DO NOTHING``, so two
-        workers given the same assertion at once cannot both see a first use.
-        """
-        at = now or utcnow()
-        digest = hashlib.sha256(issuer.encode() + b"\x00" + jti.encode()).hexdigest()
-        table = cast(Table, OAuthAssertionIdRow.__table__)
-        with self._db.begin() as conn:
-            conn.execute(delete(table).where(table.c.expires_at <= at))
-            statement = (
-                insert_for(conn.dialect.name, table)
-                .values(id_hash=digest, expires_at=max(expires_at, at) + timedelta(seconds=60))
-                .on_conflict_do_nothing(index_elements=["id_hash"])
-                .returning(table.c.id_hash)
-            )
-            inserted = conn.execute(statement).scalar_one_or_none()
-        return inserted is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from authlib.oauth2 import AuthorizationServer
@@ -46,6 +47,7 @@ from fulcrum_core.oauth.idp import IdentityProvider
 from fulcrum_core.oauth.jwt_bearer import IdpAssertionGrant
 from fulcrum_core.oauth.refresh import FamilyRevoked, RefreshTokenStore
 from fulcrum_core.oauth.refusals import grant_type_refusal, response_type_refusal, unknown_scope_refusal
+from fulcrum_core.oauth.used_ids import AssertionIds, client_slot
 from fulcrum_core.runtime import Runtime
 
 __all__ = ["APP_CLIENT_ID", "TOKEN_PATH", "FulcrumAuthorizationServer", "ensure_app_client", "oauth_server"]
@@ -61,6 +63,7 @@ _KINDS: Final[dict[str, PrincipalKind]] = {"customer": "customer", "staff": "sta
 MAX_ASSERTION_SECONDS: Final = 3600
 """How far in the future a client assertion's ``exp`` may lie (RFC 7523 section 3 lets us refuse more);
 an hour is what authlib's ``PrivateKeyJWT`` signs by default."""
+_MAX_JTI: Final = 256
 
 
 class _Issuer(IssuerParameter):  # type: ignore[misc]
@@ -86,20 +89,18 @@ def _client_secret_basic(query_client: Any, request: Any) -> OAuthClient | None:
 class _PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
     """``private_key_jwt`` (RFC 7523 §2.2): partner backends sign an assertion with their own key.
 
-    Assertion ids are remembered until they expire, per worker; a replay to another worker within
-    the assertion's lifetime (``leeway`` plus its ``exp``) is not caught. That lifetime is at most
-    ``MAX_ASSERTION_SECONDS``: an assertion expiring later would outlive the memory of its id (a
-    restart) and be a standing credential. A ``client_id`` sent beside the assertion must be its
-    client's (RFC 7521 section 4.2).
+    Assertion ids are kept in the database (``oauth_assertion_ids``, under ``client:<client_id>``)
+    until the assertion expires, so every worker refuses a replay, after a restart too. That lifetime
+    is at most ``MAX_ASSERTION_SECONDS``: a longer one would keep its id a long time for nothing. A
+    ``client_id`` sent beside the assertion must be its client's (RFC 7521 section 4.2).
     """
 
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
-    def __init__(self, issuer: str) -> None:
+    def __init__(self, issuer: str, used_ids: AssertionIds) -> None:
         super().__init__(validate_jti=True, leeway=30)
         self._audiences = [issuer + TOKEN_PATH, issuer]
-        self._seen: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self._used_ids = used_ids
 
     def __call__(self, query_client: Any, request: Any) -> OAuthClient | None:
         client: OAuthClient | None = super().__call__(query_client, request)
@@ -119,15 +120,17 @@ class _PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
     def get_audiences(self) -> list[str]:
         return self._audiences
 
-    def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
-        now = time.time()
-        expires = float(claims.get("exp", now)) + 60
-        with self._lock:
-            self._seen = {k: v for k, v in self._seen.items() if v > now}
-            key = f"{claims.get('sub')}:{jti}"
-            if key in self._seen:
-                return False
-            self._seen[key] = expires
+    def validate_jti(self, claims: dict[str, Any], jti: Any) -> bool:
+        """Spend the assertion's ``jti`` for its client (called once the signature and ``exp`` verified)."""
+        if not isinstance(jti, str) or not jti or len(jti) > _MAX_JTI:
+            raise InvalidClientError(
+                description=f"the client assertion needs a jti (1 to {_MAX_JTI} characters)"
+            )
+        expires = datetime.fromtimestamp(claims["exp"], UTC)
+        if not self._used_ids.first_use(client_slot(claims["sub"]), jti, expires):
+            raise InvalidClientError(
+                description="the client assertion was already used (its jti was seen before)"
+            )
         return True
 
     def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
@@ -161,7 +164,7 @@ class FulcrumAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.codes = CodeStore(db, self.refresh_tokens)
         self.register_token_generator("default", self._generate)
         self.register_client_auth_method("client_secret_basic", _client_secret_basic)
-        self.register_client_auth_method("private_key_jwt", _PrivateKeyJWT(issuer))
+        self.register_client_auth_method("private_key_jwt", _PrivateKeyJWT(issuer, AssertionIds(db)))
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
         self.register_grant(RefreshTokenGrant)
         self.register_grant(ClientCredentialsGrant)

@@ -1,4 +1,5 @@
-"""The ``oauth_assertion_ids`` table: identity-provider assertions already used, until they expire."""
+"""The ``oauth_assertion_ids`` table: signed assertions already used (the identity provider's, the
+partners' client assertions), until they expire."""
 
 from __future__ import annotations
 
@@ -19,6 +20,6 @@ class OAuthAssertionIdRow(CoreBase):
     __tablename__ = "oauth_assertion_ids"
     __table_args__ = (Index("ix_oauth_assertion_ids_expires_at", "expires_at"),)
 
-    # SHA-256 of the issuer and the assertion's ``jti``: a fixed size, whatever the IdP sends.
+    # SHA-256 of the issuer slot and the assertion's ``jti``: a fixed size, whatever the issuer sends.
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
