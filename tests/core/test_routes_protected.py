@@ -19,10 +19,11 @@ from litestar.testing import TestClient
 
 # The only routes anyone may call without a token: health, the OAuth metadata and JWKS, and the OAuth
 # protocol endpoints, which authenticate the client (secret, private_key_jwt or PKCE) and the customer
-# (the bank's identity assertion at /oauth/login) themselves instead of taking a bearer token.
+# (the bank's identity assertion at /oauth/login, which /oauth/logout ends) themselves instead of taking
+# a bearer token.
 PUBLIC_PATHS = {"/healthz", "/readyz", "/.well-known/oauth-authorization-server", "/oauth/jwks"}
 OAUTH_PROTOCOL_PATHS = {
-    "/oauth/authorize", "/oauth/login", "/oauth/token", "/oauth/revoke", "/oauth/introspect"
+    "/oauth/authorize", "/oauth/login", "/oauth/logout", "/oauth/token", "/oauth/revoke", "/oauth/introspect"
 }
 # /problems documents the error codes, where every problem's `type` leads (docs, like /schema). The
 # registry's PEP 503 index is not public: it takes a staff token, also as HTTP Basic for installers.

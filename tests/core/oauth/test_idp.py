@@ -486,6 +486,104 @@ async def test_login_refuses_a_sign_in_another_sites_page_sent(
     assert (await webview.post("/oauth/login", data={"assertion": sign(idp_key)})).status_code == 204
 
 
+def _cleared(set_cookie: str) -> bool:
+    """Whether ``set_cookie`` deletes the login cookie with the attributes the login set it with."""
+    name = login_session.cookie_name(ISSUER)
+    attributes = {part.strip().split("=")[0].lower(): part.strip() for part in set_cookie.split(";")}
+    return (
+        set_cookie.startswith(f"{name}=")
+        and attributes.get("max-age") == "Max-Age=0"
+        and attributes.get("path") == "Path=/"
+        and "httponly" in attributes
+        and attributes.get("samesite", "").lower() == "samesite=lax"
+    )
+
+
+async def test_signing_out_ends_the_login_on_every_worker(
+    make_app: Callable[..., Any], kit: Any, idp: OAuthIdp, idp_key: ECKey, database_url: str
+) -> None:
+    """Sign in, consent page OK; ``POST /oauth/logout`` clears the cookie, and a copy of it taken before
+    is refused by this worker and by a second one on the same database (``oauth.no_login``); signing
+    out again, without a cookie or with a garbage one, is the same 204; a new sign-in works."""
+    first = make_app(_partner_plugin(kit), oauth_idp=idp, database_url=database_url)
+    second = make_app(_partner_plugin(kit), oauth_idp=idp, database_url=database_url)  # another worker
+    _register_partner(first)
+    name = login_session.cookie_name(ISSUER)
+    authorize = _authorize_path(pkce_pair()[1])
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=first.client.app), base_url=ISSUER) as one,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=second.client.app), base_url=ISSUER) as two,
+    ):
+        assert (await one.post("/oauth/login", data={"assertion": sign(idp_key)})).status_code == 204
+        taken = one.cookies[name]  # the copy someone keeps
+        page = await one.get(authorize)
+        assert page.status_code == 200, page.text
+        assert "Signed in as" in page.text
+        two.cookies.set(name, taken)
+        assert (await two.get(authorize)).status_code == 200  # every worker honours it until sign-out
+        fields = {**form_fields(page.text), "decision": "allow"}
+
+        out = await one.post("/oauth/logout", headers={"Origin": ISSUER, "Sec-Fetch-Site": "same-origin"})
+        assert out.status_code == 204, out.text
+        assert out.headers["cache-control"] == "no-store"
+        assert _cleared(out.headers["set-cookie"]), out.headers["set-cookie"]
+        assert name not in one.cookies
+
+        for browser in (one, two):
+            browser.cookies.set(name, taken)
+            refused = await browser.get(authorize)
+            assert (refused.status_code, refused.json()["code"]) == (403, "oauth.no_login")
+            decided = await browser.post("/oauth/authorize", data=fields)
+            assert (decided.status_code, decided.json()["code"]) == (403, "oauth.no_login")
+
+        for cookie in (taken, None, "not-a-jwt"):  # again, none, garbage: the same answer
+            one.cookies.clear()
+            if cookie is not None:
+                one.cookies.set(name, cookie)
+            again = await one.post("/oauth/logout")
+            assert again.status_code == 204, again.text
+            assert _cleared(again.headers["set-cookie"])
+
+        assert (await one.post("/oauth/login", data={"assertion": sign(idp_key)})).status_code == 204
+        assert (await one.get(authorize)).status_code == 200  # a new login is a new cookie
+
+
+async def test_logout_refuses_a_sign_out_another_sites_page_sent(
+    partner_app: Any, webview: Any, idp_key: ECKey
+) -> None:
+    """A sign-out posted by another site's page is a 403 ``oauth.cross_site`` that leaves the login
+    as it was (neither cleared nor revoked)."""
+    _register_partner(partner_app)
+    authorize = _authorize_path(pkce_pair()[1])
+    assert (await webview.post("/oauth/login", data={"assertion": sign(idp_key)})).status_code == 204
+    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        refused = await webview.post("/oauth/logout", headers=headers)
+        assert (refused.status_code, refused.json()["code"]) == (403, "oauth.cross_site"), headers
+        assert "sign-out" in refused.json()["detail"]
+        assert "set-cookie" not in refused.headers
+        assert (await webview.get(authorize)).status_code == 200
+
+
+def test_a_signed_out_login_cookie_is_read_as_no_one(tmp_path: Path, db: Database) -> None:
+    """``SignOuts`` keeps a cookie's ``jti`` in the shared table: ``read`` refuses that cookie alone,
+    for that issuer alone; signing it out twice is no error."""
+    from fulcrum_core.auth.keys import KeyStore
+
+    keys = KeyStore.open(tmp_path / "keys")
+    value = login_session.sign(keys, issuer=ISSUER, customer_ref=CUSTOMER, seconds=600)
+    other = login_session.sign(keys, issuer=ISSUER, customer_ref=CUSTOMER, seconds=600)
+    sign_outs = login_session.SignOuts(db, ISSUER)
+    assert login_session.read(keys, value, issuer=ISSUER, signed_out=sign_outs.signed_out) == CUSTOMER
+    claims = login_session.verify(keys, value, issuer=ISSUER)
+    assert claims is not None
+    sign_outs.sign_out(claims)
+    sign_outs.sign_out(claims)
+    assert login_session.read(keys, value, issuer=ISSUER, signed_out=sign_outs.signed_out) is None
+    assert login_session.read(keys, other, issuer=ISSUER, signed_out=sign_outs.signed_out) == CUSTOMER
+    elsewhere = login_session.SignOuts(db, "http://127.0.0.1:9")
+    assert not elsewhere.signed_out(claims)
+
+
 async def test_a_signed_in_customer_consents_and_the_partner_gets_a_token(
     partner_app: Any, webview: Any, idp_key: ECKey
 ) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "introspect",
     "jwks",
     "login",
+    "logout",
     "metadata",
     "revoke",
     "token",
@@ -89,11 +90,16 @@ _SIGN_IN = (
 )
 
 
-def _signed_in(request: Request[Any, Any, Any], runtime: Runtime) -> str | None:
-    """The customer the login cookie names (set by ``POST /oauth/login``), or None."""
+async def _signed_in(request: Request[Any, Any, Any], runtime: Runtime) -> str | None:
+    """The customer the login cookie names (set by ``POST /oauth/login``), or None, also for a cookie
+    signed out since (``POST /oauth/logout``, on any worker)."""
     issuer = runtime.settings.issuer
     value = request.cookies.get(login_session.cookie_name(issuer))
-    return login_session.read(runtime.tokens.keys, value, issuer=issuer) if value else None
+    claims = login_session.verify(runtime.tokens.keys, value, issuer=issuer)
+    if claims is None:
+        return None
+    sign_outs = login_session.SignOuts(runtime.db, issuer)
+    return None if await host_threads.run_sync(sign_outs.signed_out, claims) else claims.sub
 
 
 def _no_login(runtime: Runtime) -> Forbidden:
@@ -134,6 +140,9 @@ def _oauth_error(description: str) -> ResponseSpec:
     return ResponseSpec(data_container=OAuthError, description=description, generate_examples=False)
 
 
+_SIGNED_OUT = ResponseSpec(
+    None, description="Signed out (or was not signed in): the login cookie is cleared, no body"
+)
 _BAD_REQUEST = _oauth_error("The request is invalid (`error` says how, RFC 6749 section 5.2)")
 _BAD_CLIENT = _oauth_error("Client authentication failed (`invalid_client`)")
 
@@ -152,7 +161,7 @@ async def authorize_page(request: Request[Any, Any, Any]) -> Response[Any]:
     result = await host_threads.run_sync(_guarded_prepare, runtime, snap)
     if isinstance(result, OAuthResponse):
         return to_litestar(result)
-    signed_in = _signed_in(request, runtime)
+    signed_in = await _signed_in(request, runtime)
     if signed_in is None and not _dev_login_enabled(runtime):
         raise _no_login(runtime)
     customers = [] if signed_in else await host_threads.run_sync(_demo_customers, runtime)
@@ -196,7 +205,7 @@ def _guarded_prepare(runtime: Runtime, snap: RequestSnapshot) -> ConsentPrompt |
 async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
     """Issue a code (``decision=allow``) or ``access_denied`` (``decision=deny``) to the redirect URI."""
     runtime = runtime_of(request)
-    signed_in = _signed_in(request, runtime)
+    signed_in = await _signed_in(request, runtime)
     if signed_in is None and not _dev_login_enabled(runtime):
         raise _no_login(runtime)
     snap = await snapshot(request, base_url=runtime.settings.issuer)
@@ -249,18 +258,18 @@ def _consent_path(path: str) -> bool:
     return path.startswith("/oauth/authorize?") and all(" " < c < "\x7f" and c != "\\" for c in path)
 
 
-def _same_origin_only(request: Request[Any, Any, Any], issuer: str) -> None:
-    """Refuse a sign-in another site's page made the browser send (login CSRF: a browser signed in
-    as someone else would grant a partner that someone's data). Browsers name the page's origin in
-    ``Origin`` and ``Sec-Fetch-Site`` on every form POST; the app's own webview or backend, and clients
-    outside a browser, send neither or this host's."""
+def _same_origin_only(request: Request[Any, Any, Any], issuer: str, action: str = "sign-in") -> None:
+    """Refuse a sign-in (or sign-out) another site's page made the browser send (login CSRF: a browser
+    signed in as someone else would grant a partner that someone's data; a forced sign-out is a
+    nuisance). Browsers name the page's origin in ``Origin`` and ``Sec-Fetch-Site`` on every form POST;
+    the app's own webview or backend, and clients outside a browser, send neither or this host's."""
     parts = urlsplit(issuer)
     own = f"{parts.scheme}://{parts.netloc}"
     origin = request.headers.get("origin")
     site = request.headers.get("sec-fetch-site")
     if (origin is not None and origin != own) or site in ("cross-site", "same-site"):
         raise Forbidden(
-            f"a sign-in must come from this host's own pages or the app (Origin {origin or 'absent'}, "
+            f"a {action} must come from this host's own pages or the app (Origin {origin or 'absent'}, "
             f"Sec-Fetch-Site {site or 'absent'}; expected {own})",
             code="oauth.cross_site",
         )
@@ -322,6 +331,34 @@ async def login(request: Request[Any, Any, Any]) -> Response[None]:
     response.set_cookie(
         cookie, value, path="/", max_age=idp.login_seconds, secure=cookie.startswith("__Host-"),
         httponly=True, samesite="lax",
+    )
+    return response
+
+
+@post(
+    login_session.LOGOUT_PATH,
+    opt=_PUBLIC,
+    tags=["oauth"],
+    summary="Sign the customer out of the consent page: end the login cookie on every worker",
+    status_code=204,
+    responses={204: _SIGNED_OUT},  # no body (litestar would document a JSON null)
+)
+async def logout(request: Request[Any, Any, Any]) -> Response[None]:
+    """Clear the login cookie and record it as signed out until it would have expired, so a copy taken
+    before is refused by every worker too. Always 204, with or without a valid cookie (idempotent);
+    it never redirects, so there is no target to abuse: the app decides what its webview opens next.
+    """
+    runtime = runtime_of(request)
+    issuer = runtime.settings.issuer
+    _same_origin_only(request, issuer, "sign-out")
+    cookie = login_session.cookie_name(issuer)
+    claims = login_session.verify(runtime.tokens.keys, request.cookies.get(cookie), issuer=issuer)
+    if claims is not None:
+        await host_threads.run_sync(login_session.SignOuts(runtime.db, issuer).sign_out, claims)
+    response: Response[None] = Response(None, status_code=204, headers={"Cache-Control": "no-store"})
+    # The attributes the login set: a browser ignores a __Host- cookie's deletion without Secure.
+    response.set_cookie(
+        cookie, "", path="/", max_age=0, secure=cookie.startswith("__Host-"), httponly=True, samesite="lax"
     )
     return response
 
@@ -398,4 +435,14 @@ def jwks(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return runtime_of(request).tokens.keys.public_jwks()
 
 
-ROUTES: list[Any] = [authorize_page, authorize_decision, login, token, revoke, introspect, metadata, jwks]
+ROUTES: list[Any] = [
+    authorize_page,
+    authorize_decision,
+    login,
+    logout,
+    token,
+    revoke,
+    introspect,
+    metadata,
+    jwks,
+]

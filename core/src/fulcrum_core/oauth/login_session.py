@@ -4,6 +4,8 @@ The app's webview posts the bank IdP's assertion to ``/oauth/login``; once it ve
 gets an ``HttpOnly`` cookie holding a JWT that this host signs with its token key set, for
 ``oauth_idp.login_seconds``. Its own ``typ`` and audience keep it from passing as an access token
 (and an access token from passing as it), and every worker verifies it with the shared keys.
+``POST /oauth/logout`` ends it before it expires: the cookie's ``jti`` is recorded as signed out in
+the shared used-ids table (:class:`SignOuts`), so every worker refuses a copy taken before.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Final
 
 import msgspec
@@ -18,10 +21,13 @@ from joserfc import jws
 from joserfc.errors import JoseError
 
 from fulcrum_core.auth.keys import KeyStore
+from fulcrum_core.data.db import Database
+from fulcrum_core.oauth.used_ids import AssertionIds
 
-__all__ = ["LOGIN_PATH", "LoginClaims", "cookie_name", "read", "sign"]
+__all__ = ["LOGIN_PATH", "LOGOUT_PATH", "LoginClaims", "SignOuts", "cookie_name", "read", "sign", "verify"]
 
 LOGIN_PATH: Final = "/oauth/login"
+LOGOUT_PATH: Final = "/oauth/logout"
 _TYP: Final = "fulcrum-login+jwt"
 _MAX_BYTES: Final = 2048
 
@@ -60,9 +66,26 @@ def sign(keys: KeyStore, *, issuer: str, customer_ref: str, seconds: int, now: f
 
 
 def read(
-    keys: KeyStore, value: str | None, *, issuer: str, clock: Callable[[], float] = time.time
+    keys: KeyStore,
+    value: str | None,
+    *,
+    issuer: str,
+    signed_out: Callable[[LoginClaims], bool] | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> str | None:
-    """The customer number of a valid, unexpired login cookie ``value``; None for anything else."""
+    """The customer number of a valid, unexpired login cookie ``value`` that ``signed_out`` (when
+    given, e.g. :meth:`SignOuts.signed_out`) does not say was signed out; None for anything else."""
+    claims = verify(keys, value, issuer=issuer, clock=clock)
+    if claims is None or (signed_out is not None and signed_out(claims)):
+        return None
+    return claims.sub
+
+
+def verify(
+    keys: KeyStore, value: str | None, *, issuer: str, clock: Callable[[], float] = time.time
+) -> LoginClaims | None:
+    """The claims of a login cookie ``value`` signed with ``keys`` for ``issuer`` and unexpired; None
+    for anything else (absent, too long, forged, another issuer's, expired)."""
     if not value or len(value) > _MAX_BYTES:
         return None
     try:
@@ -81,4 +104,21 @@ def read(
         return None
     if claims.iss != issuer or claims.aud != _audience(issuer) or claims.exp <= clock():
         return None
-    return claims.sub
+    return claims
+
+
+class SignOuts:
+    """Login cookies signed out before they expire, kept in the shared used-ids table under
+    ``login:<issuer>`` until their ``exp``, so every worker refuses them."""
+
+    def __init__(self, db: Database, issuer: str) -> None:
+        self._ids = AssertionIds(db)
+        self._slot = f"login:{issuer}"
+
+    def sign_out(self, claims: LoginClaims) -> None:
+        """Record the cookie of ``claims`` as signed out (again is no error)."""
+        self._ids.first_use(self._slot, claims.jti, datetime.fromtimestamp(claims.exp, UTC))
+
+    def signed_out(self, claims: LoginClaims) -> bool:
+        """Whether the cookie of ``claims`` was signed out."""
+        return self._ids.recorded(self._slot, claims.jti)

@@ -1,9 +1,9 @@
 """Used assertion ids, shared by every worker through ``oauth_assertion_ids``.
 
 A signed assertion is accepted once: the first use records its ``jti`` until the assertion expires,
-and any worker given it again finds it there. The identity provider's assertions and the partners'
-client assertions (``private_key_jwt``) share the table, each under its own issuer slot, so an id one
-issuer picked cannot spend another's.
+and any worker given it again finds it there. The identity provider's assertions, the partners'
+client assertions (``private_key_jwt``) and the consent page's signed-out login cookies share the
+table, each under its own issuer slot, so an id one issuer picked cannot spend another's.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, delete
+from sqlalchemy import Table, delete, select
 
 from fulcrum_core.data._upsert import insert_for
 from fulcrum_core.data.db import Database
@@ -51,6 +51,15 @@ class AssertionIds:
             )
             inserted = conn.execute(statement).scalar_one_or_none()
         return inserted is not None
+
+    def recorded(self, issuer: str, jti: str, *, now: datetime | None = None) -> bool:
+        """Whether ``jti`` of ``issuer`` is recorded and not yet expired (a read: nothing is written)."""
+        table = cast(Table, OAuthAssertionIdRow.__table__)
+        query = select(table.c.id_hash).where(
+            table.c.id_hash == _digest(issuer, jti), table.c.expires_at > (now or utcnow())
+        )
+        with self._db.read_session() as session:
+            return session.execute(query).first() is not None
 
 
 def _digest(issuer: str, jti: str) -> str:
