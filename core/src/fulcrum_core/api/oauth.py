@@ -140,6 +140,9 @@ def _oauth_error(description: str) -> ResponseSpec:
     return ResponseSpec(data_container=OAuthError, description=description, generate_examples=False)
 
 
+# No body (litestar would document a JSON null for the 204 of a ``Response[None]``).
+_SIGNED_IN = ResponseSpec(None, description="Signed in: the login cookie is set, no body")
+_SIGNED_IN_NEXT = ResponseSpec(None, description="Signed in, and sent on to `next` (Location), no body")
 _SIGNED_OUT = ResponseSpec(
     None, description="Signed out (or was not signed in): the login cookie is cleared, no body"
 )
@@ -282,7 +285,7 @@ def _same_origin_only(request: Request[Any, Any, Any], issuer: str, action: str 
     tags=["oauth"],
     summary="Sign the customer in to the consent page with the bank's identity assertion",
     status_code=204,
-    responses={400: INPUT_PROBLEM_RESPONSE},
+    responses={204: _SIGNED_IN, 303: _SIGNED_IN_NEXT, 400: INPUT_PROBLEM_RESPONSE},
 )
 async def login(request: Request[Any, Any, Any]) -> Response[None]:
     """Verify the IdP's ``assertion`` (RFC 7523, as at the token endpoint) and set the login cookie.
@@ -341,7 +344,7 @@ async def login(request: Request[Any, Any, Any]) -> Response[None]:
     tags=["oauth"],
     summary="Sign the customer out of the consent page: end the login cookie on every worker",
     status_code=204,
-    responses={204: _SIGNED_OUT},  # no body (litestar would document a JSON null)
+    responses={204: _SIGNED_OUT},
 )
 async def logout(request: Request[Any, Any, Any]) -> Response[None]:
     """Clear the login cookie and record it as signed out until it would have expired, so a copy taken
