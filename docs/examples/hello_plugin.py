@@ -8,7 +8,7 @@ MANIFEST = parse_manifest(
     id = "hello"
     publisher = "example-dept"
     kind = "department"
-    sdk = ">=0.1,<0.2"
+    sdk = ">=0.2,<0.3"
     hooks = ["home_slot_offers"]
     slots = ["home.kingkong/v1"]
     name = { "zh-CN" = "你好", en = "Hello" }

@@ -6,6 +6,7 @@ import logging
 import types
 from typing import Any
 
+import fulcrum_sdk
 import msgspec
 import pytest
 from fulcrum_core.plugins import PluginPolicy, PluginSet, get_plugin_manager
@@ -96,13 +97,18 @@ def test_invalid_manifest_semantics_quarantine_the_plugin(
     assert any("'alpha' quarantined" in r.getMessage() and "fix:" in r.getMessage() for r in caplog.records)
 
 
-def test_incompatible_sdk_range_quarantines(settings: Settings, kit: Any) -> None:
-    """A plugin built for another SDK major is quarantined, naming both versions."""
+@pytest.mark.parametrize("sdk", [">=2,<3", ">=0.1,<0.2"])
+def test_incompatible_sdk_range_quarantines(settings: Settings, kit: Any, sdk: str) -> None:
+    """A plugin built for another SDK (a later one, or 0.1 before transaction types were declared) is
+    quarantined, naming both versions and the SDK's changelog, which says what changed between them."""
     plugin = kit.plugin("alpha", search=lambda ctx, query: [])
-    plugin.MANIFEST = msgspec.structs.replace(plugin.MANIFEST, sdk=">=2,<3")
+    plugin.MANIFEST = msgspec.structs.replace(plugin.MANIFEST, sdk=sdk)
     loaded = _load(settings, plugin)
     assert loaded.loaded == {}
-    assert "needs fulcrum-sdk >=2,<3" in loaded.quarantined["alpha"]
+    assert loaded.quarantined["alpha"].startswith(
+        f"needs fulcrum-sdk {sdk} but the host runs fulcrum-sdk {fulcrum_sdk.__version__}; "
+        "see the SDK's CHANGELOG (sdk/CHANGELOG.md) for what changed; fix: make the changes"
+    )
 
 
 def test_object_without_manifest_is_quarantined(settings: Settings, kit: Any) -> None:

@@ -139,7 +139,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def registry(engine: Engine, tmp_path: Path, clock: FakeClock) -> RegistryService:
     """A registry service over the test database, with three publishers of the three kinds."""
-    service = RegistryService(sessionmaker(engine), tmp_path / "artifacts", clock, sdk_version="0.1.0")
+    service = RegistryService(sessionmaker(engine), tmp_path / "artifacts", clock, sdk_version="0.2.0")
     for pid, kind in (("pension-dept", "department"), ("branch-0755", "branch"), ("fund-partner", "partner")):
         service.create_publisher(
             {"id": pid, "name": f"{pid} 发布方", "kind": kind, "contact": f"ops@{pid}.example"},

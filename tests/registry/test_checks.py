@@ -13,7 +13,7 @@ from fulcrum_registry.checks import CHECKS, CheckContext, CheckResult, PriorRele
 from tests.tomlish import to_toml
 
 OWNER = CheckContext(
-    publisher_id="pension-dept", publisher_kind="department", sdk_version="0.1.0", type_owners={}
+    publisher_id="pension-dept", publisher_kind="department", sdk_version="0.2.0", type_owners={}
 )
 
 STABLE_IDS = (
@@ -290,7 +290,7 @@ def test_version_must_be_newer_than_every_earlier_release(
 ) -> None:
     """1.0.0 passes only when no earlier release (other than a checks_failed one) is as new."""
     ctx = CheckContext(
-        publisher_id="pension-dept", publisher_kind="department", prior_releases=prior, sdk_version="0.1.0"
+        publisher_id="pension-dept", publisher_kind="department", prior_releases=prior, sdk_version="0.2.0"
     )
     result = by_id(check_wheel(wheels(), ctx))["release.version_newer"]
     assert result.passed is ok
@@ -320,7 +320,7 @@ def test_publisher_must_own_the_plugin(wheels: Wheels, ctx: CheckContext, detail
 
 def test_ownership_is_skipped_without_a_publisher(wheels: Wheels) -> None:
     """The conformance kit may not know the publisher: the check is skipped, not passed."""
-    result = by_id(check_wheel(wheels(), CheckContext(sdk_version="0.1.0")))["publisher.owns_plugin"]
+    result = by_id(check_wheel(wheels(), CheckContext(sdk_version="0.2.0")))["publisher.owns_plugin"]
     assert result.status == "skipped"
     assert not result.passed
 
@@ -392,16 +392,22 @@ def test_semantic_problems_fail_the_right_check(
 
 
 @pytest.mark.parametrize(
-    ("sdk", "ok"), [(">=2", False), ("<0.1", False), ("~=0.1", True), (">=0.1.0,<0.2", True)]
+    ("sdk", "ok"),
+    [(">=2", False), (">=0.1,<0.2", False), ("<0.2", False), ("~=0.2", True), (">=0.2.0,<0.3", True)],
 )
 def test_sdk_range_must_include_the_platform_version(
     wheels: Wheels, manifest: Manifest, sdk: str, ok: bool
 ) -> None:
-    """The manifest's SDK range is checked against the platform's fulcrum-sdk version."""
+    """The manifest's SDK range is checked against the platform's fulcrum-sdk version; a refusal names
+    both and points at the SDK's changelog, since a 0.1 plugin must change more than its range."""
     result = by_id(check_wheel(wheels(manifest=manifest(sdk=sdk)), OWNER))["sdk.range_satisfiable"]
     assert result.passed is ok
     if not ok:
-        assert "excludes 0.1.0" in result.details[0]
+        assert result.details == (
+            f"sdk: needs fulcrum-sdk {sdk} but the platform runs fulcrum-sdk 0.2.0; "
+            "see the SDK's CHANGELOG (sdk/CHANGELOG.md) for what changed",
+        )
+        assert "CHANGELOG" in CHECKS["sdk.range_satisfiable"].fix
 
 
 def test_sdk_range_defaults_to_the_installed_sdk(wheels: Wheels, manifest: Manifest) -> None:
@@ -469,7 +475,7 @@ def test_a_transaction_type_another_plugin_declares_is_refused(wheels: Wheels, m
     keys = ["demo.order", "pension.personal_contribution"]
     mine = manifest(transaction_types=dict.fromkeys(keys, declared))
     ctx = CheckContext(
-        publisher_id="pension-dept", publisher_kind="department", sdk_version="0.1.0",
+        publisher_id="pension-dept", publisher_kind="department", sdk_version="0.2.0",
         type_owners={"pension.personal_contribution": "pension"},
     )
     result = by_id(check_wheel(wheels(manifest=mine), ctx))["transaction_types.unclaimed"]
@@ -481,7 +487,7 @@ def test_a_transaction_type_another_plugin_declares_is_refused(wheels: Wheels, m
 
 def test_without_a_registry_the_transaction_type_check_is_skipped(wheels: Wheels) -> None:
     """The conformance kit has no registry: the check says it did not run, and fails nothing."""
-    ctx = CheckContext(publisher_id="pension-dept", publisher_kind="department", sdk_version="0.1.0")
+    ctx = CheckContext(publisher_id="pension-dept", publisher_kind="department", sdk_version="0.2.0")
     result = by_id(check_wheel(wheels(), ctx))["transaction_types.unclaimed"]
     assert result.status == "skipped"
 

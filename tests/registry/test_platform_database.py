@@ -24,7 +24,7 @@ def platform_registry(db: Database, tmp_path: Path, clock: Any) -> RegistryServi
         tmp_path / "artifacts",
         clock,
         read_session_factory=sessionmaker(bind=db.reader, expire_on_commit=False),
-        sdk_version="0.1.0",
+        sdk_version="0.2.0",
     )
 
 

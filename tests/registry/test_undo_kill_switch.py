@@ -25,7 +25,7 @@ def registry(db: Database, tmp_path: Path, clock: Any) -> RegistryService:
         tmp_path / "artifacts",
         clock,
         read_session_factory=sessionmaker(bind=db.reader, expire_on_commit=False),
-        sdk_version="0.1.0",
+        sdk_version="0.2.0",
     )
     for pid, kind in (("pension-dept", "department"), ("fund-partner", "partner")):
         service.create_publisher(

@@ -36,7 +36,7 @@ from fulcrum_sdk._declared import type_problem
 from fulcrum_sdk._validate import account_fields_problem
 from fulcrum_sdk.errors import ManifestError
 from fulcrum_sdk.hookspecs import HOOK_NAMES, NONBLOCKING_ATTR, PROJECT_NAME
-from fulcrum_sdk.manifest import Manifest, manifest_from_distribution, semantic_problems
+from fulcrum_sdk.manifest import Manifest, manifest_from_distribution, sdk_mismatch, semantic_problems
 from fulcrum_sdk.models import TransactionType
 from fulcrum_sdk.scopes import PLUGIN_GRANTABLE_KINDS, SCOPES
 from fulcrum_sdk.testing import load_manifest_beside, make_plugin_manager
@@ -402,8 +402,9 @@ def _check_manifest(manifest: Manifest) -> None:
         raise _RejectedError(f"sdk range {manifest.sdk!r} is invalid: {exc}", "use a PEP 440 range") from None
     if not compatible:
         raise _RejectedError(
-            f"needs fulcrum-sdk {manifest.sdk} but the host runs {fulcrum_sdk.__version__}",
-            "release a build for this SDK or widen the sdk range in fulcrum-plugin.toml",
+            sdk_mismatch(manifest.sdk, fulcrum_sdk.__version__, runner="the host"),
+            "make the changes the CHANGELOG lists, then release a build whose sdk range (in "
+            "fulcrum-plugin.toml and the fulcrum-sdk dependency) includes this SDK",
         )
 
 

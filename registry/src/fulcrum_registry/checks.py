@@ -19,7 +19,13 @@ from typing import Literal
 
 import msgspec
 from fulcrum_sdk.hookspecs import PROJECT_NAME
-from fulcrum_sdk.manifest import Manifest, ManifestProblem, declaration_problems, semantic_problems
+from fulcrum_sdk.manifest import (
+    Manifest,
+    ManifestProblem,
+    declaration_problems,
+    sdk_mismatch,
+    semantic_problems,
+)
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
@@ -142,7 +148,9 @@ CHECKS: dict[str, CheckSpec] = {
             "sdk.range_satisfiable",
             "the platform's fulcrum-sdk version is inside the manifest's SDK range",
             "the manifest's SDK range excludes the platform's fulcrum-sdk version",
-            'widen `sdk` in fulcrum-plugin.toml to include the platform\'s version (e.g. ">=0.1,<1")',
+            "build the plugin for the platform's fulcrum-sdk: make the changes the SDK's CHANGELOG lists "
+            "since your range, then set `sdk` in fulcrum-plugin.toml and the fulcrum-sdk dependency to a "
+            "range including it",
         ),
         _spec(
             "transaction_types.declared",
@@ -321,7 +329,8 @@ def _sdk_range(facts: WheelFacts, ctx: CheckContext) -> CheckResult:
             "sdk.range_satisfiable", "failed", [f"sdk = {facts.manifest.sdk!r} is not a valid range: {exc}"]
         )
     return _verdict(
-        "sdk.range_satisfiable", [] if satisfied else [f"sdk = {facts.manifest.sdk!r} excludes {platform}"]
+        "sdk.range_satisfiable",
+        [] if satisfied else [f"sdk: {sdk_mismatch(facts.manifest.sdk, platform, runner='the platform')}"],
     )
 
 

@@ -27,7 +27,7 @@ from fulcrum_sdk.models import (
     TransactionType,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Action",

@@ -25,6 +25,7 @@ from fulcrum_sdk.oauth_client import OAuthClient, oauth_problems
 from fulcrum_sdk.scopes import PLUGIN_GRANTABLE_KINDS, SCOPES, slot_scope
 
 __all__ = [
+    "CHANGELOG",
     "MANIFEST_FILE",
     "RESERVED_PLUGIN_IDS",
     "Manifest",
@@ -36,10 +37,14 @@ __all__ = [
     "manifest_from_distribution",
     "manifest_from_wheel",
     "parse_manifest",
+    "sdk_mismatch",
     "semantic_problems",
 ]
 
 MANIFEST_FILE = "fulcrum-plugin.toml"
+
+CHANGELOG = "sdk/CHANGELOG.md"
+"""Where each SDK version says what a plugin written for the one before must change (in the repository)."""
 
 RESERVED_PLUGIN_IDS = frozenset({"platform", "host", "unknown"})
 """Ids no plugin may take: ``platform`` names the host's own default content on the home page, ``host``
@@ -58,7 +63,7 @@ _IN_WORDS = {
     _ID_PATTERN: "2 to 50 lowercase letters, digits and hyphens, starting with a letter and not ending with "
     "a hyphen (such as city-coupons)",
     _EMAIL_PATTERN: "an e-mail address such as dev@partner.example (no spaces)",
-    _SPECIFIER_PATTERN: "version specifiers such as '>=0.1,<0.2'",
+    _SPECIFIER_PATTERN: "version specifiers such as '>=0.2,<0.3'",
 }
 """What a valid value of each pattern is, for the manifest's error: its author wrote TOML, not a regex."""
 _Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=300)]
@@ -181,6 +186,16 @@ def parse_manifest(content: bytes | str, *, file: str, version: str | None = Non
             )
         manifest = msgspec.structs.replace(manifest, version=version)
     return manifest
+
+
+def sdk_mismatch(sdk_range: str, running: str, *, runner: str) -> str:
+    """Why a plugin whose ``sdk`` range excludes the running SDK is refused by ``runner`` (the host, the
+    platform): both versions, and where to read what changed between them, since widening the range
+    alone would not do (a minor version before 1.0 may change the contract, as 0.2 did)."""
+    return (
+        f"needs fulcrum-sdk {sdk_range} but {runner} runs fulcrum-sdk {running}; "
+        f"see the SDK's CHANGELOG ({CHANGELOG}) for what changed"
+    )
 
 
 def semantic_problems(manifest: Manifest) -> list[ManifestProblem]:

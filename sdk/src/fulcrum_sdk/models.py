@@ -1,7 +1,8 @@
 """What hooks return and what the host hands to them: frozen msgspec Structs.
 
 Money is always integer fen (1/100 CNY). Display text is :class:`LocalizedText` with ``zh-CN``
-required. A field added in a later SDK version always gets a default, so older plugins keep working.
+required. A field added in a later SDK version gets a default, so older plugins keep working, unless
+the change is breaking and the SDK's minor version (before 1.0) says so: sdk/CHANGELOG.md lists them.
 """
 
 from __future__ import annotations
