@@ -125,14 +125,29 @@ def test_files_the_host_never_reads_are_skipped_with_a_note(run: Run, write: Wri
     assert result.stdout == "ok: 1 file(s) checked\n"
     assert f"note: skipped {readme}: the host reads only hq.toml and <code>.toml files" in result.stderr
     assert f"note: skipped {hidden}:" in result.stderr
-    only = run(readme)
-    assert only.exit_code == 0, only.output
-    assert "ok: no branch file among FILES" in only.stderr
     backup = write("0755.toml.bak", "")
     kept = run(hq, readme, backup)
     assert kept.exit_code == 1
     assert str(backup) in kept.stdout
     assert str(readme) not in kept.stdout
+
+
+def test_naming_only_files_the_host_never_reads_is_an_error(run: Run, write: Write, hq_text: str) -> None:
+    """``branch check README.md`` checked nothing and exited 0, so a team checking the wrong file was told
+    all was well: a file the host never reads, named without any branch file, is an error saying so."""
+    write("hq.toml", hq_text)
+    readme = write("README.md", "# Branch files\n")
+    hidden = write(".0755.toml.swp", "garbage")
+    result = run(readme)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"{readme}: not a branch configuration file: the host reads only hq.toml and <code>.toml files "
+        "(such as 0755.toml) in its branch directory; name those\n"
+    )
+    both = run(readme, hidden)
+    assert both.exit_code == 1
+    assert [line.split(": ")[0] for line in both.stderr.splitlines()] == [str(readme), str(hidden)]
 
 
 def test_missing_file_is_a_usage_error(run: Run) -> None:

@@ -142,16 +142,23 @@ def check(ctx: click.Context, files: tuple[str, ...], approved_file: str | None)
     """Validate FILES against the approved plugins and the slot inventory; exit 1 on any problem.
 
     A branch file is checked together with the hq.toml beside it (a warning says when there is none).
+    Files the host never reads (README.md) are skipped among branch files (``branches/*``); named alone,
+    they are a mistake, and exit 1.
     """
     skipped = [f for f in files if _not_a_branch_file(Path(f))]
+    if len(skipped) == len(files):  # named on purpose, not swept in by ``branches/*`` beside hq.toml
+        for name in skipped:
+            click.echo(
+                f"{name}: not a branch configuration file: the host reads only hq.toml and <code>.toml "
+                "files (such as 0755.toml) in its branch directory; name those",
+                err=True,
+            )
+        ctx.exit(1)
     for name in skipped:
         click.echo(
             f"note: skipped {name}: the host reads only hq.toml and <code>.toml files, not this one", err=True
         )
     files = tuple(f for f in files if f not in skipped)
-    if not files:
-        click.echo("ok: no branch file among FILES", err=True)
-        return
     settings = settings_for(ctx)
     inventory = {slot: config.capacity for slot, config in settings.slots.items()}
     if approved_file is not None:
