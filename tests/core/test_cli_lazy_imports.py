@@ -8,7 +8,7 @@ import sys
 
 import click
 import pytest
-from fulcrum_core.cli import _COMMANDS, _SHORT_HELP, main
+from fulcrum_core.cli import _COMMANDS, _SHORT_HELP, main, registry_group
 
 HEAVY = ("alembic", "sqlalchemy", "litestar", "fulcrum_core.app", "fulcrum_registry", "joserfc")
 
@@ -37,7 +37,7 @@ def test_the_listed_help_of_each_command_is_its_own() -> None:
     "args",
     [
         ["--help"], ["token", "issue", "--help"], ["token", "--help"], ["dev", "--help"],
-        ["db", "--help"], ["db", "upgrade", "--help"],
+        ["db", "--help"], ["db", "upgrade", "--help"], ["registry", "--help"],
     ],
 )
 def test_help_imports_no_heavy_module(args: list[str]) -> None:
@@ -61,3 +61,68 @@ def test_the_top_level_help_lists_every_command_as_click_would() -> None:
     assert [line.split()[0] for line in listed] == sorted(_COMMANDS)
     assert "  token     Access tokens for development." in listed
     assert "  branch    Branch plugin configuration (branches/<code>.toml and..." in listed
+
+
+def test_group_help_reads_no_settings() -> None:
+    """``fulcrum registry --help`` took seconds: the group imported its commands (the registry,
+    SQLAlchemy), and the root imported the settings only to tell their errors apart. A group's help
+    needs neither."""
+    ran = subprocess.run(
+        [sys.executable, "-c", PROBE, "registry", "--help"], capture_output=True, text=True, timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    loaded = ran.stdout.split("MODULES:", 1)[1].split()
+    assert "fulcrum_core.cli.registry_group" in loaded
+    assert "fulcrum_core.settings" not in loaded
+    assert "fulcrum_core.cli.registry" not in loaded
+
+
+def test_the_listed_help_of_each_registry_command_is_its_own() -> None:
+    """``fulcrum registry --help`` lists every command the registry module defines, each with its own
+    one-line help, word for word."""
+    from fulcrum_core.cli import registry as commands
+
+    group = registry_group.registry
+    ctx = click.Context(group)
+    assert set(registry_group._SHORT_HELP) == set(registry_group._COMMANDS)
+    defined = {getattr(commands, name).name for name in commands.__all__}
+    assert defined == set(registry_group._COMMANDS)
+    for name in registry_group._COMMANDS:
+        command = group.get_command(ctx, name)
+        assert command is not None
+        assert command.name == name
+        assert registry_group._SHORT_HELP[name] == command.get_short_help_str(10_000), name
+
+
+LISTING = """\
+import sys
+import click
+from fulcrum_core.cli import main
+from fulcrum_core.cli.registry_group import registry
+if sys.argv[1] == "loaded":
+    ctx = click.Context(registry)
+    for name in registry.list_commands(ctx):
+        registry.get_command(ctx, name)
+try:
+    main(["registry", "--help"])
+except SystemExit as exc:
+    assert exc.code == 0, exc.code
+"""
+
+
+def test_the_registry_help_is_the_same_before_its_commands_load() -> None:
+    """``fulcrum registry --help`` from the table prints what click prints with every command loaded:
+    the same commands, their help cut the same way."""
+    shown = {
+        when: subprocess.run(
+            [sys.executable, "-c", LISTING, when],
+            capture_output=True, text=True, timeout=120, check=False, env={"COLUMNS": "80"},
+        )
+        for when in ("lazy", "loaded")
+    }
+    assert shown["lazy"].returncode == shown["loaded"].returncode == 0, shown["lazy"].stderr
+    assert shown["lazy"].stdout == shown["loaded"].stdout
+    listed = shown["lazy"].stdout.split("Commands:\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in listed] == sorted(registry_group._COMMANDS)
+    assert "  approve              Approve a release in review (a second reviewer is..." in listed

@@ -7,10 +7,11 @@ before it can answer the supervisor's health check (``spawn`` re-imports the ``f
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import click
+
+from fulcrum_core.cli._groups import LazyGroup
 
 __all__ = ["main"]
 
@@ -21,7 +22,7 @@ _COMMANDS = {
     "dev": "fulcrum_core.cli.dev:dev",
     "oauth": "fulcrum_core.cli.oauth:oauth",
     "plugin": "fulcrum_core.cli.plugin:plugin",
-    "registry": "fulcrum_core.cli.registry:registry",
+    "registry": "fulcrum_core.cli.registry_group:registry",
     "serve": "fulcrum_core.cli.serve:serve",
     "support": "fulcrum_core.cli.support:support",
     "token": "fulcrum_core.cli.token:token",
@@ -44,65 +45,23 @@ _SHORT_HELP = {
 --help`` lists the commands without importing every one (alembic, SQLAlchemy, litestar: seconds)."""
 
 
-class _Main(click.Group):
+class _Main(LazyGroup):
     """The top-level group: commands load on first use; settings that cannot be loaded and a database
     that cannot be used are one ``Error:`` line naming the problem, for every command, never a traceback."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *_COMMANDS})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in _COMMANDS:
-            module, _, attribute = _COMMANDS[cmd_name].partition(":")
-            command = getattr(importlib.import_module(module), attribute)
-            if not isinstance(command, click.Command):
-                raise TypeError(f"{_COMMANDS[cmd_name]} is not a click command")
-            self.add_command(command, cmd_name)
-        return super().get_command(ctx, cmd_name)
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        """click's, with "Did you mean" drawn from every command, loaded yet or not (as subgroups do)."""
-        try:
-            return super().resolve_command(ctx, args)
-        except click.exceptions.NoSuchCommand as exc:
-            raise click.exceptions.NoSuchCommand(
-                exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx
-            ) from None
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """click's command list, its lines from :data:`_SHORT_HELP` for commands not loaded yet."""
-        names = self.list_commands(ctx)
-        limit = formatter.width - 6 - max(map(len, names), default=0)
-        rows = []
-        for name in names:
-            loaded = self.commands.get(name)
-            if loaded is None and name in _SHORT_HELP:
-                stand_in = click.Command(name, help=_SHORT_HELP[name])  # cut as click cuts its own
-                rows.append((name, stand_in.get_short_help_str(limit)))
-                continue
-            command = self.get_command(ctx, name)
-            if command is not None and not command.hidden:
-                rows.append((name, command.get_short_help_str(limit)))
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
-
     def invoke(self, ctx: click.Context) -> object:
-        from fulcrum_core.settings import SettingsError
-
         try:
             return super().invoke(ctx)
         except click.NoSuchOption as exc:
             raise _misplaced_root_option(ctx, exc) from None
-        except SettingsError as exc:
-            raise click.ClickException(f"cannot load settings: {exc}") from None
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise  # click's own ending (``--help`` is an Exit): nothing of the database to explain
         except Exception as exc:
-            # Only a command that imported alembic or SQLAlchemy can have raised their errors: looking
-            # them up (not importing them) keeps `--help` and light commands from loading either.
+            # Only a command that imported the settings, alembic or SQLAlchemy can have raised their
+            # errors: looking them up (not importing them) keeps `--help` from loading any of them.
+            settings = sys.modules.get("fulcrum_core.settings")
+            if settings is not None and isinstance(exc, settings.SettingsError):
+                raise click.ClickException(f"cannot load settings: {exc}") from None
             alembic_util, sqlalchemy_exc = sys.modules.get("alembic.util"), sys.modules.get("sqlalchemy.exc")
             if alembic_util is not None and isinstance(exc, alembic_util.CommandError):
                 # e.g. a revision the packaged migrations do not have
@@ -139,7 +98,12 @@ def _misplaced_root_option(ctx: click.Context, exc: click.NoSuchOption) -> click
     return exc
 
 
-@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_Main,
+    lazy=_COMMANDS,
+    listed_help=_SHORT_HELP,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--config",
     "config_file",

@@ -9,7 +9,8 @@ to check; ``--as NAME`` says who acts, and every change is recorded under that n
 chain. The registry's own rules still apply (four eyes, two approvers, legal transitions). People
 without database access use the HTTP API with a staff token instead.
 
-Output is for people by default; ``--json`` prints the service's structs as JSON.
+Output is for people by default; ``--json`` prints the service's structs as JSON. The ``registry``
+group (registry_group.py) imports this module only when one of its commands runs.
 """
 
 from __future__ import annotations
@@ -42,7 +43,22 @@ from fulcrum_core.cli._groups import refuse_own_options
 from fulcrum_core.cli._settings import existing_database, settings_for
 from fulcrum_core.registry_host.host import open_registry
 
-__all__ = ["registry"]
+__all__ = [
+    "add_publisher",
+    "approve",
+    "audit",
+    "list_",
+    "publishers",
+    "reinstate_publisher",
+    "reject",
+    "resume",
+    "retire",
+    "review",
+    "show",
+    "submit",
+    "suspend",
+    "suspend_publisher",
+]
 
 T = TypeVar("T")
 
@@ -208,11 +224,6 @@ def _diff_or_none(service: RegistryService, release_id: int) -> ReleaseDiff | No
         return None
 
 
-@click.group()
-def registry() -> None:
-    """The plugin registry, straight on the database (see each command's --help)."""
-
-
 def _verified(flag: bool) -> str:
     return "verified" if flag else "unverified"
 
@@ -221,7 +232,7 @@ def _status(suspended: bool) -> str:
     return "  SUSPENDED" if suspended else ""
 
 
-@registry.command()
+@click.command()
 @_json_option
 @click.pass_context
 def publishers(ctx: click.Context, as_json: bool) -> None:
@@ -242,7 +253,7 @@ def publishers(ctx: click.Context, as_json: bool) -> None:
     )
 
 
-@registry.command("add-publisher")
+@click.command("add-publisher")
 @click.argument("publisher_id", metavar="ID")
 @click.option("--name", required=True, help="Display name (zh-CN).")
 @click.option("--name-en", default=None, help="English display name.")
@@ -295,22 +306,22 @@ def _publisher_switch(name: str, doc: str) -> click.Command:
         _emit(changed, as_json, lambda: f"publisher {changed.id} {state}")
 
     command.__doc__ = doc
-    return registry.command(name)(command)
+    return click.command(name)(command)
 
 
-_publisher_switch(
+suspend_publisher = _publisher_switch(
     "suspend-publisher",
     "Kill switch for a publisher: all its plugins stop (hosts drop them on their next poll), it cannot "
     "submit, its releases cannot be approved.",
 )
-_publisher_switch(
+reinstate_publisher = _publisher_switch(
     "reinstate-publisher",
     "Undo suspend-publisher: its approved releases run again. Not by its submitters nor by who "
     "suspended it; two people when an approved release of its requests a high-sensitivity scope.",
 )
 
 
-@registry.command()
+@click.command()
 @click.argument("wheel", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--publisher", required=True, metavar="ID", help="The publisher submitting it.")
 @_actor_option
@@ -338,7 +349,7 @@ def submit(ctx: click.Context, wheel: Path, publisher: str, actor: str, as_json:
         ctx.exit(1)
 
 
-@registry.command("list")
+@click.command("list")
 @click.option(
     "--state",
     type=click.Choice([state.value for state in ReleaseState]),
@@ -384,7 +395,7 @@ def list_(
     _emit(page, as_json, text)
 
 
-@registry.command()
+@click.command()
 @click.argument("release_id", type=int)
 @_json_option
 @click.pass_context
@@ -401,7 +412,7 @@ def show(ctx: click.Context, release_id: int, as_json: bool) -> None:
     )
 
 
-@registry.command()
+@click.command()
 @click.argument("release_id", type=int)
 @_json_option
 @click.pass_context
@@ -437,7 +448,7 @@ def review(ctx: click.Context, release_id: int, as_json: bool) -> None:
     )
 
 
-@registry.command()
+@click.command()
 @click.argument("release_id", type=int)
 @_actor_option
 @click.option(
@@ -497,7 +508,7 @@ def _grant_without(release: ReleaseRead, withheld: tuple[str, ...]) -> list[str]
     return [scope for scope in requested if scope not in withheld]
 
 
-@registry.command()
+@click.command()
 @click.argument("release_id", type=int)
 @_actor_option
 @click.option("--reason", "reasons", multiple=True, required=True, help="Why (repeatable; at least one).")
@@ -533,19 +544,19 @@ def _transition(name: str, doc: str) -> click.Command:
         _emit(release, as_json, lambda: _release_text(release) + (note if pending else ""))
 
     command.__doc__ = doc
-    return registry.command(name)(command)
+    return click.command(name)(command)
 
 
-_transition("suspend", "Kill switch: approved → suspended (running hosts stop it within seconds).")
-_transition(
+suspend = _transition("suspend", "Kill switch: approved → suspended (running hosts stop it within seconds).")
+resume = _transition(
     "resume",
     "Suspended → approved, with the grant it had. Not by its submitter nor by who suspended it; a "
     "release requesting a high-sensitivity scope needs two people to resume it.",
 )
-_transition("retire", "Approved or suspended → retired, for good.")
+retire = _transition("retire", "Approved or suspended → retired, for good.")
 
 
-@registry.group(invoke_without_command=True)
+@click.group(invoke_without_command=True)
 @click.option(
     "--after", type=click.IntRange(min=0), default=0, show_default=True, metavar="SEQ",
     help="Only events after this sequence number (the next page: the last one listed).",
