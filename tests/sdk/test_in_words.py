@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import msgspec
 import pytest
-from fulcrum_sdk._in_words import dotted, in_words
+from fulcrum_sdk._in_words import NOT_UTF8, dotted, in_words, not_json
 
 
 class Inner(msgspec.Struct, forbid_unknown_fields=True):
@@ -41,3 +41,19 @@ def test_msgspec_refusals_in_words(data: dict[str, Any], path: str, problem: str
 def test_list_indexes_are_dotted_as_the_project_names_fields() -> None:
     assert dotted("reasons[1]") == "reasons.1"
     assert dotted("a[0].b[12]") == "a.0.b.12"
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b'{"a": "b', "the body ends before the JSON does (a closing quote, bracket or brace is missing)"),
+        (b"[1, 2", "the body ends before the JSON does (a closing quote, bracket or brace is missing)"),
+        (b"{bad", "JSON is malformed: object keys must be strings (byte 1)"),
+    ],
+)
+def test_a_body_that_is_not_json_is_refused_in_words(raw: bytes, problem: str) -> None:
+    """msgspec's "Input data was truncated" says what is missing; its other words stay, after the lead."""
+    with pytest.raises(msgspec.DecodeError) as refused:
+        msgspec.json.decode(raw)
+    assert not_json(str(refused.value)) == f"the body is not valid JSON: {problem}"
+    assert not_json(NOT_UTF8) == "the body is not valid JSON: a string in it is not UTF-8"

@@ -19,10 +19,12 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 __all__ = [
+    "NOT_UTF8",
     "choices_of",
     "did_you_mean",
     "dotted",
     "in_words",
+    "not_json",
     "one_of",
     "split_message",
     "struct_at",
@@ -44,6 +46,21 @@ _NOUNS = {
     "null": "null",
 }
 """What each of msgspec's type names is, in words (``object`` is the caller's: a JSON object, a table)."""
+
+
+_TRUNCATED = "Input data was truncated"
+"""msgspec's words for JSON that stops before its closing quote, bracket or brace."""
+NOT_UTF8 = "a string in it is not UTF-8"
+"""The problem of a JSON body holding bytes that are not UTF-8 (msgspec raises ``UnicodeDecodeError``)."""
+
+
+def not_json(problem: str) -> str:
+    """Why a request body is refused as JSON, ``problem`` being msgspec's ``DecodeError`` message (or
+    :data:`NOT_UTF8`): a body cut short says what is missing, not msgspec's "Input data was truncated".
+    Every JSON body the host reads is refused in these words, whichever route decoded it."""
+    if problem == _TRUNCATED:
+        problem = "the body ends before the JSON does (a closing quote, bracket or brace is missing)"
+    return f"the body is not valid JSON: {problem}"
 
 
 def split_message(message: str) -> tuple[str, str]:

@@ -1,9 +1,11 @@
-"""The app's request class: litestar's, with a body that is not UTF-8 refused as malformed JSON."""
+"""The app's request class: litestar's, with a body that is not JSON refused in the host's words."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+from fulcrum_sdk._in_words import NOT_UTF8, not_json
 from litestar import Request
 from litestar.exceptions import SerializationException
 
@@ -20,10 +22,15 @@ class FulcrumRequest(Request[Any, Any, Any]):
     """
 
     async def json(self) -> Any:
-        """The decoded JSON body (litestar's), or ``SerializationException`` (a 400) when it is not UTF-8."""
+        """The decoded JSON body (litestar's), or ``SerializationException`` (a 400) saying in words why it
+        is not JSON, as the transactions pipeline says it (litestar passes on msgspec's own words)."""
         try:
             return await super().json()
+        except SerializationException as exc:
+            if not isinstance(exc.__cause__, msgspec.DecodeError):
+                raise
+            raise SerializationException(not_json(str(exc.__cause__))) from None
         except UnicodeDecodeError:
-            raise SerializationException("the body is not valid JSON: a string in it is not UTF-8") from None
+            raise SerializationException(not_json(NOT_UTF8)) from None
         except RecursionError:  # msgspec gives up on nesting deeper than the interpreter allows
             raise SerializationException("the body is nested too deeply") from None

@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any, Protocol
 
 import msgspec
-from fulcrum_sdk._in_words import dotted, in_words
+from fulcrum_sdk._in_words import NOT_UTF8, dotted, in_words, not_json
 from fulcrum_sdk._validate import ResultError, check_transaction_result, suitability_problem, whole_fen
 from fulcrum_sdk.data import RiskProfile
 from fulcrum_sdk.errors import TransactionRefused
@@ -102,10 +102,6 @@ def _worded(
     return f"{prefix}.{dotted(path)}".strip(".") or "body", problem
 
 
-_TRUNCATED = "Input data was truncated"
-"""msgspec's words for JSON that stops before its closing quote, bracket or brace."""
-
-
 def parse_body(raw: bytes) -> ParsedBody:
     """Decode the request body; 400 naming the field when it is not ``{"type": …, "params": {…}}``."""
     try:
@@ -118,17 +114,9 @@ def parse_body(raw: bytes) -> ParsedBody:
                 "about ±1.8e308 and have at most 4300 digits)",
                 code="body.invalid", field=path,
             ) from None
-        problem = (
-            "the body ends before the JSON does (a closing quote, bracket or brace is missing)"
-            if str(exc) == _TRUNCATED else str(exc)
-        )
-        raise BadRequest(
-            f"the body is not valid JSON: {problem}", code="body.malformed", field="body"
-        ) from None
+        raise BadRequest(not_json(str(exc)), code="body.malformed", field="body") from None
     except UnicodeDecodeError:  # msgspec raises it for a string that is not UTF-8
-        raise BadRequest(
-            "the body is not valid JSON: a string in it is not UTF-8", code="body.malformed", field="body"
-        ) from None
+        raise BadRequest(not_json(NOT_UTF8), code="body.malformed", field="body") from None
     except RecursionError:
         raise BadRequest("the body is nested too deeply", code="body.malformed", field="body") from None
     twice = _named_twice(raw)
