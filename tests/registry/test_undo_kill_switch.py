@@ -194,3 +194,77 @@ def test_reinstating_an_active_publisher_is_still_a_conflict_first(registry: Reg
     """A publisher that is not suspended is a 409 whoever asks."""
     with pytest.raises(Conflict, match="not suspended"):
         registry.reinstate_publisher("fund-partner", actor="ops", reason="x")
+
+
+def test_a_first_agreement_to_resume_shows_on_the_release_until_the_second(
+    registry: RegistryService, suspended_high: int
+) -> None:
+    """The suspended release says who agreed (when, why), of how many, and who suspended it; then nothing."""
+    assert registry.get_release(suspended_high).pending_resume is None  # nobody agreed yet
+    first = registry.resume(suspended_high, actor="dave", reason="patched")
+    agreed_at = registry.audit_events(subject=f"release:{suspended_high}", limit=1000)[-1].at
+    for read in (
+        first,
+        registry.get_release(suspended_high),
+        *registry.list_releases({"state": "suspended"}).items,
+    ):
+        pending = read.pending_resume
+        assert pending is not None
+        assert [(a.by, a.at, a.reason) for a in pending.agreed] == [("dave", agreed_at, "patched")]
+        assert (pending.needed, pending.suspended_by) == (2, "ops")
+    second = registry.resume(suspended_high, actor="erin", reason="checked")
+    assert (second.state, second.pending_resume) == ("approved", None)
+    assert registry.get_release(suspended_high).pending_resume is None
+
+
+def test_a_release_suspended_again_does_not_carry_the_old_agreement(
+    registry: RegistryService, suspended_high: int
+) -> None:
+    """Resumed by two, suspended again: nothing pending; a new first agreement is 1 of 2 on its own."""
+    registry.resume(suspended_high, actor="dave", reason="patched")
+    registry.resume(suspended_high, actor="erin", reason="checked")
+    again = registry.suspend(suspended_high, actor="frank", reason="incident 44")
+    assert (again.state, again.pending_resume) == ("suspended", None)
+    pending = registry.resume(suspended_high, actor="ops", reason="patched again").pending_resume
+    assert pending is not None
+    assert ([a.by for a in pending.agreed], pending.needed, pending.suspended_by) == (["ops"], 2, "frank")
+
+
+def test_a_retired_release_has_no_pending_resume(registry: RegistryService, suspended_high: int) -> None:
+    """An agreement to resume stops counting once the release is retired: it can never be resumed."""
+    registry.resume(suspended_high, actor="dave", reason="patched")
+    retired = registry.retire(suspended_high, actor="ops", reason="replaced")
+    assert (retired.state, retired.pending_resume) == ("retired", None)
+    assert registry.get_release(suspended_high).pending_resume is None
+
+
+def test_a_low_sensitivity_release_never_shows_a_pending_resume(
+    registry: RegistryService, suspended: int
+) -> None:
+    """One person resumes it at once: there is no half-agreed state to show."""
+    assert registry.get_release(suspended).pending_resume is None
+    assert registry.resume(suspended, actor="dave", reason="fixed").pending_resume is None
+
+
+def test_a_first_agreement_to_reinstate_shows_on_the_publisher_until_the_second(
+    registry: RegistryService, submit: Submit, approve: Approve, manifest: Callable[..., Any]
+) -> None:
+    """get and list show who agreed, of how many; reinstated clears it; suspended again starts afresh."""
+    rid = int(submit(manifest=manifest(scopes={"required": _HIGH, "optional": {}})).id)
+    approve(rid, "bob")
+    approve(rid, "carol")
+    suspended = registry.suspend_publisher("pension-dept", actor="ops", reason="audit finding")
+    assert suspended.pending_reinstatement is None
+    first = registry.reinstate_publisher("pension-dept", actor="dave", reason="closed")
+    listed = {p.id: p for p in registry.list_publishers()}
+    assert listed["fund-partner"].pending_reinstatement is None
+    for read in (first, registry.get_publisher("pension-dept"), listed["pension-dept"]):
+        pending = read.pending_reinstatement
+        assert pending is not None
+        assert [(a.by, a.reason) for a in pending.agreed] == [("dave", "closed")]
+        assert (pending.needed, pending.suspended_by) == (2, "ops")
+    back = registry.reinstate_publisher("pension-dept", actor="erin", reason="ok")
+    assert (back.suspended, back.pending_reinstatement) == (False, None)
+    assert registry.get_publisher("pension-dept").pending_reinstatement is None
+    registry.suspend_publisher("pension-dept", actor="frank", reason="second finding")
+    assert registry.get_publisher("pension-dept").pending_reinstatement is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import msgspec
 from fulcrum_sdk.manifest import Manifest
@@ -13,28 +13,68 @@ from sqlalchemy.orm import Session
 from fulcrum_registry.checks import CheckResult
 from fulcrum_registry.models import Publisher, Release, Review, ScopeGrant
 from fulcrum_registry.schemas import ArtifactRef, PublisherRead, ReleaseRead, ReviewRead, ScopeRequest
+from fulcrum_registry.undo import pending, reinstatement_undo, resume_undo, votes_on
 from fulcrum_registry.workflow import ReleaseState, approvals_needed
 
-__all__ = ["load_manifest", "publisher_read", "release_reads"]
-
-
-def publisher_read(row: Publisher) -> PublisherRead:
-    """A publisher row as its read struct."""
-    return PublisherRead(
-        id=row.id,
-        name=row.name,
-        name_en=row.name_en,
-        kind=row.kind,
-        verified=row.verified,
-        contact=row.contact,
-        created_at=row.created_at,
-        suspended=row.suspended,
-    )
+__all__ = [
+    "load_manifest",
+    "publisher_read",
+    "publisher_reads",
+    "reinstatement_needed",
+    "release_reads",
+    "requested_scopes",
+]
 
 
 def load_manifest(row: Release) -> Manifest | None:
     """The manifest snapshot stored with a release."""
     return msgspec.convert(row.manifest, Manifest) if row.manifest is not None else None
+
+
+def requested_scopes(row: Release) -> frozenset[str]:
+    """Every scope ``row``'s manifest requests (none when it has no valid manifest)."""
+    manifest = load_manifest(row)
+    return frozenset(manifest.scopes.all) if manifest is not None else frozenset()
+
+
+def reinstatement_needed(releases: Iterable[Release]) -> int:
+    """How many must agree to reinstate a publisher with ``releases``: two when one that would run
+    again (approved, not suspended itself) requests a high-sensitivity scope, else one."""
+    running = (r for r in releases if r.state == ReleaseState.APPROVED.value)
+    return max((approvals_needed(requested_scopes(r)) for r in running), default=1)
+
+
+def publisher_reads(session: Session, rows: Sequence[Publisher]) -> list[PublisherRead]:
+    """Read structs for ``rows``, with a suspended one's pending reinstatement (two more queries)."""
+    suspended = [r.id for r in rows if r.suspended]
+    releases: dict[str, list[Release]] = defaultdict(list)
+    if suspended:
+        for release in session.scalars(select(Release).where(Release.publisher_id.in_(suspended))):
+            releases[release.publisher_id].append(release)
+    votes = votes_on(session, [reinstatement_undo(p) for p in suspended])
+    return [
+        PublisherRead(
+            id=row.id,
+            name=row.name,
+            name_en=row.name_en,
+            kind=row.kind,
+            verified=row.verified,
+            contact=row.contact,
+            created_at=row.created_at,
+            suspended=row.suspended,
+            pending_reinstatement=pending(
+                votes[reinstatement_undo(row.id).subject], reinstatement_needed(releases[row.id])
+            )
+            if row.suspended
+            else None,
+        )
+        for row in rows
+    ]
+
+
+def publisher_read(session: Session, row: Publisher) -> PublisherRead:
+    """A publisher row as its read struct."""
+    return publisher_reads(session, [row])[0]
 
 
 def _review_read(row: Review) -> ReviewRead:
@@ -49,7 +89,7 @@ def _review_read(row: Review) -> ReviewRead:
 
 
 def release_reads(session: Session, rows: Sequence[Release]) -> list[ReleaseRead]:
-    """Read structs for ``rows``, with their reviews and grants loaded in two queries."""
+    """Read structs for ``rows``, with their reviews, grants and pending resumes loaded in three queries."""
     ids = [r.id for r in rows]
     reviews: dict[int, list[Review]] = defaultdict(list)
     grants: dict[int, list[ScopeGrant]] = defaultdict(list)
@@ -58,12 +98,15 @@ def release_reads(session: Session, rows: Sequence[Release]) -> list[ReleaseRead
             reviews[review.release_id].append(review)
         for grant in session.scalars(select(ScopeGrant).where(ScopeGrant.release_id.in_(ids))):
             grants[grant.release_id].append(grant)
+    suspended = ReleaseState.SUSPENDED.value
+    votes = votes_on(session, [resume_undo(r.id) for r in rows if r.state == suspended])
     out = []
     for row in rows:
         manifest = load_manifest(row)
         checks = msgspec.convert(row.checks, tuple[CheckResult, ...])
         decided = row.state in (ReleaseState.APPROVED, ReleaseState.SUSPENDED, ReleaseState.RETIRED)
         requested = manifest.scopes if manifest else None
+        needed = approvals_needed(requested.all) if requested else 1  # as many must agree to resume it
         out.append(
             ReleaseRead(
                 id=row.id,
@@ -86,10 +129,13 @@ def release_reads(session: Session, rows: Sequence[Release]) -> list[ReleaseRead
                 granted_scopes=tuple(sorted(g.scope for g in grants[row.id] if g.granted))
                 if decided
                 else None,
-                approvals_needed=approvals_needed(requested.all) if requested else 1,
+                approvals_needed=needed,
                 approvals=tuple(r.reviewer for r in reviews[row.id] if r.decision == "approve"),
                 reviews=tuple(_review_read(r) for r in reviews[row.id]),
                 manifest=manifest,
+                pending_resume=pending(votes[resume_undo(row.id).subject], needed)
+                if row.state == suspended
+                else None,
             )
         )
     return out

@@ -31,6 +31,7 @@ __all__ = [
     "CatalogueQuery",
     "NewPublisher",
     "Page",
+    "PendingUndo",
     "PluginSummary",
     "PublisherRead",
     "ReleaseBrief",
@@ -39,6 +40,7 @@ __all__ = [
     "ReleaseRead",
     "ReviewRead",
     "ScopeRequest",
+    "UndoAgreement",
     "plain_problem",
     "validated",
 ]
@@ -155,6 +157,26 @@ class NewPublisher(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     verified: bool = False
 
 
+class UndoAgreement(msgspec.Struct, frozen=True, kw_only=True):
+    """One reviewer's agreement to undo a kill switch, as its audit row recorded it."""
+
+    by: str
+    at: datetime
+    reason: str | None = None  # None when the audit row holds none
+
+
+class PendingUndo(msgspec.Struct, frozen=True, kw_only=True):
+    """A kill switch half undone: who agreed to lift it since it was pulled, and how many must.
+
+    The switch stays on until ``needed`` distinct people agreed; the next one may be neither the
+    submitter(s) nor ``suspended_by``, nor anyone in ``agreed``.
+    """
+
+    agreed: tuple[UndoAgreement, ...]  # oldest first
+    needed: int
+    suspended_by: str | None  # who pulled the switch; None for a suspension older than the audit log
+
+
 class PublisherRead(msgspec.Struct, frozen=True, kw_only=True):
     """A publisher as stored."""
 
@@ -166,6 +188,8 @@ class PublisherRead(msgspec.Struct, frozen=True, kw_only=True):
     contact: str
     created_at: datetime
     suspended: bool = False  # none of its plugins runs, it cannot submit, its releases cannot be approved
+    # Suspended and agreed to reinstate by fewer people than needed; None otherwise.
+    pending_reinstatement: PendingUndo | None = None
 
 
 class ArtifactRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -214,6 +238,8 @@ class ReleaseRead(msgspec.Struct, frozen=True, kw_only=True):
     approvals: tuple[str, ...]  # reviewers who approved so far
     reviews: tuple[ReviewRead, ...]
     manifest: Manifest | None
+    # Suspended and agreed to resume by fewer people than needed; None otherwise.
+    pending_resume: PendingUndo | None = None
 
 
 class Submission(msgspec.Struct, frozen=True, kw_only=True):

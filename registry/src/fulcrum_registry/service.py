@@ -28,7 +28,14 @@ from sqlalchemy.orm import Session
 
 from fulcrum_registry import audit, queries
 from fulcrum_registry._db import UnitOfWork
-from fulcrum_registry._reads import load_manifest, publisher_read, release_reads
+from fulcrum_registry._reads import (
+    load_manifest,
+    publisher_read,
+    publisher_reads,
+    reinstatement_needed,
+    release_reads,
+    requested_scopes,
+)
 from fulcrum_registry._wheel import WheelFacts, inspect_wheel
 from fulcrum_registry.artifacts import ArtifactStore, StoredArtifact
 from fulcrum_registry.catalogue import search_plugins
@@ -57,7 +64,7 @@ from fulcrum_registry.schemas import (
     Submission,
     validated,
 )
-from fulcrum_registry.undo import Undo, agreed_so_far, check_undoer
+from fulcrum_registry.undo import Undo, agreed_so_far, check_undoer, reinstatement_undo, resume_undo
 from fulcrum_registry.workflow import (
     Action,
     ReleaseState,
@@ -124,12 +131,6 @@ def _release_version(facts: WheelFacts) -> str:
 
 _DECLARING = (ReleaseState.IN_REVIEW.value, ReleaseState.APPROVED.value, ReleaseState.SUSPENDED.value)
 """Release states whose transaction types are taken: under review, running, or able to run again."""
-
-
-def _requested(row: Release) -> frozenset[str]:
-    """Every scope ``row``'s manifest requests (none when it has no valid manifest)."""
-    manifest = load_manifest(row)
-    return frozenset(manifest.scopes.all) if manifest is not None else frozenset()
 
 
 def _type_owners(session: Session, manifest: Manifest) -> dict[str, str]:
@@ -226,7 +227,7 @@ class RegistryService:
             self._audit(
                 session, actor, "publisher.created", f"publisher:{data.id}", **msgspec.to_builtins(data)
             )
-            return publisher_read(row)
+            return publisher_read(session, row)
 
         return self._uow.run(work)
 
@@ -241,7 +242,7 @@ class RegistryService:
             if row.verified != verified:
                 row.verified = verified
                 self._audit(session, actor, "publisher.verified", f"publisher:{row.id}", verified=verified)
-            return publisher_read(row)
+            return publisher_read(session, row)
 
         return self._uow.run(work)
 
@@ -255,7 +256,7 @@ class RegistryService:
             row = self._publisher(session, publisher_id, suspended=False)
             row.suspended = True
             self._audit(session, actor, "publisher.suspended", f"publisher:{row.id}", reason=why)
-            return publisher_read(row)
+            return publisher_read(session, row)
 
         return self._uow.run(work)
 
@@ -270,21 +271,15 @@ class RegistryService:
 
         def work(session: Session) -> PublisherRead:
             row = self._publisher(session, publisher_id, suspended=True)
-            undo = Undo(
-                subject=f"publisher:{row.id}",
-                pulled="publisher.suspended",
-                agreed="publisher.reinstatement_agreed",
-                doing=f"reinstate publisher {row.id!r}",
-            )
+            undo = reinstatement_undo(row.id)
             releases = list(session.scalars(select(Release).where(Release.publisher_id == row.id)))
             barred = {r.submitted_by: f"submitted release {r.id} of {row.id!r}" for r in releases}
-            running = [r for r in releases if r.state == ReleaseState.APPROVED.value]
-            needed = max((approvals_needed(_requested(r)) for r in running), default=1)
+            needed = reinstatement_needed(releases)
             agreed = self._agree_to_undo(session, undo, actor, why, barred, needed)
             if agreed is not None:
                 row.suspended = False
                 self._audit(session, actor, "publisher.reinstated", undo.subject, reason=why, agreed=agreed)
-            return publisher_read(row)
+            return publisher_read(session, row)
 
         return self._uow.run(work)
 
@@ -321,14 +316,14 @@ class RegistryService:
             row = session.get(Publisher, publisher_id)
             if row is None:
                 raise NotFound("publisher", publisher_id)
-            return publisher_read(row)
+            return publisher_read(session, row)
 
         return self._uow.read(work)
 
     def list_publishers(self) -> list[PublisherRead]:
         """Every publisher, by id (there are tens, not thousands)."""
         return self._uow.read(
-            lambda s: [publisher_read(p) for p in s.scalars(select(Publisher).order_by(Publisher.id))]
+            lambda s: publisher_reads(s, list(s.scalars(select(Publisher).order_by(Publisher.id))))
         )
 
     # -- submission ----------------------------------------------------------------------------
@@ -654,14 +649,9 @@ class RegistryService:
         def work(session: Session) -> ReleaseRead:
             row = self._release(session, release_id, lock=True)
             next_state(row.id, ReleaseState(row.state), Action.RESUME)  # refuse early with the state
-            undo = Undo(
-                subject=f"release:{row.id}",
-                pulled=f"release.{Action.SUSPEND.value}",
-                agreed="release.resume_agreed",
-                doing=f"resume release {row.id}",
-            )
+            undo = resume_undo(row.id)
             barred = {row.submitted_by: f"submitted release {row.id}"}
-            needed = approvals_needed(_requested(row))
+            needed = approvals_needed(requested_scopes(row))
             agreed = self._agree_to_undo(session, undo, actor, why, barred, needed)
             if agreed is not None:
                 self._move(session, row, Action.RESUME, actor, reason=why, resumers=agreed)

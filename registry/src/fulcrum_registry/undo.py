@@ -12,11 +12,13 @@ approval and gets the same four eyes, read from the audit log (the record of who
   (``<undo>_agreed``) and the switch stays on until the second.
 
 Agreements count only after the latest pull of the switch, so a second suspension starts afresh.
+The same reading (``votes_on``) shows a half-agreed undo on the release or publisher
+(``pending_resume``, ``pending_reinstatement``), so the second reviewer can find what waits for them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import msgspec
 from sqlalchemy import select
@@ -24,9 +26,19 @@ from sqlalchemy.orm import Session
 
 from fulcrum_registry.errors import FourEyesViolation
 from fulcrum_registry.models.audit import AuditEvent
-from fulcrum_registry.workflow import person_key
+from fulcrum_registry.schemas import PendingUndo, UndoAgreement
+from fulcrum_registry.workflow import Action, person_key
 
-__all__ = ["Undo", "Votes", "agreed_so_far", "check_undoer"]
+__all__ = [
+    "Undo",
+    "Votes",
+    "agreed_so_far",
+    "check_undoer",
+    "pending",
+    "reinstatement_undo",
+    "resume_undo",
+    "votes_on",
+]
 
 
 class Undo(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,26 +50,80 @@ class Undo(msgspec.Struct, frozen=True, kw_only=True):
     doing: str  # "resume release 12", in refusals
 
 
+def resume_undo(release_id: int) -> Undo:
+    """Resuming a suspended release."""
+    return Undo(
+        subject=f"release:{release_id}",
+        pulled=f"release.{Action.SUSPEND.value}",  # what the service's move of a release records
+        agreed="release.resume_agreed",
+        doing=f"resume release {release_id}",
+    )
+
+
+def reinstatement_undo(publisher_id: str) -> Undo:
+    """Reinstating a suspended publisher."""
+    return Undo(
+        subject=f"publisher:{publisher_id}",
+        pulled="publisher.suspended",
+        agreed="publisher.reinstatement_agreed",
+        doing=f"reinstate publisher {publisher_id!r}",
+    )
+
+
 class Votes(msgspec.Struct, frozen=True):
     """Who pulled the switch last (None for rows older than the audit log) and who agreed since."""
 
     puller: str | None
-    agreed: tuple[str, ...]
+    agreements: tuple[UndoAgreement, ...]  # oldest first
+
+    @property
+    def agreed(self) -> tuple[str, ...]:
+        """The people who agreed, oldest first."""
+        return tuple(a.by for a in self.agreements)
+
+
+def votes_on(session: Session, undos: Sequence[Undo]) -> dict[str, Votes]:
+    """Subject → the latest pull of each of ``undos``' switches and the agreements recorded after it,
+    in one query (the review queue reads many releases at once)."""
+    by_subject = {u.subject: u for u in undos}
+    if not by_subject:
+        return {}
+    actions = {a for u in undos for a in (u.pulled, u.agreed)}
+    rows = session.execute(
+        select(AuditEvent.subject, AuditEvent.actor, AuditEvent.action, AuditEvent.at, AuditEvent.payload)
+        .where(AuditEvent.subject.in_(by_subject), AuditEvent.action.in_(actions))
+        .order_by(AuditEvent.seq.desc())
+    )
+    agreed: dict[str, list[UndoAgreement]] = {s: [] for s in by_subject}
+    puller: dict[str, str] = {}
+    for subject, actor, action, at, payload in rows:
+        undo = by_subject[subject]
+        if subject in puller:  # older than the latest pull: counts for nothing
+            continue
+        if action == undo.pulled:
+            puller[subject] = actor
+        elif action == undo.agreed:
+            reason = (payload or {}).get("reason")
+            agreed[subject].append(
+                UndoAgreement(by=actor, at=at, reason=reason if isinstance(reason, str) else None)
+            )
+    return {s: Votes(puller.get(s), tuple(reversed(agreed[s]))) for s in by_subject}
 
 
 def agreed_so_far(session: Session, undo: Undo) -> Votes:
     """The latest pull of ``undo``'s switch and the agreements to undo it recorded after it."""
-    rows = session.execute(
-        select(AuditEvent.actor, AuditEvent.action)
-        .where(AuditEvent.subject == undo.subject, AuditEvent.action.in_((undo.pulled, undo.agreed)))
-        .order_by(AuditEvent.seq.desc())
-    )
-    agreed: list[str] = []
-    for actor, action in rows:
-        if action == undo.pulled:
-            return Votes(actor, tuple(reversed(agreed)))
-        agreed.append(actor)
-    return Votes(None, tuple(reversed(agreed)))
+    return votes_on(session, [undo])[undo.subject]
+
+
+def pending(votes: Votes, needed: int) -> PendingUndo | None:
+    """What a switch that is still on waits for, or None when nobody agreed to lift it yet.
+
+    Call it only while the switch is on: once a release moves on (resumed, retired) or a publisher
+    is reinstated, nothing is pending whatever the audit log holds.
+    """
+    if not votes.agreements:
+        return None
+    return PendingUndo(agreed=votes.agreements, needed=needed, suspended_by=votes.puller)
 
 
 def check_undoer(undo: Undo, votes: Votes, actor: str, barred: Mapping[str, str]) -> None:
