@@ -472,6 +472,54 @@ def test_undoing_a_kill_switch_takes_four_eyes(
     assert "publisher test-bank reinstated" in back.output
 
 
+def test_a_half_agreed_undo_is_shown_to_the_next_reviewer(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """show, list and publishers say who agreed to resume or reinstate, of how many, and who may not."""
+    high = ["slot:home.notice", "pension:read"]
+    manifest = kit.manifest("pensions", hooks=["home_slot_offers"], scopes=high)
+    run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
+    for reviewer in ("bob", "carol"):
+        run(config, "approve", "1", "--as", reviewer, "--confirm")
+    run(config, "suspend", "1", "--as", "ops", "--reason", "incident 7")
+    assert "agreed by" not in run(config, "show", "1").output
+    run(config, "resume", "1", "--as", "dave@bank.example", "--reason", "patched")
+    words = (
+        "resume agreed by dave@bank.example (1 of 2); needs one more reviewer, "
+        "not the submitter (alice) or who suspended it (ops)"
+    )
+    shown = run(config, "show", "1").output.splitlines()
+    detail = shown[shown.index(words) + 1]  # when and why, under it
+    assert detail.startswith("  dave@bank.example agreed 2026-")
+    assert detail.endswith(": patched")
+    queue = run(config, "list", "--state", "suspended").output.splitlines()
+    head = "release 1: pensions 1.0.0 [suspended] publisher test-bank, submitted by alice"
+    assert queue == [head, f"  {words}"]
+    pending = json.loads(run(config, "show", "1", "--json").output)["release"]["pending_resume"]
+    assert (pending["agreed"][0]["by"], pending["needed"], pending["suspended_by"]) == (
+        "dave@bank.example",
+        2,
+        "ops",
+    )
+    run(config, "resume", "1", "--as", "erin", "--reason", "checked")
+    assert "agreed by" not in run(config, "show", "1").output
+    assert json.loads(run(config, "show", "1", "--json").output)["release"]["pending_resume"] is None
+
+    run(config, "suspend-publisher", "test-bank", "--as", "ops", "--reason", "incident 8")
+    assert "agreed by" not in run(config, "publishers").output
+    first = run(config, "reinstate-publisher", "test-bank", "--as", "dave", "--reason", "closed").output
+    reinstatement = (
+        "reinstatement agreed by dave (1 of 2); needs one more reviewer, "
+        "not one of its submitters or who suspended it (ops)"
+    )
+    assert reinstatement in first
+    listed = run(config, "publishers").output.splitlines()
+    assert listed[1:] == [f"  {reinstatement}"]
+    assert listed[0].endswith("SUSPENDED")
+    run(config, "reinstate-publisher", "test-bank", "--as", "erin", "--reason", "ok")
+    assert len(run(config, "publishers").output.splitlines()) == 1
+
+
 def test_suspend_publisher_and_reinstate(config: Path, kit: Any, wheel_for: Callable[..., Path]) -> None:
     """The platform team's publisher kill switch: listed as SUSPENDED, submit refused, audited, undone."""
     done = run(config, "suspend-publisher", "test-bank", "--as", "ops", "--reason", "incident 7")

@@ -34,6 +34,7 @@ from fulcrum_registry import (
 )
 from fulcrum_registry.audit import AuditEntry
 from fulcrum_registry.placeholders import placeholder_warnings
+from fulcrum_registry.schemas import PendingUndo, PublisherRead
 from fulcrum_registry.workflow import high_sensitivity
 from fulcrum_sdk import LocalizedText
 from fulcrum_sdk.manifest import Manifest
@@ -136,6 +137,34 @@ def _diff_text(diff: ReleaseDiff | None) -> list[str]:
     return lines
 
 
+def _pending_text(pending: PendingUndo | None, doing: str, barred: str, *, full: bool = False) -> list[str]:
+    """A half-agreed undo in words, for the reviewer who could complete it: ``resume agreed by dave
+    (1 of 2); needs one more reviewer, not …``; with ``full``, each agreement's time and reason."""
+    if pending is None:
+        return []
+    more = max(pending.needed - len(pending.agreed), 1)  # the next agreement completes it at the least
+    wanted = "one more reviewer" if more == 1 else f"{more} more reviewers"
+    pulled = f" ({pending.suspended_by})" if pending.suspended_by else ""
+    lines = [
+        f"{doing} agreed by {', '.join(a.by for a in pending.agreed)} "
+        f"({len(pending.agreed)} of {pending.needed}); needs {wanted}, "
+        f"not {barred} or who suspended it{pulled}"
+    ]
+    if full:
+        lines += [f"  {a.by} agreed {a.at:%Y-%m-%d %H:%M:%S}: {a.reason or '-'}" for a in pending.agreed]
+    return lines
+
+
+def _publisher_pending(publisher: PublisherRead) -> list[str]:
+    return _pending_text(publisher.pending_reinstatement, "reinstatement", "one of its submitters")
+
+
+def _publisher_lines(p: PublisherRead) -> list[str]:
+    """A publisher in one line, and under it a reinstatement waiting for another reviewer."""
+    line = f"{p.id:<20} {p.kind:<10} {_verified(p.verified):<10} {p.name}  <{p.contact}>"
+    return [line + _status(p.suspended), *(f"  {pending}" for pending in _publisher_pending(p))]
+
+
 def _release_text(release: ReleaseRead, diff: ReleaseDiff | None = None, *, full: bool = False) -> str:
     # A release whose publisher may not claim its plugin id is filed without one: its manifest still says
     # which plugin it is for (``?`` only when there is no readable manifest).
@@ -146,8 +175,11 @@ def _release_text(release: ReleaseRead, diff: ReleaseDiff | None = None, *, full
         f"release {release.id}: {claimed} {release.version} [{release.state}] "
         f"publisher {release.publisher_id}, submitted by {release.submitted_by}"
     )
+    pending = _pending_text(
+        release.pending_resume, "resume", f"the submitter ({release.submitted_by})", full=full
+    )
     if not full:
-        return head
+        return "\n".join([head, *(f"  {line}" for line in pending)])
     lines = [head, f"artifact {release.artifact.filename} sha256={release.artifact.sha256}"]
     lines.append("checks:")
     for check in release.checks:
@@ -169,6 +201,7 @@ def _release_text(release: ReleaseRead, diff: ReleaseDiff | None = None, *, full
     lines.append(f"approvals: {len(release.approvals)} of {release.approvals_needed}{why}{who}")
     for review in release.reviews:
         lines.append(f"  {review.reviewer} {review.decision}: {'; '.join(review.reasons) or '-'}")
+    lines += pending
     if diff is not None or release.manifest is not None:
         lines += _diff_text(diff)
     lines += [f"warning: {warning}" for warning in placeholder_warnings(release.manifest)]
@@ -243,12 +276,7 @@ def publishers(ctx: click.Context, as_json: bool) -> None:
         found,
         as_json,
         lambda: (
-            "\n".join(
-                f"{p.id:<20} {p.kind:<10} {_verified(p.verified):<10} {p.name}  <{p.contact}>"
-                f"{_status(p.suspended)}"
-                for p in found
-            )
-            or "no publishers"
+            "\n".join(line for p in found for line in _publisher_lines(p)) or "no publishers"
         ),
     )
 
@@ -303,7 +331,8 @@ def _publisher_switch(name: str, doc: str) -> click.Command:
             state = "stays suspended: your agreement is recorded, a second reviewer must reinstate it too"
         else:
             state = "reinstated"
-        _emit(changed, as_json, lambda: f"publisher {changed.id} {state}")
+        lines = [f"publisher {changed.id} {state}", *_publisher_pending(changed)]
+        _emit(changed, as_json, lambda: "\n".join(lines))
 
     command.__doc__ = doc
     return click.command(name)(command)
@@ -379,7 +408,10 @@ def list_(
     after: int | None,
     as_json: bool,
 ) -> None:
-    """List releases, oldest first (the review queue with --state in_review)."""
+    """List releases, oldest first (the review queue with --state in_review).
+
+    With --state suspended, a release one reviewer agreed to resume says who, and that it waits for
+    another."""
     query = {k: v for k, v in {"state": state, "plugin": plugin, "publisher": publisher}.items() if v}
     if after is not None:
         query["cursor"] = str(after)
