@@ -30,3 +30,18 @@ def test_no_schema_lets_an_item_be_anything(make_app: Any) -> None:
     lines = schemas["PageSection"]["properties"]["lines"]
     assert lines["items"] == {"$ref": "#/components/schemas/PageLine"}
     assert (lines["type"], lines["maxItems"]) == ("array", 50)
+
+
+def test_a_half_agreed_undo_is_described(make_app: Any) -> None:
+    """A release's ``pending_resume`` and a publisher's ``pending_reinstatement`` are a PendingUndo or
+    null: who agreed (by, at, reason), how many are needed and who suspended it."""
+    schemas = make_app().client.get("/schema/openapi.json").json()["components"]["schemas"]
+    either = {"oneOf": [{"$ref": "#/components/schemas/PendingUndo"}, {"type": "null"}]}
+    assert schemas["ReleaseRead"]["properties"]["pending_resume"] == either
+    assert schemas["PublisherRead"]["properties"]["pending_reinstatement"] == either
+    pending = schemas["PendingUndo"]
+    assert pending["properties"]["agreed"]["items"] == {"$ref": "#/components/schemas/UndoAgreement"}
+    assert set(pending["required"]) == {"agreed", "needed", "suspended_by"}
+    agreement = schemas["UndoAgreement"]
+    assert agreement["properties"]["at"] == {"type": "string", "format": "date-time"}
+    assert set(agreement["required"]) == {"by", "at"}

@@ -174,20 +174,44 @@ def test_undoing_a_kill_switch_over_http_takes_four_eyes(
     assert f"'bea' submitted release {release_id}" in mine["detail"]
     pulled = _problem(api.call("POST", resume, api.rita, json={"reason": "ok"}), 403, "registry.four-eyes")
     assert "'rita' pulled the kill switch" in pulled["detail"]
+    assert api.call("GET", f"/releases/{release_id}", api.rob).json()["release"]["pending_resume"] is None
     first = api.call("POST", resume, api.rob, json={"reason": "patched"})
     assert first.status_code == 200, first.text
     assert first.json()["release"]["state"] == "suspended"  # one of two
+    queue = api.call("GET", "/releases", api.rob, params={"state": "suspended"}).json()["items"]
+    for release in (
+        first.json()["release"],
+        api.call("GET", f"/releases/{release_id}", api.rita).json()["release"],
+        *queue,
+    ):
+        pending = release["pending_resume"]
+        assert [(a["by"], a["reason"]) for a in pending["agreed"]] == [("rob", "patched")]
+        assert (pending["needed"], pending["suspended_by"]) == (2, "rita")
+        assert pending["agreed"][0]["at"].startswith("20")
     _problem(api.call("POST", resume, api.rob, json={"reason": "again"}), 403, "registry.four-eyes")
     carl = staff(api.runtime, "carl", "registry:review")
-    assert api.call("POST", resume, carl, json={"reason": "checked"}).json()["release"]["state"] == "approved"
+    second = api.call("POST", resume, carl, json={"reason": "checked"}).json()["release"]
+    assert (second["state"], second["pending_resume"]) == ("approved", None)
 
     reinstate = "/publishers/test-bank/reinstate"
     assert api.call("POST", "/publishers/test-bank/suspend", api.rob, json={"reason": "x"}).status_code == 200
     own = _problem(api.call("POST", reinstate, bea, json={"reason": "ours"}), 403, "registry.four-eyes")
     assert "'bea' submitted release" in own["detail"]
     _problem(api.call("POST", reinstate, api.rob, json={"reason": "ok"}), 403, "registry.four-eyes")
-    assert api.call("POST", reinstate, api.rita, json={"reason": "a"}).json()["suspended"] is True
-    assert api.call("POST", reinstate, carl, json={"reason": "b"}).json()["suspended"] is False
+    assert api.call("GET", "/publishers/test-bank", api.rita).json()["pending_reinstatement"] is None
+    half = api.call("POST", reinstate, api.rita, json={"reason": "a"}).json()
+    assert half["suspended"] is True
+    listed = api.call("GET", "/publishers", api.paul).json()["items"]
+    for publisher in (half, api.call("GET", "/publishers/test-bank", api.paul).json(), *listed):
+        pending = publisher["pending_reinstatement"]
+        assert ([a["by"] for a in pending["agreed"]], pending["needed"], pending["suspended_by"]) == (
+            ["rita"],
+            2,
+            "rob",
+        )
+    back = api.call("POST", reinstate, carl, json={"reason": "b"}).json()
+    assert (back["suspended"], back["pending_reinstatement"]) == (False, None)
+    assert api.call("GET", "/publishers/test-bank", api.rita).json()["pending_reinstatement"] is None
 
 
 def test_kill_switch_and_audit(api: Api, manifest: Any, wheel_for: Callable[..., Path]) -> None:
@@ -265,8 +289,9 @@ def test_403_for_the_wrong_kind_of_caller(api: Api, manifest: Any, wheel_for: Ca
 def test_404_for_unknown_ids(
     api: Api, manifest: Any, wheel_for: Callable[..., Path], staff: Callable[..., str]
 ) -> None:
-    """An unknown release is 404; so is submitting for a publisher that does not exist."""
+    """An unknown release or publisher is 404; so is submitting for a publisher that does not exist."""
     _problem(api.call("GET", "/releases/999", api.rita), 404, "registry.not-found")
+    assert "ghost-bank" in _problem(api.call("GET", "/publishers/ghost-bank", api.rita), 404)["detail"]
     _problem(
         api.call("POST", "/releases/999/suspend", api.rita, json={"reason": "x"}), 404, "registry.not-found"
     )
@@ -523,6 +548,7 @@ def test_nul_characters_in_filters_are_422(api: Api) -> None:
     assert (
         _problem(api.call("GET", "/audit", api.rita, params={"subject": "\x00"}), 422)["field"] == "subject"
     )
+    assert _problem(api.call("GET", "/publishers/a%00b", api.rita), 422)["field"] == "publisher_id"
 
 
 @pytest.mark.parametrize(

@@ -117,6 +117,15 @@ def list_publishers(request: Request[Any, Any, Any]) -> PublisherList:
         return PublisherList(items=_service(request).list_publishers())
 
 
+@get("/publishers/{publisher_id:str}", opt=_ANY_STAFF, sync_to_thread=True, summary="One publisher")
+def get_publisher(request: Request[Any, Any, Any], publisher_id: PublisherId) -> PublisherRead:
+    """The publisher; when suspended and agreed to reinstate by fewer people than needed,
+    ``pending_reinstatement`` says who agreed and how many must."""
+    _filters({"publisher_id": publisher_id})  # NUL cannot name a row; refuse it naming the field
+    with registry_errors():
+        return _service(request).get_publisher(publisher_id)
+
+
 @post("/publishers", opt=_REVIEW, sync_to_thread=True, summary="Create a publisher")
 def create_publisher(request: Request[Any, Any, Any], data: JSONBody[NewPublisher]) -> PublisherRead:
     """Create a publisher (platform team only); 409 when the id is taken."""
@@ -164,7 +173,8 @@ def reinstate_publisher(
 
     Four eyes: 403 ``registry.four-eyes`` for one of its submitters, for who suspended it, or for
     agreeing twice; when an approved release of its requests a high-sensitivity scope the first
-    agreement is recorded and ``suspended`` stays true until a second reviewer reinstates it.
+    agreement is recorded and ``suspended`` stays true until a second reviewer reinstates it;
+    meanwhile ``pending_reinstatement`` names who agreed.
     """
     return _switch_publisher(request, publisher_id, False, data.reason)
 
@@ -370,7 +380,7 @@ def resume_release(
 
     Four eyes: 403 ``registry.four-eyes`` for its submitter, for who suspended it, or for agreeing
     twice; a release requesting a high-sensitivity scope stays ``suspended`` after the first agreement
-    until a second reviewer resumes it.
+    until a second reviewer resumes it, and meanwhile its ``pending_resume`` names who agreed.
     """
     return _move(request, release_id, "resume", data.reason)
 
@@ -429,6 +439,7 @@ ROUTES: list[Any] = [
         _BASE,
         route_handlers=[
             list_publishers,
+            get_publisher,
             create_publisher,
             suspend_publisher,
             reinstate_publisher,
