@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 
 from fulcrum_merchant_promo.catalogue import CITY_NAMES, by_id, coupons
@@ -37,3 +39,18 @@ def test_texts_are_bilingual() -> None:
     for c in coupons():
         assert c.merchant.en
         assert c.title.en
+
+
+def test_the_catalogue_is_read_and_indexed_as_the_plugin_loads() -> None:
+    """Importing the plugin (what the host does as it loads it) reads and indexes the catalogue, so a
+    fresh worker's first page does not parse it on the event loop the page's other plugins wait on."""
+    probe = (
+        "import fulcrum_merchant_promo\n"
+        "from fulcrum_merchant_promo import availability, catalogue\n"
+        "print(catalogue.coupons.cache_info().currsize,"
+        " availability._featured_by_city.cache_info().currsize)\n"
+    )
+    done = subprocess.run(  # noqa: S603 - this interpreter, a fixed probe
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["1", "1"]

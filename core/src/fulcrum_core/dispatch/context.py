@@ -290,6 +290,12 @@ class ContextFactory:
             return storage.fresh
         return storage
 
+    def warm(self) -> None:
+        """Read the pairwise secret now when a partner plugin is loaded, rather than on a fresh worker's
+        first partner page (a file read, or the secret's creation by the first worker)."""
+        if any(plugin.kind == "partner" for plugin in self.plugins.loaded.values()):
+            self._pairwise_secret()
+
     def _pairwise_secret(self) -> bytes:
         if self._secret is None:
             with self._lock:

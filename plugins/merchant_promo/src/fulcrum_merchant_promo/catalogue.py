@@ -1,7 +1,8 @@
 """The coupon catalogue: merchants, cities, discounts, stock, validity windows, per-customer limits.
 
-It is seed data shipped with the plugin (``coupons.toml``) and validated by msgspec on first use;
-what changes at run time — stock taken, coupons redeemed — lives in the plugin's storage.
+It is seed data shipped with the plugin (``coupons.toml``), validated by msgspec once as the plugin
+loads (``availability`` indexes it by city then); what changes at run time — stock taken, coupons
+redeemed — lives in the plugin's storage.
 """
 
 from __future__ import annotations
