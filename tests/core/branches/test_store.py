@@ -161,6 +161,39 @@ def test_first_load_of_a_broken_branch_falls_back_to_hq(
     assert [p.key for p in store.errors()] == ["plugins.wealth-checkup.enabled"]
 
 
+def test_a_plugin_not_installed_here_is_left_out_and_the_files_apply(
+    write: Write, hq_text: str, make_store: MakeStore
+) -> None:
+    """An hq.toml naming a plugin the registry approved but this host has not installed yet (a rolling
+    deployment) still applies on a fresh start, that entry left out and reported: refusing the file left
+    the host running none of HQ's plugins, the mandatory one included. A branch file likewise."""
+    write("hq.toml", hq_text + "\n[plugins.city-coupons]\nenabled = true\n")
+    write("0755.toml", PROMO_0755.format(rollout=100) + "\n[plugins.shenzhen-perks]\nenabled = true\n")
+    store = make_store()
+    assert store.refresh()
+    assert store.effective("021").enabled_ids == ("pension", "wealth-checkup")
+    assert store.effective("0755").enabled_ids == ("merchant-promo", "pension", "wealth-checkup")
+    problems = {(p.file.rsplit("/", 1)[-1], p.key): p.problem for p in store.errors()}
+    assert set(problems) == {("hq.toml", "plugins.city-coupons"), ("0755.toml", "plugins.shenzhen-perks")}
+    assert problems["hq.toml", "plugins.city-coupons"] == (
+        "plugin 'city-coupons' is not installed on this host, so this entry is left out here and the rest "
+        "of the file applies; if the registry approved it, install its approved wheel and restart the host "
+        "(`fulcrum branch check` checks the entry against the registry)"
+    )
+
+
+def test_a_misspelt_plugin_is_left_out_naming_the_one_it_nearly_spells(
+    loaded: BranchConfigStore, write: Write
+) -> None:
+    """A plugin id no plugin here has is reported with the installed one it nearly spells."""
+    write("028.toml", "[plugins.pension]\nenabled = false\n[plugins.pensoin]\nenabled = true\n")
+    assert loaded.refresh()
+    assert loaded.effective("028").enabled_ids == ("wealth-checkup",)
+    (problem,) = loaded.errors()
+    assert problem.key == "plugins.pensoin"
+    assert "not installed on this host (did you mean pension?)" in problem.problem
+
+
 def test_deleting_a_branch_file_falls_back_to_hq(loaded: BranchConfigStore, branch_dir: Path) -> None:
     """Removing a branch file is a valid edit: the branch then gets HQ's configuration."""
     (branch_dir / "028.toml").unlink()

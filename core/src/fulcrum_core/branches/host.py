@@ -9,7 +9,8 @@ A suspended plugin therefore makes the branch files naming it invalid: the last 
 keeps serving and ``/readyz`` says why. A plugin quarantined on this host (it fails to import, say)
 stays known by its manifest, approved as the registry says: the files naming it stay valid and it
 simply does not run, where before one broken partner wheel made ``hq.toml`` invalid and, on a fresh
-start, switched off every plugin HQ enables.
+start, switched off every plugin HQ enables. A plugin not installed here at all is absent from the set:
+the store leaves the entries naming it out and reports them (``absent.py``), for the same reason.
 """
 
 from __future__ import annotations

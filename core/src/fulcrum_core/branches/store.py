@@ -13,6 +13,8 @@ What an invalid edit does:
 - a deleted branch file is a valid edit: the branch falls back to HQ's configuration;
 - an entry that does nothing (a plugin HQ has off, configured without ``enabled = true``) is
   reported, and the file still applies;
+- an entry naming a plugin not installed on this host is left out here and reported, and the rest of
+  the file applies (``absent.py``);
 - a file for a branch no customer is in (``0775.toml`` for ``0755``) is reported when the store was
   told the branches customers are in (a provider holding its customers knows; the bank's systems
   answer per customer only, so a host on them cannot tell);
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from fulcrum_core.branches.absent import without_absent
 from fulcrum_core.branches.layering import EffectiveConfig, layer
 from fulcrum_core.branches.loader import branch_code_of, parse_branch, parse_hq, read_directory
 from fulcrum_core.branches.model import HQ_FILE, ApprovedPlugin, BranchFile, HqFile
@@ -303,6 +306,8 @@ class BranchConfigStore:
             return previous.hq
         parsed, found = parse_hq(content, display)
         if parsed is not None:
+            parsed, absent = without_absent(parsed, approved, file=display)
+            problems += absent  # reported, not refused: they can do nothing on this host
             found += validate_hq(parsed, file=display, approved=approved, inventory=self._inventory)
         problems += found
         return parsed if parsed is not None and not found else previous.hq
@@ -332,6 +337,8 @@ class BranchConfigStore:
         if content is not None:
             parsed, found = parse_branch(content, display)
             if parsed is not None:
+                parsed, absent = without_absent(parsed, approved, file=display)
+                problems += absent
                 found += validate_branch(
                     code, parsed, file=display, hq=hq, approved=approved, inventory=self._inventory
                 )
