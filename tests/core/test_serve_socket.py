@@ -121,3 +121,32 @@ def test_the_cli_imports_a_commands_module_only_when_the_command_runs() -> None:
     unknown = CliRunner().invoke(main, ["sreve"])
     assert unknown.exit_code == 2
     assert "No such command 'sreve'" in unknown.output
+
+
+def test_the_reloading_server_accepts_connections_before_its_worker_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``fulcrum dev`` prints its token and URL as the reloader starts, seconds before the worker has
+    built the app: the socket listens from then on, so a request sent meanwhile (or during a reload)
+    waits for the worker instead of being refused."""
+    connected: list[bool] = []
+
+    class NoWorker:
+        """The reloader, standing still before it starts the worker."""
+
+        def __init__(self, config: Any, *, target: Any, sockets: list[socket.socket]) -> None:
+            self.sockets = sockets
+
+        def run(self) -> None:
+            (sock,) = self.sockets
+            try:
+                with socket.create_connection(sock.getsockname()[:2], timeout=2):
+                    connected.append(True)
+            except ConnectionRefusedError:
+                connected.append(False)
+            finally:
+                sock.close()
+
+    monkeypatch.setattr(serve_module, "ChangeReload", NoWorker)
+    run_server("fulcrum_core.asgi:app_factory", host="127.0.0.1", port=0, reload_dirs=["."])
+    assert connected == [True]

@@ -255,8 +255,12 @@ def run_server(
         if workers != 1 or reuse_port:
             raise ValueError("reload_dirs runs one worker, restarted on change; not several, not reuse_port")
         config = _TcpConfig(app, reload=True, reload_dirs=list(reload_dirs), **options)
+        sock = config.bind_socket()
+        # Listening from now on, not from when the worker has built the app (seconds later, and again
+        # on every reload): a request sent meanwhile waits for it instead of being refused.
+        sock.listen(config.backlog)
         with contextlib.suppress(KeyboardInterrupt):  # the reloader stops its worker itself
-            ChangeReload(config, target=uvicorn.Server(config).run, sockets=[config.bind_socket()]).run()
+            ChangeReload(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
         return
     if reuse_port:
         if workers != 1:
