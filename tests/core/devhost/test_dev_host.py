@@ -464,6 +464,7 @@ def test_the_printed_new_token_command_issues_for_the_hosts_issuer(
         monkeypatch.delenv(name)
     monkeypatch.setenv("FULCRUM_ISSUER", "http://127.0.0.1:8931")
     monkeypatch.setattr(dev_command, "run_server", lambda *args, **kwargs: None)
+    monkeypatch.setattr(dev_command, "refuse_busy_port", lambda *args, **kwargs: None)
     ran = CliRunner().invoke(main, ["dev", str(write_project(tmp_path / "p")), "--port", "8931"])
     assert ran.exit_code == 0, ran.output
     hint = next(line for line in ran.output.splitlines() if line.startswith("A new token"))
@@ -485,6 +486,7 @@ def test_the_dev_host_is_its_own_issuer_unless_one_is_set(
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
     monkeypatch.setattr(dev_command, "run_server", lambda *args, **kwargs: None)
+    monkeypatch.setattr(dev_command, "refuse_busy_port", lambda *args, **kwargs: None)
     project = write_project(tmp_path / "p")
 
     ran = CliRunner().invoke(main, ["dev", str(project), "--port", "8932"])
@@ -517,6 +519,7 @@ def test_an_issuer_on_another_local_port_is_replaced_by_the_dev_hosts_own_with_a
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
     monkeypatch.setattr(dev_command, "run_server", lambda *args, **kwargs: None)
+    monkeypatch.setattr(dev_command, "refuse_busy_port", lambda *args, **kwargs: None)
     project = write_project(tmp_path / "p")
 
     for demo_issuer in ("http://127.0.0.1:8300", "http://localhost:8000/"):
@@ -581,3 +584,26 @@ def test_the_dev_host_registers_the_plugins_oauth_client_from_its_manifest(tmp_p
     assert client.scopes == {"slot:home.kingkong"}
     assert client.jwks == {"keys": [key]}
     assert client.redirect_uris == ("http://127.0.0.1:8765/callback",)
+
+
+def test_a_port_in_use_is_refused_before_the_token_is_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``fulcrum dev`` on the port a demo still serves printed its token and "Try: curl" for that port,
+    then uvicorn's bare "Address already in use": it now says so first, and what to do."""
+    from fulcrum_core.cli import dev as dev_command
+
+    started: list[object] = []
+    monkeypatch.setattr(dev_command, "run_server", lambda *args, **kwargs: started.append(args))
+    with socket.socket() as demo:
+        demo.bind(("127.0.0.1", 0))
+        demo.listen()
+        port = demo.getsockname()[1]
+        ran = CliRunner().invoke(main, ["dev", str(write_project(tmp_path / "p")), "--port", str(port)])
+    assert ran.exit_code == 1
+    assert started == []
+    assert "Token:" not in ran.output
+    assert (
+        f"port {port} on 127.0.0.1 is in use (another server on it?); stop what listens there, or pick "
+        "another with --port\n"
+    ) in ran.output

@@ -18,7 +18,7 @@ import click
 from fulcrum_sdk.scopes import APP_SCOPES
 
 from fulcrum_core.cli._settings import settings_for
-from fulcrum_core.cli.serve import run_server, server_stack
+from fulcrum_core.cli.serve import refuse_busy_port, run_server, server_stack
 from fulcrum_core.settings import DEFAULT_ISSUER
 
 if TYPE_CHECKING:
@@ -64,6 +64,8 @@ def dev(ctx: click.Context, path: Path, port: int, customer: str, no_reload: boo
             ctx,
             param_hint="--customer",
         )
+    # Before the token and the curl to try are printed: they would name a port another server holds.
+    refuse_busy_port("127.0.0.1", port, issuer_follows=True)
     state = Path(tempfile.mkdtemp(prefix="fulcrum-dev-"))
     try:
         env = {

@@ -328,7 +328,7 @@ def demo(ctx: click.Context, host: str | None, port: int | None, no_serve: bool)
     settings = settings_for(ctx)
     host, port = host or settings.host, port or settings.port
     if not no_serve:
-        _refuse_busy_port(host, port)  # before migrating and seeding, and before "Serving on"
+        refuse_busy_port(host, port)  # before migrating and seeding, and before "Serving on"
     report = prepare_demo(settings)
     click.echo(report)
     if not no_serve:
@@ -345,9 +345,11 @@ def demo(ctx: click.Context, host: str | None, port: int | None, no_serve: bool)
         )
 
 
-def _refuse_busy_port(host: str, port: int) -> None:
+def refuse_busy_port(host: str, port: int, *, issuer_follows: bool = False) -> None:
     """A ``ClickException`` (exit 1) when ``host:port`` cannot be bound, a server already on it: said
-    first, where uvicorn's bind error came only after the demo was seeded and "Serving on" printed."""
+    first, where uvicorn's bind error came only after the demo was seeded and "Serving on" printed
+    (``fulcrum dev``: after its token). ``issuer_follows``: the server names its port as the issuer
+    itself, so the advice leaves ``FULCRUM_ISSUER`` out."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
@@ -356,9 +358,10 @@ def _refuse_busy_port(host: str, port: int) -> None:
         except OSError as exc:
             in_use = exc.errno == errno.EADDRINUSE
             reason = "is in use (another server on it?)" if in_use else f"cannot be bound: {exc.strerror}"
+            issuer = "" if issuer_follows else f" (and FULCRUM_ISSUER=http://{host}:<port>)"
             raise click.ClickException(
                 f"port {port} on {host} {reason}; stop what listens there, or pick another with "
-                f"--port (and FULCRUM_ISSUER=http://{host}:<port>)"
+                f"--port{issuer}"
             ) from None
 
 
