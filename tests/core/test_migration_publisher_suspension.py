@@ -54,7 +54,7 @@ def test_downgrade_refuses_while_a_publisher_is_suspended(database_url: str) -> 
         with db.engine.begin() as conn:
             conn.execute(text(ROW).bindparams(AT), {"at": datetime.now(UTC)})
             conn.execute(text("UPDATE registry_publishers SET suspended = true"))
-        with pytest.raises(RuntimeError, match=r"p1.*reinstate"):
+        with pytest.raises(RuntimeError, match=r"^publisher p1 is suspended, .*: reinstate it "):
             _migrate(db, BEFORE, up=False)
         assert db.current() == db.heads()[0]
         with db.engine.connect() as conn:

@@ -36,9 +36,12 @@ def downgrade() -> None:
         )
     ]
     if suspended:
+        one = len(suspended) == 1
+        who = f"publisher {suspended[0]} is" if one else f"publishers {', '.join(suspended)} are"
+        them = "it" if one else "them"
         raise RuntimeError(
-            f"publishers {', '.join(suspended)} are suspended, which the older schema cannot record: "
-            "reinstate them (fulcrum registry reinstate-publisher) or suspend their releases first"
+            f"{who} suspended, which the older schema cannot record: "
+            f"reinstate {them} (fulcrum registry reinstate-publisher) or suspend their releases first"
         )
     with op.batch_alter_table("registry_publishers") as batch:
         batch.drop_column("suspended")
