@@ -226,12 +226,15 @@ def test_wrong_issuer(svc: TokenService, store: KeyStore, clock: FakeClock) -> N
 
 
 def test_a_wrong_issuer_names_both_issuers(svc: TokenService, store: KeyStore) -> None:
-    """It said only "issued by another issuer": which one, and which this host expects, is named."""
+    """It said only "issued by another issuer": which one, and which this host expects, is named, and
+    where to get a token this host accepts (a demo on another port with FULCRUM_ISSUER left unset in
+    the terminal running ``fulcrum token issue`` got only the two issuers)."""
     other = TokenService(store, issuer="https://staging.test", audience=AUDIENCE, max_ttl_seconds=300)
     with pytest.raises(Unauthorized) as caught:
         svc.verify(other.issue("c-1", ["home:read"]))
     assert caught.value.detail == (
-        f"the token was issued by 'https://staging.test', not by this host's issuer {ISSUER!r}"
+        f"the token was issued by 'https://staging.test', not by this host's issuer {ISSUER!r}; get one "
+        f"from this host ({ISSUER}/oauth/token, or `fulcrum token issue` with FULCRUM_ISSUER={ISSUER})"
     )
 
 

@@ -284,11 +284,13 @@ class TokenService:
 
 def _claim_failure(exc: InvalidClaimError, sent_issuer: str, issuer: str) -> Unauthorized:
     """Name the claim that failed: issuer and audience mismatches and not-yet-valid get their own code;
-    a wrong issuer names both, the token's and this host's."""
+    a wrong issuer names both, the token's and this host's, and where to get one this host accepts (a
+    `fulcrum token issue` run without the demo's FULCRUM_ISSUER signs for the default port)."""
     if exc.claim == "iss":
         return _fail(
             "token.wrong_issuer", f"the token was issued by {echoed(sent_issuer)}, not by this host's issuer "
-            f"{issuer!r}",
+            f"{issuer!r}; get one from this host ({issuer}/oauth/token, or `fulcrum token issue` with "
+            f"FULCRUM_ISSUER={issuer})",
         )
     if exc.claim == "aud":
         return _fail("token.wrong_audience", "the token is not meant for this audience")
