@@ -32,9 +32,13 @@ def test_a_revoked_consent_stays_revoked_when_the_demo_runs_again(db: Database) 
 
 
 def test_an_expired_seed_is_given_again(db: Database) -> None:
-    """A demo database kept past the seeds' year gets them again: the customer decided nothing."""
+    """A seed lasts as long as a consent given on the consent page (180 days); a demo database kept past
+    that gets them again: the customer decided nothing."""
     store, provider = ConsentStore(db), DemoDataProvider.from_seed()
     seed_demo_consents(store, provider, NOW)
-    later = NOW + timedelta(days=400)
+    assert MERCHANT_PROMO in store.live_scopes("c-0755-001", now=NOW + timedelta(days=179))
+    assert seed_demo_consents(store, provider, NOW + timedelta(days=179)) == 0
+    assert MERCHANT_PROMO not in store.live_scopes("c-0755-001", now=NOW + timedelta(days=181))
+    later = NOW + timedelta(days=181)
     assert seed_demo_consents(store, provider, later) == 8
     assert MERCHANT_PROMO in store.live_scopes("c-0755-001", now=later)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.provider import DemoDataProvider
+from fulcrum_core.oauth.authorize import CONSENT_TTL
 from fulcrum_core.registry_host.demo import seed_registry
 from fulcrum_core.registry_host.host import open_registry
 from fulcrum_core.settings import Settings
@@ -38,7 +39,7 @@ def seed_demo_consents(consents: ConsentStore, provider: DemoDataProvider, now: 
                 MERCHANT_PROMO,
                 frozenset({"location:city", "profile:basic"}),
                 purpose="本地商户优惠推荐 / local merchant offers",
-                expires_at=now + timedelta(days=365),
+                expires_at=now + CONSENT_TTL,  # as long as a consent given on the consent page
                 now=now,
             )
             seeded += 1
