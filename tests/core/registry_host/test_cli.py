@@ -378,7 +378,9 @@ def test_approvals_read_as_a_count(config: Path, kit: Any, wheel_for: Callable[.
     assert submitted.exit_code == 0, submitted.output
     assert "\napprovals: 0 of 1\n" in run(config, "review", "1").output
     assert run(config, "approve", "1", "--as", "bob", "--confirm").exit_code == 0
-    assert "\napprovals: 1 of 1 (bob)\n" in run(config, "show", "1").output
+    shown = run(config, "show", "1").output
+    assert "\napprovals: 1 of 1 (bob)\n" in shown
+    assert "\n  bob approve (no reason given)\n" in shown  # it printed "bob approve: -"
 
 
 def test_a_failed_check_says_what_is_wrong_and_how_to_fix_it(

@@ -200,7 +200,8 @@ def _release_text(release: ReleaseRead, diff: ReleaseDiff | None = None, *, full
     why = f" (high-sensitivity: {', '.join(high)})" if high and release.approvals_needed > 1 else ""
     lines.append(f"approvals: {len(release.approvals)} of {release.approvals_needed}{why}{who}")
     for review in release.reviews:
-        lines.append(f"  {review.reviewer} {review.decision}: {'; '.join(review.reasons) or '-'}")
+        said = f": {'; '.join(review.reasons)}" if review.reasons else " (no reason given)"
+        lines.append(f"  {review.reviewer} {review.decision}{said}")
     lines += pending
     if diff is not None or release.manifest is not None:
         lines += _diff_text(diff)
