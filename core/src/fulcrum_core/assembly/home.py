@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from operator import is_, itemgetter
+from types import MappingProxyType
 from typing import NamedTuple
 
 import msgspec
@@ -96,15 +97,31 @@ def assemble_home(
         if ranking is not None:
             return _with_campaigns(offers, ranking, inventory, granted, customer, now, pins, seen_as)
         offers = _joined(offers, campaigns)
-    # Slot id -> its placement scope, and the ranked candidates of each slot (every slot present).
-    scope_of = {slot: slot_scope(slot) for slot in inventory}
-    candidates, _, _ = _candidates(offers, inventory, scope_of, granted, customer, now, seen_as)
+    # The ranked candidates of each slot (every slot present); an empty slot stays empty.
+    candidates, _, _ = _candidates(offers, inventory, _scopes_of(inventory), granted, customer, now, seen_as)
     chosen: dict[str, list[HomeItem]] = {}
     no_pins: Mapping[str, int] = {}
     for slot, ranked in candidates.items():
+        if not ranked:
+            chosen[slot] = []
+            continue
         ranked.sort(key=_rank)
         chosen[slot] = _fill(ranked, inventory[slot], pins.get(slot, no_pins) if pins else no_pins)
     return chosen
+
+
+def _scopes_of(inventory: Mapping[str, SlotConfig]) -> Mapping[str, str]:
+    """Slot id -> its placement scope, worked out once per inventory (the settings hand every page the
+    same mapping, held here so its id is not reused) instead of once per page."""
+    last = _last_scopes[0]
+    if last is not None and last[0] is inventory:
+        return last[1]
+    scope_of = {slot: slot_scope(slot) for slot in inventory}
+    _last_scopes[0] = (inventory, scope_of)
+    return scope_of
+
+
+_last_scopes: list[tuple[Mapping[str, SlotConfig], dict[str, str]] | None] = [None]
 
 
 _rank = itemgetter(0, 1, 2)
@@ -360,9 +377,12 @@ def _with_campaigns(
     chosen: dict[str, list[HomeItem]] = {}
     no_pins: Mapping[str, int] = {}
     for slot, mine in candidates.items():
+        held = ranked.by_slot[slot]
+        if not held and not mine:
+            chosen[slot] = []
+            continue
         mine.sort(key=_rank)
         pinned = pins.get(slot, no_pins) if pins else no_pins
-        held = ranked.by_slot[slot]
         if not held:
             chosen[slot] = _fill(mine, inventory[slot], pinned)
         else:
@@ -484,9 +504,20 @@ def _merged(
         yield own[0], own[1], own[2], _item(own[1], own[3])
 
 
-def capped_slots(inventory: Mapping[str, SlotConfig]) -> dict[str, SlotConfig]:
-    """The slots with a per-customer frequency cap."""
-    return {slot: config for slot, config in inventory.items() if config.frequency_cap is not None}
+def capped_slots(inventory: Mapping[str, SlotConfig]) -> Mapping[str, SlotConfig]:
+    """The slots with a per-customer frequency cap (worked out once per inventory, as :func:`_scopes_of`;
+    read-only: the same mapping is handed to every caller)."""
+    last = _last_capped[0]
+    if last is not None and last[0] is inventory:
+        return last[1]
+    capped = MappingProxyType(
+        {slot: config for slot, config in inventory.items() if config.frequency_cap is not None}
+    )
+    _last_capped[0] = (inventory, capped)
+    return capped
+
+
+_last_capped: list[tuple[Mapping[str, SlotConfig], Mapping[str, SlotConfig]] | None] = [None]
 
 
 def apply_frequency_caps(
