@@ -20,7 +20,7 @@ from fulcrum_sdk.manifest import manifest_from_distribution, manifest_from_wheel
 ROOT = Path(__file__).resolve().parents[2]
 UV = shutil.which("uv")
 pytestmark = pytest.mark.skipif(UV is None, reason="uv is not on PATH; it builds and installs the wheels")
-DIST_INFO = "fulcrum_merchant_promo-0.1.0.dist-info"
+DIST_INFO = "fulcrum_merchant_promo-0.2.0.dist-info"
 
 
 @pytest.fixture(scope="module")

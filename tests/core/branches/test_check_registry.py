@@ -89,7 +89,7 @@ def test_a_suspended_release_makes_the_file_that_enables_it_invalid(env: dict[st
     db = Database(settings.resolved_database_url())
     try:
         service = open_registry(settings, db)
-        release = service.active_policy()["merchant-promo"]["0.1.0"]
+        (release,) = service.active_policy()["merchant-promo"].values()  # the installed version
         service.suspend(release.release_id, actor="carol", reason="incident")
     finally:
         db.dispose()

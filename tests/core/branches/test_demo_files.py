@@ -20,13 +20,13 @@ def demo_approved() -> dict[str, ApprovedPlugin]:
     """The three first-party plugins as the demo registry approves them."""
     return {
         "wealth-checkup": ApprovedPlugin(
-            kind="department", publisher="wealth-dept", versions=("0.1.0",), slots=ALL_SLOTS
+            kind="department", publisher="wealth-dept", versions=("0.2.0",), slots=ALL_SLOTS
         ),
         "pension": ApprovedPlugin(
-            kind="department", publisher="pension-dept", versions=("0.1.0",), slots=ALL_SLOTS
+            kind="department", publisher="pension-dept", versions=("0.2.0",), slots=ALL_SLOTS
         ),
         "merchant-promo": ApprovedPlugin(
-            kind="partner", publisher="citylife", versions=("0.1.0",), slots=("home.banner/v1",)
+            kind="partner", publisher="citylife", versions=("0.2.0",), slots=("home.banner/v1",)
         ),
     }
 

@@ -72,7 +72,7 @@ def write_project(root: Path, *, init: str = GOOD_HOME, manifest: str = MANIFEST
         name = "fulcrum-kit-probe"
         version = "0.1.0"
         requires-python = ">=3.11"
-        dependencies = ["fulcrum-sdk>=0.1,<0.2"]
+        dependencies = ["fulcrum-sdk>=0.2,<0.3"]
 
         [project.entry-points.fulcrum]
         "kit-probe" = "fulcrum_kit_probe"
