@@ -33,6 +33,11 @@ from joserfc.jwk import ECKey, RSAKey
 from .conftest import CUSTOMER, ISSUER, REDIRECT, form_fields, pkce_pair
 from .test_consents import _partner_plugin
 
+
+def _never(claims: login_session.LoginClaims) -> bool:
+    """No cookie was signed out."""
+    return False
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", AuthlibDeprecationWarning)
     from authlib.integrations.httpx_client import AsyncOAuth2Client
@@ -431,9 +436,10 @@ def test_a_login_cookie_lasts_its_seconds_for_its_issuer_only(tmp_path: Path) ->
 
     keys = KeyStore.open(tmp_path / "keys")
     value = login_session.sign(keys, issuer=ISSUER, customer_ref=CUSTOMER, seconds=600, now=1000)
-    assert login_session.read(keys, value, issuer=ISSUER, clock=lambda: 1599) == CUSTOMER
-    assert login_session.read(keys, value, issuer=ISSUER, clock=lambda: 1600) is None
-    assert login_session.read(keys, value, issuer="http://127.0.0.1:9", clock=lambda: 1000) is None
+    assert login_session.read(keys, value, issuer=ISSUER, signed_out=_never, clock=lambda: 1599) == CUSTOMER
+    assert login_session.read(keys, value, issuer=ISSUER, signed_out=_never, clock=lambda: 1600) is None
+    other_issuer = "http://127.0.0.1:9"
+    assert login_session.read(keys, value, issuer=other_issuer, signed_out=_never, clock=lambda: 1000) is None
 
 
 async def test_login_refuses_a_bad_assertion_a_replay_and_a_foreign_next(
@@ -546,6 +552,50 @@ async def test_signing_out_ends_the_login_on_every_worker(
 
         assert (await one.post("/oauth/login", data={"assertion": sign(idp_key)})).status_code == 204
         assert (await one.get(authorize)).status_code == 200  # a new login is a new cookie
+
+
+async def test_signing_in_again_ends_the_cookie_it_replaces(
+    partner_app: Any, webview: Any, idp_key: ECKey
+) -> None:
+    """The app posts ``/oauth/login`` each time it opens the consent page: the cookie a new login
+    replaces ends then, so a copy of an earlier one does not outlive the sign-out that ends the last."""
+    _register_partner(partner_app)
+    name = login_session.cookie_name(ISSUER)
+    authorize = _authorize_path(pkce_pair()[1])
+    assert (await webview.post("/oauth/login", data={"assertion": sign(idp_key)})).status_code == 204
+    earlier = webview.cookies[name]
+    assert (await webview.post("/oauth/login", data={"assertion": sign(idp_key)})).status_code == 204
+    latest = webview.cookies[name]
+    assert latest != earlier
+    assert (await webview.get(authorize)).status_code == 200  # the latest login works
+    webview.cookies.set(name, earlier)
+    refused = await webview.get(authorize)
+    assert (refused.status_code, refused.json()["code"]) == (403, "oauth.no_login")
+    webview.cookies.set(name, latest)
+    assert (await webview.post("/oauth/logout")).status_code == 204
+    for cookie in (earlier, latest):
+        webview.cookies.set(name, cookie)
+        assert (await webview.get(authorize)).status_code == 403
+
+
+async def test_a_sign_out_that_cannot_be_recorded_still_clears_the_cookie(
+    partner_app: Any, webview: Any, idp_key: ECKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the database away the sign-out is a 503 saying a copy of the cookie still works, and the
+    answer still clears this browser's cookie (with the login's attributes)."""
+    _register_partner(partner_app)
+    assert (await webview.post("/oauth/login", data={"assertion": sign(idp_key)})).status_code == 204
+
+    def away(self: Any, claims: Any) -> None:
+        raise ConnectionError("database away")
+
+    monkeypatch.setattr(login_session.SignOuts, "sign_out", away)
+    out = await webview.post("/oauth/logout")
+    assert out.status_code == 503, out.text
+    assert "copy of the login cookie" in out.json()["detail"]
+    assert _cleared(out.headers["set-cookie"]), out.headers["set-cookie"]
+    assert out.headers["cache-control"] == "no-store"
+    assert login_session.cookie_name(ISSUER) not in webview.cookies
 
 
 async def test_logout_refuses_a_sign_out_another_sites_page_sent(

@@ -8,6 +8,7 @@ are OAuth error JSON (RFC 6749 §5.2), not problem details, as OAuth clients exp
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -15,6 +16,7 @@ from urllib.parse import urlencode, urlsplit
 import msgspec
 from authlib.oauth2.rfc6749 import OAuth2Error
 from litestar import Request, Response, get, post
+from litestar.datastructures import Cookie
 from litestar.openapi.datastructures import ResponseSpec
 
 from fulcrum_core import host_threads
@@ -51,6 +53,8 @@ __all__ = [
     "revoke",
     "token",
 ]
+
+log = logging.getLogger("fulcrum.oauth")
 
 _PUBLIC = {"public": True}
 
@@ -325,12 +329,17 @@ async def login(request: Request[Any, Any, Any]) -> Response[None]:
 
     verified = await host_threads.run_sync(call)
     issuer = runtime.settings.issuer
+    cookie = login_session.cookie_name(issuer)
+    # The cookie this one replaces ends now: a copy of it would outlive the customer's sign-out, which
+    # ends only the cookie the browser holds then.
+    replaced = login_session.verify(runtime.tokens.keys, request.cookies.get(cookie), issuer=issuer)
+    if replaced is not None:
+        await host_threads.run_sync(login_session.SignOuts(runtime.db, issuer).sign_out, replaced)
     value = login_session.sign(
         runtime.tokens.keys, issuer=issuer, customer_ref=verified, seconds=idp.login_seconds
     )
     headers = {"Cache-Control": "no-store"} | ({"Location": after} if after is not None else {})
     response: Response[None] = Response(None, status_code=303 if after is not None else 204, headers=headers)
-    cookie = login_session.cookie_name(issuer)
     response.set_cookie(
         cookie, value, path="/", max_age=idp.login_seconds, secure=cookie.startswith("__Host-"),
         httponly=True, samesite="lax",
@@ -355,13 +364,24 @@ async def logout(request: Request[Any, Any, Any]) -> Response[None]:
     issuer = runtime.settings.issuer
     _same_origin_only(request, issuer, "sign-out")
     cookie = login_session.cookie_name(issuer)
+    # The attributes the login set: a browser ignores a __Host- cookie's deletion without Secure.
+    cleared = Cookie(
+        key=cookie, value="", path="/", max_age=0, secure=cookie.startswith("__Host-"), httponly=True,
+        samesite="lax",
+    )
     claims = login_session.verify(runtime.tokens.keys, request.cookies.get(cookie), issuer=issuer)
     if claims is not None:
-        await host_threads.run_sync(login_session.SignOuts(runtime.db, issuer).sign_out, claims)
-    response: Response[None] = Response(None, status_code=204, headers={"Cache-Control": "no-store"})
-    # The attributes the login set: a browser ignores a __Host- cookie's deletion without Secure.
-    response.set_cookie(
-        cookie, "", path="/", max_age=0, secure=cookie.startswith("__Host-"), httponly=True, samesite="lax"
+        try:
+            await host_threads.run_sync(login_session.SignOuts(runtime.db, issuer).sign_out, claims)
+        except Exception as exc:  # the browser forgets the cookie anyway; a copy of it still works
+            log.warning("a sign-out could not be recorded: %s: %s", type(exc).__name__, exc)
+            raise ServiceUnavailable(
+                "the sign-out could not be recorded, so a copy of the login cookie taken earlier still works "
+                "until it expires; this browser's cookie is cleared; send the sign-out again",
+                headers={"Set-Cookie": cleared.to_header(header=""), "Cache-Control": "no-store"},
+            ) from None
+    response: Response[None] = Response(
+        None, status_code=204, headers={"Cache-Control": "no-store"}, cookies=[cleared]
     )
     return response
 

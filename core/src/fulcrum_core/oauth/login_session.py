@@ -70,13 +70,14 @@ def read(
     value: str | None,
     *,
     issuer: str,
-    signed_out: Callable[[LoginClaims], bool] | None = None,
+    signed_out: Callable[[LoginClaims], bool],
     clock: Callable[[], float] = time.time,
 ) -> str | None:
-    """The customer number of a valid, unexpired login cookie ``value`` that ``signed_out`` (when
-    given, e.g. :meth:`SignOuts.signed_out`) does not say was signed out; None for anything else."""
+    """The customer number of a valid, unexpired login cookie ``value`` that ``signed_out`` (e.g.
+    :meth:`SignOuts.signed_out`; required, so no caller forgets sign-outs) does not say was signed out;
+    None for anything else."""
     claims = verify(keys, value, issuer=issuer, clock=clock)
-    if claims is None or (signed_out is not None and signed_out(claims)):
+    if claims is None or signed_out(claims):
         return None
     return claims.sub
 
