@@ -488,7 +488,7 @@ def test_a_half_agreed_undo_is_shown_to_the_next_reviewer(
     run(config, "resume", "1", "--as", "dave@bank.example", "--reason", "patched")
     words = (
         "resume agreed by dave@bank.example (1 of 2); needs one more reviewer, "
-        "not the submitter (alice) or who suspended it (ops)"
+        "not the submitter (alice), who suspended it (ops) or who agreed already"
     )
     shown = run(config, "show", "1").output.splitlines()
     detail = shown[shown.index(words) + 1]  # when and why, under it
@@ -512,7 +512,7 @@ def test_a_half_agreed_undo_is_shown_to_the_next_reviewer(
     first = run(config, "reinstate-publisher", "test-bank", "--as", "dave", "--reason", "closed").output
     reinstatement = (
         "reinstatement agreed by dave (1 of 2); needs one more reviewer, "
-        "not one of its submitters or who suspended it (ops)"
+        "not one of its submitters, who suspended it (ops) or who agreed already"
     )
     assert reinstatement in first
     listed = run(config, "publishers").output.splitlines()

@@ -148,7 +148,7 @@ def _pending_text(pending: PendingUndo | None, doing: str, barred: str, *, full:
     lines = [
         f"{doing} agreed by {', '.join(a.by for a in pending.agreed)} "
         f"({len(pending.agreed)} of {pending.needed}); needs {wanted}, "
-        f"not {barred} or who suspended it{pulled}"
+        f"not {barred}, who suspended it{pulled} or who agreed already"
     ]
     if full:
         lines += [f"  {a.by} agreed {a.at:%Y-%m-%d %H:%M:%S}: {a.reason or '-'}" for a in pending.agreed]
