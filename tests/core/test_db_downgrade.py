@@ -63,7 +63,7 @@ def test_a_refused_downgrade_is_one_line_and_changes_nothing(tmp_path: Path, dat
         _publisher(db, suspended=True)
         refused = _run(tmp_path, database_url, "downgrade", BEFORE)
         assert refused.exit_code == 1, refused.output
-        assert "Error: publishers p1 are suspended" in refused.output
+        assert "Error: publisher p1 is suspended" in refused.output
         assert "Traceback" not in refused.output
         assert db.current() == db.heads()[0]
     finally:
