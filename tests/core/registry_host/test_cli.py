@@ -442,16 +442,22 @@ def test_review_warns_of_the_templates_placeholder_description(
     assert "warning: " not in clean.output
 
 
-def test_undoing_a_kill_switch_takes_four_eyes(
-    config: Path, kit: Any, wheel_for: Callable[..., Path]
-) -> None:
-    """resume and reinstate-publisher refuse the submitter and who suspended, and say when one more must."""
+def _suspended_high_sensitivity_release(config: Path, kit: Any, wheel_for: Callable[..., Path]) -> None:
+    """Release 1, asking for a high-sensitivity scope: submitted by alice, approved by bob and carol,
+    suspended by ops."""
     high = ["slot:home.notice", "pension:read"]
     manifest = kit.manifest("pensions", hooks=["home_slot_offers"], scopes=high)
     run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
     for reviewer in ("bob", "carol"):
         run(config, "approve", "1", "--as", reviewer, "--confirm")
     run(config, "suspend", "1", "--as", "ops", "--reason", "incident 7")
+
+
+def test_undoing_a_kill_switch_takes_four_eyes(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """resume and reinstate-publisher refuse the submitter and who suspended, and say when one more must."""
+    _suspended_high_sensitivity_release(config, kit, wheel_for)
     for who, words in (("alice", "'alice' submitted release 1"), ("ops", "'ops' pulled the kill switch")):
         refused = run(config, "resume", "1", "--as", who, "--reason", "fixed")
         assert refused.exit_code == 1
@@ -478,12 +484,7 @@ def test_a_half_agreed_undo_is_shown_to_the_next_reviewer(
     config: Path, kit: Any, wheel_for: Callable[..., Path]
 ) -> None:
     """show, list and publishers say who agreed to resume or reinstate, of how many, and who may not."""
-    high = ["slot:home.notice", "pension:read"]
-    manifest = kit.manifest("pensions", hooks=["home_slot_offers"], scopes=high)
-    run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
-    for reviewer in ("bob", "carol"):
-        run(config, "approve", "1", "--as", reviewer, "--confirm")
-    run(config, "suspend", "1", "--as", "ops", "--reason", "incident 7")
+    _suspended_high_sensitivity_release(config, kit, wheel_for)
     assert "agreed by" not in run(config, "show", "1").output
     run(config, "resume", "1", "--as", "dave@bank.example", "--reason", "patched")
     words = (
