@@ -17,6 +17,8 @@ from fulcrum_sdk.testing import PERSONAS
 
 CUSTOMER = PERSONAS["young_professional"].id
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+ROOMY = 10_000
+"""A home budget no busy machine's stalled event loop outlasts: a late store read leaves the popup out."""
 
 
 def _popups(page: Any) -> list[str]:
@@ -34,7 +36,7 @@ def test_pages_after_the_cap_is_reached_read_no_impressions(
     async def popup(ctx: Any) -> Any:
         return [kit.offer("home.popup", "owed-notice")]
 
-    app = make_app(kit.plugin("popper", home_slot_offers=popup))
+    app = make_app(kit.plugin("popper", home_slot_offers=popup), home_budget_ms=ROOMY)
     token = app.token(CUSTOMER)
     reads: list[str] = []
     count = ImpressionStore.count_since
@@ -52,7 +54,7 @@ def test_pages_after_the_cap_is_reached_read_no_impressions(
         assert _popups(app.get("/v1/home", token=token)) == []
     assert len(reads) == shown_reads + 1
 
-    other = make_app(kit.plugin("popper", home_slot_offers=popup))  # the same database file
+    other = make_app(kit.plugin("popper", home_slot_offers=popup), home_budget_ms=ROOMY)  # the same database file
     assert _popups(other.get("/v1/home", token=other.token(CUSTOMER))) == []
     assert _popups(other.get("/v1/home", token=other.token(CUSTOMER))) == []
     assert len(reads) == shown_reads + 2
