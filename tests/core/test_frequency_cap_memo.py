@@ -54,7 +54,7 @@ def test_pages_after_the_cap_is_reached_read_no_impressions(
         assert _popups(app.get("/v1/home", token=token)) == []
     assert len(reads) == shown_reads + 1
 
-    other = make_app(kit.plugin("popper", home_slot_offers=popup), home_budget_ms=ROOMY)  # the same database file
+    other = make_app(kit.plugin("popper", home_slot_offers=popup), home_budget_ms=ROOMY)  # the same db file
     assert _popups(other.get("/v1/home", token=other.token(CUSTOMER))) == []
     assert _popups(other.get("/v1/home", token=other.token(CUSTOMER))) == []
     assert len(reads) == shown_reads + 2

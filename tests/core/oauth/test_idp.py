@@ -7,6 +7,7 @@ to the consent page with one, so a partner's code flow works without the develop
 from __future__ import annotations
 
 import json
+import threading
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable
@@ -296,6 +297,50 @@ def test_the_jwks_is_read_again_for_a_key_id_it_lacks(tmp_path: Path, sqlite_db:
     assert [k.kid for k in idp.key_set(new.kid).keys] == [old.kid]  # read under a second ago: not again
     now[0] += 2
     assert {k.kid for k in idp.key_set(new.kid).keys} == {old.kid, new.kid}
+
+
+def test_a_slow_jwks_read_holds_up_no_one_who_has_keys(
+    tmp_path: Path, sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The JWKS is stale and its endpoint slow: one caller reads it again while the others go on with
+    the keys read before; a key id none of them has still waits for that read and gets the new key."""
+    old, new = _key(), _key()
+    path = tmp_path / "jwks.json"
+    now = [1000.0]
+    idp = IdentityProvider(
+        OAuthIdp(issuer=IDP, jwks=_write_jwks(path, old), jwks_cache_seconds=60),
+        issuer=ISSUER,
+        db=sqlite_db,
+        customer_exists=lambda _ref: True,
+        clock=lambda: now[0],
+    )
+    assert [k.kid for k in idp.key_set(old.kid).keys] == [old.kid]
+    _write_jwks(path, old, new)
+    now[0] += 61
+    reading, release = threading.Event(), threading.Event()
+    read = IdentityProvider._read_jwks
+
+    def slow(self: IdentityProvider, where: str) -> list[Any]:
+        reading.set()
+        assert release.wait(10)
+        return read(self, where)
+
+    monkeypatch.setattr(IdentityProvider, "_read_jwks", slow)
+    reader = threading.Thread(target=idp.key_set, args=(old.kid,))
+    reader.start()
+    assert reading.wait(10)
+    started = time.monotonic()
+    assert [k.kid for k in idp.key_set(old.kid).keys] == [old.kid]  # the keys read before, at once
+    assert time.monotonic() - started < 1
+    rotated: list[set[str]] = []
+    waiter = threading.Thread(target=lambda: rotated.append({k.kid for k in idp.key_set(new.kid).keys}))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()  # the new kid waits for the read under way
+    release.set()
+    reader.join(10)
+    waiter.join(10)
+    assert rotated == [{old.kid, new.kid}]
 
 
 def test_the_development_login_is_refused_beside_an_idp_off_loopback() -> None:

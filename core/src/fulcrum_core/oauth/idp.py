@@ -85,20 +85,40 @@ class IdentityProvider:
     def key_set(self, kid: str | None = None) -> KeySet:
         """The IdP's public keys; the JWKS is read again when stale or when it lacks ``kid``.
 
-        Raises ``IdpKeyError`` when the configured keys cannot be read (and none were before).
+        One thread reads a stale JWKS while the others go on with the keys read before, so a slow JWKS
+        endpoint (up to its 5 s timeout) holds up no sign-in; only a first read, or a ``kid`` none of the
+        keys has (the IdP rotated), makes a caller wait for it. Raises ``IdpKeyError`` when the
+        configured keys cannot be read (and none were before).
         """
-        with self._lock:
-            if self._pem_keys is None:
-                self._pem_keys = load_pem_keys(self._config.public_keys)
-            if self._config.jwks is not None:
-                age = None if self._read_at is None else self._clock() - self._read_at
-                stale = age is None or age >= self._config.jwks_cache_seconds
-                missing = kid is not None and all(k.kid != kid for k in (*self._jwks, *self._pem_keys))
-                # A key id the set lacks (the IdP rotated): read again, at most once a second.
-                if stale or (missing and age is not None and age >= 1):
-                    self._jwks = self._read_jwks(self._config.jwks)
-                    self._read_at = self._clock()
-            return KeySet([*self._jwks, *self._pem_keys])
+        if self._pem_keys is None:
+            with self._lock:
+                if self._pem_keys is None:
+                    self._pem_keys = load_pem_keys(self._config.public_keys)
+        if (where := self._config.jwks) is not None:
+            if self._missing(kid) or self._read_at is None:
+                with self._lock:
+                    self._refresh(where, kid)
+            elif self._stale() and self._lock.acquire(blocking=False):
+                try:
+                    self._refresh(where, kid)
+                finally:
+                    self._lock.release()
+        return KeySet([*self._jwks, *self._pem_keys])
+
+    def _stale(self) -> bool:
+        return self._read_at is None or self._clock() - self._read_at >= self._config.jwks_cache_seconds
+
+    def _missing(self, kid: str | None) -> bool:
+        """``kid`` is named and no key has it (read again for it at most once a second)."""
+        if kid is None or any(k.kid == kid for k in (*self._jwks, *(self._pem_keys or ()))):
+            return False
+        return self._read_at is not None and self._clock() - self._read_at >= 1
+
+    def _refresh(self, where: str, kid: str | None) -> None:
+        """(holding the lock) Read the JWKS if it is still due: another thread may have read it meanwhile."""
+        if self._stale() or self._missing(kid):
+            self._jwks = self._read_jwks(where)
+            self._read_at = self._clock()
 
     def _read_jwks(self, where: str) -> list[Any]:
         """The keys of the JWK Set at ``where`` (a file, or a loopback URL); the last ones on failure."""
