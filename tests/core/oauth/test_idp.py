@@ -550,6 +550,34 @@ def _cleared(set_cookie: str) -> bool:
     )
 
 
+def test_over_https_the_login_cookie_is_host_only_and_its_sign_out_clears_that_one(
+    make_app: Callable[..., Any], tmp_path: Path, idp_key: ECKey
+) -> None:
+    """With an https issuer the login sets ``__Host-fulcrum-login`` with ``Secure``, and the sign-out's
+    deletion names that cookie with the same attributes (a browser ignores a deletion of a ``__Host-``
+    cookie that lacks ``Secure`` or ``Path=/``, and the cookie would outlive the sign-out)."""
+    issuer = "https://bank.example"
+    idp = OAuthIdp(issuer=IDP, jwks=_write_jwks(tmp_path / "https-jwks.json", idp_key))
+    app = make_app(oauth_idp=idp, issuer=issuer)
+    name = login_session.cookie_name(issuer)
+    assert name == "__Host-fulcrum-login"
+    assertion = sign(idp_key, aud=f"{issuer}/oauth/token")
+    signed_in = app.client.post("/oauth/login", data={"assertion": assertion})
+    assert signed_in.status_code == 204, signed_in.text
+    given = signed_in.headers["set-cookie"]
+    attributes = {part.strip().lower() for part in given.split(";")}
+    assert given.startswith(f"{name}=")
+    assert {"secure", "path=/", "httponly"} <= attributes
+    assert not any(a.startswith("domain=") for a in attributes)  # a __Host- cookie names no domain
+    value = given.split(";")[0].split("=", 1)[1]
+    out = app.client.post("/oauth/logout", headers={"Cookie": f"{name}={value}"})
+    assert out.status_code == 204
+    cleared = out.headers["set-cookie"]
+    cleared_attributes = {part.strip().lower() for part in cleared.split(";")}
+    assert cleared.startswith(f"{name}=")
+    assert {"secure", "path=/", "httponly", "max-age=0"} <= cleared_attributes
+
+
 async def test_signing_out_ends_the_login_on_every_worker(
     make_app: Callable[..., Any], kit: Any, idp: OAuthIdp, idp_key: ECKey, database_url: str
 ) -> None:
