@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from fulcrum_core.api import health
 from sqlalchemy import create_engine
 
 
@@ -36,6 +40,53 @@ def test_readyz_is_503_when_the_database_is_unreachable(
     assert response.status_code == 503
     assert response.headers["content-type"].startswith("application/problem+json")
     assert any(r.startswith("database:") for r in response.json()["reasons"])
+
+
+def test_readyz_blames_the_database_only_for_its_own_lateness(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database answers at once while the event loop is held past the check's timeout (a stall,
+    which the stall watch reports): /readyz is 200, not "no answer from the database" (a busy moment
+    read as a database outage). A database that answers late is still a 503 saying so."""
+    app = make_app()
+    monkeypatch.setattr(health, "READY_DB_TIMEOUT_S", 0.2)
+    ping, run_sync = health._ping, health.host_threads.run_sync
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def on_this_loop(*args: Any, **kwargs: Any) -> Any:
+        loops.append(asyncio.get_running_loop())
+        return await run_sync(*args, **kwargs)
+
+    def answers_while_the_loop_is_held(runtime: Any) -> Any:
+        holding = threading.Event()
+
+        def hold() -> None:
+            holding.set()
+            time.sleep(0.6)
+
+        loops[-1].call_soon_threadsafe(hold)
+        assert holding.wait(10)
+        return ping(runtime)  # answered at once, while the loop is held past the timeout
+
+    monkeypatch.setattr(health.host_threads, "run_sync", on_this_loop)
+    monkeypatch.setattr(health, "_ping", answers_while_the_loop_is_held)
+    held = app.client.get("/readyz")
+    assert (held.status_code, held.json()) == (200, {"status": "ready"})
+
+    done = threading.Event()
+
+    def answers_late(runtime: Any) -> Any:
+        time.sleep(0.6)
+        try:
+            return ping(runtime)
+        finally:
+            done.set()
+
+    monkeypatch.setattr(health, "_ping", answers_late)
+    late = app.client.get("/readyz")
+    assert done.wait(10)  # the abandoned check ends before the app is closed
+    assert late.status_code == 503
+    assert late.json()["reasons"] == ["database: no answer to SELECT 1 within 0.2 s"]
 
 
 def test_readyz_is_503_until_plugins_are_loaded(make_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
