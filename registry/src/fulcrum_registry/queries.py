@@ -14,6 +14,7 @@ from fulcrum_registry.diff import diff_manifests
 from fulcrum_registry.errors import InvalidInput, NotFound
 from fulcrum_registry.models import Publisher, Release, ScopeGrant
 from fulcrum_registry.schemas import ActiveRelease, Page, ReleaseDiff, ReleaseQuery, ReleaseRead
+from fulcrum_registry.waiting import spellings, waiting_releases
 from fulcrum_registry.workflow import ReleaseState
 
 __all__ = ["EVER_APPROVED", "active_policy", "list_releases", "release_diff", "release_row"]
@@ -41,6 +42,8 @@ def list_releases(session: Session, q: ReleaseQuery) -> Page[ReleaseRead]:
         conditions.append(Release.publisher_id == q.publisher)
     if q.state:
         conditions.append(Release.state == q.state)
+    if q.waiting:
+        conditions.append(waiting_releases(spellings(session, q.reviewer) if q.reviewer else None))
     total = session.scalar(select(func.count(Release.id)).where(*conditions)) or 0
     if q.cursor:
         conditions.append(Release.id > int(q.cursor))

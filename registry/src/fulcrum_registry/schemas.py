@@ -33,6 +33,7 @@ __all__ = [
     "Page",
     "PendingUndo",
     "PluginSummary",
+    "PublisherQuery",
     "PublisherRead",
     "ReleaseBrief",
     "ReleaseDiff",
@@ -59,6 +60,10 @@ Slug = Annotated[str, msgspec.Meta(pattern=SLUG_PATTERN, description=SLUG_WORDS)
 PublisherKind = Literal["department", "branch", "partner"]
 StateName = Literal["submitted", "checks_failed", "in_review", "approved", "rejected", "suspended", "retired"]
 Limit = Annotated[int, msgspec.Meta(ge=1, le=100)]
+Reviewer = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=200, description="who reviews, as they act (1 to 200 characters)"),
+]
 
 
 def _item_type(hint: Any) -> Any:
@@ -295,13 +300,27 @@ class CatalogueQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
 
 class ReleaseQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Release listing filters, oldest first (the review queue order)."""
+    """Release listing filters, oldest first (the review queue order).
+
+    ``waiting``: only releases one more reviewer completes (a second approval, a second agreement to
+    resume); ``reviewer`` (with ``waiting``): only those this person may complete.
+    """
 
     plugin: Slug | None = None
     publisher: Slug | None = None
     state: StateName | None = None
+    waiting: bool = False
+    reviewer: Reviewer | None = None
     cursor: Annotated[str, msgspec.Meta(pattern=RELEASE_CURSOR_PATTERN)] | None = None
     limit: Limit = 20
+
+
+class PublisherQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Publisher listing filters, by id: ``waiting`` for the suspended ones one more agreement
+    reinstates; ``reviewer`` (with ``waiting``) for only those this person may complete."""
+
+    waiting: bool = False
+    reviewer: Reviewer | None = None
 
 
 class ReleaseDiff(msgspec.Struct, frozen=True, kw_only=True):

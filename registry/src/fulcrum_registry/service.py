@@ -57,6 +57,7 @@ from fulcrum_registry.schemas import (
     NewPublisher,
     Page,
     PluginSummary,
+    PublisherQuery,
     PublisherRead,
     ReleaseDiff,
     ReleaseQuery,
@@ -65,6 +66,7 @@ from fulcrum_registry.schemas import (
     validated,
 )
 from fulcrum_registry.undo import Undo, agreed_so_far, check_undoer, reinstatement_undo, resume_undo
+from fulcrum_registry.waiting import spellings, waiting_publishers
 from fulcrum_registry.workflow import (
     Action,
     ReleaseState,
@@ -107,6 +109,17 @@ def _actor(value: str, field: str) -> str:
     if not text or len(text) > 200 or "\x00" in text:
         raise InvalidInput(field, "must name who acts (1–200 characters, no NUL)")
     return text
+
+
+def _reviewer_filter(waiting: bool, reviewer: str | None) -> str | None:
+    """A listing's ``reviewer`` cleaned like an actor; it only narrows ``waiting``, so alone it is refused."""
+    if reviewer is None:
+        return None
+    if not waiting:
+        raise InvalidInput(
+            "reviewer", "narrows waiting to what this reviewer may complete: ask for waiting too"
+        )
+    return _actor(reviewer, "reviewer")
 
 
 def _one_reason(reason: str) -> str:
@@ -320,11 +333,20 @@ class RegistryService:
 
         return self._uow.read(work)
 
-    def list_publishers(self) -> list[PublisherRead]:
-        """Every publisher, by id (there are tens, not thousands)."""
-        return self._uow.read(
-            lambda s: publisher_reads(s, list(s.scalars(select(Publisher).order_by(Publisher.id))))
+    def list_publishers(self, query: PublisherQuery | Mapping[str, Any] | None = None) -> list[PublisherRead]:
+        """Every publisher matching ``query``, by id (there are tens, not thousands)."""
+        q = validated(
+            PublisherQuery, msgspec.to_builtins(query) if isinstance(query, PublisherQuery) else query or {}
         )
+        reviewer = _reviewer_filter(q.waiting, q.reviewer)
+
+        def work(session: Session) -> list[PublisherRead]:
+            found = select(Publisher).order_by(Publisher.id)
+            if q.waiting:
+                found = found.where(waiting_publishers(spellings(session, reviewer) if reviewer else None))
+            return publisher_reads(session, list(session.scalars(found)))
+
+        return self._uow.read(work)
 
     # -- submission ----------------------------------------------------------------------------
 
@@ -674,6 +696,7 @@ class RegistryService:
         q = validated(
             ReleaseQuery, msgspec.to_builtins(query) if isinstance(query, ReleaseQuery) else query or {}
         )
+        q = msgspec.structs.replace(q, reviewer=_reviewer_filter(q.waiting, q.reviewer))
         return self._uow.read(lambda s: queries.list_releases(s, q))
 
     def catalogue(self, query: CatalogueQuery | Mapping[str, Any] | None = None) -> Page[PluginSummary]:

@@ -13,7 +13,8 @@ approval and gets the same four eyes, read from the audit log (the record of who
 
 Agreements count only after the latest pull of the switch, so a second suspension starts afresh.
 The same reading (``votes_on``) shows a half-agreed undo on the release or publisher
-(``pending_resume``, ``pending_reinstatement``), so the second reviewer can find what waits for them.
+(``pending_resume``, ``pending_reinstatement``), and ``waiting`` asks it of the database for a whole
+listing, so the second reviewer can find what waits for them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from fulcrum_registry.schemas import PendingUndo, UndoAgreement
 from fulcrum_registry.workflow import Action, person_key
 
 __all__ = [
+    "PUBLISHER_SWITCH",
+    "RELEASE_SWITCH",
+    "Switch",
     "Undo",
     "Votes",
     "agreed_so_far",
@@ -39,6 +43,20 @@ __all__ = [
     "resume_undo",
     "votes_on",
 ]
+
+
+class Switch(msgspec.Struct, frozen=True, kw_only=True):
+    """A kind of kill switch: the audit action that pulls it and the one agreeing to lift it."""
+
+    pulled: str  # "release.suspend", "publisher.suspended"
+    agreed: str  # "release.resume_agreed", "publisher.reinstatement_agreed"
+
+
+RELEASE_SWITCH = Switch(
+    pulled=f"release.{Action.SUSPEND.value}",  # what the service's move of a release records
+    agreed="release.resume_agreed",
+)
+PUBLISHER_SWITCH = Switch(pulled="publisher.suspended", agreed="publisher.reinstatement_agreed")
 
 
 class Undo(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,8 +72,8 @@ def resume_undo(release_id: int) -> Undo:
     """Resuming a suspended release."""
     return Undo(
         subject=f"release:{release_id}",
-        pulled=f"release.{Action.SUSPEND.value}",  # what the service's move of a release records
-        agreed="release.resume_agreed",
+        pulled=RELEASE_SWITCH.pulled,
+        agreed=RELEASE_SWITCH.agreed,
         doing=f"resume release {release_id}",
     )
 
@@ -64,8 +82,8 @@ def reinstatement_undo(publisher_id: str) -> Undo:
     """Reinstating a suspended publisher."""
     return Undo(
         subject=f"publisher:{publisher_id}",
-        pulled="publisher.suspended",
-        agreed="publisher.reinstatement_agreed",
+        pulled=PUBLISHER_SWITCH.pulled,
+        agreed=PUBLISHER_SWITCH.agreed,
         doing=f"reinstate publisher {publisher_id!r}",
     )
 

@@ -1,0 +1,230 @@
+"""What waits for one more reviewer: the ``waiting`` filter of both listings (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fulcrum_core.data.db import Database
+from fulcrum_registry import InvalidInput, RegistryService
+from sqlalchemy.orm import sessionmaker
+
+Submit = Callable[..., Any]
+Approve = Callable[..., Any]
+
+_HIGH = {"slot:home.notice": "show notices", "pension:read": "read the pension balance"}
+
+
+@pytest.fixture
+def registry(db: Database, tmp_path: Path, clock: Any) -> RegistryService:
+    """The registry over the migrated platform database (each backend), with two publishers."""
+    service = RegistryService(
+        sessionmaker(bind=db.engine, expire_on_commit=False),
+        tmp_path / "artifacts",
+        clock,
+        read_session_factory=sessionmaker(bind=db.reader, expire_on_commit=False),
+        sdk_version="0.2.0",
+    )
+    for pid, kind in (("pension-dept", "department"), ("fund-partner", "partner")):
+        service.create_publisher(
+            {"id": pid, "name": f"{pid} 发布方", "kind": kind, "contact": f"ops@{pid}.example"},
+            actor="platform",
+        )
+    return service
+
+
+class Queue:
+    """Releases in every state around a second reviewer, submitted by alice in version order.
+
+    ``waiting`` are the ids one more reviewer completes; the others must never be listed.
+    """
+
+    def __init__(self, registry: RegistryService, submit: Submit, approve: Approve, manifest: Any) -> None:
+        self.registry = registry
+        self._submit, self._approve, self._manifest = submit, approve, manifest
+        self._patch = 0
+        self.waiting: list[int] = []
+        self.approval: list[int] = []  # waiting for a second approval (bob approved)
+        self.resume: list[int] = []  # waiting for a second agreement to resume (ops suspended, dave agreed)
+
+    def release(self, *, high: bool = True, **knobs: Any) -> int:
+        self._patch += 1
+        scopes = {"required": _HIGH if high else {"slot:home.notice": "show notices"}, "optional": {}}
+        knobs.setdefault("manifest", self._manifest(scopes=scopes))
+        return int(self._submit(version=f"1.0.{self._patch}", **knobs).id)
+
+    def suspended(self) -> int:
+        rid = self.release()
+        self._approve(rid, "bob")
+        self._approve(rid, "carol")
+        self.registry.suspend(rid, actor="ops", reason="incident")
+        return rid
+
+    def build(self) -> None:
+        """Two of each waiting kind among releases that are not waiting, interleaved."""
+        registry = self.registry
+        for _ in range(2):
+            self.release()  # in review, nobody approved yet
+            rid = self.release()
+            self._approve(rid, "bob")  # one of two
+            self.approval.append(rid)
+            self._approve(self.release(high=False), "bob")  # one of one: approved
+            self.suspended()  # nobody agreed to resume
+            rid = self.suspended()
+            registry.resume(rid, actor="dave", reason="patched")  # one of two
+            self.resume.append(rid)
+        resumed = self.suspended()
+        registry.resume(resumed, actor="dave", reason="patched")
+        registry.resume(resumed, actor="erin", reason="checked")  # two of two: approved
+        retired = self.suspended()
+        registry.resume(retired, actor="dave", reason="patched")
+        registry.retire(retired, actor="ops", reason="replaced")  # can never be resumed
+        again = self.suspended()
+        registry.resume(again, actor="dave", reason="patched")
+        registry.resume(again, actor="erin", reason="checked")
+        registry.suspend(again, actor="frank", reason="incident 2")  # the old agreements count no more
+        self.waiting = sorted(self.approval + self.resume)
+
+
+@pytest.fixture
+def queue(registry: RegistryService, submit: Submit, approve: Approve, manifest: Callable[..., Any]) -> Queue:
+    """The built queue."""
+    built = Queue(registry, submit, approve, manifest)
+    built.build()
+    return built
+
+
+def _all_pages(registry: RegistryService, **query: Any) -> tuple[list[int], list[int], set[int]]:
+    """Every listed id, page by page of two, with each page's length and the totals reported."""
+    ids: list[int] = []
+    lengths: list[int] = []
+    totals: set[int] = set()
+    cursor = None
+    while True:
+        page = registry.list_releases({**query, "limit": 2, **({"cursor": cursor} if cursor else {})})
+        ids += [r.id for r in page.items]
+        lengths.append(len(page.items))
+        totals.add(page.total)
+        cursor = page.next_cursor
+        if cursor is None:
+            return ids, lengths, totals
+
+
+def test_waiting_lists_exactly_what_one_more_reviewer_completes_across_full_pages(queue: Queue) -> None:
+    """Four waiting among fourteen releases: two full pages of two, oldest first, total four."""
+    ids, lengths, totals = _all_pages(queue.registry, waiting=True)
+    assert ids == queue.waiting
+    assert lengths == [2, 2]
+    assert totals == {4}
+    for release in queue.registry.list_releases({"waiting": True}).items:
+        if release.state == "in_review":
+            assert release.approvals == ("bob",)
+        else:
+            assert release.pending_resume is not None
+            assert [a.by for a in release.pending_resume.agreed] == ["dave"]
+
+
+def test_waiting_combines_with_the_other_filters(queue: Queue) -> None:
+    """``state`` picks one kind of wait; a filter nothing matches lists nothing."""
+    registry = queue.registry
+
+    def ids(state: str) -> list[int]:
+        return [r.id for r in registry.list_releases({"waiting": True, "state": state}).items]
+
+    assert (ids("in_review"), ids("suspended")) == (queue.approval, queue.resume)
+    assert registry.list_releases({"waiting": True, "state": "approved"}).total == 0
+    assert registry.list_releases({"waiting": True, "publisher": "fund-partner"}).total == 0
+
+
+def test_an_item_drops_out_once_the_second_reviewer_acts(queue: Queue, approve: Approve) -> None:
+    """The second approval approves, the second agreement resumes: neither waits any more."""
+    registry = queue.registry
+    approve(queue.approval[0], "carol")
+    registry.resume(queue.resume[0], actor="erin", reason="checked")
+    registry.reject(queue.approval[1], reviewer="carol", reasons=["the scope reason is wrong"])
+    registry.retire(queue.resume[1], actor="ops", reason="replaced")
+    assert registry.list_releases({"waiting": True}).items == ()
+
+
+def test_a_reviewer_sees_only_what_they_may_complete(queue: Queue) -> None:
+    """Not alice's submissions, not what bob approved, not what dave agreed to or ops suspended;
+    compared as people, whatever the spelling."""
+    registry = queue.registry
+
+    def mine(reviewer: str) -> list[int]:
+        return [r.id for r in registry.list_releases({"waiting": True, "reviewer": reviewer}).items]
+
+    assert mine("erin") == queue.waiting
+    assert mine(" Alice ") == []
+    assert mine("BOB") == queue.resume  # an approver may resume
+    assert mine("dave") == queue.approval
+    assert mine("Ops") == queue.approval
+    assert mine("carol") == queue.waiting  # she approved the suspended ones before, not these
+    ids, lengths, _ = _all_pages(registry, waiting=True, reviewer="dave")
+    assert (ids, lengths) == (queue.approval, [2])
+
+
+def test_a_second_approval_waits_for_a_suspended_publisher_to_come_back(
+    registry: RegistryService, submit: Submit, approve: Approve, manifest: Callable[..., Any]
+) -> None:
+    """Approving a suspended publisher's release is refused, so it is not listed until reinstated."""
+    rid = int(submit(manifest=manifest(scopes={"required": _HIGH, "optional": {}})).id)
+    approve(rid, "bob")
+    registry.suspend_publisher("pension-dept", actor="ops", reason="audit")
+    assert registry.list_releases({"waiting": True}).total == 0
+    registry.reinstate_publisher("pension-dept", actor="dave", reason="closed")  # nothing running: one
+    assert [r.id for r in registry.list_releases({"waiting": True}).items] == [rid]
+
+
+def test_publishers_half_reinstated_are_listed_for_whoever_may_complete_them(
+    registry: RegistryService, submit: Submit, approve: Approve, manifest: Callable[..., Any]
+) -> None:
+    """A pension:read release running: rita's agreement leaves it waiting, but not for alice (a
+    submitter), ops (who suspended it) or rita; the second agreement takes it off the list."""
+    rid = int(submit(manifest=manifest(scopes={"required": _HIGH, "optional": {}})).id)
+    approve(rid, "bob")
+    approve(rid, "carol")
+    partner = manifest("fund-offers", "fund-partner", kind="partner")
+    entry = "[fulcrum]\nfund-offers = x.plugin\n"
+    offers = submit(publisher="fund-partner", by="paul", manifest=partner, entry_points=entry)
+    assert offers.failed_checks == ()
+    approve(int(offers.id), "bob")
+    registry.suspend_publisher("pension-dept", actor="ops", reason="audit")
+    registry.suspend_publisher("fund-partner", actor="ops", reason="contract")
+
+    def waiting(reviewer: str | None = None) -> list[str]:
+        query = {"waiting": True, **({"reviewer": reviewer} if reviewer else {})}
+        return [p.id for p in registry.list_publishers(query)]
+
+    assert waiting() == []  # nobody agreed yet
+    registry.reinstate_publisher("pension-dept", actor="rita", reason="closed")
+    assert waiting() == ["pension-dept"]
+    assert [p.id for p in registry.list_publishers()] == ["fund-partner", "pension-dept"]
+    for barred in ("ALICE", "ops", " Rita"):
+        assert waiting(barred) == []
+    assert waiting("paul") == waiting("erin") == ["pension-dept"]
+    registry.reinstate_publisher("pension-dept", actor="erin", reason="checked")
+    assert waiting() == waiting("paul") == []
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "problem"),
+    [
+        ({"reviewer": "erin"}, "reviewer", "ask for waiting too"),
+        ({"waiting": True, "reviewer": "   "}, "reviewer", "must name who acts"),
+        ({"waiting": True, "reviewer": ""}, "reviewer", "at least 1 characters"),
+        ({"waiting": True, "reviewer": "x" * 201}, "reviewer", "at most 200 characters"),
+        ({"waiting": "yes"}, "waiting", "Expected `bool`"),
+    ],
+)
+def test_bad_waiting_filters_name_the_field(
+    registry: RegistryService, query: dict[str, Any], field: str, problem: str
+) -> None:
+    """Both listings refuse a reviewer without ``waiting``, a blank or overlong one, a non-boolean."""
+    for listing in (registry.list_releases, registry.list_publishers):
+        with pytest.raises(InvalidInput) as caught:
+            listing(query)
+        assert caught.value.field == field
+        assert problem in caught.value.problem
