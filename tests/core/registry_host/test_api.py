@@ -214,6 +214,53 @@ def test_undoing_a_kill_switch_over_http_takes_four_eyes(
     assert api.call("GET", "/publishers/test-bank", api.rita).json()["pending_reinstatement"] is None
 
 
+def test_waiting_lists_what_one_more_reviewer_completes_and_me_what_the_token_may(
+    api: Api, kit: Any, wheel_for: Callable[..., Path], staff: Callable[..., str]
+) -> None:
+    """Second approvals, a second agreement to resume and to reinstate, page by page; ``me`` leaves out
+    what the token's subject approved, suspended or agreed to; a publisher's token cannot ask for ``me``."""
+    high = ["slot:home.notice", "pension:read"]
+    manifest = kit.manifest("pensions", hooks=["home_slot_offers"], scopes=high)
+    ids = [api.submit(wheel_for(manifest, f"1.0.{n}")).json()["release"]["id"] for n in range(4)]
+    carl = staff(api.runtime, "carl", "registry:review")
+
+    def waiting(token: str, who: str = "anyone", path: str = "/releases", **params: Any) -> Any:
+        response = api.call("GET", path, token, params={"waiting": who, **params})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def listed(token: str, who: str = "anyone") -> list[int]:
+        return [r["id"] for r in waiting(token, who)["items"]]
+
+    for rid in ids[:3]:
+        api.approve(rid, api.rita)  # one of two
+    api.approve(ids[2], api.rob)  # two of two
+    first = waiting(api.rob, limit=1)
+    second = waiting(api.rob, limit=1, cursor=first["next_cursor"])
+    assert [r["id"] for r in first["items"] + second["items"]] == ids[:2]
+    assert (first["total"], second["next_cursor"]) == (2, None)
+    assert (listed(api.rita, "me"), listed(api.rob, "me")) == ([], ids[:2])
+
+    assert api.call("POST", f"/releases/{ids[2]}/suspend", api.rob, json={"reason": "x"}).status_code == 200
+    assert api.call("POST", f"/releases/{ids[2]}/resume", api.rita, json={"reason": "y"}).status_code == 200
+    assert listed(api.rob) == ids[:3]
+    assert (listed(api.rita, "me"), listed(api.rob, "me"), listed(carl, "me")) == ([], ids[:2], ids[:3])
+    assert listed(api.paul) == ids[:3]  # a publisher sees its own releases waiting
+    refused = _problem(api.call("GET", "/releases", api.paul, params={"waiting": "me"}), 403)
+    assert (refused["code"], refused["field"]) == ("scope.insufficient", "waiting")
+    api.approve(ids[0], api.rob)
+    assert listed(carl) == ids[1:3]
+
+    assert api.call("POST", "/publishers/test-bank/suspend", api.rob, json={"reason": "x"}).status_code == 200
+    assert waiting(api.rita, path="/publishers")["items"] == []
+    half = api.call("POST", "/publishers/test-bank/reinstate", api.rita, json={"reason": "y"}).json()
+    assert half["suspended"] is True
+    assert [p["id"] for p in waiting(api.paul, path="/publishers")["items"]] == ["test-bank"]
+    assert waiting(api.rob, "me", path="/publishers")["items"] == []
+    assert [p["id"] for p in waiting(carl, "me", path="/publishers")["items"]] == ["test-bank"]
+    assert listed(carl) == [ids[2]]  # a suspended publisher's release cannot be approved meanwhile
+
+
 def test_kill_switch_and_audit(api: Api, manifest: Any, wheel_for: Callable[..., Path]) -> None:
     """Suspend, resume and retire move the release; each is audited and the chain verifies."""
     release_id = api.submit(wheel_for(manifest)).json()["release"]["id"]
@@ -417,6 +464,8 @@ _STATES = "submitted, checks_failed, in_review, approved, rejected, suspended, r
     [
         ("/plugins", {"state": "bogus"}, "state", f"'bogus' is not one of: {_STATES}"),
         ("/releases", {"state": "gone"}, "state", f"'gone' is not one of: {_STATES}"),
+        ("/releases", {"waiting": "yes"}, "waiting", "'yes' is not one of: anyone, me"),
+        ("/publishers", {"waiting": "rob"}, "waiting", "'rob' is not one of: anyone, me"),
         ("/plugins", {"kind": "alien"}, "kind", "'alien' is not one of: department, branch, partner"),
         ("/plugins", {"limit": "many"}, "limit", "'many' is not an integer from 1 to 100"),
         ("/releases", {"limit": 101}, "limit", "'101' is not an integer from 1 to 100"),
@@ -483,7 +532,7 @@ def test_a_bad_parameter_names_itself_the_value_and_the_valid_ones(
     assert problem.errors is not None
     assert len(problem.errors) == 1
     assert problem.errors[0].value == message.split("'")[1]
-    enum = field in {"state", "kind"}
+    enum = field in {"state", "kind", "waiting"}
     assert problem.errors[0].allowed == (message.split(": ", 1)[1].split(", ") if enum else None)
 
 

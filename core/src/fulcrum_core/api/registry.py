@@ -7,7 +7,7 @@ problem details in ``registry_errors``. The acting person is always the token's 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fulcrum_registry import InvalidInput, NewPublisher, PublisherRead, RegistryService, ReleaseRead
 from fulcrum_registry.placeholders import placeholder_warnings
@@ -71,6 +71,14 @@ ReleaseCursor = Annotated[
 ]
 SlugFilter = Annotated[str | None, QueryParameter(pattern=SLUG_PATTERN, description=SLUG_WORDS)]
 Limit = Annotated[int, QueryParameter(ge=1, le=100)]
+Waiting = Annotated[
+    Literal["anyone", "me"] | None,
+    QueryParameter(
+        description="only what waits for one more reviewer (a second approval, a second agreement to "
+        "resume or reinstate): `anyone`, or `me`, only what the token's subject may complete (not their "
+        "own submission, not a switch they pulled, not one they approved or agreed to already)"
+    ),
+]
 
 
 def _service(request: Request[Any, Any, Any]) -> RegistryService:
@@ -99,6 +107,22 @@ def _filters(query: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in query.items() if v is not None}
 
 
+def _waiting(request: Request[Any, Any, Any], waiting: str | None) -> dict[str, Any]:
+    """The registry's filters for ``waiting``; ``me`` is the token's subject, who must be a reviewer."""
+    if waiting is None:
+        return {}
+    if waiting == "anyone":
+        return {"waiting": True}
+    if not is_reviewer(request):
+        raise Forbidden(
+            f"waiting=me lists what you may complete as a reviewer: the access token lacks {REVIEW}",
+            code="scope.insufficient",
+            missing_scopes=[REVIEW],
+            field="waiting",
+        )
+    return {"waiting": True, "reviewer": _actor(request)}
+
+
 def _view(service: RegistryService, release: ReleaseRead) -> ReleaseView:
     try:
         diff = service.diff(release.id)
@@ -111,10 +135,11 @@ def _view(service: RegistryService, release: ReleaseRead) -> ReleaseView:
 
 
 @get("/publishers", opt=_ANY_STAFF, sync_to_thread=True, summary="List publishers")
-def list_publishers(request: Request[Any, Any, Any]) -> PublisherList:
-    """Every publisher, by id."""
+def list_publishers(request: Request[Any, Any, Any], waiting: Waiting = None) -> PublisherList:
+    """Every publisher, by id; with ``waiting``, the suspended ones one more agreement reinstates."""
+    query = _waiting(request, waiting)
     with registry_errors():
-        return PublisherList(items=_service(request).list_publishers())
+        return PublisherList(items=_service(request).list_publishers(query))
 
 
 @get("/publishers/{publisher_id:str}", opt=_ANY_STAFF, sync_to_thread=True, summary="One publisher")
@@ -287,10 +312,12 @@ def list_releases(
     plugin: SlugFilter = None,
     publisher: SlugFilter = None,
     release_state: Annotated[StateName | None, QueryParameter(name="state")] = None,
+    waiting: Waiting = None,
     cursor: ReleaseCursor = None,
     limit: Limit = 20,
 ) -> ReleaseList:
-    """Releases oldest first; a publisher's token sees only that publisher's releases."""
+    """Releases oldest first; a publisher's token sees only that publisher's releases. ``waiting``:
+    only those one more reviewer completes (``me``: that the token's subject may complete)."""
     if not is_reviewer(request):
         publisher = acting_publisher(request, publisher)
     query = {
@@ -299,6 +326,7 @@ def list_releases(
         "state": release_state,
         "cursor": cursor,
         "limit": limit,
+        **_waiting(request, waiting),
     }
     with registry_errors():
         page = _service(request).list_releases(_filters(query))
