@@ -523,6 +523,70 @@ def test_a_half_agreed_undo_is_shown_to_the_next_reviewer(
     assert len(run(config, "publishers").output.splitlines()) == 1
 
 
+def test_waiting_lists_what_a_second_reviewer_completes_in_words(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """``list --waiting`` shows a second approval and a second agreement to resume, a page at a time;
+    ``--as`` leaves out what that person approved, suspended or agreed to; ``publishers --waiting`` alike."""
+    _suspended_high_sensitivity_release(config, kit, wheel_for)
+    high = kit.manifest("pensions", hooks=["home_slot_offers"], scopes=["slot:home.notice", "pension:read"])
+    for version in ("1.0.1", "1.0.2"):
+        run(config, "submit", str(wheel_for(high, version)), "--publisher", "test-bank", "--as", "alice")
+    assert run(config, "list", "--waiting").output == "no releases wait for another reviewer\n"
+    run(config, "approve", "2", "--as", "bob", "--confirm")
+    run(config, "resume", "1", "--as", "dave", "--reason", "patched")
+
+    first = run(config, "list", "--waiting", "--limit", "1").output.splitlines()
+    assert first == [
+        "release 1: pensions 1.0.0 [suspended] publisher test-bank, submitted by alice",
+        "  resume agreed by dave (1 of 2); needs one more reviewer, not the submitter (alice), "
+        "who suspended it (ops) or who agreed already",
+        "2 releases in all; the next ones: add --after 1",
+    ]
+    rest = run(config, "list", "--waiting", "--limit", "1", "--after", "1").output.splitlines()
+    assert rest == [
+        "release 2: pensions 1.0.1 [in_review] publisher test-bank, submitted by alice",
+        "  approved by bob (1 of 2); needs one more reviewer, not the submitter (alice) or who approved "
+        "already",
+    ]
+    assert "approved by bob (1 of 2)" in run(config, "show", "2").output
+
+    def ids(*args: str) -> list[int]:
+        result = run(config, "list", "--waiting", "--json", *args)
+        assert result.exit_code == 0, result.output
+        return [r["id"] for r in json.loads(result.output)["items"]]
+
+    assert (ids("--as", "Bob"), ids("--as", "dave"), ids("--as", "OPS"), ids("--as", "erin")) == (
+        [1], [2], [2], [1, 2]
+    )
+    assert run(config, "list", "--waiting", "--as", "alice").output == "no releases wait for alice\n"
+    run(config, "approve", "2", "--as", "carol", "--confirm")
+    assert ids() == [1]
+
+    run(config, "resume", "1", "--as", "erin", "--reason", "checked")
+    run(config, "suspend-publisher", "test-bank", "--as", "ops", "--reason", "incident 8")
+    run(config, "reinstate-publisher", "test-bank", "--as", "dave", "--reason", "closed")
+    listed = run(config, "publishers", "--waiting").output.splitlines()
+    assert listed[0].startswith("test-bank")
+    assert listed[0].endswith("SUSPENDED")
+    assert listed[1].startswith("  reinstatement agreed by dave (1 of 2)")
+    assert run(config, "publishers", "--waiting", "--as", "dave").output == "no publishers wait for dave\n"
+    assert run(config, "publishers", "--waiting", "--as", "erin").output.splitlines() == listed
+
+
+@pytest.mark.parametrize("command", ["list", "publishers"])
+def test_bad_waiting_options_are_usage_errors_naming_the_option(config: Path, command: str) -> None:
+    """``--as`` without ``--waiting`` is a usage error; a blank ``--as`` names ``--as``."""
+    alone = run(config, command, "--as", "erin")
+    assert alone.exit_code == 2
+    assert alone.output.splitlines()[-1] == (
+        "Error: --as names the reviewer --waiting lists for: pass --waiting too"
+    )
+    blank = run(config, command, "--waiting", "--as", "  ")
+    assert blank.exit_code == 1
+    assert blank.output == "Error: --as: must name who acts (1–200 characters, no NUL)\n"
+
+
 def test_suspend_publisher_and_reinstate(config: Path, kit: Any, wheel_for: Callable[..., Path]) -> None:
     """The platform team's publisher kill switch: listed as SUSPENDED, submit refused, audited, undone."""
     done = run(config, "suspend-publisher", "test-bank", "--as", "ops", "--reason", "incident 7")

@@ -83,8 +83,9 @@ def _service(ctx: click.Context) -> Iterator[RegistryService]:
         db.dispose()
 
 
-_FIELD_OF = {"publisher_id": "id"}
-"""The registry field a command's parameter carries, where the two names differ."""
+_FIELD_OF = {"publisher_id": ("id",), "actor": ("actor", "reviewer")}
+"""The registry fields a command's parameter carries, where the names differ (``--as`` names who acts,
+and in a listing the reviewer it is for)."""
 
 
 def _refusal(ctx: click.Context, exc: RegistryError) -> str:
@@ -94,7 +95,7 @@ def _refusal(ctx: click.Context, exc: RegistryError) -> str:
     if isinstance(exc, InvalidInput):
         head = re.split(r"[.\[]", exc.field, maxsplit=1)[0]
         for param in ctx.command.params:
-            if _FIELD_OF.get(param.name or "", param.name) != head:
+            if head not in _FIELD_OF.get(param.name or "", (param.name,)):
                 continue
             if isinstance(param, click.Option):
                 return f"{param.opts[0]}: {exc.problem}"
@@ -155,6 +156,19 @@ def _pending_text(pending: PendingUndo | None, doing: str, barred: str, *, full:
     return lines
 
 
+def _approval_text(release: ReleaseRead) -> list[str]:
+    """A release in review approved by fewer than it needs, in the words of a half-agreed undo:
+    ``approved by bob (1 of 2); needs one more reviewer, not …``."""
+    given, needed = len(release.approvals), release.approvals_needed
+    if release.state != "in_review" or not given or given >= needed:
+        return []
+    wanted = "one more reviewer" if needed - given == 1 else f"{needed - given} more reviewers"
+    return [
+        f"approved by {', '.join(release.approvals)} ({given} of {needed}); needs {wanted}, "
+        f"not the submitter ({release.submitted_by}) or who approved already"
+    ]
+
+
 def _publisher_pending(publisher: PublisherRead) -> list[str]:
     return _pending_text(publisher.pending_reinstatement, "reinstatement", "one of its submitters")
 
@@ -175,7 +189,7 @@ def _release_text(release: ReleaseRead, diff: ReleaseDiff | None = None, *, full
         f"release {release.id}: {claimed} {release.version} [{release.state}] "
         f"publisher {release.publisher_id}, submitted by {release.submitted_by}"
     )
-    pending = _pending_text(
+    pending = _approval_text(release) + _pending_text(
         release.pending_resume, "resume", f"the submitter ({release.submitted_by})", full=full
     )
     if not full:
@@ -266,18 +280,51 @@ def _status(suspended: bool) -> str:
     return "  SUSPENDED" if suspended else ""
 
 
+_waiting_option = click.option(
+    "--waiting",
+    is_flag=True,
+    help="Only what waits for one more reviewer (a second approval, a second agreement to resume or "
+    "reinstate); with --as, only what that reviewer may complete.",
+)
+_reviewer_option = click.option(
+    "--as",
+    "actor",
+    default=None,
+    metavar="NAME",
+    help="With --waiting: leave out what NAME submitted, suspended, approved or agreed to already.",
+)
+
+
+def _waiting_query(waiting: bool, actor: str | None) -> dict[str, Any]:
+    """The registry's filters for ``--waiting`` and ``--as``; ``--as`` alone is a usage error."""
+    if actor is not None and not waiting:
+        raise click.UsageError("--as names the reviewer --waiting lists for: pass --waiting too")
+    return {"waiting": True, **({"reviewer": actor} if actor is not None else {})} if waiting else {}
+
+
+def _nothing(waiting: bool, actor: str | None, what: str) -> str:
+    """What an empty listing says."""
+    if not waiting:
+        return f"no {what}"
+    return f"no {what} wait for {actor if actor is not None else 'another reviewer'}"
+
+
 @click.command()
+@_waiting_option
+@_reviewer_option
 @_json_option
 @click.pass_context
-def publishers(ctx: click.Context, as_json: bool) -> None:
+def publishers(ctx: click.Context, waiting: bool, actor: str | None, as_json: bool) -> None:
     """List the publishers."""
+    query = _waiting_query(waiting, actor)
     with _service(ctx) as service:
-        found = service.list_publishers()
+        found = service.list_publishers(query)
     _emit(
         found,
         as_json,
         lambda: (
-            "\n".join(line for p in found for line in _publisher_lines(p)) or "no publishers"
+            "\n".join(line for p in found for line in _publisher_lines(p))
+            or _nothing(waiting, actor, "publishers")
         ),
     )
 
@@ -390,6 +437,8 @@ def submit(ctx: click.Context, wheel: Path, publisher: str, actor: str, as_json:
     "--plugin", default=None, metavar="ID", help="Only releases of this plugin (also those filed unclaimed)."
 )
 @click.option("--publisher", default=None, metavar="ID", help="Only releases this publisher submitted.")
+@_waiting_option
+@_reviewer_option
 @click.option("--limit", type=click.IntRange(1, 100), default=50, show_default=True, help="At most so many.")
 @click.option(
     "--after",
@@ -405,22 +454,27 @@ def list_(
     state: str | None,
     plugin: str | None,
     publisher: str | None,
+    waiting: bool,
+    actor: str | None,
     limit: int,
     after: int | None,
     as_json: bool,
 ) -> None:
     """List releases, oldest first (the review queue with --state in_review).
 
-    With --state suspended, a release one reviewer agreed to resume says who, and that it waits for
-    another."""
-    query = {k: v for k, v in {"state": state, "plugin": plugin, "publisher": publisher}.items() if v}
+    A release approved or agreed to resume by fewer people than it needs says who, and that it waits
+    for another; --waiting lists only those (--as NAME: those NAME may complete)."""
+    query: dict[str, Any] = {
+        k: v for k, v in {"state": state, "plugin": plugin, "publisher": publisher}.items() if v
+    }
+    query.update(_waiting_query(waiting, actor))
     if after is not None:
         query["cursor"] = str(after)
     with _service(ctx) as service:
         page = service.list_releases({**query, "limit": limit})
 
     def text() -> str:
-        lines = [_release_text(r) for r in page.items] or ["no releases"]
+        lines = [_release_text(r) for r in page.items] or [_nothing(waiting, actor, "releases")]
         if page.next_cursor is not None:
             lines.append(f"{page.total} releases in all; the next ones: add --after {page.next_cursor}")
         return "\n".join(lines)
