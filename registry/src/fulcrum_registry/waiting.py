@@ -18,9 +18,8 @@ names the rows hold that are the reviewer's, and the conditions compare with tho
 from __future__ import annotations
 
 from collections.abc import Set
-from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, cast, exists, literal, or_, select, union
+from sqlalchemy import ColumnElement, Select, String, and_, cast, exists, literal, or_, select, union
 from sqlalchemy.orm import Session, aliased
 
 from fulcrum_registry.models import AuditEvent, Publisher, Release, Review
@@ -44,57 +43,51 @@ def spellings(session: Session, reviewer: str) -> frozenset[str]:
     return frozenset({reviewer, *(name for name in found if person_key(name) == key)})
 
 
-def _after_last_pull(switch: Switch, subject: ColumnElement[str], row: Any) -> ColumnElement[bool]:
-    """The audit ``row`` is not followed by a pull of ``switch`` on ``subject``."""
-    later = aliased(AuditEvent)
-    # Two levels down, SQLAlchemy would not correlate the listed table (the subject's) on its own.
+def _subjects(switch: Switch, action: str, who: Set[str] | None = None) -> Select[tuple[str]]:
+    """The subjects whose ``action`` row (by one of ``who`` when given) is not followed by a pull of
+    ``switch``: agreements since the last pull, or the last pull itself. Uncorrelated, so the database
+    reads the few such rows once for the whole listing instead of once per listed row."""
+    row, later = aliased(AuditEvent), aliased(AuditEvent)
     pulled_later = exists().where(
-        later.subject == subject, later.action == switch.pulled, later.seq > row.seq
+        later.subject == row.subject, later.action == switch.pulled, later.seq > row.seq
     )
-    return ~pulled_later.correlate_except(later)
+    found = select(row.subject).where(row.action == action, ~pulled_later)
+    return found.where(row.actor.in_(who)) if who is not None else found
 
 
-def _agreed(switch: Switch, subject: ColumnElement[str], who: Set[str] | None = None) -> ColumnElement[bool]:
-    """Someone (one of ``who`` when given) agreed to lift ``switch`` on ``subject`` since its last pull."""
-    row = aliased(AuditEvent)
-    conditions = [row.subject == subject, row.action == switch.agreed, _after_last_pull(switch, subject, row)]
-    if who is not None:
-        conditions.append(row.actor.in_(who))
-    return exists().where(*conditions)
+def _agreed(switch: Switch, who: Set[str] | None = None) -> Select[tuple[str]]:
+    """Subjects someone (one of ``who`` when given) agreed to lift ``switch`` on since its last pull."""
+    return _subjects(switch, switch.agreed, who)
 
 
-def _pulled_by(switch: Switch, subject: ColumnElement[str], who: Set[str]) -> ColumnElement[bool]:
-    """One of ``who`` pulled ``switch`` on ``subject`` last."""
-    row = aliased(AuditEvent)
-    return exists().where(
-        row.subject == subject,
-        row.action == switch.pulled,
-        row.actor.in_(who),
-        _after_last_pull(switch, subject, row),
-    )
+def _pulled_by(switch: Switch, who: Set[str]) -> Select[tuple[str]]:
+    """Subjects whose ``switch`` one of ``who`` pulled last."""
+    return _subjects(switch, switch.pulled, who)
 
 
 def waiting_releases(who: Set[str] | None = None) -> ColumnElement[bool]:
     """Releases one more approval or agreement to resume completes; with ``who`` (a reviewer's
     ``spellings``), only those that reviewer may complete."""
     subject = literal("release:", String) + cast(Release.id, String)
-    approved_once = exists().where(Review.release_id == Release.id, Review.decision == "approve")
     # In review with an approval means a second is needed: a release needing one is approved by it.
     approval = and_(
         Release.state == ReleaseState.IN_REVIEW.value,
-        approved_once,
+        Release.id.in_(select(Review.release_id).where(Review.decision == "approve")),
         Release.publisher_id.in_(select(Publisher.id).where(Publisher.suspended.is_(False))),
     )
     # Likewise a release needing one person to resume it is resumed by the first agreement.
-    resume = and_(Release.state == ReleaseState.SUSPENDED.value, _agreed(RELEASE_SWITCH, subject))
+    resume = and_(Release.state == ReleaseState.SUSPENDED.value, subject.in_(_agreed(RELEASE_SWITCH)))
     if who is None:
         return or_(approval, resume)
-    reviewed = exists().where(Review.release_id == Release.id, Review.reviewer.in_(who))
     return and_(
         Release.submitted_by.not_in(who),
         or_(
-            and_(approval, ~reviewed),
-            and_(resume, ~_agreed(RELEASE_SWITCH, subject, who), ~_pulled_by(RELEASE_SWITCH, subject, who)),
+            and_(approval, Release.id.not_in(select(Review.release_id).where(Review.reviewer.in_(who)))),
+            and_(
+                resume,
+                subject.not_in(_agreed(RELEASE_SWITCH, who)),
+                subject.not_in(_pulled_by(RELEASE_SWITCH, who)),
+            ),
         ),
     )
 
@@ -103,13 +96,12 @@ def waiting_publishers(who: Set[str] | None = None) -> ColumnElement[bool]:
     """Suspended publishers one more agreement reinstates; with ``who`` (a reviewer's ``spellings``),
     only those that reviewer may complete."""
     subject = literal("publisher:", String) + Publisher.id
-    waiting = and_(Publisher.suspended.is_(True), _agreed(PUBLISHER_SWITCH, subject))
+    waiting = and_(Publisher.suspended.is_(True), subject.in_(_agreed(PUBLISHER_SWITCH)))
     if who is None:
         return waiting
-    submitted = exists().where(Release.publisher_id == Publisher.id, Release.submitted_by.in_(who))
     return and_(
         waiting,
-        ~submitted,
-        ~_agreed(PUBLISHER_SWITCH, subject, who),
-        ~_pulled_by(PUBLISHER_SWITCH, subject, who),
+        Publisher.id.not_in(select(Release.publisher_id).where(Release.submitted_by.in_(who))),
+        subject.not_in(_agreed(PUBLISHER_SWITCH, who)),
+        subject.not_in(_pulled_by(PUBLISHER_SWITCH, who)),
     )
