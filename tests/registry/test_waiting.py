@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fulcrum_core.data.db import Database
 from fulcrum_registry import InvalidInput, RegistryService
+from sqlalchemy import event
 from sqlalchemy.orm import sessionmaker
 
 Submit = Callable[..., Any]
@@ -124,6 +125,24 @@ def test_waiting_lists_exactly_what_one_more_reviewer_completes_across_full_page
         else:
             assert release.pending_resume is not None
             assert [a.by for a in release.pending_resume.agreed] == ["dave"]
+
+
+def test_a_waiting_page_costs_as_many_statements_whatever_its_size(queue: Queue, db: Database) -> None:
+    """The filter is part of the paged query: pages of one and of three (each holding a suspended
+    release), for a reviewer too, take as many statements (no query per release)."""
+    statements: list[str] = []
+    event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    after = str(queue.waiting[0])
+    counts = []
+    for limit, reviewer in ((1, None), (3, None), (1, "erin"), (3, "erin")):
+        query = {"waiting": True, "limit": limit, "cursor": after}
+        if reviewer:
+            query["reviewer"] = reviewer
+        statements.clear()
+        assert len(queue.registry.list_releases(query).items) == limit
+        counts.append(len(statements))
+    assert counts[0] == counts[1]
+    assert counts[2] == counts[3] == counts[0] + 1  # the reviewer's spellings: one query
 
 
 def test_waiting_combines_with_the_other_filters(queue: Queue) -> None:
