@@ -49,7 +49,7 @@ from fulcrum_core.parameter_problems import echoed
 if TYPE_CHECKING:
     from fulcrum_core.settings import Settings
 
-__all__ = ["MAX_TOKEN_BYTES", "TokenService", "VerifiedToken"]
+__all__ = ["DEFAULT_LEEWAY_SECONDS", "MAX_TOKEN_BYTES", "TokenService", "VerifiedToken"]
 
 MAX_TOKEN_BYTES: Final = 8192
 """Longer strings are refused before any parsing (our tokens are well under 1 KiB)."""
@@ -69,6 +69,10 @@ def _fail(code: str, detail: str) -> Unauthorized:
     return Unauthorized(detail, code=code)
 
 
+DEFAULT_LEEWAY_SECONDS: Final = 5
+"""How far past ``exp`` a token is still accepted, for clocks that differ between hosts."""
+
+
 class TokenService:
     """Signs access tokens with the key store's current key and verifies them against the key set."""
 
@@ -79,7 +83,7 @@ class TokenService:
         issuer: str,
         audience: str,
         max_ttl_seconds: int,
-        leeway_seconds: int = 5,
+        leeway_seconds: int = DEFAULT_LEEWAY_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.keys = keys

@@ -1,0 +1,176 @@
+"""``fulcrum keys``: list, rotate and retire the token signing keys of the state directory.
+
+Every worker sharing ``state_dir`` signs new tokens with the current key within a second of a rotation
+(``auth/keys.py``); the keys before it go on verifying what they signed until they are retired. What
+they signed lives at most ``access_token_ttl_seconds`` (access tokens) or ``oauth_idp.login_seconds``
+(consent-page logins), so ``retire`` refuses a key until that long after the key that replaced it was
+made, unless told ``--now`` (whoever holds such a token or login is then signed out).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+import msgspec
+
+from fulcrum_core.cli._settings import settings_for
+
+if TYPE_CHECKING:
+    from fulcrum_core.auth.keys import KeyStore
+    from fulcrum_core.settings import Settings
+
+__all__ = ["keys"]
+
+
+class KeyInfo(msgspec.Struct, frozen=True):
+    """One signing key as ``keys list --json`` prints it (times in Unix seconds; ``None``: not recorded)."""
+
+    kid: str
+    algorithm: str
+    created_at: int | None
+    current: bool
+    replaced_at: int | None
+    """When the key made after it was made: it has signed nothing since."""
+    retire_after: int | None
+    """From then on nothing it signed is still valid: ``keys retire`` takes it without ``--now``."""
+
+
+@click.group()
+def keys() -> None:
+    """The token signing keys: list, rotate, retire."""
+
+
+def _store(settings: Settings) -> KeyStore:
+    """The state directory's key store; never creates a key file (no server would know its keys)."""
+    from fulcrum_core.auth.keys import KEY_FILE_NAME, KeyStore, SigningKeyError
+
+    key_file = Path(settings.state_dir) / KEY_FILE_NAME
+    if not key_file.exists():
+        raise click.ClickException(
+            f"there are no signing keys at {key_file.resolve()}: the server makes them when it first starts "
+            "(`fulcrum demo`, `fulcrum serve`); run this where it runs, or set FULCRUM_STATE_DIR "
+            "(or state_dir in --config) to its state directory"
+        )
+    try:
+        return KeyStore.open(settings.state_dir)
+    except SigningKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _lifetime(settings: Settings) -> int:
+    """The longest anything signed with a key stays valid: an access token or a consent-page login, plus
+    the verifier's leeway for clocks."""
+    from fulcrum_core.auth.tokens import DEFAULT_LEEWAY_SECONDS
+
+    longest = max(settings.access_token_ttl_seconds, settings.oauth_idp.login_seconds)
+    return longest + DEFAULT_LEEWAY_SECONDS
+
+
+def _infos(store: KeyStore, settings: Settings) -> list[KeyInfo]:
+    """Every key, oldest first, with when it stopped signing and when it may be retired."""
+    lifetime = _lifetime(settings)
+    made = {kid: store.created_at(kid) for kid in store.kids}
+    order = sorted(made, key=lambda kid: (made[kid] is None, made[kid] or 0, kid))
+    found: list[KeyInfo] = []
+    for kid in order:
+        current = kid == store.current_kid
+        created = made[kid]
+        later = [t for k, t in made.items() if k != kid and t is not None and t >= (created or t + 1)]
+        replaced = None if current or not later else min(later)
+        key = store.verification_key(kid)
+        algorithm = str(key.alg) if key is not None and key.alg else store.algorithm
+        found.append(
+            KeyInfo(
+                kid=kid,
+                algorithm=algorithm,
+                created_at=created,
+                current=current,
+                replaced_at=replaced,
+                retire_after=None if replaced is None else replaced + lifetime,
+            )
+        )
+    return found
+
+
+def _when(seconds: int | None) -> str:
+    if seconds is None:
+        return "not recorded"
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@keys.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array, for tools.")
+@click.pass_context
+def list_keys(ctx: click.Context, as_json: bool) -> None:
+    """The signing keys, oldest first: which signs new tokens, and when each older one may be retired."""
+    settings = settings_for(ctx)
+    infos = _infos(_store(settings), settings)
+    if as_json:
+        click.echo(msgspec.json.encode(infos).decode())
+        return
+    for info in infos:
+        if info.current:
+            role = "current: signs new tokens"
+        elif info.retire_after is None:
+            role = "verifies only; when it stopped signing is not recorded"
+        else:
+            role = f"verifies only; retire after {_when(info.retire_after)}"
+        click.echo(f"{info.kid}  {info.algorithm}  made {_when(info.created_at)}  {role}")
+
+
+@keys.command("rotate")
+@click.pass_context
+def rotate(ctx: click.Context) -> None:
+    """Make a new current key; prints its kid. The keys before it go on verifying until retired."""
+    settings = settings_for(ctx)
+    store = _store(settings)
+    before = store.current_kid
+    kid = store.rotate()
+    lifetime = _lifetime(settings)
+    then = _when(int(dt.datetime.now(dt.UTC).timestamp()) + lifetime)
+    click.echo(
+        f"new tokens are signed with {kid} by every worker sharing this state directory within a second. "
+        f"{before} verifies what it signed until retired: `fulcrum keys retire {before}` after {then} "
+        f"({lifetime} s from now). Hosts that do not share the state directory need this key file too "
+        "(see docs/operations.md).",
+        err=True,
+    )
+    click.echo(kid)
+
+
+@keys.command("retire")
+@click.argument("kid")
+@click.option(
+    "--now", is_flag=True,
+    help="Retire it although tokens or consent-page logins it signed may still be valid (they stop working).",
+)
+@click.pass_context
+def retire(ctx: click.Context, kid: str, now: bool) -> None:
+    """Stop accepting tokens signed by KID (not the current key: rotate first)."""
+    settings = settings_for(ctx)
+    store = _store(settings)
+    infos = {info.kid: info for info in _infos(store, settings)}
+    info = infos.get(kid)
+    if info is None:
+        raise click.BadParameter(f"no key {kid!r}; the keys are {', '.join(infos)}", ctx, param_hint="KID")
+    if info.current:
+        raise click.BadParameter(
+            f"{kid} is the current signing key: `fulcrum keys rotate` first, then retire it once what it "
+            "signed has expired",
+            ctx, param_hint="KID",
+        )
+    clock = int(dt.datetime.now(dt.UTC).timestamp())
+    if not now and (info.retire_after is None or clock < info.retire_after):
+        until = (
+            f"until {_when(info.retire_after)}" if info.retire_after is not None
+            else f"for up to {_lifetime(settings)} s after the key that replaced it was made (not recorded)"
+        )
+        raise click.ClickException(
+            f"tokens and consent-page logins {kid} signed may still be valid {until}; retiring it now signs "
+            "their holders out: wait, or give --now"
+        )
+    store.retire(kid)
+    click.echo(f"retired {kid}: tokens it signed are refused by every worker within a second", err=True)

@@ -1,0 +1,141 @@
+"""``fulcrum keys``: rotating and retiring the signing keys the way the server's own verifier sees them."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fulcrum_core.auth.keys import KEY_FILE_NAME
+from fulcrum_core.auth.tokens import TokenService
+from fulcrum_core.cli import main
+from fulcrum_core.errors import Unauthorized
+from fulcrum_core.settings import Settings, load_settings
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """A settings file whose state directory holds a server's keys."""
+    path = tmp_path / "fulcrum.toml"
+    path.write_text(f'state_dir = "{(tmp_path / "state").as_posix()}"\nissuer = "https://fulcrum.test"\n')
+    TokenService.from_settings(load_settings(config_file=path, environ={}))
+    return path
+
+
+@pytest.fixture
+def settings(config: Path) -> Settings:
+    return load_settings(config_file=config, environ={})
+
+
+def _keys(config: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["--config", str(config), "keys", *args], env={"FULCRUM_CONFIG": None})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _listed(config: Path) -> list[dict[str, object]]:
+    code, out, err = _keys(config, "list", "--json")
+    assert code == 0, err
+    listed: list[dict[str, object]] = json.loads(out)
+    return listed
+
+
+def _backdate(settings: Settings, kid: str, seconds: int) -> None:
+    """Pretend key ``kid`` was made ``seconds`` earlier than the file says."""
+    path = Path(settings.state_dir) / KEY_FILE_NAME
+    body = json.loads(path.read_text())
+    body["created_at"][kid] -= seconds
+    path.write_text(json.dumps(body))
+
+
+def test_rotate_signs_new_tokens_with_the_new_key_and_the_old_one_still_verifies(
+    config: Path, settings: Settings
+) -> None:
+    """``rotate`` prints only the new kid; new tokens carry it, and a token signed before still verifies
+    (by a verifier that had loaded the file before the rotation, as a running worker has)."""
+    worker = TokenService.from_settings(settings)
+    before = worker.issue("c-1", ["profile:basic"], kind="customer")
+    [old] = _listed(config)
+    assert old["current"] is True
+    assert old["retire_after"] is None
+    code, out, err = _keys(config, "rotate")
+    assert code == 0, err
+    kid = out.strip()
+    assert kid != old["kid"]
+    assert f"fulcrum keys retire {old['kid']}" in err
+    after = TokenService.from_settings(settings).issue("c-1", ["profile:basic"], kind="customer")
+    assert json.loads(_header(after))["kid"] == kid
+    assert worker.verify_token(before).claims.sub == "c-1"
+    assert worker.verify_token(after).claims.sub == "c-1"  # the new kid, read from the file on sight
+    listed = {k["kid"]: k for k in _listed(config)}
+    assert listed[kid]["current"] is True
+    lifetime = max(settings.access_token_ttl_seconds, settings.oauth_idp.login_seconds) + 5
+    assert listed[old["kid"]]["retire_after"] == listed[kid]["created_at"] + lifetime  # type: ignore[operator]
+
+
+def _header(jwt: str) -> str:
+    import base64
+
+    head = jwt.split(".")[0]
+    return base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)).decode()
+
+
+def test_retire_waits_until_what_the_key_signed_has_expired(config: Path, settings: Settings) -> None:
+    """Right after a rotation the old key is refused for retirement (exit 1, saying until when and
+    ``--now``), and is kept; once its tokens' lifetime has passed since the rotation it is retired, and
+    a token it signed is refused."""
+    worker = TokenService.from_settings(settings)
+    signed = worker.issue("c-1", ["profile:basic"], kind="customer")
+    [old] = _listed(config)
+    assert _keys(config, "rotate")[0] == 0
+    code, _, err = _keys(config, "retire", str(old["kid"]))
+    assert code == 1
+    assert "may still be valid until" in err
+    assert "--now" in err
+    assert old["kid"] in {k["kid"] for k in _listed(config)}
+    new = next(k for k in _listed(config) if k["current"])
+    _backdate(settings, str(new["kid"]), 3600)  # the rotation an hour ago
+    _backdate(settings, str(old["kid"]), 3600)
+    code, _, err = _keys(config, "retire", str(old["kid"]))
+    assert code == 0, err
+    assert [k["kid"] for k in _listed(config)] == [new["kid"]]
+    time.sleep(1.1)  # a running worker rereads the file within a second
+    with pytest.raises(Unauthorized):
+        worker.verify_token(signed)
+
+
+def test_retire_now_signs_the_holders_out_at_once(config: Path, settings: Settings) -> None:
+    """``--now`` retires a key whose tokens may still be valid."""
+    [old] = _listed(config)
+    assert _keys(config, "rotate")[0] == 0
+    code, _, err = _keys(config, "retire", str(old["kid"]), "--now")
+    assert code == 0, err
+    assert old["kid"] not in {k["kid"] for k in _listed(config)}
+
+
+def test_retire_refuses_the_current_key_and_an_unknown_one(config: Path) -> None:
+    """The current key is a usage error saying to rotate first; an unknown kid lists the keys."""
+    [only] = _listed(config)
+    code, _, err = _keys(config, "retire", str(only["kid"]), "--now")
+    assert code == 2
+    assert "is the current signing key" in err
+    assert "fulcrum keys rotate" in err
+    code, _, err = _keys(config, "retire", "no-such-kid")
+    assert code == 2
+    assert "no key 'no-such-kid'" in err
+    assert str(only["kid"]) in err
+    assert [k["kid"] for k in _listed(config)] == [only["kid"]]
+
+
+def test_without_a_key_file_nothing_is_made(tmp_path: Path) -> None:
+    """Run where no server made keys, every command says where it looked and makes no key file (no
+    server would know its keys)."""
+    path = tmp_path / "elsewhere.toml"
+    state = tmp_path / "empty-state"
+    path.write_text(f'state_dir = "{state.as_posix()}"\n')
+    for args in (("list",), ("rotate",), ("retire", "x", "--now")):
+        code, _, err = _keys(path, *args)
+        assert code == 1, args
+        assert "there are no signing keys at" in err
+    assert not (state / KEY_FILE_NAME).exists()
