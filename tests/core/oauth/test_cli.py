@@ -1,8 +1,9 @@
-"""``fulcrum oauth rotate-secret``: a new secret for a secret-based client, printed once."""
+"""``fulcrum oauth rotate-secret`` and ``add-staff-client``: a client's secret, printed once."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -89,3 +90,58 @@ def test_without_a_database_it_creates_none(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "there is no database at" in result.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_a_staff_client_added_by_the_cli_gets_its_own_tokens_for_metrics(
+    make_app: Any, settings: Any
+) -> None:
+    """``add-staff-client prometheus --scope platform:read`` prints the secret alone; with it the client
+    gets a token by client_credentials at the real token endpoint, and that token scrapes /metrics. It
+    may not ask for a scope it was not given, and a second registration of the id changes nothing."""
+    app = make_app()
+    env = {"FULCRUM_DATABASE_URL": settings.database_url, "FULCRUM_STATE_DIR": settings.state_dir}
+    add = ["oauth", "add-staff-client", "prometheus", "--scope"]
+    added = CliRunner().invoke(main, [*add, "platform:read"], env=env)
+    assert added.exit_code == 0, added.output
+    secret = added.stdout.strip()
+    assert "\n" not in secret
+    assert "grant_type=client_credentials" in added.stderr
+    auth = ("prometheus", secret)
+    token = app.client.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=auth)
+    assert token.status_code == 200, token.text
+    assert token.json()["scope"] == "platform:read"
+    scrape = app.client.get("/metrics", headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+    assert scrape.status_code == 200
+    beyond = app.client.post(
+        "/oauth/token", data={"grant_type": "client_credentials", "scope": "registry:review"}, auth=auth
+    )
+    assert beyond.status_code == 400
+    again = CliRunner().invoke(main, [*add, "branch:read"], env=env)
+    assert again.exit_code == 1
+    assert "exists already" in again.stderr
+    still = app.client.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=auth)
+    assert still.status_code == 200  # the first secret still works
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--scope", "registry:publish"], "name no publisher"),
+        (["--scope", "location:city"], "'location:city' is not a staff scope"),
+        ([], "give at least one"),
+    ],
+    ids=["publish", "customer-scope", "none"],
+)
+def test_a_staff_client_needs_staff_scopes(database: str, args: list[str], said: str) -> None:
+    """Scopes a staff tool cannot use are usage errors naming ``--scope``, and nothing is registered."""
+    result = CliRunner().invoke(
+        main, ["oauth", "add-staff-client", "tool", *args], env={"FULCRUM_DATABASE_URL": database}
+    )
+    assert result.exit_code == 2
+    assert "--scope" in result.stderr
+    assert said in result.stderr
+    db = Database(database)
+    try:
+        assert ClientStore(db).get("tool") is None
+    finally:
+        db.dispose()

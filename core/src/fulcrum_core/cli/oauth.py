@@ -26,7 +26,8 @@ def oauth() -> None:
 @click.argument("client_id")
 @click.pass_context
 def rotate_secret(ctx: click.Context, client_id: str) -> None:
-    """Give secret-based client CLIENT_ID (an internal plugin's backend, ``plugin-<id>``) a new secret.
+    """Give secret-based client CLIENT_ID (an internal plugin's backend, ``plugin-<id>``, or a staff
+    tool) a new secret.
 
     The new secret is printed once, alone on standard output (``SECRET=$(fulcrum oauth rotate-secret
     plugin-pension)``); the old one stops working at once.
@@ -53,6 +54,66 @@ def rotate_secret(ctx: click.Context, client_id: str) -> None:
         database.dispose()
     log.warning("OAuth client %s was given a new secret; the old one no longer works", client_id)
     click.echo(f"{client_id}: new secret below; the old one no longer works. It is shown only now.", err=True)
+    click.echo(secret)
+
+
+def _staff_scopes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """Split ``--scope "a b"`` as well as repeated ``--scope``; only staff scopes, and not
+    ``registry:publish`` (a client's tokens name no publisher)."""
+    from fulcrum_sdk.scopes import SCOPES
+
+    names = tuple(dict.fromkeys(name for value in values for name in value.split()))
+    staff = sorted(n for n, s in SCOPES.items() if s.kind == "staff" and n != "registry:publish")
+    for name in names:
+        if name == "registry:publish":
+            raise click.BadParameter(
+                "a client's tokens name no publisher, so they could submit for none: a publisher's CI uses "
+                "`fulcrum token issue --staff LOGIN --scope registry:publish --publisher ID`"
+            )
+        if name not in staff:
+            known = ", ".join(staff)
+            raise click.BadParameter(f"{name!r} is not a staff scope; the staff scopes are {known}")
+    if not names:
+        raise click.BadParameter(f"give at least one; the staff scopes are {', '.join(staff)}")
+    return names
+
+
+@oauth.command("add-staff-client")
+@click.argument("client_id")
+@click.option(
+    "--scope", "scopes", multiple=True, callback=_staff_scopes, metavar="SCOPE",
+    help="A staff scope the client may ask for (repeat, or space-separated), e.g. platform:read.",
+)
+@click.option("--name", default=None, help="What the client is, for people reading it (default: its id).")
+@click.pass_context
+def add_staff_client(ctx: click.Context, client_id: str, scopes: tuple[str, ...], name: str | None) -> None:
+    """Register CLIENT_ID, a staff tool (a metrics scraper, a review dashboard) that gets its own
+    tokens with client_credentials; its secret is printed once, alone on standard output."""
+    from fulcrum_core.errors import BadRequest
+    from fulcrum_core.oauth.clients import ClientStore
+
+    settings = settings_for(ctx)
+    database = existing_database(settings)
+    try:
+        secret = ClientStore(database).register(
+            client_id, kind="staff", name_zh=name or client_id, auth_method="client_secret_basic",
+            grant_types=["client_credentials"], scopes=scopes,
+        )
+    except BadRequest as exc:
+        raise click.BadParameter(exc.detail, ctx, param_hint="CLIENT_ID") from None
+    finally:
+        database.dispose()
+    if secret is None:
+        raise click.ClickException(
+            f"a client {client_id!r} exists already: `fulcrum oauth rotate-secret {client_id}` gives it a "
+            "new secret, or choose another id"
+        )
+    log.warning("staff OAuth client %s registered with scopes %s", client_id, " ".join(scopes))
+    click.echo(
+        f"{client_id}: its secret is below, shown only now. A token: curl -u {client_id}:SECRET "
+        f"-d grant_type=client_credentials -d scope=\"{' '.join(scopes)}\" {settings.issuer}/oauth/token",
+        err=True,
+    )
     click.echo(secret)
 
 
