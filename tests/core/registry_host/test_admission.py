@@ -250,10 +250,12 @@ def test_a_release_approved_after_startup_is_imported_on_the_next_poll(
 
 
 def test_a_copy_tampered_before_a_late_admission_is_never_imported(
-    install: Callable[[str], Installed], host: Callable[..., Runtime], settings: Settings
+    install: Callable[[str], Installed], host: Callable[..., Runtime], settings: Settings,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Registry unreadable at startup, then the release approved: the poll verifies the installed copy
-    first, finds the edited file, and keeps it out for good; its import-time code never runs."""
+    first, finds the edited file, and keeps it out for good; its import-time code never runs. The log
+    says the fix once."""
     plugin = install("gate-late-tampered")
     plugin.module.write_text(plugin.module.read_text() + "# tampered before the registry was read\n")
     runtime = host()
@@ -265,6 +267,9 @@ def test_a_copy_tampered_before_a_late_admission_is_never_imported(
     watcher.refresh()
     reason = runtime.plugins.quarantined["gate-late-tampered"]
     assert "differs from the approved wheel" in reason, reason
+    [line] = [r.getMessage() for r in caplog.records if "held back for good" in r.getMessage()]
+    assert line.count("fix:") == 1, line
+    assert line.endswith("; fix: reinstall the approved wheel, then restart the worker"), line
     service.suspend(release_id, actor="carol", reason="a policy change")
     service.resume(release_id, actor="dave", reason="another one")
     assert watcher.refresh()

@@ -166,8 +166,11 @@ class PolicyWatcher:
             )
             if status.next_check is None:
                 if before is None or before.next_check is not None:
-                    log.error("plugin %r held back for good: %s; fix: reinstall the approved wheel and "
-                              "restart the worker", plugin_id, refused)
+                    # The reason may carry its own fix already ("...; fix: reinstall the approved wheel").
+                    fix = ", then" if "; fix: " in refused else "; fix: reinstall the approved wheel and"
+                    log.error(
+                        "plugin %r held back for good: %s%s restart the worker", plugin_id, refused, fix
+                    )
             else:
                 # A new reason is a warning; the same one again (its wait doubled) only information.
                 level = logging.INFO if before is not None and before.reason == refused else logging.WARNING
