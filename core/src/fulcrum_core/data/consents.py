@@ -33,6 +33,7 @@ from fulcrum_core.data.db import Database
 from fulcrum_core.data.errors import domain_errors
 from fulcrum_core.data.models.consent import ConsentRow
 from fulcrum_core.data.prepared import PreparedRead
+from fulcrum_core.data.reconnect import idempotent_read
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.errors import BadRequest, Conflict, NotFound
 
@@ -146,6 +147,7 @@ class ConsentStore:
         """A blocking read of the customer's live consents at ``at``, for the cache to run in a thread."""
         return lambda: self._live(customer_ref, at)
 
+    @idempotent_read
     def _live(self, customer_ref: str, at: datetime) -> builtins.list[LiveConsent]:
         # One statement, so no transaction around it (no BEGIN/ROLLBACK): ``single_reads``.
         with domain_errors(), self._db.single_reads.connect() as conn:
@@ -232,6 +234,7 @@ class ConsentStore:
         """
         return self._transition(consent_id, customer_ref, ("awaiting", "authorised"), "revoked", now)
 
+    @idempotent_read
     def get(self, consent_id: str, customer_ref: str, *, now: datetime | None = None) -> ConsentView:
         """One of the customer's consents (404 when it is not theirs)."""
         with self._db.read_session() as session:
@@ -240,6 +243,7 @@ class ConsentStore:
                 raise NotFound(f"no consent {consent_id!r}", field="consent_id")
             return _view(row, now or utcnow())
 
+    @idempotent_read
     def list(self, customer_ref: str, *, now: datetime | None = None) -> builtins.list[ConsentView]:
         """Every consent of the customer, newest first, with expiry applied to the status."""
         at = now or utcnow()

@@ -7,8 +7,9 @@ lock up front, so a read-then-write transaction cannot fail half-way on a lock u
 :meth:`Database.read_session` begins ``DEFERRED`` so readers never queue behind writers.
 A lone ``SELECT`` needs no transaction at all: :attr:`Database.single_reads` runs each statement
 in autocommit (no ``BEGIN``/``ROLLBACK`` round trips on either backend).
-PostgreSQL goes through psycopg 3. Database errors raised inside a session become domain errors
-(:mod:`fulcrum_core.data.errors`).
+PostgreSQL goes through psycopg 3 without the pool's pre-ping: the request path's reads run once
+more when their connection is found dead, every other use pings it first (:mod:`.reconnect`).
+Database errors raised inside a session become domain errors (:mod:`fulcrum_core.data.errors`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from fulcrum_core.data.errors import domain_errors
+from fulcrum_core.data.reconnect import ping_unless_retried
 from fulcrum_core.data.sqlite_deadline import bound_statements
 
 __all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Database", "missing_sqlite_file", "normalize_url"]
@@ -118,7 +120,7 @@ class Database:
             elif self.url.database:
                 Path(self.url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         else:
-            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=10)
+            kwargs.update(pool_size=10, max_overflow=20, pool_timeout=10)
             if self.dialect == "postgresql":
                 kwargs["connect_args"] = {"connect_timeout": 5}
                 if statement_timeout_ms > 0:  # after any options the URL already gives
@@ -134,6 +136,8 @@ class Database:
             event.listen(self.engine, "begin", _sqlite_begin)
             if statement_timeout_ms > 0:
                 bound_statements(self.engine, statement_timeout_ms)
+        else:
+            event.listen(self.engine, "engine_connect", ping_unless_retried)
         # The same pool; on SQLite its transactions begin DEFERRED (readers do not queue).
         self.reader: Engine = self.engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
         # Still the same pool, for one-statement reads only: no BEGIN, each statement sees the latest

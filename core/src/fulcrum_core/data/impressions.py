@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.errors import domain_errors
 from fulcrum_core.data.models.impression import ImpressionRow
+from fulcrum_core.data.reconnect import idempotent_read
 
 __all__ = ["ImpressionStore"]
 
@@ -20,6 +21,7 @@ class ImpressionStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    @idempotent_read
     def count_since(self, customer_ref: str, slot: str, since: datetime) -> int:
         """How many items of ``slot`` the customer was shown at or after ``since``."""
         stmt = select(func.count()).where(
@@ -29,6 +31,7 @@ class ImpressionStore:
         with domain_errors(), self._db.reader.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
 
+    @idempotent_read
     def nth_latest(self, customer_ref: str, slot: str, since: datetime, n: int) -> datetime | None:
         """When the customer was shown the ``n``-th most recent item of ``slot`` at or after ``since``
         (``None`` when fewer were shown): the slot stays at a cap of ``n`` until then plus its window."""

@@ -7,7 +7,7 @@ execution context, the autobegin and the rollback that ends it, a ``Result``. Th
 change, so each is compiled once per dialect and run with ``Connection._cursor_execute``, the method
 SQLAlchemy itself uses for its side statements; rows come back as tuples.
 
-What stays SQLAlchemy's: the pool (checkout, pre-ping, the reset on return), the connection's isolation
+What stays SQLAlchemy's: the pool (checkout, the reset on return), the connection's isolation
 level (``Database.single_reads``: no ``BEGIN`` on SQLite, ``AUTOCOMMIT`` on PostgreSQL), the columns'
 type processors (timestamps), the ``before_cursor_execute`` and ``after_cursor_execute`` events (the
 SQLite statement deadline starts in one), echo logging, and the translation of driver errors into

@@ -59,6 +59,7 @@ from fulcrum_core.data.errors import storage_errors
 from fulcrum_core.data.models.plugin_storage import PluginCounterRow, PluginDocumentRow
 from fulcrum_core.data.prepared import PreparedRead
 from fulcrum_core.data.quota import busy, charge
+from fulcrum_core.data.reconnect import idempotent_read
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.data.write_statements import counter_writes, document_writes
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock
@@ -535,6 +536,7 @@ class SqlPluginStorage:
             raw = self._read_doc(key)
         return None if raw is None else msgspec.json.decode(cast(bytes, raw))
 
+    @idempotent_read
     def _read_doc(self, key: str) -> bytes | None:
         shared, slot = self._shared, (_DOC, key)
         stamp = shared.cache.stamp(slot) if shared.cache is not None else 0
@@ -625,6 +627,7 @@ class SqlPluginStorage:
             found.update(self._read_counters(missing))
         return {key: found[key] for key in keys}
 
+    @idempotent_read
     def _read_counters(self, keys: Sequence[str]) -> dict[str, int]:
         shared, cache = self._shared, self._shared.cache
         unique = list(dict.fromkeys(keys))

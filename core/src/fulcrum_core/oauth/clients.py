@@ -19,6 +19,7 @@ from sqlalchemy import Table, select
 from fulcrum_core.data._upsert import insert_for
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.models.oauth_client import OAuthClientRow
+from fulcrum_core.data.reconnect import idempotent_read
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.errors import BadRequest, NotFound
 
@@ -139,6 +140,7 @@ class ClientStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    @idempotent_read
     def get(self, client_id: str) -> OAuthClient | None:
         """The client ``client_id`` (active or not), or ``None``."""
         if not client_id or len(client_id) > 64:
@@ -147,6 +149,7 @@ class ClientStore:
             row = session.get(OAuthClientRow, client_id)
             return _from_row(row) if row is not None else None
 
+    @idempotent_read
     def for_plugin(self, plugin_id: str) -> OAuthClient | None:
         """The client of plugin ``plugin_id``, if one was created."""
         with self._db.read_session() as session:

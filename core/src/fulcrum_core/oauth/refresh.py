@@ -31,6 +31,7 @@ from fulcrum_core.data.db import Database
 from fulcrum_core.data.models.oauth_code import OAuthCodeRow
 from fulcrum_core.data.models.oauth_refresh_token import OAuthRefreshTokenRow
 from fulcrum_core.data.models.oauth_token_family import OAuthTokenFamilyRow
+from fulcrum_core.data.reconnect import idempotent_read
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.oauth.clients import hash_secret
 
@@ -165,6 +166,7 @@ class RefreshTokenStore:
             )
         return token
 
+    @idempotent_read
     def find(self, token: str) -> RefreshToken | None:
         """The record of ``token`` whatever its state (for revocation and introspection)."""
         with self._db.read_session() as session:

@@ -17,6 +17,7 @@ from sqlalchemy import Table, delete, select
 from fulcrum_core.data._upsert import insert_for
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.models.oauth_assertion import OAuthAssertionIdRow
+from fulcrum_core.data.reconnect import idempotent_read
 from fulcrum_core.data.types import utcnow
 
 __all__ = ["AssertionIds", "client_slot"]
@@ -52,6 +53,7 @@ class AssertionIds:
             inserted = conn.execute(statement).scalar_one_or_none()
         return inserted is not None
 
+    @idempotent_read
     def recorded(self, issuer: str, jti: str, *, now: datetime | None = None) -> bool:
         """Whether ``jti`` of ``issuer`` is recorded and not yet expired (a read: nothing is written)."""
         table = cast(Table, OAuthAssertionIdRow.__table__)

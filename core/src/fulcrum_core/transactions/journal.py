@@ -31,6 +31,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from fulcrum_core.data._upsert import insert_for
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.models.transaction import UNRECORDED_CLIENT, TransactionAttemptRow, TransactionRow
+from fulcrum_core.data.reconnect import idempotent_read
 from fulcrum_core.data.types import utcnow
 
 __all__ = ["Journal", "plugin_idempotency_key"]
@@ -80,6 +81,7 @@ class Journal:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    @idempotent_read
     def find(self, customer_ref: str, client_id: str, idempotency_key: str) -> TransactionRow | None:
         """The row ``client_id`` journaled for the customer under ``idempotency_key``, or else the
         customer's row under that key from before clients were recorded; ``None`` if neither exists.
@@ -98,6 +100,7 @@ class Journal:
         with self._db.read_session() as session:
             return session.scalars(stmt).one_or_none()
 
+    @idempotent_read
     def get(self, tx_id: str) -> TransactionRow | None:
         """The row with id ``tx_id``, if any."""
         with self._db.read_session() as session:

@@ -1,0 +1,89 @@
+"""What replaces the pool's pre-ping on PostgreSQL: the request path's reads retried once instead.
+
+A pooled connection can be dead when it is checked out: the server restarted, an administrator ended
+the backend (``pg_terminate_backend``), an idle timeout closed it. ``pool_pre_ping`` found out with a
+round trip before every checkout, as long as an indexed read takes. Now a connection is pinged
+(:func:`ping_unless_retried`, the pre-ping's own ping) unless it serves an :func:`idempotent_read`.
+There the statement finds out: SQLAlchemy sees the disconnect, invalidates that connection and marks
+every connection the pool made before it for replacement (``DBAPIError.connection_invalidated``, the
+documentation's "Disconnect Handling - Optimistic"), and the read runs once more, pinged as before.
+
+A write is never run twice: it may have committed before its connection died. Its connection is still
+pinged before the first statement, and a connection that dies during the write fails it, as before.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import ParamSpec, TypeVar
+
+from sqlalchemy import Connection
+from sqlalchemy import exc as sa_exc
+
+__all__ = ["idempotent_read", "ping_unless_retried"]
+
+log = logging.getLogger("fulcrum.data")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_RETRIED: ContextVar[bool] = ContextVar("fulcrum_read_retried", default=False)
+"""True while an :func:`idempotent_read` runs its first attempt (per thread, per task)."""
+
+
+def _found_dead(error: BaseException) -> bool:
+    """Whether ``error``, or the database error it was translated from, found its connection dead."""
+    seen: BaseException | None = error
+    for _ in range(4):  # a domain error wraps the database error: look a few causes down
+        if seen is None:
+            return False
+        if isinstance(seen, sa_exc.DBAPIError):
+            return seen.connection_invalidated
+        seen = seen.__cause__
+    return False
+
+
+def idempotent_read(read: Callable[P, T]) -> Callable[P, T]:
+    """``read`` on unpinged connections, run once more (pinged) when one was found dead.
+
+    For reads only: running ``read`` twice must change nothing, and it must write nothing, since a
+    write would go unpinged and run again. Any other failure (a statement timeout, a programming
+    error, a database that is down) raises at once, as does a second failure.
+    """
+
+    @functools.wraps(read)
+    def reading(*args: P.args, **kwargs: P.kwargs) -> T:
+        first = _RETRIED.set(True)
+        try:
+            return read(*args, **kwargs)
+        except Exception as error:
+            if not _found_dead(error):
+                raise
+            log.info("%s met a dead pooled connection; reading again on a new one", read.__qualname__)
+        finally:
+            _RETRIED.reset(first)
+        return read(*args, **kwargs)
+
+    return reading
+
+
+def ping_unless_retried(conn: Connection) -> None:
+    """``engine_connect`` listener: ping the connection unless an :func:`idempotent_read` is on it.
+
+    A dead connection is replaced before anything is sent on it, and the pool replaces every connection
+    made before it at their next checkout (after a restart they are all dead), as the pre-ping did.
+    """
+    if _RETRIED.get():
+        return
+    pooled, dialect = conn.connection, conn.dialect
+    try:
+        if pooled.dbapi_connection is None or dialect._do_ping_w_event(pooled.dbapi_connection):
+            return  # the ping answered (False: it found a disconnect)
+    except dialect.loaded_dbapi.Error as failed:  # not a disconnect: raised as SQLAlchemy raises it
+        raise sa_exc.DBAPIError.instance(None, None, failed, dialect.loaded_dbapi.Error) from failed
+    error = sa_exc.DisconnectionError("the pooled connection was found dead before use")
+    conn.engine.pool._invalidate(pooled, error, _checkin=False)
+    conn.invalidate(error)  # its next statement takes a new connection from the pool
