@@ -48,6 +48,7 @@ def _run(
     metrics_dir: str | None = None,
     http: str = "auto",
     loop: str = "auto",
+    log_json: bool = False,
 ) -> None:
     try:
         http, loop = server_stack(http, loop)
@@ -61,7 +62,7 @@ def _run(
         run_server(
             "fulcrum_core.asgi:app_factory",
             host=host, port=port, workers=workers, reuse_port=reuse_port, log_level=log_level,
-            http=http, loop=loop,
+            http=http, loop=loop, log_json=log_json,
         )
 
 
@@ -228,9 +229,11 @@ def run_server(
     http: str = "auto",
     loop: str = "auto",
     reload_dirs: Sequence[str] | None = None,
+    log_json: bool = False,
 ) -> None:
     """Serve the ASGI factory ``app`` ("module:function") with uvicorn, on the HTTP parser and event loop
-    ``http`` and ``loop`` name (:func:`server_stack`).
+    ``http`` and ``loop`` name (:func:`server_stack`). ``log_json``: the supervisor of ``workers > 1``
+    logs JSON lines too, as its workers do (each worker's app sets up its own).
 
     ``reload_dirs`` (``fulcrum dev``) runs the one worker in a process that uvicorn's reloader starts
     again when a file under them changes; that process builds its loop from this config, so a plugin
@@ -278,6 +281,10 @@ def run_server(
     config = _TcpConfig(
         app, workers=workers, timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS, **options
     )
+    if log_json:  # after the config, which gave uvicorn's loggers their text handlers
+        from fulcrum_core.observability.logging import configure_logging
+
+        configure_logging(log_level)
     Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
@@ -301,7 +308,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int, 
     _run(
         host or settings.host, port or settings.port, workers, ctx.obj["config_file"],
         reuse_port=reuse_port, log_level=settings.log_level, metrics_dir=settings.metrics_dir,
-        http=settings.http_protocol, loop=settings.event_loop,
+        http=settings.http_protocol, loop=settings.event_loop, log_json=settings.log_json,
     )
 
 
