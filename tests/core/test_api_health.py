@@ -42,15 +42,11 @@ def test_readyz_is_503_when_the_database_is_unreachable(
     assert any(r.startswith("database:") for r in response.json()["reasons"])
 
 
-def test_readyz_blames_the_database_only_for_its_own_lateness(
-    make_app: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The database answers at once while the event loop is held past the check's timeout (a stall,
-    which the stall watch reports): /readyz is 200, not "no answer from the database" (a busy moment
-    read as a database outage). A database that answers late is still a 503 saying so."""
-    app = make_app()
+def _answer_while_the_loop_is_held(monkeypatch: pytest.MonkeyPatch, answer: Callable[[Any], Any]) -> None:
+    """Make /readyz's database check hold the event loop past the check's timeout (0.2 s here) and
+    then give ``answer(runtime)`` at once, as a stall the stall watch reports would."""
     monkeypatch.setattr(health, "READY_DB_TIMEOUT_S", 0.2)
-    ping, run_sync = health._ping, health.host_threads.run_sync
+    run_sync = health.host_threads.run_sync
     loops: list[asyncio.AbstractEventLoop] = []
 
     async def on_this_loop(*args: Any, **kwargs: Any) -> Any:
@@ -66,10 +62,21 @@ def test_readyz_blames_the_database_only_for_its_own_lateness(
 
         loops[-1].call_soon_threadsafe(hold)
         assert holding.wait(10)
-        return ping(runtime)  # answered at once, while the loop is held past the timeout
+        return answer(runtime)
 
     monkeypatch.setattr(health.host_threads, "run_sync", on_this_loop)
     monkeypatch.setattr(health, "_ping", answers_while_the_loop_is_held)
+
+
+def test_readyz_blames_the_database_only_for_its_own_lateness(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database answers at once while the event loop is held past the check's timeout (a stall,
+    which the stall watch reports): /readyz is 200, not "no answer from the database" (a busy moment
+    read as a database outage). A database that answers late is still a 503 saying so."""
+    app = make_app()
+    ping = health._ping
+    _answer_while_the_loop_is_held(monkeypatch, ping)
     held = app.client.get("/readyz")
     assert (held.status_code, held.json()) == (200, {"status": "ready"})
 
@@ -87,6 +94,24 @@ def test_readyz_blames_the_database_only_for_its_own_lateness(
     assert done.wait(10)  # the abandoned check ends before the app is closed
     assert late.status_code == 503
     assert late.json()["reasons"] == ["database: no answer to SELECT 1 within 0.2 s"]
+
+
+def test_readyz_names_a_database_failure_that_came_while_the_loop_was_held(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch, log_records: Callable[[str], list[logging.LogRecord]]
+) -> None:
+    """A database that refuses at once while the event loop is held is a 503 naming the failure (and
+    logged), as without the stall, not "no answer within the timeout" (it answered, with an error)."""
+    app = make_app()
+    records = log_records("fulcrum.api")
+
+    def refuses(runtime: Any) -> Any:
+        raise ConnectionRefusedError("connection refused")
+
+    _answer_while_the_loop_is_held(monkeypatch, refuses)
+    refused = app.client.get("/readyz")
+    assert refused.status_code == 503
+    assert refused.json()["reasons"] == ["database: ConnectionRefusedError"]
+    assert "readiness: database check failed: connection refused" in [r.getMessage() for r in records]
 
 
 def test_readyz_is_503_until_plugins_are_loaded(make_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
