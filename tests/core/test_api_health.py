@@ -42,10 +42,14 @@ def test_readyz_is_503_when_the_database_is_unreachable(
     assert any(r.startswith("database:") for r in response.json()["reasons"])
 
 
+TIMEOUT_S = 1.5
+
+
 def _answer_while_the_loop_is_held(monkeypatch: pytest.MonkeyPatch, answer: Callable[[Any], Any]) -> None:
-    """Make /readyz's database check hold the event loop past the check's timeout (0.2 s here) and
-    then give ``answer(runtime)`` at once, as a stall the stall watch reports would."""
-    monkeypatch.setattr(health, "READY_DB_TIMEOUT_S", 0.2)
+    """Make /readyz's database check hold the event loop past the check's timeout (``TIMEOUT_S`` here) and
+    then give ``answer(runtime)`` at once, as a stall the stall watch reports would. The timeout leaves a
+    busy machine room to start the check's thread: an answer after it would be late."""
+    monkeypatch.setattr(health, "READY_DB_TIMEOUT_S", TIMEOUT_S)
     run_sync = health.host_threads.run_sync
     loops: list[asyncio.AbstractEventLoop] = []
 
@@ -58,7 +62,7 @@ def _answer_while_the_loop_is_held(monkeypatch: pytest.MonkeyPatch, answer: Call
 
         def hold() -> None:
             holding.set()
-            time.sleep(0.6)
+            time.sleep(2 * TIMEOUT_S)
 
         loops[-1].call_soon_threadsafe(hold)
         assert holding.wait(10)
@@ -83,7 +87,7 @@ def test_readyz_blames_the_database_only_for_its_own_lateness(
     done = threading.Event()
 
     def answers_late(runtime: Any) -> Any:
-        time.sleep(0.6)
+        time.sleep(1.5 * TIMEOUT_S)
         try:
             return ping(runtime)
         finally:
@@ -93,7 +97,7 @@ def test_readyz_blames_the_database_only_for_its_own_lateness(
     late = app.client.get("/readyz")
     assert done.wait(10)  # the abandoned check ends before the app is closed
     assert late.status_code == 503
-    assert late.json()["reasons"] == ["database: no answer to SELECT 1 within 0.2 s"]
+    assert late.json()["reasons"] == [f"database: no answer to SELECT 1 within {TIMEOUT_S:g} s"]
 
 
 def test_readyz_names_a_database_failure_that_came_while_the_loop_was_held(
