@@ -139,3 +139,61 @@ def test_without_a_key_file_nothing_is_made(tmp_path: Path) -> None:
         assert code == 1, args
         assert "there are no signing keys at" in err
     assert not (state / KEY_FILE_NAME).exists()
+
+
+def _made(settings: Settings, ages: dict[str, int | None]) -> None:
+    """Record each key as made ``ages[kid]`` seconds ago (``None``: not recorded)."""
+    path = Path(settings.state_dir) / KEY_FILE_NAME
+    body = json.loads(path.read_text())
+    now = int(time.time())
+    body["created_at"] = {kid: now - age for kid, age in ages.items() if age is not None}
+    path.write_text(json.dumps(body))
+
+
+def _made_in_order(settings: Settings) -> list[str]:
+    """The kids in the order the keys were made (each rotation appends its key to the file)."""
+    body = json.loads((Path(settings.state_dir) / KEY_FILE_NAME).read_text())
+    return [str(key["kid"]) for key in body["keys"]]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(7200, 7200), (3600, 7200)],
+    ids=["rotated-twice-in-one-second", "second-key-made-by-a-clock-behind"],
+)
+def test_a_key_is_replaced_by_the_key_made_after_it_not_by_an_older_one(
+    config: Path, settings: Settings, first: int, second: int
+) -> None:
+    """After two rotations, the middle key signed until the current one was made a minute ago: retiring
+    it waits, although the first key's recorded time is as late as (or later than) its own."""
+    assert _keys(config, "rotate")[0] == 0
+    assert _keys(config, "rotate")[0] == 0
+    a, b, c = _made_in_order(settings)
+    _made(settings, {a: first, b: second, c: 60})
+    listed = {str(k["kid"]): k for k in _listed(config)}
+    assert listed[b]["replaced_at"] == listed[c]["created_at"]
+    code, _, err = _keys(config, "retire", b)
+    assert code == 1, err
+    assert "may still be valid until" in err
+    assert b in {k["kid"] for k in _listed(config)}
+
+
+def test_a_key_whose_successor_has_no_recorded_time_is_replaced_by_the_next_recorded_one(
+    config: Path, settings: Settings
+) -> None:
+    """A key stopped signing no later than the next key with a recorded time was made (its own time is
+    not needed); with none after it, when it stopped is not recorded and retiring it takes ``--now``."""
+    assert _keys(config, "rotate")[0] == 0
+    assert _keys(config, "rotate")[0] == 0
+    a, b, c = _made_in_order(settings)
+    _made(settings, {a: 7200, b: None, c: 60})
+    listed = {str(k["kid"]): k for k in _listed(config)}
+    assert listed[a]["replaced_at"] == listed[b]["replaced_at"] == listed[c]["created_at"]
+    assert _keys(config, "retire", a)[0] == 1
+    assert _keys(config, "retire", b)[0] == 1
+    _made(settings, {a: 7200, b: None, c: None})
+    assert [k["replaced_at"] for k in _listed(config)] == [None, None, None]
+    code, _, err = _keys(config, "retire", a)
+    assert code == 1
+    assert "(not recorded)" in err
+    assert _keys(config, "retire", a, "--now")[0] == 0

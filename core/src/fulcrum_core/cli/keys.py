@@ -70,16 +70,23 @@ def _lifetime(settings: Settings) -> int:
 
 
 def _infos(store: KeyStore, settings: Settings) -> list[KeyInfo]:
-    """Every key, oldest first, with when it stopped signing and when it may be retired."""
+    """Every key, oldest first, with when it stopped signing and when it may be retired.
+
+    A key stopped signing when the key after it in the file was made (each rotation appends its key):
+    the file's order, not the recorded times, says which key that is, since two rotations can fall in
+    one second and a clock can be behind. Its time is bounded by the next recorded one, and by every
+    time recorded before it (a key cannot be replaced before an older key was made).
+    """
     lifetime = _lifetime(settings)
-    made = {kid: store.created_at(kid) for kid in store.kids}
-    order = sorted(made, key=lambda kid: (made[kid] is None, made[kid] or 0, kid))
+    kids = store.kids
+    made = [store.created_at(kid) for kid in kids]
     found: list[KeyInfo] = []
-    for kid in order:
+    for index, kid in enumerate(kids):
         current = kid == store.current_kid
-        created = made[kid]
-        later = [t for k, t in made.items() if k != kid and t is not None and t >= (created or t + 1)]
-        replaced = None if current or not later else min(later)
+        created = made[index]
+        after = next((i for i in range(index + 1, len(kids)) if made[i] is not None), None)
+        recorded = [t for t in made[: (after or 0) + 1] if t is not None]
+        replaced = None if current or after is None else max(recorded)
         key = store.verification_key(kid)
         algorithm = str(key.alg) if key is not None and key.alg else store.algorithm
         found.append(
