@@ -34,15 +34,20 @@ _ROUTE = re.compile(r"`(?:GET |POST )?(/[a-z0-9/_-]+)`")
 """A route the guide names in code: ``/readyz``, ``GET /v1/plugins``."""
 
 
+_FENCED = r"^[ \t]*```[a-z]*\n(.*?)^[ \t]*```"
+"""A fenced code block, its fences at the start of a line or indented under a list item."""
+
+
 def _docs_text() -> str:
     return "\n".join(path.read_text(encoding="utf-8") for path in DOCS)
 
 
 def _code(text: str) -> Iterator[str]:
-    """Every fenced code block's lines and every inline code span of ``text``."""
-    for block in re.findall(r"^```[a-z]*\n(.*?)^```", text, re.S | re.M):
+    """Every fenced code block's lines (indented ones in a list item too) and every inline code span of
+    ``text``."""
+    for block in re.findall(_FENCED, text, re.S | re.M):
         yield from block.splitlines()
-    prose = re.sub(r"^```[a-z]*\n.*?^```", "", text, flags=re.S | re.M)
+    prose = re.sub(_FENCED, "", text, flags=re.S | re.M)
     yield from re.findall(r"`([^`\n]+)`", prose)
 
 
@@ -115,15 +120,17 @@ def test_the_metrics_the_docs_name_are_scraped_with_their_labels(scrape: dict[st
 
 
 def test_the_command_lines_the_docs_show_take_their_options() -> None:
-    """Every ``fulcrum …`` line in the docs' code is a command whose ``--help`` answers, and every
-    ``--option`` given after it is one of its options."""
+    """Every ``fulcrum …`` line in the docs' code is a command whose ``--help`` answers (a misspelt
+    command or subcommand is named, not read as an argument), and every ``--option`` given after it is
+    one of its options."""
     from fulcrum_core.cli import main
 
     runner, checked, wrong = CliRunner(), set(), []
     for line in (code for path in DOCS for code in _code(path.read_text(encoding="utf-8"))):
         for words, rest in _COMMAND.findall(line):
             command, path = _resolve(main, words.split())
-            if not path:
+            if not path or (isinstance(command, click.Group) and len(words.split()) > len(path)):
+                wrong.append(f"fulcrum{words}: no such command")
                 continue
             if tuple(path) not in checked:
                 checked.add(tuple(path))
@@ -135,6 +142,7 @@ def test_the_command_lines_the_docs_show_take_their_options() -> None:
                       if opt not in options and opt != "--help"]
     assert ("db", "upgrade") in checked  # the pattern finds the guide's commands
     assert ("registry", "suspend") in checked
+    assert ("keys", "retire") in checked  # a block indented under a list item
     assert wrong == []
 
 
