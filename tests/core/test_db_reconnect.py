@@ -98,7 +98,7 @@ def test_each_read_of_the_request_path_survives_its_connection_ended(
         assert _terminate(pg) >= 1
         assert read() == expected
         assert _retries(caplog) == number
-    assert len(pinged) == len(reads)  # only the second attempts, never the first
+    assert pinged == []  # never the first attempts; the second ones each take a new connection
 
 
 @pytest.mark.postgres
@@ -199,6 +199,35 @@ def test_a_read_outside_the_request_path_is_pinged_as_before(
     pg.single_reads.connect().close()
     assert _terminate(pg) >= 1
     pinged = _pings(pg, monkeypatch)
+    with pg.read_session() as session:
+        assert session.scalar(select(func.count()).select_from(ConsentRow)) == 0
+    assert len(pinged) == 1
+
+
+@pytest.mark.postgres
+def test_a_one_statement_read_on_a_replaced_connection_is_still_in_autocommit(
+    pg: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection that replaces a dead one found by the ping is given the engine's options too: a
+    ``single_reads`` statement on it runs in autocommit, not inside a transaction of its own."""
+    pg.single_reads.connect().close()
+    assert _terminate(pg) >= 1
+    pinged = _pings(pg, monkeypatch)
+    with pg.single_reads.connect() as conn:
+        assert conn.execute(text("SELECT 1")).scalar_one() == 1
+        assert conn.connection.dbapi_connection.autocommit is True  # type: ignore[union-attr]
+    assert len(pinged) == 1  # the dead one; its replacement is new
+
+
+@pytest.mark.postgres
+def test_a_new_connection_is_not_pinged(pg: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection the pool has just made answers its first checkout unpinged, as the pre-ping left it;
+    once it has gone back to the pool, its next checkout outside a retried read is pinged."""
+    pg.dispose()
+    pinged = _pings(pg, monkeypatch)
+    with pg.read_session() as session:
+        assert session.scalar(select(func.count()).select_from(ConsentRow)) == 0
+    assert pinged == []
     with pg.read_session() as session:
         assert session.scalar(select(func.count()).select_from(ConsentRow)) == 0
     assert len(pinged) == 1

@@ -137,7 +137,7 @@ class Database:
             if statement_timeout_ms > 0:
                 bound_statements(self.engine, statement_timeout_ms)
         else:
-            event.listen(self.engine, "engine_connect", ping_unless_retried)
+            ping_unless_retried(self.engine)
         # The same pool; on SQLite its transactions begin DEFERRED (readers do not queue).
         self.reader: Engine = self.engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
         # Still the same pool, for one-statement reads only: no BEGIN, each statement sees the latest

@@ -6,7 +6,8 @@ round trip before every checkout, as long as an indexed read takes. Now a connec
 (:func:`ping_unless_retried`, the pre-ping's own ping) unless it serves an :func:`idempotent_read`.
 There the statement finds out: SQLAlchemy sees the disconnect, invalidates that connection and marks
 every connection the pool made before it for replacement (``DBAPIError.connection_invalidated``, the
-documentation's "Disconnect Handling - Optimistic"), and the read runs once more, pinged as before.
+documentation's "Disconnect Handling - Optimistic"), and the read runs once more, on a new connection
+(or, pinged, on one the pool made since).
 
 A write is never run twice: it may have committed before its connection died. Its connection is still
 pinged before the first statement, and a connection that dies during the write fails it, as before.
@@ -20,8 +21,10 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import ParamSpec, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Engine, event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 __all__ = ["idempotent_read", "ping_unless_retried"]
 
@@ -32,6 +35,9 @@ T = TypeVar("T")
 
 _RETRIED: ContextVar[bool] = ContextVar("fulcrum_read_retried", default=False)
 """True while an :func:`idempotent_read` runs its first attempt (per thread, per task)."""
+
+_FRESH = "fulcrum_fresh"
+"""The key of a pool entry's ``info`` while its connection, just made, has not been handed out."""
 
 
 def _found_dead(error: BaseException) -> bool:
@@ -70,20 +76,27 @@ def idempotent_read(read: Callable[P, T]) -> Callable[P, T]:
     return reading
 
 
-def ping_unless_retried(conn: Connection) -> None:
-    """``engine_connect`` listener: ping the connection unless an :func:`idempotent_read` is on it.
+def ping_unless_retried(engine: Engine) -> None:
+    """Ping each connection ``engine``'s pool hands out, unless an :func:`idempotent_read` is on it or the
+    pool has just made it (as the pre-ping did).
 
-    A dead connection is replaced before anything is sent on it, and the pool replaces every connection
-    made before it at their next checkout (after a restart they are all dead), as the pre-ping did.
+    The ping runs at the pool's checkout, before the engine's options (``single_reads``' autocommit) are
+    applied to the connection: a dead one is replaced there by a new one, and the pool replaces every
+    connection made before it at their next checkout (after a restart they are all dead), as the
+    pre-ping did. A ping that fails otherwise raises as the pre-ping's did.
     """
-    if _RETRIED.get():
-        return
-    pooled, dialect = conn.connection, conn.dialect
-    try:
-        if pooled.dbapi_connection is None or dialect._do_ping_w_event(pooled.dbapi_connection):
-            return  # the ping answered (False: it found a disconnect)
-    except dialect.loaded_dbapi.Error as failed:  # not a disconnect: raised as SQLAlchemy raises it
-        raise sa_exc.DBAPIError.instance(None, None, failed, dialect.loaded_dbapi.Error) from failed
-    error = sa_exc.DisconnectionError("the pooled connection was found dead before use")
-    conn.engine.pool._invalidate(pooled, error, _checkin=False)
-    conn.invalidate(error)  # its next statement takes a new connection from the pool
+    dialect = engine.dialect
+
+    def made(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+        record.info[_FRESH] = True
+
+    def checkout(
+        dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
+    ) -> None:
+        if record.info.pop(_FRESH, False) or _RETRIED.get():
+            return
+        if not dialect._do_ping_w_event(dbapi_connection):
+            raise sa_exc.InvalidatePoolError("the pooled connection was found dead before use")
+
+    event.listen(engine, "connect", made)
+    event.listen(engine, "checkout", checkout)
