@@ -251,3 +251,18 @@ def test_sqlite_reads_are_not_pinged_or_retried(sqlite_db: Database, monkeypatch
         read()
     assert calls == [1]
     assert pinged == []
+
+
+def test_a_read_that_returns_before_it_reads_is_refused() -> None:
+    """A coroutine or generator function cannot be an idempotent read: its statements would run after
+    the first attempt ended, never read again; the error names it."""
+
+    async def coroutine() -> int:
+        return 1
+
+    def generator() -> Iterator[int]:
+        yield 1
+
+    for read in (coroutine, generator):
+        with pytest.raises(TypeError, match=f"{read.__name__}.*decorate the blocking read"):
+            idempotent_read(read)

@@ -16,6 +16,7 @@ pinged before the first statement, and a connection that dies during the write f
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -53,12 +54,19 @@ def _found_dead(error: BaseException) -> bool:
 
 
 def idempotent_read(read: Callable[P, T]) -> Callable[P, T]:
-    """``read`` on unpinged connections, run once more (pinged) when one was found dead.
+    """``read`` on unpinged connections, run once more when one was found dead.
 
     For reads only: running ``read`` twice must change nothing, and it must write nothing, since a
     write would go unpinged and run again. Any other failure (a statement timeout, a programming
-    error, a database that is down) raises at once, as does a second failure.
+    error, a database that is down) raises at once, as does a second failure. ``read`` returns its
+    answer: a coroutine or generator function would read after the first attempt ended, and is refused.
     """
+    deferred = (inspect.iscoroutinefunction, inspect.isgeneratorfunction, inspect.isasyncgenfunction)
+    if any(returns_first(read) for returns_first in deferred):
+        raise TypeError(
+            f"idempotent_read: {read.__qualname__} reads after it returns (a coroutine or generator "
+            "function), where a dead connection would not be read again; decorate the blocking read it runs"
+        )
 
     @functools.wraps(read)
     def reading(*args: P.args, **kwargs: P.kwargs) -> T:
