@@ -145,3 +145,22 @@ def test_a_staff_client_needs_staff_scopes(database: str, args: list[str], said:
         assert ClientStore(db).get("tool") is None
     finally:
         db.dispose()
+
+
+@pytest.mark.parametrize("client_id", ["ops:metrics", "ops metrics", "ops%3Ametrics"])
+def test_a_staff_client_id_must_survive_basic_authentication(database: str, client_id: str) -> None:
+    """An id the token endpoint could not read back from HTTP Basic authentication (``:`` separates it
+    from the secret, ``%`` is decoded, a space breaks the printed curl line) is a usage error naming
+    CLIENT_ID, and nothing is registered."""
+    result = CliRunner().invoke(
+        main, ["oauth", "add-staff-client", client_id, "--scope", "platform:read"],
+        env={"FULCRUM_DATABASE_URL": database},
+    )
+    assert result.exit_code == 2
+    assert "CLIENT_ID" in result.stderr
+    assert "letters, digits" in result.stderr
+    db = Database(database)
+    try:
+        assert ClientStore(db).get(client_id) is None
+    finally:
+        db.dispose()

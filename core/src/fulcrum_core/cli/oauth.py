@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import click
@@ -78,8 +79,22 @@ def _staff_scopes(ctx: click.Context, param: click.Parameter, values: tuple[str,
     return names
 
 
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._-]+")
+"""What a staff client's id may hold: HTTP Basic authentication gives it back unchanged (``:`` would
+split it from the secret and ``%`` be decoded) and the printed curl line needs no quoting."""
+
+
+def _staff_client_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not _CLIENT_ID.fullmatch(value):
+        raise click.BadParameter(
+            f"{value!r}: use letters, digits, '.', '_' and '-' (the id is sent with the secret in HTTP Basic "
+            "authentication, where ':' separates them)"
+        )
+    return value
+
+
 @oauth.command("add-staff-client")
-@click.argument("client_id")
+@click.argument("client_id", callback=_staff_client_id)
 @click.option(
     "--scope", "scopes", multiple=True, callback=_staff_scopes, metavar="SCOPE",
     help="A staff scope the client may ask for (repeat, or space-separated), e.g. platform:read.",
