@@ -367,6 +367,10 @@ CATALOGUE: Final[tuple[ProblemType, ...]] = (
     _t("registry.other-publisher", 403, "Another publisher's",
        "The release or publisher belongs to another publisher than the token's.",
        "Act only on your own publisher's plugins.", "get-scope"),
+    _t("registry.not-a-person", 403, "A tool cannot decide",
+       "A staff tool's own token (client credentials) cannot approve, reject, resume or reinstate: these "
+       "decisions name a person, and the two that four eyes need must be two people.",
+       "Use a token issued to the reviewer.", "get-scope"),
     _t("registry.not-found", 404, "Not in the registry",
        "No publisher, plugin, release or approved file by that id.", "Check the id sent.", "fix-request",
        _FIELD),

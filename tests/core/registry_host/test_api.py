@@ -699,3 +699,43 @@ def test_suspending_a_publisher_over_http_stops_its_submissions_and_is_audited(
         ("publisher.suspended", "rita"),
         ("publisher.reinstated", "rob"),
     ]
+
+
+def test_a_staff_tools_own_token_cannot_be_a_reviewer(
+    api: Api, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """A staff tool (a client with registry:review getting its own tokens by client_credentials) may
+    read and pull the kill switch, but approving, rejecting, resuming and reinstating are 403
+    ``registry.not-a-person``: else one person holding the tool's secret would be the second reviewer."""
+    from fulcrum_core.oauth.clients import ClientStore
+
+    secret = ClientStore(api.runtime.db).register(
+        "review-bot", kind="staff", name_zh="审核工具", auth_method="client_secret_basic",
+        grant_types=["client_credentials"], scopes=["registry:review"],
+    )
+    assert secret is not None
+    grant = {"grant_type": "client_credentials"}
+    issued = api.client.post("/oauth/token", data=grant, auth=("review-bot", secret))
+    assert issued.status_code == 200, issued.text
+    bot = issued.json()["access_token"]
+    high = ["slot:home.notice", "pension:read"]
+    manifest = kit.manifest("pensions", hooks=["home_slot_offers"], scopes=high)
+    release_id = api.submit(wheel_for(manifest)).json()["release"]["id"]
+    assert api.approve(release_id, api.rita).json()["release"]["state"] == "in_review"  # one of two
+    refused = _problem(api.approve(release_id, bot), 403, "registry.not-a-person")
+    assert "review-bot" in refused["detail"]
+    rejected = {"decision": "reject", "reasons": ["no"], "checklist": CHECKLIST}
+    review = f"/releases/{release_id}/review"
+    _problem(api.call("POST", review, bot, json=rejected), 403, "registry.not-a-person")
+    assert api.call("GET", f"/releases/{release_id}", bot).json()["release"]["approvals"] == ["rita"]
+    assert api.approve(release_id, api.rob).json()["release"]["state"] == "approved"
+
+    suspended = api.call("POST", f"/releases/{release_id}/suspend", bot, json={"reason": "alert 7"})
+    assert suspended.status_code == 200, suspended.text
+    resume = api.call("POST", f"/releases/{release_id}/resume", bot, json={"reason": "cleared"})
+    _problem(resume, 403, "registry.not-a-person")
+    pulled = api.call("POST", "/publishers/test-bank/suspend", bot, json={"reason": "alert 8"})
+    assert pulled.status_code == 200
+    back = api.call("POST", "/publishers/test-bank/reinstate", bot, json={"reason": "cleared"})
+    _problem(back, 403, "registry.not-a-person")
+    assert api.call("GET", "/publishers/test-bank", api.rita).json()["pending_reinstatement"] is None

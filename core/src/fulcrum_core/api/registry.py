@@ -89,6 +89,20 @@ def _actor(request: Request[Any, Any, Any]) -> str:
     return str(request.user.sub)
 
 
+def _person(request: Request[Any, Any, Any]) -> str:
+    """The token's subject for a decision four eyes may count (approve, reject, resume, reinstate): a
+    staff tool's own token (client credentials, its subject the client id) is refused, or one person
+    holding a tool's secret would be a second reviewer. Suspending and retiring stay open to tools."""
+    user = request.user
+    if user.sub == user.client_id:
+        raise Forbidden(
+            f"{user.sub} is a staff tool's own token (client credentials): approving, rejecting, resuming "
+            "and reinstating name a person; use a token issued to the reviewer",
+            code="registry.not-a-person",
+        )
+    return str(user.sub)
+
+
 def _check_visible(request: Request[Any, Any, Any], release: ReleaseRead) -> None:
     """Reviewers see every release; a publisher only its own."""
     if not is_reviewer(request) and release.publisher_id != own_publisher(request):
@@ -167,7 +181,7 @@ def _switch_publisher(
     with registry_errors():
         if suspend:
             return service.suspend_publisher(publisher_id, actor=_actor(request), reason=reason)
-        return service.reinstate_publisher(publisher_id, actor=_actor(request), reason=reason)
+        return service.reinstate_publisher(publisher_id, actor=_person(request), reason=reason)
 
 
 @post(
@@ -359,7 +373,7 @@ def review_release(
         if data.decision == "approve":
             release = service.approve(
                 release_id,
-                reviewer=_actor(request),
+                reviewer=_person(request),
                 checklist=data.checklist,
                 reasons=data.reasons,
                 grant=data.grant,
@@ -368,7 +382,7 @@ def review_release(
             if data.grant is not None:
                 raise InvalidInput("grant", "only an approval grants scopes")
             release = service.reject(
-                release_id, reviewer=_actor(request), reasons=data.reasons, checklist=data.checklist
+                release_id, reviewer=_person(request), reasons=data.reasons, checklist=data.checklist
             )
         return _view(service, release)
 
@@ -376,7 +390,8 @@ def review_release(
 def _move(request: Request[Any, Any, Any], release_id: int, action: str, reason: str) -> ReleaseView:
     service = _service(request)
     with registry_errors():
-        release = getattr(service, action)(release_id, actor=_actor(request), reason=reason)
+        actor = _person(request) if action == "resume" else _actor(request)
+        release = getattr(service, action)(release_id, actor=actor, reason=reason)
         return _view(service, release)
 
 

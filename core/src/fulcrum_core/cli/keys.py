@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = ["keys"]
 
+_SIGNING_LAG_SECONDS = 1
+"""How long a worker may sign with the old key after a rotation (it looks at the key file every second)."""
+
 
 class KeyInfo(msgspec.Struct, frozen=True):
     """One signing key as ``keys list --json`` prints it (times in Unix seconds; ``None``: not recorded)."""
@@ -61,12 +64,13 @@ def _store(settings: Settings) -> KeyStore:
 
 
 def _lifetime(settings: Settings) -> int:
-    """The longest anything signed with a key stays valid: an access token or a consent-page login, plus
-    the verifier's leeway for clocks."""
+    """The longest anything signed with a key stays valid after the rotation: an access token or a
+    consent-page login, plus the verifier's leeway for clocks and the second a worker may go on signing
+    with the old key before it sees the new file."""
     from fulcrum_core.auth.tokens import DEFAULT_LEEWAY_SECONDS
 
     longest = max(settings.access_token_ttl_seconds, settings.oauth_idp.login_seconds)
-    return longest + DEFAULT_LEEWAY_SECONDS
+    return longest + DEFAULT_LEEWAY_SECONDS + _SIGNING_LAG_SECONDS
 
 
 def _infos(store: KeyStore, settings: Settings) -> list[KeyInfo]:
