@@ -4,7 +4,9 @@ and window, not one per page, and the cap still holds."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -86,3 +88,45 @@ def test_the_memo_ends_with_the_window_and_keeps_a_bounded_number_of_customers(
 def test_the_memo_is_only_touched_on_the_event_loop() -> None:
     """The memo has no lock: apply_caps learns on the loop from what the read thread answered."""
     assert not any(isinstance(v, type(threading.Lock())) for v in vars(_AtCap()).values())
+
+
+def test_a_count_read_in_time_counts_though_the_loop_was_held_past_the_budget(
+    make_app: Callable[..., Any], kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The impression store answers at once while the event loop is held past the page's budget (a
+    stall, which the stall watch reports): the popup is shown and recorded, as without the stall, not
+    left out as if the store had not answered; the next page holds it back."""
+
+    async def popup(ctx: Any) -> Any:
+        return [kit.offer("home.popup", "owed-notice")]
+
+    budget_s = 1.0  # room for a busy machine to start the read's thread within it
+    app = make_app(kit.plugin("popper", home_slot_offers=popup), home_budget_ms=int(budget_s * 1000))
+    token = app.token(CUSTOMER)
+    count, run_sync = frequency_caps._count_shown, frequency_caps.host_threads.run_sync
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def on_this_loop(*args: Any, **kwargs: Any) -> Any:
+        loops.append(asyncio.get_running_loop())
+        return await run_sync(*args, **kwargs)
+
+    def answers_while_the_loop_is_held(*args: Any) -> Any:
+        holding = threading.Event()
+
+        def hold() -> None:
+            holding.set()
+            time.sleep(2 * budget_s)
+
+        loops[-1].call_soon_threadsafe(hold)
+        assert holding.wait(10)
+        return count(*args)
+
+    monkeypatch.setattr(frequency_caps.host_threads, "run_sync", on_this_loop)
+    monkeypatch.setattr(frequency_caps, "_count_shown", answers_while_the_loop_is_held)
+    assert _popups(app.get("/v1/home", token=token)) == ["owed-notice"]
+    waited = time.monotonic() + 10
+    while frequency_caps._WRITES and time.monotonic() < waited:  # its record, written after the page
+        time.sleep(0.01)
+    assert not frequency_caps._WRITES
+    monkeypatch.setattr(frequency_caps, "_count_shown", count)
+    assert _popups(app.get("/v1/home", token=token)) == []

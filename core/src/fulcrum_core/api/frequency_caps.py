@@ -3,7 +3,8 @@
 The impression store is read in a worker thread (how often each capped slot was shown in its window),
 the caps are applied on the event loop, and what is shown is then recorded in a worker thread. A cap
 that cannot be checked in time is not honoured by guessing: the capped slots go out empty, and
-nothing is recorded for them. A record still being written when the budget ends is kept (the items
+nothing is recorded for them (a count read in time counts, though the event loop was held past the
+budget before it saw it). A record still being written when the budget ends is kept (the items
 are shown: the write is under way). A store that hangs ties up at most ``_THREADS`` threads; past
 that, capped slots go out empty at once.
 
@@ -27,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -191,17 +193,28 @@ async def apply_caps(
     unknown = {s: c for s, c in capped.items() if s not in counts}
     if not unknown:
         return apply_frequency_caps(slots, counts, runtime.settings.slots)  # nothing to show or record
+    # The read counts when it answered within the budget, even if the event loop was held past it
+    # meanwhile (a stall: the loop then ran the budget's timeout before it saw the answer).
+    in_time_until = time.monotonic() + max(0.0, budget_end - anyio.current_time())
+    answered: list[dict[str, tuple[int, datetime | None]]] = []
+
+    def read_counts() -> dict[str, tuple[int, datetime | None]]:
+        found = _count_shown(runtime, customer_ref, unknown, now)
+        if time.monotonic() <= in_time_until:
+            answered.append(found)
+        return found
+
     with anyio.CancelScope(deadline=budget_end) as wait:
         try:
-            read = await host_threads.run_sync(
-                _count_shown, runtime, customer_ref, unknown, now, abandon_on_cancel=True
-            )
+            read = await host_threads.run_sync(read_counts, abandon_on_cancel=True)
         except Exception as exc:
             _UNAVAILABLE(f"{type(exc).__name__}: {exc}")
             return _without_capped(slots, runtime)
     if wait.cancelled_caught:
-        _UNAVAILABLE("it did not answer within the home page's budget")
-        return _without_capped(slots, runtime)
+        if not answered:
+            _UNAVAILABLE("it did not answer within the home page's budget")
+            return _without_capped(slots, runtime)
+        read = answered[0]
     for slot, (count, until) in read.items():
         counts[slot] = count
         if until is not None:
