@@ -127,6 +127,30 @@ def test_a_scrape_of_one_worker_reports_every_worker(tmp_path: Path) -> None:
     assert _samples(two.share.render()) == samples
 
 
+def test_http_requests_add_up_across_workers(tmp_path: Path) -> None:
+    """Requests by route, method and status, and their latency histogram, of two workers add up in a
+    scrape of either."""
+    one, two = _Worker(tmp_path, os.getpid()), _Worker(tmp_path, os.getppid())
+    for seconds in (0.02, 0.3):
+        one.metrics.observe_request("/v1/home", "GET", 200, seconds)
+    one.metrics.observe_request("/v1/home", "GET", 429, 0.001)
+    two.metrics.observe_request("/v1/home", "GET", 200, 0.45)
+    two.metrics.observe_request("unmatched", "GET", 404, 0.001)
+    two.share.flush()
+    samples = _samples(one.share.render())
+    home = frozenset({("route", "/v1/home"), ("method", "GET")})
+    requests = "fulcrum_http_requests_total"
+    assert samples[(requests, home | {("status", "200")})] == 3
+    assert samples[(requests, home | {("status", "429")})] == 1
+    assert samples[(requests, frozenset({("route", "unmatched"), ("method", "GET"), ("status", "404")}))] == 1
+    assert samples[("fulcrum_http_request_seconds_count", home)] == 4
+    assert samples[("fulcrum_http_request_seconds_sum", home)] == pytest.approx(0.771)
+    assert samples[("fulcrum_http_request_seconds_bucket", home | {("le", "0.3")})] == 3
+    assert samples[("fulcrum_http_request_seconds_bucket", home | {("le", "0.4")})] == 3
+    assert samples[("fulcrum_http_request_seconds_bucket", home | {("le", "0.5")})] == 4
+    assert _samples(two.share.render()) == samples
+
+
 def test_tasks_plugins_left_behind_add_up_across_workers(tmp_path: Path) -> None:
     """``fulcrum_plugin_leftover_tasks_total`` of two workers adds up in a scrape of either, as the
     call counts do, and stays when one of them is gone."""
@@ -318,6 +342,8 @@ def test_the_app_answers_a_scrape_for_every_worker_sharing_its_directory(
     samples = _samples(response.text)
     assert samples[_ok("good")] == 41
     assert samples[_state("good", "closed")] == 1
+    home = frozenset({("route", "/v1/home"), ("method", "GET"), ("status", "200")})
+    assert samples[("fulcrum_http_requests_total", home)] == 1
 
 
 def test_a_worker_given_a_gone_workers_pid_adds_to_its_counts(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ from fulcrum_core.dispatch.shared import SharedBreakers
 from fulcrum_core.dispatch.stalls import StallWatch
 from fulcrum_core.errors import problem_details_plugin
 from fulcrum_core.observability import setup as observability
+from fulcrum_core.observability.requests import CountsRequests
 from fulcrum_core.plugins import get_plugin_manager
 from fulcrum_core.problem_types import problem_base
 from fulcrum_core.registry_host import attach_registry, registry_of
@@ -151,6 +152,11 @@ SHARED_BREAKERS = "dispatch.shared_breakers"
 """``runtime.extras`` key of the :class:`SharedBreakers` (present when Redis is configured)."""
 
 
+class _App(CountsRequests, HeadAsGet):
+    """The host's litestar application: every request counted (``observability/requests.py``) as it
+    arrives, before HEAD is answered as GET (``api/head.py``)."""
+
+
 def create_app(settings: Settings, *, runtime: Runtime | None = None, debug: bool = False) -> Litestar:
     """The litestar app for ``settings``; pass a prebuilt ``runtime`` to control its parts."""
     observability.start_logging(settings)
@@ -178,7 +184,7 @@ def _app(settings: Settings, rt: Runtime, *, debug: bool) -> Litestar:
         rt.dispatcher.resilience,
         observability.runtime_metrics(rt),
     )
-    app = HeadAsGet(
+    app = _App(
         route_handlers=list(routers()),
         middleware=[
             *observability.middleware_before_auth(rt),
@@ -227,6 +233,7 @@ def _app(settings: Settings, rt: Runtime, *, debug: bool) -> Litestar:
         debug=debug,
     )
     app.state.runtime = rt
+    app.request_metrics = observability.runtime_metrics(rt)
     _refuse_loose_public_flags(app)
     document_input_problems(app)
     document_security(app)

@@ -20,7 +20,10 @@ class HeadAsGet(Litestar):
         if scope["type"] != "http" or scope["method"] != "HEAD":
             await super().__call__(scope, receive, send)
             return
-        await super().__call__({**scope, "method": "GET"}, receive, _headers_only(send))  # type: ignore[arg-type]
+        as_get = {**scope, "method": "GET"}  # a copy: the server reads the method as HEAD to send no body
+        await super().__call__(as_get, receive, _headers_only(send))  # type: ignore[arg-type]
+        if "path_template" in as_get:  # the route litestar matched, for what counts requests outside
+            scope["path_template"] = as_get["path_template"]
 
 
 def _headers_only(send: Send) -> Send:

@@ -7,7 +7,8 @@ when ``/metrics`` is scraped. prometheus_client's own ``Histogram`` takes a lock
 buckets in Python on every observation, which measured as the largest part of the dispatcher's
 per-call cost (``bench/README.md``); a single-threaded bisect into a list does the same job for
 a fraction of it. Breaker states are read from the dispatcher's guards at scrape time, so a
-breaker that has not changed for hours still shows.
+breaker that has not changed for hours still shows. The app's HTTP requests are counted alike, through
+:meth:`Metrics.observe_request` (``requests.py`` says which and how).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ __all__ = [
     "CONTENT_TYPE",
     "LATENCY_HELP",
     "LEFTOVERS_HELP",
+    "REQUESTS_HELP",
+    "REQUEST_BUCKETS",
+    "REQUEST_LATENCY_HELP",
     "STALLED_HELP",
     "STALLS_HELP",
     "Metrics",
@@ -41,6 +45,10 @@ Prometheus reads the scrape's ``Content-Type`` with) refuses the header."""
 CALL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Latency bucket upper bounds in seconds, with edges at the default deadlines (150 ms, 300 ms, 5 s)."""
 
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
+"""HTTP request latency bucket upper bounds in seconds: fine up to and around the home page's 400 ms
+budget (a p99 near it is read between 0.3, 0.4 and 0.5), an edge at the transaction's 5 s deadline."""
+
 LATENCY_HELP = "Duration of plugin hook calls that ran, by plugin and hook."
 CALLS_HELP = "Plugin hook calls by outcome: ok, error, timeout, invalid, rejected, breaker_open."
 LEFTOVERS_HELP = (
@@ -52,6 +60,11 @@ STALLS_HELP = (
     " or unknown (no sample caught the code)."
 )
 STALLED_HELP = "Seconds the event loop was held in stalls of loop_stall_ms or more, by culprit."
+REQUESTS_HELP = "HTTP requests answered, by route template (or unmatched), method and status."
+REQUEST_LATENCY_HELP = (
+    "Duration of HTTP requests, from the app receiving one to its last byte sent, by route template"
+    " and method."
+)
 BREAKER_HELP = (
     "Circuit breaker state per plugin and hook: how many workers' breakers are in that state"
     " (one worker: 1 for its current state, 0 otherwise)."
@@ -72,6 +85,18 @@ class _Latency:
         self.ok = 0
 
 
+class _Requests:
+    """One route × method histogram of request durations (the last bucket is +Inf), its sum, and its
+    requests by status."""
+
+    __slots__ = ("buckets", "statuses", "total")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(REQUEST_BUCKETS) + 1)
+        self.total = 0.0
+        self.statuses: dict[int, int] = {}
+
+
 class _CallCollector(Collector):
     """``fulcrum_plugin_call_seconds`` and ``fulcrum_plugin_calls_total`` from a :class:`Metrics`."""
 
@@ -85,11 +110,8 @@ class _CallCollector(Collector):
             labels=["plugin", "hook"],
         )
         for (plugin, hook), series in sorted(self._metrics.latency.items()):
-            running, cumulative = 0, []
-            for bound, count in zip((*CALL_BUCKETS, float("inf")), series.buckets, strict=True):
-                running += count
-                cumulative.append((_bound(bound), float(running)))
-            latency.add_metric([plugin, hook], cumulative, sum_value=series.total)
+            buckets = _cumulative(CALL_BUCKETS, series.buckets)
+            latency.add_metric([plugin, hook], buckets, sum_value=series.total)
         yield latency
         calls = CounterMetricFamily(
             "fulcrum_plugin_calls",
@@ -116,8 +138,39 @@ class _CallCollector(Collector):
         yield stalled
 
 
+def _cumulative(bounds: tuple[float, ...], buckets: list[int]) -> list[tuple[str, float]]:
+    """A histogram's ``le`` buckets from per-bucket counts (the last one +Inf)."""
+    running, cumulative = 0, []
+    for bound, count in zip((*bounds, float("inf")), buckets, strict=True):
+        running += count
+        cumulative.append((_bound(bound), float(running)))
+    return cumulative
+
+
 def _bound(value: float) -> str:
     return "+Inf" if value == float("inf") else repr(value)
+
+
+class _RequestCollector(Collector):
+    """``fulcrum_http_request_seconds`` and ``fulcrum_http_requests_total`` from a :class:`Metrics`."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        latency = HistogramMetricFamily(
+            "fulcrum_http_request_seconds", REQUEST_LATENCY_HELP, labels=["route", "method"]
+        )
+        for (route, method), series in sorted(self._metrics.requests.items()):
+            buckets = _cumulative(REQUEST_BUCKETS, series.buckets)
+            latency.add_metric([route, method], buckets, sum_value=series.total)
+        yield latency
+        requests = CounterMetricFamily(
+            "fulcrum_http_requests", REQUESTS_HELP, labels=["route", "method", "status"]
+        )
+        for key, count in sorted(self._metrics.request_counts().items()):
+            requests.add_metric(list(key), float(count))
+        yield requests
 
 
 class _BreakerCollector(Collector):
@@ -153,7 +206,10 @@ class Metrics:
         self.stalls: dict[str, tuple[int, float]] = {}
         # The same _Latency objects by hook, then plugin: the hot path looks up plain strings.
         self._by_hook: dict[str, dict[str, _Latency]] = {}
+        # HTTP requests by (route template, method) (``requests.py``).
+        self.requests: dict[tuple[str, str], _Requests] = {}
         self.registry.register(_CallCollector(self))
+        self.registry.register(_RequestCollector(self))
 
     def call_counts(self) -> dict[tuple[str, str, str], int]:
         """Calls by (plugin, hook, outcome), ok included."""
@@ -162,6 +218,14 @@ class Metrics:
             if series.ok:
                 counts[(plugin, hook, "ok")] = series.ok
         return counts
+
+    def request_counts(self) -> dict[tuple[str, str, str], int]:
+        """HTTP requests by (route, method, status), the status as its label value."""
+        return {
+            (route, method, str(status)): count
+            for (route, method), series in self.requests.items()
+            for status, count in series.statuses.items()
+        }
 
     def _series(self, plugin: str, hook: str) -> _Latency:
         by_plugin = self._by_hook.get(hook)
@@ -210,6 +274,16 @@ class Metrics:
         """Count one stall of the event loop that ``culprit``'s code held ``seconds`` (on its thread)."""
         count, total = self.stalls.get(culprit, (0, 0.0))
         self.stalls[culprit] = (count + 1, total + seconds)
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one HTTP request answered with ``status`` after ``seconds`` (on the event loop's thread)."""
+        series = self.requests.get((route, method))
+        if series is None:
+            series = self.requests[(route, method)] = _Requests()
+        statuses = series.statuses
+        statuses[status] = statuses.get(status, 0) + 1
+        series.buckets[bisect_left(REQUEST_BUCKETS, seconds)] += 1
+        series.total += seconds
 
     def render(self) -> bytes:
         """Every metric in the Prometheus text format."""

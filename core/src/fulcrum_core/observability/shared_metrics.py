@@ -4,10 +4,10 @@ Behind one port (``fulcrum serve --workers N``, or several ``--reuse-port`` proc
 whichever worker accepts it, so per-worker counts would jump between scrapes. Each worker therefore
 writes its counts in prometheus_client's multi-process files (``counter_<pid>.db``,
 ``histogram_<pid>.db``, ``gauge_livesum_<pid>.db``), and any worker answers a scrape with
-prometheus_client's ``MultiProcessCollector`` merge of every file. The dispatcher keeps counting in
-plain lists on the loop thread (``metrics.py``); they are copied to the files every
-``metrics_share_seconds`` and right before the worker answers a scrape, so another worker's calls show
-within that interval.
+prometheus_client's ``MultiProcessCollector`` merge of every file. The dispatcher and the app's entry
+(HTTP requests, ``requests.py``) keep counting in plain lists on the loop thread (``metrics.py``); they
+are copied to the files every ``metrics_share_seconds`` and right before the worker answers a scrape, so
+another worker's calls and requests show within that interval.
 
 Counts of a worker that stopped stay, so totals never go back when a worker is replaced: a worker
 given the pid of a gone one (the kernel reuses pids) first moves that one's count files aside, and when
@@ -50,6 +50,9 @@ from fulcrum_core.observability.metrics import (
     CALLS_HELP,
     LATENCY_HELP,
     LEFTOVERS_HELP,
+    REQUEST_BUCKETS,
+    REQUEST_LATENCY_HELP,
+    REQUESTS_HELP,
     STALLED_HELP,
     STALLS_HELP,
     Metrics,
@@ -81,11 +84,23 @@ _SAMPLES = {  # sample → its file, metric, label names and help text
     "fulcrum_event_loop_stalled_seconds_total": (
         "counter", "fulcrum_event_loop_stalled_seconds", ["culprit"], STALLED_HELP
     ),
+    "fulcrum_http_request_seconds_bucket": (
+        "histogram", "fulcrum_http_request_seconds", ["route", "method", "le"], REQUEST_LATENCY_HELP
+    ),
+    "fulcrum_http_request_seconds_sum": (
+        "histogram", "fulcrum_http_request_seconds", ["route", "method"], REQUEST_LATENCY_HELP
+    ),
+    "fulcrum_http_requests_total": (
+        "counter", "fulcrum_http_requests", ["route", "method", "status"], REQUESTS_HELP
+    ),
     "fulcrum_breaker_state": (
         "gauge_livesum", "fulcrum_breaker_state", ["plugin", "hook", "state"], BREAKER_HELP
     ),
 }
 _LE = tuple(floatToGoString(bound) for bound in (*CALL_BUCKETS, float("inf")))  # type: ignore[no-untyped-call]
+_REQUEST_LE = tuple(
+    floatToGoString(bound) for bound in (*REQUEST_BUCKETS, float("inf"))  # type: ignore[no-untyped-call]
+)
 
 
 class MetricsShare:
@@ -175,6 +190,12 @@ class MetricsShare:
         for culprit, (stalls, seconds) in self._metrics.stalls.items():
             self._write("fulcrum_event_loop_stalls_total", (culprit,), float(stalls))
             self._write("fulcrum_event_loop_stalled_seconds_total", (culprit,), seconds)
+        for (route, method), requests in self._metrics.requests.items():
+            for le, count in zip(_REQUEST_LE, requests.buckets, strict=True):
+                self._write("fulcrum_http_request_seconds_bucket", (route, method, le), float(count))
+            self._write("fulcrum_http_request_seconds_sum", (route, method), requests.total)
+        for (route, method, status), count in self._metrics.request_counts().items():
+            self._write("fulcrum_http_requests_total", (route, method, status), float(count))
         for snap in self._breakers():
             plugin, _, hook = snap.name.partition(":")
             for each in BreakerState:
