@@ -44,12 +44,13 @@ def _requests(samples: _Samples) -> dict[tuple[str, str, str], float]:
 
 
 def test_requests_are_counted_by_route_template_method_and_status(make_app: Any) -> None:
-    """Pages, a 401, the rate limit's 429 and a 404 are counted under their route's template; a path no
+    """Pages, a 401, a 403, the rate limit's 429 and a 404 are counted under their route's template; a path no
     route matches is ``unmatched``, whatever its path; scrapes and health probes are not counted."""
     app = make_app(rate_limit=RateLimit(requests=2, window_seconds=60))
     token = app.token()
     assert [app.get("/v1/home", token=token).status_code for _ in range(3)] == [200, 200, 429]
     assert app.client.get("/v1/home").status_code == 401
+    assert app.get("/v1/home", token=app.token("synthetic-retiree", scopes=[])).status_code == 403
     assert app.get("/v1/pages/nobody/some/deep/path", token=app.token("synthetic-retiree")).status_code == 404
     assert app.client.get("/no/such/thing").status_code == 404
     assert app.client.get("/nor/this/one").status_code == 404
@@ -60,6 +61,7 @@ def test_requests_are_counted_by_route_template_method_and_status(make_app: Any)
         ("/v1/home", "GET", "200"): 2,
         ("/v1/home", "GET", "429"): 1,
         ("/v1/home", "GET", "401"): 1,
+        ("/v1/home", "GET", "403"): 1,
         ("/v1/pages/{plugin}/{path}", "GET", "404"): 1,
         ("unmatched", "GET", "404"): 2,
     }
