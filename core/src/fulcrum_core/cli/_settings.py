@@ -11,7 +11,7 @@ from fulcrum_core.settings import Settings, SettingsError, load_settings, misspe
 if TYPE_CHECKING:
     from fulcrum_core.data.db import Database
 
-__all__ = ["existing_database", "settings_for"]
+__all__ = ["existing_database", "require_key_file", "settings_for"]
 
 
 def settings_for(ctx: click.Context, *, dev_mode: bool | None = None) -> Settings:
@@ -45,3 +45,19 @@ def existing_database(settings: Settings, fix: str = _NO_DATABASE_FIX) -> Databa
     if missing is not None:
         raise click.ClickException(f"there is no database at {missing}: {fix}")
     return Database(url)
+
+
+def require_key_file(settings: Settings) -> None:
+    """One ``Error:`` line when the settings' state directory holds no signing keys: a command that signs
+    or manages keys never makes them there, since no server running elsewhere would know them."""
+    from pathlib import Path
+
+    from fulcrum_core.auth.keys import KEY_FILE_NAME
+
+    key_file = Path(settings.state_dir) / KEY_FILE_NAME
+    if not key_file.exists():
+        raise click.ClickException(
+            f"there are no signing keys at {key_file.resolve()}: the server makes them when it first starts "
+            "(`fulcrum demo`, `fulcrum serve`); run this where it runs, or set FULCRUM_STATE_DIR "
+            "(or state_dir in --config) to its state directory"
+        )

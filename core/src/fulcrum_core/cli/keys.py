@@ -10,13 +10,12 @@ made, unless told ``--now`` (whoever holds such a token or login is then signed 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 import msgspec
 
-from fulcrum_core.cli._settings import settings_for
+from fulcrum_core.cli._settings import require_key_file, settings_for
 
 if TYPE_CHECKING:
     from fulcrum_core.auth.keys import KeyStore
@@ -48,15 +47,9 @@ def keys() -> None:
 
 def _store(settings: Settings) -> KeyStore:
     """The state directory's key store; never creates a key file (no server would know its keys)."""
-    from fulcrum_core.auth.keys import KEY_FILE_NAME, KeyStore, SigningKeyError
+    from fulcrum_core.auth.keys import KeyStore, SigningKeyError
 
-    key_file = Path(settings.state_dir) / KEY_FILE_NAME
-    if not key_file.exists():
-        raise click.ClickException(
-            f"there are no signing keys at {key_file.resolve()}: the server makes them when it first starts "
-            "(`fulcrum demo`, `fulcrum serve`); run this where it runs, or set FULCRUM_STATE_DIR "
-            "(or state_dir in --config) to its state directory"
-        )
+    require_key_file(settings)
     try:
         return KeyStore.open(settings.state_dir)
     except SigningKeyError as exc:

@@ -8,12 +8,10 @@ exist it refuses rather than make new keys: no server running elsewhere would ac
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 from fulcrum_sdk.scopes import APP_SCOPES, SCOPES
 
-from fulcrum_core.cli._settings import settings_for
+from fulcrum_core.cli._settings import require_key_file, settings_for
 
 __all__ = ["token"]
 
@@ -96,16 +94,9 @@ def issue(
             param_hint="--ttl",
         )
     # Imported here, not at the top: the signer's libraries cost a second `token issue --help` need not pay.
-    from fulcrum_core.auth.keys import KEY_FILE_NAME
     from fulcrum_core.auth.tokens import TokenService
 
-    key_file = Path(settings.state_dir) / KEY_FILE_NAME
-    if not key_file.exists():
-        raise click.ClickException(
-            f"there are no signing keys at {key_file.resolve()}: the server makes them when it first starts "
-            "(`fulcrum demo`, `fulcrum serve`); run this where it runs, or set FULCRUM_STATE_DIR "
-            "(or state_dir in --config) to its state directory"
-        )
+    require_key_file(settings)
     service = TokenService.from_settings(settings)
     try:
         if customer is not None:
