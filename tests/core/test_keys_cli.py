@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -198,3 +199,33 @@ def test_a_key_whose_successor_has_no_recorded_time_is_replaced_by_the_next_reco
     assert code == 1
     assert "(not recorded)" in err
     assert _keys(config, "retire", a, "--now")[0] == 0
+
+
+def _key_whose_kid_begins(prefix: str) -> Any:
+    from joserfc.jwk import ECKey
+
+    while True:
+        key = ECKey.generate_key("P-256", parameters={"alg": "ES256", "use": "sig"}, auto_kid=True)
+        if key.kid.startswith(prefix):
+            return key
+
+
+@pytest.mark.parametrize("prefix", ["-", "-h"])
+def test_a_kid_that_begins_with_a_dash_is_retired_by_name(
+    config: Path, settings: Settings, prefix: str
+) -> None:
+    """A kid is a base64url thumbprint, so one in 64 begins with '-' (and one in 4096 with '-h', the
+    short help option): ``retire`` takes it as the key to retire, not as an option (it was refused as
+    unknown, or printed the help and retired nothing), and ``--now`` still works beside it."""
+    dashed = _key_whose_kid_begins(prefix)
+    path = Path(settings.state_dir) / KEY_FILE_NAME
+    body = json.loads(path.read_text())
+    body["keys"].insert(0, dashed.as_dict(private=True))
+    body["created_at"][dashed.kid] = int(time.time()) - 7200
+    path.write_text(json.dumps(body))
+    code, out, err = _keys(config, "retire", str(dashed.kid))
+    assert code == 1, (out, err)  # refused for its age: the key after it was made just now
+    assert "may still be valid" in err
+    code, _, err = _keys(config, "retire", str(dashed.kid), "--now")
+    assert code == 0, err
+    assert dashed.kid not in {k["kid"] for k in _listed(config)}

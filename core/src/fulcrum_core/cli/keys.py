@@ -145,7 +145,9 @@ def rotate(ctx: click.Context) -> None:
     click.echo(kid)
 
 
-@keys.command("retire")
+# A kid is a base64url thumbprint and may begin with "-" (or "-h"): it is taken as the argument, never
+# as an option, so this command knows no short options (its help is --help alone).
+@keys.command("retire", context_settings={"ignore_unknown_options": True, "help_option_names": ["--help"]})
 @click.argument("kid")
 @click.option(
     "--now", is_flag=True,
