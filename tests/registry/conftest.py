@@ -188,3 +188,23 @@ def approve(registry: RegistryService) -> Callable[..., Any]:
 def manifest() -> Callable[..., dict[str, Any]]:
     """The manifest factory: ``manifest(hooks=[...])`` is a passing manifest with keys replaced."""
     return base_manifest
+
+
+def platform_registry(db: Any, tmp_path: Path, clock: Any) -> RegistryService:
+    """The registry over the migrated platform database ``db`` (each backend), with two publishers: the
+    department ``pension-dept`` and the partner ``fund-partner``."""
+    from sqlalchemy.orm import sessionmaker
+
+    service = RegistryService(
+        sessionmaker(bind=db.engine, expire_on_commit=False),
+        tmp_path / "artifacts",
+        clock,
+        read_session_factory=sessionmaker(bind=db.reader, expire_on_commit=False),
+        sdk_version="0.2.0",
+    )
+    for pid, kind in (("pension-dept", "department"), ("fund-partner", "partner")):
+        service.create_publisher(
+            {"id": pid, "name": f"{pid} 发布方", "kind": kind, "contact": f"ops@{pid}.example"},
+            actor="platform",
+        )
+    return service

@@ -10,7 +10,8 @@ import pytest
 from fulcrum_core.data.db import Database
 from fulcrum_registry import InvalidInput, RegistryService
 from sqlalchemy import event
-from sqlalchemy.orm import sessionmaker
+
+from .conftest import platform_registry
 
 Submit = Callable[..., Any]
 Approve = Callable[..., Any]
@@ -21,19 +22,7 @@ _HIGH = {"slot:home.notice": "show notices", "pension:read": "read the pension b
 @pytest.fixture
 def registry(db: Database, tmp_path: Path, clock: Any) -> RegistryService:
     """The registry over the migrated platform database (each backend), with two publishers."""
-    service = RegistryService(
-        sessionmaker(bind=db.engine, expire_on_commit=False),
-        tmp_path / "artifacts",
-        clock,
-        read_session_factory=sessionmaker(bind=db.reader, expire_on_commit=False),
-        sdk_version="0.2.0",
-    )
-    for pid, kind in (("pension-dept", "department"), ("fund-partner", "partner")):
-        service.create_publisher(
-            {"id": pid, "name": f"{pid} 发布方", "kind": kind, "contact": f"ops@{pid}.example"},
-            actor="platform",
-        )
-    return service
+    return platform_registry(db, tmp_path, clock)
 
 
 class Queue:
