@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -186,3 +187,78 @@ def test_readyz_stays_ready_on_a_database_a_newer_release_migrated(make_app: Any
     app = make_app()
     _stamp(app, "f" * 12)
     assert app.client.get("/readyz").status_code == 200
+
+
+def _data_threads_held(monkeypatch: pytest.MonkeyPatch, timeout_s: float) -> tuple[threading.Event, Any]:
+    """Give /readyz's check a data thread pool of one thread, held until the returned event is set (as
+    calls hung in the database or a bank hold every data thread); the check's timeout is ``timeout_s``."""
+    from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool
+
+    monkeypatch.setattr(health, "READY_DB_TIMEOUT_S", timeout_s)
+    pool = DaemonThreadPool(1, "held")
+    release = threading.Event()
+    pool.submit(release.wait)
+
+    async def in_the_held_pool(
+        function: Callable[..., Any], *args: Any, abandon_on_cancel: bool = False
+    ) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(function, *args))
+
+    monkeypatch.setattr(health.host_threads, "run_sync", in_the_held_pool)
+    return release, pool
+
+
+def test_readyz_names_data_threads_that_never_started_the_check(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch, log_records: Callable[[str], list[logging.LogRecord]]
+) -> None:
+    """Every data thread held past the check's timeout: /readyz is a 503 saying no thread was free to ask
+    the database (logged), not that the database did not answer; the queued check never runs later."""
+    app = make_app()
+    records = log_records("fulcrum.api")
+    asked: list[bool] = []
+    monkeypatch.setattr(health, "_ping", lambda runtime: asked.append(True))
+    release, pool = _data_threads_held(monkeypatch, 0.3)
+    response = app.client.get("/readyz")
+    release.set()
+    pool.submit(lambda: None).result(10)
+    pool.shutdown()
+    reason = (
+        "data threads: none free within 0.3 s to check the database "
+        f"(all {health.host_threads.DATA_THREADS} 'fulcrum-data' threads are busy)"
+    )
+    assert (response.status_code, response.json()["reasons"]) == (503, [reason])
+    assert f"readiness: {reason}" in [r.getMessage() for r in records]
+    assert asked == []
+
+
+def test_readyz_times_the_database_from_when_its_check_began(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check that waited half its timeout for a data thread gives the database its whole timeout from
+    there: an answer after three quarters of it is ready, though later than the timeout after the probe
+    came. One slower than its timeout from when it began is still a 503 blaming the database."""
+    app = make_app()
+    ping = health._ping
+    timeout_s = 3.0
+
+    def answers_after(seconds: float) -> Callable[[Any], Any]:
+        def answer(runtime: Any) -> Any:
+            time.sleep(seconds)
+            return ping(runtime)
+
+        return answer
+
+    monkeypatch.setattr(health, "_ping", answers_after(0.75 * timeout_s))
+    release, pool = _data_threads_held(monkeypatch, timeout_s)
+    threading.Timer(0.5 * timeout_s, release.set).start()
+    ready = app.client.get("/readyz")
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+
+    release, held = _data_threads_held(monkeypatch, timeout_s / 3)
+    monkeypatch.setattr(health, "_ping", answers_after(0.5 * timeout_s))
+    release.set()
+    late = app.client.get("/readyz")
+    held.shutdown()
+    pool.shutdown()
+    assert late.status_code == 503
+    assert late.json()["reasons"] == [f"database: no answer to SELECT 1 within {timeout_s / 3:g} s"]

@@ -34,8 +34,8 @@ from anyio.lowlevel import RunVar
 from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool
 
 __all__ = [
-    "BOUNDED_DATA_THREADS", "DATA_THREADS", "HOST_THREADS", "METRICS_THREADS", "for_metrics", "run_sync",
-    "to_thread",
+    "BOUNDED_DATA_THREADS", "DATA_POOL", "DATA_THREADS", "HOST_THREADS", "METRICS_THREADS", "for_metrics",
+    "run_sync", "to_thread",
 ]
 
 HOST_THREADS: Final = 32
@@ -61,6 +61,9 @@ for the calls that bound nothing themselves (OAuth, storage writes, the readines
 reads), beside every place of those that do (:data:`BOUNDED_DATA_THREADS`). Smaller, a database or bank
 that hangs the bounded reads (32 storage and 16 consent reads fill 40) left no thread for the token
 endpoint or the readiness ping, which those bounds were meant to keep apart. Threads start as needed."""
+
+DATA_POOL: Final = "fulcrum-data"
+"""The name of the data threads (:func:`run_sync`), which their threads' names begin with."""
 
 _T = TypeVar("_T")
 _HOST: RunVar[DaemonThreadPool] = RunVar("fulcrum_host_threads")
@@ -104,4 +107,4 @@ async def run_sync(function: Callable[..., _T], *args: Any, abandon_on_cancel: b
     """What ``anyio.to_thread.run_sync`` does (the context variables follow the call; an anyio cancel
     scope waits for the thread unless ``abandon_on_cancel``), in one of the host's daemon threads."""
     call = functools.partial(function, *args)
-    return await _run(_pool(_DATA, DATA_THREADS, "fulcrum-data"), call, abandon_on_cancel=abandon_on_cancel)
+    return await _run(_pool(_DATA, DATA_THREADS, DATA_POOL), call, abandon_on_cancel=abandon_on_cancel)

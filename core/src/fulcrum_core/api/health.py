@@ -8,6 +8,7 @@ configuration, so taking it out of the load balancer would only turn a config ty
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, Literal
@@ -75,6 +76,65 @@ def _revisions(runtime: Runtime) -> tuple[str, frozenset[str]]:
     return found
 
 
+async def _database_reason(runtime: Runtime) -> str | None:
+    """Why the database cannot serve, or ``None``, from :func:`_ping` in a data thread.
+
+    Two waits of ``READY_DB_TIMEOUT_S`` each, so a busy host is not read as a database outage: one for
+    a data thread to start the check (every thread held, by calls hung in the database or a bank, is
+    reported as such and logged: the database was not asked), then one for the database, timed from
+    when the check began. An answer that came within its wait counts even if the event loop was held
+    meanwhile (a stall the stall watch reports); the database is blamed only for its own lateness.
+    """
+    loop = asyncio.get_running_loop()
+    began = asyncio.Event()
+    queued = time.monotonic()
+    began_at: list[float] = []
+    answered: list[tuple[str | None, float]] = []
+
+    def ping() -> str | None:
+        began_at.append(time.monotonic())
+        loop.call_soon_threadsafe(began.set)
+        # A failure is an answer too: one that came while the event loop was held is named, not
+        # reported as no answer at all.
+        try:
+            found = _ping(runtime)
+        except Exception as exc:
+            log.warning("readiness: database check failed: %s", exc)
+            found = f"database: {type(exc).__name__}"
+        answered.append((found, time.monotonic() - began_at[0]))
+        return found
+
+    check = asyncio.ensure_future(host_threads.run_sync(ping, abandon_on_cancel=True))
+    check.add_done_callback(lambda _: began.set())  # the pool may refuse it without starting it
+    try:
+        with anyio.move_on_after(READY_DB_TIMEOUT_S):
+            await began.wait()
+        if (failed := _refused(check)) is not None:
+            return failed
+        if not began_at or began_at[0] - queued > READY_DB_TIMEOUT_S:
+            reason = (
+                f"data threads: none free within {READY_DB_TIMEOUT_S:g} s to check the database "
+                f"(all {host_threads.DATA_THREADS} {host_threads.DATA_POOL!r} threads are busy)"
+            )
+            log.warning("readiness: %s", reason)
+            return reason
+        with anyio.move_on_after(began_at[0] + READY_DB_TIMEOUT_S - time.monotonic()):
+            await asyncio.wait([check])
+        if answered and answered[0][1] <= READY_DB_TIMEOUT_S:
+            return answered[0][0]
+        return f"database: no answer to SELECT 1 within {READY_DB_TIMEOUT_S:g} s"
+    finally:
+        check.cancel()  # a check still queued never runs; one running is left to end in its thread
+
+
+def _refused(check: asyncio.Future[str | None]) -> str | None:
+    """The reason, logged, if the data threads failed ``check`` without running it (a pool shut down)."""
+    if not check.done() or check.cancelled() or (failed := check.exception()) is None:
+        return None
+    log.warning("readiness: database check failed: %s", failed)
+    return f"database: {type(failed).__name__}"
+
+
 @get("/healthz", opt={"public": True}, tags=["operations"], summary="Liveness")
 async def healthz() -> Health:
     """200 whenever the process can answer at all."""
@@ -95,36 +155,8 @@ async def readyz(request: Request[Any, Any, Any]) -> Health:
     unready = getattr(runtime.plugins, "unready_reason", None)
     if unready:
         reasons.append(f"plugins: {unready}")
-    answered: list[tuple[str | None, float]] = []
-    started = time.monotonic()
-
-    def ping() -> str | None:
-        # A failure is an answer too: one that came while the event loop was held is named, not
-        # reported as no answer at all.
-        try:
-            found = _ping(runtime)
-        except Exception as exc:
-            log.warning("readiness: database check failed: %s", exc)
-            found = f"database: {type(exc).__name__}"
-        answered.append((found, time.monotonic() - started))
-        return found
-
-    try:
-        with anyio.fail_after(READY_DB_TIMEOUT_S):
-            behind = await host_threads.run_sync(ping, abandon_on_cancel=True)
-        if behind is not None:
-            reasons.append(behind)
-    except TimeoutError:
-        # The event loop may have been held (a stall the stall watch reports) while the database
-        # answered in time: that answer counts; the database is blamed only for its own lateness.
-        if answered and answered[0][1] <= READY_DB_TIMEOUT_S:
-            if answered[0][0] is not None:
-                reasons.append(answered[0][0])
-        else:
-            reasons.append(f"database: no answer to SELECT 1 within {READY_DB_TIMEOUT_S:g} s")
-    except Exception as exc:
-        log.warning("readiness: database check failed: %s", exc)
-        reasons.append(f"database: {type(exc).__name__}")
+    if (database := await _database_reason(runtime)) is not None:
+        reasons.append(database)
     if reasons:
         raise ServiceUnavailable("not ready: " + "; ".join(reasons), code="not-ready", reasons=reasons)
     store = branch_store_of(runtime)
