@@ -15,12 +15,7 @@ from fulcrum_core.dispatch.breaker import (
 )
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock, MonotonicClock, VirtualClock
 
-CLOSED, OPEN, HALF_OPEN, FORCED_OPEN = (
-    BreakerState.CLOSED,
-    BreakerState.OPEN,
-    BreakerState.HALF_OPEN,
-    BreakerState.FORCED_OPEN,
-)
+CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 FAST = 0.01  # well under the slow-call duration below
 SLOW = 0.5  # over it
 
@@ -444,23 +439,15 @@ def test_raising_listener_does_not_break_the_breaker(
     assert any("listener" in r.getMessage() for r in caplog.records)
 
 
-# ---- kill switch and reset ------------------------------------------------------------------------
+# ---- reset ----------------------------------------------------------------------------------------
 
 
-def test_forced_open_rejects_everything_until_reset(
-    breaker: CircuitBreaker, clock: VirtualClock, recorder: Recorder
-) -> None:
-    """FORCED_OPEN rejects calls regardless of time, ignores results, and reset() closes it."""
-    breaker.force_open()
-    breaker.force_open()
-    clock.advance(1e9)
-    assert not breaker.try_acquire()
-    breaker.on_success(FAST)
-    assert breaker.state is FORCED_OPEN
-    breaker.reset()
-    assert breaker.state is CLOSED
-    assert breaker.try_acquire()
-    assert recorder.path == [(CLOSED, FORCED_OPEN), (FORCED_OPEN, CLOSED)]
+def test_a_breaker_has_no_state_only_an_operator_could_reach() -> None:
+    """Closed, open and half open are the states, all reached by calls (or another worker's opening):
+    nothing in the product forced a breaker open, so no such state is kept or exported. The kill switch
+    for a plugin is the registry's suspension, on every worker."""
+    assert [state.value for state in BreakerState] == ["closed", "open", "half_open"]
+    assert not hasattr(CircuitBreaker, "force_open")
 
 
 def test_reset_from_open_closes_with_an_empty_window(breaker: CircuitBreaker, recorder: Recorder) -> None:
@@ -666,7 +653,7 @@ def test_admits_in_counts_down_the_open_wait(breaker: CircuitBreaker, clock: Vir
     assert breaker.admits_in() == pytest.approx(10.0)
     clock.advance(15.0)
     assert breaker.admits_in() == 0.0
-    breaker.force_open()
+    assert breaker.try_acquire()  # HALF_OPEN: waits for its probes, not for the clock
     assert breaker.admits_in() == 0.0
 
 
@@ -700,7 +687,7 @@ def test_trip_sends_a_half_open_breaker_back_to_open(
     assert not breaker.try_acquire()
 
 
-def test_trip_leaves_an_open_or_forced_open_breaker_as_it_is(
+def test_trip_leaves_an_open_breaker_as_it_is(
     breaker: CircuitBreaker, clock: VirtualClock, recorder: Recorder
 ) -> None:
     trip(breaker)
@@ -709,10 +696,7 @@ def test_trip_leaves_an_open_or_forced_open_breaker_as_it_is(
     assert not breaker.trip()
     clock.advance(SMALL.wait_duration_in_open_state_s - 10.0)
     assert breaker.try_acquire()  # the wait was not restarted
-    breaker.force_open()
-    assert not breaker.trip()
-    assert breaker.state is FORCED_OPEN
-    assert len(recorder.events) == opened + 2  # HALF_OPEN, FORCED_OPEN; no trip
+    assert len(recorder.events) == opened + 1  # HALF_OPEN; no trip
 
 
 @pytest.mark.parametrize("hold", [0.5, -1.0, math.nan])

@@ -255,7 +255,7 @@ def test_open_probe_fail_open_again_then_close(clock: VirtualClock) -> None:
 
 
 def test_operator_controls_work_on_it(clock: VirtualClock) -> None:
-    """Another worker's opening (open_for), the kill switch and reset behave as on the count-based one."""
+    """Another worker's opening (open_for), trip and reset behave as on the count-based one."""
     breaker = _breaker(clock)
     _fail(breaker, 2)
     assert breaker.open_for(5.0)
@@ -263,9 +263,9 @@ def test_operator_controls_work_on_it(clock: VirtualClock) -> None:
     clock.advance(5)
     _succeed(breaker, 2)
     assert breaker.state is CLOSED
-    breaker.force_open()
+    assert breaker.trip()
     assert not breaker.try_acquire()
-    assert breaker.snapshot().state is BreakerState.FORCED_OPEN
+    assert breaker.snapshot().state is BreakerState.OPEN
     breaker.reset()
     assert breaker.state is CLOSED
     assert breaker.snapshot().buffered_calls == 0

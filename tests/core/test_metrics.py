@@ -63,6 +63,9 @@ def test_breaker_open_is_its_own_outcome_and_state(make_app: Any, kit: Any) -> N
     assert samples[("fulcrum_plugin_call_seconds_count", frozenset(labels))] == 1
     assert samples[("fulcrum_breaker_state", frozenset({*labels, ("state", "open")}))] == 1
     assert samples[("fulcrum_breaker_state", frozenset({*labels, ("state", "closed")}))] == 0
+    # Only the states a breaker reaches are exported (no "forced_open" that nothing sets).
+    states = {dict(key[1])["state"] for key in samples if key[0] == "fulcrum_breaker_state"}
+    assert states == {"closed", "open", "half_open"}
 
 
 @pytest.mark.parametrize(("who", "status"), [("customer", 403), ("nobody", 401)])

@@ -1030,7 +1030,7 @@ async def test_reconciliation_that_cannot_ask_the_plugin_leaves_the_row_unknown(
     if why == "boom":
         shop.override = "boom"
     else:
-        service._dispatcher.resilience.get("shop", "execute_transaction").breaker.force_open()  # type: ignore[attr-defined]
+        service._dispatcher.resilience.get("shop", "execute_transaction").breaker.trip()  # type: ignore[attr-defined]
     not_asked: dict[str, str] = {}
     assert await service.resolve_unknown(not_asked=not_asked) == [(rows(db)[0].id, "unknown")]
     # A refused call never reached the plugin: said so (reconcile printed "asked again"); one that
@@ -1145,7 +1145,7 @@ def _refuse_without_calling(service: TransactionService, why: str) -> Callable[[
     happens between the checks and the call; returns the undo."""
     guard = service._dispatcher.resilience.get("shop", "execute_transaction")  # type: ignore[attr-defined]
     if why == "breaker_open":
-        guard.breaker.force_open()
+        guard.breaker.trip()
         return guard.breaker.reset  # type: ignore[no-any-return]
     held = 0
     journal_pending = service.journal.insert_pending

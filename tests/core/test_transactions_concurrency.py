@@ -188,7 +188,7 @@ def test_twenty_concurrent_retries_of_a_transaction_never_run_execute_it_once(
     service, calls = race_service
     body = b'{"type": "race.pay", "params": {"amount_fen": 5000}}'
     breaker = service._dispatcher.resilience.get("race", "execute_transaction").breaker  # type: ignore[attr-defined]
-    breaker.force_open()
+    breaker.trip()
     refused = asyncio.run(service.submit(CUSTOMER, "same-key", body, client_id=APP))
     assert refused.status_code == 503
     breaker.reset()

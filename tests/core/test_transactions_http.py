@@ -347,7 +347,7 @@ def test_a_503_the_plugin_never_saw_says_when_to_retry_and_the_same_key_then_run
     body, once the breaker lets calls through, runs the transaction (201, the same id), where before it
     replayed the 503 forever; the OpenAPI document says so."""
     breaker = app.runtime.dispatcher.resilience.get("funds", "execute_transaction").breaker
-    breaker.force_open()
+    breaker.trip()
     refused = _post(app, ORDER, key="k-503")
     assert refused.status_code == 503, refused.text
     assert refused.json()["code"] == "transaction.plugin_unavailable"
@@ -369,7 +369,7 @@ def test_a_transaction_read_back_says_how_many_attempts_it_took(app: Any) -> Non
     2, so the app can tell the failed it saw from the success that followed; a transaction done at
     once shows 1, and the OpenAPI document describes the field."""
     breaker = app.runtime.dispatcher.resilience.get("funds", "execute_transaction").breaker
-    breaker.force_open()
+    breaker.trip()
     refused = _post(app, ORDER, key="k-attempts")
     assert refused.status_code == 503, refused.text
     assert refused.json()["transaction"]["attempts"] == 1

@@ -192,7 +192,7 @@ def test_a_retry_past_its_window_is_a_documented_422(
     app = make_app(_fund_plugin(kit), transaction_retry_window_seconds=60)
     spec = app.client.get("/schema/openapi.json").json()
     breaker = app.runtime.dispatcher.resilience.get("funds", "execute_transaction").breaker
-    breaker.force_open()
+    breaker.trip()
     order = {"type": "fund.order", "params": {"fund": "SAFE", "amount_fen": 100}}
     refused = _post(app, order, key="k-window")
     assert refused.status_code == 503, refused.text

@@ -11,7 +11,11 @@ this one keeps a sliding window and trips on a failure rate *or* a slow-call rat
     HALF_OPEN ──(all probes recorded, a rate at or over its threshold)──▶ OPEN
     HALF_OPEN ──(max_wait_in_half_open elapsed before the probes finished)──▶ OPEN
     CLOSED or HALF_OPEN ──trip()──▶ OPEN     (a call held the event loop past ``open_on_loop_hold`` deadlines)
-    any ──force_open()──▶ FORCED_OPEN ──reset()──▶ CLOSED       (the kill switch)
+    any ──reset()──▶ CLOSED
+
+No operator forces a breaker open: the registry's kill switch (``fulcrum registry suspend``, audited, and
+undone only with a second person's approval) stops a plugin on every worker, where a breaker is one
+worker's view of one plugin × hook.
 
 Protocol for a caller: ``if breaker.try_acquire():`` run the call and then report exactly one of
 ``on_success(duration_s)``, ``on_error(duration_s)``, ``on_timeout(deadline_s)`` (cut off at its
@@ -75,7 +79,6 @@ class BreakerState(enum.StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
-    FORCED_OPEN = "forced_open"
 
 
 class BreakerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -157,7 +160,6 @@ class StateTransition(msgspec.Struct, frozen=True):
 _CLOSED = BreakerState.CLOSED
 _OPEN = BreakerState.OPEN
 _HALF_OPEN = BreakerState.HALF_OPEN
-_FORCED_OPEN = BreakerState.FORCED_OPEN
 
 TransitionListener = Callable[[StateTransition], None]
 
@@ -273,8 +275,7 @@ class CircuitBreaker:
         return self._probes_out
 
     def admits_in(self) -> float:
-        """Seconds until an OPEN breaker lets its probes through; 0 in any other state (a
-        FORCED_OPEN one waits for an operator, not for the clock)."""
+        """Seconds until an OPEN breaker lets its probes through; 0 in any other state."""
         if self._state is not _OPEN:
             return 0.0
         return max(0.0, self._open_until - self._clock.monotonic())
@@ -379,7 +380,7 @@ class CircuitBreaker:
                     or self._probe_slow * 100 >= self._slow_threshold * done
                 )
                 self._transition(_OPEN if bad else _CLOSED, self._clock.monotonic())
-        # OPEN, FORCED_OPEN, or a HALF_OPEN straggler that was no probe: nothing to learn.
+        # OPEN, or a HALF_OPEN straggler that was no probe: nothing to learn.
 
     # ---- operator controls ---------------------------------------------------------------------
 
@@ -400,11 +401,6 @@ class CircuitBreaker:
             return False
         self._transition(_OPEN, self._clock.monotonic())
         return True
-
-    def force_open(self) -> None:
-        """Reject every call until ``reset()``: the kill switch for a suspended plugin."""
-        if self._state is not _FORCED_OPEN:
-            self._transition(_FORCED_OPEN, self._clock.monotonic())
 
     def reset(self) -> None:
         """Back to CLOSED with an empty window, from any state."""

@@ -728,8 +728,8 @@ class Dispatcher:
         return result
 
     def breaker_open(self, plugin: str, hook: str) -> bool:
-        """True when ``plugin``'s breaker for ``hook`` refuses calls now (open or forced open)."""
-        return self.resilience.get(plugin, hook).breaker.state in ("open", "forced_open")
+        """True when ``plugin``'s breaker for ``hook`` is open, refusing calls."""
+        return self.resilience.get(plugin, hook).breaker.state is BreakerState.OPEN
 
     def retry_after(self, plugin: str, hook: str) -> int:
         """Whole seconds after which a call refused now may be admitted (``Retry-After``): what is
