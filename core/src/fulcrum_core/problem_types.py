@@ -371,6 +371,10 @@ CATALOGUE: Final[tuple[ProblemType, ...]] = (
        "A staff tool's own token (client credentials) cannot approve, reject, resume or reinstate: these "
        "decisions name a person, and the two that four eyes need must be two people.",
        "Use a token issued to the reviewer.", "get-scope"),
+    _t("registry.unusable-subject", 403, "The token's subject cannot act",
+       "The registry records who acts (submitter, reviewer, audit actor) in 1 to 200 characters without "
+       "NUL; the access token's subject is blank, longer, or holds a NUL, so nothing was done or written.",
+       "Use a token issued to a subject of at most 200 characters.", "get-scope"),
     _t("registry.not-found", 404, "Not in the registry",
        "No publisher, plugin, release or approved file by that id.", "Check the id sent.", "fix-request",
        _FIELD),

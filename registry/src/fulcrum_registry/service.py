@@ -68,12 +68,14 @@ from fulcrum_registry.schemas import (
 from fulcrum_registry.undo import Undo, agreed_so_far, check_undoer, reinstatement_undo, resume_undo
 from fulcrum_registry.waiting import spellings, waiting_publishers
 from fulcrum_registry.workflow import (
+    MAX_NAME,
     Action,
     ReleaseState,
     approvals_needed,
     check_checklist,
     check_grant,
     check_reasons,
+    name_problem,
     next_state,
     person_key,
 )
@@ -105,10 +107,9 @@ def _branch_id_rule(publisher_id: str, kind: str) -> None:
 
 
 def _actor(value: str, field: str) -> str:
-    text = value.strip()
-    if not text or len(text) > 200 or "\x00" in text:
-        raise InvalidInput(field, "must name who acts (1–200 characters, no NUL)")
-    return text
+    if name_problem(value) is not None:
+        raise InvalidInput(field, f"must name who acts (1–{MAX_NAME} characters, no NUL)")
+    return value.strip()
 
 
 def _reviewer_filter(waiting: bool, reviewer: str | None) -> str | None:

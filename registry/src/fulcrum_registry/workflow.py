@@ -33,6 +33,7 @@ from fulcrum_sdk.scopes import SCOPES, Sensitivity
 from fulcrum_registry.errors import IllegalTransition, InvalidInput
 
 __all__ = [
+    "MAX_NAME",
     "REVIEW_CHECKLIST",
     "TRANSITIONS",
     "Action",
@@ -42,6 +43,7 @@ __all__ = [
     "check_grant",
     "check_reasons",
     "high_sensitivity",
+    "name_problem",
     "next_state",
     "person_key",
 ]
@@ -100,6 +102,22 @@ def next_state(release_id: int, current: ReleaseState, action: Action) -> Releas
         allowed = tuple(a.value for (s, a) in TRANSITIONS if s is current)
         raise IllegalTransition(release_id, action.value, current.value, allowed)
     return target
+
+
+MAX_NAME = 200
+"""The longest name of who acts the registry records (``submitted_by``, ``reviewer``, audit ``actor``)."""
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` (stripped) cannot stand for who acts in the registry's rows, or None when it can."""
+    text = name.strip()
+    if not text:
+        return "is blank"
+    if len(text) > MAX_NAME:
+        return f"is {len(text)} characters: the registry records who acts in at most {MAX_NAME}"
+    if "\x00" in text:
+        return "holds a NUL character"
+    return None
 
 
 def person_key(name: str) -> str:

@@ -739,3 +739,38 @@ def test_a_staff_tools_own_token_cannot_be_a_reviewer(
     back = api.call("POST", "/publishers/test-bank/reinstate", bot, json={"reason": "cleared"})
     _problem(back, 403, "registry.not-a-person")
     assert api.call("GET", "/publishers/test-bank", api.rita).json()["pending_reinstatement"] is None
+
+
+def test_a_subject_the_registry_cannot_record_is_refused_naming_the_subject(
+    api: Api, manifest: Any, wheel_for: Callable[..., Path], staff: Callable[..., str]
+) -> None:
+    """A token whose subject is over 200 characters (the registry records who acts in at most 200):
+    every write, and ``waiting=me``, is a 403 ``registry.unusable-subject`` about the token's subject,
+    not a 422 naming ``reviewer``, ``actor`` or ``submitted_by`` (fields the client never sent), and
+    nothing is written."""
+    release_id = api.submit(wheel_for(manifest)).json()["release"]["id"]
+    long = staff(api.runtime, "r" * 201, "registry:review")
+    publisher = staff(api.runtime, "p" * 201, "registry:publish", publisher="test-bank")
+    head = api.call("GET", "/audit", api.rita).json()["head"]
+    rejected = {"decision": "reject", "reasons": ["no"]}
+    refusals = [
+        api.approve(release_id, long),
+        api.call("POST", f"/releases/{release_id}/review", long, json=rejected),
+        api.call("POST", f"/releases/{release_id}/suspend", long, json={"reason": "x"}),
+        api.call("POST", f"/releases/{release_id}/resume", long, json={"reason": "x"}),
+        api.call("POST", "/publishers/test-bank/suspend", long, json={"reason": "x"}),
+        api.call("POST", "/publishers/test-bank/reinstate", long, json={"reason": "x"}),
+        api.call("POST", "/publishers", long, json={**PUBLISHER, "id": "other-bank"}),
+        api.call("GET", "/releases", long, params={"waiting": "me"}),
+        api.call("GET", "/publishers", long, params={"waiting": "me"}),
+        api.submit(wheel_for(manifest, "1.0.1"), publisher),
+    ]
+    for response in refusals:
+        problem = _problem(response, 403, "registry.unusable-subject")
+        assert "field" not in problem, problem
+        assert problem["detail"].startswith("the access token's subject '"), problem
+        assert "(201 characters)" in problem["detail"]  # echoed cut short, not in full
+        assert "is 201 characters: the registry records who acts in at most 200" in problem["detail"]
+    assert api.call("GET", "/audit", api.rita).json()["head"] == head
+    assert api.call("GET", "/releases", long).json()["total"] == 1  # reading needs no name recorded
+    assert api.approve(release_id, staff(api.runtime, "r" * 200, "registry:review")).status_code == 200

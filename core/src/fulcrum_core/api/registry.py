@@ -19,6 +19,7 @@ from fulcrum_registry.schemas import (
     StateName,
 )
 from fulcrum_registry.service import DEFAULT_MAX_ARTIFACT_BYTES
+from fulcrum_registry.workflow import name_problem
 from litestar import Request, Response, Router, get, post
 from litestar.enums import RequestEncodingType
 from litestar.openapi.datastructures import ResponseSpec
@@ -47,6 +48,7 @@ from fulcrum_core.api.registry_models import (
     WheelUpload,
 )
 from fulcrum_core.errors import BadRequest, Forbidden, UnsupportedMediaType
+from fulcrum_core.parameter_problems import echoed
 from fulcrum_core.registry_host import registry_of
 from fulcrum_core.runtime import runtime_of
 
@@ -86,21 +88,31 @@ def _service(request: Request[Any, Any, Any]) -> RegistryService:
 
 
 def _actor(request: Request[Any, Any, Any]) -> str:
-    return str(request.user.sub)
+    """The token's subject, who acts; 403 ``registry.unusable-subject`` when the registry cannot record
+    it as who acts (blank, NUL, over 200 characters): the client sent no field the registry could name."""
+    subject = str(request.user.sub)
+    problem = name_problem(subject)
+    if problem is not None:
+        raise Forbidden(
+            f"the access token's subject {echoed(subject)} {problem}; the registry acts only as a "
+            "subject it can record: use a token issued to a name it can",
+            code="registry.unusable-subject",
+        )
+    return subject
 
 
 def _person(request: Request[Any, Any, Any]) -> str:
     """The token's subject for a decision four eyes may count (approve, reject, resume, reinstate): a
     staff tool's own token (client credentials, its subject the client id) is refused, or one person
     holding a tool's secret would be a second reviewer. Suspending and retiring stay open to tools."""
-    user = request.user
+    user, subject = request.user, _actor(request)
     if user.sub == user.client_id:
         raise Forbidden(
             f"{user.sub} is a staff tool's own token (client credentials): approving, rejecting, resuming "
             "and reinstating name a person; use a token issued to the reviewer",
             code="registry.not-a-person",
         )
-    return str(user.sub)
+    return subject
 
 
 def _check_visible(request: Request[Any, Any, Any], release: ReleaseRead) -> None:
