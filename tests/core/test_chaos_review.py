@@ -19,7 +19,14 @@ from fulcrum_core.dispatch.breaker import BreakerConfig
 from fulcrum_core.settings import Deadlines
 from fulcrum_sdk import nonblocking
 from fulcrum_sdk.errors import DataUnavailable, OutcomeUnknown, TransactionRefused
-from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionResult, TransactionType
+from fulcrum_sdk.models import (
+    Action,
+    LocalizedText,
+    SlotOffer,
+    TransactionRequest,
+    TransactionResult,
+    TransactionType,
+)
 from fulcrum_sdk.testing import PERSONAS
 
 from tests.core.test_dispatch_base_exceptions import _post, _post_left_unknown, _tx_plugin
@@ -667,3 +674,69 @@ def test_data_unavailable_a_plugin_raises_itself_counts_against_it(make_app: Any
     reasons = [_degraded(app.get("/v1/home").json()).get("own") for _ in range(5)]
     assert reasons == ["error", "error", "error", "error", "rejected"]
     assert app.runtime.dispatcher.breaker_open("own", "home_slot_offers")
+
+
+def _leaves_a_task_raising(kind: type[BaseException], path: str) -> Callable[..., Any]:
+    """A ``home_slot_offers`` impl returning at once, leaving a task that raises ``kind`` a moment later;
+    the task is started from its first step, after an await, or from a ``@nonblocking`` function."""
+
+    async def raises() -> None:
+        await asyncio.sleep(0.01)
+        raise kind()
+
+    async def first_step(ctx: Any) -> Any:
+        asyncio.create_task(raises())  # noqa: RUF006 - left behind on purpose
+        return [_OFFER]
+
+    async def after_waiting(ctx: Any) -> Any:
+        await asyncio.sleep(0)
+        asyncio.ensure_future(raises())  # noqa: RUF006
+        return [_OFFER]
+
+    @nonblocking
+    def inline(ctx: Any) -> Any:
+        asyncio.get_running_loop().create_task(raises())
+        return [_OFFER]
+
+    return {"first-step": first_step, "after-waiting": after_waiting, "inline": inline}[path]
+
+
+_OFFER = SlotOffer(slot="home.banner/v1", key="b1", title=LocalizedText(zh_CN="横幅"),
+                   action=Action(uri="fulcrum://open/b1"))
+
+
+@pytest.mark.parametrize("kind", [SystemExit, KeyboardInterrupt])
+@pytest.mark.parametrize("path", ["first-step", "after-waiting", "inline"])
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_task_a_plugin_leaves_raising_system_exit_does_not_stop_the_event_loop(
+    settings: Any, kit: Any, loop: str, path: str, kind: type[BaseException]
+) -> None:
+    """A task a plugin started and left behind raising ``SystemExit`` or ``KeyboardInterrupt``: asyncio
+    (uvloop too) re-raises either out of the event loop, which stopped the worker with every request in
+    flight on it, long after the plugin's own call had answered ``ok``. It is the plugin's leftover
+    ``error`` now (logged and counted naming it and what it raised), as one raising anything else is."""
+    from fulcrum_core.dispatch.dispatcher import Dispatcher
+    from fulcrum_core.observability.metrics import Metrics
+
+    leaver = kit.plugin("leaver", home_slot_offers=_leaves_a_task_raising(kind, path))
+    calls = _home_calls(settings, kit, leaver)
+    metrics = Metrics()
+    reported: list[str] = []
+
+    async def page() -> Any:
+        dispatcher = Dispatcher(settings, observer=metrics)
+        dispatcher.leftover = lambda *args: reported.append(args[-1])  # type: ignore[method-assign]
+        try:
+            gathered = await dispatcher.call_many("home_slot_offers", calls)
+            for _ in range(500):  # the leftover is judged at the call's deadline (150 ms)
+                await asyncio.sleep(0.01)
+                if reported:
+                    break
+            return gathered
+        finally:
+            dispatcher.close()
+
+    gathered = _on_its_own_loop(loop, page)
+    assert gathered.degraded == []
+    assert list(gathered.results) == ["leaver"]
+    assert reported == [f"raised {kind.__name__}: "]

@@ -25,24 +25,9 @@ from collections.abc import Coroutine, Generator
 from typing import Any
 
 from fulcrum_core.dispatch.leftovers import OWNER, Charge, untagged_task
+from fulcrum_core.dispatch.results import PluginExit
 
 __all__ = ["Eager", "PluginExit", "resume"]
-
-
-class PluginExit(Exception):
-    """A plugin's coroutine raised a ``BaseException`` that is not an ``Exception`` (``SystemExit``,
-    ``KeyboardInterrupt``, ``GeneratorExit``, its own subclass) in its task, or its worker thread raised
-    ``KeyboardInterrupt``: carried as an ordinary error, because asyncio re-raises ``SystemExit`` and
-    ``KeyboardInterrupt`` from a task step out of the event loop, which would stop the worker. No real
-    interrupt arrives there: the server handles SIGINT itself, and no signal reaches a worker thread.
-    Nor does one arrive in plugin code run inline on the loop's thread (a ``@nonblocking`` function, a
-    coroutine's first step, the check of its result), for the same reason: the dispatcher takes a
-    ``KeyboardInterrupt`` there for the plugin's error too, as it does any other exception.
-    Cancellation is not wrapped: it is the host's."""
-
-    def __init__(self, raised: BaseException) -> None:
-        self.raised = raised
-        super().__init__(raised)
 
 
 class _Resume:

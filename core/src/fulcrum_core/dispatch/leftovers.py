@@ -15,7 +15,10 @@ runs on), composed with any factory set before it. It knows which plugin's code 
   it is: the dispatcher sets it in the context of a call that suspended or runs in a thread, and the
   watch in the context of every task it tags, so the tasks those start are the plugin's too.
 
-Every task started so is charged to that call (:class:`Charge`). At the call's deadline (its start plus
+Every task started so is charged to that call (:class:`Charge`), and runs its coroutine through
+:class:`_Guarded`: a ``SystemExit`` or ``KeyboardInterrupt`` it raises is carried as
+:class:`~fulcrum_core.dispatch.results.PluginExit`, an error like any other, since asyncio re-raises
+either out of the event loop and the worker stopped. At the call's deadline (its start plus
 the hook's own deadline, the bound the call itself had) whatever is still running is cancelled, and
 one that ended with an exception nobody retrieved has it retrieved; both are logged naming plugin and
 hook and counted in ``/metrics`` (``fulcrum_plugin_leftover_tasks_total``). Not at the call's end: a
@@ -48,8 +51,10 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+from fulcrum_core.dispatch.results import PluginExit
 
 if TYPE_CHECKING:
     from fulcrum_core.dispatch.resilience import Guard
@@ -141,6 +146,8 @@ def _unretrieved(task: asyncio.Future[Any]) -> bool:
 
 
 def _describe(exc: BaseException | None) -> str:
+    if type(exc) is PluginExit:  # its SystemExit (or the like), carried: say which
+        exc = exc.raised
     try:
         text = f"{type(exc).__name__}: {exc}"
     except BaseException:  # its own __str__ raising
@@ -150,6 +157,52 @@ def _describe(exc: BaseException | None) -> str:
 
 OWNER: contextvars.ContextVar[Charge | None] = contextvars.ContextVar("fulcrum_task_owner", default=None)
 """The plugin call whose code runs in this context (None: the host's)."""
+
+class _Guarded(Coroutine[Any, Any, Any]):
+    """The coroutine a task a plugin started runs: the plugin's ``coro``, stepped as it is, except that
+    a ``BaseException`` that is not an ``Exception`` (nor a cancellation, the host's) comes out as
+    :class:`PluginExit`, which asyncio keeps in the task instead of raising it out of the event loop.
+    Each step is handed on, so a task cancelled before it started closes the plugin's coroutine as
+    asyncio would (a wrapping ``async def`` would leave it "never awaited"); its other attributes
+    (``__name__``, ``cr_frame``) are the plugin's coroutine's, for a task factory set before the host's
+    (a tracer naming tasks) and the task's repr."""
+
+    __slots__ = ("_coro",)
+
+    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._coro = coro
+
+    def send(self, value: Any) -> Any:
+        try:
+            return self._coro.send(value)
+        except (Exception, asyncio.CancelledError):  # StopIteration (its return) among them
+            raise
+        except BaseException as raised:
+            raise PluginExit(raised) from raised
+
+    def throw(self, exc: Any, *rest: Any) -> Any:
+        try:
+            return self._coro.throw(exc, *rest)
+        except (Exception, asyncio.CancelledError):
+            raise
+        except BaseException as raised:
+            raise PluginExit(raised) from raised
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._coro, name)
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return (yield from self._coro.__await__())  # not how a task runs it (send/throw): for completeness
+
+
+def _plugins(coro: Any) -> Any:
+    """What a task the plugin starts runs: ``coro`` as :class:`_Guarded` (anything that is not a
+    coroutine is passed on as it is, for the task to refuse as it would)."""
+    return _Guarded(coro) if asyncio.iscoroutine(coro) else coro
+
 
 def untagged_task(
     loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, _T], context: contextvars.Context
@@ -192,7 +245,7 @@ class TaskWatch:
             charge = OWNER.get() if context is None else context.get(OWNER)
             if charge is None:
                 return self._make(loop, coro, context, kwargs)
-            task = self._make(loop, coro, context, kwargs)  # its context carries the charge on
+            task = self._make(loop, _plugins(coro), context, kwargs)  # its context carries the charge on
             charge.adopt(task)
             return task
         charge = self.current()
@@ -203,7 +256,7 @@ class TaskWatch:
             # charged all the same, only the tasks it starts in turn are not.
             with contextlib.suppress(RuntimeError):
                 context.run(OWNER.set, charge)
-        task = self._make(loop, coro, context, kwargs)
+        task = self._make(loop, _plugins(coro), context, kwargs)
         charge.adopt(task)
         return task
 

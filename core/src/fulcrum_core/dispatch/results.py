@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import msgspec
 
-__all__ = ["Degraded", "DegradedReason", "Gathered", "Outcome", "PluginCallError"]
+__all__ = ["Degraded", "DegradedReason", "Gathered", "Outcome", "PluginCallError", "PluginExit"]
 
 DegradedReason = Literal["error", "timeout", "invalid", "rejected"]
 """Why a plugin's contribution was dropped: it raised, missed its deadline, returned the wrong
@@ -45,3 +45,19 @@ class PluginCallError(Exception):
         self.detail = detail
         self.data_unavailable = data_unavailable
         super().__init__(f"plugin {plugin!r} {hook}: {kind}: {detail}")
+
+
+class PluginExit(Exception):
+    """A plugin's coroutine raised a ``BaseException`` that is not an ``Exception`` (``SystemExit``,
+    ``KeyboardInterrupt``, ``GeneratorExit``, its own subclass) in its task or in a task it left behind
+    (``leftovers.py``), or its worker thread raised ``KeyboardInterrupt``: carried as an ordinary error,
+    because asyncio re-raises ``SystemExit`` and ``KeyboardInterrupt`` from a task step out of the event
+    loop, which would stop the worker. No real interrupt arrives there: the server handles SIGINT itself,
+    and no signal reaches a worker thread. Nor does one arrive in plugin code run inline on the loop's
+    thread (a ``@nonblocking`` function, a coroutine's first step, the check of its result), for the same
+    reason: the dispatcher takes a ``KeyboardInterrupt`` there for the plugin's error too, as it does any
+    other exception. Cancellation is not wrapped: it is the host's."""
+
+    def __init__(self, raised: BaseException) -> None:
+        self.raised = raised
+        super().__init__(raised)
