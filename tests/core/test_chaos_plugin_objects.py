@@ -82,6 +82,41 @@ def test_an_exception_that_breaks_when_read_is_only_its_plugins_error_on_the_hom
     assert [i["key"] for i in body["slots"]["home.banner/v1"]] == ["fine"]
 
 
+class _ConsentOnce(ScopeDenied):
+    """A want of consent whose ``scope`` is the scope the customer has not consented to when the
+    dispatcher reads it, and raises when anything reads it again (the plugin's own property)."""
+
+    def __init__(self) -> None:
+        super().__init__("location:city", plugin_id="partner", reason=NO_CONSENT)
+        self.reads = 0
+
+    @property  # type: ignore[override]
+    def scope(self) -> str:
+        self.reads += 1
+        if self.reads > 1:
+            raise RuntimeError("read me once")
+        return "location:city"
+
+    @scope.setter
+    def scope(self, value: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize("path", ["first-step", "inline", "thread"])
+def test_a_want_of_consent_read_once_is_the_consent_prompt_not_a_500(
+    path: str, make_app: Any, kit: Any
+) -> None:
+    """The page route asked the plugin's ``ScopeDenied`` for its scope again after the dispatcher had
+    judged it a want of the customer's consent: a subclass's ``scope`` raising the second time took the
+    page to a 500. The dispatcher hands on the scope it read (a ``ScopeDenied`` of the host's)."""
+    app = make_app(kit.plugin("partner", kind="partner", scopes=["location:city"],
+                              page=_impls(_ConsentOnce)[path]))
+    response = app.get("/v1/pages/partner/report")
+    assert response.status_code == 403, response.text
+    assert response.json()["code"] == "consent.required"
+    assert response.json()["missing_scopes"] == ["location:city"]
+
+
 @pytest.mark.parametrize("path", ["first-step", "inline", "thread"])
 @pytest.mark.parametrize("make", ODD, ids=ODD_IDS)
 def test_an_exception_that_breaks_when_read_fails_a_transaction_as_the_plugins_error(

@@ -224,9 +224,11 @@ def _describe(exc: BaseException) -> str:
 _Meaning = Literal["refused", "unknown", "consent", "unavailable", "error"]
 
 
-def _meaning(exc: BaseException, hook: str, asks_consent: frozenset[str]) -> _Meaning:
+def _meaning(exc: BaseException, hook: str, asks_consent: frozenset[str]) -> tuple[_Meaning, str]:
     """What a plugin's exception means to the host: a transaction's refusal or unknown outcome, a page's
-    want of consent to one of ``asks_consent``, the bank's data being late, or the plugin's error.
+    want of consent to one of ``asks_consent`` (with that scope, as read: the caller is handed a
+    ``ScopeDenied`` of the host's, since the plugin's ``scope`` property may answer differently, or
+    raise, when read again), the bank's data being late, or the plugin's error.
 
     Telling runs the plugin's code (a ``__class__`` property, an attribute's ``__eq__`` or ``__hash__``),
     which may raise anything: the plugin's error then, never an exception out of the dispatcher (it took
@@ -234,18 +236,18 @@ def _meaning(exc: BaseException, hook: str, asks_consent: frozenset[str]) -> _Me
     customer's consent only when its scope and reason are plain text, as the host's own are."""
     try:
         if hook == "execute_transaction" and isinstance(exc, TransactionRefused):
-            return "refused"
+            return "refused", ""
         if hook == "execute_transaction" and isinstance(exc, OutcomeUnknown):
-            return "unknown"
+            return "unknown", ""
         if isinstance(exc, ScopeDenied):
             reason, scope = exc.reason, exc.scope
             if type(reason) is str and type(scope) is str and reason == NO_CONSENT and scope in asks_consent:
-                return "consent"
+                return "consent", scope
         if _raised_by_host(exc):  # the host's read, not the plugin's own
-            return "unavailable"
+            return "unavailable", ""
     except BaseException:  # noqa: S110 - its own code broke while being read: only its error
         pass
-    return "error"
+    return "error", ""
 
 
 def _overran(elapsed: float, limit_s: float, what: str = "ran") -> str:
@@ -656,9 +658,10 @@ class Dispatcher:
 
         Raises :class:`PluginCallError` when it raises, misses ``deadline_ms`` or returns the wrong
         shape; a :class:`~fulcrum_sdk.errors.TransactionRefused` or
-        :class:`~fulcrum_sdk.errors.OutcomeUnknown` is re-raised as it is, and so is a
+        :class:`~fulcrum_sdk.errors.OutcomeUnknown` is re-raised as it is; a
         :class:`~fulcrum_sdk.errors.ScopeDenied` for want of consent to one of ``asks_consent`` (the
-        scopes the customer could consent to now: the caller asks them, the plugin is not charged).
+        scopes the customer could consent to now: the caller asks them, the plugin is not charged) is
+        raised as one of the host's, naming that scope.
         """
         impl = plugin.impls.get(hook)
         if impl is None:
@@ -886,11 +889,12 @@ class Dispatcher:
         # while its breaker saw a quick error and never opened.
         reading = time.monotonic()  # the loop's clock
         meaning: _Meaning | None = None
+        consent_to = ""  # the scope a want of consent names, as read
         detail = ""
         invalid = False
         result: Any = None
         if exc is not None:
-            meaning = _meaning(exc, hook, asks_consent)
+            meaning, consent_to = _meaning(exc, hook, asks_consent)
             if meaning == "unknown" or meaning == "unavailable":
                 detail = _text(exc)
             elif meaning == "error":
@@ -926,9 +930,9 @@ class Dispatcher:
                     raise exc
                 if meaning == "consent":
                     # The customer has not consented yet: the page cannot be shown until they do, which
-                    # the caller asks for; the plugin did nothing wrong.
+                    # the caller asks for; the plugin did nothing wrong. The scope as it was read.
                     self._record(pid, hook, guard, "ok", elapsed)
-                    raise exc
+                    raise ScopeDenied(consent_to, plugin_id=pid, reason=NO_CONSENT) from None
                 if meaning == "unavailable":
                     # The bank's systems were late, not the plugin: left out, its breaker not charged.
                     self._fail(
