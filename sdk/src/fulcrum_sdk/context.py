@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Literal, TypeVar
+from typing import Final, Literal, TypeVar
 
 import msgspec
 
@@ -130,9 +130,16 @@ class ScopedData:
     """Customer data for one plugin and one request, behind scope (and consent) checks.
 
     Each record is fetched at most once per request; a missing record is ``None``.
+
+    The request's records, the bank's provider, the grant and the customer's consents are held by the
+    one function the host binds (:func:`_bind`), not as attributes: following or setting this object's
+    attributes reaches no other customer, no record another plugin read, and for a partner not the
+    bank's customer number, and opens nothing the grant and the consents do not.
     """
 
-    __slots__ = ("_consent_unknown", "_consented", "_granted", "_plugin_id", "_records")
+    __slots__ = ("_gate",)
+
+    _gate: Callable[[str | None, str], object]
 
     def __init__(
         self,
@@ -145,12 +152,11 @@ class ScopedData:
         consented: frozenset[str] = frozenset(),
         consent_unknown: bool = False,
     ) -> None:
-        self._plugin_id = plugin_id
-        self._granted = granted
-        # None: no consent needed (an internal plugin); else the scopes the customer consented to.
-        self._consented: frozenset[str] | None = consented if consent_required else None
-        self._consent_unknown = consent_unknown
-        self._records = CustomerRecords(provider, customer_ref)
+        # consented None: no consent needed (an internal plugin); else the scopes the customer consented to.
+        _bind(
+            self, CustomerRecords(provider, customer_ref), plugin_id, granted,
+            consented if consent_required else None, consent_unknown, None,
+        )
 
     @classmethod
     def over(
@@ -167,21 +173,14 @@ class ScopedData:
         ``None`` when the plugin needs no consent, else the scopes the customer consented to.
 
         ``account_ids``: how this plugin sees the bank's account ids (a partner: pairwise ids, so it
-        never sees the bank's, which name the customer); ``None``: as they are (an internal plugin, at
-        no cost: the view is then a plain ``ScopedData``).
+        never sees the bank's, which name the customer); ``None``: as they are (an internal plugin).
 
         ``consent_unknown``: the customer's consents could not be read for this request; customer
         data beyond ``consented`` is then not allowed, and reading it raises :class:`DataUnavailable`
         (the plugin is left out of this response, not blamed) instead of :class:`ScopeDenied`.
         """
-        data = cls.__new__(cls) if account_ids is None else _SeenAccounts.__new__(_SeenAccounts)
-        data._plugin_id = plugin_id
-        data._granted = granted
-        data._consented = consented
-        data._consent_unknown = consent_unknown
-        data._records = records
-        if account_ids is not None:
-            data._account_ids = account_ids  # type: ignore[attr-defined]  # a _SeenAccounts
+        data = cls.__new__(cls)
+        _bind(data, records, plugin_id, granted, consented, consent_unknown, account_ids)
         return data
 
     def access(self, scope: str) -> Literal["allowed", "denied", "unknown"]:
@@ -189,12 +188,7 @@ class ScopedData:
         :class:`ScopeDenied` (``denied``), or raise :class:`DataUnavailable` (``unknown``: it needs the
         customer's consent, and their consents could not be read for this request). For the host and
         tools; a plugin asks :meth:`allows`. Everything is ``denied`` once the request has ended."""
-        if scope not in self._granted or self._records.closed:
-            return "denied"
-        consented = self._consented
-        if consented is None or scope not in CUSTOMER_DATA_SCOPES or scope in consented:
-            return "allowed"
-        return "unknown" if self._consent_unknown else "denied"
+        return self._gate(_ACCESS, scope)  # type: ignore[return-value]
 
     def allows(self, scope: str) -> bool:
         """True when an accessor guarded by ``scope`` would succeed, False when it would raise
@@ -212,73 +206,92 @@ class ScopedData:
 
     def require(self, scope: str) -> None:
         """Raise :class:`ScopeDenied` unless ``scope`` is usable now (never after the request ended)."""
-        if self._records.closed:
-            raise ScopeDenied(scope, plugin_id=self._plugin_id, reason=REQUEST_ENDED)
-        if scope not in self._granted:
-            raise ScopeDenied(scope, plugin_id=self._plugin_id, reason="not granted")
-        consented = self._consented
-        if consented is not None and scope in CUSTOMER_DATA_SCOPES and scope not in consented:
-            if self._consent_unknown:
-                raise _host_unavailable("consents")
-            raise ScopeDenied(scope, plugin_id=self._plugin_id, reason=NO_CONSENT)
-
-    def _get(self, scope: str, name: str, fetch: Callable[[str], _T | None]) -> _T | None:
-        records = self._records
-        consented = self._consented
-        if not records.closed and scope in self._granted and (consented is None or scope in consented):
-            # require() passes, and a record read before is the common answer: no further call.
-            cache = records._cache
-            if name in cache:
-                return cache[name]  # type: ignore[return-value]
-        else:
-            self.require(scope)
-        return records.get(name, fetch)
+        self._gate(None, scope)
 
     def profile(self) -> Profile | None:
         """Segment, branch and locale. Scope ``profile:basic``."""
-        return self._get("profile:basic", "profile", self._records.provider.profile)
+        return self._gate("profile", "profile:basic")  # type: ignore[return-value]
 
     def risk(self) -> RiskProfile | None:
         """Risk tolerance C1–C5 and its expiry. Scope ``profile:risk``."""
-        return self._get("profile:risk", "risk", self._records.provider.risk)
+        return self._gate("risk", "profile:risk")  # type: ignore[return-value]
 
     def accounts(self) -> Accounts | None:
         """Balances and monthly cash flow. Scope ``accounts:read``. A partner plugin sees each account
         under an id of its own (stable for it and the customer), never the bank's account id."""
-        return self._get("accounts:read", "accounts", self._records.provider.accounts)
+        return self._gate("accounts", "accounts:read")  # type: ignore[return-value]
 
     def holdings(self) -> Holdings | None:
         """Wealth, fund, insurance and deposit positions. Scope ``holdings:read``."""
-        return self._get("holdings:read", "holdings", self._records.provider.holdings)
+        return self._gate("holdings", "holdings:read")  # type: ignore[return-value]
 
     def pension(self) -> PensionAccounts | None:
         """Social security, housing fund and personal pension. Scope ``pension:read``."""
-        return self._get("pension:read", "pension", self._records.provider.pension)
+        return self._gate("pension", "pension:read")  # type: ignore[return-value]
 
     def city(self) -> City | None:
         """The customer's city. Scope ``location:city``."""
-        return self._get("location:city", "city", self._records.provider.city)
+        return self._gate("city", "location:city")  # type: ignore[return-value]
 
 
-class _SeenAccounts(ScopedData):
-    """A :class:`ScopedData` whose accounts carry the ids its plugin sees (``over(account_ids=...)``)."""
+_ACCESS: Final = "?"
+"""The ``name`` that asks the gate for :meth:`ScopedData.access`'s answer instead of a record."""
 
-    __slots__ = ("_account_ids",)
-    _account_ids: AccountIds
 
-    def accounts(self) -> Accounts | None:
-        accounts = super().accounts()
-        if accounts is None:
-            return None
-        records = self._records
+def _bind(
+    data: ScopedData,
+    records: CustomerRecords,
+    plugin_id: str,
+    granted: frozenset[str],
+    consented: frozenset[str] | None,
+    consent_unknown: bool,
+    account_ids: AccountIds | None,
+) -> None:
+    """Give ``data`` its gate, closed over what it guards: ``_gate(name, scope)`` raises unless
+    ``scope`` is usable now and returns record ``name`` (``None``: the check alone; ``_ACCESS``: what
+    :meth:`ScopedData.access` answers). Whatever a plugin passes it, it answers only for this plugin's
+    grant and consents and this request's customer, and hands out no record ``scope`` does not open."""
+    provider = records.provider
+    seen_key = "" if account_ids is None else f"accounts\0{plugin_id}"
+
+    def gate(name: str | None, scope: str) -> object:
+        if not records.closed and scope in granted and (
+            consented is None or scope not in CUSTOMER_DATA_SCOPES or scope in consented
+        ):
+            if name is None:
+                return None
+            if name == _ACCESS:
+                return "allowed"
+        elif name == _ACCESS:
+            if consent_unknown and not records.closed and scope in granted:
+                return "unknown"
+            return "denied"
+        elif records.closed:
+            raise ScopeDenied(scope, plugin_id=plugin_id, reason=REQUEST_ENDED)
+        elif scope not in granted:
+            raise ScopeDenied(scope, plugin_id=plugin_id, reason="not granted")
+        elif consent_unknown:
+            raise _host_unavailable("consents")
+        else:
+            raise ScopeDenied(scope, plugin_id=plugin_id, reason=NO_CONSENT)
+        if RECORD_OF_SCOPE.get(scope) != name:
+            raise ScopeDenied(scope, plugin_id=plugin_id, reason=f"does not open the record {name!r}")
+        cache = records._cache
+        # A record read before (by any plugin of the request) is the common answer: no further call.
+        found = cache[name] if name in cache else records.get(name, getattr(provider, name))
+        if account_ids is None or name != "accounts" or not isinstance(found, Accounts):
+            return found
         # Mapped once per request and plugin, kept with the request's records (dropped when it ends).
-        key = f"accounts\0{self._plugin_id}"
-        seen = records._cache.get(key)
+        seen = cache.get(seen_key)
         if not isinstance(seen, Accounts):
-            see, pid, ref = self._account_ids, self._plugin_id, records.customer_ref
-            items = tuple(msgspec.structs.replace(a, id=see(pid, ref, a.id)) for a in accounts.items)
-            seen = records._cache.setdefault(key, msgspec.structs.replace(accounts, items=items))
-        return seen  # type: ignore[return-value]
+            ref = records.customer_ref
+            items = tuple(
+                msgspec.structs.replace(a, id=account_ids(plugin_id, ref, a.id)) for a in found.items
+            )
+            seen = cache.setdefault(seen_key, msgspec.structs.replace(found, items=items))
+        return seen
+
+    data._gate = gate
 
 
 class PluginContext(msgspec.Struct, frozen=True, kw_only=True):

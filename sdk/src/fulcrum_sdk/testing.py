@@ -169,6 +169,7 @@ class PluginHarness:
         self.pm.register(plugin, name=manifest.id)
         self.pm.check_pending()
         self._types: dict[str, TransactionType] | None = None
+        self._open: dict[int, tuple[ScopedData, CustomerRecords]] = {}
 
     # --- context ---------------------------------------------------------------------------------
 
@@ -177,8 +178,9 @@ class PluginHarness:
         pairwise id (and pairwise account ids), and the segment and branch only when ``profile:basic``
         is granted and consented (any other plugin, when it is granted)."""
         profile = self.record.profile
+        records = CustomerRecords(self.provider, self.record.id)
         data = ScopedData.over(
-            CustomerRecords(self.provider, self.record.id),
+            records,
             self.manifest.id,
             self.scopes,
             self.consented if self.partner else None,
@@ -197,6 +199,8 @@ class PluginHarness:
             )
         elif "profile:basic" not in self.scopes:
             customer = Customer(id=customer.id, segment="", branch="", locale=customer.locale)
+        # Kept to close when a hook's call ends: a plugin's context does not lead to its records.
+        self._open[id(data)] = (data, records)
         return PluginContext(
             plugin_id=self.manifest.id,
             customer=customer,
@@ -223,7 +227,9 @@ class PluginHarness:
             return self._call_open(hook, **kwargs)
         finally:
             if isinstance(ctx, PluginContext):
-                ctx.data._records.close()  # the SDK's own object, closed as the host closes it
+                opened = self._open.pop(id(ctx.data), None)
+                if opened is not None and opened[0] is ctx.data:
+                    opened[1].close()
 
     def _call_open(self, hook: str, **kwargs: Any) -> Any:
         caller = getattr(self.pm.hook, hook)

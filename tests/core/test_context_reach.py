@@ -1,0 +1,125 @@
+"""What a plugin reaches from the context it is handed by plain attribute access, and what it can change.
+
+Introspection (``__closure__``, ``__self__``, ``__globals__``, the garbage collector) is out of reach
+of any in-process check; the attributes of the objects a plugin is handed are not: following them must
+lead to no other customer's data, no record its grant and the customer's consent do not open, and, for
+a partner, not the bank's customer number. Setting them must open nothing either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fulcrum_core.dispatch.context import ContextFactory
+from fulcrum_core.plugins import PluginSet, get_plugin_manager
+from fulcrum_core.settings import Settings
+from fulcrum_sdk.context import CustomerRecords
+from fulcrum_sdk.data import DataProvider, Holdings, StaticDataProvider
+from fulcrum_sdk.errors import ScopeDenied
+from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES
+from fulcrum_sdk.testing import PERSONAS
+
+CUSTOMER = "synthetic-affluent"
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+_LEAVES = (str, bytes, int, float, bool, type(None), datetime)
+
+
+@pytest.fixture
+def plugins(settings: Settings, kit: Any) -> PluginSet:
+    """A department plugin granted holdings, and a partner granted holdings without the customer's consent."""
+    scopes = ["profile:basic", "holdings:read", "search:contribute"]
+    return get_plugin_manager(
+        settings,
+        load_entry_points=False,
+        extra_plugins=[
+            kit.plugin("dept", scopes=scopes, search=lambda ctx, query: []),
+            kit.plugin("partner", kind="partner", scopes=scopes, search=lambda ctx, query: []),
+        ],
+    )
+
+
+def _contexts(settings: Settings, db: Any, plugins: PluginSet) -> tuple[Any, DataProvider]:
+    provider = StaticDataProvider({r.id: r for r in PERSONAS.values()})
+    factory = ContextFactory(settings=settings, db=db, provider=provider, plugins=plugins)
+    return factory.for_request(CUSTOMER, request_id="r-1", now=NOW), provider
+
+
+def _attributes(obj: object) -> Iterator[tuple[str, object]]:
+    """``obj``'s instance attributes (slots and ``__dict__``), the dunder ones left out."""
+    names = {n for cls in type(obj).__mro__ for n in getattr(cls, "__slots__", ()) if not n.startswith("__")}
+    names |= {n for n in getattr(obj, "__dict__", {}) if not n.startswith("__")}
+    for name in sorted(names):
+        with contextlib.suppress(AttributeError):
+            yield name, getattr(obj, name)
+
+
+def _reachable(root: object, depth: int = 6) -> list[tuple[str, object]]:
+    """Every object reachable from ``root`` by plain attribute access and container items."""
+    seen: set[int] = set()
+    found: list[tuple[str, object]] = []
+    frontier: list[tuple[str, object]] = [("ctx.data", root)]
+    for _ in range(depth):
+        step: list[tuple[str, object]] = []
+        for path, obj in frontier:
+            if id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            found.append((path, obj))
+            if isinstance(obj, _LEAVES):
+                continue
+            if isinstance(obj, dict):
+                step += [(f"{path}[{k!r}]", v) for k, v in obj.items()]
+                step += [(f"{path} key", k) for k in obj]
+            elif isinstance(obj, list | tuple | set | frozenset):
+                step += [(f"{path}[]", v) for v in obj]
+            else:
+                step += [(f"{path}.{name}", value) for name, value in _attributes(obj)]
+        frontier = step
+    return found
+
+
+def test_a_partner_reaches_neither_the_customer_number_nor_the_bank(
+    settings: Settings, db: Any, plugins: PluginSet
+) -> None:
+    """From a partner's ``ctx.data``: not the customer number, not the bank's provider (every customer's
+    records), not the request's records, not the holdings the department plugin read in the same request."""
+    contexts, provider = _contexts(settings, db, plugins)
+    dept = contexts.for_plugin(plugins.loaded["dept"])
+    assert dept.data.holdings() is not None  # now in the request's records, shared by every plugin
+    partner = contexts.for_plugin(plugins.loaded["partner"])
+    leaks = [
+        path for path, obj in _reachable(partner.data)
+        if obj == CUSTOMER or obj is provider or isinstance(obj, CustomerRecords | Holdings)
+    ]
+    assert leaks == []
+
+
+def test_a_department_plugin_reaches_no_other_customer(
+    settings: Settings, db: Any, plugins: PluginSet
+) -> None:
+    """An internal plugin's ``ctx.data`` leads to no provider it could ask for another customer's records."""
+    contexts, provider = _contexts(settings, db, plugins)
+    dept = contexts.for_plugin(plugins.loaded["dept"])
+    dept.data.holdings()
+    assert [path for path, obj in _reachable(dept.data) if obj is provider] == []
+
+
+@pytest.mark.parametrize("name", ["_granted", "_consented", "_consent_unknown"])
+def test_setting_attributes_opens_nothing(settings: Settings, db: Any, plugins: PluginSet, name: str) -> None:
+    """A plugin that sets its data's attributes (its grant, the customer's consents) still reads only what
+    the host allowed it: the partner no holdings, the department plugin no pension."""
+    contexts, _ = _contexts(settings, db, plugins)
+    partner = contexts.for_plugin(plugins.loaded["partner"]).data
+    dept = contexts.for_plugin(plugins.loaded["dept"]).data
+    value = {"_granted": frozenset(CUSTOMER_DATA_SCOPES), "_consented": None, "_consent_unknown": False}[name]
+    for data in (partner, dept):
+        with contextlib.suppress(AttributeError):
+            setattr(data, name, value)
+    with pytest.raises(ScopeDenied, match="holdings:read"):
+        partner.holdings()
+    with pytest.raises(ScopeDenied, match="pension:read"):
+        dept.pension()
