@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from fulcrum_core.data.db import Database
+from fulcrum_core.data.storage import SqlPluginStorage
 from fulcrum_core.dispatch.context import ContextFactory
 from fulcrum_core.plugins import PluginSet, get_plugin_manager
 from fulcrum_core.settings import Settings
@@ -53,15 +55,18 @@ def _attributes(obj: object) -> Iterator[tuple[str, object]]:
     names = {n for cls in type(obj).__mro__ for n in getattr(cls, "__slots__", ()) if not n.startswith("__")}
     names |= {n for n in getattr(obj, "__dict__", {}) if not n.startswith("__")}
     for name in sorted(names):
-        with contextlib.suppress(AttributeError):
-            yield name, getattr(obj, name)
+        try:
+            value = getattr(obj, name)
+        except Exception:  # noqa: S112 - an unset slot, or a library's lazy attribute that fails
+            continue
+        yield name, value
 
 
-def _reachable(root: object, depth: int = 6) -> list[tuple[str, object]]:
+def _reachable(root: object, depth: int = 6, name: str = "ctx.data") -> list[tuple[str, object]]:
     """Every object reachable from ``root`` by plain attribute access and container items."""
     seen: set[int] = set()
     found: list[tuple[str, object]] = []
-    frontier: list[tuple[str, object]] = [("ctx.data", root)]
+    frontier: list[tuple[str, object]] = [(name, root)]
     for _ in range(depth):
         step: list[tuple[str, object]] = []
         for path, obj in frontier:
@@ -123,3 +128,29 @@ def test_setting_attributes_opens_nothing(settings: Settings, db: Any, plugins: 
         partner.holdings()
     with pytest.raises(ScopeDenied, match="pension:read"):
         dept.pension()
+
+
+def test_a_plugins_storage_leads_to_no_database(settings: Settings, db: Any, plugins: PluginSet) -> None:
+    """``ctx.storage`` (either view) leads to neither the database nor its engine: through them a plugin
+    would read every table (consents name the bank's customers) and every other plugin's storage."""
+    contexts, _ = _contexts(settings, db, plugins)
+    ctx = contexts.for_plugin(plugins.loaded["partner"])
+    views = [("ctx.storage", ctx.storage), ("fresh", contexts._factory.plugin_storage("partner", fresh=True))]
+    for name, storage in views:
+        reached = _reachable(storage, name=name)
+        assert [path for path, obj in reached if isinstance(obj, Database) or obj is db.engine] == []
+
+
+def test_setting_storage_attributes_reaches_no_other_plugin(
+    settings: Settings, db: Any, plugins: PluginSet
+) -> None:
+    """A plugin that renames its storage (every ``plugin_id`` it can reach) still writes its own keys."""
+    contexts, _ = _contexts(settings, db, plugins)
+    storage = contexts.for_plugin(plugins.loaded["partner"]).storage
+    for _path, obj in _reachable(storage, name="ctx.storage"):
+        if isinstance(getattr(obj, "plugin_id", None), str):
+            with contextlib.suppress(AttributeError):
+                obj.plugin_id = "dept"  # type: ignore[attr-defined]
+    storage.put("planted", {"by": "partner"})
+    assert SqlPluginStorage(db, "dept").get("planted") is None
+    assert SqlPluginStorage(db, "partner").get("planted") == {"by": "partner"}

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 import pytest
 from fulcrum_core.data.consents import ConsentStore
-from fulcrum_core.data.storage import SqlPluginStorage
+from fulcrum_core.data.storage_handle import StorageHandle
 from fulcrum_core.dispatch.context import PAIRWISE_KEY_FILE, ContextFactory, partner_request_id
 from fulcrum_core.errors import Forbidden
 from fulcrum_core.plugins import PluginSet, get_plugin_manager
@@ -59,7 +59,7 @@ def test_department_plugin_sees_the_bank_customer(settings: Settings, db: Any, p
     assert ctx.scopes == plugins.loaded["dept"].granted
     assert ctx.now == NOW
     assert ctx.request_id == "r-1"
-    assert isinstance(ctx.storage, SqlPluginStorage)
+    assert isinstance(ctx.storage, StorageHandle)  # the operations of its storage, not the storage
     assert ctx.storage.plugin_id == "dept"
     assert ctx.data.holdings() is not None
     with pytest.raises(ScopeDenied, match="pension:read"):

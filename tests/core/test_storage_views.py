@@ -10,6 +10,7 @@ import msgspec
 import pytest
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.storage import SqlPluginStorage
+from fulcrum_core.data.storage_handle import StorageHandle
 from fulcrum_core.dispatch.context import ContextFactory
 from fulcrum_core.dispatch.dispatcher import Dispatcher
 from fulcrum_core.oauth.server import APP_CLIENT_ID as APP
@@ -107,7 +108,7 @@ def test_display_contexts_get_the_cached_view(build: Callable[..., Built]) -> No
     """A request's plugin context (home, search, feeds) carries the cached view."""
     contexts, _, _, plugin = build()
     ctx = contexts.for_request(CUSTOMER, request_id="r-1").for_plugin(plugin)
-    assert isinstance(ctx.storage, SqlPluginStorage)
+    assert isinstance(ctx.storage, StorageHandle)  # the view's operations, not the view itself
     assert not ctx.storage.is_fresh
 
 
@@ -122,7 +123,7 @@ def test_transactions_get_the_fresh_view_and_update_the_cache(build: Callable[..
     )
     assert outcome.status_code == 201
     [ctx] = seen
-    assert isinstance(ctx.storage, SqlPluginStorage)
+    assert isinstance(ctx.storage, StorageHandle)
     assert ctx.storage.is_fresh
     assert ctx.storage.plugin_id == "views"
     assert ctx.customer.id == CUSTOMER  # the rest of the context is untouched

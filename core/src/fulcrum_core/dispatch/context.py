@@ -47,6 +47,7 @@ from fulcrum_core.data.consent_cache import ConsentCache, attach
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.storage import SqlPluginStorage
+from fulcrum_core.data.storage_handle import StorageHandle
 from fulcrum_core.dispatch.accounts import bank_account_id, pairwise_account_id
 from fulcrum_core.errors import Forbidden
 from fulcrum_core.observability.throttle import ThrottledWarning
@@ -150,6 +151,7 @@ class ContextFactory:
         self._secret: bytes | None = settings.pairwise_secret.encode() if settings.pairwise_secret else None
         self._lock = threading.Lock()
         self._storages: dict[str, PluginStorage] = {}
+        self._handles: dict[tuple[str, bool], StorageHandle] = {}
         self._pairwise: dict[tuple[str, str], str] = {}
         self._account_ids: dict[tuple[str, str, str], str] = {}
         # Bound once: every partner's ScopedData of every page is handed it (no method object a page).
@@ -289,6 +291,18 @@ class ContextFactory:
         if fresh and isinstance(storage, SqlPluginStorage):
             return storage.fresh
         return storage
+
+    def plugin_storage(self, plugin_id: str, *, fresh: bool = False) -> PluginStorage:
+        """What the plugin's ``ctx.storage`` is: the operations of :meth:`storage`'s view, without the
+        view (which leads to the database, and names the plugin in an attribute the plugin could set)."""
+        key = (plugin_id, fresh)
+        handle = self._handles.get(key)
+        if handle is None:
+            storage = self.storage(plugin_id, fresh=fresh)
+            if not isinstance(storage, SqlPluginStorage):  # pragma: no cover - storage() makes only these
+                return storage
+            handle = self._handles.setdefault(key, StorageHandle(storage))
+        return handle
 
     def warm(self) -> None:
         """Read the pairwise secret now when a partner plugin is loaded, rather than on a fresh worker's
@@ -495,7 +509,7 @@ class RequestContexts:
         factory = self._factory
         plain = factory.branches is None  # no branch layer: a plugin's settings are its own
         records, customer, now, request_id = self.records, self.customer, self.now, self.request_id
-        storage, over = factory.storage, ScopedData.over
+        storage, over = factory.plugin_storage, ScopedData.over
         out = []
         for plugin in plugins:
             pid = plugin.id
@@ -664,7 +678,7 @@ class RequestContexts:
                 customer = self._unprofiled
         return PluginContext(
             plugin_id=pid, customer=customer, scopes=plugin.granted, data=data,
-            storage=factory.storage(pid), now=now,
+            storage=factory.plugin_storage(pid), now=now,
             settings=self.settings_of(plugin),
             request_id=request_id,
         )

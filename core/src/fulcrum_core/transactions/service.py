@@ -142,7 +142,7 @@ class _Contexts(Protocol):
     def for_request(
         self, customer_ref: str, *, request_id: str, now: datetime | None = None, fresh: bool = False
     ) -> Any: ...
-    def storage(self, plugin_id: str, *, fresh: bool = False) -> PluginStorage: ...
+    def plugin_storage(self, plugin_id: str, *, fresh: bool = False) -> PluginStorage: ...
 
 
 class _Dispatcher(Protocol):
@@ -477,7 +477,7 @@ class TransactionService:
         checks.check_amount(tx_type, amount, self._settings.max_transaction_fen)
         # The transaction path reads storage fresh, never from the display hooks' cache.
         ctx = msgspec.structs.replace(
-            contexts.for_plugin(plugin), storage=self._contexts.storage(plugin.id, fresh=True)
+            contexts.for_plugin(plugin), storage=self._contexts.plugin_storage(plugin.id, fresh=True)
         )
         if contexts.provider_blocks:
             # Still in a worker thread: the plugin's records are read here, not on the event loop,
@@ -761,7 +761,7 @@ class TransactionService:
             )
             return None
         ctx = msgspec.structs.replace(
-            contexts.for_plugin(plugin), storage=self._contexts.storage(plugin.id, fresh=True)
+            contexts.for_plugin(plugin), storage=self._contexts.plugin_storage(plugin.id, fresh=True)
         )
         return _Plan(
             tx_id=row.id, now=row.created_at, plugin=plugin, tx_type=tx_type, params=params,
