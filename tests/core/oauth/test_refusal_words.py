@@ -7,6 +7,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, sync_plugin_clients
+from fulcrum_core.oauth.server import oauth_server
+from joserfc.jwk import ECKey
 
 from .conftest import REDIRECT, pkce_pair
 
@@ -81,3 +84,74 @@ def test_the_implicit_flow_is_told_only_code_is_supported(app: Any) -> None:
     assert query["error_description"] == [
         "response_type 'token' is not supported; only 'code' is (the authorization code flow, with PKCE)"
     ]
+
+
+# -- client authentication: authlib said "The client cannot authenticate with methods: [...]" or
+# "The client does not exist on this server." whatever went wrong, and the latter for a client that
+# exists but is disabled (a partner approved before its manifest listed keys, as the demo's).
+
+PARTNER_WITHOUT_KEYS = PluginClientPolicy("partner", frozenset({"location:city"}), True)
+INTERNAL = PluginClientPolicy("department", frozenset({"slot:home.banner"}), True)
+
+
+def _token_refusal(app: Any, data: dict[str, str], auth: tuple[str, str] | None = None) -> str:
+    response = app.client.post("/oauth/token", data=data, auth=auth)
+    code, description = _oauth_error(response)
+    assert code == "invalid_client"
+    return description
+
+
+def test_a_wrong_secret_is_named_as_not_the_current_one(app: Any) -> None:
+    secret = sync_plugin_clients(app.runtime.db, {"wealth": INTERNAL})[0].secret
+    assert secret
+    new = oauth_server(app.runtime).clients.rotate_secret("plugin-wealth")
+    grant = {"grant_type": "client_credentials"}
+    assert _token_refusal(app, grant, ("plugin-wealth", secret)) == (
+        "the secret sent for client 'plugin-wealth' is not its current one (fulcrum oauth rotate-secret "
+        "gives a new secret, and the old one stops working at once)"
+    )
+    assert app.client.post("/oauth/token", data=grant, auth=("plugin-wealth", new)).status_code == 200
+
+
+def test_an_unknown_client_is_named(app: Any) -> None:
+    grant = {"grant_type": "client_credentials"}
+    assert _token_refusal(app, grant, ("nobody", "x")) == "client 'nobody' is not registered here"
+
+
+def test_a_disabled_partner_client_says_why_at_the_token_endpoint(app: Any) -> None:
+    """The demo's merchant-promo: approved, no keys in its manifest; its client exists, disabled."""
+    sync_plugin_clients(app.runtime.db, {"fund": PARTNER_WITHOUT_KEYS})
+    description = _token_refusal(app, {"grant_type": "client_credentials", "client_id": "plugin-fund"})
+    assert description.startswith("client 'plugin-fund' is disabled: a plugin's client works while")
+    assert "lists its public keys under [oauth]" in description
+
+
+def test_a_disabled_partner_client_says_why_at_the_authorization_endpoint(app: Any) -> None:
+    """Its redirect URI is unknown, so the answer goes to the browser (a 400), not the redirect."""
+    sync_plugin_clients(app.runtime.db, {"fund": PARTNER_WITHOUT_KEYS})
+    params = {
+        "response_type": "code", "client_id": "plugin-fund", "redirect_uri": REDIRECT,
+        "scope": "location:city", "state": "s-1", "code_challenge": pkce_pair()[1],
+        "code_challenge_method": "S256",
+    }
+    code, description = _oauth_error(app.client.get("/oauth/authorize", params=params))
+    assert code == "invalid_client"
+    assert description.startswith("client 'plugin-fund' is disabled: a plugin's client works while")
+
+
+def test_a_secret_sent_for_a_partner_client_names_the_method_it_uses(app: Any) -> None:
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    policy = PARTNER_WITHOUT_KEYS._replace(jwks={"keys": [key.as_dict(private=False)]})
+    sync_plugin_clients(app.runtime.db, {"fund": policy})
+    assert _token_refusal(app, {"grant_type": "client_credentials"}, ("plugin-fund", "guess")) == (
+        "client 'plugin-fund' authenticates with a client assertion signed with a key it registered "
+        "(private_key_jwt), not its id and secret by HTTP Basic (client_secret_basic)"
+    )
+
+
+def test_the_public_app_asking_for_client_credentials_is_told_the_grant_does_not_take_it(app: Any) -> None:
+    description = _token_refusal(app, {"grant_type": "client_credentials", "client_id": "fulcrum-app"})
+    assert description == (
+        "client 'fulcrum-app' authenticates with its client_id alone (a public client), which this request "
+        "does not take (it takes client_secret_basic, private_key_jwt)"
+    )

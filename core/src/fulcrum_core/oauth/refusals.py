@@ -7,14 +7,33 @@ printable ASCII without ``"`` and ``\\`` (RFC 6749 section 5.2), so what a clien
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from fulcrum_sdk._in_words import did_you_mean
 
-__all__ = ["grant_type_refusal", "response_type_refusal", "sent", "unknown_scope_refusal"]
+__all__ = [
+    "AUTHLIB_VAGUE_CLIENT",
+    "client_refusal",
+    "grant_type_refusal",
+    "response_type_refusal",
+    "sent",
+    "unknown_scope_refusal",
+]
 
 _ECHO = 40
 """Characters of a value sent quoted back: enough to recognise it."""
+
+AUTHLIB_VAGUE_CLIENT = (
+    "The client cannot authenticate with methods",
+    "The client does not exist on this server",
+)
+"""How authlib's client refusals begin: they say neither which client nor what would do."""
+
+_HOW = {
+    "client_secret_basic": "its id and secret by HTTP Basic (client_secret_basic)",
+    "private_key_jwt": "a client assertion signed with a key it registered (private_key_jwt)",
+    "none": "its client_id alone (a public client)",
+}
 
 
 def sent(value: str) -> str:
@@ -43,3 +62,45 @@ def unknown_scope_refusal(unknown: list[str], known: Iterable[str]) -> str:
     """Scopes no client can ask for, the first with the scope it nearly spells."""
     names = ", ".join(sent(s) for s in unknown)
     return f"unknown scope {names}{did_you_mean(unknown[0], known)}"
+
+
+
+def client_refusal(
+    client_id: str | None,
+    *,
+    sent_by: str | None,
+    registered: tuple[str, bool, bool] | None,
+    accepted: Sequence[str] = (),
+) -> str:
+    """A client that did not authenticate, or a client_id the authorization endpoint cannot serve.
+
+    ``sent_by`` is how the request authenticated (a key of ``_HOW``, or None); ``registered`` the
+    client's ``(auth_method, active, is a plugin's)``, or None for an id registered nowhere;
+    ``accepted`` the methods this endpoint and grant take (empty: not an authentication).
+    """
+    if not client_id:
+        return "no client was named: a client authenticates with " + "; or ".join(_HOW.values())
+    who = f"client {sent(client_id)}"
+    if registered is None:
+        return f"{who} is not registered here"
+    method, active, plugin = registered
+    if not active:
+        why = (
+            ": a plugin's client works while a release of the plugin is approved and not suspended, and a "
+            "partner's once that release's manifest lists its public keys under [oauth]" if plugin else ""
+        )
+        return f"{who} is disabled{why}"
+    how = _HOW.get(method, method)
+    if accepted and method not in accepted:
+        takes = ", ".join(accepted)
+        return f"{who} authenticates with {how}, which this request does not take (it takes {takes})"
+    if sent_by is None:
+        return f"{who} authenticates with {how}, and the request sent no client authentication"
+    if sent_by != method:
+        return f"{who} authenticates with {how}, not {_HOW[sent_by]}"
+    if method == "client_secret_basic":
+        return (
+            f"the secret sent for {who} is not its current one "
+            "(fulcrum oauth rotate-secret gives a new secret, and the old one stops working at once)"
+        )
+    return f"{who} could not authenticate with {how}"

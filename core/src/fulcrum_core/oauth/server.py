@@ -23,7 +23,7 @@ from authlib.oauth2.rfc6749 import (
     UnsupportedResponseTypeError,
 )
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
-from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oauth2.rfc6749.util import extract_basic_authorization, scope_to_list
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc9207 import IssuerParameter
 from fulcrum_sdk.scopes import APP_SCOPES, SCOPES
@@ -46,7 +46,13 @@ from fulcrum_core.oauth.grants import (
 from fulcrum_core.oauth.idp import IdentityProvider
 from fulcrum_core.oauth.jwt_bearer import IdpAssertionGrant
 from fulcrum_core.oauth.refresh import FamilyRevoked, RefreshTokenStore
-from fulcrum_core.oauth.refusals import grant_type_refusal, response_type_refusal, unknown_scope_refusal
+from fulcrum_core.oauth.refusals import (
+    AUTHLIB_VAGUE_CLIENT,
+    client_refusal,
+    grant_type_refusal,
+    response_type_refusal,
+    unknown_scope_refusal,
+)
 from fulcrum_core.oauth.used_ids import AssertionIds, client_slot
 from fulcrum_core.runtime import Runtime
 
@@ -164,7 +170,8 @@ class FulcrumAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.codes = CodeStore(db, self.refresh_tokens)
         self.register_token_generator("default", self._generate)
         self.register_client_auth_method("client_secret_basic", _client_secret_basic)
-        self.register_client_auth_method("private_key_jwt", _PrivateKeyJWT(issuer, AssertionIds(db)))
+        self._assertions = _PrivateKeyJWT(issuer, AssertionIds(db))
+        self.register_client_auth_method("private_key_jwt", self._assertions)
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
         self.register_grant(RefreshTokenGrant)
         self.register_grant(ClientCredentialsGrant)
@@ -209,6 +216,50 @@ class FulcrumAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         except UnsupportedResponseTypeError as error:
             error.description = response_type_refusal(request.payload.response_type)
             raise
+
+    def authenticate_client(
+        self, request: SnapshotRequest, methods: list[str], endpoint: str = "token"
+    ) -> Any:
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError as error:
+            if (error.description or "").startswith(AUTHLIB_VAGUE_CLIENT):
+                client_id, sent_by = self._credentials_sent(request)
+                error.description = self._client_refusal(client_id, sent_by, methods)
+            raise
+
+    def get_consent_grant(self, request: SnapshotRequest | None = None, end_user: Any = None) -> Any:
+        try:
+            return super().get_consent_grant(request=request, end_user=end_user)
+        except InvalidClientError as error:
+            if request is not None and (error.description or "").startswith(AUTHLIB_VAGUE_CLIENT):
+                error.description = self._client_refusal(request.payload.client_id, None, [])
+            raise
+
+    def _credentials_sent(self, request: SnapshotRequest) -> tuple[str | None, str | None]:
+        """The client a token-endpoint request names, and how it authenticated (None: not at all)."""
+        try:
+            basic_id, _secret = extract_basic_authorization(request.headers)
+        except UnicodeDecodeError:
+            basic_id = None
+        if basic_id:
+            return basic_id, "client_secret_basic"
+        form = request.payload.data
+        assertion = form.get("client_assertion")
+        if assertion:
+            try:
+                _headers, claims = self._assertions.extract_assertion(assertion)
+            except InvalidClientError:
+                claims = {}
+            sub = claims.get("sub")
+            return form.get("client_id") or (sub if isinstance(sub, str) else None), "private_key_jwt"
+        client_id = form.get("client_id")
+        return client_id, ("none" if client_id else None)
+
+    def _client_refusal(self, client_id: str | None, sent_by: str | None, methods: list[str]) -> str:
+        client = self.clients.get(client_id) if client_id else None
+        registered = None if client is None else (client.auth_method, client.active, client.kind == "plugin")
+        return client_refusal(client_id, sent_by=sent_by, registered=registered, accepted=methods)
 
     def validate_requested_scope(self, scope: str | None) -> None:
         unknown = [s for s in scope_to_list(scope or "") or () if s not in SCOPES]
