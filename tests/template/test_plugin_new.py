@@ -29,14 +29,19 @@ def new(tmp_path: Path, cookiecutter_config: Path) -> New:
 
 
 def test_no_input_with_extra_context_creates_the_project(new: New, tmp_path: Path) -> None:
-    """--no-input plus -x answers bakes fulcrum-<id> and prints the next steps through to submission."""
+    """--no-input plus -x answers bakes fulcrum-<id> and prints the next steps through to submission,
+    ``fulcrum plugin check`` before it (submitting runs the registry's checks but never the hooks)."""
     result = new("--no-input", *CITY, "-x", "search=no")
     assert result.exit_code == 0, result.output
     project = tmp_path / "fulcrum-city-coupons"
     assert f"Created {project}" in result.output
     wheel = project / "dist" / "fulcrum_city_coupons-0.1.0-py3-none-any.whl"
     assert f"uv pip install {ROOT / 'sdk'} -e . pytest && uv run --no-sync pytest" in result.output
-    assert f"uv run fulcrum registry submit {wheel} --publisher meituan-local --as " in result.output
+    lines = [line.strip() for line in result.output.splitlines()]
+    check = lines.index(f"cd {ROOT} && uv run fulcrum plugin check {project}")
+    assert lines.index("uv build --wheel") < check
+    submit = f"uv run fulcrum registry submit {wheel} --publisher meituan-local --as "
+    assert lines[check + 1].startswith(submit)
     manifest_path = project / "src" / "fulcrum_city_coupons" / MANIFEST_FILE
     manifest = parse_manifest(manifest_path.read_bytes(), file=str(manifest_path))
     assert (manifest.id, manifest.publisher) == ("city-coupons", "meituan-local")

@@ -162,8 +162,9 @@ def new(
 
 def _print_next_steps(project: Path) -> None:
     """What to run next, with this checkout's paths: fulcrum-sdk is on no package index, so the project's
-    own environment gets it from the checkout (as docs/partner-guide.md does), and the registry commands
-    run in the checkout, where its database is."""
+    own environment gets it from the checkout (as docs/partner-guide.md does), and ``plugin check`` (the
+    only step that imports and calls the hooks before review) and the registry commands run in the
+    checkout, where its database is."""
     answers = json.loads((project / ".cookiecutter.json").read_text(encoding="utf-8"))["cookiecutter"]
     wheel = project.absolute() / "dist" / f"{answers['__package']}-0.1.0-py3-none-any.whl"
     template = find_template()
@@ -177,15 +178,18 @@ def _print_next_steps(project: Path) -> None:
         click.echo(f"  uv venv && uv pip install {sdk} -e . pytest && uv run --no-sync pytest")
     else:
         click.echo("  uv sync && uv run pytest    # needs fulcrum-sdk on your package index")
-    click.echo("  uv build")
+    click.echo("  uv build --wheel")
     submitter = answers.get("owner_email") or "you@example.com"
+    check = f"fulcrum plugin check {shlex.quote(str(project.absolute()))}"
     submit = (
         f"fulcrum registry submit {shlex.quote(str(wheel))} "
         f"--publisher {shlex.quote(publisher)} --as {shlex.quote(submitter)}"
     )
     if checkout is not None:
-        click.echo(f"  cd {shlex.quote(str(checkout))} && uv run {submit}")
+        click.echo(f"  cd {shlex.quote(str(checkout))} && uv run {check}")
+        click.echo(f"  uv run {submit}")
     else:
+        click.echo(f"  {check}")
         click.echo(f"  {submit}")
     click.echo(
         f"The registry must know publisher {publisher} first "
