@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,25 @@ def test_rotate_signs_new_tokens_with_the_new_key_and_the_old_one_still_verifies
     # the longest token or login, then the verifier's 5 s leeway and the 1 s a worker may sign on
     lifetime = max(settings.access_token_ttl_seconds, settings.oauth_idp.login_seconds) + 5 + 1
     assert listed[old["kid"]]["retire_after"] == listed[kid]["created_at"] + lifetime  # type: ignore[operator]
+
+
+def test_rotate_names_the_retirement_time_keys_list_shows(
+    config: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rotation is recorded a moment before the command reads the clock to print its message (here
+    two seconds, as a slow disk or a second boundary makes it): rotate named a time after the one
+    ``keys list`` shows and ``keys retire`` checks (01:33:17 against 01:33:16), now the same one."""
+    [old] = _listed(config)
+    recorded = time.time() - 2
+    monkeypatch.setattr("fulcrum_core.auth.keys.time.time", lambda: recorded)
+    code, _, err = _keys(config, "rotate")
+    monkeypatch.undo()
+    assert code == 0, err
+    listed = {k["kid"]: k for k in _listed(config)}
+    retire_after = listed[str(old["kid"])]["retire_after"]
+    assert isinstance(retire_after, int)
+    shown = datetime.fromtimestamp(retire_after, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert f"`fulcrum keys retire {old['kid']}` after {shown} (" in err
 
 
 def _header(jwt: str) -> str:

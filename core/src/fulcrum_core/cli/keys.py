@@ -133,13 +133,18 @@ def rotate(ctx: click.Context) -> None:
     store = _store(settings)
     before = store.current_kid
     kid = store.rotate()
-    lifetime = _lifetime(settings)
-    then = _when(int(dt.datetime.now(dt.UTC).timestamp()) + lifetime)
+    # The time `keys list` shows and `keys retire` checks, from the new key's recorded creation: a clock
+    # read again here is a second later at times, and the commands named two times for one key.
+    replaced = next((info for info in _infos(store, settings) if info.kid == before), None)
+    clock = int(dt.datetime.now(dt.UTC).timestamp())
+    retire_after = clock + _lifetime(settings)
+    if replaced is not None and replaced.retire_after is not None:
+        retire_after = replaced.retire_after
     click.echo(
         f"new tokens are signed with {kid} by every worker sharing this state directory within a second. "
-        f"{before} verifies what it signed until retired: `fulcrum keys retire {before}` after {then} "
-        f"({lifetime} s from now). Hosts that do not share the state directory need this key file too "
-        "(see docs/operations.md).",
+        f"{before} verifies what it signed until retired: `fulcrum keys retire {before}` after "
+        f"{_when(retire_after)} ({max(retire_after - clock, 0)} s from now). Hosts that do not share the "
+        "state directory need this key file too (see docs/operations.md).",
         err=True,
     )
     click.echo(kid)
