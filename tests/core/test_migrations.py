@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -128,6 +130,20 @@ def test_cli_db_upgrade_says_what_it_did(tmp_path: Path) -> None:
     assert checked.exit_code == 0, checked.output
     current = runner.invoke(main, ["--config", str(config), "db", "current"])
     assert "head" in current.output
+
+
+def test_cli_db_check_prints_its_own_line_alone(tmp_path: Path) -> None:
+    """alembic's "No new upgrade operations detected." came first, written to the stdout alembic saw
+    when imported (so a process of its own, where that is the terminal)."""
+    config = tmp_path / "fulcrum.toml"
+    config.write_text(f'database_url = "sqlite:///{tmp_path / "cli.db"}"\n', encoding="utf-8")
+    assert CliRunner().invoke(main, ["--config", str(config), "db", "upgrade"]).exit_code == 0
+    run = "from fulcrum_core.cli import main; main()"
+    checked = subprocess.run(
+        [sys.executable, "-c", run, "--config", str(config), "db", "check"], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout == "models and migrations agree\n"
 
 
 def test_cli_db_check_fails_on_an_unmigrated_database(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ Database errors raised inside a session become domain errors (:mod:`fulcrum_core
 from __future__ import annotations
 
 import fcntl
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
@@ -261,6 +262,7 @@ class Database:
         The database must be at head first (``upgrade()``); alembic compares it with the models.
         """
         cfg = self.alembic_config()
+        cfg.stdout = io.StringIO()  # alembic prints "No new upgrade operations detected." on success
         with self.engine.connect() as conn:
             cfg.attributes["connection"] = conn
             command.check(cfg)
