@@ -53,6 +53,20 @@ def test_a_bad_table_variable_names_the_variable_and_key() -> None:
     assert line == f"Error: cannot load settings: {expected}"
 
 
+def test_a_slot_variable_is_an_error_naming_it_and_the_file_table(tmp_path: Path) -> None:
+    """``FULCRUM_SLOTS__<SLOT>__<KEY>`` sets nothing (slots are tuned in the file): one line saying so, not a
+    command run with the built-in slot the operator meant to change."""
+    (tmp_path / "fulcrum.db").touch()  # `db current` reads a database; it creates none
+    env = {"FULCRUM_STATE_DIR": str(tmp_path), "FULCRUM_SLOTS__HOME_BANNER_V1__CAPACITY": "3"}
+    line = _fails(["db", "current"], env=env)
+    expected = (
+        "FULCRUM_SLOTS__HOME_BANNER_V1__CAPACITY (slots): no variable sets slots; set them in the settings "
+        'file (FULCRUM_CONFIG or --config) with a table [slots."<id>"] (e.g. [slots."home.banner/v1"] with '
+        "capacity = 3)"
+    )
+    assert line == f"Error: cannot load settings: {expected}"
+
+
 @pytest.mark.parametrize(
     ("variable", "meant"),
     [("FULCRUM_PROT", "FULCRUM_PORT"), ("FULCRUM_DATABSE_URL", "FULCRUM_DATABASE_URL")],

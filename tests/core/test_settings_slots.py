@@ -114,3 +114,26 @@ def test_a_disabled_slot_is_absent_from_the_home_page(make_app: Any, kit: Any, t
     slots = make_app(plugin, slots=tuned.slots, **PATIENT).get("/v1/home").json()["slots"]
     assert set(slots) == ALL_SLOTS - {"home.notice/v1"}
     assert [item["key"] for item in slots["home.banner/v1"]] == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("variables", "table"),
+    [
+        ({"FULCRUM_SLOTS__HOME_BANNER_V1__CAPACITY": "3"}, "slots"),
+        ({"FULCRUM_SLOTS": '{"home.banner/v1": {"capacity": 3}}', "FULCRUM_SLOTS__X": "1"}, "slots"),
+        ({"FULCRUM_PLUGINS__WEATHER__ENABLED": "false"}, "plugins"),
+    ],
+    ids=["slot-key", "slots-whole-and-key", "plugin-key"],
+)
+def test_a_variable_for_slots_is_refused_naming_it_and_the_file_table(
+    variables: dict[str, str], table: str
+) -> None:
+    """No variable sets a slot (ids such as ``home.banner/v1`` are no variable names): one that tries is
+    an error naming it and the settings file's table to use, not a setting ignored without a word."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ={**variables, "FULCRUM_SLOTS__EMPTY": ""})
+    said = str(caught.value)
+    assert said.startswith(f"{', '.join(sorted(variables))} ({table}): no variable sets {table}; ")
+    assert "set them in the settings file (FULCRUM_CONFIG or --config) with a table [" in said
+    assert "FULCRUM_SLOTS__EMPTY" not in said  # an empty variable is unset, as for every setting
+    assert load_settings(environ={"FULCRUM_SLOTS__EMPTY": ""}).slots == default_slots()

@@ -234,6 +234,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     pairwise_secret: str | None = None
     # Development mode: installed plugins unknown to the registry run (with a warning).
     dev_mode: bool = False
+    # The home page's slot inventory. The settings file's ``[slots."<id>"]`` tables tune the built-in one
+    # key by key (``load_settings``); no variable sets a slot. Given here in code, it is the whole
+    # inventory: a slot left out is not served.
     slots: dict[str, SlotConfig] = msgspec.field(default_factory=default_slots)
     deadlines: Deadlines = Deadlines()
     feed_columns: tuple[str, ...] = ("wealth", "education", "retirement", "life")
@@ -423,6 +426,28 @@ def _table_variable_names() -> list[str]:
     ]
 
 
+# Tables of tables, keyed by ids a variable's name cannot spell (``home.banner/v1``): set only in the
+# settings file. A ``FULCRUM_<TABLE>`` or ``FULCRUM_<TABLE>__*`` variable for one is refused, naming the
+# file's table to use instead, where it used to be ignored without a word.
+_FILE_ONLY_TABLES: dict[str, str] = {
+    "slots": '[slots."<id>"] (e.g. [slots."home.banner/v1"] with capacity = 3)',
+    "plugins": "[plugins.<id>] (e.g. [plugins.weather.storage_quota] with documents = 1000)",
+}
+
+
+def _file_only_variables(env: Mapping[str, str]) -> str | None:
+    """The error for the non-empty variables that name a table only the settings file sets, or None."""
+    for table, instead in _FILE_ONLY_TABLES.items():
+        name = f"FULCRUM_{table.upper()}"
+        found = sorted(v for v, value in env.items() if value and (v == name or v.startswith(f"{name}__")))
+        if found:
+            return (
+                f"{', '.join(found)} ({table}): no variable sets {table}; set them in the settings file "
+                f"(FULCRUM_CONFIG or --config) with a table {instead}"
+            )
+    return None
+
+
 # Variables of other namespaces: secret references, test and benchmark databases.
 _NOT_SETTINGS = ("FULCRUM_SECRET_", "FULCRUM_TEST_", "FULCRUM_BENCH_")
 
@@ -431,7 +456,8 @@ def misspelt_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     """A line for each ``FULCRUM_*`` variable that is no setting but nearly spells one (it is ignored)."""
     env = os.environ if environ is None else environ
     names = [*_ENV_FIELDS, "FULCRUM_CONFIG", *_table_variable_names()]
-    tables = tuple(f"FULCRUM_{table.upper()}__" for table in _ENV_TABLES)  # the loader checks their keys
+    # The loader checks the keys of these, and refuses those of the file's own tables.
+    tables = tuple(f"FULCRUM_{table.upper()}__" for table in (*_ENV_TABLES, *_FILE_ONLY_TABLES))
     unknown = [
         v for v in sorted(env) if v.startswith("FULCRUM_") and v not in names and not v.startswith(tables)
     ]
@@ -480,6 +506,8 @@ def load_settings(
     ``FULCRUM_PORT (port): Expected `int`, got `str```), or the file that cannot be read.
     """
     env = os.environ if environ is None else environ
+    if (refused := _file_only_variables(env)) is not None:
+        raise SettingsError(refused)
     raw: dict[str, object] = {}
     came_from: dict[str, str] = {}
     path = config_file or env.get("FULCRUM_CONFIG")
