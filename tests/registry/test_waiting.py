@@ -177,13 +177,18 @@ def test_a_reviewer_sees_only_what_they_may_complete(queue: Queue) -> None:
 def test_a_second_approval_waits_for_a_suspended_publisher_to_come_back(
     registry: RegistryService, submit: Submit, approve: Approve, manifest: Callable[..., Any]
 ) -> None:
-    """Approving a suspended publisher's release is refused, so it is not listed until reinstated."""
+    """Approving a suspended publisher's release is refused, so it is not listed until reinstated;
+    meanwhile the release read says why (``publisher_suspended``), in a listing and alone."""
     rid = int(submit(manifest=manifest(scopes={"required": _HIGH, "optional": {}})).id)
     approve(rid, "bob")
+    assert registry.get_release(rid).publisher_suspended is False
     registry.suspend_publisher("pension-dept", actor="ops", reason="audit")
     assert registry.list_releases({"waiting": True}).total == 0
+    assert [r.publisher_suspended for r in registry.list_releases().items] == [True]
+    assert registry.get_release(rid).publisher_suspended is True
     registry.reinstate_publisher("pension-dept", actor="dave", reason="closed")  # nothing running: one
     assert [r.id for r in registry.list_releases({"waiting": True}).items] == [rid]
+    assert registry.get_release(rid).publisher_suspended is False
 
 
 def test_publishers_half_reinstated_are_listed_for_whoever_may_complete_them(

@@ -89,11 +89,16 @@ def _review_read(row: Review) -> ReviewRead:
 
 
 def release_reads(session: Session, rows: Sequence[Release]) -> list[ReleaseRead]:
-    """Read structs for ``rows``, with their reviews, grants and pending resumes loaded in three queries."""
+    """Read structs for ``rows``, with their reviews, grants, pending resumes and suspended publishers
+    loaded in four queries."""
     ids = [r.id for r in rows]
     reviews: dict[int, list[Review]] = defaultdict(list)
     grants: dict[int, list[ScopeGrant]] = defaultdict(list)
+    stopped: set[str] = set()
     if ids:
+        publishers = {r.publisher_id for r in rows}
+        off = select(Publisher.id).where(Publisher.id.in_(publishers), Publisher.suspended.is_(True))
+        stopped.update(session.scalars(off))
         for review in session.scalars(select(Review).where(Review.release_id.in_(ids)).order_by(Review.id)):
             reviews[review.release_id].append(review)
         for grant in session.scalars(select(ScopeGrant).where(ScopeGrant.release_id.in_(ids))):
@@ -136,6 +141,7 @@ def release_reads(session: Session, rows: Sequence[Release]) -> list[ReleaseRead
                 pending_resume=pending(votes[resume_undo(row.id).subject], needed)
                 if row.state == suspended
                 else None,
+                publisher_suspended=row.publisher_id in stopped,
             )
         )
     return out

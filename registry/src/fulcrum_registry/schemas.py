@@ -245,6 +245,9 @@ class ReleaseRead(msgspec.Struct, frozen=True, kw_only=True):
     manifest: Manifest | None
     # Suspended and agreed to resume by fewer people than needed; None otherwise.
     pending_resume: PendingUndo | None = None
+    # Its publisher is suspended: it does not run, and in review it cannot be approved (nor is it listed
+    # as waiting) until the publisher is reinstated.
+    publisher_suspended: bool = False
 
 
 class Submission(msgspec.Struct, frozen=True, kw_only=True):

@@ -259,6 +259,8 @@ def test_waiting_lists_what_one_more_reviewer_completes_and_me_what_the_token_ma
     assert waiting(api.rob, "me", path="/publishers")["items"] == []
     assert [p["id"] for p in waiting(carl, "me", path="/publishers")["items"]] == ["test-bank"]
     assert listed(carl) == [ids[2]]  # a suspended publisher's release cannot be approved meanwhile
+    held = api.call("GET", f"/releases/{ids[1]}", api.rob).json()["release"]
+    assert (held["approvals"], held["publisher_suspended"]) == (["rita"], True)  # why it is not listed
 
 
 def test_kill_switch_and_audit(api: Api, manifest: Any, wheel_for: Callable[..., Path]) -> None:

@@ -683,6 +683,51 @@ def test_review_warns_when_the_publisher_is_suspended(
     assert "publisher test-bank is SUSPENDED: an approval is refused until it is reinstated" in review
 
 
+def test_a_half_approved_release_of_a_suspended_publisher_says_what_holds_it(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """``list`` and ``show`` said "approved by bob (1 of 2); needs one more reviewer" though the second
+    approval is refused while the publisher is suspended (and ``--waiting`` leaves the release out):
+    they say the suspension holds it, who may reinstate, and a reinstatement half agreed."""
+    high = ["slot:home.notice", "pension:read"]
+    manifest = kit.manifest("pensions", hooks=["home_slot_offers"], scopes=high)
+    for version in ("1.0.0", "1.0.1", "1.0.2"):
+        run(config, "submit", str(wheel_for(manifest, version)), "--publisher", "test-bank", "--as", "alice")
+    run(config, "approve", "1", "--as", "bob", "--confirm")
+    for reviewer in ("bob", "carol"):  # release 3 runs: reinstating takes two people
+        run(config, "approve", "3", "--as", reviewer, "--confirm")
+    head = "release {}: pensions 1.0.{} [{}] publisher test-bank, submitted by alice"
+    heads = [head.format(1, 0, "in_review"), head.format(2, 1, "in_review"), head.format(3, 2, "approved")]
+    waits = (
+        "approved by bob (1 of 2); needs one more reviewer, not the submitter (alice) or who approved already"
+    )
+    assert run(config, "list").output.splitlines() == [heads[0], f"  {waits}", *heads[1:]]
+    run(config, "suspend-publisher", "test-bank", "--as", "ops", "--reason", "incident")
+    held = (
+        "approved by bob (1 of 2); on hold: publisher test-bank is suspended, so approving is refused until "
+        "it is reinstated (reinstate-publisher test-bank, not by one of its submitters or who suspended it)"
+    )
+    hold = held.split("; ", 1)[1]  # release 2, approved by nobody yet: the hold alone
+    assert run(config, "list").output.splitlines() == [heads[0], f"  {held}", heads[1], f"  {hold}", heads[2]]
+    assert run(config, "list", "--waiting").output == "no releases wait for another reviewer\n"
+    shown = run(config, "show", "1").output.splitlines()
+    assert held in shown
+    assert waits not in shown
+    assert held in run(config, "review", "1").output.splitlines()
+    assert json.loads(run(config, "show", "1", "--json").output)["release"]["publisher_suspended"] is True
+
+    run(config, "reinstate-publisher", "test-bank", "--as", "dave", "--reason", "closed")  # one of two
+    half = (
+        "reinstatement agreed by dave (1 of 2); needs one more reviewer, not one of its submitters, who "
+        "suspended it (ops) or who agreed already"
+    )
+    assert run(config, "list").output.splitlines()[:3] == [heads[0], f"  {held}", f"  {half}"]
+    assert half in run(config, "show", "1").output.splitlines()
+    run(config, "reinstate-publisher", "test-bank", "--as", "erin", "--reason", "checked")
+    assert run(config, "list").output.splitlines() == [heads[0], f"  {waits}", *heads[1:]]
+    assert run(config, "list", "--waiting").output.splitlines() == [heads[0], f"  {waits}"]
+
+
 def test_reject_prints_the_reasons_it_recorded(
     config: Path, kit: Any, wheel_for: Callable[..., Path]
 ) -> None:

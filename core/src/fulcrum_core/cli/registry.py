@@ -16,7 +16,7 @@ group (registry_group.py) imports this module only when one of its commands runs
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -156,10 +156,19 @@ def _pending_text(pending: PendingUndo | None, doing: str, barred: str, *, full:
     return lines
 
 
-def _approval_text(release: ReleaseRead) -> list[str]:
+def _approval_text(release: ReleaseRead, publisher: PublisherRead | None = None) -> list[str]:
     """A release in review approved by fewer than it needs, in the words of a half-agreed undo:
-    ``approved by bob (1 of 2); needs one more reviewer, not …``."""
+    ``approved by bob (1 of 2); needs one more reviewer, not …``; or, its publisher suspended, what
+    holds it instead (``--waiting`` leaves it out alike), with the reinstatement ``publisher`` awaits."""
     given, needed = len(release.approvals), release.approvals_needed
+    if release.state == "in_review" and release.publisher_suspended:
+        so_far = f"approved by {', '.join(release.approvals)} ({given} of {needed}); " if given else ""
+        pid = release.publisher_id
+        return [
+            f"{so_far}on hold: publisher {pid} is suspended, so approving is refused until it is "
+            f"reinstated (reinstate-publisher {pid}, not by one of its submitters or who suspended it)",
+            *(_publisher_pending(publisher) if publisher is not None else []),
+        ]
     if release.state != "in_review" or not given or given >= needed:
         return []
     wanted = "one more reviewer" if needed - given == 1 else f"{needed - given} more reviewers"
@@ -179,7 +188,14 @@ def _publisher_lines(p: PublisherRead) -> list[str]:
     return [line + _status(p.suspended), *(f"  {pending}" for pending in _publisher_pending(p))]
 
 
-def _release_text(release: ReleaseRead, diff: ReleaseDiff | None = None, *, full: bool = False) -> str:
+def _release_text(
+    release: ReleaseRead,
+    diff: ReleaseDiff | None = None,
+    *,
+    full: bool = False,
+    publishers: Mapping[str, PublisherRead] | None = None,
+) -> str:
+    """A release in words; ``publishers`` (by id) are the suspended ones whose reinstatement it waits for."""
     # A release whose publisher may not claim its plugin id is filed without one: its manifest still says
     # which plugin it is for (``?`` only when there is no readable manifest).
     claimed = release.plugin_id or (
@@ -189,7 +205,8 @@ def _release_text(release: ReleaseRead, diff: ReleaseDiff | None = None, *, full
         f"release {release.id}: {claimed} {release.version} [{release.state}] "
         f"publisher {release.publisher_id}, submitted by {release.submitted_by}"
     )
-    pending = _approval_text(release) + _pending_text(
+    publisher = (publishers or {}).get(release.publisher_id)
+    pending = _approval_text(release, publisher) + _pending_text(
         release.pending_resume, "resume", f"the submitter ({release.submitted_by})", full=full
     )
     if not full:
@@ -263,6 +280,12 @@ def _declared_text(manifest: Manifest, key: str) -> str:
     named = ", ".join(sorted(declared.account_fields))
     accounts = f"; accounts in {named}" if named else ""
     return f"{risk}; {amount}{accounts}"
+
+
+def _held_by(service: RegistryService, releases: Iterable[ReleaseRead]) -> dict[str, PublisherRead]:
+    """The suspended publishers holding ``releases`` in review, by id: what their reinstatement awaits."""
+    held = {r.publisher_id for r in releases if r.publisher_suspended and r.state == "in_review"}
+    return {pid: service.get_publisher(pid) for pid in sorted(held)}
 
 
 def _diff_or_none(service: RegistryService, release_id: int) -> ReleaseDiff | None:
@@ -472,9 +495,11 @@ def list_(
         query["cursor"] = str(after)
     with _service(ctx) as service:
         page = service.list_releases({**query, "limit": limit})
+        held = _held_by(service, page.items)
 
     def text() -> str:
-        lines = [_release_text(r) for r in page.items] or [_nothing(waiting, actor, "releases")]
+        lines = [_release_text(r, publishers=held) for r in page.items]
+        lines = lines or [_nothing(waiting, actor, "releases")]
         if page.next_cursor is not None:
             lines.append(f"{page.total} releases in all; the next ones: add --after {page.next_cursor}")
         return "\n".join(lines)
@@ -491,11 +516,12 @@ def show(ctx: click.Context, release_id: int, as_json: bool) -> None:
     with _service(ctx) as service:
         release = service.get_release(release_id)
         diff = _diff_or_none(service, release_id)
+        held = _held_by(service, [release])
     warnings = list(placeholder_warnings(release.manifest))
     _emit(
         {"release": release, "diff": diff, "warnings": warnings},
         as_json,
-        lambda: _release_text(release, diff, full=True),
+        lambda: _release_text(release, diff, full=True, publishers=held),
     )
 
 
@@ -508,7 +534,8 @@ def review(ctx: click.Context, release_id: int, as_json: bool) -> None:
     with _service(ctx) as service:
         release = service.get_release(release_id)
         diff = _diff_or_none(service, release_id)
-        suspended = service.get_publisher(release.publisher_id).suspended
+        owner = service.get_publisher(release.publisher_id)
+    suspended, held = owner.suspended, {owner.id: owner}
 
     def text() -> str:
         items = [f"  [ ] {key}: {label}" for key, label in REVIEW_CHECKLIST.items()]
@@ -519,7 +546,7 @@ def review(ctx: click.Context, release_id: int, as_json: bool) -> None:
         )
         return "\n".join(
             [
-                _release_text(release, diff, full=True),
+                _release_text(release, diff, full=True, publishers=held),
                 *warning,
                 *_manifest_text(release.manifest),
                 "checklist (approve --confirm):",
