@@ -130,6 +130,23 @@ def test_setting_attributes_opens_nothing(settings: Settings, db: Any, plugins: 
         dept.pension()
 
 
+def test_calling_what_the_data_holds_opens_nothing_more(
+    settings: Settings, db: Any, plugins: PluginSet
+) -> None:
+    """Whatever a plugin passes the callables its ``ctx.data`` holds, they hand out no record beyond its
+    grant, and none under a scope that does not open it (a granted scope for another record)."""
+    contexts, _ = _contexts(settings, db, plugins)
+    contexts.for_plugin(plugins.loaded["dept"]).data.holdings()
+    dept = contexts.for_plugin(plugins.loaded["dept"]).data
+    held = [obj for _path, obj in _attributes(dept) if callable(obj)]
+    assert held  # the check the accessors call
+    for call in held:
+        asks = [("holdings", "profile:basic"), ("pension", "profile:basic"), ("pension", "pension:read")]
+        for name, scope in asks:
+            with pytest.raises(ScopeDenied):
+                call(name, scope)
+
+
 def test_a_plugins_storage_leads_to_no_database(settings: Settings, db: Any, plugins: PluginSet) -> None:
     """``ctx.storage`` (either view) leads to neither the database nor its engine: through them a plugin
     would read every table (consents name the bank's customers) and every other plugin's storage."""
