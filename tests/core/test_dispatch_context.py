@@ -21,6 +21,7 @@ from fulcrum_core.dispatch.context import PAIRWISE_KEY_FILE, ContextFactory, par
 from fulcrum_core.errors import Forbidden
 from fulcrum_core.plugins import PluginSet, get_plugin_manager
 from fulcrum_core.settings import Settings
+from fulcrum_sdk.context import DEFAULT_LOCALE
 from fulcrum_sdk.data import StaticDataProvider
 from fulcrum_sdk.errors import DataUnavailable, ScopeDenied
 from fulcrum_sdk.scopes import SCOPES
@@ -96,6 +97,44 @@ def test_partner_with_live_consent_reads_consented_scopes_only(
     assert ctx.data.profile() is not None
     with pytest.raises(ScopeDenied, match="holdings:read"):
         ctx.data.holdings()
+
+
+def test_the_customers_locale_is_profile_basic_data(settings: Settings, db: Any, kit: Any) -> None:
+    """The customer's language is shown, as segment and branch are, only to a plugin that may read
+    profile:basic; the others see the platform's default locale."""
+    english = {
+        r.id: msgspec.structs.replace(r, profile=msgspec.structs.replace(r.profile, locale="en"))
+        for r in PERSONAS.values()
+    }
+    plugins = get_plugin_manager(
+        settings,
+        load_entry_points=False,
+        extra_plugins=[
+            kit.plugin(pid, kind=kind, scopes=scopes, search=lambda ctx, query: [])
+            for pid, kind, scopes in (
+                ("dept", "department", ["profile:basic", "search:contribute"]),
+                ("dept-blind", "department", ["search:contribute"]),
+                ("partner", "partner", ["profile:basic", "search:contribute"]),
+                ("partner-unasked", "partner", ["profile:basic", "search:contribute"]),
+            )
+        ],
+    )
+    factory = ContextFactory(
+        settings=settings, db=db, provider=StaticDataProvider(english), plugins=plugins
+    )
+    ConsentStore(db).grant(
+        CUSTOMER, "partner", ["profile:basic"], "个性化推荐", NOW + timedelta(days=30), now=NOW
+    )
+    contexts = factory.for_request(CUSTOMER, request_id="r-1", now=NOW)
+    contexts.consents()
+    seen = {pid: contexts.for_plugin(plugins.loaded[pid]).customer.locale for pid in plugins.loaded}
+    assert seen == {
+        "dept": "en", "dept-blind": DEFAULT_LOCALE, "partner": "en", "partner-unasked": DEFAULT_LOCALE
+    }
+    again = factory.for_request(CUSTOMER, request_id="r-2", now=NOW)
+    again.consents()
+    assert {pid: again.customer_seen_by(pid).locale for pid in plugins.loaded} == seen  # targeting's view
+    assert again.customer_seen_by("not-loaded").locale == DEFAULT_LOCALE
 
 
 def test_consents_are_read_once_and_only_for_partners(

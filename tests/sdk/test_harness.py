@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 from fulcrum_sdk import hookimpl
+from fulcrum_sdk.context import DEFAULT_LOCALE
 from fulcrum_sdk.errors import REQUEST_ENDED, DataUnavailable, ScopeDenied, TransactionRefused
 from fulcrum_sdk.manifest import Manifest
 from fulcrum_sdk.models import (
@@ -306,9 +307,9 @@ def test_a_context_kept_from_one_harness_call_reads_nothing_in_the_next() -> Non
 
 
 def test_the_harness_shows_segment_and_branch_only_with_profile_basic() -> None:
-    """As on the host: a plugin without ``profile:basic`` sees the customer number and locale only."""
+    """As on the host: a plugin without ``profile:basic`` sees the customer number only, and the platform's
+    default locale in place of the customer's own."""
     without = PluginHarness(Demo(), manifest=_manifest()).context().customer
-    assert (without.segment, without.branch) == ("", "")
-    assert without.locale
+    assert (without.segment, without.branch, without.locale) == ("", "", DEFAULT_LOCALE)
     granted = PluginHarness(Demo(), manifest=_manifest(required=("profile:basic", "slot:home.banner")))
     assert granted.context().customer.segment

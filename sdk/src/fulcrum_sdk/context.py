@@ -22,8 +22,8 @@ from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES
 from fulcrum_sdk.storage import PluginStorage
 
 __all__ = [
-    "RECORD_OF_SCOPE", "AccountIds", "AudienceContext", "Customer", "CustomerRecords", "PluginContext",
-    "ScopedData",
+    "DEFAULT_LOCALE", "RECORD_OF_SCOPE", "AccountIds", "AudienceContext", "Customer", "CustomerRecords",
+    "PluginContext", "ScopedData",
 ]
 
 _T = TypeVar("_T")
@@ -35,15 +35,19 @@ AccountIds = Callable[[str, str, str], str]
 accounts of a customer (a partner's pairwise account id; the host supplies it)."""
 
 
+DEFAULT_LOCALE: Final = "zh-CN"
+"""The locale a plugin sees when it may not read the customer's own (``profile:basic``)."""
+
+
 class Customer(msgspec.Struct, frozen=True, kw_only=True):
     """The customer in front of the app. ``id`` is pairwise-pseudonymous for partner plugins;
-    ``segment`` and ``branch`` are empty unless the plugin may read ``profile:basic`` (granted, and
-    for a partner consented to)."""
+    ``segment`` and ``branch`` are empty, and ``locale`` is :data:`DEFAULT_LOCALE`, unless the plugin
+    may read ``profile:basic`` (granted, and for a partner consented to)."""
 
     id: str
     segment: str
     branch: str
-    locale: str = "zh-CN"
+    locale: str = DEFAULT_LOCALE
 
 
 RECORD_OF_SCOPE: dict[str, str] = {
@@ -314,7 +318,8 @@ class PluginContext(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def locale(self) -> str:
-        """The customer's display locale (``zh-CN`` or ``en``)."""
+        """The customer's display locale (``zh-CN`` or ``en``); :data:`DEFAULT_LOCALE` to a plugin that may
+        not read ``profile:basic``."""
         return self.customer.locale
 
     def has_scope(self, scope: str) -> bool:

@@ -51,7 +51,14 @@ from fulcrum_sdk._validate import (
     targeting_admits,
     whole_fen,
 )
-from fulcrum_sdk.context import AudienceContext, Customer, CustomerRecords, PluginContext, ScopedData
+from fulcrum_sdk.context import (
+    DEFAULT_LOCALE,
+    AudienceContext,
+    Customer,
+    CustomerRecords,
+    PluginContext,
+    ScopedData,
+)
 from fulcrum_sdk.data import CustomerRecord, DataProvider, StaticDataProvider
 from fulcrum_sdk.errors import ScopeDenied, TransactionRefused
 from fulcrum_sdk.localtime import aware, local_date
@@ -195,10 +202,10 @@ class PluginHarness:
             customer = Customer(
                 id=_pairwise_id(self.manifest.id, self.record.id),
                 segment=customer.segment if basic else "", branch=customer.branch if basic else "",
-                locale=customer.locale,
+                locale=customer.locale if basic else DEFAULT_LOCALE,
             )
         elif "profile:basic" not in self.scopes:
-            customer = Customer(id=customer.id, segment="", branch="", locale=customer.locale)
+            customer = Customer(id=customer.id, segment="", branch="")
         # Kept to close when a hook's call ends: a plugin's context does not lead to its records.
         self._open[id(data)] = (data, records)
         return PluginContext(

@@ -31,6 +31,7 @@ from typing import Any, Final
 
 import anyio
 from fulcrum_sdk.context import (
+    DEFAULT_LOCALE,
     RECORD_OF_SCOPE,
     AccountIds,
     Customer,
@@ -566,13 +567,13 @@ class RequestContexts:
         return customer if basic else self._blank(customer.id)
 
     def _blank(self, customer_id: str) -> Customer:
-        """The customer under ``customer_id`` without profile:basic's segment and branch."""
-        locale = self.customer.locale
+        """The customer under ``customer_id`` without profile:basic's segment, branch and locale (the
+        platform's default locale stands in: the customer's language is theirs to consent to)."""
         if customer_id == self.customer.id:
             if self._unprofiled is None:
-                self._unprofiled = Customer(id=customer_id, segment="", branch="", locale=locale)
+                self._unprofiled = Customer(id=customer_id, segment="", branch="")
             return self._unprofiled
-        return Customer(id=customer_id, segment="", branch="", locale=locale)
+        return Customer(id=customer_id, segment="", branch="")
 
     def seen_account_id(self, plugin: LoadedPlugin, account_id: str) -> str:
         """The id under which ``plugin`` sees the bank's ``account_id`` of this customer: a partner's
@@ -668,13 +669,13 @@ class RequestContexts:
             customer = Customer(
                 id=factory.pairwise_id(pid, self.customer_ref),
                 segment=customer.segment if basic else "", branch=customer.branch if basic else "",
-                locale=customer.locale,
+                locale=customer.locale if basic else DEFAULT_LOCALE,
             )
         else:
             data = ScopedData.over(records, pid, plugin.granted, None)
             if "profile:basic" not in plugin.granted:  # segment and branch are profile:basic's data
                 if self._unprofiled is None:
-                    self._unprofiled = Customer(id=customer.id, segment="", branch="", locale=customer.locale)
+                    self._unprofiled = Customer(id=customer.id, segment="", branch="")
                 customer = self._unprofiled
         return PluginContext(
             plugin_id=pid, customer=customer, scopes=plugin.granted, data=data,
