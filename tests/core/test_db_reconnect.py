@@ -266,3 +266,24 @@ def test_a_read_that_returns_before_it_reads_is_refused() -> None:
     for read in (coroutine, generator):
         with pytest.raises(TypeError, match=f"{read.__name__}.*decorate the blocking read"):
             idempotent_read(read)
+
+
+def test_the_ping_takes_a_disconnect_for_a_dead_connection_and_raises_any_other_error() -> None:
+    """The checkout's ping, through the dialect's public ``do_ping`` and ``is_disconnect``: a connection
+    the driver says is closed is dead (False, replaced by the pool); another driver error raises."""
+    import sqlite3
+
+    from fulcrum_core.data.reconnect import _alive
+
+    dialect = create_engine("sqlite://").dialect
+    live = sqlite3.connect(":memory:")
+    assert _alive(dialect, live) is True
+    live.close()
+    assert _alive(dialect, live) is False
+
+    class Locked:
+        def cursor(self) -> Any:
+            raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _alive(dialect, Locked())  # type: ignore[arg-type]

@@ -14,20 +14,65 @@ SQLite statement deadline starts in one), echo logging, and the translation of d
 SQLAlchemy's, with the connection invalidated on a disconnect. What is gone: ``before_execute`` and
 ``after_execute`` (no ``Executable`` is executed), and any rewriting of the statement by a
 ``before_cursor_execute`` listener with ``retval=True`` (none is installed).
+
+Those two methods are SQLAlchemy's private API, which a minor release may change: fulcrum-core's
+requirement stops below the next minor release, and importing this module checks that both are there
+with the parameters called here, so a SQLAlchemy installed past the requirement fails at start, naming
+them, instead of on a customer's first page.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import inspect
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+import sqlalchemy
+from packaging.requirements import Requirement
 from sqlalchemy import Connection, Select
 from sqlalchemy.engine import Dialect
 
 __all__ = ["PreparedRead"]
 
 _Processor = Callable[[Any], Any]
+
+_PRIVATE_CALLS: dict[str, tuple[str, ...]] = {
+    "_cursor_execute": ("cursor", "statement", "parameters", "context"),
+    "_handle_dbapi_exception": ("e", "statement", "parameters", "cursor", "context"),
+}
+"""The private ``Connection`` methods :meth:`PreparedRead.rows` calls, and the parameters it passes, in
+order (SQLAlchemy 2.0.40 to 2.1 have them so)."""
+
+
+def _private_api_problem(connection: type[Any]) -> str | None:
+    """Why ``connection`` (SQLAlchemy's ``Connection``) cannot run a prepared read, or None: a private
+    method called here is gone, or its leading parameters are not the ones passed."""
+    for method, expected in _PRIVATE_CALLS.items():
+        found = getattr(connection, method, None)
+        if found is None:
+            problem = f"has no Connection.{method}"
+            break
+        names = tuple(inspect.signature(found).parameters)[1 : len(expected) + 1]
+        if names != expected:
+            problem = f"has Connection.{method}({', '.join(names)}), not ({', '.join(expected)})"
+            break
+    else:
+        return None
+    try:
+        requires = [Requirement(r) for r in importlib.metadata.requires("fulcrum-core") or ()]
+        wanted = str(next(r for r in requires if r.name.lower() == "sqlalchemy"))
+    except (importlib.metadata.PackageNotFoundError, StopIteration):
+        wanted = "the SQLAlchemy fulcrum-core's requirement names"
+    return (
+        f"SQLAlchemy {sqlalchemy.__version__} {problem}, which fulcrum_core.data.prepared calls for the "
+        f"request path's reads: install {wanted}"
+    )
+
+
+if (_problem := _private_api_problem(Connection)) is not None:
+    raise ImportError(_problem)
 
 
 class _Form(NamedTuple):

@@ -11,6 +11,10 @@ documentation's "Disconnect Handling - Optimistic"), and the read runs once more
 
 A write is never run twice: it may have committed before its connection died. Its connection is still
 pinged before the first statement, and a connection that dies during the write fails it, as before.
+
+The ping is the pre-ping's, through the dialect's public interface (``do_ping``, ``is_disconnect``):
+a driver error the dialect takes for a disconnect means a dead connection, any other raises. Unlike the
+pre-ping it does not run ``handle_error`` listeners (the host installs none).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import ParamSpec, TypeVar
 
 from sqlalchemy import Engine, event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 __all__ = ["idempotent_read", "ping_unless_retried"]
@@ -84,6 +88,17 @@ def idempotent_read(read: Callable[P, T]) -> Callable[P, T]:
     return reading
 
 
+def _alive(dialect: Dialect, dbapi_connection: DBAPIConnection) -> bool:
+    """Whether ``dbapi_connection`` answers the dialect's ping: False when the driver's error is a
+    disconnect in the dialect's judgement; any other error raises."""
+    try:
+        return dialect.do_ping(dbapi_connection)
+    except dialect.loaded_dbapi.Error as error:
+        if dialect.is_disconnect(error, dbapi_connection, None):
+            return False
+        raise
+
+
 def ping_unless_retried(engine: Engine) -> None:
     """Ping each connection ``engine``'s pool hands out, unless an :func:`idempotent_read` is on it or the
     pool has just made it (as the pre-ping did).
@@ -103,7 +118,7 @@ def ping_unless_retried(engine: Engine) -> None:
     ) -> None:
         if record.info.pop(_FRESH, False) or _RETRIED.get():
             return
-        if not dialect._do_ping_w_event(dbapi_connection):
+        if not _alive(dialect, dbapi_connection):
             raise sa_exc.InvalidatePoolError("the pooled connection was found dead before use")
 
     event.listen(engine, "connect", made)
