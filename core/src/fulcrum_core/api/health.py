@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from typing import Any, Literal
 
@@ -90,8 +91,11 @@ async def _database_reason(runtime: Runtime) -> str | None:
     queued = time.monotonic()
     began_at: list[float] = []
     answered: list[tuple[str | None, float]] = []
+    given_up = threading.Event()
 
     def ping() -> str | None:
+        if given_up.is_set():  # a thread came free after the probe was answered: nobody waits for it
+            return None
         began_at.append(time.monotonic())
         loop.call_soon_threadsafe(began.set)
         # A failure is an answer too: one that came while the event loop was held is named, not
@@ -124,7 +128,10 @@ async def _database_reason(runtime: Runtime) -> str | None:
             return answered[0][0]
         return f"database: no answer to SELECT 1 within {READY_DB_TIMEOUT_S:g} s"
     finally:
-        check.cancel()  # a check still queued never runs; one running is left to end in its thread
+        given_up.set()
+        check.cancel()  # a check still queued is withdrawn; one running is left to end in its thread
+        if check.done() and not check.cancelled():
+            check.exception()  # seen: a failure after the wait was over is no unretrieved task error
 
 
 def _refused(check: asyncio.Future[str | None]) -> str | None:
