@@ -60,8 +60,8 @@ def test_a_slot_variable_is_an_error_naming_it_and_the_file_table(tmp_path: Path
     env = {"FULCRUM_STATE_DIR": str(tmp_path), "FULCRUM_SLOTS__HOME_BANNER_V1__CAPACITY": "3"}
     line = _fails(["db", "current"], env=env)
     expected = (
-        "FULCRUM_SLOTS__HOME_BANNER_V1__CAPACITY (slots): no variable sets slots; set them in the settings "
-        'file (FULCRUM_CONFIG or --config) with a table [slots."<id>"] (e.g. [slots."home.banner/v1"] with '
+        "FULCRUM_SLOTS__HOME_BANNER_V1__CAPACITY (slots): no variable sets slots; the settings file "
+        '(FULCRUM_CONFIG or --config) does, with a table [slots."<id>"] (e.g. [slots."home.banner/v1"] with '
         "capacity = 3)"
     )
     assert line == f"Error: cannot load settings: {expected}"

@@ -103,3 +103,40 @@ def test_open_on_loop_hold_comes_from_the_file_or_a_variable_and_reaches_the_bre
         dispatcher.close()
     with pytest.raises(SettingsError, match=r"open_on_loop_hold. must be 0 \(off\) or >= 1, got 0.5"):
         load_settings(environ={"FULCRUM_BREAKER__OPEN_ON_LOOP_HOLD": "0.5"})
+
+
+def test_every_setting_of_one_value_is_read_from_its_variable() -> None:
+    """``FULCRUM_HOME_BUDGET_MS`` and the other one-value settings that had no variable are read (they
+    were ignored without a word), with the settings' own checks."""
+    given = {
+        "FULCRUM_HOME_BUDGET_MS": ("home_budget_ms", "300", 300),
+        "FULCRUM_DATA_BUDGET_MS": ("data_budget_ms", "50", 50),
+        "FULCRUM_BULKHEAD_SIZE": ("bulkhead_size", "8", 8),
+        "FULCRUM_STORAGE_CACHE_MS": ("storage_cache_ms", "0", 0),
+        "FULCRUM_CONSENT_CACHE_MS": ("consent_cache_ms", "250", 250),
+        "FULCRUM_DB_STATEMENT_TIMEOUT_MS": ("db_statement_timeout_ms", "5000", 5000),
+        "FULCRUM_MAX_TRANSACTION_FEN": ("max_transaction_fen", "100000", 100_000),
+        "FULCRUM_ACCESS_TOKEN_TTL_SECONDS": ("access_token_ttl_seconds", "120", 120),
+        "FULCRUM_BREAKER_SHARE_SECONDS": ("breaker_share_seconds", "0.5", 0.5),
+        "FULCRUM_METRICS_SHARE_SECONDS": ("metrics_share_seconds", "2", 2.0),
+    }
+    settings = load_settings(environ={var: text for var, (_, text, _) in given.items()})
+    assert {field: getattr(settings, field) for field, _, _ in given.values()} == {
+        field: value for field, _, value in given.values()
+    }
+    with pytest.raises(SettingsError, match=r"^FULCRUM_HOME_BUDGET_MS \(home_budget_ms\): Expected `int` >="):
+        load_settings(environ={"FULCRUM_HOME_BUDGET_MS": "0"})
+
+
+def test_every_top_level_setting_has_a_variable_or_says_where_it_is_set() -> None:
+    """Each field of ``Settings`` is a one-value variable, a table of variables, or refused as a
+    variable naming the file: a new setting cannot be ignored from the environment unsaid."""
+    import msgspec
+    from fulcrum_core import settings as module
+
+    fields = {f.name for f in msgspec.structs.fields(module.Settings)}
+    covered = {
+        *module._ENV_FIELDS.values(), *module._ENV_TABLES, *module._FILE_ONLY_TABLES, *module._FILE_ONLY_LISTS
+    }
+    assert fields - covered == set()
+    assert {"bulkhead_size", "home_budget_ms", "storage_cache_ms"} <= set(module._ENV_FIELDS.values())

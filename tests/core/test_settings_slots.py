@@ -122,18 +122,24 @@ def test_a_disabled_slot_is_absent_from_the_home_page(make_app: Any, kit: Any, t
         ({"FULCRUM_SLOTS__HOME_BANNER_V1__CAPACITY": "3"}, "slots"),
         ({"FULCRUM_SLOTS": '{"home.banner/v1": {"capacity": 3}}', "FULCRUM_SLOTS__X": "1"}, "slots"),
         ({"FULCRUM_PLUGINS__WEATHER__ENABLED": "false"}, "plugins"),
+        ({"FULCRUM_DISABLED_PLUGINS": "weather"}, "disabled_plugins"),
+        ({"FULCRUM_FEED_COLUMNS": "wealth,life"}, "feed_columns"),
+        ({"FULCRUM_OAUTH_APP_REDIRECT_URIS": "app://cb"}, "oauth_app_redirect_uris"),
+        ({"FULCRUM_HOME_DEFAULTS": "[]"}, "home_defaults"),
     ],
-    ids=["slot-key", "slots-whole-and-key", "plugin-key"],
+    ids=["slot-key", "slots-whole-and-key", "plugin-key", "disabled", "feeds", "redirects", "defaults"],
 )
 def test_a_variable_for_slots_is_refused_naming_it_and_the_file_table(
     variables: dict[str, str], table: str
 ) -> None:
-    """No variable sets a slot (ids such as ``home.banner/v1`` are no variable names): one that tries is
-    an error naming it and the settings file's table to use, not a setting ignored without a word."""
+    """No variable sets a slot (ids such as ``home.banner/v1`` are no variable names) or a list: one that
+    tries is an error naming it and the settings file's table or list to use, not a setting ignored
+    without a word."""
     with pytest.raises(SettingsError) as caught:
         load_settings(environ={**variables, "FULCRUM_SLOTS__EMPTY": ""})
     said = str(caught.value)
     assert said.startswith(f"{', '.join(sorted(variables))} ({table}): no variable sets {table}; ")
-    assert "set them in the settings file (FULCRUM_CONFIG or --config) with a table [" in said
+    assert "the settings file (FULCRUM_CONFIG or --config) does, with " in said
+    assert f"with a table [{table}." in said or f"with {table} = [...]" in said
     assert "FULCRUM_SLOTS__EMPTY" not in said  # an empty variable is unset, as for every setting
     assert load_settings(environ={"FULCRUM_SLOTS__EMPTY": ""}).slots == default_slots()

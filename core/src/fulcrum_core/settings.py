@@ -365,35 +365,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         return f"sqlite:///{Path(self.state_dir).resolve() / 'fulcrum.db'}"
 
 
-# Environment variables that map onto top-level scalar fields.
-_ENV_FIELDS = {
-    "FULCRUM_DATABASE_URL": "database_url",
-    "FULCRUM_STATE_DIR": "state_dir",
-    "FULCRUM_HOST": "host",
-    "FULCRUM_PORT": "port",
-    "FULCRUM_HTTP_PROTOCOL": "http_protocol",
-    "FULCRUM_EVENT_LOOP": "event_loop",
-    "FULCRUM_ISSUER": "issuer",
-    "FULCRUM_AUDIENCE": "audience",
-    "FULCRUM_PROBLEM_BASE_URL": "problem_base_url",
-    "FULCRUM_REFRESH_REUSE_GRACE_SECONDS": "refresh_reuse_grace_seconds",
-    "FULCRUM_PAIRWISE_SECRET": "pairwise_secret",
-    "FULCRUM_DEV_MODE": "dev_mode",
-    "FULCRUM_OAUTH_DEV_LOGIN": "oauth_dev_login",
-    "FULCRUM_REDIS_URL": "redis_url",
-    "FULCRUM_REDIS_PREFIX": "redis_prefix",
-    "FULCRUM_LOG_LEVEL": "log_level",
-    "FULCRUM_LOG_JSON": "log_json",
-    "FULCRUM_METRICS_DIR": "metrics_dir",
-    "FULCRUM_REGISTRY_ARTIFACTS_DIR": "registry_artifacts_dir",
-    "FULCRUM_REGISTRY_POLL_SECONDS": "registry_poll_seconds",
-    "FULCRUM_BRANCHES_DIR": "branches_dir",
-    "FULCRUM_BRANCHES_POLL_SECONDS": "branches_poll_seconds",
-    "FULCRUM_TRANSACTION_RETRY_WINDOW_SECONDS": "transaction_retry_window_seconds",
-    "FULCRUM_CAMPAIGN_TTL_MS": "campaign_ttl_ms",
-    "FULCRUM_SQLITE_READS_ON_LOOP": "sqlite_reads_on_loop",
-    "FULCRUM_LOOP_STALL_MS": "loop_stall_ms",
-}
+def _one_value(kind: msgspec.inspect.Type) -> bool:
+    """Whether a setting of type ``kind`` is one value a variable can spell (a string, number, flag or
+    one of a few words, or ``None``), not a list or a table."""
+    if isinstance(kind, msgspec.inspect.UnionType):
+        return all(isinstance(t, msgspec.inspect.NoneType) or _one_value(t) for t in kind.types)
+    one = (msgspec.inspect.StrType, msgspec.inspect.IntType, msgspec.inspect.FloatType,
+           msgspec.inspect.BoolType, msgspec.inspect.LiteralType)
+    return isinstance(kind, one)
+
+
+_FIELDS: tuple[msgspec.inspect.Field, ...] = msgspec.inspect.type_info(Settings).fields  # type: ignore[attr-defined]
+
+# Environment variables that map onto top-level fields of one value: every one has its variable,
+# ``FULCRUM_<FIELD>`` (``FULCRUM_HOME_BUDGET_MS`` sets ``home_budget_ms``), so none is ignored unsaid.
+_ENV_FIELDS: dict[str, str] = {f"FULCRUM_{f.name.upper()}": f.name for f in _FIELDS if _one_value(f.type)}
 
 
 # Tables of scalar settings whose keys a variable sets one at a time: FULCRUM_<TABLE>__<KEY>, e.g.
@@ -430,20 +416,29 @@ def _table_variable_names() -> list[str]:
 # settings file. A ``FULCRUM_<TABLE>`` or ``FULCRUM_<TABLE>__*`` variable for one is refused, naming the
 # file's table to use instead, where it used to be ignored without a word.
 _FILE_ONLY_TABLES: dict[str, str] = {
-    "slots": '[slots."<id>"] (e.g. [slots."home.banner/v1"] with capacity = 3)',
-    "plugins": "[plugins.<id>] (e.g. [plugins.weather.storage_quota] with documents = 1000)",
+    "slots": 'a table [slots."<id>"] (e.g. [slots."home.banner/v1"] with capacity = 3)',
+    "plugins": "a table [plugins.<id>] (e.g. [plugins.weather.storage_quota] with documents = 1000)",
+}
+
+
+# Top-level lists (``disabled_plugins``, ``feed_columns`` …): set only in the settings file. A variable
+# named for one is refused as the file-only tables' are, rather than ignored.
+_FILE_ONLY_LISTS: dict[str, str] = {
+    f.name: f"{f.name} = [...]"
+    for f in _FIELDS
+    if not _one_value(f.type) and f.name not in (*_FILE_ONLY_TABLES, *_ENV_TABLES)
 }
 
 
 def _file_only_variables(env: Mapping[str, str]) -> str | None:
     """The error for the non-empty variables that name a table only the settings file sets, or None."""
-    for table, instead in _FILE_ONLY_TABLES.items():
+    for table, instead in (*_FILE_ONLY_TABLES.items(), *_FILE_ONLY_LISTS.items()):
         name = f"FULCRUM_{table.upper()}"
         found = sorted(v for v, value in env.items() if value and (v == name or v.startswith(f"{name}__")))
         if found:
             return (
-                f"{', '.join(found)} ({table}): no variable sets {table}; set them in the settings file "
-                f"(FULCRUM_CONFIG or --config) with a table {instead}"
+                f"{', '.join(found)} ({table}): no variable sets {table}; the settings file "
+                f"(FULCRUM_CONFIG or --config) does, with {instead}"
             )
     return None
 
