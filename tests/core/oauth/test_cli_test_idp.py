@@ -3,6 +3,8 @@ assertion accepted by the server's JWT bearer grant; refused where a real IdP is
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,29 @@ def test_assertion_needs_the_test_idp_first(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["oauth", "assertion", "--customer", CUSTOMER], env=_env(tmp_path))
     assert result.exit_code == 1
     assert "run `fulcrum oauth test-idp` first" in result.output
+
+
+def test_assertion_signs_with_the_key_beside_the_trusted_jwks_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``test-idp`` at the repository root prints the JWK Set's absolute path; ``assertion`` run from
+    another directory (the state directory ``.fulcrum`` is relative) found no key and said to make one,
+    though the settings exported trust one. It now signs with the key beside that JWK Set."""
+    root, elsewhere = tmp_path / "checkout", tmp_path / "elsewhere"
+    root.mkdir()
+    elsewhere.mkdir()
+    env = {"FULCRUM_STATE_DIR": None, "FULCRUM_ISSUER": ISSUER}
+    monkeypatch.chdir(root)
+    made = CliRunner().invoke(main, ["oauth", "test-idp"], env=env)
+    assert made.exit_code == 0, made.output
+    lines = dict(line.split("=", 1) for line in made.stdout.splitlines())
+    monkeypatch.chdir(elsewhere)
+    signed = CliRunner().invoke(main, ["oauth", "assertion", "--customer", CUSTOMER], env={**env, **lines})
+    assert signed.exit_code == 0, signed.output
+    header = signed.stdout.split(".")[0]
+    kid = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
+    trusted = json.loads(Path(lines["FULCRUM_OAUTH_IDP__JWKS"]).read_text(encoding="utf-8"))
+    assert kid == trusted["keys"][0]["kid"]
 
 
 @pytest.mark.anyio

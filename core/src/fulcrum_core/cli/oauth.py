@@ -173,6 +173,16 @@ def test_idp(ctx: click.Context) -> None:
     click.echo(f"FULCRUM_OAUTH_IDP__JWKS={public.resolve()}")
 
 
+def _test_idp_key(settings: Settings, folder: Path) -> Path:
+    """The private key beside the JWK Set file the settings trust (``test-idp`` prints its absolute
+    path), so an assertion signed in any directory is one the server accepts; else the state
+    directory's (a relative one, ``.fulcrum`` by default, is read from the current directory)."""
+    jwks = settings.oauth_idp.jwks
+    if settings.oauth_idp.issuer == TEST_IDP_ISSUER and jwks and "://" not in jwks:
+        return Path(jwks).parent / "private.pem"
+    return folder / "private.pem"
+
+
 @oauth.command("assertion")
 @click.option("--customer", required=True, help="The customer number the assertion names (its sub).")
 @click.option("--seconds", default=120, show_default=True, type=click.IntRange(10, 600),
@@ -188,9 +198,11 @@ def assertion(ctx: click.Context, customer: str, seconds: int) -> None:
     from joserfc.jwk import ECKey
 
     settings, folder = _test_idp_dir(ctx)
-    private = folder / "private.pem"
+    private = _test_idp_key(settings, folder)
     if not private.exists():
-        raise click.ClickException(f"no test IdP key at {private}: run `fulcrum oauth test-idp` first")
+        raise click.ClickException(
+            f"no test IdP key at {private.absolute()}: run `fulcrum oauth test-idp` first"
+        )
     key = ECKey.import_key(private.read_bytes())
     key.ensure_kid()
     audience = settings.issuer.rstrip("/") + "/oauth/token"
