@@ -93,6 +93,18 @@ async def partner_browser(partner_app: Any) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.mark.anyio
+async def test_the_consent_page_names_the_plugin_and_its_reason_for_each_scope(partner_browser: Any) -> None:
+    """It named the client 插件 fund-partner (Plugin fund-partner) and showed only the platform's
+    description of each scope, where the manifest's reasons are what the customer is told to read."""
+    page = await partner_browser.get(_authorize_url("holdings:read slot:home.notice"))
+    assert page.status_code == 200
+    assert "<strong>测试插件 fund-partner</strong>" in page.text
+    assert "(Test plugin fund-partner)" in page.text
+    assert "Plugin fund-partner" not in page.text
+    assert page.text.count("needed for the test") == 2  # the manifest's reason, under each scope
+
+
+@pytest.mark.anyio
 async def test_partner_needs_consent_and_loses_it_on_delete(partner_app: Any, partner_browser: Any) -> None:
     """No consent: ScopeDenied; consent through /oauth/authorize: holdings; DELETE: denied again."""
     assert _notice(partner_app) == ["denied"]

@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit
 
 import msgspec
 from authlib.oauth2.rfc6749 import OAuth2Error
+from fulcrum_sdk.manifest import Manifest
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.openapi.datastructures import ResponseSpec
@@ -182,6 +183,7 @@ async def authorize_page(request: Request[Any, Any, Any]) -> Response[Any]:
         customers=customers,
         csrf_token=consent_csrf.form_token(secret, result.params),
         signed_in=signed_in,
+        manifest=_plugin_manifest(runtime, result),
     )
     response: Response[Any] = Response(
         content=page, media_type="text/html", headers=CONSENT_PAGE_HEADERS
@@ -190,6 +192,14 @@ async def authorize_page(request: Request[Any, Any, Any]) -> Response[Any]:
         cookie, secret, path="/", secure=cookie.startswith("__Host-"), httponly=True, samesite="lax"
     )
     return response
+
+
+def _plugin_manifest(runtime: Runtime, prompt: ConsentPrompt) -> Manifest | None:
+    """The manifest of the plugin whose client asks (as installed here, which is the approved one),
+    or None for another client or a plugin not loaded on this host."""
+    plugin_id = prompt.client.plugin_id
+    loaded = runtime.plugins.loaded.get(plugin_id) if plugin_id is not None else None
+    return loaded.manifest if loaded is not None else None
 
 
 def _guarded_prepare(runtime: Runtime, snap: RequestSnapshot) -> ConsentPrompt | OAuthResponse:

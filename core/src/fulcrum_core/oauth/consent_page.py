@@ -1,5 +1,8 @@
 """The consent page: who asks, for which scopes and what each means, in zh-CN and en.
 
+For a plugin's client the page names the plugin as its manifest does and shows, under each scope,
+the reason the manifest gives for it (what reviewers approved and the customer is told to read).
+
 A customer signed in through the bank's identity provider (``POST /oauth/login``) is named on
 the page; otherwise it carries the development login (pick a demo customer), shown only when the
 host enables it and marked as such on the page. The form
@@ -14,6 +17,7 @@ from importlib.resources import files
 from string import Template
 from typing import Final
 
+from fulcrum_sdk.manifest import Manifest
 from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES, SCOPES
 
 from fulcrum_core.oauth.authorize import ConsentPrompt
@@ -59,18 +63,24 @@ def render_consent_page(
     customers: Iterable[tuple[str, str]],
     csrf_token: str,
     signed_in: str | None = None,
+    manifest: Manifest | None = None,
 ) -> str:
     """The HTML page for ``prompt``: for the ``signed_in`` customer, else with the development login,
     whose ``customers`` are (customer number, label) pairs to choose from.
 
-    ``csrf_token`` is the form token for ``prompt.params`` (``consent_csrf.form_token``).
+    ``csrf_token`` is the form token for ``prompt.params`` (``consent_csrf.form_token``); ``manifest``
+    is the asking plugin's, for its name and its reason for each scope.
     """
+    reasons = {**manifest.scopes.required, **manifest.scopes.optional} if manifest is not None else {}
     items = []
     for name in prompt.scopes:
         scope = SCOPES[name]
+        why = ""
+        if name in reasons:
+            why = f'<br><span class="why">用途 <span class="en">Why</span>: {escape(reasons[name])}</span>'
         items.append(
             f"<li><code>{escape(name)}</code> — {escape(scope.description.zh_CN)} "
-            f'<span class="en">{escape(scope.description.en or "")}</span></li>'
+            f'<span class="en">{escape(scope.description.en or "")}</span>{why}</li>'
         )
     partner_note = ""
     if prompt.client.is_partner and set(prompt.scopes) & CUSTOMER_DATA_SCOPES:
@@ -90,8 +100,10 @@ def render_consent_page(
     else:
         login = Template(_DEV_LOGIN).substitute(customer_field=_customer_field(customers))
     return _template().substitute(
-        client_zh=escape(prompt.client.name_zh),
-        client_en=escape(prompt.client.name_en or prompt.client.client_id),
+        client_zh=escape(manifest.name.zh_CN if manifest is not None else prompt.client.name_zh),
+        client_en=escape(
+            (manifest.name.en if manifest is not None else prompt.client.name_en) or prompt.client.client_id
+        ),
         scope_items="\n".join(items),
         partner_note=partner_note,
         action=escape(action),
