@@ -92,6 +92,28 @@ async def test_suspension_disables_and_narrowing_shrinks(oauth_app: Any) -> None
     assert refused.value.error == "invalid_client"
 
 
+def test_a_client_is_named_as_the_approved_manifest_names_the_plugin(oauth_app: Any) -> None:
+    """The consent page and a consent's purpose showed 插件 <id> / Plugin <id>: the client now takes the
+    manifest's name, and a later release's name; a policy without one leaves the name as it is."""
+    db, clients = _db(oauth_app), oauth_server(oauth_app.runtime).clients
+    named = INTERNAL._replace(name=("财富体检", "Wealth check-up"))
+    assert sync_plugin_clients(db, {"wealth": named})[0].action == "created"
+    client = clients.get("plugin-wealth")
+    assert client is not None
+    assert (client.name_zh, client.name_en) == ("财富体检", "Wealth check-up")
+    assert sync_plugin_clients(db, {"wealth": named})[0].action == "unchanged"
+    renamed = named._replace(name=("财富体检报告", None))
+    assert sync_plugin_clients(db, {"wealth": renamed})[0].action == "updated"
+    client = clients.get("plugin-wealth")
+    assert client is not None
+    assert (client.name_zh, client.name_en) == ("财富体检报告", None)
+    assert sync_plugin_clients(db, {"wealth": INTERNAL})[0].action == "unchanged"
+    assert sync_plugin_clients(db, {"pension": INTERNAL})[0].action == "created"
+    unnamed = clients.get("plugin-pension")
+    assert unnamed is not None
+    assert (unnamed.name_zh, unnamed.name_en) == ("插件 pension", "Plugin pension")
+
+
 def test_complete_policy_disables_absent_plugins(oauth_app: Any) -> None:
     """With ``complete=True`` a plugin missing from the policy has its client disabled."""
     db = _db(oauth_app)

@@ -108,7 +108,8 @@ def _client(app: Any, plugin_id: str) -> Any:
 def test_an_approved_plugin_gets_a_client_with_exactly_its_grant(
     obeying_app: Callable[..., ObeyingApp], kit: Any, wheel_for: Callable[..., Path]
 ) -> None:
-    """Approval creates the plugin's OAuth client holding the granted scopes, not the requested ones."""
+    """Approval creates the plugin's OAuth client holding the granted scopes, not the requested ones,
+    and named as the approved manifest names the plugin (the consent page shows it)."""
     seen: list[frozenset[str]] = []
     plugin = _notice_plugin(kit, seen)
     grant = ["slot:home.notice", "profile:basic"]
@@ -116,6 +117,8 @@ def test_an_approved_plugin_gets_a_client_with_exactly_its_grant(
     client = _client(obeying, "notices")
     assert client.active
     assert client.scopes == frozenset(grant)
+    name = plugin.MANIFEST.name
+    assert (client.name_zh, client.name_en) == (name.zh_CN, name.en)
 
 
 def test_a_narrower_grant_reaches_the_plugin_context(

@@ -52,6 +52,7 @@ def prepare_client(settings: Settings, manifest: Manifest) -> PluginClientChange
         active=True,
         jwks=oauth.jwks.as_dict() if oauth is not None and oauth.jwks is not None else None,
         redirect_uris=oauth.redirect_uris if oauth is not None else (),
+        name=(manifest.name.zh_CN, manifest.name.en),
     )
     db = Database(settings.resolved_database_url())
     try:

@@ -38,6 +38,9 @@ class PluginClientPolicy(NamedTuple):
     jwks: Mapping[str, Any] | None = None
     # Where a partner's customer-facing authorization flow may return (exact strings).
     redirect_uris: tuple[str, ...] = ()
+    # The approved manifest's name (zh-CN, en), which the consent page and the consent's purpose show;
+    # None leaves the client's name as it is (插件 <id> when new).
+    name: tuple[str, str | None] | None = None
 
 
 class PluginClientChange(msgspec.Struct, frozen=True, kw_only=True):
@@ -117,11 +120,12 @@ def _sync_one(
     existing = store.get(client_id)
     if existing is None:
         # A partner approved before registering its keys gets an empty key set: it cannot authenticate.
+        name_zh, name_en = item.name or (f"插件 {plugin_id}", f"Plugin {plugin_id}")
         secret = store.register(
             client_id,
             kind="plugin",
-            name_zh=f"插件 {plugin_id}",
-            name_en=f"Plugin {plugin_id}",
+            name_zh=name_zh,
+            name_en=name_en,
             plugin_id=plugin_id,
             auth_method="private_key_jwt" if partner else "client_secret_basic",
             jwks=(item.jwks or {"keys": []}) if partner else None,
@@ -137,6 +141,7 @@ def _sync_one(
         existing.scopes == item.scopes and existing.active == active
         and tuple(existing.redirect_uris) == tuple(item.redirect_uris)
         and (not partner or existing.jwks == dict(item.jwks or {"keys": []}))
+        and (item.name is None or (existing.name_zh, existing.name_en) == item.name)
     )
     with db.session() as session:
         row = session.get(OAuthClientRow, client_id)
@@ -148,6 +153,8 @@ def _sync_one(
         row.redirect_uris = check_redirect_uris(item.redirect_uris)
         if partner:
             row.jwks = msgspec.json.encode(dict(item.jwks or {"keys": []})).decode()
+        if item.name is not None:
+            row.name_zh, row.name_en = item.name
         row.updated_at = utcnow()
     if narrowed or not active:
         _revoke_refresh_tokens(db, client_id)

@@ -204,12 +204,14 @@ class PolicyWatcher:
                 # from the installed files.
                 newest = max(versions, key=Version)
                 oauth = getattr(versions[newest], "oauth", None)
+                manifest = getattr(versions[newest], "manifest", None)
                 clients[pid] = PluginClientPolicy(
                     kind=release.kind,  # the approved publisher's kind, never the installed manifest's
                     scopes=scopes,
                     active=True,
                     jwks=oauth.jwks.as_dict() if oauth is not None and oauth.jwks is not None else None,
                     redirect_uris=oauth.redirect_uris if oauth is not None else (),
+                    name=(manifest.name.zh_CN, manifest.name.en) if manifest is not None else None,
                 )
         try:
             changes = sync_plugin_clients(self.db, clients, complete=True, isolate=True)
