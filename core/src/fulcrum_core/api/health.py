@@ -22,6 +22,7 @@ from sqlalchemy import Connection, inspect, text
 
 from fulcrum_core import host_threads
 from fulcrum_core.branches.host import branch_store_of
+from fulcrum_core.dispatch.leftovers import host_task
 from fulcrum_core.errors import ServiceUnavailable
 from fulcrum_core.runtime import Runtime, runtime_of
 
@@ -108,7 +109,7 @@ async def _database_reason(runtime: Runtime) -> str | None:
         answered.append((found, time.monotonic() - began_at[0]))
         return found
 
-    check = asyncio.ensure_future(host_threads.run_sync(ping, abandon_on_cancel=True))
+    check = host_task(host_threads.run_sync(ping, abandon_on_cancel=True), name="fulcrum-readiness")
     check.add_done_callback(lambda _: began.set())  # the pool may refuse it without starting it
     try:
         with anyio.move_on_after(READY_DB_TIMEOUT_S):
