@@ -19,7 +19,7 @@ def test_create_and_read(registry: RegistryService) -> None:
     )
     assert made.verified is False
     assert registry.get_publisher("branch-028") == made
-    assert [p.id for p in registry.list_publishers()] == [
+    assert [p.id for p in registry.list_publishers().items] == [
         "branch-028",
         "branch-0755",
         "fund-partner",
@@ -129,4 +129,4 @@ def test_a_branch_publishes_as_branch_code_and_only_a_branch_does(
         )
     assert caught.value.field == "id"
     assert says in caught.value.problem
-    assert publisher_id not in [p.id for p in registry.list_publishers()]
+    assert publisher_id not in [p.id for p in registry.list_publishers().items]

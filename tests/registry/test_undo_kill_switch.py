@@ -245,7 +245,7 @@ def test_a_first_agreement_to_reinstate_shows_on_the_publisher_until_the_second(
     suspended = registry.suspend_publisher("pension-dept", actor="ops", reason="audit finding")
     assert suspended.pending_reinstatement is None
     first = registry.reinstate_publisher("pension-dept", actor="dave", reason="closed")
-    listed = {p.id: p for p in registry.list_publishers()}
+    listed = {p.id: p for p in registry.list_publishers().items}
     assert listed["fund-partner"].pending_reinstatement is None
     for read in (first, registry.get_publisher("pension-dept"), listed["pension-dept"]):
         pending = read.pending_reinstatement

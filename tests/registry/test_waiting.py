@@ -209,12 +209,12 @@ def test_publishers_half_reinstated_are_listed_for_whoever_may_complete_them(
 
     def waiting(reviewer: str | None = None) -> list[str]:
         query = {"waiting": True, **({"reviewer": reviewer} if reviewer else {})}
-        return [p.id for p in registry.list_publishers(query)]
+        return [p.id for p in registry.list_publishers(query).items]
 
     assert waiting() == []  # nobody agreed yet
     registry.reinstate_publisher("pension-dept", actor="rita", reason="closed")
     assert waiting() == ["pension-dept"]
-    assert [p.id for p in registry.list_publishers()] == ["fund-partner", "pension-dept"]
+    assert [p.id for p in registry.list_publishers().items] == ["fund-partner", "pension-dept"]
     for barred in ("ALICE", "ops", " Rita"):
         assert waiting(barred) == []
     assert waiting("paul") == waiting("erin") == ["pension-dept"]
@@ -241,3 +241,52 @@ def test_bad_waiting_filters_name_the_field(
             listing(query)
         assert caught.value.field == field
         assert problem in caught.value.problem
+
+
+def _publisher_pages(registry: RegistryService, **query: Any) -> tuple[list[str], list[int], set[int]]:
+    """Every listed publisher id, page by page of two, with each page's length and the totals reported."""
+    ids: list[str] = []
+    lengths: list[int] = []
+    totals: set[int] = set()
+    cursor = None
+    while True:
+        page = registry.list_publishers({**query, "limit": 2, **({"cursor": cursor} if cursor else {})})
+        ids += [p.id for p in page.items]
+        lengths.append(len(page.items))
+        totals.add(page.total)
+        cursor = page.next_cursor
+        if cursor is None:
+            return ids, lengths, totals
+
+
+def test_publishers_are_paged_as_releases_are_waiting_or_not(
+    registry: RegistryService, submit: Submit, approve: Approve, manifest: Callable[..., Any]
+) -> None:
+    """Keyset pages by id with ``next_cursor`` and ``total``, full to the last, for every publisher and
+    for those waiting (for anyone, for one reviewer); a bad cursor or limit names the field."""
+    waiting = []
+    for name in ("dept-a", "dept-b", "dept-c", "dept-d"):
+        new = {"id": name, "name": name, "kind": "department", "contact": f"ops@{name}.example"}
+        registry.create_publisher(new, actor="platform")
+        if name == "dept-c":
+            continue  # suspended below without a running release: one agreement reinstates it at once
+        plugin = f"plug-{name[-1]}"
+        entry = f"[fulcrum]\n{plugin} = x.plugin\n"
+        found = manifest(plugin, name, scopes={"required": _HIGH, "optional": {}})
+        rid = int(submit(publisher=name, by="paul", manifest=found, entry_points=entry).id)
+        approve(rid, "bob")
+        approve(rid, "carol")
+        registry.suspend_publisher(name, actor="ops", reason="audit")
+        registry.reinstate_publisher(name, actor="rita", reason="closed")  # one of two
+        waiting.append(name)
+    everyone = sorted(["dept-a", "dept-b", "dept-c", "dept-d", "fund-partner", "pension-dept"])
+    assert _publisher_pages(registry) == (everyone, [2, 2, 2], {6})
+    assert _publisher_pages(registry, waiting=True) == (waiting, [2, 1], {3})
+    assert _publisher_pages(registry, waiting=True, reviewer="erin") == (waiting, [2, 1], {3})
+    assert _publisher_pages(registry, waiting=True, reviewer="Paul") == ([], [0], {0})
+    assert registry.list_publishers().next_cursor is None  # the default page holds them all
+    bad = (({"cursor": "Not A Slug"}, "cursor"), ({"limit": 0}, "limit"), ({"limit": 101}, "limit"))
+    for query, field in bad:
+        with pytest.raises(InvalidInput) as caught:
+            registry.list_publishers(query)
+        assert caught.value.field == field

@@ -9,15 +9,30 @@ from packaging.version import Version
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from fulcrum_registry._reads import load_manifest, release_reads
+from fulcrum_registry._reads import load_manifest, publisher_reads, release_reads
 from fulcrum_registry.diff import diff_manifests
 from fulcrum_registry.errors import InvalidInput, NotFound
 from fulcrum_registry.models import Publisher, Release, ScopeGrant
-from fulcrum_registry.schemas import ActiveRelease, Page, ReleaseDiff, ReleaseQuery, ReleaseRead
-from fulcrum_registry.waiting import spellings, waiting_releases
+from fulcrum_registry.schemas import (
+    ActiveRelease,
+    Page,
+    PublisherQuery,
+    PublisherRead,
+    ReleaseDiff,
+    ReleaseQuery,
+    ReleaseRead,
+)
+from fulcrum_registry.waiting import spellings, waiting_publishers, waiting_releases
 from fulcrum_registry.workflow import ReleaseState
 
-__all__ = ["EVER_APPROVED", "active_policy", "list_releases", "release_diff", "release_row"]
+__all__ = [
+    "EVER_APPROVED",
+    "active_policy",
+    "list_publishers",
+    "list_releases",
+    "release_diff",
+    "release_row",
+]
 
 EVER_APPROVED = (ReleaseState.APPROVED.value, ReleaseState.SUSPENDED.value, ReleaseState.RETIRED.value)
 """States only an approved release can reach: the candidates for a diff's baseline."""
@@ -52,6 +67,23 @@ def list_releases(session: Session, q: ReleaseQuery) -> Page[ReleaseRead]:
     rows = rows[: q.limit]
     return Page(
         items=tuple(release_reads(session, rows)), next_cursor=str(rows[-1].id) if more else None, total=total
+    )
+
+
+def list_publishers(session: Session, q: PublisherQuery) -> Page[PublisherRead]:
+    """Publishers matching ``q``, by id, keyset-paginated on the id as releases are on theirs."""
+    conditions: list[ColumnElement[bool]] = []
+    if q.waiting:
+        conditions.append(waiting_publishers(spellings(session, q.reviewer) if q.reviewer else None))
+    total = session.scalar(select(func.count(Publisher.id)).where(*conditions)) or 0
+    if q.cursor:
+        conditions.append(Publisher.id > q.cursor)
+    found = select(Publisher).where(*conditions).order_by(Publisher.id).limit(q.limit + 1)
+    rows = list(session.scalars(found))
+    more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    return Page(
+        items=tuple(publisher_reads(session, rows)), next_cursor=rows[-1].id if more else None, total=total
     )
 
 

@@ -319,11 +319,14 @@ class ReleaseQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 
 class PublisherQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Publisher listing filters, by id: ``waiting`` for the suspended ones one more agreement
-    reinstates; ``reviewer`` (with ``waiting``) for only those this person may complete."""
+    """Publisher listing filters, by id, and the page wanted: ``waiting`` for the suspended ones one
+    more agreement reinstates; ``reviewer`` (with ``waiting``) for only those this person may complete.
+    ``cursor`` is the last id of the previous page, as ``next_cursor`` gave it."""
 
     waiting: bool = False
     reviewer: Reviewer | None = None
+    cursor: Slug | None = None
+    limit: Limit = 20
 
 
 class ReleaseDiff(msgspec.Struct, frozen=True, kw_only=True):

@@ -31,7 +31,6 @@ from fulcrum_registry._db import UnitOfWork
 from fulcrum_registry._reads import (
     load_manifest,
     publisher_read,
-    publisher_reads,
     reinstatement_needed,
     release_reads,
     requested_scopes,
@@ -66,7 +65,6 @@ from fulcrum_registry.schemas import (
     validated,
 )
 from fulcrum_registry.undo import Undo, agreed_so_far, check_undoer, reinstatement_undo, resume_undo
-from fulcrum_registry.waiting import spellings, waiting_publishers
 from fulcrum_registry.workflow import (
     MAX_NAME,
     Action,
@@ -334,20 +332,13 @@ class RegistryService:
 
         return self._uow.read(work)
 
-    def list_publishers(self, query: PublisherQuery | Mapping[str, Any] | None = None) -> list[PublisherRead]:
-        """Every publisher matching ``query``, by id (there are tens, not thousands)."""
+    def list_publishers(self, query: PublisherQuery | Mapping[str, Any] | None = None) -> Page[PublisherRead]:
+        """Publishers matching ``query``, by id, a page at a time (as releases are)."""
         q = validated(
             PublisherQuery, msgspec.to_builtins(query) if isinstance(query, PublisherQuery) else query or {}
         )
-        reviewer = _reviewer_filter(q.waiting, q.reviewer)
-
-        def work(session: Session) -> list[PublisherRead]:
-            found = select(Publisher).order_by(Publisher.id)
-            if q.waiting:
-                found = found.where(waiting_publishers(spellings(session, reviewer) if reviewer else None))
-            return publisher_reads(session, list(session.scalars(found)))
-
-        return self._uow.read(work)
+        q = msgspec.structs.replace(q, reviewer=_reviewer_filter(q.waiting, q.reviewer))
+        return self._uow.read(lambda s: queries.list_publishers(s, q))
 
     # -- submission ----------------------------------------------------------------------------
 

@@ -492,6 +492,11 @@ _STATES = "submitted, checks_failed, in_review, approved, rejected, suspended, r
             f"'{'s' * 40}…' (201 characters) is not text of at most 200 characters",
         ),
         ("/releases/0", {}, "release_id", "'0' is not an integer from 1 to 2147483647"),
+        ("/publishers", {"limit": 0}, "limit", "'0' is not an integer from 1 to 100"),
+        (
+            "/publishers", {"cursor": "Bad Id"}, "cursor",
+            "'Bad Id' is not a publisher id: the next_cursor of the previous page",
+        ),
         # Constraints the registry query checks too: refused here as 400s, not the registry's 422s.
         # A pattern is said in words (the parameter's description, which the OpenAPI document shows too).
         (
@@ -776,3 +781,25 @@ def test_a_subject_the_registry_cannot_record_is_refused_naming_the_subject(
     assert api.call("GET", "/audit", api.rita).json()["head"] == head
     assert api.call("GET", "/releases", long).json()["total"] == 1  # reading needs no name recorded
     assert api.approve(release_id, staff(api.runtime, "r" * 200, "registry:review")).status_code == 200
+
+
+def test_publishers_are_paged_as_releases_are(api: Api) -> None:
+    """``GET /publishers`` takes ``cursor`` and ``limit`` and answers ``next_cursor`` and ``total``, as
+    ``GET /releases`` does; the default page (20) holds every publisher of a small registry."""
+    for pid in ("bank-a", "bank-b"):
+        created = api.call("POST", "/publishers", api.rita, json={**PUBLISHER, "id": pid})
+        assert created.status_code == 201, created.text
+    whole = api.call("GET", "/publishers", api.paul).json()
+    assert ([p["id"] for p in whole["items"]], whole["next_cursor"], whole["total"]) == (
+        ["bank-a", "bank-b", "test-bank"], None, 3
+    )
+    ids, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = api.call("GET", "/publishers", api.rita, params=params).json()
+        assert page["total"] == 3
+        ids.append([p["id"] for p in page["items"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert ids == [["bank-a", "bank-b"], ["test-bank"]]

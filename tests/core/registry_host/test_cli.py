@@ -286,6 +286,28 @@ def test_token_issue_names_the_publisher(tmp_path: Path) -> None:
     assert "--publisher goes with --staff" in refused.output
 
 
+def test_publishers_are_listed_a_page_at_a_time(config: Path) -> None:
+    """``publishers`` takes ``--limit`` and ``--after`` as ``list`` does and says where the next page
+    starts; ``--json`` prints the page (items, next_cursor, total); a bad ``--after`` names it."""
+    for pid in ("branch-0755", "fund-partner"):
+        kind = "branch" if pid.startswith("branch-") else "partner"
+        made = run(config, "add-publisher", pid, "--name", pid, "--kind", kind, "--contact", "a@b.example",
+                   "--as", "platform")
+        assert made.exit_code == 0, made.output
+    first = run(config, "publishers", "--limit", "2").output.splitlines()
+    assert [line.split()[0] for line in first[:2]] == ["branch-0755", "fund-partner"]
+    assert first[2:] == ["3 publishers in all; the next ones: add --after fund-partner"]
+    rest = run(config, "publishers", "--limit", "2", "--after", "fund-partner").output.splitlines()
+    assert [line.split()[0] for line in rest] == ["test-bank"]
+    page = json.loads(run(config, "publishers", "--limit", "1", "--json").output)
+    assert ([p["id"] for p in page["items"]], page["next_cursor"], page["total"]) == (
+        ["branch-0755"], "branch-0755", 3
+    )
+    bad = run(config, "publishers", "--after", "Not A Slug")
+    assert bad.exit_code == 1
+    assert bad.output.startswith("Error: --after: must be 2 to 50 lowercase letters"), bad.output
+
+
 def test_publishers_are_added_and_listed(config: Path) -> None:
     """``add-publisher`` creates one (audited under --as); a taken id or a bad contact is refused."""
     added = run(

@@ -72,6 +72,12 @@ ReleaseCursor = Annotated[
     ),
 ]
 SlugFilter = Annotated[str | None, QueryParameter(pattern=SLUG_PATTERN, description=SLUG_WORDS)]
+PublisherCursor = Annotated[
+    str | None,
+    QueryParameter(
+        pattern=SLUG_PATTERN, description="a publisher id: the next_cursor of the previous page"
+    ),
+]
 Limit = Annotated[int, QueryParameter(ge=1, le=100)]
 Waiting = Annotated[
     Literal["anyone", "me"] | None,
@@ -161,11 +167,18 @@ def _view(service: RegistryService, release: ReleaseRead) -> ReleaseView:
 
 
 @get("/publishers", opt=_ANY_STAFF, sync_to_thread=True, summary="List publishers")
-def list_publishers(request: Request[Any, Any, Any], waiting: Waiting = None) -> PublisherList:
-    """Every publisher, by id; with ``waiting``, the suspended ones one more agreement reinstates."""
-    query = _waiting(request, waiting)
+def list_publishers(
+    request: Request[Any, Any, Any],
+    waiting: Waiting = None,
+    cursor: PublisherCursor = None,
+    limit: Limit = 20,
+) -> PublisherList:
+    """Publishers by id, a page at a time as releases are; with ``waiting``, the suspended ones one more
+    agreement reinstates (``me``: that the token's subject may complete)."""
+    query = {"cursor": cursor, "limit": limit, **_waiting(request, waiting)}
     with registry_errors():
-        return PublisherList(items=_service(request).list_publishers(query))
+        page = _service(request).list_publishers(_filters(query))
+    return PublisherList(items=list(page.items), next_cursor=page.next_cursor, total=page.total)
 
 
 @get("/publishers/{publisher_id:str}", opt=_ANY_STAFF, sync_to_thread=True, summary="One publisher")

@@ -79,9 +79,11 @@ class PluginList(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PublisherList(msgspec.Struct, frozen=True, kw_only=True):
-    """Every publisher."""
+    """A page of publishers, by id; pass ``next_cursor`` as ``cursor`` for the next page."""
 
     items: list[PublisherRead]
+    next_cursor: str | None
+    total: int
 
 
 class AuditHead(msgspec.Struct, frozen=True, kw_only=True):

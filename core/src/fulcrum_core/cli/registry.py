@@ -83,9 +83,9 @@ def _service(ctx: click.Context) -> Iterator[RegistryService]:
         db.dispose()
 
 
-_FIELD_OF = {"publisher_id": ("id",), "actor": ("actor", "reviewer")}
+_FIELD_OF = {"publisher_id": ("id",), "actor": ("actor", "reviewer"), "after": ("cursor",)}
 """The registry fields a command's parameter carries, where the names differ (``--as`` names who acts,
-and in a listing the reviewer it is for)."""
+and in a listing the reviewer it is for; ``--after`` is where the next page starts)."""
 
 
 def _refusal(ctx: click.Context, exc: RegistryError) -> str:
@@ -332,24 +332,39 @@ def _nothing(waiting: bool, actor: str | None, what: str) -> str:
     return f"no {what} wait for {actor if actor is not None else 'another reviewer'}"
 
 
+_limit_option = click.option(
+    "--limit", type=click.IntRange(1, 100), default=50, show_default=True, help="At most so many."
+)
+
+
 @click.command()
 @_waiting_option
 @_reviewer_option
+@_limit_option
+@click.option(
+    "--after",
+    default=None,
+    metavar="ID",
+    help="Only publishers after this id (the next page: the last id listed).",
+)
 @_json_option
 @click.pass_context
-def publishers(ctx: click.Context, waiting: bool, actor: str | None, as_json: bool) -> None:
-    """List the publishers."""
-    query = _waiting_query(waiting, actor)
+def publishers(
+    ctx: click.Context, waiting: bool, actor: str | None, limit: int, after: str | None, as_json: bool
+) -> None:
+    """List the publishers by id, a page at a time."""
+    query = {**_waiting_query(waiting, actor), "limit": limit, **({"cursor": after} if after else {})}
     with _service(ctx) as service:
-        found = service.list_publishers(query)
-    _emit(
-        found,
-        as_json,
-        lambda: (
-            "\n".join(line for p in found for line in _publisher_lines(p))
-            or _nothing(waiting, actor, "publishers")
-        ),
-    )
+        page = service.list_publishers(query)
+
+    def text() -> str:
+        lines = [line for p in page.items for line in _publisher_lines(p)]
+        lines = lines or [_nothing(waiting, actor, "publishers")]
+        if page.next_cursor is not None:
+            lines.append(f"{page.total} publishers in all; the next ones: add --after {page.next_cursor}")
+        return "\n".join(lines)
+
+    _emit(page, as_json, text)
 
 
 @click.command("add-publisher")
@@ -462,7 +477,7 @@ def submit(ctx: click.Context, wheel: Path, publisher: str, actor: str, as_json:
 @click.option("--publisher", default=None, metavar="ID", help="Only releases this publisher submitted.")
 @_waiting_option
 @_reviewer_option
-@click.option("--limit", type=click.IntRange(1, 100), default=50, show_default=True, help="At most so many.")
+@_limit_option
 @click.option(
     "--after",
     type=click.IntRange(min=0),
