@@ -290,3 +290,32 @@ def test_publishers_are_paged_as_releases_are_waiting_or_not(
         with pytest.raises(InvalidInput) as caught:
             registry.list_publishers(query)
         assert caught.value.field == field
+
+
+def test_a_reviewer_listing_reads_only_the_names_of_what_waits(
+    registry: RegistryService,
+    submit: Submit,
+    approve: Approve,
+    manifest: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Comparing a reviewer as a person reads the names on the rows of what waits (its submitter, its
+    approver), not every submitter, reviewer and kill-switch actor the registry ever recorded: a long
+    finished history adds nothing to a reviewer's listing."""
+    import fulcrum_registry.waiting as waiting
+
+    for n in range(12):  # a finished history: twelve submitters, twelve approvers, twelve who suspended
+        rid = int(submit(by=f"old-submitter-{n}", version=f"0.{n}.0").id)
+        approve(rid, f"old-reviewer-{n}")
+        registry.suspend(rid, actor=f"old-ops-{n}", reason="incident")
+        registry.retire(rid, actor="ops", reason="replaced")
+    rid = int(submit(manifest=manifest(scopes={"required": _HIGH, "optional": {}})).id)
+    approve(rid, "bob")
+    compared: list[str] = []
+    key = waiting.person_key
+    monkeypatch.setattr(waiting, "person_key", lambda name: compared.append(name) or key(name))
+    for listing in (registry.list_releases, registry.list_publishers):
+        listing({"waiting": True, "reviewer": "Erin"})
+    assert [r.id for r in registry.list_releases({"waiting": True, "reviewer": "erin"}).items] == [rid]
+    assert not [name for name in compared if name.startswith("old-")], compared
+    assert len(compared) <= 8

@@ -22,7 +22,12 @@ from fulcrum_registry.schemas import (
     ReleaseQuery,
     ReleaseRead,
 )
-from fulcrum_registry.waiting import spellings, waiting_publishers, waiting_releases
+from fulcrum_registry.waiting import (
+    publisher_spellings,
+    release_spellings,
+    waiting_publishers,
+    waiting_releases,
+)
 from fulcrum_registry.workflow import ReleaseState
 
 __all__ = [
@@ -58,7 +63,7 @@ def list_releases(session: Session, q: ReleaseQuery) -> Page[ReleaseRead]:
     if q.state:
         conditions.append(Release.state == q.state)
     if q.waiting:
-        conditions.append(waiting_releases(spellings(session, q.reviewer) if q.reviewer else None))
+        conditions.append(waiting_releases(release_spellings(session, q.reviewer) if q.reviewer else None))
     total = session.scalar(select(func.count(Release.id)).where(*conditions)) or 0
     if q.cursor:
         conditions.append(Release.id > int(q.cursor))
@@ -74,7 +79,8 @@ def list_publishers(session: Session, q: PublisherQuery) -> Page[PublisherRead]:
     """Publishers matching ``q``, by id, keyset-paginated on the id as releases are on theirs."""
     conditions: list[ColumnElement[bool]] = []
     if q.waiting:
-        conditions.append(waiting_publishers(spellings(session, q.reviewer) if q.reviewer else None))
+        who = publisher_spellings(session, q.reviewer) if q.reviewer else None
+        conditions.append(waiting_publishers(who))
     total = session.scalar(select(func.count(Publisher.id)).where(*conditions)) or 0
     if q.cursor:
         conditions.append(Publisher.id > q.cursor)
