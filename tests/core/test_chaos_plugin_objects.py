@@ -19,7 +19,7 @@ from fulcrum_core.dispatch.dispatcher import Dispatcher
 from fulcrum_core.observability.logging import JsonFormatter
 from fulcrum_core.settings import Deadlines, Settings
 from fulcrum_sdk import nonblocking
-from fulcrum_sdk.errors import NO_CONSENT, ScopeDenied, TransactionRefused
+from fulcrum_sdk.errors import NO_CONSENT, OutcomeUnknown, ScopeDenied, TransactionRefused
 from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionType
 
 from tests.core.test_dispatch_base_exceptions import _impls, _post, _post_left_unknown, _tx_plugin
@@ -116,6 +116,26 @@ def test_a_want_of_consent_read_once_is_the_consent_prompt_not_a_500(
     assert response.status_code == 403, response.text
     assert response.json()["code"] == "consent.required"
     assert response.json()["missing_scopes"] == ["location:city"]
+
+
+class _UnprintableUnknown(OutcomeUnknown):
+    """An unknown outcome whose message raises ``SystemExit`` when read."""
+
+    def __str__(self) -> str:
+        raise SystemExit(4)
+
+
+@pytest.mark.parametrize("path", ["first-step", "inline", "thread"])
+def test_an_unknown_outcome_that_cannot_be_printed_is_still_journaled_unknown(
+    path: str, make_app: Any, kit: Any
+) -> None:
+    """An ``OutcomeUnknown`` was handed on to the transaction service as the plugin raised it, and the
+    service's log line printed it again: a ``__str__`` raising ``SystemExit`` went through the logging
+    handler (which keeps only an ``Exception`` to itself) and out of the request, the journal row left
+    ``pending`` and the worker's loop stopped. The dispatcher hands on an ``OutcomeUnknown`` of the
+    host's, with the text it read (a stand-in here)."""
+    app = make_app(_tx_plugin(kit, _impls(_UnprintableUnknown)[path]))
+    _post_left_unknown(app)
 
 
 @pytest.mark.parametrize("path", ["first-step", "inline", "thread"])

@@ -657,8 +657,8 @@ class Dispatcher:
         """Call ``hook`` on one plugin and return its validated result.
 
         Raises :class:`PluginCallError` when it raises, misses ``deadline_ms`` or returns the wrong
-        shape; a :class:`~fulcrum_sdk.errors.TransactionRefused` or
-        :class:`~fulcrum_sdk.errors.OutcomeUnknown` is re-raised as it is; a
+        shape; a :class:`~fulcrum_sdk.errors.TransactionRefused` is re-raised as it is, an
+        :class:`~fulcrum_sdk.errors.OutcomeUnknown` is raised as one of the host's with its text; a
         :class:`~fulcrum_sdk.errors.ScopeDenied` for want of consent to one of ``asks_consent`` (the
         scopes the customer could consent to now: the caller asks them, the plugin is not charged) is
         raised as one of the host's, naming that scope.
@@ -927,7 +927,9 @@ class Dispatcher:
                     # then has later ones refused at once (503, retry later, nothing done), instead of each
                     # waiting out its deadline and adding one more transaction to reconcile.
                     self._record(pid, hook, guard, "error", elapsed, detail)
-                    raise exc
+                    # One of the host's with the text read: the caller prints it, and the plugin's own
+                    # (a __str__ raising SystemExit through the logging handler) took the request down.
+                    raise OutcomeUnknown(detail) from None
                 if meaning == "consent":
                     # The customer has not consented yet: the page cannot be shown until they do, which
                     # the caller asks for; the plugin did nothing wrong. The scope as it was read.
