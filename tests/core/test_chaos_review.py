@@ -512,6 +512,78 @@ def test_a_served_worker_whose_plugin_thread_hangs_exits_once_running_work_is_do
     assert "late work finished" in out
 
 
+_SERVED_STUBBORN = """
+import asyncio, contextlib, sys
+import uvicorn
+from fulcrum_core import app as host
+from fulcrum_core.app import build_runtime, create_app
+from fulcrum_core.settings import Settings
+from tests.core.conftest import PluginKit
+
+host.SHUTDOWN_THREADS_S = 1.0
+
+async def stubborn():
+    while True:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)
+
+async def hangs(ctx, query):
+    await stubborn()
+
+async def leaves(ctx, query):
+    asyncio.create_task(stubborn())
+    return []
+
+kit = PluginKit()
+plugins = [kit.plugin("hangs", search=hangs), kit.plugin("leaves", search=leaves)]
+settings = Settings(state_dir=".")
+runtime = build_runtime(settings, load_entry_points=False, extra_plugins=plugins)
+runtime.db.upgrade()
+app = create_app(settings, runtime=runtime)
+server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, loop=sys.argv[1], log_level="critical"))
+
+async def plugin_calls():
+    loaded = list(runtime.plugins.loaded.values())
+    await runtime.dispatcher.call_many("search", [(p, kit.context(p)) for p in loaded], query="q")
+    await asyncio.sleep(0.5)  # past the deadline of the task left behind: cancelled, and ignoring it
+    server.should_exit = True
+
+async def start_plugin_calls():
+    asyncio.get_running_loop().create_task(plugin_calls())
+
+app.on_startup.append(start_plugin_calls)
+server.run()
+print("exited", flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_served_worker_whose_plugin_task_ignores_its_cancellation_exits(tmp_path: Any, loop: str) -> None:
+    """Served by uvicorn: a plugin's coroutine that catches its cancellation and goes on waiting (its
+    call's own task, or a task it left behind) kept the worker from exiting once its server stopped, as
+    the loop's runner waits, without a bound, for every task it cancels as it closes (a restart or deploy
+    waited for the kill). The host gives them the threads' bounded time and then stops waiting."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SERVED_STUBBORN, loop], cwd=tmp_path, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    try:
+        out, _ = child.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the served worker did not exit: it waits for the plugin's task")
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == 0
+    assert "exited" in out
+
+
 class _Page:
     """What the campaign store asks of a page (no branch layer)."""
 

@@ -277,7 +277,8 @@ class _PluginThreads:
     pool, and the event loop's default executor (``asyncio.to_thread``), which the loop would otherwise
     join without a bound as it closes (``asyncio.run``, uvicorn) and ``concurrent.futures`` at exit. So the
     host makes the loop's default executor a :class:`DaemonThreadPool` when it starts on the loop. It also
-    installs the loop's task factory then, which bounds the tasks plugins start (``leftovers.py``)."""
+    installs the loop's task factory then, which bounds the tasks plugins start (``leftovers.py``); the
+    plugins' tasks cancelled at their deadlines that still run when it stops get the same bounded time."""
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
@@ -300,10 +301,17 @@ class _PluginThreads:
             asyncio.get_running_loop().set_default_executor(_default_pool())
             self.default.shutdown(wait=False)
             waits.append(joined(self.default, SHUTDOWN_THREADS_S))
-        if not all(await asyncio.gather(*waits)):
+        tasks = leftovers.stop_waiting_for_given_up(SHUTDOWN_THREADS_S)
+        ended, left = await asyncio.gather(asyncio.gather(*waits), tasks)
+        if not all(ended):
             log.warning(
                 "plugin threads still running %.0f s after the host stopped; not waiting for them",
                 SHUTDOWN_THREADS_S,
+            )
+        if left:
+            log.warning(
+                "%d plugin task(s) cancelled at their deadlines still running %.0f s after the host "
+                "stopped; not waiting for them", left, SHUTDOWN_THREADS_S,
             )
 
 

@@ -65,7 +65,7 @@ from fulcrum_core.dispatch.breaker import BreakerState
 from fulcrum_core.dispatch.clock import MONOTONIC, Clock, wait_until
 from fulcrum_core.dispatch.daemon_threads import DaemonThreadPool, joined
 from fulcrum_core.dispatch.eager import Eager, PluginExit
-from fulcrum_core.dispatch.leftovers import OWNER, LeftoverOutcome, TaskWatch, install
+from fulcrum_core.dispatch.leftovers import OWNER, LeftoverOutcome, TaskWatch, given_up, install
 from fulcrum_core.dispatch.resilience import Guard, Guards
 from fulcrum_core.dispatch.results import Degraded, DegradedReason, Gathered, Outcome, PluginCallError
 from fulcrum_core.dispatch.stats import CallStats
@@ -184,6 +184,8 @@ def _given_up(guard: Guard, task: asyncio.Future[Any]) -> None:
     if not task.done():
         guard.stuck += 1
         task.add_done_callback(lambda _: _unstuck(guard))
+        if isinstance(task, asyncio.Task):
+            given_up(task)  # one that ignores the cancellation must not hold the worker as it stops
 
 
 def _unstuck(guard: Guard) -> None:

@@ -51,6 +51,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import weakref
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
@@ -64,10 +65,12 @@ __all__ = [
     "Charge",
     "LeftoverSink",
     "TaskWatch",
+    "given_up",
     "host_code",
     "host_task",
     "install",
     "plugin_now",
+    "stop_waiting_for_given_up",
     "untagged_task",
     "watch_of",
 ]
@@ -115,6 +118,7 @@ class Charge:
         for task in tasks:
             if not task.done():
                 task.cancel()
+                given_up(task)
                 self.guard.stuck += 1
                 task.add_done_callback(self._ended_after_cancel)
                 self._report(
@@ -137,6 +141,36 @@ class Charge:
             self.sink.leftover(self.guard.plugin, self.guard.hook, outcome, detail)
         except Exception:  # a timer callback: the loop would only log it
             log.exception("could not report a leftover task of plugin %r", self.guard.plugin)
+
+
+_GIVEN_UP: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+"""Plugins' tasks the host cancelled and stopped waiting for, until they end (see :func:`given_up`)."""
+
+
+def given_up(task: asyncio.Task[Any]) -> None:
+    """Note ``task``, a plugin's task the host has just cancelled (its call's, past the deadline, or one
+    it left behind), until it ends: one that catches its cancellation and goes on must not hold the
+    worker when it stops (:func:`stop_waiting_for_given_up`)."""
+    if not task.done():
+        _GIVEN_UP.add(task)
+
+
+async def stop_waiting_for_given_up(timeout_s: float) -> int:
+    """When the host stops: give the plugins' tasks it gave up on and that still run ``timeout_s`` to
+    end, then take those still running off the loop's list of its tasks, which the loop's runner
+    (``asyncio.run``, uvicorn's) cancels and then waits for without a bound as it closes: a task that
+    ignores its cancellation kept the worker alive until it was killed. How many were left running."""
+    loop = asyncio.get_running_loop()
+    running = [task for task in list(_GIVEN_UP) if not task.done() and task.get_loop() is loop]
+    if running:
+        await asyncio.wait(running, timeout=timeout_s)
+    left = [task for task in running if not task.done()]
+    forget = getattr(asyncio.tasks, "_unregister_task", None)  # what a task ending does (3.11-3.13)
+    for task in left:
+        _GIVEN_UP.discard(task)
+        if forget is not None:
+            forget(task)
+    return len(left)
 
 
 def _unretrieved(task: asyncio.Future[Any]) -> bool:
