@@ -376,3 +376,25 @@ def test_text_that_cannot_be_sent_leaves_out_only_its_plugin_everywhere(make_app
     page = app.get("/v1/pages/broken/report")
     assert page.status_code == 503
     assert page.json()["plugin"] == "broken"
+
+
+@pytest.mark.parametrize(
+    "field", ["key", "action", "slot"],
+)
+def test_a_trailing_newline_is_no_part_of_a_key_a_link_or_a_slot(make_app: Any, kit: Any, field: str) -> None:
+    """The result types' patterns end in ``$``, which Python's ``re`` (msgspec's) also matches before a
+    last newline: an offer keyed ``b1\\n`` or linking to ``https://…\\n`` passed the check and reached the
+    app, its impression rows and logs. They are invalid, and the rest of the page is unaffected."""
+    good = kit.offer("home.banner", "b1")
+    odd = {
+        "key": replace(good, key="b2\n"),
+        "action": replace(good, key="b2", action=replace(good.action, uri="https://example.com/b2\n")),
+        "slot": replace(good, key="b2", slot="home.banner/v1\n"),
+    }[field]
+    app = make_app(
+        kit.plugin("good", home_slot_offers=nonblocking(lambda ctx: [good])),
+        kit.plugin("odd", home_slot_offers=nonblocking(lambda ctx: [odd])),
+    )
+    body = app.get("/v1/home").json()
+    assert _degraded(body) == {"odd": "invalid"}
+    assert _keys(body, "home.banner/v1") == [("good", "b1")]

@@ -50,9 +50,13 @@ SLOT_IDS: tuple[str, ...] = ("home.banner/v1", "home.kingkong/v1", "home.popup/v
 FEED_COLUMNS: tuple[str, ...] = ("wealth", "education", "retirement", "life")
 """Feed columns: 财富 wealth, 投教 investor education, 养老 retirement, 生活 life and merchants."""
 
-_Key = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+_END = r"(?!\n)$"
+"""The end of a pattern: ``$`` alone also matches before a last newline in Python's ``re`` (msgspec's), so
+a key ``b1\n`` or a link ending in a newline passed; the lookahead refuses it (and reads the same in a
+JSON Schema's ECMAScript regex, where ``$`` is the end only)."""
+_Key = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}" + _END)]
 _Text = Annotated[str, msgspec.Meta(min_length=1, max_length=400)]
-_Uri = Annotated[str, msgspec.Meta(pattern=r"^(fulcrum|https)://\S+$", max_length=2048)]
+_Uri = Annotated[str, msgspec.Meta(pattern=r"^(fulcrum|https)://\S+" + _END, max_length=2048)]
 
 
 def risk_allows(tolerance: RiskTolerance, level: RiskLevel) -> bool:
@@ -108,7 +112,7 @@ class Targeting(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class SlotOffer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A candidate item for one home-page slot; the host ranks, filters and caps the candidates."""
 
-    slot: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_.]*/v[0-9]+$")]
+    slot: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_.]*/v[0-9]+" + _END)]
     key: _Key
     title: LocalizedText
     subtitle: LocalizedText | None = None
@@ -145,7 +149,7 @@ class FeedItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """One card in a content feed column."""
 
     key: _Key
-    column: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+    column: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,31}" + _END)]
     kind: Literal["article", "video", "live", "product", "offer"]
     title: LocalizedText
     summary: LocalizedText | None = None
@@ -201,7 +205,7 @@ class TransactionType(msgspec.Struct, frozen=True, kw_only=True):
     account id, and hands the plugin the parameters as sent. Such a type requires ``accounts:read``.
     """
 
-    key: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")]
+    key: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*" + _END)]
     name: LocalizedText
     description: LocalizedText | None = None
     params: type[msgspec.Struct]
