@@ -42,7 +42,9 @@ Not covered: a callback a plugin schedules with ``loop.call_soon``/``call_later`
 inline (its first step, a ``@nonblocking`` function) runs in a context captured before the dispatcher
 could mark it, so a task that callback starts is untagged. Setting the context variable for every inline
 call would cost each call of the home page a context copy; a task started from such code directly, or
-from anything that runs in a plugin's task, is covered.
+from anything that runs in a plugin's task, is covered. Nor is a callback of a plugin's guarded as its
+tasks are (:class:`_Guarded`): one raising ``SystemExit`` or ``KeyboardInterrupt`` still stops the loop,
+as nothing stands between the loop and a callback without wrapping every ``call_soon`` (the host's too).
 """
 
 from __future__ import annotations
