@@ -37,7 +37,7 @@ _SHORT_HELP = {
     "approve": "Approve a release in review (a second reviewer is needed for high-sensitivity scopes).",
     "audit": "Print audit events; ``audit verify`` checks the whole hash chain.",
     "list": "List releases, oldest first (the review queue with --state in_review).",
-    "publishers": "List the publishers.",
+    "publishers": "List the publishers by id, a page at a time.",
     "reinstate-publisher": "Undo suspend-publisher: its approved releases run again.",
     "reject": "Reject a release in review, with reasons the publisher can act on.",
     "resume": "Suspended → approved, with the grant it had.",
