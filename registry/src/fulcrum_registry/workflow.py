@@ -114,7 +114,7 @@ def name_problem(name: str) -> str | None:
     if not text:
         return "is blank"
     if len(text) > MAX_NAME:
-        return f"is {len(text)} characters: the registry records who acts in at most {MAX_NAME}"
+        return f"is over the {MAX_NAME} characters the registry records of who acts"
     if "\x00" in text:
         return "holds a NUL character"
     return None

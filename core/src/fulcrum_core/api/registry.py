@@ -19,7 +19,7 @@ from fulcrum_registry.schemas import (
     StateName,
 )
 from fulcrum_registry.service import DEFAULT_MAX_ARTIFACT_BYTES
-from fulcrum_registry.workflow import name_problem
+from fulcrum_registry.workflow import MAX_NAME, name_problem
 from litestar import Request, Response, Router, get, post
 from litestar.enums import RequestEncodingType
 from litestar.openapi.datastructures import ResponseSpec
@@ -100,8 +100,8 @@ def _actor(request: Request[Any, Any, Any]) -> str:
     problem = name_problem(subject)
     if problem is not None:
         raise Forbidden(
-            f"the access token's subject {echoed(subject)} {problem}; the registry acts only as a "
-            "subject it can record: use a token issued to a name it can",
+            f"the access token's subject {echoed(subject)} {problem}: nothing is done as a subject the "
+            f"registry cannot record; use a token issued to a subject of 1 to {MAX_NAME} characters",
             code="registry.unusable-subject",
         )
     return subject
