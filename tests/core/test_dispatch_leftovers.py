@@ -630,3 +630,29 @@ async def test_a_task_factory_replaced_outside_a_call_is_put_back_at_the_next_di
     (line,) = [r.getMessage() for r in records if "task factory was replaced" in r.getMessage()]
     assert "other_factory" in line
     dispatcher.close()
+
+
+async def test_a_task_a_plugin_cancels_before_it_ran_closes_its_coroutine(fast: Settings, kit: Any) -> None:
+    """A plugin's tasks run their coroutines guarded (``SystemExit`` carried as its error), each step handed
+    on: one cancelled before its first step closes the plugin's coroutine as asyncio would, instead of
+    leaving it "never awaited" (a warning at collection, an error in these tests); one that runs returns
+    its value."""
+    values: list[Any] = []
+
+    async def work() -> int:
+        await asyncio.sleep(0)
+        return 7
+
+    async def starts(ctx: Any, query: str) -> Any:
+        asyncio.create_task(work()).cancel()
+        values.append(await asyncio.create_task(work()))
+        return []
+
+    dispatcher, _ = _dispatcher(fast)
+    (plugin,) = _loaded(fast, kit.plugin("starts", search=starts))
+    gathered = await dispatcher.call_many("search", [(plugin, kit.context(plugin))], query="q")
+    for _ in range(3):
+        await asyncio.sleep(0)
+    gc.collect()
+    assert gathered.degraded == []
+    assert values == [7]
