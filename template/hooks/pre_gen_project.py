@@ -15,9 +15,9 @@ import sys
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 
 # The same pattern as fulcrum_sdk.manifest.PluginId / PublisherId (kept in sync by the template tests).
-ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$")
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+$")
-BRANCH_ID = re.compile(r"^branch-[a-z0-9][a-z0-9-]*$")  # as the registry's rule for branch publishers
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,48}[a-z0-9](?!\n)$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\Z")
+BRANCH_ID = re.compile(r"^branch-[a-z0-9][a-z0-9-]*\Z")  # as the registry's rule for branch publishers
 KINDS = ("department", "branch", "partner")
 HOOK_QUESTIONS = ("home_slots", "search", "feed", "transactions")
 RESERVED_IDS = frozenset(

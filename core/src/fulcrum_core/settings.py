@@ -215,7 +215,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Where the error catalogue is published: every problem's ``type`` is this URL plus its code. None
     # → ``/problems/`` under ``issuer``, which this host serves; set it when the catalogue is published
     # elsewhere (a developer portal). An absolute http(s) URL; a missing final ``/`` is added.
-    problem_base_url: Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/?#]+[^\s?#]*$")] | None = None
+    problem_base_url: (
+        Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/?#]+[^\s?#]*(?!\n)$")] | None
+    ) = None
     access_token_ttl_seconds: Annotated[int, msgspec.Meta(ge=30, le=300)] = 300
     # Refresh-token rotation grace period: within this many seconds after a refresh token was spent,
     # its own client may present it again (two screens refreshing together, a retry whose answer a
@@ -258,7 +260,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     breaker_share_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
     # The log level of the host and its server, text or JSON (a level name, in any case).
     log_level: Annotated[
-        str, msgspec.Meta(pattern=r"(?i)^(critical|fatal|error|warn|warning|info|debug|notset)$")
+        str, msgspec.Meta(pattern=r"(?i)^(critical|fatal|error|warn|warning|info|debug|notset)(?!\n)$")
     ] = "INFO"
     # Resilience: every plugin × hook gets a circuit breaker and a bulkhead of at most this many calls
     # in flight; /v1/home answers within its budget. A call over its hook's ``slow_calls`` threshold

@@ -18,7 +18,7 @@ from fulcrum_registry.errors import InvalidInput, NotFound, RegistryUnavailable
 
 __all__ = ["ArtifactStore", "StoredArtifact"]
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 class StoredArtifact(msgspec.Struct, frozen=True):

@@ -48,9 +48,9 @@ __all__ = [
 
 T = TypeVar("T")
 
-SLUG_PATTERN = r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$"
+SLUG_PATTERN = r"^[a-z][a-z0-9-]{0,48}[a-z0-9](?!\n)$"
 """A plugin or publisher id: lowercase letters, digits and hyphens, 2 to 50 characters."""
-RELEASE_CURSOR_PATTERN = r"^[0-9]{1,12}$"
+RELEASE_CURSOR_PATTERN = r"^[0-9]{1,12}(?!\n)$"
 """A release listing's cursor: the last release id of the previous page."""
 SLUG_WORDS = (
     "2 to 50 lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen"
@@ -144,7 +144,7 @@ DisplayName = Annotated[
 Contact = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[^@\s\x00]+@[^@\s\x00]+$",
+        pattern=r"^[^@\s\x00]+@[^@\s\x00]+(?!\n)$",
         max_length=320,
         description="an e-mail address that reaches the publisher, such as ops@bank.example (no spaces)",
     ),

@@ -50,8 +50,8 @@ RESERVED_PLUGIN_IDS = frozenset({"platform", "host", "unknown"})
 """Ids no plugin may take: ``platform`` names the host's own default content on the home page, ``host``
 and ``unknown`` the culprits of event-loop stalls that are no plugin's (``/metrics``)."""
 
-_ID_PATTERN = r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$"
-_EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+_ID_PATTERN = r"^[a-z][a-z0-9-]{0,48}[a-z0-9](?!\n)$"
+_EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+(?!\n)$"
 _SPECIFIER_PATTERN = (
     r"^\s*(~=|==|!=|<=|>=|<|>)\s*[0-9][0-9a-z.*+!-]*(\s*,\s*(~=|==|!=|<=|>=|<|>)\s*[0-9][0-9a-z.*+!-]*)*\s*$"
 )
@@ -88,7 +88,7 @@ class ScopeRequests(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return frozenset(self.required) | frozenset(self.optional)
 
 
-_FieldName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+_FieldName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(?!\n)$")]
 
 
 class TransactionTypeDeclaration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -57,7 +57,7 @@ _CURVES = {
     ),
 }
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-_URI_CHARS = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII: no spaces, controls or look-alike letters
+_URI_CHARS = re.compile(r"^[\x21-\x7e]+\Z")  # visible ASCII: no spaces, controls or look-alike letters
 
 
 class Jwks(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

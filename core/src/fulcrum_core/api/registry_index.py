@@ -134,7 +134,7 @@ def simple_project(request: Request[Any, Any, Any], project: FromPath[str]) -> R
 )
 def download(
     request: Request[Any, Any, Any],
-    sha256: Annotated[str, PathParameter(pattern=r"^[0-9a-f]{64}$")],
+    sha256: Annotated[str, PathParameter(pattern=r"^[0-9a-f]{64}(?!\n)$")],
     filename: FromPath[str],
 ) -> File:
     """The wheel's bytes, only while a release with exactly this file is approved and not suspended."""

@@ -32,8 +32,8 @@ __all__ = [
 HQ_FILE = "hq.toml"
 """The HQ file's name; any other ``<code>.toml`` in the directory is a branch file."""
 
-BRANCH_CODE_PATTERN = re.compile(r"^[0-9a-z][0-9a-z-]{0,30}$")
-PLUGIN_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$")
+BRANCH_CODE_PATTERN = re.compile(r"^[0-9a-z][0-9a-z-]{0,30}\Z")
+PLUGIN_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,48}[a-z0-9]\Z")
 
 SettingValue = str | int | bool
 """A plugin setting as written; the plugin receives it as text. Floats are refused (money is fen)."""

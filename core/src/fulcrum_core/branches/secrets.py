@@ -39,8 +39,8 @@ REDACTED = "***"
 _SECRET_WORDS = ("secret", "token", "password", "key")
 _REFERENCE = re.compile(r"^\$(?P<scheme>env|file):(?P<target>.+)$")
 ENV_PREFIX = "FULCRUM_SECRET_"
-_ENV_NAME = re.compile(r"^FULCRUM_SECRET_[A-Za-z0-9_]+$")
-_FILE_PATH = re.compile(r"^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[^\\\x00]+$")  # relative, no "..", no backslash
+_ENV_NAME = re.compile(r"^FULCRUM_SECRET_[A-Za-z0-9_]+\Z")
+_FILE_PATH = re.compile(r"^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[^\\\x00]+\Z")  # relative, no "..", no backslash
 
 
 class SecretRef(msgspec.Struct, frozen=True):

@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as header values travel safely
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")  # visible ASCII, as header values travel safely
 # A params Struct's __post_init__ names the field it refuses by starting its message "amount_fen: …".
 _PREFIXED = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*): ")
 

@@ -104,7 +104,7 @@ from fulcrum_core.transactions.render import (
 __all__ = ["BANK_TIMEZONE", "PluginFaultError", "TransactionService"]
 
 log = logging.getLogger("fulcrum.transactions")
-_TX_ID = re.compile(r"^[0-9a-f]{32}$")
+_TX_ID = re.compile(r"^[0-9a-f]{32}\Z")
 _FINISH_RETRIES = (0.05, 0.2)
 """Pauses between attempts to journal an outcome the plugin already gave (a database blip)."""
 """What a transaction id looks like (``uuid4().hex``)."""

@@ -39,8 +39,8 @@ _Fen = Annotated[int, msgspec.Meta(ge=0)]
 class Coupon(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One coupon offer. ``stock`` is the total that may ever be redeemed."""
 
-    id: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}-[A-Z0-9-]{2,24}$")]
-    city: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
+    id: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}-[A-Z0-9-]{2,24}(?!\n)$")]
+    city: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}(?!\n)$")]
     merchant: T
     category: Category
     title: T

@@ -27,7 +27,7 @@ _PositiveFen = Annotated[int, msgspec.Meta(gt=0)]
 class Product(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A listed product: who issues it, what part of the mix it fills, and how it may be bought."""
 
-    id: Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9-]{3,32}$")]
+    id: Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9-]{3,32}(?!\n)$")]
     name: LocalizedText
     issuer: str
     asset_class: AssetClass
