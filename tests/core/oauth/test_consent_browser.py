@@ -126,15 +126,25 @@ def test_the_consent_page_cannot_be_framed(served: str, page: Any) -> None:
 
 
 def test_an_unregistered_redirect_uri_is_shown_not_followed(served: str, page: Any) -> None:
-    """A redirect URI the client did not register is never followed: the browser stays on the server's
-    error, which names it."""
+    """A redirect URI the client did not register is never followed: the browser stays on a page (not
+    raw JSON) that tells the customer in words, in the consent page's style and with no script or
+    policy error, and names the refused URI for the app's developer."""
     _, challenge = pkce_pair()
     bad = _authorize_url(served, challenge).replace("8765", "9999")
     response = page.goto(bad)
     assert response is not None
     assert response.status == 400
-    assert "Redirect URI http://127.0.0.1:9999/callback is not supported" in page.inner_text("body")
+    assert response.headers["content-type"].startswith("text/html")
+    assert page.title() == "无法授权 · Cannot authorize"
+    body = page.inner_text("body")
+    assert "未在本行登记的地址" in body
+    assert "The app asked to send you back to an address it has not registered" in body
+    technical = page.locator(".tech").inner_text()
+    assert "Redirect URI http://127.0.0.1:9999/callback is not supported" in technical
+    assert page.evaluate("getComputedStyle(document.body).maxWidth") == "576px"
     assert page.redirects == []
+    # Chromium logs the page's own 400 status as a console error; nothing else may show up.
+    assert [p for p in page.problems if "status of 400" not in p] == []
 
 
 def test_a_problems_type_opens_its_page_in_the_browser(served: str, page: Any) -> None:

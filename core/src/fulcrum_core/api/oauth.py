@@ -35,7 +35,12 @@ from fulcrum_core.oauth.adapter import (
     to_litestar,
 )
 from fulcrum_core.oauth.authorize import ConsentPrompt, decide, prepare, round_trip_params
-from fulcrum_core.oauth.consent_page import CONSENT_PAGE_HEADERS, render_consent_page, render_expired_page
+from fulcrum_core.oauth.consent_page import (
+    CONSENT_PAGE_HEADERS,
+    render_consent_page,
+    render_expired_page,
+    render_refused_page,
+)
 from fulcrum_core.oauth.jwt_bearer import verify_assertion
 from fulcrum_core.oauth.metadata import server_metadata
 from fulcrum_core.oauth.server import oauth_server
@@ -160,14 +165,22 @@ _BAD_CLIENT = _oauth_error("Client authentication failed (`invalid_client`)")
     opt=_PUBLIC,
     tags=["oauth"],
     summary="Authorization endpoint: the consent page",
-    responses={400: _oauth_error("The authorization request is invalid and cannot be redirected")},
+    responses={
+        400: _oauth_error(
+            "The authorization request is invalid and cannot be redirected (a browser, whose Accept "
+            "prefers HTML, gets a page saying so instead)"
+        )
+    },
 )
 async def authorize_page(request: Request[Any, Any, Any]) -> Response[Any]:
-    """Validate the authorization request and show the consent page (or answer with the OAuth error)."""
+    """Validate the authorization request and show the consent page, or answer with the OAuth error: a
+    redirect to the client, else a page for a browser and JSON for other clients."""
     runtime = runtime_of(request)
     snap = await snapshot(request, base_url=runtime.settings.issuer)
     result = await host_threads.run_sync(_guarded_prepare, runtime, snap)
     if isinstance(result, OAuthResponse):
+        if result.location is None and _prefers_html(request):
+            return _refused_page(result)
         return to_litestar(result)
     signed_in = await _signed_in(request, runtime)
     if signed_in is None and not _dev_login_enabled(runtime):
@@ -192,6 +205,21 @@ async def authorize_page(request: Request[Any, Any, Any]) -> Response[Any]:
         cookie, secret, path="/", secure=cookie.startswith("__Host-"), httponly=True, samesite="lax"
     )
     return response
+
+
+def _prefers_html(request: Request[Any, Any, Any]) -> bool:
+    """Whether the client is a browser (its Accept prefers HTML); API clients, ``*/*`` included, get JSON."""
+    return request.accept.best_match([PROBLEM_MEDIA_TYPE, "application/json", "text/html"]) == "text/html"
+
+
+def _refused_page(refusal: OAuthResponse) -> Response[Any]:
+    """An authorization request refused without a redirect, as a page the customer can read: the app's
+    webview shows it in place of the consent page (RFC 6749 section 4.1.2.1: inform the resource owner)."""
+    body = refusal.body if isinstance(refusal.body, dict) else {}
+    page = render_refused_page(str(body.get("error", "invalid_request")), body.get("error_description"))
+    return Response(
+        content=page, status_code=refusal.status, media_type="text/html", headers=CONSENT_PAGE_HEADERS
+    )
 
 
 def _plugin_manifest(runtime: Runtime, prompt: ConsentPrompt) -> Manifest | None:
@@ -231,7 +259,7 @@ async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
     params = round_trip_params(snap)
     if not consent_csrf.verify(secret, form.get(consent_csrf.FIELD), params):
         # A forged or stale form: refused before anything is decided, never redirected with a code.
-        if request.accept.best_match([PROBLEM_MEDIA_TYPE, "application/json", "text/html"]) == "text/html":
+        if _prefers_html(request):
             # A browser (its Accept prefers HTML): a page saying the form expired, a link to start again.
             restart = "/oauth/authorize?" + urlencode(params)
             return Response(

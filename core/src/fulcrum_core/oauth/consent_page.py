@@ -23,7 +23,7 @@ from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES, SCOPES
 from fulcrum_core.oauth.authorize import ConsentPrompt
 from fulcrum_core.oauth.consent_csrf import FIELD
 
-__all__ = ["CONSENT_PAGE_HEADERS", "render_consent_page", "render_expired_page"]
+__all__ = ["CONSENT_PAGE_HEADERS", "render_consent_page", "render_expired_page", "render_refused_page"]
 
 CONSENT_PAGE_HEADERS: Final = {
     "Cache-Control": "no-store",
@@ -46,6 +46,39 @@ def render_expired_page(restart: str) -> str:
     expired, another browser): nothing was decided, and ``restart`` (the authorization request's
     URL) opens the consent page again."""
     return _template("consent_expired.html").substitute(restart=escape(restart))
+
+
+_REFUSALS: Final = {
+    "invalid_client": (
+        "这个应用未在本行登记，或已被停用，因此无法向它授权。",
+        "This app is not registered with the bank, or has been switched off, so it cannot be given access.",
+    ),
+    "redirect": (
+        "应用要求授权后把您带回一个未在本行登记的地址，为保护您的账户，我们不会带您前往该地址。",
+        "The app asked to send you back to an address it has not registered with the bank; to protect "
+        "your account you are not sent there.",
+    ),
+    "": (
+        "打开此页面的链接有误，无法安全地返回应用。",
+        "The link that opened this page is faulty, so you cannot safely be sent back to the app.",
+    ),
+}
+"""What is wrong, in the customer's words: for a client refused, a redirect URI refused, anything else."""
+
+_REDIRECT_REFUSED: Final = ("Redirect URI ", "Missing 'redirect_uri'")
+"""How authlib's descriptions of an unregistered or missing redirect URI begin."""
+
+
+def render_refused_page(error: str, description: str | None) -> str:
+    """The page a browser gets for an authorization request refused without a redirect (RFC 6749
+    section 4.1.2.1: an unknown or disabled client, a redirect URI missing or not registered): what is
+    wrong in the customer's words, and the OAuth ``error`` and its description for the app's developer."""
+    about = description or ""
+    key = error if error in _REFUSALS else "redirect" if about.startswith(_REDIRECT_REFUSED) else ""
+    what_zh, what_en = _REFUSALS[key]
+    return _template("consent_refused.html").substitute(
+        what_zh=escape(what_zh), what_en=escape(what_en), error=escape(error), description=escape(about)
+    )
 
 
 _DEV_LOGIN: Final = """<div class="dev">
