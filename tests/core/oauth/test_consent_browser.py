@@ -140,7 +140,7 @@ def test_an_unregistered_redirect_uri_is_shown_not_followed(served: str, page: A
     assert "未在本行登记的地址" in body
     assert "The app asked to send you back to an address it has not registered" in body
     technical = page.locator(".tech").inner_text()
-    assert "Redirect URI http://127.0.0.1:9999/callback is not supported" in technical
+    assert "Redirect URI 'http://127.0.0.1:9999/callback' is not supported" in technical
     assert page.evaluate("getComputedStyle(document.body).maxWidth") == "576px"
     assert page.redirects == []
     # Chromium logs the page's own 400 status as a console error; nothing else may show up.

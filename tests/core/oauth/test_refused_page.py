@@ -55,7 +55,7 @@ def _assert_page(response: httpx.Response, words: str, error: str) -> None:
         ({"client_id": None}, CLIENT_WORDS, "invalid_client", "Missing &#x27;client_id&#x27;"),
         (
             {"redirect_uri": "http://evil.example/callback"}, ADDRESS_WORDS, "invalid_request",
-            "Redirect URI http://evil.example/callback is not supported",
+            "Redirect URI &#x27;http://evil.example/callback&#x27; is not supported",
         ),
         ({"redirect_uri": None}, ADDRESS_WORDS, "invalid_request", "Missing &#x27;redirect_uri&#x27;"),
         (
@@ -96,6 +96,21 @@ async def test_what_was_sent_is_escaped_on_the_page(browser: httpx.AsyncClient) 
     _assert_page(page, ADDRESS_WORDS, "invalid_request")
     assert "<script>" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+
+
+@pytest.mark.parametrize("uri", ['http://x/"quoted"', "http://x/back\\slash", "http://x/回调"])
+async def test_an_unregistered_uri_a_description_cannot_hold_is_refused_not_a_500(
+    browser: httpx.AsyncClient, uri: str
+) -> None:
+    """A redirect URI with a character an error description may not hold (RFC 6749 section 5.2) made
+    authlib fail building its refusal (a 500); it is refused like any other, the character shown as ?."""
+    r = await browser.get(_authorize_url(redirect_uri=uri))
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "invalid_request"
+    assert r.json()["error_description"].startswith("Redirect URI 'http://x/")
+    assert "?" in r.json()["error_description"]
+    page = await browser.get(_authorize_url(redirect_uri=uri), headers=BROWSER)
+    _assert_page(page, ADDRESS_WORDS, "invalid_request")
 
 
 @pytest.mark.parametrize("accept", ["application/json", "*/*", None], ids=["json", "any", "none"])

@@ -16,6 +16,7 @@ from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, Inval
 from authlib.oauth2.rfc7636 import CodeChallenge
 
 from fulcrum_core.oauth.codes import AuthorizationCode
+from fulcrum_core.oauth.refusals import sent
 
 if TYPE_CHECKING:
     from fulcrum_core.oauth.server import FulcrumAuthorizationServer
@@ -70,6 +71,16 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
 
     TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = TOKEN_AUTH_METHODS
     server: FulcrumAuthorizationServer
+
+    @staticmethod
+    def validate_authorization_redirect_uri(request: Any, client: Any) -> str:
+        """authlib's check, naming the refused URI safely quoted: authlib's own description quotes it
+        as sent, and one with a ``"``, a ``\\`` or non-ASCII broke it (a 500, not the refusal)."""
+        uri = request.payload.redirect_uri
+        if uri and not client.check_redirect_uri(uri):
+            raise InvalidRequestError(f"Redirect URI {sent(uri)} is not supported by client.")
+        checked: str = grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
+        return checked
 
     def save_authorization_code(self, code: str, request: Any) -> None:
         owner: ResourceOwner = request.user
