@@ -107,3 +107,25 @@ def test_policy_version_moves_on_every_change_only(
     assert registry.policy_version() == after_submit
     approve(rid)
     assert registry.policy_version() > after_submit
+
+
+def _reason(text: str) -> dict[str, Any]:
+    return {"scopes": {"required": {"slot:home.notice": text}, "optional": {}}}
+
+
+def test_approved_manifest_is_the_newest_approved_release(
+    registry: RegistryService, submit: Submit, approve: Approve, manifest: Manifest
+) -> None:
+    """The consent page's manifest: the newest approved version by version order (1.10.0 after
+    1.9.0), never a release still in review; none before any approval or once the publisher is
+    suspended."""
+    assert registry.approved_manifest("demo") is None
+    approve(submit(version="1.9.0", manifest=manifest(**_reason("reason of 1.9.0"))).id)
+    approve(submit(version="1.10.0", manifest=manifest(**_reason("reason of 1.10.0"))).id)
+    submit(version="1.11.0", manifest=manifest(**_reason("reason in review")))
+    approved = registry.approved_manifest("demo")
+    assert approved is not None
+    assert approved.scopes.required == {"slot:home.notice": "reason of 1.10.0"}
+    assert registry.approved_manifest("other") is None
+    registry.suspend_publisher("pension-dept", actor="platform", reason="audit")
+    assert registry.approved_manifest("demo") is None

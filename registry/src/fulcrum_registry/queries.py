@@ -163,3 +163,25 @@ def active_policy(session: Session) -> dict[str, dict[str, ActiveRelease]]:
             manifest=msgspec.convert(manifest, Manifest) if manifest is not None else None,
         )
     return policy
+
+
+def approved_manifest(session: Session, plugin_id: str) -> Manifest | None:
+    """The manifest of ``plugin_id``'s newest approved release (its publisher not suspended), or None.
+
+    What reviewers approved for the newest version every host is moving to: the same on every host,
+    whatever version, if any, each has installed.
+    """
+    rows = session.execute(
+        select(Release.version, Release.manifest)
+        .join(Publisher, Publisher.id == Release.publisher_id)
+        .where(
+            Release.plugin_id == plugin_id,
+            Release.state == ReleaseState.APPROVED.value,
+            Publisher.suspended.is_(False),
+            Release.manifest.is_not(None),
+        )
+    ).all()
+    if not rows:
+        return None
+    _version, manifest = max(rows, key=lambda row: Version(row[0]))
+    return msgspec.convert(manifest, Manifest)

@@ -718,6 +718,11 @@ class RegistryService:
 
         return self._uow.read(queries.active_policy)
 
+    def approved_manifest(self, plugin_id: str) -> Manifest | None:
+        """The manifest of the plugin's newest approved, not suspended release (None: none approved):
+        what the customer is asked to consent to, on every host alike."""
+        return self._uow.read(lambda session: queries.approved_manifest(session, plugin_id))
+
     def release_contents(self, release_id: int) -> dict[str, str]:
         """The release's wheel as ``{member path: sha256 hex}`` (RECORD left out), for hosts to verify
         installed files against; derived from the stored artifact for releases filed without it."""

@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit
 
 import msgspec
 from authlib.oauth2.rfc6749 import OAuth2Error
+from fulcrum_registry import RegistryError
 from fulcrum_sdk.manifest import Manifest
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
@@ -44,6 +45,7 @@ from fulcrum_core.oauth.consent_page import (
 from fulcrum_core.oauth.jwt_bearer import verify_assertion
 from fulcrum_core.oauth.metadata import server_metadata
 from fulcrum_core.oauth.server import oauth_server
+from fulcrum_core.registry_host.host import watcher_of
 from fulcrum_core.runtime import Runtime, runtime_of
 
 __all__ = [
@@ -186,6 +188,7 @@ async def authorize_page(request: Request[Any, Any, Any]) -> Response[Any]:
     if signed_in is None and not _dev_login_enabled(runtime):
         raise _no_login(runtime)
     customers = [] if signed_in else await host_threads.run_sync(_demo_customers, runtime)
+    manifest = await host_threads.run_sync(_plugin_manifest, runtime, result)
     issuer = runtime.settings.issuer
     cookie = consent_csrf.cookie_name(issuer)
     # Keep the browser's secret if it has one, so two open consent tabs both stay valid.
@@ -196,7 +199,7 @@ async def authorize_page(request: Request[Any, Any, Any]) -> Response[Any]:
         customers=customers,
         csrf_token=consent_csrf.form_token(secret, result.params),
         signed_in=signed_in,
-        manifest=_plugin_manifest(runtime, result),
+        manifest=manifest,
     )
     response: Response[Any] = Response(
         content=page, media_type="text/html", headers=CONSENT_PAGE_HEADERS
@@ -223,10 +226,23 @@ def _refused_page(refusal: OAuthResponse) -> Response[Any]:
 
 
 def _plugin_manifest(runtime: Runtime, prompt: ConsentPrompt) -> Manifest | None:
-    """The manifest of the plugin whose client asks (as installed here, which is the approved one),
-    or None for another client or a plugin not loaded on this host."""
+    """The manifest of the plugin whose client asks, for its name and scope reasons, or None for
+    another client: on a host that obeys the registry, its newest approved release's (the same on
+    every host, with the plugin installed or not, at any installed version during a rolling upgrade);
+    else, or when the registry has none or cannot be read, the one installed here. Blocking (a read)."""
     plugin_id = prompt.client.plugin_id
-    loaded = runtime.plugins.loaded.get(plugin_id) if plugin_id is not None else None
+    if plugin_id is None:
+        return None
+    watcher = watcher_of(runtime)
+    if watcher is not None:
+        try:
+            approved = watcher.service.approved_manifest(plugin_id)
+        except RegistryError as exc:
+            log.warning("the consent page shows the installed manifest of %r: %s", plugin_id, exc)
+        else:
+            if approved is not None:
+                return approved
+    loaded = runtime.plugins.loaded.get(plugin_id)
     return loaded.manifest if loaded is not None else None
 
 

@@ -1,7 +1,8 @@
 """The consent page: who asks, for which scopes and what each means, in zh-CN and en.
 
 For a plugin's client the page names the plugin as its manifest does and shows, under each scope,
-the reason the manifest gives for it (what reviewers approved and the customer is told to read).
+the reason the manifest gives for it (what reviewers approved and the customer is told to read: the
+handler passes the newest approved release's manifest from the registry).
 
 A customer signed in through the bank's identity provider (``POST /oauth/login``) is named on
 the page; otherwise it carries the development login (pick a demo customer), shown only when the
