@@ -479,3 +479,25 @@ async def test_a_plugin_failure_whose_text_json_cannot_hold_is_still_one_json_lo
     parsed = json.loads(line)
     assert parsed["plugin"] == "odd"
     assert "bad \\ud800 text" in parsed["message"]
+
+
+class _Unprintable:
+    """A plugin's object whose ``repr`` raises ``SystemExit``."""
+
+    def __repr__(self) -> str:
+        raise SystemExit(4)
+
+
+def _refusal_of_unprintable_field() -> BaseException:
+    return TransactionRefused("x.no", LocalizedText(zh_CN="不行", en="No"), field=_Unprintable())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("path", ["first-step", "inline", "thread"])
+def test_a_refusal_whose_field_cannot_be_printed_is_journaled_as_an_invalid_refusal(
+    path: str, make_app: Any, kit: Any
+) -> None:
+    """A refusal's ``field`` that is no parameter name is an invalid refusal (unknown, as any other), and
+    the check's message printed it with ``repr``: a ``__repr__`` raising ``SystemExit`` went out of the
+    check, past the service's handlers, and out of the request, the journal row left ``pending``."""
+    app = make_app(_tx_plugin(kit, _impls(_refusal_of_unprintable_field)[path]))
+    _post_left_unknown(app)

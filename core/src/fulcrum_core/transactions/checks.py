@@ -262,7 +262,9 @@ def checked_refusal(exc: TransactionRefused) -> tuple[TransactionResult, Localiz
         raise ResultError(f"the refusal could not be read: {type(err).__name__}") from None
     result = check_transaction_result(TransactionResult(status="failed", code=code, message=message))
     if field is not None and not (type(field) is str and 0 < len(field) <= 128 and field.isprintable()):
-        raise ResultError(f"the refusal's field {field!r:.100} is not a parameter name")
+        # Printed only when plain text: a plugin's own object's __repr__ is its code, and may raise anything.
+        shown = f"{field!r:.100}" if type(field) is str else "(not text)"
+        raise ResultError(f"the refusal's field {shown} is not a parameter name")
     if result.message is None:
         raise ResultError("the refusal has no message")
     return result, result.message, field
