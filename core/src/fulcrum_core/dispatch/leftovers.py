@@ -45,6 +45,8 @@ call would cost each call of the home page a context copy; a task started from s
 from anything that runs in a plugin's task, is covered. Nor is a callback of a plugin's guarded as its
 tasks are (:class:`_Guarded`): one raising ``SystemExit`` or ``KeyboardInterrupt`` still stops the loop,
 as nothing stands between the loop and a callback without wrapping every ``call_soon`` (the host's too).
+Nor is a task a plugin builds with ``asyncio.Task(...)`` itself: that skips the loop's task factory, so it
+is neither charged nor guarded (its ``SystemExit`` stops the loop); the partner guide says not to.
 """
 
 from __future__ import annotations
