@@ -45,6 +45,9 @@ def test_duplicate_id_is_a_conflict(registry: RegistryService) -> None:
         ({"id": "ok-id", "name": "x", "kind": "bank", "contact": "a@b.c"}, "kind"),
         ({"id": "ok-id", "name": "x", "kind": "branch", "contact": "nobody"}, "contact"),
         ({"id": "ok-id", "name": "x", "kind": "branch"}, "contact"),
+        # $ alone matches before a last newline in Python's re: a publisher beside "ok-id", alike in print
+        ({"id": "ok-id\n", "name": "x", "kind": "branch", "contact": "a@b.c"}, "id"),
+        ({"id": "ok-id", "name": "x", "kind": "branch", "contact": "a@b.c\n"}, "contact"),
     ],
 )
 def test_invalid_publishers_name_the_field(

@@ -77,6 +77,12 @@ def test_parse_valid_manifest_fills_the_version() -> None:
             "must be 2 to 50 lowercase letters, digits and hyphens, starting with a letter",
         ),
         (_replace(GOOD, 'publisher = "test-bank"', 'publisher = "-bank"'), "publisher", "lowercase letters"),
+        # $ alone matches before a last newline in Python's re: an id or publisher of its own, alike in print
+        (_replace(GOOD, 'id = "demo-plugin"', 'id = "demo-plugin\\n"'), "id", "lowercase letters"),
+        (_replace(GOOD, 'publisher = "test-bank"', 'publisher = "test-bank\\n"'), "publisher",
+         "lowercase letters"),
+        (_replace(GOOD, 'email = "demo@example.com"', 'email = "demo@example.com\\n"'), "owner.email",
+         "must be an e-mail address"),
         (
             _replace(GOOD, 'email = "demo@example.com"', 'email = "demo at example"'),
             "owner.email",
