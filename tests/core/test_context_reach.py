@@ -171,3 +171,46 @@ def test_setting_storage_attributes_reaches_no_other_plugin(
     storage.put("planted", {"by": "partner"})
     assert SqlPluginStorage(db, "dept").get("planted") is None
     assert SqlPluginStorage(db, "partner").get("planted") == {"by": "partner"}
+
+
+class _Shifty(str):
+    """A scope or record name of a plugin's: equal to anything, hashing as the next of ``hashes`` each
+    time it is hashed (so a set says one scope is there and a dict then finds another's entry)."""
+
+    def __new__(cls, text: str, *hashes: str) -> _Shifty:
+        made = super().__new__(cls, text)
+        made.hashes = [hash(h) for h in hashes]  # type: ignore[attr-defined]
+        return made
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+    def __hash__(self) -> int:
+        hashes: list[int] = self.hashes  # type: ignore[attr-defined]
+        return hashes.pop(0) if len(hashes) > 1 else hashes[0]
+
+
+def test_a_str_of_the_plugins_own_opens_no_other_record(
+    settings: Settings, db: Any, plugins: PluginSet
+) -> None:
+    """A ``str`` subclass of the plugin's whose ``__eq__`` and ``__hash__`` it controls, as the scope or the
+    record name: the check must compare the text, so the department plugin (granted profile and holdings)
+    still reads no pension, whichever it passes and whichever granted scope it passes it as."""
+    contexts, _ = _contexts(settings, db, plugins)
+    dept = contexts.for_plugin(plugins.loaded["dept"]).data
+    held = [obj for _path, obj in _attributes(dept) if callable(obj)]
+    assert held
+    asks = [
+        ("pension", _Shifty("pension:read", "profile:basic", "pension:read")),
+        ("pension", _Shifty("pension:read", "holdings:read", "pension:read")),
+        (_Shifty("pension", "pension", "pension"), "holdings:read"),
+        (_Shifty("pension", "holdings"), "holdings:read"),
+    ]
+    for call in held:
+        for name, scope in asks:
+            with pytest.raises(ScopeDenied):
+                call(name, scope)
+    assert dept.allows(_Shifty("profile:basic", "profile:basic"))  # a str subclass is read as its text

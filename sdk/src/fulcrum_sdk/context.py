@@ -242,6 +242,11 @@ _ACCESS: Final = "?"
 """The ``name`` that asks the gate for :meth:`ScopedData.access`'s answer instead of a record."""
 
 
+def _text(value: object) -> str:
+    """``value``'s text as a plain ``str`` (a subclass's own methods not called), or ``""``: no scope."""
+    return str.__str__(value) if isinstance(value, str) else ""
+
+
 def _bind(
     data: ScopedData,
     records: CustomerRecords,
@@ -259,6 +264,12 @@ def _bind(
     seen_key = "" if account_ids is None else f"accounts\0{plugin_id}"
 
     def gate(name: str | None, scope: str) -> object:
+        # The text, never a plugin's str subclass: its own __hash__ and __eq__ would answer the lookups
+        # below (one scope in the grant, another's record), and anything else is no scope or record.
+        if type(scope) is not str:
+            scope = _text(scope)
+        if name is not None and type(name) is not str:
+            name = _text(name)
         if not records.closed and scope in granted and (
             consented is None or scope not in CUSTOMER_DATA_SCOPES or scope in consented
         ):
