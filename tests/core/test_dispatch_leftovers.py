@@ -656,3 +656,28 @@ async def test_a_task_a_plugin_cancels_before_it_ran_closes_its_coroutine(fast: 
     gc.collect()
     assert gathered.degraded == []
     assert values == [7]
+
+
+@pytest.mark.anyio
+async def test_a_python_without_unregister_task_says_the_worker_may_wait(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Taking a task that ignores its cancellation off the loop's list uses asyncio's private
+    ``_unregister_task``; on a Python without it the host cannot, and says so rather than nothing."""
+    free = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not free.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await free.wait()
+
+    task = asyncio.get_running_loop().create_task(stubborn())
+    await asyncio.sleep(0)
+    task.cancel()
+    leftovers.given_up(task)
+    monkeypatch.delattr(asyncio.tasks, "_unregister_task")
+    caplog.set_level("WARNING", logger="fulcrum.dispatch")
+    assert await leftovers.stop_waiting_for_given_up(0.05) == 1
+    assert any("no _unregister_task" in r.getMessage() for r in caplog.records)
+    free.set()
+    await task

@@ -170,6 +170,12 @@ async def stop_waiting_for_given_up(timeout_s: float) -> int:
         await asyncio.wait(running, timeout=timeout_s)
     left = [task for task in running if not task.done()]
     forget = getattr(asyncio.tasks, "_unregister_task", None)  # what a task ending does (3.11-3.13)
+    if left and forget is None:
+        log.warning(
+            "%d plugin task(s) ignore their cancellation, and this Python's asyncio has no "
+            "_unregister_task to take them off the loop's list: the worker may wait for them as it stops",
+            len(left),
+        )
     for task in left:
         _GIVEN_UP.discard(task)
         if forget is not None:
