@@ -291,8 +291,9 @@ def test_a_partner_client_gets_the_keys_and_redirect_uris_of_its_approved_manife
 def test_an_installed_copy_whose_manifest_differs_from_the_approved_one_is_quarantined(
     obeying_app: Callable[..., ObeyingApp], kit: Any, wheel_for: Callable[..., Path]
 ) -> None:
-    """The same version with other OAuth keys than the reviewed manifest never runs and gets no client:
-    it is quarantined with a reason naming the manifest field that differs."""
+    """The same version with other OAuth keys than the reviewed manifest never runs: it is quarantined
+    with a reason naming the manifest field that differs. Its client (shared by every host, so made from
+    the registry alone) holds the reviewed keys, never the installed copy's."""
     import msgspec
     from fulcrum_sdk.oauth_client import Jwks, OAuthClient
     from joserfc.jwk import ECKey
@@ -323,4 +324,6 @@ def test_an_installed_copy_whose_manifest_differs_from_the_approved_one_is_quara
     from fulcrum_core.oauth.clients import ClientStore
     from fulcrum_core.oauth.plugin_clients import plugin_client_id
 
-    assert ClientStore(app.runtime.db).get(plugin_client_id("coupons")) is None  # no client for it
+    client = ClientStore(app.runtime.db).get(plugin_client_id("coupons"))
+    assert client is not None
+    assert client.jwks == {"keys": [reviewed]}

@@ -26,7 +26,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from fulcrum_registry import ActiveRelease, RegistryError, RegistryService
 from fulcrum_registry.models import Plugin, Publisher, Release
 from fulcrum_sdk.manifest import Manifest
-from packaging.version import Version
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -34,9 +33,10 @@ from fulcrum_core import host_threads
 from fulcrum_core.data.db import Database
 from fulcrum_core.dispatch.leftovers import host_task
 from fulcrum_core.errors import CoreError
-from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, sync_plugin_clients
-from fulcrum_core.plugins import AdmissionCheck, PluginPolicy, PluginSet
+from fulcrum_core.oauth.plugin_clients import sync_plugin_clients
+from fulcrum_core.plugins import AdmissionCheck, PluginSet
 from fulcrum_core.registry_host.admission import AdmissionGate
+from fulcrum_core.registry_host.clients import client_policy
 from fulcrum_core.registry_host.policy import plugin_policy
 from fulcrum_core.registry_host.recheck import HeldStatus, RecheckSchedule
 from fulcrum_core.registry_host.verify import ReleaseVerifier
@@ -127,7 +127,7 @@ class PolicyWatcher:
             self._reverify.refused(pid, policy[pid].reason, now, fresh=changed)
         self._reverify.keep(self._verifier.unverified)
         # Credentials first: a suspended plugin's backend loses its client before its hooks stop.
-        self._sync_clients(active, policy)
+        self._sync_clients(active)
         self.plugins.set_policy(policy)
         self.version = version
         self._warn_unknown(installed, policy)
@@ -185,35 +185,15 @@ class PolicyWatcher:
         (``next_check`` on ``clock``)."""
         return self._recheck.status()
 
-    def _sync_clients(
-        self, active: Mapping[str, Mapping[str, ActiveRelease]], policy: Mapping[str, PluginPolicy]
-    ) -> None:
-        """Each approved plugin's OAuth client holds exactly its granted scopes; others are disabled.
+    def _sync_clients(self, active: Mapping[str, Mapping[str, ActiveRelease]]) -> None:
+        """Each approved plugin's OAuth client holds exactly its newest release's grant; others are disabled.
 
-        Only installed plugins are known by kind here; a failure is logged and never stops the policy.
+        From the registry alone, installed here or not: the clients are shared by every host, and a
+        policy that differed by host flipped them (``clients.py``). A failure is logged and never stops
+        the policy.
         """
-        clients: dict[str, PluginClientPolicy] = {}
-        for pid, plugin in self.plugins.loaded.items():
-            versions = active.get(pid, {})
-            release = versions.get(plugin.version)
-            decision = policy.get(pid)
-            if release is not None and release.kind is not None and decision is not None and decision.active:
-                scopes = frozenset(getattr(release, "granted_scopes", frozenset()))
-                # The keys and redirect URIs reviewers approved, from the registry's snapshot of the
-                # newest approved version (every host agrees on it during a rolling upgrade), never
-                # from the installed files.
-                newest = max(versions, key=Version)
-                oauth = getattr(versions[newest], "oauth", None)
-                manifest = getattr(versions[newest], "manifest", None)
-                clients[pid] = PluginClientPolicy(
-                    kind=release.kind,  # the approved publisher's kind, never the installed manifest's
-                    scopes=scopes,
-                    active=True,
-                    jwks=oauth.jwks.as_dict() if oauth is not None and oauth.jwks is not None else None,
-                    redirect_uris=oauth.redirect_uris if oauth is not None else (),
-                    name=(manifest.name.zh_CN, manifest.name.en) if manifest is not None else None,
-                )
         try:
+            clients = client_policy(active)
             changes = sync_plugin_clients(self.db, clients, complete=True, isolate=True)
         except (CoreError, SQLAlchemyError, ValueError) as exc:
             log.error("cannot bring plugin OAuth clients in step with the registry: %s", exc)
