@@ -3,6 +3,7 @@
 admission.py AdmissionGate: before an entry point is imported, its approved release and files checked
 host.py     RegistryHost: the service and (when the host obeys the registry) its policy watcher
 policy.py   the registry's approved releases → one ``PluginPolicy`` per installed plugin
+clients.py  the registry's approved releases → every plugin's OAuth client, the same on every host
 watcher.py  PolicyWatcher: polls ``policy_version()`` and swaps the plugin policy without restart
 recheck.py  RecheckSchedule: when the watcher asks again about a held-back entry point (backoff)
 wheels.py   build a plugin's wheel from its source tree with ``uv build``, cached by content
