@@ -495,21 +495,30 @@ def test_a_served_worker_whose_plugin_thread_hangs_exits_once_running_work_is_do
     bound when the loop closes, and ``concurrent.futures`` its threads at exit. The host makes the loop's
     default executor one of daemon threads and gives both pools a bounded time to finish when it stops:
     work still running then finishes (``late work``), the hung thread does not hold the process."""
+    out = _served_output(tmp_path, _SERVED_HUNG, loop, path, waits_for="the plugin's hung thread")
+    assert "late work finished" in out
+
+
+def _served_output(cwd: Any, script: str, *args: str, waits_for: str, path: str | None = None) -> str:
+    """What the served worker ``script`` (run with ``args``, and ``path`` first on ``PYTHONPATH``) printed,
+    once it exited on its own with status 0 within 30 s; the test fails saying what it ``waits_for``."""
+    import os
     import subprocess
     import sys
 
+    env = None if path is None else {**os.environ, "PYTHONPATH": path}
     child = subprocess.Popen(
-        [sys.executable, "-c", _SERVED_HUNG, loop, path], cwd=tmp_path, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", script, *args], cwd=cwd, stdout=subprocess.PIPE, text=True, env=env
     )
     try:
         out, _ = child.communicate(timeout=30)
     except subprocess.TimeoutExpired:
-        pytest.fail("the served worker did not exit: it waits for the plugin's hung thread")
+        pytest.fail(f"the served worker did not exit: it waits for {waits_for}")
     finally:
         child.kill()
         child.wait()
     assert child.returncode == 0
-    assert "late work finished" in out
+    return out
 
 
 _SERVED_STUBBORN = """
@@ -565,22 +574,9 @@ def test_a_served_worker_whose_plugin_task_ignores_its_cancellation_exits(tmp_pa
     the loop's runner waits, without a bound, for every task it cancels as it closes (a restart or deploy
     waited for the kill). The host gives them the threads' bounded time and then stops waiting."""
     import os
-    import subprocess
-    import sys
 
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    child = subprocess.Popen(
-        [sys.executable, "-c", _SERVED_STUBBORN, loop], cwd=tmp_path, stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": root},
-    )
-    try:
-        out, _ = child.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        pytest.fail("the served worker did not exit: it waits for the plugin's task")
-    finally:
-        child.kill()
-        child.wait()
-    assert child.returncode == 0
+    out = _served_output(tmp_path, _SERVED_STUBBORN, loop, waits_for="the plugin's task", path=root)
     assert "exited" in out
 
 
