@@ -140,6 +140,13 @@ def test_consent_page_needs_a_login(make_app: Callable[..., Any]) -> None:
     assert r.json()["code"] == "oauth.no_login"
     posted = client.post("/oauth/authorize", data={**query, "decision": "allow", "customer": "x"})
     assert posted.status_code == 403
+    browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    page = client.get("/oauth/authorize", params=query, headers=browser)
+    assert (page.status_code, page.headers["content-type"].split(";")[0]) == (403, "text/html")
+    assert "尚未开通客户登录" in page.text
+    assert "has not switched customer sign-in on" in page.text
+    assert "oauth.no_login" in page.text
+    assert "<form" not in page.text
 
 
 @pytest.mark.anyio

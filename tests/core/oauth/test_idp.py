@@ -457,6 +457,28 @@ async def test_without_a_login_the_consent_page_says_how_to_sign_in(partner_app:
     assert decided.json()["code"] == "oauth.no_login"
 
 
+async def test_a_browser_without_a_login_gets_a_page_not_json(partner_app: Any, webview: Any) -> None:
+    """The same refusal to a browser (a partner's link opened outside the app, a login expired in the
+    webview): a framing-proof page in both languages saying to sign in through the app, with the problem
+    for the developer; no consent form, nothing decided."""
+    _register_partner(partner_app)
+    browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    page = await webview.get(_authorize_path(pkce_pair()[1]), headers=browser)
+    decided = await webview.post(
+        "/oauth/authorize", data={"decision": "allow", "customer": CUSTOMER}, headers=browser
+    )
+    for response in (page, decided):
+        assert (response.status_code, response.headers["content-type"].split(";")[0]) == (403, "text/html")
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["cache-control"] == "no-store"
+        assert "请先登录" in response.text
+        assert "Please sign in first" in response.text
+        assert "oauth.no_login" in response.text
+        assert "/oauth/login" in response.text
+        assert "<form" not in response.text
+        assert "location" not in response.headers
+
+
 async def test_a_forged_or_foreign_login_cookie_signs_no_one_in(
     partner_app: Any, webview: Any, tmp_path: Path
 ) -> None:

@@ -41,6 +41,7 @@ from fulcrum_core.oauth.consent_page import (
     render_consent_page,
     render_expired_page,
     render_refused_page,
+    render_sign_in_page,
 )
 from fulcrum_core.oauth.jwt_bearer import verify_assertion
 from fulcrum_core.oauth.metadata import server_metadata
@@ -125,6 +126,18 @@ def _no_login(runtime: Runtime) -> Forbidden:
     return Forbidden(f"no customer is signed in; {_SIGN_IN}", code="oauth.no_login")
 
 
+def _refuse_no_login(request: Request[Any, Any, Any], runtime: Runtime) -> Response[Any]:
+    """No customer signed in: a page saying so for a browser (the app's webview, or a partner's link
+    opened outside the app), else the 403 ``oauth.no_login`` problem."""
+    refusal = _no_login(runtime)
+    if not _prefers_html(request):
+        raise refusal
+    page = render_sign_in_page(
+        "oauth.no_login", refusal.detail, login_configured=runtime.settings.oauth_idp.issuer is not None
+    )
+    return Response(content=page, status_code=403, media_type="text/html", headers=CONSENT_PAGE_HEADERS)
+
+
 def _demo_customers(runtime: Runtime) -> list[tuple[str, str]]:
     """(customer number, label) of the demo customers the development login offers."""
     listing = getattr(runtime.provider, "customers", None)
@@ -186,7 +199,7 @@ async def authorize_page(request: Request[Any, Any, Any]) -> Response[Any]:
         return to_litestar(result)
     signed_in = await _signed_in(request, runtime)
     if signed_in is None and not _dev_login_enabled(runtime):
-        raise _no_login(runtime)
+        return _refuse_no_login(request, runtime)
     customers = [] if signed_in else await host_threads.run_sync(_demo_customers, runtime)
     manifest = await host_threads.run_sync(_plugin_manifest, runtime, result)
     issuer = runtime.settings.issuer
@@ -268,7 +281,7 @@ async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
     runtime = runtime_of(request)
     signed_in = await _signed_in(request, runtime)
     if signed_in is None and not _dev_login_enabled(runtime):
-        raise _no_login(runtime)
+        return _refuse_no_login(request, runtime)
     snap = await snapshot(request, base_url=runtime.settings.issuer)
     form = dict(snap.form)
     secret = request.cookies.get(consent_csrf.cookie_name(runtime.settings.issuer))

@@ -24,7 +24,10 @@ from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES, SCOPES
 from fulcrum_core.oauth.authorize import ConsentPrompt
 from fulcrum_core.oauth.consent_csrf import FIELD
 
-__all__ = ["CONSENT_PAGE_HEADERS", "render_consent_page", "render_expired_page", "render_refused_page"]
+__all__ = [
+    "CONSENT_PAGE_HEADERS", "render_consent_page", "render_expired_page", "render_refused_page",
+    "render_sign_in_page",
+]
 
 CONSENT_PAGE_HEADERS: Final = {
     "Cache-Control": "no-store",
@@ -79,6 +82,30 @@ def render_refused_page(error: str, description: str | None) -> str:
     what_zh, what_en = _REFUSALS[key]
     return _template("consent_refused.html").substitute(
         what_zh=escape(what_zh), what_en=escape(what_en), error=escape(error), description=escape(about)
+    )
+
+
+_SIGN_IN: Final = {
+    True: (
+        "只有在本行手机银行App中登录后才能授权，此页面不是从已登录的App中打开的，或登录已过期。",
+        "Access can only be given after signing in to the bank's mobile app; this page was not opened "
+        "from a signed-in app, or the sign-in has expired.",
+    ),
+    False: (
+        "本行尚未开通客户登录，暂时无法授权。",
+        "The bank has not switched customer sign-in on yet, so access cannot be given for now.",
+    ),
+}
+"""Why no one can decide, in the customer's words: not signed in (or signed out), or no login configured."""
+
+
+def render_sign_in_page(code: str, detail: str, *, login_configured: bool) -> str:
+    """The page a browser gets for the consent page or its form when no customer is signed in (the
+    development login off): nothing was authorized, sign in through the app; ``code`` and ``detail``
+    (the problem an API client gets) for the app's developer."""
+    what_zh, what_en = _SIGN_IN[login_configured]
+    return _template("consent_signin.html").substitute(
+        what_zh=escape(what_zh), what_en=escape(what_en), code=escape(code), detail=escape(detail)
     )
 
 
