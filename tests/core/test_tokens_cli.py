@@ -89,6 +89,11 @@ def test_staff_token(config: Path, settings: Settings) -> None:
         ),
         (["--customer", ""], "Error: --customer must not be empty\n"),
         (["--staff", " ", "--scope", "platform:read"], "Error: --staff must not be empty\n"),
+        (
+            ["--staff", "o" * 201, "--scope", "platform:read"],
+            "Error: --staff is over the 200 characters the registry records of who acts",
+        ),
+        (["--staff", "ops\x00li", "--scope", "platform:read"], "Error: --staff holds a NUL character"),
         (["--customer", "c-1", "--client-id", ""], "Error: --client-id must not be empty\n"),
     ],
 )

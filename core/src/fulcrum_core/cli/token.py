@@ -9,6 +9,7 @@ exist it refuses rather than make new keys: no server running elsewhere would ac
 from __future__ import annotations
 
 import click
+from fulcrum_registry.workflow import MAX_NAME, name_problem
 from fulcrum_sdk.scopes import APP_SCOPES, SCOPES
 
 from fulcrum_core.cli._settings import require_key_file, settings_for
@@ -38,12 +39,22 @@ def _not_empty(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return value
 
 
+def _staff_subject(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A staff subject the registry and the audit log can record as who acts (else every registry call
+    with the token would be a 403 ``registry.unusable-subject``)."""
+    _not_empty(ctx, param, value)
+    problem = None if value is None else name_problem(value)
+    if problem is not None:
+        raise click.UsageError(f"--staff {problem} (give a login of 1 to {MAX_NAME} characters)", ctx)
+    return value
+
+
 @token.command("issue")
 @click.option(
     "--customer", metavar="ID", callback=_not_empty, help="Customer number: a customer token (kind customer)."
 )
 @click.option(
-    "--staff", metavar="SUBJECT", callback=_not_empty,
+    "--staff", metavar="SUBJECT", callback=_staff_subject,
     help="Staff login: a staff token (kind staff); needs --scope.",
 )
 @click.option(
