@@ -9,7 +9,6 @@ exist it refuses rather than make new keys: no server running elsewhere would ac
 from __future__ import annotations
 
 import click
-from fulcrum_registry.workflow import MAX_NAME, name_problem
 from fulcrum_sdk.scopes import APP_SCOPES, SCOPES
 
 from fulcrum_core.cli._settings import require_key_file, settings_for
@@ -42,6 +41,8 @@ def _not_empty(ctx: click.Context, param: click.Parameter, value: str | None) ->
 def _staff_subject(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A staff subject the registry and the audit log can record as who acts (else every registry call
     with the token would be a 403 ``registry.unusable-subject``)."""
+    from fulcrum_registry.workflow import MAX_NAME, name_problem  # only when issuing: --help stays light
+
     _not_empty(ctx, param, value)
     problem = None if value is None else name_problem(value)
     if problem is not None:

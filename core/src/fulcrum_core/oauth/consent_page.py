@@ -99,13 +99,13 @@ _SIGN_IN: Final = {
 """Why no one can decide, in the customer's words: not signed in (or signed out), or no login configured."""
 
 
-def render_sign_in_page(code: str, detail: str, *, login_configured: bool) -> str:
+def render_sign_in_page(problem: str, detail: str, *, login_configured: bool) -> str:
     """The page a browser gets for the consent page or its form when no customer is signed in (the
-    development login off): nothing was authorized, sign in through the app; ``code`` and ``detail``
+    development login off): nothing was authorized, sign in through the app; ``problem`` and ``detail``
     (the problem an API client gets) for the app's developer."""
     what_zh, what_en = _SIGN_IN[login_configured]
     return _template("consent_signin.html").substitute(
-        what_zh=escape(what_zh), what_en=escape(what_en), code=escape(code), detail=escape(detail)
+        what_zh=escape(what_zh), what_en=escape(what_en), problem=escape(problem), detail=escape(detail)
     )
 
 
