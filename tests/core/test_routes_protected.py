@@ -121,3 +121,14 @@ def test_schema_is_public(client: TestClient[Litestar]) -> None:
     r = client.get("/schema/openapi.json")
     assert r.status_code == 200
     assert "/v1/home" in r.json()["paths"]
+
+
+def test_options_on_every_path_lists_its_methods(app: Litestar, client: TestClient[Litestar]) -> None:
+    """OPTIONS is not authenticated (a browser's preflight carries no token): every path answers it
+    with 204 and its ``allow`` header, the registry's guarded ones too, never a 500."""
+    wrong = []
+    for path in sorted({path for path, _, _ in _handlers(app)}):
+        r = client.options(_concrete(path))
+        if r.status_code != 204 or "OPTIONS" not in r.headers.get("allow", ""):
+            wrong.append(f"OPTIONS {path} → {r.status_code} {r.text[:120]}")
+    assert not wrong, "\n".join(wrong)

@@ -9,6 +9,10 @@
 
 Routes both kinds of staff use declare ``opt={"scopes": []}`` (any valid token) and add
 ``staff_guard``, which requires a staff token holding at least one of the two registry scopes.
+The registry's router sets that guard for all its paths, so it also guards the OPTIONS handler litestar
+generates for each of them, which the authentication middleware leaves unauthenticated (a browser's
+preflight carries no token): the guard lets OPTIONS through, as the middleware does, since that handler
+only lists the path's methods.
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ def _principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
 
 
 def staff_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Refuse anyone but staff holding ``registry:publish`` or ``registry:review`` (403)."""
+    """Refuse anyone but staff holding ``registry:publish`` or ``registry:review`` (403); OPTIONS passes."""
+    if connection.scope.get("method") == "OPTIONS":
+        return
     principal = _principal(connection)
     if not principal.scopes & {PUBLISH, REVIEW}:
         raise Forbidden(
