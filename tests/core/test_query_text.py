@@ -48,3 +48,52 @@ def test_a_long_parameter_name_is_quoted_short(make_app: Any) -> None:
     assert response.status_code == 400, response.text
     assert len(response.json()["detail"]) < 300
     assert "(5000 characters)" in response.json()["detail"]
+
+
+_STAFF = ("registry:review",)
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "field", "staff"),
+    [
+        ("/v1/search", "q=fund&q=pension", "q", False),
+        ("/v1/search", "q=fund&page=1&page=2", "page", False),
+        ("/v1/feeds/wealth", "limit=5&limit=50", "limit", False),
+        ("/registry/v1/releases", "state=approved&state=retired", "state", True),
+        ("/registry/v1/plugins", "scope=home:read&scope=search:read", "scope", True),
+        ("/registry/v1/audit", "limit=1&limit=2", "limit", True),
+    ],
+)
+def test_a_parameter_sent_twice_is_a_400_naming_it(
+    make_app: Any, path: str, query: str, field: str, staff: bool
+) -> None:
+    """Each of these takes one value: ``?state=approved&state=retired`` read the last alone and listed
+    the retired releases (none: an empty page that looked like an answer to both); now a 400 naming it."""
+    app = make_app()
+    token = app.token("ops", _STAFF, kind="staff") if staff else app.token()
+    response = app.client.get(f"{path}?{query}", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert problem["field"] == field
+    assert f"'{field}' is sent 2 times; send it once" in problem["detail"]
+
+
+def test_registry_query_bytes_that_are_no_text_are_a_400(make_app: Any) -> None:
+    """The registry's listings read their query as the app's routes do: ``?q=%ff`` named, not searched."""
+    app = make_app()
+    token = app.token("ops", _STAFF, kind="staff")
+    sent = (("/registry/v1/plugins?q=%ff", "q"), ("/registry/v1/audit?subject=%c3%28", "subject"))
+    for path, field in sent:
+        response = app.client.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 400, response.text
+        assert response.json()["field"] == field
+
+
+def test_a_repeated_parameter_the_route_does_not_take_is_left_alone(make_app: Any) -> None:
+    """Only the route's own parameters are counted: one it does not take is ignored, repeated or not (a
+    page's deep-link query, the plugin's to read, keeps the last of a repeated one)."""
+    app = make_app()
+    response = app.client.get(
+        "/v1/search?q=a&utm=1&utm=2", headers={"Authorization": f"Bearer {app.token()}"}
+    )
+    assert response.status_code == 200, response.text

@@ -10,7 +10,7 @@ from litestar.params import PathParameter, QueryParameter
 
 from fulcrum_core.api.deps import customer_contexts, plugin_calls
 from fulcrum_core.api.input_problems import DATA_UNAVAILABLE_RESPONSE, NOT_FOUND_RESPONSE
-from fulcrum_core.api.query_text import utf8_query
+from fulcrum_core.api.query_text import checked_query
 from fulcrum_core.assembly.common import DegradedPlugin, public_degraded
 from fulcrum_core.assembly.feeds import MAX_LIMIT, FeedCard, decode_cursor, merge_feed, page_feed
 from fulcrum_core.errors import NotFound
@@ -31,7 +31,7 @@ class FeedResponse(msgspec.Struct, frozen=True, kw_only=True):
 
 
 @get(
-    "/v1/feeds/{column:str}", before_request=utf8_query,
+    "/v1/feeds/{column:str}", before_request=checked_query,
     opt={"scopes": ["feeds:read"]}, tags=["app"], summary="A content feed column",
     responses={404: NOT_FOUND_RESPONSE, 503: DATA_UNAVAILABLE_RESPONSE},
 )

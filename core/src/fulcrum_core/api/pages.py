@@ -21,7 +21,7 @@ from litestar.params import PathParameter
 
 from fulcrum_core.api.deps import customer_contexts, plugin_calls
 from fulcrum_core.api.input_problems import NOT_FOUND_RESPONSE, PROBLEM_MEDIA_TYPE
-from fulcrum_core.api.query_text import utf8_query
+from fulcrum_core.api.query_text import checked_query
 from fulcrum_core.dispatch.results import PluginCallError
 from fulcrum_core.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
 from fulcrum_core.parameter_problems import echoed
@@ -105,7 +105,7 @@ def _unavailable(plugin: str, kind: str) -> ServiceUnavailable:
 
 
 @get(
-    "/v1/pages/{plugin:str}/{path:path}", before_request=utf8_query,
+    "/v1/pages/{plugin:str}/{path:path}", before_request=checked_query,
     opt={"scopes": ["pages:read"]}, tags=["app"],
     summary="A plugin's page (what its deep link opens)",
     responses={403: _FORBIDDEN, 404: NOT_FOUND_RESPONSE, 503: _UNAVAILABLE},

@@ -26,6 +26,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromQuery, JSONBody, PathParameter, QueryParameter
 
 from fulcrum_core.api.input_problems import PROBLEM_MEDIA_TYPE, InputProblem
+from fulcrum_core.api.query_text import checked_query
 from fulcrum_core.api.registry_access import (
     PUBLISH,
     REVIEW,
@@ -523,6 +524,7 @@ ROUTES: list[Any] = [
             verify_audit,
         ],
         guards=[staff_guard],
+        before_request=checked_query,  # submit_release's own hook replaces it (it takes no query)
         tags=["registry"],
     )
 ]

@@ -10,7 +10,7 @@ from litestar.params import QueryParameter
 
 from fulcrum_core.api.deps import customer_contexts, plugin_calls
 from fulcrum_core.api.input_problems import DATA_UNAVAILABLE_RESPONSE
-from fulcrum_core.api.query_text import utf8_query
+from fulcrum_core.api.query_text import checked_query
 from fulcrum_core.assembly.common import DegradedPlugin, public_degraded
 from fulcrum_core.assembly.search import (
     MAX_PAGE,
@@ -38,7 +38,7 @@ class SearchResponse(msgspec.Struct, frozen=True, kw_only=True):
 
 
 @get(
-    "/v1/search", before_request=utf8_query,
+    "/v1/search", before_request=checked_query,
     opt={"scopes": ["search:read"]}, tags=["app"], summary="Search everything",
     responses={503: DATA_UNAVAILABLE_RESPONSE},
 )
