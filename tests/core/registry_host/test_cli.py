@@ -132,6 +132,21 @@ def test_approve_prints_the_diff_it_approved(config: Path, kit: Any, wheel_for: 
     assert "new scopes: slot:home.notice" in approved.output
 
 
+def test_a_first_release_says_everything_is_new_not_that_the_diff_is_none(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """With no release approved before, the diff's heading said "diff against the previous approved
+    release: none" above the list of what it adds, which reads as "nothing changed"; it says there is no
+    such release and that everything below is new."""
+    manifest = kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+    run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
+    review = run(config, "review", "1")
+    assert review.exit_code == 0, review.output
+    assert "previous approved release: none\n" not in review.output
+    assert "diff: no earlier release of this plugin was approved, so all it asks for is new" in review.output
+    assert "  new scopes: slot:home.notice" in review.output
+
+
 def test_refusals_exit_non_zero_with_the_reason(
     config: Path, kit: Any, wheel_for: Callable[..., Path]
 ) -> None:

@@ -114,10 +114,12 @@ def _emit(value: Any, as_json: bool, text: Callable[[], str]) -> None:
 def _diff_text(diff: ReleaseDiff | None) -> list[str]:
     if diff is None:
         return ["diff: (no manifest to compare)"]
-    base = (
-        f"{diff.baseline_version} (release {diff.baseline_release_id})" if diff.baseline_version else "none"
-    )
-    lines = [f"diff against the previous approved release: {base}"]
+    lines = [
+        f"diff against the previous approved release: {diff.baseline_version} "
+        f"(release {diff.baseline_release_id})"
+        if diff.baseline_version
+        else "diff: no earlier release of this plugin was approved, so all it asks for is new"
+    ]
     for label, items in (
         ("new scopes", diff.added_scopes),
         ("new HIGH-sensitivity scopes", diff.added_high_sensitivity_scopes),
