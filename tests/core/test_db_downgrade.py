@@ -93,3 +93,21 @@ def test_a_relative_revision_is_taken_as_the_target_not_an_option(tmp_path: Path
     assert back.exit_code == 0, back.output
     assert f"to {previous}" in back.output
     assert _run(tmp_path, sqlite_url, "downgrade", "--nope").exit_code != 0
+
+
+def test_an_empty_target_is_a_usage_error_not_a_traceback(tmp_path: Path, sqlite_url: str) -> None:
+    """``downgrade ""`` (an unset variable in a deploy script) and ``upgrade --revision ""`` reached
+    alembic, whose assertion ended the command with a traceback; now a usage error naming the argument,
+    and the database stays where it was."""
+    assert _run(tmp_path, sqlite_url, "upgrade").exit_code == 0
+    db = Database(sqlite_url)
+    try:
+        head = db.heads()[0]
+        for args in (("downgrade", ""), ("downgrade", "  "), ("upgrade", "--revision", "")):
+            refused = _run(tmp_path, sqlite_url, *args)
+            assert refused.exit_code == 2, refused.output
+            assert refused.exception is None or isinstance(refused.exception, SystemExit), refused.exception
+            assert "must name a revision" in refused.output
+            assert db.current() == head
+    finally:
+        db.dispose()

@@ -85,8 +85,22 @@ def _migrate(
         click.echo(f"{_where(database)}: {done} from {before or 'an empty database'} to {after or 'base'}")
 
 
+def _named_revision(_ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A revision is named: an empty one (an unset variable in a deploy script) reached alembic, whose
+    assertion ended the command with a traceback."""
+    if not value.strip():
+        name = param.opts[0] if isinstance(param, click.Option) else (param.name or "").upper()
+        raise click.BadParameter(
+            "must name a revision: an id (`fulcrum db current` names them), `head`, `base` or a step (`-1`)",
+            param_hint=name,
+        )
+    return value
+
+
 @db.command()
-@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@click.option(
+    "--revision", default="head", show_default=True, callback=_named_revision, help="Target revision."
+)
 @click.pass_context
 def upgrade(ctx: click.Context, revision: str) -> None:
     """Apply the migrations shipped with the host (settings decide the database)."""
@@ -94,7 +108,7 @@ def upgrade(ctx: click.Context, revision: str) -> None:
 
 
 @db.command(context_settings={"ignore_unknown_options": True})  # "-1" is a revision, not an option
-@click.argument("revision")
+@click.argument("revision", callback=_named_revision)
 @click.pass_context
 def downgrade(ctx: click.Context, revision: str) -> None:
     """Undo the migrations after REVISION (``-1``: the newest one; ``base``: every table goes).
