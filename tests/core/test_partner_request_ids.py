@@ -72,6 +72,17 @@ def test_partner_request_id_prints_what_the_partner_saw(tmp_path: Path) -> None:
     assert result.output.strip() == partner_request_id(SECRET.encode(), "merchant-promo", "abc123")
 
 
+@pytest.mark.parametrize("host_id", ["", " abc123", "abc123\n", "a" * 65, "请求"])
+def test_an_id_the_host_never_gives_is_refused_naming_the_argument(tmp_path: Path, host_id: str) -> None:
+    """The host gives a partner ``""`` for an empty id and never hands out any other id outside 1–64 of
+    ``A-Za-z0-9._-``; the command printed an HMAC for each (a pasted space or newline included), an id no
+    partner saw, sending support looking for it. Now a usage error naming HOST_REQUEST_ID."""
+    result = _cli(tmp_path, "partner-request-id", "merchant-promo", host_id)
+    assert result.exit_code == 2, result.output
+    assert "HOST_REQUEST_ID" in result.output
+    assert "1–64 letters, digits" in result.output
+
+
 def test_find_request_maps_a_partners_id_back_to_the_host_request(tmp_path: Path) -> None:
     """Given the hosts' JSON log, a partner's id leads to the host request id and its lines."""
     theirs = partner_request_id(SECRET.encode(), "merchant-promo", "req-2")

@@ -102,9 +102,24 @@ def _internal_note(plugin: _Plugin) -> None:
     )
 
 
+def _host_request_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """An id the host gives a request (its own or a kept ``X-Request-Id``; a transaction's id too): the
+    HMAC of anything else is an id no partner was ever given."""
+    from fulcrum_core.observability.logging import REQUEST_ID_WORDS, is_request_id
+    from fulcrum_core.parameter_problems import echoed
+
+    if not is_request_id(value):
+        raise click.BadParameter(
+            f"{echoed(value)} is no id the host gives a request ({REQUEST_ID_WORDS}): copy it from the "
+            "X-Request-Id header or the log line's request_id or transaction_id, without spaces",
+            param_hint="HOST_REQUEST_ID",
+        )
+    return value
+
+
 @support.command("partner-request-id")
 @click.argument("plugin", callback=_known_plugin)
-@click.argument("host_request_id")
+@click.argument("host_request_id", callback=_host_request_id)
 @click.pass_context
 def partner_request_id_command(ctx: click.Context, plugin: _Plugin, host_request_id: str) -> None:
     """Print the request id partner PLUGIN saw for HOST_REQUEST_ID (a transaction id for a transaction);

@@ -28,12 +28,14 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "REQUEST_ID",
+    "REQUEST_ID_WORDS",
     "STRUCTURED_FIELDS",
     "JsonFormatter",
     "RequestIdFilter",
     "RequestIdMiddleware",
     "configure_logging",
     "echo_request_id",
+    "is_request_id",
     "new_request_id",
 ]
 
@@ -80,9 +82,18 @@ class _Ids:
 _ids = _Ids()
 
 
+REQUEST_ID_WORDS = "1–64 letters, digits, '.', '_' or '-'"
+"""What a request id the host gives (its own, or a client's ``X-Request-Id`` it keeps) is made of."""
+
+
+def is_request_id(value: str) -> bool:
+    """True when ``value`` is an id the host may give a request: :data:`REQUEST_ID_WORDS`."""
+    return _WELL_FORMED.fullmatch(value) is not None
+
+
 def new_request_id(header: str | None) -> str:
     """``header`` when it is a well-formed id (1–64 of ``A-Za-z0-9._-``), else a new unique 32-hex id."""
-    return header if header and _WELL_FORMED.fullmatch(header) else _ids.new()
+    return header if header and is_request_id(header) else _ids.new()
 
 
 class RequestIdFilter(logging.Filter):
