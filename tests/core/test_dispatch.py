@@ -508,6 +508,32 @@ async def test_overlong_targeting_names_are_invalid(fast: Settings, dispatcher: 
     assert [(d.plugin, d.reason) for d in gathered.degraded] == [("wordy", "invalid")]
 
 
+async def test_a_banner_title_that_reads_reversed_is_invalid_naming_field_and_character(
+    fast: Settings, dispatcher: Any, kit: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A RIGHT-TO-LEFT OVERRIDE makes "转账 ¥\u202e001" read "转账 ¥100": the plugin is left out as for any
+    invalid result, and its log line and degraded detail name the field and the character. The other
+    plugin's Chinese title with an emoji sequence (ZWJ) and an LRM still shows."""
+    spoof = msgspec.structs.replace(
+        kit.offer("home.banner", "b1"), title=LocalizedText(zh_CN="转账 ¥\u202e001")
+    )
+    fine = msgspec.structs.replace(
+        kit.offer("home.banner", "b2"), title=LocalizedText(zh_CN="家庭 👨\u200d👩\u200d👧\u200e理财")
+    )
+    plugins = _loaded(
+        fast,
+        kit.plugin("spoofer", home_slot_offers=lambda ctx: [spoof]),
+        kit.plugin("honest", home_slot_offers=lambda ctx: [fine]),
+    )
+    gathered = await _run(dispatcher, kit, "home_slot_offers", plugins)
+    assert list(gathered.results) == ["honest"]
+    (degraded,) = gathered.degraded
+    assert (degraded.plugin, degraded.reason) == ("spoofer", "invalid")
+    named = "title.zh-CN: U+202E RIGHT-TO-LEFT OVERRIDE at index 4 is not allowed in display text"
+    assert degraded.detail == f"home_slot_offers item 0 is invalid: {named}"
+    assert any(named in r.getMessage() and "'spoofer'" in r.getMessage() for r in caplog.records)
+
+
 async def test_a_plugin_whose_turn_comes_after_the_callers_budget_is_not_started(
     fast: Settings, kit: Any
 ) -> None:

@@ -11,6 +11,7 @@ PUBLIC_MODULES = [
     "conformance",
     "context",
     "data",
+    "display",
     "errors",
     "hookspecs",
     "idempotency",

@@ -6,6 +6,7 @@ applies; reviewers approve them from the manifest, so the running code must say 
 
 from __future__ import annotations
 
+from fulcrum_sdk.display import find_display_problem
 from fulcrum_sdk.manifest import Manifest, TransactionTypeDeclaration, declaration_problems
 from fulcrum_sdk.models import TransactionType
 
@@ -16,8 +17,12 @@ _AMOUNT_SUFFIX = "_fen"
 
 def type_problem(tx_type: TransactionType, manifest: Manifest) -> str | None:
     """Why the host refuses ``tx_type`` as its plugin registered it, or ``None``: its risk level,
-    products or amount field missing, not a field of its parameters, or not what the manifest declares.
+    products or amount field missing, not a field of its parameters, or not what the manifest declares,
+    or its name or description holding a character display text refuses (:mod:`fulcrum_sdk.display`).
     The message names the field and says how to fix it."""
+    shown = find_display_problem(tx_type)
+    if shown is not None:
+        return f"{tx_type.key}: {shown[0]}: {shown[1]}"
     declared = manifest.declaration(tx_type.key)
     if declared is None:
         return (

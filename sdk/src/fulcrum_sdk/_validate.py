@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, get_args, get_type_hints
 import msgspec
 
 from fulcrum_sdk.data import RiskProfile
+from fulcrum_sdk.display import find_display_problem, json_may_refuse
 from fulcrum_sdk.models import (
     FeedItem,
     LocalizedText,
@@ -121,7 +122,11 @@ def _revalidate(item: _S, cls: type[_S], seen: Seen | None = None) -> _S:
     subclass with a ``__del__``), which runs when they are let go of: in one shared memo, they were let go
     of when it started over, inside whichever plugin's check filled it, and that plugin paid for them.
     Anything that fails the check, however it fails, is a ``ValidationError``; so is a value that
-    passes every constraint but cannot be written as JSON (text with a lone surrogate).
+    passes every constraint but cannot be written as JSON (text with a lone surrogate), and one whose
+    display text holds a character the app refuses (a bidi override: :mod:`fulcrum_sdk.display`),
+    named ``title.zh-CN: U+202E RIGHT-TO-LEFT OVERRIDE at index 4 ...``. That check runs on the decoded
+    copy, only when the value is not in the memo: once per distinct value, like the rest; and its
+    fields are walked only when the JSON text holds such a character anywhere (one scan in C).
     """
     objects = _seen if seen is None else seen
     known_object = objects.get(id(item))
@@ -143,6 +148,9 @@ def _revalidate(item: _S, cls: type[_S], seen: Seen | None = None) -> _S:
         except Exception as exc:  # a field holding something no result type allows (an arbitrary object)
             raise msgspec.ValidationError(f"cannot be checked: {type(exc).__name__}: {exc}") from None
         known = msgspec.json.decode(encoded, type=cls)
+        shown = find_display_problem(known) if json_may_refuse(encoded) else None
+        if shown is not None:
+            raise msgspec.ValidationError(f"{shown[0]}: {shown[1]}")
         if memo is None:
             return known
         if len(memo) >= _MEMO_SIZE:

@@ -1,8 +1,10 @@
 """What hooks return and what the host hands to them: frozen msgspec Structs.
 
 Money is always integer fen (1/100 CNY). Display text is :class:`LocalizedText` with ``zh-CN``
-required. A field added in a later SDK version gets a default, so older plugins keep working, unless
-the change is breaking and the SDK's minor version (before 1.0) says so: sdk/CHANGELOG.md lists them.
+required; no display text may hold a bidi control, a control character or a line separator
+(:mod:`fulcrum_sdk.display` says which and why). A field added in a later SDK version gets a default,
+so older plugins keep working, unless the change is breaking and the SDK's minor version (before 1.0)
+says so: sdk/CHANGELOG.md lists them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
+
+from fulcrum_sdk.display import DISPLAY_TEXT
 
 __all__ = [
     "FEED_COLUMNS",
@@ -55,7 +59,7 @@ _END = r"(?!\n)$"
 a key ``b1\n`` or a link ending in a newline passed; the lookahead refuses it (and reads the same in a
 JSON Schema's ECMAScript regex, where ``$`` is the end only)."""
 _Key = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}" + _END)]
-_Text = Annotated[str, msgspec.Meta(min_length=1, max_length=400)]
+_Text = Annotated[str, msgspec.Meta(min_length=1, max_length=400), DISPLAY_TEXT]
 _Uri = Annotated[str, msgspec.Meta(pattern=r"^(fulcrum|https)://\S+" + _END, max_length=2048)]
 
 
@@ -65,7 +69,9 @@ def risk_allows(tolerance: RiskTolerance, level: RiskLevel) -> bool:
 
 
 class LocalizedText(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Display text: ``zh-CN`` is required, ``en`` optional."""
+    """Display text: ``zh-CN`` is required, ``en`` optional. One line, unless the field holding it is a
+    ``summary`` or ``description`` (a body: line feeds separate its paragraphs); bidi controls, other
+    control characters and line separators are refused (see :mod:`fulcrum_sdk.display`)."""
 
     zh_CN: _Text = msgspec.field(name="zh-CN")  # noqa: N815 - mirrors the wire name
     en: _Text | None = None
@@ -235,18 +241,20 @@ class TransactionRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 MAX_RESULT_DATA = 50
 """Entries one transaction result's ``data`` may hold (references, amounts, dates: a receipt's fields)."""
-_DataKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-_DataText = Annotated[str, msgspec.Meta(max_length=1000)]
+_DataKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64), DISPLAY_TEXT]
+_DataText = Annotated[str, msgspec.Meta(max_length=1000), DISPLAY_TEXT]
 
 
 class TransactionResult(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What ``execute_transaction`` returns; a refusal is better raised as ``TransactionRefused``.
 
     ``data`` is bounded like every result (it is checked on the host's event loop, journaled and sent
-    back): at most :data:`MAX_RESULT_DATA` entries, keys of 1–64 characters, text of at most 1,000."""
+    back): at most :data:`MAX_RESULT_DATA` entries, keys of 1–64 characters, text of at most 1,000.
+    ``message``, ``reference`` and ``data`` (its keys and text) are shown on the customer's receipt:
+    display text, one line each."""
 
     status: Literal["succeeded", "failed"]
-    reference: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    reference: Annotated[str, msgspec.Meta(max_length=128), DISPLAY_TEXT] | None = None
     code: Annotated[str, msgspec.Meta(max_length=128)] | None = None
     message: LocalizedText | None = None
     data: Annotated[dict[_DataKey, _DataText | int | bool], msgspec.Meta(max_length=MAX_RESULT_DATA)] = {}
