@@ -147,7 +147,43 @@ def test_nul_characters_are_refused_naming_the_field_on_every_backend(
     )
     assert release.state == "checks_failed"
     check = next(c for c in release.checks if c.id == "manifest.present_and_valid")
-    assert check.details == ("name.zh-CN: must not contain NUL characters",)
+    # NUL is a control character: refused as display text first, naming the character.
+    assert check.details == ("name.zh-CN: U+0000 NULL at index 2 is not allowed in display text",)
+    assert registry.verify_audit_chain() is None
+
+
+def test_display_text_that_could_spoof_is_refused_naming_the_field_on_every_backend(
+    platform_registry: RegistryService, wheels: Callable[..., Path], manifest: Callable[..., dict[str, Any]]
+) -> None:
+    """A publisher's name, and a submitted manifest's display name and scope reasons (what the consent
+    page shows), holding a bidi isolate or override are refused naming the field and the character; a
+    name in Chinese with an emoji sequence passes."""
+    registry = platform_registry
+    good = {"id": "pension-dept", "name": "养老金融部", "kind": "department", "contact": "ops@bank.example"}
+    for field, value in (("name", "养老\u202e部"), ("name_en", "Pension\u2066"), ("name", "养老\n部")):
+        with pytest.raises(InvalidInput) as refused:
+            registry.create_publisher({**good, "id": "spoof-dept", field: value}, actor="p")
+        assert refused.value.field == field
+        assert refused.value.problem.startswith("U+")
+        assert "is not allowed in display text" in refused.value.problem
+    registry.create_publisher({**good, "name": "养老金融部 👨\u200d👩\u200d👧"}, actor="p")
+    spoofed = {
+        "name.zh-CN": manifest(name={"zh-CN": "演示\u2066插件"}),
+        "scopes.required.slot:home.notice": manifest(
+            scopes={"required": {"slot:home.notice": "show \u2066notices"}, "optional": {}}
+        ),
+    }
+    for key, body in spoofed.items():
+        path = wheels(manifest=body)
+        release = registry.submit(
+            path.read_bytes(), filename=path.name, publisher_id="pension-dept", submitted_by="alice"
+        )
+        assert release.state == "checks_failed"
+        check = next(c for c in release.checks if c.id == "manifest.present_and_valid")
+        index = 2 if key == "name.zh-CN" else 5
+        assert check.details == (
+            f"{key}: U+2066 LEFT-TO-RIGHT ISOLATE at index {index} is not allowed in display text",
+        )
     assert registry.verify_audit_chain() is None
 
 

@@ -109,6 +109,44 @@ def test_invalid_manifest_names_file_key_and_problem(text: str, key: str | None,
     assert str(err).startswith("pkg/fulcrum-plugin.toml")
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "key", "problem"),
+    [
+        ('"zh-CN" = "演示插件"', '"zh-CN" = "演示\u2066插件"', "name.zh-CN",
+         "U+2066 LEFT-TO-RIGHT ISOLATE at index 2 is not allowed in display text"),
+        ('"slot:home.banner" = "shows a banner on the home page"',
+         '"slot:home.banner" = "shows a banner\u2066 on the home page"', "scopes.required.slot:home.banner",
+         "U+2066 LEFT-TO-RIGHT ISOLATE at index 14 is not allowed in display text"),
+        ('"location:city" = "localises offers by city"', '"location:city" = "by city\u202e"',
+         "scopes.optional.location:city", "U+202E RIGHT-TO-LEFT OVERRIDE at index 7"),
+        ('en = "For tests"', 'en = "For\ttests"', "description.en", "U+0009 CHARACTER TABULATION at index 3"),
+        ('en = "Demo plugin"', 'en = "Demo\\nplugin"', "name.en", "U+000A LINE FEED at index 4"),
+        ('name = "Demo Team"', 'name = "Demo\u2028Team"', "owner.name", "U+2028 LINE SEPARATOR at index 4"),
+    ],
+)
+def test_display_text_that_could_spoof_the_consent_page_is_refused_naming_the_key(
+    old: str, new: str, key: str, problem: str
+) -> None:
+    """The plugin's name and each scope's reason are read on the consent page, its description and
+    owner by a reviewer: a bidi control, a control character or a line separator there is refused,
+    naming the key and the character, wherever the manifest is read (the registry, the host, the
+    harness)."""
+    with pytest.raises(ManifestError) as info:
+        parse_manifest(_replace(GOOD, old, new), file="m.toml")
+    assert info.value.key == key
+    assert problem in info.value.problem
+    assert str(info.value).startswith(f"m.toml: {key}: U+")
+
+
+def test_a_description_may_hold_paragraphs_and_a_name_emoji_and_marks() -> None:
+    """A line feed in a description, ZWJ emoji and an LRM in a name are ordinary text."""
+    text = _replace(GOOD, 'en = "For tests"', 'en = """For tests.\nSecond paragraph."""')
+    text = _replace(text, '"zh-CN" = "演示插件"', '"zh-CN" = "演示 👩\u200d💻\u200e插件"')
+    manifest = parse_manifest(text, file="m.toml")
+    assert manifest.description.en == "For tests.\nSecond paragraph."
+    assert manifest.name.zh_CN == "演示 👩\u200d💻\u200e插件"
+
+
 def test_not_toml_is_reported_with_the_file() -> None:
     """Text that is not TOML names the file and says so."""
     with pytest.raises(ManifestError, match=r"^a\.toml: not valid TOML"):

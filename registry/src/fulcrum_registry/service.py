@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from fulcrum_sdk.display import display_text_problem
 from fulcrum_sdk.manifest import Manifest
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
@@ -220,6 +221,11 @@ class RegistryService:
     def create_publisher(self, new: NewPublisher | Mapping[str, Any], *, actor: str) -> PublisherRead:
         """Create a publisher; ``AlreadyExists`` when the id is taken."""
         data = validated(NewPublisher, msgspec.to_builtins(new) if isinstance(new, NewPublisher) else new)
+        # Its name is shown beside its plugins, to reviewers and in the catalogue: display text.
+        for field, name in (("name", data.name), ("name_en", data.name_en)):
+            shown = display_text_problem(name) if name is not None else None
+            if shown is not None:
+                raise InvalidInput(field, shown)
         actor = _actor(actor, "actor")
         _branch_id_rule(data.id, data.kind)
 

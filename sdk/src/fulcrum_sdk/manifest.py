@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from fulcrum_sdk._in_words import in_words
+from fulcrum_sdk.display import DISPLAY_TEXT, find_display_problem
 from fulcrum_sdk.errors import ManifestError
 from fulcrum_sdk.hookspecs import HOOK_NAMES, PROJECT_NAME
 from fulcrum_sdk.models import SLOT_IDS, LocalizedText, RiskLevel
@@ -66,13 +67,14 @@ _IN_WORDS = {
     _SPECIFIER_PATTERN: "version specifiers such as '>=0.2,<0.3'",
 }
 """What a valid value of each pattern is, for the manifest's error: its author wrote TOML, not a regex."""
-_Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=300)]
+_Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=300), DISPLAY_TEXT]
+"""Why the plugin needs a scope: the consent page shows it to the customer."""
 
 
 class Owner(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Who to call about the plugin."""
+    """Who to call about the plugin; a reviewer reads the name."""
 
-    name: Annotated[str, msgspec.Meta(min_length=1)]
+    name: Annotated[str, msgspec.Meta(min_length=1), DISPLAY_TEXT]
     email: Annotated[str, msgspec.Meta(pattern=_EMAIL_PATTERN)]
 
 
@@ -176,6 +178,11 @@ def parse_manifest(content: bytes | str, *, file: str, version: str | None = Non
         raise ManifestError(file, None, f"not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:  # msgspec raises it for bytes that are not UTF-8
         raise ManifestError(file, None, f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    # The name and scope reasons are what the consent page shows: text that reads otherwise than it holds
+    # (a bidi override) is refused wherever a manifest is read, the registry's submission included.
+    shown = find_display_problem(manifest)
+    if shown is not None:
+        raise ManifestError(file, *shown)
     if manifest.id in RESERVED_PLUGIN_IDS:
         reserved = f"{manifest.id!r} is reserved: the host names its own content or its own stalls so"
         raise ManifestError(file, "id", reserved)
