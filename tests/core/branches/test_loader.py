@@ -158,3 +158,32 @@ def test_a_byte_order_mark_and_windows_line_ends_read_as_the_same_file() -> None
     assert hq_problems == []
     assert hq is not None
     assert "pension" in hq.plugins
+
+
+@pytest.mark.parametrize("hq", [False, True])
+def test_a_branch_name_that_would_read_reversed_is_refused_naming_key_and_character(hq: bool) -> None:
+    """The branch's name is display text: a bidi isolate (or any control character) in it is refused
+    with the key and the character, while its plugin entries are still read."""
+    parse = parse_hq if hq else parse_branch
+    file = "branches/hq.toml" if hq else F
+    parsed, problems = parse(
+        'name = { "zh-CN" = "深圳分行", en = "Shenzhen \u2066branch" }\n[plugins.pension]\nenabled = true\n'
+        .encode(),
+        file,
+    )
+    assert [p.line for p in problems] == [
+        f"{file}: name.en: U+2066 LEFT-TO-RIGHT ISOLATE at index 9 is not allowed in display text"
+    ]
+    assert parsed is not None
+    assert parsed.name is None
+    assert list(parsed.plugins) == ["pension"]
+
+
+def test_a_branch_name_in_any_script_with_marks_and_emoji_is_read() -> None:
+    """Chinese, an emoji sequence joined by ZWJ and an RLM are ordinary display text."""
+    text = 'name = { "zh-CN" = "深圳分行 👨\u200d👩\u200d👧", en = "Shenzhen \u200fbranch" }\n'
+    parsed, problems = parse_branch(text.encode(), F)
+    assert problems == []
+    assert parsed is not None
+    assert parsed.name is not None
+    assert parsed.name.zh_CN == "深圳分行 👨\u200d👩\u200d👧"

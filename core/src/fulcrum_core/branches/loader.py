@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from fulcrum_sdk._in_words import did_you_mean, in_words
+from fulcrum_sdk.display import find_display_problem
 from fulcrum_sdk.models import LocalizedText
 
 from fulcrum_core.branches.model import (
@@ -181,9 +182,16 @@ def _parse(
     problems += [BranchProblem(file, toml_key(key), _unknown_key(key, _TOP_KEYS)) for key in unknown]
     if "name" in raw:
         try:
-            fields["name"] = msgspec.convert(raw["name"], LocalizedText)
+            name = msgspec.convert(raw["name"], LocalizedText)
         except msgspec.ValidationError as exc:
             problems.append(_field_problem(file, ("name",), exc, LocalizedText, _NAMES_TABLE))
+        else:
+            # The app shows the branch's name: no bidi control, control character or line separator.
+            shown = find_display_problem(name)
+            if shown is None:
+                fields["name"] = name
+            else:
+                problems.append(BranchProblem(file, f"name.{shown[0]}", shown[1]))
     plugins = raw.get("plugins", {})
     if not isinstance(plugins, dict):
         problems.append(BranchProblem(file, "plugins", f"expected a table, got {type(plugins).__name__}"))
