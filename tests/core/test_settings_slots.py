@@ -143,3 +143,25 @@ def test_a_variable_for_slots_is_refused_naming_it_and_the_file_table(
     assert f"with a table [{table}." in said or f"with {table} = [...]" in said
     assert "FULCRUM_SLOTS__EMPTY" not in said  # an empty variable is unset, as for every setting
     assert load_settings(environ={"FULCRUM_SLOTS__EMPTY": ""}).slots == default_slots()
+
+
+_DEFAULT = """
+[[home_defaults]]
+slot = "home.notice/v1"
+key = "platform-welcome"
+title = {{ "zh-CN" = "更多服务", en = "{en}" }}
+action = {{ uri = "fulcrum://open/all-functions" }}
+"""
+
+
+def test_platform_content_is_display_text_too(tmp_path: Path) -> None:
+    """The deployment's own content for an empty slot reaches customers like a plugin's: a bidi
+    override in it is refused naming the file, the key and the character; an emoji sequence passes."""
+    with pytest.raises(SettingsError) as caught:
+        _load(tmp_path, _DEFAULT.format(en="More \\u202eservices"))
+    assert str(caught.value) == (
+        f"{tmp_path / 'fulcrum.toml'} (home_defaults[0].title.en): U+202E RIGHT-TO-LEFT OVERRIDE at index 5 "
+        "is not allowed in display text"
+    )
+    settings = _load(tmp_path, _DEFAULT.format(en="More services 👩\\u200d💻"))
+    assert settings.home_defaults[0].title.en == "More services 👩\u200d💻"

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 from fulcrum_sdk._in_words import did_you_mean, struct_at
+from fulcrum_sdk.display import find_display_problem
 from fulcrum_sdk.models import Action, LocalizedText, SlotOffer
 from fulcrum_sdk.storage import QuotaLimit, StorageQuota
 
@@ -543,6 +544,11 @@ def load_settings(
         key = at["key"] + at["rest"]
         where = came_from.get(key) or came_from.get(at["key"], "settings")
         raise SettingsError(f"{where} ({key}): {str(exc)[: at.start()]}{_did_you_mean(str(exc))}") from None
+    for i, offer in enumerate(settings.home_defaults):  # shown to customers, as a plugin's offers are
+        shown = find_display_problem(offer)
+        if shown is not None:
+            where = came_from.get("home_defaults", "settings")
+            raise SettingsError(f"{where} (home_defaults[{i}].{shown[0]}): {shown[1]}")
     if settings.database_url:
         problem = _database_url_problem(settings.database_url)
         if problem:
