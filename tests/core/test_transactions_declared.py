@@ -78,6 +78,21 @@ def test_a_level_other_than_the_manifests_is_refused_at_startup(settings: Settin
     )
 
 
+def test_a_type_whose_description_would_read_reversed_is_refused_at_startup(
+    settings: Settings, kit: Any
+) -> None:
+    """A type's name and description are shown to the customer: one holding a RIGHT-TO-LEFT OVERRIDE is
+    never registered, the reason naming the field and the character; paragraphs in it are fine."""
+    plugin = _payer(kit, [], FIXED, risk_level="R2", amount_field="amount_fen",
+                    description=LocalizedText(zh_CN="向他人转账\n第二段", en="Pay \u202e001"))
+    loaded = _load(settings, plugin)
+    assert "pay.transfer" not in loaded.all_transaction_types
+    assert loaded.rejected_types["payer:pay.transfer"] == (
+        "plugin 'payer': pay.transfer: description.en: U+202E RIGHT-TO-LEFT OVERRIDE at index 4 is not "
+        "allowed in display text"
+    )
+
+
 def test_a_type_its_manifest_only_lists_is_refused_at_startup(settings: Settings, kit: Any) -> None:
     """A manifest of an older release, listing the key with no declaration, still loads, but the type
     is refused: nothing about its risk or its amount was ever reviewed."""
