@@ -2,9 +2,9 @@
 
 A plugin's banner title, icon label, popup and notice text, search hit, feed card, page, transaction
 type and result, its manifest's name, description, owner and scope reasons (the consent page shows
-them), a publisher's name and a branch's name are display text. Any other character may appear in
-it, but these are refused, because they make the text read differently from what it holds, or break
-the app's layout and the logs that quote it:
+them), a publisher's name, a branch's name and the platform's own home content are display text. Any
+other character may appear in it, but these are refused, because they make the text read differently
+from what it holds, or break the app's layout and the logs that quote it:
 
 - bidi embeddings, overrides and isolates, U+202A–U+202E and U+2066–U+2069: they reorder the text
   around them when shown, so "转账 ¥\\u202e001" reads "转账 ¥100" and a domain can be made to look
@@ -12,18 +12,19 @@ the app's layout and the logs that quote it:
 - control characters: C0 (U+0000–U+001F), DEL (U+007F) and C1 (U+0080–U+009F), tab and carriage return
   included; a line feed (U+000A) alone is allowed, and only in a body (a field named ``summary`` or
   ``description``), where it separates paragraphs: a title, label, name, value or reason is one line;
-- U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR: line breaks that JSON and the app's
-  JavaScript read differently, and that split a log line;
+- U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR: line breaks JSON carries unescaped, which a
+  text view honours where the app lays out one line, and which split a log line;
 - the deprecated format characters U+206A–U+206F (one makes digits show as other digits) and the
   interlinear annotation characters U+FFF9–U+FFFB (text between them may be shown or not).
 
 Allowed on purpose: the LEFT-TO-RIGHT and RIGHT-TO-LEFT MARKs (U+200E, U+200F) and the ARABIC LETTER
-MARK (U+061C), which set the direction of their own neighbourhood only, cannot reverse a run of
-letters or digits, and are what mixed Arabic or Hebrew and Latin text needs to show in order; the
+MARK (U+061C): zero-width letters of one direction, they may move the punctuation beside them but
+cannot reverse a run of letters or digits as an override does, and mixed Arabic or Hebrew and Latin
+text needs them to show in order; the
 ZERO WIDTH JOINER (U+200D) and non-joiner (U+200C), variation selectors and tag characters, which
 emoji sequences (👨‍👩‍👧, flags) and many scripts are made of; a zero-width space, a line-break
-opportunity. A check at validation time costs a regular-expression search per text, once per distinct
-result (results are memoized by value).
+opportunity. The result check scans a value's JSON once for any refused character and walks its fields
+only when it finds one: about a microsecond, once per distinct result (results are memoized by value).
 """
 
 from __future__ import annotations
