@@ -3,6 +3,7 @@ release, the same on every host, rather than from the copy installed on the host
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -140,3 +141,31 @@ def test_a_registry_that_cannot_be_read_falls_back_to_the_installed_manifest(
     outage = RegistryUnavailable("the database is not answering")
     with mock.patch.object(watcher.service, "approved_manifest", side_effect=outage):
         assert "shows your old coupons" in _page(app)
+
+
+@pytest.mark.anyio
+def test_an_approved_name_or_reason_that_would_read_reversed_is_not_shown(
+    obeying_app: Callable[..., ObeyingApp], kit: Any, wheel_for: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A release approved before display text was checked may hold a bidi override in its name or a
+    reason; the registry refuses such a submission now, and the consent page does not show those words
+    either (it logs why): it falls back to the installed manifest, which passed the check when loaded."""
+    installed = _manifest(kit, "1.0.0", "shows your old coupons", "City coupons (old)")
+    approve = _approver(wheel_for, installed)
+    app = obeying_app(_installed(kit, installed), before=approve, oauth_dev_login=True)
+    watcher = watcher_of(app.runtime)
+    assert watcher is not None
+    spoofed = _manifest(kit, "1.1.0", "shows coupons \u202eylno", "City coupons")
+    logger = logging.getLogger("fulcrum.oauth")  # the app's logging setup keeps it from the root
+    logger.addHandler(caplog.handler)
+    try:
+        with mock.patch.object(watcher.service, "approved_manifest", return_value=spoofed):
+            page = _page(app)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert "\u202e" not in page
+    assert "ylno" not in page
+    assert "shows your old coupons" in page  # the installed copy, which passed the check when loaded
+    said = "scopes.required.slot:home.notice: U+202E RIGHT-TO-LEFT OVERRIDE"
+    assert any(said in r.getMessage() for r in caplog.records)

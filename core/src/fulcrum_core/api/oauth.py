@@ -16,6 +16,7 @@ from urllib.parse import urlencode, urlsplit
 import msgspec
 from authlib.oauth2.rfc6749 import OAuth2Error
 from fulcrum_registry import RegistryError
+from fulcrum_sdk.display import find_display_problem
 from fulcrum_sdk.manifest import Manifest
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
@@ -253,10 +254,20 @@ def _plugin_manifest(runtime: Runtime, prompt: ConsentPrompt) -> Manifest | None
         except RegistryError as exc:
             log.warning("the consent page shows the installed manifest of %r: %s", plugin_id, exc)
         else:
-            if approved is not None:
+            if approved is not None and _shown(approved, "approved release"):
                 return approved
     loaded = runtime.plugins.loaded.get(plugin_id)
-    return loaded.manifest if loaded is not None else None
+    return loaded.manifest if loaded is not None and _shown(loaded.manifest, "installed manifest") else None
+
+
+def _shown(manifest: Manifest, which: str) -> bool:
+    """Whether the page may show ``manifest``'s name and reasons: a release approved before display text
+    was checked may hold a bidi override there, which would make them read otherwise (logged)."""
+    found = find_display_problem(manifest)
+    if found is None:
+        return True
+    log.warning("the consent page does not show the %s of %r: %s: %s", which, manifest.id, *found)
+    return False
 
 
 def _guarded_prepare(runtime: Runtime, snap: RequestSnapshot) -> ConsentPrompt | OAuthResponse:
