@@ -177,3 +177,30 @@ def test_closed_records_refuse_every_accessor_and_forget_what_was_read(accessor:
     assert data.access(scope) == "denied"
     assert data.allows(scope) is False
     assert provider.calls == ["holdings"]  # read once during the request, never again
+
+
+def test_views_alike_but_for_one_consent_or_plugin_answer_each_for_their_own() -> None:
+    """What a grant and consents allow is worked out once and reused: a view whose customer consented
+    to fewer scopes, whose consents are unknown, or that belongs to another plugin granted the same
+    scopes still answers for its own plugin and consents, in any order they are made and read."""
+    granted = frozenset({"holdings:read", "profile:basic"})
+    records = CustomerRecords(StaticDataProvider({RECORD.id: RECORD}), RECORD.id)
+    wide = ScopedData.over(records, "partner", granted, frozenset({"holdings:read", "profile:basic"}))
+    narrow = ScopedData.over(records, "partner", granted, frozenset({"profile:basic"}))
+    unknown = ScopedData.over(records, "partner", granted, frozenset({"profile:basic"}), consent_unknown=True)
+    other = ScopedData.over(records, "other", granted, frozenset({"profile:basic"}))
+    internal = ScopedData.over(records, "partner", granted, None)
+    for _ in range(2):  # made once; asked again, each view still answers for its own
+        assert wide.holdings() is RECORD.holdings
+        with pytest.raises(ScopeDenied) as denied:
+            narrow.holdings()
+        assert (denied.value.plugin_id, denied.value.reason) == ("partner", "no live consent")
+        with pytest.raises(DataUnavailable):
+            unknown.holdings()
+        with pytest.raises(ScopeDenied) as denied:
+            other.holdings()
+        assert denied.value.plugin_id == "other"
+        assert internal.holdings() is RECORD.holdings
+        assert [v.access("holdings:read") for v in (wide, narrow, unknown, other, internal)] == [
+            "allowed", "denied", "unknown", "denied", "allowed"
+        ]

@@ -136,7 +136,7 @@ class ScopedData:
     Each record is fetched at most once per request; a missing record is ``None``.
 
     The request's records, the bank's provider, the grant and the customer's consents are held by the
-    one function the host binds (:func:`_bind`), not as attributes: following or setting this object's
+    one function the host binds (:meth:`over`), not as attributes: following or setting this object's
     attributes reaches no other customer, no record another plugin read, and for a partner not the
     bank's customer number, and opens nothing the grant and the consents do not.
     """
@@ -157,10 +157,10 @@ class ScopedData:
         consent_unknown: bool = False,
     ) -> None:
         # consented None: no consent needed (an internal plugin); else the scopes the customer consented to.
-        _bind(
-            self, CustomerRecords(provider, customer_ref), plugin_id, granted,
-            consented if consent_required else None, consent_unknown, None,
-        )
+        self._gate = ScopedData.over(
+            CustomerRecords(provider, customer_ref), plugin_id, granted,
+            consented if consent_required else None, consent_unknown=consent_unknown,
+        )._gate
 
     @classmethod
     def over(
@@ -183,8 +183,44 @@ class ScopedData:
         data beyond ``consented`` is then not allowed, and reading it raises :class:`DataUnavailable`
         (the plugin is left out of this response, not blamed) instead of :class:`ScopeDenied`.
         """
-        data = cls.__new__(cls)
-        _bind(data, records, plugin_id, granted, consented, consent_unknown, account_ids)
+        key = (plugin_id, granted, consented, consent_unknown, account_ids)
+        grant = _GRANTS.get(key)
+        if grant is None:
+            grant = _Grant.of(key)
+
+        # The view's gate, closed over the request's records and what the grant and the consents allow
+        # (worked out once per plugin, grant and consents, not per request): ``gate(name, scope)``
+        # raises unless ``scope`` is usable now and returns record ``name`` (``None``: the check alone;
+        # ``_ACCESS``: what :meth:`access` answers). Whatever a plugin passes it, it answers only for
+        # this plugin's grant and consents and this request's customer, and hands out no record
+        # ``scope`` does not open.
+        def gate(name: str | None, scope: str) -> object:
+            # The text, never a plugin's str subclass: its own __hash__ and __eq__ would answer the
+            # lookups below (one scope allowed, another's record), and anything else is no scope or record.
+            if type(scope) is not str:
+                scope = _text(scope)
+            if name is not None and type(name) is not str:
+                name = _text(name)
+            opened = grant.opens.get(scope)  # the record an allowed scope opens; None: not allowed
+            if opened is None or records.closed:
+                return grant.refuse(name, scope, records.closed)
+            if name == opened:  # a plain str, the name of the record the scope opens
+                cache = records._cache
+                # A record read before (by any plugin of the request) is the common answer.
+                found = cache[name] if name in cache else records.get(
+                    name, getattr(records.provider, name)  # type: ignore[arg-type]
+                )
+                if name == "accounts" and grant.account_ids is not None and isinstance(found, Accounts):
+                    return grant.seen_accounts(records, found)
+                return found
+            if name is None:
+                return None
+            if name == _ACCESS:
+                return "allowed"
+            raise ScopeDenied(scope, plugin_id=grant.plugin_id, reason=f"does not open the record {name!r}")
+
+        data = _new(cls)
+        data._gate = gate
         return data
 
     def access(self, scope: str) -> Literal["allowed", "denied", "unknown"]:
@@ -203,7 +239,7 @@ class ScopedData:
         consented, so neither answer is known. Let it propagate: the host leaves the plugin out of this
         response as degraded (a page answers 503 to retry) and does not count it against the plugin.
         """
-        answer = self.access(scope)
+        answer = self._gate(_ACCESS, scope)  # access(scope), one call less: asked on every page
         if answer == "unknown":
             raise _host_unavailable("consents")
         return answer == "allowed"
@@ -241,72 +277,78 @@ class ScopedData:
 _ACCESS: Final = "?"
 """The ``name`` that asks the gate for :meth:`ScopedData.access`'s answer instead of a record."""
 
+_NO_RECORD: Final = object()
+"""What an allowed scope that opens no record (a placement, an action) opens: equal to no name."""
+
+_new = object.__new__
+
 
 def _text(value: object) -> str:
     """``value``'s text as a plain ``str`` (a subclass's own methods not called), or ``""``: no scope."""
     return str.__str__(value) if isinstance(value, str) else ""
 
 
-def _bind(
-    data: ScopedData,
-    records: CustomerRecords,
-    plugin_id: str,
-    granted: frozenset[str],
-    consented: frozenset[str] | None,
-    consent_unknown: bool,
-    account_ids: AccountIds | None,
-) -> None:
-    """Give ``data`` its gate, closed over what it guards: ``_gate(name, scope)`` raises unless
-    ``scope`` is usable now and returns record ``name`` (``None``: the check alone; ``_ACCESS``: what
-    :meth:`ScopedData.access` answers). Whatever a plugin passes it, it answers only for this plugin's
-    grant and consents and this request's customer, and hands out no record ``scope`` does not open."""
-    provider = records.provider
-    seen_key = "" if account_ids is None else f"accounts\0{plugin_id}"
+_GrantKey = tuple[str, frozenset[str], "frozenset[str] | None", bool, "AccountIds | None"]
 
-    def gate(name: str | None, scope: str) -> object:
-        # The text, never a plugin's str subclass: its own __hash__ and __eq__ would answer the lookups
-        # below (one scope in the grant, another's record), and anything else is no scope or record.
-        if type(scope) is not str:
-            scope = _text(scope)
-        if name is not None and type(name) is not str:
-            name = _text(name)
-        if not records.closed and scope in granted and (
-            consented is None or scope not in CUSTOMER_DATA_SCOPES or scope in consented
-        ):
-            if name is None:
-                return None
-            if name == _ACCESS:
-                return "allowed"
-        elif name == _ACCESS:
-            if consent_unknown and not records.closed and scope in granted:
-                return "unknown"
-            return "denied"
-        elif records.closed:
-            raise ScopeDenied(scope, plugin_id=plugin_id, reason=REQUEST_ENDED)
-        elif scope not in granted:
-            raise ScopeDenied(scope, plugin_id=plugin_id, reason="not granted")
-        elif consent_unknown:
+_GRANTS: dict[_GrantKey, _Grant] = {}
+"""Each plugin's :class:`_Grant` per grant and consents: a customer's next request, and every customer
+who consented alike, finds it worked out. Started over when it holds ``_GRANTS_KEPT``."""
+_GRANTS_KEPT: Final = 4096
+
+
+class _Grant:
+    """What one plugin's grant and a customer's consents allow, worked out once: the scopes allowed and
+    the record each opens (``opens``), and why any other is refused. Held only by the gates of
+    :meth:`ScopedData.over`, never by the views themselves."""
+
+    __slots__ = ("account_ids", "consent_unknown", "granted", "opens", "plugin_id", "seen_key")
+
+    def __init__(self, key: _GrantKey) -> None:
+        plugin_id, granted, consented, consent_unknown, account_ids = key
+        self.plugin_id = plugin_id
+        self.granted = granted
+        self.consent_unknown = consent_unknown
+        self.account_ids = account_ids
+        # Where the accounts as this plugin sees them are kept with the request's records.
+        self.seen_key = f"accounts\0{plugin_id}"
+        self.opens: dict[str, object] = {
+            scope: RECORD_OF_SCOPE.get(scope, _NO_RECORD) for scope in granted
+            if consented is None or scope not in CUSTOMER_DATA_SCOPES or scope in consented
+        }
+
+    @staticmethod
+    def of(key: _GrantKey) -> _Grant:
+        """The grant of ``key``, worked out now and kept in ``_GRANTS``."""
+        if len(_GRANTS) >= _GRANTS_KEPT:
+            _GRANTS.clear()
+        grant = _GRANTS[key] = _Grant(key)
+        return grant
+
+    def refuse(self, name: str | None, scope: str, closed: bool) -> object:
+        """The gate's answer for ``scope`` when it is not allowed now (``closed``: the request ended):
+        ``access``'s ``denied`` or ``unknown`` for ``_ACCESS``, else the accessor's exception."""
+        if name == _ACCESS:
+            return "unknown" if self.consent_unknown and not closed and scope in self.granted else "denied"
+        if closed:
+            raise ScopeDenied(scope, plugin_id=self.plugin_id, reason=REQUEST_ENDED)
+        if scope not in self.granted:
+            raise ScopeDenied(scope, plugin_id=self.plugin_id, reason="not granted")
+        if self.consent_unknown:
             raise _host_unavailable("consents")
-        else:
-            raise ScopeDenied(scope, plugin_id=plugin_id, reason=NO_CONSENT)
-        if RECORD_OF_SCOPE.get(scope) != name:
-            raise ScopeDenied(scope, plugin_id=plugin_id, reason=f"does not open the record {name!r}")
-        cache = records._cache
-        # A record read before (by any plugin of the request) is the common answer: no further call.
-        found = cache[name] if name in cache else records.get(name, getattr(provider, name))
-        if account_ids is None or name != "accounts" or not isinstance(found, Accounts):
-            return found
-        # Mapped once per request and plugin, kept with the request's records (dropped when it ends).
-        seen = cache.get(seen_key)
-        if not isinstance(seen, Accounts):
-            ref = records.customer_ref
-            items = tuple(
-                msgspec.structs.replace(a, id=account_ids(plugin_id, ref, a.id)) for a in found.items
-            )
-            seen = cache.setdefault(seen_key, msgspec.structs.replace(found, items=items))
-        return seen
+        raise ScopeDenied(scope, plugin_id=self.plugin_id, reason=NO_CONSENT)
 
-    data._gate = gate
+    def seen_accounts(self, records: CustomerRecords, found: Accounts) -> Accounts:
+        """``found`` with the ids this plugin sees (``account_ids``), mapped once per request and plugin
+        and kept with the request's records (dropped when it ends)."""
+        cache = records._cache
+        seen = cache.get(self.seen_key)
+        if not isinstance(seen, Accounts):
+            see, pid, ref = self.account_ids, self.plugin_id, records.customer_ref
+            if see is None:  # pragma: no cover - the gate asks only a grant with account_ids
+                return found
+            items = tuple(msgspec.structs.replace(a, id=see(pid, ref, a.id)) for a in found.items)
+            seen = cache.setdefault(self.seen_key, msgspec.structs.replace(found, items=items))
+        return seen  # type: ignore[return-value]
 
 
 class PluginContext(msgspec.Struct, frozen=True, kw_only=True):
