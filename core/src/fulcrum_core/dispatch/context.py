@@ -152,7 +152,10 @@ class ContextFactory:
         self._secret: bytes | None = settings.pairwise_secret.encode() if settings.pairwise_secret else None
         self._lock = threading.Lock()
         self._storages: dict[str, PluginStorage] = {}
-        self._handles: dict[tuple[str, bool], StorageHandle] = {}
+        # Each plugin's ctx.storage, of the cached view and of the fresh one (keyed by plugin id alone:
+        # looked up for every context).
+        self._cached_handles: dict[str, StorageHandle] = {}
+        self._fresh_handles: dict[str, StorageHandle] = {}
         self._pairwise: dict[tuple[str, str], str] = {}
         self._account_ids: dict[tuple[str, str, str], str] = {}
         # Bound once: every partner's ScopedData of every page is handed it (no method object a page).
@@ -296,13 +299,14 @@ class ContextFactory:
     def plugin_storage(self, plugin_id: str, *, fresh: bool = False) -> PluginStorage:
         """What the plugin's ``ctx.storage`` is: the operations of :meth:`storage`'s view, without the
         view (which leads to the database, and names the plugin in an attribute the plugin could set)."""
-        key = (plugin_id, fresh)
-        handle = self._handles.get(key)
+        handle = (self._fresh_handles if fresh else self._cached_handles).get(plugin_id)
         if handle is None:
             storage = self.storage(plugin_id, fresh=fresh)
             if not isinstance(storage, SqlPluginStorage):  # pragma: no cover - storage() makes only these
                 return storage
-            handle = self._handles.setdefault(key, StorageHandle(storage))
+            handle = (self._fresh_handles if fresh else self._cached_handles).setdefault(
+                plugin_id, StorageHandle(storage)
+            )
         return handle
 
     def warm(self) -> None:
@@ -517,12 +521,13 @@ class RequestContexts:
             ctx = contexts.get(pid)
             if ctx is None:
                 granted = plugin.granted
-                if plain and plugin.kind != "partner" and "profile:basic" in granted:
+                if plain and plugin.kind != "partner":
                     # What _build makes for this plugin: the bank's view of the customer, no consent.
                     ctx = PluginContext(
-                        plugin_id=pid, customer=customer, scopes=granted,
-                        data=over(records, pid, granted, None), storage=storage(pid), now=now,
-                        settings=plugin.settings, request_id=request_id,
+                        plugin_id=pid,
+                        customer=customer if "profile:basic" in granted else self._unprofiled_customer(),
+                        scopes=granted, data=over(records, pid, granted, None), storage=storage(pid),
+                        now=now, settings=plugin.settings, request_id=request_id,
                     )
                 else:
                     ctx = self._build(plugin)
@@ -566,13 +571,18 @@ class RequestContexts:
             return self._blank(pairwise)
         return customer if basic else self._blank(customer.id)
 
+    def _unprofiled_customer(self) -> Customer:
+        """The customer without profile:basic's segment and branch, built once for every plugin of the
+        request not granted profile:basic."""
+        if self._unprofiled is None:
+            self._unprofiled = Customer(id=self.customer.id, segment="", branch="")
+        return self._unprofiled
+
     def _blank(self, customer_id: str) -> Customer:
         """The customer under ``customer_id`` without profile:basic's segment, branch and locale (the
         platform's default locale stands in: the customer's language is theirs to consent to)."""
         if customer_id == self.customer.id:
-            if self._unprofiled is None:
-                self._unprofiled = Customer(id=customer_id, segment="", branch="")
-            return self._unprofiled
+            return self._unprofiled_customer()
         return Customer(id=customer_id, segment="", branch="")
 
     def seen_account_id(self, plugin: LoadedPlugin, account_id: str) -> str:
@@ -665,7 +675,9 @@ class RequestContexts:
                 records, pid, plugin.granted, consented, consent_unknown=self._consents_unknown,
                 account_ids=factory.account_ids,
             )
-            basic = data.access("profile:basic") == "allowed"  # not while the consents are unknown
+            # data.access("profile:basic") == "allowed", without asking it: granted and consented to
+            # (never while the consents are unknown: consents() then gave none), the request not over.
+            basic = "profile:basic" in plugin.granted and "profile:basic" in consented and not records.closed
             customer = Customer(
                 id=factory.pairwise_id(pid, self.customer_ref),
                 segment=customer.segment if basic else "", branch=customer.branch if basic else "",
@@ -674,9 +686,7 @@ class RequestContexts:
         else:
             data = ScopedData.over(records, pid, plugin.granted, None)
             if "profile:basic" not in plugin.granted:  # segment and branch are profile:basic's data
-                if self._unprofiled is None:
-                    self._unprofiled = Customer(id=customer.id, segment="", branch="")
-                customer = self._unprofiled
+                customer = self._unprofiled_customer()
         return PluginContext(
             plugin_id=pid, customer=customer, scopes=plugin.granted, data=data,
             storage=factory.plugin_storage(pid), now=now,
