@@ -69,14 +69,23 @@ def _missing_in_words(error: Unauthorized, sent: str | None) -> str:
 
 
 def _authorization(scope: Scope) -> str | None:
-    """The first ``Authorization`` header of the request, read from the raw ASGI headers.
+    """The request's ``Authorization`` header, read from the raw ASGI headers; 401 ``token.malformed``
+    when it is sent more than once (it is no list, RFC 9110 §11.6.2: reading the first and ignoring the
+    rest, the host and a proxy reading the last would judge different credentials).
 
     Cheaper than ``connection.headers`` (which builds a case-insensitive multidict of every header).
     """
+    found: list[bytes] = []
     for name, value in scope["headers"]:
         if len(name) == 13 and name.lower() == b"authorization":  # 13 == len(b"authorization")
-            return value.decode("latin-1")
-    return None
+            found.append(value)
+    if not found:
+        return None
+    if len(found) > 1:
+        raise Unauthorized(
+            f"the Authorization header is sent {len(found)} times; send it once", code="token.malformed"
+        )
+    return found[0].decode("latin-1")
 
 
 class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
@@ -122,13 +131,14 @@ class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
     def _authenticate(self, scope: Scope, runtime: Runtime) -> tuple[Principal, AccessTokenClaims]:
         """The principal and claims for ``request.user`` and ``request.auth``; raises as described."""
         handler = scope.get("route_handler")
-        authorization = _authorization(scope)
-        token = bearer_token(authorization)
         try:
             basic = self._basic[handler]
         except KeyError:
             basic = self._basic[handler] = handler is not None and handler.opt.get(TOKEN_AS_BASIC_OPT) is True
+        authorization: str | None = None
         try:
+            authorization = _authorization(scope)
+            token = bearer_token(authorization)
             if basic and not token:
                 token = basic_token(authorization)
             verified = runtime.tokens.verify_token(token, audience=runtime.settings.audience)
