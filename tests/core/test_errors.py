@@ -119,6 +119,33 @@ def test_a_body_cut_short_is_worded_alike_on_every_route(app: Any, path: str, co
     assert (body["field"], body["detail"]) == ("body", TRUNCATED)
 
 
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [
+        ("/v1/nothing-here", "'/v1/nothing-here'"),
+        ("/registry/v1/releases/abc", "'/registry/v1/releases/abc'"),
+    ],
+)
+def test_a_path_no_route_answers_is_named_with_where_the_routes_are(app: Any, path: str, shown: str) -> None:
+    """The router's own 404 said "Not Found" alone: for ``/registry/v1/releases/abc`` (a release id is a
+    whole number) nothing said that the path, not the release, was the trouble."""
+    problem = app.get(path).json()
+    assert (problem["status"], problem["code"], problem["field"]) == (404, "not-found", "path")
+    assert problem["detail"] == (
+        f"no route answers {shown}: /schema/openapi.json lists the routes and what each path parameter takes"
+    )
+
+
+def test_a_method_a_route_does_not_take_is_named_with_those_it_takes(app: Any) -> None:
+    """The router's own 405 said "Method Not Allowed" alone; the ``Allow`` header listed the methods."""
+    response = app.client.put("/v1/home")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, OPTIONS"
+    problem = response.json()
+    assert (problem["code"], problem["field"]) == ("method-not-allowed", "method")
+    assert problem["detail"] == "PUT is not a method of '/v1/home', which takes GET, OPTIONS"
+
+
 @pytest.mark.parametrize("path", ["/v1/transactions", "/registry/v1/publishers"])
 def test_other_malformed_json_keeps_the_parsers_words_after_the_same_lead(app: Any, path: str) -> None:
     """JSON broken otherwise says so as the parser does, after the same lead on every route."""

@@ -29,14 +29,19 @@ from typing import Any, ClassVar
 from fulcrum_sdk._in_words import choices_of, dotted, in_words, type_at
 from litestar import Request, Response
 from litestar.config.app import AppConfig
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotFoundException,
+    ValidationException,
+)
 from litestar.plugins.problem_details import (
     ProblemDetailsConfig,
     ProblemDetailsException,
     ProblemDetailsPlugin,
 )
 
-from fulcrum_core.parameter_problems import describe_parameter
+from fulcrum_core.parameter_problems import describe_parameter, echoed
 from fulcrum_core.problem_types import type_uri
 
 __all__ = [
@@ -300,7 +305,28 @@ class _ProblemDetails(ProblemDetailsPlugin):
             log.error("unexpected error answering %s %s", request.method, request.url.path, exc_info=exc)
             return _internal_problem(base).to_response(request)
 
+        def not_found_response(request: Request[Any, Any, Any], exc: NotFoundException) -> Response[Any]:
+            if exc.detail == _TITLES[404]:  # the router's: no route matched (handlers say what is missing)
+                exc = NotFoundException(
+                    f"no route answers {echoed(request.url.path, 100)}: /schema/openapi.json lists the "
+                    "routes and what each path parameter takes",
+                    extra={"field": "path"},
+                )
+            return _http_to_problem(exc, base).to_response(request)
+
+        def method_response(request: Request[Any, Any, Any], exc: MethodNotAllowedException) -> Response[Any]:
+            allowed = next((v for k, v in (exc.headers or {}).items() if k.lower() == "allow"), None)
+            if exc.detail == _TITLES[405] and allowed:  # the router's, with the route's methods
+                exc = MethodNotAllowedException(
+                    f"{echoed(request.method, 20)[1:-1]} is not a method of {echoed(request.url.path, 100)}, "
+                    f"which takes {allowed}",
+                    headers=exc.headers, extra={"field": "method"},
+                )
+            return _http_to_problem(exc, base).to_response(request)
+
         app_config.exception_handlers[ValidationException] = validation_response
+        app_config.exception_handlers[NotFoundException] = not_found_response
+        app_config.exception_handlers[MethodNotAllowedException] = method_response
         if not app_config.debug:
             app_config.exception_handlers.setdefault(Exception, internal_response)
         return app_config

@@ -115,7 +115,7 @@ CATALOGUE: Final[tuple[ProblemType, ...]] = (
        "Check the path against the OpenAPI document (/schema/openapi.json) and the id sent.",
        "fix-request", _FIELD),
     _t("method-not-allowed", 405, "Method not allowed", "The route exists but not with this HTTP method.",
-       "Use a method the route takes (the `Allow` header lists them).", "fix-request"),
+       "Use a method the route takes (the `Allow` header and the detail list them).", "fix-request", _FIELD),
     _t("too-large", 413, "Content too large", "The request body is larger than the host accepts.",
        "Send a smaller body.", "fix-request"),
     _t("unsupported-media-type", 415, "Unsupported media type",
