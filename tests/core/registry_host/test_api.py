@@ -458,6 +458,22 @@ def test_a_wheel_field_that_is_no_file_says_so(api: Api) -> None:
     assert (problem["field"], problem["detail"]) == ("wheel", "wheel: must be a file (a .whl upload)")
 
 
+def test_a_form_field_sent_twice_says_so(api: Api) -> None:
+    """Two ``wheel`` files were answered "wheel: must be a file (a .whl upload)" and two ``publisher``
+    fields "publisher: must be text or null", as if neither had been sent right; each says it was sent
+    twice, and nothing is filed."""
+    wheel = ("fulcrum_x-1.0-py3-none-any.whl", b"PK")
+    two_files = api.call("POST", "/releases", api.paul, files=[("wheel", wheel), ("wheel", wheel)])
+    problem = _problem(two_files, 400, "invalid-input")
+    assert (problem["field"], problem["detail"]) == ("wheel", "wheel: is sent 2 times; send it once")
+    two_ids = api.call(
+        "POST", "/releases", api.paul, files={"wheel": wheel}, data={"publisher": ["test-bank", "other"]}
+    )
+    problem = _problem(two_ids, 400, "invalid-input")
+    assert (problem["field"], problem["detail"]) == ("publisher", "publisher: is sent 2 times; send it once")
+    assert api.call("GET", "/releases", api.rita).json()["total"] == 0
+
+
 _STATES = "submitted, checks_failed, in_review, approved, rejected, suspended, retired"
 
 

@@ -7,6 +7,7 @@ problem details in ``registry_errors``. The acting person is always the token's 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any, Literal
 
 from fulcrum_registry import InvalidInput, NewPublisher, PublisherRead, RegistryService, ReleaseRead
@@ -301,6 +302,14 @@ async def _multipart_first(request: Request[Any, Any, Any]) -> None:
             "sets it when it builds the form)",
             code="invalid-input", field="Content-Type",
         )
+    # A field sent twice reached WheelUpload as a list, refused as no file or no text at all; the form
+    # read here is kept for the handler's own (litestar reads it once a request).
+    form = await request.form()
+    for name in dataclasses.fields(WheelUpload):
+        if (times := len(form.getall(name.name, []))) > 1:
+            raise BadRequest(
+                f"{name.name}: is sent {times} times; send it once", code="invalid-input", field=name.name
+            )
 
 
 @post(
