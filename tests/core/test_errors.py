@@ -136,6 +136,14 @@ def test_a_path_no_route_answers_is_named_with_where_the_routes_are(app: Any, pa
     )
 
 
+def test_a_body_too_large_says_how_large_one_may_be(app: Any) -> None:
+    """The 413 said "Request Entity Too Large" alone: now the route's limit, in bytes and KiB."""
+    response = _post_json(app, "/v1/transactions", b" " * (64 * 1024 + 1), app.token())
+    problem = response.json()
+    assert (response.status_code, problem["code"], problem["field"]) == (413, "too-large", "body")
+    assert problem["detail"] == "the body is larger than this route reads: at most 65536 bytes (64 KiB)"
+
+
 def test_a_method_a_route_does_not_take_is_named_with_those_it_takes(app: Any) -> None:
     """The router's own 405 said "Method Not Allowed" alone; the ``Allow`` header listed the methods."""
     response = app.client.put("/v1/home")

@@ -35,6 +35,7 @@ from litestar.exceptions import (
     NotFoundException,
     ValidationException,
 )
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.plugins.problem_details import (
     ProblemDetailsConfig,
     ProblemDetailsException,
@@ -324,7 +325,17 @@ class _ProblemDetails(ProblemDetailsPlugin):
                 )
             return _http_to_problem(exc, base).to_response(request)
 
+        def too_large_response(request: Request[Any, Any, Any], exc: RequestEntityTooLarge) -> Response[Any]:
+            limit = request.route_handler.resolve_request_max_body_size()
+            if exc.detail == RequestEntityTooLarge.detail and limit:  # litestar's, past the route's limit
+                exc = RequestEntityTooLarge(
+                    f"the body is larger than this route reads: at most {limit} bytes ({limit // 1024} KiB)",
+                    extra={"field": "body"},
+                )
+            return _http_to_problem(exc, base).to_response(request)
+
         app_config.exception_handlers[ValidationException] = validation_response
+        app_config.exception_handlers[RequestEntityTooLarge] = too_large_response
         app_config.exception_handlers[NotFoundException] = not_found_response
         app_config.exception_handlers[MethodNotAllowedException] = method_response
         if not app_config.debug:
