@@ -120,6 +120,35 @@ def test_a_body_cut_short_is_worded_alike_on_every_route(app: Any, path: str, co
 
 
 @pytest.mark.parametrize(
+    "path", ["/v1/transactions", "/registry/v1/publishers", "/registry/v1/releases/1/suspend"]
+)
+@pytest.mark.parametrize(
+    ("content", "at"),
+    [
+        (b'{"reason": "\\ud800"}', 12),
+        (b'{"reason": "gone", "\\uD83D": 1}', 20),
+        (b'{"a": "\\\\\\ud800x"}', 9),  # an escaped backslash, then the escape
+    ],
+)
+def test_half_a_surrogate_pair_is_named_not_called_a_body_cut_short(
+    app: Any, path: str, content: bytes, at: int
+) -> None:
+    """msgspec reads a lone ``\\ud800`` escape as "Input data was truncated", which the host turned into
+    "the body ends before the JSON does" about a body that did not; now the escape and its byte."""
+    token = app.token() if path.startswith("/v1") else app.runtime.tokens.issue(
+        "rita", ["registry:review"], kind="staff"
+    )
+    body = _post_json(app, path, content, token).json()
+    escape = content[at:at + 6].decode()
+    assert (body["status"], body["field"]) == (400, "body")
+    assert body["detail"] == (
+        f"the body is not valid JSON: the escape '{escape}' at byte {at} is the first half of a UTF-16 "
+        "surrogate pair without its second (a \\uDC00–\\uDFFF escape right after it); send the character "
+        "as UTF-8 or as both escapes"
+    )
+
+
+@pytest.mark.parametrize(
     ("path", "shown"),
     [
         ("/v1/nothing-here", "'/v1/nothing-here'"),

@@ -54,12 +54,28 @@ NOT_UTF8 = "a string in it is not UTF-8"
 """The problem of a JSON body holding bytes that are not UTF-8 (msgspec raises ``UnicodeDecodeError``)."""
 
 
-def not_json(problem: str) -> str:
+_LONE_HIGH_SURROGATE = re.compile(
+    rb"(?<!\\)((?:\\\\)*)(\\u[dD][89abAB][0-9a-fA-F]{2})(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+)
+"""A ``\\uD800``–``\\uDBFF`` escape (after an even run of backslashes: an escape, not escaped text) that no
+low-surrogate escape follows: msgspec says "Input data was truncated" about it."""
+
+
+def not_json(problem: str, body: bytes | None = None) -> str:
     """Why a request body is refused as JSON, ``problem`` being msgspec's ``DecodeError`` message (or
-    :data:`NOT_UTF8`): a body cut short says what is missing, not msgspec's "Input data was truncated".
-    Every JSON body the host reads is refused in these words, whichever route decoded it."""
+    :data:`NOT_UTF8`): a body cut short says what is missing, not msgspec's "Input data was truncated";
+    given the ``body``, half a UTF-16 surrogate pair, which msgspec calls truncated too, is named with its
+    byte. Every JSON body the host reads is refused in these words, whichever route decoded it."""
     if problem == _TRUNCATED:
-        problem = "the body ends before the JSON does (a closing quote, bracket or brace is missing)"
+        lone = _LONE_HIGH_SURROGATE.search(body) if body else None
+        if lone is not None:
+            problem = (
+                f"the escape '{lone[2].decode()}' at byte {lone.start(2)} is the first half of a UTF-16 "
+                "surrogate pair without its second (a \\uDC00–\\uDFFF escape right after it); send the "
+                "character as UTF-8 or as both escapes"
+            )
+        else:
+            problem = "the body ends before the JSON does (a closing quote, bracket or brace is missing)"
     return f"the body is not valid JSON: {problem}"
 
 

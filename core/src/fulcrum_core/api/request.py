@@ -29,7 +29,7 @@ class FulcrumRequest(Request[Any, Any, Any]):
         except SerializationException as exc:
             if not isinstance(exc.__cause__, msgspec.DecodeError):
                 raise
-            raise SerializationException(not_json(str(exc.__cause__))) from None
+            raise SerializationException(not_json(str(exc.__cause__), await self.body())) from None
         except UnicodeDecodeError:
             raise SerializationException(not_json(NOT_UTF8)) from None
         except RecursionError:  # msgspec gives up on nesting deeper than the interpreter allows

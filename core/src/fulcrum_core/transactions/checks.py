@@ -114,7 +114,7 @@ def parse_body(raw: bytes) -> ParsedBody:
                 "about ±1.8e308 and have at most 4300 digits)",
                 code="body.invalid", field=path,
             ) from None
-        raise BadRequest(not_json(str(exc)), code="body.malformed", field="body") from None
+        raise BadRequest(not_json(str(exc), raw), code="body.malformed", field="body") from None
     except UnicodeDecodeError:  # msgspec raises it for a string that is not UTF-8
         raise BadRequest(not_json(NOT_UTF8), code="body.malformed", field="body") from None
     except RecursionError:
