@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any
 
 import pytest
@@ -204,3 +206,27 @@ def test_views_alike_but_for_one_consent_or_plugin_answer_each_for_their_own() -
         assert [v.access("holdings:read") for v in (wide, narrow, unknown, other, internal)] == [
             "allowed", "denied", "unknown", "denied", "allowed"
         ]
+
+
+def test_what_a_view_was_handed_is_not_kept_once_the_view_is_gone() -> None:
+    """What a grant allows is kept for the next view, but not the host's object a view was handed (its
+    account-id mapping, a method of the host's): with the view gone it is freed, not held by the SDK
+    for the life of the process (a stopped host, and its database, with it)."""
+
+    class Mapping:
+        def __call__(self, plugin_id: str, customer_ref: str, account_id: str) -> str:
+            return f"{plugin_id}/{account_id}"
+
+    mapping = Mapping()
+    records = CustomerRecords(StaticDataProvider({RECORD.id: RECORD}), RECORD.id)
+    view = ScopedData.over(
+        records, "partner", frozenset({"accounts:read"}), frozenset({"accounts:read"}), account_ids=mapping
+    )
+    accounts = view.accounts()
+    assert accounts is not None
+    assert RECORD.accounts is not None
+    assert [a.id for a in accounts.items] == [f"partner/{a.id}" for a in RECORD.accounts.items]
+    held = weakref.ref(mapping)
+    del view, mapping, accounts
+    gc.collect()
+    assert held() is None

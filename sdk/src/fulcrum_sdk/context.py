@@ -183,13 +183,14 @@ class ScopedData:
         data beyond ``consented`` is then not allowed, and reading it raises :class:`DataUnavailable`
         (the plugin is left out of this response, not blamed) instead of :class:`ScopeDenied`.
         """
-        key = (plugin_id, granted, consented, consent_unknown, account_ids)
+        key = (plugin_id, granted, consented, consent_unknown)
         grant = _GRANTS.get(key)
         if grant is None:
             grant = _Grant.of(key)
 
-        # The view's gate, closed over the request's records and what the grant and the consents allow
-        # (worked out once per plugin, grant and consents, not per request): ``gate(name, scope)``
+        # The view's gate, closed over the request's records, what the grant and the consents allow
+        # (worked out once per plugin, grant and consents, not per request) and the account-id mapping
+        # (the host's, never kept in that memo): ``gate(name, scope)``
         # raises unless ``scope`` is usable now and returns record ``name`` (``None``: the check alone;
         # ``_ACCESS``: what :meth:`access` answers). Whatever a plugin passes it, it answers only for
         # this plugin's grant and consents and this request's customer, and hands out no record
@@ -210,8 +211,8 @@ class ScopedData:
                 found = cache[name] if name in cache else records.get(
                     name, getattr(records.provider, name)  # type: ignore[arg-type]
                 )
-                if name == "accounts" and grant.account_ids is not None and isinstance(found, Accounts):
-                    return grant.seen_accounts(records, found)
+                if name == "accounts" and account_ids is not None and isinstance(found, Accounts):
+                    return grant.seen_accounts(records, found, account_ids)
                 return found
             if name is None:
                 return None
@@ -288,11 +289,12 @@ def _text(value: object) -> str:
     return str.__str__(value) if isinstance(value, str) else ""
 
 
-_GrantKey = tuple[str, frozenset[str], "frozenset[str] | None", bool, "AccountIds | None"]
+_GrantKey = tuple[str, frozenset[str], "frozenset[str] | None", bool]
 
 _GRANTS: dict[_GrantKey, _Grant] = {}
 """Each plugin's :class:`_Grant` per grant and consents: a customer's next request, and every customer
-who consented alike, finds it worked out. Started over when it holds ``_GRANTS_KEPT``."""
+who consented alike, finds it worked out. Started over when it holds ``_GRANTS_KEPT``. It holds plain
+values only (no host object, such as the account-id mapping, that would keep a host alive)."""
 _GRANTS_KEPT: Final = 4096
 
 
@@ -301,14 +303,13 @@ class _Grant:
     the record each opens (``opens``), and why any other is refused. Held only by the gates of
     :meth:`ScopedData.over`, never by the views themselves."""
 
-    __slots__ = ("account_ids", "consent_unknown", "granted", "opens", "plugin_id", "seen_key")
+    __slots__ = ("consent_unknown", "granted", "opens", "plugin_id", "seen_key")
 
     def __init__(self, key: _GrantKey) -> None:
-        plugin_id, granted, consented, consent_unknown, account_ids = key
+        plugin_id, granted, consented, consent_unknown = key
         self.plugin_id = plugin_id
         self.granted = granted
         self.consent_unknown = consent_unknown
-        self.account_ids = account_ids
         # Where the accounts as this plugin sees them are kept with the request's records.
         self.seen_key = f"accounts\0{plugin_id}"
         self.opens: dict[str, object] = {
@@ -337,15 +338,13 @@ class _Grant:
             raise _host_unavailable("consents")
         raise ScopeDenied(scope, plugin_id=self.plugin_id, reason=NO_CONSENT)
 
-    def seen_accounts(self, records: CustomerRecords, found: Accounts) -> Accounts:
-        """``found`` with the ids this plugin sees (``account_ids``), mapped once per request and plugin
-        and kept with the request's records (dropped when it ends)."""
+    def seen_accounts(self, records: CustomerRecords, found: Accounts, see: AccountIds) -> Accounts:
+        """``found`` with the ids this plugin sees (``see``: the view's ``account_ids``), mapped once per
+        request and plugin and kept with the request's records (dropped when it ends)."""
         cache = records._cache
         seen = cache.get(self.seen_key)
         if not isinstance(seen, Accounts):
-            see, pid, ref = self.account_ids, self.plugin_id, records.customer_ref
-            if see is None:  # pragma: no cover - the gate asks only a grant with account_ids
-                return found
+            pid, ref = self.plugin_id, records.customer_ref
             items = tuple(msgspec.structs.replace(a, id=see(pid, ref, a.id)) for a in found.items)
             seen = cache.setdefault(self.seen_key, msgspec.structs.replace(found, items=items))
         return seen  # type: ignore[return-value]
