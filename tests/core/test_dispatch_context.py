@@ -235,13 +235,20 @@ def test_a_partners_request_id_is_what_the_support_tools_compute(
 ) -> None:
     """The host's id for a partner, however it is computed per request, is the documented HMAC the
     support tools compute from the secret alone, for every plugin and request, asked again or not."""
-    factory = _factory(settings, db, plugins)
-    secret = factory._pairwise_secret()
-    for _ in range(2):
-        for pid in ("partner", "dept", "partner-with-a-longer-id"):
-            for request_id in ("req-1", "req-2", "r" * 64, "请求-1"):
-                expected = partner_request_id(secret, pid, request_id)
-                assert factory.partner_request_id(pid, request_id) == expected
+    made = _factory(settings, db, plugins)
+    # The secret a host makes itself (64 bytes, one SHA-256 block), and ones set in the settings: shorter,
+    # one byte short of a block, longer than a block (hashed first), not ASCII.
+    given = ["k", "k" * 63, "k" * 64, "k" * 65, "k" * 200, "密钥-🔑"]
+    factories = [made] + [
+        _factory(msgspec.structs.replace(settings, pairwise_secret=secret), db, plugins) for secret in given
+    ]
+    for factory in factories:
+        secret = factory._pairwise_secret()
+        for _ in range(2):
+            for pid in ("partner", "dept", "partner-with-a-longer-id", "p" * 80):
+                for request_id in ("req-1", "req-2", "r" * 64, "r" * 65, "请求-1"):
+                    expected = partner_request_id(secret, pid, request_id)
+                    assert factory.partner_request_id(pid, request_id) == expected, (secret, pid, request_id)
 
 
 def _view(ctx: Any) -> tuple[Any, ...]:

@@ -111,6 +111,24 @@ def _request_prefix(plugin_id: str) -> str:
     return f"\0request\0{plugin_id}\0"
 
 
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
+def _hmac_sha256_states(key: bytes, message: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """HMAC-SHA256 (RFC 2104) under ``key`` of ``message`` and whatever follows it, as its two SHA-256
+    states: the inner hash fed the key's inner pad and ``message``, the outer one its outer pad. Copies of
+    the inner one fed the rest, then of the outer one fed the inner digest, give ``hmac.new``'s bytes,
+    at two state copies a request instead of a copied ``hmac`` object's Python (≈ 5 k instructions)."""
+    block = hashlib.sha256().block_size
+    if len(key) > block:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(block, b"\0")
+    inner = hashlib.sha256(key.translate(_IPAD))
+    inner.update(message)
+    return inner, hashlib.sha256(key.translate(_OPAD))
+
+
 def existing_pairwise_secret(settings: Settings) -> bytes | None:
     """The pairwise secret the hosts of ``settings`` use, or ``None`` when none was made yet (never
     creates one: a new secret would give ids no partner ever saw)."""
@@ -160,8 +178,9 @@ class ContextFactory:
         self._account_ids: dict[tuple[str, str, str], str] = {}
         # Bound once: every partner's ScopedData of every page is handed it (no method object a page).
         self.account_ids: AccountIds = self.pairwise_account_id
-        # Per partner: the HMAC of its request ids' common prefix, copied and finished per request.
-        self._request_macs: dict[str, hmac.HMAC] = {}
+        # Per partner: the HMAC of its request ids' common prefix (its two SHA-256 states), copied and
+        # finished per request.
+        self._request_macs: dict[str, tuple[hashlib._Hash, hashlib._Hash]] = {}
         # Live consents per customer, shared by this host's requests; ConsentStore writes invalidate it.
         on_loop = settings.sqlite_reads_on_loop and db.dialect == "sqlite"
         self.consent_cache = attach(db, ConsentCache(settings.consent_cache_ms, reads_on_loop=on_loop))
@@ -241,13 +260,15 @@ class ContextFactory:
         if not request_id:
             return ""
         # :func:`partner_request_id`, with the secret and the plugin's prefix hashed once per plugin.
-        mac = self._request_macs.get(plugin_id)
-        if mac is None:
-            mac = hmac.new(self._pairwise_secret(), _request_prefix(plugin_id).encode(), hashlib.sha256)
-            self._request_macs[plugin_id] = mac
-        mac = mac.copy()
-        mac.update(request_id.encode())
-        return mac.hexdigest()[:32]
+        states = self._request_macs.get(plugin_id)
+        if states is None:
+            states = self._request_macs[plugin_id] = _hmac_sha256_states(
+                self._pairwise_secret(), _request_prefix(plugin_id).encode()
+            )
+        inner, outer = states[0].copy(), states[1].copy()
+        inner.update(request_id.encode())
+        outer.update(inner.digest())
+        return outer.hexdigest()[:32]
 
     def pending_reads(self) -> list[asyncio.Task[Any]]:
         """The cache reads in flight (plugin storage, consents) that have not landed yet."""
