@@ -147,6 +147,23 @@ def test_a_first_release_says_everything_is_new_not_that_the_diff_is_none(
     assert "  new scopes: slot:home.notice" in review.output
 
 
+def test_audit_says_when_more_events_follow_the_page_it_printed(config: Path) -> None:
+    """``registry audit`` prints the oldest 100 events by default and stopped there without a word, so
+    an audit of a busy registry read as complete; it now says how to read on, as ``list`` does."""
+    for n in (2, 3):
+        added = run(config, "add-publisher", f"pub-{n}", "--name", "n", "--kind", "department",
+                    "--contact", "ops@bank.example", "--as", "t")
+        assert added.exit_code == 0, added.output
+    page = run(config, "audit", "--limit", "2")
+    assert page.exit_code == 0, page.output
+    assert page.output.splitlines()[-1] == "more events follow: add --after 2"
+    last = run(config, "audit", "--after", "2", "--limit", "1")
+    assert len(last.output.splitlines()) == 1, last.output
+    assert "more events follow" not in run(config, "audit", "--limit", "3").output
+    listed = json.loads(run(config, "audit", "--limit", "2", "--json").output)
+    assert [e["seq"] for e in listed] == [1, 2]
+
+
 def test_refusals_exit_non_zero_with_the_reason(
     config: Path, kit: Any, wheel_for: Callable[..., Path]
 ) -> None:

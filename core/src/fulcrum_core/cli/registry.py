@@ -705,20 +705,28 @@ def audit(ctx: click.Context, after: int, limit: int, subject: str | None, as_js
         return
     with _service(ctx) as service:
         events = service.audit_events(after=after, limit=limit, subject=subject)
-    _emit(events, as_json, lambda: _audit_text(events))
+        # A full page says whether another event follows it: without a word, the oldest page read as all.
+        more = len(events) == limit and bool(
+            service.audit_events(after=events[-1].seq, limit=1, subject=subject)
+        )
+    _emit(events, as_json, lambda: _audit_text(events, more=more))
 
 
-def _audit_text(events: Sequence[AuditEntry]) -> str:
+def _audit_text(events: Sequence[AuditEntry], *, more: bool = False) -> str:
     """One aligned line per event: the actor and action columns are as wide as their longest value
-    (at least 16 and 20), so a long actor never pushes its row's columns out of line."""
+    (at least 16 and 20), so a long actor never pushes its row's columns out of line; when ``more``
+    follow, a last line says how to read them."""
     if not events:
         return "no events"
     who_w = max(16, *(len(e.actor) for e in events))
     what_w = max(20, *(len(e.action) for e in events))
-    return "\n".join(
+    lines = [
         f"{e.seq:>6} {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<{who_w}} {e.action:<{what_w}} {e.subject}{_why(e)}"
         for e in events
-    )
+    ]
+    if more:
+        lines.append(f"more events follow: add --after {events[-1].seq}")
+    return "\n".join(lines)
 
 
 def _why(event: AuditEntry) -> str:
