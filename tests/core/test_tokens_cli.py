@@ -84,7 +84,7 @@ def test_staff_token(config: Path, settings: Settings) -> None:
         (["--customer", "c-1", "--ttl", "301"], "maximum lifetime of 300"),
         (["--customer", "c-1", "--ttl", "0"], "--ttl"),
         (
-            ["--staff", "ops-li", "--scope", "platform:read", "--publisher", "p"],
+            ["--staff", "ops-li", "--scope", "platform:read", "--publisher", "pub"],
             "goes with --scope registry:publish",
         ),
         (["--customer", ""], "Error: --customer must not be empty\n"),
@@ -95,6 +95,15 @@ def test_staff_token(config: Path, settings: Settings) -> None:
         ),
         (["--staff", "ops\x00li", "--scope", "platform:read"], "Error: --staff holds a NUL character"),
         (["--customer", "c-1", "--client-id", ""], "Error: --client-id must not be empty\n"),
+        # A publisher id no publisher can have: the token was issued, and every upload refused later.
+        (
+            ["--staff", "ops-li", "--scope", "registry:publish", "--publisher", "City-Coupons"],
+            "Invalid value for '--publisher': 'City-Coupons' is no publisher id: 2 to 50 lowercase letters",
+        ),
+        (
+            ["--staff", "ops-li", "--scope", "registry:publish", "--publisher", "city coupons"],
+            "Invalid value for '--publisher': 'city coupons' is no publisher id",
+        ),
     ],
 )
 def test_usage_errors_name_the_problem(config: Path, args: list[str], message: str) -> None:

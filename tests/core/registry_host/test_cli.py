@@ -313,7 +313,9 @@ def test_token_issue_names_the_publisher(tmp_path: Path) -> None:
     assert minted.exit_code == 0, minted.output
     service = TokenService.from_settings(Settings(state_dir=str(tmp_path / "state")))
     assert service.verify_token(minted.output.strip()).claims.publisher == "test-bank"
-    refused = CliRunner().invoke(main, ["token", "issue", "--customer", "c-1", "--publisher", "x"], env=env)
+    refused = CliRunner().invoke(
+        main, ["token", "issue", "--customer", "c-1", "--publisher", "test-bank"], env=env
+    )
     assert refused.exit_code == 2
     assert "--publisher goes with --staff" in refused.output
 

@@ -50,6 +50,18 @@ def _staff_subject(ctx: click.Context, param: click.Parameter, value: str | None
     return value
 
 
+def _publisher_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A publisher id as the registry takes one: the registry refuses every upload of a token naming
+    any other (``City-Coupons``), after the token was issued without a word."""
+    import re
+
+    from fulcrum_registry.schemas import SLUG_PATTERN, SLUG_WORDS
+
+    if _not_empty(ctx, param, value) is not None and not re.match(SLUG_PATTERN, value or ""):
+        raise click.BadParameter(f"{value!r} is no publisher id: {SLUG_WORDS}", ctx, param)
+    return value
+
+
 @token.command("issue")
 @click.option(
     "--customer", metavar="ID", callback=_not_empty, help="Customer number: a customer token (kind customer)."
@@ -70,7 +82,7 @@ def _staff_subject(ctx: click.Context, param: click.Parameter, value: str | None
     "--client-id", default="fulcrum-dev", show_default=True, callback=_not_empty, help="The client_id claim."
 )
 @click.option(
-    "--publisher", metavar="ID", default=None, callback=_not_empty,
+    "--publisher", metavar="ID", default=None, callback=_publisher_id,
     help="Staff only: the registry publisher this token publishes for (with --scope registry:publish).",
 )
 @click.pass_context
