@@ -155,3 +155,16 @@ def test_the_public_app_asking_for_client_credentials_is_told_the_grant_does_not
         "client 'fulcrum-app' authenticates with its client_id alone (a public client), which this request "
         "does not take (it takes client_secret_basic, private_key_jwt)"
     )
+
+
+def test_a_scope_beyond_the_clients_grant_is_named_with_what_it_holds(app: Any) -> None:
+    """"the requested scope is beyond what this client was granted" named neither the scope nor the
+    grant, though the scopes asked for are the request's and the client's are the caller's own."""
+    secret = sync_plugin_clients(app.runtime.db, {"wealth": INTERNAL})[0].secret
+    assert secret
+    grant = {"grant_type": "client_credentials", "scope": "slot:home.banner home:read search:read"}
+    response = app.client.post("/oauth/token", data=grant, auth=("plugin-wealth", secret))
+    assert _oauth_error(response) == (
+        "invalid_scope",
+        "client 'plugin-wealth' was not granted home:read, search:read; its scopes are: slot:home.banner",
+    )

@@ -79,6 +79,13 @@ class OAuthClient(msgspec.Struct, frozen=True, kw_only=True):
             return None
         return " ".join(sorted(wanted))
 
+    def beyond_grant(self, scope: str) -> str:
+        """What an ``invalid_scope`` for asking ``scope`` beyond the client's grant says: the scopes not
+        granted and the ones the client holds."""
+        missing = ", ".join(sorted(set(scope.split()) - self.scopes))
+        held = ", ".join(sorted(self.scopes)) or "none"
+        return f"client {self.client_id!r} was not granted {missing}; its scopes are: {held}"
+
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return redirect_uri in self.redirect_uris
 

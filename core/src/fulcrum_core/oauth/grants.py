@@ -153,7 +153,7 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[mis
         super().validate_token_request()
         allowed = self.request.client.get_allowed_scope(self.request.payload.scope)
         if allowed is None:
-            raise InvalidScopeError("the requested scope is beyond what this client was granted")
+            raise InvalidScopeError(self.request.client.beyond_grant(self.request.payload.scope))
         self.request.scope = allowed
 
     def create_token_response(self) -> tuple[int, Any, Any]:

@@ -69,7 +69,7 @@ class IdpAssertionGrant(JWTBearerGrant):  # type: ignore[misc]
         self.validate_requested_scope()
         allowed = client.get_allowed_scope(self.request.payload.scope)
         if allowed is None:
-            raise InvalidScopeError(description="the requested scope is beyond what this client was granted")
+            raise InvalidScopeError(description=client.beyond_grant(self.request.payload.scope))
         assertion = self.request.form.get("assertion")
         if not assertion:
             raise InvalidRequestError(description="Missing 'assertion' in request")
