@@ -227,7 +227,7 @@ def test_publishers_half_reinstated_are_listed_for_whoever_may_complete_them(
     [
         ({"reviewer": "erin"}, "reviewer", "ask for waiting too"),
         ({"waiting": True, "reviewer": "   "}, "reviewer", "must name who acts"),
-        ({"waiting": True, "reviewer": ""}, "reviewer", "at least 1 characters"),
+        ({"waiting": True, "reviewer": ""}, "reviewer", "must not be empty"),
         ({"waiting": True, "reviewer": "x" * 201}, "reviewer", "at most 200 characters"),
         ({"waiting": "yes"}, "waiting", "Expected `bool`"),
     ],

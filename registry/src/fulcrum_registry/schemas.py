@@ -110,7 +110,10 @@ def plain_problem(kind: type[Any], path: str, problem: str) -> str:
     if problem.startswith(_UNWORDED) and (words := _described(kind, path)):
         return f"must be {words}"
     if length := _TEXT_LENGTH.match(problem):
-        return f"must be at {'most' if length['bound'] == '<=' else 'least'} {length['n']} characters"
+        bound, n = length["bound"], int(length["n"])
+        if bound == ">=" and n == 1:
+            return "must not be empty"
+        return f"must be at {'most' if bound == '<=' else 'least'} {n} character{'' if n == 1 else 's'}"
     return problem
 
 

@@ -822,3 +822,10 @@ def test_publishers_are_paged_as_releases_are(api: Api) -> None:
         if cursor is None:
             break
     assert ids == [["bank-a", "bank-b"], ["test-bank"]]
+
+
+def test_an_empty_name_is_refused_as_empty_not_as_too_few_characters(api: Api) -> None:
+    """An empty ``name`` was "must be at least 1 characters"; a one-character bound reads as English."""
+    sent = {"id": "ab-zz", "name": "", "kind": "partner", "contact": "a@b.example.com"}
+    refused = _problem(api.call("POST", "/publishers", api.rita, json=sent), 400)
+    assert (refused["field"], refused["detail"]) == ("name", "name: must not be empty")
