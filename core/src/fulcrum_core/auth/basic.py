@@ -40,7 +40,13 @@ def basic_token(authorization: str | None) -> str:
         raise Unauthorized(
             "the Basic credentials are not base64 of user:password", code="token.malformed"
         ) from None
-    if not sep or user != TOKEN_USER:
+    if not sep:  # the whole value read as the user: refusing it by name could name __token__ itself
+        raise Unauthorized(
+            f"the Basic credentials have no ':' between the user and the password: send "
+            f"{TOKEN_USER}:<access token>",
+            code="token.malformed",
+        )
+    if user != TOKEN_USER:
         raise Unauthorized(
             f"Basic credentials take the user {TOKEN_USER} and an access token as the password, "
             f"not the user {echoed(user)}",
