@@ -230,3 +230,20 @@ def test_what_a_view_was_handed_is_not_kept_once_the_view_is_gone() -> None:
     del view, mapping, accounts
     gc.collect()
     assert held() is None
+
+
+def test_the_constructor_takes_the_grant_and_consents_as_any_set() -> None:
+    """A plugin's own test may hand ``ScopedData(...)`` plain sets (its signature says frozensets): the
+    view answers from them as from frozensets, and changing the sets afterwards opens nothing."""
+    granted, consented = {"holdings:read", "profile:basic"}, {"holdings:read"}
+    data = ScopedData(
+        plugin_id="demo", provider=StaticDataProvider({RECORD.id: RECORD}), customer_ref=RECORD.id,
+        granted=granted, consent_required=True, consented=consented,  # type: ignore[arg-type]
+    )
+    granted.add("pension:read")
+    consented.update({"profile:basic", "pension:read"})
+    assert data.holdings() == RECORD.holdings
+    with pytest.raises(ScopeDenied, match="no live consent"):
+        data.profile()
+    with pytest.raises(ScopeDenied, match="not granted"):
+        data.pension()

@@ -157,9 +157,10 @@ class ScopedData:
         consent_unknown: bool = False,
     ) -> None:
         # consented None: no consent needed (an internal plugin); else the scopes the customer consented to.
+        # Frozen here: a caller's own sets (a plugin's test) change nothing afterwards, and key the memo.
         self._gate = ScopedData.over(
-            CustomerRecords(provider, customer_ref), plugin_id, granted,
-            consented if consent_required else None, consent_unknown=consent_unknown,
+            CustomerRecords(provider, customer_ref), plugin_id, frozenset(granted),
+            frozenset(consented) if consent_required else None, consent_unknown=consent_unknown,
         )._gate
 
     @classmethod
