@@ -168,3 +168,18 @@ def test_a_scope_beyond_the_clients_grant_is_named_with_what_it_holds(app: Any) 
         "invalid_scope",
         "client 'plugin-wealth' was not granted home:read, search:read; its scopes are: slot:home.banner",
     )
+
+
+@pytest.mark.parametrize("credentials", [b"plugin-wealth:", b"plugin-wealth"])
+def test_basic_credentials_without_a_secret_say_none_was_sent(app: Any, credentials: bytes) -> None:
+    """``-u plugin-wealth`` (no secret, or no colon) was told "the secret sent … is not its current
+    one", sending the developer to rotate a secret that was never sent."""
+    import base64
+
+    sync_plugin_clients(app.runtime.db, {"wealth": INTERNAL})
+    basic = {"Authorization": "Basic " + base64.b64encode(credentials).decode()}
+    response = app.client.post("/oauth/token", data={"grant_type": "client_credentials"}, headers=basic)
+    assert _oauth_error(response) == (
+        "invalid_client",
+        "no secret was sent for client 'plugin-wealth': HTTP Basic carries client_id:secret",
+    )

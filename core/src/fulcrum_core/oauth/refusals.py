@@ -71,12 +71,14 @@ def client_refusal(
     sent_by: str | None,
     registered: tuple[str, bool, bool] | None,
     accepted: Sequence[str] = (),
+    secret_sent: bool = True,
 ) -> str:
     """A client that did not authenticate, or a client_id the authorization endpoint cannot serve.
 
     ``sent_by`` is how the request authenticated (a key of ``_HOW``, or None); ``registered`` the
     client's ``(auth_method, active, is a plugin's)``, or None for an id registered nowhere;
-    ``accepted`` the methods this endpoint and grant take (empty: not an authentication).
+    ``accepted`` the methods this endpoint and grant take (empty: not an authentication);
+    ``secret_sent`` false when HTTP Basic named the client with no secret.
     """
     if not client_id:
         return "no client was named: a client authenticates with " + "; or ".join(_HOW.values())
@@ -98,6 +100,8 @@ def client_refusal(
         return f"{who} authenticates with {how}, and the request sent no client authentication"
     if sent_by != method:
         return f"{who} authenticates with {how}, not {_HOW[sent_by]}"
+    if method == "client_secret_basic" and not secret_sent:
+        return f"no secret was sent for {who}: HTTP Basic carries client_id:secret"
     if method == "client_secret_basic":
         return (
             f"the secret sent for {who} is not its current one "

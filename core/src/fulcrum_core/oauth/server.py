@@ -225,7 +225,11 @@ class FulcrumAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         except InvalidClientError as error:
             if (error.description or "").startswith(AUTHLIB_VAGUE_CLIENT):
                 client_id, sent_by = self._credentials_sent(request)
-                error.description = self._client_refusal(client_id, sent_by, methods)
+                # HTTP Basic naming the client without a secret (``-u plugin-x``): said, not "not current".
+                secret_sent = sent_by != "client_secret_basic" or bool(
+                    extract_basic_authorization(request.headers)[1]
+                )
+                error.description = self._client_refusal(client_id, sent_by, methods, secret_sent=secret_sent)
             raise
 
     def get_consent_grant(self, request: SnapshotRequest | None = None, end_user: Any = None) -> Any:
@@ -256,10 +260,14 @@ class FulcrumAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         client_id = form.get("client_id")
         return client_id, ("none" if client_id else None)
 
-    def _client_refusal(self, client_id: str | None, sent_by: str | None, methods: list[str]) -> str:
+    def _client_refusal(
+        self, client_id: str | None, sent_by: str | None, methods: list[str], *, secret_sent: bool = True
+    ) -> str:
         client = self.clients.get(client_id) if client_id else None
         registered = None if client is None else (client.auth_method, client.active, client.kind == "plugin")
-        return client_refusal(client_id, sent_by=sent_by, registered=registered, accepted=methods)
+        return client_refusal(
+            client_id, sent_by=sent_by, registered=registered, accepted=methods, secret_sent=secret_sent
+        )
 
     def validate_requested_scope(self, scope: str | None) -> None:
         unknown = [s for s in scope_to_list(scope or "") or () if s not in SCOPES]
