@@ -19,7 +19,7 @@ from fulcrum_core.data.storage import SqlPluginStorage
 from fulcrum_core.dispatch.context import ContextFactory
 from fulcrum_core.plugins import PluginSet, get_plugin_manager
 from fulcrum_core.settings import Settings
-from fulcrum_sdk.context import CustomerRecords
+from fulcrum_sdk.context import CustomerRecords, ScopedData
 from fulcrum_sdk.data import DataProvider, Holdings, StaticDataProvider
 from fulcrum_sdk.errors import ScopeDenied
 from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES
@@ -214,3 +214,46 @@ def test_a_str_of_the_plugins_own_opens_no_other_record(
             with pytest.raises(ScopeDenied):
                 call(name, scope)
     assert dept.allows(_Shifty("profile:basic", "profile:basic"))  # a str subclass is read as its text
+
+
+class _Posing(frozenset):  # type: ignore[type-arg]
+    """A grant of a plugin's own making: holds every customer-data scope, yet hashes as ``posing_as``
+    and is equal to anything, so a memo keyed by grants takes it for the grant the host gave."""
+
+    posing_as: frozenset[str]
+
+    def __hash__(self) -> int:
+        return hash(self.posing_as)
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+
+def test_a_grant_of_the_plugins_own_making_opens_nothing_in_its_next_request(
+    settings: Settings, db: Any, plugins: PluginSet
+) -> None:
+    """A plugin that builds a ``ScopedData`` of its own (the SDK's public constructor, over a provider of its
+    own) with a grant posing as the one the host gave it changes what no request of the host opens: the
+    department plugin still reads no pension, the partner no holdings without consent. Views of many
+    plugin ids of its own come first, so that any memo of grants with a bound has started over."""
+    contexts, _ = _contexts(settings, db, plugins)
+    handed = [contexts.for_plugin(plugins.loaded[pid]) for pid in ("dept", "partner")]
+    mine = StaticDataProvider({})
+    for n in range(10_000):
+        ScopedData(plugin_id=f"filler-{n}", provider=mine, customer_ref="anyone", granted=frozenset())
+    for ctx in handed:
+        posing = _Posing(CUSTOMER_DATA_SCOPES)
+        posing.posing_as = frozenset(ctx.scopes)
+        for consent_required in (False, True):
+            ScopedData(
+                plugin_id=ctx.plugin_id, provider=mine, customer_ref="anyone",
+                granted=posing, consent_required=consent_required,
+            )
+    later, _ = _contexts(settings, db, plugins)
+    with pytest.raises(ScopeDenied, match="pension:read"):
+        later.for_plugin(plugins.loaded["dept"]).data.pension()
+    with pytest.raises(ScopeDenied, match="holdings:read"):
+        later.for_plugin(plugins.loaded["partner"]).data.holdings()

@@ -320,7 +320,18 @@ class _Grant:
 
     @staticmethod
     def of(key: _GrantKey) -> _Grant:
-        """The grant of ``key``, worked out now and kept in ``_GRANTS``."""
+        """The grant of ``key``, worked out now and kept in ``_GRANTS`` under plain copies of its values.
+
+        Never under the caller's own objects: anyone may build a view (the SDK's constructor), and a
+        ``frozenset`` or ``str`` subclass of a plugin's, equal to anything and hashing as the grant the
+        host gave it, would be kept in the memo in its place, and the host's next lookup of that grant
+        would find what the plugin's subclass holds (every scope)."""
+        plugin_id, granted, consented, consent_unknown = key
+        key = (
+            _text(plugin_id), frozenset([_text(scope) for scope in granted]),
+            None if consented is None else frozenset([_text(scope) for scope in consented]),
+            bool(consent_unknown),
+        )
         if len(_GRANTS) >= _GRANTS_KEPT:
             _GRANTS.clear()
         grant = _GRANTS[key] = _Grant(key)
