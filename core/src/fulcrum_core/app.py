@@ -246,7 +246,9 @@ WARM_UP_S = 5.0
 
 SHUTDOWN_THREADS_S = 5.0
 """How long a stopping host lets plugin threads still running finish (a late sync call, a blocking
-client an ``async def`` plugin called through ``asyncio.to_thread``); the rest end with the process."""
+client an ``async def`` plugin called through ``asyncio.to_thread``); the rest end with the process. A
+worker ``fulcrum serve`` runs gives the threads plugins started themselves as long again as it exits
+(``exit_threads.py``)."""
 
 
 DEFAULT_EXECUTOR_THREADS: Final = 32

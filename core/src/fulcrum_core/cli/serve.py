@@ -21,8 +21,9 @@ from typing import Any
 import click
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
-from uvicorn.supervisors import ChangeReload, Multiprocess
+from uvicorn.supervisors import ChangeReload, Multiprocess, multiprocess
 
+from fulcrum_core import exit_threads
 from fulcrum_core.cli._groups import refuse_own_options
 from fulcrum_core.cli._settings import settings_for
 from fulcrum_core.observability.processes import alive
@@ -151,15 +152,28 @@ class _TcpConfig(uvicorn.Config):
     restores what a single worker gets.
     """
 
-    def __init__(self, app: str, *, reuse_port: bool = False, **options: Any) -> None:
+    def __init__(
+        self, app: str, *, reuse_port: bool = False, bounded_exit: bool = False, **options: Any
+    ) -> None:
         super().__init__(app, **options)
         self.reuse_port = reuse_port
+        self.bounded_exit = bounded_exit
 
     def get_loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop]:
-        """uvicorn's event loop, kept running when code other than the server's stops it."""
+        """uvicorn's event loop, kept running when code other than the server's stops it. With
+        ``bounded_exit`` (``fulcrum serve``, ``fulcrum demo``), making it in a worker also bounds how long
+        that worker's exit waits for threads plugins started themselves (``exit_threads.py``): armed
+        where the server really runs, never where a test fakes the run."""
         made = super().get_loop_factory()
         factory = made if made is not None else asyncio.new_event_loop
-        return lambda: keep_running(factory())
+        if not self.bounded_exit:
+            return lambda: keep_running(factory())
+
+        def serving_loop() -> asyncio.AbstractEventLoop:
+            exit_threads.arm()
+            return keep_running(factory())
+
+        return serving_loop
 
     def bind_socket(self) -> socket.socket:
         if self.reuse_port:
@@ -168,6 +182,49 @@ class _TcpConfig(uvicorn.Config):
         if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:
             sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
         return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling :mod:`~fulcrum_core.exit_threads` the status its worker exits with: 0 once
+    it has run, stopped by a signal too (both runners take the ``KeyboardInterrupt`` of Ctrl-C as a
+    stop), a ``SystemExit``'s (a failed start), else 1 (the exception ends the process)."""
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            super().run(sockets)
+        except KeyboardInterrupt:
+            exit_threads.exits_with(0)
+            raise
+        except SystemExit as exc:
+            code = exc.code
+            exit_threads.exits_with(code if isinstance(code, int) else 0 if code is None else 1)
+            raise
+        except BaseException:
+            exit_threads.exits_with(1)
+            raise
+        exit_threads.exits_with(0)
+
+
+class _Worker(multiprocess.Process):
+    """A worker process of uvicorn's supervisor (``--workers N``), serving with :class:`_Server`."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            self._server = _Server(config=self.config)
+        return self._server
+
+
+@contextlib.contextmanager
+def _workers_of_ours() -> Iterator[None]:
+    """uvicorn's supervisor makes its workers from the class its module names: :class:`_Worker`, while
+    this (its own) process supervises them."""
+    made = multiprocess.Process
+    multiprocess.Process = _Worker  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        multiprocess.Process = made  # type: ignore[misc]
 
 
 log = logging.getLogger("fulcrum.serve")
@@ -244,6 +301,10 @@ def run_server(
     arrive together can all land on one worker. ``reuse_port`` (one worker per process) binds with
     ``SO_REUSEPORT`` instead: start one ``fulcrum serve --reuse-port`` per core under the process
     manager, and the kernel balances connections across them. ``log_level`` is a level name.
+
+    One worker, with ``reuse_port`` or without, ends as ``uvicorn.run`` ends it: Ctrl-C is a stop (status
+    0), an app that never started exits 3. Each worker this runs (not ``reload_dirs``') bounds how long its
+    exit waits for threads plugins started themselves (``exit_threads.py``), keeping that status.
     """
     if app_dir:
         sys.path.insert(0, app_dir)
@@ -265,27 +326,27 @@ def run_server(
         with contextlib.suppress(KeyboardInterrupt):  # the reloader stops its worker itself
             ChangeReload(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
         return
-    if reuse_port:
-        if workers != 1:
-            raise ValueError("reuse_port runs one worker per process; start several processes instead")
-        config = _TcpConfig(app, reuse_port=True, **options)
-        uvicorn.Server(config).run(sockets=[config.bind_socket()])
-        return
-    if workers == 1:
-        server = uvicorn.Server(_TcpConfig(app, **options))
+    if reuse_port and workers != 1:
+        raise ValueError("reuse_port runs one worker per process; start several processes instead")
+    if workers == 1:  # in this process; with reuse_port, on a socket of its own bound with SO_REUSEPORT
+        config = _TcpConfig(app, reuse_port=reuse_port, bounded_exit=True, **options)
+        server = _Server(config)
         with contextlib.suppress(KeyboardInterrupt):
-            server.run()
+            server.run(sockets=[config.bind_socket()] if reuse_port else None)
         if not server.started:
+            exit_threads.exits_with(STARTUP_FAILURE)
             sys.exit(STARTUP_FAILURE)  # as uvicorn.run does: the app failed to start
         return
     config = _TcpConfig(
-        app, workers=workers, timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS, **options
+        app, workers=workers, timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS, bounded_exit=True,
+        **options,
     )
     if log_json:  # after the config, which gave uvicorn's loggers their text handlers
         from fulcrum_core.observability.logging import configure_logging
 
         configure_logging(log_level)
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    with _workers_of_ours():
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
 @click.command()
