@@ -29,15 +29,21 @@ _DECLARED: WeakKeyDictionary[BaseRouteHandler, frozenset[str]] = WeakKeyDictiona
 
 def _declared(handler: BaseRouteHandler) -> frozenset[str]:
     """The query parameters ``handler`` takes, by the names clients send (``name=`` or ``query=``)."""
-    names = _DECLARED.get(handler)
+    try:
+        names = _DECLARED.get(handler)
+    except TypeError:  # litestar's generated OPTIONS handler takes no weak reference (and no query)
+        return _taken(handler)
     if names is None:
-        names = frozenset(
-            kwarg.query or kwarg.name or name
-            for name, field in handler.parsed_fn_signature.parameters.items()
-            if isinstance(kwarg := field.kwarg_definition, QueryParameter)
-        )
-        _DECLARED[handler] = names
+        names = _DECLARED[handler] = _taken(handler)
     return names
+
+
+def _taken(handler: BaseRouteHandler) -> frozenset[str]:
+    return frozenset(
+        kwarg.query or kwarg.name or name
+        for name, field in handler.parsed_fn_signature.parameters.items()
+        if isinstance(kwarg := field.kwarg_definition, QueryParameter)
+    )
 
 
 async def checked_query(request: Request[Any, Any, Any]) -> None:
