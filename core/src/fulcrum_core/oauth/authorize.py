@@ -107,7 +107,7 @@ def decide(
                     customer_ref,
                     client.plugin_id,
                     data_scopes,
-                    purpose=f"授权{client.name_zh}使用所选数据 / allow {client.name_en or client.client_id}",
+                    purpose="授权{}使用所选数据 / allow {}".format(*client.shown_names()),
                     expires_at=utcnow() + CONSENT_TTL,
                 )
                 if superseded:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal, cast
 
 import msgspec
+from fulcrum_sdk.display import display_text_problem
 from fulcrum_sdk.scopes import is_known
 from sqlalchemy import Table, select
 
@@ -78,6 +79,18 @@ class OAuthClient(msgspec.Struct, frozen=True, kw_only=True):
         if not wanted <= self.scopes:
             return None
         return " ".join(sorted(wanted))
+
+    def shown_names(self) -> tuple[str, str]:
+        """The client's name as a customer is shown it (zh-CN, en): the consent page without a manifest,
+        the consent's purpose. A plugin's client took its name from its newest approved release, which may
+        have been approved before display text was checked; a name display text refuses (a bidi override
+        would make it read otherwise) is not shown, the plugin's id stands in as for a client without one."""
+        zh, en = self.name_zh, self.name_en or self.client_id
+        if display_text_problem(zh) is not None:
+            zh = f"插件 {self.plugin_id}" if self.plugin_id else self.client_id
+        if display_text_problem(en) is not None:
+            en = self.client_id
+        return zh, en
 
     def beyond_grant(self, scope: str) -> str:
         """What an ``invalid_scope`` for asking ``scope`` beyond the client's grant says: the scopes not

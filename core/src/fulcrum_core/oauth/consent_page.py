@@ -160,11 +160,12 @@ def render_consent_page(
         )
     else:
         login = Template(_DEV_LOGIN).substitute(customer_field=_customer_field(customers))
+    client_zh, client_en = prompt.client.shown_names()
+    if manifest is not None:
+        client_zh, client_en = manifest.name.zh_CN, manifest.name.en or prompt.client.client_id
     return _template().substitute(
-        client_zh=escape(manifest.name.zh_CN if manifest is not None else prompt.client.name_zh),
-        client_en=escape(
-            (manifest.name.en if manifest is not None else prompt.client.name_en) or prompt.client.client_id
-        ),
+        client_zh=escape(client_zh),
+        client_en=escape(client_en),
         scope_items="\n".join(items),
         partner_note=partner_note,
         action=escape(action),
