@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import threading
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -527,3 +528,20 @@ async def test_an_oauth_form_past_its_size_is_413_unread(browser: httpx.AsyncCli
         path, content=fitting, headers={"content-type": "application/x-www-form-urlencoded"}
     )
     assert r.status_code != 413
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+async def test_a_back_channel_authorization_header_sent_twice_is_invalid_request(
+    browser: httpx.AsyncClient, path: str
+) -> None:
+    """Two Authorization headers (client credentials, RFC 6749 section 2.3.1) are ``invalid_request``
+    naming the header, as the API's routes refuse them: the header is no list (RFC 9110 section 11.6.2),
+    and a proxy reading the first where the host read the last would judge other credentials."""
+    basic = [("Authorization", "Basic " + base64.b64encode(f"{who}:s".encode()).decode()) for who in "ab"]
+    for headers in (basic, basic[::-1], [basic[0], basic[0]]):
+        r = await browser.post(
+            path, content=urlencode([("grant_type", "client_credentials"), ("token", "t")]),
+            headers=[("content-type", "application/x-www-form-urlencoded"), *headers],
+        )
+        assert _error(r) == "invalid_request"
+        assert "the Authorization header is sent 2 times" in r.json()["error_description"]

@@ -11,7 +11,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
@@ -61,6 +61,11 @@ class RequestSnapshot:
     form: tuple[tuple[str, str], ...]
     content_type: str = ""
     """The body's media type, lower case, without parameters (``""`` when none was sent)."""
+    authorization_headers: int = 0
+    """How many ``Authorization`` headers were sent: ``headers`` keeps the last of them."""
+
+
+_AUTH: Final = b"authorization"
 
 
 async def snapshot(request: Request[Any, Any, Any], *, base_url: str | None = None) -> RequestSnapshot:
@@ -88,6 +93,7 @@ async def snapshot(request: Request[Any, Any, Any], *, base_url: str | None = No
         query=tuple(query),
         form=tuple(form),
         content_type=content_type,
+        authorization_headers=sum(1 for name, _ in request.scope["headers"] if name.lower() == _AUTH),
     )
 
 
@@ -97,8 +103,14 @@ def back_channel_refusal(snap: RequestSnapshot) -> OAuthResponse | None:
     RFC 6749 sends their parameters form-encoded in the body (section 3.2; client credentials "MUST
     NOT be included in the request URI", section 2.3.1), each at most once (sections 3.1 and 3.2).
     authlib reads the first of repeated values and, at these endpoints, the URL's parameters too: a
-    revocation of ``token=junk&token=<the real one>`` answered 200 and left the real token live.
+    revocation of ``token=junk&token=<the real one>`` answered 200 and left the real token live. The
+    client's credentials are sent once too: of two Authorization headers authlib read the last.
     """
+    if snap.authorization_headers > 1:  # no list (RFC 9110 section 11.6.2): a proxy may read another one
+        return _invalid_request(
+            f"the Authorization header is sent {snap.authorization_headers} times; send the client's "
+            "credentials once (RFC 6749 section 2.3.1)"
+        )
     if snap.query:  # first: a request of URL parameters alone has no body, hence no content type
         names = ", ".join(sorted({key for key, _ in snap.query}))
         return _invalid_request(
