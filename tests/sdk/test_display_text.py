@@ -227,3 +227,40 @@ def test_a_transaction_type_name_is_display_text_too() -> None:
         "allowed in display text"
     )):
         harness.execute("demo.pay", {"amount_fen": 1})
+
+
+class _Notice(msgspec.Struct, frozen=True):
+    """A type no check has looked at yet in this process: its fields are worked out on first use."""
+
+    title: LocalizedText
+
+
+def test_a_check_while_another_thread_works_out_the_type_still_finds_the_character(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fields to look at are worked out once per type; a check in another thread meanwhile (two
+    registry submissions, two consent pages) waits for them instead of taking the type as holding no
+    display text and passing a bidi override."""
+    import threading
+
+    import fulcrum_sdk.display as display
+
+    spoof = _Notice(title=LocalizedText(zh_CN="转账 ¥\u202e001"))
+    found: list[object] = []
+    others: list[threading.Thread] = []
+    hints = display.get_type_hints
+
+    def meanwhile(cls: Any, **kwargs: Any) -> Any:
+        if cls is _Notice and not found:
+            found.append("started")
+            other = threading.Thread(target=lambda: found.append(find_display_problem(spoof)))
+            others.append(other)
+            other.start()
+            other.join(0.5)  # it ends at once while the type looks worked out, else waits for this one
+        return hints(cls, **kwargs)
+
+    monkeypatch.setattr(display, "get_type_hints", meanwhile)
+    assert find_display_problem(spoof) is not None
+    others[0].join()
+    named = "U+202E RIGHT-TO-LEFT OVERRIDE at index 4 is not allowed in display text"
+    assert found[1:] == [("title.zh-CN", named)]

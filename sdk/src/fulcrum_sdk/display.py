@@ -30,10 +30,11 @@ only when it finds one: about a microsecond, once per distinct result (results a
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from collections.abc import Callable
 from types import UnionType
-from typing import Annotated, Any, Final, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Final, Union, cast, get_args, get_origin, get_type_hints
 
 import msgspec
 
@@ -104,7 +105,11 @@ def json_may_refuse(encoded: bytes) -> bool:
 _Problem = tuple[str, str]
 """Where (a field path, ``""`` for the value itself) and what."""
 _Walk = Callable[[Any], _Problem | None]
-_walks: dict[tuple[Any, bool], _Walk | None] = {}
+_walks: dict[tuple[Any, bool], Any] = {}
+_BUILDING: Final = object()
+"""``_walks``' entry for a type being worked out (by the thread holding ``_building``)."""
+_MISSING: Final = object()
+_building = threading.RLock()
 
 
 def _joined(head: str, tail: str) -> str:
@@ -177,14 +182,27 @@ def _walk_of(hint: Any, body: bool) -> _Walk | None:
     """How to find refused display text in a value of type ``hint`` (``None``: it holds none)."""
     key = (hint, body)
     try:
-        if key in _walks:
-            return _walks[key]
+        walk = _walks.get(key, _BUILDING)
     except TypeError:  # a hint that cannot be hashed (metadata holding a dict): worked out each time
         return _build(hint, body)
-    _walks[key] = None  # a type that refers to itself adds nothing the second time round
-    walk = _build(hint, body)
-    _walks[key] = walk
-    return walk
+    if walk is not _BUILDING:
+        return cast("_Walk | None", walk)
+    # Worked out by one thread at a time: while a type is, its entry is _BUILDING, which only the thread
+    # working it out may read (as "nothing more": a type that refers to itself). A check in another thread
+    # waits: reading it, that check would take the type as holding no display text and pass any character.
+    with _building:
+        walk = _walks.get(key, _MISSING)
+        if walk is _BUILDING:
+            return None  # a type that refers to itself adds nothing the second time round
+        if walk is not _MISSING:
+            return cast("_Walk | None", walk)
+        _walks[key] = _BUILDING
+        try:
+            walk = _walks[key] = _build(hint, body)
+        except BaseException:
+            del _walks[key]
+            raise
+        return walk
 
 
 def _build(hint: Any, body: bool) -> _Walk | None:
