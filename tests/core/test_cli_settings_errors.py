@@ -284,3 +284,18 @@ def test_config_after_the_command_says_where_it_goes(args: list[str], command: s
         "Error: No such option: --config. --config is an option of fulcrum itself: put it before the "
         f"command (fulcrum --config FILE {command} ...)"
     )
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+@pytest.mark.parametrize("host", ["", " ", "127.0.0.1\n", "my host"])
+def test_a_host_that_names_no_interface_is_refused_before_anything_binds(command: str, host: str) -> None:
+    """``--host ""`` (an unset variable in a script) fell back to the default without a word, and a
+    settings file's ``host = ""`` bound every interface. Both are refused, naming the option or the key
+    (an empty ``FULCRUM_HOST`` is unset, as every empty variable is)."""
+    result = CliRunner().invoke(main, [command, "--host", host])
+    assert result.exit_code == 2
+    assert f"Invalid value for '--host': {host!r} is no interface name or address" in result.output
+    with pytest.raises(SettingsError, match=r"^FULCRUM_HOST \(host\): Expected `str` matching regex"):
+        load_settings(environ={"FULCRUM_HOST": host or " "})
+    with pytest.raises(SettingsError, match=r"\(host\): Expected `str` matching regex"):
+        load_settings(environ={}, host=host)

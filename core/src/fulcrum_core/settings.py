@@ -203,7 +203,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     database_url: str | None = None
     # Where the host keeps local files (SQLite database, development signing keys).
     state_dir: str = ".fulcrum"
-    host: str = "127.0.0.1"
+    # The interface to bind: a name or address, never empty (an empty host binds every interface).
+    host: Annotated[str, msgspec.Meta(pattern=r"^[^\s\x00-\x1f\x7f]+(?!\n)$", max_length=253)] = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
     # The server's HTTP parser and event loop. ``auto`` takes httptools and uvloop (C, installed with
     # the host) when they can be imported, else h11 and asyncio (pure Python: a worker then serves

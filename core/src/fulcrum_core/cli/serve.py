@@ -38,6 +38,14 @@ A new worker answers only once it has imported the CLI again (``spawn``), which 
 uvicorn's default of 5 s, workers starting on a busy host were killed and restarted forever."""
 
 
+def _host(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--host`` as an interface name or address: an empty one (an unset variable in a script) bound
+    every interface, or fell back to the default without a word."""
+    if value is not None and (not value.strip() or not value.isprintable() or " " in value):
+        raise click.BadParameter(f"{value!r} is no interface name or address (e.g. 127.0.0.1)", ctx, param)
+    return value
+
+
 def _run(
     host: str,
     port: int,
@@ -350,7 +358,9 @@ def run_server(
 
 
 @click.command()
-@click.option("--host", default=None, help="Interface to bind (default: settings, 127.0.0.1).")
+@click.option(
+    "--host", default=None, callback=_host, help="Interface to bind (default: settings, 127.0.0.1)."
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: settings, 8000).")
 @click.option(
     "--workers", type=click.IntRange(1, 64), default=1, show_default=True,
@@ -374,7 +384,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int, 
 
 
 @click.group(invoke_without_command=True)
-@click.option("--host", default=None, help="Interface to bind (default: FULCRUM_HOST, 127.0.0.1).")
+@click.option(
+    "--host", default=None, callback=_host, help="Interface to bind (default: FULCRUM_HOST, 127.0.0.1)."
+)
 @click.option(
     "--port", type=click.IntRange(1, 65535), default=None, help="Port (default: FULCRUM_PORT, 8000)."
 )
