@@ -93,7 +93,9 @@ def test_staff_token(config: Path, settings: Settings) -> None:
             ["--staff", "o" * 201, "--scope", "platform:read"],
             "Error: --staff is over the 200 characters the registry records of who acts",
         ),
-        (["--staff", "ops\x00li", "--scope", "platform:read"], "Error: --staff holds a NUL character"),
+        (["--staff", "ops\x00li", "--scope", "platform:read"], "Error: --staff must not hold a control"),
+        (["--customer", "c-1\x00"], "Error: --customer must not hold a control character"),
+        (["--customer", "c-1\n"], "Error: --customer must not hold a control character"),
         (["--customer", "c-1", "--client-id", ""], "Error: --client-id must not be empty\n"),
         # A publisher id no publisher can have: the token was issued, and every upload refused later.
         (

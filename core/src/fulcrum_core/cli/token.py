@@ -32,9 +32,12 @@ def _scopes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
 
 
 def _not_empty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Refuse an empty (or all-space) value by its option's name: the signer would name only the claim."""
+    """Refuse an empty (or all-space) value, or one holding a control character, by its option's name: the
+    signer would name only the claim."""
     if value is not None and not value.strip():
         raise click.UsageError(f"{param.opts[0]} must not be empty", ctx)
+    if value is not None and not value.isprintable():
+        raise click.UsageError(f"{param.opts[0]} must not hold a control character (a NUL, a newline)", ctx)
     return value
 
 
