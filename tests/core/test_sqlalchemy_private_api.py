@@ -34,6 +34,11 @@ KNOWN_PRIVATE = {
     "_shared": "fulcrum's own SqlPluginStorage, building its fresh twin",
     "_fresh": "fulcrum's own SqlPluginStorage",
     "_other": "fulcrum's own SqlPluginStorage",
+    "_Hash": "hashlib._Hash in annotations only (the type of hashlib.sha256()), never read at run time",
+    "_exit": "os._exit, documented",
+    "_shutdown": "concurrent.futures.thread's, exit_threads: checked at import, skipped where missing",
+    "_global_shutdown_lock": "concurrent.futures.thread's, exit_threads: checked at import",
+    "_threads_queues": "concurrent.futures.thread's, exit_threads: checked at import",
 }
 
 
