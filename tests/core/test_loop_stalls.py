@@ -319,30 +319,43 @@ async def test_another_thread_holding_the_gil_does_not_get_the_loops_plugin_char
 ) -> None:
     """A thread runs C code that holds the GIL about half a second while a plugin's callback does light work
     on the loop: the loop stalls where the plugin's code was, but that code ran a few milliseconds of it,
-    so nobody is charged."""
+    so nobody is charged. The callback waits for the thread to start holding the GIL; on a loaded machine
+    the thread started so late that the callback's own wait ran for 200 ms and was rightly charged, so
+    such an attempt proves nothing and the scenario is arranged again (three times at most)."""
     started = time.perf_counter()
     sum(range(2_000_000))
     per_item = (time.perf_counter() - started) / 2_000_000
-    hogging = threading.Event()
 
-    def hog() -> None:
-        hogging.set()
-        sum(range(int(0.5 / per_item)))  # one C call: holds the GIL throughout
+    for _ in range(3):
+        hogging = threading.Event()
+        overlapped: list[float] = []  # when the callback began, when the thread began holding the GIL
 
-    async def busy(ctx: Any) -> Any:
-        def work() -> None:
-            end = time.perf_counter() + 0.2
-            while time.perf_counter() < end and not hogging.is_set():
-                pass
-            end = time.perf_counter() + 0.01
-            while time.perf_counter() < end:
-                pass
+        def hog(hogging: threading.Event = hogging, overlapped: list[float] = overlapped) -> None:
+            overlapped.append(time.perf_counter())
+            hogging.set()
+            sum(range(int(0.5 / per_item)))  # one C call: holds the GIL throughout
 
-        asyncio.get_running_loop().call_soon(work)
-        threading.Thread(target=lambda: (time.sleep(0.02), hog()), daemon=True).start()
-        return []
+        async def busy(
+            ctx: Any, hogging: threading.Event = hogging, overlapped: list[float] = overlapped
+        ) -> Any:
+            def work() -> None:
+                overlapped.insert(0, time.perf_counter())
+                end = time.perf_counter() + 0.2
+                while time.perf_counter() < end and not hogging.is_set():
+                    pass
+                end = time.perf_counter() + 0.01
+                while time.perf_counter() < end:
+                    pass
 
-    ran = await _home_then_wait(settings, kit, kit.plugin("busy", home_slot_offers=busy))
+            asyncio.get_running_loop().call_soon(work)
+            threading.Thread(target=lambda: (time.sleep(0.02), hog()), daemon=True).start()
+            return []
+
+        ran = await _home_then_wait(settings, kit, kit.plugin("busy", home_slot_offers=busy))
+        if len(overlapped) == 2 and overlapped[1] - overlapped[0] < 0.05:
+            break
+    else:
+        pytest.fail("the thread never held the GIL within 50 ms of the plugin's callback in three tries")
     assert all(stall.opened == () for stall in ran.watch.stalls)
     assert _state(ran, "busy") is BreakerState.CLOSED
 
