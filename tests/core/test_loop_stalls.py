@@ -326,6 +326,7 @@ async def test_another_thread_holding_the_gil_does_not_get_the_loops_plugin_char
     sum(range(2_000_000))
     per_item = (time.perf_counter() - started) / 2_000_000
 
+    hogs: list[threading.Thread] = []
     for _ in range(3):
         hogging = threading.Event()
         overlapped: list[float] = []  # when the callback began, when the thread began holding the GIL
@@ -348,10 +349,12 @@ async def test_another_thread_holding_the_gil_does_not_get_the_loops_plugin_char
                     pass
 
             asyncio.get_running_loop().call_soon(work)
-            threading.Thread(target=lambda: (time.sleep(0.02), hog()), daemon=True).start()
+            hogs[-1].start()
             return []
 
+        hogs.append(threading.Thread(target=lambda hog=hog: (time.sleep(0.02), hog()), daemon=True))
         ran = await _home_then_wait(settings, kit, kit.plugin("busy", home_slot_offers=busy))
+        hogs[-1].join(5)  # else a late one holds the GIL into the next try, or the next test
         if len(overlapped) == 2 and overlapped[1] - overlapped[0] < 0.05:
             break
     else:
