@@ -23,7 +23,7 @@ from fulcrum_core.dispatch.dispatcher import Dispatcher
 from fulcrum_core.dispatch.stalls import GARBAGE_COLLECTION, HOST, UNKNOWN, Blame, Owners, StallWatch, _Sample
 from fulcrum_core.observability.metrics import Metrics
 from fulcrum_core.plugins import LoadedPlugin, get_plugin_manager
-from fulcrum_core.settings import Settings, SettingsError, load_settings
+from fulcrum_core.settings import Deadlines, Settings, SettingsError, load_settings
 from fulcrum_sdk import nonblocking
 
 pytestmark = [pytest.mark.anyio, pytest.mark.both_loops]
@@ -673,7 +673,11 @@ async def test_many_short_callbacks_or_finalizers_of_one_plugin_are_not_one_run(
         kept.extend(Sticky() for _ in range(40))
         return []
 
-    ran = await _home_then_wait(settings, kit, kit.plugin("many", home_slot_offers=many), then=kept.clear)
+    # A deadline no preemption reaches: with another test run sharing the two cores, the plugin's inline
+    # call (forty objects made) was once measured at 352 ms of wall time and its breaker opened by the
+    # dispatcher. What this test judges is the watch's runs (run_s), which no deadline moves.
+    patient = msgspec.structs.replace(settings, deadlines=Deadlines(home_slot_offers=2_000))
+    ran = await _home_then_wait(patient, kit, kit.plugin("many", home_slot_offers=many), then=kept.clear)
     stalls = [stall for stall in ran.watch.stalls if stall.culprit == "many"]
     assert stalls
     assert all(stall.opened == () and stall.run_s < 0.1 for stall in stalls), stalls
