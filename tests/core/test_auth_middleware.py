@@ -266,3 +266,22 @@ def test_unknown_path_is_404_not_401(client: TestClient[Litestar]) -> None:
 def test_bearer_token_parsing(value: str | None, token: str) -> None:
     """bearer_token extracts the token of a Bearer header and nothing else."""
     assert bearer_token(value) == token
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ([("Authorization", "Bearer a"), ("Authorization", "Bearer b")], "token.malformed"),
+        ([("Authorization", "Basic dXNlcjpwYXNz")], "token.missing"),
+        ([("Authorization", "Bearer not-a-jwt")], "token.malformed"),
+        ([], "token.missing"),
+    ],
+    ids=["twice", "basic", "garbage", "none"],
+)
+def test_every_401_names_the_authorization_header(
+    client: TestClient[Litestar], headers: list[tuple[str, str]], code: str
+) -> None:
+    """A 401 is about the Authorization header, so its problem names it as ``field``, like every problem
+    about a header does (two of them answered with no field at all)."""
+    r = client.get("/v1/home", headers=headers)
+    assert (r.status_code, r.json()["code"], r.json().get("field")) == (401, code, "Authorization")

@@ -4,8 +4,8 @@ For each request to a handler not marked ``opt={"public": True}``:
 
 1. read ``Authorization: Bearer <jwt>`` (on routes whose ``opt`` allows it, also HTTP Basic with the
    user ``__token__``: ``basic``) and verify it with ``runtime_of(connection).tokens`` for the
-   audience ``settings.audience`` (401 problem + RFC 6750 challenge on any failure, and a Basic one
-   first where Basic is allowed);
+   audience ``settings.audience`` (401 problem naming the ``Authorization`` header as its field, with
+   an RFC 6750 challenge on any failure, and a Basic one first where Basic is allowed);
 2. check the route's declared scopes (``guards.check_scopes``; read from ``opt`` once per handler):
    403 when one is missing or the route declares nothing.
 
@@ -145,7 +145,9 @@ class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         except Unauthorized as exc:
             challenge = f"{BASIC_CHALLENGE}, {_challenge(exc)}" if basic else _challenge(exc)
             detail = exc.detail if basic else _missing_in_words(exc, authorization)
-            raise Unauthorized(detail, code=exc.code, headers={"WWW-Authenticate": challenge}) from None
+            raise Unauthorized(
+                detail, code=exc.code, field="Authorization", headers={"WWW-Authenticate": challenge}
+            ) from None
         try:
             required = self._required[handler]
         except KeyError:
