@@ -529,7 +529,41 @@ def test_a_body_not_declared_json_is_415_and_moves_no_money(app: Any, content_ty
     assert _journal(app) == []
 
 
-@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/vnd.bank+json"])
+@pytest.mark.parametrize(
+    ("content_type", "named"),
+    [
+        ("application/json; charset=latin-1", "'latin-1'"),
+        ('application/json; charset="ISO-8859-1"', "'ISO-8859-1'"),
+        ("application/json; charset=utf-8; charset=utf-16", "'utf-16'"),
+    ],
+)
+def test_a_json_body_in_another_charset_is_415_naming_it(app: Any, content_type: str, named: str) -> None:
+    """JSON is UTF-8 (RFC 8259 section 8.1): a body declared in another charset is a 415 naming it and
+    ``Content-Type``, where it was read as UTF-8 regardless and carried out."""
+    headers = {"Authorization": f"Bearer {app.token(C3)}", "Idempotency-Key": "k-1", "Content-Type": content_type}
+    response = app.client.post("/v1/transactions", content=msgspec.json.encode(ORDER), headers=headers)
+    assert response.status_code == 415, response.text
+    problem = response.json()
+    assert (problem["code"], problem["field"]) == ("unsupported-media-type", "Content-Type")
+    assert f"charset {named}" in problem["detail"]
+    assert _journal(app) == []
+
+
+def test_a_content_type_sent_twice_is_400(app: Any) -> None:
+    """Two ``Content-Type`` headers (JSON and text) are a 400 naming the header: which one a proxy read
+    is anyone's guess."""
+    headers = [("Authorization", f"Bearer {app.token(C3)}"), ("Idempotency-Key", "k-1"),
+               ("Content-Type", "application/json"), ("Content-Type", "text/plain")]
+    response = app.client.post("/v1/transactions", content=msgspec.json.encode(ORDER), headers=headers)
+    assert response.status_code == 400, response.text
+    assert (response.json()["field"], response.json()["code"]) == ("Content-Type", "invalid-input")
+    assert _journal(app) == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json; charset=utf-8", 'application/json; charset="UTF-8"', "application/vnd.bank+json"],
+)
 def test_json_media_types_with_parameters_or_a_suffix_are_read(app: Any, content_type: str) -> None:
     """``application/json`` with parameters and ``application/*+json`` are JSON."""
     headers = {"Authorization": f"Bearer {app.token(C3)}", "Idempotency-Key": "k-1"}

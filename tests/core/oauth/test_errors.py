@@ -513,6 +513,38 @@ async def test_a_back_channel_body_that_is_not_a_form_is_invalid_request(
     assert named in r.json()["error_description"]
 
 
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+@pytest.mark.parametrize("charset", ["latin-1", '"ISO-8859-1"', "utf-16"])
+async def test_a_back_channel_form_in_another_charset_is_invalid_request_naming_it(
+    browser: httpx.AsyncClient, path: str, charset: str
+) -> None:
+    """A form is UTF-8 (RFC 6749 appendix B): one declared in another charset is ``invalid_request``
+    naming that charset, where it was decoded as UTF-8 regardless."""
+    headers = {"content-type": f"application/x-www-form-urlencoded; charset={charset}"}
+    r = await browser.post(path, content=urlencode(_CLIENT_CREDENTIALS), headers=headers)
+    assert _error(r) == "invalid_request"
+    assert f"charset {charset.strip(chr(34))!r}" in r.json()["error_description"]
+
+
+@pytest.mark.parametrize("charset", ["utf-8", '"UTF-8"', "UTF8"])
+async def test_a_back_channel_form_declared_utf8_is_read(browser: httpx.AsyncClient, charset: str) -> None:
+    """``charset=utf-8`` in any spelling of UTF-8 is read: the form is refused for its grant, not its
+    charset."""
+    headers = {"content-type": f"application/x-www-form-urlencoded; charset={charset}"}
+    r = await browser.post("/oauth/token", content=urlencode(_CLIENT_CREDENTIALS), headers=headers)
+    assert "charset" not in r.json().get("error_description", ""), r.text
+
+
+async def test_a_consent_decision_in_another_charset_is_415_naming_it(browser: httpx.AsyncClient) -> None:
+    """The consent form's decision declared in Latin-1 is a 415 naming the charset and ``Content-Type``,
+    before its CSRF token is read (it was decoded as UTF-8)."""
+    headers = {"content-type": "application/x-www-form-urlencoded; charset=latin-1"}
+    r = await browser.post("/oauth/authorize", content="decision=allow", headers=headers)
+    assert r.status_code == 415, r.text
+    assert r.json()["field"] == "Content-Type"
+    assert "charset 'latin-1'" in r.json()["detail"]
+
+
 @pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect", "/oauth/authorize"])
 async def test_an_oauth_form_past_its_size_is_413_unread(browser: httpx.AsyncClient, path: str) -> None:
     """A form larger than the OAuth endpoints read is a 413 naming the limit; it was read whole and

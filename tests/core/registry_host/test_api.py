@@ -829,3 +829,46 @@ def test_an_empty_name_is_refused_as_empty_not_as_too_few_characters(api: Api) -
     sent = {"id": "ab-zz", "name": "", "kind": "partner", "contact": "a@b.example.com"}
     refused = _problem(api.call("POST", "/publishers", api.rita, json=sent), 400)
     assert (refused["field"], refused["detail"]) == ("name", "name: must not be empty")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status", "named"),
+    [
+        ("application/json; charset=latin-1", 415, "charset 'latin-1'"),
+        ("application/json; charset=utf-16", 415, "charset 'utf-16'"),
+        ("text/plain", 415, "not text/plain"),
+        (None, 415, "not no Content-Type"),
+        ("application/json; charset=utf-8", 201, None),
+        ('application/json; charset="UTF-8"', 201, None),
+        ("application/json", 201, None),
+    ],
+)
+def test_a_json_body_is_read_only_when_declared_json_in_utf8(
+    make_app: Callable[..., Any], staff: Callable[..., str], content_type: str | None, status: int,
+    named: str | None,
+) -> None:
+    """A registry body declared in another charset, or as another media type, is a 415 naming what was
+    sent and ``Content-Type``: it was read as UTF-8 JSON whatever it was declared as (JSON is UTF-8,
+    RFC 8259 section 8.1)."""
+    api = Api(make_app(), staff)
+    body = msgspec.json.encode({**PUBLISHER, "name": "Café bank"})
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = api.call("POST", "/publishers", api.rita, content=body, headers=headers)
+    assert response.status_code == status, response.text
+    if named is not None:
+        problem = _problem(response, 415, "unsupported-media-type")
+        assert problem["field"] == "Content-Type"
+        assert named in problem["detail"], problem["detail"]
+    else:
+        assert response.json()["name"] == "Café bank"
+
+
+def test_a_review_body_in_another_charset_is_415(api: Api) -> None:
+    """The review, kill-switch and retirement bodies are refused alike."""
+    for action in ("review", "suspend", "resume", "retire"):
+        response = api.call(
+            "POST", f"/releases/1/{action}", api.rita, content=b'{"reason": "caf\xe9"}',
+            headers={"Content-Type": "application/json; charset=latin-1"},
+        )
+        assert _problem(response, 415, "unsupported-media-type")["field"] == "Content-Type", action
+

@@ -25,7 +25,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from fulcrum_core import host_threads
 from fulcrum_core.api.input_problems import INPUT_PROBLEM_RESPONSE, PROBLEM_MEDIA_TYPE
 from fulcrum_core.data.consents import ConsentStore
-from fulcrum_core.errors import BadRequest, Forbidden, ServiceUnavailable
+from fulcrum_core.errors import BadRequest, Forbidden, ServiceUnavailable, UnsupportedMediaType
 from fulcrum_core.oauth import consent_csrf, login_session
 from fulcrum_core.oauth.adapter import (
     MAX_BODY,
@@ -92,6 +92,13 @@ async def _back_channel(
     if refused is not None:
         return to_litestar(refused)
     return await _in_thread(lambda: answer(runtime, snap))
+
+
+def _readable_form(snap: RequestSnapshot) -> None:
+    """415 naming the charset of a form declared in another than UTF-8, at the endpoints that answer
+    problem details (the back channel refuses it in OAuth's words)."""
+    if snap.charset_refused is not None:
+        raise UnsupportedMediaType(f"{snap.charset_refused} (a form is sent in UTF-8)", field="Content-Type")
 
 
 def _dev_login_enabled(runtime: Runtime) -> bool:
@@ -294,6 +301,7 @@ async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
     if signed_in is None and not _dev_login_enabled(runtime):
         return _refuse_no_login(request, runtime)
     snap = await snapshot(request, base_url=runtime.settings.issuer)
+    _readable_form(snap)
     form = dict(snap.form)
     secret = request.cookies.get(consent_csrf.cookie_name(runtime.settings.issuer))
     params = round_trip_params(snap)
@@ -378,6 +386,7 @@ async def login(request: Request[Any, Any, Any]) -> Response[None]:
     runtime = runtime_of(request)
     _same_origin_only(request, runtime.settings.issuer)
     snap = await snapshot(request, base_url=runtime.settings.issuer)
+    _readable_form(snap)
     refused = back_channel_refusal(snap)  # one form in the body, each parameter once
     if refused is not None:
         raise BadRequest(str(refused.body.get("error_description", "send one form")), field="assertion")

@@ -1,4 +1,5 @@
-"""The app's request class: litestar's, with a body that is not JSON refused in the host's words."""
+"""The app's request class: litestar's, with a body that is not JSON, or not declared JSON in UTF-8,
+refused in the host's words."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import msgspec
 from fulcrum_sdk._in_words import NOT_UTF8, not_json
 from litestar import Request
 from litestar.exceptions import SerializationException
+
+from fulcrum_core.api.media_types import content_types, json_body_refusal
 
 __all__ = ["FulcrumRequest"]
 
@@ -23,7 +26,13 @@ class FulcrumRequest(Request[Any, Any, Any]):
 
     async def json(self) -> Any:
         """The decoded JSON body (litestar's), or ``SerializationException`` (a 400) saying in words why it
-        is not JSON, as the transactions pipeline says it (litestar passes on msgspec's own words)."""
+        is not JSON, as the transactions pipeline says it (litestar passes on msgspec's own words).
+
+        First the body must be declared JSON in UTF-8 (``media_types``): litestar decoded any body as
+        UTF-8 JSON, whatever its ``Content-Type`` said."""
+        refusal = json_body_refusal(content_types(self.scope))
+        if refusal is not None:
+            raise refusal
         try:
             return await super().json()
         except SerializationException as exc:

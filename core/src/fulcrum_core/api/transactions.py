@@ -16,8 +16,9 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, SkipValidation
 
 from fulcrum_core.api.deps import current_customer, customer_profile
 from fulcrum_core.api.input_problems import NOT_FOUND_RESPONSE
+from fulcrum_core.api.media_types import content_types, json_body_refusal
 from fulcrum_core.auth.principal import Principal
-from fulcrum_core.errors import BadRequest, Forbidden, UnsupportedMediaType
+from fulcrum_core.errors import BadRequest, Forbidden
 from fulcrum_core.runtime import runtime_of
 from fulcrum_core.transactions.checks import IDEMPOTENCY_HEADER, parse_body
 from fulcrum_core.transactions.models import (
@@ -50,26 +51,18 @@ def list_transaction_types(request: Request[Any, Any, Any]) -> TransactionTypeLi
     return runtime_of(request).transactions.types_for(current_customer(request))
 
 
-def _is_json(content_type: str) -> bool:
-    media = content_type.partition(";")[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
-
-
 async def _read_first(request: Request[Any, Any, Any]) -> None:
     """Before litestar decodes the body (``data`` only documents it), refuse what the pipeline cannot
-    take, with the catalogue's problems: a body that is not declared JSON (415; money moved for
-    ``text/plain``), an ``Idempotency-Key`` sent twice (the first was used), and a body that is not
+    take, with the catalogue's problems: a body that is not declared JSON in UTF-8 (415; money moved
+    for ``text/plain``), an ``Idempotency-Key`` sent twice (the first was used), and a body that is not
     JSON or names a member twice (``body.malformed``/``body.invalid``; litestar answered the first
     as ``invalid-input`` and kept the last of two amounts)."""
     raw = await request.body()
     if not raw:
         raise BadRequest("a JSON request body is required", code="body.malformed", field="body")
-    content_type = request.headers.get("content-type", "")
-    if not _is_json(content_type):
-        sent = content_type.partition(";")[0].strip() or "no Content-Type"
-        raise UnsupportedMediaType(
-            f"the body must be JSON (Content-Type: application/json), not {sent}", field="Content-Type"
-        )
+    refusal = json_body_refusal(content_types(request.scope))
+    if refusal is not None:
+        raise refusal
     keys = request.headers.getall(IDEMPOTENCY_HEADER, [])
     if len(keys) > 1:
         raise BadRequest(

@@ -18,6 +18,8 @@ from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from litestar import Request, Response
 
+from fulcrum_core.api.media_types import charset_problem
+
 __all__ = [
     "MAX_BODY",
     "Headers",
@@ -63,6 +65,8 @@ class RequestSnapshot:
     """The body's media type, lower case, without parameters (``""`` when none was sent)."""
     authorization_headers: int = 0
     """How many ``Authorization`` headers were sent: ``headers`` keeps the last of them."""
+    charset_refused: str | None = None
+    """Why the form's declared ``charset`` cannot be read (another than UTF-8); its form is then not read."""
 
 
 _AUTH: Final = b"authorization"
@@ -78,8 +82,10 @@ async def snapshot(request: Request[Any, Any, Any], *, base_url: str | None = No
     if request.method == "POST":
         body = await request.body()
     form: list[tuple[str, str]] = []
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if body and content_type == _FORM and len(body) <= MAX_BODY:
+    declared = request.headers.get("content-type", "")
+    content_type = declared.split(";", 1)[0].strip().lower()
+    refused = charset_problem(declared) if content_type == _FORM else None
+    if body and content_type == _FORM and refused is None and len(body) <= MAX_BODY:
         form = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
     raw_query = request.scope.get("query_string", b"").decode("latin-1")
     query = parse_qsl(raw_query, keep_blank_values=True)
@@ -94,6 +100,7 @@ async def snapshot(request: Request[Any, Any, Any], *, base_url: str | None = No
         form=tuple(form),
         content_type=content_type,
         authorization_headers=sum(1 for name, _ in request.scope["headers"] if name.lower() == _AUTH),
+        charset_refused=refused,
     )
 
 
@@ -120,6 +127,8 @@ def back_channel_refusal(snap: RequestSnapshot) -> OAuthResponse | None:
     if snap.content_type != _FORM:
         sent = snap.content_type or "no content type"
         return _invalid_request(f"the request body must be {_FORM}, not {sent} (RFC 6749 section 3.2)")
+    if snap.charset_refused is not None:  # OAuth's own refusal (400), as for another media type
+        return _invalid_request(f"{snap.charset_refused} (RFC 6749 appendix B)")
     seen: set[str] = set()
     for key, _value in snap.form:
         if key in seen:

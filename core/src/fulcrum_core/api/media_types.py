@@ -1,0 +1,76 @@
+"""What a request body must be declared as: JSON bodies in ``application/json`` (or an
+``application/*+json`` type), form bodies in UTF-8, and no ``Content-Type`` sent twice.
+
+JSON exchanged between systems is UTF-8 (RFC 8259 section 8.1), and so is an OAuth form (RFC 6749
+appendix B). A ``charset`` naming another encoding (``latin-1``) was ignored and the body read as
+UTF-8 anyway: a client's ``é`` in Latin-1 became a refusal for bytes that are not UTF-8, or text it
+never meant. Such a body is refused with words naming the charset, before anything reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fulcrum_core.errors import BadRequest, UnsupportedMediaType
+from fulcrum_core.parameter_problems import echoed
+
+__all__ = ["charset_problem", "content_types", "is_json", "json_body_refusal", "media_type"]
+
+_UTF8 = frozenset({"utf-8", "utf8"})  # the WHATWG labels of UTF-8 a client sends in practice
+
+
+def media_type(content_type: str) -> str:
+    """The media type of a ``Content-Type`` value, lower case, without its parameters."""
+    return content_type.partition(";")[0].strip().lower()
+
+
+def is_json(content_type: str) -> bool:
+    """Whether ``content_type`` declares JSON: ``application/json`` or a ``+json`` type."""
+    media = media_type(content_type)
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def content_types(scope: Any) -> list[str]:
+    """Every ``Content-Type`` header of the request, as sent (litestar's headers join repeated ones)."""
+    return [value.decode("latin-1") for name, value in scope["headers"] if name.lower() == b"content-type"]
+
+
+def charset_problem(content_type: str) -> str | None:
+    """Why the body's ``charset`` cannot be read (None when it names UTF-8, or no charset is sent):
+    every ``charset`` parameter is judged, so ``charset=utf-8; charset=latin-1`` is refused too."""
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() != "charset":
+            continue
+        charset = value.strip().strip('"').strip()
+        if charset.lower() not in _UTF8:
+            return (
+                f"the body is declared in charset {echoed(charset, 40)}, which is not read: send it in "
+                "UTF-8, with charset=utf-8 or no charset"
+            )
+    return None
+
+
+def json_body_refusal(content_types: Sequence[str]) -> BadRequest | UnsupportedMediaType | None:
+    """The refusal for a JSON route's body declared by the ``Content-Type`` headers ``content_types``
+    (every one sent): 400 when sent more than once, 415 when not JSON or not UTF-8; None when fine."""
+    # Sent twice, or as a list (how a proxy joins two): one reader may take one, another the other.
+    times = sum(1 + media_type(value).count(",") for value in content_types)
+    if times > 1:
+        return BadRequest(
+            f"the Content-Type header is sent {times} times; send it once",
+            code="invalid-input", field="Content-Type",
+        )
+    content_type = content_types[0] if content_types else ""
+    if not is_json(content_type):
+        media = media_type(content_type)
+        sent = (media if len(media) <= 60 else echoed(media, 60)) if media else "no Content-Type"
+        return UnsupportedMediaType(
+            f"the body must be JSON (Content-Type: application/json), not {sent}",
+            field="Content-Type",
+        )
+    problem = charset_problem(content_type)
+    if problem is not None:
+        return UnsupportedMediaType(f"{problem} (JSON is UTF-8, RFC 8259 section 8.1)", field="Content-Type")
+    return None
