@@ -540,7 +540,8 @@ def test_a_body_not_declared_json_is_415_and_moves_no_money(app: Any, content_ty
 def test_a_json_body_in_another_charset_is_415_naming_it(app: Any, content_type: str, named: str) -> None:
     """JSON is UTF-8 (RFC 8259 section 8.1): a body declared in another charset is a 415 naming it and
     ``Content-Type``, where it was read as UTF-8 regardless and carried out."""
-    headers = {"Authorization": f"Bearer {app.token(C3)}", "Idempotency-Key": "k-1", "Content-Type": content_type}
+    headers = {"Authorization": f"Bearer {app.token(C3)}", "Idempotency-Key": "k-1"}
+    headers["Content-Type"] = content_type
     response = app.client.post("/v1/transactions", content=msgspec.json.encode(ORDER), headers=headers)
     assert response.status_code == 415, response.text
     problem = response.json()
