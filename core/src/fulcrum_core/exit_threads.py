@@ -4,11 +4,11 @@ Python's exit joins every non-daemon thread without a bound: a plugin's own ``th
 ``concurrent.futures.ThreadPoolExecutor`` (a common way to fan out HTTP calls) with a job that never
 ends kept the worker alive after its server stopped, until it was killed. The host's own threads are
 daemons, given ``SHUTDOWN_THREADS_S`` as the app stops (``app.py``); these are not the host's to make
-daemons. So the host's runner (``fulcrum serve``, ``fulcrum demo``: ``cli/serve.py``) arms this in the
-worker process: at exit, before Python joins them, those still running get ``SHUTDOWN_THREADS_S`` too;
-then the worker logs them, by name and the code they run, flushes its logs and exits anyway, with the
-status it would have had (:func:`exits_with`). A process that merely built the app (a test client, an
-embedding ASGI server) never arms it and waits for them as Python always does.
+daemons. So the host's runner (``fulcrum serve``, ``fulcrum demo``, ``fulcrum dev``: ``cli/serve.py``)
+arms this in the worker process: at exit, before Python joins them, those still running get
+``SHUTDOWN_THREADS_S`` too; then the worker logs them, by name and the code they run, flushes its logs
+and exits anyway, with the status it would have had (:func:`exits_with`). A process that merely built
+the app (a test client, an embedding ASGI server) never arms it and waits for them as Python always does.
 
 It runs among ``threading``'s own exit calls (``threading._register_atexit``, which CPython has had
 since 3.9; without it the worker logs, once armed, that it may wait for them). It runs before

@@ -382,9 +382,44 @@ def test_a_plugin_stopping_the_loop_leaves_the_dev_host_serving(tmp_path: Path) 
     assert not any("Event loop stopped before Future completed" in line for line in terminal.lines)
 
 
+FAN_OUT = """\
+import os, threading
+from fulcrum_core import app as host
+
+host.SHUTDOWN_THREADS_S = 1.0  # read as the worker exits: the test need not wait the 5 s
+
+
+def fan_out():
+    threading.Event().wait()  # a call to the plugin's backend that never returns
+
+
+threading.Thread(target=fan_out, name="partner-fan-out", daemon=False).start()
+print(f"[probe] worker {os.getpid()}", flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FULCRUM.exists(), reason="the fulcrum command is not installed in this environment")
+def test_a_plugin_thread_that_never_ends_does_not_hold_the_dev_hosts_worker(tmp_path: Path) -> None:
+    """A worker of ``fulcrum dev`` that stops (here told so alone, as a worker that failed to start stops
+    itself) gives the plugin's own thread ``SHUTDOWN_THREADS_S``, then exits naming it, as serve's do.
+    Before, it waited for the thread for ever."""
+    project = write_project(tmp_path / "fanout")
+    module = project / "src" / "fulcrum_kit_probe" / "__init__.py"
+    module.write_text(FAN_OUT + module.read_text(encoding="utf-8"), encoding="utf-8")
+    with _dev_process(tmp_path, project) as (terminal, _, stop):
+        worker = int(terminal.wait_for(r"^\[probe\] worker (\d+)$").group(1))
+        terminal.wait_for(r"Application startup complete")
+        os.kill(worker, signal.SIGINT)
+        warning = terminal.wait_for(r"still running 1 s after the server stopped", timeout=30)
+        assert "'partner-fan-out' running fulcrum_kit_probe.fan_out" in warning.string
+        stop()
+
+
 def test_the_dev_hosts_worker_keeps_its_loop_running_as_serves_does(monkeypatch: pytest.MonkeyPatch) -> None:
     """The reloader is handed serve's config: the worker it starts builds a loop that a stop does not
     end (the loop factory runs in that process, from the config it is given)."""
+    from fulcrum_core import exit_threads
     from fulcrum_core.cli import serve as serve_module
 
     handed: list[Any] = []
@@ -399,6 +434,7 @@ def test_the_dev_hosts_worker_keeps_its_loop_running_as_serves_does(monkeypatch:
             pass
 
     monkeypatch.setattr(serve_module, "ChangeReload", Reloader)
+    monkeypatch.setattr(exit_threads, "arm", lambda: None)  # this process is no worker: never bound its exit
     serve_module.run_server(
         "fulcrum_core.devhost.asgi:dev_app_factory", host="127.0.0.1", port=_free_port(), loop="asyncio",
         reload_dirs=["."],
@@ -413,6 +449,38 @@ def test_the_dev_hosts_worker_keeps_its_loop_running_as_serves_does(monkeypatch:
 
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
         assert runner.run(stopped()) == "served"
+
+
+def test_the_dev_hosts_worker_bounds_its_exit_as_serves_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker the reloader starts arms the bounded exit where it builds its loop, as serve's worker
+    does, and runs serve's server, which tells it the status to keep: before, ``fulcrum dev`` armed
+    nothing, and a plugin's thread that never ends held its exited worker for ever."""
+    from fulcrum_core import exit_threads
+    from fulcrum_core.cli import serve as serve_module
+
+    handed: list[tuple[Any, Any]] = []
+    armed: list[int] = []
+
+    class Reloader:
+        def __init__(self, config: Any, target: Any, sockets: list[socket.socket]) -> None:
+            handed.append((config, target))
+            for sock in sockets:
+                sock.close()
+
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr(serve_module, "ChangeReload", Reloader)
+    monkeypatch.setattr(exit_threads, "arm", lambda: armed.append(os.getpid()))
+    serve_module.run_server(
+        "fulcrum_core.devhost.asgi:dev_app_factory", host="127.0.0.1", port=_free_port(), loop="asyncio",
+        reload_dirs=["."],
+    )
+    ((config, target),) = handed
+    assert armed == []  # not in the reloader's process: only where the worker builds its loop
+    config.get_loop_factory()().close()
+    assert armed == [os.getpid()]
+    assert isinstance(target.__self__, serve_module._Server)
 
 
 def test_an_unauthenticated_call_is_refused_by_the_dev_host_too(tmp_path: Path) -> None:

@@ -169,7 +169,7 @@ class _TcpConfig(uvicorn.Config):
 
     def get_loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop]:
         """uvicorn's event loop, kept running when code other than the server's stops it. With
-        ``bounded_exit`` (``fulcrum serve``, ``fulcrum demo``), making it in a worker also bounds how long
+        ``bounded_exit`` (``fulcrum serve``, ``demo``, ``dev``), making it in a worker also bounds how long
         that worker's exit waits for threads plugins started themselves (``exit_threads.py``): armed
         where the server really runs, never where a test fakes the run."""
         made = super().get_loop_factory()
@@ -311,7 +311,7 @@ def run_server(
     manager, and the kernel balances connections across them. ``log_level`` is a level name.
 
     One worker, with ``reuse_port`` or without, ends as ``uvicorn.run`` ends it: Ctrl-C is a stop (status
-    0), an app that never started exits 3. Each worker this runs (not ``reload_dirs``') bounds how long its
+    0), an app that never started exits 3. Each worker this runs (``reload_dirs``' too) bounds how long its
     exit waits for threads plugins started themselves (``exit_threads.py``), keeping that status.
     """
     if app_dir:
@@ -326,13 +326,14 @@ def run_server(
     if reload_dirs is not None:
         if workers != 1 or reuse_port:
             raise ValueError("reload_dirs runs one worker, restarted on change; not several, not reuse_port")
-        config = _TcpConfig(app, reload=True, reload_dirs=list(reload_dirs), **options)
+        # Each worker the reloader starts bounds its exit as serve's do (the reloader's process does not).
+        config = _TcpConfig(app, reload=True, reload_dirs=list(reload_dirs), bounded_exit=True, **options)
         sock = config.bind_socket()
         # Listening from now on, not from when the worker has built the app (seconds later, and again
         # on every reload): a request sent meanwhile waits for it instead of being refused.
         sock.listen(config.backlog)
         with contextlib.suppress(KeyboardInterrupt):  # the reloader stops its worker itself
-            ChangeReload(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+            ChangeReload(config, target=_Server(config).run, sockets=[sock]).run()
         return
     if reuse_port and workers != 1:
         raise ValueError("reuse_port runs one worker per process; start several processes instead")
