@@ -106,6 +106,17 @@ def test_malformed_extra_context_is_a_usage_error(new: New, args: list[str], mes
     assert message in result.output
 
 
+def test_an_output_directory_that_cannot_be_made_is_a_one_line_error(new: New, tmp_path: Path) -> None:
+    """``-o`` under a file (or anywhere the user may not write) says where and why, not a traceback."""
+    (tmp_path / "notes.txt").write_text("", encoding="utf-8")
+    result = new("--no-input", *CITY, "-o", str(tmp_path / "notes.txt" / "plugins"))
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot create the project directory ")
+    assert str(tmp_path / "notes.txt" / "plugins" / "fulcrum-city-coupons") in result.output
+    assert "Not a directory" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_an_existing_project_is_not_overwritten_unless_asked(new: New, tmp_path: Path) -> None:
     """A second bake of the same id fails with a hint; --overwrite-if-exists rewrites it."""
     assert new("--no-input", *CITY).exit_code == 0

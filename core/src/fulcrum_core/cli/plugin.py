@@ -157,7 +157,21 @@ def new(
     except (CookiecutterException, ValueError) as exc:
         # ValueError: an answer that is not one of a choice's options, or not yes/no for a flag.
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # the output directory, or a file in it, could not be written
+        raise click.ClickException(_unwritable(exc)) from None
     _print_next_steps(Path(str(project)))
+
+
+def _unwritable(exc: OSError) -> str:
+    """One line for an ``OSError`` writing the project: where, and the system's reason. Cookiecutter
+    raises its own ("Unable to create directory at PATH") from the system's, which says why."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+    said = str(exc)
+    where = cause.filename or said.removeprefix("Unable to create directory at ")
+    reason = cause.strerror or said
+    return (
+        f"cannot create the project directory {where}: {reason}; pass an --output-dir you can write to"
+    )
 
 
 def _print_next_steps(project: Path) -> None:
