@@ -348,3 +348,27 @@ def test_the_app_shares_breakers_when_redis_is_configured(make_app: Any, redis_u
     assert not shared._task.done()
     assert SHARED_BREAKERS not in make_app().runtime.extras
     assert SHARED_BREAKERS not in make_app(redis_url=redis_url, dev_mode=True).runtime.extras
+
+
+async def test_connections_that_do_not_close_in_time_do_not_fail_the_shutdown(
+    conf: Settings, caplog: Any
+) -> None:
+    """Stopping is best effort about Redis: a connection that does not close within its timeout (a loaded
+    machine) is dropped with the worker, not raised into the shutdown hooks that follow (the campaign
+    drain, the plugin threads, the database pool)."""
+    import logging
+
+    dispatcher = Dispatcher(conf)
+    shared = SharedBreakers("redis://127.0.0.1:1/0", dispatcher.resilience)
+
+    async def times_out(**kwargs: Any) -> None:
+        raise redis.exceptions.TimeoutError("Timed out closing connection after 0.5")
+
+    shared._redis.aclose = times_out
+    try:
+        with caplog.at_level(logging.WARNING, logger="fulcrum.dispatch"):
+            await shared.stop()
+    finally:
+        dispatcher.close()
+    [record] = [r for r in caplog.records if "Redis" in r.getMessage()]
+    assert "TimeoutError: Timed out closing connection" in record.getMessage()

@@ -216,4 +216,8 @@ class SharedBreakers:
             self._task = None
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.flush(), 1.0)
-        await self._redis.aclose()
+        try:  # best effort, as the rate limit's: a connection that does not close in time is dropped
+            await self._redis.aclose()
+        except Exception as exc:
+            log.warning("the shared breakers' Redis connections did not close (%s: %s); they are dropped "
+                        "with the worker", type(exc).__name__, exc)
