@@ -479,10 +479,11 @@ async def test_oversized_targeting_sets_are_invalid(
         "branches": MAX_TARGET_BRANCHES,
         "locales": MAX_TARGET_LOCALES,
     }
-    over = kit.offer("home.banner", "over", targeting=Targeting(**{field: frozenset(map(str, range(size)))}))
-    fits = kit.offer(
-        "home.banner", "fits", targeting=Targeting(**{field: frozenset(map(str, range(at_bound[field])))})
-    )
+    def names(n: int) -> frozenset[str]:  # each of the field's shape (a locale is a language tag)
+        return frozenset(f"zh-{i}" if field == "locales" else str(i) for i in range(n))
+
+    over = kit.offer("home.banner", "over", targeting=Targeting(**{field: names(size)}))
+    fits = kit.offer("home.banner", "fits", targeting=Targeting(**{field: names(at_bound[field])}))
     roomy = msgspec.structs.replace(fast, deadlines=Deadlines(home_slot_offers=30_000))
     run: Callable[[Callable[..., Any]], Any] = nonblocking if path == "inline" else (lambda fn: fn)
     plugins = _loaded(

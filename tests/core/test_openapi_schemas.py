@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,3 +46,14 @@ def test_a_half_agreed_undo_is_described(make_app: Any) -> None:
     agreement = schemas["UndoAgreement"]
     assert agreement["properties"]["at"] == {"type": "string", "format": "date-time"}
     assert set(agreement["required"]) == {"by", "at"}
+
+
+def test_links_are_described_as_printable_ascii(make_app: Any) -> None:
+    """The published schemas carry the result types' own pattern for a link, printable ASCII: a tool
+    checking a payload against it refuses what the host does. (Targeting is applied, never sent.)"""
+    schemas = make_app().client.get("/schema/openapi.json").json()["components"]["schemas"]
+    link = schemas["Action"]["properties"]["uri"]["pattern"]
+    assert link == "^(fulcrum|https)://[!-~]+(?!\\n)$"
+    assert re.search(link, "https://bank.example/%E5%85%BB")
+    assert not re.search(link, "https://bank.example\u202e/")
+    assert "Targeting" not in schemas

@@ -123,6 +123,11 @@ class Shop:
             return {"status": "succeeded"}
         if mode == "bad_refusal":  # a refusal whose message breaks LocalizedText's limits (400 characters)
             raise TransactionRefused("shop.sold_out", LocalizedText(zh_CN="已售罄。" * 150))
+        if mode == "spoofed_code":  # a code that would read otherwise in the journal, a receipt or a log
+            return TransactionResult(status="failed", code="shop.\u202edeclined",
+                                     message=LocalizedText(zh_CN="被拒绝", en="Declined"))
+        if mode == "spoofed_refusal":
+            raise TransactionRefused("shop.sold_out\n", LocalizedText(zh_CN="已售罄", en="Sold out"))
         if mode == "unencodable":  # a lone surrogate, as json.loads lets through from a backend
             return TransactionResult(status="succeeded", reference="ref-\ud800", data={"name": "\udcff"})
         return TransactionResult(status="succeeded", reference=f"ref-{request.id[:8]}", data={"units": 1})
@@ -1085,6 +1090,26 @@ async def test_a_result_that_cannot_be_written_as_json_is_unknown_not_a_500(
     assert (row.status, row.response_status) == ("unknown", 202)
     replayed = await service.submit(C3, "k-1", body(mode=mode), client_id=APP)
     assert (replayed.replayed, replayed.status_code) == (True, 202)
+
+
+@pytest.mark.parametrize("mode", ["spoofed_code", "spoofed_refusal"])
+async def test_a_result_or_refusal_whose_code_is_no_key_is_unknown_and_logged_naming_the_code(
+    service: TransactionService, db: Database, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A code holding a bidi override or a line feed is no machine code: the result is refused like
+    any invalid one (the plugin may have acted, so ``unknown``), and the log line names ``code``; the
+    code never reaches the journal, the answer or the log as the plugin wrote it."""
+    with caplog.at_level(logging.WARNING, logger="fulcrum.transactions"):
+        outcome = await service.submit(C3, "k-1", body(mode=mode), client_id=APP)
+    assert outcome.status_code == 202
+    assert isinstance(outcome.body, TransactionView)
+    assert outcome.body.status == "unknown"
+    [row] = rows(db)
+    assert row.status == "unknown"
+    lines = [r.getMessage() for r in caplog.records if "is invalid" in r.getMessage()]
+    assert lines
+    assert all("- at `$.code`" in line for line in lines), lines
+    assert not any("\u202e" in line or "sold_out\n" in line for line in lines)
 
 
 # --- reading -------------------------------------------------------------------------------------------

@@ -60,7 +60,10 @@ a key ``b1\n`` or a link ending in a newline passed; the lookahead refuses it (a
 JSON Schema's ECMAScript regex, where ``$`` is the end only)."""
 _Key = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}" + _END)]
 _Text = Annotated[str, msgspec.Meta(min_length=1, max_length=400), DISPLAY_TEXT]
-_Uri = Annotated[str, msgspec.Meta(pattern=r"^(fulcrum|https)://\S+" + _END, max_length=2048)]
+_Uri = Annotated[str, msgspec.Meta(pattern=r"^(fulcrum|https)://[!-~]+" + _END, max_length=2048)]
+"""A link (RFC 3986): printable ASCII after the scheme, no space; anything else percent-encoded. A bidi
+override, a C1 control, a line separator or a look-alike letter (``ｅxample``, ``е`` Cyrillic) in a link
+made it read as another address, the bank's own, where the app or a reviewer shows it."""
 
 
 def risk_allows(tolerance: RiskTolerance, level: RiskLevel) -> bool:
@@ -95,16 +98,20 @@ MAX_TARGET_BRANCHES = 64
 """Branches one item may name: a national bank has about 40 first-tier branches (0755, 021, 028, ...)."""
 MAX_TARGET_LOCALES = 8
 """Locales one item may name: the app speaks zh-CN and en."""
-_Tag = Annotated[str, msgspec.Meta(max_length=64)]
-"""One segment, branch code or locale named in a targeting set."""
+_Segment = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}" + _END)]
+"""A customer segment's name, as the bank's data names it: ``mass``, ``affluent``, ``private``."""
+_BranchCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-z][0-9a-z-]{0,30}" + _END)]
+"""A branch code, as its branch file is named: ``0755``, ``021``."""
+_Locale = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,4}" + _END)]
+"""A locale as a BCP 47 language tag: ``zh-CN``, ``en``, ``zh-Hans-CN``."""
 
 
 class Targeting(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Who an item is for; an empty or missing set means "everyone". The host applies it."""
 
-    segments: Annotated[frozenset[_Tag], msgspec.Meta(max_length=MAX_TARGET_SEGMENTS)] = frozenset()
-    branches: Annotated[frozenset[_Tag], msgspec.Meta(max_length=MAX_TARGET_BRANCHES)] = frozenset()
-    locales: Annotated[frozenset[_Tag], msgspec.Meta(max_length=MAX_TARGET_LOCALES)] = frozenset()
+    segments: Annotated[frozenset[_Segment], msgspec.Meta(max_length=MAX_TARGET_SEGMENTS)] = frozenset()
+    branches: Annotated[frozenset[_BranchCode], msgspec.Meta(max_length=MAX_TARGET_BRANCHES)] = frozenset()
+    locales: Annotated[frozenset[_Locale], msgspec.Meta(max_length=MAX_TARGET_LOCALES)] = frozenset()
 
     def matches(self, *, segment: str, branch: str, locale: str) -> bool:
         """True when every non-empty criterion admits the customer."""
@@ -243,6 +250,9 @@ MAX_RESULT_DATA = 50
 """Entries one transaction result's ``data`` may hold (references, amounts, dates: a receipt's fields)."""
 _DataKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64), DISPLAY_TEXT]
 _DataText = Annotated[str, msgspec.Meta(max_length=1000), DISPLAY_TEXT]
+_Code = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}" + _END)]
+"""A machine code (``pension.annual_cap_exceeded``): journaled, answered as the problem's ``code`` and
+logged, so a key of ASCII letters, digits and ``. _ : -``, never text that could hold a control."""
 
 
 class TransactionResult(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -251,10 +261,11 @@ class TransactionResult(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     ``data`` is bounded like every result (it is checked on the host's event loop, journaled and sent
     back): at most :data:`MAX_RESULT_DATA` entries, keys of 1–64 characters, text of at most 1,000.
     ``message``, ``reference`` and ``data`` (its keys and text) are shown on the customer's receipt:
-    display text, one line each."""
+    display text, one line each. ``code`` (``TransactionRefused``'s too) is a key the app switches on:
+    1–128 ASCII letters, digits and ``. _ : -``, starting with a letter or digit."""
 
     status: Literal["succeeded", "failed"]
     reference: Annotated[str, msgspec.Meta(max_length=128), DISPLAY_TEXT] | None = None
-    code: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    code: _Code | None = None
     message: LocalizedText | None = None
     data: Annotated[dict[_DataKey, _DataText | int | bool], msgspec.Meta(max_length=MAX_RESULT_DATA)] = {}
