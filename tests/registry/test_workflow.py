@@ -274,3 +274,32 @@ def test_lifecycle_actions_need_a_reason(
     rid = release_in("suspended" if action == "resume" else "approved")
     with pytest.raises(InvalidInput):
         getattr(registry, action)(rid, actor="ops", reason=" ")
+
+
+@pytest.mark.parametrize(
+    ("reason", "named"),
+    [
+        ("隐私说明 \u202e001 不足", "U+202E RIGHT-TO-LEFT OVERRIDE at index 5"),
+        ("texts mislead\nsee the owner", "U+000A LINE FEED at index 13"),
+        ("ok\x1b[31m", "U+001B ESCAPE at index 2"),
+        ("one\u2028two", "U+2028 LINE SEPARATOR at index 3"),
+    ],
+)
+def test_a_reason_that_would_read_otherwise_is_refused_naming_it(
+    registry: RegistryService, submit: Submit, reason: str, named: str
+) -> None:
+    """A reason is shown to the publisher, in the audit and on one line of the CLI's listings: a bidi
+    control, a control character or a line break is refused like in any one-line display text, naming
+    the reason and the character; the release stays in review. Several points are several reasons."""
+    rid = submit().id
+    with pytest.raises(InvalidInput) as caught:
+        registry.reject(rid, reviewer="bob", reasons=["fine", reason])
+    assert caught.value.field == "reasons.1"
+    assert named in str(caught.value)
+    assert registry.get_release(rid).state == "in_review"
+    with pytest.raises(InvalidInput) as caught:
+        registry.suspend(rid, actor="bob", reason=reason)
+    assert caught.value.field == "reason"
+    assert named in str(caught.value)
+    kept = registry.reject(rid, reviewer="bob", reasons=["家庭 👨\u200d👩\u200d👧 理财\u200e ABC"])
+    assert kept.reviews[0].reasons == ("家庭 👨\u200d👩\u200d👧 理财\u200e ABC",)

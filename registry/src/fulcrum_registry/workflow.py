@@ -28,6 +28,7 @@ import enum
 import unicodedata
 from collections.abc import Iterable, Mapping
 
+from fulcrum_sdk.display import display_text_problem
 from fulcrum_sdk.scopes import SCOPES, Sensitivity
 
 from fulcrum_registry.errors import IllegalTransition, InvalidInput
@@ -168,9 +169,16 @@ def check_checklist(checklist: Mapping[str, bool], *, approving: bool) -> dict[s
     return {k: bool(v) for k, v in checklist.items()}
 
 
+_ONE_LINE = "; a reason is one line: give several points as several reasons"
+
+
 def check_reasons(reasons: Iterable[str], *, required: bool, what: str = "a reason") -> list[str]:
-    """Strip reasons, refuse blank ones and overlong ones (named ``what`` in the refusal, e.g. "a
-    rejection reason"); rejecting needs at least one."""
+    """Strip reasons, refuse blank ones, overlong ones (named ``what`` in the refusal, e.g. "a
+    rejection reason") and ones display text refuses; rejecting needs at least one.
+
+    A reason is shown to the publisher and in the audit, and listed on one line by the CLI and in logs:
+    one line of display text, so a bidi control, a control character or a line break is refused (a
+    line feed too: several points are several reasons)."""
     cleaned: list[str] = []
     for i, reason in enumerate(reasons):
         text = reason.strip()
@@ -178,6 +186,11 @@ def check_reasons(reasons: Iterable[str], *, required: bool, what: str = "a reas
             raise InvalidInput(f"reasons.{i}", f"{what} must not be blank")
         if len(text) > 2000:
             raise InvalidInput(f"reasons.{i}", f"{what} must be at most 2000 characters, not {len(text)}")
+        problem = display_text_problem(text)
+        if problem is not None:
+            if problem.startswith("U+000A "):  # the display text hint names summaries: say a reason's
+                problem = problem.partition("; ")[0] + _ONE_LINE
+            raise InvalidInput(f"reasons.{i}", problem)
         cleaned.append(text)
     if required and not cleaned:
         raise InvalidInput("reasons", "a rejection needs at least one reason the publisher can act on")

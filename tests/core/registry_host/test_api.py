@@ -425,6 +425,33 @@ def test_a_blank_reason_names_the_reason_field(
     assert (refused["field"], refused["detail"]) == ("reason", f"reason: {BLANK_REASON}")
 
 
+@pytest.mark.parametrize("action", ["review", "suspend", "resume", "retire", "publisher-suspend"])
+def test_a_reason_that_would_read_reversed_is_refused_naming_the_field(
+    api: Api, manifest: Any, wheel_for: Callable[..., Path], action: str
+) -> None:
+    """A reason reaches the publisher and the audit as written: a RIGHT-TO-LEFT OVERRIDE (or a control
+    character, a line break) is refused (422, as the registry refuses any input it cannot take) naming
+    the field and the character, and nothing changes."""
+    release_id = api.submit(wheel_for(manifest)).json()["release"]["id"]
+    spoof = "权限合理 \u202e001"
+    if action == "review":
+        body, path = {"decision": "reject", "reasons": ["ok", spoof]}, f"/releases/{release_id}/review"
+        field = "reasons.1"
+    elif action == "publisher-suspend":
+        body, path, field = {"reason": spoof}, "/publishers/test-bank/suspend", "reason"
+    else:
+        api.approve(release_id, api.rita)
+        body, path, field = {"reason": spoof}, f"/releases/{release_id}/{action}", "reason"
+    refused = _problem(api.call("POST", path, api.rita, json=body), 422, "registry.invalid-input")
+    assert refused["field"] == field
+    assert refused["detail"] == (
+        f"{field}: U+202E RIGHT-TO-LEFT OVERRIDE at index 5 is not allowed in display text"
+    )
+    assert api.call("GET", f"/releases/{release_id}", api.rita).json()["release"]["state"] == (
+        "in_review" if action in ("review", "publisher-suspend") else "approved"
+    )
+
+
 def test_an_overlong_reason_says_how_long_one_may_be(api: Api) -> None:
     """A reason over 2000 characters is refused in words, not msgspec's "Expected `str` of length"."""
     refused = _problem(api.call("POST", "/releases/1/suspend", api.rita, json={"reason": "x" * 2001}), 400)

@@ -808,6 +808,21 @@ def test_a_blank_rejection_reason_names_the_option(
     assert result.output == "Error: --reason: a rejection reason must not be blank\n"
 
 
+def test_a_reason_holding_a_line_break_names_the_option(
+    config: Path, kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """``reject --reason`` with a pasted line break (or a bidi control) is refused naming the option and
+    the character: the reason is listed on one line here and shown to the publisher."""
+    manifest = kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+    run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
+    result = run(config, "reject", "1", "--as", "bob", "--reason", "texts\nmislead")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: --reason: U+000A LINE FEED at index 5 is not allowed in display text; a reason is one "
+        "line: give several points as several reasons\n"
+    )
+
+
 def test_the_audit_listing_stays_aligned_with_a_long_actor(
     config: Path, kit: Any, wheel_for: Callable[..., Path]
 ) -> None:
