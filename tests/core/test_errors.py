@@ -152,12 +152,12 @@ def test_half_a_surrogate_pair_is_named_not_called_a_body_cut_short(
     ("path", "shown"),
     [
         ("/v1/nothing-here", "'/v1/nothing-here'"),
-        ("/registry/v1/releases/abc", "'/registry/v1/releases/abc'"),
+        ("/registry/v1/releases/1/nothing", "'/registry/v1/releases/1/nothing'"),
     ],
 )
 def test_a_path_no_route_answers_is_named_with_where_the_routes_are(app: Any, path: str, shown: str) -> None:
-    """The router's own 404 said "Not Found" alone: for ``/registry/v1/releases/abc`` (a release id is a
-    whole number) nothing said that the path, not the release, was the trouble."""
+    """The router's own 404 said "Not Found" alone: nothing said that the path, not a resource, was the
+    trouble. (``/registry/v1/releases/abc`` has a route: its 400 names ``release_id``.)"""
     problem = app.get(path).json()
     assert (problem["status"], problem["code"], problem["field"]) == (404, "not-found", "path")
     assert problem["detail"] == (

@@ -899,3 +899,41 @@ def test_a_review_body_in_another_charset_is_415(api: Api) -> None:
         )
         assert _problem(response, 415, "unsupported-media-type")["field"] == "Content-Type", action
 
+
+@pytest.mark.parametrize(
+    "sent",
+    ["1_0", "+1", "%201", "1%20", "%D9%A5", "%EF%BC%91", "1.0", "1e0", "0x1", "-0", "01", "abc", "0",
+     "2147483648", "9" * 5000],
+    ids=["underscore", "plus", "space", "trailing-space", "arabic-indic", "fullwidth", "decimal", "exponent",
+         "hex", "minus-zero", "leading-zero", "letters", "zero", "past-32-bits", "5000-digits"],
+)
+@pytest.mark.parametrize("action", ["", "/review", "/suspend", "/resume", "/retire"])
+def test_a_release_id_is_ascii_digits_within_range_or_a_400_naming_it(
+    api: Api, sent: str, action: str
+) -> None:
+    """A release id is written in ASCII digits, 1 to 2147483647: ``1_0`` was release 10, `` 1``, ``+1``
+    and ``٥`` (an Arabic-Indic five) were releases too, and ``abc`` a 404 saying no route answers. Any
+    other spelling is a 400 naming ``release_id`` and quoting what was sent, before the body is read."""
+    method = "POST" if action else "GET"
+    response = api.call(method, f"/releases/{sent}{action}", api.rita, json={})
+    problem = _problem(response, 400, "invalid-input")
+    assert problem["field"] == "release_id", problem
+    assert "is not an integer from 1 to 2147483647" in problem["detail"], problem["detail"]
+
+
+def test_a_well_formed_release_id_of_no_release_is_404(api: Api) -> None:
+    """Digits naming no release are a 404 for that release (a malformed id is the client's 400)."""
+    problem = _problem(api.call("GET", "/releases/2147483647", api.rita), 404, "registry.not-found")
+    assert "2147483647" in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [("/releases?limit=1e1", "limit"), ("/releases?limit=1.0", "limit"), ("/releases?limit=%D9%A5", "limit"),
+     ("/releases?limit=%2B5", "limit"), ("/publishers?limit=10.0", "limit"), ("/plugins?limit=2e0", "limit"),
+     ("/audit?after=0.0", "after"), ("/audit?limit=1e2", "limit"), ("/audit?after=1_0", "after")],
+)
+def test_an_integer_query_parameter_is_ascii_digits_or_a_400(api: Api, path: str, field: str) -> None:
+    """``?limit=1e1`` was read as 10 and ``?limit=1.0`` as 1: an integer is sent in ASCII digits."""
+    problem = _problem(api.call("GET", path, api.rita), 400, "invalid-input")
+    assert problem["field"] == field, problem

@@ -1,11 +1,19 @@
 """A route's query is text, and each parameter it takes is sent once, or a 400 naming the parameter
-(``checked_query``, a ``before_request`` hook).
+(``checked_query``, a ``before_request`` hook); an integer one is written in digits.
 
 litestar decodes a percent-encoded query with replacement characters, so ``?q=%ff%fe`` reached a
 handler as ``"��"`` and searched for it; nothing said the client sent bytes that are no text. It also
 reads the last value of a parameter sent twice, so ``?state=approved&state=retired`` listed the retired
 releases alone, an empty page that looked like an answer to both. Every query parameter a route declares
 takes one value; one it does not declare (a page's deep-link query, the plugin's to read) is not counted.
+
+An integer parameter, in the query or the path, is written in ASCII digits: litestar converts a
+``:int`` path segment with ``int()`` and a query value with msgspec's lax reading, so ``1_0`` named
+release 10, ``+5``, `` 5`` and ``٥`` (an Arabic-Indic five) release 5, and ``?limit=1e1`` or ``1.0`` were
+read as integers. One resource has one spelling; any other is the 400 a bad parameter gets, named and
+worded by ``parameter_problems``. Routes declare such path segments ``:str``: litestar's own reading
+then refuses every other spelling but ``1.0`` and ``1e1``, which this hook refuses (an ``int``
+annotation keeps the parameter an integer in the handler and the OpenAPI document).
 """
 
 from __future__ import annotations
@@ -15,9 +23,11 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 from weakref import WeakKeyDictionary
 
+import msgspec
 from litestar import Request
+from litestar.exceptions import ValidationException
 from litestar.handlers import BaseRouteHandler
-from litestar.params import QueryParameter
+from litestar.params import CookieParameter, HeaderParameter, QueryParameter
 
 from fulcrum_core.errors import BadRequest
 from fulcrum_core.parameter_problems import echoed
@@ -25,6 +35,7 @@ from fulcrum_core.parameter_problems import echoed
 __all__ = ["checked_query"]
 
 _DECLARED: WeakKeyDictionary[BaseRouteHandler, frozenset[str]] = WeakKeyDictionary()
+_INTEGERS: WeakKeyDictionary[BaseRouteHandler, tuple[tuple[str, str], ...]] = WeakKeyDictionary()
 
 
 def _declared(handler: BaseRouteHandler) -> frozenset[str]:
@@ -46,11 +57,58 @@ def _taken(handler: BaseRouteHandler) -> frozenset[str]:
     )
 
 
+def _integers(handler: BaseRouteHandler) -> tuple[tuple[str, str], ...]:
+    """The integer path and query parameters ``handler`` takes: the handler's name for each and the
+    name clients send."""
+    try:
+        found = _INTEGERS.get(handler)
+    except TypeError:  # litestar's generated OPTIONS handler (it takes no parameters)
+        return ()
+    if found is None:
+        found = _INTEGERS[handler] = tuple(
+            (name, (kwarg.query or kwarg.name or name) if isinstance(kwarg, QueryParameter) else name)
+            for name, field in handler.parsed_fn_signature.parameters.items()
+            if not isinstance(kwarg := field.kwarg_definition, HeaderParameter | CookieParameter)
+            and (field.is_subclass_of(int) or any(t.is_subclass_of(int) for t in field.inner_types))
+            and not field.is_subclass_of(bool)
+            and name not in ("request", "data")
+        )
+    return found
+
+
+def _read_as_integer(value: str) -> bool:
+    """Whether litestar's lax reading would take ``value`` for an integer (``1.0``, ``1e1``)."""
+    try:
+        msgspec.convert(value, int, strict=False)
+    except msgspec.ValidationError:
+        return False
+    return True
+
+
+def _plain_integers(request: Request[Any, Any, Any]) -> None:
+    """Refuse integer parameters written other than in ASCII digits that litestar would read (see the
+    module docstring); the ones it refuses itself (``1_0``, ``٥``) it names with every other bad
+    parameter of the request."""
+    refused: list[dict[str, str]] = []
+    for name, sent_as in _integers(request.route_handler):
+        value: Any = request.path_params.get(name)
+        source = "path"
+        if value is None:
+            values = request.query_params.getall(sent_as, None)
+            value, source = (values[-1] if values else None), "query"
+        if isinstance(value, str) and not (value.isascii() and value.isdigit()) and _read_as_integer(value):
+            refused.append({"key": name, "source": source, "message": "is not an integer"})
+    if refused:
+        raise ValidationException(extra=refused)
+
+
 async def checked_query(request: Request[Any, Any, Any]) -> None:
-    """Refuse the request when a query parameter's name or value is not UTF-8 once percent-decoded, or
-    when a parameter the route takes is sent more than once."""
+    """Refuse the request when a query parameter's name or value is not UTF-8 once percent-decoded,
+    when a parameter the route takes is sent more than once, or when an integer parameter of the query
+    or the path is not written in ASCII digits."""
     raw: bytes = request.scope.get("query_string", b"")
     if not raw:
+        _plain_integers(request)
         return
     sent: Counter[str] = Counter()
     for part in raw.split(b"&"):
@@ -76,3 +134,4 @@ async def checked_query(request: Request[Any, Any, Any]) -> None:
             raise BadRequest(
                 f"query parameter {echoed(text)} is sent {times} times; send it once", field=text
             )
+    _plain_integers(request)

@@ -382,7 +382,7 @@ def list_releases(
     return ReleaseList(items=list(page.items), next_cursor=page.next_cursor, total=page.total)
 
 
-@get("/releases/{release_id:int}", opt=_ANY_STAFF, sync_to_thread=True, summary="One release")
+@get("/releases/{release_id:str}", opt=_ANY_STAFF, sync_to_thread=True, summary="One release")
 def get_release(request: Request[Any, Any, Any], release_id: ReleaseId) -> ReleaseView:
     """The release with its checks, reviews, grant and the diff against the previous approved one."""
     service = _service(request)
@@ -393,7 +393,7 @@ def get_release(request: Request[Any, Any, Any], release_id: ReleaseId) -> Relea
 
 
 @post(
-    "/releases/{release_id:int}/review",
+    "/releases/{release_id:str}/review",
     opt=_REVIEW,
     sync_to_thread=True,
     status_code=200,
@@ -431,7 +431,7 @@ def _move(request: Request[Any, Any, Any], release_id: int, action: str, reason:
 
 
 @post(
-    "/releases/{release_id:int}/suspend",
+    "/releases/{release_id:str}/suspend",
     opt=_REVIEW,
     sync_to_thread=True,
     status_code=200,
@@ -445,7 +445,7 @@ def suspend_release(
 
 
 @post(
-    "/releases/{release_id:int}/resume",
+    "/releases/{release_id:str}/resume",
     opt=_REVIEW,
     sync_to_thread=True,
     status_code=200,
@@ -464,7 +464,7 @@ def resume_release(
 
 
 @post(
-    "/releases/{release_id:int}/retire",
+    "/releases/{release_id:str}/retire",
     opt=_REVIEW,
     sync_to_thread=True,
     status_code=200,
