@@ -11,6 +11,7 @@ from fulcrum_registry import (
     FourEyesViolation,
     IllegalTransition,
     InvalidInput,
+    NotFound,
     RegistryService,
 )
 from fulcrum_registry.models import Review
@@ -303,3 +304,35 @@ def test_a_reason_that_would_read_otherwise_is_refused_naming_it(
     assert named in str(caught.value)
     kept = registry.reject(rid, reviewer="bob", reasons=["家庭 👨\u200d👩\u200d👧 理财\u200e ABC"])
     assert kept.reviews[0].reasons == ("家庭 👨\u200d👩\u200d👧 理财\u200e ABC",)
+
+
+@pytest.mark.parametrize(
+    "decide",
+    [
+        lambda r: r.approve(9999, reviewer="bob", checklist={}),
+        lambda r: r.approve(9999, reviewer="bob", checklist={"bogus": True}),
+        lambda r: r.reject(9999, reviewer="bob", reasons=[]),
+        lambda r: r.reject(9999, reviewer="bob", reasons=["  "]),
+    ],
+    ids=["approve-no-checklist", "approve-unknown-item", "reject-no-reason", "reject-blank-reason"],
+)
+def test_a_missing_release_is_not_found_before_the_decision_is_judged(
+    registry: RegistryService, decide: Callable[[RegistryService], Any]
+) -> None:
+    """A decision the rules refuse, about a release that does not exist, is ``NotFound``: the client's
+    first mistake is the release, as for a kill switch (it was ``InvalidInput`` about the checklist)."""
+    with pytest.raises(NotFound):
+        decide(registry)
+
+
+def test_an_incomplete_decision_on_a_release_in_review_is_invalid_input(
+    registry: RegistryService, submit: Submit
+) -> None:
+    """The same decisions about a release in review are ``InvalidInput`` naming the field, as before."""
+    rid = int(submit().id)
+    with pytest.raises(InvalidInput) as approving:
+        registry.approve(rid, reviewer="bob", checklist={})
+    assert approving.value.field.startswith("checklist.")
+    with pytest.raises(InvalidInput) as rejecting:
+        registry.reject(rid, reviewer="bob", reasons=[])
+    assert rejecting.value.field == "reasons"

@@ -505,8 +505,7 @@ class RegistryService:
 
     # -- review --------------------------------------------------------------------------------
 
-    def _reviewable(self, session: Session, release_id: int, reviewer: str, action: Action) -> Release:
-        row = self._release(session, release_id, lock=True)
+    def _reviewable(self, session: Session, row: Release, reviewer: str, action: Action) -> Release:
         next_state(row.id, ReleaseState(row.state), action)  # refuse early with the current state
         if person_key(reviewer) == person_key(row.submitted_by):
             raise FourEyesViolation(f"{reviewer!r} submitted release {row.id} and cannot review it")
@@ -531,12 +530,14 @@ class RegistryService:
         approvers the release is granted what both granted.
         """
         reviewer = _actor(reviewer, "reviewer")
-        answers = check_checklist(checklist, approving=True)
-        cleaned = check_reasons([reasons] if isinstance(reasons, str) else reasons, required=False)
         grant_list = None if grant is None else [grant] if isinstance(grant, str) else list(grant)
 
         def work(session: Session) -> ReleaseRead:
-            row = self._reviewable(session, release_id, reviewer, Action.APPROVE)
+            # NotFound before the decision's own rules: a checklist is judged for a release that exists
+            row = self._release(session, release_id, lock=True)
+            answers = check_checklist(checklist, approving=True)
+            cleaned = check_reasons([reasons] if isinstance(reasons, str) else reasons, required=False)
+            self._reviewable(session, row, reviewer, Action.APPROVE)
             manifest = load_manifest(row)
             if manifest is None:  # pragma: no cover - in_review implies a valid manifest
                 raise InvalidInput("release", "has no manifest")
@@ -615,13 +616,14 @@ class RegistryService:
     ) -> ReleaseRead:
         """Reject a release in review, with at least one reason the publisher can act on."""
         reviewer = _actor(reviewer, "reviewer")
-        cleaned = check_reasons(
-            [reasons] if isinstance(reasons, str) else reasons, required=True, what="a rejection reason"
-        )
-        answers = check_checklist(checklist or {}, approving=False)
 
         def work(session: Session) -> ReleaseRead:
-            row = self._reviewable(session, release_id, reviewer, Action.REJECT)
+            row = self._release(session, release_id, lock=True)  # NotFound first, as for approve
+            cleaned = check_reasons(
+                [reasons] if isinstance(reasons, str) else reasons, required=True, what="a rejection reason"
+            )
+            answers = check_checklist(checklist or {}, approving=False)
+            self._reviewable(session, row, reviewer, Action.REJECT)
             now = self._clock()
             session.add(
                 Review(

@@ -937,3 +937,41 @@ def test_an_integer_query_parameter_is_ascii_digits_or_a_400(api: Api, path: str
     """``?limit=1e1`` was read as 10 and ``?limit=1.0`` as 1: an integer is sent in ASCII digits."""
     problem = _problem(api.call("GET", path, api.rita), 400, "invalid-input")
     assert problem["field"] == field, problem
+
+
+@pytest.mark.parametrize(
+    ("action", "body"),
+    [
+        ("review", {"decision": "approve"}),  # no checklist
+        ("review", {"decision": "approve", "checklist": {"data_minimised": False}}),
+        ("review", {"decision": "reject"}),  # no reason
+        ("review", {"decision": "reject", "reasons": ["r"], "grant": []}),
+    ],
+    ids=["approve-without-checklist", "approve-unconfirmed", "reject-without-reason", "reject-with-grant"],
+)
+def test_a_missing_release_is_404_before_the_decisions_rules(api: Api, action: str, body: Any) -> None:
+    """A well-formed decision the rules refuse (422) for a release that does not exist is its 404, as a
+    kill switch's body is: the order is the body's shape (400), the release (404), then the rules (422)."""
+    _problem(api.call("POST", f"/releases/9999/{action}", api.rita, json=body), 404, "registry.not-found")
+
+
+@pytest.mark.parametrize("action", ["review", "suspend", "resume", "retire"])
+def test_a_malformed_body_is_400_before_the_missing_release(api: Api, action: str) -> None:
+    """A body of the wrong shape is a 400 naming its field before the release is looked up, on each
+    route alike."""
+    problem = _problem(api.call("POST", f"/releases/9999/{action}", api.rita, json={}), 400, "invalid-input")
+    assert problem["field"] == ("decision" if action == "review" else "reason")
+
+
+def test_an_existing_release_still_has_its_decision_judged(
+    api: Api, manifest: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """For a release in review the same bodies are the 422s naming the field they always were."""
+    release = api.submit(wheel_for(manifest)).json()["release"]["id"]
+    path = f"/releases/{release}/review"
+    problem = _problem(api.call("POST", path, api.rita, json={"decision": "approve"}), 422)
+    assert problem["field"].startswith("checklist.")
+    problem = _problem(api.call("POST", path, api.rita, json={"decision": "reject"}), 422)
+    assert problem["field"] == "reasons"
+    body = {"decision": "reject", "reasons": ["r"], "grant": []}
+    assert _problem(api.call("POST", path, api.rita, json=body), 422)["field"] == "grant"

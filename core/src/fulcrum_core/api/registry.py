@@ -402,7 +402,10 @@ def get_release(request: Request[Any, Any, Any], release_id: ReleaseId) -> Relea
 def review_release(
     request: Request[Any, Any, Any], release_id: ReleaseId, data: JSONBody[ReviewBody]
 ) -> ReleaseView:
-    """Record a decision; approval may grant fewer (optional) scopes; 403 for one's own submission."""
+    """Record a decision; approval may grant fewer (optional) scopes; 403 for one's own submission.
+
+    A body of the wrong shape is a 400 and a release that does not exist a 404 before the decision's
+    rules (a checklist confirmed, a reason for a rejection) are judged as a 422, as on every route."""
     service = _service(request)
     with registry_errors():
         if data.decision == "approve":
@@ -415,6 +418,7 @@ def review_release(
             )
         else:
             if data.grant is not None:
+                service.get_release(release_id)  # a release that does not exist is its 404 first
                 raise InvalidInput("grant", "only an approval grants scopes")
             release = service.reject(
                 release_id, reviewer=_person(request), reasons=data.reasons, checklist=data.checklist
