@@ -975,3 +975,36 @@ def test_an_existing_release_still_has_its_decision_judged(
     assert problem["field"] == "reasons"
     body = {"decision": "reject", "reasons": ["r"], "grant": []}
     assert _problem(api.call("POST", path, api.rita, json=body), 422)["field"] == "grant"
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"id": "dup-bank", "id": "dup-bank-2", "name": "x", "kind": "partner", "contact": "a@b"}', "id"),
+        (b'{"id": "n-bank", "name": "x", "kind": "department", "contact": "a@b", "name": "y"}', "name"),
+    ],
+)
+def test_a_member_named_twice_is_a_400_naming_it(api: Api, raw: bytes, field: str) -> None:
+    """``{"id": "dup-bank", "id": "dup-bank-2"}`` created ``dup-bank-2`` (the last value won, where
+    another reader takes the first): a body names each member once, as a transaction's must."""
+    json_type = {"Content-Type": "application/json"}
+    response = api.call("POST", "/publishers", api.rita, content=raw, headers=json_type)
+    problem = _problem(response, 400, "invalid-input")
+    assert problem["field"] == field
+    assert "twice" in problem["detail"]
+    assert api.call("GET", "/publishers/dup-bank-2", api.rita).status_code == 404
+
+
+@pytest.mark.parametrize("confirmed", ["true", 1, "1", 1.0])
+def test_a_checklist_item_is_confirmed_only_by_true(
+    api: Api, manifest: Any, wheel_for: Callable[..., Path], confirmed: Any
+) -> None:
+    """``"true"``, ``1`` and ``"1"`` counted as a confirmed checklist item (litestar reads bodies laxly):
+    an approval is confirmed by JSON ``true`` alone, or the 400 names the checklist."""
+    release = api.submit(wheel_for(manifest)).json()["release"]["id"]
+    checklist = {**CHECKLIST, "data_minimised": confirmed}
+    body = {"decision": "approve", "checklist": checklist}
+    response = api.call("POST", f"/releases/{release}/review", api.rita, json=body)
+    assert _problem(response, 400, "invalid-input")["field"].startswith("checklist")
+    assert api.call("GET", f"/releases/{release}", api.rita).json()["release"]["state"] == "in_review"
+

@@ -8,9 +8,11 @@ from typing import Any
 import msgspec
 from fulcrum_sdk._in_words import NOT_UTF8, not_json
 from litestar import Request
-from litestar.exceptions import SerializationException
+from litestar.exceptions import SerializationException, ValidationException
 
 from fulcrum_core.api.media_types import content_types, json_body_refusal
+from fulcrum_core.errors import BadRequest
+from fulcrum_core.transactions.checks import named_twice
 
 __all__ = ["FulcrumRequest"]
 
@@ -34,7 +36,7 @@ class FulcrumRequest(Request[Any, Any, Any]):
         if refusal is not None:
             raise refusal
         try:
-            return await super().json()
+            decoded = await super().json()
         except SerializationException as exc:
             if not isinstance(exc.__cause__, msgspec.DecodeError):
                 raise
@@ -43,3 +45,33 @@ class FulcrumRequest(Request[Any, Any, Any]):
             raise SerializationException(not_json(NOT_UTF8)) from None
         except RecursionError:  # msgspec gives up on nesting deeper than the interpreter allows
             raise SerializationException("the body is nested too deeply") from None
+        self._judge_strictly(decoded, await self.body())
+        return decoded
+
+    def _judge_strictly(self, decoded: Any, raw: bytes) -> None:
+        """Refuse a body that names a member twice (msgspec keeps the last value, another reader the
+        first) and one that fits the route's body Struct only in litestar's lax reading, where
+        ``"true"`` and ``1`` were ``true`` (a review's checklist confirmed by them) and ``"5"`` was 5:
+        JSON bodies are read as strictly as the transaction pipeline reads its parameters."""
+        twice = named_twice(raw)
+        if twice is not None:
+            raise BadRequest(
+                f"the body names {twice.rpartition('.')[2]!r} twice in one object; JSON readers disagree "
+                "on which value counts, so name each member once",
+                code="invalid-input", field=twice,
+            )
+        handler = self.scope.get("route_handler")
+        signature = getattr(handler, "parsed_fn_signature", None)
+        data = signature.parameters.get("data") if signature is not None else None
+        body = data.annotation if data is not None else None
+        if not (isinstance(body, type) and issubclass(body, msgspec.Struct)):
+            return
+        try:
+            msgspec.convert(decoded, body)
+        except msgspec.ValidationError as exc:
+            message, _, where = str(exc).rpartition(" - at `$.")
+            if not message:  # about the body itself (``$``): litestar's own words stay
+                return
+            raise ValidationException(
+                extra=[{"key": where.removesuffix("`"), "source": "body", "message": message}]
+            ) from None

@@ -37,6 +37,7 @@ __all__ = [
     "check_idempotency_key",
     "check_suitability",
     "decode_params",
+    "named_twice",
     "parse_body",
     "refusal",
 ]
@@ -119,7 +120,7 @@ def parse_body(raw: bytes) -> ParsedBody:
         raise BadRequest(not_json(NOT_UTF8), code="body.malformed", field="body") from None
     except RecursionError:
         raise BadRequest("the body is nested too deeply", code="body.malformed", field="body") from None
-    twice = _named_twice(raw)
+    twice = named_twice(raw)
     if twice is not None:
         raise BadRequest(
             f"the body names {twice.rpartition('.')[2]!r} twice in one object; JSON readers disagree on "
@@ -205,7 +206,7 @@ def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return marked
 
 
-def _named_twice(raw: bytes) -> str | None:
+def named_twice(raw: bytes) -> str | None:
     """The path (``params.amount_fen``) of a member that an object of the JSON body ``raw`` names twice,
     if any: msgspec keeps the last value, other readers the first, so a proxy or a log would disagree
     with the journal about the amount. The standard library's decoder reports every member of each
