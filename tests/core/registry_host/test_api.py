@@ -1005,6 +1005,9 @@ def test_a_checklist_item_is_confirmed_only_by_true(
     checklist = {**CHECKLIST, "data_minimised": confirmed}
     body = {"decision": "approve", "checklist": checklist}
     response = api.call("POST", f"/releases/{release}/review", api.rita, json=body)
-    assert _problem(response, 400, "invalid-input")["field"].startswith("checklist")
+    problem = _problem(response, 400, "invalid-input")
+    assert (problem["field"], problem["detail"]) == (
+        "checklist.data_minimised", "checklist.data_minimised: must be true or false"
+    )
     assert api.call("GET", f"/releases/{release}", api.rita).json()["release"]["state"] == "in_review"
 

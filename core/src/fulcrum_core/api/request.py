@@ -3,6 +3,8 @@ refused in the host's words."""
 
 from __future__ import annotations
 
+import copy
+import re
 from typing import Any
 
 import msgspec
@@ -72,6 +74,40 @@ class FulcrumRequest(Request[Any, Any, Any]):
             message, _, where = str(exc).rpartition(" - at `$.")
             if not message:  # about the body itself (``$``): litestar's own words stay
                 return
-            raise ValidationException(
-                extra=[{"key": where.removesuffix("`"), "source": "body", "message": message}]
-            ) from None
+            where = _named_entry(decoded, body, where.removesuffix("`"))
+            raise ValidationException(extra=[{"key": where, "source": "body", "message": message}]) from None
+
+
+_STEP = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
+
+
+def _steps(path: str) -> list[str | int]:
+    """A msgspec path (``grant[0]``, ``a.b``) as keys and indexes."""
+    return [int(index) if index else key for key, index in _STEP.findall(path)]
+
+
+def _named_entry(decoded: Any, body: type[Any], where: str) -> str:
+    """``where`` with msgspec's ``[...]`` (some value of a mapping: ``checklist[...]``) replaced by the
+    key whose value is refused (``checklist.data_minimised``), found by trying each entry alone."""
+    head, found, tail = where.partition("[...]")
+    steps = _steps(head)
+    try:
+        mapping: Any = decoded
+        for step in steps:
+            mapping = mapping[step]
+    except (KeyError, IndexError, TypeError):
+        return where
+    if not found or not isinstance(mapping, dict) or not steps:
+        return where
+    for key, value in mapping.items():
+        trial = copy.deepcopy(decoded)
+        parent = trial
+        for step in steps[:-1]:
+            parent = parent[step]
+        parent[steps[-1]] = {key: value}
+        try:
+            msgspec.convert(trial, body)
+        except msgspec.ValidationError as exc:
+            if f"`$.{head}[...]" in str(exc):  # this entry, not another field further on
+                return f"{head}.{key}{tail}"
+    return where
