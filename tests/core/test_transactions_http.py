@@ -588,3 +588,24 @@ def test_a_transaction_body_past_its_limit_is_413_unread(app: Any) -> None:
     fits = _post(app, padded(MAX_BODY), key="k-2")
     assert fits.status_code == 400, fits.text  # read, and refused for its stray member, not its size
     assert fits.json()["field"] == "note"
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "identity, gzip"])
+def test_a_body_with_a_content_coding_is_415_and_moves_no_money(app: Any, coding: str) -> None:
+    """A body declared compressed is a 415 naming ``Content-Encoding``: the host does not undo a content
+    coding, so a plain body labelled ``br`` was carried out and a compressed one refused as not JSON."""
+    headers = {"Authorization": f"Bearer {app.token(C3)}", "Idempotency-Key": "k-1"}
+    headers |= {"Content-Type": "application/json", "Content-Encoding": coding}
+    response = app.client.post("/v1/transactions", content=msgspec.json.encode(ORDER), headers=headers)
+    assert response.status_code == 415, response.text
+    problem = response.json()
+    assert (problem["code"], problem["field"]) == ("unsupported-media-type", "Content-Encoding")
+    assert _journal(app) == []
+
+
+def test_an_identity_content_coding_is_read(app: Any) -> None:
+    """``Content-Encoding: identity`` says the body is as sent: it is read."""
+    headers = {"Authorization": f"Bearer {app.token(C3)}", "Idempotency-Key": "k-1"}
+    headers |= {"Content-Type": "application/json", "Content-Encoding": "identity"}
+    response = app.client.post("/v1/transactions", content=msgspec.json.encode(ORDER), headers=headers)
+    assert response.status_code == 201, response.text

@@ -1011,3 +1011,11 @@ def test_a_checklist_item_is_confirmed_only_by_true(
     )
     assert api.call("GET", f"/releases/{release}", api.rita).json()["release"]["state"] == "in_review"
 
+
+
+def test_a_registry_body_with_a_content_coding_is_415(api: Api) -> None:
+    """A registry body declared ``gzip`` is a 415 naming ``Content-Encoding``, not created as sent."""
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    body = msgspec.json.encode(PUBLISHER)
+    response = api.call("POST", "/publishers", api.rita, content=body, headers=headers)
+    assert _problem(response, 415, "unsupported-media-type")["field"] == "Content-Encoding"

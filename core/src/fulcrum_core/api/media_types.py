@@ -1,5 +1,6 @@
 """What a request body must be declared as: JSON bodies in ``application/json`` (or an
-``application/*+json`` type), form bodies in UTF-8, and no ``Content-Type`` sent twice.
+``application/*+json`` type) with no content coding, form bodies in UTF-8, and no ``Content-Type``
+sent twice.
 
 JSON exchanged between systems is UTF-8 (RFC 8259 section 8.1), and so is an OAuth form (RFC 6749
 appendix B). A ``charset`` naming another encoding (``latin-1``) was ignored and the body read as
@@ -15,7 +16,7 @@ from typing import Any
 from fulcrum_core.errors import BadRequest, UnsupportedMediaType
 from fulcrum_core.parameter_problems import echoed
 
-__all__ = ["charset_problem", "content_types", "is_json", "json_body_refusal", "media_type"]
+__all__ = ["charset_problem", "is_json", "json_body_refusal", "media_type"]
 
 _UTF8 = frozenset({"utf-8", "utf8"})  # the WHATWG labels of UTF-8 a client sends in practice
 
@@ -31,9 +32,9 @@ def is_json(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-def content_types(scope: Any) -> list[str]:
-    """Every ``Content-Type`` header of the request, as sent (litestar's headers join repeated ones)."""
-    return [value.decode("latin-1") for name, value in scope["headers"] if name.lower() == b"content-type"]
+def _header(scope: Any, name: bytes) -> list[str]:
+    """Every value of header ``name`` (lower case) as sent (litestar's headers join repeated ones)."""
+    return [value.decode("latin-1") for key, value in scope["headers"] if key.lower() == name]
 
 
 def charset_problem(content_type: str) -> str | None:
@@ -52,9 +53,27 @@ def charset_problem(content_type: str) -> str | None:
     return None
 
 
-def json_body_refusal(content_types: Sequence[str]) -> BadRequest | UnsupportedMediaType | None:
-    """The refusal for a JSON route's body declared by the ``Content-Type`` headers ``content_types``
-    (every one sent): 400 when sent more than once, 415 when not JSON or not UTF-8; None when fine."""
+def json_body_refusal(scope: Any) -> BadRequest | UnsupportedMediaType | None:
+    """The refusal for the body of a JSON route's request ``scope`` (an ASGI scope): 400 when its
+    ``Content-Type`` is sent more than once, 415 when it is not JSON, not UTF-8, or has a content
+    coding (``gzip``) the host does not undo; None when fine."""
+    sent = [coding.strip() for value in _header(scope, b"content-encoding") for coding in value.split(",")]
+    codings = [coding for coding in sent if coding]
+    if any(coding.lower() != "identity" for coding in codings):
+        # Read as it came: a body declared compressed was refused as "not valid JSON", and one that was
+        # not compressed after all was carried out (RFC 9110 section 8.4.1 allows this 415).
+        shown = ", ".join(echoed(c, 20) for c in codings if c.lower() != "identity")
+        return UnsupportedMediaType(
+            f"the body is declared with the content coding {shown}, which the host does not undo: send "
+            "it uncompressed, without Content-Encoding",
+            field="Content-Encoding",
+        )
+    return _declared_json(_header(scope, b"content-type"))
+
+
+def _declared_json(content_types: Sequence[str]) -> BadRequest | UnsupportedMediaType | None:
+    """The refusal for a body declared by the ``Content-Type`` headers ``content_types`` (every one
+    sent), or None when it is one UTF-8 JSON type."""
     # Sent twice, or as a list (how a proxy joins two): one reader may take one, another the other.
     times = sum(1 + media_type(value).count(",") for value in content_types)
     if times > 1:

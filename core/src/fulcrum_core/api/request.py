@@ -12,7 +12,7 @@ from fulcrum_sdk._in_words import NOT_UTF8, not_json
 from litestar import Request
 from litestar.exceptions import SerializationException, ValidationException
 
-from fulcrum_core.api.media_types import content_types, json_body_refusal
+from fulcrum_core.api.media_types import json_body_refusal
 from fulcrum_core.errors import BadRequest
 from fulcrum_core.transactions.checks import named_twice
 
@@ -34,7 +34,7 @@ class FulcrumRequest(Request[Any, Any, Any]):
 
         First the body must be declared JSON in UTF-8 (``media_types``): litestar decoded any body as
         UTF-8 JSON, whatever its ``Content-Type`` said."""
-        refusal = json_body_refusal(content_types(self.scope))
+        refusal = json_body_refusal(self.scope)
         if refusal is not None:
             raise refusal
         try:

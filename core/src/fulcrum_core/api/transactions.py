@@ -16,7 +16,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, SkipValidation
 
 from fulcrum_core.api.deps import current_customer, customer_profile
 from fulcrum_core.api.input_problems import NOT_FOUND_RESPONSE
-from fulcrum_core.api.media_types import content_types, json_body_refusal
+from fulcrum_core.api.media_types import json_body_refusal
 from fulcrum_core.auth.principal import Principal
 from fulcrum_core.errors import BadRequest, Forbidden
 from fulcrum_core.runtime import runtime_of
@@ -60,7 +60,7 @@ async def _read_first(request: Request[Any, Any, Any]) -> None:
     raw = await request.body()
     if not raw:
         raise BadRequest("a JSON request body is required", code="body.malformed", field="body")
-    refusal = json_body_refusal(content_types(request.scope))
+    refusal = json_body_refusal(request.scope)
     if refusal is not None:
         raise refusal
     keys = request.headers.getall(IDEMPOTENCY_HEADER, [])
