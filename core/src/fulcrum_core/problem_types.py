@@ -119,9 +119,10 @@ CATALOGUE: Final[tuple[ProblemType, ...]] = (
     _t("too-large", 413, "Content too large", "The request body is larger than the host accepts.",
        "Send a smaller body.", "fix-request"),
     _t("unsupported-media-type", 415, "Unsupported media type",
-       "The body's Content-Type is not one the operation reads: another media type, or a charset other "
-       "than UTF-8.",
-       "Send the body as `application/json` in UTF-8 (or the form the operation documents).", "fix-request",
+       "The body is not declared as one the operation reads: another media type, a charset other than "
+       "UTF-8, or a content coding (Content-Encoding: gzip) the host does not undo.",
+       "Send the body uncompressed as `application/json` in UTF-8 (or the form the operation documents).",
+       "fix-request",
        _FIELD),
     _t("rate-limited", 429, "Too many requests",
        "This client (the token's client and subject) sent more /v1 requests in the current window than "
