@@ -845,3 +845,17 @@ def test_a_jwks_url_on_loopback_is_fetched(tmp_path: Path, sqlite_db: Database) 
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+async def test_login_refuses_a_form_in_another_charset(
+    partner_app: Any, webview: Any, idp_key: ECKey
+) -> None:
+    """A sign-in form declared in Latin-1 is a 415 naming the charset and ``Content-Type`` (it was read
+    as UTF-8 regardless), and sets no cookie."""
+    response = await webview.post(
+        "/oauth/login", content=f"assertion={sign(idp_key)}",
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=latin-1"},
+    )
+    assert (response.status_code, response.json()["field"]) == (415, "Content-Type"), response.text
+    assert "charset 'latin-1'" in response.json()["detail"]
+    assert login_session.cookie_name(ISSUER) not in webview.cookies
