@@ -177,10 +177,20 @@ def test_a_method_a_route_does_not_take_is_named_with_those_it_takes(app: Any) -
     """The router's own 405 said "Method Not Allowed" alone; the ``Allow`` header listed the methods."""
     response = app.client.put("/v1/home")
     assert response.status_code == 405
-    assert response.headers["allow"] == "GET, OPTIONS"
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS"
     problem = response.json()
     assert (problem["code"], problem["field"]) == ("method-not-allowed", "method")
-    assert problem["detail"] == "PUT is not a method of '/v1/home', which takes GET, OPTIONS"
+    assert problem["detail"] == "PUT is not a method of '/v1/home', which takes GET, HEAD, OPTIONS"
+
+
+@pytest.mark.parametrize(
+    ("path", "allow"), [("/v1/home", "GET, HEAD, OPTIONS"), ("/v1/transactions", "OPTIONS, POST")]
+)
+def test_the_methods_a_route_takes_include_head_where_it_is_answered(app: Any, path: str, allow: str) -> None:
+    """Every GET route answers HEAD (``head.py``), but ``Allow`` on OPTIONS and on a 405 left it out, so
+    a client reading it would not try HEAD; a route without GET does not claim it."""
+    assert app.client.options(path).headers["allow"] == allow
+    assert app.client.head("/v1/home", headers={"Authorization": f"Bearer {app.token()}"}).status_code == 200
 
 
 @pytest.mark.parametrize("path", ["/v1/transactions", "/registry/v1/publishers"])

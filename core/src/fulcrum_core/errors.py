@@ -42,6 +42,7 @@ from litestar.plugins.problem_details import (
     ProblemDetailsPlugin,
 )
 
+from fulcrum_core.api.head import with_head
 from fulcrum_core.parameter_problems import describe_parameter, echoed
 from fulcrum_core.problem_types import type_uri
 
@@ -318,10 +319,11 @@ class _ProblemDetails(ProblemDetailsPlugin):
         def method_response(request: Request[Any, Any, Any], exc: MethodNotAllowedException) -> Response[Any]:
             allowed = next((v for k, v in (exc.headers or {}).items() if k.lower() == "allow"), None)
             if exc.detail == _TITLES[405] and allowed:  # the router's, with the route's methods
+                allowed = with_head(allowed)  # a GET route answers HEAD too (api/head.py)
                 exc = MethodNotAllowedException(
                     f"{echoed(request.method, 20)[1:-1]} is not a method of {echoed(request.url.path, 100)}, "
                     f"which takes {allowed}",
-                    headers=exc.headers, extra={"field": "method"},
+                    headers={"Allow": allowed}, extra={"field": "method"},
                 )
             return _http_to_problem(exc, base).to_response(request)
 

@@ -1,7 +1,8 @@
 """HEAD is GET without the body (RFC 9110 section 9.3.2), which every general-purpose server must
 support (section 9.1). litestar routes HEAD only to handlers declared for it, before any middleware
 runs, so every GET route answered 405 (load balancers and uptime checks probe ``/healthz`` and
-``/readyz`` with HEAD): :class:`HeadAsGet` answers it at the application's entry instead."""
+``/readyz`` with HEAD): :class:`HeadAsGet` answers it at the application's entry instead, and lists
+it in the ``Allow`` header of an OPTIONS answer (:func:`with_head` for a 405's)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.types import Message, Send
 
-__all__ = ["HeadAsGet"]
+__all__ = ["HeadAsGet", "with_head"]
 
 
 class HeadAsGet(Litestar):
@@ -18,7 +19,8 @@ class HeadAsGet(Litestar):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "HEAD":
-            await super().__call__(scope, receive, send)
+            answer = _allow_head(send) if scope.get("method") == "OPTIONS" else send
+            await super().__call__(scope, receive, answer)
             return
         as_get = {**scope, "method": "GET"}  # a copy: the server reads the method as HEAD to send no body
         await super().__call__(as_get, receive, _headers_only(send))  # type: ignore[arg-type]
@@ -33,3 +35,25 @@ def _headers_only(send: Send) -> Send:
         await send(message)
 
     return headers_only
+
+
+def with_head(allow: str) -> str:
+    """An ``Allow`` value with HEAD beside GET, which every GET route answers: ``GET, HEAD, OPTIONS``."""
+    methods = [m.strip() for m in allow.split(",") if m.strip()]
+    if "GET" in methods and "HEAD" not in methods:
+        methods.insert(methods.index("GET") + 1, "HEAD")
+    return ", ".join(methods)
+
+
+def _allow_head(send: Send) -> Send:
+    async def allowing_head(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [
+                (name, with_head(value.decode("latin-1")).encode("latin-1")) if name.lower() == b"allow"
+                else (name, value)
+                for name, value in message.get("headers", [])
+            ]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return allowing_head
