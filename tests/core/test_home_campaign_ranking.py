@@ -6,7 +6,9 @@ import random
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import count
+from typing import Any
 
+import msgspec
 from fulcrum_core.assembly.home import HomeItem, assemble_home
 from fulcrum_core.settings import SlotConfig
 from fulcrum_sdk.context import Customer
@@ -239,3 +241,64 @@ def test_the_same_mapping_again_is_answered_by_identity() -> None:
     refreshed = {**campaigns, "p": (_one(BANNER, "b2"),)}
     assert _ranked_campaigns(refreshed, INVENTORY, granted) is None
     assert _ranked_campaigns(refreshed, INVENTORY, granted) is not ranked
+
+
+def test_pages_with_the_same_own_offers_give_the_page_ranking_everything_gives() -> None:
+    """Customers whose own offers recur (the host hands the same checked offers again) get, page after
+    page, the page ranking every offer together gives: under campaigns with and without validity
+    windows and targeting, with pins and without, and under a second inventory with the same slots
+    but other capacities and shares."""
+    rng = random.Random(20261201)
+    for _ in range(150):
+        inventory, granted, plugins = _world(rng)
+        resized = {
+            slot: SlotConfig(capacity=rng.randint(1, 6), per_plugin=rng.randint(1, 3)) for slot in inventory
+        }
+        plain = rng.random() < 0.7
+        campaigns = {
+            p: tuple(
+                msgspec.structs.replace(o, valid_from=None, valid_until=None, targeting=None) if plain else o
+                for o in (_offer(rng) for _ in range(rng.randint(0, 6)))
+            )
+            for p in plugins
+        }
+        pool = [_page(rng, plugins) for _ in range(3)]
+        for _ in range(12):
+            page = rng.choice(pool)
+            if rng.random() < 0.5:
+                page = {**page, "pins": None}
+            slots = rng.choice((inventory, resized))
+            reference, ranked = _both(page, campaigns, slots, granted)
+            assert ranked == reference
+
+
+def test_a_slot_whose_campaigns_need_no_check_is_filled_once_per_own_offers(monkeypatch: Any) -> None:
+    """Where no held campaign has a validity window or targeting, a page with the same own offers as
+    an earlier one is answered from it without merging again; other own offers are merged anew."""
+    from fulcrum_core.assembly import home as assembly
+
+    merged: list[int] = []
+    take = assembly._take
+
+    def counted(*args: Any) -> list[HomeItem]:
+        merged.append(1)
+        return take(*args)
+
+    monkeypatch.setattr(assembly, "_take", counted)
+    campaigns = {"p": (_one(BANNER, "a", 300), _one(BANNER, "b", 100)), "q": (_one(BANNER, "c", 200),)}
+    granted = {"p": GRANT, "q": GRANT, "own": GRANT, "twin": GRANT}
+    mine = {"own": [_one(BANNER, "o", 250)]}
+    other = {"own": [_one(BANNER, "o", 50)]}
+    twin = {"twin": mine["own"]}  # the same offer object, from another plugin
+    pages = [
+        _keys(assemble_home(
+            offers, campaigns=campaigns, inventory=INVENTORY, granted=granted, customer=CUSTOMER, now=NOW
+        ))
+        for offers in ({}, {}, mine, mine, mine, other, mine, twin)
+    ]
+    assert pages[2:5] == [[("p", "a"), ("own", "o"), ("q", "c")]] * 3
+    assert pages[5] == [("p", "a"), ("q", "c"), ("p", "b")]
+    assert pages[6] == pages[2]
+    assert pages[7] == [("p", "a"), ("twin", "o"), ("q", "c")]
+    # The first page is ranked from the tuples seen once; then one merge per own offers seen.
+    assert len(merged) == 4

@@ -14,6 +14,8 @@ Campaigns (``home_slot_campaigns``) are the same offers on every page until the 
 so they are ranked once per set of held campaigns (:func:`_ranked_campaigns`) and each page merges
 its customer's own offers into those lists, checking validity and targeting only for the campaign
 offers it reaches: the same items as ranking everything, in time that grows with what is examined.
+A slot whose campaigns need no check per page (no validity window, no targeting) and has no pins is
+remembered per own offers (:func:`_fill_unchecked`): customers with the same own offers share it.
 """
 
 from __future__ import annotations
@@ -179,6 +181,10 @@ class _Ranked(NamedTuple):
     scope_of: dict[str, str]  # inventory slot -> its placement scope
     by_slot: dict[str, list[_Campaign]]
     by_plugin: dict[str, dict[str, list[_Campaign]]]  # slot -> plugin -> its entries, ranked (pins)
+    # The slots whose every entry is shown whatever the customer and the time (no validity window, no
+    # targeting, no earlier offer of its marker): there a slot without pins is a function of its own
+    # candidates alone (see _fill_unchecked).
+    unchecked: frozenset[str]
 
 
 def _joined(
@@ -302,7 +308,11 @@ def _rank_campaigns(
         grouped = by_plugin[slot] = {}
         for campaign in ranked:
             grouped.setdefault(campaign.plugin, []).append(campaign)
-    return _Ranked(tuple(campaigns.values()), granted, scope_of, by_slot, by_plugin)
+    unchecked = frozenset(
+        slot for slot, ranked in by_slot.items()
+        if not any(entry.checked is not None or entry.earlier for entry in ranked)
+    )
+    return _Ranked(tuple(campaigns.values()), granted, scope_of, by_slot, by_plugin, unchecked)
 
 
 _Shown = Callable[[_Campaign], bool]
@@ -385,11 +395,42 @@ def _with_campaigns(
         pinned = pins.get(slot, no_pins) if pins else no_pins
         if not held:
             chosen[slot] = _fill(mine, inventory[slot], pinned)
+        elif not pinned and slot in ranked.unchecked:
+            chosen[slot] = _fill_unchecked(ranked, slot, mine, inventory[slot], shown, owners)
         else:
             chosen[slot] = _fill_merged(
                 mine, held, ranked.by_plugin[slot], inventory[slot], pinned, shown, owners
             )
     return chosen
+
+
+def _fill_unchecked(
+    ranked: _Ranked, slot: str, mine: list[_Own], config: SlotConfig, shown: _Shown, owners: set[str]
+) -> list[HomeItem]:
+    """:func:`_fill_merged` for a slot of ``ranked.unchecked`` without pins, remembered per own
+    candidates: what it shows then depends only on them (which campaign entries their markers
+    displace, what ranks between them), so customers with the same own offers share one answer.
+
+    Keyed by the ranking's and the candidates' offers' identity (the entry holds them, so their ids are
+    not reused), the candidates' plugins and the slot's capacity and share; a new list each time."""
+    key = (id(ranked), slot, config.capacity, config.per_plugin, *[(own[1], id(own[3])) for own in mine])
+    known = _fills.get(key)
+    if known is None:
+        room = config.capacity
+        items = _take(mine, ranked.by_slot[slot], shown, owners, room, config.per_plugin, {}, set()) if (
+            room > 0
+        ) else []
+        if len(_fills) >= _FILLS_MAX:
+            _fills.clear()
+        _fills[key] = (ranked, tuple([own[3] for own in mine]), tuple(items))
+        return items
+    return list(known[2])
+
+
+_fills: dict[tuple[object, ...], tuple[_Ranked, tuple[SlotOffer, ...], tuple[HomeItem, ...]]] = {}
+_FILLS_MAX = 4096
+"""Slots filled from a ranking and own candidates (customers with the same own offers share one), in
+all; started over when full."""
 
 
 def _admitted(
