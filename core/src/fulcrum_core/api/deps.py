@@ -75,26 +75,42 @@ async def customer_profile(
     provider = runtime.provider
     if not getattr(provider, "blocking", False):
         return sub, _known(provider.profile(sub))
+    return sub, await _profile_in_thread(runtime, sub, until)
+
+
+async def _profile_in_thread(runtime: Runtime, sub: str, until: float | None) -> Profile:
+    """The profile of ``sub`` from a provider that does I/O, asked from a worker thread by ``until``;
+    503 when it does not answer (see :func:`customer_profile`)."""
     with anyio.CancelScope(deadline=data_deadline(runtime.settings, until)):
         asked = await host_threads.run_sync(_bounded_profile, runtime, sub, abandon_on_cancel=True)
         if asked is not _BANK_BUSY:
-            return sub, _known(cast(Profile | None, asked))
+            return _known(cast(Profile | None, asked))
     raise ServiceUnavailable(
         "the bank's customer data did not answer in time; retry shortly", code="customer.data_unavailable",
         headers={"Retry-After": "1"},
     )
 
 
-async def customer_contexts(request: Request[Any, Any, Any], *, by: float | None = None) -> RequestContexts:
-    """The plugin contexts of the customer behind the request (see :func:`customer_profile`).
+async def customer_contexts(
+    request: Request[Any, Any, Any], *, by: float | None = None, runtime: Runtime | None = None
+) -> RequestContexts:
+    """The plugin contexts of the customer behind the request (see :func:`customer_profile`);
+    ``runtime``: the request's, when the caller has it already.
 
     Everything the request reads about the customer before its plugins run (profile, consents,
     records) shares one deadline (:func:`data_deadline`), kept in the contexts for
     :func:`plugin_calls`: a slow bank or database costs the page that much at most, in all.
     """
-    runtime = runtime_of(request)
+    if runtime is None:
+        runtime = runtime_of(request)
     until = data_deadline(runtime.settings, by)
-    customer_ref, profile = await customer_profile(request, until=until)
+    # customer_profile's, without a coroutine of its own when the provider does no I/O (every page).
+    customer_ref = _customer_sub(request)
+    provider = runtime.provider
+    if getattr(provider, "blocking", False):
+        profile = await _profile_in_thread(runtime, customer_ref, until)
+    else:
+        profile = _known(provider.profile(customer_ref))
     contexts = runtime.contexts.for_request(
         customer_ref, request_id=request_id_of(request), profile=profile
     )

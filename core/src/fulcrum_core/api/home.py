@@ -79,7 +79,7 @@ async def home(request: Request[Any, Any, Any]) -> Response[HomeResponse]:
     """Items for every home-page slot, ranked, capped and filtered for this customer."""
     runtime = runtime_of(request)
     budget_end = asyncio.get_running_loop().time() + runtime.settings.home_budget_ms / 1000
-    contexts = await customer_contexts(request, by=budget_end)
+    contexts = await customer_contexts(request, by=budget_end, runtime=runtime)
     inventory = runtime.settings.slots
     chosen = _home_plugins(runtime)
     campaigns: dict[str, tuple[SlotOffer, ...]] = {}
@@ -105,7 +105,8 @@ async def home(request: Request[Any, Any, Any]) -> Response[HomeResponse]:
     slots = assemble_home(
         offers, inventory=inventory, granted=chosen.granted,
         customer=contexts.customer, now=contexts.now,
-        pins=contexts.pins((*offers, *campaigns) if campaigns else offers),
+        # Without a branch layer no plugin is pinned: the plugin ids are not gathered for nothing.
+        pins=contexts.pins((*offers, *campaigns) if campaigns else offers) if contexts.branch_view else None,
         seen_as=contexts.customer_seen_by, campaigns=campaigns,
     )
     if gathered.degraded:
@@ -113,8 +114,10 @@ async def home(request: Request[Any, Any, Any]) -> Response[HomeResponse]:
             slots, runtime.settings.home_defaults, inventory=inventory, customer=contexts.customer,
             now=contexts.now,
         )
-    if any(slots.get(slot) for slot in capped_slots(inventory)):
-        slots = await apply_caps(runtime, contexts.customer_ref, contexts.now, slots, budget_end)
+    for slot in capped_slots(inventory):  # a loop, not any() over a generator: asked on every page
+        if slots.get(slot):
+            slots = await apply_caps(runtime, contexts.customer_ref, contexts.now, slots, budget_end)
+            break
     degraded = public_degraded(gathered.degraded)
     page = HomeResponse(slots=slots, degraded=degraded, request_id=contexts.request_id)
     # Encoded here with a prepared encoder (the page holds only msgspec types) and handed on as it is;
