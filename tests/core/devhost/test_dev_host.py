@@ -173,6 +173,17 @@ def test_the_project_is_found_without_importing_it(tmp_path: Path) -> None:
     assert found.manifest.id == "kit-probe"
 
 
+def test_the_plugins_package_directory_is_taken_for_its_project(tmp_path: Path) -> None:
+    """The directory holding ``fulcrum-plugin.toml`` itself (``fulcrum dev`` run inside the package):
+    the same plugin as from the project. Before, it was refused as having no fulcrum-plugin.toml under
+    ``<it>/src/<package>/``, beside the very file."""
+    project = write_project(tmp_path / "p")
+    found = find_dev_plugin(project / "src" / "fulcrum_kit_probe")
+    assert found.package == "fulcrum_kit_probe"
+    assert found.source_root == (project / "src").resolve()
+    assert found.manifest.id == "kit-probe"
+
+
 def test_a_directory_without_a_plugin_is_refused(tmp_path: Path) -> None:
     """No manifest, several packages, or an invalid manifest: a DevError that says what to pass."""
     with pytest.raises(DevError, match=r"no fulcrum-plugin\.toml"):

@@ -31,11 +31,15 @@ class DevPlugin:
 
 
 def find_dev_plugin(path: str | Path) -> DevPlugin:
-    """The plugin package in ``path`` (``src/<package>/fulcrum-plugin.toml``, or a flat layout)."""
+    """The plugin package in ``path`` (``src/<package>/fulcrum-plugin.toml``, or a flat layout), or
+    ``path`` itself when it is the package (it holds the manifest: ``fulcrum dev`` run inside it)."""
     project = Path(path).resolve()
     if not project.is_dir():
         raise DevError(f"{path} is not a directory: pass the plugin project's directory")
-    found = sorted(project.glob(f"src/*/{MANIFEST_FILE}")) or sorted(project.glob(f"*/{MANIFEST_FILE}"))
+    found = (
+        [project / MANIFEST_FILE] if (project / MANIFEST_FILE).is_file()
+        else sorted(project.glob(f"src/*/{MANIFEST_FILE}")) or sorted(project.glob(f"*/{MANIFEST_FILE}"))
+    )
     if not found:
         raise DevError(
             f"no {MANIFEST_FILE} under {project}/src/<package>/: pass a plugin project's directory "
