@@ -64,7 +64,14 @@ def problems(answers: dict[str, object]) -> list[str]:
         found += _text_problems(key, value, required=key in {"plugin_name", "description", "owner_name"})
 
     plugin_id = str(answers.get("plugin_id", ""))
-    found += _id_problems("plugin_id", plugin_id)
+    if plugin_id:
+        found += _id_problems("plugin_id", plugin_id)
+    else:  # the default, a slug of the names, came out empty: they hold no letter or digit it keeps
+        named = answers.get("plugin_name_en") or answers.get("plugin_name")
+        found.append(
+            f"plugin_id: empty, and the plugin's names give none to propose ({named!r}); answer the plugin "
+            "id question (or pass -x plugin_id=city-coupons): 2-50 lowercase letters, digits and hyphens"
+        )
     if plugin_id in RESERVED_IDS:
         found.append(
             f"plugin_id: {plugin_id!r} is reserved for the platform or a first-party plugin; "

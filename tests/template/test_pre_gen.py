@@ -83,6 +83,17 @@ def test_a_reserved_id_derived_from_the_name_is_refused(bake: Any, capfd: pytest
     assert "plugin_id: 'pension' is reserved" in capfd.readouterr().err
 
 
+def test_names_that_give_no_id_say_to_answer_the_id(bake: Any, capfd: pytest.CaptureFixture[str]) -> None:
+    """A name of punctuation alone slugs to nothing: the line says the id comes from the names and to
+    answer it, not that '' (never typed) is not a valid id."""
+    result = bake(plugin_name="！！", plugin_name_en="!!!")
+    assert isinstance(result.exception, FailedHookException)
+    err = capfd.readouterr().err
+    assert "plugin_id: empty, and the plugin's names give none to propose ('!!!')" in err
+    assert "-x plugin_id=city-coupons" in err
+    assert "''" not in err
+
+
 def test_every_problem_is_reported_at_once(bake: Any, capfd: pytest.CaptureFixture[str]) -> None:
     """Several bad answers give one line each, so the developer fixes them in one go."""
     result = bake(plugin_id="Bad", owner_email="x", **NO_HOOKS)
