@@ -61,6 +61,36 @@ def test_the_questions_are_asked_when_input_is_allowed(new: New, tmp_path: Path)
     assert recorded["cookiecutter"]["transactions"] is False
 
 
+def test_a_project_made_inside_the_workspace_gets_the_workspaces_next_steps(
+    new: New, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``-o plugins`` in the checkout (the project's README suggests it) makes a workspace member: there
+    ``uv run`` uses the repository's environment and ``uv build`` writes to the repository's ``dist/``,
+    so the steps are ``uv sync --all-packages`` and commands from the root. Before, the standalone
+    steps were printed: their tests failed to import the plugin, and their wheel path did not exist."""
+    checkout = tmp_path / "fulcrum"
+    (checkout / "plugins").mkdir(parents=True)
+    (checkout / "pyproject.toml").write_text(
+        '[tool.uv.workspace]\nmembers = ["sdk", "core", "plugins/*"]\n', encoding="utf-8"
+    )
+    (checkout / "template").symlink_to(TEMPLATE, target_is_directory=True)
+    monkeypatch.setattr(plugin_cli, "find_template", lambda start=None: checkout / "template")
+    result = new("--no-input", *CITY, "-o", str(checkout / "plugins"))
+    assert result.exit_code == 0, result.output
+    steps = [line.strip() for line in result.output.splitlines()]
+    wheel = checkout / "dist" / "fulcrum_city_coupons-0.1.0-py3-none-any.whl"
+    first = next(i for i, line in enumerate(steps) if line.startswith("Next steps"))
+    assert steps[first + 1 :][:5] == [
+        f"cd {checkout}",
+        "uv sync --all-packages && uv run pytest plugins/fulcrum-city-coupons",
+        "uv build --package fulcrum-city-coupons --wheel",
+        "uv run fulcrum plugin check plugins/fulcrum-city-coupons",
+        f"uv run fulcrum registry submit {wheel} --publisher meituan-local "
+        "--as plugins@meituan-local.example.com",
+    ]
+    assert "uv venv" not in result.output
+
+
 def test_bad_answers_fail_with_the_hooks_explanation(
     new: New, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

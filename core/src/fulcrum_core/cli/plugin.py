@@ -9,9 +9,11 @@ exceptions into one-line errors.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import shlex
+import tomllib
 from pathlib import Path
 
 import click
@@ -185,6 +187,10 @@ def _print_next_steps(project: Path) -> None:
     checkout = template.parent if template is not None else None
     publisher = answers["publisher_id"]
     click.echo(f"Created {project}")
+    member = _workspace_member(checkout, project) if checkout is not None else None
+    if checkout is not None and member is not None:
+        _print_member_steps(checkout, member, answers)
+        return
     click.echo("Next steps:")
     click.echo(f"  cd {shlex.quote(str(project.absolute()))}")
     if checkout is not None:
@@ -207,6 +213,42 @@ def _print_next_steps(project: Path) -> None:
         click.echo(f"  {submit}")
     click.echo(
         f"The registry must know publisher {publisher} first "
+        "(uv run fulcrum registry add-publisher; docs/partner-guide.md, step 6)."
+    )
+
+
+def _workspace_member(checkout: Path, project: Path) -> str | None:
+    """``project``'s path in ``checkout`` (``plugins/fulcrum-x``) when the checkout's uv workspace takes
+    it for a member, else None: there ``uv run`` uses the repository's environment, not the project's."""
+    try:
+        relative = project.resolve().relative_to(checkout.resolve()).as_posix()
+        root = tomllib.loads((checkout / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # outside the checkout, or no readable pyproject.toml (TOMLDecodeError)
+        return None
+    members = root.get("tool", {}).get("uv", {}).get("workspace", {}).get("members", [])
+    if not isinstance(members, list):
+        return None
+    return relative if any(fnmatch.fnmatchcase(relative, str(glob)) for glob in members) else None
+
+
+def _print_member_steps(checkout: Path, member: str, answers: dict[str, str]) -> None:
+    """The next steps for a project inside the checkout's workspace, all run from the checkout's root:
+    ``uv sync --all-packages`` installs it there, and ``uv build`` writes its wheel to the root's
+    ``dist/``."""
+    distribution = f"fulcrum-{answers['plugin_id']}"  # the template's project name
+    wheel = checkout / "dist" / f"{answers['__package']}-0.1.0-py3-none-any.whl"
+    submitter = answers.get("owner_email") or "you@example.com"
+    click.echo("Next steps (the project is a member of this repository's uv workspace):")
+    click.echo(f"  cd {shlex.quote(str(checkout))}")
+    click.echo(f"  uv sync --all-packages && uv run pytest {shlex.quote(member)}")
+    click.echo(f"  uv build --package {shlex.quote(distribution)} --wheel")
+    click.echo(f"  uv run fulcrum plugin check {shlex.quote(member)}")
+    click.echo(
+        f"  uv run fulcrum registry submit {shlex.quote(str(wheel))} "
+        f"--publisher {shlex.quote(answers['publisher_id'])} --as {shlex.quote(submitter)}"
+    )
+    click.echo(
+        f"The registry must know publisher {answers['publisher_id']} first "
         "(uv run fulcrum registry add-publisher; docs/partner-guide.md, step 6)."
     )
 
