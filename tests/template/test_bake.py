@@ -177,15 +177,20 @@ def test_the_recorded_answers_bake_the_same_project_again(
         ({"plugin_id": "fx-alerts"}, "fx-alerts", "fulcrum_fx_alerts"),
         ({"plugin_name_en": "2fast Coupons"}, "fast-coupons", "fulcrum_fast_coupons"),
         ({"plugin_name_en": "7-Eleven 2 Go"}, "eleven-2-go", "fulcrum_eleven_2_go"),
+        ({"plugin_name_en": "Fulcrum Pay"}, "pay", "fulcrum_pay"),
     ],
-    ids=["from-english", "from-chinese", "given", "leading-digit", "leading-digits-and-hyphen"],
+    ids=[
+        "from-english", "from-chinese", "given", "leading-digit", "leading-digits-and-hyphen",
+        "fulcrum-prefix",
+    ],
 )
 def test_the_id_and_names_are_derived_from_the_plugin_name(
     bake: Any, answers: dict[str, str], plugin_id: str, package: str
 ) -> None:
     """The plugin id defaults to a slug of the English (else Chinese) name; names follow from the id.
-    An id starts with a letter, so the default leaves out the digits a name starts with: before, the
-    template proposed '2fast-coupons' and, after its thirteen questions, refused it."""
+    An id starts with a letter and does not repeat the distribution's ``fulcrum-``, so the default leaves
+    out the digits a name starts with and that prefix: before, the template proposed '2fast-coupons' or
+    'fulcrum-pay' and, after its thirteen questions, refused it."""
     result = bake(**answers)
     assert result.exit_code == 0, result.exception
     assert result.project_path.name == f"fulcrum-{plugin_id}"
