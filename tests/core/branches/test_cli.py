@@ -132,6 +132,26 @@ def test_files_the_host_never_reads_are_skipped_with_a_note(run: Run, write: Wri
     assert str(readme) not in kept.stdout
 
 
+def test_the_branch_directory_is_checked_as_its_files(run: Run, write: Write, hq_text: str) -> None:
+    """``branch check branches`` (the directory) checks what ``branches/*`` would; before, click refused
+    it ("is a directory") without saying what to name. Its README is skipped; a directory holding no
+    file is an error naming it."""
+    hq = write("hq.toml", hq_text.replace('api_token = "$env:FULCRUM_SECRET_PROMO_TOKEN", ', ""))
+    write("README.md", "# Branch files\n")
+    result = run(hq.parent)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "ok: 1 file(s) checked\n"
+    bad = write("0755.toml", "[plugins.ghost]\nenabled = true\n")
+    failed = run(hq.parent)
+    assert failed.exit_code == 1
+    assert failed.stdout.startswith(f"{bad}: plugins.ghost: unknown plugin 'ghost'")
+    empty = hq.parent / "empty"
+    empty.mkdir()
+    nothing = run(empty)
+    assert nothing.exit_code == 1
+    assert nothing.stderr == f"{empty}: holds no file; name a branch directory or its files (branches/*.toml)\n"
+
+
 def test_naming_only_files_the_host_never_reads_is_an_error(run: Run, write: Write, hq_text: str) -> None:
     """``branch check README.md`` checked nothing and exited 0, so a team checking the wrong file was told
     all was well: a file the host never reads, named without any branch file, is an error saying so."""

@@ -124,13 +124,29 @@ def _not_a_branch_file(path: Path) -> bool:
     return path.name.startswith(".") or not near
 
 
+def _files_of(ctx: click.Context, names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` with each directory replaced by its files, sorted as the shell expands ``dir/*``; a
+    directory holding none exits 1 naming it."""
+    files: list[str] = []
+    for name in names:
+        if not Path(name).is_dir():
+            files.append(name)
+            continue
+        held = sorted(str(entry) for entry in Path(name).iterdir() if entry.is_file())
+        if not held:
+            click.echo(f"{name}: holds no file; name a branch directory or its files (branches/*.toml)", err=True)
+            ctx.exit(1)
+        files += held
+    return tuple(files)
+
+
 @click.group()
 def branch() -> None:
     """Branch plugin configuration (branches/<code>.toml and branches/hq.toml)."""
 
 
 @branch.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option(
     "--approved",
     "approved_file",
@@ -143,8 +159,9 @@ def check(ctx: click.Context, files: tuple[str, ...], approved_file: str | None)
 
     A branch file is checked together with the hq.toml beside it (a warning says when there is none).
     Files the host never reads (README.md) are skipped among branch files (``branches/*``); named alone,
-    they are a mistake, and exit 1.
+    they are a mistake, and exit 1. A directory stands for its files, as ``branches/*`` does.
     """
+    files = _files_of(ctx, files)
     skipped = [f for f in files if _not_a_branch_file(Path(f))]
     if len(skipped) == len(files):  # named on purpose, not swept in by ``branches/*`` beside hq.toml
         for name in skipped:
