@@ -149,7 +149,9 @@ def test_the_branch_directory_is_checked_as_its_files(run: Run, write: Write, hq
     empty.mkdir()
     nothing = run(empty)
     assert nothing.exit_code == 1
-    assert nothing.stderr == f"{empty}: holds no file; name a branch directory or its files (branches/*.toml)\n"
+    assert nothing.stderr == (
+        f"{empty}: holds no file; name a branch directory or its files (branches/*.toml)\n"
+    )
 
 
 def test_naming_only_files_the_host_never_reads_is_an_error(run: Run, write: Write, hq_text: str) -> None:

@@ -134,7 +134,9 @@ def _files_of(ctx: click.Context, names: tuple[str, ...]) -> tuple[str, ...]:
             continue
         held = sorted(str(entry) for entry in Path(name).iterdir() if entry.is_file())
         if not held:
-            click.echo(f"{name}: holds no file; name a branch directory or its files (branches/*.toml)", err=True)
+            click.echo(
+                f"{name}: holds no file; name a branch directory or its files (branches/*.toml)", err=True
+            )
             ctx.exit(1)
         files += held
     return tuple(files)
