@@ -77,6 +77,12 @@ def problems(answers: dict[str, object]) -> list[str]:
             f"plugin_id: {plugin_id!r} is reserved for the platform or a first-party plugin; "
             "choose another id"
         )
+    elif "--" in plugin_id:
+        found.append(
+            f"plugin_id: {plugin_id!r} has consecutive hyphens: a distribution's name folds them into one "
+            f"(fulcrum-{re.sub('-+', '-', plugin_id)}), so the wheel could not be built from the package "
+            f"fulcrum_{plugin_id.replace('-', '_')}; use single hyphens"
+        )
     elif plugin_id.startswith("fulcrum-"):
         found.append(
             f"plugin_id: drop the 'fulcrum-' prefix ({plugin_id[len('fulcrum-'):]!r}); "

@@ -38,6 +38,7 @@ def _files(root: Path) -> list[Path]:
         ({"plugin_id": "9-lives"}, "plugin_id"),
         ({"plugin_id": "a" * 51}, "plugin_id"),
         ({"plugin_id": "fulcrum-coupons"}, "plugin_id"),
+        ({"plugin_id": "city--coupons"}, "plugin_id"),
         ({"publisher_id": "Bank Co"}, "publisher_id"),
         ({"publisher_id": "shenzhen", "publisher_kind": "branch"}, "publisher_id"),
         ({"publisher_id": "branch-0755", "publisher_kind": "partner"}, "publisher_id"),
@@ -52,7 +53,7 @@ def _files(root: Path) -> list[Path]:
     ],
     ids=[
         "uppercase-id", "one-letter-id", "trailing-hyphen", "underscore", "leading-digit", "too-long",
-        "fulcrum-prefix", "bad-publisher", "branch-not-branch-code", "partner-as-branch",
+        "fulcrum-prefix", "double-hyphen", "bad-publisher", "branch-not-branch-code", "partner-as-branch",
         "no-hook", "empty-name", "quote", "backslash", "padded",
         "long-description", "blank-owner", "bad-email",
     ],
