@@ -299,3 +299,26 @@ def test_a_host_that_names_no_interface_is_refused_before_anything_binds(command
         load_settings(environ={"FULCRUM_HOST": host or " "})
     with pytest.raises(SettingsError, match=r"\(host\): Expected `str` matching regex"):
         load_settings(environ={}, host=host)
+
+
+def test_serve_on_a_busy_port_says_so_before_building_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve`` on a port something listens on: uvicorn's bind error came only after the whole startup
+    (plugins loaded, database opened), exit 3; it now names the port as in use first, exit 1, like the
+    demo. With ``--reuse-port`` another process on the port is the point, so it is not refused."""
+    served: list[object] = []
+    monkeypatch.setattr(serve, "_run", lambda *args, **kwargs: served.append(args[:2]))
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        ran = CliRunner().invoke(main, ["serve", "--port", str(port)], env={"FULCRUM_HOST": "127.0.0.1"})
+        shared = CliRunner().invoke(
+            main, ["serve", "--port", str(port), "--reuse-port"], env={"FULCRUM_HOST": "127.0.0.1"}
+        )
+    assert ran.exit_code == 1, ran.output
+    assert ran.output.startswith(f"Error: port {port} on 127.0.0.1 is in use")
+    assert shared.exit_code == 0, shared.output
+    assert served == [("127.0.0.1", port)]

@@ -377,8 +377,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int, 
     if reuse_port and workers != 1:
         raise click.UsageError("--reuse-port runs one worker per process: start several processes instead")
     settings = settings_for(ctx)
+    host, port = host or settings.host, port or settings.port
+    if not reuse_port:  # with SO_REUSEPORT another process on the port is the point
+        refuse_busy_port(host, port)  # before the whole startup, which uvicorn's bind error came after
     _run(
-        host or settings.host, port or settings.port, workers, ctx.obj["config_file"],
+        host, port, workers, ctx.obj["config_file"],
         reuse_port=reuse_port, log_level=settings.log_level, metrics_dir=settings.metrics_dir,
         http=settings.http_protocol, loop=settings.event_loop, log_json=settings.log_json,
     )
