@@ -81,6 +81,27 @@ def test_every_problem_is_printed_and_exit_is_one(run: Run, write: Write, hq_tex
     assert result.stderr == "2 problem(s) in 1 file(s)\n"
 
 
+def test_a_setting_or_plugin_key_that_would_read_otherwise_is_a_line_that_does_not(
+    run: Run, write: Write, hq_text: str
+) -> None:
+    """A setting's value with a bidi override fails the check naming file, key and character; a key
+    holding one is named escaped, so the check's own line reads as it holds."""
+    write("hq.toml", hq_text)
+    path = write(
+        "0755.toml",
+        '[plugins.merchant-promo]\nenabled = true\nsettings = { city = "深圳\u202e福田" }\n'
+        '[plugins."promo\u202e"]\nenabled = true\n',
+    )
+    result = run(path)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"{path}: plugins.merchant-promo.settings.city: U+202E RIGHT-TO-LEFT OVERRIDE at index 2 is not "
+        "allowed in display text",
+        f'{path}: plugins."promo\\u202e": not a plugin id (lowercase letters, digits and \'-\')',
+    ]
+    assert "\u202e" not in result.stdout
+
+
 def test_branch_file_is_checked_against_the_hq_file_beside_it(run: Run, write: Write, hq_text: str) -> None:
     """Checking a branch file alone still catches switching off what the sibling hq.toml makes mandatory."""
     write("hq.toml", hq_text)

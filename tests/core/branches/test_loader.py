@@ -179,6 +179,35 @@ def test_a_branch_name_that_would_read_reversed_is_refused_naming_key_and_charac
     assert list(parsed.plugins) == ["pension"]
 
 
+@pytest.mark.parametrize("hq", [False, True])
+def test_settings_and_pilots_that_would_read_otherwise_are_refused_naming_key_and_character(hq: bool) -> None:
+    """A setting's value reaches the customer (a banner's title is made of it), the staff's view of the
+    configuration and the plugin's logs; its key and a pilot's customer number the staff's view and the
+    check's lines. Each is one line of display text: a bidi control, a control character or a line break
+    is refused with the file, the key and the character, and the entry is not applied."""
+    parse = parse_hq if hq else parse_branch
+    file = "branches/hq.toml" if hq else F
+    text = (
+        '[plugins.merchant-promo]\nenabled = true\nallow = ["c-0755-001", "c-0755-\u202e100"]\n'
+        'settings = { city = "深圳\u2028福田", "title\u2067" = "春季", note = "a\\nb",'
+        ' ok = "南山 👨\u200d👩\u200d👧" }\n'
+        "[plugins.pension]\nenabled = true\n"
+    )
+    parsed, problems = parse(text.encode(), file)
+    assert sorted(p.line for p in problems) == sorted([
+        f"{file}: plugins.merchant-promo.allow[1]: U+202E RIGHT-TO-LEFT OVERRIDE at index 7 is not allowed "
+        "in display text",
+        f"{file}: plugins.merchant-promo.settings.city: U+2028 LINE SEPARATOR at index 2 is not allowed in "
+        "display text",
+        f'{file}: plugins.merchant-promo.settings."title\\u2067": key: U+2067 RIGHT-TO-LEFT ISOLATE at '
+        "index 5 is not allowed in display text",
+        f"{file}: plugins.merchant-promo.settings.note: U+000A LINE FEED at index 1 is not allowed in "
+        "display text; a setting is one line",
+    ])
+    assert parsed is not None
+    assert list(parsed.plugins) == ["pension"]
+
+
 def test_a_branch_name_in_any_script_with_marks_and_emoji_is_read() -> None:
     """Chinese, an emoji sequence joined by ZWJ and an RLM are ordinary display text."""
     text = 'name = { "zh-CN" = "深圳分行 👨\u200d👩\u200d👧", en = "Shenzhen \u200fbranch" }\n'

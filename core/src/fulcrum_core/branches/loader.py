@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from fulcrum_sdk._in_words import did_you_mean, in_words
-from fulcrum_sdk.display import find_display_problem
+from fulcrum_sdk.display import display_text_problem, find_display_problem
 from fulcrum_sdk.models import LocalizedText
 
 from fulcrum_core.branches.model import (
@@ -127,6 +127,26 @@ def _items(
     return good
 
 
+def _shown_settings(
+    file: str, prefix: tuple[str, ...], settings: dict[str, Any], problems: list[BranchProblem]
+) -> dict[str, Any]:
+    """The settings whose key and text value are one line of display text; each other one is a problem.
+    The value reaches the customer (a plugin makes a banner's title of it), the staff's view of the
+    configuration and the plugin's logs; the key those two."""
+    good: dict[str, Any] = {}
+    for key, value in settings.items():
+        where = toml_key(*prefix, "settings", key)
+        if (problem := display_text_problem(key)) is not None:
+            problems.append(BranchProblem(file, where, f"key: {problem.partition('; ')[0]}"))
+        elif isinstance(value, str) and (problem := display_text_problem(value)) is not None:
+            if problem.startswith("U+000A "):  # the display text hint names summaries: say a setting's
+                problem = problem.partition("; ")[0] + "; a setting is one line"
+            problems.append(BranchProblem(file, where, problem))
+        else:
+            good[key] = value
+    return good
+
+
 def _entry(
     file: str, plugin_id: str, raw: object, entry_type: type[_E], problems: list[BranchProblem]
 ) -> _E | None:
@@ -143,6 +163,7 @@ def _entry(
         data["pin"] = _items(file, (*prefix, "pin"), data["pin"], int, problems)
     if "settings" in data:
         data["settings"] = _items(file, (*prefix, "settings"), data["settings"], SettingValue, problems)
+        data["settings"] = _shown_settings(file, prefix, data["settings"], problems)
     # msgspec stops at an entry's first bad key: each key is judged on its own, so all are reported.
     fields = {f.encode_name: f.type for f in msgspec.structs.fields(entry_type)}
     found = len(problems)
@@ -154,6 +175,11 @@ def _entry(
             msgspec.convert(value, fields[key])
         except msgspec.ValidationError as exc:
             problems.append(_field_problem(file, (*prefix, key), exc, fields[key]))
+        else:
+            if key == "allow":  # pilots' customer numbers: the staff's view and the check's lines show them
+                for i, customer_id in enumerate(value):
+                    if (shown := display_text_problem(customer_id)) is not None:
+                        problems.append(BranchProblem(file, f"{toml_key(*prefix, key)}[{i}]", shown))
     if len(problems) > found:
         return None
     try:
