@@ -336,3 +336,15 @@ def test_an_incomplete_decision_on_a_release_in_review_is_invalid_input(
     with pytest.raises(InvalidInput) as rejecting:
         registry.reject(rid, reviewer="bob", reasons=[])
     assert rejecting.value.field == "reasons"
+
+
+def test_who_acts_holding_a_bidi_control_is_refused_naming_the_character(
+    registry: RegistryService, submit: Submit
+) -> None:
+    """A reviewer's name is shown to the publisher and in the audit: one line of display text."""
+    rid = submit().id
+    with pytest.raises(InvalidInput) as caught:
+        registry.reject(rid, reviewer="bob\u202eevil", reasons=["no"])
+    assert caught.value.field == "reviewer"
+    assert "U+202E RIGHT-TO-LEFT OVERRIDE at index 3" in str(caught.value)
+    assert registry.get_release(rid).state == "in_review"

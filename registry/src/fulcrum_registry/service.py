@@ -106,7 +106,10 @@ def _branch_id_rule(publisher_id: str, kind: str) -> None:
 
 
 def _actor(value: str, field: str) -> str:
-    if name_problem(value) is not None:
+    problem = name_problem(value)
+    if problem is not None and problem.startswith("holds U+"):  # a character display text refuses: name it
+        raise InvalidInput(field, problem)
+    if problem is not None:
         raise InvalidInput(field, f"must name who acts (1–{MAX_NAME} characters, no NUL)")
     return value.strip()
 

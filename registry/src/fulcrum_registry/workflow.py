@@ -118,6 +118,9 @@ def name_problem(name: str) -> str | None:
         return f"is over the {MAX_NAME} characters the registry records of who acts"
     if "\x00" in text:
         return "holds a NUL character"
+    shown = display_text_problem(text)  # shown to the publisher and in the audit: one line of display text
+    if shown is not None:
+        return f"holds {shown.partition(' is not allowed')[0]}, which no name shown to a publisher may hold"
     return None
 
 

@@ -1019,3 +1019,22 @@ def test_a_registry_body_with_a_content_coding_is_415(api: Api) -> None:
     body = msgspec.json.encode(PUBLISHER)
     response = api.call("POST", "/publishers", api.rita, content=body, headers=headers)
     assert _problem(response, 415, "unsupported-media-type")["field"] == "Content-Encoding"
+
+
+def test_a_subject_that_would_read_reversed_is_refused_and_nothing_is_written(
+    api: Api, manifest: Any, wheel_for: Callable[..., Path], staff: Callable[..., str]
+) -> None:
+    """Who acts is shown to the publisher (``rejected by …``) and in the audit: a subject holding a
+    bidi override is a 403 ``registry.unusable-subject`` naming the character, escaped, and the audit is
+    unchanged."""
+    release_id = api.submit(wheel_for(manifest)).json()["release"]["id"]
+    spoof = staff(api.runtime, "rita\u202etob", "registry:review")
+    head = api.call("GET", "/audit", api.rita).json()["head"]
+    rejected = {"decision": "reject", "reasons": ["no"]}
+    response = api.call("POST", f"/releases/{release_id}/review", spoof, json=rejected)
+    refused = _problem(response, 403, "registry.unusable-subject")
+    assert refused["detail"].startswith(
+        "the access token's subject 'rita\\u202etob' holds U+202E RIGHT-TO-LEFT OVERRIDE at index 4"
+    ), refused
+    assert "\u202e" not in refused["detail"]
+    assert api.call("GET", "/audit", api.rita).json()["head"] == head
