@@ -535,6 +535,29 @@ async def test_a_back_channel_form_declared_utf8_is_read(browser: httpx.AsyncCli
     assert "charset" not in r.json().get("error_description", ""), r.text
 
 
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+@pytest.mark.parametrize(("form", "named"), [("client_id=%FF", "form parameter 'client_id'"),
+                                             ("%FF=x", "a form parameter's name")])
+async def test_a_back_channel_form_of_bytes_that_are_no_text_is_invalid_request(
+    browser: httpx.AsyncClient, path: str, form: str, named: str
+) -> None:
+    """``client_id=%FF`` was read with a replacement character and refused as "client '?'": a form
+    parameter that is not UTF-8 once percent-decoded is ``invalid_request`` naming it."""
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    r = await browser.post(path, content=f"grant_type=client_credentials&{form}", headers=headers)
+    assert _error(r) == "invalid_request"
+    assert f"{named} is not UTF-8 text once percent-decoded" in r.json()["error_description"]
+
+
+async def test_a_consent_decision_of_bytes_that_are_no_text_is_400_naming_it(
+    browser: httpx.AsyncClient,
+) -> None:
+    """On the consent form the same is a 400 naming the parameter, before its CSRF token is read."""
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    r = await browser.post("/oauth/authorize", content="decision=%E5%85", headers=headers)
+    assert (r.status_code, r.json()["field"]) == (400, "decision"), r.text
+
+
 async def test_a_consent_decision_in_another_charset_is_415_naming_it(browser: httpx.AsyncClient) -> None:
     """The consent form's decision declared in Latin-1 is a 415 naming the charset and ``Content-Type``,
     before its CSRF token is read (it was decoded as UTF-8)."""

@@ -33,6 +33,7 @@ from fulcrum_core.oauth.adapter import (
     RequestSnapshot,
     SnapshotRequest,
     back_channel_refusal,
+    garbled_words,
     snapshot,
     to_litestar,
 )
@@ -95,10 +96,13 @@ async def _back_channel(
 
 
 def _readable_form(snap: RequestSnapshot) -> None:
-    """415 naming the charset of a form declared in another than UTF-8, at the endpoints that answer
-    problem details (the back channel refuses it in OAuth's words)."""
+    """415 naming the charset of a form declared in another than UTF-8, and 400 naming a parameter that
+    is not UTF-8 text, at the endpoints that answer problem details (the back channel refuses both in
+    OAuth's words)."""
     if snap.charset_refused is not None:
         raise UnsupportedMediaType(f"{snap.charset_refused} (a form is sent in UTF-8)", field="Content-Type")
+    if snap.garbled is not None:
+        raise BadRequest(garbled_words(snap.garbled), field=snap.garbled or "body")
 
 
 def _dev_login_enabled(runtime: Runtime) -> bool:

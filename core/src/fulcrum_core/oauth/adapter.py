@@ -27,6 +27,7 @@ __all__ = [
     "RequestSnapshot",
     "SnapshotRequest",
     "back_channel_refusal",
+    "garbled_words",
     "snapshot",
     "to_litestar",
 ]
@@ -67,6 +68,9 @@ class RequestSnapshot:
     """How many ``Authorization`` headers were sent: ``headers`` keeps the last of them."""
     charset_refused: str | None = None
     """Why the form's declared ``charset`` cannot be read (another than UTF-8); its form is then not read."""
+    garbled: str | None = None
+    """The form parameter whose name or value is not UTF-8 once percent-decoded (``""`` for a name that
+    is not); its form is then empty."""
 
 
 _AUTH: Final = b"authorization"
@@ -82,11 +86,17 @@ async def snapshot(request: Request[Any, Any, Any], *, base_url: str | None = No
     if request.method == "POST":
         body = await request.body()
     form: list[tuple[str, str]] = []
+    garbled: str | None = None
     declared = request.headers.get("content-type", "")
     content_type = declared.split(";", 1)[0].strip().lower()
     refused = charset_problem(declared) if content_type == _FORM else None
     if body and content_type == _FORM and refused is None and len(body) <= MAX_BODY:
-        form = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        text = body.decode("utf-8", "surrogateescape")
+        form = parse_qsl(text, keep_blank_values=True, errors="surrogateescape")
+        # Read with replacement characters, ``client_id=%FF`` was refused as "client '?'".
+        garbled = next((key for key, value in form if not _is_text(key) or not _is_text(value)), None)
+        if garbled is not None:
+            form = []
     raw_query = request.scope.get("query_string", b"").decode("latin-1")
     query = parse_qsl(raw_query, keep_blank_values=True)
     url = str(request.url)
@@ -101,7 +111,23 @@ async def snapshot(request: Request[Any, Any, Any], *, base_url: str | None = No
         content_type=content_type,
         authorization_headers=sum(1 for name, _ in request.scope["headers"] if name.lower() == _AUTH),
         charset_refused=refused,
+        garbled=None if garbled is None else garbled if _is_text(garbled) else "",
     )
+
+
+def garbled_words(name: str) -> str:
+    """What is wrong with the form parameter ``name`` (``""``: a name) that is not UTF-8 text."""
+    which = f"form parameter {name!r}" if name else "a form parameter's name"
+    return f"{which} is not UTF-8 text once percent-decoded; percent-encode the UTF-8 bytes of the text"
+
+
+def _is_text(value: str) -> bool:
+    """Whether ``value`` decoded as UTF-8 without an escaped byte (``surrogateescape`` leaves one)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def back_channel_refusal(snap: RequestSnapshot) -> OAuthResponse | None:
@@ -129,6 +155,8 @@ def back_channel_refusal(snap: RequestSnapshot) -> OAuthResponse | None:
         return _invalid_request(f"the request body must be {_FORM}, not {sent} (RFC 6749 section 3.2)")
     if snap.charset_refused is not None:  # OAuth's own refusal (400), as for another media type
         return _invalid_request(f"{snap.charset_refused} (RFC 6749 appendix B)")
+    if snap.garbled is not None:
+        return _invalid_request(f"{garbled_words(snap.garbled)} (RFC 6749 appendix B)")
     seen: set[str] = set()
     for key, _value in snap.form:
         if key in seen:
