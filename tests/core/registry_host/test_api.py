@@ -1038,3 +1038,25 @@ def test_a_subject_that_would_read_reversed_is_refused_and_nothing_is_written(
     ), refused
     assert "\u202e" not in refused["detail"]
     assert api.call("GET", "/audit", api.rita).json()["head"] == head
+
+
+@pytest.mark.parametrize(
+    ("part_headers", "value"),
+    [(b"", b"\xff\xfe"), (b"Content-Type: text/plain; charset=no-such-charset\r\n", b"test-bank")],
+    ids=["not-utf8", "unknown-charset"],
+)
+def test_a_form_text_field_that_cannot_be_decoded_is_a_400(
+    api: Api, part_headers: bytes, value: bytes
+) -> None:
+    """A ``publisher`` part of bytes that are not UTF-8, or declared in a charset that does not exist, was
+    a 500 (litestar decodes each text part); it is a 400 saying what to send, and nothing is filed."""
+    wheel = b'name="wheel"; filename="fulcrum_x-1.0-py3-none-any.whl"\r\nContent-Type: application/zip'
+    body = (
+        b'--xyz\r\nContent-Disposition: form-data; name="publisher"\r\n' + part_headers + b"\r\n" + value
+        + b"\r\n--xyz\r\nContent-Disposition: form-data; " + wheel + b"\r\n\r\nPK\r\n--xyz--\r\n"
+    )
+    headers = {"Content-Type": "multipart/form-data; boundary=xyz"}
+    sent = api.call("POST", "/releases", api.paul, content=body, headers=headers)
+    problem = _problem(sent, 400, "invalid-input")
+    assert "not UTF-8 text" in problem["detail"]
+    assert api.call("GET", "/releases", api.rita).json()["total"] == 0

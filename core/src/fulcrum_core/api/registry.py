@@ -304,7 +304,14 @@ async def _multipart_first(request: Request[Any, Any, Any]) -> None:
         )
     # A field sent twice reached WheelUpload as a list, refused as no file or no text at all; the form
     # read here is kept for the handler's own (litestar reads it once a request).
-    form = await request.form()
+    try:
+        form = await request.form()
+    except (UnicodeDecodeError, LookupError):  # litestar decodes each text part, by its charset: a 500
+        raise BadRequest(
+            "a text field of the form (the publisher's id) is not UTF-8 text, or names a charset that does "
+            "not exist: send it as UTF-8 text",
+            code="invalid-input", field="body",
+        ) from None
     for name in dataclasses.fields(WheelUpload):
         if (times := len(form.getall(name.name, []))) > 1:
             raise BadRequest(
