@@ -501,7 +501,10 @@ def test_a_served_worker_whose_plugin_thread_hangs_exits_once_running_work_is_do
 
 def _served_output(cwd: Any, script: str, *args: str, waits_for: str, path: str | None = None) -> str:
     """What the served worker ``script`` (run with ``args``, and ``path`` first on ``PYTHONPATH``) printed,
-    once it exited on its own with status 0 within 30 s; the test fails saying what it ``waits_for``."""
+    once it exited on its own with status 0 within 120 s; the test fails saying what it ``waits_for``.
+
+    What it waits for, when not bounded, is forever: the bound is a loaded machine's start (imports, the
+    migration, uvicorn), which took the child past 30 s with another test run on the two cores."""
     import os
     import subprocess
     import sys
@@ -511,12 +514,14 @@ def _served_output(cwd: Any, script: str, *args: str, waits_for: str, path: str 
         [sys.executable, "-c", script, *args], cwd=cwd, stdout=subprocess.PIPE, text=True, env=env
     )
     try:
-        out, _ = child.communicate(timeout=30)
+        out, _ = child.communicate(timeout=120)
     except subprocess.TimeoutExpired:
         pytest.fail(f"the served worker did not exit: it waits for {waits_for}")
     finally:
         child.kill()
         child.wait()
+        assert child.stdout is not None
+        child.stdout.close()  # else its pipe, unread after a timeout, is an unraisable ResourceWarning later
     assert child.returncode == 0
     return out
 
