@@ -853,7 +853,7 @@ async def test_login_refuses_a_form_in_another_charset(
     """A sign-in form declared in Latin-1 is a 415 naming the charset and ``Content-Type`` (it was read
     as UTF-8 regardless), and sets no cookie."""
     response = await webview.post(
-        "/oauth/login", content=f"assertion={sign(idp_key)}",
+        "/oauth/login", content=f"assertion={sign(idp_key)}&note=caf%E9",
         headers={"Content-Type": "application/x-www-form-urlencoded; charset=latin-1"},
     )
     assert (response.status_code, response.json()["field"]) == (415, "Content-Type"), response.text

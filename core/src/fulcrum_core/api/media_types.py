@@ -10,15 +10,22 @@ never meant. Such a body is refused with words naming the charset, before anythi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from fulcrum_core.errors import BadRequest, UnsupportedMediaType
 from fulcrum_core.parameter_problems import echoed
 
-__all__ = ["charset_problem", "is_json", "json_body_refusal", "media_type"]
+__all__ = ["ascii_form", "charset_problem", "is_json", "json_body_refusal", "media_type"]
 
 _UTF8 = frozenset({"utf-8", "utf8"})  # the WHATWG labels of UTF-8 a client sends in practice
+_ASCII_SUPERSETS = frozenset({
+    "us-ascii", "ascii", "iso-8859-1", "iso8859-1", "latin-1", "latin1", "windows-1252", "cp1252",
+})
+"""Charsets in which ASCII bytes mean what they mean in UTF-8 (Apache HttpClient 4's form entity
+declares ISO-8859-1 by default)."""
+_HIGH_ESCAPE = re.compile(rb"%[89a-fA-F][0-9a-fA-F]")
 
 
 def media_type(content_type: str) -> str:
@@ -37,15 +44,22 @@ def _header(scope: Any, name: bytes) -> list[str]:
     return [value.decode("latin-1") for key, value in scope["headers"] if key.lower() == name]
 
 
-def charset_problem(content_type: str) -> str | None:
+def ascii_form(body: bytes) -> bool:
+    """Whether the form ``body`` is ASCII in its bytes and its escapes (no ``%80``-``%FF``): it then
+    reads the same in UTF-8 as in any of :data:`_ASCII_SUPERSETS`."""
+    return body.isascii() and _HIGH_ESCAPE.search(body) is None
+
+
+def charset_problem(content_type: str, *, ascii_body: bool = False) -> str | None:
     """Why the body's ``charset`` cannot be read (None when it names UTF-8, or no charset is sent):
-    every ``charset`` parameter is judged, so ``charset=utf-8; charset=latin-1`` is refused too."""
+    every ``charset`` parameter is judged, so ``charset=utf-8; charset=latin-1`` is refused too.
+    ``ascii_body``: the body reads the same in an ASCII-compatible charset, which is then read too."""
     for parameter in content_type.split(";")[1:]:
         name, _, value = parameter.partition("=")
         if name.strip().lower() != "charset":
             continue
         charset = value.strip().strip('"').strip()
-        if charset.lower() not in _UTF8:
+        if charset.lower() not in _UTF8 and not (ascii_body and charset.lower() in _ASCII_SUPERSETS):
             return (
                 f"the body is declared in charset {echoed(charset, 40)}, which is not read: send it in "
                 "UTF-8, with charset=utf-8 or no charset"

@@ -18,7 +18,7 @@ from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from litestar import Request, Response
 
-from fulcrum_core.api.media_types import charset_problem
+from fulcrum_core.api.media_types import ascii_form, charset_problem
 
 __all__ = [
     "MAX_BODY",
@@ -89,7 +89,8 @@ async def snapshot(request: Request[Any, Any, Any], *, base_url: str | None = No
     garbled: str | None = None
     declared = request.headers.get("content-type", "")
     content_type = declared.split(";", 1)[0].strip().lower()
-    refused = charset_problem(declared) if content_type == _FORM else None
+    # A form of ASCII alone reads the same in ISO-8859-1, which common clients declare by default.
+    refused = charset_problem(declared, ascii_body=ascii_form(body)) if content_type == _FORM else None
     if body and content_type == _FORM and refused is None and len(body) <= MAX_BODY:
         text = body.decode("utf-8", "surrogateescape")
         form = parse_qsl(text, keep_blank_values=True, errors="surrogateescape")
