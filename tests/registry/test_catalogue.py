@@ -15,7 +15,7 @@ Manifest = Callable[..., dict[str, Any]]
 
 def _plugin(submit: Submit, manifest: Manifest, pid: str, publisher: str, kind: str, **overrides: Any) -> Any:
     body = manifest(pid, publisher, kind=kind, **overrides)
-    package = "p_" + pid.replace("-", "_")
+    package = "fulcrum_" + pid.replace("-", "_")
     return submit(
         publisher=publisher,
         manifest=body,

@@ -28,6 +28,7 @@ STABLE_IDS = (
     "sdk.range_satisfiable",
     "transaction_types.declared",
     "transaction_types.unclaimed",
+    "project.matches_id",
     "entry_point.matches_id",
 )
 
@@ -55,7 +56,7 @@ def test_check_ids_are_stable() -> None:
 
 
 def test_a_good_wheel_passes_every_check(wheels: Wheels) -> None:
-    """A correct wheel passes all twelve checks with the stable success messages."""
+    """A correct wheel passes all thirteen checks with the stable success messages."""
     results = check_wheel(wheels(), OWNER)
     assert [r.id for r in results] == list(STABLE_IDS)
     assert all(r.passed for r in results), [r for r in results if not r.passed]
@@ -445,6 +446,32 @@ def test_entry_point_must_be_exactly_the_plugin_id(
     assert result.message == CHECKS["entry_point.matches_id"].failed
     assert result.details == (f"expected exactly 'demo', found: {found}",)
     assert result.fix == f'declare `[project.entry-points.fulcrum]` with the one line `"demo" = "{module}"`'
+
+
+@pytest.mark.parametrize(
+    ("dist", "project"),
+    [
+        ("fulcrum_wealth_checkup", "fulcrum-wealth-checkup"),
+        ("demo", "demo"),
+        ("fulcrum_demo2", "fulcrum-demo2"),
+    ],
+    ids=["another-plugins-project", "no-prefix", "near-miss"],
+)
+def test_the_project_must_be_named_after_the_plugin_id(wheels: Wheels, dist: str, project: str) -> None:
+    """An installer finds a plugin by its project's name: plugin `demo` ships only as fulcrum-demo, else
+    approving it would put its wheel in another project (another plugin's, installed in its place)."""
+    result = by_id(check_wheel(wheels(dist=dist), OWNER))["project.matches_id"]
+    assert result.status == "failed"
+    assert result.message == CHECKS["project.matches_id"].failed
+    assert result.details == (f"the wheel's project is {project!r}, plugin 'demo' must be 'fulcrum-demo'",)
+    assert result.fix == (
+        'name the project `name = "fulcrum-demo"` under [project] in pyproject.toml, then rebuild'
+    )
+
+
+def test_the_project_name_is_compared_as_installers_compare_it(wheels: Wheels, manifest: Manifest) -> None:
+    """Case, dots and underscores do not matter (PEP 503): Fulcrum.Demo is fulcrum-demo."""
+    assert by_id(check_wheel(wheels(dist="Fulcrum.Demo"), OWNER))["project.matches_id"].passed
 
 
 def test_every_failure_is_listed_not_just_the_first(wheels: Wheels, manifest: Manifest) -> None:

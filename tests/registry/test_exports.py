@@ -37,6 +37,7 @@ EXPECTED = {
     "ReleaseState",
     "Submission",
     "check_wheel",
+    "project_name",
     "run_checks",
 }
 

@@ -253,7 +253,7 @@ def test_a_transaction_type_of_another_plugin_cannot_be_declared(
     assert first.state == "in_review", first.checks
     taker = submit(
         manifest=_ordering(manifest, "taker", "demo.order"),
-        entry_points="[fulcrum]\ntaker = fulcrum_demo.plugin\n",
+        entry_points="[fulcrum]\ntaker = fulcrum_demo.plugin\n", dist="fulcrum_taker",
     )
     assert taker.state == "checks_failed"
     assert taker.failed_checks == ("transaction_types.unclaimed",)
@@ -265,7 +265,7 @@ def test_a_transaction_type_of_another_plugin_cannot_be_declared(
         registry.reject(release.id, reviewer="bob", reasons=["not now"])
     free = submit(
         manifest=_ordering(manifest, "taker", "demo.order"), version="1.1.0",
-        entry_points="[fulcrum]\ntaker = fulcrum_demo.plugin\n",
+        entry_points="[fulcrum]\ntaker = fulcrum_demo.plugin\n", dist="fulcrum_taker",
     )
     assert free.state == "in_review", free.checks
 

@@ -201,7 +201,9 @@ def test_publishers_half_reinstated_are_listed_for_whoever_may_complete_them(
     approve(rid, "carol")
     partner = manifest("fund-offers", "fund-partner", kind="partner")
     entry = "[fulcrum]\nfund-offers = x.plugin\n"
-    offers = submit(publisher="fund-partner", by="paul", manifest=partner, entry_points=entry)
+    offers = submit(
+        publisher="fund-partner", by="paul", manifest=partner, entry_points=entry, dist="fulcrum_fund_offers"
+    )
     assert offers.failed_checks == ()
     approve(int(offers.id), "bob")
     registry.suspend_publisher("pension-dept", actor="ops", reason="audit")
@@ -273,7 +275,8 @@ def test_publishers_are_paged_as_releases_are_waiting_or_not(
         plugin = f"plug-{name[-1]}"
         entry = f"[fulcrum]\n{plugin} = x.plugin\n"
         found = manifest(plugin, name, scopes={"required": _HIGH, "optional": {}})
-        rid = int(submit(publisher=name, by="paul", manifest=found, entry_points=entry).id)
+        dist = "fulcrum_" + plugin.replace("-", "_")
+        rid = int(submit(publisher=name, by="paul", manifest=found, entry_points=entry, dist=dist).id)
         approve(rid, "bob")
         approve(rid, "carol")
         registry.suspend_publisher(name, actor="ops", reason="audit")

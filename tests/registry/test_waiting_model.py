@@ -63,7 +63,10 @@ def _history(
                 found = manifest(scopes=scopes)
                 if publisher == "fund-partner":
                     found = manifest("fund-offers", publisher, kind="partner", scopes=scopes)
-                    extra = {"entry_points": "[fulcrum]\nfund-offers = x.plugin\n"}
+                    extra = {
+                        "entry_points": "[fulcrum]\nfund-offers = x.plugin\n",
+                        "dist": "fulcrum_fund_offers",
+                    }
                 submit(publisher=publisher, by=who, manifest=found, version=f"1.0.{step}", **extra)
             elif move == "approve":
                 registry.approve(

@@ -6,7 +6,14 @@ artifact directory; ``checks`` are the automated checks (pure, also used by the 
 """
 
 from fulcrum_registry.audit import AuditEntry, BrokenLink
-from fulcrum_registry.checks import CHECKS, CheckContext, CheckResult, check_wheel, run_checks
+from fulcrum_registry.checks import (
+    CHECKS,
+    CheckContext,
+    CheckResult,
+    check_wheel,
+    project_name,
+    run_checks,
+)
 from fulcrum_registry.errors import (
     AlreadyExists,
     Conflict,
@@ -64,5 +71,6 @@ __all__ = [
     "ReleaseState",
     "Submission",
     "check_wheel",
+    "project_name",
     "run_checks",
 ]

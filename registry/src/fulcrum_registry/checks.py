@@ -27,6 +27,7 @@ from fulcrum_sdk.manifest import (
     semantic_problems,
 )
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from fulcrum_registry._wheel import WheelFacts, inspect_wheel
@@ -39,6 +40,7 @@ __all__ = [
     "PriorRelease",
     "check_wheel",
     "installed_sdk_version",
+    "project_name",
     "run_checks",
 ]
 
@@ -166,6 +168,13 @@ CHECKS: dict[str, CheckSpec] = {
             "another plugin already declares a transaction type of this manifest",
             "name each transaction type after your plugin (`<plugin>.<action>`, e.g. `city_coupons.order`) "
             "so it cannot take another plugin's, in fulcrum-plugin.toml and in register_transaction_types",
+        ),
+        _spec(
+            "project.matches_id",
+            f"the wheel's project (distribution) name is `{PROJECT_NAME}-<plugin id>`",
+            f"the wheel's project (distribution) name is not `{PROJECT_NAME}-<plugin id>`",
+            f'name the project after the plugin id: `name = "{PROJECT_NAME}-<plugin id>"` under [project] in '
+            "pyproject.toml, then rebuild",
         ),
         _spec(
             "entry_point.matches_id",
@@ -334,6 +343,32 @@ def _sdk_range(facts: WheelFacts, ctx: CheckContext) -> CheckResult:
     )
 
 
+def project_name(plugin_id: str) -> str:
+    """The canonical project name a plugin's wheels must carry: ``fulcrum-<plugin id>``, as installers
+    compare names (PEP 503), so one project never holds two plugins' wheels."""
+    return str(canonicalize_name(f"{PROJECT_NAME}-{plugin_id}"))
+
+
+def _project_matches(facts: WheelFacts, ctx: CheckContext) -> CheckResult:
+    """An installer finds a plugin by its project name: a wheel named after another plugin's project
+    would be installed in that plugin's place."""
+    if facts.manifest is None:
+        return _result("project.matches_id", "skipped", [_NO_MANIFEST])
+    if facts.name is None:
+        return _result("project.matches_id", "skipped", ["the wheel's filename names no project"])
+    expected = project_name(facts.manifest.id)
+    if facts.name == expected:
+        return _result("project.matches_id", "passed")
+    failed = _result(
+        "project.matches_id",
+        "failed",
+        [f"the wheel's project is {facts.name!r}, plugin {facts.manifest.id!r} must be {expected!r}"],
+    )
+    return msgspec.structs.replace(
+        failed, fix=f'name the project `name = "{expected}"` under [project] in pyproject.toml, then rebuild'
+    )
+
+
 def _entry_point(facts: WheelFacts, ctx: CheckContext) -> CheckResult:
     manifest: Manifest | None = facts.manifest
     if manifest is None:
@@ -399,6 +434,7 @@ _RUNNERS: dict[str, Callable[[WheelFacts, CheckContext], CheckResult]] = {
     "sdk.range_satisfiable": _sdk_range,
     "transaction_types.declared": _types_declared,
     "transaction_types.unclaimed": _types_unclaimed,
+    "project.matches_id": _project_matches,
     "entry_point.matches_id": _entry_point,
 }
 

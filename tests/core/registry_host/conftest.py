@@ -40,13 +40,18 @@ def _record(name: str, data: bytes) -> str:
 
 
 def make_wheel(
-    directory: Path, manifest: Manifest, version: str | None = None, *, module: bytes | None = None
+    directory: Path,
+    manifest: Manifest,
+    version: str | None = None,
+    *,
+    module: bytes | None = None,
+    dist: str | None = None,
 ) -> Path:
     """Write a wheel for ``manifest`` (id as entry point; its version unless ``version``; ``module`` as
-    the package's ``__init__.py``); return it."""
+    the package's ``__init__.py``; ``dist`` as the distribution's name, else fulcrum_<id>); return it."""
     version = version or manifest.version or "1.0.0"
     package = "fulcrum_" + manifest.id.replace("-", "_")
-    dist = package
+    dist = dist or package
     raw = _drop_none(msgspec.to_builtins(msgspec.structs.replace(manifest, version=None)))
     files = {
         f"{package}/__init__.py": module if module is not None else b'"""A test plugin."""\n',
@@ -72,11 +77,12 @@ def make_wheel(
 
 @pytest.fixture
 def wheel_for(tmp_path: Path) -> Callable[..., Path]:
-    """``wheel_for(manifest, version=None)``: a valid wheel for a test plugin in a fresh directory."""
+    """``wheel_for(manifest, version=None, dist=None)``: a valid wheel for a test plugin in a fresh
+    directory (``dist``: another distribution name than fulcrum_<id>)."""
     counter = iter(range(10_000))
 
-    def build(manifest: Manifest, version: str | None = None) -> Path:
-        return make_wheel(tmp_path / f"wheels-{next(counter)}", manifest, version)
+    def build(manifest: Manifest, version: str | None = None, dist: str | None = None) -> Path:
+        return make_wheel(tmp_path / f"wheels-{next(counter)}", manifest, version, dist=dist)
 
     return build
 

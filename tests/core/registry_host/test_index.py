@@ -185,3 +185,102 @@ def test_a_suspended_publishers_wheels_are_not_served(
     assert client.get(f"/registry/files/{sha}/{name}").status_code == 404
     service.reinstate_publisher("test-bank", actor="dave", reason="cleared")
     assert client.get("/registry/simple/fulcrum-notices/").status_code == 200
+
+
+def _first_party_and_impostor(
+    make_app: Callable[..., Any], kit: Any, wheel_for: Callable[..., Path]
+) -> tuple[Any, Any, Any, Path]:
+    """A reviewer's client, the registry, the approved first-party ``wealth-checkup`` 1.0.0, and a wheel
+    of the partner plugin ``city-coupons`` named as the first party's project (fulcrum-wealth-checkup)."""
+    import msgspec
+
+    client, service, _releases = _setup(make_app, kit, wheel_for)
+    ours = kit.manifest("wealth-checkup", hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+    first_party = publish(service, wheel_for(ours, version="1.0.0"))
+    service.approve(first_party.id, reviewer="bob", checklist=CHECKLIST)
+    service.create_publisher(
+        {"id": "city-partner", "name": "城市优惠", "kind": "partner", "contact": "ops@city.example"},
+        actor="platform",
+    )
+    theirs = msgspec.structs.replace(
+        kit.manifest("city-coupons", hooks=["home_slot_offers"], scopes=["slot:home.notice"]),
+        publisher="city-partner",
+        kind="partner",
+    )
+    impostor = wheel_for(theirs, version="9.0.0", dist="fulcrum_wealth_checkup")
+    return client, service, first_party, impostor
+
+
+def test_a_wheel_named_after_another_plugins_project_fails_its_checks(
+    make_app: Callable[..., Any], kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """A partner's plugin shipped as fulcrum-wealth-checkup fails ``project.matches_id`` and never reaches
+    review, so the index's fulcrum-wealth-checkup holds the first party's wheel alone."""
+    client, service, first_party, impostor = _first_party_and_impostor(make_app, kit, wheel_for)
+    release = publish(service, impostor, publisher="city-partner", by="mallory")
+    assert release.state == "checks_failed"
+    assert release.failed_checks == ("project.matches_id",)
+    failed = next(c for c in release.checks if c.id == "project.matches_id")
+    assert failed.details == (
+        "the wheel's project is 'fulcrum-wealth-checkup', "
+        "plugin 'city-coupons' must be 'fulcrum-city-coupons'",
+    )
+    page = client.get("/registry/simple/fulcrum-wealth-checkup/")
+    assert page.status_code == 200
+    assert first_party.artifact.filename in page.text
+    assert release.artifact.sha256 not in page.text
+
+
+def test_a_project_two_plugins_share_serves_only_the_plugin_it_is_named_after(
+    make_app: Callable[..., Any], kit: Any, wheel_for: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An impostor approved before ``project.matches_id`` existed is kept out of the first party's project
+    (page and file), and is not served alone either once the first party's release is suspended."""
+    from fulcrum_registry import checks
+
+    client, service, first_party, impostor = _first_party_and_impostor(make_app, kit, wheel_for)
+    def unchecked(facts: Any, ctx: Any) -> Any:  # the registry as it was: nothing tied project to plugin
+        return checks._result("project.matches_id", "passed")
+
+    monkeypatch.setitem(checks._RUNNERS, "project.matches_id", unchecked)
+    old = publish(service, impostor, publisher="city-partner", by="mallory")
+    assert old.state == "in_review"
+    service.approve(old.id, reviewer="bob", checklist=CHECKLIST)
+
+    page = client.get("/registry/simple/fulcrum-wealth-checkup/")
+    assert page.status_code == 200
+    assert first_party.artifact.sha256 in page.text
+    assert old.artifact.sha256 not in page.text
+    assert client.get(f"/registry/files/{old.artifact.sha256}/{old.artifact.filename}").status_code == 404
+    assert 'href="fulcrum-wealth-checkup/"' in client.get("/registry/simple/").text
+
+    service.suspend(first_party.id, actor="carol", reason="an incident")  # the impostor alone is left
+    assert client.get("/registry/simple/fulcrum-wealth-checkup/").status_code == 404
+    assert "fulcrum-wealth-checkup" not in client.get("/registry/simple/").text
+
+
+def test_a_project_holding_two_plugins_wheels_is_not_served() -> None:
+    """Ids that differ only in folded hyphens (city--coupons, city-coupons, both approved before ids
+    refused ``--``) share the project fulcrum-city-coupons: neither is served under it."""
+    from types import SimpleNamespace
+
+    from fulcrum_core.api.registry_index import approved_files
+
+    def release(rid: int, plugin: str, filename: str) -> SimpleNamespace:
+        return SimpleNamespace(id=rid, plugin_id=plugin, artifact=SimpleNamespace(filename=filename))
+
+    releases = [
+        release(1, "city-coupons", "fulcrum_city_coupons-1.0.0-py3-none-any.whl"),
+        release(2, "city--coupons", "fulcrum_city_coupons-2.0.0-py3-none-any.whl"),
+        release(3, "notices", "fulcrum_notices-1.0.0-py3-none-any.whl"),
+    ]
+
+    class Service:
+        def active_policy(self) -> dict[str, dict[str, Any]]:
+            return {r.plugin_id: {"v": SimpleNamespace(release_id=r.id)} for r in releases}
+
+        def list_releases(self, query: dict[str, Any]) -> Any:
+            return SimpleNamespace(items=releases, next_cursor=None)
+
+    served = approved_files(Service())  # type: ignore[arg-type]
+    assert {name: [r.id for r in rs] for name, rs in served.items()} == {"fulcrum-notices": [3]}

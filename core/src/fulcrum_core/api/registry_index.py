@@ -3,7 +3,10 @@
 ``/registry/simple/`` lists projects, ``/registry/simple/{project}/`` their files (each link with a
 ``#sha256=`` fragment, which installers verify), ``/registry/files/{sha256}/{filename}`` the bytes.
 Only releases that are approved and not suspended appear, so nothing unapproved can be installed
-from here; a suspended release disappears from the index on its next request.
+from here; a suspended release disappears from the index on its next request. A wheel appears only
+under its plugin's own project, ``fulcrum-<plugin id>`` (the registry's ``project.matches_id``): one
+approved before that check under another plugin's project is never served, so installing that project
+cannot install another publisher's code.
 
 Access: a staff token with ``registry:review`` (every project) or ``registry:publish`` (its own
 publisher's projects only, as for releases), like the registry's read routes; only health, metadata
@@ -18,7 +21,7 @@ from __future__ import annotations
 from html import escape
 from typing import Annotated, Any
 
-from fulcrum_registry import RegistryService, ReleaseRead
+from fulcrum_registry import RegistryService, ReleaseRead, project_name
 from litestar import Request, Response, get
 from litestar.params import FromPath, PathParameter
 from litestar.response import File
@@ -39,17 +42,21 @@ _HTML = "text/html"  # litestar adds "; charset=utf-8" to text/ types
 
 
 def _project(release: ReleaseRead) -> str | None:
+    """The release's project, or None when its wheel is not named after its plugin (``fulcrum-<id>``)."""
     try:
-        return str(canonicalize_name(parse_wheel_filename(release.artifact.filename)[0]))
+        name = str(canonicalize_name(parse_wheel_filename(release.artifact.filename)[0]))
     except InvalidWheelFilename:
         return None
+    return name if release.plugin_id is not None and name == project_name(release.plugin_id) else None
 
 
 def approved_files(service: RegistryService, publisher: str | None = None) -> dict[str, list[ReleaseRead]]:
     """Normalised project name → its approved, not suspended releases (oldest first), of ``publisher``
     when given.
 
-    Only releases in the live policy: those of a suspended publisher are not served either.
+    Only releases in the live policy: those of a suspended publisher are not served either. Only wheels
+    named ``fulcrum-<their plugin id>``; a project still holding two plugins' wheels (ids that differ
+    only in folded hyphens, approved before ids refused ``--``) is left out: neither is the project.
     """
     live = {r.release_id for versions in service.active_policy().values() for r in versions.values()}
     projects: dict[str, list[ReleaseRead]] = {}
@@ -67,7 +74,11 @@ def approved_files(service: RegistryService, publisher: str | None = None) -> di
                 projects.setdefault(name, []).append(release)
         cursor = page.next_cursor
         if cursor is None:
-            return projects
+            return {
+                name: releases
+                for name, releases in projects.items()
+                if len({r.plugin_id for r in releases}) == 1
+            }
 
 
 def _page(title: str, links: list[str]) -> Response[str]:
