@@ -345,3 +345,17 @@ def test_checking_with_no_database_creates_none(
         "checking against the plugins installed here"
     )
     assert not (tmp_path / ".fulcrum").exists()
+
+
+def test_a_branch_directory_leaves_out_hidden_files_as_the_shell_does(
+    run: Run, write: Write, hq_text: str
+) -> None:
+    """``branch check branches`` reads what ``branches/*`` expands to, which leaves out hidden files:
+    a ``.gitkeep`` or a desktop's ``.DS_Store`` is not named as skipped."""
+    hq = write("hq.toml", hq_text.replace('api_token = "$env:FULCRUM_SECRET_PROMO_TOKEN", ', ""))
+    write(".gitkeep", "")
+    write(".DS_Store", "")
+    result = run(hq.parent)
+    assert result.exit_code == 0, result.output
+    assert ".gitkeep" not in result.stderr, result.stderr
+    assert ".DS_Store" not in result.stderr, result.stderr

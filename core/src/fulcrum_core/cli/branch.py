@@ -132,7 +132,9 @@ def _files_of(ctx: click.Context, names: tuple[str, ...]) -> tuple[str, ...]:
         if not Path(name).is_dir():
             files.append(name)
             continue
-        held = sorted(str(entry) for entry in Path(name).iterdir() if entry.is_file())
+        held = sorted(  # not hidden ones (.gitkeep), as the shell's dir/* leaves them out
+            str(entry) for entry in Path(name).iterdir() if entry.is_file() and not entry.name.startswith(".")
+        )
         if not held:
             click.echo(
                 f"{name}: holds no file; name a branch directory or its files (branches/*.toml)", err=True
