@@ -202,3 +202,22 @@ def test_an_explicit_template_path_is_used(
     result = new("--no-input", "--template", str(TEMPLATE), *CITY)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "fulcrum-city-coupons" / "pyproject.toml").is_file()
+
+
+@pytest.mark.parametrize(
+    ("members", "project", "member"),
+    [
+        ('members = ["plugins/*"]', "plugins/fulcrum-x", "plugins/fulcrum-x"),
+        ('members = ["plugins/*"]', "plugins/team/fulcrum-x", None),
+        ('members = ["plugins/*"]\nexclude = ["plugins/fulcrum-x"]', "plugins/fulcrum-x", None),
+        ('members = ["plugins/*"]\nexclude = ["plugins/old-*"]', "plugins/fulcrum-x", "plugins/fulcrum-x"),
+    ],
+    ids=["member", "nested-deeper", "excluded", "another-excluded"],
+)
+def test_a_workspace_member_is_one_uv_takes_for_one(
+    tmp_path: Path, members: str, project: str, member: str | None
+) -> None:
+    """A glob's ``*`` stays inside one directory, as uv reads it, and ``exclude`` leaves a project out:
+    ``-o plugins/team`` or an excluded directory makes a standalone project, told the standalone steps."""
+    (tmp_path / "pyproject.toml").write_text(f"[tool.uv.workspace]\n{members}\n", encoding="utf-8")
+    assert plugin_cli._workspace_member(tmp_path, tmp_path / project) == member

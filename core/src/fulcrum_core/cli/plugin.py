@@ -225,10 +225,22 @@ def _workspace_member(checkout: Path, project: Path) -> str | None:
         root = tomllib.loads((checkout / "pyproject.toml").read_text(encoding="utf-8"))
     except (OSError, ValueError):  # outside the checkout, or no readable pyproject.toml (TOMLDecodeError)
         return None
-    members = root.get("tool", {}).get("uv", {}).get("workspace", {}).get("members", [])
-    if not isinstance(members, list):
+    workspace = root.get("tool", {}).get("uv", {}).get("workspace", {})
+    members, excluded = workspace.get("members", []), workspace.get("exclude", [])
+    if not isinstance(members, list) or not isinstance(excluded, list):
         return None
-    return relative if any(fnmatch.fnmatchcase(relative, str(glob)) for glob in members) else None
+    if any(_glob_matches(relative, str(glob)) for glob in excluded):
+        return None
+    return relative if any(_glob_matches(relative, str(glob)) for glob in members) else None
+
+
+def _glob_matches(relative: str, glob: str) -> bool:
+    """Whether the path ``relative`` matches the workspace ``glob`` as uv reads it: ``*`` within one
+    directory (``plugins/*`` takes ``plugins/x``, not ``plugins/team/x``)."""
+    if "**" in glob:  # any depth
+        return fnmatch.fnmatchcase(relative, glob)
+    parts, pattern = relative.split("/"), glob.strip("/").split("/")
+    return len(parts) == len(pattern) and all(map(fnmatch.fnmatchcase, parts, pattern))
 
 
 def _print_member_steps(checkout: Path, member: str, answers: dict[str, str]) -> None:
