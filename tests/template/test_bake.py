@@ -178,10 +178,12 @@ def test_the_recorded_answers_bake_the_same_project_again(
         ({"plugin_name_en": "2fast Coupons"}, "fast-coupons", "fulcrum_fast_coupons"),
         ({"plugin_name_en": "7-Eleven 2 Go"}, "eleven-2-go", "fulcrum_eleven_2_go"),
         ({"plugin_name_en": "Fulcrum Pay"}, "pay", "fulcrum_pay"),
+        ({"plugin_name_en": "2 Fulcrum Pay"}, "pay", "fulcrum_pay"),
+        ({"plugin_name_en": "Fulcrum 2Pay"}, "pay", "fulcrum_pay"),
     ],
     ids=[
         "from-english", "from-chinese", "given", "leading-digit", "leading-digits-and-hyphen",
-        "fulcrum-prefix",
+        "fulcrum-prefix", "digits-then-fulcrum-prefix", "fulcrum-prefix-then-digits",
     ],
 )
 def test_the_id_and_names_are_derived_from_the_plugin_name(
