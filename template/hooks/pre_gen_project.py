@@ -15,7 +15,7 @@ import sys
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 
 # The same pattern as fulcrum_sdk.manifest.PluginId / PublisherId (kept in sync by the template tests).
-ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,48}[a-z0-9](?!\n)$")
+ID_PATTERN = re.compile(r"^[a-z](?:[a-z0-9]|-(?!-)){0,48}[a-z0-9](?!\n)$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\Z")
 BRANCH_ID = re.compile(r"^branch-[a-z0-9][a-z0-9-]*\Z")  # as the registry's rule for branch publishers
 KINDS = ("department", "branch", "partner")
@@ -45,12 +45,18 @@ def _text_problems(key: str, value: str, *, required: bool) -> list[str]:
 
 
 def _id_problems(key: str, value: str) -> list[str]:
-    if not ID_PATTERN.match(value):
-        return [
-            f"{key}: {value!r} is not a valid id: use 2-50 lowercase letters, digits and hyphens, "
-            "starting with a letter and not ending with a hyphen (e.g. 'city-coupons')"
-        ]
-    return []
+    if ID_PATTERN.match(value):
+        return []
+    why = ""
+    if "--" in value:  # the one rule a developer may not guess: say why
+        why = (
+            f"; a project's name folds consecutive hyphens into one, so {value!r} would be "
+            f"{re.sub('-+', '-', value)!r} (fulcrum-{re.sub('-+', '-', value)}): use single hyphens"
+        )
+    return [
+        f"{key}: {value!r} is not a valid id: use 2-50 lowercase letters, digits and hyphens, "
+        f"starting with a letter, not ending with a hyphen and no two in a row (e.g. 'city-coupons'){why}"
+    ]
 
 
 def problems(answers: dict[str, object]) -> list[str]:
@@ -76,12 +82,6 @@ def problems(answers: dict[str, object]) -> list[str]:
         found.append(
             f"plugin_id: {plugin_id!r} is reserved for the platform or a first-party plugin; "
             "choose another id"
-        )
-    elif "--" in plugin_id:
-        found.append(
-            f"plugin_id: {plugin_id!r} has consecutive hyphens: a distribution's name folds them into one "
-            f"(fulcrum-{re.sub('-+', '-', plugin_id)}), so the wheel could not be built from the package "
-            f"fulcrum_{plugin_id.replace('-', '_')}; use single hyphens"
         )
     elif plugin_id.startswith("fulcrum-"):
         found.append(

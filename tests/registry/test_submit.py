@@ -295,3 +295,19 @@ def test_a_submission_whose_types_lack_their_declarations_fails_its_checks(
     assert 'risk_level = "R1".."R5"' in detail
     assert release.manifest is not None  # the old form is still read
     assert release.manifest.type_keys == ("demo.order",)
+
+
+def test_an_id_with_consecutive_hyphens_is_refused(submit: Submit, manifest: Manifest) -> None:
+    """demo--x and demo-x would share the project fulcrum-demo-x: the registry refuses the manifest, naming
+    the key and why, and the release fails its checks."""
+    release = submit(
+        manifest=manifest("demo--x"),
+        dist="fulcrum_demo_x",
+        entry_points="[fulcrum]\ndemo--x = fulcrum_demo\n",
+    )
+    assert release.state == "checks_failed"
+    assert release.failed_checks == ("manifest.present_and_valid",)
+    (detail,) = next(c for c in release.checks if c.id == "manifest.present_and_valid").details
+    assert detail.startswith("id: must be 2 to 50 lowercase letters"), detail
+    assert "no two hyphens in a row" in detail
+    assert "city--coupons would be city-coupons" in detail

@@ -77,6 +77,13 @@ def test_parse_valid_manifest_fills_the_version() -> None:
             "must be 2 to 50 lowercase letters, digits and hyphens, starting with a letter",
         ),
         (_replace(GOOD, 'publisher = "test-bank"', 'publisher = "-bank"'), "publisher", "lowercase letters"),
+        # a wheel's project name folds '--' into '-': two ids would share one project (one would install
+        # as the other), so an id has no two hyphens in a row, and the error says why
+        (_replace(GOOD, 'id = "demo-plugin"', 'id = "demo--plugin"'), "id",
+         "no two hyphens in a row, such as city-coupons (a wheel's project name folds '--' into one hyphen: "
+         "city--coupons would be city-coupons)"),
+        (_replace(GOOD, 'publisher = "test-bank"', 'publisher = "test--bank"'), "publisher",
+         "no two hyphens in a row"),
         # $ alone matches before a last newline in Python's re: an id or publisher of its own, alike in print
         (_replace(GOOD, 'id = "demo-plugin"', 'id = "demo-plugin\\n"'), "id", "lowercase letters"),
         (_replace(GOOD, 'publisher = "test-bank"', 'publisher = "test-bank\\n"'), "publisher",

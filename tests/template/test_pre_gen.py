@@ -95,6 +95,23 @@ def test_names_that_give_no_id_say_to_answer_the_id(bake: Any, capfd: pytest.Cap
     assert "''" not in err
 
 
+@pytest.mark.parametrize("key", ["plugin_id", "publisher_id"])
+def test_consecutive_hyphens_are_refused_once_saying_why(
+    bake: Any, capfd: pytest.CaptureFixture[str], key: str
+) -> None:
+    """An id with '--' is refused as the SDK refuses it, in one line naming the question and why: a
+    project's name folds the hyphens, so city--coupons would be city-coupons."""
+    result = bake(**{key: "city--coupons"})
+    assert isinstance(result.exception, FailedHookException)
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith(f"  - {key}:")]
+    assert lines == [
+        f"  - {key}: 'city--coupons' is not a valid id: use 2-50 lowercase letters, digits and hyphens, "
+        "starting with a letter, not ending with a hyphen and no two in a row (e.g. 'city-coupons'); a "
+        "project's name folds consecutive hyphens into one, so 'city--coupons' would be 'city-coupons' "
+        "(fulcrum-city-coupons): use single hyphens"
+    ]
+
+
 def test_every_problem_is_reported_at_once(bake: Any, capfd: pytest.CaptureFixture[str]) -> None:
     """Several bad answers give one line each, so the developer fixes them in one go."""
     result = bake(plugin_id="Bad", owner_email="x", **NO_HOOKS)
