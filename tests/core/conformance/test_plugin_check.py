@@ -99,6 +99,7 @@ def test_the_first_party_plugins_pass_the_kit(name: str) -> None:
     assert statuses["plugin.loads"] == "passed"
     assert statuses["hook.home_slot_offers"] == "passed"
     assert statuses["entry_point.matches_id"] == "passed"
+    assert statuses["project.matches_id"] == "passed"
 
 
 def test_a_conforming_project_exits_zero_with_pass_lines(
@@ -137,6 +138,22 @@ def test_json_output_lists_every_check_with_its_source(tmp_path: Path) -> None:
     assert checks["hook.home_slot_offers"]["source"] == "hooks"
     assert checks["hook.home_slot_offers"]["status"] == "failed"
     assert "ResultError" in checks["hook.home_slot_offers"]["details"][0]
+
+
+def test_a_project_named_after_another_plugin_fails_the_check(tmp_path: Path) -> None:
+    """Plugin kit-probe built as the project fulcrum-wealth-checkup fails ``project.matches_id`` before
+    it is ever submitted, with the name to write."""
+    project = write_project(tmp_path / "probe")
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8").replace('"fulcrum-kit-probe"', '"fulcrum-wealth-checkup"')
+    pyproject.write_text(text + '\n[tool.uv.build-backend]\nmodule-name = "fulcrum_kit_probe"\n', "utf-8")
+    report = run_kit(project, deadlines=RELAXED)
+    assert not report.passed
+    (named,) = [c for c in report.checks if c.id == "project.matches_id"]
+    assert named.status == "failed"
+    assert named.details == (
+        "the wheel's project is 'fulcrum-wealth-checkup', plugin 'kit-probe' must be 'fulcrum-kit-probe'",
+    )
 
 
 def test_a_plugin_that_fails_to_import_is_reported(tmp_path: Path) -> None:
