@@ -14,7 +14,7 @@ from litestar.exceptions import SerializationException, ValidationException
 
 from fulcrum_core.api.media_types import json_body_refusal
 from fulcrum_core.errors import BadRequest
-from fulcrum_core.transactions.checks import named_twice
+from fulcrum_core.transactions.checks import named_twice, named_twice_in_words
 
 __all__ = ["FulcrumRequest"]
 
@@ -57,11 +57,7 @@ class FulcrumRequest(Request[Any, Any, Any]):
         JSON bodies are read as strictly as the transaction pipeline reads its parameters."""
         twice = named_twice(raw)
         if twice is not None:
-            raise BadRequest(
-                f"the body names {twice.rpartition('.')[2]!r} twice in one object; JSON readers disagree "
-                "on which value counts, so name each member once",
-                code="invalid-input", field=twice,
-            )
+            raise BadRequest(named_twice_in_words(twice), code="invalid-input", field=twice)
         handler = self.scope.get("route_handler")
         signature = getattr(handler, "parsed_fn_signature", None)
         data = signature.parameters.get("data") if signature is not None else None

@@ -38,6 +38,7 @@ __all__ = [
     "check_suitability",
     "decode_params",
     "named_twice",
+    "named_twice_in_words",
     "parse_body",
     "refusal",
 ]
@@ -122,11 +123,7 @@ def parse_body(raw: bytes) -> ParsedBody:
         raise BadRequest("the body is nested too deeply", code="body.malformed", field="body") from None
     twice = named_twice(raw)
     if twice is not None:
-        raise BadRequest(
-            f"the body names {twice.rpartition('.')[2]!r} twice in one object; JSON readers disagree on "
-            "which value counts, so name each member once",
-            code="body.invalid", field=twice,
-        )
+        raise BadRequest(named_twice_in_words(twice), code="body.invalid", field=twice)
     try:
         body = msgspec.convert(data, TransactionBody)
     except msgspec.ValidationError as exc:
@@ -218,6 +215,14 @@ def named_twice(raw: bytes) -> str | None:
         raise BadRequest("the body is nested too deeply", code="body.malformed", field="body") from None
     marked = _first(decoded, lambda value: isinstance(value, _Repeats))
     return None if marked is None else f"{marked[0]}.{marked[1].key}".lstrip(".")
+
+
+def named_twice_in_words(path: str) -> str:
+    """What a client whose body names the member at ``path`` twice is told (any JSON route)."""
+    return (
+        f"the body names {path.rpartition('.')[2]!r} twice in one object; JSON readers disagree on which "
+        "value counts, so name each member once"
+    )
 
 
 def decode_params(tx_type: TransactionType, params: dict[str, Any], *, plugin_id: str = "") -> Any:
