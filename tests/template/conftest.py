@@ -50,6 +50,17 @@ class Baked:
         return bool(self.context[question])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _hook_scripts_kept_apart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Cookiecutter leaves each hook script it runs in the temporary directory (two a bake, thousands a
+    run): the bakes here write them under the run's own temporary directories, which pytest prunes."""
+    import tempfile
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("cookiecutter-hooks")))
+        yield
+
+
 @pytest.fixture
 def bake(cookies: Any) -> Callable[..., Any]:
     """Bake the repository's template with ``extra_context``; returns pytest-cookies' Result."""

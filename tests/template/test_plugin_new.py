@@ -221,3 +221,19 @@ def test_a_workspace_member_is_one_uv_takes_for_one(
     ``-o plugins/team`` or an excluded directory makes a standalone project, told the standalone steps."""
     (tmp_path / "pyproject.toml").write_text(f"[tool.uv.workspace]\n{members}\n", encoding="utf-8")
     assert plugin_cli._workspace_member(tmp_path, tmp_path / project) == member
+
+
+def test_a_bake_leaves_no_hook_scripts_behind(
+    new: New, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cookiecutter writes each hook to a temporary file it never removes: every bake left two scripts in
+    the system's temporary directory (thousands on a machine that bakes in its tests). ``plugin new``
+    gives cookiecutter a scratch directory of its own for the bake, removed after it, refused or not."""
+    import tempfile
+
+    scratch = tmp_path / "system-tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert new("--no-input", *CITY).exit_code == 0
+    assert new("--no-input", "-x", "plugin_id=Bad Id").exit_code == 1
+    assert sorted(p.name for p in scratch.iterdir()) == []

@@ -13,7 +13,10 @@ import fnmatch
 import json
 import logging
 import shlex
+import tempfile
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -59,6 +62,18 @@ def _questions(template: str, directory: str | None) -> list[str] | None:
         return None
     return [key for key in context if not key.startswith("_")]
 
+
+
+@contextmanager
+def _hook_scratch() -> Iterator[None]:
+    """Cookiecutter writes each hook script to a temporary file and never removes it (two a bake): point
+    ``tempfile`` at a directory of the bake's own while it runs, and remove that afterwards."""
+    with tempfile.TemporaryDirectory(prefix="fulcrum-bake-") as scratch:
+        before, tempfile.tempdir = tempfile.tempdir, scratch
+        try:
+            yield
+        finally:
+            tempfile.tempdir = before
 
 @click.group()
 def plugin() -> None:
@@ -134,15 +149,16 @@ def new(
     if not cc_logger.handlers:
         cc_logger.addHandler(logging.NullHandler())
     try:
-        project = cookiecutter(
-            template,
-            directory=directory,
-            no_input=no_input,
-            extra_context=extra or None,
-            replay=str(replay_file) if replay_file is not None else None,
-            output_dir=str(output_dir),
-            overwrite_if_exists=overwrite_if_exists,
-        )
+        with _hook_scratch():
+            project = cookiecutter(
+                template,
+                directory=directory,
+                no_input=no_input,
+                extra_context=extra or None,
+                replay=str(replay_file) if replay_file is not None else None,
+                output_dir=str(output_dir),
+                overwrite_if_exists=overwrite_if_exists,
+            )
     except FailedHookException:
         raise click.ClickException(
             "the template refused the answers; fix the problems listed above"
