@@ -231,14 +231,30 @@ def test_a_wheel_named_after_another_plugins_project_fails_its_checks(
     assert release.artifact.sha256 not in page.text
 
 
+def _index_warnings(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Catch the index's warnings here, each one (its throttle is per process, five minutes)."""
+    import logging
+
+    from fulcrum_core.api import registry_index
+    from fulcrum_core.observability.throttle import ThrottledWarning
+
+    logger = logging.getLogger("fulcrum.registry.index")
+    monkeypatch.setattr(logger, "handlers", [*logger.handlers, caplog.handler])
+    fresh = ThrottledWarning(logger, registry_index._LEFT_OUT._message, every_s=0.0)
+    monkeypatch.setattr(registry_index, "_LEFT_OUT", fresh)
+
+
 def test_a_project_two_plugins_share_serves_only_the_plugin_it_is_named_after(
-    make_app: Callable[..., Any], kit: Any, wheel_for: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+    make_app: Callable[..., Any], kit: Any, wheel_for: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """An impostor approved before ``project.matches_id`` existed is kept out of the first party's project
-    (page and file), and is not served alone either once the first party's release is suspended."""
+    (page and file), and is not served alone either once the first party's release is suspended; the
+    index says so in its log, naming the release, for the platform team to suspend it."""
     from fulcrum_registry import checks
 
     client, service, first_party, impostor = _first_party_and_impostor(make_app, kit, wheel_for)
+    _index_warnings(monkeypatch, caplog)
     def unchecked(facts: Any, ctx: Any) -> Any:  # the registry as it was: nothing tied project to plugin
         return checks._result("project.matches_id", "passed")
 
@@ -257,9 +273,14 @@ def test_a_project_two_plugins_share_serves_only_the_plugin_it_is_named_after(
     service.suspend(first_party.id, actor="carol", reason="an incident")  # the impostor alone is left
     assert client.get("/registry/simple/fulcrum-wealth-checkup/").status_code == 404
     assert "fulcrum-wealth-checkup" not in client.get("/registry/simple/").text
+    warned = " ".join({r.getMessage() for r in caplog.records if r.name == "fulcrum.registry.index"})
+    assert f"release {old.id} of plugin city-coupons" in warned, warned
+    assert old.artifact.filename in warned
 
 
-def test_a_project_holding_two_plugins_wheels_is_not_served() -> None:
+def test_a_project_holding_two_plugins_wheels_is_not_served(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """Ids that differ only in folded hyphens (city--coupons, city-coupons, both approved before ids
     refused ``--``) share the project fulcrum-city-coupons: neither is served under it."""
     from types import SimpleNamespace
@@ -282,5 +303,9 @@ def test_a_project_holding_two_plugins_wheels_is_not_served() -> None:
         def list_releases(self, query: dict[str, Any]) -> Any:
             return SimpleNamespace(items=releases, next_cursor=None)
 
+    _index_warnings(monkeypatch, caplog)
     served = approved_files(Service())  # type: ignore[arg-type]
     assert {name: [r.id for r in rs] for name, rs in served.items()} == {"fulcrum-notices": [3]}
+    [warned] = {r.getMessage() for r in caplog.records if r.name == "fulcrum.registry.index"}
+    assert "project 'fulcrum-city-coupons'" in warned, warned
+    assert "plugins city--coupons, city-coupons" in warned, warned

@@ -18,6 +18,7 @@ their 401 challenges ``Basic realm="fulcrum registry"`` so pip asks for credenti
 
 from __future__ import annotations
 
+import logging
 from html import escape
 from typing import Annotated, Any
 
@@ -31,6 +32,7 @@ from fulcrum_core.api.registry_access import acting_publisher, index_guard, inst
 from fulcrum_core.api.registry_errors import registry_errors
 from fulcrum_core.auth.basic import TOKEN_AS_BASIC_OPT
 from fulcrum_core.errors import NotFound
+from fulcrum_core.observability.throttle import ThrottledWarning
 from fulcrum_core.parameter_problems import echoed
 from fulcrum_core.registry_host import registry_of
 from fulcrum_core.runtime import runtime_of
@@ -41,13 +43,27 @@ _STAFF: dict[str, Any] = {"scopes": [], TOKEN_AS_BASIC_OPT: True}  # and index_g
 _HTML = "text/html"  # litestar adds "; charset=utf-8" to text/ types
 
 
+_log = logging.getLogger("fulcrum.registry.index")
+_LEFT_OUT = ThrottledWarning(
+    _log, "the package index leaves out approved releases it cannot serve safely; suspend them",
+    every_s=300.0,
+)
+"""Each index request finds them again: one line per five minutes, naming the first found."""
+
+
 def _project(release: ReleaseRead) -> str | None:
     """The release's project, or None when its wheel is not named after its plugin (``fulcrum-<id>``)."""
     try:
         name = str(canonicalize_name(parse_wheel_filename(release.artifact.filename)[0]))
     except InvalidWheelFilename:
-        return None
-    return name if release.plugin_id is not None and name == project_name(release.plugin_id) else None
+        name = None
+    if name is not None and release.plugin_id is not None and name == project_name(release.plugin_id):
+        return name
+    _LEFT_OUT(
+        f"release {release.id} of plugin {release.plugin_id}: its wheel {release.artifact.filename!r} is "
+        f"not named {project_name(release.plugin_id or '?')!r}, so another plugin's installers could take it"
+    )
+    return None
 
 
 def approved_files(service: RegistryService, publisher: str | None = None) -> dict[str, list[ReleaseRead]]:
@@ -74,11 +90,11 @@ def approved_files(service: RegistryService, publisher: str | None = None) -> di
                 projects.setdefault(name, []).append(release)
         cursor = page.next_cursor
         if cursor is None:
-            return {
-                name: releases
-                for name, releases in projects.items()
-                if len({r.plugin_id for r in releases}) == 1
-            }
+            shared = {name: sorted({str(r.plugin_id) for r in rs}) for name, rs in projects.items()}
+            for name, plugins in shared.items():
+                if len(plugins) > 1:
+                    _LEFT_OUT(f"project {name!r} holds the wheels of plugins {', '.join(plugins)}")
+            return {name: releases for name, releases in projects.items() if len(shared[name]) == 1}
 
 
 def _page(title: str, links: list[str]) -> Response[str]:
