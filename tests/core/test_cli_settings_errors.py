@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +168,15 @@ def test_demo_serves_where_the_settings_say(tmp_path: Path, monkeypatch: pytest.
     assert "FULCRUM_ISSUER=http://127.0.0.2:8123" in first.output  # the issuer still says 8000
 
 
+@contextmanager
+def _listening() -> Iterator[int]:
+    """A port on 127.0.0.1 that something listens on while the block runs."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        yield busy.getsockname()[1]
+
+
 def test_demo_on_a_busy_port_says_so_first_and_exits_non_zero(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -175,10 +186,7 @@ def test_demo_on_a_busy_port_says_so_first_and_exits_non_zero(
     monkeypatch.setattr(serve, "_run", lambda *args, **kwargs: served.append(args))
     monkeypatch.setattr("fulcrum_core.demo.prepare_demo", lambda settings: served.append(settings) or "")
     monkeypatch.chdir(tmp_path)
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
+    with _listening() as port:
         ran = CliRunner().invoke(main, ["demo", "--port", str(port)], env={"FULCRUM_HOST": "127.0.0.1"})
     assert ran.exit_code == 1, ran.output
     assert ran.output.startswith(f"Error: port {port} on 127.0.0.1 is in use")
@@ -310,10 +318,7 @@ def test_serve_on_a_busy_port_says_so_before_building_the_app(
     served: list[object] = []
     monkeypatch.setattr(serve, "_run", lambda *args, **kwargs: served.append(args[:2]))
     monkeypatch.chdir(tmp_path)
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
+    with _listening() as port:
         ran = CliRunner().invoke(main, ["serve", "--port", str(port)], env={"FULCRUM_HOST": "127.0.0.1"})
         shared = CliRunner().invoke(
             main, ["serve", "--port", str(port), "--reuse-port"], env={"FULCRUM_HOST": "127.0.0.1"}
