@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from fulcrum_registry import AlreadyExists, InvalidInput, NewPublisher, NotFound, RegistryService
+from fulcrum_sdk.manifest import ID_WORDS
 
 
 def test_create_and_read(registry: RegistryService) -> None:
@@ -66,13 +67,10 @@ def test_invalid_publishers_name_the_field(
             {"contact": "ops at bank"},
             "must be an e-mail address that reaches the publisher, such as ops@bank.example (no spaces)",
         ),
-        (
-            {"id": "Bad Id"},
-            "must be 2 to 50 lowercase letters, digits and hyphens, starting with a letter and not ending "
-            "with a hyphen",
-        ),
+        ({"id": "Bad Id"}, f"must be {ID_WORDS}"),
+        ({"id": "city--dept"}, f"must be {ID_WORDS}"),
     ],
-    ids=["contact", "id"],
+    ids=["contact", "id", "two-hyphens"],
 )
 def test_a_value_not_matching_its_pattern_is_refused_in_words(
     registry: RegistryService, data: dict[str, str], problem: str

@@ -14,13 +14,15 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
 from fulcrum_sdk._in_words import choices_of, dotted, in_words, type_at
-from fulcrum_sdk.manifest import Manifest
+from fulcrum_sdk.manifest import ID_PATTERN, ID_WORDS, Manifest
 from fulcrum_sdk.oauth_client import OAuthClient
 
 from fulcrum_registry.checks import CheckResult
 from fulcrum_registry.errors import InvalidInput
 
 __all__ = [
+    "KNOWN_SLUG_PATTERN",
+    "KNOWN_SLUG_WORDS",
     "RELEASE_CURSOR_PATTERN",
     "SLUG_PATTERN",
     "SLUG_WORDS",
@@ -48,15 +50,21 @@ __all__ = [
 
 T = TypeVar("T")
 
-SLUG_PATTERN = r"^[a-z][a-z0-9-]{0,48}[a-z0-9](?!\n)$"
-"""A plugin or publisher id: lowercase letters, digits and hyphens, 2 to 50 characters."""
-RELEASE_CURSOR_PATTERN = r"^[0-9]{1,12}(?!\n)$"
-"""A release listing's cursor: the last release id of the previous page."""
-SLUG_WORDS = (
+SLUG_PATTERN = ID_PATTERN
+"""A new plugin or publisher id, as a manifest names one: the SDK's pattern, which refuses ``--``."""
+SLUG_WORDS = ID_WORDS
+"""What :data:`SLUG_PATTERN` takes, in words: what a refusal and the API's documentation say."""
+KNOWN_SLUG_PATTERN = r"^[a-z][a-z0-9-]{0,48}[a-z0-9](?!\n)$"
+"""An id a filter or a cursor names: any id ever taken, ``--`` included (taken before ids refused it),
+so such a plugin's or publisher's releases can still be found, and suspended or retired."""
+KNOWN_SLUG_WORDS = (
     "2 to 50 lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen"
 )
-"""What :data:`SLUG_PATTERN` takes, in words: what a refusal and the API's documentation say."""
+"""What :data:`KNOWN_SLUG_PATTERN` takes, in words."""
+RELEASE_CURSOR_PATTERN = r"^[0-9]{1,12}(?!\n)$"
+"""A release listing's cursor: the last release id of the previous page."""
 Slug = Annotated[str, msgspec.Meta(pattern=SLUG_PATTERN, description=SLUG_WORDS)]
+KnownSlug = Annotated[str, msgspec.Meta(pattern=KNOWN_SLUG_PATTERN, description=KNOWN_SLUG_WORDS)]
 PublisherKind = Literal["department", "branch", "partner"]
 StateName = Literal["submitted", "checks_failed", "in_review", "approved", "rejected", "suspended", "retired"]
 Limit = Annotated[int, msgspec.Meta(ge=1, le=100)]
@@ -297,7 +305,7 @@ class CatalogueQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """
 
     text: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
-    publisher: Slug | None = None
+    publisher: KnownSlug | None = None
     kind: PublisherKind | None = None
     scope: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
     state: StateName | None = None
@@ -312,8 +320,8 @@ class ReleaseQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     resume); ``reviewer`` (with ``waiting``): only those this person may complete.
     """
 
-    plugin: Slug | None = None
-    publisher: Slug | None = None
+    plugin: KnownSlug | None = None
+    publisher: KnownSlug | None = None
     state: StateName | None = None
     waiting: bool = False
     reviewer: Reviewer | None = None
@@ -328,7 +336,7 @@ class PublisherQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
     waiting: bool = False
     reviewer: Reviewer | None = None
-    cursor: Slug | None = None
+    cursor: KnownSlug | None = None
     limit: Limit = 20
 
 

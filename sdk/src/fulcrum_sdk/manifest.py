@@ -27,6 +27,8 @@ from fulcrum_sdk.scopes import PLUGIN_GRANTABLE_KINDS, SCOPES, slot_scope
 
 __all__ = [
     "CHANGELOG",
+    "ID_PATTERN",
+    "ID_WORDS",
     "MANIFEST_FILE",
     "RESERVED_PLUGIN_IDS",
     "Manifest",
@@ -51,21 +53,26 @@ RESERVED_PLUGIN_IDS = frozenset({"platform", "host", "unknown"})
 """Ids no plugin may take: ``platform`` names the host's own default content on the home page, ``host``
 and ``unknown`` the culprits of event-loop stalls that are no plugin's (``/metrics``)."""
 
-_ID_PATTERN = r"^[a-z](?:[a-z0-9]|-(?!-)){0,48}[a-z0-9](?!\n)$"
+ID_PATTERN = r"^[a-z](?:[a-z0-9]|-(?!-)){0,48}[a-z0-9](?!\n)$"
 """A plugin or publisher id: 2 to 50 characters, no ``--`` (a project name folds it into one hyphen,
-so ``city--coupons`` and ``city-coupons`` would be one project, ``fulcrum-city-coupons``)."""
+so ``city--coupons`` and ``city-coupons`` would be one project, ``fulcrum-city-coupons``). The
+registry's publisher ids and the branch files' plugin ids take the same."""
+ID_WORDS = (
+    "2 to 50 lowercase letters, digits and hyphens, starting with a letter, not ending with a hyphen and "
+    "with no two hyphens in a row, such as city-coupons (a wheel's project name folds '--' into one "
+    "hyphen: city--coupons would be city-coupons)"
+)
+"""What :data:`ID_PATTERN` takes, in words: what every refusal of an id says."""
 _EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+(?!\n)$"
 _SPECIFIER_PATTERN = (
     r"^\s*(~=|==|!=|<=|>=|<|>)\s*[0-9][0-9a-z.*+!-]*(\s*,\s*(~=|==|!=|<=|>=|<|>)\s*[0-9][0-9a-z.*+!-]*)*\s*$"
 )
-PluginId = Annotated[str, msgspec.Meta(pattern=_ID_PATTERN)]
-PublisherId = Annotated[str, msgspec.Meta(pattern=_ID_PATTERN)]
+PluginId = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
+PublisherId = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
 _Specifier = Annotated[str, msgspec.Meta(pattern=_SPECIFIER_PATTERN)]
 
 _IN_WORDS = {
-    _ID_PATTERN: "2 to 50 lowercase letters, digits and hyphens, starting with a letter, not ending with a "
-    "hyphen and with no two hyphens in a row, such as city-coupons (a wheel's project name folds '--' into "
-    "one hyphen: city--coupons would be city-coupons)",
+    ID_PATTERN: ID_WORDS,
     _EMAIL_PATTERN: "an e-mail address such as dev@partner.example (no spaces)",
     _SPECIFIER_PATTERN: "version specifiers such as '>=0.2,<0.3'",
 }

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from fulcrum_core.cli.branch import branch, installed_plugins
+from fulcrum_sdk.manifest import ID_WORDS
 
 Write = Callable[[str, str], Path]
 Run = Callable[..., Result]
@@ -97,7 +98,7 @@ def test_a_setting_or_plugin_key_that_would_read_otherwise_is_a_line_that_does_n
     assert result.stdout.splitlines() == [
         f"{path}: plugins.merchant-promo.settings.city: U+202E RIGHT-TO-LEFT OVERRIDE at index 2 is not "
         "allowed in display text",
-        f'{path}: plugins."promo\\u202e": not a plugin id (lowercase letters, digits and \'-\')',
+        f'{path}: plugins."promo\\u202e": not a plugin id: must be {ID_WORDS}',
     ]
     assert "\u202e" not in result.stdout
 

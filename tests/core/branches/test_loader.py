@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fulcrum_core.branches import branch_code_of, parse_branch, parse_hq
+from fulcrum_sdk.manifest import ID_WORDS
 from msgspec import UNSET
 
 F = "branches/0755.toml"
@@ -115,9 +116,16 @@ def test_bad_plugin_ids_and_non_table_entries() -> None:
     """A plugin id that cannot exist, or an entry that is not a table, is reported by key."""
     lines = _lines('plugins = { "Bad_Id" = {}, pension = 3 }\n')
     assert lines == [
-        f"{F}: plugins.Bad_Id: not a plugin id (lowercase letters, digits and '-')",
+        f"{F}: plugins.Bad_Id: not a plugin id: must be {ID_WORDS}",
         f"{F}: plugins.pension: expected a table, got int",
     ]
+
+
+def test_a_plugin_id_with_two_hyphens_in_a_row_is_refused_in_the_sdks_words() -> None:
+    """``city--coupons`` is no plugin id (a project name folds it into city-coupons), as the SDK says."""
+    lines = _lines('plugins = { "city--coupons" = {} }\n')
+    assert lines == [f"{F}: plugins.city--coupons: not a plugin id: must be {ID_WORDS}"]
+    assert "no two hyphens in a row" in ID_WORDS
 
 
 def test_name_needs_chinese_text() -> None:

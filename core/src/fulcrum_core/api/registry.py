@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal
 from fulcrum_registry import InvalidInput, NewPublisher, PublisherRead, RegistryService, ReleaseRead
 from fulcrum_registry.placeholders import placeholder_warnings
 from fulcrum_registry.schemas import (
+    KNOWN_SLUG_PATTERN,
+    KNOWN_SLUG_WORDS,
     RELEASE_CURSOR_PATTERN,
-    SLUG_PATTERN,
-    SLUG_WORDS,
     PublisherKind,
     StateName,
 )
@@ -73,11 +73,13 @@ ReleaseCursor = Annotated[
         pattern=RELEASE_CURSOR_PATTERN, description="a release id: the next_cursor of the previous page"
     ),
 ]
-SlugFilter = Annotated[str | None, QueryParameter(pattern=SLUG_PATTERN, description=SLUG_WORDS)]
+SlugFilter = Annotated[
+    str | None, QueryParameter(pattern=KNOWN_SLUG_PATTERN, description=KNOWN_SLUG_WORDS)
+]
 PublisherCursor = Annotated[
     str | None,
     QueryParameter(
-        pattern=SLUG_PATTERN, description="a publisher id: the next_cursor of the previous page"
+        pattern=KNOWN_SLUG_PATTERN, description="a publisher id: the next_cursor of the previous page"
     ),
 ]
 Limit = Annotated[int, QueryParameter(ge=1, le=100)]

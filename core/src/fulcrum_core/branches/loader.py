@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import msgspec
 from fulcrum_sdk._in_words import did_you_mean, in_words
 from fulcrum_sdk.display import display_text_problem, find_display_problem
+from fulcrum_sdk.manifest import ID_WORDS
 from fulcrum_sdk.models import LocalizedText
 
 from fulcrum_core.branches.model import (
@@ -152,7 +153,7 @@ def _entry(
 ) -> _E | None:
     prefix = ("plugins", plugin_id)
     if not PLUGIN_ID_PATTERN.match(plugin_id):
-        problem = "not a plugin id (lowercase letters, digits and '-')"
+        problem = f"not a plugin id: must be {ID_WORDS}"
         problems.append(BranchProblem(file, toml_key(*prefix), problem))
         return None
     if not isinstance(raw, dict):

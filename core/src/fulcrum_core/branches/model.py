@@ -13,6 +13,7 @@ import re
 from typing import Annotated, Literal
 
 import msgspec
+from fulcrum_sdk.manifest import ID_PATTERN
 from fulcrum_sdk.models import LocalizedText
 from msgspec import UNSET, UnsetType
 
@@ -33,7 +34,8 @@ HQ_FILE = "hq.toml"
 """The HQ file's name; any other ``<code>.toml`` in the directory is a branch file."""
 
 BRANCH_CODE_PATTERN = re.compile(r"^[0-9a-z][0-9a-z-]{0,30}\Z")
-PLUGIN_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,48}[a-z0-9]\Z")
+PLUGIN_ID_PATTERN = re.compile(ID_PATTERN)
+"""A plugin id as its manifest must write it (the SDK's pattern: no ``--``)."""
 
 SettingValue = str | int | bool
 """A plugin setting as written; the plugin receives it as text. Floats are refused (money is fen)."""
