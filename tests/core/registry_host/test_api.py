@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -888,6 +889,23 @@ def test_a_json_body_is_read_only_when_declared_json_in_utf8(
         assert named in problem["detail"], problem["detail"]
     else:
         assert response.json()["name"] == "Café bank"
+
+
+@pytest.mark.parametrize(
+    "charset", ["latin-1", '"ISO-8859-1"', "iso-8859-1", "US-ASCII", "windows-1252", "utf-8; charset=latin1"]
+)
+def test_an_ascii_json_body_declared_in_an_ascii_compatible_charset_is_read(
+    make_app: Callable[..., Any], staff: Callable[..., str], charset: str
+) -> None:
+    """A JSON body whose bytes are all ASCII (``\\u00e9`` escapes included) reads the same in UTF-8 as in
+    ISO-8859-1 and its kin: it is read, as an OAuth form declared so is, not refused for a charset that
+    changes nothing."""
+    api = Api(make_app(), staff)
+    body = json.dumps({**PUBLISHER, "name": "Café bank"}, ensure_ascii=True).encode("ascii")
+    headers = {"Content-Type": f"application/json; charset={charset}"}
+    response = api.call("POST", "/publishers", api.rita, content=body, headers=headers)
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == "Café bank"
 
 
 def test_a_review_body_in_another_charset_is_415(api: Api) -> None:

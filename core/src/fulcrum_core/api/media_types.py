@@ -5,7 +5,9 @@ sent twice.
 JSON exchanged between systems is UTF-8 (RFC 8259 section 8.1), and so is an OAuth form (RFC 6749
 appendix B). A ``charset`` naming another encoding (``latin-1``) was ignored and the body read as
 UTF-8 anyway: a client's ``é`` in Latin-1 became a refusal for bytes that are not UTF-8, or text it
-never meant. Such a body is refused with words naming the charset, before anything reads it.
+never meant. Such a body is refused with words naming the charset, before anything reads it, unless it
+is ASCII (:func:`ascii_form`, :func:`ascii_json`) and the charset one of :data:`_ASCII_SUPERSETS`: its
+bytes then mean the same in UTF-8, so forms and JSON bodies alike are read.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from fulcrum_core.errors import BadRequest, UnsupportedMediaType
 from fulcrum_core.parameter_problems import echoed
 
-__all__ = ["ascii_form", "charset_problem", "is_json", "json_body_refusal", "media_type"]
+__all__ = ["ascii_form", "ascii_json", "charset_problem", "is_json", "json_body_refusal", "media_type"]
 
 _UTF8 = frozenset({"utf-8", "utf8"})  # the WHATWG labels of UTF-8 a client sends in practice
 _ASCII_SUPERSETS = frozenset({
@@ -50,6 +52,12 @@ def ascii_form(body: bytes) -> bool:
     return body.isascii() and _HIGH_ESCAPE.search(body) is None
 
 
+def ascii_json(body: bytes) -> bool:
+    """Whether the JSON ``body`` is ASCII in its bytes: a ``\\u00e9`` escape names a code point, not a
+    byte, so it reads the same in UTF-8 as in any of :data:`_ASCII_SUPERSETS`."""
+    return body.isascii()
+
+
 def charset_problem(content_type: str, *, ascii_body: bool = False) -> str | None:
     """Why the body's ``charset`` cannot be read (None when it names UTF-8, or no charset is sent):
     every ``charset`` parameter is judged, so ``charset=utf-8; charset=latin-1`` is refused too.
@@ -67,10 +75,11 @@ def charset_problem(content_type: str, *, ascii_body: bool = False) -> str | Non
     return None
 
 
-def json_body_refusal(scope: Any) -> BadRequest | UnsupportedMediaType | None:
-    """The refusal for the body of a JSON route's request ``scope`` (an ASGI scope): 400 when its
-    ``Content-Type`` is sent more than once, 415 when it is not JSON, not UTF-8, or has a content
-    coding (``gzip``) the host does not undo; None when fine."""
+def json_body_refusal(scope: Any, body: bytes) -> BadRequest | UnsupportedMediaType | None:
+    """The refusal for the ``body`` of a JSON route's request ``scope`` (an ASGI scope): 400 when its
+    ``Content-Type`` is sent more than once, 415 when it is not JSON, not UTF-8 (an ASCII body may be
+    declared in an ASCII-compatible charset), or has a content coding (``gzip``) the host does not undo;
+    None when fine."""
     sent = [coding.strip() for value in _header(scope, b"content-encoding") for coding in value.split(",")]
     codings = [coding for coding in sent if coding]
     if any(coding.lower() != "identity" for coding in codings):
@@ -82,12 +91,12 @@ def json_body_refusal(scope: Any) -> BadRequest | UnsupportedMediaType | None:
             "it uncompressed, without Content-Encoding",
             field="Content-Encoding",
         )
-    return _declared_json(_header(scope, b"content-type"))
+    return _declared_json(_header(scope, b"content-type"), body)
 
 
-def _declared_json(content_types: Sequence[str]) -> BadRequest | UnsupportedMediaType | None:
-    """The refusal for a body declared by the ``Content-Type`` headers ``content_types`` (every one
-    sent), or None when it is one UTF-8 JSON type."""
+def _declared_json(content_types: Sequence[str], body: bytes) -> BadRequest | UnsupportedMediaType | None:
+    """The refusal for ``body`` declared by the ``Content-Type`` headers ``content_types`` (every one
+    sent), or None when it is one JSON type in UTF-8 (or, for an ASCII body, an ASCII superset)."""
     # Sent twice, or as a list (how a proxy joins two): one reader may take one, another the other.
     times = sum(1 + media_type(value).count(",") for value in content_types)
     if times > 1:
@@ -103,7 +112,7 @@ def _declared_json(content_types: Sequence[str]) -> BadRequest | UnsupportedMedi
             f"the body must be JSON (Content-Type: application/json), not {sent}",
             field="Content-Type",
         )
-    problem = charset_problem(content_type)
+    problem = charset_problem(content_type, ascii_body=ascii_json(body))
     if problem is not None:
         return UnsupportedMediaType(f"{problem} (JSON is UTF-8, RFC 8259 section 8.1)", field="Content-Type")
     return None

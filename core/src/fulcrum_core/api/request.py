@@ -34,7 +34,7 @@ class FulcrumRequest(Request[Any, Any, Any]):
 
         First the body must be declared JSON in UTF-8 (``media_types``): litestar decoded any body as
         UTF-8 JSON, whatever its ``Content-Type`` said."""
-        refusal = json_body_refusal(self.scope)
+        refusal = json_body_refusal(self.scope, await self.body())
         if refusal is not None:
             raise refusal
         try:

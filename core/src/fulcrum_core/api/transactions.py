@@ -60,7 +60,7 @@ async def _read_first(request: Request[Any, Any, Any]) -> None:
     raw = await request.body()
     if not raw:
         raise BadRequest("a JSON request body is required", code="body.malformed", field="body")
-    refusal = json_body_refusal(request.scope)
+    refusal = json_body_refusal(request.scope, raw)
     if refusal is not None:
         raise refusal
     keys = request.headers.getall(IDEMPOTENCY_HEADER, [])
