@@ -15,6 +15,7 @@ from litestar.openapi.spec import ExternalDocumentation
 
 from fulcrum_core import host_threads
 from fulcrum_core.api import routers
+from fulcrum_core.api.acceptable import AcceptableMiddleware
 from fulcrum_core.api.head import HeadAsGet
 from fulcrum_core.api.input_problems import document_input_problems
 from fulcrum_core.api.openapi_rate_limit import document_rate_limit
@@ -190,6 +191,7 @@ def _app(settings: Settings, rt: Runtime, *, debug: bool) -> Litestar:
             *observability.middleware_before_auth(rt),
             auth_middleware(),
             *observability.middleware_after_auth(rt),
+            AcceptableMiddleware,  # after the rate limit: a client sending a bad Accept is counted too
         ],
         plugins=[problem_details_plugin(problem_base(settings)), VarTupleSchemaPlugin()],
         logging_config=observability.logging_config(rt),

@@ -5,6 +5,7 @@
     ├── Unauthorized                401   missing, expired or wrongly signed token
     ├── Forbidden                   403   token lacks a scope; resource not the caller's
     ├── NotFound                    404
+    ├── NotAcceptable               406   an Accept admitting none of the media types the route answers
     ├── Conflict                    409   illegal state transition; request still in flight
     ├── UnsupportedMediaType        415   a body of a media type the route does not read
     ├── Unprocessable               422   well-formed but refused (suitability, limits, idempotency mismatch)
@@ -51,6 +52,7 @@ __all__ = [
     "Conflict",
     "CoreError",
     "Forbidden",
+    "NotAcceptable",
     "NotFound",
     "ServiceUnavailable",
     "Unauthorized",
@@ -105,6 +107,11 @@ class NotFound(CoreError):
     default_code = "not-found"
 
 
+class NotAcceptable(CoreError):
+    status = 406
+    default_code = "not-acceptable"
+
+
 class Conflict(CoreError):
     status = 409
     default_code = "conflict"
@@ -129,6 +136,7 @@ log = logging.getLogger("fulcrum.api")
 
 _TITLES = {
     405: "Method Not Allowed",
+    406: "Not Acceptable",
     413: "Content Too Large",
     415: "Unsupported Media Type",
     429: "Too Many Requests",
@@ -250,6 +258,7 @@ _HTTP_CODES = {
     403: "forbidden",
     404: "not-found",
     405: "method-not-allowed",
+    406: "not-acceptable",
     413: "too-large",
     415: "unsupported-media-type",
     429: "rate-limited",

@@ -116,6 +116,10 @@ CATALOGUE: Final[tuple[ProblemType, ...]] = (
        "fix-request", _FIELD),
     _t("method-not-allowed", 405, "Method not allowed", "The route exists but not with this HTTP method.",
        "Use a method the route takes (the `Allow` header and the detail list them).", "fix-request", _FIELD),
+    _t("not-acceptable", 406, "Not acceptable",
+       "The `Accept` header admits no media type the operation answers in: the JSON API answers "
+       "`application/json` (its errors `application/problem+json`).",
+       "Send `Accept: application/json`, one with `*/*`, or none.", "fix-request", _FIELD),
     _t("too-large", 413, "Content too large", "The request body is larger than the host accepts.",
        "Send a smaller body.", "fix-request"),
     _t("unsupported-media-type", 415, "Unsupported media type",
