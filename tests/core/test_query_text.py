@@ -143,3 +143,40 @@ def test_every_route_reads_its_integer_parameters_through_checked_query(make_app
             assert ":int}" not in str(handler.paths), route.path
             if _integers(handler):
                 assert handler.resolve_before_request() is checked_query, (route.path, handler)
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "field", "shown"),
+    [
+        ("/v1/search", "q=%zz", "q", "'%zz'"),
+        ("/v1/search", "q=100%", "q", "'%'"),
+        ("/v1/search", "q=fund&page=%2", "page", "'%2'"),
+        ("/v1/feeds/wealth", "cursor=a%g1", "cursor", "'%g1'"),
+        ("/v1/pages/wealth-checkup/report", "tab=%%41", "tab", "'%%4'"),
+        ("/v1/search", "q=x&%zz=1", "query", "'%zz'"),
+    ],
+)
+def test_a_malformed_percent_escape_is_a_400_naming_the_parameter(
+    make_app: Any, path: str, query: str, field: str, shown: str
+) -> None:
+    """``?q=%zz`` was searched for as the three characters ``%zz``, while ``?q=100%ab`` read ``%ab`` as a
+    byte: a ``%`` not followed by two hex digits is no URI (RFC 3986 section 2.1), and what the client
+    meant is anyone's guess, so it is a 400 naming the parameter and quoting the escape."""
+    app = make_app()
+    response = app.client.get(f"{path}?{query}", headers={"Authorization": f"Bearer {app.token()}"})
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert (problem["code"], problem["field"]) == ("bad-request", field), problem
+    assert f"holds {shown}, which is no percent-escape" in problem["detail"], problem["detail"]
+    assert "%25" in problem["detail"]
+
+
+def test_registry_query_escapes_are_judged_alike(make_app: Any) -> None:
+    """The registry's listings refuse a malformed escape as the app's routes do; a well-formed one
+    (``%25``, a literal ``%``) is read."""
+    app = make_app()
+    token = {"Authorization": f"Bearer {app.token('ops', _STAFF, kind='staff')}"}
+    response = app.client.get("/registry/v1/plugins?q=50%off", headers=token)
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "q"
+    assert app.client.get("/registry/v1/plugins?q=50%25off", headers=token).status_code == 200

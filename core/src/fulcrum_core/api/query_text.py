@@ -7,6 +7,11 @@ reads the last value of a parameter sent twice, so ``?state=approved&state=retir
 releases alone, an empty page that looked like an answer to both. Every query parameter a route declares
 takes one value; one it does not declare (a page's deep-link query, the plugin's to read) is not counted.
 
+A ``%`` not followed by two hex digits is no percent-escape (RFC 3986 section 2.1): litestar read
+``?q=%zz`` as the text ``%zz`` while ``?q=100%ab`` read ``%ab`` as a byte, so a client that left a
+literal ``%`` unescaped got one or the other by chance. Such a query is a 400 naming the parameter and
+quoting the escape, saying to send ``%`` as ``%25``.
+
 An integer parameter, in the query or the path, is written in ASCII digits: litestar converts a
 ``:int`` path segment with ``int()`` and a query value with msgspec's lax reading, so ``1_0`` named
 release 10, ``+5``, `` 5`` and ``٥`` (an Arabic-Indic five) release 5, and ``?limit=1e1`` or ``1.0`` were
@@ -18,6 +23,7 @@ annotation keeps the parameter an integer in the handler and the OpenAPI documen
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -33,6 +39,9 @@ from fulcrum_core.errors import BadRequest
 from fulcrum_core.parameter_problems import echoed
 
 __all__ = ["checked_query"]
+
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+"""A ``%`` that does not begin a percent-escape (two hex digits)."""
 
 _DECLARED: WeakKeyDictionary[BaseRouteHandler, frozenset[str]] = WeakKeyDictionary()
 _INTEGERS: WeakKeyDictionary[BaseRouteHandler, tuple[tuple[str, str], ...]] = WeakKeyDictionary()
@@ -76,6 +85,22 @@ def _integers(handler: BaseRouteHandler) -> tuple[tuple[str, str], ...]:
     return found
 
 
+def _bad_escape(raw: bytes) -> str | None:
+    """The first ``%`` of ``raw`` (a query's name or value as sent) that begins no percent-escape, with
+    what follows it (``'%zz'``, ``'%2'``, ``'%'``), or None when every ``%`` begins one."""
+    found = _BAD_ESCAPE.search(raw)
+    if found is None:
+        return None
+    return repr(raw[found.start():found.start() + 3].decode("ascii", "backslashreplace"))
+
+
+def _escape_problem(bad: str) -> str:
+    return (
+        f"holds {bad}, which is no percent-escape (a '%' and two hex digits, RFC 3986 section 2.1): send a "
+        "literal '%' as %25"
+    )
+
+
 def _read_as_integer(value: str) -> bool:
     """Whether litestar's lax reading would take ``value`` for an integer (``1.0``, ``1e1``)."""
     try:
@@ -103,9 +128,9 @@ def _plain_integers(request: Request[Any, Any, Any]) -> None:
 
 
 async def checked_query(request: Request[Any, Any, Any]) -> None:
-    """Refuse the request when a query parameter's name or value is not UTF-8 once percent-decoded,
-    when a parameter the route takes is sent more than once, or when an integer parameter of the query
-    or the path is not written in ASCII digits."""
+    """Refuse the request when a query parameter's name or value holds a malformed percent-escape or
+    is not UTF-8 once percent-decoded, when a parameter the route takes is sent more than once, or when
+    an integer parameter of the query or the path is not written in ASCII digits."""
     raw: bytes = request.scope.get("query_string", b"")
     if not raw:
         _plain_integers(request)
@@ -113,12 +138,18 @@ async def checked_query(request: Request[Any, Any, Any]) -> None:
     sent: Counter[str] = Counter()
     for part in raw.split(b"&"):
         name, _, value = part.partition(b"=")
+        bad = _bad_escape(name)
+        if bad is not None:
+            raise BadRequest(f"a query parameter's name {_escape_problem(bad)}", field="query")
         try:
             shown = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8")
         except UnicodeDecodeError:
             raise BadRequest(
                 "a query parameter's name is not UTF-8 text once percent-decoded", field="query"
             ) from None
+        bad = _bad_escape(value)
+        if bad is not None:
+            raise BadRequest(f"query parameter {echoed(shown)} {_escape_problem(bad)}", field=shown[:64])
         try:
             unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
         except UnicodeDecodeError as exc:
