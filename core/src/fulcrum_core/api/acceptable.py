@@ -16,6 +16,7 @@ prefixes and unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from functools import lru_cache
 from typing import Final
 
@@ -84,13 +85,16 @@ class AcceptableMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Refuse the request when its ``Accept`` admits no JSON; otherwise pass it on."""
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """Refuse the request when its ``Accept`` admits no JSON; otherwise the inner app's awaitable,
+        handed back rather than awaited here: no frame of this layer stays on the stack while the request
+        runs, for every resume of the handler to pass through (``observability/requests.py``)."""
         path: str = scope["path"]
         if path.startswith(PREFIXES) and scope["type"] == ScopeType.HTTP and scope["method"] != "OPTIONS":
             sent = None
             for name, value in scope["headers"]:
-                if len(name) == 6 and name.lower() == b"accept":  # 6 == len(b"accept")
+                # ASGI servers send header names in lower case; one that did not would be served as before
+                if name == b"accept":
                     sent = value if sent is None else sent + b", " + value  # a list header, joined
             if sent is not None and sent not in _COMMON:
                 accept = sent.decode("latin-1")
@@ -101,4 +105,4 @@ class AcceptableMiddleware:
                         "application/json, one with */*, or none",
                         field="Accept",
                     )
-        await self.app(scope, receive, send)
+        return self.app(scope, receive, send)
