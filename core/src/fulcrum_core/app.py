@@ -21,6 +21,7 @@ from fulcrum_core.api.input_problems import document_input_problems
 from fulcrum_core.api.openapi_rate_limit import document_rate_limit
 from fulcrum_core.api.openapi_security import document_security, security_components
 from fulcrum_core.api.openapi_tuples import VarTupleSchemaPlugin
+from fulcrum_core.api.path_text import PathTextMiddleware
 from fulcrum_core.api.request import FulcrumRequest
 from fulcrum_core.auth.middleware import auth_middleware
 from fulcrum_core.auth.tokens import TokenService
@@ -189,6 +190,7 @@ def _app(settings: Settings, rt: Runtime, *, debug: bool) -> Litestar:
         route_handlers=list(routers()),
         middleware=[
             *observability.middleware_before_auth(rt),
+            PathTextMiddleware,  # a path that is no text is refused whatever the route's access
             auth_middleware(),
             *observability.middleware_after_auth(rt),
             AcceptableMiddleware,  # after the rate limit: a client sending a bad Accept is counted too

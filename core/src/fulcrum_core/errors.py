@@ -44,7 +44,7 @@ from litestar.plugins.problem_details import (
 )
 
 from fulcrum_core.api.head import with_head
-from fulcrum_core.parameter_problems import describe_parameter, echoed
+from fulcrum_core.parameter_problems import describe_parameter, echoed, undecodable_path
 from fulcrum_core.problem_types import type_uri
 
 __all__ = [
@@ -317,6 +317,8 @@ class _ProblemDetails(ProblemDetailsPlugin):
             return _internal_problem(base).to_response(request)
 
         def not_found_response(request: Request[Any, Any, Any], exc: NotFoundException) -> Response[Any]:
+            if exc.detail == _TITLES[404] and (undecodable := _undecodable(request)) is not None:
+                return undecodable
             if exc.detail == _TITLES[404]:  # the router's: no route matched (handlers say what is missing)
                 exc = NotFoundException(
                     f"no route answers {echoed(request.url.path, 100)}: /schema/openapi.json lists the "
@@ -326,6 +328,8 @@ class _ProblemDetails(ProblemDetailsPlugin):
             return _http_to_problem(exc, base).to_response(request)
 
         def method_response(request: Request[Any, Any, Any], exc: MethodNotAllowedException) -> Response[Any]:
+            if exc.detail == _TITLES[405] and (undecodable := _undecodable(request)) is not None:
+                return undecodable
             allowed = next((v for k, v in (exc.headers or {}).items() if k.lower() == "allow"), None)
             if exc.detail == _TITLES[405] and allowed:  # the router's, with the route's methods
                 allowed = with_head(allowed)  # a GET route answers HEAD too (api/head.py)
@@ -335,6 +339,14 @@ class _ProblemDetails(ProblemDetailsPlugin):
                     headers={"Allow": allowed}, extra={"field": "method"},
                 )
             return _http_to_problem(exc, base).to_response(request)
+
+        def _undecodable(request: Request[Any, Any, Any]) -> Response[Any] | None:
+            """The 400 of a path that is not UTF-8 once percent-decoded, which the router matched to no
+            route (or none of the method) before ``api/path_text`` could refuse it; None for text."""
+            problem = undecodable_path(request.scope)
+            if problem is None:
+                return None
+            return _to_problem(BadRequest(problem[1], field=problem[0]), base).to_response(request)
 
         def too_large_response(request: Request[Any, Any, Any], exc: RequestEntityTooLarge) -> Response[Any]:
             limit = request.route_handler.resolve_request_max_body_size()

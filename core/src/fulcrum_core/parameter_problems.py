@@ -12,12 +12,13 @@ from __future__ import annotations
 import enum
 import typing
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from litestar.connection import ASGIConnection
 from litestar.params import KwargDefinition, ParameterKwarg
 from litestar.typing import FieldDefinition
 
-__all__ = ["ParameterProblem", "describe_parameter", "echoed"]
+__all__ = ["ParameterProblem", "describe_parameter", "echoed", "undecodable_path"]
 
 _ECHO = 40
 """Characters of a bad value quoted back (a longer one is cut): enough to recognise it, no more."""
@@ -32,6 +33,35 @@ def echoed(sent: str, limit: int = ID_ECHO) -> str:
     if len(sent) <= limit:
         return repr(sent)
     return f"{sent[:limit] + '…'!r} ({len(sent)} characters)"
+
+
+def undecodable_path(scope: Any) -> tuple[str, str] | None:
+    """What names the request's path that is not UTF-8 once percent-decoded (the path parameter holding
+    the bytes, else ``path``) and the problem in words; None when the path is text.
+
+    The server decodes the path with replacement characters (``%ff`` becomes U+FFFD), which a problem
+    quoting the path or a parameter then showed: the byte sent is said instead. A U+FFFD sent in UTF-8
+    (``%EF%BF%BD``) is text. Without ``raw_path`` (optional in ASGI) the two cannot be told apart and
+    the path is taken as text."""
+    path: str = scope["path"]
+    raw = scope.get("raw_path")
+    if "\ufffd" not in path or not isinstance(raw, bytes):
+        return None
+    decoded = unquote_to_bytes(raw)
+    try:
+        decoded.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = exc.start
+    else:
+        return None
+    params: dict[str, Any] = scope.get("path_params") or {}
+    field = next((name for name, sent in params.items() if isinstance(sent, str) and "\ufffd" in sent), None)
+    before = decoded[:start].decode("utf-8")
+    what = f"path parameter {field!r}" if field is not None else "the path"
+    return field or "path", (
+        f"{what} is not UTF-8 text once percent-decoded (byte 0x{decoded[start]:02x}, after "
+        f"{echoed(before, 100)}); percent-encode the UTF-8 bytes of the text"
+    )
 
 
 class ParameterProblem(typing.NamedTuple):
