@@ -84,7 +84,6 @@ _BARE_END_KEPT = {
     ("sdk/src/fulcrum_sdk/_in_words.py", "got `"),
     ("sdk/src/fulcrum_sdk/conformance.py", "(?P<message>"),
     ("sdk/src/fulcrum_sdk/manifest.py", " - at `"),
-    ("sdk/src/fulcrum_sdk/manifest.py", "matching regex"),
     ("registry/src/fulcrum_registry/schemas.py", "(?P<items>"),
     ("registry/src/fulcrum_registry/schemas.py", "of length"),
     ("registry/src/fulcrum_registry/schemas.py", " - at `"),

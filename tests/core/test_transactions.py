@@ -1097,8 +1097,9 @@ async def test_a_result_or_refusal_whose_code_is_no_key_is_unknown_and_logged_na
     service: TransactionService, db: Database, mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A code holding a bidi override or a line feed is no machine code: the result is refused like
-    any invalid one (the plugin may have acted, so ``unknown``), and the log line names ``code``; the
-    code never reaches the journal, the answer or the log as the plugin wrote it."""
+    any invalid one (the plugin may have acted, so ``unknown``), and the log line names ``code``, what it
+    must be and the code escaped; the code never reaches the journal, the answer or the log as the plugin
+    wrote it."""
     with caplog.at_level(logging.WARNING, logger="fulcrum.transactions"):
         outcome = await service.submit(C3, "k-1", body(mode=mode), client_id=APP)
     assert outcome.status_code == 202
@@ -1108,7 +1109,11 @@ async def test_a_result_or_refusal_whose_code_is_no_key_is_unknown_and_logged_na
     assert row.status == "unknown"
     lines = [r.getMessage() for r in caplog.records if "is invalid" in r.getMessage()]
     assert lines
-    assert all("- at `$.code`" in line for line in lines), lines
+    # in words, with the code escaped: what a code is made of and what it held, never a regular expression
+    code = "'shop.\\u202edeclined'" if mode == "spoofed_code" else "'shop.sold_out\\n'"
+    said = "code: must be 1 to 128 ASCII letters, digits and '.', '_', ':' or '-', starting with a letter"
+    assert all(said in line and f"; it is {code}" in line for line in lines), lines
+    assert not any("regex" in line for line in lines), lines
     assert not any("\u202e" in line or "sold_out\n" in line for line in lines)
 
 

@@ -8,6 +8,7 @@ import msgspec
 import pytest
 from fulcrum_core.errors import Unprocessable
 from fulcrum_core.transactions import checks
+from fulcrum_sdk.errors import TransactionRefused
 from fulcrum_sdk.models import LocalizedText, TransactionType
 
 
@@ -103,3 +104,17 @@ def test_a_truthy_but_not_true_public_flag_is_refused_at_build() -> None:
 
     with pytest.raises(ValueError, match="must be True or absent"):
         _refuse_loose_public_flags(Litestar([loose]))
+
+
+@pytest.mark.parametrize("code", ["shop declined", "shop.\u202edeclined"])
+def test_a_refusal_whose_code_is_no_key_is_the_plugins_fault_said_in_words(code: str) -> None:
+    """A refusal's code that is no machine key is a 502 naming the plugin, the field, what a code is made
+    of and the code given, escaped; it said msgspec's regular expression."""
+    fault = checks.refusal(TransactionRefused(code, LocalizedText(zh_CN="不行")), plugin_id="shop")
+    assert isinstance(fault, checks.PluginFaultError)
+    assert (fault.status, fault.code) == (502, "transaction.plugin_error")
+    assert fault.detail == (
+        "plugin 'shop' refused invalidly: execute_transaction result is invalid: code: must be 1 to 128 "
+        "ASCII letters, digits and '.', '_', ':' or '-', starting with a letter or digit, such as "
+        f"pension.annual_cap_exceeded; it is {code!r}"
+    )

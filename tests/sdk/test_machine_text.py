@@ -36,6 +36,16 @@ BAD_LINKS = {
 }
 
 
+def _in_words(refused: pytest.ExceptionInfo[ResultError], field: str, must_be: str, value: str) -> None:
+    """The refusal names the field, says what it must be in words and shows the value escaped, never a
+    regular expression."""
+    message = str(refused.value)
+    assert f"is invalid: {field}: must be {must_be}" in message, message
+    assert message.endswith(f"; it is {value!r}"), message
+    assert "regex" not in message, message
+    assert "(?!" not in message, message
+
+
 def _offer(**changes: object) -> SlotOffer:
     offer = SlotOffer(slot="home.banner/v1", key="b", title=T, action=Action(uri="fulcrum://demo"))
     return msgspec.structs.replace(offer, **changes)
@@ -56,12 +66,14 @@ def test_a_link_holding_anything_but_printable_ascii_is_refused_naming_the_field
     """A link that could be made to read as the bank's domain (an override, a look-alike letter, a
     zero-width space) or that breaks a line is invalid, naming the field; so is an item's image."""
     offer = _offer(action=Action(uri=uri)) if where == "action.uri" else _offer(image=uri)
-    with pytest.raises(ResultError, match=re.escape(f"- at `$.{where}`")):
+    with pytest.raises(ResultError) as refused:
         check_list("home_slot_offers", [offer])
+    _in_words(refused, where, "a link starting fulcrum:// or https://, then printable ASCII, no spaces", uri)
     item = FeedItem(key="f", column="wealth", kind="article", title=T, action=Action(uri="fulcrum://demo"),
                     published_at=datetime(2026, 1, 1, tzinfo=UTC))
-    with pytest.raises(ResultError, match=re.escape("- at `$.image`")):
+    with pytest.raises(ResultError) as refused:
         check_list("feed_items", [msgspec.structs.replace(item, image=uri)])
+    _in_words(refused, "image", "a link starting fulcrum:// or https://", uri)
 
 
 def test_the_link_pattern_in_the_json_schema_says_printable_ascii() -> None:
@@ -89,8 +101,9 @@ def test_a_machine_code_passes(code: str) -> None:
 )
 def test_a_code_holding_anything_but_a_key_is_refused_naming_the_field(code: str) -> None:
     """The code is journaled, answered as the problem's ``code`` and logged: a key, not text."""
-    with pytest.raises(ResultError, match=re.escape("- at `$.code`")):
+    with pytest.raises(ResultError) as refused:
         check_transaction_result(TransactionResult(status="failed", code=code, message=T))
+    _in_words(refused, "code", "1 to 128 ASCII letters, digits and '.', '_', ':' or '-', starting with", code)
 
 
 @pytest.mark.parametrize(
@@ -118,5 +131,7 @@ def test_targeting_names_of_their_own_shape_pass(field: str, good: list[str]) ->
 def test_a_targeting_name_not_of_its_shape_is_refused_naming_the_field(field: str, bad: str) -> None:
     """Segment, branch code and locale: what a bank names them, nothing a log or a review could misread."""
     offer = _offer(targeting=Targeting(**{field: frozenset({bad})}))
-    with pytest.raises(ResultError, match=re.escape(f"- at `$.targeting.{field}[")):
+    with pytest.raises(ResultError) as refused:
         check_list("home_slot_offers", [offer])
+    must_be = {"segments": "a segment name", "branches": "a branch code", "locales": "a language tag"}[field]
+    _in_words(refused, f"targeting.{field}.0", must_be, bad)

@@ -253,6 +253,24 @@ def test_a_risk_level_outside_r1_to_r5_is_refused_naming_the_key() -> None:
     assert "R9" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ('amount_field = "amount_fen"', 'amount_field = "amount-fen"', "transaction_types.*.amount_field"),
+        ('product_field = "fund"', 'product_field = "1fund"', "transaction_types.*.product_field"),
+    ],
+)
+def test_a_parameter_name_not_of_its_shape_is_refused_in_words(old: str, new: str, key: str) -> None:
+    """A declared parameter's name said msgspec's regular expression; it says what a name is made of."""
+    with pytest.raises(ManifestError) as info:
+        parse_manifest(GOOD + _DECLARED.replace(old, new), file="m.toml")
+    assert info.value.key == key
+    assert info.value.problem == (
+        "must be a parameter's name: ASCII letters, digits and '_', not starting with a digit, such as "
+        "amount_fen"
+    )
+
+
 # --- loaders ---------------------------------------------------------------------------------------
 
 

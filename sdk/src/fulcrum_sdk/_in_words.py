@@ -19,16 +19,22 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 __all__ = [
+    "ID_ECHO",
     "NOT_UTF8",
     "choices_of",
     "did_you_mean",
     "dotted",
+    "echoed",
     "in_words",
     "not_json",
     "one_of",
+    "pattern_problem",
+    "pattern_words",
     "split_message",
     "struct_at",
     "type_at",
+    "value_at",
+    "worded",
 ]
 
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
@@ -36,6 +42,7 @@ _NAMED = re.compile(r"^Object (?P<what>missing required|contains unknown) field 
 _ENUM = re.compile(r"^Invalid enum value (?P<value>.+)$")
 _EXPECTED = re.compile(r"^Expected `(?P<want>[^`]+)`, got `(?P<got>[^`]+)`$")
 _STEP = re.compile(r"\[\.\.\.\]|\[\d+\]|[^.\[\]]+")
+_REGEX = re.compile(r"^Expected `str` matching regex (?P<quoted>.+)\Z")
 
 _NOUNS = {
     "int": "a whole number",
@@ -46,6 +53,31 @@ _NOUNS = {
     "null": "null",
 }
 """What each of msgspec's type names is, in words (``object`` is the caller's: a JSON object, a table)."""
+
+
+_PATTERN_WORDS: dict[str, str] = {}
+"""What each pattern a value is checked against takes, in words, by the pattern as msgspec quotes it (its
+``repr``): the one place the words live, whoever is refused (a client, a partner, a branch, the host)."""
+
+
+def worded(pattern: str, words: str) -> str:
+    """``pattern``, remembered with what it takes in ``words`` (``an e-mail address such as ...``): every
+    refusal of a value that fails it says the words, never the regular expression."""
+    _PATTERN_WORDS[repr(pattern)] = words
+    return pattern
+
+
+def pattern_words(pattern: str) -> str | None:
+    """What ``pattern`` takes, in words, when :func:`worded` was told; else ``None``."""
+    return _PATTERN_WORDS.get(repr(pattern))
+
+
+def pattern_problem(problem: str) -> str | None:
+    """msgspec's ``Expected `str` matching regex '...'`` (without its path) as ``must be <words>`` when the
+    pattern was :func:`worded`; ``None`` for any other problem or an unworded pattern."""
+    quoted = _REGEX.match(problem)
+    words = _PATTERN_WORDS.get(quoted["quoted"]) if quoted else None
+    return f"must be {words}" if words else None
 
 
 _TRUNCATED = "Input data was truncated"
@@ -77,6 +109,33 @@ def not_json(problem: str, body: bytes | None = None) -> str:
         else:
             problem = "the body ends before the JSON does (a closing quote, bracket or brace is missing)"
     return f"the body is not valid JSON: {problem}"
+
+
+ID_ECHO = 64
+"""Characters of an id quoted back in a problem's detail: the longest id the platform issues fits."""
+
+
+def echoed(sent: str, limit: int = ID_ECHO) -> str:
+    """``sent`` quoted for an error message, escaped as Python writes it (a control or bidi character as
+    ``\\u202e``); longer than ``limit``, its first ``limit`` characters, an ellipsis and its length, so a
+    300-character value is not sent or logged back whole."""
+    if len(sent) <= limit:
+        return repr(sent)
+    return f"{sent[:limit] + '…'!r} ({len(sent)} characters)"
+
+
+def value_at(data: Any, path: str) -> Any:
+    """The value at msgspec's ``path`` (``action.uri``, ``targeting.segments[0]``) in ``data`` decoded
+    without a type (dicts and lists); ``None`` where the path leads nowhere (a table's ``[...]``)."""
+    for step in _STEP.findall(path):
+        if step.startswith("[") and step != "[...]" and isinstance(data, list):
+            index = int(step[1:-1])
+            data = data[index] if index < len(data) else None
+        elif not step.startswith("[") and isinstance(data, dict):
+            data = data.get(step)
+        else:
+            return None
+    return data
 
 
 def split_message(message: str) -> tuple[str, str]:
@@ -153,8 +212,11 @@ def in_words(
     A missing or unknown field is named in the path; an unknown one gets the fields there are and a
     did-you-mean, an enum value the values allowed, a value of the wrong type what it must be (a whole
     number of fen for a ``*_fen`` field); ``an_object`` is what an object is called where it was written
-    (``a table`` in TOML) and ``field`` what a field is (``key``). Anything else keeps msgspec's words."""
+    (``a table`` in TOML) and ``field`` what a field is (``key``), text failing a pattern what it must be
+    (:func:`worded`). Anything else keeps msgspec's words."""
     path, problem = split_message(message)
+    if (must_be := pattern_problem(problem)) is not None:
+        return path, must_be
     named = _NAMED.match(problem)
     if named:
         at = f"{path}.{named['name']}" if path else named["name"]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, get_args, get_type_hints
 
 import msgspec
 
+from fulcrum_sdk._in_words import dotted, echoed, pattern_problem, split_message, value_at
 from fulcrum_sdk.data import RiskProfile
 from fulcrum_sdk.display import find_display_problem, json_may_refuse
 from fulcrum_sdk.models import (
@@ -147,7 +148,10 @@ def _revalidate(item: _S, cls: type[_S], seen: Seen | None = None) -> _S:
             raise msgspec.ValidationError(f"cannot be written as JSON: {exc}") from None
         except Exception as exc:  # a field holding something no result type allows (an arbitrary object)
             raise msgspec.ValidationError(f"cannot be checked: {type(exc).__name__}: {exc}") from None
-        known = msgspec.json.decode(encoded, type=cls)
+        try:
+            known = msgspec.json.decode(encoded, type=cls)
+        except msgspec.ValidationError as exc:
+            raise msgspec.ValidationError(_in_words(str(exc), encoded)) from None
         shown = find_display_problem(known) if json_may_refuse(encoded) else None
         if shown is not None:
             raise msgspec.ValidationError(f"{shown[0]}: {shown[1]}")
@@ -161,6 +165,19 @@ def _revalidate(item: _S, cls: type[_S], seen: Seen | None = None) -> _S:
         objects.clear()
     objects[id(item)] = (item, known)
     return known
+
+
+def _in_words(message: str, encoded: bytes) -> str:
+    """msgspec's ``message`` about a result (``encoded``) as the field, what it must be and the value it
+    holds, escaped (``action.uri: must be a link ...; it is 'javascript:x'``) when the field failed a
+    pattern; any other problem as msgspec says it."""
+    path, problem = split_message(message)
+    words = pattern_problem(problem)
+    if words is None:
+        return message
+    value = value_at(msgspec.json.decode(encoded), path)
+    held = f"; it is {echoed(value)}" if isinstance(value, str) else ""
+    return f"{dotted(path) or 'the result'}: {words}{held}"
 
 
 def check_list(hook: str, value: Any, *, max_items: int = 50, seen: Seen | None = None) -> list[Any]:

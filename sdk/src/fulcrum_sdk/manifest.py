@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from fulcrum_sdk._in_words import in_words
+from fulcrum_sdk._in_words import in_words, worded
 from fulcrum_sdk.display import DISPLAY_TEXT, find_display_problem
 from fulcrum_sdk.errors import ManifestError
 from fulcrum_sdk.hookspecs import HOOK_NAMES, PROJECT_NAME
@@ -42,6 +42,7 @@ __all__ = [
     "parse_manifest",
     "sdk_mismatch",
     "semantic_problems",
+    "validation_problem",
 ]
 
 MANIFEST_FILE = "fulcrum-plugin.toml"
@@ -53,30 +54,27 @@ RESERVED_PLUGIN_IDS = frozenset({"platform", "host", "unknown"})
 """Ids no plugin may take: ``platform`` names the host's own default content on the home page, ``host``
 and ``unknown`` the culprits of event-loop stalls that are no plugin's (``/metrics``)."""
 
-ID_PATTERN = r"^[a-z](?:[a-z0-9]|-(?!-)){0,48}[a-z0-9](?!\n)$"
-"""A plugin or publisher id: 2 to 50 characters, no ``--`` (a project name folds it into one hyphen,
-so ``city--coupons`` and ``city-coupons`` would be one project, ``fulcrum-city-coupons``). The
-registry's publisher ids and the branch files' plugin ids take the same."""
 ID_WORDS = (
     "2 to 50 lowercase letters, digits and hyphens, starting with a letter, not ending with a hyphen and "
     "with no two hyphens in a row, such as city-coupons (a wheel's project name folds '--' into one "
     "hyphen: city--coupons would be city-coupons)"
 )
 """What :data:`ID_PATTERN` takes, in words: what every refusal of an id says."""
-_EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+(?!\n)$"
-_SPECIFIER_PATTERN = (
-    r"^\s*(~=|==|!=|<=|>=|<|>)\s*[0-9][0-9a-z.*+!-]*(\s*,\s*(~=|==|!=|<=|>=|<|>)\s*[0-9][0-9a-z.*+!-]*)*\s*$"
+# Each pattern with what it takes in words, for the manifest's error: its author wrote TOML, not a regex.
+ID_PATTERN = worded(r"^[a-z](?:[a-z0-9]|-(?!-)){0,48}[a-z0-9](?!\n)$", ID_WORDS)
+"""A plugin or publisher id: 2 to 50 characters, no ``--`` (a project name folds it into one hyphen,
+so ``city--coupons`` and ``city-coupons`` would be one project, ``fulcrum-city-coupons``). The
+registry's publisher ids and the branch files' plugin ids take the same."""
+_EMAIL_PATTERN = worded(
+    r"^[^@\s]+@[^@\s]+(?!\n)$", "an e-mail address such as dev@partner.example (no spaces)"
+)
+_SPECIFIER_PATTERN = worded(
+    r"^\s*(~=|==|!=|<=|>=|<|>)\s*[0-9][0-9a-z.*+!-]*(\s*,\s*(~=|==|!=|<=|>=|<|>)\s*[0-9][0-9a-z.*+!-]*)*\s*$",
+    "version specifiers such as '>=0.2,<0.3'",
 )
 PluginId = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
 PublisherId = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
 _Specifier = Annotated[str, msgspec.Meta(pattern=_SPECIFIER_PATTERN)]
-
-_IN_WORDS = {
-    ID_PATTERN: ID_WORDS,
-    _EMAIL_PATTERN: "an e-mail address such as dev@partner.example (no spaces)",
-    _SPECIFIER_PATTERN: "version specifiers such as '>=0.2,<0.3'",
-}
-"""What a valid value of each pattern is, for the manifest's error: its author wrote TOML, not a regex."""
 _Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=300), DISPLAY_TEXT]
 """Why the plugin needs a scope: the consent page shows it to the customer."""
 
@@ -100,7 +98,16 @@ class ScopeRequests(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return frozenset(self.required) | frozenset(self.optional)
 
 
-_FieldName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(?!\n)$")]
+_FieldName = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=worded(
+            r"^[A-Za-z_][A-Za-z0-9_]*(?!\n)$",
+            "a parameter's name: ASCII letters, digits and '_', not starting with a digit, such as "
+            "amount_fen",
+        )
+    ),
+]
 
 
 class TransactionTypeDeclaration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -158,20 +165,17 @@ class ManifestProblem(msgspec.Struct, frozen=True):
     problem: str
 
 
-def _key_from_validation(message: str) -> tuple[str | None, str]:
-    """Split msgspec's ``"... - at `$.scopes.required`"`` into (``scopes.required``, problem)."""
+def validation_problem(message: str) -> tuple[str | None, str]:
+    """msgspec's ``"... - at `$.scopes.required`"`` about a manifest as (``scopes.required``, the problem
+    in words): however the manifest was read, its refusal reads the same."""
     match = re.search(r" - at `\$\.?(.*)`$", message)
     path = match.group(1) if match else ""
     problem = message[: match.start()] if match else message
     missing = re.match(r"Object missing required field `([^`]+)`", problem)
-    pattern = re.match(r"Expected `str` matching regex '(.*)'$", problem)
     if missing:
         path = f"{path}.{missing.group(1)}" if path else missing.group(1)
         problem = "required key is missing"
-    elif pattern:  # msgspec quotes the pattern with its backslashes doubled
-        words = _IN_WORDS.get(pattern.group(1).replace("\\\\", "\\"))
-        problem = f"must be {words}" if words else problem
-    else:  # an unknown key (with the keys there are and a did-you-mean), a value of the wrong type
+    else:  # an unknown key (with the keys there are and a did-you-mean), a value of the wrong type or pattern
         path, problem = in_words(Manifest, message, an_object="a table", field="key")
     key = path.replace("[...]", ".*").replace("[", ".").replace("]", "")
     return key or None, problem
@@ -182,7 +186,7 @@ def parse_manifest(content: bytes | str, *, file: str, version: str | None = Non
     try:
         manifest = msgspec.toml.decode(content, type=Manifest)
     except msgspec.ValidationError as exc:
-        key, problem = _key_from_validation(str(exc))
+        key, problem = validation_problem(str(exc))
         raise ManifestError(file, key, problem) from None
     except msgspec.DecodeError as exc:
         raise ManifestError(file, None, f"not valid TOML: {exc}") from None

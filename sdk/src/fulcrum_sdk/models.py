@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from fulcrum_sdk._in_words import worded
 from fulcrum_sdk.display import DISPLAY_TEXT
 
 __all__ = [
@@ -58,9 +59,18 @@ _END = r"(?!\n)$"
 """The end of a pattern: ``$`` alone also matches before a last newline in Python's ``re`` (msgspec's), so
 a key ``b1\n`` or a link ending in a newline passed; the lookahead refuses it (and reads the same in a
 JSON Schema's ECMAScript regex, where ``$`` is the end only)."""
-_Key = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}" + _END)]
+_KEY_WORDS = "ASCII letters, digits and '.', '_', ':' or '-', starting with a letter or digit"
+"""What an item's key and a machine code are made of, in words."""
+_Key = Annotated[
+    str, msgspec.Meta(pattern=worded(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}" + _END, f"1 to 64 {_KEY_WORDS}"))
+]
 _Text = Annotated[str, msgspec.Meta(min_length=1, max_length=400), DISPLAY_TEXT]
-_Uri = Annotated[str, msgspec.Meta(pattern=r"^(fulcrum|https)://[!-~]+" + _END, max_length=2048)]
+_URI_PATTERN = worded(
+    r"^(fulcrum|https)://[!-~]+" + _END,
+    "a link starting fulcrum:// or https://, then printable ASCII, no spaces (anything else "
+    "percent-encoded)",
+)
+_Uri = Annotated[str, msgspec.Meta(pattern=_URI_PATTERN, max_length=2048)]
 """A link (RFC 3986): printable ASCII after the scheme, no space; anything else percent-encoded. A bidi
 override, a C1 control, a line separator or a look-alike letter (``ｅxample``, ``е`` Cyrillic) in a link
 made it read as another address, the bank's own, where the app or a reviewer shows it."""
@@ -98,11 +108,25 @@ MAX_TARGET_BRANCHES = 64
 """Branches one item may name: a national bank has about 40 first-tier branches (0755, 021, 028, ...)."""
 MAX_TARGET_LOCALES = 8
 """Locales one item may name: the app speaks zh-CN and en."""
-_Segment = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}" + _END)]
+_SEGMENT_PATTERN = worded(
+    r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}" + _END,
+    "a segment name of 1 to 64 ASCII letters, digits and '_', '.' or '-', starting with a letter or "
+    "digit, such as affluent",
+)
+_Segment = Annotated[str, msgspec.Meta(pattern=_SEGMENT_PATTERN)]
 """A customer segment's name, as the bank's data names it: ``mass``, ``affluent``, ``private``."""
-_BranchCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-z][0-9a-z-]{0,30}" + _END)]
+_BRANCH_PATTERN = worded(
+    r"^[0-9a-z][0-9a-z-]{0,30}" + _END,
+    "a branch code of 1 to 31 lowercase letters, digits and '-', starting with a letter or digit, "
+    "such as 0755",
+)
+_BranchCode = Annotated[str, msgspec.Meta(pattern=_BRANCH_PATTERN)]
 """A branch code, as its branch file is named: ``0755``, ``021``."""
-_Locale = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,4}" + _END)]
+_LOCALE_PATTERN = worded(
+    r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,4}" + _END,
+    "a language tag of ASCII letters and digits joined by '-', such as zh-CN, en or zh-Hans-CN",
+)
+_Locale = Annotated[str, msgspec.Meta(pattern=_LOCALE_PATTERN)]
 """A locale as a BCP 47 language tag: ``zh-CN``, ``en``, ``zh-Hans-CN``."""
 
 
@@ -122,10 +146,13 @@ class Targeting(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         )
 
 
+_SLOT_PATTERN = worded(r"^[a-z][a-z0-9_.]*/v[0-9]+" + _END, f"a slot id such as {SLOT_IDS[0]}")
+
+
 class SlotOffer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A candidate item for one home-page slot; the host ranks, filters and caps the candidates."""
 
-    slot: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_.]*/v[0-9]+" + _END)]
+    slot: Annotated[str, msgspec.Meta(pattern=_SLOT_PATTERN)]
     key: _Key
     title: LocalizedText
     subtitle: LocalizedText | None = None
@@ -158,11 +185,18 @@ class SearchHit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     relevance: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.5
 
 
+_COLUMN_PATTERN = worded(
+    r"^[a-z][a-z0-9_]{0,31}" + _END,
+    "a column name of 1 to 32 lowercase letters, digits and '_', starting with a letter, such as "
+    f"{FEED_COLUMNS[0]}",
+)
+
+
 class FeedItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One card in a content feed column."""
 
     key: _Key
-    column: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,31}" + _END)]
+    column: Annotated[str, msgspec.Meta(pattern=_COLUMN_PATTERN)]
     kind: Literal["article", "video", "live", "product", "offer"]
     title: LocalizedText
     summary: LocalizedText | None = None
@@ -201,6 +235,13 @@ class Page(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     sections: Annotated[tuple[PageSection, ...], msgspec.Meta(max_length=20)] = ()
 
 
+_TYPE_KEY_PATTERN = worded(
+    r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*" + _END,
+    "two names of lowercase letters, digits and '_', each starting with a letter, joined by a dot, "
+    "such as pension.contribute",
+)
+
+
 class TransactionType(msgspec.Struct, frozen=True, kw_only=True):
     """A transaction a plugin owns, declared once at startup through ``register_transaction_types``.
 
@@ -218,7 +259,7 @@ class TransactionType(msgspec.Struct, frozen=True, kw_only=True):
     account id, and hands the plugin the parameters as sent. Such a type requires ``accounts:read``.
     """
 
-    key: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*" + _END)]
+    key: Annotated[str, msgspec.Meta(pattern=_TYPE_KEY_PATTERN)]
     name: LocalizedText
     description: LocalizedText | None = None
     params: type[msgspec.Struct]
@@ -250,7 +291,11 @@ MAX_RESULT_DATA = 50
 """Entries one transaction result's ``data`` may hold (references, amounts, dates: a receipt's fields)."""
 _DataKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64), DISPLAY_TEXT]
 _DataText = Annotated[str, msgspec.Meta(max_length=1000), DISPLAY_TEXT]
-_Code = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}" + _END)]
+_CODE_PATTERN = worded(
+    r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}" + _END,
+    f"1 to 128 {_KEY_WORDS}, such as pension.annual_cap_exceeded",
+)
+_Code = Annotated[str, msgspec.Meta(pattern=_CODE_PATTERN)]
 """A machine code (``pension.annual_cap_exceeded``): journaled, answered as the problem's ``code`` and
 logged, so a key of ASCII letters, digits and ``. _ : -``, never text that could hold a control."""
 
