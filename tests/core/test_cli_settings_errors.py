@@ -303,10 +303,15 @@ def test_a_host_that_names_no_interface_is_refused_before_anything_binds(command
     result = CliRunner().invoke(main, [command, "--host", host])
     assert result.exit_code == 2
     assert f"Invalid value for '--host': {host!r} is no interface name or address" in result.output
-    with pytest.raises(SettingsError, match=r"^FULCRUM_HOST \(host\): Expected `str` matching regex"):
+    must_be = "must be a host name or address with no spaces or control characters, such as 127.0.0.1"
+    with pytest.raises(SettingsError) as refused:
         load_settings(environ={"FULCRUM_HOST": host or " "})
-    with pytest.raises(SettingsError, match=r"\(host\): Expected `str` matching regex"):
+    assert str(refused.value).startswith(f"FULCRUM_HOST (host): {must_be}")
+    assert str(refused.value).endswith(f"; it is {host or ' '!r}")
+    with pytest.raises(SettingsError) as refused:
         load_settings(environ={}, host=host)
+    assert f"(host): {must_be}" in str(refused.value)
+    assert "regex" not in str(refused.value)
 
 
 def test_serve_on_a_busy_port_says_so_before_building_the_app(
@@ -327,3 +332,39 @@ def test_serve_on_a_busy_port_says_so_before_building_the_app(
     assert ran.output.startswith(f"Error: port {port} on 127.0.0.1 is in use")
     assert shared.exit_code == 0, shared.output
     assert served == [("127.0.0.1", port)]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "must_be"),
+    [
+        ("FULCRUM_LOG_LEVEL", "loud", "a log level: critical, fatal, error, warn, warning, info, debug"),
+        ("FULCRUM_LOG_LEVEL", "info\n", "a log level"),
+        ("FULCRUM_PROBLEM_BASE_URL", "ftp://docs.example/", "an absolute http(s) URL with no spaces, query"),
+        ("FULCRUM_PROBLEM_BASE_URL", "https://docs.example/a b", "an absolute http(s) URL"),
+    ],
+)
+def test_a_setting_not_of_its_shape_says_what_it_must_be_and_what_it_was(
+    variable: str, value: str, must_be: str
+) -> None:
+    """The platform team reads what the key takes and the value given, escaped; msgspec's regular
+    expression told them neither."""
+    key = variable.removeprefix("FULCRUM_").lower()
+    with pytest.raises(SettingsError) as refused:
+        load_settings(environ={variable: value})
+    message = str(refused.value)
+    assert message.startswith(f"{variable} ({key}): must be {must_be}")
+    assert message.endswith(f"; it is {value!r}")
+    assert "regex" not in message
+
+
+def test_a_jwks_source_off_the_loopback_interface_is_refused_in_words(tmp_path: Path) -> None:
+    """A JWK Set URL on another host, from the settings file: the file, the key and what it takes."""
+    config = tmp_path / "fulcrum.toml"
+    config.write_text('[oauth_idp]\njwks = "https://idp.example/jwks.json"\n')
+    with pytest.raises(SettingsError) as refused:
+        load_settings(config_file=config, environ={})
+    assert str(refused.value) == (
+        f"{config} (oauth_idp.jwks): must be a JWK Set file's path, or an http(s) URL on the loopback "
+        "interface (127.0.0.0/8, localhost or [::1]), such as http://127.0.0.1:8080/jwks.json; "
+        "it is 'https://idp.example/jwks.json'"
+    )

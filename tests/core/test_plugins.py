@@ -346,6 +346,9 @@ def test_manifest_attribute_is_validated_like_the_toml(settings: Settings, kit: 
     loaded = _load(settings, plugin)
     assert loaded.loaded == {}
     assert "MANIFEST" in loaded.quarantined["TestPlugin"]
+    # named and said in words, as the TOML loader says it, never msgspec's regular expression
+    assert "MANIFEST: id: must be 2 to 50 lowercase letters" in loaded.quarantined["TestPlugin"]
+    assert "regex" not in loaded.quarantined["TestPlugin"]
 
 
 class _Transfer(msgspec.Struct, frozen=True):

@@ -163,5 +163,9 @@ def test_release_listing_pages_the_review_queue(
     assert page.total == 2
     assert page.next_cursor is not None
     assert [r.id for r in registry.list_releases({"cursor": page.next_cursor}).items] == [second]
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput) as refused:
         registry.list_releases({"cursor": "abc"})
+    # what a cursor is, in words, not msgspec's regular expression
+    assert (refused.value.field, refused.value.problem) == (
+        "cursor", "must be a release id of 1 to 12 digits: the next_cursor of the previous page"
+    )

@@ -14,6 +14,7 @@ import typing
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from fulcrum_sdk._in_words import echoed, pattern_words
 from litestar.connection import ASGIConnection
 from litestar.params import KwargDefinition, ParameterKwarg
 from litestar.typing import FieldDefinition
@@ -22,17 +23,6 @@ __all__ = ["ParameterProblem", "describe_parameter", "echoed", "undecodable_path
 
 _ECHO = 40
 """Characters of a bad value quoted back (a longer one is cut): enough to recognise it, no more."""
-
-ID_ECHO = 64
-"""Characters of an id quoted back in a problem's detail: the longest id the platform issues fits."""
-
-
-def echoed(sent: str, limit: int = ID_ECHO) -> str:
-    """``sent`` quoted for an error message; longer than ``limit``, its first ``limit`` characters, an
-    ellipsis and its length, so a client's 300-character id is not sent back whole."""
-    if len(sent) <= limit:
-        return repr(sent)
-    return f"{sent[:limit] + '…'!r} ({len(sent)} characters)"
 
 
 def undecodable_path(scope: Any) -> tuple[str, str] | None:
@@ -143,8 +133,8 @@ def _expected(definition: FieldDefinition, limits: KwargDefinition | None) -> st
         if high is not None:
             return f"an integer of at most {int(high)}"
         return "an integer"
-    if limits is not None and limits.pattern is not None:  # in words where the parameter says them
-        return limits.description or f"text matching {limits.pattern}"
+    if limits is not None and limits.pattern is not None:  # in words: the parameter's own, else its pattern's
+        return limits.description or pattern_words(limits.pattern) or f"text matching {limits.pattern}"
     shortest = limits.min_length if limits is not None else None
     longest = limits.max_length if limits is not None else None
     if shortest is not None and longest is not None:

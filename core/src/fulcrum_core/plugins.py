@@ -36,7 +36,13 @@ from fulcrum_sdk._declared import type_problem
 from fulcrum_sdk._validate import account_fields_problem
 from fulcrum_sdk.errors import ManifestError
 from fulcrum_sdk.hookspecs import HOOK_NAMES, NONBLOCKING_ATTR, PROJECT_NAME
-from fulcrum_sdk.manifest import Manifest, manifest_from_distribution, sdk_mismatch, semantic_problems
+from fulcrum_sdk.manifest import (
+    Manifest,
+    manifest_from_distribution,
+    sdk_mismatch,
+    semantic_problems,
+    validation_problem,
+)
 from fulcrum_sdk.models import TransactionType
 from fulcrum_sdk.scopes import PLUGIN_GRANTABLE_KINDS, SCOPES
 from fulcrum_sdk.testing import load_manifest_beside, make_plugin_manager
@@ -442,7 +448,7 @@ def _extra_manifest(obj: object) -> Manifest:
         try:
             return msgspec.convert(msgspec.to_builtins(manifest), Manifest)
         except msgspec.ValidationError as exc:
-            raise ManifestError(f"{_extra_name(obj)}.MANIFEST", None, str(exc)) from None
+            raise ManifestError(f"{_extra_name(obj)}.MANIFEST", *validation_problem(str(exc))) from None
     if isinstance(obj, ModuleType):
         return load_manifest_beside(obj)
     raise ManifestError(repr(obj), "MANIFEST",

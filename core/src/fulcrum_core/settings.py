@@ -17,7 +17,15 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import msgspec
-from fulcrum_sdk._in_words import did_you_mean, struct_at
+from fulcrum_sdk._in_words import (
+    did_you_mean,
+    echoed,
+    pattern_problem,
+    split_message,
+    struct_at,
+    value_at,
+    worded,
+)
 from fulcrum_sdk.display import find_display_problem
 from fulcrum_sdk.models import Action, LocalizedText, SlotOffer
 from fulcrum_sdk.storage import QuotaLimit, StorageQuota
@@ -124,7 +132,11 @@ def default_home_content() -> tuple[SlotOffer, ...]:
     )
 
 
-_LOOPBACK_JWKS = r"^(/|\.{0,2}[^:]*$|https?://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/)"
+_LOOPBACK_JWKS = worded(
+    r"^(/|\.{0,2}[^:]*$|https?://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/)",
+    "a JWK Set file's path, or an http(s) URL on the loopback interface (127.0.0.0/8, localhost or [::1]), "
+    "such as http://127.0.0.1:8080/jwks.json",
+)
 
 
 def is_loopback_url(url: str) -> bool:
@@ -188,6 +200,20 @@ class PluginSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     storage_quota: PluginQuota | None = None
 
 
+_HOST_PATTERN = worded(
+    r"^[^\s\x00-\x1f\x7f]+(?!\n)$",
+    "a host name or address with no spaces or control characters, such as 127.0.0.1 or 0.0.0.0",
+)
+_BASE_URL_PATTERN = worded(
+    r"^https?://[^\s/?#]+[^\s?#]*(?!\n)$",
+    "an absolute http(s) URL with no spaces, query or fragment, such as https://developer.bank.example/problems/",
+)
+_LOG_LEVEL_PATTERN = worded(
+    r"(?i)^(critical|fatal|error|warn|warning|info|debug|notset)(?!\n)$",
+    "a log level: critical, fatal, error, warn, warning, info, debug or notset, in any case",
+)
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything the host needs to run; see each field's comment."""
 
@@ -204,7 +230,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Where the host keeps local files (SQLite database, development signing keys).
     state_dir: str = ".fulcrum"
     # The interface to bind: a name or address, never empty (an empty host binds every interface).
-    host: Annotated[str, msgspec.Meta(pattern=r"^[^\s\x00-\x1f\x7f]+(?!\n)$", max_length=253)] = "127.0.0.1"
+    host: Annotated[str, msgspec.Meta(pattern=_HOST_PATTERN, max_length=253)] = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
     # The server's HTTP parser and event loop. ``auto`` takes httptools and uvloop (C, installed with
     # the host) when they can be imported, else h11 and asyncio (pure Python: a worker then serves
@@ -218,7 +244,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # → ``/problems/`` under ``issuer``, which this host serves; set it when the catalogue is published
     # elsewhere (a developer portal). An absolute http(s) URL; a missing final ``/`` is added.
     problem_base_url: (
-        Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/?#]+[^\s?#]*(?!\n)$")] | None
+        Annotated[str, msgspec.Meta(pattern=_BASE_URL_PATTERN)] | None
     ) = None
     access_token_ttl_seconds: Annotated[int, msgspec.Meta(ge=30, le=300)] = 300
     # Refresh-token rotation grace period: within this many seconds after a refresh token was spent,
@@ -261,9 +287,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # in one worker opens, within about this long, in every worker). Not shared in dev_mode.
     breaker_share_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
     # The log level of the host and its server, text or JSON (a level name, in any case).
-    log_level: Annotated[
-        str, msgspec.Meta(pattern=r"(?i)^(critical|fatal|error|warn|warning|info|debug|notset)(?!\n)$")
-    ] = "INFO"
+    log_level: Annotated[str, msgspec.Meta(pattern=_LOG_LEVEL_PATTERN)] = "INFO"
     # Resilience: every plugin × hook gets a circuit breaker and a bulkhead of at most this many calls
     # in flight; /v1/home answers within its budget. A call over its hook's ``slow_calls`` threshold
     # (ms, at most the deadline; default 80 % of it) or cut off at the deadline counts as slow, and
@@ -496,6 +520,17 @@ _AT_KEY = re.compile(r" - at `\$\.(?P<key>[^`.\[]+)(?P<rest>[^`]*)`$")
 _CROSS_KEY = re.compile(r"^(?P<key>(?P<table>slow_calls|breaker)\.\w+|loop_stall_ms): (?P<problem>.+)$", re.S)
 
 
+def _problem(message: str, given: Mapping[str, object]) -> str:
+    """msgspec's ``message`` without its path; for a value failing a pattern, what it must be in words and
+    the value given (``given``: the settings as read), escaped."""
+    path, problem = split_message(message)
+    words = pattern_problem(problem)
+    if words is None:
+        return problem
+    value = value_at(given, path)
+    return f"{words}; it is {echoed(value)}" if isinstance(value, str) else words
+
+
 def load_settings(
     *, config_file: str | Path | None = None, environ: Mapping[str, str] | None = None, **overrides: object
 ) -> Settings:
@@ -544,7 +579,7 @@ def load_settings(
             raise SettingsError(f"{path or 'settings'}: {message}") from None
         key = at["key"] + at["rest"]
         where = came_from.get(key) or came_from.get(at["key"], "settings")
-        raise SettingsError(f"{where} ({key}): {str(exc)[: at.start()]}{_did_you_mean(str(exc))}") from None
+        raise SettingsError(f"{where} ({key}): {_problem(str(exc), raw)}{_did_you_mean(str(exc))}") from None
     for i, offer in enumerate(settings.home_defaults):  # shown to customers, as a plugin's offers are
         shown = find_display_problem(offer)
         if shown is not None:

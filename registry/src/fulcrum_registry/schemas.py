@@ -13,7 +13,15 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
-from fulcrum_sdk._in_words import choices_of, dotted, in_words, type_at
+from fulcrum_sdk._in_words import (
+    choices_of,
+    dotted,
+    in_words,
+    pattern_problem,
+    pattern_words,
+    type_at,
+    worded,
+)
 from fulcrum_sdk.manifest import ID_PATTERN, ID_WORDS, Manifest
 from fulcrum_sdk.oauth_client import OAuthClient
 
@@ -54,14 +62,16 @@ SLUG_PATTERN = ID_PATTERN
 """A new plugin or publisher id, as a manifest names one: the SDK's pattern, which refuses ``--``."""
 SLUG_WORDS = ID_WORDS
 """What :data:`SLUG_PATTERN` takes, in words: what a refusal and the API's documentation say."""
-KNOWN_SLUG_PATTERN = r"^[a-z][a-z0-9-]{0,48}[a-z0-9](?!\n)$"
-"""An id a filter or a cursor names: any id ever taken, ``--`` included (taken before ids refused it),
-so such a plugin's or publisher's releases can still be found, and suspended or retired."""
 KNOWN_SLUG_WORDS = (
     "2 to 50 lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen"
 )
 """What :data:`KNOWN_SLUG_PATTERN` takes, in words."""
-RELEASE_CURSOR_PATTERN = r"^[0-9]{1,12}(?!\n)$"
+KNOWN_SLUG_PATTERN = worded(r"^[a-z][a-z0-9-]{0,48}[a-z0-9](?!\n)$", KNOWN_SLUG_WORDS)
+"""An id a filter or a cursor names: any id ever taken, ``--`` included (taken before ids refused it),
+so such a plugin's or publisher's releases can still be found, and suspended or retired."""
+RELEASE_CURSOR_PATTERN = worded(
+    r"^[0-9]{1,12}(?!\n)$", "a release id of 1 to 12 digits: the next_cursor of the previous page"
+)
 """A release listing's cursor: the last release id of the previous page."""
 Slug = Annotated[str, msgspec.Meta(pattern=SLUG_PATTERN, description=SLUG_WORDS)]
 KnownSlug = Annotated[str, msgspec.Meta(pattern=KNOWN_SLUG_PATTERN, description=KNOWN_SLUG_WORDS)]
@@ -115,6 +125,8 @@ _TEXT_LENGTH = re.compile(r"^Expected `str` of length (?P<bound><=|>=) (?P<n>\d+
 def plain_problem(kind: type[Any], path: str, problem: str) -> str:
     """msgspec's ``problem`` with field ``path`` of ``kind``, in words where the field describes itself:
     a regular expression or a Python type tells whoever sent the value nothing."""
+    if (worded_problem := pattern_problem(problem)) is not None:
+        return worded_problem
     if problem.startswith(_UNWORDED) and (words := _described(kind, path)):
         return f"must be {words}"
     if length := _TEXT_LENGTH.match(problem):
@@ -145,20 +157,20 @@ def validated(kind: type[T], data: object) -> T:
         raise InvalidInput(dotted(path) or "body", problem) from None
 
 
-TEXT_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
-"""Display text: something besides spaces, and no NUL character (PostgreSQL text cannot hold one)."""
 TEXT_WORDS = "text with something besides spaces, and no NUL character"
 """What :data:`TEXT_PATTERN` takes, in words."""
+TEXT_PATTERN = worded(r"^[^\x00]*[^\s\x00][^\x00]*$", TEXT_WORDS)
+"""Display text: something besides spaces, and no NUL character (PostgreSQL text cannot hold one)."""
 DisplayName = Annotated[
     str, msgspec.Meta(min_length=1, max_length=200, pattern=TEXT_PATTERN, description=TEXT_WORDS)
 ]
+_CONTACT_PATTERN = worded(
+    r"^[^@\s\x00]+@[^@\s\x00]+(?!\n)$",
+    "an e-mail address that reaches the publisher, such as ops@bank.example (no spaces)",
+)
 Contact = Annotated[
     str,
-    msgspec.Meta(
-        pattern=r"^[^@\s\x00]+@[^@\s\x00]+(?!\n)$",
-        max_length=320,
-        description="an e-mail address that reaches the publisher, such as ops@bank.example (no spaces)",
-    ),
+    msgspec.Meta(pattern=_CONTACT_PATTERN, max_length=320, description=pattern_words(_CONTACT_PATTERN)),
 ]
 
 

@@ -174,6 +174,22 @@ def test_suspension_and_bad_requests_are_404(
     assert "fulcrum-notices" not in client.get("/registry/simple/").text
 
 
+def test_a_malformed_hash_is_refused_in_words_naming_the_value(
+    make_app: Callable[..., Any], kit: Any, wheel_for: Callable[..., Path]
+) -> None:
+    """A file's hash that is no SHA-256 digest said ``text matching ^[0-9a-f]{64}(?!\\n)$``: it says
+    what a digest is, with the value sent, escaped."""
+    client, _service, (approved, _pending) = _setup(make_app, kit, wheel_for)
+    answer = client.get(f"/registry/files/abc%E2%80%AE/{approved.artifact.filename}")
+    assert answer.status_code == 400
+    problem = answer.json()
+    assert (problem["code"], problem["field"]) == ("invalid-input", "sha256")
+    expected = "'abc\\u202e' is not a SHA-256 digest: 64 lowercase hexadecimal digits"
+    assert problem["errors"][0]["message"] == expected
+    assert "regex" not in problem["detail"]
+    assert "[0-9a-f]" not in problem["detail"]
+
+
 def test_a_suspended_publishers_wheels_are_not_served(
     make_app: Callable[..., Any], kit: Any, wheel_for: Callable[..., Path]
 ) -> None:

@@ -23,6 +23,7 @@ from html import escape
 from typing import Annotated, Any
 
 from fulcrum_registry import RegistryService, ReleaseRead, project_name
+from fulcrum_sdk._in_words import worded
 from litestar import Request, Response, get
 from litestar.params import FromPath, PathParameter
 from litestar.response import File
@@ -40,6 +41,7 @@ from fulcrum_core.runtime import runtime_of
 __all__ = ["ROUTES", "approved_files"]
 
 _STAFF: dict[str, Any] = {"scopes": [], TOKEN_AS_BASIC_OPT: True}  # and index_guard
+_SHA256 = worded(r"^[0-9a-f]{64}(?!\n)$", "a SHA-256 digest: 64 lowercase hexadecimal digits")
 _HTML = "text/html"  # litestar adds "; charset=utf-8" to text/ types
 
 
@@ -161,7 +163,7 @@ def simple_project(request: Request[Any, Any, Any], project: FromPath[str]) -> R
 )
 def download(
     request: Request[Any, Any, Any],
-    sha256: Annotated[str, PathParameter(pattern=r"^[0-9a-f]{64}(?!\n)$")],
+    sha256: Annotated[str, PathParameter(pattern=_SHA256)],
     filename: FromPath[str],
 ) -> File:
     """The wheel's bytes, only while a release with exactly this file is approved and not suspended."""
