@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import pytest
@@ -26,6 +26,10 @@ class _MaybeAmount(msgspec.Struct):
 
 class _Order(msgspec.Struct):
     product: str
+
+
+class _Coupon(msgspec.Struct):
+    coupon_id: Annotated[str, msgspec.Meta(pattern=r"^C-[0-9]{6}(?!\n)$", description="a coupon, C-000123")]
 
 
 def _type(params: type[msgspec.Struct], **kw: Any) -> TransactionType:
@@ -118,3 +122,13 @@ def test_a_refusal_whose_code_is_no_key_is_the_plugins_fault_said_in_words(code:
         "ASCII letters, digits and '.', '_', ':' or '-', starting with a letter or digit, such as "
         f"pension.annual_cap_exceeded; it is {code!r}"
     )
+
+
+def test_a_parameter_failing_the_plugins_pattern_is_refused_in_its_fields_words() -> None:
+    """A client's parameter that fails a pattern the plugin declared: 422 naming ``params.<field>`` and
+    what it must be, in the words the field's description gives; it quoted the regular expression."""
+    with pytest.raises(Unprocessable) as refused:
+        checks.decode_params(_type(_Coupon, amount_field=None), {"coupon_id": "c-1"}, plugin_id="shop")
+    assert (refused.value.code, refused.value.field) == ("transaction.invalid_params", "params.coupon_id")
+    said = "invalid parameters for t.x: params.coupon_id: must be a coupon, C-000123"
+    assert refused.value.detail == said

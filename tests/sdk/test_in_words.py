@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import pytest
@@ -57,3 +57,38 @@ def test_a_body_that_is_not_json_is_refused_in_words(raw: bytes, problem: str) -
         msgspec.json.decode(raw)
     assert not_json(str(refused.value)) == f"the body is not valid JSON: {problem}"
     assert not_json(NOT_UTF8) == "the body is not valid JSON: a string in it is not UTF-8"
+
+
+_Code = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}-[0-9]{4}(?!\n)$", description="a code, SZ-2026")]
+_Region = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}(?!\n)$", description="two capitals")]
+
+
+class Voucher(msgspec.Struct, forbid_unknown_fields=True):
+    """A plugin's own parameters: one pattern says what it takes, one says nothing."""
+
+    code: _Code
+    codes: list[_Region] | None = None
+    plain: Annotated[str, msgspec.Meta(pattern=r"^x(?!\n)$")] | None = None
+
+
+@pytest.mark.parametrize(
+    ("data", "path", "problem"),
+    [
+        ({"code": "sz-2026"}, "code", "must be a code, SZ-2026"),
+        ({"code": "SZ-2026", "codes": ["SZ", "s"]}, "codes[1]", "must be two capitals"),
+    ],
+)
+def test_a_pattern_of_a_plugins_own_is_said_in_its_fields_description(
+    data: dict[str, Any], path: str, problem: str
+) -> None:
+    """A plugin's parameters are refused in the words their field's ``Meta(description=...)`` gives, not
+    msgspec's regular expression."""
+    with pytest.raises(msgspec.ValidationError) as refused:
+        msgspec.convert(data, Voucher)
+    assert in_words(Voucher, str(refused.value)) == (path, problem)
+
+
+def test_a_pattern_without_words_keeps_msgspecs_message() -> None:
+    with pytest.raises(msgspec.ValidationError) as refused:
+        msgspec.convert({"code": "SZ-2026", "plain": "y"}, Voucher)
+    assert in_words(Voucher, str(refused.value))[1].startswith("Expected `str` matching regex")

@@ -174,6 +174,11 @@ def _bare(kind: Any) -> Any:
 def type_at(kind: Any, path: str) -> Any:
     """The type at msgspec's ``path`` into ``kind`` (``plugins[...].storage_quota``, ``reasons[0]``): each
     name a field, ``[...]`` a table's value, ``[0]`` a list's item; ``None`` where it leads nowhere."""
+    return _bare(_declared_at(kind, path))
+
+
+def _declared_at(kind: Any, path: str) -> Any:
+    """The type at ``path`` as the field declares it, ``Annotated`` and optional as it may be."""
     for step in _STEP.findall(path):
         kind = _bare(kind)
         args = typing.get_args(kind)
@@ -185,7 +190,22 @@ def type_at(kind: Any, path: str) -> Any:
             kind = {f.encode_name: f.type for f in msgspec.structs.fields(kind)}.get(step)
         else:
             return None
-    return _bare(kind)
+    return kind
+
+
+def _description(kind: Any) -> str | None:
+    """The ``description`` of the ``Meta`` a declared type (optional or not) carries, if any."""
+    while kind is not None:
+        if typing.get_origin(kind) is Annotated:
+            described = [m.description for m in kind.__metadata__ if isinstance(m, msgspec.Meta)]
+            if any(described):
+                return next(d for d in described if d)
+            kind = typing.get_args(kind)[0]
+            continue
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        union = isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union
+        kind = args[0] if union and len(args) == 1 else None
+    return None
 
 
 def struct_at(kind: Any, path: str) -> type[msgspec.Struct] | None:
@@ -213,10 +233,12 @@ def in_words(
     did-you-mean, an enum value the values allowed, a value of the wrong type what it must be (a whole
     number of fen for a ``*_fen`` field); ``an_object`` is what an object is called where it was written
     (``a table`` in TOML) and ``field`` what a field is (``key``), text failing a pattern what it must be
-    (:func:`worded`). Anything else keeps msgspec's words."""
+    (:func:`worded`, else the field's ``Meta(description=...)``). Anything else keeps msgspec's words."""
     path, problem = split_message(message)
     if (must_be := pattern_problem(problem)) is not None:
         return path, must_be
+    if _REGEX.match(problem) and (described := _description(_declared_at(kind, path))):
+        return path, f"must be {described}"  # a pattern of a plugin's own, in the words its field gives
     named = _NAMED.match(problem)
     if named:
         at = f"{path}.{named['name']}" if path else named["name"]
