@@ -1170,6 +1170,48 @@ async def test_a_plugin_suspended_after_the_checks_is_not_called(
     assert shop.calls == []
 
 
+NARROWED = {"shop": PluginPolicy(active=True, granted_scopes=frozenset({"profile:basic"}))}
+"""A policy that keeps ``shop`` running but withdraws ``transactions:write`` from its grant."""
+
+
+async def test_a_plugin_whose_grant_lost_transactions_write_after_the_checks_is_not_called(
+    service: TransactionService, db: Database, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry narrows the grant between the checks and the call (the plugin stays on for its other
+    hooks): like the kill switch, the journaled row fails with 503 and the plugin is never asked."""
+    journal_pending = service.journal.insert_pending
+
+    def create_then_narrow(*args: Any, **kwargs: Any) -> Any:
+        created = journal_pending(*args, **kwargs)
+        service._plugins.set_policy(NARROWED)  # type: ignore[attr-defined]
+        return created
+
+    monkeypatch.setattr(service.journal, "insert_pending", create_then_narrow)
+    outcome = await service.submit(C3, "k-1", body(), client_id=APP)
+    assert outcome.status_code == 503
+    assert isinstance(outcome.body, TransactionProblem)
+    assert outcome.body.code == "transaction.plugin_unavailable"
+    [row] = rows(db)
+    assert (row.status, row.retryable) == ("failed", True)
+    assert shop.calls == []
+
+
+async def test_reconciliation_does_not_ask_a_plugin_no_longer_granted_its_types_scopes(
+    service: TransactionService, db: Database, shop: Shop
+) -> None:
+    """An unknown transaction's plugin lost ``transactions:write`` since: asking again could carry the
+    transaction out now, so it is not asked (said why) and the row stays unknown for operations."""
+    assert (await service.submit(C3, "k-1", body(mode="unsure"), client_id=APP)).status_code == 202
+    shop.override = "ok"
+    service._plugins.set_policy(NARROWED)  # type: ignore[attr-defined]
+    not_asked: dict[str, str] = {}
+    [row] = rows(db)
+    assert await service.resolve_unknown(not_asked=not_asked) == [(row.id, "unknown")]
+    assert "transactions:write" in not_asked[row.id]
+    assert len(shop.calls) == 1  # the first attempt only
+    assert rows(db)[0].status == "unknown"
+
+
 def _refuse_without_calling(service: TransactionService, why: str) -> Callable[[], None]:
     """Make the host refuse to call ``shop`` (``why``) once the next row is journaled, as when that
     happens between the checks and the call; returns the undo."""

@@ -26,9 +26,10 @@
       result failed / TransactionRefused        422 failed   (the plugin's code and message)
       plugin raised                             502 failed   (transaction.plugin_error)
       breaker or bulkhead refused the call,     503 failed   (transaction.plugin_unavailable,
-      the plugin was switched off meanwhile,                  Retry-After; retryable, see below)
-      or a sync call still queued for a worker
-      thread at the deadline was withdrawn
+      the plugin was switched off or lost the                 Retry-After; retryable, see below)
+      type's scopes meanwhile, or a sync call
+      still queued for a worker thread at the
+      deadline was withdrawn
       deadline missed, or the result (or the
       refusal) was not a valid TransactionResult 202 unknown (the plugin may have acted: reconcile)
 
@@ -555,10 +556,10 @@ class TransactionService:
         status = "unknown"
         retryable = False  # the plugin was never asked: a retry with the same key may run it
         try:
-            if not self._plugins.is_active(plan.plugin.id):
-                # Suspended between the checks and now: the kill switch wins over a journaled row.
-                hook = "execute_transaction"
-                raise PluginCallError(plan.plugin.id, hook, "rejected", "suspended meanwhile")
+            withdrawn = self._withdrawn(plan)
+            if withdrawn is not None:
+                # Switched off or narrowed since the checks: the registry wins over a journaled row.
+                raise PluginCallError(plan.plugin.id, "execute_transaction", "rejected", withdrawn)
             raw = await self._dispatcher.call_one(
                 plan.plugin,
                 "execute_transaction",
@@ -664,6 +665,17 @@ class TransactionService:
         unrecorded = msgspec.structs.replace(view_of(row), status="unknown", updated_at=now)
         return TransactionOutcome(202, unrecorded)
 
+    def _withdrawn(self, plan: _Plan) -> str | None:
+        """Why ``plan``'s plugin may no longer be asked to execute it, or ``None``: the registry switched
+        it off, or narrowed its grant below the type's scopes, since the checks (a request's, or long
+        before, for reconciliation, where a call may carry out what the first attempt never did)."""
+        if not self._plugins.is_active(plan.plugin.id):
+            return "suspended meanwhile"
+        entry = self._plugins.transaction_types.get(plan.tx_type.key)
+        granted = entry[0].granted if entry is not None and entry[0].id == plan.plugin.id else frozenset()
+        missing = sorted(accounts.required_scopes(plan.tx_type) - granted)
+        return f"no longer granted {', '.join(missing)}" if missing else None
+
     async def resolve_unknown(
         self, *, limit: int = 100, not_asked: dict[str, str] | None = None
     ) -> list[tuple[str, str]]:
@@ -674,10 +686,11 @@ class TransactionService:
 
         A plugin's ``execute_transaction`` is idempotent per key (``run_once`` replays the stored
         result), so a second call settles the outcome without applying anything twice. A row stays
-        ``unknown`` while its plugin is not running, cannot decode the row, refuses as still in
-        progress (its first attempt's claim is held), cannot confirm again, raises or is refused
-        the call by its breaker or bulkhead. ``not_asked``: filled with why, by id, for each row whose
-        plugin was not asked at all (not running here, its params not decodable, its call refused).
+        ``unknown`` while its plugin is not running or no longer holds the type's scopes, cannot decode
+        the row, refuses as still in progress (its first attempt's claim is held), cannot confirm again,
+        raises or is refused the call by its breaker or bulkhead. ``not_asked``: filled with why, by id,
+        for each row whose plugin was not asked at all (not running here, its params not decodable, its
+        call refused).
         """
         settled: list[tuple[str, str]] = []
         why_not = not_asked if not_asked is not None else {}
