@@ -621,3 +621,21 @@ def test_an_identity_content_coding_is_read(app: Any) -> None:
     headers |= {"Content-Type": "application/json", "Content-Encoding": "identity"}
     response = app.client.post("/v1/transactions", content=msgspec.json.encode(ORDER), headers=headers)
     assert response.status_code == 201, response.text
+
+
+def test_the_transaction_limit_cannot_be_set_past_what_the_journal_holds(
+    make_app: Callable[..., Any], kit: Any
+) -> None:
+    """``max_transaction_fen`` is at most 2**63 - 1, the journal's 64-bit amount: a larger limit let an
+    amount the journal cannot hold past the check, and its insert was a 500. At the largest limit, one
+    fen more is the 422 naming the field, and nothing is journaled."""
+    from fulcrum_core.settings import SettingsError, load_settings
+
+    largest = 2**63 - 1
+    with pytest.raises(SettingsError, match=r"^FULCRUM_MAX_TRANSACTION_FEN \(max_transaction_fen\)"):
+        load_settings(environ={"FULCRUM_MAX_TRANSACTION_FEN": str(largest + 1)})
+    app = make_app(_fund_plugin(kit), max_transaction_fen=largest)
+    response = _post(app, {"type": "fund.order", "params": {"fund": "SAFE", "amount_fen": largest + 1}})
+    assert response.status_code == 422, response.text
+    assert (response.json()["code"], response.json()["field"]) == ("limits.max_amount", "params.amount_fen")
+    assert _journal(app) == []

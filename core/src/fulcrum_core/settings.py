@@ -273,8 +273,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     plugins: dict[str, PluginSettings] = {}
     # Plugins to skip entirely even when installed (ids).
     disabled_plugins: frozenset[str] = frozenset()
-    # Largest single transaction the host accepts, in fen (platform-wide limit).
-    max_transaction_fen: Annotated[int, msgspec.Meta(ge=1)] = 500_000_000
+    # Largest single transaction the host accepts, in fen (platform-wide limit); at most 2**63 - 1,
+    # what the journal's amount column holds, so every amount past the check can be journaled.
+    max_transaction_fen: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)] = 500_000_000
     # How long after its first request a transaction the plugin never saw (a 503
     # ``transaction.plugin_unavailable``) may still be run by a retry with the same Idempotency-Key;
     # a later retry gets 422 ``idempotency.expired`` and the transaction ends as failed. At most 7 days.
