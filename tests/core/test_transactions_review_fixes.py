@@ -32,6 +32,13 @@ class _Coupon(msgspec.Struct):
     coupon_id: Annotated[str, msgspec.Meta(pattern=r"^C-[0-9]{6}(?!\n)$", description="a coupon, C-000123")]
 
 
+class _CamelOrder(msgspec.Struct, rename="camel"):
+    """Parameters a client sends in camelCase (``productId``, ``amountFen``)."""
+
+    product_id: str
+    amount_fen: Any = None
+
+
 def _type(params: type[msgspec.Struct], **kw: Any) -> TransactionType:
     kw.setdefault("amount_field", "amount_fen")
     if "product_risks" not in kw:
@@ -132,3 +139,23 @@ def test_a_parameter_failing_the_plugins_pattern_is_refused_in_its_fields_words(
     assert (refused.value.code, refused.value.field) == ("transaction.invalid_params", "params.coupon_id")
     said = "invalid parameters for t.x: params.coupon_id: must be a coupon, C-000123"
     assert refused.value.detail == said
+
+
+def test_the_hosts_own_refusals_name_a_renamed_parameter_as_the_client_sent_it() -> None:
+    """A params Struct that renames its fields (``rename="camel"``): the limits and the product rating
+    name ``params.amountFen`` and ``params.productId``, the members the client sent, not the Struct's
+    attribute names, which the client never saw (decoding errors named them as sent already)."""
+    from fulcrum_core.transactions.service import TransactionService
+
+    tx = _type(_CamelOrder, product_field="product_id", product_risks={"OK": "R2"})
+    fields = []
+    for refuse in (
+        lambda: checks.amount_of(tx, _CamelOrder(product_id="OK", amount_fen=1.5)),
+        lambda: checks.check_amount(tx, -1, 100),
+        lambda: checks.check_amount(tx, 101, 100),
+        lambda: TransactionService._risk_of("p", tx, _CamelOrder(product_id="NEW", amount_fen=1)),
+    ):
+        with pytest.raises(Unprocessable) as refused:
+            refuse()
+        fields.append(refused.value.field)
+    assert fields == ["params.amountFen"] * 3 + ["params.productId"]

@@ -39,6 +39,7 @@ __all__ = [
     "decode_params",
     "named_twice",
     "named_twice_in_words",
+    "param_field",
     "parse_body",
     "refusal",
 ]
@@ -289,6 +290,13 @@ def refusal(exc: TransactionRefused, *, plugin_id: str = "") -> CoreError:
     )
 
 
+def param_field(tx_type: TransactionType, name: str) -> str:
+    """``params.<name>`` as the client sends the parameter: its JSON name when the type's params Struct
+    renames its fields (``rename="camel"``: ``amount_fen`` travels as ``amountFen``)."""
+    wire = {f.name: f.encode_name for f in msgspec.structs.fields(tx_type.params)}.get(name, name)
+    return f"params.{wire}"
+
+
 def amount_of(tx_type: TransactionType, params: Any) -> int | None:
     """The amount in fen named by the type's ``amount_field``; ``None`` only for a type stating it moves
     no money. 422 when a type that moves money is sent no whole number of fen there."""
@@ -297,15 +305,15 @@ def amount_of(tx_type: TransactionType, params: Any) -> int | None:
     except ValueError as exc:
         # An amount that is not whole fen would slip past the limits: refuse it (fail closed).
         raise Unprocessable(
-            str(exc), code="limits.amount_not_fen", field=f"params.{tx_type.amount_field}"
+            str(exc), code="limits.amount_not_fen", field=param_field(tx_type, tx_type.amount_field or "")
         ) from None
 
 
 def check_amount(tx_type: TransactionType, amount_fen: int | None, max_fen: int) -> None:
     """422 ``limits.*`` when the amount is negative or above the platform's single-transaction limit."""
-    if amount_fen is None:
+    if amount_fen is None or 0 <= amount_fen <= max_fen:
         return
-    field = f"params.{tx_type.amount_field}"
+    field = param_field(tx_type, tx_type.amount_field or "")
     if amount_fen < 0:
         raise Unprocessable("the amount must not be negative", code="limits.negative_amount", field=field)
     if amount_fen > max_fen:

@@ -515,7 +515,7 @@ class TransactionService:
             return rated_risk(tx_type, params)
         except UnratedProductError as exc:
             raise Unprocessable(
-                str(exc), code="suitability.product_unrated", field=f"params.{exc.field}"
+                str(exc), code="suitability.product_unrated", field=checks.param_field(tx_type, exc.field)
             ) from None
         except TransactionRefused as exc:
             raise checks.refusal(exc, plugin_id=plugin_id) from None
