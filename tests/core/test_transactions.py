@@ -1478,6 +1478,31 @@ async def test_reconcile_marks_abandoned_pending_rows_unknown(
     assert service.reconcile_unknown().marked_unknown == []
 
 
+
+def test_reconcile_marks_and_lists_every_abandoned_row_past_a_page(db: Database) -> None:
+    """More abandoned rows than one page (``limit``): one run marks every one unknown and lists every
+    unknown row; it stopped at the first page, so the rest answered 409 until a later run, and the
+    report's "unknown in total" counted a page, not the total."""
+    from fulcrum_core.transactions.journal import Journal
+    from fulcrum_core.transactions.reconcile import reconcile
+
+    long_ago = utcnow() - timedelta(hours=1)
+    with db.session() as session:
+        for i in range(5):
+            session.add(TransactionRow(
+                id=f"abandoned-{i}", customer_ref=C3, client_id=APP, idempotency_key=f"k-{i}",
+                request_hash="0" * 64, type="shop.buy", plugin_id="shop", params={}, amount_fen=1,
+                risk_level="R1", status="pending", created_at=long_ago, updated_at=long_ago,
+            ))
+    report = reconcile(
+        Journal(db), older_than=timedelta(minutes=1), now=utcnow(), retry_window_seconds=86_400,
+        problem_base="https://fulcrum.example/problems/", limit=2,
+    )
+    every = [f"abandoned-{i}" for i in range(5)]
+    assert sorted(report.marked_unknown) == every
+    assert sorted(v.id for v in report.unknown) == every
+    assert {r.status for r in rows(db)} == {"unknown"}
+
 def test_bank_calendar_decides_expiry(service: TransactionService) -> None:
     """Expiry is judged on the bank's (UTC+8) calendar date."""
     profile = RiskProfile(tolerance="C3", assessed_on=date(2024, 1, 1), expires_on=service._today())

@@ -245,14 +245,18 @@ class Journal:
             )
         )
 
-    def pending_before(self, cutoff: datetime, *, limit: int = 500) -> builtins.list[TransactionRow]:
-        """Rows still ``pending`` that were last touched before ``cutoff``, oldest first."""
+    def pending_before(
+        self, cutoff: datetime, *, limit: int = 500, after: TransactionRow | None = None
+    ) -> builtins.list[TransactionRow]:
+        """Rows still ``pending`` that were last touched before ``cutoff``, oldest first; with ``after``,
+        only those after that row in this order (the next page)."""
         stmt = (
             select(TransactionRow)
             .where(TransactionRow.status == "pending", TransactionRow.updated_at < cutoff)
             .order_by(TransactionRow.updated_at, TransactionRow.id)
             .limit(limit)
         )
+        stmt = _after(stmt, TransactionRow.updated_at, after)
         with self._db.read_session() as session:
             return list(session.scalars(stmt))
 

@@ -37,12 +37,16 @@ def reconcile(
 ) -> ReconcileReport:
     """Mark rows ``pending`` for longer than ``older_than`` as ``unknown``, end retryable rows first seen
     ``retry_window_seconds`` or more before ``now`` (their stored 422 typed under ``problem_base``);
-    report all ``unknown`` rows."""
+    report all ``unknown`` rows. Rows are read ``limit`` at a time, to the last."""
     marked: list[str] = []
-    for row in journal.pending_before(now - older_than, limit=limit):
-        view = msgspec.structs.replace(view_of(row), status="unknown", updated_at=now)
-        if journal.mark_unknown(row.id, response_status=202, response_body=encode_body(view), now=now):
-            marked.append(row.id)
+    cutoff = now - older_than
+    rows = journal.pending_before(cutoff, limit=limit)
+    while rows:
+        for row in rows:
+            view = msgspec.structs.replace(view_of(row), status="unknown", updated_at=now)
+            if journal.mark_unknown(row.id, response_status=202, response_body=encode_body(view), now=now):
+                marked.append(row.id)
+        rows = journal.pending_before(cutoff, limit=limit, after=rows[-1])
     expired = expire_closed(
         journal, window_seconds=retry_window_seconds, now=now, problem_base=problem_base, limit=limit
     )
@@ -52,5 +56,10 @@ def reconcile(
 
 
 def unknown_views(journal: Journal, *, limit: int = 500) -> list[TransactionView]:
-    """The ``unknown`` rows, oldest first (at most ``limit``), as their customers see them."""
-    return [view_of(row) for row in journal.by_status("unknown", limit=limit)]
+    """Every ``unknown`` row, oldest first (read ``limit`` at a time), as their customers see them."""
+    views: list[TransactionView] = []
+    rows = journal.by_status("unknown", limit=limit)
+    while rows:
+        views += [view_of(row) for row in rows]
+        rows = journal.by_status("unknown", limit=limit, after=rows[-1])
+    return views
