@@ -212,8 +212,13 @@ def execute_transaction(
     :class:`~fulcrum_sdk.errors.TransactionRefused` to refuse with a code and a message for the customer.
     **Combined**: never; exactly one plugin owns a type.
     **Async**: yes.
-    **Failure**: any other exception records the transaction as ``failed``; missing the deadline
-    (5 s by default) records it as ``unknown`` for reconciliation.
+    **Failure**: raise :class:`~fulcrum_sdk.errors.OutcomeUnknown` when the action may have gone through
+    but cannot be confirmed: it is recorded as ``unknown`` (202) for reconciliation, as is a missed
+    deadline (5 s by default) or a result that is not a valid ``TransactionResult``. Any other exception
+    records it as ``failed`` (502), which tells the customer it was not carried out: raise one only when
+    nothing was applied. Reconciliation, and a retry of a call the host never made, call again with the
+    same ``request.id`` and ``idempotency_key``: apply the action once per key
+    (:func:`fulcrum_sdk.idempotency.run_once`).
     """
 
 
