@@ -796,6 +796,38 @@ async def test_an_outcome_the_journal_cannot_take_at_once_is_retried_then_unknow
         assert row.status == "pending"
 
 
+@pytest.mark.parametrize("committed", [True, False])
+async def test_a_journal_row_whose_insert_lost_its_acknowledgement_is_carried_out_once(
+    service: TransactionService, db: Database, shop: Shop, monkeypatch: pytest.MonkeyPatch, committed: bool
+) -> None:
+    """The insert of the pending row hits a connection lost around its commit. Committed: the row is
+    found and executed in this request (201), where it was a 503 that left it pending, unexecuted, and
+    every retry a 409 until reconciliation marked it unknown and ran it there, long after. Not
+    committed: still the 503 with nothing journaled, and a retry with the same key carries it out."""
+    from fulcrum_core.data.errors import DatabaseUnavailable
+    from fulcrum_core.transactions.journal import Journal
+
+    insert = Journal.insert_pending
+
+    def lost(self: Journal, row: TransactionRow) -> bool:
+        if committed:
+            insert(self, row)
+        raise DatabaseUnavailable("connection lost before the commit was acknowledged")
+
+    monkeypatch.setattr(Journal, "insert_pending", lost)
+    if committed:
+        outcome = await service.submit(C3, "k-1", body(), client_id=APP)
+        assert outcome.status_code == 201
+        [row] = rows(db)
+        assert (row.id, row.status) == (outcome.transaction_id, "succeeded")
+    else:
+        with pytest.raises(DatabaseUnavailable):
+            await service.submit(C3, "k-1", body(), client_id=APP)
+        assert rows(db) == []
+        monkeypatch.setattr(Journal, "insert_pending", insert)
+        assert (await service.submit(C3, "k-1", body(), client_id=APP)).status_code == 201
+    assert len(shop.calls) == 1
+
 async def test_reconciliation_asks_the_plugin_again_and_settles_unknown_rows(
     make_service: Callable[..., TransactionService], db: Database, release: threading.Event, shop: Shop
 ) -> None:

@@ -308,10 +308,27 @@ class TransactionService:
 
     async def _journaled(self, plan: _Plan, row: TransactionRow, request_hash: str) -> TransactionOutcome:
         """Insert the pending row and execute it, or replay the row a concurrent duplicate got in first."""
-        if not await host_threads.to_thread(self.journal.insert_pending, row):
+        try:
+            inserted = await host_threads.to_thread(self.journal.insert_pending, row)
+        except DatabaseUnavailable:
+            # The connection may have gone after the commit: a row committed but not run would answer
+            # 409 to every retry until reconciliation. Read whether it is in (reads retry a lost connection).
+            if not await self._committed(row):
+                raise
+            inserted = True
+        if not inserted:
             # A concurrent request with the same key got its row in first.
             return await self._replay_current(row, request_hash)
         return await self._execute(plan, row)
+
+    async def _committed(self, row: TransactionRow) -> bool:
+        """Whether ``row``, whose insert failed unacknowledged, is in the journal after all; ``False`` when
+        the journal cannot be read either (the row, if in, stays pending for reconciliation)."""
+        try:
+            found = await host_threads.to_thread(self.journal.get, row.id)
+        except DatabaseUnavailable:
+            return False
+        return found is not None
 
     async def _replay_current(self, row: TransactionRow, request_hash: str) -> TransactionOutcome:
         """Replay the row under ``row``'s key (its customer's and client's) as a concurrent request
