@@ -828,6 +828,42 @@ async def test_a_journal_row_whose_insert_lost_its_acknowledgement_is_carried_ou
         assert (await service.submit(C3, "k-1", body(), client_id=APP)).status_code == 201
     assert len(shop.calls) == 1
 
+@pytest.mark.parametrize("committed", [True, False])
+async def test_a_retry_whose_taking_of_the_row_lost_its_acknowledgement_runs_it_once(
+    service: TransactionService, db: Database, shop: Shop, monkeypatch: pytest.MonkeyPatch, committed: bool
+) -> None:
+    """A retry of a transaction the plugin never saw takes its row back to pending, and the connection
+    goes as that commits. Committed: this retry runs it (201), where it answered 503 and left the row
+    pending, unrun, every later retry a 409. Not committed: still the 503, the row still retryable, and
+    the next retry runs it."""
+    from fulcrum_core.data.errors import DatabaseUnavailable
+    from fulcrum_core.transactions.journal import Journal
+
+    undo = _refuse_without_calling(service, "breaker_open")
+    refused = await service.submit(C3, "k-1", body(), client_id=APP)
+    undo()
+    assert refused.status_code == 503
+    reclaim = Journal.reclaim
+
+    def lost(self: Journal, row: TransactionRow, **kwargs: Any) -> TransactionRow | None:
+        if committed:
+            reclaim(self, row, **kwargs)
+        raise DatabaseUnavailable("connection lost before the commit was acknowledged")
+
+    monkeypatch.setattr(Journal, "reclaim", lost)
+    if committed:
+        retried = await service.submit(C3, "k-1", body(), client_id=APP)
+        assert (retried.status_code, retried.transaction_id) == (201, refused.transaction_id)
+        [row] = rows(db)
+        assert (row.status, row.attempts) == ("succeeded", 2)
+    else:
+        with pytest.raises(DatabaseUnavailable):
+            await service.submit(C3, "k-1", body(), client_id=APP)
+        assert [(r.status, r.retryable) for r in rows(db)] == [("failed", True)]
+        monkeypatch.setattr(Journal, "reclaim", reclaim)
+        assert (await service.submit(C3, "k-1", body(), client_id=APP)).status_code == 201
+    assert len(shop.calls) == 1
+
 async def test_reconciliation_asks_the_plugin_again_and_settles_unknown_rows(
     make_service: Callable[..., TransactionService], db: Database, release: threading.Event, shop: Shop
 ) -> None:

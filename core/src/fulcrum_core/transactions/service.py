@@ -374,16 +374,35 @@ class TransactionService:
     async def _rerun(self, plan: _Plan, row: TransactionRow, request_hash: str) -> TransactionOutcome:
         """Take ``row`` (retryable, as read) back to pending and execute it, or replay the row as a
         concurrent retry that took it first left it."""
-        retry = await host_threads.to_thread(
-            self.journal.reclaim, row, plugin_id=plan.plugin.id, amount_fen=plan.amount_fen,
-            risk_level=plan.risk_level, now=plan.now,
-            first_seen_after=plan.now - timedelta(seconds=self._settings.transaction_retry_window_seconds),
-        )
+        window = timedelta(seconds=self._settings.transaction_retry_window_seconds)
+        try:
+            retry = await host_threads.to_thread(
+                self.journal.reclaim, row, plugin_id=plan.plugin.id, amount_fen=plan.amount_fen,
+                risk_level=plan.risk_level, now=plan.now, first_seen_after=plan.now - window,
+            )
+        except DatabaseUnavailable:
+            # As for an insert: the row may be ours now, pending, with nobody to run it.
+            retry = await self._reclaimed(row, plan)
+            if retry is None:
+                raise
         if retry is None:
             return await self._replay_current(row, request_hash)
         # The plugin never saw the earlier attempt: this one is carried out now, and dated now (its
         # ctx.now and request.created_at agree, and reconciliation would ask it as of then).
         return await self._execute(plan, retry)
+
+    async def _reclaimed(self, row: TransactionRow, plan: _Plan) -> TransactionRow | None:
+        """``row`` as this retry's ``reclaim`` left it when that committed unacknowledged: pending at the
+        next attempt, dated as ``plan`` (no concurrent retry's plan has the same instant); else ``None``."""
+        try:
+            found = await host_threads.to_thread(self.journal.get, row.id)
+        except DatabaseUnavailable:
+            return None
+        if found is None or (found.status, found.attempts, found.created_at) != (
+            "pending", row.attempts + 1, plan.now
+        ):
+            return None
+        return found
 
     async def _planned(self, customer_ref: str, body: Any, *, tx_id: str | None = None) -> _Plan:
         """``_plan`` in a worker thread, under the transaction deadline: it runs plugin code (the params
