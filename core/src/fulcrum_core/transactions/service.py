@@ -708,8 +708,9 @@ class TransactionService:
         if not self._plugins.is_active(plan.plugin.id):
             return "suspended meanwhile"
         entry = self._plugins.transaction_types.get(plan.tx_type.key)
-        granted = entry[0].granted if entry is not None and entry[0].id == plan.plugin.id else frozenset()
-        missing = sorted(accounts.required_scopes(plan.tx_type) - granted)
+        if entry is None or entry[0].id != plan.plugin.id:
+            return f"no longer runs {plan.tx_type.key!r}"
+        missing = sorted(accounts.required_scopes(plan.tx_type) - entry[0].granted)
         return f"no longer granted {', '.join(missing)}" if missing else None
 
     async def resolve_unknown(
