@@ -264,6 +264,24 @@ async def test_scope_escalation_on_refresh(
     assert narrowed.json()["scope"] == "home:read"
 
 
+async def test_a_narrower_refresh_narrows_the_access_token_not_the_grant(
+    browser: httpx.AsyncClient, consent: Callable[..., Awaitable[httpx.Response]]
+) -> None:
+    """Asking a refresh for fewer scopes gives an access token of those, and a refresh token of the
+    whole grant still (RFC 6749 section 6: a new refresh token's scope is the presented one's). The new
+    refresh token carried the narrower scope, so the app lost the rest of what the customer allowed."""
+    tokens = await _tokens(browser, consent, "home:read search:read")
+    narrowed = await _refresh(browser, tokens["refresh_token"], scope="home:read")
+    assert narrowed.status_code == 200, narrowed.text
+    assert narrowed.json()["scope"] == "home:read"
+    plain = await _refresh(browser, narrowed.json()["refresh_token"])
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["scope"] == "home:read search:read"
+    wide = await _refresh(browser, plain.json()["refresh_token"], scope="search:read")
+    assert wide.status_code == 200, wide.text
+    assert wide.json()["scope"] == "search:read"
+
+
 GRACE = Settings().refresh_reuse_grace_seconds
 
 

@@ -306,8 +306,12 @@ class FulcrumAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         if "refresh_token" not in token:
             return
         family = None
+        # A refresh asking for fewer scopes narrows its access token only: the new refresh token keeps
+        # the presented one's scope (RFC 6749 section 6), or the client would lose the rest of its grant.
+        scope = token["scope"]
         if request.refresh_token is not None:
             family = request.refresh_token.family_id
+            scope = request.refresh_token.scope
         elif request.authorization_code is not None:
             family = request.authorization_code.family_id
         owner: ResourceOwner = request.user
@@ -317,7 +321,7 @@ class FulcrumAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 client_id=request.client.client_id,
                 subject=owner.sub,
                 subject_kind=owner.kind,
-                scope=token["scope"],
+                scope=scope,
             )
         except FamilyRevoked as exc:
             # Revoked while this request ran (a replayed code or refresh token): no tokens at all.
