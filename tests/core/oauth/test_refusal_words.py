@@ -183,3 +183,28 @@ def test_basic_credentials_without_a_secret_say_none_was_sent(app: Any, credenti
         "invalid_client",
         "no secret was sent for client 'plugin-wealth': HTTP Basic carries client_id:secret",
     )
+
+
+def test_an_authorization_asking_beyond_the_clients_grant_names_the_scopes(app: Any) -> None:
+    """A known scope the client may not ask for went back as authlib's "The requested scope is invalid,
+    unknown, or malformed.", though the scope is well formed and known: only not the client's."""
+    query = _authorize(app, scope="home:read registry:review")
+    assert query["error"] == ["invalid_scope"]
+    (description,) = query["error_description"]
+    assert description.startswith("client 'fulcrum-app' was not granted registry:review; its scopes are: ")
+    assert "home:read" in description
+
+
+def test_a_refresh_asking_beyond_its_grant_names_the_scopes(app: Any) -> None:
+    """A refresh asking for more than its token was issued for got the same vague words."""
+    token = oauth_server(app.runtime).refresh_tokens.issue(
+        family_id=None, client_id="fulcrum-app", subject="c-1", subject_kind="customer", scope="home:read"
+    )
+    data = {
+        "grant_type": "refresh_token", "client_id": "fulcrum-app", "refresh_token": token,
+        "scope": "home:read search:read",
+    }
+    assert _oauth_error(app.client.post("/oauth/token", data=data)) == (
+        "invalid_scope",
+        "the refresh token was not issued for search:read; ask for no more than its scope: home:read",
+    )

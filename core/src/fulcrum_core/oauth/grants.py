@@ -82,6 +82,15 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         checked: str = grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
         return checked
 
+    def validate_requested_scope(self) -> None:
+        """Known scopes (the server's check), and then only the client's: authlib's refusal of a scope
+        beyond the client's grant named nothing ("invalid, unknown, or malformed")."""
+        super().validate_requested_scope()
+        scope = self.request.payload.scope
+        client = self.request.client
+        if scope and client is not None and client.get_allowed_scope(scope) is None:
+            raise InvalidScopeError(description=client.beyond_grant(scope))
+
     def save_authorization_code(self, code: str, request: Any) -> None:
         owner: ResourceOwner = request.user
         self.server.codes.save(
@@ -127,6 +136,17 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         if known is not None and store.may_rotate(known, client.client_id):
             self._validate_token_scope(known)
         return self._spend(presented, client)
+
+    def _validate_token_scope(self, token: Any) -> None:
+        """No more than the token's own scope, naming what is beyond it (authlib's words named nothing)."""
+        scope = self.request.payload.scope
+        held = set(token.get_scope().split())
+        beyond = sorted(set(scope.split()) - held) if scope else []
+        if beyond:
+            raise InvalidScopeError(
+                description=f"the refresh token was not issued for {', '.join(beyond)}; ask for no more "
+                f"than its scope: {', '.join(sorted(held)) or 'none'}"
+            )
 
     def _spend(self, presented: str, client: Any) -> Any:
         token = self.server.refresh_tokens.rotate(presented, client_id=client.client_id)
