@@ -91,6 +91,20 @@ async def test_redirect_uri_must_match_exactly(browser: httpx.AsyncClient, redir
     assert "location" not in r.headers
 
 
+def test_the_apps_redirect_uris_follow_the_setting_across_restarts(make_app: Callable[..., Any]) -> None:
+    """The app's client took its redirect URIs from ``oauth_app_redirect_uris`` when it was first
+    registered and kept them: a URI the operator dropped (the default's loopback one, where another app on
+    the phone may listen) was still redirected to after a restart, and one added was refused."""
+    added = "https://app.bank.example/oauth/callback"
+    first = make_app(oauth_dev_login=True)  # the defaults: the app's scheme and the loopback URI
+    assert first.client.get(_authorize_url(), follow_redirects=False).status_code == 200
+    later = make_app(oauth_dev_login=True, oauth_app_redirect_uris=("fulcrum-app://oauth/callback", added))
+    dropped = later.client.get(_authorize_url(), follow_redirects=False)
+    assert _error(dropped) == "invalid_request"
+    assert "location" not in dropped.headers
+    assert later.client.get(_authorize_url(redirect_uri=added), follow_redirects=False).status_code == 200
+
+
 async def test_missing_redirect_uri_is_refused(browser: httpx.AsyncClient) -> None:
     """No redirect URI means no default one: the request is refused without a redirect."""
     r = await browser.get(_authorize_url(redirect_uri=None))

@@ -263,6 +263,20 @@ class ClientStore:
                 row.updated_at = utcnow()
         return missing
 
+    def set_redirect_uris(self, client_id: str, uris: Iterable[str]) -> tuple[list[str], list[str]]:
+        """Make ``uris`` the client's redirect URIs exactly; returns the ones added and the ones dropped."""
+        stored = check_redirect_uris(uris)
+        with self._db.session() as session:
+            row = session.get(OAuthClientRow, client_id)
+            if row is None:
+                raise NotFound(f"no client {client_id!r}", field="client_id")
+            have = [u for u in row.redirect_uris.splitlines() if u]
+            wanted = [u for u in stored.splitlines() if u]
+            if have != wanted:
+                row.redirect_uris = stored
+                row.updated_at = utcnow()
+        return [u for u in wanted if u not in have], [u for u in have if u not in wanted]
+
     def rotate_secret(self, client_id: str) -> str:
         """A new secret for a secret-based client (the old one stops working at once)."""
         secret = secrets.token_urlsafe(32)

@@ -341,12 +341,19 @@ class FulcrumAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
 def ensure_app_client(clients: ClientStore, redirect_uris: tuple[str, ...]) -> None:
     """Register the mobile app's public client (authorization code + refresh, the app scopes) if absent,
-    and give an existing one any app scope it lacks (one added by an upgrade, such as ``pages:read``)."""
+    and give an existing one any app scope it lacks (one added by an upgrade, such as ``pages:read``) and
+    exactly the redirect URIs of the setting: one the operator dropped is not redirected to any more."""
     existing = clients.get(APP_CLIENT_ID)
     if existing is not None:
         added = clients.add_scopes(APP_CLIENT_ID, APP_SCOPES)
         if added:
             log.info("the app client may now ask for %s", ", ".join(added))
+        new, dropped = clients.set_redirect_uris(APP_CLIENT_ID, redirect_uris)
+        if new or dropped:
+            log.warning(
+                "the app client's redirect URIs follow oauth_app_redirect_uris: added %s; dropped %s",
+                ", ".join(new) or "none", ", ".join(dropped) or "none",
+            )
         return
     clients.register(
         APP_CLIENT_ID,
