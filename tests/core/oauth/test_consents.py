@@ -20,7 +20,7 @@ from fulcrum_core.settings import Deadlines
 from fulcrum_sdk.errors import ScopeDenied
 from joserfc.jwk import ECKey
 
-from .conftest import CUSTOMER, ISSUER, REDIRECT, pkce_pair, submit_consent
+from .conftest import CUSTOMER, ISSUER, REDIRECT, form_fields, pkce_pair, submit_consent
 
 PARTNER = "fund-partner"
 SCOPES = ["holdings:read", "slot:home.notice"]
@@ -192,6 +192,34 @@ async def test_authorizing_again_supersedes_the_earlier_consent(
     )
     assert deleted.status_code == 200
     assert _notice(partner_app) == ["denied"]
+
+
+@pytest.mark.anyio
+async def test_the_customer_consents_to_the_scopes_the_page_showed(
+    partner_app: Any, partner_browser: Any
+) -> None:
+    """A request naming no scope asks for all the client's: the page showed them as they were when it
+    opened, but the decision read them again when it was sent, so a grant the registry widened meanwhile
+    became a consent (and a code) for a scope the customer was never shown."""
+    url = _authorize_url("holdings:read").replace("&scope=holdings%3Aread", "")
+    page = await partner_browser.get(url)
+    assert page.status_code == 200, page.text
+    assert "holdings:read" in page.text
+    assert "accounts:read" not in page.text
+    client = oauth_server(partner_app.runtime).clients.get(plugin_client_id(PARTNER))
+    assert client is not None
+    wider = frozenset({*SCOPES, "accounts:read"})
+    policy = PluginClientPolicy("partner", wider, True, jwks=client.jwks, redirect_uris=(REDIRECT,))
+    sync_plugin_clients(partner_app.runtime.db, {PARTNER: policy})
+    fields = {**form_fields(page.text), "customer": CUSTOMER, "decision": "allow"}
+    decided = await partner_browser.post("/oauth/authorize", data=fields)
+    assert decided.status_code == 302, decided.text
+    assert "code" in parse_qs(urlsplit(decided.headers["location"]).query)
+    listed = partner_app.get("/v1/consents").json()["consents"]
+    assert [c["scopes"] for c in listed] == [["holdings:read"]]
+    with partner_app.runtime.db.read_session() as session:
+        (scope,) = session.query(OAuthCodeRow.scope).one()
+    assert set(scope.split()) == set(SCOPES)
 
 
 @pytest.mark.anyio

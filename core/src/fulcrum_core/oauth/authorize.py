@@ -75,9 +75,12 @@ def prepare(server: FulcrumAuthorizationServer, snap: RequestSnapshot) -> Consen
         request, grant = _validated(server, snap)
     except OAuth2Error as error:
         return _error(server, request, error)
-    return ConsentPrompt(
-        client=grant.client, scopes=tuple(request.scope.split()), params=round_trip_params(snap)
-    )
+    params = round_trip_params(snap)
+    # A request naming no scope asks for all the client's: the form names the ones shown, so the
+    # decision is for them even if the client's grant changes while the page is open.
+    if request.scope:
+        params.setdefault("scope", request.scope)
+    return ConsentPrompt(client=grant.client, scopes=tuple(request.scope.split()), params=params)
 
 
 def decide(
