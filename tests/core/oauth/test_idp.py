@@ -21,6 +21,7 @@ import pytest
 from authlib.deprecate import AuthlibDeprecationWarning
 from authlib.integrations.base_client import OAuthError
 from authlib.oauth2.rfc7523 import JWTBearerGrant, PrivateKeyJWT
+from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.models.oauth_assertion import OAuthAssertionIdRow
 from fulcrum_core.data.types import utcnow
@@ -772,6 +773,33 @@ async def test_a_signed_in_customer_consents_and_the_partner_gets_a_token(
     assert [(c["plugin_id"], c["scopes"]) for c in consents] == [(PARTNER, ["holdings:read"])]
     home = partner_app.get("/v1/home").json()["slots"]["home.notice/v1"]
     assert [i["key"] for i in home if i["plugin"] == PARTNER] == ["allowed"]
+
+
+async def test_a_decision_is_taken_only_for_the_customer_the_page_named(
+    partner_app: Any, webview: Any, idp_key: ECKey
+) -> None:
+    """The page said "Signed in as" one customer; the webview then signed in as another (a shared phone,
+    the app switching accounts) and the open page's form was sent: the consent and the code were for the
+    customer signed in then, who never saw the page. Now the form answers only for the customer it named;
+    the page opened again names the new one and decides for them."""
+    _register_partner(partner_app)
+    other = "synthetic-affluent"
+    authorize = _authorize_path(pkce_pair()[1])
+    assert (await webview.post("/oauth/login", data={"assertion": sign(idp_key)})).status_code == 204
+    page = await webview.get(authorize)
+    assert page.status_code == 200, page.text
+    assert CUSTOMER in page.text
+    switched = await webview.post("/oauth/login", data={"assertion": sign(idp_key, sub=other)})
+    assert switched.status_code == 204
+    stale = await webview.post("/oauth/authorize", data={**form_fields(page.text), "decision": "allow"})
+    assert (stale.status_code, stale.json()["code"]) == (403, "oauth.csrf")
+    assert ConsentStore(partner_app.runtime.db).list(other) == []
+    again = await webview.get(authorize)
+    assert other in again.text
+    decided = await webview.post("/oauth/authorize", data={**form_fields(again.text), "decision": "allow"})
+    assert decided.status_code == 302, decided.text
+    assert [c.plugin_id for c in ConsentStore(partner_app.runtime.db).list(other)] == [PARTNER]
+    assert ConsentStore(partner_app.runtime.db).list(CUSTOMER) == []
 
 
 async def test_the_development_login_is_unchanged_beside_an_idp(

@@ -222,7 +222,7 @@ async def authorize_page(request: Request[Any, Any, Any]) -> Response[Any]:
         result,
         action="/oauth/authorize",
         customers=customers,
-        csrf_token=consent_csrf.form_token(secret, result.params),
+        csrf_token=consent_csrf.form_token(secret, result.params, customer=signed_in),
         signed_in=signed_in,
         manifest=manifest,
     )
@@ -309,8 +309,9 @@ async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
     form = dict(snap.form)
     secret = request.cookies.get(consent_csrf.cookie_name(runtime.settings.issuer))
     params = round_trip_params(snap)
-    if not consent_csrf.verify(secret, form.get(consent_csrf.FIELD), params):
-        # A forged or stale form: refused before anything is decided, never redirected with a code.
+    if not consent_csrf.verify(secret, form.get(consent_csrf.FIELD), params, customer=signed_in):
+        # A forged or stale form (or one whose page named another signed-in customer): refused before
+        # anything is decided, never redirected with a code.
         if _prefers_html(request):
             # A browser (its Accept prefers HTML): a page saying the form expired, a link to start again.
             restart = "/oauth/authorize?" + urlencode(params)
@@ -319,7 +320,8 @@ async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
                 headers=CONSENT_PAGE_HEADERS,
             )
         raise Forbidden(
-            "the consent form's CSRF token is missing or wrong; open the consent page again",
+            "the consent form's CSRF token is missing or wrong, or its page named another signed-in "
+            "customer; open the consent page again",
             code="oauth.csrf",
             field=consent_csrf.FIELD,
         )
