@@ -16,10 +16,13 @@ from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.errors import BadRequest
+from fulcrum_core.oauth.metadata import server_metadata
 from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, plugin_client_id, sync_plugin_clients
 from fulcrum_core.oauth.server import oauth_server
 from fulcrum_core.oauth.used_ids import AssertionIds, client_slot
-from joserfc.jwk import ECKey
+from fulcrum_sdk.oauth_client import Jwks, oauth_problems
+from fulcrum_sdk.oauth_client import OAuthClient as ManifestOAuth
+from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from .conftest import ISSUER
 
@@ -171,6 +174,42 @@ async def test_partner_authenticates_with_private_key_jwt(oauth_app: Any) -> Non
         with pytest.raises(OAuthError) as refused:
             await attacker.fetch_token(TOKEN_URL, grant_type="client_credentials")
         assert refused.value.error == "invalid_client"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("make_key", "alg"),
+    [
+        (lambda: ECKey.generate_key("P-384", auto_kid=True), "ES384"),
+        (lambda: OKPKey.generate_key("Ed25519", auto_kid=True), "Ed25519"),
+        pytest.param(
+            lambda: OKPKey.generate_key("Ed25519", auto_kid=True), "EdDSA",
+            # joserfc warns that RFC 9864 names the algorithm Ed25519 now; the manifest still says EdDSA.
+            marks=pytest.mark.filterwarnings("ignore:EdDSA is deprecated:joserfc.errors.SecurityWarning"),
+        ),
+        (lambda: RSAKey.generate_key(2048, auto_kid=True), "PS256"),
+    ],
+    ids=["ES384", "Ed25519", "EdDSA", "PS256"],
+)
+async def test_a_partner_authenticates_with_any_key_its_manifest_may_list(
+    oauth_app: Any, make_key: Callable[[], Any], alg: str
+) -> None:
+    """The manifest check accepts P-384, Ed25519 and RSA-PSS keys, but the token endpoint verified client
+    assertions with ES256, RS256 and HS256 alone: a partner approved with such a key could never
+    authenticate ("Algorithm of 'ES384' is not recommended", invalid_client)."""
+    key = make_key()
+    public = key.as_dict(private=False)
+    assert oauth_problems(ManifestOAuth(jwks=Jwks(keys=(public,))), kind="partner") == []
+    sync_plugin_clients(_db(oauth_app), {"fund": _partner(key)})
+    client = AsyncOAuth2Client(
+        client_id="plugin-fund", client_secret=key, token_endpoint_auth_method="private_key_jwt",
+        base_url=ISSUER, transport=httpx.ASGITransport(app=oauth_app.client.app),
+    )
+    client.register_client_auth_method(PrivateKeyJWT(TOKEN_URL, alg=alg, headers={"kid": key.kid}))
+    async with client:
+        token = await client.fetch_token(TOKEN_URL, grant_type="client_credentials", scope="slot:home.banner")
+    assert token["scope"] == "slot:home.banner"
+    assert alg in server_metadata(ISSUER)["token_endpoint_auth_signing_alg_values_supported"]
 
 
 @pytest.mark.anyio

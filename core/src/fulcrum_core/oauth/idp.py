@@ -24,9 +24,16 @@ from fulcrum_core.data.db import Database
 from fulcrum_core.oauth.used_ids import AssertionIds
 from fulcrum_core.settings import OAuthIdp, is_loopback_url
 
-__all__ = ["MAX_SUBJECT_LENGTH", "IdentityProvider", "IdpKeyError", "load_pem_keys"]
+__all__ = ["ASSERTION_ALGORITHMS", "MAX_SUBJECT_LENGTH", "IdentityProvider", "IdpKeyError", "load_pem_keys"]
 
 log = logging.getLogger("fulcrum.oauth")
+
+ASSERTION_ALGORITHMS: Final = (
+    "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "Ed25519", "EdDSA",
+)
+"""What a partner's client assertion may be signed with: the asymmetric algorithms of the keys a
+manifest may list (EC P-256/384/521, RSA, Ed25519, which RFC 9864 names ``Ed25519`` and manifests
+``EdDSA``); never HMAC or ``none``. Each key verifies only its own kind."""
 
 MAX_SUBJECT_LENGTH: Final = 64
 """The longest customer number a token can carry (the ``subject`` columns of codes and refresh tokens)."""

@@ -7,6 +7,7 @@ from typing import Any
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from fulcrum_sdk.scopes import SCOPES
 
+from fulcrum_core.oauth.idp import ASSERTION_ALGORITHMS
 from fulcrum_core.oauth.jwt_bearer import JWT_BEARER
 
 __all__ = ["server_metadata"]
@@ -19,6 +20,7 @@ def server_metadata(issuer: str, *, jwt_bearer: bool = False) -> dict[str, Any]:
     if jwt_bearer:
         grants.append(JWT_BEARER)
     auth_methods = ["client_secret_basic", "private_key_jwt", "none"]
+    signing = list(ASSERTION_ALGORITHMS)
     metadata = AuthorizationServerMetadata(
         issuer=issuer,
         authorization_endpoint=f"{issuer}/oauth/authorize",
@@ -31,11 +33,11 @@ def server_metadata(issuer: str, *, jwt_bearer: bool = False) -> dict[str, Any]:
         response_modes_supported=["query"],
         grant_types_supported=grants,
         token_endpoint_auth_methods_supported=auth_methods,
-        token_endpoint_auth_signing_alg_values_supported=["ES256", "RS256"],
+        token_endpoint_auth_signing_alg_values_supported=signing,
         revocation_endpoint_auth_methods_supported=auth_methods,
-        revocation_endpoint_auth_signing_alg_values_supported=["ES256", "RS256"],
+        revocation_endpoint_auth_signing_alg_values_supported=signing,
         introspection_endpoint_auth_methods_supported=["client_secret_basic", "private_key_jwt"],
-        introspection_endpoint_auth_signing_alg_values_supported=["ES256", "RS256"],
+        introspection_endpoint_auth_signing_alg_values_supported=signing,
         code_challenge_methods_supported=["S256"],
         authorization_response_iss_parameter_supported=True,
         ui_locales_supported=["zh-CN", "en"],

@@ -27,6 +27,8 @@ from authlib.oauth2.rfc6749.util import extract_basic_authorization, scope_to_li
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc9207 import IssuerParameter
 from fulcrum_sdk.scopes import APP_SCOPES, SCOPES
+from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from fulcrum_core.auth.principal import PrincipalKind
@@ -43,7 +45,7 @@ from fulcrum_core.oauth.grants import (
     ResourceOwner,
     S256CodeChallenge,
 )
-from fulcrum_core.oauth.idp import IdentityProvider
+from fulcrum_core.oauth.idp import ASSERTION_ALGORITHMS, IdentityProvider
 from fulcrum_core.oauth.jwt_bearer import IdpAssertionGrant
 from fulcrum_core.oauth.refresh import FamilyRevoked, RefreshTokenStore
 from fulcrum_core.oauth.refusals import (
@@ -114,6 +116,17 @@ class _PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
         if client is not None and named and named != client.client_id:
             raise InvalidClientError(description="client_id does not name the client of the client assertion")
         return client
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
+        """authlib's, verifying with every algorithm a partner's key may use: it let joserfc's
+        default three (ES256, RS256, HS256) alone, so a key the manifest accepts (P-384, RSA-PSS,
+        Ed25519) never authenticated."""
+        try:
+            token = jwt.decode(assertion, resolve_key, algorithms=ASSERTION_ALGORITHMS)
+        except JoseError as exc:
+            raise InvalidClientError(description=exc.description) from exc
+        self.verify_claims(token.claims)
+        return token.claims
 
     def verify_claims(self, claims: Any) -> None:
         exp = claims.get("exp")
