@@ -6,6 +6,9 @@ to the consent page with one, so a partner's code flow works without the develop
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -30,7 +33,7 @@ from fulcrum_core.oauth.idp import IdentityProvider
 from fulcrum_core.oauth.plugin_clients import PluginClientPolicy, sync_plugin_clients
 from fulcrum_core.oauth.used_ids import AssertionIds
 from fulcrum_core.settings import Deadlines, OAuthIdp, SettingsError, load_settings
-from joserfc.jwk import ECKey, RSAKey
+from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from .conftest import CUSTOMER, ISSUER, REDIRECT, form_fields, pkce_pair
 from .test_consents import _partner_plugin
@@ -279,6 +282,46 @@ async def test_pem_public_keys_are_trusted_too(
         key, IDP, TOKEN_URL, subject=CUSTOMER, expires_in=60, header={"alg": "RS256"}
     )
     assert (await _grant(oauth_client, app, assertion))["access_token"]
+
+
+@pytest.mark.parametrize(
+    ("make_key", "alg"),
+    [
+        (lambda: ECKey.generate_key("P-384"), "ES384"),
+        (lambda: OKPKey.generate_key("Ed25519"), "Ed25519"),
+        pytest.param(
+            lambda: OKPKey.generate_key("Ed25519"), "EdDSA",
+            marks=pytest.mark.filterwarnings("ignore:EdDSA is deprecated:joserfc.errors.SecurityWarning"),
+        ),
+        (lambda: RSAKey.generate_key(2048), "PS256"),
+    ],
+    ids=["ES384", "Ed25519", "EdDSA", "PS256"],
+)
+async def test_the_idp_signs_with_any_key_kind_it_may_have(
+    make_app: Callable[..., Any], oauth_client: Callable[..., Any], make_key: Callable[[], Any], alg: str
+) -> None:
+    """The IdP's keys may be RSA, EC or Ed25519, yet its assertions were verified with ES256, RS256
+    and HS256 alone: one signed EdDSA, ES384 or PS256 was refused ("is not recommended")."""
+    key = make_key()
+    app = make_app(oauth_idp=OAuthIdp(issuer=IDP, public_keys=(key.as_pem(private=False).decode(),)))
+    assertion = JWTBearerGrant.sign(key, IDP, TOKEN_URL, subject=CUSTOMER, expires_in=60, header={"alg": alg})
+    assert (await _grant(oauth_client, app, assertion))["access_token"]
+
+
+async def test_an_idp_assertion_signed_with_a_shared_secret_is_refused(
+    make_app: Callable[..., Any], oauth_client: Callable[..., Any]
+) -> None:
+    """HMAC is never accepted, not even keyed with the IdP's public key (algorithm confusion)."""
+    key = RSAKey.generate_key(2048)
+    pem = key.as_pem(private=False)
+    app = make_app(oauth_idp=OAuthIdp(issuer=IDP, public_keys=(pem.decode(),)))
+    now = int(time.time())
+    claims = {"iss": IDP, "sub": CUSTOMER, "aud": TOKEN_URL, "iat": now, "exp": now + 60, "jti": "forged"}
+    parts = ({"alg": "HS256"}, claims)
+    signing = b".".join(base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=") for part in parts)
+    mac = base64.urlsafe_b64encode(hmac.new(pem, signing, hashlib.sha256).digest()).rstrip(b"=")
+    forged = (signing + b"." + mac).decode()
+    assert (await _refused(oauth_client, app, forged)).error == "invalid_grant"
 
 
 def test_the_jwks_is_read_again_for_a_key_id_it_lacks(tmp_path: Path, sqlite_db: Database) -> None:

@@ -31,9 +31,9 @@ log = logging.getLogger("fulcrum.oauth")
 ASSERTION_ALGORITHMS: Final = (
     "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "Ed25519", "EdDSA",
 )
-"""What a partner's client assertion may be signed with: the asymmetric algorithms of the keys a
-manifest may list (EC P-256/384/521, RSA, Ed25519, which RFC 9864 names ``Ed25519`` and manifests
-``EdDSA``); never HMAC or ``none``. Each key verifies only its own kind."""
+"""What a signed assertion (a partner's client assertion, the IdP's) may be signed with: the asymmetric
+algorithms of the keys a manifest or the IdP may have (EC P-256/384/521, RSA, Ed25519, which RFC 9864
+names ``Ed25519`` and manifests ``EdDSA``); never HMAC or ``none``. Each key verifies only its own kind."""
 
 MAX_SUBJECT_LENGTH: Final = 64
 """The longest customer number a token can carry (the ``subject`` columns of codes and refresh tokens)."""
