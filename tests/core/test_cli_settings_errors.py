@@ -239,10 +239,18 @@ def test_run_server_takes_any_level_name_the_setting_allows(monkeypatch: pytest.
     [
         ("not-a-url", "not a database URL"),
         ("mysql://db.example/fulcrum", "the host runs on SQLite or PostgreSQL"),
+        # A driver the host does not ship was a traceback from the first connection (ModuleNotFoundError).
+        (
+            "postgresql+psycopg2://u:pw@db.example/fulcrum",
+            "the driver 'psycopg2' is not installed; the host connects to PostgreSQL with psycopg "
+            "(postgresql://… or postgresql+psycopg://…)",
+        ),
+        ("postgresql+nosuchdriver://db.example/fulcrum", "the driver 'nosuchdriver' is not installed"),
     ],
 )
 def test_a_database_url_the_host_cannot_use_is_named(url: str, problem: str) -> None:
-    """A URL that does not parse, or names another database, is the variable's problem, said at once."""
+    """A URL that does not parse, names another database, or a driver not installed, is the variable's
+    problem, said at once."""
     line = _fails(["db", "upgrade"], env={"FULCRUM_DATABASE_URL": url})
     expected = f"Error: cannot load settings: FULCRUM_DATABASE_URL (database_url): {problem}"
     assert line.startswith(expected), line

@@ -632,6 +632,18 @@ def _database_url_problem(url: str) -> str | None:
         return "not a database URL (e.g. postgresql://user@host/db or sqlite:///path/fulcrum.db)"
     if backend not in ("sqlite", "postgresql"):
         return f"the host runs on SQLite or PostgreSQL, not {backend!r}"
+    # A driver named in the URL but not installed (postgresql+psycopg2://) was a traceback at the first
+    # connection; the dialect and its DB-API module are loaded here instead, as the engine would.
+    parsed = normalize_url(url)
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (ArgumentError, ImportError):
+        shipped = (
+            "PostgreSQL with psycopg (postgresql://… or postgresql+psycopg://…)"
+            if backend == "postgresql"
+            else "SQLite with Python's sqlite3 (sqlite:///…)"
+        )
+        return f"the driver {parsed.get_driver_name()!r} is not installed; the host connects to {shipped}"
     return None
 
 
