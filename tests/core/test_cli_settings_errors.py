@@ -256,6 +256,22 @@ def test_a_database_url_the_host_cannot_use_is_named(url: str, problem: str) -> 
     assert line.startswith(expected), line
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("localhost:6379", "not a Redis URL: Redis URL must specify one of the following schemes"),
+        ("redis://:pw@127.0.0.1:notaport/7", "not a Redis URL: Port could not be cast to integer value"),
+    ],
+)
+def test_a_redis_url_the_host_cannot_use_is_named(url: str, problem: str) -> None:
+    """A Redis URL that does not parse is the variable's problem, said when the settings load: it was a
+    ValueError traceback once the server had started loading plugins."""
+    line = _fails(["serve"], env={"FULCRUM_REDIS_URL": url})
+    expected = f"Error: cannot load settings: FULCRUM_REDIS_URL (redis_url): {problem}"
+    assert line.startswith(expected), line
+    assert "pw" not in line
+
+
 def test_a_database_url_in_the_config_file_is_named_with_the_file(tmp_path: Path) -> None:
     config = tmp_path / "fulcrum.toml"
     config.write_text('database_url = "oracle://db/x"\n', encoding="utf-8")

@@ -590,6 +590,10 @@ def load_settings(
         problem = _database_url_problem(settings.database_url)
         if problem:
             raise SettingsError(f"{came_from.get('database_url', 'settings')} (database_url): {problem}")
+    if settings.redis_url:
+        problem = _redis_url_problem(settings.redis_url)
+        if problem:
+            raise SettingsError(f"{came_from.get('redis_url', 'settings')} (redis_url): {problem}")
     return settings
 
 
@@ -644,6 +648,18 @@ def _database_url_problem(url: str) -> str | None:
             else "SQLite with Python's sqlite3 (sqlite:///…)"
         )
         return f"the driver {parsed.get_driver_name()!r} is not installed; the host connects to {shipped}"
+    return None
+
+
+def _redis_url_problem(url: str) -> str | None:
+    """Why ``url`` is no Redis URL, or None when it parses (whether Redis answers is the worker's to
+    find out: it starts without it)."""
+    from redis.connection import parse_url
+
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        return f"not a Redis URL: {exc} (e.g. redis://host:6379/0)"
     return None
 
 
