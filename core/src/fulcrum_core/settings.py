@@ -657,7 +657,7 @@ def _redis_url_problem(url: str) -> str | None:
     from redis.connection import parse_url
 
     try:
-        parse_url(url)
+        parse_url(url)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
     except ValueError as exc:
         return f"not a Redis URL: {exc} (e.g. redis://host:6379/0)"
     return None
