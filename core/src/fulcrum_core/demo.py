@@ -56,7 +56,7 @@ def prepare_demo(settings: Settings) -> str:
         seeded = seed_demo_consents(ConsentStore(db), provider, datetime.now(UTC))
         registry = seed_registry(open_registry(settings, db), Path(settings.state_dir) / "demo-wheels")
         return (
-            f"Database ready at {settings.resolved_database_url()}\n"
+            f"Database ready at {db.url.render_as_string(hide_password=True)}\n"
             f"{len(provider.customers())} demo customers; {seeded} new merchant-promo consents\n"
             "Registry: " + "; ".join(registry)
         )

@@ -65,3 +65,17 @@ def test_demo_help_names_the_database_it_uses() -> None:
     shown = CliRunner().invoke(main, ["demo", "--help"]).output
     assert "FULCRUM_DATABASE_URL" in shown
     assert "local SQLite demo" not in shown
+
+
+@pytest.mark.postgres
+def test_the_report_hides_the_database_password(postgres_url: str, tmp_path: Path) -> None:
+    """The report names the database without its password: it printed the whole URL, secret and all, to
+    the terminal and any log of the deploy."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(postgres_url).set(password="s3cret-pw").render_as_string(hide_password=False)
+    settings = Settings(state_dir=str(tmp_path / "state"), database_url=url)
+    report = prepare_demo(settings)
+    assert "s3cret-pw" not in report
+    assert "Database ready at postgresql+psycopg://" in report
+    assert ":***@" in report
