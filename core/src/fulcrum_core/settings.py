@@ -237,6 +237,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # about a third fewer home pages a second). Name one to rule the other out.
     http_protocol: Literal["auto", "httptools", "h11"] = "auto"
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    # How long a worker told to stop by SIGTERM serves on with ``/readyz`` answering 503 before it stops
+    # listening, so the load balancer takes it out first: its probe period times the failures it needs,
+    # plus a margin. 0 stops listening at once. SIGINT (Ctrl-C) and a second SIGTERM do not wait.
+    shutdown_delay_seconds: Annotated[float, msgspec.Meta(ge=0, le=120)] = 0.0
     # OAuth / JWT: the issuer URL and the audience of customer-facing access tokens.
     issuer: str = DEFAULT_ISSUER
     audience: str = "fulcrum-app"

@@ -20,7 +20,7 @@ from alembic.script import ScriptDirectory
 from litestar import Request, get
 from sqlalchemy import Connection, inspect, text
 
-from fulcrum_core import host_threads
+from fulcrum_core import host_threads, stopping
 from fulcrum_core.branches.host import branch_store_of
 from fulcrum_core.dispatch.leftovers import host_task
 from fulcrum_core.errors import ServiceUnavailable
@@ -158,6 +158,8 @@ async def readyz(request: Request[Any, Any, Any]) -> Health:
     """
     runtime = runtime_of(request)
     reasons: list[str] = []
+    if (stop := stopping.reason()) is not None:
+        reasons.append(stop)
     if not getattr(runtime.plugins, "ready", False):
         reasons.append("plugins: loading has not finished")
     unready = getattr(runtime.plugins, "unready_reason", None)

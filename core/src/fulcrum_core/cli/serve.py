@@ -10,12 +10,15 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from stat import S_ISDIR
+from types import FrameType
 from typing import Any
 
 import click
@@ -23,7 +26,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import ChangeReload, Multiprocess, multiprocess
 
-from fulcrum_core import exit_threads
+from fulcrum_core import exit_threads, stopping
 from fulcrum_core.cli._groups import refuse_own_options
 from fulcrum_core.cli._settings import settings_for
 from fulcrum_core.observability.processes import alive
@@ -58,6 +61,7 @@ def _run(
     http: str = "auto",
     loop: str = "auto",
     log_json: bool = False,
+    shutdown_delay_s: float = 0.0,
 ) -> None:
     try:
         http, loop = server_stack(http, loop)
@@ -71,7 +75,7 @@ def _run(
         run_server(
             "fulcrum_core.asgi:app_factory",
             host=host, port=port, workers=workers, reuse_port=reuse_port, log_level=log_level,
-            http=http, loop=loop, log_json=log_json,
+            http=http, loop=loop, log_json=log_json, shutdown_delay_s=shutdown_delay_s,
         )
 
 
@@ -161,11 +165,13 @@ class _TcpConfig(uvicorn.Config):
     """
 
     def __init__(
-        self, app: str, *, reuse_port: bool = False, bounded_exit: bool = False, **options: Any
+        self, app: str, *, reuse_port: bool = False, bounded_exit: bool = False,
+        shutdown_delay_s: float = 0.0, **options: Any,
     ) -> None:
         super().__init__(app, **options)
         self.reuse_port = reuse_port
         self.bounded_exit = bounded_exit
+        self.shutdown_delay_s = shutdown_delay_s
 
     def get_loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop]:
         """uvicorn's event loop, kept running when code other than the server's stops it. With
@@ -195,7 +201,27 @@ class _TcpConfig(uvicorn.Config):
 class _Server(uvicorn.Server):
     """uvicorn's server, telling :mod:`~fulcrum_core.exit_threads` the status its worker exits with: 0 once
     it has run, stopped by a signal too (both runners take the ``KeyboardInterrupt`` of Ctrl-C as a
-    stop), a ``SystemExit``'s (a failed start), else 1 (the exception ends the process)."""
+    stop), a ``SystemExit``'s (a failed start), else 1 (the exception ends the process).
+
+    With a ``shutdown_delay_s``, a SIGTERM once serving first turns ``/readyz`` to 503
+    (:mod:`~fulcrum_core.stopping`) and serves on for the delay, so the load balancer stops sending
+    before the socket closes; SIGINT, a second SIGTERM or the delay's end stop it as uvicorn does."""
+
+    _stops_at: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        delay = getattr(self.config, "shutdown_delay_s", 0.0)
+        if sig == signal.SIGTERM and delay > 0 and self.started and self._stops_at is None:
+            self._stops_at = time.monotonic() + delay
+            stopping.begin(delay)
+            log.info("told to stop (SIGTERM): /readyz answers 503; serving on for %s s, then stopping", delay)
+            return
+        super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._stops_at is not None and not self.should_exit and time.monotonic() >= self._stops_at:
+            super().handle_exit(signal.SIGTERM, None)  # the stop SIGTERM asked for, its status kept
+        return await super().on_tick(counter)
 
     def run(self, sockets: list[socket.socket] | None = None) -> None:
         try:
@@ -295,6 +321,7 @@ def run_server(
     loop: str = "auto",
     reload_dirs: Sequence[str] | None = None,
     log_json: bool = False,
+    shutdown_delay_s: float = 0.0,
 ) -> None:
     """Serve the ASGI factory ``app`` ("module:function") with uvicorn, on the HTTP parser and event loop
     ``http`` and ``loop`` name (:func:`server_stack`). ``log_json``: the supervisor of ``workers > 1``
@@ -309,6 +336,9 @@ def run_server(
     arrive together can all land on one worker. ``reuse_port`` (one worker per process) binds with
     ``SO_REUSEPORT`` instead: start one ``fulcrum serve --reuse-port`` per core under the process
     manager, and the kernel balances connections across them. ``log_level`` is a level name.
+
+    ``shutdown_delay_s``: how long a worker told to stop by SIGTERM serves on, unready, before it stops
+    (:class:`_Server`).
 
     One worker, with ``reuse_port`` or without, ends as ``uvicorn.run`` ends it: Ctrl-C is a stop (status
     0), an app that never started exits 3. Each worker this runs (``reload_dirs``' too) bounds how long its
@@ -338,7 +368,9 @@ def run_server(
     if reuse_port and workers != 1:
         raise ValueError("reuse_port runs one worker per process; start several processes instead")
     if workers == 1:  # in this process; with reuse_port, on a socket of its own bound with SO_REUSEPORT
-        config = _TcpConfig(app, reuse_port=reuse_port, bounded_exit=True, **options)
+        config = _TcpConfig(
+            app, reuse_port=reuse_port, bounded_exit=True, shutdown_delay_s=shutdown_delay_s, **options
+        )
         server = _Server(config)
         with contextlib.suppress(KeyboardInterrupt):
             server.run(sockets=[config.bind_socket()] if reuse_port else None)
@@ -348,7 +380,7 @@ def run_server(
         return
     config = _TcpConfig(
         app, workers=workers, timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS, bounded_exit=True,
-        **options,
+        shutdown_delay_s=shutdown_delay_s, **options,
     )
     if log_json:  # after the config, which gave uvicorn's loggers their text handlers
         from fulcrum_core.observability.logging import configure_logging
@@ -384,6 +416,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int, 
         host, port, workers, ctx.obj["config_file"],
         reuse_port=reuse_port, log_level=settings.log_level, metrics_dir=settings.metrics_dir,
         http=settings.http_protocol, loop=settings.event_loop, log_json=settings.log_json,
+        shutdown_delay_s=settings.shutdown_delay_seconds,
     )
 
 
