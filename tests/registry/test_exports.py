@@ -21,6 +21,7 @@ EXPECTED = {
     "FourEyesViolation",
     "IllegalTransition",
     "InvalidInput",
+    "LeftOut",
     "NewPublisher",
     "NotFound",
     "Page",

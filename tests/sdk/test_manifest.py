@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from fulcrum_sdk.errors import ManifestError
 from fulcrum_sdk.manifest import (
+    ID_WORDS,
     Manifest,
     declaration_problems,
+    manifest_from_builtins,
     manifest_from_distribution,
     manifest_from_wheel,
     parse_manifest,
@@ -54,6 +56,36 @@ def test_parse_valid_manifest_fills_the_version() -> None:
     assert manifest.version == "2.0.1"
     assert manifest.scopes.all == frozenset({"slot:home.banner", "search:contribute", "location:city"})
     assert semantic_problems(manifest) == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "problem"),
+    [
+        ({"id": "city--coupons"}, "id", f"must be {ID_WORDS}"),
+        (
+            {"name": {"zh-CN": "演示\u202e插件", "en": "Demo"}},
+            "name.zh-CN",
+            "U+202E RIGHT-TO-LEFT OVERRIDE at index 2 is not allowed in display text",
+        ),
+        ({"id": "platform"}, "id", "'platform' is reserved: the host names its own content or its own "
+         "stalls so"),
+        ({"kind": "bank"}, "kind", "'bank' is not one of: department, branch, partner"),
+    ],
+)
+def test_a_manifest_kept_as_data_is_judged_by_todays_rules(
+    changes: dict[str, object], key: str, problem: str
+) -> None:
+    """What a registry stored under older rules is read with the key and the problem in words, as a
+    manifest file would be; one that passes them reads back equal."""
+    import msgspec
+
+    stored = msgspec.to_builtins(parse_manifest(GOOD, file="fulcrum-plugin.toml", version="1.0.0"))
+    assert manifest_from_builtins(stored, file="release 7") == parse_manifest(
+        GOOD, file="fulcrum-plugin.toml", version="1.0.0"
+    )
+    with pytest.raises(ManifestError) as refused:
+        manifest_from_builtins({**stored, **changes}, file="release 7")
+    assert (refused.value.file, refused.value.key, refused.value.problem) == ("release 7", key, problem)
 
 
 @pytest.mark.parametrize(

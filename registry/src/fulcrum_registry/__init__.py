@@ -29,6 +29,7 @@ from fulcrum_registry.errors import (
 from fulcrum_registry.schemas import (
     ActiveRelease,
     CatalogueQuery,
+    LeftOut,
     NewPublisher,
     Page,
     PluginSummary,
@@ -55,6 +56,7 @@ __all__ = [
     "FourEyesViolation",
     "IllegalTransition",
     "InvalidInput",
+    "LeftOut",
     "NewPublisher",
     "NotFound",
     "Page",

@@ -10,7 +10,7 @@ from fulcrum_sdk.manifest import Manifest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fulcrum_registry.checks import CheckResult
+from fulcrum_registry.checks import CheckResult, stored_manifest
 from fulcrum_registry.models import Publisher, Release, Review, ScopeGrant
 from fulcrum_registry.schemas import ArtifactRef, PublisherRead, ReleaseRead, ReviewRead, ScopeRequest
 from fulcrum_registry.undo import pending, reinstatement_undo, resume_undo, votes_on
@@ -27,12 +27,14 @@ __all__ = [
 
 
 def load_manifest(row: Release) -> Manifest | None:
-    """The manifest snapshot stored with a release."""
-    return msgspec.convert(row.manifest, Manifest) if row.manifest is not None else None
+    """The manifest snapshot stored with a release; None when there is none or today's rules cannot
+    read it (``checks.stored_manifest``)."""
+    return stored_manifest(row.manifest)[0]
 
 
 def requested_scopes(row: Release) -> frozenset[str]:
-    """Every scope ``row``'s manifest requests (none when it has no valid manifest)."""
+    """Every scope ``row``'s manifest requests (none when it has no manifest today's rules read: such a
+    release never runs, so its requests decide nothing)."""
     manifest = load_manifest(row)
     return frozenset(manifest.scopes.all) if manifest is not None else frozenset()
 
@@ -88,6 +90,20 @@ def _review_read(row: Review) -> ReviewRead:
     )
 
 
+def _requests(manifest: Manifest | None, grants: Iterable[ScopeGrant]) -> ScopeRequest:
+    """The scopes a release asks for: its manifest's, or when today's rules refuse that manifest, the
+    grant rows recorded when it passed its checks (what it asked for stays on record)."""
+    if manifest is not None:
+        return ScopeRequest(
+            required=tuple(sorted(manifest.scopes.required)), optional=tuple(sorted(manifest.scopes.optional))
+        )
+    asked = sorted((g.requirement, g.scope) for g in grants)
+    return ScopeRequest(
+        required=tuple(s for r, s in asked if r == "required"),
+        optional=tuple(s for r, s in asked if r == "optional"),
+    )
+
+
 def release_reads(session: Session, rows: Sequence[Release]) -> list[ReleaseRead]:
     """Read structs for ``rows``, with their reviews, grants, pending resumes and suspended publishers
     loaded in four queries."""
@@ -107,11 +123,11 @@ def release_reads(session: Session, rows: Sequence[Release]) -> list[ReleaseRead
     votes = votes_on(session, [resume_undo(r.id) for r in rows if r.state == suspended])
     out = []
     for row in rows:
-        manifest = load_manifest(row)
+        manifest, problem = stored_manifest(row.manifest)
         checks = msgspec.convert(row.checks, tuple[CheckResult, ...])
         decided = row.state in (ReleaseState.APPROVED, ReleaseState.SUSPENDED, ReleaseState.RETIRED)
-        requested = manifest.scopes if manifest else None
-        needed = approvals_needed(requested.all) if requested else 1  # as many must agree to resume it
+        requested = _requests(manifest, grants[row.id])
+        needed = approvals_needed({*requested.required, *requested.optional})  # as many must agree to resume
         out.append(
             ReleaseRead(
                 id=row.id,
@@ -127,10 +143,7 @@ def release_reads(session: Session, rows: Sequence[Release]) -> list[ReleaseRead
                 updated_at=row.updated_at,
                 checks=checks,
                 failed_checks=tuple(c.id for c in checks if c.status == "failed"),
-                requested=ScopeRequest(
-                    required=tuple(sorted(requested.required)) if requested else (),
-                    optional=tuple(sorted(requested.optional)) if requested else (),
-                ),
+                requested=requested,
                 granted_scopes=tuple(sorted(g.scope for g in grants[row.id] if g.granted))
                 if decided
                 else None,
@@ -142,6 +155,7 @@ def release_reads(session: Session, rows: Sequence[Release]) -> list[ReleaseRead
                 if row.state == suspended
                 else None,
                 publisher_suspended=row.publisher_id in stopped,
+                manifest_problem=problem,
             )
         )
     return out

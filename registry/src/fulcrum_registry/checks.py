@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Literal
 
 import msgspec
+from fulcrum_sdk.errors import ManifestError
 from fulcrum_sdk.hookspecs import PROJECT_NAME
 from fulcrum_sdk.manifest import (
     Manifest,
     ManifestProblem,
     declaration_problems,
+    manifest_from_builtins,
     sdk_mismatch,
     semantic_problems,
 )
@@ -42,6 +44,7 @@ __all__ = [
     "installed_sdk_version",
     "project_name",
     "run_checks",
+    "stored_manifest",
 ]
 
 Status = Literal["passed", "failed", "skipped"]
@@ -320,6 +323,23 @@ def _semantic(check_id: str) -> Callable[[WheelFacts, CheckContext], CheckResult
         return _verdict(check_id, problems)
 
     return check
+
+
+def stored_manifest(snapshot: object) -> tuple[Manifest | None, ManifestProblem | None]:
+    """A release's stored manifest as ``manifest.present_and_valid`` judges one today: the manifest (None
+    when none was stored, or it cannot be read as one or shown: a bidi override in its name) and the key
+    and problem that fail it, if any. The rules tighten (ids refused ``--``, display text bidi overrides,
+    redirect URIs all but printable ASCII), so a release filed before may fail them now: it is listed
+    with its problem, and never runs nor is served."""
+    if snapshot is None:
+        return None, None
+    try:
+        manifest = manifest_from_builtins(snapshot, file="the stored manifest")
+    except ManifestError as exc:
+        return None, ManifestProblem(exc.key or "manifest", exc.problem)
+    # Its OAuth client's keys and redirect URIs: the manifest reads, so it is still shown (and diffed).
+    found = (p for p in semantic_problems(manifest) if _problem_check(p) == "manifest.present_and_valid")
+    return manifest, next(found, None)
 
 
 def installed_sdk_version() -> str:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import msgspec
 from fulcrum_sdk.manifest import Manifest
-from fulcrum_sdk.oauth_client import OAuthClient
 from packaging.version import Version
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from fulcrum_registry._reads import load_manifest, publisher_reads, release_reads
+from fulcrum_registry.checks import stored_manifest
 from fulcrum_registry.diff import diff_manifests
 from fulcrum_registry.errors import InvalidInput, NotFound
 from fulcrum_registry.models import Publisher, Release, ScopeGrant
 from fulcrum_registry.schemas import (
     ActiveRelease,
+    LeftOut,
     Page,
     PublisherQuery,
     PublisherRead,
@@ -96,7 +96,12 @@ def list_publishers(session: Session, q: PublisherQuery) -> Page[PublisherRead]:
 def release_diff(session: Session, release_id: int) -> ReleaseDiff:
     """The diff of a release against the newest lower version of its plugin that was ever approved."""
     row = release_row(session, release_id)
-    manifest = load_manifest(row)
+    manifest, problem = stored_manifest(row.manifest)
+    if manifest is None and problem is not None:
+        raise InvalidInput(
+            "release", f"release {row.id}'s manifest fails today's rules ({problem.key}: {problem.problem}): "
+            "there is nothing to compare",
+        )
     if manifest is None:
         raise InvalidInput("release", f"release {row.id} has no readable manifest to compare")
     candidates = (
@@ -108,7 +113,10 @@ def release_diff(session: Session, release_id: int) -> ReleaseDiff:
         if row.plugin_id
         else []
     )
-    older = [c for c in candidates if Version(c.version) < Version(row.version)]
+    # A baseline today's rules refuse never runs: what it asked for is compared as new again.
+    older = [
+        c for c in candidates if Version(c.version) < Version(row.version) and not _refused(c.manifest)
+    ]
     base = max(older, key=lambda c: Version(c.version), default=None)
     if base is None:
         return diff_manifests(release_id=row.id, manifest=manifest, version=row.version)
@@ -126,10 +134,14 @@ def release_diff(session: Session, release_id: int) -> ReleaseDiff:
     )
 
 
-def active_policy(session: Session) -> dict[str, dict[str, ActiveRelease]]:
+def active_policy(
+    session: Session, left_out: list[LeftOut] | None = None
+) -> dict[str, dict[str, ActiveRelease]]:
     """Plugin id → version → approved (not suspended) release with its granted scopes; two queries.
 
-    Releases of a suspended publisher are left out: suspending a publisher stops all its plugins.
+    Releases of a suspended publisher are left out: suspending a publisher stops all its plugins. So is
+    one whose stored manifest fails today's rules (filed before they tightened): it is appended to
+    ``left_out`` when given, for the host to say so.
     """
     approved = ReleaseState.APPROVED.value
     live = (Release.state == approved) & Release.publisher_id.in_(
@@ -151,22 +163,28 @@ def active_policy(session: Session) -> dict[str, dict[str, ActiveRelease]]:
     for release_id, plugin_id, version, manifest, publisher, kind in rows:
         if plugin_id is None:  # pragma: no cover - an approved release always has a plugin
             continue
-        oauth = (manifest or {}).get("oauth")
+        reviewed, problem = stored_manifest(manifest)
+        if problem is not None:
+            if left_out is not None:
+                left_out.append(LeftOut(release_id=release_id, plugin_id=plugin_id, version=version,
+                                        problem=problem))
+            continue
         policy.setdefault(plugin_id, {})[version] = ActiveRelease(
             release_id=release_id,
             plugin_id=plugin_id,
             version=version,
             granted_scopes=frozenset(scopes.get(release_id, ())),
-            oauth=msgspec.convert(oauth, OAuthClient) if oauth is not None else None,
+            oauth=reviewed.oauth if reviewed is not None else None,
             publisher=publisher,
             kind=kind,
-            manifest=msgspec.convert(manifest, Manifest) if manifest is not None else None,
+            manifest=reviewed,
         )
     return policy
 
 
 def approved_manifest(session: Session, plugin_id: str) -> Manifest | None:
-    """The manifest of ``plugin_id``'s newest approved release (its publisher not suspended), or None.
+    """The manifest of ``plugin_id``'s newest approved release (its publisher not suspended) whose
+    manifest passes today's rules, or None: as the live policy, a release refused by them is left out.
 
     What reviewers approved for the newest version every host is moving to: the same on every host,
     whatever version, if any, each has installed.
@@ -181,7 +199,13 @@ def approved_manifest(session: Session, plugin_id: str) -> Manifest | None:
             Release.manifest.is_not(None),
         )
     ).all()
-    if not rows:
-        return None
-    _version, manifest = max(rows, key=lambda row: Version(row[0]))
-    return msgspec.convert(manifest, Manifest)
+    for _version, manifest in sorted(rows, key=lambda row: Version(row[0]), reverse=True):
+        reviewed, problem = stored_manifest(manifest)
+        if problem is None:
+            return reviewed
+    return None
+
+
+def _refused(snapshot: object) -> bool:
+    """True when today's rules refuse a stored manifest: its release never runs."""
+    return stored_manifest(snapshot)[1] is not None

@@ -22,7 +22,7 @@ from fulcrum_sdk._in_words import (
     type_at,
     worded,
 )
-from fulcrum_sdk.manifest import ID_PATTERN, ID_WORDS, Manifest
+from fulcrum_sdk.manifest import ID_PATTERN, ID_WORDS, Manifest, ManifestProblem
 from fulcrum_sdk.oauth_client import OAuthClient
 
 from fulcrum_registry.checks import CheckResult
@@ -39,6 +39,7 @@ __all__ = [
     "ActiveRelease",
     "ArtifactRef",
     "CatalogueQuery",
+    "LeftOut",
     "NewPublisher",
     "Page",
     "PendingUndo",
@@ -265,12 +266,16 @@ class ReleaseRead(msgspec.Struct, frozen=True, kw_only=True):
     approvals_needed: int
     approvals: tuple[str, ...]  # reviewers who approved so far
     reviews: tuple[ReviewRead, ...]
+    # None when none was stored, or today's rules cannot read it (``manifest_problem`` says why).
     manifest: Manifest | None
     # Suspended and agreed to resume by fewer people than needed; None otherwise.
     pending_resume: PendingUndo | None = None
     # Its publisher is suspended: it does not run, and in review it cannot be approved (nor is it listed
     # as waiting) until the publisher is reinstated.
     publisher_suspended: bool = False
+    # The key and problem of a stored manifest that fails today's rules (tightened since it was filed):
+    # such a release never runs, the index never serves it, and it cannot be approved or resumed.
+    manifest_problem: ManifestProblem | None = None
 
 
 class Submission(msgspec.Struct, frozen=True, kw_only=True):
@@ -401,6 +406,15 @@ class ReleaseDiff(msgspec.Struct, frozen=True, kw_only=True):
                 self.removed_key_ids,
             )
         )
+
+
+class LeftOut(msgspec.Struct, frozen=True, kw_only=True):
+    """An approved release the live policy leaves out: its stored manifest fails today's rules."""
+
+    release_id: int
+    plugin_id: str
+    version: str
+    problem: ManifestProblem
 
 
 class ActiveRelease(msgspec.Struct, frozen=True, kw_only=True):

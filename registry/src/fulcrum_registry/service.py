@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session
 from fulcrum_registry import audit, queries
 from fulcrum_registry._db import UnitOfWork
 from fulcrum_registry._reads import (
-    load_manifest,
     publisher_read,
     reinstatement_needed,
     release_reads,
@@ -39,7 +38,7 @@ from fulcrum_registry._reads import (
 from fulcrum_registry._wheel import WheelFacts, inspect_wheel
 from fulcrum_registry.artifacts import ArtifactStore, StoredArtifact
 from fulcrum_registry.catalogue import search_plugins
-from fulcrum_registry.checks import CheckContext, PriorRelease, run_checks
+from fulcrum_registry.checks import CheckContext, PriorRelease, run_checks, stored_manifest
 from fulcrum_registry.contents import wheel_contents
 from fulcrum_registry.errors import (
     AlreadyExists,
@@ -54,6 +53,7 @@ from fulcrum_registry.models import Plugin, Publisher, Release, Review, ScopeGra
 from fulcrum_registry.schemas import (
     ActiveRelease,
     CatalogueQuery,
+    LeftOut,
     NewPublisher,
     Page,
     PluginSummary,
@@ -197,6 +197,20 @@ class RegistryService:
     @staticmethod
     def _release(session: Session, release_id: int, *, lock: bool = False) -> Release:
         return queries.release_row(session, release_id, lock=lock)
+
+    @staticmethod
+    def _runnable(row: Release, instead: str) -> Manifest:
+        """``row``'s manifest, or ``Conflict`` when it fails today's rules (filed before they tightened):
+        approved or resumed, such a release would still never run, so the reviewer is told to ``instead``."""
+        manifest, problem = stored_manifest(row.manifest)
+        if problem is not None:
+            raise Conflict(
+                f"release {row.id}'s manifest fails today's rules ({problem.key}: {problem.problem}), so it "
+                f"can never run: {instead}"
+            )
+        if manifest is None:  # pragma: no cover - in review or suspended implies a manifest
+            raise InvalidInput("release", "has no manifest")
+        return manifest
 
     def _move(self, session: Session, row: Release, action: Action, actor: str, **payload: Any) -> None:
         """Apply a legal transition (or raise ``IllegalTransition``) and record it."""
@@ -541,9 +555,7 @@ class RegistryService:
             answers = check_checklist(checklist, approving=True)
             cleaned = check_reasons([reasons] if isinstance(reasons, str) else reasons, required=False)
             self._reviewable(session, row, reviewer, Action.APPROVE)
-            manifest = load_manifest(row)
-            if manifest is None:  # pragma: no cover - in_review implies a valid manifest
-                raise InvalidInput("release", "has no manifest")
+            manifest = self._runnable(row, "reject it")
             required, optional = frozenset(manifest.scopes.required), frozenset(manifest.scopes.optional)
             granted = check_grant(grant_list, required=required, optional=optional)
             approvals = list(
@@ -674,6 +686,7 @@ class RegistryService:
         def work(session: Session) -> ReleaseRead:
             row = self._release(session, release_id, lock=True)
             next_state(row.id, ReleaseState(row.state), Action.RESUME)  # refuse early with the state
+            self._runnable(row, "retire it")
             undo = resume_undo(row.id)
             barred = {row.submitted_by: f"submitted release {row.id}"}
             needed = approvals_needed(requested_scopes(row))
@@ -720,14 +733,15 @@ class RegistryService:
 
     # -- what the host polls -------------------------------------------------------------------
 
-    def active_policy(self) -> dict[str, dict[str, ActiveRelease]]:
+    def active_policy(self, *, left_out: list[LeftOut] | None = None) -> dict[str, dict[str, ActiveRelease]]:
         """Plugin id → version → the approved, not suspended release and its granted scopes.
 
         Several approved versions of one plugin may be live at once (a rolling upgrade); the host
-        runs an installed plugin only if its exact version is here, with exactly these scopes.
+        runs an installed plugin only if its exact version is here, with exactly these scopes. An
+        approved release whose stored manifest fails today's rules is not here: it is appended to
+        ``left_out`` when given.
         """
-
-        return self._uow.read(queries.active_policy)
+        return self._uow.read(lambda session: queries.active_policy(session, left_out))
 
     def approved_manifest(self, plugin_id: str) -> Manifest | None:
         """The manifest of the plugin's newest approved, not suspended release (None: none approved):

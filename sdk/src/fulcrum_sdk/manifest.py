@@ -37,6 +37,7 @@ __all__ = [
     "ScopeRequests",
     "TransactionTypeDeclaration",
     "declaration_problems",
+    "manifest_from_builtins",
     "manifest_from_distribution",
     "manifest_from_wheel",
     "parse_manifest",
@@ -192,6 +193,30 @@ def parse_manifest(content: bytes | str, *, file: str, version: str | None = Non
         raise ManifestError(file, None, f"not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:  # msgspec raises it for bytes that are not UTF-8
         raise ManifestError(file, None, f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    _check_decoded(manifest, file)
+    if version is not None:
+        if manifest.version is not None and manifest.version != version:
+            raise ManifestError(
+                file, "version", f"says {manifest.version!r} but the distribution's version is {version!r}"
+            )
+        manifest = msgspec.structs.replace(manifest, version=version)
+    return manifest
+
+
+def manifest_from_builtins(data: object, *, file: str) -> Manifest:
+    """A manifest kept as JSON-ready data (``msgspec.to_builtins`` of one, as the registry stores each
+    release's), judged by the rules :func:`parse_manifest` applies today: the rules tighten, so one kept
+    from before may fail them; ``ManifestError`` names the key and the problem in words."""
+    try:
+        manifest = msgspec.convert(data, Manifest)
+    except msgspec.ValidationError as exc:
+        raise ManifestError(file, *_key_from_validation(str(exc))) from None
+    _check_decoded(manifest, file)
+    return manifest
+
+
+def _check_decoded(manifest: Manifest, file: str) -> None:
+    """What a decoded manifest must also pass: its display text, and an id no plugin may take."""
     # The name and scope reasons are what the consent page shows: text that reads otherwise than it holds
     # (a bidi override) is refused wherever a manifest is read, the registry's submission included.
     shown = find_display_problem(manifest)
@@ -200,13 +225,6 @@ def parse_manifest(content: bytes | str, *, file: str, version: str | None = Non
     if manifest.id in RESERVED_PLUGIN_IDS:
         reserved = f"{manifest.id!r} is reserved: the host names its own content or its own stalls so"
         raise ManifestError(file, "id", reserved)
-    if version is not None:
-        if manifest.version is not None and manifest.version != version:
-            raise ManifestError(
-                file, "version", f"says {manifest.version!r} but the distribution's version is {version!r}"
-            )
-        manifest = msgspec.structs.replace(manifest, version=version)
-    return manifest
 
 
 def sdk_mismatch(sdk_range: str, running: str, *, runner: str) -> str:

@@ -21,6 +21,8 @@ from fulcrum_core.runtime import Runtime
 from fulcrum_core.settings import Settings
 from fulcrum_registry import RegistryService
 
+from tests.registry.old_rules import file_under_old_rules
+
 from .conftest import CHECKLIST, make_wheel, publish
 
 UV = shutil.which("uv")
@@ -543,3 +545,39 @@ def test_in_dev_mode_a_copy_unverifiable_for_a_moment_runs_on_a_later_poll(
     assert watcher.refresh()
     assert watcher.version == service.policy_version()
     assert runtime.plugins.is_active("gate-dev-flaky")
+
+
+def test_releases_filed_under_older_rules_are_left_out_and_every_other_plugin_runs(
+    install: Callable[[str], Installed], service: RegistryService, host: Callable[..., Runtime],
+    settings: Settings, kit: Any, wheel_for: Callable[..., Path], caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two approved releases whose stored manifests today's rules refuse (one installed here, its name
+    holding a bidi override; one not, its id holding ``--``) made the registry unreadable, so no plugin
+    was imported. Now neither runs, the log names each once with the key and problem, and the other
+    installed plugin is imported and runs."""
+    good = install("gate-good")
+    aged = install("gate-aged")
+    _approve(service, good.wheel)
+    aged_id = _approve(service, aged.wheel)
+    hyphens_id = _approve(service, wheel_for(kit.manifest("gate-hyphens", hooks=["home_slot_offers"],
+                                                          scopes=["slot:home.notice"])))
+    db = Database(settings.resolved_database_url())
+    file_under_old_rules(db.engine, aged_id, name={"zh-CN": "优惠\u202e券", "en": "Coupons"})
+    file_under_old_rules(db.engine, hyphens_id, id="gate--hyphens")
+    db.dispose()
+    runtime = host()
+    watcher = registry_of(runtime).watcher
+    assert watcher is not None
+    watcher.refresh(force=True)
+    watcher.refresh(force=True)
+    assert good.marker.exists()
+    assert runtime.plugins.is_active("gate-good")
+    assert not aged.marker.exists()
+    assert "gate-aged" not in runtime.plugins.loaded
+    reason = runtime.plugins.quarantined["gate-aged"]
+    assert f"release {aged_id} (gate-aged 1.0.0) was approved, but its manifest fails today's rules" in reason
+    assert "(name.zh-CN: U+202E RIGHT-TO-LEFT OVERRIDE at index 2 is not allowed in display text)" in reason
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("left out of the policy:")]
+    assert len([line for line in said if f"release {hyphens_id} (gate--hyphens 1.0.0)" in line]) == 1, said
+    assert len([line for line in said if f"release {aged_id} (gate-aged 1.0.0)" in line]) == 1, said
+    assert "with no two hyphens in a row" in "".join(said), said

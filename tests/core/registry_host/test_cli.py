@@ -16,6 +16,8 @@ from fulcrum_core.registry_host.host import open_registry
 from fulcrum_core.settings import Settings, load_settings
 from fulcrum_sdk.manifest import ID_WORDS
 
+from tests.registry.old_rules import OLD_ROWS, file_under_old_rules
+
 
 @pytest.fixture
 def config(tmp_path: Path, migrated_sqlite: Path) -> Path:
@@ -878,3 +880,37 @@ def test_list_plugin_finds_its_unclaimed_releases_too(
     heads = [line.split(" [", 1)[0] for line in listed.output.splitlines()]
     assert heads == ["release 1: notices 1.0.0", "release 2: notices (unclaimed) 1.0.0"], listed.output
     assert run(config, "list", "--plugin", "other").output == "no releases\n"
+
+
+@pytest.mark.parametrize("old", list(OLD_ROWS))
+def test_a_release_filed_under_older_rules_is_listed_shown_and_suspended(
+    config: Path, kit: Any, wheel_for: Callable[..., Path], old: str
+) -> None:
+    """A release whose stored manifest today's rules refuse made ``list``, ``show`` and ``review`` fail
+    with a traceback (an id with ``--``); each prints it, saying the key and problem and that it never
+    runs, approving it is refused with the reason, and the kill switch and retirement still work."""
+    changes, key, words = OLD_ROWS[old]
+    manifest = kit.manifest("notices", hooks=["home_slot_offers"], scopes=["slot:home.notice"])
+    run(config, "submit", str(wheel_for(manifest)), "--publisher", "test-bank", "--as", "alice")
+    assert run(config, "approve", "1", "--as", "bob", "--confirm").exit_code == 0
+    newer = wheel_for(manifest, version="1.1.0")
+    run(config, "submit", str(newer), "--publisher", "test-bank", "--as", "alice")
+    settings = load_settings(config_file=config, environ={})
+    db = Database(settings.resolved_database_url())
+    for release_id in (1, 2):
+        file_under_old_rules(db.engine, release_id, **changes)
+    db.dispose()
+    line = f"FAILS TODAY'S RULES: {key}: "
+    for args in (["list"], ["list", "--state", "in_review"], ["show", "1"], ["review", "2"]):
+        shown = run(config, *args)
+        assert shown.exit_code == 0, (args, shown.output)
+        assert line in shown.output, (args, shown.output)
+        assert words in shown.output, (args, shown.output)
+    listed = json.loads(run(config, "list", "--json").output)
+    assert [r["manifest_problem"]["key"] for r in listed["items"]] == [key, key]
+    approving = run(config, "approve", "2", "--as", "bob", "--confirm")
+    assert approving.exit_code != 0
+    assert f"fails today's rules ({key}: " in approving.output, approving.output
+    assert run(config, "reject", "2", "--as", "bob", "--reason", "old rules").exit_code == 0
+    assert "[suspended]" in run(config, "suspend", "1", "--as", "carol", "--reason", "old rules").output
+    assert "[retired]" in run(config, "retire", "1", "--as", "carol", "--reason", "old rules").output

@@ -304,7 +304,9 @@ def test_a_project_holding_two_plugins_wheels_is_not_served(
     from fulcrum_core.api.registry_index import approved_files
 
     def release(rid: int, plugin: str, filename: str) -> SimpleNamespace:
-        return SimpleNamespace(id=rid, plugin_id=plugin, artifact=SimpleNamespace(filename=filename))
+        return SimpleNamespace(
+            id=rid, plugin_id=plugin, artifact=SimpleNamespace(filename=filename), manifest_problem=None
+        )
 
     releases = [
         release(1, "city-coupons", "fulcrum_city_coupons-1.0.0-py3-none-any.whl"),

@@ -72,7 +72,8 @@ def approved_files(service: RegistryService, publisher: str | None = None) -> di
     """Normalised project name → its approved, not suspended releases (oldest first), of ``publisher``
     when given.
 
-    Only releases in the live policy: those of a suspended publisher are not served either. Only wheels
+    Only releases in the live policy: those of a suspended publisher are not served either, nor those
+    whose stored manifest fails today's rules (said in the log). Only wheels
     named ``fulcrum-<their plugin id>``; a project still holding two plugins' wheels (ids that differ
     only in folded hyphens, approved before ids refused ``--``) is left out: neither is the project.
     """
@@ -87,6 +88,12 @@ def approved_files(service: RegistryService, publisher: str | None = None) -> di
             query["cursor"] = cursor
         page = service.list_releases(query)
         for release in page.items:
+            if release.manifest_problem is not None:
+                problem = release.manifest_problem
+                _LEFT_OUT(
+                    f"release {release.id} of plugin {release.plugin_id}: its manifest fails today's rules "
+                    f"({problem.key}: {problem.problem})"
+                )
             name = _project(release) if release.id in live else None
             if name is not None:
                 projects.setdefault(name, []).append(release)

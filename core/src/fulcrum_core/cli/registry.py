@@ -190,6 +190,18 @@ def _publisher_lines(p: PublisherRead) -> list[str]:
     return [line + _status(p.suspended), *(f"  {pending}" for pending in _publisher_pending(p))]
 
 
+def _refused_text(release: ReleaseRead) -> list[str]:
+    """A line for a release whose stored manifest fails today's rules: it never runs, whatever its state
+    (one whose checks failed says so in them already)."""
+    problem = release.manifest_problem
+    if problem is None or release.state == "checks_failed":
+        return []
+    return [
+        f"FAILS TODAY'S RULES: {problem.key}: {problem.problem}; it never runs nor is served "
+        "(reject, suspend or retire it)"
+    ]
+
+
 def _release_text(
     release: ReleaseRead,
     diff: ReleaseDiff | None = None,
@@ -208,7 +220,7 @@ def _release_text(
         f"publisher {release.publisher_id}, submitted by {release.submitted_by}"
     )
     publisher = (publishers or {}).get(release.publisher_id)
-    pending = _approval_text(release, publisher) + _pending_text(
+    pending = _refused_text(release) + _approval_text(release, publisher) + _pending_text(
         release.pending_resume, "resume", f"the submitter ({release.submitted_by})", full=full
     )
     if not full:

@@ -9,7 +9,8 @@ reviewed one, or a registry it cannot read: never imported. A version approved a
 whose publisher is) is imported when it is the reviewed copy: its hooks stay off until it is resumed.
 The registry watcher asks again (after ``reread``) about refused entry points on each policy change,
 and between changes on a backoff, so a plugin approved later, or a registry or release readable later,
-needs no restart; a copy found not to be the reviewed one stays refused for good.
+needs no restart; a copy found not to be the reviewed one stays refused for good, as does a release
+whose stored manifest today's rules refuse (filed before they tightened).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from __future__ import annotations
 import importlib.metadata
 
 import msgspec
-from fulcrum_registry import ActiveRelease, RegistryError, RegistryService
+from fulcrum_registry import ActiveRelease, LeftOut, RegistryError, RegistryService
+from fulcrum_registry.checks import stored_manifest
 from fulcrum_registry.models import Publisher, Release
 from fulcrum_sdk.manifest import Manifest
 from sqlalchemy import select
@@ -25,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fulcrum_core.data.db import Database
 from fulcrum_core.errors import CoreError
-from fulcrum_core.registry_host.policy import plugin_policy
+from fulcrum_core.registry_host.policy import plugin_policy, refused_reason
 from fulcrum_core.registry_host.verify import ReleaseVerifier
 
 __all__ = ["AdmissionGate"]
@@ -40,6 +42,8 @@ class _Releases(msgspec.Struct, frozen=True):
     suspended_publishers: dict[str, str]
     # The installed version's release when it was approved and is now suspended: the copy to verify.
     reviewed: ActiveRelease | None
+    # The installed version's release when it was approved but today's rules refuse its manifest.
+    left_out: LeftOut | None = None
 
 
 class AdmissionGate:
@@ -52,7 +56,8 @@ class AdmissionGate:
         self._active: dict[str, dict[str, ActiveRelease]] | None = None
         # The last failure to read the registry, if any: a plugin was then refused unverified.
         self.unreadable: str | None = None
-        # Plugins whose installed copy is not the reviewed one: refused for good, never asked again.
+        # Plugins refused for good, never asked again: the installed copy is not the reviewed one, or
+        # today's rules refuse its release's manifest.
         self._tampered: dict[str, str] = {}
 
     def reread(self) -> None:
@@ -64,6 +69,7 @@ class AdmissionGate:
         states: list[tuple[str, str, str]] = []
         suspended: dict[str, str] = {}
         reviewed: ActiveRelease | None = None
+        left_out: LeftOut | None = None
         with self.db.read_session() as session:
             rows = session.execute(
                 select(
@@ -83,6 +89,12 @@ class AdmissionGate:
                     suspended[plugin_id] = str(publisher)
                 if release_version == version and state in _REVIEWED:
                     manifest = session.scalar(select(Release.manifest).where(Release.id == release_id))
+                    problem = stored_manifest(manifest)[1]
+                    if problem is not None:  # filed before today's rules: never imported
+                        left_out = LeftOut(
+                            release_id=release_id, plugin_id=plugin_id, version=version, problem=problem
+                        )
+                        continue
                     reviewed = msgspec.convert(
                         {
                             "release_id": release_id,
@@ -95,7 +107,7 @@ class AdmissionGate:
                         },
                         ActiveRelease,
                     )
-        return _Releases(states, suspended, reviewed)
+        return _Releases(states, suspended, reviewed, left_out)
 
     def _refusal(
         self, plugin_id: str, manifest: Manifest, dist: importlib.metadata.Distribution
@@ -105,6 +117,9 @@ class AdmissionGate:
         version = manifest.version or "0"
         live = self._active.get(plugin_id, {})
         known = self._releases(plugin_id, version)
+        if known.left_out is not None:  # the release never changes: asking again would not help
+            self._tampered[plugin_id] = refused_reason(known.left_out)
+            return self._tampered[plugin_id]
         decision = plugin_policy(
             {plugin_id: version}, {plugin_id: live} if live else {}, known.states, known.suspended_publishers
         ).get(plugin_id)

@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from fulcrum_registry import ActiveRelease, RegistryError, RegistryService
+from fulcrum_registry import ActiveRelease, LeftOut, RegistryError, RegistryService
 from fulcrum_registry.models import Plugin, Publisher, Release
 from fulcrum_sdk.manifest import Manifest
 from sqlalchemy import select
@@ -37,7 +37,7 @@ from fulcrum_core.oauth.plugin_clients import sync_plugin_clients
 from fulcrum_core.plugins import AdmissionCheck, PluginSet
 from fulcrum_core.registry_host.admission import AdmissionGate
 from fulcrum_core.registry_host.clients import client_policy
-from fulcrum_core.registry_host.policy import plugin_policy
+from fulcrum_core.registry_host.policy import plugin_policy, refused_reason
 from fulcrum_core.registry_host.recheck import HeldStatus, RecheckSchedule
 from fulcrum_core.registry_host.verify import ReleaseVerifier
 
@@ -76,6 +76,7 @@ class PolicyWatcher:
         self._sleep = sleep
         self._task: asyncio.Task[None] | None = None
         self._warned: set[str] = set()
+        self._left_out: set[int] = set()  # releases said to be left out (today's rules refuse them)
         self._verifier = verifier if verifier is not None else ReleaseVerifier(service)
         self._admission = admission
         # Seconds, monotonic; tests move it by hand and call ``refresh`` for each poll.
@@ -117,9 +118,13 @@ class PolicyWatcher:
         if not (changed or admitted or unverified):
             return False
         installed = {pid: plugin.version for pid, plugin in self.plugins.loaded.items()}
-        active = self.service.active_policy()
+        left_out: list[LeftOut] = []
+        active = self.service.active_policy(left_out=left_out)
+        self._warn_left_out(left_out)
         ids = sorted(installed)
-        policy = plugin_policy(installed, active, self._states(ids), self._suspended_publishers(ids))
+        policy = plugin_policy(
+            installed, active, self._states(ids), self._suspended_publishers(ids), left_out
+        )
         # Only the reviewed copy runs: an approved version installed from other files is quarantined.
         policy = self._verifier.apply(policy, self.plugins.loaded, active)
         now = self.clock()
@@ -201,6 +206,14 @@ class PolicyWatcher:
         for change in changes:
             if change.action == "refused":
                 log.error("plugin %r's OAuth client is disabled: %s", change.plugin_id, change.problem)
+
+    def _warn_left_out(self, left_out: list[LeftOut]) -> None:
+        """Say once per release which approved release the policy leaves out and why (installed here or
+        not: its OAuth client is disabled too); every other plugin runs."""
+        for release in left_out:
+            if release.release_id not in self._left_out:
+                self._left_out.add(release.release_id)
+                log.error("left out of the policy: %s", refused_reason(release))
 
     def _warn_unknown(self, installed: Mapping[str, str], policy: Mapping[str, object]) -> None:
         for pid in sorted(set(installed) - set(policy) - self._warned):
