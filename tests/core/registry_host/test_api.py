@@ -704,6 +704,44 @@ def test_a_multipart_submission_without_its_boundary_says_so(api: Api) -> None:
     assert "boundary" in problem["detail"]
 
 
+_WHEEL_PART = (
+    b'--xyz\r\nContent-Disposition: form-data; name="wheel"; filename="fulcrum_x-1.0-py3-none-any.whl"\r\n'
+    b"Content-Type: application/zip\r\n\r\nPK"
+)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [_WHEEL_PART, _WHEEL_PART + b"\r\n--xyz", _WHEEL_PART + b"\r\n--xyz\r\n", b"PK: no part at all",
+     b'--xyz\r\nContent-Disposition: form-data; name="wheel"'],
+    ids=["cut-in-the-file", "cut-at-the-boundary", "cut-after-a-boundary", "no-boundary", "cut-in-a-header"],
+)
+def test_a_multipart_body_without_its_closing_boundary_is_a_400_naming_the_body(
+    api: Api, body: bytes
+) -> None:
+    """An upload cut short (a dropped connection, a proxy's limit) or built with another boundary than
+    its Content-Type names was litestar's bare "Invalid multipart/form-data": it is a 400 naming
+    ``body`` and saying the closing boundary never came, and nothing is filed."""
+    headers = {"Content-Type": "multipart/form-data; boundary=xyz"}
+    sent = api.call("POST", "/releases", api.paul, content=body, headers=headers)
+    problem = _problem(sent, 400, "invalid-input")
+    assert problem["field"] == "body"
+    assert "ends before its closing boundary '--xyz--'" in problem["detail"], problem["detail"]
+    assert api.call("GET", "/releases", api.rita).json()["total"] == 0
+
+
+def test_a_multipart_part_with_a_malformed_header_is_a_400_naming_the_body(api: Api) -> None:
+    """A part whose header section cannot be read is named as such, in the parser's words."""
+    body = b"--xyz\r\nnot a header\r\n\r\nPK\r\n--xyz--\r\n"
+    headers = {"Content-Type": "multipart/form-data; boundary=xyz"}
+    problem = _problem(api.call("POST", "/releases", api.paul, content=body, headers=headers), 400)
+    assert problem["field"] == "body"
+    assert problem["detail"] == (
+        "the multipart/form-data body cannot be split into its parts (malformed segment header): send it "
+        "as an HTTP client builds the form"
+    )
+
+
 def test_a_release_view_warns_of_the_templates_placeholder_description(
     api: Api, manifest: Any, wheel_for: Callable[..., Path]
 ) -> None:

@@ -23,6 +23,7 @@ from fulcrum_registry.service import DEFAULT_MAX_ARTIFACT_BYTES
 from fulcrum_registry.workflow import MAX_NAME, name_problem
 from litestar import Request, Response, Router, get, post
 from litestar.enums import RequestEncodingType
+from litestar.exceptions import ClientException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromQuery, JSONBody, PathParameter, QueryParameter
 
@@ -290,15 +291,37 @@ def _media_type(request: Request[Any, Any, Any]) -> str:
     return request.headers.get("content-type", "").partition(";")[0].strip().lower()
 
 
+def _unsplit(exc: ClientException, boundary: str) -> ClientException | BadRequest:
+    """The 400 naming ``body`` for a multipart body litestar's parser could not split into its parts
+    (``exc``, with the parser's error as its cause), saying why; litestar's own refusal for anything
+    else (too many parts)."""
+    args = exc.__cause__.args if exc.__cause__ is not None else ()
+    cause = str(args[0]) if args else ""  # a decoding failure comes as (words, the UnicodeDecodeError)
+    if cause.startswith("Unexpected end of multipart stream") or exc.detail.startswith("Unexpected eof"):
+        # A dropped connection or a proxy's limit cuts an upload short; a form built with another
+        # boundary than its Content-Type names never meets it either.
+        problem = (
+            f"ends before its closing boundary {echoed(f'--{boundary}--', 80)}: it was cut short, or its "
+            f"parts are not separated by the boundary the Content-Type names ({echoed(boundary, 80)})"
+        )
+    elif exc.__cause__ is not None:
+        said = cause[:1].lower() + cause[1:] if cause else "malformed"
+        problem = f"cannot be split into its parts ({said}): send it as an HTTP client builds the form"
+    else:
+        return exc
+    return BadRequest(f"the multipart/form-data body {problem}", code="invalid-input", field="body")
+
+
 async def _multipart_first(request: Request[Any, Any, Any]) -> None:
     """Before litestar reads the upload, refuse a body not sent as multipart form data (a 415 saying what
-    to send) or sent without the boundary that separates its parts: litestar answered both with only
-    "Invalid multipart/form-data"."""
+    to send), sent without the boundary that separates its parts, or one that cannot be split into its
+    parts (:func:`_unsplit`): litestar answered each with only "Invalid multipart/form-data"."""
     media = _media_type(request)
     if media != RequestEncodingType.MULTI_PART:
         sent = f"not {media}" if media else "the request has no Content-Type"
         raise UnsupportedMediaType(f"send the wheel as {_UPLOAD_FORM}; {sent}", field="Content-Type")
-    if not request.content_type[1].get("boundary"):
+    boundary = request.content_type[1].get("boundary")
+    if not boundary:
         raise BadRequest(
             "a multipart/form-data body needs the Content-Type's boundary parameter (an HTTP client "
             "sets it when it builds the form)",
@@ -308,6 +331,8 @@ async def _multipart_first(request: Request[Any, Any, Any]) -> None:
     # read here is kept for the handler's own (litestar reads it once a request).
     try:
         form = await request.form()
+    except ClientException as exc:
+        raise _unsplit(exc, boundary) from None
     except (UnicodeDecodeError, LookupError):  # litestar decodes each text part, by its charset: a 500
         raise BadRequest(
             "a text field of the form (the publisher's id) is not UTF-8 text, or names a charset that does "
