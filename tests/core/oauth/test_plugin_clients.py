@@ -95,6 +95,28 @@ async def test_suspension_disables_and_narrowing_shrinks(oauth_app: Any) -> None
     assert refused.value.error == "invalid_client"
 
 
+@pytest.mark.anyio
+async def test_a_release_without_redirect_uris_ends_the_clients_refresh_tokens(oauth_app: Any) -> None:
+    """A release that drops its redirect URIs runs no customer authorization any more: its client lost
+    the refresh grant but its refresh tokens were kept, and came back to life with a later release that
+    lists redirect URIs again, weeks of tokens the customers had no page for in between."""
+    db = _db(oauth_app)
+    flows = INTERNAL._replace(redirect_uris=("https://wealth.example/callback",))
+    secret = sync_plugin_clients(db, {"wealth": flows})[0].secret
+    assert secret
+    refresh = oauth_server(oauth_app.runtime).refresh_tokens
+    token = refresh.issue(
+        family_id=None, client_id="plugin-wealth", subject="c-1", subject_kind="customer",
+        scope="profile:basic",
+    )
+    assert sync_plugin_clients(db, {"wealth": INTERNAL})[0].action == "updated"
+    assert sync_plugin_clients(db, {"wealth": flows})[0].action == "updated"
+    async with _secret_client(oauth_app, "plugin-wealth", secret) as client:
+        with pytest.raises(OAuthError) as refused:
+            await client.refresh_token(TOKEN_URL, refresh_token=token)
+    assert refused.value.error == "invalid_grant"
+
+
 def test_a_client_is_named_as_the_approved_manifest_names_the_plugin(oauth_app: Any) -> None:
     """The consent page and a consent's purpose showed 插件 <id> / Plugin <id>: the client now takes the
     manifest's name, and a later release's name; a policy without one leaves the name as it is."""

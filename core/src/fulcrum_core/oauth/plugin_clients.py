@@ -83,7 +83,8 @@ def sync_plugin_clients(
     """Create, narrow, widen or disable each plugin's client to match ``policy`` (plugin id → policy).
 
     With ``complete=True`` the mapping is every approved plugin: clients of plugins missing from it
-    are disabled too. Disabling or narrowing a client revokes its refresh tokens. A partner without
+    are disabled too. Disabling or narrowing a client, or taking its redirect URIs (and with them the
+refresh grant), revokes its refresh tokens. A partner without
     a JWK Set gets a disabled client until its keys are registered. A policy that cannot be applied
     (a scope no plugin may hold, a malformed redirect URI) raises ``BadRequest`` before anything is
     written; with ``isolate=True`` (the registry watcher) it is reported as ``refused`` instead, that
@@ -137,6 +138,9 @@ def _sync_one(
             _set_active(db, client_id, active=False, revoke=False)
         return PluginClientChange(plugin_id=plugin_id, client_id=client_id, action="created", secret=secret)
     narrowed = not existing.scopes <= item.scopes
+    # A release without redirect URIs runs no customer authorization: its refresh tokens end with the
+    # grant, or a later release listing them again would bring them back.
+    lost_refresh = "refresh_token" in existing.grant_types and "refresh_token" not in _grant_types(item)
     same = (
         existing.scopes == item.scopes and existing.active == active
         and tuple(existing.redirect_uris) == tuple(item.redirect_uris)
@@ -156,7 +160,7 @@ def _sync_one(
         if item.name is not None:
             row.name_zh, row.name_en = item.name
         row.updated_at = utcnow()
-    if narrowed or not active:
+    if narrowed or lost_refresh or not active:
         _revoke_refresh_tokens(db, client_id)
     action: Literal["updated", "disabled", "unchanged"] = (
         "unchanged" if same else "disabled" if not active else "updated"
