@@ -28,6 +28,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -35,13 +36,22 @@ from fulcrum_core.data.errors import domain_errors
 from fulcrum_core.data.reconnect import ping_unless_retried
 from fulcrum_core.data.sqlite_deadline import bound_statements
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Database", "missing_sqlite_file", "normalize_url"]
+__all__ = [
+    "MIGRATION_LOCK_TIMEOUT_MS", "SQLITE_BUSY_TIMEOUT_MS", "Database", "missing_sqlite_file", "normalize_url"
+]
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 """How long a SQLite writer waits for the lock before giving up (and the caller sees a 503)."""
 
 _BEGIN_OPTION = "fulcrum_sqlite_begin"
 _MIGRATION_LOCK = 0x46554C4352554D  # "FULCRUM": the advisory lock key held while migrating
+
+MIGRATION_LOCK_TIMEOUT_MS = 5_000
+"""How long a migration on PostgreSQL waits for a lock on a table another session holds (PostgreSQL's
+``lock_timeout``) before it gives up, changing nothing. Without a bound an ``ALTER TABLE`` queued behind
+a long transaction or a backup's ``pg_dump``, and every worker's query on that table queued behind it."""
+
+_LOCK_NOT_AVAILABLE = "55P03"
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -244,8 +254,19 @@ class Database:
                         # Workers starting together migrate one at a time; the later ones find
                         # the database already at head. (SQLite's BEGIN IMMEDIATE does the same.)
                         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+                        # After the advisory lock, which is meant to wait for the other migrating process.
+                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(MIGRATION_LOCK_TIMEOUT_MS)}")
                     cfg.attributes["connection"] = conn
-                    (command.upgrade if up else command.downgrade)(cfg, revision)
+                    try:
+                        (command.upgrade if up else command.downgrade)(cfg, revision)
+                    except OperationalError as exc:
+                        if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                            raise
+                        raise RuntimeError(
+                            f"the migration waited {MIGRATION_LOCK_TIMEOUT_MS / 1000:g} s for a lock on a "
+                            "table another session holds (a long transaction, a backup); nothing changed: "
+                            "run it again once that session ends (pg_stat_activity names it)"
+                        ) from None
                 if self.dialect == "sqlite":
                     problems = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                     conn.commit()
