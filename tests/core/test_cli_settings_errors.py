@@ -196,6 +196,23 @@ def test_demo_on_a_busy_port_says_so_first_and_exits_non_zero(
     assert seeded_only.exit_code == 0, seeded_only.output  # nothing to bind: the port does not matter
 
 
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_a_state_directory_that_cannot_be_made_is_named_before_serving(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A state directory under a file (or on a read-only disk): one line naming it and the setting, before
+    anything runs; the worker died building the app with a FileNotFoundError traceback (exit 3)."""
+    served: list[object] = []
+    monkeypatch.setattr(serve, "_run", lambda *args, **kwargs: served.append(args))
+    monkeypatch.setattr("fulcrum_core.demo.prepare_demo", lambda settings: served.append(settings) or "")
+    (tmp_path / "a-file").touch()
+    state = tmp_path / "a-file" / "state"
+    line = _fails([command, "--port", "8219"], env={"FULCRUM_STATE_DIR": str(state)})
+    expected = f"Error: the state directory {state} (state_dir, FULCRUM_STATE_DIR) cannot be made: "
+    assert line.startswith(expected), line
+    assert served == []
+
+
 def test_a_mistyped_command_gets_a_suggestion() -> None:
     """``fulcrum tokn`` got no "Did you mean" (the commands load lazily, so click saw none); it does,
     as subcommands did."""

@@ -410,6 +410,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int, 
         raise click.UsageError("--reuse-port runs one worker per process: start several processes instead")
     settings = settings_for(ctx)
     host, port = host or settings.host, port or settings.port
+    refuse_unusable_state_dir(settings.state_dir)
     if not reuse_port:  # with SO_REUSEPORT another process on the port is the point
         refuse_busy_port(host, port)  # before the whole startup, which uvicorn's bind error came after
     _run(
@@ -444,6 +445,7 @@ def demo(ctx: click.Context, host: str | None, port: int | None, no_serve: bool)
     os.environ.setdefault("FULCRUM_OAUTH_DEV_LOGIN", "1")
     settings = settings_for(ctx)
     host, port = host or settings.host, port or settings.port
+    refuse_unusable_state_dir(settings.state_dir)
     if not no_serve:
         refuse_busy_port(host, port)  # before migrating and seeding, and before "Serving on"
     report = prepare_demo(settings)
@@ -460,6 +462,19 @@ def demo(ctx: click.Context, host: str | None, port: int | None, no_serve: bool)
             host, port, 1, ctx.obj["config_file"], log_level=settings.log_level,
             http=settings.http_protocol, loop=settings.event_loop,
         )
+
+
+def refuse_unusable_state_dir(state_dir: str) -> None:
+    """A ``ClickException`` (exit 1) when the state directory cannot be made or written, said before
+    anything runs: each worker died building the app (its signing keys live there) with a traceback."""
+    path = Path(state_dir)
+    where = f"the state directory {path} (state_dir, FULCRUM_STATE_DIR)"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"{where} cannot be made: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise click.ClickException(f"{where} cannot be written by this user")
 
 
 def refuse_busy_port(host: str, port: int, *, issuer_follows: bool = False) -> None:
