@@ -210,7 +210,7 @@ def manifest_from_builtins(data: object, *, file: str) -> Manifest:
     try:
         manifest = msgspec.convert(data, Manifest)
     except msgspec.ValidationError as exc:
-        raise ManifestError(file, *_key_from_validation(str(exc))) from None
+        raise ManifestError(file, *validation_problem(str(exc))) from None
     _check_decoded(manifest, file)
     return manifest
 
