@@ -283,7 +283,7 @@ def test_a_database_url_the_host_cannot_use_is_named(url: str, problem: str) -> 
 def test_a_redis_url_the_host_cannot_use_is_named(url: str, problem: str) -> None:
     """A Redis URL that does not parse is the variable's problem, said when the settings load: it was a
     ValueError traceback once the server had started loading plugins."""
-    line = _fails(["serve"], env={"FULCRUM_REDIS_URL": url})
+    line = _fails(["token", "issue", "--customer", "c-1"], env={"FULCRUM_REDIS_URL": url})
     expected = f"Error: cannot load settings: FULCRUM_REDIS_URL (redis_url): {problem}"
     assert line.startswith(expected), line
     assert "pw" not in line
