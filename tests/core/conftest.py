@@ -81,6 +81,16 @@ def registered_declarations(register_impl: Callable[..., Any] | None) -> dict[st
 
 
 @pytest.fixture
+def any_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve``, ``demo`` and ``dev`` with their server stubbed skip the busy-port check: the default port
+    may be the developer's own demo, running beside the tests as the README has it."""
+    from fulcrum_core.cli import dev, serve
+
+    monkeypatch.setattr(serve, "refuse_busy_port", lambda *args, **kwargs: None)
+    monkeypatch.setattr(dev, "refuse_busy_port", lambda *args, **kwargs: None)
+
+
+@pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings whose every file lives under the test's temporary directory (no branch layer)."""
     return Settings(

@@ -223,6 +223,7 @@ def test_a_mistyped_command_gets_a_suggestion() -> None:
     assert "Did you mean" not in CliRunner().invoke(main, ["zzz"]).output
 
 
+@pytest.mark.usefixtures("any_port")
 @pytest.mark.parametrize("command", ["serve", "demo"])
 def test_the_log_level_reaches_the_server(
     command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

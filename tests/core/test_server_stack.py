@@ -95,6 +95,7 @@ def test_the_settings_take_them_from_the_file_and_the_environment(tmp_path: Any)
         load_settings(environ={"FULCRUM_HTTP_PROTOCOL": "h2"})
 
 
+@pytest.mark.usefixtures("any_port")
 def test_serve_refuses_a_missing_c_one_in_one_line_and_starts_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -113,6 +114,7 @@ def test_serve_refuses_a_missing_c_one_in_one_line_and_starts_nothing(
     assert started == []
 
 
+@pytest.mark.usefixtures("any_port")
 def test_serve_says_which_parser_and_loop_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[dict[str, Any]] = []
     monkeypatch.setattr(serve_module, "run_server", lambda app, **options: started.append(options))
@@ -143,6 +145,7 @@ def test_one_that_is_installed_but_does_not_import_counts_as_missing(monkeypatch
         server_stack("auto", "uvloop")
 
 
+@pytest.mark.usefixtures("any_port")
 def test_demo_and_dev_serve_on_the_configured_stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     """``fulcrum demo`` and ``fulcrum dev`` follow ``http_protocol`` and ``event_loop`` as ``serve`` does."""
     from fulcrum_core.cli import dev as dev_module
