@@ -84,6 +84,24 @@ def test_bad_keys_are_named(key: dict[str, Any], where: str, says: str) -> None:
     assert any(k == where and says in p for k, p in problems), problems
 
 
+# RFC 8037's example Ed25519 key (public part).
+ED25519 = {"kty": "OKP", "crv": "Ed25519", "kid": "e", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}
+
+
+@pytest.mark.parametrize("alg", ["Ed25519", "EdDSA"])
+def test_an_ed25519_key_may_name_its_algorithm_either_way(alg: str) -> None:
+    """RFC 9864 names the algorithm ``Ed25519`` and the token endpoint accepts it, but the manifest
+    check wanted ``EdDSA`` alone: a key published with the RFC's name was refused at review."""
+    assert oauth_problems(OAuthClient(jwks=Jwks(keys=({**ED25519, "alg": alg},))), kind="partner") == []
+
+
+def test_an_ed25519_key_naming_another_algorithm_is_told_both_names() -> None:
+    problems = oauth_problems(OAuthClient(jwks=Jwks(keys=({**ED25519, "alg": "ES256"},))), kind="partner")
+    assert problems == [
+        ("oauth.jwks.keys.0.alg", "'ES256' does not sign with this key; use Ed25519 or EdDSA")
+    ]
+
+
 def test_two_keys_with_one_kid_are_refused() -> None:
     """Clients name the key they signed with by kid, so kids are unique."""
     problems = oauth_problems(OAuthClient(jwks=Jwks(keys=(EC, EC))), kind="partner")

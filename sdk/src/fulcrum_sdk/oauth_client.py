@@ -35,7 +35,12 @@ __all__ = ["Jwks", "OAuthClient", "key_fingerprint", "oauth_problems"]
 _PUBLIC_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"), "OKP": ("crv", "kty", "x")}
 _ALLOWED_MEMBERS = frozenset({"kty", "crv", "x", "y", "n", "e", "kid", "alg", "use", "key_ops"})
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-_ALGS = {"EC": {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}, "OKP": {"Ed25519": "EdDSA"}}
+# Per key type and curve: the algorithms a key may name in ``alg``. RFC 9864 names Ed25519's algorithm
+# ``Ed25519``; ``EdDSA`` is its older name, which keys published before it still carry.
+_ALGS: dict[str, dict[str, frozenset[str]]] = {
+    "EC": {"P-256": frozenset({"ES256"}), "P-384": frozenset({"ES384"}), "P-521": frozenset({"ES512"})},
+    "OKP": {"Ed25519": frozenset({"Ed25519", "EdDSA"})},
+}
 _RSA_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 _MIN_RSA_BITS = 2048
 # Short Weierstrass curves y^2 = x^3 - 3x + b (mod p): (p, b, coordinate bytes).
@@ -155,8 +160,8 @@ def _key_problems(i: int, key: dict[str, Any], kids: set[str]) -> list[tuple[str
     if key.get("use", "sig") != "sig":
         problems.append((f"{at}.use", "keys here sign client assertions: use must be 'sig' or absent"))
     alg = key.get("alg")
-    expected = _RSA_ALGS if kty == "RSA" else {_ALGS[kty].get(str(key.get("crv")), "")}
-    if alg is not None and alg not in expected:
+    expected = _RSA_ALGS if kty == "RSA" else _ALGS[kty].get(str(key.get("crv")), frozenset())
+    if alg is not None and expected and alg not in expected:  # an unknown curve is named above
         use = " or ".join(sorted(expected))
         problems.append((f"{at}.alg", f"{alg!r} does not sign with this key; use {use}"))
     return problems
