@@ -175,6 +175,9 @@ async def test_bad_decision_and_unknown_customer(oauth_app: Any, browser: httpx.
     r = await browser.post("/oauth/authorize", data={**base, "decision": "allow", "customer": "nobody"})
     assert r.status_code == 400
     assert r.json()["field"] == "customer"
+    assert r.json()["detail"] == (
+        "the bank does not know a customer 'nobody': choose one the development login lists"
+    )
     assert asked_on
     assert threading.current_thread() not in asked_on  # a bank's provider may do I/O: never on the loop
 

@@ -818,6 +818,30 @@ async def test_a_signed_in_customer_consents_and_the_partner_gets_a_token(
     assert [i["key"] for i in home if i["plugin"] == PARTNER] == ["allowed"]
 
 
+async def test_a_signed_in_customer_the_bank_no_longer_knows_is_told_so_not_to_choose_a_demo_customer(
+    partner_app: Any, webview: Any, idp_key: ECKey
+) -> None:
+    """The customer signed in, then the bank's data stopped knowing them (an account closed meanwhile):
+    the decision was refused with "choose a known demo customer", words of the demo's development login,
+    which a bank's consent page does not have."""
+    _register_partner(partner_app)
+    authorize = _authorize_path(pkce_pair()[1])
+    assert (await webview.post("/oauth/login", data={"assertion": sign(idp_key)})).status_code == 204
+    page = await webview.get(authorize)
+    assert page.status_code == 200, page.text
+    provider = partner_app.runtime.provider
+    provider.profile = lambda customer_ref: None
+    refused = await webview.post("/oauth/authorize", data={**form_fields(page.text), "decision": "allow"})
+    assert refused.status_code == 400, refused.text
+    problem = refused.json()
+    assert problem["field"] == "customer"
+    assert problem["detail"] == (
+        f"the bank does not know the signed-in customer '{CUSTOMER}' (any more): nothing was authorized"
+    )
+    del provider.profile  # the bank knows the customer again: nothing was recorded meanwhile
+    assert partner_app.get("/v1/consents").json()["consents"] == []
+
+
 async def test_a_decision_is_taken_only_for_the_customer_the_page_named(
     partner_app: Any, webview: Any, idp_key: ECKey
 ) -> None:

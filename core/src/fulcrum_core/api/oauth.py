@@ -47,6 +47,7 @@ from fulcrum_core.oauth.consent_page import (
 )
 from fulcrum_core.oauth.jwt_bearer import verify_assertion
 from fulcrum_core.oauth.metadata import server_metadata
+from fulcrum_core.oauth.refusals import sent
 from fulcrum_core.oauth.server import oauth_server
 from fulcrum_core.registry_host.host import watcher_of
 from fulcrum_core.runtime import Runtime, runtime_of
@@ -334,13 +335,14 @@ async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
     elif decision == "allow":
         customer_ref = form.get("customer", "")
         if not customer_ref:
-            raise BadRequest("choose a known demo customer", field="customer")
+            raise BadRequest("choose the customer to act as (the development login)", field="customer")
     consents = ConsentStore(runtime.db)
 
     def call() -> OAuthResponse:
         # In the worker thread: a bank's provider may do I/O to answer.
         if customer_ref is not None and runtime.provider.profile(customer_ref) is None:
-            raise BadRequest("choose a known demo customer", field="customer")
+            why = _unknown_customer(customer_ref, signed_in=signed_in is not None)
+            raise BadRequest(why, field="customer")
         return decide(
             oauth_server(runtime),
             snap,
@@ -350,6 +352,15 @@ async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
         )
 
     return await _in_thread(call)
+
+
+def _unknown_customer(customer_ref: str, *, signed_in: bool) -> str:
+    """Why a decision for a customer the bank's data does not hold is refused, in words true anywhere:
+    the signed-in customer (closed since the login), or one the development login's form named."""
+    if signed_in:
+        known = f"the bank does not know the signed-in customer {sent(customer_ref)}"
+        return f"{known} (any more): nothing was authorized"
+    return f"the bank does not know a customer {sent(customer_ref)}: choose one the development login lists"
 
 
 def _consent_path(path: str) -> bool:
