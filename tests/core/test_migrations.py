@@ -326,3 +326,43 @@ def test_the_refresh_grace_migration_counts_no_repeats_for_existing_tokens(datab
         db.check()
     finally:
         db.dispose()
+
+
+def test_the_family_consent_migration_leaves_old_families_on_no_consent(database_url: str) -> None:
+    """``20261201_01_family_consent`` adds ``consent_id`` to ``oauth_token_families``: a family stored
+    before it names no consent (its tokens live as they did); its downgrade drops the column alone and
+    keeps the families; upgraded again, ``check`` finds no drift."""
+    from datetime import UTC, datetime
+
+    from fulcrum_core.data.types import UTCDateTime
+
+    db = Database(database_url)
+    families = table(
+        "oauth_token_families", column("family_id"), column("client_id"), column("created_at", UTCDateTime())
+    )
+
+    def columns() -> set[str]:
+        return {c["name"] for c in inspect(db.engine).get_columns("oauth_token_families")}
+
+    try:
+        db.upgrade("20261130_04_assertion_ids")
+        assert "consent_id" not in columns()
+        with db.begin() as conn:
+            conn.execute(families.insert().values(
+                family_id="f" * 32, client_id="plugin-x", created_at=datetime(2026, 11, 30, tzinfo=UTC)
+            ))
+        db.upgrade("20261201_01_family_consent")
+        with db.begin() as conn:
+            assert conn.execute(select(column("consent_id")).select_from(families)).scalars().all() == [None]
+        cfg = db.alembic_config()
+        with db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "20261130_04_assertion_ids")
+        assert "consent_id" not in columns()
+        with db.begin() as conn:
+            assert conn.execute(select(families.c.family_id)).scalars().all() == ["f" * 32]
+        db.upgrade()
+        assert "consent_id" in columns()
+        db.check()
+    finally:
+        db.dispose()

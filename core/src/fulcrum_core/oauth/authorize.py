@@ -2,8 +2,9 @@
 
 ``prepare`` validates the request and returns what the consent page shows, or the OAuth error to
 answer. ``decide`` re-validates, records the consent a partner plugin needs, and issues the code
-(or ``access_denied``). Errors go back to the client's redirect URI only once that URI is known to
-be registered; before that they are shown to the user, never redirected (RFC 6749 §4.1.2.1).
+(or ``access_denied``), whose tokens rest on that consent. Errors go back to the client's redirect
+URI only once that URI is known to be registered; before that they are shown to the user, never
+redirected (RFC 6749 §4.1.2.1).
 """
 
 from __future__ import annotations
@@ -102,11 +103,12 @@ def decide(
     if customer_ref is not None:
         owner = ResourceOwner(customer_ref, "customer")
         if client.kind == "plugin" and client.plugin_id is not None:
+            consent_id = None
             data_scopes = sorted(set(request.scope.split()) & CUSTOMER_DATA_SCOPES)
             if data_scopes:
                 # The new consent supersedes older live ones (in one transaction, so a form sent
                 # twice at once leaves one live consent), and one DELETE really ends the access.
-                _id, superseded = consents.supersede(
+                consent_id, superseded = consents.supersede(
                     customer_ref,
                     client.plugin_id,
                     data_scopes,
@@ -117,9 +119,9 @@ def decide(
                     # So do the refresh families minted under them: they carry the scopes given then.
                     subjects = (customer_ref, pairwise_id(client.plugin_id, customer_ref))
                     server.refresh_tokens.revoke_subject(client.client_id, subjects)
-            if client.is_partner:
-                # Partners never learn the bank's customer number.
-                owner = ResourceOwner(pairwise_id(client.plugin_id, customer_ref), "customer")
+            # Partners never learn the bank's customer number. The code's tokens rest on the consent.
+            sub = pairwise_id(client.plugin_id, customer_ref) if client.is_partner else customer_ref
+            owner = ResourceOwner(sub, "customer", consent_id)
     response: OAuthResponse = server.create_authorization_response(
         request=request, grant_user=owner, grant=grant
     )

@@ -62,11 +62,13 @@ class CodeStore:
         scope: str,
         code_challenge: str,
         code_challenge_method: str,
+        consent_id: str | None = None,
         now: datetime | None = None,
     ) -> None:
-        """Store ``code`` (hashed) for 60 seconds, with the token family its redemption will start."""
+        """Store ``code`` (hashed) for 60 seconds, with the token family its redemption will start
+        (resting on ``consent_id``, the consent the authorization recorded, if any)."""
         at = now or utcnow()
-        family = new_family(client_id, at)
+        family = new_family(client_id, at, consent_id=consent_id)
         with self._db.session() as session:
             session.add(family)
             session.add(

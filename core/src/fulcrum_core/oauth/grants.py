@@ -35,10 +35,12 @@ TOKEN_AUTH_METHODS: list[str] = ["client_secret_basic", "private_key_jwt", "none
 
 
 class ResourceOwner(msgspec.Struct, frozen=True):
-    """Whose data a token is for: a customer number (or a partner's pairwise id) and the token kind."""
+    """Whose data a token is for: a customer number (or a partner's pairwise id) and the token kind;
+    ``consent_id``: the consent the customer has just given, which the authorization's tokens rest on."""
 
     sub: str
     kind: str
+    consent_id: str | None = None
 
 
 class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
@@ -102,6 +104,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
             scope=request.scope,
             code_challenge=request.payload.data.get("code_challenge", ""),
             code_challenge_method=request.payload.data.get("code_challenge_method", ""),
+            consent_id=owner.consent_id,
         )
 
     def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
@@ -135,7 +138,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         known = store.find(presented)
         if known is not None and store.may_rotate(known, client.client_id):
             self._validate_token_scope(known)
-        return self._spend(presented, client)
+        return self._spend(presented, client, known)
 
     def _validate_token_scope(self, token: Any) -> None:
         """No more than the token's own scope, naming what is beyond it (authlib's words named nothing)."""
@@ -148,10 +151,18 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
                 f"than its scope: {', '.join(sorted(held)) or 'none'}"
             )
 
-    def _spend(self, presented: str, client: Any) -> Any:
-        token = self.server.refresh_tokens.rotate(presented, client_id=client.client_id)
+    def _spend(self, presented: str, client: Any, known: Any) -> Any:
+        store = self.server.refresh_tokens
+        token = store.rotate(presented, client_id=client.client_id)
         if token is None or not token.check_client(client):
-            raise InvalidGrantError("the refresh token is invalid, expired, revoked or was already used")
+            # Its own client is told when the consent behind the token ended (the token expired with
+            # it, or was revoked with it): the plain words would send it to refresh again in vain.
+            ended = None
+            if known is not None and known.check_client(client):
+                ended = store.consent_ended(known.family_id)
+            raise InvalidGrantError(
+                ended or "the refresh token is invalid, expired, revoked or was already used"
+            )
         return token
 
     def authenticate_refresh_token(self, refresh_token: str) -> Any:  # pragma: no cover - see above

@@ -15,6 +15,10 @@ period). The grace never revives anything: a revoked or expired token, or one of
 refused, and the new token is issued under the family's lock like any other. A spent token presented
 after its grace period or beyond ``GRACE_REUSES`` is a reuse and revokes the family; so does any token,
 spent or not, presented by a client it was not issued to (it leaked).
+
+A family started by an authorization that recorded the customer's consent names it: no token joins
+the family once that consent has expired or been revoked (the family is revoked then), and no refresh
+token is valid past the consent's expiry, so rotating for ever never outlives what the customer gave.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import msgspec
 from sqlalchemy import select, update
 
 from fulcrum_core.data.db import Database
+from fulcrum_core.data.models.consent import ConsentRow
 from fulcrum_core.data.models.oauth_code import OAuthCodeRow
 from fulcrum_core.data.models.oauth_refresh_token import OAuthRefreshTokenRow
 from fulcrum_core.data.models.oauth_token_family import OAuthTokenFamilyRow
@@ -35,7 +40,15 @@ from fulcrum_core.data.reconnect import idempotent_read
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.oauth.clients import hash_secret
 
-__all__ = ["GRACE_REUSES", "REFRESH_TTL", "FamilyRevoked", "RefreshToken", "RefreshTokenStore", "new_family"]
+__all__ = [
+    "GRACE_REUSES",
+    "REFRESH_TTL",
+    "ConsentEnded",
+    "FamilyRevoked",
+    "RefreshToken",
+    "RefreshTokenStore",
+    "new_family",
+]
 
 REFRESH_TTL: Final = timedelta(days=30)
 GRACE_REUSES: Final = 2
@@ -48,9 +61,40 @@ class FamilyRevoked(Exception):
     """The family was revoked (or never existed): no token may be issued into it."""
 
 
-def new_family(client_id: str, now: datetime) -> OAuthTokenFamilyRow:
-    """A new family row to add in the caller's session (the code store adds it with the code)."""
-    return OAuthTokenFamilyRow(family_id=secrets.token_hex(16), client_id=client_id, created_at=now)
+class ConsentEnded(FamilyRevoked):
+    """The customer's consent the family rests on has expired or was revoked; says which, and when."""
+
+    def __init__(self, why: str, family_id: str) -> None:
+        super().__init__(why)
+        self.why = why
+        self.family_id = family_id
+
+    def __str__(self) -> str:
+        return self.why
+
+
+def new_family(client_id: str, now: datetime, *, consent_id: str | None = None) -> OAuthTokenFamilyRow:
+    """A new family row to add in the caller's session (the code store adds it with the code), resting
+    on ``consent_id`` when the authorization recorded one."""
+    return OAuthTokenFamilyRow(
+        family_id=secrets.token_hex(16), client_id=client_id, created_at=now, consent_id=consent_id
+    )
+
+
+def _consent_ended(consent: ConsentRow | None, at: datetime) -> str | None:
+    """Why no token may rest on ``consent`` at ``at`` any more, or ``None`` while it is live."""
+    if consent is None:
+        ended = "no longer exists"
+    elif consent.status == "revoked":
+        revoked = consent.revoked_at.isoformat(timespec="seconds") if consent.revoked_at else "a while ago"
+        ended = f"was revoked at {revoked}"
+    elif consent.expires_at <= at:
+        ended = f"expired at {consent.expires_at.isoformat(timespec='seconds')}"
+    elif consent.status != "authorised":
+        ended = f"is {consent.status}"
+    else:
+        return None
+    return f"the customer's consent this authorization rests on {ended}: the customer must authorize again"
 
 
 class RefreshToken(msgspec.Struct, frozen=True, kw_only=True):
@@ -135,36 +179,66 @@ class RefreshTokenStore:
     ) -> str:
         """A new refresh token in ``family_id`` (a new family when ``None``); returns the token.
 
-        Raises ``FamilyRevoked`` when the family is unknown or revoked.
+        Raises ``FamilyRevoked`` when the family is unknown or revoked, and ``ConsentEnded`` (revoking
+        the family) when the consent it rests on has ended. The token expires ``REFRESH_TTL`` from now,
+        or with that consent if it expires sooner.
         """
         at = now or utcnow()
         token = secrets.token_urlsafe(32)
-        with self._db.session() as session:
-            if family_id is None:
-                family = new_family(client_id, at)
-                session.add(family)
-                family_id = family.family_id
-            else:
-                locked = session.execute(
-                    select(OAuthTokenFamilyRow.revoked_at, OAuthTokenFamilyRow.client_id)
-                    .where(OAuthTokenFamilyRow.family_id == family_id)
-                    .with_for_update()
-                ).one_or_none()
-                if locked is None or locked.revoked_at is not None or locked.client_id != client_id:
-                    raise FamilyRevoked(family_id)
-            session.add(
-                OAuthRefreshTokenRow(
-                    token_hash=hash_secret(token),
-                    family_id=family_id,
-                    client_id=client_id,
-                    subject=subject,
-                    subject_kind=subject_kind,
-                    scope=scope,
-                    issued_at=at,
-                    expires_at=at + REFRESH_TTL,
+        expires_at = at + REFRESH_TTL
+        try:
+            with self._db.session() as session:
+                if family_id is None:
+                    family = new_family(client_id, at)
+                    session.add(family)
+                    family_id = family.family_id
+                else:
+                    locked = session.execute(
+                        select(
+                            OAuthTokenFamilyRow.revoked_at,
+                            OAuthTokenFamilyRow.client_id,
+                            OAuthTokenFamilyRow.consent_id,
+                        )
+                        .where(OAuthTokenFamilyRow.family_id == family_id)
+                        .with_for_update()
+                    ).one_or_none()
+                    if locked is None or locked.revoked_at is not None or locked.client_id != client_id:
+                        raise FamilyRevoked(family_id)
+                    if locked.consent_id is not None:
+                        consent = session.get(ConsentRow, locked.consent_id)
+                        ended = _consent_ended(consent, at)
+                        if ended is not None:
+                            raise ConsentEnded(ended, family_id)
+                        if consent is not None:  # live, as ``ended`` says: no token outlives it
+                            expires_at = min(expires_at, consent.expires_at)
+                session.add(
+                    OAuthRefreshTokenRow(
+                        token_hash=hash_secret(token),
+                        family_id=family_id,
+                        client_id=client_id,
+                        subject=subject,
+                        subject_kind=subject_kind,
+                        scope=scope,
+                        issued_at=at,
+                        expires_at=expires_at,
+                    )
                 )
-            )
+        except ConsentEnded as ended:
+            self.revoke_family(ended.family_id, now=at)
+            raise
         return token
+
+    @idempotent_read
+    def consent_ended(self, family_id: str, *, now: datetime | None = None) -> str | None:
+        """Why the family's tokens are refused because the consent it rests on ended, or ``None`` (it
+        rests on none, or that consent is live): the words a refused refresh gives its client."""
+        with self._db.read_session() as session:
+            consent_id = session.scalar(
+                select(OAuthTokenFamilyRow.consent_id).where(OAuthTokenFamilyRow.family_id == family_id)
+            )
+            if consent_id is None:
+                return None
+            return _consent_ended(session.get(ConsentRow, consent_id), now or utcnow())
 
     @idempotent_read
     def find(self, token: str) -> RefreshToken | None:

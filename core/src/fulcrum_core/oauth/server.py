@@ -47,7 +47,7 @@ from fulcrum_core.oauth.grants import (
 )
 from fulcrum_core.oauth.idp import ASSERTION_ALGORITHMS, IdentityProvider
 from fulcrum_core.oauth.jwt_bearer import IdpAssertionGrant
-from fulcrum_core.oauth.refresh import FamilyRevoked, RefreshTokenStore
+from fulcrum_core.oauth.refresh import ConsentEnded, FamilyRevoked, RefreshTokenStore
 from fulcrum_core.oauth.refusals import (
     AUTHLIB_VAGUE_CLIENT,
     client_refusal,
@@ -336,6 +336,10 @@ class FulcrumAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 subject_kind=owner.kind,
                 scope=scope,
             )
+        except ConsentEnded as exc:
+            # The customer's consent behind the family expired or was revoked: saying so tells the client
+            # to send the customer through the authorization again rather than retry.
+            raise InvalidGrantError(str(exc)) from exc
         except FamilyRevoked as exc:
             # Revoked while this request ran (a replayed code or refresh token): no tokens at all.
             raise InvalidGrantError("this authorization was revoked") from exc
