@@ -1,4 +1,5 @@
-"""A plugin's refresh tokens live no longer than the customer's consent they rest on."""
+"""A plugin's refresh tokens live no longer than the customer's consent they rest on, and every
+authorization a customer gives a plugin (customer data or actions) is a consent they can see and revoke."""
 
 from __future__ import annotations
 
@@ -75,14 +76,17 @@ def _register(app: Any, http: httpx.AsyncClient, plugin_id: str, scopes: set[str
     return Backend(http, plugin_id, key=None, secret=change.secret)
 
 
-async def _authorize(http: httpx.AsyncClient, backend: Backend, scope: str) -> dict[str, Any]:
-    """The customer allows ``scope`` on the consent page; the backend redeems the code: its tokens."""
-    verifier, challenge = pkce_pair()
-    url = "/oauth/authorize?" + urlencode({
+def _authorize_url(backend: Backend, scope: str, challenge: str) -> str:
+    return "/oauth/authorize?" + urlencode({
         "response_type": "code", "client_id": backend.client_id, "redirect_uri": REDIRECT, "scope": scope,
         "state": "s", "code_challenge": challenge, "code_challenge_method": "S256",
     })
-    decided = await submit_consent(http, url)
+
+
+async def _authorize(http: httpx.AsyncClient, backend: Backend, scope: str) -> dict[str, Any]:
+    """The customer allows ``scope`` on the consent page; the backend redeems the code: its tokens."""
+    verifier, challenge = pkce_pair()
+    decided = await submit_consent(http, _authorize_url(backend, scope, challenge))
     assert decided.status_code == 302, decided.text
     code = parse_qs(urlsplit(decided.headers["location"]).query)["code"][0]
     answer = await backend.token(
@@ -180,6 +184,34 @@ async def test_a_refresh_after_the_customer_revoked_the_consent_says_so(
     assert "the customer's consent this authorization rests on was revoked at" in (
         refused.json()["error_description"]
     )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("plugin_id", [INTERNAL, PARTNER])
+async def test_an_authorization_for_actions_alone_is_a_consent_the_customer_sees_and_revokes(
+    oauth_app: Any, http: httpx.AsyncClient, plugin_id: str
+) -> None:
+    """Authorizing only ``transactions:write`` recorded no consent: the plugin's backend held refresh
+    tokens to start transactions for the customer, who could neither see that nor end it."""
+    backend = _register(oauth_app, http, plugin_id, {"transactions:write", "slot:home.banner"})
+    page = await http.get(_authorize_url(backend, "transactions:write", pkce_pair()[1]))
+    # A partner's page tells the customer that allowing creates a consent they can revoke.
+    assert ("creates a consent you can revoke" in page.text) is (plugin_id == PARTNER)
+    tokens = await _authorize(http, backend, "transactions:write slot:home.banner")
+    (consent,) = _consents(oauth_app)
+    assert consent["plugin_id"] == plugin_id
+    assert consent["scopes"] == ["transactions:write"]  # a placement is the bank's to grant
+    assert consent["status"] == "authorised"
+    assert consent["revoke_effect"] == ("data_access" if plugin_id == PARTNER else "tokens_only")
+    assert "act for you" in consent["purpose"]
+    refreshed = await backend.refresh(tokens["refresh_token"])
+    assert refreshed.status_code == 200, refreshed.text
+
+    headers = {"Authorization": f"Bearer {oauth_app.token()}"}
+    assert oauth_app.client.delete(f"/v1/consents/{consent['id']}", headers=headers).status_code == 200
+    refused = await backend.refresh(refreshed.json()["refresh_token"])
+    assert refused.status_code == 400, refused.text
+    assert "was revoked at" in refused.json()["error_description"]
 
 
 @pytest.mark.anyio

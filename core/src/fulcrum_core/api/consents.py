@@ -1,4 +1,4 @@
-"""``/v1/consents``: the customer's consents for partner plugins, listed and revoked.
+"""``/v1/consents``: the customer's consents to plugins, listed and revoked.
 
 Revoking takes effect on the customer's next request in the worker that revoked it (its consent cache
 entry is dropped), and within ``consent_cache_ms`` in every other worker. The authorization flow also

@@ -1,7 +1,7 @@
 """The authorization endpoint's two steps, synchronous (they run in a worker thread).
 
 ``prepare`` validates the request and returns what the consent page shows, or the OAuth error to
-answer. ``decide`` re-validates, records the consent a partner plugin needs, and issues the code
+answer. ``decide`` re-validates, records the customer's consent to a plugin, and issues the code
 (or ``access_denied``), whose tokens rest on that consent. Errors go back to the client's redirect
 URI only once that URI is known to be registered; before that they are shown to the user, never
 redirected (RFC 6749 §4.1.2.1).
@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import msgspec
 from authlib.oauth2.rfc6749 import OAuth2Error
-from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES
+from fulcrum_sdk.scopes import SCOPES
 
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.data.types import utcnow
@@ -24,10 +24,15 @@ from fulcrum_core.oauth.clients import OAuthClient
 from fulcrum_core.oauth.grants import ResourceOwner
 from fulcrum_core.oauth.server import FulcrumAuthorizationServer
 
-__all__ = ["CONSENT_TTL", "ConsentPrompt", "decide", "prepare", "round_trip_params"]
+__all__ = ["CONSENTED_SCOPES", "CONSENT_TTL", "ConsentPrompt", "decide", "prepare", "round_trip_params"]
 
 CONSENT_TTL: Final = timedelta(days=180)
 """How long a consent given through the authorization flow lasts."""
+
+CONSENTED_SCOPES: Final = frozenset(n for n, s in SCOPES.items() if s.kind in ("customer_data", "action"))
+"""The scopes a plugin's authorization records as the customer's consent: its customer's data and what
+it may do on the customer's behalf (``transactions:write``, ``push:send``), so the customer can see and
+revoke both; placements are the bank's to grant, not the customer's."""
 
 ROUND_TRIP: Final = (
     "response_type",
@@ -84,6 +89,17 @@ def prepare(server: FulcrumAuthorizationServer, snap: RequestSnapshot) -> Consen
     return ConsentPrompt(client=grant.client, scopes=tuple(request.scope.split()), params=params)
 
 
+def _purpose(client: OAuthClient, consented: list[str]) -> str:
+    """The consent's purpose in both languages: the data it lets the plugin use, what it lets it do."""
+    name_zh, name_en = client.shown_names()
+    data = any(SCOPES[s].kind == "customer_data" for s in consented)
+    acts = any(SCOPES[s].kind == "action" for s in consented)
+    zh = "、".join(w for w, on in (("使用所选数据", data), ("代您办理所选事项", acts)) if on)
+    said = (("use the selected data", data), ("act for you as selected", acts))
+    en = " and ".join(w for w, on in said if on)
+    return f"授权{name_zh}{zh} / allow {name_en} to {en}"
+
+
 def decide(
     server: FulcrumAuthorizationServer,
     snap: RequestSnapshot,
@@ -104,15 +120,15 @@ def decide(
         owner = ResourceOwner(customer_ref, "customer")
         if client.kind == "plugin" and client.plugin_id is not None:
             consent_id = None
-            data_scopes = sorted(set(request.scope.split()) & CUSTOMER_DATA_SCOPES)
-            if data_scopes:
+            consented = sorted(set(request.scope.split()) & CONSENTED_SCOPES)
+            if consented:
                 # The new consent supersedes older live ones (in one transaction, so a form sent
                 # twice at once leaves one live consent), and one DELETE really ends the access.
                 consent_id, superseded = consents.supersede(
                     customer_ref,
                     client.plugin_id,
-                    data_scopes,
-                    purpose="授权{}使用所选数据 / allow {}".format(*client.shown_names()),
+                    consented,
+                    purpose=_purpose(client, consented),
                     expires_at=utcnow() + CONSENT_TTL,
                 )
                 if superseded:

@@ -19,9 +19,9 @@ from string import Template
 from typing import Final
 
 from fulcrum_sdk.manifest import Manifest
-from fulcrum_sdk.scopes import CUSTOMER_DATA_SCOPES, SCOPES
+from fulcrum_sdk.scopes import SCOPES
 
-from fulcrum_core.oauth.authorize import ConsentPrompt
+from fulcrum_core.oauth.authorize import CONSENTED_SCOPES, ConsentPrompt
 from fulcrum_core.oauth.consent_csrf import FIELD
 
 __all__ = [
@@ -144,7 +144,7 @@ def render_consent_page(
             f'<span class="en">{escape(scope.description.en or "")}</span>{why}</li>'
         )
     partner_note = ""
-    if prompt.client.is_partner and set(prompt.scopes) & CUSTOMER_DATA_SCOPES:
+    if prompt.client.is_partner and set(prompt.scopes) & CONSENTED_SCOPES:
         partner_note = (
             "<p>这是第三方合作方。同意后将创建一项授权，您可随时在“授权管理”中撤销。"
             '<span class="en">This is a third-party partner. Allowing creates a consent you can revoke '
