@@ -19,6 +19,7 @@ from fulcrum_core.api.acceptable import AcceptableMiddleware
 from fulcrum_core.api.head import HeadAsGet
 from fulcrum_core.api.input_problems import document_input_problems
 from fulcrum_core.api.openapi_rate_limit import document_rate_limit
+from fulcrum_core.api.openapi_refusals import document_refusals
 from fulcrum_core.api.openapi_security import document_security, security_components
 from fulcrum_core.api.openapi_tuples import VarTupleSchemaPlugin
 from fulcrum_core.api.path_text import PathTextMiddleware
@@ -240,6 +241,7 @@ def _app(settings: Settings, rt: Runtime, *, debug: bool) -> Litestar:
     app.request_metrics = observability.runtime_metrics(rt)
     _refuse_loose_public_flags(app)
     document_input_problems(app)
+    document_refusals(app)
     document_security(app)
     document_rate_limit(app, settings.rate_limit)
     return app

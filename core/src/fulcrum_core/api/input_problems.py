@@ -18,6 +18,7 @@ from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 
+from fulcrum_core.api.query_text import checked_query
 from fulcrum_core.problem_types import ProblemCode, ProblemTypeURI
 
 __all__ = [
@@ -83,8 +84,9 @@ NOT_FOUND_RESPONSE = ResponseSpec(
 
 
 def _takes_input(path: str, handler: HTTPRouteHandler) -> bool:
-    """Where litestar documents a 400 of its own: a path parameter or any parameter a client sends."""
-    if "{" in path:
+    """Where litestar documents a 400 of its own (a path parameter or any parameter a client sends), or
+    where ``checked_query`` refuses a query that is no text, even on a route that takes no parameter."""
+    if "{" in path or handler.resolve_before_request() is checked_query:
         return True
     return any(name not in _NOT_INPUT for name in handler.parsed_fn_signature.parameters)
 

@@ -24,6 +24,7 @@ from litestar.openapi.datastructures import ResponseSpec
 
 from fulcrum_core import host_threads
 from fulcrum_core.api.input_problems import INPUT_PROBLEM_RESPONSE, PROBLEM_MEDIA_TYPE
+from fulcrum_core.api.openapi_refusals import UNSUPPORTED_MEDIA_TYPE_RESPONSE
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.errors import BadRequest, Forbidden, ServiceUnavailable, UnsupportedMediaType
 from fulcrum_core.oauth import consent_csrf, login_session
@@ -297,7 +298,7 @@ def _guarded_prepare(runtime: Runtime, snap: RequestSnapshot) -> ConsentPrompt |
     request_max_body_size=MAX_BODY,
     tags=["oauth"],
     summary="The customer's decision on the consent page",
-    responses={400: INPUT_PROBLEM_RESPONSE},
+    responses={400: INPUT_PROBLEM_RESPONSE, 415: UNSUPPORTED_MEDIA_TYPE_RESPONSE},
 )
 async def authorize_decision(request: Request[Any, Any, Any]) -> Response[Any]:
     """Issue a code (``decision=allow``) or ``access_denied`` (``decision=deny``) to the redirect URI."""
@@ -392,7 +393,10 @@ def _same_origin_only(request: Request[Any, Any, Any], issuer: str, action: str 
     tags=["oauth"],
     summary="Sign the customer in to the consent page with the bank's identity assertion",
     status_code=204,
-    responses={204: _SIGNED_IN, 303: _SIGNED_IN_NEXT, 400: INPUT_PROBLEM_RESPONSE},
+    responses={
+        204: _SIGNED_IN, 303: _SIGNED_IN_NEXT, 400: INPUT_PROBLEM_RESPONSE,
+        415: UNSUPPORTED_MEDIA_TYPE_RESPONSE,
+    },
 )
 async def login(request: Request[Any, Any, Any]) -> Response[None]:
     """Verify the IdP's ``assertion`` (RFC 7523, as at the token endpoint) and set the login cookie.
