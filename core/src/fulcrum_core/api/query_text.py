@@ -38,7 +38,7 @@ from litestar.params import CookieParameter, HeaderParameter, QueryParameter
 from fulcrum_core.errors import BadRequest
 from fulcrum_core.parameter_problems import echoed
 
-__all__ = ["checked_query"]
+__all__ = ["checked_query", "query_problem"]
 
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 """A ``%`` that does not begin a percent-escape (two hex digits)."""
@@ -127,6 +127,33 @@ def _plain_integers(request: Request[Any, Any, Any]) -> None:
         raise ValidationException(extra=refused)
 
 
+def query_problem(raw: bytes) -> tuple[str | None, str] | None:
+    """The first parameter of the query ``raw`` (as sent) whose name or value holds a malformed
+    percent-escape or is not UTF-8 once percent-decoded: its name (None when the name itself is at fault)
+    and what is wrong, in words; None when the whole query is text. The OAuth authorization endpoint,
+    which reads its query itself, judges it with this too."""
+    for part in raw.split(b"&"):
+        name, _, value = part.partition(b"=")
+        bad = _bad_escape(name)
+        if bad is not None:
+            return None, f"a query parameter's name {_escape_problem(bad)}"
+        try:
+            shown = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            return None, "a query parameter's name is not UTF-8 text once percent-decoded"
+        bad = _bad_escape(value)
+        if bad is not None:
+            return shown, f"query parameter {echoed(shown)} {_escape_problem(bad)}"
+        try:
+            unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return shown, (
+                f"query parameter {echoed(shown)} is not UTF-8 text once percent-decoded (byte {exc.start}: "
+                f"0x{exc.object[exc.start]:02x}); percent-encode the UTF-8 bytes of the text"
+            )
+    return None
+
+
 async def checked_query(request: Request[Any, Any, Any]) -> None:
     """Refuse the request when a query parameter's name or value holds a malformed percent-escape or
     is not UTF-8 once percent-decoded, when a parameter the route takes is sent more than once, or when
@@ -135,30 +162,14 @@ async def checked_query(request: Request[Any, Any, Any]) -> None:
     if not raw:
         _plain_integers(request)
         return
-    sent: Counter[str] = Counter()
-    for part in raw.split(b"&"):
-        name, _, value = part.partition(b"=")
-        bad = _bad_escape(name)
-        if bad is not None:
-            raise BadRequest(f"a query parameter's name {_escape_problem(bad)}", field="query")
-        try:
-            shown = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadRequest(
-                "a query parameter's name is not UTF-8 text once percent-decoded", field="query"
-            ) from None
-        bad = _bad_escape(value)
-        if bad is not None:
-            raise BadRequest(f"query parameter {echoed(shown)} {_escape_problem(bad)}", field=shown[:64])
-        try:
-            unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise BadRequest(
-                f"query parameter {echoed(shown)} is not UTF-8 text once percent-decoded (byte {exc.start}: "
-                f"0x{exc.object[exc.start]:02x}); percent-encode the UTF-8 bytes of the text",
-                field=shown[:64],
-            ) from None
-        sent[shown] += 1
+    problem = query_problem(raw)
+    if problem is not None:
+        name, words = problem
+        raise BadRequest(words, field="query" if name is None else name[:64])
+    sent: Counter[str] = Counter(
+        unquote_to_bytes(part.partition(b"=")[0].replace(b"+", b" ")).decode("utf-8")
+        for part in raw.split(b"&")
+    )
     declared = _declared(request.route_handler)
     for text, times in sent.items():
         if times > 1 and text in declared:

@@ -12,13 +12,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from litestar import Request, Response
 
 from fulcrum_core.api.media_types import ascii_form, charset_problem
+from fulcrum_core.api.query_text import query_problem
+from fulcrum_core.oauth.refusals import described
 
 __all__ = [
     "MAX_BODY",
@@ -71,6 +73,10 @@ class RequestSnapshot:
     garbled: str | None = None
     """The form parameter whose name or value is not UTF-8 once percent-decoded (``""`` for a name that
     is not); its form is then empty."""
+    query_refused: tuple[str | None, str] | None = None
+    """The first query parameter whose name or value is no text (a malformed percent-escape, bytes that
+    are not UTF-8), by name (None when the name is at fault), and what is wrong in words; ``query``
+    leaves out every such parameter."""
 
 
 _AUTH: Final = b"authorization"
@@ -98,8 +104,8 @@ async def snapshot(request: Request[Any, Any, Any], *, base_url: str | None = No
         garbled = next((key for key, value in form if not _is_text(key) or not _is_text(value)), None)
         if garbled is not None:
             form = []
+    query, query_refused = _read_query(request.scope.get("query_string", b""))
     raw_query = request.scope.get("query_string", b"").decode("latin-1")
-    query = parse_qsl(raw_query, keep_blank_values=True)
     url = str(request.url)
     if base_url is not None:
         url = base_url.rstrip("/") + request.url.path + (f"?{raw_query}" if raw_query else "")
@@ -113,7 +119,31 @@ async def snapshot(request: Request[Any, Any, Any], *, base_url: str | None = No
         authorization_headers=sum(1 for name, _ in request.scope["headers"] if name.lower() == _AUTH),
         charset_refused=refused,
         garbled=None if garbled is None else garbled if _is_text(garbled) else "",
+        query_refused=query_refused,
     )
+
+
+def _read_query(raw: bytes) -> tuple[list[tuple[str, str]], tuple[str | None, str] | None]:
+    """The parameters of the query ``raw`` that are text, and the first that is not (see
+    :attr:`RequestSnapshot.query_refused`). Read leniently, ``state=%ff`` was the state ``'\ufffd'``
+    and ``scope=100%zz`` the scope ``'100%zz'``: values the client never sent."""
+    query: list[tuple[str, str]] = []
+    refused: tuple[str | None, str] | None = None
+    for part in raw.split(b"&"):
+        if not part:
+            continue
+        problem = query_problem(part)
+        if problem is not None:
+            refused = refused or problem
+            continue
+        name, _, value = part.partition(b"=")
+        query.append((_unquoted(name), _unquoted(value)))
+    return query, refused
+
+
+def _unquoted(text: bytes) -> str:
+    """A query's name or value as sent, ``+`` and percent-escapes decoded (it is known to be UTF-8)."""
+    return unquote_to_bytes(text.replace(b"+", b" ")).decode("utf-8")
 
 
 def garbled_words(name: str) -> str:
@@ -145,6 +175,11 @@ def back_channel_refusal(snap: RequestSnapshot) -> OAuthResponse | None:
             f"the Authorization header is sent {snap.authorization_headers} times; send the client's "
             "credentials once (RFC 6749 section 2.3.1)"
         )
+    if snap.query_refused is not None:
+        return _invalid_request(
+            f"{snap.query_refused[1]}; and parameters belong in a form-encoded body ({_FORM}), not the "
+            "URL's query (RFC 6749 section 3.2)"
+        )
     if snap.query:  # first: a request of URL parameters alone has no body, hence no content type
         names = ", ".join(sorted({key for key, _ in snap.query}))
         return _invalid_request(
@@ -167,7 +202,9 @@ def back_channel_refusal(snap: RequestSnapshot) -> OAuthResponse | None:
 
 
 def _invalid_request(description: str) -> OAuthResponse:
-    status, body, headers = InvalidRequestError(description=description)()
+    """``invalid_request`` with ``description``, what a client sent in it quoted as a description may
+    hold it: a parameter's name with an ``é`` or a ``"`` made authlib fail building the refusal (a 500)."""
+    status, body, headers = InvalidRequestError(description=described(description))()
     return OAuthResponse(status=status, body=body, headers=list(headers))
 
 

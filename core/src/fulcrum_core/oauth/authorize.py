@@ -14,14 +14,15 @@ from datetime import timedelta
 from typing import Any, Final
 
 import msgspec
-from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from fulcrum_sdk.scopes import SCOPES
 
 from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.data.types import utcnow
 from fulcrum_core.oauth.adapter import OAuthResponse, RequestSnapshot, SnapshotRequest
 from fulcrum_core.oauth.clients import OAuthClient
-from fulcrum_core.oauth.grants import ResourceOwner
+from fulcrum_core.oauth.grants import QUERY_WORDS, ResourceOwner
+from fulcrum_core.oauth.refusals import described
 from fulcrum_core.oauth.server import FulcrumAuthorizationServer
 
 __all__ = ["CONSENTED_SCOPES", "CONSENT_TTL", "ConsentPrompt", "decide", "prepare", "round_trip_params"]
@@ -74,8 +75,27 @@ def _error(server: FulcrumAuthorizationServer, request: SnapshotRequest, error: 
     return server.error_response(request, error)
 
 
+_UNTRUSTED: Final = (None, "client_id", "redirect_uri")
+"""Query parameters (None: a parameter's name) that, when they are no text, leave the redirect URI
+untrusted: the refusal is answered to the user agent, never redirected."""
+
+
+def _query_refusal(snap: RequestSnapshot) -> OAuthResponse | None:
+    """``invalid_request`` answered directly for a query whose client id, redirect URI or a parameter's
+    name is no text (RFC 6749 section 4.1.2.1); another parameter is refused at the redirect URI, once
+    it is trusted (``grants.AuthorizationCodeGrant``)."""
+    refused = snap.query_refused
+    if refused is None or refused[0] not in _UNTRUSTED:
+        return None
+    status, body, headers = InvalidRequestError(description=described(QUERY_WORDS.format(refused[1])))()
+    return OAuthResponse(status=status, body=body, headers=list(headers))
+
+
 def prepare(server: FulcrumAuthorizationServer, snap: RequestSnapshot) -> ConsentPrompt | OAuthResponse:
     """Validate an authorization request: the consent prompt, or the OAuth error response."""
+    refused = _query_refusal(snap)
+    if refused is not None:
+        return refused
     request = SnapshotRequest(snap)
     try:
         request, grant = _validated(server, snap)
@@ -109,6 +129,9 @@ def decide(
     pairwise_id: Callable[[str, str], str],
 ) -> OAuthResponse:
     """The customer's answer: ``customer_ref`` allowed the request, or ``None`` refused it."""
+    refused = _query_refusal(snap)
+    if refused is not None:
+        return refused
     request = SnapshotRequest(snap)
     try:
         request, grant = _validated(server, snap)

@@ -16,12 +16,13 @@ from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, Inval
 from authlib.oauth2.rfc7636 import CodeChallenge
 
 from fulcrum_core.oauth.codes import AuthorizationCode
-from fulcrum_core.oauth.refusals import sent
+from fulcrum_core.oauth.refusals import described, sent
 
 if TYPE_CHECKING:
     from fulcrum_core.oauth.server import FulcrumAuthorizationServer
 
 __all__ = [
+    "QUERY_WORDS",
     "TOKEN_AUTH_METHODS",
     "AuthorizationCodeGrant",
     "ClientCredentialsGrant",
@@ -68,6 +69,10 @@ class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
         super().validate_code_verifier(grant, result)
 
 
+QUERY_WORDS = "{} (RFC 6749 section 4.1.1: the request's parameters are UTF-8, percent-encoded)"
+"""How an authorization request's query parameter that is no text is refused (``invalid_request``)."""
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     """Authorization code: codes saved hashed for 60 seconds and redeemed exactly once."""
 
@@ -82,6 +87,11 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         if uri and not client.check_redirect_uri(uri):
             raise InvalidRequestError(f"Redirect URI {sent(uri)} is not supported by client.")
         checked: str = grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
+        # The first point where the redirect URI is trusted: a query parameter that is no text (another
+        # than the client's id and redirect URI, refused before: ``authorize.prepare``) goes back there.
+        refused = getattr(getattr(request, "snapshot", None), "query_refused", None)
+        if refused is not None:
+            raise InvalidRequestError(described(QUERY_WORDS.format(refused[1])), redirect_uri=checked)
         return checked
 
     def validate_requested_scope(self) -> None:

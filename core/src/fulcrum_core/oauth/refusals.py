@@ -14,6 +14,7 @@ from fulcrum_sdk._in_words import did_you_mean
 __all__ = [
     "AUTHLIB_VAGUE_CLIENT",
     "client_refusal",
+    "described",
     "grant_type_refusal",
     "response_type_refusal",
     "sent",
@@ -34,6 +35,11 @@ _HOW = {
     "private_key_jwt": "a client assertion signed with a key it registered (private_key_jwt)",
     "none": "its client_id alone (a public client)",
 }
+
+
+def described(words: str) -> str:
+    """``words`` as a description may hold them: each character it may not hold is ``?``."""
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in words)
 
 
 def sent(value: str) -> str:
