@@ -141,7 +141,7 @@ def test_nested_keys_are_named_with_their_path(tmp_path: Path) -> None:
     """A bad value below the top level is named by its dotted path."""
     config = tmp_path / "fulcrum.toml"
     config.write_text("[rate_limit]\nrequests = -1\n", encoding="utf-8")
-    with pytest.raises(SettingsError, match=r"\(rate_limit\.requests\): Expected `int` >= 1"):
+    with pytest.raises(SettingsError, match=r"\(rate_limit\.requests\): must be at least 1"):
         load_settings(config_file=config, environ={})
 
 

@@ -124,7 +124,7 @@ def test_every_setting_of_one_value_is_read_from_its_variable() -> None:
     assert {field: getattr(settings, field) for field, _, _ in given.values()} == {
         field: value for field, _, value in given.values()
     }
-    with pytest.raises(SettingsError, match=r"^FULCRUM_HOME_BUDGET_MS \(home_budget_ms\): Expected `int` >="):
+    with pytest.raises(SettingsError, match=r"^FULCRUM_HOME_BUDGET_MS \(home_budget_ms\): must be at least "):
         load_settings(environ={"FULCRUM_HOME_BUDGET_MS": "0"})
 
 

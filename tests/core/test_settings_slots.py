@@ -69,7 +69,7 @@ def test_a_disabled_slot_is_left_out_of_settings_built_in_code() -> None:
             '(slots."home.bogus/v1"): no such slot; the known slots are home.banner/v1, home.kingkong/v1, '
             "home.popup/v1, home.notice/v1",
         ),
-        ('[slots."home.popup/v1"]\ncapacity = 0\n', '(slots."home.popup/v1".capacity): Expected `int` >= 1'),
+        ('[slots."home.popup/v1"]\ncapacity = 0\n', '(slots."home.popup/v1".capacity): must be at least 1'),
         (
             '[slots."home.popup/v1"]\nenabled = "no"\n',
             '(slots."home.popup/v1".enabled): Expected `bool`, got `str`',
@@ -165,3 +165,13 @@ def test_platform_content_is_display_text_too(tmp_path: Path) -> None:
     )
     settings = _load(tmp_path, _DEFAULT.format(en="More services 👩\\u200d💻"))
     assert settings.home_defaults[0].title.en == "More services 👩\u200d💻"
+
+
+def test_platform_content_too_long_says_how_long_it_is(tmp_path: Path) -> None:
+    """A title past its length was refused in msgspec's words (``Expected `str` of length <= 400``): it
+    says what the title may be and how long the one written is."""
+    with pytest.raises(SettingsError) as caught:
+        _load(tmp_path, _DEFAULT.format(en="x" * 405))
+    assert str(caught.value) == (
+        f"{tmp_path / 'fulcrum.toml'} (home_defaults[0].title.en): must be at most 400 characters; it has 405"
+    )

@@ -59,8 +59,8 @@ def test_a_threshold_from_the_config_file_reaches_the_hooks_breaker(tmp_path: Pa
             "[deadlines]\nsearch = 100\n[slow_calls]\nsearch = 240\n",
             "(slow_calls.search): 240 ms is over the hook's deadline (deadlines.search = 100 ms)",
         ),
-        ("[slow_calls]\nsearch = 0\n", "(slow_calls.search): Expected `int` >= 1"),
-        ("[slow_calls]\nsearch = -5\n", "(slow_calls.search): Expected `int` >= 1"),
+        ("[slow_calls]\nsearch = 0\n", "(slow_calls.search): must be at least 1"),
+        ("[slow_calls]\nsearch = -5\n", "(slow_calls.search): must be at least 1"),
         ("[slow_calls]\nsearch = 0.5\n", "(slow_calls.search): Expected `int | null`, got `float`"),
         ("[slow_calls]\nhome = 100\n", "(slow_calls): Object contains unknown field `home`"),
         (  # every hook's breaker takes its own threshold: this key was ignored without a word

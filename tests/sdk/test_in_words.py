@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 import pytest
-from fulcrum_sdk._in_words import NOT_UTF8, dotted, in_words, not_json
+from fulcrum_sdk._in_words import NOT_UTF8, bound_problem, dotted, in_words, not_json
 
 
 class Inner(msgspec.Struct, forbid_unknown_fields=True):
@@ -92,3 +92,45 @@ def test_a_pattern_without_words_keeps_msgspecs_message() -> None:
     with pytest.raises(msgspec.ValidationError) as refused:
         msgspec.convert({"code": "SZ-2026", "plain": "y"}, Voucher)
     assert in_words(Voucher, str(refused.value))[1].startswith("Expected `str` matching regex")
+
+
+class Bounded(msgspec.Struct):
+    count: Annotated[int, msgspec.Meta(ge=1)] = 1
+    share: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.5
+    step: Annotated[int, msgspec.Meta(multiple_of=5)] = 5
+    note: Annotated[str, msgspec.Meta(min_length=1, max_length=3)] = "a"
+    tags: Annotated[list[str], msgspec.Meta(min_length=2, max_length=3)] = msgspec.field(
+        default_factory=lambda: ["a", "b"]
+    )
+    extra: Annotated[dict[str, int], msgspec.Meta(max_length=1)] = msgspec.field(default_factory=dict)
+
+
+@pytest.mark.parametrize(
+    ("data", "path", "problem"),
+    [
+        ({"count": 0}, "count", "must be at least 1"),
+        ({"share": 0.0}, "share", "must be more than 0.0"),
+        ({"share": 1.5}, "share", "must be at most 1.0"),
+        ({"step": 7}, "step", "must be a multiple of 5"),
+        ({"note": ""}, "note", "must not be empty"),
+        ({"note": "abcd"}, "note", "must be at most 3 characters"),
+        ({"tags": ["a"]}, "tags", "must hold at least 2 items"),
+        ({"extra": {"a": 1, "b": 2}}, "extra", "must hold at most 1 entry"),
+    ],
+)
+def test_bounds_and_lengths_in_words(data: dict[str, Any], path: str, problem: str) -> None:
+    """``Expected `int` >= 1`` and ``Expected `str` of length <= 3`` name a Python type and not what was
+    sent: they say what the value must be."""
+    with pytest.raises(msgspec.ValidationError) as caught:
+        msgspec.convert(data, Bounded)
+    assert in_words(Bounded, str(caught.value)) == (path, problem)
+
+
+def test_a_length_says_how_many_the_value_has() -> None:
+    """Given the value refused, a length says how long it is, so whoever wrote it knows how much to cut."""
+    assert bound_problem("Expected `str` of length <= 2048", "x" * 2051) == (
+        "must be at most 2048 characters; it has 2051"
+    )
+    listed = bound_problem("Expected `array` of length <= 3", [1, 2, 3, 4])
+    assert listed == "must hold at most 3 items; it has 4"
+    assert bound_problem("Expected `str` matching regex '^a$'") is None

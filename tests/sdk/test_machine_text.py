@@ -135,3 +135,17 @@ def test_a_targeting_name_not_of_its_shape_is_refused_naming_the_field(field: st
         check_list("home_slot_offers", [offer])
     must_be = {"segments": "a segment name", "branches": "a branch code", "locales": "a language tag"}[field]
     _in_words(refused, f"targeting.{field}.0", must_be, bad)
+
+
+def test_a_result_out_of_its_bounds_is_refused_in_words() -> None:
+    """A partner's result refused for a bound or a length read ``Expected `int` <= 1000`` and ``Expected
+    `str` of length <= 2048``: it says what the field must be, and how long the text it sent is."""
+    with pytest.raises(ResultError) as refused:
+        check_list("home_slot_offers", [_offer(priority=1001)])
+    assert str(refused.value).endswith("is invalid: priority: must be at most 1000"), refused.value
+    link = "https://bank.example/" + "a" * 2030
+    with pytest.raises(ResultError) as refused:
+        check_list("home_slot_offers", [_offer(action=Action(uri=link))])
+    assert str(refused.value).endswith(
+        "is invalid: action.uri: must be at most 2048 characters; it has 2051"
+    ), refused.value

@@ -101,7 +101,7 @@ def test_a_manifest_kept_as_data_is_judged_by_todays_rules(
         (
             _replace(GOOD, '"search:contribute" = "answers searches"', '"search:contribute" = "x"'),
             "scopes.required",
-            "length >= 3",
+            "must be at least 3 characters",
         ),
         (
             _replace(GOOD, 'id = "demo-plugin"', 'id = "Demo Plugin!"'),

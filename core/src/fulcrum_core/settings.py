@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 from fulcrum_sdk._in_words import (
+    bound_problem,
     did_you_mean,
     echoed,
     pattern_problem,
@@ -527,11 +528,12 @@ _CROSS_KEY = re.compile(r"^(?P<key>(?P<table>slow_calls|breaker)\.\w+|loop_stall
 
 def _problem(message: str, given: Mapping[str, object]) -> str:
     """msgspec's ``message`` without its path; for a value failing a pattern, what it must be in words and
-    the value given (``given``: the settings as read), escaped."""
+    the value given (``given``: the settings as read), escaped; for one out of its bounds or of the wrong
+    length, what it must be (``must be at least 1``, ``must be at most 200 characters; it has 230``)."""
     path, problem = split_message(message)
     words = pattern_problem(problem)
     if words is None:
-        return problem
+        return bound_problem(problem, value_at(given, path)) or problem
     value = value_at(given, path)
     return f"{words}; it is {echoed(value)}" if isinstance(value, str) else words
 
@@ -623,7 +625,7 @@ def _slot_inventory(given: object, where: str) -> object:
         except msgspec.ValidationError as exc:
             at = _AT_KEY.search(str(exc))
             key = f'slots."{slot}"' + (f".{at['key']}{at['rest']}" if at else "")
-            problem = str(exc)[: at.start()] if at else str(exc)
+            problem = _problem(str(exc), merged if isinstance(merged, dict) else {})
             raise SettingsError(f"{where} ({key}): {problem}{_did_you_mean(str(exc), SlotConfig)}") from None
     return inventory
 

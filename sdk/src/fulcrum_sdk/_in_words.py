@@ -21,6 +21,7 @@ import msgspec
 __all__ = [
     "ID_ECHO",
     "NOT_UTF8",
+    "bound_problem",
     "choices_of",
     "did_you_mean",
     "dotted",
@@ -43,6 +44,9 @@ _ENUM = re.compile(r"^Invalid enum value (?P<value>.+)$")
 _EXPECTED = re.compile(r"^Expected `(?P<want>[^`]+)`, got `(?P<got>[^`]+)`$")
 _STEP = re.compile(r"\[\.\.\.\]|\[\d+\]|[^.\[\]]+")
 _REGEX = re.compile(r"^Expected `str` matching regex (?P<quoted>.+)\Z")
+_BOUND = re.compile(r"^Expected `(?:int|float)` (?P<op>>=|>|<=|<) (?P<n>\S+)\Z")
+_MULTIPLE = re.compile(r"^Expected `(?:int|float)` that's a multiple of (?P<n>\S+)\Z")
+_LENGTH = re.compile(r"^Expected `(?P<kind>str|bytes|array|object)` of length (?P<op><=|>=) (?P<n>\d+)\Z")
 
 _NOUNS = {
     "int": "a whole number",
@@ -78,6 +82,33 @@ def pattern_problem(problem: str) -> str | None:
     quoted = _REGEX.match(problem)
     words = _PATTERN_WORDS.get(quoted["quoted"]) if quoted else None
     return f"must be {words}" if words else None
+
+
+_BOUND_WORDS = {">=": "at least", ">": "more than", "<=": "at most", "<": "less than"}
+_UNITS = {"str": "character", "bytes": "byte", "array": "item", "object": "entry"}
+
+
+def bound_problem(problem: str, value: Any = None) -> str | None:
+    """msgspec's refusal of a number out of its bounds or of text, bytes, a list or a table of the wrong
+    length (without its path) in words: ``must be at least 1`` for ``Expected `int` >= 1``, ``must be at
+    most 2048 characters; it has 2051`` for ``Expected `str` of length <= 2048`` (how many it has when the
+    ``value`` refused is given), ``must not be empty`` for a length of at least 1; ``None`` for any other
+    problem. msgspec's words name a Python type and, for a length, not the one sent."""
+    if bound := _BOUND.match(problem):
+        return f"must be {_BOUND_WORDS[bound['op']]} {bound['n']}"
+    if multiple := _MULTIPLE.match(problem):
+        return f"must be a multiple of {multiple['n']}"
+    length = _LENGTH.match(problem)
+    if length is None:
+        return None
+    n = int(length["n"])
+    if length["op"] == ">=" and n == 1:
+        return "must not be empty"
+    unit = _UNITS[length["kind"]]
+    units = unit if n == 1 else "entries" if unit == "entry" else f"{unit}s"
+    has = f"; it has {len(value)}" if isinstance(value, str | bytes | list | dict) else ""
+    verb = "hold" if length["kind"] in ("array", "object") else "be"
+    return f"must {verb} {'at most' if length['op'] == '<=' else 'at least'} {n} {units}{has}"
 
 
 _TRUNCATED = "Input data was truncated"
@@ -233,7 +264,8 @@ def in_words(
     did-you-mean, an enum value the values allowed, a value of the wrong type what it must be (a whole
     number of fen for a ``*_fen`` field); ``an_object`` is what an object is called where it was written
     (``a table`` in TOML) and ``field`` what a field is (``key``), text failing a pattern what it must be
-    (:func:`worded`, else the field's ``Meta(description=...)``). Anything else keeps msgspec's words."""
+    (:func:`worded`, else the field's ``Meta(description=...)``), a bound or a length what it must be
+    (:func:`bound_problem`). Anything else keeps msgspec's words."""
     path, problem = split_message(message)
     if (must_be := pattern_problem(problem)) is not None:
         return path, must_be
@@ -262,4 +294,6 @@ def in_words(
                 nouns = [f"{n} of fen" if n == "a whole number" else n for n in nouns]
             words = typing.cast("list[str]", nouns)
             return path, f"must be {', '.join(words[:-1]) + ' or ' if len(words) > 1 else ''}{words[-1]}"
+    if (out_of_bounds := bound_problem(problem)) is not None:
+        return path, out_of_bounds
     return path, problem

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, get_args, get_type_hints
 
 import msgspec
 
-from fulcrum_sdk._in_words import dotted, echoed, pattern_problem, split_message, value_at
+from fulcrum_sdk._in_words import bound_problem, dotted, echoed, pattern_problem, split_message, value_at
 from fulcrum_sdk.data import RiskProfile
 from fulcrum_sdk.display import find_display_problem, json_may_refuse
 from fulcrum_sdk.models import (
@@ -170,14 +170,18 @@ def _revalidate(item: _S, cls: type[_S], seen: Seen | None = None) -> _S:
 def _in_words(message: str, encoded: bytes) -> str:
     """msgspec's ``message`` about a result (``encoded``) as the field, what it must be and the value it
     holds, escaped (``action.uri: must be a link ...; it is 'javascript:x'``) when the field failed a
-    pattern; any other problem as msgspec says it."""
+    pattern, or what it must be when it is out of its bounds or of the wrong length (``title.en: must be
+    at most 60 characters; it has 75``); any other problem as msgspec says it."""
     path, problem = split_message(message)
     words = pattern_problem(problem)
-    if words is None:
-        return message
-    value = value_at(msgspec.json.decode(encoded), path)
-    held = f"; it is {echoed(value)}" if isinstance(value, str) else ""
-    return f"{dotted(path) or 'the result'}: {words}{held}"
+    if words is not None:
+        value = value_at(msgspec.json.decode(encoded), path)
+        held = f"; it is {echoed(value)}" if isinstance(value, str) else ""
+        return f"{dotted(path) or 'the result'}: {words}{held}"
+    if bound_problem(problem) is not None:  # the value decoded once known refused: a length counts it
+        words = bound_problem(problem, value_at(msgspec.json.decode(encoded), path))
+        return f"{dotted(path) or 'the result'}: {words}"
+    return message
 
 
 def check_list(hook: str, value: Any, *, max_items: int = 50, seen: Seen | None = None) -> list[Any]:

@@ -136,7 +136,7 @@ def test_name_needs_chinese_text() -> None:
 def test_allow_list_entries_are_checked_by_index() -> None:
     """An empty customer id in an allow-list is reported at its index."""
     (line,) = _lines('[plugins.pension]\nallow = ["c1", ""]\n')
-    assert line.startswith(f"{F}: plugins.pension.allow[1]: Expected `str` of length >= 1")
+    assert line.startswith(f"{F}: plugins.pension.allow[1]: must not be empty")
 
 
 @pytest.mark.parametrize(
