@@ -221,6 +221,57 @@ def test_the_harness_refuses_an_account_id_the_plugin_was_not_shown() -> None:
         ungranted.execute("demo.buy", {"account": bank, "amount_fen": 100})
 
 
+class CamelPayParams(msgspec.Struct, frozen=True, rename="camel"):
+    """Parameters a client sends in camelCase (``fromAccount``, ``amountFen``)."""
+
+    from_account: str
+    amount_fen: Any = None
+
+
+class CamelPayer:
+    """A plugin whose params Struct renames its fields."""
+
+    @hookimpl
+    def register_transaction_types(self, register: Any) -> None:
+        register(TransactionType(
+            key="demo.buy", name=T, params=CamelPayParams, risk_level="R2", amount_field="amount_fen",
+            account_fields=frozenset({"from_account"}),
+        ))
+
+    @hookimpl
+    def execute_transaction(self, ctx: Any, request: Any) -> TransactionResult:
+        return TransactionResult(status="succeeded", reference=request.params.from_account)
+
+
+def test_the_harness_names_a_renamed_parameter_as_the_client_sends_it() -> None:
+    """The host's limits and account check name ``amountFen`` and ``fromAccount``, the members a client
+    sends, for a params Struct with ``rename="camel"``; so does the harness (it named the attributes)."""
+    scopes = ("accounts:read", "transactions:write")
+    harness = PluginHarness(
+        CamelPayer(), manifest=_manifest(required=scopes, account_fields=("from_account",))
+    )
+    bank = PERSONAS["young_professional"].accounts.items[0].id  # type: ignore[union-attr]
+    assert harness.execute("demo.buy", {"fromAccount": bank, "amountFen": 100}).reference == bank
+    refused = []
+    for params in (
+        {"fromAccount": bank, "amountFen": 1.5},
+        {"fromAccount": bank},
+        {"fromAccount": bank, "amountFen": -1},
+        {"fromAccount": bank, "amountFen": 500_000_001},
+        {"fromAccount": "0" * 32, "amountFen": 100},
+    ):
+        with pytest.raises(TransactionRefused) as info:
+            harness.execute("demo.buy", params)
+        refused.append((info.value.code, info.value.field))
+    assert refused == [
+        ("limits.amount_not_fen", "amountFen"),
+        ("limits.amount_not_fen", "amountFen"),
+        ("limits.negative_amount", "amountFen"),
+        ("limits.max_amount", "amountFen"),
+        ("transaction.unknown_account", "fromAccount"),
+    ]
+
+
 def test_the_harness_plays_consents_that_could_not_be_read() -> None:
     """``consents_unknown=True``: as on the host when the consents did not arrive, customer data a
     partner needs consent to raises ``DataUnavailable``, and so does ``allows`` for it."""

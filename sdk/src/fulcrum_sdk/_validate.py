@@ -36,7 +36,7 @@ __all__ = [
     "check_list", "check_page",
     "check_transaction_result", "is_page_path", "page_path_problem", "page_query_problem",
     "rated_risk", "received_page_path", "received_search_query", "suitability_problem", "targeting_admits",
-    "whole_fen",
+    "whole_fen", "wire_name",
 ]
 
 _S = TypeVar("_S", bound=msgspec.Struct)
@@ -342,18 +342,29 @@ MAX_TRANSACTION_FEN = 500_000_000
 """The host's default platform-wide limit of one transaction, in fen (a deployment may set another)."""
 
 
+def wire_name(params: type[msgspec.Struct], name: str) -> str:
+    """The parameter ``name`` (an attribute of ``params``) as the client sends it: its JSON name when the
+    Struct renames its fields (``rename="camel"``: ``amount_fen`` travels as ``amountFen``). What the
+    host's refusals name, and the harness's alike; a name the Struct does not have is returned as is."""
+    for field in msgspec.structs.fields(params):
+        if field.name == name:
+            return field.encode_name
+    return name
+
+
 def whole_fen(tx_type: TransactionType, params: Any) -> int | None:
     """The amount in fen named by the type's ``amount_field`` (``None``: a type that moves no money);
     ``ValueError`` when the parameters carry no whole number of fen there (the host refuses it: it would
-    slip past the limits)."""
+    slip past the limits). The message names the parameter as the client sends it."""
     if not tx_type.amount_field:
         return None
     amount = getattr(params, tx_type.amount_field, None)
     if isinstance(amount, int) and not isinstance(amount, bool):
         return amount
+    sent = wire_name(tx_type.params, tx_type.amount_field)
     if amount is None:
-        raise ValueError(f"{tx_type.amount_field} is required: the type moves money, the limits need it")
-    raise ValueError(f"{tx_type.amount_field} must be a whole number of fen")
+        raise ValueError(f"{sent} is required: the type moves money, the limits need it")
+    raise ValueError(f"{sent} must be a whole number of fen")
 
 
 _RISK_LEVELS = frozenset({"R1", "R2", "R3", "R4", "R5"})

@@ -50,6 +50,7 @@ from fulcrum_sdk._validate import (
     suitability_problem,
     targeting_admits,
     whole_fen,
+    wire_name,
 )
 from fulcrum_sdk.context import (
     DEFAULT_LOCALE,
@@ -371,7 +372,8 @@ class PluginHarness:
             risk = rated_risk(tx_type, decoded)
         except UnratedProductError as exc:  # the host's 422: the product is not sold
             unrated = _text(str(exc))
-            raise TransactionRefused("suitability.product_unrated", unrated, field=exc.field) from None
+            field = wire_name(tx_type.params, exc.field)
+            raise TransactionRefused("suitability.product_unrated", unrated, field=field) from None
         except (TypeError, ValueError) as exc:  # the host refuses the request as the plugin's fault (502)
             raise ResultError(f"{type_key}: the product risk cannot be checked: {exc}") from None
         if host_checks:
@@ -407,12 +409,12 @@ class PluginHarness:
         """The amount in fen, after the checks the host makes before it calls the plugin: suitability
         (the product's risk against the customer's assessment, on the bank's date of ``now``) and the
         platform's amount limits (:data:`MAX_TRANSACTION_FEN`). What the host refuses with a 422 is a
-        ``TransactionRefused`` with the host's code."""
+        ``TransactionRefused`` with the host's code, naming the parameter as the client sends it."""
         problem = suitability_problem(risk, self.provider.risk(self.record.id), local_date(self.now))
         if problem is not None:
             raise TransactionRefused(problem[0], problem[1])
         self._check_accounts(tx_type, params)
-        field = tx_type.amount_field
+        field = wire_name(tx_type.params, tx_type.amount_field) if tx_type.amount_field else None
         try:
             amount = whole_fen(tx_type, params)
         except ValueError as exc:
@@ -430,7 +432,8 @@ class PluginHarness:
 
     def _check_accounts(self, tx_type: TransactionType, params: Any) -> None:
         """Refuse, as the host does, an account field naming none of the customer's accounts as the
-        plugin sees them in ``ctx.data.accounts()`` (a partner: its own ids, never the bank's)."""
+        plugin sees them in ``ctx.data.accounts()`` (a partner: its own ids, never the bank's), naming
+        the parameter as the client sends it."""
         if not tx_type.account_fields:
             return
         data = self.context().data
@@ -440,10 +443,11 @@ class PluginHarness:
         for name in sorted(tx_type.account_fields):
             given = getattr(params, name)
             if given is not None and given not in shown:
+                sent = wire_name(tx_type.params, name)
                 raise TransactionRefused(
                     "transaction.unknown_account",
-                    _text(f"{name} is not one of the customer's accounts as this plugin sees them"),
-                    field=name,
+                    _text(f"{sent} is not one of the customer's accounts as this plugin sees them"),
+                    field=sent,
                 )
 
 

@@ -17,7 +17,13 @@ from typing import Any, Protocol
 
 import msgspec
 from fulcrum_sdk._in_words import NOT_UTF8, dotted, in_words, not_json
-from fulcrum_sdk._validate import ResultError, check_transaction_result, suitability_problem, whole_fen
+from fulcrum_sdk._validate import (
+    ResultError,
+    check_transaction_result,
+    suitability_problem,
+    whole_fen,
+    wire_name,
+)
 from fulcrum_sdk.data import RiskProfile
 from fulcrum_sdk.errors import TransactionRefused
 from fulcrum_sdk.models import LocalizedText, RiskLevel, TransactionResult, TransactionType
@@ -293,8 +299,7 @@ def refusal(exc: TransactionRefused, *, plugin_id: str = "") -> CoreError:
 def param_field(tx_type: TransactionType, name: str) -> str:
     """``params.<name>`` as the client sends the parameter: its JSON name when the type's params Struct
     renames its fields (``rename="camel"``: ``amount_fen`` travels as ``amountFen``)."""
-    wire = {f.name: f.encode_name for f in msgspec.structs.fields(tx_type.params)}.get(name, name)
-    return f"params.{wire}"
+    return f"params.{wire_name(tx_type.params, name)}"
 
 
 def amount_of(tx_type: TransactionType, params: Any) -> int | None:
