@@ -420,6 +420,25 @@ async def test_an_old_row_found_by_another_plugins_client_is_refused_without_its
     assert len(rows(db)) == 1
 
 
+async def test_an_old_row_is_not_replayed_to_a_client_that_cannot_have_sent_it(
+    make_service: Callable[..., TransactionService], service: TransactionService, db: Database, shop: Shop
+) -> None:
+    """The type moved to another plugin since an old row was journaled: that plugin's client sending the
+    same body under the key meets the customer-wide key (422 naming Idempotency-Key, no id), is neither
+    replayed the first plugin's response nor gets a second transaction; the app's client still replays."""
+    first = await service.submit(C3, "k-old", body(), client_id=APP)
+    _as_if_journaled_before_clients_were_recorded(db)
+    moved = make_service(owner="other")
+    with pytest.raises(Unprocessable) as info:
+        await moved.submit(C3, "k-old", body(), client_id="plugin-other")
+    assert (info.value.code, info.value.field) == ("idempotency.mismatch", "Idempotency-Key")
+    assert "transaction_id" not in info.value.extra
+    again = await moved.submit(C3, "k-old", body(), client_id=APP)
+    assert (again.status_code, again.replayed, again.transaction_id) == (201, True, first.transaction_id)
+    assert len(rows(db)) == 1
+    assert len(shop.calls) == 1
+
+
 async def test_reconciliation_asks_about_an_old_row_under_its_bare_key(
     make_service: Callable[..., TransactionService], db: Database, release: threading.Event, shop: Shop
 ) -> None:

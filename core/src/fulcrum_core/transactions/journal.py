@@ -3,7 +3,8 @@
 A key is the OAuth client's own: the app and a partner plugin's backend acting for one customer may
 both send ``k-1``, and get two transactions. Rows journaled before the client was recorded
 (``UNRECORDED_CLIENT``) keep the customer-wide scope they were written under: ``find`` returns such a
-row to any client of the customer, so a retry across the upgrade never runs a transaction twice.
+row to any client of the customer, so a retry across the upgrade never runs a transaction twice (the
+service replays it only to a client that may have sent it, and refuses the key to any other).
 
 ``insert_pending`` is one ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` committed on its own: of
 any number of concurrent requests with the same key exactly one gets its row in, and only that one

@@ -5,7 +5,7 @@
     body is {"type": …, "params": {…}}?          400 body.* (names the field)
     key used before by this customer through    same body → stored response, replayed
     this OAuth client (or before clients were   other body → 422 idempotency.mismatch
-    recorded, through any)?                     still pending → 409 idempotency.in_flight
+    recorded, through any that may read it)?    still pending → 409 idempotency.in_flight
                                                 same body, the plugin never asked (a 503
                                                 plugin_unavailable) → checked and run again,
                                                 422 idempotency.owner_changed if another
@@ -206,8 +206,7 @@ def readable_by(client_id: str, row: TransactionRow) -> bool:
 
 
 def _naming(client_id: str, row: TransactionRow) -> dict[str, Any]:
-    """The problem member naming ``row``'s id, when ``client_id`` may read it (a row journaled before
-    clients were recorded is found by every client of its customer, another plugin's client too)."""
+    """The problem member naming ``row``'s id, when ``client_id`` may read it."""
     return {"transaction_id": row.id} if readable_by(client_id, row) else {}
 
 
@@ -268,6 +267,8 @@ class TransactionService:
             self._check_owner(client_id.removeprefix(PLUGIN_CLIENT_PREFIX), parsed.body.type)
         existing = await host_threads.to_thread(self.journal.find, customer_ref, client_id, key)
         if existing is not None:
+            if existing.client_id == UNRECORDED_CLIENT and not readable_by(client_id, existing):
+                raise self._taken_before(existing)
             if not (existing.retryable and existing.request_hash == parsed.request_hash):
                 return self._replay(existing, parsed.request_hash, client_id)
             if self._window_closed(existing, utcnow()):
@@ -446,6 +447,18 @@ class TransactionService:
                 code="transaction.not_owner",
                 field="type",
             )
+
+    @staticmethod
+    def _taken_before(row: TransactionRow) -> Unprocessable:
+        """The 422 for a client that cannot have sent ``row``, journaled under its key before keys were
+        kept per client (another plugin's client: it submits only its own plugin's types). Its outcome is
+        someone else's, so it is neither replayed nor run again, nor its id named; a new key is."""
+        return Unprocessable(
+            f"this {checks.IDEMPOTENCY_HEADER} was used for one of the customer's transactions before keys "
+            "were kept per client, by a client other than this one; use a new key for a new transaction",
+            code="idempotency.mismatch",
+            field=checks.IDEMPOTENCY_HEADER,
+        )
 
     def _replay(self, row: TransactionRow, request_hash: str, client_id: str) -> TransactionOutcome:
         """``row``'s outcome again for ``client_id``'s repeat, or the 422 / 409 of a key in use; the
