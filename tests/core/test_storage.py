@@ -9,8 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.storage import SqlPluginStorage
-from fulcrum_sdk.errors import LimitExceeded, StorageUnavailable
+from fulcrum_sdk.errors import LimitExceeded, OutcomeUnknown, StorageOutcomeUnknown, StorageUnavailable
 from fulcrum_sdk.storage import MAX_VALUE_BYTES, PluginStorage
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection
 
 
 def _race(workers: int, fn: Callable[[int], object]) -> list[object]:
@@ -155,6 +157,39 @@ def test_database_failure_is_storage_unavailable(sqlite_url: str) -> None:
                 call()
     finally:
         db.dispose()
+
+
+def test_a_write_whose_commit_goes_unacknowledged_may_have_been_applied(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database commits, then the answer is lost: the write raises ``StorageOutcomeUnknown`` (a
+    ``StorageUnavailable`` and an ``OutcomeUnknown``), not a plain ``StorageUnavailable``, which says
+    nothing was written; and it was applied. A failure before the commit is sent stays the plain one."""
+    s = SqlPluginStorage(db, "p")
+    s.put("gone", 1)
+    commit = Connection._commit_impl  # under Connection.commit and Transaction.commit alike
+
+    def commit_then_lose_the_answer(conn: Connection) -> None:
+        commit(conn)
+        raise sa_exc.OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(Connection, "_commit_impl", commit_then_lose_the_answer)
+    for write in (lambda: s.put("doc", {"a": 1}), lambda: s.delete("gone"), lambda: s.add("n", 5, upper=10)):
+        with pytest.raises(StorageOutcomeUnknown, match="may have been applied") as info:
+            write()
+        assert isinstance(info.value, StorageUnavailable)
+        assert isinstance(info.value, OutcomeUnknown)
+    monkeypatch.undo()
+    seen = SqlPluginStorage(db, "p").fresh
+    assert (seen.get("doc"), seen.get("gone"), seen.counter("n")) == ({"a": 1}, None, 5)
+
+    def refuse_before_the_commit(conn: Connection, *args: object, **kwargs: object) -> None:
+        raise sa_exc.OperationalError("UPDATE", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(Connection, "execute", refuse_before_the_commit)
+    with pytest.raises(StorageUnavailable) as before:
+        s.add("n", 1)
+    assert not isinstance(before.value, OutcomeUnknown)
 
 
 def test_concurrent_decrements_never_oversell(db: Database) -> None:

@@ -29,6 +29,7 @@ from fulcrum_core.transactions.models import TransactionProblem, TransactionView
 from fulcrum_core.transactions.service import PluginFaultError, TransactionService
 from fulcrum_sdk.data import CustomerRecord, Profile, RiskProfile, StaticDataProvider
 from fulcrum_sdk.errors import DataUnavailable, OutcomeUnknown, TransactionRefused
+from fulcrum_sdk.idempotency import run_once
 from fulcrum_sdk.models import LocalizedText, TransactionRequest, TransactionResult, TransactionType
 from fulcrum_sdk.testing import PERSONAS
 from sqlalchemy import func, select
@@ -117,6 +118,12 @@ class Shop:
             raise DataUnavailable("plugin storage")
         if mode == "busy":
             raise TransactionRefused("shop.request_in_progress", LocalizedText(zh_CN="处理中"))
+        if mode == "stocked":  # takes one of the customer's allowance in storage, once per key
+            def take() -> TransactionResult:
+                ctx.storage.add("allowance", 1, upper=5)
+                return TransactionResult(status="succeeded", reference=f"ref-{request.id[:8]}")
+
+            return run_once(ctx, request.idempotency_key, take, code_prefix="shop")
         if mode == "hang":
             self.release.wait(30)
         if mode == "garbage":
@@ -782,6 +789,46 @@ async def test_a_plugin_unsure_of_its_outcome_is_unknown_202_not_failed(
     assert again.replayed
     assert again.status_code == 202
     assert len(shop.calls) == 1
+
+
+async def test_a_plugin_storage_write_whose_commit_is_unacknowledged_is_unknown_not_failed(
+    make_service: Callable[..., TransactionService], db: Database, shop: Shop,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The plugin's storage write commits but its answer is lost (the connection went): the allowance
+    is used up, so the customer is told ``unknown`` (202), never ``failed``; ``run_once`` keeps its
+    claim, and reconciliation asking again leaves the row unknown rather than taking a second one."""
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy.engine import Connection
+
+    service = make_service()
+    commit = Connection._commit_impl  # under Connection.commit and Transaction.commit alike
+    losing = threading.local()
+
+    def commit_then_lose_the_answer(conn: Connection) -> None:
+        commit(conn)
+        if getattr(losing, "on", False):  # the plugin's own write, in its thread
+            raise sa_exc.OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(Connection, "_commit_impl", commit_then_lose_the_answer)
+    real_add = service._contexts.plugin_storage("shop", fresh=True).add  # type: ignore[attr-defined]
+
+    def add(key: str, delta: int, **bounds: Any) -> int:
+        losing.on = key == "allowance"
+        try:
+            return real_add(key, delta, **bounds)
+        finally:
+            losing.on = False
+
+    monkeypatch.setattr(service._contexts.plugin_storage("shop", fresh=True), "add", add)  # type: ignore[attr-defined]
+    outcome = await service.submit(C3, "k-1", body(mode="stocked"), client_id=APP)
+    assert outcome.status_code == 202, outcome.body
+    assert rows(db)[0].status == "unknown"
+    monkeypatch.undo()
+    storage = service._contexts.plugin_storage("shop", fresh=True)  # type: ignore[attr-defined]
+    assert storage.counter("allowance") == 1
+    assert await service.resolve_unknown() == [(rows(db)[0].id, "unknown")]
+    assert storage.counter("allowance") == 1
 
 
 @pytest.mark.parametrize("failures", [1, 99])

@@ -58,6 +58,7 @@ def test_top_level_all_is_exactly_the_public_api() -> None:
             "SearchHit",
             "SlotOffer",
             "StorageError",
+            "StorageOutcomeUnknown",
             "StorageUnavailable",
             "Targeting",
             "TransactionRefused",

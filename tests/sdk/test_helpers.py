@@ -166,6 +166,43 @@ def test_run_once_says_the_outcome_is_unknown_when_the_result_cannot_be_stored()
     assert applied == [1]
 
 
+def test_run_once_whose_claim_went_unacknowledged_says_nothing_was_applied() -> None:
+    """Taking the claim commits unacknowledged: whether the key is claimed is unknown, but the action
+    never ran, so it is a plain ``StorageUnavailable`` (the host answers "not carried out"), not an
+    unknown outcome; and a release that fails after the action raised does not hide the action's error."""
+    from fulcrum_sdk.errors import OutcomeUnknown, StorageOutcomeUnknown, StorageUnavailable
+
+    class LostClaim(MemoryStorage):
+        def add(self, key: str, delta: int, *, lower: int | None = None, upper: int | None = None) -> int:
+            super().add(key, delta, lower=lower, upper=upper)
+            raise StorageOutcomeUnknown("the write's commit was not acknowledged")
+
+    ctx = PluginHarness(object(), manifest=MANIFEST, storage=LostClaim()).context()
+    applied: list[int] = []
+
+    def action() -> TransactionResult:
+        applied.append(1)
+        return _ok()
+
+    with pytest.raises(StorageUnavailable) as claimed:
+        run_once(ctx, "k", action, code_prefix="x")
+    assert not isinstance(claimed.value, OutcomeUnknown)
+    assert applied == []
+
+    class NoRelease(MemoryStorage):
+        def add(self, key: str, delta: int, *, lower: int | None = None, upper: int | None = None) -> int:
+            if delta < 0:
+                raise StorageUnavailable("store away")
+            return super().add(key, delta, lower=lower, upper=upper)
+
+    def refuse() -> TransactionResult:
+        raise TransactionRefused("x.no", LocalizedText(zh_CN="不行"))
+
+    ctx = PluginHarness(object(), manifest=MANIFEST, storage=NoRelease()).context()
+    with pytest.raises(TransactionRefused, match=r"x\.no"):
+        run_once(ctx, "k", refuse, code_prefix="x")
+
+
 def test_packaging_problems_names_each_mismatch() -> None:
     """A module whose exports and hooks disagree with its manifest, checked against another
     distribution, gets one problem per mismatch; a correct plugin gets none."""

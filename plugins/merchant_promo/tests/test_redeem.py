@@ -13,7 +13,7 @@ from fulcrum_merchant_promo.catalogue import by_id
 from fulcrum_merchant_promo.redeem import REDEEM_COUPON
 from fulcrum_sdk import TransactionRefused, TransactionResult
 from fulcrum_sdk.data import CustomerRecord
-from fulcrum_sdk.errors import StorageUnavailable
+from fulcrum_sdk.errors import OutcomeUnknown, StorageOutcomeUnknown, StorageUnavailable
 from fulcrum_sdk.storage import MemoryStorage
 from fulcrum_sdk.testing import PERSONAS, PluginHarness
 
@@ -186,3 +186,28 @@ def test_a_store_failure_taking_stock_gives_the_allowance_back(make_harness: Mak
     assert storage.counter(f"redeemed:SZ-ROAST-30:{harness.context().customer.id}") == 0
     storage.healed = True  # type: ignore[attr-defined]
     assert _redeem(harness, "SZ-ROAST-30", key="k-1").status == "succeeded"
+
+
+def test_a_stock_taking_whose_commit_went_unacknowledged_keeps_the_allowance_used(
+    make_harness: MakeHarness,
+) -> None:
+    """The stock's write may have been applied (its commit was not acknowledged): the coupon may be
+    the customer's, so the allowance stays used, the outcome is unknown for the host to reconcile, and
+    the same key is refused as in progress rather than taking a second coupon."""
+
+    class LostAnswer(MemoryStorage):
+        def add(self, key: str, delta: int, *, lower: int | None = None, upper: int | None = None) -> int:
+            value = super().add(key, delta, lower=lower, upper=upper)
+            if key.startswith("stock-taken:"):
+                raise StorageOutcomeUnknown("the write's commit was not acknowledged")
+            return value
+
+    storage = LostAnswer()
+    harness = make_harness(storage=storage)
+    with pytest.raises(OutcomeUnknown):
+        _redeem(harness, "SZ-ROAST-30", key="k-1")
+    assert storage.counter(f"redeemed:SZ-ROAST-30:{harness.context().customer.id}") == 1
+    assert storage.counter("stock-taken:SZ-ROAST-30") == 1
+    with pytest.raises(TransactionRefused) as again:
+        _redeem(harness, "SZ-ROAST-30", key="k-1")
+    assert _code(again) == "merchant.request_in_progress"

@@ -8,6 +8,7 @@ from fulcrum_sdk.errors import (
     QuotaExceeded,
     ScopeDenied,
     StorageError,
+    StorageOutcomeUnknown,
     StorageUnavailable,
     TransactionRefused,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "SearchHit",
     "SlotOffer",
     "StorageError",
+    "StorageOutcomeUnknown",
     "StorageUnavailable",
     "Targeting",
     "TransactionRefused",

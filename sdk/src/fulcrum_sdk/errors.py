@@ -8,6 +8,7 @@ FulcrumError
 │   ├── LimitExceeded    an atomic counter update would cross its bound
 │   ├── QuotaExceeded    a write would take the plugin's storage past its quota
 │   └── StorageUnavailable   the platform store could not be reached
+│       └── StorageOutcomeUnknown   a write's commit went unacknowledged (an OutcomeUnknown too)
 ├── DataUnavailable      a customer record could not be read in time for this request
 ├── OutcomeUnknown       a transaction may have gone through but its result cannot be confirmed
 └── ThreadShareUsed      no thread for ``asyncio.to_thread``: the plugin's hung calls hold its share
@@ -31,6 +32,7 @@ __all__ = [
     "QuotaExceeded",
     "ScopeDenied",
     "StorageError",
+    "StorageOutcomeUnknown",
     "StorageUnavailable",
     "ThreadShareUsed",
     "TransactionRefused",
@@ -166,6 +168,15 @@ class OutcomeUnknown(FulcrumError):
     cannot be confirmed now (a partner's system timed out after receiving it, the result could not be
     stored). The host records the transaction as ``unknown`` (202) for reconciliation, never as
     ``failed``: a customer must not be told a payment failed when it may have gone through."""
+
+
+class StorageOutcomeUnknown(StorageUnavailable, OutcomeUnknown):
+    """A storage write whose commit was sent but never acknowledged (the connection went, the database
+    timed out): it may have been applied. A :class:`StorageUnavailable`, so code catching that still
+    does, and an :class:`OutcomeUnknown`, so an ``execute_transaction`` letting it propagate has its
+    transaction recorded ``unknown`` (never ``failed``: the cap room or allowance may be used up) and
+    ``run_once`` keeps its claim. Do not undo the write on it: whether there is anything to undo is
+    what is unknown."""
 
 
 class ThreadShareUsed(FulcrumError, RuntimeError):

@@ -8,13 +8,20 @@ concurrent attempts impossible: the loser is refused instead of applying the cha
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 
 import msgspec
 
 from fulcrum_sdk.context import PluginContext
-from fulcrum_sdk.errors import LimitExceeded, OutcomeUnknown, TransactionRefused
+from fulcrum_sdk.errors import (
+    LimitExceeded,
+    OutcomeUnknown,
+    StorageOutcomeUnknown,
+    StorageUnavailable,
+    TransactionRefused,
+)
 from fulcrum_sdk.models import LocalizedText, TransactionResult
 
 __all__ = ["run_once"]
@@ -25,7 +32,8 @@ def run_once(
 ) -> TransactionResult:
     """Return the stored result for this key, or run ``action`` (which must itself be all-or-nothing,
     or raise ``OutcomeUnknown`` when it cannot tell whether it went through: the key then stays
-    claimed, and every later call with it is refused as in progress)."""
+    claimed, and every later call with it is refused as in progress). A storage write of the action's
+    whose commit went unacknowledged (``StorageOutcomeUnknown``) is such an outcome: the claim stays."""
     digest = hashlib.sha256(f"{ctx.customer.id}\x00{idempotency_key}".encode()).hexdigest()
     result_key, claim_key = f"tx:{digest}", f"tx-claim:{digest}"
     stored = ctx.storage.get(result_key)
@@ -33,6 +41,9 @@ def run_once(
         return msgspec.convert(stored, TransactionResult)
     try:
         ctx.storage.add(claim_key, 1, upper=1)
+    except StorageOutcomeUnknown as exc:
+        # Whether the claim is taken is unknown, but the action never ran: nothing was applied.
+        raise StorageUnavailable(f"the claim could not be confirmed; nothing was applied: {exc}") from exc
     except LimitExceeded:
         raise TransactionRefused(
             f"{code_prefix}.request_in_progress",
@@ -49,7 +60,10 @@ def run_once(
         # calling again with this key is refused as in progress instead of applying it twice.
         raise
     except BaseException:
-        ctx.storage.add(claim_key, -1, lower=0)  # nothing was applied: let a retry try again
+        # Nothing was applied: let a retry try again. A release that fails leaves the claim (a retry is
+        # refused, never applied twice), and the action's own exception says what happened.
+        with contextlib.suppress(Exception):
+            ctx.storage.add(claim_key, -1, lower=0)
         raise
     try:
         ctx.storage.put(result_key, msgspec.to_builtins(result))

@@ -8,7 +8,8 @@ or locks, measures and replaces an existing one, and charges the difference. A b
 checked by reading and then writing. A read is one ``SELECT`` without an explicit transaction
 (:attr:`Database.single_reads`); ``counters`` reads many keys in one ``IN`` query. Keys live in the
 plugin's own namespace. Any database failure surfaces as
-:class:`~fulcrum_sdk.errors.StorageUnavailable`.
+:class:`~fulcrum_sdk.errors.StorageUnavailable`; one at a write's commit, which may have been applied,
+as its :class:`~fulcrum_sdk.errors.StorageOutcomeUnknown`.
 
 Each plugin's storage has a per-process :class:`ReadCache` (``storage_cache_ms``; 0 turns it off)
 and two views over it. The *cached* view (display hooks) answers reads from entries younger than
@@ -42,7 +43,11 @@ from contextlib import contextmanager
 from typing import Any, Final, TypeVar, cast
 
 import msgspec
-from fulcrum_sdk.errors import LimitExceeded, _host_unavailable  # the host's own mark
+from fulcrum_sdk.errors import (  # _host_unavailable: the host's own mark
+    LimitExceeded,
+    StorageOutcomeUnknown,
+    _host_unavailable,
+)
 from fulcrum_sdk.storage import (
     MAX_KEY_LENGTH,
     StorageQuota,
@@ -52,6 +57,7 @@ from fulcrum_sdk.storage import (
     encode_value,
 )
 from sqlalchemy import BindParameter, Connection, Table, bindparam, select
+from sqlalchemy import exc as sa_exc
 
 from fulcrum_core import host_threads
 from fulcrum_core.data.db import Database
@@ -555,10 +561,10 @@ class SqlPluginStorage:
     def put(self, key: str, value: Any) -> None:
         """Store a JSON-encodable value at ``key``, replacing any earlier one."""
         raw = encode_value(check_key(key), value)
-        shared, encoded, now = self._shared, raw.decode(), utcnow()
+        encoded, now = raw.decode(), utcnow()
         size = document_size(key, raw)
         with self._writing((_DOC, key)) as record:
-            with storage_errors(shared.plugin_id), shared.db.engine.begin() as conn:
+            with self._transaction() as conn:
                 self._store(conn, key, encoded, size, now)
             record(raw)
 
@@ -588,12 +594,29 @@ class SqlPluginStorage:
         shared = self._shared
         params = {"pid": shared.plugin_id, "k": key}
         with self._writing((_DOC, key)) as record:
-            with storage_errors(shared.plugin_id), shared.db.engine.begin() as conn:
+            with self._transaction() as conn:
                 old = conn.execute(shared.doc_writes.delete, params).scalar_one_or_none()
                 if old is not None:
                     freed = {"documents": -1, "document_bytes": -(document_size(key, b"") + int(old))}
                     charge(conn, shared.plugin_id, key, shared.quota, freed)
             record(None)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """One write's database transaction. A database error before its commit is sent is
+        ``StorageUnavailable`` (nothing was written); one from the commit itself is
+        ``StorageOutcomeUnknown``: the database may have applied it before the answer was lost, so a
+        plugin must not tell its customer it failed (nor undo it)."""
+        pid = self._shared.plugin_id
+        with storage_errors(pid), self._shared.db.engine.connect() as conn:
+            yield conn
+            try:
+                conn.commit()
+            except sa_exc.SQLAlchemyError as exc:
+                raise StorageOutcomeUnknown(
+                    f"plugin storage for {pid!r}: the write's commit was not acknowledged; it may have "
+                    "been applied"
+                ) from exc
 
     @contextmanager
     def _writing(self, slot: _Slot) -> Iterator[Callable[[_Value], None]]:
@@ -665,7 +688,7 @@ class SqlPluginStorage:
         moved = writes.moves[lower is not None, upper is not None]
         with self._writing((_COUNTER, key)) as record:
             current: int | None = None
-            with storage_errors(pid), shared.db.engine.begin() as conn:
+            with self._transaction() as conn:
                 for _ in range(_RACES):
                     new = conn.execute(moved, params).scalar_one_or_none()
                     if new is not None:

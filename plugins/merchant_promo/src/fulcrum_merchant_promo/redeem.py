@@ -23,6 +23,7 @@ from fulcrum_sdk import (
     TransactionType,
     hookimpl,
 )
+from fulcrum_sdk.errors import OutcomeUnknown
 from fulcrum_sdk.idempotency import run_once
 from fulcrum_sdk.localtime import local_date
 
@@ -116,6 +117,8 @@ def _redeem(ctx: PluginContext, request: TransactionRequest, coupon: Coupon) -> 
         ) from None
     try:
         ctx.storage.add(stock_key(coupon), 1, upper=coupon.stock)
+    except OutcomeUnknown:
+        raise  # the coupon may have been taken: the allowance stays used, the outcome is reconciled
     except BaseException as exc:
         ctx.storage.add(mine, -1, lower=0)  # give the customer's allowance back: nothing was redeemed
         if not isinstance(exc, LimitExceeded):
