@@ -362,6 +362,40 @@ async def test_call_one_returns_the_validated_result(fast: Settings, dispatcher:
     assert result == TransactionResult(status="succeeded", reference="r1")
 
 
+async def test_call_one_checks_a_thread_call_as_it_starts(fast: Settings, dispatcher: Any, kit: Any) -> None:
+    """``at_start`` is asked in the worker thread before the plugin's code: a reason, or a check that
+    raises (it fails closed), withdraws the call as ``rejected``, the plugin never run nor charged."""
+    ran: list[int] = []
+
+    def pay(ctx: Any, request: Any) -> TransactionResult:
+        ran.append(1)
+        return TransactionResult(status="succeeded", reference="r1")
+
+    def broken() -> str | None:
+        raise LookupError("no consents")
+
+    plugin = _tx_plugin(kit, fast, pay)
+    seen = []
+    for check in (lambda: "suspended meanwhile", broken):
+        with pytest.raises(PluginCallError) as info:
+            await dispatcher.call_one(
+                plugin, "execute_transaction", kit.context(plugin), deadline_ms=500, at_start=check,
+                request=None,
+            )
+        seen.append((info.value.kind, info.value.detail))
+    assert seen == [
+        ("rejected", "not started: suspended meanwhile"),
+        ("rejected", "not started: its start could not be checked (LookupError: no consents)"),
+    ]
+    assert ran == []
+    assert [s.error for s in dispatcher.stats.snapshot() if s.plugin == "payer"] == [0]
+    result = await dispatcher.call_one(
+        plugin, "execute_transaction", kit.context(plugin), deadline_ms=500, at_start=lambda: None,
+        request=None,
+    )
+    assert (result.reference, ran) == ("r1", [1])
+
+
 async def test_call_one_reraises_transaction_refused(fast: Settings, dispatcher: Any, kit: Any) -> None:
     """A business refusal passes through unchanged, for the transaction service to report."""
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -1344,6 +1345,80 @@ async def test_reconciliation_does_not_ask_a_plugin_no_longer_granted_its_types_
     assert "transactions:write" in not_asked[row.id]
     assert len(shop.calls) == 1  # the first attempt only
     assert rows(db)[0].status == "unknown"
+
+
+def _while_queued(
+    service: TransactionService, monkeypatch: pytest.MonkeyPatch, change: Callable[[], None]
+) -> Dispatcher:
+    """Give ``service`` a dispatcher of one plugin thread, and once the next row is journaled hold that
+    thread a moment and then ``change`` something: the plugin's call waits queued for the thread,
+    checked by then, and ``change`` lands during the wait. Returns the dispatcher, to close."""
+    dispatcher = Dispatcher(service._settings, max_threads=1)
+    monkeypatch.setattr(service, "_dispatcher", dispatcher)
+    journal_pending = service.journal.insert_pending
+
+    def hold_then_change() -> None:
+        time.sleep(0.3)  # the call is queued behind this meanwhile
+        change()
+
+    def create_then_hold(*args: Any, **kwargs: Any) -> Any:
+        created = journal_pending(*args, **kwargs)
+        dispatcher._executor.submit(hold_then_change)
+        return created
+
+    monkeypatch.setattr(service.journal, "insert_pending", create_then_hold)
+    return dispatcher
+
+
+@pytest.mark.parametrize("policy", [
+    {"shop": PluginPolicy(active=False, granted_scopes=frozenset())},
+    NARROWED,
+], ids=["suspended", "narrowed"])
+async def test_a_sync_call_waiting_for_a_thread_is_checked_again_as_it_starts(
+    service: TransactionService, db: Database, shop: Shop, monkeypatch: pytest.MonkeyPatch,
+    policy: dict[str, PluginPolicy],
+) -> None:
+    """The kill switch or a narrowed grant lands while the plugin's sync call waits for a worker thread:
+    the call is checked as it starts, so the plugin never runs, and the row fails retryable (503), as
+    when it lands before the call is handed over."""
+    dispatcher = _while_queued(service, monkeypatch, lambda: service._plugins.set_policy(policy))  # type: ignore[attr-defined]
+    try:
+        outcome = await service.submit(C3, "k-1", body(), client_id=APP)
+    finally:
+        dispatcher.close()
+    assert outcome.status_code == 503
+    assert isinstance(outcome.body, TransactionProblem)
+    assert outcome.body.code == "transaction.plugin_unavailable"
+    [row] = rows(db)
+    assert (row.status, row.retryable) == ("failed", True)
+    assert shop.calls == []
+
+
+async def test_a_consent_withdrawn_while_a_sync_call_waits_for_a_thread_stops_it(
+    make_service: Callable[..., TransactionService], db: Database, shop: Shop,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A partner's context was built on the customer's consent to ``profile:basic``; the customer
+    revokes it while the call waits for a thread: the plugin never runs (503, retryable), and a retry,
+    checked afresh without that consent, is carried out."""
+    from fulcrum_core.data.consents import ConsentStore
+
+    service = make_service(kind="partner")
+    consents = ConsentStore(db)
+    consent = consents.grant(C3, "shop", ["profile:basic"], "展示", utcnow() + timedelta(days=30))
+    dispatcher = _while_queued(service, monkeypatch, lambda: consents.revoke(consent, C3) and None)
+    try:
+        outcome = await service.submit(C3, "k-1", body(), client_id=APP)
+    finally:
+        dispatcher.close()
+    assert outcome.status_code == 503, outcome.body
+    [row] = rows(db)
+    assert (row.status, row.retryable) == ("failed", True)
+    assert shop.calls == []
+    monkeypatch.undo()
+    retried = await service.submit(C3, "k-1", body(), client_id=APP)
+    assert retried.status_code == 201
+    assert len(shop.calls) == 1
 
 
 def _refuse_without_calling(service: TransactionService, why: str) -> Callable[[], None]:

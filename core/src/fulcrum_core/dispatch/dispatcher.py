@@ -654,9 +654,15 @@ class Dispatcher:
         *,
         deadline_ms: int,
         asks_consent: frozenset[str] = frozenset(),
+        at_start: Callable[[], str | None] | None = None,
         **kwargs: Any,
     ) -> Any:
         """Call ``hook`` on one plugin and return its validated result.
+
+        ``at_start``: for a call that runs in a worker thread (it may wait there for one, up to its
+        deadline), asked in that thread just before the plugin's code starts; a reason it returns (or
+        any exception it raises) withdraws the call unstarted, raised as ``rejected`` and not charged
+        to the plugin. A call that starts on the loop starts at once: its caller checks before it.
 
         Raises :class:`PluginCallError` when it raises, misses ``deadline_ms`` or returns the wrong
         shape; a :class:`~fulcrum_sdk.errors.TransactionRefused` is re-raised as it is, an
@@ -675,7 +681,7 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         limit_s = deadline_ms / 1000
         self._rewatch(loop)
-        call = self._start(loop, Eager(loop), plugin, guard, impl, ctx, kwargs, limit_s)
+        call = self._start(loop, Eager(loop), plugin, guard, impl, ctx, kwargs, limit_s, at_start=at_start)
         if isinstance(call, _Call):
             try:
                 clock = _clock_of(loop)
@@ -788,9 +794,12 @@ class Dispatcher:
         ctx: HookContext,
         kwargs: dict[str, Any],
         limit_s: float,
+        *,
+        at_start: Callable[[], str | None] | None = None,
     ) -> _Call | tuple[Any, BaseException | None, float]:
         """Start one call: ``(value, exception, start time)`` when it finished inline, else a ``_Call``;
-        ``limit_s``: its deadline, which a first step holding the event loop is judged by."""
+        ``limit_s``: its deadline, which a first step holding the event loop is judged by; ``at_start``:
+        see :meth:`call_one` (a thread call only)."""
         # Positionally, in the implementation's own order, as pluggy calls hookimpls.
         args = (ctx,) if impl.argnames == _CTX_ONLY else _args(impl.argnames, ctx, kwargs)
         started = _now(loop)
@@ -828,8 +837,11 @@ class Dispatcher:
         context.run(OWNER.set, watch.charge(guard, started, limit_s, self))
         run = context.run
         began = [0.0]
+        body = functools.partial(function, *args)
+        if at_start is not None:
+            body = functools.partial(_checked_start, at_start, body)
         try:
-            inner = self._executor.submit(run, _timed, began, functools.partial(function, *args))
+            inner = self._executor.submit(run, _timed, began, body)
         except RuntimeError as exc:  # the executor was shut down: the host is stopping
             guard.bulkhead.leave()
             return None, exc, started
@@ -1001,6 +1013,10 @@ class Dispatcher:
         if future.cancelled():
             self._fail(pid, hook, guard, "error", elapsed, "the call was cancelled", source=source)
         exc = future.exception()
+        if type(exc) is _NotStarted:  # its caller's check at the start refused it: the plugin never ran
+            self._fail(
+                pid, hook, guard, "rejected", elapsed, f"not started: {exc}", blame=False, source=source
+            )
         return self._conclude(
             pid, hook, guard, None if exc else future.result(), exc, elapsed, float("inf"),
             asks_consent=asks_consent, source=source, deadline_s=limit_s if hook_s is None else hook_s,
@@ -1076,6 +1092,23 @@ class Dispatcher:
 def _args(argnames: tuple[str, ...], ctx: HookContext, kwargs: dict[str, Any]) -> tuple[Any, ...]:
     """The hook arguments in the implementation's own order, as pluggy passes them (positionally)."""
     return tuple(ctx if n == "ctx" else kwargs[n] for n in argnames)
+
+
+class _NotStarted(Exception):
+    """A thread call that its caller's ``at_start`` check withdrew as its thread picked it up: the
+    plugin's code never ran (the host's own exception, never one of a plugin's)."""
+
+
+def _checked_start(at_start: Callable[[], str | None], call: Callable[[], Any]) -> Any:
+    """``call``, unless ``at_start`` (the caller's check, in the worker thread) gives a reason not to
+    start it, or cannot tell (whatever it raises withdraws the call too: it fails closed)."""
+    try:
+        why = at_start()
+    except Exception as exc:
+        why = f"its start could not be checked ({type(exc).__name__}: {exc})"
+    if why is not None:
+        raise _NotStarted(why)
+    return call()
 
 
 def _timed(began: list[float], call: Callable[[], Any]) -> Any:

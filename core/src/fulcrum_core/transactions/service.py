@@ -27,7 +27,11 @@
       plugin raised                             502 failed   (transaction.plugin_error)
       breaker or bulkhead refused the call,     503 failed   (transaction.plugin_unavailable,
       the plugin was switched off or lost the                 Retry-After; retryable, see below)
-      type's scopes meanwhile, or a sync call
+      type's scopes, or (a partner) the
+      customer's consent its context was built
+      on ended, by the time its call started
+      (in its worker thread, for a sync call
+      that waited for one), or a sync call
       still queued for a worker thread at the
       deadline was withdrawn
       deadline missed, or the result (or the
@@ -47,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import re
 import uuid
@@ -70,6 +75,7 @@ from fulcrum_sdk.models import (
 from fulcrum_sdk.storage import PluginStorage
 
 from fulcrum_core import host_threads
+from fulcrum_core.data.consents import ConsentStore
 from fulcrum_core.data.db import Database
 from fulcrum_core.data.errors import DatabaseUnavailable
 from fulcrum_core.data.models.transaction import UNRECORDED_CLIENT, TransactionRow
@@ -162,6 +168,7 @@ class _Plan:
 
     tx_id: str
     now: datetime
+    customer_ref: str
     plugin: Any
     tx_type: TransactionType
     params: Any
@@ -169,6 +176,9 @@ class _Plan:
     amount_fen: int | None
     risk_level: RiskLevel | None
     ctx: PluginContext
+    # A partner's live consents as ``ctx`` was built on them (``None`` for an internal plugin): checked
+    # again as the call starts, so one the customer withdrew meanwhile does not reach the plugin.
+    consented: frozenset[str] | None
     # Ends ``ctx``'s request (``RequestContexts.close``): once the plugin has answered, a context it
     # kept reads no customer data.
     close: Callable[[], None]
@@ -208,6 +218,14 @@ def readable_by(client_id: str, row: TransactionRow) -> bool:
 def _naming(client_id: str, row: TransactionRow) -> dict[str, Any]:
     """The problem member naming ``row``'s id, when ``client_id`` may read it."""
     return {"transaction_id": row.id} if readable_by(client_id, row) else {}
+
+
+def _consented(contexts: Any, plugin: Any) -> frozenset[str] | None:
+    """The customer's live consents to ``plugin`` that its context was built on (a partner's: read
+    already, fresh), or ``None`` for an internal plugin, which needs none."""
+    if getattr(plugin, "kind", None) != "partner":
+        return None
+    return frozenset(contexts.consents().get(plugin.id, frozenset()))
 
 
 def _shown(exc: BaseException) -> str:
@@ -548,6 +566,7 @@ class TransactionService:
         return _Plan(
             tx_id=tx_id,
             now=now,
+            customer_ref=customer_ref,
             plugin=plugin,
             tx_type=tx_type,
             params=params,
@@ -555,6 +574,7 @@ class TransactionService:
             amount_fen=amount,
             risk_level=risk,
             ctx=ctx,
+            consented=_consented(contexts, plugin),
             close=contexts.close,
         )
 
@@ -605,15 +625,21 @@ class TransactionService:
         status = "unknown"
         retryable = False  # the plugin was never asked: a retry with the same key may run it
         try:
-            withdrawn = self._withdrawn(plan)
+            withdrawn = (
+                self._withdrawn(plan) if plan.consented is None
+                else await host_threads.to_thread(self._start_refused, plan)
+            )
             if withdrawn is not None:
-                # Switched off or narrowed since the checks: the registry wins over a journaled row.
+                # Switched off, narrowed or its consent withdrawn since the checks: the registry and the
+                # customer win over a journaled row.
                 raise PluginCallError(plan.plugin.id, "execute_transaction", "rejected", withdrawn)
             raw = await self._dispatcher.call_one(
                 plan.plugin,
                 "execute_transaction",
                 plan.ctx,
                 deadline_ms=self._settings.deadlines.execute_transaction,
+                # A sync plugin may wait its whole deadline for a thread: checked again as it starts.
+                at_start=functools.partial(self._start_refused, plan),
                 request=request,
             )
             result = check_transaction_result(raw)
@@ -726,6 +752,21 @@ class TransactionService:
         missing = sorted(accounts.required_scopes(plan.tx_type) - entry[0].granted)
         return f"no longer granted {', '.join(missing)}" if missing else None
 
+    def _start_refused(self, plan: _Plan) -> str | None:
+        """:meth:`_withdrawn`, and for a partner whether the customer withdrew (or let lapse) a consent
+        ``plan``'s context was built on: why its plugin may not start executing it now, or ``None``.
+        Reads the database: a worker thread's job (the dispatcher asks it in the plugin's own thread as
+        the call starts). Consents that cannot be read refuse too: the call is not made blind."""
+        withdrawn = self._withdrawn(plan)
+        if withdrawn is not None or not plan.consented:
+            return withdrawn
+        try:
+            live = ConsentStore(self._db).live_scopes(plan.customer_ref, now=utcnow())
+        except Exception as exc:
+            return f"the customer's consents could not be read ({type(exc).__name__})"
+        lost = sorted((plan.consented & plan.plugin.granted) - live.get(plan.plugin.id, frozenset()))
+        return f"the customer's consent to {', '.join(lost)} ended meanwhile" if lost else None
+
     async def resolve_unknown(
         self, *, limit: int = 100, not_asked: dict[str, str] | None = None
     ) -> list[tuple[str, str]]:
@@ -827,10 +868,11 @@ class TransactionService:
             contexts.for_plugin(plugin), storage=self._contexts.plugin_storage(plugin.id, fresh=True)
         )
         return _Plan(
-            tx_id=row.id, now=row.created_at, plugin=plugin, tx_type=tx_type, params=params,
-            params_json=dict(row.params), amount_fen=row.amount_fen,
+            tx_id=row.id, now=row.created_at, customer_ref=row.customer_ref, plugin=plugin, tx_type=tx_type,
+            params=params, params_json=dict(row.params), amount_fen=row.amount_fen,
             risk_level=row.risk_level,  # type: ignore[arg-type]  # the column holds R1–R5 or NULL
             ctx=ctx,
+            consented=_consented(contexts, plugin),
             close=contexts.close,
         )
 
