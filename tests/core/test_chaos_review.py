@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -142,18 +141,35 @@ def test_a_plugin_offloading_to_asyncio_threads_cannot_stall_transactions(
 def test_a_plugin_hung_in_to_thread_leaves_the_default_executor_to_the_others(
     make_app: Any, kit: Any, release: threading.Event
 ) -> None:
-    """One plugin's ``asyncio.to_thread`` calls hang, page after page, while another plugin's own
-    ``to_thread`` calls return at once: the second keeps its offer on every page. The first holds only
-    its share of the loop's default executor (its calls beyond fail at once). Before, each of its hung
-    calls lent one more thread until the executor's ceiling, four times its size, and then
-    every other plugin's ``to_thread`` calls queued behind its own and timed out."""
+    """One plugin's ``asyncio.to_thread`` calls hang, page after page, while another plugin's own calls
+    to the loop's default executor return at once: the second's call gets a thread on every page. The
+    first holds only its share of that executor (its calls beyond fail at once). Before, each of its hung
+    calls lent one more thread until the executor's ceiling, four times its size, and then every other
+    plugin's calls queued behind its own and timed out.
+
+    What is waited for is the event meant, not the 150 ms deadline: a loaded machine can hold the event
+    loop past it (either plugin then left out as a timeout, the second's call run, the first's refused),
+    and can leave the first's call unstarted at it (withdrawn, it takes no thread)."""
+    hung = threading.Semaphore(0)  # released by each of the first plugin's calls that got a thread
+    got_thread = threading.Semaphore(0)  # released by each of the second plugin's calls, as it runs
+
+    def hang() -> None:
+        hung.release()
+        release.wait()
+
+    def fetch() -> str:
+        got_thread.release()
+        return "fetched"
 
     async def offloads(ctx: Any) -> Any:
-        await asyncio.to_thread(release.wait)
+        await asyncio.to_thread(hang)
         return []
 
     async def fetches(ctx: Any) -> Any:
-        return [kit.offer("home.banner", await asyncio.to_thread(lambda: "fetched"))]
+        # Shielded: a page cut short at its deadline leaves the call queued, not withdrawn, so the test
+        # can wait for it to get a thread (which it never did once the hung calls reached the ceiling).
+        call = asyncio.get_running_loop().run_in_executor(None, fetch)
+        return [kit.offer("home.banner", await asyncio.shield(call))]
 
     app = make_app(
         kit.plugin("offloads", home_slot_offers=offloads), kit.plugin("fetches", home_slot_offers=fetches),
@@ -162,18 +178,30 @@ def test_a_plugin_hung_in_to_thread_leaves_the_default_executor_to_the_others(
     made = _default_pool()
     ceiling, share = made._size.ceiling, made._size.share
     made.shutdown()
-    outcomes: Counter[str] = Counter()
+    outcomes: list[str] = []
     try:
-        for _ in range(ceiling + 5):
+        # Until its share hung and its refusals make ceiling + 5 calls that took a thread or were refused
+        # (a call withdrawn unstarted at the deadline takes none, a held loop turns a refusal into a
+        # timeout), within a bound.
+        while outcomes.count("error") < ceiling - share + 5 and len(outcomes) < 2 * (ceiling + 5):
             body = app.get("/v1/home").json()
             left_out = _degraded(body)
-            assert "fetches" not in left_out
-            assert ("fetches", "fetched") in _keys(body, "home.banner/v1")
-            outcomes[left_out["offloads"]] += 1
+            assert got_thread.acquire(timeout=30), f"page {len(outcomes)}: fetches' call got no thread"
+            if "fetches" in left_out:  # the loop held past the deadline on a loaded machine
+                assert left_out["fetches"] == "timeout", left_out
+            else:
+                assert ("fetches", "fetched") in _keys(body, "home.banner/v1")
+            outcomes.append(left_out["offloads"])
+        for n in range(share):
+            assert hung.acquire(timeout=30), f"only {n} of offloads' calls got a thread"
+        assert not hung.acquire(blocking=False), "offloads held more threads than its share"
     finally:
         release.set()
-    assert outcomes["timeout"] <= share  # then its to_thread calls failed at once
-    assert outcomes["error"] >= ceiling - share, outcomes
+    # Its calls timed out (hung, or withdrawn unstarted) until its share was hung, then failed at once
+    # (a timeout among those: the loop held past the deadline before it saw the refusal).
+    assert set(outcomes) == {"timeout", "error"}, outcomes
+    assert outcomes.index("error") >= share, outcomes
+    assert outcomes.count("error") >= ceiling - share + 5, outcomes
 
 
 class _TimeBomb(tzinfo):
