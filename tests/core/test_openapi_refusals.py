@@ -15,6 +15,8 @@ from fulcrum_core.api.query_text import checked_query
 from fulcrum_core.auth.guards import declared_scopes
 from fulcrum_sdk.scopes import SCOPES
 
+from tests.core.test_openapi_security import _handlers
+
 _REGISTRY = ("registry:publish", "registry:review", "registry:install")
 _REFUSALS = (400, 406, 415)
 _STATUS = {"accept": 406, "escape": 400, "bytes": 400, "path": 400, "media type": 415, "charset": 415}
@@ -24,17 +26,6 @@ _STATUS = {"accept": 406, "escape": 400, "bytes": 400, "path": 400, "media type"
 @pytest.fixture
 def app(make_app: Callable[..., Any]) -> Any:
     return make_app()
-
-
-def _handlers(app: Any) -> dict[tuple[str, str], Any]:
-    """Handlers by (method, path as the document writes it: ``{id}``, not litestar's ``{id:int}``)."""
-    return {
-        (method.lower(), re.sub(r"\{(\w+):[^}]+\}", r"{\1}", route.path)): handler
-        for route in app.client.app.routes
-        for handler in getattr(route, "route_handlers", ())
-        if handler.resolve_include_in_schema()
-        for method in handler.http_methods
-    }
 
 
 def _token(app: Any, path: str, handler: Any) -> str:
